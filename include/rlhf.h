@@ -1,0 +1,226 @@
+// rlhf.h — the public C API of librlhf.
+//
+// A model is a decoder-only transformer (GPT-2 or Llama family) whose parameters
+// live in ONE float buffer and whose gradients live in another; a table of named
+// tensors gives views into both. The model turns a batch of token sequences into
+// per-token log-probs of given targets (and final hidden states, a scalar head
+// per sequence, a value head per token), and back-propagates from gradients of
+// those. Trainers and algorithms speak only log-probs; see docs/architecture.md.
+#ifndef RLHF_H
+#define RLHF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+// ------------------------------------------------------------------ config --
+typedef enum { ARCH_GPT2 = 0, ARCH_LLAMA = 1 } rlhf_arch;
+
+typedef struct {
+    rlhf_arch arch;   // GPT2: LayerNorm, learned positions, GELU(tanh), biases, tied head.
+                      // LLAMA: RMSNorm, RoPE, SwiGLU, no biases, GQA.
+    int n_layer;
+    int n_head;       // query heads
+    int n_kv_head;    // key/value heads (divides n_head); GPT2: = n_head
+    int n_embd;       // C
+    int d_ff;         // F: MLP hidden width (GPT2: 4C)
+    int vocab_size;   // V
+    int max_seq_len;  // longest position (learned positions table size / RoPE table size)
+    int qkv_bias;     // Qwen2-style q/k/v biases on a Llama model (GPT2 always has biases)
+    int tied;         // LM head shares the token embedding
+    float rope_theta; // LLAMA only
+    float norm_eps;   // LayerNorm / RMSNorm epsilon
+    int score_head;   // a scalar head (one value per sequence, at the last real token)
+    int value_head;   // a per-token value head
+} rlhf_config;
+
+// Named sizes: "tiny" (~1M), "small" (~10M), "gpt2" (124M); llama variants
+// "llama-tiny", "llama-small". Returns 0, or -1 with err set for an unknown name.
+int config_from_name(rlhf_config *c, const char *name, rlhf_err *err);
+// Fills defaults for the architecture (d_ff, n_kv_head, eps, theta, tied) where 0.
+void config_fill_defaults(rlhf_config *c);
+// Checks a config for consistency (heads dividing, sizes positive); -1 + message.
+int config_validate(const rlhf_config *c, rlhf_err *err);
+// JSON text of a config (malloc'd) and parsing back; `source` names the file in errors.
+char *config_to_json(const rlhf_config *c);
+int config_from_json(rlhf_config *c, const char *json, const char *source, rlhf_err *err);
+
+// ------------------------------------------------------------- parameters --
+#define RLHF_MAX_DIMS 4
+typedef struct {
+    char name[64];          // e.g. "layers.3.attn.qkv.weight"
+    int ndim;
+    int64_t shape[RLHF_MAX_DIMS];
+    size_t offset;          // in floats, into the parameter (and gradient) buffer
+    size_t numel;
+    int decay;              // AdamW weight decay applies (matrices yes; norms, biases no)
+} rlhf_tensor;
+
+// Per-layer views into the buffer (NULL where the architecture has none).
+typedef struct {
+    float *attn_norm_w, *attn_norm_b;  // (C)
+    float *qkv_w, *qkv_b;              // ((NH+2*NKV)*HS, C), (...)
+    float *attn_out_w, *attn_out_b;    // (C, C), (C)
+    float *mlp_norm_w, *mlp_norm_b;    // (C)
+    float *mlp_up_w, *mlp_up_b;        // GPT2: (F, C); LLAMA: (2F, C) = [gate; up]
+    float *mlp_down_w, *mlp_down_b;    // (C, F), (C)
+} rlhf_layer;
+
+typedef struct {
+    float *wte;                        // (V, C) token embedding
+    float *wpe;                        // (maxT, C) learned positions (GPT2)
+    rlhf_layer *layers;                // n_layer
+    float *final_norm_w, *final_norm_b;// (C)
+    float *lm_head;                    // (V, C); = wte when tied
+    float *score_w, *score_b;          // (C), (1)
+    float *value_w, *value_b;          // (C), (1)
+} rlhf_views;
+
+// --------------------------------------------------------------- the batch --
+// Sequences of different lengths are padded (left or right); mask says which
+// positions are real. Positions count real tokens only (left padding shifts
+// nothing), as HF does with position_ids = cumsum(mask) - 1.
+typedef struct {
+    int B, T;
+    const int *tokens;      // (B,T)
+    const int *targets;     // (B,T): token whose log-prob to return at each position; <0 = none
+    const uint8_t *mask;    // (B,T): 1 real, 0 padding; NULL = all real
+} rlhf_batch;
+
+typedef struct rlhf_model rlhf_model;
+
+struct rlhf_model {
+    rlhf_config cfg;
+    int n_tensors;
+    rlhf_tensor *tensors;   // the table: names, shapes, offsets
+    size_t n_params;
+    float *params;          // ONE buffer
+    float *grads;           // ONE buffer (allocated on first backward / model_alloc_grads)
+    rlhf_views w;           // views into params
+    rlhf_views g;           // views into grads (valid once grads exist)
+    float *rope_cos, *rope_sin; // (maxT, HS/2) for LLAMA
+
+    // activations of the last forward (one buffer, grown as needed)
+    int B, T;               // shape of the last forward
+    size_t act_capacity;
+    float *acts;
+    void *act_views;        // internal
+    // outputs of the last forward (views into acts)
+    float *hidden;          // (B,T,C) output of the final norm
+    float *logp;            // (B,T) log-prob of targets (0 where target < 0)
+    float *entropy;         // (B,T) entropy of the next-token distribution (if requested)
+    float *score;           // (B) scalar head at each row's last real token (if score_head)
+    float *values;          // (B,T) value head (if value_head)
+    int want_entropy;       // set to 1 before forward to compute entropy too
+};
+
+// Creates a model with seeded GPT-2-style init (N(0, 0.02); residual projections
+// scaled by 1/sqrt(2*n_layer); norms 1, biases 0). -1 + err if cfg is invalid.
+int model_create(rlhf_model **out, const rlhf_config *cfg, uint64_t seed, rlhf_err *err);
+void model_free(rlhf_model *m);
+const rlhf_tensor *model_find_tensor(const rlhf_model *m, const char *name);
+void model_alloc_grads(rlhf_model *m);
+void model_zero_grad(rlhf_model *m);
+
+// Forward over a batch. Writes m->logp, m->hidden, m->score, m->values.
+// Keeps what backward needs. -1 + err on bad input (token out of range, T > max).
+int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err);
+// Backward from the gradients of the last forward's outputs, accumulating into
+// m->grads. Each argument may be NULL: dlogp (B,T), dhidden (B,T,C), dscore (B),
+// dvalues (B,T).
+void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, const float *dscore,
+                    const float *dvalues);
+// Full logits (B*T, V) of the last forward, for tests and tools (costly).
+void model_logits(rlhf_model *m, float *out);
+// Bytes of activation memory a forward+backward of this shape uses (documented peak).
+size_t model_activation_bytes(const rlhf_config *c, int B, int T);
+
+// -------------------------------------------------------------- KV cache --
+typedef struct {
+    int B, maxT, len;       // len: slots used so far (same for every row; rows are left-padded)
+    int n_layer, NKV, HS;
+    float *k, *v;           // (L, B, NKV, maxT, HS)
+    uint8_t *mask;          // (B, maxT) 1 real slot
+    int *pos;               // (B) next position of each row (count of real tokens so far)
+    float *scratch;         // inference activations
+    size_t scratch_cap;
+} rlhf_kv_cache;
+
+rlhf_kv_cache *kv_cache_create(const rlhf_config *c, int B, int maxT);
+void kv_cache_free(rlhf_kv_cache *kv);
+void kv_cache_reset(rlhf_kv_cache *kv);
+// Appends n slots to every row: tokens (B,n), mask (B,n) (NULL = all real), and
+// writes the logits at the last of the n slots of each row into logits (B,V)
+// (logits may be NULL). -1 + err if the cache is full or a token is out of range.
+int model_forward_cached(rlhf_model *m, rlhf_kv_cache *kv, const int *tokens, const uint8_t *mask,
+                         int n, float *logits, rlhf_err *err);
+
+// -------------------------------------------------------------- generation --
+typedef struct {
+    int max_new_tokens;
+    float temperature;      // 0 = greedy
+    int top_k;              // 0 = off
+    float top_p;            // 1 = off
+    int eos_id;             // -1 = none
+    int pad_id;             // written after a row stops
+} rlhf_gen_opts;
+
+typedef struct {
+    int B, n_new;           // n_new = max_new_tokens
+    int *tokens;            // (B, n_new) sampled tokens; pad_id after stop
+    float *logp;            // (B, n_new) log-prob of each sampled token under the
+                            // distribution it was sampled from (after temperature/top-k/top-p)
+    int *length;            // (B) tokens generated (including the EOS if any)
+    uint8_t *ended_eos;     // (B) 1 if the row stopped at EOS, 0 if truncated
+} rlhf_gen_out;
+
+// prompts: B arrays of token ids with lengths; left-padded internally.
+int generate(rlhf_model *m, const int *const *prompts, const int *prompt_len, int B,
+             const rlhf_gen_opts *o, rlhf_rng *rng, rlhf_gen_out *out, rlhf_err *err);
+void gen_out_free(rlhf_gen_out *o);
+// Samples one token from logits (V) (modified in place); returns the token and
+// writes its log-prob under the sampling distribution.
+int sample_token(float *logits, int V, const rlhf_gen_opts *o, rlhf_rng *rng, float *logp);
+
+// -------------------------------------------------------------- optimizer --
+typedef enum { LR_CONSTANT = 0, LR_COSINE = 1, LR_LINEAR = 2 } rlhf_lr_schedule;
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float max_grad_norm;    // <= 0: no clipping
+    rlhf_lr_schedule schedule;
+    int warmup_steps, total_steps;
+    float min_lr_ratio;     // cosine floor as a fraction of lr
+} rlhf_optim_config;
+
+typedef struct {
+    rlhf_optim_config cfg;
+    size_t n;
+    float *m, *v;           // ONE buffer each, same layout as params
+    int step;               // updates done
+} rlhf_optim;
+
+void optim_default_config(rlhf_optim_config *c);
+rlhf_optim *optim_create(const rlhf_optim_config *c, size_t n_params);
+void optim_free(rlhf_optim *o);
+float lr_at_step(const rlhf_optim_config *c, int step); // step is 0-based
+// Clips the global grad norm (if configured), applies AdamW with no decay on
+// tensors whose decay flag is 0, increments step. Returns the pre-clip grad norm.
+float optim_step(rlhf_optim *o, rlhf_model *m);
+
+// ------------------------------------------------------------ checkpoints --
+// A checkpoint is a directory: config.json, model.safetensors, and optionally
+// optimizer.safetensors (moments + step + RNG state). Every file is written to a
+// temporary name, fsync'ed, then renamed, so a good checkpoint is never
+// replaced by a half-written one. Saving refuses non-finite weights.
+int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
+                    const rlhf_rng *rng, rlhf_err *err);
+// Loads a checkpoint directory (or a bare .safetensors file with config.json
+// beside it). -1 + err naming the file and tensor on any inconsistency.
+int checkpoint_load(const char *dir, rlhf_model **m, rlhf_err *err);
+int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_err *err);
+// A named size ("tiny", "gpt2", ...) creates a fresh model; anything else loads.
+int model_from_spec(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);
+
+#endif

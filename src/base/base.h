@@ -1,0 +1,55 @@
+// base: errors as values, checked allocation, a seedable RNG whose state can be
+// saved, timers. Everything above this layer reports failures through rlhf_err
+// so that a bad file or flag becomes a message with context, never a crash.
+#ifndef RLHF_BASE_H
+#define RLHF_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// An error is a message with context ("data.jsonl:17: field \"chosen\" missing").
+// Functions that can fail on user input return 0 on success, -1 on failure, and
+// fill *err (which may be NULL when the caller does not care about the text).
+typedef struct {
+    char msg[1024];
+} rlhf_err;
+
+int rlhf_fail(rlhf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// prefix an existing message: "ctx: old message"
+int rlhf_fail_ctx(rlhf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Allocation that cannot fail silently: out of memory prints where and exits.
+// (Running out of memory is not bad user input we can recover from.)
+void *rlhf_malloc_at(size_t n, const char *file, int line);
+void *rlhf_calloc_at(size_t n, size_t size, const char *file, int line);
+void *rlhf_realloc_at(void *p, size_t n, const char *file, int line);
+#define xmalloc(n) rlhf_malloc_at((n), __FILE__, __LINE__)
+#define xcalloc(n, s) rlhf_calloc_at((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, n) rlhf_realloc_at((p), (n), __FILE__, __LINE__)
+// 64-byte aligned, zeroed; free with free()
+void *rlhf_aligned_calloc_at(size_t n, const char *file, int line);
+#define xalloc_aligned(n) rlhf_aligned_calloc_at((n), __FILE__, __LINE__)
+
+// Die on a programming error (not on user input).
+#define RLHF_ASSERT(cond)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) rlhf_panic(__FILE__, __LINE__, #cond);                                        \
+    } while (0)
+void rlhf_panic(const char *file, int line, const char *what) __attribute__((noreturn));
+
+// xoshiro256** seeded through splitmix64. The state is 4 words so it can be
+// stored in a checkpoint and restored for bit-exact resume.
+typedef struct {
+    uint64_t s[4];
+} rlhf_rng;
+void rng_seed(rlhf_rng *r, uint64_t seed);
+uint64_t rng_u64(rlhf_rng *r);
+float rng_uniform(rlhf_rng *r);  // [0, 1)
+float rng_normal(rlhf_rng *r);   // N(0, 1), Box-Muller
+
+double time_now(void);  // seconds, monotonic
+
+int rlhf_num_threads(void);
+
+#endif

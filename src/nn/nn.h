@@ -1,0 +1,110 @@
+// nn: the numerical kernels. Each takes pointers and sizes, never allocates,
+// and never knows about model structure. Every *_backward ACCUMULATES (+=) into
+// the gradients it writes (of inputs and of parameters); callers zero them.
+// Shape letters: N rows (= B*T tokens), C channels, OC out channels, F ffn width,
+// B batch, T time, NH query heads, NKV key/value heads, HS head size, V vocab.
+// All matrices are row-major; a Linear weight is (OC, C) as in PyTorch.
+#ifndef RLHF_NN_H
+#define RLHF_NN_H
+
+#include <stdint.h>
+
+// ---- matrix multiply: the one entry point (OpenBLAS sgemm when built with it) ----
+// C (M,N) = alpha * op(A) @ op(B) + beta * C; op(X) = X or X^T (transA/transB != 0).
+// A is (M,K) (or (K,M) if transA), B is (K,N) (or (N,K) if transB); lda/ldb/ldc are
+// row strides. Safe to call from inside an OpenMP parallel region (runs single-threaded there).
+void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+// the portable fallback, exposed so tests can compare it with the BLAS path
+void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+// ---- linear ----
+// inp (N,C), w (OC,C), b (OC) or NULL -> out (N,OC)  [overwrites out]
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C,
+                    int OC);
+// dout (N,OC) -> dinp (N,C) +=, dw (OC,C) +=, db (OC) += ; any of dinp/dw/db may be NULL
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int N, int C, int OC);
+
+// ---- normalisation ----
+// inp (N,C), w (C), b (C) -> out (N,C); mean, rstd (N) saved for backward
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+// out = inp * rstd * w, rstd = 1/sqrt(mean(inp^2) + eps): inp (N,C), w (C) -> out (N,C); rstd (N)
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps);
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, int N, int C);
+
+// ---- activations ----
+// GELU, tanh approximation (GPT-2): inp (n) -> out (n)
+void gelu_forward(float *out, const float *inp, long n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, long n);
+// SwiGLU: inp (N, 2F) = [gate | up] per row -> out (N,F) = silu(gate) * up
+void swiglu_forward(float *out, const float *inp, int N, int F);
+void swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F);
+
+// ---- residual ----
+// out (n) = a + b
+void residual_forward(float *out, const float *a, const float *b, long n);
+
+// ---- rotary position embedding (rotate-half convention, as in HF Llama) ----
+// cos, sin (maxT, HS/2): cos[p][i] = cos(p * theta^(-2i/HS))
+void rope_table(float *cos, float *sin, int maxT, int HS, float theta);
+// x: N rows, each row has nh heads of HS at row stride `stride` floats (x[n*stride + h*HS + i]).
+// pos (N) position of each row. Rotates pairs (i, i + HS/2) in place.
+void rope_forward(float *x, const float *cos, const float *sin, const int *pos, int N, int nh,
+                  int HS, int stride);
+// dx in place: the transpose (inverse) rotation
+void rope_backward(float *dx, const float *cos, const float *sin, const int *pos, int N, int nh,
+                   int HS, int stride);
+
+// ---- causal self-attention with padding mask and grouped-query heads ----
+// qkv (B,T,(NH+2*NKV)*HS): per token [q heads | k heads | v heads]; query head h uses kv head
+// h / (NH/NKV). mask (B,T): 1 real token, 0 padding (NULL = all real). Query t attends to keys
+// s <= t with mask[s] = 1, scaled by 1/sqrt(HS). A query with no visible key outputs zeros.
+// -> out (B,T,NH*HS); att (B,NH,T,T) softmax probabilities saved for backward.
+void attention_forward(float *out, float *att, const float *qkv, const uint8_t *mask, int B, int T,
+                       int NH, int NKV, int HS);
+// dout (B,T,NH*HS) -> dqkv +=; scratch: at least B*NH*T*T floats (may alias nothing else)
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, const uint8_t *mask, int B, int T, int NH, int NKV,
+                        int HS);
+
+// ---- LM head fused with log-softmax and gather (never materialises N x V) ----
+// h (N,C), w (V,C), targets (N) -> logp (N) = log softmax(h w^T)[target], lse (N) saved.
+// Rows with target < 0 get logp = 0 and are skipped. scratch: at least chunk*V floats where
+// chunk = LOGP_CHUNK. If entropy != NULL, the entropy of each row's distribution is written too.
+#define LOGP_CHUNK 64
+void logprob_forward(float *logp, float *lse, float *entropy, const float *h, const float *w,
+                     const int *targets, int N, int C, int V, float *scratch);
+// dlogp (N) -> dh (N,C) +=, dw (V,C) += ; recomputes the logits chunk by chunk
+void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+                      const int *targets, const float *lse, int N, int C, int V, float *scratch);
+
+// ---- embedding ----
+// tokens (N), wte (V,C), wpe (maxT,C) or NULL, pos (N) -> out (N,C)
+void embedding_forward(float *out, const int *tokens, const int *pos, const float *wte,
+                       const float *wpe, int N, int C);
+// dout (N,C) -> dwte +=, dwpe += (dwpe may be NULL)
+void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
+                        const int *pos, int N, int C);
+
+// ---- softmax helpers used by generation ----
+// in place over n logits: x -> log softmax(x); returns the log-sum-exp
+float log_softmax_inplace(float *x, int n);
+
+// ---- AdamW (decoupled weight decay, bias correction); one contiguous span ----
+// t is the 1-based step count. weight_decay is applied as p -= lr * wd * p.
+void adamw_update(float *p, const float *g, float *m, float *v, long n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int t);
+
+// sum of squares of g (n), in double for stability
+double sum_squares(const float *g, long n);
+// x (n) *= s
+void scale_inplace(float *x, long n, float s);
+
+#endif
