@@ -31,9 +31,11 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(BUILD)/src/cli/main.o
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN)
+all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -47,6 +49,10 @@ $(BUILD)/rlhf: $(CLI_OBJ) $(BUILD)/librlhf.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/librlhf.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librlhf.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 

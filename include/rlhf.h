@@ -106,6 +106,8 @@ struct rlhf_model {
     size_t act_capacity;
     float *acts;
     void *act_views;        // internal
+    float *bwd;             // backward scratch (gradients of activations), grown as needed
+    size_t bwd_capacity;
     // outputs of the last forward (views into acts)
     float *hidden;          // (B,T,C) output of the final norm
     float *logp;            // (B,T) log-prob of targets (0 where target < 0)

@@ -22,13 +22,15 @@ int rlhf_fail(rlhf_err *err, const char *fmt, ...) {
 
 int rlhf_fail_ctx(rlhf_err *err, const char *fmt, ...) {
     if (err) {
-        char prefix[512], old[sizeof err->msg];
+        char prefix[512], old[sizeof err->msg], both[sizeof prefix + sizeof old + 2];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(prefix, sizeof prefix, fmt, ap);
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        snprintf(both, sizeof both, "%s: %s", prefix, old);
+        memcpy(err->msg, both, sizeof err->msg - 1);
+        err->msg[sizeof err->msg - 1] = 0;
     }
     return -1;
 }

@@ -1,0 +1,202 @@
+// io/file: whole-file reads, atomic writes (temp file + fsync + rename), mkdir -p.
+#include "io/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *read_file(const char *path, size_t *len, rlhf_err *err) {
+    if (len) *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rlhf_fail(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rlhf_fail(err, "%s: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rlhf_fail(err, "%s: %s", path, strerror(EISDIR));
+        close(fd);
+        return NULL;
+    }
+    // st_size is a hint only: pipes report 0 and a file may grow while we read
+    size_t cap = (S_ISREG(st.st_mode) && st.st_size > 0) ? (size_t)st.st_size + 1 : 4096;
+    size_t n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            rlhf_fail(err, "%s: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+// --------------------------------------------------------------- atomic --
+
+// Flushes the directory entry of a rename to disk. Best effort: some file
+// systems refuse fsync on directories, and the rename has already happened.
+static void fsync_parent_dir(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t k = (size_t)(slash - path);
+        if (k >= sizeof dir) return;
+        memcpy(dir, path, k);
+        dir[k] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+int atomic_open(atomic_file *a, const char *path, rlhf_err *err) {
+    a->f = NULL;
+    a->tmp[0] = '\0';
+    a->path[0] = '\0';
+    size_t k = strlen(path);
+    if (k == 0) return rlhf_fail(err, "atomic write: empty path");
+    if (k >= sizeof a->path) return rlhf_fail(err, "%.200s...: path too long", path);
+    memcpy(a->path, path, k + 1);
+    int w = snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof a->tmp) {
+        a->tmp[0] = '\0';
+        return rlhf_fail(err, "%.200s...: path too long", path);
+    }
+    int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int e = errno;
+        a->tmp[0] = '\0'; // nothing was created
+        return rlhf_fail(err, "%s: cannot create temp file: %s", path, strerror(e));
+    }
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        int e = errno;
+        close(fd);
+        atomic_abort(a);
+        return rlhf_fail(err, "%s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int atomic_write(atomic_file *a, const void *p, size_t n, rlhf_err *err) {
+    if (!a->f) return rlhf_fail(err, "%s: write to a closed atomic file", a->path);
+    if (n == 0) return 0;
+    errno = 0;
+    if (fwrite(p, 1, n, a->f) != n) {
+        int e = errno ? errno : EIO;
+        return rlhf_fail(err, "%s: write failed: %s", a->path, strerror(e));
+    }
+    return 0;
+}
+
+int atomic_commit(atomic_file *a, rlhf_err *err) {
+    if (!a->f) {
+        atomic_abort(a);
+        return rlhf_fail(err, "%s: commit of a closed atomic file", a->path);
+    }
+    const char *what = NULL;
+    int e = 0;
+    if (fflush(a->f) != 0) {
+        what = "write failed";
+        e = errno;
+    } else if (fsync(fileno(a->f)) != 0) {
+        what = "fsync failed";
+        e = errno;
+    }
+    FILE *f = a->f;
+    a->f = NULL;
+    if (fclose(f) != 0 && !what) {
+        what = "close failed";
+        e = errno;
+    }
+    if (!what && rename(a->tmp, a->path) != 0) {
+        what = "cannot rename temp file into place";
+        e = errno;
+    }
+    if (what) {
+        atomic_abort(a);
+        return rlhf_fail(err, "%s: %s: %s", a->path, what, strerror(e ? e : EIO));
+    }
+    a->tmp[0] = '\0'; // it is the final file now
+    fsync_parent_dir(a->path);
+    return 0;
+}
+
+void atomic_abort(atomic_file *a) {
+    if (a->f) {
+        fclose(a->f);
+        a->f = NULL;
+    }
+    if (a->tmp[0]) {
+        unlink(a->tmp);
+        a->tmp[0] = '\0';
+    }
+}
+
+int atomic_write_file(const char *path, const void *data, size_t n, rlhf_err *err) {
+    atomic_file a;
+    if (atomic_open(&a, path, err) != 0) return -1;
+    if (atomic_write(&a, data, n, err) != 0) {
+        atomic_abort(&a);
+        return -1;
+    }
+    return atomic_commit(&a, err);
+}
+
+// ------------------------------------------------------------- make_dirs --
+
+static int mkdir_one(const char *dir, const char *full, rlhf_err *err) {
+    if (mkdir(dir, 0777) == 0) return 0;
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST) {
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+        return rlhf_fail(err, "%s: cannot create directory: %s exists and is not a directory", full,
+                         dir);
+    }
+    // mkdir reports e.g. EACCES even for a directory that exists
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    return rlhf_fail(err, "%s: cannot create directory %s: %s", full, dir, strerror(e));
+}
+
+int make_dirs(const char *path, rlhf_err *err) {
+    size_t k = strlen(path);
+    if (k == 0) return rlhf_fail(err, "make_dirs: empty path");
+    char buf[4096];
+    if (k >= sizeof buf) return rlhf_fail(err, "%.200s...: path too long", path);
+    memcpy(buf, path, k + 1);
+    for (size_t i = 1; i < k; i++) {
+        if (buf[i] != '/' || buf[i - 1] == '/') continue;
+        buf[i] = '\0';
+        int rc = mkdir_one(buf, path, err);
+        buf[i] = '/';
+        if (rc != 0) return -1;
+    }
+    return mkdir_one(buf, path, err);
+}

@@ -1,0 +1,40 @@
+// io/file: whole-file reads and atomic writes. A result file (checkpoint,
+// config, summary) is written to a temp file in the same directory, flushed to
+// disk, and renamed over the final path, so a crash or a failed write leaves
+// either the old file or the new one, never a torn mix.
+#ifndef RLHF_IO_FILE_H
+#define RLHF_IO_FILE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/base.h"
+
+// The whole file, malloc'd, with a NUL appended (not counted in *len; len may be
+// NULL). NULL on failure, with "path: reason" in err.
+char *read_file(const char *path, size_t *len, rlhf_err *err);
+
+// Writes n bytes to path atomically (temp file, fsync, rename, fsync of the
+// directory). On failure the old file at path, if any, is untouched and no temp
+// file is left behind.
+int atomic_write_file(const char *path, const void *data, size_t n, rlhf_err *err);
+
+// The streaming form: atomic_open, any number of atomic_write, then either
+// atomic_commit (publishes the file) or atomic_abort (throws it away). After a
+// failed atomic_write call atomic_abort; a failed atomic_commit has cleaned up.
+// The temp file is path + ".tmp.<pid>".
+typedef struct {
+    FILE *f;
+    char tmp[4096];
+    char path[4096];
+} atomic_file;
+
+int atomic_open(atomic_file *a, const char *path, rlhf_err *err);
+int atomic_write(atomic_file *a, const void *p, size_t n, rlhf_err *err);
+int atomic_commit(atomic_file *a, rlhf_err *err);
+void atomic_abort(atomic_file *a); // safe to call more than once, or after a commit
+
+// mkdir -p: creates path and its missing parents (mode 0777 & ~umask).
+int make_dirs(const char *path, rlhf_err *err);
+
+#endif

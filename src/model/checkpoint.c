@@ -1,0 +1,195 @@
+// Checkpoints: a directory with config.json, model.safetensors (float32, our
+// tensor names) and, for training state, optimizer.safetensors (AdamW moments,
+// step, RNG state). Loading checks every tensor's presence, shape, dtype and
+// finiteness and names the file and tensor in any error. Saving refuses
+// non-finite weights and writes each file atomically.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "model/model_internal.h"
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
+                    const rlhf_rng *rng, rlhf_err *err) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!all_finite(m->params + m->tensors[i].offset, m->tensors[i].numel))
+            return rlhf_fail(err, "refusing to save %s: tensor \"%s\" contains NaN or inf "
+                                  "(the previous checkpoint, if any, is kept)",
+                             dir, m->tensors[i].name);
+    if (make_dirs(dir, err)) return -1;
+    char path[4096];
+    char step[32];
+    snprintf(step, sizeof step, "%d", o ? o->step : 0);
+
+    st_tensor_desc *d = xcalloc(m->n_tensors, sizeof *d);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlhf_tensor *t = &m->tensors[i];
+        d[i].name = t->name;
+        d[i].dtype = ST_F32;
+        d[i].ndim = t->ndim;
+        for (int k = 0; k < t->ndim; k++) d[i].shape[k] = t->shape[k];
+        d[i].data = m->params + t->offset;
+    }
+    const char *meta[] = {"format", "rlhf.c", "step", step, NULL};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = st_write(path, d, m->n_tensors, meta, err);
+    free(d);
+    if (rc) return -1;
+
+    char *cfg = config_to_json(&m->cfg);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    rc = atomic_write_file(path, cfg, strlen(cfg), err);
+    free(cfg);
+    if (rc) return -1;
+
+    if (o) {
+        uint64_t rs[4] = {0, 0, 0, 0};
+        if (rng) memcpy(rs, rng->s, sizeof rs);
+        st_tensor_desc od[3] = {
+            {.name = "adam.m", .dtype = ST_F32, .ndim = 1, .shape = {(int64_t)o->n}, .data = o->m},
+            {.name = "adam.v", .dtype = ST_F32, .ndim = 1, .shape = {(int64_t)o->n}, .data = o->v},
+            {.name = "rng_state", .dtype = ST_U64, .ndim = 1, .shape = {4}, .data = rs},
+        };
+        const char *ometa[] = {"format", "rlhf.c", "step", step, "has_rng", rng ? "1" : "0", NULL};
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+        if (st_write(path, od, 3, ometa, err)) return -1;
+    }
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// weights path and config path for a checkpoint directory or a .safetensors file
+static void ckpt_paths(const char *path, char *weights, char *config, size_t n) {
+    if (is_dir(path)) {
+        snprintf(weights, n, "%s/model.safetensors", path);
+        snprintf(config, n, "%s/config.json", path);
+    } else {
+        snprintf(weights, n, "%s", path);
+        const char *slash = strrchr(path, '/');
+        if (slash)
+            snprintf(config, n, "%.*s/config.json", (int)(slash - path), path);
+        else
+            snprintf(config, n, "config.json");
+    }
+}
+
+int checkpoint_load(const char *path, rlhf_model **out, rlhf_err *err) {
+    char wpath[4096], cpath[4096];
+    ckpt_paths(path, wpath, cpath, sizeof wpath);
+    char *json = read_file(cpath, NULL, err);
+    if (!json) return -1;
+    rlhf_config cfg;
+    int rc = config_from_json(&cfg, json, cpath, err);
+    free(json);
+    if (rc) return -1;
+    rlhf_model *m;
+    if (model_create_empty(&m, &cfg, err)) return rlhf_fail_ctx(err, "%s", cpath);
+    st_file f;
+    if (st_open(&f, wpath, err)) {
+        model_free(m);
+        return -1;
+    }
+    rc = -1;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlhf_tensor *t = &m->tensors[i];
+        const st_entry *e = st_find(&f, t->name);
+        if (!e) {
+            rlhf_fail(err, "%s: tensor \"%s\" missing (config %s expects it)", wpath, t->name,
+                      cpath);
+            goto done;
+        }
+        int same = e->ndim == t->ndim;
+        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
+        if (!same) {
+            char a[128], b[128];
+            shape_str(a, sizeof a, e->ndim, e->shape);
+            shape_str(b, sizeof b, t->ndim, t->shape);
+            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
+                      a, b, cpath);
+            goto done;
+        }
+        if (st_read_f32(&f, e, m->params + t->offset, t->numel, err)) goto done;
+        if (!all_finite(m->params + t->offset, t->numel)) {
+            rlhf_fail(err, "%s: tensor \"%s\" contains NaN or inf", wpath, t->name);
+            goto done;
+        }
+    }
+    for (int i = 0; i < f.n_entries; i++) {
+        if (!model_find_tensor(m, f.entries[i].name)) {
+            rlhf_fail(err, "%s: unexpected tensor \"%s\" (not part of the model described by %s)",
+                      wpath, f.entries[i].name, cpath);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    st_close(&f);
+    if (rc) model_free(m);
+    else *out = m;
+    return rc;
+}
+
+int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    st_file f;
+    if (st_open(&f, path, err)) return -1;
+    int rc = -1;
+    const st_entry *em = st_find(&f, "adam.m"), *ev = st_find(&f, "adam.v");
+    const st_entry *er = st_find(&f, "rng_state");
+    const char *step = st_meta(&f, "step");
+    if (!em || !ev || !er || !step) {
+        rlhf_fail(err, "%s: missing %s", path,
+                  !em ? "tensor \"adam.m\"" : !ev ? "tensor \"adam.v\""
+                                            : !er ? "tensor \"rng_state\""
+                                                  : "metadata \"step\"");
+        goto done;
+    }
+    if (st_read_f32(&f, em, o->m, o->n, err) || st_read_f32(&f, ev, o->v, o->n, err)) goto done;
+    uint64_t rs[4];
+    if (st_read_raw(&f, er, ST_U64, rs, 4, err)) goto done;
+    if (rng) memcpy(rng->s, rs, sizeof rs);
+    char *end;
+    long s = strtol(step, &end, 10);
+    if (*end || s < 0) {
+        rlhf_fail(err, "%s: metadata \"step\" is not a step count: \"%s\"", path, step);
+        goto done;
+    }
+    o->step = (int)s;
+    rc = 0;
+done:
+    st_close(&f);
+    return rc;
+}
+
+int model_from_spec(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
+    rlhf_config c;
+    rlhf_err e2;
+    if (config_from_name(&c, spec, &e2) == 0) return model_create(m, &c, seed, err);
+    struct stat st;
+    if (stat(spec, &st) != 0)
+        return rlhf_fail(err, "--model %s: not a known size (tiny, small, gpt2, llama-tiny, "
+                              "llama-small) and no such checkpoint",
+                         spec);
+    return checkpoint_load(spec, m, err);
+}
