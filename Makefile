@@ -63,7 +63,7 @@ bench: all
 	BUILD=$(BUILD) bash bench/run.sh
 
 demo: all
-	BUILD=$(BUILD) bash scripts/demo.sh
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BUILD)/rlhf demo
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the C test binaries (build/tests/test_*) and the Python
-# checks (tests/*_test.py, with Debian's /usr/bin/python3 and python3-torch).
+# checks (tests/*_test.py, with Debian's /usr/bin/python3; those that need
+# python3-torch print SKIP where it is missing).
 # Each prints PASS/FAIL/SKIP lines; this script counts them and ends with
 # "N passed, N failed, N skipped". Exit status is non-zero if anything failed.
 set -u
@@ -33,9 +34,8 @@ for t in "$BUILD"/tests/test_*; do
 done
 for t in tests/*_test.py; do
     [ -f "$t" ] || continue
-    if ! $PY -c 'import torch, numpy' 2>/dev/null; then
-        echo "SKIP $(basename "$t"): python3-torch not installed" >> "$log"; skip=$((skip + 1))
-        printf '%-40s skipped: /usr/bin/python3 has no torch\n' "$(basename "$t")"
+    if [ ! -x $PY ]; then
+        skip=$((skip + 1)); printf '%-40s skipped: no /usr/bin/python3\n' "$(basename "$t")"
         continue
     fi
     run_one "$(basename "$t")" $PY "$t"

@@ -1,0 +1,137 @@
+// logprob: the LM head fused with log-softmax and the gather of the target token,
+// so that the (N, V) logits never exist at once. The rows that have a target are
+// gathered into chunks; a chunk's logits are one gemm into the caller's scratch,
+// then a max / exp-sum / gather pass per row gives log p(target) and the
+// log-sum-exp, which is saved. The backward recomputes the chunk's logits, turns
+// them in place into dlogits = dlogp (onehot - softmax) using the saved lse, and
+// applies two gemms: dh += dlogits w, dw += dlogits^T h. Also here: the
+// log-softmax of one row used by generation.
+#include <math.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "nn/nn.h"
+#include "nn/nn_internal.h"
+
+// Rows per chunk. The scratch holds chunk*V floats for the logits; when the chunk's
+// rows are not contiguous in h they are gathered after the logits, so the chunk shrinks
+// until rows*(V+C) fits in LOGP_CHUNK*V. At least one row (a single row never needs the
+// gather buffer).
+static int chunk_rows(int C, int V) {
+    long cs = (long)LOGP_CHUNK * V / ((long)V + C);
+    return cs < 1 ? 1 : cs > LOGP_CHUNK ? LOGP_CHUNK : (int)cs;
+}
+
+// next chunk: up to cs row indices n >= *next with a target (and, for backward, a nonzero
+// dlogp); returns the count, 0 when done
+static int next_chunk(int *idx, int cs, int *next, int N, const int *targets,
+                      const float *dlogp) {
+    int cnt = 0;
+    int n = *next;
+    for (; n < N && cnt < cs; n++)
+        if (targets[n] >= 0 && (!dlogp || dlogp[n] != 0.0f)) idx[cnt++] = n;
+    *next = n;
+    return cnt;
+}
+
+// h rows of the chunk: a pointer into h when they are contiguous, else gathered into buf
+static const float *chunk_inputs(const float *h, const int *idx, int cnt, int C, float *buf) {
+    if (idx[cnt - 1] - idx[0] == cnt - 1) return h + (long)idx[0] * C;
+    for (int r = 0; r < cnt; r++) memcpy(buf + (long)r * C, h + (long)idx[r] * C, C * sizeof(float));
+    return buf;
+}
+
+// h (N,C), w (V,C), targets (N) -> logp (N), lse (N), entropy (N) or NULL; scratch (LOGP_CHUNK*V)
+void logprob_forward(float *logp, float *lse, float *entropy, const float *h, const float *w,
+                     const int *targets, int N, int C, int V, float *scratch) {
+    const int cs = chunk_rows(C, V);
+    float *logits = scratch, *hbuf = scratch + (long)cs * V;
+    int idx[LOGP_CHUNK];
+    for (int n = 0; n < N; n++) {
+        RLHF_ASSERT(targets[n] < V);
+        if (targets[n] < 0) {
+            logp[n] = 0.0f;
+            lse[n] = 0.0f;
+            if (entropy) entropy[n] = 0.0f;
+        }
+    }
+    int next = 0, cnt;
+    while ((cnt = next_chunk(idx, cs, &next, N, targets, NULL)) > 0) {
+        const float *hc = chunk_inputs(h, idx, cnt, C, hbuf);
+        gemm(0, 1, cnt, V, C, 1.0f, hc, C, w, C, 0.0f, logits, V);
+#pragma omp parallel for if (!nn_in_parallel() && cnt > 1)
+        for (int r = 0; r < cnt; r++) {
+            int n = idx[r];
+            float *x = logits + (long)r * V;
+            float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+            for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+            float sum = 0.0f, sum_ex = 0.0f;
+            if (entropy) {
+                // H = lse - sum p x = log(sum e) - sum e (x - mx) / sum e, e = exp(x - mx)
+#pragma omp simd reduction(+ : sum, sum_ex)
+                for (int i = 0; i < V; i++) {
+                    float d = x[i] - mx, e = vm_expf(d);
+                    sum += e;
+                    sum_ex += e * d;
+                }
+            } else {
+#pragma omp simd reduction(+ : sum)
+                for (int i = 0; i < V; i++) sum += vm_expf(x[i] - mx);
+            }
+            float ls = logf(sum);
+            lse[n] = mx + ls;
+            logp[n] = x[targets[n]] - lse[n];
+            if (entropy) entropy[n] = ls - sum_ex / sum;
+        }
+    }
+}
+
+// dlogp (N) -> dh (N,C) +=, dw (V,C) +=; either may be NULL; scratch (LOGP_CHUNK*V)
+void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
+                      const int *targets, const float *lse, int N, int C, int V, float *scratch) {
+    const int cs = chunk_rows(C, V);
+    float *logits = scratch, *hbuf = scratch + (long)cs * V;
+    int idx[LOGP_CHUNK];
+    int next = 0, cnt;
+    while ((cnt = next_chunk(idx, cs, &next, N, targets, dlogp)) > 0) {
+        const float *hc = chunk_inputs(h, idx, cnt, C, hbuf);
+        int contiguous = hc != hbuf;
+        gemm(0, 1, cnt, V, C, 1.0f, hc, C, w, C, 0.0f, logits, V);
+        // logits -> dlogits = dlogp * (onehot(target) - exp(logit - lse))
+#pragma omp parallel for if (!nn_in_parallel() && cnt > 1)
+        for (int r = 0; r < cnt; r++) {
+            int n = idx[r];
+            float *x = logits + (long)r * V;
+            float d = dlogp[n], l = lse[n];
+            for (int i = 0; i < V; i++) x[i] = -d * vm_expf(x[i] - l);
+            x[targets[n]] += d;
+        }
+        if (dw) gemm(1, 0, V, C, cnt, 1.0f, logits, V, hc, C, 1.0f, dw, C);
+        if (!dh) continue;
+        if (contiguous) {
+            gemm(0, 0, cnt, C, V, 1.0f, logits, V, w, C, 1.0f, dh + (long)idx[0] * C, C);
+        } else {  // the gathered h rows are no longer needed: reuse their buffer, then scatter
+            gemm(0, 0, cnt, C, V, 1.0f, logits, V, w, C, 0.0f, hbuf, C);
+            for (int r = 0; r < cnt; r++) {
+                float *dst = dh + (long)idx[r] * C;
+                const float *src = hbuf + (long)r * C;
+                for (int i = 0; i < C; i++) dst[i] += src[i];
+            }
+        }
+    }
+}
+
+// x (n) -> log softmax(x) in place; returns the log-sum-exp
+float log_softmax_inplace(float *x, int n) {
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) return -INFINITY;  // nothing has any mass; leave x as it is
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) sum += vm_expf(x[i] - mx);
+    float lse = mx + logf(sum);
+    for (int i = 0; i < n; i++) x[i] -= lse;
+    return lse;
+}

@@ -1,0 +1,657 @@
+// Whole-model tests: finite-difference gradients of tiny GPT-2 and Llama models,
+// KV-cache decoding against the full forward, padding invariance, determinism,
+// checkpoints (bit-exact round trip, resume, bad files), generation and AdamW.
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/file.h"
+#include "nn/nn.h"
+#include "io/safetensors.h"
+#include "rlhf.h"
+#include "test.h"
+
+static rlhf_config tiny_cfg(rlhf_arch arch) {
+    rlhf_config c = {.arch = arch, .n_layer = 2, .n_head = 4, .n_kv_head = arch == ARCH_LLAMA ? 2 : 4,
+                     .n_embd = 16, .d_ff = arch == ARCH_LLAMA ? 24 : 0, .vocab_size = 23,
+                     .max_seq_len = 16, .tied = arch == ARCH_GPT2, .qkv_bias = arch == ARCH_LLAMA,
+                     .score_head = 1, .value_head = 1};
+    config_fill_defaults(&c);
+    return c;
+}
+
+// a padded batch: row 0 full, row 1 left-padded by 2, row 2 right-padded by 3
+typedef struct {
+    int B, T;
+    int tok[3 * 9], tgt[3 * 9];
+    uint8_t mask[3 * 9];
+    float wl[3 * 9], ws[3], wv[3 * 9];
+} fixture;
+
+static void make_fixture(fixture *f, int V, uint64_t seed) {
+    rlhf_rng r;
+    rng_seed(&r, seed);
+    f->B = 3;
+    f->T = 9;
+    for (int b = 0; b < 3; b++)
+        for (int t = 0; t < 9; t++) {
+            int i = b * 9 + t;
+            int real = !(b == 1 && t < 2) && !(b == 2 && t >= 6);
+            f->mask[i] = (uint8_t)real;
+            f->tok[i] = real ? (int)(rng_u64(&r) % V) : 0;
+            f->tgt[i] = real ? (int)(rng_u64(&r) % V) : -1;
+            f->wl[i] = real ? rng_normal(&r) : 0;
+            f->wv[i] = real ? rng_normal(&r) : 0;
+        }
+    for (int b = 0; b < 3; b++) f->ws[b] = rng_normal(&r);
+}
+
+static double fixture_loss(rlhf_model *m, const fixture *f) {
+    rlhf_batch b = {.B = f->B, .T = f->T, .tokens = f->tok, .targets = f->tgt, .mask = f->mask};
+    rlhf_err err;
+    if (model_forward(m, &b, &err)) return NAN;
+    double L = 0;
+    for (int i = 0; i < f->B * f->T; i++) L += (double)m->logp[i] * f->wl[i] + (double)m->values[i] * f->wv[i];
+    for (int r = 0; r < f->B; r++) L += (double)m->score[r] * f->ws[r];
+    return L;
+}
+
+static int gradcheck(rlhf_arch arch) {
+    rlhf_config c = tiny_cfg(arch);
+    rlhf_model *m;
+    rlhf_err err;
+    CHECK(model_create(&m, &c, 7, &err) == 0);
+    // livelier weights than the 0.02 init so every path carries gradient
+    rlhf_rng r;
+    rng_seed(&r, 3);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.15f * rng_normal(&r);
+    fixture f;
+    make_fixture(&f, c.vocab_size, 11);
+    fixture_loss(m, &f);
+    model_zero_grad(m);
+    model_backward(m, f.wl, NULL, f.ws, f.wv);
+    int checked = 0, bad = 0;
+    double worst = 0;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const rlhf_tensor *t = &m->tensors[ti];
+        for (int k = 0; k < 6; k++) {
+            size_t j = t->offset + (size_t)(rng_u64(&r) % t->numel);
+            float save = m->params[j];
+            float eps = 1e-2f * fmaxf(1.0f, fabsf(save));
+            m->params[j] = save + eps;
+            double lp = fixture_loss(m, &f);
+            m->params[j] = save - eps;
+            double lm = fixture_loss(m, &f);
+            m->params[j] = save;
+            double fd = (lp - lm) / (2.0 * eps), an = m->grads[j];
+            double e = fabs(fd - an) / (fabs(fd) + fabs(an) + 1e-2);
+            if (e > worst) worst = e;
+            if (e > 2e-2) {
+                bad++;
+                printf("  %s[%zu]: finite difference %.6g, backward %.6g\n", t->name, j - t->offset, fd, an);
+            }
+            checked++;
+        }
+    }
+    printf("  %d parameters checked, worst relative error %.2e\n", checked, worst);
+    CHECK(bad == 0);
+    model_free(m);
+    return 0;
+}
+
+static int test_gradcheck_gpt2(void) { return gradcheck(ARCH_GPT2); }
+static int test_gradcheck_llama(void) { return gradcheck(ARCH_LLAMA); }
+
+static int kv_matches_full(rlhf_arch arch) {
+    rlhf_config c = tiny_cfg(arch);
+    rlhf_model *m;
+    rlhf_err err;
+    CHECK(model_create(&m, &c, 5, &err) == 0);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 10.0f;
+    // left-padded batch of 2: row 1 starts at slot 3
+    int B = 2, T = 10, P = 4, V = c.vocab_size;
+    int tok[20];
+    uint8_t mask[20];
+    rlhf_rng r;
+    rng_seed(&r, 1);
+    for (int i = 0; i < B * T; i++) {
+        mask[i] = !(i >= T && i < T + 3);
+        tok[i] = mask[i] ? (int)(rng_u64(&r) % V) : 0;
+    }
+    rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = NULL, .mask = mask};
+    CHECK(model_forward(m, &b, &err) == 0);
+    float *full = xmalloc((size_t)B * T * V * 4);
+    model_logits(m, full);
+    rlhf_kv_cache *kv = kv_cache_create(&c, B, T);
+    int pt[8];
+    uint8_t pm[8];
+    for (int bb = 0; bb < B; bb++)
+        for (int j = 0; j < P; j++) pt[bb * P + j] = tok[bb * T + j], pm[bb * P + j] = mask[bb * T + j];
+    float logits[2 * 23];
+    CHECK(model_forward_cached(m, kv, pt, pm, P, logits, &err) == 0);
+    double worst = 0;
+    for (int s = P - 1; s < T; s++) {
+        if (s >= P) {
+            int nt[2] = {tok[s], tok[T + s]};
+            uint8_t nm[2] = {mask[s], mask[T + s]};
+            CHECK(model_forward_cached(m, kv, nt, nm, 1, logits, &err) == 0);
+        }
+        for (int bb = 0; bb < B; bb++)
+            for (int v = 0; v < V; v++) {
+                double d = fabs(logits[bb * V + v] - full[((size_t)bb * T + s) * V + v]);
+                if (d > worst) worst = d;
+            }
+    }
+    printf("  max |cached - full| logit difference %.2e\n", worst);
+    CHECK(worst < 1e-4);
+    // the cache refuses to overflow
+    int one[2] = {1, 1};
+    CHECK(model_forward_cached(m, kv, one, NULL, 1, logits, &err) == -1);
+    CHECK(strstr(err.msg, "full") != NULL);
+    kv_cache_free(kv);
+    free(full);
+    model_free(m);
+    return 0;
+}
+static int test_kv_cache_gpt2(void) { return kv_matches_full(ARCH_GPT2); }
+static int test_kv_cache_llama(void) { return kv_matches_full(ARCH_LLAMA); }
+
+// the same sequence gives the same log-probs whether padded left, right or not at all
+static int test_padding_invariance(void) {
+    for (int arch = 0; arch < 2; arch++) {
+        rlhf_config c = tiny_cfg((rlhf_arch)arch);
+        rlhf_model *m;
+        rlhf_err err;
+        CHECK(model_create(&m, &c, 9, &err) == 0);
+        for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 10.0f;
+        int seq[5] = {3, 7, 1, 22, 9}, tg[5] = {7, 1, 22, 9, 4};
+        int tok[3 * 8] = {0}, tgt[3 * 8];
+        uint8_t mask[3 * 8] = {0};
+        for (int i = 0; i < 24; i++) tgt[i] = -1;
+        for (int j = 0; j < 5; j++) {
+            tok[j] = seq[j], tgt[j] = tg[j], mask[j] = 1;                  // right padded
+            tok[8 + 3 + j] = seq[j], tgt[8 + 3 + j] = tg[j], mask[8 + 3 + j] = 1;  // left padded
+            tok[16 + 1 + j] = seq[j], tgt[16 + 1 + j] = tg[j], mask[16 + 1 + j] = 1;  // both
+        }
+        rlhf_batch b = {.B = 3, .T = 8, .tokens = tok, .targets = tgt, .mask = mask};
+        CHECK(model_forward(m, &b, &err) == 0);
+        for (int j = 0; j < 5; j++) {
+            CHECK_CLOSE(m->logp[8 + 3 + j], m->logp[j], 1e-5, 1e-5);
+            CHECK_CLOSE(m->logp[16 + 1 + j], m->logp[j], 1e-5, 1e-5);
+        }
+        CHECK_CLOSE(m->score[1], m->score[0], 1e-5, 1e-5);
+        CHECK_CLOSE(m->score[2], m->score[0], 1e-5, 1e-5);
+        model_free(m);
+    }
+    return 0;
+}
+
+// ---- training helpers ----
+static void train_steps(rlhf_model *m, rlhf_optim *o, rlhf_rng *r, int steps, float *losses) {
+    enum { B = 8, T = 16 };
+    int V = m->cfg.vocab_size, N = B * T;
+    int tok[B * T], tgt[B * T];
+    float dl[B * T];
+    rlhf_err err;
+    for (int s = 0; s < steps; s++) {
+        for (int b = 0; b < B; b++) {
+            int start = (int)(rng_u64(r) % V);
+            for (int t = 0; t < T; t++) tok[b * T + t] = (start + 2 * t) % V;
+            for (int t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T ? tok[b * T + t + 1] : -1;
+        }
+        rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt};
+        if (model_forward(m, &b, &err)) {
+            printf("  forward failed: %s\n", err.msg);
+            test_failed_++;
+            return;
+        }
+        double L = 0;
+        for (int i = 0; i < N; i++) {
+            dl[i] = tgt[i] >= 0 ? -1.0f / (B * (T - 1)) : 0;
+            L -= tgt[i] >= 0 ? m->logp[i] : 0;
+        }
+        if (losses) losses[s] = (float)(L / (B * (T - 1)));
+        model_zero_grad(m);
+        model_backward(m, dl, NULL, NULL, NULL);
+        optim_step(o, m);
+    }
+}
+
+static rlhf_optim *make_optim(rlhf_model *m) {
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = 1e-2f;
+    oc.weight_decay = 0.1f;
+    oc.schedule = LR_COSINE;
+    oc.warmup_steps = 3;
+    oc.total_steps = 40;
+    return optim_create(&oc, m->n_params);
+}
+
+static int test_determinism_and_learning(void) {
+    float a[20], b[20], c2[20];
+    for (int run = 0; run < 3; run++) {
+        rlhf_config c;
+        rlhf_err err;
+        config_from_name(&c, "llama-tiny", &err);
+        rlhf_model *m;
+        CHECK(model_create(&m, &c, run == 2 ? 2 : 1, &err) == 0);
+        rlhf_optim *o = make_optim(m);
+        rlhf_rng r;
+        rng_seed(&r, 42);
+        train_steps(m, o, &r, 20, run == 0 ? a : run == 1 ? b : c2);
+        optim_free(o);
+        model_free(m);
+    }
+    CHECK(memcmp(a, b, sizeof a) == 0);  // bitwise identical loss curve
+    CHECK(memcmp(a, c2, sizeof a) != 0); // another seed, another curve
+    float first = (a[0] + a[1] + a[2] + a[3]) / 4, last = (a[16] + a[17] + a[18] + a[19]) / 4;
+    printf("  mean loss of the first 4 steps %.4f, of the last 4 %.4f\n", first, last);
+    CHECK(last < first - 0.5f);  // and it learns
+    return 0;
+}
+
+static int test_named_sizes(void) {
+    rlhf_config c;
+    rlhf_err err;
+    rlhf_model *m;
+    CHECK(config_from_name(&c, "gpt2", &err) == 0);
+    CHECK(model_create(&m, &c, 1, &err) == 0);
+    CHECK(m->n_params == 124439808);  // GPT-2 small, as published
+    model_free(m);
+    CHECK(config_from_name(&c, "tiny", &err) == 0);
+    CHECK(model_create(&m, &c, 1, &err) == 0);
+    CHECK(m->n_params > 500000 && m->n_params < 2000000);
+    model_free(m);
+    CHECK(config_from_name(&c, "small", &err) == 0);
+    CHECK(model_create(&m, &c, 1, &err) == 0);
+    CHECK(m->n_params > 5000000 && m->n_params < 20000000);
+    model_free(m);
+    CHECK(config_from_name(&c, "huge", &err) == -1 && strstr(err.msg, "huge"));
+    rlhf_config bad = tiny_cfg(ARCH_LLAMA);
+    bad.n_kv_head = 3;
+    CHECK(config_validate(&bad, &err) == -1 && strstr(err.msg, "n_kv_head"));
+    return 0;
+}
+
+// ---- checkpoints ----
+static int files_equal(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = read_file(a, &na, NULL), *y = read_file(b, &nb, NULL);
+    int eq = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return eq;
+}
+
+static int test_checkpoint_roundtrip_and_resume(void) {
+    const char *dir = test_tmpdir();
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    rlhf_config c = tiny_cfg(ARCH_LLAMA);
+    rlhf_err err;
+    rlhf_model *m;
+    CHECK(model_create(&m, &c, 3, &err) == 0);
+    rlhf_optim *o = make_optim(m);
+    rlhf_rng r;
+    rng_seed(&r, 5);
+    train_steps(m, o, &r, 5, NULL);
+    CHECKF(checkpoint_save(ck, m, o, &r, &err) == 0, "%s", err.msg);
+    float cont[5];
+    train_steps(m, o, &r, 5, cont);
+
+    rlhf_model *m2;
+    CHECKF(checkpoint_load(ck, &m2, &err) == 0, "%s", err.msg);
+    rlhf_optim *o2 = make_optim(m2);
+    rlhf_rng r2;
+    CHECKF(checkpoint_load_optim(ck, o2, &r2, &err) == 0, "%s", err.msg);
+    CHECK(o2->step == 5);
+    float resumed[5];
+    train_steps(m2, o2, &r2, 5, resumed);
+    CHECK(memcmp(cont, resumed, sizeof cont) == 0);
+    CHECK(memcmp(m->params, m2->params, m->n_params * 4) == 0);
+    // save -> load -> save gives the same bytes
+    char ck2[512], p1[600], p2[600];
+    snprintf(ck2, sizeof ck2, "%s/ck2", dir);
+    CHECK(checkpoint_save(ck2, m2, NULL, NULL, &err) == 0);
+    rlhf_model *m3;
+    CHECK(checkpoint_load(ck2, &m3, &err) == 0);
+    CHECK(memcmp(m3->params, m2->params, m2->n_params * 4) == 0);
+    char ck3[512];
+    snprintf(ck3, sizeof ck3, "%s/ck3", dir);
+    CHECK(checkpoint_save(ck3, m3, NULL, NULL, &err) == 0);
+    snprintf(p1, sizeof p1, "%s/model.safetensors", ck2);
+    snprintf(p2, sizeof p2, "%s/model.safetensors", ck3);
+    CHECK(files_equal(p1, p2));
+    // refusing to save NaN weights keeps the good checkpoint
+    m3->params[m3->tensors[2].offset] = NAN;
+    CHECK(checkpoint_save(ck2, m3, NULL, NULL, &err) == -1);
+    CHECK(strstr(err.msg, m3->tensors[2].name) && strstr(err.msg, "NaN"));
+    rlhf_model *m4;
+    CHECK(checkpoint_load(ck2, &m4, &err) == 0);
+    model_free(m4);
+    model_free(m3);
+    optim_free(o);
+    optim_free(o2);
+    model_free(m);
+    model_free(m2);
+    return 0;
+}
+
+// writes a copy of src with bytes [at, at+n) replaced, or truncated to `cut` bytes
+static void write_variant(const char *src, const char *dst, long cut, long at, const char *bytes) {
+    size_t n;
+    char *d = read_file(src, &n, NULL);
+    if (cut >= 0 && (size_t)cut < n) n = (size_t)cut;
+    if (at >= 0) memcpy(d + at, bytes, strlen(bytes));
+    atomic_write_file(dst, d, n, NULL);
+    free(d);
+}
+
+static int expect_load_error(const char *dir, const char *want1, const char *want2) {
+    rlhf_model *m = NULL;
+    rlhf_err err = {{0}};
+    int rc = checkpoint_load(dir, &m, &err);
+    if (rc == 0) model_free(m);
+    int ok = rc == -1 && strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2));
+    if (!ok) printf("  load of %s: rc %d, message \"%s\" (wanted \"%s\"%s%s)\n", dir, rc, err.msg, want1, want2 ? " and " : "", want2 ? want2 : "");
+    return ok;
+}
+
+static int test_checkpoint_bad_input(void) {
+    const char *dir = test_tmpdir();
+    char good[512], bad[512], path[700], gpath[700], cmd[2100];
+    snprintf(good, sizeof good, "%s/good", dir);
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    rlhf_config c = tiny_cfg(ARCH_GPT2);
+    rlhf_err err;
+    rlhf_model *m;
+    CHECK(model_create(&m, &c, 3, &err) == 0);
+    CHECK(checkpoint_save(good, m, NULL, NULL, &err) == 0);
+    snprintf(gpath, sizeof gpath, "%s/model.safetensors", good);
+    size_t orig_n;
+    char *orig = read_file(gpath, &orig_n, NULL);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/config.json %s/", bad, good, bad);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", bad);
+
+    // truncated at several points
+    long cuts[] = {4, 100, (long)orig_n / 2, (long)orig_n - 1};
+    for (int i = 0; i < 4; i++) {
+        write_variant(gpath, path, cuts[i], -1, NULL);
+        CHECK(expect_load_error(bad, "model.safetensors", NULL));
+    }
+    // corrupted header JSON
+    write_variant(gpath, path, -1, 9, "{{{{");
+    CHECK(expect_load_error(bad, "model.safetensors", NULL));
+    // unknown dtype: find "F32" of the first tensor and change it
+    {
+        char *h = read_file(gpath, NULL, NULL);
+        long at = (long)(strstr(h + 8, "\"F32\"") - h) + 1;
+        free(h);
+        write_variant(gpath, path, -1, at, "Q32");
+        CHECK(expect_load_error(bad, "model.safetensors", "Q32"));
+    }
+    // wrong shape: a checkpoint of a different model under this config
+    {
+        rlhf_config c2 = c;
+        c2.d_ff = 40;
+        rlhf_model *w;
+        model_create(&w, &c2, 1, &err);
+        char other[512];
+        snprintf(other, sizeof other, "%s/other", dir);
+        checkpoint_save(other, w, NULL, NULL, &err);
+        snprintf(cmd, sizeof cmd, "cp %s/model.safetensors %s/", other, bad);
+        CHECK(system(cmd) == 0);
+        CHECK(expect_load_error(bad, "layers.0.mlp.up.weight", "shape"));
+        model_free(w);
+    }
+    // NaN in weights (written by a tool other than ours)
+    {
+        st_file f;
+        CHECK(st_open(&f, gpath, &err) == 0);
+        int n = f.n_entries;
+        st_tensor_desc *d = xcalloc(n, sizeof *d);
+        float **bufs = xcalloc(n, sizeof *bufs);
+        for (int i = 0; i < n; i++) {
+            const st_entry *e = &f.entries[i];
+            bufs[i] = xmalloc(e->nbytes + 4);
+            st_read_f32(&f, e, bufs[i], (size_t)e->numel, &err);
+            d[i] = (st_tensor_desc){.name = e->name, .dtype = ST_F32, .ndim = e->ndim, .data = bufs[i]};
+            memcpy(d[i].shape, e->shape, sizeof e->shape);
+            if (strcmp(e->name, "layers.1.attn.qkv.weight") == 0) bufs[i][3] = NAN;
+        }
+        CHECK(st_write(path, d, n, NULL, &err) == 0);
+        st_close(&f);
+        for (int i = 0; i < n; i++) free(bufs[i]);
+        free(bufs);
+        free(d);
+        CHECK(expect_load_error(bad, "layers.1.attn.qkv.weight", "NaN"));
+    }
+    // a missing tensor: a model without the value head under a config that has one
+    {
+        rlhf_config c3 = c;
+        c3.value_head = 0;
+        rlhf_model *w;
+        model_create(&w, &c3, 1, &err);
+        char other[512];
+        snprintf(other, sizeof other, "%s/nohead", dir);
+        checkpoint_save(other, w, NULL, NULL, &err);
+        snprintf(cmd, sizeof cmd, "cp %s/model.safetensors %s/", other, bad);
+        CHECK(system(cmd) == 0);
+        CHECK(expect_load_error(bad, "value_head.weight", "missing"));
+        model_free(w);
+    }
+    // a malformed config
+    snprintf(path, sizeof path, "%s/config.json", bad);
+    atomic_write_file(path, "{\"arch\": \"gpt2\", \"n_layer\": \"two\"}", 35, NULL);
+    CHECK(expect_load_error(bad, "config.json", "n_layer"));
+    atomic_write_file(path, "{\"arch\": \"mamba\"}", 17, NULL);
+    CHECK(expect_load_error(bad, "config.json", "mamba"));
+    // the good checkpoint was never touched
+    size_t now_n;
+    char *now = read_file(gpath, &now_n, NULL);
+    CHECK(now && now_n == orig_n && memcmp(now, orig, orig_n) == 0);
+    CHECK(expect_load_error("/nonexistent/ckpt", "config.json", NULL));
+    free(now);
+    free(orig);
+    model_free(m);
+    return 0;
+}
+
+// ---- generation ----
+static int test_generation(void) {
+    rlhf_config c = tiny_cfg(ARCH_LLAMA);
+    rlhf_model *m;
+    rlhf_err err;
+    CHECK(model_create(&m, &c, 4, &err) == 0);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 20.0f;
+    int p0[] = {1, 5, 9}, p1[] = {4}, p2[] = {7, 7, 7, 7, 2};
+    const int *prompts[] = {p0, p1, p2};
+    int lens[] = {3, 1, 5};
+    rlhf_gen_opts go = {.max_new_tokens = 8, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f,
+                        .eos_id = -1, .pad_id = 0};
+    rlhf_rng r;
+    rng_seed(&r, 1);
+    rlhf_gen_out out;
+    CHECKF(generate(m, prompts, lens, 3, &go, &r, &out, &err) == 0, "%s", err.msg);
+    // each sampled token's log-prob equals the log-prob a full forward assigns it
+    for (int b = 0; b < 3; b++) {
+        int T = lens[b] + out.length[b];
+        int tok[16], tgt[16];
+        for (int j = 0; j < lens[b]; j++) tok[j] = prompts[b][j];
+        for (int j = 0; j < out.length[b]; j++) tok[lens[b] + j] = out.tokens[b * 8 + j];
+        for (int j = 0; j < T; j++) tgt[j] = j + 1 < T && j + 1 >= lens[b] ? tok[j + 1] : -1;
+        rlhf_batch bt = {.B = 1, .T = T, .tokens = tok, .targets = tgt};
+        CHECK(model_forward(m, &bt, &err) == 0);
+        for (int j = 0; j < out.length[b]; j++)
+            CHECK_CLOSE(out.logp[b * 8 + j], m->logp[lens[b] - 1 + j], 1e-4, 1e-4);
+        CHECK(out.length[b] == 8 && !out.ended_eos[b]);
+    }
+    gen_out_free(&out);
+    // greedy is deterministic and equals top_k = 1 sampling and a tiny top_p
+    rlhf_gen_opts g0 = go, gk = go, gp = go;
+    g0.temperature = 0;
+    gk.top_k = 1;
+    gp.top_p = 1e-6f;
+    rlhf_gen_out o0, ok, op;
+    CHECK(generate(m, prompts, lens, 3, &g0, &r, &o0, &err) == 0);
+    CHECK(generate(m, prompts, lens, 3, &gk, &r, &ok, &err) == 0);
+    CHECK(generate(m, prompts, lens, 3, &gp, &r, &op, &err) == 0);
+    CHECK(memcmp(o0.tokens, ok.tokens, 3 * 8 * sizeof(int)) == 0);
+    CHECK(memcmp(o0.tokens, op.tokens, 3 * 8 * sizeof(int)) == 0);
+    for (int i = 0; i < 24; i++) CHECK(fabsf(ok.logp[i]) < 1e-6f);  // point mass
+    // stop at EOS: make the greedy first token of row 0 the EOS
+    rlhf_gen_opts ge = g0;
+    ge.eos_id = o0.tokens[0];
+    rlhf_gen_out oe;
+    CHECK(generate(m, prompts, lens, 3, &ge, &r, &oe, &err) == 0);
+    CHECK(oe.length[0] == 1 && oe.ended_eos[0] == 1 && oe.tokens[1] == 0);
+    gen_out_free(&o0);
+    gen_out_free(&ok);
+    gen_out_free(&op);
+    gen_out_free(&oe);
+    // errors
+    int zero = 0;
+    CHECK(generate(m, prompts, &zero, 1, &go, &r, &out, &err) == -1 && strstr(err.msg, "empty"));
+    rlhf_gen_opts glong = go;
+    glong.max_new_tokens = 100;
+    CHECK(generate(m, prompts, lens, 3, &glong, &r, &out, &err) == -1 &&
+          strstr(err.msg, "max_seq_len"));
+    model_free(m);
+    return 0;
+}
+
+// sample_token draws from softmax(logits/T) cut to top-k / top-p
+static int test_sampler_distribution(void) {
+    float base[5] = {2.0f, 1.0f, 0.5f, 0.0f, -1.0f};
+    rlhf_rng r;
+    rng_seed(&r, 8);
+    struct {
+        float temp, top_p;
+        int top_k;
+    } cases[] = {{1.0f, 1.0f, 0}, {0.5f, 1.0f, 0}, {1.0f, 1.0f, 2}, {1.0f, 0.8f, 0}};
+    for (int ci = 0; ci < 4; ci++) {
+        double p[5], z = 0;
+        for (int i = 0; i < 5; i++) z += p[i] = exp(base[i] / cases[ci].temp);
+        for (int i = 0; i < 5; i++) p[i] /= z;
+        if (cases[ci].top_k == 2) {
+            double s = p[0] + p[1];
+            p[0] /= s, p[1] /= s, p[2] = p[3] = p[4] = 0;
+        }
+        if (cases[ci].top_p < 1) {  // nucleus: p0 + p1 (0.566+0.208=0.77 < 0.8) + p2 -> 3 tokens
+            double s = p[0] + p[1] + p[2];
+            p[0] /= s, p[1] /= s, p[2] /= s, p[3] = p[4] = 0;
+        }
+        rlhf_gen_opts o = {.temperature = cases[ci].temp, .top_k = cases[ci].top_k,
+                           .top_p = cases[ci].top_p};
+        int counts[5] = {0};
+        int n = 40000;
+        for (int k = 0; k < n; k++) {
+            float l[5];
+            memcpy(l, base, sizeof l);
+            float lp;
+            int t = sample_token(l, 5, &o, &r, &lp);
+            counts[t]++;
+            if (k < 50) CHECK_CLOSE(lp, log(p[t]), 1e-5, 1e-5);
+        }
+        for (int i = 0; i < 5; i++) CHECK_CLOSE(counts[i] / (double)n, p[i], 0.01, 0.0);
+    }
+    return 0;
+}
+
+// ---- optimizer ----
+static int test_optimizer(void) {
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = 1.0f;
+    oc.warmup_steps = 10;
+    oc.total_steps = 110;
+    oc.schedule = LR_COSINE;
+    CHECK_CLOSE(lr_at_step(&oc, 0), 0.1, 1e-6, 0);
+    CHECK_CLOSE(lr_at_step(&oc, 9), 1.0, 1e-6, 0);
+    CHECK_CLOSE(lr_at_step(&oc, 60), 0.5, 1e-6, 0);
+    CHECK_CLOSE(lr_at_step(&oc, 110), 0.0, 1e-6, 0);
+    oc.schedule = LR_LINEAR;
+    CHECK_CLOSE(lr_at_step(&oc, 35), 0.75, 1e-6, 0);
+    oc.schedule = LR_CONSTANT;
+    CHECK_CLOSE(lr_at_step(&oc, 100), 1.0, 1e-6, 0);
+
+    // weight decay only on matrices; clipping scales the global norm
+    rlhf_config c = tiny_cfg(ARCH_GPT2);
+    rlhf_model *m;
+    rlhf_err err;
+    model_create(&m, &c, 1, &err);
+    model_zero_grad(m);
+    optim_default_config(&oc);
+    oc.lr = 0.1f;
+    oc.weight_decay = 0.5f;
+    rlhf_optim *o = optim_create(&oc, m->n_params);
+    float *before = xmalloc(m->n_params * 4);
+    memcpy(before, m->params, m->n_params * 4);
+    optim_step(o, m);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlhf_tensor *t = &m->tensors[i];
+        size_t j = t->offset;
+        float expect = t->decay ? before[j] * (1.0f - 0.1f * 0.5f) : before[j];
+        CHECK_CLOSE(m->params[j], expect, 1e-7, 1e-6);
+        CHECK(t->decay == (t->ndim == 2 && strstr(t->name, "head") == NULL));
+    }
+    for (size_t i = 0; i < m->n_params; i++) m->grads[i] = 3.0f;
+    float norm = optim_step(o, m);
+    CHECK_CLOSE(norm, 3.0 * sqrt((double)m->n_params), 1e-2, 1e-5);
+    CHECK_CLOSE(sqrt(sum_squares(m->grads, (long)m->n_params)), 1.0, 1e-4, 1e-4);
+    free(before);
+    optim_free(o);
+    model_free(m);
+    return 0;
+}
+
+// gradient accumulation: two half batches accumulate the gradient of the whole
+static int test_gradient_accumulation(void) {
+    rlhf_config c = tiny_cfg(ARCH_LLAMA);
+    rlhf_model *m;
+    rlhf_err err;
+    model_create(&m, &c, 1, &err);
+    fixture f;
+    make_fixture(&f, c.vocab_size, 2);
+    fixture_loss(m, &f);
+    model_zero_grad(m);
+    model_backward(m, f.wl, NULL, f.ws, f.wv);
+    float *whole = xmalloc(m->n_params * 4);
+    memcpy(whole, m->grads, m->n_params * 4);
+    model_zero_grad(m);
+    for (int half = 0; half < 2; half++) {
+        int r0 = half ? 1 : 0, nb = half ? 2 : 1, T = f.T;
+        rlhf_batch b = {.B = nb, .T = T, .tokens = f.tok + r0 * T, .targets = f.tgt + r0 * T,
+                        .mask = f.mask + r0 * T};
+        CHECK(model_forward(m, &b, &err) == 0);
+        model_backward(m, f.wl + r0 * T, NULL, f.ws + r0, f.wv + r0 * T);
+    }
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        worst = fmax(worst, fabs(m->grads[i] - whole[i]));
+        scale = fmax(scale, fabs(whole[i]));
+    }
+    CHECK(worst <= 1e-5 * scale);
+    free(whole);
+    model_free(m);
+    return 0;
+}
+
+int main(void) {
+    RUN(test_gradcheck_gpt2);
+    RUN(test_gradcheck_llama);
+    RUN(test_kv_cache_gpt2);
+    RUN(test_kv_cache_llama);
+    RUN(test_padding_invariance);
+    RUN(test_determinism_and_learning);
+    RUN(test_named_sizes);
+    RUN(test_checkpoint_roundtrip_and_resume);
+    RUN(test_checkpoint_bad_input);
+    RUN(test_generation);
+    RUN(test_sampler_distribution);
+    RUN(test_optimizer);
+    RUN(test_gradient_accumulation);
+    TEST_EXIT();
+}
