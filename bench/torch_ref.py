@@ -29,9 +29,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 PRESETS = {
-    # name: (n_layer, n_head, n_embd, vocab_size, max_seq_len)
-    "tiny": (2, 4, 128, 512, 256),
-    "small": (4, 4, 256, 8192, 512),
+    # name: (n_layer, n_head, n_embd, vocab_size, max_seq_len), as src/model/config.c
+    "tiny": (4, 4, 128, 259, 256),
+    "small": (6, 6, 384, 259, 512),
     "gpt2": (12, 12, 768, 50257, 1024),
 }
 
@@ -103,14 +103,17 @@ class GPT(nn.Module):
             else:
                 nn.init.normal_(p, 0.0, 0.02)
 
-    def forward(self, idx, caches=None, pos0=0):
+    def forward(self, idx, caches=None, pos0=0, last_only=False):
         """idx (B,T) -> logits (B,T,V). With caches (one dict per layer), keys
-        and values are appended and positions start at pos0."""
+        and values are appended and positions start at pos0. last_only: logits
+        of the last position only, (B,1,V) (generation, as nanoGPT does)."""
         B, T = idx.shape
         pos = torch.arange(pos0, pos0 + T, dtype=torch.long)
         x = self.wte(idx) + self.wpe(pos)
         for i, block in enumerate(self.h):
             x = block(x, None if caches is None else caches[i])
+        if last_only:
+            x = x[:, -1:, :]
         x = self.ln_f(x)
         return F.linear(x, self.wte.weight)  # tied LM head
 
@@ -134,7 +137,7 @@ def generate(model, prompts, new_tokens, temperature=1.0, timings=None):
     Returns the sampled tokens (B,new_tokens)."""
     caches = [{"k": None, "v": None} for _ in range(model.L)]
     t0 = time.perf_counter()
-    logits = model(prompts, caches, 0)[:, -1, :]
+    logits = model(prompts, caches, 0, last_only=True)[:, -1, :]
     t1 = time.perf_counter()
     pos = prompts.size(1)
     out = []
@@ -143,7 +146,7 @@ def generate(model, prompts, new_tokens, temperature=1.0, timings=None):
         tok = torch.multinomial(probs, 1)  # (B,1)
         out.append(tok)
         if i + 1 < new_tokens:
-            logits = model(tok, caches, pos)[:, -1, :]
+            logits = model(tok, caches, pos, last_only=True)[:, -1, :]
             pos += 1
     t2 = time.perf_counter()
     if timings is not None:
