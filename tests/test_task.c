@@ -68,7 +68,7 @@ static int n_fields(const cJSON *row) {
 }
 
 static char *read_all(const char *dir, const char *name) {
-    char path[512];
+    char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return read_file(path, NULL, NULL);
 }

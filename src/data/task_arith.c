@@ -584,7 +584,7 @@ static int get_number(const cJSON *j, const char *path, const char *key, double 
 }
 
 static int get_int(const cJSON *j, const char *path, const char *key, int *v, rlhf_err *err) {
-    double d;
+    double d = 0;
     if (get_number(j, path, key, &d, err) != 0) return -1;
     if (d != floor(d) || d < -ARITH_MAX_ROWS || d > ARITH_MAX_ROWS)
         return rlhf_fail(err, "%s: field \"%s\" is not a whole number in range", path, key);
