@@ -10,7 +10,7 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -Iinclude -Isrc
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -Iinclude -Isrc
 LDLIBS  += -lcjson -lz -lm -fopenmp
 
 BLAS ?= 1
@@ -63,7 +63,7 @@ bench: all
 	BUILD=$(BUILD) bash bench/run.sh
 
 demo: all
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BUILD)/rlhf demo
+	BUILD=$(BUILD) bash scripts/demo.sh
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \

@@ -33,6 +33,8 @@ typedef struct {
     float norm_eps;   // LayerNorm / RMSNorm epsilon
     int score_head;   // a scalar head (one value per sequence, at the last real token)
     int value_head;   // a per-token value head
+    char tokenizer[512]; // "byte", or the path of the tokenizer the model was trained with
+                         // ("" = unknown: commands then need --tokenizer)
 } rlhf_config;
 
 // Named sizes: "tiny" (~1M), "small" (~10M), "gpt2" (124M); llama variants

@@ -632,13 +632,27 @@ static double logprob_ref_error(void) {
     return err;
 }
 
+// Targets for N rows. Scattered: runs of valid rows, gaps and single rows (chunks are
+// gathered). Otherwise one contiguous run with padding at both ends (chunks are views).
+static int *make_targets(int N, int V, int scattered) {
+    int *tg = xmalloc((size_t)N * sizeof(int));
+    for (int n = 0; n < N; n++) {
+        int skip = scattered ? (n % 7 == 3 || (n > 20 && n < 30) || n % 11 == 0)
+                             : (n < 5 || n >= N - 3);
+        tg[n] = skip ? -1 : (int)(rng_u64(&rng) % V);
+    }
+    return tg;
+}
+
+// sizes {N, C, V, scattered}: one chunk; several gathered chunks; C > V * (LOGP_CHUNK - 1)
+// so that only single-row chunks fit; several contiguous chunks
+static const int logprob_sizes[][4] = {
+    {9, 6, 11, 1}, {600, 16, 37, 1}, {5, 600, 2, 1}, {700, 8, 29, 0}};
+
 static int test_logprob_forward(void) {
-    static const int sizes[][3] = {{9, 6, 11}, {150, 16, 37}, {5, 200, 3}};  // last: C > 63 V
-    for (int k = 0; k < 3; k++) {
-        LP.N = sizes[k][0], LP.C = sizes[k][1], LP.V = sizes[k][2];
-        int *tg = xmalloc((size_t)LP.N * sizeof(int));
-        for (int n = 0; n < LP.N; n++)  // runs of valid rows, gaps, single rows
-            tg[n] = (n % 7 == 3 || (n > 20 && n < 30) || n % 11 == 0) ? -1 : (int)(rng_u64(&rng) % LP.V);
+    for (int k = 0; k < 4; k++) {
+        LP.N = logprob_sizes[k][0], LP.C = logprob_sizes[k][1], LP.V = logprob_sizes[k][2];
+        int *tg = make_targets(LP.N, LP.V, logprob_sizes[k][3]);
         LP.targets = tg;
         LP.h = randn(LP.N * LP.C, 1.0f), LP.w = randn(LP.V * LP.C, 1.0f);
         LP.logp = randn(LP.N, 1.0f), LP.lse = zeros(LP.N), LP.ent = zeros(LP.N);
@@ -679,16 +693,13 @@ static int test_logprob_backward(void) {
 
 // many chunks, gathered and contiguous, against a dense double backward; accumulates
 static int test_logprob_backward_chunked(void) {
-    static const int sizes[][3] = {{150, 16, 37}, {5, 200, 3}};
-    for (int k = 0; k < 2; k++) {
-        int N = sizes[k][0], C = sizes[k][1], V = sizes[k][2];
-        int *tg = xmalloc((size_t)N * sizeof(int));
-        for (int n = 0; n < N; n++)
-            tg[n] = (n % 7 == 3 || (n > 20 && n < 30) || n % 13 == 0) ? -1 : (int)(rng_u64(&rng) % V);
+    for (int k = 1; k < 4; k++) {
+        int N = logprob_sizes[k][0], C = logprob_sizes[k][1], V = logprob_sizes[k][2];
+        int *tg = make_targets(N, V, logprob_sizes[k][3]);
         float *h = randn((long)N * C, 1.0f), *w = randn((long)V * C, 1.0f);
         float *logp = zeros(N), *lse = zeros(N), *scratch = zeros((long)LOGP_CHUNK * V);
         float *dlogp = randn(N, 1.0f);
-        if (N > 40) dlogp[40] = 0.0f;  // a row whose gradient is zero is skipped
+        if (logprob_sizes[k][3] && N > 40) dlogp[40] = 0.0f;  // a zero gradient: row skipped
         logprob_forward(logp, lse, NULL, h, w, tg, N, C, V, scratch);
         float *dh0 = randn((long)N * C, 1.0f), *dw0 = randn((long)V * C, 1.0f);
         float *dh = copy_of(dh0, (long)N * C), *dw = copy_of(dw0, (long)V * C);

@@ -1,337 +1,48 @@
 // rlhf: the command-line front end. Each command is a thin user of librlhf.
-//   rlhf bench  --model gpt2 --seq 256 --batch 4 --work sft|fwd|gen
-//   rlhf demo   a tiny model trained for a few steps on a synthetic task
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
-#include "nn/nn.h"
-#include "rlhf.h"
+#include "cli/commands.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "rlhf — online and offline RL from feedback, in C\n"
-            "\n"
-            "usage: rlhf <command> [flags]\n"
-            "\n"
-            "commands:\n"
-            "  bench   measure training / forward / generation speed of a model size\n"
-            "          rlhf bench --model gpt2 --seq 256 --batch 4 --work sft|fwd|gen [--steps N]\n"
-            "  demo    train a tiny model from scratch for a few steps and show the loss fall\n"
-            "          rlhf demo [--steps 60] [--seed 1]\n"
-            "\n"
-            "Run 'rlhf <command> --help' for the flags of a command.\n");
-}
-
-// ---- tiny flag parser: --name value; every flag must be known ----
 typedef struct {
     const char *name;
-    const char **value;
-    const char *help;
-} flag_spec;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
 
-static int parse_flags(int argc, char **argv, flag_spec *flags, const char *cmd) {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: rlhf %s [flags]\n\nflags:\n", cmd);
-            for (flag_spec *f = flags; f->name; f++)
-                printf("  --%-18s %s (default: %s)\n", f->name, f->help,
-                       *f->value ? *f->value : "none");
-            exit(0);
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "rlhf %s: unexpected argument \"%s\" (flags look like --name value)\n",
-                    cmd, a);
-            return -1;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        flag_spec *f = flags;
-        for (; f->name; f++)
-            if (strlen(f->name) == len && strncmp(f->name, name, len) == 0) break;
-        if (!f->name) {
-            fprintf(stderr, "rlhf %s: unknown flag --%.*s (see rlhf %s --help)\n", cmd, (int)len,
-                    name, cmd);
-            return -1;
-        }
-        if (eq) *f->value = eq + 1;
-        else if (i + 1 < argc) *f->value = argv[++i];
-        else {
-            fprintf(stderr, "rlhf %s: flag --%s needs a value\n", cmd, f->name);
-            return -1;
-        }
-    }
-    return 0;
-}
+static const command COMMANDS[] = {
+    {"data", cmd_data, "write a built-in task's datasets (rlhf data --task arith --out DIR)"},
+    {"sft", cmd_sft, "supervised fine-tuning on TRL-format data"},
+    {"eval", cmd_eval, "score a model on a built-in task (greedy and sampled accuracy)"},
+    {"generate", cmd_generate, "sample completions for prompts"},
+    {"chat", cmd_chat, "talk to a model with a chat template"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"bench", cmd_bench, "speed of training, forward and generation (see make bench)"},
+    {"demo", cmd_engine_demo, "train a tiny model on a synthetic language for a few steps"},
+};
 
-static int parse_int(const char *s, const char *flag, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end || v < lo || v > hi) {
-        fprintf(stderr, "rlhf: --%s must be an integer in [%d, %d] (got \"%s\")\n", flag, lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-// ------------------------------------------------------------------- bench --
-
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
-
-// achieved GFLOP/s of one large sgemm through our gemm entry point
-static double measure_gemm_peak(void) {
-    int M = 1024, N = 3072, K = 768;
-    float *a = xalloc_aligned((size_t)M * K * 4), *b = xalloc_aligned((size_t)N * K * 4),
-          *c = xalloc_aligned((size_t)M * N * 4);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = 0.01f * (float)(i % 97);
-    for (size_t i = 0; i < (size_t)N * K; i++) b[i] = 0.01f * (float)(i % 89);
-    gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double t0 = time_now();
-        gemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        double dt = time_now() - t0, g = 2.0 * M * N * K / dt / 1e9;
-        if (g > best) best = g;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return best;
-}
-
-// FLOP model shared with bench/torch_ref.py: P = matmul parameters incl. LM head
-static double flops_per_token(const rlhf_config *c, int T, int training) {
-    double C = c->n_embd, L = c->n_layer;
-    double HS = C / c->n_head, QKV = (c->n_head + 2 * c->n_kv_head) * HS;
-    double FF = c->arch == ARCH_LLAMA ? 3.0 * c->d_ff : 2.0 * c->d_ff;
-    double P = L * (C * QKV + C * C + FF * C) + (double)c->vocab_size * C;
-    return training ? 6 * P + 6 * L * T * C : 2 * P + 2 * L * T * C;
-}
-
-static int cmd_bench(int argc, char **argv) {
-    const char *model = "gpt2", *seq = "256", *batch = "4", *work = "sft", *steps = "3",
-               *seed = "1", *prompt_len = "192", *new_tokens = "64";
-    flag_spec flags[] = {
-        {"model", &model, "model size or checkpoint"},
-        {"seq", &seq, "sequence length for sft/fwd"},
-        {"batch", &batch, "sequences per step"},
-        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling)"},
-        {"steps", &steps, "timed steps after one warm-up"},
-        {"seed", &seed, "random seed"},
-        {"prompt_len", &prompt_len, "gen: prompt tokens per sequence"},
-        {"new_tokens", &new_tokens, "gen: new tokens per sequence"},
-        {NULL, NULL, NULL}};
-    if (parse_flags(argc, argv, flags, "bench")) return 2;
-    int T, B, S, sd, PL, NT;
-    if (parse_int(seq, "seq", 1, 1 << 20, &T) || parse_int(batch, "batch", 1, 4096, &B) ||
-        parse_int(steps, "steps", 1, 100000, &S) || parse_int(seed, "seed", 0, 1 << 30, &sd) ||
-        parse_int(prompt_len, "prompt_len", 1, 1 << 20, &PL) ||
-        parse_int(new_tokens, "new_tokens", 0, 1 << 20, &NT))
-        return 2;
-    rlhf_err err;
-    rlhf_model *m;
-    if (model_from_spec(model, (uint64_t)sd, &m, &err)) {
-        fprintf(stderr, "rlhf bench: %s\n", err.msg);
-        return 1;
-    }
-    const rlhf_config *c = &m->cfg;
-    int V = c->vocab_size;
-    rlhf_rng rng;
-    rng_seed(&rng, (uint64_t)sd);
-    double peak = measure_gemm_peak();
-    if (strcmp(work, "sft") == 0 || strcmp(work, "fwd") == 0) {
-        int train = strcmp(work, "sft") == 0;
-        int N = B * T;
-        int *tok = xmalloc((size_t)N * sizeof(int)), *tgt = xmalloc((size_t)N * sizeof(int));
-        for (int i = 0; i < N; i++) tok[i] = (int)(rng_u64(&rng) % (uint64_t)V);
-        for (int i = 0; i < N; i++) tgt[i] = (i % T == T - 1) ? -1 : tok[i + 1];
-        float *dlogp = xmalloc((size_t)N * sizeof(float));
-        for (int i = 0; i < N; i++) dlogp[i] = -1.0f / (float)(B * (T - 1));
-        rlhf_optim_config oc;
-        optim_default_config(&oc);
-        oc.weight_decay = 0.1f;
-        rlhf_optim *o = train ? optim_create(&oc, m->n_params) : NULL;
-        rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
-        double total = 0;
-        for (int s = 0; s <= S; s++) {
-            double t0 = time_now();
-            if (model_forward(m, &b, &err)) {
-                fprintf(stderr, "rlhf bench: %s\n", err.msg);
-                return 1;
-            }
-            if (train) {
-                model_zero_grad(m);
-                model_backward(m, dlogp, NULL, NULL, NULL);
-                optim_step(o, m);
-            }
-            if (s > 0) total += time_now() - t0;
-        }
-        double tps = (double)N * S / total;
-        double gf = tps * flops_per_token(c, T, train) / 1e9;
-        printf("{\"impl\":\"rlhf.c\",\"work\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
-               "\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,\"gemm_peak_gflops\":%.1f,"
-               "\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"activation_mb\":%.0f}\n",
-               work, model, B, T, tps, total / S, gf, peak, gf / peak, rlhf_num_threads(),
-               peak_rss_mb(), model_activation_bytes(c, B, T) / 1048576.0);
-        free(tok);
-        free(tgt);
-        free(dlogp);
-        optim_free(o);
-    } else if (strcmp(work, "gen") == 0) {
-        int **prompts = xmalloc((size_t)B * sizeof(int *)), *lens = xmalloc((size_t)B * sizeof(int));
-        for (int b = 0; b < B; b++) {
-            prompts[b] = xmalloc((size_t)PL * sizeof(int));
-            lens[b] = PL;
-            for (int j = 0; j < PL; j++) prompts[b][j] = (int)(rng_u64(&rng) % (uint64_t)V);
-        }
-        rlhf_gen_opts go = {.max_new_tokens = NT, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f,
-                            .eos_id = -1, .pad_id = 0};
-        double total = 0, prefill = 0;
-        for (int s = 0; s <= S; s++) {
-            rlhf_gen_out out;
-            double t0 = time_now();
-            if (generate(m, (const int *const *)prompts, lens, B, &go, &rng, &out, &err)) {
-                fprintf(stderr, "rlhf bench: %s\n", err.msg);
-                return 1;
-            }
-            if (s > 0) total += time_now() - t0;
-            gen_out_free(&out);
-        }
-        // prefill alone, to split the time
-        rlhf_kv_cache *kv = kv_cache_create(c, B, PL + NT);
-        int *flat = xmalloc((size_t)B * PL * sizeof(int));
-        for (int b = 0; b < B; b++) memcpy(flat + (size_t)b * PL, prompts[b], PL * sizeof(int));
-        float *logits = xmalloc((size_t)B * V * sizeof(float));
-        double t0 = time_now();
-        model_forward_cached(m, kv, flat, NULL, PL, logits, &err);
-        prefill = time_now() - t0;
-        kv_cache_free(kv);
-        double per = total / S;
-        // bytes of weights streamed per decode step: every parameter once
-        double decode_s = per - prefill;
-        double bw = NT > 1 ? (double)m->n_params * 4 * (NT - 1) / (decode_s > 0 ? decode_s : 1e-9) / 1e9 : 0;
-        printf("{\"impl\":\"rlhf.c\",\"work\":\"gen\",\"model\":\"%s\",\"batch\":%d,"
-               "\"prompt_len\":%d,\"new_tokens\":%d,\"tokens_per_s\":%.2f,\"total_s\":%.3f,"
-               "\"prefill_s\":%.3f,\"decode_tokens_per_s\":%.2f,\"weight_stream_gb_s\":%.1f,"
-               "\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
-               model, B, PL, NT, (double)B * NT / per, per, prefill,
-               decode_s > 0 ? (double)B * (NT - 1) / decode_s : 0, bw, rlhf_num_threads(),
-               peak_rss_mb());
-        for (int b = 0; b < B; b++) free(prompts[b]);
-        free(prompts);
-        free(lens);
-        free(flat);
-        free(logits);
-    } else {
-        fprintf(stderr, "rlhf bench: --work must be sft, fwd or gen (got \"%s\")\n", work);
-        model_free(m);
-        return 2;
-    }
-    model_free(m);
-    return 0;
-}
-
-// -------------------------------------------------------------------- demo --
-
-// A synthetic language: each sequence counts upward from a random start with a
-// random stride (mod the vocabulary). A model must infer the stride from the
-// first tokens, so the loss starts at log(V) and falls as it learns.
-static void synth_batch(rlhf_rng *r, int B, int T, int V, int *tok, int *tgt) {
-    for (int b = 0; b < B; b++) {
-        int start = (int)(rng_u64(r) % (uint64_t)V), stride = 1 + (int)(rng_u64(r) % 3);
-        for (int t = 0; t < T; t++) tok[b * T + t] = (start + stride * t) % V;
-        for (int t = 0; t < T; t++) tgt[b * T + t] = t + 1 < T ? tok[b * T + t + 1] : -1;
-    }
-}
-
-static int cmd_demo(int argc, char **argv) {
-    const char *steps = "60", *seed = "1", *model = "tiny", *out = "runs/demo-engine";
-    flag_spec flags[] = {{"steps", &steps, "training steps"},
-                         {"seed", &seed, "random seed"},
-                         {"model", &model, "model size"},
-                         {"output_dir", &out, "where the final checkpoint is written"},
-                         {NULL, NULL, NULL}};
-    if (parse_flags(argc, argv, flags, "demo")) return 2;
-    int S, sd;
-    if (parse_int(steps, "steps", 1, 1000000, &S) || parse_int(seed, "seed", 0, 1 << 30, &sd))
-        return 2;
-    rlhf_err err;
-    rlhf_model *m;
-    if (model_from_spec(model, (uint64_t)sd, &m, &err)) {
-        fprintf(stderr, "rlhf demo: %s\n", err.msg);
-        return 1;
-    }
-    int B = 8, T = 32, V = m->cfg.vocab_size, N = B * T;
-    rlhf_optim_config oc;
-    optim_default_config(&oc);
-    oc.lr = 3e-3f;
-    oc.weight_decay = 0.01f;
-    oc.schedule = LR_COSINE;
-    oc.warmup_steps = S / 10;
-    oc.total_steps = S;
-    rlhf_optim *o = optim_create(&oc, m->n_params);
-    rlhf_rng rng;
-    rng_seed(&rng, (uint64_t)sd);
-    int *tok = xmalloc(N * sizeof(int)), *tgt = xmalloc(N * sizeof(int));
-    float *dlogp = xmalloc(N * sizeof(float));
-    printf("training a %s model (%.2fM parameters) on a synthetic counting language\n", model,
-           m->n_params / 1e6);
-    printf("%6s %10s %10s %8s\n", "step", "loss", "grad_norm", "lr");
-    double t0 = time_now();
-    float first = 0, last = 0;
-    for (int s = 0; s < S; s++) {
-        synth_batch(&rng, B, T, V, tok, tgt);
-        rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt};
-        if (model_forward(m, &b, &err)) {
-            fprintf(stderr, "rlhf demo: %s\n", err.msg);
-            return 1;
-        }
-        double loss = 0;
-        int cnt = 0;
-        for (int i = 0; i < N; i++)
-            if (tgt[i] >= 0) loss -= m->logp[i], cnt++;
-        loss /= cnt;
-        for (int i = 0; i < N; i++) dlogp[i] = tgt[i] >= 0 ? -1.0f / cnt : 0.0f;
-        model_zero_grad(m);
-        model_backward(m, dlogp, NULL, NULL, NULL);
-        float lr = lr_at_step(&o->cfg, o->step);
-        float gn = optim_step(o, m);
-        if (s == 0) first = (float)loss;
-        last = (float)loss;
-        if (s % 10 == 0 || s == S - 1) printf("%6d %10.4f %10.4f %8.2e\n", s, loss, gn, lr);
-    }
-    printf("loss %.3f -> %.3f in %d steps (%.1fs)\n", first, last, S, time_now() - t0);
-    if (checkpoint_save(out, m, o, &rng, &err)) {
-        fprintf(stderr, "rlhf demo: %s\n", err.msg);
-        return 1;
-    }
-    printf("checkpoint written to %s\n", out);
-    free(tok);
-    free(tgt);
-    free(dlogp);
-    optim_free(o);
-    model_free(m);
-    return last < first ? 0 : 1;
+static void usage(FILE *f) {
+    fprintf(f, "rlhf — online and offline RL from feedback, in C\n\n"
+               "usage: rlhf <command> [flags]     (rlhf <command> --help for its flags)\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\nexample: rlhf data --task arith --out runs/data && \\\n"
+               "         rlhf sft --model tiny --data runs/data/sft.jsonl --output_dir runs/sft\n");
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
-    if (strcmp(cmd, "demo") == 0) return cmd_demo(argc - 2, argv + 2);
-    fprintf(stderr, "rlhf: unknown command \"%s\"\n\n", cmd);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "rlhf: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;
 }

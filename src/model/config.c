@@ -16,15 +16,15 @@ typedef struct {
 // except "gpt2", which is the 124M configuration with GPT-2's 50257-token vocabulary.
 static const named_config NAMED[] = {
     {"tiny", {.arch = ARCH_GPT2, .n_layer = 4, .n_head = 4, .n_embd = 128, .vocab_size = 259,
-              .max_seq_len = 256, .tied = 1}},
+              .max_seq_len = 256, .tied = 1, .tokenizer = "byte"}},
     {"small", {.arch = ARCH_GPT2, .n_layer = 6, .n_head = 6, .n_embd = 384, .vocab_size = 259,
-               .max_seq_len = 512, .tied = 1}},
+               .max_seq_len = 512, .tied = 1, .tokenizer = "byte"}},
     {"gpt2", {.arch = ARCH_GPT2, .n_layer = 12, .n_head = 12, .n_embd = 768, .vocab_size = 50257,
               .max_seq_len = 1024, .tied = 1}},
     {"llama-tiny", {.arch = ARCH_LLAMA, .n_layer = 4, .n_head = 4, .n_kv_head = 2, .n_embd = 128,
-                    .vocab_size = 259, .max_seq_len = 256, .tied = 1}},
+                    .vocab_size = 259, .max_seq_len = 256, .tied = 1, .tokenizer = "byte"}},
     {"llama-small", {.arch = ARCH_LLAMA, .n_layer = 6, .n_head = 6, .n_kv_head = 2, .n_embd = 384,
-                     .vocab_size = 259, .max_seq_len = 512, .tied = 1}},
+                     .vocab_size = 259, .max_seq_len = 512, .tied = 1, .tokenizer = "byte"}},
 };
 
 void config_fill_defaults(rlhf_config *c) {
@@ -95,6 +95,7 @@ char *config_to_json(const rlhf_config *c) {
     cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
     cJSON_AddNumberToObject(o, "score_head", c->score_head);
     cJSON_AddNumberToObject(o, "value_head", c->value_head);
+    if (c->tokenizer[0]) cJSON_AddStringToObject(o, "tokenizer", c->tokenizer);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
@@ -155,6 +156,12 @@ int config_from_json(rlhf_config *c, const char *json, const char *source, rlhf_
         get_float(o, "norm_eps", &c->norm_eps, source, err))
         goto done;
     if (!cJSON_GetObjectItemCaseSensitive(o, "tied")) c->tied = 1;
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
+    if (tk && !cJSON_IsString(tk)) {
+        rlhf_fail(err, "%s: field \"tokenizer\" must be a string", source);
+        goto done;
+    }
+    if (tk) snprintf(c->tokenizer, sizeof c->tokenizer, "%s", tk->valuestring);
     config_fill_defaults(c);
     if (config_validate(c, err)) {
         rlhf_fail_ctx(err, "%s", source);

@@ -13,23 +13,42 @@
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 
-// Rows per chunk. The scratch holds chunk*V floats for the logits; when the chunk's
-// rows are not contiguous in h they are gathered after the logits, so the chunk shrinks
-// until rows*(V+C) fits in LOGP_CHUNK*V. At least one row (a single row never needs the
-// gather buffer).
-static int chunk_rows(int C, int V) {
-    long cs = (long)LOGP_CHUNK * V / ((long)V + C);
-    return cs < 1 ? 1 : cs > LOGP_CHUNK ? LOGP_CHUNK : (int)cs;
+// a row takes part when it has a target (and, in the backward, a nonzero dlogp)
+static int row_used(int n, const int *targets, const float *dlogp) {
+    return targets[n] >= 0 && (!dlogp || dlogp[n] != 0.0f);
 }
 
-// next chunk: up to cs row indices n >= *next with a target (and, for backward, a nonzero
-// dlogp); returns the count, 0 when done
+// Rows per chunk for this call. The scratch holds LOGP_CHUNK*V floats. When all the rows
+// used form one contiguous run, a chunk is a view into h and may have LOGP_CHUNK rows;
+// otherwise each chunk's rows are gathered after its logits, so rows*(V+C) must fit.
+// The rows are then spread evenly over the fewest chunks (a small tail chunk would
+// stream all of w for a handful of rows). Returns 0 when no row is used.
+static int chunk_rows(const int *targets, const float *dlogp, int N, int C, int V) {
+    int used = 0, first = -1, last = -1;
+    for (int n = 0; n < N; n++) {
+        if (!row_used(n, targets, dlogp)) continue;
+        used++;
+        if (first < 0) first = n;
+        last = n;
+    }
+    if (used == 0) return 0;
+    long cap = LOGP_CHUNK;
+    if (last - first + 1 != used) {
+        cap = (long)LOGP_CHUNK * V / ((long)V + C);
+        if (cap > LOGP_CHUNK) cap = LOGP_CHUNK;
+        if (cap < 1) cap = 1;  // single rows are always contiguous: no gather buffer
+    }
+    int nchunks = (int)((used + cap - 1) / cap);
+    return (used + nchunks - 1) / nchunks;
+}
+
+// next chunk: up to cs used row indices n >= *next; returns the count, 0 when done
 static int next_chunk(int *idx, int cs, int *next, int N, const int *targets,
                       const float *dlogp) {
     int cnt = 0;
     int n = *next;
     for (; n < N && cnt < cs; n++)
-        if (targets[n] >= 0 && (!dlogp || dlogp[n] != 0.0f)) idx[cnt++] = n;
+        if (row_used(n, targets, dlogp)) idx[cnt++] = n;
     *next = n;
     return cnt;
 }
@@ -44,7 +63,7 @@ static const float *chunk_inputs(const float *h, const int *idx, int cnt, int C,
 // h (N,C), w (V,C), targets (N) -> logp (N), lse (N), entropy (N) or NULL; scratch (LOGP_CHUNK*V)
 void logprob_forward(float *logp, float *lse, float *entropy, const float *h, const float *w,
                      const int *targets, int N, int C, int V, float *scratch) {
-    const int cs = chunk_rows(C, V);
+    const int cs = chunk_rows(targets, NULL, N, C, V);
     float *logits = scratch, *hbuf = scratch + (long)cs * V;
     int idx[LOGP_CHUNK];
     for (int n = 0; n < N; n++) {
@@ -90,7 +109,7 @@ void logprob_forward(float *logp, float *lse, float *entropy, const float *h, co
 // dlogp (N) -> dh (N,C) +=, dw (V,C) +=; either may be NULL; scratch (LOGP_CHUNK*V)
 void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
                       const int *targets, const float *lse, int N, int C, int V, float *scratch) {
-    const int cs = chunk_rows(C, V);
+    const int cs = chunk_rows(targets, dlogp, N, C, V);
     float *logits = scratch, *hbuf = scratch + (long)cs * V;
     int idx[LOGP_CHUNK];
     int next = 0, cnt;

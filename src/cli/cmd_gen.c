@@ -1,0 +1,757 @@
+// cli/cmd_gen: the commands that run a model (or only its tokenizer) for a
+// person rather than for training:
+//   rlhf tokenize   text -> ids as a JSON list (or ids -> text with --decode)
+//   rlhf generate   prompts (one, or a TRL prompt-only JSONL file) -> completions
+//   rlhf chat       a REPL over stdin with a chat template and a rolling history
+//
+// Prompts are tokenized the way training tokenizes them (ds_tokenize for
+// files, chat_encode for templates), so a model sees at inference exactly what
+// it saw in training. A chat template also brings its stop rules: the
+// tokenizer's EOS, the end-of-turn token where the tokenizer has it as a
+// special token, and, as text, the end-of-turn marker and the user's turn
+// header (for byte-level vocabularies where markup is plain text, and for
+// "hh", whose turns end only where "\n\nHuman:" begins).
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "data/dataset.h"
+#include "tok/chat.h"
+#include "tok/tok.h"
+#include "train/run.h"
+
+// ------------------------------------------------------------------ shared --
+
+// A tokenizer from a path (folder or file of any kind tok_load knows) or "byte".
+static int load_tokenizer(const char *spec, rlhf_tokenizer **t, rlhf_err *err) {
+    if (!strcmp(spec, "byte")) {
+        *t = tok_byte_create();
+        return 0;
+    }
+    if (tok_load(t, spec, err)) return rlhf_fail_ctx(err, "--tokenizer");
+    return 0;
+}
+
+// Length of the valid UTF-8 sequence starting at s (n bytes available), or 0.
+static int utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    int k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                                                    : c >= 0xF0 && c <= 0xF4   ? 4
+                                                                               : 0;
+    if (k <= 1 || (size_t)k > n) return k == 1 ? 1 : 0;
+    for (int i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xF0 && s[1] < 0x90)) return 0; // overlong
+    if (c == 0xED && s[1] >= 0xA0) return 0;                                  // surrogate
+    if (c == 0xF4 && s[1] >= 0x90) return 0;                                  // > U+10FFFF
+    return k;
+}
+
+// s[0..n) as a JSON string. Model output can be any bytes (a byte-level model
+// may stop inside a character), but JSON must be UTF-8: each byte that is not
+// part of a valid UTF-8 sequence becomes U+FFFD, as Python's errors="replace".
+static void json_string(FILE *f, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        int k = utf8_len(u + i, n - i);
+        if (k == 0) {
+            fputs("\\ufffd", f);
+            i++;
+        } else if (k > 1) {
+            fwrite(u + i, 1, (size_t)k, f);
+            i += k;
+        } else {
+            if (c == '"') fputs("\\\"", f);
+            else if (c == '\\') fputs("\\\\", f);
+            else if (c == '\n') fputs("\\n", f);
+            else if (c == '\t') fputs("\\t", f);
+            else if (c == '\r') fputs("\\r", f);
+            else if (c < 0x20) fprintf(f, "\\u%04x", c);
+            else fputc((int)c, f);
+            i++;
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_messages(FILE *f, const chat_message *m, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s{\"role\":\"%s\",\"content\":", i ? "," : "", chat_role_name(m[i].role));
+        json_string(f, m[i].content, strlen(m[i].content));
+        fputc('}', f);
+    }
+    fputc(']', f);
+}
+
+// How a reply ends, and how it begins. ids: the tokenizer's EOS and the
+// template's end-of-turn token; text: strings that end a reply where they
+// begin; reply_prefix: template text before an assistant message's content
+// that the generation prompt leaves to the model (hh's " "), not part of the
+// message.
+typedef struct {
+    int ids[2], n_ids;
+    char text[2][96];
+    int n_text;
+    char reply_prefix[8];
+} stop_rules;
+
+// The stop rules of a chat template (NULL: EOS only), read off a rendered
+// exchange so that every template gets them from chat.c's own markup.
+static int stop_rules_for(const char *chat_template, const rlhf_tokenizer *t, stop_rules *s,
+                          rlhf_err *err) {
+    memset(s, 0, sizeof *s);
+    if (tok_eos(t) >= 0) s->ids[s->n_ids++] = tok_eos(t);
+    if (!chat_template) return 0;
+    chat_message ex[2] = {{CHAT_USER, "u"}, {CHAT_ASSISTANT, "a"}};
+    chat_text ct;
+    if (chat_render(chat_template, ex, 2, 0, &ct, err)) return -1;
+    for (int i = 0; i < ct.n_seg; i++) {
+        const chat_segment *g = &ct.seg[i];
+        if (g->kind == CHAT_SEG_CONTENT && g->message == 1 && g->len < sizeof s->reply_prefix)
+            memcpy(s->reply_prefix, ct.text + g->start, g->len - 1); // content is "a"
+        int end = g->kind == CHAT_SEG_END && g->message == 1;
+        int user_header = g->kind == CHAT_SEG_HEADER && g->message == 0;
+        if (!(end || user_header) || g->len >= sizeof s->text[0] || s->n_text == 2) continue;
+        memcpy(s->text[s->n_text], ct.text + g->start, g->len);
+        s->text[s->n_text][g->len] = '\0';
+        if (end) {
+            int id = tok_find_special(t, s->text[s->n_text]);
+            if (id >= 0 && id != tok_eos(t)) s->ids[s->n_ids++] = id;
+        }
+        s->n_text++;
+    }
+    chat_text_free(&ct);
+    return 0;
+}
+
+static int is_stop_id(const stop_rules *s, int id) {
+    for (int i = 0; i < s->n_ids; i++)
+        if (s->ids[i] == id) return 1;
+    return 0;
+}
+
+// Where the first stop text begins in text[0..n), or n if none does.
+static size_t stop_text_at(const stop_rules *s, const char *text, size_t n) {
+    size_t at = n;
+    for (int i = 0; i < s->n_text; i++) {
+        const char *p = memmem(text, n, s->text[i], strlen(s->text[i]));
+        if (p && (size_t)(p - text) < at) at = (size_t)(p - text);
+    }
+    return at;
+}
+
+// Bytes at the end of text[0..n) that could be the start of a stop text: held
+// back from a stream until the next token tells.
+static size_t stop_text_pending(const stop_rules *s, const char *text, size_t n) {
+    size_t hold = 0;
+    for (int i = 0; i < s->n_text; i++) {
+        size_t L = strlen(s->text[i]);
+        for (size_t k = L - 1; k > hold; k--)
+            if (k <= n && !memcmp(text + n - k, s->text[i], k)) {
+                hold = k;
+                break;
+            }
+    }
+    return hold;
+}
+
+// ---------------------------------------------------------------- tokenize --
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *tokenizer = NULL, *model = NULL, *text = NULL, *decode = NULL;
+    int allow_special = 1, skip_special = 0;
+    flag_def defs[] = {
+        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer folder or file, or \"byte\" (default: --model's)"},
+        {"model", FLAG_STR, &model, "take the tokenizer of this checkpoint or run directory"},
+        {"text", FLAG_STR, &text, "text to encode"},
+        {"allow_special", FLAG_BOOL, &allow_special, "special-token strings in --text map to their ids"},
+        {"decode", FLAG_STR, &decode, "instead: print the text of these ids (a JSON list, e.g. \"[15496, 995]\")"},
+        {"skip_special", FLAG_BOOL, &skip_special, "--decode: leave special tokens out"},
+        {NULL, 0, NULL, NULL}};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "tokenize",
+                        "Prints the token ids of --text as a JSON list (no BOS/EOS added),\n"
+                        "or with --decode the text of a list of ids.\n"
+                        "example: rlhf tokenize --tokenizer ../shared/data/gpt2 --text \"Hello world\"",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf tokenize: %s\n", err.msg);
+        return 2;
+    }
+    if (!text == !decode) {
+        fprintf(stderr, "rlhf tokenize: give exactly one of --text and --decode\n");
+        return 2;
+    }
+    if (!tokenizer && !model) {
+        fprintf(stderr, "rlhf tokenize: --tokenizer PATH (or \"byte\") or --model CKPT is required\n");
+        return 2;
+    }
+    rlhf_model *m = NULL;
+    rlhf_tokenizer *t = NULL;
+    int status = 1;
+    if (model ? model_load_any(model, 1, &m, &err) || model_tokenizer(m, tokenizer, &t, &err)
+              : load_tokenizer(tokenizer, &t, &err)) {
+        fprintf(stderr, "rlhf tokenize: %s\n", err.msg);
+        goto done;
+    }
+    if (text) {
+        int *ids = NULL, n = 0;
+        if (tok_encode(t, text, strlen(text), &ids, &n, allow_special, &err)) {
+            fprintf(stderr, "rlhf tokenize: %s\n", err.msg);
+            goto done;
+        }
+        putchar('[');
+        for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("]\n");
+        free(ids);
+        status = 0;
+        goto done;
+    }
+    cJSON *list = cJSON_Parse(decode);
+    int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : -1, V = tok_vocab_size(t);
+    int *ids = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    status = n < 0 ? 2 : 0;
+    for (int i = 0; i < n && status == 0; i++) {
+        const cJSON *x = cJSON_GetArrayItem(list, i);
+        double v = cJSON_IsNumber(x) ? x->valuedouble : -1;
+        if (v != floor(v) || v < 0 || v >= V) status = 2;
+        ids[i] = (int)v;
+    }
+    cJSON_Delete(list);
+    if (status) {
+        fprintf(stderr, "rlhf tokenize: --decode needs a JSON list of ids in [0, %d) (got %s)\n",
+                V, decode);
+    } else {
+        size_t len;
+        char *s = tok_decode_ex(t, ids, n, skip_special, &len);
+        fwrite(s, 1, len, stdout);
+        putchar('\n');
+        free(s);
+    }
+    free(ids);
+done:
+    tok_free(t);
+    model_free(m);
+    return status;
+}
+
+// ---------------------------------------------------------------- generate --
+
+// The prompts of one generate call, tokenized, with what to echo back.
+typedef struct {
+    int n;
+    int **ids, *len;
+    ds_dataset *ds;             // --prompts: the examples (prompt values, line numbers)
+    const char *text;           // --prompt
+    int conversational;         // --prompt with --chat_template: one user message
+} prompt_set;
+
+static void prompt_set_free(prompt_set *p) {
+    for (int i = 0; i < p->n; i++) free(p->ids[i]);
+    free(p->ids);
+    free(p->len);
+    ds_free(p->ds);
+}
+
+// "prompt 3 (prompts.jsonl:7)" or "the prompt", for messages
+static void prompt_name(const prompt_set *p, int i, char *buf, size_t n) {
+    if (p->ds) snprintf(buf, n, "%s:%d: the prompt", p->ds->path, p->ds->ex[i].line);
+    else snprintf(buf, n, "--prompt");
+}
+
+static int prompt_is_conversational(const prompt_set *p, int i) {
+    return p->ds ? p->ds->ex[i].conversational : p->conversational;
+}
+
+static void json_prompt(FILE *f, const prompt_set *p, int i) {
+    if (p->ds) {
+        const ds_field *x = &p->ds->ex[i].prompt;
+        if (x->msgs) json_messages(f, x->msgs, x->n_msgs);
+        else json_string(f, x->text, strlen(x->text));
+    } else if (p->conversational) {
+        chat_message u = {CHAT_USER, p->text};
+        json_messages(f, &u, 1);
+    } else {
+        json_string(f, p->text, strlen(p->text));
+    }
+}
+
+// Tokenizes --prompt or --prompts into p. An empty prompt becomes [BOS], the
+// one token a model can start from (what llama2.c does with an empty prompt).
+static int load_prompts(prompt_set *p, const char *text, const char *file, const rlhf_tokenizer *t,
+                        const char *chat_template, int add_bos, int allow_special,
+                        rlhf_err *err) {
+    memset(p, 0, sizeof *p);
+    int bos = tok_bos(t);
+    if (file) {
+        ds_load_opts lo = {.format = DS_PROMPT_ONLY, .skip_bad_lines = 0};
+        if (ds_load(&p->ds, file, &lo, NULL, err)) return -1;
+        ds_tok_opts to;
+        ds_tok_opts_default(&to);
+        to.chat_template = chat_template;
+        to.add_bos = add_bos;
+        to.parse_special = allow_special;
+        if (ds_tokenize(p->ds, t, &to, NULL, err)) return -1;
+        p->n = p->ds->n;
+        if (p->n == 0) return rlhf_fail(err, "%s: no prompts", file);
+        p->ids = xcalloc(p->n, sizeof(int *));
+        p->len = xcalloc(p->n, sizeof(int));
+        for (int i = 0; i < p->n; i++) {
+            const ds_tokens *k = &p->ds->tok[i];
+            p->len[i] = k->n_prompt;
+            p->ids[i] = xmalloc((size_t)(k->n_prompt + 1) * sizeof(int));
+            if (k->n_prompt) memcpy(p->ids[i], k->prompt, (size_t)k->n_prompt * sizeof(int));
+        }
+    } else {
+        p->n = 1;
+        p->text = text;
+        p->conversational = chat_template != NULL;
+        p->ids = xcalloc(1, sizeof(int *));
+        p->len = xcalloc(1, sizeof(int));
+        int rc;
+        if (chat_template) {
+            chat_message u = {CHAT_USER, text};
+            chat_text ct;
+            rc = chat_render(chat_template, &u, 1, 1, &ct, err) ||
+                 chat_encode(t, &ct, 0, ct.n_seg, allow_special, &p->ids[0], NULL, &p->len[0], err);
+            chat_text_free(&ct);
+        } else {
+            rc = tok_encode(t, text, strlen(text), &p->ids[0], &p->len[0], allow_special, err);
+        }
+        if (rc) return rlhf_fail_ctx(err, "--prompt");
+        if (add_bos && bos >= 0 && !(p->len[0] > 0 && p->ids[0][0] == bos)) {
+            p->ids[0] = xrealloc(p->ids[0], (size_t)(p->len[0] + 1) * sizeof(int));
+            memmove(p->ids[0] + 1, p->ids[0], (size_t)p->len[0] * sizeof(int));
+            p->ids[0][0] = bos;
+            p->len[0]++;
+        }
+    }
+    for (int i = 0; i < p->n; i++) {
+        if (p->len[i] > 0) continue;
+        char name[700];
+        prompt_name(p, i, name, sizeof name);
+        if (bos < 0)
+            return rlhf_fail(err, "%s is empty and the tokenizer (%s) has no BOS token to start "
+                                  "from: give a non-empty prompt",
+                             name, tok_kind(t));
+        p->ids[i] = xrealloc(p->ids[i], sizeof(int));
+        p->ids[i][0] = bos;
+        p->len[i] = 1;
+    }
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *prompts = NULL;
+    const char *format = "text", *chat_template = NULL;
+    int max_new = 64, top_k = 0, n_return = 1, batch = 32, add_bos = 0, allow_special = 1;
+    float temperature = 1.0f, top_p = 1.0f;
+    uint64_t seed = 1;
+    flag_def defs[] = {
+        {"model", FLAG_STR, &model, "checkpoint or run directory (or a size name: a random model)"},
+        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
+        {"prompt", FLAG_STR, &prompt, "one prompt (\"\": start from BOS alone)"},
+        {"prompts", FLAG_STR, &prompts, "JSONL file with a \"prompt\" per line (TRL prompt-only)"},
+        {"max_new_tokens", FLAG_INT, &max_new, "longest completion", 1, 1 << 20},
+        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature (0: greedy)", 0, 100},
+        {"top_k", FLAG_INT, &top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
+        {"top_p", FLAG_FLOAT, &top_p, "sample from the smallest set with this much mass (1: all)", 0, 1},
+        {"num_return_sequences", FLAG_INT, &n_return, "completions per prompt", 1, 1 << 16},
+        {"seed", FLAG_U64, &seed, "sampling seed (and a size name's init)"},
+        {"batch_size", FLAG_INT, &batch, "sequences per generation batch", 1, 1 << 16},
+        {"format", FLAG_STR, &format, "text (completions) or jsonl ({prompt, completion, ended_eos})"},
+        {"add_bos", FLAG_BOOL, &add_bos, "prepend the tokenizer's BOS to each prompt"},
+        {"allow_special", FLAG_BOOL, &allow_special, "special-token strings in prompts map to their ids"},
+        {"chat_template", FLAG_STR, &chat_template,
+         "chatml, llama3 or hh: renders conversational prompts (and --prompt, as a user "
+         "message) with the generation prompt, and stops at the end of the turn"},
+        {NULL, 0, NULL, NULL}};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "generate",
+                        "Samples completions for a prompt or a file of prompts.\n"
+                        "--format text prints each completion (one prompt, one sample: the text\n"
+                        "alone); jsonl prints {\"prompt\", \"completion\", \"ended_eos\"} per line.\n"
+                        "example: rlhf generate --model runs/sft --prompt \"12+7=\" --temperature 0",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf generate: %s\n", err.msg);
+        return 2;
+    }
+    const char *usage = NULL;
+    if (!model) usage = "--model is required";
+    else if (!prompt == !prompts) usage = "give exactly one of --prompt and --prompts";
+    else if (strcmp(format, "text") && strcmp(format, "jsonl"))
+        usage = "--format must be text or jsonl";
+    else if (!(top_p > 0)) usage = "--top_p must be in (0, 1]";
+    if (usage) {
+        fprintf(stderr, "rlhf generate: %s\n", usage);
+        return 2;
+    }
+    if (chat_template && !chat_template_known(chat_template)) {
+        fprintf(stderr, "rlhf generate: unknown --chat_template \"%s\" (known: %s)\n",
+                chat_template, chat_template_list());
+        return 2;
+    }
+    int jsonl = !strcmp(format, "jsonl");
+    rlhf_model *m = NULL;
+    rlhf_tokenizer *t = NULL;
+    prompt_set ps = {0};
+    stop_rules stops;
+    int status = 1;
+    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
+        stop_rules_for(chat_template, t, &stops, &err) ||
+        load_prompts(&ps, prompt, prompts, t, chat_template, add_bos, allow_special, &err)) {
+        fprintf(stderr, "rlhf generate: %s\n", err.msg);
+        goto done;
+    }
+    for (int i = 0; i < ps.n; i++)
+        if (ps.len[i] + max_new > m->cfg.max_seq_len) {
+            char name[700];
+            prompt_name(&ps, i, name, sizeof name);
+            fprintf(stderr, "rlhf generate: %s has %d tokens; with --max_new_tokens %d that is "
+                            "over the model's max_seq_len %d\n",
+                    name, ps.len[i], max_new, m->cfg.max_seq_len);
+            goto done;
+        }
+    // generate() stops rows at one id: the end-of-turn token where the template
+    // has one, else EOS; the other stop rules cut the text afterwards
+    rlhf_gen_opts g = {.max_new_tokens = max_new, .temperature = temperature, .top_k = top_k,
+                       .top_p = top_p, .eos_id = stops.n_ids ? stops.ids[stops.n_ids - 1] : -1,
+                       .pad_id = tok_pad(t) >= 0 ? tok_pad(t) : 0};
+    rlhf_rng rng;
+    rng_seed(&rng, seed);
+    int total = ps.n * n_return;
+    const int **rows = xmalloc((size_t)batch * sizeof(int *));
+    int *row_len = xmalloc((size_t)batch * sizeof(int));
+    status = 0;
+    for (int s = 0; s < total && status == 0; s += batch) {
+        int nb = total - s < batch ? total - s : batch;
+        for (int j = 0; j < nb; j++) {
+            rows[j] = ps.ids[(s + j) / n_return];
+            row_len[j] = ps.len[(s + j) / n_return];
+        }
+        rlhf_gen_out go;
+        if (generate(m, rows, row_len, nb, &g, &rng, &go, &err)) {
+            fprintf(stderr, "rlhf generate: %s\n", err.msg);
+            status = 1;
+            break;
+        }
+        for (int j = 0; j < nb; j++) {
+            int k = s + j, p = k / n_return, L = go.length[j], ended = 0;
+            const int *out = go.tokens + (size_t)j * go.n_new;
+            for (int i = 0; i < L; i++)
+                if (is_stop_id(&stops, out[i])) {
+                    L = i;
+                    ended = 1;
+                    break;
+                }
+            size_t len;
+            char *text = tok_decode_ex(t, out, L, 0, &len);
+            size_t cut = stop_text_at(&stops, text, len);
+            if (cut < len) ended = 1;
+            len = cut;
+            // a conversational prompt's completion is the assistant message's content
+            int conv = prompt_is_conversational(&ps, p);
+            size_t start = strlen(stops.reply_prefix);
+            if (!conv || len < start || memcmp(text, stops.reply_prefix, start)) start = 0;
+            if (jsonl) {
+                fputs("{\"prompt\":", stdout);
+                json_prompt(stdout, &ps, p);
+                fputs(conv ? ",\"completion\":[{\"role\":\"assistant\",\"content\":"
+                           : ",\"completion\":",
+                      stdout);
+                json_string(stdout, text + start, len - start);
+                printf("%s,\"ended_eos\":%s}\n", conv ? "}]" : "", ended ? "true" : "false");
+            } else {
+                if (total > 1) {
+                    if (k > 0) putchar('\n');
+                    if (n_return > 1) printf("==> prompt %d, sample %d <==\n", p + 1, k % n_return + 1);
+                    else printf("==> prompt %d <==\n", p + 1);
+                }
+                fwrite(text + start, 1, len - start, stdout);
+                putchar('\n');
+            }
+            free(text);
+        }
+        fflush(stdout);
+        gen_out_free(&go);
+    }
+    free(rows);
+    free(row_len);
+done:
+    prompt_set_free(&ps);
+    tok_free(t);
+    model_free(m);
+    return status;
+}
+
+// -------------------------------------------------------------------- chat --
+
+// Streams text[*printed .. upto) to stdout.
+static void emit(const char *text, size_t *printed, size_t upto) {
+    if (upto > *printed) {
+        fwrite(text + *printed, 1, upto - *printed, stdout);
+        fflush(stdout);
+        *printed = upto;
+    }
+}
+
+// Samples a reply to ids[0..n) (one row) until a stop rule or max_new tokens,
+// printing it to stdout as it comes (text that might begin a stop string is
+// held back until the next token settles it). The template's reply prefix
+// (hh's " ") is dropped. Returns the reply (malloc'd), with *ended 1 when a
+// stop rule ended it, or NULL + err.
+static char *chat_reply(rlhf_model *m, const rlhf_tokenizer *t, const int *ids, int n,
+                        int max_new, const rlhf_gen_opts *g, rlhf_rng *rng, const stop_rules *st,
+                        int *ended, rlhf_err *err) {
+    int V = m->cfg.vocab_size;
+    rlhf_kv_cache *kv = kv_cache_create(&m->cfg, 1, n + max_new);
+    float *logits = xmalloc((size_t)V * sizeof(float));
+    int *out = xmalloc((size_t)max_new * sizeof(int)), n_out = 0;
+    char *text = NULL;
+    size_t len = 0, start = 0, printed = 0, prefix = strlen(st->reply_prefix);
+    int started = 0; // whether the reply's start (after the prefix) is known
+    *ended = 0;
+    int rc = model_forward_cached(m, kv, ids, NULL, n, logits, err);
+    for (int step = 0; rc == 0 && step < max_new; step++) {
+        int id = sample_token(logits, V, g, rng, NULL);
+        if (is_stop_id(st, id)) {
+            *ended = 1;
+            break;
+        }
+        out[n_out++] = id;
+        free(text);
+        text = tok_decode_ex(t, out, n_out, 0, &len);
+        if (!started && len >= prefix) {
+            started = 1;
+            printed = start = memcmp(text, st->reply_prefix, prefix) ? 0 : prefix;
+        }
+        size_t cut = stop_text_at(st, text, len);
+        if (cut < len) {
+            len = cut < start ? start : cut;
+            *ended = 1;
+            break;
+        }
+        if (started) emit(text, &printed, len - stop_text_pending(st, text, len));
+        if (step + 1 < max_new) rc = model_forward_cached(m, kv, &id, NULL, 1, logits, err);
+    }
+    char *reply = NULL;
+    if (rc == 0) {
+        if (text) emit(text, &printed, len);
+        size_t k = len > start ? len - start : 0;
+        reply = xmalloc(k + 1);
+        if (k) memcpy(reply, text + start, k);
+        reply[k] = '\0';
+    }
+    free(text);
+    free(out);
+    free(logits);
+    kv_cache_free(kv);
+    return reply;
+}
+
+// The conversation: messages with owned contents; a system message stays first.
+typedef struct {
+    chat_message *m;
+    int n, cap, n_keep; // n_keep: leading messages never dropped (the system message)
+} history;
+
+static void history_push(history *h, chat_role role, const char *content) {
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 16;
+        h->m = xrealloc(h->m, (size_t)h->cap * sizeof *h->m);
+    }
+    size_t n = strlen(content) + 1;
+    char *c = xmalloc(n);
+    memcpy(c, content, n);
+    h->m[h->n++] = (chat_message){role, c};
+}
+
+// Removes messages [from, from + k).
+static void history_remove(history *h, int from, int k) {
+    for (int i = from; i < from + k; i++) free((char *)h->m[i].content);
+    memmove(h->m + from, h->m + from + k, (size_t)(h->n - from - k) * sizeof *h->m);
+    h->n -= k;
+}
+
+// The prompt for the conversation's next reply, dropping the oldest turns
+// until it fits with room for the reply; *budget is the room left (at most
+// max_new). Returns the number of messages dropped, or -1 (history untouched)
+// when the last message alone leaves no room.
+static int chat_prompt(history *h, const char *tmpl, const rlhf_tokenizer *t, int add_bos,
+                       int max_seq_len, int max_new, int **ids, int *n, int *budget,
+                       rlhf_err *err) {
+    int bos = tok_bos(t), from = h->n_keep; // candidates: kept messages ++ m[from..n)
+    chat_message *view = xmalloc((size_t)h->n * sizeof *view);
+    for (;;) {
+        int nv = 0;
+        for (int i = 0; i < h->n; i++)
+            if (i < h->n_keep || i >= from) view[nv++] = h->m[i];
+        chat_text ct;
+        *ids = NULL;
+        if (chat_render(tmpl, view, nv, 1, &ct, err) ||
+            chat_encode(t, &ct, 0, ct.n_seg, 0, ids, NULL, n, err)) {
+            chat_text_free(&ct);
+            free(*ids);
+            free(view);
+            return -1;
+        }
+        chat_text_free(&ct);
+        if (add_bos && bos >= 0 && !(*n > 0 && (*ids)[0] == bos)) {
+            *ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(int));
+            memmove(*ids + 1, *ids, (size_t)*n * sizeof(int));
+            (*ids)[0] = bos;
+            (*n)++;
+        }
+        int older = h->n - 1 - from; // droppable messages before the user's last one
+        if (*n + max_new <= max_seq_len || (older <= 0 && *n < max_seq_len)) {
+            *budget = max_seq_len - *n < max_new ? max_seq_len - *n : max_new;
+            int dropped = from - h->n_keep;
+            history_remove(h, h->n_keep, dropped);
+            free(view);
+            return dropped;
+        }
+        free(*ids);
+        *ids = NULL;
+        if (older <= 0) {
+            free(view);
+            return rlhf_fail(err, "the message is too long: %d tokens with the template, and the "
+                                  "model's max_seq_len is %d",
+                             *n, max_seq_len);
+        }
+        // the oldest turn: a message and the assistant replies after it
+        from++;
+        while (from < h->n - 1 && h->m[from].role == CHAT_ASSISTANT) from++;
+    }
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *model = NULL, *tokenizer = NULL, *chat_template = NULL, *system_msg = NULL;
+    int max_new = 256, top_k = 0, add_bos = 0;
+    float temperature = 0.7f, top_p = 0.9f;
+    uint64_t seed = 1;
+    flag_def defs[] = {
+        {"model", FLAG_STR, &model, "checkpoint or run directory (or a size name: a random model)"},
+        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
+        {"chat_template", FLAG_STR, &chat_template, "chatml, llama3 or hh (the one the model was trained with)"},
+        {"system", FLAG_STR, &system_msg, "system message, kept first in every prompt"},
+        {"max_new_tokens", FLAG_INT, &max_new, "longest reply (at most half the model's max_seq_len)", 1, 1 << 20},
+        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature (0: greedy)", 0, 100},
+        {"top_k", FLAG_INT, &top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
+        {"top_p", FLAG_FLOAT, &top_p, "sample from the smallest set with this much mass (1: all)", 0, 1},
+        {"seed", FLAG_U64, &seed, "sampling seed (and a size name's init)"},
+        {"add_bos", FLAG_BOOL, &add_bos, "prepend the tokenizer's BOS to each prompt"},
+        {NULL, 0, NULL, NULL}};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "chat",
+                        "Talks with a model: each line on stdin is a user message; the reply\n"
+                        "goes to stdout. /reset clears the conversation, /exit (or EOF) quits.\n"
+                        "When the conversation outgrows the model's context, the oldest turns go.\n"
+                        "example: rlhf chat --model runs/sft --chat_template chatml",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf chat: %s\n", err.msg);
+        return 2;
+    }
+    if (!model || !chat_template) {
+        fprintf(stderr, "rlhf chat: --model and --chat_template (%s) are required\n",
+                chat_template_list());
+        return 2;
+    }
+    if (!chat_template_known(chat_template)) {
+        fprintf(stderr, "rlhf chat: unknown --chat_template \"%s\" (known: %s)\n", chat_template,
+                chat_template_list());
+        return 2;
+    }
+    if (!(top_p > 0)) {
+        fprintf(stderr, "rlhf chat: --top_p must be in (0, 1]\n");
+        return 2;
+    }
+    rlhf_model *m = NULL;
+    rlhf_tokenizer *t = NULL;
+    stop_rules stops;
+    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
+        stop_rules_for(chat_template, t, &stops, &err)) {
+        fprintf(stderr, "rlhf chat: %s\n", err.msg);
+        tok_free(t);
+        model_free(m);
+        return 1;
+    }
+    int maxT = m->cfg.max_seq_len, tty = isatty(0);
+    if (max_new > maxT / 2) {
+        fprintf(stderr, "rlhf chat: --max_new_tokens %d is over half the model's max_seq_len %d; "
+                        "using %d\n",
+                max_new, maxT, maxT / 2);
+        max_new = maxT / 2;
+    }
+    if (tty)
+        fprintf(stderr, "chat with %s (%s template); /reset clears the conversation, /exit quits\n",
+                model, chat_template);
+    rlhf_gen_opts g = {.max_new_tokens = max_new, .temperature = temperature, .top_k = top_k,
+                       .top_p = top_p, .eos_id = -1, .pad_id = 0};
+    rlhf_rng rng;
+    rng_seed(&rng, seed);
+    history h = {0};
+    if (system_msg) {
+        history_push(&h, CHAT_SYSTEM, system_msg);
+        h.n_keep = 1;
+    }
+    int status = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (tty) fputs("> ", stderr);
+        ssize_t got = getline(&line, &cap, stdin);
+        if (got < 0) break;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+        if (!strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/reset")) {
+            history_remove(&h, h.n_keep, h.n - h.n_keep);
+            fprintf(stderr, "(conversation cleared)\n");
+            continue;
+        }
+        if (got == 0) continue;
+        history_push(&h, CHAT_USER, line);
+        int *ids, n, budget = 0;
+        int dropped = chat_prompt(&h, chat_template, t, add_bos, maxT, max_new, &ids, &n, &budget,
+                                  &err);
+        if (dropped < 0) {
+            fprintf(stderr, "rlhf chat: %s\n", err.msg);
+            history_remove(&h, h.n - 1, 1);
+            continue;
+        }
+        if (dropped > 0)
+            fprintf(stderr, "(dropped the %d oldest message%s to fit the model's max_seq_len %d)\n",
+                    dropped, dropped > 1 ? "s" : "", maxT);
+        int ended;
+        char *reply = chat_reply(m, t, ids, n, budget, &g, &rng, &stops, &ended, &err);
+        free(ids);
+        if (!reply) {
+            fprintf(stderr, "rlhf chat: %s\n", err.msg);
+            status = 1;
+            break;
+        }
+        putchar('\n');
+        fflush(stdout);
+        if (!ended) fprintf(stderr, "(reply cut at %d tokens)\n", budget);
+        history_push(&h, CHAT_ASSISTANT, reply);
+        free(reply);
+    }
+    free(line);
+    history_remove(&h, 0, h.n);
+    free(h.m);
+    tok_free(t);
+    model_free(m);
+    return status;
+}

@@ -1,0 +1,15 @@
+// cli/commands: one function per `rlhf <command>`; argv excludes the command.
+// Each returns the process exit status (0 ok, 1 failure, 2 bad usage).
+#ifndef RLHF_CLI_COMMANDS_H
+#define RLHF_CLI_COMMANDS_H
+
+int cmd_bench(int argc, char **argv);
+int cmd_engine_demo(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+
+#endif

@@ -1,0 +1,29 @@
+// cli/flags: table-driven flags for every command. `--name value` or
+// `--name=value`; booleans also as a bare `--name`. `--config FILE` reads a
+// JSON object whose keys are the same flag names (values from the command line
+// win). Unknown flags and bad values are refused with a message naming the
+// flag. `--help` prints the table: name, meaning, default.
+#ifndef RLHF_CLI_FLAGS_H
+#define RLHF_CLI_FLAGS_H
+
+#include "base/base.h"
+
+typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_U64 } flag_type;
+
+typedef struct {
+    const char *name;
+    flag_type type;
+    void *ptr;         // const char **, int *, float *, int *, uint64_t *
+    const char *help;
+    double lo, hi;     // accepted range for numbers (both 0: any)
+    const char *alias; // another accepted name (e.g. "batch_size")
+} flag_def;
+
+// Parses argv (without the command name). Returns 0, 1 if --help was printed
+// (the caller exits 0), or -1 with err naming the flag.
+int flags_parse(int argc, char **argv, const flag_def *defs, const char *cmd, const char *about,
+                rlhf_err *err);
+// The flags' current values as a JSON object (malloc'd), for run directories.
+char *flags_to_json(const flag_def *defs);
+
+#endif
