@@ -170,6 +170,8 @@ int model_create(rlhf_model **out, const rlhf_config *cfg, uint64_t seed, rlhf_e
     return 0;
 }
 
+static void free_act_views(void *p);
+
 void model_free(rlhf_model *m) {
     if (!m) return;
     free(m->tensors);
@@ -180,7 +182,7 @@ void model_free(rlhf_model *m) {
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->acts);
-    free(m->act_views);
+    free_act_views(m->act_views);
     free(m->bwd);
     free(m);
 }
@@ -303,6 +305,11 @@ static size_t layout_bwd(const rlhf_config *c, int B, int T, float *base, bwd_vi
         off += (sizes[i] + 15) / 16 * 16;
     }
     return off;
+}
+
+static void free_act_views(void *p) {
+    if (p) free(((acts_view *)p)->layers);
+    free(p);
 }
 
 size_t model_activation_bytes(const rlhf_config *c, int B, int T) {
