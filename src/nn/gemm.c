@@ -33,6 +33,7 @@ static inline void vec_store(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
 static inline vec_t vec_bcast(float x) { return _mm512_set1_ps(x); }
 static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
 static inline vec_t vec_zero(void) { return _mm512_setzero_ps(); }
+static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
 #elif defined(__AVX2__) && defined(__FMA__)
 #define VL 8
 #define MR 6
@@ -44,6 +45,7 @@ static inline void vec_store(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
 static inline vec_t vec_bcast(float x) { return _mm256_set1_ps(x); }
 static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
 static inline vec_t vec_zero(void) { return _mm256_setzero_ps(); }
+static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
 #else
 #define VL 4
 #define MR 4
@@ -59,12 +61,16 @@ static inline void vec_store(float *p, vec_t v) { memcpy(p, &v, sizeof v); }
 static inline vec_t vec_bcast(float x) { return (vec_t){x, x, x, x}; }
 static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
 static inline vec_t vec_zero(void) { return (vec_t){0, 0, 0, 0}; }
+static inline vec_t vec_mul(vec_t a, vec_t b) { return a * b; }
 #endif
 #define NR (2 * VL)
 #define KC 256
 
-// Ap (kc, MR) packed, Bp (kc, NR) packed -> ct (MR, NR) = Ap^T Bp
+// Ap (kc, MR) packed, Bp (kc, NR) packed -> acc (MR, NR) = Ap^T Bp. With c != NULL (a full
+// tile) C (MR, NR at row stride ldc) = alpha acc + beta C, where beta = 0 ignores C;
+// otherwise acc goes to ct for the caller to apply to a partial tile.
 static inline void micro_kernel(int kc, const float *restrict Ap, const float *restrict Bp,
+                                float *restrict c, long ldc, float alpha, float beta,
                                 float *restrict ct) {
     vec_t c0[MR], c1[MR];
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = vec_zero();
@@ -76,9 +82,23 @@ static inline void micro_kernel(int kc, const float *restrict Ap, const float *r
             c1[r] = vec_fma(a, b1, c1[r]);
         }
     }
+    if (!c) {
+        for (int r = 0; r < MR; r++) {
+            vec_store(ct + r * NR, c0[r]);
+            vec_store(ct + r * NR + VL, c1[r]);
+        }
+        return;
+    }
+    vec_t va = vec_bcast(alpha), vb = vec_bcast(beta);
     for (int r = 0; r < MR; r++) {
-        vec_store(ct + r * NR, c0[r]);
-        vec_store(ct + r * NR + VL, c1[r]);
+        float *cr = c + r * ldc;
+        vec_t x0 = vec_mul(va, c0[r]), x1 = vec_mul(va, c1[r]);
+        if (beta != 0.0f) {
+            x0 = vec_fma(vb, vec_load(cr), x0);
+            x1 = vec_fma(vb, vec_load(cr + VL), x1);
+        }
+        vec_store(cr, x0);
+        vec_store(cr + VL, x1);
     }
 }
 
@@ -149,16 +169,20 @@ static void gemm_tile(const gemm_args *g, int i0, int mc, int j0, int nc) {
             int nr = nc - jr < NR ? nc - jr : NR;
             for (int ir = 0; ir < mc; ir += MR) {
                 int mr = mc - ir < MR ? mc - ir : MR;
-                micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, ct);
-                for (int r = 0; r < mr; r++) {
-                    float *c = g->C + (long)(i0 + ir + r) * g->ldc + j0 + jr;
+                float *c = g->C + (long)(i0 + ir) * g->ldc + j0 + jr;
+                float b = p0 > 0 ? 1.0f : beta;  // later k blocks add to what the first wrote
+                if (mr == MR && nr == NR) {
+                    micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, c, g->ldc, alpha, b,
+                                 ct);
+                    continue;
+                }
+                micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, NULL, 0, alpha, b, ct);
+                for (int r = 0; r < mr; r++, c += g->ldc) {
                     const float *t = ct + r * NR;
-                    if (p0 > 0 || beta == 1.0f)
-                        for (int j = 0; j < nr; j++) c[j] += alpha * t[j];
-                    else if (beta == 0.0f)
+                    if (b == 0.0f)
                         for (int j = 0; j < nr; j++) c[j] = alpha * t[j];
                     else
-                        for (int j = 0; j < nr; j++) c[j] = alpha * t[j] + beta * c[j];
+                        for (int j = 0; j < nr; j++) c[j] = alpha * t[j] + b * c[j];
                 }
             }
         }

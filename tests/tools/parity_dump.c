@@ -161,6 +161,18 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/io.safetensors", dir);
     if (st_write(path, d, nt, NULL, &err)) die("st_write", &err);
     printf("parity_dump: wrote %s (%s, loss %.6f)\n", dir, cs, lossf);
+    free(d);
+    free(names);
+    free(tok);
+    free(tgt);
+    free(mask);
+    free(ws);
+    free(wv);
+    free(wh);
+    free(logits);
+    free(dlogp);
+    free(prefill);
+    free(decode);
     model_free(m);
     return 0;
 }
