@@ -31,7 +31,8 @@ typedef struct {
     int tied;         // LM head shares the token embedding
     float rope_theta; // LLAMA only
     float norm_eps;   // LayerNorm / RMSNorm epsilon
-    int score_head;   // a scalar head (one value per sequence, at the last real token)
+    int score_head;   // K scalar heads (K values per sequence, read at the last real token;
+                      // K > 1: an ensemble of reward heads on one trunk); 0 = none
     int value_head;   // a per-token value head
     char tokenizer[512]; // "byte", or the path of the tokenizer the model was trained with
                          // ("" = unknown: commands then need --tokenizer)
@@ -75,7 +76,7 @@ typedef struct {
     rlhf_layer *layers;                // n_layer
     float *final_norm_w, *final_norm_b;// (C)
     float *lm_head;                    // (V, C); = wte when tied
-    float *score_w, *score_b;          // (C), (1)
+    float *score_w, *score_b;          // (K, C), (K)
     float *value_w, *value_b;          // (C), (1)
 } rlhf_views;
 
@@ -114,7 +115,7 @@ struct rlhf_model {
     float *hidden;          // (B,T,C) output of the final norm
     float *logp;            // (B,T) log-prob of targets (0 where target < 0)
     float *entropy;         // (B,T) entropy of the next-token distribution (if requested)
-    float *score;           // (B) scalar head at each row's last real token (if score_head)
+    float *score;           // (B, K) scalar heads at each row's last real token (K = score_head)
     float *values;          // (B,T) value head (if value_head)
     int want_entropy;       // set to 1 before forward to compute entropy too
 };
@@ -131,7 +132,7 @@ void model_zero_grad(rlhf_model *m);
 // Keeps what backward needs. -1 + err on bad input (token out of range, T > max).
 int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err);
 // Backward from the gradients of the last forward's outputs, accumulating into
-// m->grads. Each argument may be NULL: dlogp (B,T), dhidden (B,T,C), dscore (B),
+// m->grads. Each argument may be NULL: dlogp (B,T), dhidden (B,T,C), dscore (B,K),
 // dvalues (B,T).
 void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, const float *dscore,
                     const float *dvalues);

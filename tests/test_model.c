@@ -15,7 +15,7 @@ static rlhf_config tiny_cfg(rlhf_arch arch) {
     rlhf_config c = {.arch = arch, .n_layer = 2, .n_head = 4, .n_kv_head = arch == ARCH_LLAMA ? 2 : 4,
                      .n_embd = 16, .d_ff = arch == ARCH_LLAMA ? 24 : 0, .vocab_size = 23,
                      .max_seq_len = 16, .tied = arch == ARCH_GPT2, .qkv_bias = arch == ARCH_LLAMA,
-                     .score_head = 1, .value_head = 1};
+                     .score_head = arch == ARCH_LLAMA ? 2 : 1, .value_head = 1};
     config_fill_defaults(&c);
     return c;
 }
@@ -25,7 +25,7 @@ typedef struct {
     int B, T;
     int tok[3 * 9], tgt[3 * 9];
     uint8_t mask[3 * 9];
-    float wl[3 * 9], ws[3], wv[3 * 9];
+    float wl[3 * 9], ws[3 * 4], wv[3 * 9];
 } fixture;
 
 static void make_fixture(fixture *f, int V, uint64_t seed) {
@@ -43,7 +43,7 @@ static void make_fixture(fixture *f, int V, uint64_t seed) {
             f->wl[i] = real ? rng_normal(&r) : 0;
             f->wv[i] = real ? rng_normal(&r) : 0;
         }
-    for (int b = 0; b < 3; b++) f->ws[b] = rng_normal(&r);
+    for (int b = 0; b < 12; b++) f->ws[b] = rng_normal(&r);
 }
 
 static double fixture_loss(rlhf_model *m, const fixture *f) {
@@ -52,7 +52,7 @@ static double fixture_loss(rlhf_model *m, const fixture *f) {
     if (model_forward(m, &b, &err)) return NAN;
     double L = 0;
     for (int i = 0; i < f->B * f->T; i++) L += (double)m->logp[i] * f->wl[i] + (double)m->values[i] * f->wv[i];
-    for (int r = 0; r < f->B; r++) L += (double)m->score[r] * f->ws[r];
+    for (int r = 0; r < f->B * m->cfg.score_head; r++) L += (double)m->score[r] * f->ws[r];
     return L;
 }
 
@@ -72,6 +72,7 @@ static int gradcheck(rlhf_arch arch) {
     model_backward(m, f.wl, NULL, f.ws, f.wv);
     int checked = 0, bad = 0;
     double worst = 0;
+    char worst_name[200] = "";
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const rlhf_tensor *t = &m->tensors[ti];
         for (int k = 0; k < 6; k++) {
@@ -85,7 +86,10 @@ static int gradcheck(rlhf_arch arch) {
             m->params[j] = save;
             double fd = (lp - lm) / (2.0 * eps), an = m->grads[j];
             double e = fabs(fd - an) / (fabs(fd) + fabs(an) + 1e-2);
-            if (e > worst) worst = e;
+            if (e > worst) {
+                worst = e;
+                snprintf(worst_name, sizeof worst_name, "%s[%zu] fd %.6g bwd %.6g", t->name, j - t->offset, fd, an);
+            }
             if (e > 2e-2) {
                 bad++;
                 printf("  %s[%zu]: finite difference %.6g, backward %.6g\n", t->name, j - t->offset, fd, an);
@@ -93,7 +97,7 @@ static int gradcheck(rlhf_arch arch) {
             checked++;
         }
     }
-    printf("  %d parameters checked, worst relative error %.2e\n", checked, worst);
+    printf("  %d parameters checked, worst relative error %.2e (%s)\n", checked, worst, worst_name);
     CHECK(bad == 0);
     model_free(m);
     return 0;
@@ -179,8 +183,9 @@ static int test_padding_invariance(void) {
             CHECK_CLOSE(m->logp[8 + 3 + j], m->logp[j], 1e-5, 1e-5);
             CHECK_CLOSE(m->logp[16 + 1 + j], m->logp[j], 1e-5, 1e-5);
         }
-        CHECK_CLOSE(m->score[1], m->score[0], 1e-5, 1e-5);
-        CHECK_CLOSE(m->score[2], m->score[0], 1e-5, 1e-5);
+        int K = c.score_head;
+        CHECK_CLOSE(m->score[K], m->score[0], 1e-5, 1e-5);
+        CHECK_CLOSE(m->score[2 * K], m->score[0], 1e-5, 1e-5);
         model_free(m);
     }
     return 0;
@@ -626,7 +631,7 @@ static int test_gradient_accumulation(void) {
         rlhf_batch b = {.B = nb, .T = T, .tokens = f.tok + r0 * T, .targets = f.tgt + r0 * T,
                         .mask = f.mask + r0 * T};
         CHECK(model_forward(m, &b, &err) == 0);
-        model_backward(m, f.wl + r0 * T, NULL, f.ws + r0, f.wv + r0 * T);
+        model_backward(m, f.wl + r0 * T, NULL, f.ws + r0 * c.score_head, f.wv + r0 * T);
     }
     double worst = 0, scale = 0;
     for (size_t i = 0; i < m->n_params; i++) {

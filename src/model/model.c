@@ -61,8 +61,8 @@ static void build_table(rlhf_model *m) {
     if (gpt2) add_tensor(m, &cap, "final_norm.bias", 0, 1, C, 0);
     if (!c->tied) add_tensor(m, &cap, "lm_head.weight", 1, 2, c->vocab_size, C);
     if (c->score_head) {
-        add_tensor(m, &cap, "score_head.weight", 0, 2, 1, C);
-        add_tensor(m, &cap, "score_head.bias", 0, 1, 1, 0);
+        add_tensor(m, &cap, "score_head.weight", 0, 2, c->score_head, C);
+        add_tensor(m, &cap, "score_head.bias", 0, 1, c->score_head, 0);
     }
     if (c->value_head) {
         add_tensor(m, &cap, "value_head.weight", 0, 2, 1, C);
@@ -217,7 +217,7 @@ typedef struct {
     layer_acts *layers;
     float *lnf, *lnf_mean, *lnf_rstd;  // (N,C), (N), (N)
     float *logp, *lse, *entropy;       // (N)
-    float *score;                      // (B)
+    float *score;                      // (B, K) K = score_head outputs
     float *values;                     // (N)
     float *tmp;                        // (N,C) projection output before the residual add
     float *logits_scratch;             // (LOGP_CHUNK, V)
@@ -263,7 +263,7 @@ static size_t layout_acts(const rlhf_config *c, int B, int T, float *base, acts_
     TAKE(a->logp, N);
     TAKE(a->lse, N);
     TAKE(a->entropy, N);
-    TAKE(a->score, B);
+    TAKE(a->score, (size_t)B * (c->score_head > 0 ? c->score_head : 1));
     TAKE(a->values, N);
     TAKE(a->tmp, N * C);
     TAKE(a->logits_scratch, (size_t)LOGP_CHUNK * c->vocab_size);
@@ -436,14 +436,15 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     logprob_forward(a->logp, a->lse, m->want_entropy ? a->entropy : NULL, a->lnf, m->w.lm_head,
                     a->targets, N, C, V, a->logits_scratch);
     if (!m->want_entropy) memset(a->entropy, 0, (size_t)N * sizeof(float));
-    if (c->score_head) {
-        for (int r = 0; r < B; r++) {
-            float s = m->w.score_b[0];
+    for (int r = 0; r < B; r++) {
+        for (int k = 0; k < c->score_head; k++) {
+            float s = m->w.score_b[k];
+            const float *w = m->w.score_w + (size_t)k * C;
             if (a->last[r] >= 0) {
                 const float *h = a->lnf + ((size_t)r * T + a->last[r]) * C;
-                for (int i = 0; i < C; i++) s += h[i] * m->w.score_w[i];
+                for (int i = 0; i < C; i++) s += h[i] * w[i];
             }
-            a->score[r] = s;
+            a->score[(size_t)r * c->score_head + k] = s;
         }
     }
     if (c->value_head) {
@@ -501,15 +502,21 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
                          a->logits_scratch);
     }
     if (dscore && c->score_head) {
+        int K = c->score_head;
         for (int r = 0; r < B; r++) {
             if (a->last[r] < 0) continue;
             const float *h = a->lnf + ((size_t)r * T + a->last[r]) * C;
             float *dh = dlnf + ((size_t)r * T + a->last[r]) * C;
-            for (int i = 0; i < C; i++) {
-                dh[i] += dscore[r] * m->w.score_w[i];
-                m->g.score_w[i] += dscore[r] * h[i];
+            for (int k = 0; k < K; k++) {
+                float d = dscore[(size_t)r * K + k];
+                const float *w = m->w.score_w + (size_t)k * C;
+                float *gw = m->g.score_w + (size_t)k * C;
+                for (int i = 0; i < C; i++) {
+                    dh[i] += d * w[i];
+                    gw[i] += d * h[i];
+                }
+                m->g.score_b[k] += d;
             }
-            m->g.score_b[0] += dscore[r];
         }
     }
     if (dvalues && c->value_head) {

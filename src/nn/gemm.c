@@ -229,6 +229,11 @@ void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, con
 // C (M,N) = alpha op(A) op(B) + beta C; OpenBLAS when built with it
 void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
+    // a few rows against a weight matrix (decoding): one streaming pass over B
+    if (!transA && transB && M > 0 && M <= 8 && K >= 16 && N >= 64) {
+        gemm_skinny_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
 #ifdef RLHF_USE_CBLAS
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {

@@ -19,6 +19,11 @@ void gemm(int transA, int transB, int M, int N, int K, float alpha, const float 
 void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+// C (M,N) = alpha * A (M,K) @ B^T + beta * C for M <= 8 (decoding): each row of B is
+// streamed once. gemm() routes such shapes here.
+void gemm_skinny_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc);
+
 // ---- linear ----
 // inp (N,C), w (OC,C), b (OC) or NULL -> out (N,OC)  [overwrites out]
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C,
