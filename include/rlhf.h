@@ -124,6 +124,10 @@ struct rlhf_model {
 // scaled by 1/sqrt(2*n_layer); norms 1, biases 0). -1 + err if cfg is invalid.
 int model_create(rlhf_model **out, const rlhf_config *cfg, uint64_t seed, rlhf_err *err);
 void model_free(rlhf_model *m);
+// A copy of src with score_head K outputs and/or a value head: the trunk (and
+// any head of the same shape) is copied, new heads get the seeded init.
+int model_with_heads(const rlhf_model *src, int score_head, int value_head, uint64_t seed,
+                     rlhf_model **out, rlhf_err *err);
 const rlhf_tensor *model_find_tensor(const rlhf_model *m, const char *name);
 void model_alloc_grads(rlhf_model *m);
 void model_zero_grad(rlhf_model *m);

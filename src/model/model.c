@@ -575,3 +575,22 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
         if (!a->mask[i]) memset(dx + (size_t)i * C, 0, (size_t)C * sizeof(float));
     embedding_backward(m->g.wte, m->g.wpe, dx, a->tokens, a->pos, N, C);
 }
+
+// ------------------------------------------------------------------- heads --
+
+int model_with_heads(const rlhf_model *src, int score_head, int value_head, uint64_t seed,
+                     rlhf_model **out, rlhf_err *err) {
+    rlhf_config c = src->cfg;
+    c.score_head = score_head;
+    c.value_head = value_head;
+    rlhf_model *m;
+    if (model_create(&m, &c, seed, err)) return -1;  // fresh heads; trunk overwritten below
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlhf_tensor *t = &m->tensors[i];
+        const rlhf_tensor *s = model_find_tensor(src, t->name);
+        if (s && s->numel == t->numel)
+            memcpy(m->params + t->offset, src->params + s->offset, t->numel * sizeof(float));
+    }
+    *out = m;
+    return 0;
+}

@@ -15,35 +15,8 @@
 #include "train/run.h"
 
 void sft_default_config(sft_config *c) {
-    memset(c, 0, sizeof *c);
-    c->eval_split = 0.0f;
+    train_default_config(c);
     c->output_dir = "runs/sft";
-    c->max_length = 0;  // the model's max_seq_len
-    c->max_prompt_length = 0;
-    c->truncation_mode = "keep_end";
-    c->learning_rate = 2e-5f;
-    c->warmup_ratio = 0.0f;
-    c->weight_decay = 0.0f;
-    c->max_grad_norm = 1.0f;
-    c->lr_scheduler_type = "linear";
-    c->num_train_epochs = 3;
-    c->max_steps = -1;
-    c->batch_size = 8;
-    c->gradient_accumulation_steps = 1;
-    c->logging_steps = 10;
-    c->save_steps = 500;
-    c->eval_steps = 0;
-    c->seed = 42;
-}
-
-int parse_lr_schedule(const char *s, rlhf_lr_schedule *out, rlhf_err *err) {
-    if (!strcmp(s, "constant") || !strcmp(s, "constant_with_warmup")) *out = LR_CONSTANT;
-    else if (!strcmp(s, "linear")) *out = LR_LINEAR;
-    else if (!strcmp(s, "cosine")) *out = LR_COSINE;
-    else
-        return rlhf_fail(err, "--lr_scheduler_type must be constant, linear or cosine (got \"%s\")",
-                         s);
-    return 0;
 }
 
 double eval_nll(rlhf_model *m, const ds_dataset *ds, int batch_size, rlhf_err *err) {
@@ -64,51 +37,6 @@ double eval_nll(rlhf_model *m, const ds_dataset *ds, int batch_size, rlhf_err *e
     free(idx);
     ds_batch_free(&b);
     return count ? sum / count : NAN;
-}
-
-// loads, splits and tokenizes the training (and eval) data
-static int load_data(const sft_config *c, const rlhf_tokenizer *tok, int max_len,
-                     ds_dataset **train, ds_dataset **eval, rlhf_err *err) {
-    ds_load_opts lo = {.format = DS_AUTO, .skip_bad_lines = c->skip_bad_lines};
-    ds_report rep = {0};
-    ds_dataset *all;
-    if (ds_load(&all, c->data, &lo, &rep, err)) return -1;
-    if (rep.n_skipped) {
-        char buf[3000];
-        ds_report_format(&rep, buf, sizeof buf);
-        fprintf(stderr, "sft: %s: %s\n", c->data, buf);
-    }
-    if (all->format != DS_TEXT && all->format != DS_MESSAGES &&
-        all->format != DS_PROMPT_COMPLETION) {
-        rlhf_fail(err, "%s: SFT needs text, messages or prompt+completion data (this file is %s)",
-                  c->data, ds_format_name(all->format));
-        ds_free(all);
-        return -1;
-    }
-    *eval = NULL;
-    if (c->eval_data) {
-        *train = all;
-        if (ds_load(eval, c->eval_data, &lo, NULL, err)) goto fail;
-    } else if (c->eval_split > 0) {
-        if (ds_split(all, c->eval_split, c->seed, train, eval, err)) return -1;
-    } else {
-        *train = all;
-    }
-    ds_tok_opts to;
-    ds_tok_opts_default(&to);
-    to.chat_template = c->chat_template;
-    to.max_length = max_len;
-    to.max_prompt_length = c->max_prompt_length;
-    to.truncation = !strcmp(c->truncation_mode, "keep_start") ? DS_KEEP_START : DS_KEEP_END;
-    to.skip_bad_lines = c->skip_bad_lines;
-    if (ds_tokenize(*train, tok, &to, NULL, err)) goto fail;
-    if (*eval && ds_tokenize(*eval, tok, &to, NULL, err)) goto fail;
-    return 0;
-fail:
-    ds_free(*train);
-    ds_free(*eval);
-    *train = *eval = NULL;
-    return -1;
 }
 
 typedef struct {
@@ -173,34 +101,16 @@ int sft_train(const sft_config *c, rlhf_err *err) {
     batcher bt = {0};
     run_dir run = {0};
     char resume_from[4400] = "";
-    rlhf_lr_schedule sched = LR_CONSTANT;
     float *dlogp = NULL;
     size_t dcap = 0;
-    if (parse_lr_schedule(c->lr_scheduler_type, &sched, err)) return -1;
-    if (strcmp(c->truncation_mode, "keep_end") && strcmp(c->truncation_mode, "keep_start"))
-        return rlhf_fail(err, "--truncation_mode must be keep_end or keep_start (got \"%s\")",
-                         c->truncation_mode);
-    if (!c->data) return rlhf_fail(err, "--data is required (a JSONL file in a TRL format)");
     if (c->resume && run_latest_checkpoint(c->output_dir, resume_from, sizeof resume_from) != 0)
         resume_from[0] = 0;
     if (model_load_any(resume_from[0] ? resume_from : c->model, c->seed, &m, err)) goto done;
     if (model_tokenizer(m, c->tokenizer, &tok, err)) goto done;
-    if (c->tokenizer && strcmp(c->tokenizer, "byte")) {
-        char abs[PATH_MAX];
-        if (realpath(c->tokenizer, abs) && strlen(abs) < sizeof m->cfg.tokenizer)
-            memcpy(m->cfg.tokenizer, abs, strlen(abs) + 1);
-    } else if (c->tokenizer) {
-        snprintf(m->cfg.tokenizer, sizeof m->cfg.tokenizer, "byte");
-    }
-    int max_len = c->max_length;
-    if (max_len <= 0 || max_len > m->cfg.max_seq_len) {
-        if (c->max_length > m->cfg.max_seq_len)
-            fprintf(stderr, "sft: --max_length %d is longer than the model's max_seq_len %d; "
-                            "using %d\n",
-                    c->max_length, m->cfg.max_seq_len, m->cfg.max_seq_len);
-        max_len = m->cfg.max_seq_len;
-    }
-    if (load_data(c, tok, max_len, &train, &eval, err)) goto done;
+    train_remember_tokenizer(c, m);
+    int max_len = train_max_length(c, m);
+    unsigned allowed = 1u << DS_TEXT | 1u << DS_MESSAGES | 1u << DS_PROMPT_COMPLETION;
+    if (train_load_data(c, tok, max_len, allowed, &train, &eval, err)) goto done;
 
     bt = (batcher){.ds = train, .batch = c->batch_size, .packing = c->packing, .T = max_len,
                    .order_epoch = -1, .seed = c->seed};
@@ -214,15 +124,7 @@ int sft_train(const sft_config *c, rlhf_err *err) {
         rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
         goto done;
     }
-    rlhf_optim_config oc;
-    optim_default_config(&oc);
-    oc.lr = c->learning_rate;
-    oc.weight_decay = c->weight_decay;
-    oc.max_grad_norm = c->max_grad_norm;
-    oc.schedule = sched;
-    oc.total_steps = total;
-    oc.warmup_steps = (int)ceil(c->warmup_ratio * total);
-    o = optim_create(&oc, m->n_params);
+    if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
     rlhf_rng rng;
     rng_seed(&rng, c->seed);
     if (resume_from[0]) {

@@ -1,0 +1,123 @@
+// train/common: settings, data and optimizer shared by the trainers.
+#include "train/common.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void train_default_config(train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->model = "tiny";
+    c->output_dir = "runs/train";
+    c->max_length = 0;  // the model's max_seq_len
+    c->truncation_mode = "keep_end";
+    c->learning_rate = 2e-5f;
+    c->max_grad_norm = 1.0f;
+    c->lr_scheduler_type = "linear";
+    c->num_train_epochs = 3;
+    c->max_steps = -1;
+    c->batch_size = 8;
+    c->gradient_accumulation_steps = 1;
+    c->logging_steps = 10;
+    c->save_steps = 500;
+    c->seed = 42;
+}
+
+int parse_lr_schedule(const char *s, rlhf_lr_schedule *out, rlhf_err *err) {
+    if (!strcmp(s, "constant") || !strcmp(s, "constant_with_warmup")) *out = LR_CONSTANT;
+    else if (!strcmp(s, "linear")) *out = LR_LINEAR;
+    else if (!strcmp(s, "cosine")) *out = LR_COSINE;
+    else
+        return rlhf_fail(err, "--lr_scheduler_type must be constant, linear or cosine (got \"%s\")",
+                         s);
+    return 0;
+}
+
+int train_max_length(const train_config *c, const rlhf_model *m) {
+    if (c->max_length > m->cfg.max_seq_len)
+        fprintf(stderr, "note: --max_length %d is longer than the model's max_seq_len %d; using %d\n",
+                c->max_length, m->cfg.max_seq_len, m->cfg.max_seq_len);
+    if (c->max_length <= 0 || c->max_length > m->cfg.max_seq_len) return m->cfg.max_seq_len;
+    return c->max_length;
+}
+
+void train_remember_tokenizer(const train_config *c, rlhf_model *m) {
+    if (!c->tokenizer) return;
+    if (!strcmp(c->tokenizer, "byte")) {
+        snprintf(m->cfg.tokenizer, sizeof m->cfg.tokenizer, "byte");
+        return;
+    }
+    char abs[PATH_MAX];
+    if (realpath(c->tokenizer, abs) && strlen(abs) < sizeof m->cfg.tokenizer)
+        memcpy(m->cfg.tokenizer, abs, strlen(abs) + 1);
+}
+
+int train_load_data(const train_config *c, const rlhf_tokenizer *tok, int max_len,
+                    unsigned allowed, ds_dataset **train, ds_dataset **eval, rlhf_err *err) {
+    if (!c->data) return rlhf_fail(err, "--data is required (a JSONL file in a TRL format)");
+    if (strcmp(c->truncation_mode, "keep_end") && strcmp(c->truncation_mode, "keep_start"))
+        return rlhf_fail(err, "--truncation_mode must be keep_end or keep_start (got \"%s\")",
+                         c->truncation_mode);
+    ds_load_opts lo = {.format = DS_AUTO, .skip_bad_lines = c->skip_bad_lines};
+    ds_report rep = {0};
+    ds_dataset *all;
+    *train = *eval = NULL;
+    if (ds_load(&all, c->data, &lo, &rep, err)) return -1;
+    if (rep.n_skipped) {
+        char buf[3000];
+        ds_report_format(&rep, buf, sizeof buf);
+        fprintf(stderr, "%s: %s\n", c->data, buf);
+    }
+    if (!(allowed & (1u << all->format))) {
+        char names[200] = "";
+        for (int f = DS_TEXT; f <= DS_PROMPT_ONLY; f++)
+            if (allowed & (1u << f)) {
+                if (names[0]) strncat(names, ", ", sizeof names - strlen(names) - 1);
+                strncat(names, ds_format_name((ds_format)f), sizeof names - strlen(names) - 1);
+            }
+        rlhf_fail(err, "%s: this command needs %s data (this file is %s)", c->data, names,
+                  ds_format_name(all->format));
+        ds_free(all);
+        return -1;
+    }
+    if (c->eval_data) {
+        *train = all;
+        lo.format = all->format;
+        if (ds_load(eval, c->eval_data, &lo, NULL, err)) goto fail;
+    } else if (c->eval_split > 0) {
+        if (ds_split(all, c->eval_split, c->seed, train, eval, err)) return -1;
+    } else {
+        *train = all;
+    }
+    ds_tok_opts to;
+    ds_tok_opts_default(&to);
+    to.chat_template = c->chat_template;
+    to.max_length = max_len;
+    to.max_prompt_length = c->max_prompt_length;
+    to.truncation = !strcmp(c->truncation_mode, "keep_start") ? DS_KEEP_START : DS_KEEP_END;
+    to.skip_bad_lines = c->skip_bad_lines;
+    if (ds_tokenize(*train, tok, &to, NULL, err)) goto fail;
+    if (*eval && ds_tokenize(*eval, tok, &to, NULL, err)) goto fail;
+    return 0;
+fail:
+    ds_free(*train);
+    ds_free(*eval);
+    *train = *eval = NULL;
+    return -1;
+}
+
+rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, rlhf_err *err) {
+    rlhf_lr_schedule sched = LR_CONSTANT;
+    if (parse_lr_schedule(c->lr_scheduler_type, &sched, err)) return NULL;
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = c->learning_rate;
+    oc.weight_decay = c->weight_decay;
+    oc.max_grad_norm = c->max_grad_norm;
+    oc.schedule = sched;
+    oc.total_steps = total;
+    oc.warmup_steps = (int)ceil(c->warmup_ratio * total);
+    return optim_create(&oc, n_params);
+}

@@ -1,0 +1,44 @@
+// train/common: what the training commands share — the settings every
+// trainer takes (TRL's names), loading, splitting and tokenizing data,
+// the optimizer and the step count, and the flag table for the CLI.
+#ifndef RLHF_TRAIN_COMMON_H
+#define RLHF_TRAIN_COMMON_H
+
+#include "data/dataset.h"
+#include "rlhf.h"
+#include "tok/tok.h"
+
+typedef struct {
+    const char *model;         // size name, checkpoint or run directory
+    const char *data;          // JSONL(.gz) in a TRL format
+    const char *eval_data;     // optional second file
+    float eval_split;          // share of data held out when eval_data is absent
+    const char *output_dir;
+    const char *tokenizer;     // overrides the model's
+    const char *chat_template; // for messages / conversational data
+    int max_length, max_prompt_length;
+    const char *truncation_mode; // keep_end | keep_start
+    int packing, skip_bad_lines;
+    float learning_rate, warmup_ratio, weight_decay, max_grad_norm;
+    const char *lr_scheduler_type; // constant | linear | cosine
+    int num_train_epochs, max_steps, batch_size, gradient_accumulation_steps;
+    int logging_steps, save_steps, eval_steps;
+    int resume, quiet;
+    uint64_t seed;
+    const char *config_json;   // the flags as JSON, recorded in the run directory
+} train_config;
+
+void train_default_config(train_config *c);
+int parse_lr_schedule(const char *s, rlhf_lr_schedule *out, rlhf_err *err);
+// Loads c->data (and c->eval_data or a c->eval_split share of it), checks the
+// format is one of `allowed` (a bit mask of 1 << ds_format), tokenizes both.
+int train_load_data(const train_config *c, const rlhf_tokenizer *tok, int max_len,
+                    unsigned allowed, ds_dataset **train, ds_dataset **eval, rlhf_err *err);
+// An AdamW configured from c for `total` steps.
+rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, rlhf_err *err);
+// c->max_length resolved against the model (0 or too long: max_seq_len).
+int train_max_length(const train_config *c, const rlhf_model *m);
+// Records --tokenizer in the model's config so checkpoints carry it.
+void train_remember_tokenizer(const train_config *c, rlhf_model *m);
+
+#endif
