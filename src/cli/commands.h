@@ -11,5 +11,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 
 #endif

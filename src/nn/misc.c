@@ -119,14 +119,24 @@ void adamw_update(float *p, const float *g, float *m, float *v, long n, float lr
     const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, t));
     const float step = lr / bc1;
     const float decay = lr * weight_decay;
+    enum { BLOCK = 256 };  // blocks so that the square roots can be taken a vector at a time
+    long nb = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for if (PAR(n))
-    for (long i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= step * mi / (sqrtf(vi) / bc2_sqrt + eps) + decay * p[i];
+    for (long blk = 0; blk < nb; blk++) {
+        long i0 = blk * BLOCK;
+        int len = n - i0 < BLOCK ? (int)(n - i0) : BLOCK;
+        float *pb = p + i0, *mb = m + i0, *vb = v + i0;
+        const float *gb = g + i0;
+        float root[BLOCK];
+        for (int i = 0; i < len; i++) {
+            float gi = gb[i];
+            mb[i] = beta1 * mb[i] + (1.0f - beta1) * gi;
+            vb[i] = beta2 * vb[i] + (1.0f - beta2) * gi * gi;
+            root[i] = vb[i];
+        }
+        vm_sqrt_inplace(root, len);
+        for (int i = 0; i < len; i++)
+            pb[i] -= step * mb[i] / (root[i] / bc2_sqrt + eps) + decay * pb[i];
     }
 }
 

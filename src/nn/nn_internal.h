@@ -10,6 +10,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 // kernels open their own parallel regions only when not already inside one
 static inline int nn_in_parallel(void) {
@@ -68,6 +71,18 @@ static inline float vm_expf(float x) {
     p = p * r * r + r + 1.0f;
     float res = p * vm_float((ni + 127) << 23);
     return vm_select(x < lo, 0.0f, res);
+}
+
+// x (n) = sqrt(x) in place. Spelled with intrinsics where available: without
+// -fno-math-errno gcc keeps a scalar sqrtf call (for errno) and the loop stays scalar.
+static inline void vm_sqrt_inplace(float *x, int n) {
+    int i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX__)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) x[i] = __builtin_sqrtf(x[i]);
 }
 
 // tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); absolute error ~1e-7 (what GELU needs)

@@ -1,0 +1,1059 @@
+// Hugging Face folders: config.json (model_type gpt2, llama, qwen2, mistral)
+// plus model.safetensors or shards named by model.safetensors.index.json, read
+// into our model one tensor at a time; and the way back (hf_export). Also the
+// pieces every foreign format shares: the row-block table (fmt_piece), model
+// detection (model_load_foreign), inspection (model_inspect) and finding a
+// tokenizer's files. See hf.h for the layout conversions.
+#include "model/hf.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/model_internal.h"
+#include "tok/tok.h"
+
+// ------------------------------------------------------------------ paths --
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static const char *join(char *buf, size_t n, const char *dir, const char *name) {
+    snprintf(buf, n, "%s/%s", dir, name);
+    return buf;
+}
+
+static int has(const char *dir, const char *name) {
+    char p[4096];
+    return is_file(join(p, sizeof p, dir, name));
+}
+
+static void dir_of(char *out, size_t n, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, n, ".");
+    else if (slash == path) snprintf(out, n, "/");
+    else snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void set_tokenizer_path(rlhf_config *c, const char *path) {
+    char abs[PATH_MAX];
+    const char *p = realpath(path, abs) ? abs : path;
+    if (strlen(p) < sizeof c->tokenizer) snprintf(c->tokenizer, sizeof c->tokenizer, "%s", p);
+}
+
+// ----------------------------------------------------------------- pieces --
+
+size_t fmt_piece_numel(const fmt_piece *p) {
+    return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+}
+
+int fmt_piece_shape(const fmt_piece *p, int64_t shape[2]) {
+    if (!p->cols) {
+        shape[0] = p->rows;
+        return 1;
+    }
+    shape[0] = p->transpose ? p->cols : p->rows;
+    shape[1] = p->transpose ? p->rows : p->cols;
+    return 2;
+}
+
+void fmt_place(float *dst, const fmt_piece *p, const float *src) {
+    int64_t R = p->rows, C = p->cols ? p->cols : 1;
+    if (p->transpose) {
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < C; c++) dst[r * C + c] = src[c * R + r];
+    } else if (p->rope_heads) {
+        int64_t HS = R / p->rope_heads;
+        for (int64_t h = 0; h < p->rope_heads; h++)
+            for (int64_t r = 0; r < HS; r++)
+                memcpy(dst + (h * HS + r) * C, src + (h * HS + rope_interleaved_row(r, HS)) * C,
+                       (size_t)C * sizeof(float));
+    } else {
+        memcpy(dst, src, (size_t)(R * C) * sizeof(float));
+    }
+}
+
+// Converts n floats to dtype and appends them to a.
+static int write_values(atomic_file *a, const float *x, size_t n, st_dtype dtype, rlhf_err *err) {
+    if (dtype == ST_F32) return atomic_write(a, x, n * sizeof(float), err);
+    uint16_t buf[4096];
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < 4096 ? n - i : 4096;
+        for (size_t j = 0; j < k; j++)
+            buf[j] = dtype == ST_BF16 ? f32_to_bf16(x[i + j]) : f32_to_f16(x[i + j]);
+        if (atomic_write(a, buf, k * sizeof(uint16_t), err)) return -1;
+        i += k;
+    }
+    return 0;
+}
+
+int fmt_write_piece(atomic_file *a, const rlhf_model *m, const fmt_piece *p, st_dtype dtype,
+                    rlhf_err *err) {
+    const rlhf_tensor *t = model_find_tensor(m, p->ours);
+    RLHF_ASSERT(t);
+    int64_t R = p->rows, C = p->cols ? p->cols : 1;
+    const float *src = m->params + t->offset + p->row0 * C;
+    if (!p->transpose && !p->rope_heads) return write_values(a, src, (size_t)(R * C), dtype, err);
+    // one foreign row at a time
+    int64_t width = p->transpose ? R : C, n_rows = p->transpose ? C : R;
+    float *row = xmalloc((size_t)width * sizeof(float));
+    int rc = 0;
+    for (int64_t i = 0; i < n_rows && rc == 0; i++) {
+        if (p->transpose) {
+            for (int64_t j = 0; j < R; j++) row[j] = src[j * C + i];
+        } else {
+            int64_t HS = R / p->rope_heads, h = i / HS, q = i % HS;
+            int64_t r = q % 2 == 0 ? q / 2 : HS / 2 + q / 2; // inverse of rope_interleaved_row
+            memcpy(row, src + (h * HS + r) * C, (size_t)C * sizeof(float));
+        }
+        rc = write_values(a, row, (size_t)width, dtype, err);
+    }
+    free(row);
+    return rc;
+}
+
+static void add_piece(fmt_piece *p, int *n, const char *name, const char *ours, int64_t row0,
+                      int64_t rows, int64_t cols, int transpose) {
+    fmt_piece *q = &p[(*n)++];
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", name);
+    snprintf(q->ours, sizeof q->ours, "%s", ours);
+    q->row0 = row0;
+    q->rows = rows;
+    q->cols = cols;
+    q->transpose = transpose;
+}
+
+// The HF tensors of a model with config c, in HF's canonical names
+// (GPT2LMHeadModel without its "transformer." prefix; Llama with "model.").
+static fmt_piece *hf_pieces(const rlhf_config *c, int *n_out) {
+    int L = c->n_layer, C = c->n_embd, HS = C / c->n_head, F = c->d_ff;
+    int NQ = c->n_head * HS, NK = c->n_kv_head * HS;
+    fmt_piece *p = xcalloc((size_t)L * 16 + 8, sizeof *p);
+    int n = 0;
+    char h[96], o[64];
+#define HF(fmt) (snprintf(h, sizeof h, fmt, l), h)
+#define OURS(fmt) (snprintf(o, sizeof o, fmt, l), o)
+    if (c->arch == ARCH_GPT2) {
+        add_piece(p, &n, "wte.weight", "tok_emb.weight", 0, c->vocab_size, C, 0);
+        add_piece(p, &n, "wpe.weight", "pos_emb.weight", 0, c->max_seq_len, C, 0);
+        for (int l = 0; l < L; l++) {
+            add_piece(p, &n, HF("h.%d.ln_1.weight"), OURS("layers.%d.attn_norm.weight"), 0, C, 0, 0);
+            add_piece(p, &n, HF("h.%d.ln_1.bias"), OURS("layers.%d.attn_norm.bias"), 0, C, 0, 0);
+            add_piece(p, &n, HF("h.%d.attn.c_attn.weight"), OURS("layers.%d.attn.qkv.weight"), 0,
+                      3 * C, C, 1);
+            add_piece(p, &n, HF("h.%d.attn.c_attn.bias"), OURS("layers.%d.attn.qkv.bias"), 0, 3 * C,
+                      0, 0);
+            add_piece(p, &n, HF("h.%d.attn.c_proj.weight"), OURS("layers.%d.attn.out.weight"), 0, C,
+                      C, 1);
+            add_piece(p, &n, HF("h.%d.attn.c_proj.bias"), OURS("layers.%d.attn.out.bias"), 0, C, 0, 0);
+            add_piece(p, &n, HF("h.%d.ln_2.weight"), OURS("layers.%d.mlp_norm.weight"), 0, C, 0, 0);
+            add_piece(p, &n, HF("h.%d.ln_2.bias"), OURS("layers.%d.mlp_norm.bias"), 0, C, 0, 0);
+            add_piece(p, &n, HF("h.%d.mlp.c_fc.weight"), OURS("layers.%d.mlp.up.weight"), 0, F, C, 1);
+            add_piece(p, &n, HF("h.%d.mlp.c_fc.bias"), OURS("layers.%d.mlp.up.bias"), 0, F, 0, 0);
+            add_piece(p, &n, HF("h.%d.mlp.c_proj.weight"), OURS("layers.%d.mlp.down.weight"), 0, C,
+                      F, 1);
+            add_piece(p, &n, HF("h.%d.mlp.c_proj.bias"), OURS("layers.%d.mlp.down.bias"), 0, C, 0, 0);
+        }
+        add_piece(p, &n, "ln_f.weight", "final_norm.weight", 0, C, 0, 0);
+        add_piece(p, &n, "ln_f.bias", "final_norm.bias", 0, C, 0, 0);
+    } else {
+        add_piece(p, &n, "model.embed_tokens.weight", "tok_emb.weight", 0, c->vocab_size, C, 0);
+        for (int l = 0; l < L; l++) {
+            add_piece(p, &n, HF("model.layers.%d.input_layernorm.weight"),
+                      OURS("layers.%d.attn_norm.weight"), 0, C, 0, 0);
+            const char *qkv = OURS("layers.%d.attn.qkv.weight");
+            add_piece(p, &n, HF("model.layers.%d.self_attn.q_proj.weight"), qkv, 0, NQ, C, 0);
+            add_piece(p, &n, HF("model.layers.%d.self_attn.k_proj.weight"), qkv, NQ, NK, C, 0);
+            add_piece(p, &n, HF("model.layers.%d.self_attn.v_proj.weight"), qkv, NQ + NK, NK, C, 0);
+            if (c->qkv_bias) {
+                const char *b = OURS("layers.%d.attn.qkv.bias");
+                add_piece(p, &n, HF("model.layers.%d.self_attn.q_proj.bias"), b, 0, NQ, 0, 0);
+                add_piece(p, &n, HF("model.layers.%d.self_attn.k_proj.bias"), b, NQ, NK, 0, 0);
+                add_piece(p, &n, HF("model.layers.%d.self_attn.v_proj.bias"), b, NQ + NK, NK, 0, 0);
+            }
+            add_piece(p, &n, HF("model.layers.%d.self_attn.o_proj.weight"),
+                      OURS("layers.%d.attn.out.weight"), 0, C, NQ, 0);
+            add_piece(p, &n, HF("model.layers.%d.post_attention_layernorm.weight"),
+                      OURS("layers.%d.mlp_norm.weight"), 0, C, 0, 0);
+            const char *up = OURS("layers.%d.mlp.up.weight");
+            add_piece(p, &n, HF("model.layers.%d.mlp.gate_proj.weight"), up, 0, F, C, 0);
+            add_piece(p, &n, HF("model.layers.%d.mlp.up_proj.weight"), up, F, F, C, 0);
+            add_piece(p, &n, HF("model.layers.%d.mlp.down_proj.weight"),
+                      OURS("layers.%d.mlp.down.weight"), 0, C, F, 0);
+        }
+        add_piece(p, &n, "model.norm.weight", "final_norm.weight", 0, C, 0, 0);
+        if (!c->tied) add_piece(p, &n, "lm_head.weight", "lm_head.weight", 0, c->vocab_size, C, 0);
+    }
+#undef HF
+#undef OURS
+    *n_out = n;
+    return p;
+}
+
+// ----------------------------------------------------------------- config --
+
+typedef struct {
+    rlhf_config cfg;
+    char model_type[32];
+    char note[512];
+    char path[4096]; // config.json
+} hf_config;
+
+static const cJSON *jget(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
+// integer field; absent or null: def (INT_MIN: required)
+static int j_int(const cJSON *o, const char *k, int def, int *out, const char *src, rlhf_err *err) {
+    const cJSON *v = jget(o, k);
+    if (!v) {
+        if (def == INT_MIN) return rlhf_fail(err, "%s: field \"%s\" missing", src, k);
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9)
+        return rlhf_fail(err, "%s: field \"%s\" must be an integer", src, k);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int j_float(const cJSON *o, const char *k, float def, float *out, const char *src,
+                   rlhf_err *err) {
+    const cJSON *v = jget(o, k);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v)) return rlhf_fail(err, "%s: field \"%s\" must be a number", src, k);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+static int j_bool(const cJSON *o, const char *k, int def, int *out, const char *src,
+                  rlhf_err *err) {
+    const cJSON *v = jget(o, k);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v)) return rlhf_fail(err, "%s: field \"%s\" must be true or false", src, k);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static const char *j_str(const cJSON *o, const char *k, const char *def) {
+    const cJSON *v = jget(o, k);
+    return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+// RoPE settings other than plain RoPE (linear, dynamic, yarn, llama3 scaling)
+// change the frequencies: refused rather than silently computed wrong.
+static int check_rope(const cJSON *o, float *theta, const char *src, rlhf_err *err) {
+    const cJSON *rp = jget(o, "rope_parameters"); // transformers >= 5
+    if (cJSON_IsObject(rp)) {
+        if (j_float(rp, "rope_theta", *theta, theta, src, err)) return -1;
+        const char *t = j_str(rp, "rope_type", "default");
+        if (strcmp(t, "default"))
+            return rlhf_fail(err, "%s: rope_parameters.rope_type \"%s\" is not supported (only "
+                                  "plain RoPE, \"default\")",
+                             src, t);
+    }
+    const cJSON *rs = jget(o, "rope_scaling");
+    if (rs) {
+        const char *t = cJSON_IsObject(rs) ? j_str(rs, "rope_type", j_str(rs, "type", "?")) : "?";
+        if (strcmp(t, "default"))
+            return rlhf_fail(err, "%s: rope_scaling (type \"%s\") is not supported: rlhf.c "
+                                  "computes plain RoPE only",
+                             src, t);
+    }
+    return 0;
+}
+
+static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
+    memset(h, 0, sizeof *h);
+    join(h->path, sizeof h->path, dir, "config.json");
+    const char *src = h->path;
+    char *text = read_file(src, NULL, err);
+    if (!text) return -1;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return rlhf_fail(err, "%s: not a JSON object", src);
+    }
+    int rc = -1;
+    rlhf_config *c = &h->cfg;
+    const char *mt = j_str(o, "model_type", NULL);
+    if (!mt) {
+        rlhf_fail(err, "%s: no \"model_type\" field (not a Hugging Face model config)", src);
+        goto done;
+    }
+    snprintf(h->model_type, sizeof h->model_type, "%s", mt);
+    int gpt2 = !strcmp(mt, "gpt2");
+    int llama = !strcmp(mt, "llama"), qwen2 = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral");
+    if (!gpt2 && !llama && !qwen2 && !mistral) {
+        rlhf_fail(err, "%s: model_type \"%s\" is not supported (rlhf.c loads gpt2, llama, qwen2 "
+                       "and mistral)",
+                  src, mt);
+        goto done;
+    }
+    if (gpt2) {
+        c->arch = ARCH_GPT2;
+        int n_ctx, tie, scale, inv_layer, upcast;
+        if (j_int(o, "n_layer", INT_MIN, &c->n_layer, src, err) ||
+            j_int(o, "n_head", INT_MIN, &c->n_head, src, err) ||
+            j_int(o, "n_embd", INT_MIN, &c->n_embd, src, err) ||
+            j_int(o, "vocab_size", INT_MIN, &c->vocab_size, src, err) ||
+            j_int(o, "n_ctx", 1024, &n_ctx, src, err) ||
+            j_int(o, "n_positions", n_ctx, &c->max_seq_len, src, err) ||
+            j_int(o, "n_inner", 0, &c->d_ff, src, err) ||
+            j_float(o, "layer_norm_epsilon", 1e-5f, &c->norm_eps, src, err) ||
+            j_bool(o, "tie_word_embeddings", 1, &tie, src, err) ||
+            j_bool(o, "scale_attn_weights", 1, &scale, src, err) ||
+            j_bool(o, "scale_attn_by_inverse_layer_idx", 0, &inv_layer, src, err) ||
+            j_bool(o, "reorder_and_upcast_attn", 0, &upcast, src, err))
+            goto done;
+        const char *act = j_str(o, "activation_function", "gelu_new");
+        if (strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh") && strcmp(act, "gelu_fast")) {
+            rlhf_fail(err, "%s: activation_function \"%s\" is not supported (rlhf.c's GPT-2 uses "
+                           "the tanh GELU, \"gelu_new\")",
+                      src, act);
+            goto done;
+        }
+        if (!tie || !scale || inv_layer) {
+            rlhf_fail(err, "%s: %s is not supported", src,
+                      !tie     ? "tie_word_embeddings false (an untied GPT-2 head)"
+                      : !scale ? "scale_attn_weights false"
+                               : "scale_attn_by_inverse_layer_idx");
+            goto done;
+        }
+        c->n_kv_head = c->n_head;
+        c->tied = 1;
+    } else {
+        c->arch = ARCH_LLAMA;
+        int head_dim = 0, attn_bias, mlp_bias;
+        int max_pos_default = llama ? 2048 : qwen2 ? 32768 : 4096 * 32;
+        if (j_int(o, "num_hidden_layers", INT_MIN, &c->n_layer, src, err) ||
+            j_int(o, "num_attention_heads", INT_MIN, &c->n_head, src, err) ||
+            j_int(o, "num_key_value_heads", c->n_head, &c->n_kv_head, src, err) ||
+            j_int(o, "hidden_size", INT_MIN, &c->n_embd, src, err) ||
+            j_int(o, "intermediate_size", INT_MIN, &c->d_ff, src, err) ||
+            j_int(o, "vocab_size", INT_MIN, &c->vocab_size, src, err) ||
+            j_int(o, "max_position_embeddings", max_pos_default, &c->max_seq_len, src, err) ||
+            j_int(o, "head_dim", 0, &head_dim, src, err) ||
+            j_float(o, "rms_norm_eps", 1e-6f, &c->norm_eps, src, err) ||
+            j_float(o, "rope_theta", 10000.0f, &c->rope_theta, src, err) ||
+            j_bool(o, "tie_word_embeddings", 0, &c->tied, src, err) ||
+            j_bool(o, "attention_bias", 0, &attn_bias, src, err) ||
+            j_bool(o, "mlp_bias", 0, &mlp_bias, src, err) ||
+            check_rope(o, &c->rope_theta, src, err))
+            goto done;
+        const char *act = j_str(o, "hidden_act", "silu");
+        if (strcmp(act, "silu")) {
+            rlhf_fail(err, "%s: hidden_act \"%s\" is not supported (SwiGLU uses \"silu\")", src,
+                      act);
+            goto done;
+        }
+        if (attn_bias || mlp_bias) {
+            rlhf_fail(err, "%s: %s true is not supported (rlhf.c's Llama has biases on q/k/v "
+                           "only, as Qwen2)",
+                      src, attn_bias ? "attention_bias" : "mlp_bias");
+            goto done;
+        }
+        if (c->n_head > 0 && head_dim && head_dim * c->n_head != c->n_embd) {
+            rlhf_fail(err, "%s: head_dim %d * num_attention_heads %d != hidden_size %d: not "
+                           "supported",
+                      src, head_dim, c->n_head, c->n_embd);
+            goto done;
+        }
+        c->qkv_bias = qwen2;
+        // Sliding-window attention equals full attention for sequences no longer
+        // than the window, so the context is capped there instead of refusing.
+        int window = 0, use_window = mistral;
+        if (j_int(o, "sliding_window", 0, &window, src, err) ||
+            (qwen2 && j_bool(o, "use_sliding_window", 0, &use_window, src, err)))
+            goto done;
+        if (use_window && window > 0 && window < c->max_seq_len) {
+            snprintf(h->note, sizeof h->note,
+                     "sliding_window %d < max_position_embeddings %d: rlhf.c computes full "
+                     "attention, equal within the window, so max_seq_len is capped at %d",
+                     window, c->max_seq_len, window);
+            c->max_seq_len = window;
+        }
+    }
+    config_fill_defaults(c);
+    if (config_validate(c, err)) {
+        rlhf_fail_ctx(err, "%s", src);
+        goto done;
+    }
+    if (has(dir, "tokenizer.json") || (has(dir, "vocab.json") && has(dir, "merges.txt")) ||
+        (has(dir, "encoder.json") && has(dir, "vocab.bpe")) || has(dir, "tokenizer.bin"))
+        set_tokenizer_path(c, dir);
+    else if (!strcmp(j_str(o, "rlhf_tokenizer", ""), "byte"))
+        snprintf(c->tokenizer, sizeof c->tokenizer, "byte");
+    rc = 0;
+done:
+    cJSON_Delete(o);
+    return rc;
+}
+
+int hf_is_model_dir(const char *dir) {
+    char p[4096];
+    if (!is_file(join(p, sizeof p, dir, "config.json"))) return 0;
+    char *text = read_file(p, NULL, NULL);
+    if (!text) return 0;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    int yes = cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "model_type") &&
+              !cJSON_GetObjectItemCaseSensitive(o, "arch");
+    cJSON_Delete(o);
+    return yes;
+}
+
+// ----------------------------------------------------------------- shards --
+
+typedef struct {
+    int n;
+    st_file *f;
+    uint8_t **used; // per file, per entry: matched by a piece
+    char dir[4096];
+    char index[4096]; // the index path, "" for a single file
+} hf_files;
+
+static void hf_files_close(hf_files *h) {
+    for (int i = 0; i < h->n; i++) {
+        st_close(&h->f[i]);
+        free(h->used[i]);
+    }
+    free(h->f);
+    free(h->used);
+    memset(h, 0, sizeof *h);
+}
+
+static int hf_open_one(hf_files *h, const char *path, rlhf_err *err) {
+    st_file *f = &h->f[h->n];
+    if (st_open(f, path, err)) return -1;
+    h->used[h->n] = xcalloc((size_t)f->n_entries + 1, 1);
+    h->n++;
+    return 0;
+}
+
+static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
+    memset(h, 0, sizeof *h);
+    snprintf(h->dir, sizeof h->dir, "%s", dir);
+    char p[4096];
+    if (is_file(join(p, sizeof p, dir, "model.safetensors"))) {
+        h->f = xcalloc(1, sizeof *h->f);
+        h->used = xcalloc(1, sizeof *h->used);
+        return hf_open_one(h, p, err);
+    }
+    join(h->index, sizeof h->index, dir, "model.safetensors.index.json");
+    if (!is_file(h->index)) {
+        const char *why = has(dir, "pytorch_model.bin") || has(dir, "pytorch_model.bin.index.json")
+                              ? " (it has PyTorch .bin weights: convert them to safetensors)"
+                              : "";
+        return rlhf_fail(err, "%s: no model.safetensors or model.safetensors.index.json%s", dir,
+                         why);
+    }
+    char *text = read_file(h->index, NULL, err);
+    if (!text) return -1;
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    const cJSON *wm = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "weight_map") : NULL;
+    int rc = -1;
+    if (!cJSON_IsObject(wm) || !wm->child) {
+        rlhf_fail(err, "%s: no \"weight_map\" object", h->index);
+        goto done;
+    }
+    int cap = cJSON_GetArraySize(wm);
+    h->f = xcalloc((size_t)cap, sizeof *h->f);
+    h->used = xcalloc((size_t)cap, sizeof *h->used);
+    const char **names = xcalloc((size_t)cap, sizeof *names);
+    for (const cJSON *e = wm->child; e; e = e->next) {
+        if (!cJSON_IsString(e)) {
+            rlhf_fail(err, "%s: weight_map[\"%s\"] is not a file name", h->index, e->string);
+            goto done_names;
+        }
+        const char *file = e->valuestring;
+        if (!*file || strchr(file, '/') || !strcmp(file, "..")) {
+            rlhf_fail(err, "%s: weight_map[\"%s\"] = \"%s\" is not a file in the folder",
+                      h->index, e->string, file);
+            goto done_names;
+        }
+        int k = 0;
+        while (k < h->n && strcmp(names[k], file)) k++;
+        if (k == h->n) {
+            join(p, sizeof p, dir, file);
+            if (!is_file(p)) {
+                rlhf_fail(err, "%s: shard \"%s\" (holding \"%s\") is missing from the folder",
+                          h->index, file, e->string);
+                goto done_names;
+            }
+            names[k] = file;
+            if (hf_open_one(h, p, err)) goto done_names;
+        }
+        if (!st_find(&h->f[k], e->string)) {
+            rlhf_fail(err, "%s: names shard \"%s\" for tensor \"%s\", but %s does not hold it",
+                      h->index, file, e->string, h->f[k].path);
+            goto done_names;
+        }
+    }
+    rc = 0;
+done_names:
+    free(names);
+done:
+    cJSON_Delete(o);
+    if (rc) hf_files_close(h);
+    return rc;
+}
+
+// Finds canonical HF name `name` under the names real checkpoints use: GPT-2
+// with or without "transformer.", Llama with or without "model.".
+static const st_entry *hf_find(hf_files *h, const char *name, int gpt2, int *file) {
+    char alt[2][128];
+    int n_alt = 0;
+    if (gpt2) {
+        snprintf(alt[n_alt++], sizeof alt[0], "transformer.%s", name);
+        snprintf(alt[n_alt++], sizeof alt[0], "%s", name);
+    } else {
+        snprintf(alt[n_alt++], sizeof alt[0], "%s", name);
+        if (!strncmp(name, "model.", 6)) snprintf(alt[n_alt++], sizeof alt[0], "%s", name + 6);
+    }
+    for (int a = 0; a < n_alt; a++)
+        for (int i = 0; i < h->n; i++) {
+            const st_entry *e = st_find(&h->f[i], alt[a]);
+            if (e) {
+                h->used[i][e - h->f[i].entries] = 1;
+                *file = i;
+                return e;
+            }
+        }
+    return NULL;
+}
+
+// Tensors HF keeps that carry no weights of their own.
+static int hf_ignorable(const char *name, const rlhf_config *c) {
+    return ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
+           ends_with(name, ".rotary_emb.inv_freq") ||
+           (c->tied && !strcmp(name, "lm_head.weight"));
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+// Matches every piece to an entry with the right shape, and every entry to a
+// piece. load: m to fill (NULL: only check). Fills the info counters.
+static int hf_walk(hf_files *h, const hf_config *hc, rlhf_model *m, model_file_info *info,
+                   rlhf_err *err) {
+    int n, rc = -1, gpt2 = hc->cfg.arch == ARCH_GPT2;
+    fmt_piece *p = hf_pieces(&hc->cfg, &n);
+    float *scratch = NULL;
+    size_t cap = 0;
+    unsigned dtypes = 0;
+    for (int i = 0; i < n; i++) {
+        int fi;
+        const st_entry *e = hf_find(h, p[i].name, gpt2, &fi);
+        if (!e) {
+            rlhf_fail(err, "%s: tensor \"%s\" missing (%s expects it)",
+                      h->index[0] ? h->index : h->f[0].path, p[i].name, hc->path);
+            goto done;
+        }
+        int64_t want[2];
+        int nd = fmt_piece_shape(&p[i], want);
+        if (e->ndim != nd || e->shape[0] != want[0] || (nd == 2 && e->shape[1] != want[1])) {
+            char a[128], b[128];
+            shape_str(a, sizeof a, e->ndim, e->shape);
+            shape_str(b, sizeof b, nd, want);
+            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", h->f[fi].path,
+                      e->name, a, b, hc->path);
+            goto done;
+        }
+        if (e->dtype != ST_F32 && e->dtype != ST_BF16 && e->dtype != ST_F16 && e->dtype != ST_F64) {
+            rlhf_fail(err, "%s: tensor \"%s\" has dtype %s (rlhf.c reads F32, BF16, F16, F64)",
+                      h->f[fi].path, e->name, st_dtype_name(e->dtype));
+            goto done;
+        }
+        dtypes |= 1u << e->dtype;
+        if (info) {
+            info->n_params += (size_t)e->numel;
+            info->file_bytes += e->nbytes;
+            info->n_tensors++;
+        }
+        if (!m) continue;
+        const rlhf_tensor *t = model_find_tensor(m, p[i].ours);
+        RLHF_ASSERT(t);
+        size_t k = fmt_piece_numel(&p[i]);
+        float *dst = m->params + t->offset + p[i].row0 * (p[i].cols ? p[i].cols : 1);
+        if (!p[i].transpose) {
+            if (st_read_f32(&h->f[fi], e, dst, k, err)) goto done;
+        } else {
+            if (k > cap) {
+                free(scratch);
+                scratch = xmalloc(k * sizeof(float));
+                cap = k;
+            }
+            if (st_read_f32(&h->f[fi], e, scratch, k, err)) goto done;
+            fmt_place(dst, &p[i], scratch);
+        }
+        for (size_t j = 0; j < k; j++)
+            if (!isfinite(dst[j])) {
+                rlhf_fail(err, "%s: tensor \"%s\" contains NaN or inf", h->f[fi].path, e->name);
+                goto done;
+            }
+        // hand the file pages just read back: the float32 copy is what we keep
+        long page = sysconf(_SC_PAGESIZE);
+        uintptr_t b = (uintptr_t)e->data & ~(uintptr_t)(page - 1);
+        uintptr_t end = (uintptr_t)e->data + e->nbytes;
+        if (e->nbytes) madvise((void *)b, end - b, MADV_DONTNEED);
+    }
+    for (int f = 0; f < h->n; f++)
+        for (int i = 0; i < h->f[f].n_entries; i++) {
+            const char *name = h->f[f].entries[i].name;
+            if (h->used[f][i] || hf_ignorable(name, &hc->cfg)) continue;
+            rlhf_fail(err, "%s: unexpected tensor \"%s\" (not part of the %s model described by %s)",
+                      h->f[f].path, name, hc->model_type, hc->path);
+            goto done;
+        }
+    if (info) {
+        size_t o = 0;
+        for (int d = 0; d < ST_NUM_DTYPES; d++)
+            if (dtypes & (1u << d))
+                o += (size_t)snprintf(info->dtype + o, sizeof info->dtype - o, "%s%s", o ? "+" : "",
+                                      st_dtype_name((st_dtype)d));
+    }
+    rc = 0;
+done:
+    free(scratch);
+    free(p);
+    return rc;
+}
+
+int hf_load(const char *dir, rlhf_model **out, rlhf_err *err) {
+    hf_config hc;
+    if (hf_read_config(dir, &hc, err)) return -1;
+    if (hc.note[0]) fprintf(stderr, "warning: %s: %s\n", hc.path, hc.note);
+    hf_files h;
+    if (hf_files_open(&h, dir, err)) return -1;
+    rlhf_model *m;
+    if (model_create_empty(&m, &hc.cfg, err)) {
+        hf_files_close(&h);
+        return rlhf_fail_ctx(err, "%s", hc.path);
+    }
+    int rc = hf_walk(&h, &hc, m, NULL, err);
+    hf_files_close(&h);
+    if (rc) model_free(m);
+    else *out = m;
+    return rc;
+}
+
+int hf_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
+    hf_config hc;
+    memset(info, 0, sizeof *info);
+    if (hf_read_config(dir, &hc, err)) return -1;
+    hf_files h;
+    if (hf_files_open(&h, dir, err)) return -1;
+    snprintf(info->format, sizeof info->format, "HF safetensors%s",
+             h.index[0] ? " (sharded, with model.safetensors.index.json)" : "");
+    snprintf(info->model_type, sizeof info->model_type, "%s", hc.model_type);
+    snprintf(info->note, sizeof info->note, "%s", hc.note);
+    info->cfg = hc.cfg;
+    info->n_files = h.n;
+    int rc = hf_walk(&h, &hc, NULL, info, err);
+    hf_files_close(&h);
+    return rc;
+}
+
+// ------------------------------------------------------------- tokenizer --
+
+int tok_files_find(const char *spec, tok_files *tf, rlhf_err *err) {
+    memset(tf, 0, sizeof *tf);
+    if (!spec || !*spec) return 0;
+    if (!strcmp(spec, "byte")) {
+        snprintf(tf->kind, sizeof tf->kind, "byte");
+        return 0;
+    }
+    struct stat st;
+    if (stat(spec, &st) != 0)
+        return rlhf_fail(err, "tokenizer %s: cannot open: %s", spec, strerror(errno));
+    char a[4096], b[4096];
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(tf->dir, sizeof tf->dir, "%s", spec);
+        const char *pairs[][2] = {{"encoder.json", "vocab.bpe"}, {"vocab.json", "merges.txt"}};
+        if (is_file(join(a, sizeof a, spec, "tokenizer.json"))) {
+            snprintf(tf->kind, sizeof tf->kind, "bpe-json");
+            snprintf(tf->vocab, sizeof tf->vocab, "%s", a);
+            return 0;
+        }
+        for (int i = 0; i < 2; i++)
+            if (is_file(join(a, sizeof a, spec, pairs[i][0]))) {
+                snprintf(tf->kind, sizeof tf->kind, "bpe");
+                snprintf(tf->vocab, sizeof tf->vocab, "%s", a);
+                snprintf(tf->merges, sizeof tf->merges, "%s", join(b, sizeof b, spec, pairs[i][1]));
+                return 0;
+            }
+        if (is_file(join(a, sizeof a, spec, "tokenizer.bin"))) {
+            snprintf(tf->kind, sizeof tf->kind, "llama2c");
+            snprintf(tf->vocab, sizeof tf->vocab, "%s", a);
+            return 0;
+        }
+        return rlhf_fail(err, "%s: no tokenizer files in this folder", spec);
+    }
+    dir_of(tf->dir, sizeof tf->dir, spec);
+    const char *base = strrchr(spec, '/') ? strrchr(spec, '/') + 1 : spec;
+    const char *sib[][2] = {{"encoder.json", "vocab.bpe"}, {"vocab.json", "merges.txt"}};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++)
+            if (!strcmp(base, sib[i][k])) {
+                snprintf(tf->kind, sizeof tf->kind, "bpe");
+                join(tf->vocab, sizeof tf->vocab, tf->dir, sib[i][0]);
+                join(tf->merges, sizeof tf->merges, tf->dir, sib[i][1]);
+                return 0;
+            }
+    FILE *f = fopen(spec, "rb");
+    int c = f ? fgetc(f) : EOF;
+    while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
+    if (f) fclose(f);
+    snprintf(tf->kind, sizeof tf->kind, ends_with(base, ".json") || c == '{' ? "bpe-json" : "llama2c");
+    snprintf(tf->vocab, sizeof tf->vocab, "%s", spec);
+    return 0;
+}
+
+// ----------------------------------------------------------------- export --
+
+// The shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06).
+static void float_text(char *buf, size_t n, float x) {
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    if (!strpbrk(buf, ".en")) strncat(buf, ".0", n - strlen(buf) - 1);
+}
+
+static void add_float(cJSON *o, const char *k, float x) {
+    char buf[64];
+    float_text(buf, sizeof buf, x);
+    cJSON_AddRawToObject(o, k, buf);
+}
+
+static char *hf_config_json(const rlhf_config *c, st_dtype dtype, const rlhf_tokenizer *t,
+                            const char *tok_kind) {
+    cJSON *o = cJSON_CreateObject();
+    const char *arch = c->arch == ARCH_GPT2 ? "GPT2LMHeadModel"
+                       : c->qkv_bias        ? "Qwen2ForCausalLM"
+                                            : "LlamaForCausalLM";
+    cJSON_AddItemToObject(o, "architectures", cJSON_CreateStringArray(&arch, 1));
+    int HS = c->n_embd / c->n_head;
+    if (c->arch == ARCH_GPT2) {
+        cJSON_AddStringToObject(o, "model_type", "gpt2");
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        cJSON_AddNumberToObject(o, "n_positions", c->max_seq_len);
+        cJSON_AddNumberToObject(o, "n_ctx", c->max_seq_len);
+        cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
+        cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
+        cJSON_AddNumberToObject(o, "n_head", c->n_head);
+        if (c->d_ff == 4 * c->n_embd) cJSON_AddNullToObject(o, "n_inner");
+        else cJSON_AddNumberToObject(o, "n_inner", c->d_ff);
+        cJSON_AddStringToObject(o, "activation_function", "gelu_new");
+        add_float(o, "layer_norm_epsilon", c->norm_eps);
+        add_float(o, "resid_pdrop", 0.0f);
+        add_float(o, "embd_pdrop", 0.0f);
+        add_float(o, "attn_pdrop", 0.0f);
+        add_float(o, "initializer_range", 0.02f);
+        cJSON_AddBoolToObject(o, "scale_attn_weights", 1);
+    } else {
+        cJSON_AddStringToObject(o, "model_type", c->qkv_bias ? "qwen2" : "llama");
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        cJSON_AddNumberToObject(o, "hidden_size", c->n_embd);
+        cJSON_AddNumberToObject(o, "intermediate_size", c->d_ff);
+        cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layer);
+        cJSON_AddNumberToObject(o, "num_attention_heads", c->n_head);
+        cJSON_AddNumberToObject(o, "num_key_value_heads", c->n_kv_head);
+        cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_seq_len);
+        add_float(o, "rms_norm_eps", c->norm_eps);
+        add_float(o, "rope_theta", c->rope_theta);
+        cJSON_AddNullToObject(o, "rope_scaling");
+        cJSON_AddStringToObject(o, "hidden_act", "silu");
+        add_float(o, "attention_dropout", 0.0f);
+        add_float(o, "initializer_range", 0.02f);
+        if (c->qkv_bias) {
+            cJSON_AddBoolToObject(o, "use_sliding_window", 0);
+            cJSON_AddNumberToObject(o, "sliding_window", c->max_seq_len);
+            cJSON_AddNumberToObject(o, "max_window_layers", c->n_layer);
+        } else {
+            cJSON_AddNumberToObject(o, "head_dim", HS);
+            cJSON_AddBoolToObject(o, "attention_bias", 0);
+            cJSON_AddBoolToObject(o, "mlp_bias", 0);
+        }
+    }
+    cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tied);
+    cJSON_AddBoolToObject(o, "use_cache", 1);
+    cJSON_AddStringToObject(o, "torch_dtype", dtype == ST_BF16  ? "bfloat16"
+                                              : dtype == ST_F16 ? "float16"
+                                                                : "float32");
+    if (t && tok_bos(t) >= 0) cJSON_AddNumberToObject(o, "bos_token_id", tok_bos(t));
+    if (t && tok_eos(t) >= 0) cJSON_AddNumberToObject(o, "eos_token_id", tok_eos(t));
+    if (t && tok_pad(t) >= 0) cJSON_AddNumberToObject(o, "pad_token_id", tok_pad(t));
+    if (!strcmp(tok_kind, "byte")) cJSON_AddStringToObject(o, "rlhf_tokenizer", "byte");
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+// a growing string
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (b->p && (size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        b->cap = (b->cap + (size_t)k + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+}
+
+// model.safetensors written as it is converted (HF names, F32/BF16/F16), never
+// holding a second copy of the model. (Tensor names here need no JSON escapes.)
+static int hf_write_weights(const rlhf_model *m, const char *path, st_dtype dtype,
+                            rlhf_err *err) {
+    int n;
+    fmt_piece *p = hf_pieces(&m->cfg, &n);
+    const char *pre = m->cfg.arch == ARCH_GPT2 ? "transformer." : "";
+    sbuf h = {0};
+    sb_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t shape[2];
+        int nd = fmt_piece_shape(&p[i], shape);
+        uint64_t bytes = fmt_piece_numel(&p[i]) * st_dtype_size(dtype);
+        sb_printf(&h, ",\"%s%s\":{\"dtype\":\"%s\",\"shape\":[%lld", pre, p[i].name,
+                  st_dtype_name(dtype), (long long)shape[0]);
+        if (nd == 2) sb_printf(&h, ",%lld", (long long)shape[1]);
+        sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                  (unsigned long long)(off + bytes));
+        off += bytes;
+    }
+    sb_printf(&h, "}");
+    while (h.n % 8) sb_printf(&h, " "); // so the data starts 8-aligned, as HF's writer does
+    unsigned char n8[8];
+    for (int i = 0; i < 8; i++) n8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
+    atomic_file a;
+    int rc = atomic_open(&a, path, err);
+    if (rc == 0) rc = atomic_write(&a, n8, 8, err);
+    if (rc == 0) rc = atomic_write(&a, h.p, h.n, err);
+    for (int i = 0; i < n && rc == 0; i++) rc = fmt_write_piece(&a, m, &p[i], dtype, err);
+    if (rc == 0) rc = atomic_commit(&a, err);
+    else atomic_abort(&a);
+    free(h.p);
+    free(p);
+    return rc;
+}
+
+static int copy_file(const char *from, const char *to, rlhf_err *err) {
+    size_t n;
+    char *data = read_file(from, &n, err);
+    if (!data) return -1;
+    int rc = atomic_write_file(to, data, n, err);
+    free(data);
+    return rc;
+}
+
+// Copies the tokenizer's files into dir under the names HF (and tok_load) use.
+static int hf_write_tokenizer(const tok_files *tf, const char *dir, rlhf_err *err) {
+    char to[4096], from[4096];
+    if (!strcmp(tf->kind, "bpe-json")) {
+        if (copy_file(tf->vocab, join(to, sizeof to, dir, "tokenizer.json"), err)) return -1;
+    } else if (!strcmp(tf->kind, "bpe")) {
+        if (copy_file(tf->vocab, join(to, sizeof to, dir, "vocab.json"), err) ||
+            copy_file(tf->merges, join(to, sizeof to, dir, "merges.txt"), err))
+            return -1;
+    } else if (!strcmp(tf->kind, "llama2c")) {
+        return copy_file(tf->vocab, join(to, sizeof to, dir, "tokenizer.bin"), err);
+    } else {
+        return 0;
+    }
+    const char *extra[] = {"tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "added_tokens.json"};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (is_file(join(from, sizeof from, tf->dir, extra[i])) &&
+            copy_file(from, join(to, sizeof to, dir, extra[i]), err))
+            return -1;
+    return 0;
+}
+
+int hf_export(const rlhf_model *m, const char *dir, st_dtype dtype, const char *tokenizer,
+              rlhf_err *err) {
+    if (dtype != ST_F32 && dtype != ST_BF16 && dtype != ST_F16)
+        return rlhf_fail(err, "HF export: dtype must be F32, BF16 or F16");
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i]))
+            return rlhf_fail(err, "refusing to export to %s: the weights contain NaN or inf", dir);
+    tok_files tf;
+    rlhf_tokenizer *t = NULL;
+    const char *spec = tokenizer && *tokenizer ? tokenizer : m->cfg.tokenizer;
+    if (tok_files_find(spec, &tf, err)) return -1;
+    if (tf.kind[0] && strcmp(tf.kind, "byte") && tok_load(&t, spec, err))
+        return rlhf_fail_ctx(err, "HF export: the model's tokenizer");
+    if (!tf.kind[0])
+        fprintf(stderr, "note: the model names no tokenizer: %s gets no tokenizer files\n", dir);
+    if (m->cfg.score_head || m->cfg.value_head)
+        fprintf(stderr, "note: HF causal-LM checkpoints have no place for the score/value "
+                        "heads: they are not exported\n");
+    char path[4096];
+    int rc = make_dirs(dir, err);
+    if (rc == 0) rc = hf_write_weights(m, join(path, sizeof path, dir, "model.safetensors"), dtype, err);
+    if (rc == 0) rc = hf_write_tokenizer(&tf, dir, err);
+    if (rc == 0) {
+        // config.json last: a folder with it is a model, so it comes once the weights are there
+        char *cfg = hf_config_json(&m->cfg, dtype, t, tf.kind);
+        rc = atomic_write_file(join(path, sizeof path, dir, "config.json"), cfg, strlen(cfg), err);
+        free(cfg);
+    }
+    tok_free(t);
+    return rc;
+}
+
+// ------------------------------------------------------- dispatch, inspect --
+
+static const uint8_t GGUF_MAGIC[4] = {'G', 'G', 'U', 'F'};
+
+int model_load_foreign(const char *path, rlhf_model **m, rlhf_err *err) {
+    if (is_dir(path)) return hf_is_model_dir(path) ? hf_load(path, m, err) : 1;
+    if (!is_file(path)) return 1;
+    char dir[4096];
+    dir_of(dir, sizeof dir, path);
+    if (ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_load(dir, m, err);
+    if (llama2c_detect(path)) return llama2c_load(path, m, err);
+    uint8_t magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (got == 4 && !memcmp(magic, GGUF_MAGIC, 4))
+        return rlhf_fail(err, "%s: a GGUF file: rlhf.c writes GGUF (rlhf export) but does not "
+                              "load it; load the HF folder or checkpoint it came from",
+                         path);
+    return 1;
+}
+
+// Our checkpoint: config.json + model.safetensors, checked like checkpoint_load
+// but from the headers alone.
+static int ours_inspect(const char *path, model_file_info *info, rlhf_err *err) {
+    char wpath[4096], cpath[4096];
+    if (is_dir(path)) {
+        join(wpath, sizeof wpath, path, "model.safetensors");
+        join(cpath, sizeof cpath, path, "config.json");
+    } else {
+        char dir[4096];
+        dir_of(dir, sizeof dir, path);
+        snprintf(wpath, sizeof wpath, "%s", path);
+        join(cpath, sizeof cpath, dir, "config.json");
+    }
+    char *json = read_file(cpath, NULL, err);
+    if (!json) return -1;
+    int rc = config_from_json(&info->cfg, json, cpath, err);
+    free(json);
+    if (rc) return -1;
+    snprintf(info->format, sizeof info->format, "rlhf.c checkpoint");
+    snprintf(info->model_type, sizeof info->model_type, "%s",
+             info->cfg.arch == ARCH_GPT2 ? "gpt2" : "llama");
+    rlhf_model *m;
+    if (model_create_empty(&m, &info->cfg, err)) return rlhf_fail_ctx(err, "%s", cpath);
+    st_file f;
+    if (st_open(&f, wpath, err)) {
+        model_free(m);
+        return -1;
+    }
+    info->n_files = 1;
+    rc = -1;
+    unsigned dtypes = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlhf_tensor *t = &m->tensors[i];
+        const st_entry *e = st_find(&f, t->name);
+        if (!e) {
+            rlhf_fail(err, "%s: tensor \"%s\" missing (config %s expects it)", wpath, t->name, cpath);
+            goto done;
+        }
+        int same = e->ndim == t->ndim;
+        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
+        if (!same) {
+            char a[128], b[128];
+            shape_str(a, sizeof a, e->ndim, e->shape);
+            shape_str(b, sizeof b, t->ndim, t->shape);
+            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
+                      a, b, cpath);
+            goto done;
+        }
+        dtypes |= 1u << e->dtype;
+        info->n_params += (size_t)e->numel;
+        info->file_bytes += e->nbytes;
+        info->n_tensors++;
+    }
+    for (int i = 0; i < f.n_entries; i++)
+        if (!model_find_tensor(m, f.entries[i].name)) {
+            rlhf_fail(err, "%s: unexpected tensor \"%s\" (not part of the model described by %s)",
+                      wpath, f.entries[i].name, cpath);
+            goto done;
+        }
+    size_t o = 0;
+    for (int d = 0; d < ST_NUM_DTYPES; d++)
+        if (dtypes & (1u << d))
+            o += (size_t)snprintf(info->dtype + o, sizeof info->dtype - o, "%s%s", o ? "+" : "",
+                                  st_dtype_name((st_dtype)d));
+    rc = 0;
+done:
+    st_close(&f);
+    model_free(m);
+    return rc;
+}
+
+int model_inspect(const char *path, model_file_info *info, rlhf_err *err) {
+    memset(info, 0, sizeof *info);
+    if (is_dir(path)) {
+        if (hf_is_model_dir(path)) return hf_inspect(path, info, err);
+        return ours_inspect(path, info, err);
+    }
+    if (!is_file(path)) return rlhf_fail(err, "%s: no such file or folder", path);
+    char dir[4096];
+    dir_of(dir, sizeof dir, path);
+    if (ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_inspect(dir, info, err);
+    if (llama2c_detect(path)) return llama2c_inspect(path, info, err);
+    rlhf_model *unused;
+    int r = model_load_foreign(path, &unused, err); // GGUF: its message
+    if (r == 0) model_free(unused);
+    if (r <= 0) return r == 0 ? rlhf_fail(err, "%s: unexpected format", path) : -1;
+    return ours_inspect(path, info, err);
+}

@@ -1,0 +1,147 @@
+// reward/reward_model: loading and running reward models and ensembles.
+#include "reward/reward_model.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/file.h"
+#include "train/run.h"
+
+static int add_member(reward_model *rm, const char *path, rlhf_err *err) {
+    rlhf_model *m;
+    if (model_load_any(path, 0, &m, err)) return -1;
+    if (m->cfg.score_head < 1) {
+        model_free(m);
+        return rlhf_fail(err, "%s: not a reward model (no score head; train one with rlhf rm)",
+                         path);
+    }
+    rm->models = xrealloc(rm->models, (size_t)(rm->n_models + 1) * sizeof(rlhf_model *));
+    rm->models[rm->n_models++] = m;
+    rm->K += m->cfg.score_head;
+    return 0;
+}
+
+int reward_model_load(reward_model *rm, const char *path, const char *tokenizer, rlhf_err *err) {
+    memset(rm, 0, sizeof *rm);
+    snprintf(rm->path, sizeof rm->path, "%s", path);
+    char ej[1200];
+    snprintf(ej, sizeof ej, "%s/ensemble.json", path);
+    struct stat st;
+    if (stat(ej, &st) == 0) {
+        char *text = read_file(ej, NULL, err);
+        if (!text) return -1;
+        cJSON *o = cJSON_Parse(text);
+        free(text);
+        cJSON *mem = o ? cJSON_GetObjectItemCaseSensitive(o, "members") : NULL;
+        if (!cJSON_IsArray(mem) || cJSON_GetArraySize(mem) < 1) {
+            cJSON_Delete(o);
+            return rlhf_fail(err, "%s: expected {\"members\": [\"path\", ...]}", ej);
+        }
+        cJSON *it;
+        cJSON_ArrayForEach(it, mem) {
+            if (!cJSON_IsString(it)) {
+                cJSON_Delete(o);
+                reward_model_free(rm);
+                return rlhf_fail(err, "%s: members must be paths", ej);
+            }
+            char p[2400];
+            // relative member paths are relative to the ensemble directory
+            if (it->valuestring[0] == '/') snprintf(p, sizeof p, "%s", it->valuestring);
+            else snprintf(p, sizeof p, "%s/%s", path, it->valuestring);
+            if (add_member(rm, p, err)) {
+                cJSON_Delete(o);
+                reward_model_free(rm);
+                return -1;
+            }
+        }
+        cJSON_Delete(o);
+    } else if (add_member(rm, path, err)) {
+        return -1;
+    }
+    if (model_tokenizer(rm->models[0], tokenizer, &rm->tok, err)) {
+        reward_model_free(rm);
+        return -1;
+    }
+    return 0;
+}
+
+void reward_model_free(reward_model *rm) {
+    for (int i = 0; i < rm->n_models; i++) model_free(rm->models[i]);
+    free(rm->models);
+    tok_free(rm->tok);
+    memset(rm, 0, sizeof *rm);
+}
+
+int reward_model_score_batch(reward_model *rm, const rlhf_batch *b, float *out, rlhf_err *err) {
+    rlhf_batch v = *b;
+    v.targets = NULL;  // no log-probs needed
+    int col = 0;
+    for (int i = 0; i < rm->n_models; i++) {
+        rlhf_model *m = rm->models[i];
+        if (model_forward(m, &v, err)) return -1;
+        int k = m->cfg.score_head;
+        for (int r = 0; r < b->B; r++)
+            for (int j = 0; j < k; j++) out[(size_t)r * rm->K + col + j] = m->score[(size_t)r * k + j];
+        col += k;
+    }
+    return 0;
+}
+
+int reward_model_score_texts(reward_model *rm, const char *const *prompts,
+                             const char *const *completions, int n, int batch_size, float *out,
+                             rlhf_err *err) {
+    int V = rm->models[0]->cfg.max_seq_len;
+    int eos = tok_eos(rm->tok), pad = tok_pad(rm->tok) >= 0 ? tok_pad(rm->tok) : 0;
+    int bs = batch_size > 0 ? batch_size : 16;
+    int rc = 0;
+    for (int s = 0; s < n && rc == 0; s += bs) {
+        int nb = n - s < bs ? n - s : bs;
+        int **ids = xcalloc(nb, sizeof(int *));
+        int *len = xcalloc(nb, sizeof(int));
+        int T = 1;
+        for (int j = 0; j < nb && rc == 0; j++) {
+            int *a = NULL, *c = NULL, na = 0, nc = 0;
+            const char *p = prompts[s + j], *q = completions[s + j];
+            if (tok_encode(rm->tok, p, strlen(p), &a, &na, 1, err) ||
+                tok_encode(rm->tok, q, strlen(q), &c, &nc, 1, err)) {
+                free(a);
+                rc = -1;
+                break;
+            }
+            int L = na + nc + (eos >= 0 ? 1 : 0);
+            ids[j] = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
+            memcpy(ids[j], a, (size_t)na * sizeof(int));
+            memcpy(ids[j] + na, c, (size_t)nc * sizeof(int));
+            if (eos >= 0) ids[j][na + nc] = eos;
+            free(a);
+            free(c);
+            // keep the end (the completion) when too long
+            if (L > V) {
+                memmove(ids[j], ids[j] + (L - V), (size_t)V * sizeof(int));
+                L = V;
+            }
+            len[j] = L;
+            if (L > T) T = L;
+        }
+        if (rc == 0) {
+            int *tok = xmalloc((size_t)nb * T * sizeof(int));
+            uint8_t *mask = xcalloc((size_t)nb * T, 1);
+            for (int j = 0; j < nb; j++)
+                for (int t = 0; t < T; t++) {
+                    int real = t < len[j];
+                    tok[(size_t)j * T + t] = real ? ids[j][t] : pad;
+                    mask[(size_t)j * T + t] = (uint8_t)real;
+                }
+            rlhf_batch b = {.B = nb, .T = T, .tokens = tok, .targets = NULL, .mask = mask};
+            rc = reward_model_score_batch(rm, &b, out + (size_t)s * rm->K, err);
+            free(tok);
+            free(mask);
+        }
+        for (int j = 0; j < nb; j++) free(ids[j]);
+        free(ids);
+        free(len);
+    }
+    return rc;
+}
