@@ -59,7 +59,11 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librlhf.a $(HDRS)
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
-bench: all
+$(BUILD)/bench_tok: bench/bench_tok.c $(BUILD)/librlhf.a $(HDRS)
+	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+
+bench: all $(BUILD)/bench_tok
+	OMP_NUM_THREADS=1 $(BUILD)/bench_tok
 	BUILD=$(BUILD) bash bench/run.sh
 
 demo: all

@@ -132,6 +132,7 @@ enum {
     PREF_FDIV = 1 << 2,      // uses the f-divergence scores
     PREF_MARGIN = 1 << 3,    // subtracts batch.margin from its logit
     PREF_TOKENS = 1 << 4,    // needs per-token log-probs (policy and reference)
+    PREF_LABELS = 1 << 5,    // reads batch.label
 };
 
 typedef struct {
@@ -234,5 +235,12 @@ struct pref_view {
     double *g_pc, *g_pr, *g_pc_sum, *g_pr_sum, *g_cal, *g_rev[PREF_NREV], *g_p;
     double *g_tok; // unpaired, per token (alol_seq), indexed like completion.tok_logps
 };
+
+// Numerics shared by the loss files: stable softplus, log-sigmoid, sigmoid, and
+// exp(min(x, PREF_EXP_CAP)) with *d its derivative (0 past the cap; d may be NULL).
+double pref_softplus(double x);
+double pref_log_sigmoid(double x);
+double pref_sigmoid(double x);
+double pref_exp_capped(double x, double *d);
 
 #endif

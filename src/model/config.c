@@ -21,6 +21,8 @@ static const named_config NAMED[] = {
                .max_seq_len = 512, .tied = 1, .tokenizer = "byte"}},
     {"gpt2", {.arch = ARCH_GPT2, .n_layer = 12, .n_head = 12, .n_embd = 768, .vocab_size = 50257,
               .max_seq_len = 1024, .tied = 1}},
+    {"gpt2-mini", {.arch = ARCH_GPT2, .n_layer = 4, .n_head = 4, .n_embd = 128,
+                   .vocab_size = 50257, .max_seq_len = 512, .tied = 1}},
     {"llama-tiny", {.arch = ARCH_LLAMA, .n_layer = 4, .n_head = 4, .n_kv_head = 2, .n_embd = 128,
                     .vocab_size = 259, .max_seq_len = 256, .tied = 1, .tokenizer = "byte"}},
     {"llama-small", {.arch = ARCH_LLAMA, .n_layer = 6, .n_head = 6, .n_kv_head = 2, .n_embd = 384,
@@ -49,7 +51,7 @@ int config_from_name(rlhf_config *c, const char *name, rlhf_err *err) {
             return 0;
         }
     }
-    return rlhf_fail(err, "unknown model size \"%s\" (known: tiny, small, gpt2, llama-tiny, "
+    return rlhf_fail(err, "unknown model size \"%s\" (known: tiny, small, gpt2, gpt2-mini, llama-tiny, "
                           "llama-small, or a checkpoint directory)",
                      name);
 }

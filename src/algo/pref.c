@@ -1,0 +1,691 @@
+// algo/pref: the driver of the preference losses. It checks the inputs, resolves
+// them to double arrays (sums from per-token log-probs, LD-DPO weighting, the
+// reference or 0, f-divergence scores, WPO weights), runs each loss of the list
+// over the pairs with its weight, maps the gradients back to the caller's
+// sequence or token arrays, and fills TRL's metrics. The losses themselves are
+// in pref_pair.c (the DPO family, with a reference) and pref_free.c
+// (reference-free, unpaired, and offline-RL losses).
+#include "algo/pref.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ------------------------------------------------------------ the losses --
+int pref_loss_sigmoid(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_robust(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_hinge(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_ipo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_exo_pair(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_nca_pair(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_bco_pair(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_sppo_hard(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_aot(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_aot_pair(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_apo_zero(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_apo_down(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_discopop(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_sigmoid_norm(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_osp(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_vpo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_inpo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_srpo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_sft(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_cpo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_orpo(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_cpl(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_cpl_kl(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_kto(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_apo_zero_unpaired(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_bco(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_alol(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_alol_seq(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_alol_ref_free(pref_view *v, const double *w, rlhf_err *err);
+int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err);
+
+#define R PREF_NEEDS_REF
+#define F PREF_FDIV
+#define M PREF_MARGIN
+#define U (PREF_UNPAIRED | PREF_LABELS)
+#define A PREF_UNPAIRED
+// z = beta*(score_w - score_l) - margin; rho = log pi - log pi_ref; pc, pr policy log-probs;
+// lc, lr lengths; eps = label_smoothing.
+static const pref_loss_def table[] = {
+    {"sigmoid", pref_loss_sigmoid, R | F | M,
+     "-(1-eps)*logsig(z) - eps*logsig(-z)  DPO (Rafailov et al. 2023), cDPO label smoothing"},
+    {"robust", pref_loss_robust, R | F | M,
+     "(-(1-eps)*logsig(z) + eps*logsig(-z)) / (1-2eps)  Robust DPO (Chowdhury et al. 2024)"},
+    {"hinge", pref_loss_hinge, R | F | M, "relu(1 - z)  SLiC (Zhao et al. 2023)"},
+    {"ipo", pref_loss_ipo, R | F,
+     "(s_w/lc - s_l/lr - 1/(2beta))^2  IPO (Azar et al. 2023), TRL's per-token normalisation"},
+    {"exo_pair", pref_loss_exo_pair, R | F,
+     "KL(softmax(beta*s) || (1-eps, eps))  EXO (Ji et al. 2024), needs 0 < eps < 1"},
+    {"nca_pair", pref_loss_nca_pair, R | F,
+     "-logsig(beta*s_w) - logsig(-beta*s_w)/2 - logsig(-beta*s_l)/2  NCA (Chen et al. 2024)"},
+    {"bco_pair", pref_loss_bco_pair, R | F,
+     "-logsig(beta*s_w - delta) - logsig(-(beta*s_l - delta))  BCO (Jung et al. 2024)"},
+    {"sppo_hard", pref_loss_sppo_hard, R | F,
+     "(s_w - 1/(2beta))^2 + (s_l + 1/(2beta))^2  SPPO, hard labels (Wu et al. 2024)"},
+    {"aot", pref_loss_aot, R,
+     "cDPO on sort(pc - pr) - sort(rc - rr) over the batch  AOT paired (Melnyk et al. 2024)"},
+    {"aot_pair", pref_loss_aot_pair, R,
+     "cDPO on sort(rho_w) - sort(rho_l) over the batch  AOT unpaired (TRL 1.x: aot_unpaired)"},
+    {"aot_unpaired", pref_loss_aot_pair, R, "the same as aot_pair (TRL 1.x name)"},
+    {"apo_zero", pref_loss_apo_zero, R,
+     "1 - sig(beta*rho_w) + sig(beta*rho_l)  APO-zero (D'Oosterlinck et al. 2024)"},
+    {"apo_down", pref_loss_apo_down, R | F,
+     "sig(beta*rho_w) + 1 - sig(beta*(s_w - s_l))  APO-down (D'Oosterlinck et al. 2024)"},
+    {"discopop", pref_loss_discopop, R | F,
+     "-logsig(z)*(1-sig(z/tau)) + exp(-z)*sig(z/tau)  DiscoPOP (Chris Lu et al. 2024)"},
+    {"sigmoid_norm", pref_loss_sigmoid_norm, R | F | M,
+     "-logsig(beta*(s_w/lc - s_l/lr) - m)  length-normalised DPO (TRL 1.7 sigmoid_norm)"},
+    {"sft", pref_loss_sft, 0, "-sum_i pc_i / sum_i lc_i  NLL of chosen per token (TRL sft)"},
+    {"simpo", pref_loss_simpo, M,
+     "cDPO on beta*(pc/lc - pr/lr) - gamma - m  SimPO (Meng et al. 2024), reference-free"},
+    {"cpo", pref_loss_cpo, M,
+     "cDPO on beta*(pc - pr) - m, + cpo_alpha * sft  CPO (Xu et al. 2024), reference-free"},
+    {"orpo", pref_loss_orpo, 0,
+     "sft - beta*logsig(log odds(pc/lc) - log odds(pr/lr))  ORPO (Hong et al. 2024)"},
+    {"osp", pref_loss_osp, R | F | M,
+     "-(p*logsig(z) + (1-p)*logsig(-z)), p = strength  OSP soft preferences (Zhai et al. 2024)"},
+    {"vpo", pref_loss_vpo, R | F | M,
+     "sigmoid + sign*alpha*beta*log pi(y_cal)  VPO (Cen et al. 2024), sign -1 offline"},
+    {"inpo", pref_loss_inpo, R,
+     "(h - 1/(2eta))^2, h = (pc-pr) - tau/eta (rc-rr) - (eta-tau)/eta (tc-tr)  INPO (Zhang et al. 2024)"},
+    {"srpo", pref_loss_srpo, R,
+     "alpha*self-improvement + (1-alpha)*generative squared losses  SRPO (Choi et al. 2024)"},
+    {"cpl", pref_loss_cpl, 0,
+     "-logsig(beta*pc - lambda*beta*pr)  CPL (Hejna et al. 2024), log pi (reference-free)"},
+    {"cpl_kl", pref_loss_cpl_kl, R,
+     "-logsig(beta*rho_w - lambda*beta*rho_l)  CPL-KL (Hejna et al. 2024)"},
+    {"kto", pref_loss_kto, U | R,
+     "w_D*(1 - sig(beta*(rho - z0))) | w_U*(1 - sig(beta*(z0 - rho)))  KTO (Ethayarajh et al. 2024)"},
+    {"apo_zero_unpaired", pref_loss_apo_zero_unpaired, U | R,
+     "w_D*(1 - sig(beta*rho)) | w_U*sig(beta*rho)  APO-zero, unpaired (TRL KTOTrainer)"},
+    {"bco", pref_loss_bco, U | R,
+     "-logsig(beta*rho - delta) | -logsig(-(beta*rho - delta)), times weight  BCO (Jung et al. 2024)"},
+    {"alol", pref_loss_alol, A | R,
+     "-A * sg(clip(pi/pi_ref)) * log pi, A = max(0, R - V)  A-LoL (Baheti et al. 2024)"},
+    {"alol_seq", pref_loss_alol_seq, A | R | PREF_TOKENS,
+     "-A * sum_t sg(clip(pi_t/pi_ref_t)) * log pi_t  A-LoL seq (per-token ratios)"},
+    {"alol_ref_free", pref_loss_alol_ref_free, A, "-A * log pi  A-LoL ref-free"},
+    {"alol_kl", pref_loss_alol_kl, A | R, "-A * log pi + beta*(log pi - log pi_ref)  A-LoL KL"},
+    {NULL, NULL, 0, NULL},
+};
+#undef R
+#undef F
+#undef M
+#undef U
+#undef A
+
+const pref_loss_def *pref_losses(void) { return table; }
+
+const pref_loss_def *pref_find(const char *name) {
+    if (!name) return NULL;
+    for (const pref_loss_def *d = table; d->name; d++)
+        if (strcmp(d->name, name) == 0) return d;
+    return NULL;
+}
+
+static int unknown_loss(rlhf_err *err, const char *name) {
+    char list[900];
+    size_t k = 0;
+    list[0] = 0;
+    for (const pref_loss_def *d = table; d->name && k + 40 < sizeof list; d++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", d->name);
+    return rlhf_fail(err, "unknown loss_type \"%s\" (choose from: %s)", name, list);
+}
+
+// ------------------------------------------------------------- options --
+void pref_options_default(pref_options *o) {
+    memset(o, 0, sizeof *o);
+    o->beta = 0.1;
+    o->label_smoothing = 0.0;
+    o->reference_free = 0;
+    o->f_divergence_type = PREF_REVERSE_KL;
+    o->f_alpha_divergence_coef = 0.5;
+    o->ld_alpha = -1.0;
+    o->use_weighting = 0;
+    o->discopop_tau = 0.05;
+    o->simpo_gamma = 0.5;
+    o->cpo_alpha = 1.0;
+    o->desirable_weight = 1.0;
+    o->undesirable_weight = 1.0;
+    o->bco_delta = 0.0;
+    o->vpo_alpha = 0.1;
+    o->vpo_sign = -1.0;
+    o->inpo_tau = 0.1 / 3.0;
+    o->srpo_alpha = 0.5;
+    o->cpl_lambda = 0.5;
+    o->alol_clip = 0.9;
+    o->alol_sigmoid_reward = 1;
+}
+
+static const char *fdiv_names[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"};
+
+const char *pref_fdiv_name(pref_fdiv f) {
+    return (unsigned)f < 4 ? fdiv_names[f] : "?";
+}
+
+int pref_fdiv_from_name(const char *name, pref_fdiv *out, rlhf_err *err) {
+    for (int i = 0; i < 4; i++)
+        if (name && strcmp(name, fdiv_names[i]) == 0) {
+            *out = (pref_fdiv)i;
+            return 0;
+        }
+    return rlhf_fail(err,
+                     "unknown f_divergence_type \"%s\" (choose from: reverse_kl, forward_kl, "
+                     "js_divergence, alpha_divergence)",
+                     name ? name : "");
+}
+
+// ---------------------------------------------------------------- parse --
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+    return s;
+}
+
+int pref_parse(pref_loss_list *l, const char *types, const char *weights, rlhf_err *err) {
+    memset(l, 0, sizeof *l);
+    if (!types || !*types) return rlhf_fail(err, "loss_type is empty");
+    char buf[512];
+    if (strlen(types) >= sizeof buf) return rlhf_fail(err, "loss_type is too long");
+    strcpy(buf, types);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *name = trim(tok);
+        if (!*name) return rlhf_fail(err, "loss_type \"%s\": empty entry", types);
+        if (l->n == PREF_MAX_LOSSES)
+            return rlhf_fail(err, "loss_type \"%s\": more than %d losses", types, PREF_MAX_LOSSES);
+        const pref_loss_def *d = pref_find(name);
+        if (!d) return unknown_loss(err, name);
+        l->def[l->n] = d;
+        l->weight[l->n] = 1.0;
+        l->n++;
+    }
+    if (l->n == 0) return rlhf_fail(err, "loss_type \"%s\" names no loss", types);
+    for (int k = 1; k < l->n; k++)
+        if ((l->def[k]->flags & PREF_UNPAIRED) != (l->def[0]->flags & PREF_UNPAIRED))
+            return rlhf_fail(err, "loss_type \"%s\": cannot combine %s loss \"%s\" with %s loss \"%s\"",
+                             types, l->def[0]->flags & PREF_UNPAIRED ? "unpaired" : "paired",
+                             l->def[0]->name, l->def[k]->flags & PREF_UNPAIRED ? "unpaired" : "paired",
+                             l->def[k]->name);
+    if (!weights || !*weights) return 0;
+    if (strlen(weights) >= sizeof buf) return rlhf_fail(err, "loss_weights is too long");
+    strcpy(buf, weights);
+    int k = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *s = trim(tok), *end = NULL;
+        double x = strtod(s, &end);
+        if (!*s || end == s || *trim(end) || !isfinite(x))
+            return rlhf_fail(err, "loss_weights \"%s\": \"%s\" is not a number", weights, s);
+        if (k == l->n) break;
+        l->weight[k++] = x;
+    }
+    int given = 0;
+    strcpy(buf, weights);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        given++;
+    if (given != l->n)
+        return rlhf_fail(err, "loss_weights \"%s\" has %d weights for %d losses (\"%s\")", weights,
+                         given, l->n, types);
+    return 0;
+}
+
+// -------------------------------------------------------------- numerics --
+// Shared by the loss files.
+double pref_softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+double pref_log_sigmoid(double x) { return -pref_softplus(-x); }
+double pref_sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+// exp(min(x, PREF_EXP_CAP)); *d = its derivative (0 past the cap).
+double pref_exp_capped(double x, double *d) {
+    double e = exp(x < PREF_EXP_CAP ? x : PREF_EXP_CAP);
+    if (d) *d = x < PREF_EXP_CAP ? e : 0.0;
+    return e;
+}
+
+// ---------------------------------------------------------------- inputs --
+// One set of sequences resolved to doubles.
+typedef struct {
+    int given;      // policy log-probs present
+    int has_tok;    // per-token policy log-probs
+    int has_ref;    // reference present (sums or tokens)
+    int has_ref_tok;
+    double *p, *r;  // policy and reference sums
+    double *pe, *re; // LD-weighted sums (== p, r when LD is off)
+    double *len;
+    long *off;      // token offsets (when any token array is given)
+    long span;      // 1 + the last token index used
+    double *ld_w;   // per token LD weight (NULL: all 1)
+} seqset;
+
+static void seqset_free(seqset *s) {
+    if (s->pe != s->p) free(s->pe);
+    if (s->re != s->r) free(s->re);
+    free(s->p);
+    free(s->r);
+    free(s->len);
+    free(s->off);
+    free(s->ld_w);
+    memset(s, 0, sizeof *s);
+}
+
+static int check_finite(const float *x, long n, const char *what, const char *set, rlhf_err *err) {
+    for (long i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return rlhf_fail(err, "%s%s%s[%ld] is %g: inputs must be finite", set, *set ? "." : "",
+                             what, i, (double)x[i]);
+    return 0;
+}
+
+static double tok_sum(const float *tok, long off, int len) {
+    double s = 0;
+    for (int t = 0; t < len; t++) s += tok[off + t];
+    return s;
+}
+
+// Resolves set s of n sequences. A set that is not given at all (no logps, no
+// tok_logps) resolves with given = 0 when optional, else is an error.
+static int resolve(const pref_seqs *s, int n, const char *name, int optional, int ref_free,
+                   seqset *out, rlhf_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!s->logps && !s->tok_logps) {
+        if (optional) return 0;
+        return rlhf_fail(err, "%s: no policy log-probs (logps or tok_logps)", name);
+    }
+    if (!s->len) return rlhf_fail(err, "%s: no completion lengths (len)", name);
+    for (int i = 0; i < n; i++)
+        if (s->len[i] <= 0)
+            return rlhf_fail(err,
+                             "%s.len[%d] = %d: zero-length completion (a loss over no tokens is "
+                             "undefined; drop the example)",
+                             name, i, s->len[i]);
+    out->given = 1;
+    out->has_tok = s->tok_logps != NULL;
+    out->has_ref_tok = !ref_free && s->ref_tok_logps != NULL;
+    out->has_ref = !ref_free && (s->ref_logps || s->ref_tok_logps);
+    out->p = xcalloc((size_t)n, sizeof(double));
+    out->r = xcalloc((size_t)n, sizeof(double));
+    out->len = xcalloc((size_t)n, sizeof(double));
+    for (int i = 0; i < n; i++) out->len[i] = s->len[i];
+    if (out->has_tok || out->has_ref_tok) {
+        out->off = xcalloc((size_t)n, sizeof(long));
+        long o = 0;
+        for (int i = 0; i < n; i++) {
+            if (s->tok_off) {
+                if (s->tok_off[i] < 0)
+                    return rlhf_fail(err, "%s.tok_off[%d] = %ld is negative", name, i, s->tok_off[i]);
+                out->off[i] = s->tok_off[i];
+            } else {
+                out->off[i] = o;
+                o += s->len[i];
+            }
+            if (out->off[i] + s->len[i] > out->span) out->span = out->off[i] + s->len[i];
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (out->has_tok) {
+            if (check_finite(s->tok_logps + out->off[i], s->len[i], "tok_logps", name, err)) return -1;
+            out->p[i] = tok_sum(s->tok_logps, out->off[i], s->len[i]);
+        } else {
+            if (check_finite(s->logps + i, 1, "logps", name, err)) return -1;
+            out->p[i] = s->logps[i];
+        }
+        if (out->has_ref_tok) {
+            if (check_finite(s->ref_tok_logps + out->off[i], s->len[i], "ref_tok_logps", name, err))
+                return -1;
+            out->r[i] = tok_sum(s->ref_tok_logps, out->off[i], s->len[i]);
+        } else if (out->has_ref) {
+            if (check_finite(s->ref_logps + i, 1, "ref_logps", name, err)) return -1;
+            out->r[i] = s->ref_logps[i];
+        }
+    }
+    out->pe = out->p;
+    out->re = out->r;
+    return 0;
+}
+
+// LD-DPO (Liu et al. 2024, TRL ld_alpha): with l_s = min(lc, lr) per pair, each
+// sequence's first l_s tokens count fully and the rest ("verbose" tail) with alpha.
+static int apply_ld(seqset *c, seqset *r, const pref_seqs *sc, const pref_seqs *sr, int n,
+                    double alpha, int need_ref, rlhf_err *err) {
+    if (!c->has_tok || !r->has_tok)
+        return rlhf_fail(err, "ld_alpha needs per-token policy log-probs (chosen and rejected "
+                              "tok_logps)");
+    if (need_ref && (!c->has_ref_tok || !r->has_ref_tok))
+        return rlhf_fail(err, "ld_alpha needs per-token reference log-probs (chosen and rejected "
+                              "ref_tok_logps), or reference_free");
+    seqset *set[2] = {c, r};
+    const pref_seqs *in[2] = {sc, sr};
+    for (int k = 0; k < 2; k++) {
+        seqset *s = set[k];
+        s->pe = xcalloc((size_t)n, sizeof(double));
+        s->re = xcalloc((size_t)n, sizeof(double));
+        s->ld_w = xcalloc((size_t)s->span, sizeof(double));
+        for (int i = 0; i < n; i++) {
+            int shared = (int)fmin(c->len[i], r->len[i]);
+            int L = (int)s->len[i];
+            double pe = 0, re = 0;
+            for (int t = 0; t < L; t++) {
+                double wt = t < shared ? 1.0 : alpha;
+                s->ld_w[s->off[i] + t] = wt;
+                pe += wt * in[k]->tok_logps[s->off[i] + t];
+                if (s->has_ref_tok) re += wt * in[k]->ref_tok_logps[s->off[i] + t];
+            }
+            s->pe[i] = pe;
+            s->re[i] = re;
+        }
+    }
+    return 0;
+}
+
+// f-divergence score of the log-ratio x and its derivative.
+static double fdiv_score(const pref_options *o, double x, double *d) {
+    switch (o->f_divergence_type) {
+    case PREF_FORWARD_KL: { // -1/u
+        double e = pref_exp_capped(-x, d);
+        return -e;
+    }
+    case PREF_JS_DIVERGENCE: // log(u/(1+u)) = logsig(x)
+        *d = pref_sigmoid(-x);
+        return pref_log_sigmoid(x);
+    case PREF_ALPHA_DIVERGENCE: {
+        double a = o->f_alpha_divergence_coef;
+        if (a < 1e-6) break; // the limit is reverse KL
+        double e = pref_exp_capped(-a * x, d); // -u^(-a)/a, d/dx = u^(-a)
+        return -e / a;
+    }
+    default:
+        break;
+    }
+    *d = 1.0;
+    return x;
+}
+
+// Maps d(loss)/d(sums) back to the caller's arrays. g_eff multiplies the LD weight
+// of each token, g_sum does not; g_tok (may be NULL) is per token already.
+static void write_grad(const seqset *s, int n, const double *g_eff, const double *g_sum,
+                       const double *g_tok, pref_grad *out) {
+    if (!s->given) return;
+    if (s->has_tok) {
+        if (!out->tok_grad) return;
+        for (int i = 0; i < n; i++) {
+            double a = g_eff ? g_eff[i] : 0.0, b = g_sum ? g_sum[i] : 0.0;
+            int L = (int)s->len[i];
+            for (int t = 0; t < L; t++) {
+                long j = s->off[i] + t;
+                double wt = s->ld_w ? s->ld_w[j] : 1.0;
+                out->tok_grad[j] += (float)(a * wt + b + (g_tok ? g_tok[j] : 0.0));
+            }
+        }
+    } else if (out->grad) {
+        for (int i = 0; i < n; i++)
+            out->grad[i] += (float)((g_eff ? g_eff[i] : 0.0) + (g_sum ? g_sum[i] : 0.0));
+    }
+}
+
+static int check_options(const pref_options *o, rlhf_err *err) {
+    if (!(isfinite(o->beta) && o->beta > 0)) return rlhf_fail(err, "beta = %g must be > 0", o->beta);
+    if (!(o->label_smoothing >= 0 && o->label_smoothing <= 1))
+        return rlhf_fail(err, "label_smoothing = %g must be in [0, 1]", o->label_smoothing);
+    if ((unsigned)o->f_divergence_type > PREF_ALPHA_DIVERGENCE)
+        return rlhf_fail(err, "f_divergence_type %d is not one of the four", (int)o->f_divergence_type);
+    if (o->f_divergence_type == PREF_ALPHA_DIVERGENCE &&
+        !(isfinite(o->f_alpha_divergence_coef) && o->f_alpha_divergence_coef >= 0))
+        return rlhf_fail(err, "f_alpha_divergence_coef = %g must be >= 0",
+                         o->f_alpha_divergence_coef);
+    if (isnan(o->ld_alpha) || o->ld_alpha > 1)
+        return rlhf_fail(err, "ld_alpha = %g must be in [0, 1] (or < 0: off)", o->ld_alpha);
+    if (!(o->desirable_weight >= 0 && isfinite(o->desirable_weight) && o->undesirable_weight >= 0 &&
+          isfinite(o->undesirable_weight)))
+        return rlhf_fail(err, "desirable_weight = %g and undesirable_weight = %g must be >= 0",
+                         o->desirable_weight, o->undesirable_weight);
+    const double *fin[] = {&o->discopop_tau, &o->simpo_gamma, &o->cpo_alpha, &o->bco_delta,
+                           &o->vpo_alpha,    &o->vpo_sign,    &o->inpo_tau,  &o->srpo_alpha,
+                           &o->cpl_lambda,   &o->alol_clip};
+    for (size_t i = 0; i < sizeof fin / sizeof *fin; i++)
+        if (!isfinite(*fin[i])) return rlhf_fail(err, "an option is not finite");
+    return 0;
+}
+
+static double *dvec(int n) { return xcalloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
+
+int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *b, pref_out *out,
+              rlhf_err *err) {
+    if (!l || l->n <= 0) return rlhf_fail(err, "no loss to compute (empty loss list)");
+    if (check_options(o, err)) return -1;
+    int n = b->n;
+    if (n <= 0) return rlhf_fail(err, "empty batch (n = %d)", n);
+    int unpaired = (l->def[0]->flags & PREF_UNPAIRED) != 0;
+    unsigned any = 0;
+    for (int k = 0; k < l->n; k++) {
+        if (!l->def[k] || !l->def[k]->fn) return rlhf_fail(err, "loss list entry %d is empty", k);
+        if (((l->def[k]->flags & PREF_UNPAIRED) != 0) != unpaired)
+            return rlhf_fail(err, "cannot combine paired and unpaired losses (\"%s\", \"%s\")",
+                             l->def[0]->name, l->def[k]->name);
+        if (!isfinite(l->weight[k])) return rlhf_fail(err, "loss weight %d is not finite", k);
+        any |= l->def[k]->flags;
+    }
+    int ref_free = o->reference_free != 0;
+    int need_ref = (any & PREF_NEEDS_REF) && !ref_free;
+    int ld = o->ld_alpha >= 0;
+    if (o->f_divergence_type != PREF_REVERSE_KL && !(any & PREF_FDIV))
+        return rlhf_fail(err, "f_divergence_type %s: none of the losses uses it",
+                         pref_fdiv_name(o->f_divergence_type));
+    if (b->margin && !(any & PREF_MARGIN))
+        return rlhf_fail(err, "a margin was given but none of the losses uses one");
+    if (unpaired && (ld || o->use_weighting))
+        return rlhf_fail(err, "ld_alpha and use_weighting apply to paired losses only");
+    if (b->margin && check_finite(b->margin, n, "margin", "", err)) return -1;
+
+    int rc = -1;
+    seqset sc = {0}, sr = {0}, scal = {0}, srev[PREF_NREV] = {{0}}, su = {0};
+    pref_view v;
+    memset(&v, 0, sizeof v);
+    double *bufs[64];
+    int nb = 0;
+#define VEC(x) (bufs[nb++] = (x) = dvec(n))
+    double *w = NULL, *wpo = NULL, *margin = NULL, *prev_c = NULL, *prev_r = NULL;
+    double *sc_s = NULL, *sr_s = NULL, *dsc = NULL, *dsr = NULL;
+    VEC(w);
+    v.n = n;
+    v.o = o;
+    v.b = b;
+
+    if (!unpaired) {
+        if (resolve(&b->chosen, n, "chosen", 0, ref_free, &sc, err)) goto done;
+        if (resolve(&b->rejected, n, "rejected", 0, ref_free, &sr, err)) goto done;
+        if (need_ref && (!sc.has_ref || !sr.has_ref)) {
+            const char *who = "";
+            for (int k = 0; k < l->n; k++)
+                if (l->def[k]->flags & PREF_NEEDS_REF) {
+                    who = l->def[k]->name;
+                    break;
+                }
+            rlhf_fail(err,
+                      "loss \"%s\" needs reference log-probs for %s (ref_logps or ref_tok_logps), "
+                      "or reference_free",
+                      who, sc.has_ref ? "rejected" : "chosen");
+            goto done;
+        }
+        if (ld && apply_ld(&sc, &sr, &b->chosen, &b->rejected, n, o->ld_alpha, need_ref, err))
+            goto done;
+        if (resolve(&b->cal, n, "cal", 1, 1, &scal, err)) goto done;
+        for (int k = 0; k < PREF_NREV; k++) {
+            char name[16];
+            snprintf(name, sizeof name, "rev[%d]", k);
+            if (resolve(&b->rev[k], n, name, 1, ref_free, &srev[k], err)) goto done;
+            v.rev_p[k] = srev[k].p;
+            v.rev_r[k] = srev[k].has_ref || ref_free ? srev[k].r : NULL;
+            if (srev[k].given) VEC(v.g_rev[k]);
+        }
+        VEC(sc_s);
+        VEC(sr_s);
+        VEC(dsc);
+        VEC(dsr);
+        for (int i = 0; i < n; i++) {
+            sc_s[i] = fdiv_score(o, sc.pe[i] - sc.re[i], &dsc[i]);
+            sr_s[i] = fdiv_score(o, sr.pe[i] - sr.re[i], &dsr[i]);
+        }
+        v.pc = sc.pe, v.pr = sr.pe, v.rc = sc.re, v.rr = sr.re;
+        v.pc_sum = sc.p, v.pr_sum = sr.p, v.lc = sc.len, v.lr = sr.len;
+        v.sc = sc_s, v.sr = sr_s, v.dsc = dsc, v.dsr = dsr;
+        VEC(v.g_pc);
+        VEC(v.g_pr);
+        VEC(v.g_pc_sum);
+        VEC(v.g_pr_sum);
+        if (scal.given) {
+            v.cal = scal.p;
+            VEC(v.g_cal);
+        } else {
+            v.cal = sc.p;
+            v.g_cal = v.g_pc_sum;
+        }
+        if (b->prev_chosen_logps && b->prev_rejected_logps) {
+            if (check_finite(b->prev_chosen_logps, n, "prev_chosen_logps", "", err) ||
+                check_finite(b->prev_rejected_logps, n, "prev_rejected_logps", "", err))
+                goto done;
+            VEC(prev_c);
+            VEC(prev_r);
+            for (int i = 0; i < n; i++) prev_c[i] = b->prev_chosen_logps[i], prev_r[i] = b->prev_rejected_logps[i];
+            v.prev_c = prev_c, v.prev_r = prev_r;
+        }
+        // WPO (Zhou et al. 2024): w_i = exp(mean token log-prob of chosen + of rejected), detached
+        if (o->use_weighting) {
+            VEC(wpo);
+            for (int i = 0; i < n; i++)
+                wpo[i] = pref_exp_capped(sc.p[i] / sc.len[i] + sr.p[i] / sr.len[i], NULL);
+        }
+    } else {
+        if (resolve(&b->completion, n, "completion", 0, ref_free, &su, err)) goto done;
+        if (need_ref && !su.has_ref) {
+            rlhf_fail(err, "loss \"%s\" needs reference log-probs for completion (ref_logps or "
+                           "ref_tok_logps), or reference_free",
+                      l->def[0]->name);
+            goto done;
+        }
+        if ((any & PREF_TOKENS) && (!su.has_tok || (!ref_free && !su.has_ref_tok))) {
+            rlhf_fail(err, "alol_seq needs per-token log-probs: completion.tok_logps and "
+                           "completion.ref_tok_logps");
+            goto done;
+        }
+        if (!b->label && (any & PREF_LABELS)) {
+            for (int k = 0; k < l->n; k++)
+                if (l->def[k]->flags & PREF_LABELS) {
+                    rlhf_fail(err, "loss \"%s\" needs a label per example (batch.label)",
+                              l->def[k]->name);
+                    goto done;
+                }
+        }
+        v.p = su.p, v.r = su.r, v.l = su.len, v.off = su.off;
+        VEC(v.g_p);
+        if (any & PREF_TOKENS) {
+            v.g_tok = xcalloc((size_t)(su.span > 0 ? su.span : 1), sizeof(double));
+        }
+    }
+    VEC(margin);
+    if (b->margin)
+        for (int i = 0; i < n; i++) margin[i] = b->margin[i];
+    v.margin = margin;
+
+    for (int k = 0; k < l->n; k++) {
+        for (int i = 0; i < n; i++) w[i] = l->weight[k] / n * (wpo ? wpo[i] : 1.0);
+        if (l->def[k]->fn(&v, w, err)) goto done;
+    }
+    if (!isfinite(v.loss)) {
+        rlhf_fail(err, "loss is %g (a bug: please report with the inputs)", v.loss);
+        goto done;
+    }
+
+    // outputs
+    pref_metrics *m = &out->m;
+    memset(m, 0, sizeof *m);
+    m->loss = v.loss;
+    double beta = o->beta;
+    if (!unpaired) {
+        write_grad(&sc, n, v.g_pc, v.g_pc_sum, NULL, &out->chosen);
+        write_grad(&sr, n, v.g_pr, v.g_pr_sum, NULL, &out->rejected);
+        if (scal.given) write_grad(&scal, n, NULL, v.g_cal, NULL, &out->cal);
+        for (int k = 0; k < PREF_NREV; k++)
+            if (srev[k].given) write_grad(&srev[k], n, NULL, v.g_rev[k], NULL, &out->rev[k]);
+        for (int i = 0; i < n; i++) {
+            double rwc = beta * (sc.pe[i] - sc.re[i]), rwr = beta * (sr.pe[i] - sr.re[i]);
+            if (out->reward_chosen) out->reward_chosen[i] = (float)rwc;
+            if (out->reward_rejected) out->reward_rejected[i] = (float)rwr;
+            m->rewards_chosen += rwc / n;
+            m->rewards_rejected += rwr / n;
+            m->rewards_accuracies += (rwc > rwr) / (double)n;
+            m->rewards_margins += (rwc - rwr) / n;
+            m->logps_chosen += sc.pe[i] / n;
+            m->logps_rejected += sr.pe[i] / n;
+        }
+        m->n_chosen = m->n_rejected = n;
+    } else {
+        write_grad(&su, n, NULL, v.g_p, v.g_tok, &out->completion);
+        double lc = 0, lr = 0;
+        for (int i = 0; i < n; i++) {
+            double rw = beta * (su.p[i] - su.r[i]);
+            if (out->reward) out->reward[i] = (float)rw;
+            if (b->label && b->label[i]) {
+                m->n_chosen++;
+                m->rewards_chosen += rw;
+                lc += su.p[i];
+            } else {
+                m->n_rejected++;
+                m->rewards_rejected += rw;
+                lr += su.p[i];
+            }
+        }
+        if (m->n_chosen) m->rewards_chosen /= m->n_chosen, m->logps_chosen = lc / m->n_chosen;
+        if (m->n_rejected) m->rewards_rejected /= m->n_rejected, m->logps_rejected = lr / m->n_rejected;
+        m->rewards_margins = m->rewards_chosen - m->rewards_rejected;
+        m->kl = b->kl;
+    }
+    rc = 0;
+done:
+#undef VEC
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    free(v.g_tok);
+    seqset_free(&sc);
+    seqset_free(&sr);
+    seqset_free(&scal);
+    seqset_free(&su);
+    for (int k = 0; k < PREF_NREV; k++) seqset_free(&srev[k]);
+    return rc;
+}
+
+// ---------------------------------------------------------------- helpers --
+double pref_kto_kl(const float *policy_kl_logps, const float *ref_kl_logps, int m) {
+    if (m <= 0) return 0.0;
+    double s = 0;
+    for (int j = 0; j < m; j++) s += (double)policy_kl_logps[j] - ref_kl_logps[j];
+    s /= m;
+    return s > 0 ? s : 0.0;
+}
+
+void pref_running_init(pref_running *r) {
+    r->mean = 0.0;
+    r->var = 1.0;
+    r->count = 1e-24;
+}
+
+// Chan et al.'s parallel update, as TRL's RunningMoments (population variance of the batch).
+void pref_running_update(pref_running *r, const float *x, int n) {
+    if (n <= 0) return;
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    var /= n;
+    double delta = mean - r->mean, tot = r->count + n;
+    double m2 = r->var * r->count + var * n + delta * delta * r->count * n / tot;
+    r->mean += delta * n / tot;
+    r->var = m2 / tot;
+    r->count = tot;
+}
