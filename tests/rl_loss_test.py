@@ -239,7 +239,8 @@ for lo, hi in ((3e-4, 4e-4), (0.2, 0.28)):
 
 # a large log-ratio (beyond verl's +-20 clamp) has zero gradient, as torch.clamp gives
 big = logp.copy()
-big[0, :] = old[0, :] + 25.0
+big[:, 0::3] = old[:, 0::3] + 25.0
+big[:, 1::3] = old[:, 1::3] - 25.0
 o = run("policy", {}, {"logp": big, "old_logp": old, "adv": padv, "mask": mask})
 loss, g, st = ref.policy_loss(ref.t64(big), OLD, PA, M)
 check("policy_log_ratio_clamp", [(o["loss"], [loss], 0), (o["dlogp"], g, 1)])

@@ -92,7 +92,8 @@ static const pref_loss_def table[] = {
     {"vpo", pref_loss_vpo, R | F | M,
      "sigmoid + sign*alpha*beta*log pi(y_cal)  VPO (Cen et al. 2024), sign -1 offline"},
     {"inpo", pref_loss_inpo, R,
-     "(h - 1/(2eta))^2, h = (pc-pr) - tau/eta (rc-rr) - (eta-tau)/eta (tc-tr)  INPO (Zhang et al. 2024)"},
+     "(h - 1/(2eta))^2, h = (pc-pr) - tau/eta (rc-rr) - (eta-tau)/eta (tc-tr)  INPO (Zhang et al. "
+     "2024)"},
     {"srpo", pref_loss_srpo, R,
      "alpha*self-improvement + (1-alpha)*generative squared losses  SRPO (Choi et al. 2024)"},
     {"cpl", pref_loss_cpl, 0,
@@ -100,11 +101,13 @@ static const pref_loss_def table[] = {
     {"cpl_kl", pref_loss_cpl_kl, R,
      "-logsig(beta*rho_w - lambda*beta*rho_l)  CPL-KL (Hejna et al. 2024)"},
     {"kto", pref_loss_kto, U | R,
-     "w_D*(1 - sig(beta*(rho - z0))) | w_U*(1 - sig(beta*(z0 - rho)))  KTO (Ethayarajh et al. 2024)"},
+     "w_D*(1 - sig(beta*(rho - z0))) | w_U*(1 - sig(beta*(z0 - rho)))  KTO (Ethayarajh et al. "
+     "2024)"},
     {"apo_zero_unpaired", pref_loss_apo_zero_unpaired, U | R,
      "w_D*(1 - sig(beta*rho)) | w_U*sig(beta*rho)  APO-zero, unpaired (TRL KTOTrainer)"},
     {"bco", pref_loss_bco, U | R,
-     "-logsig(beta*rho - delta) | -logsig(-(beta*rho - delta)), times weight  BCO (Jung et al. 2024)"},
+     "-logsig(beta*rho - delta) | -logsig(-(beta*rho - delta)), times weight  BCO (Jung et al. "
+     "2024)"},
     {"alol", pref_loss_alol, A | R,
      "-A * sg(clip(pi/pi_ref)) * log pi, A = max(0, R - V)  A-LoL (Baheti et al. 2024)"},
     {"alol_seq", pref_loss_alol_seq, A | R | PREF_TOKENS,
@@ -119,7 +122,9 @@ static const pref_loss_def table[] = {
 #undef U
 #undef A
 
-const pref_loss_def *pref_losses(void) { return table; }
+const pref_loss_def *pref_losses(void) {
+    return table;
+}
 
 const pref_loss_def *pref_find(const char *name) {
     if (!name) return NULL;
@@ -188,56 +193,71 @@ static char *trim(char *s) {
     return s;
 }
 
+// Splits buf in place at commas (empty fields kept); returns the count (max cap).
+static int split(char *buf, char **field, int cap) {
+    int k = 0;
+    for (char *s = buf;; s++) {
+        char *c = strchr(s, ',');
+        if (k < cap) field[k] = s;
+        k++;
+        if (!c) break;
+        *c = 0;
+        s = c;
+    }
+    for (int i = 0; i < k && i < cap; i++) field[i] = trim(field[i]);
+    return k;
+}
+
 int pref_parse(pref_loss_list *l, const char *types, const char *weights, rlhf_err *err) {
     memset(l, 0, sizeof *l);
-    if (!types || !*types) return rlhf_fail(err, "loss_type is empty");
-    char buf[512];
-    if (strlen(types) >= sizeof buf) return rlhf_fail(err, "loss_type is too long");
+    char buf[512], *field[PREF_MAX_LOSSES];
+    if (!types || strlen(types) >= sizeof buf)
+        return rlhf_fail(err, "loss_type is empty or too long");
     strcpy(buf, types);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *name = trim(tok);
-        if (!*name) return rlhf_fail(err, "loss_type \"%s\": empty entry", types);
-        if (l->n == PREF_MAX_LOSSES)
-            return rlhf_fail(err, "loss_type \"%s\": more than %d losses", types, PREF_MAX_LOSSES);
-        const pref_loss_def *d = pref_find(name);
-        if (!d) return unknown_loss(err, name);
-        l->def[l->n] = d;
-        l->weight[l->n] = 1.0;
-        l->n++;
+    if (!*trim(buf)) return rlhf_fail(err, "loss_type is empty");
+    int n = split(buf, field, PREF_MAX_LOSSES);
+    if (n > PREF_MAX_LOSSES)
+        return rlhf_fail(err, "loss_type \"%s\": more than %d losses", types, PREF_MAX_LOSSES);
+    for (int k = 0; k < n; k++) {
+        if (!*field[k]) return rlhf_fail(err, "loss_type \"%s\": empty entry", types);
+        const pref_loss_def *d = pref_find(field[k]);
+        if (!d) return unknown_loss(err, field[k]);
+        l->def[k] = d;
+        l->weight[k] = 1.0;
     }
-    if (l->n == 0) return rlhf_fail(err, "loss_type \"%s\" names no loss", types);
+    l->n = n;
     for (int k = 1; k < l->n; k++)
         if ((l->def[k]->flags & PREF_UNPAIRED) != (l->def[0]->flags & PREF_UNPAIRED))
-            return rlhf_fail(err, "loss_type \"%s\": cannot combine %s loss \"%s\" with %s loss \"%s\"",
-                             types, l->def[0]->flags & PREF_UNPAIRED ? "unpaired" : "paired",
-                             l->def[0]->name, l->def[k]->flags & PREF_UNPAIRED ? "unpaired" : "paired",
-                             l->def[k]->name);
-    if (!weights || !*weights) return 0;
+            return rlhf_fail(
+                err, "loss_type \"%s\": cannot combine %s loss \"%s\" with %s loss \"%s\"", types,
+                l->def[0]->flags & PREF_UNPAIRED ? "unpaired" : "paired", l->def[0]->name,
+                l->def[k]->flags & PREF_UNPAIRED ? "unpaired" : "paired", l->def[k]->name);
+    if (!weights) return 0;
     if (strlen(weights) >= sizeof buf) return rlhf_fail(err, "loss_weights is too long");
     strcpy(buf, weights);
-    int k = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *s = trim(tok), *end = NULL;
-        double x = strtod(s, &end);
-        if (!*s || end == s || *trim(end) || !isfinite(x))
-            return rlhf_fail(err, "loss_weights \"%s\": \"%s\" is not a number", weights, s);
-        if (k == l->n) break;
-        l->weight[k++] = x;
-    }
-    int given = 0;
-    strcpy(buf, weights);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        given++;
-    if (given != l->n)
+    if (!*trim(buf)) return 0;
+    int nw = split(buf, field, PREF_MAX_LOSSES);
+    if (nw != l->n)
         return rlhf_fail(err, "loss_weights \"%s\" has %d weights for %d losses (\"%s\")", weights,
-                         given, l->n, types);
+                         nw, l->n, types);
+    for (int k = 0; k < nw; k++) {
+        char *end = NULL;
+        double x = strtod(field[k], &end);
+        if (!*field[k] || *end || !isfinite(x))
+            return rlhf_fail(err, "loss_weights \"%s\": \"%s\" is not a number", weights, field[k]);
+        l->weight[k] = x;
+    }
     return 0;
 }
 
 // -------------------------------------------------------------- numerics --
 // Shared by the loss files.
-double pref_softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-double pref_log_sigmoid(double x) { return -pref_softplus(-x); }
+double pref_softplus(double x) {
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+double pref_log_sigmoid(double x) {
+    return -pref_softplus(-x);
+}
 double pref_sigmoid(double x) {
     if (x >= 0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
@@ -253,16 +273,16 @@ double pref_exp_capped(double x, double *d) {
 // ---------------------------------------------------------------- inputs --
 // One set of sequences resolved to doubles.
 typedef struct {
-    int given;      // policy log-probs present
-    int has_tok;    // per-token policy log-probs
-    int has_ref;    // reference present (sums or tokens)
+    int given;   // policy log-probs present
+    int has_tok; // per-token policy log-probs
+    int has_ref; // reference present (sums or tokens)
     int has_ref_tok;
-    double *p, *r;  // policy and reference sums
+    double *p, *r;   // policy and reference sums
     double *pe, *re; // LD-weighted sums (== p, r when LD is off)
     double *len;
-    long *off;      // token offsets (when any token array is given)
-    long span;      // 1 + the last token index used
-    double *ld_w;   // per token LD weight (NULL: all 1)
+    long *off;    // token offsets (when any token array is given)
+    long span;    // 1 + the last token index used
+    double *ld_w; // per token LD weight (NULL: all 1)
 } seqset;
 
 static void seqset_free(seqset *s) {
@@ -276,8 +296,10 @@ static void seqset_free(seqset *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int check_finite(const float *x, long n, const char *what, const char *set, rlhf_err *err) {
-    for (long i = 0; i < n; i++)
+// x[first .. first+n-1] finite, else an error naming set.what[index].
+static int check_finite(const float *x, long first, long n, const char *what, const char *set,
+                        rlhf_err *err) {
+    for (long i = first; i < first + n; i++)
         if (!isfinite(x[i]))
             return rlhf_fail(err, "%s%s%s[%ld] is %g: inputs must be finite", set, *set ? "." : "",
                              what, i, (double)x[i]);
@@ -320,7 +342,8 @@ static int resolve(const pref_seqs *s, int n, const char *name, int optional, in
         for (int i = 0; i < n; i++) {
             if (s->tok_off) {
                 if (s->tok_off[i] < 0)
-                    return rlhf_fail(err, "%s.tok_off[%d] = %ld is negative", name, i, s->tok_off[i]);
+                    return rlhf_fail(err, "%s.tok_off[%d] = %ld is negative", name, i,
+                                     s->tok_off[i]);
                 out->off[i] = s->tok_off[i];
             } else {
                 out->off[i] = o;
@@ -331,18 +354,19 @@ static int resolve(const pref_seqs *s, int n, const char *name, int optional, in
     }
     for (int i = 0; i < n; i++) {
         if (out->has_tok) {
-            if (check_finite(s->tok_logps + out->off[i], s->len[i], "tok_logps", name, err)) return -1;
+            if (check_finite(s->tok_logps, out->off[i], s->len[i], "tok_logps", name, err))
+                return -1;
             out->p[i] = tok_sum(s->tok_logps, out->off[i], s->len[i]);
         } else {
-            if (check_finite(s->logps + i, 1, "logps", name, err)) return -1;
+            if (check_finite(s->logps, i, 1, "logps", name, err)) return -1;
             out->p[i] = s->logps[i];
         }
         if (out->has_ref_tok) {
-            if (check_finite(s->ref_tok_logps + out->off[i], s->len[i], "ref_tok_logps", name, err))
+            if (check_finite(s->ref_tok_logps, out->off[i], s->len[i], "ref_tok_logps", name, err))
                 return -1;
             out->r[i] = tok_sum(s->ref_tok_logps, out->off[i], s->len[i]);
         } else if (out->has_ref) {
-            if (check_finite(s->ref_logps + i, 1, "ref_logps", name, err)) return -1;
+            if (check_finite(s->ref_logps, i, 1, "ref_logps", name, err)) return -1;
             out->r[i] = s->ref_logps[i];
         }
     }
@@ -397,7 +421,7 @@ static double fdiv_score(const pref_options *o, double x, double *d) {
         return pref_log_sigmoid(x);
     case PREF_ALPHA_DIVERGENCE: {
         double a = o->f_alpha_divergence_coef;
-        if (a < 1e-6) break; // the limit is reverse KL
+        if (a < 1e-6) break;                   // the limit is reverse KL
         double e = pref_exp_capped(-a * x, d); // -u^(-a)/a, d/dx = u^(-a)
         return -e / a;
     }
@@ -431,11 +455,13 @@ static void write_grad(const seqset *s, int n, const double *g_eff, const double
 }
 
 static int check_options(const pref_options *o, rlhf_err *err) {
-    if (!(isfinite(o->beta) && o->beta > 0)) return rlhf_fail(err, "beta = %g must be > 0", o->beta);
+    if (!(isfinite(o->beta) && o->beta > 0))
+        return rlhf_fail(err, "beta = %g must be > 0", o->beta);
     if (!(o->label_smoothing >= 0 && o->label_smoothing <= 1))
         return rlhf_fail(err, "label_smoothing = %g must be in [0, 1]", o->label_smoothing);
     if ((unsigned)o->f_divergence_type > PREF_ALPHA_DIVERGENCE)
-        return rlhf_fail(err, "f_divergence_type %d is not one of the four", (int)o->f_divergence_type);
+        return rlhf_fail(err, "f_divergence_type %d is not one of the four",
+                         (int)o->f_divergence_type);
     if (o->f_divergence_type == PREF_ALPHA_DIVERGENCE &&
         !(isfinite(o->f_alpha_divergence_coef) && o->f_alpha_divergence_coef >= 0))
         return rlhf_fail(err, "f_alpha_divergence_coef = %g must be >= 0",
@@ -454,7 +480,9 @@ static int check_options(const pref_options *o, rlhf_err *err) {
     return 0;
 }
 
-static double *dvec(int n) { return xcalloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
+static double *dvec(int n) {
+    return xcalloc((size_t)(n > 0 ? n : 1), sizeof(double));
+}
 
 int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *b, pref_out *out,
               rlhf_err *err) {
@@ -482,7 +510,7 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
         return rlhf_fail(err, "a margin was given but none of the losses uses one");
     if (unpaired && (ld || o->use_weighting))
         return rlhf_fail(err, "ld_alpha and use_weighting apply to paired losses only");
-    if (b->margin && check_finite(b->margin, n, "margin", "", err)) return -1;
+    if (b->margin && check_finite(b->margin, 0, n, "margin", "", err)) return -1;
 
     int rc = -1;
     seqset sc = {0}, sr = {0}, scal = {0}, srev[PREF_NREV] = {{0}}, su = {0};
@@ -518,7 +546,7 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
             goto done;
         if (resolve(&b->cal, n, "cal", 1, 1, &scal, err)) goto done;
         for (int k = 0; k < PREF_NREV; k++) {
-            char name[16];
+            char name[24];
             snprintf(name, sizeof name, "rev[%d]", k);
             if (resolve(&b->rev[k], n, name, 1, ref_free, &srev[k], err)) goto done;
             v.rev_p[k] = srev[k].p;
@@ -548,12 +576,13 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
             v.g_cal = v.g_pc_sum;
         }
         if (b->prev_chosen_logps && b->prev_rejected_logps) {
-            if (check_finite(b->prev_chosen_logps, n, "prev_chosen_logps", "", err) ||
-                check_finite(b->prev_rejected_logps, n, "prev_rejected_logps", "", err))
+            if (check_finite(b->prev_chosen_logps, 0, n, "prev_chosen_logps", "", err) ||
+                check_finite(b->prev_rejected_logps, 0, n, "prev_rejected_logps", "", err))
                 goto done;
             VEC(prev_c);
             VEC(prev_r);
-            for (int i = 0; i < n; i++) prev_c[i] = b->prev_chosen_logps[i], prev_r[i] = b->prev_rejected_logps[i];
+            for (int i = 0; i < n; i++)
+                prev_c[i] = b->prev_chosen_logps[i], prev_r[i] = b->prev_rejected_logps[i];
             v.prev_c = prev_c, v.prev_r = prev_r;
         }
         // WPO (Zhou et al. 2024): w_i = exp(mean token log-prob of chosen + of rejected), detached
@@ -565,8 +594,9 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
     } else {
         if (resolve(&b->completion, n, "completion", 0, ref_free, &su, err)) goto done;
         if (need_ref && !su.has_ref) {
-            rlhf_fail(err, "loss \"%s\" needs reference log-probs for completion (ref_logps or "
-                           "ref_tok_logps), or reference_free",
+            rlhf_fail(err,
+                      "loss \"%s\" needs reference log-probs for completion (ref_logps or "
+                      "ref_tok_logps), or reference_free",
                       l->def[0]->name);
             goto done;
         }
@@ -643,7 +673,8 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
             }
         }
         if (m->n_chosen) m->rewards_chosen /= m->n_chosen, m->logps_chosen = lc / m->n_chosen;
-        if (m->n_rejected) m->rewards_rejected /= m->n_rejected, m->logps_rejected = lr / m->n_rejected;
+        if (m->n_rejected)
+            m->rewards_rejected /= m->n_rejected, m->logps_rejected = lr / m->n_rejected;
         m->rewards_margins = m->rewards_chosen - m->rewards_rejected;
         m->kl = b->kl;
     }

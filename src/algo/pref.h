@@ -78,7 +78,7 @@ typedef struct {
     pref_seqs rev[PREF_NREV];         // srpo: revisions (policy and reference)
     const float *score;               // (n) alol: reward-model score of the completion
     const float *value;               // (n) alol: V_ref(x), the reference policy's value estimate
-    const float *weight;              // (n) bco: per-example weight (TRL's UDM density ratio); NULL: 1
+    const float *weight; // (n) bco: per-example weight (TRL's UDM density ratio); NULL: 1
 } pref_batch;
 
 // ---------------------------------------------------------------- options --
@@ -98,24 +98,24 @@ int pref_fdiv_from_name(const char *name, pref_fdiv *out, rlhf_err *err);
 const char *pref_fdiv_name(pref_fdiv f);
 
 typedef struct {
-    double beta;            // 0.1; the loss's temperature (IPO tau, ORPO lambda, CPL alpha, INPO eta)
-    double label_smoothing; // 0; cDPO/robust flip probability, EXO epsilon
-    int reference_free;     // 0; 1: reference log-probs are taken as 0 (and need not be given)
-    pref_fdiv f_divergence_type;    // reverse_kl
+    double beta; // 0.1; the loss's temperature (IPO tau, ORPO lambda, CPL alpha, INPO eta)
+    double label_smoothing;      // 0; cDPO/robust flip probability, EXO epsilon
+    int reference_free;          // 0; 1: reference log-probs are taken as 0 (and need not be given)
+    pref_fdiv f_divergence_type; // reverse_kl
     double f_alpha_divergence_coef; // 0.5; alpha of alpha_divergence (paper's alpha, see docs)
-    double ld_alpha;        // < 0: off (default, TRL None); LD-DPO weight of the verbose tail, in [0, 1]
-    int use_weighting;      // 0; WPO weights (see docs/losses.md: our form uses mean token log-probs)
-    double discopop_tau;    // 0.05
-    double simpo_gamma;     // 0.5 (TRL CPOConfig)
-    double cpo_alpha;       // 1.0; weight of the NLL term of cpo
+    double ld_alpha;   // < 0: off (default, TRL None); LD-DPO weight of the verbose tail, in [0, 1]
+    int use_weighting; // 0; WPO weights (see docs/losses.md: our form uses mean token log-probs)
+    double discopop_tau;                         // 0.05
+    double simpo_gamma;                          // 0.5 (TRL CPOConfig)
+    double cpo_alpha;                            // 1.0; weight of the NLL term of cpo
     double desirable_weight, undesirable_weight; // 1, 1 (kto, bco, apo_zero_unpaired)
-    double bco_delta;       // 0; BCO reward shift delta (a running mean, see pref_running_update)
-    double vpo_alpha;       // 0.1; VPO's alpha
-    double vpo_sign;        // -1: pessimistic (offline); +1: optimistic (online)
-    double inpo_tau;        // 0.1/3; INPO's tau, 0 < tau < beta (= eta)
-    double srpo_alpha;      // 0.5; SRPO's mix of the self-improvement (alpha) and generative terms
-    double cpl_lambda;      // 0.5; CPL's conservative bias on the rejected segment
-    double alol_clip;       // 0.9; A-LoL's epsilon: ratios clipped to [1-eps, 1+eps]; <= 0: no clipping
+    double bco_delta;  // 0; BCO reward shift delta (a running mean, see pref_running_update)
+    double vpo_alpha;  // 0.1; VPO's alpha
+    double vpo_sign;   // -1: pessimistic (offline); +1: optimistic (online)
+    double inpo_tau;   // 0.1/3; INPO's tau, 0 < tau < beta (= eta)
+    double srpo_alpha; // 0.5; SRPO's mix of the self-improvement (alpha) and generative terms
+    double cpl_lambda; // 0.5; CPL's conservative bias on the rejected segment
+    double alol_clip;  // 0.9; A-LoL's epsilon: ratios clipped to [1-eps, 1+eps]; <= 0: no clipping
     int alol_sigmoid_reward; // 1: R = sigmoid(score) (A-LoL's code); 0: R = score
 } pref_options;
 void pref_options_default(pref_options *o);
@@ -197,8 +197,8 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
 double pref_kto_kl(const float *policy_kl_logps, const float *ref_kl_logps, int m);
 
 // A running mean and variance (TRL's RunningMoments, used for BCO's delta):
-// count starts at 1e-24, so the first update sets the mean. For bco_pair (TRL
-// <= 0.2x) update with one value per batch, the mean of beta*(pc - rc) and
+// count starts at 1e-24, so the first update sets the mean. For bco_pair (older
+// TRL) update with one value per batch, the mean of beta*(pc - rc) and
 // beta*(pr - rr); for the unpaired bco with every example's beta*(p - r); both
 // before computing the loss, then pass mean as options.bco_delta.
 typedef struct {
@@ -229,7 +229,7 @@ struct pref_view {
     const double *prev_c, *prev_r; // inpo
     // unpaired
     const double *p, *r, *l;
-    const long *off;               // resolved token offsets of batch.completion
+    const long *off; // resolved token offsets of batch.completion
     // accumulators
     double loss;
     double *g_pc, *g_pr, *g_pc_sum, *g_pr_sum, *g_cal, *g_rev[PREF_NREV], *g_p;

@@ -13,5 +13,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
+int cmd_kto(int argc, char **argv);
 
 #endif

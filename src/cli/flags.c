@@ -48,6 +48,7 @@ static int set_value(const flag_def *d, const char *v, const char *where, rlhf_e
         *(uint64_t *)d->ptr = x;
         return 0;
     }
+    case FLAG_DOUBLE:
     case FLAG_FLOAT: {
         double x = strtod(v, &end);
         if (!*v || *end || errno || !isfinite(x))
@@ -55,7 +56,8 @@ static int set_value(const flag_def *d, const char *v, const char *where, rlhf_e
         if ((d->lo || d->hi) && (x < d->lo || x > d->hi))
             return rlhf_fail(err, "%s--%s must be in [%g, %g] (got %g)", where, d->name, d->lo,
                              d->hi, x);
-        *(float *)d->ptr = (float)x;
+        if (d->type == FLAG_DOUBLE) *(double *)d->ptr = x;
+        else *(float *)d->ptr = (float)x;
         return 0;
     }
     }
@@ -131,6 +133,7 @@ static void print_help(const flag_def *defs, const char *cmd, const char *about)
         case FLAG_BOOL: snprintf(def, sizeof def, "%s", *(int *)d->ptr ? "true" : "false"); break;
         case FLAG_U64: snprintf(def, sizeof def, "%llu", (unsigned long long)*(uint64_t *)d->ptr); break;
         case FLAG_FLOAT: snprintf(def, sizeof def, "%g", *(float *)d->ptr); break;
+        case FLAG_DOUBLE: snprintf(def, sizeof def, "%g", *(double *)d->ptr); break;
         }
         printf("  %-32s %s [%s]\n", name, d->help, def);
     }
@@ -193,6 +196,7 @@ char *flags_to_json(const flag_def *defs) {
         case FLAG_INT: cJSON_AddNumberToObject(o, d->name, *(int *)d->ptr); break;
         case FLAG_BOOL: cJSON_AddBoolToObject(o, d->name, *(int *)d->ptr); break;
         case FLAG_U64: cJSON_AddNumberToObject(o, d->name, (double)*(uint64_t *)d->ptr); break;
+        case FLAG_DOUBLE: cJSON_AddNumberToObject(o, d->name, *(double *)d->ptr); break;
         case FLAG_FLOAT: {
             char buf[32];  // the float's shortest decimal form, not its double expansion
             snprintf(buf, sizeof buf, "%.7g", *(float *)d->ptr);

@@ -8,12 +8,12 @@
 
 #include "base/base.h"
 
-typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_U64 } flag_type;
+typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_U64, FLAG_DOUBLE } flag_type;
 
 typedef struct {
     const char *name;
     flag_type type;
-    void *ptr;         // const char **, int *, float *, int *, uint64_t *
+    void *ptr;         // const char **, int *, float *, int *, uint64_t *, double *
     const char *help;
     double lo, hi;     // accepted range for numbers (both 0: any)
     const char *alias; // another accepted name (e.g. "batch_size")

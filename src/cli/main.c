@@ -13,6 +13,8 @@ typedef struct {
 static const command COMMANDS[] = {
     {"data", cmd_data, "write a built-in task's datasets (rlhf data --task arith --out DIR)"},
     {"sft", cmd_sft, "supervised fine-tuning on TRL-format data"},
+    {"dpo", cmd_dpo, "offline preference optimisation: DPO, IPO, SimPO, ORPO, KTO, ... (--loss_type)"},
+    {"kto", cmd_kto, "rlhf dpo --loss_type kto, on prompt/completion/label data"},
     {"rm", cmd_rm, "train a reward model (or an ensemble) on preference pairs"},
     {"score", cmd_score, "score a file with a reward model or a DPO policy's implicit reward"},
     {"eval", cmd_eval, "score a model on a built-in task (greedy and sampled accuracy)"},

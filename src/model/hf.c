@@ -33,7 +33,7 @@ static int is_file(const char *p) {
 }
 
 static const char *join(char *buf, size_t n, const char *dir, const char *name) {
-    snprintf(buf, n, "%s/%s", dir, name);
+    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n) buf[n - 1] = '\0'; // (PATH_MAX < n)
     return buf;
 }
 
@@ -57,7 +57,8 @@ static int ends_with(const char *s, const char *suffix) {
 static void set_tokenizer_path(rlhf_config *c, const char *path) {
     char abs[PATH_MAX];
     const char *p = realpath(path, abs) ? abs : path;
-    if (strlen(p) < sizeof c->tokenizer) snprintf(c->tokenizer, sizeof c->tokenizer, "%s", p);
+    size_t n = strlen(p);
+    if (n < sizeof c->tokenizer) memcpy(c->tokenizer, p, n + 1);
 }
 
 // ----------------------------------------------------------------- pieces --
@@ -320,7 +321,7 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
     }
     if (gpt2) {
         c->arch = ARCH_GPT2;
-        int n_ctx, tie, scale, inv_layer, upcast;
+        int n_ctx = 1024, tie, scale, inv_layer, upcast;
         if (j_int(o, "n_layer", INT_MIN, &c->n_layer, src, err) ||
             j_int(o, "n_head", INT_MIN, &c->n_head, src, err) ||
             j_int(o, "n_embd", INT_MIN, &c->n_embd, src, err) ||
@@ -466,7 +467,9 @@ static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
     if (is_file(join(p, sizeof p, dir, "model.safetensors"))) {
         h->f = xcalloc(1, sizeof *h->f);
         h->used = xcalloc(1, sizeof *h->used);
-        return hf_open_one(h, p, err);
+        if (hf_open_one(h, p, err) == 0) return 0;
+        hf_files_close(h);
+        return -1;
     }
     join(h->index, sizeof h->index, dir, "model.safetensors.index.json");
     if (!is_file(h->index)) {
@@ -926,7 +929,8 @@ int hf_export(const rlhf_model *m, const char *dir, st_dtype dtype, const char *
     rlhf_tokenizer *t = NULL;
     const char *spec = tokenizer && *tokenizer ? tokenizer : m->cfg.tokenizer;
     if (tok_files_find(spec, &tf, err)) return -1;
-    if (tf.kind[0] && strcmp(tf.kind, "byte") && tok_load(&t, spec, err))
+    if (!strcmp(tf.kind, "byte")) t = tok_byte_create();
+    else if (tf.kind[0] && tok_load(&t, spec, err))
         return rlhf_fail_ctx(err, "HF export: the model's tokenizer");
     if (!tf.kind[0])
         fprintf(stderr, "note: the model names no tokenizer: %s gets no tokenizer files\n", dir);

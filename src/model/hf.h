@@ -59,7 +59,7 @@ int hf_is_model_dir(const char *dir);
 int hf_load(const char *dir, rlhf_model **m, rlhf_err *err);
 int hf_inspect(const char *dir, model_file_info *info, rlhf_err *err);
 
-// llama2.c: 0 not one, 1 legacy v0 (7-int header, size matches), 2 v1 ("ak42").
+// llama2.c: 0 not one, 1 legacy v0 (a plausible 7-int header), 2 v1 ("ak42" magic).
 int llama2c_detect(const char *path);
 int llama2c_load(const char *path, rlhf_model **m, rlhf_err *err);
 int llama2c_inspect(const char *path, model_file_info *info, rlhf_err *err);

@@ -161,9 +161,10 @@ int llama2c_detect(const char *path) {
     uint32_t magic;
     memcpy(&magic, head, 4);
     if (magic == LLAMA2C_MAGIC) return 2; // any version: load explains what it cannot read
+    // a plausible header is enough: a wrong size is then reported as a broken
+    // llama2.c file (a safetensors file never passes: its second int32 is 0)
     l2c_header h;
-    if (!read_header(head, (size_t)got, &h) || !header_sane(&h)) return 0;
-    return expected_size(&h) == (int64_t)st.st_size ? 1 : 0;
+    return read_header(head, (size_t)got, &h) && header_sane(&h) ? 1 : 0;
 }
 
 // Reads and checks the header of a file llama2c_detect accepted.
@@ -219,7 +220,7 @@ static void header_config(const l2c_header *h, const char *path, rlhf_config *c)
         char abs[PATH_MAX];
         if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && realpath(p, abs) &&
             strlen(abs) < sizeof c->tokenizer) {
-            snprintf(c->tokenizer, sizeof c->tokenizer, "%s", abs);
+            memcpy(c->tokenizer, abs, strlen(abs) + 1);
             break;
         }
     }

@@ -1,0 +1,233 @@
+// cli/cmd_model: the commands about model files themselves.
+//   rlhf info    --model PATH    format, architecture, sizes, dtype on disk,
+//                                tokenizer, parameter count; checks that every
+//                                tensor is there with the shape the config implies
+//   rlhf export  --model CKPT --format hf|gguf --out PATH [--dtype f32|bf16|f16]
+// Both accept our checkpoints and run directories, HF folders and llama2.c files.
+#include "cli/cmd_model.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/flags.h"
+#include "model/hf.h"
+#include "model/model_internal.h"
+#include "tok/tok.h"
+#include "train/run.h"
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int has_file(const char *dir, const char *name) {
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Any model spec: foreign formats first, then ours (named sizes, checkpoints, runs).
+static int load_model(const char *spec, rlhf_model **m, rlhf_err *err) {
+    int r = model_load_foreign(spec, m, err);
+    if (r <= 0) return r;
+    return model_load_any(spec, 1, m, err);
+}
+
+// ------------------------------------------------------------------- info --
+
+// "bpe, 50257 tokens, BOS 50256, EOS 50256" or why it does not load
+static void describe_tokenizer(const char *spec, int V, char *out, size_t n, int *ok) {
+    *ok = 0;
+    if (!spec || !*spec) {
+        snprintf(out, n, "none named (commands need --tokenizer)");
+        return;
+    }
+    rlhf_tokenizer *t = NULL;
+    rlhf_err e;
+    if (!strcmp(spec, "byte")) t = tok_byte_create();
+    else if (tok_load(&t, spec, &e)) {
+        snprintf(out, n, "%s: does not load: %s", spec, e.msg);
+        return;
+    }
+    int tv = tok_vocab_size(t);
+    snprintf(out, n, "%s (%s, %d tokens, BOS %d, EOS %d)%s", spec, tok_kind(t), tv, tok_bos(t),
+             tok_eos(t), tv > V ? ": MORE TOKENS THAN THE MODEL'S VOCABULARY" : "");
+    *ok = tv <= V;
+    tok_free(t);
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    int json = 0;
+    flag_def defs[] = {
+        {"model", FLAG_STR, &model, "checkpoint or run directory, HF folder, llama2.c .bin, or a size name"},
+        {"json", FLAG_BOOL, &json, "print one JSON object instead of text"},
+        {NULL, 0, NULL, NULL}};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "info",
+                        "Describes a model and checks its files: format, architecture, sizes,\n"
+                        "dtype on disk, tokenizer, parameter count; every tensor must be present\n"
+                        "with the shape its config implies.\n"
+                        "example: rlhf info --model ../shared/data/llama2c/stories260K.bin",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf info: %s\n", err.msg);
+        return 2;
+    }
+    if (!model) {
+        fprintf(stderr, "rlhf info: --model is required\n");
+        return 2;
+    }
+    model_file_info fi;
+    memset(&fi, 0, sizeof fi);
+    char path[4400];
+    snprintf(path, sizeof path, "%s", model);
+    rlhf_config named;
+    if (config_from_name(&named, model, &err) == 0) {
+        rlhf_model *m;
+        if (model_create_empty(&m, &named, &err)) {
+            fprintf(stderr, "rlhf info: %s\n", err.msg);
+            return 1;
+        }
+        fi.cfg = named;
+        fi.n_params = m->n_params;
+        fi.n_tensors = m->n_tensors;
+        model_free(m);
+        snprintf(fi.format, sizeof fi.format, "named size (random init, no file)");
+        snprintf(fi.model_type, sizeof fi.model_type, "%s", named.arch == ARCH_GPT2 ? "gpt2" : "llama");
+        snprintf(fi.dtype, sizeof fi.dtype, "-");
+    } else {
+        // a run directory: its newest checkpoint
+        if (is_dir(model) && !has_file(model, "config.json") &&
+            run_latest_checkpoint(model, path, sizeof path)) {
+            fprintf(stderr, "rlhf info: %s: not a model folder (no config.json) nor a run "
+                            "directory with checkpoints\n",
+                    model);
+            return 1;
+        }
+        if (model_inspect(path, &fi, &err)) {
+            fprintf(stderr, "rlhf info: %s\n", err.msg);
+            return 1;
+        }
+    }
+    const rlhf_config *c = &fi.cfg;
+    int HS = c->n_embd / c->n_head, tok_ok;
+    char tok[1600];
+    describe_tokenizer(c->tokenizer, c->vocab_size, tok, sizeof tok, &tok_ok);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddStringToObject(o, "format", fi.format);
+        cJSON_AddStringToObject(o, "model_type", fi.model_type);
+        cJSON_AddStringToObject(o, "arch", c->arch == ARCH_GPT2 ? "gpt2" : "llama");
+        cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
+        cJSON_AddNumberToObject(o, "n_head", c->n_head);
+        cJSON_AddNumberToObject(o, "n_kv_head", c->n_kv_head);
+        cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
+        cJSON_AddNumberToObject(o, "d_ff", c->d_ff);
+        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+        cJSON_AddNumberToObject(o, "max_seq_len", c->max_seq_len);
+        cJSON_AddNumberToObject(o, "tied", c->tied);
+        cJSON_AddNumberToObject(o, "qkv_bias", c->qkv_bias);
+        cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+        cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
+        cJSON_AddStringToObject(o, "dtype", fi.dtype);
+        cJSON_AddNumberToObject(o, "n_files", fi.n_files);
+        cJSON_AddNumberToObject(o, "n_tensors", fi.n_tensors);
+        cJSON_AddNumberToObject(o, "n_params", (double)fi.n_params);
+        cJSON_AddStringToObject(o, "tokenizer", c->tokenizer);
+        cJSON_AddBoolToObject(o, "tokenizer_loads", tok_ok);
+        cJSON_AddStringToObject(o, "note", fi.note);
+        char *s = cJSON_PrintUnformatted(o);
+        printf("%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+        return 0;
+    }
+    printf("%-13s %s\n", "path", path);
+    printf("%-13s %s\n", "format", fi.format);
+    printf("%-13s %s\n", "model_type", fi.model_type);
+    if (c->arch == ARCH_GPT2)
+        printf("%-13s gpt2: LayerNorm, learned positions, GELU (tanh), biases, tied head\n",
+               "architecture");
+    else
+        printf("%-13s llama: RMSNorm, RoPE (theta %g), SwiGLU, %s head%s\n", "architecture",
+               (double)c->rope_theta, c->tied ? "tied" : "untied",
+               c->qkv_bias ? ", q/k/v biases" : "");
+    printf("%-13s %d\n", "layers", c->n_layer);
+    printf("%-13s %d (kv heads %d, head size %d)\n", "heads", c->n_head, c->n_kv_head, HS);
+    printf("%-13s %d\n", "n_embd", c->n_embd);
+    printf("%-13s %d\n", "d_ff", c->d_ff);
+    printf("%-13s %d\n", "vocab_size", c->vocab_size);
+    printf("%-13s %d\n", "max_seq_len", c->max_seq_len);
+    printf("%-13s %g\n", "norm_eps", (double)c->norm_eps);
+    printf("%-13s %s", "dtype", fi.dtype);
+    if (fi.n_files) printf(" (%d file%s, %.1f MB of weights)", fi.n_files, fi.n_files > 1 ? "s" : "",
+                           (double)fi.file_bytes / 1e6);
+    printf("\n%-13s %s\n", "tokenizer", tok);
+    printf("%-13s %zu (%.2fM)\n", "parameters", fi.n_params, (double)fi.n_params / 1e6);
+    if (fi.n_files)
+        printf("%-13s ok: %d tensors present with the shapes the config implies\n", "check",
+               fi.n_tensors);
+    if (fi.note[0]) printf("%-13s %s\n", "note", fi.note);
+    return 0;
+}
+
+// ----------------------------------------------------------------- export --
+
+int cmd_export(int argc, char **argv) {
+    const char *model = NULL, *format = NULL, *out = NULL, *dtype = "f32", *tokenizer = NULL;
+    flag_def defs[] = {
+        {"model", FLAG_STR, &model, "checkpoint or run directory, HF folder or llama2.c .bin"},
+        {"format", FLAG_STR, &format, "hf (a folder for transformers) or gguf (a file for llama.cpp)"},
+        {"out", FLAG_STR, &out, "hf: the folder to write; gguf: the file"},
+        {"dtype", FLAG_STR, &dtype, "weights on disk: f32, bf16 (hf only) or f16"},
+        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer to ship with it (default: the model's)"},
+        {NULL, 0, NULL, NULL}};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "export",
+                        "Writes a model for other tools. --format hf: config.json,\n"
+                        "model.safetensors and the tokenizer files (loads into transformers and\n"
+                        "back into rlhf.c). --format gguf: one GGUF v3 file for llama.cpp.\n"
+                        "Files are written atomically: a failed export leaves no partial file.\n"
+                        "example: rlhf export --model runs/sft --format hf --out runs/sft-hf",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf export: %s\n", err.msg);
+        return 2;
+    }
+    const char *usage = NULL;
+    int hf = format && !strcmp(format, "hf"), gguf = format && !strcmp(format, "gguf");
+    st_dtype dt = !strcmp(dtype, "f32")    ? ST_F32
+                  : !strcmp(dtype, "bf16") ? ST_BF16
+                  : !strcmp(dtype, "f16")  ? ST_F16
+                                           : ST_NONE;
+    if (!model || !out) usage = "--model and --out are required";
+    else if (!hf && !gguf) usage = "--format must be hf or gguf";
+    else if (dt == ST_NONE) usage = "--dtype must be f32, bf16 or f16";
+    else if (gguf && dt == ST_BF16) usage = "--format gguf writes f32 or f16 (--dtype)";
+    if (usage) {
+        fprintf(stderr, "rlhf export: %s\n", usage);
+        return 2;
+    }
+    rlhf_model *m = NULL;
+    if (load_model(model, &m, &err)) {
+        fprintf(stderr, "rlhf export: %s\n", err.msg);
+        return 1;
+    }
+    int rc = hf ? hf_export(m, out, dt, tokenizer, &err)
+                : gguf_export(m, out, dt == ST_F16, tokenizer, &err);
+    if (rc) fprintf(stderr, "rlhf export: %s\n", err.msg);
+    else
+        printf("wrote %s (%s, %s, %s, %zu parameters)\n", out, hf ? "HF safetensors" : "GGUF v3",
+               m->cfg.arch == ARCH_GPT2 ? "gpt2" : m->cfg.qkv_bias && hf ? "qwen2" : "llama",
+               st_dtype_name(dt), m->n_params);
+    model_free(m);
+    return rc ? 1 : 0;
+}

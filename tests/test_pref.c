@@ -1,0 +1,431 @@
+// test_pref: the preference losses (src/algo/pref.h) on values worked out by
+// hand, the registry and --loss_type parsing, combination weights, the
+// per-token and LD-DPO paths, and the error messages for bad inputs. The
+// PyTorch comparison of every loss and option is tests/pref_loss_test.py.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algo/pref.h"
+#include "test.h"
+
+static const double LN2 = 0.69314718055994530942;
+
+// softplus(-1) = log(1 + e^-1), sigmoid(-1)
+static const double SP1 = 0.31326168751822283;
+static const double SIGM1 = 0.26894142136999510;
+
+// One pair or a small batch with sequence sums.
+typedef struct {
+    float pc[4], pr[4], rc[4], rr[4];
+    int lc[4], lr[4];
+    float gc[4], gr[4];
+    pref_batch b;
+    pref_out out;
+} pairs;
+
+static void pairs_init(pairs *p, int n, int with_ref) {
+    memset(&p->b, 0, sizeof p->b);
+    memset(&p->out, 0, sizeof p->out);
+    memset(p->gc, 0, sizeof p->gc);
+    memset(p->gr, 0, sizeof p->gr);
+    p->b.n = n;
+    p->b.chosen.logps = p->pc;
+    p->b.rejected.logps = p->pr;
+    p->b.chosen.len = p->lc;
+    p->b.rejected.len = p->lr;
+    if (with_ref) {
+        p->b.chosen.ref_logps = p->rc;
+        p->b.rejected.ref_logps = p->rr;
+    }
+    p->out.chosen.grad = p->gc;
+    p->out.rejected.grad = p->gr;
+}
+
+static int run(pairs *p, const char *types, const char *weights, const pref_options *o,
+               rlhf_err *err) {
+    pref_loss_list l;
+    if (pref_parse(&l, types, weights, err)) return -1;
+    return pref_loss(&l, o, &p->b, &p->out, err);
+}
+
+static int test_dpo_margin_zero(void) {
+    // equal log-ratios: loss log 2, d/dpc = -beta/2, d/dpr = +beta/2
+    pairs p = {.pc = {-3}, .pr = {-5}, .rc = {-3}, .rr = {-5}, .lc = {4}, .lr = {6}};
+    pairs_init(&p, 1, 1);
+    pref_options o;
+    pref_options_default(&o);
+    rlhf_err err;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, LN2, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -0.05, 1e-8, 0);
+    CHECK_CLOSE(p.gr[0], 0.05, 1e-8, 0);
+    CHECK_CLOSE(p.out.m.rewards_margins, 0, 1e-12, 0);
+    CHECK(p.out.m.rewards_accuracies == 0); // a tie is not a win
+    return 0;
+}
+
+static int test_dpo_hand(void) {
+    // beta 0.5, log-ratios 1 and -1: z = 0.5*(1 - (-1)) = 1, loss softplus(-1)
+    pairs p = {.pc = {-1}, .pr = {-3}, .rc = {-2}, .rr = {-2}, .lc = {1}, .lr = {1}};
+    pairs_init(&p, 1, 1);
+    pref_options o;
+    pref_options_default(&o);
+    o.beta = 0.5;
+    float rw[1], rl[1];
+    p.out.reward_chosen = rw;
+    p.out.reward_rejected = rl;
+    rlhf_err err;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, SP1, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -0.5 * SIGM1, 1e-7, 0);
+    CHECK_CLOSE(p.gr[0], 0.5 * SIGM1, 1e-7, 0);
+    CHECK_CLOSE(rw[0], 0.5, 1e-7, 0);
+    CHECK_CLOSE(rl[0], -0.5, 1e-7, 0);
+    CHECK(p.out.m.rewards_accuracies == 1);
+    CHECK_CLOSE(p.out.m.logps_chosen, -1, 1e-12, 0);
+    // cDPO, eps = 0.25: 0.75*softplus(-1) + 0.25*softplus(1)
+    pairs_init(&p, 1, 1);
+    o.label_smoothing = 0.25;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, 0.75 * SP1 + 0.25 * (1 + SP1), 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], 0.5 * (-0.75 * SIGM1 + 0.25 * (1 - SIGM1)), 1e-7, 0);
+    return 0;
+}
+
+static int test_mean_over_pairs(void) {
+    // two identical zero-margin pairs: the loss is the mean, each gradient halves
+    pairs p = {
+        .pc = {-1, -1}, .pr = {-2, -2}, .rc = {-1, -1}, .rr = {-2, -2}, .lc = {1, 1}, .lr = {1, 1}};
+    pairs_init(&p, 2, 1);
+    pref_options o;
+    pref_options_default(&o);
+    rlhf_err err;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, LN2, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -0.025, 1e-8, 0);
+    CHECK_CLOSE(p.gc[1], -0.025, 1e-8, 0);
+    // gradients accumulate: a second call doubles them
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.gc[0], -0.05, 1e-8, 0);
+    return 0;
+}
+
+static int test_ipo_simpo_hinge_hand(void) {
+    pref_options o;
+    pref_options_default(&o);
+    rlhf_err err;
+    // IPO reference-free, beta 0.25: d = -2/2 - (-6/3) = 1, target 2: loss 1,
+    // d/dpc = 2*(1-2)/2 = -1, d/dpr = -2*(1-2)/3 = 2/3
+    pairs p = {.pc = {-2}, .pr = {-6}, .lc = {2}, .lr = {3}};
+    pairs_init(&p, 1, 0);
+    o.beta = 0.25;
+    o.reference_free = 1;
+    CHECK(run(&p, "ipo", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, 1.0, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -1.0, 1e-7, 0);
+    CHECK_CLOSE(p.gr[0], 2.0 / 3, 1e-7, 0);
+    // SimPO, beta 2, gamma 1: z = 2*(-4/2 + 9/3) - 1 = 1
+    pairs q = {.pc = {-4}, .pr = {-9}, .lc = {2}, .lr = {3}};
+    pairs_init(&q, 1, 0);
+    pref_options_default(&o);
+    o.beta = 2;
+    o.simpo_gamma = 1;
+    CHECK(run(&q, "simpo", NULL, &o, &err) == 0); // reference-free by definition
+    CHECK_CLOSE(q.out.m.loss, SP1, 1e-12, 0);
+    CHECK_CLOSE(q.gc[0], -SIGM1 * 2 / 2, 1e-7, 0);
+    CHECK_CLOSE(q.gr[0], SIGM1 * 2 / 3, 1e-7, 0);
+    // hinge, beta 1: z = 0.5 -> loss 0.5, d/dpc = -1; z = 2 -> 0, no gradient
+    pairs h = {.pc = {-1.5f}, .pr = {-2}, .rc = {0}, .rr = {0}, .lc = {1}, .lr = {1}};
+    pairs_init(&h, 1, 1);
+    pref_options_default(&o);
+    o.beta = 1;
+    CHECK(run(&h, "hinge", NULL, &o, &err) == 0);
+    CHECK_CLOSE(h.out.m.loss, 0.5, 1e-12, 0);
+    CHECK_CLOSE(h.gc[0], -1, 1e-7, 0);
+    h.pc[0] = 0;
+    pairs_init(&h, 1, 1);
+    CHECK(run(&h, "hinge", NULL, &o, &err) == 0);
+    CHECK_CLOSE(h.out.m.loss, 0, 1e-12, 0);
+    CHECK(h.gc[0] == 0);
+    return 0;
+}
+
+static int test_sft_and_combination(void) {
+    // sft = -(sum pc)/(sum lc) = 8/5, d/dpc_i = -1/5; combined with sigmoid at margin 0
+    // with weights 1, 0.5: loss log 2 + 0.8, d/dpc = -0.05/2 - 0.5/5
+    pairs p = {
+        .pc = {-3, -5}, .pr = {-4, -6}, .rc = {-3, -5}, .rr = {-4, -6}, .lc = {2, 3}, .lr = {1, 1}};
+    pref_options o;
+    pref_options_default(&o);
+    rlhf_err err;
+    pairs_init(&p, 2, 1);
+    CHECK(run(&p, "sft", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, 1.6, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -0.2, 1e-7, 0);
+    CHECK_CLOSE(p.gc[1], -0.2, 1e-7, 0);
+    CHECK(p.gr[0] == 0);
+    pairs_init(&p, 2, 1);
+    CHECK(run(&p, "sigmoid, sft", "1, 0.5", &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, LN2 + 0.8, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -0.025 - 0.1, 1e-7, 0);
+    CHECK_CLOSE(p.gr[1], 0.025, 1e-7, 0);
+    // vpo with sign -1, alpha 0.1, beta 0.1 on the chosen response: adds -0.01 * pc
+    pairs_init(&p, 2, 1);
+    CHECK(run(&p, "vpo", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, LN2 - 0.01 * (-3 - 5) / 2, 1e-12, 0);
+    CHECK_CLOSE(p.gc[0], -0.025 - 0.005, 1e-7, 0);
+    return 0;
+}
+
+static int test_kto_hand(void) {
+    // rho = z0 for both: each loss 1 - sig(0) = 0.5; d/dp = -/+ beta/4, mean over 2
+    float p[2] = {-2, -5}, r[2] = {-2.5f, -5.5f}, g[2] = {0, 0}, rw[2];
+    int len[2] = {3, 4};
+    uint8_t label[2] = {1, 0};
+    pref_batch b = {0};
+    b.n = 2;
+    b.completion.logps = p;
+    b.completion.ref_logps = r;
+    b.completion.len = len;
+    b.label = label;
+    b.kl = 0.5;
+    pref_out out = {0};
+    out.completion.grad = g;
+    out.reward = rw;
+    pref_options o;
+    pref_options_default(&o);
+    pref_loss_list l;
+    rlhf_err err;
+    CHECK(pref_parse(&l, "kto", NULL, &err) == 0);
+    CHECK(pref_loss(&l, &o, &b, &out, &err) == 0);
+    CHECK_CLOSE(out.m.loss, 0.5, 1e-12, 0);
+    CHECK_CLOSE(g[0], -0.0125, 1e-8, 0);
+    CHECK_CLOSE(g[1], 0.0125, 1e-8, 0);
+    CHECK_CLOSE(rw[0], 0.05, 1e-7, 0);
+    CHECK(out.m.n_chosen == 1 && out.m.n_rejected == 1);
+    CHECK_CLOSE(out.m.kl, 0.5, 0, 0);
+    // z0 from mismatched pairs: max(0, mean)
+    float a[2] = {1, 2}, z[2] = {0, 0};
+    CHECK_CLOSE(pref_kto_kl(a, z, 2), 1.5, 1e-12, 0);
+    CHECK_CLOSE(pref_kto_kl(z, a, 2), 0, 0, 0);
+    CHECK_CLOSE(pref_kto_kl(NULL, NULL, 0), 0, 0, 0);
+    return 0;
+}
+
+static int test_tokens_and_ld(void) {
+    // chosen tokens [-1,-1,-1], rejected [-2] (packed), reference-free, beta 0.1.
+    // Plain: z = 0.1*(-3 + 2) = -0.1. LD alpha 0.5: shared length 1, so
+    // chosen = -1 + 0.5*(-2) = -2 = rejected: loss log 2, token grads -0.05*[1, .5, .5].
+    float ct[3] = {-1, -1, -1}, rt[1] = {-2}, gct[3] = {0}, grt[1] = {0}, gseq[1] = {7};
+    int lc[1] = {3}, lr[1] = {1};
+    pref_batch b = {0};
+    b.n = 1;
+    b.chosen.tok_logps = ct;
+    b.chosen.len = lc;
+    b.rejected.tok_logps = rt;
+    b.rejected.len = lr;
+    pref_out out = {0};
+    out.chosen.tok_grad = gct;
+    out.chosen.grad = gseq; // not written: the set was given per token
+    out.rejected.tok_grad = grt;
+    pref_options o;
+    pref_options_default(&o);
+    o.reference_free = 1;
+    pref_loss_list l;
+    rlhf_err err;
+    CHECK(pref_parse(&l, "sigmoid", NULL, &err) == 0);
+    CHECK(pref_loss(&l, &o, &b, &out, &err) == 0);
+    double g = -0.1 * 1 / (1 + exp(-0.1)); // d/dz softplus(-z) at z = -0.1, times beta
+    CHECK_CLOSE(out.m.loss, log1p(exp(0.1)), 1e-12, 0);
+    for (int t = 0; t < 3; t++) CHECK_CLOSE(gct[t], g, 1e-7, 0);
+    CHECK_CLOSE(grt[0], -g, 1e-7, 0);
+    CHECK(gseq[0] == 7);
+    memset(gct, 0, sizeof gct);
+    grt[0] = 0;
+    o.ld_alpha = 0.5;
+    CHECK(pref_loss(&l, &o, &b, &out, &err) == 0);
+    CHECK_CLOSE(out.m.loss, LN2, 1e-12, 0);
+    CHECK_CLOSE(gct[0], -0.05, 1e-8, 0);
+    CHECK_CLOSE(gct[1], -0.025, 1e-8, 0);
+    CHECK_CLOSE(gct[2], -0.025, 1e-8, 0);
+    CHECK_CLOSE(grt[0], 0.05, 1e-8, 0);
+    // LD needs tokens
+    pairs p = {.pc = {-1}, .pr = {-2}, .lc = {1}, .lr = {1}};
+    pairs_init(&p, 1, 0);
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "ld_alpha needs per-token") != NULL);
+    return 0;
+}
+
+static int test_extreme_finite(void) {
+    // |margin| 1e4 with beta 1: softplus(1e4) = 1e4 exactly in double, gradient -1;
+    // the exponential forms (discopop, forward KL, alpha-divergence) stay finite too
+    pairs p = {.pc = {-1e4f, 0},
+               .pr = {0, -1e4f},
+               .rc = {0, -1e4f},
+               .rr = {-1e4f, 0},
+               .lc = {1, 1},
+               .lr = {1, 1}};
+    pref_options o;
+    pref_options_default(&o);
+    o.beta = 1;
+    rlhf_err err;
+    pairs_init(&p, 2, 1);
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    CHECK_CLOSE(p.out.m.loss, 2e4 / 2, 1e-9, 1e-12);
+    CHECK_CLOSE(p.gc[0], -0.5, 1e-9, 0);
+    CHECK(p.gc[1] == 0 || fabs(p.gc[1]) < 1e-30);
+    const char *losses[] = {"discopop", "exo_pair",  "robust", "nca_pair", "bco_pair",
+                            "apo_down", "sppo_hard", "ipo",    "aot",      "orpo",
+                            "simpo",    "cpo",       "cpl"};
+    o.label_smoothing = 0.1;
+    for (size_t k = 0; k < sizeof losses / sizeof *losses; k++)
+        for (int f = 0; f < 4; f++) {
+            o.f_divergence_type = (pref_fdiv)f;
+            if (f && !(pref_find(losses[k])->flags & PREF_FDIV)) continue;
+            pairs_init(&p, 2, 1);
+            int rc = run(&p, losses[k], NULL, &o, &err);
+            CHECKF(rc == 0, "%s %s: %s", losses[k], pref_fdiv_name(o.f_divergence_type), err.msg);
+            CHECKF(isfinite(p.out.m.loss) && isfinite(p.gc[0]) && isfinite(p.gc[1]) &&
+                       isfinite(p.gr[0]) && isfinite(p.gr[1]),
+                   "%s %s: loss %g", losses[k], pref_fdiv_name(o.f_divergence_type), p.out.m.loss);
+        }
+    return 0;
+}
+
+static int test_registry(void) {
+    const pref_loss_def *d = pref_find("sigmoid");
+    CHECK(d && strcmp(d->name, "sigmoid") == 0 && d->about && *d->about);
+    CHECK(pref_find("nope") == NULL);
+    CHECK(pref_find(NULL) == NULL);
+    CHECK(pref_find("aot_unpaired")->fn == pref_find("aot_pair")->fn);
+    CHECK(pref_find("kto")->flags & PREF_UNPAIRED);
+    CHECK(!(pref_find("simpo")->flags & PREF_NEEDS_REF));
+    int n = 0;
+    for (const pref_loss_def *e = pref_losses(); e->name; e++, n++) {
+        CHECKF(e->fn && e->about, "%s", e->name);
+        CHECKF(pref_find(e->name) == e, "%s is listed twice", e->name);
+    }
+    CHECK(n >= 30);
+    const char *names[] = {
+        "sigmoid",   "robust", "hinge",    "ipo",      "exo_pair",      "nca_pair", "bco_pair",
+        "sppo_hard", "aot",    "aot_pair", "apo_zero", "apo_down",      "discopop", "sigmoid_norm",
+        "sft",       "simpo",  "cpo",      "orpo",     "kto",           "vpo",      "inpo",
+        "srpo",      "osp",    "alol",     "alol_seq", "alol_ref_free", "alol_kl",  "cpl"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        CHECKF(pref_find(names[i]), "%s", names[i]);
+    pref_fdiv f;
+    rlhf_err err;
+    for (int i = 0; i < 4; i++) {
+        CHECK(pref_fdiv_from_name(pref_fdiv_name((pref_fdiv)i), &f, &err) == 0 && (int)f == i);
+    }
+    CHECK(pref_fdiv_from_name("hellinger", &f, &err) == -1);
+    CHECK(strstr(err.msg, "unknown f_divergence_type \"hellinger\"") != NULL);
+    return 0;
+}
+
+static int test_parse(void) {
+    pref_loss_list l;
+    rlhf_err err;
+    CHECK(pref_parse(&l, "sigmoid,bco_pair,sft", "0.8,0.2,1.0", &err) == 0);
+    CHECK(l.n == 3 && l.def[1] == pref_find("bco_pair"));
+    CHECK_CLOSE(l.weight[0], 0.8, 0, 0);
+    CHECK_CLOSE(l.weight[2], 1.0, 0, 0);
+    CHECK(pref_parse(&l, " ipo , sft ", "", &err) == 0);
+    CHECK(l.n == 2 && l.weight[1] == 1.0);
+    CHECK(pref_parse(&l, "sigmoid,foo", NULL, &err) == -1);
+    CHECK(strstr(err.msg, "unknown loss_type \"foo\"") != NULL);
+    CHECK(strstr(err.msg, "sigmoid") != NULL); // the choices are listed
+    CHECK(pref_parse(&l, "sigmoid,kto", NULL, &err) == -1);
+    CHECK(strstr(err.msg, "cannot combine paired loss \"sigmoid\" with unpaired loss \"kto\"") !=
+          NULL);
+    CHECK(pref_parse(&l, "sigmoid,sft", "1", &err) == -1);
+    CHECK(strstr(err.msg, "has 1 weights for 2 losses") != NULL);
+    CHECK(pref_parse(&l, "sigmoid,sft", "1,abc", &err) == -1);
+    CHECK(strstr(err.msg, "\"abc\" is not a number") != NULL);
+    CHECK(pref_parse(&l, "sigmoid,,sft", NULL, &err) == -1);
+    CHECK(strstr(err.msg, "empty entry") != NULL);
+    CHECK(pref_parse(&l, "", NULL, &err) == -1);
+    CHECK(pref_parse(&l, "sft,sft,sft,sft,sft,sft,sft,sft,sft", NULL, &err) == -1);
+    CHECK(strstr(err.msg, "more than 8") != NULL);
+    return 0;
+}
+
+static int test_errors(void) {
+    pref_options o;
+    pref_options_default(&o);
+    rlhf_err err;
+    pairs p = {
+        .pc = {-1, -2}, .pr = {-2, -3}, .rc = {-1, -2}, .rr = {-2, -3}, .lc = {1, 0}, .lr = {1, 1}};
+    pairs_init(&p, 2, 1);
+    p.gc[0] = 42;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "chosen.len[1] = 0: zero-length completion") != NULL);
+    CHECK(p.gc[0] == 42); // nothing written on error
+    p.lc[1] = 2;
+    p.pr[1] = NAN;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "rejected.logps[1] is nan: inputs must be finite") != NULL);
+    p.pr[1] = -3;
+    pairs_init(&p, 2, 0);
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "loss \"sigmoid\" needs reference log-probs for chosen") != NULL);
+    CHECK(run(&p, "simpo", NULL, &o, &err) == 0); // reference-free losses need none
+    o.reference_free = 1;
+    pairs_init(&p, 2, 0);
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == 0);
+    pref_options_default(&o);
+    pairs_init(&p, 2, 1);
+    CHECK(run(&p, "exo_pair", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "exo_pair needs 0 < label_smoothing < 1") != NULL);
+    o.label_smoothing = 0.5;
+    CHECK(run(&p, "robust", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "robust needs label_smoothing < 0.5") != NULL);
+    pref_options_default(&o);
+    o.f_divergence_type = PREF_JS_DIVERGENCE;
+    CHECK(run(&p, "sft", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "js_divergence: none of the losses uses it") != NULL);
+    pref_options_default(&o);
+    CHECK(run(&p, "inpo", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "inpo needs") != NULL);
+    CHECK(run(&p, "osp", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "osp needs a preference strength") != NULL);
+    CHECK(run(&p, "srpo", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "srpo needs the four revision") != NULL);
+    p.b.n = 0;
+    CHECK(run(&p, "sigmoid", NULL, &o, &err) == -1);
+    CHECK(strstr(err.msg, "empty batch") != NULL);
+    return 0;
+}
+
+static int test_running(void) {
+    pref_running r;
+    pref_running_init(&r);
+    float x[3] = {1, 2, 3};
+    pref_running_update(&r, x, 3);
+    CHECK_CLOSE(r.mean, 2, 1e-12, 0); // the first update sets the mean (count starts at 1e-24)
+    CHECK_CLOSE(r.var, 2.0 / 3, 1e-12, 0);
+    float y[1] = {6};
+    pref_running_update(&r, y, 1);
+    CHECK_CLOSE(r.mean, 3, 1e-12, 0);  // (1+2+3+6)/4
+    CHECK_CLOSE(r.var, 3.5, 1e-12, 0); // population variance of {1,2,3,6}
+    CHECK_CLOSE(r.count, 4, 1e-12, 0);
+    return 0;
+}
+
+int main(void) {
+    RUN(test_dpo_margin_zero);
+    RUN(test_dpo_hand);
+    RUN(test_mean_over_pairs);
+    RUN(test_ipo_simpo_hinge_hand);
+    RUN(test_sft_and_combination);
+    RUN(test_kto_hand);
+    RUN(test_tokens_and_ld);
+    RUN(test_extreme_finite);
+    RUN(test_registry);
+    RUN(test_parse);
+    RUN(test_errors);
+    RUN(test_running);
+    TEST_EXIT();
+}
