@@ -3,6 +3,7 @@
 // expected gold reward, which RLHF optimises) and mean shaped reward, as one
 // JSON line on stdout.
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "data/dataset.h"
 #include "data/task.h"
 #include "train/complete.h"
+#include "train/dpo.h"
 #include "train/run.h"
 
 // --completions: the verifier alone, on completions made elsewhere
@@ -45,7 +47,7 @@ static int score_file(const rlhf_task *t, const char *path) {
 
 int cmd_eval(int argc, char **argv) {
     const char *task = "arith", *model = NULL, *data = NULL, *tokenizer = NULL, *out = NULL,
-               *completions = NULL;
+               *completions = NULL, *ref_model = NULL;
     int k = 4, batch = 64, max_new = 16, limit = 0;
     float temperature = 1.0f;
     uint64_t seed = 1;
@@ -61,6 +63,7 @@ int cmd_eval(int argc, char **argv) {
         {"limit", FLAG_INT, &limit, "score only the first N prompts (0: all)", 0, 1 << 30},
         {"seed", FLAG_U64, &seed, "sampling seed"},
         {"completions", FLAG_STR, &completions, "score the prompt+completion pairs of this JSONL file instead of a model"},
+        {"ref_model", FLAG_STR, &ref_model, "also estimate KL(model || ref_model) on the prompts (one sample each)"},
         {"output", FLAG_STR, &out, "also write every prompt, completion and reward as JSONL here"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
@@ -185,10 +188,30 @@ int cmd_eval(int argc, char **argv) {
         }
         fclose(f);
     }
+    double kl = NAN;
+    if (ref_model) {
+        rlhf_model *ref = NULL;
+        int **pi = xcalloc(n, sizeof(int *)), *pl = xcalloc(n, sizeof(int));
+        int ok = model_load_any(ref_model, seed, &ref, &err) == 0;
+        for (int i = 0; ok && i < n; i++)
+            ok = tok_encode(tok, ds->ex[i].prompt.text, strlen(ds->ex[i].prompt.text), &pi[i],
+                            &pl[i], 1, &err) == 0;
+        if (ok) kl = estimate_kl(m, ref, (const int *const *)pi, pl, n, max_new, tok_eos(tok), seed, &err);
+        for (int i = 0; i < n; i++) free(pi[i]);
+        free(pi);
+        free(pl);
+        model_free(ref);
+        if (!ok || isnan(kl)) {
+            fprintf(stderr, "rlhf eval: KL estimate: %s\n", err.msg);
+            goto free_all;
+        }
+    }
     printf("{\"task\":\"%s\",\"model\":\"%s\",\"n\":%d,\"accuracy\":%.6f,\"sampled_accuracy\":%.6f,"
-           "\"mean_reward\":%.6f,\"samples_per_prompt\":%d,\"temperature\":%g}\n",
+           "\"mean_reward\":%.6f,\"samples_per_prompt\":%d,\"temperature\":%g",
            task, model, n, acc / n, k > 0 ? sacc / ((double)n * k) : 0.0,
            k > 0 ? shaped / ((double)n * k) : 0.0, k, temperature);
+    if (ref_model) printf(",\"kl\":%.6f", kl);
+    printf("}\n");
     status = 0;
 free_all:
     for (int i = 0; i < n; i++) free(greedy[i]);

@@ -14,6 +14,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
+int cmd_pairs(int argc, char **argv);
 int cmd_kto(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ typedef struct {
 static const command COMMANDS[] = {
     {"data", cmd_data, "write a built-in task's datasets (rlhf data --task arith --out DIR)"},
     {"sft", cmd_sft, "supervised fine-tuning on TRL-format data"},
+    {"pairs", cmd_pairs, "sample a model and build preference pairs with a task verifier"},
     {"dpo", cmd_dpo, "offline preference optimisation: DPO, IPO, SimPO, ORPO, KTO, ... (--loss_type)"},
     {"kto", cmd_kto, "rlhf dpo --loss_type kto, on prompt/completion/label data"},
     {"rm", cmd_rm, "train a reward model (or an ensemble) on preference pairs"},

@@ -1,0 +1,135 @@
+// cli/cmd_pairs: `rlhf pairs` — preference pairs the way practitioners build
+// them: sample the model n times per prompt, judge each sample with a task's
+// gold verifier, and pair a correct sample (or, failing that, the gold answer
+// where the task knows it) as chosen with a wrong sample as rejected. Prompts
+// whose samples are all correct give no pair.
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "data/dataset.h"
+#include "data/task.h"
+#include "io/file.h"
+#include "train/complete.h"
+#include "train/run.h"
+
+int cmd_pairs(int argc, char **argv) {
+    const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL;
+    int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1;
+    float temperature = 1.0f;
+    uint64_t seed = 1;
+    flag_def defs[] = {
+        {"model", FLAG_STR, &model, "the model to sample (checkpoint or run directory)"},
+        {"prompts", FLAG_STR, &prompts, "JSONL with a prompt field per line"},
+        {"task", FLAG_STR, &task, "built-in task whose verifier judges the samples"},
+        {"out", FLAG_STR, &out, "where to write prompt/chosen/rejected JSONL"},
+        {"num_samples", FLAG_INT, &n, "samples per prompt", 2, 1024},
+        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature", 0.01, 100},
+        {"max_new_tokens", FLAG_INT, &max_new, "longest sample", 1, 1 << 20},
+        {"use_gold", FLAG_BOOL, &use_gold, "when no sample is correct, the gold answer is chosen"},
+        {"batch_size", FLAG_INT, &batch, "prompts per generation batch", 1, 1 << 16},
+        {"limit", FLAG_INT, &limit, "use only the first N prompts (0: all)", 0, 1 << 30},
+        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer (default: the model's)"},
+        {"seed", FLAG_U64, &seed, "sampling seed"},
+        {NULL, 0, NULL, NULL}};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "pairs",
+                        "Samples a model on prompts and builds preference pairs with a verifier:\n"
+                        "chosen = a correct sample (else the gold answer), rejected = a wrong sample.\n"
+                        "example: rlhf pairs --model runs/sft --prompts runs/data/prompts.jsonl --out runs/pairs.jsonl",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf pairs: %s\n", err.msg);
+        return 2;
+    }
+    const rlhf_task *t = task_find(task);
+    if (!t || !model || !prompts || !out) {
+        fprintf(stderr, "rlhf pairs: %s\n", !t ? "unknown --task" : "--model, --prompts and --out are required");
+        return 2;
+    }
+    rlhf_model *m = NULL;
+    rlhf_tokenizer *tok = NULL;
+    ds_dataset *ds = NULL;
+    char **samples = NULL;
+    const char **ps = NULL;
+    int status = 1, N = 0;
+    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &tok, &err) ||
+        ds_load(&ds, prompts, NULL, NULL, &err))
+        goto done;
+    N = limit > 0 && limit < ds->n ? limit : ds->n;
+    ps = xmalloc((size_t)N * n * sizeof(char *));
+    samples = xcalloc((size_t)N * n, sizeof(char *));
+    for (int i = 0; i < N; i++) {
+        if (!ds->ex[i].prompt.text) {
+            rlhf_fail(&err, "%s:%d: needs a text prompt", prompts, ds->ex[i].line);
+            goto done;
+        }
+        for (int j = 0; j < n; j++) ps[(size_t)i * n + j] = ds->ex[i].prompt.text;
+    }
+    complete_opts co;
+    complete_default_opts(&co);
+    co.batch_size = batch;
+    co.gen.max_new_tokens = max_new;
+    co.gen.temperature = temperature;
+    rlhf_rng rng;
+    rng_seed(&rng, seed);
+    if (complete_texts(m, tok, ps, N * n, &co, &rng, samples, NULL, &err)) goto done;
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        rlhf_fail(&err, "%s: cannot open for writing", out);
+        goto done;
+    }
+    int pairs = 0, from_gold = 0, all_right = 0;
+    double correct = 0;
+    for (int i = 0; i < N; i++) {
+        const char *p = ds->ex[i].prompt.text, *good = NULL, *bad = NULL;
+        for (int j = 0; j < n; j++) {
+            double rw = 0;
+            const char *s = samples[(size_t)i * n + j];
+            t->score(p, s, 0, &rw, NULL);
+            correct += rw;
+            if (rw > 0.5 && !good) good = s;
+            if (rw <= 0.5 && !bad && s[0]) bad = s;
+        }
+        char gold[64];
+        if (!good && bad && use_gold && !strcmp(t->name, "arith")) {
+            long long a, b;
+            char op;
+            if (arith_parse_prompt(p, &a, &op, &b, NULL) == 0) {
+                snprintf(gold, sizeof gold, "%lld", arith_answer(a, op, b));
+                good = gold;
+                from_gold++;
+            }
+        }
+        if (!bad) all_right++;
+        if (!good || !bad) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "prompt", p);
+        cJSON_AddStringToObject(o, "chosen", good);
+        cJSON_AddStringToObject(o, "rejected", bad);
+        char *line = cJSON_PrintUnformatted(o);
+        fprintf(f, "%s\n", line);
+        free(line);
+        cJSON_Delete(o);
+        pairs++;
+    }
+    fclose(f);
+    fprintf(stderr, "pairs: %d prompts x %d samples, %.1f%% correct; %d pairs (%d with the gold "
+                    "answer as chosen), %d prompts all correct -> %s\n",
+            N, n, 100.0 * correct / ((double)N * n), pairs, from_gold, all_right, out);
+    status = 0;
+done:
+    if (status) fprintf(stderr, "rlhf pairs: %s\n", err.msg);
+    if (samples)
+        for (int i = 0; i < N * n; i++) free(samples[i]);
+    free(samples);
+    free(ps);
+    ds_free(ds);
+    tok_free(tok);
+    model_free(m);
+    return status;
+}
