@@ -109,7 +109,7 @@ int cmd_bench(int argc, char **argv) {
         {"model", &model, "model size or checkpoint"},
         {"seq", &seq, "sequence length for sft/fwd"},
         {"batch", &batch, "sequences per step"},
-        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling)"},
+        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling), dpo (--batch pairs)"},
         {"steps", &steps, "timed steps after one warm-up"},
         {"seed", &seed, "random seed"},
         {"prompt_len", &prompt_len, "gen: prompt tokens per sequence"},
@@ -171,6 +171,62 @@ int cmd_bench(int argc, char **argv) {
         free(tgt);
         free(dlogp);
         optim_free(o);
+    } else if (strcmp(work, "dpo") == 0) {
+        // a DPO step: B pairs (2B rows of T tokens: a shared prompt of T/2, then the
+        // completion), reference log-probs precomputed (not timed), sigmoid loss
+        int R = 2 * B, N = R * T, P = T / 2;
+        int *tok = xmalloc((size_t)N * sizeof(int)), *tgt = xmalloc((size_t)N * sizeof(int));
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < T; t++)
+                tok[r * T + t] = t < P && r >= B ? tok[(r - B) * T + t] : (int)(rng_u64(&rng) % (uint64_t)V);
+        for (int i = 0; i < N; i++) tgt[i] = (i % T >= P - 1 && i % T < T - 1) ? tok[i + 1] : -1;
+        float *ref = xmalloc((size_t)R * sizeof(float)), *pol = xmalloc((size_t)R * sizeof(float));
+        float *dlogp = xmalloc((size_t)N * sizeof(float));
+        rlhf_batch b = {.B = R, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
+        if (model_forward(m, &b, &err)) {
+            fprintf(stderr, "rlhf bench: %s\n", err.msg);
+            return 1;
+        }
+        for (int r = 0; r < R; r++) {
+            double sum = 0;
+            for (int t = 0; t < T; t++) sum += m->logp[r * T + t];
+            ref[r] = (float)sum;
+        }
+        rlhf_optim_config oc;
+        optim_default_config(&oc);
+        oc.lr = 1e-6f;
+        rlhf_optim *o = optim_create(&oc, m->n_params);
+        double total = 0, beta = 0.1;
+        for (int s = 0; s <= S; s++) {
+            double t0 = time_now();
+            model_forward(m, &b, &err);
+            for (int r = 0; r < R; r++) {
+                double sum = 0;
+                for (int t = 0; t < T; t++) sum += m->logp[r * T + t];
+                pol[r] = (float)sum;
+            }
+            model_zero_grad(m);
+            for (int i = 0; i < B; i++) {
+                double z = beta * ((pol[i] - ref[i]) - (pol[B + i] - ref[B + i]));
+                double g = -beta / (1.0 + exp(z)) / B;  // d(-logsigmoid(z))/d(pol chosen) / B
+                for (int t = 0; t < T; t++) {
+                    dlogp[i * T + t] = tgt[i * T + t] >= 0 ? (float)g : 0.0f;
+                    dlogp[(B + i) * T + t] = tgt[(B + i) * T + t] >= 0 ? (float)-g : 0.0f;
+                }
+            }
+            model_backward(m, dlogp, NULL, NULL, NULL);
+            optim_step(o, m);
+            if (s > 0) total += time_now() - t0;
+        }
+        double pps = (double)B * S / total, tps = (double)N * S / total;
+        double gf = tps * flops_per_token(c, T, 1) / 1e9;
+        printf("{\"impl\":\"rlhf.c\",\"work\":\"dpo\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
+               "\"pairs_per_s\":%.3f,\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,"
+               "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
+               model, B, T, pps, tps, total / S, gf, peak, gf / peak, rlhf_num_threads(),
+               peak_rss_mb());
+        free(tok), free(tgt), free(ref), free(pol), free(dlogp);
+        optim_free(o);
     } else if (strcmp(work, "gen") == 0) {
         int **prompts = xmalloc((size_t)B * sizeof(int *)), *lens = xmalloc((size_t)B * sizeof(int));
         for (int b = 0; b < B; b++) {
@@ -217,7 +273,7 @@ int cmd_bench(int argc, char **argv) {
         free(flat);
         free(logits);
     } else {
-        fprintf(stderr, "rlhf bench: --work must be sft, fwd or gen (got \"%s\")\n", work);
+        fprintf(stderr, "rlhf bench: --work must be sft, fwd, gen or dpo (got \"%s\")\n", work);
         model_free(m);
         return 2;
     }
