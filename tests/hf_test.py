@@ -361,6 +361,14 @@ def check_hf_export(tmp, made):
         if not why and bcfg.get("tokenizer") != os.path.realpath(out):
             why = f"tokenizer not shipped: {bcfg.get('tokenizer')}"
         report(f"roundtrip_ours_hf_ours_{name}", not why, why)
+        inf = info(ours_dir)
+        report(f"info_ours_{name}", inf["format"] == "rlhf.c checkpoint" and inf["dtype"] == "F32" and
+               inf["n_params"] == sum(v.size for v in orig.values()), json.dumps(inf))
+        if mt == "gpt2":  # vocab.json + merges.txt get a tokenizer_config.json for AutoTokenizer
+            with open(os.path.join(out, "tokenizer_config.json")) as f:
+                tc = json.load(f)
+            report(f"export_hf_{name}_tokenizer_config", tc.get("tokenizer_class") == "GPT2Tokenizer" and
+                   tc.get("eos_token") == "<|endoftext|>", json.dumps(tc))
         # the HF file itself: HF names and shapes, equal to what was imported
         hf, meta = ref.load_st(os.path.join(out, "model.safetensors"))
         with open(os.path.join(out, "config.json")) as f:
@@ -599,6 +607,52 @@ def check_llama2c_formats(tmp, rng):
     report("llama2c_truncated_error", rc == 1 and "truncated.bin" in err and "needs" in err, err)
 
 
+def check_gpt2_vocab(tmp, rng):
+    """GPT-2's real vocabulary in the exports: GGUF tokens in id order as in
+    encoder.json, merges as in vocab.bpe; the HF folder ships vocab.json/merges.txt."""
+    d = os.path.join(SHARED, "gpt2")
+    if not os.path.isfile(os.path.join(d, "encoder.json")):
+        skip("gpt2_vocab_exports", f"{d} absent")
+        return
+    folder = os.path.join(tmp, "gpt2_real_vocab")
+    os.makedirs(folder)
+    cfg, W = make_gpt2(rng, C=8, NH=2, L=1, V=50257, T=8)
+    ref.write_hf(folder, cfg, W, "F32")
+    gg, hf = os.path.join(tmp, "gpt2_vocab.gguf"), os.path.join(tmp, "gpt2_vocab_hf")
+    rc1, _, e1 = cli("export", "--model", folder, "--format", "gguf", "--out", gg, "--tokenizer", d)
+    rc2, _, e2 = cli("export", "--model", folder, "--format", "hf", "--out", hf, "--tokenizer", d)
+    if rc1 or rc2:
+        report("gpt2_vocab_exports", False, e1 + e2)
+        return
+    with open(os.path.join(d, "encoder.json"), encoding="utf-8") as f:
+        enc = json.load(f)
+    with open(os.path.join(d, "vocab.bpe"), encoding="utf-8") as f:
+        merges = [line.rstrip("\n") for line in f.read().split("\n")[1:] if line.strip()]
+    _, meta, _, _, _, _ = ref.read_gguf(gg)
+    toks = meta["tokenizer.ggml.tokens"]
+    why = ""
+    if toks != [t for t, _ in sorted(enc.items(), key=lambda kv: kv[1])]:
+        why = "GGUF tokens differ from encoder.json"
+    elif meta["tokenizer.ggml.merges"] != merges:
+        why = f"GGUF merges differ from vocab.bpe ({len(meta['tokenizer.ggml.merges'])} vs {len(merges)})"
+    elif (meta["tokenizer.ggml.bos_token_id"], meta["tokenizer.ggml.eos_token_id"]) != (50256, 50256):
+        why = "bos/eos"
+    elif meta["tokenizer.ggml.token_type"][50256] != 3 or meta["tokenizer.ggml.pre"] != "gpt-2":
+        why = "token type of <|endoftext|> / pre"
+    with open(os.path.join(hf, "vocab.json"), encoding="utf-8") as f:
+        if not why and json.load(f) != enc:
+            why = "HF vocab.json differs from encoder.json"
+    with open(os.path.join(hf, "config.json")) as f:
+        hc = json.load(f)
+    if not why and (hc.get("bos_token_id"), hc.get("eos_token_id")) != (50256, 50256):
+        why = f"config.json bos/eos {hc.get('bos_token_id')}/{hc.get('eos_token_id')}"
+    if not why:
+        rc, out, err = run([RLHF, "tokenize", "--tokenizer", hf, "--text", "Hello world"])
+        if rc != 0 or out != "[15496, 995]\n":
+            why = f"the shipped tokenizer: rc={rc} {out!r} {err}"
+    report("gpt2_vocab_exports", not why, why)
+
+
 # ------------------------------------------------------------ memory, faults --
 
 
@@ -673,6 +727,7 @@ def main():
         check_gguf(tmp, made)
         check_llama2c_formats(tmp, rng)
         check_stories(tmp)
+        check_gpt2_vocab(tmp, rng)
         check_faults(tmp, made)
         check_memory(tmp)
     finally:

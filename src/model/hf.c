@@ -896,7 +896,11 @@ static int copy_file(const char *from, const char *to, rlhf_err *err) {
 }
 
 // Copies the tokenizer's files into dir under the names HF (and tok_load) use.
-static int hf_write_tokenizer(const tok_files *tf, const char *dir, rlhf_err *err) {
+// GPT-2 vocabulary files without a tokenizer_config.json get one naming
+// GPT2Tokenizer, so that transformers' AutoTokenizer finds them under any
+// model_type.
+static int hf_write_tokenizer(const tok_files *tf, const rlhf_tokenizer *t, int max_len,
+                              const char *dir, rlhf_err *err) {
     char to[4096], from[4096];
     if (!strcmp(tf->kind, "bpe-json")) {
         if (copy_file(tf->vocab, join(to, sizeof to, dir, "tokenizer.json"), err)) return -1;
@@ -904,6 +908,21 @@ static int hf_write_tokenizer(const tok_files *tf, const char *dir, rlhf_err *er
         if (copy_file(tf->vocab, join(to, sizeof to, dir, "vocab.json"), err) ||
             copy_file(tf->merges, join(to, sizeof to, dir, "merges.txt"), err))
             return -1;
+        if (!is_file(join(from, sizeof from, tf->dir, "tokenizer_config.json"))) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "tokenizer_class", "GPT2Tokenizer");
+            cJSON_AddNumberToObject(o, "model_max_length", max_len);
+            const char *keys[3] = {"bos_token", "eos_token", "unk_token"};
+            int ids[3] = {tok_bos(t), tok_eos(t), tok_eos(t)};
+            for (int i = 0; i < 3; i++)
+                if (ids[i] >= 0) cJSON_AddStringToObject(o, keys[i], tok_piece(t, ids[i], NULL));
+            char *text = cJSON_Print(o);
+            cJSON_Delete(o);
+            int rc = atomic_write_file(join(to, sizeof to, dir, "tokenizer_config.json"), text,
+                                       strlen(text), err);
+            free(text);
+            if (rc) return -1;
+        }
     } else if (!strcmp(tf->kind, "llama2c")) {
         return copy_file(tf->vocab, join(to, sizeof to, dir, "tokenizer.bin"), err);
     } else {
@@ -940,7 +959,7 @@ int hf_export(const rlhf_model *m, const char *dir, st_dtype dtype, const char *
     char path[4096];
     int rc = make_dirs(dir, err);
     if (rc == 0) rc = hf_write_weights(m, join(path, sizeof path, dir, "model.safetensors"), dtype, err);
-    if (rc == 0) rc = hf_write_tokenizer(&tf, dir, err);
+    if (rc == 0) rc = hf_write_tokenizer(&tf, t, m->cfg.max_seq_len, dir, err);
     if (rc == 0) {
         // config.json last: a folder with it is a model, so it comes once the weights are there
         char *cfg = hf_config_json(&m->cfg, dtype, t, tf.kind);

@@ -12,6 +12,16 @@
 // HF itself recomputes (GPT-2's attn.bias/masked_bias, rotary inv_freq, a tied
 // lm_head.weight).
 //
+// Configs: model_type gpt2 (tie_word_embeddings absent = true), llama, qwen2
+// (q/k/v biases), mistral (absent = false); others are refused naming the type
+// and the file, as are settings our model does not compute (rope_scaling,
+// attention_bias/mlp_bias, a head_dim other than hidden/heads, non-tanh GELU,
+// non-SiLU MLP). Sliding-window attention (Mistral's sliding_window, Qwen2's
+// with use_sliding_window) equals full attention for sequences no longer than
+// the window, so when the window is shorter than max_position_embeddings the
+// model loads with max_seq_len capped at the window, with a warning (longer
+// inputs are then refused, never computed wrong).
+//
 // Layout conversions (see docs/architecture.md for ours):
 //   GPT-2 Conv1D weights are stored (in, out): transposed to our (out, in).
 //   Llama q/k/v_proj -> the rows [q | k | v] of attn.qkv; gate/up_proj -> the

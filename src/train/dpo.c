@@ -211,7 +211,7 @@ static void row_offsets(const ds_batch *b, long *off) {
 typedef struct {
     const dpo_config *c;
     pref_loss_list losses;
-    int unpaired, tokens, needs_ref;
+    int unpaired, tokens, needs_ref, uses_margin, has_strength;
     rlhf_model *policy, *ref;  // ref NULL when cached (and not needed live)
     const float *cache;        // (n, 2) for the dataset being run, or NULL
     double mean_score;         // alol: V_ref(x) when the data has no `value` field
@@ -264,8 +264,8 @@ static int dpo_micro(dpo_ctx *x, const ds_dataset *ds, ds_batch *b, step_buf *s,
         }
     }
     if (x->unpaired) pb.label = s->label;
-    pb.margin = s->margin;
-    pb.strength = s->strength;
+    pb.margin = x->uses_margin ? s->margin : NULL;
+    pb.strength = x->has_strength ? s->strength : NULL;
     pb.score = s->score;
     pb.value = s->value;
     memset(s->grad, 0, (size_t)B * sizeof(float));
@@ -370,6 +370,7 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     for (int i = 0; i < x.losses.n; i++) {
         if (x.losses.def[i]->flags & PREF_TOKENS) x.tokens = 1;
         if (x.losses.def[i]->flags & PREF_NEEDS_REF) x.needs_ref = 1;
+        if (x.losses.def[i]->flags & PREF_MARGIN) x.uses_margin = 1;
         if (!strcmp(x.losses.def[i]->name, "srpo"))
             return rlhf_fail(err, "--loss_type srpo needs revision sequences (the model "
                                   "prompted to improve a response), which rlhf dpo does not "
@@ -407,9 +408,8 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
         if (make_dirs(tc->output_dir, err)) goto done;
         snprintf(path, sizeof path, "%s/ref_logps.safetensors", tc->output_dir);
         if (ref_cache(path, ref, train, tc->batch_size, &cache, &reused, err)) goto done;
-        if (!tc->quiet)
-            fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "reused from" : "cached in",
-                    path);
+        fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "reused from" : "cached in",
+                path);
         if (eval) {
             snprintf(path, sizeof path, "%s/ref_logps_eval.safetensors", tc->output_dir);
             if (ref_cache(path, ref, eval, tc->batch_size, &ev_cache, &reused, err)) goto done;
@@ -417,6 +417,8 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     } else if (x.needs_ref) {
         x.ref = ref;
     }
+    for (int i = 0; i < train->n; i++)
+        if (!isnan(train->ex[i].strength)) x.has_strength = 1;
     if (x.unpaired) {  // A-LoL's value baseline: the data's mean score
         double s = 0;
         int k = 0;

@@ -1,0 +1,248 @@
+// reward/sources: a weighted set of reward sources (task verifiers, reward
+// models and ensembles, external commands) scoring texts, plus the penalties
+// and PAR shaping applied to the combined score. The spec grammar and the
+// command protocol are in reward/sources.h.
+#include "reward/sources.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void reward_set_opts_default(reward_set_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->ensemble = RL_ENSEMBLE_MEAN;
+    o->uwo_lambda = 0.1f;
+    o->timeout_s = 30;
+    o->batch_size = 32;
+}
+
+static int kind_from_name(const char *s, size_t n, reward_kind *k) {
+    static const struct {
+        const char *name;
+        reward_kind kind;
+    } names[] = {{"verifier", REWARD_VERIFIER}, {"task", REWARD_VERIFIER},
+                 {"rm", REWARD_MODEL},          {"reward_model", REWARD_MODEL},
+                 {"command", REWARD_COMMAND},   {"cmd", REWARD_COMMAND}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].name) == n && !strncmp(names[i].name, s, n)) {
+            *k = names[i].kind;
+            return 0;
+        }
+    return -1;
+}
+
+// A short name for metrics: a path's last component; for a command, that of
+// its program (or of the script an interpreter runs), e.g. "judge.py".
+static void short_name(const char *arg, int is_command, char *out, size_t n) {
+    static const char *interpreters[] = {"python3", "python", "sh", "bash", "node", "perl",
+                                         "ruby", "env", NULL};
+    char word[512];
+    const char *s = arg;
+    for (;;) {
+        while (*s == ' ') s++;
+        size_t k = strcspn(s, is_command ? " " : "");
+        while (k > 1 && s[k - 1] == '/') k--;
+        snprintf(word, sizeof word, "%.*s", (int)k, s);
+        const char *base = strrchr(word, '/') ? strrchr(word, '/') + 1 : word;
+        int interp = is_command && word[0] == '-';  // an interpreter's option
+        for (int i = 0; is_command && interpreters[i]; i++) interp |= !strcmp(base, interpreters[i]);
+        if (!interp || !s[k]) {
+            snprintf(out, n, "%.60s", base);
+            return;
+        }
+        s += k;
+    }
+}
+
+int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight,
+                   rlhf_err *err) {
+    reward_kind k;
+    if (kind_from_name(kind, strlen(kind), &k))
+        return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm or command)", kind);
+    if (!arg || !*arg) return rlhf_fail(err, "reward %s: needs an argument (%s:...)", kind, kind);
+    if (!isfinite(weight)) return rlhf_fail(err, "reward %s:%s: weight is not finite", kind, arg);
+    rs->src = xrealloc(rs->src, (size_t)(rs->n + 1) * sizeof *rs->src);
+    reward_source *s = &rs->src[rs->n];
+    memset(s, 0, sizeof *s);
+    s->kind = k;
+    s->arg = strdup(arg);
+    s->weight = weight;
+    char shortn[64];
+    if (k == REWARD_VERIFIER) {
+        char task[64];
+        snprintf(task, sizeof task, "%s", arg);
+        char *colon = strchr(task, ':');
+        if (colon) {
+            if (strcmp(colon + 1, "shaped") && strcmp(colon + 1, "exact")) {
+                free(s->arg);
+                return rlhf_fail(err, "reward verifier:%s: expected verifier:NAME or "
+                                      "verifier:NAME:shaped",
+                                 arg);
+            }
+            s->shaped = !strcmp(colon + 1, "shaped");
+            *colon = 0;
+        }
+        s->task = task_find(task);
+        if (!s->task) {
+            free(s->arg);
+            return rlhf_fail(err, "reward verifier:%s: no built-in task \"%s\" (try arith)", arg,
+                             task);
+        }
+        snprintf(s->name, sizeof s->name, "verifier:%s%s", task, s->shaped ? ":shaped" : "");
+    } else {
+        short_name(arg, k == REWARD_COMMAND, shortn, sizeof shortn);
+        snprintf(s->name, sizeof s->name, "%s:%s", k == REWARD_MODEL ? "rm" : "command", shortn);
+    }
+    // a second source with the same name gets a number
+    for (int i = 0, dup = 1; i < rs->n; i++)
+        if (!strcmp(rs->src[i].name, s->name)) {
+            char tmp[96];
+            snprintf(tmp, sizeof tmp, "%.80s#%d", s->name, ++dup);
+            memcpy(s->name, tmp, sizeof tmp);
+            i = -1;
+        }
+    rs->n++;
+    return 0;
+}
+
+// "kind:" at s (a known kind followed by a colon)?
+static int starts_item(const char *s) {
+    const char *colon = strchr(s, ':');
+    reward_kind k;
+    return colon && kind_from_name(s, (size_t)(colon - s), &k) == 0;
+}
+
+int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err) {
+    if (!spec || !*spec) return 0;
+    size_t n = strlen(spec);
+    char *buf = strdup(spec);
+    size_t start = 0;
+    int rc = 0;
+    while (start < n && rc == 0) {
+        size_t end = start;
+        while (end < n && !(buf[end] == ',' && starts_item(buf + end + 1))) end++;
+        buf[end] = 0;
+        char *item = buf + start;
+        while (*item == ' ') item++;
+        char *colon = strchr(item, ':');
+        if (!colon || !starts_item(item)) {
+            rc = rlhf_fail(err, "--reward: \"%s\" is not KIND:ARG[=WEIGHT] with KIND verifier, "
+                                "rm or command",
+                           item);
+            break;
+        }
+        *colon = 0;
+        char *arg = colon + 1;
+        float w = 1;
+        char *eq = strrchr(arg, '=');
+        if (eq) {
+            char *e;
+            double x = strtod(eq + 1, &e);
+            if (eq[1] && !*e && isfinite(x)) {
+                w = (float)x;
+                *eq = 0;
+            }
+        }
+        rc = reward_set_add(rs, item, arg, w, err);
+        if (rc) rlhf_fail_ctx(err, "--reward");
+        start = end + 1;
+    }
+    free(buf);
+    return rc;
+}
+
+int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
+    if (o) rs->opt = *o;
+    else reward_set_opts_default(&rs->opt);
+    if (rs->n == 0)
+        return rlhf_fail(err, "no reward: give --reward (e.g. verifier:arith, rm:runs/rm, "
+                              "command:./judge.py), --task, --reward_model or --reward_command");
+    for (int i = 0; i < rs->n; i++) {
+        reward_source *s = &rs->src[i];
+        if (s->kind == REWARD_MODEL && !s->rm_open) {
+            if (reward_model_load(&s->rm, s->arg, rs->opt.tokenizer, err))
+                return rlhf_fail_ctx(err, "reward %s", s->name);
+            s->rm_open = 1;
+        } else if (s->kind == REWARD_COMMAND && !s->cmd) {
+            if (reward_command_start(&s->cmd, s->arg, rs->opt.timeout_s, err)) return -1;
+        }
+    }
+    return 0;
+}
+
+static int score_source(reward_set *rs, reward_source *s, const char *const *prompts,
+                        const char *const *completions, int n, float *out, rlhf_err *err) {
+    switch (s->kind) {
+    case REWARD_VERIFIER:
+        for (int i = 0; i < n; i++) {
+            double r = 0;
+            if (s->task->score(prompts[i], completions[i], s->shaped, &r, err))
+                return rlhf_fail_ctx(err, "reward %s", s->name);
+            out[i] = (float)r;
+        }
+        return 0;
+    case REWARD_MODEL: {
+        int K = s->rm.K;
+        float *all = xmalloc((size_t)n * K * sizeof(float));
+        int rc = reward_model_score_texts(&s->rm, prompts, completions, n, rs->opt.batch_size, all,
+                                          err);
+        if (rc == 0) rl_ensemble_reduce(rs->opt.ensemble, n, K, all, rs->opt.uwo_lambda, out);
+        else rlhf_fail_ctx(err, "reward %s", s->name);
+        free(all);
+        return rc;
+    }
+    case REWARD_COMMAND:
+        return reward_command_score(s->cmd, prompts, completions, n, out, err);
+    }
+    return rlhf_fail(err, "reward source of unknown kind");
+}
+
+int reward_set_score(reward_set *rs, const char *const *prompts, const char *const *completions,
+                     int n, float *per_source, float *total, rlhf_err *err) {
+    float *one = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int i = 0; i < n; i++) total[i] = 0;
+    int rc = 0;
+    for (int k = 0; k < rs->n && rc == 0; k++) {
+        reward_source *s = &rs->src[k];
+        if ((rc = score_source(rs, s, prompts, completions, n, one, err))) break;
+        for (int i = 0; i < n; i++) {
+            if (!isfinite(one[i])) {
+                rc = rlhf_fail(err, "reward %s: score of completion %d is not finite", s->name, i);
+                break;
+            }
+            total[i] += s->weight * one[i];
+            if (per_source) per_source[(size_t)i * rs->n + k] = one[i];
+        }
+    }
+    free(one);
+    return rc;
+}
+
+void reward_set_free(reward_set *rs) {
+    for (int i = 0; i < rs->n; i++) {
+        reward_source *s = &rs->src[i];
+        if (s->rm_open) reward_model_free(&s->rm);
+        reward_command_close(s->cmd);
+        free(s->arg);
+    }
+    free(rs->src);
+    memset(rs, 0, sizeof *rs);
+}
+
+void reward_apply_penalties(const reward_penalties *p, int n, const int *length,
+                            const uint8_t *ended_eos, float *scores) {
+    for (int i = 0; i < n; i++) {
+        if (p->length_penalty != 0) scores[i] += rl_length_penalty(length[i], p->length_penalty);
+        if (p->overlong_max > 0)
+            scores[i] += rl_overlong_penalty(length[i], p->overlong_max, p->overlong_buffer);
+    }
+    if (p->missing_eos_penalty != 0) rl_missing_eos_penalty(n, scores, ended_eos, p->missing_eos_penalty);
+}
+
+void reward_par(int n_prompts, int n_samples, float *scores, int M, const float *ref, float k) {
+    for (int i = 0; i < n_prompts; i++)
+        for (int j = 0; j < n_samples; j++) {
+            float *s = &scores[(size_t)i * n_samples + j];
+            *s = rl_par_reward(*s, M, ref + (size_t)i * M, k);
+        }
+}

@@ -1,0 +1,111 @@
+// reward/sources: every reward an online trainer can use, behind one
+// interface. A reward set is a weighted list of sources, each scoring
+// (prompt, completion) texts:
+//
+//   verifier:NAME[:shaped]  a built-in task's gold verifier (data/task.h), e.g.
+//                           verifier:arith (0/1) or verifier:arith:shaped
+//   rm:PATH                 a trained reward model or ensemble (reward/reward_model.h);
+//                           an ensemble's members become one score by mean, wco
+//                           (min) or uwo (mean - lambda*var): reward_set_opts
+//   command:CMD             an external judge (below), started once per run
+//
+// A spec lists them with weights: "verifier:arith=1,rm:runs/rm=0.5,command:./judge.py=1".
+// Items are separated by a comma that is followed by a kind ("verifier:",
+// "rm:", "command:"; also "task:", "reward_model:", "cmd:"), so a command may
+// hold commas elsewhere. "=W" at the end of an item is its weight (default 1)
+// when W is a number; a command that itself ends in "=<number>" needs an
+// explicit "=1" after it. The total is sum_s w_s * score_s; per-source scores
+// are kept for metrics.
+//
+// The external-command protocol. CMD runs under /bin/sh -c in its own process
+// group, once. For each completion it receives one line of JSON on stdin,
+//   {"prompt": "...", "completion": "..."}
+// (strings JSON-escaped; bytes that are not UTF-8 become U+FFFD), and must
+// answer one line on stdout holding one finite number, in order. A batch's
+// requests are all written before its answers are read (both directions are
+// polled, so a judge that answers as it reads never blocks). The judge must
+// flush stdout after each answer (Python: print(x, flush=True)). Its stderr is
+// ours. A judge that exits (or closes stdout), does not answer within
+// timeout_s seconds of the request or of its previous answer, or answers
+// something other than a number fails the scoring with a message naming the
+// command and the reason; the process group is then killed.
+#ifndef RLHF_REWARD_SOURCES_H
+#define RLHF_REWARD_SOURCES_H
+
+#include <stdint.h>
+
+#include "algo/rl.h"
+#include "data/task.h"
+#include "reward/reward_model.h"
+
+// ------------------------------------------------------- external command --
+typedef struct reward_command reward_command;
+// Starts cmd (/bin/sh -c cmd). Fails only if the process cannot be created; a
+// command that does not exist is found out at the first batch (exit status 127).
+int reward_command_start(reward_command **out, const char *cmd, double timeout_s, rlhf_err *err);
+// out (n) = the judge's answers. -1 + the reason; the judge is then dead.
+int reward_command_score(reward_command *c, const char *const *prompts,
+                         const char *const *completions, int n, float *out, rlhf_err *err);
+// Closes the judge's stdin, gives it a moment to exit, then kills its group.
+void reward_command_close(reward_command *c);
+// A JSON string literal of s[0..len) (quotes included, malloc'd): control
+// characters escaped, invalid UTF-8 bytes as \ufffd.
+char *reward_json_string(const char *s, size_t len);
+
+// ------------------------------------------------------------ reward sets --
+typedef enum { REWARD_VERIFIER = 0, REWARD_MODEL, REWARD_COMMAND } reward_kind;
+
+typedef struct {
+    reward_kind kind;
+    char name[96];  // for metrics: "verifier:arith", "rm:NAME", "command:NAME"
+    char *arg;      // task name, model path, or command line
+    float weight;
+    const rlhf_task *task;
+    int shaped;
+    reward_model rm;
+    int rm_open;
+    reward_command *cmd;
+} reward_source;
+
+typedef struct {
+    rl_ensemble ensemble; // how a reward-model ensemble's members combine (default mean)
+    float uwo_lambda;     // uwo: mean - lambda * Var (default 0.1, Coste et al.'s PPO value)
+    double timeout_s;     // external commands: seconds per answer (default 30)
+    const char *tokenizer; // reward models: NULL = each model's own
+    int batch_size;       // reward-model scoring rows per forward (default 32)
+} reward_set_opts;
+
+typedef struct {
+    int n;
+    reward_source *src;
+    reward_set_opts opt;
+} reward_set;
+
+void reward_set_opts_default(reward_set_opts *o);
+// Appends the sources of a spec (above). -1 + err for a malformed spec.
+int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err);
+// Appends one source; kind is "verifier", "rm" or "command" (or an alias).
+int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight, rlhf_err *err);
+// Loads reward models, checks tasks, starts commands.
+int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err);
+// per_source (n, rs->n) raw scores (may be NULL), total (n) = sum_s w_s * score_s.
+int reward_set_score(reward_set *rs, const char *const *prompts, const char *const *completions,
+                     int n, float *per_source, float *total, rlhf_err *err);
+void reward_set_free(reward_set *rs);
+
+// ------------------------------------------------------ shaping, penalties --
+typedef struct {
+    float length_penalty;      // score -= alpha * completion tokens
+    float missing_eos_penalty; // score -= p for a completion that never produced EOS (TRL)
+    int overlong_max;          // DAPO soft overlong punishment up to this length; 0 off
+    int overlong_buffer;       // ... over the last this many tokens
+} reward_penalties;
+// scores (n) += the penalties of completions with these lengths and EOS flags.
+void reward_apply_penalties(const reward_penalties *p, int n, const int *length,
+                            const uint8_t *ended_eos, float *scores);
+// PAR (Fu et al. 2025): scores (n_prompts * n_samples, grouped by prompt) become
+// mean_m sigmoid(k (r - r_ref[m])) against the M reference rewards of their
+// prompt, ref (n_prompts * M). In place.
+void reward_par(int n_prompts, int n_samples, float *scores, int M, const float *ref, float k);
+
+#endif

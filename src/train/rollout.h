@@ -1,0 +1,81 @@
+// train/rollout: the ROLLOUT stage of online RL. For a batch of prompts (token
+// ids), n samples each, batched KV-cache generation (generate()) gives the
+// completions with their sampling log-probs; they are laid out as one (B,T)
+// training batch:
+//
+//   row r = sample r % n of prompt r / n (groups of n consecutive rows)
+//   columns [0, P)      the prompt, LEFT-padded (P = the longest prompt)
+//   columns [P, P + L)  the completion (L tokens, an EOS included), RIGHT-padded
+//
+// (verl's layout: every completion starts at column P.) Position t predicts the
+// token at t + 1, so completion token j's log-prob sits at column P - 1 + j:
+// targets there are the completion tokens, -1 elsewhere, and the response mask
+// (float, for algo/rl) is 1 exactly where targets >= 0.
+//
+// Old log-probs. The trainer does not reuse the sampling log-probs as the
+// ratio's denominator: it recomputes them with one forward pass under the
+// rollout weights (rollout_forward), as verl does. The sampling ones are those
+// of the distribution the token was drawn from (after temperature, top-k and
+// top-p), while the model's forward gives log softmax(logits) at temperature 1;
+// the two agree (to float rounding, tested by tests/tools/rollout_check) when
+// sampling at temperature 1 without top-k/top-p, and the trainer logs their
+// largest difference every iteration (rollout/logp_diff_max).
+#ifndef RLHF_TRAIN_ROLLOUT_H
+#define RLHF_TRAIN_ROLLOUT_H
+
+#include <stdint.h>
+
+#include "rlhf.h"
+#include "tok/tok.h"
+
+typedef struct {
+    int n_samples;       // completions per prompt
+    rlhf_gen_opts gen;   // max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
+    int batch_size;      // rows per generate() call (0: all rows at once)
+} rollout_opts;
+
+typedef struct {
+    int n_prompts, n_samples, B; // B = n_prompts * n_samples
+    int P, T;                    // prompt columns; T = P + the longest completion
+    int *tokens;                 // (B,T) pad_id where not real
+    int *targets;                // (B,T) the completion token at t+1, else -1
+    uint8_t *attn;               // (B,T) 1 on real tokens (prompt and completion)
+    float *mask;                 // (B,T) response mask: 1 where targets >= 0
+    float *sample_logp;          // (B,T) sampling log-prob of targets[t] (0 elsewhere)
+    int *prompt_len;             // (B)
+    int *length;                 // (B) completion tokens, the EOS included
+    uint8_t *ended_eos;          // (B) 1 stopped at EOS, 0 truncated at max_new_tokens
+    int *prompt_index;           // (B) which of the n_prompts
+    char **text;                 // (B) decoded completions (without the EOS), after rollout_decode
+    rlhf_batch view;             // the model's view of tokens / targets / attn
+} rollout_batch;
+
+// Generates n_samples completions for each prompt. -1 + err (empty prompt,
+// prompt + max_new_tokens over the model's max_seq_len).
+int rollout_generate(rlhf_model *m, const int *const *prompts, const int *prompt_len,
+                     int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
+                     rlhf_err *err);
+// Decodes every completion (the final EOS dropped; other special tokens kept).
+void rollout_decode(rollout_batch *rb, const rlhf_tokenizer *tok);
+void rollout_free(rollout_batch *rb);
+
+// One forward over all rows, micro rows at a time (0: all): writes the model's
+// log-probs of the targets (B,T) and, when not NULL, its values (B,T) and
+// next-token entropies (B,T), 0 where the mask is 0.
+int rollout_forward(rlhf_model *m, const rollout_batch *rb, int micro, float *logp,
+                    float *values, float *entropy, rlhf_err *err);
+
+// Rows idx[0..n) of rb as a compact batch (buffers grown and reused).
+typedef struct {
+    int B, T;
+    int *tokens, *targets;
+    uint8_t *attn;
+    size_t cap;
+    rlhf_batch view;
+} rollout_rows;
+void rollout_gather(const rollout_batch *rb, const int *idx, int n, rollout_rows *out);
+void rollout_rows_free(rollout_rows *r);
+// dst (n,T) = rows idx of src (B,T).
+void rollout_gather_f(const float *src, int T, const int *idx, int n, float *dst);
+
+#endif
