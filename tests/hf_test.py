@@ -390,15 +390,18 @@ def check_hf_export(tmp, made):
         # bf16: round to nearest even of each float32 weight
         out16 = os.path.join(tmp, name + "_hf_bf16")
         rc, _, err = cli("export", "--model", ours_dir, "--format", "hf", "--out", out16, "--dtype", "bf16")
-        hf16, _ = ref.load_st(os.path.join(out16, "model.safetensors")) if rc == 0 else ({}, {})
-        why = err if rc else ""
+        if rc:
+            report(f"export_hf_{name}_bf16", False, err)
+            continue
+        hf16, _ = ref.load_st(os.path.join(out16, "model.safetensors"))
+        why = ""
         for k, (dt, v) in hf16.items():
             w = ref.round_to(got[k[len(pre):]], "BF16")
             if dt != "BF16" or not np.array_equal(v, w):
                 why = f"{k}: {dt}, max diff {np.max(np.abs(v - w))}"
                 break
-        with open(os.path.join(out16, "config.json")) if rc == 0 else open(os.devnull) as f:
-            dtype_field = json.load(f).get("torch_dtype") if rc == 0 else None
+        with open(os.path.join(out16, "config.json")) as f:
+            dtype_field = json.load(f).get("torch_dtype")
         report(f"export_hf_{name}_bf16", not why and dtype_field == "bfloat16", why or str(dtype_field))
 
 

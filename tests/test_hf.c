@@ -15,9 +15,8 @@
 
 static rlhf_model *tiny_llama(int qkv_bias, int tied) {
     rlhf_config c = {.arch = ARCH_LLAMA, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .n_embd = 16,
-                     .d_ff = 24, .vocab_size = 40, .max_seq_len = 16, .qkv_bias = qkv_bias,
+                     .d_ff = 24, .vocab_size = 259, .max_seq_len = 16, .qkv_bias = qkv_bias,
                      .tied = tied, .tokenizer = "byte"};
-    c.vocab_size = 259;
     config_fill_defaults(&c);
     rlhf_model *m = NULL;
     rlhf_err e;

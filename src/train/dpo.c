@@ -211,11 +211,58 @@ static void row_offsets(const ds_batch *b, long *off) {
 typedef struct {
     const dpo_config *c;
     pref_loss_list losses;
-    int unpaired, tokens, needs_ref, uses_margin, has_strength;
+    int unpaired, tokens, needs_ref, uses_margin, has_strength, kto_kl;
     rlhf_model *policy, *ref;  // ref NULL when cached (and not needed live)
     const float *cache;        // (n, 2) for the dataset being run, or NULL
     double mean_score;         // alol: V_ref(x) when the data has no `value` field
 } dpo_ctx;
+
+// KTO's reference point z0: prompt i with the completion of example i+1 (mod n),
+// policy and reference log-probs of those completions, max(0, mean of the
+// difference), detached (TRL builds its KL batch the same way).
+static double kto_kl(dpo_ctx *x, const ds_dataset *ds, const ds_batch *b, rlhf_err *err) {
+    int n = b->B, T = 1;
+    if (n < 2 || !x->ref) return 0.0;
+    for (int i = 0; i < n; i++) {
+        const ds_tokens *p = &ds->tok[b->example[i]], *c = &ds->tok[b->example[(i + 1) % n]];
+        int L = p->n_prompt + c->n_completion[0];
+        if (L > T) T = L;
+    }
+    if (T > x->policy->cfg.max_seq_len) T = x->policy->cfg.max_seq_len;
+    int *tok = xcalloc((size_t)n * T, sizeof(int)), *tgt = xmalloc((size_t)n * T * sizeof(int));
+    uint8_t *mask = xcalloc((size_t)n * T, 1);
+    for (size_t i = 0; i < (size_t)n * T; i++) tgt[i] = -1;
+    for (int i = 0; i < n; i++) {
+        const ds_tokens *p = &ds->tok[b->example[i]], *c = &ds->tok[b->example[(i + 1) % n]];
+        int P = p->n_prompt, L = P + c->n_completion[0];
+        if (L > T) L = T;
+        for (int t = 0; t < L; t++) {
+            tok[(size_t)i * T + t] = t < P ? p->prompt[t] : c->completion[0][t - P];
+            mask[(size_t)i * T + t] = 1;
+            if (t >= P && t > 0) tgt[(size_t)i * T + t - 1] = tok[(size_t)i * T + t];
+        }
+    }
+    rlhf_batch kb = {.B = n, .T = T, .tokens = tok, .targets = tgt, .mask = mask};
+    float *pl = xmalloc((size_t)n * sizeof(float)), *rl = xmalloc((size_t)n * sizeof(float));
+    double z0 = NAN;
+    if (model_forward(x->policy, &kb, err) == 0) {
+        for (int i = 0; i < n; i++) {
+            double sum = 0;
+            for (int t = 0; t < T; t++) sum += x->policy->logp[(size_t)i * T + t];
+            pl[i] = (float)sum;
+        }
+        if (model_forward(x->ref, &kb, err) == 0) {
+            for (int i = 0; i < n; i++) {
+                double sum = 0;
+                for (int t = 0; t < T; t++) sum += x->ref->logp[(size_t)i * T + t];
+                rl[i] = (float)sum;
+            }
+            z0 = pref_kto_kl(pl, rl, n);
+        }
+    }
+    free(tok), free(tgt), free(mask), free(pl), free(rl);
+    return z0;
+}
 
 // One micro-batch: forward, loss, backward (when train). Gradients are scaled by
 // `scale` (its share of the step's pairs). Adds its metrics into *m.
@@ -223,6 +270,11 @@ static int dpo_micro(dpo_ctx *x, const ds_dataset *ds, ds_batch *b, step_buf *s,
                      double scale, pref_metrics *m, rlhf_err *err) {
     int B = b->B, T = b->T, n = x->unpaired ? B : b->n_pairs;
     step_buf_fit(s, B, T);
+    double z0 = 0;
+    if (x->kto_kl) {  // before the policy's forward: backward needs that one's activations
+        z0 = kto_kl(x, ds, b, err);
+        if (isnan(z0)) return -1;
+    }
     if (model_forward(x->policy, &b->view, err)) return -1;
     batch_logp_sums(x->policy, b, s->pol, s->len);
     row_offsets(b, s->off);
@@ -264,6 +316,7 @@ static int dpo_micro(dpo_ctx *x, const ds_dataset *ds, ds_batch *b, step_buf *s,
         }
     }
     if (x->unpaired) pb.label = s->label;
+    pb.kl = z0;
     pb.margin = x->uses_margin ? s->margin : NULL;
     pb.strength = x->has_strength ? s->strength : NULL;
     pb.score = s->score;
@@ -371,6 +424,7 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
         if (x.losses.def[i]->flags & PREF_TOKENS) x.tokens = 1;
         if (x.losses.def[i]->flags & PREF_NEEDS_REF) x.needs_ref = 1;
         if (x.losses.def[i]->flags & PREF_MARGIN) x.uses_margin = 1;
+        if (!strcmp(x.losses.def[i]->name, "kto")) x.kto_kl = 1;
         if (!strcmp(x.losses.def[i]->name, "srpo"))
             return rlhf_fail(err, "--loss_type srpo needs revision sequences (the model "
                                   "prompted to improve a response), which rlhf dpo does not "
@@ -416,6 +470,14 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
         }
     } else if (x.needs_ref) {
         x.ref = ref;
+    }
+    if (x.kto_kl && !x.ref) {
+        if (c->precompute_ref_log_probs) {
+            rlhf_fail(err, "kto's KL reference point needs the live reference: drop "
+                           "--precompute_ref_log_probs");
+            goto done;
+        }
+        x.kto_kl = 0;  // reference-free: z0 = 0
     }
     for (int i = 0; i < train->n; i++)
         if (!isnan(train->ex[i].strength)) x.has_strength = 1;
