@@ -15,6 +15,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_pairs(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_kto(int argc, char **argv);
 
 #endif

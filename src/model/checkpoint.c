@@ -10,6 +10,7 @@
 
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "model/hf.h"
 #include "model/model_internal.h"
 
 static int all_finite(const float *x, size_t n) {
@@ -191,5 +192,7 @@ int model_from_spec(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *e
         return rlhf_fail(err, "--model %s: not a known size (tiny, small, gpt2, llama-tiny, "
                               "llama-small) and no such checkpoint",
                          spec);
+    int foreign = model_load_foreign(spec, m, err);
+    if (foreign <= 0) return foreign;
     return checkpoint_load(spec, m, err);
 }

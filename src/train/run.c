@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "io/file.h"
+#include "model/hf.h"
 
 int run_open(run_dir *r, const char *dir, const char *config_json, int resume, rlhf_err *err) {
     memset(r, 0, sizeof *r);
@@ -79,6 +80,8 @@ int run_latest_checkpoint(const char *dir, char *out, size_t n) {
 }
 
 int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
+    int foreign = model_load_foreign(spec, m, err);
+    if (foreign <= 0) return foreign;
     char path[4400];
     if (is_dir(spec) && !has_file(spec, "model.safetensors")) {
         snprintf(path, sizeof path, "%s/checkpoints/final", spec);

@@ -1,0 +1,113 @@
+// cli/cmd_online: `rlhf grpo`, `rlhf rloo`, `rlhf ppo` — flags (TRL's and
+// verl's names) to online_config. The three commands differ only in their
+// defaults (online_default_config); any of them runs any --adv_estimator.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmd_online.h"
+#include "cli/train_flags.h"
+#include "train/online.h"
+
+static int run_online(int argc, char **argv, const char *cmd) {
+    online_config c;
+    rlhf_err err;
+    if (online_default_config(&c, cmd, &err)) {
+        fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
+        return 2;
+    }
+    flag_def defs[128];
+    int n = train_flag_defs(defs, &c.base);
+    for (int i = 0; i < n; i++) {  // what the shared flags mean here
+        if (!strcmp(defs[i].name, "data"))
+            defs[i].help = "prompts: JSONL(.gz) with a prompt field (prompt-only, or any format with a prompt)";
+        else if (!strcmp(defs[i].name, "per_device_train_batch_size"))
+            defs[i].help = "prompts per iteration (each sampled --num_generations times)";
+        else if (!strcmp(defs[i].name, "max_steps"))
+            defs[i].help = "iterations (rollout + update); overrides --num_train_epochs when > 0";
+        else if (!strcmp(defs[i].name, "save_steps"))
+            defs[i].help = "iterations between checkpoints (0: only the final one)";
+        else if (!strcmp(defs[i].name, "logging_steps"))
+            defs[i].help = "iterations between metrics lines";
+    }
+    flag_def more[] = {
+        {"num_generations", FLAG_INT, &c.num_generations, "samples per prompt (a group)", 1, 1 << 16, "n"},
+        {"max_new_tokens", FLAG_INT, &c.max_new_tokens, "longest completion in tokens", 1, 1 << 20, "max_completion_length"},
+        {"temperature", FLAG_FLOAT, &c.temperature, "sampling temperature (1: the ratio's old log-probs match the sampler's; see docs)", 0.01, 100},
+        {"top_k", FLAG_INT, &c.top_k, "sample from the k most likely tokens (0: off)", 0, 1 << 30},
+        {"top_p", FLAG_FLOAT, &c.top_p, "nucleus sampling mass (1: off)", 0.01, 1},
+        {"generation_batch_size", FLAG_INT, &c.generation_batch_size, "rows per generation call (0: all)", 0, 1 << 20},
+        {"reward", FLAG_STR, &c.reward, "weighted reward sources: \"verifier:arith=1,rm:runs/rm=0.5,command:./judge.py=1\""},
+        {"task", FLAG_STR, &c.task, "shortcut for --reward verifier:TASK (arith; arith:shaped for partial credit)"},
+        {"reward_model", FLAG_STR, &c.reward_model, "shortcut for --reward rm:PATH (a reward model or ensemble)"},
+        {"reward_command", FLAG_STR, &c.reward_command, "shortcut for --reward command:CMD (JSON lines in, one number per line out)"},
+        {"reward_timeout", FLAG_DOUBLE, &c.reward_timeout, "seconds an external command may take per answer", 0.01, 1e6},
+        {"rm_ensemble", FLAG_STR, &c.rm_ensemble, "reward-model ensemble aggregation: mean, wco (min) or uwo (mean - lambda*var)"},
+        {"uwo_lambda", FLAG_FLOAT, &c.uwo_lambda, "uwo's lambda", 0, 1e6},
+        {"length_penalty", FLAG_FLOAT, &c.length_penalty, "reward -= alpha * completion tokens", -1e6, 1e6},
+        {"missing_eos_penalty", FLAG_FLOAT, &c.missing_eos_penalty, "reward -= this for a completion cut before EOS (TRL)", -1e6, 1e6},
+        {"overlong_buffer_len", FLAG_INT, &c.overlong_buffer_len, "DAPO soft overlong punishment over the last N of --max_new_tokens (0: off)", 0, 1 << 20},
+        {"par_samples", FLAG_INT, &c.par_samples, "PAR shaping: reference samples per prompt (0: off)", 0, 1024},
+        {"par_k", FLAG_FLOAT, &c.par_k, "PAR: sigmoid(k (r - r_ref))", 0, 1e6},
+        {"adv_estimator", FLAG_STR, &c.adv_estimator, "gae, grpo, rloo, reinforce_pp or remax"},
+        {"scale_rewards", FLAG_STR, &c.scale_rewards, "grpo: divide by the std of the group, the batch, or none (Dr. GRPO)"},
+        {"loss_agg_mode", FLAG_STR, &c.loss_agg_mode, "token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm (TRL: bnpo, grpo, dr_grpo)"},
+        {"importance_sampling_level", FLAG_STR, &c.importance_sampling_level, "token (PPO) or sequence (GSPO)"},
+        {"kl_estimator", FLAG_STR, &c.kl_estimator, "k1, k2, k3 or abs"},
+        {"kl_in", FLAG_STR, &c.kl_in, "where the KL to the reference goes: reward (per token) or loss"},
+        {"beta", FLAG_FLOAT, &c.beta, "KL coefficient (0: no reference model)", 0, 1e6, "kl_coef"},
+        {"kl_target", FLAG_FLOAT, &c.kl_target, "adaptive KL controller's target (0: fixed --beta)", 0, 1e6},
+        {"kl_horizon", FLAG_FLOAT, &c.kl_horizon, "adaptive KL controller's horizon in samples", 1, 1e12},
+        {"epsilon", FLAG_FLOAT, &c.epsilon, "PPO clip range (lower)", 0, 10, "cliprange"},
+        {"epsilon_high", FLAG_FLOAT, &c.epsilon_high, "upper clip range, DAPO clip-higher (-1: --epsilon)", -1, 10},
+        {"dual_clip", FLAG_FLOAT, &c.dual_clip, "dual-clip bound c > 1 for negative advantages (0: off)", 0, 1e6, "clip_ratio_c"},
+        {"num_iterations", FLAG_INT, &c.num_iterations, "epochs over each batch (PPO epochs)", 1, 1000, "num_ppo_epochs"},
+        {"mini_batch_size", FLAG_INT, &c.mini_batch_size, "prompts per optimizer step (0: the whole batch)", 0, 1 << 20},
+        {"micro_batch_size", FLAG_INT, &c.micro_batch_size, "rows per forward pass (0: the whole mini-batch)", 0, 1 << 20},
+        {"filter", FLAG_STR, &c.filter, "PF-PPO: none, best, best_random, best_worst or reweight"},
+        {"filter_power", FLAG_FLOAT, &c.filter_power, "PF-PPO reweight: |score|^p", 0, 100},
+        {"macro_action", FLAG_STR, &c.macro_action, "MA-RLHF: none or ngram:N (gae)"},
+        {"gamma", FLAG_FLOAT, &c.gamma, "discount (gae, reinforce_pp)", 0, 1},
+        {"lam", FLAG_FLOAT, &c.lam, "GAE lambda", 0, 1, "lambda"},
+        {"adv_eps", FLAG_FLOAT, &c.adv_eps, "grpo: std epsilon", 0, 1},
+        {"whiten_advantages", FLAG_BOOL, &c.whiten_advantages, "gae: whiten advantages over the batch"},
+        {"value_head", FLAG_BOOL, &c.value_head, "a value head on the policy (needed by gae)"},
+        {"vf_coef", FLAG_FLOAT, &c.vf_coef, "weight of the value loss", 0, 1e6},
+        {"cliprange_value", FLAG_FLOAT, &c.cliprange_value, "value clip range (0: unclipped)", 0, 1e6},
+        {"ref_model", FLAG_STR, &c.ref_model, "reference model (default: the initial policy)"},
+        {"log_samples", FLAG_INT, &c.log_samples, "completions per iteration written to samples.jsonl", 0, 1 << 20},
+    };
+    memcpy(defs + n, more, sizeof more);
+    n += (int)(sizeof more / sizeof more[0]);
+    defs[n] = (flag_def){NULL, 0, NULL, NULL};
+    char about[900];
+    snprintf(about, sizeof about,
+             "Online RL: sample --num_generations completions per prompt, score them, update the\n"
+             "policy with the PPO clipped loss (%s defaults: --adv_estimator %s, KL %s in the %s,\n"
+             "beta %g%s). Writes metrics.jsonl (reward, rewards/<source>, kl, entropy, clip_frac,\n"
+             "approx_kl, completion_length, truncated_share%s), samples.jsonl and checkpoints.\n"
+             "example: rlhf %s --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
+             "         --output_dir runs/%s --max_steps 100 --learning_rate 1e-5",
+             cmd, c.adv_estimator, c.kl_estimator, c.kl_in, c.beta,
+             c.value_head ? ", a value head" : "", c.value_head ? ", value_loss, explained_variance" : "",
+             cmd, cmd);
+    int r = flags_parse(argc, argv, defs, cmd, about, &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
+        return 2;
+    }
+    char *cfg = flags_to_json(defs);
+    c.base.config_json = cfg;
+    int rc = online_train(&c, &err);
+    free(cfg);
+    if (rc) {
+        fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_grpo(int argc, char **argv) { return run_online(argc, argv, "grpo"); }
+int cmd_rloo(int argc, char **argv) { return run_online(argc, argv, "rloo"); }
+int cmd_ppo(int argc, char **argv) { return run_online(argc, argv, "ppo"); }

@@ -1,0 +1,10 @@
+// cli/cmd_online: `rlhf grpo`, `rlhf rloo` and `rlhf ppo` — one online RL
+// trainer (train/online) with each method's defaults.
+#ifndef RLHF_CLI_CMD_ONLINE_H
+#define RLHF_CLI_CMD_ONLINE_H
+
+int cmd_grpo(int argc, char **argv);
+int cmd_rloo(int argc, char **argv);
+int cmd_ppo(int argc, char **argv);
+
+#endif
