@@ -18,6 +18,15 @@ static int run_online(int argc, char **argv, const char *cmd) {
     }
     flag_def defs[128];
     int n = train_flag_defs(defs, &c.base);
+    static const char *unused[] = {"eval_data", "eval_split", "packing", "eval_steps",
+                                   "gradient_accumulation_steps", "max_length", NULL};
+    int kept = 0;
+    for (int i = 0; i < n; i++) {  // drop what an online run does not use
+        int drop = 0;
+        for (int k = 0; unused[k]; k++) drop |= !strcmp(defs[i].name, unused[k]);
+        if (!drop) defs[kept++] = defs[i];
+    }
+    n = kept;
     for (int i = 0; i < n; i++) {  // what the shared flags mean here
         if (!strcmp(defs[i].name, "data"))
             defs[i].help = "prompts: JSONL(.gz) with a prompt field (prompt-only, or any format with a prompt)";
@@ -79,9 +88,51 @@ static int run_online(int argc, char **argv, const char *cmd) {
     };
     memcpy(defs + n, more, sizeof more);
     n += (int)(sizeof more / sizeof more[0]);
+    int dpo = !strcmp(cmd, "online-dpo");
+    if (dpo) {  // --beta is DPO's beta here; the policy-gradient flags do not apply
+        static const char *pg_only[] = {"adv_estimator", "scale_rewards", "loss_agg_mode",
+            "importance_sampling_level", "kl_estimator", "kl_in", "kl_target", "kl_horizon",
+            "epsilon", "epsilon_high", "dual_clip", "filter", "filter_power", "macro_action",
+            "gamma", "lam", "adv_eps", "whiten_advantages", "value_head", "vf_coef",
+            "cliprange_value", "mini_batch_size", NULL};
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            int drop = 0;
+            for (int k = 0; pg_only[k]; k++) drop |= !strcmp(defs[i].name, pg_only[k]);
+            if (!drop) defs[kept++] = defs[i];
+        }
+        n = kept;
+        pref_options *o = &c.pref;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(defs[i].name, "beta"))
+                defs[i] = (flag_def){"beta", FLAG_DOUBLE, &o->beta, "DPO's beta (the loss's temperature)", 0, 1e6};
+        flag_def d[] = {
+            {"loss_type", FLAG_STR, &c.loss_type, "paired preference loss or a comma list: sigmoid, ipo, hinge, robust, simpo, ..., vpo (docs/losses.md)"},
+            {"loss_weights", FLAG_STR, &c.loss_weights, "weights of a --loss_type list"},
+            {"pairs", FLAG_STR, &c.pairs, "max_min (best vs worst sample of a prompt) or all (every better/worse pair)"},
+            {"ref_update_steps", FLAG_INT, &c.ref_update_steps, "iterative DPO: the reference becomes the policy every N iterations (0: fixed)", 0, 1 << 30},
+            {"label_smoothing", FLAG_DOUBLE, &o->label_smoothing, "cDPO / robust: assumed share of flipped labels", 0, 0.5},
+            {"reference_free", FLAG_BOOL, &o->reference_free, "treat the reference log-probs as 0"},
+            {"simpo_gamma", FLAG_DOUBLE, &o->simpo_gamma, "SimPO target margin gamma", -1e6, 1e6},
+            {"cpo_alpha", FLAG_DOUBLE, &o->cpo_alpha, "weight of CPO's NLL term", 0, 1e6},
+            {"vpo_alpha", FLAG_DOUBLE, &o->vpo_alpha, "VPO's alpha (add vpo to --loss_type)", 0, 1e6},
+            {"vpo_sign", FLAG_DOUBLE, &o->vpo_sign, "VPO: +1 optimistic (online), -1 pessimistic", -1, 1},
+        };
+        memcpy(defs + n, d, sizeof d);
+        n += (int)(sizeof d / sizeof d[0]);
+    }
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     char about[900];
-    snprintf(about, sizeof about,
+    if (dpo)
+        snprintf(about, sizeof about,
+                 "Online DPO: sample --num_generations completions per prompt, score them with the\n"
+                 "reward sources, pair the best against the worst (--pairs max_min) and take a\n"
+                 "preference loss (--loss_type, default sigmoid) on the pairs; --ref_update_steps N\n"
+                 "makes it iterative DPO. Writes metrics.jsonl (reward, rewards/<source>, kl, pairs,\n"
+                 "loss, rewards/chosen, rewards/margins, ...), samples.jsonl and checkpoints.\n"
+                 "example: rlhf online-dpo --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
+                 "         --output_dir runs/online-dpo --max_steps 100 --learning_rate 5e-7");
+    else snprintf(about, sizeof about,
              "Online RL: sample --num_generations completions per prompt, score them, update the\n"
              "policy with the PPO clipped loss (%s defaults: --adv_estimator %s, KL %s in the %s,\n"
              "beta %g%s). Writes metrics.jsonl (reward, rewards/<source>, kl, entropy, clip_frac,\n"
@@ -111,3 +162,4 @@ static int run_online(int argc, char **argv, const char *cmd) {
 int cmd_grpo(int argc, char **argv) { return run_online(argc, argv, "grpo"); }
 int cmd_rloo(int argc, char **argv) { return run_online(argc, argv, "rloo"); }
 int cmd_ppo(int argc, char **argv) { return run_online(argc, argv, "ppo"); }
+int cmd_online_dpo(int argc, char **argv) { return run_online(argc, argv, "online-dpo"); }

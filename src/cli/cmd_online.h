@@ -1,10 +1,11 @@
-// cli/cmd_online: `rlhf grpo`, `rlhf rloo` and `rlhf ppo` — one online RL
-// trainer (train/online) with each method's defaults.
+// cli/cmd_online: `rlhf grpo`, `rlhf rloo`, `rlhf ppo` and `rlhf online-dpo` —
+// one online RL trainer (train/online) with each method's defaults.
 #ifndef RLHF_CLI_CMD_ONLINE_H
 #define RLHF_CLI_CMD_ONLINE_H
 
 int cmd_grpo(int argc, char **argv);
 int cmd_rloo(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
+int cmd_online_dpo(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cmd_online.h"
 #include "cli/commands.h"
 
 typedef struct {
@@ -16,6 +17,10 @@ static const command COMMANDS[] = {
     {"pairs", cmd_pairs, "sample a model and build preference pairs with a task verifier"},
     {"dpo", cmd_dpo, "offline preference optimisation: DPO, IPO, SimPO, ORPO, KTO, ... (--loss_type)"},
     {"kto", cmd_kto, "rlhf dpo --loss_type kto, on prompt/completion/label data"},
+    {"grpo", cmd_grpo, "online RL, group-relative advantages (GRPO; any --adv_estimator)"},
+    {"rloo", cmd_rloo, "online RL with leave-one-out baselines (RLOO)"},
+    {"ppo", cmd_ppo, "online RL with a value head and GAE (PPO)"},
+    {"online-dpo", cmd_online_dpo, "online / iterative DPO on samples scored by the reward sources"},
     {"rm", cmd_rm, "train a reward model (or an ensemble) on preference pairs"},
     {"score", cmd_score, "score a file with a reward model or a DPO policy's implicit reward"},
     {"eval", cmd_eval, "score a model on a built-in task (greedy and sampled accuracy)"},

@@ -213,6 +213,19 @@ static int fail_and_kill(reward_command *c, rlhf_err *err, const char *fmt, cons
                      c->cmd, what, got, n);
 }
 
+// the start of text for a message: its first line, at most 40 bytes, control
+// characters as '?', "..." when something was left out
+static void snippet(char *out, size_t n, const char *text) {
+    size_t k = 0, cap = n > 4 ? n - 4 : 0;
+    const char *p = text;
+    while (*p && *p != '\n' && k < 40 && k < cap) {
+        unsigned char ch = (unsigned char)*p++;
+        out[k++] = ch < 0x20 || ch == 0x7F ? '?' : (char)ch;
+    }
+    if (*p && k + 3 < n) memcpy(out + k, "...", 3), k += 3;
+    out[k] = 0;
+}
+
 // one answer line -> *v; 0 ok, -1 not a finite number
 static int parse_answer(char *line, float *v) {
     char *s = line, *e = line + strlen(line);
@@ -250,9 +263,20 @@ int reward_command_score(reward_command *c, const char *const *prompts,
     int got = 0, rc = 0;
     double deadline = time_now() + c->timeout_s;
     char chunk[4096];
+    for (;;) {  // answers that arrived after the last batch was complete: nobody asked for them
+        ssize_t k = read(c->from_child, chunk, sizeof chunk - 1);
+        if (k <= 0) break;  // EAGAIN (nothing pending), or EOF: the loop below reports it
+        if (c->len + (size_t)k + 1 > c->cap) {
+            c->cap = (c->len + (size_t)k + 1) * 2;
+            c->buf = xrealloc(c->buf, c->cap);
+        }
+        memcpy(c->buf + c->len, chunk, (size_t)k);
+        c->len += (size_t)k;
+        c->buf[c->len] = 0;
+    }
     if (c->len > 0) {  // bytes left over from the last batch: answers nobody asked for
         char first[48];
-        snprintf(first, sizeof first, "%.40s", c->buf);
+        snippet(first, sizeof first, c->buf);
         free(req);
         return fail_and_kill(c, err, "answered more lines than it was asked (extra: \"%s\")", first,
                              0, n);
@@ -316,7 +340,7 @@ int reward_command_score(reward_command *c, const char *const *prompts,
                 *nl = 0;
                 if (got >= n) {  // more answers than requests
                     char first[48];
-                    snprintf(first, sizeof first, "%.40s", line);
+                    snippet(first, sizeof first, line);
                     rc = fail_and_kill(c, err,
                                        "answered more lines than it was asked (extra: \"%s\")",
                                        first, got, n);
@@ -324,7 +348,7 @@ int reward_command_score(reward_command *c, const char *const *prompts,
                 }
                 if (parse_answer(line, &out[got])) {
                     char first[48];
-                    snprintf(first, sizeof first, "%.40s", line);
+                    snippet(first, sizeof first, line);
                     rc = fail_and_kill(c, err, "answer is not a finite number: \"%s\"", first, got,
                                        n);
                     break;

@@ -21,14 +21,16 @@ int online_default_config(online_config *c, const char *algo, rlhf_err *err) {
     memset(c, 0, sizeof *c);
     train_default_config(&c->base);
     int grpo = !strcmp(algo, "grpo"), rloo = !strcmp(algo, "rloo"), ppo = !strcmp(algo, "ppo");
-    if (!grpo && !rloo && !ppo) return rlhf_fail(err, "unknown online algorithm \"%s\"", algo);
+    int dpo = !strcmp(algo, "online-dpo");
+    if (!grpo && !rloo && !ppo && !dpo)
+        return rlhf_fail(err, "unknown online algorithm \"%s\"", algo);
     c->algo = algo;
-    c->base.output_dir = grpo ? "runs/grpo" : rloo ? "runs/rloo" : "runs/ppo";
-    c->base.learning_rate = 1e-6f;
+    c->base.output_dir = grpo ? "runs/grpo" : rloo ? "runs/rloo" : ppo ? "runs/ppo" : "runs/online-dpo";
+    c->base.learning_rate = dpo ? 5e-7f : 1e-6f;
     c->base.num_train_epochs = 1;
     c->base.logging_steps = 1;
     c->base.save_steps = 100;
-    c->num_generations = grpo ? 8 : rloo ? 4 : 1;
+    c->num_generations = grpo ? 8 : rloo || dpo ? 4 : 1;
     c->max_new_tokens = 64;
     c->temperature = 1.0f;
     c->top_p = 1.0f;
@@ -36,7 +38,7 @@ int online_default_config(online_config *c, const char *algo, rlhf_err *err) {
     c->rm_ensemble = "mean";
     c->uwo_lambda = 0.1f;
     c->par_k = 1.0f;
-    c->adv_estimator = grpo ? "grpo" : rloo ? "rloo" : "gae";
+    c->adv_estimator = grpo || dpo ? "grpo" : rloo ? "rloo" : "gae";
     c->scale_rewards = "group";
     c->loss_agg_mode = "token-mean";
     c->importance_sampling_level = "token";
@@ -51,13 +53,16 @@ int online_default_config(online_config *c, const char *algo, rlhf_err *err) {
     c->whiten_advantages = 1;
     c->epsilon = 0.2f;
     c->epsilon_high = -1;  // = epsilon
-    c->beta = grpo ? 0.04f : 0.05f;
+    c->beta = grpo ? 0.04f : dpo ? 0.0f : 0.05f;
     c->kl_horizon = 10000;
     c->value_head = ppo;
     c->vf_coef = 0.1f;
     c->cliprange_value = 0.2f;
     c->num_iterations = ppo ? 4 : 1;
     c->log_samples = 4;
+    c->loss_type = "sigmoid";
+    pref_options_default(&c->pref);
+    c->pairs = "max_min";
     return 0;
 }
 
@@ -77,6 +82,9 @@ typedef struct {
     rl_filter filter;
     rl_kl_ctl kl;
     int kl_in_loss, use_values, use_ref, n, mini, micro;
+    int dpo;                  // online DPO instead of the policy-gradient update
+    pref_loss_list losses;
+    int *chosen, *rejected;   // online DPO pairs
     rlhf_gen_opts gen;
     // per-iteration arrays, (B,T) unless noted
     float *old_logp, *ref_logp, *old_values, *token_rewards, *adv_v, *ret, *train_mask;
@@ -299,14 +307,21 @@ static void log_samples(FILE *f, const online_ctx *x, const rollout_batch *rb, c
         for (int r = pass; r < rb->B && k < x->c->log_samples; r += step, k++) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddNumberToObject(j, "step", it);
-            cJSON_AddStringToObject(j, "prompt", x->prompt_text[ids[rb->prompt_index[r]]]);
-            cJSON_AddStringToObject(j, "completion", rb->text[r]);
+            // valid JSON even for byte soup: invalid UTF-8 becomes U+FFFD
+            const char *pt = x->prompt_text[ids[rb->prompt_index[r]]];
+            char *pj = reward_json_string(pt, strlen(pt));
+            char *cj = reward_json_string(rb->text[r], strlen(rb->text[r]));
+            cJSON_AddRawToObject(j, "prompt", pj);
+            cJSON_AddRawToObject(j, "completion", cj);
+            free(pj);
+            free(cj);
             cJSON_AddNumberToObject(j, "reward", x->scores[r]);
             for (int s = 0; s < x->rs.n; s++) {
                 char key[128];
                 snprintf(key, sizeof key, "rewards/%s", x->rs.src[s].name);
                 cJSON_AddNumberToObject(j, key, x->per_source[(size_t)r * x->rs.n + s]);
             }
+            cJSON_AddNumberToObject(j, "length", rb->length[r]);
             cJSON_AddBoolToObject(j, "ended_eos", rb->ended_eos[r]);
             char *s = cJSON_PrintUnformatted(j);
             cJSON_Delete(j);
@@ -321,6 +336,10 @@ static int save_state(const run_dir *run, int it, const online_ctx *x, rlhf_opti
     run_checkpoint_path(run, final ? -1 : it, path, n);
     if (checkpoint_save(path, x->pol, o, rng, err)) return -1;
     char sp[4600], js[200];
+    if (x->dpo && x->c->ref_update_steps > 0 && x->ref) {  // iterative DPO: the moving reference
+        snprintf(sp, sizeof sp, "%s/ref", path);
+        if (checkpoint_save(sp, x->ref, NULL, NULL, err)) return -1;
+    }
     snprintf(sp, sizeof sp, "%s/online_state.json", path);
     snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g}\n", it, x->kl.value);
     return atomic_write_file(sp, js, strlen(js), err);
@@ -374,11 +393,28 @@ static int setup(online_ctx *x, rlhf_err *err) {
     if (c->kl_target > 0) rl_kl_ctl_adaptive(&x->kl, c->beta, c->kl_target, c->kl_horizon);
     else rl_kl_ctl_fixed(&x->kl, c->beta);
     const rl_adv_estimator *est = rl_adv_find(c->adv_estimator);
-    x->use_values = est->needs_values;
-    if (est->needs_values && !c->value_head)
+    x->dpo = !strcmp(c->algo, "online-dpo");
+    if (x->dpo) {
+        if (pref_parse(&x->losses, c->loss_type, c->loss_weights, err)) return -1;
+        for (int i = 0; i < x->losses.n; i++) {
+            unsigned f = x->losses.def[i]->flags;
+            if (f & (PREF_UNPAIRED | PREF_TOKENS))
+                return rlhf_fail(err, "--loss_type %s: online DPO takes paired losses on summed "
+                                      "log-probs (sigmoid, ipo, hinge, robust, simpo, ..., vpo)",
+                                 x->losses.def[i]->name);
+        }
+        if (c->pref.ld_alpha >= 0) return rlhf_fail(err, "--ld_alpha is not supported online");
+        if (c->num_generations < 2)
+            return rlhf_fail(err, "online DPO pairs samples of one prompt: set "
+                                  "--num_generations 2 or more");
+        x->use_ref = !c->pref.reference_free;
+        est = rl_adv_find("grpo");
+    }
+    x->use_values = est->needs_values && !x->dpo;
+    if (x->use_values && !c->value_head)
         return rlhf_fail(err, "--adv_estimator %s needs a value model: add --value_head",
                          c->adv_estimator);
-    if (c->value_head && !est->needs_values)
+    if (c->value_head && !x->use_values)
         fprintf(stderr, "note: --value_head is unused with --adv_estimator %s\n", c->adv_estimator);
     if (est->uses_groups && c->num_generations < 2)
         return rlhf_fail(err, "--adv_estimator %s compares samples of one prompt: set "
@@ -388,7 +424,7 @@ static int setup(online_ctx *x, rlhf_err *err) {
         return rlhf_fail(err, "--filter %s picks among the samples of a prompt: set "
                               "--num_generations 2 or more",
                          c->filter);
-    x->use_ref = c->beta > 0 || c->par_samples > 0;
+    x->use_ref = x->use_ref || c->beta > 0 || c->par_samples > 0;
     x->n = c->num_generations;
     x->mini = c->mini_batch_size > 0 ? c->mini_batch_size : c->base.batch_size;
     x->micro = c->micro_batch_size;
@@ -445,6 +481,12 @@ int online_train(const online_config *c, rlhf_err *err) {
     if (x.use_ref) {
         const char *rp = c->ref_model ? c->ref_model : tc->model;
         if (model_load_any(rp, tc->seed, &x.ref, err)) goto done;
+        if (x.dpo && c->ref_update_steps > 0 && x.ref->n_params != x.pol->n_params) {
+            rlhf_fail(err, "--ref_update_steps copies the policy into the reference: %s must "
+                           "have the policy's architecture",
+                      rp);
+            goto done;
+        }
         if (x.ref->cfg.vocab_size != x.pol->cfg.vocab_size) {
             rlhf_fail(err, "--ref_model %s has a vocabulary of %d, the policy %d", rp,
                       x.ref->cfg.vocab_size, x.pol->cfg.vocab_size);
@@ -497,6 +539,17 @@ int online_train(const online_config *c, rlhf_err *err) {
         if (checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
         start = o->step / per_iter;
         load_state(resume_from, &start, &x);
+        char rp[4600];
+        snprintf(rp, sizeof rp, "%s/ref/model.safetensors", resume_from);
+        FILE *rf = x.dpo && c->ref_update_steps > 0 && x.ref ? fopen(rp, "rb") : NULL;
+        if (rf) {
+            fclose(rf);
+            rlhf_model *r2;
+            snprintf(rp, sizeof rp, "%s/ref", resume_from);
+            if (model_load_any(rp, tc->seed, &r2, err)) goto done;
+            model_free(x.ref);
+            x.ref = r2;
+        }
         if (!tc->quiet)
             fprintf(stderr, "%s: resuming from %s (iteration %d)\n", c->algo, resume_from, start);
     }
@@ -513,6 +566,8 @@ int online_train(const online_config *c, rlhf_err *err) {
     int order_epoch = -1, S = x.rs.n;
     grow(&x.scores, B), grow(&x.per_source, (size_t)B * S), grow(&x.baselines, B);
     grow(&x.weights, B);
+    x.chosen = xmalloc((size_t)B * n * sizeof(int));
+    x.rejected = xmalloc((size_t)B * n * sizeof(int));
     progress pb;
     progress_start(&pb, c->algo, total, tc->logging_steps);
     double t_start = time_now(), first_reward = NAN, last_reward = NAN, last_kl = NAN;
@@ -567,11 +622,13 @@ int online_train(const online_config *c, rlhf_err *err) {
         }
         // old log-probs (and values) under the rollout weights; the reference's
         double t2 = time_now();
-        if (rollout_forward(x.pol, &rb, x.micro, x.old_logp, x.use_values ? x.old_values : NULL,
+        // (no gradient here: rows in chunks of 64 unless --micro_batch_size says otherwise)
+        int chunk = x.micro > 0 ? x.micro : 64;
+        if (rollout_forward(x.pol, &rb, chunk, x.old_logp, x.use_values ? x.old_values : NULL,
                             NULL, err))
             goto done;
         if (!x.use_values) memset(x.old_values, 0, BT * sizeof(float));
-        if (x.use_ref && rollout_forward(x.ref, &rb, x.micro, x.ref_logp, NULL, NULL, err)) goto done;
+        if (x.use_ref && rollout_forward(x.ref, &rb, chunk, x.ref_logp, NULL, NULL, err)) goto done;
         double logp_diff = 0, kl_seq = 0, kl_tok = 0;
         for (int r = 0; r < B; r++) {
             double s = 0, k = 0;
@@ -585,28 +642,49 @@ int online_train(const online_config *c, rlhf_err *err) {
             kl_seq += s, kl_tok += k > 0 ? s / k : 0;
         }
         kl_seq /= B, kl_tok /= B;
-        // token rewards, advantages, filter
-        memset(x.token_rewards, 0, BT * sizeof(float));
-        rl_add_outcome_rewards(B, T, x.scores, rb.mask, x.token_rewards);
-        if (!x.kl_in_loss && x.use_ref && c->beta > 0)
-            kl_tok = rl_kl_in_reward(x.kl_kind, B, T, x.kl.value, x.old_logp, x.ref_logp, rb.mask,
-                                     x.token_rewards);
-        rl_adv_input in = {.B = B, .T = T, .token_rewards = x.token_rewards,
-                           .values = x.old_values, .mask = rb.mask, .baselines = x.baselines};
-        if (rl_adv_compute(c->adv_estimator, &x.adv, &in, x.adv_v, x.ret, err)) goto done;
-        memcpy(x.train_mask, rb.mask, BT * sizeof(float));
-        if (x.filter != RL_FILTER_NONE) {
-            if (rl_filter_weights(x.filter, B, n, x.scores, c->filter_power, &irng, x.weights, err))
-                goto done;
-            rl_apply_seq_weights(B, T, x.weights, x.train_mask, x.adv_v);
-        }
-        float ev = x.use_values ? rl_explained_variance(BT, x.old_values, x.ret, rb.mask) : NAN;
-        // UPDATE
         double t3 = time_now();
         update_stats us = {.ratio_min = INFINITY};
-        if (update(&x, &rb, o, &irng, &us, err)) {
-            rlhf_fail_ctx(err, "iteration %d", it + 1);
-            goto done;
+        pref_metrics pm = {0};
+        int n_pairs = 0;
+        float ev = NAN;
+        if (x.dpo) {
+            n_pairs = online_dpo_pairs(c->pairs, bs, n, x.scores, x.chosen, x.rejected, err);
+            if (n_pairs < 0) goto done;
+            for (int e = 0; e < c->num_iterations; e++) {
+                float gn = 0;
+                if (e > 0 && rollout_forward(x.pol, &rb, chunk, x.old_logp, NULL, NULL, err))
+                    goto done;
+                if (online_dpo_update(x.pol, o, &rb, x.old_logp, x.use_ref ? x.ref_logp : NULL,
+                                      x.chosen, x.rejected, n_pairs, &x.losses, &c->pref, x.micro,
+                                      &pm, &gn, err)) {
+                    rlhf_fail_ctx(err, "iteration %d", it + 1);
+                    goto done;
+                }
+                us.grad_norm += gn, us.updates += n_pairs > 0;
+            }
+            if (c->ref_update_steps > 0 && x.ref && (it + 1) % c->ref_update_steps == 0)
+                memcpy(x.ref->params, x.pol->params, x.pol->n_params * sizeof(float));
+        } else {
+            // token rewards, advantages, filter
+            memset(x.token_rewards, 0, BT * sizeof(float));
+            rl_add_outcome_rewards(B, T, x.scores, rb.mask, x.token_rewards);
+            if (!x.kl_in_loss && x.use_ref && c->beta > 0)
+                kl_tok = rl_kl_in_reward(x.kl_kind, B, T, x.kl.value, x.old_logp, x.ref_logp, rb.mask,
+                                         x.token_rewards);
+            rl_adv_input in = {.B = B, .T = T, .token_rewards = x.token_rewards,
+                               .values = x.old_values, .mask = rb.mask, .baselines = x.baselines};
+            if (rl_adv_compute(c->adv_estimator, &x.adv, &in, x.adv_v, x.ret, err)) goto done;
+            memcpy(x.train_mask, rb.mask, BT * sizeof(float));
+            if (x.filter != RL_FILTER_NONE) {
+                if (rl_filter_weights(x.filter, B, n, x.scores, c->filter_power, &irng, x.weights, err))
+                    goto done;
+                rl_apply_seq_weights(B, T, x.weights, x.train_mask, x.adv_v);
+            }
+            if (x.use_values) ev = rl_explained_variance(BT, x.old_values, x.ret, rb.mask);
+            if (update(&x, &rb, o, &irng, &us, err)) {
+                rlhf_fail_ctx(err, "iteration %d", it + 1);
+                goto done;
+            }
         }
         double t4 = time_now();
         if (x.use_ref && c->beta > 0) rl_kl_ctl_update(&x.kl, (float)kl_tok, B);
@@ -640,17 +718,31 @@ int online_train(const online_config *c, rlhf_err *err) {
             if (x.use_ref) {
                 cJSON_AddNumberToObject(j, "kl", kl_seq);
                 cJSON_AddNumberToObject(j, "kl_token", kl_tok);
-                cJSON_AddNumberToObject(j, "kl_coef", x.kl.value);
+                if (!x.dpo) cJSON_AddNumberToObject(j, "kl_coef", x.kl.value);
                 if (x.kl_in_loss) cJSON_AddNumberToObject(j, "kl_loss", us.kl_loss / u);
             }
-            cJSON_AddNumberToObject(j, "entropy", us.ent_tokens ? us.ent_sum / us.ent_tokens : 0);
-            cJSON_AddNumberToObject(j, "pg_loss", us.pg_loss / u);
-            cJSON_AddNumberToObject(j, "clip_frac", us.clip_frac / u);
-            cJSON_AddNumberToObject(j, "clip_frac_lower", us.clip_frac_lower / u);
-            cJSON_AddNumberToObject(j, "approx_kl", us.approx_kl / u);
-            cJSON_AddNumberToObject(j, "ppo_kl", us.ppo_kl / u);
-            cJSON_AddNumberToObject(j, "ratio_max", us.updates ? us.ratio_max : 1);
-            cJSON_AddNumberToObject(j, "ratio_min", us.updates ? us.ratio_min : 1);
+            if (x.dpo) cJSON_AddNumberToObject(j, "pairs", n_pairs);
+            if (x.dpo && n_pairs > 0) {  // TRL's names; the last epoch's pairs
+                cJSON_AddNumberToObject(j, "loss", pm.loss);
+                cJSON_AddNumberToObject(j, "rewards/chosen", pm.rewards_chosen);
+                cJSON_AddNumberToObject(j, "rewards/rejected", pm.rewards_rejected);
+                cJSON_AddNumberToObject(j, "rewards/accuracies", pm.rewards_accuracies);
+                cJSON_AddNumberToObject(j, "rewards/margins", pm.rewards_margins);
+                cJSON_AddNumberToObject(j, "logps/chosen", pm.logps_chosen);
+                cJSON_AddNumberToObject(j, "logps/rejected", pm.logps_rejected);
+                double gap = 0;
+                for (int k = 0; k < n_pairs; k++) gap += x.scores[x.chosen[k]] - x.scores[x.rejected[k]];
+                cJSON_AddNumberToObject(j, "score_gap", n_pairs ? gap / n_pairs : 0);
+            } else if (!x.dpo) {
+                cJSON_AddNumberToObject(j, "entropy", us.ent_tokens ? us.ent_sum / us.ent_tokens : 0);
+                cJSON_AddNumberToObject(j, "pg_loss", us.pg_loss / u);
+                cJSON_AddNumberToObject(j, "clip_frac", us.clip_frac / u);
+                cJSON_AddNumberToObject(j, "clip_frac_lower", us.clip_frac_lower / u);
+                cJSON_AddNumberToObject(j, "approx_kl", us.approx_kl / u);
+                cJSON_AddNumberToObject(j, "ppo_kl", us.ppo_kl / u);
+                cJSON_AddNumberToObject(j, "ratio_max", us.updates ? us.ratio_max : 1);
+                cJSON_AddNumberToObject(j, "ratio_min", us.updates ? us.ratio_min : 1);
+            }
             if (x.use_values) {
                 cJSON_AddNumberToObject(j, "value_loss", us.v_loss / u);
                 cJSON_AddNumberToObject(j, "vf_clipfrac", us.vf_clipfrac / u);
@@ -715,7 +807,7 @@ done:
     if (samples) fclose(samples);
     run_close(&run);
     optim_free(o);
-    free(order), free(ids), free(pp), free(pl);
+    free(order), free(ids), free(pp), free(pl), free(x.chosen), free(x.rejected);
     float *bufs[] = {x.old_logp, x.ref_logp, x.old_values, x.token_rewards, x.adv_v, x.ret,
                      x.train_mask, x.scores, x.per_source, x.baselines, x.weights, x.m_mask,
                      x.m_old, x.m_ref, x.m_adv, x.m_ret, x.m_oldv, x.dlogp, x.dv};

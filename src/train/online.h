@@ -17,12 +17,14 @@
 #ifndef RLHF_TRAIN_ONLINE_H
 #define RLHF_TRAIN_ONLINE_H
 
+#include "algo/pref.h"
 #include "algo/rl.h"
 #include "train/common.h"
+#include "train/rollout.h"
 
 typedef struct {
     train_config base;          // --data holds the prompts; --batch_size prompts per iteration
-    const char *algo;           // "grpo", "rloo", "ppo": names the run (defaults set by the CLI)
+    const char *algo;           // "grpo", "rloo", "ppo", "online-dpo": names the run and sets defaults
     // rollout
     int num_generations;        // samples per prompt (TRL num_generations, verl rollout.n)
     int max_new_tokens;         // TRL max_completion_length
@@ -61,10 +63,33 @@ typedef struct {
     int micro_batch_size;       // rows per forward (0: the whole mini-batch)
     const char *ref_model;      // default: the initial policy
     int log_samples;            // (prompt, completion, reward) rows per iteration in samples.jsonl
+    // online DPO (algo "online-dpo"): pairs of samples judged by the reward set
+    const char *loss_type, *loss_weights; // any paired loss of algo/pref (sigmoid, ipo, ...,vpo)
+    pref_options pref;          // its options (pref.beta is DPO's beta)
+    const char *pairs;          // max_min (best vs worst of a prompt's samples) | all
+    int ref_update_steps;       // iterative DPO: the reference becomes the policy every N
+                                // iterations (0: the reference stays the initial policy)
 } online_config;
 
-// Defaults for algo "grpo", "rloo" or "ppo" (see docs/online_rl.md, "Trainer").
+// Defaults for algo "grpo", "rloo", "ppo" or "online-dpo" (docs/online_rl.md, "Trainer").
 int online_default_config(online_config *c, const char *algo, rlhf_err *err);
 int online_train(const online_config *c, rlhf_err *err);
+
+// ---------------------------------------------- online DPO (train/online_dpo.c)
+// Pairs (chosen[k], rejected[k]) of rows from the scores (n_prompts groups of n
+// rows): "max_min" the first best against the last worst of each group, "all"
+// every ordered pair with a higher and a lower score. A group whose scores are
+// all equal gives none. Returns the number of pairs (room: n_prompts*n*n), -1 + err.
+int online_dpo_pairs(const char *mode, int n_prompts, int n, const float *scores, int *chosen,
+                     int *rejected, rlhf_err *err);
+// One optimizer step of a paired preference loss on the pairs: logp and
+// ref_logp (B,T) are the current policy's and the reference's (ref_logp NULL:
+// reference-free) per-token log-probs of the rollout; the loss's gradient per
+// row's sum goes back through forward/backward over the rows in pairs, micro
+// rows at a time (0: all). *pm: TRL's DPO metrics.
+int online_dpo_update(rlhf_model *m, rlhf_optim *o, const rollout_batch *rb, const float *logp,
+                      const float *ref_logp, const int *chosen, const int *rejected, int n_pairs,
+                      const pref_loss_list *losses, const pref_options *opt, int micro,
+                      pref_metrics *pm, float *grad_norm, rlhf_err *err);
 
 #endif

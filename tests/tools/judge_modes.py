@@ -2,7 +2,8 @@
 """A judge for the external-command reward (protocol: src/reward/sources.h),
 used by tests/online_test.py. Reads one JSON object per line
 ({"prompt": ..., "completion": ...}) and answers one number per line: 1 when
-the completion starts with one of --chars, else 0. To test failures it can
+the completion starts with one of --chars (--ascii: any printable ASCII
+character), else 0. To test failures it can
 misbehave after --after answers:
 
   --mode good      always answer
@@ -19,6 +20,7 @@ import time
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chars", default="abcdefghijklmnopqrstuvwxyz")
+    ap.add_argument("--ascii", action="store_true", help="pay for any printable ASCII first byte")
     ap.add_argument("--mode", default="good", choices=["good", "crash", "hang", "garbage"])
     ap.add_argument("--after", type=int, default=0)
     a = ap.parse_args()
@@ -36,6 +38,8 @@ def main():
             if a.mode == "garbage":
                 print("banana", flush=True)
                 continue
+        if a.ascii:
+            a.chars = "".join(chr(i) for i in range(32, 127))
         req = json.loads(line)
         c = req["completion"]
         print(1.0 if c[:1] and c[0] in a.chars else 0.0, flush=True)
