@@ -93,6 +93,29 @@ static double measure_gemm_peak(void) {
     return best;
 }
 
+// achieved read bandwidth (GB/s): summing a buffer the size of the weights
+static double measure_read_bandwidth(size_t bytes) {
+    size_t n = bytes / sizeof(float);
+    float *x = xalloc_aligned(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f;
+    double best = 0;
+    for (int r = 0; r < 4; r++) {
+        double t0 = time_now(), sum = 0;
+#pragma omp parallel reduction(+ : sum)
+        {
+            float lanes[16] = {0};  // 16 independent sums: the loop vectorises
+#pragma omp for
+            for (size_t i = 0; i < n / 16; i++)
+                for (int k = 0; k < 16; k++) lanes[k] += x[i * 16 + k];
+            for (int k = 0; k < 16; k++) sum += lanes[k];
+        }
+        double dt = time_now() - t0;
+        if (sum > 0 && bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
+    }
+    free(x);
+    return best;
+}
+
 // FLOP model shared with bench/torch_ref.py: P = matmul parameters incl. LM head
 static double flops_per_token(const rlhf_config *c, int T, int training) {
     double C = c->n_embd, L = c->n_layer;
@@ -260,13 +283,14 @@ int cmd_bench(int argc, char **argv) {
         // bytes of weights streamed per decode step: every parameter once
         double decode_s = per - prefill;
         double bw = NT > 1 ? (double)m->n_params * 4 * (NT - 1) / (decode_s > 0 ? decode_s : 1e-9) / 1e9 : 0;
+        double mem_bw = measure_read_bandwidth(m->n_params * sizeof(float));
         printf("{\"impl\":\"rlhf.c\",\"work\":\"gen\",\"model\":\"%s\",\"batch\":%d,"
                "\"prompt_len\":%d,\"new_tokens\":%d,\"tokens_per_s\":%.2f,\"total_s\":%.3f,"
                "\"prefill_s\":%.3f,\"decode_tokens_per_s\":%.2f,\"weight_stream_gb_s\":%.1f,"
-               "\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
+               "\"memory_read_gb_s\":%.1f,\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
                model, B, PL, NT, (double)B * NT / per, per, prefill,
-               decode_s > 0 ? (double)B * (NT - 1) / decode_s : 0, bw, rlhf_num_threads(),
-               peak_rss_mb());
+               decode_s > 0 ? (double)B * (NT - 1) / decode_s : 0, bw, mem_bw,
+               rlhf_num_threads(), peak_rss_mb());
         for (int b = 0; b < B; b++) free(prompts[b]);
         free(prompts);
         free(lens);

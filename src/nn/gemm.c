@@ -238,7 +238,11 @@ void gemm(int transA, int transB, int M, int N, int K, float alpha, const float 
         gemm_skinny_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-#ifdef RLHF_USE_CBLAS
+#if defined(RLHF_USE_CBLAS) && (!defined(__AVX512F__) || defined(RLHF_PREFER_CBLAS))
+    // OpenBLAS, except on AVX-512 machines: there our own packed AVX-512 kernel
+    // beats Debian's OpenBLAS 0.3.21 (which runs its Haswell kernel on these CPUs)
+    // by 1.4x end to end (make bench; docs/benchmarks.md). -DRLHF_PREFER_CBLAS
+    // restores OpenBLAS everywhere.
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         scale_c(C, M, N, ldc, beta);
