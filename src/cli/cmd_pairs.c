@@ -13,18 +13,24 @@
 #include "data/dataset.h"
 #include "data/task.h"
 #include "io/file.h"
+#include "reward/sources.h"
 #include "train/complete.h"
 #include "train/run.h"
 
 int cmd_pairs(int argc, char **argv) {
-    const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL;
-    int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1;
+    const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL,
+               *judge = NULL;
+    float timeout = 30.0f;
+    int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1, add_bos = 0;
     float temperature = 1.0f;
     uint64_t seed = 1;
     flag_def defs[] = {
         {"model", FLAG_STR, &model, "the model to sample (checkpoint or run directory)"},
         {"prompts", FLAG_STR, &prompts, "JSONL with a prompt field per line"},
         {"task", FLAG_STR, &task, "built-in task whose verifier judges the samples"},
+        {"reward_command", FLAG_STR, &judge, "judge with this program instead of --task (JSON lines in, one number per line out; > 0.5 = good)"},
+        {"reward_timeout", FLAG_FLOAT, &timeout, "seconds the judge may take per answer", 0.1, 1e6},
+        {"add_bos", FLAG_BOOL, &add_bos, "prepend the tokenizer's BOS to each prompt"},
         {"out", FLAG_STR, &out, "where to write prompt/chosen/rejected JSONL"},
         {"num_samples", FLAG_INT, &n, "samples per prompt", 2, 1024},
         {"temperature", FLAG_FLOAT, &temperature, "sampling temperature", 0.01, 100},
@@ -75,6 +81,7 @@ int cmd_pairs(int argc, char **argv) {
     co.batch_size = batch;
     co.gen.max_new_tokens = max_new;
     co.gen.temperature = temperature;
+    co.add_bos = add_bos;
     rlhf_rng rng;
     rng_seed(&rng, seed);
     if (complete_texts(m, tok, ps, N * n, &co, &rng, samples, NULL, &err)) goto done;
@@ -85,18 +92,34 @@ int cmd_pairs(int argc, char **argv) {
     }
     int pairs = 0, from_gold = 0, all_right = 0;
     double correct = 0;
+    double *judged = NULL;
+    if (judge) {  // one call for every sample
+        reward_command *rc;
+        float *sc = xmalloc((size_t)N * n * sizeof(float));
+        if (reward_command_start(&rc, judge, timeout, &err) ||
+            reward_command_score(rc, ps, (const char *const *)samples, N * n, sc, &err)) {
+            free(sc);
+            fclose(f);
+            goto done;
+        }
+        reward_command_close(rc);
+        judged = xmalloc((size_t)N * n * sizeof(double));
+        for (int i = 0; i < N * n; i++) judged[i] = sc[i];
+        free(sc);
+    }
     for (int i = 0; i < N; i++) {
         const char *p = ds->ex[i].prompt.text, *good = NULL, *bad = NULL;
         for (int j = 0; j < n; j++) {
             double rw = 0;
             const char *s = samples[(size_t)i * n + j];
-            t->score(p, s, 0, &rw, NULL);
+            if (judged) rw = judged[(size_t)i * n + j];
+            else t->score(p, s, 0, &rw, NULL);
             correct += rw;
             if (rw > 0.5 && !good) good = s;
             if (rw <= 0.5 && !bad && s[0]) bad = s;
         }
         char gold[64];
-        if (!good && bad && use_gold && !strcmp(t->name, "arith")) {
+        if (!good && bad && use_gold && !judged && !strcmp(t->name, "arith")) {
             long long a, b;
             char op;
             if (arith_parse_prompt(p, &a, &op, &b, NULL) == 0) {
@@ -118,6 +141,7 @@ int cmd_pairs(int argc, char **argv) {
         pairs++;
     }
     fclose(f);
+    free(judged);
     fprintf(stderr, "pairs: %d prompts x %d samples, %.1f%% correct; %d pairs (%d with the gold "
                     "answer as chosen), %d prompts all correct -> %s\n",
             N, n, 100.0 * correct / ((double)N * n), pairs, from_gold, all_right, out);
