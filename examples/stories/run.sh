@@ -12,6 +12,7 @@ OUT=${OUT:-runs/stories}
 JUDGE="python3 examples/stories/judge_word.py dog"
 MODEL="--model $D/stories260K.bin --tokenizer $D/tok512.bin"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 mkdir -p "$OUT"
 
 # rate MODEL_FLAGS...: share of 80 sampled stories (8 per prompt) that mention a dog

@@ -84,6 +84,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
         {"vf_coef", FLAG_FLOAT, &c.vf_coef, "weight of the value loss", 0, 1e6},
         {"cliprange_value", FLAG_FLOAT, &c.cliprange_value, "value clip range (0: unclipped)", 0, 1e6},
         {"ref_model", FLAG_STR, &c.ref_model, "reference model (default: the initial policy)"},
+        {"reset_prob", FLAG_FLOAT, &c.reset_prob, "DR-PO dataset reset: share of prompts rolled in on a prefix of their reference completion (prompt+completion data; 0: off)", 0, 1},
         {"log_samples", FLAG_INT, &c.log_samples, "completions per iteration written to samples.jsonl", 0, 1 << 20},
     };
     memcpy(defs + n, more, sizeof more);

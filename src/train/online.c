@@ -74,6 +74,8 @@ typedef struct {
     rlhf_tokenizer *tok;
     ds_dataset *ds;
     char **prompt_text;       // (ds->n)
+    int *rollin;              // (batch_size) DR-PO roll-in tokens appended to each prompt
+    int **rollin_buf;         // (batch_size) prompt + roll-in tokens
     reward_set rs;
     reward_penalties pen;
     rl_adv_config adv;
@@ -126,10 +128,41 @@ static void pick_prompts(const online_ctx *x, int it, int *order, int *order_epo
     }
 }
 
+// DR-PO dataset reset (Chang et al. 2024): with probability reset_prob, prompt
+// j of the batch rolls in on the first h ~ U{1..|y*|-1} tokens of its reference
+// completion y* (a final EOS not counted): pp[j]/pl[j] become prompt + y*[0..h),
+// so the rollout treats the roll-in as prompt — the policy completes it and only
+// the generated tokens carry targets (the loss mask). h is capped so the prompt
+// keeps room for max_new_tokens. x->rollin[j] = h (0: no reset).
+static void dataset_reset(online_ctx *x, const int *ids, int bs, int room, int eos, rlhf_rng *rng,
+                          int **pp, int *pl) {
+    for (int j = 0; j < bs; j++) {
+        x->rollin[j] = 0;
+        const ds_tokens *t = &x->ds->tok[ids[j]];
+        int ny = t->n_completion[0];
+        if (ny > 0 && t->completion[0][ny - 1] == eos) ny--;
+        if (x->c->reset_prob <= 0 || ny < 2 || rng_uniform(rng) >= x->c->reset_prob) continue;
+        int h = 1 + (int)(rng_u64(rng) % (uint64_t)(ny - 1));
+        if (h > room - pl[j]) h = room - pl[j];
+        if (h < 1) continue;
+        x->rollin_buf[j] = xrealloc(x->rollin_buf[j], (size_t)(pl[j] + h) * sizeof(int));
+        memcpy(x->rollin_buf[j], pp[j], (size_t)pl[j] * sizeof(int));
+        memcpy(x->rollin_buf[j] + pl[j], t->completion[0], (size_t)h * sizeof(int));
+        pp[j] = x->rollin_buf[j], pl[j] += h, x->rollin[j] = h;
+    }
+}
+
 // decodes, scores with the reward set; totals (B) and per-source (B,S)
 static int score_batch(online_ctx *x, rollout_batch *rb, const int *prompt_ids, float *total,
                        float *per_source, rlhf_err *err) {
     rollout_decode(rb, x->tok);
+    for (int r = 0; r < rb->B; r++) {  // DR-PO: the judge sees roll-in + generated tokens
+        int h = x->rollin ? x->rollin[rb->prompt_index[r]] : 0;
+        if (h == 0) continue;
+        free(rb->text[r]);
+        rb->text[r] = tok_decode(x->tok, rb->tokens + (size_t)r * rb->T + rb->P - h,
+                                 h + rb->length[r] - (rb->ended_eos[r] ? 1 : 0));
+    }
     const char **ps = xmalloc((size_t)rb->B * sizeof(char *));
     for (int r = 0; r < rb->B; r++) ps[r] = x->prompt_text[prompt_ids[rb->prompt_index[r]]];
     int rc = reward_set_score(&x->rs, ps, (const char *const *)rb->text, rb->B, per_source, total,
@@ -322,6 +355,7 @@ static void log_samples(FILE *f, const online_ctx *x, const rollout_batch *rb, c
                 cJSON_AddNumberToObject(j, key, x->per_source[(size_t)r * x->rs.n + s]);
             }
             cJSON_AddNumberToObject(j, "length", rb->length[r]);
+            if (x->c->reset_prob > 0) cJSON_AddNumberToObject(j, "rollin_tokens", x->rollin[rb->prompt_index[r]]);
             cJSON_AddBoolToObject(j, "ended_eos", rb->ended_eos[r]);
             char *s = cJSON_PrintUnformatted(j);
             cJSON_Delete(j);
@@ -567,6 +601,11 @@ int online_train(const online_config *c, rlhf_err *err) {
     grow(&x.scores, B), grow(&x.per_source, (size_t)B * S), grow(&x.baselines, B);
     grow(&x.weights, B);
     x.chosen = xmalloc((size_t)B * n * sizeof(int));
+    x.rollin = xcalloc(bs, sizeof(int));
+    x.rollin_buf = xcalloc(bs, sizeof(int *));
+    if (c->reset_prob > 0 && x.ds->format != DS_PROMPT_COMPLETION && !tc->quiet)
+        fprintf(stderr, "note: --reset_prob needs reference completions (prompt+completion "
+                        "data); %s has none, so no prompt is reset\n", tc->data);
     x.rejected = xmalloc((size_t)B * n * sizeof(int));
     progress pb;
     progress_start(&pb, c->algo, total, tc->logging_steps);
@@ -577,6 +616,7 @@ int online_train(const online_config *c, rlhf_err *err) {
         rng_seed(&irng, tc->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(it + 1)));
         pick_prompts(&x, it, order, &order_epoch, ids);
         for (int j = 0; j < bs; j++) pp[j] = x.ds->tok[ids[j]].prompt, pl[j] = x.ds->tok[ids[j]].n_prompt;
+        if (c->reset_prob > 0) dataset_reset(&x, ids, bs, room, eos, &irng, pp, pl);
         // ROLLOUT
         double t0 = time_now();
         rollout_opts ro = {.n_samples = n, .gen = x.gen, .batch_size = c->generation_batch_size};
@@ -749,6 +789,14 @@ int online_train(const online_config *c, rlhf_err *err) {
                 if (isfinite(ev)) cJSON_AddNumberToObject(j, "explained_variance", ev);
                 else cJSON_AddNullToObject(j, "explained_variance");
             }
+            if (c->reset_prob > 0) {  // DR-PO: roll-in tokens are prompt, never loss tokens
+                double h = 0, resets = 0, loss_tokens = 0;
+                for (int r = 0; r < B; r++) h += x.rollin[r / n], resets += x.rollin[r / n] > 0;
+                for (size_t i = 0; i < (size_t)B * rb.T; i++) loss_tokens += rb.mask[i] != 0;
+                cJSON_AddNumberToObject(j, "rollin_tokens", h / B);
+                cJSON_AddNumberToObject(j, "reset_share", resets / B);
+                cJSON_AddNumberToObject(j, "loss_tokens", loss_tokens / B);
+            }
             cJSON_AddNumberToObject(j, "completion_length", len_sum / B);
             cJSON_AddNumberToObject(j, "completion_length_min", len_min);
             cJSON_AddNumberToObject(j, "completion_length_max", len_max);
@@ -808,6 +856,9 @@ done:
     run_close(&run);
     optim_free(o);
     free(order), free(ids), free(pp), free(pl), free(x.chosen), free(x.rejected);
+    if (x.rollin_buf)
+        for (int j = 0; j < tc->batch_size; j++) free(x.rollin_buf[j]);
+    free(x.rollin_buf), free(x.rollin);
     float *bufs[] = {x.old_logp, x.ref_logp, x.old_values, x.token_rewards, x.adv_v, x.ret,
                      x.train_mask, x.scores, x.per_source, x.baselines, x.weights, x.m_mask,
                      x.m_old, x.m_ref, x.m_adv, x.m_ret, x.m_oldv, x.dlogp, x.dv};

@@ -63,6 +63,8 @@ typedef struct {
     int micro_batch_size;       // rows per forward (0: the whole mini-batch)
     const char *ref_model;      // default: the initial policy
     int log_samples;            // (prompt, completion, reward) rows per iteration in samples.jsonl
+    float reset_prob;           // DR-PO dataset reset: the share of prompts (with a reference
+                                // completion) rolled in on a prefix of it (0: off)
     // online DPO (algo "online-dpo"): pairs of samples judged by the reward set
     const char *loss_type, *loss_weights; // any paired loss of algo/pref (sigmoid, ipo, ...,vpo)
     pref_options pref;          // its options (pref.beta is DPO's beta)

@@ -1,0 +1,90 @@
+// cli/cmd_bon: `rlhf bon` — flags to bon_config. Without --train it samples
+// and writes the best of n; with --train raft|superhf it trains.
+#include "cli/cmd_bon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/train_flags.h"
+#include "train/bon.h"
+
+int cmd_bon(int argc, char **argv) {
+    bon_config c;
+    bon_default_config(&c);
+    flag_def defs[96];
+    int n = train_flag_defs(defs, &c.base);
+    static const char *unused[] = {"eval_data", "eval_split", "packing", "eval_steps",
+                                   "gradient_accumulation_steps", "max_length", NULL};
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = 0;
+        for (int k = 0; unused[k]; k++) drop |= !strcmp(defs[i].name, unused[k]);
+        if (!drop) defs[kept++] = defs[i];
+    }
+    n = kept;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(defs[i].name, "data"))
+            defs[i].help = "prompts: JSONL(.gz) with a prompt field (prompt-only, or any format with a prompt)";
+        else if (!strcmp(defs[i].name, "per_device_train_batch_size"))
+            defs[i].help = "prompts per iteration (--train) or per generation batch (each sampled --num_samples times)";
+        else if (!strcmp(defs[i].name, "max_steps"))
+            defs[i].help = "--train: iterations (sample, keep the best, --sft_steps updates)";
+        else if (!strcmp(defs[i].name, "save_steps"))
+            defs[i].help = "--train: iterations between checkpoints (0: only the final one)";
+        else if (!strcmp(defs[i].name, "logging_steps"))
+            defs[i].help = "--train: iterations between metrics lines";
+    }
+    flag_def more[] = {
+        {"train", FLAG_STR, &c.train, "none (sample only), raft (SFT on the best of n) or superhf (+ KL prior to the reference)"},
+        {"num_samples", FLAG_INT, &c.n, "samples per prompt (n)", 1, 1 << 16, "num_generations"},
+        {"max_new_tokens", FLAG_INT, &c.max_new_tokens, "longest completion in tokens", 1, 1 << 20},
+        {"temperature", FLAG_FLOAT, &c.temperature, "sampling temperature", 0.01, 100},
+        {"top_k", FLAG_INT, &c.top_k, "sample from the k most likely tokens (0: off)", 0, 1 << 30},
+        {"top_p", FLAG_FLOAT, &c.top_p, "nucleus sampling mass (1: off)", 0.01, 1},
+        {"reward", FLAG_STR, &c.reward, "weighted reward sources: \"verifier:arith=1,rm:runs/rm=0.5,command:./judge.py=1\""},
+        {"task", FLAG_STR, &c.task, "shortcut for --reward verifier:TASK"},
+        {"reward_model", FLAG_STR, &c.reward_model, "shortcut for --reward rm:PATH"},
+        {"reward_command", FLAG_STR, &c.reward_command, "shortcut for --reward command:CMD (JSON lines in, one number per line out)"},
+        {"reward_timeout", FLAG_DOUBLE, &c.reward_timeout, "seconds an external command may take per answer", 0.01, 1e6},
+        {"rm_ensemble", FLAG_STR, &c.rm_ensemble, "reward-model ensemble aggregation: mean, wco or uwo"},
+        {"uwo_lambda", FLAG_FLOAT, &c.uwo_lambda, "uwo's lambda", 0, 1e6},
+        {"out", FLAG_STR, &c.out, "sampling: the best of n per prompt as prompt/completion/reward JSONL (SFT-ready)"},
+        {"all_out", FLAG_STR, &c.all_out, "sampling: every sample as prompt/completion/reward/sample/best JSONL"},
+        {"limit", FLAG_INT, &c.limit, "sampling: the first N prompts only (0: all)", 0, 1 << 30},
+        {"sft_steps", FLAG_INT, &c.sft_steps, "--train: optimizer steps on each iteration's kept samples", 1, 1 << 20},
+        {"micro_batch_size", FLAG_INT, &c.micro_batch_size, "--train: rows per forward pass (0: all kept rows)", 0, 1 << 20},
+        {"kl_coef", FLAG_FLOAT, &c.kl_coef, "superhf: beta_KL of the KL(ref || policy) prior", 0, 1e6, "beta"},
+        {"ref_model", FLAG_STR, &c.ref_model, "--train: reference model (default: the initial policy)"},
+    };
+    memcpy(defs + n, more, sizeof more);
+    n += (int)(sizeof more / sizeof more[0]);
+    defs[n] = (flag_def){NULL, 0, NULL, NULL};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "bon",
+                        "Best-of-n: sample --num_samples completions per prompt, score them with the\n"
+                        "reward sources and keep the best. Without --train: write the best as\n"
+                        "prompt/completion JSONL (--out; every sample with --all_out) and print the mean\n"
+                        "reward of the first sample and of the best of n. --train raft: each iteration SFT\n"
+                        "on the best of n (RAFT); --train superhf: plus beta * KL(ref || policy) (SuperHF).\n"
+                        "example: rlhf bon --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
+                        "         --num_samples 8 --out runs/bon.jsonl\n"
+                        "         rlhf bon --train raft --model runs/sft --data runs/data/prompts.jsonl \\\n"
+                        "         --task arith --output_dir runs/raft --max_steps 50",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf bon: %s\n", err.msg);
+        return 2;
+    }
+    int train = c.train && strcmp(c.train, "none");
+    char *cfg = flags_to_json(defs);
+    c.base.config_json = cfg;
+    int rc = train ? bon_train(&c, &err) : bon_sample(&c, &err);
+    free(cfg);
+    if (rc) {
+        fprintf(stderr, "rlhf bon: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
