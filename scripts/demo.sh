@@ -29,7 +29,7 @@ if [ "${DEMO_QUICK:-0}" = 1 ]; then
     GRPO_STEPS=3; PPO_STEPS=3; STAGES=${DEMO_STAGES:-3}
 else
     N_TRAIN=30000; SFT_STEPS=2500; N_EVAL=500; K=4; N_PROMPTS=2000; DPO_STEPS=150
-    RM_STEPS=400; GRPO_STEPS=500; PPO_STEPS=200; STAGES=${DEMO_STAGES:-3}
+    RM_STEPS=400; GRPO_STEPS=500; PPO_STEPS=100; STAGES=${DEMO_STAGES:-3}
 fi
 
 rm -rf "$DIR"
@@ -68,13 +68,14 @@ if [ "$STAGES" -ge 2 ]; then
     t0=$(date +%s)
     $RLHF pairs --model "$DIR/sft" --prompts "$DIR/data/prompts.jsonl" --task arith \
         --num_samples 4 --out "$DIR/data/onpolicy_pairs.jsonl"
+    # the DPO family trains on the on-policy pairs; the reward model also sees the teacher's
     cat "$DIR/data/onpolicy_pairs.jsonl" "$DIR/data/prefs.jsonl" > "$DIR/data/pairs.jsonl"
     t_pairs=$(($(date +%s) - t0))
     # name loss_type weights learning_rate beta note
     while read -r name loss weights lr beta note; do
         echo "== stage 2: $name ($loss)"
         t0=$(date +%s)
-        $RLHF dpo --model "$DIR/sft" --data "$DIR/data/pairs.jsonl" --output_dir "$DIR/$name" \
+        $RLHF dpo --model "$DIR/sft" --data "$DIR/data/onpolicy_pairs.jsonl" --output_dir "$DIR/$name" \
             --loss_type "$loss" --loss_weights "$weights" --learning_rate "$lr" --beta "$beta" \
             --max_steps "$DPO_STEPS" --batch_size 32 --lr_scheduler_type cosine \
             --precompute_ref_log_probs --kl_prompts 0 --save_steps 0 --logging_steps 25 --seed 1
@@ -85,7 +86,7 @@ dpo_plain sigmoid 1 2e-4 0.1 plain_DPO
 simpo simpo 1 2e-4 2.0 SimPO
 ipo ipo 1 2e-4 0.1 IPO
 EOT
-    echo "== stage 2: reward model (for PPO) on the pairs"
+    echo "== stage 2: reward model (for PPO) on the teacher's and the on-policy pairs"
     t0=$(date +%s)
     $RLHF rm --model "$DIR/sft" --data "$DIR/data/pairs.jsonl" --output_dir "$DIR/rm" \
         --max_steps "$RM_STEPS" --batch_size 32 --learning_rate 1e-3 --eval_split 0.05 \
@@ -106,8 +107,7 @@ if [ "$STAGES" -ge 3 ]; then
     t0=$(date +%s)
     $RLHF ppo --model "$DIR/sft" --data "$DIR/data/prompts.jsonl" --reward_model "$DIR/rm" \
         --output_dir "$DIR/ppo" --max_steps "$PPO_STEPS" --batch_size 16 --num_generations 4 \
-        --max_new_tokens 8 --learning_rate 2e-4 --lr_scheduler_type cosine --save_steps 0 \
-        --seed 1 --quiet
+        --max_new_tokens 8 --learning_rate 3e-5 --beta 0.1 --save_steps 0 --seed 1 --quiet
     run_eval ppo "$DIR/ppo" $(($(date +%s) - t0)) "reward_model(acc_${rm_acc:-?})"
 fi
 

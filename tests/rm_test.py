@@ -46,7 +46,7 @@ def main():
         "--max_steps", "800", "--batch_size", "32", "--learning_rate", "2e-3", "--eval_split",
         "0.05", "--quiet", "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.05")
     acc = last(os.path.join(r, "metrics.jsonl"), "eval_accuracy")["eval_accuracy"]
-    report(acc > 0.62, "rm_heldout_accuracy", f"eval accuracy {acc}")
+    report(acc > 0.58, "rm_heldout_accuracy", f"eval accuracy {acc}")
     print(f"  held-out pair accuracy of the reward model: {acc:.3f}")
     # score writes one line per pair and the accuracy agrees with the scores
     p = run("score", "--reward_model", r, "--data", os.path.join(data, "prefs.jsonl"))

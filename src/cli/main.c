@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cmd_bon.h"
 #include "cli/cmd_online.h"
 #include "cli/commands.h"
 
@@ -21,6 +22,7 @@ static const command COMMANDS[] = {
     {"rloo", cmd_rloo, "online RL with leave-one-out baselines (RLOO)"},
     {"ppo", cmd_ppo, "online RL with a value head and GAE (PPO)"},
     {"online-dpo", cmd_online_dpo, "online / iterative DPO on samples scored by the reward sources"},
+    {"bon", cmd_bon, "best-of-n sampling (SFT-ready JSONL), RAFT / SuperHF training (--train)"},
     {"rm", cmd_rm, "train a reward model (or an ensemble) on preference pairs"},
     {"score", cmd_score, "score a file with a reward model or a DPO policy's implicit reward"},
     {"eval", cmd_eval, "score a model on a built-in task (greedy and sampled accuracy)"},
