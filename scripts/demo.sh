@@ -81,7 +81,7 @@ if [ "$STAGES" -ge 2 ]; then
             --precompute_ref_log_probs --kl_prompts 0 --save_steps 0 --logging_steps 25 --seed 1
         run_eval "$name" "$DIR/$name" $(($(date +%s) - t0 + t_pairs)) "$note"
     done <<EOT
-dpo sigmoid,sft 0.5,1 3e-4 0.1 chosen_recipe:DPO+NLL_on_chosen
+dpo sigmoid,sft 0.2,1 3e-4 0.1 chosen_recipe:DPO+NLL_on_chosen
 dpo_plain sigmoid 1 2e-4 0.1 plain_DPO
 simpo simpo 1 2e-4 2.0 SimPO
 ipo ipo 1 2e-4 0.1 IPO
