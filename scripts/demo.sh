@@ -59,7 +59,7 @@ echo "== stage 1: SFT of a tiny byte-level model (0.86M parameters) from scratch
 t0=$(date +%s)
 $RLHF sft --model tiny --data "$DIR/data/sft.jsonl" --output_dir "$DIR/sft" \
     --max_steps "$SFT_STEPS" --batch_size 64 --learning_rate 2e-3 --warmup_ratio 0.02 \
-    --lr_scheduler_type cosine --logging_steps 100 --save_steps 0 --seed 1
+    --lr_scheduler_type cosine --logging_steps 100 --save_steps 0
 t1=$(date +%s)
 run_eval sft "$DIR/sft" $((t1 - t0)) "from scratch"
 
@@ -78,10 +78,10 @@ if [ "$STAGES" -ge 2 ]; then
         $RLHF dpo --model "$DIR/sft" --data "$DIR/data/onpolicy_pairs.jsonl" --output_dir "$DIR/$name" \
             --loss_type "$loss" --loss_weights "$weights" --learning_rate "$lr" --beta "$beta" \
             --max_steps "$DPO_STEPS" --batch_size 32 --lr_scheduler_type cosine \
-            --precompute_ref_log_probs --kl_prompts 0 --save_steps 0 --logging_steps 25 --seed 1
+            --precompute_ref_log_probs --kl_prompts 0 --save_steps 0 --logging_steps 25
         run_eval "$name" "$DIR/$name" $(($(date +%s) - t0 + t_pairs)) "$note"
     done <<EOT
-dpo sigmoid,sft 0.2,1 3e-4 0.1 chosen_recipe:DPO+NLL_on_chosen
+dpo sigmoid,sft 0.5,1 3e-4 0.1 chosen_recipe:DPO+NLL_on_chosen
 dpo_plain sigmoid 1 2e-4 0.1 plain_DPO
 simpo simpo 1 2e-4 2.0 SimPO
 ipo ipo 1 2e-4 0.1 IPO
@@ -90,8 +90,9 @@ EOT
     t0=$(date +%s)
     $RLHF rm --model "$DIR/sft" --data "$DIR/data/pairs.jsonl" --output_dir "$DIR/rm" \
         --max_steps "$RM_STEPS" --batch_size 32 --learning_rate 1e-3 --eval_split 0.05 \
-        --lr_scheduler_type cosine --save_steps 0 --seed 1 --quiet
+        --lr_scheduler_type cosine --save_steps 0 --quiet
     rm_acc=$(sed -n 's/.*"eval_accuracy":[[:space:]]*\([0-9.]*\).*/\1/p' "$DIR/rm/summary.json")
+    rm_acc=$(printf "%.3f" "${rm_acc:-0}")
     echo "reward model held-out pair accuracy: $rm_acc ($(($(date +%s) - t0)) s)"
 fi
 
@@ -101,13 +102,13 @@ if [ "$STAGES" -ge 3 ]; then
     $RLHF grpo --model "$DIR/sft" --data "$DIR/data/prompts.jsonl" --task arith \
         --output_dir "$DIR/grpo" --max_steps "$GRPO_STEPS" --batch_size 16 --num_generations 8 \
         --max_new_tokens 8 --learning_rate 5e-4 --beta 0.04 --lr_scheduler_type cosine \
-        --save_steps 0 --seed 1 --quiet
+        --save_steps 0 --quiet
     run_eval grpo "$DIR/grpo" $(($(date +%s) - t0)) "verifier_reward"
     echo "== stage 3: PPO with the stage-2 reward model"
     t0=$(date +%s)
     $RLHF ppo --model "$DIR/sft" --data "$DIR/data/prompts.jsonl" --reward_model "$DIR/rm" \
         --output_dir "$DIR/ppo" --max_steps "$PPO_STEPS" --batch_size 16 --num_generations 4 \
-        --max_new_tokens 8 --learning_rate 3e-5 --beta 0.1 --save_steps 0 --seed 1 --quiet
+        --max_new_tokens 8 --learning_rate 3e-5 --beta 0.1 --save_steps 0 --quiet
     run_eval ppo "$DIR/ppo" $(($(date +%s) - t0)) "reward_model(acc_${rm_acc:-?})"
 fi
 
