@@ -121,3 +121,42 @@ rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, 
     oc.warmup_steps = (int)ceil(c->warmup_ratio * total);
     return optim_create(&oc, n_params);
 }
+
+int train_total_steps(const train_config *c, int units, rlhf_err *err) {
+    long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
+    int total = c->max_steps > 0 ? c->max_steps
+                                 : c->num_train_epochs * (int)((units + per_step - 1) / per_step);
+    if (total <= 0) return rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
+    return total;
+}
+
+void train_walk_init(train_walk *w, const ds_dataset *ds, uint64_t seed) {
+    w->ds = ds;
+    w->seed = seed;
+    w->order = xmalloc((size_t)(ds->n > 0 ? ds->n : 1) * sizeof(int));
+    w->epoch = -1;
+}
+
+void train_walk_free(train_walk *w) {
+    free(w->order);
+    w->order = NULL;
+}
+
+int train_step_batches(const train_config *c, train_walk *w, int step, ds_batch *mb, long *items,
+                       rlhf_err *err) {
+    int units = w->ds->n;
+    long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
+    *items = 0;
+    for (int k = 0; k < c->gradient_accumulation_steps; k++) {
+        long u = (long)step * per_step + (long)k * c->batch_size;
+        int epoch = (int)(u / units), i = (int)(u % units);
+        if (epoch != w->epoch) {
+            ds_epoch_order(units, w->seed, epoch, w->order);
+            w->epoch = epoch;
+        }
+        int n = units - i < c->batch_size ? units - i : c->batch_size;
+        if (ds_make_batch(w->ds, w->order + i, n, NULL, &mb[k], err)) return -1;
+        *items += n;
+    }
+    return 0;
+}

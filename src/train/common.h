@@ -36,6 +36,23 @@ int train_load_data(const train_config *c, const rlhf_tokenizer *tok, int max_le
                     unsigned allowed, ds_dataset **train, ds_dataset **eval, rlhf_err *err);
 // An AdamW configured from c for `total` steps.
 rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, rlhf_err *err);
+// Optimizer steps: --max_steps, else epochs over `units` examples at
+// batch_size * gradient_accumulation_steps per step; -1 + err when nothing to do.
+int train_total_steps(const train_config *c, int units, rlhf_err *err);
+
+// An epoch-shuffled walk over a dataset: the micro-batches of optimizer step
+// `step` depend only on (seed, step), so --resume continues bit-for-bit.
+typedef struct {
+    const ds_dataset *ds;
+    uint64_t seed;
+    int *order, epoch;
+} train_walk;
+void train_walk_init(train_walk *w, const ds_dataset *ds, uint64_t seed);
+void train_walk_free(train_walk *w);
+// Fills mb[0 .. gradient_accumulation_steps) for `step`; *items = examples in all.
+int train_step_batches(const train_config *c, train_walk *w, int step, ds_batch *mb, long *items,
+                       rlhf_err *err);
+
 // c->max_length resolved against the model (0 or too long: max_seq_len).
 int train_max_length(const train_config *c, const rlhf_model *m);
 // Records --tokenizer in the model's config so checkpoints carry it.

@@ -409,7 +409,8 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     ds_batch *mb = NULL;
     step_buf sb = {0};
     float *cache = NULL, *ev_cache = NULL;
-    int *order = NULL, **kl_prompts = NULL, *kl_len = NULL, n_kl = 0;
+    train_walk walk = {0};
+    int **kl_prompts = NULL, *kl_len = NULL, n_kl = 0;
     run_dir run = {0};
     char resume_from[4400] = "";
     if (pref_parse(&x.losses, c->loss_type, c->loss_weights, err)) return -1;
@@ -503,19 +504,14 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
 
     int units = train->n;
     long per_step = (long)tc->batch_size * tc->gradient_accumulation_steps;
-    int total = tc->max_steps > 0 ? tc->max_steps
-                                  : tc->num_train_epochs * (int)((units + per_step - 1) / per_step);
-    if (total <= 0) {
-        rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
-        goto done;
-    }
+    int total = train_total_steps(tc, units, err);
+    if (total < 0) goto done;
     if (!(o = train_make_optim(tc, pol->n_params, total, err))) goto done;
     rlhf_rng rng;
     rng_seed(&rng, tc->seed);
     if (resume_from[0] && checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
     if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] != 0, err)) goto done;
-    order = xmalloc((size_t)units * sizeof(int));
-    int order_epoch = -1;
+    train_walk_init(&walk, train, tc->seed);
     mb = xcalloc(tc->gradient_accumulation_steps, sizeof *mb);
     progress pb;
     progress_start(&pb, "dpo", total, tc->logging_steps);
@@ -524,17 +520,7 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     x.cache = cache;
     for (int step = o->step; step < total; step++) {
         long pairs = 0;
-        for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
-            long u = (long)step * per_step + (long)k * tc->batch_size;
-            int epoch = (int)(u / units), i = (int)(u % units);
-            if (epoch != order_epoch) {
-                ds_epoch_order(units, tc->seed, epoch, order);
-                order_epoch = epoch;
-            }
-            int n = units - i < tc->batch_size ? units - i : tc->batch_size;
-            if (ds_make_batch(train, order + i, n, NULL, &mb[k], err)) goto done;
-            pairs += n;
-        }
+        if (train_step_batches(tc, &walk, step, mb, &pairs, err)) goto done;
         model_zero_grad(pol);
         pref_metrics sm = {0};
         double ntok = 0;
@@ -621,7 +607,7 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     }
     rc = 0;
 done:
-    free(order);
+    train_walk_free(&walk);
     free(kl_prompts);
     free(kl_len);
     free(cache);

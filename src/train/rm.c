@@ -116,7 +116,7 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
     ds_dataset *train = NULL, *eval = NULL;
     rlhf_optim *o = NULL;
     ds_batch *mb = NULL;
-    int *order = NULL;
+    train_walk walk = {0};
     float *dsc = NULL;
     size_t dcap = 0;
     run_dir run = {0};
@@ -136,19 +136,14 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
     if (train_load_data(c, tok, max_len, 1u << DS_PREFERENCE, &train, &eval, err)) goto done;
     int units = train->n;
     long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
-    int total = c->max_steps > 0 ? c->max_steps
-                                 : c->num_train_epochs * (int)((units + per_step - 1) / per_step);
-    if (total <= 0) {
-        rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
-        goto done;
-    }
+    int total = train_total_steps(c, units, err);
+    if (total < 0) goto done;
     if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
     rlhf_rng rng;
     rng_seed(&rng, c->seed);
     if (resume_from[0] && checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
     if (run_open(&run, c->output_dir, c->config_json, resume_from[0] != 0, err)) goto done;
-    order = xmalloc((size_t)units * sizeof(int));
-    int order_epoch = -1;
+    train_walk_init(&walk, train, c->seed);
     mb = xcalloc(c->gradient_accumulation_steps, sizeof *mb);
     progress pb;
     progress_start(&pb, "rm", total, c->logging_steps);
@@ -158,23 +153,11 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
     double eval_acc = NAN, eval_var = NAN, member_acc = NAN;
     for (int step = o->step; step < total; step++) {
         long pairs = 0;
-        int nmb = 0;
-        for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-            long u = (long)step * per_step + (long)k * c->batch_size;
-            int epoch = (int)(u / units), i = (int)(u % units);
-            if (epoch != order_epoch) {
-                ds_epoch_order(units, c->seed, epoch, order);
-                order_epoch = epoch;
-            }
-            int n = units - i < c->batch_size ? units - i : c->batch_size;
-            if (ds_make_batch(train, order + i, n, NULL, &mb[k], err)) goto done;
-            pairs += n;
-            nmb++;
-        }
+        if (train_step_batches(c, &walk, step, mb, &pairs, err)) goto done;
         model_zero_grad(m);
         rm_stats st = {0};
         double ntok = 0;
-        for (int k = 0; k < nmb; k++) {
+        for (int k = 0; k < c->gradient_accumulation_steps; k++) {
             ds_batch *b = &mb[k];
             rlhf_batch view = b->view;
             view.targets = NULL;
@@ -261,7 +244,7 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
         fprintf(stderr, "rm: eval accuracy %.4f, model in %s\n", eval_acc, path);
     rc = 0;
 done:
-    free(order);
+    train_walk_free(&walk);
     free(dsc);
     if (mb)
         for (int k = 0; k < c->gradient_accumulation_steps; k++) ds_batch_free(&mb[k]);

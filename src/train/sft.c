@@ -118,12 +118,8 @@ int sft_train(const sft_config *c, rlhf_err *err) {
     bt.row_start = xmalloc((size_t)(train->n + 1) * sizeof(int));
     int units = batcher_units(&bt);
     long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
-    int steps_per_epoch = (int)((units + per_step - 1) / per_step);
-    int total = c->max_steps > 0 ? c->max_steps : c->num_train_epochs * steps_per_epoch;
-    if (total <= 0) {
-        rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
-        goto done;
-    }
+    int total = train_total_steps(c, units, err);
+    if (total < 0) goto done;
     if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
     rlhf_rng rng;
     rng_seed(&rng, c->seed);
