@@ -246,3 +246,15 @@ void reward_par(int n_prompts, int n_samples, float *scores, int M, const float 
             *s = rl_par_reward(*s, M, ref + (size_t)i * M, k);
         }
 }
+
+int reward_set_from_flags(reward_set *rs, const char *spec, const char *task,
+                          const char *reward_model, const char *reward_command, rlhf_err *err) {
+    if (reward_set_parse(rs, spec, err)) return -1;
+    if (task && reward_set_add(rs, "verifier", task, 1, err)) return -1;
+    if (reward_model && reward_set_add(rs, "rm", reward_model, 1, err)) return -1;
+    if (reward_command && reward_set_add(rs, "command", reward_command, 1, err)) return -1;
+    if (rs->n == 0)
+        return rlhf_fail(err, "no reward: give --reward (e.g. verifier:arith, rm:runs/rm, "
+                              "command:./judge.py), --task, --reward_model or --reward_command");
+    return 0;
+}

@@ -87,6 +87,11 @@ int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err);
 // Appends one source; kind is "verifier", "rm" or "command" (or an alias).
 int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight, rlhf_err *err);
 // Loads reward models, checks tasks, starts commands.
+// The reward of a command line: the --reward spec plus the --task,
+// --reward_model and --reward_command shortcuts (each weight 1; NULL = unset).
+// -1 + err when none is given.
+int reward_set_from_flags(reward_set *rs, const char *spec, const char *task,
+                          const char *reward_model, const char *reward_command, rlhf_err *err);
 int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err);
 // per_source (n, rs->n) raw scores (may be NULL), total (n) = sum_s w_s * score_s.
 int reward_set_score(reward_set *rs, const char *const *prompts, const char *const *completions,

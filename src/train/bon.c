@@ -60,14 +60,9 @@ static void bon_close(bon_ctx *x) {
 static int bon_open(bon_ctx *x, const char *model_path, rlhf_err *err) {
     const bon_config *c = x->c;
     const train_config *tc = &c->base;
-    if (reward_set_parse(&x->rs, c->reward, err)) return -1;
-    if (c->task && reward_set_add(&x->rs, "verifier", c->task, 1, err)) return -1;
-    if (c->reward_model && reward_set_add(&x->rs, "rm", c->reward_model, 1, err)) return -1;
-    if (c->reward_command && reward_set_add(&x->rs, "command", c->reward_command, 1, err))
+    if (reward_set_from_flags(&x->rs, c->reward, c->task, c->reward_model, c->reward_command,
+                              err))
         return -1;
-    if (x->rs.n == 0)
-        return rlhf_fail(err, "no reward: give --reward, --task, --reward_model or "
-                              "--reward_command");
     if (model_load_any(model_path, tc->seed, &x->pol, err)) return -1;
     if (model_tokenizer(x->pol, tc->tokenizer, &x->tok, err)) return -1;
     train_remember_tokenizer(tc, x->pol);

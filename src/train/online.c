@@ -463,14 +463,9 @@ static int setup(online_ctx *x, rlhf_err *err) {
     x->mini = c->mini_batch_size > 0 ? c->mini_batch_size : c->base.batch_size;
     x->micro = c->micro_batch_size;
     // rewards
-    if (reward_set_parse(&x->rs, c->reward, err)) return -1;
-    if (c->task && reward_set_add(&x->rs, "verifier", c->task, 1, err)) return -1;
-    if (c->reward_model && reward_set_add(&x->rs, "rm", c->reward_model, 1, err)) return -1;
-    if (c->reward_command && reward_set_add(&x->rs, "command", c->reward_command, 1, err))
+    if (reward_set_from_flags(&x->rs, c->reward, c->task, c->reward_model, c->reward_command,
+                              err))
         return -1;
-    if (x->rs.n == 0)
-        return rlhf_fail(err, "no reward: give --reward (e.g. verifier:arith, rm:runs/rm, "
-                              "command:./judge.py), --task, --reward_model or --reward_command");
     x->pen = (reward_penalties){.length_penalty = c->length_penalty,
                                 .missing_eos_penalty = c->missing_eos_penalty,
                                 .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,
