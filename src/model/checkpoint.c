@@ -19,13 +19,6 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
-static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
-    size_t o = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n) snprintf(buf + o, n - o, "]");
-}
-
 int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
                     const rlhf_rng *rng, rlhf_err *err) {
     for (int i = 0; i < m->n_tensors; i++)
@@ -74,14 +67,9 @@ int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
     return 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 // weights path and config path for a checkpoint directory or a .safetensors file
 static void ckpt_paths(const char *path, char *weights, char *config, size_t n) {
-    if (is_dir(path)) {
+    if (fmt_is_dir(path)) {
         snprintf(weights, n, "%s/model.safetensors", path);
         snprintf(config, n, "%s/config.json", path);
     } else {
@@ -123,8 +111,8 @@ int checkpoint_load(const char *path, rlhf_model **out, rlhf_err *err) {
         for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
         if (!same) {
             char a[128], b[128];
-            shape_str(a, sizeof a, e->ndim, e->shape);
-            shape_str(b, sizeof b, t->ndim, t->shape);
+            fmt_shape_str(a, sizeof a, e->ndim, e->shape);
+            fmt_shape_str(b, sizeof b, t->ndim, t->shape);
             rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
                       a, b, cpath);
             goto done;

@@ -1,9 +1,8 @@
 // Hugging Face folders: config.json (model_type gpt2, llama, qwen2, mistral)
 // plus model.safetensors or shards named by model.safetensors.index.json, read
-// into our model one tensor at a time; and the way back (hf_export). Also the
-// pieces every foreign format shares: the row-block table (fmt_piece), model
-// detection (model_load_foreign), inspection (model_inspect) and finding a
-// tokenizer's files. See hf.h for the layout conversions.
+// into our model one tensor at a time; finding a tokenizer's files; and the
+// way back (hf_export). What every foreign format shares lives in foreign.c.
+// See hf.h for the layout conversions.
 #include "model/hf.h"
 
 #include <cjson/cJSON.h>
@@ -19,79 +18,6 @@
 
 #include "model/model_internal.h"
 #include "tok/tok.h"
-
-// ------------------------------------------------------------------ paths --
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static const char *join(char *buf, size_t n, const char *dir, const char *name) {
-    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n) buf[n - 1] = '\0'; // (PATH_MAX < n)
-    return buf;
-}
-
-static int has(const char *dir, const char *name) {
-    char p[4096];
-    return is_file(join(p, sizeof p, dir, name));
-}
-
-static void dir_of(char *out, size_t n, const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, n, ".");
-    else if (slash == path) snprintf(out, n, "/");
-    else snprintf(out, n, "%.*s", (int)(slash - path), path);
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static void set_tokenizer_path(rlhf_config *c, const char *path) {
-    char abs[PATH_MAX];
-    const char *p = realpath(path, abs) ? abs : path;
-    size_t n = strlen(p);
-    if (n < sizeof c->tokenizer) memcpy(c->tokenizer, p, n + 1);
-}
-
-// ----------------------------------------------------------------- pieces --
-
-size_t fmt_piece_numel(const fmt_piece *p) {
-    return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
-}
-
-int fmt_piece_shape(const fmt_piece *p, int64_t shape[2]) {
-    if (!p->cols) {
-        shape[0] = p->rows;
-        return 1;
-    }
-    shape[0] = p->transpose ? p->cols : p->rows;
-    shape[1] = p->transpose ? p->rows : p->cols;
-    return 2;
-}
-
-void fmt_place(float *dst, const fmt_piece *p, const float *src) {
-    int64_t R = p->rows, C = p->cols ? p->cols : 1;
-    if (p->transpose) {
-        for (int64_t r = 0; r < R; r++)
-            for (int64_t c = 0; c < C; c++) dst[r * C + c] = src[c * R + r];
-    } else if (p->rope_heads) {
-        int64_t HS = R / p->rope_heads;
-        for (int64_t h = 0; h < p->rope_heads; h++)
-            for (int64_t r = 0; r < HS; r++)
-                memcpy(dst + (h * HS + r) * C, src + (h * HS + rope_interleaved_row(r, HS)) * C,
-                       (size_t)C * sizeof(float));
-    } else {
-        memcpy(dst, src, (size_t)(R * C) * sizeof(float));
-    }
-}
 
 // Converts n floats to dtype and appends them to a.
 static int write_values(atomic_file *a, const float *x, size_t n, st_dtype dtype, rlhf_err *err) {
@@ -293,7 +219,7 @@ static int check_rope(const cJSON *o, float *theta, const char *src, rlhf_err *e
 
 static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
     memset(h, 0, sizeof *h);
-    join(h->path, sizeof h->path, dir, "config.json");
+    fmt_join(h->path, sizeof h->path, dir, "config.json");
     const char *src = h->path;
     char *text = read_file(src, NULL, err);
     if (!text) return -1;
@@ -408,9 +334,9 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
         rlhf_fail_ctx(err, "%s", src);
         goto done;
     }
-    if (has(dir, "tokenizer.json") || (has(dir, "vocab.json") && has(dir, "merges.txt")) ||
-        (has(dir, "encoder.json") && has(dir, "vocab.bpe")) || has(dir, "tokenizer.bin"))
-        set_tokenizer_path(c, dir);
+    if (fmt_has(dir, "tokenizer.json") || (fmt_has(dir, "vocab.json") && fmt_has(dir, "merges.txt")) ||
+        (fmt_has(dir, "encoder.json") && fmt_has(dir, "vocab.bpe")) || fmt_has(dir, "tokenizer.bin"))
+        fmt_set_tokenizer_path(c, dir);
     else if (!strcmp(j_str(o, "rlhf_tokenizer", ""), "byte"))
         snprintf(c->tokenizer, sizeof c->tokenizer, "byte");
     rc = 0;
@@ -421,7 +347,7 @@ done:
 
 int hf_is_model_dir(const char *dir) {
     char p[4096];
-    if (!is_file(join(p, sizeof p, dir, "config.json"))) return 0;
+    if (!fmt_is_file(fmt_join(p, sizeof p, dir, "config.json"))) return 0;
     char *text = read_file(p, NULL, NULL);
     if (!text) return 0;
     cJSON *o = cJSON_Parse(text);
@@ -464,16 +390,16 @@ static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
     memset(h, 0, sizeof *h);
     snprintf(h->dir, sizeof h->dir, "%s", dir);
     char p[4096];
-    if (is_file(join(p, sizeof p, dir, "model.safetensors"))) {
+    if (fmt_is_file(fmt_join(p, sizeof p, dir, "model.safetensors"))) {
         h->f = xcalloc(1, sizeof *h->f);
         h->used = xcalloc(1, sizeof *h->used);
         if (hf_open_one(h, p, err) == 0) return 0;
         hf_files_close(h);
         return -1;
     }
-    join(h->index, sizeof h->index, dir, "model.safetensors.index.json");
-    if (!is_file(h->index)) {
-        const char *why = has(dir, "pytorch_model.bin") || has(dir, "pytorch_model.bin.index.json")
+    fmt_join(h->index, sizeof h->index, dir, "model.safetensors.index.json");
+    if (!fmt_is_file(h->index)) {
+        const char *why = fmt_has(dir, "pytorch_model.bin") || fmt_has(dir, "pytorch_model.bin.index.json")
                               ? " (it has PyTorch .bin weights: convert them to safetensors)"
                               : "";
         return rlhf_fail(err, "%s: no model.safetensors or model.safetensors.index.json%s", dir,
@@ -507,8 +433,8 @@ static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
         int k = 0;
         while (k < h->n && strcmp(names[k], file)) k++;
         if (k == h->n) {
-            join(p, sizeof p, dir, file);
-            if (!is_file(p)) {
+            fmt_join(p, sizeof p, dir, file);
+            if (!fmt_is_file(p)) {
                 rlhf_fail(err, "%s: shard \"%s\" (holding \"%s\") is missing from the folder",
                           h->index, file, e->string);
                 goto done_names;
@@ -557,17 +483,11 @@ static const st_entry *hf_find(hf_files *h, const char *name, int gpt2, int *fil
 
 // Tensors HF keeps that carry no weights of their own.
 static int hf_ignorable(const char *name, const rlhf_config *c) {
-    return ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
-           ends_with(name, ".rotary_emb.inv_freq") ||
+    return fmt_ends_with(name, ".attn.bias") || fmt_ends_with(name, ".attn.masked_bias") ||
+           fmt_ends_with(name, ".rotary_emb.inv_freq") ||
            (c->tied && !strcmp(name, "lm_head.weight"));
 }
 
-static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
-    size_t o = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n) snprintf(buf + o, n - o, "]");
-}
 
 // Matches every piece to an entry with the right shape, and every entry to a
 // piece. load: m to fill (NULL: only check). Fills the info counters.
@@ -590,8 +510,8 @@ static int hf_walk(hf_files *h, const hf_config *hc, rlhf_model *m, model_file_i
         int nd = fmt_piece_shape(&p[i], want);
         if (e->ndim != nd || e->shape[0] != want[0] || (nd == 2 && e->shape[1] != want[1])) {
             char a[128], b[128];
-            shape_str(a, sizeof a, e->ndim, e->shape);
-            shape_str(b, sizeof b, nd, want);
+            fmt_shape_str(a, sizeof a, e->ndim, e->shape);
+            fmt_shape_str(b, sizeof b, nd, want);
             rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", h->f[fi].path,
                       e->name, a, b, hc->path);
             goto done;
@@ -707,41 +627,41 @@ int tok_files_find(const char *spec, tok_files *tf, rlhf_err *err) {
     if (S_ISDIR(st.st_mode)) {
         snprintf(tf->dir, sizeof tf->dir, "%s", spec);
         const char *pairs[][2] = {{"encoder.json", "vocab.bpe"}, {"vocab.json", "merges.txt"}};
-        if (is_file(join(a, sizeof a, spec, "tokenizer.json"))) {
+        if (fmt_is_file(fmt_join(a, sizeof a, spec, "tokenizer.json"))) {
             snprintf(tf->kind, sizeof tf->kind, "bpe-json");
             snprintf(tf->vocab, sizeof tf->vocab, "%s", a);
             return 0;
         }
         for (int i = 0; i < 2; i++)
-            if (is_file(join(a, sizeof a, spec, pairs[i][0]))) {
+            if (fmt_is_file(fmt_join(a, sizeof a, spec, pairs[i][0]))) {
                 snprintf(tf->kind, sizeof tf->kind, "bpe");
                 snprintf(tf->vocab, sizeof tf->vocab, "%s", a);
-                snprintf(tf->merges, sizeof tf->merges, "%s", join(b, sizeof b, spec, pairs[i][1]));
+                snprintf(tf->merges, sizeof tf->merges, "%s", fmt_join(b, sizeof b, spec, pairs[i][1]));
                 return 0;
             }
-        if (is_file(join(a, sizeof a, spec, "tokenizer.bin"))) {
+        if (fmt_is_file(fmt_join(a, sizeof a, spec, "tokenizer.bin"))) {
             snprintf(tf->kind, sizeof tf->kind, "llama2c");
             snprintf(tf->vocab, sizeof tf->vocab, "%s", a);
             return 0;
         }
         return rlhf_fail(err, "%s: no tokenizer files in this folder", spec);
     }
-    dir_of(tf->dir, sizeof tf->dir, spec);
+    fmt_dir_of(tf->dir, sizeof tf->dir, spec);
     const char *base = strrchr(spec, '/') ? strrchr(spec, '/') + 1 : spec;
     const char *sib[][2] = {{"encoder.json", "vocab.bpe"}, {"vocab.json", "merges.txt"}};
     for (int i = 0; i < 2; i++)
         for (int k = 0; k < 2; k++)
             if (!strcmp(base, sib[i][k])) {
                 snprintf(tf->kind, sizeof tf->kind, "bpe");
-                join(tf->vocab, sizeof tf->vocab, tf->dir, sib[i][0]);
-                join(tf->merges, sizeof tf->merges, tf->dir, sib[i][1]);
+                fmt_join(tf->vocab, sizeof tf->vocab, tf->dir, sib[i][0]);
+                fmt_join(tf->merges, sizeof tf->merges, tf->dir, sib[i][1]);
                 return 0;
             }
     FILE *f = fopen(spec, "rb");
     int c = f ? fgetc(f) : EOF;
     while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
     if (f) fclose(f);
-    snprintf(tf->kind, sizeof tf->kind, ends_with(base, ".json") || c == '{' ? "bpe-json" : "llama2c");
+    snprintf(tf->kind, sizeof tf->kind, fmt_ends_with(base, ".json") || c == '{' ? "bpe-json" : "llama2c");
     snprintf(tf->vocab, sizeof tf->vocab, "%s", spec);
     return 0;
 }
@@ -903,12 +823,12 @@ static int hf_write_tokenizer(const tok_files *tf, const rlhf_tokenizer *t, int 
                               const char *dir, rlhf_err *err) {
     char to[4096], from[4096];
     if (!strcmp(tf->kind, "bpe-json")) {
-        if (copy_file(tf->vocab, join(to, sizeof to, dir, "tokenizer.json"), err)) return -1;
+        if (copy_file(tf->vocab, fmt_join(to, sizeof to, dir, "tokenizer.json"), err)) return -1;
     } else if (!strcmp(tf->kind, "bpe")) {
-        if (copy_file(tf->vocab, join(to, sizeof to, dir, "vocab.json"), err) ||
-            copy_file(tf->merges, join(to, sizeof to, dir, "merges.txt"), err))
+        if (copy_file(tf->vocab, fmt_join(to, sizeof to, dir, "vocab.json"), err) ||
+            copy_file(tf->merges, fmt_join(to, sizeof to, dir, "merges.txt"), err))
             return -1;
-        if (!is_file(join(from, sizeof from, tf->dir, "tokenizer_config.json"))) {
+        if (!fmt_is_file(fmt_join(from, sizeof from, tf->dir, "tokenizer_config.json"))) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "tokenizer_class", "GPT2Tokenizer");
             cJSON_AddNumberToObject(o, "model_max_length", max_len);
@@ -918,21 +838,21 @@ static int hf_write_tokenizer(const tok_files *tf, const rlhf_tokenizer *t, int 
                 if (ids[i] >= 0) cJSON_AddStringToObject(o, keys[i], tok_piece(t, ids[i], NULL));
             char *text = cJSON_Print(o);
             cJSON_Delete(o);
-            int rc = atomic_write_file(join(to, sizeof to, dir, "tokenizer_config.json"), text,
+            int rc = atomic_write_file(fmt_join(to, sizeof to, dir, "tokenizer_config.json"), text,
                                        strlen(text), err);
             free(text);
             if (rc) return -1;
         }
     } else if (!strcmp(tf->kind, "llama2c")) {
-        return copy_file(tf->vocab, join(to, sizeof to, dir, "tokenizer.bin"), err);
+        return copy_file(tf->vocab, fmt_join(to, sizeof to, dir, "tokenizer.bin"), err);
     } else {
         return 0;
     }
     const char *extra[] = {"tokenizer_config.json", "special_tokens_map.json",
                            "generation_config.json", "added_tokens.json"};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-        if (is_file(join(from, sizeof from, tf->dir, extra[i])) &&
-            copy_file(from, join(to, sizeof to, dir, extra[i]), err))
+        if (fmt_is_file(fmt_join(from, sizeof from, tf->dir, extra[i])) &&
+            copy_file(from, fmt_join(to, sizeof to, dir, extra[i]), err))
             return -1;
     return 0;
 }
@@ -958,125 +878,14 @@ int hf_export(const rlhf_model *m, const char *dir, st_dtype dtype, const char *
                         "heads: they are not exported\n");
     char path[4096];
     int rc = make_dirs(dir, err);
-    if (rc == 0) rc = hf_write_weights(m, join(path, sizeof path, dir, "model.safetensors"), dtype, err);
+    if (rc == 0) rc = hf_write_weights(m, fmt_join(path, sizeof path, dir, "model.safetensors"), dtype, err);
     if (rc == 0) rc = hf_write_tokenizer(&tf, t, m->cfg.max_seq_len, dir, err);
     if (rc == 0) {
         // config.json last: a folder with it is a model, so it comes once the weights are there
         char *cfg = hf_config_json(&m->cfg, dtype, t, tf.kind);
-        rc = atomic_write_file(join(path, sizeof path, dir, "config.json"), cfg, strlen(cfg), err);
+        rc = atomic_write_file(fmt_join(path, sizeof path, dir, "config.json"), cfg, strlen(cfg), err);
         free(cfg);
     }
     tok_free(t);
     return rc;
-}
-
-// ------------------------------------------------------- dispatch, inspect --
-
-static const uint8_t GGUF_MAGIC[4] = {'G', 'G', 'U', 'F'};
-
-int model_load_foreign(const char *path, rlhf_model **m, rlhf_err *err) {
-    if (is_dir(path)) return hf_is_model_dir(path) ? hf_load(path, m, err) : 1;
-    if (!is_file(path)) return 1;
-    char dir[4096];
-    dir_of(dir, sizeof dir, path);
-    if (ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_load(dir, m, err);
-    if (llama2c_detect(path)) return llama2c_load(path, m, err);
-    uint8_t magic[4] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(magic, 1, 4, f) : 0;
-    if (f) fclose(f);
-    if (got == 4 && !memcmp(magic, GGUF_MAGIC, 4))
-        return rlhf_fail(err, "%s: a GGUF file: rlhf.c writes GGUF (rlhf export) but does not "
-                              "load it; load the HF folder or checkpoint it came from",
-                         path);
-    return 1;
-}
-
-// Our checkpoint: config.json + model.safetensors, checked like checkpoint_load
-// but from the headers alone.
-static int ours_inspect(const char *path, model_file_info *info, rlhf_err *err) {
-    char wpath[4096], cpath[4096];
-    if (is_dir(path)) {
-        join(wpath, sizeof wpath, path, "model.safetensors");
-        join(cpath, sizeof cpath, path, "config.json");
-    } else {
-        char dir[4096];
-        dir_of(dir, sizeof dir, path);
-        snprintf(wpath, sizeof wpath, "%s", path);
-        join(cpath, sizeof cpath, dir, "config.json");
-    }
-    char *json = read_file(cpath, NULL, err);
-    if (!json) return -1;
-    int rc = config_from_json(&info->cfg, json, cpath, err);
-    free(json);
-    if (rc) return -1;
-    snprintf(info->format, sizeof info->format, "rlhf.c checkpoint");
-    snprintf(info->model_type, sizeof info->model_type, "%s",
-             info->cfg.arch == ARCH_GPT2 ? "gpt2" : "llama");
-    rlhf_model *m;
-    if (model_create_empty(&m, &info->cfg, err)) return rlhf_fail_ctx(err, "%s", cpath);
-    st_file f;
-    if (st_open(&f, wpath, err)) {
-        model_free(m);
-        return -1;
-    }
-    info->n_files = 1;
-    rc = -1;
-    unsigned dtypes = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const rlhf_tensor *t = &m->tensors[i];
-        const st_entry *e = st_find(&f, t->name);
-        if (!e) {
-            rlhf_fail(err, "%s: tensor \"%s\" missing (config %s expects it)", wpath, t->name, cpath);
-            goto done;
-        }
-        int same = e->ndim == t->ndim;
-        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
-        if (!same) {
-            char a[128], b[128];
-            shape_str(a, sizeof a, e->ndim, e->shape);
-            shape_str(b, sizeof b, t->ndim, t->shape);
-            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
-                      a, b, cpath);
-            goto done;
-        }
-        dtypes |= 1u << e->dtype;
-        info->n_params += (size_t)e->numel;
-        info->file_bytes += e->nbytes;
-        info->n_tensors++;
-    }
-    for (int i = 0; i < f.n_entries; i++)
-        if (!model_find_tensor(m, f.entries[i].name)) {
-            rlhf_fail(err, "%s: unexpected tensor \"%s\" (not part of the model described by %s)",
-                      wpath, f.entries[i].name, cpath);
-            goto done;
-        }
-    size_t o = 0;
-    for (int d = 0; d < ST_NUM_DTYPES; d++)
-        if (dtypes & (1u << d))
-            o += (size_t)snprintf(info->dtype + o, sizeof info->dtype - o, "%s%s", o ? "+" : "",
-                                  st_dtype_name((st_dtype)d));
-    rc = 0;
-done:
-    st_close(&f);
-    model_free(m);
-    return rc;
-}
-
-int model_inspect(const char *path, model_file_info *info, rlhf_err *err) {
-    memset(info, 0, sizeof *info);
-    if (is_dir(path)) {
-        if (hf_is_model_dir(path)) return hf_inspect(path, info, err);
-        return ours_inspect(path, info, err);
-    }
-    if (!is_file(path)) return rlhf_fail(err, "%s: no such file or folder", path);
-    char dir[4096];
-    dir_of(dir, sizeof dir, path);
-    if (ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_inspect(dir, info, err);
-    if (llama2c_detect(path)) return llama2c_inspect(path, info, err);
-    rlhf_model *unused;
-    int r = model_load_foreign(path, &unused, err); // GGUF: its message
-    if (r == 0) model_free(unused);
-    if (r <= 0) return r == 0 ? rlhf_fail(err, "%s: unexpected format", path) : -1;
-    return ours_inspect(path, info, err);
 }

@@ -137,4 +137,15 @@ int fmt_write_piece(atomic_file *a, const rlhf_model *m, const fmt_piece *p, st_
 size_t fmt_piece_numel(const fmt_piece *p);
 int fmt_piece_shape(const fmt_piece *p, int64_t shape[2]);
 
+// ---------------------------------------------------------------- paths --
+// Small path helpers shared by the foreign formats (foreign.c).
+int fmt_is_dir(const char *p);
+int fmt_is_file(const char *p);
+const char *fmt_join(char *buf, size_t n, const char *dir, const char *name);
+int fmt_has(const char *dir, const char *name);
+void fmt_dir_of(char *out, size_t n, const char *path);
+int fmt_ends_with(const char *s, const char *suffix);
+void fmt_set_tokenizer_path(rlhf_config *c, const char *path);
+void fmt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+
 #endif

@@ -47,11 +47,6 @@ void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n) {
     else snprintf(out, n, "%s/checkpoints/step-%08d", r->dir, step);
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int has_file(const char *dir, const char *name) {
     char p[8800];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -83,7 +78,7 @@ int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *er
     int foreign = model_load_foreign(spec, m, err);
     if (foreign <= 0) return foreign;
     char path[4400];
-    if (is_dir(spec) && !has_file(spec, "model.safetensors")) {
+    if (fmt_is_dir(spec) && !has_file(spec, "model.safetensors")) {
         snprintf(path, sizeof path, "%s/checkpoints/final", spec);
         if (!has_file(path, "model.safetensors") && run_latest_checkpoint(spec, path, sizeof path))
             return rlhf_fail(err, "--model %s: a directory without model.safetensors or "

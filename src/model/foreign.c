@@ -1,0 +1,204 @@
+// The parts every foreign model format shares (HF folders, llama2.c files,
+// GGUF export): path helpers, the row-block table (fmt_piece) that maps their
+// tensors onto ours, detecting which format a path is (model_load_foreign),
+// and describing and checking any model file (model_inspect).
+#include "model/hf.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/model_internal.h"
+
+// ------------------------------------------------------------------ paths --
+
+int fmt_is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fmt_is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *fmt_join(char *buf, size_t n, const char *dir, const char *name) {
+    if ((size_t)snprintf(buf, n, "%s/%s", dir, name) >= n) buf[n - 1] = '\0'; // (PATH_MAX < n)
+    return buf;
+}
+
+int fmt_has(const char *dir, const char *name) {
+    char p[4096];
+    return fmt_is_file(fmt_join(p, sizeof p, dir, name));
+}
+
+void fmt_dir_of(char *out, size_t n, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, n, ".");
+    else if (slash == path) snprintf(out, n, "/");
+    else snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+int fmt_ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+void fmt_set_tokenizer_path(rlhf_config *c, const char *path) {
+    char abs[PATH_MAX];
+    const char *p = realpath(path, abs) ? abs : path;
+    size_t n = strlen(p);
+    if (n < sizeof c->tokenizer) memcpy(c->tokenizer, p, n + 1);
+}
+
+// ----------------------------------------------------------------- pieces --
+
+size_t fmt_piece_numel(const fmt_piece *p) {
+    return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+}
+
+int fmt_piece_shape(const fmt_piece *p, int64_t shape[2]) {
+    if (!p->cols) {
+        shape[0] = p->rows;
+        return 1;
+    }
+    shape[0] = p->transpose ? p->cols : p->rows;
+    shape[1] = p->transpose ? p->rows : p->cols;
+    return 2;
+}
+
+void fmt_place(float *dst, const fmt_piece *p, const float *src) {
+    int64_t R = p->rows, C = p->cols ? p->cols : 1;
+    if (p->transpose) {
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < C; c++) dst[r * C + c] = src[c * R + r];
+    } else if (p->rope_heads) {
+        int64_t HS = R / p->rope_heads;
+        for (int64_t h = 0; h < p->rope_heads; h++)
+            for (int64_t r = 0; r < HS; r++)
+                memcpy(dst + (h * HS + r) * C, src + (h * HS + rope_interleaved_row(r, HS)) * C,
+                       (size_t)C * sizeof(float));
+    } else {
+        memcpy(dst, src, (size_t)(R * C) * sizeof(float));
+    }
+}
+
+void fmt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+// ------------------------------------------------------- dispatch, inspect --
+
+static const uint8_t GGUF_MAGIC[4] = {'G', 'G', 'U', 'F'};
+
+int model_load_foreign(const char *path, rlhf_model **m, rlhf_err *err) {
+    if (fmt_is_dir(path)) return hf_is_model_dir(path) ? hf_load(path, m, err) : 1;
+    if (!fmt_is_file(path)) return 1;
+    char dir[4096];
+    fmt_dir_of(dir, sizeof dir, path);
+    if (fmt_ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_load(dir, m, err);
+    if (llama2c_detect(path)) return llama2c_load(path, m, err);
+    uint8_t magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (got == 4 && !memcmp(magic, GGUF_MAGIC, 4))
+        return rlhf_fail(err, "%s: a GGUF file: rlhf.c writes GGUF (rlhf export) but does not "
+                              "load it; load the HF folder or checkpoint it came from",
+                         path);
+    return 1;
+}
+
+// Our checkpoint: config.json + model.safetensors, checked like checkpoint_load
+// but from the headers alone.
+static int ours_inspect(const char *path, model_file_info *info, rlhf_err *err) {
+    char wpath[4096], cpath[4096];
+    if (fmt_is_dir(path)) {
+        fmt_join(wpath, sizeof wpath, path, "model.safetensors");
+        fmt_join(cpath, sizeof cpath, path, "config.json");
+    } else {
+        char dir[4096];
+        fmt_dir_of(dir, sizeof dir, path);
+        snprintf(wpath, sizeof wpath, "%s", path);
+        fmt_join(cpath, sizeof cpath, dir, "config.json");
+    }
+    char *json = read_file(cpath, NULL, err);
+    if (!json) return -1;
+    int rc = config_from_json(&info->cfg, json, cpath, err);
+    free(json);
+    if (rc) return -1;
+    snprintf(info->format, sizeof info->format, "rlhf.c checkpoint");
+    snprintf(info->model_type, sizeof info->model_type, "%s",
+             info->cfg.arch == ARCH_GPT2 ? "gpt2" : "llama");
+    rlhf_model *m;
+    if (model_create_empty(&m, &info->cfg, err)) return rlhf_fail_ctx(err, "%s", cpath);
+    st_file f;
+    if (st_open(&f, wpath, err)) {
+        model_free(m);
+        return -1;
+    }
+    info->n_files = 1;
+    rc = -1;
+    unsigned dtypes = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlhf_tensor *t = &m->tensors[i];
+        const st_entry *e = st_find(&f, t->name);
+        if (!e) {
+            rlhf_fail(err, "%s: tensor \"%s\" missing (config %s expects it)", wpath, t->name, cpath);
+            goto done;
+        }
+        int same = e->ndim == t->ndim;
+        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
+        if (!same) {
+            char a[128], b[128];
+            fmt_shape_str(a, sizeof a, e->ndim, e->shape);
+            fmt_shape_str(b, sizeof b, t->ndim, t->shape);
+            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
+                      a, b, cpath);
+            goto done;
+        }
+        dtypes |= 1u << e->dtype;
+        info->n_params += (size_t)e->numel;
+        info->file_bytes += e->nbytes;
+        info->n_tensors++;
+    }
+    for (int i = 0; i < f.n_entries; i++)
+        if (!model_find_tensor(m, f.entries[i].name)) {
+            rlhf_fail(err, "%s: unexpected tensor \"%s\" (not part of the model described by %s)",
+                      wpath, f.entries[i].name, cpath);
+            goto done;
+        }
+    size_t o = 0;
+    for (int d = 0; d < ST_NUM_DTYPES; d++)
+        if (dtypes & (1u << d))
+            o += (size_t)snprintf(info->dtype + o, sizeof info->dtype - o, "%s%s", o ? "+" : "",
+                                  st_dtype_name((st_dtype)d));
+    rc = 0;
+done:
+    st_close(&f);
+    model_free(m);
+    return rc;
+}
+
+int model_inspect(const char *path, model_file_info *info, rlhf_err *err) {
+    memset(info, 0, sizeof *info);
+    if (fmt_is_dir(path)) {
+        if (hf_is_model_dir(path)) return hf_inspect(path, info, err);
+        return ours_inspect(path, info, err);
+    }
+    if (!fmt_is_file(path)) return rlhf_fail(err, "%s: no such file or folder", path);
+    char dir[4096];
+    fmt_dir_of(dir, sizeof dir, path);
+    if (fmt_ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_inspect(dir, info, err);
+    if (llama2c_detect(path)) return llama2c_inspect(path, info, err);
+    rlhf_model *unused;
+    int r = model_load_foreign(path, &unused, err); // GGUF: its message
+    if (r == 0) model_free(unused);
+    if (r <= 0) return r == 0 ? rlhf_fail(err, "%s: unexpected format", path) : -1;
+    return ours_inspect(path, info, err);
+}
