@@ -4,6 +4,7 @@
 // naive double-precision implementations; gemm against a triple loop for every
 // transpose, stride and beta; AdamW against a hand computation. Sizes are tiny
 // and odd so that every blocking edge case is hit.
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "base/base.h"
 #include "nn/nn.h"
+#include "nn/nn_internal.h"
 #include "test.h"
 
 static rlhf_rng rng;
@@ -487,10 +489,11 @@ static int test_rope(void) {
 static struct {
     int B, T, NH, NKV, HS;
     const uint8_t *mask;
+    const int *seg;  // segment ids (packed rows) or NULL
     float *qkv, *out, *att;
 } AT;
 static void attention_fwd(void) {
-    attention_forward(AT.out, AT.att, AT.qkv, AT.mask, AT.B, AT.T, AT.NH, AT.NKV, AT.HS);
+    attention_forward(AT.out, AT.att, AT.qkv, AT.mask, AT.seg, AT.B, AT.T, AT.NH, AT.NKV, AT.HS);
 }
 
 // naive double attention; returns the max abs error of out and att
@@ -504,7 +507,8 @@ static double attention_ref_error(void) {
                 const float *q = AT.qkv + ((long)b * T + t) * R + h * HS;
                 double mx = -INFINITY, sum = 0;
                 for (int s = 0; s < T; s++) {
-                    int vis = s <= t && (!AT.mask || AT.mask[b * T + s]);
+                    int vis = s <= t && (!AT.mask || AT.mask[b * T + s]) &&
+                              (!AT.seg || AT.seg[b * T + s] == AT.seg[b * T + t]);
                     const float *k = AT.qkv + ((long)b * T + s) * R + (NH + kvh) * HS;
                     double d = 0;
                     for (int i = 0; i < HS; i++) d += (double)q[i] * k[i];
@@ -532,8 +536,9 @@ static double attention_ref_error(void) {
 }
 
 // forward vs reference, backward vs finite differences, and accumulation
-static void attention_case(int B, int T, int NH, int NKV, int HS, const uint8_t *mask) {
-    AT.B = B, AT.T = T, AT.NH = NH, AT.NKV = NKV, AT.HS = HS, AT.mask = mask;
+static void attention_case_seg(int B, int T, int NH, int NKV, int HS, const uint8_t *mask,
+                               const int *seg) {
+    AT.B = B, AT.T = T, AT.NH = NH, AT.NKV = NKV, AT.HS = HS, AT.mask = mask, AT.seg = seg;
     int R = (NH + 2 * NKV) * HS;
     long nqkv = (long)B * T * R, nout = (long)B * T * NH * HS, natt = (long)B * NH * T * T;
     AT.qkv = randn(nqkv, 1.0f);
@@ -555,6 +560,10 @@ static void attention_case(int B, int T, int NH, int NKV, int HS, const uint8_t 
     CHECKF(bad == 0, "attention_backward does not accumulate: %d entries", bad);
     free(AT.qkv), free(AT.out), free(AT.att), free(wts), free(dqkv), free(scratch), free(d0);
     free(d1);
+    AT.seg = NULL;
+}
+static void attention_case(int B, int T, int NH, int NKV, int HS, const uint8_t *mask) {
+    attention_case_seg(B, T, NH, NKV, HS, mask, NULL);
 }
 
 static int test_attention_mha_nomask(void) {
@@ -596,6 +605,48 @@ static int test_attention_long(void) {
     static uint8_t mask[B * T];
     for (int t = 0; t < T; t++) mask[t] = t >= 3 && t != 40;  // left pad plus a hole
     attention_case(B, T, 2, 1, 4, mask);
+    return 0;
+}
+
+// packed rows: segment (document) ids make attention causal within a segment only; forward
+// vs the reference, backward vs finite differences, and a packed row equals its documents
+// run one by one (with and without padding, GQA, across the 64-row query blocks)
+static int test_attention_segments(void) {
+    enum { B = 3, T = 9 };
+    static const int seg[B * T] = {0, 0, 0, 1, 1, 2, 2, 2, 2,       // three documents
+                                   5, 5, 7, 7, 7, 7, -1, -1, -1,    // two, then padding
+                                   0, 1, 2, 3, 4, 5, 6, 7, 8};      // one token each
+    static const uint8_t mask[B * T] = {1, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                        1, 1, 1, 1, 1, 1, 0, 0, 0,  //
+                                        1, 1, 1, 1, 1, 1, 1, 1, 1};
+    attention_case_seg(B, T, 4, 2, 4, mask, seg);
+    attention_case_seg(B, T, 3, 3, 4, NULL, seg);
+    enum { TL = 70 };
+    static int segl[TL];
+    for (int t = 0; t < TL; t++) segl[t] = t < 30 ? 0 : t < 63 ? 1 : t < 66 ? 2 : 3;
+    attention_case_seg(1, TL, 2, 1, 4, NULL, segl);
+
+    // row 0 of the first case, packed, against each document alone
+    const int NH = 4, NKV = 2, HS = 4, R = (NH + 2 * NKV) * HS, OR = NH * HS;
+    float *qkv = randn((long)T * R, 1.0f), *out = zeros((long)T * OR);
+    float *att = zeros((long)NH * T * T), *one = zeros((long)T * OR), *att1 = zeros((long)NH * T * T);
+    attention_forward(out, att, qkv, NULL, seg, 1, T, NH, NKV, HS);
+    static const int start[] = {0, 3, 5, 9};
+    double err = 0;
+    for (int d = 0; d < 3; d++) {
+        int n = start[d + 1] - start[d];
+        attention_forward(one, att1, qkv + (long)start[d] * R, NULL, NULL, 1, n, NH, NKV, HS);
+        for (long i = 0; i < (long)n * OR; i++)
+            err = fmax(err, fabs(one[i] - out[(long)start[d] * OR + i]));
+    }
+    CHECKF(err < 1e-6, "packed row differs from its documents run alone by %g", err);
+    int bad = 0;  // no probability crosses a document boundary
+    for (int h = 0; h < NH; h++)
+        for (int t = 0; t < T; t++)
+            for (int s2 = 0; s2 < T; s2++)
+                bad += seg[s2] != seg[t] && att[((long)h * T + t) * T + s2] != 0.0f;
+    CHECKF(bad == 0, "%d attention weights cross a segment boundary", bad);
+    free(qkv), free(out), free(att), free(one), free(att1);
     return 0;
 }
 
@@ -822,6 +873,68 @@ static int test_adamw(void) {
     return 0;
 }
 
+// vm_expf / vm_tanhf (nn_internal.h) against libm in double: NaN, +-inf and huge
+// magnitudes give what libm gives (exp: exactly 0 where libm returns a subnormal, the
+// documented flush below -87.3), and a dense sweep stays within a relative error bound.
+// A NaN once reached an out-of-range float-to-int conversion and a left shift of a
+// negative value, and exp(+inf) saturated at 2e38.
+static int same_special(float got, double want) {
+    if (isnan(want)) return isnan(got);
+    if (isinf(want)) return got == (float)want;
+    return 0;
+}
+static int test_vector_math_special(void) {
+    const float xs[] = {NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 1e30f, -1e30f,
+                        1e10f, -1e10f, 1000.0f, -1000.0f, 100.0f, -100.0f, 89.0f, -89.0f,
+                        88.7228394f, 88.8f, -87.4f, -103.0f, 0.0f, -0.0f, 1e-30f, -1e-30f,
+                        FLT_MIN, -FLT_MIN, 1e-45f};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        float x = xs[i];
+        double e = exp((double)x), t = tanh((double)x);
+        if ((float)e > FLT_MAX) e = INFINITY;  // libm expf overflows there too
+        float ge = vm_expf(x), gt = vm_tanhf(x);
+        if (isnan(e) || isinf(e))
+            CHECKF(same_special(ge, e), "vm_expf(%g) = %g, libm %g", x, ge, e);
+        else if (e < FLT_MIN)
+            CHECKF(ge >= 0 && ge <= FLT_MIN && fabs(ge - e) <= FLT_MIN, "vm_expf(%g) = %g, libm %g",
+                   x, ge, e);
+        else
+            CHECKF(fabs(ge - e) <= 5e-7 * e, "vm_expf(%g) = %.9g, libm %.9g", x, ge, e);
+        CHECKF(isnan(t) ? isnan(gt) : fabs(gt - t) <= 1e-6 * fabs(t) && !signbit(gt) == !signbit(t),
+               "vm_tanhf(%g) = %.9g, libm %.9g", x, gt, t);
+    }
+    return 0;
+}
+static int test_vector_math_sweep(void) {
+    double worst_e = 0, worst_t = 0;
+    float at_e = 0, at_t = 0;
+    // exp over its whole normal range, with every float of the top end (where n is capped)
+    for (float x = -87.29f; x < 88.7f; x += 0.00137f) {
+        double e = exp((double)x), err = fabs(vm_expf(x) - e) / e;
+        if (!(err <= worst_e)) worst_e = err, at_e = x;
+    }
+    for (float x = 88.7f; x < 88.7228f; x = nextafterf(x, 100.0f)) {
+        double e = exp((double)x), err = fabs(vm_expf(x) - e) / e;
+        if (!(err <= worst_e)) worst_e = err, at_e = x;
+    }
+    // tanh densely on [-20, 20], and geometrically down to tiny magnitudes, both signs
+    for (float x = -20.0f; x < 20.0f; x += 0.000173f) {
+        double t = tanh((double)x);
+        if (t == 0) continue;
+        double err = fabs(vm_tanhf(x) - t) / fabs(t);
+        if (!(err <= worst_t)) worst_t = err, at_t = x;
+    }
+    for (float a = 1e-38f; a < 2.0f; a *= 1.0013f)
+        for (int s = -1; s <= 1; s += 2) {
+            float x = s * a;
+            double t = tanh((double)x), err = fabs(vm_tanhf(x) - t) / fabs(t);
+            if (!(err <= worst_t)) worst_t = err, at_t = x;
+        }
+    CHECKF(worst_e <= 4e-7, "vm_expf relative error %g at x = %.9g", worst_e, at_e);
+    CHECKF(worst_t <= 1e-6, "vm_tanhf relative error %g at x = %.9g", worst_t, at_t);
+    return 0;
+}
+
 int main(void) {
     rng_seed(&rng, 1234);
     RUN(test_gemm_vs_naive);
@@ -837,6 +950,7 @@ int main(void) {
     RUN(test_attention_mha_nomask);
     RUN(test_attention_gqa_padding);
     RUN(test_attention_long);
+    RUN(test_attention_segments);
     RUN(test_logprob_forward);
     RUN(test_logprob_backward);
     RUN(test_logprob_backward_chunked);
@@ -844,5 +958,7 @@ int main(void) {
     RUN(test_embedding_wpe);
     RUN(test_embedding_nowpe);
     RUN(test_adamw);
+    RUN(test_vector_math_special);
+    RUN(test_vector_math_sweep);
     TEST_EXIT();
 }

@@ -50,15 +50,23 @@ static inline float vm_select(int c, float a, float b) {
 }
 
 // exp(x): Cephes expf. x = n ln2 + r with |r| <= ln2/2, exp(r) by a polynomial, 2^n put
-// straight into the exponent bits. Underflows to exactly 0 below -87.3 (so exp(-inf) = 0);
-// saturates at exp(88.3) ~ 2e38 instead of overflowing. Relative error ~2e-7.
+// straight into the exponent bits. Defined for every input and vectorisable (selects, no
+// branches): underflows to exactly 0 below -87.3 (so exp(-inf) = 0; libm returns
+// subnormals down to -103.9, which are slow and which no loop here needs); overflows to
+// +inf above ln(FLT_MAX) = 88.72 (exp(+inf) = +inf, as libm); NaN gives NaN. The
+// argument is clamped (NaN to the low end: comparisons with NaN are false) *before* the
+// float-to-int conversion and n is capped at 127, so the conversion and the shift only
+// ever see n in [-126, 127] (a NaN once reached `(n + 127) << 23` as INT_MIN: undefined
+// behaviour). Relative error < 2e-7 (< 4e-7 in (88.4, 88.72), where the cap on n
+// leaves r up to ln 2).
 static inline float vm_expf(float x) {
-    const float lo = -87.3f, hi = 88.3f;
-    float xc = vm_select(x < lo, lo, x);
-    xc = vm_select(xc > hi, hi, xc);
+    const float lo = -87.3f, hi = 88.72283f;
+    float xc = vm_select(x > lo, x, lo);  // NaN -> lo
+    xc = vm_select(xc < hi, xc, hi);
     // round to nearest by truncation (floorf would block vectorisation without -ffast-math)
     float z = xc * 1.44269504088896341f;
     int32_t ni = (int32_t)(z + __builtin_copysignf(0.5f, z));
+    ni = ni < 127 ? ni : 127;
     float n = (float)ni;
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -70,7 +78,9 @@ static inline float vm_expf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     float res = p * vm_float((ni + 127) << 23);
-    return vm_select(x < lo, 0.0f, res);
+    res = vm_select(x < lo, 0.0f, res);
+    // x > hi or NaN (the comparison is false): x * FLT_MAX is +inf or NaN
+    return vm_select(x <= hi, res, x * 3.40282347e38f);
 }
 
 // x (n) = sqrt(x) in place. Spelled with intrinsics where available: without
@@ -85,9 +95,15 @@ static inline void vm_sqrt_inplace(float *x, int n) {
     for (; i < n; i++) x[i] = __builtin_sqrtf(x[i]);
 }
 
-// tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); absolute error ~1e-7 (what GELU needs)
+// tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)), and x - x^3/3 + 2x^5/15 - 17x^7/315 for
+// |x| < 1/8, where the first form cancels (it would return 0 for |x| < 3e-8). Relative
+// error < 1e-6 everywhere; tanh(+-inf) = +-1, tanh(NaN) = NaN.
 static inline float vm_tanhf(float x) {
-    float t = 1.0f - 2.0f / (vm_expf(2.0f * __builtin_fabsf(x)) + 1.0f);
+    float a = __builtin_fabsf(x);
+    float t = 1.0f - 2.0f / (vm_expf(2.0f * a) + 1.0f);
+    float a2 = a * a;
+    float s = a + a * a2 * (-0.333333333f + a2 * (0.133333333f + a2 * -0.053968254f));
+    t = vm_select(a < 0.125f, s, t);
     return __builtin_copysignf(t, x);
 }
 
