@@ -66,7 +66,7 @@ int main(void) {
         float *dout = randn((long)N * C, 1), *dqkv = randn((long)N * R, 1);
         uint8_t *mask = malloc((size_t)N);
         for (int i = 0; i < N; i++) mask[i] = (i % T) >= 16;  // some left padding
-        double tf = BEST(5, attention_forward(out, att, qkv, mask, B, T, NH, NH, HS));
+        double tf = BEST(5, attention_forward(out, att, qkv, mask, NULL, B, T, NH, NH, HS));
         double tbw = BEST(5, attention_backward(dqkv, scratch, dout, qkv, att, mask, B, T, NH, NH, HS));
         printf("attention B=%d T=%d NH=%d HS=%d: forward %.2f ms, backward %.2f ms per layer; "
                "x%d layers: %.3f s\n",

@@ -84,11 +84,18 @@ typedef struct {
 // Sequences of different lengths are padded (left or right); mask says which
 // positions are real. Positions count real tokens only (left padding shifts
 // nothing), as HF does with position_ids = cumsum(mask) - 1.
+// Packed rows (TRL's padding-free packing) also give segment: the document id of
+// each token. A token then attends only to earlier real tokens of its own
+// document, and positions restart at 0 where the id changes, so each document
+// gets exactly the outputs it would get alone. Ids are >= 0 and never decrease
+// along a row's real tokens (padding's id is ignored). NULL = one document per
+// row, at no extra cost.
 typedef struct {
     int B, T;
     const int *tokens;      // (B,T)
     const int *targets;     // (B,T): token whose log-prob to return at each position; <0 = none
     const uint8_t *mask;    // (B,T): 1 real, 0 padding; NULL = all real
+    const int *segment;     // (B,T): document id of each token in packed rows; NULL = unpacked
 } rlhf_batch;
 
 typedef struct rlhf_model rlhf_model;

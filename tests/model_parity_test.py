@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch parity test of the rlhf.c model (DESIGN.md §5.3).
 
-For each case (gpt2, llama, gpt2_right, llama_left) it runs
+For each case (gpt2, llama, gpt2_right, llama_left, gpt2_packed, llama_packed) it runs
     $BUILD/tests/tools/parity_dump OUTDIR CASE
 which writes OUTDIR/model/{config.json, model.safetensors} (float32 weights) and
 OUTDIR/io.safetensors (the batch, the loss weights, and the C model's outputs,
@@ -10,6 +10,10 @@ reference (tests/torch_model_ref.py) recomputes everything from the same weights
 and each tensor is compared by max|c - ref| / max|ref| (relative to the tensor's
 scale): 1e-4 for activations, loss and KV-cache logits, 1e-3 for gradients.
 Outputs at padding positions are ignored (C may write anything there).
+The _packed cases hold several documents per row with segment ids (TRL's
+padding-free packing); their reference runs every document on its own, so they
+check that a packed batch gives each document exactly its unpacked outputs,
+loss and gradients.
 
 Prints PASS/FAIL/SKIP lines; exits 1 if anything failed.
 Env: BUILD (default "build"); PARITY_DUMP overrides the dump command (a shell
@@ -37,7 +41,7 @@ except ImportError as e:  # a user's machine without python3-torch: skip, do not
 import st_io  # noqa: E402
 import torch_model_ref as ref  # noqa: E402
 
-CASES = ["gpt2", "llama", "gpt2_right", "llama_left"]
+CASES = ["gpt2", "llama", "gpt2_right", "llama_left", "gpt2_packed", "llama_packed"]
 TOL_ACT = 1e-4
 TOL_GRAD = 1e-3
 
@@ -152,6 +156,8 @@ def run_case(case, tmp):
     mask = io["mask"].astype(np.int64)
     B, T = tokens.shape
     real = mask > 0
+    packed = case.endswith("_packed")
+    segment = io["segment"].astype(np.int64) if "segment" in io else None
     ws = io.get("ws")
     wv = io.get("wv")
     wh = io.get("wh")
@@ -172,16 +178,27 @@ def run_case(case, tmp):
         problems.append("case promises right padding but the mask has none")
     if case.endswith("_left") and not left_pad:
         problems.append("case promises left padding but the mask has none")
-    if not case.endswith("_right") and right_pad:
+    if not (case.endswith("_right") or packed) and right_pad:
         problems.append("rows are not left-padded")
+    if packed != (segment is not None):
+        problems.append("segment ids belong to the _packed cases, and they need them")
+    elif packed:
+        if segment.shape != (B, T):
+            problems.append("segment shape differs from tokens")
+        else:
+            starts = real & np.concatenate([np.ones((B, 1), bool),
+                                            segment[:, 1:] != segment[:, :-1]], axis=1)
+            if starts.sum(1).max() < 3:
+                problems.append("no row packs three documents")
     if np.any(tokens < 0) or np.any(tokens >= cfg["vocab_size"]) or np.any(targets >= cfg["vocab_size"]):
         problems.append("token or target out of range")
     if problems:
         emit(f"FAIL {case}/io: {'; '.join(problems)}")
         return
     pad = "right" if right_pad else ("left" if left_pad else "none")
+    docs = f", {int(starts.sum())} documents" if packed else ""
     emit(f"PASS {case}/io (B={B} T={T} padding={pad}, {int((~real).sum())} padded slots, "
-         f"{int((targets >= 0).sum())} targets)")
+         f"{int((targets >= 0).sum())} targets{docs})")
 
     # ---- the reference, float64 from the float32 weights
     P = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in W.items()}
@@ -189,7 +206,8 @@ def run_case(case, tmp):
     tm = torch.tensor(mask)
     tg = torch.tensor(targets)
     f64 = lambda a: None if a is None else torch.tensor(a, dtype=torch.float64)  # noqa: E731
-    out = ref.outputs_and_loss(cfg, P, tt, tg, tm, f64(ws), f64(wv), f64(wh))
+    out = ref.outputs_and_loss(cfg, P, tt, tg, tm, f64(ws), f64(wv), f64(wh),
+                               segment=None if segment is None else torch.tensor(segment))
     out["loss"].backward()
     R = {k: v.detach().numpy() for k, v in out.items()}
 
@@ -237,7 +255,7 @@ def run_case(case, tmp):
 
     # ---- KV cache: prefill P slots, then one slot per step
     has_kv = all(k in io for k in ("P", "prefill_logits", "decode_logits"))
-    if case.endswith("_right"):
+    if case.endswith("_right") or packed:
         if has_kv:
             emit(f"FAIL {case}/kv: right-padded case should have no KV-cache entries")
         return

@@ -78,6 +78,29 @@ def main():
     b = open(os.path.join(r2, "checkpoints", "final", "model.safetensors"), "rb").read()
     report(a == b, "sft_resume_bit_exact", "weights differ after resume")
 
+    # --packing (TRL's padding-free packing): documents packed into rows keep to themselves
+    # (per-document causal attention, positions restarting at 0), so on the same model and
+    # the same documents the first step's loss and gradient norm equal the unpacked ones
+    small = os.path.join(tmp, "small.jsonl")
+    with open(os.path.join(data, "sft.jsonl")) as f, open(small, "w") as g:
+        g.writelines(f.readlines()[:24])
+    got = {}
+    for name, extra in (("plain", []), ("packed", ["--packing"])):
+        out = os.path.join(tmp, "pack_" + name)
+        run("sft", "--model", r1, "--data", small, "--batch_size", "24", "--max_length", "64",
+            "--max_steps", "1", "--logging_steps", "1", "--seed", "3", "--quiet",
+            "--output_dir", out, *extra)
+        got[name] = [x for x in metrics(out) if "loss" in x][0]
+    lp, lq = got["plain"]["loss"], got["packed"]["loss"]
+    gp, gq = got["plain"]["grad_norm"], got["packed"]["grad_norm"]
+    report(abs(lp - lq) <= 1e-5 * max(1.0, abs(lp)) and abs(gp - gq) <= 1e-4 * max(gp, 1e-6)
+           and got["plain"]["num_tokens"] == got["packed"]["num_tokens"],
+           "sft_packing_equals_unpacked",
+           f"loss {lq:.6f} packed vs {lp:.6f} unpacked, grad_norm {gq:.6g} vs {gp:.6g}, "
+           f"tokens {got['packed']['num_tokens']} vs {got['plain']['num_tokens']}")
+    print(f"# sft --packing: first-step loss {lq:.6f} packed, {lp:.6f} unpacked; "
+          f"grad_norm {gq:.6g} vs {gp:.6g}")
+
     # --config: same keys as the flags; the command line wins
     conf = os.path.join(tmp, "conf.json")
     json.dump({"max_steps": 5, "learning_rate": 1e-3, "batch_size": 4}, open(conf, "w"))

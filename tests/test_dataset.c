@@ -874,7 +874,8 @@ static int test_batch_padding(void) {
     for (int i = 0; i < 10; i++) CHECK(b.loss_mask[i] == (tgt_r[i] >= 0));
     CHECK(b.prompt_len[0] == 2 && b.completion_len[0] == 3 && b.prompt_len[1] == 1 &&
           b.completion_len[1] == 2 && b.example[1] == 1 && b.label[0] == -1);
-    CHECK(b.view.B == 2 && b.view.T == 5 && b.view.tokens == b.tokens && b.view.mask == b.mask);
+    CHECK(b.view.B == 2 && b.view.T == 5 && b.view.tokens == b.tokens && b.view.mask == b.mask &&
+          b.view.segment == NULL);
     ds_batch_opts bo = {.padding_side = DS_PAD_LEFT};
     CHECK(ds_make_batch(ds, idx, 2, &bo, &b, &err) == 0);
     int tok_l[] = {'a', 'b', 'c', 'd', EOS, P, P, 'x', 'y', EOS};
@@ -955,6 +956,10 @@ static int test_packing(void) {
     CHECK(b.mask[6] == 1 && b.mask[7] == 0 && b.mask[15] == 1);
     CHECK(b.example[0] == 0 && b.example[1] == 2 && b.completion_len[0] == 7 &&
           b.completion_len[1] == 8 && b.prompt_len[0] == 0);
+    // segment ids: each example its own document (attention and positions stay inside it)
+    int sg[] = {0, 0, 0, 0, 1, 1, 1, -1, 0, 0, 0, 0, 0, 0, 1, 1};
+    check_ids("packed segments", b.segment, 16, sg, 16);
+    CHECK(b.view.segment == b.segment);
     // the long example is cut to T, then the epoch ends
     rows = ds_pack_batch(ds, order, 5, &next, 2, 8, &b, &err);
     int tk2[] = {'l', 'm', 'n', 'o', 'p', 'q', 'r', 's', P, P, P, P, P, P, P, P};

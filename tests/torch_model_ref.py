@@ -122,11 +122,43 @@ def forward(cfg, P, tokens, mask, rope_convention="rotate_half"):
     return hidden, logits
 
 
+def forward_documents(cfg, P, tokens, mask, segment, rope_convention="rotate_half"):
+    """Packed rows, the way an unpacked model sees them: each document (a run of real
+    tokens with one segment id) goes through forward() on its own, as a batch of one
+    without padding; the outputs are put back in place (zeros at padding)."""
+    B, T = tokens.shape
+    C, V = cfg["n_embd"], cfg["vocab_size"]
+    rows_h, rows_l = [], []
+    for b in range(B):
+        parts_h, parts_l = [], []
+        t = 0
+        while t < T:
+            e = t + 1
+            if mask[b, t] > 0:
+                while e < T and mask[b, e] > 0 and segment[b, e] == segment[b, t]:
+                    e += 1
+                doc = tokens[b, t:e][None]
+                h, lg = forward(cfg, P, doc, torch.ones_like(doc), rope_convention)
+                parts_h.append(h[0])
+                parts_l.append(lg[0])
+            else:
+                parts_h.append(torch.zeros(1, C, dtype=torch.float64))
+                parts_l.append(torch.zeros(1, V, dtype=torch.float64))
+            t = e
+        rows_h.append(torch.cat(parts_h))
+        rows_l.append(torch.cat(parts_l))
+    return torch.stack(rows_h), torch.stack(rows_l)
+
+
 def outputs_and_loss(cfg, P, tokens, targets, mask, ws=None, wv=None, wh=None,
-                     rope_convention="rotate_half"):
+                     rope_convention="rotate_half", segment=None):
     """Everything the parity dump holds, plus the scalar loss
-    loss = -mean(logp over target>=0) + sum(score*ws) + sum(values*wv) + sum(hidden*wh)."""
-    hidden, logits = forward(cfg, P, tokens, mask, rope_convention)
+    loss = -mean(logp over target>=0) + sum(score*ws) + sum(values*wv) + sum(hidden*wh).
+    segment (B,T): packed rows; each document is run on its own (forward_documents)."""
+    if segment is None:
+        hidden, logits = forward(cfg, P, tokens, mask, rope_convention)
+    else:
+        hidden, logits = forward_documents(cfg, P, tokens, mask, segment, rope_convention)
     has_t = targets >= 0
     lsm = torch.log_softmax(logits, dim=-1)
     logp = torch.gather(lsm, -1, targets.clamp(min=0)[..., None])[..., 0]

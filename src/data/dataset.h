@@ -240,12 +240,13 @@ typedef struct {
     int *targets;        // (B,T)
     uint8_t *mask;       // (B,T) 1 = real token
     uint8_t *loss_mask;  // (B,T)
+    int *segment;        // (B,T) packed rows: the example's index within its row; -1 padding
     int *prompt_len;     // (B)
     int *completion_len; // (B)
     int *example;        // (B) index into the dataset (packed rows: the first example)
     int *label;          // (B) UNPAIRED: 1/0; else -1
     int n_pairs;         // PREFERENCE: n (rows = 2n), else 0
-    rlhf_batch view;     // the model's view of tokens / targets / mask
+    rlhf_batch view;     // the model's view of tokens / targets / mask (/ segment if packed)
     size_t cap;          // elements the (B,T) buffers hold
     int row_cap;         // rows the (B) buffers hold
 } ds_batch;
@@ -265,12 +266,14 @@ int ds_make_batch(const ds_dataset *ds, const int *idx, int n, const ds_batch_op
 // rows holding at least one example (0 once *next == n: the epoch is done;
 // rows left empty are all padding, example -1), or -1 + err (not tokenized,
 // a format that cannot be packed).
-// Within a row, attention DOES cross example boundaries (the model sees a
-// causal mask over the whole row and positions keep counting, as TRL's
-// packing without position-id resets), but targets never do: each example's
-// last token has target -1, and an example's first token is never the target
-// of the one before it. prompt_len[r] = 0, completion_len[r] = real tokens
-// in the row, example[r] = the row's first example.
+// Within a row, examples are kept apart as in TRL's padding-free packing:
+// segment[r,t] numbers the row's examples 0, 1, 2, ... (-1 on padding) and
+// view.segment points to it, so the model lets a token attend only to its own
+// example and restarts positions at 0 at each example: every example gets
+// exactly the log-probs it gets unpacked. Targets never cross examples either:
+// each example's last token has target -1. prompt_len[r] = 0,
+// completion_len[r] = real tokens in the row, example[r] = the row's first
+// example. (ds_make_batch's rows have view.segment = NULL.)
 int ds_pack_batch(const ds_dataset *ds, const int *order, int n, int *next, int B, int T,
                   ds_batch *b, rlhf_err *err);
 void ds_batch_free(ds_batch *b);

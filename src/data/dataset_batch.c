@@ -11,6 +11,7 @@ void ds_batch_free(ds_batch *b) {
     free(b->targets);
     free(b->mask);
     free(b->loss_mask);
+    free(b->segment);
     free(b->prompt_len);
     free(b->completion_len);
     free(b->example);
@@ -26,6 +27,7 @@ static void batch_reset(ds_batch *b, int B, int T, int pad_id) {
         b->targets = xrealloc(b->targets, n * sizeof(int));
         b->mask = xrealloc(b->mask, n);
         b->loss_mask = xrealloc(b->loss_mask, n);
+        b->segment = xrealloc(b->segment, n * sizeof(int));
         b->cap = n;
     }
     if (B > b->row_cap) {
@@ -41,6 +43,7 @@ static void batch_reset(ds_batch *b, int B, int T, int pad_id) {
     for (size_t i = 0; i < n; i++) {
         b->tokens[i] = pad_id;
         b->targets[i] = -1;
+        b->segment[i] = -1;
     }
     memset(b->mask, 0, n);
     memset(b->loss_mask, 0, n);
@@ -127,9 +130,10 @@ int ds_pack_batch(const ds_dataset *ds, const int *order, int n, int *next, int 
                          ds->path, ds_format_name(ds->format));
     if (B < 1 || T < 1) return rlhf_fail(err, "ds_pack_batch: B=%d T=%d", B, T);
     batch_reset(b, B, T, ds->pad_id);
+    b->view.segment = b->segment;  // documents do not see each other; positions restart
     int rows = 0;
     for (int r = 0; r < B && *next < n; r++) {
-        int used = 0;
+        int used = 0, doc = 0;
         while (*next < n) {
             int e = order[*next];
             if (e < 0 || e >= ds->n)
@@ -147,6 +151,8 @@ int ds_pack_batch(const ds_dataset *ds, const int *order, int n, int *next, int 
             }
             if (used + np + nq > T) break;
             place(b, r, used, k->prompt, np, k->completion[0], nq, k->loss[0]);
+            for (int j = 0; j < np + nq; j++) b->segment[(size_t)r * T + used + j] = doc;
+            doc++;
             if (used == 0) {
                 b->example[r] = e;
                 b->label[r] = ds->ex[e].label;

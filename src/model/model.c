@@ -222,6 +222,8 @@ typedef struct {
     float *tmp;                        // (N,C) projection output before the residual add
     float *logits_scratch;             // (LOGP_CHUNK, V)
     int *tokens, *targets, *pos, *last; // (N), (N), (N), (B)
+    int *seg;                          // (N) segment of each token (-1 padding) when seg_on
+    int seg_on;                        // the batch is packed (rlhf_batch.segment given)
     uint8_t *mask;                     // (N)
 } acts_view;
 
@@ -277,6 +279,8 @@ static size_t layout_acts(const rlhf_config *c, int B, int T, float *base, acts_
     if (base) a->pos = (int *)ip;
     TAKE(ip, B);
     if (base) a->last = (int *)ip;
+    TAKE(ip, N);
+    if (base) a->seg = (int *)ip;
     TAKE(ip, (N + 3) / 4);
     if (base) a->mask = (uint8_t *)ip;
 #undef TAKE
@@ -378,7 +382,8 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
         rope_forward(L->qkv, m->rope_cos, m->rope_sin, a->pos, N, NH, HS, QKV);
         rope_forward(L->qkv + NH * HS, m->rope_cos, m->rope_sin, a->pos, N, NKV, HS, QKV);
     }
-    attention_forward(L->atty, L->att, L->qkv, a->mask, B, T, NH, NKV, HS);
+    attention_forward(L->atty, L->att, L->qkv, a->mask, a->seg_on ? a->seg : NULL, B, T, NH, NKV,
+                      HS);
     linear_forward(a->tmp, L->atty, W->attn_out_w, W->attn_out_b, N, C, C);
     residual_forward(L->resid_mid, inp, a->tmp, (long)N * C);
     norm_forward(c, L->ln2, L->ln2_mean, L->ln2_rstd, L->resid_mid, W->mlp_norm_w, W->mlp_norm_b,
@@ -410,11 +415,28 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
                                   "vocabulary (size %d)",
                              b->targets[i], i / T, i % T, V);
     }
+    if (b->segment) {  // packed rows: documents are runs of one id that only ever grows
+        for (int r = 0; r < B; r++) {
+            int prev = -1;
+            for (int t = 0; t < T; t++) {
+                int i = r * T + t;
+                if (b->mask && !b->mask[i]) continue;
+                if (b->segment[i] < prev)
+                    return rlhf_fail(err, "segment id %d at batch row %d position %d: ids must "
+                                          "be >= 0 and never decrease along a row's real tokens "
+                                          "(each document one contiguous run)",
+                                     b->segment[i], r, t);
+                prev = b->segment[i];
+            }
+        }
+    }
     ensure_acts(m, B, T);
     acts_view *a = m->act_views;
-    // internal copies: padding gets token 0, no target; positions count real tokens
+    // internal copies: padding gets token 0, no target; positions count real tokens (of the
+    // token's own document in packed rows: they restart at 0 where the segment id changes)
+    a->seg_on = b->segment != NULL;
     for (int r = 0; r < B; r++) {
-        int p = 0;
+        int p = 0, cur = -1;
         a->last[r] = -1;
         for (int t = 0; t < T; t++) {
             int i = r * T + t;
@@ -422,6 +444,10 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
             a->mask[i] = (uint8_t)real;
             a->tokens[i] = real ? b->tokens[i] : 0;
             a->targets[i] = (real && b->targets) ? b->targets[i] : -1;
+            if (a->seg_on) {
+                a->seg[i] = real ? b->segment[i] : -1;
+                if (real && b->segment[i] != cur) cur = b->segment[i], p = 0;
+            }
             a->pos[i] = real ? p++ : 0;
             if (real) a->last[r] = t;
         }

@@ -1,4 +1,5 @@
-// attention: causal self-attention with a padding mask and grouped-query heads,
+// attention: causal self-attention with a padding mask, optional per-token
+// segment (document) ids for packed rows, and grouped-query heads,
 // and the rotary position embedding applied to q and k before it. Each (batch,
 // head) pair is one OpenMP iteration; inside it the two products (q k^T and
 // att v) are gemm calls on strided views straight into the packed qkv rows, so
@@ -61,9 +62,17 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, const int 
 // ---- attention ----
 
 // one query row of pre-softmax scores p[0..t] (keys s <= t) -> probabilities in place over
-// the visible keys, zeros elsewhere up to T
-static void softmax_row(float *p, int t, int T, const uint8_t *mask) {
+// the visible keys, zeros elsewhere up to T. Packed rows (seg != NULL): a key is visible only
+// when it is real and in the query's segment; the scores of other keys are set to -inf first,
+// so the two loops below (and their cost for unpacked rows) stay as they are.
+static void softmax_row(float *p, int t, int T, const uint8_t *mask, const int *seg) {
     float mx = -INFINITY;
+    if (seg) {
+        int st = seg[t];
+        for (int s = 0; s <= t; s++)
+            if (seg[s] != st || (mask && !mask[s])) p[s] = -INFINITY;
+        mask = NULL;  // folded into the -inf scores
+    }
     if (mask) {
 #pragma omp simd reduction(max : mx)
         for (int s = 0; s <= t; s++) {
@@ -99,9 +108,10 @@ static void softmax_row(float *p, int t, int T, const uint8_t *mask) {
     for (int s = t + 1; s < T; s++) p[s] = 0.0f;
 }
 
-// qkv (B,T,(NH+2NKV)HS), mask (B,T) or NULL -> out (B,T,NH*HS), att (B,NH,T,T)
-void attention_forward(float *out, float *att, const float *qkv, const uint8_t *mask, int B, int T,
-                       int NH, int NKV, int HS) {
+// qkv (B,T,(NH+2NKV)HS), mask (B,T) or NULL, seg (B,T) or NULL -> out (B,T,NH*HS),
+// att (B,NH,T,T)
+void attention_forward(float *out, float *att, const float *qkv, const uint8_t *mask,
+                       const int *seg, int B, int T, int NH, int NKV, int HS) {
     const int R = (NH + 2 * NKV) * HS, OR = NH * HS, group = NH / NKV;
     const float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static) if (!nn_in_parallel() && B * NH > 1)
@@ -112,6 +122,7 @@ void attention_forward(float *out, float *att, const float *qkv, const uint8_t *
             const float *k = qkv + (long)b * T * R + (NH + kvh) * HS;
             const float *v = qkv + (long)b * T * R + (NH + NKV + kvh) * HS;
             const uint8_t *mk = mask ? mask + (long)b * T : NULL;
+            const int *sg = seg ? seg + (long)b * T : NULL;
             float *a = att + ((long)b * NH + h) * T * T;
             float *o = out + (long)b * T * OR + h * HS;
             for (int t0 = 0; t0 < T; t0 += QBLOCK) {
@@ -119,7 +130,7 @@ void attention_forward(float *out, float *att, const float *qkv, const uint8_t *
                 // scores (t1-t0, t1) = scale q[t0:t1] k[0:t1]^T
                 gemm(0, 1, t1 - t0, t1, HS, scale, q + (long)t0 * R, R, k, R, 0.0f,
                      a + (long)t0 * T, T);
-                for (int t = t0; t < t1; t++) softmax_row(a + (long)t * T, t, T, mk);
+                for (int t = t0; t < t1; t++) softmax_row(a + (long)t * T, t, T, mk, sg);
                 // out[t0:t1] = att[t0:t1, 0:t1] v[0:t1]
                 gemm(0, 0, t1 - t0, HS, t1, 1.0f, a + (long)t0 * T, T, v, R, 0.0f,
                      o + (long)t0 * OR, OR);

@@ -67,14 +67,18 @@ void rope_forward(float *x, const float *cos, const float *sin, const int *pos, 
 void rope_backward(float *dx, const float *cos, const float *sin, const int *pos, int N, int nh,
                    int HS, int stride);
 
-// ---- causal self-attention with padding mask and grouped-query heads ----
+// ---- causal self-attention with padding mask, segments and grouped-query heads ----
 // qkv (B,T,(NH+2*NKV)*HS): per token [q heads | k heads | v heads]; query head h uses kv head
-// h / (NH/NKV). mask (B,T): 1 real token, 0 padding (NULL = all real). Query t attends to keys
-// s <= t with mask[s] = 1, scaled by 1/sqrt(HS). A query with no visible key outputs zeros.
+// h / (NH/NKV). mask (B,T): 1 real token, 0 padding (NULL = all real). seg (B,T): segment
+// (document) id of each token in packed rows (NULL = one segment per row; no extra cost).
+// Query t attends to keys s <= t with mask[s] = 1 and seg[s] = seg[t], scaled by 1/sqrt(HS).
+// A query with no visible key outputs zeros.
 // -> out (B,T,NH*HS); att (B,NH,T,T) softmax probabilities saved for backward.
-void attention_forward(float *out, float *att, const float *qkv, const uint8_t *mask, int B, int T,
-                       int NH, int NKV, int HS);
-// dout (B,T,NH*HS) -> dqkv +=; scratch: at least B*NH*T*T floats (may alias nothing else)
+void attention_forward(float *out, float *att, const float *qkv, const uint8_t *mask,
+                       const int *seg, int B, int T, int NH, int NKV, int HS);
+// dout (B,T,NH*HS) -> dqkv +=; scratch: at least B*NH*T*T floats (may alias nothing else).
+// The visibility pattern (causal, mask, segments) is read from att, whose hidden entries are
+// exactly 0, so backward needs neither mask nor seg (mask is kept for the callers' symmetry).
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, const uint8_t *mask, int B, int T, int NH, int NKV,
                         int HS);

@@ -1,7 +1,10 @@
 // parity_dump OUTDIR CASE: builds a small random model (CASE: gpt2, llama,
-// gpt2_right, llama_left), runs forward, backward and KV-cache decoding, and
-// writes the model checkpoint plus inputs and outputs for
+// gpt2_right, llama_left, gpt2_packed, llama_packed), runs forward, backward and
+// KV-cache decoding, and writes the model checkpoint plus inputs and outputs for
 // tests/model_parity_test.py to compare against an independent PyTorch model.
+// The _packed cases lay several documents end to end in each row with segment
+// ids (TRL's padding-free packing; right padding after them, no KV cache); the
+// reference runs each document on its own.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +19,20 @@ static void die(const char *what, rlhf_err *e) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: parity_dump OUTDIR gpt2|llama|gpt2_right|llama_left\n");
+        fprintf(stderr, "usage: parity_dump OUTDIR "
+                        "gpt2|llama|gpt2_right|llama_left|gpt2_packed|llama_packed\n");
         return 2;
     }
     const char *dir = argv[1], *cs = argv[2];
     rlhf_config c = {0};
-    int right = 0;
-    if (strcmp(cs, "gpt2") == 0 || strcmp(cs, "gpt2_right") == 0) {
+    int right = 0, packed = strstr(cs, "_packed") != NULL;
+    if (strcmp(cs, "gpt2") == 0 || strcmp(cs, "gpt2_right") == 0 ||
+        strcmp(cs, "gpt2_packed") == 0) {
         c = (rlhf_config){.arch = ARCH_GPT2, .n_layer = 2, .n_head = 4, .n_embd = 32,
                           .vocab_size = 67, .max_seq_len = 32, .tied = 1};
-        right = strcmp(cs, "gpt2_right") == 0;
-    } else if (strcmp(cs, "llama") == 0) {
+        right = strcmp(cs, "gpt2_right") == 0 || packed;
+    } else if (strcmp(cs, "llama") == 0 || strcmp(cs, "llama_packed") == 0) {
+        right = packed;
         c = (rlhf_config){.arch = ARCH_LLAMA, .n_layer = 2, .n_head = 4, .n_kv_head = 2,
                           .n_embd = 32, .d_ff = 48, .vocab_size = 67, .max_seq_len = 32,
                           .tied = 0, .qkv_bias = 1, .rope_theta = 500.0f};
@@ -57,8 +63,11 @@ int main(int argc, char **argv) {
     }
     int B = 3, T = 12, V = c.vocab_size, C = c.n_embd, N = B * T, P = 5;
     int pad[3] = {0, 2, 4};
-    int *tok = calloc(N, sizeof(int)), *tgt = calloc(N, sizeof(int));
+    int *tok = calloc(N, sizeof(int)), *tgt = calloc(N, sizeof(int)), *seg = malloc(N * sizeof(int));
     uint8_t *mask = calloc(N, 1);
+    // packed: documents of these lengths per row (0 ends a row; the rest is padding)
+    static const int docs[3][5] = {{4, 5, 3, 0}, {1, 6, 3, 0}, {2, 2, 2, 2, 0}};
+    for (int i = 0; i < N; i++) seg[i] = -1;
     float *ws = calloc(B, 4), *wv = calloc(N, 4), *wh = calloc((size_t)N * C, 4);
     for (int b = 0; b < B; b++) {
         int len = T - pad[b];
@@ -81,7 +90,25 @@ int main(int argc, char **argv) {
         }
         ws[b] = rng_normal(&r);
     }
-    rlhf_batch batch = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = mask};
+    if (packed) {  // same random tokens, re-cut into documents; each one's targets stay inside it
+        for (int b = 0; b < B; b++) {
+            int t = 0;
+            for (int d = 0; docs[b][d]; d++)
+                for (int j = 0; j < docs[b][d]; j++, t++) {
+                    int i = b * T + t, len = docs[b][d];
+                    mask[i] = 1, seg[i] = 10 * d + 3;  // any non-decreasing ids
+                    tgt[i] = j + 1 < len ? tok[i + 1] : (int)(rng_u64(&r) % V);
+                    if (j == 0 && d == 1) tgt[i] = -1;  // a document start without a target
+                }
+            for (; t < T; t++) {
+                int i = b * T + t;
+                mask[i] = 0, tok[i] = 0, tgt[i] = -1, wv[i] = 0;
+                for (int k = 0; k < C; k++) wh[(size_t)i * C + k] = 0;
+            }
+        }
+    }
+    rlhf_batch batch = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = mask,
+                        .segment = packed ? seg : NULL};
     if (model_forward(m, &batch, &err)) die("forward", &err);
     float *logits = malloc((size_t)N * V * 4);
     model_logits(m, logits);
@@ -135,6 +162,7 @@ int main(int argc, char **argv) {
     ADD("tokens", ST_I32, tok, 2, B, T);
     ADD("targets", ST_I32, tgt, 2, B, T);
     ADD("mask", ST_U8, mask, 2, B, T);
+    if (packed) ADD("segment", ST_I32, seg, 2, B, T);
     ADD("ws", ST_F32, ws, 1, B);
     ADD("wv", ST_F32, wv, 2, B, T);
     ADD("wh", ST_F32, wh, 3, B, T, C);
@@ -165,6 +193,7 @@ int main(int argc, char **argv) {
     free(names);
     free(tok);
     free(tgt);
+    free(seg);
     free(mask);
     free(ws);
     free(wv);
