@@ -26,6 +26,7 @@ typedef struct {
     int tok[3 * 9], tgt[3 * 9];
     uint8_t mask[3 * 9];
     float wl[3 * 9], ws[3 * 4], wv[3 * 9];
+    int seg[3 * 9], packed;  // packed: several documents per row (segment ids)
 } fixture;
 
 static void make_fixture(fixture *f, int V, uint64_t seed) {
@@ -44,10 +45,17 @@ static void make_fixture(fixture *f, int V, uint64_t seed) {
             f->wv[i] = real ? rng_normal(&r) : 0;
         }
     for (int b = 0; b < 12; b++) f->ws[b] = rng_normal(&r);
+    // documents for the packed variant: 3 in row 0, 2 after row 1's padding, 3 before row 2's
+    static const int seg[3 * 9] = {0, 0, 0, 1, 1, 1, 1, 2, 2,    //
+                                   -1, -1, 0, 0, 4, 4, 4, 4, 4,  //
+                                   0, 1, 1, 2, 2, 2, -1, -1, -1};
+    memcpy(f->seg, seg, sizeof seg);
+    f->packed = 0;
 }
 
 static double fixture_loss(rlhf_model *m, const fixture *f) {
-    rlhf_batch b = {.B = f->B, .T = f->T, .tokens = f->tok, .targets = f->tgt, .mask = f->mask};
+    rlhf_batch b = {.B = f->B, .T = f->T, .tokens = f->tok, .targets = f->tgt, .mask = f->mask,
+                    .segment = f->packed ? f->seg : NULL};
     rlhf_err err;
     if (model_forward(m, &b, &err)) return NAN;
     double L = 0;
@@ -56,7 +64,7 @@ static double fixture_loss(rlhf_model *m, const fixture *f) {
     return L;
 }
 
-static int gradcheck(rlhf_arch arch) {
+static int gradcheck(rlhf_arch arch, int packed) {
     rlhf_config c = tiny_cfg(arch);
     rlhf_model *m;
     rlhf_err err;
@@ -67,6 +75,7 @@ static int gradcheck(rlhf_arch arch) {
     for (size_t i = 0; i < m->n_params; i++) m->params[i] += 0.15f * rng_normal(&r);
     fixture f;
     make_fixture(&f, c.vocab_size, 11);
+    f.packed = packed;
     fixture_loss(m, &f);
     model_zero_grad(m);
     model_backward(m, f.wl, NULL, f.ws, f.wv);
@@ -103,8 +112,10 @@ static int gradcheck(rlhf_arch arch) {
     return 0;
 }
 
-static int test_gradcheck_gpt2(void) { return gradcheck(ARCH_GPT2); }
-static int test_gradcheck_llama(void) { return gradcheck(ARCH_LLAMA); }
+static int test_gradcheck_gpt2(void) { return gradcheck(ARCH_GPT2, 0); }
+static int test_gradcheck_llama(void) { return gradcheck(ARCH_LLAMA, 0); }
+static int test_gradcheck_gpt2_packed(void) { return gradcheck(ARCH_GPT2, 1); }
+static int test_gradcheck_llama_packed(void) { return gradcheck(ARCH_LLAMA, 1); }
 
 static int kv_matches_full(rlhf_arch arch) {
     rlhf_config c = tiny_cfg(arch);
@@ -186,6 +197,72 @@ static int test_padding_invariance(void) {
         int K = c.score_head;
         CHECK_CLOSE(m->score[K], m->score[0], 1e-5, 1e-5);
         CHECK_CLOSE(m->score[2 * K], m->score[0], 1e-5, 1e-5);
+        model_free(m);
+    }
+    return 0;
+}
+
+// packed rows (segment ids): every document gets the log-probs, values, score and hidden
+// states it gets alone, padding or not; segment ids that go back are refused
+static int test_packed_equals_documents(void) {
+    for (int arch = 0; arch < 2; arch++) {
+        rlhf_config c = tiny_cfg((rlhf_arch)arch);
+        rlhf_model *m;
+        rlhf_err err;
+        CHECK(model_create(&m, &c, 9, &err) == 0);
+        for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 10.0f;
+        enum { B = 2, T = 14 };
+        // row 0: documents of 3, 5, 4 tokens, 2 padding; row 1: 2 padding, documents of 6, 6
+        static const int seg[B * T] = {0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, -1, -1,
+                                       -1, -1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+        int tok[B * T], tgt[B * T];
+        uint8_t mask[B * T];
+        rlhf_rng r;
+        rng_seed(&r, 4);
+        for (int i = 0; i < B * T; i++) {
+            mask[i] = seg[i] >= 0;
+            tok[i] = mask[i] ? (int)(rng_u64(&r) % c.vocab_size) : 0;
+            tgt[i] = mask[i] ? (int)(rng_u64(&r) % c.vocab_size) : -1;
+        }
+        rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = mask,
+                        .segment = seg};
+        CHECK(model_forward(m, &b, &err) == 0);
+        int N = B * T, C = c.n_embd, K = c.score_head;
+        float *logp = malloc(N * sizeof(float)), *val = malloc(N * sizeof(float));
+        float *hid = malloc((size_t)N * C * sizeof(float)), *score = malloc(B * K * sizeof(float));
+        memcpy(logp, m->logp, N * sizeof(float));
+        memcpy(val, m->values, N * sizeof(float));
+        memcpy(hid, m->hidden, (size_t)N * C * sizeof(float));
+        memcpy(score, m->score, B * K * sizeof(float));
+        double err_max = 0;
+        for (int i = 0; i < N;) {  // each document alone: a batch of one, no padding
+            if (!mask[i]) {
+                i++;
+                continue;
+            }
+            int e = i + 1;
+            while (e < N && e % T && mask[e] && seg[e] == seg[i]) e++;
+            rlhf_batch d = {.B = 1, .T = e - i, .tokens = tok + i, .targets = tgt + i};
+            CHECK(model_forward(m, &d, &err) == 0);
+            for (int j = 0; j < e - i; j++) {
+                err_max = fmax(err_max, fabs(m->logp[j] - logp[i + j]));
+                err_max = fmax(err_max, fabs(m->values[j] - val[i + j]));
+                for (int k = 0; k < C; k++)
+                    err_max = fmax(err_max, fabs(m->hidden[(size_t)j * C + k] -
+                                                 hid[(size_t)(i + j) * C + k]));
+            }
+            if (e % T == 0 || !mask[e])  // the row's last document: the score head reads it
+                for (int k = 0; k < K; k++)
+                    err_max = fmax(err_max, fabs(m->score[k] - score[(i / T) * K + k]));
+            i = e;
+        }
+        CHECKF(err_max < 1e-4, "arch %d: packed differs from documents alone by %g", arch, err_max);
+        // ids must not go back along a row
+        static const int back[B * T] = {0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, -1, -1,
+                                        -1, -1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+        b.segment = back;
+        CHECK(model_forward(m, &b, &err) != 0 && strstr(err.msg, "segment id 0 at batch row 0"));
+        free(logp), free(val), free(hid), free(score);
         model_free(m);
     }
     return 0;
@@ -647,9 +724,12 @@ static int test_gradient_accumulation(void) {
 int main(void) {
     RUN(test_gradcheck_gpt2);
     RUN(test_gradcheck_llama);
+    RUN(test_gradcheck_gpt2_packed);
+    RUN(test_gradcheck_llama_packed);
     RUN(test_kv_cache_gpt2);
     RUN(test_kv_cache_llama);
     RUN(test_padding_invariance);
+    RUN(test_packed_equals_documents);
     RUN(test_determinism_and_learning);
     RUN(test_named_sizes);
     RUN(test_checkpoint_roundtrip_and_resume);
