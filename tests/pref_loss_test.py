@@ -36,6 +36,7 @@ except ImportError as e:
 import pref_ref  # noqa: E402
 
 TOL = 1e-5
+FLT_MAX = 3.4028234663852886e38
 torch.set_num_threads(1)
 
 PAIRED = ["sigmoid", "robust", "hinge", "ipo", "exo_pair", "nca_pair", "bco_pair", "sppo_hard",
@@ -142,6 +143,28 @@ for fd, alpha in [("forward_kl", None), ("js_divergence", None), ("alpha_diverge
         tag = fd + (f"({alpha})" if alpha is not None else "")
         add(f"{loss} {tag}", paired_case(loss, options=o))
         add(f"{loss} {tag} extreme", paired_case(loss, extreme=True, options=o))
+# log-ratios inside the exponent cap, where forward-KL and alpha-divergence scores are
+# as large as e^80: the squared losses (ipo, sppo_hard) once overflowed float32 there
+# (a log-ratio of -50 at beta 0.1 gave a -inf gradient)
+RATIOS = [-79.5, -60.0, -50.0, -45.0, -41.0, -39.0, -20.0, 0.0, 20.0, 50.0, 79.5]
+
+
+def ratio_seqs(ratios):
+    ref = -rng.uniform(1, 100, len(ratios))
+    return {"len": [int(x) for x in rng.integers(1, 4, len(ratios))],
+            "ref_logps": f32(ref), "logps": f32(ref + np.asarray(ratios))}
+
+
+for fd, alpha in [("forward_kl", None), ("alpha_divergence", 1.0), ("alpha_divergence", 0.5)]:
+    for loss in SCORE_LOSSES:
+        for beta in (0.1, 2.0):
+            o = {"f_divergence_type": fd, "beta": beta, "label_smoothing": 1e-3 if loss == "exo_pair" else 0.0}
+            if alpha is not None:
+                o["f_alpha_divergence_coef"] = alpha
+            tag = fd + (f"({alpha})" if alpha is not None else "")
+            c = paired_case(loss, n=len(RATIOS), options=o)
+            c["chosen"], c["rejected"] = ratio_seqs(RATIOS), ratio_seqs(list(reversed(RATIOS)))
+            add(f"{loss} {tag} beta={beta} log-ratios to -80", c)
 for loss in ["sigmoid", "ipo", "aot", "sft", "orpo", "sigmoid,sft"]:
     add(f"{loss} use_weighting (WPO)", paired_case(loss, options={"use_weighting": 1}))
     add(f"{loss} use_weighting extreme", paired_case(loss, extreme=True, options={"use_weighting": 1}))
@@ -323,9 +346,9 @@ def main():
             fails += 1
             print(f"FAIL {name}: C refused: {got.get('error')}")
             continue
-        if not finite(got):
+        if not finite(got) or abs(got["loss"]) > FLT_MAX:
             fails += 1
-            print(f"FAIL {name}: non-finite output")
+            print(f"FAIL {name}: non-finite output (or a loss past float32)")
             continue
         try:
             want = pref_ref.reference(case)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 DT = torch.float64
 CAP = 80.0  # exponent cap (PREF_EXP_CAP)
+SQ_CAP = math.exp(CAP / 2)  # |score| cap of the squared losses, ipo and sppo_hard
 
 DEFAULTS = dict(beta=0.1, label_smoothing=0.0, reference_free=0, f_divergence_type="reverse_kl",
                 f_alpha_divergence_coef=0.5, ld_alpha=-1.0, use_weighting=0, discopop_tau=0.05,
@@ -107,16 +108,23 @@ def l_hinge(c):
     return torch.relu(1 - (c.beta * c.delta - c.margin))
 
 
+def sq_score(s):
+    return torch.clamp(s, -SQ_CAP, SQ_CAP)
+
+
 def l_ipo(c):
-    d = c.sc / c.lc - c.sr / c.lr
+    d = sq_score(c.sc) / c.lc - sq_score(c.sr) / c.lr
     return (d - 1 / (2 * c.beta)) ** 2
 
 
 def l_exo_pair(c):
     z = c.beta * c.delta
     eps = t(c.eps)
-    qw, ql = torch.sigmoid(z), torch.sigmoid(-z)
-    return qw * (F.logsigmoid(z) - torch.log1p(-eps)) + ql * (F.logsigmoid(-z) - torch.log(eps))
+    # q = exp(logsigmoid): torch.sigmoid's backward forms 1 - sigmoid(z), which loses
+    # every digit of a tiny q_w q_l (|z| ~ 28 and beyond); logsigmoid's backward does not
+    lw, ll = F.logsigmoid(z), F.logsigmoid(-z)
+    qw, ql = torch.exp(lw), torch.exp(ll)
+    return qw * (lw - torch.log1p(-eps)) + ql * (ll - torch.log(eps))
 
 
 def l_nca_pair(c):
@@ -130,7 +138,7 @@ def l_bco_pair(c):
 
 
 def l_sppo_hard(c):
-    return (c.sc - 0.5 / c.beta) ** 2 + (c.sr + 0.5 / c.beta) ** 2
+    return (sq_score(c.sc) - 0.5 / c.beta) ** 2 + (sq_score(c.sr) + 0.5 / c.beta) ** 2
 
 
 def l_aot(c):

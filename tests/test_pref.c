@@ -2,6 +2,7 @@
 // hand, the registry and --loss_type parsing, combination weights, the
 // per-token and LD-DPO paths, and the error messages for bad inputs. The
 // PyTorch comparison of every loss and option is tests/pref_loss_test.py.
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,53 @@ static int test_extreme_finite(void) {
     return 0;
 }
 
+// ipo and sppo_hard square the scores: with forward KL at beta 0.1 a log-ratio of -50
+// once gave a -inf gradient (e^100 past float32). Scores are capped at e^40 there
+// (docs/losses.md), so loss and gradients stay in float32 range; below the cap the
+// values are the plain formulas, worked out here in double.
+static int test_squared_losses_cap(void) {
+    const double rhos[] = {-30, -39.5, -41, -50, -79, -1e4};
+    const char *losses[] = {"ipo", "sppo_hard"};
+    pref_options o;
+    pref_options_default(&o);
+    o.beta = 0.1;
+    rlhf_err err;
+    for (int k = 0; k < 2; k++)
+        for (int f = 0; f < 2; f++)
+            for (size_t j = 0; j < sizeof rhos / sizeof *rhos; j++) {
+                o.f_divergence_type = f ? PREF_ALPHA_DIVERGENCE : PREF_FORWARD_KL;
+                o.f_alpha_divergence_coef = 1.0; // the same score as forward KL
+                pairs p = {.pc = {(float)(-20 + rhos[j])},
+                           .pr = {-7},
+                           .rc = {-20},
+                           .rr = {-7},
+                           .lc = {1},
+                           .lr = {1}};
+                pairs_init(&p, 1, 1);
+                CHECKF(run(&p, losses[k], NULL, &o, &err) == 0, "%s", err.msg);
+                double rho = (double)p.pc[0] - p.rc[0], cap = exp(40.0);
+                double e = exp(-rho), sw = -e, dw = e, sl = -1, h = 0.5 / o.beta;
+                if (e > cap) sw = -cap, dw = 0;
+                double loss, gw, gl;
+                if (k == 0) { // ipo: (s_w - s_l - 1/(2 beta))^2
+                    double t = sw - sl - h;
+                    loss = t * t, gw = 2 * t * dw, gl = -2 * t * 1;
+                } else { // sppo_hard: (s_w - h)^2 + (s_l + h)^2
+                    loss = (sw - h) * (sw - h) + (sl + h) * (sl + h), gw = 2 * (sw - h) * dw,
+                    gl = 2 * (sl + h);
+                }
+                CHECKF(fabs(p.out.m.loss) <= FLT_MAX && isfinite(p.gc[0]) && isfinite(p.gr[0]),
+                       "%s %s rho %g: loss %g grads %g %g", losses[k],
+                       pref_fdiv_name(o.f_divergence_type), rho, p.out.m.loss, p.gc[0], p.gr[0]);
+                CHECKF(fabs(p.out.m.loss - loss) <= 1e-12 * fabs(loss) &&
+                           fabs(p.gc[0] - gw) <= 1e-6 * fabs(gw) &&
+                           fabs(p.gr[0] - gl) <= 1e-6 * fabs(gl),
+                       "%s rho %g: loss %g (want %g), grads %g %g (want %g %g)", losses[k], rho,
+                       p.out.m.loss, loss, p.gc[0], p.gr[0], gw, gl);
+            }
+    return 0;
+}
+
 static int test_registry(void) {
     const pref_loss_def *d = pref_find("sigmoid");
     CHECK(d && strcmp(d->name, "sigmoid") == 0 && d->about && *d->about);
@@ -423,6 +471,7 @@ int main(void) {
     RUN(test_kto_hand);
     RUN(test_tokens_and_ld);
     RUN(test_extreme_finite);
+    RUN(test_squared_losses_cap);
     RUN(test_registry);
     RUN(test_parse);
     RUN(test_errors);

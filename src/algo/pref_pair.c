@@ -66,15 +66,33 @@ int pref_loss_hinge(pref_view *v, const double *w, rlhf_err *err) {
     return 0;
 }
 
+// The squared losses (ipo, sppo_hard) square the scores, and with forward KL or the
+// alpha-divergence a score is -e^(-alpha rho): a log-ratio of -50 squares to e^100 and
+// its gradient to 2e^100, both past float32 (they came out -inf). So there each score's
+// magnitude is capped at e^(PREF_EXP_CAP/2) = e^40, with zero gradient past the cap (as
+// torch.clamp): the squares stay below e^80 like every other capped exponential, and
+// nothing changes below the cap (reverse KL and JS scores of any real log-ratio).
+static double sq_score(double s, double ds, double *ds_out) {
+    const double cap = 2.3538526683701998e17; // exp(PREF_EXP_CAP / 2)
+    if (fabs(s) > cap) {
+        *ds_out = 0.0;
+        return copysign(cap, s);
+    }
+    *ds_out = ds;
+    return s;
+}
+
 // IPO (Azar et al. 2023, eq. 17) on per-token scores, as TRL (confirmed there with
 // the IPO authors): (s_w/lc - s_l/lr - 1/(2 beta))^2.
 int pref_loss_ipo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
-        double t = v->sc[i] / v->lc[i] - v->sr[i] / v->lr[i] - 1 / (2 * beta);
+        double dw, dl, sw = sq_score(v->sc[i], v->dsc[i], &dw),
+                       sl = sq_score(v->sr[i], v->dsr[i], &dl);
+        double t = sw / v->lc[i] - sl / v->lr[i] - 1 / (2 * beta);
         v->loss += w[i] * t * t;
-        v->g_pc[i] += w[i] * 2 * t / v->lc[i] * v->dsc[i];
-        v->g_pr[i] -= w[i] * 2 * t / v->lr[i] * v->dsr[i];
+        v->g_pc[i] += w[i] * 2 * t / v->lc[i] * dw;
+        v->g_pr[i] -= w[i] * 2 * t / v->lr[i] * dl;
     }
     return 0;
 }
@@ -126,14 +144,15 @@ int pref_loss_bco_pair(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // SPPO with hard labels (Wu et al. 2024, eq. 4.7 with P = 1 / 0):
-// (s_w - 1/(2 beta))^2 + (s_l + 1/(2 beta))^2.
+// (s_w - 1/(2 beta))^2 + (s_l + 1/(2 beta))^2, scores capped as ipo's (sq_score).
 int pref_loss_sppo_hard(pref_view *v, const double *w, rlhf_err *err) {
     double h = 0.5 / v->o->beta;
     for (int i = 0; i < v->n; i++) {
-        double a = v->sc[i] - h, b = v->sr[i] + h;
+        double dw, dl, a = sq_score(v->sc[i], v->dsc[i], &dw) - h,
+                       b = sq_score(v->sr[i], v->dsr[i], &dl) + h;
         v->loss += w[i] * (a * a + b * b);
-        v->g_pc[i] += w[i] * 2 * a * v->dsc[i];
-        v->g_pr[i] += w[i] * 2 * b * v->dsr[i];
+        v->g_pc[i] += w[i] * 2 * a * dw;
+        v->g_pr[i] += w[i] * 2 * b * dl;
     }
     return 0;
 }
