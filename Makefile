@@ -4,6 +4,7 @@
 #   make bench      benchmarks side by side with PyTorch (bench/run.sh)
 #   make demo       the main job
 #   make asan       everything built with AddressSanitizer + UBSan into build-asan/, then its tests
+#   make fuzz       each loader's libFuzzer harness (fuzz/) for FUZZ_SECONDS (60) under ASan/UBSan
 #   make BLAS=0     portable build without OpenBLAS (own gemm)
 
 CC      ?= gcc
@@ -34,8 +35,11 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
+# the fuzz harnesses, replayed by `make test` over fuzz/corpus and fuzz/regress
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_REPLAY  := $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
 
-all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN) $(TOOL_BIN)
+all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -56,6 +60,10 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librlhf.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 
+$(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c fuzz/replay_main.c $(BUILD)/librlhf.a $(HDRS) $(wildcard fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I. -DFUZZ_TARGET='"$*"' $< fuzz/replay_main.c $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
@@ -73,11 +81,46 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	        LDLIBS="-lcjson -lz -lm -fopenmp -fsanitize=address,undefined" BLAS=0 test
 
+# libFuzzer builds (Debian's clang) in FUZZ_BUILD; new corpus entries and
+# crashes stay there. A crash, once fixed, goes to fuzz/regress/<target>/.
+FUZZ_BUILD   ?= build-libfuzzer
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -Wall -Wextra \
+                -Wno-unused-parameter -Wno-missing-field-initializers -Wno-pass-failed -fopenmp \
+                -Iinclude -Isrc -I.
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/librlhf.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/librlhf.a $(HDRS) $(wildcard fuzz/*.h)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/librlhf.a -o $@ -lcjson -lz -lm
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	@fail=""; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \
+	    echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+	        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ \
+	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log \
+	        || { fail="$$fail $$t"; tail -n 40 $(FUZZ_BUILD)/fuzz_$$t.log; }; \
+	    grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/fuzz_$$t.log || true; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: crashes in:$$fail (inputs in $(FUZZ_BUILD)/crashes/)"; exit 1; fi; \
+	echo "fuzz: no crashes in $(FUZZ_TARGETS)"
+
 format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*.[ch]
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench demo asan format clean
+.PHONY: all test bench demo asan fuzz format clean
 .SECONDARY:

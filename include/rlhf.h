@@ -43,8 +43,12 @@ typedef struct {
 int config_from_name(rlhf_config *c, const char *name, rlhf_err *err);
 // Fills defaults for the architecture (d_ff, n_kv_head, eps, theta, tied) where 0.
 void config_fill_defaults(rlhf_config *c);
-// Checks a config for consistency (heads dividing, sizes positive); -1 + message.
+// Checks a config for consistency and range (heads dividing, every field within
+// the limits that keep sizes from overflowing); -1 + a message naming the field.
 int config_validate(const rlhf_config *c, rlhf_err *err);
+// The number of parameters a model with config c has (as model_create builds
+// it); -1 when the count overflows. Allocates nothing.
+int config_n_params(const rlhf_config *c, size_t *n);
 // JSON text of a config (malloc'd) and parsing back; `source` names the file in errors.
 char *config_to_json(const rlhf_config *c);
 int config_from_json(rlhf_config *c, const char *json, const char *source, rlhf_err *err);

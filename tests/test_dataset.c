@@ -1092,6 +1092,41 @@ static int test_gpt2_tokenize(void) {
     return 0;
 }
 
+// A string holding \u0000 is refused with FILE:LINE and the field (issue 9,
+// item 7): cJSON would cut it at the NUL and the example would silently change
+// ("ab\u0000cd" read as "ab").
+static int test_nul_escape(void) {
+    const char *dir = test_tmpdir();
+    expect_bad(WRITE(dir, "n1.jsonl", "{'text': 'ok'}", "{'text': 'ab\\u0000cd'}"), DS_AUTO, 2,
+               "field \"text\" holds a \\u0000 (NUL) character");
+    expect_bad(WRITE(dir, "n2.jsonl", "{'prompt': 'Q\\u0000', 'chosen': ' a', 'rejected': ' b'}"),
+               DS_AUTO, 1, "field \"prompt\" holds a \\u0000");
+    expect_bad(WRITE(dir, "n3.jsonl", "{'prompt': 'Q', 'chosen': ' a', 'rejected': ' b'}", "",
+                     "{'prompt': 'Q', 'chosen': ' a', 'rejected': '\\u0000 b'}"),
+               DS_AUTO, 3, "field \"rejected\" holds");
+    expect_bad(WRITE(dir, "n4.jsonl",
+                     "{'messages': [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', "
+                     "'content': 'x\\u0000'}]}"),
+               DS_AUTO, 1, "field \"messages[1].content\" holds");
+    expect_bad(WRITE(dir, "n5.jsonl", "{'prompt': 'Q', 'completion': 'a', 'b\\u0000': 1}"), DS_AUTO, 1,
+               "a key of the top-level object holds");
+    // with skip_bad_lines the line is dropped and counted, its reason kept
+    const char *p = WRITE(dir, "n6.jsonl", "{'text': 'a'}", "{'text': 'b\\u0000'}", "{'text': 'c'}");
+    ds_dataset *ds = NULL;
+    ds_load_opts o = {.format = DS_AUTO, .skip_bad_lines = 1};
+    ds_report rep;
+    rlhf_err err = {{0}};
+    CHECKF(ds_load(&ds, p, &o, &rep, &err) == 0, "%s", err.msg);
+    CHECK(ds && ds->n == 2 && rep.n_skipped == 1);
+    CHECK(rep.n_reasons == 1 && strstr(rep.reason[0], ":2: field \"text\" holds"));
+    ds_free(ds);
+    // an escaped backslash before "u0000" is ordinary text, and so are other escapes
+    ds = load(WRITE(dir, "n7.jsonl", "{'text': 'a\\\\u0000 \\u0001'}"), DS_AUTO);
+    CHECK(ds && ds->n == 1 && strcmp(ds->ex[0].text.text, "a\\u0000 \x01") == 0);
+    ds_free(ds);
+    return 0;
+}
+
 int main(void) {
     RUN(test_chat_chatml);
     RUN(test_chat_llama3);
@@ -1105,6 +1140,7 @@ int main(void) {
     RUN(test_load_gzip);
     RUN(test_bad_lines);
     RUN(test_skip_bad_lines);
+    RUN(test_nul_escape);
     RUN(test_implicit_hh);
     RUN(test_hh_rlhf_harmless);
     RUN(test_tokenize_byte);

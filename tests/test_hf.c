@@ -291,9 +291,119 @@ static int test_rope_row_permutation(void) {
     return 0;
 }
 
+// A JSON object from "key": value pairs, with key `k` set to `v` (added when
+// absent; v NULL drops it).
+static const char *cfg_with(const char *const *pairs, const char *k, const char *v) {
+    static char buf[2048];
+    size_t o = 0;
+    int found = 0;
+    buf[o++] = '{';
+    for (int i = 0; pairs[i]; i += 2) {
+        const char *val = pairs[i + 1];
+        if (!strcmp(pairs[i], k)) {
+            found = 1;
+            if (!v) continue;
+            val = v;
+        }
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s\"%s\":%s", o > 1 ? "," : "", pairs[i], val);
+    }
+    if (!found && v) o += (size_t)snprintf(buf + o, sizeof buf - o, "%s\"%s\":%s", o > 1 ? "," : "", k, v);
+    snprintf(buf + o, sizeof buf - o, "}");
+    return buf;
+}
+
+// Every HF config field is range-checked and a bad value is an error naming the
+// field and the file, never replaced by a default (issue 9, item 2); the same
+// for llama2.c headers.
+static int test_config_field_ranges(void) {
+    const char *dir = tampered("ranges", "", 0, NULL); // llama, qkv biases (qwen2), untied
+    const char *qwen[] = {"model_type", "\"qwen2\"", "hidden_size", "16", "intermediate_size", "24",
+                          "num_hidden_layers", "2", "num_attention_heads", "4",
+                          "num_key_value_heads", "2", "vocab_size", "259", NULL};
+    const char *bad[][3] = {
+        {"num_key_value_heads", "0", NULL},         {"num_key_value_heads", "3", NULL},
+        {"num_key_value_heads", "-2147483648", NULL}, {"num_key_value_heads", "8", NULL},
+        {"rms_norm_eps", "-1", NULL},               {"rms_norm_eps", "0", NULL},
+        {"rope_theta", "0", NULL},                  {"rope_theta", "-10000", NULL},
+        {"rope_theta", "1e300", NULL},              {"head_dim", "-4", NULL},
+        {"max_position_embeddings", "0", NULL},     {"sliding_window", "-1", NULL},
+        {"vocab_size", "-259", NULL},               {"vocab_size", "0", NULL},
+        {"intermediate_size", "-24", NULL},         {"num_attention_heads", "0", NULL},
+        {"num_hidden_layers", "-1", NULL},          {"hidden_size", "-16", NULL},
+        {"num_attention_heads", "3", "hidden_size"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(dir, "config.json", cfg_with(qwen, bad[i][0], bad[i][1]));
+        expect_load_error(dir, bad[i][2] ? bad[i][2] : bad[i][0], "config.json");
+    }
+    write_text(dir, "config.json", cfg_with(qwen, "model\\u0000type", "1"));
+    expect_load_error(dir, "\\u0000", "config.json");
+    // GPT-2: n_inner present must be used as it is (null or absent: 4 * n_embd)
+    char gdir[600];
+    snprintf(gdir, sizeof gdir, "%s/gpt2_ranges", test_tmpdir());
+    rlhf_config c = {.arch = ARCH_GPT2, .n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 259,
+                     .max_seq_len = 8, .tied = 1};
+    config_fill_defaults(&c);
+    rlhf_model *m = NULL;
+    rlhf_err e;
+    CHECK(model_create(&m, &c, 1, &e) == 0);
+    CHECKF(hf_export(m, gdir, ST_F32, "byte", &e) == 0, "%s", e.msg);
+    model_free(m);
+    const char *g[] = {"model_type", "\"gpt2\"", "n_embd", "8", "n_layer", "1", "n_head", "2",
+                       "vocab_size", "259", "n_positions", "8", NULL};
+    const char *gbad[][3] = {
+        {"n_inner", "-1", NULL},         {"n_inner", "0", NULL},
+        {"layer_norm_epsilon", "0", NULL}, {"layer_norm_epsilon", "-1e-5", NULL},
+        {"n_positions", "-1", NULL},     {"n_layer", "-2147483648", NULL},
+        {"n_layer", "1e300", NULL},      {"n_head", "3", "n_embd"},
+        {"n_head", "0", NULL},           {"vocab_size", "-1", NULL},
+    };
+    for (size_t i = 0; i < sizeof gbad / sizeof gbad[0]; i++) {
+        write_text(gdir, "config.json", cfg_with(g, gbad[i][0], gbad[i][1]));
+        expect_load_error(gdir, gbad[i][2] ? gbad[i][2] : gbad[i][0], "config.json");
+    }
+    // and the good ones still load: n_inner null, and given as 4 * n_embd
+    const char *good[] = {"null", "32"};
+    for (int i = 0; i < 2; i++) {
+        write_text(gdir, "config.json", cfg_with(g, "n_inner", good[i]));
+        m = NULL;
+        CHECKF(model_load_foreign(gdir, &m, &e) == 0, "%s", e.msg);
+        CHECK(m && m->cfg.d_ff == 32);
+        model_free(m);
+    }
+
+    // llama2.c v1 headers: the field is named
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad_l2c.bin", test_tmpdir());
+    const struct {
+        int32_t v[7];
+        const char *field;
+    } hb[] = {
+        {{8, 16, 1, 2, 3, 32, 8}, "\"n_kv_heads\""},  {{8, 16, 1, 2, 0, 32, 8}, "\"n_kv_heads\""},
+        {{8, -16, 1, 2, 2, 32, 8}, "\"hidden_dim\""}, {{8, 16, 0, 2, 2, 32, 8}, "\"n_layers\""},
+        {{8, 16, 1, 3, 1, 32, 8}, "\"dim\""},         {{8, 16, 1, 2, 2, 32, -8}, "\"seq_len\""},
+        {{8, 16, 1, 2, 2, INT32_MIN, 8}, "\"vocab_size\""},
+    };
+    for (size_t i = 0; i < sizeof hb / sizeof hb[0]; i++) {
+        unsigned char h[256] = {0};
+        uint32_t magic = 0x616b3432u;
+        int32_t version = 1;
+        memcpy(h, &magic, 4);
+        memcpy(h + 4, &version, 4);
+        memcpy(h + 8, hb[i].v, sizeof hb[i].v);
+        h[36] = 1;
+        FILE *f = fopen(path, "wb");
+        fwrite(h, 1, sizeof h, f);
+        fclose(f);
+        expect_load_error(path, hb[i].field, "bad_l2c.bin");
+    }
+    return 0;
+}
+
 int main(void) {
     RUN(test_unknown_model_type);
     RUN(test_unsupported_configs);
+    RUN(test_config_field_ranges);
     RUN(test_missing_shard);
     RUN(test_wrong_shape_missing_unexpected);
     RUN(test_truncated_safetensors);

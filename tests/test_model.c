@@ -721,6 +721,115 @@ static int test_gradient_accumulation(void) {
     return 0;
 }
 
+// ---- config ranges (issue 9, item 2) ----
+// config.json from our checkpoints: every field range-checked, a bad value is
+// an error naming the file and the field (never a default, never a wrapped
+// size); "score_head": -1 used to overflow the heap in st_read_f32.
+static const char *cfg_json_with(const char *key, const char *value) {
+    static char buf[1024];
+    const char *keys[] = {"arch", "n_layer", "n_head", "n_kv_head", "n_embd", "d_ff", "vocab_size",
+                          "max_seq_len", "qkv_bias", "tied", "rope_theta", "norm_eps",
+                          "score_head", "value_head"};
+    const char *vals[] = {"\"llama\"", "2", "4", "2", "16", "24", "11", "8", "0", "1", "10000",
+                          "1e-5", "1", "0"};
+    size_t o = (size_t)snprintf(buf, sizeof buf, "{");
+    int found = 0;
+    for (int i = 0; i < 14; i++) {
+        const char *v = vals[i];
+        if (!strcmp(keys[i], key)) v = value, found = 1;
+        o += (size_t)snprintf(buf + o, sizeof buf - o, "%s\"%s\":%s", i ? "," : "", keys[i], v);
+    }
+    if (!found) o += (size_t)snprintf(buf + o, sizeof buf - o, ",\"%s\":%s", key, value);
+    snprintf(buf + o, sizeof buf - o, "}");
+    return buf;
+}
+
+static int test_config_ranges(void) {
+    rlhf_config c;
+    rlhf_err err;
+    CHECKF(config_from_json(&c, cfg_json_with("score_head", "1"), "ok.json", &err) == 0, "%s",
+           err.msg);
+    const char *bad[][2] = {
+        {"score_head", "-1"},       {"score_head", "-2147483648"}, {"score_head", "100000"},
+        {"value_head", "2"},        {"value_head", "-1"},          {"qkv_bias", "-1"},
+        {"tied", "7"},              {"n_layer", "-2147483648"},    {"n_layer", "1e300"},
+        {"n_head", "0"},            {"n_head", "-4"},              {"n_kv_head", "0"},
+        {"n_kv_head", "-2"},        {"n_kv_head", "3"},            {"n_embd", "-16"},
+        {"n_embd", "2147483647"},   {"d_ff", "0"},                 {"d_ff", "-24"},
+        {"d_ff", "2147483647"},     {"vocab_size", "0"},           {"vocab_size", "-11"},
+        {"vocab_size", "2000000000"}, {"max_seq_len", "-8"},       {"norm_eps", "0"},
+        {"norm_eps", "-1e-5"},      {"norm_eps", "1e300"},         {"rope_theta", "0"},
+        {"rope_theta", "-1"},       {"rope_theta", "1e300"},       {"n_layer", "2.5"},
+        {"arch", "\"llama\\u0000x\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *json = cfg_json_with(bad[i][0], bad[i][1]);
+        int rc = config_from_json(&c, json, "ck/config.json", &err);
+        CHECKF(rc == -1, "accepted %s = %s", bad[i][0], bad[i][1]);
+        const char *field = strcmp(bad[i][0], "arch") ? bad[i][0] : "\\u0000";
+        CHECKF(rc == -1 && strstr(err.msg, "ck/config.json") && strstr(err.msg, field),
+               "%s = %s: message \"%s\" does not name the field", bad[i][0], bad[i][1], err.msg);
+    }
+    // gpt2 always ties its head: "tied": 0 is refused, not silently replaced
+    const char *g = "{\"arch\":\"gpt2\",\"n_layer\":1,\"n_head\":2,\"n_embd\":8,\"vocab_size\":5,"
+                    "\"max_seq_len\":4,\"tied\":0}";
+    CHECK(config_from_json(&c, g, "g.json", &err) == -1 && strstr(err.msg, "tied"));
+    // size products that would overflow are refused before anything is allocated
+    rlhf_config big = tiny_cfg(ARCH_LLAMA);
+    big.n_layer = 1024, big.n_embd = 65536, big.n_head = 64, big.n_kv_head = 64;
+    big.d_ff = 1 << 20, big.vocab_size = 1 << 24;
+    CHECK(config_validate(&big, &err) == -1 && strstr(err.msg, "parameters"));
+    size_t n = 0;
+    CHECK(config_n_params(&big, &n) == 0 && n > ((size_t)1 << 36));
+    // config_n_params agrees with the model's table, for both families and heads
+    for (int arch = 0; arch < 2; arch++) {
+        rlhf_config t = tiny_cfg((rlhf_arch)arch);
+        t.score_head = 3, t.value_head = 1;
+        rlhf_model *m = NULL;
+        CHECK(model_create(&m, &t, 1, &err) == 0);
+        CHECK(config_n_params(&t, &n) == 0 && m && n == m->n_params);
+        model_free(m);
+    }
+
+    // the checkpoint that overflowed the heap: a score head in the weights,
+    // "score_head": -1 in config.json
+    const char *dir = test_tmpdir();
+    char ck[512], cfgp[600];
+    snprintf(ck, sizeof ck, "%s/ck_score", dir);
+    rlhf_config t = tiny_cfg(ARCH_LLAMA);
+    t.score_head = 1;
+    rlhf_model *m = NULL;
+    CHECK(model_create(&m, &t, 1, &err) == 0);
+    CHECKF(checkpoint_save(ck, m, NULL, NULL, &err) == 0, "%s", err.msg);
+    model_free(m);
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", ck);
+    const char *vals[] = {"-1", "-2147483648"};
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        char *text = read_file(cfgp, &len, &err);
+        CHECK(text != NULL);
+        if (!text) break;
+        char *at = strstr(text, "\"score_head\":");
+        CHECK(at != NULL);
+        if (at) {
+            char *num = at + strlen("\"score_head\":");
+            while (*num == ' ' || *num == '\t') num++;
+            char *end = num;
+            while (*end == '-' || (*end >= '0' && *end <= '9')) end++;
+            char out[4096];
+            snprintf(out, sizeof out, "%.*s%s%s", (int)(num - text), text, vals[i], end);
+            CHECK(atomic_write_file(cfgp, out, strlen(out), &err) == 0);
+        }
+        free(text);
+        m = NULL;
+        int rc = checkpoint_load(ck, &m, &err);
+        CHECKF(rc == -1 && strstr(err.msg, "config.json") && strstr(err.msg, "score_head"),
+               "score_head %s: rc %d, \"%s\"", vals[i], rc, rc ? err.msg : "");
+        model_free(m);
+    }
+    return 0;
+}
+
 int main(void) {
     RUN(test_gradcheck_gpt2);
     RUN(test_gradcheck_llama);
@@ -734,6 +843,7 @@ int main(void) {
     RUN(test_named_sizes);
     RUN(test_checkpoint_roundtrip_and_resume);
     RUN(test_checkpoint_bad_input);
+    RUN(test_config_ranges);
     RUN(test_generation);
     RUN(test_sampler_distribution);
     RUN(test_optimizer);

@@ -755,12 +755,64 @@ static int test_make_dirs(void) {
     return 0;
 }
 
+// The data section must be exactly the tensors' bytes (issue 9, item 5): a hole
+// between tensors, bytes before the first one or after the last one mean the
+// header does not describe the data (shifted values, read as if fine).
+static int test_unaccounted_bytes(void) {
+    const char *dir = test_tmpdir();
+    unsigned char z[64] = {0};
+#define E(name, dt, shape, off)                                                                    \
+    "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":" off "}"
+    // 4 bytes after the last tensor
+    expect_bad(dir, "{" E("a", "F32", "[2]", "[0,8]") "}", z, 12, "4 trailing bytes", "fully indexed");
+    // a hole of 4 bytes between two tensors (and none at the end)
+    expect_bad(dir, "{" E("a", "F32", "[2]", "[0,8]") "," E("b", "F32", "[1]", "[12,16]") "}", z, 16,
+               "bytes [8, 12)", "\"b\"");
+    // a hole at the start
+    expect_bad(dir, "{" E("a", "F32", "[1]", "[4,8]") "}", z, 8, "bytes [0, 4)", "fully indexed");
+    // no tensors but data
+    expect_bad(dir, "{\"__metadata__\":{\"k\":\"v\"}}", z, 8, "8 trailing bytes", NULL);
+    // an overlap is still named as one
+    expect_bad(dir, "{" E("a", "F32", "[2]", "[0,8]") "," E("b", "F32", "[2]", "[4,12]") "}", z, 12,
+               "overlap", NULL);
+    // a tensor name or metadata value with \u0000 (cJSON would cut it)
+    expect_bad(dir, "{" E("a\\u0000b", "F32", "[2]", "[0,8]") "}", z, 8, "\\u0000", "key");
+    expect_bad(dir, "{\"__metadata__\":{\"k\":\"v\\u0000w\"}," E("a", "F32", "[2]", "[0,8]") "}",
+               z, 8, "\\u0000", "__metadata__.k");
+#undef E
+
+    // fully indexed files still load: back to back in any header order, with
+    // empty tensors anywhere, and an empty data section
+    char path[512];
+    snprintf(path, sizeof path, "%s/ok.safetensors", dir);
+    const char *ok[] = {
+        "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
+        "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+        "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[12,12]}}",
+        "{\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+    };
+    size_t lens[] = {12, 0};
+    for (int i = 0; i < 2; i++) {
+        size_t n;
+        unsigned char *img = make_image(ok[i], z, lens[i], &n);
+        CHECK(write_bytes(path, img, n) == 0);
+        free(img);
+        st_file f;
+        rlhf_err err = {{0}};
+        int rc = st_open(&f, path, &err);
+        CHECKF(rc == 0, "%s", err.msg);
+        if (rc == 0) st_close(&f);
+    }
+    return 0;
+}
+
 int main(void) {
     RUN(test_bf16);
     RUN(test_f16);
     RUN(test_roundtrip);
     RUN(test_hand_written);
     RUN(test_bad_headers);
+    RUN(test_unaccounted_bytes);
     RUN(test_truncated);
     RUN(test_fuzz);
     RUN(test_read_file);

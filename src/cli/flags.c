@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/file.h"
+#include "io/json.h"
 
 static const flag_def *find_flag(const flag_def *defs, const char *name, size_t len) {
     for (const flag_def *d = defs; d->name; d++) {
@@ -64,17 +65,39 @@ static int set_value(const flag_def *d, const char *v, const char *where, rlhf_e
     return rlhf_fail(err, "internal: bad flag type");
 }
 
-// strings from a --config file must outlive the parse: keep them for the process
+// strings from a --config file must outlive the parse: kept (and reachable)
+// until flags_free_config_strings
+static char **kept;
+static size_t n_kept, cap_kept;
+
 static char *keep_string(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = xmalloc(n);
     memcpy(p, s, n);
+    if (n_kept == cap_kept) {
+        cap_kept = cap_kept ? 2 * cap_kept : 16;
+        kept = xrealloc(kept, cap_kept * sizeof *kept);
+    }
+    kept[n_kept++] = p;
     return p;
 }
 
+void flags_free_config_strings(void) {
+    for (size_t i = 0; i < n_kept; i++) free(kept[i]);
+    free(kept);
+    kept = NULL;
+    n_kept = cap_kept = 0;
+}
+
 static int apply_config(const char *path, const flag_def *defs, rlhf_err *err) {
-    char *text = read_file(path, NULL, err);
+    size_t len;
+    char *text = read_file(path, &len, err);
     if (!text) return rlhf_fail_ctx(err, "--config");
+    char nul[256];
+    if (json_find_nul(text, len, nul, sizeof nul)) {
+        free(text);
+        return rlhf_fail(err, "--config %s: %s holds a \\u0000 (NUL) character", path, nul);
+    }
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!o || !cJSON_IsObject(o)) {

@@ -23,6 +23,9 @@ typedef struct {
 // (the caller exits 0), or -1 with err naming the flag.
 int flags_parse(int argc, char **argv, const flag_def *defs, const char *cmd, const char *about,
                 rlhf_err *err);
+// Frees the string values read from --config files. Only for a caller that no
+// longer uses any flag value (the fuzz harness, tests): values stay valid until then.
+void flags_free_config_strings(void);
 // The flags' current values as a JSON object (malloc'd), for run directories.
 char *flags_to_json(const flag_def *defs);
 

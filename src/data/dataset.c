@@ -4,6 +4,8 @@
 // batching dataset_batch.c.
 #include "data/dataset.h"
 
+#include "io/json.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -489,8 +491,15 @@ int ds_load(ds_dataset **out, const char *path, const ds_load_opts *o, ds_report
         memset(&ex, 0, sizeof ex);
         int fallback = 0, ok = 0;
         const char *end = NULL;
-        cJSON *j = cJSON_ParseWithLengthOpts(line, len + 1, &end, 1); // + its NUL
-        if (!j) {
+        char nul[256] = "";
+        // cJSON would cut the string at the NUL and the text would silently change
+        cJSON *j = json_find_nul(line, len, nul, sizeof nul)
+                       ? NULL
+                       : cJSON_ParseWithLengthOpts(line, len + 1, &end, 1); // + its NUL
+        if (!j && nul[0]) {
+            bad(&e, "%s%s holds a \\u0000 (NUL) character, which is not supported",
+                nul[0] == '"' ? "field " : "", nul);
+        } else if (!j) {
             size_t col = end && end >= line && end <= line + len ? (size_t)(end - line) + 1 : 1;
             bad(&e, "invalid JSON at column %zu", col);
         } else if (!cJSON_IsObject(j)) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/file.h"
+#include "io/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c copies tensor data as-is and so assumes a little-endian host"
@@ -248,7 +249,7 @@ static int cmp_entry_begin(const void *a, const void *b) {
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-// Duplicate names and overlapping data ranges.
+// Duplicate names, overlapping data ranges, and bytes no tensor accounts for.
 static int check_layout(st_file *f, rlhf_err *err) {
     int n = f->n_entries;
     f->by_name = xmalloc((size_t)(n ? n : 1) * sizeof *f->by_name);
@@ -258,22 +259,38 @@ static int check_layout(st_file *f, rlhf_err *err) {
         if (strcmp(f->by_name[i - 1]->name, f->by_name[i]->name) == 0)
             return tensor_fail(err, f->path, f->by_name[i]->name, "appears twice in the header");
 
+    // The data section must be exactly the tensors' bytes, back to back (as the
+    // format requires): an overlap, a hole or bytes after the last tensor mean
+    // the header and the data disagree, and reading on would give shifted values.
     const st_entry **by_begin = xmalloc((size_t)(n ? n : 1) * sizeof *by_begin);
     memcpy(by_begin, f->by_name, (size_t)n * sizeof *by_begin);
     qsort(by_begin, (size_t)n, sizeof *by_begin, cmp_entry_begin);
     const st_entry *reach = NULL; // the non-empty entry seen so far that ends last
+    uint64_t pos = 0;             // bytes accounted for so far
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         const st_entry *e = by_begin[i];
-        if (e->nbytes == 0) continue;
+        if (e->nbytes == 0) continue; // an empty tensor holds no bytes wherever it points
         if (reach && reach->end > e->begin)
             rc = rlhf_fail(err,
                            "%s: tensors \"%.200s\" [%" PRIu64 ", %" PRIu64
                            "] and \"%.200s\" [%" PRIu64 ", %" PRIu64 "] overlap",
                            f->path, reach->name, reach->begin, reach->end, e->name, e->begin,
                            e->end);
+        else if (e->begin > pos)
+            rc = rlhf_fail(err,
+                           "%s: bytes [%" PRIu64 ", %" PRIu64
+                           ") of the data section belong to no tensor (a hole before \"%.200s\"; "
+                           "the data must be fully indexed)",
+                           f->path, pos, e->begin, e->name);
         if (!reach || e->end > reach->end) reach = e;
+        if (e->end > pos) pos = e->end;
     }
+    if (rc == 0 && pos != f->data_len)
+        rc = rlhf_fail(err,
+                       "%s: %" PRIu64 " trailing bytes after the last tensor (data section %zu bytes, "
+                       "tensors end at %" PRIu64 "; the data must be fully indexed)",
+                       f->path, (uint64_t)f->data_len - pos, f->data_len, pos);
     free(by_begin);
     return rc;
 }
@@ -281,6 +298,9 @@ static int check_layout(st_file *f, rlhf_err *err) {
 static int parse_header(st_file *f, const char *hdr, size_t n, rlhf_err *err) {
     if (memchr(hdr, '\0', n))
         return rlhf_fail(err, "%s: header contains a NUL byte (corrupt file?)", f->path);
+    char where[256];
+    if (json_find_nul(hdr, n, where, sizeof where))
+        return rlhf_fail(err, "%s: header: %s holds a \\u0000 (NUL) character", f->path, where);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(hdr, &end, 1);
     if (!root) {

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/json.h"
 #include "model/model_internal.h"
 #include "tok/tok.h"
 
@@ -139,6 +140,14 @@ static fmt_piece *hf_pieces(const rlhf_config *c, int *n_out) {
 
 // ----------------------------------------------------------------- config --
 
+// Ranges of the HF config fields (the same limits config_validate applies to
+// ours, named here so that a bad value is reported under HF's field name).
+#define HF_MAX_LAYER 1024
+#define HF_MAX_EMBD (1 << 16)
+#define HF_MAX_FF (1 << 20)
+#define HF_MAX_VOCAB (1 << 24)
+#define HF_MAX_SEQ (1 << 20)
+
 typedef struct {
     rlhf_config cfg;
     char model_type[32];
@@ -165,6 +174,29 @@ static int j_int(const cJSON *o, const char *k, int def, int *out, const char *s
     return 0;
 }
 
+// integer field that, when present, must lie in [lo, hi] (absent or null: def)
+static int j_int_in(const cJSON *o, const char *k, int def, int lo, int hi, int *out,
+                    const char *src, rlhf_err *err) {
+    if (j_int(o, k, def, out, src, err)) return -1;
+    if (jget(o, k) && (*out < lo || *out > hi))
+        return rlhf_fail(err, "%s: field \"%s\" = %d is out of range [%d, %d]", src, k, *out, lo,
+                         hi);
+    return 0;
+}
+
+static int j_float(const cJSON *o, const char *k, float def, float *out, const char *src,
+                   rlhf_err *err);
+
+// float field that, when present, must be finite and in (0, hi] (absent or null: def)
+static int j_pos_float(const cJSON *o, const char *k, float def, double hi, float *out,
+                       const char *src, rlhf_err *err) {
+    if (j_float(o, k, def, out, src, err)) return -1;
+    if (jget(o, k) && !(*out > 0 && *out <= hi))
+        return rlhf_fail(err, "%s: field \"%s\" = %g must be in (0, %g]", src, k,
+                         jget(o, k)->valuedouble, hi);
+    return 0;
+}
+
 static int j_float(const cJSON *o, const char *k, float def, float *out, const char *src,
                    rlhf_err *err) {
     const cJSON *v = jget(o, k);
@@ -172,7 +204,8 @@ static int j_float(const cJSON *o, const char *k, float def, float *out, const c
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v)) return rlhf_fail(err, "%s: field \"%s\" must be a number", src, k);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 3.4e38)
+        return rlhf_fail(err, "%s: field \"%s\" must be a finite number", src, k);
     *out = (float)v->valuedouble;
     return 0;
 }
@@ -199,7 +232,7 @@ static const char *j_str(const cJSON *o, const char *k, const char *def) {
 static int check_rope(const cJSON *o, float *theta, const char *src, rlhf_err *err) {
     const cJSON *rp = jget(o, "rope_parameters"); // transformers >= 5
     if (cJSON_IsObject(rp)) {
-        if (j_float(rp, "rope_theta", *theta, theta, src, err)) return -1;
+        if (j_pos_float(rp, "rope_theta", *theta, 3.4e38, theta, src, err)) return -1;
         const char *t = j_str(rp, "rope_type", "default");
         if (strcmp(t, "default"))
             return rlhf_fail(err, "%s: rope_parameters.rope_type \"%s\" is not supported (only "
@@ -221,8 +254,14 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
     memset(h, 0, sizeof *h);
     fmt_join(h->path, sizeof h->path, dir, "config.json");
     const char *src = h->path;
-    char *text = read_file(src, NULL, err);
+    size_t len;
+    char *text = read_file(src, &len, err);
     if (!text) return -1;
+    char nul[256];
+    if (json_find_nul(text, len, nul, sizeof nul)) {
+        free(text);
+        return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", src, nul);
+    }
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(o)) {
@@ -248,14 +287,15 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
     if (gpt2) {
         c->arch = ARCH_GPT2;
         int n_ctx = 1024, tie, scale, inv_layer, upcast;
-        if (j_int(o, "n_layer", INT_MIN, &c->n_layer, src, err) ||
-            j_int(o, "n_head", INT_MIN, &c->n_head, src, err) ||
-            j_int(o, "n_embd", INT_MIN, &c->n_embd, src, err) ||
-            j_int(o, "vocab_size", INT_MIN, &c->vocab_size, src, err) ||
-            j_int(o, "n_ctx", 1024, &n_ctx, src, err) ||
-            j_int(o, "n_positions", n_ctx, &c->max_seq_len, src, err) ||
-            j_int(o, "n_inner", 0, &c->d_ff, src, err) ||
-            j_float(o, "layer_norm_epsilon", 1e-5f, &c->norm_eps, src, err) ||
+        // n_inner null or absent: 4 * n_embd (as HF); present, it is used as it is
+        if (j_int_in(o, "n_layer", INT_MIN, 1, HF_MAX_LAYER, &c->n_layer, src, err) ||
+            j_int_in(o, "n_head", INT_MIN, 1, HF_MAX_EMBD, &c->n_head, src, err) ||
+            j_int_in(o, "n_embd", INT_MIN, 1, HF_MAX_EMBD, &c->n_embd, src, err) ||
+            j_int_in(o, "vocab_size", INT_MIN, 1, HF_MAX_VOCAB, &c->vocab_size, src, err) ||
+            j_int_in(o, "n_ctx", 1024, 1, HF_MAX_SEQ, &n_ctx, src, err) ||
+            j_int_in(o, "n_positions", n_ctx, 1, HF_MAX_SEQ, &c->max_seq_len, src, err) ||
+            j_int_in(o, "n_inner", 0, 1, HF_MAX_FF, &c->d_ff, src, err) ||
+            j_pos_float(o, "layer_norm_epsilon", 1e-5f, 1, &c->norm_eps, src, err) ||
             j_bool(o, "tie_word_embeddings", 1, &tie, src, err) ||
             j_bool(o, "scale_attn_weights", 1, &scale, src, err) ||
             j_bool(o, "scale_attn_by_inverse_layer_idx", 0, &inv_layer, src, err) ||
@@ -275,22 +315,28 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
                                : "scale_attn_by_inverse_layer_idx");
             goto done;
         }
+        if (c->n_embd % c->n_head) {
+            rlhf_fail(err, "%s: field \"n_embd\" = %d is not a multiple of n_head %d", src,
+                      c->n_embd, c->n_head);
+            goto done;
+        }
         c->n_kv_head = c->n_head;
         c->tied = 1;
     } else {
         c->arch = ARCH_LLAMA;
         int head_dim = 0, attn_bias, mlp_bias;
         int max_pos_default = llama ? 2048 : qwen2 ? 32768 : 4096 * 32;
-        if (j_int(o, "num_hidden_layers", INT_MIN, &c->n_layer, src, err) ||
-            j_int(o, "num_attention_heads", INT_MIN, &c->n_head, src, err) ||
-            j_int(o, "num_key_value_heads", c->n_head, &c->n_kv_head, src, err) ||
-            j_int(o, "hidden_size", INT_MIN, &c->n_embd, src, err) ||
-            j_int(o, "intermediate_size", INT_MIN, &c->d_ff, src, err) ||
-            j_int(o, "vocab_size", INT_MIN, &c->vocab_size, src, err) ||
-            j_int(o, "max_position_embeddings", max_pos_default, &c->max_seq_len, src, err) ||
-            j_int(o, "head_dim", 0, &head_dim, src, err) ||
-            j_float(o, "rms_norm_eps", 1e-6f, &c->norm_eps, src, err) ||
-            j_float(o, "rope_theta", 10000.0f, &c->rope_theta, src, err) ||
+        if (j_int_in(o, "num_hidden_layers", INT_MIN, 1, HF_MAX_LAYER, &c->n_layer, src, err) ||
+            j_int_in(o, "num_attention_heads", INT_MIN, 1, HF_MAX_EMBD, &c->n_head, src, err) ||
+            j_int_in(o, "num_key_value_heads", c->n_head, 1, c->n_head, &c->n_kv_head, src, err) ||
+            j_int_in(o, "hidden_size", INT_MIN, 1, HF_MAX_EMBD, &c->n_embd, src, err) ||
+            j_int_in(o, "intermediate_size", INT_MIN, 1, HF_MAX_FF, &c->d_ff, src, err) ||
+            j_int_in(o, "vocab_size", INT_MIN, 1, HF_MAX_VOCAB, &c->vocab_size, src, err) ||
+            j_int_in(o, "max_position_embeddings", max_pos_default, 1, HF_MAX_SEQ, &c->max_seq_len,
+                     src, err) ||
+            j_int_in(o, "head_dim", 0, 1, HF_MAX_EMBD, &head_dim, src, err) ||
+            j_pos_float(o, "rms_norm_eps", 1e-6f, 1, &c->norm_eps, src, err) ||
+            j_pos_float(o, "rope_theta", 10000.0f, 3.4e38, &c->rope_theta, src, err) ||
             j_bool(o, "tie_word_embeddings", 0, &c->tied, src, err) ||
             j_bool(o, "attention_bias", 0, &attn_bias, src, err) ||
             j_bool(o, "mlp_bias", 0, &mlp_bias, src, err) ||
@@ -308,7 +354,19 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
                       src, attn_bias ? "attention_bias" : "mlp_bias");
             goto done;
         }
-        if (c->n_head > 0 && head_dim && head_dim * c->n_head != c->n_embd) {
+        if (c->n_embd % c->n_head) {
+            rlhf_fail(err, "%s: field \"hidden_size\" = %d is not a multiple of "
+                           "num_attention_heads %d",
+                      src, c->n_embd, c->n_head);
+            goto done;
+        }
+        if (c->n_head % c->n_kv_head) {
+            rlhf_fail(err, "%s: field \"num_key_value_heads\" = %d does not divide "
+                           "num_attention_heads %d",
+                      src, c->n_kv_head, c->n_head);
+            goto done;
+        }
+        if (head_dim && (int64_t)head_dim * c->n_head != c->n_embd) {
             rlhf_fail(err, "%s: head_dim %d * num_attention_heads %d != hidden_size %d: not "
                            "supported",
                       src, head_dim, c->n_head, c->n_embd);
@@ -318,7 +376,7 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
         // Sliding-window attention equals full attention for sequences no longer
         // than the window, so the context is capped there instead of refusing.
         int window = 0, use_window = mistral;
-        if (j_int(o, "sliding_window", 0, &window, src, err) ||
+        if (j_int_in(o, "sliding_window", 0, 0, INT_MAX, &window, src, err) ||
             (qwen2 && j_bool(o, "use_sliding_window", 0, &use_window, src, err)))
             goto done;
         if (use_window && window > 0 && window < c->max_seq_len) {
@@ -405,8 +463,14 @@ static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
         return rlhf_fail(err, "%s: no model.safetensors or model.safetensors.index.json%s", dir,
                          why);
     }
-    char *text = read_file(h->index, NULL, err);
+    size_t len;
+    char *text = read_file(h->index, &len, err);
     if (!text) return -1;
+    char nul[256];
+    if (json_find_nul(text, len, nul, sizeof nul)) {
+        free(text);
+        return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", h->index, nul);
+    }
     cJSON *o = cJSON_Parse(text);
     free(text);
     const cJSON *wm = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "weight_map") : NULL;
@@ -582,6 +646,12 @@ int hf_load(const char *dir, rlhf_model **out, rlhf_err *err) {
     if (hc.note[0]) fprintf(stderr, "warning: %s: %s\n", hc.path, hc.note);
     hf_files h;
     if (hf_files_open(&h, dir, err)) return -1;
+    // every tensor present with its shape before the model is allocated, so a
+    // config's sizes are backed by the files' bytes
+    if (hf_walk(&h, &hc, NULL, NULL, err)) {
+        hf_files_close(&h);
+        return -1;
+    }
     rlhf_model *m;
     if (model_create_empty(&m, &hc.cfg, err)) {
         hf_files_close(&h);

@@ -73,12 +73,36 @@ static int read_header(const unsigned char *p, size_t size, l2c_header *h) {
     return 1;
 }
 
+// 0 when every header field is in range, else -1 + a message naming the field
+// (err may be NULL). The limits are config_validate's.
+static int header_check(const l2c_header *h, const char *path, rlhf_err *err) {
+    const struct {
+        const char *name;
+        int v, lo, hi;
+    } f[] = {
+        {"dim", h->dim, 1, 1 << 16},          {"hidden_dim", h->hidden, 1, 1 << 20},
+        {"n_layers", h->n_layers, 1, 1024},   {"n_heads", h->n_heads, 1, h->dim > 0 ? h->dim : 1},
+        {"n_kv_heads", h->n_kv_heads, 1, h->n_heads > 0 ? h->n_heads : 1},
+        {"vocab_size", h->vocab, 1, 1 << 24}, {"seq_len", h->seq_len, 1, 1 << 20},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < f[i].lo || f[i].v > f[i].hi)
+            return rlhf_fail(err, "%s: llama2.c header field \"%s\" = %d is out of range [%d, %d]",
+                             path, f[i].name, f[i].v, f[i].lo, f[i].hi);
+    if (h->dim % h->n_heads)
+        return rlhf_fail(err, "%s: llama2.c header field \"dim\" = %d is not a multiple of n_heads %d",
+                         path, h->dim, h->n_heads);
+    if (h->n_heads % h->n_kv_heads)
+        return rlhf_fail(err, "%s: llama2.c header field \"n_kv_heads\" = %d does not divide n_heads %d",
+                         path, h->n_kv_heads, h->n_heads);
+    if ((h->dim / h->n_heads) % 2)
+        return rlhf_fail(err, "%s: llama2.c header: head size dim / n_heads = %d must be even for RoPE",
+                         path, h->dim / h->n_heads);
+    return 0;
+}
+
 static int header_sane(const l2c_header *h) {
-    return h->dim > 0 && h->hidden > 0 && h->n_layers > 0 && h->n_layers <= 1024 &&
-           h->n_heads > 0 && h->n_kv_heads > 0 && h->n_heads % h->n_kv_heads == 0 &&
-           h->dim % h->n_heads == 0 && (h->dim / h->n_heads) % 2 == 0 && h->vocab > 0 &&
-           h->seq_len > 0 && h->seq_len <= (1 << 20) && h->dim <= (1 << 16) &&
-           h->hidden <= (1 << 20) && h->vocab <= (1 << 24);
+    return header_check(h, "", NULL) == 0;
 }
 
 // Fills the block list; returns the count. Sizes use int64 (no overflow for sane headers).
@@ -179,11 +203,10 @@ static int parse(const char *path, const unsigned char *p, size_t size, l2c_head
     if (h->version != 0 && h->version != 1)
         return rlhf_fail(err, "%s: llama2.c checkpoint version %d is not known (0 and 1 are)",
                          path, h->version);
-    if (!header_sane(h))
-        return rlhf_fail(err, "%s: implausible llama2.c header (dim %d, hidden %d, layers %d, "
-                              "heads %d, kv heads %d, vocab %d, seq_len %d)",
-                         path, h->dim, h->hidden, h->n_layers, h->n_heads, h->n_kv_heads, h->vocab,
-                         h->seq_len);
+    if (header_check(h, path, err)) return -1;
+    if (h->version == 1 && h->shared > 1)
+        return rlhf_fail(err, "%s: llama2.c header field \"shared_classifier\" = %d is not 0 or 1",
+                         path, h->shared);
     int64_t want = expected_size(h);
     if (want != (int64_t)size)
         return rlhf_fail(err, "%s: %zu bytes, but its llama2.c v%d header (dim %d, %d layers, "

@@ -11,6 +11,8 @@
 #define RLHF_TOK_INTERNAL
 #include "tok/tok.h"
 
+#include "io/json.h"
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +355,13 @@ static cJSON *parse_json_file(const char *path, rlhf_err *err) {
     char *text;
     size_t len;
     if (tok_read_file(path, &text, &len, err)) return NULL;
+    char nul[256];
+    if (json_find_nul(text, len, nul, sizeof nul)) { // cJSON would cut the string there
+        rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character, which is not supported", path,
+                  nul);
+        free(text);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {
