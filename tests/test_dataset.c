@@ -1120,6 +1120,9 @@ static int test_nul_escape(void) {
     CHECK(ds && ds->n == 2 && rep.n_skipped == 1);
     CHECK(rep.n_reasons == 1 && strstr(rep.reason[0], ":2: field \"text\" holds"));
     ds_free(ds);
+    // numbers too large for a double (they parse as inf) are refused as well
+    expect_bad(WRITE(dir, "n8.jsonl", "{'prompt': 'Q', 'chosen': ' a', 'rejected': ' b', 'margin': 1e999}"),
+               DS_AUTO, 1, "field \"margin\" is not a finite number");
     // an escaped backslash before "u0000" is ordinary text, and so are other escapes
     ds = load(WRITE(dir, "n7.jsonl", "{'text': 'a\\\\u0000 \\u0001'}"), DS_AUTO);
     CHECK(ds && ds->n == 1 && strcmp(ds->ex[0].text.text, "a\\u0000 \x01") == 0);

@@ -223,6 +223,8 @@ static int parse_number(const cJSON *o, const char *name, double *out, line_err 
     if (!v) return 0;
     if (!cJSON_IsNumber(v))
         return bad(e, "field \"%s\" is %s, expected a number", name, json_kind(v));
+    if (!isfinite(v->valuedouble)) // 1e999 parses as inf
+        return bad(e, "field \"%s\" is not a finite number", name);
     *out = v->valuedouble;
     return 0;
 }
