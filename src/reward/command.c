@@ -1,5 +1,6 @@
 // reward/command: an external judge as a reward source. The user's program is
-// started once (fork + /bin/sh -c, in its own process group) with pipes on its
+// started once (fork + /bin/sh -c, in its own process group, under a watchdog
+// that kills the group when the trainer is gone) with pipes on its
 // stdin and stdout; each batch is written as JSON lines and answered with one
 // number per line. Both pipes are non-blocking and polled against a deadline,
 // so a judge that dies, hangs or talks nonsense becomes an error message, never
@@ -11,6 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +25,7 @@ struct reward_command {
     char *cmd;
     pid_t pid;
     int to_child, from_child; // our ends of its stdin and stdout; -1 once closed
+    int lifeline;             // write end of the watchdog's lifeline pipe; -1 once closed
     double timeout_s;
     char *buf;                // bytes read but not yet a complete answer line
     size_t len, cap;
@@ -107,8 +111,92 @@ static void ignore_sigpipe(void) {
     sigaction(SIGPIPE, &sa, NULL);
 }
 
+// The judge must not outlive the trainer, however the trainer ends (kill -9
+// included), and neither may anything the judge started (`sh -c 'helper & judge'`,
+// a Python judge's subprocesses). A parent-death signal (prctl PR_SET_PDEATHSIG)
+// reaches only the one child, fires when the forking *thread* ends rather than the
+// process, and needs a getppid() check against the race before it is set. So the
+// child we fork is a small watchdog W instead: it leads the judge's process group,
+// forks the judge (/bin/sh -c CMD) into it, and waits on two things: the judge
+// ending, whose wait status it passes on as its own (so c->pid's status is the
+// judge's), and end-of-file on a "lifeline" pipe whose only write end the trainer
+// holds. The kernel closes that end when the trainer process ends in any way, and
+// then W kills the whole group, itself included. There is no race: a trainer that
+// died before W looks reads as end-of-file at once. W does not exec, so it closes
+// every descriptor it inherited (other judges' pipes, files being written), or it
+// would keep a pipe open that should report end-of-file or EPIPE. Only
+// async-signal-safe calls in W and in the judge before exec (the trainer has threads).
+static void on_sigchld(int sig) { (void)sig; }
+
+static void close_from(int lo, int keep) { // closes fds >= lo except keep
+#ifdef SYS_close_range
+    if (keep < lo) {
+        if (syscall(SYS_close_range, (unsigned)lo, ~0U, 0) == 0) return;
+    } else if ((keep == lo || syscall(SYS_close_range, (unsigned)lo, (unsigned)keep - 1, 0) == 0) &&
+               syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) == 0)
+        return;
+#endif
+    struct rlimit rl;
+    long hi = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) hi = (long)rl.rlim_cur;
+    if (hi > 1 << 20) hi = 1 << 20;
+    for (long fd = lo; fd < hi; fd++)
+        if (fd != keep) close((int)fd);
+}
+
+static _Noreturn void watchdog(const char *cmd, int in_r, int out_w, int life_r) {
+    sigset_t chld, orig;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &orig); // SIGCHLD is taken only inside ppoll below
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigchld;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+    pid_t judge = fork();
+    if (judge < 0) _exit(127);
+    if (judge == 0) { // the judge: W's group, the trainer's signal mask
+        sigprocmask(SIG_SETMASK, &orig, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(in_r, 0);
+        dup2(out_w, 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int fd = 0; fd < 2; fd++)
+        if (fd != life_r) close(fd);
+    close_from(3, life_r); // keeps stderr and the lifeline
+    sigset_t wait_mask = orig;
+    sigdelset(&wait_mask, SIGCHLD);
+    for (;;) {
+        int st;
+        pid_t r = waitpid(judge, &st, WNOHANG);
+        if (r == judge) {
+            if (WIFSIGNALED(st)) { // end the same way, without a core file
+                struct rlimit no_core = {0, 0};
+                setrlimit(RLIMIT_CORE, &no_core);
+                signal(WTERMSIG(st), SIG_DFL);
+                sigset_t all;
+                sigfillset(&all);
+                sigprocmask(SIG_UNBLOCK, &all, NULL);
+                kill(getpid(), WTERMSIG(st));
+                _exit(128 + WTERMSIG(st));
+            }
+            _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
+        }
+        if (r < 0 && errno != EINTR) _exit(127);
+        struct pollfd pf = {life_r, POLLIN, 0};
+        int k = ppoll(&pf, 1, NULL, &wait_mask);
+        if (k > 0) { // end-of-file (or anything at all) on the lifeline: the trainer is gone
+            kill(0, SIGKILL);
+            _exit(137);
+        }
+    }
+}
+
 int reward_command_start(reward_command **out, const char *cmd, double timeout_s, rlhf_err *err) {
-    int in[2], outp[2];
+    int in[2], outp[2], life[2];
     *out = NULL;
     if (!cmd || !*cmd) return rlhf_fail(err, "reward command: empty command");
     if (pipe2(in, O_CLOEXEC)) return rlhf_fail(err, "reward command \"%s\": pipe: %s", cmd, strerror(errno));
@@ -116,24 +204,26 @@ int reward_command_start(reward_command **out, const char *cmd, double timeout_s
         close(in[0]), close(in[1]);
         return rlhf_fail(err, "reward command \"%s\": pipe: %s", cmd, strerror(errno));
     }
+    if (pipe2(life, O_CLOEXEC)) {
+        close(in[0]), close(in[1]), close(outp[0]), close(outp[1]);
+        return rlhf_fail(err, "reward command \"%s\": pipe: %s", cmd, strerror(errno));
+    }
     ignore_sigpipe();
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         close(in[0]), close(in[1]), close(outp[0]), close(outp[1]);
+        close(life[0]), close(life[1]);
         return rlhf_fail(err, "reward command \"%s\": fork: %s", cmd, strerror(errno));
     }
-    if (pid == 0) {  // child: only async-signal-safe calls until exec
+    if (pid == 0) { // the watchdog, leader of the judge's process group
         setpgid(0, 0);
-        signal(SIGPIPE, SIG_DFL);
-        dup2(in[0], 0);
-        dup2(outp[1], 1);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
+        watchdog(cmd, in[0], outp[1], life[0]);
     }
-    setpgid(pid, pid);  // also here: no race with the child's own call
+    setpgid(pid, pid); // also here: no race with the child's own call
     close(in[0]);
     close(outp[1]);
+    close(life[0]);
     fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
     fcntl(outp[0], F_SETFL, fcntl(outp[0], F_GETFL) | O_NONBLOCK);
     reward_command *c = xcalloc(1, sizeof *c);
@@ -141,6 +231,7 @@ int reward_command_start(reward_command **out, const char *cmd, double timeout_s
     c->pid = pid;
     c->to_child = in[1];
     c->from_child = outp[0];
+    c->lifeline = life[1];
     c->timeout_s = timeout_s > 0 ? timeout_s : 30;
     *out = c;
     return 0;
@@ -377,6 +468,7 @@ void reward_command_close(reward_command *c) {
     close_fd(&c->to_child);  // EOF on its stdin: a well-behaved judge exits
     close_fd(&c->from_child);
     if (c->pid > 0) reap(c, c->dead ? 0 : 1.0);
+    close_fd(&c->lifeline); // after the reap: closing it first would kill a judge still exiting
     free(c->cmd);
     free(c->buf);
     free(c);

@@ -34,6 +34,23 @@
 static st_file in_file;
 static rlhf_err err;
 
+// every allocation, freed at the end (LeakSanitizer runs this tool under make asan)
+static void *allocs[64];
+static int nallocs;
+static void *keep(void *p) {
+    if (nallocs >= (int)(sizeof allocs / sizeof *allocs)) {
+        fprintf(stderr, "rl_dump: too many allocations\n");
+        exit(2);
+    }
+    return allocs[nallocs++] = p;
+}
+#define kmalloc(n) keep(xmalloc(n))
+#define kcalloc(n, k) keep(xcalloc(n, k))
+static void free_all(void) {
+    for (int i = 0; i < nallocs; i++) free(allocs[i]);
+    nallocs = 0;
+}
+
 static void die(const char *what) {
     fprintf(stderr, "rl_dump: %s: %s\n", what, err.msg);
     exit(2);
@@ -56,7 +73,7 @@ static int metai(const char *key, int dflt) {
 static float *input(const char *name, int64_t *d0, int64_t *d1) {
     const st_entry *e = st_find(&in_file, name);
     if (!e) return NULL;
-    float *p = xmalloc(sizeof(float) * (e->numel > 0 ? e->numel : 1));
+    float *p = kmalloc(sizeof(float) * (e->numel > 0 ? e->numel : 1));
     if (st_read_f32(&in_file, e, p, (size_t)e->numel, &err)) die(name);
     if (d0) *d0 = e->ndim > 0 ? e->shape[0] : 1;
     if (d1) *d1 = e->ndim > 1 ? e->shape[1] : 1;
@@ -75,7 +92,7 @@ static st_tensor_desc outs[16];
 static int n_out;
 static void out(const char *name, const float *data, int64_t d0, int64_t d1) {
     int64_t n = d1 > 0 ? d0 * d1 : d0;
-    float *copy = xmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    float *copy = kmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     memcpy(copy, data, sizeof(float) * (size_t)n);
     outs[n_out++] = (st_tensor_desc){.name = name, .dtype = ST_F32, .ndim = d1 > 0 ? 2 : 1,
                                      .shape = {d0, d1 > 0 ? d1 : 0}, .data = copy};
@@ -114,13 +131,13 @@ int main(int argc, char **argv) {
         rl_adv_input in = {.B = (int)B, .T = (int)T, .token_rewards = r, .mask = m,
                            .values = input("values", NULL, NULL),
                            .baselines = input("baselines", NULL, NULL)};
-        float *adv = xmalloc(sizeof(float) * B * T), *ret = xmalloc(sizeof(float) * B * T);
+        float *adv = kmalloc(sizeof(float) * B * T), *ret = kmalloc(sizeof(float) * B * T);
         if (rl_adv_compute(meta("name", ""), &c, &in, adv, ret, &err)) refused();
         out("adv", adv, B, T);
         out("ret", ret, B, T);
     } else if (!strcmp(op, "outcome")) {
         float *s = need("scores", NULL, NULL), *m = need("mask", &B, &T);
-        float *r = xcalloc((size_t)(B * T), sizeof(float));
+        float *r = kcalloc((size_t)(B * T), sizeof(float));
         rl_add_outcome_rewards((int)B, (int)T, s, m, r);
         out("rewards", r, B, T);
     } else if (!strcmp(op, "policy")) {
@@ -134,7 +151,7 @@ int main(int argc, char **argv) {
         if (rl_agg_from_name(meta("agg", "token-mean"), &c.agg, &err)) refused();
         float *lp = need("logp", &B, &T), *old = need("old_logp", NULL, NULL),
               *adv = need("adv", NULL, NULL), *m = need("mask", NULL, NULL);
-        float *g = xcalloc((size_t)(B * T), sizeof(float));
+        float *g = kcalloc((size_t)(B * T), sizeof(float));
         rl_policy_stats st;
         if (rl_policy_loss(&c, (int)B, (int)T, lp, old, adv, m, g, &st, &err)) refused();
         scalar("loss", st.loss);
@@ -147,7 +164,7 @@ int main(int argc, char **argv) {
         if (rl_kl_from_name(meta("kind", "k1"), &kind, &err)) refused();
         float *lp = need("logp", &B, &T), *ref = need("ref", NULL, NULL);
         if (!strcmp(op, "kl")) {
-            float *kl = xmalloc(sizeof(float) * B * T), *d = xmalloc(sizeof(float) * B * T);
+            float *kl = kmalloc(sizeof(float) * B * T), *d = kmalloc(sizeof(float) * B * T);
             rl_kl_token(kind, (size_t)(B * T), lp, ref, kl, d);
             out("kl", kl, B, T);
             out("dkl", d, B, T);
@@ -159,7 +176,7 @@ int main(int argc, char **argv) {
         } else {
             rl_agg agg;
             if (rl_agg_from_name(meta("agg", "token-mean"), &agg, &err)) refused();
-            float *m = need("mask", NULL, NULL), *g = xcalloc((size_t)(B * T), sizeof(float));
+            float *m = need("mask", NULL, NULL), *g = kcalloc((size_t)(B * T), sizeof(float));
             float mk, loss = rl_kl_loss(kind, agg, metaf("norm_len", 0), metaf("coef", 0.1f),
                                         (int)B, (int)T, lp, ref, m, g, &mk);
             scalar("loss", loss);
@@ -171,7 +188,7 @@ int main(int argc, char **argv) {
         if (rl_agg_from_name(meta("agg", "token-mean"), &agg, &err)) refused();
         float *v = need("v", &B, &T), *vo = need("v_old", NULL, NULL),
               *R = need("returns", NULL, NULL), *m = need("mask", NULL, NULL);
-        float *dv = xcalloc((size_t)(B * T), sizeof(float));
+        float *dv = kcalloc((size_t)(B * T), sizeof(float));
         rl_value_stats st;
         rl_value_loss((int)B, (int)T, metaf("cliprange", 0.2f), agg, metaf("norm_len", 0), v, vo,
                       R, m, dv, &st);
@@ -182,14 +199,14 @@ int main(int argc, char **argv) {
         rl_agg agg;
         if (rl_agg_from_name(meta("agg", "token-mean"), &agg, &err)) refused();
         float *x = need("x", &B, &T), *m = need("mask", NULL, NULL);
-        float *dx = xcalloc((size_t)(B * T), sizeof(float));
+        float *dx = kcalloc((size_t)(B * T), sizeof(float));
         scalar("loss", rl_agg_loss(agg, (int)B, (int)T, x, m, metaf("norm_len", 0), dx));
         out("dx", dx, B, T);
     } else if (!strcmp(op, "stats")) {
         float *x = need("x", &B, &T), *m = need("mask", NULL, NULL);
         float *v = need("values", NULL, NULL), *R = need("returns", NULL, NULL);
         size_t n = (size_t)(B * T);
-        float *w = xmalloc(sizeof(float) * n), *w2 = xmalloc(sizeof(float) * n);
+        float *w = kmalloc(sizeof(float) * n), *w2 = kmalloc(sizeof(float) * n);
         scalar("mean", rl_masked_mean(n, x, m));
         scalar("var_biased", rl_masked_var(n, x, m, 0));
         scalar("var_unbiased", rl_masked_var(n, x, m, 1));
@@ -201,7 +218,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(op, "filter")) {
         rl_filter f;
         if (rl_filter_from_name(meta("kind", "none"), &f, &err)) refused();
-        float *s = need("scores", &B, NULL), *w = xmalloc(sizeof(float) * B);
+        float *s = need("scores", &B, NULL), *w = kmalloc(sizeof(float) * B);
         rlhf_rng rng;
         rng_seed(&rng, (uint64_t)metai("seed", 1));
         if (rl_filter_weights(f, (int)B, metai("group_size", 1), s, metaf("power", 2), &rng, w,
@@ -211,23 +228,23 @@ int main(int argc, char **argv) {
     } else if (!strcmp(op, "par")) {
         int64_t M;
         float *r = need("r", &B, NULL), *refs = need("refs", NULL, &M);
-        float *o = xmalloc(sizeof(float) * B);
+        float *o = kmalloc(sizeof(float) * B);
         for (int64_t b = 0; b < B; b++) o[b] = rl_par_reward(r[b], (int)M, refs + b * M, metaf("k", 1));
         out1("out", o, B);
     } else if (!strcmp(op, "ensemble")) {
         rl_ensemble kind;
         if (rl_ensemble_from_name(meta("kind", "mean"), &kind, &err)) refused();
         int64_t K;
-        float *s = need("scores", &B, &K), *o = xmalloc(sizeof(float) * B);
+        float *s = need("scores", &B, &K), *o = kmalloc(sizeof(float) * B);
         rl_ensemble_reduce(kind, (int)B, (int)K, s, metaf("lambda", 0.5f), o);
         out1("out", o, B);
     } else if (!strcmp(op, "length")) {
         const st_entry *e = st_find(&in_file, "lengths");
         if (!e) die("lengths");
         B = e->numel;
-        int32_t *len = xmalloc(sizeof(int32_t) * (B > 0 ? B : 1));
+        int32_t *len = kmalloc(sizeof(int32_t) * (B > 0 ? B : 1));
         if (st_read_raw(&in_file, e, ST_I32, len, (size_t)B, &err)) die("lengths");
-        float *lin = xmalloc(sizeof(float) * B), *ovl = xmalloc(sizeof(float) * B);
+        float *lin = kmalloc(sizeof(float) * B), *ovl = kmalloc(sizeof(float) * B);
         for (int64_t b = 0; b < B; b++) {
             lin[b] = rl_length_penalty(len[b], metaf("alpha", 0.01f));
             ovl[b] = rl_overlong_penalty(len[b], metai("max_len", 100), metai("cache_len", 20));
@@ -236,7 +253,7 @@ int main(int argc, char **argv) {
         out1("overlong", ovl, B);
     } else if (!strcmp(op, "klctl")) {
         float *cur = need("current", &B, NULL), *ns = need("n_steps", NULL, NULL);
-        float *vals = xmalloc(sizeof(float) * B);
+        float *vals = kmalloc(sizeof(float) * B);
         rl_kl_ctl k;
         if (metai("adaptive", 1))
             rl_kl_ctl_adaptive(&k, metaf("init", 0.1f), metaf("target", 6), metaf("horizon", 1e4f));
@@ -253,5 +270,6 @@ int main(int argc, char **argv) {
     }
     if (st_write(argv[2], outs, n_out, NULL, &err)) die("write");
     st_close(&in_file);
+    free_all();
     return 0;
 }
