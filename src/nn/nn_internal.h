@@ -61,7 +61,7 @@ static inline float vm_select(int c, float a, float b) {
 // leaves r up to ln 2).
 static inline float vm_expf(float x) {
     const float lo = -87.3f, hi = 88.72283f;
-    float xc = vm_select(x > lo, x, lo);  // NaN -> lo
+    float xc = vm_select(x > lo, x, lo); // NaN -> lo
     xc = vm_select(xc < hi, xc, hi);
     // round to nearest by truncation (floorf would block vectorisation without -ffast-math)
     float z = xc * 1.44269504088896341f;
