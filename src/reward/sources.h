@@ -28,7 +28,8 @@
 // ours. A judge that exits (or closes stdout), does not answer within
 // timeout_s seconds of the request or of its previous answer, or answers
 // something other than a number fails the scoring with a message naming the
-// command and the reason; the process group is then killed.
+// command and the reason; the process group is then killed. The group also dies
+// with the trainer, kill -9 included (a watchdog in it, see command.c).
 #ifndef RLHF_REWARD_SOURCES_H
 #define RLHF_REWARD_SOURCES_H
 
