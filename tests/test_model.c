@@ -262,6 +262,10 @@ static int test_packed_equals_documents(void) {
                                         -1, -1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
         b.segment = back;
         CHECK(model_forward(m, &b, &err) != 0 && strstr(err.msg, "segment id 0 at batch row 0"));
+        static const int neg[B * T] = {-1, -1, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, -1, -1,
+                                       -1, -1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+        b.segment = neg;
+        CHECK(model_forward(m, &b, &err) != 0 && strstr(err.msg, "segment id -1 at batch row 0"));
         free(logp), free(val), free(hid), free(score);
         model_free(m);
     }

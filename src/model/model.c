@@ -421,7 +421,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
             for (int t = 0; t < T; t++) {
                 int i = r * T + t;
                 if (b->mask && !b->mask[i]) continue;
-                if (b->segment[i] < prev)
+                if (b->segment[i] < 0 || b->segment[i] < prev)
                     return rlhf_fail(err, "segment id %d at batch row %d position %d: ids must "
                                           "be >= 0 and never decrease along a row's real tokens "
                                           "(each document one contiguous run)",
