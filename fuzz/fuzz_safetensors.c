@@ -11,6 +11,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!ok) fuzz_note("st_open", err.msg);
     if (ok) {
         (void)st_meta(&f, "format");
+        // fully indexed: the tensors' bytes, which never overlap, fill the data section
+        size_t total = 0;
+        for (int i = 0; i < f.n_entries; i++) total += f.entries[i].nbytes;
+        if (total != f.data_len) abort();
         for (int i = 0; i < f.n_entries; i++) {
             const st_entry *e = &f.entries[i];
             if (st_find(&f, e->name) == NULL) abort(); // every entry is found by its name
