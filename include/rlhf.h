@@ -231,14 +231,32 @@ float optim_step(rlhf_optim *o, rlhf_model *m);
 
 // ------------------------------------------------------------ checkpoints --
 // A checkpoint is a directory: config.json, model.safetensors, and optionally
-// optimizer.safetensors (moments + step + RNG state). Every file is written to a
-// temporary name, fsync'ed, then renamed, so a good checkpoint is never
-// replaced by a half-written one. Saving refuses non-finite weights.
+// optimizer.safetensors (moments + step + RNG state). The whole folder is
+// written under a temporary name (DIR.tmp.<pid>), fsync'ed, then renamed to DIR
+// in one step (an existing DIR is replaced: renamed away, the new one renamed
+// in, the old one deleted), so a good checkpoint is never replaced by a
+// half-written one. Saving refuses non-finite weights, and refuses to replace a
+// folder that holds anything but checkpoint files.
 int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
                     const rlhf_rng *rng, rlhf_err *err);
+// The same, with a trainer's own files (written by extra into the temporary
+// folder before the rename) made part of the checkpoint.
+typedef int (*checkpoint_extra_fn)(const char *tmp_dir, void *ctx, rlhf_err *err);
+int checkpoint_save_with(const char *dir, const rlhf_model *m, const rlhf_optim *o,
+                         const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
+                         rlhf_err *err);
+// 0 when dir holds a complete checkpoint: config.json and model.safetensors (and
+// optimizer.safetensors when need_optim, and every path of the NULL-terminated
+// list extra) present, with valid safetensors headers and JSON objects; else -1
+// and err naming what is missing or damaged.
+int checkpoint_check(const char *dir, int need_optim, const char *const *extra, rlhf_err *err);
 // Loads a checkpoint directory (or a bare .safetensors file with config.json
 // beside it). -1 + err naming the file and tensor on any inconsistency.
 int checkpoint_load(const char *dir, rlhf_model **m, rlhf_err *err);
+// Loads optimizer.safetensors into o (sized and configured by the caller) and the
+// RNG state. Refuses non-finite moments, negative second moments, a "step" that
+// is not an int, and a step beyond o->cfg.total_steps (when set), naming the
+// file and tensor.
 int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_err *err);
 // A named size ("tiny", "gpt2", ...) creates a fresh model; anything else loads.
 int model_from_spec(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);

@@ -62,7 +62,8 @@ def main():
     worst = max(abs(a[k] - b[k]) for a, b in zip(m, mp) if "loss" in a and "loss" in b
                 for k in ["loss", "rewards/chosen", "rewards/rejected"])
     report(worst < 2e-4, "precomputed_ref_equals_live", f"largest metric difference {worst}")
-    p = run("dpo", *base, "--output_dir", pre, "--precompute_ref_log_probs", "--max_steps", "1")
+    p = run("dpo", *base, "--output_dir", pre, "--precompute_ref_log_probs", "--max_steps", "1",
+            "--resume")  # a restart: without --resume the earlier run is refused
     report("reused" in p.stderr, "precomputed_ref_reused_on_restart", p.stderr[-300:])
 
     # a weighted list (DPO + NLL on chosen), SimPO, IPO: each trains and logs

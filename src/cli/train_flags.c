@@ -30,7 +30,8 @@ int train_flag_defs(flag_def *out, train_config *c) {
         {"save_steps", FLAG_INT, &c->save_steps, "steps between checkpoints (0: only the final one)", 0, 1 << 30},
         {"eval_steps", FLAG_INT, &c->eval_steps, "steps between eval-loss lines (0: only at the end)", 0, 1 << 30},
         {"seed", FLAG_U64, &c->seed, "seed of the data order and of a fresh model's init"},
-        {"resume", FLAG_BOOL, &c->resume, "continue from the newest checkpoint in --output_dir"},
+        {"resume", FLAG_BOOL, &c->resume, "continue from the newest complete checkpoint in --output_dir"},
+        {"overwrite_output_dir", FLAG_BOOL, &c->overwrite_output_dir, "replace an earlier run in --output_dir (without it, or --resume, an existing run is refused)"},
         {"quiet", FLAG_BOOL, &c->quiet, "no progress bar"},
     };
     int n = (int)(sizeof defs / sizeof defs[0]);

@@ -1,8 +1,11 @@
 // io/file: whole-file reads, atomic writes (temp file + fsync + rename), mkdir -p.
 #include "io/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,6 +59,13 @@ char *read_file(const char *path, size_t *len, rlhf_err *err) {
 
 // Flushes the directory entry of a rename to disk. Best effort: some file
 // systems refuse fsync on directories, and the rename has already happened.
+void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}
+
 static void fsync_parent_dir(const char *path) {
     char dir[4096];
     const char *slash = strrchr(path, '/');
@@ -69,10 +79,7 @@ static void fsync_parent_dir(const char *path) {
         memcpy(dir, path, k);
         dir[k] = '\0';
     }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
+    fsync_dir(dir);
 }
 
 int atomic_open(atomic_file *a, const char *path, rlhf_err *err) {
@@ -199,4 +206,97 @@ int make_dirs(const char *path, rlhf_err *err) {
         if (rc != 0) return -1;
     }
     return mkdir_one(buf, path, err);
+}
+
+// ------------------------------------------------------ whole directories --
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)ftw;
+    int rc = flag == FTW_DP ? rmdir(p) : unlink(p);
+    return rc != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int atomic_dir_open(const char *path, char *tmp, size_t n, rlhf_err *err) {
+    int w = snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= n) return rlhf_fail(err, "%.200s...: path too long", path);
+    if (remove_tree(tmp) != 0)
+        return rlhf_fail(err, "%s: cannot remove an old temp folder: %s", tmp, strerror(errno));
+    return make_dirs(tmp, err);
+}
+
+// fsyncs every file and folder below (and including) dir
+static int fsync_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)ftw;
+    int fd = open(p, (flag == FTW_DP ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    // some file systems refuse fsync on directories
+    return rc != 0 && flag != FTW_DP ? -1 : 0;
+}
+
+int atomic_dir_commit(const char *tmp, const char *path, rlhf_err *err) {
+    if (nftw(tmp, fsync_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+        int e = errno;
+        remove_tree(tmp);
+        return rlhf_fail(err, "%s: fsync failed: %s", path, strerror(e ? e : EIO));
+    }
+    char old[4200] = "";
+    struct stat st;
+    if (lstat(path, &st) == 0) {  // replace: move the old one away first
+        int w = snprintf(old, sizeof old, "%s.old.tmp.%ld", path, (long)getpid());
+        if (w < 0 || (size_t)w >= sizeof old) {
+            remove_tree(tmp);
+            return rlhf_fail(err, "%.200s...: path too long", path);
+        }
+        remove_tree(old);
+        if (rename(path, old) != 0) {
+            int e = errno;
+            remove_tree(tmp);
+            return rlhf_fail(err, "%s: cannot move the old folder aside: %s", path, strerror(e));
+        }
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        if (old[0]) (void)rename(old, path);  // put the old one back
+        remove_tree(tmp);
+        return rlhf_fail(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
+    }
+    fsync_parent_dir(path);
+    if (old[0]) {
+        remove_tree(old);
+        fsync_parent_dir(path);
+    }
+    return 0;
+}
+
+int remove_stale_tmp(const char *dir, int verbose) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t) continue;
+        char *end;
+        long pid = strtol(t + 5, &end, 10);
+        if (*end || end == t + 5) continue;  // not one of ours
+        if (pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+            continue;  // a live process is writing it
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (remove_tree(p) == 0) {
+            count++;
+            if (verbose) fprintf(stderr, "removed %s (left behind by an interrupted write)\n", p);
+        }
+    }
+    closedir(d);
+    return count;
 }

@@ -37,4 +37,23 @@ void atomic_abort(atomic_file *a); // safe to call more than once, or after a co
 // mkdir -p: creates path and its missing parents (mode 0777 & ~umask).
 int make_dirs(const char *path, rlhf_err *err);
 
+// ------------------------------------------------------ whole directories --
+// A folder written as one unit (a checkpoint): fill `tmp` (a sibling of path
+// named path + ".tmp.<pid>", made by atomic_dir_open), then atomic_dir_commit
+// fsyncs it and renames it over path in one step. An existing path is replaced
+// safely: it is renamed away (path + ".old.tmp.<pid>"), the new folder renamed
+// in, then the old one deleted. A crash leaves the old folder or the new one
+// under path (or, between the two renames, none: only *.tmp.* folders, which
+// remove_stale_tmp deletes).
+int atomic_dir_open(const char *path, char *tmp, size_t n, rlhf_err *err);
+int atomic_dir_commit(const char *tmp, const char *path, rlhf_err *err);
+// rm -rf path; 0 when it is gone (or was never there).
+int remove_tree(const char *path);
+// Deletes the entries of dir whose names hold ".tmp." (temp files and folders of
+// atomic writes a crash left behind), except those of a process still alive.
+// Returns how many it deleted; names them on stderr when verbose.
+int remove_stale_tmp(const char *dir, int verbose);
+// fsync of a directory (best effort).
+void fsync_dir(const char *dir);
+
 #endif

@@ -2,7 +2,13 @@
 // tensor names) and, for training state, optimizer.safetensors (AdamW moments,
 // step, RNG state). Loading checks every tensor's presence, shape, dtype and
 // finiteness and names the file and tensor in any error. Saving refuses
-// non-finite weights and writes each file atomically.
+// non-finite weights and writes the folder as a whole: every file (and a
+// trainer's extras) goes into DIR.tmp.<pid>, which is then renamed to DIR in one
+// step, so DIR is either the old checkpoint, the new one, or absent.
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,15 +25,10 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
-int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
-                    const rlhf_rng *rng, rlhf_err *err) {
-    for (int i = 0; i < m->n_tensors; i++)
-        if (!all_finite(m->params + m->tensors[i].offset, m->tensors[i].numel))
-            return rlhf_fail(err, "refusing to save %s: tensor \"%s\" contains NaN or inf "
-                                  "(the previous checkpoint, if any, is kept)",
-                             dir, m->tensors[i].name);
-    if (make_dirs(dir, err)) return -1;
-    char path[4096];
+// the files of a checkpoint, written into dir (which exists)
+static int write_files(const char *dir, const rlhf_model *m, const rlhf_optim *o,
+                       const rlhf_rng *rng, rlhf_err *err) {
+    char path[4600];
     char step[32];
     snprintf(step, sizeof step, "%d", o ? o->step : 0);
 
@@ -63,6 +64,93 @@ int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
         const char *ometa[] = {"format", "rlhf.c", "step", step, "has_rng", rng ? "1" : "0", NULL};
         snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
         if (st_write(path, od, 3, ometa, err)) return -1;
+    }
+    return 0;
+}
+
+// An existing folder we may replace: only checkpoint files in it (a folder the
+// user keeps other things in is not ours to delete).
+static int replaceable(const char *dir, rlhf_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        struct stat st;
+        if (stat(dir, &st) != 0) return 0;  // absent: nothing to replace
+        return rlhf_fail(err, "%s: exists and is not a folder; not replacing it with a checkpoint",
+                         dir);
+    }
+    static const char *ours[] = {".", "..", "model.safetensors", "config.json",
+                                 "optimizer.safetensors", "ref", "online_state.json", NULL};
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        int k = 0;
+        while (ours[k] && strcmp(ours[k], e->d_name)) k++;
+        if (!ours[k] && !strstr(e->d_name, ".tmp."))  // temp files a crash left are ours too
+            rc = rlhf_fail(err, "%s: exists and holds \"%s\", which is not part of a checkpoint; "
+                                "not replacing it (choose another folder)",
+                           dir, e->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
+int checkpoint_save_with(const char *dir_in, const rlhf_model *m, const rlhf_optim *o,
+                         const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
+                         rlhf_err *err) {
+    char dir[4096];
+    size_t k = strlen(dir_in);
+    while (k > 1 && dir_in[k - 1] == '/') k--;  // "out/" -> "out": the temp folder is a sibling
+    if (k == 0) return rlhf_fail(err, "checkpoint: empty folder name");
+    if (k >= sizeof dir) return rlhf_fail(err, "%.200s...: path too long", dir_in);
+    memcpy(dir, dir_in, k);
+    dir[k] = '\0';
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!all_finite(m->params + m->tensors[i].offset, m->tensors[i].numel))
+            return rlhf_fail(err, "refusing to save %s: tensor \"%s\" contains NaN or inf "
+                                  "(the previous checkpoint, if any, is kept)",
+                             dir, m->tensors[i].name);
+    if (replaceable(dir, err)) return -1;
+    char tmp[4400];
+    if (atomic_dir_open(dir, tmp, sizeof tmp, err)) return -1;
+    if (write_files(tmp, m, o, rng, err) || (extra && extra(tmp, ctx, err))) {
+        remove_tree(tmp);
+        return -1;
+    }
+    return atomic_dir_commit(tmp, dir, err);
+}
+
+int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
+                    const rlhf_rng *rng, rlhf_err *err) {
+    return checkpoint_save_with(dir, m, o, rng, NULL, NULL, err);
+}
+
+int checkpoint_check(const char *dir, int need_optim, const char *const *extra, rlhf_err *err) {
+    const char *std[] = {"config.json", "model.safetensors", need_optim ? "optimizer.safetensors" : NULL};
+    for (int pass = 0; pass < 2; pass++) {
+        const char *const *names = pass == 0 ? std : extra;
+        int n = pass == 0 ? 3 : INT_MAX;
+        for (int i = 0; names && i < n && (pass == 0 || names[i]); i++) {
+            if (!names[i]) continue;
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+            struct stat st;
+            if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+                return rlhf_fail(err, "%s: missing", p);
+            size_t len = strlen(p);
+            if (len > 12 && !strcmp(p + len - 12, ".safetensors")) {
+                st_file f;
+                if (st_open(&f, p, err)) return -1;
+                st_close(&f);
+            } else if (len > 5 && !strcmp(p + len - 5, ".json")) {
+                char *text = read_file(p, NULL, err);
+                if (!text) return -1;
+                cJSON *j = cJSON_Parse(text);
+                free(text);
+                int ok = cJSON_IsObject(j);
+                cJSON_Delete(j);
+                if (!ok) return rlhf_fail(err, "%s: not a JSON object (truncated?)", p);
+            }
+        }
     }
     return 0;
 }
@@ -155,13 +243,33 @@ int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_er
         goto done;
     }
     if (st_read_f32(&f, em, o->m, o->n, err) || st_read_f32(&f, ev, o->v, o->n, err)) goto done;
+    for (int t = 0; t < 2; t++) {  // moments from a damaged or foreign file: refuse, name it
+        const float *x = t ? o->v : o->m;
+        for (size_t i = 0; i < o->n; i++) {
+            if (!isfinite(x[i]) || (t && x[i] < 0)) {
+                rlhf_fail(err, "%s: tensor \"%s\" element %zu is %g (%s); the optimizer state "
+                               "is damaged: resume from another checkpoint or start afresh",
+                          path, t ? "adam.v" : "adam.m", i, (double)x[i],
+                          !isfinite(x[i]) ? "not finite" : "second moments are >= 0");
+                goto done;
+            }
+        }
+    }
     uint64_t rs[4];
     if (st_read_raw(&f, er, ST_U64, rs, 4, err)) goto done;
     if (rng) memcpy(rng->s, rs, sizeof rs);
     char *end;
-    long s = strtol(step, &end, 10);
-    if (*end || s < 0) {
-        rlhf_fail(err, "%s: metadata \"step\" is not a step count: \"%s\"", path, step);
+    errno = 0;
+    long long s = strtoll(step, &end, 10);
+    if (end == step || *end || s < 0 || errno == ERANGE || s > INT_MAX) {
+        rlhf_fail(err, "%s: metadata \"step\" is not a step count (0 .. %d): \"%s\"", path,
+                  INT_MAX, step);
+        goto done;
+    }
+    if (o->cfg.total_steps > 0 && s > o->cfg.total_steps) {
+        rlhf_fail(err, "%s: metadata \"step\" is %lld, beyond this run's %d optimizer steps "
+                       "(--max_steps / --num_train_epochs lower than the run's?)",
+                  path, s, o->cfg.total_steps);
         goto done;
     }
     o->step = (int)s;

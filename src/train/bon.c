@@ -321,8 +321,7 @@ int bon_train(const bon_config *c, rlhf_err *err) {
         rlhf_fail(err, "--train must be raft or superhf (got \"%s\")", c->train);
         goto done;
     }
-    if (tc->resume && run_latest_checkpoint(tc->output_dir, resume_from, sizeof resume_from) != 0)
-        resume_from[0] = 0;
+    if (run_prepare(tc, NULL, resume_from, sizeof resume_from, err)) goto done;
     if (bon_open(&x, resume_from[0] ? resume_from : tc->model, err)) goto done;
     const char *rp = c->ref_model ? c->ref_model : tc->model;
     if (model_load_any(rp, tc->seed, &x.ref, err)) goto done;
@@ -346,7 +345,7 @@ int bon_train(const bon_config *c, rlhf_err *err) {
         start = o->step / c->sft_steps;
         if (!tc->quiet) fprintf(stderr, "%s: resuming from %s (iteration %d)\n", c->train, resume_from, start);
     }
-    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] != 0, err)) goto done;
+    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] ? start : -1, err)) goto done;
     {
         char sp[2200];
         snprintf(sp, sizeof sp, "%s/samples.jsonl", run.dir);

@@ -24,6 +24,7 @@ typedef struct {
     int num_train_epochs, max_steps, batch_size, gradient_accumulation_steps;
     int logging_steps, save_steps, eval_steps;
     int resume, quiet;
+    int overwrite_output_dir;  // replace an earlier run in output_dir (else refused)
     uint64_t seed;
     const char *config_json;   // the flags as JSON, recorded in the run directory
 } train_config;

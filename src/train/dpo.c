@@ -380,6 +380,14 @@ static void sync_ref(rlhf_model *ref, const rlhf_model *pol, float alpha) {
         ref->params[i] = alpha * pol->params[i] + (1.0f - alpha) * ref->params[i];
 }
 
+// TR-DPO's moving reference is part of a checkpoint (ref/), so --resume goes on
+// with the reference the run had, not the one it started from
+static int save_ref(const char *tmp, void *ref, rlhf_err *err) {
+    char p[4600];
+    snprintf(p, sizeof p, "%s/ref", tmp);
+    return checkpoint_save(p, ref, NULL, NULL, err);
+}
+
 static int run_eval(dpo_ctx *x, const ds_dataset *ev, const float *ev_cache, int bs, step_buf *s,
                     pref_metrics *m, rlhf_err *err) {
     memset(m, 0, sizeof *m);
@@ -420,17 +428,15 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     dpo_config c2 = *c;  // carries the parsed f-divergence
     c2.opt = opt;
     x.c = &c2;
-    x.unpaired = (x.losses.def[0]->flags & PREF_UNPAIRED) != 0;
-    for (int i = 0; i < x.losses.n; i++) {
-        if (x.losses.def[i]->flags & PREF_TOKENS) x.tokens = 1;
-        if (x.losses.def[i]->flags & PREF_NEEDS_REF) x.needs_ref = 1;
-        if (x.losses.def[i]->flags & PREF_MARGIN) x.uses_margin = 1;
-        if (!strcmp(x.losses.def[i]->name, "kto")) x.kto_kl = 1;
-        if (!strcmp(x.losses.def[i]->name, "srpo"))
-            return rlhf_fail(err, "--loss_type srpo needs revision sequences (the model "
-                                  "prompted to improve a response), which rlhf dpo does not "
-                                  "build yet; the loss itself is in algo/pref");
-    }
+    x.unpaired = pref_list_kind(&x.losses) == PREF_KIND_UNPAIRED;
+    x.tokens = pref_list_needs(&x.losses, PREF_NEED_TOKENS);
+    x.needs_ref = pref_list_needs(&x.losses, PREF_NEED_REFERENCE);
+    x.uses_margin = pref_list_needs(&x.losses, PREF_NEED_MARGIN);
+    x.kto_kl = pref_list_needs(&x.losses, PREF_NEED_KL_POINT);
+    if (pref_list_needs(&x.losses, PREF_NEED_REVISIONS))
+        return rlhf_fail(err, "--loss_type %s needs revision sequences (the model "
+                              "prompted to improve a response), which rlhf dpo does not "
+                              "build yet; the loss itself is in algo/pref", c->loss_type);
     if (opt.ld_alpha >= 0) x.tokens = 1;
     if (opt.reference_free) x.needs_ref = 0;
     if (x.tokens && c->precompute_ref_log_probs)
@@ -439,8 +445,10 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     if (c->sync_ref_model && c->precompute_ref_log_probs)
         return rlhf_fail(err, "--sync_ref_model changes the reference: it cannot be precomputed");
 
-    if (tc->resume && run_latest_checkpoint(tc->output_dir, resume_from, sizeof resume_from) != 0)
-        resume_from[0] = 0;
+    int moving_ref = c->sync_ref_model && (x.needs_ref || c->kl_prompts > 0);
+    // (NULL-terminated: empty without a moving reference)
+    const char *extra[] = {moving_ref ? "ref/config.json" : NULL, "ref/model.safetensors", NULL};
+    if (run_prepare(tc, extra, resume_from, sizeof resume_from, err)) goto done;
     if (model_load_any(resume_from[0] ? resume_from : tc->model, tc->seed, &pol, err)) goto done;
     if (model_tokenizer(pol, tc->tokenizer, &tok, err)) goto done;
     train_remember_tokenizer(tc, pol);
@@ -455,6 +463,18 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
         if (ref->n_params != pol->n_params) {
             rlhf_fail(err, "--ref_model %s does not have the policy's architecture", rp);
             goto done;
+        }
+        if (moving_ref && resume_from[0]) {  // required: run_prepare checked it is there
+            char p[4600];
+            rlhf_model *r2;
+            snprintf(p, sizeof p, "%s/ref", resume_from);
+            if (checkpoint_load(p, &r2, err)) goto done;
+            model_free(ref);
+            ref = r2;
+            if (ref->n_params != pol->n_params) {
+                rlhf_fail(err, "%s does not have the policy's architecture", p);
+                goto done;
+            }
         }
     }
     if (x.needs_ref && c->precompute_ref_log_probs) {
@@ -510,7 +530,7 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     rlhf_rng rng;
     rng_seed(&rng, tc->seed);
     if (resume_from[0] && checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
-    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] != 0, err)) goto done;
+    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] ? o->step : -1, err)) goto done;
     train_walk_init(&walk, train, tc->seed);
     mb = xcalloc(tc->gradient_accumulation_steps, sizeof *mb);
     progress pb;
@@ -576,7 +596,8 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
         if (tc->save_steps > 0 && done_steps % tc->save_steps == 0 && done_steps != total) {
             char path[4400];
             run_checkpoint_path(&run, done_steps, path, sizeof path);
-            if (checkpoint_save(path, pol, o, &rng, err)) goto done;
+            if (checkpoint_save_with(path, pol, o, &rng, moving_ref ? save_ref : NULL, ref, err))
+                goto done;
         }
         if (!tc->quiet) {
             char extra[96];
@@ -589,7 +610,8 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     {
         char path[4400];
         run_checkpoint_path(&run, -1, path, sizeof path);
-        if (checkpoint_save(path, pol, o, &rng, err)) goto done;
+        if (checkpoint_save_with(path, pol, o, &rng, moving_ref ? save_ref : NULL, ref, err))
+            goto done;
         cJSON *s = cJSON_CreateObject();
         cJSON_AddStringToObject(s, "command", "dpo");
         cJSON_AddStringToObject(s, "loss_type", c->loss_type);

@@ -365,32 +365,59 @@ static void log_samples(FILE *f, const online_ctx *x, const rollout_batch *rb, c
     fflush(f);
 }
 
-static int save_state(const run_dir *run, int it, const online_ctx *x, rlhf_optim *o,
-                      rlhf_rng *rng, int final, char *path, size_t n, rlhf_err *err) {
-    run_checkpoint_path(run, final ? -1 : it, path, n);
-    if (checkpoint_save(path, x->pol, o, rng, err)) return -1;
+// what a checkpoint holds beyond the policy and optimizer: the moving reference
+// of iterative DPO (ref/) and the iteration and KL coefficient
+// (online_state.json), written into the checkpoint's temp folder so the whole
+// folder appears at once
+typedef struct {
+    const online_ctx *x;
+    int it;
+} state_extra;
+
+static int save_extra(const char *tmp, void *ctx, rlhf_err *err) {
+    const state_extra *se = ctx;
+    const online_ctx *x = se->x;
     char sp[4600], js[200];
     if (x->dpo && x->c->ref_update_steps > 0 && x->ref) {  // iterative DPO: the moving reference
-        snprintf(sp, sizeof sp, "%s/ref", path);
+        snprintf(sp, sizeof sp, "%s/ref", tmp);
         if (checkpoint_save(sp, x->ref, NULL, NULL, err)) return -1;
     }
-    snprintf(sp, sizeof sp, "%s/online_state.json", path);
-    snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g}\n", it, x->kl.value);
+    snprintf(sp, sizeof sp, "%s/online_state.json", tmp);
+    snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g}\n", se->it, x->kl.value);
     return atomic_write_file(sp, js, strlen(js), err);
 }
 
-static void load_state(const char *ckpt, int *it, online_ctx *x) {
+static int save_state(const run_dir *run, int it, const online_ctx *x, rlhf_optim *o,
+                      rlhf_rng *rng, int final, char *path, size_t n, rlhf_err *err) {
+    run_checkpoint_path(run, final ? -1 : it, path, n);
+    state_extra se = {.x = x, .it = it};
+    return checkpoint_save_with(path, x->pol, o, rng, save_extra, &se, err);
+}
+
+// online_state.json of a checkpoint: the iteration (0 .. total) and KL coefficient
+static int load_state(const char *ckpt, int total, int *it, online_ctx *x, rlhf_err *err) {
     char sp[4600];
     snprintf(sp, sizeof sp, "%s/online_state.json", ckpt);
-    char *text = read_file(sp, NULL, NULL);
-    if (!text) return;
+    char *text = read_file(sp, NULL, err);
+    if (!text) return -1;
     cJSON *j = cJSON_Parse(text);
     free(text);
     cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "iteration");
     cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "kl_coef");
-    if (cJSON_IsNumber(a)) *it = a->valueint;
-    if (cJSON_IsNumber(b)) x->kl.value = (float)b->valuedouble;
+    int rc = 0;
+    if (!cJSON_IsNumber(a) || a->valuedouble != floor(a->valuedouble) || a->valuedouble < 0 ||
+        a->valuedouble > total)
+        rc = rlhf_fail(err, "%s: \"iteration\" must be a whole number in 0 .. %d (this run's "
+                            "iterations)",
+                       sp, total);
+    else if (!cJSON_IsNumber(b) || !isfinite(b->valuedouble) || b->valuedouble < 0)
+        rc = rlhf_fail(err, "%s: \"kl_coef\" must be a finite number >= 0", sp);
+    else {
+        *it = (int)a->valuedouble;
+        x->kl.value = (float)b->valuedouble;
+    }
     cJSON_Delete(j);
+    return rc;
 }
 
 // ---------------------------------------------------------------- settings --
@@ -496,8 +523,11 @@ int online_train(const online_config *c, rlhf_err *err) {
     char resume_from[4400] = "";
     x.kl.value = c->beta;
     if (setup(&x, err)) goto done;
-    if (tc->resume && run_latest_checkpoint(tc->output_dir, resume_from, sizeof resume_from) != 0)
-        resume_from[0] = 0;
+    // a checkpoint to resume from holds online_state.json, and for iterative DPO ref/
+    const char *extra[] = {"online_state.json", NULL, NULL, NULL};
+    if (x.dpo && c->ref_update_steps > 0 && x.use_ref)
+        extra[1] = "ref/config.json", extra[2] = "ref/model.safetensors";
+    if (run_prepare(tc, extra, resume_from, sizeof resume_from, err)) goto done;
     if (model_load_any(resume_from[0] ? resume_from : tc->model, tc->seed, &x.pol, err)) goto done;
     if (x.use_values && !x.pol->cfg.value_head) {  // PPO: a value head on the policy
         rlhf_model *with;
@@ -566,23 +596,25 @@ int online_train(const online_config *c, rlhf_err *err) {
     int start = 0;
     if (resume_from[0]) {
         if (checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
-        start = o->step / per_iter;
-        load_state(resume_from, &start, &x);
-        char rp[4600];
-        snprintf(rp, sizeof rp, "%s/ref/model.safetensors", resume_from);
-        FILE *rf = x.dpo && c->ref_update_steps > 0 && x.ref ? fopen(rp, "rb") : NULL;
-        if (rf) {
-            fclose(rf);
+        if (load_state(resume_from, total, &start, &x, err)) goto done;
+        if (x.dpo && c->ref_update_steps > 0 && x.ref) {  // required: run_prepare checked it
+            char rp[4600];
             rlhf_model *r2;
             snprintf(rp, sizeof rp, "%s/ref", resume_from);
-            if (model_load_any(rp, tc->seed, &r2, err)) goto done;
+            if (checkpoint_load(rp, &r2, err)) goto done;
+            if (r2->n_params != x.pol->n_params) {
+                rlhf_fail(err, "%s: the saved reference does not have the policy's architecture",
+                          rp);
+                model_free(r2);
+                goto done;
+            }
             model_free(x.ref);
             x.ref = r2;
         }
         if (!tc->quiet)
             fprintf(stderr, "%s: resuming from %s (iteration %d)\n", c->algo, resume_from, start);
     }
-    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] != 0, err)) goto done;
+    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] ? start : -1, err)) goto done;
     {
         char sp[2200];
         snprintf(sp, sizeof sp, "%s/samples.jsonl", run.dir);

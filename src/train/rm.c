@@ -121,8 +121,7 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
     size_t dcap = 0;
     run_dir run = {0};
     char resume_from[4400] = "";
-    if (c->resume && run_latest_checkpoint(c->output_dir, resume_from, sizeof resume_from) != 0)
-        resume_from[0] = 0;
+    if (run_prepare(c, NULL, resume_from, sizeof resume_from, err)) goto done;
     if (model_load_any(resume_from[0] ? resume_from : c->model, c->seed, &base, err)) goto done;
     if (base->cfg.score_head == K) {
         m = base;
@@ -142,7 +141,7 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
     rlhf_rng rng;
     rng_seed(&rng, c->seed);
     if (resume_from[0] && checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
-    if (run_open(&run, c->output_dir, c->config_json, resume_from[0] != 0, err)) goto done;
+    if (run_open(&run, c->output_dir, c->config_json, resume_from[0] ? o->step : -1, err)) goto done;
     train_walk_init(&walk, train, c->seed);
     mb = xcalloc(c->gradient_accumulation_steps, sizeof *mb);
     progress pb;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "rlhf.h"
+#include "train/common.h"
 #include "tok/tok.h"
 
 typedef struct {
@@ -14,9 +15,22 @@ typedef struct {
     FILE *metrics;
 } run_dir;
 
+// Before a training run loads anything: --output_dir must be given and must not
+// hold the --model it starts from; stale *.tmp.* leftovers of interrupted
+// writes are removed; an earlier run in --output_dir (config.json,
+// metrics.jsonl or checkpoints/) is refused unless c->resume (continue it) or
+// c->overwrite_output_dir (then its files are deleted). With c->resume,
+// resume_from gets the newest *complete* checkpoint (see checkpoint_check:
+// config.json, model.safetensors, optimizer.safetensors and the trainer's
+// `extra` files, NULL-terminated, may be NULL), or "" when there is none; the
+// incomplete ones skipped are named on stderr.
+int run_prepare(const train_config *c, const char *const *extra, char *resume_from, size_t n,
+                rlhf_err *err);
 // Creates dir (and dir/checkpoints), writes config.json (the run's settings) and
-// opens metrics.jsonl (appending when resuming, fresh otherwise).
-int run_open(run_dir *r, const char *dir, const char *config_json, int resume, rlhf_err *err);
+// opens metrics.jsonl: fresh when resume_step < 0; otherwise appending, after
+// dropping the lines of metrics.jsonl and samples.jsonl whose "step" is past
+// resume_step (the ones the resumed run writes again) or that are torn.
+int run_open(run_dir *r, const char *dir, const char *config_json, int resume_step, rlhf_err *err);
 // Appends one JSON object (text) as a line to metrics.jsonl, flushed.
 void run_log(run_dir *r, const char *json_line);
 // Writes summary.json atomically.
@@ -24,7 +38,8 @@ int run_summary(run_dir *r, const char *json, rlhf_err *err);
 void run_close(run_dir *r);
 // dir/checkpoints/step-00000123 (or "final" when step < 0)
 void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n);
-// The newest checkpoint of a run directory (final, else highest step) into out.
+// The newest complete checkpoint (model and config) of a run directory's
+// checkpoints/step-N folders into out; -1 when there is none.
 int run_latest_checkpoint(const char *dir, char *out, size_t n);
 
 // The tokenizer for a model: the flag if given, else the model's own

@@ -103,8 +103,7 @@ int sft_train(const sft_config *c, rlhf_err *err) {
     char resume_from[4400] = "";
     float *dlogp = NULL;
     size_t dcap = 0;
-    if (c->resume && run_latest_checkpoint(c->output_dir, resume_from, sizeof resume_from) != 0)
-        resume_from[0] = 0;
+    if (run_prepare(c, NULL, resume_from, sizeof resume_from, err)) goto done;
     if (model_load_any(resume_from[0] ? resume_from : c->model, c->seed, &m, err)) goto done;
     if (model_tokenizer(m, c->tokenizer, &tok, err)) goto done;
     train_remember_tokenizer(c, m);
@@ -127,7 +126,7 @@ int sft_train(const sft_config *c, rlhf_err *err) {
         if (checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
         fprintf(stderr, "sft: resuming from %s (step %d)\n", resume_from, o->step);
     }
-    if (run_open(&run, c->output_dir, c->config_json, resume_from[0] != 0, err)) goto done;
+    if (run_open(&run, c->output_dir, c->config_json, resume_from[0] ? o->step : -1, err)) goto done;
 
     mb = xcalloc(c->gradient_accumulation_steps, sizeof *mb);
     progress pb;
