@@ -284,7 +284,7 @@ static int test_extreme_finite(void) {
     for (size_t k = 0; k < sizeof losses / sizeof *losses; k++)
         for (int f = 0; f < 4; f++) {
             o.f_divergence_type = (pref_fdiv)f;
-            if (f && !(pref_find(losses[k])->flags & PREF_FDIV)) continue;
+            if (f && !pref_loss_reads(pref_find(losses[k]), PREF_OPT_F_DIVERGENCE)) continue;
             pairs_init(&p, 2, 1);
             int rc = run(&p, losses[k], NULL, &o, &err);
             CHECKF(rc == 0, "%s %s: %s", losses[k], pref_fdiv_name(o.f_divergence_type), err.msg);
@@ -348,14 +348,19 @@ static int test_registry(void) {
     CHECK(pref_find("nope") == NULL);
     CHECK(pref_find(NULL) == NULL);
     CHECK(pref_find("aot_unpaired")->fn == pref_find("aot_pair")->fn);
-    CHECK(pref_find("kto")->flags & PREF_UNPAIRED);
-    CHECK(!(pref_find("simpo")->flags & PREF_NEEDS_REF));
+    CHECK(pref_find("kto")->kind == PREF_KIND_UNPAIRED);
+    CHECK(pref_loss_needs(pref_find("kto"), PREF_NEED_LABELS | PREF_NEED_KL_POINT));
+    CHECK(!pref_loss_needs(pref_find("simpo"), PREF_NEED_REFERENCE));
+    CHECK(pref_loss_needs(pref_find("inpo"), PREF_NEED_PREVIOUS));
+    CHECK(pref_loss_needs(pref_find("srpo"), PREF_NEED_REVISIONS));
+    CHECK(pref_loss_reads(pref_find("simpo"), PREF_OPT_SIMPO_GAMMA));
     int n = 0;
-    for (const pref_loss_def *e = pref_losses(); e->name; e++, n++) {
-        CHECKF(e->fn && e->about, "%s", e->name);
+    for (const pref_loss_def *e; (e = pref_loss_at(n)); n++) {
+        CHECKF(e->fn && e->about && e->paper, "%s", e->name);
         CHECKF(pref_find(e->name) == e, "%s is listed twice", e->name);
     }
-    CHECK(n >= 30);
+    CHECK(n == pref_loss_count() && n >= 30);
+    CHECK(pref_loss_at(n) == NULL && pref_loss_at(-1) == NULL);
     const char *names[] = {
         "sigmoid",   "robust", "hinge",    "ipo",      "exo_pair",      "nca_pair", "bco_pair",
         "sppo_hard", "aot",    "aot_pair", "apo_zero", "apo_down",      "discopop", "sigmoid_norm",
@@ -370,6 +375,81 @@ static int test_registry(void) {
     }
     CHECK(pref_fdiv_from_name("hellinger", &f, &err) == -1);
     CHECK(strstr(err.msg, "unknown f_divergence_type \"hellinger\"") != NULL);
+    return 0;
+}
+
+// Adding a loss from outside src/algo: one function, one registration, this test.
+// The toy is the exponential (boosting) loss exp(-z), z = beta*(s_w - s_l) - margin,
+// run through pref_parse and pref_loss as the trainers do; its gradients, mapped
+// back through the f-divergence scores and per-token inputs by the driver, must
+// match finite differences of the loss.
+static int toy_exp_loss(pref_view *v, const double *w, rlhf_err *err) {
+    double beta = v->o->beta;
+    for (int i = 0; i < v->n; i++) {
+        double z = beta * (v->sc[i] - v->sr[i]) - v->margin[i], e = exp(-z);
+        v->loss += w[i] * e;
+        v->g_pc[i] -= w[i] * e * beta * v->dsc[i];
+        v->g_pr[i] += w[i] * e * beta * v->dsr[i];
+    }
+    return 0;
+}
+
+static const pref_loss_def toy_exp =
+    PREF_LOSS("toy_exp", toy_exp_loss, PREF_KIND_PAIRED, PREF_NEED_REFERENCE | PREF_NEED_MARGIN,
+              PREF_OPT_BETA | PREF_OPT_F_DIVERGENCE, "exp(-z)", "a test's toy (boosting loss)");
+
+// The loss of "types" on p with chosen log-prob i (or rejected, i >= n) moved by dx.
+static double toy_loss_at(pairs *p, const char *types, const pref_options *o, int i, float x) {
+    int n = p->b.n;
+    float *at = i < n ? &p->pc[i] : &p->pr[i - n], keep = *at;
+    *at = x;
+    pairs q = *p;
+    pairs_init(&q, n, 1);
+    q.b.margin = p->b.margin;
+    rlhf_err err;
+    double loss = run(&q, types, NULL, o, &err) ? NAN : q.out.m.loss;
+    *at = keep;
+    return loss;
+}
+
+static int test_register_toy(void) {
+    rlhf_err err;
+    CHECK(pref_find("toy_exp") == NULL);
+    CHECK(pref_register(&toy_exp, &err) == 0);
+    CHECK(pref_find("toy_exp") == &toy_exp);
+    CHECK(pref_loss_at(pref_loss_count() - 1) == &toy_exp); // iterated (--help lists it)
+    CHECK(pref_register(&toy_exp, &err) == -1);
+    CHECK(strstr(err.msg, "\"toy_exp\" exists already") != NULL);
+    CHECK(pref_loss_needs(pref_find("toy_exp"), PREF_NEED_REFERENCE));
+    const char *types[] = {"toy_exp", "sigmoid,toy_exp"};
+    for (int t = 0; t < 2; t++)
+        for (int f = 0; f < 2; f++) {
+            pref_options o;
+            pref_options_default(&o);
+            o.beta = 0.7;
+            o.f_divergence_type = f ? PREF_JS_DIVERGENCE : PREF_REVERSE_KL;
+            pairs p = {.pc = {-1.5f, -4, -2},
+                       .pr = {-2, -3, -2.5f},
+                       .rc = {-1.8f, -3.5f, -2},
+                       .rr = {-2.2f, -3.1f, -2},
+                       .lc = {2, 3, 1},
+                       .lr = {1, 2, 2}};
+            float margin[3] = {0.1f, 0, -0.2f};
+            pairs_init(&p, 3, 1);
+            p.b.margin = margin;
+            CHECKF(run(&p, types[t], NULL, &o, &err) == 0, "%s: %s", types[t], err.msg);
+            CHECK(isfinite(p.out.m.loss) && p.out.m.loss > 0);
+            for (int i = 0; i < 6; i++) {
+                float x = i < 3 ? p.pc[i] : p.pr[i - 3], h = 1e-2f;
+                double up = toy_loss_at(&p, types[t], &o, i, x + h);
+                double down = toy_loss_at(&p, types[t], &o, i, x - h);
+                double fd = (up - down) / ((double)(x + h) - (double)(x - h));
+                double g = i < 3 ? p.gc[i] : p.gr[i - 3];
+                CHECKF(fabs(g - fd) <= 1e-4 * fabs(fd) + 1e-6, "%s %s d/d%s[%d]: %g, fd %g",
+                       types[t], pref_fdiv_name(o.f_divergence_type), i < 3 ? "pc" : "pr", i % 3, g,
+                       fd);
+            }
+        }
     return 0;
 }
 
@@ -473,6 +553,7 @@ int main(void) {
     RUN(test_extreme_finite);
     RUN(test_squared_losses_cap);
     RUN(test_registry);
+    RUN(test_register_toy);
     RUN(test_parse);
     RUN(test_errors);
     RUN(test_running);

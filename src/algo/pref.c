@@ -11,134 +11,90 @@
 #include <stdlib.h>
 #include <string.h>
 
-// ------------------------------------------------------------ the losses --
-int pref_loss_sigmoid(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_robust(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_hinge(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_ipo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_exo_pair(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_nca_pair(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_bco_pair(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_sppo_hard(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_aot(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_aot_pair(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_apo_zero(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_apo_down(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_discopop(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_sigmoid_norm(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_osp(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_vpo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_inpo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_srpo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_sft(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_cpo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_orpo(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_cpl(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_cpl_kl(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_kto(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_apo_zero_unpaired(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_bco(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_alol(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_alol_seq(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_alol_ref_free(pref_view *v, const double *w, rlhf_err *err);
-int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err);
+// ---------------------------------------------------------- the registry --
+// The loss files' tables (each loss's entry sits in the file of its body), then
+// the losses added at run time by pref_register.
+static const pref_loss_def *const builtin[] = {pref_losses_pair, pref_losses_free};
+#define N_BUILTIN_TABLES (int)(sizeof builtin / sizeof *builtin)
+static const pref_loss_def *registered[PREF_MAX_REGISTERED];
+static int n_registered;
 
-#define R PREF_NEEDS_REF
-#define F PREF_FDIV
-#define M PREF_MARGIN
-#define U (PREF_UNPAIRED | PREF_LABELS)
-#define A PREF_UNPAIRED
-// z = beta*(score_w - score_l) - margin; rho = log pi - log pi_ref; pc, pr policy log-probs;
-// lc, lr lengths; eps = label_smoothing.
-static const pref_loss_def table[] = {
-    {"sigmoid", pref_loss_sigmoid, R | F | M,
-     "-(1-eps)*logsig(z) - eps*logsig(-z)  DPO (Rafailov et al. 2023), cDPO label smoothing"},
-    {"robust", pref_loss_robust, R | F | M,
-     "(-(1-eps)*logsig(z) + eps*logsig(-z)) / (1-2eps)  Robust DPO (Chowdhury et al. 2024)"},
-    {"hinge", pref_loss_hinge, R | F | M, "relu(1 - z)  SLiC (Zhao et al. 2023)"},
-    {"ipo", pref_loss_ipo, R | F,
-     "(s_w/lc - s_l/lr - 1/(2beta))^2  IPO (Azar et al. 2023), TRL's per-token normalisation"},
-    {"exo_pair", pref_loss_exo_pair, R | F,
-     "KL(softmax(beta*s) || (1-eps, eps))  EXO (Ji et al. 2024), needs 0 < eps < 1"},
-    {"nca_pair", pref_loss_nca_pair, R | F,
-     "-logsig(beta*s_w) - logsig(-beta*s_w)/2 - logsig(-beta*s_l)/2  NCA (Chen et al. 2024)"},
-    {"bco_pair", pref_loss_bco_pair, R | F,
-     "-logsig(beta*s_w - delta) - logsig(-(beta*s_l - delta))  BCO (Jung et al. 2024)"},
-    {"sppo_hard", pref_loss_sppo_hard, R | F,
-     "(s_w - 1/(2beta))^2 + (s_l + 1/(2beta))^2  SPPO, hard labels (Wu et al. 2024)"},
-    {"aot", pref_loss_aot, R,
-     "cDPO on sort(pc - pr) - sort(rc - rr) over the batch  AOT paired (Melnyk et al. 2024)"},
-    {"aot_pair", pref_loss_aot_pair, R,
-     "cDPO on sort(rho_w) - sort(rho_l) over the batch  AOT unpaired (TRL 1.x: aot_unpaired)"},
-    {"aot_unpaired", pref_loss_aot_pair, R, "the same as aot_pair (TRL 1.x name)"},
-    {"apo_zero", pref_loss_apo_zero, R,
-     "1 - sig(beta*rho_w) + sig(beta*rho_l)  APO-zero (D'Oosterlinck et al. 2024)"},
-    {"apo_down", pref_loss_apo_down, R | F,
-     "sig(beta*rho_w) + 1 - sig(beta*(s_w - s_l))  APO-down (D'Oosterlinck et al. 2024)"},
-    {"discopop", pref_loss_discopop, R | F,
-     "-logsig(z)*(1-sig(z/tau)) + exp(-z)*sig(z/tau)  DiscoPOP (Chris Lu et al. 2024)"},
-    {"sigmoid_norm", pref_loss_sigmoid_norm, R | F | M,
-     "-logsig(beta*(s_w/lc - s_l/lr) - m)  length-normalised DPO (TRL 1.7 sigmoid_norm)"},
-    {"sft", pref_loss_sft, 0, "-sum_i pc_i / sum_i lc_i  NLL of chosen per token (TRL sft)"},
-    {"simpo", pref_loss_simpo, M,
-     "cDPO on beta*(pc/lc - pr/lr) - gamma - m  SimPO (Meng et al. 2024), reference-free"},
-    {"cpo", pref_loss_cpo, M,
-     "cDPO on beta*(pc - pr) - m, + cpo_alpha * sft  CPO (Xu et al. 2024), reference-free"},
-    {"orpo", pref_loss_orpo, 0,
-     "sft - beta*logsig(log odds(pc/lc) - log odds(pr/lr))  ORPO (Hong et al. 2024)"},
-    {"osp", pref_loss_osp, R | F | M,
-     "-(p*logsig(z) + (1-p)*logsig(-z)), p = strength  OSP soft preferences (Zhai et al. 2024)"},
-    {"vpo", pref_loss_vpo, R | F | M,
-     "sigmoid + sign*alpha*beta*log pi(y_cal)  VPO (Cen et al. 2024), sign -1 offline"},
-    {"inpo", pref_loss_inpo, R,
-     "(h - 1/(2eta))^2, h = (pc-pr) - tau/eta (rc-rr) - (eta-tau)/eta (tc-tr)  INPO (Zhang et al. "
-     "2024)"},
-    {"srpo", pref_loss_srpo, R,
-     "alpha*self-improvement + (1-alpha)*generative squared losses  SRPO (Choi et al. 2024)"},
-    {"cpl", pref_loss_cpl, 0,
-     "-logsig(beta*pc - lambda*beta*pr)  CPL (Hejna et al. 2024), log pi (reference-free)"},
-    {"cpl_kl", pref_loss_cpl_kl, R,
-     "-logsig(beta*rho_w - lambda*beta*rho_l)  CPL-KL (Hejna et al. 2024)"},
-    {"kto", pref_loss_kto, U | R,
-     "w_D*(1 - sig(beta*(rho - z0))) | w_U*(1 - sig(beta*(z0 - rho)))  KTO (Ethayarajh et al. "
-     "2024)"},
-    {"apo_zero_unpaired", pref_loss_apo_zero_unpaired, U | R,
-     "w_D*(1 - sig(beta*rho)) | w_U*sig(beta*rho)  APO-zero, unpaired (TRL KTOTrainer)"},
-    {"bco", pref_loss_bco, U | R,
-     "-logsig(beta*rho - delta) | -logsig(-(beta*rho - delta)), times weight  BCO (Jung et al. "
-     "2024)"},
-    {"alol", pref_loss_alol, A | R,
-     "-A * sg(clip(pi/pi_ref)) * log pi, A = max(0, R - V)  A-LoL (Baheti et al. 2024)"},
-    {"alol_seq", pref_loss_alol_seq, A | R | PREF_TOKENS,
-     "-A * sum_t sg(clip(pi_t/pi_ref_t)) * log pi_t  A-LoL seq (per-token ratios)"},
-    {"alol_ref_free", pref_loss_alol_ref_free, A, "-A * log pi  A-LoL ref-free"},
-    {"alol_kl", pref_loss_alol_kl, A | R, "-A * log pi + beta*(log pi - log pi_ref)  A-LoL KL"},
-    {NULL, NULL, 0, NULL},
-};
-#undef R
-#undef F
-#undef M
-#undef U
-#undef A
+int pref_loss_count(void) {
+    int n = n_registered;
+    for (int t = 0; t < N_BUILTIN_TABLES; t++)
+        for (const pref_loss_def *d = builtin[t]; d->name; d++) n++;
+    return n;
+}
 
-const pref_loss_def *pref_losses(void) {
-    return table;
+const pref_loss_def *pref_loss_at(int i) {
+    if (i < 0) return NULL;
+    for (int t = 0; t < N_BUILTIN_TABLES; t++)
+        for (const pref_loss_def *d = builtin[t]; d->name; d++)
+            if (i-- == 0) return d;
+    return i < n_registered ? registered[i] : NULL;
 }
 
 const pref_loss_def *pref_find(const char *name) {
     if (!name) return NULL;
-    for (const pref_loss_def *d = table; d->name; d++)
+    const pref_loss_def *d;
+    for (int i = 0; (d = pref_loss_at(i)); i++)
         if (strcmp(d->name, name) == 0) return d;
     return NULL;
 }
 
+int pref_register(const pref_loss_def *def, rlhf_err *err) {
+    if (!def || !def->name || !*def->name || !def->fn)
+        return rlhf_fail(err, "pref_register: a loss needs a name and a function");
+    if ((unsigned)def->kind > PREF_KIND_UNPAIRED)
+        return rlhf_fail(err, "pref_register: loss \"%s\" has an unknown kind %d", def->name,
+                         (int)def->kind);
+    if (pref_find(def->name))
+        return rlhf_fail(err, "pref_register: loss \"%s\" exists already", def->name);
+    if (n_registered == PREF_MAX_REGISTERED)
+        return rlhf_fail(err, "pref_register: more than %d losses registered", PREF_MAX_REGISTERED);
+    registered[n_registered++] = def;
+    return 0;
+}
+
+int pref_loss_needs(const pref_loss_def *def, unsigned need) {
+    return def && (def->needs & need) == need;
+}
+
+int pref_loss_reads(const pref_loss_def *def, unsigned option) {
+    return def && (def->options & option) == option;
+}
+
+int pref_list_needs(const pref_loss_list *l, unsigned need) {
+    for (int k = 0; k < l->n; k++)
+        if (pref_loss_needs(l->def[k], need)) return 1;
+    return 0;
+}
+
+int pref_list_reads(const pref_loss_list *l, unsigned option) {
+    for (int k = 0; k < l->n; k++)
+        if (pref_loss_reads(l->def[k], option)) return 1;
+    return 0;
+}
+
+pref_kind pref_list_kind(const pref_loss_list *l) {
+    return l->n > 0 && l->def[0] ? l->def[0]->kind : PREF_KIND_PAIRED;
+}
+
+void pref_loss_names(char *buf, size_t cap, int kind, unsigned inputs) {
+    size_t k = 0;
+    if (cap) buf[0] = 0;
+    const pref_loss_def *d;
+    for (int i = 0; (d = pref_loss_at(i)); i++) {
+        if ((kind >= 0 && (int)d->kind != kind) || (d->needs & ~inputs)) continue;
+        int w = snprintf(buf + k, cap - k, "%s%s", k ? ", " : "", d->name);
+        if (w < 0 || (size_t)w >= cap - k) break; // (cut at the last name that fits)
+        k += (size_t)w;
+    }
+}
+
 static int unknown_loss(rlhf_err *err, const char *name) {
     char list[900];
-    size_t k = 0;
-    list[0] = 0;
-    for (const pref_loss_def *d = table; d->name && k + 40 < sizeof list; d++)
-        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", d->name);
+    pref_loss_names(list, sizeof list, -1, ~0u);
     return rlhf_fail(err, "unknown loss_type \"%s\" (choose from: %s)", name, list);
 }
 
@@ -227,11 +183,11 @@ int pref_parse(pref_loss_list *l, const char *types, const char *weights, rlhf_e
     }
     l->n = n;
     for (int k = 1; k < l->n; k++)
-        if ((l->def[k]->flags & PREF_UNPAIRED) != (l->def[0]->flags & PREF_UNPAIRED))
+        if (l->def[k]->kind != l->def[0]->kind)
             return rlhf_fail(
                 err, "loss_type \"%s\": cannot combine %s loss \"%s\" with %s loss \"%s\"", types,
-                l->def[0]->flags & PREF_UNPAIRED ? "unpaired" : "paired", l->def[0]->name,
-                l->def[k]->flags & PREF_UNPAIRED ? "unpaired" : "paired", l->def[k]->name);
+                l->def[0]->kind == PREF_KIND_UNPAIRED ? "unpaired" : "paired", l->def[0]->name,
+                l->def[k]->kind == PREF_KIND_UNPAIRED ? "unpaired" : "paired", l->def[k]->name);
     if (!weights) return 0;
     if (strlen(weights) >= sizeof buf) return rlhf_fail(err, "loss_weights is too long");
     strcpy(buf, weights);
@@ -490,23 +446,25 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
     if (check_options(o, err)) return -1;
     int n = b->n;
     if (n <= 0) return rlhf_fail(err, "empty batch (n = %d)", n);
-    int unpaired = (l->def[0]->flags & PREF_UNPAIRED) != 0;
-    unsigned any = 0;
+    pref_kind kind = l->def[0] ? l->def[0]->kind : PREF_KIND_PAIRED;
+    int unpaired = kind == PREF_KIND_UNPAIRED;
+    unsigned any = 0, reads = 0; // every term's needs and options
     for (int k = 0; k < l->n; k++) {
         if (!l->def[k] || !l->def[k]->fn) return rlhf_fail(err, "loss list entry %d is empty", k);
-        if (((l->def[k]->flags & PREF_UNPAIRED) != 0) != unpaired)
+        if (l->def[k]->kind != kind)
             return rlhf_fail(err, "cannot combine paired and unpaired losses (\"%s\", \"%s\")",
                              l->def[0]->name, l->def[k]->name);
         if (!isfinite(l->weight[k])) return rlhf_fail(err, "loss weight %d is not finite", k);
-        any |= l->def[k]->flags;
+        any |= l->def[k]->needs;
+        reads |= l->def[k]->options;
     }
     int ref_free = o->reference_free != 0;
-    int need_ref = (any & PREF_NEEDS_REF) && !ref_free;
+    int need_ref = (any & PREF_NEED_REFERENCE) && !ref_free;
     int ld = o->ld_alpha >= 0;
-    if (o->f_divergence_type != PREF_REVERSE_KL && !(any & PREF_FDIV))
+    if (o->f_divergence_type != PREF_REVERSE_KL && !(reads & PREF_OPT_F_DIVERGENCE))
         return rlhf_fail(err, "f_divergence_type %s: none of the losses uses it",
                          pref_fdiv_name(o->f_divergence_type));
-    if (b->margin && !(any & PREF_MARGIN))
+    if (b->margin && !(any & PREF_NEED_MARGIN))
         return rlhf_fail(err, "a margin was given but none of the losses uses one");
     if (unpaired && (ld || o->use_weighting))
         return rlhf_fail(err, "ld_alpha and use_weighting apply to paired losses only");
@@ -532,7 +490,7 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
         if (need_ref && (!sc.has_ref || !sr.has_ref)) {
             const char *who = "";
             for (int k = 0; k < l->n; k++)
-                if (l->def[k]->flags & PREF_NEEDS_REF) {
+                if (pref_loss_needs(l->def[k], PREF_NEED_REFERENCE)) {
                     who = l->def[k]->name;
                     break;
                 }
@@ -600,14 +558,20 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
                       l->def[0]->name);
             goto done;
         }
-        if ((any & PREF_TOKENS) && (!su.has_tok || (!ref_free && !su.has_ref_tok))) {
-            rlhf_fail(err, "alol_seq needs per-token log-probs: completion.tok_logps and "
-                           "completion.ref_tok_logps");
+        if ((any & PREF_NEED_TOKENS) && (!su.has_tok || (!ref_free && !su.has_ref_tok))) {
+            for (int k = 0; k < l->n; k++)
+                if (pref_loss_needs(l->def[k], PREF_NEED_TOKENS)) {
+                    rlhf_fail(err,
+                              "%s needs per-token log-probs: completion.tok_logps and "
+                              "completion.ref_tok_logps",
+                              l->def[k]->name);
+                    break;
+                }
             goto done;
         }
-        if (!b->label && (any & PREF_LABELS)) {
+        if (!b->label && (any & PREF_NEED_LABELS)) {
             for (int k = 0; k < l->n; k++)
-                if (l->def[k]->flags & PREF_LABELS) {
+                if (pref_loss_needs(l->def[k], PREF_NEED_LABELS)) {
                     rlhf_fail(err, "loss \"%s\" needs a label per example (batch.label)",
                               l->def[k]->name);
                     goto done;
@@ -615,7 +579,7 @@ int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *
         }
         v.p = su.p, v.r = su.r, v.l = su.len, v.off = su.off;
         VEC(v.g_p);
-        if (any & PREF_TOKENS) {
+        if (any & PREF_NEED_TOKENS) {
             v.g_tok = xcalloc((size_t)(su.span > 0 ? su.span : 1), sizeof(double));
         }
     }

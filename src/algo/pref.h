@@ -26,6 +26,7 @@
 #ifndef RLHF_ALGO_PREF_H
 #define RLHF_ALGO_PREF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/base.h"
@@ -120,32 +121,91 @@ typedef struct {
 } pref_options;
 void pref_options_default(pref_options *o);
 
-// ------------------------------------------------------------- the table --
+// ---------------------------------------------------------- the registry --
+// Every loss is one static function in pref_pair.c or pref_free.c and one
+// PREF_LOSS(...) entry in that file's table, right below the functions: its
+// name, kind, what it needs from the batch, which options it reads, a one-line
+// formula and its paper. pref.c joins the files' tables; pref_register adds a
+// loss at run time (a test, a plugin). Trainers and the CLI ask the declarations
+// (pref_loss_needs, kind) instead of comparing names. Adding a loss: one
+// function, one entry, one test (docs/losses.md, "Adding a preference loss").
 typedef struct pref_view pref_view;
 // Adds to v->loss the sum over i of w[i] * (pair i's loss) and to v's gradient
 // accumulators the matching gradients; w[i] = term weight / n (times the WPO weight).
 typedef int (*pref_loss_fn)(pref_view *v, const double *w, rlhf_err *err);
 
+typedef enum {
+    PREF_KIND_PAIRED = 0, // reads batch.chosen and batch.rejected
+    PREF_KIND_UNPAIRED,   // reads batch.completion (and batch.label): one completion per example
+} pref_kind;
+
+// What a loss needs from the batch beyond its kind's log-probs (PREF_NEED_*).
 enum {
-    PREF_UNPAIRED = 1 << 0,  // reads batch.completion + label, not chosen/rejected
-    PREF_NEEDS_REF = 1 << 1, // reads reference log-probs (unless reference_free)
-    PREF_FDIV = 1 << 2,      // uses the f-divergence scores
-    PREF_MARGIN = 1 << 3,    // subtracts batch.margin from its logit
-    PREF_TOKENS = 1 << 4,    // needs per-token log-probs (policy and reference)
-    PREF_LABELS = 1 << 5,    // reads batch.label
+    PREF_NEED_REFERENCE = 1 << 0,   // reference log-probs (unless options.reference_free)
+    PREF_NEED_TOKENS = 1 << 1,      // per-token log-probs, policy and reference
+    PREF_NEED_LABELS = 1 << 2,      // batch.label (desirable / undesirable)
+    PREF_NEED_MARGIN = 1 << 3,      // reads batch.margin when given (subtracted from the logit)
+    PREF_NEED_STRENGTH = 1 << 4,    // batch.strength, the preference strength of each pair
+    PREF_NEED_SCORES = 1 << 5,      // batch.score and batch.value (reward and V_ref)
+    PREF_NEED_PREVIOUS = 1 << 6,    // batch.prev_*_logps, the previous iterate pi_t (INPO)
+    PREF_NEED_REVISIONS = 1 << 7,   // batch.rev[0..3], the model's revisions (SRPO)
+    PREF_NEED_CAL_SAMPLES = 1 << 8, // reads batch.cal, samples of pi_cal (else the chosen one)
+    PREF_NEED_KL_POINT = 1 << 9,    // batch.kl, KTO's z0 from mismatched completions
+    PREF_NEED_WEIGHTS = 1 << 10,    // reads batch.weight when given (per-example weight)
+};
+
+// The options (pref_options fields) a loss reads besides the driver's own
+// (reference_free, ld_alpha, use_weighting apply to every paired loss).
+enum {
+    PREF_OPT_BETA = 1 << 0,
+    PREF_OPT_LABEL_SMOOTHING = 1 << 1,
+    PREF_OPT_F_DIVERGENCE = 1 << 2, // f_divergence_type, f_alpha_divergence_coef
+    PREF_OPT_DISCOPOP_TAU = 1 << 3,
+    PREF_OPT_SIMPO_GAMMA = 1 << 4,
+    PREF_OPT_CPO_ALPHA = 1 << 5,
+    PREF_OPT_DESIRABLE_WEIGHTS = 1 << 6, // desirable_weight, undesirable_weight
+    PREF_OPT_BCO_DELTA = 1 << 7,
+    PREF_OPT_VPO = 1 << 8, // vpo_alpha, vpo_sign
+    PREF_OPT_INPO_TAU = 1 << 9,
+    PREF_OPT_SRPO_ALPHA = 1 << 10,
+    PREF_OPT_CPL_LAMBDA = 1 << 11,
+    PREF_OPT_ALOL = 1 << 12, // alol_clip, alol_sigmoid_reward
 };
 
 typedef struct {
     const char *name; // --loss_type NAME
     pref_loss_fn fn;
-    unsigned flags;
-    const char *about; // formula and source, one line
+    pref_kind kind;
+    unsigned needs;    // PREF_NEED_*
+    unsigned options;  // PREF_OPT_*
+    const char *about; // the formula, one line
+    const char *paper; // where it comes from
 } pref_loss_def;
+
+// One table entry. The _Generic makes a function whose signature is not
+// pref_loss_fn a compile error (a plain initializer would only warn).
+#define PREF_LOSS(name, fn, kind, needs, options, about, paper)                                    \
+    { (name), _Generic((fn), pref_loss_fn : (fn)), (kind), (needs), (options), (about), (paper) }
+
+// The loss files' tables, each ended by an entry with name NULL.
+extern const pref_loss_def pref_losses_pair[]; // pref_pair.c: paired, with a reference
+extern const pref_loss_def pref_losses_free[]; // pref_free.c: reference-free, unpaired, A-LoL
 
 // NULL if unknown.
 const pref_loss_def *pref_find(const char *name);
-// The table, terminated by an entry with name NULL.
-const pref_loss_def *pref_losses(void);
+// Iteration over every loss (built-in, then registered): i = 0 .. pref_loss_count() - 1.
+int pref_loss_count(void);
+const pref_loss_def *pref_loss_at(int i);
+// Adds a loss at run time (before use; not thread-safe). def must outlive its use.
+// Refused: no name or function, a name already taken, more than PREF_MAX_REGISTERED.
+#define PREF_MAX_REGISTERED 16
+int pref_register(const pref_loss_def *def, rlhf_err *err);
+// Nonzero when def declares every bit of need (PREF_NEED_*) / reads every option bit.
+int pref_loss_needs(const pref_loss_def *def, unsigned need);
+int pref_loss_reads(const pref_loss_def *def, unsigned option);
+// "name, name, ...": the losses of a kind (or of both, kind < 0) that need nothing
+// outside `inputs` (PREF_NEED_* a caller can provide; ~0u: any), into buf.
+void pref_loss_names(char *buf, size_t cap, int kind, unsigned inputs);
 
 // A weighted sum of losses (MPO-style): types "sigmoid,sft", weights "1,0.5"
 // (NULL or "": all 1). All terms must be paired, or all unpaired.
@@ -155,6 +215,10 @@ typedef struct {
     double weight[PREF_MAX_LOSSES];
 } pref_loss_list;
 int pref_parse(pref_loss_list *l, const char *types, const char *weights, rlhf_err *err);
+// The same questions of a whole list: does any term need (read) it; the terms' kind.
+int pref_list_needs(const pref_loss_list *l, unsigned need);
+int pref_list_reads(const pref_loss_list *l, unsigned option);
+pref_kind pref_list_kind(const pref_loss_list *l);
 
 // --------------------------------------------------------------- outputs --
 // d(loss)/d(log-prob) of one set of completions: grad (n) for sequence-level

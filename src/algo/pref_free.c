@@ -26,14 +26,14 @@ static void nll_term(pref_view *v, const double *w, double scale) {
     for (int i = 0; i < v->n; i++) v->g_pc_sum[i] -= scale * W / L;
 }
 
-int pref_loss_sft(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_sft(pref_view *v, const double *w, rlhf_err *err) {
     nll_term(v, w, 1.0);
     return 0;
 }
 
 // SimPO (Meng et al. 2024): cDPO on beta*(pc/lc - pr/lr) - gamma - margin, no reference
 // (TRL CPOTrainer loss_type "simpo" with cpo_alpha = 0).
-int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing, gamma = v->o->simpo_gamma;
     for (int i = 0; i < v->n; i++) {
         double d, z = beta * (v->pc[i] / v->lc[i] - v->pr[i] / v->lr[i]) - gamma - v->margin[i];
@@ -46,7 +46,7 @@ int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err) {
 
 // CPO (Xu et al. 2024; TRL CPOTrainer loss_type "sigmoid"): cDPO on beta*(pc - pr) -
 // margin, no reference, plus cpo_alpha times the chosen NLL.
-int pref_loss_cpo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_cpo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing;
     for (int i = 0; i < v->n; i++) {
         double d, z = beta * (v->pc[i] - v->pr[i]) - v->margin[i];
@@ -69,7 +69,7 @@ static double log1mexp(double x) {
 // beta*logsig(log odds ratio), odds from the mean token log-probs x = p/len:
 // log odds(x) = x - log(1 - e^x). x is capped at -1e-6 so the odds stay finite (a
 // mean token log-prob of 0 has infinite odds); gradient 0 past the cap.
-int pref_loss_orpo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_orpo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double xc = v->pc[i] / v->lc[i], xr = v->pr[i] / v->lr[i];
@@ -101,12 +101,12 @@ static void cpl_core(pref_view *v, const double *w, int kl) {
     }
 }
 
-int pref_loss_cpl(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_cpl(pref_view *v, const double *w, rlhf_err *err) {
     cpl_core(v, w, 0);
     return 0;
 }
 
-int pref_loss_cpl_kl(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_cpl_kl(pref_view *v, const double *w, rlhf_err *err) {
     cpl_core(v, w, 1);
     return 0;
 }
@@ -120,7 +120,7 @@ static double dsig(double x) {
 // desirable w_D*(1 - sig(beta*(rho - z0))), undesirable w_U*(1 - sig(beta*(z0 - rho))),
 // mean over all n examples. z0 is an input, detached (TRL computes it from the
 // mismatched KL completions: pref_kto_kl).
-int pref_loss_kto(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_kto(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, z0 = v->b->kl;
     if (!isfinite(z0)) return rlhf_fail(err, "kto: batch.kl (z0) is %g", z0);
     double wd = v->o->desirable_weight, wu = v->o->undesirable_weight;
@@ -139,7 +139,7 @@ int pref_loss_kto(pref_view *v, const double *w, rlhf_err *err) {
 
 // APO-zero, unpaired (TRL KTOTrainer loss_type "apo_zero_unpaired"):
 // desirable w_D*(1 - sig(beta*rho)), undesirable w_U*sig(beta*rho).
-int pref_loss_apo_zero_unpaired(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_apo_zero_unpaired(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, wd = v->o->desirable_weight, wu = v->o->undesirable_weight;
     for (int i = 0; i < v->n; i++) {
         double u = beta * (v->p[i] - v->r[i]);
@@ -158,7 +158,7 @@ int pref_loss_apo_zero_unpaired(pref_view *v, const double *w, rlhf_err *err) {
 // running mean of the rewards: pref_running_update): desirable -logsig(u), undesirable
 // -logsig(-u), each times batch.weight[i] (TRL's UDM density ratio, which it applies to
 // the undesirable examples; pass 1 for the others), mean over n.
-int pref_loss_bco(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_bco(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, delta = v->o->bco_delta;
     const float *ew = v->b->weight;
     for (int i = 0; i < v->n; i++)
@@ -213,7 +213,7 @@ static double clipped_ratio(double x, double lo, double hi) {
 }
 
 // alol: -A * sg(clip(pi/pi_ref)) * log pi, sequence-level ratio.
-int pref_loss_alol(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_alol(pref_view *v, const double *w, rlhf_err *err) {
     double lo = 0, hi = 0, *A = xmalloc((size_t)v->n * sizeof(double));
     if (alol_ratio_bounds(v->o, &lo, &hi, err) || alol_adv(v, A, err)) {
         free(A);
@@ -229,7 +229,7 @@ int pref_loss_alol(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // alol_seq: -A * sum_t sg(clip(pi_t/pi_ref_t)) * log pi_t, per-token ratios.
-int pref_loss_alol_seq(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_alol_seq(pref_view *v, const double *w, rlhf_err *err) {
     double lo = 0, hi = 0, *A = xmalloc((size_t)v->n * sizeof(double));
     if (alol_ratio_bounds(v->o, &lo, &hi, err) || alol_adv(v, A, err)) {
         free(A);
@@ -251,7 +251,7 @@ int pref_loss_alol_seq(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // alol_ref_free: -A * log pi.
-int pref_loss_alol_ref_free(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_alol_ref_free(pref_view *v, const double *w, rlhf_err *err) {
     double *A = xmalloc((size_t)v->n * sizeof(double));
     if (alol_adv(v, A, err)) {
         free(A);
@@ -266,7 +266,7 @@ int pref_loss_alol_ref_free(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // alol_kl: -A * log pi + beta*(log pi - log pi_ref) (the authors' kl_beta = beta; no clipping).
-int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, *A = xmalloc((size_t)v->n * sizeof(double));
     if (alol_adv(v, A, err)) {
         free(A);
@@ -279,3 +279,60 @@ int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err) {
     free(A);
     return 0;
 }
+
+// ---------------------------------------------------------- registration --
+// One entry per loss (algo/pref.h, PREF_LOSS): name, kind, needs, options
+// read, formula, source. z = beta*(s_w - s_l) - margin; rho = log pi - log pi_ref;
+// pc, pr policy log-probs; lc, lr lengths; eps = label_smoothing.
+#define PAIRED PREF_KIND_PAIRED
+#define UNPAIRED PREF_KIND_UNPAIRED
+#define R PREF_NEED_REFERENCE
+#define M PREF_NEED_MARGIN
+#define B PREF_OPT_BETA
+#define LS PREF_OPT_LABEL_SMOOTHING
+#define FD PREF_OPT_F_DIVERGENCE
+const pref_loss_def pref_losses_free[] = {
+    PREF_LOSS("sft", pref_loss_sft, PAIRED, 0, 0, "-sum_i pc_i / sum_i lc_i",
+              "NLL of chosen per token (TRL sft)"),
+    PREF_LOSS("simpo", pref_loss_simpo, PAIRED, M, B | LS | PREF_OPT_SIMPO_GAMMA,
+              "cDPO on beta*(pc/lc - pr/lr) - gamma - m",
+              "SimPO (Meng et al. 2024), reference-free"),
+    PREF_LOSS("cpo", pref_loss_cpo, PAIRED, M, B | LS | PREF_OPT_CPO_ALPHA,
+              "cDPO on beta*(pc - pr) - m, + cpo_alpha * sft",
+              "CPO (Xu et al. 2024), reference-free"),
+    PREF_LOSS("orpo", pref_loss_orpo, PAIRED, 0, B,
+              "sft - beta*logsig(log odds(pc/lc) - log odds(pr/lr))", "ORPO (Hong et al. 2024)"),
+    PREF_LOSS("cpl", pref_loss_cpl, PAIRED, 0, B | PREF_OPT_CPL_LAMBDA,
+              "-logsig(beta*pc - lambda*beta*pr)",
+              "CPL (Hejna et al. 2024), log pi (reference-free)"),
+    PREF_LOSS("cpl_kl", pref_loss_cpl_kl, PAIRED, R, B | PREF_OPT_CPL_LAMBDA,
+              "-logsig(beta*rho_w - lambda*beta*rho_l)", "CPL-KL (Hejna et al. 2024)"),
+    PREF_LOSS("kto", pref_loss_kto, UNPAIRED, PREF_NEED_LABELS | R | PREF_NEED_KL_POINT,
+              B | PREF_OPT_DESIRABLE_WEIGHTS,
+              "w_D*(1 - sig(beta*(rho - z0))) | w_U*(1 - sig(beta*(z0 - rho)))",
+              "KTO (Ethayarajh et al. 2024)"),
+    PREF_LOSS("apo_zero_unpaired", pref_loss_apo_zero_unpaired, UNPAIRED, PREF_NEED_LABELS | R,
+              B | PREF_OPT_DESIRABLE_WEIGHTS, "w_D*(1 - sig(beta*rho)) | w_U*sig(beta*rho)",
+              "APO-zero, unpaired (TRL KTOTrainer)"),
+    PREF_LOSS("bco", pref_loss_bco, UNPAIRED, PREF_NEED_LABELS | R | PREF_NEED_WEIGHTS,
+              B | PREF_OPT_BCO_DELTA,
+              "-logsig(beta*rho - delta) | -logsig(-(beta*rho - delta)), times weight",
+              "BCO (Jung et al. 2024)"),
+    PREF_LOSS("alol", pref_loss_alol, UNPAIRED, R | PREF_NEED_SCORES, PREF_OPT_ALOL,
+              "-A * sg(clip(pi/pi_ref)) * log pi, A = max(0, R - V)", "A-LoL (Baheti et al. 2024)"),
+    PREF_LOSS("alol_seq", pref_loss_alol_seq, UNPAIRED, R | PREF_NEED_TOKENS | PREF_NEED_SCORES,
+              PREF_OPT_ALOL, "-A * sum_t sg(clip(pi_t/pi_ref_t)) * log pi_t",
+              "A-LoL seq, per-token ratios (Baheti et al. 2024)"),
+    PREF_LOSS("alol_ref_free", pref_loss_alol_ref_free, UNPAIRED, PREF_NEED_SCORES, PREF_OPT_ALOL,
+              "-A * log pi", "A-LoL ref-free (Baheti et al. 2024)"),
+    PREF_LOSS("alol_kl", pref_loss_alol_kl, UNPAIRED, R | PREF_NEED_SCORES, B | PREF_OPT_ALOL,
+              "-A * log pi + beta*(log pi - log pi_ref)", "A-LoL KL (Baheti et al. 2024)"),
+    {NULL},
+};
+#undef PAIRED
+#undef UNPAIRED
+#undef R
+#undef M
+#undef B
+#undef LS
+#undef FD

@@ -28,7 +28,7 @@ static double cdpo(double z, double eps, double *d) {
 // DPO (Rafailov et al. 2023, eq. 7) with cDPO label smoothing. Older TRL
 // smooths "sigmoid" this way; TRL 1.x dropped label_smoothing from "sigmoid" (it
 // equals ours at eps = 0, the default).
-int pref_loss_sigmoid(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_sigmoid(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing;
     for (int i = 0; i < v->n; i++) {
         double d, z = beta * (v->sc[i] - v->sr[i]) - v->margin[i];
@@ -39,7 +39,7 @@ int pref_loss_sigmoid(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // Robust DPO (Chowdhury et al. 2024): unbiased under label flips with probability eps.
-int pref_loss_robust(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_robust(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing;
     if (!(eps < 0.5))
         return rlhf_fail(err, "robust needs label_smoothing < 0.5 (the flip rate), got %g", eps);
@@ -54,7 +54,7 @@ int pref_loss_robust(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // SLiC hinge (Zhao et al. 2023): relu(1 - z); gradient 0 at the kink, as torch.relu.
-int pref_loss_hinge(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_hinge(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double z = beta * (v->sc[i] - v->sr[i]) - v->margin[i];
@@ -84,7 +84,7 @@ static double sq_score(double s, double ds, double *ds_out) {
 
 // IPO (Azar et al. 2023, eq. 17) on per-token scores, as TRL (confirmed there with
 // the IPO authors): (s_w/lc - s_l/lr - 1/(2 beta))^2.
-int pref_loss_ipo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_ipo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double dw, dl, sw = sq_score(v->sc[i], v->dsc[i], &dw),
@@ -99,7 +99,7 @@ int pref_loss_ipo(pref_view *v, const double *w, rlhf_err *err) {
 
 // EXO-pref (Ji et al. 2024, eq. 16), K = 2: KL(q || p) with q = softmax of beta*s over
 // {chosen, rejected} and p = (1-eps, eps). d/dz = q_w q_l (z - log(1-eps) + log eps).
-int pref_loss_exo_pair(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_exo_pair(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing;
     if (!(eps > 0 && eps < 1))
         return rlhf_fail(err,
@@ -118,7 +118,7 @@ int pref_loss_exo_pair(pref_view *v, const double *w, rlhf_err *err) {
 
 // NCA (Chen et al. 2024), pairwise: -logsig(a) - logsig(-a)/2 - logsig(-b)/2, a = beta*s_w, b =
 // beta*s_l.
-int pref_loss_nca_pair(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_nca_pair(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double a = beta * v->sc[i], b = beta * v->sr[i];
@@ -132,7 +132,7 @@ int pref_loss_nca_pair(pref_view *v, const double *w, rlhf_err *err) {
 // BCO, paired (Jung et al. 2024): -logsig(beta*s_w - delta) - logsig(-(beta*s_l - delta)).
 // delta = options.bco_delta: older TRL used a running mean of the batch's rewards,
 // TRL 1.x uses 0 (our default).
-int pref_loss_bco_pair(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_bco_pair(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, delta = v->o->bco_delta;
     for (int i = 0; i < v->n; i++) {
         double a = beta * v->sc[i] - delta, b = beta * v->sr[i] - delta;
@@ -145,7 +145,7 @@ int pref_loss_bco_pair(pref_view *v, const double *w, rlhf_err *err) {
 
 // SPPO with hard labels (Wu et al. 2024, eq. 4.7 with P = 1 / 0):
 // (s_w - 1/(2 beta))^2 + (s_l + 1/(2 beta))^2, scores capped as ipo's (sq_score).
-int pref_loss_sppo_hard(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_sppo_hard(pref_view *v, const double *w, rlhf_err *err) {
     double h = 0.5 / v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double dw, dl, a = sq_score(v->sc[i], v->dsc[i], &dw) - h,
@@ -198,7 +198,7 @@ static void aot_core(pref_view *v, const double *w, const double *a, const doubl
 }
 
 // AOT paired: a = pc - pr, b = rc - rr (log-probs, not f-divergence scores, as TRL).
-int pref_loss_aot(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_aot(pref_view *v, const double *w, rlhf_err *err) {
     int n = v->n;
     double *a = xmalloc((size_t)n * sizeof(double)), *bb = xmalloc((size_t)n * sizeof(double));
     for (int i = 0; i < n; i++) a[i] = v->pc[i] - v->pr[i], bb[i] = v->rc[i] - v->rr[i];
@@ -209,7 +209,7 @@ int pref_loss_aot(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // AOT unpaired (older TRL "aot_pair", TRL 1.x "aot_unpaired"): a = rho_w, b = rho_l.
-int pref_loss_aot_pair(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_aot_pair(pref_view *v, const double *w, rlhf_err *err) {
     int n = v->n;
     double *a = xmalloc((size_t)n * sizeof(double)), *bb = xmalloc((size_t)n * sizeof(double));
     for (int i = 0; i < n; i++) a[i] = v->pc[i] - v->rc[i], bb[i] = v->pr[i] - v->rr[i];
@@ -226,7 +226,7 @@ static double dsig(double x) {
 
 // APO-zero (D'Oosterlinck et al. 2024, eq. 7): 1 - sig(beta*rho_w) + sig(beta*rho_l),
 // on the log-ratios themselves (as TRL).
-int pref_loss_apo_zero(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_apo_zero(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double a = beta * (v->pc[i] - v->rc[i]), b = beta * (v->pr[i] - v->rr[i]);
@@ -238,7 +238,7 @@ int pref_loss_apo_zero(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // APO-down (eq. 8): sig(beta*rho_w) + 1 - sig(beta*delta).
-int pref_loss_apo_down(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_apo_down(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double a = beta * (v->pc[i] - v->rc[i]), z = beta * (v->sc[i] - v->sr[i]);
@@ -253,7 +253,7 @@ int pref_loss_apo_down(pref_view *v, const double *w, rlhf_err *err) {
 // -logsig(z)*(1 - m) + exp(-z)*m. The second term is evaluated as exp(-z +
 // logsig(z/tau)) with the exponent capped: TRL's exp(-z) alone overflows (inf, then
 // NaN when m underflows) for z < -88 in float32.
-int pref_loss_discopop(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_discopop(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, tau = v->o->discopop_tau;
     if (!(tau > 0)) return rlhf_fail(err, "discopop_tau = %g must be > 0", tau);
     for (int i = 0; i < v->n; i++) {
@@ -269,7 +269,7 @@ int pref_loss_discopop(pref_view *v, const double *w, rlhf_err *err) {
 
 // Length-normalised DPO (TRL 1.7 "sigmoid_norm"): -logsig(beta*(s_w/lc - s_l/lr) - m).
 // It keeps the reference (unlike SimPO).
-int pref_loss_sigmoid_norm(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_sigmoid_norm(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta;
     for (int i = 0; i < v->n; i++) {
         double z = beta * (v->sc[i] / v->lc[i] - v->sr[i] / v->lr[i]) - v->margin[i];
@@ -283,7 +283,7 @@ int pref_loss_sigmoid_norm(pref_view *v, const double *w, rlhf_err *err) {
 
 // OSP (Zhai et al. 2024): the soft-preference cross-entropy
 // -(p*logsig(z) + (1-p)*logsig(-z)), p = batch.strength[i].
-int pref_loss_osp(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_osp(pref_view *v, const double *w, rlhf_err *err) {
     const float *p = v->b->strength;
     if (!p) return rlhf_fail(err, "osp needs a preference strength per pair (batch.strength)");
     for (int i = 0; i < v->n; i++)
@@ -305,7 +305,7 @@ int pref_loss_osp(pref_view *v, const double *w, rlhf_err *err) {
 // E_{pi_cal}[r] = 0, so max_pi J = -beta*E_cal[rho]; minimising -l_BT - sign*alpha*J*
 // gives DPO + sign*alpha*beta*E_cal[log pi] (+ a constant). sign = -1 (offline,
 // pessimistic) raises log pi(y_cal), an SFT-like term; +1 (online) lowers it.
-int pref_loss_vpo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_vpo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing;
     double k = v->o->vpo_sign * v->o->vpo_alpha * beta;
     for (int i = 0; i < v->n; i++) {
@@ -321,7 +321,7 @@ int pref_loss_vpo(pref_view *v, const double *w, rlhf_err *err) {
 // h = (pc - pr) - tau/eta*(rc - rr) - (eta - tau)/eta*(tc - tr), t = pi_t the
 // previous iterate (batch.prev_*_logps). Checked against a third-party
 // reimplementation (the card's [C3]); summed log-probs, not length-normalised.
-int pref_loss_inpo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_inpo(pref_view *v, const double *w, rlhf_err *err) {
     double eta = v->o->beta, tau = v->o->inpo_tau;
     if (!v->prev_c)
         return rlhf_fail(err, "inpo needs log-probs of the previous iterate pi_t "
@@ -348,7 +348,7 @@ int pref_loss_inpo(pref_view *v, const double *w, rlhf_err *err) {
 // The targets follow from beta*log(pi*/pi_ref)(y2|y1) = P(y2 > y1) - beta*log Z(y1)
 // with P(y > y) = 1/2; the exact form is checked against the SRPO trainer proposed
 // for TRL (PR #1772, not merged), as the card asks.
-int pref_loss_srpo(pref_view *v, const double *w, rlhf_err *err) {
+static int pref_loss_srpo(pref_view *v, const double *w, rlhf_err *err) {
     for (int k = 0; k < PREF_NREV; k++)
         if (!v->rev_p[k] || !v->rev_r[k])
             return rlhf_fail(err,
@@ -380,3 +380,74 @@ int pref_loss_srpo(pref_view *v, const double *w, rlhf_err *err) {
     }
     return 0;
 }
+
+// ---------------------------------------------------------- registration --
+// One entry per loss (algo/pref.h, PREF_LOSS): name, kind, needs, options
+// read, formula, source. z = beta*(s_w - s_l) - margin; rho = log pi - log pi_ref;
+// pc, pr policy log-probs; lc, lr lengths; eps = label_smoothing.
+#define PAIRED PREF_KIND_PAIRED
+#define UNPAIRED PREF_KIND_UNPAIRED
+#define R PREF_NEED_REFERENCE
+#define M PREF_NEED_MARGIN
+#define B PREF_OPT_BETA
+#define LS PREF_OPT_LABEL_SMOOTHING
+#define FD PREF_OPT_F_DIVERGENCE
+const pref_loss_def pref_losses_pair[] = {
+    PREF_LOSS("sigmoid", pref_loss_sigmoid, PAIRED, R | M, B | LS | FD,
+              "-(1-eps)*logsig(z) - eps*logsig(-z)",
+              "DPO (Rafailov et al. 2023), cDPO label smoothing"),
+    PREF_LOSS("robust", pref_loss_robust, PAIRED, R | M, B | LS | FD,
+              "(-(1-eps)*logsig(z) + eps*logsig(-z)) / (1-2eps)",
+              "Robust DPO (Chowdhury et al. 2024)"),
+    PREF_LOSS("hinge", pref_loss_hinge, PAIRED, R | M, B | FD, "relu(1 - z)",
+              "SLiC (Zhao et al. 2023)"),
+    PREF_LOSS("ipo", pref_loss_ipo, PAIRED, R, B | FD, "(s_w/lc - s_l/lr - 1/(2beta))^2",
+              "IPO (Azar et al. 2023), TRL's per-token normalisation"),
+    PREF_LOSS("exo_pair", pref_loss_exo_pair, PAIRED, R, B | LS | FD,
+              "KL(softmax(beta*s) || (1-eps, eps))", "EXO (Ji et al. 2024), needs 0 < eps < 1"),
+    PREF_LOSS("nca_pair", pref_loss_nca_pair, PAIRED, R, B | FD,
+              "-logsig(beta*s_w) - logsig(-beta*s_w)/2 - logsig(-beta*s_l)/2",
+              "NCA (Chen et al. 2024)"),
+    PREF_LOSS("bco_pair", pref_loss_bco_pair, PAIRED, R, B | FD | PREF_OPT_BCO_DELTA,
+              "-logsig(beta*s_w - delta) - logsig(-(beta*s_l - delta))", "BCO (Jung et al. 2024)"),
+    PREF_LOSS("sppo_hard", pref_loss_sppo_hard, PAIRED, R, B | FD,
+              "(s_w - 1/(2beta))^2 + (s_l + 1/(2beta))^2", "SPPO, hard labels (Wu et al. 2024)"),
+    PREF_LOSS("aot", pref_loss_aot, PAIRED, R, B | LS,
+              "cDPO on sort(pc - pr) - sort(rc - rr) over the batch",
+              "AOT paired (Melnyk et al. 2024)"),
+    PREF_LOSS("aot_pair", pref_loss_aot_pair, PAIRED, R, B | LS,
+              "cDPO on sort(rho_w) - sort(rho_l) over the batch",
+              "AOT unpaired (TRL 1.x: aot_unpaired)"),
+    PREF_LOSS("aot_unpaired", pref_loss_aot_pair, PAIRED, R, B | LS, "the same as aot_pair",
+              "TRL 1.x name of aot_pair"),
+    PREF_LOSS("apo_zero", pref_loss_apo_zero, PAIRED, R, B, "1 - sig(beta*rho_w) + sig(beta*rho_l)",
+              "APO-zero (D'Oosterlinck et al. 2024)"),
+    PREF_LOSS("apo_down", pref_loss_apo_down, PAIRED, R, B | FD,
+              "sig(beta*rho_w) + 1 - sig(beta*(s_w - s_l))",
+              "APO-down (D'Oosterlinck et al. 2024)"),
+    PREF_LOSS("discopop", pref_loss_discopop, PAIRED, R, B | FD | PREF_OPT_DISCOPOP_TAU,
+              "-logsig(z)*(1-sig(z/tau)) + exp(-z)*sig(z/tau)", "DiscoPOP (Chris Lu et al. 2024)"),
+    PREF_LOSS("sigmoid_norm", pref_loss_sigmoid_norm, PAIRED, R | M, B | FD,
+              "-logsig(beta*(s_w/lc - s_l/lr) - m)",
+              "length-normalised DPO (TRL 1.7 sigmoid_norm)"),
+    PREF_LOSS("osp", pref_loss_osp, PAIRED, R | M | PREF_NEED_STRENGTH, B | FD,
+              "-(p*logsig(z) + (1-p)*logsig(-z)), p = strength",
+              "OSP soft preferences (Zhai et al. 2024)"),
+    PREF_LOSS("vpo", pref_loss_vpo, PAIRED, R | M | PREF_NEED_CAL_SAMPLES,
+              B | LS | FD | PREF_OPT_VPO, "sigmoid + sign*alpha*beta*log pi(y_cal)",
+              "VPO (Cen et al. 2024), sign -1 offline"),
+    PREF_LOSS("inpo", pref_loss_inpo, PAIRED, R | PREF_NEED_PREVIOUS, B | PREF_OPT_INPO_TAU,
+              "(h - 1/(2eta))^2, h = (pc-pr) - tau/eta (rc-rr) - (eta-tau)/eta (tc-tr)",
+              "INPO (Zhang et al. 2024)"),
+    PREF_LOSS("srpo", pref_loss_srpo, PAIRED, R | PREF_NEED_REVISIONS, B | PREF_OPT_SRPO_ALPHA,
+              "alpha*self-improvement + (1-alpha)*generative squared losses",
+              "SRPO (Choi et al. 2024)"),
+    {NULL},
+};
+#undef PAIRED
+#undef UNPAIRED
+#undef R
+#undef M
+#undef B
+#undef LS
+#undef FD

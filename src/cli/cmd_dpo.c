@@ -17,7 +17,7 @@ static int run_dpo(int argc, char **argv, const char *cmd, const char *loss) {
     flag_def defs[96];
     int n = train_flag_defs(defs, &c.base);
     flag_def more[] = {
-        {"loss_type", FLAG_STR, &c.loss_type, "preference loss, or a comma list (see docs/losses.md): sigmoid, ipo, hinge, robust, simpo, cpo, orpo, kto, ..."},
+        {"loss_type", FLAG_STR, &c.loss_type, "preference loss, or a comma list of them (the losses listed above; docs/losses.md)"},
         {"loss_weights", FLAG_STR, &c.loss_weights, "weights of a --loss_type list, e.g. 1,0.5"},
         {"beta", FLAG_DOUBLE, &o->beta, "the loss's temperature (DPO beta, IPO tau, ORPO lambda)", 0, 1e6},
         {"label_smoothing", FLAG_DOUBLE, &o->label_smoothing, "cDPO / robust: assumed share of flipped labels", 0, 0.5},
@@ -48,13 +48,18 @@ static int run_dpo(int argc, char **argv, const char *cmd, const char *loss) {
     n += (int)(sizeof more / sizeof more[0]);
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     rlhf_err err;
-    char about[600];
-    snprintf(about, sizeof about,
+    char about[6000];
+    int k = snprintf(about, sizeof about,
              "Offline preference optimisation with any loss of the DPO family.\n"
              "Metrics (TRL's names): loss, rewards/chosen, rewards/rejected, rewards/accuracies,\n"
              "rewards/margins, logps/chosen, logps/rejected, and kl on eval prompts.\n"
-             "example: rlhf %s --model runs/sft --data runs/data/%s --output_dir runs/%s --beta 0.1",
+             "example: rlhf %s --model runs/sft --data runs/data/%s --output_dir runs/%s --beta 0.1\n\n"
+             "losses (--loss_type; unpaired ones take prompt/completion/label data):",
              cmd, strcmp(cmd, "kto") ? "prefs.jsonl" : "kto.jsonl", cmd);
+    const pref_loss_def *d;
+    for (int i = 0; (d = pref_loss_at(i)) && k > 0 && k < (int)sizeof about; i++)
+        k += snprintf(about + k, sizeof about - k, "\n  %-18s %s%s", d->name, d->paper,
+                      d->kind == PREF_KIND_UNPAIRED ? " [unpaired]" : "");
     int r = flags_parse(argc, argv, defs, cmd, about, &err);
     if (r == 1) return 0;
     if (r < 0) {

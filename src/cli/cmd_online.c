@@ -96,7 +96,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
             "epsilon", "epsilon_high", "dual_clip", "filter", "filter_power", "macro_action",
             "gamma", "lam", "adv_eps", "whiten_advantages", "value_head", "vf_coef",
             "cliprange_value", "mini_batch_size", NULL};
-        int kept = 0;
+        kept = 0;
         for (int i = 0; i < n; i++) {
             int drop = 0;
             for (int k = 0; pg_only[k]; k++) drop |= !strcmp(defs[i].name, pg_only[k]);
@@ -104,11 +104,14 @@ static int run_online(int argc, char **argv, const char *cmd) {
         }
         n = kept;
         pref_options *o = &c.pref;
+        static char loss_help[700];
+        int w = snprintf(loss_help, sizeof loss_help, "paired preference loss or a comma list (docs/losses.md): ");
+        pref_loss_names(loss_help + w, sizeof loss_help - w, PREF_KIND_PAIRED, ONLINE_DPO_INPUTS);
         for (int i = 0; i < n; i++)
             if (!strcmp(defs[i].name, "beta"))
                 defs[i] = (flag_def){"beta", FLAG_DOUBLE, &o->beta, "DPO's beta (the loss's temperature)", 0, 1e6};
         flag_def d[] = {
-            {"loss_type", FLAG_STR, &c.loss_type, "paired preference loss or a comma list: sigmoid, ipo, hinge, robust, simpo, ..., vpo (docs/losses.md)"},
+            {"loss_type", FLAG_STR, &c.loss_type, loss_help},
             {"loss_weights", FLAG_STR, &c.loss_weights, "weights of a --loss_type list"},
             {"pairs", FLAG_STR, &c.pairs, "max_min (best vs worst sample of a prompt) or all (every better/worse pair)"},
             {"ref_update_steps", FLAG_INT, &c.ref_update_steps, "iterative DPO: the reference becomes the policy every N iterations (0: fixed)", 0, 1 << 30},

@@ -248,11 +248,11 @@ void reward_par(int n_prompts, int n_samples, float *scores, int M, const float 
 }
 
 int reward_set_from_flags(reward_set *rs, const char *spec, const char *task,
-                          const char *reward_model, const char *reward_command, rlhf_err *err) {
+                          const char *rm_path, const char *command, rlhf_err *err) {
     if (reward_set_parse(rs, spec, err)) return -1;
     if (task && reward_set_add(rs, "verifier", task, 1, err)) return -1;
-    if (reward_model && reward_set_add(rs, "rm", reward_model, 1, err)) return -1;
-    if (reward_command && reward_set_add(rs, "command", reward_command, 1, err)) return -1;
+    if (rm_path && reward_set_add(rs, "rm", rm_path, 1, err)) return -1;
+    if (command && reward_set_add(rs, "command", command, 1, err)) return -1;
     if (rs->n == 0)
         return rlhf_fail(err, "no reward: give --reward (e.g. verifier:arith, rm:runs/rm, "
                               "command:./judge.py), --task, --reward_model or --reward_command");

@@ -458,11 +458,14 @@ static int setup(online_ctx *x, rlhf_err *err) {
     if (x->dpo) {
         if (pref_parse(&x->losses, c->loss_type, c->loss_weights, err)) return -1;
         for (int i = 0; i < x->losses.n; i++) {
-            unsigned f = x->losses.def[i]->flags;
-            if (f & (PREF_UNPAIRED | PREF_TOKENS))
+            const pref_loss_def *d = x->losses.def[i];
+            if (d->kind != PREF_KIND_PAIRED || (d->needs & ~ONLINE_DPO_INPUTS)) {
+                char names[600];
+                pref_loss_names(names, sizeof names, PREF_KIND_PAIRED, ONLINE_DPO_INPUTS);
                 return rlhf_fail(err, "--loss_type %s: online DPO takes paired losses on summed "
-                                      "log-probs (sigmoid, ipo, hinge, robust, simpo, ..., vpo)",
-                                 x->losses.def[i]->name);
+                                      "log-probs (%s)",
+                                 d->name, names);
+            }
         }
         if (c->pref.ld_alpha >= 0) return rlhf_fail(err, "--ld_alpha is not supported online");
         if (c->num_generations < 2)

@@ -84,6 +84,11 @@ int online_train(const online_config *c, rlhf_err *err);
 // all equal gives none. Returns the number of pairs (room: n_prompts*n*n), -1 + err.
 int online_dpo_pairs(const char *mode, int n_prompts, int n, const float *scores, int *chosen,
                      int *rejected, rlhf_err *err);
+// What online DPO gives a paired loss besides the pairs' summed log-probs: the
+// reference (and room for a margin and calibration samples, which fall back to
+// none and the chosen sample). Losses needing more (INPO's pi_t, SRPO's revisions,
+// OSP's strengths, per-token log-probs) are refused by --loss_type.
+#define ONLINE_DPO_INPUTS (PREF_NEED_REFERENCE | PREF_NEED_MARGIN | PREF_NEED_CAL_SAMPLES)
 // One optimizer step of a paired preference loss on the pairs: logp and
 // ref_logp (B,T) are the current policy's and the reference's (ref_logp NULL:
 // reference-free) per-token log-probs of the rollout; the loss's gradient per

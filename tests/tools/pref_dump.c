@@ -234,7 +234,7 @@ static cJSON *run_case(const cJSON *c) {
     cJSON_AddNumberToObject(m, "logps_rejected", out.m.logps_rejected);
     cJSON_AddNumberToObject(m, "kl", out.m.kl);
     cJSON_AddItemToObject(res, "metrics", m);
-    int unpaired = list.def[0]->flags & PREF_UNPAIRED;
+    int unpaired = pref_list_kind(&list) == PREF_KIND_UNPAIRED;
     if (unpaired) {
         cJSON_AddItemToObject(res, "reward", float_array(out.reward, b.n));
     } else {
