@@ -586,6 +586,35 @@ static int test_bad_files(void) {
     return 0;
 }
 
+// Found by fuzz_tok_json: a 3.6 KB tokenizer.json whose ids went up to ~1e8
+// made the loader allocate over 2 GB. Ids may leave holes, but no more holes
+// than tokens; and a \u0000 in a vocabulary is refused (cJSON would cut it).
+static int test_sparse_ids_and_nul(void) {
+    const char *dir = test_tmpdir();
+    char path[1024], enc[1024], bpe[1024];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    const char *sparse = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 99999999}, "
+                         "\"merges\": []}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}}";
+    write_file(path, sparse, strlen(sparse));
+    check_load_fails(path, "nearly dense");
+    const char *added = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                        "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"added_tokens\": "
+                        "[{\"id\": 50000000, \"content\": \"<x>\", \"special\": true}]}";
+    write_file(path, added, strlen(added));
+    check_load_fails(path, "nearly dense");
+    const char *nul = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\\u0000\": 0}, \"merges\": []}, "
+                      "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}";
+    write_file(path, nul, strlen(nul));
+    check_load_fails(path, "\\u0000");
+    snprintf(enc, sizeof enc, "%s/encoder.json", dir);
+    snprintf(bpe, sizeof bpe, "%s/vocab.bpe", dir);
+    const char *e = "{\"a\": 0, \"b\": 1, \"c\": 70000000}";
+    write_file(enc, e, strlen(e));
+    write_file(bpe, "#version: 0.2\na b\n", 18);
+    check_load_fails(enc, "nearly dense");
+    return 0;
+}
+
 int main(void) {
     RUN(test_byte_tokenizer);
     RUN(test_gpt2_known_ids);
@@ -595,5 +624,6 @@ int main(void) {
     RUN(test_llama2c_known);
     RUN(test_llama2c_roundtrip_random);
     RUN(test_bad_files);
+    RUN(test_sparse_ids_and_nul);
     TEST_EXIT();
 }

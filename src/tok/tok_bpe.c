@@ -277,6 +277,16 @@ static int vocab_max_id(const cJSON *vocab, const char *file, const char *where,
     return 0;
 }
 
+// Every id below the largest one gets a table slot, so a few tokens with a huge
+// id would cost gigabytes: ids may leave holes, but no more holes than tokens.
+static int check_id_range(const char *file, int max_id, int n_tokens, rlhf_err *err) {
+    if (max_id >= 2 * n_tokens + 1024)
+        return rlhf_fail(err, "%s: token ids go up to %d but only %d tokens are given (ids must "
+                              "be nearly dense from 0)",
+                         file, max_id, n_tokens);
+    return 0;
+}
+
 // Makes the tokenizer from the pieces; merges are added afterwards with add_merge.
 static void loader_start(bpe_loader *L) {
     L->t = tok_new("bpe", L->V);
@@ -387,6 +397,7 @@ int tok_load_gpt2(rlhf_tokenizer **t, const char *vocab_path, const char *merges
     int byte_to_cp[256], max_id = -1, rc;
     byte_level_tables(byte_to_cp, L.cp_to_byte);
     rc = vocab_max_id(vocab, vocab_path, "vocabulary", &max_id, err);
+    if (rc == 0) rc = check_id_range(vocab_path, max_id, cJSON_GetArraySize(vocab), err);
     if (rc == 0) {
         L.V = max_id + 1;
         L.piece = (char **)xcalloc((size_t)L.V, sizeof(char *));
@@ -511,6 +522,7 @@ static int load_hf(bpe_loader *L, const cJSON *root, const char *path, rlhf_err 
             return rlhf_fail(err, "%s: added_tokens: an entry lacks \"id\" or \"content\"", path);
         if (id > max_id) max_id = id;
     }
+    if (check_id_range(path, max_id, cJSON_GetArraySize(vocab) + n_added, err)) return -1;
     L->V = max_id + 1;
     L->piece = (char **)xcalloc((size_t)L->V, sizeof(char *));
     L->piece_len = (int *)xcalloc((size_t)L->V, sizeof(int));
