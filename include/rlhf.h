@@ -184,6 +184,8 @@ typedef struct {
     float top_p;            // 1 = off
     int eos_id;             // -1 = none
     int pad_id;             // written after a row stops
+    int stop_ids[2];        // stop_ids[0 .. n_stop_ids) end a row as eos_id does
+    int n_stop_ids;         // (e.g. llama2.c's BOS: tok_stop_id); 0 = none
 } rlhf_gen_opts;
 
 typedef struct {
@@ -192,7 +194,7 @@ typedef struct {
     float *logp;            // (B, n_new) log-prob of each sampled token under the
                             // distribution it was sampled from (after temperature/top-k/top-p)
     int *length;            // (B) tokens generated (including the EOS if any)
-    uint8_t *ended_eos;     // (B) 1 if the row stopped at EOS, 0 if truncated
+    uint8_t *ended_eos;     // (B) 1 if the row stopped at EOS (or a stop id), 0 if truncated
 } rlhf_gen_out;
 
 // prompts: B arrays of token ids with lengths; left-padded internally.

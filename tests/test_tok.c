@@ -586,6 +586,225 @@ static int test_bad_files(void) {
     return 0;
 }
 
+// ------------------------------------------------- continuations and BOS --
+// decode(a ++ b) == decode(a) + tok_decode_next(last of a, b), byte for byte,
+// with and without skip_special, over random id sequences (a fifth of the ids
+// special), for one tokenizer. Returns the number of failures.
+static int continuation_failures(const rlhf_tokenizer *t, uint64_t seed, int trials) {
+    rlhf_rng r;
+    rng_seed(&r, seed);
+    int V = tok_vocab_size(t), bad = 0, ids[64];
+    int specials[3] = {tok_bos(t), tok_eos(t), tok_pad(t)};
+    for (int i = 0; i < trials; i++) {
+        int na = (int)(rng_u64(&r) % 24), nb = (int)(rng_u64(&r) % 24);
+        for (int j = 0; j < na + nb; j++) {
+            int sp = specials[rng_u64(&r) % 3];
+            ids[j] = rng_u64(&r) % 5 == 0 && sp >= 0 ? sp : (int)(rng_u64(&r) % (uint64_t)V);
+        }
+        for (int skip = 0; skip < 2; skip++) {
+            size_t lf, la, lb;
+            char *full = tok_decode_ex(t, ids, na + nb, skip, &lf);
+            char *pa = tok_decode_ex(t, ids, na, skip, &la);
+            char *pb = tok_decode_next(t, na ? ids[na - 1] : -1, ids + na, nb, skip, &lb);
+            if (!(lf == la + lb && memcmp(full, pa, la) == 0 && memcmp(full + la, pb, lb) == 0)) {
+                if (bad++ < 3) {
+                    printf("  %s: skip_special %d: decode(a++b) \"%s\" != \"%s\" + \"%s\"\n",
+                           tok_kind(t), skip, full, pa, pb);
+                    print_ids("a", ids, na);
+                    print_ids("b", ids + na, nb);
+                }
+            }
+            free(full), free(pa), free(pb);
+        }
+    }
+    return bad;
+}
+
+// byte-level vocabularies: encoding a continuation is plain encoding
+static int encode_next_is_encode(const rlhf_tokenizer *t) {
+    rlhf_rng r;
+    rng_seed(&r, 15);
+    char buf[4096];
+    rlhf_err err;
+    for (int i = 0; i < 300; i++) {
+        buf[0] = ' ';
+        size_t len = (i % 2) + random_text(&r, buf + (i % 2), 60, i % 4 == 3);
+        int *a = NULL, *b = NULL, na = 0, nb = 0;
+        int ok = tok_encode(t, buf, len, &a, &na, i % 3 == 0, &err) == 0 &&
+                 tok_encode_next(t, buf, len, &b, &nb, i % 3 == 0, &err) == 0 &&
+                 ids_equal(a, na, b, nb);
+        free(a), free(b);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static int test_decode_continuation(void) {
+    rlhf_tokenizer *b = tok_byte_create();
+    CHECKF(continuation_failures(b, 11, 3000) == 0, "byte");
+    CHECK(encode_next_is_encode(b));
+    tok_free(b);
+    rlhf_tokenizer *g = load_shared("gpt2");
+    if (g) {
+        CHECKF(continuation_failures(g, 12, 3000) == 0, "gpt2");
+        CHECK(encode_next_is_encode(g));
+        tok_free(g);
+    } else {
+        printf("  (../shared/data/gpt2 not found: GPT-2 BPE not checked)\n");
+    }
+    rlhf_tokenizer *t = load_shared("llama2c/tok512.bin");
+    if (!t) SKIP("../shared/data/llama2c/tok512.bin not found (byte checked)");
+    CHECKF(continuation_failures(t, 13, 3000) == 0, "llama2c");
+    // "The dragon" + " was": the completion keeps its space; after BOS it has none
+    int *p = NULL, *c = NULL, np = 0, nc = 0;
+    rlhf_err err;
+    CHECK(tok_encode(t, "The dragon", 10, &p, &np, 0, &err) == 0);
+    CHECK(tok_encode(t, "was very small", 14, &c, &nc, 0, &err) == 0); // " was" " very" ...
+    size_t len;
+    char *s = tok_decode_next(t, p[np - 1], c, nc, 0, &len);
+    CHECKF(strcmp(s, " was very small") == 0 && len == 15, "got \"%s\"", s);
+    free(s);
+    s = tok_decode_next(t, tok_bos(t), c, nc, 0, NULL);
+    CHECKF(strcmp(s, "was very small") == 0, "after BOS: got \"%s\"", s);
+    free(s);
+    s = tok_decode_next(t, -1, c, nc, 1, NULL);
+    CHECKF(strcmp(s, "was very small") == 0, "at the start: got \"%s\"", s);
+    free(s);
+    // encoding a completion is the inverse: " was very small" gives the ids the
+    // model generates after "The dragon" (no dummy " " token first), ", there"
+    // gives [",", " there"], and any text decodes back to itself
+    int *c2 = NULL, nc2 = 0;
+    CHECK(tok_encode_next(t, " was very small", 15, &c2, &nc2, 0, &err) == 0);
+    CHECK(ids_equal(c2, nc2, c, nc));
+    free(c2);
+    int comma_there[] = {432, 383}; // "," " there": run.c's encode of "Once upon a time, there"
+    check_encode(t, "Once upon a time, there", 0, (int[]){403, 407, 261, 378, 432, 383}, 6);
+    CHECK(tok_encode_next(t, ", there", 7, &c2, &nc2, 0, &err) == 0);
+    CHECK(ids_equal(c2, nc2, comma_there, 2));
+    free(c2);
+    rlhf_rng r;
+    rng_seed(&r, 14);
+    char buf[4096];
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) {
+        buf[0] = ' ';
+        int lead = i % 2; // half start with a space
+        size_t len = (size_t)lead + random_text(&r, buf + lead, 60, i % 4 == 3);
+        int *ids = NULL, n = 0;
+        size_t out_len = 0;
+        char *out = NULL;
+        if (tok_encode_next(t, buf, len, &ids, &n, i % 3 == 0, &err) == 0)
+            out = tok_decode_next(t, p[np - 1], ids, n, 0, &out_len);
+        if (!out || out_len != len || memcmp(out, buf, len) != 0) bad++;
+        free(out), free(ids);
+    }
+    CHECKF(bad == 0, "%d of 1000 completions did not come back", bad);
+    free(p), free(c);
+    tok_free(t);
+    return 0;
+}
+
+// a tokenizer.json of the 256 byte tokens and <s> (256), </s> (257), with an
+// optional post_processor (JSON text) and tokenizer_config.json (NULL: none)
+static rlhf_tokenizer *hf_with_bos(const char *dir, const char *post, const char *config) {
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_CreateObject(),
+          *vocab = cJSON_CreateObject();
+    char sp[8];
+    for (int b = 0; b < 256; b++) spell_byte(b, sp), cJSON_AddNumberToObject(vocab, sp, b);
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddItemToObject(model, "vocab", vocab);
+    cJSON_AddItemToObject(model, "merges", cJSON_CreateArray());
+    cJSON_AddItemToObject(root, "model", model);
+    cJSON *pre = cJSON_CreateObject();
+    cJSON_AddStringToObject(pre, "type", "ByteLevel");
+    cJSON_AddItemToObject(root, "pre_tokenizer", pre);
+    cJSON *added = cJSON_CreateArray();
+    const char *names[2] = {"<s>", "</s>"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", 256 + i);
+        cJSON_AddStringToObject(a, "content", names[i]);
+        cJSON_AddTrueToObject(a, "special");
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON_AddItemToObject(root, "added_tokens", added);
+    if (post) cJSON_AddItemToObject(root, "post_processor", cJSON_Parse(post));
+    char *json = cJSON_Print(root);
+    cJSON_Delete(root);
+    char path[1024], cfg_path[1024];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    write_file(path, json, strlen(json));
+    free(json);
+    snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", dir);
+    remove(cfg_path);
+    if (config) write_file(cfg_path, config, strlen(config));
+    rlhf_tokenizer *t = NULL;
+    rlhf_err err;
+    if (tok_load(&t, dir, &err)) {
+        printf("  %s\n", err.msg);
+        test_failed_++;
+    }
+    return t;
+}
+
+static int test_bos_defaults(void) {
+    const char *dir = test_tmpdir();
+    RLHF_ASSERT(dir);
+    const char *tmpl = "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+                       "\"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}";
+    char seq[600];
+    snprintf(seq, sizeof seq, "{\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"}, %s]}",
+             tmpl);
+    struct {
+        const char *post, *config;
+        int want;
+    } cases[] = {
+        {NULL, NULL, 0},                                       // GPT-2-like: no BOS
+        {"{\"type\": \"ByteLevel\"}", NULL, 0},
+        {NULL, "{\"add_bos_token\": true}", 1},                // tokenizer_config.json says so
+        {tmpl, NULL, 1},                                       // the post_processor adds <s>
+        {seq, NULL, 1},
+        {tmpl, "{\"add_bos_token\": false}", 0},               // the config wins
+        {tmpl, "{\"bos_token\": \"</s>\"}", 0},                // the template's <s> is not BOS
+        {NULL, "{\"add_bos_token\": true, \"bos_token\": null}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rlhf_tokenizer *t = hf_with_bos(dir, cases[i].post, cases[i].config);
+        if (!t) continue;
+        CHECKF(tok_default_add_bos(t) == cases[i].want, "case %zu: got %d", i, tok_default_add_bos(t));
+        CHECK(tok_resolve_add_bos(t, -1) == cases[i].want);
+        CHECK(tok_resolve_add_bos(t, 0) == 0 && tok_resolve_add_bos(t, 1) == (tok_bos(t) >= 0));
+        CHECK(tok_stop_id(t) == -1);
+        tok_free(t);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir), remove(path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir), remove(path);
+
+    rlhf_tokenizer *b = tok_byte_create(); // byte: no BOS by default, BOS when asked
+    CHECK(tok_default_add_bos(b) == 0 && tok_resolve_add_bos(b, -1) == 0);
+    CHECK(tok_resolve_add_bos(b, 1) == 1 && tok_stop_id(b) == -1);
+    int *ids = xmalloc(2 * sizeof(int)), n = 2;
+    ids[0] = 'h', ids[1] = 'i';
+    tok_prepend_bos(b, &ids, &n);
+    tok_prepend_bos(b, &ids, &n); // once only
+    CHECK(n == 3 && ids[0] == 256 && ids[1] == 'h' && ids[2] == 'i');
+    free(ids);
+    tok_free(b);
+    rlhf_tokenizer *g = load_shared("gpt2"); // GPT-2 files: no
+    if (g) {
+        CHECK(tok_default_add_bos(g) == 0 && tok_resolve_add_bos(g, -1) == 0 && tok_stop_id(g) == -1);
+        tok_free(g);
+    }
+    rlhf_tokenizer *t = load_shared("llama2c/tok512.bin"); // sentencepiece / llama2.c: yes
+    if (!t) SKIP("../shared/data/llama2c/tok512.bin not found (HF, byte checked)");
+    CHECK(tok_default_add_bos(t) == 1 && tok_resolve_add_bos(t, -1) == 1);
+    CHECK(tok_resolve_add_bos(t, 0) == 0);
+    CHECK(tok_stop_id(t) == 1); // llama2.c's run.c stops at BOS
+    tok_free(t);
+    return 0;
+}
+
 // Found by fuzz_tok_json: a 3.6 KB tokenizer.json whose ids went up to ~1e8
 // made the loader allocate over 2 GB. Ids may leave holes, but no more holes
 // than tokens; and a \u0000 in a vocabulary is refused (cJSON would cut it).
@@ -625,5 +844,7 @@ int main(void) {
     RUN(test_llama2c_roundtrip_random);
     RUN(test_bad_files);
     RUN(test_sparse_ids_and_nul);
+    RUN(test_decode_continuation);
+    RUN(test_bos_defaults);
     TEST_EXIT();
 }

@@ -48,7 +48,7 @@ static int score_file(const rlhf_task *t, const char *path) {
 int cmd_eval(int argc, char **argv) {
     const char *task = "arith", *model = NULL, *data = NULL, *tokenizer = NULL, *out = NULL,
                *completions = NULL, *ref_model = NULL;
-    int k = 4, batch = 64, max_new = 16, limit = 0;
+    int k = 4, batch = 64, max_new = 16, limit = 0, add_bos = -1;
     float temperature = 1.0f;
     uint64_t seed = 1;
     flag_def defs[] = {
@@ -62,6 +62,7 @@ int cmd_eval(int argc, char **argv) {
         {"batch_size", FLAG_INT, &batch, "prompts per generation batch", 1, 1 << 16},
         {"limit", FLAG_INT, &limit, "score only the first N prompts (0: all)", 0, 1 << 30},
         {"seed", FLAG_U64, &seed, "sampling seed"},
+        {"add_bos", FLAG_AUTO, &add_bos, "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for llama2.c/sentencepiece, no for GPT-2 and byte)"},
         {"completions", FLAG_STR, &completions, "score the prompt+completion pairs of this JSONL file instead of a model"},
         {"ref_model", FLAG_STR, &ref_model, "also estimate KL(model || ref_model) on the prompts (one sample each)"},
         {"output", FLAG_STR, &out, "also write every prompt, completion and reward as JSONL here"},
@@ -133,6 +134,7 @@ int cmd_eval(int argc, char **argv) {
     co.batch_size = batch;
     co.gen.max_new_tokens = max_new;
     co.gen.temperature = 0;
+    co.add_bos = add_bos;
     rlhf_rng rng;
     rng_seed(&rng, seed);
     char **greedy = xcalloc(n, sizeof(char *));
@@ -196,6 +198,8 @@ int cmd_eval(int argc, char **argv) {
         for (int i = 0; ok && i < n; i++)
             ok = tok_encode(tok, ds->ex[i].prompt.text, strlen(ds->ex[i].prompt.text), &pi[i],
                             &pl[i], 1, &err) == 0;
+        for (int i = 0; ok && i < n; i++)
+            if (tok_resolve_add_bos(tok, add_bos)) tok_prepend_bos(tok, &pi[i], &pl[i]);
         if (ok) kl = estimate_kl(m, ref, (const int *const *)pi, pl, n, max_new, tok_eos(tok), seed, &err);
         for (int i = 0; i < n; i++) free(pi[i]);
         free(pi);

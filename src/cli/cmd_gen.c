@@ -91,17 +91,23 @@ static void json_messages(FILE *f, const chat_message *m, int n) {
     fputc(']', f);
 }
 
-// How a reply ends, and how it begins. ids: the tokenizer's EOS and the
-// template's end-of-turn token; text: strings that end a reply where they
-// begin; reply_prefix: template text before an assistant message's content
-// that the generation prompt leaves to the model (hh's " "), not part of the
-// message.
+// How a reply ends, and how it begins. ids: the tokenizer's EOS, its other stop
+// id (llama2.c's BOS, tok_stop_id) and the template's end-of-turn token; text:
+// strings that end a reply where they begin; reply_prefix: template text before
+// an assistant message's content that the generation prompt leaves to the model
+// (hh's " "), not part of the message.
 typedef struct {
-    int ids[2], n_ids;
+    int ids[3], n_ids;
     char text[2][96];
     int n_text;
     char reply_prefix[8];
 } stop_rules;
+
+static int is_stop_id(const stop_rules *s, int id) {
+    for (int i = 0; i < s->n_ids; i++)
+        if (s->ids[i] == id) return 1;
+    return 0;
+}
 
 // The stop rules of a chat template (NULL: EOS only), read off a rendered
 // exchange so that every template gets them from chat.c's own markup.
@@ -109,6 +115,7 @@ static int stop_rules_for(const char *chat_template, const rlhf_tokenizer *t, st
                           rlhf_err *err) {
     memset(s, 0, sizeof *s);
     if (tok_eos(t) >= 0) s->ids[s->n_ids++] = tok_eos(t);
+    if (tok_stop_id(t) >= 0) s->ids[s->n_ids++] = tok_stop_id(t);
     if (!chat_template) return 0;
     chat_message ex[2] = {{CHAT_USER, "u"}, {CHAT_ASSISTANT, "a"}};
     chat_text ct;
@@ -124,17 +131,11 @@ static int stop_rules_for(const char *chat_template, const rlhf_tokenizer *t, st
         s->text[s->n_text][g->len] = '\0';
         if (end) {
             int id = tok_find_special(t, s->text[s->n_text]);
-            if (id >= 0 && id != tok_eos(t)) s->ids[s->n_ids++] = id;
+            if (id >= 0 && !is_stop_id(s, id)) s->ids[s->n_ids++] = id;
         }
         s->n_text++;
     }
     chat_text_free(&ct);
-    return 0;
-}
-
-static int is_stop_id(const stop_rules *s, int id) {
-    for (int i = 0; i < s->n_ids; i++)
-        if (s->ids[i] == id) return 1;
     return 0;
 }
 
@@ -285,8 +286,9 @@ static void json_prompt(FILE *f, const prompt_set *p, int i) {
     }
 }
 
-// Tokenizes --prompt or --prompts into p. An empty prompt becomes [BOS], the
-// one token a model can start from (what llama2.c does with an empty prompt).
+// Tokenizes --prompt or --prompts into p, with BOS first when add_bos (resolved:
+// tok_resolve_add_bos). An empty prompt becomes [BOS] either way, the one token a
+// model can start from (what llama2.c does with an empty prompt).
 static int load_prompts(prompt_set *p, const char *text, const char *file, const rlhf_tokenizer *t,
                         const char *chat_template, int add_bos, int allow_special,
                         rlhf_err *err) {
@@ -328,12 +330,7 @@ static int load_prompts(prompt_set *p, const char *text, const char *file, const
             rc = tok_encode(t, text, strlen(text), &p->ids[0], &p->len[0], allow_special, err);
         }
         if (rc) return rlhf_fail_ctx(err, "--prompt");
-        if (add_bos && bos >= 0 && !(p->len[0] > 0 && p->ids[0][0] == bos)) {
-            p->ids[0] = xrealloc(p->ids[0], (size_t)(p->len[0] + 1) * sizeof(int));
-            memmove(p->ids[0] + 1, p->ids[0], (size_t)p->len[0] * sizeof(int));
-            p->ids[0][0] = bos;
-            p->len[0]++;
-        }
+        if (add_bos) tok_prepend_bos(t, &p->ids[0], &p->len[0]);
     }
     for (int i = 0; i < p->n; i++) {
         if (p->len[i] > 0) continue;
@@ -353,7 +350,7 @@ static int load_prompts(prompt_set *p, const char *text, const char *file, const
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *prompts = NULL;
     const char *format = "text", *chat_template = NULL;
-    int max_new = 64, top_k = 0, n_return = 1, batch = 32, add_bos = 0, allow_special = 1;
+    int max_new = 64, top_k = 0, n_return = 1, batch = 32, add_bos = -1, allow_special = 1;
     float temperature = 1.0f, top_p = 1.0f;
     uint64_t seed = 1;
     flag_def defs[] = {
@@ -369,7 +366,7 @@ int cmd_generate(int argc, char **argv) {
         {"seed", FLAG_U64, &seed, "sampling seed (and a size name's init)"},
         {"batch_size", FLAG_INT, &batch, "sequences per generation batch", 1, 1 << 16},
         {"format", FLAG_STR, &format, "text (completions) or jsonl ({prompt, completion, ended_eos})"},
-        {"add_bos", FLAG_BOOL, &add_bos, "prepend the tokenizer's BOS to each prompt"},
+        {"add_bos", FLAG_AUTO, &add_bos, "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for llama2.c/sentencepiece, an HF tokenizer_config.json's add_bos_token, no for GPT-2 and byte)"},
         {"allow_special", FLAG_BOOL, &allow_special, "special-token strings in prompts map to their ids"},
         {"chat_template", FLAG_STR, &chat_template,
          "chatml, llama3 or hh: renders conversational prompts (and --prompt, as a user "
@@ -410,7 +407,8 @@ int cmd_generate(int argc, char **argv) {
     int status = 1;
     if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
         stop_rules_for(chat_template, t, &stops, &err) ||
-        load_prompts(&ps, prompt, prompts, t, chat_template, add_bos, allow_special, &err)) {
+        load_prompts(&ps, prompt, prompts, t, chat_template, tok_resolve_add_bos(t, add_bos),
+                     allow_special, &err)) {
         fprintf(stderr, "rlhf generate: %s\n", err.msg);
         goto done;
     }
@@ -423,11 +421,11 @@ int cmd_generate(int argc, char **argv) {
                     name, ps.len[i], max_new, m->cfg.max_seq_len);
             goto done;
         }
-    // generate() stops rows at one id: the end-of-turn token where the template
-    // has one, else EOS; the other stop rules cut the text afterwards
+    // generate() stops rows at the stop ids; the stop texts cut the text afterwards
     rlhf_gen_opts g = {.max_new_tokens = max_new, .temperature = temperature, .top_k = top_k,
-                       .top_p = top_p, .eos_id = stops.n_ids ? stops.ids[stops.n_ids - 1] : -1,
+                       .top_p = top_p, .eos_id = stops.n_ids ? stops.ids[0] : -1,
                        .pad_id = tok_pad(t) >= 0 ? tok_pad(t) : 0};
+    for (int i = 1; i < stops.n_ids; i++) g.stop_ids[g.n_stop_ids++] = stops.ids[i];
     rlhf_rng rng;
     rng_seed(&rng, seed);
     int total = ps.n * n_return;
@@ -455,8 +453,8 @@ int cmd_generate(int argc, char **argv) {
                     ended = 1;
                     break;
                 }
-            size_t len;
-            char *text = tok_decode_ex(t, out, L, 0, &len);
+            size_t len;  // what the completion adds to its prompt
+            char *text = tok_decode_next(t, ps.ids[p][ps.len[p] - 1], out, L, 0, &len);
             size_t cut = stop_text_at(&stops, text, len);
             if (cut < len) ended = 1;
             len = cut;
@@ -531,7 +529,7 @@ static char *chat_reply(rlhf_model *m, const rlhf_tokenizer *t, const int *ids, 
         }
         out[n_out++] = id;
         free(text);
-        text = tok_decode_ex(t, out, n_out, 0, &len);
+        text = tok_decode_next(t, ids[n - 1], out, n_out, 0, &len);  // continues the prompt
         if (!started && len >= prefix) {
             started = 1;
             printed = start = memcmp(text, st->reply_prefix, prefix) ? 0 : prefix;
@@ -591,7 +589,7 @@ static void history_remove(history *h, int from, int k) {
 static int chat_prompt(history *h, const char *tmpl, const rlhf_tokenizer *t, int add_bos,
                        int max_seq_len, int max_new, int **ids, int *n, int *budget,
                        rlhf_err *err) {
-    int bos = tok_bos(t), from = h->n_keep; // candidates: kept messages ++ m[from..n)
+    int from = h->n_keep; // candidates: kept messages ++ m[from..n)
     chat_message *view = xmalloc((size_t)h->n * sizeof *view);
     for (;;) {
         int nv = 0;
@@ -607,12 +605,7 @@ static int chat_prompt(history *h, const char *tmpl, const rlhf_tokenizer *t, in
             return -1;
         }
         chat_text_free(&ct);
-        if (add_bos && bos >= 0 && !(*n > 0 && (*ids)[0] == bos)) {
-            *ids = xrealloc(*ids, (size_t)(*n + 1) * sizeof(int));
-            memmove(*ids + 1, *ids, (size_t)*n * sizeof(int));
-            (*ids)[0] = bos;
-            (*n)++;
-        }
+        if (add_bos) tok_prepend_bos(t, ids, n);
         int older = h->n - 1 - from; // droppable messages before the user's last one
         if (*n + max_new <= max_seq_len || (older <= 0 && *n < max_seq_len)) {
             *budget = max_seq_len - *n < max_new ? max_seq_len - *n : max_new;
@@ -637,7 +630,7 @@ static int chat_prompt(history *h, const char *tmpl, const rlhf_tokenizer *t, in
 
 int cmd_chat(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *chat_template = NULL, *system_msg = NULL;
-    int max_new = 256, top_k = 0, add_bos = 0;
+    int max_new = 256, top_k = 0, add_bos = -1;
     float temperature = 0.7f, top_p = 0.9f;
     uint64_t seed = 1;
     flag_def defs[] = {
@@ -650,7 +643,7 @@ int cmd_chat(int argc, char **argv) {
         {"top_k", FLAG_INT, &top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
         {"top_p", FLAG_FLOAT, &top_p, "sample from the smallest set with this much mass (1: all)", 0, 1},
         {"seed", FLAG_U64, &seed, "sampling seed (and a size name's init)"},
-        {"add_bos", FLAG_BOOL, &add_bos, "prepend the tokenizer's BOS to each prompt"},
+        {"add_bos", FLAG_AUTO, &add_bos, "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for llama2.c/sentencepiece, an HF tokenizer_config.json's add_bos_token, no for GPT-2 and byte)"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "chat",
@@ -724,8 +717,8 @@ int cmd_chat(int argc, char **argv) {
         if (got == 0) continue;
         history_push(&h, CHAT_USER, line);
         int *ids, n, budget = 0;
-        int dropped = chat_prompt(&h, chat_template, t, add_bos, maxT, max_new, &ids, &n, &budget,
-                                  &err);
+        int dropped = chat_prompt(&h, chat_template, t, tok_resolve_add_bos(t, add_bos), maxT,
+                                  max_new, &ids, &n, &budget, &err);
         if (dropped < 0) {
             fprintf(stderr, "rlhf chat: %s\n", err.msg);
             history_remove(&h, h.n - 1, 1);

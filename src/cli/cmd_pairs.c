@@ -21,7 +21,7 @@ int cmd_pairs(int argc, char **argv) {
     const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL,
                *judge = NULL;
     float timeout = 30.0f;
-    int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1, add_bos = 0;
+    int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1, add_bos = -1;
     float temperature = 1.0f;
     uint64_t seed = 1;
     flag_def defs[] = {
@@ -30,7 +30,7 @@ int cmd_pairs(int argc, char **argv) {
         {"task", FLAG_STR, &task, "built-in task whose verifier judges the samples"},
         {"reward_command", FLAG_STR, &judge, "judge with this program instead of --task (JSON lines in, one number per line out; > 0.5 = good)"},
         {"reward_timeout", FLAG_FLOAT, &timeout, "seconds the judge may take per answer", 0.1, 1e6},
-        {"add_bos", FLAG_BOOL, &add_bos, "prepend the tokenizer's BOS to each prompt"},
+        {"add_bos", FLAG_AUTO, &add_bos, "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for llama2.c/sentencepiece, no for GPT-2 and byte)"},
         {"out", FLAG_STR, &out, "where to write prompt/chosen/rejected JSONL"},
         {"num_samples", FLAG_INT, &n, "samples per prompt", 2, 1024},
         {"temperature", FLAG_FLOAT, &temperature, "sampling temperature", 0.01, 100},

@@ -126,6 +126,7 @@ int cmd_score(int argc, char **argv) {
     ds_tok_opts to;
     ds_tok_opts_default(&to);
     to.chat_template = chat;
+    to.add_bos = tok_default_add_bos(rm.tok);  // as rlhf rm tokenized it
     int maxT = rm.models[0]->cfg.max_seq_len;
     to.max_length = max_length > 0 && max_length < maxT ? max_length : maxT;
     if (ds_tokenize(ds, rm.tok, &to, NULL, &err)) goto fail;

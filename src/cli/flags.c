@@ -25,6 +25,15 @@ static int set_value(const flag_def *d, const char *v, const char *where, rlhf_e
     case FLAG_STR:
         *(const char **)d->ptr = v;
         return 0;
+    case FLAG_AUTO:
+        if (!strcmp(v, "auto")) {
+            *(int *)d->ptr = -1;
+            return 0;
+        }
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *(int *)d->ptr = 1;
+        else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *(int *)d->ptr = 0;
+        else return rlhf_fail(err, "%s--%s must be true, false or auto (got \"%s\")", where, d->name, v);
+        return 0;
     case FLAG_BOOL:
         if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *(int *)d->ptr = 1;
         else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *(int *)d->ptr = 0;
@@ -154,6 +163,11 @@ static void print_help(const flag_def *defs, const char *cmd, const char *about)
         }
         case FLAG_INT: snprintf(def, sizeof def, "%d", *(int *)d->ptr); break;
         case FLAG_BOOL: snprintf(def, sizeof def, "%s", *(int *)d->ptr ? "true" : "false"); break;
+        case FLAG_AUTO: {
+            int x = *(int *)d->ptr;
+            snprintf(def, sizeof def, "%s", x < 0 ? "auto" : x ? "true" : "false");
+            break;
+        }
         case FLAG_U64: snprintf(def, sizeof def, "%llu", (unsigned long long)*(uint64_t *)d->ptr); break;
         case FLAG_FLOAT: snprintf(def, sizeof def, "%g", *(float *)d->ptr); break;
         case FLAG_DOUBLE: snprintf(def, sizeof def, "%g", *(double *)d->ptr); break;
@@ -196,7 +210,7 @@ int flags_parse(int argc, char **argv, const flag_def *defs, const char *cmd, co
             return rlhf_fail(err, "unknown flag --%.*s (see rlhf %s --help)", (int)len, name, cmd);
         const char *v;
         if (eq) v = eq + 1;
-        else if (d->type == FLAG_BOOL &&
+        else if ((d->type == FLAG_BOOL || d->type == FLAG_AUTO) &&
                  (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
             v = "true";
         else if (i + 1 < argc) v = argv[++i];
@@ -218,6 +232,10 @@ char *flags_to_json(const flag_def *defs) {
         }
         case FLAG_INT: cJSON_AddNumberToObject(o, d->name, *(int *)d->ptr); break;
         case FLAG_BOOL: cJSON_AddBoolToObject(o, d->name, *(int *)d->ptr); break;
+        case FLAG_AUTO:
+            if (*(int *)d->ptr < 0) cJSON_AddStringToObject(o, d->name, "auto");
+            else cJSON_AddBoolToObject(o, d->name, *(int *)d->ptr);
+            break;
         case FLAG_U64: cJSON_AddNumberToObject(o, d->name, (double)*(uint64_t *)d->ptr); break;
         case FLAG_DOUBLE: cJSON_AddNumberToObject(o, d->name, *(double *)d->ptr); break;
         case FLAG_FLOAT: {

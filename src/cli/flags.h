@@ -8,12 +8,14 @@
 
 #include "base/base.h"
 
-typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_U64, FLAG_DOUBLE } flag_type;
+// FLAG_AUTO: a boolean that may also be left to a default decided later (an
+// int: 1 true, 0 false, -1 "auto"; the values true/false/auto, bare --name = true).
+typedef enum { FLAG_STR, FLAG_INT, FLAG_FLOAT, FLAG_BOOL, FLAG_U64, FLAG_DOUBLE, FLAG_AUTO } flag_type;
 
 typedef struct {
     const char *name;
     flag_type type;
-    void *ptr;         // const char **, int *, float *, int *, uint64_t *, double *
+    void *ptr;         // const char **, int *, float *, int *, uint64_t *, double *, int *
     const char *help;
     double lo, hi;     // accepted range for numbers (both 0: any)
     const char *alias; // another accepted name (e.g. "batch_size")

@@ -15,6 +15,7 @@ int train_flag_defs(flag_def *out, train_config *c) {
         {"max_length", FLAG_INT, &c->max_length, "longest sequence (prompt + completion) in tokens (0: the model's max_seq_len)", 0, 1 << 20},
         {"max_prompt_length", FLAG_INT, &c->max_prompt_length, "longest prompt in tokens (0: no limit)", 0, 1 << 20},
         {"truncation_mode", FLAG_STR, &c->truncation_mode, "keep_end or keep_start: which part of a long prompt survives"},
+        {"add_bos", FLAG_AUTO, &c->add_bos, "BOS before each prompt/text: true, false or auto (the tokenizer's convention: llama2.c/sentencepiece yes, GPT-2 no)"},
         {"packing", FLAG_BOOL, &c->packing, "pack several examples into each max_length row"},
         {"skip_bad_lines", FLAG_BOOL, &c->skip_bad_lines, "skip (and count) malformed lines instead of stopping"},
         {"learning_rate", FLAG_FLOAT, &c->learning_rate, "peak learning rate", 0, 10},

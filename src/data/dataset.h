@@ -186,7 +186,10 @@ typedef struct {
 void ds_tok_opts_default(ds_tok_opts *o);
 
 // Fills ds->tok (replacing an earlier tokenization). Per example:
-//  1. Encode. Standard strings: prompt and completion(s) encoded separately.
+//  1. Encode. Standard strings: prompt and completion(s) encoded separately,
+//     completions as continuations (tok_encode_next: no llama2.c dummy " "
+//     before a completion, so its ids are those a model generates after the
+//     prompt and decode back to its text).
 //     Conversational: the template renders prompt ++ completion messages; the
 //     prompt is everything up to and including the role header of the first
 //     completion message (i.e. the prompt with its generation prompt); each

@@ -38,6 +38,14 @@ static int encode(tok_ctx *c, const char *s, int **ids, int *n) {
     return 0;
 }
 
+// a completion: the text that continues its prompt (tok_encode_next)
+static int encode_next(tok_ctx *c, const char *s, int **ids, int *n) {
+    rlhf_err e;
+    if (tok_encode_next(c->t, s, strlen(s), ids, n, c->o->parse_special, &e))
+        return bad(c, "cannot tokenize: %s", e.msg);
+    return 0;
+}
+
 static int render(tok_ctx *c, const chat_message *m, int n, int gen, chat_text *out) {
     rlhf_err e;
     if (chat_render(c->o->chat_template, m, n, gen, out, &e)) return bad(c, "%s", e.msg);
@@ -124,15 +132,15 @@ static int encode_example(tok_ctx *c, ds_format fmt, const ds_example *ex, ds_to
     case DS_UNPAIRED:
         if (!ex->conversational) {
             if (encode(c, ex->prompt.text, &k->prompt, &k->n_prompt)) return -1;
-            return encode(c, ex->completion.text, &k->completion[0], &k->n_completion[0]);
+            return encode_next(c, ex->completion.text, &k->completion[0], &k->n_completion[0]);
         }
         return render_pair(c, &ex->prompt, &ex->completion, &k->prompt, &k->n_prompt,
                            &k->completion[0], &k->n_completion[0]);
     case DS_PREFERENCE: {
         if (!ex->conversational) {
             if (encode(c, ex->prompt.text, &k->prompt, &k->n_prompt)) return -1;
-            if (encode(c, ex->chosen.text, &k->completion[0], &k->n_completion[0])) return -1;
-            return encode(c, ex->rejected.text, &k->completion[1], &k->n_completion[1]);
+            if (encode_next(c, ex->chosen.text, &k->completion[0], &k->n_completion[0])) return -1;
+            return encode_next(c, ex->rejected.text, &k->completion[1], &k->n_completion[1]);
         }
         if (render_pair(c, &ex->prompt, &ex->chosen, &k->prompt, &k->n_prompt, &k->completion[0],
                         &k->n_completion[0]))

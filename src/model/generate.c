@@ -192,7 +192,9 @@ int generate(rlhf_model *m, const int *const *prompts, const int *prompt_len, in
             out->logp[(size_t)b * n_new + step] = lp;
             out->length[b]++;
             next[b] = t;
-            if (t == o->eos_id) {
+            int stop = t == o->eos_id;
+            for (int k = 0; k < o->n_stop_ids && k < 2; k++) stop |= t == o->stop_ids[k];
+            if (stop) {
                 out->ended_eos[b] = 1;
                 live[b] = 0;
             } else {

@@ -105,11 +105,12 @@ int reward_model_score_texts(reward_model *rm, const char *const *prompts,
             int *a = NULL, *c = NULL, na = 0, nc = 0;
             const char *p = prompts[s + j], *q = completions[s + j];
             if (tok_encode(rm->tok, p, strlen(p), &a, &na, 1, err) ||
-                tok_encode(rm->tok, q, strlen(q), &c, &nc, 1, err)) {
+                tok_encode_next(rm->tok, q, strlen(q), &c, &nc, 1, err)) {
                 free(a);
                 rc = -1;
                 break;
             }
+            if (tok_default_add_bos(rm->tok)) tok_prepend_bos(rm->tok, &a, &na); // as rlhf rm trained it
             int L = na + nc + (eos >= 0 ? 1 : 0);
             ids[j] = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
             memcpy(ids[j], a, (size_t)na * sizeof(int));

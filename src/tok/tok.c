@@ -16,6 +16,7 @@ rlhf_tokenizer *tok_new(const char *kind, int vocab_size) {
     t->kind = kind;
     t->vocab_size = vocab_size;
     t->bos = t->eos = t->pad = -1;
+    t->add_bos_default = strcmp(kind, "llama2c") == 0; // sentencepiece's convention
     t->special_flag = (uint8_t *)xcalloc((size_t)vocab_size + 1, 1);
     return t;
 }
@@ -145,8 +146,10 @@ rlhf_tokenizer *tok_byte_create(void) {
 }
 
 // ------------------------------------------------------------- encoding --
-int tok_encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids, int *n,
-               int allow_special, rlhf_err *err) {
+// continuation: the text continues a sequence, so its first stretch (before any
+// special token) gets no llama2c dummy prefix (tok_encode_next)
+static int encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids, int *n,
+                  int allow_special, int continuation, rlhf_err *err) {
     *ids = NULL;
     *n = 0;
     if (!text && len) return rlhf_fail(err, "tok_encode: text is NULL");
@@ -156,6 +159,7 @@ int tok_encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids,
     const unsigned char *s = (const unsigned char *)text;
     tok_ids out = {0};
     tok_merge_work w = {0};
+    w.no_dummy = continuation;
     size_t seg = 0; // start of the text not yet encoded
     int rc = 0;
     int any_special = 0;
@@ -176,6 +180,7 @@ int tok_encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids,
                 continue;
             }
             if (pos > seg) rc = t->encode_text(t, s + seg, pos - seg, &out, &w, err);
+            w.no_dummy = 0; // after a special token text starts afresh
             tok_ids_push(&out, hit->id);
             pos += (size_t)hit->len;
             seg = pos;
@@ -192,11 +197,24 @@ int tok_encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids,
     return 0;
 }
 
+int tok_encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids, int *n,
+               int allow_special, rlhf_err *err) {
+    return encode(t, text, len, ids, n, allow_special, 0, err);
+}
+
+int tok_encode_next(const rlhf_tokenizer *t, const char *text, size_t len, int **ids, int *n,
+                    int allow_special, rlhf_err *err) {
+    return encode(t, text, len, ids, n, allow_special, 1, err);
+}
+
 // ------------------------------------------------------------- decoding --
-char *tok_decode_ex(const rlhf_tokenizer *t, const int *ids, int n, int skip_special, size_t *len) {
+char *tok_decode_next(const rlhf_tokenizer *t, int prev, const int *ids, int n, int skip_special,
+                      size_t *len) {
     size_t cap = 64 + (size_t)(n > 0 ? n : 0) * 8, o = 0;
     char *buf = (char *)xmalloc(cap);
-    int at_start = 1; // at the start of the sequence or just after a special token
+    // at the start of the sequence or just after a special token: the state
+    // decoding the sequence up to prev would have left
+    int at_start = prev < 0 || prev >= t->vocab_size || t->special_flag[prev];
     for (int i = 0; i < n; i++) {
         int id = ids[i];
         if (id < 0 || id >= t->vocab_size) continue;
@@ -221,8 +239,34 @@ char *tok_decode_ex(const rlhf_tokenizer *t, const int *ids, int n, int skip_spe
     return buf;
 }
 
+char *tok_decode_ex(const rlhf_tokenizer *t, const int *ids, int n, int skip_special, size_t *len) {
+    return tok_decode_next(t, -1, ids, n, skip_special, len);
+}
+
 char *tok_decode(const rlhf_tokenizer *t, const int *ids, int n) {
     return tok_decode_ex(t, ids, n, 0, NULL);
+}
+
+// ------------------------------------------------------------------ BOS --
+int tok_default_add_bos(const rlhf_tokenizer *t) {
+    return t->bos >= 0 && t->add_bos_default > 0;
+}
+
+int tok_resolve_add_bos(const rlhf_tokenizer *t, int flag) {
+    if (flag < 0) return tok_default_add_bos(t);
+    return flag != 0 && t->bos >= 0;
+}
+
+void tok_prepend_bos(const rlhf_tokenizer *t, int **ids, int *n) {
+    if (t->bos < 0 || (*n > 0 && (*ids)[0] == t->bos)) return;
+    *ids = (int *)xrealloc(*ids, (size_t)(*n + 1) * sizeof(int));
+    memmove(*ids + 1, *ids, (size_t)*n * sizeof(int));
+    (*ids)[0] = t->bos;
+    (*n)++;
+}
+
+int tok_stop_id(const rlhf_tokenizer *t) {
+    return strcmp(t->kind, "llama2c") == 0 && t->bos >= 0 && t->bos != t->eos ? t->bos : -1;
 }
 
 // ------------------------------------------------------------- questions --

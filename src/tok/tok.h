@@ -21,7 +21,9 @@
 // in the text (leftmost, then longest) to its id and encodes the text between
 // them separately; without it they are ordinary text. (HF added tokens that are
 // not marked special are always matched, as HF does.) tok_encode never adds
-// BOS/EOS by itself; callers add tok_bos()/tok_eos() where they want them.
+// BOS/EOS by itself; callers add tok_bos()/tok_eos() where they want them
+// (prompts get BOS by tok_resolve_add_bos: the tokenizer's convention unless a
+// flag says otherwise).
 // Decoding a special id gives its string (or nothing with skip_special).
 //
 // Round trips. decode(encode(x)) == x, byte for byte, for every byte string x
@@ -34,6 +36,8 @@
 // each stretch of text. The ambiguity is in sequences made by concatenation:
 // decode(encode(a) ++ encode(b)) == a + " " + b, and a sequence whose first
 // token is " x" decodes to "x" (as llama2.c and sentencepiece do after BOS).
+// A continuation (a completion after its prompt) is decoded with
+// tok_decode_next, which knows what came before it.
 //
 // Thread safety: a loaded tokenizer is read-only; tok_encode and tok_decode may
 // run concurrently on one tokenizer.
@@ -83,6 +87,17 @@ void tok_free(rlhf_tokenizer *t);
 // Returns 0, or -1 with err (a byte the vocabulary cannot express, len too large).
 int tok_encode(const rlhf_tokenizer *t, const char *text, size_t len, int **ids, int *n,
                int allow_special, rlhf_err *err);
+// Encodes text that continues a sequence (a completion after its prompt), the
+// inverse of tok_decode_next after an ordinary token: as tok_encode, except that
+// "llama2c" adds no dummy " " before the text (it does after each special token
+// in it, as decode drops it there). So " was very" gives the ids a model
+// generates after "The dragon" ([" was", " very"], not [" ", " was", " very"]),
+// ", there" gives [",", " there"], and tok_decode_next(ordinary prev, ids) gives
+// the text back, byte for byte, for any text (vocabularies with the 256 byte
+// tokens). (Where a prompt/completion split cuts a word, "Once up" + "on", the
+// completion's ids need not be those of the whole text: BPE merges stop at the cut.)
+int tok_encode_next(const rlhf_tokenizer *t, const char *text, size_t len, int **ids, int *n,
+                    int allow_special, rlhf_err *err);
 // Decodes ids into a malloc'd NUL-terminated string. Ids outside the vocabulary
 // are skipped. The bytes are whatever the tokens hold: a cut in the middle of a
 // UTF-8 character stays cut.
@@ -90,6 +105,16 @@ char *tok_decode(const rlhf_tokenizer *t, const int *ids, int n);
 // The same, dropping special tokens when skip_special, and giving the byte
 // length in *len (when len is not NULL; the text may hold NUL bytes).
 char *tok_decode_ex(const rlhf_tokenizer *t, const int *ids, int n, int skip_special, size_t *len);
+// Decodes a continuation: the text that ids[0..n) add to a sequence whose last
+// token is `prev` (-1, or an id outside the vocabulary: they start the sequence).
+// For every sequence a (last id prev) and continuation b, with either
+// skip_special: decode(a ++ b) == decode(a) + tok_decode_next(prev, b), byte for
+// byte. A completion's text is this with prev = the prompt's last token: for
+// "llama2c" a completion's leading space is kept after a prompt that ends in an
+// ordinary token (" was" after "The dragon") and dropped after BOS, as llama2.c
+// prints it. (For "byte" and "bpe" prev changes nothing: decoding concatenates.)
+char *tok_decode_next(const rlhf_tokenizer *t, int prev, const int *ids, int n, int skip_special,
+                      size_t *len);
 
 int tok_vocab_size(const rlhf_tokenizer *t); // ids are 0 .. vocab_size-1
 int tok_bos(const rlhf_tokenizer *t);        // -1 if none
@@ -103,6 +128,23 @@ const char *tok_kind(const rlhf_tokenizer *t);
 // The bytes token `id` decodes to (specials: their string), NUL-terminated, with
 // the length in *len when len is not NULL; NULL for an id outside the vocabulary.
 const char *tok_piece(const rlhf_tokenizer *t, int id, size_t *len);
+
+// BOS conventions. Whether a prompt starts with BOS by the tokenizer's own
+// convention: "llama2c" yes (llama2.c, sentencepiece and llama.cpp prepend it);
+// an HF tokenizer.json as its tokenizer_config.json's "add_bos_token" says, or
+// without that key, yes where its post_processor template starts with BOS; GPT-2
+// files and "byte" no. 0 where the tokenizer has no BOS.
+int tok_default_add_bos(const rlhf_tokenizer *t);
+// A command's --add_bos: flag < 0 (not given) -> tok_default_add_bos(t); else
+// flag != 0 (0 where the tokenizer has no BOS). Every command resolves it here.
+int tok_resolve_add_bos(const rlhf_tokenizer *t, int flag);
+// Prepends BOS to the malloc'd ids[0..*n) (realloc'd) unless they start with it;
+// nothing where the tokenizer has no BOS.
+void tok_prepend_bos(const rlhf_tokenizer *t, int **ids, int *n);
+// An id other than EOS at which generation ends, or -1: the BOS of "llama2c"
+// vocabularies, which delimits texts in llama2.c's data (run.c stops when the
+// next token is BOS, rather than printing <s> and going on).
+int tok_stop_id(const rlhf_tokenizer *t);
 
 // ---------------------------------------------------------------- internal --
 // Shared by src/tok/*.c; not part of the API.
@@ -180,6 +222,7 @@ typedef struct {
     int *next, *prev;
     tok_merge_cand *heap;
     int cap; // symbols the arrays hold (the heap holds 3 * cap)
+    int no_dummy; // llama2c: this stretch continues a text, no dummy " " (tok_encode_next)
 } tok_merge_work;
 void tok_merge_work_free(tok_merge_work *w);
 // Merges ids[0..n) in place: repeatedly the adjacent pair with the lowest rank
@@ -204,6 +247,7 @@ struct rlhf_tokenizer {
     tok_special *special;    // sorted by first byte, then longest first
     int special_start[257];  // specials whose string starts with byte c: [start[c], start[c+1])
     int strip_leading_space; // llama2c: decode drops the dummy-prefix space
+    int add_bos_default;     // tok_default_add_bos (loaders may set it; tok_new: llama2c)
     // the kind's encoder for text free of specials, and its state
     int (*encode_text)(const rlhf_tokenizer *t, const unsigned char *s, size_t n, tok_ids *out,
                        tok_merge_work *w, rlhf_err *err);

@@ -467,13 +467,37 @@ static int first_special(const rlhf_tokenizer *t, const char *const *names) {
     return -1;
 }
 
-static void set_bos_eos_pad(rlhf_tokenizer *t, const bpe_impl *b, const char *path) {
+// the special token a TemplateProcessing post_processor (alone or in a
+// Sequence) puts first in a single sequence: "<s>" for [<s>, $A], else NULL
+static const char *template_first_special(const cJSON *pp) {
+    const char *type = json_str(pp, "type");
+    if (type && strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(pp, "processors");
+        for (const cJSON *q = cJSON_IsArray(list) ? list->child : NULL; q; q = q->next) {
+            const char *s = template_first_special(q);
+            if (s) return s;
+        }
+        return NULL;
+    }
+    if (!type || strcmp(type, "TemplateProcessing") != 0) return NULL;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const cJSON *first = cJSON_IsArray(single) ? single->child : NULL;
+    return json_str(cJSON_GetObjectItemCaseSensitive(first, "SpecialToken"), "id");
+}
+
+static void set_bos_eos_pad(rlhf_tokenizer *t, const bpe_impl *b, const char *path,
+                            const cJSON *root) {
     static const char *bos[] = {"<|endoftext|>", "<s>", "<|begin_of_text|>", "<bos>", NULL};
     static const char *eos[] = {"<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", NULL};
     static const char *pad[] = {"<pad>", "<|pad|>", "[PAD]", "<|padding|>", NULL};
     t->bos = first_special(t, bos);
     t->eos = first_special(t, eos);
     t->pad = first_special(t, pad);
+    // prompts start with BOS where the post_processor adds it, unless
+    // tokenizer_config.json's add_bos_token says otherwise
+    const char *pp_first =
+        template_first_special(cJSON_GetObjectItemCaseSensitive(root, "post_processor"));
+    t->add_bos_default = pp_first && t->bos >= 0 && tok_find_special(t, pp_first) == t->bos;
     char cfg_path[4200];
     const char *slash = strrchr(path, '/');
     if (slash)
@@ -489,6 +513,8 @@ static void set_bos_eos_pad(rlhf_tokenizer *t, const bpe_impl *b, const char *pa
     t->bos = config_token(t, b, cfg, "bos_token", t->bos);
     t->eos = config_token(t, b, cfg, "eos_token", t->eos);
     t->pad = config_token(t, b, cfg, "pad_token", t->pad);
+    if (pp_first) t->add_bos_default = t->bos >= 0 && tok_find_special(t, pp_first) == t->bos;
+    t->add_bos_default = json_true(cfg, "add_bos_token", t->add_bos_default);
     cJSON_Delete(cfg);
 }
 
@@ -571,7 +597,7 @@ static int load_hf(bpe_loader *L, const cJSON *root, const char *path, rlhf_err 
         tok_add_special(L->t, s, (int)strlen(s), id, !json_true(a, "special", 1));
     }
     tok_finish(L->t);
-    set_bos_eos_pad(L->t, L->b, path);
+    set_bos_eos_pad(L->t, L->b, path, root);
     return 0;
 }
 

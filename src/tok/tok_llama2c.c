@@ -47,10 +47,12 @@ static int llama2c_encode_text(const rlhf_tokenizer *t, const unsigned char *s, 
     const llama2c_impl *m = (const llama2c_impl *)t->impl;
     if (n == 0) return 0;
     int start = out->n;
-    if (m->space_id >= 0)
-        tok_ids_push(out, m->space_id);
-    else if (push_bytes(m, (const unsigned char *)" ", 1, out, err))
-        return -1;
+    if (!w->no_dummy) { // (a continuation, tok_encode_next, has none)
+        if (m->space_id >= 0)
+            tok_ids_push(out, m->space_id);
+        else if (push_bytes(m, (const unsigned char *)" ", 1, out, err))
+            return -1;
+    }
     // a "character" is a non-continuation byte and up to 3 continuation bytes
     // after it, exactly as llama2.c groups them (valid UTF-8 or not)
     for (size_t i = 0; i < n;) {

@@ -13,6 +13,7 @@
 #include "base/progress.h"
 #include "nn/nn.h"
 #include "reward/sources.h"
+#include "train/complete.h"
 #include "train/rollout.h"
 #include "train/run.h"
 
@@ -97,6 +98,7 @@ static int bon_open(bon_ctx *x, const char *model_path, rlhf_err *err) {
     x->gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens, .temperature = c->temperature,
                              .top_k = c->top_k, .top_p = c->top_p, .eos_id = tok_eos(x->tok),
                              .pad_id = tok_pad(x->tok) >= 0 ? tok_pad(x->tok) : 0};
+    complete_stop_ids(&x->gen, x->tok); // and llama2.c's BOS
     return 0;
 }
 

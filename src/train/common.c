@@ -13,6 +13,7 @@ void train_default_config(train_config *c) {
     c->output_dir = "runs/train";
     c->max_length = 0;  // the model's max_seq_len
     c->truncation_mode = "keep_end";
+    c->add_bos = -1;  // the tokenizer's convention
     c->learning_rate = 2e-5f;
     c->max_grad_norm = 1.0f;
     c->lr_scheduler_type = "linear";
@@ -98,6 +99,7 @@ int train_load_data(const train_config *c, const rlhf_tokenizer *tok, int max_le
     to.max_prompt_length = c->max_prompt_length;
     to.truncation = !strcmp(c->truncation_mode, "keep_start") ? DS_KEEP_START : DS_KEEP_END;
     to.skip_bad_lines = c->skip_bad_lines;
+    to.add_bos = tok_resolve_add_bos(tok, c->add_bos);
     if (ds_tokenize(*train, tok, &to, NULL, err)) goto fail;
     if (*eval && ds_tokenize(*eval, tok, &to, NULL, err)) goto fail;
     return 0;

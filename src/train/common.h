@@ -18,6 +18,8 @@ typedef struct {
     const char *chat_template; // for messages / conversational data
     int max_length, max_prompt_length;
     const char *truncation_mode; // keep_end | keep_start
+    int add_bos;               // BOS before each prompt / text: 1, 0, or -1 the tokenizer's
+                               // convention (tok_resolve_add_bos)
     int packing, skip_bad_lines;
     float learning_rate, warmup_ratio, weight_decay, max_grad_norm;
     const char *lr_scheduler_type; // constant | linear | cosine

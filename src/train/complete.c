@@ -10,13 +10,21 @@ void complete_default_opts(complete_opts *o) {
     o->gen = (rlhf_gen_opts){.max_new_tokens = 64, .temperature = 0.0f, .top_k = 0, .top_p = 1.0f,
                              .eos_id = -1, .pad_id = -1};
     o->parse_special = 1;
+    o->add_bos = -1;
+}
+
+void complete_stop_ids(rlhf_gen_opts *g, const rlhf_tokenizer *t) {
+    if (g->eos_id < 0) g->eos_id = tok_eos(t);
+    int stop = tok_stop_id(t);
+    if (stop >= 0 && stop != g->eos_id && g->n_stop_ids < 2) g->stop_ids[g->n_stop_ids++] = stop;
 }
 
 int complete_texts(rlhf_model *m, const rlhf_tokenizer *t, const char *const *prompts, int n,
                    const complete_opts *o, rlhf_rng *rng, char **out, uint8_t *ended_eos,
                    rlhf_err *err) {
     rlhf_gen_opts g = o->gen;
-    if (g.eos_id < 0) g.eos_id = tok_eos(t);
+    complete_stop_ids(&g, t);
+    int add_bos = tok_resolve_add_bos(t, o->add_bos);
     if (g.pad_id < 0) g.pad_id = tok_pad(t) >= 0 ? tok_pad(t) : 0;
     int bs = o->batch_size > 0 ? o->batch_size : 32;
     int **ids = xcalloc(bs, sizeof(int *));
@@ -31,13 +39,7 @@ int complete_texts(rlhf_model *m, const rlhf_tokenizer *t, const char *const *pr
                 rc = rlhf_fail_ctx(err, "prompt %d", s + j);
                 break;
             }
-            int bos = o->add_bos ? tok_bos(t) : -1;
-            if (bos >= 0 && !(np > 0 && p[0] == bos)) {
-                p = xrealloc(p, (size_t)(np + 1) * sizeof(int));
-                memmove(p + 1, p, (size_t)np * sizeof(int));
-                p[0] = bos;
-                np++;
-            }
+            if (add_bos) tok_prepend_bos(t, &p, &np);
             ids[j] = p;
             lens[j] = np;
         }
@@ -46,7 +48,8 @@ int complete_texts(rlhf_model *m, const rlhf_tokenizer *t, const char *const *pr
             for (int j = 0; j < nb; j++) {
                 int L = go.length[j];
                 if (go.ended_eos[j]) L--;  // the EOS is not part of the text
-                out[s + j] = tok_decode(t, go.tokens + (size_t)j * go.n_new, L);
+                int prev = lens[j] > 0 ? ids[j][lens[j] - 1] : -1;
+                out[s + j] = tok_decode_next(t, prev, go.tokens + (size_t)j * go.n_new, L, 0, NULL);
                 if (ended_eos) ended_eos[s + j] = go.ended_eos[j];
             }
             gen_out_free(&go);

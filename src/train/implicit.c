@@ -38,6 +38,7 @@ int implicit_reward_score(const implicit_opts *o, rlhf_err *err) {
     ds_tok_opts to;
     ds_tok_opts_default(&to);
     to.chat_template = o->chat_template;
+    to.add_bos = tok_default_add_bos(tok);  // as the trainers tokenized it
     int maxT = pol->cfg.max_seq_len;
     to.max_length = o->max_length > 0 && o->max_length < maxT ? o->max_length : maxT;
     if (ds_tokenize(ds, tok, &to, NULL, err)) goto done;

@@ -14,6 +14,7 @@
 #include "base/progress.h"
 #include "io/file.h"
 #include "reward/sources.h"
+#include "train/complete.h"
 #include "train/rollout.h"
 #include "train/run.h"
 
@@ -160,8 +161,10 @@ static int score_batch(online_ctx *x, rollout_batch *rb, const int *prompt_ids, 
         int h = x->rollin ? x->rollin[rb->prompt_index[r]] : 0;
         if (h == 0) continue;
         free(rb->text[r]);
-        rb->text[r] = tok_decode(x->tok, rb->tokens + (size_t)r * rb->T + rb->P - h,
-                                 h + rb->length[r] - (rb->ended_eos[r] ? 1 : 0));
+        const int *row = rb->tokens + (size_t)r * rb->T;  // continues the original prompt
+        rb->text[r] = tok_decode_next(x->tok, rb->P - h > 0 ? row[rb->P - h - 1] : -1,
+                                      row + rb->P - h, h + rb->length[r] - (rb->ended_eos[r] ? 1 : 0),
+                                      0, NULL);
     }
     const char **ps = xmalloc((size_t)rb->B * sizeof(char *));
     for (int r = 0; r < rb->B; r++) ps[r] = x->prompt_text[prompt_ids[rb->prompt_index[r]]];
@@ -584,6 +587,7 @@ int online_train(const online_config *c, rlhf_err *err) {
     x.gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens, .temperature = c->temperature,
                             .top_k = c->top_k, .top_p = c->top_p, .eos_id = eos,
                             .pad_id = tok_pad(x.tok) >= 0 ? tok_pad(x.tok) : 0};
+    complete_stop_ids(&x.gen, x.tok); // and llama2.c's BOS
 
     int bs = tc->batch_size, n = x.n, B = bs * n;
     int total = tc->max_steps > 0 ? tc->max_steps

@@ -96,8 +96,9 @@ void rollout_decode(rollout_batch *rb, const rlhf_tokenizer *tok) {
     if (!rb->text) rb->text = xcalloc(rb->B, sizeof(char *));
     for (int r = 0; r < rb->B; r++) {
         int L = rb->length[r] - (rb->ended_eos[r] ? 1 : 0);
-        free(rb->text[r]);
-        rb->text[r] = tok_decode(tok, rb->tokens + (size_t)r * rb->T + rb->P, L);
+        const int *row = rb->tokens + (size_t)r * rb->T;
+        free(rb->text[r]);  // what the completion adds to its prompt (left-padded: ends at P)
+        rb->text[r] = tok_decode_next(tok, rb->P > 0 ? row[rb->P - 1] : -1, row + rb->P, L, 0, NULL);
     }
 }
 

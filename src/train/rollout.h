@@ -55,7 +55,8 @@ typedef struct {
 int rollout_generate(rlhf_model *m, const int *const *prompts, const int *prompt_len,
                      int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
                      rlhf_err *err);
-// Decodes every completion (the final EOS dropped; other special tokens kept).
+// Decodes every completion (the final EOS dropped; other special tokens kept)
+// as the continuation of its prompt (tok_decode_next).
 void rollout_decode(rollout_batch *rb, const rlhf_tokenizer *tok);
 void rollout_free(rollout_batch *rb);
 
