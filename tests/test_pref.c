@@ -453,6 +453,35 @@ static int test_register_toy(void) {
     return 0;
 }
 
+// The options table behind the dpo/online-dpo flags: every option a loss declares
+// has a flag, and the options of the losses online DPO takes leave out the rest.
+static int test_option_table(void) {
+    unsigned covered = 0;
+    const pref_option_def *od;
+    for (int i = 0; (od = pref_option_at(i)); i++) {
+        CHECKF(od->offset + (od->is_bool ? sizeof(int) : sizeof(double)) <= sizeof(pref_options),
+               "%s", od->name);
+        for (int j = 0; j < i; j++)
+            CHECKF(strcmp(pref_option_at(j)->name, od->name), "%s", od->name);
+        covered |= od->option;
+    }
+    pref_options o;
+    pref_options_default(&o);
+    const pref_option_def *beta = pref_option_at(0);
+    CHECK(strcmp(beta->name, "beta") == 0 && *(double *)((char *)&o + beta->offset) == o.beta);
+    const pref_loss_def *d;
+    for (int i = 0; (d = pref_loss_at(i)); i++)
+        CHECKF((d->options & ~covered) == 0, "%s reads an option without a flag", d->name);
+    unsigned online = pref_options_used(PREF_KIND_PAIRED, PREF_NEED_REFERENCE | PREF_NEED_MARGIN |
+                                                              PREF_NEED_CAL_SAMPLES);
+    CHECK((online & (PREF_OPT_BETA | PREF_OPT_VPO | PREF_OPT_REFERENCE_FREE)) ==
+          (PREF_OPT_BETA | PREF_OPT_VPO | PREF_OPT_REFERENCE_FREE));
+    CHECK(!(online & (PREF_OPT_INPO_TAU | PREF_OPT_SRPO_ALPHA | PREF_OPT_ALOL |
+                      PREF_OPT_DESIRABLE_WEIGHTS | PREF_OPT_LD_ALPHA)));
+    CHECK(pref_options_used(-1, ~0u) & PREF_OPT_LD_ALPHA);
+    return 0;
+}
+
 static int test_parse(void) {
     pref_loss_list l;
     rlhf_err err;
@@ -554,6 +583,7 @@ int main(void) {
     RUN(test_squared_losses_cap);
     RUN(test_registry);
     RUN(test_register_toy);
+    RUN(test_option_table);
     RUN(test_parse);
     RUN(test_errors);
     RUN(test_running);

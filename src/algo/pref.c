@@ -2,12 +2,15 @@
 // them to double arrays (sums from per-token log-probs, LD-DPO weighting, the
 // reference or 0, f-divergence scores, WPO weights), runs each loss of the list
 // over the pairs with its weight, maps the gradients back to the caller's
-// sequence or token arrays, and fills TRL's metrics. The losses themselves are
-// in pref_pair.c (the DPO family, with a reference) and pref_free.c
-// (reference-free, unpaired, and offline-RL losses).
+// sequence or token arrays, and fills TRL's metrics. The losses themselves, each
+// with its registration entry, are in pref_pair.c (the DPO family, with a
+// reference) and pref_free.c (reference-free, unpaired, and offline-RL losses);
+// this file joins their tables into the registry and declares the options.
 #include "algo/pref.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +124,56 @@ void pref_options_default(pref_options *o) {
     o->cpl_lambda = 0.5;
     o->alol_clip = 0.9;
     o->alol_sigmoid_reward = 1;
+}
+
+#define OPT(name, bit, is_bool, lo, hi, help)                                                      \
+    { #name, bit, is_bool, offsetof(pref_options, name), lo, hi, help }
+static const pref_option_def option_table[] = {
+    OPT(beta, PREF_OPT_BETA, 0, 0, 1e6,
+        "the loss's temperature (DPO beta, IPO tau, ORPO lambda, CPL alpha, INPO eta)"),
+    OPT(label_smoothing, PREF_OPT_LABEL_SMOOTHING, 0, 0, 0.5,
+        "cDPO / robust: assumed share of flipped labels (EXO: epsilon)"),
+    OPT(reference_free, PREF_OPT_REFERENCE_FREE, 1, 0, 0, "treat the reference log-probs as 0"),
+    OPT(f_alpha_divergence_coef, PREF_OPT_F_DIVERGENCE, 0, 0, 1e3, "alpha of alpha_divergence"),
+    OPT(ld_alpha, PREF_OPT_LD_ALPHA, 0, -1, 1,
+        "LD-DPO: weight of the verbose tail (negative: off)"),
+    OPT(use_weighting, PREF_OPT_WEIGHTING, 1, 0, 0, "WPO weighting of pairs"),
+    OPT(simpo_gamma, PREF_OPT_SIMPO_GAMMA, 0, -1e6, 1e6, "SimPO target margin gamma"),
+    OPT(cpo_alpha, PREF_OPT_CPO_ALPHA, 0, 0, 1e6, "weight of CPO's NLL term"),
+    OPT(desirable_weight, PREF_OPT_DESIRABLE_WEIGHTS, 0, 0, 1e6,
+        "KTO/BCO weight of desirable examples"),
+    OPT(undesirable_weight, PREF_OPT_DESIRABLE_WEIGHTS, 0, 0, 1e6,
+        "KTO/BCO weight of undesirable examples"),
+    OPT(bco_delta, PREF_OPT_BCO_DELTA, 0, -1e6, 1e6, "BCO's reward shift delta"),
+    OPT(vpo_alpha, PREF_OPT_VPO, 0, 0, 1e6, "VPO's alpha"),
+    OPT(vpo_sign, PREF_OPT_VPO, 0, -1, 1, "VPO: -1 pessimistic (offline), +1 optimistic (online)"),
+    OPT(inpo_tau, PREF_OPT_INPO_TAU, 0, 0, 1e6, "INPO's tau"),
+    OPT(srpo_alpha, PREF_OPT_SRPO_ALPHA, 0, 0, 1,
+        "SRPO's weight of the self-improvement term (1 - it: the generative term)"),
+    OPT(cpl_lambda, PREF_OPT_CPL_LAMBDA, 0, 0, 1e6, "CPL's weight on the rejected term"),
+    OPT(alol_clip, PREF_OPT_ALOL, 0, 0, 1, "A-LoL ratio clip epsilon"),
+    OPT(alol_sigmoid_reward, PREF_OPT_ALOL, 1, 0, 0,
+        "A-LoL: reward sigmoid(score) (the authors' code); false: the score itself"),
+    OPT(discopop_tau, PREF_OPT_DISCOPOP_TAU, 0, 0, 1e6, "DiscoPOP temperature"),
+};
+#undef OPT
+
+const pref_option_def *pref_option_at(int i) {
+    int n = (int)(sizeof option_table / sizeof *option_table);
+    return i >= 0 && i < n ? &option_table[i] : NULL;
+}
+
+unsigned pref_options_used(int kind, unsigned inputs) {
+    unsigned used = 0;
+    const pref_loss_def *d;
+    for (int i = 0; (d = pref_loss_at(i)); i++) {
+        if ((kind >= 0 && (int)d->kind != kind) || (d->needs & ~inputs)) continue;
+        used |= d->options;
+        if (d->needs & PREF_NEED_REFERENCE) used |= PREF_OPT_REFERENCE_FREE;
+        if (d->kind == PREF_KIND_PAIRED) used |= PREF_OPT_WEIGHTING;
+        if (d->kind == PREF_KIND_PAIRED && (inputs & PREF_NEED_TOKENS)) used |= PREF_OPT_LD_ALPHA;
+    }
+    return used;
 }
 
 static const char *fdiv_names[] = {"reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"};

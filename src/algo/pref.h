@@ -121,6 +121,25 @@ typedef struct {
 } pref_options;
 void pref_options_default(pref_options *o);
 
+// The options as flags and config keys name them, each with the PREF_OPT_* bit of
+// the losses that read it, its field and its accepted range: `rlhf dpo` and
+// `rlhf online-dpo` make their flags from this table. (f_divergence_type, an enum,
+// is not in it: read its name with pref_fdiv_from_name.)
+typedef struct {
+    const char *name;
+    unsigned option; // PREF_OPT_*
+    int is_bool;     // an int field, 0 or 1; else a double
+    size_t offset;   // offsetof(pref_options, field)
+    double lo, hi;
+    const char *help;
+} pref_option_def;
+const pref_option_def *pref_option_at(int i); // NULL past the end
+// The PREF_OPT_* bits that matter to the losses of `kind` (< 0: both) that need
+// nothing outside `inputs` (PREF_NEED_*; ~0u: any): the options they read, and the
+// driver's reference_free (when one needs a reference), use_weighting (paired)
+// and ld_alpha (paired, with per-token inputs).
+unsigned pref_options_used(int kind, unsigned inputs);
+
 // ---------------------------------------------------------- the registry --
 // Every loss is one static function in pref_pair.c or pref_free.c and one
 // PREF_LOSS(...) entry in that file's table, right below the functions: its
@@ -170,6 +189,10 @@ enum {
     PREF_OPT_SRPO_ALPHA = 1 << 10,
     PREF_OPT_CPL_LAMBDA = 1 << 11,
     PREF_OPT_ALOL = 1 << 12, // alol_clip, alol_sigmoid_reward
+    // the driver's own, for every loss they apply to (see pref_options_used)
+    PREF_OPT_REFERENCE_FREE = 1 << 13, // losses that need a reference
+    PREF_OPT_LD_ALPHA = 1 << 14,       // paired losses, given per-token log-probs
+    PREF_OPT_WEIGHTING = 1 << 15,      // use_weighting: paired losses
 };
 
 typedef struct {

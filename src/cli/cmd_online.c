@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cmd_online.h"
+#include "cli/pref_flags.h"
 #include "cli/train_flags.h"
 #include "train/online.h"
 
@@ -90,6 +91,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
     memcpy(defs + n, more, sizeof more);
     n += (int)(sizeof more / sizeof more[0]);
     int dpo = !strcmp(cmd, "online-dpo");
+    const char *fdiv = pref_fdiv_name(c.pref.f_divergence_type); // --f_divergence_type
     if (dpo) {  // --beta is DPO's beta here; the policy-gradient flags do not apply
         static const char *pg_only[] = {"adv_estimator", "scale_rewards", "loss_agg_mode",
             "importance_sampling_level", "kl_estimator", "kl_in", "kl_target", "kl_horizon",
@@ -104,30 +106,22 @@ static int run_online(int argc, char **argv, const char *cmd) {
         }
         n = kept;
         pref_options *o = &c.pref;
-        static char loss_help[700];
-        int w = snprintf(loss_help, sizeof loss_help, "paired preference loss or a comma list (docs/losses.md): ");
-        pref_loss_names(loss_help + w, sizeof loss_help - w, PREF_KIND_PAIRED, ONLINE_DPO_INPUTS);
-        for (int i = 0; i < n; i++)
-            if (!strcmp(defs[i].name, "beta"))
-                defs[i] = (flag_def){"beta", FLAG_DOUBLE, &o->beta, "DPO's beta (the loss's temperature)", 0, 1e6};
         flag_def d[] = {
-            {"loss_type", FLAG_STR, &c.loss_type, loss_help},
+            {"loss_type", FLAG_STR, &c.loss_type, "paired preference loss or a comma list of them (the losses listed above; docs/losses.md)"},
             {"loss_weights", FLAG_STR, &c.loss_weights, "weights of a --loss_type list"},
             {"pairs", FLAG_STR, &c.pairs, "max_min (best vs worst sample of a prompt) or all (every better/worse pair)"},
             {"ref_update_steps", FLAG_INT, &c.ref_update_steps, "iterative DPO: the reference becomes the policy every N iterations (0: fixed)", 0, 1 << 30},
-            {"label_smoothing", FLAG_DOUBLE, &o->label_smoothing, "cDPO / robust: assumed share of flipped labels", 0, 0.5},
-            {"reference_free", FLAG_BOOL, &o->reference_free, "treat the reference log-probs as 0"},
-            {"simpo_gamma", FLAG_DOUBLE, &o->simpo_gamma, "SimPO target margin gamma", -1e6, 1e6},
-            {"cpo_alpha", FLAG_DOUBLE, &o->cpo_alpha, "weight of CPO's NLL term", 0, 1e6},
-            {"vpo_alpha", FLAG_DOUBLE, &o->vpo_alpha, "VPO's alpha (add vpo to --loss_type)", 0, 1e6},
-            {"vpo_sign", FLAG_DOUBLE, &o->vpo_sign, "VPO: +1 optimistic (online), -1 pessimistic", -1, 1},
+            {"f_divergence_type", FLAG_STR, &fdiv, "reverse_kl, forward_kl, js_divergence or alpha_divergence"},
         };
         memcpy(defs + n, d, sizeof d);
         n += (int)(sizeof d / sizeof d[0]);
+        // the options the losses online DPO takes read (algo/pref declares them);
+        // --beta becomes DPO's beta
+        n = pref_flags_add(defs, n, o, pref_options_used(PREF_KIND_PAIRED, ONLINE_DPO_INPUTS));
     }
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
-    char about[900];
-    if (dpo)
+    char about[3000];
+    if (dpo) {
         snprintf(about, sizeof about,
                  "Online DPO: sample --num_generations completions per prompt, score them with the\n"
                  "reward sources, pair the best against the worst (--pairs max_min) and take a\n"
@@ -135,8 +129,10 @@ static int run_online(int argc, char **argv, const char *cmd) {
                  "makes it iterative DPO. Writes metrics.jsonl (reward, rewards/<source>, kl, pairs,\n"
                  "loss, rewards/chosen, rewards/margins, ...), samples.jsonl and checkpoints.\n"
                  "example: rlhf online-dpo --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
-                 "         --output_dir runs/online-dpo --max_steps 100 --learning_rate 5e-7");
-    else snprintf(about, sizeof about,
+                 "         --output_dir runs/online-dpo --max_steps 100 --learning_rate 5e-7\n\n"
+                 "losses (--loss_type):");
+        pref_flags_list_losses(about, sizeof about, PREF_KIND_PAIRED, ONLINE_DPO_INPUTS);
+    } else snprintf(about, sizeof about,
              "Online RL: sample --num_generations completions per prompt, score them, update the\n"
              "policy with the PPO clipped loss (%s defaults: --adv_estimator %s, KL %s in the %s,\n"
              "beta %g%s). Writes metrics.jsonl (reward, rewards/<source>, kl, entropy, clip_frac,\n"
@@ -148,7 +144,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
              cmd, cmd);
     int r = flags_parse(argc, argv, defs, cmd, about, &err);
     if (r == 1) return 0;
-    if (r < 0) {
+    if (r < 0 || (dpo && pref_fdiv_from_name(fdiv, &c.pref.f_divergence_type, &err))) {
         fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
         return 2;
     }
