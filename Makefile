@@ -110,7 +110,8 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
 	        -rss_limit_mb=2048 -print_final_stats=1 -dict=fuzz/fuzz.dict \
 	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ \
-	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log \
+	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t $$(ls -d fuzz/regress/$$t 2>/dev/null) \
+	        2>$(FUZZ_BUILD)/fuzz_$$t.log \
 	        || { fail="$$fail $$t"; tail -n 40 $(FUZZ_BUILD)/fuzz_$$t.log; }; \
 	    grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/fuzz_$$t.log || true; \
 	done; \
