@@ -108,9 +108,9 @@ $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/librlhf.a $(HDRS) $(wildcard f
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	@fail=""; for t in $(FUZZ_TARGETS); do \
-	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t $(FUZZ_BUILD)/tmp; \
 	    echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
-	    OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+	    OMP_NUM_THREADS=1 FUZZ_TMPDIR=$(FUZZ_BUILD)/tmp $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
 	        -rss_limit_mb=2048 -print_final_stats=1 -dict=fuzz/fuzz.dict \
 	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ \
 	        $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t $$(ls -d fuzz/regress/$$t 2>/dev/null) \

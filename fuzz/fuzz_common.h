@@ -5,6 +5,9 @@
 // Multi-file inputs (an HF folder, a GPT-2 vocabulary pair, a checkpoint) are
 // one input split at the line FUZZ_SEP ("\n~~~~\n"): part 0, part 1, ...
 //
+// The folder is under $FUZZ_TMPDIR when set (make fuzz: FUZZ_BUILD/tmp, since
+// libFuzzer's -fork children killed at the time limit cannot remove theirs).
+//
 // Each harness defines LLVMFuzzerTestOneInput. `make fuzz` links it with
 // libFuzzer (clang -fsanitize=fuzzer,address,undefined); `make test` links the
 // same source with fuzz/replay_main.c (plain gcc) and replays the seed corpus
@@ -48,7 +51,8 @@ static inline void fuzz_rm_dir(void) {
 static inline const char *fuzz_dir(void) {
     if (!fuzz_dir_path[0]) {
         struct stat st;
-        const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+        const char *base = getenv("FUZZ_TMPDIR") ? getenv("FUZZ_TMPDIR")
+                           : stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
                                    access("/dev/shm", W_OK) == 0
                                ? "/dev/shm"
                            : getenv("TMPDIR") ? getenv("TMPDIR")
