@@ -125,11 +125,25 @@ rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, 
 }
 
 int train_total_steps(const train_config *c, int units, rlhf_err *err) {
-    long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
-    int total = c->max_steps > 0 ? c->max_steps
-                                 : c->num_train_epochs * (int)((units + per_step - 1) / per_step);
+    // epochs of micro-batches (the last of each epoch may be short), grouped into steps
+    long micro = (long)c->num_train_epochs * train_micro_batches(units, c->batch_size);
+    long ga = c->gradient_accumulation_steps;
+    int total = c->max_steps > 0 ? c->max_steps : (int)((micro + ga - 1) / ga);
     if (total <= 0) return rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
     return total;
+}
+
+long train_micro_batches(int units, int batch) { return ((long)units + batch - 1) / batch; }
+
+double train_epoch_at(const train_config *c, int units, int steps) {
+    return (double)steps * c->gradient_accumulation_steps / train_micro_batches(units, c->batch_size);
+}
+
+void train_micro_batch(int units, int batch, long g, int *epoch, int *first, int *n) {
+    long per_epoch = train_micro_batches(units, batch); // the last one may be short
+    *epoch = (int)(g / per_epoch);
+    *first = (int)(g % per_epoch) * batch;
+    *n = units - *first < batch ? units - *first : batch;
 }
 
 void train_walk_init(train_walk *w, const ds_dataset *ds, uint64_t seed) {
@@ -147,16 +161,15 @@ void train_walk_free(train_walk *w) {
 int train_step_batches(const train_config *c, train_walk *w, int step, ds_batch *mb, long *items,
                        rlhf_err *err) {
     int units = w->ds->n;
-    long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
     *items = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-        long u = (long)step * per_step + (long)k * c->batch_size;
-        int epoch = (int)(u / units), i = (int)(u % units);
+        int epoch, i, n;
+        train_micro_batch(units, c->batch_size, (long)step * c->gradient_accumulation_steps + k,
+                          &epoch, &i, &n);
         if (epoch != w->epoch) {
             ds_epoch_order(units, w->seed, epoch, w->order);
             w->epoch = epoch;
         }
-        int n = units - i < c->batch_size ? units - i : c->batch_size;
         if (ds_make_batch(w->ds, w->order + i, n, NULL, &mb[k], err)) return -1;
         *items += n;
     }

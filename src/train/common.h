@@ -39,9 +39,19 @@ int train_load_data(const train_config *c, const rlhf_tokenizer *tok, int max_le
                     unsigned allowed, ds_dataset **train, ds_dataset **eval, rlhf_err *err);
 // An AdamW configured from c for `total` steps.
 rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, rlhf_err *err);
-// Optimizer steps: --max_steps, else epochs over `units` examples at
-// batch_size * gradient_accumulation_steps per step; -1 + err when nothing to do.
+// Optimizer steps: --max_steps, else num_train_epochs epochs of micro-batches
+// (train_micro_batches) at gradient_accumulation_steps micro-batches per step;
+// -1 + err when nothing to do.
 int train_total_steps(const train_config *c, int units, rlhf_err *err);
+
+// Global micro-batch g of a walk over `units` per epoch in batches of `batch`:
+// its epoch, its first unit and its size. Every unit is visited once per epoch;
+// an epoch's last micro-batch holds the remainder (no unit skipped, none repeated).
+void train_micro_batch(int units, int batch, long g, int *epoch, int *first, int *n);
+// Micro-batches in one epoch: ceil(units / batch).
+long train_micro_batches(int units, int batch);
+// Epochs done after `steps` optimizer steps (the "epoch" of metrics.jsonl).
+double train_epoch_at(const train_config *c, int units, int steps);
 
 // An epoch-shuffled walk over a dataset: the micro-batches of optimizer step
 // `step` depend only on (seed, step), so --resume continues bit-for-bit.

@@ -523,7 +523,6 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
     }
 
     int units = train->n;
-    long per_step = (long)tc->batch_size * tc->gradient_accumulation_steps;
     int total = train_total_steps(tc, units, err);
     if (total < 0) goto done;
     if (!(o = train_make_optim(tc, pol->n_params, total, err))) goto done;
@@ -568,7 +567,7 @@ int dpo_train(const dpo_config *c, rlhf_err *err) {
         if (done_steps % tc->logging_steps == 0 || done_steps == total) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "epoch", (double)done_steps * per_step / units);
+            cJSON_AddNumberToObject(j, "epoch", train_epoch_at(tc, units, done_steps));
             add_metrics(j, "", &win);
             cJSON_AddNumberToObject(j, "learning_rate", lr);
             cJSON_AddNumberToObject(j, "grad_norm", gn);

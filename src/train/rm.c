@@ -134,7 +134,6 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
     int max_len = train_max_length(c, m);
     if (train_load_data(c, tok, max_len, 1u << DS_PREFERENCE, &train, &eval, err)) goto done;
     int units = train->n;
-    long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
     int total = train_total_steps(c, units, err);
     if (total < 0) goto done;
     if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
@@ -186,7 +185,7 @@ static int rm_train_one(const rm_config *rc_, const train_config *c, int K, doub
         if (done_steps % c->logging_steps == 0 || done_steps == total) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "epoch", (double)done_steps * per_step / units);
+            cJSON_AddNumberToObject(j, "epoch", train_epoch_at(c, units, done_steps));
             cJSON_AddNumberToObject(j, "loss", win.loss / win_steps);
             cJSON_AddNumberToObject(j, "accuracy", win.acc / win_steps);
             cJSON_AddNumberToObject(j, "margin", win.margin / win_steps);

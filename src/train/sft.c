@@ -71,17 +71,15 @@ static int batcher_units(batcher *bt) {
     return bt->packing ? bt->n_rows : bt->ds->n;
 }
 
-// the micro-batch holding global units [u, u + batch)
-static int batcher_get(batcher *bt, long u, ds_batch *b, rlhf_err *err) {
-    int per = batcher_units(bt);
-    int epoch = (int)(u / per), i = (int)(u % per);
+// global micro-batch g (train_micro_batch: every unit once per epoch)
+static int batcher_get(batcher *bt, long g, ds_batch *b, rlhf_err *err) {
+    int epoch, i, n;
+    train_micro_batch(batcher_units(bt), bt->batch, g, &epoch, &i, &n);
     batcher_epoch(bt, epoch);
     if (bt->packing) {
         int next = bt->row_start[i];
-        int rows = per - i < bt->batch ? per - i : bt->batch;
-        return ds_pack_batch(bt->ds, bt->order, bt->ds->n, &next, rows, bt->T, b, err) < 0 ? -1 : 0;
+        return ds_pack_batch(bt->ds, bt->order, bt->ds->n, &next, n, bt->T, b, err) < 0 ? -1 : 0;
     }
-    int n = per - i < bt->batch ? per - i : bt->batch;
     return ds_make_batch(bt->ds, bt->order + i, n, NULL, b, err);
 }
 
@@ -116,7 +114,6 @@ int sft_train(const sft_config *c, rlhf_err *err) {
     bt.order = xmalloc((size_t)train->n * sizeof(int));
     bt.row_start = xmalloc((size_t)(train->n + 1) * sizeof(int));
     int units = batcher_units(&bt);
-    long per_step = (long)c->batch_size * c->gradient_accumulation_steps;
     int total = train_total_steps(c, units, err);
     if (total < 0) goto done;
     if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
@@ -137,8 +134,8 @@ int sft_train(const sft_config *c, rlhf_err *err) {
     for (int step = o->step; step < total; step++) {
         long count = 0;
         for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-            long u = (long)step * per_step + (long)k * c->batch_size;
-            if (batcher_get(&bt, u, &mb[k], err)) goto done;
+            if (batcher_get(&bt, (long)step * c->gradient_accumulation_steps + k, &mb[k], err))
+                goto done;
             for (int i = 0; i < mb[k].B * mb[k].T; i++) count += mb[k].targets[i] >= 0;
         }
         model_zero_grad(m);
@@ -176,7 +173,7 @@ int sft_train(const sft_config *c, rlhf_err *err) {
             double now = time_now();
             cJSON *j = cJSON_CreateObject();
             cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "epoch", (double)done_steps * per_step / units);
+            cJSON_AddNumberToObject(j, "epoch", train_epoch_at(c, units, done_steps));
             cJSON_AddNumberToObject(j, "loss", win_loss / win_steps);
             cJSON_AddNumberToObject(j, "learning_rate", lr);
             cJSON_AddNumberToObject(j, "grad_norm", gn);
