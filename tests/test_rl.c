@@ -448,6 +448,85 @@ static int test_shaping_by_hand(void) {
     return 0;
 }
 
+// A toy estimator registered from this file: one function, one registration, one
+// test. A_i = s_i - max of its group's scores (s = the row's masked reward sum),
+// on counted tokens; ret = adv.
+static int toy_group_max(const rl_adv_config *c, const rl_adv_input *in, float *adv, float *ret,
+                         rlhf_err *err) {
+    if (c->group_size < 1 || in->B % c->group_size)
+        return rlhf_fail(err, "toy_group_max: groups of %d do not divide %d", c->group_size,
+                         in->B);
+    for (int g = 0; g < in->B; g += c->group_size) {
+        double best = -1e300;
+        for (int b = g; b < g + c->group_size; b++) {
+            double s = rl_masked_sum((size_t)in->T, in->token_rewards + (size_t)b * in->T,
+                                     in->mask + (size_t)b * in->T);
+            if (s > best) best = s;
+        }
+        for (int b = g; b < g + c->group_size; b++) {
+            double s = rl_masked_sum((size_t)in->T, in->token_rewards + (size_t)b * in->T,
+                                     in->mask + (size_t)b * in->T);
+            for (int t = 0; t < in->T; t++) {
+                size_t i = (size_t)b * in->T + t;
+                adv[i] = in->mask[i] != 0 ? (float)(s - best) : 0.0f;
+                if (ret) ret[i] = adv[i];
+            }
+        }
+    }
+    return 0;
+}
+static const rl_adv_def toy_def = RL_ADV("toy_group_max", toy_group_max, RL_NEED_GROUPS, 0,
+                                         "A_i = s_i - max_group s", "this test");
+
+// Two groups of 2, T = 2; scores (masked row sums) 1, 3 | 2, 2 (row 2 has a masked
+// token worth 5): A = -2, 0 | 0, 0 on counted tokens, 0 elsewhere.
+static int test_register_toy_estimator(void) {
+    rlhf_err e;
+    CHECK(rl_adv_register(&toy_def, &e) == 0);
+    CHECK(rl_adv_register(&toy_def, &e) == -1 && strstr(e.msg, "already"));
+    const rl_adv_def *d = rl_adv_find("toy_group_max");
+    CHECK(d == &toy_def && rl_adv_needs(d, RL_NEED_GROUPS) && !rl_adv_needs(d, RL_NEED_VALUES));
+    CHECK(rl_adv_at(rl_adv_count() - 1) == &toy_def);
+    char names[512];
+    rl_adv_names(names, sizeof names);
+    CHECK(strstr(names, "remax, toy_group_max"));
+    rl_adv_config c;
+    rl_adv_config_default(&c);
+    c.group_size = 2;
+    float r[8] = {0, 1, 1, 2, 2, 5, 1, 1}, m[8] = {1, 1, 1, 1, 1, 0, 1, 1}, adv[8], ret[8];
+    rl_adv_input in = adv_in(4, 2, r, NULL, m, NULL);
+    CHECK(rl_adv_compute("toy_group_max", &c, &in, adv, ret, &e) == 0); // the trainer's dispatch
+    const float want[8] = {-2, -2, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 8; i++) CHECK_CLOSE(adv[i], want[i], TOL, 0);
+    CHECK(ret[0] == adv[0]);
+    CHECK(rl_adv_compute("nope", &c, &in, adv, ret, &e) == -1 && strstr(e.msg, "toy_group_max"));
+    return 0;
+}
+
+// The policy-loss registry: ppo and gspo by name and by level; the variant a
+// config names is what rl_policy_loss runs (gspo here, whatever seq_ratio says).
+static int test_policy_registry(void) {
+    rlhf_err e;
+    CHECK(rl_policy_find("ppo") == rl_policy_find("token") && rl_policy_find("ppo"));
+    CHECK(rl_policy_find("gspo") == rl_policy_find("sequence") && rl_policy_find("gspo"));
+    const rl_policy_loss_def *d;
+    CHECK(rl_policy_lookup("tokens", &d, &e) == -1 && strstr(e.msg, "gspo (sequence)"));
+    rl_policy_config a, b;
+    rl_policy_config_default(&a);
+    rl_policy_config_default(&b);
+    a.seq_ratio = 1;
+    b.variant = rl_policy_find("gspo");
+    float lp[2] = {-1.0f, -0.5f}, old[2] = {-1.2f, -0.6f}, A[2] = {1, 1}, m[2] = {1, 1};
+    float ga[2] = {0}, gb[2] = {0};
+    rl_policy_stats sa, sb;
+    CHECK(rl_policy_loss(&a, 1, 2, lp, old, A, m, ga, &sa, NULL) == 0);
+    CHECK(rl_policy_loss(&b, 1, 2, lp, old, A, m, gb, &sb, NULL) == 0);
+    CHECK(sa.loss == sb.loss && ga[0] == gb[0] && ga[1] == gb[1]);
+    // s = exp(mean(.2, .1)) = exp(.15): loss -s, inside the clip range
+    CHECK_CLOSE(sb.loss, -exp(0.15), TOL, 0);
+    return 0;
+}
+
 int main(void) {
     RUN(test_gae_by_hand);
     RUN(test_macro_by_hand);
@@ -464,5 +543,7 @@ int main(void) {
     RUN(test_stats_by_hand);
     RUN(test_filters_by_hand);
     RUN(test_shaping_by_hand);
+    RUN(test_register_toy_estimator);
+    RUN(test_policy_registry);
     TEST_EXIT();
 }

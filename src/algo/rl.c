@@ -1,11 +1,12 @@
 // algo/rl.c: the loss side of online RL — masked statistics, loss aggregation,
-// the PPO/GSPO policy loss, KL estimators and coefficient controllers, and the
+// the policy-loss variants (PPO clip, GSPO) and their registry, KL estimators and coefficient controllers, and the
 // clipped value loss. Each function returns its loss and accumulates
 // d(loss)/d(input) so the trainer can hand it to the model's backward.
 // Formulas and sources: docs/online_rl.md.
 #include "algo/rl.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 // ---------------------------------------------------------------- stats --
@@ -180,9 +181,11 @@ void rl_policy_config_default(rl_policy_config *c) {
                             .seq_ratio = 0, .agg = RL_AGG_TOKEN_MEAN, .norm_len = 0};
 }
 
-int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
-                   const float *old_logp, const float *adv, const float *mask, float *dlogp,
-                   rl_policy_stats *st, rlhf_err *err) {
+// The clipped surrogate shared by the variants: seq_ratio 0 uses the token ratio
+// (ppo), 1 the sequence ratio (gspo).
+static int clip_loss(const rl_policy_config *c, int seq_ratio, int B, int T, const float *logp,
+                     const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                     rl_policy_stats *st, rlhf_err *err) {
     if (c->clip_low < 0 || c->clip_high < 0)
         return rlhf_fail(err, "policy loss: clip ranges must be >= 0 (got %g, %g)",
                          c->clip_low, c->clip_high);
@@ -203,7 +206,7 @@ int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
         // GSPO: one log-ratio per sequence, the masked mean of the token log-ratios
         double seq_lr = 0;
         int seq_clamped = 0;
-        if (c->seq_ratio) {
+        if (seq_ratio) {
             for (int t = 0; t < T; t++)
                 if (m[t] != 0) {
                     size_t i = (size_t)b * T + t;
@@ -221,7 +224,7 @@ int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
             if (lr < -20) lr = -20, clamped = 1;
             double tok_ratio = exp(lr);
             double r = tok_ratio;
-            if (c->seq_ratio) r = exp(seq_lr), clamped = seq_clamped;
+            if (seq_ratio) r = exp(seq_lr), clamped = seq_clamped;
             double A = adv[i];
             double rc = r < lo ? lo : r > hi ? hi : r;
             double l1 = -A * r, l2 = -A * rc, l, dl_dr;
@@ -262,6 +265,90 @@ int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
         }
     }
     return 0;
+}
+
+static int ppo_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                    const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                    rl_policy_stats *st, rlhf_err *err) {
+    return clip_loss(c, 0, B, T, logp, old_logp, adv, mask, dlogp, st, err);
+}
+
+static int gspo_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                     const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                     rl_policy_stats *st, rlhf_err *err) {
+    return clip_loss(c, 1, B, T, logp, old_logp, adv, mask, dlogp, st, err);
+}
+
+// ------------------------------------------------- policy-loss registry --
+// Formulas in full and sources: docs/online_rl.md.
+
+static const rl_policy_loss_def policy_losses[] = {
+    RL_POLICY_LOSS("ppo", "token", ppo_loss, RL_NEED_OLD_LOGP | RL_NEED_ADVANTAGES,
+                   RL_POLICY_OPT_CLIP | RL_POLICY_OPT_DUAL_CLIP | RL_POLICY_OPT_AGG,
+                   "max(-A*rho, -A*clip(rho, 1-eps_low, 1+eps_high)), rho = pi/pi_old per token; "
+                   "eps_high > eps_low: DAPO clip-higher; dual clip: min(l, -A*c) for A < 0",
+                   "Schulman et al. 2017 (PPO); Yu et al. 2025 (DAPO); Ye et al. 2020 (dual clip)"),
+    RL_POLICY_LOSS("gspo", "sequence", gspo_loss, RL_NEED_OLD_LOGP | RL_NEED_ADVANTAGES,
+                   RL_POLICY_OPT_CLIP | RL_POLICY_OPT_DUAL_CLIP | RL_POLICY_OPT_AGG,
+                   "the ppo clip with s_b = exp(mean_t log(pi/pi_old)) for every token of sequence b",
+                   "Zheng et al. 2025 (GSPO)"),
+};
+#define N_POLICY_BUILTIN ((int)(sizeof policy_losses / sizeof policy_losses[0]))
+
+static const rl_policy_loss_def *policy_registered[RL_MAX_REGISTERED];
+static int n_policy_registered;
+
+int rl_policy_count(void) { return N_POLICY_BUILTIN + n_policy_registered; }
+
+const rl_policy_loss_def *rl_policy_at(int i) {
+    if (i < 0 || i >= rl_policy_count()) return NULL;
+    return i < N_POLICY_BUILTIN ? &policy_losses[i] : policy_registered[i - N_POLICY_BUILTIN];
+}
+
+const rl_policy_loss_def *rl_policy_find(const char *name) {
+    if (!name) return NULL;
+    const rl_policy_loss_def *d;
+    for (int i = 0; (d = rl_policy_at(i)); i++)
+        if (!strcmp(d->name, name) || (d->level && !strcmp(d->level, name))) return d;
+    return NULL;
+}
+
+int rl_policy_register(const rl_policy_loss_def *def, rlhf_err *err) {
+    if (!def || !def->name || !*def->name || !def->fn)
+        return rlhf_fail(err, "rl_policy_register: a policy loss needs a name and a function");
+    if (rl_policy_find(def->name) || (def->level && rl_policy_find(def->level)))
+        return rlhf_fail(err, "rl_policy_register: \"%s\" is already a policy loss", def->name);
+    if (n_policy_registered >= RL_MAX_REGISTERED)
+        return rlhf_fail(err, "rl_policy_register: more than %d policy losses registered",
+                         RL_MAX_REGISTERED);
+    policy_registered[n_policy_registered++] = def;
+    return 0;
+}
+
+void rl_policy_names(char *buf, size_t cap) {
+    if (!cap) return;
+    buf[0] = 0;
+    const rl_policy_loss_def *d;
+    for (int i = 0; (d = rl_policy_at(i)); i++) {
+        size_t k = strlen(buf);
+        if (d->level) snprintf(buf + k, cap - k, "%s%s (%s)", i ? ", " : "", d->name, d->level);
+        else snprintf(buf + k, cap - k, "%s%s", i ? ", " : "", d->name);
+    }
+}
+
+int rl_policy_lookup(const char *name, const rl_policy_loss_def **out, rlhf_err *err) {
+    if ((*out = rl_policy_find(name))) return 0;
+    char list[512];
+    rl_policy_names(list, sizeof list);
+    return rlhf_fail(err, "unknown policy loss \"%s\" (choose %s)", name ? name : "", list);
+}
+
+int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                   const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                   rl_policy_stats *st, rlhf_err *err) {
+    const rl_policy_loss_def *d = c->variant ? c->variant
+                                             : &policy_losses[c->seq_ratio ? 1 : 0]; // ppo, gspo
+    return d->fn(c, B, T, logp, old_logp, adv, mask, dlogp, st, err);
 }
 
 // ---------------------------------------------------------------------- KL --

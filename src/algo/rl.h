@@ -128,17 +128,66 @@ int rl_adv_reinforce_pp(const rl_adv_config *c, const rl_adv_input *in, float *a
 int rl_adv_remax(const rl_adv_config *c, const rl_adv_input *in, float *adv, float *ret,
                  rlhf_err *err);
 
+// ---------------------------------------------------------- the registries --
+// Every advantage estimator (rl_adv.c) and policy-loss variant (rl.c) is one
+// function and one RL_ADV(...) / RL_POLICY_LOSS(...) entry in its file's table,
+// right below the functions: its name, what it needs, the options it reads, a
+// one-line formula and its paper. The entry checks the function's type at compile
+// time (_Generic). rl_adv_register / rl_policy_register add one at run time (a
+// test, a plugin). Trainers and the CLI ask the declarations (rl_adv_needs)
+// instead of comparing names; --help lists the tables (rl_adv_at, rl_policy_at).
+
+// What an estimator (or a policy loss) needs besides per-token rewards (advantages)
+// and a mask (RL_NEED_*).
+enum {
+    RL_NEED_VALUES = 1 << 0,    // rl_adv_input.values: a value head (critic)
+    RL_NEED_BASELINES = 1 << 1, // rl_adv_input.baselines: e.g. the greedy sample's reward
+    RL_NEED_GROUPS = 1 << 2,    // compares the group_size samples of one prompt (>= 2)
+    RL_NEED_OLD_LOGP = 1 << 3,  // policy loss: the sampling policy's log-probs (the ratio)
+    RL_NEED_ADVANTAGES = 1 << 4 // policy loss: per-token advantages
+};
+// The rl_adv_config fields an estimator reads (RL_ADV_OPT_*).
+enum {
+    RL_ADV_OPT_GAMMA = 1 << 0,  // gamma
+    RL_ADV_OPT_LAMBDA = 1 << 1, // lambda
+    RL_ADV_OPT_SCALE = 1 << 2,  // scale, eps
+    RL_ADV_OPT_WHITEN = 1 << 3, // whiten
+    RL_ADV_OPT_MACRO = 1 << 4,  // macro_n, macro_reward, macro_value
+};
+
 typedef struct {
     const char *name; // --adv_estimator NAME
     rl_adv_fn fn;
+    unsigned needs;   // RL_NEED_*
+    unsigned options; // RL_ADV_OPT_*
+    const char *about; // the formula, one line
+    const char *paper; // where it comes from
+    // needs, spelled out as flags (filled from needs by RL_ADV and rl_adv_register)
     int needs_values, needs_baselines, uses_groups;
-    const char *about;
-} rl_adv_estimator;
+} rl_adv_def;
+typedef rl_adv_def rl_adv_estimator; // the former name
+
+// One table entry; a function whose type is not rl_adv_fn is a compile error.
+#define RL_ADV(name, fn, needs, options, about, paper)                                             \
+    { (name), _Generic((fn), rl_adv_fn : (fn)), (needs), (options), (about), (paper),            \
+      !!((needs)&RL_NEED_VALUES), !!((needs)&RL_NEED_BASELINES), !!((needs)&RL_NEED_GROUPS) }
+
 // NULL if unknown. Also accepts verl's "reinforce_plus_plus".
-const rl_adv_estimator *rl_adv_find(const char *name);
-// The table, terminated by an entry with name NULL.
-const rl_adv_estimator *rl_adv_estimators(void);
-// Looks the estimator up by name and runs it; an unknown name lists the choices.
+const rl_adv_def *rl_adv_find(const char *name);
+// Iteration (built-in, then registered): i = 0 .. rl_adv_count() - 1; NULL past the end.
+int rl_adv_count(void);
+const rl_adv_def *rl_adv_at(int i);
+// Adds an estimator at run time (before use; not thread-safe); def must outlive
+// its use; build it with RL_ADV (its needs_* flags must agree with needs).
+// Refused: no name or function, a name taken, more than RL_MAX_REGISTERED.
+#define RL_MAX_REGISTERED 16
+int rl_adv_register(const rl_adv_def *def, rlhf_err *err);
+// Nonzero when def declares every bit of need (RL_NEED_*).
+int rl_adv_needs(const rl_adv_def *def, unsigned need);
+// "name, name, ...", into buf.
+void rl_adv_names(char *buf, size_t cap);
+// Looks the estimator up by name and runs it (the trainer's dispatch); an unknown
+// name lists the choices.
 int rl_adv_compute(const char *name, const rl_adv_config *c, const rl_adv_input *in, float *adv,
                    float *ret, rlhf_err *err);
 // "ngram:N" (N >= 1) -> *n; "none" or "" -> 1.
@@ -158,9 +207,10 @@ typedef struct {
     float clip_low;  // epsilon (verl clip_ratio_low, TRL epsilon); default 0.2
     float clip_high; // epsilon_high (verl clip_ratio_high, TRL epsilon_high); default 0.2
     float clip_c;    // dual-clip bound c > 1 (verl clip_ratio_c, 3.0); 0: off (default)
-    int seq_ratio;   // 1: GSPO sequence-level ratio
+    int seq_ratio;   // 1: GSPO sequence-level ratio (read only when variant is NULL)
     rl_agg agg;      // default token-mean
     float norm_len;  // seq-mean-token-sum-norm constant; 0: T
+    const struct rl_policy_loss_def *variant; // the registered loss; NULL: ppo (gspo if seq_ratio)
 } rl_policy_config;
 void rl_policy_config_default(rl_policy_config *c);
 
@@ -174,9 +224,46 @@ typedef struct {
 } rl_policy_stats;
 
 // logp, old_logp, adv, mask (B,T) -> *st; dlogp (B,T) += d(loss)/d(logp).
+// Runs c->variant (the trainer's dispatch), or ppo / gspo (seq_ratio) when NULL.
 int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
                    const float *old_logp, const float *adv, const float *mask, float *dlogp,
                    rl_policy_stats *st, rlhf_err *err);
+
+// Policy-loss variants: a registry as the advantage estimators' (see above).
+// Built in (rl.c): ppo (token ratio; clip-higher and dual clip are its options)
+// and gspo (sequence ratio). --importance_sampling_level token|sequence names them
+// too (each entry's `level`).
+typedef int (*rl_policy_loss_fn)(const rl_policy_config *c, int B, int T, const float *logp,
+                                 const float *old_logp, const float *adv, const float *mask,
+                                 float *dlogp, rl_policy_stats *st, rlhf_err *err);
+// The rl_policy_config fields a variant reads (RL_POLICY_OPT_*).
+enum {
+    RL_POLICY_OPT_CLIP = 1 << 0,        // clip_low, clip_high (> clip_low: DAPO clip-higher)
+    RL_POLICY_OPT_DUAL_CLIP = 1 << 1,   // clip_c
+    RL_POLICY_OPT_AGG = 1 << 2,         // agg, norm_len
+};
+typedef struct rl_policy_loss_def {
+    const char *name;  // the variant's name (rl_policy_find)
+    const char *level; // its --importance_sampling_level name (token, sequence), or NULL
+    rl_policy_loss_fn fn;
+    unsigned needs;    // RL_NEED_*
+    unsigned options;  // RL_POLICY_OPT_*
+    const char *about; // the formula, one line
+    const char *paper;
+} rl_policy_loss_def;
+#define RL_POLICY_LOSS(name, level, fn, needs, options, about, paper)                              \
+    { (name), (level), _Generic((fn), rl_policy_loss_fn : (fn)), (needs), (options), (about),     \
+      (paper) }
+// By name or by level; NULL if unknown.
+const rl_policy_loss_def *rl_policy_find(const char *name);
+int rl_policy_count(void);
+const rl_policy_loss_def *rl_policy_at(int i); // NULL past the end
+// As rl_adv_register.
+int rl_policy_register(const rl_policy_loss_def *def, rlhf_err *err);
+// "name, name, ...", into buf.
+void rl_policy_names(char *buf, size_t cap);
+// rl_policy_find, or -1 with an error listing the variants (and levels).
+int rl_policy_lookup(const char *name, const rl_policy_loss_def **out, rlhf_err *err);
 
 // ------------------------------------------------------ KL to the reference --
 // Per-token estimators of KL(pi || pi_ref) from samples of pi (Schulman 2020),

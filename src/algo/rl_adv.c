@@ -1,8 +1,9 @@
-// algo/rl_adv.c: advantage estimators, registered under the names users type
+// algo/rl_adv.c: advantage estimators and their registry, under the names users type
 // (--adv_estimator gae|grpo|rloo|reinforce_pp|remax). Each is one function from
 // per-token rewards (and values, baselines, groups) to per-token advantages and
 // returns. Formulas and sources: docs/online_rl.md.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,38 +235,84 @@ int rl_adv_remax(const rl_adv_config *c, const rl_adv_input *in, float *adv, flo
 }
 
 // --------------------------------------------------------------- registry --
+// Formulas in full and sources: docs/online_rl.md.
 
-static const rl_adv_estimator estimators[] = {
-    {"gae", rl_adv_gae, 1, 0, 0,
-     "GAE over per-token rewards and a value head (PPO); --macro_action ngram:N for MA-RLHF"},
-    {"grpo", rl_adv_grpo, 0, 0, 1,
-     "group-normalised outcome reward (GRPO; --scale_rewards none is Dr. GRPO)"},
-    {"rloo", rl_adv_rloo, 0, 0, 1, "outcome reward minus the leave-one-out group mean (RLOO)"},
-    {"reinforce_pp", rl_adv_reinforce_pp, 0, 0, 0,
-     "discounted token returns (KL in the reward), whitened over the batch (REINFORCE++)"},
-    {"remax", rl_adv_remax, 0, 1, 0, "outcome reward minus the greedy sample's reward (ReMax)"},
-    {NULL, NULL, 0, 0, 0, NULL},
+static const rl_adv_def estimators[] = {
+    RL_ADV("gae", rl_adv_gae, RL_NEED_VALUES,
+           RL_ADV_OPT_GAMMA | RL_ADV_OPT_LAMBDA | RL_ADV_OPT_WHITEN | RL_ADV_OPT_MACRO,
+           "A_t = delta_t + gamma*lambda*A_t+1, delta_t = r_t + gamma*V_t+1 - V_t; "
+           "--macro_action ngram:N: over n-gram macro actions (MA-RLHF)",
+           "Schulman et al. 2016 (GAE); Chai et al. 2025 (MA-RLHF)"),
+    RL_ADV("grpo", rl_adv_grpo, RL_NEED_GROUPS, RL_ADV_OPT_SCALE,
+           "A = (s - mean_group) / (std + eps); --scale_rewards none: s - mean_group (Dr. GRPO)",
+           "Shao et al. 2024 (GRPO); Liu et al. 2025 (Dr. GRPO)"),
+    RL_ADV("rloo", rl_adv_rloo, RL_NEED_GROUPS, 0,
+           "A_i = s_i - mean of the other samples' scores of the group",
+           "Ahmadian et al. 2024 (RLOO)"),
+    RL_ADV("reinforce_pp", rl_adv_reinforce_pp, 0, RL_ADV_OPT_GAMMA,
+           "G_t = r_t + gamma*G_t+1 (KL in the reward), whitened over the batch",
+           "Hu 2025 (REINFORCE++)"),
+    RL_ADV("remax", rl_adv_remax, RL_NEED_BASELINES, 0,
+           "A_t = G_t - reward of the prompt's greedy sample", "Li et al. 2024 (ReMax)"),
 };
+#define N_BUILTIN ((int)(sizeof estimators / sizeof estimators[0]))
 
-const rl_adv_estimator *rl_adv_estimators(void) { return estimators; }
+static const rl_adv_def *registered[RL_MAX_REGISTERED];
+static int n_registered;
 
-const rl_adv_estimator *rl_adv_find(const char *name) {
+int rl_adv_count(void) { return N_BUILTIN + n_registered; }
+
+const rl_adv_def *rl_adv_at(int i) {
+    if (i < 0 || i >= rl_adv_count()) return NULL;
+    return i < N_BUILTIN ? &estimators[i] : registered[i - N_BUILTIN];
+}
+
+const rl_adv_def *rl_adv_find(const char *name) {
     if (!name) return NULL;
     if (!strcmp(name, "reinforce_plus_plus")) name = "reinforce_pp"; // verl's name
-    for (const rl_adv_estimator *e = estimators; e->name; e++)
-        if (!strcmp(e->name, name)) return e;
+    const rl_adv_def *d;
+    for (int i = 0; (d = rl_adv_at(i)); i++)
+        if (!strcmp(d->name, name)) return d;
     return NULL;
+}
+
+int rl_adv_register(const rl_adv_def *def, rlhf_err *err) {
+    if (!def || !def->name || !*def->name || !def->fn)
+        return rlhf_fail(err, "rl_adv_register: an estimator needs a name and a function");
+    if (rl_adv_find(def->name))
+        return rlhf_fail(err, "rl_adv_register: \"%s\" is already an estimator", def->name);
+    if (def->needs_values != !!(def->needs & RL_NEED_VALUES) ||
+        def->needs_baselines != !!(def->needs & RL_NEED_BASELINES) ||
+        def->uses_groups != !!(def->needs & RL_NEED_GROUPS))
+        return rlhf_fail(err, "rl_adv_register: \"%s\": needs_* disagree with needs (use RL_ADV)",
+                         def->name);
+    if (n_registered >= RL_MAX_REGISTERED)
+        return rlhf_fail(err, "rl_adv_register: more than %d estimators registered",
+                         RL_MAX_REGISTERED);
+    registered[n_registered++] = def;
+    return 0;
+}
+
+int rl_adv_needs(const rl_adv_def *def, unsigned need) {
+    return def && (def->needs & need) == need;
+}
+
+void rl_adv_names(char *buf, size_t cap) {
+    if (!cap) return;
+    buf[0] = 0;
+    const rl_adv_def *d;
+    for (int i = 0; (d = rl_adv_at(i)); i++) {
+        size_t k = strlen(buf);
+        snprintf(buf + k, cap - k, "%s%s", i ? ", " : "", d->name);
+    }
 }
 
 int rl_adv_compute(const char *name, const rl_adv_config *c, const rl_adv_input *in, float *adv,
                    float *ret, rlhf_err *err) {
-    const rl_adv_estimator *e = rl_adv_find(name);
+    const rl_adv_def *e = rl_adv_find(name);
     if (!e) {
-        char list[256] = "";
-        for (const rl_adv_estimator *x = estimators; x->name; x++) {
-            strncat(list, x->name, sizeof list - strlen(list) - 1);
-            if (x[1].name) strncat(list, ", ", sizeof list - strlen(list) - 1);
-        }
+        char list[512];
+        rl_adv_names(list, sizeof list);
         return rlhf_fail(err, "unknown --adv_estimator \"%s\" (choose %s)", name ? name : "",
                          list);
     }

@@ -5,10 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/rl.h"
 #include "cli/cmd_online.h"
 #include "cli/pref_flags.h"
 #include "cli/train_flags.h"
 #include "train/online.h"
+
+// "\n  name  paper [needs]" per advantage estimator and policy-loss variant of
+// algo/rl's registries, appended to buf.
+static void list_rl_registries(char *buf, size_t cap) {
+    size_t k = strlen(buf);
+    const rl_adv_def *a;
+    k += (size_t)snprintf(buf + k, k < cap ? cap - k : 0, "\n\nadvantage estimators (--adv_estimator):");
+    for (int i = 0; (a = rl_adv_at(i)) && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "\n  %-14s %s%s%s%s", a->name, a->paper,
+                              rl_adv_needs(a, RL_NEED_VALUES) ? " [value head]" : "",
+                              rl_adv_needs(a, RL_NEED_GROUPS) ? " [groups]" : "",
+                              rl_adv_needs(a, RL_NEED_BASELINES) ? " [greedy baseline]" : "");
+    const rl_policy_loss_def *p;
+    if (k < cap)
+        k += (size_t)snprintf(buf + k, cap - k, "\n\npolicy losses (--importance_sampling_level):");
+    for (int i = 0; (p = rl_policy_at(i)) && k < cap; i++)
+    {
+        char nm[64];
+        snprintf(nm, sizeof nm, p->level ? "%s (%s)" : "%s", p->level ? p->level : p->name,
+                 p->name);
+        k += (size_t)snprintf(buf + k, cap - k, "\n  %-16s %s", nm, p->paper);
+    }
+}
 
 static int run_online(int argc, char **argv, const char *cmd) {
     online_config c;
@@ -40,6 +64,11 @@ static int run_online(int argc, char **argv, const char *cmd) {
         else if (!strcmp(defs[i].name, "logging_steps"))
             defs[i].help = "iterations between metrics lines";
     }
+    char adv_help[300], pl_help[300], names[256];
+    rl_adv_names(names, sizeof names);
+    snprintf(adv_help, sizeof adv_help, "advantage estimator: %s (listed above)", names);
+    rl_policy_names(names, sizeof names);
+    snprintf(pl_help, sizeof pl_help, "policy loss by ratio level: %s (listed above)", names);
     flag_def more[] = {
         {"num_generations", FLAG_INT, &c.num_generations, "samples per prompt (a group)", 1, 1 << 16, "n"},
         {"max_new_tokens", FLAG_INT, &c.max_new_tokens, "longest completion in tokens", 1, 1 << 20, "max_completion_length"},
@@ -59,10 +88,10 @@ static int run_online(int argc, char **argv, const char *cmd) {
         {"overlong_buffer_len", FLAG_INT, &c.overlong_buffer_len, "DAPO soft overlong punishment over the last N of --max_new_tokens (0: off)", 0, 1 << 20},
         {"par_samples", FLAG_INT, &c.par_samples, "PAR shaping: reference samples per prompt (0: off)", 0, 1024},
         {"par_k", FLAG_FLOAT, &c.par_k, "PAR: sigmoid(k (r - r_ref))", 0, 1e6},
-        {"adv_estimator", FLAG_STR, &c.adv_estimator, "gae, grpo, rloo, reinforce_pp or remax"},
+        {"adv_estimator", FLAG_STR, &c.adv_estimator, adv_help},
         {"scale_rewards", FLAG_STR, &c.scale_rewards, "grpo: divide by the std of the group, the batch, or none (Dr. GRPO)"},
         {"loss_agg_mode", FLAG_STR, &c.loss_agg_mode, "token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm (TRL: bnpo, grpo, dr_grpo)"},
-        {"importance_sampling_level", FLAG_STR, &c.importance_sampling_level, "token (PPO) or sequence (GSPO)"},
+        {"importance_sampling_level", FLAG_STR, &c.importance_sampling_level, pl_help},
         {"kl_estimator", FLAG_STR, &c.kl_estimator, "k1, k2, k3 or abs"},
         {"kl_in", FLAG_STR, &c.kl_in, "where the KL to the reference goes: reward (per token) or loss"},
         {"beta", FLAG_FLOAT, &c.beta, "KL coefficient (0: no reference model)", 0, 1e6, "kl_coef"},
@@ -120,7 +149,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
         n = pref_flags_add(defs, n, o, pref_options_used(PREF_KIND_PAIRED, ONLINE_DPO_INPUTS));
     }
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
-    char about[3000];
+    char about[4500];
     if (dpo) {
         snprintf(about, sizeof about,
                  "Online DPO: sample --num_generations completions per prompt, score them with the\n"
@@ -142,6 +171,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
              cmd, c.adv_estimator, c.kl_estimator, c.kl_in, c.beta,
              c.value_head ? ", a value head" : "", c.value_head ? ", value_loss, explained_variance" : "",
              cmd, cmd);
+    if (!dpo) list_rl_registries(about, sizeof about);
     int r = flags_parse(argc, argv, defs, cmd, about, &err);
     if (r == 1) return 0;
     if (r < 0 || (dpo && pref_fdiv_from_name(fdiv, &c.pref.f_divergence_type, &err))) {

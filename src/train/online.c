@@ -84,7 +84,7 @@ typedef struct {
     rl_kl_kind kl_kind;
     rl_filter filter;
     rl_kl_ctl kl;
-    int kl_in_loss, use_values, use_ref, n, mini, micro;
+    int kl_in_loss, use_values, use_baselines, use_ref, n, mini, micro;
     int dpo;                  // online DPO instead of the policy-gradient update
     pref_loss_list losses;
     int *chosen, *rejected;   // online DPO pairs
@@ -444,9 +444,8 @@ static int setup(online_ctx *x, rlhf_err *err) {
     x->pc.norm_len = (float)c->max_new_tokens;
     if (c->dual_clip != 0 && c->dual_clip <= 1)
         return rlhf_fail(err, "--dual_clip must be > 1 (verl uses 3), or 0 for off");
-    if (!strcmp(c->importance_sampling_level, "sequence")) x->pc.seq_ratio = 1;
-    else if (strcmp(c->importance_sampling_level, "token"))
-        return rlhf_fail(err, "--importance_sampling_level must be token or sequence (GSPO)");
+    if (rl_policy_lookup(c->importance_sampling_level, &x->pc.variant, err))
+        return rlhf_fail_ctx(err, "--importance_sampling_level");
     if (rl_agg_from_name(c->loss_agg_mode, &x->pc.agg, err)) return -1;
     if (rl_kl_from_name(c->kl_estimator, &x->kl_kind, err)) return -1;
     if (!strcmp(c->kl_in, "loss")) x->kl_in_loss = 1;
@@ -456,7 +455,7 @@ static int setup(online_ctx *x, rlhf_err *err) {
     if (rl_filter_from_name(c->filter, &x->filter, err)) return -1;
     if (c->kl_target > 0) rl_kl_ctl_adaptive(&x->kl, c->beta, c->kl_target, c->kl_horizon);
     else rl_kl_ctl_fixed(&x->kl, c->beta);
-    const rl_adv_estimator *est = rl_adv_find(c->adv_estimator);
+    const rl_adv_def *est = rl_adv_find(c->adv_estimator);
     x->dpo = !strcmp(c->algo, "online-dpo");
     if (x->dpo) {
         if (pref_parse(&x->losses, c->loss_type, c->loss_weights, err)) return -1;
@@ -477,13 +476,14 @@ static int setup(online_ctx *x, rlhf_err *err) {
         x->use_ref = !c->pref.reference_free;
         est = rl_adv_find("grpo");
     }
-    x->use_values = est->needs_values && !x->dpo;
+    x->use_values = rl_adv_needs(est, RL_NEED_VALUES) && !x->dpo;
+    x->use_baselines = rl_adv_needs(est, RL_NEED_BASELINES);
     if (x->use_values && !c->value_head)
         return rlhf_fail(err, "--adv_estimator %s needs a value model: add --value_head",
                          c->adv_estimator);
     if (c->value_head && !x->use_values)
         fprintf(stderr, "note: --value_head is unused with --adv_estimator %s\n", c->adv_estimator);
-    if (est->uses_groups && c->num_generations < 2)
+    if (rl_adv_needs(est, RL_NEED_GROUPS) && c->num_generations < 2)
         return rlhf_fail(err, "--adv_estimator %s compares samples of one prompt: set "
                               "--num_generations 2 or more",
                          c->adv_estimator);
@@ -683,7 +683,7 @@ int online_train(const online_config *c, rlhf_err *err) {
             }
         }
         reward_apply_penalties(&x.pen, B, rb.length, rb.ended_eos, x.scores);
-        if (!strcmp(c->adv_estimator, "remax")) {  // the greedy sample's reward is the baseline
+        if (x.use_baselines) {  // remax: the greedy sample's reward is the baseline
             float *g = xmalloc((size_t)bs * sizeof(float));
             int r2 = side_scores(&x, x.pol, (const int *const *)pp, pl, bs, ids, 1, 0.0f, 1,
                                  &irng, g, err);

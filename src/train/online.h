@@ -45,7 +45,7 @@ typedef struct {
     const char *adv_estimator;  // gae, grpo, rloo, reinforce_pp, remax
     const char *scale_rewards;  // grpo: group | batch | none
     const char *loss_agg_mode;  // token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm
-    const char *importance_sampling_level; // token | sequence (GSPO)
+    const char *importance_sampling_level; // token | sequence (GSPO), or a policy-loss name (rl_policy_find)
     const char *kl_estimator;   // k1, k2, k3, abs
     const char *kl_in;          // reward | loss
     const char *filter;         // PF-PPO: none, best, best_random, best_worst, reweight
