@@ -83,6 +83,14 @@ def main():
                 os.path.join(tmp, "b"), "--quiet", check=False)
         report(p.returncode == 1 and "bad.jsonl:2" in p.stderr and "Traceback" not in p.stderr,
                f"rm_bad_{name}", p.stderr.strip())
+    # an ensemble file whose member path holds \u0000: refused, not cut at the NUL
+    ens_bad = os.path.join(tmp, "ens_bad")
+    os.makedirs(ens_bad)
+    open(os.path.join(ens_bad, "ensemble.json"), "w").write('{"members": ["%s\\u0000x"]}' % e)
+    p = run("score", "--reward_model", ens_bad, "--data", os.path.join(data, "prefs.jsonl"),
+            check=False)
+    report(p.returncode == 1 and "ensemble.json" in p.stderr and "NUL" in p.stderr,
+           "rm_ensemble_nul_refused", p.stderr.strip())
     open(bad, "w").write('{"prompt": "' + "1+" * 400 + '1=", "chosen": "2", "rejected": "3"}\n')
     p = run("rm", "--model", "tiny", "--data", bad, "--max_steps", "1", "--max_length", "64",
             "--max_prompt_length", "32", "--output_dir", os.path.join(tmp, "b2"), "--quiet",

@@ -688,7 +688,11 @@ static int test_opts(void) {
                               "{\"task\":\"arith\",\"min_digits\":1,\"max_digits\":3,"
                               "\"ops\":\"*\",\"noise\":0.3,\"pref_both_wrong\":0,"
                               "\"n_train\":1,\"n_pref\":1,\"n_prompts\":1,\"n_eval\":1,\"seed\":1}",
-                              "{\"task\":\"arith\",\"min_digits\":1.5,\"max_digits\":3}"};
+                              "{\"task\":\"arith\",\"min_digits\":1.5,\"max_digits\":3}",
+                              // "+\u0000-" would read as "+": refused, not cut
+                              "{\"task\":\"arith\",\"min_digits\":1,\"max_digits\":3,"
+                              "\"ops\":\"+\\u0000-\",\"noise\":0.3,\"pref_both_wrong\":0,"
+                              "\"n_train\":1,\"n_pref\":1,\"n_prompts\":1,\"n_eval\":1,\"seed\":1}"};
     char path[512];
     snprintf(path, sizeof path, "%s/task.json", dir);
     for (size_t i = 0; i < sizeof bad_json / sizeof bad_json[0]; i++) {

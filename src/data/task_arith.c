@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "io/file.h"
+#include "io/json.h"
 
 #define ARITH_MAX_ANSWER_DIGITS 18 // completions longer than this cannot be right
 
@@ -595,8 +596,14 @@ static int get_int(const cJSON *j, const char *path, const char *key, int *v, rl
 int arith_load_opts(const char *dir, arith_opts *o, rlhf_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/task.json", dir);
-    char *text = read_file(path, NULL, err);
+    size_t len;
+    char *text = read_file(path, &len, err);
     if (!text) return -1;
+    char nul[256];
+    if (json_find_nul(text, len, nul, sizeof nul)) {
+        free(text);
+        return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", path, nul);
+    }
     cJSON *j = cJSON_Parse(text);
     free(text);
     if (!j || !cJSON_IsObject(j)) {

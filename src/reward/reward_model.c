@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "io/file.h"
+#include "io/json.h"
 #include "train/run.h"
 
 static int add_member(reward_model *rm, const char *path, rlhf_err *err) {
@@ -30,8 +31,14 @@ int reward_model_load(reward_model *rm, const char *path, const char *tokenizer,
     snprintf(ej, sizeof ej, "%s/ensemble.json", path);
     struct stat st;
     if (stat(ej, &st) == 0) {
-        char *text = read_file(ej, NULL, err);
+        size_t len;
+        char *text = read_file(ej, &len, err);
         if (!text) return -1;
+        char nul[256];
+        if (json_find_nul(text, len, nul, sizeof nul)) {
+            free(text);
+            return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", ej, nul);
+        }
         cJSON *o = cJSON_Parse(text);
         free(text);
         cJSON *mem = o ? cJSON_GetObjectItemCaseSensitive(o, "members") : NULL;
