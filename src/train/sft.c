@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/progress.h"
-#include "train/run.h"
+#include "train/trainer.h"
 
 void sft_default_config(sft_config *c) {
     train_default_config(c);
@@ -83,171 +82,131 @@ static int batcher_get(batcher *bt, long g, ds_batch *b, rlhf_err *err) {
     return ds_make_batch(bt->ds, bt->order + i, n, NULL, b, err);
 }
 
-static char *fmt_json(cJSON *o) {
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+// ------------------------------------------------------------- the method --
+
+typedef struct {
+    batcher bt;
+    const ds_dataset *eval;
+    ds_dataset *train_ds, *eval_ds;
+    ds_batch *mb;
+    float *dlogp;
+    size_t dcap;
+    double tokens_total, last_loss, eval_loss;
+    double win_loss, win_tokens, win_t0;  // since the last log line
+    int win_steps;
+    float lr, grad_norm;
+} sft_state;
+
+static int sft_setup(trainer *t, rlhf_err *err) {
+    sft_state *s = t->self;
+    const train_config *c = t->c;
+    unsigned allowed = 1u << DS_TEXT | 1u << DS_MESSAGES | 1u << DS_PROMPT_COMPLETION;
+    if (train_load_data(c, t->tok, t->max_len, allowed, &s->train_ds, &s->eval_ds, err)) return -1;
+    s->eval = s->eval_ds;
+    s->bt = (batcher){.ds = s->train_ds, .batch = c->batch_size, .packing = c->packing,
+                      .T = t->max_len, .order_epoch = -1, .seed = c->seed};
+    s->bt.order = xmalloc((size_t)s->train_ds->n * sizeof(int));
+    s->bt.row_start = xmalloc((size_t)(s->train_ds->n + 1) * sizeof(int));
+    t->units = batcher_units(&s->bt);
+    s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
+    s->last_loss = s->eval_loss = NAN;
+    s->win_t0 = time_now();
+    return 0;
 }
 
+// the mean NLL over all loss tokens of the step's micro-batches
+static int sft_step(trainer *t, int step, rlhf_err *err) {
+    sft_state *s = t->self;
+    const train_config *c = t->c;
+    rlhf_model *m = t->m;
+    long count = 0;
+    for (int k = 0; k < c->gradient_accumulation_steps; k++) {
+        if (batcher_get(&s->bt, (long)step * c->gradient_accumulation_steps + k, &s->mb[k], err))
+            return -1;
+        for (int i = 0; i < s->mb[k].B * s->mb[k].T; i++) count += s->mb[k].targets[i] >= 0;
+    }
+    model_zero_grad(m);
+    double loss = 0, ntok = 0;
+    for (int k = 0; k < c->gradient_accumulation_steps; k++) {
+        ds_batch *b = &s->mb[k];
+        size_t N = (size_t)b->B * b->T;
+        if (N > s->dcap) {
+            s->dlogp = xrealloc(s->dlogp, N * sizeof(float));
+            s->dcap = N;
+        }
+        if (model_forward(m, &b->view, err)) return -1;
+        for (size_t i = 0; i < N; i++) {
+            int tg = b->targets[i] >= 0;
+            if (tg) loss -= m->logp[i];
+            s->dlogp[i] = tg ? -1.0f / (float)(count ? count : 1) : 0.0f;
+            ntok += b->mask[i];
+        }
+        model_backward(m, s->dlogp, NULL, NULL, NULL);
+    }
+    loss /= count ? count : 1;
+    if (!isfinite(loss))
+        return rlhf_fail(err, "step %d: loss is %g; stopping (checkpoints already written are "
+                              "kept; try a lower --learning_rate)",
+                         step + 1, loss);
+    s->lr = lr_at_step(&t->o->cfg, t->o->step);
+    s->grad_norm = optim_step(t->o, m);
+    s->tokens_total += ntok;
+    s->last_loss = loss;
+    s->win_loss += loss, s->win_tokens += ntok, s->win_steps++;
+    snprintf(t->progress, sizeof t->progress, "loss %.4f lr %.2e", loss, s->lr);
+    t->step_tokens = ntok;
+    return 0;
+}
+
+static void sft_log(trainer *t, cJSON *j) {
+    sft_state *s = t->self;
+    double now = time_now();
+    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
+    cJSON_AddNumberToObject(j, "loss", s->win_loss / s->win_steps);
+    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
+    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
+    cJSON_AddNumberToObject(j, "tokens_per_s", s->win_tokens / (now - s->win_t0));
+    cJSON_AddNumberToObject(j, "num_tokens", s->tokens_total);
+    s->win_loss = s->win_tokens = 0, s->win_steps = 0, s->win_t0 = now;
+}
+
+static int sft_eval(trainer *t, cJSON *j, rlhf_err *err) {
+    sft_state *s = t->self;
+    if (!s->eval) return 0;
+    s->eval_loss = eval_nll(t->m, s->eval, t->c->batch_size, err);
+    cJSON_AddNumberToObject(j, "eval_loss", s->eval_loss);
+    return 0;
+}
+
+static void sft_finish(trainer *t, cJSON *sum, const char *path) {
+    sft_state *s = t->self;
+    cJSON_AddNumberToObject(sum, "steps", t->o->step);
+    cJSON_AddNumberToObject(sum, "train_loss", s->last_loss);
+    if (s->eval) cJSON_AddNumberToObject(sum, "eval_loss", s->eval_loss);
+    cJSON_AddNumberToObject(sum, "tokens", s->tokens_total);
+    if (!t->c->quiet)
+        fprintf(stderr, "sft: %d steps, final loss %.4f, model in %s\n", t->o->step, s->last_loss,
+                path);
+}
+
+static void sft_free(trainer *t) {
+    sft_state *s = t->self;
+    free(s->dlogp);
+    if (s->mb)
+        for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&s->mb[k]);
+    free(s->mb);
+    free(s->bt.order);
+    free(s->bt.row_start);
+    ds_free(s->train_ds);
+    ds_free(s->eval_ds);
+}
+
+static const trainer_method sft_method = {
+    .name = "sft", .setup = sft_setup, .step = sft_step, .log = sft_log, .eval = sft_eval,
+    .finish = sft_finish, .free = sft_free,
+};
+
 int sft_train(const sft_config *c, rlhf_err *err) {
-    int rc = -1;
-    rlhf_model *m = NULL;
-    rlhf_tokenizer *tok = NULL;
-    ds_dataset *train = NULL, *eval = NULL;
-    rlhf_optim *o = NULL;
-    ds_batch *mb = NULL;
-    batcher bt = {0};
-    run_dir run = {0};
-    char resume_from[4400] = "";
-    float *dlogp = NULL;
-    size_t dcap = 0;
-    if (run_prepare(c, NULL, resume_from, sizeof resume_from, err)) goto done;
-    if (model_load_any(resume_from[0] ? resume_from : c->model, c->seed, &m, err)) goto done;
-    if (model_tokenizer(m, c->tokenizer, &tok, err)) goto done;
-    train_remember_tokenizer(c, m);
-    int max_len = train_max_length(c, m);
-    unsigned allowed = 1u << DS_TEXT | 1u << DS_MESSAGES | 1u << DS_PROMPT_COMPLETION;
-    if (train_load_data(c, tok, max_len, allowed, &train, &eval, err)) goto done;
-
-    bt = (batcher){.ds = train, .batch = c->batch_size, .packing = c->packing, .T = max_len,
-                   .order_epoch = -1, .seed = c->seed};
-    bt.order = xmalloc((size_t)train->n * sizeof(int));
-    bt.row_start = xmalloc((size_t)(train->n + 1) * sizeof(int));
-    int units = batcher_units(&bt);
-    int total = train_total_steps(c, units, err);
-    if (total < 0) goto done;
-    if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
-    rlhf_rng rng;
-    rng_seed(&rng, c->seed);
-    if (resume_from[0]) {
-        if (checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
-        fprintf(stderr, "sft: resuming from %s (step %d)\n", resume_from, o->step);
-    }
-    if (run_open(&run, c->output_dir, c->config_json, resume_from[0] ? o->step : -1, err)) goto done;
-
-    mb = xcalloc(c->gradient_accumulation_steps, sizeof *mb);
-    progress pb;
-    progress_start(&pb, "sft", total, c->logging_steps);
-    double t_start = time_now(), tokens_total = 0, last_loss = NAN, eval_loss = NAN;
-    double win_loss = 0, win_tokens = 0, win_t0 = time_now();
-    int win_steps = 0;
-    for (int step = o->step; step < total; step++) {
-        long count = 0;
-        for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-            if (batcher_get(&bt, (long)step * c->gradient_accumulation_steps + k, &mb[k], err))
-                goto done;
-            for (int i = 0; i < mb[k].B * mb[k].T; i++) count += mb[k].targets[i] >= 0;
-        }
-        model_zero_grad(m);
-        double loss = 0, ntok = 0;
-        for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-            ds_batch *b = &mb[k];
-            size_t N = (size_t)b->B * b->T;
-            if (N > dcap) {
-                dlogp = xrealloc(dlogp, N * sizeof(float));
-                dcap = N;
-            }
-            if (model_forward(m, &b->view, err)) goto done;
-            for (size_t i = 0; i < N; i++) {
-                int t = b->targets[i] >= 0;
-                if (t) loss -= m->logp[i];
-                dlogp[i] = t ? -1.0f / (float)(count ? count : 1) : 0.0f;
-                ntok += b->mask[i];
-            }
-            model_backward(m, dlogp, NULL, NULL, NULL);
-        }
-        loss /= count ? count : 1;
-        if (!isfinite(loss)) {
-            rlhf_fail(err, "step %d: loss is %g; stopping (checkpoints already written are kept; "
-                           "try a lower --learning_rate)",
-                      step + 1, loss);
-            goto done;
-        }
-        float lr = lr_at_step(&o->cfg, o->step);
-        float gn = optim_step(o, m);
-        tokens_total += ntok;
-        last_loss = loss;
-        win_loss += loss, win_tokens += ntok, win_steps++;
-        int done_steps = step + 1;
-        if (done_steps % c->logging_steps == 0 || done_steps == total) {
-            double now = time_now();
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "epoch", train_epoch_at(c, units, done_steps));
-            cJSON_AddNumberToObject(j, "loss", win_loss / win_steps);
-            cJSON_AddNumberToObject(j, "learning_rate", lr);
-            cJSON_AddNumberToObject(j, "grad_norm", gn);
-            cJSON_AddNumberToObject(j, "tokens_per_s", win_tokens / (now - win_t0));
-            cJSON_AddNumberToObject(j, "num_tokens", tokens_total);
-            char *line = fmt_json(j);
-            run_log(&run, line);
-            free(line);
-            win_loss = win_tokens = 0, win_steps = 0, win_t0 = now;
-        }
-        if (eval && c->eval_steps > 0 && done_steps % c->eval_steps == 0 && done_steps != total) {
-            eval_loss = eval_nll(m, eval, c->batch_size, err);
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "eval_loss", eval_loss);
-            char *line = fmt_json(j);
-            run_log(&run, line);
-            free(line);
-        }
-        if (c->save_steps > 0 && done_steps % c->save_steps == 0 && done_steps != total) {
-            char path[4400];
-            run_checkpoint_path(&run, done_steps, path, sizeof path);
-            if (checkpoint_save(path, m, o, &rng, err)) goto done;
-        }
-        if (!c->quiet) {
-            char extra[96];
-            snprintf(extra, sizeof extra, "loss %.4f lr %.2e", loss, lr);
-            progress_update(&pb, done_steps, extra, ntok);
-        }
-    }
-    if (!c->quiet) progress_end(&pb);
-    {
-        char path[4400];
-        run_checkpoint_path(&run, -1, path, sizeof path);
-        if (checkpoint_save(path, m, o, &rng, err)) goto done;
-        if (eval) {
-            eval_loss = eval_nll(m, eval, c->batch_size, err);
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", o->step);
-            cJSON_AddNumberToObject(j, "eval_loss", eval_loss);
-            char *line = fmt_json(j);
-            run_log(&run, line);
-            free(line);
-        }
-        cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "command", "sft");
-        cJSON_AddNumberToObject(s, "steps", o->step);
-        cJSON_AddNumberToObject(s, "train_loss", last_loss);
-        if (eval) cJSON_AddNumberToObject(s, "eval_loss", eval_loss);
-        cJSON_AddNumberToObject(s, "seconds", time_now() - t_start);
-        cJSON_AddNumberToObject(s, "tokens", tokens_total);
-        cJSON_AddStringToObject(s, "model", path);
-        char *js = cJSON_Print(s);
-        cJSON_Delete(s);
-        int r2 = run_summary(&run, js, err);
-        free(js);
-        if (r2) goto done;
-        if (!c->quiet)
-            fprintf(stderr, "sft: %d steps, final loss %.4f%s, model in %s\n", o->step, last_loss,
-                    eval ? "" : "", path);
-    }
-    rc = 0;
-done:
-    free(dlogp);
-    if (mb)
-        for (int k = 0; k < c->gradient_accumulation_steps; k++) ds_batch_free(&mb[k]);
-    free(mb);
-    free(bt.order);
-    free(bt.row_start);
-    run_close(&run);
-    optim_free(o);
-    ds_free(train);
-    ds_free(eval);
-    tok_free(tok);
-    model_free(m);
-    return rc;
+    sft_state s = {0};
+    return trainer_run(c, &sft_method, &s, err);
 }
