@@ -14,6 +14,8 @@ PASS/FAIL/SKIP lines, exit 1 on failure.
     are removed; TR-DPO (--sync_ref_model) resumes with its moving reference;
   * an earlier run in --output_dir is refused without --resume, replaced with
     --overwrite_output_dir; --output_dir holding --model, or empty, is refused;
+  * SIGINT / SIGTERM stop a run after the step under way with a checkpoint of
+    it, and --resume finishes it with an uninterrupted run's weights;
   * damaged optimizer state (NaN or negative moments, a step that overflows an
     int or lies past the run's steps) is refused with a message naming the
     file and tensor.
@@ -318,6 +320,41 @@ def bad_optimizer(tmp):
         report(ok, f"optimizer_{name}_refused", f"exit {p.returncode}: {p.stderr[-500:]}")
 
 
+def interrupted(tmp):
+    """SIGINT or SIGTERM stops a run cleanly after the step under way: a checkpoint
+    of that step is written (with --save_steps 0, so only the stop writes one),
+    the exit status is non-zero and says so, no final checkpoint appears, and
+    --resume finishes with the weights and metrics of an uninterrupted run."""
+    t = trainers(tmp)
+    for name, sig in (("sft", signal.SIGINT), ("dpo", signal.SIGTERM)):
+        ref = os.path.join(tmp, f"sigref_{name}")
+        run(*t[name], *common(ref, 0))
+        out = os.path.join(tmp, f"sig_{name}")
+        cmd = [RLHF, *t[name], *common(out, 0)]
+        p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=ENV, text=True)
+        metrics = os.path.join(out, "metrics.jsonl")
+        t0 = time.time()  # wait for the second step's line, then interrupt
+        while p.poll() is None and time.time() - t0 < 60:
+            if os.path.exists(metrics) and len(open(metrics).read().splitlines()) >= 2:
+                break
+            time.sleep(0.001)
+        p.send_signal(sig)
+        err = p.stderr.read()
+        rc = p.wait()
+        p.stderr.close()
+        ck = os.path.join(out, "checkpoints")
+        steps = sorted(e for e in os.listdir(ck) if e.startswith("step-")) if os.path.isdir(ck) else []
+        stopped = (rc != 0 and "stopped by signal" in err and len(steps) == 1
+                   and not os.path.exists(os.path.join(ck, "final")))
+        r = run(*t[name], *common(out, 0), "--resume", check=False)
+        same = r.returncode == 0 and final_weights(out) == final_weights(ref) and \
+            losses(out) == losses(ref)
+        report(stopped and same, f"{name}_{signal.Signals(sig).name}_stops_cleanly_and_resumes",
+               f"exit {rc}, checkpoints {steps}, resume exit {r.returncode}, same {same}: "
+               f"{err[-400:]} {r.stderr[-400:]}")
+
+
 def main():
     if not os.path.exists(RLHF):
         print(f"SKIP crash_test: {RLHF} not built")
@@ -327,7 +364,7 @@ def main():
     try:
         run("data", "--task", "arith", "--out", os.path.join(tmp, "data"), "--digits", "1",
             "--n_pref", "64", "--n_train", "64", "--n_eval", "8", "--n_prompts", "16")
-        for part in (kill_loops, half_written, reuse, bad_optimizer):
+        for part in (kill_loops, half_written, reuse, bad_optimizer, interrupted):
             try:
                 part(tmp, rng) if part is kill_loops else part(tmp)
             except Exception as e:  # noqa: BLE001 - a broken part is a failure, not a crash
