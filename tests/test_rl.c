@@ -193,7 +193,7 @@ static int test_remax_reinforce_pp(void) {
     CHECK_CLOSE(ret[0], 1, TOL, 0);
     CHECK(adv[3] == 0);
     CHECK(rl_adv_compute("ppo", &c, &in, adv, ret, &e) == -1 && strstr(e.msg, "grpo, rloo"));
-    CHECK(rl_adv_find("gae") && rl_adv_find("gae")->needs_values);
+    CHECK(rl_adv_needs(rl_adv_find("gae"), RL_NEED_VALUES));
     return 0;
 }
 

@@ -162,15 +162,11 @@ typedef struct {
     unsigned options; // RL_ADV_OPT_*
     const char *about; // the formula, one line
     const char *paper; // where it comes from
-    // needs, spelled out as flags (filled from needs by RL_ADV and rl_adv_register)
-    int needs_values, needs_baselines, uses_groups;
 } rl_adv_def;
-typedef rl_adv_def rl_adv_estimator; // the former name
 
 // One table entry; a function whose type is not rl_adv_fn is a compile error.
-#define RL_ADV(name, fn, needs, options, about, paper)                                             \
-    { (name), _Generic((fn), rl_adv_fn : (fn)), (needs), (options), (about), (paper),            \
-      !!((needs)&RL_NEED_VALUES), !!((needs)&RL_NEED_BASELINES), !!((needs)&RL_NEED_GROUPS) }
+#define RL_ADV(name, fn, needs, options, about, paper) \
+    { (name), _Generic((fn), rl_adv_fn : (fn)), (needs), (options), (about), (paper) }
 
 // NULL if unknown. Also accepts verl's "reinforce_plus_plus".
 const rl_adv_def *rl_adv_find(const char *name);
@@ -178,7 +174,7 @@ const rl_adv_def *rl_adv_find(const char *name);
 int rl_adv_count(void);
 const rl_adv_def *rl_adv_at(int i);
 // Adds an estimator at run time (before use; not thread-safe); def must outlive
-// its use; build it with RL_ADV (its needs_* flags must agree with needs).
+// its use; build it with RL_ADV.
 // Refused: no name or function, a name taken, more than RL_MAX_REGISTERED.
 #define RL_MAX_REGISTERED 16
 int rl_adv_register(const rl_adv_def *def, rlhf_err *err);

@@ -281,11 +281,6 @@ int rl_adv_register(const rl_adv_def *def, rlhf_err *err) {
         return rlhf_fail(err, "rl_adv_register: an estimator needs a name and a function");
     if (rl_adv_find(def->name))
         return rlhf_fail(err, "rl_adv_register: \"%s\" is already an estimator", def->name);
-    if (def->needs_values != !!(def->needs & RL_NEED_VALUES) ||
-        def->needs_baselines != !!(def->needs & RL_NEED_BASELINES) ||
-        def->uses_groups != !!(def->needs & RL_NEED_GROUPS))
-        return rlhf_fail(err, "rl_adv_register: \"%s\": needs_* disagree with needs (use RL_ADV)",
-                         def->name);
     if (n_registered >= RL_MAX_REGISTERED)
         return rlhf_fail(err, "rl_adv_register: more than %d estimators registered",
                          RL_MAX_REGISTERED);
