@@ -1,6 +1,8 @@
-// train/rm: the reward-model loop. A batch of n pairs is 2n rows through the
-// model in one pass (chosen rows 0..n-1, rejected rows n..2n-1); the score heads
-// read each row's last real token.
+// train/rm: the reward-model method on the training skeleton (train/trainer.h).
+// A batch of n pairs is 2n rows through the model in one pass (chosen rows
+// 0..n-1, rejected rows n..2n-1); the score heads read each row's last real
+// token. K heads on one trunk make an ensemble; K separate trunks are K runs
+// listed in ensemble.json.
 #include "train/rm.h"
 
 #include <cjson/cJSON.h>
@@ -8,10 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/progress.h"
 #include "io/file.h"
-#include "reward/reward_model.h"
-#include "train/run.h"
+#include "train/trainer.h"
 
 void rm_default_config(rm_config *c) {
     memset(c, 0, sizeof *c);
@@ -56,12 +56,33 @@ static void rm_loss(const float *s, int n, int K, const ds_dataset *data, const 
     st->pairs += n;
 }
 
+typedef struct {
+    double acc, var, member_acc;  // ensemble-mean accuracy, mean member variance and accuracy
+} rm_eval_stats;
+
+// accumulates the pairs of one scored batch s (2n, K) into sums of e
+static void rm_eval_batch(const float *s, int n, int K, rm_eval_stats *e) {
+    for (int i = 0; i < n; i++) {
+        double mc = 0, mr = 0;
+        for (int k = 0; k < K; k++) {
+            double sc = s[(size_t)i * K + k], sr = s[(size_t)(n + i) * K + k];
+            mc += sc / K, mr += sr / K;
+            e->member_acc += (sc > sr) / (double)K;
+        }
+        for (int k = 0; k < K; k++) {
+            double sc = s[(size_t)i * K + k];
+            e->var += (sc - mc) * (sc - mc) / K;
+        }
+        e->acc += mc > mr;
+    }
+}
+
 // accuracy of the ensemble mean (and mean member variance) on a tokenized set
-static int rm_eval(rlhf_model *m, const ds_dataset *ds, int bs, double *acc, double *var,
-                   double *member_acc, rlhf_err *err) {
+static int rm_eval_set(rlhf_model *m, const ds_dataset *ds, int bs, rm_eval_stats *out,
+                       rlhf_err *err) {
     ds_batch b = {0};
     int K = m->cfg.score_head, *idx = xmalloc((size_t)bs * sizeof(int));
-    double a = 0, v = 0, ma = 0;
+    rm_eval_stats e = {0};
     long n_pairs = 0;
     int rc = 0;
     for (int s = 0; s < ds->n && rc == 0; s += bs) {
@@ -77,194 +98,155 @@ static int rm_eval(rlhf_model *m, const ds_dataset *ds, int bs, double *acc, dou
             rc = -1;
             break;
         }
-        for (int i = 0; i < n; i++) {
-            double mc = 0, mr = 0;
-            for (int k = 0; k < K; k++) {
-                double sc = m->score[(size_t)i * K + k], sr = m->score[(size_t)(n + i) * K + k];
-                mc += sc / K, mr += sr / K;
-                ma += (sc > sr) / (double)K;
-            }
-            for (int k = 0; k < K; k++) {
-                double sc = m->score[(size_t)i * K + k];
-                v += (sc - mc) * (sc - mc) / K;
-            }
-            a += mc > mr;
-        }
+        rm_eval_batch(m->score, n, K, &e);
         n_pairs += n;
     }
     free(idx);
     ds_batch_free(&b);
-    *acc = n_pairs ? a / n_pairs : NAN;
-    *var = n_pairs ? v / n_pairs : NAN;
-    *member_acc = n_pairs ? ma / n_pairs : NAN;
+    out->acc = n_pairs ? e.acc / n_pairs : NAN;
+    out->var = n_pairs ? e.var / n_pairs : NAN;
+    out->member_acc = n_pairs ? e.member_acc / n_pairs : NAN;
     return rc;
 }
 
-static void log_json(run_dir *r, cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    run_log(r, s);
-    free(s);
+// ------------------------------------------------------------- the method --
+
+typedef struct {
+    const rm_config *rc;
+    int K;                      // score heads on the trunk
+    ds_dataset *train, *eval;
+    train_walk walk;
+    ds_batch *mb;
+    float *dsc;                 // d(loss)/d(score) of a micro-batch
+    size_t dcap;
+    rm_stats win;               // sums of per-step means since the last log line
+    int win_steps;
+    float lr, grad_norm;
+    rm_eval_stats ev;
+} rm_state;
+
+// the trunk gets K score heads (a checkpoint that has them already is kept)
+static int rm_policy(trainer *t, rlhf_err *err) {
+    rm_state *s = t->self;
+    if (t->m->cfg.score_head == s->K) return 0;
+    rlhf_model *m = NULL;
+    if (model_with_heads(t->m, s->K, t->m->cfg.value_head, t->c->seed, &m, err)) return -1;
+    model_free(t->m);
+    t->m = m;
+    return 0;
 }
 
-// one trunk with K heads
-static int rm_train_one(const rm_config *rc_, const train_config *c, int K, double *final_acc,
-                        rlhf_err *err) {
-    int rc = -1;
-    rlhf_model *base = NULL, *m = NULL;
-    rlhf_tokenizer *tok = NULL;
-    ds_dataset *train = NULL, *eval = NULL;
-    rlhf_optim *o = NULL;
-    ds_batch *mb = NULL;
-    train_walk walk = {0};
-    float *dsc = NULL;
-    size_t dcap = 0;
-    run_dir run = {0};
-    char resume_from[4400] = "";
-    if (run_prepare(c, NULL, resume_from, sizeof resume_from, err)) goto done;
-    if (model_load_any(resume_from[0] ? resume_from : c->model, c->seed, &base, err)) goto done;
-    if (base->cfg.score_head == K) {
-        m = base;
-        base = NULL;
-    } else if (model_with_heads(base, K, base->cfg.value_head, c->seed, &m, err)) {
-        goto done;
-    }
-    if (model_tokenizer(m, c->tokenizer, &tok, err)) goto done;
-    train_remember_tokenizer(c, m);
-    int max_len = train_max_length(c, m);
-    if (train_load_data(c, tok, max_len, 1u << DS_PREFERENCE, &train, &eval, err)) goto done;
-    int units = train->n;
-    int total = train_total_steps(c, units, err);
-    if (total < 0) goto done;
-    if (!(o = train_make_optim(c, m->n_params, total, err))) goto done;
-    rlhf_rng rng;
-    rng_seed(&rng, c->seed);
-    if (resume_from[0] && checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
-    if (run_open(&run, c->output_dir, c->config_json, resume_from[0] ? o->step : -1, err)) goto done;
-    train_walk_init(&walk, train, c->seed);
-    mb = xcalloc(c->gradient_accumulation_steps, sizeof *mb);
-    progress pb;
-    progress_start(&pb, "rm", total, c->logging_steps);
-    double t0 = time_now();
-    rm_stats win = {0};
-    int win_steps = 0;
-    double eval_acc = NAN, eval_var = NAN, member_acc = NAN;
-    for (int step = o->step; step < total; step++) {
-        long pairs = 0;
-        if (train_step_batches(c, &walk, step, mb, &pairs, err)) goto done;
-        model_zero_grad(m);
-        rm_stats st = {0};
-        double ntok = 0;
-        for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-            ds_batch *b = &mb[k];
-            rlhf_batch view = b->view;
-            view.targets = NULL;
-            if (model_forward(m, &view, err)) goto done;
-            size_t need = (size_t)b->B * K;
-            if (need > dcap) {
-                dsc = xrealloc(dsc, need * sizeof(float));
-                dcap = need;
-            }
-            rm_loss(m->score, b->n_pairs, K, train, b, rc_->center_rewards_coefficient, pairs, dsc,
-                    &st);
-            model_backward(m, NULL, NULL, dsc, NULL);
-            for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
-        }
-        if (!isfinite(st.loss)) {
-            rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already written "
-                           "are kept)",
-                      step + 1);
-            goto done;
-        }
-        float lr = lr_at_step(&o->cfg, o->step);
-        float gn = optim_step(o, m);
-        win.loss += st.loss / st.pairs, win.acc += st.acc / st.pairs,
-            win.margin += st.margin / st.pairs;
-        win_steps++;
-        int done_steps = step + 1;
-        if (done_steps % c->logging_steps == 0 || done_steps == total) {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "epoch", train_epoch_at(c, units, done_steps));
-            cJSON_AddNumberToObject(j, "loss", win.loss / win_steps);
-            cJSON_AddNumberToObject(j, "accuracy", win.acc / win_steps);
-            cJSON_AddNumberToObject(j, "margin", win.margin / win_steps);
-            cJSON_AddNumberToObject(j, "learning_rate", lr);
-            cJSON_AddNumberToObject(j, "grad_norm", gn);
-            log_json(&run, j);
-            memset(&win, 0, sizeof win);
-            win_steps = 0;
-        }
-        if (eval && ((c->eval_steps > 0 && done_steps % c->eval_steps == 0) || done_steps == total)) {
-            if (rm_eval(m, eval, c->batch_size, &eval_acc, &eval_var, &member_acc, err)) goto done;
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "eval_accuracy", eval_acc);
-            if (K > 1) {
-                cJSON_AddNumberToObject(j, "eval_member_accuracy", member_acc);
-                cJSON_AddNumberToObject(j, "eval_ensemble_variance", eval_var);
-            }
-            log_json(&run, j);
-        }
-        if (c->save_steps > 0 && done_steps % c->save_steps == 0 && done_steps != total) {
-            char path[4400];
-            run_checkpoint_path(&run, done_steps, path, sizeof path);
-            if (checkpoint_save(path, m, o, &rng, err)) goto done;
-        }
-        if (!c->quiet) {
-            char extra[96];
-            snprintf(extra, sizeof extra, "loss %.4f acc %.3f", st.loss / st.pairs,
-                     st.acc / st.pairs);
-            progress_update(&pb, done_steps, extra, ntok);
-        }
-    }
-    if (!c->quiet) progress_end(&pb);
-    char path[4400];
-    run_checkpoint_path(&run, -1, path, sizeof path);
-    if (checkpoint_save(path, m, o, &rng, err)) goto done;
-    {
-        cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "command", "rm");
-        cJSON_AddNumberToObject(s, "steps", o->step);
-        cJSON_AddNumberToObject(s, "ensemble_size", K);
-        if (eval) cJSON_AddNumberToObject(s, "eval_accuracy", eval_acc);
-        if (eval && K > 1) cJSON_AddNumberToObject(s, "eval_ensemble_variance", eval_var);
-        cJSON_AddNumberToObject(s, "seconds", time_now() - t0);
-        cJSON_AddStringToObject(s, "model", path);
-        char *js = cJSON_Print(s);
-        cJSON_Delete(s);
-        int r2 = run_summary(&run, js, err);
-        free(js);
-        if (r2) goto done;
-    }
-    if (final_acc) *final_acc = eval_acc;
-    if (!c->quiet && eval)
-        fprintf(stderr, "rm: eval accuracy %.4f, model in %s\n", eval_acc, path);
-    rc = 0;
-done:
-    train_walk_free(&walk);
-    free(dsc);
-    if (mb)
-        for (int k = 0; k < c->gradient_accumulation_steps; k++) ds_batch_free(&mb[k]);
-    free(mb);
-    run_close(&run);
-    optim_free(o);
-    ds_free(train);
-    ds_free(eval);
-    tok_free(tok);
-    model_free(m);
-    model_free(base);
-    return rc;
+static int rm_setup(trainer *t, rlhf_err *err) {
+    rm_state *s = t->self;
+    const train_config *c = t->c;
+    if (train_load_data(c, t->tok, t->max_len, 1u << DS_PREFERENCE, &s->train, &s->eval, err))
+        return -1;
+    t->units = s->train->n;
+    train_walk_init(&s->walk, s->train, c->seed);
+    s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
+    s->ev = (rm_eval_stats){NAN, NAN, NAN};
+    return 0;
 }
 
-int rm_train(const rm_config *c, rlhf_err *err) {
-    int K = c->ensemble_size > 0 ? c->ensemble_size : 1;
-    if (strcmp(c->ensemble_trunks, "shared") && strcmp(c->ensemble_trunks, "separate"))
-        return rlhf_fail(err, "--ensemble_trunks must be shared or separate (got \"%s\")",
-                         c->ensemble_trunks);
-    if (K == 1 || !strcmp(c->ensemble_trunks, "shared"))
-        return rm_train_one(c, &c->base, K, NULL, err);
-    // K separate trunks: K runs with seeds seed, seed+1, ... and a manifest
+// the Bradley-Terry loss summed over the step's micro-batches, mean over pairs
+static int rm_step(trainer *t, int step, rlhf_err *err) {
+    rm_state *s = t->self;
+    const train_config *c = t->c;
+    rlhf_model *m = t->m;
+    int K = s->K;
+    long pairs = 0;
+    if (train_step_batches(c, &s->walk, step, s->mb, &pairs, err)) return -1;
+    model_zero_grad(m);
+    rm_stats st = {0};
+    double ntok = 0;
+    for (int k = 0; k < c->gradient_accumulation_steps; k++) {
+        ds_batch *b = &s->mb[k];
+        rlhf_batch view = b->view;
+        view.targets = NULL;
+        if (model_forward(m, &view, err)) return -1;
+        size_t need = (size_t)b->B * K;
+        if (need > s->dcap) {
+            s->dsc = xrealloc(s->dsc, need * sizeof(float));
+            s->dcap = need;
+        }
+        rm_loss(m->score, b->n_pairs, K, s->train, b, s->rc->center_rewards_coefficient, pairs,
+                s->dsc, &st);
+        model_backward(m, NULL, NULL, s->dsc, NULL);
+        for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
+    }
+    if (!isfinite(st.loss))
+        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
+                              "written are kept)",
+                         step + 1);
+    s->lr = lr_at_step(&t->o->cfg, t->o->step);
+    s->grad_norm = optim_step(t->o, m);
+    s->win.loss += st.loss / st.pairs, s->win.acc += st.acc / st.pairs,
+        s->win.margin += st.margin / st.pairs;
+    s->win_steps++;
+    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.3f", st.loss / st.pairs,
+             st.acc / st.pairs);
+    t->step_tokens = ntok;
+    return 0;
+}
+
+static void rm_log(trainer *t, cJSON *j) {
+    rm_state *s = t->self;
+    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
+    cJSON_AddNumberToObject(j, "loss", s->win.loss / s->win_steps);
+    cJSON_AddNumberToObject(j, "accuracy", s->win.acc / s->win_steps);
+    cJSON_AddNumberToObject(j, "margin", s->win.margin / s->win_steps);
+    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
+    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
+    memset(&s->win, 0, sizeof s->win);
+    s->win_steps = 0;
+}
+
+static int rm_eval(trainer *t, cJSON *j, rlhf_err *err) {
+    rm_state *s = t->self;
+    if (!s->eval) return 0;
+    if (rm_eval_set(t->m, s->eval, t->c->batch_size, &s->ev, err)) return -1;
+    cJSON_AddNumberToObject(j, "eval_accuracy", s->ev.acc);
+    if (s->K > 1) {
+        cJSON_AddNumberToObject(j, "eval_member_accuracy", s->ev.member_acc);
+        cJSON_AddNumberToObject(j, "eval_ensemble_variance", s->ev.var);
+    }
+    return 0;
+}
+
+static void rm_finish(trainer *t, cJSON *sum, const char *path) {
+    rm_state *s = t->self;
+    cJSON_AddNumberToObject(sum, "steps", t->o->step);
+    cJSON_AddNumberToObject(sum, "ensemble_size", s->K);
+    if (s->eval) cJSON_AddNumberToObject(sum, "eval_accuracy", s->ev.acc);
+    if (s->eval && s->K > 1) cJSON_AddNumberToObject(sum, "eval_ensemble_variance", s->ev.var);
+    if (!t->c->quiet && s->eval)
+        fprintf(stderr, "rm: eval accuracy %.4f, model in %s\n", s->ev.acc, path);
+}
+
+static void rm_free(trainer *t) {
+    rm_state *s = t->self;
+    train_walk_free(&s->walk);
+    free(s->dsc);
+    if (s->mb)
+        for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&s->mb[k]);
+    free(s->mb);
+    ds_free(s->train);
+    ds_free(s->eval);
+}
+
+static const trainer_method rm_method = {
+    .name = "rm", .policy = rm_policy, .setup = rm_setup, .step = rm_step, .log = rm_log,
+    .eval = rm_eval, .finish = rm_finish, .free = rm_free,
+};
+
+// one trunk with K heads, trained with the settings c
+static int rm_train_one(const rm_config *rc, const train_config *c, int K, rlhf_err *err) {
+    rm_state s = {.rc = rc, .K = K};
+    return trainer_run(c, &rm_method, &s, err);
+}
+
+// K separate trunks: K runs with seeds seed, seed+1, ... and a manifest
+static int rm_train_separate(const rm_config *c, int K, rlhf_err *err) {
     if (make_dirs(c->base.output_dir, err)) return -1;
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "members");
@@ -276,7 +258,7 @@ int rm_train(const rm_config *c, rlhf_err *err) {
         mc.output_dir = dir;
         mc.seed = c->base.seed + (uint64_t)k;
         if (!c->base.quiet) fprintf(stderr, "rm: ensemble member %d of %d\n", k + 1, K);
-        if (rm_train_one(c, &mc, 1, NULL, err)) {
+        if (rm_train_one(c, &mc, 1, err)) {
             cJSON_Delete(o);
             return rlhf_fail_ctx(err, "ensemble member %d", k);
         }
@@ -289,4 +271,13 @@ int rm_train(const rm_config *c, rlhf_err *err) {
     int rc = atomic_write_file(path, js, strlen(js), err);
     free(js);
     return rc;
+}
+
+int rm_train(const rm_config *c, rlhf_err *err) {
+    int K = c->ensemble_size > 0 ? c->ensemble_size : 1;
+    if (strcmp(c->ensemble_trunks, "shared") && strcmp(c->ensemble_trunks, "separate"))
+        return rlhf_fail(err, "--ensemble_trunks must be shared or separate (got \"%s\")",
+                         c->ensemble_trunks);
+    if (K == 1 || !strcmp(c->ensemble_trunks, "shared")) return rm_train_one(c, &c->base, K, err);
+    return rm_train_separate(c, K, err);
 }
