@@ -9,11 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/progress.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "train/implicit.h"
-#include "train/run.h"
+#include "train/trainer.h"
 
 void dpo_default_config(dpo_config *c) {
     memset(c, 0, sizeof *c);
@@ -208,19 +207,35 @@ static void row_offsets(const ds_batch *b, long *off) {
     }
 }
 
+// ------------------------------------------------------------ the method --
+
 typedef struct {
     const dpo_config *c;
+    pref_options opt;  // c->opt with --f_divergence_type resolved
     pref_loss_list losses;
-    int unpaired, tokens, needs_ref, uses_margin, has_strength, kto_kl;
-    rlhf_model *policy, *ref;  // ref NULL when cached (and not needed live)
-    const float *cache;        // (n, 2) for the dataset being run, or NULL
-    double mean_score;         // alol: V_ref(x) when the data has no `value` field
-} dpo_ctx;
+    // what the losses declare they need (pref_list_needs), resolved against the options
+    int unpaired, tokens, needs_ref, uses_margin, has_strength, kto_kl, moving_ref;
+    rlhf_model *policy;
+    rlhf_model *ref_model;  // loaded when a loss or the KL estimate needs it
+    rlhf_model *ref;        // the loss's live reference: ref_model, or NULL when cached
+    float *train_cache, *eval_cache;  // precomputed reference log-probs (n, 2)
+    const float *cache;     // the one of the dataset being run, or NULL
+    double mean_score;      // alol: V_ref(x) when the data has no `value` field
+    ds_dataset *train, *eval;
+    train_walk walk;
+    ds_batch *mb;
+    step_buf sb;
+    const int **kl_prompts;
+    int *kl_len, n_kl;
+    pref_metrics win, evm;  // since the last log line; the last eval
+    double kl;
+    float lr, grad_norm;
+} dpo_state;
 
 // KTO's reference point z0: prompt i with the completion of example i+1 (mod n),
 // policy and reference log-probs of those completions, max(0, mean of the
 // difference), detached (TRL builds its KL batch the same way).
-static double kto_kl(dpo_ctx *x, const ds_dataset *ds, const ds_batch *b, rlhf_err *err) {
+static double kto_kl(dpo_state *x, const ds_dataset *ds, const ds_batch *b, rlhf_err *err) {
     int n = b->B, T = 1;
     if (n < 2 || !x->ref) return 0.0;
     for (int i = 0; i < n; i++) {
@@ -264,10 +279,78 @@ static double kto_kl(dpo_ctx *x, const ds_dataset *ds, const ds_batch *b, rlhf_e
     return z0;
 }
 
+// The reference's summed log-probs of b's rows into s->ref (and its per-token
+// ones into s->ref_tok, live reference): from the model, the cache, or 0.
+static int micro_ref(dpo_state *x, ds_batch *b, int n, step_buf *s, rlhf_err *err) {
+    int B = b->B;
+    if (x->ref) {
+        // the policy's activations are kept; the reference is a separate model
+        if (model_forward(x->ref, &b->view, err)) return -1;
+        batch_logp_sums(x->ref, b, s->ref, NULL);
+        memcpy(s->ref_tok, x->ref->logp, (size_t)B * b->T * sizeof(float));
+    } else if (x->cache) {
+        for (int r = 0; r < B; r++) {
+            int ex = b->example[x->unpaired ? r : (r < n ? r : r - n)];
+            s->ref[r] = x->cache[(size_t)ex * 2 + (x->unpaired ? 0 : r >= n)];
+        }
+    } else {
+        for (int r = 0; r < B; r++) s->ref[r] = 0;
+    }
+    return 0;
+}
+
+// The loss's inputs (pb) and gradient outputs (out) over the step buffers.
+static void micro_inputs(dpo_state *x, const ds_dataset *ds, const ds_batch *b, int n,
+                         double z0, step_buf *s, pref_batch *pb, pref_out *out) {
+    for (int r = 0; r < n; r++) {
+        const ds_example *e = &ds->ex[b->example[r]];
+        s->margin[r] = isnan(e->margin) ? 0.0f : (float)e->margin;
+        s->strength[r] = isnan(e->strength) ? 1.0f : (float)e->strength;
+        s->score[r] = isnan(e->score) ? 0.0f : (float)e->score;
+        s->value[r] = (float)x->mean_score;
+        s->label[r] = (uint8_t)(e->label > 0);
+    }
+    int has_ref = x->ref || x->cache, nsets = x->unpaired ? 1 : 2;
+    *pb = (pref_batch){.n = n, .kl = z0, .score = s->score, .value = s->value};
+    pref_seqs *sets[2] = {x->unpaired ? &pb->completion : &pb->chosen, &pb->rejected};
+    pref_grad *grads[2] = {x->unpaired ? &out->completion : &out->chosen, &out->rejected};
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < nsets; k++) {
+        int r0 = k * n;
+        *sets[k] = (pref_seqs){.logps = s->pol + r0, .ref_logps = has_ref ? s->ref + r0 : NULL,
+                               .len = s->len + r0};
+        if (x->tokens) {
+            sets[k]->tok_logps = x->policy->logp;
+            sets[k]->ref_tok_logps = x->ref ? s->ref_tok : NULL;
+            sets[k]->tok_off = s->off + r0;
+        }
+        grads[k]->grad = s->grad + r0;
+        grads[k]->tok_grad = x->tokens ? s->tok_grad : NULL;
+    }
+    if (x->unpaired) pb->label = s->label;
+    pb->margin = x->uses_margin ? s->margin : NULL;
+    pb->strength = x->has_strength ? s->strength : NULL;
+    memset(s->grad, 0, (size_t)b->B * sizeof(float));
+    memset(s->tok_grad, 0, (size_t)b->B * b->T * sizeof(float));
+}
+
+static void metrics_add(pref_metrics *to, const pref_metrics *m, double w) {
+    to->loss += m->loss * w;
+    to->rewards_chosen += m->rewards_chosen * w;
+    to->rewards_rejected += m->rewards_rejected * w;
+    to->rewards_accuracies += m->rewards_accuracies * w;
+    to->rewards_margins += m->rewards_margins * w;
+    to->logps_chosen += m->logps_chosen * w;
+    to->logps_rejected += m->logps_rejected * w;
+    to->kl += m->kl * w;
+}
+
 // One micro-batch: forward, loss, backward (when train). Gradients are scaled by
-// `scale` (its share of the step's pairs). Adds its metrics into *m.
-static int dpo_micro(dpo_ctx *x, const ds_dataset *ds, ds_batch *b, step_buf *s, int train,
-                     double scale, pref_metrics *m, rlhf_err *err) {
+// `scale` (its share of the step's pairs). Adds its metrics, weighted by its
+// pairs, into *m (x->cache: the reference log-probs of ds, or NULL).
+static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, int train, double scale,
+                     pref_metrics *m, rlhf_err *err) {
+    step_buf *s = &x->sb;
     int B = b->B, T = b->T, n = x->unpaired ? B : b->n_pairs;
     step_buf_fit(s, B, T);
     double z0 = 0;
@@ -278,67 +361,12 @@ static int dpo_micro(dpo_ctx *x, const ds_dataset *ds, ds_batch *b, step_buf *s,
     if (model_forward(x->policy, &b->view, err)) return -1;
     batch_logp_sums(x->policy, b, s->pol, s->len);
     row_offsets(b, s->off);
-    if (x->ref) {
-        // the policy's activations are kept; the reference is a separate model
-        if (model_forward(x->ref, &b->view, err)) return -1;
-        batch_logp_sums(x->ref, b, s->ref, NULL);
-        memcpy(s->ref_tok, x->ref->logp, (size_t)B * T * sizeof(float));
-    } else if (x->cache) {
-        for (int r = 0; r < B; r++) {
-            int ex = b->example[x->unpaired ? r : (r < n ? r : r - n)];
-            s->ref[r] = x->cache[(size_t)ex * 2 + (x->unpaired ? 0 : r >= n)];
-        }
-    } else {
-        for (int r = 0; r < B; r++) s->ref[r] = 0;
-    }
-    for (int r = 0; r < n; r++) {
-        const ds_example *e = &ds->ex[b->example[r]];
-        s->margin[r] = isnan(e->margin) ? 0.0f : (float)e->margin;
-        s->strength[r] = isnan(e->strength) ? 1.0f : (float)e->strength;
-        s->score[r] = isnan(e->score) ? 0.0f : (float)e->score;
-        s->value[r] = (float)x->mean_score;
-        s->label[r] = (uint8_t)(e->label > 0);
-    }
-    int has_ref = x->ref || x->cache;
-    pref_batch pb = {.n = n};
-    pref_seqs *sets[2];
-    int nsets = x->unpaired ? 1 : 2;
-    sets[0] = x->unpaired ? &pb.completion : &pb.chosen;
-    sets[1] = &pb.rejected;
-    for (int k = 0; k < nsets; k++) {
-        int r0 = k * n;
-        *sets[k] = (pref_seqs){.logps = s->pol + r0, .ref_logps = has_ref ? s->ref + r0 : NULL,
-                               .len = s->len + r0};
-        if (x->tokens) {
-            sets[k]->tok_logps = x->policy->logp;
-            sets[k]->ref_tok_logps = x->ref ? s->ref_tok : NULL;
-            sets[k]->tok_off = s->off + r0;
-        }
-    }
-    if (x->unpaired) pb.label = s->label;
-    pb.kl = z0;
-    pb.margin = x->uses_margin ? s->margin : NULL;
-    pb.strength = x->has_strength ? s->strength : NULL;
-    pb.score = s->score;
-    pb.value = s->value;
-    memset(s->grad, 0, (size_t)B * sizeof(float));
-    memset(s->tok_grad, 0, (size_t)B * T * sizeof(float));
-    pref_out out = {0};
-    for (int k = 0; k < nsets; k++) {
-        pref_grad *g = k == 0 ? (x->unpaired ? &out.completion : &out.chosen) : &out.rejected;
-        g->grad = s->grad + k * n;
-        g->tok_grad = x->tokens ? s->tok_grad : NULL;
-    }
-    if (pref_loss(&x->losses, &x->c->opt, &pb, &out, err)) return -1;
-    double w = (double)n;  // metrics are batch means: weight by pairs
-    m->loss += out.m.loss * w;
-    m->rewards_chosen += out.m.rewards_chosen * w;
-    m->rewards_rejected += out.m.rewards_rejected * w;
-    m->rewards_accuracies += out.m.rewards_accuracies * w;
-    m->rewards_margins += out.m.rewards_margins * w;
-    m->logps_chosen += out.m.logps_chosen * w;
-    m->logps_rejected += out.m.logps_rejected * w;
-    m->kl += out.m.kl * w;
+    if (micro_ref(x, b, n, s, err)) return -1;
+    pref_batch pb;
+    pref_out out;
+    micro_inputs(x, ds, b, n, z0, s, &pb, &out);
+    if (pref_loss(&x->losses, &x->opt, &pb, &out, err)) return -1;
+    metrics_add(m, &out.m, (double)n);  // metrics are batch means: weight by pairs
     m->n_chosen += n;
     if (!train) return 0;
     // d(loss)/d(sum of a row's log-probs) reaches each of its loss tokens
@@ -367,282 +395,247 @@ static void add_metrics(cJSON *j, const char *prefix, const pref_metrics *m) {
 #undef PUT
 }
 
-static void log_json(run_dir *r, cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    run_log(r, s);
-    free(s);
-}
-
 // mixes the reference towards the policy (TR-DPO soft update)
 static void sync_ref(rlhf_model *ref, const rlhf_model *pol, float alpha) {
     for (size_t i = 0; i < ref->n_params; i++)
         ref->params[i] = alpha * pol->params[i] + (1.0f - alpha) * ref->params[i];
 }
 
-// TR-DPO's moving reference is part of a checkpoint (ref/), so --resume goes on
-// with the reference the run had, not the one it started from
-static int save_ref(const char *tmp, void *ref, rlhf_err *err) {
-    char p[4600];
-    snprintf(p, sizeof p, "%s/ref", tmp);
-    return checkpoint_save(p, ref, NULL, NULL, err);
-}
-
-static int run_eval(dpo_ctx *x, const ds_dataset *ev, const float *ev_cache, int bs, step_buf *s,
-                    pref_metrics *m, rlhf_err *err) {
-    memset(m, 0, sizeof *m);
+// The eval set's metrics into x->evm (no backward).
+static int run_eval(dpo_state *x, int bs, rlhf_err *err) {
+    const ds_dataset *ev = x->eval;
+    memset(&x->evm, 0, sizeof x->evm);
     ds_batch b = {0};
     int *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
-    const float *keep = x->cache;
-    x->cache = ev_cache;
+    x->cache = x->eval_cache;
     for (int i0 = 0; i0 < ev->n && rc == 0; i0 += bs) {
         int n = ev->n - i0 < bs ? ev->n - i0 : bs;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
-        rc = ds_make_batch(ev, idx, n, NULL, &b, err) || dpo_micro(x, ev, &b, s, 0, 0, m, err) ? -1 : 0;
+        rc = ds_make_batch(ev, idx, n, NULL, &b, err) || dpo_micro(x, ev, &b, 0, 0, &x->evm, err)
+                 ? -1
+                 : 0;
     }
-    x->cache = keep;
     free(idx);
     ds_batch_free(&b);
     return rc;
 }
 
-int dpo_train(const dpo_config *c, rlhf_err *err) {
-    const train_config *tc = &c->base;
-    int rc = -1;
-    dpo_ctx x = {.c = c};
-    rlhf_model *pol = NULL, *ref = NULL;
-    rlhf_tokenizer *tok = NULL;
-    ds_dataset *train = NULL, *eval = NULL;
-    rlhf_optim *o = NULL;
-    ds_batch *mb = NULL;
-    step_buf sb = {0};
-    float *cache = NULL, *ev_cache = NULL;
-    train_walk walk = {0};
-    int **kl_prompts = NULL, *kl_len = NULL, n_kl = 0;
-    run_dir run = {0};
-    char resume_from[4400] = "";
-    if (pref_parse(&x.losses, c->loss_type, c->loss_weights, err)) return -1;
-    pref_options opt = c->opt;
-    if (pref_fdiv_from_name(c->f_divergence_type, &opt.f_divergence_type, err)) return -1;
-    x.c = c;
-    dpo_config c2 = *c;  // carries the parsed f-divergence
-    c2.opt = opt;
-    x.c = &c2;
-    x.unpaired = pref_list_kind(&x.losses) == PREF_KIND_UNPAIRED;
-    x.tokens = pref_list_needs(&x.losses, PREF_NEED_TOKENS);
-    x.needs_ref = pref_list_needs(&x.losses, PREF_NEED_REFERENCE);
-    x.uses_margin = pref_list_needs(&x.losses, PREF_NEED_MARGIN);
-    x.kto_kl = pref_list_needs(&x.losses, PREF_NEED_KL_POINT);
-    if (pref_list_needs(&x.losses, PREF_NEED_REVISIONS))
+// TR-DPO's moving reference is part of a checkpoint (ref/), so --resume goes on
+// with the reference the run had, not the one it started from.
+static const char *const moving_ref_files[] = {"ref/config.json", "ref/model.safetensors", NULL};
+
+// Options and losses, checked before anything is loaded: what the run needs is
+// what the losses declare (pref_list_needs), never their names.
+static int dpo_init(trainer *t, rlhf_err *err) {
+    dpo_state *x = t->self;
+    const dpo_config *c = x->c;
+    if (pref_parse(&x->losses, c->loss_type, c->loss_weights, err)) return -1;
+    x->opt = c->opt;
+    if (pref_fdiv_from_name(c->f_divergence_type, &x->opt.f_divergence_type, err)) return -1;
+    const pref_loss_list *l = &x->losses;
+    x->unpaired = pref_list_kind(l) == PREF_KIND_UNPAIRED;
+    x->tokens = pref_list_needs(l, PREF_NEED_TOKENS) || x->opt.ld_alpha >= 0;
+    x->needs_ref = pref_list_needs(l, PREF_NEED_REFERENCE) && !x->opt.reference_free;
+    x->uses_margin = pref_list_needs(l, PREF_NEED_MARGIN);
+    x->kto_kl = pref_list_needs(l, PREF_NEED_KL_POINT);
+    if (pref_list_needs(l, PREF_NEED_REVISIONS))
         return rlhf_fail(err, "--loss_type %s needs revision sequences (the model "
                               "prompted to improve a response), which rlhf dpo does not "
                               "build yet; the loss itself is in algo/pref", c->loss_type);
-    if (opt.ld_alpha >= 0) x.tokens = 1;
-    if (opt.reference_free) x.needs_ref = 0;
-    if (x.tokens && c->precompute_ref_log_probs)
+    if (x->tokens && c->precompute_ref_log_probs)
         return rlhf_fail(err, "--precompute_ref_log_probs keeps sums only; the chosen loss or "
                               "--ld_alpha needs per-token reference log-probs");
     if (c->sync_ref_model && c->precompute_ref_log_probs)
         return rlhf_fail(err, "--sync_ref_model changes the reference: it cannot be precomputed");
+    if (x->kto_kl && c->precompute_ref_log_probs)
+        return rlhf_fail(err, "--loss_type %s: the KL reference point needs the live "
+                              "reference: drop --precompute_ref_log_probs", c->loss_type);
+    if (!x->needs_ref) x->kto_kl = 0;  // reference-free: z0 = 0
+    x->moving_ref = c->sync_ref_model && (x->needs_ref || c->kl_prompts > 0);
+    t->extra = x->moving_ref ? moving_ref_files : NULL;
+    return 0;
+}
 
-    int moving_ref = c->sync_ref_model && (x.needs_ref || c->kl_prompts > 0);
-    // (NULL-terminated: empty without a moving reference)
-    const char *extra[] = {moving_ref ? "ref/config.json" : NULL, "ref/model.safetensors", NULL};
-    if (run_prepare(tc, extra, resume_from, sizeof resume_from, err)) goto done;
-    if (model_load_any(resume_from[0] ? resume_from : tc->model, tc->seed, &pol, err)) goto done;
-    if (model_tokenizer(pol, tc->tokenizer, &tok, err)) goto done;
-    train_remember_tokenizer(tc, pol);
-    x.policy = pol;
-    int max_len = train_max_length(tc, pol);
-    unsigned allowed = x.unpaired ? (1u << DS_UNPAIRED | 1u << DS_PROMPT_COMPLETION)
-                                  : 1u << DS_PREFERENCE;
-    if (train_load_data(tc, tok, max_len, allowed, &train, &eval, err)) goto done;
-    if (x.needs_ref || c->kl_prompts > 0) {
-        const char *rp = c->ref_model ? c->ref_model : tc->model;
-        if (model_load_any(rp, tc->seed, &ref, err)) goto done;
-        if (ref->n_params != pol->n_params) {
-            rlhf_fail(err, "--ref_model %s does not have the policy's architecture", rp);
-            goto done;
-        }
-        if (moving_ref && resume_from[0]) {  // required: run_prepare checked it is there
-            char p[4600];
-            rlhf_model *r2;
-            snprintf(p, sizeof p, "%s/ref", resume_from);
-            if (checkpoint_load(p, &r2, err)) goto done;
-            model_free(ref);
-            ref = r2;
-            if (ref->n_params != pol->n_params) {
-                rlhf_fail(err, "%s does not have the policy's architecture", p);
-                goto done;
-            }
-        }
+// The reference: live, or its log-probs precomputed once into the run folder.
+static int setup_ref(trainer *t, dpo_state *x, rlhf_err *err) {
+    const dpo_config *c = x->c;
+    const train_config *tc = t->c;
+    // the reference's weights are copied from the policy only by TR-DPO's sync
+    if ((x->needs_ref || c->kl_prompts > 0) &&
+        trainer_load_ref(t, c->ref_model, c->sync_ref_model, &x->ref_model, err))
+        return -1;
+    if (!x->needs_ref) return 0;
+    if (!c->precompute_ref_log_probs) {
+        x->ref = x->ref_model;
+        return 0;
     }
-    if (x.needs_ref && c->precompute_ref_log_probs) {
-        char path[2400];
-        int reused;
-        if (make_dirs(tc->output_dir, err)) goto done;
-        snprintf(path, sizeof path, "%s/ref_logps.safetensors", tc->output_dir);
-        if (ref_cache(path, ref, train, tc->batch_size, &cache, &reused, err)) goto done;
-        fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "reused from" : "cached in",
-                path);
-        if (eval) {
-            snprintf(path, sizeof path, "%s/ref_logps_eval.safetensors", tc->output_dir);
-            if (ref_cache(path, ref, eval, tc->batch_size, &ev_cache, &reused, err)) goto done;
-        }
-    } else if (x.needs_ref) {
-        x.ref = ref;
+    char path[2400];
+    int reused;
+    if (make_dirs(tc->output_dir, err)) return -1;
+    snprintf(path, sizeof path, "%s/ref_logps.safetensors", tc->output_dir);
+    if (ref_cache(path, x->ref_model, x->train, tc->batch_size, &x->train_cache, &reused, err))
+        return -1;
+    fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "reused from" : "cached in",
+            path);
+    if (!x->eval) return 0;
+    snprintf(path, sizeof path, "%s/ref_logps_eval.safetensors", tc->output_dir);
+    return ref_cache(path, x->ref_model, x->eval, tc->batch_size, &x->eval_cache, &reused, err);
+}
+
+// prompts for the KL estimate: the eval set's (else the training set's) first ones
+static void setup_kl_prompts(dpo_state *x) {
+    const dpo_config *c = x->c;
+    if (!x->ref_model || c->kl_prompts <= 0) return;
+    const ds_dataset *kd = x->eval ? x->eval : x->train;
+    x->n_kl = kd->n < c->kl_prompts ? kd->n : c->kl_prompts;
+    x->kl_prompts = xcalloc(x->n_kl, sizeof(int *));
+    x->kl_len = xcalloc(x->n_kl, sizeof(int));
+    for (int i = 0; i < x->n_kl; i++) {
+        x->kl_prompts[i] = kd->tok[i].prompt;
+        x->kl_len[i] = kd->tok[i].n_prompt;
+        if (x->kl_len[i] + c->kl_max_new_tokens > x->policy->cfg.max_seq_len) x->n_kl = i;
     }
-    if (x.kto_kl && !x.ref) {
-        if (c->precompute_ref_log_probs) {
-            rlhf_fail(err, "kto's KL reference point needs the live reference: drop "
-                           "--precompute_ref_log_probs");
-            goto done;
-        }
-        x.kto_kl = 0;  // reference-free: z0 = 0
-    }
-    for (int i = 0; i < train->n; i++)
-        if (!isnan(train->ex[i].strength)) x.has_strength = 1;
-    if (x.unpaired) {  // A-LoL's value baseline: the data's mean score
+}
+
+static int dpo_setup(trainer *t, rlhf_err *err) {
+    dpo_state *x = t->self;
+    const train_config *tc = t->c;
+    x->policy = t->m;
+    unsigned allowed = x->unpaired ? (1u << DS_UNPAIRED | 1u << DS_PROMPT_COMPLETION)
+                                   : 1u << DS_PREFERENCE;
+    if (train_load_data(tc, t->tok, t->max_len, allowed, &x->train, &x->eval, err)) return -1;
+    if (setup_ref(t, x, err)) return -1;
+    for (int i = 0; i < x->train->n; i++)
+        if (!isnan(x->train->ex[i].strength)) x->has_strength = 1;
+    if (pref_list_needs(&x->losses, PREF_NEED_SCORES)) {  // A-LoL's baseline: the mean score
         double s = 0;
         int k = 0;
-        for (int i = 0; i < train->n; i++)
-            if (!isnan(train->ex[i].score)) s += train->ex[i].score, k++;
-        x.mean_score = k ? s / k : 0;
+        for (int i = 0; i < x->train->n; i++)
+            if (!isnan(x->train->ex[i].score)) s += x->train->ex[i].score, k++;
+        x->mean_score = k ? s / k : 0;
     }
-    // prompts for the KL estimate: the eval set's (else the training set's) first ones
-    if (ref && c->kl_prompts > 0) {
-        const ds_dataset *kd = eval ? eval : train;
-        n_kl = kd->n < c->kl_prompts ? kd->n : c->kl_prompts;
-        kl_prompts = xcalloc(n_kl, sizeof(int *));
-        kl_len = xcalloc(n_kl, sizeof(int));
-        for (int i = 0; i < n_kl; i++) {
-            kl_prompts[i] = kd->tok[i].prompt;
-            kl_len[i] = kd->tok[i].n_prompt;
-            if (kl_len[i] + c->kl_max_new_tokens > pol->cfg.max_seq_len) n_kl = i;
-        }
-    }
+    setup_kl_prompts(x);
+    t->units = x->train->n;
+    train_walk_init(&x->walk, x->train, tc->seed);
+    x->mb = xcalloc(tc->gradient_accumulation_steps, sizeof *x->mb);
+    x->kl = NAN;
+    return 0;
+}
 
-    int units = train->n;
-    int total = train_total_steps(tc, units, err);
-    if (total < 0) goto done;
-    if (!(o = train_make_optim(tc, pol->n_params, total, err))) goto done;
-    rlhf_rng rng;
-    rng_seed(&rng, tc->seed);
-    if (resume_from[0] && checkpoint_load_optim(resume_from, o, &rng, err)) goto done;
-    if (run_open(&run, tc->output_dir, tc->config_json, resume_from[0] ? o->step : -1, err)) goto done;
-    train_walk_init(&walk, train, tc->seed);
-    mb = xcalloc(tc->gradient_accumulation_steps, sizeof *mb);
-    progress pb;
-    progress_start(&pb, "dpo", total, tc->logging_steps);
-    double t0 = time_now(), kl = NAN;
-    pref_metrics win = {0}, evm = {0};
-    x.cache = cache;
-    for (int step = o->step; step < total; step++) {
-        long pairs = 0;
-        if (train_step_batches(tc, &walk, step, mb, &pairs, err)) goto done;
-        model_zero_grad(pol);
-        pref_metrics sm = {0};
-        double ntok = 0;
-        for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
-            int n = x.unpaired ? mb[k].B : mb[k].n_pairs;
-            if (dpo_micro(&x, train, &mb[k], &sb, 1, (double)n / pairs, &sm, err)) goto done;
-            for (int i = 0; i < mb[k].B * mb[k].T; i++) ntok += mb[k].mask[i];
-        }
-        double loss = sm.loss / (sm.n_chosen ? sm.n_chosen : 1);
-        if (!isfinite(loss)) {
-            rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already written "
-                           "are kept)",
-                      step + 1);
-            goto done;
-        }
-        float lr = lr_at_step(&o->cfg, o->step);
-        float gn = optim_step(o, pol);
-        win.loss += sm.loss, win.rewards_chosen += sm.rewards_chosen;
-        win.rewards_rejected += sm.rewards_rejected, win.rewards_accuracies += sm.rewards_accuracies;
-        win.rewards_margins += sm.rewards_margins, win.logps_chosen += sm.logps_chosen;
-        win.logps_rejected += sm.logps_rejected, win.n_chosen += sm.n_chosen;
-        int done_steps = step + 1;
-        if (c->sync_ref_model && ref && done_steps % c->ref_model_sync_steps == 0)
-            sync_ref(ref, pol, c->ref_model_mixup_alpha);
-        if (done_steps % tc->logging_steps == 0 || done_steps == total) {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", done_steps);
-            cJSON_AddNumberToObject(j, "epoch", train_epoch_at(tc, units, done_steps));
-            add_metrics(j, "", &win);
-            cJSON_AddNumberToObject(j, "learning_rate", lr);
-            cJSON_AddNumberToObject(j, "grad_norm", gn);
-            log_json(&run, j);
-            memset(&win, 0, sizeof win);
-        }
-        int eval_now = (tc->eval_steps > 0 && done_steps % tc->eval_steps == 0) || done_steps == total;
-        if (eval_now && (eval || n_kl)) {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", done_steps);
-            if (eval) {
-                if (run_eval(&x, eval, ev_cache, tc->batch_size, &sb, &evm, err)) {
-                    cJSON_Delete(j);
-                    goto done;
-                }
-                add_metrics(j, "eval_", &evm);
-            }
-            if (n_kl) {
-                kl = estimate_kl(pol, ref, (const int *const *)kl_prompts, kl_len, n_kl,
-                                 c->kl_max_new_tokens, tok_eos(tok), tc->seed, err);
-                cJSON_AddNumberToObject(j, "kl", kl);
-            }
-            log_json(&run, j);
-        }
-        if (tc->save_steps > 0 && done_steps % tc->save_steps == 0 && done_steps != total) {
-            char path[4400];
-            run_checkpoint_path(&run, done_steps, path, sizeof path);
-            if (checkpoint_save_with(path, pol, o, &rng, moving_ref ? save_ref : NULL, ref, err))
-                goto done;
-        }
-        if (!tc->quiet) {
-            char extra[96];
-            snprintf(extra, sizeof extra, "loss %.4f acc %.2f", loss,
-                     sm.rewards_accuracies / (sm.n_chosen ? sm.n_chosen : 1));
-            progress_update(&pb, done_steps, extra, ntok);
-        }
+// TR-DPO: the moving reference the checkpoint holds (run_prepare checked it is there)
+static int dpo_resume(trainer *t, rlhf_err *err) {
+    dpo_state *x = t->self;
+    if (!x->moving_ref) return 0;
+    char p[4600];
+    rlhf_model *r;
+    snprintf(p, sizeof p, "%s/ref", t->resume_from);
+    if (checkpoint_load(p, &r, err)) return -1;
+    if (r->n_params != t->m->n_params) {
+        model_free(r);
+        return rlhf_fail(err, "%s does not have the policy's architecture", p);
     }
-    if (!tc->quiet) progress_end(&pb);
-    {
-        char path[4400];
-        run_checkpoint_path(&run, -1, path, sizeof path);
-        if (checkpoint_save_with(path, pol, o, &rng, moving_ref ? save_ref : NULL, ref, err))
-            goto done;
-        cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "command", "dpo");
-        cJSON_AddStringToObject(s, "loss_type", c->loss_type);
-        cJSON_AddNumberToObject(s, "steps", o->step);
-        if (eval) add_metrics(s, "eval_", &evm);
-        if (n_kl) cJSON_AddNumberToObject(s, "kl", kl);
-        cJSON_AddNumberToObject(s, "seconds", time_now() - t0);
-        cJSON_AddStringToObject(s, "model", path);
-        char *js = cJSON_Print(s);
-        cJSON_Delete(s);
-        int r2 = run_summary(&run, js, err);
-        free(js);
-        if (r2) goto done;
-        if (!tc->quiet) fprintf(stderr, "dpo: %d steps, model in %s\n", o->step, path);
+    if (x->ref == x->ref_model) x->ref = r;
+    model_free(x->ref_model);
+    x->ref_model = r;
+    return 0;
+}
+
+static int dpo_step(trainer *t, int step, rlhf_err *err) {
+    dpo_state *x = t->self;
+    const train_config *tc = t->c;
+    long pairs = 0;
+    if (train_step_batches(tc, &x->walk, step, x->mb, &pairs, err)) return -1;
+    model_zero_grad(t->m);
+    pref_metrics sm = {0};
+    double ntok = 0;
+    x->cache = x->train_cache;
+    for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
+        ds_batch *b = &x->mb[k];
+        int n = x->unpaired ? b->B : b->n_pairs;
+        if (dpo_micro(x, x->train, b, 1, (double)n / pairs, &sm, err)) return -1;
+        for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
-    rc = 0;
-done:
-    train_walk_free(&walk);
-    free(kl_prompts);
-    free(kl_len);
-    free(cache);
-    free(ev_cache);
-    step_buf_free(&sb);
-    if (mb)
-        for (int k = 0; k < tc->gradient_accumulation_steps; k++) ds_batch_free(&mb[k]);
-    free(mb);
-    run_close(&run);
-    optim_free(o);
-    ds_free(train);
-    ds_free(eval);
-    tok_free(tok);
-    model_free(pol);
-    model_free(ref);
-    return rc;
+    double loss = sm.loss / (sm.n_chosen ? sm.n_chosen : 1);
+    if (!isfinite(loss))
+        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
+                              "written are kept)",
+                         step + 1);
+    x->lr = lr_at_step(&t->o->cfg, t->o->step);
+    x->grad_norm = optim_step(t->o, t->m);
+    metrics_add(&x->win, &sm, 1.0);
+    x->win.n_chosen += sm.n_chosen;
+    if (x->moving_ref && (step + 1) % x->c->ref_model_sync_steps == 0)
+        sync_ref(x->ref_model, t->m, x->c->ref_model_mixup_alpha);
+    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.2f", loss,
+             sm.rewards_accuracies / (sm.n_chosen ? sm.n_chosen : 1));
+    t->step_tokens = ntok;
+    return 0;
+}
+
+static void dpo_log(trainer *t, cJSON *j) {
+    dpo_state *x = t->self;
+    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
+    add_metrics(j, "", &x->win);
+    cJSON_AddNumberToObject(j, "learning_rate", x->lr);
+    cJSON_AddNumberToObject(j, "grad_norm", x->grad_norm);
+    memset(&x->win, 0, sizeof x->win);
+}
+
+// eval_* metrics on the eval set and the KL estimate on its prompts
+static int dpo_eval(trainer *t, cJSON *j, rlhf_err *err) {
+    dpo_state *x = t->self;
+    if (x->eval) {
+        if (run_eval(x, t->c->batch_size, err)) return -1;
+        add_metrics(j, "eval_", &x->evm);
+    }
+    if (x->n_kl) {
+        x->kl = estimate_kl(t->m, x->ref_model, x->kl_prompts, x->kl_len, x->n_kl,
+                            x->c->kl_max_new_tokens, tok_eos(t->tok), t->c->seed, err);
+        cJSON_AddNumberToObject(j, "kl", x->kl);
+    }
+    return 0;
+}
+
+static int dpo_save(trainer *t, const char *tmp, rlhf_err *err) {
+    dpo_state *x = t->self;
+    if (!x->moving_ref) return 0;
+    char p[4600];
+    snprintf(p, sizeof p, "%s/ref", tmp);
+    return checkpoint_save(p, x->ref_model, NULL, NULL, err);
+}
+
+static void dpo_finish(trainer *t, cJSON *sum, const char *path) {
+    dpo_state *x = t->self;
+    cJSON_AddStringToObject(sum, "loss_type", x->c->loss_type);
+    cJSON_AddNumberToObject(sum, "steps", t->o->step);
+    if (x->eval) add_metrics(sum, "eval_", &x->evm);
+    if (x->n_kl) cJSON_AddNumberToObject(sum, "kl", x->kl);
+    if (!t->c->quiet) fprintf(stderr, "dpo: %d steps, model in %s\n", t->o->step, path);
+}
+
+static void dpo_free(trainer *t) {
+    dpo_state *x = t->self;
+    train_walk_free(&x->walk);
+    free(x->kl_prompts);
+    free(x->kl_len);
+    free(x->train_cache);
+    free(x->eval_cache);
+    step_buf_free(&x->sb);
+    if (x->mb)
+        for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&x->mb[k]);
+    free(x->mb);
+    ds_free(x->train);
+    ds_free(x->eval);
+    model_free(x->ref_model);
+}
+
+static const trainer_method dpo_method = {
+    .name = "dpo", .init = dpo_init, .setup = dpo_setup, .resume = dpo_resume,
+    .step = dpo_step, .log = dpo_log, .eval = dpo_eval, .save = dpo_save,
+    .finish = dpo_finish, .free = dpo_free,
+};
+
+int dpo_train(const dpo_config *c, rlhf_err *err) {
+    dpo_state x = {.c = c};
+    return trainer_run(&c->base, &dpo_method, &x, err);
 }
