@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/base.h"
+#include "rlhf_base.h"  // rlhf_err, rlhf_rng
 
 // ------------------------------------------------------------------ config --
 typedef enum { ARCH_GPT2 = 0, ARCH_LLAMA = 1 } rlhf_arch;
@@ -260,7 +260,20 @@ int checkpoint_load(const char *dir, rlhf_model **m, rlhf_err *err);
 // is not an int, and a step beyond o->cfg.total_steps (when set), naming the
 // file and tensor.
 int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_err *err);
-// A named size ("tiny", "gpt2", ...) creates a fresh model; anything else loads.
-int model_from_spec(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);
+// A run directory's checkpoints: the N of every RUN/checkpoints/step-N folder,
+// newest first (malloc'd; NULL with *n = 0 when there are none).
+int *checkpoint_steps(const char *run_dir, int *n);
+// The newest complete checkpoint of a run directory (checkpoint_check with
+// need_optim 0: config.json and model.safetensors) into out; -1 when none.
+int checkpoint_latest(const char *run_dir, char *out, size_t n);
+
+// ---------------------------------------------------------------- loading --
+// The one loader behind every --model: an HF folder (or a .safetensors file in
+// one) or a llama2.c .bin file (see src/model/hf.h); a run directory (its
+// checkpoints/final, else its newest complete checkpoint); a named size
+// ("tiny", "gpt2", ...: a fresh model with the seeded init); one of our
+// checkpoints (a folder, or a model.safetensors with config.json beside it).
+// seed is used by named sizes only. -1 + err saying what spec is not.
+int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);
 
 #endif

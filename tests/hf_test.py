@@ -25,7 +25,7 @@ descriptions (no transformers, no llama.cpp).
 Uses $BUILD/tests/tools/hf_tool and $BUILD/rlhf (BUILD default "build"); the
 `rlhf info`/`rlhf export` commands run through hf_tool until rlhf registers
 them, and `rlhf generate` on a llama2.c file is SKIPped until the loader hook
-is in model_from_spec. Prints PASS/FAIL/SKIP lines; exits 1 on failure.
+is in model_load_any. Prints PASS/FAIL/SKIP lines; exits 1 on failure.
 """
 import glob
 import json
@@ -533,7 +533,7 @@ def check_stories(tmp):
     seq = [1] + ids[:63]
     e = rel_err(tool_logits(model, [seq], tmp)[0], port.logits(seq))
     report("stories260K_logits", e < TOL, f"max rel err {e:.3g}")
-    # the generate command (through model_from_spec, once the loader hook is in)
+    # the generate command (through model_load_any)
     args = ["generate", "--model", model, "--tokenizer", tok, "--temperature", "0",
             "--max_new_tokens", "200", "--prompt", ""]
     rc, out, err = run([RLHF, *args])

@@ -8,12 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-// An error is a message with context ("data.jsonl:17: field \"chosen\" missing").
-// Functions that can fail on user input return 0 on success, -1 on failure, and
-// fill *err (which may be NULL when the caller does not care about the text).
-typedef struct {
-    char msg[1024];
-} rlhf_err;
+#include "rlhf_base.h"  // rlhf_err and rlhf_rng (public: include/)
 
 int rlhf_fail(rlhf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // prefix an existing message: "ctx: old message"
@@ -37,16 +32,6 @@ void *rlhf_aligned_calloc_at(size_t n, const char *file, int line);
         if (!(cond)) rlhf_panic(__FILE__, __LINE__, #cond);                                        \
     } while (0)
 void rlhf_panic(const char *file, int line, const char *what) __attribute__((noreturn));
-
-// xoshiro256** seeded through splitmix64. The state is 4 words so it can be
-// stored in a checkpoint and restored for bit-exact resume.
-typedef struct {
-    uint64_t s[4];
-} rlhf_rng;
-void rng_seed(rlhf_rng *r, uint64_t seed);
-uint64_t rng_u64(rlhf_rng *r);
-float rng_uniform(rlhf_rng *r);  // [0, 1)
-float rng_normal(rlhf_rng *r);   // N(0, 1), Box-Muller
 
 double time_now(void);  // seconds, monotonic
 

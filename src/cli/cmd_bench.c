@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "base/base.h"
 #include "cli/commands.h"
 #include "nn/nn.h"
 #include "rlhf.h"
@@ -147,7 +148,7 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     rlhf_err err;
     rlhf_model *m;
-    if (model_from_spec(model, (uint64_t)sd, &m, &err)) {
+    if (model_load_any(model, (uint64_t)sd, &m, &err)) {
         fprintf(stderr, "rlhf bench: %s\n", err.msg);
         return 1;
     }
@@ -257,7 +258,7 @@ int cmd_bench(int argc, char **argv) {
         // PPO-clip (ratio 1 at the first epoch) + k3 KL (beta 0.04), token mean.
         int NP = 8, NS = 4, R = NP * NS, TP = 64, NN = NT, T = TP + NN;
         rlhf_model *ref;
-        if (model_from_spec(model, (uint64_t)sd, &ref, &err)) {
+        if (model_load_any(model, (uint64_t)sd, &ref, &err)) {
             fprintf(stderr, "rlhf bench: %s\n", err.msg);
             return 1;
         }
@@ -419,7 +420,7 @@ int cmd_engine_demo(int argc, char **argv) {
         return 2;
     rlhf_err err;
     rlhf_model *m;
-    if (model_from_spec(model, (uint64_t)sd, &m, &err)) {
+    if (model_load_any(model, (uint64_t)sd, &m, &err)) {
         fprintf(stderr, "rlhf demo: %s\n", err.msg);
         return 1;
     }

@@ -10,32 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/flags.h"
 #include "model/hf.h"
-#include "model/model_internal.h"
+#include "model/load.h"
 #include "tok/tok.h"
-#include "train/run.h"
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int has_file(const char *dir, const char *name) {
-    char p[4200];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// Any model spec: foreign formats first, then ours (named sizes, checkpoints, runs).
-static int load_model(const char *spec, rlhf_model **m, rlhf_err *err) {
-    int r = model_load_foreign(spec, m, err);
-    if (r <= 0) return r;
-    return model_load_any(spec, 1, m, err);
-}
 
 // ------------------------------------------------------------------- info --
 
@@ -84,36 +63,20 @@ int cmd_info(int argc, char **argv) {
         return 2;
     }
     model_file_info fi;
-    memset(&fi, 0, sizeof fi);
     char path[4400];
     snprintf(path, sizeof path, "%s", model);
+    // a run directory (not a named size): its newest checkpoint
     rlhf_config named;
-    if (config_from_name(&named, model, &err) == 0) {
-        rlhf_model *m;
-        if (model_create_empty(&m, &named, &err)) {
-            fprintf(stderr, "rlhf info: %s\n", err.msg);
-            return 1;
-        }
-        fi.cfg = named;
-        fi.n_params = m->n_params;
-        fi.n_tensors = m->n_tensors;
-        model_free(m);
-        snprintf(fi.format, sizeof fi.format, "named size (random init, no file)");
-        snprintf(fi.model_type, sizeof fi.model_type, "%s", named.arch == ARCH_GPT2 ? "gpt2" : "llama");
-        snprintf(fi.dtype, sizeof fi.dtype, "-");
-    } else {
-        // a run directory: its newest checkpoint
-        if (is_dir(model) && !has_file(model, "config.json") &&
-            run_latest_checkpoint(model, path, sizeof path)) {
-            fprintf(stderr, "rlhf info: %s: not a model folder (no config.json) nor a run "
-                            "directory with checkpoints\n",
-                    model);
-            return 1;
-        }
-        if (model_inspect(path, &fi, &err)) {
-            fprintf(stderr, "rlhf info: %s\n", err.msg);
-            return 1;
-        }
+    if (config_from_name(&named, model, NULL) && fmt_is_dir(model) &&
+        !fmt_has(model, "config.json") && checkpoint_latest(model, path, sizeof path)) {
+        fprintf(stderr, "rlhf info: %s: not a model folder (no config.json) nor a run "
+                        "directory with checkpoints\n",
+                model);
+        return 1;
+    }
+    if (model_inspect(path, &fi, &err)) {
+        fprintf(stderr, "rlhf info: %s\n", err.msg);
+        return 1;
     }
     const rlhf_config *c = &fi.cfg;
     int HS = c->n_embd / c->n_head, tok_ok;
@@ -217,7 +180,7 @@ int cmd_export(int argc, char **argv) {
         return 2;
     }
     rlhf_model *m = NULL;
-    if (load_model(model, &m, &err)) {
+    if (model_load_any(model, 1, &m, &err)) {
         fprintf(stderr, "rlhf export: %s\n", err.msg);
         return 1;
     }

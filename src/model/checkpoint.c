@@ -278,17 +278,3 @@ done:
     st_close(&f);
     return rc;
 }
-
-int model_from_spec(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
-    rlhf_config c;
-    rlhf_err e2;
-    if (config_from_name(&c, spec, &e2) == 0) return model_create(m, &c, seed, err);
-    struct stat st;
-    if (stat(spec, &st) != 0)
-        return rlhf_fail(err, "--model %s: not a known size (tiny, small, gpt2, llama-tiny, "
-                              "llama-small) and no such checkpoint",
-                         spec);
-    int foreign = model_load_foreign(spec, m, err);
-    if (foreign <= 0) return foreign;
-    return checkpoint_load(spec, m, err);
-}

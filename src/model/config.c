@@ -2,6 +2,7 @@
 // the JSON form stored as config.json beside every checkpoint.
 #include "rlhf.h"
 
+#include "base/base.h"
 #include "io/json.h"
 
 #include <cjson/cJSON.h>
@@ -9,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

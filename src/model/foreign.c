@@ -185,8 +185,24 @@ done:
     return rc;
 }
 
+// A named size: no file, the table a fresh model would have.
+static int named_inspect(const rlhf_config *c, model_file_info *info, rlhf_err *err) {
+    rlhf_model *m;
+    if (model_create_empty(&m, c, err)) return -1;
+    info->cfg = *c;
+    info->n_params = m->n_params;
+    info->n_tensors = m->n_tensors;
+    model_free(m);
+    snprintf(info->format, sizeof info->format, "named size (random init, no file)");
+    snprintf(info->model_type, sizeof info->model_type, "%s", c->arch == ARCH_GPT2 ? "gpt2" : "llama");
+    snprintf(info->dtype, sizeof info->dtype, "-");
+    return 0;
+}
+
 int model_inspect(const char *path, model_file_info *info, rlhf_err *err) {
     memset(info, 0, sizeof *info);
+    rlhf_config named;
+    if (config_from_name(&named, path, NULL) == 0) return named_inspect(&named, info, err);
     if (fmt_is_dir(path)) {
         if (hf_is_model_dir(path)) return hf_inspect(path, info, err);
         return ours_inspect(path, info, err);

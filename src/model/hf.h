@@ -62,6 +62,8 @@ typedef struct {
 // Fills *info for any model path rlhf.c loads (our checkpoint directories or
 // .safetensors files, HF folders, llama2.c files) and checks that every tensor
 // is present with a consistent shape. -1 + err on the first inconsistency.
+// A named size ("tiny", ...) is described as the fresh model it creates
+// (format "named size (random init, no file)", dtype "-").
 int model_inspect(const char *path, model_file_info *info, rlhf_err *err);
 
 // HF folder: the config.json carries "model_type". 1 yes, 0 no.

@@ -3,8 +3,9 @@
 #ifndef RLHF_MODEL_INTERNAL_H
 #define RLHF_MODEL_INTERNAL_H
 
-#include "nn/nn.h"
+#include "base/base.h"
 #include "nn/attn_cache.h"
+#include "nn/nn.h"
 #include "rlhf.h"
 
 // allocates the parameter buffer (uninitialised values: zeros) for cfg

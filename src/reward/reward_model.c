@@ -8,7 +8,7 @@
 
 #include "io/file.h"
 #include "io/json.h"
-#include "train/run.h"
+#include "model/load.h"
 
 static int add_member(reward_model *rm, const char *path, rlhf_err *err) {
     rlhf_model *m;

@@ -1,8 +1,8 @@
-// train/run: run directories, tokenizer resolution, checkpoint naming.
+// train/run: run directories and checkpoint naming. (Loading a model or a run
+// directory's newest checkpoint, and a model's tokenizer: model/load.c.)
 #include "train/run.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 
 #include "io/file.h"
-#include "model/hf.h"
 
 static int path_exists(const char *p) {
     struct stat st;
@@ -78,38 +77,6 @@ int run_open(run_dir *r, const char *dir, const char *config_json, int resume_st
     return 0;
 }
 
-// "step-00000123" -> 123; -1 for any other name (temp folders included)
-static int step_of(const char *name) {
-    int s, used = 0;
-    if (sscanf(name, "step-%d%n", &s, &used) != 1 || name[used] || s < 0) return -1;
-    return s;
-}
-
-static int cmp_desc(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x < y) - (x > y);
-}
-
-// the step numbers of dir/checkpoints/step-N folders, newest first; count in *n
-static int *list_steps(const char *dir, int *n) {
-    char ck[2200];
-    snprintf(ck, sizeof ck, "%s/checkpoints", dir);
-    *n = 0;
-    DIR *d = opendir(ck);
-    if (!d) return NULL;
-    int cap = 16, *s = xmalloc((size_t)cap * sizeof(int));
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int k = step_of(e->d_name);
-        if (k < 0) continue;
-        if (*n == cap) s = xrealloc(s, (size_t)(cap *= 2) * sizeof(int));
-        s[(*n)++] = k;
-    }
-    closedir(d);
-    qsort(s, (size_t)*n, sizeof(int), cmp_desc);
-    return s;
-}
-
 static int is_within(const char *inner, const char *outer) {
     size_t k = strlen(outer);
     if (strncmp(inner, outer, k)) return 0;
@@ -156,7 +123,7 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
         fprintf(stderr, "--overwrite_output_dir: removed the earlier run in %s\n", dir);
     }
     if (!c->resume) return 0;
-    int count = 0, *steps = list_steps(dir, &count);
+    int count = 0, *steps = checkpoint_steps(dir, &count);
     for (int i = 0; i < count && !resume_from[0]; i++) {
         snprintf(p, sizeof p, "%s/checkpoints/step-%08d", dir, steps[i]);
         rlhf_err e2;
@@ -194,58 +161,6 @@ void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n) {
     else snprintf(out, n, "%s/checkpoints/step-%08d", r->dir, step);
 }
 
-static int has_file(const char *dir, const char *name) {
-    char p[8800];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 int run_latest_checkpoint(const char *dir, char *out, size_t n) {
-    int count = 0, *steps = list_steps(dir, &count), rc = -1;
-    for (int i = 0; i < count && rc; i++) {
-        char p[2400];
-        rlhf_err e2;
-        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", dir, steps[i]);
-        if (checkpoint_check(p, 0, NULL, &e2) == 0) {
-            snprintf(out, n, "%s", p);
-            rc = 0;
-        }
-    }
-    free(steps);
-    return rc;
-}
-
-int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
-    int foreign = model_load_foreign(spec, m, err);
-    if (foreign <= 0) return foreign;
-    char path[4400];
-    if (fmt_is_dir(spec) && !has_file(spec, "model.safetensors")) {
-        snprintf(path, sizeof path, "%s/checkpoints/final", spec);
-        if (!has_file(path, "model.safetensors") && run_latest_checkpoint(spec, path, sizeof path))
-            return rlhf_fail(err, "--model %s: a directory without model.safetensors or "
-                                  "checkpoints/",
-                             spec);
-        return model_from_spec(path, seed, m, err);
-    }
-    return model_from_spec(spec, seed, m, err);
-}
-
-int model_tokenizer(const rlhf_model *m, const char *flag, rlhf_tokenizer **t, rlhf_err *err) {
-    const char *spec = flag && *flag ? flag : m->cfg.tokenizer;
-    if (!spec || !*spec)
-        return rlhf_fail(err, "the model does not name its tokenizer: pass --tokenizer PATH (a "
-                              "folder with encoder.json+vocab.bpe, vocab.json+merges.txt or "
-                              "tokenizer.json, or a tokenizer.bin), or --tokenizer byte");
-    if (!strcmp(spec, "byte")) *t = tok_byte_create();
-    else if (tok_load(t, spec, err)) return -1;
-    int V = tok_vocab_size(*t);
-    if (V > m->cfg.vocab_size) {
-        rlhf_fail(err, "tokenizer %s has %d tokens but the model's vocabulary has %d", spec, V,
-                  m->cfg.vocab_size);
-        tok_free(*t);
-        *t = NULL;
-        return -1;
-    }
-    return 0;
+    return checkpoint_latest(dir, out, n);
 }

@@ -1,14 +1,15 @@
 // train/run: what every training command shares — the run directory
-// (config.json, metrics.jsonl, summary.json, checkpoints/), finding a model's
-// tokenizer, and checkpoint naming.
+// (config.json, metrics.jsonl, summary.json, checkpoints/) and checkpoint
+// naming.
 #ifndef RLHF_TRAIN_RUN_H
 #define RLHF_TRAIN_RUN_H
 
 #include <stdio.h>
 
+#include "model/load.h"
 #include "rlhf.h"
-#include "train/common.h"
 #include "tok/tok.h"
+#include "train/common.h"
 
 typedef struct {
     char dir[2048];
@@ -39,14 +40,11 @@ void run_close(run_dir *r);
 // dir/checkpoints/step-00000123 (or "final" when step < 0)
 void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n);
 // The newest complete checkpoint (model and config) of a run directory's
-// checkpoints/step-N folders into out; -1 when there is none.
+// checkpoints/step-N folders into out; -1 when there is none. (The same as
+// checkpoint_latest in rlhf.h.)
 int run_latest_checkpoint(const char *dir, char *out, size_t n);
 
-// The tokenizer for a model: the flag if given, else the model's own
-// (cfg.tokenizer). Checks that its ids fit the model's vocabulary.
-int model_tokenizer(const rlhf_model *m, const char *flag, rlhf_tokenizer **t, rlhf_err *err);
-// Resolves a --model argument: a named size, a checkpoint directory, or a run
-// directory (its newest checkpoint).
-int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);
+// model_load_any (rlhf.h) and model_tokenizer (model/load.h), which every
+// trainer calls, live in the model layer: src/model/load.c.
 
 #endif

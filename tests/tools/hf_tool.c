@@ -7,7 +7,7 @@
 //       greedy completion of an empty prompt (BOS), at most N tokens, stopping at
 //       EOS, printed like `rlhf generate --temperature 0 --prompt ""`
 //   hf_tool cli info|export FLAGS...  runs the command (before it is registered in rlhf)
-// MODEL is anything model_load_foreign or model_from_spec accepts.
+// MODEL is anything model_load_any accepts.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +27,7 @@ static void die(const char *what, const rlhf_err *e) {
 static rlhf_model *load(const char *spec) {
     rlhf_model *m = NULL;
     rlhf_err e;
-    int r = model_load_foreign(spec, &m, &e);
-    if (r == 1) r = model_from_spec(spec, 1, &m, &e);
-    if (r) die("load", &e);
+    if (model_load_any(spec, 1, &m, &e)) die("load", &e);
     return m;
 }
 

@@ -53,7 +53,7 @@ static const char *check_layout(const rollout_batch *rb, int *const *prompts, co
 static void run(const char *size, uint64_t seed) {
     rlhf_err err;
     rlhf_model *m;
-    if (model_from_spec(size, seed, &m, &err)) {
+    if (model_load_any(size, seed, &m, &err)) {
         report(0, size, err.msg);
         return;
     }
