@@ -21,6 +21,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "data/dataset.h"
+#include "data/dataset_rev.h"
 #include "tok/chat.h"
 #include "tok/tok.h"
 #include "train/run.h"
@@ -347,12 +348,125 @@ static int load_prompts(prompt_set *p, const char *text, const char *file, const
     return 0;
 }
 
+// One completion of a row: text[start, len) is what it adds to its prompt (stop
+// text cut, a conversational reply's prefix dropped).
+typedef struct {
+    char *text;
+    size_t start, len;
+    int ended;
+} completion;
+
+// Samples one completion of each of rows[0..nb) into out (conv[j]: row j's
+// prompt is conversational).
+static int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
+                       const rlhf_gen_opts *g, rlhf_rng *rng, const int **rows, const int *row_len,
+                       const int *conv, int nb, completion *out, rlhf_err *err) {
+    rlhf_gen_out go;
+    if (generate(m, rows, row_len, nb, g, rng, &go, err)) return -1;
+    for (int j = 0; j < nb; j++) {
+        int L = go.length[j], ended = 0;
+        const int *ids = go.tokens + (size_t)j * go.n_new;
+        for (int i = 0; i < L; i++)
+            if (is_stop_id(stops, ids[i])) {
+                L = i;
+                ended = 1;
+                break;
+            }
+        size_t len;  // what the completion adds to its prompt
+        char *text = tok_decode_next(t, rows[j][row_len[j] - 1], ids, L, 0, &len);
+        size_t cut = stop_text_at(stops, text, len);
+        if (cut < len) ended = 1;
+        // a conversational prompt's completion is the assistant message's content
+        size_t start = strlen(stops->reply_prefix);
+        if (!conv[j] || cut < start || memcmp(text, stops->reply_prefix, start)) start = 0;
+        out[j] = (completion){text, start, cut, ended};
+    }
+    gen_out_free(&go);
+    return 0;
+}
+
+// --self_improve: how a completion becomes the prompt of its revision
+// (data/dataset_rev.h: the prompt, the completion, the revision instruction),
+// tokenized as training tokenized the revisions.
+typedef struct {
+    int rounds;                 // --self_improve
+    const char *instruction;    // --revision_prompt
+    rev_instructions per_line;  // the --prompts lines' own "revision_prompt"
+    ds_tok_opts to;
+} reviser;
+
+// The revision prompts of completions cur[0..nb) of prompts p[0..nb), tokenized.
+static int revision_prompts(const reviser *rv, const prompt_set *ps, const int *p,
+                            const completion *cur, int nb, const rlhf_tokenizer *t,
+                            ds_dataset **out, rlhf_err *err) {
+    ds_dataset *ds = rev_dataset_alloc(ps->ds ? ps->ds->path : "--prompt", DS_PROMPT_ONLY, nb);
+    for (int j = 0; j < nb; j++) {
+        chat_message u = {CHAT_USER, ps->text};
+        ds_field single = {0}, reply = {0};
+        const ds_field *prompt = &single;
+        if (ps->ds) prompt = &ps->ds->ex[p[j]].prompt;
+        else if (ps->conversational) single.msgs = &u, single.n_msgs = 1;
+        else single.text = (char *)ps->text;
+        size_t n = cur[j].len - cur[j].start;
+        reply.text = xmalloc(n + 1);
+        memcpy(reply.text, cur[j].text + cur[j].start, n);
+        reply.text[n] = '\0';
+        ds_example *e = &ds->ex[j];
+        e->line = ps->ds ? ps->ds->ex[p[j]].line : 0;
+        e->conversational = prompt_is_conversational(ps, p[j]);
+        e->label = -1;
+        e->margin = e->strength = e->score = NAN;
+        rev_prompt_field(prompt, &reply, rev_instruction(&rv->per_line, e->line, rv->instruction),
+                         &e->prompt);
+        free(reply.text);
+    }
+    if (ds_tokenize(ds, t, &rv->to, NULL, err)) {
+        ds_free(ds);
+        return -1;
+    }
+    *out = ds;
+    return 0;
+}
+
+// Rows [s, s + nb) of the run: the first completion of each, then rv->rounds
+// revisions; revs[r * nb + j] is round r of row j (round 0 the first answer).
+static int sample_chunk(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
+                        const rlhf_gen_opts *g, rlhf_rng *rng, const prompt_set *ps, int n_return,
+                        const reviser *rv, int s, int nb, completion *revs, rlhf_err *err) {
+    const int **rows = xmalloc((size_t)nb * sizeof(int *));
+    int *row_len = xmalloc((size_t)nb * sizeof(int)), *p = xmalloc((size_t)nb * sizeof(int));
+    int *conv = xmalloc((size_t)nb * sizeof(int)), rc = 0;
+    for (int j = 0; j < nb; j++) {
+        p[j] = (s + j) / n_return;
+        rows[j] = ps->ids[p[j]];
+        row_len[j] = ps->len[p[j]];
+        conv[j] = prompt_is_conversational(ps, p[j]);
+    }
+    rc = sample_rows(m, t, stops, g, rng, rows, row_len, conv, nb, revs, err);
+    for (int r = 1; r <= rv->rounds && rc == 0; r++) {
+        ds_dataset *ds;
+        if (revision_prompts(rv, ps, p, revs + (size_t)(r - 1) * nb, nb, t, &ds, err)) {
+            rc = -1;
+            break;
+        }
+        for (int j = 0; j < nb; j++) rows[j] = ds->tok[j].prompt, row_len[j] = ds->tok[j].n_prompt;
+        rc = sample_rows(m, t, stops, g, rng, rows, row_len, conv, nb, revs + (size_t)r * nb, err);
+        ds_free(ds);
+        if (rc)  // the rounds done so far are the caller's only on success
+            for (int i = 0; i < r * nb; i++) free(revs[i].text);
+    }
+    free(rows), free(row_len), free(p), free(conv);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *prompts = NULL;
     const char *format = "text", *chat_template = NULL;
     int max_new = 64, top_k = 0, n_return = 1, batch = 32, add_bos = -1, allow_special = 1;
+    int show_revisions = 0;
     float temperature = 1.0f, top_p = 1.0f;
     uint64_t seed = 1;
+    reviser rv = {.instruction = REV_DEFAULT_INSTRUCTION};
     flag_def defs[] = {
         {"model", FLAG_STR, &model, "checkpoint or run directory (or a size name: a random model)"},
         {"tokenizer", FLAG_STR, &tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
@@ -371,12 +485,18 @@ int cmd_generate(int argc, char **argv) {
         {"chat_template", FLAG_STR, &chat_template,
          "chatml, llama3 or hh: renders conversational prompts (and --prompt, as a user "
          "message) with the generation prompt, and stops at the end of the turn"},
+        {"self_improve", FLAG_INT, &rv.rounds, "revise each completion this many times (a model trained by rlhf srpo): y_k+1 = generate(prompt ++ y_k ++ --revision_prompt)", 0, 1000},
+        {"revision_prompt", FLAG_STR, &rv.instruction, "--self_improve: the instruction after a completion (as rlhf srpo; a --prompts line's own \"revision_prompt\" wins)"},
+        {"show_revisions", FLAG_BOOL, &show_revisions, "--self_improve, --format text: print every round, not only the last"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "generate",
                         "Samples completions for a prompt or a file of prompts.\n"
                         "--format text prints each completion (one prompt, one sample: the text\n"
                         "alone); jsonl prints {\"prompt\", \"completion\", \"ended_eos\"} per line.\n"
+                        "--self_improve N revises each completion N times with the model as its own\n"
+                        "reviser (rlhf srpo; docs/srpo.md): the completion is the last revision, and\n"
+                        "jsonl adds \"revisions\", every round from the first answer on.\n"
                         "example: rlhf generate --model runs/sft --prompt \"12+7=\" --temperature 0",
                         &err);
     if (r == 1) return 0;
@@ -390,6 +510,7 @@ int cmd_generate(int argc, char **argv) {
     else if (strcmp(format, "text") && strcmp(format, "jsonl"))
         usage = "--format must be text or jsonl";
     else if (!(top_p > 0)) usage = "--top_p must be in (0, 1]";
+    else if (rv.rounds && !rv.instruction[0]) usage = "--revision_prompt must not be empty";
     if (usage) {
         fprintf(stderr, "rlhf generate: %s\n", usage);
         return 2;
@@ -426,67 +547,71 @@ int cmd_generate(int argc, char **argv) {
                        .top_p = top_p, .eos_id = stops.n_ids ? stops.ids[0] : -1,
                        .pad_id = tok_pad(t) >= 0 ? tok_pad(t) : 0};
     for (int i = 1; i < stops.n_ids; i++) g.stop_ids[g.n_stop_ids++] = stops.ids[i];
+    ds_tok_opts_default(&rv.to);
+    rv.to.chat_template = chat_template;
+    rv.to.add_bos = tok_resolve_add_bos(t, add_bos);
+    rv.to.parse_special = allow_special;
+    rv.to.max_prompt_length = m->cfg.max_seq_len - max_new;  // a long revision keeps its end
+    rv.to.truncation = DS_KEEP_END;
+    if (rv.rounds && prompts && rev_instructions_read(prompts, &rv.per_line, &err)) {
+        fprintf(stderr, "rlhf generate: %s\n", err.msg);
+        goto done;
+    }
     rlhf_rng rng;
     rng_seed(&rng, seed);
-    int total = ps.n * n_return;
-    const int **rows = xmalloc((size_t)batch * sizeof(int *));
-    int *row_len = xmalloc((size_t)batch * sizeof(int));
+    int total = ps.n * n_return, R = rv.rounds + 1;
+    completion *revs = xmalloc((size_t)R * batch * sizeof *revs);
     status = 0;
     for (int s = 0; s < total && status == 0; s += batch) {
         int nb = total - s < batch ? total - s : batch;
-        for (int j = 0; j < nb; j++) {
-            rows[j] = ps.ids[(s + j) / n_return];
-            row_len[j] = ps.len[(s + j) / n_return];
-        }
-        rlhf_gen_out go;
-        if (generate(m, rows, row_len, nb, &g, &rng, &go, &err)) {
+        if (sample_chunk(m, t, &stops, &g, &rng, &ps, n_return, &rv, s, nb, revs, &err)) {
             fprintf(stderr, "rlhf generate: %s\n", err.msg);
             status = 1;
             break;
         }
         for (int j = 0; j < nb; j++) {
-            int k = s + j, p = k / n_return, L = go.length[j], ended = 0;
-            const int *out = go.tokens + (size_t)j * go.n_new;
-            for (int i = 0; i < L; i++)
-                if (is_stop_id(&stops, out[i])) {
-                    L = i;
-                    ended = 1;
-                    break;
-                }
-            size_t len;  // what the completion adds to its prompt
-            char *text = tok_decode_next(t, ps.ids[p][ps.len[p] - 1], out, L, 0, &len);
-            size_t cut = stop_text_at(&stops, text, len);
-            if (cut < len) ended = 1;
-            len = cut;
-            // a conversational prompt's completion is the assistant message's content
+            int k = s + j, p = k / n_return;
+            const completion *fin = &revs[(size_t)rv.rounds * nb + j];
             int conv = prompt_is_conversational(&ps, p);
-            size_t start = strlen(stops.reply_prefix);
-            if (!conv || len < start || memcmp(text, stops.reply_prefix, start)) start = 0;
             if (jsonl) {
                 fputs("{\"prompt\":", stdout);
                 json_prompt(stdout, &ps, p);
                 fputs(conv ? ",\"completion\":[{\"role\":\"assistant\",\"content\":"
                            : ",\"completion\":",
                       stdout);
-                json_string(stdout, text + start, len - start);
-                printf("%s,\"ended_eos\":%s}\n", conv ? "}]" : "", ended ? "true" : "false");
+                json_string(stdout, fin->text + fin->start, fin->len - fin->start);
+                printf("%s,\"ended_eos\":%s", conv ? "}]" : "", fin->ended ? "true" : "false");
+                if (rv.rounds) {  // every round, the first answer first
+                    fputs(",\"revisions\":[", stdout);
+                    for (int round = 0; round < R; round++) {
+                        const completion *c = &revs[(size_t)round * nb + j];
+                        if (round) putchar(',');
+                        json_string(stdout, c->text + c->start, c->len - c->start);
+                    }
+                    putchar(']');
+                }
+                fputs("}\n", stdout);
             } else {
                 if (total > 1) {
                     if (k > 0) putchar('\n');
                     if (n_return > 1) printf("==> prompt %d, sample %d <==\n", p + 1, k % n_return + 1);
                     else printf("==> prompt %d <==\n", p + 1);
                 }
-                fwrite(text + start, 1, len - start, stdout);
-                putchar('\n');
+                for (int round = show_revisions ? 0 : rv.rounds; round < R; round++) {
+                    const completion *c = &revs[(size_t)round * nb + j];
+                    if (show_revisions && rv.rounds)
+                        printf(round ? "--- revision %d ---\n" : "--- answer ---\n", round);
+                    fwrite(c->text + c->start, 1, c->len - c->start, stdout);
+                    putchar('\n');
+                }
             }
-            free(text);
         }
+        for (int i = 0; i < R * nb; i++) free(revs[i].text);
         fflush(stdout);
-        gen_out_free(&go);
     }
-    free(rows);
-    free(row_len);
+    free(revs);
 done:
+    rev_instructions_free(&rv.per_line);
     prompt_set_free(&ps);
     tok_free(t);
     model_free(m);

@@ -18,5 +18,6 @@ int cmd_pairs(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_kto(int argc, char **argv);
+int cmd_srpo(int argc, char **argv);
 
 #endif

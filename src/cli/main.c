@@ -18,6 +18,7 @@ static const command COMMANDS[] = {
     {"pairs", cmd_pairs, "sample a model and build preference pairs with a task verifier"},
     {"dpo", cmd_dpo, "offline preference optimisation: DPO, IPO, SimPO, ORPO, KTO, ... (--loss_type)"},
     {"kto", cmd_kto, "rlhf dpo --loss_type kto, on prompt/completion/label data"},
+    {"srpo", cmd_srpo, "SRPO: one model as generator and self-reviser, on preference pairs"},
     {"grpo", cmd_grpo, "online RL, group-relative advantages (GRPO; any --adv_estimator)"},
     {"rloo", cmd_rloo, "online RL with leave-one-out baselines (RLOO)"},
     {"ppo", cmd_ppo, "online RL with a value head and GAE (PPO)"},
