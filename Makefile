@@ -11,7 +11,12 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -Iinclude -Isrc
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp
+# in-tree code sees the internal headers (src/); a program using librlhf needs
+# only include/ (tests/public_api.c is built that way)
+INCLUDES := -Iinclude -Isrc
+# the library and the CLI are also checked for these (tests and fuzz harnesses are not)
+SRC_WARN := -Wmissing-prototypes -Wshadow
 LDLIBS  += -lcjson -lz -lm -fopenmp
 
 BLAS ?= 1
@@ -39,11 +44,11 @@ HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY  := $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
 
-all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY)
+all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) $(BUILD)/tests/test_public_api
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(INCLUDES) $(SRC_WARN) -c $< -o $@
 
 $(BUILD)/librlhf.a: $(LIB_OBJ)
 	@rm -f $@
@@ -54,21 +59,26 @@ $(BUILD)/rlhf: $(CLI_OBJ) $(BUILD)/librlhf.a
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/librlhf.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INCLUDES) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+
+# the public API alone: <rlhf.h> from include/, nothing from src/
+$(BUILD)/tests/test_public_api: tests/public_api.c tests/test.h $(BUILD)/librlhf.a $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -g -std=c11 -Wall -Wextra -pedantic -Iinclude $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/librlhf.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INCLUDES) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 
 $(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c fuzz/replay_main.c $(BUILD)/librlhf.a $(HDRS) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I. -DFUZZ_TARGET='"$*"' $< fuzz/replay_main.c $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INCLUDES) -I. -DFUZZ_TARGET='"$*"' $< fuzz/replay_main.c $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
 $(BUILD)/bench_tok: bench/bench_tok.c $(BUILD)/librlhf.a $(HDRS)
-	$(CC) $(CFLAGS) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(INCLUDES) $< $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 
 bench: all $(BUILD)/bench_tok
 	OMP_NUM_THREADS=1 $(BUILD)/bench_tok

@@ -256,7 +256,7 @@ int cmd_bench(int argc, char **argv) {
         // (64 prompt tokens, 64 new), score (share of even token ids), reference
         // log-probs (a frozen copy), then the update: group-normalised advantages,
         // PPO-clip (ratio 1 at the first epoch) + k3 KL (beta 0.04), token mean.
-        int NP = 8, NS = 4, R = NP * NS, TP = 64, NN = NT, T = TP + NN;
+        int NP = 8, NS = 4, R = NP * NS, TP = 64, NN = NT, TG = TP + NN;
         rlhf_model *ref;
         if (model_load_any(model, (uint64_t)sd, &ref, &err)) {
             fprintf(stderr, "rlhf bench: %s\n", err.msg);
@@ -274,8 +274,8 @@ int cmd_bench(int argc, char **argv) {
         optim_default_config(&oc);
         oc.lr = 1e-6f;
         rlhf_optim *o = optim_create(&oc, m->n_params);
-        int *tok = xmalloc((size_t)R * T * sizeof(int)), *tgt = xmalloc((size_t)R * T * sizeof(int));
-        float *refl = xmalloc((size_t)R * T * sizeof(float)), *dl = xmalloc((size_t)R * T * sizeof(float));
+        int *tok = xmalloc((size_t)R * TG * sizeof(int)), *tgt = xmalloc((size_t)R * TG * sizeof(int));
+        float *refl = xmalloc((size_t)R * TG * sizeof(float)), *dl = xmalloc((size_t)R * TG * sizeof(float));
         float *rew = xmalloc((size_t)R * sizeof(float)), *adv = xmalloc((size_t)R * sizeof(float));
         double st[4] = {0};  // gen, score, ref, update seconds (the timed iteration)
         for (int it = 0; it <= 1; it++) {  // a warm-up iteration, then the timed one
@@ -298,21 +298,21 @@ int cmd_bench(int argc, char **argv) {
                 for (int k = 0; k < NS; k++) adv[p * NS + k] = (float)((rew[p * NS + k] - mu) / (sqrt(sd2) + 1e-4));
             }
             for (int r = 0; r < R; r++)
-                for (int t = 0; t < T; t++) {
-                    tok[r * T + t] = t < TP ? pr[r][t] : out.tokens[(size_t)r * NN + t - TP];
-                    tgt[r * T + t] = t >= TP - 1 && t < T - 1 ? out.tokens[(size_t)r * NN + t + 1 - TP] : -1;
+                for (int t = 0; t < TG; t++) {
+                    tok[r * TG + t] = t < TP ? pr[r][t] : out.tokens[(size_t)r * NN + t - TP];
+                    tgt[r * TG + t] = t >= TP - 1 && t < TG - 1 ? out.tokens[(size_t)r * NN + t + 1 - TP] : -1;
                 }
             gen_out_free(&out);
             double t2 = time_now();
-            rlhf_batch b = {.B = R, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
+            rlhf_batch b = {.B = R, .T = TG, .tokens = tok, .targets = tgt, .mask = NULL};
             model_forward(ref, &b, &err);
-            memcpy(refl, ref->logp, (size_t)R * T * sizeof(float));
+            memcpy(refl, ref->logp, (size_t)R * TG * sizeof(float));
             double t3 = time_now();
             model_forward(m, &b, &err);
             int count = R * NN;
             for (int r = 0; r < R; r++)
-                for (int t = 0; t < T; t++) {
-                    size_t i = (size_t)r * T + t;
+                for (int t = 0; t < TG; t++) {
+                    size_t i = (size_t)r * TG + t;
                     if (tgt[i] < 0) {
                         dl[i] = 0;
                         continue;
