@@ -1,0 +1,131 @@
+// train/online_config: the tables behind the online commands — the update
+// methods, the commands (name, update method, defaults) and the loop's own
+// options — and the one place option strings become typed values
+// (online_config_resolve).
+#include <stddef.h>
+#include <string.h>
+
+#include "train/online_update.h"
+
+// ----------------------------------------------------------- update methods --
+
+static const online_update *const updates[] = {&online_update_pg, &online_update_dpo};
+#define N_UPDATES ((int)(sizeof updates / sizeof updates[0]))
+
+const online_update *online_update_at(int i) {
+    return i >= 0 && i < N_UPDATES ? updates[i] : NULL;
+}
+
+
+// ----------------------------------------------------------------- commands --
+
+static const online_command commands[] = {
+    {.name = "grpo", .update = &online_update_pg,
+     .about = "group-relative advantages (GRPO), KL k3 in the loss",
+     .output_dir = "runs/grpo", .learning_rate = 1e-6f, .num_generations = 8, .num_iterations = 1,
+     .beta = 0.04f, .adv_estimator = "grpo", .kl_estimator = "k3", .kl_in = "loss"},
+    {.name = "rloo", .update = &online_update_pg,
+     .about = "leave-one-out baselines (RLOO), KL k1 in the reward",
+     .output_dir = "runs/rloo", .learning_rate = 1e-6f, .num_generations = 4, .num_iterations = 1,
+     .beta = 0.05f, .adv_estimator = "rloo", .kl_estimator = "k1", .kl_in = "reward"},
+    {.name = "ppo", .update = &online_update_pg,
+     .about = "a value head and GAE (PPO), 4 epochs per batch",
+     .output_dir = "runs/ppo", .learning_rate = 1e-6f, .num_generations = 1, .num_iterations = 4,
+     .beta = 0.05f, .adv_estimator = "gae", .kl_estimator = "k1", .kl_in = "reward",
+     .value_head = 1},
+    {.name = "online-dpo", .update = &online_update_dpo,
+     .about = "online / iterative DPO on pairs of samples",
+     .output_dir = "runs/online-dpo", .learning_rate = 5e-7f, .num_generations = 4,
+     .num_iterations = 1},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+const online_command *online_command_at(int i) {
+    return i >= 0 && i < N_COMMANDS ? &commands[i] : NULL;
+}
+
+const online_command *online_command_find(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (name && !strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+// the loop's defaults, shared by every command
+static void loop_defaults(online_config *c) {
+    c->base.num_train_epochs = 1;
+    c->base.logging_steps = 1;
+    c->base.save_steps = 100;
+    c->max_new_tokens = 64;
+    c->temperature = 1.0f;
+    c->top_p = 1.0f;
+    c->reward_timeout = 30;
+    c->name.rm_ensemble = "mean";
+    c->uwo_lambda = 0.1f;
+    c->par_k = 1.0f;
+    c->num_iterations = 1;
+    c->log_samples = 4;
+}
+
+// the command's values over the method's defaults
+static void command_defaults(online_config *c, const online_command *k) {
+    c->base.output_dir = k->output_dir;
+    c->base.learning_rate = k->learning_rate;
+    c->num_generations = k->num_generations;
+    if (k->num_iterations) c->num_iterations = k->num_iterations;
+    if (k->beta) c->pg.beta = k->beta;
+    if (k->adv_estimator) c->pg.name.adv_estimator = k->adv_estimator;
+    if (k->kl_estimator) c->pg.name.kl_estimator = k->kl_estimator;
+    if (k->kl_in) c->pg.name.kl_in = k->kl_in;
+    if (k->value_head) c->pg.value_head = k->value_head;
+}
+
+int online_default_config(online_config *c, const char *name, rlhf_err *err) {
+    memset(c, 0, sizeof *c);
+    train_default_config(&c->base);
+    const online_command *k = online_command_find(name);
+    if (!k) return rlhf_fail(err, "unknown online command \"%s\"", name ? name : "");
+    c->command = k;
+    c->update = k->update;
+    loop_defaults(c);
+    c->update->defaults(c);
+    command_defaults(c, k);
+    return online_config_resolve(c, err);
+}
+
+int online_config_resolve(online_config *c, rlhf_err *err) {
+    if (rl_ensemble_from_name(c->name.rm_ensemble, &c->rm_ensemble, err))
+        return rlhf_fail_ctx(err, "--rm_ensemble");
+    return c->update->resolve ? c->update->resolve(c, err) : 0;
+}
+
+// -------------------------------------------------------------- the options --
+
+#define OPT(name, type, field, help, ...) \
+    {(name), ONLINE_OPT_##type, offsetof(online_config, field), (help), __VA_ARGS__}
+
+const online_option online_loop_options[] = {
+    OPT("num_generations", INT, num_generations, "samples per prompt (a group)", 1, 1 << 16, "n"),
+    OPT("max_new_tokens", INT, max_new_tokens, "longest completion in tokens", 1, 1 << 20, "max_completion_length"),
+    OPT("temperature", FLOAT, temperature, "sampling temperature (1: the ratio's old log-probs match the sampler's; see docs)", 0.01, 100),
+    OPT("top_k", INT, top_k, "sample from the k most likely tokens (0: off)", 0, 1 << 30),
+    OPT("top_p", FLOAT, top_p, "nucleus sampling mass (1: off)", 0.01, 1),
+    OPT("generation_batch_size", INT, generation_batch_size, "rows per generation call (0: all)", 0, 1 << 20),
+    OPT("reward", STR, reward, "weighted reward sources: \"verifier:arith=1,rm:runs/rm=0.5,command:./judge.py=1\""),
+    OPT("task", STR, task, "shortcut for --reward verifier:TASK (arith; arith:shaped for partial credit)"),
+    OPT("reward_model", STR, reward_model, "shortcut for --reward rm:PATH (a reward model or ensemble)"),
+    OPT("reward_command", STR, reward_command, "shortcut for --reward command:CMD (JSON lines in, one number per line out)"),
+    OPT("reward_timeout", DOUBLE, reward_timeout, "seconds an external command may take per answer", 0.01, 1e6),
+    OPT("rm_ensemble", STR, name.rm_ensemble, "reward-model ensemble aggregation: mean, wco (min) or uwo (mean - lambda*var)"),
+    OPT("uwo_lambda", FLOAT, uwo_lambda, "uwo's lambda", 0, 1e6),
+    OPT("length_penalty", FLOAT, length_penalty, "reward -= alpha * completion tokens", -1e6, 1e6),
+    OPT("missing_eos_penalty", FLOAT, missing_eos_penalty, "reward -= this for a completion cut before EOS (TRL)", -1e6, 1e6),
+    OPT("overlong_buffer_len", INT, overlong_buffer_len, "DAPO soft overlong punishment over the last N of --max_new_tokens (0: off)", 0, 1 << 20),
+    OPT("par_samples", INT, par_samples, "PAR shaping: reference samples per prompt (0: off)", 0, 1024),
+    OPT("par_k", FLOAT, par_k, "PAR: sigmoid(k (r - r_ref))", 0, 1e6),
+    OPT("num_iterations", INT, num_iterations, "epochs over each batch (PPO epochs)", 1, 1000, "num_ppo_epochs"),
+    OPT("micro_batch_size", INT, micro_batch_size, "rows per forward pass (0: the whole mini-batch)", 0, 1 << 20),
+    OPT("ref_model", STR, ref_model, "reference model (default: the initial policy)"),
+    OPT("reset_prob", FLOAT, reset_prob, "DR-PO dataset reset: share of prompts rolled in on a prefix of their reference completion (prompt+completion data; 0: off)", 0, 1),
+    OPT("log_samples", INT, log_samples, "completions per iteration written to samples.jsonl", 0, 1 << 20),
+    {NULL},
+};

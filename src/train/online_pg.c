@@ -1,0 +1,431 @@
+// train/online_pg: the policy-gradient update of the online trainer (`rlhf
+// grpo`, `rlhf rloo`, `rlhf ppo`; REINFORCE++ and ReMax by --adv_estimator).
+// Per iteration: token rewards (the score on the last token, the KL in the
+// reward with --kl_in reward) -> advantages (algo/rl's registry) -> PF-PPO
+// filter -> --num_iterations epochs over mini-batches of prompts: forward, the
+// policy loss (algo/rl's registry: PPO clip, GSPO), + the KL in the loss, +
+// the clipped value loss, backward with dlogp (and dvalues), AdamW. Every
+// formula is algo/rl's; docs/online_rl.md ("Trainer") walks through it.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/online_update.h"
+
+typedef struct {
+    double pg_loss, kl_loss, kl_token, v_loss, vf_clipfrac, clip_frac, clip_frac_lower;
+    double approx_kl, ppo_kl, ratio_max, ratio_min;
+    double ent_sum, ent_tokens;
+} pg_stats;
+
+typedef struct {
+    rl_adv_config adv;
+    rl_policy_config pc;
+    int use_values, use_ref, mini;
+    float *token_rewards, *adv_v, *ret, *train_mask, *weights; // (B,T) x4, (B)
+    size_t cap_bt;
+    // mini-batch scratch
+    rollout_rows rows;
+    float *m_mask, *m_old, *m_ref, *m_adv, *m_ret, *m_oldv, *dlogp, *dv;
+    size_t cap_mb;
+    pg_stats st;      // the iteration's
+    float ev;         // explained variance of the old values (value head)
+} pg_state;
+
+static void grow(float **p, size_t n) { *p = xrealloc(*p, (n ? n : 1) * sizeof(float)); }
+
+// ---------------------------------------------------------------- options --
+
+#define OPT(name, type, field, help, ...) \
+    {(name), ONLINE_OPT_##type, offsetof(online_config, pg.field), (help), __VA_ARGS__}
+
+static const online_option pg_options[] = {
+    OPT("adv_estimator", STR, name.adv_estimator, "advantage estimator (the estimators listed above)"),
+    OPT("scale_rewards", STR, name.scale_rewards, "grpo: divide by the std of the group, the batch, or none (Dr. GRPO)"),
+    OPT("loss_agg_mode", STR, name.loss_agg_mode, "token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm (TRL: bnpo, grpo, dr_grpo)"),
+    OPT("importance_sampling_level", STR, name.importance_sampling_level, "policy loss by ratio level (the policy losses listed above)"),
+    OPT("kl_estimator", STR, name.kl_estimator, "k1, k2, k3 or abs"),
+    OPT("kl_in", STR, name.kl_in, "where the KL to the reference goes: reward (per token) or loss"),
+    OPT("beta", FLOAT, beta, "KL coefficient (0: no reference model)", 0, 1e6, "kl_coef"),
+    OPT("kl_target", FLOAT, kl_target, "adaptive KL controller's target (0: fixed --beta)", 0, 1e6),
+    OPT("kl_horizon", FLOAT, kl_horizon, "adaptive KL controller's horizon in samples", 1, 1e12),
+    OPT("epsilon", FLOAT, epsilon, "PPO clip range (lower)", 0, 10, "cliprange"),
+    OPT("epsilon_high", FLOAT, epsilon_high, "upper clip range, DAPO clip-higher (-1: --epsilon)", -1, 10),
+    OPT("dual_clip", FLOAT, dual_clip, "dual-clip bound c > 1 for negative advantages (0: off)", 0, 1e6, "clip_ratio_c"),
+    OPT("mini_batch_size", INT, mini_batch_size, "prompts per optimizer step (0: the whole batch)", 0, 1 << 20),
+    OPT("filter", STR, name.filter, "PF-PPO: none, best, best_random, best_worst or reweight"),
+    OPT("filter_power", FLOAT, filter_power, "PF-PPO reweight: |score|^p", 0, 100),
+    OPT("macro_action", STR, name.macro_action, "MA-RLHF: none or ngram:N (gae)"),
+    OPT("gamma", FLOAT, gamma, "discount (gae, reinforce_pp)", 0, 1),
+    OPT("lam", FLOAT, lam, "GAE lambda", 0, 1, "lambda"),
+    OPT("adv_eps", FLOAT, adv_eps, "grpo: std epsilon", 0, 1),
+    OPT("whiten_advantages", BOOL, whiten_advantages, "gae: whiten advantages over the batch"),
+    OPT("value_head", BOOL, value_head, "a value head on the policy (needed by gae)"),
+    OPT("vf_coef", FLOAT, vf_coef, "weight of the value loss", 0, 1e6),
+    OPT("cliprange_value", FLOAT, cliprange_value, "value clip range (0: unclipped)", 0, 1e6),
+    {NULL},
+};
+
+static void pg_defaults(online_config *c) {
+    online_pg_options *p = &c->pg;
+    p->name.adv_estimator = "grpo";
+    p->name.scale_rewards = "group";
+    p->name.loss_agg_mode = "token-mean";
+    p->name.importance_sampling_level = "token";
+    p->name.kl_estimator = "k1";
+    p->name.kl_in = "reward";
+    p->name.filter = "none";
+    p->name.macro_action = "none";
+    p->beta = 0.05f;
+    p->kl_horizon = 10000;
+    p->epsilon = 0.2f;
+    p->epsilon_high = -1;  // = epsilon
+    p->filter_power = 2;
+    p->gamma = 1.0f;
+    p->lam = 0.95f;
+    p->adv_eps = 1e-6f;
+    p->whiten_advantages = 1;
+    p->vf_coef = 0.1f;
+    p->cliprange_value = 0.2f;
+}
+
+static int pg_resolve(online_config *c, rlhf_err *err) {
+    online_pg_options *p = &c->pg;
+    if (!(p->adv_estimator = rl_adv_find(p->name.adv_estimator)))
+        return rl_adv_compute(p->name.adv_estimator, NULL, NULL, NULL, NULL, err);
+    if (rl_scale_from_name(p->name.scale_rewards, &p->scale_rewards, err)) return -1;
+    if (rl_macro_parse(p->name.macro_action, &p->macro_n, err)) return -1;
+    if (rl_policy_lookup(p->name.importance_sampling_level, &p->policy_loss, err))
+        return rlhf_fail_ctx(err, "--importance_sampling_level");
+    if (rl_agg_from_name(p->name.loss_agg_mode, &p->loss_agg_mode, err)) return -1;
+    if (rl_kl_from_name(p->name.kl_estimator, &p->kl_estimator, err)) return -1;
+    if (!strcmp(p->name.kl_in, "loss")) p->kl_in = ONLINE_KL_IN_LOSS;
+    else if (!strcmp(p->name.kl_in, "reward")) p->kl_in = ONLINE_KL_IN_REWARD;
+    else
+        return rlhf_fail(err, "--kl_in must be reward (a per-token penalty in the reward, as PPO "
+                              "and RLOO) or loss (GRPO)");
+    return rl_filter_from_name(p->name.filter, &p->filter, err);
+}
+
+static unsigned pg_needs_of(const online_config *c) {
+    const rl_adv_def *a = c->pg.adv_estimator;
+    return (c->pg.beta > 0 ? ONLINE_NEED_REFERENCE : 0) |
+           (rl_adv_needs(a, RL_NEED_VALUES) ? ONLINE_NEED_VALUES : 0) |
+           (rl_adv_needs(a, RL_NEED_BASELINES) ? ONLINE_NEED_BASELINES : 0) |
+           (rl_adv_needs(a, RL_NEED_GROUPS) || c->pg.filter != RL_FILTER_NONE ? ONLINE_NEED_GROUPS
+                                                                             : 0);
+}
+
+static int pg_check(const online_config *c, rlhf_err *err) {
+    const online_pg_options *p = &c->pg;
+    const char *est = p->name.adv_estimator;
+    int values = rl_adv_needs(p->adv_estimator, RL_NEED_VALUES);
+    if (p->dual_clip != 0 && p->dual_clip <= 1)
+        return rlhf_fail(err, "--dual_clip must be > 1 (verl uses 3), or 0 for off");
+    if (values && !p->value_head)
+        return rlhf_fail(err, "--adv_estimator %s needs a value model: add --value_head", est);
+    if (p->value_head && !values)
+        fprintf(stderr, "note: --value_head is unused with --adv_estimator %s\n", est);
+    if (rl_adv_needs(p->adv_estimator, RL_NEED_GROUPS) && c->num_generations < 2)
+        return rlhf_fail(err, "--adv_estimator %s compares samples of one prompt: set "
+                              "--num_generations 2 or more",
+                         est);
+    if (p->filter != RL_FILTER_NONE && c->num_generations < 2)
+        return rlhf_fail(err, "--filter %s picks among the samples of a prompt: set "
+                              "--num_generations 2 or more",
+                         p->name.filter);
+    return 0;
+}
+
+// --num_iterations epochs of ceil(prompts / --mini_batch_size) mini-batches
+static int pg_steps_per_iteration(const online_config *c) {
+    int bs = c->base.batch_size, mini = c->pg.mini_batch_size > 0 ? c->pg.mini_batch_size : bs;
+    return c->num_iterations * ((bs + mini - 1) / mini);
+}
+
+static void pg_describe(const online_config *c, char *buf, size_t cap) {
+    const char *cmd = c->command->name;
+    int vh = c->pg.value_head;
+    snprintf(buf, cap,
+             "Online RL: sample --num_generations completions per prompt, score them, update the\n"
+             "policy with the PPO clipped loss (%s defaults: --adv_estimator %s, KL %s in the %s,\n"
+             "beta %g%s). Writes metrics.jsonl (reward, rewards/<source>, kl, entropy, clip_frac,\n"
+             "approx_kl, completion_length, truncated_share%s), samples.jsonl and checkpoints.\n"
+             "example: rlhf %s --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
+             "         --output_dir runs/%s --max_steps 100 --learning_rate 1e-5",
+             cmd, c->pg.name.adv_estimator, c->pg.name.kl_estimator, c->pg.name.kl_in, c->pg.beta,
+             vh ? ", a value head" : "", vh ? ", value_loss, explained_variance" : "", cmd, cmd);
+}
+
+// ------------------------------------------------------------------ setup --
+
+static int pg_setup(online_run *r, rlhf_err *err) {
+    const online_config *c = r->c;
+    const online_pg_options *p = &c->pg;
+    pg_state *s = xcalloc(1, sizeof *s);
+    r->self = s;
+    rl_adv_config_default(&s->adv);
+    s->adv.gamma = p->gamma;
+    s->adv.lambda = p->lam;
+    s->adv.eps = p->adv_eps;
+    s->adv.whiten = p->whiten_advantages;
+    s->adv.group_size = c->num_generations;
+    s->adv.scale = p->scale_rewards;
+    s->adv.macro_n = p->macro_n;
+    rl_policy_config_default(&s->pc);
+    s->pc.clip_low = p->epsilon;
+    s->pc.clip_high = p->epsilon_high >= 0 ? p->epsilon_high : p->epsilon;
+    s->pc.clip_c = p->dual_clip;
+    s->pc.norm_len = (float)c->max_new_tokens;
+    s->pc.variant = p->policy_loss;
+    s->pc.agg = p->loss_agg_mode;
+    if (p->kl_target > 0) rl_kl_ctl_adaptive(&r->kl_coef, p->beta, p->kl_target, p->kl_horizon);
+    else rl_kl_ctl_fixed(&r->kl_coef, p->beta);
+    s->use_values = (r->needs & ONLINE_NEED_VALUES) != 0;
+    s->use_ref = r->ref != NULL;
+    s->mini = p->mini_batch_size > 0 ? p->mini_batch_size : c->base.batch_size;
+    grow(&s->weights, r->B);
+    return 0;
+}
+
+// ---------------------------------------------------------- advantages --
+
+// token rewards (the KL in them), advantages, the PF-PPO filter
+static int pg_advantages(online_run *r, pg_state *s, rlhf_err *err) {
+    const online_config *c = r->c;
+    const rollout_batch *rb = &r->rb;
+    int B = r->B, T = rb->T;
+    size_t BT = (size_t)B * T;
+    if (BT > s->cap_bt) {
+        float **bufs[] = {&s->token_rewards, &s->adv_v, &s->ret, &s->train_mask};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) grow(bufs[i], BT);
+        s->cap_bt = BT;
+    }
+    memset(s->token_rewards, 0, BT * sizeof(float));
+    rl_add_outcome_rewards(B, T, r->scores, rb->mask, s->token_rewards);
+    if (c->pg.kl_in == ONLINE_KL_IN_REWARD && s->use_ref && c->pg.beta > 0)
+        r->kl_token = rl_kl_in_reward(c->pg.kl_estimator, B, T, r->kl_coef.value, r->old_logp,
+                                      r->ref_logp, rb->mask, s->token_rewards);
+    rl_adv_input in = {.B = B, .T = T, .token_rewards = s->token_rewards,
+                       .values = r->old_values, .mask = rb->mask, .baselines = r->baselines};
+    if (c->pg.adv_estimator->fn(&s->adv, &in, s->adv_v, s->ret, err)) return -1;
+    memcpy(s->train_mask, rb->mask, BT * sizeof(float));
+    if (c->pg.filter != RL_FILTER_NONE) {
+        if (rl_filter_weights(c->pg.filter, B, r->n, r->scores, c->pg.filter_power, &r->rng,
+                              s->weights, err))
+            return -1;
+        rl_apply_seq_weights(B, T, s->weights, s->train_mask, s->adv_v);
+    }
+    s->ev = s->use_values ? rl_explained_variance(BT, r->old_values, s->ret, rb->mask) : NAN;
+    return 0;
+}
+
+// -------------------------------------------------------------- the update --
+
+// the share of a mini-batch's loss that a micro-batch holds, for the
+// aggregation mode (token-mean: tokens; the sequence modes: sequences)
+static double micro_weight(rl_agg agg, const float *mask, int u, int T, double tok_mini,
+                           double seq_mini) {
+    double tok = 0, seq = 0;
+    for (int r = 0; r < u; r++) {
+        double k = 0;
+        for (int t = 0; t < T; t++) k += mask[(size_t)r * T + t] != 0;
+        tok += k;
+        seq += k > 0;
+    }
+    if (agg == RL_AGG_TOKEN_MEAN) return tok_mini > 0 ? tok / tok_mini : 0;
+    return seq_mini > 0 ? seq / seq_mini : 0;
+}
+
+// one mini-batch's sums, each micro-batch's weighted by its share
+typedef struct {
+    double pg, klv, klt, vl, vcf, cf, cfl, ak, pk, rmax, rmin;
+} mini_sums;
+
+// forward and backward of rows idx[0..u) of the rollout (a micro-batch)
+static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double tok_mini,
+                    double seq_mini, mini_sums *ms, rlhf_err *err) {
+    const online_config *c = r->c;
+    rlhf_model *m = r->t->m;
+    int T = r->rb.T;
+    size_t UT = (size_t)u * T;
+    rollout_gather(&r->rb, idx, u, &s->rows);
+    rollout_gather_f(s->train_mask, T, idx, u, s->m_mask);
+    rollout_gather_f(r->old_logp, T, idx, u, s->m_old);
+    rollout_gather_f(s->adv_v, T, idx, u, s->m_adv);
+    if (s->use_ref) rollout_gather_f(r->ref_logp, T, idx, u, s->m_ref);
+    if (s->use_values) {
+        rollout_gather_f(s->ret, T, idx, u, s->m_ret);
+        rollout_gather_f(r->old_values, T, idx, u, s->m_oldv);
+    }
+    double w = micro_weight(s->pc.agg, s->m_mask, u, T, tok_mini, seq_mini);
+    if (w == 0) return 0;
+    m->want_entropy = 1;
+    int rc = model_forward(m, &s->rows.view, err);
+    m->want_entropy = 0;
+    if (rc) return -1;
+    memset(s->dlogp, 0, UT * sizeof(float));
+    rl_policy_stats ps;
+    if (rl_policy_loss(&s->pc, u, T, m->logp, s->m_old, s->m_adv, s->m_mask, s->dlogp, &ps, err))
+        return -1;
+    ms->pg += w * ps.loss, ms->cf += w * ps.clip_frac, ms->cfl += w * ps.clip_frac_lower;
+    ms->ak += w * ps.kl_k3, ms->pk += w * ps.kl_k1;
+    if (ps.ratio_max > ms->rmax) ms->rmax = ps.ratio_max;
+    if (ps.ratio_min < ms->rmin) ms->rmin = ps.ratio_min;
+    if (c->pg.kl_in == ONLINE_KL_IN_LOSS && s->use_ref) {
+        float mean_kl = 0;
+        ms->klv += w * rl_kl_loss(c->pg.kl_estimator, s->pc.agg, s->pc.norm_len, r->kl_coef.value,
+                                  u, T, m->logp, s->m_ref, s->m_mask, s->dlogp, &mean_kl);
+        ms->klt += w * mean_kl;
+    }
+    for (size_t i = 0; i < UT; i++) s->dlogp[i] *= (float)w;
+    if (s->use_values) {
+        memset(s->dv, 0, UT * sizeof(float));
+        rl_value_stats vs;
+        rl_value_loss(u, T, c->pg.cliprange_value, s->pc.agg, s->pc.norm_len, m->values, s->m_oldv,
+                      s->m_ret, s->m_mask, s->dv, &vs);
+        ms->vl += w * vs.loss, ms->vcf += w * vs.clip_frac;
+        for (size_t i = 0; i < UT; i++) s->dv[i] *= (float)(w * c->pg.vf_coef);
+    }
+    for (size_t i = 0; i < UT; i++)
+        if (s->m_mask[i] != 0) s->st.ent_sum += m->entropy[i], s->st.ent_tokens++;
+    model_backward(m, s->dlogp, NULL, NULL, s->use_values ? s->dv : NULL);
+    return 0;
+}
+
+// one optimizer step on rows idx[0..rows) (a mini-batch of whole groups)
+static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int micro,
+                   rlhf_err *err) {
+    int T = r->rb.T;
+    double tok_mini = 0, seq_mini = 0;
+    for (int i = 0; i < rows; i++) {
+        double k = 0;
+        for (int t = 0; t < T; t++) k += s->train_mask[(size_t)idx[i] * T + t] != 0;
+        tok_mini += k, seq_mini += k > 0;
+    }
+    if (tok_mini == 0) return 0;
+    model_zero_grad(r->t->m);
+    mini_sums ms = {.rmin = INFINITY};
+    for (int k = 0; k < rows; k += micro) {
+        int u = rows - k < micro ? rows - k : micro;
+        if (pg_micro(r, s, idx + k, u, tok_mini, seq_mini, &ms, err)) return -1;
+    }
+    double loss = ms.pg + ms.klv + r->c->pg.vf_coef * ms.vl;
+    if (!isfinite(loss))
+        return rlhf_fail(err, "the loss is %g (policy %g, KL %g, value %g); stopping "
+                              "(checkpoints already written are kept; try a lower "
+                              "--learning_rate)",
+                         loss, ms.pg, ms.klv, ms.vl);
+    pg_stats *st = &s->st;
+    r->grad_norm += optim_step(r->t->o, r->t->m);
+    st->pg_loss += ms.pg, st->kl_loss += ms.klv, st->kl_token += ms.klt, st->v_loss += ms.vl;
+    st->vf_clipfrac += ms.vcf, st->clip_frac += ms.cf, st->clip_frac_lower += ms.cfl;
+    st->approx_kl += ms.ak, st->ppo_kl += ms.pk;
+    if (ms.rmax > st->ratio_max) st->ratio_max = ms.rmax;
+    if (ms.rmin < st->ratio_min) st->ratio_min = ms.rmin;
+    r->updates++;
+    return 0;
+}
+
+// --num_iterations epochs over mini-batches of whole groups
+static int pg_update(online_run *r, rlhf_err *err) {
+    pg_state *s = r->self;
+    s->st = (pg_stats){.ratio_min = INFINITY};
+    if (pg_advantages(r, s, err)) return -1;
+    int n = r->n, T = r->rb.T, n_prompts = r->n_prompts;
+    int mini = s->mini < n_prompts ? s->mini : n_prompts;
+    int mini_rows = mini * n, micro = r->micro > 0 && r->micro < mini_rows ? r->micro : mini_rows;
+    size_t need = (size_t)micro * T;
+    if (need > s->cap_mb) {
+        float **bufs[] = {&s->m_mask, &s->m_old, &s->m_ref, &s->m_adv, &s->m_ret, &s->m_oldv,
+                          &s->dlogp, &s->dv};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) grow(bufs[i], need);
+        s->cap_mb = need;
+    }
+    int *perm = xmalloc((size_t)n_prompts * sizeof(int));
+    int *idx = xmalloc((size_t)mini_rows * sizeof(int));
+    int rc = 0;
+    for (int epoch = 0; epoch < r->c->num_iterations && rc == 0; epoch++) {
+        for (int i = 0; i < n_prompts; i++) perm[i] = i;
+        if (epoch > 0 || mini < n_prompts)  // shuffle groups between mini-batches
+            for (int i = n_prompts - 1; i > 0; i--) {
+                int j = (int)(rng_u64(&r->rng) % (uint64_t)(i + 1)), t = perm[i];
+                perm[i] = perm[j], perm[j] = t;
+            }
+        for (int p0 = 0; p0 < n_prompts && rc == 0; p0 += mini) {
+            int np = n_prompts - p0 < mini ? n_prompts - p0 : mini;
+            for (int i = 0; i < np; i++)
+                for (int j = 0; j < n; j++) idx[i * n + j] = perm[p0 + i] * n + j;
+            rc = pg_mini(r, s, idx, np * n, micro, err);
+        }
+    }
+    free(perm);
+    free(idx);
+    if (rc == 0 && s->use_ref && r->c->pg.beta > 0)
+        rl_kl_ctl_update(&r->kl_coef, (float)r->kl_token, r->B);
+    return rc;
+}
+
+// ---------------------------------------------------------------- metrics --
+
+static void pg_metrics(online_run *r, cJSON *j) {
+    pg_state *s = r->self;
+    const pg_stats *st = &s->st;
+    double u = r->updates ? r->updates : 1;
+    if (s->use_ref) {
+        cJSON_AddNumberToObject(j, "kl_coef", r->kl_coef.value);
+        if (r->c->pg.kl_in == ONLINE_KL_IN_LOSS)
+            cJSON_AddNumberToObject(j, "kl_loss", st->kl_loss / u);
+    }
+    cJSON_AddNumberToObject(j, "entropy", st->ent_tokens ? st->ent_sum / st->ent_tokens : 0);
+    cJSON_AddNumberToObject(j, "pg_loss", st->pg_loss / u);
+    cJSON_AddNumberToObject(j, "clip_frac", st->clip_frac / u);
+    cJSON_AddNumberToObject(j, "clip_frac_lower", st->clip_frac_lower / u);
+    cJSON_AddNumberToObject(j, "approx_kl", st->approx_kl / u);
+    cJSON_AddNumberToObject(j, "ppo_kl", st->ppo_kl / u);
+    cJSON_AddNumberToObject(j, "ratio_max", r->updates ? st->ratio_max : 1);
+    cJSON_AddNumberToObject(j, "ratio_min", r->updates ? st->ratio_min : 1);
+    if (s->use_values) {
+        cJSON_AddNumberToObject(j, "value_loss", st->v_loss / u);
+        cJSON_AddNumberToObject(j, "vf_clipfrac", st->vf_clipfrac / u);
+        if (isfinite(s->ev)) cJSON_AddNumberToObject(j, "explained_variance", s->ev);
+        else cJSON_AddNullToObject(j, "explained_variance");
+    }
+}
+
+static void pg_summary(online_run *r, cJSON *sum) {
+    cJSON_AddStringToObject(sum, "adv_estimator", r->c->pg.name.adv_estimator);
+}
+
+static void pg_free(online_run *r) {
+    pg_state *s = r->self;
+    if (!s) return;
+    rollout_rows_free(&s->rows);
+    float *bufs[] = {s->token_rewards, s->adv_v, s->ret, s->train_mask, s->weights, s->m_mask,
+                     s->m_old, s->m_ref, s->m_adv, s->m_ret, s->m_oldv, s->dlogp, s->dv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(s);
+    r->self = NULL;
+}
+
+const online_update online_update_pg = {
+    .name = "policy_gradient",
+    .about = "PPO clipped loss on --adv_estimator's advantages (GRPO, RLOO, REINFORCE++, ReMax, GAE)",
+    .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_VALUES | ONLINE_NEED_BASELINES |
+             ONLINE_NEED_GROUPS,
+    .options = pg_options,
+    .lists = ONLINE_LISTS_ADV_ESTIMATORS | ONLINE_LISTS_POLICY_LOSSES,
+    .pref_kind = -1,
+    .defaults = pg_defaults,
+    .resolve = pg_resolve,
+    .needs_of = pg_needs_of,
+    .check = pg_check,
+    .steps_per_iteration = pg_steps_per_iteration,
+    .describe = pg_describe,
+    .setup = pg_setup,
+    .update = pg_update,
+    .metrics = pg_metrics,
+    .summary = pg_summary,
+    .free = pg_free,
+};

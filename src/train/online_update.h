@@ -1,0 +1,111 @@
+// train/online_update: the update methods of the online trainer and what they
+// see of an iteration. The loop (train/online.c) runs ROLLOUT, SCORE and the
+// old / reference log-probs, then hands the iteration (online_run) to the
+// command's update method, which changes the policy (optimizer steps) and
+// reports its metrics.
+//
+// An update method is one online_update entry (its name, what it needs, its
+// options) and its functions, in its own file (online_pg.c, online_dpo.c), one
+// line in the table of online_config.c and a command entry naming it. The loop
+// asks the declared needs — never the method's name — for what to prepare:
+//
+//   ONLINE_NEED_REFERENCE        load the reference; its log-probs of the rollout
+//   ONLINE_NEED_VALUES           a value head on the policy; the rollout's old values
+//   ONLINE_NEED_BASELINES        score each prompt's greedy sample (ReMax)
+//   ONLINE_NEED_GROUPS           the method compares a prompt's samples (it checks
+//                                --num_generations itself, naming its reason)
+//   ONLINE_NEED_MOVING_REFERENCE the method rewrites the reference: ref/ is saved
+//                                with each checkpoint and restored by --resume
+//
+// A constrained update (CGPO's judges as constraints) reads r->per_source, each
+// reward source's score of every sample, besides the weighted total r->scores.
+#ifndef RLHF_TRAIN_ONLINE_UPDATE_H
+#define RLHF_TRAIN_ONLINE_UPDATE_H
+
+#include <cjson/cJSON.h>
+
+#include "reward/sources.h"
+#include "train/online.h"
+#include "train/rollout.h"
+#include "train/trainer.h"
+
+enum {
+    ONLINE_NEED_REFERENCE = 1 << 0,
+    ONLINE_NEED_VALUES = 1 << 1,
+    ONLINE_NEED_BASELINES = 1 << 2,
+    ONLINE_NEED_GROUPS = 1 << 3,
+    ONLINE_NEED_MOVING_REFERENCE = 1 << 4,
+};
+
+// The registries an update method's --help lists (ONLINE_LISTS_*).
+enum {
+    ONLINE_LISTS_ADV_ESTIMATORS = 1 << 0, // algo/rl's advantage estimators
+    ONLINE_LISTS_POLICY_LOSSES = 1 << 1,  // algo/rl's policy-loss variants
+};
+
+// One iteration, as the update method sees it (B = n_prompts * n rows, (B,T)
+// arrays row-major; rows r*n .. r*n+n-1 are the samples of prompt r).
+typedef struct {
+    const online_config *c;
+    trainer *t;                 // t->m the policy, t->o the optimizer
+    void *self;                 // the update method's state
+    unsigned needs;             // ONLINE_NEED_* of this configuration
+    int iteration;              // 0-based
+    rlhf_rng rng;               // the iteration's stream (shuffles, filters)
+    int n, n_prompts, B;        // samples per prompt, prompts, rows
+    int micro;                  // rows per forward (0: all)
+    rlhf_model *ref;            // the reference (NULL: none)
+    rollout_batch rb;           // the rollout
+    float *old_logp;            // (B,T) under the rollout weights
+    float *old_values;          // (B,T) with ONLINE_NEED_VALUES, else 0
+    float *ref_logp;            // (B,T) the reference's (with ref)
+    float *scores;              // (B) the rewards, after PAR and penalties
+    float *per_source;          // (B,S) each reward source's score
+    float *baselines;           // (B) ONLINE_NEED_BASELINES: the greedy sample's reward
+    const reward_set *rs;       // the sources (rs->n = S, rs->src[s].name)
+    double kl, kl_token;        // mean KL to the reference: summed per sequence, per token
+                                // (an update that changes the KL in the reward sets kl_token)
+    rl_kl_ctl kl_coef;          // the KL coefficient (saved in online_state.json)
+    // what the update reports
+    double grad_norm;           // summed over its optimizer steps
+    int updates;                // optimizer steps taken
+} online_run;
+
+struct online_update {
+    const char *name;           // "policy_gradient", "dpo"
+    const char *about;          // one line for --help
+    unsigned needs;             // ONLINE_NEED_* it may ask for
+    const online_option *options; // its flags (NULL-name ended)
+    unsigned lists;             // ONLINE_LISTS_*: registries its --help shows
+    // preference losses it takes (pref_inputs 0: none): cli/pref_flags makes
+    // flags of their options (bound to the pref_options at pref_offset in
+    // online_config) and --help lists them
+    int pref_kind;
+    unsigned pref_inputs;
+    size_t pref_offset;
+    // its defaults, before a command's (online_default_config)
+    void (*defaults)(online_config *c);
+    // option strings -> typed fields (online_config_resolve)
+    int (*resolve)(online_config *c, rlhf_err *err);
+    // ONLINE_NEED_* this configuration uses (a subset of needs), and the checks
+    // of its options that need nothing loaded
+    unsigned (*needs_of)(const online_config *c);
+    int (*check)(const online_config *c, rlhf_err *err);
+    // optimizer steps an iteration takes at most (the schedule's length is
+    // iterations x this)
+    int (*steps_per_iteration)(const online_config *c);
+    // the method's --help text (before the lists)
+    void (*describe)(const online_config *c, char *buf, size_t cap);
+    int (*setup)(online_run *r, rlhf_err *err);  // after the data; may set r->kl_coef
+    int (*update)(online_run *r, rlhf_err *err); // the iteration's optimizer steps
+    void (*metrics)(online_run *r, cJSON *j);    // after "kl_token" of a metrics line
+    void (*summary)(online_run *r, cJSON *s);    // first keys of summary.json after "command"
+    void (*free)(online_run *r);
+};
+
+// The update methods, for --help: i = 0, 1, ... until NULL.
+const online_update *online_update_at(int i);
+
+extern const online_update online_update_pg, online_update_dpo;
+
+#endif
