@@ -1,5 +1,16 @@
 // rlhf.h — the public C API of librlhf.
 //
+// What is public: this header and rlhf_base.h (errors, RNG), nothing else. A
+// program built with -Iinclude alone against librlhf.a can make or load a
+// model (model_load_any: named sizes, our checkpoints and run directories, HF
+// folders, llama2.c files), run it forward and backward, train it with AdamW,
+// generate from it, and save and load checkpoints (tests/public_api.c does).
+// The tokenizers, datasets, algorithms (losses, advantage estimators),
+// rewards and trainers are in librlhf.a too, but their headers (src/*/*.h) are
+// internal: the `rlhf` command line (src/cli/) is a sibling of this API, not a
+// thin user of it, and includes them, as the tests do. Their names may change
+// without notice; the names here change only with the documentation.
+//
 // A model is a decoder-only transformer (GPT-2 or Llama family) whose parameters
 // live in ONE float buffer and whose gradients live in another; a table of named
 // tensors gives views into both. The model turns a batch of token sequences into
