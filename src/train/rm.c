@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/rm_loss.h"
 #include "io/file.h"
 #include "train/trainer.h"
 
@@ -23,66 +24,20 @@ void rm_default_config(rm_config *c) {
     c->ensemble_trunks = "shared";
 }
 
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
-
-typedef struct {
-    double loss, acc, margin;
-    long pairs;
-} rm_stats;
-
-// scores a preference batch: s (2n, K) -> stats; fills ds (2n, K) with d(loss)/d(score)
-// scaled by 1/total_pairs when ds != NULL
-static void rm_loss(const float *s, int n, int K, const ds_dataset *data, const ds_batch *b,
-                    float cc, long total_pairs, float *dsc, rm_stats *st) {
-    for (int i = 0; i < n; i++) {
-        double margin = 0;
-        const ds_example *e = &data->ex[b->example[i]];
-        if (!isnan(e->margin)) margin = e->margin;
-        for (int k = 0; k < K; k++) {
-            double sc = s[(size_t)i * K + k], sr = s[(size_t)(n + i) * K + k];
-            double d = sc - sr - margin;
-            st->loss += softplus(-d) / K + cc * (sc + sr) * (sc + sr) / K;
-            st->acc += (sc > sr) / (double)K;
-            st->margin += (sc - sr) / K;
-            if (dsc) {
-                double g = -sigmoid(-d) / ((double)total_pairs * K);
-                double gc = 2.0 * cc * (sc + sr) / ((double)total_pairs * K);
-                dsc[(size_t)i * K + k] = (float)(g + gc);
-                dsc[(size_t)(n + i) * K + k] = (float)(-g + gc);
-            }
-        }
-    }
-    st->pairs += n;
-}
-
-typedef struct {
-    double acc, var, member_acc;  // ensemble-mean accuracy, mean member variance and accuracy
-} rm_eval_stats;
-
-// accumulates the pairs of one scored batch s (2n, K) into sums of e
-static void rm_eval_batch(const float *s, int n, int K, rm_eval_stats *e) {
-    for (int i = 0; i < n; i++) {
-        double mc = 0, mr = 0;
-        for (int k = 0; k < K; k++) {
-            double sc = s[(size_t)i * K + k], sr = s[(size_t)(n + i) * K + k];
-            mc += sc / K, mr += sr / K;
-            e->member_acc += (sc > sr) / (double)K;
-        }
-        for (int k = 0; k < K; k++) {
-            double sc = s[(size_t)i * K + k];
-            e->var += (sc - mc) * (sc - mc) / K;
-        }
-        e->acc += mc > mr;
+// the margins of a batch's pairs (0 where a pair has none): margins (n)
+static void batch_margins(const ds_dataset *data, const ds_batch *b, double *margins) {
+    for (int i = 0; i < b->n_pairs; i++) {
+        double m = data->ex[b->example[i]].margin;
+        margins[i] = isnan(m) ? 0 : m;
     }
 }
 
 // accuracy of the ensemble mean (and mean member variance) on a tokenized set
-static int rm_eval_set(rlhf_model *m, const ds_dataset *ds, int bs, rm_eval_stats *out,
+static int rm_eval_set(rlhf_model *m, const ds_dataset *ds, int bs, rm_ensemble_sums *out,
                        rlhf_err *err) {
     ds_batch b = {0};
     int K = m->cfg.score_head, *idx = xmalloc((size_t)bs * sizeof(int));
-    rm_eval_stats e = {0};
+    rm_ensemble_sums e = {0};
     long n_pairs = 0;
     int rc = 0;
     for (int s = 0; s < ds->n && rc == 0; s += bs) {
@@ -98,7 +53,7 @@ static int rm_eval_set(rlhf_model *m, const ds_dataset *ds, int bs, rm_eval_stat
             rc = -1;
             break;
         }
-        rm_eval_batch(m->score, n, K, &e);
+        rm_ensemble_eval(n, K, m->score, &e);
         n_pairs += n;
     }
     free(idx);
@@ -119,10 +74,11 @@ typedef struct {
     ds_batch *mb;
     float *dsc;                 // d(loss)/d(score) of a micro-batch
     size_t dcap;
-    rm_stats win;               // sums of per-step means since the last log line
+    double *margins;            // of a micro-batch's pairs
+    rm_loss_sums win;           // sums of per-step means since the last log line
     int win_steps;
     float lr, grad_norm;
-    rm_eval_stats ev;
+    rm_ensemble_sums ev;        // the last eval's means
 } rm_state;
 
 // the trunk gets K score heads (a checkpoint that has them already is kept)
@@ -144,7 +100,7 @@ static int rm_setup(trainer *t, rlhf_err *err) {
     t->units = s->train->n;
     train_walk_init(&s->walk, s->train, c->seed);
     s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
-    s->ev = (rm_eval_stats){NAN, NAN, NAN};
+    s->ev = (rm_ensemble_sums){NAN, NAN, NAN};
     return 0;
 }
 
@@ -157,7 +113,7 @@ static int rm_step(trainer *t, int step, rlhf_err *err) {
     long pairs = 0;
     if (train_step_batches(c, &s->walk, step, s->mb, &pairs, err)) return -1;
     model_zero_grad(m);
-    rm_stats st = {0};
+    rm_loss_sums st = {0};
     double ntok = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
         ds_batch *b = &s->mb[k];
@@ -167,10 +123,12 @@ static int rm_step(trainer *t, int step, rlhf_err *err) {
         size_t need = (size_t)b->B * K;
         if (need > s->dcap) {
             s->dsc = xrealloc(s->dsc, need * sizeof(float));
+            s->margins = xrealloc(s->margins, (size_t)b->B * sizeof(double));  // B = 2 n_pairs
             s->dcap = need;
         }
-        rm_loss(m->score, b->n_pairs, K, s->train, b, s->rc->center_rewards_coefficient, pairs,
-                s->dsc, &st);
+        batch_margins(s->train, b, s->margins);
+        rm_bt_loss(b->n_pairs, K, m->score, s->margins, s->rc->center_rewards_coefficient, pairs,
+                   s->dsc, &st);
         model_backward(m, NULL, NULL, s->dsc, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
@@ -227,6 +185,7 @@ static void rm_free(trainer *t) {
     rm_state *s = t->self;
     train_walk_free(&s->walk);
     free(s->dsc);
+    free(s->margins);
     if (s->mb)
         for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&s->mb[k]);
     free(s->mb);
