@@ -286,5 +286,10 @@ int checkpoint_latest(const char *run_dir, char *out, size_t n);
 // checkpoints (a folder, or a model.safetensors with config.json beside it).
 // seed is used by named sizes only. -1 + err saying what spec is not.
 int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);
+// Where model_load_any finds a model on disk: a run directory (a folder that
+// is neither an HF folder nor holds model.safetensors) becomes its
+// checkpoints/final, else its newest complete checkpoint; any other spec is
+// copied as it is. -1 + err for a folder with neither.
+int model_resolve_path(const char *spec, char *out, size_t n, rlhf_err *err);
 
 #endif

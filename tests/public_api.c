@@ -105,9 +105,20 @@ static int test_checkpoints_and_loading(void) {
     snprintf(p, sizeof p, "%s/checkpoints/step-00000004", dir);
     CHECKF(!strcmp(latest, p), "%s", latest);
 
+    char where[512];
+    CHECK(model_resolve_path(dir, where, sizeof where, &e) == 0);
+    CHECKF(!strcmp(where, latest), "%s", where);
     CHECK(model_load_any(dir, 0, &got, &e) == 0);  // the run directory: its newest checkpoint
     CHECK(got && same_params(got, m));
     model_free(got);
+    snprintf(p, sizeof p, "%s/checkpoints/final", dir);  // ... unless it has a final one
+    CHECK(checkpoint_save(p, fresh, NULL, NULL, &e) == 0);
+    CHECK(model_resolve_path(dir, where, sizeof where, &e) == 0);
+    CHECKF(!strcmp(where, p), "%s", where);
+    CHECK(model_load_any(dir, 0, &got, &e) == 0);
+    CHECK(got && same_params(got, fresh));
+    model_free(got);
+    CHECK(model_resolve_path("tiny", where, sizeof where, &e) == 0 && !strcmp(where, "tiny"));
     snprintf(p, sizeof p, "%s/checkpoints/step-00000002", dir);
     CHECK(model_load_any(p, 0, &got, &e) == 0);  // a checkpoint folder
     CHECK(got && same_params(got, fresh));

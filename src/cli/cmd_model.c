@@ -65,13 +65,10 @@ int cmd_info(int argc, char **argv) {
     model_file_info fi;
     char path[4400];
     snprintf(path, sizeof path, "%s", model);
-    // a run directory (not a named size): its newest checkpoint
-    rlhf_config named;
-    if (config_from_name(&named, model, NULL) && fmt_is_dir(model) &&
-        !fmt_has(model, "config.json") && checkpoint_latest(model, path, sizeof path)) {
-        fprintf(stderr, "rlhf info: %s: not a model folder (no config.json) nor a run "
-                        "directory with checkpoints\n",
-                model);
+    rlhf_config named;  // a run directory (not a named size): the checkpoint --model loads
+    if (config_from_name(&named, model, NULL) &&
+        model_resolve_path(model, path, sizeof path, &err)) {
+        fprintf(stderr, "rlhf info: %s\n", err.msg);
         return 1;
     }
     if (model_inspect(path, &fi, &err)) {

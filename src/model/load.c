@@ -79,19 +79,29 @@ static int load_named_or_file(const char *spec, uint64_t seed, rlhf_model **m, r
     return checkpoint_load(spec, m, err);
 }
 
-int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
-    int foreign = model_load_foreign(spec, m, err);
-    if (foreign <= 0) return foreign;
-    if (fmt_is_dir(spec) && !fmt_has(spec, "model.safetensors")) {  // a run directory
-        char path[4400];
+int model_resolve_path(const char *spec, char *out, size_t n, rlhf_err *err) {
+    if (fmt_is_dir(spec) && !hf_is_model_dir(spec) && !fmt_has(spec, "model.safetensors")) {
+        char path[4400];  // a run directory
         snprintf(path, sizeof path, "%s/checkpoints/final", spec);
         if (!fmt_has(path, "model.safetensors") && checkpoint_latest(spec, path, sizeof path))
             return rlhf_fail(err, "--model %s: a directory without model.safetensors or "
                                   "checkpoints/",
                              spec);
-        return load_named_or_file(path, seed, m, err);
+        if ((size_t)snprintf(out, n, "%s", path) >= n)
+            return rlhf_fail(err, "--model %s: path too long", spec);
+        return 0;
     }
-    return load_named_or_file(spec, seed, m, err);
+    if ((size_t)snprintf(out, n, "%s", spec) >= n)
+        return rlhf_fail(err, "--model %s: path too long", spec);
+    return 0;
+}
+
+int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
+    int foreign = model_load_foreign(spec, m, err);
+    if (foreign <= 0) return foreign;
+    char path[4400];
+    if (model_resolve_path(spec, path, sizeof path, err)) return -1;
+    return load_named_or_file(path, seed, m, err);
 }
 
 // ------------------------------------------------------------- tokenizer --
