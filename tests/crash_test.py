@@ -326,7 +326,7 @@ def interrupted(tmp):
     the exit status is non-zero and says so, no final checkpoint appears, and
     --resume finishes with the weights and metrics of an uninterrupted run."""
     t = trainers(tmp)
-    for name, sig in (("sft", signal.SIGINT), ("dpo", signal.SIGTERM)):
+    for name, sig in (("sft", signal.SIGINT), ("dpo", signal.SIGTERM), ("grpo", signal.SIGTERM)):
         ref = os.path.join(tmp, f"sigref_{name}")
         run(*t[name], *common(ref, 0))
         out = os.path.join(tmp, f"sig_{name}")
