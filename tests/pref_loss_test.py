@@ -45,7 +45,8 @@ PAIRED = ["sigmoid", "robust", "hinge", "ipo", "exo_pair", "nca_pair", "bco_pair
 SCORE_LOSSES = ["sigmoid", "robust", "hinge", "ipo", "exo_pair", "nca_pair", "bco_pair",
                 "sppo_hard", "apo_down", "discopop", "sigmoid_norm", "osp", "vpo"]
 MARGIN_LOSSES = ["sigmoid", "robust", "hinge", "sigmoid_norm", "simpo", "cpo", "osp", "vpo"]
-UNPAIRED = ["kto", "apo_zero_unpaired", "bco", "alol", "alol_seq", "alol_ref_free", "alol_kl"]
+UNPAIRED = ["kto", "apo_zero_unpaired", "bco", "alol", "alol_seq", "alol_ref_free", "alol_kl",
+            "rlol"]
 
 rng = np.random.default_rng(1234)
 
@@ -100,7 +101,7 @@ def unpaired_case(loss, n=9, tokens=False, extreme=False, padded=False, ref=True
     c = {"loss_type": loss, "n": n, "completion": seqs(n, tokens, ref, extreme, padded),
          "label": [int(x) for x in rng.integers(0, 2, n)]}
     c["kl"] = float(np.float32(rng.uniform(0, 3 if not extreme else 5e3)))
-    if any(x.startswith("alol") for x in loss.split(",")):
+    if any(x.startswith("alol") or x == "rlol" for x in loss.split(",")):
         c["score"] = f32(rng.normal(0, 2, n))
         c["value"] = f32(rng.uniform(0.2, 0.8, n))
     c.update(kw)
@@ -209,6 +210,8 @@ add("alol no clip extreme", unpaired_case("alol", extreme=True, options={"alol_c
 add("alol raw reward", unpaired_case("alol", options={"alol_sigmoid_reward": 0}))
 add("alol_seq clip=0.2", unpaired_case("alol_seq", tokens=True, options={"alol_clip": 0.2}))
 add("alol_kl beta=0.05", unpaired_case("alol_kl", options={"beta": 0.05}))
+add("rlol raw reward", unpaired_case("rlol", options={"alol_sigmoid_reward": 0}))
+add("rlol no clip", unpaired_case("rlol", options={"alol_clip": 0.0}))
 add("alol,alol_kl no labels", {k: v for k, v in unpaired_case("alol,alol_kl").items() if k != "label"})
 add("sigmoid n=1", paired_case("sigmoid", n=1))
 add("aot n=1", paired_case("aot", n=1))

@@ -22,7 +22,8 @@ DEFAULTS = dict(beta=0.1, label_smoothing=0.0, reference_free=0, f_divergence_ty
                 bco_delta=0.0, vpo_alpha=0.1, vpo_sign=-1.0, inpo_tau=0.1 / 3, srpo_alpha=0.5,
                 cpl_lambda=0.5, alol_clip=0.9, alol_sigmoid_reward=1)
 
-UNPAIRED = {"kto", "apo_zero_unpaired", "bco", "alol", "alol_seq", "alol_ref_free", "alol_kl"}
+UNPAIRED = {"kto", "apo_zero_unpaired", "bco", "alol", "alol_seq", "alol_ref_free", "alol_kl",
+            "rlol"}
 
 
 def t(x):
@@ -308,8 +309,14 @@ def u_alol_kl(c, o):
     return -advantage(c, o) * c.p + o["beta"] * (c.p - c.r)
 
 
+def u_rlol(c, o):
+    R = torch.sigmoid(c.score) if o["alol_sigmoid_reward"] else c.score
+    return -R * is_weight(o, c.p - c.r) * c.p
+
+
 UNPAIRED_FN = dict(kto=u_kto, apo_zero_unpaired=u_apo_zero_unpaired, bco=u_bco, alol=u_alol,
-                   alol_seq=u_alol_seq, alol_ref_free=u_alol_ref_free, alol_kl=u_alol_kl)
+                   alol_seq=u_alol_seq, alol_ref_free=u_alol_ref_free, alol_kl=u_alol_kl,
+                   rlol=u_rlol)
 
 
 class Ctx:

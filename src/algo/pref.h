@@ -165,12 +165,14 @@ enum {
     PREF_NEED_LABELS = 1 << 2,      // batch.label (desirable / undesirable)
     PREF_NEED_MARGIN = 1 << 3,      // reads batch.margin when given (subtracted from the logit)
     PREF_NEED_STRENGTH = 1 << 4,    // batch.strength, the preference strength of each pair
-    PREF_NEED_SCORES = 1 << 5,      // batch.score and batch.value (reward and V_ref)
+    PREF_NEED_SCORES = 1 << 5,      // batch.score, the reward-model score (A-LoL, R-LoL)
     PREF_NEED_PREVIOUS = 1 << 6,    // batch.prev_*_logps, the previous iterate pi_t (INPO)
     PREF_NEED_REVISIONS = 1 << 7,   // batch.rev[0..3], the model's revisions (SRPO)
     PREF_NEED_CAL_SAMPLES = 1 << 8, // reads batch.cal, samples of pi_cal (else the chosen one)
     PREF_NEED_KL_POINT = 1 << 9,    // batch.kl, KTO's z0 from mismatched completions
     PREF_NEED_WEIGHTS = 1 << 10,    // reads batch.weight when given (per-example weight)
+    PREF_NEED_VALUE = 1 << 11,      // batch.value, V_ref(x): the reference's value estimate
+                                    // (A-LoL's baseline; train/alol_value.c fits it)
 };
 
 // The options (pref_options fields) a loss reads besides the driver's own

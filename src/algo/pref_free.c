@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "algo/alol.h"
 #include "algo/pref.h"
 
 #define SIG pref_sigmoid
@@ -191,7 +192,7 @@ static int alol_adv(pref_view *v, double *A, rlhf_err *err) {
         if (!isfinite(s[i]) || !isfinite(val[i]))
             return rlhf_fail(err, "score[%d] = %g, value[%d] = %g must be finite", i, (double)s[i],
                              i, (double)val[i]);
-        double R = v->o->alol_sigmoid_reward ? SIG(s[i]) : s[i];
+        double R = alol_reward(s[i], v->o->alol_sigmoid_reward);
         A[i] = R - val[i] > 0 ? R - val[i] : 0.0;
     }
     return 0;
@@ -280,6 +281,24 @@ static int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err) {
     return 0;
 }
 
+// rlol (R-LoL): -R * sg(clip(pi/pi_ref)) * log pi, the reward R itself in place of
+// the advantage (the authors' r_lol: no value estimate).
+static int pref_loss_rlol(pref_view *v, const double *w, rlhf_err *err) {
+    const float *s = v->b->score;
+    double lo = 0, hi = 0;
+    if (!s) return rlhf_fail(err, "R-LoL needs reward-model scores (batch.score)");
+    if (alol_ratio_bounds(v->o, &lo, &hi, err)) return -1;
+    for (int i = 0; i < v->n; i++)
+        if (!isfinite(s[i])) return rlhf_fail(err, "score[%d] = %g must be finite", i, (double)s[i]);
+    for (int i = 0; i < v->n; i++) {
+        double R = alol_reward(s[i], v->o->alol_sigmoid_reward);
+        double q = clipped_ratio(v->p[i] - v->r[i], lo, hi);
+        v->loss += w[i] * -R * q * v->p[i];
+        v->g_p[i] -= w[i] * R * q;
+    }
+    return 0;
+}
+
 // ---------------------------------------------------------- registration --
 // One entry per loss (algo/pref.h, PREF_LOSS): name, kind, needs, options
 // read, formula, source. z = beta*(s_w - s_l) - margin; rho = log pi - log pi_ref;
@@ -291,6 +310,7 @@ static int pref_loss_alol_kl(pref_view *v, const double *w, rlhf_err *err) {
 #define B PREF_OPT_BETA
 #define LS PREF_OPT_LABEL_SMOOTHING
 #define FD PREF_OPT_F_DIVERGENCE
+#define SV (PREF_NEED_SCORES | PREF_NEED_VALUE)
 const pref_loss_def pref_losses_free[] = {
     PREF_LOSS("sft", pref_loss_sft, PAIRED, 0, 0, "-sum_i pc_i / sum_i lc_i",
               "NLL of chosen per token (TRL sft)"),
@@ -318,15 +338,17 @@ const pref_loss_def pref_losses_free[] = {
               B | PREF_OPT_BCO_DELTA,
               "-logsig(beta*rho - delta) | -logsig(-(beta*rho - delta)), times weight",
               "BCO (Jung et al. 2024)"),
-    PREF_LOSS("alol", pref_loss_alol, UNPAIRED, R | PREF_NEED_SCORES, PREF_OPT_ALOL,
+    PREF_LOSS("alol", pref_loss_alol, UNPAIRED, R | SV, PREF_OPT_ALOL,
               "-A * sg(clip(pi/pi_ref)) * log pi, A = max(0, R - V)", "A-LoL (Baheti et al. 2024)"),
-    PREF_LOSS("alol_seq", pref_loss_alol_seq, UNPAIRED, R | PREF_NEED_TOKENS | PREF_NEED_SCORES,
+    PREF_LOSS("alol_seq", pref_loss_alol_seq, UNPAIRED, R | PREF_NEED_TOKENS | SV,
               PREF_OPT_ALOL, "-A * sum_t sg(clip(pi_t/pi_ref_t)) * log pi_t",
               "A-LoL seq, per-token ratios (Baheti et al. 2024)"),
-    PREF_LOSS("alol_ref_free", pref_loss_alol_ref_free, UNPAIRED, PREF_NEED_SCORES, PREF_OPT_ALOL,
+    PREF_LOSS("alol_ref_free", pref_loss_alol_ref_free, UNPAIRED, SV, PREF_OPT_ALOL,
               "-A * log pi", "A-LoL ref-free (Baheti et al. 2024)"),
-    PREF_LOSS("alol_kl", pref_loss_alol_kl, UNPAIRED, R | PREF_NEED_SCORES, B | PREF_OPT_ALOL,
+    PREF_LOSS("alol_kl", pref_loss_alol_kl, UNPAIRED, R | SV, B | PREF_OPT_ALOL,
               "-A * log pi + beta*(log pi - log pi_ref)", "A-LoL KL (Baheti et al. 2024)"),
+    PREF_LOSS("rlol", pref_loss_rlol, UNPAIRED, R | PREF_NEED_SCORES, PREF_OPT_ALOL,
+              "-R * sg(clip(pi/pi_ref)) * log pi", "R-LoL (Baheti et al. 2024), reward for A"),
     {NULL},
 };
 #undef PAIRED
@@ -336,3 +358,4 @@ const pref_loss_def pref_losses_free[] = {
 #undef B
 #undef LS
 #undef FD
+#undef SV

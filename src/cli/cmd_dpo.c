@@ -28,6 +28,12 @@ static int run_dpo(int argc, char **argv, const char *cmd, const char *loss) {
         {"ref_model_sync_steps", FLAG_INT, &c.ref_model_sync_steps, "TR-DPO: steps between syncs", 1, 1 << 30},
         {"kl_prompts", FLAG_INT, &c.kl_prompts, "eval prompts for the KL(policy||reference) estimate (0: none)", 0, 1 << 20},
         {"kl_max_new_tokens", FLAG_INT, &c.kl_max_new_tokens, "tokens sampled per KL prompt", 1, 1 << 20},
+        {"alol_value_reward", FLAG_STR, &c.alol_value_reward, "A-LoL: reward set (verifier:NAME, rm:PATH, command:CMD) scoring the reference's samples to fit V_ref; unset: fit V_ref to the data's own rewards"},
+        {"alol_value_samples", FLAG_INT, &c.alol_value_samples, "A-LoL: reference samples per fit prompt", 1, 1 << 16},
+        {"alol_value_max_new_tokens", FLAG_INT, &c.alol_value_max_new_tokens, "A-LoL: tokens per reference sample", 1, 1 << 20},
+        {"alol_value_prompts", FLAG_INT, &c.alol_value_prompts, "A-LoL: prompts V_ref is fit on (eval set's, else training set's; 0: all)", 0, 1 << 30},
+        {"alol_value_ridge", FLAG_FLOAT, &c.alol_value_ridge, "A-LoL: ridge lambda of the V_ref fit", 1e-12, 1e12},
+        {"alol_priority", FLAG_BOOL, &c.alol_priority, "A-LoL/R-LoL: train only on A > 0 (R > 0), drawn with probability proportional to A (R)"},
     };
     memcpy(defs + n, more, sizeof more);
     n += (int)(sizeof more / sizeof more[0]);

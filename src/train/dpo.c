@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/alol.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "train/alol_value.h"
 #include "train/implicit.h"
 #include "train/trainer.h"
 
@@ -27,6 +29,11 @@ void dpo_default_config(dpo_config *c) {
     c->ref_model_sync_steps = 512;
     c->kl_prompts = 64;
     c->kl_max_new_tokens = 32;
+    c->alol_value_samples = 4;
+    c->alol_value_max_new_tokens = 32;
+    c->alol_value_prompts = 256;
+    c->alol_value_ridge = 0.01f;
+    c->alol_priority = 1;
 }
 
 // ---------------------------------------------------------------- the KL --
@@ -220,7 +227,14 @@ typedef struct {
     rlhf_model *ref;        // the loss's live reference: ref_model, or NULL when cached
     float *train_cache, *eval_cache;  // precomputed reference log-probs (n, 2)
     const float *cache;     // the one of the dataset being run, or NULL
-    double mean_score;      // alol: V_ref(x) when the data has no `value` field
+    // A-LoL: V_ref of each example (losses that need batch.value), priority sampling
+    int needs_value, priority, n_positive;
+    float *train_value, *eval_value;
+    const float *value;     // the one of the dataset being run, or NULL
+    float *train_score;     // (n) the scores priority weights are computed from
+    double *priority_cdf;   // (n) running sums of the priority weights
+    int *draw;              // (batch_size) drawn examples
+    alol_value_report value_fit;
     ds_dataset *train, *eval;
     train_walk walk;
     ds_batch *mb;
@@ -307,7 +321,7 @@ static void micro_inputs(dpo_state *x, const ds_dataset *ds, const ds_batch *b, 
         s->margin[r] = isnan(e->margin) ? 0.0f : (float)e->margin;
         s->strength[r] = isnan(e->strength) ? 1.0f : (float)e->strength;
         s->score[r] = isnan(e->score) ? 0.0f : (float)e->score;
-        s->value[r] = (float)x->mean_score;
+        s->value[r] = x->value ? x->value[b->example[r]] : 0.0f;
         s->label[r] = (uint8_t)(e->label > 0);
     }
     int has_ref = x->ref || x->cache, nsets = x->unpaired ? 1 : 2;
@@ -408,6 +422,7 @@ static int run_eval(dpo_state *x, int bs, rlhf_err *err) {
     ds_batch b = {0};
     int *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
     x->cache = x->eval_cache;
+    x->value = x->eval_value;
     for (int i0 = 0; i0 < ev->n && rc == 0; i0 += bs) {
         int n = ev->n - i0 < bs ? ev->n - i0 : bs;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
@@ -451,6 +466,8 @@ static int dpo_init(trainer *t, rlhf_err *err) {
         return rlhf_fail(err, "--loss_type %s: the KL reference point needs the live "
                               "reference: drop --precompute_ref_log_probs", c->loss_type);
     if (!x->needs_ref) x->kto_kl = 0;  // reference-free: z0 = 0
+    x->needs_value = pref_list_needs(l, PREF_NEED_VALUE);
+    x->priority = pref_list_needs(l, PREF_NEED_SCORES) && c->alol_priority;
     x->moving_ref = c->sync_ref_model && (x->needs_ref || c->kl_prompts > 0);
     t->extra = x->moving_ref ? moving_ref_files : NULL;
     return 0;
@@ -461,7 +478,7 @@ static int setup_ref(trainer *t, dpo_state *x, rlhf_err *err) {
     const dpo_config *c = x->c;
     const train_config *tc = t->c;
     // the reference's weights are copied from the policy only by TR-DPO's sync
-    if ((x->needs_ref || c->kl_prompts > 0) &&
+    if ((x->needs_ref || c->kl_prompts > 0 || x->needs_value) &&
         trainer_load_ref(t, c->ref_model, c->sync_ref_model, &x->ref_model, err))
         return -1;
     if (!x->needs_ref) return 0;
@@ -497,6 +514,50 @@ static void setup_kl_prompts(dpo_state *x) {
     }
 }
 
+// A-LoL / R-LoL: every example needs a score; V_ref fit on the frozen reference
+// (train/alol_value.h); the priority weights of the training examples. An epoch
+// is as many draws as there are examples of positive weight (the authors shrink
+// the step count by that share).
+static int setup_alol(trainer *t, dpo_state *x, rlhf_err *err) {
+    const dpo_config *c = x->c;
+    if (!pref_list_needs(&x->losses, PREF_NEED_SCORES)) return 0;
+    const ds_dataset *sets[2] = {x->train, x->eval};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; sets[k] && i < sets[k]->n; i++)
+            if (!isfinite(sets[k]->ex[i].score))
+                return rlhf_fail(err, "%s:%d: --loss_type %s needs a finite \"score\" on every "
+                                      "example (the reward R = sigmoid(score))",
+                                 sets[k]->path, sets[k]->ex[i].line, c->loss_type);
+    if (x->needs_value) {
+        alol_value_opts vo = {.reward = c->alol_value_reward, .samples = c->alol_value_samples,
+                              .max_new_tokens = c->alol_value_max_new_tokens,
+                              .prompts = c->alol_value_prompts, .ridge = c->alol_value_ridge,
+                              .sigmoid_reward = x->opt.alol_sigmoid_reward,
+                              .batch_size = t->c->batch_size, .seed = t->c->seed};
+        if (alol_value_estimate(x->ref_model, t->tok, x->train, x->eval, &vo, &x->train_value,
+                                &x->eval_value, &x->value_fit, err))
+            return -1;
+        if (!t->c->quiet)
+            fprintf(stderr, "dpo: V_ref fit on %d %s (mse %.4g, mean target %.4f)\n",
+                    x->value_fit.rows,
+                    x->value_fit.from_samples ? "prompts' reference samples" : "examples' rewards",
+                    x->value_fit.mse, x->value_fit.mean_target);
+    }
+    if (!x->priority) return 0;
+    int n = x->train->n;
+    x->train_score = xmalloc((size_t)n * sizeof(float));
+    x->priority_cdf = xmalloc((size_t)n * sizeof(double));
+    x->draw = xmalloc((size_t)t->c->batch_size * sizeof(int));
+    for (int i = 0; i < n; i++) x->train_score[i] = (float)x->train->ex[i].score;
+    x->n_positive = alol_priority(x->train_score, x->needs_value ? x->train_value : NULL, n,
+                                  x->opt.alol_sigmoid_reward, x->priority_cdf);
+    t->units = x->n_positive > 0 ? x->n_positive : n;
+    if (x->n_positive == 0)
+        fprintf(stderr, "dpo: no example has a positive %s: nothing to learn from, the weights "
+                        "stay as they are\n", x->needs_value ? "advantage R - V_ref" : "reward");
+    return 0;
+}
+
 static int dpo_setup(trainer *t, rlhf_err *err) {
     dpo_state *x = t->self;
     const train_config *tc = t->c;
@@ -507,15 +568,9 @@ static int dpo_setup(trainer *t, rlhf_err *err) {
     if (setup_ref(t, x, err)) return -1;
     for (int i = 0; i < x->train->n; i++)
         if (!isnan(x->train->ex[i].strength)) x->has_strength = 1;
-    if (pref_list_needs(&x->losses, PREF_NEED_SCORES)) {  // A-LoL's baseline: the mean score
-        double s = 0;
-        int k = 0;
-        for (int i = 0; i < x->train->n; i++)
-            if (!isnan(x->train->ex[i].score)) s += x->train->ex[i].score, k++;
-        x->mean_score = k ? s / k : 0;
-    }
+    if (setup_alol(t, x, err)) return -1;
     setup_kl_prompts(x);
-    t->units = x->train->n;
+    if (!x->priority) t->units = x->train->n;
     train_walk_init(&x->walk, x->train, tc->seed);
     x->mb = xcalloc(tc->gradient_accumulation_steps, sizeof *x->mb);
     x->kl = NAN;
@@ -540,15 +595,44 @@ static int dpo_resume(trainer *t, rlhf_err *err) {
     return 0;
 }
 
+// Priority sampling: each micro-batch is batch_size draws (with replacement) of
+// the examples with positive weight, from a stream fixed by (seed, micro-batch).
+static int priority_batches(trainer *t, dpo_state *x, int step, long *pairs, rlhf_err *err) {
+    const train_config *tc = t->c;
+    *pairs = 0;
+    for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
+        long g = (long)step * tc->gradient_accumulation_steps + k;
+        alol_sample(x->priority_cdf, x->train->n, tc->seed, g, tc->batch_size, x->draw);
+        if (ds_make_batch(x->train, x->draw, tc->batch_size, NULL, &x->mb[k], err)) return -1;
+        *pairs += tc->batch_size;
+    }
+    return 0;
+}
+
+// A step with nothing to learn from (no example of positive priority): the
+// weights and the optimizer's moments are left as they are, only its step
+// count moves (it is the run's step count on --resume).
+static int idle_step(trainer *t, dpo_state *x) {
+    x->lr = lr_at_step(&t->o->cfg, t->o->step);
+    x->grad_norm = 0;
+    t->o->step++;
+    snprintf(t->progress, sizeof t->progress, "nothing to learn from");
+    return 0;
+}
+
 static int dpo_step(trainer *t, int step, rlhf_err *err) {
     dpo_state *x = t->self;
     const train_config *tc = t->c;
     long pairs = 0;
-    if (train_step_batches(tc, &x->walk, step, x->mb, &pairs, err)) return -1;
+    if (x->priority && x->n_positive == 0) return idle_step(t, x);
+    if (x->priority ? priority_batches(t, x, step, &pairs, err)
+                    : train_step_batches(tc, &x->walk, step, x->mb, &pairs, err))
+        return -1;
     model_zero_grad(t->m);
     pref_metrics sm = {0};
     double ntok = 0;
     x->cache = x->train_cache;
+    x->value = x->train_value;
     for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
         ds_batch *b = &x->mb[k];
         int n = x->unpaired ? b->B : b->n_pairs;
@@ -608,6 +692,14 @@ static void dpo_finish(trainer *t, cJSON *sum, const char *path) {
     dpo_state *x = t->self;
     cJSON_AddStringToObject(sum, "loss_type", x->c->loss_type);
     cJSON_AddNumberToObject(sum, "steps", t->o->step);
+    if (x->needs_value) {
+        cJSON *v = cJSON_AddObjectToObject(sum, "alol_value");
+        cJSON_AddStringToObject(v, "fit_on", x->value_fit.from_samples ? "reference_samples" : "data");
+        cJSON_AddNumberToObject(v, "rows", x->value_fit.rows);
+        cJSON_AddNumberToObject(v, "mse", x->value_fit.mse);
+        cJSON_AddNumberToObject(v, "mean_target", x->value_fit.mean_target);
+    }
+    if (x->priority) cJSON_AddNumberToObject(sum, "alol_positive_examples", x->n_positive);
     if (x->eval) add_metrics(sum, "eval_", &x->evm);
     if (x->n_kl) cJSON_AddNumberToObject(sum, "kl", x->kl);
     if (!t->c->quiet) fprintf(stderr, "dpo: %d steps, model in %s\n", t->o->step, path);
@@ -620,6 +712,8 @@ static void dpo_free(trainer *t) {
     free(x->kl_len);
     free(x->train_cache);
     free(x->eval_cache);
+    free(x->train_value), free(x->eval_value), free(x->train_score), free(x->priority_cdf);
+    free(x->draw);
     step_buf_free(&x->sb);
     if (x->mb)
         for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&x->mb[k]);

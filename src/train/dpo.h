@@ -23,6 +23,13 @@ typedef struct {
     int ref_model_sync_steps;
     int kl_prompts;               // eval prompts used for the KL estimate (0: none)
     int kl_max_new_tokens;
+    // A-LoL (losses that need batch.value or batch.score; train/alol_value.h)
+    const char *alol_value_reward; // reward set scoring pi_ref's samples for V_ref (NULL: the data's)
+    int alol_value_samples;        // samples per fit prompt
+    int alol_value_max_new_tokens;
+    int alol_value_prompts;        // fit prompts (0: all)
+    float alol_value_ridge;        // lambda of the ridge fit
+    int alol_priority;             // train on A > 0 only, drawn with probability ~ A (R for rlol)
 } dpo_config;
 
 void dpo_default_config(dpo_config *c);
