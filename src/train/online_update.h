@@ -71,6 +71,7 @@ typedef struct {
     int updates;                // optimizer steps taken
 } online_run;
 
+// (check, resolve, summary and free may be NULL; the rest are required)
 struct online_update {
     const char *name;           // "policy_gradient", "dpo"
     const char *about;          // one line for --help
