@@ -353,6 +353,11 @@ static int test_registry(void) {
     CHECK(!pref_loss_needs(pref_find("simpo"), PREF_NEED_REFERENCE));
     CHECK(pref_loss_needs(pref_find("inpo"), PREF_NEED_PREVIOUS));
     CHECK(pref_loss_needs(pref_find("srpo"), PREF_NEED_REVISIONS));
+    // A-LoL needs V_ref, R-LoL only the scores (the trainer fits V_ref from these bits)
+    CHECK(pref_loss_needs(pref_find("alol"), PREF_NEED_SCORES | PREF_NEED_VALUE));
+    CHECK(pref_loss_needs(pref_find("alol_ref_free"), PREF_NEED_VALUE));
+    CHECK(pref_loss_needs(pref_find("rlol"), PREF_NEED_SCORES));
+    CHECK(!pref_loss_needs(pref_find("rlol"), PREF_NEED_VALUE));
     CHECK(pref_loss_reads(pref_find("simpo"), PREF_OPT_SIMPO_GAMMA));
     int n = 0;
     for (const pref_loss_def *e; (e = pref_loss_at(n)); n++) {
@@ -365,7 +370,8 @@ static int test_registry(void) {
         "sigmoid",   "robust", "hinge",    "ipo",      "exo_pair",      "nca_pair", "bco_pair",
         "sppo_hard", "aot",    "aot_pair", "apo_zero", "apo_down",      "discopop", "sigmoid_norm",
         "sft",       "simpo",  "cpo",      "orpo",     "kto",           "vpo",      "inpo",
-        "srpo",      "osp",    "alol",     "alol_seq", "alol_ref_free", "alol_kl",  "cpl"};
+        "srpo",      "osp",    "alol",     "alol_seq", "alol_ref_free", "alol_kl",  "cpl",
+        "rlol"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         CHECKF(pref_find(names[i]), "%s", names[i]);
     pref_fdiv f;
