@@ -13,28 +13,17 @@ int cmd_bon(int argc, char **argv) {
     bon_config c;
     bon_default_config(&c);
     flag_def defs[96];
-    int n = train_flag_defs(defs, &c.base);
-    static const char *unused[] = {"eval_data", "eval_split", "packing", "eval_steps",
-                                   "gradient_accumulation_steps", "max_length", NULL};
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        int drop = 0;
-        for (int k = 0; unused[k]; k++) drop |= !strcmp(defs[i].name, unused[k]);
-        if (!drop) defs[kept++] = defs[i];
-    }
-    n = kept;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(defs[i].name, "data"))
-            defs[i].help = "prompts: JSONL(.gz) with a prompt field (prompt-only, or any format with a prompt)";
-        else if (!strcmp(defs[i].name, "per_device_train_batch_size"))
-            defs[i].help = "prompts per iteration (--train) or per generation batch (each sampled --num_samples times)";
-        else if (!strcmp(defs[i].name, "max_steps"))
-            defs[i].help = "--train: iterations (sample, keep the best, --sft_steps updates)";
-        else if (!strcmp(defs[i].name, "save_steps"))
-            defs[i].help = "--train: iterations between checkpoints (0: only the final one)";
-        else if (!strcmp(defs[i].name, "logging_steps"))
-            defs[i].help = "--train: iterations between metrics lines";
-    }
+    // no eval set, packing, accumulation or --max_length; a step is an iteration
+    static const train_flags_use use = {
+        .omit = TRAIN_FLAGS_EVAL | TRAIN_FLAGS_PACKING | TRAIN_FLAGS_ACCUMULATION |
+                TRAIN_FLAGS_MAX_LENGTH,
+        .data = "prompts: JSONL(.gz) with a prompt field (prompt-only, or any format with a prompt)",
+        .batch_size = "prompts per iteration (--train) or per generation batch (each sampled --num_samples times)",
+        .max_steps = "--train: iterations (sample, keep the best, --sft_steps updates)",
+        .save_steps = "--train: iterations between checkpoints (0: only the final one)",
+        .logging_steps = "--train: iterations between metrics lines",
+    };
+    int n = train_flag_defs_for(defs, &c.base, &use);
     flag_def more[] = {
         {"train", FLAG_STR, &c.train, "none (sample only), raft (SFT on the best of n) or superhf (+ KL prior to the reference)"},
         {"num_samples", FLAG_INT, &c.n, "samples per prompt (n)", 1, 1 << 16, "num_generations"},
