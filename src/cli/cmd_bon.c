@@ -24,8 +24,9 @@ int cmd_bon(int argc, char **argv) {
         .logging_steps = "--train: iterations between metrics lines",
     };
     int n = train_flag_defs_for(defs, &c.base, &use);
+    const char *mode = NULL;
     flag_def more[] = {
-        {"train", FLAG_STR, &c.train, "none (sample only), raft (SFT on the best of n) or superhf (+ KL prior to the reference)"},
+        {"train", FLAG_STR, &mode, "none (sample only), raft (SFT on the best of n) or superhf (+ KL prior to the reference)"},
         {"num_samples", FLAG_INT, &c.n, "samples per prompt (n)", 1, 1 << 16, "num_generations"},
         {"max_new_tokens", FLAG_INT, &c.max_new_tokens, "longest completion in tokens", 1, 1 << 20},
         {"temperature", FLAG_FLOAT, &c.temperature, "sampling temperature", 0.01, 100},
@@ -62,11 +63,11 @@ int cmd_bon(int argc, char **argv) {
                         "         --task arith --output_dir runs/raft --max_steps 50",
                         &err);
     if (r == 1) return 0;
-    if (r < 0) {
+    if (r < 0 || bon_mode_from_name(mode, &c.train, &err)) {
         fprintf(stderr, "rlhf bon: %s\n", err.msg);
         return 2;
     }
-    int train = c.train && strcmp(c.train, "none");
+    int train = c.train != BON_SAMPLE;
     char *cfg = flags_to_json(defs);
     c.base.config_json = cfg;
     int rc = train ? bon_train(&c, &err) : bon_sample(&c, &err);

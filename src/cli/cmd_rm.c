@@ -21,7 +21,8 @@ int cmd_rm(int argc, char **argv) {
                            "weight of mean((r_chosen + r_rejected)^2), keeping rewards centred", 0, 1e6};
     defs[n++] = (flag_def){"ensemble_size", FLAG_INT, &c.ensemble_size,
                            "K members of a reward-model ensemble", 1, 64};
-    defs[n++] = (flag_def){"ensemble_trunks", FLAG_STR, &c.ensemble_trunks,
+    const char *trunks = "shared";
+    defs[n++] = (flag_def){"ensemble_trunks", FLAG_STR, &trunks,
                            "shared (K heads on one trunk) or separate (K models)"};
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     rlhf_err err;
@@ -32,7 +33,7 @@ int cmd_rm(int argc, char **argv) {
                         "example: rlhf rm --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/rm --eval_split 0.05",
                         &err);
     if (r == 1) return 0;
-    if (r < 0) {
+    if (r < 0 || rm_trunks_from_name(trunks, &c.ensemble_trunks, &err)) {
         fprintf(stderr, "rlhf rm: %s\n", err.msg);
         return 2;
     }

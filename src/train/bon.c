@@ -38,6 +38,14 @@ void bon_default_config(bon_config *c) {
     c->kl_coef = 0.35f;
 }
 
+int bon_mode_from_name(const char *name, bon_mode *out, rlhf_err *err) {
+    if (!name || !strcmp(name, "none")) *out = BON_SAMPLE;
+    else if (!strcmp(name, "raft")) *out = BON_RAFT;
+    else if (!strcmp(name, "superhf")) *out = BON_SUPERHF;
+    else return rlhf_fail(err, "--train must be none, raft or superhf (got \"%s\")", name);
+    return 0;
+}
+
 // what sampling and training share: the policy and its tokenizer (owned by the
 // sampling tool, by the skeleton when training), prompts, rewards
 typedef struct {
@@ -311,10 +319,10 @@ typedef struct {
 static int bon_init(trainer *t, rlhf_err *err) {
     bon_state *s = t->self;
     const bon_config *c = s->x.c;
-    s->superhf = !strcmp(c->train, "superhf");
-    if (!s->superhf && strcmp(c->train, "raft"))
-        return rlhf_fail(err, "--train must be raft or superhf (got \"%s\")", c->train);
-    t->name = c->train;
+    if (c->train != BON_RAFT && c->train != BON_SUPERHF)
+        return rlhf_fail(err, "bon_train: the mode must be RAFT or SuperHF");
+    s->superhf = c->train == BON_SUPERHF;
+    t->name = s->superhf ? "superhf" : "raft";
     return bon_rewards(&s->x, err);
 }
 

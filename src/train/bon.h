@@ -17,10 +17,13 @@
 
 #include "train/common.h"
 
+// What `rlhf bon` does (--train): sample only, or train with RAFT or SuperHF.
+typedef enum { BON_SAMPLE, BON_RAFT, BON_SUPERHF } bon_mode;
+
 typedef struct {
     train_config base;          // --data: prompts; --batch_size prompts per iteration (train)
                                 // or per generation batch (sample); --max_steps iterations
-    const char *train;          // NULL or "none": sample only; "raft" or "superhf"
+    bon_mode train;
     int n;                      // samples per prompt
     int max_new_tokens;
     float temperature, top_p;
@@ -42,6 +45,8 @@ typedef struct {
 } bon_config;
 
 void bon_default_config(bon_config *c);
+// --train: NULL or "none" (BON_SAMPLE), "raft" or "superhf"; -1 + err otherwise.
+int bon_mode_from_name(const char *name, bon_mode *out, rlhf_err *err);
 // The sampling tool: writes c->out (and c->all_out); prints the summary.
 int bon_sample(const bon_config *c, rlhf_err *err);
 // RAFT / SuperHF: a run directory with metrics.jsonl, samples and checkpoints.

@@ -21,7 +21,16 @@ void rm_default_config(rm_config *c) {
     c->base.learning_rate = 1e-4f;
     c->base.num_train_epochs = 1;
     c->ensemble_size = 1;
-    c->ensemble_trunks = "shared";
+    c->ensemble_trunks = RM_TRUNKS_SHARED;
+}
+
+int rm_trunks_from_name(const char *name, rm_trunks *out, rlhf_err *err) {
+    if (name && !strcmp(name, "shared")) *out = RM_TRUNKS_SHARED;
+    else if (name && !strcmp(name, "separate")) *out = RM_TRUNKS_SEPARATE;
+    else
+        return rlhf_fail(err, "--ensemble_trunks must be shared or separate (got \"%s\")",
+                         name ? name : "");
+    return 0;
 }
 
 // the margins of a batch's pairs (0 where a pair has none): margins (n)
@@ -234,9 +243,6 @@ static int rm_train_separate(const rm_config *c, int K, rlhf_err *err) {
 
 int rm_train(const rm_config *c, rlhf_err *err) {
     int K = c->ensemble_size > 0 ? c->ensemble_size : 1;
-    if (strcmp(c->ensemble_trunks, "shared") && strcmp(c->ensemble_trunks, "separate"))
-        return rlhf_fail(err, "--ensemble_trunks must be shared or separate (got \"%s\")",
-                         c->ensemble_trunks);
-    if (K == 1 || !strcmp(c->ensemble_trunks, "shared")) return rm_train_one(c, &c->base, K, err);
+    if (K == 1 || c->ensemble_trunks == RM_TRUNKS_SHARED) return rm_train_one(c, &c->base, K, err);
     return rm_train_separate(c, K, err);
 }

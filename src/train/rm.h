@@ -8,14 +8,20 @@
 
 #include "train/common.h"
 
+// Where the K members of an ensemble live: K score heads on one trunk, or K
+// separate models (K runs in output_dir/member-k, listed in ensemble.json).
+typedef enum { RM_TRUNKS_SHARED, RM_TRUNKS_SEPARATE } rm_trunks;
+
 typedef struct {
     train_config base;
     float center_rewards_coefficient;
     int ensemble_size;           // K members
-    const char *ensemble_trunks; // "shared" (K heads on one trunk) or "separate"
+    rm_trunks ensemble_trunks;
 } rm_config;
 
 void rm_default_config(rm_config *c);
+// "shared" or "separate" (--ensemble_trunks); -1 + err otherwise.
+int rm_trunks_from_name(const char *name, rm_trunks *out, rlhf_err *err);
 int rm_train(const rm_config *c, rlhf_err *err);
 
 #endif
