@@ -10,7 +10,7 @@ then `rlhf srpo` on the task's preference pairs. Checks:
   * on held-out prompts (eval.jsonl: never in training), with gold-vs-wrong
     pairs, keeping the gold answer beats breaking it (eval_revision/improve_chosen
     > 0);
-  * the run's files, --help, and bad input.
+  * the run's files, --resume (the same final weights), --help, and bad input.
 What is NOT shown at this size (printed, not asserted): that revisions of
 held-out answers are more often right than the answers. A model trained here in
 seconds gets about one held-out sum in ten right (it cannot compute sums it
@@ -125,6 +125,19 @@ def main():
     print(f"  held-out greedy accuracy: first answer {a0}/{len(ev)}, revision {a1}/{len(ev)}; "
           f"eval_revision/improve_rejected {ir:.3f} (not asserted), improve_chosen {ic:.3f}; "
           f"on the training pairs {tr:.3f}, {tc:.3f} (targets 0.5)")
+
+    # --resume from a step's checkpoint ends with the same weights as the run straight through
+    a, b = os.path.join(tmp, "resume_a"), os.path.join(tmp, "resume_b")
+    short = ["srpo", "--model", sft, "--data", os.path.join(data, "prefs.jsonl"), "--max_steps",
+             "6", "--save_steps", "3", "--batch_size", "4", "--learning_rate", "1e-3", "--quiet"]
+    run(*short, "--output_dir", a)
+    shutil.copytree(a, b)
+    shutil.rmtree(os.path.join(b, "checkpoints", "final"))
+    p = run(*short, "--output_dir", b, "--resume")
+    same = all(open(os.path.join(d, "checkpoints", "final", "model.safetensors"), "rb").read() ==
+               open(os.path.join(a, "checkpoints", "final", "model.safetensors"), "rb").read()
+               for d in [b])
+    report("resuming from" in p.stderr and same, "srpo_resume_same_weights", p.stderr[-300:])
 
     # --help teaches; bad input is refused with a message
     p = run("srpo", "--help")
