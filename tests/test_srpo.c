@@ -11,7 +11,8 @@
 #include "test.h"
 #include "train/srpo.h"
 
-static const char *PAIRS[][4] = { // prompt, chosen, rejected, revision_prompt (NULL: default)
+static const char *PAIRS[][4] = {
+    // prompt, chosen, rejected, revision_prompt (NULL: default)
     {"12+7=", "19", "18", NULL},
     {"3+4=", "7", "8", "\nFix it: "},
     {"40+2=", "42", "24", NULL},
@@ -135,8 +136,10 @@ static int test_revision_rows_are_the_sequences(void) {
         for (int v = 0; v < REV_VIEWS; v++) {
             char prefix[256];
             const char *given = v == REV_GIVEN_REJECTED ? PAIRS[j][2] : PAIRS[j][1];
-            if (v == REV_GENERATE) snprintf(prefix, sizeof prefix, "%s", x);
-            else snprintf(prefix, sizeof prefix, "%s%s%s", x, given, ins);
+            if (v == REV_GENERATE)
+                snprintf(prefix, sizeof prefix, "%s", x);
+            else
+                snprintf(prefix, sizeof prefix, "%s%s%s", x, given, ins);
             for (int y = 0; y < 2; y++) {
                 int row = y * 3 * N_PAIRS + v * N_PAIRS + j;
                 double pol = direct_logp(f.pol, f.tok, prefix, PAIRS[j][1 + y]);
@@ -150,8 +153,9 @@ static int test_revision_rows_are_the_sequences(void) {
         double b = f.opt.beta, a = f.opt.srpo_alpha;
         double s1 = 0.5 - b * (rho[REV_GIVEN_REJECTED][0] - rho[REV_GIVEN_REJECTED][1]);
         double s2 = 0.5 - b * (rho[REV_GIVEN_CHOSEN][0] - rho[REV_GIVEN_CHOSEN][1]);
-        double g = b * (rho[REV_GIVEN_REJECTED][0] + rho[REV_GENERATE][0] -
-                        rho[REV_GIVEN_CHOSEN][1] - rho[REV_GENERATE][1]) - 1;
+        double gen = rho[REV_GIVEN_REJECTED][0] + rho[REV_GENERATE][0] - rho[REV_GIVEN_CHOSEN][1] -
+                     rho[REV_GENERATE][1];
+        double g = b * gen - 1;
         want += (a * (s1 * s1 + s2 * s2) + (1 - a) * g * g) / N_PAIRS;
     }
     CHECK_CLOSE(loss, want, 1e-4, 1e-3);
@@ -197,8 +201,8 @@ static int test_step_gradient_matches_finite_difference(void) {
 static int test_revision_prompt_messages(void) {
     chat_message pm[2] = {{CHAT_SYSTEM, "be brief"}, {CHAT_USER, "2+2="}};
     chat_message ym[1] = {{CHAT_ASSISTANT, "5"}};
-    ds_field prompt = {.msgs = pm, .n_msgs = 2}, reply = {.msgs = ym, .n_msgs = 1}, text_reply = {
-        .text = "5"};
+    ds_field prompt = {.msgs = pm, .n_msgs = 2}, reply = {.msgs = ym, .n_msgs = 1},
+             text_reply = {.text = "5"};
     ds_field out;
     rev_prompt_field(&prompt, &reply, "Improve it.", &out);
     CHECK(out.n_msgs == 4 && !out.text);
@@ -208,7 +212,7 @@ static int test_revision_prompt_messages(void) {
         CHECK(out.msgs[3].role == CHAT_USER && !strcmp(out.msgs[3].content, "Improve it."));
     }
     rev_field_free(&out);
-    rev_prompt_field(&prompt, &text_reply, "Improve it.", &out);  // generated text
+    rev_prompt_field(&prompt, &text_reply, "Improve it.", &out); // generated text
     CHECK(out.n_msgs == 4 && out.msgs[2].role == CHAT_ASSISTANT);
     rev_field_free(&out);
     ds_field sp = {.text = "2+2="};

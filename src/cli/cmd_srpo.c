@@ -14,7 +14,8 @@ int cmd_srpo(int argc, char **argv) {
     flag_def defs[96];
     int n = train_flag_defs(defs, &c.base);
     flag_def more[] = {
-        {"ref_model", FLAG_STR, &c.ref_model, "frozen reference model (default: the starting --model)"},
+        {"ref_model", FLAG_STR, &c.ref_model,
+         "frozen reference model (default: the starting --model)"},
         {"revision_prompt", FLAG_STR, &c.revision_prompt,
          "the instruction between a response and its revision (a line's own \"revision_prompt\" "
          "field wins)"},
@@ -22,7 +23,7 @@ int cmd_srpo(int argc, char **argv) {
     memcpy(defs + n, more, sizeof more);
     n += (int)(sizeof more / sizeof more[0]);
     const pref_loss_def *srpo = pref_find("srpo");
-    n = pref_flags_add(defs, n, &c.opt, srpo ? srpo->options : 0);  // beta, srpo_alpha
+    n = pref_flags_add(defs, n, &c.opt, srpo ? srpo->options : 0); // beta, srpo_alpha
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     rlhf_err err;
     int r = flags_parse(

@@ -36,7 +36,7 @@ static int read_line(gzFile f, char **buf, size_t *cap, size_t *len) {
 
 int rev_instructions_read(const char *path, rev_instructions *out, rlhf_err *err) {
     memset(out, 0, sizeof *out);
-    gzFile f = gzopen(path, "rb");  // plain files are read as they are
+    gzFile f = gzopen(path, "rb"); // plain files are read as they are
     if (!f) return rlhf_fail(err, "cannot open %s", path);
     char *line = NULL;
     size_t cap = 0, len;
@@ -51,7 +51,7 @@ int rev_instructions_read(const char *path, rev_instructions *out, rlhf_err *err
             cap_lines = grow;
         }
         out->n_lines = no;
-        if (!strstr(s, "revision_prompt")) continue;  // the common case: nothing to parse
+        if (!strstr(s, "revision_prompt")) continue; // the common case: nothing to parse
         char where[128];
         if (json_find_nul(s, len, where, sizeof where)) {
             rc = rlhf_fail(err, "%s:%d: %s holds a \\u0000 (NUL) character", path, no, where);
@@ -59,8 +59,10 @@ int rev_instructions_read(const char *path, rev_instructions *out, rlhf_err *err
         }
         cJSON *j = cJSON_ParseWithLength(s, len);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "revision_prompt");
-        if (!cJSON_IsObject(j)) rc = rlhf_fail(err, "%s:%d: not a JSON object", path, no);
-        else if (cJSON_IsString(v)) out->at[no] = dup_str(v->valuestring);
+        if (!cJSON_IsObject(j))
+            rc = rlhf_fail(err, "%s:%d: not a JSON object", path, no);
+        else if (cJSON_IsString(v))
+            out->at[no] = dup_str(v->valuestring);
         else if (v && !cJSON_IsNull(v))
             rc = rlhf_fail(err, "%s:%d: \"revision_prompt\" must be a string", path, no);
         cJSON_Delete(j);
@@ -106,7 +108,7 @@ static ds_field field_copy(const ds_field *src) {
 void rev_prompt_field(const ds_field *prompt, const ds_field *response, const char *instruction,
                       ds_field *out) {
     memset(out, 0, sizeof *out);
-    if (!prompt->msgs) {  // strings: one text
+    if (!prompt->msgs) { // strings: one text
         const char *y = response->text ? response->text : "";
         size_t a = strlen(prompt->text ? prompt->text : ""), b = strlen(y), c = strlen(instruction);
         out->text = xmalloc(a + b + c + 1);
@@ -126,7 +128,8 @@ void rev_prompt_field(const ds_field *prompt, const ds_field *response, const ch
             out->msgs[k++] =
                 (chat_message){response->msgs[i].role, dup_str(response->msgs[i].content)};
     else
-        out->msgs[k++] = (chat_message){CHAT_ASSISTANT, dup_str(response->text ? response->text : "")};
+        out->msgs[k++] =
+            (chat_message){CHAT_ASSISTANT, dup_str(response->text ? response->text : "")};
     out->msgs[k++] = (chat_message){CHAT_USER, dup_str(instruction)};
 }
 
@@ -145,8 +148,9 @@ int rev_dataset_build(const ds_dataset *src, const rev_instructions *instruction
                       const char *default_instruction, ds_dataset **out, rlhf_err *err) {
     *out = NULL;
     if (src->format != DS_PREFERENCE)
-        return rlhf_fail(err, "%s: revisions need preference data (prompt, chosen, rejected); this "
-                              "file is %s",
+        return rlhf_fail(err,
+                         "%s: revisions need preference data (prompt, chosen, rejected); this "
+                         "file is %s",
                          src->path, ds_format_name(src->format));
     ds_dataset *ds = rev_dataset_alloc(src->path, DS_PREFERENCE, REV_VIEWS * src->n);
     for (int i = 0; i < src->n; i++) {
@@ -154,13 +158,14 @@ int rev_dataset_build(const ds_dataset *src, const rev_instructions *instruction
         const char *ins = rev_instruction(instructions, e->line, default_instruction);
         for (int v = 0; v < REV_VIEWS; v++) {
             ds_example *x = &ds->ex[REV_VIEWS * i + v];
-            *x = *e;  // numbers, flags and line; the fields are copied below
+            *x = *e; // numbers, flags and line; the fields are copied below
             x->chosen = field_copy(&e->chosen);
             x->rejected = field_copy(&e->rejected);
             memset(&x->text, 0, sizeof x->text);
             memset(&x->messages, 0, sizeof x->messages);
             memset(&x->completion, 0, sizeof x->completion);
-            if (v == REV_GENERATE) x->prompt = field_copy(&e->prompt);
+            if (v == REV_GENERATE)
+                x->prompt = field_copy(&e->prompt);
             else
                 rev_prompt_field(&e->prompt, v == REV_GIVEN_REJECTED ? &e->rejected : &e->chosen,
                                  ins, &x->prompt);

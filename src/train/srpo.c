@@ -56,8 +56,13 @@ static void work_fit(srpo_work *w, int B, int T) {
     }
 }
 
-// rows of the first of the n sequences of a set: y (0 chosen, 1 rejected) under view v
-static int set_row(int n, int y, int v) { return y * REV_VIEWS * n + v * n; }
+// One input of the loss: the n rows of completion y (0 chosen, 1 rejected) under
+// view v, their log-probs and where their gradient goes.
+static void bind_set(srpo_work *w, int n, int y, int v, pref_seqs *seqs, pref_grad *grad) {
+    int r0 = y * REV_VIEWS * n + v * n;
+    *seqs = (pref_seqs){.logps = w->pol + r0, .ref_logps = w->ref + r0, .len = w->len + r0};
+    grad->grad = w->grad + r0;
+}
 
 int srpo_batch_loss(rlhf_model *policy, rlhf_model *ref, const pref_loss_list *l,
                     const pref_options *o, const ds_batch *b, double scale, srpo_work *w,
@@ -72,20 +77,16 @@ int srpo_batch_loss(rlhf_model *policy, rlhf_model *ref, const pref_loss_list *l
     batch_logp_sums(ref, b, w->ref, NULL);
     memset(w->grad, 0, (size_t)B * sizeof(float));
     // (y, view) of each input; revisions in algo/pref's order w|l, l|l, w|w, l|w
-    static const int rev_set[PREF_NREV][2] = {
-        {0, REV_GIVEN_REJECTED}, {1, REV_GIVEN_REJECTED}, {0, REV_GIVEN_CHOSEN}, {1, REV_GIVEN_CHOSEN}};
+    static const int rev_set[PREF_NREV][2] = {{0, REV_GIVEN_REJECTED},
+                                              {1, REV_GIVEN_REJECTED},
+                                              {0, REV_GIVEN_CHOSEN},
+                                              {1, REV_GIVEN_CHOSEN}};
     pref_batch pb = {.n = n};
     pref_out out = {0};
-#define SET(seqs, grads, y, v)                                                                      \
-    do {                                                                                           \
-        int r0_ = set_row(n, y, v);                                                                \
-        seqs = (pref_seqs){.logps = w->pol + r0_, .ref_logps = w->ref + r0_, .len = w->len + r0_}; \
-        grads.grad = w->grad + r0_;                                                                \
-    } while (0)
-    SET(pb.chosen, out.chosen, 0, REV_GENERATE);
-    SET(pb.rejected, out.rejected, 1, REV_GENERATE);
-    for (int k = 0; k < PREF_NREV; k++) SET(pb.rev[k], out.rev[k], rev_set[k][0], rev_set[k][1]);
-#undef SET
+    bind_set(w, n, 0, REV_GENERATE, &pb.chosen, &out.chosen);
+    bind_set(w, n, 1, REV_GENERATE, &pb.rejected, &out.rejected);
+    for (int k = 0; k < PREF_NREV; k++)
+        bind_set(w, n, rev_set[k][0], rev_set[k][1], &pb.rev[k], &out.rev[k]);
     if (pref_loss(l, o, &pb, &out, err)) return -1;
     for (int j = 0; j < n; j++) {
         double r[PREF_NREV];
@@ -157,7 +158,7 @@ static int build_revisions(trainer *t, const ds_dataset *src, ds_dataset **out, 
     to.max_prompt_length = c->max_prompt_length;
     to.truncation = !strcmp(c->truncation_mode, "keep_start") ? DS_KEEP_START : DS_KEEP_END;
     to.add_bos = tok_resolve_add_bos(t->tok, c->add_bos);
-    return ds_tokenize(*out, t->tok, &to, NULL, err);  // no line dropped: views stay in threes
+    return ds_tokenize(*out, t->tok, &to, NULL, err); // no line dropped: views stay in threes
 }
 
 static int srpo_setup(trainer *t, rlhf_err *err) {
@@ -222,8 +223,9 @@ static int srpo_step(trainer *t, int step, rlhf_err *err) {
     }
     double loss = sm.m.loss / (double)sm.pairs;
     if (!isfinite(loss))
-        return rlhf_fail(err, "step %d: loss is %g; stopping (checkpoints already written are "
-                              "kept; try a lower --learning_rate)",
+        return rlhf_fail(err,
+                         "step %d: loss is %g; stopping (checkpoints already written are "
+                         "kept; try a lower --learning_rate)",
                          step + 1, loss);
     s->lr = lr_at_step(&t->o->cfg, t->o->step);
     s->grad_norm = optim_step(t->o, t->m);
@@ -239,7 +241,8 @@ static int srpo_step(trainer *t, int step, rlhf_err *err) {
 static void put_sums(cJSON *j, const char *prefix, const srpo_sums *x) {
     double n = x->pairs > 0 ? (double)x->pairs : 1;
     char k[96];
-#define PUT(name, v) (snprintf(k, sizeof k, "%s%s", prefix, name), cJSON_AddNumberToObject(j, k, (v) / n))
+#define PUT(name, v)                                                                               \
+    (snprintf(k, sizeof k, "%s%s", prefix, name), cJSON_AddNumberToObject(j, k, (v) / n))
     PUT("loss", x->m.loss);
     PUT("rewards/chosen", x->m.rewards_chosen);
     PUT("rewards/rejected", x->m.rewards_rejected);
@@ -308,8 +311,14 @@ static void srpo_free(trainer *t) {
 }
 
 static const trainer_method srpo_method = {
-    .name = "srpo", .init = srpo_init, .setup = srpo_setup, .step = srpo_step, .log = srpo_log,
-    .eval = srpo_eval, .finish = srpo_finish, .free = srpo_free,
+    .name = "srpo",
+    .init = srpo_init,
+    .setup = srpo_setup,
+    .step = srpo_step,
+    .log = srpo_log,
+    .eval = srpo_eval,
+    .finish = srpo_finish,
+    .free = srpo_free,
 };
 
 int srpo_train(const srpo_config *c, rlhf_err *err) {
