@@ -26,11 +26,12 @@ typedef struct {
     online_run run;           // what the update method sees
     const online_update *update;
     int moving_ref;           // the reference is part of each checkpoint (ref/)
-    const char *extra[4];     // the checkpoint files --resume requires
+    const char *extra[6];     // the checkpoint files --resume requires
     ds_dataset *ds;
     char **prompt_text;       // (ds->n)
     int *order, order_epoch;  // the epoch's prompt order
     int *ids, **pp, *pl;      // (batch_size) the iteration's prompts: rows, tokens, lengths
+    const char **texts;       // (batch_size) the iteration's prompts as reward sources see them
     int *rollin;              // (batch_size) DR-PO roll-in tokens appended to each prompt
     int **rollin_buf;         // (batch_size) prompt + roll-in tokens
     int room;                 // longest prompt leaving room for max_new_tokens
@@ -82,6 +83,7 @@ static void pick_prompts(online_loop *L, int it) {
         }
         L->ids[j] = L->order[u % N];
         L->pp[j] = L->ds->tok[L->ids[j]].prompt, L->pl[j] = L->ds->tok[L->ids[j]].n_prompt;
+        L->texts[j] = L->prompt_text[L->ids[j]];
     }
 }
 
@@ -190,6 +192,7 @@ static int old_logprobs(online_loop *L, rlhf_err *err) {
         return -1;
     if (!values) memset(r->old_values, 0, (size_t)B * T * sizeof(float));
     if (r->ref && rollout_forward(r->ref, rb, chunk, r->ref_logp, NULL, NULL, err)) return -1;
+    if (r->prev && rollout_forward(r->prev, rb, chunk, r->prev_logp, NULL, NULL, err)) return -1;
     double logp_diff = 0, kl_seq = 0, kl_tok = 0;
     for (int row = 0; row < B; row++) {
         double s = 0, k = 0;
@@ -220,7 +223,10 @@ static int online_init(trainer *t, rlhf_err *err) {
     int use_ref = (L->run.needs & ONLINE_NEED_REFERENCE) || c->par_samples > 0;
     L->moving_ref = use_ref && (L->run.needs & ONLINE_NEED_MOVING_REFERENCE);
     L->extra[0] = "online_state.json";
-    if (L->moving_ref) L->extra[1] = "ref/config.json", L->extra[2] = "ref/model.safetensors";
+    int k = 1;
+    if (L->moving_ref) L->extra[k++] = "ref/config.json", L->extra[k++] = "ref/model.safetensors";
+    if (L->run.needs & ONLINE_NEED_PREVIOUS)
+        L->extra[k++] = "prev/config.json", L->extra[k++] = "prev/model.safetensors";
     t->extra = L->extra;
     if (reward_set_from_flags(&L->rs, c->reward, c->task, c->reward_model, c->reward_command,
                               err))
@@ -287,6 +293,9 @@ static int online_setup(trainer *t, rlhf_err *err) {
     if (((r->needs & ONLINE_NEED_REFERENCE) || c->par_samples > 0) &&
         trainer_load_ref(t, c->ref_model, L->moving_ref, &r->ref, err))
         return -1;
+    if ((r->needs & ONLINE_NEED_PREVIOUS) && trainer_load_ref(t, NULL, 1, &r->prev, err))
+        return -1;
+    if (r->prev) memcpy(r->prev->params, t->m->params, t->m->n_params * sizeof(float));
     if (load_prompts(L, t, err) || open_rewards(L, err)) return -1;
     L->gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens, .temperature = c->temperature,
                              .top_k = c->top_k, .top_p = c->top_p, .eos_id = tok_eos(t->tok),
@@ -302,6 +311,8 @@ static int online_setup(trainer *t, rlhf_err *err) {
     L->ids = xmalloc((size_t)bs * sizeof(int));
     L->pp = xmalloc((size_t)bs * sizeof(int *));
     L->pl = xmalloc((size_t)bs * sizeof(int));
+    L->texts = xmalloc((size_t)bs * sizeof(char *));
+    r->prompts = L->pp, r->prompt_len = L->pl, r->prompt_text = L->texts, r->gen = &L->gen;
     L->rollin = xcalloc(bs, sizeof(int));
     L->rollin_buf = xcalloc(bs, sizeof(int *));
     grow(&r->scores, r->B), grow(&r->per_source, (size_t)r->B * L->rs.n), grow(&r->baselines, r->B);
@@ -334,22 +345,30 @@ static int load_state(trainer *t, online_loop *L, rlhf_err *err) {
     return rc;
 }
 
-// the iteration and KL coefficient; a moving reference from the checkpoint's ref/
-static int online_resume(trainer *t, rlhf_err *err) {
-    online_loop *L = t->self;
-    if (load_state(t, L, err)) return -1;
-    if (!L->moving_ref) return 0;
+// *m = the model saved in the checkpoint's folder `sub` (ref, prev)
+static int load_saved(trainer *t, const char *sub, const char *what, rlhf_model **m,
+                      rlhf_err *err) {
     char rp[4600];
     rlhf_model *saved;
-    snprintf(rp, sizeof rp, "%s/ref", t->resume_from);
+    snprintf(rp, sizeof rp, "%s/%s", t->resume_from, sub);
     if (checkpoint_load(rp, &saved, err)) return -1;
     if (saved->n_params != t->m->n_params) {
         model_free(saved);
-        return rlhf_fail(err, "%s: the saved reference does not have the policy's architecture",
-                         rp);
+        return rlhf_fail(err, "%s: the saved %s does not have the policy's architecture", rp,
+                         what);
     }
-    model_free(L->run.ref);
-    L->run.ref = saved;
+    model_free(*m);
+    *m = saved;
+    return 0;
+}
+
+// the iteration and KL coefficient; a moving reference from the checkpoint's
+// ref/, the previous iterate from its prev/
+static int online_resume(trainer *t, rlhf_err *err) {
+    online_loop *L = t->self;
+    if (load_state(t, L, err)) return -1;
+    if (L->moving_ref && load_saved(t, "ref", "reference", &L->run.ref, err)) return -1;
+    if (L->run.prev && load_saved(t, "prev", "previous iterate", &L->run.prev, err)) return -1;
     return 0;
 }
 
@@ -360,6 +379,10 @@ static int online_save(trainer *t, const char *tmp, rlhf_err *err) {
     if (L->moving_ref) {
         snprintf(sp, sizeof sp, "%s/ref", tmp);
         if (checkpoint_save(sp, L->run.ref, NULL, NULL, err)) return -1;
+    }
+    if (L->run.prev) {
+        snprintf(sp, sizeof sp, "%s/prev", tmp);
+        if (checkpoint_save(sp, L->run.prev, NULL, NULL, err)) return -1;
     }
     snprintf(sp, sizeof sp, "%s/online_state.json", tmp);
     snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g}\n", t->step,
@@ -439,7 +462,7 @@ static int online_step(trainer *t, int it, rlhf_err *err) {
         return -1;
     size_t BT = (size_t)r->B * r->rb.T;
     if (BT > L->cap_bt) {
-        float **bufs[] = {&r->old_logp, &r->ref_logp, &r->old_values};
+        float **bufs[] = {&r->old_logp, &r->ref_logp, &r->old_values, &r->prev_logp};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) grow(bufs[i], BT);
         L->cap_bt = BT;
     }
@@ -526,18 +549,19 @@ static void online_free(trainer *t) {
     if (L->update && L->update->free) L->update->free(r);
     rollout_free(&r->rb);
     reward_set_free(&L->rs);
-    free(L->order), free(L->ids), free(L->pp), free(L->pl);
+    free(L->order), free(L->ids), free(L->pp), free(L->pl), free(L->texts);
     if (L->rollin_buf)
         for (int j = 0; j < r->n_prompts; j++) free(L->rollin_buf[j]);
     free(L->rollin_buf), free(L->rollin);
     float *bufs[] = {r->old_logp, r->ref_logp, r->old_values, r->scores, r->per_source,
-                     r->baselines};
+                     r->baselines, r->prev_logp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     if (L->prompt_text)
         for (int i = 0; i < L->ds->n; i++) free(L->prompt_text[i]);
     free(L->prompt_text);
     ds_free(L->ds);
     model_free(r->ref);
+    model_free(r->prev);
 }
 
 static const trainer_method online_method = {

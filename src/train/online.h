@@ -38,7 +38,9 @@ typedef struct online_command online_command;
 // where the KL to the reference goes (--kl_in)
 typedef enum { ONLINE_KL_IN_REWARD = 0, ONLINE_KL_IN_LOSS } online_kl_in;
 // which samples of a prompt online DPO pairs (--pairs)
-typedef enum { ONLINE_PAIRS_MAX_MIN = 0, ONLINE_PAIRS_ALL } online_pairs;
+typedef enum { ONLINE_PAIRS_MAX_MIN = 0, ONLINE_PAIRS_ALL, ONLINE_PAIRS_RANKED } online_pairs;
+// who judges online DPO's samples (--judge)
+typedef enum { ONLINE_JUDGE_REWARD = 0, ONLINE_JUDGE_SELF } online_judge;
 
 // The policy-gradient update (train/online_pg.c): PPO's clipped loss on the
 // advantages of --adv_estimator (GRPO, RLOO, REINFORCE++, ReMax, GAE).
@@ -76,14 +78,22 @@ typedef struct {
 typedef struct {
     struct {  // as typed; resolved into losses, pairs and pref.f_divergence_type
         const char *loss_type, *loss_weights; // any paired loss of algo/pref (sigmoid, ipo, ...)
-        const char *pairs;                    // max_min | all
+        const char *pairs;                    // max_min | all | ranked
         const char *f_divergence_type;
+        const char *judge;                    // reward | self
     } name;
     pref_loss_list losses;
     online_pairs pairs;
+    online_judge judge;
     pref_options pref;          // the losses' options (pref.beta is DPO's beta)
     int ref_update_steps;       // iterative DPO: the reference becomes the policy every N
                                 // iterations (0: the reference stays the initial policy)
+    int inpo_iteration_steps;   // INPO: pi_t, the previous iterate, becomes the policy every N
+                                // iterations (1: pi_t is the policy that sampled the pairs)
+    const char *cal_model;      // VPO: pi_cal (NULL: the reference)
+    int cal_samples;            // VPO: samples of pi_cal per prompt
+    const char *judge_template; // OSP --judge self: the judging prompt ({prompt}, {a}, {b})
+    int log_pairs;              // pairs per iteration written to pairs.jsonl (0: none)
 } online_dpo_options;
 
 typedef struct {
@@ -163,14 +173,20 @@ extern const online_option online_loop_options[];
 // ------------------------------------------------ online DPO (online_dpo.c) --
 // Pairs (chosen[k], rejected[k]) of rows from the scores (n_prompts groups of n
 // rows): max_min the first best against the last worst of each group, all every
-// ordered pair with a higher and a lower score. A group whose scores are all
-// equal gives none. Returns the number of pairs (room: n_prompts*n*n).
+// ordered pair with a higher and a lower score, ranked (OSP) best against worst,
+// second best against second worst, ... (pref_ranked_pairs; pairs of equal
+// scores left out). A group whose scores are all equal gives none. Returns the
+// number of pairs (room: n_prompts*n*n).
 int online_dpo_pairs(online_pairs mode, int n_prompts, int n, const float *scores, int *chosen,
                      int *rejected);
 // What online DPO gives a paired loss besides the pairs' summed log-probs: the
-// reference (and room for a margin and calibration samples, which fall back to
-// none and the chosen sample). Losses needing more (INPO's pi_t, SRPO's revisions,
-// OSP's strengths, per-token log-probs) are refused by --loss_type.
-#define ONLINE_DPO_INPUTS (PREF_NEED_REFERENCE | PREF_NEED_MARGIN | PREF_NEED_CAL_SAMPLES)
+// reference, INPO's previous iterate pi_t (a snapshot refreshed every
+// --inpo_iteration_steps), VPO's calibration samples of pi_cal (--cal_model,
+// --cal_samples) and OSP's preference strengths (--judge self; 1 for pairs the
+// reward set judges), and room for a margin (none). Losses needing more (SRPO's
+// revisions, per-token log-probs) are refused by --loss_type.
+#define ONLINE_DPO_INPUTS                                                              \
+    (PREF_NEED_REFERENCE | PREF_NEED_MARGIN | PREF_NEED_CAL_SAMPLES | PREF_NEED_PREVIOUS | \
+     PREF_NEED_STRENGTH)
 
 #endif

@@ -13,12 +13,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/self_judge.h"
+#include "train/online_judge.h"
 #include "train/online_update.h"
 
 typedef struct {
     int *chosen, *rejected;  // (B*n) the pairs
+    float *strength;         // (B*n) p(chosen wins): the self-judge's (--judge self), else 1
     int n_pairs;
     pref_metrics pm;         // the last epoch's
+    int need_prev, need_cal; // INPO's pi_t, VPO's calibration samples
+    double *judge_p;         // --judge self: (n_prompts, n, n) p(i beats j)
+    float *self_score;       // (B) each sample's self-score (mean p of beating the others)
+    rlhf_model *cal_model;   // pi_cal: the reference, or --cal_model (owned)
+    int cal_owned;
+    rollout_batch cal;       // the iteration's samples of pi_cal (cal_samples per prompt)
+    float *cal_logp;         // (cal.B, cal.T) the policy's log-probs of them
+    double cal_mean;         // their mean summed log-prob (metrics)
+    FILE *dump;              // pairs.jsonl (--log_pairs)
 } dpo_state;
 
 #define OPT(name, type, field, help, ...) \
@@ -28,9 +40,15 @@ typedef struct {
 static const online_option dpo_options[] = {
     OPT("loss_type", STR, name.loss_type, "paired preference loss or a comma list of them (the losses listed above; docs/losses.md)"),
     OPT("loss_weights", STR, name.loss_weights, "weights of a --loss_type list"),
-    OPT("pairs", STR, name.pairs, "max_min (best vs worst sample of a prompt) or all (every better/worse pair)"),
+    OPT("pairs", STR, name.pairs, "max_min (best vs worst sample of a prompt), all (every better/worse pair) or ranked (best vs worst, 2nd best vs 2nd worst, ...: OSP)"),
     OPT("ref_update_steps", INT, ref_update_steps, "iterative DPO: the reference becomes the policy every N iterations (0: fixed)", 0, 1 << 30),
     OPT("f_divergence_type", STR, name.f_divergence_type, "reverse_kl, forward_kl, js_divergence or alpha_divergence"),
+    OPT("inpo_iteration_steps", INT, inpo_iteration_steps, "inpo: the previous iterate pi_t becomes the policy every N iterations (1: pi_t is the policy that sampled the pairs)", 1, 1 << 30),
+    OPT("cal_model", STR, cal_model, "vpo: pi_cal, whose samples make the calibration term (default: the reference)"),
+    OPT("cal_samples", INT, cal_samples, "vpo: samples of pi_cal per prompt", 1, 1024),
+    OPT("judge", STR, name.judge, "who prefers: reward (the reward sources' scores; strength 1) or self (the policy judges its own samples: OSP)"),
+    OPT("judge_template", STR, judge_template, "--judge self: the judging prompt, with {prompt}, {a}, {b}; answers \" A\" / \" B\" (docs/online_rl.md)"),
+    OPT("log_pairs", INT, log_pairs, "pairs per iteration written to pairs.jsonl with their log-probs (0: none)", 0, 1 << 20),
     {NULL},
 };
 
@@ -38,6 +56,10 @@ static void dpo_defaults(online_config *c) {
     online_dpo_options *d = &c->dpo;
     d->name.loss_type = "sigmoid";
     d->name.pairs = "max_min";
+    d->name.judge = "reward";
+    d->judge_template = ONLINE_JUDGE_TEMPLATE;
+    d->inpo_iteration_steps = 1;
+    d->cal_samples = 1;
     pref_options_default(&d->pref);
     d->name.f_divergence_type = pref_fdiv_name(d->pref.f_divergence_type);
 }
@@ -48,7 +70,11 @@ static int dpo_resolve(online_config *c, rlhf_err *err) {
         return -1;
     if (!strcmp(d->name.pairs, "all")) d->pairs = ONLINE_PAIRS_ALL;
     else if (!strcmp(d->name.pairs, "max_min")) d->pairs = ONLINE_PAIRS_MAX_MIN;
-    else return rlhf_fail(err, "--pairs must be max_min (best against worst) or all");
+    else if (!strcmp(d->name.pairs, "ranked")) d->pairs = ONLINE_PAIRS_RANKED;
+    else return rlhf_fail(err, "--pairs must be max_min (best against worst), all or ranked");
+    if (!strcmp(d->name.judge, "reward")) d->judge = ONLINE_JUDGE_REWARD;
+    else if (!strcmp(d->name.judge, "self")) d->judge = ONLINE_JUDGE_SELF;
+    else return rlhf_fail(err, "--judge must be reward (the reward sources) or self (OSP)");
     if (pref_parse(&d->losses, d->name.loss_type, d->name.loss_weights, err)) return -1;
     for (int i = 0; i < d->losses.n; i++) {
         const pref_loss_def *l = d->losses.def[i];
@@ -65,7 +91,8 @@ static int dpo_resolve(online_config *c, rlhf_err *err) {
 
 static unsigned dpo_needs_of(const online_config *c) {
     return ONLINE_NEED_GROUPS | (c->dpo.pref.reference_free ? 0 : ONLINE_NEED_REFERENCE) |
-           (c->dpo.ref_update_steps > 0 ? ONLINE_NEED_MOVING_REFERENCE : 0);
+           (c->dpo.ref_update_steps > 0 ? ONLINE_NEED_MOVING_REFERENCE : 0) |
+           (pref_list_needs(&c->dpo.losses, PREF_NEED_PREVIOUS) ? ONLINE_NEED_PREVIOUS : 0);
 }
 
 static int dpo_check(const online_config *c, rlhf_err *err) {
@@ -97,6 +124,15 @@ int online_dpo_pairs(online_pairs mode, int n_prompts, int n, const float *score
     for (int p = 0; p < n_prompts; p++) {
         const float *s = scores + (size_t)p * n;
         int r0 = p * n;
+        if (mode == ONLINE_PAIRS_RANKED) {
+            double d[64], *ds = n <= 64 ? d : xmalloc((size_t)n * sizeof(double));
+            for (int j = 0; j < n; j++) ds[j] = s[j];
+            int m = self_judge_ranked_pairs(n, ds, chosen + k, rejected + k);
+            for (int j = 0; j < m; j++) chosen[k + j] += r0, rejected[k + j] += r0;
+            k += m;
+            if (ds != d) free(ds);
+            continue;
+        }
         if (mode == ONLINE_PAIRS_ALL) {
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++)
@@ -115,74 +151,147 @@ int online_dpo_pairs(online_pairs mode, int n_prompts, int n, const float *score
 
 // ------------------------------------------------------------- the update --
 
-// The loss on the pairs, from the per-row sums of the completions' log-probs
-// (the policy's under the current weights, and the reference's): fills g (B),
-// d(loss)/d(row sum); rows in several pairs add up.
-static int pair_loss(const online_run *r, const dpo_state *s, const float *logp, float *g,
-                     pref_metrics *pm, rlhf_err *err) {
-    const rollout_batch *rb = &r->rb;
-    const float *ref_logp = r->ref ? r->ref_logp : NULL;
-    int B = rb->B, T = rb->T, np = s->n_pairs;
-    float *pol = xmalloc((size_t)B * sizeof(float)), *ref = xmalloc((size_t)B * sizeof(float));
-    for (int row = 0; row < B; row++) {
-        double a = 0, b = 0;
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)row * T + t;
-            if (rb->mask[i] == 0) continue;
-            a += logp[i];
-            b += ref_logp ? ref_logp[i] : 0;
+// out (rows) = the per-row sums of a (rows, T) log-prob array over the mask
+static void row_sums(const rollout_batch *rb, const float *logp, float *out) {
+    for (int row = 0; row < rb->B; row++) {
+        double a = 0;
+        for (int t = 0; t < rb->T; t++) {
+            size_t i = (size_t)row * rb->T + t;
+            if (rb->mask[i] != 0) a += logp[i];
         }
-        pol[row] = (float)a, ref[row] = (float)b;
+        out[row] = (float)a;
     }
-    float *pc = xmalloc((size_t)np * 6 * sizeof(float));
-    float *pr = pc + np, *rc = pr + np, *rr = rc + np, *gc = rr + np, *gr = gc + np;
-    int *lc = xmalloc((size_t)np * 2 * sizeof(int)), *lr = lc + np;
-    for (int k = 0; k < np; k++) {
-        int a = s->chosen[k], b = s->rejected[k];
-        pc[k] = pol[a], rc[k] = ref[a], lc[k] = rb->length[a];
-        pr[k] = pol[b], rr[k] = ref[b], lr[k] = rb->length[b];
-        gc[k] = gr[k] = 0;
-    }
-    pref_batch pb = {.n = np};
-    pb.chosen = (pref_seqs){.logps = pc, .ref_logps = ref_logp ? rc : NULL, .len = lc};
-    pb.rejected = (pref_seqs){.logps = pr, .ref_logps = ref_logp ? rr : NULL, .len = lr};
-    pref_out out = {0};
-    out.chosen.grad = gc;
-    out.rejected.grad = gr;
-    int rc_ = pref_loss(&r->c->dpo.losses, &r->c->dpo.pref, &pb, &out, err);
-    if (rc_ == 0 && !isfinite(out.m.loss))
-        rc_ = rlhf_fail(err, "the loss is not finite; stopping (checkpoints already written are "
-                             "kept; try a lower --learning_rate)");
-    if (rc_ == 0) {
-        *pm = out.m;
-        for (int k = 0; k < np; k++) g[s->chosen[k]] += gc[k], g[s->rejected[k]] += gr[k];
-    }
-    free(pol), free(ref), free(pc), free(lc);
-    return rc_;
 }
 
-// One optimizer step of the loss on the pairs: its gradient per row's sum goes
-// back through forward/backward over the rows in pairs, micro rows at a time
-// (0: all). logp (B,T): the policy's log-probs of the rollout now.
-static int pair_step(online_run *r, dpo_state *s, const float *logp, float *grad_norm,
-                     rlhf_err *err) {
+// the pairs' inputs to algo/pref, gathered from the rows' sums
+typedef struct {
+    float *pc, *pr, *rc, *rr, *tc, *tr, *cal, *gc, *gr, *gcal;
+    int *lc, *lr, *lcal;
+} pair_arrays;
+
+static void pair_arrays_fill(const online_run *r, const dpo_state *s, const float *pol,
+                             const float *ref, const float *prev, const float *cal_rows,
+                             pair_arrays *a) {
+    int np = s->n_pairs, M = r->c->dpo.cal_samples;
+    float *f = xcalloc((size_t)np * 10, sizeof(float));
+    int *l = xmalloc((size_t)np * 3 * sizeof(int));
+    *a = (pair_arrays){f, f + np, f + 2 * np, f + 3 * np, f + 4 * np, f + 5 * np, f + 6 * np,
+                       f + 7 * np, f + 8 * np, f + 9 * np, l, l + np, l + 2 * np};
+    for (int k = 0; k < np; k++) {
+        int c = s->chosen[k], w = s->rejected[k], g = c / r->n;
+        a->pc[k] = pol[c], a->rc[k] = ref[c], a->lc[k] = r->rb.length[c];
+        a->pr[k] = pol[w], a->rr[k] = ref[w], a->lr[k] = r->rb.length[w];
+        if (prev) a->tc[k] = prev[c], a->tr[k] = prev[w];
+        a->lcal[k] = 1;
+        if (!cal_rows) continue;
+        double m = 0;  // E_{pi_cal}[log pi]: the mean over the prompt's M samples
+        for (int j = 0; j < M; j++) m += cal_rows[g * M + j];
+        a->cal[k] = (float)(m / M), a->lcal[k] = s->cal.length[g * M];
+    }
+}
+
+// one pairs.jsonl line per pair (the first --log_pairs of the iteration): the
+// texts, the rewards and every log-prob the loss read
+static void dump_pairs(online_run *r, dpo_state *s, const pair_arrays *a, const float *cal_rows,
+                       const float *cal_sampler) {
+    if (!s->dump) {
+        char path[2200];
+        snprintf(path, sizeof path, "%s/pairs.jsonl", r->t->run.dir);
+        if (!(s->dump = fopen(path, r->t->resume_from[0] ? "a" : "w"))) return;
+    }
+    int M = r->c->dpo.cal_samples;
+    for (int k = 0; k < s->n_pairs && k < r->c->dpo.log_pairs; k++) {
+        int c = s->chosen[k], w = s->rejected[k], g = c / r->n;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "step", r->iteration + 1);
+        cJSON_AddNumberToObject(j, "prompt_index", g);
+        cJSON_AddStringToObject(j, "chosen", r->rb.text[c]);
+        cJSON_AddStringToObject(j, "rejected", r->rb.text[w]);
+        cJSON_AddNumberToObject(j, "reward_chosen", r->scores[c]);
+        cJSON_AddNumberToObject(j, "reward_rejected", r->scores[w]);
+        cJSON_AddNumberToObject(j, "strength", s->strength[k]);
+        cJSON_AddNumberToObject(j, "logps_chosen", a->pc[k]);
+        cJSON_AddNumberToObject(j, "logps_rejected", a->pr[k]);
+        if (r->ref) cJSON_AddNumberToObject(j, "ref_chosen", a->rc[k]);
+        if (r->ref) cJSON_AddNumberToObject(j, "ref_rejected", a->rr[k]);
+        if (r->prev) cJSON_AddNumberToObject(j, "prev_chosen", a->tc[k]);
+        if (r->prev) cJSON_AddNumberToObject(j, "prev_rejected", a->tr[k]);
+        if (cal_rows) {
+            cJSON *ct = cJSON_AddArrayToObject(j, "cal"), *cp = cJSON_AddArrayToObject(j, "cal_logps");
+            cJSON *cs = cJSON_AddArrayToObject(j, "cal_sampler_logps");
+            for (int m = 0; m < M; m++) {
+                cJSON_AddItemToArray(ct, cJSON_CreateString(s->cal.text[g * M + m]));
+                cJSON_AddItemToArray(cp, cJSON_CreateNumber(cal_rows[g * M + m]));
+                cJSON_AddItemToArray(cs, cJSON_CreateNumber(cal_sampler[g * M + m]));
+            }
+        }
+        char *txt = cJSON_PrintUnformatted(j);
+        fprintf(s->dump, "%s\n", txt);
+        free(txt);
+        cJSON_Delete(j);
+    }
+    fflush(s->dump);
+}
+
+// The loss on the pairs, from the per-row sums of the completions' log-probs
+// (the policy's under the current weights, the reference's, pi_t's, and the
+// policy's of the calibration samples): fills g (B), d(loss)/d(row sum), and
+// gcal (cal.B) for the calibration rows; rows in several pairs add up.
+static int pair_loss(const online_run *r, dpo_state *s, const float *logp, float *g, float *gcal,
+                     int dump, rlhf_err *err) {
     const rollout_batch *rb = &r->rb;
-    int B = rb->B, T = rb->T;
-    memset(&s->pm, 0, sizeof s->pm);
-    *grad_norm = 0;
-    if (s->n_pairs == 0) return 0;  // no prompt had samples of different reward
-    float *g = xcalloc(B, sizeof(float));
-    int rc = pair_loss(r, s, logp, g, &s->pm, err);
-    int n_rows = 0, *rows = xmalloc((size_t)B * sizeof(int));
+    int B = rb->B, np = s->n_pairs, M = r->c->dpo.cal_samples, Bc = s->need_cal ? s->cal.B : 0;
+    float *pol = xmalloc((size_t)B * 3 * sizeof(float)), *ref = pol + B, *prev = ref + B;
+    float *cal = xmalloc((size_t)(2 * Bc + 1) * sizeof(float)), *cal_sampler = cal + Bc;
+    row_sums(rb, logp, pol);
+    if (r->ref) row_sums(rb, r->ref_logp, ref);
+    else memset(ref, 0, (size_t)B * sizeof(float));
+    if (r->prev) row_sums(rb, r->prev_logp, prev);
+    if (Bc) row_sums(&s->cal, s->cal_logp, cal), row_sums(&s->cal, s->cal.sample_logp, cal_sampler);
+    pair_arrays a;
+    pair_arrays_fill(r, s, pol, ref, r->prev ? prev : NULL, Bc ? cal : NULL, &a);
+    pref_batch pb = {.n = np, .strength = s->strength};
+    pb.chosen = (pref_seqs){.logps = a.pc, .ref_logps = r->ref ? a.rc : NULL, .len = a.lc};
+    pb.rejected = (pref_seqs){.logps = a.pr, .ref_logps = r->ref ? a.rr : NULL, .len = a.lr};
+    if (r->prev) pb.prev_chosen_logps = a.tc, pb.prev_rejected_logps = a.tr;
+    if (Bc) pb.cal = (pref_seqs){.logps = a.cal, .len = a.lcal};
+    pref_out out = {0};
+    out.chosen.grad = a.gc;
+    out.rejected.grad = a.gr;
+    if (Bc) out.cal.grad = a.gcal;
+    int rc = pref_loss(&r->c->dpo.losses, &r->c->dpo.pref, &pb, &out, err);
+    if (rc == 0 && !isfinite(out.m.loss))
+        rc = rlhf_fail(err, "the loss is not finite; stopping (checkpoints already written are "
+                            "kept; try a lower --learning_rate)");
+    if (rc == 0) {
+        s->pm = out.m;
+        for (int k = 0; k < np; k++) {
+            g[s->chosen[k]] += a.gc[k], g[s->rejected[k]] += a.gr[k];
+            for (int j = 0; j < (Bc ? M : 0); j++)  // the mean's gradient, 1/M to each sample
+                gcal[s->chosen[k] / r->n * M + j] += a.gcal[k] / M;
+        }
+        double cm = 0;
+        for (int j = 0; j < Bc; j++) cm += cal[j];
+        s->cal_mean = Bc ? cm / Bc : 0;
+        if (dump && r->c->dpo.log_pairs > 0) dump_pairs((online_run *)r, s, &a, Bc ? cal : NULL, cal_sampler);
+    }
+    free(pol), free(cal), free(a.pc), free(a.lc);
+    return rc;
+}
+
+// the loss's gradient g (per row's sum) back through forward/backward over the
+// rows of rb with g != 0, micro rows at a time (0: all); *n_rows gets how many
+static int backward_rows(online_run *r, const rollout_batch *rb, const float *g, int *n_rows,
+                         rlhf_err *err) {
+    int B = rb->B, T = rb->T, n = 0, rc = 0, *rows = xmalloc((size_t)B * sizeof(int));
     for (int row = 0; row < B; row++)
-        if (g[row] != 0) rows[n_rows++] = row;
-    int bs = r->micro > 0 ? r->micro : (n_rows > 0 ? n_rows : 1);
+        if (g[row] != 0) rows[n++] = row;
+    int bs = r->micro > 0 ? r->micro : (n > 0 ? n : 1);
     float *dlogp = xmalloc((size_t)bs * T * sizeof(float));
     rollout_rows rr = {0};
     rlhf_model *m = r->t->m;
-    if (rc == 0) model_zero_grad(m);
-    for (int k = 0; k < n_rows && rc == 0; k += bs) {
-        int u = n_rows - k < bs ? n_rows - k : bs;
+    for (int k = 0; k < n && rc == 0; k += bs) {
+        int u = n - k < bs ? n - k : bs;
         rollout_gather(rb, rows + k, u, &rr);
         if ((rc = model_forward(m, &rr.view, err))) break;
         for (int j = 0; j < u; j++)
@@ -193,36 +302,119 @@ static int pair_step(online_run *r, dpo_state *s, const float *logp, float *grad
         model_backward(m, dlogp, NULL, NULL, NULL);
     }
     rollout_rows_free(&rr);
-    if (rc == 0 && n_rows > 0) *grad_norm = optim_step(r->t->o, m);
-    free(g), free(rows), free(dlogp);
+    free(rows), free(dlogp);
+    *n_rows = n;
+    return rc;
+}
+
+// One optimizer step of the loss on the pairs (and the calibration samples).
+// logp (B,T): the policy's log-probs of the rollout now; dump: write pairs.jsonl.
+static int pair_step(online_run *r, dpo_state *s, const float *logp, int dump, float *grad_norm,
+                     rlhf_err *err) {
+    int B = r->rb.B, Bc = s->need_cal ? s->cal.B : 0, n_rows = 0, n_cal = 0;
+    memset(&s->pm, 0, sizeof s->pm);
+    *grad_norm = 0;
+    if (s->n_pairs == 0) return 0;  // no prompt had samples of different reward
+    float *g = xcalloc(B, sizeof(float)), *gcal = xcalloc(Bc + 1, sizeof(float));
+    int rc = pair_loss(r, s, logp, g, gcal, dump, err);
+    if (rc == 0) model_zero_grad(r->t->m);
+    if (rc == 0) rc = backward_rows(r, &r->rb, g, &n_rows, err);
+    if (rc == 0 && Bc) rc = backward_rows(r, &s->cal, gcal, &n_cal, err);
+    if (rc == 0 && n_rows + n_cal > 0) *grad_norm = optim_step(r->t->o, r->t->m);
+    free(g), free(gcal);
     return rc;
 }
 
 static int dpo_setup(online_run *r, rlhf_err *err) {
     dpo_state *s = xcalloc(1, sizeof *s);
+    const online_dpo_options *d = &r->c->dpo;
     r->self = s;
     s->chosen = xmalloc((size_t)r->B * r->n * sizeof(int));
     s->rejected = xmalloc((size_t)r->B * r->n * sizeof(int));
+    s->strength = xmalloc((size_t)r->B * r->n * sizeof(float));
+    s->self_score = xmalloc((size_t)r->B * sizeof(float));
+    if (d->judge == ONLINE_JUDGE_SELF)
+        s->judge_p = xmalloc((size_t)r->n_prompts * r->n * r->n * sizeof(double));
+    s->need_prev = r->prev != NULL;
+    s->need_cal = pref_list_needs(&d->losses, PREF_NEED_CAL_SAMPLES);
+    if (!s->need_cal) return 0;
+    if (d->cal_model || !r->ref) {  // pi_cal: the reference unless --cal_model
+        s->cal_owned = 1;
+        return trainer_load_ref(r->t, d->cal_model ? d->cal_model : r->c->ref_model, 0,
+                                &s->cal_model, err);
+    }
+    s->cal_model = r->ref;
+    return 0;
+}
+
+// the iteration's samples of pi_cal (its own stream of (seed, iteration)) and the
+// policy's log-probs of them
+static int sample_cal(online_run *r, dpo_state *s, rlhf_err *err) {
+    rlhf_rng rng;
+    rng_seed(&rng, r->c->base.seed ^ (0xC2B2AE3D27D4EB4FULL * (uint64_t)(r->iteration + 1)));
+    rollout_free(&s->cal);
+    rollout_opts ro = {.n_samples = r->c->dpo.cal_samples, .gen = *r->gen,
+                       .batch_size = r->c->generation_batch_size};
+    if (rollout_generate(s->cal_model, (const int *const *)r->prompts, r->prompt_len,
+                         r->n_prompts, &ro, &rng, &s->cal, err))
+        return rlhf_fail_ctx(err, "vpo: sampling pi_cal");
+    rollout_decode(&s->cal, r->t->tok);
+    s->cal_logp = xrealloc(s->cal_logp, (size_t)s->cal.B * s->cal.T * sizeof(float));
+    return 0;
+}
+
+// the pairs: from the reward set's scores (strength 1), or from the policy's
+// own judgement (--judge self: its self-scores, strength p(chosen wins))
+static int make_pairs(online_run *r, dpo_state *s, rlhf_err *err) {
+    const online_dpo_options *d = &r->c->dpo;
+    const float *by = r->scores;
+    if (d->judge == ONLINE_JUDGE_SELF) {
+        if (online_judge_self(r->t->m, r->t->tok, d->judge_template, r->prompt_text,
+                              (const char *const *)r->rb.text, r->n_prompts, r->n, r->micro,
+                              s->judge_p, err))
+            return rlhf_fail_ctx(err, "--judge self");
+        double sc[64], *ds = r->n <= 64 ? sc : xmalloc((size_t)r->n * sizeof(double));
+        for (int g = 0; g < r->n_prompts; g++) {
+            self_judge_scores(r->n, s->judge_p + (size_t)g * r->n * r->n, ds);
+            for (int i = 0; i < r->n; i++) s->self_score[g * r->n + i] = (float)ds[i];
+        }
+        if (ds != sc) free(ds);
+        by = s->self_score;
+    }
+    s->n_pairs = online_dpo_pairs(d->pairs, r->n_prompts, r->n, by, s->chosen, s->rejected);
+    for (int k = 0; k < s->n_pairs; k++) {
+        int c = s->chosen[k], w = s->rejected[k], g = c / r->n;
+        s->strength[k] = d->judge == ONLINE_JUDGE_SELF
+                             ? (float)s->judge_p[((size_t)g * r->n + c % r->n) * r->n + w % r->n]
+                             : 1.0f;
+    }
     return 0;
 }
 
 // --num_iterations epochs of one step on the pairs; then, every
-// --ref_update_steps iterations, the reference becomes the policy
+// --ref_update_steps iterations, the reference becomes the policy, and every
+// --inpo_iteration_steps, pi_t does
 static int dpo_update(online_run *r, rlhf_err *err) {
     dpo_state *s = r->self;
     const online_config *c = r->c;
-    s->n_pairs = online_dpo_pairs(c->dpo.pairs, r->n_prompts, r->n, r->scores, s->chosen,
-                                  s->rejected);
+    size_t P = r->t->m->n_params * sizeof(float);
+    if (make_pairs(r, s, err)) return -1;
+    if (s->need_cal && s->n_pairs > 0 && sample_cal(r, s, err)) return -1;
     int chunk = r->micro > 0 ? r->micro : 64;
     for (int e = 0; e < c->num_iterations; e++) {
         float gn = 0;
         if (e > 0 && rollout_forward(r->t->m, &r->rb, chunk, r->old_logp, NULL, NULL, err))
             return -1;
-        if (pair_step(r, s, r->old_logp, &gn, err)) return -1;
+        if (s->need_cal && s->n_pairs > 0 &&
+            rollout_forward(r->t->m, &s->cal, chunk, s->cal_logp, NULL, NULL, err))
+            return -1;
+        if (pair_step(r, s, r->old_logp, e == 0, &gn, err)) return -1;
         r->grad_norm += gn, r->updates += s->n_pairs > 0;
     }
     if (c->dpo.ref_update_steps > 0 && r->ref && (r->iteration + 1) % c->dpo.ref_update_steps == 0)
-        memcpy(r->ref->params, r->t->m->params, r->t->m->n_params * sizeof(float));
+        memcpy(r->ref->params, r->t->m->params, P);
+    if (r->prev && (r->iteration + 1) % c->dpo.inpo_iteration_steps == 0)
+        memcpy(r->prev->params, r->t->m->params, P);
     return 0;
 }
 
@@ -239,9 +431,17 @@ static void dpo_metrics(online_run *r, cJSON *j) {
     cJSON_AddNumberToObject(j, "rewards/margins", pm->rewards_margins);
     cJSON_AddNumberToObject(j, "logps/chosen", pm->logps_chosen);
     cJSON_AddNumberToObject(j, "logps/rejected", pm->logps_rejected);
-    double gap = 0;
-    for (int k = 0; k < s->n_pairs; k++) gap += r->scores[s->chosen[k]] - r->scores[s->rejected[k]];
+    double gap = 0, p = 0, agree = 0;
+    for (int k = 0; k < s->n_pairs; k++) {
+        double d = r->scores[s->chosen[k]] - r->scores[s->rejected[k]];
+        gap += d, p += s->strength[k], agree += d > 0;
+    }
     cJSON_AddNumberToObject(j, "score_gap", gap / s->n_pairs);
+    if (s->need_cal) cJSON_AddNumberToObject(j, "cal/logps", s->cal_mean);
+    if (r->c->dpo.judge == ONLINE_JUDGE_SELF) {
+        cJSON_AddNumberToObject(j, "judge/strength", p / s->n_pairs);
+        cJSON_AddNumberToObject(j, "judge/reward_agreement", agree / s->n_pairs);
+    }
 }
 
 static void dpo_summary(online_run *r, cJSON *sum) {
@@ -253,7 +453,11 @@ static void dpo_summary(online_run *r, cJSON *sum) {
 static void dpo_free(online_run *r) {
     dpo_state *s = r->self;
     if (!s) return;
-    free(s->chosen), free(s->rejected);
+    free(s->chosen), free(s->rejected), free(s->strength), free(s->self_score), free(s->judge_p);
+    if (s->cal_owned) model_free(s->cal_model);
+    rollout_free(&s->cal);
+    free(s->cal_logp);
+    if (s->dump) fclose(s->dump);
     free(s);
     r->self = NULL;
 }
@@ -261,7 +465,8 @@ static void dpo_free(online_run *r) {
 const online_update online_update_dpo = {
     .name = "dpo",
     .about = "a paired preference loss (--loss_type) on the best and worst samples of a prompt",
-    .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS | ONLINE_NEED_MOVING_REFERENCE,
+    .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS | ONLINE_NEED_MOVING_REFERENCE |
+             ONLINE_NEED_PREVIOUS,
     .options = dpo_options,
     .pref_kind = PREF_KIND_PAIRED,
     .pref_inputs = ONLINE_DPO_INPUTS,

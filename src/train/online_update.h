@@ -16,6 +16,12 @@
 //                                --num_generations itself, naming its reason)
 //   ONLINE_NEED_MOVING_REFERENCE the method rewrites the reference: ref/ is saved
 //                                with each checkpoint and restored by --resume
+//   ONLINE_NEED_PREVIOUS         a frozen snapshot of the policy (r->prev, INPO's
+//                                previous iterate pi_t): a copy of the initial policy,
+//                                its log-probs of the rollout in r->prev_logp (once per
+//                                iteration, as the reference's), saved as prev/ with each
+//                                checkpoint and restored by --resume; the update method
+//                                refreshes it (copies the policy's weights into it)
 //
 // A constrained update (CGPO's judges as constraints) reads r->per_source, each
 // reward source's score of every sample, besides the weighted total r->scores.
@@ -35,6 +41,7 @@ enum {
     ONLINE_NEED_BASELINES = 1 << 2,
     ONLINE_NEED_GROUPS = 1 << 3,
     ONLINE_NEED_MOVING_REFERENCE = 1 << 4,
+    ONLINE_NEED_PREVIOUS = 1 << 5,
 };
 
 // The registries an update method's --help lists (ONLINE_LISTS_*).
@@ -62,6 +69,12 @@ typedef struct {
     float *scores;              // (B) the rewards, after PAR and penalties
     float *per_source;          // (B,S) each reward source's score
     float *baselines;           // (B) ONLINE_NEED_BASELINES: the greedy sample's reward
+    rlhf_model *prev;           // ONLINE_NEED_PREVIOUS: the snapshot (else NULL)
+    float *prev_logp;           // (B,T) its log-probs of the rollout
+    int *const *prompts;        // (n_prompts) the iteration's prompt tokens (roll-in included)
+    const int *prompt_len;      // (n_prompts)
+    const char *const *prompt_text; // (n_prompts) as the reward sources see them
+    const rlhf_gen_opts *gen;   // the rollout's sampling options
     const reward_set *rs;       // the sources (rs->n = S, rs->src[s].name)
     double kl, kl_token;        // mean KL to the reference: summed per sequence, per token
                                 // (an update that changes the KL in the reward sets kl_token)
