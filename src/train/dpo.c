@@ -455,8 +455,8 @@ static int dpo_init(trainer *t, rlhf_err *err) {
     x->kto_kl = pref_list_needs(l, PREF_NEED_KL_POINT);
     if (pref_list_needs(l, PREF_NEED_REVISIONS))
         return rlhf_fail(err, "--loss_type %s needs revision sequences (the model "
-                              "prompted to improve a response), which rlhf dpo does not "
-                              "build yet; the loss itself is in algo/pref", c->loss_type);
+                              "prompted to improve a response): train it with rlhf srpo, "
+                              "which builds them", c->loss_type);
     if (x->tokens && c->precompute_ref_log_probs)
         return rlhf_fail(err, "--precompute_ref_log_probs keeps sums only; the chosen loss or "
                               "--ld_alpha needs per-token reference log-probs");
