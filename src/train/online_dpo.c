@@ -61,7 +61,6 @@ static void dpo_defaults(online_config *c) {
     d->inpo_iteration_steps = 1;
     d->cal_samples = 1;
     pref_options_default(&d->pref);
-    d->pref.vpo_sign = 1.0;  // online VPO is optimistic (Cen et al. 2024; docs/losses.md)
     d->name.f_divergence_type = pref_fdiv_name(d->pref.f_divergence_type);
 }
 
@@ -112,7 +111,10 @@ static void dpo_describe(const online_config *c, char *buf, size_t cap) {
              "Online DPO: sample --num_generations completions per prompt, score them with the\n"
              "reward sources, pair the best against the worst (--pairs max_min) and take a\n"
              "preference loss (--loss_type, default sigmoid) on the pairs; --ref_update_steps N\n"
-             "makes it iterative DPO. Writes metrics.jsonl (reward, rewards/<source>, kl, pairs,\n"
+             "makes it iterative DPO. --loss_type inpo keeps the previous iterate pi_t\n"
+             "(--inpo_iteration_steps), vpo samples pi_cal (--cal_model, --cal_samples), osp with\n"
+             "--judge self --pairs ranked has the policy judge its own samples (OSP).\n"
+             "Writes metrics.jsonl (reward, rewards/<source>, kl, pairs,\n"
              "loss, rewards/chosen, rewards/margins, ...), samples.jsonl and checkpoints.\n"
              "example: rlhf %s --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
              "         --output_dir runs/%s --max_steps 100 --learning_rate 5e-7",
