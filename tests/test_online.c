@@ -3,6 +3,7 @@
 // once into typed values, declared needs, steps per iteration, online DPO's
 // pairing. End-to-end runs are in tests/online_test.py.
 #include "test.h"
+#include "train/online_judge.h"
 #include "train/online_update.h"
 
 static int test_command_defaults(void) {
@@ -107,6 +108,21 @@ static int test_declared_needs(void) {
     CHECK(u->needs_of(&c) == (ONLINE_NEED_GROUPS | ONLINE_NEED_MOVING_REFERENCE));
     c.num_generations = 1;
     CHECK(u->check(&c, &e) == -1 && strstr(e.msg, "--num_generations"));
+    // INPO asks for the previous iterate (from its declared PREF_NEED_PREVIOUS)
+    CHECK(online_default_config(&c, "online-dpo", &e) == 0);
+    c.dpo.name.loss_type = "inpo";
+    CHECK(online_config_resolve(&c, &e) == 0);
+    CHECK(u->needs_of(&c) == (ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS | ONLINE_NEED_PREVIOUS));
+    c.dpo.name.loss_type = "osp";  // strengths: from the reward set (1) or --judge self
+    c.dpo.name.judge = "self";
+    c.dpo.name.pairs = "ranked";
+    CHECK(online_config_resolve(&c, &e) == 0 && c.dpo.judge == ONLINE_JUDGE_SELF &&
+          c.dpo.pairs == ONLINE_PAIRS_RANKED);
+    c.dpo.name.judge = "peer";
+    CHECK(online_config_resolve(&c, &e) == -1 && strstr(e.msg, "--judge"));
+    c.dpo.name.judge = "reward";
+    c.dpo.name.loss_type = "srpo";  // revisions: not online
+    CHECK(online_config_resolve(&c, &e) == -1 && strstr(e.msg, "srpo"));
     return 0;
 }
 
@@ -137,6 +153,24 @@ static int test_dpo_pairs(void) {
     CHECK(online_dpo_pairs(ONLINE_PAIRS_ALL, 3, 3, s, ch, rj) == 4);
     CHECK(ch[0] == 0 && rj[0] == 1 && ch[1] == 2 && rj[1] == 1);
     CHECK(ch[2] == 4 && rj[2] == 3 && ch[3] == 5 && rj[3] == 3);
+    // ranked (OSP): per prompt of 4, best-worst then 2nd best-2nd worst; rows
+    // offset by the prompt
+    const float r[] = {0.2f, 0.9f, 0.4f, 0.7f, 3, 3, 3, 3, 1, 4, 2, 3};
+    CHECK(online_dpo_pairs(ONLINE_PAIRS_RANKED, 3, 4, r, ch, rj) == 4);
+    CHECK(ch[0] == 1 && rj[0] == 0 && ch[1] == 3 && rj[1] == 2);
+    CHECK(ch[2] == 9 && rj[2] == 8 && ch[3] == 11 && rj[3] == 10);
+    return 0;
+}
+
+// OSP's judging prompt: the template's fields filled, everything else kept
+static int test_judge_text(void) {
+    char *t = online_judge_text("Q: {prompt}|A: {a}|B: {b}|{a}{x}", "1+2=", "3", "4");
+    CHECK(strcmp(t, "Q: 1+2=|A: 3|B: 4|3{x}") == 0);
+    free(t);
+    t = online_judge_text(ONLINE_JUDGE_TEMPLATE, "p", "a", "b");
+    CHECK(strcmp(t, "Question: p\nResponse A: a\nResponse B: b\nWhich response is better, A or "
+                    "B?\nAnswer:") == 0);
+    free(t);
     return 0;
 }
 
@@ -147,5 +181,6 @@ int main(void) {
     RUN(test_declared_needs);
     RUN(test_steps_per_iteration);
     RUN(test_dpo_pairs);
+    RUN(test_judge_text);
     TEST_EXIT();
 }
