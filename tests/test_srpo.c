@@ -53,6 +53,7 @@ typedef struct {
     ds_batch b;
     pref_loss_list losses;
     pref_options opt;
+    double nll_coef; // --revision_nll_coef
     srpo_work w;
     char path[256];
 } fixture;
@@ -112,7 +113,7 @@ static void fixture_close(fixture *f) {
 static double batch_loss(fixture *f, double scale) {
     srpo_sums s = {0};
     rlhf_err err;
-    if (srpo_batch_loss(f->pol, f->ref, &f->losses, &f->opt, &f->b, scale, &f->w, &s, &err)) {
+    if (srpo_batch_loss(f->pol, f->ref, &f->losses, &f->opt, f->nll_coef, &f->b, scale, &f->w, &s, &err)) {
         printf("  %s\n", err.msg);
         return NAN;
     }
@@ -159,15 +160,23 @@ static int test_revision_rows_are_the_sequences(void) {
         want += (a * (s1 * s1 + s2 * s2) + (1 - a) * g * g) / N_PAIRS;
     }
     CHECK_CLOSE(loss, want, 1e-4, 1e-3);
+    // --revision_nll_coef adds c times the NLL per token of y_w as the revision of
+    // y_l and of y_w (rows n..3n-1), as "sft" takes it on the generator's chosen
+    double lp = 0, len = 0;
+    for (int r = N_PAIRS; r < 3 * N_PAIRS; r++) lp += f.w.pol[r], len += f.w.len[r];
+    f.nll_coef = 0.5;
+    CHECK_CLOSE(batch_loss(&f, 0), want - 0.5 * lp / len, 1e-4, 1e-3);
     fixture_close(&f);
     return 0;
 }
 
 // The gradient of the step is the gradient of its loss: along d = g/|g|,
-// (L(theta + h d) - L(theta - h d)) / 2h = |g|.
-static int test_step_gradient_matches_finite_difference(void) {
+// (L(theta + h d) - L(theta - h d)) / 2h = |g|; SRPO alone and with the NLL term.
+static int gradient_matches_finite_difference(double nll_coef) {
     fixture f;
-    if (fixture_open(&f)) {
+    int rc = fixture_open(&f);
+    f.nll_coef = nll_coef;
+    if (rc) {
         CHECK(0);
         fixture_close(&f);
         return 0;
@@ -194,6 +203,10 @@ static int test_step_gradient_matches_finite_difference(void) {
     free(keep), free(g);
     fixture_close(&f);
     return 0;
+}
+
+static int test_step_gradient_matches_finite_difference(void) {
+    return gradient_matches_finite_difference(0) || gradient_matches_finite_difference(0.5);
 }
 
 // Conversational layout: the prompt's messages, y_b as the assistant's turn,

@@ -19,6 +19,9 @@ int cmd_srpo(int argc, char **argv) {
         {"revision_prompt", FLAG_STR, &c.revision_prompt,
          "the instruction between a response and its revision (a line's own \"revision_prompt\" "
          "field wins)"},
+        {"revision_nll_coef", FLAG_FLOAT, &c.revision_nll_coef,
+         "weight of an NLL term on y_w as the revision of y_l and of y_w (per token; 0: SRPO "
+         "alone, the paper's loss)"},
     };
     memcpy(defs + n, more, sizeof more);
     n += (int)(sizeof more / sizeof more[0]);

@@ -64,9 +64,19 @@ static void bind_set(srpo_work *w, int n, int y, int v, pref_seqs *seqs, pref_gr
     grad->grad = w->grad + r0;
 }
 
+// The NLL per token of y_w as a revision (rows n..3n-1: given y_l, given y_w),
+// times coef, into w->grad; returns the NLL.
+static double revision_nll(srpo_work *w, int n, double coef) {
+    double lp = 0, len = 0;
+    for (int r = n; r < REV_VIEWS * n; r++) lp += w->pol[r], len += w->len[r];
+    if (len <= 0) return 0;
+    for (int r = n; r < REV_VIEWS * n && coef != 0; r++) w->grad[r] += (float)(-coef / len);
+    return -lp / len;
+}
+
 int srpo_batch_loss(rlhf_model *policy, rlhf_model *ref, const pref_loss_list *l,
-                    const pref_options *o, const ds_batch *b, double scale, srpo_work *w,
-                    srpo_sums *sums, rlhf_err *err) {
+                    const pref_options *o, double nll_coef, const ds_batch *b, double scale,
+                    srpo_work *w, srpo_sums *sums, rlhf_err *err) {
     int B = b->B, T = b->T, n = B / (2 * REV_VIEWS);
     if (n < 1 || B != 2 * REV_VIEWS * n) return rlhf_fail(err, "srpo: a batch of %d rows", B);
     work_fit(w, B, T);
@@ -88,6 +98,9 @@ int srpo_batch_loss(rlhf_model *policy, rlhf_model *ref, const pref_loss_list *l
     for (int k = 0; k < PREF_NREV; k++)
         bind_set(w, n, rev_set[k][0], rev_set[k][1], &pb.rev[k], &out.rev[k]);
     if (pref_loss(l, o, &pb, &out, err)) return -1;
+    double nll = revision_nll(w, n, nll_coef);
+    out.m.loss += nll_coef * nll;
+    sums->revision_nll += nll * n;
     for (int j = 0; j < n; j++) {
         double r[PREF_NREV];
         for (int k = 0; k < PREF_NREV; k++) r[k] = pb.rev[k].logps[j] - pb.rev[k].ref_logps[j];
@@ -199,6 +212,7 @@ static void sums_add(srpo_sums *a, const srpo_sums *b) {
     x->rewards_margins += y->rewards_margins, x->logps_chosen += y->logps_chosen;
     x->logps_rejected += y->logps_rejected;
     a->improve_rejected += b->improve_rejected, a->improve_chosen += b->improve_chosen;
+    a->revision_nll += b->revision_nll;
     a->pairs += b->pairs;
 }
 
@@ -217,8 +231,8 @@ static int srpo_step(trainer *t, int step, rlhf_err *err) {
     srpo_sums sm = {0};
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
         double share = (double)(s->mb[k].B / (2 * REV_VIEWS)) / (double)pairs;
-        if (srpo_batch_loss(t->m, s->ref, &s->losses, &s->c->opt, &s->mb[k], share, &s->w, &sm,
-                            err))
+        if (srpo_batch_loss(t->m, s->ref, &s->losses, &s->c->opt, s->c->revision_nll_coef,
+                            &s->mb[k], share, &s->w, &sm, err))
             return -1;
     }
     double loss = sm.m.loss / (double)sm.pairs;
@@ -252,6 +266,7 @@ static void put_sums(cJSON *j, const char *prefix, const srpo_sums *x) {
     PUT("logps/rejected", x->m.logps_rejected);
     PUT("revision/improve_rejected", x->improve_rejected);
     PUT("revision/improve_chosen", x->improve_chosen);
+    PUT("revision/nll", x->revision_nll);
 #undef PUT
 }
 
@@ -277,8 +292,8 @@ static int srpo_eval(trainer *t, cJSON *j, rlhf_err *err) {
         int n = n_pairs - i0 < bs ? n_pairs - i0 : bs;
         for (int k = 0; k < n; k++) s->pairs[k] = i0 + k;
         rc = srpo_make_batch(s->eval, s->pairs, n, &b, err) ||
-                     srpo_batch_loss(t->m, s->ref, &s->losses, &s->c->opt, &b, 0, &s->w, &s->evs,
-                                     err)
+                     srpo_batch_loss(t->m, s->ref, &s->losses, &s->c->opt,
+                                     s->c->revision_nll_coef, &b, 0, &s->w, &s->evs, err)
                  ? -1
                  : 0;
     }

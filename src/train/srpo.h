@@ -19,6 +19,7 @@ typedef struct {
     pref_options opt;            // beta, srpo_alpha (the loss's declared options)
     const char *ref_model;       // NULL: the starting model
     const char *revision_prompt; // the instruction, unless a line has "revision_prompt"
+    float revision_nll_coef;     // weight of the NLL of y_w as a revision (0: SRPO alone)
 } srpo_config;
 
 void srpo_default_config(srpo_config *c);
@@ -45,15 +46,18 @@ typedef struct {
     pref_metrics m;          // the loss's own, each weighted by the pairs
     double improve_rejected; // beta * (r(w|l) - r(l|l)), the loss's target 1/2
     double improve_chosen;   // beta * (r(w|w) - r(l|w)), target 1/2
+    double revision_nll;     // the NLL per token of y_w as a revision (of y_l and of y_w)
     long pairs;
 } srpo_sums;
 
 // Forward of the policy and the reference over b, the loss, and (scale > 0) the
 // policy's backward with d(loss)/d(log-prob) * scale (scale: the batch's share of
-// the step's pairs). After it w->pol and w->ref hold each row's summed
-// completion log-probs. Adds to *sums.
+// the step's pairs). The loss is l's plus nll_coef times the NLL per token of
+// y_w as the revision of y_l and of y_w (rows n..3n-1): -sum logp / sum len over
+// those 2n rows, as the "sft" loss takes it on the generator's chosen. After it
+// w->pol and w->ref hold each row's summed completion log-probs. Adds to *sums.
 int srpo_batch_loss(rlhf_model *policy, rlhf_model *ref, const pref_loss_list *l,
-                    const pref_options *o, const ds_batch *b, double scale, srpo_work *w,
-                    srpo_sums *sums, rlhf_err *err);
+                    const pref_options *o, double nll_coef, const ds_batch *b, double scale,
+                    srpo_work *w, srpo_sums *sums, rlhf_err *err);
 
 #endif
