@@ -26,7 +26,7 @@ static rlhf_model *tiny_llama(int qkv_bias, int tied) {
 }
 
 static int write_text(const char *dir, const char *name, const char *text) {
-    char p[512];
+    char p[1200];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return atomic_write_file(p, text, strlen(text), NULL);
 }
