@@ -158,7 +158,14 @@ static void print_help(const flag_def *defs, const char *cmd, const char *about)
         switch (d->type) {
         case FLAG_STR: {
             const char *s = *(const char **)d->ptr;
-            snprintf(def, sizeof def, "%s", s ? s : "none");
+            if (!s) s = "none";
+            size_t k = 0;  // one line: newlines and tabs as \n, \t; cut with "..."
+            for (; *s && k + 4 < sizeof def; s++) {
+                if (*s == '\n' || *s == '\t') def[k++] = '\\', def[k++] = *s == '\n' ? 'n' : 't';
+                else def[k++] = *s;
+            }
+            if (*s) memcpy(def + (k < sizeof def - 4 ? k : sizeof def - 4), "...", 4);
+            else def[k] = 0;
             break;
         }
         case FLAG_INT: snprintf(def, sizeof def, "%d", *(int *)d->ptr); break;

@@ -160,7 +160,3 @@ void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n) {
     if (step < 0) snprintf(out, n, "%s/checkpoints/final", r->dir);
     else snprintf(out, n, "%s/checkpoints/step-%08d", r->dir, step);
 }
-
-int run_latest_checkpoint(const char *dir, char *out, size_t n) {
-    return checkpoint_latest(dir, out, n);
-}

@@ -39,10 +39,6 @@ int run_summary(run_dir *r, const char *json, rlhf_err *err);
 void run_close(run_dir *r);
 // dir/checkpoints/step-00000123 (or "final" when step < 0)
 void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n);
-// The newest complete checkpoint (model and config) of a run directory's
-// checkpoints/step-N folders into out; -1 when there is none. (The same as
-// checkpoint_latest in rlhf.h.)
-int run_latest_checkpoint(const char *dir, char *out, size_t n);
 
 // model_load_any (rlhf.h) and model_tokenizer (model/load.h), which every
 // trainer calls, live in the model layer: src/model/load.c.
