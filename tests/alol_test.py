@@ -16,25 +16,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("BUILD", "build")
-RLHF = os.path.join(ROOT, BUILD, "rlhf")
+from harness import BUILD, ROOT, exit_code, report, run
+
 FIT = os.path.join(ROOT, BUILD, "tests", "tools", "alol_fit")
-failed = 0
-
-
-def report(ok, name, why=""):
-    global failed
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
-    failed += 0 if ok else 1
-
-
-def run(*args, check=True):
-    p = subprocess.run([RLHF, *args], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "2"})
-    if check and p.returncode != 0:
-        raise RuntimeError(f"rlhf {' '.join(args)} exited {p.returncode}: {p.stderr[-2000:]}")
-    return p
 
 
 def tensors(path):
@@ -160,4 +144,4 @@ if __name__ == "__main__":
         main()
     except Exception as e:
         report(False, "alol_test", repr(e))
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_code())

@@ -33,34 +33,17 @@ import math
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("BUILD", "build")
-RLHF = os.path.join(ROOT, BUILD, "rlhf")
+import harness
+from harness import ROOT, RLHF, report, rows
+
 JUDGE = f"{sys.executable} {os.path.join(ROOT, 'tests', 'tools', 'judge_modes.py')}"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-failed = 0
-
-
-def report(ok, name, why=""):
-    global failed
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
-    failed += 0 if ok else 1
 
 
 def run(*args, check=True):
-    p = subprocess.run([RLHF, *args], cwd=ROOT, capture_output=True, text=True, env=ENV,
-                       timeout=600)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"rlhf {' '.join(args)} exited {p.returncode}: {p.stderr[-2000:]}")
-    return p
-
-
-def rows(path):
-    return [json.loads(x) for x in open(path) if x.strip()]
+    return harness.run(*args, check=check, threads=1)
 
 
 def weights(out, ck="final"):
@@ -309,7 +292,7 @@ def main():
         osp(c)
     finally:
         shutil.rmtree(c.tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return harness.exit_code()
 
 
 if __name__ == "__main__":
