@@ -264,6 +264,21 @@ def osp(c):
            f"exit {bad.returncode}: {bad.stderr[-200:]}")
 
 
+def bad_flags(c):
+    """A template without both responses and a π_cal that does not load are refused
+    before anything is written, naming the flag."""
+    for name, extra, words in (
+            ("bad_template", ["--loss_type", "osp", "--judge", "self", "--pairs", "ranked",
+                              "--judge_template", "no fields"], ["--judge_template", "{a}"]),
+            ("bad_cal_model", ["--loss_type", "vpo", "--cal_model", os.path.join(c.tmp, "none")],
+             ["--cal_model"])):
+        out = os.path.join(c.tmp, name)
+        p = run("online-dpo", *base_args(c, out, 2, ["--task", "arith", *extra]), check=False)
+        ok = p.returncode != 0 and all(w in p.stderr for w in words) and \
+            not os.path.exists(os.path.join(out, "checkpoints", "final"))
+        report(ok, f"{name}_refused", f"exit {p.returncode}: {p.stderr[-300:]}")
+
+
 def main():
     if not os.path.exists(RLHF):
         print(f"SKIP online_pref_test: {RLHF} not built")
@@ -290,6 +305,7 @@ def main():
         r = [x["reward"] for x in m]
         print(f"note: vpo (sign +1) reward {sum(r[:5]) / 5:.3f} -> {sum(r[-5:]) / 5:.3f}")
         osp(c)
+        bad_flags(c)
     finally:
         shutil.rmtree(c.tmp, ignore_errors=True)
     return harness.exit_code()

@@ -75,6 +75,10 @@ static int dpo_resolve(online_config *c, rlhf_err *err) {
     if (!strcmp(d->name.judge, "reward")) d->judge = ONLINE_JUDGE_REWARD;
     else if (!strcmp(d->name.judge, "self")) d->judge = ONLINE_JUDGE_SELF;
     else return rlhf_fail(err, "--judge must be reward (the reward sources) or self (OSP)");
+    if (d->judge == ONLINE_JUDGE_SELF &&
+        (!d->judge_template || !strstr(d->judge_template, "{a}") || !strstr(d->judge_template, "{b}")))
+        return rlhf_fail(err, "--judge_template must hold {a} and {b} (the two responses; "
+                              "{prompt} for the prompt)");
     if (pref_parse(&d->losses, d->name.loss_type, d->name.loss_weights, err)) return -1;
     for (int i = 0; i < d->losses.n; i++) {
         const pref_loss_def *l = d->losses.def[i];
@@ -351,8 +355,10 @@ static int dpo_setup(online_run *r, rlhf_err *err) {
     if (!s->need_cal) return 0;
     if (d->cal_model || !r->ref) {  // pi_cal: the reference unless --cal_model
         s->cal_owned = 1;
-        return trainer_load_ref(r->t, d->cal_model ? d->cal_model : r->c->ref_model, 0,
-                                &s->cal_model, err);
+        if (trainer_load_ref(r->t, d->cal_model ? d->cal_model : r->c->ref_model, 0,
+                             &s->cal_model, err))
+            return d->cal_model ? rlhf_fail_ctx(err, "--cal_model") : -1;
+        return 0;
     }
     s->cal_model = r->ref;
     return 0;
