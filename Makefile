@@ -32,6 +32,22 @@ ifeq ($(BLAS),1)
   endif
 endif
 
+# control (src/ctrl/): MuJoCo locomotion and HDF5 datasets when Debian's libmujoco-dev and
+# libhdf5-dev are installed (.ci/run installs them); without them those parts
+# compile to a clear "built without ..." error. EXT_LIBS is linked everywhere (asan too).
+EXT_LIBS :=
+ifneq ($(wildcard /usr/include/mujoco/mujoco.h),)
+  CFLAGS += -DRLHF_HAVE_MUJOCO
+  EXT_LIBS += -lmujoco
+endif
+HDF5_INC := /usr/include/hdf5/serial
+HDF5_LIB := /usr/lib/x86_64-linux-gnu/hdf5/serial
+ifneq ($(wildcard $(HDF5_INC)/hdf5.h),)
+  CFLAGS += -DRLHF_HAVE_HDF5 -I$(HDF5_INC)
+  EXT_LIBS += -L$(HDF5_LIB) -Wl,-rpath,$(HDF5_LIB) -lhdf5
+endif
+LDLIBS += $(EXT_LIBS)
+
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(BUILD)/src/cli/main.o
@@ -93,7 +109,7 @@ demo: all
 asan:
 	RLHF_SANITIZE=1 $(MAKE) BUILD=build-asan \
 	        OPT="-O2 -march=native -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	        LDLIBS="-lcjson -lz -lm -fopenmp -fsanitize=address,undefined" BLAS=0 test
+	        LDLIBS="-lcjson -lz -lm -fopenmp -fsanitize=address,undefined $(EXT_LIBS)" BLAS=0 test
 
 # libFuzzer builds (Debian's clang) in FUZZ_BUILD; new corpus entries and
 # crashes stay there. A crash, once fixed, goes to fuzz/regress/<target>/.
@@ -115,7 +131,7 @@ $(FUZZ_BUILD)/librlhf.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/librlhf.a $(HDRS) $(wildcard fuzz/*.h)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/librlhf.a -o $@ -lcjson -lz -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/librlhf.a -o $@ -lcjson -lz -lm $(EXT_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	@fail=""; for t in $(FUZZ_TARGETS); do \

@@ -3,7 +3,11 @@
 include headers of its own layer and of the layers below it, never of a layer
 above. The order, bottom to top:
 
-  base < io < nn < tok < model < data < algo < reward < train < cli
+  base < io < nn < tok < model < data < algo < reward < train < ctrl < cli
+
+(ctrl, continuous control, sits above train only to share its run directories:
+of train it may include train/run.h and train/common.h, never a
+language-model trainer; see ONLY below.)
 
 (tok sits below model: model/hf.c and gguf.c export a model's tokenizer files,
 and model/load.c finds a model's tokenizer; tokenizers know nothing of models.)
@@ -22,7 +26,9 @@ import os
 import re
 import sys
 
-LAYERS = ["base", "io", "nn", "tok", "model", "data", "algo", "reward", "train", "cli"]
+LAYERS = ["base", "io", "nn", "tok", "model", "data", "algo", "reward", "train", "ctrl", "cli"]
+# a layer that may include only these headers of a lower layer
+ONLY = {("ctrl", "train"): {"train/run.h", "train/common.h"}}
 RANK = {name: i for i, name in enumerate(LAYERS)}
 PUBLIC = {"rlhf_base.h": "base", "rlhf.h": "model"}  # include/NAME -> layer
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
@@ -75,6 +81,10 @@ def check(root):
                 elif RANK[to] > RANK[layer]:
                     problems.append(f"{rel}:{n}: layer {layer} includes \"{target}\" of the "
                                     f"higher layer {to} ({' < '.join(LAYERS)})")
+                elif (layer, to) in ONLY and target not in ONLY[(layer, to)]:
+                    problems.append(f"{rel}:{n}: layer {layer} may include only "
+                                    f"{', '.join(sorted(ONLY[(layer, to)]))} of {to}, "
+                                    f"not \"{target}\"")
                 elif target.endswith("_internal.h") and to != layer:
                     problems.append(f"{rel}:{n}: \"{target}\" is private to src/{to}/")
     return problems

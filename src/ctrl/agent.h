@@ -1,0 +1,79 @@
+// ctrl/agent: the control algorithms behind one table. An algorithm owns its
+// networks (ctrl_mlp), their optimizers and targets; `update` is one gradient
+// step on a batch, `act` picks actions. The trainer (ctrl_train.c) knows none
+// of them by name: it looks the table up in ctrl_algos[], and checkpoints an
+// agent through `tensors` (every network, target, Adam moment and counter as
+// a named float span, so save → load → update is bit-identical).
+#ifndef RLHF_CTRL_AGENT_H
+#define RLHF_CTRL_AGENT_H
+
+#include "base/base.h"
+#include "ctrl/buffer.h"
+
+// Hyper-parameters of every algorithm (one struct; each algorithm reads its
+// own fields). ctrl_algo.defaults fills the paper's / CORL's values.
+typedef struct {
+    int hidden, layers;       // MLP width and hidden layers (256, 2)
+    int n_critics;            // Q ensemble size (2)
+    float gamma, tau;         // discount (0.99), Polyak rate (0.005)
+    float actor_lr, critic_lr, value_lr, alpha_lr;  // 3e-4 ...
+    int policy_freq;          // TD3: actor/target update every k critic updates (2)
+    float policy_noise, noise_clip, expl_noise;  // TD3 target smoothing (0.2, 0.5), exploration (0.1)
+    float td3bc_alpha;        // TD3+BC's alpha (2.5)
+    float iql_tau, iql_beta;  // IQL expectile (0.7) and inverse temperature (3.0)
+    float adv_clip;           // IQL/AWAC exp-advantage weight clip (100)
+    float awac_lambda;        // AWAC temperature (1.0)
+    float sac_alpha;          // initial entropy coefficient (1.0)
+    int autotune_alpha;       // learn alpha towards target_entropy (1)
+    float target_entropy;     // NAN: -act_dim
+    float cql_alpha;          // CQL's conservative weight (5.0 / 10.0)
+    int cql_n_actions;        // sampled actions per state for the logsumexp (10)
+    float cql_temp;           // logsumexp temperature (1.0)
+    int calql;                // Cal-QL: lower-bound the policy's Q by mc_return (0)
+    int deterministic_bc;     // BC: MSE on a deterministic policy (1) or Gaussian NLL (0)
+    float log_std_min, log_std_max;  // tanh-Gaussian / Gaussian clamps (-20, 2)
+    int max_steps;            // total updates (IQL's/AWAC's actor cosine schedule uses it)
+} ctrl_algo_config;
+
+// up to 24 named scalars an update reports (loss terms, Q means, alpha ...)
+typedef struct {
+    int n;
+    const char *name[24];
+    double value[24];
+} ctrl_metrics;
+void ctrl_metrics_add(ctrl_metrics *m, const char *name, double value);
+
+// a named span of an agent's state, for checkpoints
+typedef struct {
+    const char *name;  // "actor", "critic", "critic_target", "actor.adam_m", "step", ...
+    float *data;
+    long n;
+} ctrl_tensor;
+
+typedef struct ctrl_algo {
+    const char *name;     // "bc", "td3", "td3_bc", "iql", "cql", "calql", "awac", "sac"
+    const char *summary;  // one line for --help
+    int offline;          // 1 when it learns from a fixed dataset alone by design (bc)
+    void (*defaults)(ctrl_algo_config *c);
+    // obs_dim / act_dim and the action bounds (act_dim each)
+    int (*create)(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
+                  const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err);
+    // one gradient step; rng draws the algorithm's noise (target smoothing,
+    // policy samples); fills metrics
+    int (*update)(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+                  rlhf_err *err);
+    // actions for B observations (B, obs_dim) -> action (B, act_dim);
+    // deterministic: the mean / greedy action (evaluation); else exploration
+    // (Gaussian noise for TD3, a policy sample for SAC ...)
+    void (*act)(void *agent, const float *obs, int B, int deterministic, rlhf_rng *rng,
+                float *action);
+    // the agent's state as named spans; returns the count (<= max)
+    int (*tensors)(void *agent, ctrl_tensor *out, int max);
+    void (*free)(void *agent);
+} ctrl_algo;
+
+extern const ctrl_algo *const ctrl_algos[];  // NULL-terminated registry (agent.c)
+const ctrl_algo *ctrl_algo_find(const char *name);
+const char *ctrl_algo_names(void);  // "bc, td3, td3_bc, ..."
+
+#endif

@@ -1,0 +1,71 @@
+// ctrl/env: environments for continuous control behind one interface —
+// classic control in C (Pendulum, MountainCarContinuous, a continuous
+// CartPole), MuJoCo locomotion (hopper, halfcheetah, walker2d; our own MJCF,
+// Gymnasium v4's rewards and terminations) and an external program over pipes
+// (one JSON object a line). Each environment owns its random stream
+// (ctrl_env_seed), so an episode depends only on the seed and the actions.
+//
+// Conventions (Gymnasium's): reset gives the first observation; step applies
+// an action (clipped to [act_low, act_high] by ctrl_env_step, as Gymnasium's
+// ClipAction wrapper would) and reports reward, an optional cost (safe RL; 0
+// where the task has none), `terminated` (a terminal state: no bootstrapping)
+// and `truncated` (the time limit max_episode_steps was reached).
+#ifndef RLHF_CTRL_ENV_H
+#define RLHF_CTRL_ENV_H
+
+#include "base/base.h"
+
+#define CTRL_MAX_DIM 512  // observation and action sizes are checked against it
+
+typedef struct {
+    float reward;
+    float cost;      // per-step cost (safe RL); 0 when the environment defines none
+    int terminated;  // terminal state (fell over, reached the goal)
+    int truncated;   // time limit reached (t == max_episode_steps) and not terminated
+} ctrl_step_info;
+
+typedef struct ctrl_env ctrl_env;
+
+typedef struct {
+    // first observation of an episode -> obs (obs_dim); draws from e->rng
+    int (*reset)(ctrl_env *e, float *obs, rlhf_err *err);
+    // one step with an action already clipped to the bounds; fills obs (obs_dim),
+    // info->reward, info->cost, info->terminated (ctrl_env_step sets truncated)
+    int (*step)(ctrl_env *e, const float *action, float *obs, ctrl_step_info *info,
+                rlhf_err *err);
+    void (*free)(ctrl_env *e);  // releases e->state (not e)
+} ctrl_env_ops;
+
+struct ctrl_env {
+    char name[64];            // as given to ctrl_env_make ("pendulum", "hopper", ...)
+    int obs_dim, act_dim;
+    float act_low[CTRL_MAX_DIM], act_high[CTRL_MAX_DIM];
+    int max_episode_steps;    // Gymnasium's TimeLimit (0: none)
+    int t;                    // steps taken in the current episode
+    rlhf_rng rng;             // the environment's stream (initial states, noise)
+    const ctrl_env_ops *ops;
+    void *state;
+};
+
+// Makes an environment by name: "pendulum", "mountaincar" (MountainCarContinuous),
+// "cartpole" (continuous CartPole), "hopper", "halfcheetah", "walker2d" (MuJoCo;
+// an error naming the missing library when built without it), or
+// "cmd:PROGRAM ARGS" (the external protocol, see env_external.c). Unknown names
+// are refused with the list of known ones. The environment is seeded with 0.
+int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err);
+void ctrl_env_free(ctrl_env *e);
+void ctrl_env_seed(ctrl_env *e, uint64_t seed);
+// reset (t = 0) and step (clip the action, count t, set truncated at the limit);
+// a non-finite action is an error naming the element.
+int ctrl_env_reset(ctrl_env *e, float *obs, rlhf_err *err);
+int ctrl_env_step(ctrl_env *e, const float *action, float *obs, ctrl_step_info *info,
+                  rlhf_err *err);
+// "pendulum, mountaincar, ..." (for --help and errors)
+const char *ctrl_env_names(void);
+
+// constructors used by ctrl_env_make (one per file)
+int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err);   // env_classic.c
+int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err);    // env_mujoco.c
+int ctrl_env_external_make(const char *cmd, ctrl_env *e, rlhf_err *err);   // env_external.c
+
+#endif

@@ -1,0 +1,58 @@
+// ctrl/mlp: the networks of control — multi-layer perceptrons with ReLU
+// hidden layers, E members evaluated as one batched network (a Q ensemble is
+// one ctrl_mlp with ens = E). All of a network's parameters are one
+// contiguous span (params) and so are its gradients (grads): AdamW, Polyak
+// averaging and checkpoints treat a network as one array of n_params floats.
+//
+// Layout of params, member by member (member e starts at e * n_params/ens);
+// within a member, layer by layer: W (out_l, in_l) row-major as PyTorch's
+// nn.Linear, then b (out_l). Layers: in -> hidden (x layers) -> out.
+// Initialisation is PyTorch's nn.Linear default: W and b ~ U(-1/sqrt(in_l),
+// 1/sqrt(in_l)); ctrl_mlp_init_last scales the last layer (as some policies do).
+//
+// forward keeps what backward needs (the activations of the last call), so
+// a network is used as forward, backward, forward, backward ...; kernels come
+// from src/nn (gemm, linear_*). Buffers grow to the largest batch seen.
+#ifndef RLHF_CTRL_MLP_H
+#define RLHF_CTRL_MLP_H
+
+#include "base/base.h"
+
+typedef struct {
+    int in, hidden, layers, out, ens;  // layers: number of hidden layers (>= 1)
+    long n_params;                     // all members
+    float *params, *grads;             // 64-byte aligned, n_params each
+    // activations of the last forward (ens, B, width) per layer, and scratch
+    int cap_batch, last_batch;
+    float **act;   // act[l]: post-ReLU output of hidden layer l
+    float *dbuf0, *dbuf1;
+    float *input;  // copy of the last input (B, in)
+} ctrl_mlp;
+
+void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng);
+void ctrl_mlp_free(ctrl_mlp *m);
+// multiplies the last layer's initial W and b by s (e.g. 1e-3 for a policy mean)
+void ctrl_mlp_init_last(ctrl_mlp *m, float s);
+// x (B, in), the same input for every member -> y (ens, B, out)
+void ctrl_mlp_forward(ctrl_mlp *m, const float *x, int B, float *y);
+// after forward on B rows: dy (ens, B, out) -> m->grads += dL/dparams (when
+// param_grads), dx (B, in) += dL/dx summed over members (when dx != NULL)
+void ctrl_mlp_backward(ctrl_mlp *m, const float *dy, float *dx, int param_grads);
+void ctrl_mlp_zero_grad(ctrl_mlp *m);
+// target <- (1 - tau) * target + tau * src (same shapes); tau = 1 copies
+void ctrl_mlp_polyak(ctrl_mlp *target, const ctrl_mlp *src, float tau);
+// member e's parameters (n_params / ens floats)
+float *ctrl_mlp_member(ctrl_mlp *m, int e);
+
+// AdamW over a network's span (nn's adamw_update); moments m, v of n_params
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float *m, *v;
+    long n;
+    int t;  // steps taken
+} ctrl_adam;
+void ctrl_adam_init(ctrl_adam *a, long n, float lr);  // betas 0.9/0.999, eps 1e-8, wd 0
+void ctrl_adam_free(ctrl_adam *a);
+void ctrl_adam_step(ctrl_adam *a, float *params, const float *grads);
+
+#endif
