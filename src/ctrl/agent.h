@@ -72,7 +72,7 @@ typedef struct ctrl_algo {
     void (*free)(void *agent);
 } ctrl_algo;
 
-extern const ctrl_algo *const ctrl_algos[];  // NULL-terminated registry (agent.c)
+// the registry (agent.c): by name, NULL when unknown
 const ctrl_algo *ctrl_algo_find(const char *name);
 const char *ctrl_algo_names(void);  // "bc, td3, td3_bc, ..."
 

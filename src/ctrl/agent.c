@@ -1,0 +1,48 @@
+// ctrl/agent: the algorithm registry and the metrics helper.
+#include "ctrl/agent.h"
+
+#include <stdio.h>
+#include <string.h>
+
+// Each algorithm's table lives in its own file (algo_td3.c, algo_iql.c,
+// algo_sac.c). INTEGRATION NOTE: the tables are declared weak while the
+// algorithms are being written in parallel, so the library links before all of
+// them exist; a missing one is skipped. The lead removes `weak` once all exist.
+#define CTRL_WEAK __attribute__((weak))
+extern const ctrl_algo ctrl_algo_bc CTRL_WEAK, ctrl_algo_td3 CTRL_WEAK, ctrl_algo_td3_bc CTRL_WEAK,
+    ctrl_algo_iql CTRL_WEAK, ctrl_algo_awac CTRL_WEAK, ctrl_algo_sac CTRL_WEAK,
+    ctrl_algo_cql CTRL_WEAK, ctrl_algo_calql CTRL_WEAK;
+
+static const ctrl_algo *const all_algos[] = {&ctrl_algo_bc,  &ctrl_algo_td3,  &ctrl_algo_td3_bc,
+                                             &ctrl_algo_iql, &ctrl_algo_awac, &ctrl_algo_sac,
+                                             &ctrl_algo_cql, &ctrl_algo_calql};
+#define N_ALGOS (int)(sizeof all_algos / sizeof all_algos[0])
+
+static const ctrl_algo *algo_at(int i) { return i < N_ALGOS ? all_algos[i] : NULL; }
+
+const ctrl_algo *ctrl_algo_find(const char *name) {
+    for (int i = 0; i < N_ALGOS; i++) {
+        const ctrl_algo *a = algo_at(i);
+        if (a && !strcmp(a->name, name)) return a;
+    }
+    return NULL;
+}
+
+const char *ctrl_algo_names(void) {
+    static char buf[256];
+    buf[0] = 0;
+    for (int i = 0; i < N_ALGOS; i++) {
+        const ctrl_algo *a = algo_at(i);
+        if (!a) continue;
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", a->name);
+    }
+    return buf;
+}
+
+void ctrl_metrics_add(ctrl_metrics *m, const char *name, double value) {
+    if (m->n >= (int)(sizeof m->name / sizeof m->name[0])) return;
+    m->name[m->n] = name;
+    m->value[m->n] = value;
+    m->n++;
+}
