@@ -37,17 +37,43 @@ void ctrl_batch_free(ctrl_batch *b);
 // B rows uniformly with replacement from t
 void ctrl_sample(const ctrl_transitions *t, ctrl_batch *b, rlhf_rng *rng);
 // round(ratio * B) rows from `offline`, the rest from `online` (ratio in
-// [0,1]; an empty source gives its share to the other)
+// [0,1]; an empty source gives its share to the other). Rows 0..k-1 of the
+// batch are the offline draws and rows k..B-1 the online ones (k from
+// ctrl_mixed_offline_count); the rng is drawn once per row in that order, so a
+// run is reproducible from the rng state. Either source may be NULL; both
+// empty is a programming error (assert).
 void ctrl_sample_mixed(const ctrl_transitions *offline, const ctrl_transitions *online, float ratio,
                        ctrl_batch *b, rlhf_rng *rng);
+// k, the number of offline rows ctrl_sample_mixed puts first in a batch of B
+int ctrl_mixed_offline_count(const ctrl_transitions *offline, const ctrl_transitions *online,
+                             float ratio, int B);
 
-// Episode boundaries are rows with terminal or timeout set (and the last row).
-// mc_return[i] = r_i + gamma * mc_return[i+1] within an episode; a truncated
-// (timeout) episode's last row uses r / (1 - gamma) continuation as Cal-QL's
-// reference code does for sparse tasks only when `timeout_bootstrap`, else r.
+// Monte-Carlo return-to-go (Cal-QL's reference values; CORL's cal_ql.py
+// get_return_to_go). Rows are visited oldest first (a full ring starts at
+// `next`); an episode ends at a row with terminal or timeout set, or at the
+// newest row. Within an episode
+//     mc_return[i] = r_i + gamma * mc_return[i+1],   and at its last row L
+//     mc_return[L] = r_L                              (terminal, or timeout
+//                                                      without bootstrap)
+// which is what CORL does for every episode when is_sparse_reward is off: a
+// timeout is NOT bootstrapped there, the truncated episode simply ends.
+// timeout_bootstrap != 0 (ours, not CORL's): the last row of an episode that
+// ends by timeout (not terminal) gets r_L / (1 - gamma), as if its reward went
+// on forever; for an episode of constant reward r that gives r / (1 - gamma)
+// on every row, i.e. Cal-QL's sparse rule for failed antmaze episodes.
+// mc_return is allocated (cap rows) on first use; ctrl_buffer_add writes 0
+// into it for new rows, as CORL's online buffer does.
 void ctrl_transitions_mc_returns(ctrl_transitions *t, float gamma, int timeout_bootstrap);
+// Cal-QL's exact sparse-reward rule (is_sparse_reward): an episode whose LAST
+// reward equals fail_reward (ref_min_score * reward_scale + reward_bias in
+// CORL) gets fail_reward / (1 - gamma) on every row, whatever ended it; other
+// episodes as ctrl_transitions_mc_returns(t, gamma, 0).
+void ctrl_transitions_mc_returns_sparse(ctrl_transitions *t, float gamma, float fail_reward);
 
-// Observation normalisation (CORL's: mean and std over the dataset, std + eps)
+// Observation normalisation (CORL's compute_mean_std / normalize_states: mean
+// and population std (ddof 0) of t's observations per column, std + eps, CORL
+// uses eps 1e-3; apply computes (x - mean) / std; the caller applies it to obs
+// and next_obs alike)
 typedef struct {
     int dim;
     float *mean, *std;
@@ -56,9 +82,22 @@ void ctrl_obs_norm_fit(ctrl_obs_norm *nrm, const ctrl_transitions *t, float eps)
 void ctrl_obs_norm_identity(ctrl_obs_norm *nrm, int dim);
 void ctrl_obs_norm_apply(const ctrl_obs_norm *nrm, float *x, long rows);  // in place
 void ctrl_obs_norm_free(ctrl_obs_norm *nrm);
-// returns of the complete episodes in t (the sums of rewards), for reward scaling
-// (CORL's locomotion rule: r *= 1000 / (max_return - min_return)); returns count
+// returns of the complete episodes in t (the sums of rewards of episodes that
+// end with terminal or timeout, oldest first; a trailing unfinished episode is
+// left out, as in CORL's return_reward_range), for reward scaling (CORL's
+// locomotion rule: r *= 1000 / (max_return - min_return)); returns the count
+// (which may exceed max_out: only the first max_out are written)
 long ctrl_episode_returns(const ctrl_transitions *t, float *out, long max_out);
 void ctrl_reward_affine(ctrl_transitions *t, float scale, float shift);  // r = r*scale + shift
+
+// Checkpoints: a buffer's whole state (rows 0..n-1 in storage order, cap,
+// next, costs and mc_returns when present) as a safetensors file (io/
+// safetensors.h, so it works without HDF5), written atomically; tensors are
+// named as in the HDF5 layout, terminals/timeouts U8, metadata format =
+// "ctrl_transitions_v1", cap, next. Load allocates t (cap rows) and restores it
+// exactly, so ctrl_buffer_add and ctrl_sample continue as if never stopped; a
+// malformed file is an error naming the file and the tensor, t left empty.
+int ctrl_transitions_save(const char *path, const ctrl_transitions *t, rlhf_err *err);
+int ctrl_transitions_load(const char *path, ctrl_transitions *t, rlhf_err *err);
 
 #endif
