@@ -1,0 +1,412 @@
+// ctrl/algo_sac: SAC (Haarnoja et al. 2018, with automatic entropy tuning),
+// CQL (Kumar et al. 2020) and Cal-QL (Nakamoto et al. 2023) — one agent, three
+// tables. CQL is SAC plus a conservative term on the critics; Cal-QL is CQL
+// whose policy-action Q's are bounded below by the Monte-Carlo return.
+//
+// Networks: actor = ctrl_mlp(obs -> 2A) with the tanh-Gaussian head
+// (policy.h); critic = one ctrl_mlp with ens = n_critics on concat(obs, act);
+// critic_target its Polyak copy; Adam for the actor, the critic and the
+// scalar log_alpha. Actions are in environment units (bias + scale * tanh).
+//
+// One update, in CORL's cql.py order: every loss is computed with the
+// parameters as they were at the start of the update (alpha, policy and
+// critic losses from the same forward passes), then log_alpha, the actor and
+// the critic each take one Adam step and the target moves by tau.
+//   alpha loss  -log_alpha * mean(logp(a|s) + target_entropy)
+//   actor loss  mean(alpha logp(a|s) - min_e Q_e(s, a)),  a ~ pi(s) reparameterised
+//   target      y = r + gamma (1 - done) (min_e Qt_e(s', a') - [sac] alpha logp(a'|s'))
+//   critic loss sum_e mean (Q_e(s, a_data) - y)^2 + cql_alpha * conservative_e
+// Choices kept plain (and fixed here, not flags): SAC backs the entropy up
+// into the target (the SAC paper); CQL and Cal-QL do not (CORL's default
+// backup_entropy = False); no "max target backup", no Lagrange version, no
+// clipping of the CQL difference, no BC warm-up steps, no log_std offset.
+// CQL's policy samples and their log-probs are constants in the critic loss
+// (CORL detaches them), so the actor learns only from its own loss.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl/agent.h"
+#include "ctrl/cql_loss.h"
+#include "ctrl/mlp.h"
+#include "ctrl/policy.h"
+#include "nn/nn.h"
+
+typedef struct {
+    ctrl_algo_config c;
+    int obs_dim, A, E, N;         // N: CQL's sampled actions per state (0 for SAC)
+    int backup_entropy, calql;
+    float *scale, *bias;          // (A) action = bias + scale * tanh(pre)
+    float log_density_rand;       // log density of a uniform action in the box
+    ctrl_mlp actor, critic, critic_target;
+    ctrl_adam actor_opt, critic_opt, alpha_opt;
+    float log_alpha, dlog_alpha;  // the temperature (one float) and its gradient
+    float steps;                  // updates taken (also every Adam's t), checkpointed
+    // scratch, grown to the largest batch
+    int cap;
+    float *noise, *x, *dx, *out, *dout, *pre, *logp, *act, *q, *dq, *y, *dlogp, *out_n, *pre_n,
+        *act_n, *logp_n, *qcat, *dqcat;
+} sac_agent;
+
+static void sac_defaults(ctrl_algo_config *c) {
+    memset(c, 0, sizeof *c);
+    c->hidden = 256;
+    c->layers = 2;  // the SAC paper's two 256-wide hidden layers
+    c->n_critics = 2;
+    c->gamma = 0.99f;
+    c->tau = 5e-3f;
+    c->actor_lr = c->critic_lr = c->alpha_lr = c->value_lr = 3e-4f;
+    c->sac_alpha = 1.0f;  // log_alpha starts at 0, as CORL's
+    c->autotune_alpha = 1;
+    c->target_entropy = NAN;  // -act_dim
+    c->cql_alpha = 0.0f;
+    c->cql_n_actions = 0;
+    c->cql_temp = 1.0f;
+    c->log_std_min = -20.0f;
+    c->log_std_max = 2.0f;
+    c->max_steps = 1000000;
+}
+
+// CORL's cql.py TrainConfig: policy lr 3e-5 (alpha's too), critic lr 3e-4,
+// cql_alpha 10, 10 sampled actions, temperature 1, 3 hidden layers.
+static void cql_defaults(ctrl_algo_config *c) {
+    sac_defaults(c);
+    c->layers = 3;
+    c->actor_lr = c->alpha_lr = 3e-5f;
+    c->critic_lr = 3e-4f;
+    c->cql_alpha = 10.0f;
+    c->cql_n_actions = 10;
+}
+
+// CORL's cal_ql.py: as CQL with 2 hidden layers in the critic (one `layers`
+// here serves both networks) and the Cal-QL paper's cql_alpha 5.
+static void calql_defaults(ctrl_algo_config *c) {
+    cql_defaults(c);
+    c->layers = 2;
+    c->cql_alpha = 5.0f;
+    c->calql = 1;
+}
+
+static void grow(sac_agent *g, int B) {
+    if (B <= g->cap) return;
+    float **bufs[] = {&g->x,    &g->dx,    &g->out,   &g->dout,  &g->pre,    &g->logp,
+                      &g->act,  &g->q,     &g->dq,    &g->y,     &g->dlogp,  &g->out_n,
+                      &g->pre_n, &g->act_n, &g->logp_n, &g->qcat, &g->dqcat, &g->noise};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+    int A = g->A, N = g->N, R = B * (1 + 3 * N);  // critic rows: data, rand, cur, next
+    long in = g->obs_dim + A;
+    g->x = xmalloc(sizeof(float) * R * in);
+    g->dx = xmalloc(sizeof(float) * B * in);
+    g->out = xmalloc(sizeof(float) * B * 2 * A);
+    g->dout = xmalloc(sizeof(float) * B * 2 * A);
+    g->pre = xmalloc(sizeof(float) * B * A);
+    g->logp = xmalloc(sizeof(float) * B);
+    g->act = xmalloc(sizeof(float) * B * A);
+    g->q = xmalloc(sizeof(float) * g->E * B);
+    g->dq = xmalloc(sizeof(float) * g->E * B);
+    g->y = xmalloc(sizeof(float) * B);
+    g->dlogp = xmalloc(sizeof(float) * B);
+    long BN = (long)B * (N > 0 ? N : 1);
+    g->out_n = xmalloc(sizeof(float) * BN * 2 * A);
+    g->pre_n = xmalloc(sizeof(float) * BN * A);
+    g->act_n = xmalloc(sizeof(float) * 2 * BN * A);  // cur then next samples
+    g->logp_n = xmalloc(sizeof(float) * 2 * BN);
+    g->qcat = xmalloc(sizeof(float) * g->E * R);
+    g->dqcat = xmalloc(sizeof(float) * g->E * R);
+    g->noise = xmalloc(sizeof(float) * ctrl_sac_noise_size(B, A, N));
+    g->cap = B;
+}
+
+static int sac_create_common(const ctrl_algo_config *c, int obs_dim, int act_dim,
+                             const float *act_low, const float *act_high, rlhf_rng *rng,
+                             void **agent, rlhf_err *err, int cql, int backup_entropy) {
+    if (obs_dim < 1 || act_dim < 1)
+        return rlhf_fail(err, "algo_sac.c: obs_dim %d and act_dim %d must be >= 1", obs_dim,
+                         act_dim);
+    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
+        return rlhf_fail(err, "algo_sac.c: hidden %d, layers %d, n_critics %d must be >= 1",
+                         c->hidden, c->layers, c->n_critics);
+    if (cql && (c->cql_n_actions < 1 || !(c->cql_temp > 0)))
+        return rlhf_fail(err, "algo_sac.c: cql_n_actions %d must be >= 1 and cql_temp %g > 0",
+                         c->cql_n_actions, c->cql_temp);
+    for (int i = 0; i < act_dim; i++)
+        if (!(act_high[i] > act_low[i]))
+            return rlhf_fail(err, "algo_sac.c: action bound %d: high %g <= low %g", i,
+                             act_high[i], act_low[i]);
+    sac_agent *g = xcalloc(1, sizeof *g);
+    g->c = *c;
+    if (isnan(g->c.target_entropy)) g->c.target_entropy = -(float)act_dim;
+    g->obs_dim = obs_dim;
+    g->A = act_dim;
+    g->E = c->n_critics;
+    g->N = cql ? c->cql_n_actions : 0;
+    g->calql = cql && c->calql;
+    g->backup_entropy = backup_entropy;
+    g->scale = xmalloc(sizeof(float) * act_dim);
+    g->bias = xmalloc(sizeof(float) * act_dim);
+    // uniform on [-1,1]^A has density 0.5^A (CORL's log(0.5^A)); mapped to the
+    // box by scale, the density divides by prod scale
+    g->log_density_rand = 0;
+    for (int i = 0; i < act_dim; i++) {
+        g->scale[i] = 0.5f * (act_high[i] - act_low[i]);
+        g->bias[i] = 0.5f * (act_high[i] + act_low[i]);
+        g->log_density_rand += logf(0.5f) - logf(g->scale[i]);
+    }
+    ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
+    ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
+    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
+    ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
+    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
+    ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
+    ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
+    g->log_alpha = logf(c->sac_alpha);
+    *agent = g;
+    return 0;
+}
+
+static int sac_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
+                      const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
+    return sac_create_common(c, obs_dim, act_dim, act_low, act_high, rng, agent, err, 0, 1);
+}
+
+static int cql_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
+                      const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
+    return sac_create_common(c, obs_dim, act_dim, act_low, act_high, rng, agent, err, 1, 0);
+}
+
+static int calql_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
+                        const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
+    ctrl_algo_config cc = *c;
+    cc.calql = 1;
+    return sac_create_common(&cc, obs_dim, act_dim, act_low, act_high, rng, agent, err, 1, 0);
+}
+
+// rows of x (R, obs+A): obs row r / rep (each state repeated rep times), action row r
+static void concat_rows(float *x, const float *obs, const float *act, int R, int rep, int O,
+                        int A) {
+    for (int r = 0; r < R; r++) {
+        memcpy(x + (long)r * (O + A), obs + (long)(r / rep) * O, sizeof(float) * O);
+        memcpy(x + (long)r * (O + A) + O, act + (long)r * A, sizeof(float) * A);
+    }
+}
+
+// actor samples for each state repeated N times: obs (B, O) -> act (B*N, A), logp (B*N)
+static void sample_repeated(sac_agent *g, const float *obs, int B, const float *eps, float *act,
+                            float *logp) {
+    int O = g->obs_dim, A = g->A, N = g->N;
+    float *rep = g->x;  // free at this point; (B*N, O) fits in (R, O+A)
+    for (int r = 0; r < B * N; r++) memcpy(rep + (long)r * O, obs + (long)(r / N) * O, sizeof(float) * O);
+    ctrl_mlp_forward(&g->actor, rep, B * N, g->out_n);
+    ctrl_tanh_gauss_forward(act, logp, g->pre_n, g->out_n, eps, g->scale, g->bias, B * N, A,
+                            g->c.log_std_min, g->c.log_std_max);
+}
+
+static double mean_of(const float *v, long n) {
+    double s = 0;
+    for (long i = 0; i < n; i++) s += v[i];
+    return n ? s / n : 0;
+}
+
+static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+                      rlhf_err *err) {
+    sac_agent *g = agent;
+    int B = b->B, O = g->obs_dim, A = g->A, E = g->E, N = g->N;
+    if (b->obs_dim != O || b->act_dim != A)
+        return rlhf_fail(err, "algo_sac.c: batch dims (%d, %d) differ from the agent's (%d, %d)",
+                         b->obs_dim, b->act_dim, O, A);
+    if (g->calql && !b->mc_return)
+        return rlhf_fail(err, "algo_sac.c: calql needs the batch's mc_return (Monte-Carlo returns)");
+    grow(g, B);
+    float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
+    float *noise = g->noise;
+    ctrl_sac_draw_noise(rng, B, A, N, noise);
+    const float *eps_pi = noise, *eps_next = noise + (long)B * A;
+    const float *eps_cur = eps_next + (long)B * A, *eps_nxt = eps_cur + (long)B * N * A;
+    const float *uni = eps_nxt + (long)B * N * A;
+    float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
+
+    // actor and temperature losses: a ~ pi(s), gradient through the critic to a
+    ctrl_mlp_forward(&g->actor, b->obs, B, g->out);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_pi, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
+    double alpha_loss = ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B,
+                                            &g->dlog_alpha);
+    concat_rows(g->x, b->obs, g->act, B, 1, O, A);
+    ctrl_mlp_forward(&g->critic, g->x, B, g->q);
+    double actor_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
+    memset(g->dx, 0, sizeof(float) * B * (O + A));
+    ctrl_mlp_backward(&g->critic, g->dq, g->dx, 0);
+    float *dact = g->act_n;  // (B, A) scratch: the action columns of dx
+    for (int r = 0; r < B; r++) memcpy(dact + (long)r * A, g->dx + (long)r * (O + A) + O, sizeof(float) * A);
+    memset(g->dout, 0, sizeof(float) * B * 2 * A);
+    ctrl_tanh_gauss_backward(g->dout, dact, g->dlogp, g->out, eps_pi, g->pre, g->scale, B, A,
+                             lsmin, lsmax);
+    ctrl_mlp_zero_grad(&g->actor);
+    ctrl_mlp_backward(&g->actor, g->dout, NULL, 1);
+    double logp_mean = mean_of(g->logp, B);
+
+    // target: a' ~ pi(s'), y = r + gamma (1 - d) (min_e Qt_e(s', a') - [sac] alpha logp')
+    ctrl_mlp_forward(&g->actor, b->next_obs, B, g->out);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_next, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
+    concat_rows(g->x, b->next_obs, g->act, B, 1, O, A);
+    ctrl_mlp_forward(&g->critic_target, g->x, B, g->q);
+    ctrl_sac_target(g->y, g->q, g->logp, b->rew, b->done, g->c.gamma,
+                    g->backup_entropy ? alpha : 0.0f, E, B);
+
+    // CQL's sampled actions (constants in the critic loss): uniform in the box,
+    // pi(s) and pi(s') samples, all evaluated at s
+    long BN = (long)B * N;
+    float *act_cur = g->act_n, *act_nxt = g->act_n + BN * A;
+    float *logp_cur = g->logp_n, *logp_nxt = g->logp_n + BN;
+    if (N) {
+        sample_repeated(g, b->obs, B, eps_cur, act_cur, logp_cur);
+        sample_repeated(g, b->next_obs, B, eps_nxt, act_nxt, logp_nxt);
+    }
+    // critic rows: [data (B) | rand (B*N) | cur (B*N) | next (B*N)]
+    int R = B + 3 * (int)BN;
+    concat_rows(g->x, b->obs, b->act, B, 1, O, A);
+    if (N) {
+        float *xr = g->x + (long)B * (O + A);
+        for (long r = 0; r < BN; r++) {
+            float *row = xr + r * (O + A);
+            memcpy(row, b->obs + (r / N) * O, sizeof(float) * O);
+            for (int i = 0; i < A; i++) row[O + i] = g->bias[i] + g->scale[i] * uni[r * A + i];
+        }
+        concat_rows(xr + BN * (O + A), b->obs, act_cur, (int)BN, N, O, A);
+        concat_rows(xr + 2 * BN * (O + A), b->obs, act_nxt, (int)BN, N, O, A);
+    }
+    ctrl_mlp_forward(&g->critic, g->x, R, g->qcat);
+    // the data rows of each member, contiguous for the MSE: (E, B)
+    for (int e = 0; e < E; e++) memcpy(g->q + (long)e * B, g->qcat + (long)e * R, sizeof(float) * B);
+    double mse = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
+    double cql_loss = 0, ood = 0, q_data_mean = mean_of(g->q, (long)E * B);
+    for (int e = 0; e < E; e++) {
+        float *qe = g->qcat + (long)e * R, *de = g->dqcat + (long)e * R;
+        memcpy(de, g->dq + (long)e * B, sizeof(float) * B);
+        if (!N) continue;
+        float *ddata = g->dlogp;  // (B) free here
+        double ood_e;
+        cql_loss += ctrl_cql_conservative(qe + B, qe + B + BN, logp_cur, qe + B + 2 * BN, logp_nxt,
+                                          qe, g->calql ? b->mc_return : NULL, g->log_density_rand,
+                                          g->c.cql_temp, g->c.cql_alpha, B, N, de + B, de + B + BN,
+                                          de + B + 2 * BN, ddata, &ood_e);
+        for (int r = 0; r < B; r++) de[r] += ddata[r];
+        ood += ood_e / E;
+    }
+    ctrl_mlp_zero_grad(&g->critic);
+    ctrl_mlp_backward(&g->critic, g->dqcat, NULL, 1);
+
+    // the steps: temperature, actor, critic, then the target
+    g->steps += 1.0f;
+    int t = (int)g->steps;
+    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1;  // ctrl_adam_step counts t up
+    if (g->c.autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
+    ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
+
+    if (metrics) {
+        ctrl_metrics_add(metrics, "critic_loss", mse + cql_loss);
+        ctrl_metrics_add(metrics, "td_loss", mse);
+        ctrl_metrics_add(metrics, "actor_loss", actor_loss);
+        ctrl_metrics_add(metrics, "alpha_loss", alpha_loss);
+        ctrl_metrics_add(metrics, "alpha", alpha);
+        ctrl_metrics_add(metrics, "entropy", -logp_mean);
+        ctrl_metrics_add(metrics, "q_data", q_data_mean);
+        ctrl_metrics_add(metrics, "target", mean_of(g->y, B));
+        if (N) {
+            ctrl_metrics_add(metrics, "cql_loss", cql_loss);
+            ctrl_metrics_add(metrics, "cql_ood", ood);
+        }
+    }
+    return 0;
+}
+
+static void sac_act(void *agent, const float *obs, int B, int deterministic, rlhf_rng *rng,
+                    float *action) {
+    sac_agent *g = agent;
+    grow(g, B);
+    ctrl_mlp_forward(&g->actor, obs, B, g->out);
+    float *eps = NULL;
+    if (!deterministic) {
+        eps = g->noise;
+        for (long i = 0; i < (long)B * g->A; i++) eps[i] = rng_normal(rng);
+    }
+    ctrl_tanh_gauss_forward(action, NULL, g->pre, g->out, eps, g->scale, g->bias, B, g->A,
+                            g->c.log_std_min, g->c.log_std_max);
+}
+
+static int sac_tensors(void *agent, ctrl_tensor *out, int max) {
+    sac_agent *g = agent;
+    ctrl_tensor all[] = {
+        {"actor", g->actor.params, g->actor.n_params},
+        {"actor.adam_m", g->actor_opt.m, g->actor_opt.n},
+        {"actor.adam_v", g->actor_opt.v, g->actor_opt.n},
+        {"critic", g->critic.params, g->critic.n_params},
+        {"critic.adam_m", g->critic_opt.m, g->critic_opt.n},
+        {"critic.adam_v", g->critic_opt.v, g->critic_opt.n},
+        {"critic_target", g->critic_target.params, g->critic_target.n_params},
+        {"log_alpha", &g->log_alpha, 1},
+        {"log_alpha.adam_m", g->alpha_opt.m, 1},
+        {"log_alpha.adam_v", g->alpha_opt.v, 1},
+        {"step", &g->steps, 1},  // updates taken = every Adam's t (exact below 2^24)
+    };
+    int n = (int)(sizeof all / sizeof all[0]);
+    if (n > max) n = max;
+    for (int i = 0; i < n; i++) out[i] = all[i];
+    return n;
+}
+
+static void sac_free(void *agent) {
+    sac_agent *g = agent;
+    if (!g) return;
+    ctrl_mlp_free(&g->actor);
+    ctrl_mlp_free(&g->critic);
+    ctrl_mlp_free(&g->critic_target);
+    ctrl_adam_free(&g->actor_opt);
+    ctrl_adam_free(&g->critic_opt);
+    ctrl_adam_free(&g->alpha_opt);
+    float *bufs[] = {g->x,     g->dx,    g->out,    g->dout,  g->pre,   g->logp,
+                     g->act,   g->q,     g->dq,     g->y,     g->dlogp, g->out_n,
+                     g->pre_n, g->act_n, g->logp_n, g->qcat,  g->dqcat, g->noise,
+                     g->scale, g->bias};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(g);
+}
+
+const ctrl_algo ctrl_algo_sac = {
+    .name = "sac",
+    .summary = "soft actor-critic with learned entropy temperature (Haarnoja et al. 2018)",
+    .offline = 0,
+    .defaults = sac_defaults,
+    .create = sac_create,
+    .update = sac_update,
+    .act = sac_act,
+    .tensors = sac_tensors,
+    .free = sac_free,
+};
+
+const ctrl_algo ctrl_algo_cql = {
+    .name = "cql",
+    .summary = "conservative Q-learning on SAC, logsumexp over sampled actions (Kumar et al. 2020)",
+    .offline = 0,
+    .defaults = cql_defaults,
+    .create = cql_create,
+    .update = sac_update,
+    .act = sac_act,
+    .tensors = sac_tensors,
+    .free = sac_free,
+};
+
+const ctrl_algo ctrl_algo_calql = {
+    .name = "calql",
+    .summary = "Cal-QL: CQL with policy Q's bounded below by Monte-Carlo returns (Nakamoto et al. 2023)",
+    .offline = 0,
+    .defaults = calql_defaults,
+    .create = calql_create,
+    .update = sac_update,
+    .act = sac_act,
+    .tensors = sac_tensors,
+    .free = sac_free,
+};
