@@ -201,9 +201,275 @@ static int test_polyak_adam(void) {
     return 0;
 }
 
+
+// ---------------------------------------------------------------- policy heads
+
+#define PB 5
+#define PA 3
+static const float P_SCALE[PA] = {2.0f, 0.5f, 1.0f}, P_BIAS[PA] = {0.1f, -0.2f, 0.0f};
+static const double LO = -2.0, HI = 1.0;  // log_std clamp used by the tests
+
+static double clampd_(double x) { return x < LO ? LO : x > HI ? HI : x; }
+static double lognorm_(double x, double mu, double ls) {
+    double z = (x - mu) / exp(ls);
+    return -0.5 * z * z - ls - 0.5 * log(2 * M_PI);
+}
+
+// L = sum wa * action + sum wl * logp for the tanh-Gaussian sample (naive formulas)
+static double ref_tg_loss(const double *out, const double *eps, const double *wa, const double *wl) {
+    double L = 0;
+    for (int b = 0; b < PB; b++) {
+        double lp = 0;
+        for (int i = 0; i < PA; i++) {
+            double mu = out[b * 2 * PA + i], ls = clampd_(out[b * 2 * PA + PA + i]);
+            double x = mu + exp(ls) * eps[b * PA + i], t = tanh(x);
+            L += wa[b * PA + i] * (P_BIAS[i] + P_SCALE[i] * t);
+            lp += lognorm_(x, mu, ls) - log(1 - t * t) - log(P_SCALE[i]);
+        }
+        L += wl[b] * lp;
+    }
+    return L;
+}
+
+// L = sum wl * logp(action) under the tanh-Gaussian
+static double ref_tglp_loss(const double *out, const double *act, const double *wl) {
+    double L = 0;
+    for (int b = 0; b < PB; b++) {
+        double lp = 0;
+        for (int i = 0; i < PA; i++) {
+            double mu = out[b * 2 * PA + i], ls = clampd_(out[b * 2 * PA + PA + i]);
+            double y = (act[b * PA + i] - P_BIAS[i]) / P_SCALE[i];
+            double x = 0.5 * log((1 + y) / (1 - y));
+            lp += lognorm_(x, mu, ls) - log(1 - y * y) - log(P_SCALE[i]);
+        }
+        L += wl[b] * lp;
+    }
+    return L;
+}
+
+// central differences of f over v[0..n) -> fd
+typedef double (*loss_fn)(const double *v, void *ctx);
+static void fd_grad(loss_fn f, double *v, int n, void *ctx, double *fd) {
+    const double h = 1e-6;
+    for (int i = 0; i < n; i++) {
+        double s = v[i];
+        v[i] = s + h;
+        double Lp = f(v, ctx);
+        v[i] = s - h;
+        double Lm = f(v, ctx);
+        v[i] = s;
+        fd[i] = (Lp - Lm) / (2 * h);
+    }
+}
+
+typedef struct {
+    const double *eps, *wa, *wl, *act;
+} pctx;
+static double tg_f(const double *v, void *c) {
+    pctx *p = c;
+    return ref_tg_loss(v, p->eps, p->wa, p->wl);
+}
+static double tglp_f(const double *v, void *c) {
+    pctx *p = c;
+    return ref_tglp_loss(v, p->act, p->wl);
+}
+
+static double max_err_ = 0;
+static void check_grad(const float *g, const double *fd, int n, const char *what) {
+    for (int i = 0; i < n; i++) {
+        double e = fabs(g[i] - fd[i]);
+        if (e > max_err_) max_err_ = e;
+        CHECKF(e <= 1e-5 + 1e-4 * fabs(fd[i]), "%s[%d]: %g vs fd %g", what, i, g[i], fd[i]);
+    }
+}
+
+static void fill_out(rlhf_rng *g, float *out, double *outd) {
+    for (int b = 0; b < PB; b++)
+        for (int i = 0; i < 2 * PA; i++) {
+            // log_std raw values in [-3, 2] so some fall outside the clamp [-2, 1]
+            float v = i < PA ? rng_normal(g) : -3.0f + 5.0f * rng_uniform(g);
+            out[b * 2 * PA + i] = v;
+            outd[b * 2 * PA + i] = v;
+        }
+}
+
+static int test_det_head(void) {
+    rlhf_rng g;
+    rng_seed(&g, 11);
+    float u[PB * PA], a[PB * PA], da[PB * PA], du[PB * PA];
+    for (int k = 0; k < PB * PA; k++) u[k] = 2 * rng_normal(&g), da[k] = rng_normal(&g), du[k] = 1;
+    ctrl_det_forward(a, u, P_SCALE, P_BIAS, PB, PA);
+    for (int k = 0; k < PB * PA; k++) {
+        int i = k % PA;
+        double t = tanh((double)u[k]);
+        CHECK_CLOSE(a[k], P_BIAS[i] + P_SCALE[i] * t, 1e-6, 1e-6);
+        CHECK(fabsf(a[k] - P_BIAS[i]) <= P_SCALE[i]);
+    }
+    ctrl_det_backward(du, da, a, P_SCALE, P_BIAS, PB, PA);
+    for (int k = 0; k < PB * PA; k++) {
+        int i = k % PA;
+        double h = 1e-6, x = u[k];
+        double fd = (P_SCALE[i] * (tanh(x + h) - tanh(x - h)) / (2 * h)) * da[k] + 1.0;
+        CHECK_CLOSE(du[k], fd, 1e-4, 1e-3);  // the action is float: tanh recovered from it
+    }
+    return 0;
+}
+
+static int test_tanh_gauss_fd(void) {
+    rlhf_rng g;
+    rng_seed(&g, 12);
+    float out[PB * 2 * PA], eps[PB * PA], a[PB * PA], lp[PB], pre[PB * PA], wa[PB * PA], wl[PB];
+    double outd[PB * 2 * PA], epsd[PB * PA], wad[PB * PA], wld[PB], fd[PB * 2 * PA];
+    fill_out(&g, out, outd);
+    for (int k = 0; k < PB * PA; k++) eps[k] = rng_normal(&g), epsd[k] = eps[k];
+    for (int k = 0; k < PB * PA; k++) wa[k] = rng_normal(&g), wad[k] = wa[k];
+    for (int b = 0; b < PB; b++) wl[b] = rng_normal(&g), wld[b] = wl[b];
+    ctrl_tanh_gauss_forward(a, lp, pre, out, eps, P_SCALE, P_BIAS, PB, PA, LO, HI);
+    // forward values against the naive reference (one row at a time via unit weights)
+    for (int b = 0; b < PB; b++) {
+        double lpb = 0;
+        for (int i = 0; i < PA; i++) {
+            double mu = outd[b * 2 * PA + i], ls = clampd_(outd[b * 2 * PA + PA + i]);
+            double x = mu + exp(ls) * epsd[b * PA + i], t = tanh(x);
+            CHECK_CLOSE(pre[b * PA + i], x, 1e-6, 1e-6);
+            CHECK_CLOSE(a[b * PA + i], P_BIAS[i] + P_SCALE[i] * t, 1e-6, 1e-6);
+            lpb += lognorm_(x, mu, ls) - log(1 - t * t) - log(P_SCALE[i]);
+        }
+        CHECK_CLOSE(lp[b], lpb, 1e-5, 1e-5);
+    }
+    pctx c = {epsd, wad, wld, NULL};
+    fd_grad(tg_f, outd, PB * 2 * PA, &c, fd);
+    int outside = 0;
+    for (int b = 0; b < PB; b++)
+        for (int i = 0; i < PA; i++) outside += fd[b * 2 * PA + PA + i] == 0;
+    CHECK(outside > 0);  // the clamp was exercised: zero gradient there
+    float dout[PB * 2 * PA] = {0};
+    ctrl_tanh_gauss_backward(dout, wa, wl, out, eps, pre, P_SCALE, PB, PA, LO, HI);
+    check_grad(dout, fd, PB * 2 * PA, "dout (action + logp)");
+    // either upstream may be NULL: logp only, then action only, sum to the same
+    float d1[PB * 2 * PA] = {0};
+    ctrl_tanh_gauss_backward(d1, NULL, wl, out, eps, pre, P_SCALE, PB, PA, LO, HI);
+    ctrl_tanh_gauss_backward(d1, wa, NULL, out, eps, pre, P_SCALE, PB, PA, LO, HI);
+    for (int k = 0; k < PB * 2 * PA; k++) CHECK_CLOSE(d1[k], dout[k], 1e-6, 1e-5);
+    // eps = NULL: the deterministic action tanh(mu), logp still defined
+    float a0[PB * PA];
+    ctrl_tanh_gauss_forward(a0, NULL, pre, out, NULL, P_SCALE, P_BIAS, PB, PA, LO, HI);
+    for (int b = 0; b < PB; b++)
+        for (int i = 0; i < PA; i++)
+            CHECK_CLOSE(a0[b * PA + i], P_BIAS[i] + P_SCALE[i] * tanh(outd[b * 2 * PA + i]), 1e-6,
+                        1e-6);
+    return 0;
+}
+
+// saturated pre-activations: the stable log(1 - tanh^2) keeps logp finite and exact
+static int test_tanh_gauss_saturated(void) {
+    float out[2] = {20.0f, 0.0f}, eps[1] = {0.0f}, a[1], lp[1], pre[1], s[1] = {1}, bz[1] = {0};
+    ctrl_tanh_gauss_forward(a, lp, pre, out, eps, s, bz, 1, 1, -5, 2);
+    // log(1 - tanh(20)^2) = log(4) - 40 - 2 log(1 + e^-40)
+    double want = -0.5 * log(2 * M_PI) - (2 * log(2.0) - 40.0);
+    CHECK(isfinite(lp[0]));
+    CHECK_CLOSE(lp[0], want, 1e-4, 1e-6);
+    float d[2] = {0}, dl[1] = {1};
+    ctrl_tanh_gauss_backward(d, NULL, dl, out, eps, pre, s, 1, 1, -5, 2);
+    CHECK_CLOSE(d[0], 2.0, 1e-6, 1e-6);  // d/dx -log(1 - tanh^2) = 2 tanh(x)
+    return 0;
+}
+
+static int test_tanh_gauss_logprob_fd(void) {
+    rlhf_rng g;
+    rng_seed(&g, 13);
+    float out[PB * 2 * PA], act[PB * PA], lp[PB], wl[PB];
+    double outd[PB * 2 * PA], actd[PB * PA], wld[PB], fd[PB * 2 * PA];
+    fill_out(&g, out, outd);
+    for (int b = 0; b < PB; b++)
+        for (int i = 0; i < PA; i++) {
+            act[b * PA + i] = P_BIAS[i] + P_SCALE[i] * (1.8f * rng_uniform(&g) - 0.9f);
+            actd[b * PA + i] = act[b * PA + i];
+        }
+    for (int b = 0; b < PB; b++) wl[b] = rng_normal(&g), wld[b] = wl[b];
+    ctrl_tanh_gauss_logprob(lp, out, act, P_SCALE, P_BIAS, PB, PA, LO, HI);
+    for (int b = 0; b < PB; b++) {
+        double one[PB] = {0};
+        one[b] = 1;
+        CHECK_CLOSE(lp[b], ref_tglp_loss(outd, actd, one), 1e-5, 1e-5);
+    }
+    pctx c = {NULL, NULL, wld, actd};
+    fd_grad(tglp_f, outd, PB * 2 * PA, &c, fd);
+    float dout[PB * 2 * PA] = {0};
+    ctrl_tanh_gauss_logprob_backward(dout, wl, out, act, P_SCALE, P_BIAS, PB, PA, LO, HI);
+    check_grad(dout, fd, PB * 2 * PA, "dout (logprob)");
+    // the sample's own action gets back (close to) the sample's logp
+    float eps[PB * PA], a[PB * PA], lps[PB], pre[PB * PA];
+    for (int k = 0; k < PB * PA; k++) eps[k] = 0.5f * rng_normal(&g);
+    for (int b = 0; b < PB; b++)
+        for (int i = 0; i < PA; i++) out[b * 2 * PA + i] *= 0.3f;  // stay away from saturation
+    ctrl_tanh_gauss_forward(a, lps, pre, out, eps, P_SCALE, P_BIAS, PB, PA, LO, HI);
+    ctrl_tanh_gauss_logprob(lp, out, a, P_SCALE, P_BIAS, PB, PA, LO, HI);
+    for (int b = 0; b < PB; b++) CHECK_CLOSE(lp[b], lps[b], 1e-2, 1e-3);
+    // actions on the bounds stay finite (atanh of the clipped value)
+    float edge[PA] = {P_BIAS[0] + P_SCALE[0], P_BIAS[1] - P_SCALE[1], 1.0f};
+    ctrl_tanh_gauss_logprob(lp, out, edge, P_SCALE, P_BIAS, 1, PA, LO, HI);
+    CHECK(isfinite(lp[0]));
+    return 0;
+}
+
+typedef struct {
+    const double *act, *wl;
+} gctx;
+// v = [mean (PB*PA) | log_std (PA)]
+static double gauss_f(const double *v, void *c) {
+    gctx *p = c;
+    double L = 0;
+    for (int b = 0; b < PB; b++) {
+        double lp = 0;
+        for (int i = 0; i < PA; i++) lp += lognorm_(p->act[b * PA + i], v[b * PA + i], clampd_(v[PB * PA + i]));
+        L += p->wl[b] * lp;
+    }
+    return L;
+}
+
+static int test_gauss_logprob_fd(void) {
+    rlhf_rng g;
+    rng_seed(&g, 14);
+    float mean[PB * PA], ls[PA] = {-2.7f, 0.3f, 1.6f}, act[PB * PA], lp[PB], wl[PB];
+    double v[PB * PA + PA], actd[PB * PA], wld[PB], fd[PB * PA + PA];
+    for (int k = 0; k < PB * PA; k++) mean[k] = rng_normal(&g), v[k] = mean[k];
+    for (int i = 0; i < PA; i++) v[PB * PA + i] = ls[i];
+    for (int k = 0; k < PB * PA; k++) act[k] = rng_normal(&g), actd[k] = act[k];
+    for (int b = 0; b < PB; b++) wl[b] = rng_normal(&g), wld[b] = wl[b];
+    ctrl_gauss_logprob(lp, mean, ls, act, PB, PA, LO, HI);
+    gctx c = {actd, wld};
+    for (int b = 0; b < PB; b++) {
+        double one[PB] = {0};
+        one[b] = 1;
+        gctx c1 = {actd, one};
+        CHECK_CLOSE(lp[b], gauss_f(v, &c1), 1e-5, 1e-5);
+    }
+    fd_grad(gauss_f, v, PB * PA + PA, &c, fd);
+    CHECK(fd[PB * PA] == 0 && fd[PB * PA + 2] == 0);  // both clamped ends
+    float dm[PB * PA] = {0}, dls[PA] = {0};
+    ctrl_gauss_logprob_backward(dm, dls, wl, mean, ls, act, PB, PA, LO, HI);
+    check_grad(dm, fd, PB * PA, "dmean");
+    check_grad(dls, fd + PB * PA, PA, "dlog_std");
+    // either output may be NULL
+    float dm2[PB * PA] = {0};
+    ctrl_gauss_logprob_backward(dm2, NULL, wl, mean, ls, act, PB, PA, LO, HI);
+    CHECK(!memcmp(dm, dm2, sizeof dm));
+    float dls2[PA] = {0};
+    ctrl_gauss_logprob_backward(NULL, dls2, wl, mean, ls, act, PB, PA, LO, HI);
+    CHECK(!memcmp(dls, dls2, sizeof dls));
+    printf("  max abs gradient error over the heads: %.2g\n", max_err_);
+    return 0;
+}
+
 int main(void) {
     RUN(test_mlp_fd);
     RUN(test_mlp_layout_init);
     RUN(test_polyak_adam);
+    RUN(test_det_head);
+    RUN(test_tanh_gauss_fd);
+    RUN(test_tanh_gauss_saturated);
+    RUN(test_tanh_gauss_logprob_fd);
+    RUN(test_gauss_logprob_fd);
     TEST_EXIT();
 }
