@@ -34,6 +34,9 @@ typedef struct {
     int (*step)(ctrl_env *e, const float *action, float *obs, ctrl_step_info *info,
                 rlhf_err *err);
     void (*free)(ctrl_env *e);  // releases e->state (not e)
+    // optional (NULL: nothing to do beyond e->rng): told the new seed after
+    // ctrl_env_seed has reseeded e->rng (the external protocol passes it on)
+    void (*seed)(ctrl_env *e, uint64_t seed);
 } ctrl_env_ops;
 
 struct ctrl_env {
@@ -67,5 +70,10 @@ const char *ctrl_env_names(void);
 int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err);   // env_classic.c
 int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err);    // env_mujoco.c
 int ctrl_env_external_make(const char *cmd, ctrl_env *e, rlhf_err *err);   // env_external.c
+
+// External programs: seconds allowed for each reply (default 30; the environment
+// variable RLHF_ENV_TIMEOUT overrides the default). Used by ctrl_env_make for
+// the programs it starts after the call.
+void ctrl_env_external_set_timeout(double seconds);
 
 #endif

@@ -1,0 +1,94 @@
+// ctrl/env: the one interface in front of every environment. ctrl_env_make
+// dispatches by name to the file that builds it (env_classic.c, env_mujoco.c,
+// env_external.c); reset and step here do what is common to all of them:
+// refuse non-finite actions, clip to the action bounds (Gymnasium's ClipAction
+// wrapper), count steps and report the time limit as `truncated` (Gymnasium's
+// TimeLimit wrapper).
+#include "ctrl/env.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// INTEGRATION NOTE: env_mujoco.c is being written in parallel; the reference is
+// weak so the library links before it exists (NULL until then). A weak
+// reference does not pull an object out of a static archive, so the lead
+// removes `weak` here once env_mujoco.c lands.
+extern int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err)
+    __attribute__((weak));
+
+static const char *const classic_names[] = {"pendulum", "mountaincar", "cartpole"};
+static const char *const mujoco_names[] = {"hopper", "halfcheetah", "walker2d"};
+
+static int in_list(const char *name, const char *const *list, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(name, list[i])) return 1;
+    return 0;
+}
+
+const char *ctrl_env_names(void) {
+    return "pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, cmd:PROGRAM ARGS";
+}
+
+int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
+    *out = NULL;
+    if (!name || !*name) return rlhf_fail(err, "env: no name given (known: %s)", ctrl_env_names());
+    ctrl_env *e = xcalloc(1, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    rng_seed(&e->rng, 0);
+    int rc;
+    if (in_list(name, classic_names, 3)) {
+        rc = ctrl_env_classic_make(name, e, err);
+    } else if (in_list(name, mujoco_names, 3)) {
+        if (!ctrl_env_mujoco_make)
+            rc = rlhf_fail(err, "env \"%s\": built without MuJoCo locomotion yet", name);
+        else rc = ctrl_env_mujoco_make(name, e, err);
+    } else if (!strncmp(name, "cmd:", 4)) {
+        rc = ctrl_env_external_make(name + 4, e, err);
+    } else {
+        rc = rlhf_fail(err, "env \"%s\": unknown (known: %s)", name, ctrl_env_names());
+    }
+    if (rc) {
+        if (e->ops && e->ops->free) e->ops->free(e);
+        free(e);
+        return -1;
+    }
+    RLHF_ASSERT(e->ops && e->obs_dim > 0 && e->obs_dim <= CTRL_MAX_DIM && e->act_dim > 0 &&
+                e->act_dim <= CTRL_MAX_DIM);
+    *out = e;
+    return 0;
+}
+
+void ctrl_env_free(ctrl_env *e) {
+    if (!e) return;
+    if (e->ops && e->ops->free) e->ops->free(e);
+    free(e);
+}
+
+void ctrl_env_seed(ctrl_env *e, uint64_t seed) {
+    rng_seed(&e->rng, seed);
+    if (e->ops->seed) e->ops->seed(e, seed);
+}
+
+int ctrl_env_reset(ctrl_env *e, float *obs, rlhf_err *err) {
+    e->t = 0;
+    return e->ops->reset(e, obs, err);
+}
+
+int ctrl_env_step(ctrl_env *e, const float *action, float *obs, ctrl_step_info *info,
+                  rlhf_err *err) {
+    float a[CTRL_MAX_DIM];
+    for (int i = 0; i < e->act_dim; i++) {
+        if (!isfinite(action[i]))
+            return rlhf_fail(err, "env \"%s\": step %d: action[%d] is %g, not a finite number",
+                             e->name, e->t, i, (double)action[i]);
+        a[i] = action[i] < e->act_low[i] ? e->act_low[i]
+             : action[i] > e->act_high[i] ? e->act_high[i]
+                                          : action[i];
+    }
+    memset(info, 0, sizeof *info);
+    if (e->ops->step(e, a, obs, info, err)) return -1;
+    e->t++;
+    info->truncated = !info->terminated && e->max_episode_steps > 0 && e->t >= e->max_episode_steps;
+    return 0;
+}
