@@ -1,0 +1,341 @@
+// ctrl/env_mujoco: the MuJoCo locomotion tasks hopper, halfcheetah and
+// walker2d with Gymnasium's v4 rules (gymnasium/envs/mujoco/hopper_v4.py,
+// half_cheetah_v4.py, walker2d_v4.py, default arguments), on our own MJCF
+// models (mjcf_models.c) simulated by Debian's libmujoco (2.2.2).
+//
+// Per task, as in the v4 files:
+//   observation  qpos without the x position, then qvel (clipped to +-10 for
+//                hopper and walker2d, unclipped for halfcheetah)
+//   reward       forward_reward_weight * x_velocity + healthy_reward
+//                - ctrl_cost_weight * |a|^2, x_velocity the change of qpos[0]
+//                over the step divided by dt = timestep * frame_skip; the
+//                healthy reward is paid on every step (also the terminal one)
+//                because terminate_when_unhealthy is true
+//   healthy      hopper: every entry of (qpos, qvel) but the first two in
+//                (-100, 100), z = qpos[1] > 0.7, angle = qpos[2] in (-0.2, 0.2);
+//                walker2d: z in (0.8, 2), angle in (-1, 1); halfcheetah: always
+//   terminated   not healthy (halfcheetah never)
+//   reset        qpos0 + U(-s, s) on every qpos and qvel entry, s = 5e-3
+//                (hopper, walker2d); halfcheetah: qpos0 + U(-0.1, 0.1) and
+//                qvel 0.1 * N(0, 1); drawn from e->rng (all qpos, then all qvel)
+// Gymnasium applies an action by setting ctrl and calling mj_step frame_skip
+// times (MujocoEnv.do_simulation); reset is mj_resetData, the noisy state, then
+// mj_forward (MujocoEnv.set_state).
+//
+// MuJoCo reports fatal errors through mju_user_error, whose default ends the
+// process; we install a handler that jumps back to the call that failed, and a
+// warning handler that keeps the message (the default writes MUJOCO_LOG.TXT).
+// When the state goes bad (NaN or huge values) MuJoCo itself resets the data
+// and counts a warning; we turn that count into an error naming the step.
+#include "ctrl/env.h"
+#include "ctrl/mjcf_models.h"
+
+#include <string.h>
+
+#ifndef RLHF_HAVE_MUJOCO
+
+int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
+    (void)e;
+    return rlhf_fail(err, "env \"%s\": rlhf was built without MuJoCo (install libmujoco-dev)",
+                     name);
+}
+
+int ctrl_env_mujoco_get_state(const ctrl_env *e, double *qpos, double *qvel) {
+    (void)e, (void)qpos, (void)qvel;
+    return -1;
+}
+
+int ctrl_env_mujoco_set_state(ctrl_env *e, const double *qpos, const double *qvel,
+                              rlhf_err *err) {
+    (void)qpos, (void)qvel;
+    return rlhf_fail(err, "env \"%s\": rlhf was built without MuJoCo (install libmujoco-dev)",
+                     e->name);
+}
+
+#else
+
+#include <math.h>
+#include <mujoco/mujoco.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    const char *name;
+    int frame_skip;
+    double forward_reward_weight, ctrl_cost_weight;
+    int has_health;         // hopper, walker2d: health check, reward and termination
+    double healthy_reward;
+    double z_low, z_high, angle_low, angle_high;
+    int check_state;        // hopper: state_vector()[2:] within (state_low, state_high)
+    double state_low, state_high;
+    double qvel_clip;       // observation clips qvel to +-qvel_clip (0: no clip)
+    double reset_noise;
+    int qvel_noise_normal;  // halfcheetah: qvel noise reset_noise * N(0, 1)
+} mujoco_task;
+
+// defaults of the v4 constructors
+static const mujoco_task mujoco_tasks[] = {
+    {"hopper", 4, 1.0, 1e-3, 1, 1.0, 0.7, INFINITY, -0.2, 0.2, 1, -100.0, 100.0, 10.0, 5e-3, 0},
+    {"walker2d", 4, 1.0, 1e-3, 1, 1.0, 0.8, 2.0, -1.0, 1.0, 0, 0.0, 0.0, 10.0, 5e-3, 0},
+    {"halfcheetah", 5, 1.0, 0.1, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.1, 1},
+};
+
+typedef struct {
+    const mujoco_task *task;
+    mjModel *m;
+    mjData *d;
+    int diverged;  // the last step failed: only reset is allowed
+} mujoco_state;
+
+// ---- MuJoCo's error and warning hooks ----
+
+static _Thread_local jmp_buf *mujoco_jump;  // where a MuJoCo error returns to
+static _Thread_local char mujoco_message[256];
+
+static void on_mujoco_error(const char *msg) {
+    snprintf(mujoco_message, sizeof mujoco_message, "%s", msg);
+    if (mujoco_jump) longjmp(*mujoco_jump, 1);
+}
+
+static void on_mujoco_warning(const char *msg) {
+    snprintf(mujoco_message, sizeof mujoco_message, "%s", msg);
+}
+
+// installs our hooks unless the program using the library installed its own
+static void mujoco_install_hooks(void) {
+    if (!mju_user_error) mju_user_error = on_mujoco_error;
+    if (!mju_user_warning) mju_user_warning = on_mujoco_warning;
+}
+
+// mj_step n times (n > 0) or mj_forward once (n == 0); -1 when MuJoCo raised an
+// error (the message is in mujoco_message)
+static int mujoco_advance(const mjModel *m, mjData *d, int n) {
+    jmp_buf here;
+    jmp_buf *outer = mujoco_jump;
+    if (setjmp(here)) {
+        mujoco_jump = outer;
+        return -1;
+    }
+    mujoco_jump = &here;
+    if (n == 0) mj_forward(m, d);
+    for (int i = 0; i < n; i++) mj_step(m, d);
+    mujoco_jump = outer;
+    return 0;
+}
+
+// the model from its MJCF string through MuJoCo's virtual file system; NULL
+// and `msg` filled on failure
+static mjModel *mujoco_load(const char *name, const char *xml, char *msg, int msg_size) {
+    char file[80];
+    snprintf(file, sizeof file, "rlhf_%s.xml", name);
+    mjVFS *vfs = xcalloc(1, sizeof *vfs);  // ~2 MB of file-name slots: not on the stack
+    mj_defaultVFS(vfs);
+    mjModel *volatile m = NULL;
+    int size = (int)strlen(xml);
+    if (mj_makeEmptyFileVFS(vfs, file, size) != 0) {
+        snprintf(msg, (size_t)msg_size, "cannot make the in-memory file %s", file);
+    } else {
+        memcpy(vfs->filedata[mj_findFileVFS(vfs, file)], xml, (size_t)size);
+        jmp_buf here;
+        jmp_buf *outer = mujoco_jump;
+        msg[0] = 0;
+        if (setjmp(here)) {
+            snprintf(msg, (size_t)msg_size, "%s", mujoco_message);
+        } else {
+            mujoco_jump = &here;
+            m = mj_loadXML(file, vfs, msg, msg_size);
+        }
+        mujoco_jump = outer;
+    }
+    mj_deleteVFS(vfs);
+    free(vfs);
+    return m;
+}
+
+// ---- the Gymnasium v4 rules ----
+
+static int mujoco_bad_number_warnings(const mjData *d) {
+    return d->warning[mjWARN_BADQPOS].number + d->warning[mjWARN_BADQVEL].number +
+           d->warning[mjWARN_BADQACC].number + d->warning[mjWARN_BADCTRL].number;
+}
+
+// obs (nq - 1 + nv): qpos[1:], then qvel (clipped where the task says so)
+static void mujoco_observe(const mujoco_state *s, float *obs) {
+    const mjModel *m = s->m;
+    const mjData *d = s->d;
+    double clip = s->task->qvel_clip;
+    int k = 0;
+    for (int i = 1; i < m->nq; i++) obs[k++] = (float)d->qpos[i];
+    for (int i = 0; i < m->nv; i++) {
+        double v = d->qvel[i];
+        if (clip > 0) v = v < -clip ? -clip : v > clip ? clip : v;
+        obs[k++] = (float)v;
+    }
+}
+
+// hopper_v4.py / walker2d_v4.py is_healthy (strict inequalities, as there)
+static int mujoco_is_healthy(const mujoco_state *s) {
+    const mujoco_task *k = s->task;
+    if (!k->has_health) return 1;
+    const mjModel *m = s->m;
+    const mjData *d = s->d;
+    double z = d->qpos[1], angle = d->qpos[2];
+    if (!(k->z_low < z && z < k->z_high)) return 0;
+    if (!(k->angle_low < angle && angle < k->angle_high)) return 0;
+    if (k->check_state) {
+        for (int i = 2; i < m->nq + m->nv; i++) {
+            double v = i < m->nq ? d->qpos[i] : d->qvel[i - m->nq];
+            if (!(k->state_low < v && v < k->state_high)) return 0;
+        }
+    }
+    return 1;
+}
+
+static int mujoco_fail_state(ctrl_env *e, const char *when, rlhf_err *err) {
+    mujoco_state *s = e->state;
+    s->diverged = 1;
+    return rlhf_fail(err,
+                     "env \"%s\": %s %d: the MuJoCo simulation diverged (NaN or huge state%s%s); "
+                     "reset the environment",
+                     e->name, when, e->t, mujoco_message[0] ? ": " : "", mujoco_message);
+}
+
+static int mujoco_reset(ctrl_env *e, float *obs, rlhf_err *err) {
+    mujoco_state *s = e->state;
+    const mujoco_task *k = s->task;
+    const mjModel *m = s->m;
+    mjData *d = s->d;
+    mj_resetData(m, d);
+    double lo = -k->reset_noise, hi = k->reset_noise;
+    // numpy's uniform(low, high) is low + (high - low) * u
+    for (int i = 0; i < m->nq; i++)
+        d->qpos[i] = m->qpos0[i] + (lo + (hi - lo) * (double)rng_uniform(&e->rng));
+    for (int i = 0; i < m->nv; i++)
+        d->qvel[i] = k->qvel_noise_normal ? k->reset_noise * (double)rng_normal(&e->rng)
+                                          : lo + (hi - lo) * (double)rng_uniform(&e->rng);
+    mujoco_message[0] = 0;
+    if (mujoco_advance(m, d, 0))
+        return rlhf_fail(err, "env \"%s\": reset: MuJoCo error: %s", e->name, mujoco_message);
+    s->diverged = 0;
+    mujoco_observe(s, obs);
+    return 0;
+}
+
+static int mujoco_step(ctrl_env *e, const float *action, float *obs, ctrl_step_info *info,
+                       rlhf_err *err) {
+    mujoco_state *s = e->state;
+    const mujoco_task *k = s->task;
+    const mjModel *m = s->m;
+    mjData *d = s->d;
+    if (s->diverged)
+        return rlhf_fail(err, "env \"%s\": step %d after the simulation diverged; reset first",
+                         e->name, e->t);
+    double ctrl_cost = 0;
+    for (int i = 0; i < m->nu; i++) {
+        d->ctrl[i] = (double)action[i];
+        ctrl_cost += (double)action[i] * (double)action[i];
+    }
+    ctrl_cost *= k->ctrl_cost_weight;
+    double x_before = d->qpos[0];
+    int warnings = mujoco_bad_number_warnings(d);
+    mujoco_message[0] = 0;
+    if (mujoco_advance(m, d, k->frame_skip)) {
+        s->diverged = 1;
+        return rlhf_fail(err, "env \"%s\": step %d: MuJoCo error: %s", e->name, e->t,
+                         mujoco_message);
+    }
+    if (mujoco_bad_number_warnings(d) != warnings) return mujoco_fail_state(e, "step", err);
+    for (int i = 0; i < m->nq; i++)
+        if (!isfinite(d->qpos[i])) return mujoco_fail_state(e, "step", err);
+    for (int i = 0; i < m->nv; i++)
+        if (!isfinite(d->qvel[i])) return mujoco_fail_state(e, "step", err);
+
+    double dt = m->opt.timestep * k->frame_skip;
+    double x_velocity = (d->qpos[0] - x_before) / dt;
+    int healthy = mujoco_is_healthy(s);
+    // terminate_when_unhealthy is true: the healthy reward is paid on every step
+    double reward = k->forward_reward_weight * x_velocity + k->healthy_reward - ctrl_cost;
+    info->reward = (float)reward;
+    info->cost = 0;
+    info->terminated = !healthy;
+    mujoco_observe(s, obs);
+    return 0;
+}
+
+static void mujoco_free(ctrl_env *e) {
+    mujoco_state *s = e->state;
+    if (!s) return;
+    if (s->d) mj_deleteData(s->d);
+    if (s->m) mj_deleteModel(s->m);
+    free(s);
+    e->state = NULL;
+}
+
+static const ctrl_env_ops mujoco_ops = {
+    .reset = mujoco_reset,
+    .step = mujoco_step,
+    .free = mujoco_free,
+};
+
+int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
+    const mujoco_task *k = NULL;
+    for (size_t i = 0; i < sizeof mujoco_tasks / sizeof mujoco_tasks[0]; i++)
+        if (!strcmp(name, mujoco_tasks[i].name)) k = &mujoco_tasks[i];
+    const char *xml = ctrl_mjcf_model(name);
+    if (!k || !xml)
+        return rlhf_fail(err, "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d)",
+                         name);
+    mujoco_install_hooks();
+    char msg[512];
+    mjModel *m = mujoco_load(name, xml, msg, (int)sizeof msg);
+    if (!m) return rlhf_fail(err, "env \"%s\": MuJoCo could not load our model: %s", name, msg);
+    mjData *d = mj_makeData(m);
+    if (!d) {
+        mj_deleteModel(m);
+        return rlhf_fail(err, "env \"%s\": MuJoCo could not allocate its data", name);
+    }
+    if (m->nq - 1 + m->nv > CTRL_MAX_DIM || m->nu > CTRL_MAX_DIM) {
+        mj_deleteData(d);
+        mj_deleteModel(m);
+        return rlhf_fail(err, "env \"%s\": model too large for CTRL_MAX_DIM", name);
+    }
+    mujoco_state *s = xcalloc(1, sizeof *s);
+    s->task = k;
+    s->m = m;
+    s->d = d;
+    e->state = s;
+    e->ops = &mujoco_ops;
+    e->obs_dim = m->nq - 1 + m->nv;
+    e->act_dim = m->nu;
+    for (int i = 0; i < m->nu; i++) {
+        e->act_low[i] = (float)m->actuator_ctrlrange[2 * i];
+        e->act_high[i] = (float)m->actuator_ctrlrange[2 * i + 1];
+    }
+    e->max_episode_steps = 1000;  // Gymnasium's registration of the v4 tasks
+    return 0;
+}
+
+int ctrl_env_mujoco_get_state(const ctrl_env *e, double *qpos, double *qvel) {
+    const mujoco_state *s = e->state;
+    if (!s || e->ops != &mujoco_ops) return -1;
+    memcpy(qpos, s->d->qpos, sizeof(double) * (size_t)s->m->nq);
+    memcpy(qvel, s->d->qvel, sizeof(double) * (size_t)s->m->nv);
+    return 0;
+}
+
+int ctrl_env_mujoco_set_state(ctrl_env *e, const double *qpos, const double *qvel,
+                              rlhf_err *err) {
+    mujoco_state *s = e->state;
+    if (!s || e->ops != &mujoco_ops)
+        return rlhf_fail(err, "env \"%s\": not a MuJoCo environment", e->name);
+    memcpy(s->d->qpos, qpos, sizeof(double) * (size_t)s->m->nq);
+    memcpy(s->d->qvel, qvel, sizeof(double) * (size_t)s->m->nv);
+    mujoco_message[0] = 0;
+    if (mujoco_advance(s->m, s->d, 0))
+        return rlhf_fail(err, "env \"%s\": set_state: MuJoCo error: %s", e->name, mujoco_message);
+    s->diverged = 0;
+    return 0;
+}
+
+#endif
