@@ -1,0 +1,1038 @@
+// ctrl/ctrl_train: the offline-to-online trainer (see ctrl_train.h for the
+// protocol). It knows no algorithm by name: ctrl_algo_find gives the table, and
+// an agent is checkpointed through its `tensors`. The run directory follows the
+// language-model trainers (train/run.h); a checkpoint folder holds
+// agent.safetensors (the agent's spans and the observation normalisation),
+// state.json (step, random streams, log accumulators, the algorithm's settings,
+// action bounds) and, in the online phase, online_buffer.safetensors.
+#include "ctrl/ctrl_train.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/progress.h"
+#include "ctrl/dataset.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "rlhf.h"
+#include "train/run.h"
+
+// ---------------------------------------------------------------- config --
+
+#define F(name, is_int, help) {#name, is_int, offsetof(ctrl_algo_config, name), help}
+const ctrl_algo_field ctrl_algo_fields[] = {
+    F(hidden, 1, "MLP width"),
+    F(layers, 1, "MLP hidden layers"),
+    F(n_critics, 1, "Q ensemble size"),
+    F(gamma, 0, "discount"),
+    F(tau, 0, "Polyak rate of the target networks"),
+    F(actor_lr, 0, "actor learning rate"),
+    F(critic_lr, 0, "critic learning rate"),
+    F(value_lr, 0, "value network learning rate (IQL)"),
+    F(alpha_lr, 0, "entropy coefficient learning rate (SAC, CQL)"),
+    F(policy_freq, 1, "TD3: actor and target update every k critic updates"),
+    F(policy_noise, 0, "TD3: target smoothing noise std (in [-1,1] action units)"),
+    F(noise_clip, 0, "TD3: target smoothing noise clip"),
+    F(expl_noise, 0, "TD3: exploration noise std online"),
+    F(td3bc_alpha, 0, "TD3+BC: alpha (the Q term's weight is alpha / mean|Q|)"),
+    F(iql_tau, 0, "IQL: expectile of the value loss"),
+    F(iql_beta, 0, "IQL: inverse temperature of the advantage weights"),
+    F(adv_clip, 0, "IQL/AWAC: clip of exp(advantage) weights"),
+    F(awac_lambda, 0, "AWAC: temperature"),
+    F(sac_alpha, 0, "SAC/CQL: initial entropy coefficient"),
+    F(autotune_alpha, 1, "SAC/CQL: learn alpha towards target_entropy (1/0)"),
+    F(target_entropy, 0, "SAC/CQL: target entropy (nan: -act_dim)"),
+    F(cql_alpha, 0, "CQL: conservative penalty weight"),
+    F(cql_n_actions, 1, "CQL: sampled actions per state for the logsumexp"),
+    F(cql_temp, 0, "CQL: logsumexp temperature"),
+    F(calql, 1, "Cal-QL: lower-bound policy Q-values by Monte-Carlo returns (1/0)"),
+    F(deterministic_bc, 1, "BC: MSE on a deterministic policy (1) or Gaussian NLL (0)"),
+    F(log_std_min, 0, "policy log-std lower clamp"),
+    F(log_std_max, 0, "policy log-std upper clamp"),
+    {NULL, 0, 0, NULL},
+};
+#undef F
+
+void ctrl_train_default_config(ctrl_train_config *c, const char *algo) {
+    memset(c, 0, sizeof *c);
+    c->algo = algo;
+    c->offline_steps = 0;
+    c->online_steps = 0;
+    c->batch_size = 256;
+    c->seed = 0;
+    c->eval_every = 5000;
+    c->eval_episodes = 10;
+    c->log_every = 1000;
+    c->save_every = 10000;
+    c->mix_ratio = 0.5f;
+    c->buffer_size = 1000000;
+    c->start_steps = -1;
+    c->utd = 1;
+    c->normalize_obs = 1;
+    c->reward_norm = "none";
+    c->reward_scale = 1.0f;
+    c->reward_bias = 0.0f;
+    c->ref_random_return = NAN;
+    c->ref_expert_return = NAN;
+    c->algo_cfg.target_entropy = NAN;
+    const ctrl_algo *a = algo ? ctrl_algo_find(algo) : NULL;
+    if (a) a->defaults(&c->algo_cfg);
+}
+
+void ctrl_train_result_free(ctrl_train_result *r) {
+    if (!r) return;
+    free(r->eval_step);
+    free(r->eval_mean);
+    free(r->eval_std);
+    r->eval_step = NULL;
+    r->eval_mean = r->eval_std = NULL;
+    r->n_evals = 0;
+}
+
+// --------------------------------------------------------------- helpers --
+
+static int is_set(const char *s) { return s && *s; }
+
+static void obs_normalize(const ctrl_obs_norm *n, const float *x, float *out, int dim) {
+    memcpy(out, x, (size_t)dim * sizeof(float));
+    ctrl_obs_norm_apply(n, out, 1);
+}
+
+static void random_action(const ctrl_env *e, rlhf_rng *rng, float *a) {
+    for (int i = 0; i < e->act_dim; i++)
+        a[i] = e->act_low[i] + (e->act_high[i] - e->act_low[i]) * rng_uniform(rng);
+}
+
+static void rng_to_json(cJSON *o, const char *key, const rlhf_rng *r) {
+    cJSON *a = cJSON_AddArrayToObject(o, key);
+    for (int i = 0; i < 4; i++) {
+        char h[24];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)r->s[i]);
+        cJSON_AddItemToArray(a, cJSON_CreateString(h));
+    }
+}
+
+static int rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const char *path,
+                         rlhf_err *err) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
+        return rlhf_fail(err, "%s: \"%s\" must be an array of 4 hex strings", path, key);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *h = cJSON_GetArrayItem(a, i);
+        char *end;
+        if (!cJSON_IsString(h)) return rlhf_fail(err, "%s: \"%s\"[%d] is not a string", path, key, i);
+        r->s[i] = strtoull(h->valuestring, &end, 16);
+        if (*end || !*h->valuestring)
+            return rlhf_fail(err, "%s: \"%s\"[%d] is not hex", path, key, i);
+    }
+    return 0;
+}
+
+static double json_num(const cJSON *o, const char *key, double dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+// numbers that may be NaN (unknown): JSON null
+static void add_num_or_null(cJSON *o, const char *key, double x) {
+    if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static void algo_config_to_json(cJSON *o, const ctrl_algo_config *c) {
+    cJSON *a = cJSON_AddObjectToObject(o, "algo_config");
+    for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
+        const char *p = (const char *)c + f->offset;
+        if (f->is_int) cJSON_AddNumberToObject(a, f->name, *(const int *)p);
+        else add_num_or_null(a, f->name, *(const float *)p);
+    }
+    cJSON_AddNumberToObject(a, "max_steps", c->max_steps);
+}
+
+static void algo_config_from_json(const cJSON *o, ctrl_algo_config *c) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "algo_config");
+    for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
+        char *p = (char *)c + f->offset;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, f->name);
+        if (f->is_int) {
+            if (cJSON_IsNumber(v)) *(int *)p = (int)v->valuedouble;
+        } else if (cJSON_IsNumber(v)) {
+            *(float *)p = (float)v->valuedouble;
+        } else if (cJSON_IsNull(v)) {
+            *(float *)p = NAN;
+        }
+    }
+    c->max_steps = (int)json_num(a, "max_steps", c->max_steps);
+}
+
+static cJSON *read_json_file(const char *path, rlhf_err *err) {
+    size_t len;
+    char *text = read_file(path, &len, err);
+    if (!text) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        rlhf_fail(err, "%s: not a JSON object", path);
+        return NULL;
+    }
+    return j;
+}
+
+static int write_json_file(const char *path, cJSON *j, rlhf_err *err) {
+    char *s = cJSON_Print(j);
+    int rc = atomic_write_file(path, s, strlen(s), err);
+    free(s);
+    return rc;
+}
+
+// ------------------------------------------------- agent tensors on disk --
+
+#define MAX_TENSORS 64
+
+static int save_agent(const char *path, const ctrl_algo *algo, void *agent,
+                      const ctrl_obs_norm *norm, rlhf_err *err) {
+    ctrl_tensor ts[MAX_TENSORS];
+    int n = algo->tensors(agent, ts, MAX_TENSORS - 2);
+    st_tensor_desc d[MAX_TENSORS];
+    for (int i = 0; i < n; i++)
+        d[i] = (st_tensor_desc){ts[i].name, ST_F32, 1, {ts[i].n}, ts[i].data, ST_NONE};
+    d[n++] = (st_tensor_desc){"obs_norm.mean", ST_F32, 1, {norm->dim}, norm->mean, ST_NONE};
+    d[n++] = (st_tensor_desc){"obs_norm.std", ST_F32, 1, {norm->dim}, norm->std, ST_NONE};
+    return st_write(path, d, n, NULL, err);
+}
+
+// the agent's spans (and the normalisation, when norm) from path
+static int load_agent(const char *path, const ctrl_algo *algo, void *agent, ctrl_obs_norm *norm,
+                      rlhf_err *err) {
+    st_file f;
+    if (st_open(&f, path, err)) return -1;
+    ctrl_tensor ts[MAX_TENSORS];
+    int n = algo->tensors(agent, ts, MAX_TENSORS);
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const st_entry *e = st_find(&f, ts[i].name);
+        if (!e) rc = rlhf_fail(err, "%s: tensor \"%s\" of %s is missing", path, ts[i].name, algo->name);
+        else rc = st_read_f32(&f, e, ts[i].data, (size_t)ts[i].n, err);
+    }
+    if (!rc && norm) {
+        const st_entry *m = st_find(&f, "obs_norm.mean"), *s = st_find(&f, "obs_norm.std");
+        if (!m || !s) rc = rlhf_fail(err, "%s: obs_norm.mean / obs_norm.std missing", path);
+        else if (!(rc = st_read_f32(&f, m, norm->mean, (size_t)norm->dim, err)))
+            rc = st_read_f32(&f, s, norm->std, (size_t)norm->dim, err);
+    }
+    st_close(&f);
+    return rc;
+}
+
+// the online buffer: rows [0, n) in ring storage order and the ring position
+static int save_buffer(const char *path, const ctrl_transitions *t, rlhf_err *err) {
+    long n = t->n;
+    int od = t->obs_dim, ad = t->act_dim, k = 0;
+    st_tensor_desc d[8];
+    d[k++] = (st_tensor_desc){"observations", ST_F32, 2, {n, od}, t->obs, ST_NONE};
+    d[k++] = (st_tensor_desc){"actions", ST_F32, 2, {n, ad}, t->act, ST_NONE};
+    d[k++] = (st_tensor_desc){"rewards", ST_F32, 1, {n}, t->rew, ST_NONE};
+    d[k++] = (st_tensor_desc){"next_observations", ST_F32, 2, {n, od}, t->next_obs, ST_NONE};
+    d[k++] = (st_tensor_desc){"terminals", ST_U8, 1, {n}, t->terminal, ST_NONE};
+    d[k++] = (st_tensor_desc){"timeouts", ST_U8, 1, {n}, t->timeout, ST_NONE};
+    if (t->cost) d[k++] = (st_tensor_desc){"costs", ST_F32, 1, {n}, t->cost, ST_NONE};
+    if (t->mc_return) d[k++] = (st_tensor_desc){"mc_returns", ST_F32, 1, {n}, t->mc_return, ST_NONE};
+    char nb[32], xb[32];
+    snprintf(nb, sizeof nb, "%ld", n);
+    snprintf(xb, sizeof xb, "%ld", t->next);
+    const char *meta[] = {"rows", nb, "next", xb, NULL};
+    return st_write(path, d, k, meta, err);
+}
+
+static int load_buffer(const char *path, ctrl_transitions *t, rlhf_err *err) {
+    st_file f;
+    if (st_open(&f, path, err)) return -1;
+    const char *rs = st_meta(&f, "rows"), *xs = st_meta(&f, "next");
+    long n = rs ? atol(rs) : -1, next = xs ? atol(xs) : -1;
+    int rc = 0;
+    if (n < 0 || n > t->cap || next < 0 || next > t->cap)
+        rc = rlhf_fail(err, "%s: rows %ld / next %ld do not fit a buffer of %ld (was --buffer_size "
+                            "changed?)", path, n, next, t->cap);
+    struct {
+        const char *name;
+        void *dst;
+        long width;
+        int u8;
+    } parts[] = {{"observations", t->obs, t->obs_dim, 0}, {"actions", t->act, t->act_dim, 0},
+                 {"rewards", t->rew, 1, 0}, {"next_observations", t->next_obs, t->obs_dim, 0},
+                 {"terminals", t->terminal, 1, 1}, {"timeouts", t->timeout, 1, 1},
+                 {"costs", t->cost, 1, 0}, {"mc_returns", NULL, 1, 0}};
+    if (t->mc_return) parts[7].dst = t->mc_return;
+    else if (st_find(&f, "mc_returns")) parts[7].dst = t->mc_return = xcalloc((size_t)t->cap, sizeof(float));
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && !rc; i++) {
+        if (!parts[i].dst) continue;
+        const st_entry *e = st_find(&f, parts[i].name);
+        if (!e) rc = rlhf_fail(err, "%s: \"%s\" missing", path, parts[i].name);
+        else if (parts[i].u8) rc = st_read_raw(&f, e, ST_U8, parts[i].dst, (size_t)(n * parts[i].width), err);
+        else rc = st_read_f32(&f, e, parts[i].dst, (size_t)(n * parts[i].width), err);
+    }
+    st_close(&f);
+    if (!rc) {
+        t->n = n;
+        t->next = next;
+    }
+    return rc;
+}
+
+// -------------------------------------------------------------- policies --
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+// 0 when dir holds a complete checkpoint of ours
+static int checkpoint_complete(const char *dir, rlhf_err *err) {
+    static const char *need[] = {"agent.safetensors", "state.json", NULL};
+    char p[4600];
+    for (int i = 0; need[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, need[i]);
+        if (!file_exists(p)) return rlhf_fail(err, "%s is missing", need[i]);
+    }
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    cJSON *j = read_json_file(p, err);
+    if (!j) return -1;
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "phase");
+    int online = cJSON_IsString(ph) && !strcmp(ph->valuestring, "online");
+    cJSON_Delete(j);
+    snprintf(p, sizeof p, "%s/online_buffer.safetensors", dir);
+    if (online && !file_exists(p)) return rlhf_fail(err, "online_buffer.safetensors is missing");
+    return 0;
+}
+
+int ctrl_run_checkpoint(const char *dir, char *out, size_t n, rlhf_err *err) {
+    char p[4400];
+    rlhf_err e2;
+    snprintf(p, sizeof p, "%s/checkpoints/final", dir);
+    if (checkpoint_complete(p, &e2) == 0) {
+        snprintf(out, n, "%s", p);
+        return 0;
+    }
+    int count = 0, *steps = checkpoint_steps(dir, &count), rc = -1;
+    for (int i = 0; i < count && rc; i++) {
+        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", dir, steps[i]);
+        if (checkpoint_complete(p, &e2) == 0) {
+            snprintf(out, n, "%s", p);
+            rc = 0;
+        }
+    }
+    free(steps);
+    if (rc) rlhf_fail(err, "%s: no complete checkpoint (checkpoints/final or step-N with "
+                           "agent.safetensors and state.json)", dir);
+    return rc;
+}
+
+void ctrl_policy_free(ctrl_policy *p) {
+    if (p->agent) p->algo->free(p->agent);
+    p->agent = NULL;
+    if (p->norm.dim) ctrl_obs_norm_free(&p->norm);
+    p->norm.dim = 0;
+}
+
+int ctrl_policy_load(const char *dir, ctrl_policy *p, rlhf_err *err) {
+    memset(p, 0, sizeof *p);
+    char path[4600];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *j = read_json_file(path, err);
+    if (!j) return -1;
+    int rc = -1;
+    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(j, "algo");
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(j, "env");
+    const cJSON *lo = cJSON_GetObjectItemCaseSensitive(j, "act_low");
+    const cJSON *hi = cJSON_GetObjectItemCaseSensitive(j, "act_high");
+    p->obs_dim = (int)json_num(j, "obs_dim", 0);
+    p->act_dim = (int)json_num(j, "act_dim", 0);
+    float low[CTRL_MAX_DIM], high[CTRL_MAX_DIM];
+    if (!cJSON_IsString(algo) || !cJSON_IsString(env) || p->obs_dim <= 0 ||
+        p->obs_dim > CTRL_MAX_DIM || p->act_dim <= 0 || p->act_dim > CTRL_MAX_DIM ||
+        cJSON_GetArraySize(lo) != p->act_dim || cJSON_GetArraySize(hi) != p->act_dim) {
+        rlhf_fail(err, "%s: algo, env, obs_dim, act_dim, act_low or act_high missing or wrong", path);
+        goto done;
+    }
+    if (!(p->algo = ctrl_algo_find(algo->valuestring))) {
+        rlhf_fail(err, "%s: unknown algo \"%s\" (known: %s)", path, algo->valuestring,
+                  ctrl_algo_names());
+        goto done;
+    }
+    for (int i = 0; i < p->act_dim; i++) {
+        low[i] = (float)cJSON_GetArrayItem(lo, i)->valuedouble;
+        high[i] = (float)cJSON_GetArrayItem(hi, i)->valuedouble;
+    }
+    snprintf(p->env, sizeof p->env, "%s", env->valuestring);
+    p->algo->defaults(&p->cfg);
+    algo_config_from_json(j, &p->cfg);
+    p->ref_random_return = json_num(j, "ref_random_return", NAN);
+    p->ref_expert_return = json_num(j, "ref_expert_return", NAN);
+    rlhf_rng rng;
+    rng_seed(&rng, 0);
+    if (p->algo->create(&p->cfg, p->obs_dim, p->act_dim, low, high, &rng, &p->agent, err)) {
+        p->agent = NULL;
+        goto done;
+    }
+    ctrl_obs_norm_identity(&p->norm, p->obs_dim);
+    snprintf(path, sizeof path, "%s/agent.safetensors", dir);
+    rc = load_agent(path, p->algo, p->agent, &p->norm, err);
+done:
+    cJSON_Delete(j);
+    if (rc) ctrl_policy_free(p);
+    return rc;
+}
+
+// ------------------------------------------------------------ evaluation --
+
+static void policy_act(ctrl_policy *p, const ctrl_env *e, const float *obs, int deterministic,
+                       rlhf_rng *rng, float *a, float *scratch) {
+    if (!p) {
+        random_action(e, rng, a);
+        return;
+    }
+    obs_normalize(&p->norm, obs, scratch, e->obs_dim);
+    p->algo->act(p->agent, scratch, 1, deterministic, rng, a);
+}
+
+// a step cap for environments without a time limit
+#define EPISODE_CAP 1000000
+
+int ctrl_evaluate(ctrl_env *e, ctrl_policy *p, int episodes, uint64_t seed, int deterministic,
+                  double *mean, double *std, rlhf_err *err) {
+    if (p && (p->obs_dim != e->obs_dim || p->act_dim != e->act_dim))
+        return rlhf_fail(err, "the policy takes %d observations and gives %d actions; environment "
+                              "%s has %d and %d",
+                         p->obs_dim, p->act_dim, e->name, e->obs_dim, e->act_dim);
+    ctrl_env_seed(e, seed);
+    rlhf_rng rng;
+    rng_seed(&rng, seed ^ 0x5eed0fa11ULL);
+    float obs[CTRL_MAX_DIM], nobs[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+    double sum = 0, sq = 0;
+    for (int ep = 0; ep < episodes; ep++) {
+        if (ctrl_env_reset(e, obs, err)) return -1;
+        double ret = 0;
+        for (long t = 0; t < EPISODE_CAP; t++) {
+            policy_act(p, e, obs, deterministic, &rng, a, nobs);
+            ctrl_step_info info;
+            if (ctrl_env_step(e, a, obs, &info, err)) return -1;
+            ret += info.reward;
+            if (info.terminated || info.truncated) break;
+        }
+        sum += ret;
+        sq += ret * ret;
+    }
+    *mean = episodes ? sum / episodes : 0;
+    double var = episodes ? sq / episodes - *mean * *mean : 0;
+    *std = var > 0 ? sqrt(var) : 0;
+    return 0;
+}
+
+int ctrl_rollout(ctrl_env *e, ctrl_policy *p, long steps, uint64_t seed, int deterministic,
+                 ctrl_transitions *t, rlhf_err *err) {
+    ctrl_env_seed(e, seed);
+    rlhf_rng rng;
+    rng_seed(&rng, seed ^ 0x0a11007ULL);
+    float obs[CTRL_MAX_DIM], next[CTRL_MAX_DIM], nobs[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+    int fresh = 1;
+    for (long i = 0; i < steps; i++) {
+        if (fresh && ctrl_env_reset(e, obs, err)) return -1;
+        fresh = 0;
+        policy_act(p, e, obs, deterministic, &rng, a, nobs);
+        ctrl_step_info info;
+        if (ctrl_env_step(e, a, next, &info, err)) return -1;
+        int timeout = info.truncated || (i == steps - 1 && !info.terminated);
+        ctrl_buffer_add(t, obs, a, info.reward, next, info.terminated, timeout, info.cost);
+        if (info.terminated || info.truncated) fresh = 1;
+        else memcpy(obs, next, (size_t)e->obs_dim * sizeof(float));
+    }
+    return 0;
+}
+
+// -------------------------------------------------------------- the run --
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) {
+    stop_signal = sig;
+    signal(sig, SIG_DFL);  // a second one stops at once
+}
+
+#define MAX_LOG 48
+
+typedef struct {
+    const ctrl_train_config *c;
+    const ctrl_algo *algo;
+    ctrl_algo_config cfg;
+    void *agent;
+    ctrl_env *env, *eval_env;
+    ctrl_transitions offline, online;
+    int have_offline, have_online;
+    ctrl_dataset_info info;
+    ctrl_obs_norm norm;
+    float reward_mul;        // --reward_norm returns' factor (1 otherwise)
+    double ref_random, ref_expert;
+    ctrl_batch batch;
+    rlhf_rng rng;            // the run's stream: batches, exploration, the algorithm's noise
+    run_dir run;
+    int total, step, start_steps;
+    long updates;
+    // log accumulators since the last metrics line (saved with checkpoints)
+    int n_log;
+    char *log_name[MAX_LOG];
+    double log_sum[MAX_LOG];
+    long log_count[MAX_LOG];
+    double ep_sum;           // returns of online episodes finished since the last line
+    long ep_count, episodes;
+    // the episode in progress (online)
+    int in_episode;
+    double ep_return;
+    float obs[CTRL_MAX_DIM];  // normalised
+    // calql: the episode's rows wait here until its Monte-Carlo returns are known
+    ctrl_transitions episode;
+    ctrl_train_result *res;
+    char resume_from[4400];
+    double t_start;
+} trainer;
+
+static void log_add(trainer *t, const char *name, double v) {
+    int i = 0;
+    while (i < t->n_log && strcmp(t->log_name[i], name)) i++;
+    if (i == t->n_log) {
+        if (t->n_log == MAX_LOG) return;
+        t->log_name[i] = strdup(name);
+        t->log_sum[i] = 0;
+        t->log_count[i] = 0;
+        t->n_log++;
+    }
+    t->log_sum[i] += v;
+    t->log_count[i]++;
+}
+
+static void write_log_line(trainer *t) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", t->step);
+    cJSON_AddStringToObject(j, "phase", t->step <= t->c->offline_steps ? "offline" : "online");
+    cJSON_AddNumberToObject(j, "updates", (double)t->updates);
+    for (int i = 0; i < t->n_log; i++)
+        if (t->log_count[i]) {
+            cJSON_AddNumberToObject(j, t->log_name[i], t->log_sum[i] / (double)t->log_count[i]);
+            t->log_sum[i] = 0;
+            t->log_count[i] = 0;
+        }
+    if (t->step > t->c->offline_steps) {
+        cJSON_AddNumberToObject(j, "online/episodes", (double)t->episodes);
+        if (t->ep_count) cJSON_AddNumberToObject(j, "online/episode_return", t->ep_sum / (double)t->ep_count);
+        t->ep_sum = 0;
+        t->ep_count = 0;
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    run_log(&t->run, s);
+    free(s);
+}
+
+// phase: "offline" (no online step taken yet), "online" (the checkpoint holds
+// the online buffer) or "final" (a policy only)
+static void fill_state(trainer *t, int final, cJSON *j) {
+    const ctrl_train_config *c = t->c;
+    cJSON_AddNumberToObject(j, "step", t->step);
+    cJSON_AddStringToObject(j, "phase", final                        ? "final"
+                                        : t->step > c->offline_steps ? "online"
+                                                                     : "offline");
+    cJSON_AddStringToObject(j, "algo", t->algo->name);
+    cJSON_AddStringToObject(j, "env", c->env);
+    cJSON_AddNumberToObject(j, "obs_dim", t->env->obs_dim);
+    cJSON_AddNumberToObject(j, "act_dim", t->env->act_dim);
+    cJSON *lo = cJSON_AddArrayToObject(j, "act_low"), *hi = cJSON_AddArrayToObject(j, "act_high");
+    for (int i = 0; i < t->env->act_dim; i++) {
+        cJSON_AddItemToArray(lo, cJSON_CreateNumber(t->env->act_low[i]));
+        cJSON_AddItemToArray(hi, cJSON_CreateNumber(t->env->act_high[i]));
+    }
+    add_num_or_null(j, "ref_random_return", t->ref_random);
+    add_num_or_null(j, "ref_expert_return", t->ref_expert);
+    algo_config_to_json(j, &t->cfg);
+    cJSON_AddNumberToObject(j, "updates", (double)t->updates);
+    cJSON_AddNumberToObject(j, "episodes", (double)t->episodes);
+    rng_to_json(j, "rng", &t->rng);
+    rng_to_json(j, "env_rng", &t->env->rng);
+    // accumulators as exact decimal strings, so a resumed run's lines are the same
+    cJSON *acc = cJSON_AddArrayToObject(j, "log_acc");
+    for (int i = 0; i < t->n_log; i++) {
+        cJSON *e = cJSON_CreateObject();
+        char b[40];
+        cJSON_AddStringToObject(e, "name", t->log_name[i]);
+        snprintf(b, sizeof b, "%.17g", t->log_sum[i]);
+        cJSON_AddStringToObject(e, "sum", b);
+        cJSON_AddNumberToObject(e, "count", (double)t->log_count[i]);
+        cJSON_AddItemToArray(acc, e);
+    }
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", t->ep_sum);
+    cJSON_AddStringToObject(j, "episode_return_sum", b);
+    cJSON_AddNumberToObject(j, "episode_return_count", (double)t->ep_count);
+}
+
+static int read_state(trainer *t, const char *dir, rlhf_err *err) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *j = read_json_file(path, err);
+    if (!j) return -1;
+    int rc = -1;
+    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(j, "algo");
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(j, "env");
+    if (!cJSON_IsString(algo) || strcmp(algo->valuestring, t->algo->name) || !cJSON_IsString(env) ||
+        strcmp(env->valuestring, t->c->env)) {
+        rlhf_fail(err, "%s: the checkpoint is of --algo %s --env %s; this run is --algo %s --env "
+                       "%s (--resume continues the same run)",
+                  path, cJSON_IsString(algo) ? algo->valuestring : "?",
+                  cJSON_IsString(env) ? env->valuestring : "?", t->algo->name, t->c->env);
+        goto done;
+    }
+    t->step = (int)json_num(j, "step", -1);
+    t->updates = (long)json_num(j, "updates", 0);
+    t->episodes = (long)json_num(j, "episodes", 0);
+    if (t->step < 0 || t->step > t->total) {
+        rlhf_fail(err, "%s: step %d is outside this run's %d steps", path, t->step, t->total);
+        goto done;
+    }
+    if (rng_from_json(j, "rng", &t->rng, path, err) ||
+        rng_from_json(j, "env_rng", &t->env->rng, path, err))
+        goto done;
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "log_acc"), *e;
+    cJSON_ArrayForEach(e, acc) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(e, "sum");
+        if (!cJSON_IsString(nm) || !cJSON_IsString(sm) || t->n_log == MAX_LOG) continue;
+        int i = t->n_log++;
+        t->log_name[i] = strdup(nm->valuestring);
+        t->log_sum[i] = strtod(sm->valuestring, NULL);
+        t->log_count[i] = (long)json_num(e, "count", 0);
+    }
+    const cJSON *es = cJSON_GetObjectItemCaseSensitive(j, "episode_return_sum");
+    t->ep_sum = cJSON_IsString(es) ? strtod(es->valuestring, NULL) : 0;
+    t->ep_count = (long)json_num(j, "episode_return_count", 0);
+    rc = 0;
+done:
+    cJSON_Delete(j);
+    return rc;
+}
+
+// checkpoints/step-N (step >= 0) or final: the agent, the state and, in the
+// online phase of a step checkpoint, the online buffer
+static int save_checkpoint(trainer *t, int final, char *path, size_t n, rlhf_err *err) {
+    run_checkpoint_path(&t->run, final ? -1 : t->step, path, n);
+    char tmp[4600], p[4700];
+    if (atomic_dir_open(path, tmp, sizeof tmp, err)) return -1;
+    snprintf(p, sizeof p, "%s/agent.safetensors", tmp);
+    int rc = save_agent(p, t->algo, t->agent, &t->norm, err);
+    cJSON *j = cJSON_CreateObject();
+    fill_state(t, final, j);
+    snprintf(p, sizeof p, "%s/state.json", tmp);
+    if (!rc) rc = write_json_file(p, j, err);
+    cJSON_Delete(j);
+    if (!rc && !final && t->step > t->c->offline_steps) {
+        snprintf(p, sizeof p, "%s/online_buffer.safetensors", tmp);
+        rc = save_buffer(p, &t->online, err);
+    }
+    if (rc) {
+        remove_tree(tmp);
+        return -1;
+    }
+    return atomic_dir_commit(tmp, path, err);
+}
+
+// an evaluation line (and the result's history)
+static int evaluate(trainer *t, rlhf_err *err) {
+    ctrl_policy p = {.algo = t->algo, .agent = t->agent, .norm = t->norm,
+                     .obs_dim = t->env->obs_dim, .act_dim = t->env->act_dim};
+    double mean = 0, std = 0;
+    // the same episodes at every evaluation (CORL seeds its eval env the same way each time)
+    if (ctrl_evaluate(t->eval_env, &p, t->c->eval_episodes, t->c->seed + 100, 1, &mean, &std, err))
+        return -1;
+    double score = ctrl_normalized_score(mean, t->ref_random, t->ref_expert);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", t->step);
+    cJSON_AddNumberToObject(j, "eval/return_mean", mean);
+    cJSON_AddNumberToObject(j, "eval/return_std", std);
+    cJSON_AddNumberToObject(j, "eval/episodes", t->c->eval_episodes);
+    if (isfinite(score)) cJSON_AddNumberToObject(j, "eval/normalized_score", score);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    run_log(&t->run, s);
+    free(s);
+    ctrl_train_result *r = t->res;
+    if (r) {
+        r->eval_step = xrealloc(r->eval_step, (size_t)(r->n_evals + 1) * sizeof(int));
+        r->eval_mean = xrealloc(r->eval_mean, (size_t)(r->n_evals + 1) * sizeof(double));
+        r->eval_std = xrealloc(r->eval_std, (size_t)(r->n_evals + 1) * sizeof(double));
+        r->eval_step[r->n_evals] = t->step;
+        r->eval_mean[r->n_evals] = mean;
+        r->eval_std[r->n_evals] = std;
+        r->n_evals++;
+        r->final_mean = mean;
+        r->final_std = std;
+        r->final_score = score;
+    }
+    return 0;
+}
+
+static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
+    if (!online) ctrl_sample(&t->offline, &t->batch, &t->rng);
+    else if (t->have_offline) ctrl_sample_mixed(&t->offline, &t->online, t->c->mix_ratio, &t->batch, &t->rng);
+    else ctrl_sample(&t->online, &t->batch, &t->rng);
+    m->n = 0;
+    if (t->algo->update(t->agent, &t->batch, &t->rng, m, err)) return -1;
+    t->updates++;
+    return 0;
+}
+
+// rows of the episode that just ended into the online buffer, with their
+// Monte-Carlo returns (Cal-QL, as CORL's cal_ql.py adds whole episodes)
+static void flush_episode(trainer *t) {
+    ctrl_transitions *e = &t->episode;
+    if (!e->n) return;
+    ctrl_transitions_mc_returns(e, t->cfg.gamma, 0);
+    ctrl_transitions *o = &t->online;
+    if (!o->mc_return) o->mc_return = xcalloc((size_t)o->cap, sizeof(float));
+    int od = e->obs_dim, ad = e->act_dim;
+    for (long i = 0; i < e->n; i++) {
+        long at = o->n < o->cap ? o->n : o->next;
+        ctrl_buffer_add(o, e->obs + i * od, e->act + i * ad, e->rew[i], e->next_obs + i * od,
+                        e->terminal[i], e->timeout[i], e->cost ? e->cost[i] : 0);
+        o->mc_return[at] = e->mc_return[i];
+    }
+    e->n = 0;
+    e->next = 0;
+}
+
+// one online step: act, step the environment, store, then utd updates
+static int online_step(trainer *t, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    ctrl_env *e = t->env;
+    float raw[CTRL_MAX_DIM], next[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+    if (!t->in_episode) {
+        if (ctrl_env_reset(e, raw, err)) return -1;
+        obs_normalize(&t->norm, raw, t->obs, e->obs_dim);
+        t->in_episode = 1;
+        t->ep_return = 0;
+    }
+    int online_done = t->step - c->offline_steps;  // online steps before this one
+    if (online_done < t->start_steps) random_action(e, &t->rng, a);
+    else t->algo->act(t->agent, t->obs, 1, 0, &t->rng, a);
+    ctrl_step_info info;
+    if (ctrl_env_step(e, a, raw, &info, err)) return -1;
+    obs_normalize(&t->norm, raw, next, e->obs_dim);
+    float r = (info.reward * t->reward_mul) * c->reward_scale + c->reward_bias;
+    ctrl_transitions *dst = t->cfg.calql ? &t->episode : &t->online;
+    ctrl_buffer_add(dst, t->obs, a, r, next, info.terminated, info.truncated, info.cost);
+    t->ep_return += info.reward;
+    memcpy(t->obs, next, (size_t)e->obs_dim * sizeof(float));
+    if (info.terminated || info.truncated) {
+        t->in_episode = 0;
+        t->episodes++;
+        t->ep_sum += t->ep_return;
+        t->ep_count++;
+        if (t->cfg.calql) flush_episode(t);
+    }
+    if (online_done + 1 > t->start_steps && t->online.n + t->offline.n >= c->batch_size &&
+        t->online.n > 0) {
+        ctrl_metrics m;
+        for (int u = 0; u < c->utd; u++) {
+            if (update_once(t, 1, &m, err)) return -1;
+            for (int i = 0; i < m.n; i++) log_add(t, m.name[i], m.value[i]);
+        }
+    }
+    return 0;
+}
+
+// the dataset: load, check against the environment, normalise, scale rewards
+static int load_offline(trainer *t, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    if (ctrl_dataset_load(c->dataset, &t->offline, &t->info, err)) return -1;
+    t->have_offline = 1;  // loaded (a failed load leaves nothing to free)
+    if (t->offline.obs_dim != t->env->obs_dim || t->offline.act_dim != t->env->act_dim)
+        return rlhf_fail(err, "--dataset %s has observations of %d and actions of %d; --env %s has "
+                              "%d and %d",
+                         c->dataset, t->offline.obs_dim, t->offline.act_dim, c->env,
+                         t->env->obs_dim, t->env->act_dim);
+    if (t->offline.n < 1) return rlhf_fail(err, "--dataset %s holds no transitions", c->dataset);
+    if (t->info.env[0] && strcmp(t->info.env, c->env))
+        fprintf(stderr, "ctrl train: note: --dataset %s was recorded on env \"%s\", training on "
+                        "\"%s\"\n", c->dataset, t->info.env, c->env);
+    if (c->normalize_obs) {
+        ctrl_obs_norm_fit(&t->norm, &t->offline, 1e-3f);
+        ctrl_obs_norm_apply(&t->norm, t->offline.obs, t->offline.n);
+        ctrl_obs_norm_apply(&t->norm, t->offline.next_obs, t->offline.n);
+    }
+    if (!strcmp(c->reward_norm, "returns")) {
+        float *rets = xmalloc((size_t)t->offline.n * sizeof(float));
+        long k = ctrl_episode_returns(&t->offline, rets, t->offline.n);
+        float lo = INFINITY, hi = -INFINITY;
+        for (long i = 0; i < k; i++) {
+            if (rets[i] < lo) lo = rets[i];
+            if (rets[i] > hi) hi = rets[i];
+        }
+        free(rets);
+        if (k < 2 || !(hi > lo))
+            return rlhf_fail(err, "--reward_norm returns: --dataset %s has %ld complete episodes "
+                                  "with returns in [%g, %g]; it needs two different ones",
+                             c->dataset, k, lo, hi);
+        t->reward_mul = 1000.0f / (hi - lo);
+        ctrl_reward_affine(&t->offline, t->reward_mul, 0);
+    }
+    if (c->reward_scale != 1.0f || c->reward_bias != 0.0f)
+        ctrl_reward_affine(&t->offline, c->reward_scale, c->reward_bias);
+    if (t->cfg.calql) ctrl_transitions_mc_returns(&t->offline, t->cfg.gamma, 0);
+    return 0;
+}
+
+// refusals that need nothing loaded
+static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err *err) {
+    if (!a)
+        return rlhf_fail(err, "--algo %s is not known (known: %s)", c->algo ? c->algo : "(none)",
+                         ctrl_algo_names());
+    int has_data = is_set(c->dataset);
+    if (c->offline_steps > 0 && !has_data)
+        return rlhf_fail(err, "--offline_steps %d needs a --dataset (D4RL-layout HDF5; rlhf ctrl "
+                              "collect writes some)", c->offline_steps);
+    if (a->offline && !has_data)
+        return rlhf_fail(err, "--algo %s learns from a dataset alone: give --dataset", a->name);
+    if (a->offline && c->online_steps > 0)
+        return rlhf_fail(err, "--algo %s learns from a dataset alone: --online_steps must be 0",
+                         a->name);
+    if (c->offline_steps + (long)c->online_steps <= 0)
+        return rlhf_fail(err, "nothing to do: give --offline_steps and/or --online_steps");
+    if ((long)c->offline_steps + c->online_steps > 0x7fffffffL)
+        return rlhf_fail(err, "--offline_steps + --online_steps is too many");
+    if (strcmp(c->reward_norm, "none") && strcmp(c->reward_norm, "returns"))
+        return rlhf_fail(err, "--reward_norm must be none or returns (got \"%s\")", c->reward_norm);
+    if (!strcmp(c->reward_norm, "returns") && !has_data)
+        return rlhf_fail(err, "--reward_norm returns needs a --dataset (its episode returns)");
+    if (c->batch_size < 1 || c->utd < 1 || c->eval_episodes < 1)
+        return rlhf_fail(err, "--batch_size, --utd and --eval_episodes must be at least 1");
+    if (!is_set(c->output_dir))
+        return rlhf_fail(err, "--output_dir is empty: name the run folder (e.g. --output_dir "
+                              "runs/ctrl)");
+    return 0;
+}
+
+// --output_dir: refusal / overwrite as the LM trainers (run_prepare); with
+// --resume our own lookup of the newest complete checkpoint
+static int prepare_dir(trainer *t, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    train_config tc;
+    train_default_config(&tc);
+    tc.output_dir = c->output_dir;
+    tc.model = NULL;
+    tc.overwrite_output_dir = c->overwrite_output_dir;
+    tc.resume = 0;
+    t->resume_from[0] = 0;
+    if (!c->resume) return run_prepare(&tc, NULL, t->resume_from, sizeof t->resume_from, err);
+    char p[2400];
+    remove_stale_tmp(c->output_dir, 1);
+    snprintf(p, sizeof p, "%s/checkpoints", c->output_dir);
+    remove_stale_tmp(p, 1);
+    int count = 0, *steps = checkpoint_steps(c->output_dir, &count);
+    for (int i = 0; i < count && !t->resume_from[0]; i++) {
+        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", c->output_dir, steps[i]);
+        rlhf_err e2;
+        if (checkpoint_complete(p, &e2) == 0) snprintf(t->resume_from, sizeof t->resume_from, "%s", p);
+        else fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
+    }
+    free(steps);
+    if (!t->resume_from[0])
+        fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting afresh\n",
+                c->output_dir);
+    return 0;
+}
+
+static int trainer_setup(trainer *t, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    if (check_config(c, t->algo, err)) return -1;
+    if (ctrl_env_make(c->env, &t->env, err) || ctrl_env_make(c->env, &t->eval_env, err))
+        return -1;
+    ctrl_obs_norm_identity(&t->norm, t->env->obs_dim);
+    t->reward_mul = 1.0f;
+    if (is_set(c->dataset) && load_offline(t, err)) return -1;
+    t->ref_random = isfinite(c->ref_random_return) ? c->ref_random_return
+                    : t->have_offline ? t->info.ref_random_return : NAN;
+    t->ref_expert = isfinite(c->ref_expert_return) ? c->ref_expert_return
+                    : t->have_offline ? t->info.ref_expert_return : NAN;
+    if (prepare_dir(t, err)) return -1;
+    t->total = c->offline_steps + c->online_steps;
+    t->start_steps = c->start_steps >= 0 ? c->start_steps : t->have_offline ? 0 : 1000;
+    t->cfg.max_steps = c->offline_steps + c->online_steps * c->utd;
+    rng_seed(&t->rng, c->seed);
+    if (t->algo->create(&t->cfg, t->env->obs_dim, t->env->act_dim, t->env->act_low,
+                        t->env->act_high, &t->rng, &t->agent, err)) {
+        t->agent = NULL;
+        return -1;
+    }
+    ctrl_env_seed(t->env, c->seed);
+    ctrl_batch_alloc(&t->batch, c->batch_size, t->env->obs_dim, t->env->act_dim);
+    if (c->online_steps > 0) {
+        long cap = c->buffer_size < c->online_steps ? c->buffer_size : c->online_steps;
+        if (cap < 1) cap = 1;
+        ctrl_transitions_alloc(&t->online, t->env->obs_dim, t->env->act_dim, cap, 0);
+        t->have_online = 1;
+        if (t->cfg.calql) {
+            long ecap = t->env->max_episode_steps > 0 ? t->env->max_episode_steps : c->online_steps;
+            if (ecap > c->online_steps) ecap = c->online_steps;
+            ctrl_transitions_alloc(&t->episode, t->env->obs_dim, t->env->act_dim, ecap, 0);
+        }
+    }
+    if (t->resume_from[0]) {
+        char p[4600];
+        snprintf(p, sizeof p, "%s/agent.safetensors", t->resume_from);
+        ctrl_obs_norm saved;
+        ctrl_obs_norm_identity(&saved, t->env->obs_dim);
+        int rc = load_agent(p, t->algo, t->agent, &saved, err);
+        ctrl_obs_norm_free(&saved);
+        if (rc || read_state(t, t->resume_from, err)) return -1;
+        if (t->step > c->offline_steps) {
+            snprintf(p, sizeof p, "%s/online_buffer.safetensors", t->resume_from);
+            if (load_buffer(p, &t->online, err)) return -1;
+        }
+        fprintf(stderr, "ctrl train: resuming from %s (step %d)\n", t->resume_from, t->step);
+    }
+    return run_open(&t->run, c->output_dir, c->config_json, t->resume_from[0] ? t->step : -1, err);
+}
+
+static void progress_text(trainer *t, char *buf, size_t n) {
+    buf[0] = 0;
+    if (t->step <= t->c->offline_steps) snprintf(buf, n, "offline");
+    else snprintf(buf, n, "online ep %ld", t->episodes);
+    if (t->res && t->res->n_evals)
+        snprintf(buf + strlen(buf), n - strlen(buf), " | eval %.1f", t->res->final_mean);
+}
+
+static int trainer_loop(trainer *t, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    progress pb;
+    progress_start(&pb, "ctrl train", t->total, c->log_every > 0 ? c->log_every : 1000);
+    int save_pending = 0, stop_pending = 0;
+    while (t->step < t->total) {
+        int online = t->step >= c->offline_steps;
+        if (!online) {
+            ctrl_metrics m;
+            if (update_once(t, 0, &m, err)) return -1;
+            for (int i = 0; i < m.n; i++) log_add(t, m.name[i], m.value[i]);
+        } else if (online_step(t, err)) {
+            return -1;
+        }
+        int done = ++t->step;
+        if ((c->log_every > 0 && done % c->log_every == 0) || done == t->total) write_log_line(t);
+        if ((c->eval_every > 0 && done % c->eval_every == 0) || done == t->total)
+            if (evaluate(t, err)) return -1;
+        if (c->save_every > 0 && done % c->save_every == 0 && done != t->total) save_pending = 1;
+        if ((stop_signal || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
+            stop_pending = 1;
+        // online, a checkpoint waits for the end of the episode in progress
+        int at_boundary = done <= c->offline_steps || !t->in_episode;
+        if ((save_pending || stop_pending) && at_boundary && done != t->total) {
+            char path[4400];
+            if (save_checkpoint(t, 0, path, sizeof path, err)) return -1;
+            save_pending = 0;
+            if (stop_pending) {
+                if (!c->quiet) progress_end(&pb);
+                if (t->res) t->res->stopped = 1;
+                fprintf(stderr, "ctrl train: stopped (%s) after step %d of %d; checkpoint %s "
+                                "written (--resume goes on from it)\n",
+                        stop_signal ? "signal" : "--stop_at", done, t->total, path);
+                if (stop_signal)
+                    return rlhf_fail(err, "stopped by signal %d after step %d of %d; checkpoint %s "
+                                          "written (--resume goes on from it)",
+                                     (int)stop_signal, done, t->total, path);
+                return 0;
+            }
+        }
+        if (!c->quiet) {
+            char text[160];
+            progress_text(t, text, sizeof text);
+            progress_update(&pb, done, text, 0);
+        }
+    }
+    if (!c->quiet) progress_end(&pb);
+    return 0;
+}
+
+static int trainer_end(trainer *t, rlhf_err *err) {
+    char path[4400];
+    if (save_checkpoint(t, 1, path, sizeof path, err)) return -1;
+    const ctrl_train_config *c = t->c;
+    ctrl_train_result *r = t->res;
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "command", "ctrl train");
+    cJSON_AddStringToObject(s, "algo", t->algo->name);
+    cJSON_AddStringToObject(s, "env", c->env);
+    if (is_set(c->dataset)) cJSON_AddStringToObject(s, "dataset", c->dataset);
+    cJSON_AddNumberToObject(s, "offline_steps", c->offline_steps);
+    cJSON_AddNumberToObject(s, "online_steps", c->online_steps);
+    cJSON_AddNumberToObject(s, "updates", (double)t->updates);
+    if (r && r->n_evals) {
+        cJSON_AddNumberToObject(s, "eval_return_mean", r->final_mean);
+        cJSON_AddNumberToObject(s, "eval_return_std", r->final_std);
+        add_num_or_null(s, "normalized_score", r->final_score);
+    }
+    add_num_or_null(s, "ref_random_return", t->ref_random);
+    add_num_or_null(s, "ref_expert_return", t->ref_expert);
+    cJSON_AddNumberToObject(s, "seconds", time_now() - t->t_start);
+    cJSON_AddStringToObject(s, "model", path);
+    char *js = cJSON_Print(s);
+    cJSON_Delete(s);
+    int rc = run_summary(&t->run, js, err);
+    free(js);
+    if (r) snprintf(r->final_checkpoint, sizeof r->final_checkpoint, "%s", path);
+    if (!rc && !c->quiet && r && r->n_evals) {
+        if (isfinite(r->final_score))
+            fprintf(stderr, "ctrl train: %s on %s: return %.2f ± %.2f over %d episodes, "
+                            "normalized score %.1f; %s\n",
+                    t->algo->name, c->env, r->final_mean, r->final_std, c->eval_episodes,
+                    r->final_score, path);
+        else
+            fprintf(stderr, "ctrl train: %s on %s: return %.2f ± %.2f over %d episodes; %s\n",
+                    t->algo->name, c->env, r->final_mean, r->final_std, c->eval_episodes, path);
+    }
+    return rc;
+}
+
+int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
+    ctrl_train_result local;
+    memset(&local, 0, sizeof local);
+    if (res) memset(res, 0, sizeof *res);
+    trainer *t = xcalloc(1, sizeof *t);
+    t->c = c;
+    t->res = res ? res : &local;
+    t->t_start = time_now();
+    t->algo = c->algo ? ctrl_algo_find(c->algo) : NULL;
+    t->cfg = c->algo_cfg;
+    t->ref_random = t->ref_expert = NAN;
+    stop_signal = 0;
+    void (*old_int)(int) = signal(SIGINT, on_signal), (*old_term)(int) = signal(SIGTERM, on_signal);
+    int rc = -1;
+    if (trainer_setup(t, err) == 0 && trainer_loop(t, err) == 0 &&
+        (t->res->stopped || trainer_end(t, err) == 0))
+        rc = 0;
+    signal(SIGINT, old_int == SIG_ERR ? SIG_DFL : old_int);
+    signal(SIGTERM, old_term == SIG_ERR ? SIG_DFL : old_term);
+    run_close(&t->run);
+    if (t->agent) t->algo->free(t->agent);
+    if (t->env) ctrl_env_free(t->env);
+    if (t->eval_env) ctrl_env_free(t->eval_env);
+    if (t->have_offline) ctrl_transitions_free(&t->offline);
+    if (t->have_online) ctrl_transitions_free(&t->online);
+    if (t->episode.cap) ctrl_transitions_free(&t->episode);
+    if (t->batch.B) ctrl_batch_free(&t->batch);
+    if (t->norm.dim) ctrl_obs_norm_free(&t->norm);
+    for (int i = 0; i < t->n_log; i++) free(t->log_name[i]);
+    free(t);
+    ctrl_train_result_free(&local);
+    return rc;
+}

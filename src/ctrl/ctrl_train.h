@@ -1,0 +1,112 @@
+// ctrl/ctrl_train: the control trainer — the offline-to-online protocol on one
+// algorithm of ctrl_algos (agent.h) and one environment (env.h):
+//
+//   steps 1 .. offline_steps            one gradient update each, on batches
+//                                       of the offline dataset
+//   steps offline_steps+1 .. + online   one environment step each (random
+//                                       actions for the first start_steps), the
+//                                       transition into the online buffer, then
+//                                       utd updates on mixed batches (a
+//                                       mix_ratio share from the dataset)
+//
+// with evaluation every eval_every steps (eval_episodes deterministic episodes
+// on an environment of its own, seeded per evaluation) and the run directory of
+// the language-model trainers: config.json, metrics.jsonl, checkpoints/step-N
+// and final ({agent.safetensors, state.json, online_buffer.safetensors in the
+// online phase}), summary.json, --resume, --overwrite_output_dir, a progress
+// bar, and a clean stop with a checkpoint on SIGINT / SIGTERM.
+//
+// A simulator's state cannot be saved generically, so in the online phase a
+// checkpoint (periodic, or for a stop) is written at the end of the episode in
+// progress: a resumed run then starts a fresh episode from the saved
+// environment stream, and its numbers are bit-identical to an uninterrupted run.
+#ifndef RLHF_CTRL_CTRL_TRAIN_H
+#define RLHF_CTRL_CTRL_TRAIN_H
+
+#include <stddef.h>
+
+#include "ctrl/agent.h"
+#include "ctrl/buffer.h"
+#include "ctrl/env.h"
+
+typedef struct {
+    const char *algo;        // a ctrl_algo name
+    const char *env;         // a ctrl_env_make name
+    const char *dataset;     // D4RL-layout HDF5 file, or NULL / "" (online only)
+    const char *output_dir;
+    int offline_steps, online_steps;
+    int batch_size;
+    uint64_t seed;
+    int eval_every, eval_episodes, log_every, save_every;  // in steps (0: never / only at the end)
+    float mix_ratio;         // offline share of online-phase batches
+    int buffer_size;         // online buffer capacity (rows; a ring)
+    int start_steps;         // uniform random actions before the policy acts online (-1: auto)
+    int utd;                 // updates per online environment step
+    int normalize_obs;       // CORL's: mean/std of the dataset's observations
+    const char *reward_norm; // "none" or "returns" (CORL: r *= 1000 / (max - min episode return))
+    float reward_scale, reward_bias;  // then r = r * scale + bias (CORL's IQL/CQL options)
+    double ref_random_return, ref_expert_return;  // NAN: from the dataset, else unknown
+    int resume, overwrite_output_dir, quiet;
+    int stop_at;             // stop as a signal would once this step is done (0: never)
+    const char *config_json; // the flags as JSON, recorded in the run directory
+    ctrl_algo_config algo_cfg;
+} ctrl_train_config;
+
+// Defaults (those of the flags), with algo_cfg from `algo`'s defaults when it
+// is known (else left zeroed).
+void ctrl_train_default_config(ctrl_train_config *c, const char *algo);
+
+// The fields of ctrl_algo_config by name (flags, state.json); NULL-terminated.
+typedef struct {
+    const char *name;
+    int is_int;       // int, else float
+    size_t offset;    // into ctrl_algo_config
+    const char *help;
+} ctrl_algo_field;
+extern const ctrl_algo_field ctrl_algo_fields[];
+
+// Evaluation history of a run (collect reads it); freed by ctrl_train_result_free.
+typedef struct {
+    int stopped;              // stopped by a signal or stop_at (no final checkpoint)
+    int n_evals;
+    int *eval_step;
+    double *eval_mean, *eval_std;
+    double final_mean, final_std, final_score;  // the last evaluation (score NAN: no refs)
+    char final_checkpoint[4400];
+} ctrl_train_result;
+void ctrl_train_result_free(ctrl_train_result *r);
+
+// Runs the protocol: 0 when finished or stopped cleanly (res->stopped), -1 +
+// err otherwise. res may be NULL.
+int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err);
+
+// ------------------------------------------------------------- policies --
+// A trained agent loaded from a checkpoint folder (agent.safetensors +
+// state.json), with the observation normalisation it was trained with.
+typedef struct {
+    const ctrl_algo *algo;
+    void *agent;
+    ctrl_algo_config cfg;
+    char env[256];
+    int obs_dim, act_dim;
+    ctrl_obs_norm norm;
+    double ref_random_return, ref_expert_return;  // NAN when unknown
+} ctrl_policy;
+int ctrl_policy_load(const char *checkpoint_dir, ctrl_policy *p, rlhf_err *err);
+void ctrl_policy_free(ctrl_policy *p);
+// A run directory's checkpoint to evaluate: checkpoints/final, else the newest
+// complete step-N. 0, or -1 + err.
+int ctrl_run_checkpoint(const char *run_dir, char *out, size_t n, rlhf_err *err);
+
+// Episodes of a policy on e (seeded with seed first): the returns' mean and
+// std. `policy` NULL: uniform random actions (the random reference), drawn
+// from a stream seeded with seed. deterministic: the policy's greedy action.
+int ctrl_evaluate(ctrl_env *e, ctrl_policy *policy, int episodes, uint64_t seed,
+                  int deterministic, double *mean, double *std, rlhf_err *err);
+// Rolls a policy (NULL: uniform random) out on e for `steps` transitions
+// (episodes cut at the time limit; the last one may be cut short and is
+// marked timeout) appended to t (raw observations and rewards).
+int ctrl_rollout(ctrl_env *e, ctrl_policy *policy, long steps, uint64_t seed, int deterministic,
+                 ctrl_transitions *t, rlhf_err *err);
+
+#endif
