@@ -71,6 +71,13 @@ int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err);   // en
 int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err);    // env_mujoco.c
 int ctrl_env_external_make(const char *cmd, ctrl_env *e, rlhf_err *err);   // env_external.c
 
+// Classic-control tasks only: puts the dynamics state (pendulum: th, thdot;
+// mountaincar: position, velocity; cartpole: x, x_dot, theta, theta_dot) as
+// if an episode had reached it (for tests and for replaying Gymnasium's
+// trajectories); obs gets the matching observation. Refuses other environments
+// and a wrong n.
+int ctrl_env_classic_set_state(ctrl_env *e, const double *state, int n, float *obs, rlhf_err *err);
+
 // External programs: seconds allowed for each reply (default 30; the environment
 // variable RLHF_ENV_TIMEOUT overrides the default). Used by ctrl_env_make for
 // the programs it starts after the call.

@@ -204,6 +204,29 @@ static void classic_free(ctrl_env *e) {
 static const ctrl_env_ops classic_ops = {
     .reset = classic_reset, .step = classic_step, .free = classic_free, .seed = NULL};
 
+int ctrl_env_classic_set_state(ctrl_env *e, const double *state, int n, float *obs, rlhf_err *err) {
+    if (e->ops != &classic_ops)
+        return rlhf_fail(err, "env \"%s\": setting the state works on classic-control tasks only",
+                         e->name);
+    classic_state *c = e->state;
+    int want = c->kind == PENDULUM ? 2 : c->kind == MOUNTAINCAR ? 2 : 4;
+    if (n != want)
+        return rlhf_fail(err, "env \"%s\": the state has %d numbers, not %d", e->name, want, n);
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(state[i]))
+            return rlhf_fail(err, "env \"%s\": state[%d] is not a finite number", e->name, i);
+        c->s[i] = state[i];
+    }
+    c->ready = 1;
+    c->after_end = -1;
+    switch (c->kind) {
+    case PENDULUM: pendulum_obs(c, obs); break;
+    case MOUNTAINCAR: obs[0] = (float)c->s[0], obs[1] = (float)c->s[1]; break;
+    case CARTPOLE: cartpole_obs(c, obs); break;
+    }
+    return 0;
+}
+
 int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err) {
     classic_state *c = xcalloc(1, sizeof *c);
     e->act_dim = 1;
