@@ -1,0 +1,350 @@
+// ctrl/env_mujoco: the locomotion tasks against MuJoCo driven directly, with
+// Gymnasium's v4 formulas written again here (hopper_v4.py, walker2d_v4.py,
+// half_cheetah_v4.py); determinism; termination and truncation; model sanity
+// (sizes and masses against Gymnasium's own models).
+#include "ctrl/env.h"
+#include "ctrl/mjcf_models.h"
+#include "test.h"
+
+#ifndef RLHF_HAVE_MUJOCO
+
+static int test_without_mujoco(void) {
+    ctrl_env e = {0};
+    rlhf_err err = {0};
+    CHECK(ctrl_env_mujoco_make("hopper", &e, &err) == -1);
+    CHECK(strstr(err.msg, "without MuJoCo") != NULL);
+    return 0;
+}
+
+int main(void) {
+    RUN(test_without_mujoco);
+    return test_total_fail_ ? 1 : 0;
+}
+
+#else
+
+#include <mujoco/mujoco.h>
+
+typedef struct {
+    const char *name;
+    int nq, nv, nu, obs_dim, frame_skip;
+    double timestep;
+    // body masses (kg) of Gymnasium's model in body order, torso first: Gymnasium's
+    // gymnasium/envs/mujoco/assets/{hopper,half_cheetah,walker2d}.xml as loaded by
+    // MuJoCo 2.2.2 (mj_loadXML, m->body_mass), the files the v4 tasks use
+    int nbody;
+    double mass[8];
+    double total;
+} task_ref;
+
+static const task_ref refs[] = {
+    {"hopper", 6, 6, 3, 11, 4, 0.002, 4,
+     {3.66519143, 4.05789051, 2.78135670, 5.31557477}, 15.82001341},
+    {"halfcheetah", 9, 9, 6, 17, 5, 0.01, 7,
+     {6.25020921, 1.54351464, 1.58744770, 1.09539749, 1.43807531, 1.20083682, 0.88451883},
+     14.0},
+    {"walker2d", 9, 9, 6, 17, 4, 0.002, 7,
+     {3.66519143, 4.05789051, 2.78135670, 3.16672539, 4.05789051, 2.78135670, 3.16672539},
+     23.67713663},
+};
+
+// our MJCF string loaded here independently of env_mujoco.c
+static mjModel *load_model(const char *name) {
+    const char *xml = ctrl_mjcf_model(name);
+    if (!xml) return NULL;
+    mjVFS *vfs = calloc(1, sizeof *vfs);
+    mj_defaultVFS(vfs);
+    int n = (int)strlen(xml);
+    mj_makeEmptyFileVFS(vfs, "m.xml", n);
+    memcpy(vfs->filedata[mj_findFileVFS(vfs, "m.xml")], xml, (size_t)n);
+    char msg[500] = "";
+    mjModel *m = mj_loadXML("m.xml", vfs, msg, sizeof msg);
+    if (!m) printf("  load %s: %s\n", name, msg);
+    mj_deleteVFS(vfs);
+    free(vfs);
+    return m;
+}
+
+static ctrl_env *make(const char *name, uint64_t seed) {
+    ctrl_env *e = calloc(1, sizeof *e);
+    rlhf_err err = {0};
+    snprintf(e->name, sizeof e->name, "%s", name);
+    if (ctrl_env_mujoco_make(name, e, &err)) {
+        printf("  make %s: %s\n", name, err.msg);
+        free(e);
+        return NULL;
+    }
+    rng_seed(&e->rng, seed);
+    return e;
+}
+
+static void drop(ctrl_env *e) {
+    if (e) e->ops->free(e);
+    free(e);
+}
+
+// Gymnasium v4's is_healthy, written from the v4 files
+static int gym_healthy(const char *name, const mjModel *m, const mjData *d) {
+    double z = d->qpos[1], angle = d->qpos[2];
+    if (!strcmp(name, "hopper")) {
+        for (int i = 2; i < m->nq + m->nv; i++) {
+            double v = i < m->nq ? d->qpos[i] : d->qvel[i - m->nq];
+            if (!(v > -100 && v < 100)) return 0;
+        }
+        return z > 0.7 && angle > -0.2 && angle < 0.2;
+    }
+    if (!strcmp(name, "walker2d")) return z > 0.8 && z < 2.0 && angle > -1.0 && angle < 1.0;
+    return 1;
+}
+
+// (a) our env's reset and steps equal MuJoCo's own simulation of the same model,
+// with the reset noise, observation, reward and termination computed here
+static int test_step_matches_mujoco(void) {
+    for (int t = 0; t < 3; t++) {
+        const task_ref *r = &refs[t];
+        int cheetah = !strcmp(r->name, "halfcheetah");
+        ctrl_env *e = make(r->name, 1234 + t);
+        mjModel *m = load_model(r->name);
+        CHECK(e && m);
+        if (!e || !m) return 0;
+        mjData *d = mj_makeData(m);
+        float obs[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+        rlhf_err err = {0};
+        CHECK(e->ops->reset(e, obs, &err) == 0);
+
+        // reset: the same draws from a copy of the seed, by Gymnasium's reset_model
+        rlhf_rng g;
+        rng_seed(&g, 1234 + t);
+        double noise = cheetah ? 0.1 : 5e-3;
+        mj_resetData(m, d);
+        for (int i = 0; i < m->nq; i++)
+            d->qpos[i] = m->qpos0[i] + (-noise + 2 * noise * (double)rng_uniform(&g));
+        for (int i = 0; i < m->nv; i++)
+            d->qvel[i] = cheetah ? noise * (double)rng_normal(&g)
+                                 : -noise + 2 * noise * (double)rng_uniform(&g);
+        mj_forward(m, d);
+        double qpos[64], qvel[64];
+        CHECK(ctrl_env_mujoco_get_state(e, qpos, qvel) == 0);
+        for (int i = 0; i < m->nq; i++) CHECK(qpos[i] == d->qpos[i]);
+        for (int i = 0; i < m->nv; i++) CHECK(qvel[i] == d->qvel[i]);
+
+        rlhf_rng act_rng;
+        rng_seed(&act_rng, 99);
+        double max_reward_diff = 0;
+        int steps = 0, obs_mismatch = 0, clipped = 0, terminal_steps = 0;
+        for (int s = 0; s < 300; s++) {
+            for (int j = 0; j < e->act_dim; j++) a[j] = 2 * rng_uniform(&act_rng) - 1;
+            ctrl_step_info info = {0};
+            if (e->ops->step(e, a, obs, &info, &err)) {
+                CHECKF(0, "%s step %d: %s", r->name, s, err.msg);
+                break;
+            }
+            // the same step by hand: Gymnasium's do_simulation and step
+            double x0 = d->qpos[0], cost = 0;
+            for (int j = 0; j < m->nu; j++) {
+                d->ctrl[j] = a[j];
+                cost += (double)a[j] * a[j];
+            }
+            for (int k = 0; k < r->frame_skip; k++) mj_step(m, d);
+            double xv = (d->qpos[0] - x0) / (m->opt.timestep * r->frame_skip);
+            double reward = cheetah ? xv - 0.1 * cost : xv + 1.0 - 1e-3 * cost;
+            int k = 0;
+            for (int i = 1; i < m->nq; i++) obs_mismatch += obs[k++] != (float)d->qpos[i];
+            for (int i = 0; i < m->nv; i++) {
+                double v = d->qvel[i];
+                if (!cheetah) v = v > 10 ? 10 : v < -10 ? -10 : v;
+                clipped += fabs(d->qvel[i]) > 10;  // clipped (halfcheetah: left as is)
+                obs_mismatch += obs[k++] != (float)v;
+            }
+            double diff = fabs(info.reward - reward) / (1 + fabs(reward));
+            if (diff > max_reward_diff) max_reward_diff = diff;
+            CHECK(info.terminated == !gym_healthy(r->name, m, d));
+            CHECK(info.cost == 0);
+            steps++;
+            // stepping on after a fall (as Gymnasium allows) covers contacts and
+            // the velocity clip
+            terminal_steps += info.terminated;
+        }
+        CHECKF(obs_mismatch == 0, "%s: %d observation entries differ", r->name, obs_mismatch);
+        CHECKF(max_reward_diff < 1e-6, "%s: reward differs by %g", r->name, max_reward_diff);
+        CHECK(steps == 300);
+        CHECKF(clipped > 0 && (cheetah ? terminal_steps == 0 : terminal_steps > 0),
+               "%s: %d terminal steps, %d velocities beyond 10", r->name, terminal_steps, clipped);
+        printf("  %s: %d steps equal to MuJoCo driven directly (max reward diff %.2g, %d "
+               "unhealthy steps, %d velocities beyond +-10)\n",
+               r->name, steps, max_reward_diff, terminal_steps, clipped);
+        mj_deleteData(d);
+        mj_deleteModel(m);
+        drop(e);
+    }
+    return 0;
+}
+
+// (b) the same seed and actions give the same episode, bit for bit; another
+// seed gives another initial state
+static int test_determinism(void) {
+    for (int t = 0; t < 3; t++) {
+        ctrl_env *e1 = make(refs[t].name, 7), *e2 = make(refs[t].name, 7),
+                 *e3 = make(refs[t].name, 8);
+        CHECK(e1 && e2 && e3);
+        if (!e1 || !e2 || !e3) return 0;
+        float o1[CTRL_MAX_DIM], o2[CTRL_MAX_DIM], o3[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+        rlhf_err err = {0};
+        e1->ops->reset(e1, o1, &err);
+        e2->ops->reset(e2, o2, &err);
+        e3->ops->reset(e3, o3, &err);
+        CHECK(!memcmp(o1, o2, sizeof(float) * (size_t)e1->obs_dim));
+        CHECK(memcmp(o1, o3, sizeof(float) * (size_t)e1->obs_dim) != 0);
+        rlhf_rng g;
+        rng_seed(&g, 5);
+        for (int s = 0; s < 100; s++) {
+            for (int j = 0; j < e1->act_dim; j++) a[j] = 2 * rng_uniform(&g) - 1;
+            ctrl_step_info i1 = {0}, i2 = {0};
+            CHECK(e1->ops->step(e1, a, o1, &i1, &err) == 0);
+            CHECK(e2->ops->step(e2, a, o2, &i2, &err) == 0);
+            CHECK(!memcmp(o1, o2, sizeof(float) * (size_t)e1->obs_dim));
+            CHECK(i1.reward == i2.reward && i1.terminated == i2.terminated);
+            if (i1.terminated) break;
+        }
+        drop(e1);
+        drop(e2);
+        drop(e3);
+    }
+    return 0;
+}
+
+// (c) a hopper pushed hard at every joint falls; the step that terminates is
+// the first one whose state breaks Gymnasium's health rule
+static int test_hopper_falls(void) {
+    ctrl_env *e = make("hopper", 3);
+    CHECK(e != NULL);
+    if (!e) return 0;
+    float obs[CTRL_MAX_DIM], a[3] = {1, -1, 1};
+    rlhf_err err = {0};
+    CHECK(e->ops->reset(e, obs, &err) == 0);
+    double qpos[6], qvel[6];
+    int fell = -1;
+    for (int s = 0; s < 1000 && fell < 0; s++) {
+        ctrl_step_info info = {0};
+        CHECK(e->ops->step(e, a, obs, &info, &err) == 0);
+        ctrl_env_mujoco_get_state(e, qpos, qvel);
+        int unhealthy = !(qpos[1] > 0.7 && fabs(qpos[2]) < 0.2);
+        for (int i = 2; i < 6; i++) unhealthy |= !(fabs(qpos[i]) < 100);
+        for (int i = 0; i < 6; i++) unhealthy |= !(fabs(qvel[i]) < 100);
+        CHECKF(info.terminated == unhealthy, "step %d: terminated %d, z %g, angle %g", s,
+               info.terminated, qpos[1], qpos[2]);
+        // the healthy reward is still paid on the terminal step (terminate_when_unhealthy)
+        CHECK(fabs(obs[0] - qpos[1]) < 1e-6 && fabs(obs[1] - qpos[2]) < 1e-6);
+        if (info.terminated) fell = s;
+    }
+    CHECKF(fell > 0 && fell < 300, "the hopper fell at step %d", fell);
+    printf("  hopper with constant action (1,-1,1) terminated at step %d (z %.3f, angle %.3f)\n",
+           fell, qpos[1], qpos[2]);
+    drop(e);
+    return 0;
+}
+
+// (d) through the common interface: made by name, truncated at exactly 1000
+static int test_time_limit(void) {
+    ctrl_env *e = NULL;
+    rlhf_err err = {0};
+    CHECK(ctrl_env_make("halfcheetah", &e, &err) == 0);
+    if (!e) {
+        printf("  %s\n", err.msg);
+        return 0;
+    }
+    CHECK(e->max_episode_steps == 1000 && e->obs_dim == 17 && e->act_dim == 6);
+    CHECK(e->act_low[0] == -1 && e->act_high[5] == 1);
+    ctrl_env_seed(e, 11);
+    float obs[CTRL_MAX_DIM], a[6] = {0.3f, -0.2f, 0.1f, 5.0f, -7.0f, 0};  // clipped to [-1, 1]
+    CHECK(ctrl_env_reset(e, obs, &err) == 0);
+    int truncated_at = -1, terminated = 0;
+    for (int s = 1; s <= 1000; s++) {
+        ctrl_step_info info;
+        CHECK(ctrl_env_step(e, a, obs, &info, &err) == 0);
+        terminated |= info.terminated;
+        if (info.truncated && truncated_at < 0) truncated_at = s;
+    }
+    CHECKF(truncated_at == 1000, "truncated at %d", truncated_at);
+    CHECK(!terminated);
+    ctrl_env_free(e);
+    return 0;
+}
+
+// (e) sizes, timestep, gears and masses against Gymnasium's models
+static int test_model_sanity(void) {
+    for (int t = 0; t < 3; t++) {
+        const task_ref *r = &refs[t];
+        mjModel *m = load_model(r->name);
+        ctrl_env *e = make(r->name, 0);
+        CHECK(m && e);
+        if (!m || !e) return 0;
+        CHECK(m->nq == r->nq && m->nv == r->nv && m->nu == r->nu);
+        CHECK(e->obs_dim == r->obs_dim && e->act_dim == r->nu && e->max_episode_steps == 1000);
+        CHECK(m->opt.timestep == r->timestep);
+        CHECK(m->nbody == r->nbody + 1);
+        for (int b = 0; b < r->nbody && b + 1 < m->nbody; b++)
+            CHECK_CLOSE(m->body_mass[b + 1], r->mass[b], 0, 1e-6);
+        CHECK_CLOSE(mj_getTotalmass(m), r->total, 0, 1e-6);
+        for (int j = 0; j < m->nu; j++) CHECK(e->act_low[j] == -1 && e->act_high[j] == 1);
+        drop(e);
+        mj_deleteModel(m);
+    }
+    return 0;
+}
+
+// the motor gears of Gymnasium's models (actuator order)
+static int test_gears(void) {
+    static const double gear[3][6] = {
+        {200, 200, 200}, {120, 90, 60, 120, 60, 30}, {100, 100, 100, 100, 100, 100}};
+    for (int t = 0; t < 3; t++) {
+        mjModel *m = load_model(refs[t].name);
+        CHECK(m != NULL);
+        if (!m) return 0;
+        for (int j = 0; j < m->nu; j++) CHECK(m->actuator_gear[6 * j] == gear[t][j]);
+        mj_deleteModel(m);
+    }
+    return 0;
+}
+
+// a state that blows up is an error naming the env and the step, not a crash
+// or a silent reset; only reset is accepted afterwards
+static int test_diverged_state(void) {
+    ctrl_env *e = make("walker2d", 1);
+    CHECK(e != NULL);
+    if (!e) return 0;
+    float obs[CTRL_MAX_DIM], a[6] = {0};
+    rlhf_err err = {0};
+    CHECK(e->ops->reset(e, obs, &err) == 0);
+    double qpos[9], qvel[9];
+    ctrl_env_mujoco_get_state(e, qpos, qvel);
+    qvel[3] = NAN;
+    CHECK(ctrl_env_mujoco_set_state(e, qpos, qvel, &err) == 0);
+    ctrl_step_info info = {0};
+    CHECK(e->ops->step(e, a, obs, &info, &err) == -1);
+    CHECKF(strstr(err.msg, "walker2d") && strstr(err.msg, "step 0") && strstr(err.msg, "diverged"),
+           "%s", err.msg);
+    CHECK(e->ops->step(e, a, obs, &info, &err) == -1);
+    CHECKF(strstr(err.msg, "reset first"), "%s", err.msg);
+    CHECK(e->ops->reset(e, obs, &err) == 0);
+    CHECK(e->ops->step(e, a, obs, &info, &err) == 0);
+    drop(e);
+
+    ctrl_env u = {0};
+    CHECK(ctrl_env_mujoco_make("ant", &u, &err) == -1);
+    CHECK(strstr(err.msg, "ant") != NULL);
+    return 0;
+}
+
+int main(void) {
+    RUN(test_model_sanity);
+    RUN(test_gears);
+    RUN(test_step_matches_mujoco);
+    RUN(test_determinism);
+    RUN(test_hopper_falls);
+    RUN(test_time_limit);
+    RUN(test_diverged_state);
+    return test_total_fail_ ? 1 : 0;
+}
+
+#endif
