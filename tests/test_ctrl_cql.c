@@ -4,8 +4,12 @@
 // the values against hand formulas, and the noise draw's order.
 #include <math.h>
 
+#include "ctrl/agent.h"
 #include "ctrl/cql_loss.h"
 #include "test.h"
+
+// referenced directly: agent.c's registry holds them weakly
+extern const ctrl_algo ctrl_algo_sac, ctrl_algo_cql, ctrl_algo_calql;
 
 static void fill(float *x, int n, rlhf_rng *r, float lo, float hi) {
     for (int i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_uniform(r);
@@ -177,6 +181,100 @@ static int test_noise_order(void) {
     return 0;
 }
 
+// checkpoint round trip: agent X takes an update; its tensors are copied into a
+// fresh agent Y created from another seed; both take the same next update
+// (same batch, same rng state) and every tensor must agree bit for bit, as must
+// the deterministic and sampled actions
+static int roundtrip(const ctrl_algo *algo) {
+    enum { O = 3, A = 2, BB = 6 };
+    const float low[A] = {-1, -3}, high[A] = {2, 1};
+    ctrl_algo_config c;
+    algo->defaults(&c);
+    c.hidden = 8;
+    c.layers = 2;
+    c.cql_n_actions = 2;
+    rlhf_rng r1, r2, data;
+    rng_seed(&r1, 1);
+    rng_seed(&r2, 2);
+    rng_seed(&data, 3);
+    void *x = NULL, *y = NULL;
+    rlhf_err err;
+    CHECK(algo->create(&c, O, A, low, high, &r1, &x, &err) == 0);
+    CHECK(algo->create(&c, O, A, low, high, &r2, &y, &err) == 0);
+    if (!x || !y) return 0;
+    float obs[BB * O], act[BB * A], rew[BB], nobs[BB * O], done[BB] = {0, 0, 1, 0, 0, 0}, mc[BB];
+    fill(obs, BB * O, &data, -1, 1);
+    fill(nobs, BB * O, &data, -1, 1);
+    fill(act, BB * A, &data, -1, 1);
+    fill(rew, BB, &data, -1, 1);
+    fill(mc, BB, &data, -1, 1);
+    ctrl_batch b = {.B = BB, .obs_dim = O, .act_dim = A, .obs = obs, .act = act, .rew = rew,
+                    .next_obs = nobs, .done = done, .mc_return = mc};
+    ctrl_metrics m = {0};
+    CHECK(algo->update(x, &b, &r1, &m, &err) == 0);
+    CHECK(algo->update(x, &b, &r1, &m, &err) == 0);
+    ctrl_tensor tx[32], ty[32];
+    int nx = algo->tensors(x, tx, 32), ny = algo->tensors(y, ty, 32);
+    CHECK(nx == ny && nx > 0);
+    int differed = 0;
+    for (int i = 0; i < nx && i < ny; i++) {
+        CHECK(!strcmp(tx[i].name, ty[i].name) && tx[i].n == ty[i].n);
+        differed |= memcmp(tx[i].data, ty[i].data, sizeof(float) * tx[i].n) != 0;
+        memcpy(ty[i].data, tx[i].data, sizeof(float) * tx[i].n);
+    }
+    CHECK(differed);  // the copy is what makes them equal
+    r2 = r1;
+    ctrl_metrics mx = {0}, my = {0};
+    CHECK(algo->update(x, &b, &r1, &mx, &err) == 0);
+    CHECK(algo->update(y, &b, &r2, &my, &err) == 0);
+    for (int i = 0; i < nx; i++)
+        CHECKF(!memcmp(tx[i].data, ty[i].data, sizeof(float) * tx[i].n), "%s differs", tx[i].name);
+    CHECK(mx.n == my.n && mx.n > 0);
+    for (int i = 0; i < mx.n; i++) CHECK(mx.value[i] == my.value[i]);
+    float ax[BB * A], ay[BB * A];
+    algo->act(x, obs, BB, 0, &r1, ax);
+    algo->act(y, obs, BB, 0, &r2, ay);
+    CHECK(!memcmp(ax, ay, sizeof ax));
+    for (int i = 0; i < BB * A; i++) CHECK(ax[i] >= low[i % A] && ax[i] <= high[i % A]);
+    algo->act(x, obs, BB, 1, NULL, ax);
+    algo->act(y, obs, BB, 1, NULL, ay);
+    CHECK(!memcmp(ax, ay, sizeof ax));
+    // the step counter is part of the state (Adam's bias correction)
+    for (int i = 0; i < nx; i++)
+        if (!strcmp(tx[i].name, "step")) CHECK(tx[i].data[0] == 3.0f);
+    algo->free(x);
+    algo->free(y);
+    return 0;
+}
+
+static int test_sac_roundtrip(void) { return roundtrip(&ctrl_algo_sac); }
+static int test_cql_roundtrip(void) { return roundtrip(&ctrl_algo_cql); }
+static int test_calql_roundtrip(void) { return roundtrip(&ctrl_algo_calql); }
+
+// bad input is refused with a message, not a crash
+static int test_sac_refuses(void) {
+    ctrl_algo_config c;
+    ctrl_algo_calql.defaults(&c);
+    const float low[1] = {1}, high[1] = {0};
+    rlhf_rng r;
+    rng_seed(&r, 1);
+    void *g = NULL;
+    rlhf_err err = {{0}};
+    CHECK(ctrl_algo_calql.create(&c, 2, 1, low, high, &r, &g, &err) == -1);
+    CHECK(strstr(err.msg, "bound") != NULL);
+    const float lo2[1] = {-1}, hi2[1] = {1};
+    CHECK(ctrl_algo_calql.create(&c, 2, 1, lo2, hi2, &r, &g, &err) == 0);
+    float obs[2] = {0, 0}, act[1] = {0}, rew[1] = {0}, done[1] = {0};
+    ctrl_batch b = {.B = 1, .obs_dim = 2, .act_dim = 1, .obs = obs, .act = act, .rew = rew,
+                    .next_obs = obs, .done = done, .mc_return = NULL};
+    CHECK(ctrl_algo_calql.update(g, &b, &r, NULL, &err) == -1);  // Cal-QL without mc_return
+    CHECK(strstr(err.msg, "mc_return") != NULL);
+    b.act_dim = 2;
+    CHECK(ctrl_algo_calql.update(g, &b, &r, NULL, &err) == -1);
+    ctrl_algo_calql.free(g);
+    return 0;
+}
+
 int main(void) {
     RUN(test_cql_conservative_grad);
     RUN(test_cql_conservative_temp);
@@ -184,5 +282,9 @@ int main(void) {
     RUN(test_cql_logsumexp_stable);
     RUN(test_sac_losses);
     RUN(test_noise_order);
+    RUN(test_sac_roundtrip);
+    RUN(test_cql_roundtrip);
+    RUN(test_calql_roundtrip);
+    RUN(test_sac_refuses);
     TEST_EXIT();
 }
