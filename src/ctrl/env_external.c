@@ -268,7 +268,7 @@ static int recv_line(external_state *x, const char *what, char **line, rlhf_err 
                         x->lines + 1, what);
         double left = deadline - time_now();
         if (left <= 0)
-            return fail(x, err, "no answer to %s within %g s (line %ld of its output); killed it",
+            return fail(x, err, "no %s within %g s (line %ld of its output); killed it",
                         what, x->timeout_s, x->lines + 1);
         struct pollfd pf = {x->from_child, POLLIN, 0};
         int r = poll(&pf, 1, (int)(left * 1000) + 1);
@@ -280,7 +280,7 @@ static int recv_line(external_state *x, const char *what, char **line, rlhf_err 
             char why[200];
             if (k < 0) snprintf(why, sizeof why, "read: %s", strerror(errno));
             else describe_end(x, why, sizeof why);
-            return fail(x, err, "%s instead of answering %s (line %ld of its output)", why, what,
+            return fail(x, err, "%s before its %s (line %ld of its output)", why, what,
                         x->lines + 1);
         }
         append(x, chunk, (size_t)k);
@@ -436,7 +436,7 @@ static const ctrl_env_ops external_ops = {
 
 // the first line: {"obs_dim", "act_dim", "act_low", "act_high", "max_episode_steps"}
 static int read_spaces(ctrl_env *e, external_state *x, rlhf_err *err) {
-    const char *what = "the spaces line";
+    const char *what = "spaces line";
     char *line;
     cJSON *j;
     if (recv_object(x, what, &line, &j, err)) return -1;
