@@ -308,6 +308,11 @@ int ctrl_transitions_load(const char *path, ctrl_transitions *t, rlhf_err *err) 
     if (meta_long(&f, path, "cap", n > 0 ? n : 1, 1L << 40, &cap, err) ||
         meta_long(&f, path, "next", 0, cap - 1, &next, err))
         goto done;
+    if (n < cap && next != n % cap) {
+        rlhf_fail(err, "%s: metadata \"next\" is %ld but a ring holding %ld of %ld rows is at %ld",
+                  path, next, n, cap, n % cap);
+        goto done;
+    }
     int has_cost = st_find(&f, "costs") != NULL, has_mc = 0;
     ctrl_transitions_alloc(t, (int)o->shape[1], (int)a->shape[1], cap, has_cost);
     t->n = n;
@@ -331,12 +336,6 @@ int ctrl_transitions_load(const char *path, ctrl_transitions *t, rlhf_err *err) 
     if (!has_mc) {
         free(t->mc_return);
         t->mc_return = NULL;
-    }
-    if (n < cap && next != n % cap) {
-        rlhf_fail(err, "%s: metadata \"next\" is %ld but a ring holding %ld of %ld rows is at %ld",
-                  path, next, n, cap, n % cap);
-        ctrl_transitions_free(t);
-        goto done;
     }
     rc = 0;
 done:
