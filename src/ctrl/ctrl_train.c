@@ -494,8 +494,6 @@ typedef struct {
     int in_episode;
     double ep_return;
     float obs[CTRL_MAX_DIM];  // normalised
-    // calql: the episode's rows wait here until its Monte-Carlo returns are known
-    ctrl_transitions episode;
     ctrl_train_result *res;
     char resume_from[4400];
     double t_start;
@@ -693,25 +691,6 @@ static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
     return 0;
 }
 
-// rows of the episode that just ended into the online buffer, with their
-// Monte-Carlo returns (Cal-QL, as CORL's cal_ql.py adds whole episodes)
-static void flush_episode(trainer *t) {
-    ctrl_transitions *e = &t->episode;
-    if (!e->n) return;
-    ctrl_transitions_mc_returns(e, t->cfg.gamma, 0);
-    ctrl_transitions *o = &t->online;
-    if (!o->mc_return) o->mc_return = xcalloc((size_t)o->cap, sizeof(float));
-    int od = e->obs_dim, ad = e->act_dim;
-    for (long i = 0; i < e->n; i++) {
-        long at = o->n < o->cap ? o->n : o->next;
-        ctrl_buffer_add(o, e->obs + i * od, e->act + i * ad, e->rew[i], e->next_obs + i * od,
-                        e->terminal[i], e->timeout[i], e->cost ? e->cost[i] : 0);
-        o->mc_return[at] = e->mc_return[i];
-    }
-    e->n = 0;
-    e->next = 0;
-}
-
 // one online step: act, step the environment, store, then utd updates
 static int online_step(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
@@ -730,8 +709,9 @@ static int online_step(trainer *t, rlhf_err *err) {
     if (ctrl_env_step(e, a, raw, &info, err)) return -1;
     obs_normalize(&t->norm, raw, next, e->obs_dim);
     float r = (info.reward * t->reward_mul) * c->reward_scale + c->reward_bias;
-    ctrl_transitions *dst = t->cfg.calql ? &t->episode : &t->online;
-    ctrl_buffer_add(dst, t->obs, a, r, next, info.terminated, info.truncated, info.cost);
+    // online rows carry mc_return 0 (Cal-QL's bound applies to the dataset's rows, as CORL's
+    // cal_ql.py stores 0 for transitions added during fine-tuning)
+    ctrl_buffer_add(&t->online, t->obs, a, r, next, info.terminated, info.truncated, info.cost);
     t->ep_return += info.reward;
     memcpy(t->obs, next, (size_t)e->obs_dim * sizeof(float));
     if (info.terminated || info.truncated) {
@@ -739,7 +719,6 @@ static int online_step(trainer *t, rlhf_err *err) {
         t->episodes++;
         t->ep_sum += t->ep_return;
         t->ep_count++;
-        if (t->cfg.calql) flush_episode(t);
     }
     if (online_done + 1 > t->start_steps && t->online.n + t->offline.n >= c->batch_size &&
         t->online.n > 0) {
@@ -882,11 +861,6 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
         if (cap < 1) cap = 1;
         ctrl_transitions_alloc(&t->online, t->env->obs_dim, t->env->act_dim, cap, 0);
         t->have_online = 1;
-        if (t->cfg.calql) {
-            long ecap = t->env->max_episode_steps > 0 ? t->env->max_episode_steps : c->online_steps;
-            if (ecap > c->online_steps) ecap = c->online_steps;
-            ctrl_transitions_alloc(&t->episode, t->env->obs_dim, t->env->act_dim, ecap, 0);
-        }
     }
     if (t->resume_from[0]) {
         char p[4600];
@@ -1028,7 +1002,6 @@ int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err
     if (t->eval_env) ctrl_env_free(t->eval_env);
     if (t->have_offline) ctrl_transitions_free(&t->offline);
     if (t->have_online) ctrl_transitions_free(&t->online);
-    if (t->episode.cap) ctrl_transitions_free(&t->episode);
     if (t->batch.B) ctrl_batch_free(&t->batch);
     if (t->norm.dim) ctrl_obs_norm_free(&t->norm);
     for (int i = 0; i < t->n_log; i++) free(t->log_name[i]);

@@ -109,4 +109,30 @@ int ctrl_evaluate(ctrl_env *e, ctrl_policy *policy, int episodes, uint64_t seed,
 int ctrl_rollout(ctrl_env *e, ctrl_policy *policy, long steps, uint64_t seed, int deterministic,
                  ctrl_transitions *t, rlhf_err *err);
 
+// ------------------------------------------------------------ collect --
+// D4RL-style datasets from our own SAC agent (ctrl_collect.c): SAC trains
+// online through ctrl_train in OUT/sac (checkpoints every steps/checkpoints
+// steps); then OUT/{random, medium, medium-replay, expert, medium-expert}.hdf5:
+//   random         uniform random actions
+//   medium         samples of the checkpoint whose evaluated return is nearest
+//                  R_random + (R_expert - R_random) / 3 (D4RL's "medium" is a
+//                  policy at about a third of the expert's performance)
+//   medium-replay  the SAC replay buffer as saved in that checkpoint
+//   expert         samples of the final policy
+//   medium-expert  medium followed by expert
+// Each file records env, level, ref_random_return (the uniform random policy's
+// mean return over eval_episodes) and ref_expert_return (the final policy's
+// evaluated return).
+typedef struct {
+    const char *env, *out;
+    int steps;            // SAC online environment steps
+    int dataset_steps;    // transitions in random / medium / expert (0: steps)
+    int checkpoints;      // evaluated checkpoints during training
+    int eval_episodes;
+    int overwrite_output_dir, quiet;
+    ctrl_train_config train;  // SAC's run (algo "sac"; env, output_dir, online_steps set by collect)
+} ctrl_collect_config;
+void ctrl_collect_default_config(ctrl_collect_config *c);
+int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err);
+
 #endif

@@ -1,0 +1,289 @@
+// cli/cmd_ctrl: `rlhf ctrl train | eval | collect` — continuous control
+// (src/ctrl/): flags to ctrl_train_config, ctrl_collect_config, and the
+// evaluation of a saved policy. The algorithm's settings (hidden, gamma, ...)
+// are flags too, with the defaults of the --algo given (ctrl_algo.defaults), so
+// `rlhf ctrl train --algo iql --help` shows IQL's.
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "ctrl/ctrl_train.h"
+#include "ctrl/dataset.h"
+
+int cmd_ctrl(int argc, char **argv);  // TEMP until wired into cli/commands.h
+
+// appends to buf[k..cap) what fmt says; returns the new length
+static size_t put(char *buf, size_t cap, size_t k, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t cap, size_t k, const char *fmt, ...) {
+    if (k >= cap) return k;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + k, cap - k, fmt, ap);
+    va_end(ap);
+    return w < 0 ? k : k + (size_t)w;
+}
+
+// the algorithm's settings as flags (appended at defs[n]); returns the new count
+static int algo_flags(flag_def *defs, int n, ctrl_algo_config *a) {
+    for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++)
+        defs[n++] = (flag_def){f->name, f->is_int ? FLAG_INT : FLAG_FLOAT, (char *)a + f->offset,
+                               f->help};
+    return n;
+}
+
+static int train_flags(flag_def *defs, ctrl_train_config *c) {
+    int n = 0;
+    defs[n++] = (flag_def){"algo", FLAG_STR, &c->algo, "algorithm (see the list above)"};
+    defs[n++] = (flag_def){"env", FLAG_STR, &c->env, "environment: pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, or cmd:PROGRAM"};
+    defs[n++] = (flag_def){"dataset", FLAG_STR, &c->dataset, "offline data: D4RL-layout HDF5 (rlhf ctrl collect writes some); none: online only"};
+    defs[n++] = (flag_def){"output_dir", FLAG_STR, &c->output_dir, "run folder (config.json, metrics.jsonl, checkpoints/, summary.json)"};
+    defs[n++] = (flag_def){"offline_steps", FLAG_INT, &c->offline_steps, "gradient updates on the dataset alone", 0, 2e9};
+    defs[n++] = (flag_def){"online_steps", FLAG_INT, &c->online_steps, "environment steps after the offline phase, each followed by --utd updates", 0, 2e9};
+    defs[n++] = (flag_def){"batch_size", FLAG_INT, &c->batch_size, "transitions per update", 1, 1e7};
+    defs[n++] = (flag_def){"seed", FLAG_U64, &c->seed, "seed of the networks, batches, exploration and environment (evaluation episodes: seed+100)"};
+    defs[n++] = (flag_def){"eval_every", FLAG_INT, &c->eval_every, "steps between evaluations (and one at the end; 0: only at the end)", 0, 2e9};
+    defs[n++] = (flag_def){"eval_episodes", FLAG_INT, &c->eval_episodes, "deterministic episodes per evaluation", 1, 1e6};
+    defs[n++] = (flag_def){"log_every", FLAG_INT, &c->log_every, "steps between metrics lines (means since the last)", 0, 2e9};
+    defs[n++] = (flag_def){"save_every", FLAG_INT, &c->save_every, "steps between checkpoints (online: at the end of the episode in progress; 0: final only)", 0, 2e9};
+    defs[n++] = (flag_def){"mix_ratio", FLAG_FLOAT, &c->mix_ratio, "offline share of each online-phase batch", 0, 1};
+    defs[n++] = (flag_def){"buffer_size", FLAG_INT, &c->buffer_size, "online replay buffer rows (a ring)", 1, 2e9};
+    defs[n++] = (flag_def){"start_steps", FLAG_INT, &c->start_steps, "online steps with uniform random actions before the policy acts and learning starts (-1: 0 with a dataset, else 1000)", -1, 2e9};
+    defs[n++] = (flag_def){"utd", FLAG_INT, &c->utd, "updates per online environment step", 1, 1000};
+    defs[n++] = (flag_def){"normalize_obs", FLAG_BOOL, &c->normalize_obs, "normalise observations by the dataset's mean and std (CORL's; identity without a dataset)"};
+    defs[n++] = (flag_def){"reward_norm", FLAG_STR, &c->reward_norm, "none, or returns: r *= 1000 / (max - min episode return of the dataset) (CORL's locomotion rule)"};
+    defs[n++] = (flag_def){"reward_scale", FLAG_FLOAT, &c->reward_scale, "then r = r * reward_scale + reward_bias (dataset and online rewards)"};
+    defs[n++] = (flag_def){"reward_bias", FLAG_FLOAT, &c->reward_bias, "see --reward_scale"};
+    defs[n++] = (flag_def){"ref_random_return", FLAG_DOUBLE, &c->ref_random_return, "R_random of the normalised score 100 (R - R_random) / (R_expert - R_random) (nan: the dataset's attribute)"};
+    defs[n++] = (flag_def){"ref_expert_return", FLAG_DOUBLE, &c->ref_expert_return, "R_expert of the normalised score (nan: the dataset's attribute)"};
+    defs[n++] = (flag_def){"resume", FLAG_BOOL, &c->resume, "continue the run in --output_dir from its newest complete checkpoint"};
+    defs[n++] = (flag_def){"overwrite_output_dir", FLAG_BOOL, &c->overwrite_output_dir, "replace an earlier run in --output_dir"};
+    defs[n++] = (flag_def){"stop_at", FLAG_INT, &c->stop_at, "stop as SIGTERM would after this step (a checkpoint; online at the episode's end; 0: never)", 0, 2e9};
+    defs[n++] = (flag_def){"quiet", FLAG_BOOL, &c->quiet, "no progress bar"};
+    n = algo_flags(defs, n, &c->algo_cfg);
+    defs[n] = (flag_def){NULL, 0, NULL, NULL};
+    return n;
+}
+
+// --algo X / --algo=X on the command line (before parsing: the defaults depend on it)
+static const char *prescan(int argc, char **argv, const char *name) {
+    size_t k = strlen(name);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) || strncmp(a + 2, name, k)) continue;
+        if (a[2 + k] == '=') return a + 3 + k;
+        if (!a[2 + k] && i + 1 < argc) return argv[i + 1];
+    }
+    return NULL;
+}
+
+static void algo_list(char *buf, size_t cap, const char *shown) {
+    size_t k = strlen(buf);
+    k = put(buf, cap, k, "\n\nalgorithms (--algo):");
+    const char *names = ctrl_algo_names();
+    char one[64];
+    for (const char *p = names; *p;) {
+        size_t w = strcspn(p, ",");
+        snprintf(one, sizeof one, "%.*s", (int)w, p);
+        const ctrl_algo *a = ctrl_algo_find(one);
+        if (a) k = put(buf, cap, k, "\n  %-8s %s%s", a->name, a->summary, a->offline ? " [needs --dataset]" : "");
+        p += w;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    put(buf, cap, k, "\n\nThe algorithm settings below show --algo %s's defaults "
+                     "(rlhf ctrl train --algo NAME --help shows another's).", shown);
+}
+
+static int ctrl_train_cmd(int argc, char **argv) {
+    const char *algo = prescan(argc, argv, "algo");
+    const char *shown = algo && ctrl_algo_find(algo) ? algo : "iql";
+    ctrl_train_config c;
+    ctrl_train_default_config(&c, shown);
+    c.algo = algo;
+    flag_def defs[80];
+    train_flags(defs, &c);
+    char about[4000] =
+        "Offline-to-online RL for continuous control: --offline_steps updates on --dataset, then\n"
+        "--online_steps environment steps, each followed by --utd updates on batches mixing the\n"
+        "dataset (--mix_ratio) and the online buffer. Evaluation every --eval_every steps\n"
+        "(return mean, std, and the normalised score when reference returns are known).\n"
+        "Checkpoints: in the online phase a checkpoint is written at the end of the episode in\n"
+        "progress (a simulator's state cannot be saved), so --resume is bit-identical.\n"
+        "example: rlhf ctrl collect --env pendulum --out runs/pend --steps 8000 --hidden 64 &&\n"
+        "         rlhf ctrl train --algo iql --env pendulum --dataset runs/pend/medium.hdf5 \\\n"
+        "           --offline_steps 5000 --online_steps 5000 --hidden 64 --output_dir runs/iql";
+    algo_list(about, sizeof about, shown);
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "ctrl train", about, &err);
+    if (r == 1) return 0;
+    // an --algo from a --config file: its defaults, then the flags again
+    if (r == 0 && c.algo && ctrl_algo_find(c.algo) && strcmp(c.algo, shown)) {
+        const char *chosen = c.algo;
+        ctrl_train_default_config(&c, chosen);
+        r = flags_parse(argc, argv, defs, "ctrl train", about, &err);
+    }
+    if (r < 0) {
+        fprintf(stderr, "rlhf ctrl train: %s\n", err.msg);
+        return 2;
+    }
+    if (!c.algo || !ctrl_algo_find(c.algo)) {
+        fprintf(stderr, "rlhf ctrl train: --algo %s is not known (known: %s)\n",
+                c.algo ? c.algo : "(none given)", ctrl_algo_names());
+        return 2;
+    }
+    if (!c.env || !*c.env) {
+        fprintf(stderr, "rlhf ctrl train: --env is needed (%s)\n", ctrl_env_names());
+        return 2;
+    }
+    char *cfg = flags_to_json(defs);
+    c.config_json = cfg;
+    ctrl_train_result res;
+    int rc = ctrl_train(&c, &res, &err);
+    free(cfg);
+    ctrl_train_result_free(&res);
+    if (rc) {
+        fprintf(stderr, "rlhf ctrl train: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int ctrl_eval_cmd(int argc, char **argv) {
+    const char *run = NULL, *checkpoint = NULL, *env_name = NULL;
+    int episodes = 10, deterministic = 1;
+    uint64_t seed = 0;
+    double ref_random = NAN, ref_expert = NAN;
+    flag_def defs[] = {
+        {"run", FLAG_STR, &run, "run folder: its checkpoints/final, else its newest complete checkpoint"},
+        {"checkpoint", FLAG_STR, &checkpoint, "a checkpoint folder (agent.safetensors, state.json)"},
+        {"env", FLAG_STR, &env_name, "environment (default: the one the policy was trained on)"},
+        {"episodes", FLAG_INT, &episodes, "episodes", 1, 1e7},
+        {"seed", FLAG_U64, &seed, "episodes are seeded with seed+100, as the trainer's evaluations of a --seed run"},
+        {"deterministic", FLAG_BOOL, &deterministic, "the policy's greedy action (false: its samples)"},
+        {"ref_random_return", FLAG_DOUBLE, &ref_random, "R_random of the normalised score (nan: recorded in the checkpoint)"},
+        {"ref_expert_return", FLAG_DOUBLE, &ref_expert, "R_expert of the normalised score (nan: recorded in the checkpoint)"},
+        {NULL, 0, NULL, NULL},
+    };
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "ctrl eval",
+                        "Evaluates a trained control policy: return mean ± std over --episodes and "
+                        "the normalised score.\nexample: rlhf ctrl eval --run runs/iql --episodes 20",
+                        &err);
+    if (r == 1) return 0;
+    if (r == 0 && !!(run && *run) == !!(checkpoint && *checkpoint))
+        r = rlhf_fail(&err, "give one of --run DIR or --checkpoint DIR");
+    if (r < 0) {
+        fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
+        return 2;
+    }
+    char dir[4400];
+    if (run && *run) {
+        if (ctrl_run_checkpoint(run, dir, sizeof dir, &err)) {
+            fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
+            return 1;
+        }
+    } else {
+        snprintf(dir, sizeof dir, "%s", checkpoint);
+    }
+    ctrl_policy p;
+    ctrl_env *e = NULL;
+    if (ctrl_policy_load(dir, &p, &err)) {
+        fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
+        return 1;
+    }
+    double mean = 0, std = 0;
+    int rc = ctrl_env_make(env_name && *env_name ? env_name : p.env, &e, &err) ||
+             ctrl_evaluate(e, &p, episodes, seed + 100, deterministic, &mean, &std, &err);
+    if (!rc) {
+        if (!isfinite(ref_random)) ref_random = p.ref_random_return;
+        if (!isfinite(ref_expert)) ref_expert = p.ref_expert_return;
+        double score = ctrl_normalized_score(mean, ref_random, ref_expert);
+        printf("%s: %s on %s: return %.2f ± %.2f over %d episodes", dir, p.algo->name, e->name,
+               mean, std, episodes);
+        if (isfinite(score)) printf("; normalized score %.1f (R_random %.2f, R_expert %.2f)", score,
+                                    ref_random, ref_expert);
+        printf("\n");
+    }
+    if (e) ctrl_env_free(e);
+    ctrl_policy_free(&p);
+    if (rc) {
+        fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int ctrl_collect_cmd(int argc, char **argv) {
+    ctrl_collect_config c;
+    ctrl_collect_default_config(&c);
+    ctrl_train_config *t = &c.train;
+    flag_def defs[64];
+    int n = 0;
+    defs[n++] = (flag_def){"env", FLAG_STR, &c.env, "environment"};
+    defs[n++] = (flag_def){"out", FLAG_STR, &c.out, "folder for the .hdf5 files (and sac/, the SAC run)"};
+    defs[n++] = (flag_def){"steps", FLAG_INT, &c.steps, "SAC's online environment steps", 1, 2e9};
+    defs[n++] = (flag_def){"dataset_steps", FLAG_INT, &c.dataset_steps, "transitions in random, medium and expert (0: --steps)", 0, 2e9};
+    defs[n++] = (flag_def){"checkpoints", FLAG_INT, &c.checkpoints, "evaluated checkpoints during training (the medium policy is one of them)", 1, 100000};
+    defs[n++] = (flag_def){"eval_episodes", FLAG_INT, &c.eval_episodes, "episodes per evaluation (and for the reference returns)", 1, 1e6};
+    defs[n++] = (flag_def){"seed", FLAG_U64, &t->seed, "seed"};
+    defs[n++] = (flag_def){"batch_size", FLAG_INT, &t->batch_size, "SAC's transitions per update", 1, 1e7};
+    defs[n++] = (flag_def){"start_steps", FLAG_INT, &t->start_steps, "uniform random actions first (-1: 1000)", -1, 2e9};
+    defs[n++] = (flag_def){"utd", FLAG_INT, &t->utd, "updates per environment step", 1, 1000};
+    defs[n++] = (flag_def){"log_every", FLAG_INT, &t->log_every, "steps between metrics lines", 0, 2e9};
+    defs[n++] = (flag_def){"overwrite_output_dir", FLAG_BOOL, &c.overwrite_output_dir, "replace an earlier SAC run in OUT/sac"};
+    defs[n++] = (flag_def){"quiet", FLAG_BOOL, &c.quiet, "no progress bar"};
+    n = algo_flags(defs, n, &t->algo_cfg);
+    defs[n] = (flag_def){NULL, 0, NULL, NULL};
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "ctrl collect",
+                        "D4RL-style datasets from our own SAC agent: trains SAC online (OUT/sac, a ctrl train run),\n"
+                        "then writes OUT/random.hdf5 (uniform random actions), medium.hdf5 (samples of the\n"
+                        "checkpoint evaluated nearest a third of the way from random to the final policy),\n"
+                        "medium-replay.hdf5 (SAC's replay buffer up to that checkpoint), expert.hdf5 (samples\n"
+                        "of the final policy) and medium-expert.hdf5 (medium then expert). Each records env,\n"
+                        "level, ref_random_return and ref_expert_return (printed too).\n"
+                        "example: rlhf ctrl collect --env pendulum --out runs/pend --steps 8000 --hidden 64",
+                        &err);
+    if (r == 1) return 0;
+    if (r < 0) {
+        fprintf(stderr, "rlhf ctrl collect: %s\n", err.msg);
+        return 2;
+    }
+    char *cfg = flags_to_json(defs);
+    t->config_json = cfg;
+    int rc = ctrl_collect(&c, &err);
+    free(cfg);
+    if (rc) {
+        fprintf(stderr, "rlhf ctrl collect: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static void ctrl_usage(FILE *f) {
+    fprintf(f, "usage: rlhf ctrl <train|eval|collect> [flags]   (rlhf ctrl train --help)\n\n"
+               "  train    offline, online or offline-to-online RL on a control task\n"
+               "  eval     return and normalised score of a trained policy\n"
+               "  collect  D4RL-style datasets (random ... expert) from our own SAC agent\n");
+}
+
+int cmd_ctrl(int argc, char **argv) {
+    if (argc < 1) {
+        ctrl_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
+        ctrl_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[0], "train")) return ctrl_train_cmd(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "eval")) return ctrl_eval_cmd(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "collect")) return ctrl_collect_cmd(argc - 1, argv + 1);
+    fprintf(stderr, "rlhf ctrl: unknown subcommand \"%s\"\n\n", argv[0]);
+    ctrl_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,230 @@
+// ctrl/ctrl_collect: D4RL-style datasets from our own SAC agent (see
+// ctrl_train.h for the levels). SAC trains through the same trainer as
+// `rlhf ctrl train`; its checkpoints are then evaluated one by one to find the
+// "medium" policy, and each level is rolled out and written with
+// ctrl_dataset_save, with the reference returns for normalised scores.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl/ctrl_train.h"
+#include "ctrl/dataset.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "rlhf.h"
+
+void ctrl_collect_default_config(ctrl_collect_config *c) {
+    memset(c, 0, sizeof *c);
+    c->steps = 20000;
+    c->dataset_steps = 0;
+    c->checkpoints = 20;
+    c->eval_episodes = 10;
+    ctrl_train_default_config(&c->train, "sac");
+}
+
+// the replay buffer saved in a checkpoint (rows in ring order; rows and next in
+// the metadata), as transitions in chronological order
+static int load_replay(const char *ckpt, int obs_dim, int act_dim, ctrl_transitions *t,
+                       rlhf_err *err) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/online_buffer.safetensors", ckpt);
+    st_file f;
+    if (st_open(&f, path, err)) return -1;
+    const char *rs = st_meta(&f, "rows"), *xs = st_meta(&f, "next");
+    long n = rs ? atol(rs) : 0, next = xs ? atol(xs) : 0;
+    const st_entry *eo = st_find(&f, "observations"), *ea = st_find(&f, "actions"),
+                   *er = st_find(&f, "rewards"), *en = st_find(&f, "next_observations"),
+                   *et = st_find(&f, "terminals"), *eu = st_find(&f, "timeouts");
+    int rc = 0;
+    if (n < 1 || !eo || !ea || !er || !en || !et || !eu) {
+        rc = rlhf_fail(err, "%s: an empty or incomplete replay buffer", path);
+    } else {
+        ctrl_transitions_alloc(t, obs_dim, act_dim, n, 0);
+        rc = st_read_f32(&f, eo, t->obs, (size_t)(n * obs_dim), err) ||
+             st_read_f32(&f, ea, t->act, (size_t)(n * act_dim), err) ||
+             st_read_f32(&f, er, t->rew, (size_t)n, err) ||
+             st_read_f32(&f, en, t->next_obs, (size_t)(n * obs_dim), err) ||
+             st_read_raw(&f, et, ST_U8, t->terminal, (size_t)n, err) ||
+             st_read_raw(&f, eu, ST_U8, t->timeout, (size_t)n, err)
+                 ? -1
+                 : 0;
+        t->n = n;
+        t->next = next % n;  // the ring's oldest row (0 unless it wrapped)
+        if (rc) ctrl_transitions_free(t);
+    }
+    st_close(&f);
+    return rc;
+}
+
+static long dataset_episodes(const ctrl_transitions *t, double *mean) {
+    float *r = xmalloc((size_t)(t->n > 0 ? t->n : 1) * sizeof(float));
+    long k = ctrl_episode_returns(t, r, t->n);
+    double s = 0;
+    for (long i = 0; i < k; i++) s += r[i];
+    *mean = k ? s / k : NAN;
+    free(r);
+    return k;
+}
+
+static int write_level(const ctrl_collect_config *c, const char *level, const ctrl_transitions *t,
+                       double ref_random, double ref_expert, cJSON *summary, rlhf_err *err) {
+    ctrl_dataset_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.env, sizeof info.env, "%s", c->env);
+    snprintf(info.level, sizeof info.level, "%s", level);
+    info.ref_random_return = ref_random;
+    info.ref_expert_return = ref_expert;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s.hdf5", c->out, level);
+    if (ctrl_dataset_save(path, t, &info, err)) return -1;
+    double mean;
+    long eps = dataset_episodes(t, &mean);
+    double score = ctrl_normalized_score(mean, ref_random, ref_expert);
+    cJSON *o = cJSON_AddObjectToObject(summary, level);
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddNumberToObject(o, "transitions", (double)t->n);
+    cJSON_AddNumberToObject(o, "episodes", (double)eps);
+    if (isfinite(mean)) cJSON_AddNumberToObject(o, "episode_return_mean", mean);
+    if (isfinite(score)) cJSON_AddNumberToObject(o, "normalized_score", score);
+    printf("%-14s %s: %ld transitions, %ld complete episodes, mean return %.2f (normalized %.1f)\n",
+           level, path, t->n, eps, mean, score);
+    return 0;
+}
+
+static void append_rows(ctrl_transitions *dst, const ctrl_transitions *src) {
+    for (long i = 0; i < src->n; i++)
+        ctrl_buffer_add(dst, src->obs + i * src->obs_dim, src->act + i * src->act_dim, src->rew[i],
+                        src->next_obs + i * src->obs_dim, src->terminal[i], src->timeout[i],
+                        src->cost ? src->cost[i] : 0);
+}
+
+int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
+    if (!c->env || !*c->env) return rlhf_fail(err, "--env is needed");
+    if (!c->out || !*c->out) return rlhf_fail(err, "--out is needed (a folder for the .hdf5 files)");
+    if (c->steps < 1 || c->checkpoints < 1 || c->eval_episodes < 1)
+        return rlhf_fail(err, "--steps, --checkpoints and --eval_episodes must be at least 1");
+    if (make_dirs(c->out, err)) return -1;
+    ctrl_train_config tc = c->train;
+    char run[4200];
+    snprintf(run, sizeof run, "%s/sac", c->out);
+    tc.algo = "sac";
+    tc.env = c->env;
+    tc.dataset = NULL;
+    tc.offline_steps = 0;
+    tc.online_steps = c->steps;
+    tc.output_dir = run;
+    tc.overwrite_output_dir = c->overwrite_output_dir;
+    tc.quiet = c->quiet;
+    int every = c->steps / c->checkpoints;
+    tc.save_every = tc.eval_every = every > 0 ? every : 1;
+    tc.buffer_size = c->steps;  // the whole history: medium-replay is its prefix
+    tc.eval_episodes = c->eval_episodes;
+    long level_steps = c->dataset_steps > 0 ? c->dataset_steps : c->steps;
+
+    ctrl_env *env = NULL;
+    ctrl_policy pol;
+    memset(&pol, 0, sizeof pol);
+    ctrl_transitions rnd = {0}, med = {0}, rep = {0}, exp_ = {0}, mix = {0};
+    cJSON *summary = cJSON_CreateObject();
+    int *steps = NULL, count = 0, rc = -1;
+    double *rets = NULL;
+    ctrl_train_result res;
+    memset(&res, 0, sizeof res);
+    uint64_t seed = tc.seed;
+
+    if (ctrl_train(&tc, &res, err)) goto done;
+    if (res.stopped) {
+        rlhf_fail(err, "training stopped before the end; run the command again with the same "
+                       "flags and --resume");
+        goto done;
+    }
+    if (ctrl_env_make(c->env, &env, err)) goto done;
+    // the references: the uniform random policy and the final policy, on the
+    // trainer's evaluation episodes (same seed)
+    double r_rand, r_rand_std, r_exp = res.final_mean;
+    if (ctrl_evaluate(env, NULL, c->eval_episodes, seed + 100, 0, &r_rand, &r_rand_std, err))
+        goto done;
+    printf("references on %s: random return %.2f ± %.2f, expert (final SAC policy) %.2f ± %.2f "
+           "(%d episodes)\n",
+           c->env, r_rand, r_rand_std, r_exp, res.final_std, c->eval_episodes);
+    if (!(r_exp > r_rand)) {
+        rlhf_fail(err, "the final SAC policy (return %.2f) is no better than random (%.2f): train "
+                       "longer (--steps)", r_exp, r_rand);
+        goto done;
+    }
+    // medium: the step checkpoint evaluated nearest a third of the way
+    double target = r_rand + (r_exp - r_rand) / 3.0, best = INFINITY, best_ret = NAN;
+    char medium[4400] = "";
+    steps = checkpoint_steps(run, &count);
+    for (int i = 0; i < count; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", run, steps[i]);
+        double m, s;
+        if (ctrl_policy_load(p, &pol, err)) goto done;
+        int e = ctrl_evaluate(env, &pol, c->eval_episodes, seed + 100, 1, &m, &s, err);
+        ctrl_policy_free(&pol);
+        if (e) goto done;
+        if (!c->quiet)
+            fprintf(stderr, "collect: %s return %.2f ± %.2f (normalized %.1f)\n", p, m, s,
+                    ctrl_normalized_score(m, r_rand, r_exp));
+        if (fabs(m - target) < best) {
+            best = fabs(m - target);
+            best_ret = m;
+            snprintf(medium, sizeof medium, "%s", p);
+        }
+    }
+    if (!medium[0]) {
+        rlhf_fail(err, "%s: no step checkpoint to take the medium policy from", run);
+        goto done;
+    }
+    printf("medium policy: %s (return %.2f, normalized %.1f; target %.2f)\n", medium, best_ret,
+           ctrl_normalized_score(best_ret, r_rand, r_exp), target);
+    cJSON_AddStringToObject(summary, "env", c->env);
+    cJSON_AddNumberToObject(summary, "ref_random_return", r_rand);
+    cJSON_AddNumberToObject(summary, "ref_expert_return", r_exp);
+    cJSON_AddStringToObject(summary, "medium_checkpoint", medium);
+    cJSON_AddNumberToObject(summary, "medium_return", best_ret);
+    cJSON_AddStringToObject(summary, "expert_checkpoint", res.final_checkpoint);
+
+    int od = env->obs_dim, ad = env->act_dim;
+    ctrl_transitions_alloc(&rnd, od, ad, level_steps, 0);
+    if (ctrl_rollout(env, NULL, level_steps, seed + 1, 0, &rnd, err) ||
+        write_level(c, "random", &rnd, r_rand, r_exp, summary, err))
+        goto done;
+    // medium and expert: the policies' samples (stochastic, as D4RL's were)
+    ctrl_transitions_alloc(&med, od, ad, level_steps, 0);
+    if (ctrl_policy_load(medium, &pol, err)) goto done;
+    if (ctrl_rollout(env, &pol, level_steps, seed + 2, 0, &med, err)) goto done;
+    ctrl_policy_free(&pol);
+    if (write_level(c, "medium", &med, r_rand, r_exp, summary, err)) goto done;
+    if (load_replay(medium, od, ad, &rep, err) ||
+        write_level(c, "medium-replay", &rep, r_rand, r_exp, summary, err))
+        goto done;
+    ctrl_transitions_alloc(&exp_, od, ad, level_steps, 0);
+    if (ctrl_policy_load(res.final_checkpoint, &pol, err)) goto done;
+    if (ctrl_rollout(env, &pol, level_steps, seed + 3, 0, &exp_, err)) goto done;
+    ctrl_policy_free(&pol);
+    if (write_level(c, "expert", &exp_, r_rand, r_exp, summary, err)) goto done;
+    ctrl_transitions_alloc(&mix, od, ad, med.n + exp_.n, 0);
+    append_rows(&mix, &med);
+    append_rows(&mix, &exp_);
+    if (write_level(c, "medium-expert", &mix, r_rand, r_exp, summary, err)) goto done;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/collect.json", c->out);
+    char *js = cJSON_Print(summary);
+    rc = atomic_write_file(path, js, strlen(js), err);
+    free(js);
+    if (!rc) printf("ref_random_return %.6g ref_expert_return %.6g (%s)\n", r_rand, r_exp, path);
+done:
+    ctrl_policy_free(&pol);
+    if (env) ctrl_env_free(env);
+    ctrl_transitions *all[] = {&rnd, &med, &rep, &exp_, &mix};
+    for (int i = 0; i < 5; i++)
+        if (all[i]->cap) ctrl_transitions_free(all[i]);
+    free(steps);
+    free(rets);
+    cJSON_Delete(summary);
+    ctrl_train_result_free(&res);
+    return rc;
+}
