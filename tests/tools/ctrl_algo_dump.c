@@ -1,0 +1,258 @@
+// ctrl_algo_dump: drives one control algorithm (bc, td3, td3_bc, iql, awac)
+// for tests/ctrl_algo_test.py.
+//
+//   ctrl_algo_dump ALGO parity OUT.json   a small agent (obs 3, act 2, hidden
+//       16, 2 layers, batch 8, uneven action bounds), its tensors before, two
+//       updates on two batches (with the normal draws each update took, found
+//       by replaying a copy of the rng), the metrics and the tensors after —
+//       for an independent PyTorch replay.
+//   ctrl_algo_dump ALGO roundtrip        three updates, then the tensors into a
+//       fresh agent made from another seed; two more updates on both must agree
+//       bit for bit (tensors, metrics, actions). Prints "ok" or the mismatch.
+// ALGO may also be bc_gauss (BC's Gaussian actor) or iql_det (IQL's
+// deterministic actor).
+#include <stdio.h>
+#include <string.h>
+
+#include "ctrl/agent.h"
+
+extern const ctrl_algo ctrl_algo_bc, ctrl_algo_td3, ctrl_algo_td3_bc, ctrl_algo_iql,
+    ctrl_algo_awac;
+
+enum { S = 3, A = 2, B = 8, HIDDEN = 16, LAYERS = 2 };
+static const float LOW[A] = {-1.0f, -2.0f}, HIGH[A] = {1.0f, 0.5f};
+
+typedef struct {
+    const char *arg;
+    const ctrl_algo *algo;
+    int deterministic;  // deterministic_bc
+    int draws;          // normals one update draws, per B*A
+} variant;
+
+static const variant *find_variant(const char *name) {
+    static variant v[7];
+    v[0] = (variant){"bc", &ctrl_algo_bc, 1, 0};
+    v[1] = (variant){"bc_gauss", &ctrl_algo_bc, 0, 0};
+    v[2] = (variant){"td3", &ctrl_algo_td3, 1, 1};
+    v[3] = (variant){"td3_bc", &ctrl_algo_td3_bc, 1, 1};
+    v[4] = (variant){"iql", &ctrl_algo_iql, 0, 0};
+    v[5] = (variant){"iql_det", &ctrl_algo_iql, 1, 0};
+    v[6] = (variant){"awac", &ctrl_algo_awac, 0, 2};
+    for (int i = 0; i < 7; i++)
+        if (!strcmp(v[i].arg, name)) return &v[i];
+    return NULL;
+}
+
+static ctrl_algo_config make_config(const variant *v) {
+    ctrl_algo_config c;
+    v->algo->defaults(&c);
+    c.hidden = HIDDEN;
+    c.layers = LAYERS;
+    c.deterministic_bc = v->deterministic;
+    c.actor_lr = 1e-3f;  // larger than the default so a step moves visibly
+    c.critic_lr = 2e-3f;
+    c.value_lr = 1.5e-3f;
+    c.tau = 0.05f;
+    c.max_steps = 4;  // IQL's cosine schedule visibly decays over the test
+    return c;
+}
+
+static void fill_batch(ctrl_batch *b, rlhf_rng *r) {
+    for (int i = 0; i < B * S; i++) {
+        b->obs[i] = 2 * rng_uniform(r) - 1;
+        b->next_obs[i] = 2 * rng_uniform(r) - 1;
+    }
+    for (int k = 0; k < B; k++) {
+        for (int i = 0; i < A; i++)
+            b->act[k * A + i] = LOW[i] + (HIGH[i] - LOW[i]) * (0.05f + 0.9f * rng_uniform(r));
+        b->rew[k] = 2 * rng_uniform(r) - 1;
+        b->done[k] = k % 3 == 2;
+    }
+}
+
+static void put_array(FILE *f, const float *x, long n) {
+    fputc('[', f);
+    for (long i = 0; i < n; i++) fprintf(f, "%s%.9g", i ? "," : "", x[i]);
+    fputc(']', f);
+}
+
+static void put_tensors(FILE *f, void *agent, const ctrl_algo *algo) {
+    ctrl_tensor t[32];
+    int n = algo->tensors(agent, t, 32);
+    fputc('{', f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s\"%s\":", i ? "," : "", t[i].name);
+        put_array(f, t[i].data, t[i].n);
+    }
+    fputc('}', f);
+}
+
+static int parity(const variant *v, const char *path) {
+    ctrl_algo_config c = make_config(v);
+    rlhf_rng rng, data;
+    rng_seed(&rng, 1);
+    rng_seed(&data, 2);
+    void *agent;
+    rlhf_err err;
+    if (v->algo->create(&c, S, A, LOW, HIGH, &rng, &agent, &err)) {
+        fprintf(stderr, "create: %s\n", err.msg);
+        return 1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    fprintf(f, "{\"algo\":\"%s\",\"S\":%d,\"A\":%d,\"B\":%d,\"hidden\":%d,\"layers\":%d,", v->arg,
+            S, A, B, HIDDEN, LAYERS);
+    fprintf(f, "\"low\":");
+    put_array(f, LOW, A);
+    fprintf(f, ",\"high\":");
+    put_array(f, HIGH, A);
+    fprintf(f,
+            ",\"config\":{\"n_critics\":%d,\"gamma\":%.9g,\"tau\":%.9g,\"actor_lr\":%.9g,"
+            "\"critic_lr\":%.9g,\"value_lr\":%.9g,\"policy_freq\":%d,\"policy_noise\":%.9g,"
+            "\"noise_clip\":%.9g,\"td3bc_alpha\":%.9g,\"iql_tau\":%.9g,\"iql_beta\":%.9g,"
+            "\"adv_clip\":%.9g,\"awac_lambda\":%.9g,\"log_std_min\":%.9g,\"log_std_max\":%.9g,"
+            "\"max_steps\":%d,\"deterministic\":%d},",
+            c.n_critics, c.gamma, c.tau, c.actor_lr, c.critic_lr, c.value_lr, c.policy_freq,
+            c.policy_noise, c.noise_clip, c.td3bc_alpha, c.iql_tau, c.iql_beta, c.adv_clip,
+            c.awac_lambda, c.log_std_min, c.log_std_max, c.max_steps, c.deterministic_bc);
+    fprintf(f, "\"before\":");
+    put_tensors(f, agent, v->algo);
+    fprintf(f, ",\"steps\":[");
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, B, S, A);
+    int rc = 0;
+    for (int step = 0; step < 2; step++) {
+        fill_batch(&b, &data);
+        // the normals this update will draw: replay a copy of its rng
+        rlhf_rng copy = rng;
+        float noise[2 * B * A];
+        int nn = v->draws * B * A;
+        for (int i = 0; i < nn; i++) noise[i] = rng_normal(&copy);
+        ctrl_metrics m = {0};
+        if (v->algo->update(agent, &b, &rng, &m, &err)) {
+            fprintf(stderr, "update: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        if (memcmp(&copy, &rng, sizeof rng)) {  // it drew more or fewer than the test replays
+            fprintf(stderr, "update drew a different number of normals than %d\n", nn);
+            rc = 1;
+        }
+        fprintf(f, "%s{\"obs\":", step ? "," : "");
+        put_array(f, b.obs, B * S);
+        fprintf(f, ",\"act\":");
+        put_array(f, b.act, B * A);
+        fprintf(f, ",\"rew\":");
+        put_array(f, b.rew, B);
+        fprintf(f, ",\"next_obs\":");
+        put_array(f, b.next_obs, B * S);
+        fprintf(f, ",\"done\":");
+        put_array(f, b.done, B);
+        fprintf(f, ",\"noise\":");
+        put_array(f, noise, nn);
+        fprintf(f, ",\"metrics\":{");
+        for (int i = 0; i < m.n; i++) fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
+        fprintf(f, "},\"after\":");
+        put_tensors(f, agent, v->algo);
+        fputc('}', f);
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+    ctrl_batch_free(&b);
+    v->algo->free(agent);
+    return rc;
+}
+
+// tensors, metrics and actions of two agents, bit for bit
+// (when is NULL: quiet)
+static int same(const ctrl_algo *algo, void *x, void *y, const ctrl_metrics *mx,
+                const ctrl_metrics *my, const char *when) {
+    if (!when) when = "";
+    FILE *log = *when ? stdout : fopen("/dev/null", "w");
+    ctrl_tensor tx[32], ty[32];
+    int nx = algo->tensors(x, tx, 32), ny = algo->tensors(y, ty, 32);
+    int ok = 1;
+    if (nx != ny) ok = 0, fprintf(log, "%s: %d vs %d tensors\n", when, nx, ny);
+    for (int i = 0; ok && i < nx; i++)
+        if (strcmp(tx[i].name, ty[i].name) || tx[i].n != ty[i].n ||
+            memcmp(tx[i].data, ty[i].data, tx[i].n * sizeof(float)))
+            ok = 0, fprintf(log, "%s: tensor %s differs\n", when, tx[i].name);
+    if (ok && (mx->n != my->n || memcmp(mx->value, my->value, mx->n * sizeof(double))))
+        ok = 0, fprintf(log, "%s: metrics differ\n", when);
+    if (log != stdout) fclose(log);
+    return ok;
+}
+
+static int roundtrip(const variant *v) {
+    ctrl_algo_config c = make_config(v);
+    rlhf_rng rng, data, init2;
+    rng_seed(&rng, 1);
+    rng_seed(&data, 2);
+    rng_seed(&init2, 99);
+    void *x, *y;
+    rlhf_err err;
+    if (v->algo->create(&c, S, A, LOW, HIGH, &rng, &x, &err) ||
+        v->algo->create(&c, S, A, LOW, HIGH, &init2, &y, &err)) {
+        fprintf(stderr, "create: %s\n", err.msg);
+        return 1;
+    }
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, B, S, A);
+    ctrl_metrics m = {0};
+    for (int i = 0; i < 3; i++) {
+        fill_batch(&b, &data);
+        if (v->algo->update(x, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    }
+    // checkpoint: x's spans copied into y's (as a save and a load would)
+    ctrl_tensor tx[32], ty[32];
+    int nx = v->algo->tensors(x, tx, 32), ny = v->algo->tensors(y, ty, 32), ok = nx == ny;
+    for (int i = 0; ok && i < nx; i++) {
+        ok = !strcmp(tx[i].name, ty[i].name) && tx[i].n == ty[i].n;
+        if (ok) memcpy(ty[i].data, tx[i].data, tx[i].n * sizeof(float));
+    }
+    if (!ok) printf("tensor lists differ between agents\n");
+    ctrl_metrics mx = {0}, my = {0};
+    ok = ok && same(v->algo, x, y, &mx, &my, "after load");
+    for (int i = 0; ok && i < 2; i++) {
+        fill_batch(&b, &data);
+        rlhf_rng ry = rng;
+        mx.n = my.n = 0;
+        if (v->algo->update(x, &b, &rng, &mx, &err) || v->algo->update(y, &b, &ry, &my, &err))
+            return fprintf(stderr, "%s\n", err.msg), 1;
+        ok = same(v->algo, x, y, &mx, &my, i ? "second update" : "first update");
+        float ax[B * A], ay[B * A];
+        rlhf_rng r1 = rng, r2 = rng;
+        v->algo->act(x, b.obs, B, 0, &r1, ax);
+        v->algo->act(y, b.obs, B, 0, &r2, ay);
+        if (ok && memcmp(ax, ay, sizeof ax)) ok = 0, printf("actions differ\n");
+    }
+    // the counters are state: a load that missed the actor's Adam step count
+    // would not repeat the next update (so this check can fail)
+    if (ok) {
+        ctrl_tensor t[32];
+        int n = v->algo->tensors(y, t, 32);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(t[i].name, "counters")) t[i].data[1] += 1;
+        ctrl_metrics m1 = {0}, m2 = {0};
+        rlhf_rng ry = rng;
+        fill_batch(&b, &data);
+        v->algo->update(x, &b, &rng, &m1, &err);
+        v->algo->update(y, &b, &ry, &m2, &err);
+        if (same(v->algo, x, y, &m1, &m2, NULL)) ok = 0, printf("the Adam step count is not used\n");
+    }
+    ctrl_batch_free(&b);
+    v->algo->free(x);
+    v->algo->free(y);
+    if (ok) printf("ok\n");
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    const variant *v = argc >= 3 ? find_variant(argv[1]) : NULL;
+    if (!v || (strcmp(argv[2], "parity") && strcmp(argv[2], "roundtrip")) ||
+        (!strcmp(argv[2], "parity") && argc < 4)) {
+        fprintf(stderr, "usage: ctrl_algo_dump bc|bc_gauss|td3|td3_bc|iql|iql_det|awac parity OUT.json | roundtrip\n");
+        return 2;
+    }
+    return !strcmp(argv[2], "parity") ? parity(v, argv[3]) : roundtrip(v);
+}
