@@ -125,13 +125,15 @@ void ctrl_mlp_backward(ctrl_mlp *m, const float *dy, float *dx, int param_grads)
             const float *inp = l == 0 ? m->input : m->act[l - 1] + e * hsz;
             float *dinp = NULL;
             if (l > 0) {
+                // overwritten (beta 0), so no clearing pass; then the parameter grads
                 dinp = bufs[l & 1];
-                memset(dinp, 0, sizeof(float) * hsz);
+                gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dinp, ci);
+                linear_backward(NULL, dW, db, dout, inp, W, B, ci, co);
             } else {
-                dinp = dx;  // sums over members: linear_backward accumulates
-                if (!dinp && !param_grads) break;
+                if (!dx && !param_grads) break;
+                // dx sums over members: linear_backward accumulates
+                linear_backward(dx, dW, db, dout, inp, W, B, ci, co);
             }
-            linear_backward(dinp, dW, db, dout, inp, W, B, ci, co);
             if (l > 0) {
                 // through the ReLU of hidden layer l-1: act > 0 where the pre-activation was
                 const float *a = m->act[l - 1] + e * hsz;
