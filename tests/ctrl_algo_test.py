@@ -2,13 +2,14 @@
 PyTorch replay, and their checkpoint round trip.
 
 Parity: tests/tools/ctrl_algo_dump makes a small agent (obs 3, act 2, hidden 16,
-2 layers, batch 8, uneven action bounds), dumps every tensor, runs two updates
+2 layers, batch 8, uneven action bounds), dumps every tensor, runs three updates
 (with the normal draws each took) and dumps the tensors and metrics after each.
-Here the same two updates are written from the papers / CORL in PyTorch
+Here the same three updates are written from the papers / CORL in PyTorch
 (float64, nn.Linear, autograd, torch.optim.Adam, CosineAnnealingLR) from the
 dumped starting point, and every network, target, Adam moment, counter and
-reported loss must match. Two updates so TD3's delayed actor (policy_freq 2)
-and Adam's second step (which, unlike the first, depends on the gradient's
+reported loss must match. Three updates so TD3's delayed actor (policy_freq 2),
+IQL's cosine schedule past its period (max_steps 1: lr, 0, lr) and Adam's
+later steps (which, unlike the first, depends on the gradient's
 scale) are covered; the Adam moments are compared too, so a gradient off by a
 factor shows. Round trip: tensors into a fresh agent, then updates agree bit
 for bit (the C tool checks; torch not needed).

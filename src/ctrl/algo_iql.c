@@ -19,7 +19,12 @@
 //   actor loss = mean -w log pi(a|s)  (deterministic: mean w |pi(s) - a|^2)
 //   Adam step on the actor at lr = actor_lr (1 + cos(pi k / max_steps)) / 2,
 //   k the actor steps taken before (PyTorch's CosineAnnealingLR, eta_min 0;
-//   k stops at max_steps; max_steps <= 0: constant lr).
+//   max_steps <= 0: constant lr). Past max_steps the cosine rises again, as
+//   PyTorch's does: CORL's finetune/iql.py sets T_max to the offline
+//   iterations, so its online phase runs on the rising half.
+// Exploration (act, not deterministic): a sample of the Gaussian; a
+// deterministic IQL actor adds clip(expl_noise N(0,1), +-noise_clip) * scale
+// (CORL's finetune/iql.py: expl_noise 0.03, noise_clip 0.5).
 //
 // AWAC (Nair, Gupta, Dalal & Levine 2020; CORL's algorithms/offline/awac.py
 // and finetune/awac.py):
@@ -148,7 +153,10 @@ static void common_defaults(ctrl_algo_config *c) {
     c->max_steps = 1000000;
 }
 
-static void iql_defaults(ctrl_algo_config *c) { common_defaults(c); }
+static void iql_defaults(ctrl_algo_config *c) {
+    common_defaults(c);
+    c->expl_noise = 0.03f;  // CORL's finetune/iql.py (deterministic actor only)
+}
 
 static void awac_defaults(ctrl_algo_config *c) {
     common_defaults(c);
@@ -292,10 +300,8 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     // actor: exp-advantage weighted likelihood, cosine-annealed learning rate
     ctrl_exp_adv_weights(g->w, g->adv, B, g->c.iql_beta, g->c.adv_clip);
     float lr = g->c.actor_lr;
-    if (g->c.max_steps > 0) {
-        double kk = fmin((double)k, (double)g->c.max_steps);
-        lr = (float)(g->c.actor_lr * 0.5 * (1.0 + cos(M_PI * kk / g->c.max_steps)));
-    }
+    if (g->c.max_steps > 0)
+        lr = (float)(g->c.actor_lr * 0.5 * (1.0 + cos(M_PI * (double)k / g->c.max_steps)));
     double actor_loss = actor_step(g, b->obs, b->act, B, lr);
 
     double adv_mean = 0;
@@ -355,16 +361,26 @@ static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     return 0;
 }
 
-// deterministic: the mean; else a sample of the Gaussian, clipped to the bounds
-// (a deterministic IQL actor adds no noise: the trainer's exploration is its own)
+// deterministic: the mean; else a sample of the Gaussian, clipped to the
+// bounds (a deterministic IQL actor: clipped Gaussian noise, CORL's finetune)
 static void iql_act(void *agent, const float *obs, int B, int deterministic, rlhf_rng *rng,
                     float *action) {
     iql_agent *g = agent;
     grow(g, B);
     actor_mean(g, obs, B, action);
-    if (deterministic || !g->stochastic) return;
+    if (deterministic) return;
     for (long k = 0; k < (long)B * g->A; k++) g->eps[k] = rng_normal(rng);
-    sample_actions(g, action, g->eps, B, action);
+    if (g->stochastic) {
+        sample_actions(g, action, g->eps, B, action);
+        return;
+    }
+    for (int r = 0; r < B; r++)
+        for (int i = 0; i < g->A; i++) {
+            long k = (long)r * g->A + i;
+            float n = fminf(fmaxf(g->c.expl_noise * g->eps[k], -g->c.noise_clip), g->c.noise_clip);
+            action[k] += n * g->scale[i];
+        }
+    clip_actions(action, g, B);
 }
 
 static int iql_tensors(void *agent, ctrl_tensor *out, int max) {

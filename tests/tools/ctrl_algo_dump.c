@@ -2,18 +2,22 @@
 // for tests/ctrl_algo_test.py.
 //
 //   ctrl_algo_dump ALGO parity OUT.json   a small agent (obs 3, act 2, hidden
-//       16, 2 layers, batch 8, uneven action bounds), its tensors before, two
-//       updates on two batches (with the normal draws each update took, found
+//       16, 2 layers, batch 8, uneven action bounds), its tensors before, three
+//       updates on three batches (with the normal draws each update took, found
 //       by replaying a copy of the rng), the metrics and the tensors after —
 //       for an independent PyTorch replay.
 //   ctrl_algo_dump ALGO roundtrip        three updates, then the tensors into a
 //       fresh agent made from another seed; two more updates on both must agree
 //       bit for bit (tensors, metrics, actions). Prints "ok" or the mismatch.
+//   ctrl_algo_dump ALGO bench [N]       ms per update at CORL's sizes.
 // ALGO may also be bc_gauss (BC's Gaussian actor) or iql_det (IQL's
 // deterministic actor).
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "base/base.h"
 #include "ctrl/agent.h"
 
 extern const ctrl_algo ctrl_algo_bc, ctrl_algo_td3, ctrl_algo_td3_bc, ctrl_algo_iql,
@@ -53,7 +57,7 @@ static ctrl_algo_config make_config(const variant *v) {
     c.critic_lr = 2e-3f;
     c.value_lr = 1.5e-3f;
     c.tau = 0.05f;
-    c.max_steps = 4;  // IQL's cosine schedule visibly decays over the test
+    c.max_steps = 1;  // IQL's cosine: lr, 0, then lr again (PyTorch's period) over 3 updates
     return c;
 }
 
@@ -121,7 +125,7 @@ static int parity(const variant *v, const char *path) {
     ctrl_batch b;
     ctrl_batch_alloc(&b, B, S, A);
     int rc = 0;
-    for (int step = 0; step < 2; step++) {
+    for (int step = 0; step < 3; step++) {
         fill_batch(&b, &data);
         // the normals this update will draw: replay a copy of its rng
         rlhf_rng copy = rng;
@@ -247,7 +251,45 @@ static int roundtrip(const variant *v) {
     return ok ? 0 : 1;
 }
 
+// updates per second at CORL's sizes (hidden 256, 2 layers, batch 256;
+// obs 17, act 6 as HalfCheetah) on random data
+static int bench(const variant *v, int steps) {
+    enum { BS = 17, BA = 6, BB = 256 };
+    ctrl_algo_config c;
+    v->algo->defaults(&c);
+    c.layers = 2;
+    float low[BA], high[BA];
+    for (int i = 0; i < BA; i++) low[i] = -1, high[i] = 1;
+    rlhf_rng rng;
+    rng_seed(&rng, 1);
+    void *agent;
+    rlhf_err err;
+    if (v->algo->create(&c, BS, BA, low, high, &rng, &agent, &err)) return 1;
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, BB, BS, BA);
+    for (int i = 0; i < BB * BS; i++) b.obs[i] = rng_normal(&rng), b.next_obs[i] = rng_normal(&rng);
+    for (int i = 0; i < BB * BA; i++) b.act[i] = 2 * rng_uniform(&rng) - 1;
+    for (int i = 0; i < BB; i++) b.rew[i] = rng_normal(&rng), b.done[i] = 0;
+    ctrl_metrics m = {0};
+    v->algo->update(agent, &b, &rng, &m, &err);  // warm-up (buffers)
+    double t0 = time_now();
+    clock_t c0 = clock();
+    for (int i = 0; i < steps; i++) {
+        m.n = 0;
+        v->algo->update(agent, &b, &rng, &m, &err);
+    }
+    double dt = time_now() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    printf("%s: %.3f ms/update wall, %.3f ms CPU (hidden 256, 2 layers, batch 256, obs %d, act %d; "
+           "%d updates)\n",
+           v->arg, 1e3 * dt / steps, 1e3 * cpu / steps, BS, BA, steps);
+    ctrl_batch_free(&b);
+    v->algo->free(agent);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[2], "bench") && find_variant(argv[1]))
+        return bench(find_variant(argv[1]), argc >= 4 ? atoi(argv[3]) : 200);
     const variant *v = argc >= 3 ? find_variant(argv[1]) : NULL;
     if (!v || (strcmp(argv[2], "parity") && strcmp(argv[2], "roundtrip")) ||
         (!strcmp(argv[2], "parity") && argc < 4)) {
