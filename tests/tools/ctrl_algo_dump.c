@@ -203,6 +203,21 @@ static int roundtrip(const variant *v) {
     ctrl_batch b;
     ctrl_batch_alloc(&b, B, S, A);
     ctrl_metrics m = {0};
+    // bad input is refused with a message, not a crash
+    {
+        float bad_high[A] = {1.0f, -2.0f};  // high == low in dim 1
+        void *z = NULL;
+        err.msg[0] = 0;
+        if (v->algo->create(&c, S, A, LOW, bad_high, &rng, &z, &err) != -1 ||
+            !strstr(err.msg, "bound 1"))
+            return printf("empty action range accepted (%s)\n", err.msg), 1;
+        ctrl_batch wrong;
+        ctrl_batch_alloc(&wrong, B, S + 1, A);
+        err.msg[0] = 0;
+        int r = v->algo->update(x, &wrong, &rng, &m, &err);
+        ctrl_batch_free(&wrong);
+        if (r != -1 || !strstr(err.msg, "obs 4")) return printf("wrong batch accepted (%s)\n", err.msg), 1;
+    }
     for (int i = 0; i < 3; i++) {
         fill_batch(&b, &data);
         if (v->algo->update(x, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
