@@ -11,6 +11,10 @@
 #include "nn/nn.h"
 #include "test.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 // ---------------------------------------------------------------- MLP reference
 
 // y (ens, B, out) in double from double params laid out as ctrl_mlp's span
@@ -201,6 +205,46 @@ static int test_polyak_adam(void) {
     return 0;
 }
 
+
+// members run in parallel when there are threads: the same outputs, grads and dx
+// as one thread (each member's dx apart, summed in member order)
+static int test_mlp_threads(void) {
+#ifndef _OPENMP
+    SKIP("built without OpenMP");
+#else
+    int nt0 = omp_get_max_threads();
+    enum { E = 5, B = 37, IN = 11, H = 48, OUT = 2 };
+    float *x = malloc(sizeof(float) * B * IN), *dy = malloc(sizeof(float) * E * B * OUT);
+    float *y[2], *dx[2], *gr[2];
+    rlhf_rng g;
+    rng_seed(&g, 21);
+    for (int i = 0; i < B * IN; i++) x[i] = rng_normal(&g);
+    for (int i = 0; i < E * B * OUT; i++) dy[i] = rng_normal(&g);
+    long np = 0;
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(r == 0 ? 1 : 4);
+        rng_seed(&g, 22);
+        ctrl_mlp m;
+        ctrl_mlp_init(&m, IN, H, 2, OUT, E, &g);
+        np = m.n_params;
+        y[r] = malloc(sizeof(float) * E * B * OUT);
+        dx[r] = calloc(B * IN, sizeof(float));
+        gr[r] = malloc(sizeof(float) * np);
+        ctrl_mlp_forward(&m, x, B, y[r]);
+        ctrl_mlp_zero_grad(&m);
+        ctrl_mlp_backward(&m, dy, dx[r], 1);
+        memcpy(gr[r], m.grads, sizeof(float) * np);
+        ctrl_mlp_free(&m);
+    }
+    omp_set_num_threads(nt0);
+    for (int i = 0; i < E * B * OUT; i++) CHECK_CLOSE(y[1][i], y[0][i], 1e-6, 1e-6);
+    for (int i = 0; i < B * IN; i++) CHECK_CLOSE(dx[1][i], dx[0][i], 1e-6, 1e-6);
+    for (long i = 0; i < np; i++) CHECK_CLOSE(gr[1][i], gr[0][i], 1e-6, 1e-6);
+    for (int r = 0; r < 2; r++) free(y[r]), free(dx[r]), free(gr[r]);
+    free(x), free(dy);
+    return 0;
+#endif
+}
 
 // ---------------------------------------------------------------- policy heads
 
@@ -466,6 +510,7 @@ int main(void) {
     RUN(test_mlp_fd);
     RUN(test_mlp_layout_init);
     RUN(test_polyak_adam);
+    RUN(test_mlp_threads);
     RUN(test_det_head);
     RUN(test_tanh_gauss_fd);
     RUN(test_tanh_gauss_saturated);

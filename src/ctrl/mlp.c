@@ -9,6 +9,10 @@
 
 #include "nn/nn.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 // width of linear layer l's input and output (l = 0 .. layers)
 static int layer_in(const ctrl_mlp *m, int l) { return l == 0 ? m->in : m->hidden; }
 static int layer_out(const ctrl_mlp *m, int l) { return l == m->layers ? m->out : m->hidden; }
@@ -28,7 +32,8 @@ static void free_buffers(ctrl_mlp *m) {
     free(m->dbuf0);
     free(m->dbuf1);
     free(m->input);
-    m->dbuf0 = m->dbuf1 = m->input = NULL;
+    free(m->dxbuf);
+    m->dbuf0 = m->dbuf1 = m->input = m->dxbuf = NULL;
     if (m->act)
         for (int l = 0; l < m->layers; l++) m->act[l] = NULL;
 }
@@ -42,6 +47,7 @@ static void ensure_batch(ctrl_mlp *m, int B) {
     m->dbuf0 = xalloc_aligned(sizeof(float) * per);
     m->dbuf1 = xalloc_aligned(sizeof(float) * per);
     m->input = xalloc_aligned(sizeof(float) * (long)B * m->in);
+    m->dxbuf = xalloc_aligned(sizeof(float) * (long)m->ens * B * m->in);
     m->cap_batch = B;
 }
 
@@ -87,62 +93,86 @@ void ctrl_mlp_init_last(ctrl_mlp *m, float s) {
 
 float *ctrl_mlp_member(ctrl_mlp *m, int e) { return m->params + (long)e * member_size(m); }
 
+// members run in parallel (each gemm single-threaded inside the region) when
+// there are enough of them to keep the threads busy; otherwise gemm threads
+static int members_in_parallel(const ctrl_mlp *m) {
+#ifdef _OPENMP
+    int nt = rlhf_num_threads();
+    return m->ens > 1 && nt > 1 && 2 * m->ens >= nt && !omp_in_parallel();
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+static void forward_member(ctrl_mlp *m, int e, int B, float *y) {
+    const long hsz = (long)B * m->hidden;
+    const float *pe = m->params + e * member_size(m);
+    const float *h = m->input;
+    for (int l = 0; l <= m->layers; l++) {
+        int ci = layer_in(m, l), co = layer_out(m, l);
+        const float *W = pe + layer_offset(m, l), *b = W + (long)ci * co;
+        float *o = l == m->layers ? y + (long)e * B * m->out : m->act[l] + e * hsz;
+        linear_forward(o, h, W, b, B, ci, co);
+        if (l < m->layers)
+            for (long i = 0; i < hsz; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+        h = o;
+    }
+}
+
 void ctrl_mlp_forward(ctrl_mlp *m, const float *x, int B, float *y) {
     RLHF_ASSERT(B >= 1);
     ensure_batch(m, B);
     memcpy(m->input, x, sizeof(float) * (size_t)B * m->in);
     m->last_batch = B;
+#pragma omp parallel for schedule(static) if (members_in_parallel(m))
+    for (int e = 0; e < m->ens; e++) forward_member(m, e, B, y);
+}
+
+// member e: dy -> its param grads (when param_grads) and dxe = its dL/dx (when dxe)
+static void backward_member(ctrl_mlp *m, int e, const float *dy, float *dxe, int param_grads) {
+    const int B = m->last_batch;
     const long per = member_size(m), hsz = (long)B * m->hidden;
-    for (int e = 0; e < m->ens; e++) {
-        const float *pe = m->params + e * per;
-        const float *h = m->input;
-        for (int l = 0; l <= m->layers; l++) {
-            int ci = layer_in(m, l), co = layer_out(m, l);
-            const float *W = pe + layer_offset(m, l), *b = W + (long)ci * co;
-            float *o = l == m->layers ? y + (long)e * B * m->out : m->act[l] + e * hsz;
-            linear_forward(o, h, W, b, B, ci, co);
-            if (l < m->layers)
-                for (long i = 0; i < hsz; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
-            h = o;
+    const float *pe = m->params + e * per;
+    float *ge = m->grads + e * per;
+    const float *dout = dy + (long)e * B * m->out;  // gradient of layer l's output
+    float *bufs[2] = {m->dbuf0 + e * hsz, m->dbuf1 + e * hsz};
+    for (int l = m->layers; l >= 0; l--) {
+        int ci = layer_in(m, l), co = layer_out(m, l);
+        long off = layer_offset(m, l);
+        const float *W = pe + off;
+        float *dW = param_grads ? ge + off : NULL, *db = param_grads ? ge + off + (long)ci * co : NULL;
+        const float *inp = l == 0 ? m->input : m->act[l - 1] + e * hsz;
+        if (l == 0) {
+            if (dxe) gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dxe, ci);
+            if (param_grads) linear_backward(NULL, dW, db, dout, inp, W, B, ci, co);
+            break;
         }
+        // overwritten (beta 0), so no clearing pass; then the parameter grads
+        float *dinp = bufs[l & 1];
+        gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dinp, ci);
+        if (param_grads) linear_backward(NULL, dW, db, dout, inp, W, B, ci, co);
+        // through the ReLU of hidden layer l-1: act > 0 where the pre-activation was
+        const float *a = m->act[l - 1] + e * hsz;
+        for (long i = 0; i < hsz; i++)
+            if (!(a[i] > 0.0f)) dinp[i] = 0.0f;
+        dout = dinp;
     }
 }
 
 void ctrl_mlp_backward(ctrl_mlp *m, const float *dy, float *dx, int param_grads) {
     const int B = m->last_batch;
     RLHF_ASSERT(B >= 1);
-    const long per = member_size(m), hsz = (long)B * m->hidden;
-    for (int e = 0; e < m->ens; e++) {
-        const float *pe = m->params + e * per;
-        float *ge = m->grads + e * per;
-        const float *dout = dy + (long)e * B * m->out;  // gradient of layer l's output
-        float *bufs[2] = {m->dbuf0 + e * hsz, m->dbuf1 + e * hsz};
-        for (int l = m->layers; l >= 0; l--) {
-            int ci = layer_in(m, l), co = layer_out(m, l);
-            long off = layer_offset(m, l);
-            const float *W = pe + off;
-            float *dW = param_grads ? ge + off : NULL, *db = param_grads ? ge + off + (long)ci * co : NULL;
-            const float *inp = l == 0 ? m->input : m->act[l - 1] + e * hsz;
-            float *dinp = NULL;
-            if (l > 0) {
-                // overwritten (beta 0), so no clearing pass; then the parameter grads
-                dinp = bufs[l & 1];
-                gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dinp, ci);
-                linear_backward(NULL, dW, db, dout, inp, W, B, ci, co);
-            } else {
-                if (!dx && !param_grads) break;
-                // dx sums over members: linear_backward accumulates
-                linear_backward(dx, dW, db, dout, inp, W, B, ci, co);
-            }
-            if (l > 0) {
-                // through the ReLU of hidden layer l-1: act > 0 where the pre-activation was
-                const float *a = m->act[l - 1] + e * hsz;
-                for (long i = 0; i < hsz; i++)
-                    if (!(a[i] > 0.0f)) dinp[i] = 0.0f;
-            }
-            dout = dinp;
+    if (!dx && !param_grads) return;
+    const long nx = (long)B * m->in;
+    // each member's dx apart, then summed in member order: the same sums at any thread count
+#pragma omp parallel for schedule(static) if (members_in_parallel(m))
+    for (int e = 0; e < m->ens; e++) backward_member(m, e, dy, dx ? m->dxbuf + e * nx : NULL, param_grads);
+    if (dx)
+        for (int e = 0; e < m->ens; e++) {
+            const float *d = m->dxbuf + e * nx;
+            for (long i = 0; i < nx; i++) dx[i] += d[i];
         }
-    }
 }
 
 void ctrl_mlp_zero_grad(ctrl_mlp *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }

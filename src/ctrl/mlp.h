@@ -27,6 +27,7 @@ typedef struct {
     float **act;   // act[l]: post-ReLU output of hidden layer l
     float *dbuf0, *dbuf1;
     float *input;  // copy of the last input (B, in)
+    float *dxbuf;  // (ens, B, in): each member's dL/dx before the sum (added by h1)
 } ctrl_mlp;
 
 void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng);
