@@ -3,6 +3,7 @@
 // commands on stdin, one a line, and answers each with one JSON line:
 //   seed S          -> {"seeded": S}
 //   reset           -> {"obs": [...], "t": 0}
+//   state S1 S2 ... -> {"obs": [...]}  (classic tasks: ctrl_env_classic_set_state)
 //   step A1 A2 ...  -> {"obs": [...], "reward": r, "cost": c, "terminated": b,
 //                       "truncated": b, "t": t}
 // An error prints "error: MESSAGE" on stderr and exits 1.
@@ -53,6 +54,24 @@ int main(int argc, char **argv) {
             printf("{");
             print_floats("obs", obs, e->obs_dim);
             printf(", \"t\": %d}\n", e->t);
+        } else if (!strncmp(p, "state", 5)) {
+            double s[8];
+            int n = 0;
+            char *end;
+            p += 5;
+            while (n < 8) {
+                double v = strtod(p, &end);
+                if (end == p) break;
+                s[n++] = v;
+                p = end;
+            }
+            if (ctrl_env_classic_set_state(e, s, n, obs, &err)) {
+                rc = die(&err);
+                break;
+            }
+            printf("{");
+            print_floats("obs", obs, e->obs_dim);
+            printf("}\n");
         } else if (!strncmp(p, "step", 4)) {
             p += 4;
             for (int i = 0; i < e->act_dim; i++) {
