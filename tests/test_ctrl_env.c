@@ -22,7 +22,7 @@ static ctrl_env *make(const char *name) {
 static void pendulum_ref(double *th, double *thdot, double u, double *reward) {
     double wrapped = atan2(sin(*th), cos(*th));
     *reward = -(wrapped * wrapped + 0.1 * *thdot * *thdot + 0.001 * u * u);
-    double v = *thdot + 0.05 * (15.0 * sin(*th) + 3.0 * u);  // 3g/(2l) = 15, 3/(ml^2) = 3
+    double v = *thdot + 0.05 * (15.0 * sin(*th) + 3.0 * u); // 3g/(2l) = 15, 3/(ml^2) = 3
     v = fmax(-8.0, fmin(8.0, v));
     *th += 0.05 * v;
     *thdot = v;
@@ -63,7 +63,7 @@ static int pendulum_matches_reference(void) {
     float obs[3];
     // start 1: a swing; start 2: an angle past 2 pi with speed near the limit
     double starts[2][2] = {{2.5, -0.7}, {7.3, 7.9}};
-    float actions[5] = {1.3f, -2.0f, 0.4f, 5.0f, -0.25f};  // 5 is clipped to 2
+    float actions[5] = {1.3f, -2.0f, 0.4f, 5.0f, -0.25f}; // 5 is clipped to 2
     for (int k = 0; k < 2; k++) {
         CHECK(ctrl_env_classic_set_state(e, starts[k], 2, obs, &err) == 0);
         double th = starts[k][0], thdot = starts[k][1];
@@ -79,7 +79,7 @@ static int pendulum_matches_reference(void) {
             CHECK_CLOSE(obs[2], thdot, 1e-6, 1e-6);
             CHECK(!info.terminated && info.cost == 0);
         }
-        if (k == 1) CHECK(thdot == 8.0);  // the speed limit was reached on this start
+        if (k == 1) CHECK(thdot == 8.0); // the speed limit was reached on this start
     }
     ctrl_env_free(e);
     return 0;
@@ -108,8 +108,8 @@ static int mountaincar_matches_reference(void) {
             CHECK_CLOSE(obs[0], p, 1e-6, 0);
             CHECK_CLOSE(obs[1], v, 1e-6, 0);
             CHECK(info.terminated == done);
-            if (k == 1 && i == 0) CHECK(obs[0] == -1.2f && obs[1] == 0.0f);  // stopped by the wall
-            if (k == 2 && i == 0) CHECK(done && info.reward > 99);  // reached the goal
+            if (k == 1 && i == 0) CHECK(obs[0] == -1.2f && obs[1] == 0.0f); // stopped by the wall
+            if (k == 2 && i == 0) CHECK(done && info.reward > 99);          // reached the goal
             if (done) break;
         }
     }
@@ -168,8 +168,10 @@ static int time_limits(void) {
             float a;
             // cartpole: a PD controller keeps the pole up; mountaincar: no push
             // never leaves the valley; pendulum: anything
-            if (k == 2) a = 10.0f * obs[2] + 2.0f * obs[3] + 0.5f * obs[0] + 1.0f * obs[1];
-            else a = k == 0 ? 0.3f : 0.0f;
+            if (k == 2)
+                a = 10.0f * obs[2] + 2.0f * obs[3] + 0.5f * obs[0] + 1.0f * obs[1];
+            else
+                a = k == 0 ? 0.3f : 0.0f;
             ctrl_step_info info;
             CHECK(ctrl_env_step(e, &a, obs, &info, &err) == 0);
             term |= info.terminated;
@@ -263,7 +265,7 @@ static int seeding_and_initial_states(void) {
         for (int r = 0; r < N; r++) {
             ctrl_env_reset(a, oa, &err);
             double s[4] = {oa[0], oa[1], k == 2 ? oa[2] : 0, k == 2 ? oa[3] : 0};
-            if (k == 0) s[0] = atan2(oa[1], oa[0]), s[1] = oa[2];  // pendulum: th, thdot
+            if (k == 0) s[0] = atan2(oa[1], oa[0]), s[1] = oa[2]; // pendulum: th, thdot
             for (int i = 0; i < 4; i++) {
                 lo[i] = fmin(lo[i], s[i]), hi[i] = fmax(hi[i], s[i]);
                 mean[i] += s[i] / N;
@@ -302,7 +304,7 @@ static int refusals(void) {
     CHECK(ctrl_env_step(e, &a, obs, &info, &err) == -1 && e->t == 0);
     ctrl_env_free(e);
 
-    e = make("cartpole");  // stepping before any reset
+    e = make("cartpole"); // stepping before any reset
     if (e) {
         a = 0;
         CHECK(ctrl_env_step(e, &a, obs, &info, &err) == -1 && strstr(err.msg, "before reset"));

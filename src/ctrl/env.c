@@ -14,8 +14,7 @@
 // weak so the library links before it exists (NULL until then). A weak
 // reference does not pull an object out of a static archive, so the lead
 // removes `weak` here once env_mujoco.c lands.
-extern int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err)
-    __attribute__((weak));
+extern int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) __attribute__((weak));
 
 static const char *const classic_names[] = {"pendulum", "mountaincar", "cartpole"};
 static const char *const mujoco_names[] = {"hopper", "halfcheetah", "walker2d"};
@@ -42,7 +41,8 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
     } else if (in_list(name, mujoco_names, 3)) {
         if (!ctrl_env_mujoco_make)
             rc = rlhf_fail(err, "env \"%s\": built without MuJoCo locomotion yet", name);
-        else rc = ctrl_env_mujoco_make(name, e, err);
+        else
+            rc = ctrl_env_mujoco_make(name, e, err);
     } else if (!strncmp(name, "cmd:", 4)) {
         rc = ctrl_env_external_make(name + 4, e, err);
     } else {
@@ -82,9 +82,9 @@ int ctrl_env_step(ctrl_env *e, const float *action, float *obs, ctrl_step_info *
         if (!isfinite(action[i]))
             return rlhf_fail(err, "env \"%s\": step %d: action[%d] is %g, not a finite number",
                              e->name, e->t, i, (double)action[i]);
-        a[i] = action[i] < e->act_low[i] ? e->act_low[i]
-             : action[i] > e->act_high[i] ? e->act_high[i]
-                                          : action[i];
+        a[i] = action[i] < e->act_low[i]    ? e->act_low[i]
+               : action[i] > e->act_high[i] ? e->act_high[i]
+                                            : action[i];
     }
     memset(info, 0, sizeof *info);
     if (e->ops->step(e, a, obs, info, err)) return -1;

@@ -78,9 +78,9 @@ int ctrl_env_external_make(const char *cmd, ctrl_env *e, rlhf_err *err);   // en
 // and a wrong n.
 int ctrl_env_classic_set_state(ctrl_env *e, const double *state, int n, float *obs, rlhf_err *err);
 
-// External programs: seconds allowed for each reply (default 30; the environment
-// variable RLHF_ENV_TIMEOUT overrides the default). Used by ctrl_env_make for
-// the programs it starts after the call.
+// External programs: seconds allowed for each reply, for the programs that
+// ctrl_env_make starts after the call (a CLI flag would set it). Without a call:
+// the environment variable RLHF_ENV_TIMEOUT when set, else 30.
 void ctrl_env_external_set_timeout(double seconds);
 
 #endif

@@ -7,9 +7,9 @@
 // Initial states come from the environment's own stream (e->rng), so they are
 // not Gymnasium's numbers for the same seed, only the same distribution.
 //
-//   pendulum     Pendulum-v1              obs (cos th, sin th, thdot), torque in [-2, 2], 200 steps
-//   mountaincar  MountainCarContinuous-v0 obs (position, velocity), force in [-1, 1], 999 steps
-//   cartpole     our continuous CartPole  obs (x, x_dot, theta, theta_dot), force in [-1, 1], 500 steps
+//   pendulum     Pendulum-v1               obs (cos th, sin th, thdot), torque [-2, 2], 200 steps
+//   mountaincar  MountainCarContinuous-v0  obs (position, velocity), force [-1, 1], 999 steps
+//   cartpole     our continuous CartPole   obs (x, x_dot, theta, theta_dot), [-1, 1], 500 steps
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +20,10 @@ typedef enum { PENDULUM, MOUNTAINCAR, CARTPOLE } classic_kind;
 
 typedef struct {
     classic_kind kind;
-    double s[4];     // pendulum (th, thdot); mountaincar (position, velocity); cartpole (x, x_dot, theta, theta_dot)
-    int ready;       // reset has been called
-    int after_end;   // cartpole: steps taken after termination (Gymnasium's steps_beyond_terminated)
+    double s[4];   // pendulum (th, thdot); mountaincar (position, velocity);
+                   // cartpole (x, x_dot, theta, theta_dot)
+    int ready;     // reset has been called
+    int after_end; // cartpole: steps taken after termination (Gymnasium's steps_beyond_terminated)
 } classic_state;
 
 // uniform double in [lo, hi) from 53 random bits
@@ -55,22 +56,24 @@ static void pendulum_obs(const classic_state *c, float *obs) {
 }
 
 static void pendulum_reset(classic_state *c, rlhf_rng *r, float *obs) {
-    c->s[0] = uniform(r, -M_PI, M_PI);  // th
-    c->s[1] = uniform(r, -1.0, 1.0);    // thdot
+    c->s[0] = uniform(r, -M_PI, M_PI); // th
+    c->s[1] = uniform(r, -1.0, 1.0);   // thdot
     pendulum_obs(c, obs);
 }
 
 static void pendulum_step(classic_state *c, double u, float *obs, ctrl_step_info *info) {
     double th = c->s[0], thdot = c->s[1];
     double a = angle_normalize(th);
-    double costs = a * a + 0.1 * thdot * thdot + 0.001 * u * u;  // on the state before the step
-    double newthdot = thdot + (3.0 * PEND_G / (2.0 * PEND_L) * sin(th) + 3.0 / (PEND_M * PEND_L * PEND_L) * u) * PEND_DT;
+    double costs = a * a + 0.1 * thdot * thdot + 0.001 * u * u; // on the state before the step
+    double newthdot =
+        thdot +
+        (3.0 * PEND_G / (2.0 * PEND_L) * sin(th) + 3.0 / (PEND_M * PEND_L * PEND_L) * u) * PEND_DT;
     if (newthdot > PEND_MAX_SPEED) newthdot = PEND_MAX_SPEED;
     if (newthdot < -PEND_MAX_SPEED) newthdot = -PEND_MAX_SPEED;
-    c->s[0] = th + newthdot * PEND_DT;  // semi-implicit: the new velocity moves the angle
+    c->s[0] = th + newthdot * PEND_DT; // semi-implicit: the new velocity moves the angle
     c->s[1] = newthdot;
     info->reward = (float)-costs;
-    info->terminated = 0;  // Pendulum never terminates; only the time limit ends it
+    info->terminated = 0; // Pendulum never terminates; only the time limit ends it
     pendulum_obs(c, obs);
 }
 
@@ -104,7 +107,7 @@ static void mountaincar_step(classic_state *c, double force, float *obs, ctrl_st
     position += velocity;
     if (position > MC_MAX_POS) position = MC_MAX_POS;
     if (position < MC_MIN_POS) position = MC_MIN_POS;
-    if (position == MC_MIN_POS && velocity < 0) velocity = 0;  // inelastic left wall
+    if (position == MC_MIN_POS && velocity < 0) velocity = 0; // inelastic left wall
     int terminated = position >= MC_GOAL_POS && velocity >= MC_GOAL_VEL;
     double reward = terminated ? 100.0 : 0.0;
     reward -= force * force * 0.1;
@@ -127,7 +130,7 @@ static void mountaincar_step(classic_state *c, double force, float *obs, ctrl_st
 #define CP_MASSCART 1.0
 #define CP_MASSPOLE 0.1
 #define CP_TOTAL_MASS (CP_MASSPOLE + CP_MASSCART)
-#define CP_LENGTH 0.5  // half the pole's length
+#define CP_LENGTH 0.5 // half the pole's length
 #define CP_POLEMASS_LENGTH (CP_MASSPOLE * CP_LENGTH)
 #define CP_FORCE_MAG 10.0
 #define CP_TAU 0.02
@@ -160,9 +163,12 @@ static void cartpole_step(classic_state *c, double action, float *obs, ctrl_step
     int terminated = c->s[0] < -CP_X_THRESHOLD || c->s[0] > CP_X_THRESHOLD ||
                      c->s[2] < -CP_THETA_THRESHOLD || c->s[2] > CP_THETA_THRESHOLD;
     double reward;
-    if (!terminated) reward = 1.0;
-    else if (c->after_end < 0) c->after_end = 0, reward = 1.0;
-    else c->after_end++, reward = 0.0;
+    if (!terminated)
+        reward = 1.0;
+    else if (c->after_end < 0)
+        c->after_end = 0, reward = 1.0;
+    else
+        c->after_end++, reward = 0.0;
     info->reward = (float)reward;
     info->terminated = terminated;
     cartpole_obs(c, obs);
@@ -174,9 +180,15 @@ static int classic_reset(ctrl_env *e, float *obs, rlhf_err *err) {
     (void)err;
     classic_state *c = e->state;
     switch (c->kind) {
-    case PENDULUM: pendulum_reset(c, &e->rng, obs); break;
-    case MOUNTAINCAR: mountaincar_reset(c, &e->rng, obs); break;
-    case CARTPOLE: cartpole_reset(c, &e->rng, obs); break;
+    case PENDULUM:
+        pendulum_reset(c, &e->rng, obs);
+        break;
+    case MOUNTAINCAR:
+        mountaincar_reset(c, &e->rng, obs);
+        break;
+    case CARTPOLE:
+        cartpole_reset(c, &e->rng, obs);
+        break;
     }
     c->ready = 1;
     return 0;
@@ -188,9 +200,15 @@ static int classic_step(ctrl_env *e, const float *action, float *obs, ctrl_step_
     if (!c->ready) return rlhf_fail(err, "env \"%s\": step before reset", e->name);
     double a = (double)action[0];
     switch (c->kind) {
-    case PENDULUM: pendulum_step(c, a, obs, info); break;
-    case MOUNTAINCAR: mountaincar_step(c, a, obs, info); break;
-    case CARTPOLE: cartpole_step(c, a, obs, info); break;
+    case PENDULUM:
+        pendulum_step(c, a, obs, info);
+        break;
+    case MOUNTAINCAR:
+        mountaincar_step(c, a, obs, info);
+        break;
+    case CARTPOLE:
+        cartpole_step(c, a, obs, info);
+        break;
     }
     info->cost = 0;
     return 0;
@@ -220,9 +238,15 @@ int ctrl_env_classic_set_state(ctrl_env *e, const double *state, int n, float *o
     c->ready = 1;
     c->after_end = -1;
     switch (c->kind) {
-    case PENDULUM: pendulum_obs(c, obs); break;
-    case MOUNTAINCAR: obs[0] = (float)c->s[0], obs[1] = (float)c->s[1]; break;
-    case CARTPOLE: cartpole_obs(c, obs); break;
+    case PENDULUM:
+        pendulum_obs(c, obs);
+        break;
+    case MOUNTAINCAR:
+        obs[0] = (float)c->s[0], obs[1] = (float)c->s[1];
+        break;
+    case CARTPOLE:
+        cartpole_obs(c, obs);
+        break;
     }
     return 0;
 }
@@ -247,8 +271,8 @@ int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err) {
         e->max_episode_steps = 500;
     } else {
         free(c);
-        return rlhf_fail(err, "env \"%s\": not a classic-control task (pendulum, mountaincar, cartpole)",
-                         name);
+        return rlhf_fail(
+            err, "env \"%s\": not a classic-control task (pendulum, mountaincar, cartpole)", name);
     }
     e->state = c;
     e->ops = &classic_ops;

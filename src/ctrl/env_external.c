@@ -48,20 +48,22 @@
 
 typedef struct {
     char *cmd;
-    pid_t pid;                 // the program's process group leader (/bin/sh); 0 once reaped
-    int to_child, from_child;  // our ends of its stdin and stdout; -1 once closed
+    pid_t pid;                // the program's process group leader (/bin/sh); 0 once reaped
+    int to_child, from_child; // our ends of its stdin and stdout; -1 once closed
     double timeout_s;
-    char *buf;                 // bytes read but not yet a complete line
+    char *buf; // bytes read but not yet a complete line
     size_t len, cap;
-    long lines;                // lines received from it so far
-    int dead;                  // failed or gone: no more requests
+    long lines; // lines received from it so far
+    int dead;   // failed or gone: no more requests
     uint64_t seed;
-    int seed_pending;          // send {"cmd":"seed"} before the next reset
+    int seed_pending; // send {"cmd":"seed"} before the next reset
 } external_state;
 
-static double timeout_set = 0;  // ctrl_env_external_set_timeout; 0: not set
+static double timeout_set = 0; // ctrl_env_external_set_timeout; 0: not set
 
-void ctrl_env_external_set_timeout(double seconds) { timeout_set = seconds; }
+void ctrl_env_external_set_timeout(double seconds) {
+    timeout_set = seconds;
+}
 
 static double timeout_now(void) {
     if (timeout_set > 0) return timeout_set;
@@ -95,7 +97,7 @@ static int reap(external_state *x, double grace) {
     for (;;) {
         pid_t r = waitpid(x->pid, &st, WNOHANG);
         if (r == x->pid) {
-            kill(-x->pid, SIGKILL);  // whatever it left behind in its group
+            kill(-x->pid, SIGKILL); // whatever it left behind in its group
             x->pid = 0;
             return st;
         }
@@ -117,13 +119,15 @@ static void describe_end(external_state *x, char *why, size_t n) {
     close_fd(&x->to_child);
     close_fd(&x->from_child);
     int st = reap(x, 2.0);
-    if (st == -1) snprintf(why, n, "closed its output and was killed");
+    if (st == -1)
+        snprintf(why, n, "closed its output and was killed");
     else if (WIFEXITED(st))
         snprintf(why, n, "exited with status %d%s", WEXITSTATUS(st),
                  WEXITSTATUS(st) == 127 ? " (command not found?)" : "");
     else if (WIFSIGNALED(st))
         snprintf(why, n, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-    else snprintf(why, n, "ended");
+    else
+        snprintf(why, n, "ended");
 }
 
 // kills the program and fills err: env "cmd:PROGRAM": WHAT
@@ -147,7 +151,8 @@ static int fail(external_state *x, rlhf_err *err, const char *fmt, ...) {
 
 static int start(external_state *x, rlhf_err *err) {
     int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC)) return rlhf_fail(err, "env \"cmd:%s\": pipe: %s", x->cmd, strerror(errno));
+    if (pipe2(in, O_CLOEXEC))
+        return rlhf_fail(err, "env \"cmd:%s\": pipe: %s", x->cmd, strerror(errno));
     if (pipe2(out, O_CLOEXEC)) {
         close(in[0]), close(in[1]);
         return rlhf_fail(err, "env \"cmd:%s\": pipe: %s", x->cmd, strerror(errno));
@@ -165,9 +170,9 @@ static int start(external_state *x, rlhf_err *err) {
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
         return rlhf_fail(err, "env \"cmd:%s\": fork: %s", x->cmd, strerror(errno));
     }
-    if (pid == 0) {  // only async-signal-safe calls until exec
+    if (pid == 0) { // only async-signal-safe calls until exec
         setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);  // do not outlive us (the forking thread)
+        prctl(PR_SET_PDEATHSIG, SIGKILL); // do not outlive us (the forking thread)
         if (getppid() != parent) _exit(127);
         signal(SIGPIPE, SIG_DFL);
         dup2(in[0], 0);
@@ -175,7 +180,7 @@ static int start(external_state *x, rlhf_err *err) {
         execl("/bin/sh", "sh", "-c", x->cmd, (char *)NULL);
         _exit(127);
     }
-    setpgid(pid, pid);  // also here: no race with the child's own call
+    setpgid(pid, pid); // also here: no race with the child's own call
     close(in[0]);
     close(out[1]);
     fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
@@ -214,7 +219,7 @@ static void append(external_state *x, const char *p, size_t k) {
 // writes one request line (text ends in '\n'), waiting at most the timeout
 static int send_line(external_state *x, const char *text, const char *what, rlhf_err *err) {
     if (x->dead) return rlhf_fail(err, "env \"cmd:%s\": no longer running", x->cmd);
-    char chunk[4096];  // a line nobody asked for means we and the program disagree
+    char chunk[4096]; // a line nobody asked for means we and the program disagree
     ssize_t k;
     while ((k = read(x->from_child, chunk, sizeof chunk)) > 0) append(x, chunk, (size_t)k);
     if (x->len > 0) {
@@ -235,11 +240,14 @@ static int send_line(external_state *x, const char *text, const char *what, rlhf
         if (r < 0 && errno != EINTR) return fail(x, err, "poll: %s", strerror(errno));
         if (r <= 0) continue;
         ssize_t w = write(x->to_child, text + sent, n - sent);
-        if (w > 0) sent += (size_t)w;
+        if (w > 0)
+            sent += (size_t)w;
         else if (w < 0 && errno != EAGAIN && errno != EINTR) {
             char why[200];
-            if (errno == EPIPE) describe_end(x, why, sizeof why);
-            else snprintf(why, sizeof why, "write: %s", strerror(errno));
+            if (errno == EPIPE)
+                describe_end(x, why, sizeof why);
+            else
+                snprintf(why, sizeof why, "write: %s", strerror(errno));
             return fail(x, err, "%s before reading the %s request", why, what);
         }
     }
@@ -268,8 +276,8 @@ static int recv_line(external_state *x, const char *what, char **line, rlhf_err 
                         x->lines + 1, what);
         double left = deadline - time_now();
         if (left <= 0)
-            return fail(x, err, "no %s within %g s (line %ld of its output); killed it",
-                        what, x->timeout_s, x->lines + 1);
+            return fail(x, err, "no %s within %g s (line %ld of its output); killed it", what,
+                        x->timeout_s, x->lines + 1);
         struct pollfd pf = {x->from_child, POLLIN, 0};
         int r = poll(&pf, 1, (int)(left * 1000) + 1);
         if (r < 0 && errno != EINTR) return fail(x, err, "poll: %s", strerror(errno));
@@ -278,8 +286,10 @@ static int recv_line(external_state *x, const char *what, char **line, rlhf_err 
         if (k < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (k <= 0) {
             char why[200];
-            if (k < 0) snprintf(why, sizeof why, "read: %s", strerror(errno));
-            else describe_end(x, why, sizeof why);
+            if (k < 0)
+                snprintf(why, sizeof why, "read: %s", strerror(errno));
+            else
+                describe_end(x, why, sizeof why);
             return fail(x, err, "%s before its %s (line %ld of its output)", why, what,
                         x->lines + 1);
         }
@@ -358,7 +368,8 @@ static int external_reset(ctrl_env *e, float *obs, rlhf_err *err) {
     external_state *x = e->state;
     char req[64];
     if (x->seed_pending) {
-        snprintf(req, sizeof req, "{\"cmd\":\"seed\",\"seed\":%llu}\n", (unsigned long long)x->seed);
+        snprintf(req, sizeof req, "{\"cmd\":\"seed\",\"seed\":%llu}\n",
+                 (unsigned long long)x->seed);
         if (send_line(x, req, "seed", err)) return -1;
         x->seed_pending = 0;
     }
@@ -378,7 +389,7 @@ static int external_step(ctrl_env *e, const float *action, float *obs, ctrl_step
     size_t cap = 64 + (size_t)e->act_dim * 20, n = 0;
     char *req = xmalloc(cap);
     n += (size_t)snprintf(req, cap, "{\"cmd\":\"step\",\"action\":[");
-    for (int i = 0; i < e->act_dim; i++)  // %.9g: the float comes back exactly
+    for (int i = 0; i < e->act_dim; i++) // %.9g: the float comes back exactly
         n += (size_t)snprintf(req + n, cap - n, "%s%.9g", i ? "," : "", (double)action[i]);
     snprintf(req + n, cap - n, "]}\n");
     int rc = send_line(x, req, "step", err);
@@ -394,9 +405,12 @@ static int external_step(ctrl_env *e, const float *action, float *obs, ctrl_step
     if (!rc) rc = get_number(x, err, what, line, j, "cost", 0, &cost);
     if (!rc) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "terminated");
-        if (!t) rc = bad_reply(x, err, what, line, "terminated", "is missing");
-        else if (!cJSON_IsBool(t)) rc = bad_reply(x, err, what, line, "terminated", "is not true or false");
-        else info->terminated = cJSON_IsTrue(t);
+        if (!t)
+            rc = bad_reply(x, err, what, line, "terminated", "is missing");
+        else if (!cJSON_IsBool(t))
+            rc = bad_reply(x, err, what, line, "terminated", "is not true or false");
+        else
+            info->terminated = cJSON_IsTrue(t);
     }
     if (!rc && (!isfinite((float)reward) || !isfinite((float)cost)))
         rc = bad_reply(x, err, what, line, isfinite((float)reward) ? "cost" : "reward",
@@ -417,7 +431,7 @@ static void external_seed(ctrl_env *e, uint64_t seed) {
 static void external_free(ctrl_env *e) {
     external_state *x = e->state;
     if (!x) return;
-    if (!x->dead && x->to_child >= 0) {  // best effort: a close request, then EOF on its stdin
+    if (!x->dead && x->to_child >= 0) { // best effort: a close request, then EOF on its stdin
         const char *bye = "{\"cmd\":\"close\"}\n";
         ssize_t w = write(x->to_child, bye, strlen(bye));
         (void)w;
@@ -475,7 +489,7 @@ int ctrl_env_external_make(const char *cmd, ctrl_env *e, rlhf_err *err) {
     x->cmd = strdup(cmd);
     x->to_child = x->from_child = -1;
     x->timeout_s = timeout_now();
-    x->seed_pending = 1;  // ctrl_env_make seeds with 0; the program hears it before the first reset
+    x->seed_pending = 1; // ctrl_env_make seeds with 0; the program hears it before the first reset
     e->state = x;
     e->ops = &external_ops;
     if (start(x, err)) {

@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
             p += 4;
             for (int i = 0; i < e->act_dim; i++) {
                 char *end;
-                act[i] = strtof(p, &end);  // "nan" and "inf" parse, so refusals can be tried
+                act[i] = strtof(p, &end); // "nan" and "inf" parse, so refusals can be tried
                 p = end;
             }
             ctrl_step_info info;
