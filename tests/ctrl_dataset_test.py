@@ -132,11 +132,14 @@ p = os.path.join(tmp, "c.hdf5")
 episodes_file(p, term_dtype=np.float32, obs_dtype=np.float32)
 with h5py.File(p, "a") as f:
     f["costs"] = np.arange(15, dtype=np.float64) * 0.5
+    obs = f["observations"][()]  # chunked and gzip-compressed, as some D4RL files are
+    del f["observations"]
+    f.create_dataset("observations", data=obs, chunks=(4, 4), compression="gzip")
 rc, js, err = tool("load", p)
 with h5py.File(p) as f:
     want = {k: f[k][()] for k in ["observations", "terminals", "timeouts", "costs"]}
 report(rc == 0 and js["has_cost"] == 1 and all(same(js[k], v) for k, v in want.items()),
-       "load_float32_float_flags_costs", err)
+       "load_float32_gzip_float_flags_costs", err)
 
 # --- C saves, h5py reads back values, dtypes, attributes
 p = episodes_file(os.path.join(tmp, "d.hdf5"))

@@ -387,7 +387,10 @@ int ctrl_dataset_save(const char *path, const ctrl_transitions *t, const ctrl_da
     void *image = NULL;
     int rc = -1;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = -1, boolt = -1;
-    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0) goto fail;
+    // the core driver grows its image by `increment` bytes (a realloc each):
+    // one step of the data's size plus room for metadata avoids copying it again and again
+    size_t bytes = (size_t)t->n * ((2 * od + ad + 2) * sizeof(float) + 2) + (1 << 20);
+    if (fapl < 0 || H5Pset_fapl_core(fapl, bytes, 0) < 0) goto fail;
     file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);  // in memory: path is only a name
     if (file < 0) goto fail;
     // h5py's bool: an enum over int8 with FALSE = 0 and TRUE = 1 (D4RL's terminals)
