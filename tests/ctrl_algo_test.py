@@ -12,7 +12,8 @@ IQL's cosine schedule past its period (max_steps 1: lr, 0, lr) and Adam's
 later steps (which, unlike the first, depends on the gradient's
 scale) are covered; the Adam moments are compared too, so a gradient off by a
 factor shows. Round trip: tensors into a fresh agent, then updates agree bit
-for bit (the C tool checks; torch not needed).
+for bit (the C tool checks; torch not needed). Learning: a contextual bandit
+each algorithm must solve (below).
 """
 import json
 import os
@@ -25,13 +26,37 @@ from harness import ROOT, BUILD, report, exit_code  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_algo_dump")
 VARIANTS = ["bc", "bc_gauss", "td3", "td3_bc", "iql", "iql_det", "awac"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # idle OpenMP threads spin on a busy machine
+
+
+def tool(*args):
+    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=120, env=ENV)
 
 
 def roundtrips():
     for v in VARIANTS:
-        p = subprocess.run([TOOL, v, "roundtrip"], capture_output=True, text=True, timeout=60)
+        p = tool(v, "roundtrip")
         ok = p.returncode == 0 and p.stdout.strip().endswith("ok")
         report(ok, f"ctrl_algo roundtrip {v}", (p.stdout + p.stderr)[-500:])
+
+
+def learning():
+    """1000 updates on a contextual bandit (r = -|a - a*(s)|^2, every step
+    terminal): BC, cloning a* plus noise, must land on it; the others learn from
+    uniform actions, where cloning gives the box's centre, and must do at least
+    3x better than the centre (the critic steers the actor)."""
+    for v in VARIANTS:
+        p = tool(v, "learn", "1000")
+        try:
+            f = p.stdout.split()
+            r_pi, r_centre = float(f[1]), float(f[3])
+        except (IndexError, ValueError):
+            report(False, f"ctrl_algo learn {v}", (p.stdout + p.stderr)[-300:])
+            continue
+        ok = r_pi > -0.01 if v.startswith("bc") else r_pi > r_centre / 3
+        report(ok and r_centre < -0.2,
+               f"ctrl_algo learn {v} (policy reward {r_pi:.4f}, centre {r_centre:.4f})",
+               "the policy did not beat the bound")
 
 
 try:
@@ -280,7 +305,7 @@ def opt_steps(opt, params):
 
 def parity(v, tmp):
     path = os.path.join(tmp, f"{v}.json")
-    p = subprocess.run([TOOL, v, "parity", path], capture_output=True, text=True, timeout=60)
+    p = tool(v, "parity", path)
     if p.returncode != 0:
         report(False, f"ctrl_algo parity {v}", p.stderr[-500:])
         return 0.0
@@ -342,6 +367,7 @@ def main():
         report(False, "ctrl_algo tool", f"{TOOL} not built")
         return exit_code()
     roundtrips()
+    learning()
     if torch is None:
         print("SKIP ctrl_algo parity: torch is not installed")
         return exit_code()

@@ -9,9 +9,12 @@
 //   ctrl_algo_dump ALGO roundtrip        three updates, then the tensors into a
 //       fresh agent made from another seed; two more updates on both must agree
 //       bit for bit (tensors, metrics, actions). Prints "ok" or the mismatch.
+//   ctrl_algo_dump ALGO learn [N]       N updates on a contextual bandit; the
+//       mean reward of the policy and of the action box's centre.
 //   ctrl_algo_dump ALGO bench [N]       ms per update at CORL's sizes.
 // ALGO may also be bc_gauss (BC's Gaussian actor) or iql_det (IQL's
 // deterministic actor).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,7 +305,83 @@ static int bench(const variant *v, int steps) {
     return 0;
 }
 
+// A contextual bandit (every transition terminal, so Q(s, a) = r):
+// r = -|a - a*(s)|^2 with a*(s) = bias + 0.6 scale tanh(s0 - s1 + s2 / 2).
+// BC learns from a* plus small noise; the others from uniform actions, where
+// cloning would give the centre of the box, so beating the centre shows the
+// critic steering the actor. Prints the mean reward of the deterministic
+// policy and of the centre on fresh states.
+static void bandit_target(const float *s, float *a) {
+    float t = tanhf(s[0] - s[1] + 0.5f * s[2]);
+    for (int i = 0; i < A; i++) {
+        float scale = (HIGH[i] - LOW[i]) / 2, bias = (HIGH[i] + LOW[i]) / 2;
+        a[i] = bias + 0.6f * scale * (i ? -t : t);
+    }
+}
+
+static double bandit_reward(const float *s, const float *a) {
+    float t[A];
+    bandit_target(s, t);
+    double r = 0;
+    for (int i = 0; i < A; i++) r -= (double)(a[i] - t[i]) * (a[i] - t[i]);
+    return r;
+}
+
+static int learn(const variant *v, int steps) {
+    enum { LB = 64 };
+    ctrl_algo_config c;
+    v->algo->defaults(&c);
+    c.hidden = 64;
+    c.layers = 2;
+    c.deterministic_bc = v->deterministic;
+    c.max_steps = steps;
+    c.actor_lr = c.critic_lr = c.value_lr = 1e-3f;
+    rlhf_rng rng, data;
+    rng_seed(&rng, 3);
+    rng_seed(&data, 4);
+    void *agent;
+    rlhf_err err;
+    if (v->algo->create(&c, S, A, LOW, HIGH, &rng, &agent, &err)) return 1;
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, LB, S, A);
+    ctrl_metrics m;
+    for (int it = 0; it < steps; it++) {
+        for (int k = 0; k < LB; k++) {
+            float *s = b.obs + k * S, *a = b.act + k * A;
+            for (int i = 0; i < S; i++) s[i] = 2 * rng_uniform(&data) - 1;
+            for (int i = 0; i < S; i++) b.next_obs[k * S + i] = s[i];
+            if (v->algo == &ctrl_algo_bc) {
+                bandit_target(s, a);
+                for (int i = 0; i < A; i++)
+                    a[i] = fminf(fmaxf(a[i] + 0.05f * rng_normal(&data), LOW[i]), HIGH[i]);
+            } else {
+                for (int i = 0; i < A; i++) a[i] = LOW[i] + (HIGH[i] - LOW[i]) * rng_uniform(&data);
+            }
+            b.rew[k] = (float)bandit_reward(s, a);
+            b.done[k] = 1;
+        }
+        m.n = 0;
+        if (v->algo->update(agent, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    }
+    double r_pi = 0, r_centre = 0;
+    int n = 512;
+    for (int k = 0; k < n; k++) {
+        float s[S], a[A], centre[A];
+        for (int i = 0; i < S; i++) s[i] = 2 * rng_uniform(&data) - 1;
+        v->algo->act(agent, s, 1, 1, &rng, a);
+        for (int i = 0; i < A; i++) centre[i] = (HIGH[i] + LOW[i]) / 2;
+        r_pi += bandit_reward(s, a) / n;
+        r_centre += bandit_reward(s, centre) / n;
+    }
+    printf("reward_policy %.6f reward_centre %.6f\n", r_pi, r_centre);
+    ctrl_batch_free(&b);
+    v->algo->free(agent);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[2], "learn") && find_variant(argv[1]))
+        return learn(find_variant(argv[1]), argc >= 4 ? atoi(argv[3]) : 1000);
     if (argc >= 3 && !strcmp(argv[2], "bench") && find_variant(argv[1]))
         return bench(find_variant(argv[1]), argc >= 4 ? atoi(argv[3]) : 200);
     const variant *v = argc >= 3 ? find_variant(argv[1]) : NULL;
