@@ -5,13 +5,9 @@
 #include <string.h>
 
 // Each algorithm's table lives in its own file (algo_td3.c, algo_iql.c,
-// algo_sac.c). INTEGRATION NOTE: the tables are declared weak while the
-// algorithms are being written in parallel, so the library links before all of
-// them exist; a missing one is skipped. The lead removes `weak` once all exist.
-#define CTRL_WEAK __attribute__((weak))
-extern const ctrl_algo ctrl_algo_bc CTRL_WEAK, ctrl_algo_td3 CTRL_WEAK, ctrl_algo_td3_bc CTRL_WEAK,
-    ctrl_algo_iql CTRL_WEAK, ctrl_algo_awac CTRL_WEAK, ctrl_algo_sac CTRL_WEAK,
-    ctrl_algo_cql CTRL_WEAK, ctrl_algo_calql CTRL_WEAK;
+// algo_sac.c).
+extern const ctrl_algo ctrl_algo_bc, ctrl_algo_td3, ctrl_algo_td3_bc, ctrl_algo_iql, ctrl_algo_awac,
+    ctrl_algo_sac, ctrl_algo_cql, ctrl_algo_calql;
 
 static const ctrl_algo *const all_algos[] = {&ctrl_algo_bc,  &ctrl_algo_td3,  &ctrl_algo_td3_bc,
                                              &ctrl_algo_iql, &ctrl_algo_awac, &ctrl_algo_sac,
