@@ -14,8 +14,6 @@
 #include "ctrl/ctrl_train.h"
 #include "ctrl/dataset.h"
 
-int cmd_ctrl(int argc, char **argv);  // TEMP until wired into cli/commands.h
-
 // appends to buf[k..cap) what fmt says; returns the new length
 static size_t put(char *buf, size_t cap, size_t k, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -19,5 +19,6 @@ int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_kto(int argc, char **argv);
 int cmd_srpo(int argc, char **argv);
+int cmd_ctrl(int argc, char **argv);
 
 #endif

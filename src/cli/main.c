@@ -32,6 +32,7 @@ static const command COMMANDS[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"info", cmd_info, "describe and check a model (ours, an HF folder, a llama2.c .bin)"},
     {"export", cmd_export, "write a model as an HF folder or a GGUF file"},
+    {"ctrl", cmd_ctrl, "continuous control: offline-to-online RL (train), eval, D4RL-style collect"},
     {"bench", cmd_bench, "speed of training, forward and generation (see make bench)"},
     {"demo", cmd_engine_demo, "train a tiny model on a synthetic language for a few steps"},
 };

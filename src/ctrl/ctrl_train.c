@@ -778,11 +778,11 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
         return rlhf_fail(err, "--algo %s is not known (known: %s)", c->algo ? c->algo : "(none)",
                          ctrl_algo_names());
     int has_data = is_set(c->dataset);
+    if (a->offline && !has_data)
+        return rlhf_fail(err, "--algo %s learns from a dataset alone: give --dataset", a->name);
     if (c->offline_steps > 0 && !has_data)
         return rlhf_fail(err, "--offline_steps %d needs a --dataset (D4RL-layout HDF5; rlhf ctrl "
                               "collect writes some)", c->offline_steps);
-    if (a->offline && !has_data)
-        return rlhf_fail(err, "--algo %s learns from a dataset alone: give --dataset", a->name);
     if (a->offline && c->online_steps > 0)
         return rlhf_fail(err, "--algo %s learns from a dataset alone: --online_steps must be 0",
                          a->name);
@@ -836,7 +836,7 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     if (check_config(c, t->algo, err)) return -1;
     if (ctrl_env_make(c->env, &t->env, err) || ctrl_env_make(c->env, &t->eval_env, err))
-        return -1;
+        return rlhf_fail_ctx(err, "--env");
     ctrl_obs_norm_identity(&t->norm, t->env->obs_dim);
     t->reward_mul = 1.0f;
     if (is_set(c->dataset) && load_offline(t, err)) return -1;
