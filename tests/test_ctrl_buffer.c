@@ -67,7 +67,8 @@ static int test_sample_reproducible_and_in_range(void) {
         CHECK(a.mc_return[j] == t.mc_return[i] && a.cost[j] == 0.0f);
     }
     // 512 draws over 37 rows: each expected ~13.8; all hit, none wildly over
-    for (int i = 0; i < 37; i++) CHECKF(seen[i] >= 2 && seen[i] <= 35, "row %d drawn %d times", i, seen[i]);
+    for (int i = 0; i < 37; i++)
+        CHECKF(seen[i] >= 2 && seen[i] <= 35, "row %d drawn %d times", i, seen[i]);
     // a different seed gives a different batch
     rng_seed(&r2, 8);
     ctrl_sample(&t, &b, &r2);
@@ -83,8 +84,8 @@ static int test_mixed_ratio_exact_counts(void) {
     ctrl_transitions_alloc(&off, 2, 1, 20, 0);
     ctrl_transitions_alloc(&on, 2, 1, 20, 0);
     ctrl_transitions_alloc(&empty, 2, 1, 5, 0);
-    for (int i = 0; i < 20; i++) add_row(&off, -1.0f - i, 0, 0, 0);  // offline rows negative
-    for (int i = 0; i < 9; i++) add_row(&on, 1.0f + i, 0, 0, 0);     // online rows positive
+    for (int i = 0; i < 20; i++) add_row(&off, -1.0f - i, 0, 0, 0); // offline rows negative
+    for (int i = 0; i < 9; i++) add_row(&on, 1.0f + i, 0, 0, 0);    // online rows positive
     ctrl_batch b;
     ctrl_batch_alloc(&b, 10, 2, 1);
     rlhf_rng rng;
@@ -97,7 +98,8 @@ static int test_mixed_ratio_exact_counts(void) {
                  {0.0f, &off, &on, 0},   {1.0f, &off, &on, 10}, {0.5f, &off, &empty, 10},
                  {0.5f, &empty, &on, 0}, {0.7f, NULL, &on, 0},  {0.3f, &off, NULL, 10}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        CHECK(ctrl_mixed_offline_count(cases[c].off, cases[c].on, cases[c].ratio, 10) == cases[c].want);
+        CHECK(ctrl_mixed_offline_count(cases[c].off, cases[c].on, cases[c].ratio, 10) ==
+              cases[c].want);
         ctrl_sample_mixed(cases[c].off, cases[c].on, cases[c].ratio, &b, &rng);
         for (int j = 0; j < 10; j++)
             CHECKF((b.obs[2 * j] < 0) == (j < cases[c].want), "case %zu row %d obs %g", c, j,
@@ -150,8 +152,8 @@ static int test_mc_returns_by_hand(void) {
     add_row(&t, 7, 8, 1, 0);
     add_row(&t, 8, 9, 0, 0);
     add_row(&t, 9, 10, 0, 1);
-    add_row(&t, 10, 11, 0, 0);  // overwrites row 0 (r 1): the ring is rows 1..10
-    CHECK(t.mc_return[0] == 0.0f);  // a new row's mc_return starts at 0
+    add_row(&t, 10, 11, 0, 0);     // overwrites row 0 (r 1): the ring is rows 1..10
+    CHECK(t.mc_return[0] == 0.0f); // a new row's mc_return starts at 0
     ctrl_transitions_mc_returns(&t, 0.5f, 0);
     // storage 0: r 11 (newest, unfinished) -> 11; storage 1: r 2, then 3 terminal
     CHECK_CLOSE(t.mc_return[0], 11, 1e-6, 0);
@@ -166,7 +168,7 @@ static int test_mc_returns_by_hand(void) {
 static int test_obs_norm(void) {
     ctrl_transitions t;
     ctrl_transitions_alloc(&t, 2, 1, 8, 0);
-    float xs[4] = {1, 2, 4, 9};  // column 0 = x, column 1 = -x
+    float xs[4] = {1, 2, 4, 9}; // column 0 = x, column 1 = -x
     for (int i = 0; i < 4; i++) add_row(&t, xs[i], 0, 0, 0);
     ctrl_obs_norm nrm;
     ctrl_obs_norm_fit(&nrm, &t, 1e-3f);

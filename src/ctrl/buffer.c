@@ -10,13 +10,14 @@
 
 #include "io/safetensors.h"
 
-void ctrl_transitions_alloc(ctrl_transitions *t, int obs_dim, int act_dim, long cap, int with_cost) {
+void ctrl_transitions_alloc(ctrl_transitions *t, int obs_dim, int act_dim, long cap,
+                            int with_cost) {
     RLHF_ASSERT(obs_dim > 0 && act_dim > 0 && cap >= 0);
     memset(t, 0, sizeof *t);
     t->obs_dim = obs_dim;
     t->act_dim = act_dim;
     t->cap = cap;
-    size_t c = cap > 0 ? (size_t)cap : 1;  // never a zero-size allocation
+    size_t c = cap > 0 ? (size_t)cap : 1; // never a zero-size allocation
     t->obs = xcalloc(c * (size_t)obs_dim, sizeof(float));
     t->next_obs = xcalloc(c * (size_t)obs_dim, sizeof(float));
     t->act = xcalloc(c * (size_t)act_dim, sizeof(float));
@@ -49,7 +50,7 @@ void ctrl_buffer_add(ctrl_transitions *t, const float *obs, const float *act, fl
     t->terminal[i] = terminal != 0;
     t->timeout[i] = timeout != 0;
     if (t->cost) t->cost[i] = cost;
-    if (t->mc_return) t->mc_return[i] = 0.0f;  // online rows: CORL's cal_ql.py stores 0
+    if (t->mc_return) t->mc_return[i] = 0.0f; // online rows: CORL's cal_ql.py stores 0
     if (t->n < t->cap) t->n++;
     t->next = (i + 1) % t->cap;
 }
@@ -94,8 +95,10 @@ static void gather_row(const ctrl_transitions *t, long i, ctrl_batch *b, int j) 
 
 // rows [j0, j0+count) of b drawn from t: one rng_u64 per row, in row order
 // (u64 % n: the bias is below n / 2^64, nothing at dataset sizes)
-static void sample_rows(const ctrl_transitions *t, ctrl_batch *b, int j0, int count, rlhf_rng *rng) {
-    for (int j = j0; j < j0 + count; j++) gather_row(t, (long)(rng_u64(rng) % (uint64_t)t->n), b, j);
+static void sample_rows(const ctrl_transitions *t, ctrl_batch *b, int j0, int count,
+                        rlhf_rng *rng) {
+    for (int j = j0; j < j0 + count; j++)
+        gather_row(t, (long)(rng_u64(rng) % (uint64_t)t->n), b, j);
 }
 
 void ctrl_sample(const ctrl_transitions *t, ctrl_batch *b, rlhf_rng *rng) {
@@ -136,9 +139,9 @@ static long chrono_row(const ctrl_transitions *t, long k) {
 static void mc_returns(ctrl_transitions *t, float gamma, int timeout_bootstrap, int sparse,
                        float fail_reward) {
     if (!t->mc_return) t->mc_return = xcalloc((size_t)(t->cap > 0 ? t->cap : 1), sizeof(float));
-    long end = t->n;  // chronological index one past the current episode
+    long end = t->n; // chronological index one past the current episode
     while (end > 0) {
-        long last = end - 1, first = last;  // episode [first, last]
+        long last = end - 1, first = last; // episode [first, last]
         while (first > 0) {
             long p = chrono_row(t, first - 1);
             if (t->terminal[p] || t->timeout[p]) break;
@@ -191,7 +194,7 @@ void ctrl_obs_norm_fit(ctrl_obs_norm *nrm, const ctrl_transitions *t, float eps)
         }
     for (int c = 0; c < d; c++) {
         nrm->mean[c] = (float)sum[c];
-        nrm->std[c] = (float)(sqrt(sq[c] / (double)n) + eps);  // numpy's std (ddof 0) + eps
+        nrm->std[c] = (float)(sqrt(sq[c] / (double)n) + eps); // numpy's std (ddof 0) + eps
     }
     free(sum);
     free(sq);
@@ -248,7 +251,8 @@ int ctrl_transitions_save(const char *path, const ctrl_transitions *t, rlhf_err 
     d[k++] = (st_tensor_desc){"terminals", ST_U8, 1, {n}, t->terminal, ST_NONE};
     d[k++] = (st_tensor_desc){"timeouts", ST_U8, 1, {n}, t->timeout, ST_NONE};
     if (t->cost) d[k++] = (st_tensor_desc){"costs", ST_F32, 1, {n}, t->cost, ST_NONE};
-    if (t->mc_return) d[k++] = (st_tensor_desc){"mc_returns", ST_F32, 1, {n}, t->mc_return, ST_NONE};
+    if (t->mc_return)
+        d[k++] = (st_tensor_desc){"mc_returns", ST_F32, 1, {n}, t->mc_return, ST_NONE};
     char cap[32], next[32], fmt[] = "ctrl_transitions_v1";
     snprintf(cap, sizeof cap, "%ld", t->cap);
     snprintf(next, sizeof next, "%ld", t->next);
@@ -257,8 +261,8 @@ int ctrl_transitions_save(const char *path, const ctrl_transitions *t, rlhf_err 
 }
 
 // the meta value `key` as a long in [lo, hi]
-static int meta_long(const st_file *f, const char *path, const char *key, long lo, long hi, long *out,
-                     rlhf_err *err) {
+static int meta_long(const st_file *f, const char *path, const char *key, long lo, long hi,
+                     long *out, rlhf_err *err) {
     const char *s = st_meta(f, key);
     char *endp = NULL;
     long v = s ? strtol(s, &endp, 10) : 0;
@@ -294,13 +298,15 @@ int ctrl_transitions_load(const char *path, ctrl_transitions *t, rlhf_err *err) 
     long cap = 0, next = 0;
     int rc = -1;
     if (!fmt || strcmp(fmt, "ctrl_transitions_v1") != 0) {
-        rlhf_fail(err, "%s: not a transition buffer (metadata \"format\" is not ctrl_transitions_v1)",
+        rlhf_fail(err,
+                  "%s: not a transition buffer (metadata \"format\" is not ctrl_transitions_v1)",
                   path);
         goto done;
     }
     if (!o || !a || o->ndim != 2 || a->ndim != 2 || o->shape[1] < 1 || a->shape[1] < 1 ||
         o->shape[1] > (1 << 20) || a->shape[1] > (1 << 20)) {
-        rlhf_fail(err, "%s: tensors \"observations\" and \"actions\" must be present, (rows, width)",
+        rlhf_fail(err,
+                  "%s: tensors \"observations\" and \"actions\" must be present, (rows, width)",
                   path);
         goto done;
     }
@@ -321,7 +327,8 @@ int ctrl_transitions_load(const char *path, ctrl_transitions *t, rlhf_err *err) 
     if (load_field(&f, path, "observations", ST_F32, n, t->obs_dim, t->obs, 0, NULL, err) ||
         load_field(&f, path, "actions", ST_F32, n, t->act_dim, t->act, 0, NULL, err) ||
         load_field(&f, path, "rewards", ST_F32, n, 0, t->rew, 0, NULL, err) ||
-        load_field(&f, path, "next_observations", ST_F32, n, t->obs_dim, t->next_obs, 0, NULL, err) ||
+        load_field(&f, path, "next_observations", ST_F32, n, t->obs_dim, t->next_obs, 0, NULL,
+                   err) ||
         load_field(&f, path, "terminals", ST_U8, n, 0, t->terminal, 0, NULL, err) ||
         load_field(&f, path, "timeouts", ST_U8, n, 0, t->timeout, 0, NULL, err) ||
         load_field(&f, path, "costs", ST_F32, n, 0, t->cost, 1, NULL, err) ||

@@ -13,10 +13,10 @@
 // next_observations[i], terminals[i], timeouts[i]); costs may be NULL.
 typedef struct {
     int obs_dim, act_dim;
-    long n, cap;      // rows held, rows allocated
-    long next;        // ring position for ctrl_buffer_add once n == cap
-    float *obs, *act, *rew, *next_obs, *cost;  // (cap, obs_dim), (cap, act_dim), (cap) ...
-    uint8_t *terminal, *timeout;               // (cap)
+    long n, cap;                              // rows held, rows allocated
+    long next;                                // ring position for ctrl_buffer_add once n == cap
+    float *obs, *act, *rew, *next_obs, *cost; // (cap, obs_dim), (cap, act_dim), (cap) ...
+    uint8_t *terminal, *timeout;              // (cap)
     float *mc_return; // (cap) discounted return-to-go, or NULL until computed
 } ctrl_transitions;
 
@@ -29,7 +29,7 @@ void ctrl_buffer_add(ctrl_transitions *t, const float *obs, const float *act, fl
 // A sampled batch (rows gathered into contiguous arrays; the batch owns them)
 typedef struct {
     int B, obs_dim, act_dim;
-    float *obs, *act, *rew, *next_obs, *done, *mc_return;  // done = terminal as 0/1
+    float *obs, *act, *rew, *next_obs, *done, *mc_return; // done = terminal as 0/1
     float *cost;
 } ctrl_batch;
 void ctrl_batch_alloc(ctrl_batch *b, int B, int obs_dim, int act_dim);
@@ -80,7 +80,7 @@ typedef struct {
 } ctrl_obs_norm;
 void ctrl_obs_norm_fit(ctrl_obs_norm *nrm, const ctrl_transitions *t, float eps);
 void ctrl_obs_norm_identity(ctrl_obs_norm *nrm, int dim);
-void ctrl_obs_norm_apply(const ctrl_obs_norm *nrm, float *x, long rows);  // in place
+void ctrl_obs_norm_apply(const ctrl_obs_norm *nrm, float *x, long rows); // in place
 void ctrl_obs_norm_free(ctrl_obs_norm *nrm);
 // returns of the complete episodes in t (the sums of rewards of episodes that
 // end with terminal or timeout, oldest first; a trailing unfinished episode is
@@ -88,7 +88,7 @@ void ctrl_obs_norm_free(ctrl_obs_norm *nrm);
 // locomotion rule: r *= 1000 / (max_return - min_return)); returns the count
 // (which may exceed max_out: only the first max_out are written)
 long ctrl_episode_returns(const ctrl_transitions *t, float *out, long max_out);
-void ctrl_reward_affine(ctrl_transitions *t, float scale, float shift);  // r = r*scale + shift
+void ctrl_reward_affine(ctrl_transitions *t, float scale, float shift); // r = r*scale + shift
 
 // Checkpoints: a buffer's whole state (rows 0..n-1 in storage order, cap,
 // next, costs and mc_returns when present) as a safetensors file (io/

@@ -36,7 +36,9 @@ int ctrl_dataset_save(const char *path, const ctrl_transitions *t, const ctrl_da
 
 // HDF5 prints its own error stack to stderr by default; ours names the file,
 // dataset and row, so theirs is switched off (process-wide, before any call).
-static void hdf5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+static void hdf5_quiet(void) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 // ----------------------------------------------------------------- reading --
 
@@ -58,7 +60,8 @@ static hid_t open_dataset(hid_t file, const char *name, int *rank, hsize_t dims[
 
 // the dataset's element class must be a number: float or integer (or, for
 // flags, h5py's bool: an enum over int8)
-static int check_numeric(hid_t d, const char *path, const char *name, int allow_enum, rlhf_err *err) {
+static int check_numeric(hid_t d, const char *path, const char *name, int allow_enum,
+                         rlhf_err *err) {
     hid_t ft = H5Dget_type(d);
     H5T_class_t c = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
     if (ft >= 0) H5Tclose(ft);
@@ -73,8 +76,8 @@ static int read_failed(const char *path, const char *name, rlhf_err *err) {
 }
 
 // a float array (rows, width) read and converted to float32, then checked finite
-static int read_floats(hid_t d, const char *path, const char *name, long rows, int width, float *dst,
-                       rlhf_err *err) {
+static int read_floats(hid_t d, const char *path, const char *name, long rows, int width,
+                       float *dst, rlhf_err *err) {
     if (check_numeric(d, path, name, 0, err)) return -1;
     if (rows > 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
         return read_failed(path, name, err);
@@ -83,8 +86,8 @@ static int read_floats(hid_t d, const char *path, const char *name, long rows, i
             float x = dst[(size_t)i * width + c];
             if (!isfinite(x)) {
                 if (width > 1)
-                    return rlhf_fail(err, "%s: dataset \"%s\" row %ld column %d is %s", path, name, i,
-                                     c, isnan(x) ? "NaN" : "Inf (or out of float32 range)");
+                    return rlhf_fail(err, "%s: dataset \"%s\" row %ld column %d is %s", path, name,
+                                     i, c, isnan(x) ? "NaN" : "Inf (or out of float32 range)");
                 return rlhf_fail(err, "%s: dataset \"%s\" row %ld is %s", path, name, i,
                                  isnan(x) ? "NaN" : "Inf (or out of float32 range)");
             }
@@ -119,7 +122,8 @@ static int read_flags(hid_t d, const char *path, const char *name, long rows, ui
         if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
             rc = read_failed(path, name, err);
         for (long i = 0; !rc && i < rows; i++) {
-            if (isnan(v[i])) rc = rlhf_fail(err, "%s: dataset \"%s\" row %ld is NaN", path, name, i);
+            if (isnan(v[i]))
+                rc = rlhf_fail(err, "%s: dataset \"%s\" row %ld is NaN", path, name, i);
             dst[i] = v[i] != 0.0;
         }
         free(v);
@@ -178,9 +182,8 @@ static double read_num_attr(hid_t file, const char *name) {
 
 // opens every required dataset and checks ranks and lengths before reading
 enum { F_OBS, F_ACT, F_REW, F_TERM, F_TIMEOUT, F_NEXT, F_COST, F_COUNT };
-static const char *const field_names[F_COUNT] = {"observations", "actions",          "rewards",
-                                                 "terminals",    "timeouts",         "next_observations",
-                                                 "costs"};
+static const char *const field_names[F_COUNT] = {
+    "observations", "actions", "rewards", "terminals", "timeouts", "next_observations", "costs"};
 static const int field_rank[F_COUNT] = {2, 2, 1, 1, 1, 2, 1};
 static const int field_required[F_COUNT] = {1, 1, 1, 1, 1, 0, 0};
 
@@ -198,14 +201,15 @@ static int load_open(hid_t file, const char *path, ctrl_transitions *t, ctrl_dat
             goto done;
         }
         if (d[f] == 0 && field_required[f]) {
-            rlhf_fail(err, "%s: dataset \"%s\" missing (D4RL's layout needs observations, actions, "
-                           "rewards, terminals, timeouts)",
+            rlhf_fail(err,
+                      "%s: dataset \"%s\" missing (D4RL's layout needs observations, actions, "
+                      "rewards, terminals, timeouts)",
                       path, field_names[f]);
             goto done;
         }
         if (d[f] > 0 && rank != field_rank[f]) {
-            rlhf_fail(err, "%s: dataset \"%s\" has rank %d, want %d (%s)", path, field_names[f], rank,
-                      field_rank[f], field_rank[f] == 2 ? "rows, width" : "rows");
+            rlhf_fail(err, "%s: dataset \"%s\" has rank %d, want %d (%s)", path, field_names[f],
+                      rank, field_rank[f], field_rank[f] == 2 ? "rows, width" : "rows");
             goto done;
         }
     }
@@ -215,8 +219,9 @@ static int load_open(hid_t file, const char *path, ctrl_transitions *t, ctrl_dat
         goto done;
     }
     if (od < 1 || ad < 1 || od > (1u << 20) || ad > (1u << 20) || n > (1ull << 40) / (od + ad)) {
-        rlhf_fail(err, "%s: datasets \"observations\" (%llu, %llu) and \"actions\" (.., %llu): "
-                       "widths must be 1..2^20 and the data under 2^40 numbers",
+        rlhf_fail(err,
+                  "%s: datasets \"observations\" (%llu, %llu) and \"actions\" (.., %llu): "
+                  "widths must be 1..2^20 and the data under 2^40 numbers",
                   path, (unsigned long long)n, (unsigned long long)od, (unsigned long long)ad);
         goto done;
     }
@@ -227,8 +232,9 @@ static int load_open(hid_t file, const char *path, ctrl_transitions *t, ctrl_dat
             goto done;
         }
     if (d[F_NEXT] > 0 && dims[F_NEXT][1] != od) {
-        rlhf_fail(err, "%s: dataset \"next_observations\" has width %llu but \"observations\" has "
-                       "width %llu",
+        rlhf_fail(err,
+                  "%s: dataset \"next_observations\" has width %llu but \"observations\" has "
+                  "width %llu",
                   path, (unsigned long long)dims[F_NEXT][1], (unsigned long long)od);
         goto done;
     }
@@ -241,7 +247,8 @@ static int load_open(hid_t file, const char *path, ctrl_transitions *t, ctrl_dat
         read_flags(d[F_TERM], path, "terminals", N, t->terminal, err) ||
         read_flags(d[F_TIMEOUT], path, "timeouts", N, t->timeout, err) ||
         (d[F_COST] > 0 && read_floats(d[F_COST], path, "costs", N, 1, t->cost, err)) ||
-        (d[F_NEXT] > 0 && read_floats(d[F_NEXT], path, "next_observations", N, (int)od, t->next_obs, err)))
+        (d[F_NEXT] > 0 &&
+         read_floats(d[F_NEXT], path, "next_observations", N, (int)od, t->next_obs, err)))
         goto done;
 
     if (d[F_NEXT] > 0) {
@@ -281,8 +288,9 @@ static int load_open(hid_t file, const char *path, ctrl_transitions *t, ctrl_dat
             k++;
         }
         if (k == 0) {
-            rlhf_fail(err, "%s: no transitions left: without \"next_observations\" every row is the "
-                           "end of a timeout episode",
+            rlhf_fail(err,
+                      "%s: no transitions left: without \"next_observations\" every row is the "
+                      "end of a timeout episode",
                       path);
             goto done;
         }
@@ -311,8 +319,8 @@ int ctrl_dataset_load(const char *path, ctrl_transitions *t, ctrl_dataset_info *
         return rlhf_fail(err, "%s: cannot open: %s", path, strerror(errno));
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
-        return rlhf_fail(err, "%s: not an HDF5 file (want D4RL's layout: observations, actions, ...)",
-                         path);
+        return rlhf_fail(
+            err, "%s: not an HDF5 file (want D4RL's layout: observations, actions, ...)", path);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
         return rlhf_fail(err, "%s: HDF5 file cannot be opened (truncated or damaged)", path);
@@ -330,8 +338,8 @@ int ctrl_dataset_load(const char *path, ctrl_transitions *t, ctrl_dataset_info *
 
 // ----------------------------------------------------------------- writing --
 
-static int write_dataset(hid_t file, const char *name, hid_t ftype, hid_t mtype, int rank, long rows,
-                         int width, const void *data) {
+static int write_dataset(hid_t file, const char *name, hid_t ftype, hid_t mtype, int rank,
+                         long rows, int width, const void *data) {
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)width};
     hid_t s = H5Screate_simple(rank, dims, NULL);
     hid_t d = s >= 0 ? H5Dcreate2(file, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
@@ -344,7 +352,7 @@ static int write_dataset(hid_t file, const char *name, hid_t ftype, hid_t mtype,
 static int write_str_attr(hid_t file, const char *name, const char *v) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);  // h5py reads it back as str
+    H5Tset_cset(t, H5T_CSET_UTF8); // h5py reads it back as str
     hid_t s = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(file, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
     int ok = a >= 0 && H5Awrite(a, t, &v) >= 0;
@@ -368,8 +376,8 @@ static void *unroll(const ctrl_transitions *t, const void *base, size_t row_byte
     char *out = xmalloc(row_bytes * (size_t)(t->n > 0 ? t->n : 1));
     long start = t->n == t->cap ? t->next : 0;
     for (long k = 0; k < t->n; k++)
-        memcpy(out + (size_t)k * row_bytes, (const char *)base + (size_t)((start + k) % t->cap) * row_bytes,
-               row_bytes);
+        memcpy(out + (size_t)k * row_bytes,
+               (const char *)base + (size_t)((start + k) % t->cap) * row_bytes, row_bytes);
     return out;
 }
 
@@ -380,7 +388,8 @@ int ctrl_dataset_save(const char *path, const ctrl_transitions *t, const ctrl_da
                       rlhf_err *err) {
     hdf5_quiet();
     size_t od = (size_t)t->obs_dim, ad = (size_t)t->act_dim;
-    void *obs = unroll(t, t->obs, sizeof(float) * od), *next = unroll(t, t->next_obs, sizeof(float) * od);
+    void *obs = unroll(t, t->obs, sizeof(float) * od),
+         *next = unroll(t, t->next_obs, sizeof(float) * od);
     void *act = unroll(t, t->act, sizeof(float) * ad), *rew = unroll(t, t->rew, sizeof(float));
     void *term = unroll(t, t->terminal, 1), *tout = unroll(t, t->timeout, 1);
     void *cost = t->cost ? unroll(t, t->cost, sizeof(float)) : NULL;
@@ -391,18 +400,20 @@ int ctrl_dataset_save(const char *path, const ctrl_transitions *t, const ctrl_da
     // one step of the data's size plus room for metadata avoids copying it again and again
     size_t bytes = (size_t)t->n * ((2 * od + ad + 2) * sizeof(float) + 2) + (1 << 20);
     if (fapl < 0 || H5Pset_fapl_core(fapl, bytes, 0) < 0) goto fail;
-    file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);  // in memory: path is only a name
+    file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); // in memory: path is only a name
     if (file < 0) goto fail;
     // h5py's bool: an enum over int8 with FALSE = 0 and TRUE = 1 (D4RL's terminals)
     boolt = H5Tenum_create(H5T_NATIVE_INT8);
     int8_t v0 = 0, v1 = 1;
-    if (boolt < 0 || H5Tenum_insert(boolt, "FALSE", &v0) < 0 || H5Tenum_insert(boolt, "TRUE", &v1) < 0)
+    if (boolt < 0 || H5Tenum_insert(boolt, "FALSE", &v0) < 0 ||
+        H5Tenum_insert(boolt, "TRUE", &v1) < 0)
         goto fail;
     long n = t->n;
     if (write_dataset(file, "observations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, n, (int)od, obs) ||
         write_dataset(file, "actions", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, n, (int)ad, act) ||
         write_dataset(file, "rewards", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, n, 1, rew) ||
-        write_dataset(file, "next_observations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, n, (int)od, next) ||
+        write_dataset(file, "next_observations", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, n, (int)od,
+                      next) ||
         write_dataset(file, "terminals", boolt, boolt, 1, n, 1, term) ||
         write_dataset(file, "timeouts", boolt, boolt, 1, n, 1, tout) ||
         (cost && write_dataset(file, "costs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, n, 1, cost)))

@@ -12,9 +12,9 @@
 #include "ctrl/buffer.h"
 
 typedef struct {
-    char env[64];            // "" when the file does not say
-    char level[32];          // random, medium, medium-replay, expert, medium-expert
-    double ref_random_return, ref_expert_return;  // NAN when unknown
+    char env[64];   // "" when the file does not say
+    char level[32]; // random, medium, medium-replay, expert, medium-expert
+    double ref_random_return, ref_expert_return; // NAN when unknown
 } ctrl_dataset_info;
 
 //

@@ -47,7 +47,8 @@ static void print_json(const ctrl_transitions *t, const ctrl_dataset_info *info)
         term[k] = t->terminal[i];
         tout[k] = t->timeout[i];
     }
-    printf("{\"n\": %ld, \"obs_dim\": %d, \"act_dim\": %d, \"has_cost\": %d, ", n, od, ad, t->cost != NULL);
+    printf("{\"n\": %ld, \"obs_dim\": %d, \"act_dim\": %d, \"has_cost\": %d, ", n, od, ad,
+           t->cost != NULL);
     printf("\"env\": \"%s\", \"level\": \"%s\", ", info->env, info->level);
     print_num("ref_random_return", info->ref_random_return);
     print_num("ref_expert_return", info->ref_expert_return);
