@@ -112,7 +112,7 @@ int ctrl_mixed_offline_count(const ctrl_transitions *offline, const ctrl_transit
     RLHF_ASSERT(off_ok || on_ok);
     if (!on_ok) return B;
     if (!off_ok) return 0;
-    float r = ratio < 0 ? 0 : ratio > 1 ? 1 : ratio;
+    float r = ratio > 0 ? (ratio < 1 ? ratio : 1) : 0; // NaN -> 0
     int k = (int)floor((double)r * B + 0.5);
     return k < 0 ? 0 : k > B ? B : k;
 }
@@ -311,7 +311,7 @@ int ctrl_transitions_load(const char *path, ctrl_transitions *t, rlhf_err *err) 
         goto done;
     }
     long n = (long)o->shape[0];
-    if (meta_long(&f, path, "cap", n > 0 ? n : 1, 1L << 40, &cap, err) ||
+    if (meta_long(&f, path, "cap", n > 0 ? n : 1, 1L << 31, &cap, err) ||
         meta_long(&f, path, "next", 0, cap - 1, &next, err))
         goto done;
     if (n < cap && next != n % cap) {
