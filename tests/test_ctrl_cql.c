@@ -18,8 +18,8 @@ static void fill(float *x, int n, rlhf_rng *r, float lo, float hi) {
 enum { B = 4, N = 3, E = 2 };
 
 typedef struct {
-    float q_rand[B * N], q_cur[B * N], logp_cur[B * N], q_next[B * N], logp_next[B * N],
-        q_data[B], mc[B];
+    float q_rand[B * N], q_cur[B * N], logp_cur[B * N], q_next[B * N], logp_next[B * N], q_data[B],
+        mc[B];
     int use_mc;
     float temp, weight, logd;
 } cql_in;
@@ -52,7 +52,7 @@ static int check_cql(int use_mc, float temp) {
     fill(in.logp_cur, B * N, &r, -3, 1);
     fill(in.logp_next, B * N, &r, -3, 1);
     fill(in.q_data, B, &r, -2, 2);
-    fill(in.mc, B, &r, -1, 1);  // Cal-QL's bound: wins on some entries, loses on others
+    fill(in.mc, B, &r, -1, 1); // Cal-QL's bound: wins on some entries, loses on others
     in.use_mc = use_mc;
     in.temp = temp;
     in.weight = 5.0f;
@@ -67,7 +67,8 @@ static int check_cql(int use_mc, float temp) {
             double qc = in.q_cur[b * N + j], qn = in.q_next[b * N + j];
             if (use_mc) qc = fmax(qc, in.mc[b]), qn = fmax(qn, in.mc[b]);
             s += exp((in.q_rand[b * N + j] - in.logd) / temp);
-            s += exp((qc - in.logp_cur[b * N + j]) / temp) + exp((qn - in.logp_next[b * N + j]) / temp);
+            s += exp((qc - in.logp_cur[b * N + j]) / temp) +
+                 exp((qn - in.logp_next[b * N + j]) / temp);
         }
         want += in.weight * (temp * log(s) - in.q_data[b]) / B;
     }
@@ -86,7 +87,7 @@ static int check_cql(int use_mc, float temp) {
         }
     }
     for (int b = 0; b < B; b++) CHECK_CLOSE(dd[b], fd(&in, in.q_data, b), 1e-3, 1e-2);
-    if (use_mc) CHECK(bound_won > 0);  // the case exercises the bound
+    if (use_mc) CHECK(bound_won > 0); // the case exercises the bound
     // the softmax weights sum to weight (per row, over the 3N values) / B
     for (int b = 0; b < B; b++) {
         double s = 0;
@@ -96,15 +97,21 @@ static int check_cql(int use_mc, float temp) {
     return 0;
 }
 
-static int test_cql_conservative_grad(void) { return check_cql(0, 1.0f); }
-static int test_cql_conservative_temp(void) { return check_cql(0, 0.5f); }
-static int test_calql_bound_grad(void) { return check_cql(1, 1.0f); }
+static int test_cql_conservative_grad(void) {
+    return check_cql(0, 1.0f);
+}
+static int test_cql_conservative_temp(void) {
+    return check_cql(0, 0.5f);
+}
+static int test_calql_bound_grad(void) {
+    return check_cql(1, 1.0f);
+}
 
 // a large Q (1e4) must not overflow the logsumexp
 static int test_cql_logsumexp_stable(void) {
     float q[N] = {1e4f, 1e4f - 1, 0}, z[N] = {0, 0, 0}, qd[1] = {0};
-    double loss = ctrl_cql_conservative(q, q, z, q, z, qd, NULL, 0.0f, 1.0f, 1.0f, 1, N, NULL,
-                                        NULL, NULL, NULL, NULL);
+    double loss = ctrl_cql_conservative(q, q, z, q, z, qd, NULL, 0.0f, 1.0f, 1.0f, 1, N, NULL, NULL,
+                                        NULL, NULL, NULL);
     double want = 1e4 + log(3 * (1 + exp(-1.0) + exp(-1e4)));
     CHECK(isfinite(loss));
     CHECK_CLOSE(loss, want, 1e-2, 1e-7);
@@ -208,8 +215,15 @@ static int roundtrip(const ctrl_algo *algo) {
     fill(act, BB * A, &data, -1, 1);
     fill(rew, BB, &data, -1, 1);
     fill(mc, BB, &data, -1, 1);
-    ctrl_batch b = {.B = BB, .obs_dim = O, .act_dim = A, .obs = obs, .act = act, .rew = rew,
-                    .next_obs = nobs, .done = done, .mc_return = mc};
+    ctrl_batch b = {.B = BB,
+                    .obs_dim = O,
+                    .act_dim = A,
+                    .obs = obs,
+                    .act = act,
+                    .rew = rew,
+                    .next_obs = nobs,
+                    .done = done,
+                    .mc_return = mc};
     ctrl_metrics m = {0};
     CHECK(algo->update(x, &b, &r1, &m, &err) == 0);
     CHECK(algo->update(x, &b, &r1, &m, &err) == 0);
@@ -222,7 +236,7 @@ static int roundtrip(const ctrl_algo *algo) {
         differed |= memcmp(tx[i].data, ty[i].data, sizeof(float) * tx[i].n) != 0;
         memcpy(ty[i].data, tx[i].data, sizeof(float) * tx[i].n);
     }
-    CHECK(differed);  // the copy is what makes them equal
+    CHECK(differed); // the copy is what makes them equal
     r2 = r1;
     ctrl_metrics mx = {0}, my = {0};
     CHECK(algo->update(x, &b, &r1, &mx, &err) == 0);
@@ -247,9 +261,15 @@ static int roundtrip(const ctrl_algo *algo) {
     return 0;
 }
 
-static int test_sac_roundtrip(void) { return roundtrip(&ctrl_algo_sac); }
-static int test_cql_roundtrip(void) { return roundtrip(&ctrl_algo_cql); }
-static int test_calql_roundtrip(void) { return roundtrip(&ctrl_algo_calql); }
+static int test_sac_roundtrip(void) {
+    return roundtrip(&ctrl_algo_sac);
+}
+static int test_cql_roundtrip(void) {
+    return roundtrip(&ctrl_algo_cql);
+}
+static int test_calql_roundtrip(void) {
+    return roundtrip(&ctrl_algo_calql);
+}
 
 // bad input is refused with a message, not a crash
 static int test_sac_refuses(void) {
@@ -265,9 +285,16 @@ static int test_sac_refuses(void) {
     const float lo2[1] = {-1}, hi2[1] = {1};
     CHECK(ctrl_algo_calql.create(&c, 2, 1, lo2, hi2, &r, &g, &err) == 0);
     float obs[2] = {0, 0}, act[1] = {0}, rew[1] = {0}, done[1] = {0};
-    ctrl_batch b = {.B = 1, .obs_dim = 2, .act_dim = 1, .obs = obs, .act = act, .rew = rew,
-                    .next_obs = obs, .done = done, .mc_return = NULL};
-    CHECK(ctrl_algo_calql.update(g, &b, &r, NULL, &err) == -1);  // Cal-QL without mc_return
+    ctrl_batch b = {.B = 1,
+                    .obs_dim = 2,
+                    .act_dim = 1,
+                    .obs = obs,
+                    .act = act,
+                    .rew = rew,
+                    .next_obs = obs,
+                    .done = done,
+                    .mc_return = NULL};
+    CHECK(ctrl_algo_calql.update(g, &b, &r, NULL, &err) == -1); // Cal-QL without mc_return
     CHECK(strstr(err.msg, "mc_return") != NULL);
     b.act_dim = 2;
     CHECK(ctrl_algo_calql.update(g, &b, &r, NULL, &err) == -1);

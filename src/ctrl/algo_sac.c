@@ -34,14 +34,14 @@
 
 typedef struct {
     ctrl_algo_config c;
-    int obs_dim, A, E, N;         // N: CQL's sampled actions per state (0 for SAC)
+    int obs_dim, A, E, N; // N: CQL's sampled actions per state (0 for SAC)
     int backup_entropy, calql;
-    float *scale, *bias;          // (A) action = bias + scale * tanh(pre)
-    float log_density_rand;       // log density of a uniform action in the box
+    float *scale, *bias;    // (A) action = bias + scale * tanh(pre)
+    float log_density_rand; // log density of a uniform action in the box
     ctrl_mlp actor, critic, critic_target;
     ctrl_adam actor_opt, critic_opt, alpha_opt;
-    float log_alpha, dlog_alpha;  // the temperature (one float) and its gradient
-    float steps;                  // updates taken (also every Adam's t), checkpointed
+    float log_alpha, dlog_alpha; // the temperature (one float) and its gradient
+    float steps;                 // updates taken (also every Adam's t), checkpointed
     // scratch, grown to the largest batch
     int cap;
     float *noise, *x, *dx, *out, *dout, *pre, *logp, *act, *q, *dq, *y, *dlogp, *out_n, *pre_n,
@@ -51,14 +51,14 @@ typedef struct {
 static void sac_defaults(ctrl_algo_config *c) {
     memset(c, 0, sizeof *c);
     c->hidden = 256;
-    c->layers = 2;  // the SAC paper's two 256-wide hidden layers
+    c->layers = 2; // the SAC paper's two 256-wide hidden layers
     c->n_critics = 2;
     c->gamma = 0.99f;
     c->tau = 5e-3f;
     c->actor_lr = c->critic_lr = c->alpha_lr = c->value_lr = 3e-4f;
-    c->sac_alpha = 1.0f;  // log_alpha starts at 0, as CORL's
+    c->sac_alpha = 1.0f; // log_alpha starts at 0, as CORL's
     c->autotune_alpha = 1;
-    c->target_entropy = NAN;  // -act_dim
+    c->target_entropy = NAN; // -act_dim
     c->cql_alpha = 0.0f;
     c->cql_n_actions = 0;
     c->cql_temp = 1.0f;
@@ -89,11 +89,11 @@ static void calql_defaults(ctrl_algo_config *c) {
 
 static void grow(sac_agent *g, int B) {
     if (B <= g->cap) return;
-    float **bufs[] = {&g->x,    &g->dx,    &g->out,   &g->dout,  &g->pre,    &g->logp,
-                      &g->act,  &g->q,     &g->dq,    &g->y,     &g->dlogp,  &g->out_n,
+    float **bufs[] = {&g->x,     &g->dx,    &g->out,    &g->dout, &g->pre,   &g->logp,
+                      &g->act,   &g->q,     &g->dq,     &g->y,    &g->dlogp, &g->out_n,
                       &g->pre_n, &g->act_n, &g->logp_n, &g->qcat, &g->dqcat, &g->noise};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
-    int A = g->A, N = g->N, R = B * (1 + 3 * N);  // critic rows: data, rand, cur, next
+    int A = g->A, N = g->N, R = B * (1 + 3 * N); // critic rows: data, rand, cur, next
     long in = g->obs_dim + A;
     g->x = xmalloc(sizeof(float) * R * in);
     g->dx = xmalloc(sizeof(float) * B * in);
@@ -109,7 +109,7 @@ static void grow(sac_agent *g, int B) {
     long BN = (long)B * (N > 0 ? N : 1);
     g->out_n = xmalloc(sizeof(float) * BN * 2 * A);
     g->pre_n = xmalloc(sizeof(float) * BN * A);
-    g->act_n = xmalloc(sizeof(float) * 2 * BN * A);  // cur then next samples
+    g->act_n = xmalloc(sizeof(float) * 2 * BN * A); // cur then next samples
     g->logp_n = xmalloc(sizeof(float) * 2 * BN);
     g->qcat = xmalloc(sizeof(float) * g->E * R);
     g->dqcat = xmalloc(sizeof(float) * g->E * R);
@@ -131,8 +131,8 @@ static int sac_create_common(const ctrl_algo_config *c, int obs_dim, int act_dim
                          c->cql_n_actions, c->cql_temp);
     for (int i = 0; i < act_dim; i++)
         if (!(act_high[i] > act_low[i]))
-            return rlhf_fail(err, "algo_sac.c: action bound %d: high %g <= low %g", i,
-                             act_high[i], act_low[i]);
+            return rlhf_fail(err, "algo_sac.c: action bound %d: high %g <= low %g", i, act_high[i],
+                             act_low[i]);
     sac_agent *g = xcalloc(1, sizeof *g);
     g->c = *c;
     if (isnan(g->c.target_entropy)) g->c.target_entropy = -(float)act_dim;
@@ -194,8 +194,9 @@ static void concat_rows(float *x, const float *obs, const float *act, int R, int
 static void sample_repeated(sac_agent *g, const float *obs, int B, const float *eps, float *act,
                             float *logp) {
     int O = g->obs_dim, A = g->A, N = g->N;
-    float *rep = g->x;  // free at this point; (B*N, O) fits in (R, O+A)
-    for (int r = 0; r < B * N; r++) memcpy(rep + (long)r * O, obs + (long)(r / N) * O, sizeof(float) * O);
+    float *rep = g->x; // free at this point; (B*N, O) fits in (R, O+A)
+    for (int r = 0; r < B * N; r++)
+        memcpy(rep + (long)r * O, obs + (long)(r / N) * O, sizeof(float) * O);
     ctrl_mlp_forward(&g->actor, rep, B * N, g->out_n);
     ctrl_tanh_gauss_forward(act, logp, g->pre_n, g->out_n, eps, g->scale, g->bias, B * N, A,
                             g->c.log_std_min, g->c.log_std_max);
@@ -215,7 +216,8 @@ static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         return rlhf_fail(err, "algo_sac.c: batch dims (%d, %d) differ from the agent's (%d, %d)",
                          b->obs_dim, b->act_dim, O, A);
     if (g->calql && !b->mc_return)
-        return rlhf_fail(err, "algo_sac.c: calql needs the batch's mc_return (Monte-Carlo returns)");
+        return rlhf_fail(err,
+                         "algo_sac.c: calql needs the batch's mc_return (Monte-Carlo returns)");
     grow(g, B);
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
     float *noise = g->noise;
@@ -227,20 +229,21 @@ static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
 
     // actor and temperature losses: a ~ pi(s), gradient through the critic to a
     ctrl_mlp_forward(&g->actor, b->obs, B, g->out);
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_pi, g->scale, g->bias, B, A,
-                            lsmin, lsmax);
-    double alpha_loss = ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B,
-                                            &g->dlog_alpha);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_pi, g->scale, g->bias, B, A, lsmin,
+                            lsmax);
+    double alpha_loss =
+        ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B, &g->dlog_alpha);
     concat_rows(g->x, b->obs, g->act, B, 1, O, A);
     ctrl_mlp_forward(&g->critic, g->x, B, g->q);
     double actor_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
     memset(g->dx, 0, sizeof(float) * B * (O + A));
     ctrl_mlp_backward(&g->critic, g->dq, g->dx, 0);
-    float *dact = g->act_n;  // (B, A) scratch: the action columns of dx
-    for (int r = 0; r < B; r++) memcpy(dact + (long)r * A, g->dx + (long)r * (O + A) + O, sizeof(float) * A);
+    float *dact = g->act_n; // (B, A) scratch: the action columns of dx
+    for (int r = 0; r < B; r++)
+        memcpy(dact + (long)r * A, g->dx + (long)r * (O + A) + O, sizeof(float) * A);
     memset(g->dout, 0, sizeof(float) * B * 2 * A);
-    ctrl_tanh_gauss_backward(g->dout, dact, g->dlogp, g->out, eps_pi, g->pre, g->scale, B, A,
-                             lsmin, lsmax);
+    ctrl_tanh_gauss_backward(g->dout, dact, g->dlogp, g->out, eps_pi, g->pre, g->scale, B, A, lsmin,
+                             lsmax);
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->dout, NULL, 1);
     double logp_mean = mean_of(g->logp, B);
@@ -278,14 +281,15 @@ static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     }
     ctrl_mlp_forward(&g->critic, g->x, R, g->qcat);
     // the data rows of each member, contiguous for the MSE: (E, B)
-    for (int e = 0; e < E; e++) memcpy(g->q + (long)e * B, g->qcat + (long)e * R, sizeof(float) * B);
+    for (int e = 0; e < E; e++)
+        memcpy(g->q + (long)e * B, g->qcat + (long)e * R, sizeof(float) * B);
     double mse = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
     double cql_loss = 0, ood = 0, q_data_mean = mean_of(g->q, (long)E * B);
     for (int e = 0; e < E; e++) {
         float *qe = g->qcat + (long)e * R, *de = g->dqcat + (long)e * R;
         memcpy(de, g->dq + (long)e * B, sizeof(float) * B);
         if (!N) continue;
-        float *ddata = g->dlogp;  // (B) free here
+        float *ddata = g->dlogp; // (B) free here
         double ood_e;
         cql_loss += ctrl_cql_conservative(qe + B, qe + B + BN, logp_cur, qe + B + 2 * BN, logp_nxt,
                                           qe, g->calql ? b->mc_return : NULL, g->log_density_rand,
@@ -300,7 +304,7 @@ static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     // the steps: temperature, actor, critic, then the target
     g->steps += 1.0f;
     int t = (int)g->steps;
-    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1;  // ctrl_adam_step counts t up
+    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
     if (g->c.autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
     ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
     ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
@@ -350,7 +354,7 @@ static int sac_tensors(void *agent, ctrl_tensor *out, int max) {
         {"log_alpha", &g->log_alpha, 1},
         {"log_alpha.adam_m", g->alpha_opt.m, 1},
         {"log_alpha.adam_v", g->alpha_opt.v, 1},
-        {"step", &g->steps, 1},  // updates taken = every Adam's t (exact below 2^24)
+        {"step", &g->steps, 1}, // updates taken = every Adam's t (exact below 2^24)
     };
     int n = (int)(sizeof all / sizeof all[0]);
     if (n > max) n = max;
@@ -367,10 +371,9 @@ static void sac_free(void *agent) {
     ctrl_adam_free(&g->actor_opt);
     ctrl_adam_free(&g->critic_opt);
     ctrl_adam_free(&g->alpha_opt);
-    float *bufs[] = {g->x,     g->dx,    g->out,    g->dout,  g->pre,   g->logp,
-                     g->act,   g->q,     g->dq,     g->y,     g->dlogp, g->out_n,
-                     g->pre_n, g->act_n, g->logp_n, g->qcat,  g->dqcat, g->noise,
-                     g->scale, g->bias};
+    float *bufs[] = {g->x,      g->dx,   g->out,   g->dout,  g->pre,   g->logp,  g->act,
+                     g->q,      g->dq,   g->y,     g->dlogp, g->out_n, g->pre_n, g->act_n,
+                     g->logp_n, g->qcat, g->dqcat, g->noise, g->scale, g->bias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(g);
 }
@@ -401,7 +404,8 @@ const ctrl_algo ctrl_algo_cql = {
 
 const ctrl_algo ctrl_algo_calql = {
     .name = "calql",
-    .summary = "Cal-QL: CQL with policy Q's bounded below by Monte-Carlo returns (Nakamoto et al. 2023)",
+    .summary =
+        "Cal-QL: CQL with policy Q's bounded below by Monte-Carlo returns (Nakamoto et al. 2023)",
     .offline = 0,
     .defaults = calql_defaults,
     .create = calql_create,

@@ -29,7 +29,7 @@ double ctrl_sac_actor_loss(const float *q, const float *logp, float alpha, int E
                            float *dlogp) {
     double loss = 0;
     for (int b = 0; b < B; b++) {
-        int arg = 0;  // the first minimum, as torch.min's gradient goes to one member
+        int arg = 0; // the first minimum, as torch.min's gradient goes to one member
         for (int e = 1; e < E; e++)
             if (q[(long)e * B + b] < q[(long)arg * B + b]) arg = e;
         loss += ((double)alpha * logp[b] - q[(long)arg * B + b]) / B;
@@ -99,7 +99,9 @@ double ctrl_cql_conservative(const float *q_rand, const float *q_cur, const floa
     return loss;
 }
 
-long ctrl_sac_noise_size(int B, int A, int N) { return (long)B * A * (2 + 3L * N); }
+long ctrl_sac_noise_size(int B, int A, int N) {
+    return (long)B * A * (2 + 3L * N);
+}
 
 void ctrl_sac_draw_noise(rlhf_rng *rng, int B, int A, int N, float *noise) {
     long n_normal = (long)B * A * (2 + 2L * N), n_uniform = (long)B * A * N;

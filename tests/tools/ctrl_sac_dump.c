@@ -47,8 +47,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: ctrl_sac_dump sac|cql|calql OUTDIR [UPDATES]\n");
         return 2;
     }
-    const ctrl_algo *algo = !strcmp(argv[1], "sac")   ? &ctrl_algo_sac
-                            : !strcmp(argv[1], "cql") ? &ctrl_algo_cql
+    const ctrl_algo *algo = !strcmp(argv[1], "sac")     ? &ctrl_algo_sac
+                            : !strcmp(argv[1], "cql")   ? &ctrl_algo_cql
                             : !strcmp(argv[1], "calql") ? &ctrl_algo_calql
                                                         : NULL;
     if (!algo) {
@@ -76,7 +76,8 @@ int main(int argc, char **argv) {
     }
     // the batch: actions inside the box, one terminal, Monte-Carlo returns near Q's scale
     float obs[B * O], act[B * A], rew[B], next_obs[B * O], done[B], mc[B];
-    for (int i = 0; i < B * O; i++) obs[i] = 2 * rng_uniform(&rng) - 1, next_obs[i] = 2 * rng_uniform(&rng) - 1;
+    for (int i = 0; i < B * O; i++)
+        obs[i] = 2 * rng_uniform(&rng) - 1, next_obs[i] = 2 * rng_uniform(&rng) - 1;
     for (int b = 0; b < B; b++) {
         for (int i = 0; i < A; i++)
             act[b * A + i] = low[i] + (high[i] - low[i]) * rng_uniform(&rng);
@@ -84,8 +85,15 @@ int main(int argc, char **argv) {
         done[b] = b == 3 ? 1.0f : 0.0f;
         mc[b] = 0.6f * rng_normal(&rng);
     }
-    ctrl_batch batch = {.B = B, .obs_dim = O, .act_dim = A, .obs = obs, .act = act, .rew = rew,
-                        .next_obs = next_obs, .done = done, .mc_return = mc};
+    ctrl_batch batch = {.B = B,
+                        .obs_dim = O,
+                        .act_dim = A,
+                        .obs = obs,
+                        .act = act,
+                        .rew = rew,
+                        .next_obs = next_obs,
+                        .done = done,
+                        .mc_return = mc};
     write_f32("batch.obs", obs, B * O);
     write_f32("batch.act", act, B * A);
     write_f32("batch.rew", rew, B);
@@ -101,16 +109,20 @@ int main(int argc, char **argv) {
     ctrl_tensor t[32];
     int nt = algo->tensors(agent, t, 32);
     int N = !strcmp(algo->name, "sac") ? 0 : c.cql_n_actions;
-    fprintf(f, "{\"algo\": \"%s\", \"obs\": %d, \"act\": %d, \"B\": %d, \"N\": %d, \"hidden\": %d, "
-               "\"layers\": %d, \"E\": %d, \"updates\": %d,\n",
+    fprintf(f,
+            "{\"algo\": \"%s\", \"obs\": %d, \"act\": %d, \"B\": %d, \"N\": %d, \"hidden\": %d, "
+            "\"layers\": %d, \"E\": %d, \"updates\": %d,\n",
             algo->name, O, A, B, N, c.hidden, c.layers, c.n_critics, updates);
-    fprintf(f, " \"low\": [%.9g, %.9g], \"high\": [%.9g, %.9g],\n", low[0], low[1], high[0], high[1]);
-    fprintf(f, " \"gamma\": %.9g, \"tau\": %.9g, \"actor_lr\": %.9g, \"critic_lr\": %.9g, "
-               "\"alpha_lr\": %.9g, \"sac_alpha\": %.9g, \"autotune\": %d, \"target_entropy\": %.9g, "
-               "\"cql_alpha\": %.9g, \"cql_temp\": %.9g, \"log_std_min\": %.9g, \"log_std_max\": %.9g,\n",
-            c.gamma, c.tau, c.actor_lr, c.critic_lr, c.alpha_lr, c.sac_alpha, c.autotune_alpha,
-            isnan(c.target_entropy) ? -(double)A : c.target_entropy, c.cql_alpha, c.cql_temp,
-            c.log_std_min, c.log_std_max);
+    fprintf(f, " \"low\": [%.9g, %.9g], \"high\": [%.9g, %.9g],\n", low[0], low[1], high[0],
+            high[1]);
+    fprintf(
+        f,
+        " \"gamma\": %.9g, \"tau\": %.9g, \"actor_lr\": %.9g, \"critic_lr\": %.9g, "
+        "\"alpha_lr\": %.9g, \"sac_alpha\": %.9g, \"autotune\": %d, \"target_entropy\": %.9g, "
+        "\"cql_alpha\": %.9g, \"cql_temp\": %.9g, \"log_std_min\": %.9g, \"log_std_max\": %.9g,\n",
+        c.gamma, c.tau, c.actor_lr, c.critic_lr, c.alpha_lr, c.sac_alpha, c.autotune_alpha,
+        isnan(c.target_entropy) ? -(double)A : c.target_entropy, c.cql_alpha, c.cql_temp,
+        c.log_std_min, c.log_std_max);
     fprintf(f, " \"tensors\": [");
     for (int i = 0; i < nt; i++) fprintf(f, "%s\"%s\"", i ? ", " : "", t[i].name);
     fprintf(f, "]}\n");
@@ -134,7 +146,8 @@ int main(int argc, char **argv) {
         f = fopen(path, "w");
         if (!f) return 2;
         fprintf(f, "{");
-        for (int i = 0; i < m.n; i++) fprintf(f, "%s\"%s\": %.12g", i ? ", " : "", m.name[i], m.value[i]);
+        for (int i = 0; i < m.n; i++)
+            fprintf(f, "%s\"%s\": %.12g", i ? ", " : "", m.name[i], m.value[i]);
         fprintf(f, "}\n");
         fclose(f);
     }

@@ -24,7 +24,8 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: ctrl_update_bench sac|cql|calql|iql LAYERS [UPDATES] [HIDDEN] [BATCH]\n");
+        fprintf(stderr,
+                "usage: ctrl_update_bench sac|cql|calql|iql LAYERS [UPDATES] [HIDDEN] [BATCH]\n");
         return 2;
     }
     const ctrl_algo *algo = !strcmp(argv[1], "sac")     ? &ctrl_algo_sac
@@ -67,7 +68,8 @@ int main(int argc, char **argv) {
     b.rew = xmalloc(sizeof(float) * B);
     b.done = xmalloc(sizeof(float) * B);
     b.mc_return = xmalloc(sizeof(float) * B);
-    for (long i = 0; i < (long)B * O; i++) b.obs[i] = rng_normal(&rng), b.next_obs[i] = rng_normal(&rng);
+    for (long i = 0; i < (long)B * O; i++)
+        b.obs[i] = rng_normal(&rng), b.next_obs[i] = rng_normal(&rng);
     for (long i = 0; i < (long)B * A; i++) b.act[i] = 2 * rng_uniform(&rng) - 1;
     for (int i = 0; i < B; i++) {
         b.rew[i] = rng_normal(&rng);
