@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "ctrl/ctrl_train.h"
+#include "ctrl/ctrl_train_internal.h"
 #include "ctrl/dataset.h"
 #include "io/file.h"
-#include "io/safetensors.h"
 #include "rlhf.h"
 
 void ctrl_collect_default_config(ctrl_collect_config *c) {
@@ -21,40 +21,6 @@ void ctrl_collect_default_config(ctrl_collect_config *c) {
     c->checkpoints = 20;
     c->eval_episodes = 10;
     ctrl_train_default_config(&c->train, "sac");
-}
-
-// the replay buffer saved in a checkpoint (rows in ring order; rows and next in
-// the metadata), as transitions in chronological order
-static int load_replay(const char *ckpt, int obs_dim, int act_dim, ctrl_transitions *t,
-                       rlhf_err *err) {
-    char path[4600];
-    snprintf(path, sizeof path, "%s/online_buffer.safetensors", ckpt);
-    st_file f;
-    if (st_open(&f, path, err)) return -1;
-    const char *rs = st_meta(&f, "rows"), *xs = st_meta(&f, "next");
-    long n = rs ? atol(rs) : 0, next = xs ? atol(xs) : 0;
-    const st_entry *eo = st_find(&f, "observations"), *ea = st_find(&f, "actions"),
-                   *er = st_find(&f, "rewards"), *en = st_find(&f, "next_observations"),
-                   *et = st_find(&f, "terminals"), *eu = st_find(&f, "timeouts");
-    int rc = 0;
-    if (n < 1 || !eo || !ea || !er || !en || !et || !eu) {
-        rc = rlhf_fail(err, "%s: an empty or incomplete replay buffer", path);
-    } else {
-        ctrl_transitions_alloc(t, obs_dim, act_dim, n, 0);
-        rc = st_read_f32(&f, eo, t->obs, (size_t)(n * obs_dim), err) ||
-             st_read_f32(&f, ea, t->act, (size_t)(n * act_dim), err) ||
-             st_read_f32(&f, er, t->rew, (size_t)n, err) ||
-             st_read_f32(&f, en, t->next_obs, (size_t)(n * obs_dim), err) ||
-             st_read_raw(&f, et, ST_U8, t->terminal, (size_t)n, err) ||
-             st_read_raw(&f, eu, ST_U8, t->timeout, (size_t)n, err)
-                 ? -1
-                 : 0;
-        t->n = n;
-        t->next = next % n;  // the ring's oldest row (0 unless it wrapped)
-        if (rc) ctrl_transitions_free(t);
-    }
-    st_close(&f);
-    return rc;
 }
 
 static long dataset_episodes(const ctrl_transitions *t, double *mean) {
@@ -198,7 +164,10 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     if (ctrl_rollout(env, &pol, level_steps, seed + 2, 0, &med, err)) goto done;
     ctrl_policy_free(&pol);
     if (write_level(c, "medium", &med, r_rand, r_exp, summary, err)) goto done;
-    if (load_replay(medium, od, ad, &rep, err) ||
+    char bp[4600];
+    snprintf(bp, sizeof bp, "%s/online_buffer.safetensors", medium);
+    ctrl_transitions_alloc(&rep, od, ad, c->steps, 0);  // SAC's buffer holds every step
+    if (ctrl_online_buffer_load(bp, &rep, err) ||
         write_level(c, "medium-replay", &rep, r_rand, r_exp, summary, err))
         goto done;
     ctrl_transitions_alloc(&exp_, od, ad, level_steps, 0);

@@ -1,0 +1,38 @@
+// ctrl/ctrl_train_internal: what ctrl_train.c, ctrl_eval.c and ctrl_collect.c
+// share — the files of a checkpoint and small JSON helpers (ctrl_eval.c).
+#ifndef RLHF_CTRL_TRAIN_INTERNAL_H
+#define RLHF_CTRL_TRAIN_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "ctrl/ctrl_train.h"
+
+// x (dim) normalised into out (dim)
+void ctrl_obs_normalize(const ctrl_obs_norm *n, const float *x, float *out, int dim);
+// uniform in [act_low, act_high] per dimension, from rng
+void ctrl_random_action(const ctrl_env *e, rlhf_rng *rng, float *a);
+
+double ctrl_json_num(const cJSON *o, const char *key, double dflt);  // dflt when absent
+void ctrl_json_num_or_null(cJSON *o, const char *key, double x);     // NaN / Inf: null
+// o["algo_config"] <-> the fields of ctrl_algo_fields and max_steps (null: NaN)
+void ctrl_algo_config_to_json(cJSON *o, const ctrl_algo_config *c);
+void ctrl_algo_config_from_json(const cJSON *o, ctrl_algo_config *c);
+cJSON *ctrl_read_json(const char *path, rlhf_err *err);  // a JSON object, or NULL + err
+int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err);  // atomically
+
+// agent.safetensors: every span of algo->tensors, then obs_norm.mean / .std;
+// load fills the agent's spans (and norm, when not NULL), refusing a missing
+// tensor or a size that differs
+int ctrl_agent_save(const char *path, const ctrl_algo *algo, void *agent,
+                    const ctrl_obs_norm *norm, rlhf_err *err);
+int ctrl_agent_load(const char *path, const ctrl_algo *algo, void *agent, ctrl_obs_norm *norm,
+                    rlhf_err *err);
+// online_buffer.safetensors: rows [0, n) in ring storage order, with "rows" and
+// "next" in the metadata; load needs t allocated with cap >= rows
+int ctrl_online_buffer_save(const char *path, const ctrl_transitions *t, rlhf_err *err);
+int ctrl_online_buffer_load(const char *path, ctrl_transitions *t, rlhf_err *err);
+// 0 when dir holds agent.safetensors and state.json (and, for an online-phase
+// step checkpoint, online_buffer.safetensors)
+int ctrl_checkpoint_complete(const char *dir, rlhf_err *err);
+
+#endif
