@@ -1,7 +1,7 @@
 # rlhf.c — build, test, bench.
 #   make            build/rlhf and build/librlhf.a
 #   make test       the whole test suite (ends with "N passed, N failed, N skipped")
-#   make bench      benchmarks side by side with PyTorch (bench/run.sh)
+#   make bench      benchmarks side by side with PyTorch (bench/run.sh; make bench-ctrl: control only)
 #   make demo       the main job
 #   make asan       everything built with AddressSanitizer + UBSan into build-asan/, then its tests
 #   make fuzz       each loader's libFuzzer harness (fuzz/) for FUZZ_SECONDS (60) under ASan/UBSan
@@ -99,6 +99,13 @@ $(BUILD)/bench_tok: bench/bench_tok.c $(BUILD)/librlhf.a $(HDRS)
 bench: all $(BUILD)/bench_tok
 	OMP_NUM_THREADS=1 $(BUILD)/bench_tok
 	BUILD=$(BUILD) bash bench/run.sh
+	$(MAKE) --no-print-directory bench-ctrl
+
+# control: gradient updates/s beside PyTorch (SAC, CQL, IQL; 256-wide, batch 256,
+# 2 and 3 layers), then environment steps/s of the MuJoCo tasks (random actions)
+bench-ctrl: all
+	BUILD=$(BUILD) OMP_NUM_THREADS=1 /usr/bin/python3 bench/ctrl_bench.py
+	OMP_NUM_THREADS=1 $(BUILD)/tests/tools/ctrl_env_bench hopper halfcheetah walker2d
 
 demo: all
 	BUILD=$(BUILD) bash scripts/demo.sh
@@ -154,5 +161,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench demo asan fuzz format clean
+.PHONY: all test bench bench-ctrl demo asan fuzz format clean
 .SECONDARY:
