@@ -10,12 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// INTEGRATION NOTE: env_mujoco.c is being written in parallel; the reference is
-// weak so the library links before it exists (NULL until then). A weak
-// reference does not pull an object out of a static archive, so the lead
-// removes `weak` here once env_mujoco.c lands.
-extern int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) __attribute__((weak));
-
 static const char *const classic_names[] = {"pendulum", "mountaincar", "cartpole"};
 static const char *const mujoco_names[] = {"hopper", "halfcheetah", "walker2d"};
 
@@ -39,10 +33,7 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
     if (in_list(name, classic_names, 3)) {
         rc = ctrl_env_classic_make(name, e, err);
     } else if (in_list(name, mujoco_names, 3)) {
-        if (!ctrl_env_mujoco_make)
-            rc = rlhf_fail(err, "env \"%s\": built without MuJoCo locomotion yet", name);
-        else
-            rc = ctrl_env_mujoco_make(name, e, err);
+        rc = ctrl_env_mujoco_make(name, e, err);  // a clear error when built without MuJoCo
     } else if (!strncmp(name, "cmd:", 4)) {
         rc = ctrl_env_external_make(name + 4, e, err);
     } else {
