@@ -33,6 +33,8 @@ typedef struct {
     int deterministic_bc;     // BC: MSE on a deterministic policy (1) or Gaussian NLL (0)
     float log_std_min, log_std_max;  // tanh-Gaussian / Gaussian clamps (-20, 2)
     int max_steps;            // total updates (IQL's/AWAC's actor cosine schedule uses it)
+    float riql_quantile;      // RIQL: quantile of the target-Q ensemble for V (0.25)
+    float riql_sigma;         // RIQL: Huber threshold delta = 1/sigma^2 (1.0)
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)
