@@ -35,6 +35,15 @@ typedef struct {
     int max_steps;            // total updates (IQL's/AWAC's actor cosine schedule uses it)
     float riql_quantile;      // RIQL: quantile of the target-Q ensemble for V (0.25)
     float riql_sigma;         // RIQL: Huber threshold delta = 1/sigma^2 (1.0)
+    // RO2O (algo_ro2o.c; 0 = off, SAC-N): perturbed states per state (20), the
+    // eps-ball radii (0.01), the weights of value smoothing (1e-4), policy
+    // smoothing (1.0) and the OOD penalty (0.1), the value-smoothing expectile
+    // (0.2), the OOD uncertainty coefficient beta (1.0) decaying per update
+    // by ro2o_beta_decay (5e-7) down to ro2o_beta_min (0.1)
+    int ro2o_samples;
+    float ro2o_q_eps, ro2o_policy_eps, ro2o_ood_eps;
+    float ro2o_q_weight, ro2o_policy_weight, ro2o_ood_weight, ro2o_q_tau;
+    float ro2o_beta, ro2o_beta_min, ro2o_beta_decay;
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)
