@@ -44,6 +44,11 @@ typedef struct {
     float ro2o_q_eps, ro2o_policy_eps, ro2o_ood_eps;
     float ro2o_q_weight, ro2o_policy_weight, ro2o_ood_weight, ro2o_q_tau;
     float ro2o_beta, ro2o_beta_min, ro2o_beta_decay;
+    // FamO2O (algo_famo2o.c): the balance (IQL inverse temperature) range (1, 5);
+    // updates 1..famo2o_uniform_steps draw beta uniformly (the offline phase:
+    // the trainer should set it to --offline_steps), later ones from the balance model (0)
+    float famo2o_beta_min, famo2o_beta_max;
+    int famo2o_uniform_steps;
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)
