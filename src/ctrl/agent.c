@@ -8,10 +8,11 @@
 // algo_sac.c).
 extern const ctrl_algo ctrl_algo_bc, ctrl_algo_td3, ctrl_algo_td3_bc, ctrl_algo_iql, ctrl_algo_awac,
     ctrl_algo_sac, ctrl_algo_cql, ctrl_algo_calql;
+extern const ctrl_algo ctrl_algo_riql;
 
 static const ctrl_algo *const all_algos[] = {&ctrl_algo_bc,  &ctrl_algo_td3,  &ctrl_algo_td3_bc,
                                              &ctrl_algo_iql, &ctrl_algo_awac, &ctrl_algo_sac,
-                                             &ctrl_algo_cql, &ctrl_algo_calql};
+                                             &ctrl_algo_cql, &ctrl_algo_calql, &ctrl_algo_riql};
 #define N_ALGOS (int)(sizeof all_algos / sizeof all_algos[0])
 
 static const ctrl_algo *algo_at(int i) { return i < N_ALGOS ? all_algos[i] : NULL; }
