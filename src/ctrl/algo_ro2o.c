@@ -1,0 +1,455 @@
+// ctrl/algo_ro2o: RO2O (Wen et al. 2024, "Towards Robust Offline-to-Online
+// Reinforcement Learning via Uncertainty and Smoothness") and the SAC-N
+// ensemble it extends (An et al. 2021, as CORL's sac_n.py) — one agent, two
+// tables. sacn is ro2o with every regulariser off.
+//
+// Networks: actor = ctrl_mlp(obs -> 2A) with policy.h's tanh-Gaussian head;
+// critic = one ctrl_mlp with ens = n_critics (10) on concat(obs, act);
+// critic_target its Polyak copy; Adam for the actor, the critic and log_alpha.
+// Initialisation as EDAC / CORL's sac_n.py: hidden biases 0.1, the last
+// layer U(-1e-3, 1e-3) (actor) and U(-3e-3, 3e-3) (critic).
+//
+// One update, in the order of RO2O's ro2o_mujoco.py (CORL's EDAC / SAC-N
+// order: temperature, then actor, then critic, EACH STEP SEEING THE PREVIOUS
+// ONE'S RESULT — unlike algo_sac.c, where every loss uses the start-of-update
+// parameters):
+//  1. alpha loss  -log_alpha mean(logp(a|s) + target_entropy), a ~ pi(s); Adam step;
+//     alpha = exp(log_alpha) (the new value) for the rest of the update
+//  2. actor loss  mean(alpha logp(a|s) - min_j Q_j(s, a))                   a ~ pi(s) reparameterised
+//                 + ro2o_policy_weight * mean_b max_k J(pi(.|s), pi(.|s + d_k))
+//     J: the Jeffreys divergence of the pre-tanh Gaussians (ro2o_loss.h; RORL
+//     computes it on the Normal before the tanh); Adam step on the actor
+//  3. target y = r + gamma (1 - done) (min_j Qt_j(s', a') - alpha logp(a'|s')), a' ~ pi_new(s')
+//     critic loss  sum_j mean_b (Q_j(s, a) - y)^2
+//                 + ro2o_q_weight * mean_b max_k mean_j [(1-tau) (D+)^2 + tau (D-)^2],
+//                   D = Q_j(s + d_k, a) - Q_j(s, a)                       (value smoothing)
+//                 + ro2o_ood_weight * mean_{j,b,k} (Q_j(s~, a~) - sg[Q_j(s~, a~) - beta std_j Q(s~, a~)])^2
+//                   s~ = s + d_k, a~ ~ pi_new(s~)                          (OOD penalty)
+//     Adam step on the critic; the target moves by tau.
+//  beta = max(ro2o_beta - ro2o_beta_decay * (updates before this one), ro2o_beta_min)
+//  (RO2O/RORL decrement it once per update, after its use).
+// Perturbations d_k = eps * U[-1,1)^O, n of them per term, shared by the
+// batch's states as RORL's _get_noised_obs draws them; the draws are listed in
+// ro2o_loss.h. Both smoothing terms let gradients reach the clean side too
+// (RORL detaches neither Q(s, a) nor pi(.|s)); a~ is a constant (sampled
+// without reparameterisation). The same objective serves offline and online
+// (the trainer has no phase switch; beta keeps decaying).
+// Not here: observation normalisation (eps is in observation units; RORL
+// scales it by the dataset's obs std when it normalises inputs), RO2O's
+// log(1 - tanh^2 + 1e-6) (policy.h's exact log-det is used).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl/agent.h"
+#include "ctrl/cql_loss.h"
+#include "ctrl/mlp.h"
+#include "ctrl/policy.h"
+#include "ctrl/ro2o_loss.h"
+
+typedef struct {
+    ctrl_algo_config c;
+    int O, A, E, n;
+    float *scale, *bias; // (A) action = bias + scale * tanh(pre)
+    ctrl_mlp actor, critic, critic_target;
+    ctrl_adam actor_opt, critic_opt, alpha_opt;
+    float log_alpha, dlog_alpha;
+    float steps; // updates taken (also every Adam's t), checkpointed
+    // scratch, grown to the largest batch
+    int cap;
+    float *noise, *xa, *outa, *douta, *pre, *act, *logp, *dlogp, *dact, *xc, *dxc, *qc, *dqc, *q,
+        *dq, *y, *qs, *dqs, *qn, *dqn;
+} ro2o_agent;
+
+// RO2O's ro2o_mujoco.py TrainConfig (its walker2d-medium command line): 10
+// critics, 256 x 3 networks, lr 3e-4 everywhere, log_std in [-5, 2] (EDAC's),
+// n = 20 perturbations of radius 0.01 for each term, weights 1e-4 (value
+// smoothing, fixed in their code), 1.0 (policy), 0.1 (OOD), expectile 0.2,
+// beta 1.0 -> 0.1 by 5e-7 per update.
+static void ro2o_defaults(ctrl_algo_config *c) {
+    memset(c, 0, sizeof *c);
+    c->hidden = 256;
+    c->layers = 3;
+    c->n_critics = 10;
+    c->gamma = 0.99f;
+    c->tau = 5e-3f;
+    c->actor_lr = c->critic_lr = c->alpha_lr = c->value_lr = 3e-4f;
+    c->sac_alpha = 1.0f; // log_alpha starts at 0
+    c->autotune_alpha = 1;
+    c->target_entropy = NAN; // -act_dim
+    c->log_std_min = -5.0f;
+    c->log_std_max = 2.0f;
+    c->max_steps = 1000000;
+    c->ro2o_samples = 20;
+    c->ro2o_q_eps = c->ro2o_policy_eps = c->ro2o_ood_eps = 0.01f;
+    c->ro2o_q_weight = 1e-4f;
+    c->ro2o_policy_weight = 1.0f;
+    c->ro2o_ood_weight = 0.1f;
+    c->ro2o_q_tau = 0.2f;
+    c->ro2o_beta = 1.0f;
+    c->ro2o_beta_min = 0.1f;
+    c->ro2o_beta_decay = 5e-7f;
+}
+
+// CORL's sac_n.py: the same networks and rates, no regularisers
+static void sacn_defaults(ctrl_algo_config *c) {
+    ro2o_defaults(c);
+    c->ro2o_samples = 0;
+    c->ro2o_q_weight = c->ro2o_policy_weight = c->ro2o_ood_weight = 0;
+    c->ro2o_beta = c->ro2o_beta_min = c->ro2o_beta_decay = 0;
+}
+
+static void grow(ro2o_agent *g, int B) {
+    if (B <= g->cap) return;
+    float **bufs[] = {&g->noise, &g->xa,  &g->outa, &g->douta, &g->pre, &g->act, &g->logp,
+                      &g->dlogp, &g->dact, &g->xc, &g->dxc,   &g->qc,  &g->dqc, &g->q,
+                      &g->dq,    &g->y,    &g->qs,  &g->dqs,  &g->qn,  &g->dqn};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+    int O = g->O, A = g->A, E = g->E, n = g->n;
+    long Ra = (long)B * (1 + n), Rc = (long)B * (1 + 2 * n), Bn = (long)B * (n > 0 ? n : 1);
+    g->noise = xmalloc(sizeof(float) * ro2o_noise_size(B, O, A, n));
+    g->xa = xmalloc(sizeof(float) * Ra * O);
+    g->outa = xmalloc(sizeof(float) * Ra * 2 * A);
+    g->douta = xmalloc(sizeof(float) * Ra * 2 * A);
+    g->pre = xmalloc(sizeof(float) * Ra * A);
+    g->act = xmalloc(sizeof(float) * Ra * A);
+    g->logp = xmalloc(sizeof(float) * B);
+    g->dlogp = xmalloc(sizeof(float) * B);
+    g->dact = xmalloc(sizeof(float) * B * A);
+    g->xc = xmalloc(sizeof(float) * Rc * (O + A));
+    g->dxc = xmalloc(sizeof(float) * B * (O + A));
+    g->qc = xmalloc(sizeof(float) * E * Rc);
+    g->dqc = xmalloc(sizeof(float) * E * Rc);
+    g->q = xmalloc(sizeof(float) * E * B);
+    g->dq = xmalloc(sizeof(float) * E * B);
+    g->y = xmalloc(sizeof(float) * B);
+    g->qs = xmalloc(sizeof(float) * E * Bn);
+    g->dqs = xmalloc(sizeof(float) * E * Bn);
+    g->qn = xmalloc(sizeof(float) * E * Bn);
+    g->dqn = xmalloc(sizeof(float) * E * Bn);
+    g->cap = B;
+}
+
+// EDAC's initialisation on ctrl_mlp's layout: hidden-layer biases 0.1, the
+// last layer's W and b uniform in [-last, last]
+static void edac_init(ctrl_mlp *m, float last) {
+    long off = 0;
+    for (int e = 0; e < m->ens; e++) {
+        float *p = ctrl_mlp_member(m, e);
+        off = 0;
+        for (int l = 0; l < m->layers; l++) {
+            int in = l == 0 ? m->in : m->hidden;
+            off += (long)m->hidden * in;
+            for (int i = 0; i < m->hidden; i++) p[off + i] = 0.1f;
+            off += m->hidden;
+        }
+    }
+    // the default last layer is U(+-1/sqrt(hidden)): scale it to U(+-last)
+    ctrl_mlp_init_last(m, last * sqrtf((float)m->hidden));
+}
+
+static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
+                       const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
+    if (obs_dim < 1 || act_dim < 1)
+        return rlhf_fail(err, "algo_ro2o.c: obs_dim %d and act_dim %d must be >= 1", obs_dim,
+                         act_dim);
+    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
+        return rlhf_fail(err, "algo_ro2o.c: hidden %d, layers %d, n_critics %d must be >= 1",
+                         c->hidden, c->layers, c->n_critics);
+    if (c->ro2o_samples < 0)
+        return rlhf_fail(err, "algo_ro2o.c: ro2o_samples %d must be >= 0", c->ro2o_samples);
+    int any = c->ro2o_q_weight != 0 || c->ro2o_policy_weight != 0 || c->ro2o_ood_weight != 0;
+    if (any && c->ro2o_samples < 1)
+        return rlhf_fail(err, "algo_ro2o.c: the smoothing / OOD terms need ro2o_samples >= 1");
+    if (c->ro2o_ood_weight != 0 && c->n_critics < 2)
+        return rlhf_fail(err,
+                         "algo_ro2o.c: the OOD penalty needs n_critics >= 2 (an ensemble std)");
+    if (!(c->ro2o_q_eps >= 0 && c->ro2o_policy_eps >= 0 && c->ro2o_ood_eps >= 0 &&
+          c->ro2o_beta_decay >= 0 && c->ro2o_q_tau >= 0 && c->ro2o_q_tau <= 1))
+        return rlhf_fail(err, "algo_ro2o.c: ro2o eps radii and beta_decay must be >= 0 and "
+                              "ro2o_q_tau in [0, 1]");
+    for (int i = 0; i < act_dim; i++)
+        if (!(act_high[i] > act_low[i]))
+            return rlhf_fail(err, "algo_ro2o.c: action bound %d: high %g <= low %g", i,
+                             act_high[i], act_low[i]);
+    ro2o_agent *g = xcalloc(1, sizeof *g);
+    g->c = *c;
+    if (isnan(g->c.target_entropy)) g->c.target_entropy = -(float)act_dim;
+    g->O = obs_dim;
+    g->A = act_dim;
+    g->E = c->n_critics;
+    g->n = c->ro2o_samples;
+    g->scale = xmalloc(sizeof(float) * act_dim);
+    g->bias = xmalloc(sizeof(float) * act_dim);
+    for (int i = 0; i < act_dim; i++) {
+        g->scale[i] = 0.5f * (act_high[i] - act_low[i]);
+        g->bias[i] = 0.5f * (act_high[i] + act_low[i]);
+    }
+    ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
+    ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
+    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics,
+                  rng);
+    edac_init(&g->actor, 1e-3f);
+    edac_init(&g->critic, 3e-3f);
+    ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
+    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
+    ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
+    ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
+    g->log_alpha = logf(c->sac_alpha);
+    *agent = g;
+    return 0;
+}
+
+// x (B*(1+n), O): the B states, then state b + eps * u_k at row B + b*n + k
+static void perturbed_rows(float *x, const float *obs, const float *u, float eps, int B, int n,
+                           int O, int with_clean) {
+    float *z = x;
+    if (with_clean) {
+        memcpy(z, obs, sizeof(float) * B * O);
+        z += (long)B * O;
+    }
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < n; k++, z += O)
+            for (int i = 0; i < O; i++) z[i] = obs[(long)b * O + i] + eps * u[(long)k * O + i];
+}
+
+static double mean_of(const float *v, long n) {
+    double s = 0;
+    for (long i = 0; i < n; i++) s += v[i];
+    return n ? s / n : 0;
+}
+
+static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+                       rlhf_err *err) {
+    ro2o_agent *g = agent;
+    int B = b->B, O = g->O, A = g->A, E = g->E, n = g->n;
+    if (b->obs_dim != O || b->act_dim != A)
+        return rlhf_fail(err, "algo_ro2o.c: batch dims (%d, %d) differ from the agent's (%d, %d)",
+                         b->obs_dim, b->act_dim, O, A);
+    grow(g, B);
+    const ctrl_algo_config *c = &g->c;
+    float lsmin = c->log_std_min, lsmax = c->log_std_max;
+    long BA = (long)B * A, Bn = (long)B * n;
+    ro2o_draw_noise(rng, B, O, A, n, g->noise);
+    const float *eps_alpha = g->noise, *eps_pi = eps_alpha + BA, *u_pol = eps_pi + BA;
+    const float *eps_next = u_pol + (long)n * O, *u_q = eps_next + BA, *u_ood = u_q + (long)n * O;
+    const float *eps_ood = u_ood + (long)n * O;
+    int t = (int)g->steps + 1;
+    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
+    double beta = (double)c->ro2o_beta - (double)c->ro2o_beta_decay * (t - 1);
+    if (beta < c->ro2o_beta_min) beta = c->ro2o_beta_min;
+    int pol = c->ro2o_policy_weight != 0 && n > 0, qsm = c->ro2o_q_weight != 0 && n > 0;
+    int ood = c->ro2o_ood_weight != 0 && n > 0;
+
+    // actor forward on [s ; s + d_pol] (the perturbed rows only with policy smoothing)
+    int Ra = B + (pol ? (int)Bn : 0);
+    perturbed_rows(g->xa, b->obs, u_pol, c->ro2o_policy_eps, B, pol ? n : 0, O, 1);
+    ctrl_mlp_forward(&g->actor, g->xa, Ra, g->outa);
+
+    // 1. temperature (the actor is unchanged by this step, so its rows serve both losses)
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, eps_alpha, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
+    double alpha_loss =
+        ctrl_sac_alpha_loss(g->logp, g->log_alpha, c->target_entropy, B, &g->dlog_alpha);
+    if (c->autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    float alpha = c->autotune_alpha ? expf(g->log_alpha) : c->sac_alpha;
+
+    // 2. actor: a ~ pi(s), gradient through the critic to a, plus policy smoothing
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, eps_pi, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
+    double logp_mean = mean_of(g->logp, B);
+    for (int r = 0; r < B; r++) {
+        memcpy(g->xc + (long)r * (O + A), b->obs + (long)r * O, sizeof(float) * O);
+        memcpy(g->xc + (long)r * (O + A) + O, g->act + (long)r * A, sizeof(float) * A);
+    }
+    ctrl_mlp_forward(&g->critic, g->xc, B, g->q);
+    double q_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
+    memset(g->dxc, 0, sizeof(float) * B * (O + A));
+    ctrl_mlp_backward(&g->critic, g->dq, g->dxc, 0);
+    for (int r = 0; r < B; r++)
+        memcpy(g->dact + (long)r * A, g->dxc + (long)r * (O + A) + O, sizeof(float) * A);
+    double pol_loss = 0;
+    if (pol)
+        pol_loss = ro2o_jeffreys(g->outa, g->outa + (long)B * 2 * A, lsmin, lsmax,
+                                 c->ro2o_policy_weight, B, n, A, g->douta,
+                                 g->douta + (long)B * 2 * A);
+    else
+        memset(g->douta, 0, sizeof(float) * B * 2 * A);
+    ctrl_tanh_gauss_backward(g->douta, g->dact, g->dlogp, g->outa, eps_pi, g->pre, g->scale, B, A,
+                             lsmin, lsmax);
+    ctrl_mlp_zero_grad(&g->actor);
+    ctrl_mlp_backward(&g->actor, g->douta, NULL, 1);
+    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+
+    // 3. critic, with the updated actor: a' ~ pi(s'), a~ ~ pi(s + d_ood)
+    int Rn = B + (ood ? (int)Bn : 0);
+    memcpy(g->xa, b->next_obs, sizeof(float) * B * O);
+    if (ood) perturbed_rows(g->xa + (long)B * O, b->obs, u_ood, c->ro2o_ood_eps, B, n, O, 0);
+    ctrl_mlp_forward(&g->actor, g->xa, Rn, g->outa);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, eps_next, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
+    if (ood)
+        ctrl_tanh_gauss_forward(g->act + BA, NULL, g->pre + BA, g->outa + (long)B * 2 * A, eps_ood,
+                                g->scale, g->bias, (int)Bn, A, lsmin, lsmax);
+    for (int r = 0; r < B; r++) {
+        memcpy(g->xc + (long)r * (O + A), b->next_obs + (long)r * O, sizeof(float) * O);
+        memcpy(g->xc + (long)r * (O + A) + O, g->act + (long)r * A, sizeof(float) * A);
+    }
+    ctrl_mlp_forward(&g->critic_target, g->xc, B, g->q);
+    ctrl_sac_target(g->y, g->q, g->logp, b->rew, b->done, c->gamma, alpha, E, B);
+
+    // critic rows: [data (B) | (s + d_q, a) (B*n) | (s + d_ood, a~) (B*n)], only the active parts
+    long Rc = B, off_q = B, off_o = B;
+    {
+        float *z = g->xc;
+        for (int r = 0; r < B; r++, z += O + A) {
+            memcpy(z, b->obs + (long)r * O, sizeof(float) * O);
+            memcpy(z + O, b->act + (long)r * A, sizeof(float) * A);
+        }
+        if (qsm) {
+            for (int r = 0; r < B; r++)
+                for (int k = 0; k < n; k++, z += O + A) {
+                    for (int i = 0; i < O; i++)
+                        z[i] = b->obs[(long)r * O + i] + c->ro2o_q_eps * u_q[(long)k * O + i];
+                    memcpy(z + O, b->act + (long)r * A, sizeof(float) * A);
+                }
+            Rc += Bn;
+        }
+        off_o = Rc;
+        if (ood) {
+            for (long r = 0; r < Bn; r++, z += O + A) {
+                memcpy(z, g->xa + (B + r) * O, sizeof(float) * O);
+                memcpy(z + O, g->act + BA + r * A, sizeof(float) * A);
+            }
+            Rc += Bn;
+        }
+    }
+    ctrl_mlp_forward(&g->critic, g->xc, (int)Rc, g->qc);
+    for (int e = 0; e < E; e++)
+        memcpy(g->q + (long)e * B, g->qc + (long)e * Rc, sizeof(float) * B);
+    double td = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
+    double q_data_mean = mean_of(g->q, (long)E * B);
+    for (int e = 0; e < E; e++)
+        memcpy(g->dqc + (long)e * Rc, g->dq + (long)e * B, sizeof(float) * B);
+    double qs_loss = 0, ood_loss = 0, ood_std = 0;
+    if (qsm) {
+        for (int e = 0; e < E; e++)
+            memcpy(g->qs + e * Bn, g->qc + e * Rc + off_q, sizeof(float) * Bn);
+        qs_loss = ro2o_q_smooth(g->q, g->qs, c->ro2o_q_tau, c->ro2o_q_weight, E, B, n, g->dq,
+                                g->dqs);
+        for (int e = 0; e < E; e++) {
+            float *d = g->dqc + e * Rc;
+            for (int r = 0; r < B; r++) d[r] += g->dq[(long)e * B + r];
+            memcpy(d + off_q, g->dqs + e * Bn, sizeof(float) * Bn);
+        }
+    }
+    if (ood) {
+        for (int e = 0; e < E; e++)
+            memcpy(g->qn + e * Bn, g->qc + e * Rc + off_o, sizeof(float) * Bn);
+        ood_loss = ro2o_ood_penalty(g->qn, (float)beta, c->ro2o_ood_weight, E, (int)Bn, g->dqn,
+                                    &ood_std);
+        for (int e = 0; e < E; e++)
+            memcpy(g->dqc + e * Rc + off_o, g->dqn + e * Bn, sizeof(float) * Bn);
+    }
+    ctrl_mlp_zero_grad(&g->critic);
+    ctrl_mlp_backward(&g->critic, g->dqc, NULL, 1);
+    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
+    ctrl_mlp_polyak(&g->critic_target, &g->critic, c->tau);
+    g->steps += 1.0f;
+
+    if (metrics) {
+        ctrl_metrics_add(metrics, "critic_loss", td + qs_loss + ood_loss);
+        ctrl_metrics_add(metrics, "td_loss", td);
+        ctrl_metrics_add(metrics, "actor_loss", q_loss + pol_loss);
+        ctrl_metrics_add(metrics, "alpha_loss", alpha_loss);
+        ctrl_metrics_add(metrics, "alpha", alpha);
+        ctrl_metrics_add(metrics, "entropy", -logp_mean);
+        ctrl_metrics_add(metrics, "q_data", q_data_mean);
+        ctrl_metrics_add(metrics, "target", mean_of(g->y, B));
+        if (n > 0) {
+            ctrl_metrics_add(metrics, "q_smooth_loss", qs_loss);
+            ctrl_metrics_add(metrics, "policy_smooth_loss", pol_loss);
+            ctrl_metrics_add(metrics, "ood_loss", ood_loss);
+            ctrl_metrics_add(metrics, "ood_std", ood_std);
+            ctrl_metrics_add(metrics, "ood_beta", beta);
+        }
+    }
+    return 0;
+}
+
+static void ro2o_act(void *agent, const float *obs, int B, int deterministic, rlhf_rng *rng,
+                     float *action) {
+    ro2o_agent *g = agent;
+    grow(g, B);
+    ctrl_mlp_forward(&g->actor, obs, B, g->outa);
+    float *eps = NULL;
+    if (!deterministic) {
+        eps = g->noise;
+        for (long i = 0; i < (long)B * g->A; i++) eps[i] = rng_normal(rng);
+    }
+    ctrl_tanh_gauss_forward(action, NULL, g->pre, g->outa, eps, g->scale, g->bias, B, g->A,
+                            g->c.log_std_min, g->c.log_std_max);
+}
+
+static int ro2o_tensors(void *agent, ctrl_tensor *out, int max) {
+    ro2o_agent *g = agent;
+    ctrl_tensor all[] = {
+        {"actor", g->actor.params, g->actor.n_params},
+        {"actor.adam_m", g->actor_opt.m, g->actor_opt.n},
+        {"actor.adam_v", g->actor_opt.v, g->actor_opt.n},
+        {"critic", g->critic.params, g->critic.n_params},
+        {"critic.adam_m", g->critic_opt.m, g->critic_opt.n},
+        {"critic.adam_v", g->critic_opt.v, g->critic_opt.n},
+        {"critic_target", g->critic_target.params, g->critic_target.n_params},
+        {"log_alpha", &g->log_alpha, 1},
+        {"log_alpha.adam_m", g->alpha_opt.m, 1},
+        {"log_alpha.adam_v", g->alpha_opt.v, 1},
+        {"step", &g->steps, 1}, // updates taken: every Adam's t and beta's decay (exact below 2^24)
+    };
+    int k = (int)(sizeof all / sizeof all[0]);
+    if (k > max) k = max;
+    for (int i = 0; i < k; i++) out[i] = all[i];
+    return k;
+}
+
+static void ro2o_free(void *agent) {
+    ro2o_agent *g = agent;
+    if (!g) return;
+    ctrl_mlp_free(&g->actor);
+    ctrl_mlp_free(&g->critic);
+    ctrl_mlp_free(&g->critic_target);
+    ctrl_adam_free(&g->actor_opt);
+    ctrl_adam_free(&g->critic_opt);
+    ctrl_adam_free(&g->alpha_opt);
+    float *bufs[] = {g->noise, g->xa,  g->outa, g->douta, g->pre, g->act, g->logp,
+                     g->dlogp, g->dact, g->xc,  g->dxc,   g->qc,  g->dqc, g->q,
+                     g->dq,    g->y,    g->qs,  g->dqs,   g->qn,  g->dqn, g->scale,
+                     g->bias};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(g);
+}
+
+const ctrl_algo ctrl_algo_ro2o = {
+    .name = "ro2o",
+    .summary = "RO2O: SAC-N with value/policy smoothing and an OOD uncertainty penalty "
+               "(Wen et al. 2024)",
+    .offline = 0,
+    .defaults = ro2o_defaults,
+    .create = ro2o_create,
+    .update = ro2o_update,
+    .act = ro2o_act,
+    .tensors = ro2o_tensors,
+    .free = ro2o_free,
+};
+
+const ctrl_algo ctrl_algo_sacn = {
+    .name = "sacn",
+    .summary = "SAC-N: SAC with N critics and the ensemble minimum (An et al. 2021)",
+    .offline = 0,
+    .defaults = sacn_defaults,
+    .create = ro2o_create,
+    .update = ro2o_update,
+    .act = ro2o_act,
+    .tensors = ro2o_tensors,
+    .free = ro2o_free,
+};
