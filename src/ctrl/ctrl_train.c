@@ -414,6 +414,7 @@ static int load_offline(trainer *t, rlhf_err *err) {
         fprintf(stderr, "ctrl train: note: --dataset %s was recorded on env \"%s\", training on "
                         "\"%s\"\n", c->dataset, t->info.env, c->env);
     if (c->normalize_obs) {
+        ctrl_obs_norm_free(&t->norm);  // the identity set up before
         ctrl_obs_norm_fit(&t->norm, &t->offline, 1e-3f);
         ctrl_obs_norm_apply(&t->norm, t->offline.obs, t->offline.n);
         ctrl_obs_norm_apply(&t->norm, t->offline.next_obs, t->offline.n);
