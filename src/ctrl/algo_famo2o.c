@@ -14,7 +14,7 @@
 // and a state-independent log_std (1) clamped to [-10, 2] (the authors'
 // NormalTanhPolicy defaults), x in [-1, 1] mapped to
 // beta = beta_min + (x + 1) / 2 (beta_max - beta_min); and its temperature
-// alpha = exp(log_alpha) (log_alpha starts at 0).
+// alpha = exp(log_alpha), starting at sac_alpha (the authors' 1).
 //
 // One update (the authors' order):
 //   step += 1
@@ -167,7 +167,7 @@ static void famo2o_defaults(ctrl_algo_config *c) {
     c->iql_beta = 3.0f;  // unused: beta comes from the range
     c->adv_clip = 100.0f;
     c->awac_lambda = 1.0f;
-    c->sac_alpha = 1.0f;  // unused: the balance temperature starts at 1 (log_alpha 0)
+    c->sac_alpha = 1.0f;  // the balance temperature's start (hierarchical_init_temperature)
     c->autotune_alpha = 1;
     c->target_entropy = -0.5f;
     c->cql_alpha = 5.0f;
@@ -188,6 +188,9 @@ static int famo2o_create(const ctrl_algo_config *c, int S, int A, const float *l
     if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
         return rlhf_fail(err, "ctrl agent: hidden %d, layers %d, n_critics %d must be >= 1",
                          c->hidden, c->layers, c->n_critics);
+    if (!(c->sac_alpha > 0 && isfinite(c->sac_alpha)))
+        return rlhf_fail(err, "ctrl agent: sac_alpha %g (the balance temperature's start) must be > 0",
+                         c->sac_alpha);
     if (!(isfinite(c->famo2o_beta_min) && isfinite(c->famo2o_beta_max) &&
           c->famo2o_beta_min < c->famo2o_beta_max))
         return rlhf_fail(err, "ctrl agent: famo2o beta range [%g, %g]; need finite min < max",
@@ -220,6 +223,7 @@ static int famo2o_create(const ctrl_algo_config *c, int S, int A, const float *l
     ctrl_mlp_init(&g->balance, S, c->hidden, c->layers, 1, 1, rng);
     ctrl_adam_init(&g->balance_opt, g->balance.n_params, c->actor_lr);
     ctrl_adam_init(&g->bal_log_std_opt, 1, c->actor_lr);
+    g->log_alpha[0] = logf(c->sac_alpha);  // the authors' hierarchical_init_temperature (1)
     ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
     ctrl_mlp_init(&g->critic, S + A, c->hidden, c->layers, 1, c->n_critics, rng);
     ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
@@ -413,6 +417,12 @@ void ctrl_famo2o_betas(void *agent, const float *obs, int B, float *beta) {
     famo2o_agent *g = agent;
     grow(g, B);
     balance_beta(g, obs, B, NULL, beta, NULL);
+}
+
+void ctrl_famo2o_family_act(void *agent, const float *obs, const float *beta, int B, float *action) {
+    famo2o_agent *g = agent;
+    grow(g, B);
+    actor_mean(g, obs, beta, B, action);
 }
 
 static void famo2o_act(void *agent, const float *obs, int B, int deterministic, rlhf_rng *rng,

@@ -40,5 +40,8 @@ double ctrl_famo2o_alpha_loss(float *dlog_alpha, float log_alpha, double entropy
 // beta (B) that a FamO2O agent (ctrl_algo_famo2o's) picks for obs (B, obs_dim):
 // the balance model's deterministic choice, as its act uses (algo_famo2o.c)
 void ctrl_famo2o_betas(void *agent, const float *obs, int B, float *beta);
+// the universal policy's mean action (B, act_dim) at obs (B, obs_dim) and a
+// given beta (B): one member of the family, whatever the balance model says
+void ctrl_famo2o_family_act(void *agent, const float *obs, const float *beta, int B, float *action);
 
 #endif
