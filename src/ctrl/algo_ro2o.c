@@ -34,9 +34,10 @@
 // (RORL detaches neither Q(s, a) nor pi(.|s)); a~ is a constant (sampled
 // without reparameterisation). The same objective serves offline and online
 // (the trainer has no phase switch; beta keeps decaying).
-// Not here: observation normalisation (eps is in observation units; RORL
-// scales it by the dataset's obs std when it normalises inputs), RO2O's
-// log(1 - tanh^2 + 1e-6) (policy.h's exact log-det is used).
+// eps is in the units of the observations the agent sees: the trainer's
+// --normalize_obs (on by default with a dataset) standardises them, as RO2O's
+// script does before training, so eps = 0.01 is 1% of a dataset std. Not
+// here: RO2O's log(1 - tanh^2 + 1e-6) (policy.h's exact log-det is used).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
