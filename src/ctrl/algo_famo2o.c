@@ -76,14 +76,14 @@ typedef struct {
     int S, A, D;
     ctrl_algo_config c;
     float target_entropy;
-    float *low, *high, *scale, *bias;  // (A)
+    float *low, *high, *scale, *bias; // (A)
     ctrl_mlp actor, balance, critic, critic_target, value;
     ctrl_adam actor_opt, log_std_opt, balance_opt, bal_log_std_opt, alpha_opt, critic_opt,
         value_opt;
-    float *log_std, *log_std_grad;  // (A)
+    float *log_std, *log_std_grad; // (A)
     float bal_log_std[1], bal_log_std_grad[1], log_alpha[1], log_alpha_grad[1];
     float counters[N_COUNTERS];
-    int cap;  // scratch, grown to the largest batch
+    int cap; // scratch, grown to the largest batch
     float *sx, *dsx, *sa, *dsa, *u, *du, *mean, *dmean, *pa, *q, *dq, *y, *v, *dv, *qt, *adv, *w,
         *logp, *dlogp, *noise, *bmu, *bout, *dbout, *bx, *bpre, *blogp, *dblogp, *beta, *dbeta,
         *enc, *qmin, *dqmin;
@@ -93,14 +93,15 @@ static void grow(famo2o_agent *g, int B) {
     if (B <= g->cap) return;
     long BA = (long)B * g->A, BE = (long)B * g->c.n_critics;
     long BX = (long)B * (g->S + g->D), BQ = (long)B * (g->S + g->A);
-    float **bufs[] = {&g->sx,   &g->dsx,  &g->sa,    &g->dsa,  &g->u,     &g->du,    &g->mean,
-                      &g->dmean, &g->pa,  &g->q,     &g->dq,   &g->y,     &g->v,     &g->dv,
-                      &g->qt,   &g->adv,  &g->w,     &g->logp, &g->dlogp, &g->noise, &g->bmu,
-                      &g->bout, &g->dbout, &g->bx,   &g->bpre, &g->blogp, &g->dblogp, &g->beta,
-                      &g->dbeta, &g->enc, &g->qmin, &g->dqmin};
-    long sizes[] = {BX, BX, BQ, BQ, BA, BA, BA, BA, BA, BE, BE, B, B, B,
-                    B,  B,  B,  B,  B,  BA + 2L * B, B, 2L * B, 2L * B, B, B, B, B, B,
-                    B,  (long)B * g->D, B, B};
+    float **bufs[] = {&g->sx,    &g->dsx,   &g->sa,   &g->dsa,  &g->u,     &g->du,     &g->mean,
+                      &g->dmean, &g->pa,    &g->q,    &g->dq,   &g->y,     &g->v,      &g->dv,
+                      &g->qt,    &g->adv,   &g->w,    &g->logp, &g->dlogp, &g->noise,  &g->bmu,
+                      &g->bout,  &g->dbout, &g->bx,   &g->bpre, &g->blogp, &g->dblogp, &g->beta,
+                      &g->dbeta, &g->enc,   &g->qmin, &g->dqmin};
+    long sizes[] = {BX, BX,     BQ,     BQ, BA, BA, BA, BA, BA, BE,
+                    BE, B,      B,      B,  B,  B,  B,  B,  B,  BA + 2L * B,
+                    B,  2L * B, 2L * B, B,  B,  B,  B,  B,  B,  (long)B * g->D,
+                    B,  B};
     for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) {
         free(*bufs[i]);
         *bufs[i] = xmalloc(sizes[i] * sizeof(float));
@@ -123,7 +124,8 @@ static void adam_step(ctrl_adam *opt, float *t, float *params, const float *grad
 }
 
 static float beta_of(const famo2o_agent *g, double x) {
-    return (float)(g->c.famo2o_beta_min + (x + 1.0) / 2.0 * (g->c.famo2o_beta_max - g->c.famo2o_beta_min));
+    return (float)(g->c.famo2o_beta_min +
+                   (x + 1.0) / 2.0 * (g->c.famo2o_beta_max - g->c.famo2o_beta_min));
 }
 
 static double bal_std(const famo2o_agent *g) {
@@ -164,10 +166,10 @@ static void famo2o_defaults(ctrl_algo_config *c) {
     c->expl_noise = 0.1f;
     c->td3bc_alpha = 2.5f;
     c->iql_tau = 0.7f;
-    c->iql_beta = 3.0f;  // unused: beta comes from the range
+    c->iql_beta = 3.0f; // unused: beta comes from the range
     c->adv_clip = 100.0f;
     c->awac_lambda = 1.0f;
-    c->sac_alpha = 1.0f;  // the balance temperature's start (hierarchical_init_temperature)
+    c->sac_alpha = 1.0f; // the balance temperature's start (hierarchical_init_temperature)
     c->autotune_alpha = 1;
     c->target_entropy = -0.5f;
     c->cql_alpha = 5.0f;
@@ -189,7 +191,8 @@ static int famo2o_create(const ctrl_algo_config *c, int S, int A, const float *l
         return rlhf_fail(err, "ctrl agent: hidden %d, layers %d, n_critics %d must be >= 1",
                          c->hidden, c->layers, c->n_critics);
     if (!(c->sac_alpha > 0 && isfinite(c->sac_alpha)))
-        return rlhf_fail(err, "ctrl agent: sac_alpha %g (the balance temperature's start) must be > 0",
+        return rlhf_fail(err,
+                         "ctrl agent: sac_alpha %g (the balance temperature's start) must be > 0",
                          c->sac_alpha);
     if (!(isfinite(c->famo2o_beta_min) && isfinite(c->famo2o_beta_max) &&
           c->famo2o_beta_min < c->famo2o_beta_max))
@@ -217,13 +220,13 @@ static int famo2o_create(const ctrl_algo_config *c, int S, int A, const float *l
     }
     ctrl_mlp_init(&g->actor, S + g->D, c->hidden, c->layers, A, 1, rng);
     ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
-    g->log_std = xcalloc(2 * (long)A, sizeof(float));  // log_std = 0 (the authors' zeros init)
+    g->log_std = xcalloc(2 * (long)A, sizeof(float)); // log_std = 0 (the authors' zeros init)
     g->log_std_grad = g->log_std + A;
     ctrl_adam_init(&g->log_std_opt, A, c->actor_lr);
     ctrl_mlp_init(&g->balance, S, c->hidden, c->layers, 1, 1, rng);
     ctrl_adam_init(&g->balance_opt, g->balance.n_params, c->actor_lr);
     ctrl_adam_init(&g->bal_log_std_opt, 1, c->actor_lr);
-    g->log_alpha[0] = logf(c->sac_alpha);  // the authors' hierarchical_init_temperature (1)
+    g->log_alpha[0] = logf(c->sac_alpha); // the authors' hierarchical_init_temperature (1)
     ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
     ctrl_mlp_init(&g->critic, S + A, c->hidden, c->layers, 1, c->n_critics, rng);
     ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
@@ -278,25 +281,25 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     }
     memset(g->dsa, 0, (long)B * (S + A) * sizeof(float));
     ctrl_mlp_backward(&g->critic_target, g->dq, g->dsa, 0);
-    for (int b = 0; b < B; b++)  // a~ = mean + std ea: d/dmean = d/da~
+    for (int b = 0; b < B; b++) // a~ = mean + std ea: d/dmean = d/da~
         memcpy(g->dmean + (long)b * A, g->dsa + (long)b * (S + A) + S, A * sizeof(float));
     memset(g->du, 0, (long)B * A * sizeof(float));
     ctrl_det_backward(g->du, g->dmean, g->mean, g->scale, g->bias, B, A);
     memset(g->dsx, 0, (long)B * (S + g->D) * sizeof(float));
     ctrl_mlp_backward(&g->actor, g->du, g->dsx, 0);
-    for (int b = 0; b < B; b++)  // d/denc is the tail of d/d[s | enc]
+    for (int b = 0; b < B; b++) // d/denc is the tail of d/d[s | enc]
         memmove(g->dsx + (long)b * g->D, g->dsx + (long)b * (S + g->D) + S, g->D * sizeof(float));
     memset(g->dbeta, 0, B * sizeof(float));
     ctrl_famo2o_encode_backward(g->dbeta, g->dsx, g->beta, B, g->D, CTRL_FAMO2O_ENC_BASE);
     double half = 0.5 * ((double)g->c.famo2o_beta_max - g->c.famo2o_beta_min);
-    for (int b = 0; b < B; b++) g->dbeta[b] = (float)(g->dbeta[b] * half);  // d beta / dx
+    for (int b = 0; b < B; b++) g->dbeta[b] = (float)(g->dbeta[b] * half); // d beta / dx
     static const float one = 1.0f;
     memset(g->dbout, 0, 2L * B * sizeof(float));
     ctrl_tanh_gauss_backward(g->dbout, g->dbeta, g->dblogp, g->bout, eb, g->bpre, &one, B, 1,
                              BAL_LOG_STD_MIN, BAL_LOG_STD_MAX);
     double dls = 0;
     for (int b = 0; b < B; b++) {
-        g->dbeta[b] = g->dbout[2 * b];  // reuse as d/dmu_b (B)
+        g->dbeta[b] = g->dbout[2 * b]; // reuse as d/dmu_b (B)
         dls += g->dbout[2 * b + 1];
     }
     ctrl_mlp_zero_grad(&g->balance);
@@ -311,7 +314,8 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     for (int b = 0; b < B; b++) h -= g->blogp[b];
     h /= B;
     g->log_alpha_grad[0] = 0;
-    *alpha_loss_out = ctrl_famo2o_alpha_loss(g->log_alpha_grad, g->log_alpha[0], h, g->target_entropy);
+    *alpha_loss_out =
+        ctrl_famo2o_alpha_loss(g->log_alpha_grad, g->log_alpha[0], h, g->target_entropy);
     adam_step(&g->alpha_opt, &g->counters[C_ALPHA_T], g->log_alpha, g->log_alpha_grad);
     *entropy_out = h;
     return loss;
@@ -321,11 +325,12 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
                          rlhf_err *err) {
     famo2o_agent *g = agent;
     if (b->B < 1 || b->obs_dim != g->S || b->act_dim != g->A)
-        return rlhf_fail(err, "ctrl agent: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
-                         b->B, b->obs_dim, b->act_dim, g->S, g->A);
+        return rlhf_fail(
+            err, "ctrl agent: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
+            b->B, b->obs_dim, b->act_dim, g->S, g->A);
     int B = b->B, A = g->A, E = g->c.n_critics;
     grow(g, B);
-    float k = g->counters[C_ACTOR_T];  // actor steps taken before this one
+    float k = g->counters[C_ACTOR_T]; // actor steps taken before this one
     g->counters[C_STEP] += 1;
     int uniform = g->counters[C_STEP] <= (float)g->c.famo2o_uniform_steps;
     float *eb = g->noise, *ea = eb + B, *e3 = ea + (long)B * A;
@@ -350,9 +355,10 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     for (int r = 0; r < B; r++) bal_beta_mean += g->beta[r];
     // g->bmu still holds the old balance mean (forward before the step)
     for (int r = 0; r < B; r++)
-        g->beta[r] = uniform ? (float)(g->c.famo2o_beta_min +
-                                       (g->c.famo2o_beta_max - g->c.famo2o_beta_min) * (double)e3[r])
-                             : beta_of(g, tanh(g->bmu[r] + old_std * e3[r]));
+        g->beta[r] = uniform
+                         ? (float)(g->c.famo2o_beta_min +
+                                   (g->c.famo2o_beta_max - g->c.famo2o_beta_min) * (double)e3[r])
+                         : beta_of(g, tanh(g->bmu[r] + old_std * e3[r]));
 
     // actor: exp(beta (Q - V)) with the updated V, per-row beta
     ctrl_mlp_forward(&g->value, b->obs, B, g->v);
@@ -374,8 +380,8 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     ctrl_gauss_logprob(g->logp, g->mean, g->log_std, b->act, B, A, g->c.log_std_min,
                        g->c.log_std_max);
     double actor_loss = ctrl_weighted_nll_loss(g->dlogp, g->logp, g->w, B);
-    ctrl_gauss_logprob_backward(g->dmean, g->log_std_grad, g->dlogp, g->mean, g->log_std, b->act,
-                                B, A, g->c.log_std_min, g->c.log_std_max);
+    ctrl_gauss_logprob_backward(g->dmean, g->log_std_grad, g->dlogp, g->mean, g->log_std, b->act, B,
+                                A, g->c.log_std_min, g->c.log_std_max);
     memset(g->du, 0, (long)B * A * sizeof(float));
     ctrl_det_backward(g->du, g->dmean, g->mean, g->scale, g->bias, B, A);
     ctrl_mlp_zero_grad(&g->actor);
@@ -419,7 +425,8 @@ void ctrl_famo2o_betas(void *agent, const float *obs, int B, float *beta) {
     balance_beta(g, obs, B, NULL, beta, NULL);
 }
 
-void ctrl_famo2o_family_act(void *agent, const float *obs, const float *beta, int B, float *action) {
+void ctrl_famo2o_family_act(void *agent, const float *obs, const float *beta, int B,
+                            float *action) {
     famo2o_agent *g = agent;
     grow(g, B);
     actor_mean(g, obs, beta, B, action);
@@ -480,15 +487,14 @@ static void famo2o_free(void *agent) {
     if (!g) return;
     ctrl_mlp *nets[] = {&g->actor, &g->balance, &g->critic, &g->critic_target, &g->value};
     for (int i = 0; i < 5; i++) ctrl_mlp_free(nets[i]);
-    ctrl_adam *opts[] = {&g->actor_opt,       &g->log_std_opt, &g->balance_opt, &g->bal_log_std_opt,
-                         &g->alpha_opt,       &g->critic_opt,  &g->value_opt};
+    ctrl_adam *opts[] = {&g->actor_opt, &g->log_std_opt, &g->balance_opt, &g->bal_log_std_opt,
+                         &g->alpha_opt, &g->critic_opt,  &g->value_opt};
     for (int i = 0; i < 7; i++) ctrl_adam_free(opts[i]);
     free(g->log_std);
-    float *bufs[] = {g->sx,   g->dsx,  g->sa,    g->dsa,  g->u,     g->du,    g->mean,
-                     g->dmean, g->pa,  g->q,     g->dq,   g->y,     g->v,     g->dv,
-                     g->qt,   g->adv,  g->w,     g->logp, g->dlogp, g->noise, g->bmu,
-                     g->bout, g->dbout, g->bx,   g->bpre, g->blogp, g->dblogp, g->beta,
-                     g->dbeta, g->enc, g->qmin, g->dqmin};
+    float *bufs[] = {g->sx,   g->dsx,   g->sa,     g->dsa,   g->u,     g->du,   g->mean,  g->dmean,
+                     g->pa,   g->q,     g->dq,     g->y,     g->v,     g->dv,   g->qt,    g->adv,
+                     g->w,    g->logp,  g->dlogp,  g->noise, g->bmu,   g->bout, g->dbout, g->bx,
+                     g->bpre, g->blogp, g->dblogp, g->beta,  g->dbeta, g->enc,  g->qmin,  g->dqmin};
     for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) free(bufs[i]);
     free(g->low);
     free(g);
@@ -496,7 +502,8 @@ static void famo2o_free(void *agent) {
 
 const ctrl_algo ctrl_algo_famo2o = {
     .name = "famo2o",
-    .summary = "FamO2O over IQL: a beta-conditioned policy family and a per-state balance model (Wang et al. 2023)",
+    .summary = "FamO2O over IQL: a beta-conditioned policy family and a per-state balance model "
+               "(Wang et al. 2023)",
     .offline = 0,
     .defaults = famo2o_defaults,
     .create = famo2o_create,

@@ -18,7 +18,8 @@ void ctrl_famo2o_encode_backward(float *dbeta, const float *denc, const float *b
         double g = 0;
         for (int i = 0; i < D / 2; i++) {
             double div = pow(n, 2.0 * i / D), k = beta[b] / div;
-            g += (denc[(long)b * D + 2 * i] * cos(k) - denc[(long)b * D + 2 * i + 1] * sin(k)) / div;
+            g +=
+                (denc[(long)b * D + 2 * i] * cos(k) - denc[(long)b * D + 2 * i + 1] * sin(k)) / div;
         }
         dbeta[b] += (float)g;
     }

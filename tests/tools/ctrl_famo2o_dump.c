@@ -32,12 +32,12 @@ static ctrl_algo_config make_config(void) {
     ALGO->defaults(&c);
     c.hidden = HIDDEN;
     c.layers = LAYERS;
-    c.actor_lr = 1e-3f;  // larger than the default so a step moves visibly
+    c.actor_lr = 1e-3f; // larger than the default so a step moves visibly
     c.critic_lr = 2e-3f;
     c.value_lr = 1.5e-3f;
     c.alpha_lr = 5e-3f;
     c.tau = 0.05f;
-    c.max_steps = 1;  // the cosine: lr, 0, lr over 3 updates (parity)
+    c.max_steps = 1; // the cosine: lr, 0, lr over 3 updates (parity)
     c.famo2o_beta_min = 0.5f;
     c.famo2o_beta_max = 3.0f;
     c.famo2o_uniform_steps = 1;
@@ -97,8 +97,8 @@ static int parity(const char *path) {
             "\"critic_lr\":%.9g,\"value_lr\":%.9g,\"alpha_lr\":%.9g,\"iql_tau\":%.9g,"
             "\"adv_clip\":%.9g,\"log_std_min\":%.9g,\"log_std_max\":%.9g,\"max_steps\":%d,"
             "\"target_entropy\":%.9g,\"beta_min\":%.9g,\"beta_max\":%.9g,\"uniform_steps\":%d},",
-            c.n_critics, c.gamma, c.tau, c.actor_lr, c.critic_lr, c.value_lr, c.alpha_lr,
-            c.iql_tau, c.adv_clip, c.log_std_min, c.log_std_max, c.max_steps, c.target_entropy,
+            c.n_critics, c.gamma, c.tau, c.actor_lr, c.critic_lr, c.value_lr, c.alpha_lr, c.iql_tau,
+            c.adv_clip, c.log_std_min, c.log_std_max, c.max_steps, c.target_entropy,
             c.famo2o_beta_min, c.famo2o_beta_max, c.famo2o_uniform_steps);
     fprintf(f, "\"before\":");
     put_tensors(f, agent);
@@ -114,7 +114,8 @@ static int parity(const char *path) {
         float noise[B + B * A + B];
         for (int i = 0; i < B + B * A; i++) noise[i] = rng_normal(&copy);
         for (int i = 0; i < B; i++)
-            noise[B + B * A + i] = step < c.famo2o_uniform_steps ? rng_uniform(&copy) : rng_normal(&copy);
+            noise[B + B * A + i] =
+                step < c.famo2o_uniform_steps ? rng_uniform(&copy) : rng_normal(&copy);
         ctrl_metrics m = {0};
         if (ALGO->update(agent, &b, &rng, &m, &err)) {
             fprintf(stderr, "update: %s\n", err.msg);
@@ -138,7 +139,8 @@ static int parity(const char *path) {
         fprintf(f, ",\"noise\":");
         put_array(f, noise, B + B * A + B);
         fprintf(f, ",\"metrics\":{");
-        for (int i = 0; i < m.n; i++) fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
+        for (int i = 0; i < m.n; i++)
+            fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
         fprintf(f, "},\"after\":");
         put_tensors(f, agent);
         fputc('}', f);
@@ -159,7 +161,8 @@ static int parity(const char *path) {
     return rc;
 }
 
-static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my, const char *when) {
+static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my,
+                const char *when) {
     ctrl_tensor tx[32], ty[32];
     int nx = ALGO->tensors(x, tx, 32), ny = ALGO->tensors(y, ty, 32);
     int ok = 1;
@@ -175,7 +178,7 @@ static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my
 
 static int roundtrip(void) {
     ctrl_algo_config c = make_config();
-    c.max_steps = 100;  // no zero lr on the later updates (a counter would not show)
+    c.max_steps = 100; // no zero lr on the later updates (a counter would not show)
     rlhf_rng rng, data, init2;
     rng_seed(&rng, 1);
     rng_seed(&data, 2);
@@ -190,23 +193,26 @@ static int roundtrip(void) {
     ctrl_batch b;
     ctrl_batch_alloc(&b, B, S, A);
     ctrl_metrics m = {0};
-    {  // bad input is refused with a message
+    { // bad input is refused with a message
         float bad_high[A] = {1.0f, -2.0f};
         void *z = NULL;
         err.msg[0] = 0;
-        if (ALGO->create(&c, S, A, LOW, bad_high, &rng, &z, &err) != -1 || !strstr(err.msg, "bound 1"))
+        if (ALGO->create(&c, S, A, LOW, bad_high, &rng, &z, &err) != -1 ||
+            !strstr(err.msg, "bound 1"))
             return printf("empty action range accepted (%s)\n", err.msg), 1;
         ctrl_algo_config bad = c;
         bad.famo2o_beta_max = bad.famo2o_beta_min;
         err.msg[0] = 0;
-        if (ALGO->create(&bad, S, A, LOW, HIGH, &rng, &z, &err) != -1 || !strstr(err.msg, "beta range"))
+        if (ALGO->create(&bad, S, A, LOW, HIGH, &rng, &z, &err) != -1 ||
+            !strstr(err.msg, "beta range"))
             return printf("empty beta range accepted (%s)\n", err.msg), 1;
         ctrl_batch wrong;
         ctrl_batch_alloc(&wrong, B, S + 1, A);
         err.msg[0] = 0;
         int r = ALGO->update(x, &wrong, &rng, &m, &err);
         ctrl_batch_free(&wrong);
-        if (r != -1 || !strstr(err.msg, "obs 4")) return printf("wrong batch accepted (%s)\n", err.msg), 1;
+        if (r != -1 || !strstr(err.msg, "obs 4"))
+            return printf("wrong batch accepted (%s)\n", err.msg), 1;
     }
     for (int i = 0; i < 3; i++) {
         fill_batch(&b, &data);
@@ -245,11 +251,12 @@ static int roundtrip(void) {
         nx = ALGO->tensors(x, tx, 32);
         for (int i = 0; i < nz; i++) memcpy(tz[i].data, tx[i].data, tz[i].n * sizeof(float));
         for (int i = 0; i < nz; i++)
-            if (!strcmp(tz[i].name, "counters")) tz[i].data[which] += which == 0 ? -5 : 1;  // step 0: the uniform phase again
+            if (!strcmp(tz[i].name, "counters"))
+                tz[i].data[which] += which == 0 ? -5 : 1; // step 0: the uniform phase again
         ctrl_metrics m1 = {0}, m2 = {0};
         rlhf_rng ra = rng, rb = rng;
         fill_batch(&b, &data);
-        void *x2;  // a copy of x, so x's own state stays for the next case
+        void *x2; // a copy of x, so x's own state stays for the next case
         rng_seed(&r0, 6);
         if (ALGO->create(&c, S, A, LOW, HIGH, &r0, &x2, &err)) return 1;
         ctrl_tensor t2[32];
@@ -261,7 +268,8 @@ static int roundtrip(void) {
         ALGO->tensors(x2, t2, 32);
         ALGO->tensors(z, tz, 32);
         for (int i = 0; i < nz; i++)
-            if (strcmp(tz[i].name, "counters") && memcmp(t2[i].data, tz[i].data, tz[i].n * sizeof(float)))
+            if (strcmp(tz[i].name, "counters") &&
+                memcmp(t2[i].data, tz[i].data, tz[i].n * sizeof(float)))
                 eq = 0;
         if (eq && !memcmp(m1.value, m2.value, m1.n * sizeof(double)))
             ok = 0, printf("counter %d is not used\n", which);
@@ -281,7 +289,9 @@ static int roundtrip(void) {
 // so cloning gives about 0 and only a large beta (strong improvement) finds
 // a*. The balance model should pick a larger beta where the data is poor.
 enum { BS = 2, BA = 1 };
-static float bandit_target(const float *s) { return 0.7f * sinf(2.0f * s[1]); }
+static float bandit_target(const float *s) {
+    return 0.7f * sinf(2.0f * s[1]);
+}
 
 static int behave(int steps, int seed) {
     enum { LB = 128 };
@@ -290,22 +300,23 @@ static int behave(int steps, int seed) {
     ALGO->defaults(&c);
     c.hidden = 64;
     c.layers = 2;
-    c.max_steps = 0;  // constant lr (the authors' antmaze config)
+    c.max_steps = 0; // constant lr (the authors' antmaze config)
     c.actor_lr = c.critic_lr = c.value_lr = 1e-3f;
-    c.alpha_lr = 1e-3f;  // the balance temperature starts at the authors' 1 (sac_alpha)
+    c.alpha_lr = 1e-3f; // the balance temperature starts at the authors' 1 (sac_alpha)
     // rewards x100 (Q of tens, as in the paper's scaled tasks, so Q's gradient
     // outweighs the balance model's entropy term); beta in [0, 0.05] on this
     // scale spans plain cloning (0) to near-greedy (exp(0.05 * 100 d^2))
     c.famo2o_beta_min = 0.0f;
     c.famo2o_beta_max = 0.05f;
     const float RS = 100.0f;
-    c.famo2o_uniform_steps = steps;  // all offline: the actor sees uniform beta
+    c.famo2o_uniform_steps = steps; // all offline: the actor sees uniform beta
     rlhf_rng rng, data;
     rng_seed(&rng, 3 + 2 * seed);
     rng_seed(&data, 4 + 2 * seed);
     void *agent;
     rlhf_err err;
-    if (ALGO->create(&c, BS, BA, low, high, &rng, &agent, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (ALGO->create(&c, BS, BA, low, high, &rng, &agent, &err))
+        return fprintf(stderr, "%s\n", err.msg), 1;
     ctrl_batch b;
     ctrl_batch_alloc(&b, LB, BS, BA);
     ctrl_metrics m;
@@ -314,7 +325,8 @@ static int behave(int steps, int seed) {
             float *s = b.obs + k * BS;
             for (int i = 0; i < BS; i++) s[i] = 2 * rng_uniform(&data) - 1;
             memcpy(b.next_obs + k * BS, s, BS * sizeof(float));
-            float a = s[0] > 0 ? bandit_target(s) + 0.05f * rng_normal(&data) : 2 * rng_uniform(&data) - 1;
+            float a = s[0] > 0 ? bandit_target(s) + 0.05f * rng_normal(&data)
+                               : 2 * rng_uniform(&data) - 1;
             b.act[k] = fminf(fmaxf(a, -1.0f), 1.0f);
             b.rew[k] = -RS * (b.act[k] - bandit_target(s)) * (b.act[k] - bandit_target(s));
             b.done[k] = 1;
@@ -354,7 +366,8 @@ static int behave(int steps, int seed) {
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "parity")) return parity(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "roundtrip")) return roundtrip();
-    if (argc >= 2 && !strcmp(argv[1], "behave")) return behave(argc >= 3 ? atoi(argv[2]) : 3000, argc >= 4 ? atoi(argv[3]) : 0);
+    if (argc >= 2 && !strcmp(argv[1], "behave"))
+        return behave(argc >= 3 ? atoi(argv[2]) : 3000, argc >= 4 ? atoi(argv[3]) : 0);
     fprintf(stderr, "usage: ctrl_famo2o_dump parity OUT.json | roundtrip | behave [N]\n");
     return 2;
 }
