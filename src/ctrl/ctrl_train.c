@@ -516,7 +516,10 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     if (prepare_dir(t, err)) return -1;
     t->total = c->offline_steps + c->online_steps;
     t->start_steps = c->start_steps >= 0 ? c->start_steps : t->have_offline ? 0 : 1000;
-    t->cfg.max_steps = c->offline_steps + c->online_steps * c->utd;
+    // the length of IQL's / AWAC's cosine actor schedule: the offline phase when
+    // there is one (CORL's finetune iql.py sets T_max to the offline iterations,
+    // so fine-tuning runs on the schedule's rising half), else every update
+    t->cfg.max_steps = c->offline_steps > 0 ? c->offline_steps : c->online_steps * c->utd;
     rng_seed(&t->rng, c->seed);
     if (t->algo->create(&t->cfg, t->env->obs_dim, t->env->act_dim, t->env->act_low,
                         t->env->act_high, &t->rng, &t->agent, err)) {
