@@ -5,6 +5,7 @@
 #include <math.h>
 
 void ctrl_ensemble_quantile(float *out, const float *q, int E, int B, float alpha) {
+    if (E > 64) E = 64;  // the contract's bound (algo_riql.c refuses more members)
     double p = (double)alpha * (E - 1);
     int lo = (int)floor(p);
     if (lo < 0) lo = 0;
@@ -13,8 +14,7 @@ void ctrl_ensemble_quantile(float *out, const float *q, int E, int B, float alph
     double frac = p - lo;
     for (int b = 0; b < B; b++) {
         float v[64];
-        int n = E < 64 ? E : 64;
-        for (int e = 0; e < n; e++) {  // insertion sort: E is a handful of members
+        for (int e = 0; e < E; e++) {  // insertion sort: E is a handful of members
             float x = q[(long)e * B + b];
             int k = e;
             while (k > 0 && v[k - 1] > x) {

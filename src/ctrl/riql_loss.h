@@ -11,7 +11,8 @@
 // torch.quantile's default ("linear"): sort the E values, position
 // p = alpha (E - 1), out = v[floor p] + (p - floor p) (v[floor p + 1] - v[floor p]).
 // RIQL.py's _update_v takes this of the target-Q ensemble (alpha 0.25: with
-// E = 5 the second smallest). A target: no gradient. alpha in [0, 1]; E <= 64.
+// E = 5 the second smallest). A target: no gradient. alpha in [0, 1];
+// E <= 64 (members past the 64th are ignored).
 void ctrl_ensemble_quantile(float *out, const float *q, int E, int B, float alpha);
 
 // RIQL's critic loss (RIQL.py huber_loss and _update_q): u = y[b] - q[e,b],
