@@ -22,7 +22,8 @@ static void make_data(ctrl_transitions *t, uint64_t seed) {
     rng_seed(&r, seed);
     for (long i = 0; i < N; i++) {
         float o[S], a[A], o2[S];
-        for (int j = 0; j < S; j++) o[j] = 0.5f * (j + 1) * rng_normal(&r) + j, o2[j] = o[j] + 0.1f * rng_normal(&r);
+        for (int j = 0; j < S; j++)
+            o[j] = 0.5f * (j + 1) * rng_normal(&r) + j, o2[j] = o[j] + 0.1f * rng_normal(&r);
         for (int j = 0; j < A; j++) a[j] = 0.3f * (j + 1) * rng_normal(&r);
         ctrl_buffer_add(t, o, a, rng_normal(&r) + 2, o2, i % 50 == 49, 0, 0);
     }
@@ -49,19 +50,19 @@ static double col_std(const float *x, int D, int j) {
 
 static int test_riql_losses(void) {
     // quantile: E = 5 values of one row, shuffled; alpha 0.25 -> 2nd smallest
-    float q[5 * 2] = {3, 10, -1, 20, 7, 0, 2, 5, 5, 30};  // (E=5, B=2)
+    float q[5 * 2] = {3, 10, -1, 20, 7, 0, 2, 5, 5, 30}; // (E=5, B=2)
     float out[2];
     ctrl_ensemble_quantile(out, q, 5, 2, 0.25f);
-    CHECK_CLOSE(out[0], 2.0, 0, 0);   // row 0: 3,-1,7,2,5 -> -1,2,3,5,7
-    CHECK_CLOSE(out[1], 5.0, 0, 0);   // row 1: 10,20,0,5,30 -> 0,5,10,20,30
-    ctrl_ensemble_quantile(out, q, 5, 2, 0.3f);  // p = 1.2: 2 + 0.2 (3 - 2)
+    CHECK_CLOSE(out[0], 2.0, 0, 0);             // row 0: 3,-1,7,2,5 -> -1,2,3,5,7
+    CHECK_CLOSE(out[1], 5.0, 0, 0);             // row 1: 10,20,0,5,30 -> 0,5,10,20,30
+    ctrl_ensemble_quantile(out, q, 5, 2, 0.3f); // p = 1.2: 2 + 0.2 (3 - 2)
     CHECK_CLOSE(out[0], 2.2, 1e-6, 0);
     CHECK_CLOSE(out[1], 6.0, 1e-6, 0);
     ctrl_ensemble_quantile(out, q, 5, 2, 1.0f);
     CHECK_CLOSE(out[0], 7.0, 0, 0);
     ctrl_ensemble_quantile(out, q, 5, 2, 0.0f);
     CHECK_CLOSE(out[1], 0.0, 0, 0);
-    ctrl_ensemble_quantile(out, q, 1, 2, 0.25f);  // one member: itself
+    ctrl_ensemble_quantile(out, q, 1, 2, 0.25f); // one member: itself
     CHECK_CLOSE(out[0], 3.0, 0, 0);
     // Huber, sigma 2 -> delta 0.25: u = 0.1 inside (0.01 / 0.5 = 0.02), u = -1
     // outside (1 - 0.125); mean over E*B = 2
@@ -77,7 +78,8 @@ static int test_riql_losses(void) {
     rng_seed(&r, 5);
     for (int b = 0; b < B; b++) ye[b] = rng_normal(&r);
     for (int k = 0; k < E * B; k++) {
-        float u = (k % 2 ? 0.3f : 2.0f) * (rng_uniform(&r) < 0.5f ? -1 : 1);  // inside / outside delta 1
+        float u =
+            (k % 2 ? 0.3f : 2.0f) * (rng_uniform(&r) < 0.5f ? -1 : 1); // inside / outside delta 1
         qe[k] = ye[k % B] - u;
     }
     ctrl_riql_huber_loss(g, qe, ye, E, B, 1.0f);
@@ -142,19 +144,26 @@ static int test_random_corruption(void) {
         CHECK(ctrl_corrupt(&t, &o, hit, &n_hit, &err) == 0);
         check_hits(&base, &t, hit, n_hit, kind, o.rate, o.seed);
         if (kind == CTRL_CORRUPT_REW) {
-            // replaced by U(-scale, scale) * 30: mean 0, variance (30 scale)^2 / 3, inside the bounds
+            // replaced by U(-scale, scale) * 30: mean 0, variance (30 scale)^2 / 3, inside the
+            // bounds
             double m = 0, v = 0, mx = 0;
             for (long i = 0; i < N; i++)
-                if (hit[i]) m += t.rew[i], v += (double)t.rew[i] * t.rew[i], mx = fmax(mx, fabs(t.rew[i]));
+                if (hit[i])
+                    m += t.rew[i], v += (double)t.rew[i] * t.rew[i], mx = fmax(mx, fabs(t.rew[i]));
             m /= n_hit, v /= n_hit;
             double half = 30 * o.scale;
             CHECKF(mx <= half, "reward %g outside +-%g", mx, half);
             CHECKF(fabs(m) < 5 * half / sqrt(3.0 * n_hit), "reward mean %g", m);
-            CHECKF(fabs(v / (half * half / 3) - 1) < 0.1, "reward variance %g vs %g", v, half * half / 3);
+            CHECKF(fabs(v / (half * half / 3) - 1) < 0.1, "reward variance %g vs %g", v,
+                   half * half / 3);
         } else {
             int D = kind == CTRL_CORRUPT_ACT ? A : S;
-            const float *x0 = kind == CTRL_CORRUPT_OBS ? base.obs : kind == CTRL_CORRUPT_ACT ? base.act : base.next_obs;
-            const float *x1 = kind == CTRL_CORRUPT_OBS ? t.obs : kind == CTRL_CORRUPT_ACT ? t.act : t.next_obs;
+            const float *x0 = kind == CTRL_CORRUPT_OBS   ? base.obs
+                              : kind == CTRL_CORRUPT_ACT ? base.act
+                                                         : base.next_obs;
+            const float *x1 = kind == CTRL_CORRUPT_OBS   ? t.obs
+                              : kind == CTRL_CORRUPT_ACT ? t.act
+                                                         : t.next_obs;
             for (int j = 0; j < D; j++) {
                 // (x' - x) / std_j ~ U(-scale, scale): mean 0, variance scale^2 / 3
                 double sd = col_std(x0, D, j), m = 0, v = 0, mx = 0;
@@ -166,8 +175,10 @@ static int test_random_corruption(void) {
                 m /= n_hit, v /= n_hit;
                 CHECKF(mx <= o.scale * (1 + 1e-5), "kind %d col %d: |noise| / std %g", kind, j, mx);
                 CHECKF(mx > 0.9 * o.scale, "kind %d col %d: |noise| / std at most %g", kind, j, mx);
-                CHECKF(fabs(m) < 5 * o.scale / sqrt(3.0 * n_hit), "kind %d col %d: mean %g", kind, j, m);
-                CHECKF(fabs(v / (o.scale * o.scale / 3) - 1) < 0.1, "kind %d col %d: variance %g", kind, j, v);
+                CHECKF(fabs(m) < 5 * o.scale / sqrt(3.0 * n_hit), "kind %d col %d: mean %g", kind,
+                       j, m);
+                CHECKF(fabs(v / (o.scale * o.scale / 3) - 1) < 0.1, "kind %d col %d: variance %g",
+                       kind, j, v);
             }
         }
         // the same seed repeats it bit for bit; another seed does not
@@ -178,8 +189,8 @@ static int test_random_corruption(void) {
         o.seed += 100;
         CHECK(ctrl_corrupt(&t3, &o, NULL, NULL, &err) == 0);
         size_t so = N * S * sizeof(float), sa = N * A * sizeof(float), sr = N * sizeof(float);
-        CHECK(!memcmp(t.obs, t2.obs, so) && !memcmp(t.act, t2.act, sa) && !memcmp(t.rew, t2.rew, sr) &&
-              !memcmp(t.next_obs, t2.next_obs, so));
+        CHECK(!memcmp(t.obs, t2.obs, so) && !memcmp(t.act, t2.act, sa) &&
+              !memcmp(t.rew, t2.rew, sr) && !memcmp(t.next_obs, t2.next_obs, so));
         CHECK(memcmp(t.obs, t3.obs, so) || memcmp(t.act, t3.act, sa) || memcmp(t.rew, t3.rew, sr) ||
               memcmp(t.next_obs, t3.next_obs, so));
         ctrl_transitions_free(&t2);
@@ -288,7 +299,8 @@ static int test_adversarial(void) {
         copy_data(&t2, &base);
         o.mode = CTRL_CORRUPT_ADVERSARIAL;
         CHECK(ctrl_corrupt(&t2, &o, NULL, NULL, &err) == 0);
-        CHECK(!memcmp(t2.obs, ta.obs, N * S * sizeof(float)) && !memcmp(t2.act, ta.act, N * A * sizeof(float)));
+        CHECK(!memcmp(t2.obs, ta.obs, N * S * sizeof(float)) &&
+              !memcmp(t2.act, ta.act, N * A * sizeof(float)));
         ctrl_transitions_free(&t2);
         free(hit);
         ctrl_transitions_free(&ta);
@@ -318,7 +330,8 @@ static int test_adversarial(void) {
     int kind = -1, mode = -1;
     CHECK(ctrl_corrupt_kind_parse("dyn", &kind, &err) == 0 && kind == CTRL_CORRUPT_DYN);
     CHECK(ctrl_corrupt_kind_parse("next_obs", &kind, &err) == -1 && strstr(err.msg, "next_obs"));
-    CHECK(ctrl_corrupt_mode_parse("adversarial", &mode, &err) == 0 && mode == CTRL_CORRUPT_ADVERSARIAL);
+    CHECK(ctrl_corrupt_mode_parse("adversarial", &mode, &err) == 0 &&
+          mode == CTRL_CORRUPT_ADVERSARIAL);
     CHECK(ctrl_corrupt_mode_parse("worst", &mode, &err) == -1);
     ctrl_mlp_free(&q);
     ctrl_transitions_free(&base);
@@ -346,7 +359,7 @@ static int test_critic_from_agent(void) {
             CHECK(t[i].n == q.n_params && !memcmp(t[i].data, q.params, t[i].n * sizeof(float)));
     CHECK(q.ens == 5);
     ctrl_mlp_free(&q);
-    c.hidden = 9;  // a config that does not fit the agent
+    c.hidden = 9; // a config that does not fit the agent
     CHECK(ctrl_corrupt_critic_from_agent(&ctrl_algo_riql, agent, &c, S, A, &q, &err) == -1 &&
           strstr(err.msg, "needs"));
     ctrl_algo_riql.free(agent);

@@ -53,19 +53,19 @@ enum { C_STEP, C_ACTOR_T, C_CRITIC_T, C_VALUE_T, N_COUNTERS };
 typedef struct {
     int S, A;
     ctrl_algo_config c;
-    float *low, *high, *scale, *bias;  // (A)
+    float *low, *high, *scale, *bias; // (A)
     ctrl_mlp actor, critic, critic_target, value;
     ctrl_adam actor_opt, critic_opt, value_opt;
     float counters[N_COUNTERS];
-    int cap;  // scratch, grown to the largest batch
+    int cap; // scratch, grown to the largest batch
     float *sa, *u, *du, *mean, *dmean, *q, *dq, *y, *v, *dv, *adv, *w, *qt, *eps;
 } riql_agent;
 
 static void grow(riql_agent *g, int B) {
     if (B <= g->cap) return;
     long BA = (long)B * g->A, BX = (long)B * (g->S + g->A), BE = (long)B * g->c.n_critics;
-    float **bufs[] = {&g->sa, &g->u,  &g->du,  &g->mean, &g->dmean, &g->q, &g->dq,
-                      &g->y,  &g->v,  &g->dv,  &g->adv,  &g->w,     &g->qt, &g->eps};
+    float **bufs[] = {&g->sa, &g->u, &g->du, &g->mean, &g->dmean, &g->q,  &g->dq,
+                      &g->y,  &g->v, &g->dv, &g->adv,  &g->w,     &g->qt, &g->eps};
     long sizes[] = {BX, BA, BA, BA, BA, BE, BE, B, B, B, B, B, B, BA};
     for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) {
         free(*bufs[i]);
@@ -133,16 +133,18 @@ static void edac_critic_init(ctrl_mlp *m, rlhf_rng *rng) {
             p += m->hidden;
             in = m->hidden;
         }
-        for (long j = 0; j < (long)m->out * (in + 1); j++) p[j] = (2 * rng_uniform(rng) - 1) * 3e-3f;
+        for (long j = 0; j < (long)m->out * (in + 1); j++)
+            p[j] = (2 * rng_uniform(rng) - 1) * 3e-3f;
     }
 }
 
-static int riql_create(const ctrl_algo_config *c, int S, int A, const float *low,
-                       const float *high, rlhf_rng *rng, void **out, rlhf_err *err) {
+static int riql_create(const ctrl_algo_config *c, int S, int A, const float *low, const float *high,
+                       rlhf_rng *rng, void **out, rlhf_err *err) {
     if (S < 1 || A < 1)
         return rlhf_fail(err, "ctrl riql: obs_dim %d / act_dim %d must be >= 1", S, A);
     if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1 || c->n_critics > 64)
-        return rlhf_fail(err, "ctrl riql: hidden %d, layers %d must be >= 1 and n_critics %d in [1, 64]",
+        return rlhf_fail(err,
+                         "ctrl riql: hidden %d, layers %d must be >= 1 and n_critics %d in [1, 64]",
                          c->hidden, c->layers, c->n_critics);
     if (!(c->riql_quantile >= 0 && c->riql_quantile <= 1))
         return rlhf_fail(err, "ctrl riql: riql_quantile %g must be in [0, 1]", c->riql_quantile);
@@ -184,11 +186,12 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     (void)rng;
     riql_agent *g = agent;
     if (b->B < 1 || b->obs_dim != g->S || b->act_dim != g->A)
-        return rlhf_fail(err, "ctrl riql: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
-                         b->B, b->obs_dim, b->act_dim, g->S, g->A);
+        return rlhf_fail(
+            err, "ctrl riql: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
+            b->B, b->obs_dim, b->act_dim, g->S, g->A);
     int B = b->B, E = g->c.n_critics, A = g->A;
     grow(g, B);
-    float k = g->counters[C_ACTOR_T];  // actor steps taken before this one
+    float k = g->counters[C_ACTOR_T]; // actor steps taken before this one
     g->counters[C_STEP] += 1;
 
     // V(s') for the Q target, before V moves; y = clip(r + gamma (1 - d) V(s'))
@@ -200,7 +203,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     concat(g->sa, b->obs, b->act, B, g->S, A);
     ctrl_mlp_forward(&g->critic_target, g->sa, B, g->q);
     ctrl_ensemble_quantile(g->qt, g->q, E, B, g->c.riql_quantile);
-    double qt_std = 0;  // the target members' spread (RIQL.py logs it)
+    double qt_std = 0; // the target members' spread (RIQL.py logs it)
     for (int r = 0; r < B; r++) {
         double m = 0, s = 0;
         for (int e = 0; e < E; e++) m += g->q[(long)e * B + r];

@@ -65,7 +65,8 @@ static void gradient_attack(const ctrl_corrupt_opts *o, int is_obs, const float 
     for (long i = 0; i < M; i++)
         for (int j = 0; j < D; j++)
             p[i * D + j] = (float)(2.0 * o->scale * std[j] * (rng_uniform(rng) - 0.5));
-    float *sa = xmalloc((long)SUB * X * sizeof(float)), *dsa = xmalloc((long)SUB * X * sizeof(float));
+    float *sa = xmalloc((long)SUB * X * sizeof(float)),
+          *dsa = xmalloc((long)SUB * X * sizeof(float));
     float *y = xmalloc((long)E * SUB * sizeof(float)), *dy = xmalloc((long)E * SUB * sizeof(float));
     float lr = o->attack_step_size * o->scale;
     long pointer = 0;
@@ -82,7 +83,8 @@ static void gradient_attack(const ctrl_corrupt_opts *o, int is_obs, const float 
                     float *f = z + (is_obs ? 0 : S);
                     for (int j = 0; j < D; j++) f[j] += p[r * D + j] * (float)std[j];
                     if (o->norm)
-                        for (int j = 0; j < S; j++) z[j] = (z[j] - o->norm->mean[j]) / o->norm->std[j];
+                        for (int j = 0; j < S; j++)
+                            z[j] = (z[j] - o->norm->mean[j]) / o->norm->std[j];
                 }
                 ctrl_mlp_forward(q, sa, nb, y);
                 for (long k = 0; k < (long)E * nb; k++) dy[k] = (float)(1.0 / ((double)E * rows));
@@ -133,15 +135,16 @@ int ctrl_corrupt(ctrl_transitions *t, const ctrl_corrupt_opts *o, uint8_t *hit, 
             return rlhf_fail(err, "corrupt: adversarial %s needs a critic (a trained agent's Q)",
                              o->kind == CTRL_CORRUPT_OBS ? "obs" : "act");
         if (o->critic->in != S + A || o->critic->out != 1)
-            return rlhf_fail(err, "corrupt: the critic reads %d inputs (out %d); the dataset has "
-                                  "obs %d + act %d (out 1)",
+            return rlhf_fail(err,
+                             "corrupt: the critic reads %d inputs (out %d); the dataset has "
+                             "obs %d + act %d (out 1)",
                              o->critic->in, o->critic->out, S, A);
         if (o->attack_steps < 0 || !(o->attack_step_size >= 0))
             return rlhf_fail(err, "corrupt: attack steps %d / step size %g must be >= 0",
                              o->attack_steps, o->attack_step_size);
         if (o->norm && o->norm->dim != S)
-            return rlhf_fail(err, "corrupt: the normaliser has dim %d; obs_dim is %d",
-                             o->norm->dim, S);
+            return rlhf_fail(err, "corrupt: the normaliser has dim %d; obs_dim is %d", o->norm->dim,
+                             S);
     }
     rlhf_rng rng;
     rng_seed(&rng, o->seed);
@@ -175,7 +178,8 @@ int ctrl_corrupt(ctrl_transitions *t, const ctrl_corrupt_opts *o, uint8_t *hit, 
                 *x = (float)(*x + o->scale * (2.0 * rng_uniform(&rng) - 1.0) * std[j]);
             }
     } else {
-        float *obs = xmalloc(M * (long)S * sizeof(float)), *act = xmalloc(M * (long)A * sizeof(float));
+        float *obs = xmalloc(M * (long)S * sizeof(float)),
+              *act = xmalloc(M * (long)A * sizeof(float));
         float *x = xmalloc(M * (long)D * sizeof(float));
         gather(obs, t->obs, rows, M, S);
         gather(act, t->act, rows, M, A);
@@ -203,8 +207,9 @@ int ctrl_corrupt_critic_from_agent(const ctrl_algo *algo, void *agent, const ctr
         if (critic->n_params != ts[i].n) {
             long want = critic->n_params;
             ctrl_mlp_free(critic);
-            return rlhf_fail(err, "corrupt: the %s agent's critic has %ld values; hidden %d, layers %d, "
-                                  "n_critics %d over obs %d + act %d needs %ld",
+            return rlhf_fail(err,
+                             "corrupt: the %s agent's critic has %ld values; hidden %d, layers %d, "
+                             "n_critics %d over obs %d + act %d needs %ld",
                              algo->name, ts[i].n, c->hidden, c->layers, c->n_critics, obs_dim,
                              act_dim, want);
         }

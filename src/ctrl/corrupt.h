@@ -45,18 +45,18 @@ enum { CTRL_CORRUPT_OBS, CTRL_CORRUPT_ACT, CTRL_CORRUPT_REW, CTRL_CORRUPT_DYN };
 enum { CTRL_CORRUPT_RANDOM, CTRL_CORRUPT_ADVERSARIAL };
 
 typedef struct {
-    int kind;          // CTRL_CORRUPT_OBS / _ACT / _REW / _DYN
-    int mode;          // CTRL_CORRUPT_RANDOM / _ADVERSARIAL
-    float rate;        // share of rows hit, in [0, 1] (RIQL's corruption_rate, 0.3)
-    float scale;       // RIQL's corruption_range (1.0), >= 0
+    int kind;    // CTRL_CORRUPT_OBS / _ACT / _REW / _DYN
+    int mode;    // CTRL_CORRUPT_RANDOM / _ADVERSARIAL
+    float rate;  // share of rows hit, in [0, 1] (RIQL's corruption_rate, 0.3)
+    float scale; // RIQL's corruption_range (1.0), >= 0
     uint64_t seed;
     // adversarial obs / act only: the attacker's Q ensemble (in = obs_dim +
     // act_dim, out 1; forward/backward are used, so not const), the
     // normaliser of its observations (NULL: raw), steps and step size
     ctrl_mlp *critic;
     const ctrl_obs_norm *norm;
-    int attack_steps;        // 100 (attack.py update_times)
-    float attack_step_size;  // 0.01 (attack.py step_size)
+    int attack_steps;       // 100 (attack.py update_times)
+    float attack_step_size; // 0.01 (attack.py step_size)
 } ctrl_corrupt_opts;
 
 // rate 0.3, scale 1, seed 0, random observations, 100 steps of 0.01

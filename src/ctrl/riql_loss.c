@@ -5,7 +5,7 @@
 #include <math.h>
 
 void ctrl_ensemble_quantile(float *out, const float *q, int E, int B, float alpha) {
-    if (E > 64) E = 64;  // the contract's bound (algo_riql.c refuses more members)
+    if (E > 64) E = 64; // the contract's bound (algo_riql.c refuses more members)
     double p = (double)alpha * (E - 1);
     int lo = (int)floor(p);
     if (lo < 0) lo = 0;
@@ -14,7 +14,7 @@ void ctrl_ensemble_quantile(float *out, const float *q, int E, int B, float alph
     double frac = p - lo;
     for (int b = 0; b < B; b++) {
         float v[64];
-        for (int e = 0; e < E; e++) {  // insertion sort: E is a handful of members
+        for (int e = 0; e < E; e++) { // insertion sort: E is a handful of members
             float x = q[(long)e * B + b];
             int k = e;
             while (k > 0 && v[k - 1] > x) {
@@ -36,7 +36,7 @@ double ctrl_riql_huber_loss(float *dq, const float *q, const float *y, int E, in
             loss += a < delta ? 0.5 * u * u / delta : a - 0.5 * delta;
             if (dq) {
                 double h = a < delta ? u / delta : (u > 0 ? 1.0 : -1.0);
-                dq[k] += (float)(-h / n);  // du/dq = -1
+                dq[k] += (float)(-h / n); // du/dq = -1
             }
         }
     return loss / n;

@@ -33,11 +33,11 @@ static int make_config(const char *variant, ctrl_algo_config *c) {
     ctrl_algo_riql.defaults(c);
     c->hidden = HIDDEN;
     c->layers = LAYERS;
-    c->actor_lr = 1e-3f;  // larger than the default so a step moves visibly
+    c->actor_lr = 1e-3f; // larger than the default so a step moves visibly
     c->critic_lr = 2e-3f;
     c->value_lr = 1.5e-3f;
     c->tau = 0.05f;
-    c->max_steps = 1;  // the cosine: lr, 0, then lr again over 3 updates
+    c->max_steps = 1; // the cosine: lr, 0, then lr again over 3 updates
     if (!strcmp(variant, "riql")) return 0;
     if (!strcmp(variant, "riql_q3")) {
         c->n_critics = 3;
@@ -59,7 +59,7 @@ static void fill_batch(ctrl_batch *b, rlhf_rng *r, int step) {
         b->rew[k] = 2 * rng_uniform(r) - 1;
         b->done[k] = k % 3 == 2;
     }
-    if (step == 1) b->rew[2] = 1500.0f, b->rew[5] = -300.0f;  // both clipped (rows 2, 5 terminal)
+    if (step == 1) b->rew[2] = 1500.0f, b->rew[5] = -300.0f; // both clipped (rows 2, 5 terminal)
 }
 
 static void put_array(FILE *f, const float *x, long n) {
@@ -100,8 +100,8 @@ static int parity(const char *variant, const char *path) {
             ",\"config\":{\"n_critics\":%d,\"gamma\":%.9g,\"tau\":%.9g,\"actor_lr\":%.9g,"
             "\"critic_lr\":%.9g,\"value_lr\":%.9g,\"iql_tau\":%.9g,\"iql_beta\":%.9g,"
             "\"adv_clip\":%.9g,\"max_steps\":%d,\"riql_quantile\":%.9g,\"riql_sigma\":%.9g},",
-            c.n_critics, c.gamma, c.tau, c.actor_lr, c.critic_lr, c.value_lr, c.iql_tau,
-            c.iql_beta, c.adv_clip, c.max_steps, c.riql_quantile, c.riql_sigma);
+            c.n_critics, c.gamma, c.tau, c.actor_lr, c.critic_lr, c.value_lr, c.iql_tau, c.iql_beta,
+            c.adv_clip, c.max_steps, c.riql_quantile, c.riql_sigma);
     fprintf(f, "\"before\":");
     put_tensors(f, agent);
     fprintf(f, ",\"steps\":[");
@@ -127,7 +127,8 @@ static int parity(const char *variant, const char *path) {
         fprintf(f, ",\"done\":");
         put_array(f, b.done, B);
         fprintf(f, ",\"metrics\":{");
-        for (int i = 0; i < m.n; i++) fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
+        for (int i = 0; i < m.n; i++)
+            fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
         fprintf(f, "},\"after\":");
         put_tensors(f, agent);
         fputc('}', f);
@@ -140,7 +141,8 @@ static int parity(const char *variant, const char *path) {
 }
 
 // tensors, metrics and actions of two agents, bit for bit
-static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my, const char *when) {
+static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my,
+                const char *when) {
     ctrl_tensor tx[32], ty[32];
     int nx = ctrl_algo_riql.tensors(x, tx, 32), ny = ctrl_algo_riql.tensors(y, ty, 32);
     if (nx != ny) return printf("%s: %d vs %d tensors\n", when, nx, ny), 0;
@@ -189,10 +191,12 @@ static int roundtrip(const char *variant) {
     }
     for (int i = 0; i < 3; i++) {
         fill_batch(&b, &data, i);
-        if (ctrl_algo_riql.update(x, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        if (ctrl_algo_riql.update(x, &b, &rng, &m, &err))
+            return fprintf(stderr, "%s\n", err.msg), 1;
     }
     ctrl_tensor tx[32], ty[32];
-    int nx = ctrl_algo_riql.tensors(x, tx, 32), ny = ctrl_algo_riql.tensors(y, ty, 32), ok = nx == ny;
+    int nx = ctrl_algo_riql.tensors(x, tx, 32), ny = ctrl_algo_riql.tensors(y, ty, 32),
+        ok = nx == ny;
     for (int i = 0; ok && i < nx; i++) {
         ok = !strcmp(tx[i].name, ty[i].name) && tx[i].n == ty[i].n;
         if (ok) memcpy(ty[i].data, tx[i].data, tx[i].n * sizeof(float));
@@ -204,7 +208,8 @@ static int roundtrip(const char *variant) {
         fill_batch(&b, &data, i);
         rlhf_rng ry = rng;
         mx.n = my.n = 0;
-        if (ctrl_algo_riql.update(x, &b, &rng, &mx, &err) || ctrl_algo_riql.update(y, &b, &ry, &my, &err))
+        if (ctrl_algo_riql.update(x, &b, &rng, &mx, &err) ||
+            ctrl_algo_riql.update(y, &b, &ry, &my, &err))
             return fprintf(stderr, "%s\n", err.msg), 1;
         ok = same(x, y, &mx, &my, i ? "second update" : "first update");
         float ax[B * A], ay[B * A];
@@ -273,7 +278,8 @@ static int learn(const char *algo_name, int steps, const char *mode, float rate,
             return fprintf(stderr, "%s\n", err.msg), 1;
     }
     void *agent;
-    if (algo->create(&c, S, A, LOW, HIGH, &rng, &agent, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (algo->create(&c, S, A, LOW, HIGH, &rng, &agent, &err))
+        return fprintf(stderr, "%s\n", err.msg), 1;
     ctrl_batch b;
     ctrl_batch_alloc(&b, LB, S, A);
     ctrl_metrics m;
@@ -304,7 +310,9 @@ int main(int argc, char **argv) {
         return learn(argv[2], atoi(argv[3]), argv[4], (float)atof(argv[5]), atoi(argv[6]));
     if (argc >= 4 && !strcmp(argv[2], "parity")) return parity(argv[1], argv[3]);
     if (argc >= 3 && !strcmp(argv[2], "roundtrip")) return roundtrip(argv[1]);
-    fprintf(stderr, "usage: ctrl_riql_dump riql|riql_q3 parity OUT.json | roundtrip\n"
-                    "       ctrl_riql_dump learn riql|iql|iql_det STEPS random|adversarial|none RATE SEED\n");
+    fprintf(
+        stderr,
+        "usage: ctrl_riql_dump riql|riql_q3 parity OUT.json | roundtrip\n"
+        "       ctrl_riql_dump learn riql|iql|iql_det STEPS random|adversarial|none RATE SEED\n");
     return 2;
 }
