@@ -67,7 +67,8 @@ static void append_rows(ctrl_transitions *dst, const ctrl_transitions *src) {
 
 int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     if (!c->env || !*c->env) return rlhf_fail(err, "--env is needed");
-    if (!c->out || !*c->out) return rlhf_fail(err, "--out is needed (a folder for the .hdf5 files)");
+    if (!c->out || !*c->out)
+        return rlhf_fail(err, "--out is needed (a folder for the .hdf5 files)");
     if (c->steps < 1 || c->checkpoints < 1 || c->eval_episodes < 1)
         return rlhf_fail(err, "--steps, --checkpoints and --eval_episodes must be at least 1");
     if (make_dirs(c->out, err)) return -1;
@@ -84,7 +85,7 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     tc.quiet = c->quiet;
     int every = c->steps / c->checkpoints;
     tc.save_every = tc.eval_every = every > 0 ? every : 1;
-    tc.buffer_size = c->steps;  // the whole history: medium-replay is its prefix
+    tc.buffer_size = c->steps; // the whole history: medium-replay is its prefix
     tc.eval_episodes = c->eval_episodes;
     long level_steps = c->dataset_steps > 0 ? c->dataset_steps : c->steps;
 
@@ -114,10 +115,12 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     printf("references on %s: random return %.2f ± %.2f, expert (final SAC policy) %.2f ± %.2f "
            "(%d episodes)\n",
            c->env, r_rand, r_rand_std, r_exp, res.final_std, c->eval_episodes);
-    if (!(r_exp > r_rand))  // the files are still written: the references say what they are
-        fprintf(stderr, "collect: warning: the final SAC policy (return %.2f) is no better than "
-                        "random (%.2f): normalised scores against these references mean little; "
-                        "train longer (--steps)\n", r_exp, r_rand);
+    if (!(r_exp > r_rand)) // the files are still written: the references say what they are
+        fprintf(stderr,
+                "collect: warning: the final SAC policy (return %.2f) is no better than "
+                "random (%.2f): normalised scores against these references mean little; "
+                "train longer (--steps)\n",
+                r_exp, r_rand);
     // medium: the step checkpoint evaluated nearest a third of the way
     double target = r_rand + (r_exp - r_rand) / 3.0, best = INFINITY, best_ret = NAN;
     char medium[4400] = "";
@@ -165,7 +168,7 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     if (write_level(c, "medium", &med, r_rand, r_exp, summary, err)) goto done;
     char bp[4600];
     snprintf(bp, sizeof bp, "%s/online_buffer.safetensors", medium);
-    ctrl_transitions_alloc(&rep, od, ad, c->steps, 0);  // SAC's buffer holds every step
+    ctrl_transitions_alloc(&rep, od, ad, c->steps, 0); // SAC's buffer holds every step
     if (ctrl_online_buffer_load(bp, &rep, err) ||
         write_level(c, "medium-replay", &rep, r_rand, r_exp, summary, err))
         goto done;

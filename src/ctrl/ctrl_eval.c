@@ -32,16 +32,20 @@ double ctrl_json_num(const cJSON *o, const char *key, double dflt) {
 
 // numbers that may be NaN (unknown): JSON null
 void ctrl_json_num_or_null(cJSON *o, const char *key, double x) {
-    if (isfinite(x)) cJSON_AddNumberToObject(o, key, x);
-    else cJSON_AddNullToObject(o, key);
+    if (isfinite(x))
+        cJSON_AddNumberToObject(o, key, x);
+    else
+        cJSON_AddNullToObject(o, key);
 }
 
 void ctrl_algo_config_to_json(cJSON *o, const ctrl_algo_config *c) {
     cJSON *a = cJSON_AddObjectToObject(o, "algo_config");
     for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
         const char *p = (const char *)c + f->offset;
-        if (f->is_int) cJSON_AddNumberToObject(a, f->name, *(const int *)p);
-        else ctrl_json_num_or_null(a, f->name, *(const float *)p);
+        if (f->is_int)
+            cJSON_AddNumberToObject(a, f->name, *(const int *)p);
+        else
+            ctrl_json_num_or_null(a, f->name, *(const float *)p);
     }
     cJSON_AddNumberToObject(a, "max_steps", c->max_steps);
 }
@@ -87,8 +91,8 @@ int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err) {
 
 #define MAX_TENSORS 64
 
-int ctrl_agent_save(const char *path, const ctrl_algo *algo, void *agent,
-                      const ctrl_obs_norm *norm, rlhf_err *err) {
+int ctrl_agent_save(const char *path, const ctrl_algo *algo, void *agent, const ctrl_obs_norm *norm,
+                    rlhf_err *err) {
     ctrl_tensor ts[MAX_TENSORS];
     int n = algo->tensors(agent, ts, MAX_TENSORS - 2);
     st_tensor_desc d[MAX_TENSORS];
@@ -101,7 +105,7 @@ int ctrl_agent_save(const char *path, const ctrl_algo *algo, void *agent,
 
 // the agent's spans (and the normalisation, when norm) from path
 int ctrl_agent_load(const char *path, const ctrl_algo *algo, void *agent, ctrl_obs_norm *norm,
-                      rlhf_err *err) {
+                    rlhf_err *err) {
     st_file f;
     if (st_open(&f, path, err)) return -1;
     ctrl_tensor ts[MAX_TENSORS];
@@ -109,12 +113,15 @@ int ctrl_agent_load(const char *path, const ctrl_algo *algo, void *agent, ctrl_o
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         const st_entry *e = st_find(&f, ts[i].name);
-        if (!e) rc = rlhf_fail(err, "%s: tensor \"%s\" of %s is missing", path, ts[i].name, algo->name);
-        else rc = st_read_f32(&f, e, ts[i].data, (size_t)ts[i].n, err);
+        if (!e)
+            rc = rlhf_fail(err, "%s: tensor \"%s\" of %s is missing", path, ts[i].name, algo->name);
+        else
+            rc = st_read_f32(&f, e, ts[i].data, (size_t)ts[i].n, err);
     }
     if (!rc && norm) {
         const st_entry *m = st_find(&f, "obs_norm.mean"), *s = st_find(&f, "obs_norm.std");
-        if (!m || !s) rc = rlhf_fail(err, "%s: obs_norm.mean / obs_norm.std missing", path);
+        if (!m || !s)
+            rc = rlhf_fail(err, "%s: obs_norm.mean / obs_norm.std missing", path);
         else if (!(rc = st_read_f32(&f, m, norm->mean, (size_t)norm->dim, err)))
             rc = st_read_f32(&f, s, norm->std, (size_t)norm->dim, err);
     }
@@ -134,7 +141,8 @@ int ctrl_online_buffer_save(const char *path, const ctrl_transitions *t, rlhf_er
     d[k++] = (st_tensor_desc){"terminals", ST_U8, 1, {n}, t->terminal, ST_NONE};
     d[k++] = (st_tensor_desc){"timeouts", ST_U8, 1, {n}, t->timeout, ST_NONE};
     if (t->cost) d[k++] = (st_tensor_desc){"costs", ST_F32, 1, {n}, t->cost, ST_NONE};
-    if (t->mc_return) d[k++] = (st_tensor_desc){"mc_returns", ST_F32, 1, {n}, t->mc_return, ST_NONE};
+    if (t->mc_return)
+        d[k++] = (st_tensor_desc){"mc_returns", ST_F32, 1, {n}, t->mc_return, ST_NONE};
     char nb[32], xb[32];
     snprintf(nb, sizeof nb, "%ld", n);
     snprintf(xb, sizeof xb, "%ld", t->next);
@@ -149,25 +157,36 @@ int ctrl_online_buffer_load(const char *path, ctrl_transitions *t, rlhf_err *err
     long n = rs ? atol(rs) : -1, next = xs ? atol(xs) : -1;
     int rc = 0;
     if (n < 0 || n > t->cap || next < 0 || next > t->cap)
-        rc = rlhf_fail(err, "%s: rows %ld / next %ld do not fit a buffer of %ld (was --buffer_size "
-                            "changed?)", path, n, next, t->cap);
+        rc = rlhf_fail(err,
+                       "%s: rows %ld / next %ld do not fit a buffer of %ld (was --buffer_size "
+                       "changed?)",
+                       path, n, next, t->cap);
     struct {
         const char *name;
         void *dst;
         long width;
         int u8;
-    } parts[] = {{"observations", t->obs, t->obs_dim, 0}, {"actions", t->act, t->act_dim, 0},
-                 {"rewards", t->rew, 1, 0}, {"next_observations", t->next_obs, t->obs_dim, 0},
-                 {"terminals", t->terminal, 1, 1}, {"timeouts", t->timeout, 1, 1},
-                 {"costs", t->cost, 1, 0}, {"mc_returns", NULL, 1, 0}};
-    if (t->mc_return) parts[7].dst = t->mc_return;
-    else if (st_find(&f, "mc_returns")) parts[7].dst = t->mc_return = xcalloc((size_t)t->cap, sizeof(float));
+    } parts[] = {{"observations", t->obs, t->obs_dim, 0},
+                 {"actions", t->act, t->act_dim, 0},
+                 {"rewards", t->rew, 1, 0},
+                 {"next_observations", t->next_obs, t->obs_dim, 0},
+                 {"terminals", t->terminal, 1, 1},
+                 {"timeouts", t->timeout, 1, 1},
+                 {"costs", t->cost, 1, 0},
+                 {"mc_returns", NULL, 1, 0}};
+    if (t->mc_return)
+        parts[7].dst = t->mc_return;
+    else if (st_find(&f, "mc_returns"))
+        parts[7].dst = t->mc_return = xcalloc((size_t)t->cap, sizeof(float));
     for (size_t i = 0; i < sizeof parts / sizeof parts[0] && !rc; i++) {
         if (!parts[i].dst) continue;
         const st_entry *e = st_find(&f, parts[i].name);
-        if (!e) rc = rlhf_fail(err, "%s: \"%s\" missing", path, parts[i].name);
-        else if (parts[i].u8) rc = st_read_raw(&f, e, ST_U8, parts[i].dst, (size_t)(n * parts[i].width), err);
-        else rc = st_read_f32(&f, e, parts[i].dst, (size_t)(n * parts[i].width), err);
+        if (!e)
+            rc = rlhf_fail(err, "%s: \"%s\" missing", path, parts[i].name);
+        else if (parts[i].u8)
+            rc = st_read_raw(&f, e, ST_U8, parts[i].dst, (size_t)(n * parts[i].width), err);
+        else
+            rc = st_read_f32(&f, e, parts[i].dst, (size_t)(n * parts[i].width), err);
     }
     st_close(&f);
     if (!rc) {
@@ -220,8 +239,11 @@ int ctrl_run_checkpoint(const char *dir, char *out, size_t n, rlhf_err *err) {
         }
     }
     free(steps);
-    if (rc) rlhf_fail(err, "%s: no complete checkpoint (checkpoints/final or step-N with "
-                           "agent.safetensors and state.json)", dir);
+    if (rc)
+        rlhf_fail(err,
+                  "%s: no complete checkpoint (checkpoints/final or step-N with "
+                  "agent.safetensors and state.json)",
+                  dir);
     return rc;
 }
 
@@ -249,7 +271,8 @@ int ctrl_policy_load(const char *dir, ctrl_policy *p, rlhf_err *err) {
     if (!cJSON_IsString(algo) || !cJSON_IsString(env) || p->obs_dim <= 0 ||
         p->obs_dim > CTRL_MAX_DIM || p->act_dim <= 0 || p->act_dim > CTRL_MAX_DIM ||
         cJSON_GetArraySize(lo) != p->act_dim || cJSON_GetArraySize(hi) != p->act_dim) {
-        rlhf_fail(err, "%s: algo, env, obs_dim, act_dim, act_low or act_high missing or wrong", path);
+        rlhf_fail(err, "%s: algo, env, obs_dim, act_dim, act_low or act_high missing or wrong",
+                  path);
         goto done;
     }
     if (!(p->algo = ctrl_algo_find(algo->valuestring))) {
@@ -299,8 +322,9 @@ static void policy_act(ctrl_policy *p, const ctrl_env *e, const float *obs, int 
 int ctrl_evaluate(ctrl_env *e, ctrl_policy *p, int episodes, uint64_t seed, int deterministic,
                   double *mean, double *std, rlhf_err *err) {
     if (p && (p->obs_dim != e->obs_dim || p->act_dim != e->act_dim))
-        return rlhf_fail(err, "the policy takes %d observations and gives %d actions; environment "
-                              "%s has %d and %d",
+        return rlhf_fail(err,
+                         "the policy takes %d observations and gives %d actions; environment "
+                         "%s has %d and %d",
                          p->obs_dim, p->act_dim, e->name, e->obs_dim, e->act_dim);
     ctrl_env_seed(e, seed);
     rlhf_rng rng;
@@ -341,9 +365,10 @@ int ctrl_rollout(ctrl_env *e, ctrl_policy *p, long steps, uint64_t seed, int det
         if (ctrl_env_step(e, a, next, &info, err)) return -1;
         int timeout = info.truncated || (i == steps - 1 && !info.terminated);
         ctrl_buffer_add(t, obs, a, info.reward, next, info.terminated, timeout, info.cost);
-        if (info.terminated || info.truncated) fresh = 1;
-        else memcpy(obs, next, (size_t)e->obs_dim * sizeof(float));
+        if (info.terminated || info.truncated)
+            fresh = 1;
+        else
+            memcpy(obs, next, (size_t)e->obs_dim * sizeof(float));
     }
     return 0;
 }
-

@@ -24,7 +24,8 @@
 
 // ---------------------------------------------------------------- config --
 
-#define F(name, is_int, help) {#name, is_int, offsetof(ctrl_algo_config, name), help}
+#define F(name, is_int, help)                                                                      \
+    { #name, is_int, offsetof(ctrl_algo_config, name), help }
 const ctrl_algo_field ctrl_algo_fields[] = {
     F(hidden, 1, "MLP width"),
     F(layers, 1, "MLP hidden layers"),
@@ -96,7 +97,9 @@ void ctrl_train_result_free(ctrl_train_result *r) {
 
 // --------------------------------------------------------------- helpers --
 
-static int is_set(const char *s) { return s && *s; }
+static int is_set(const char *s) {
+    return s && *s;
+}
 
 static void rng_to_json(cJSON *o, const char *key, const rlhf_rng *r) {
     cJSON *a = cJSON_AddArrayToObject(o, key);
@@ -115,7 +118,8 @@ static int rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const cha
     for (int i = 0; i < 4; i++) {
         const cJSON *h = cJSON_GetArrayItem(a, i);
         char *end;
-        if (!cJSON_IsString(h)) return rlhf_fail(err, "%s: \"%s\"[%d] is not a string", path, key, i);
+        if (!cJSON_IsString(h))
+            return rlhf_fail(err, "%s: \"%s\"[%d] is not a string", path, key, i);
         r->s[i] = strtoull(h->valuestring, &end, 16);
         if (*end || !*h->valuestring)
             return rlhf_fail(err, "%s: \"%s\"[%d] is not hex", path, key, i);
@@ -129,7 +133,7 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig) {
     stop_signal = sig;
-    signal(sig, SIG_DFL);  // a second one stops at once
+    signal(sig, SIG_DFL); // a second one stops at once
 }
 
 #define MAX_LOG 48
@@ -144,10 +148,10 @@ typedef struct {
     int have_offline, have_online;
     ctrl_dataset_info info;
     ctrl_obs_norm norm;
-    float reward_mul;        // --reward_norm returns' factor (1 otherwise)
+    float reward_mul; // --reward_norm returns' factor (1 otherwise)
     double ref_random, ref_expert;
     ctrl_batch batch;
-    rlhf_rng rng;            // the run's stream: batches, exploration, the algorithm's noise
+    rlhf_rng rng; // the run's stream: batches, exploration, the algorithm's noise
     run_dir run;
     int total, step, start_steps;
     long updates;
@@ -156,12 +160,12 @@ typedef struct {
     char *log_name[MAX_LOG];
     double log_sum[MAX_LOG];
     long log_count[MAX_LOG];
-    double ep_sum;           // returns of online episodes finished since the last line
+    double ep_sum; // returns of online episodes finished since the last line
     long ep_count, episodes;
     // the episode in progress (online)
     int in_episode;
     double ep_return;
-    float obs[CTRL_MAX_DIM];  // normalised
+    float obs[CTRL_MAX_DIM]; // normalised
     ctrl_train_result *res;
     char resume_from[4400];
     double t_start;
@@ -194,7 +198,8 @@ static void write_log_line(trainer *t) {
         }
     if (t->step > t->c->offline_steps) {
         cJSON_AddNumberToObject(j, "online/episodes", (double)t->episodes);
-        if (t->ep_count) cJSON_AddNumberToObject(j, "online/episode_return", t->ep_sum / (double)t->ep_count);
+        if (t->ep_count)
+            cJSON_AddNumberToObject(j, "online/episode_return", t->ep_sum / (double)t->ep_count);
         t->ep_sum = 0;
         t->ep_count = 0;
     }
@@ -209,9 +214,10 @@ static void write_log_line(trainer *t) {
 static void fill_state(trainer *t, int final, cJSON *j) {
     const ctrl_train_config *c = t->c;
     cJSON_AddNumberToObject(j, "step", t->step);
-    cJSON_AddStringToObject(j, "phase", final                        ? "final"
-                                        : t->step > c->offline_steps ? "online"
-                                                                     : "offline");
+    cJSON_AddStringToObject(j, "phase",
+                            final                        ? "final"
+                            : t->step > c->offline_steps ? "online"
+                                                         : "offline");
     cJSON_AddStringToObject(j, "algo", t->algo->name);
     cJSON_AddStringToObject(j, "env", c->env);
     cJSON_AddNumberToObject(j, "obs_dim", t->env->obs_dim);
@@ -255,8 +261,9 @@ static int read_state(trainer *t, const char *dir, rlhf_err *err) {
     const cJSON *env = cJSON_GetObjectItemCaseSensitive(j, "env");
     if (!cJSON_IsString(algo) || strcmp(algo->valuestring, t->algo->name) || !cJSON_IsString(env) ||
         strcmp(env->valuestring, t->c->env)) {
-        rlhf_fail(err, "%s: the checkpoint is of --algo %s --env %s; this run is --algo %s --env "
-                       "%s (--resume continues the same run)",
+        rlhf_fail(err,
+                  "%s: the checkpoint is of --algo %s --env %s; this run is --algo %s --env "
+                  "%s (--resume continues the same run)",
                   path, cJSON_IsString(algo) ? algo->valuestring : "?",
                   cJSON_IsString(env) ? env->valuestring : "?", t->algo->name, t->c->env);
         goto done;
@@ -316,8 +323,11 @@ static int save_checkpoint(trainer *t, int final, char *path, size_t n, rlhf_err
 
 // an evaluation line (and the result's history)
 static int evaluate(trainer *t, rlhf_err *err) {
-    ctrl_policy p = {.algo = t->algo, .agent = t->agent, .norm = t->norm,
-                     .obs_dim = t->env->obs_dim, .act_dim = t->env->act_dim};
+    ctrl_policy p = {.algo = t->algo,
+                     .agent = t->agent,
+                     .norm = t->norm,
+                     .obs_dim = t->env->obs_dim,
+                     .act_dim = t->env->act_dim};
     double mean = 0, std = 0;
     // the same episodes at every evaluation (CORL seeds its eval env the same way each time)
     if (ctrl_evaluate(t->eval_env, &p, t->c->eval_episodes, t->c->seed + 100, 1, &mean, &std, err))
@@ -350,9 +360,12 @@ static int evaluate(trainer *t, rlhf_err *err) {
 }
 
 static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
-    if (!online) ctrl_sample(&t->offline, &t->batch, &t->rng);
-    else if (t->have_offline) ctrl_sample_mixed(&t->offline, &t->online, t->c->mix_ratio, &t->batch, &t->rng);
-    else ctrl_sample(&t->online, &t->batch, &t->rng);
+    if (!online)
+        ctrl_sample(&t->offline, &t->batch, &t->rng);
+    else if (t->have_offline)
+        ctrl_sample_mixed(&t->offline, &t->online, t->c->mix_ratio, &t->batch, &t->rng);
+    else
+        ctrl_sample(&t->online, &t->batch, &t->rng);
     m->n = 0;
     if (t->algo->update(t->agent, &t->batch, &t->rng, m, err)) return -1;
     t->updates++;
@@ -370,9 +383,11 @@ static int online_step(trainer *t, rlhf_err *err) {
         t->in_episode = 1;
         t->ep_return = 0;
     }
-    int online_done = t->step - c->offline_steps;  // online steps before this one
-    if (online_done < t->start_steps) ctrl_random_action(e, &t->rng, a);
-    else t->algo->act(t->agent, t->obs, 1, 0, &t->rng, a);
+    int online_done = t->step - c->offline_steps; // online steps before this one
+    if (online_done < t->start_steps)
+        ctrl_random_action(e, &t->rng, a);
+    else
+        t->algo->act(t->agent, t->obs, 1, 0, &t->rng, a);
     ctrl_step_info info;
     if (ctrl_env_step(e, a, raw, &info, err)) return -1;
     ctrl_obs_normalize(&t->norm, raw, next, e->obs_dim);
@@ -403,18 +418,21 @@ static int online_step(trainer *t, rlhf_err *err) {
 static int load_offline(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     if (ctrl_dataset_load(c->dataset, &t->offline, &t->info, err)) return -1;
-    t->have_offline = 1;  // loaded (a failed load leaves nothing to free)
+    t->have_offline = 1; // loaded (a failed load leaves nothing to free)
     if (t->offline.obs_dim != t->env->obs_dim || t->offline.act_dim != t->env->act_dim)
-        return rlhf_fail(err, "--dataset %s has observations of %d and actions of %d; --env %s has "
-                              "%d and %d",
+        return rlhf_fail(err,
+                         "--dataset %s has observations of %d and actions of %d; --env %s has "
+                         "%d and %d",
                          c->dataset, t->offline.obs_dim, t->offline.act_dim, c->env,
                          t->env->obs_dim, t->env->act_dim);
     if (t->offline.n < 1) return rlhf_fail(err, "--dataset %s holds no transitions", c->dataset);
     if (t->info.env[0] && strcmp(t->info.env, c->env))
-        fprintf(stderr, "ctrl train: note: --dataset %s was recorded on env \"%s\", training on "
-                        "\"%s\"\n", c->dataset, t->info.env, c->env);
+        fprintf(stderr,
+                "ctrl train: note: --dataset %s was recorded on env \"%s\", training on "
+                "\"%s\"\n",
+                c->dataset, t->info.env, c->env);
     if (c->normalize_obs) {
-        ctrl_obs_norm_free(&t->norm);  // the identity set up before
+        ctrl_obs_norm_free(&t->norm); // the identity set up before
         ctrl_obs_norm_fit(&t->norm, &t->offline, 1e-3f);
         ctrl_obs_norm_apply(&t->norm, t->offline.obs, t->offline.n);
         ctrl_obs_norm_apply(&t->norm, t->offline.next_obs, t->offline.n);
@@ -429,8 +447,9 @@ static int load_offline(trainer *t, rlhf_err *err) {
         }
         free(rets);
         if (k < 2 || !(hi > lo))
-            return rlhf_fail(err, "--reward_norm returns: --dataset %s has %ld complete episodes "
-                                  "with returns in [%g, %g]; it needs two different ones",
+            return rlhf_fail(err,
+                             "--reward_norm returns: --dataset %s has %ld complete episodes "
+                             "with returns in [%g, %g]; it needs two different ones",
                              c->dataset, k, lo, hi);
         t->reward_mul = 1000.0f / (hi - lo);
         ctrl_reward_affine(&t->offline, t->reward_mul, 0);
@@ -450,8 +469,10 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
     if (a->offline && !has_data)
         return rlhf_fail(err, "--algo %s learns from a dataset alone: give --dataset", a->name);
     if (c->offline_steps > 0 && !has_data)
-        return rlhf_fail(err, "--offline_steps %d needs a --dataset (D4RL-layout HDF5; rlhf ctrl "
-                              "collect writes some)", c->offline_steps);
+        return rlhf_fail(err,
+                         "--offline_steps %d needs a --dataset (D4RL-layout HDF5; rlhf ctrl "
+                         "collect writes some)",
+                         c->offline_steps);
     if (a->offline && c->online_steps > 0)
         return rlhf_fail(err, "--algo %s learns from a dataset alone: --online_steps must be 0",
                          a->name);
@@ -491,8 +512,10 @@ static int prepare_dir(trainer *t, rlhf_err *err) {
     for (int i = 0; i < count && !t->resume_from[0]; i++) {
         snprintf(p, sizeof p, "%s/checkpoints/step-%08d", c->output_dir, steps[i]);
         rlhf_err e2;
-        if (ctrl_checkpoint_complete(p, &e2) == 0) snprintf(t->resume_from, sizeof t->resume_from, "%s", p);
-        else fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
+        if (ctrl_checkpoint_complete(p, &e2) == 0)
+            snprintf(t->resume_from, sizeof t->resume_from, "%s", p);
+        else
+            fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
     }
     free(steps);
     if (!t->resume_from[0])
@@ -510,9 +533,11 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     t->reward_mul = 1.0f;
     if (is_set(c->dataset) && load_offline(t, err)) return -1;
     t->ref_random = isfinite(c->ref_random_return) ? c->ref_random_return
-                    : t->have_offline ? t->info.ref_random_return : NAN;
+                    : t->have_offline              ? t->info.ref_random_return
+                                                   : NAN;
     t->ref_expert = isfinite(c->ref_expert_return) ? c->ref_expert_return
-                    : t->have_offline ? t->info.ref_expert_return : NAN;
+                    : t->have_offline              ? t->info.ref_expert_return
+                                                   : NAN;
     if (prepare_dir(t, err)) return -1;
     t->total = c->offline_steps + c->online_steps;
     t->start_steps = c->start_steps >= 0 ? c->start_steps : t->have_offline ? 0 : 1000;
@@ -553,8 +578,10 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
 
 static void progress_text(trainer *t, char *buf, size_t n) {
     buf[0] = 0;
-    if (t->step <= t->c->offline_steps) snprintf(buf, n, "offline");
-    else snprintf(buf, n, "online ep %ld", t->episodes);
+    if (t->step <= t->c->offline_steps)
+        snprintf(buf, n, "offline");
+    else
+        snprintf(buf, n, "online ep %ld", t->episodes);
     if (t->res && t->res->n_evals)
         snprintf(buf + strlen(buf), n - strlen(buf), " | eval %.1f", t->res->final_mean);
 }
@@ -589,12 +616,14 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
             if (stop_pending) {
                 if (!c->quiet) progress_end(&pb);
                 if (t->res) t->res->stopped = 1;
-                fprintf(stderr, "ctrl train: stopped (%s) after step %d of %d; checkpoint %s "
-                                "written (--resume goes on from it)\n",
+                fprintf(stderr,
+                        "ctrl train: stopped (%s) after step %d of %d; checkpoint %s "
+                        "written (--resume goes on from it)\n",
                         stop_signal ? "signal" : "--stop_at", done, t->total, path);
                 if (stop_signal)
-                    return rlhf_fail(err, "stopped by signal %d after step %d of %d; checkpoint %s "
-                                          "written (--resume goes on from it)",
+                    return rlhf_fail(err,
+                                     "stopped by signal %d after step %d of %d; checkpoint %s "
+                                     "written (--resume goes on from it)",
                                      (int)stop_signal, done, t->total, path);
                 return 0;
             }
@@ -638,8 +667,9 @@ static int trainer_end(trainer *t, rlhf_err *err) {
     if (r) snprintf(r->final_checkpoint, sizeof r->final_checkpoint, "%s", path);
     if (!rc && !c->quiet && r && r->n_evals) {
         if (isfinite(r->final_score))
-            fprintf(stderr, "ctrl train: %s on %s: return %.2f ± %.2f over %d episodes, "
-                            "normalized score %.1f; %s\n",
+            fprintf(stderr,
+                    "ctrl train: %s on %s: return %.2f ± %.2f over %d episodes, "
+                    "normalized score %.1f; %s\n",
                     t->algo->name, c->env, r->final_mean, r->final_std, c->eval_episodes,
                     r->final_score, path);
         else

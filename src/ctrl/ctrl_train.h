@@ -30,22 +30,22 @@
 #include "ctrl/env.h"
 
 typedef struct {
-    const char *algo;        // a ctrl_algo name
-    const char *env;         // a ctrl_env_make name
-    const char *dataset;     // D4RL-layout HDF5 file, or NULL / "" (online only)
+    const char *algo;    // a ctrl_algo name
+    const char *env;     // a ctrl_env_make name
+    const char *dataset; // D4RL-layout HDF5 file, or NULL / "" (online only)
     const char *output_dir;
     int offline_steps, online_steps;
     int batch_size;
     uint64_t seed;
-    int eval_every, eval_episodes, log_every, save_every;  // in steps (0: never / only at the end)
-    float mix_ratio;         // offline share of online-phase batches
-    int buffer_size;         // online buffer capacity (rows; a ring)
+    int eval_every, eval_episodes, log_every, save_every; // in steps (0: never / only at the end)
+    float mix_ratio;                                      // offline share of online-phase batches
+    int buffer_size;                                      // online buffer capacity (rows; a ring)
     int start_steps;         // uniform random actions before the policy acts online (-1: auto)
     int utd;                 // updates per online environment step
     int normalize_obs;       // CORL's: mean/std of the dataset's observations
     const char *reward_norm; // "none" or "returns" (CORL: r *= 1000 / (max - min episode return))
-    float reward_scale, reward_bias;  // then r = r * scale + bias (CORL's IQL/CQL options)
-    double ref_random_return, ref_expert_return;  // NAN: from the dataset, else unknown
+    float reward_scale, reward_bias; // then r = r * scale + bias (CORL's IQL/CQL options)
+    double ref_random_return, ref_expert_return; // NAN: from the dataset, else unknown
     int resume, overwrite_output_dir, quiet;
     int stop_at;             // stop as a signal would once this step is done (0: never)
     const char *config_json; // the flags as JSON, recorded in the run directory
@@ -59,19 +59,19 @@ void ctrl_train_default_config(ctrl_train_config *c, const char *algo);
 // The fields of ctrl_algo_config by name (flags, state.json); NULL-terminated.
 typedef struct {
     const char *name;
-    int is_int;       // int, else float
-    size_t offset;    // into ctrl_algo_config
+    int is_int;    // int, else float
+    size_t offset; // into ctrl_algo_config
     const char *help;
 } ctrl_algo_field;
 extern const ctrl_algo_field ctrl_algo_fields[];
 
 // Evaluation history of a run (collect reads it); freed by ctrl_train_result_free.
 typedef struct {
-    int stopped;              // stopped by a signal or stop_at (no final checkpoint)
+    int stopped; // stopped by a signal or stop_at (no final checkpoint)
     int n_evals;
     int *eval_step;
     double *eval_mean, *eval_std;
-    double final_mean, final_std, final_score;  // the last evaluation (score NAN: no refs)
+    double final_mean, final_std, final_score; // the last evaluation (score NAN: no refs)
     char final_checkpoint[4400];
 } ctrl_train_result;
 void ctrl_train_result_free(ctrl_train_result *r);
@@ -90,7 +90,7 @@ typedef struct {
     char env[256];
     int obs_dim, act_dim;
     ctrl_obs_norm norm;
-    double ref_random_return, ref_expert_return;  // NAN when unknown
+    double ref_random_return, ref_expert_return; // NAN when unknown
 } ctrl_policy;
 int ctrl_policy_load(const char *checkpoint_dir, ctrl_policy *p, rlhf_err *err);
 void ctrl_policy_free(ctrl_policy *p);
@@ -101,8 +101,8 @@ int ctrl_run_checkpoint(const char *run_dir, char *out, size_t n, rlhf_err *err)
 // Episodes of a policy on e (seeded with seed first): the returns' mean and
 // std. `policy` NULL: uniform random actions (the random reference), drawn
 // from a stream seeded with seed. deterministic: the policy's greedy action.
-int ctrl_evaluate(ctrl_env *e, ctrl_policy *policy, int episodes, uint64_t seed,
-                  int deterministic, double *mean, double *std, rlhf_err *err);
+int ctrl_evaluate(ctrl_env *e, ctrl_policy *policy, int episodes, uint64_t seed, int deterministic,
+                  double *mean, double *std, rlhf_err *err);
 // Rolls a policy (NULL: uniform random) out on e for `steps` transitions
 // (episodes cut at the time limit; the last one may be cut short and is
 // marked timeout) appended to t (raw observations and rewards).
@@ -125,12 +125,12 @@ int ctrl_rollout(ctrl_env *e, ctrl_policy *policy, long steps, uint64_t seed, in
 // evaluated return).
 typedef struct {
     const char *env, *out;
-    int steps;            // SAC online environment steps
-    int dataset_steps;    // transitions in random / medium / expert (0: steps)
-    int checkpoints;      // evaluated checkpoints during training
+    int steps;         // SAC online environment steps
+    int dataset_steps; // transitions in random / medium / expert (0: steps)
+    int checkpoints;   // evaluated checkpoints during training
     int eval_episodes;
     int overwrite_output_dir, quiet;
-    ctrl_train_config train;  // SAC's run (algo "sac"; env, output_dir, online_steps set by collect)
+    ctrl_train_config train; // SAC's run (algo "sac"; env, output_dir, online_steps set by collect)
 } ctrl_collect_config;
 void ctrl_collect_default_config(ctrl_collect_config *c);
 int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err);

@@ -12,19 +12,19 @@ void ctrl_obs_normalize(const ctrl_obs_norm *n, const float *x, float *out, int 
 // uniform in [act_low, act_high] per dimension, from rng
 void ctrl_random_action(const ctrl_env *e, rlhf_rng *rng, float *a);
 
-double ctrl_json_num(const cJSON *o, const char *key, double dflt);  // dflt when absent
-void ctrl_json_num_or_null(cJSON *o, const char *key, double x);     // NaN / Inf: null
+double ctrl_json_num(const cJSON *o, const char *key, double dflt); // dflt when absent
+void ctrl_json_num_or_null(cJSON *o, const char *key, double x);    // NaN / Inf: null
 // o["algo_config"] <-> the fields of ctrl_algo_fields and max_steps (null: NaN)
 void ctrl_algo_config_to_json(cJSON *o, const ctrl_algo_config *c);
 void ctrl_algo_config_from_json(const cJSON *o, ctrl_algo_config *c);
-cJSON *ctrl_read_json(const char *path, rlhf_err *err);  // a JSON object, or NULL + err
-int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err);  // atomically
+cJSON *ctrl_read_json(const char *path, rlhf_err *err);         // a JSON object, or NULL + err
+int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err); // atomically
 
 // agent.safetensors: every span of algo->tensors, then obs_norm.mean / .std;
 // load fills the agent's spans (and norm, when not NULL), refusing a missing
 // tensor or a size that differs
-int ctrl_agent_save(const char *path, const ctrl_algo *algo, void *agent,
-                    const ctrl_obs_norm *norm, rlhf_err *err);
+int ctrl_agent_save(const char *path, const ctrl_algo *algo, void *agent, const ctrl_obs_norm *norm,
+                    rlhf_err *err);
 int ctrl_agent_load(const char *path, const ctrl_algo *algo, void *agent, ctrl_obs_norm *norm,
                     rlhf_err *err);
 // online_buffer.safetensors: rows [0, n) in ring storage order, with "rows" and
