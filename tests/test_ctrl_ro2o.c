@@ -414,19 +414,24 @@ static bandit_figs run_bandit(const char *name, int steps, unsigned long seed) {
 // 0.38-0.62, reward 0.40-0.63; RO2O far 1.19-1.89, at the policy -0.06-0.36,
 // reward 0.42-1.00
 static int ood_penalty_lowers_q_off_data(void) {
-    int seeds = getenv("RLHF_SANITIZE") ? 1 : 2;
+    // under the sanitizers (BLAS off, ~60 ms an update) only a short run for
+    // memory errors: the margins need the full 1500 updates
+    int san = getenv("RLHF_SANITIZE") != NULL, steps = san ? 100 : 1500, seeds = san ? 1 : 2;
     double over_s = 0, over_o = 0;
     for (int seed = 1; seed <= seeds; seed++) {
-        bandit_figs s = run_bandit("sacn", 1500, seed), o = run_bandit("ro2o", 1500, seed);
-        printf("  seed %d, 1500 updates: Q - r at far-OOD actions sacn %.3f ro2o %.3f; at the "
+        bandit_figs s = run_bandit("sacn", steps, seed), o = run_bandit("ro2o", steps, seed);
+        printf("  seed %d, %d updates: Q - r at far-OOD actions sacn %.3f ro2o %.3f; at the "
                "policy's action sacn %.3f ro2o %.3f; policy reward sacn %.3f ro2o %.3f\n",
-               seed, s.far, o.far, s.over, o.over, s.reward, o.reward);
-        CHECKF(o.far < s.far - 1.0, "far-OOD overestimation %.3f not 1.0 below SAC-N's %.3f", o.far,
-               s.far);
+               seed, steps, s.far, o.far, s.over, o.over, s.reward, o.reward);
+        CHECK(isfinite(o.far) && isfinite(o.over) && isfinite(s.far) && isfinite(s.over));
+        if (!san)
+            CHECKF(o.far < s.far - 1.0, "far-OOD overestimation %.3f not 1.0 below SAC-N's %.3f",
+                   o.far, s.far);
         over_s += s.over / seeds, over_o += o.over / seeds;
     }
-    CHECKF(over_o < over_s - 0.15, "at the policy's action %.3f not 0.15 below SAC-N's %.3f",
-           over_o, over_s);
+    if (!san)
+        CHECKF(over_o < over_s - 0.15, "at the policy's action %.3f not 0.15 below SAC-N's %.3f",
+               over_o, over_s);
     return 0;
 }
 
