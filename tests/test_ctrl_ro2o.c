@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "ctrl/agent.h"
 #include "ctrl/mlp.h"
@@ -436,6 +439,9 @@ static int ood_penalty_lowers_q_off_data(void) {
 }
 
 int main(void) {
+#ifdef _OPENMP
+    omp_set_num_threads(1); // small matrices: idle OpenMP threads spin on a busy machine (88 s -> 10 s)
+#endif
     RUN(q_smooth_value_and_grad);
     RUN(ood_penalty_value_and_grad);
     RUN(jeffreys_value_and_grad);
