@@ -46,8 +46,10 @@ static double qs_gap(void) {
         }
         double m1 = -1, m2 = -1;
         for (int j = 0; j < NS; j++)
-            if (l[j] > m1) m2 = m1, m1 = l[j];
-            else if (l[j] > m2) m2 = l[j];
+            if (l[j] > m1)
+                m2 = m1, m1 = l[j];
+            else if (l[j] > m2)
+                m2 = l[j];
         if (m1 - m2 < gap) gap = m1 - m2;
     }
     return gap;
@@ -73,7 +75,7 @@ static int q_smooth_value_and_grad(void) {
     float q1[1] = {0.5f}, qn1[2] = {1.5f, -2.5f}, g1[1], gn1[2];
     double v = ro2o_q_smooth(q1, qn1, 0.2f, 0.5f, 1, 1, 2, g1, gn1);
     CHECK_CLOSE(v, 0.9, 1e-6, 0);
-    CHECK(gn1[0] == 0.0f); // not the arg-max
+    CHECK(gn1[0] == 0.0f);                              // not the arg-max
     CHECK_CLOSE(gn1[1], 0.5 * 2 * 0.2 * -3.0, 1e-6, 0); // weight * 2 tau d
     CHECK_CLOSE(g1[0], -gn1[1], 1e-7, 0);
 
@@ -171,8 +173,10 @@ static int jeffreys_value_and_grad(void) {
             double m1 = -1, m2 = -1;
             for (int j = 0; j < NS; j++) {
                 double J = jeffreys_row(js_out + b * 2 * A, js_outn + (b * NS + j) * 2 * A);
-                if (J > m1) m2 = m1, m1 = J;
-                else if (J > m2) m2 = J;
+                if (J > m1)
+                    m2 = m1, m1 = J;
+                else if (J > m2)
+                    m2 = J;
             }
             if (m1 - m2 < gap) gap = m1 - m2;
         }
@@ -258,8 +262,14 @@ static int checkpoint_roundtrip(void) {
     fill(act, Bt * 2, &rng, -1, 1);
     fill(rew, Bt, &rng, -1, 1);
     for (int i = 0; i < Bt; i++) done[i] = i == 5;
-    ctrl_batch b = {.B = Bt, .obs_dim = O, .act_dim = 2, .obs = obs, .act = act, .rew = rew,
-                    .next_obs = nobs, .done = done};
+    ctrl_batch b = {.B = Bt,
+                    .obs_dim = O,
+                    .act_dim = 2,
+                    .obs = obs,
+                    .act = act,
+                    .rew = rew,
+                    .next_obs = nobs,
+                    .done = done};
     for (int k = 0; k < 3; k++) CHECK(a->update(g1, &b, &rng, NULL, &err) == 0);
     // "save" g1 and "load" into g2
     ctrl_tensor t1[32], t2[32];
@@ -280,7 +290,8 @@ static int checkpoint_roundtrip(void) {
         CHECK(a->update(g2, &b, &r2, &m2, &err) == 0);
     }
     int diff = 0;
-    for (int i = 0; i < n1; i++) diff += memcmp(t1[i].data, t2[i].data, sizeof(float) * t1[i].n) != 0;
+    for (int i = 0; i < n1; i++)
+        diff += memcmp(t1[i].data, t2[i].data, sizeof(float) * t1[i].n) != 0;
     for (int i = 0; i < m1.n; i++) diff += m1.value[i] != m2.value[i];
     CHECK(diff == 0);
     float x[3] = {0.1f, -0.2f, 0.3f}, y1[2], y2[2];
@@ -376,8 +387,14 @@ static bandit_figs run_bandit(const char *name, int steps, unsigned long seed) {
     }
     float obs[BT * O], act[BT], rew[BT], done[BT];
     for (int i = 0; i < BT; i++) done[i] = 1;
-    ctrl_batch b = {.B = BT, .obs_dim = O, .act_dim = 1, .obs = obs, .act = act, .rew = rew,
-                    .next_obs = obs, .done = done};
+    ctrl_batch b = {.B = BT,
+                    .obs_dim = O,
+                    .act_dim = 1,
+                    .obs = obs,
+                    .act = act,
+                    .rew = rew,
+                    .next_obs = obs,
+                    .done = done};
     for (int k = 0; k < steps; k++) {
         for (int i = 0; i < BT; i++) {
             int j = (int)(rng_uniform(&rng) * ND) % ND;
@@ -440,7 +457,8 @@ static int ood_penalty_lowers_q_off_data(void) {
 
 int main(void) {
 #ifdef _OPENMP
-    omp_set_num_threads(1); // small matrices: idle OpenMP threads spin on a busy machine (88 s -> 10 s)
+    omp_set_num_threads(
+        1); // small matrices: idle OpenMP threads spin on a busy machine (88 s -> 10 s)
 #endif
     RUN(q_smooth_value_and_grad);
     RUN(ood_penalty_value_and_grad);

@@ -15,7 +15,8 @@
 // parameters):
 //  1. alpha loss  -log_alpha mean(logp(a|s) + target_entropy), a ~ pi(s); Adam step;
 //     alpha = exp(log_alpha) (the new value) for the rest of the update
-//  2. actor loss  mean(alpha logp(a|s) - min_j Q_j(s, a))                   a ~ pi(s) reparameterised
+//  2. actor loss  mean(alpha logp(a|s) - min_j Q_j(s, a))                   a ~ pi(s)
+//  reparameterised
 //                 + ro2o_policy_weight * mean_b max_k J(pi(.|s), pi(.|s + d_k))
 //     J: the Jeffreys divergence of the pre-tanh Gaussians (ro2o_loss.h; RORL
 //     computes it on the Normal before the tanh); Adam step on the actor
@@ -23,7 +24,8 @@
 //     critic loss  sum_j mean_b (Q_j(s, a) - y)^2
 //                 + ro2o_q_weight * mean_b max_k mean_j [(1-tau) (D+)^2 + tau (D-)^2],
 //                   D = Q_j(s + d_k, a) - Q_j(s, a)                       (value smoothing)
-//                 + ro2o_ood_weight * mean_{j,b,k} (Q_j(s~, a~) - sg[Q_j(s~, a~) - beta std_j Q(s~, a~)])^2
+//                 + ro2o_ood_weight * mean_{j,b,k} (Q_j(s~, a~) - sg[Q_j(s~, a~) - beta std_j Q(s~,
+//                 a~)])^2
 //                   s~ = s + d_k, a~ ~ pi_new(s~)                          (OOD penalty)
 //     Adam step on the critic; the target moves by tau.
 //  beta = max(ro2o_beta - ro2o_beta_decay * (updates before this one), ro2o_beta_min)
@@ -102,9 +104,9 @@ static void sacn_defaults(ctrl_algo_config *c) {
 
 static void grow(ro2o_agent *g, int B) {
     if (B <= g->cap) return;
-    float **bufs[] = {&g->noise, &g->xa,  &g->outa, &g->douta, &g->pre, &g->act, &g->logp,
-                      &g->dlogp, &g->dact, &g->xc, &g->dxc,   &g->qc,  &g->dqc, &g->q,
-                      &g->dq,    &g->y,    &g->qs,  &g->dqs,  &g->qn,  &g->dqn};
+    float **bufs[] = {&g->noise, &g->xa,   &g->outa, &g->douta, &g->pre, &g->act, &g->logp,
+                      &g->dlogp, &g->dact, &g->xc,   &g->dxc,   &g->qc,  &g->dqc, &g->q,
+                      &g->dq,    &g->y,    &g->qs,   &g->dqs,   &g->qn,  &g->dqn};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
     int O = g->O, A = g->A, E = g->E, n = g->n;
     long Ra = (long)B * (1 + n), Rc = (long)B * (1 + 2 * n), Bn = (long)B * (n > 0 ? n : 1);
@@ -171,8 +173,8 @@ static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
                               "ro2o_q_tau in [0, 1]");
     for (int i = 0; i < act_dim; i++)
         if (!(act_high[i] > act_low[i]))
-            return rlhf_fail(err, "algo_ro2o.c: action bound %d: high %g <= low %g", i,
-                             act_high[i], act_low[i]);
+            return rlhf_fail(err, "algo_ro2o.c: action bound %d: high %g <= low %g", i, act_high[i],
+                             act_low[i]);
     ro2o_agent *g = xcalloc(1, sizeof *g);
     g->c = *c;
     if (isnan(g->c.target_entropy)) g->c.target_entropy = -(float)act_dim;
@@ -188,8 +190,7 @@ static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
     }
     ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
     ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
-    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics,
-                  rng);
+    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
     edac_init(&g->actor, 1e-3f);
     edac_init(&g->critic, 3e-3f);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
@@ -271,9 +272,9 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
         memcpy(g->dact + (long)r * A, g->dxc + (long)r * (O + A) + O, sizeof(float) * A);
     double pol_loss = 0;
     if (pol)
-        pol_loss = ro2o_jeffreys(g->outa, g->outa + (long)B * 2 * A, lsmin, lsmax,
-                                 c->ro2o_policy_weight, B, n, A, g->douta,
-                                 g->douta + (long)B * 2 * A);
+        pol_loss =
+            ro2o_jeffreys(g->outa, g->outa + (long)B * 2 * A, lsmin, lsmax, c->ro2o_policy_weight,
+                          B, n, A, g->douta, g->douta + (long)B * 2 * A);
     else
         memset(g->douta, 0, sizeof(float) * B * 2 * A);
     ctrl_tanh_gauss_backward(g->douta, g->dact, g->dlogp, g->outa, eps_pi, g->pre, g->scale, B, A,
@@ -326,8 +327,7 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
         }
     }
     ctrl_mlp_forward(&g->critic, g->xc, (int)Rc, g->qc);
-    for (int e = 0; e < E; e++)
-        memcpy(g->q + (long)e * B, g->qc + (long)e * Rc, sizeof(float) * B);
+    for (int e = 0; e < E; e++) memcpy(g->q + (long)e * B, g->qc + (long)e * Rc, sizeof(float) * B);
     double td = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
     double q_data_mean = mean_of(g->q, (long)E * B);
     for (int e = 0; e < E; e++)
@@ -336,8 +336,8 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     if (qsm) {
         for (int e = 0; e < E; e++)
             memcpy(g->qs + e * Bn, g->qc + e * Rc + off_q, sizeof(float) * Bn);
-        qs_loss = ro2o_q_smooth(g->q, g->qs, c->ro2o_q_tau, c->ro2o_q_weight, E, B, n, g->dq,
-                                g->dqs);
+        qs_loss =
+            ro2o_q_smooth(g->q, g->qs, c->ro2o_q_tau, c->ro2o_q_weight, E, B, n, g->dq, g->dqs);
         for (int e = 0; e < E; e++) {
             float *d = g->dqc + e * Rc;
             for (int r = 0; r < B; r++) d[r] += g->dq[(long)e * B + r];
@@ -347,8 +347,8 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     if (ood) {
         for (int e = 0; e < E; e++)
             memcpy(g->qn + e * Bn, g->qc + e * Rc + off_o, sizeof(float) * Bn);
-        ood_loss = ro2o_ood_penalty(g->qn, (float)beta, c->ro2o_ood_weight, E, (int)Bn, g->dqn,
-                                    &ood_std);
+        ood_loss =
+            ro2o_ood_penalty(g->qn, (float)beta, c->ro2o_ood_weight, E, (int)Bn, g->dqn, &ood_std);
         for (int e = 0; e < E; e++)
             memcpy(g->dqc + e * Rc + off_o, g->dqn + e * Bn, sizeof(float) * Bn);
     }
@@ -422,10 +422,9 @@ static void ro2o_free(void *agent) {
     ctrl_adam_free(&g->actor_opt);
     ctrl_adam_free(&g->critic_opt);
     ctrl_adam_free(&g->alpha_opt);
-    float *bufs[] = {g->noise, g->xa,  g->outa, g->douta, g->pre, g->act, g->logp,
-                     g->dlogp, g->dact, g->xc,  g->dxc,   g->qc,  g->dqc, g->q,
-                     g->dq,    g->y,    g->qs,  g->dqs,   g->qn,  g->dqn, g->scale,
-                     g->bias};
+    float *bufs[] = {g->noise, g->xa,  g->outa, g->douta, g->pre,   g->act, g->logp, g->dlogp,
+                     g->dact,  g->xc,  g->dxc,  g->qc,    g->dqc,   g->q,   g->dq,   g->y,
+                     g->qs,    g->dqs, g->qn,   g->dqn,   g->scale, g->bias};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(g);
 }

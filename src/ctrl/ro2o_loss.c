@@ -51,16 +51,19 @@ double ro2o_ood_penalty(const float *q, float beta, float weight, int E, int R, 
         }
         double sd = E > 1 ? sqrt(v / (E - 1)) : 0; // torch's std: unbiased
         ssum += sd;
-        double gap = (double)beta * sd;             // q - target, the same for every member
-        loss += gap * gap;                          // summed over E members below
+        double gap = (double)beta * sd; // q - target, the same for every member
+        loss += gap * gap;              // summed over E members below
         if (dq)
-            for (int e = 0; e < E; e++) dq[(long)e * R + r] = (float)(2.0 * weight * gap / ((double)E * R));
+            for (int e = 0; e < E; e++)
+                dq[(long)e * R + r] = (float)(2.0 * weight * gap / ((double)E * R));
     }
     if (std_mean) *std_mean = R ? ssum / R : 0;
     return R ? (double)weight * loss / R : 0; // mean over (E, R) of E equal terms per row
 }
 
-static float clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+static float clampf(float x, float lo, float hi) {
+    return x < lo ? lo : x > hi ? hi : x;
+}
 
 double ro2o_jeffreys(const float *out, const float *out_noised, float log_std_min,
                      float log_std_max, float weight, int B, int n, int A, float *dout,
@@ -119,9 +122,9 @@ long ro2o_noise_size(int B, int O, int A, int n) {
 void ro2o_draw_noise(rlhf_rng *rng, int B, int O, int A, int n, float *noise) {
     float *z = noise;
     long BA = (long)B * A, nO = (long)n * O;
-    for (long i = 0; i < 2 * BA; i++) *z++ = rng_normal(rng);   // eps_alpha, eps_pi
-    for (long i = 0; i < nO; i++) *z++ = 2.0f * rng_uniform(rng) - 1.0f; // u_pol
-    for (long i = 0; i < BA; i++) *z++ = rng_normal(rng);       // eps_next
+    for (long i = 0; i < 2 * BA; i++) *z++ = rng_normal(rng);                // eps_alpha, eps_pi
+    for (long i = 0; i < nO; i++) *z++ = 2.0f * rng_uniform(rng) - 1.0f;     // u_pol
+    for (long i = 0; i < BA; i++) *z++ = rng_normal(rng);                    // eps_next
     for (long i = 0; i < 2 * nO; i++) *z++ = 2.0f * rng_uniform(rng) - 1.0f; // u_q, u_ood
-    for (long i = 0; i < BA * n; i++) *z++ = rng_normal(rng);   // eps_ood
+    for (long i = 0; i < BA * n; i++) *z++ = rng_normal(rng);                // eps_ood
 }

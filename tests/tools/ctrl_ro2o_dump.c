@@ -116,15 +116,13 @@ int main(int argc, char **argv) {
             "\"alpha_lr\": %.9g, \"target_entropy\": %.9g, \"log_std_min\": %.9g, "
             "\"log_std_max\": %.9g,\n",
             c.gamma, c.tau, c.actor_lr, c.critic_lr, c.alpha_lr,
-            isnan(c.target_entropy) ? -(double)A : c.target_entropy, c.log_std_min,
-            c.log_std_max);
+            isnan(c.target_entropy) ? -(double)A : c.target_entropy, c.log_std_min, c.log_std_max);
     fprintf(f,
             " \"q_eps\": %.9g, \"policy_eps\": %.9g, \"ood_eps\": %.9g, \"q_weight\": %.9g, "
             "\"policy_weight\": %.9g, \"ood_weight\": %.9g, \"q_tau\": %.9g, \"beta\": %.9g, "
             "\"beta_min\": %.9g, \"beta_decay\": %.9g,\n",
-            c.ro2o_q_eps, c.ro2o_policy_eps, c.ro2o_ood_eps, c.ro2o_q_weight,
-            c.ro2o_policy_weight, c.ro2o_ood_weight, c.ro2o_q_tau, c.ro2o_beta, c.ro2o_beta_min,
-            c.ro2o_beta_decay);
+            c.ro2o_q_eps, c.ro2o_policy_eps, c.ro2o_ood_eps, c.ro2o_q_weight, c.ro2o_policy_weight,
+            c.ro2o_ood_weight, c.ro2o_q_tau, c.ro2o_beta, c.ro2o_beta_min, c.ro2o_beta_decay);
     fprintf(f, " \"tensors\": [");
     for (int i = 0; i < nt; i++) fprintf(f, "%s\"%s\"", i ? ", " : "", t[i].name);
     fprintf(f, "]}\n");
