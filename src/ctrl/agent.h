@@ -46,7 +46,7 @@ typedef struct {
     float ro2o_beta, ro2o_beta_min, ro2o_beta_decay;
     // FamO2O (algo_famo2o.c): the balance (IQL inverse temperature) range (1, 5);
     // updates 1..famo2o_uniform_steps draw beta uniformly (the offline phase:
-    // the trainer should set it to --offline_steps), later ones from the balance model (0)
+    // -1, the default, is the trainer's --offline_steps), later ones from the balance model
     float famo2o_beta_min, famo2o_beta_max;
     int famo2o_uniform_steps;
 } ctrl_algo_config;

@@ -180,7 +180,7 @@ static void famo2o_defaults(ctrl_algo_config *c) {
     c->max_steps = 1000000;
     c->famo2o_beta_min = 1.0f;
     c->famo2o_beta_max = 5.0f;
-    c->famo2o_uniform_steps = 0;
+    c->famo2o_uniform_steps = -1;  // the trainer resolves -1 to --offline_steps
 }
 
 static int famo2o_create(const ctrl_algo_config *c, int S, int A, const float *low,

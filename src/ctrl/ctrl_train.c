@@ -55,6 +55,22 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(deterministic_bc, 1, "BC: MSE on a deterministic policy (1) or Gaussian NLL (0)"),
     F(log_std_min, 0, "policy log-std lower clamp"),
     F(log_std_max, 0, "policy log-std upper clamp"),
+    F(riql_quantile, 0, "RIQL: quantile of the target-Q ensemble that V regresses to"),
+    F(riql_sigma, 0, "RIQL: Huber threshold delta = 1/sigma^2 of the critic loss"),
+    F(ro2o_samples, 1, "RO2O: perturbed states per state (the max is over them)"),
+    F(ro2o_q_eps, 0, "RO2O: eps-ball radius of value smoothing"),
+    F(ro2o_policy_eps, 0, "RO2O: eps-ball radius of policy smoothing"),
+    F(ro2o_ood_eps, 0, "RO2O: eps-ball radius of the OOD penalty's states"),
+    F(ro2o_q_weight, 0, "RO2O: weight of value smoothing"),
+    F(ro2o_policy_weight, 0, "RO2O: weight of policy smoothing (Jeffreys divergence)"),
+    F(ro2o_ood_weight, 0, "RO2O: weight of the OOD penalty"),
+    F(ro2o_q_tau, 0, "RO2O: expectile of value smoothing's asymmetric loss"),
+    F(ro2o_beta, 0, "RO2O: initial OOD uncertainty coefficient"),
+    F(ro2o_beta_min, 0, "RO2O: floor of the OOD uncertainty coefficient"),
+    F(ro2o_beta_decay, 0, "RO2O: OOD coefficient decay per update"),
+    F(famo2o_beta_min, 0, "FamO2O: smallest balance (inverse temperature)"),
+    F(famo2o_beta_max, 0, "FamO2O: largest balance (inverse temperature)"),
+    F(famo2o_uniform_steps, 1, "FamO2O: updates drawing the balance uniformly (-1: --offline_steps)"),
     {NULL, 0, 0, NULL},
 };
 #undef F
@@ -545,6 +561,9 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     // there is one (CORL's finetune iql.py sets T_max to the offline iterations,
     // so fine-tuning runs on the schedule's rising half), else every update
     t->cfg.max_steps = c->offline_steps > 0 ? c->offline_steps : c->online_steps * c->utd;
+    // FamO2O draws the balance uniformly while it learns the family (the offline
+    // phase), then from the balance model: -1 (its default) means --offline_steps
+    if (t->cfg.famo2o_uniform_steps < 0) t->cfg.famo2o_uniform_steps = c->offline_steps;
     rng_seed(&t->rng, c->seed);
     if (t->algo->create(&t->cfg, t->env->obs_dim, t->env->act_dim, t->env->act_low,
                         t->env->act_high, &t->rng, &t->agent, err)) {
