@@ -1,6 +1,6 @@
-// cli/cmd_ctrl: `rlhf ctrl train | eval | collect` — continuous control
-// (src/ctrl/): flags to ctrl_train_config, ctrl_collect_config, and the
-// evaluation of a saved policy. The algorithm's settings (hidden, gamma, ...)
+// cli/cmd_ctrl: `rlhf ctrl train | eval | collect | corrupt` — continuous
+// control (src/ctrl/): flags to ctrl_train_config, ctrl_collect_config, the
+// evaluation of a saved policy, and RIQL's data corruption of a dataset file. The algorithm's settings (hidden, gamma, ...)
 // are flags too, with the defaults of the --algo given (ctrl_algo.defaults), so
 // `rlhf ctrl train --algo iql --help` shows IQL's.
 #include <math.h>
@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "ctrl/corrupt.h"
 #include "ctrl/ctrl_train.h"
 #include "ctrl/dataset.h"
 
@@ -262,11 +264,139 @@ static int ctrl_collect_cmd(int argc, char **argv) {
     return 0;
 }
 
+// level of a corrupted file: LEVEL+KIND-MODE-RATE (mode "random" or "adv"),
+// e.g. "medium+rew-random-0.3"; a file corrupted again stacks another suffix.
+// ctrl_dataset_info.level holds 31 characters: a longer tag is cut there (with
+// a note on stderr).
+static void corrupt_level(ctrl_dataset_info *info, const char *kind, int mode, float rate) {
+    char tag[128];
+    snprintf(tag, sizeof tag, "%s+%s-%s-%g", info->level[0] ? info->level : "data", kind,
+             mode == CTRL_CORRUPT_ADVERSARIAL ? "adv" : "random", rate);
+    if (strlen(tag) >= sizeof info->level)
+        fprintf(stderr, "rlhf ctrl corrupt: note: level \"%s\" is cut to %zu characters\n", tag,
+                sizeof info->level - 1);
+    snprintf(info->level, sizeof info->level, "%s", tag);
+}
+
+// the same file (same path, or the same device and inode when OUT exists)
+static int same_file(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    struct stat sa, sb;
+    return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int ctrl_corrupt_cmd(int argc, char **argv) {
+    const char *dataset = NULL, *out = NULL, *kind_s = NULL, *mode_s = "random", *agent = NULL;
+    ctrl_corrupt_opts o;
+    ctrl_corrupt_defaults(&o);
+    flag_def defs[] = {
+        {"dataset", FLAG_STR, &dataset, "input: a D4RL-layout HDF5 file (never modified)"},
+        {"out", FLAG_STR, &out, "output HDF5 file (must differ from --dataset; replaced atomically)"},
+        {"kind", FLAG_STR, &kind_s, "field to corrupt: obs (observations), act (actions), rew (rewards), dyn (next_observations)"},
+        {"mode", FLAG_STR, &mode_s, "random, or adversarial (rew: r = -scale r; obs/act: a gradient attack on --agent's critic; dyn: not implemented)"},
+        {"rate", FLAG_FLOAT, &o.rate, "share of rows hit (each row independently)", 0, 1},
+        {"scale", FLAG_FLOAT, &o.scale, "RIQL's corruption_range: noise in [-scale, scale] x the column's std (random rew: [-scale, scale] x 30)", 0, 1e30},
+        {"seed", FLAG_U64, &o.seed, "seed of the row draws and the noise (the same seed: the same file)"},
+        {"attack_steps", FLAG_INT, &o.attack_steps, "adversarial obs/act: steps of the gradient attack", 0, 1e7},
+        {"attack_step_size", FLAG_FLOAT, &o.attack_step_size, "adversarial obs/act: step size (times --scale)", 0, 1e30},
+        {"agent", FLAG_STR, &agent, "adversarial obs/act: the attacker, a ctrl train run folder or a checkpoint folder; its critic and observation normaliser are used"},
+        {NULL, 0, NULL, NULL},
+    };
+    rlhf_err err;
+    int r = flags_parse(argc, argv, defs, "ctrl corrupt",
+                        "RIQL's data corruption (Yang et al. 2023): each row of --dataset is hit with "
+                        "probability --rate,\nand the hit rows' --kind field is corrupted (--mode random: "
+                        "uniform noise; adversarial:\nrewards negated, or observations/actions moved by a "
+                        "gradient attack that lowers --agent's Q).\nWrites --out with the input's env and "
+                        "reference returns; level becomes LEVEL+KIND-MODE-RATE\n(e.g. medium+rew-random-0.3, "
+                        "medium+obs-adv-0.3). Prints the number of rows hit.\n"
+                        "example: rlhf ctrl corrupt --dataset runs/pend/medium.hdf5 --out runs/pend/medium-rew.hdf5 \\\n"
+                        "           --kind rew --mode random --rate 0.3",
+                        &err);
+    if (r == 1) return 0;
+    if (r == 0 && !(dataset && *dataset)) r = rlhf_fail(&err, "--dataset IN.hdf5 is needed");
+    if (r == 0 && !(out && *out)) r = rlhf_fail(&err, "--out OUT.hdf5 is needed");
+    if (r == 0 && same_file(dataset, out))
+        r = rlhf_fail(&err, "--out \"%s\" is the --dataset file; the input is never overwritten: "
+                            "give another --out", out);
+    if (r == 0 && !(kind_s && *kind_s)) r = rlhf_fail(&err, "--kind is needed: obs, act, rew or dyn");
+    if (r == 0 && ctrl_corrupt_kind_parse(kind_s, &o.kind, &err))
+        r = rlhf_fail(&err, "--kind \"%s\" is not one of obs, act, rew, dyn", kind_s);
+    if (r == 0 && ctrl_corrupt_mode_parse(mode_s ? mode_s : "", &o.mode, &err))
+        r = rlhf_fail(&err, "--mode \"%s\" is not random or adversarial", mode_s ? mode_s : "");
+    int needs_agent = o.mode == CTRL_CORRUPT_ADVERSARIAL &&
+                      (o.kind == CTRL_CORRUPT_OBS || o.kind == CTRL_CORRUPT_ACT);
+    if (r == 0 && o.mode == CTRL_CORRUPT_ADVERSARIAL && o.kind == CTRL_CORRUPT_DYN)
+        r = rlhf_fail(&err, "--kind dyn --mode adversarial is not implemented (RIQL attacks next "
+                            "observations through the attacker's actor as well); use --mode random");
+    if (r == 0 && needs_agent && !(agent && *agent))
+        r = rlhf_fail(&err, "--mode adversarial --kind %s needs --agent RUN_OR_CHECKPOINT (the "
+                            "attacker's critic)", kind_s);
+    if (r == 0 && !needs_agent && agent && *agent)
+        r = rlhf_fail(&err, "--agent is only used by --mode adversarial with --kind obs or act");
+    if (r < 0) {
+        fprintf(stderr, "rlhf ctrl corrupt: %s\n", err.msg);
+        return 2;
+    }
+    ctrl_transitions t;
+    ctrl_dataset_info info;
+    if (ctrl_dataset_load(dataset, &t, &info, &err)) {
+        fprintf(stderr, "rlhf ctrl corrupt: --dataset: %s\n", err.msg);
+        return 1;
+    }
+    ctrl_policy p;
+    ctrl_mlp critic;
+    int have_policy = 0, have_critic = 0, rc = 0;
+    if (needs_agent) {
+        // a checkpoint folder has state.json; otherwise a run folder's checkpoint
+        char dir[4400], probe[4600];
+        struct stat st;
+        snprintf(probe, sizeof probe, "%s/state.json", agent);
+        if (!stat(probe, &st)) snprintf(dir, sizeof dir, "%s", agent);
+        else rc = ctrl_run_checkpoint(agent, dir, sizeof dir, &err);
+        if (!rc) rc = ctrl_policy_load(dir, &p, &err);
+        have_policy = !rc;
+        if (!rc && (p.obs_dim != t.obs_dim || p.act_dim != t.act_dim))
+            rc = rlhf_fail(&err, "%s: obs %d / act %d, but the dataset has obs %d / act %d", dir,
+                           p.obs_dim, p.act_dim, t.obs_dim, t.act_dim);
+        if (!rc) rc = ctrl_corrupt_critic_from_agent(p.algo, p.agent, &p.cfg, p.obs_dim,
+                                                     p.act_dim, &critic, &err);
+        have_critic = !rc;
+        if (rc) {
+            fprintf(stderr, "rlhf ctrl corrupt: --agent %s: %s\n", agent, err.msg);
+            rc = 2;
+        }
+        o.critic = &critic;
+        o.norm = &p.norm;
+    }
+    long n_hit = 0;
+    if (!rc && ctrl_corrupt(&t, &o, NULL, &n_hit, &err)) {
+        fprintf(stderr, "rlhf ctrl corrupt: %s\n", err.msg);
+        rc = 1;
+    }
+    if (!rc) {
+        corrupt_level(&info, kind_s, o.mode, o.rate);
+        if (ctrl_dataset_save(out, &t, &info, &err)) {
+            fprintf(stderr, "rlhf ctrl corrupt: --out: %s\n", err.msg);
+            rc = 1;
+        }
+    }
+    if (!rc)
+        printf("%s: %s %s corruption of %ld of %ld rows (%.1f%%, rate %g, scale %g, seed %llu); "
+               "level \"%s\"\n", out, kind_s, mode_s, n_hit, t.n, 100.0 * n_hit / t.n, o.rate,
+               o.scale, (unsigned long long)o.seed, info.level);
+    if (have_critic) ctrl_mlp_free(&critic);
+    if (have_policy) ctrl_policy_free(&p);
+    ctrl_transitions_free(&t);
+    return rc;
+}
+
 static void ctrl_usage(FILE *f) {
-    fprintf(f, "usage: rlhf ctrl <train|eval|collect> [flags]   (rlhf ctrl train --help)\n\n"
+    fprintf(f, "usage: rlhf ctrl <train|eval|collect|corrupt> [flags]   (rlhf ctrl train --help)\n\n"
                "  train    offline, online or offline-to-online RL on a control task\n"
                "  eval     return and normalised score of a trained policy\n"
-               "  collect  D4RL-style datasets (random ... expert) from our own SAC agent\n");
+               "  collect  D4RL-style datasets (random ... expert) from our own SAC agent\n"
+               "  corrupt  RIQL's data corruption of a dataset (observations, actions, rewards, dynamics)\n");
 }
 
 int cmd_ctrl(int argc, char **argv) {
@@ -281,6 +411,7 @@ int cmd_ctrl(int argc, char **argv) {
     if (!strcmp(argv[0], "train")) return ctrl_train_cmd(argc - 1, argv + 1);
     if (!strcmp(argv[0], "eval")) return ctrl_eval_cmd(argc - 1, argv + 1);
     if (!strcmp(argv[0], "collect")) return ctrl_collect_cmd(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "corrupt")) return ctrl_corrupt_cmd(argc - 1, argv + 1);
     fprintf(stderr, "rlhf ctrl: unknown subcommand \"%s\"\n\n", argv[0]);
     ctrl_usage(stderr);
     return 2;
