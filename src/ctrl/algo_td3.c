@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl/algo_common.h"
 #include "ctrl/ctrl_loss.h"
 #include "ctrl/mlp.h"
 #include "ctrl/policy.h"
@@ -59,27 +60,8 @@ static void grow(td3_agent *g, int B) {
                     (long)B * g->A,          (long)B * g->A,          (long)B * g->A,
                     (long)B * g->c.n_critics, (long)B * g->c.n_critics, B,
                     (long)B * g->A,          B,                       B};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) {
-        free(*bufs[i]);
-        *bufs[i] = xmalloc(sizes[i] * sizeof(float));
-    }
+    ctrl_bufs_realloc(bufs, sizes, (int)(sizeof bufs / sizeof bufs[0]));
     g->cap = B;
-}
-
-// sa (B, S + A) = [obs | act] per row
-static void concat(float *sa, const float *obs, const float *act, int B, int S, int A) {
-    for (int b = 0; b < B; b++) {
-        memcpy(sa + (long)b * (S + A), obs + (long)b * S, S * sizeof(float));
-        memcpy(sa + (long)b * (S + A) + S, act + (long)b * A, A * sizeof(float));
-    }
-}
-
-static void clip_actions(float *a, const td3_agent *g, int B) {
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < g->A; i++) {
-            float *x = a + (long)b * g->A + i;
-            *x = fminf(fmaxf(*x, g->low[i]), g->high[i]);
-        }
 }
 
 // the actor's action pi(s) (B, A) into out; keeps the actor's activations
@@ -88,88 +70,26 @@ static void actor_forward(td3_agent *g, ctrl_mlp *net, const float *obs, int B, 
     ctrl_det_forward(out, g->u, g->scale, g->bias, B, g->A);
 }
 
-// Adam step counts live in counters (floats) so a checkpoint restores them
-static void adam_step(ctrl_adam *opt, float *t, float *params, const float *grads) {
-    opt->t = (int)*t;
-    ctrl_adam_step(opt, params, grads);
-    *t = (float)opt->t;
-}
-
-static void bc_defaults(ctrl_algo_config *c);
-
-static void td3_defaults(ctrl_algo_config *c) {
-    bc_defaults(c);
-    c->policy_freq = 2;
-    c->policy_noise = 0.2f;
-    c->noise_clip = 0.5f;
-    c->expl_noise = 0.1f;
-}
-
-// CORL's values (any_percent_bc.py, td3_bc.py); fields other algorithms read
-// get their CORL defaults too so one config is complete whatever the table
+// CORL's values (any_percent_bc.py, td3_bc.py): BC has no target smoothing
 static void bc_defaults(ctrl_algo_config *c) {
-    memset(c, 0, sizeof *c);
-    c->hidden = 256;
-    c->layers = 2;
-    c->n_critics = 2;
-    c->gamma = 0.99f;
-    c->tau = 0.005f;
-    c->actor_lr = c->critic_lr = c->value_lr = c->alpha_lr = 3e-4f;
+    ctrl_corl_defaults(c);
     c->policy_freq = 1;
-    c->expl_noise = 0.1f;
-    c->td3bc_alpha = 2.5f;
-    c->iql_tau = 0.7f;
-    c->iql_beta = 3.0f;
-    c->adv_clip = 100.0f;
-    c->awac_lambda = 1.0f;
-    c->sac_alpha = 1.0f;
-    c->autotune_alpha = 1;
-    c->target_entropy = NAN;
-    c->cql_alpha = 5.0f;
-    c->cql_n_actions = 10;
-    c->cql_temp = 1.0f;
-    c->deterministic_bc = 1;
-    c->log_std_min = -20.0f;
-    c->log_std_max = 2.0f;
-    c->max_steps = 1000000;
-}
-
-static int check_config(const ctrl_algo_config *c, int S, int A, const float *low,
-                        const float *high, int critic, rlhf_err *err) {
-    if (S < 1 || A < 1) return rlhf_fail(err, "ctrl agent: obs_dim %d / act_dim %d must be >= 1", S, A);
-    if (c->hidden < 1 || c->layers < 1)
-        return rlhf_fail(err, "ctrl agent: hidden %d and layers %d must be >= 1", c->hidden,
-                         c->layers);
-    if (critic && c->n_critics < 1)
-        return rlhf_fail(err, "ctrl agent: n_critics %d must be >= 1", c->n_critics);
-    if (critic && c->policy_freq < 1)
-        return rlhf_fail(err, "ctrl agent: policy_freq %d must be >= 1", c->policy_freq);
-    for (int i = 0; i < A; i++)
-        if (!(isfinite(low[i]) && isfinite(high[i]) && low[i] < high[i]))
-            return rlhf_fail(err, "ctrl agent: action bound %d is [%g, %g]; need finite low < high",
-                             i, low[i], high[i]);
-    return 0;
+    c->policy_noise = 0;
+    c->noise_clip = 0;
 }
 
 static int create_kind(int kind, const ctrl_algo_config *c, int S, int A, const float *low,
                        const float *high, rlhf_rng *rng, void **out, rlhf_err *err) {
-    if (check_config(c, S, A, low, high, kind != KIND_BC, err)) return -1;
+    if (ctrl_check_create("agent", c, S, A, low, high, kind != KIND_BC, err)) return -1;
+    if (kind != KIND_BC && c->policy_freq < 1)
+        return rlhf_fail(err, "ctrl agent: policy_freq %d must be >= 1", c->policy_freq);
     td3_agent *g = xcalloc(1, sizeof *g);
     g->kind = kind;
     g->S = S;
     g->A = A;
     g->c = *c;
     g->stochastic = kind == KIND_BC && !c->deterministic_bc;
-    g->low = xmalloc(4 * (long)A * sizeof(float));
-    g->high = g->low + A;
-    g->scale = g->low + 2 * A;
-    g->bias = g->low + 3 * A;
-    for (int i = 0; i < A; i++) {
-        g->low[i] = low[i];
-        g->high[i] = high[i];
-        g->scale[i] = (high[i] - low[i]) / 2;
-        g->bias[i] = (high[i] + low[i]) / 2;
-    }
+    ctrl_action_box(low, high, A, &g->low, &g->high, &g->scale, &g->bias);
     ctrl_mlp_init(&g->actor, S, c->hidden, c->layers, A, 1, rng);
     ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
     if (g->stochastic) {
@@ -202,19 +122,12 @@ static int td3_bc_create(const ctrl_algo_config *c, int S, int A, const float *l
     return create_kind(KIND_TD3_BC, c, S, A, low, high, rng, out, err);
 }
 
-static int check_batch(const td3_agent *g, const ctrl_batch *b, rlhf_err *err) {
-    if (b->B < 1 || b->obs_dim != g->S || b->act_dim != g->A)
-        return rlhf_fail(err, "ctrl agent: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
-                         b->B, b->obs_dim, b->act_dim, g->S, g->A);
-    return 0;
-}
-
 // behaviour cloning: one step on the actor
 static int bc_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                      rlhf_err *err) {
     (void)rng;
     td3_agent *g = agent;
-    if (check_batch(g, b, err)) return -1;
+    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
     int B = b->B, A = g->A;
     grow(g, B);
     g->counters[C_STEP] += 1;
@@ -236,9 +149,9 @@ static int bc_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metri
     ctrl_det_backward(g->du, g->dpi, g->pi, g->scale, g->bias, B, A);
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
-    adam_step(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+    ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
     if (g->stochastic)
-        adam_step(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
+        ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
     ctrl_metrics_add(metrics, "actor_loss", loss);
     return 0;
 }
@@ -247,7 +160,7 @@ static int bc_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metri
 static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                       rlhf_err *err) {
     td3_agent *g = agent;
-    if (check_batch(g, b, err)) return -1;
+    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
     int B = b->B, A = g->A, S = g->S, E = g->c.n_critics;
     grow(g, B);
     g->counters[C_STEP] += 1;
@@ -263,13 +176,13 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
             float n = fminf(fmaxf(g->c.policy_noise * g->scale[i] * g->eps[k], -c), c);
             g->pi[k] += n;
         }
-    clip_actions(g->pi, g, B);
-    concat(g->sa, b->next_obs, g->pi, B, S, A);
+    ctrl_clip_actions(g->pi, g->low, g->high, B, A);
+    ctrl_concat(g->sa, b->next_obs, g->pi, B, S, A);
     ctrl_mlp_forward(&g->critic_target, g->sa, B, g->q);
     ctrl_td_target(g->y, b->rew, b->done, g->q, E, B, g->c.gamma);
 
     // critic: the sum of the members' MSEs (CORL's critic_1 + critic_2 losses)
-    concat(g->sa, b->obs, b->act, B, S, A);
+    ctrl_concat(g->sa, b->obs, b->act, B, S, A);
     ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
     double qmean = 0;
     for (int k = 0; k < B; k++) qmean += g->q[k];
@@ -277,14 +190,14 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     double critic_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    adam_step(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
+    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
     ctrl_metrics_add(metrics, "critic_loss", critic_loss);
     ctrl_metrics_add(metrics, "q_mean", qmean / B);
 
     if (step % g->c.policy_freq == 0) {
         // actor through member 0 of the updated critic (CORL's critic_1)
         actor_forward(g, &g->actor, b->obs, B, g->pi);
-        concat(g->sa, b->obs, g->pi, B, S, A);
+        ctrl_concat(g->sa, b->obs, g->pi, B, S, A);
         ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
         memset(g->dq, 0, (long)E * B * sizeof(float));
         memset(g->dpi, 0, (long)B * A * sizeof(float));
@@ -305,7 +218,7 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         ctrl_det_backward(g->du, g->dpi, g->pi, g->scale, g->bias, B, A);
         ctrl_mlp_zero_grad(&g->actor);
         ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
-        adam_step(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+        ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
         ctrl_metrics_add(metrics, "actor_loss", actor_loss);
         ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
         ctrl_mlp_polyak(&g->actor_target, &g->actor, g->c.tau);
@@ -328,7 +241,7 @@ static void td3_act(void *agent, const float *obs, int B, int deterministic, rlh
                                      : g->c.expl_noise * g->scale[i];
             action[(long)r * g->A + i] += sd * rng_normal(rng);
         }
-    clip_actions(action, g, B);
+    ctrl_clip_actions(action, g->low, g->high, B, g->A);
 }
 
 static int td3_tensors(void *agent, ctrl_tensor *out, int max) {
@@ -352,9 +265,7 @@ static int td3_tensors(void *agent, ctrl_tensor *out, int max) {
     }
     // step, actor Adam t, critic Adam t, log_std Adam t
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};
-    if (n > max) n = max;
-    memcpy(out, all, n * sizeof *out);
-    return n;
+    return ctrl_tensors_out(out, max, all, n);
 }
 
 static void td3_free(void *agent) {
@@ -374,7 +285,7 @@ static void td3_free(void *agent) {
     }
     float *bufs[] = {g->sa, g->dsa, g->u, g->du, g->pi, g->dpi, g->q, g->dq, g->y, g->eps,
                      g->logp, g->dlogp};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) free(bufs[i]);
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->low);
     free(g);
 }
@@ -395,7 +306,7 @@ const ctrl_algo ctrl_algo_td3 = {
     .name = "td3",
     .summary = "TD3: twin critics, target smoothing, delayed actor (Fujimoto et al. 2018)",
     .offline = 0,
-    .defaults = td3_defaults,
+    .defaults = ctrl_corl_defaults,
     .create = td3_create,
     .update = td3_update,
     .act = td3_act,
@@ -407,7 +318,7 @@ const ctrl_algo ctrl_algo_td3_bc = {
     .name = "td3_bc",
     .summary = "TD3+BC: TD3 with a normalised behaviour-cloning term (Fujimoto & Gu 2021)",
     .offline = 0,
-    .defaults = td3_defaults,
+    .defaults = ctrl_corl_defaults,
     .create = td3_bc_create,
     .update = td3_update,
     .act = td3_act,

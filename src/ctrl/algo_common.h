@@ -1,0 +1,45 @@
+// ctrl/algo_common: small helpers the algorithm files (algo_*.c) share —
+// row concatenation, Adam steps counted in floats, scratch buffers, the action
+// box, the refusals every create/update makes, CORL's default config and
+// copying a tensor list out. Nothing here knows an algorithm.
+#ifndef RLHF_CTRL_ALGO_COMMON_H
+#define RLHF_CTRL_ALGO_COMMON_H
+
+#include "ctrl/agent.h"
+#include "ctrl/mlp.h"
+
+// dst (B, S + W) = [obs | x] per row (obs (B, S), x (B, W))
+void ctrl_concat(float *dst, const float *obs, const float *x, int B, int S, int W);
+
+// one Adam step whose step count lives in the float *t (a checkpointed counter)
+void ctrl_adam_step_counted(ctrl_adam *opt, float *t, float *params, const float *grads);
+
+// scratch: frees *bufs[i] and allocates sizes[i] floats in its place, i < n
+void ctrl_bufs_realloc(float **const bufs[], const long sizes[], int n);
+// frees bufs[i], i < n
+void ctrl_bufs_free(float *const bufs[], int n);
+
+// the action box as one block of 4 A floats: *low (free this one) | *high |
+// *scale = (high - low) / 2 | *bias = (high + low) / 2, so an action is
+// bias + scale * tanh(...)
+void ctrl_action_box(const float *low, const float *high, int A, float **lo, float **hi,
+                     float **scale, float **bias);
+// a[b, i] = clip(a[b, i], low[i], high[i]) for B rows of A
+void ctrl_clip_actions(float *a, const float *low, const float *high, int B, int A);
+
+// create's common refusals, naming the algorithm `who`: obs/act dims, hidden
+// and layers >= 1, n_critics >= 1 when `critics`, every bound finite low < high
+int ctrl_check_create(const char *who, const ctrl_algo_config *c, int S, int A, const float *low,
+                      const float *high, int critics, rlhf_err *err);
+// update's refusal: a batch of no rows or of other dims than the agent's
+int ctrl_check_batch(const char *who, const ctrl_batch *b, int S, int A, rlhf_err *err);
+
+// CORL's values (td3_bc.py, iql.py, awac.py, cql.py) for every field, TD3's
+// target smoothing (policy_freq 2, noise 0.2 / 0.5) included; the algorithms
+// change what differs
+void ctrl_corl_defaults(ctrl_algo_config *c);
+
+// copies the first min(n, max) of all[] into out; returns that count
+int ctrl_tensors_out(ctrl_tensor *out, int max, const ctrl_tensor *all, int n);
+
+#endif
