@@ -70,7 +70,8 @@ int ctrl_check_create(const char *who, const ctrl_algo_config *c, int S, int A, 
 int ctrl_check_batch(const char *who, const ctrl_batch *b, int S, int A, rlhf_err *err) {
     if (b->B < 1 || b->obs_dim != S || b->act_dim != A)
         return rlhf_fail(err,
-                         "ctrl %s: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
+                         "ctrl %s: batch of %d rows (obs %d, act %d) for an agent of obs %d, "
+                         "act %d",
                          who, b->B, b->obs_dim, b->act_dim, S, A);
     return 0;
 }

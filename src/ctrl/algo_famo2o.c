@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl/algo_common.h"
 #include "ctrl/ctrl_loss.h"
 #include "ctrl/famo2o_loss.h"
 #include "ctrl/mlp.h"
@@ -102,25 +103,8 @@ static void grow(famo2o_agent *g, int B) {
                     BE, B,      B,      B,  B,  B,  B,  B,  B,  BA + 2L * B,
                     B,  2L * B, 2L * B, B,  B,  B,  B,  B,  B,  (long)B * g->D,
                     B,  B};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) {
-        free(*bufs[i]);
-        *bufs[i] = xmalloc(sizes[i] * sizeof(float));
-    }
+    ctrl_bufs_realloc(bufs, sizes, (int)(sizeof bufs / sizeof bufs[0]));
     g->cap = B;
-}
-
-// dst (B, S + W) = [obs | x] per row
-static void concat(float *dst, const float *obs, const float *x, int B, int S, int W) {
-    for (int b = 0; b < B; b++) {
-        memcpy(dst + (long)b * (S + W), obs + (long)b * S, S * sizeof(float));
-        memcpy(dst + (long)b * (S + W) + S, x + (long)b * W, W * sizeof(float));
-    }
-}
-
-static void adam_step(ctrl_adam *opt, float *t, float *params, const float *grads) {
-    opt->t = (int)*t;
-    ctrl_adam_step(opt, params, grads);
-    *t = (float)opt->t;
 }
 
 static float beta_of(const famo2o_agent *g, double x) {
@@ -135,7 +119,7 @@ static double bal_std(const famo2o_agent *g) {
 // the universal policy's mean (B, A) at (obs, beta) into out; keeps the actor's activations
 static void actor_mean(famo2o_agent *g, const float *obs, const float *beta, int B, float *out) {
     ctrl_famo2o_encode(g->enc, beta, B, g->D, CTRL_FAMO2O_ENC_BASE);
-    concat(g->sx, obs, g->enc, B, g->S, g->D);
+    ctrl_concat(g->sx, obs, g->enc, B, g->S, g->D);
     ctrl_mlp_forward(&g->actor, g->sx, B, g->u);
     ctrl_det_forward(out, g->u, g->scale, g->bias, B, g->A);
 }
@@ -143,7 +127,7 @@ static void actor_mean(famo2o_agent *g, const float *obs, const float *beta, int
 // Q (E, B) at (obs, act) -> g->q and the member minimum -> qmin (B)
 static void critic_eval(famo2o_agent *g, ctrl_mlp *net, const float *obs, const float *act, int B,
                         float *qmin) {
-    concat(g->sa, obs, act, B, g->S, g->A);
+    ctrl_concat(g->sa, obs, act, B, g->S, g->A);
     ctrl_mlp_forward(net, g->sa, B, g->q);
     ctrl_ensemble_min(qmin, g->q, g->c.n_critics, B);
 }
@@ -153,31 +137,10 @@ static void critic_eval(famo2o_agent *g, ctrl_mlp *net, const float *obs, const 
 // config uses (8, 14) with expectile 0.9), target entropy -0.5, the family
 // actor's log_std_min -5
 static void famo2o_defaults(ctrl_algo_config *c) {
-    memset(c, 0, sizeof *c);
-    c->hidden = 256;
-    c->layers = 2;
-    c->n_critics = 2;
-    c->gamma = 0.99f;
-    c->tau = 0.005f;
-    c->actor_lr = c->critic_lr = c->value_lr = c->alpha_lr = 3e-4f;
-    c->policy_freq = 2;
-    c->policy_noise = 0.2f;
-    c->noise_clip = 0.5f;
-    c->expl_noise = 0.1f;
-    c->td3bc_alpha = 2.5f;
-    c->iql_tau = 0.7f;
-    c->iql_beta = 3.0f; // unused: beta comes from the range
-    c->adv_clip = 100.0f;
-    c->awac_lambda = 1.0f;
-    c->sac_alpha = 1.0f; // the balance temperature's start (hierarchical_init_temperature)
-    c->autotune_alpha = 1;
+    ctrl_corl_defaults(c);
+    c->deterministic_bc = 0;
     c->target_entropy = -0.5f;
-    c->cql_alpha = 5.0f;
-    c->cql_n_actions = 10;
-    c->cql_temp = 1.0f;
     c->log_std_min = -5.0f;
-    c->log_std_max = 2.0f;
-    c->max_steps = 1000000;
     c->famo2o_beta_min = 1.0f;
     c->famo2o_beta_max = 5.0f;
     c->famo2o_uniform_steps = -1;  // the trainer resolves -1 to --offline_steps
@@ -185,39 +148,22 @@ static void famo2o_defaults(ctrl_algo_config *c) {
 
 static int famo2o_create(const ctrl_algo_config *c, int S, int A, const float *low,
                          const float *high, rlhf_rng *rng, void **out, rlhf_err *err) {
-    if (S < 1 || A < 1)
-        return rlhf_fail(err, "ctrl agent: obs_dim %d / act_dim %d must be >= 1", S, A);
-    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
-        return rlhf_fail(err, "ctrl agent: hidden %d, layers %d, n_critics %d must be >= 1",
-                         c->hidden, c->layers, c->n_critics);
+    if (ctrl_check_create("famo2o", c, S, A, low, high, 1, err)) return -1;
     if (!(c->sac_alpha > 0 && isfinite(c->sac_alpha)))
         return rlhf_fail(err,
-                         "ctrl agent: sac_alpha %g (the balance temperature's start) must be > 0",
+                         "ctrl famo2o: sac_alpha %g (the balance temperature's start) must be > 0",
                          c->sac_alpha);
     if (!(isfinite(c->famo2o_beta_min) && isfinite(c->famo2o_beta_max) &&
           c->famo2o_beta_min < c->famo2o_beta_max))
-        return rlhf_fail(err, "ctrl agent: famo2o beta range [%g, %g]; need finite min < max",
+        return rlhf_fail(err, "ctrl famo2o: beta range [%g, %g]; need finite min < max",
                          c->famo2o_beta_min, c->famo2o_beta_max);
-    for (int i = 0; i < A; i++)
-        if (!(isfinite(low[i]) && isfinite(high[i]) && low[i] < high[i]))
-            return rlhf_fail(err, "ctrl agent: action bound %d is [%g, %g]; need finite low < high",
-                             i, low[i], high[i]);
     famo2o_agent *g = xcalloc(1, sizeof *g);
     g->S = S;
     g->A = A;
     g->D = CTRL_FAMO2O_ENC_DIM;
     g->c = *c;
     g->target_entropy = isnan(c->target_entropy) ? -0.5f : c->target_entropy;
-    g->low = xmalloc(4 * (long)A * sizeof(float));
-    g->high = g->low + A;
-    g->scale = g->low + 2 * A;
-    g->bias = g->low + 3 * A;
-    for (int i = 0; i < A; i++) {
-        g->low[i] = low[i];
-        g->high[i] = high[i];
-        g->scale[i] = (high[i] - low[i]) / 2;
-        g->bias[i] = (high[i] + low[i]) / 2;
-    }
+    ctrl_action_box(low, high, A, &g->low, &g->high, &g->scale, &g->bias);
     ctrl_mlp_init(&g->actor, S + g->D, c->hidden, c->layers, A, 1, rng);
     ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
     g->log_std = xcalloc(2 * (long)A, sizeof(float)); // log_std = 0 (the authors' zeros init)
@@ -305,8 +251,9 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     ctrl_mlp_zero_grad(&g->balance);
     ctrl_mlp_backward(&g->balance, g->dbeta, NULL, 1);
     g->bal_log_std_grad[0] = (float)dls;
-    adam_step(&g->balance_opt, &g->counters[C_BAL_T], g->balance.params, g->balance.grads);
-    adam_step(&g->bal_log_std_opt, &g->counters[C_BAL_LOGSTD_T], g->bal_log_std,
+    ctrl_adam_step_counted(&g->balance_opt, &g->counters[C_BAL_T], g->balance.params,
+                           g->balance.grads);
+    ctrl_adam_step_counted(&g->bal_log_std_opt, &g->counters[C_BAL_LOGSTD_T], g->bal_log_std,
               g->bal_log_std_grad);
 
     // the temperature, on the entropy of this sample (held fixed)
@@ -316,7 +263,7 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     g->log_alpha_grad[0] = 0;
     *alpha_loss_out =
         ctrl_famo2o_alpha_loss(g->log_alpha_grad, g->log_alpha[0], h, g->target_entropy);
-    adam_step(&g->alpha_opt, &g->counters[C_ALPHA_T], g->log_alpha, g->log_alpha_grad);
+    ctrl_adam_step_counted(&g->alpha_opt, &g->counters[C_ALPHA_T], g->log_alpha, g->log_alpha_grad);
     *entropy_out = h;
     return loss;
 }
@@ -324,10 +271,7 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
 static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                          rlhf_err *err) {
     famo2o_agent *g = agent;
-    if (b->B < 1 || b->obs_dim != g->S || b->act_dim != g->A)
-        return rlhf_fail(
-            err, "ctrl agent: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
-            b->B, b->obs_dim, b->act_dim, g->S, g->A);
+    if (ctrl_check_batch("famo2o", b, g->S, g->A, err)) return -1;
     int B = b->B, A = g->A, E = g->c.n_critics;
     grow(g, B);
     float k = g->counters[C_ACTOR_T]; // actor steps taken before this one
@@ -344,7 +288,7 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     double value_loss = ctrl_expectile_loss(g->dv, g->qt, g->v, B, g->c.iql_tau);
     ctrl_mlp_zero_grad(&g->value);
     ctrl_mlp_backward(&g->value, g->dv, NULL, 1);
-    adam_step(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
+    ctrl_adam_step_counted(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
 
     // the balance model and its temperature; keep the old model's beta draw
     // for the actor (the authors pass the balance model before its step)
@@ -387,13 +331,13 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     g->actor_opt.lr = g->log_std_opt.lr = lr;
-    adam_step(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
-    adam_step(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
+    ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+    ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
 
     // Q: the mean of the members' MSEs to r + gamma (1 - d) V(s'), updated V
     ctrl_mlp_forward(&g->value, b->next_obs, B, g->y);
     ctrl_td_target(g->y, b->rew, b->done, g->y, 1, B, g->c.gamma);
-    concat(g->sa, b->obs, b->act, B, g->S, A);
+    ctrl_concat(g->sa, b->obs, b->act, B, g->S, A);
     ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
     double qmean = 0;
     for (int r = 0; r < B; r++) qmean += g->q[r];
@@ -401,7 +345,8 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     double q_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f / E);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    adam_step(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
+    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
+                           g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
 
     ctrl_metrics_add(metrics, "value_loss", value_loss);
@@ -443,9 +388,9 @@ static void famo2o_act(void *agent, const float *obs, int B, int deterministic, 
         for (int i = 0; i < g->A; i++) {
             long k = (long)r * g->A + i;
             double ls = fmin(fmax(g->log_std[i], g->c.log_std_min), g->c.log_std_max);
-            float x = (float)(action[k] + exp(ls) * rng_normal(rng));
-            action[k] = fminf(fmaxf(x, g->low[i]), g->high[i]);
+            action[k] = (float)(action[k] + exp(ls) * rng_normal(rng));
         }
+    ctrl_clip_actions(action, g->low, g->high, B, g->A);
 }
 
 static int famo2o_tensors(void *agent, ctrl_tensor *out, int max) {
@@ -477,9 +422,7 @@ static int famo2o_tensors(void *agent, ctrl_tensor *out, int max) {
     // step, then the actor / log_std / critic / value / balance / balance
     // log_std / log_alpha Adam t
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};
-    if (n > max) n = max;
-    memcpy(out, all, n * sizeof *out);
-    return n;
+    return ctrl_tensors_out(out, max, all, n);
 }
 
 static void famo2o_free(void *agent) {
@@ -495,7 +438,7 @@ static void famo2o_free(void *agent) {
                      g->pa,   g->q,     g->dq,     g->y,     g->v,     g->dv,   g->qt,    g->adv,
                      g->w,    g->logp,  g->dlogp,  g->noise, g->bmu,   g->bout, g->dbout, g->bx,
                      g->bpre, g->blogp, g->dblogp, g->beta,  g->dbeta, g->enc,  g->qmin,  g->dqmin};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) free(bufs[i]);
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->low);
     free(g);
 }

@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl/algo_common.h"
 #include "ctrl/ctrl_loss.h"
 #include "ctrl/mlp.h"
 #include "ctrl/policy.h"
@@ -72,27 +73,8 @@ static void grow(iql_agent *g, int B) {
                       &g->q,  &g->dq,  &g->y,  &g->v,  &g->dv,   &g->adv,   &g->w,
                       &g->logp, &g->dlogp, &g->eps, &g->qmin};
     long sizes[] = {BX, BX, BA, BA, BA, BA, BA, BE, BE, B, B, B, B, B, B, B, 2 * BA, B};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) {
-        free(*bufs[i]);
-        *bufs[i] = xmalloc(sizes[i] * sizeof(float));
-    }
+    ctrl_bufs_realloc(bufs, sizes, (int)(sizeof bufs / sizeof bufs[0]));
     g->cap = B;
-}
-
-// sa (B, S + A) = [obs | act] per row
-static void concat(float *sa, const float *obs, const float *act, int B, int S, int A) {
-    for (int b = 0; b < B; b++) {
-        memcpy(sa + (long)b * (S + A), obs + (long)b * S, S * sizeof(float));
-        memcpy(sa + (long)b * (S + A) + S, act + (long)b * A, A * sizeof(float));
-    }
-}
-
-static void clip_actions(float *a, const iql_agent *g, int B) {
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < g->A; i++) {
-            float *x = a + (long)b * g->A + i;
-            *x = fminf(fmaxf(*x, g->low[i]), g->high[i]);
-        }
 }
 
 static float std_of(const iql_agent *g, int i) {
@@ -113,44 +95,14 @@ static void sample_actions(const iql_agent *g, const float *mean, const float *e
             long k = (long)b * g->A + i;
             out[k] = mean[k] + std_of(g, i) * eps[k];
         }
-    clip_actions(out, g, B);
-}
-
-static void adam_step(ctrl_adam *opt, float *t, float *params, const float *grads) {
-    opt->t = (int)*t;
-    ctrl_adam_step(opt, params, grads);
-    *t = (float)opt->t;
+    ctrl_clip_actions(out, g->low, g->high, B, g->A);
 }
 
 // CORL's values (iql.py, awac.py); the other fields get their CORL defaults
 // too, so one config is complete whatever the table
 static void common_defaults(ctrl_algo_config *c) {
-    memset(c, 0, sizeof *c);
-    c->hidden = 256;
-    c->layers = 2;
-    c->n_critics = 2;
-    c->gamma = 0.99f;
-    c->tau = 0.005f;
-    c->actor_lr = c->critic_lr = c->value_lr = c->alpha_lr = 3e-4f;
-    c->policy_freq = 2;
-    c->policy_noise = 0.2f;
-    c->noise_clip = 0.5f;
-    c->expl_noise = 0.1f;
-    c->td3bc_alpha = 2.5f;
-    c->iql_tau = 0.7f;
-    c->iql_beta = 3.0f;
-    c->adv_clip = 100.0f;
-    c->awac_lambda = 1.0f;
-    c->sac_alpha = 1.0f;
-    c->autotune_alpha = 1;
-    c->target_entropy = NAN;
-    c->cql_alpha = 5.0f;
-    c->cql_n_actions = 10;
-    c->cql_temp = 1.0f;
+    ctrl_corl_defaults(c);
     c->deterministic_bc = 0;  // IQL: CORL's iql_deterministic = False
-    c->log_std_min = -20.0f;
-    c->log_std_max = 2.0f;
-    c->max_steps = 1000000;
 }
 
 static void iql_defaults(ctrl_algo_config *c) {
@@ -165,33 +117,16 @@ static void awac_defaults(ctrl_algo_config *c) {
 
 static int create_kind(int kind, const ctrl_algo_config *c, int S, int A, const float *low,
                        const float *high, rlhf_rng *rng, void **out, rlhf_err *err) {
-    if (S < 1 || A < 1)
-        return rlhf_fail(err, "ctrl agent: obs_dim %d / act_dim %d must be >= 1", S, A);
-    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
-        return rlhf_fail(err, "ctrl agent: hidden %d, layers %d, n_critics %d must be >= 1",
-                         c->hidden, c->layers, c->n_critics);
+    if (ctrl_check_create("agent", c, S, A, low, high, 1, err)) return -1;
     if (kind == KIND_AWAC && !(c->awac_lambda > 0))
         return rlhf_fail(err, "ctrl agent: awac_lambda %g must be > 0", c->awac_lambda);
-    for (int i = 0; i < A; i++)
-        if (!(isfinite(low[i]) && isfinite(high[i]) && low[i] < high[i]))
-            return rlhf_fail(err, "ctrl agent: action bound %d is [%g, %g]; need finite low < high",
-                             i, low[i], high[i]);
     iql_agent *g = xcalloc(1, sizeof *g);
     g->kind = kind;
     g->S = S;
     g->A = A;
     g->c = *c;
     g->stochastic = kind == KIND_AWAC || !c->deterministic_bc;
-    g->low = xmalloc(4 * (long)A * sizeof(float));
-    g->high = g->low + A;
-    g->scale = g->low + 2 * A;
-    g->bias = g->low + 3 * A;
-    for (int i = 0; i < A; i++) {
-        g->low[i] = low[i];
-        g->high[i] = high[i];
-        g->scale[i] = (high[i] - low[i]) / 2;
-        g->bias[i] = (high[i] + low[i]) / 2;
-    }
+    ctrl_action_box(low, high, A, &g->low, &g->high, &g->scale, &g->bias);
     ctrl_mlp_init(&g->actor, S, c->hidden, c->layers, A, 1, rng);
     ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
     g->log_std = xcalloc(2 * (long)A, sizeof(float));  // log_std = 0 (CORL)
@@ -218,17 +153,10 @@ static int awac_create(const ctrl_algo_config *c, int S, int A, const float *low
     return create_kind(KIND_AWAC, c, S, A, low, high, rng, out, err);
 }
 
-static int check_batch(const iql_agent *g, const ctrl_batch *b, rlhf_err *err) {
-    if (b->B < 1 || b->obs_dim != g->S || b->act_dim != g->A)
-        return rlhf_fail(err, "ctrl agent: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
-                         b->B, b->obs_dim, b->act_dim, g->S, g->A);
-    return 0;
-}
-
 // Q (E, B) at (obs, act) -> g->q and its member minimum -> qmin (B)
 static void critic_eval(iql_agent *g, ctrl_mlp *net, const float *obs, const float *act, int B,
                         float *qmin) {
-    concat(g->sa, obs, act, B, g->S, g->A);
+    ctrl_concat(g->sa, obs, act, B, g->S, g->A);
     ctrl_mlp_forward(net, g->sa, B, g->q);
     ctrl_ensemble_min(qmin, g->q, g->c.n_critics, B);
 }
@@ -255,9 +183,10 @@ static double actor_step(iql_agent *g, const float *obs, const float *act, int B
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     g->actor_opt.lr = g->log_std_opt.lr = lr;
-    adam_step(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+    ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
     if (g->stochastic)
-        adam_step(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
+        ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std,
+                               g->log_std_grad);
     return loss;
 }
 
@@ -265,7 +194,7 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
                       rlhf_err *err) {
     (void)rng;
     iql_agent *g = agent;
-    if (check_batch(g, b, err)) return -1;
+    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
     int B = b->B, E = g->c.n_critics;
     grow(g, B);
     float k = g->counters[C_ACTOR_T];  // actor steps taken before this one
@@ -283,10 +212,10 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     double value_loss = ctrl_expectile_loss(g->dv, g->qmin, g->v, B, g->c.iql_tau);
     ctrl_mlp_zero_grad(&g->value);
     ctrl_mlp_backward(&g->value, g->dv, NULL, 1);
-    adam_step(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
+    ctrl_adam_step_counted(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
 
     // Q: the mean of the members' MSEs to r + gamma (1 - d) V(s')
-    concat(g->sa, b->obs, b->act, B, g->S, g->A);
+    ctrl_concat(g->sa, b->obs, b->act, B, g->S, g->A);
     ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
     double qmean = 0;
     for (int r = 0; r < B; r++) qmean += g->q[r];
@@ -294,7 +223,8 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     double q_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f / E);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    adam_step(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
+    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
+                           g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
 
     // actor: exp-advantage weighted likelihood, cosine-annealed learning rate
@@ -318,7 +248,7 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
 static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                        rlhf_err *err) {
     iql_agent *g = agent;
-    if (check_batch(g, b, err)) return -1;
+    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
     int B = b->B, A = g->A, E = g->c.n_critics;
     grow(g, B);
     g->counters[C_STEP] += 1;
@@ -332,7 +262,7 @@ static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     ctrl_td_target(g->y, b->rew, b->done, g->qmin, 1, B, g->c.gamma);
 
     // Q: the sum of the members' MSEs (CORL's q1_loss + q2_loss)
-    concat(g->sa, b->obs, b->act, B, g->S, A);
+    ctrl_concat(g->sa, b->obs, b->act, B, g->S, A);
     ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
     double qmean = 0;
     for (int r = 0; r < B; r++) qmean += g->q[r];
@@ -340,7 +270,8 @@ static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     double q_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    adam_step(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
+    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
+                           g->critic.grads);
 
     // advantage with the updated critic: Q(s, a) - Q(s, a ~ pi)
     actor_mean(g, b->obs, B, g->mean);
@@ -380,7 +311,7 @@ static void iql_act(void *agent, const float *obs, int B, int deterministic, rlh
             float n = fminf(fmaxf(g->c.expl_noise * g->eps[k], -g->c.noise_clip), g->c.noise_clip);
             action[k] += n * g->scale[i];
         }
-    clip_actions(action, g, B);
+    ctrl_clip_actions(action, g->low, g->high, B, g->A);
 }
 
 static int iql_tensors(void *agent, ctrl_tensor *out, int max) {
@@ -406,9 +337,7 @@ static int iql_tensors(void *agent, ctrl_tensor *out, int max) {
     }
     // step, actor / log_std / critic / value Adam t
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};
-    if (n > max) n = max;
-    memcpy(out, all, n * sizeof *out);
-    return n;
+    return ctrl_tensors_out(out, max, all, n);
 }
 
 static void iql_free(void *agent) {
@@ -427,7 +356,7 @@ static void iql_free(void *agent) {
     }
     float *bufs[] = {g->sa, g->dsa,  g->u,   g->du,   g->mean, g->dmean, g->pa, g->q,   g->dq,
                      g->y,  g->v,    g->dv,  g->adv,  g->w,    g->logp,  g->dlogp, g->eps, g->qmin};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) free(bufs[i]);
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->low);
     free(g);
 }

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl/algo_common.h"
 #include "ctrl/ctrl_loss.h"
 #include "ctrl/mlp.h"
 #include "ctrl/policy.h"
@@ -67,57 +68,18 @@ static void grow(riql_agent *g, int B) {
     float **bufs[] = {&g->sa, &g->u, &g->du, &g->mean, &g->dmean, &g->q,  &g->dq,
                       &g->y,  &g->v, &g->dv, &g->adv,  &g->w,     &g->qt, &g->eps};
     long sizes[] = {BX, BA, BA, BA, BA, BE, BE, B, B, B, B, B, B, BA};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) {
-        free(*bufs[i]);
-        *bufs[i] = xmalloc(sizes[i] * sizeof(float));
-    }
+    ctrl_bufs_realloc(bufs, sizes, (int)(sizeof bufs / sizeof bufs[0]));
     g->cap = B;
-}
-
-// sa (B, S + A) = [obs | act] per row
-static void concat(float *sa, const float *obs, const float *act, int B, int S, int A) {
-    for (int b = 0; b < B; b++) {
-        memcpy(sa + (long)b * (S + A), obs + (long)b * S, S * sizeof(float));
-        memcpy(sa + (long)b * (S + A) + S, act + (long)b * A, A * sizeof(float));
-    }
-}
-
-static void adam_step(ctrl_adam *opt, float *t, float *params, const float *grads) {
-    opt->t = (int)*t;
-    ctrl_adam_step(opt, params, grads);
-    *t = (float)opt->t;
 }
 
 // RIQL.py's TrainConfig: IQL's CORL values, 5 critics, quantile 0.25, sigma
 // 1, deterministic actor; the other fields get CORL's defaults so one config
 // is complete whatever the table
 static void riql_defaults(ctrl_algo_config *c) {
-    memset(c, 0, sizeof *c);
-    c->hidden = 256;
-    c->layers = 2;
+    ctrl_corl_defaults(c);
     c->n_critics = 5;
-    c->gamma = 0.99f;
-    c->tau = 0.005f;
-    c->actor_lr = c->critic_lr = c->value_lr = c->alpha_lr = 3e-4f;
-    c->policy_freq = 2;
-    c->policy_noise = 0.2f;
-    c->noise_clip = 0.5f;
     c->expl_noise = 0.03f;
-    c->td3bc_alpha = 2.5f;
-    c->iql_tau = 0.7f;
-    c->iql_beta = 3.0f;
-    c->adv_clip = 100.0f;
-    c->awac_lambda = 1.0f;
-    c->sac_alpha = 1.0f;
-    c->autotune_alpha = 1;
-    c->target_entropy = NAN;
-    c->cql_alpha = 5.0f;
-    c->cql_n_actions = 10;
-    c->cql_temp = 1.0f;
-    c->deterministic_bc = 1;
     c->log_std_min = -5.0f;
-    c->log_std_max = 2.0f;
-    c->max_steps = 1000000;
     c->riql_quantile = 0.25f;
     c->riql_sigma = 1.0f;
 }
@@ -140,34 +102,18 @@ static void edac_critic_init(ctrl_mlp *m, rlhf_rng *rng) {
 
 static int riql_create(const ctrl_algo_config *c, int S, int A, const float *low, const float *high,
                        rlhf_rng *rng, void **out, rlhf_err *err) {
-    if (S < 1 || A < 1)
-        return rlhf_fail(err, "ctrl riql: obs_dim %d / act_dim %d must be >= 1", S, A);
-    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1 || c->n_critics > 64)
-        return rlhf_fail(err,
-                         "ctrl riql: hidden %d, layers %d must be >= 1 and n_critics %d in [1, 64]",
-                         c->hidden, c->layers, c->n_critics);
+    if (ctrl_check_create("riql", c, S, A, low, high, 1, err)) return -1;
+    if (c->n_critics > 64)
+        return rlhf_fail(err, "ctrl riql: n_critics %d must be in [1, 64]", c->n_critics);
     if (!(c->riql_quantile >= 0 && c->riql_quantile <= 1))
         return rlhf_fail(err, "ctrl riql: riql_quantile %g must be in [0, 1]", c->riql_quantile);
     if (!(c->riql_sigma > 0 && isfinite(c->riql_sigma)))
         return rlhf_fail(err, "ctrl riql: riql_sigma %g must be > 0", c->riql_sigma);
-    for (int i = 0; i < A; i++)
-        if (!(isfinite(low[i]) && isfinite(high[i]) && low[i] < high[i]))
-            return rlhf_fail(err, "ctrl riql: action bound %d is [%g, %g]; need finite low < high",
-                             i, low[i], high[i]);
     riql_agent *g = xcalloc(1, sizeof *g);
     g->S = S;
     g->A = A;
     g->c = *c;
-    g->low = xmalloc(4 * (long)A * sizeof(float));
-    g->high = g->low + A;
-    g->scale = g->low + 2 * A;
-    g->bias = g->low + 3 * A;
-    for (int i = 0; i < A; i++) {
-        g->low[i] = low[i];
-        g->high[i] = high[i];
-        g->scale[i] = (high[i] - low[i]) / 2;
-        g->bias[i] = (high[i] + low[i]) / 2;
-    }
+    ctrl_action_box(low, high, A, &g->low, &g->high, &g->scale, &g->bias);
     ctrl_mlp_init(&g->actor, S, c->hidden, c->layers, A, 1, rng);
     ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
     ctrl_mlp_init(&g->critic, S + A, c->hidden, c->layers, 1, c->n_critics, rng);
@@ -185,10 +131,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
                        rlhf_err *err) {
     (void)rng;
     riql_agent *g = agent;
-    if (b->B < 1 || b->obs_dim != g->S || b->act_dim != g->A)
-        return rlhf_fail(
-            err, "ctrl riql: batch of %d rows (obs %d, act %d) for an agent of obs %d, act %d",
-            b->B, b->obs_dim, b->act_dim, g->S, g->A);
+    if (ctrl_check_batch("riql", b, g->S, g->A, err)) return -1;
     int B = b->B, E = g->c.n_critics, A = g->A;
     grow(g, B);
     float k = g->counters[C_ACTOR_T]; // actor steps taken before this one
@@ -200,7 +143,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     for (int r = 0; r < B; r++) g->y[r] = fminf(fmaxf(g->y[r], RIQL_TARGET_MIN), RIQL_TARGET_MAX);
 
     // V: expectile towards the alpha-quantile of the target ensemble
-    concat(g->sa, b->obs, b->act, B, g->S, A);
+    ctrl_concat(g->sa, b->obs, b->act, B, g->S, A);
     ctrl_mlp_forward(&g->critic_target, g->sa, B, g->q);
     ctrl_ensemble_quantile(g->qt, g->q, E, B, g->c.riql_quantile);
     double qt_std = 0; // the target members' spread (RIQL.py logs it)
@@ -217,7 +160,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     double value_loss = ctrl_expectile_loss(g->dv, g->qt, g->v, B, g->c.iql_tau);
     ctrl_mlp_zero_grad(&g->value);
     ctrl_mlp_backward(&g->value, g->dv, NULL, 1);
-    adam_step(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
+    ctrl_adam_step_counted(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
 
     // Q: Huber to the clipped target, mean over members and rows
     ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
@@ -227,7 +170,8 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     double q_loss = ctrl_riql_huber_loss(g->dq, g->q, g->y, E, B, g->c.riql_sigma);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    adam_step(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
+    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
+                           g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
 
     // actor: exp-advantage weighted squared error, cosine-annealed lr
@@ -244,7 +188,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     g->actor_opt.lr = lr;
-    adam_step(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+    ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
@@ -270,8 +214,9 @@ static void riql_act(void *agent, const float *obs, int B, int deterministic, rl
         for (int i = 0; i < g->A; i++) {
             long k = (long)r * g->A + i;
             float n = fminf(fmaxf(g->c.expl_noise * g->eps[k], -g->c.noise_clip), g->c.noise_clip);
-            action[k] = fminf(fmaxf(action[k] + n * g->scale[i], g->low[i]), g->high[i]);
+            action[k] += n * g->scale[i];
         }
+    ctrl_clip_actions(action, g->low, g->high, B, g->A);
 }
 
 static int riql_tensors(void *agent, ctrl_tensor *out, int max) {
@@ -290,9 +235,7 @@ static int riql_tensors(void *agent, ctrl_tensor *out, int max) {
     all[n++] = (ctrl_tensor){"value.adam_v", g->value_opt.v, g->value.n_params};
     // step, actor / critic / value Adam t
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};
-    if (n > max) n = max;
-    memcpy(out, all, n * sizeof *out);
-    return n;
+    return ctrl_tensors_out(out, max, all, n);
 }
 
 static void riql_free(void *agent) {
@@ -307,7 +250,7 @@ static void riql_free(void *agent) {
     ctrl_adam_free(&g->value_opt);
     float *bufs[] = {g->sa, g->u, g->du, g->mean, g->dmean, g->q,  g->dq,
                      g->y,  g->v, g->dv, g->adv,  g->w,     g->qt, g->eps};
-    for (int i = 0; i < (int)(sizeof bufs / sizeof bufs[0]); i++) free(bufs[i]);
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->low);
     free(g);
 }
