@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl/algo_common.h"
 #include "ctrl/cql_loss.h"
 #include "ctrl/mlp.h"
 #include "ctrl/policy.h"
@@ -53,7 +54,7 @@
 typedef struct {
     ctrl_algo_config c;
     int O, A, E, n;
-    float *scale, *bias; // (A) action = bias + scale * tanh(pre)
+    float *low, *high, *scale, *bias; // (A) action = bias + scale * tanh(pre)
     ctrl_mlp actor, critic, critic_target;
     ctrl_adam actor_opt, critic_opt, alpha_opt;
     float log_alpha, dlog_alpha;
@@ -153,28 +154,19 @@ static void edac_init(ctrl_mlp *m, float last) {
 
 static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
                        const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
-    if (obs_dim < 1 || act_dim < 1)
-        return rlhf_fail(err, "algo_ro2o.c: obs_dim %d and act_dim %d must be >= 1", obs_dim,
-                         act_dim);
-    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
-        return rlhf_fail(err, "algo_ro2o.c: hidden %d, layers %d, n_critics %d must be >= 1",
-                         c->hidden, c->layers, c->n_critics);
+    if (ctrl_check_create("ro2o", c, obs_dim, act_dim, act_low, act_high, 1, err)) return -1;
     if (c->ro2o_samples < 0)
-        return rlhf_fail(err, "algo_ro2o.c: ro2o_samples %d must be >= 0", c->ro2o_samples);
+        return rlhf_fail(err, "ctrl ro2o: ro2o_samples %d must be >= 0", c->ro2o_samples);
     int any = c->ro2o_q_weight != 0 || c->ro2o_policy_weight != 0 || c->ro2o_ood_weight != 0;
     if (any && c->ro2o_samples < 1)
-        return rlhf_fail(err, "algo_ro2o.c: the smoothing / OOD terms need ro2o_samples >= 1");
+        return rlhf_fail(err, "ctrl ro2o: the smoothing / OOD terms need ro2o_samples >= 1");
     if (c->ro2o_ood_weight != 0 && c->n_critics < 2)
         return rlhf_fail(err,
-                         "algo_ro2o.c: the OOD penalty needs n_critics >= 2 (an ensemble std)");
+                         "ctrl ro2o: the OOD penalty needs n_critics >= 2 (an ensemble std)");
     if (!(c->ro2o_q_eps >= 0 && c->ro2o_policy_eps >= 0 && c->ro2o_ood_eps >= 0 &&
           c->ro2o_beta_decay >= 0 && c->ro2o_q_tau >= 0 && c->ro2o_q_tau <= 1))
-        return rlhf_fail(err, "algo_ro2o.c: ro2o eps radii and beta_decay must be >= 0 and "
+        return rlhf_fail(err, "ctrl ro2o: ro2o eps radii and beta_decay must be >= 0 and "
                               "ro2o_q_tau in [0, 1]");
-    for (int i = 0; i < act_dim; i++)
-        if (!(act_high[i] > act_low[i]))
-            return rlhf_fail(err, "algo_ro2o.c: action bound %d: high %g <= low %g", i, act_high[i],
-                             act_low[i]);
     ro2o_agent *g = xcalloc(1, sizeof *g);
     g->c = *c;
     if (isnan(g->c.target_entropy)) g->c.target_entropy = -(float)act_dim;
@@ -182,12 +174,7 @@ static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
     g->A = act_dim;
     g->E = c->n_critics;
     g->n = c->ro2o_samples;
-    g->scale = xmalloc(sizeof(float) * act_dim);
-    g->bias = xmalloc(sizeof(float) * act_dim);
-    for (int i = 0; i < act_dim; i++) {
-        g->scale[i] = 0.5f * (act_high[i] - act_low[i]);
-        g->bias[i] = 0.5f * (act_high[i] + act_low[i]);
-    }
+    ctrl_action_box(act_low, act_high, act_dim, &g->low, &g->high, &g->scale, &g->bias);
     ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
     ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
     ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
@@ -225,9 +212,7 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
                        rlhf_err *err) {
     ro2o_agent *g = agent;
     int B = b->B, O = g->O, A = g->A, E = g->E, n = g->n;
-    if (b->obs_dim != O || b->act_dim != A)
-        return rlhf_fail(err, "algo_ro2o.c: batch dims (%d, %d) differ from the agent's (%d, %d)",
-                         b->obs_dim, b->act_dim, O, A);
+    if (ctrl_check_batch("ro2o", b, O, A, err)) return -1;
     grow(g, B);
     const ctrl_algo_config *c = &g->c;
     float lsmin = c->log_std_min, lsmax = c->log_std_max;
@@ -407,10 +392,7 @@ static int ro2o_tensors(void *agent, ctrl_tensor *out, int max) {
         {"log_alpha.adam_v", g->alpha_opt.v, 1},
         {"step", &g->steps, 1}, // updates taken: every Adam's t and beta's decay (exact below 2^24)
     };
-    int k = (int)(sizeof all / sizeof all[0]);
-    if (k > max) k = max;
-    for (int i = 0; i < k; i++) out[i] = all[i];
-    return k;
+    return ctrl_tensors_out(out, max, all, (int)(sizeof all / sizeof all[0]));
 }
 
 static void ro2o_free(void *agent) {
@@ -422,10 +404,11 @@ static void ro2o_free(void *agent) {
     ctrl_adam_free(&g->actor_opt);
     ctrl_adam_free(&g->critic_opt);
     ctrl_adam_free(&g->alpha_opt);
-    float *bufs[] = {g->noise, g->xa,  g->outa, g->douta, g->pre,   g->act, g->logp, g->dlogp,
-                     g->dact,  g->xc,  g->dxc,  g->qc,    g->dqc,   g->q,   g->dq,   g->y,
-                     g->qs,    g->dqs, g->qn,   g->dqn,   g->scale, g->bias};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {g->noise, g->xa,   g->outa, g->douta, g->pre, g->act, g->logp,
+                     g->dlogp, g->dact, g->xc,   g->dxc,   g->qc,  g->dqc, g->q,
+                     g->dq,    g->y,    g->qs,   g->dqs,   g->qn,  g->dqn};
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
+    free(g->low);
     free(g);
 }
 

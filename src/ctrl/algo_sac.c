@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl/algo_common.h"
 #include "ctrl/cql_loss.h"
 #include "ctrl/mlp.h"
 #include "ctrl/policy.h"
@@ -36,7 +37,7 @@ typedef struct {
     ctrl_algo_config c;
     int obs_dim, A, E, N; // N: CQL's sampled actions per state (0 for SAC)
     int backup_entropy, calql;
-    float *scale, *bias;    // (A) action = bias + scale * tanh(pre)
+    float *low, *high, *scale, *bias; // (A) action = bias + scale * tanh(pre)
     float log_density_rand; // log density of a uniform action in the box
     ctrl_mlp actor, critic, critic_target;
     ctrl_adam actor_opt, critic_opt, alpha_opt;
@@ -120,19 +121,10 @@ static void grow(sac_agent *g, int B) {
 static int sac_create_common(const ctrl_algo_config *c, int obs_dim, int act_dim,
                              const float *act_low, const float *act_high, rlhf_rng *rng,
                              void **agent, rlhf_err *err, int cql, int backup_entropy) {
-    if (obs_dim < 1 || act_dim < 1)
-        return rlhf_fail(err, "algo_sac.c: obs_dim %d and act_dim %d must be >= 1", obs_dim,
-                         act_dim);
-    if (c->hidden < 1 || c->layers < 1 || c->n_critics < 1)
-        return rlhf_fail(err, "algo_sac.c: hidden %d, layers %d, n_critics %d must be >= 1",
-                         c->hidden, c->layers, c->n_critics);
+    if (ctrl_check_create("sac", c, obs_dim, act_dim, act_low, act_high, 1, err)) return -1;
     if (cql && (c->cql_n_actions < 1 || !(c->cql_temp > 0)))
-        return rlhf_fail(err, "algo_sac.c: cql_n_actions %d must be >= 1 and cql_temp %g > 0",
+        return rlhf_fail(err, "ctrl sac: cql_n_actions %d must be >= 1 and cql_temp %g > 0",
                          c->cql_n_actions, c->cql_temp);
-    for (int i = 0; i < act_dim; i++)
-        if (!(act_high[i] > act_low[i]))
-            return rlhf_fail(err, "algo_sac.c: action bound %d: high %g <= low %g", i, act_high[i],
-                             act_low[i]);
     sac_agent *g = xcalloc(1, sizeof *g);
     g->c = *c;
     if (isnan(g->c.target_entropy)) g->c.target_entropy = -(float)act_dim;
@@ -142,14 +134,11 @@ static int sac_create_common(const ctrl_algo_config *c, int obs_dim, int act_dim
     g->N = cql ? c->cql_n_actions : 0;
     g->calql = cql && c->calql;
     g->backup_entropy = backup_entropy;
-    g->scale = xmalloc(sizeof(float) * act_dim);
-    g->bias = xmalloc(sizeof(float) * act_dim);
+    ctrl_action_box(act_low, act_high, act_dim, &g->low, &g->high, &g->scale, &g->bias);
     // uniform on [-1,1]^A has density 0.5^A (CORL's log(0.5^A)); mapped to the
     // box by scale, the density divides by prod scale
     g->log_density_rand = 0;
     for (int i = 0; i < act_dim; i++) {
-        g->scale[i] = 0.5f * (act_high[i] - act_low[i]);
-        g->bias[i] = 0.5f * (act_high[i] + act_low[i]);
         g->log_density_rand += logf(0.5f) - logf(g->scale[i]);
     }
     ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
@@ -212,12 +201,10 @@ static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
                       rlhf_err *err) {
     sac_agent *g = agent;
     int B = b->B, O = g->obs_dim, A = g->A, E = g->E, N = g->N;
-    if (b->obs_dim != O || b->act_dim != A)
-        return rlhf_fail(err, "algo_sac.c: batch dims (%d, %d) differ from the agent's (%d, %d)",
-                         b->obs_dim, b->act_dim, O, A);
+    if (ctrl_check_batch("sac", b, O, A, err)) return -1;
     if (g->calql && !b->mc_return)
         return rlhf_fail(err,
-                         "algo_sac.c: calql needs the batch's mc_return (Monte-Carlo returns)");
+                         "ctrl sac: calql needs the batch's mc_return (Monte-Carlo returns)");
     grow(g, B);
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
     float *noise = g->noise;
@@ -356,10 +343,7 @@ static int sac_tensors(void *agent, ctrl_tensor *out, int max) {
         {"log_alpha.adam_v", g->alpha_opt.v, 1},
         {"step", &g->steps, 1}, // updates taken = every Adam's t (exact below 2^24)
     };
-    int n = (int)(sizeof all / sizeof all[0]);
-    if (n > max) n = max;
-    for (int i = 0; i < n; i++) out[i] = all[i];
-    return n;
+    return ctrl_tensors_out(out, max, all, (int)(sizeof all / sizeof all[0]));
 }
 
 static void sac_free(void *agent) {
@@ -371,10 +355,11 @@ static void sac_free(void *agent) {
     ctrl_adam_free(&g->actor_opt);
     ctrl_adam_free(&g->critic_opt);
     ctrl_adam_free(&g->alpha_opt);
-    float *bufs[] = {g->x,      g->dx,   g->out,   g->dout,  g->pre,   g->logp,  g->act,
-                     g->q,      g->dq,   g->y,     g->dlogp, g->out_n, g->pre_n, g->act_n,
-                     g->logp_n, g->qcat, g->dqcat, g->noise, g->scale, g->bias};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {g->x,     g->dx,    g->out,    g->dout, g->pre,   g->logp,
+                     g->act,   g->q,     g->dq,     g->y,    g->dlogp, g->out_n,
+                     g->pre_n, g->act_n, g->logp_n, g->qcat, g->dqcat, g->noise};
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
+    free(g->low);
     free(g);
 }
 

@@ -151,7 +151,8 @@ static int bc_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metri
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
     if (g->stochastic)
-        ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
+        ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std,
+                               g->log_std_grad);
     ctrl_metrics_add(metrics, "actor_loss", loss);
     return 0;
 }
@@ -190,7 +191,8 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     double critic_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params, g->critic.grads);
+    ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
+                           g->critic.grads);
     ctrl_metrics_add(metrics, "critic_loss", critic_loss);
     ctrl_metrics_add(metrics, "q_mean", qmean / B);
 
@@ -218,7 +220,8 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         ctrl_det_backward(g->du, g->dpi, g->pi, g->scale, g->bias, B, A);
         ctrl_mlp_zero_grad(&g->actor);
         ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
-        ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+        ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params,
+                               g->actor.grads);
         ctrl_metrics_add(metrics, "actor_loss", actor_loss);
         ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
         ctrl_mlp_polyak(&g->actor_target, &g->actor, g->c.tau);
