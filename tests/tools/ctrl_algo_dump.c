@@ -22,6 +22,7 @@
 
 #include "base/base.h"
 #include "ctrl/agent.h"
+#include "ctrl_dump_common.h"
 
 extern const ctrl_algo ctrl_algo_bc, ctrl_algo_td3, ctrl_algo_td3_bc, ctrl_algo_iql,
     ctrl_algo_awac;
@@ -77,23 +78,6 @@ static void fill_batch(ctrl_batch *b, rlhf_rng *r) {
     }
 }
 
-static void put_array(FILE *f, const float *x, long n) {
-    fputc('[', f);
-    for (long i = 0; i < n; i++) fprintf(f, "%s%.9g", i ? "," : "", x[i]);
-    fputc(']', f);
-}
-
-static void put_tensors(FILE *f, void *agent, const ctrl_algo *algo) {
-    ctrl_tensor t[32];
-    int n = algo->tensors(agent, t, 32);
-    fputc('{', f);
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "%s\"%s\":", i ? "," : "", t[i].name);
-        put_array(f, t[i].data, t[i].n);
-    }
-    fputc('}', f);
-}
-
 static int parity(const variant *v, const char *path) {
     ctrl_algo_config c = make_config(v);
     rlhf_rng rng, data;
@@ -110,9 +94,9 @@ static int parity(const variant *v, const char *path) {
     fprintf(f, "{\"algo\":\"%s\",\"S\":%d,\"A\":%d,\"B\":%d,\"hidden\":%d,\"layers\":%d,", v->arg,
             S, A, B, HIDDEN, LAYERS);
     fprintf(f, "\"low\":");
-    put_array(f, LOW, A);
+    dump_put_array(f, LOW, A);
     fprintf(f, ",\"high\":");
-    put_array(f, HIGH, A);
+    dump_put_array(f, HIGH, A);
     fprintf(f,
             ",\"config\":{\"n_critics\":%d,\"gamma\":%.9g,\"tau\":%.9g,\"actor_lr\":%.9g,"
             "\"critic_lr\":%.9g,\"value_lr\":%.9g,\"policy_freq\":%d,\"policy_noise\":%.9g,"
@@ -123,7 +107,7 @@ static int parity(const variant *v, const char *path) {
             c.policy_noise, c.noise_clip, c.td3bc_alpha, c.iql_tau, c.iql_beta, c.adv_clip,
             c.awac_lambda, c.log_std_min, c.log_std_max, c.max_steps, c.deterministic_bc);
     fprintf(f, "\"before\":");
-    put_tensors(f, agent, v->algo);
+    dump_put_tensors(f, agent, v->algo);
     fprintf(f, ",\"steps\":[");
     ctrl_batch b;
     ctrl_batch_alloc(&b, B, S, A);
@@ -145,22 +129,14 @@ static int parity(const variant *v, const char *path) {
             fprintf(stderr, "update drew a different number of normals than %d\n", nn);
             rc = 1;
         }
-        fprintf(f, "%s{\"obs\":", step ? "," : "");
-        put_array(f, b.obs, B * S);
-        fprintf(f, ",\"act\":");
-        put_array(f, b.act, B * A);
-        fprintf(f, ",\"rew\":");
-        put_array(f, b.rew, B);
-        fprintf(f, ",\"next_obs\":");
-        put_array(f, b.next_obs, B * S);
-        fprintf(f, ",\"done\":");
-        put_array(f, b.done, B);
+        fprintf(f, "%s{", step ? "," : "");
+        dump_put_batch(f, &b);
         fprintf(f, ",\"noise\":");
-        put_array(f, noise, nn);
-        fprintf(f, ",\"metrics\":{");
-        for (int i = 0; i < m.n; i++) fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
-        fprintf(f, "},\"after\":");
-        put_tensors(f, agent, v->algo);
+        dump_put_array(f, noise, nn);
+        fputc(',', f);
+        dump_put_metrics(f, &m);
+        fprintf(f, ",\"after\":");
+        dump_put_tensors(f, agent, v->algo);
         fputc('}', f);
     }
     fprintf(f, "]}\n");
@@ -172,24 +148,6 @@ static int parity(const variant *v, const char *path) {
 
 // tensors, metrics and actions of two agents, bit for bit
 // (when is NULL: quiet)
-static int same(const ctrl_algo *algo, void *x, void *y, const ctrl_metrics *mx,
-                const ctrl_metrics *my, const char *when) {
-    if (!when) when = "";
-    FILE *log = *when ? stdout : fopen("/dev/null", "w");
-    ctrl_tensor tx[32], ty[32];
-    int nx = algo->tensors(x, tx, 32), ny = algo->tensors(y, ty, 32);
-    int ok = 1;
-    if (nx != ny) ok = 0, fprintf(log, "%s: %d vs %d tensors\n", when, nx, ny);
-    for (int i = 0; ok && i < nx; i++)
-        if (strcmp(tx[i].name, ty[i].name) || tx[i].n != ty[i].n ||
-            memcmp(tx[i].data, ty[i].data, tx[i].n * sizeof(float)))
-            ok = 0, fprintf(log, "%s: tensor %s differs\n", when, tx[i].name);
-    if (ok && (mx->n != my->n || memcmp(mx->value, my->value, mx->n * sizeof(double))))
-        ok = 0, fprintf(log, "%s: metrics differ\n", when);
-    if (log != stdout) fclose(log);
-    return ok;
-}
-
 static int roundtrip(const variant *v) {
     ctrl_algo_config c = make_config(v);
     rlhf_rng rng, data, init2;
@@ -234,14 +192,14 @@ static int roundtrip(const variant *v) {
     }
     if (!ok) printf("tensor lists differ between agents\n");
     ctrl_metrics mx = {0}, my = {0};
-    ok = ok && same(v->algo, x, y, &mx, &my, "after load");
+    ok = ok && dump_same(v->algo, x, y, &mx, &my, "after load");
     for (int i = 0; ok && i < 2; i++) {
         fill_batch(&b, &data);
         rlhf_rng ry = rng;
         mx.n = my.n = 0;
         if (v->algo->update(x, &b, &rng, &mx, &err) || v->algo->update(y, &b, &ry, &my, &err))
             return fprintf(stderr, "%s\n", err.msg), 1;
-        ok = same(v->algo, x, y, &mx, &my, i ? "second update" : "first update");
+        ok = dump_same(v->algo, x, y, &mx, &my, i ? "second update" : "first update");
         float ax[B * A], ay[B * A];
         rlhf_rng r1 = rng, r2 = rng;
         v->algo->act(x, b.obs, B, 0, &r1, ax);
@@ -260,7 +218,7 @@ static int roundtrip(const variant *v) {
         fill_batch(&b, &data);
         v->algo->update(x, &b, &rng, &m1, &err);
         v->algo->update(y, &b, &ry, &m2, &err);
-        if (same(v->algo, x, y, &m1, &m2, NULL)) ok = 0, printf("the Adam step count is not used\n");
+        if (dump_same(v->algo, x, y, &m1, &m2, NULL)) ok = 0, printf("the Adam step count is not used\n");
     }
     ctrl_batch_free(&b);
     v->algo->free(x);

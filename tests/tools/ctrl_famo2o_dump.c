@@ -19,6 +19,7 @@
 
 #include "base/base.h"
 #include "ctrl/agent.h"
+#include "ctrl_dump_common.h"
 #include "ctrl/famo2o_loss.h"
 
 extern const ctrl_algo ctrl_algo_famo2o;
@@ -57,23 +58,6 @@ static void fill_batch(ctrl_batch *b, rlhf_rng *r) {
     }
 }
 
-static void put_array(FILE *f, const float *x, long n) {
-    fputc('[', f);
-    for (long i = 0; i < n; i++) fprintf(f, "%s%.9g", i ? "," : "", x[i]);
-    fputc(']', f);
-}
-
-static void put_tensors(FILE *f, void *agent) {
-    ctrl_tensor t[32];
-    int n = ALGO->tensors(agent, t, 32);
-    fputc('{', f);
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "%s\"%s\":", i ? "," : "", t[i].name);
-        put_array(f, t[i].data, t[i].n);
-    }
-    fputc('}', f);
-}
-
 static int parity(const char *path) {
     ctrl_algo_config c = make_config();
     rlhf_rng rng, data;
@@ -89,9 +73,9 @@ static int parity(const char *path) {
     if (!f) return 1;
     fprintf(f, "{\"S\":%d,\"A\":%d,\"B\":%d,\"hidden\":%d,\"layers\":%d,\"low\":", S, A, B, HIDDEN,
             LAYERS);
-    put_array(f, LOW, A);
+    dump_put_array(f, LOW, A);
     fprintf(f, ",\"high\":");
-    put_array(f, HIGH, A);
+    dump_put_array(f, HIGH, A);
     fprintf(f,
             ",\"config\":{\"n_critics\":%d,\"gamma\":%.9g,\"tau\":%.9g,\"actor_lr\":%.9g,"
             "\"critic_lr\":%.9g,\"value_lr\":%.9g,\"alpha_lr\":%.9g,\"iql_tau\":%.9g,"
@@ -101,7 +85,7 @@ static int parity(const char *path) {
             c.adv_clip, c.log_std_min, c.log_std_max, c.max_steps, c.target_entropy,
             c.famo2o_beta_min, c.famo2o_beta_max, c.famo2o_uniform_steps);
     fprintf(f, "\"before\":");
-    put_tensors(f, agent);
+    dump_put_tensors(f, agent, ALGO);
     fprintf(f, ",\"steps\":[");
     ctrl_batch b;
     ctrl_batch_alloc(&b, B, S, A);
@@ -126,23 +110,14 @@ static int parity(const char *path) {
             fprintf(stderr, "update drew a different number of values than replayed\n");
             rc = 1;
         }
-        fprintf(f, "%s{\"obs\":", step ? "," : "");
-        put_array(f, b.obs, B * S);
-        fprintf(f, ",\"act\":");
-        put_array(f, b.act, B * A);
-        fprintf(f, ",\"rew\":");
-        put_array(f, b.rew, B);
-        fprintf(f, ",\"next_obs\":");
-        put_array(f, b.next_obs, B * S);
-        fprintf(f, ",\"done\":");
-        put_array(f, b.done, B);
+        fprintf(f, "%s{", step ? "," : "");
+        dump_put_batch(f, &b);
         fprintf(f, ",\"noise\":");
-        put_array(f, noise, B + B * A + B);
-        fprintf(f, ",\"metrics\":{");
-        for (int i = 0; i < m.n; i++)
-            fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
-        fprintf(f, "},\"after\":");
-        put_tensors(f, agent);
+        dump_put_array(f, noise, B + B * A + B);
+        fputc(',', f);
+        dump_put_metrics(f, &m);
+        fprintf(f, ",\"after\":");
+        dump_put_tensors(f, agent, ALGO);
         fputc('}', f);
     }
     // the balance model's deterministic beta and act's mean on the last batch
@@ -151,29 +126,14 @@ static int parity(const char *path) {
     rlhf_rng r2 = rng;
     ALGO->act(agent, b.obs, B, 1, &r2, act);
     fprintf(f, "],\"final_beta\":");
-    put_array(f, beta, B);
+    dump_put_array(f, beta, B);
     fprintf(f, ",\"final_act\":");
-    put_array(f, act, B * A);
+    dump_put_array(f, act, B * A);
     fprintf(f, "}\n");
     fclose(f);
     ctrl_batch_free(&b);
     ALGO->free(agent);
     return rc;
-}
-
-static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my,
-                const char *when) {
-    ctrl_tensor tx[32], ty[32];
-    int nx = ALGO->tensors(x, tx, 32), ny = ALGO->tensors(y, ty, 32);
-    int ok = 1;
-    if (nx != ny) ok = 0, printf("%s: %d vs %d tensors\n", when, nx, ny);
-    for (int i = 0; ok && i < nx; i++)
-        if (strcmp(tx[i].name, ty[i].name) || tx[i].n != ty[i].n ||
-            memcmp(tx[i].data, ty[i].data, tx[i].n * sizeof(float)))
-            ok = 0, printf("%s: tensor %s differs\n", when, tx[i].name);
-    if (ok && (mx->n != my->n || memcmp(mx->value, my->value, mx->n * sizeof(double))))
-        ok = 0, printf("%s: metrics differ\n", when);
-    return ok;
 }
 
 static int roundtrip(void) {
@@ -226,14 +186,14 @@ static int roundtrip(void) {
     }
     if (!ok) printf("tensor lists differ between agents\n");
     ctrl_metrics mx = {0}, my = {0};
-    ok = ok && same(x, y, &mx, &my, "after load");
+    ok = ok && dump_same(ALGO, x, y, &mx, &my, "after load");
     for (int i = 0; ok && i < 2; i++) {
         fill_batch(&b, &data);
         rlhf_rng ry = rng;
         mx.n = my.n = 0;
         if (ALGO->update(x, &b, &rng, &mx, &err) || ALGO->update(y, &b, &ry, &my, &err))
             return fprintf(stderr, "%s\n", err.msg), 1;
-        ok = same(x, y, &mx, &my, i ? "second update" : "first update");
+        ok = dump_same(ALGO, x, y, &mx, &my, i ? "second update" : "first update");
         float ax[B * A], ay[B * A];
         rlhf_rng r1 = rng, r2 = rng;
         ALGO->act(x, b.obs, B, 0, &r1, ax);

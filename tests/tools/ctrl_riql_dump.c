@@ -22,6 +22,7 @@
 
 #include "base/base.h"
 #include "ctrl/agent.h"
+#include "ctrl_dump_common.h"
 #include "ctrl/corrupt.h"
 
 extern const ctrl_algo ctrl_algo_riql, ctrl_algo_iql;
@@ -62,23 +63,6 @@ static void fill_batch(ctrl_batch *b, rlhf_rng *r, int step) {
     if (step == 1) b->rew[2] = 1500.0f, b->rew[5] = -300.0f; // both clipped (rows 2, 5 terminal)
 }
 
-static void put_array(FILE *f, const float *x, long n) {
-    fputc('[', f);
-    for (long i = 0; i < n; i++) fprintf(f, "%s%.9g", i ? "," : "", x[i]);
-    fputc(']', f);
-}
-
-static void put_tensors(FILE *f, void *agent) {
-    ctrl_tensor t[32];
-    int n = ctrl_algo_riql.tensors(agent, t, 32);
-    fputc('{', f);
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "%s\"%s\":", i ? "," : "", t[i].name);
-        put_array(f, t[i].data, t[i].n);
-    }
-    fputc('}', f);
-}
-
 static int parity(const char *variant, const char *path) {
     ctrl_algo_config c;
     if (make_config(variant, &c)) return 2;
@@ -93,9 +77,9 @@ static int parity(const char *variant, const char *path) {
     if (!f) return 1;
     fprintf(f, "{\"algo\":\"%s\",\"S\":%d,\"A\":%d,\"B\":%d,\"hidden\":%d,\"layers\":%d,\"low\":",
             variant, S, A, B, HIDDEN, LAYERS);
-    put_array(f, LOW, A);
+    dump_put_array(f, LOW, A);
     fprintf(f, ",\"high\":");
-    put_array(f, HIGH, A);
+    dump_put_array(f, HIGH, A);
     fprintf(f,
             ",\"config\":{\"n_critics\":%d,\"gamma\":%.9g,\"tau\":%.9g,\"actor_lr\":%.9g,"
             "\"critic_lr\":%.9g,\"value_lr\":%.9g,\"iql_tau\":%.9g,\"iql_beta\":%.9g,"
@@ -103,7 +87,7 @@ static int parity(const char *variant, const char *path) {
             c.n_critics, c.gamma, c.tau, c.actor_lr, c.critic_lr, c.value_lr, c.iql_tau, c.iql_beta,
             c.adv_clip, c.max_steps, c.riql_quantile, c.riql_sigma);
     fprintf(f, "\"before\":");
-    put_tensors(f, agent);
+    dump_put_tensors(f, agent, &ctrl_algo_riql);
     fprintf(f, ",\"steps\":[");
     ctrl_batch b;
     ctrl_batch_alloc(&b, B, S, A);
@@ -116,21 +100,12 @@ static int parity(const char *variant, const char *path) {
             rc = 1;
             break;
         }
-        fprintf(f, "%s{\"obs\":", step ? "," : "");
-        put_array(f, b.obs, B * S);
-        fprintf(f, ",\"act\":");
-        put_array(f, b.act, B * A);
-        fprintf(f, ",\"rew\":");
-        put_array(f, b.rew, B);
-        fprintf(f, ",\"next_obs\":");
-        put_array(f, b.next_obs, B * S);
-        fprintf(f, ",\"done\":");
-        put_array(f, b.done, B);
-        fprintf(f, ",\"metrics\":{");
-        for (int i = 0; i < m.n; i++)
-            fprintf(f, "%s\"%s\":%.17g", i ? "," : "", m.name[i], m.value[i]);
-        fprintf(f, "},\"after\":");
-        put_tensors(f, agent);
+        fprintf(f, "%s{", step ? "," : "");
+        dump_put_batch(f, &b);
+        fputc(',', f);
+        dump_put_metrics(f, &m);
+        fprintf(f, ",\"after\":");
+        dump_put_tensors(f, agent, &ctrl_algo_riql);
         fputc('}', f);
     }
     fprintf(f, "]}\n");
@@ -141,20 +116,6 @@ static int parity(const char *variant, const char *path) {
 }
 
 // tensors, metrics and actions of two agents, bit for bit
-static int same(void *x, void *y, const ctrl_metrics *mx, const ctrl_metrics *my,
-                const char *when) {
-    ctrl_tensor tx[32], ty[32];
-    int nx = ctrl_algo_riql.tensors(x, tx, 32), ny = ctrl_algo_riql.tensors(y, ty, 32);
-    if (nx != ny) return printf("%s: %d vs %d tensors\n", when, nx, ny), 0;
-    for (int i = 0; i < nx; i++)
-        if (strcmp(tx[i].name, ty[i].name) || tx[i].n != ty[i].n ||
-            memcmp(tx[i].data, ty[i].data, tx[i].n * sizeof(float)))
-            return printf("%s: tensor %s differs\n", when, tx[i].name), 0;
-    if (mx->n != my->n || memcmp(mx->value, my->value, mx->n * sizeof(double)))
-        return printf("%s: metrics differ\n", when), 0;
-    return 1;
-}
-
 static int roundtrip(const char *variant) {
     ctrl_algo_config c;
     if (make_config(variant, &c)) return 2;
@@ -203,7 +164,7 @@ static int roundtrip(const char *variant) {
     }
     if (!ok) printf("tensor lists differ between agents\n");
     ctrl_metrics mx = {0}, my = {0};
-    ok = ok && same(x, y, &mx, &my, "after load");
+    ok = ok && dump_same(&ctrl_algo_riql, x, y, &mx, &my, "after load");
     for (int i = 0; ok && i < 2; i++) {
         fill_batch(&b, &data, i);
         rlhf_rng ry = rng;
@@ -211,7 +172,7 @@ static int roundtrip(const char *variant) {
         if (ctrl_algo_riql.update(x, &b, &rng, &mx, &err) ||
             ctrl_algo_riql.update(y, &b, &ry, &my, &err))
             return fprintf(stderr, "%s\n", err.msg), 1;
-        ok = same(x, y, &mx, &my, i ? "second update" : "first update");
+        ok = dump_same(&ctrl_algo_riql, x, y, &mx, &my, i ? "second update" : "first update");
         float ax[B * A], ay[B * A];
         rlhf_rng r1 = rng, r2 = rng;
         ctrl_algo_riql.act(x, b.obs, B, 0, &r1, ax);

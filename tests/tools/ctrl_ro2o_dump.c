@@ -16,29 +16,13 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl_dump_common.h"
 #include "ctrl/ro2o_loss.h"
 
 static const char *dir;
 
 static void write_f32(const char *name, const float *x, long n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.f32", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(x, sizeof(float), n, f) != (size_t)n) {
-        fprintf(stderr, "ctrl_ro2o_dump: cannot write %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-}
-
-static void dump_tensors(void *agent, const ctrl_algo *algo, const char *prefix) {
-    ctrl_tensor t[32];
-    int n = algo->tensors(agent, t, 32);
-    char name[256];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s%s", prefix, t[i].name);
-        write_f32(name, t[i].data, t[i].n);
-    }
+    dump_write_f32("ctrl_ro2o_dump", dir, name, x, n);
 }
 
 int main(int argc, char **argv) {
@@ -97,7 +81,7 @@ int main(int argc, char **argv) {
     write_f32("batch.rew", rew, B);
     write_f32("batch.next_obs", next_obs, B * O);
     write_f32("batch.done", done, B);
-    dump_tensors(agent, algo, "init.");
+    dump_write_tensors("ctrl_ro2o_dump", dir, agent, algo, "init.");
 
     char path[1024];
     snprintf(path, sizeof path, "%s/meta.json", dir);
@@ -143,7 +127,7 @@ int main(int argc, char **argv) {
             return 2;
         }
         snprintf(name, sizeof name, "after.%d.", k);
-        dump_tensors(agent, algo, name);
+        dump_write_tensors("ctrl_ro2o_dump", dir, agent, algo, name);
         snprintf(path, sizeof path, "%s/metrics.%d.json", dir, k);
         f = fopen(path, "w");
         if (!f) return 2;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ctrl/agent.h"
+#include "ctrl_dump_common.h"
 #include "ctrl/cql_loss.h"
 
 extern const ctrl_algo ctrl_algo_sac, ctrl_algo_cql, ctrl_algo_calql;
@@ -22,24 +23,7 @@ extern const ctrl_algo ctrl_algo_sac, ctrl_algo_cql, ctrl_algo_calql;
 static const char *dir;
 
 static void write_f32(const char *name, const float *x, long n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.f32", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(x, sizeof(float), n, f) != (size_t)n) {
-        fprintf(stderr, "ctrl_sac_dump: cannot write %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-}
-
-static void dump_tensors(void *agent, const ctrl_algo *algo, const char *prefix) {
-    ctrl_tensor t[32];
-    int n = algo->tensors(agent, t, 32);
-    char name[256];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s%s", prefix, t[i].name);
-        write_f32(name, t[i].data, t[i].n);
-    }
+    dump_write_f32("ctrl_sac_dump", dir, name, x, n);
 }
 
 int main(int argc, char **argv) {
@@ -100,7 +84,7 @@ int main(int argc, char **argv) {
     write_f32("batch.next_obs", next_obs, B * O);
     write_f32("batch.done", done, B);
     write_f32("batch.mc_return", mc, B);
-    dump_tensors(agent, algo, "init.");
+    dump_write_tensors("ctrl_sac_dump", dir, agent, algo, "init.");
 
     char path[1024];
     snprintf(path, sizeof path, "%s/meta.json", dir);
@@ -141,7 +125,7 @@ int main(int argc, char **argv) {
             return 2;
         }
         snprintf(name, sizeof name, "after.%d.", k);
-        dump_tensors(agent, algo, name);
+        dump_write_tensors("ctrl_sac_dump", dir, agent, algo, name);
         snprintf(path, sizeof path, "%s/metrics.%d.json", dir, k);
         f = fopen(path, "w");
         if (!f) return 2;
