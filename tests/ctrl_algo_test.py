@@ -23,6 +23,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
+from ctrl_parity import torch, nn, mlp_members, params_of, flat_of, adam_flat  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_algo_dump")
 VARIANTS = ["bc", "bc_gauss", "td3", "td3_bc", "iql", "iql_det", "awac"]
@@ -59,46 +60,8 @@ def learning():
                "the policy did not beat the bound")
 
 
-try:
-    import torch
-    import torch.nn as nn
+if torch is not None:
     import torch.nn.functional as F
-except ImportError:
-    torch = None
-
-
-def mlp_members(flat, dims, E):
-    """ctrl_mlp's span -> E nn.Sequential (float64): member by member, layer by
-    layer W (out, in) row-major then b."""
-    flat = torch.tensor(flat, dtype=torch.float64)
-    per = flat.numel() // E
-    members = []
-    for e in range(E):
-        off = e * per
-        layers = []
-        for i in range(len(dims) - 1):
-            lin = nn.Linear(dims[i], dims[i + 1]).double()
-            nw = dims[i] * dims[i + 1]
-            with torch.no_grad():
-                lin.weight.copy_(flat[off:off + nw].view(dims[i + 1], dims[i]))
-                lin.bias.copy_(flat[off + nw:off + nw + dims[i + 1]])
-            off += nw + dims[i + 1]
-            layers += [lin, nn.ReLU()] if i < len(dims) - 2 else [lin]
-        members.append(nn.Sequential(*layers))
-    return members
-
-
-def params_of(members):
-    return [p for m in members for p in m.parameters()]
-
-
-def flat_of(tensors):
-    return torch.cat([t.detach().reshape(-1) for t in tensors])
-
-
-def adam_flat(opt, params, key):
-    return torch.cat([opt.state[p][key].reshape(-1) if p in opt.state
-                      else torch.zeros(p.numel(), dtype=torch.float64) for p in params])
 
 
 def polyak(target, src, tau):

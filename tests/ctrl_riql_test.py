@@ -27,6 +27,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
+from ctrl_parity import torch, nn, mlp_members, params_of, adam_flat  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_riql_dump")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -80,41 +81,6 @@ def behaviour():
                + f", centre {centre:.3f}; mean margin {gap:.3f})",
                f"RIQL must beat IQL in every seed by {margin} on average and beat centre/3")
 
-
-try:
-    import torch
-    import torch.nn as nn
-except ImportError:
-    torch = None
-
-
-def mlp_members(flat, dims, E):
-    """ctrl_mlp's span -> E float64 nn.Sequential (member by member, layer by
-    layer W (out, in) row-major, then b)."""
-    flat = torch.tensor(flat, dtype=torch.float64)
-    per = flat.numel() // E
-    members = []
-    for e in range(E):
-        off, layers = e * per, []
-        for i in range(len(dims) - 1):
-            lin = nn.Linear(dims[i], dims[i + 1]).double()
-            nw = dims[i] * dims[i + 1]
-            with torch.no_grad():
-                lin.weight.copy_(flat[off:off + nw].view(dims[i + 1], dims[i]))
-                lin.bias.copy_(flat[off + nw:off + nw + dims[i + 1]])
-            off += nw + dims[i + 1]
-            layers += [lin, nn.ReLU()] if i < len(dims) - 2 else [lin]
-        members.append(nn.Sequential(*layers))
-    return members
-
-
-def params_of(members):
-    return [p for m in members for p in m.parameters()]
-
-
-def adam_flat(opt, params, key):
-    return torch.cat([opt.state[p][key].reshape(-1) if p in opt.state
-                      else torch.zeros(p.numel(), dtype=torch.float64) for p in params])
 
 
 def huber_loss(diff, sigma):  # RIQL.py's huber_loss

@@ -25,39 +25,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
+from ctrl_parity import torch, load_f32, mlp  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_ro2o_dump")
 TOL = 1e-5
-
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    np = torch = None
-
-
-def load(d, name):
-    return torch.from_numpy(np.fromfile(os.path.join(d, name + ".f32"), dtype=np.float32).astype(np.float64))
-
-
-def mlp(flat, x, n_in, hidden, layers, n_out, ens):
-    """ctrl_mlp's layout: member by member, layer by layer W (out, in) then b."""
-    dims = [n_in] + [hidden] * layers + [n_out]
-    size = sum(dims[i + 1] * dims[i] + dims[i + 1] for i in range(len(dims) - 1))
-    assert flat.numel() == size * ens
-    ys = []
-    for e in range(ens):
-        p, off, h = flat[e * size:(e + 1) * size], 0, x
-        for i in range(len(dims) - 1):
-            w = p[off:off + dims[i + 1] * dims[i]].view(dims[i + 1], dims[i])
-            off += dims[i + 1] * dims[i]
-            b = p[off:off + dims[i + 1]]
-            off += dims[i + 1]
-            h = h @ w.T + b
-            if i < len(dims) - 2:
-                h = torch.relu(h)
-        ys.append(h)
-    return torch.stack(ys)
 
 
 def rebuild(d, m, drop=None):
@@ -65,15 +36,15 @@ def rebuild(d, m, drop=None):
     O, A, B, n, H, L, E = (m[k] for k in ("obs", "act", "B", "n", "hidden", "layers", "E"))
     low, high = torch.tensor(m["low"], dtype=torch.float64), torch.tensor(m["high"], dtype=torch.float64)
     scale, bias = (high - low) / 2, (high + low) / 2
-    actor = load(d, "init.actor").requires_grad_()
-    critic = load(d, "init.critic").requires_grad_()
-    target = load(d, "init.critic_target")
-    log_alpha = load(d, "init.log_alpha").requires_grad_()
+    actor = load_f32(d, "init.actor").requires_grad_()
+    critic = load_f32(d, "init.critic").requires_grad_()
+    target = load_f32(d, "init.critic_target")
+    log_alpha = load_f32(d, "init.log_alpha").requires_grad_()
     opt_actor = torch.optim.Adam([actor], lr=m["actor_lr"])
     opt_critic = torch.optim.Adam([critic], lr=m["critic_lr"])
     opt_alpha = torch.optim.Adam([log_alpha], lr=m["alpha_lr"])
-    obs, act = load(d, "batch.obs").view(B, O), load(d, "batch.act").view(B, A)
-    rew, done, next_obs = load(d, "batch.rew"), load(d, "batch.done"), load(d, "batch.next_obs").view(B, O)
+    obs, act = load_f32(d, "batch.obs").view(B, O), load_f32(d, "batch.act").view(B, A)
+    rew, done, next_obs = load_f32(d, "batch.rew"), load_f32(d, "batch.done"), load_f32(d, "batch.next_obs").view(B, O)
     tanh = torch.distributions.transforms.TanhTransform()
     w_q = 0.0 if drop == "q" else m["q_weight"]
     w_pol = 0.0 if drop == "policy" else m["policy_weight"]
@@ -98,7 +69,7 @@ def rebuild(d, m, drop=None):
 
     results = []
     for k in range(1, m["updates"] + 1):
-        z = load(d, f"noise.{k}")
+        z = load_f32(d, f"noise.{k}")
         sizes = [B * A, B * A, n * O, B * A, n * O, n * O, B * n * A]
         parts, o = [], 0
         for s in sizes:
@@ -186,7 +157,7 @@ def compare(d, results):
     why = []
     for k, (state, losses) in enumerate(results, 1):
         for name, want in state.items():
-            got = load(d, f"after.{k}.{name}")
+            got = load_f32(d, f"after.{k}.{name}")
             err = ((got - want).abs().max() / max(1.0, want.abs().max().item())).item()
             worst[1 if ".adam_" in name else 0] = max(worst[1 if ".adam_" in name else 0], err)
             if not err <= TOL:
@@ -210,7 +181,7 @@ def check(algo):
         m = json.load(open(os.path.join(d, "meta.json")))
         worst, why = compare(d, rebuild(d, m))
         for name in ("actor", "critic", "critic_target", "log_alpha"):
-            if torch.equal(load(d, f"init.{name}"), load(d, f"after.1.{name}")):
+            if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
                 why.append(f"{name} did not change")
         print(f"  {algo}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
               f"losses {worst[2]:.2e} (relative to max(1, |value|))")

@@ -22,39 +22,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
+from ctrl_parity import torch, load_f32, mlp  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_sac_dump")
 TOL = 1e-5
-
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    np = torch = None
-
-
-def load(d, name):
-    return torch.from_numpy(np.fromfile(os.path.join(d, name + ".f32"), dtype=np.float32).astype(np.float64))
-
-
-def mlp(flat, x, n_in, hidden, layers, n_out, ens):
-    """ctrl_mlp's layout: member by member, layer by layer W (out, in) then b."""
-    dims = [n_in] + [hidden] * layers + [n_out]
-    size = sum(dims[i + 1] * dims[i] + dims[i + 1] for i in range(len(dims) - 1))
-    assert flat.numel() == size * ens
-    ys = []
-    for e in range(ens):
-        p, off, h = flat[e * size:(e + 1) * size], 0, x
-        for i in range(len(dims) - 1):
-            w = p[off:off + dims[i + 1] * dims[i]].view(dims[i + 1], dims[i])
-            off += dims[i + 1] * dims[i]
-            b = p[off:off + dims[i + 1]]
-            off += dims[i + 1]
-            h = h @ w.T + b
-            if i < len(dims) - 2:
-                h = torch.relu(h)
-        ys.append(h)
-    return torch.stack(ys)  # (E, R, out)
 
 
 def rebuild(d, m):
@@ -62,16 +33,16 @@ def rebuild(d, m):
     O, A, B, N, H, L, E = (m[k] for k in ("obs", "act", "B", "N", "hidden", "layers", "E"))
     low, high = torch.tensor(m["low"], dtype=torch.float64), torch.tensor(m["high"], dtype=torch.float64)
     scale, bias = (high - low) / 2, (high + low) / 2
-    actor = load(d, "init.actor").requires_grad_()
-    critic = load(d, "init.critic").requires_grad_()
-    target = load(d, "init.critic_target")
-    log_alpha = load(d, "init.log_alpha").requires_grad_()
+    actor = load_f32(d, "init.actor").requires_grad_()
+    critic = load_f32(d, "init.critic").requires_grad_()
+    target = load_f32(d, "init.critic_target")
+    log_alpha = load_f32(d, "init.log_alpha").requires_grad_()
     opt_actor = torch.optim.Adam([actor], lr=m["actor_lr"])
     opt_critic = torch.optim.Adam([critic], lr=m["critic_lr"])
     opt_alpha = torch.optim.Adam([log_alpha], lr=m["alpha_lr"])
-    obs, act = load(d, "batch.obs").view(B, O), load(d, "batch.act").view(B, A)
-    rew, done = load(d, "batch.rew"), load(d, "batch.done")
-    next_obs, mc = load(d, "batch.next_obs").view(B, O), load(d, "batch.mc_return")
+    obs, act = load_f32(d, "batch.obs").view(B, O), load_f32(d, "batch.act").view(B, A)
+    rew, done = load_f32(d, "batch.rew"), load_f32(d, "batch.done")
+    next_obs, mc = load_f32(d, "batch.next_obs").view(B, O), load_f32(d, "batch.mc_return")
     tanh = torch.distributions.transforms.TanhTransform()
 
     def policy(s, eps):
@@ -88,7 +59,7 @@ def rebuild(d, m):
 
     results = []
     for k in range(1, m["updates"] + 1):
-        z = load(d, f"noise.{k}")
+        z = load_f32(d, f"noise.{k}")
         eps_pi, eps_next = z[:B * A].view(B, A), z[B * A:2 * B * A].view(B, A)
         o = 2 * B * A
         eps_cur, eps_nxt = z[o:o + B * N * A].view(B * N, A), z[o + B * N * A:o + 2 * B * N * A].view(B * N, A)
@@ -168,7 +139,7 @@ def check(algo):
         worst_param, worst_moment, worst_loss, why = 0.0, 0.0, 0.0, []
         for k, (state, losses) in enumerate(results, 1):
             for name, want in state.items():
-                got = load(d, f"after.{k}.{name}")
+                got = load_f32(d, f"after.{k}.{name}")
                 # relative to the tensor's scale (moments of large gradients are large)
                 err = ((got - want).abs().max() / max(1.0, want.abs().max().item())).item()
                 if ".adam_" in name:
@@ -185,7 +156,7 @@ def check(algo):
                     why.append(f"update {k} {name}: C {got_m[name]:.9g} torch {want:.9g}")
         # the update must move everything it owns (else the comparison proves little)
         for name in ("actor", "critic", "critic_target", "log_alpha"):
-            if torch.equal(load(d, f"init.{name}"), load(d, f"after.1.{name}")):
+            if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
                 why.append(f"{name} did not change")
         print(f"  {algo}: max error params {worst_param:.2e}, Adam moments {worst_moment:.2e}, "
               f"losses {worst_loss:.2e} (relative to max(1, |value|))")

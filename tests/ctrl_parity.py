@@ -1,0 +1,74 @@
+"""What the control parity tests (tests/ctrl_*_test.py) share: ctrl_mlp's
+parameter layout rebuilt in PyTorch (float64), reading the raw float32 files
+the dump tools write, and flattening parameters and Adam moments to compare
+with the C agent's tensors. torch and numpy are None when missing (the tests
+then skip)."""
+import os
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+except ImportError:
+    np = torch = nn = None
+
+
+def load_f32(d, name):
+    """DIR/NAME.f32 (raw float32, as dump_write_f32 writes) as a float64 tensor."""
+    return torch.from_numpy(np.fromfile(os.path.join(d, name + ".f32"), dtype=np.float32).astype(np.float64))
+
+
+def mlp(flat, x, n_in, hidden, layers, n_out, ens):
+    """ctrl_mlp's forward as a function of its flat span: member by member,
+    layer by layer W (out, in) then b; returns (E, R, out)."""
+    dims = [n_in] + [hidden] * layers + [n_out]
+    size = sum(dims[i + 1] * dims[i] + dims[i + 1] for i in range(len(dims) - 1))
+    assert flat.numel() == size * ens
+    ys = []
+    for e in range(ens):
+        p, off, h = flat[e * size:(e + 1) * size], 0, x
+        for i in range(len(dims) - 1):
+            w = p[off:off + dims[i + 1] * dims[i]].view(dims[i + 1], dims[i])
+            off += dims[i + 1] * dims[i]
+            b = p[off:off + dims[i + 1]]
+            off += dims[i + 1]
+            h = h @ w.T + b
+            if i < len(dims) - 2:
+                h = torch.relu(h)
+        ys.append(h)
+    return torch.stack(ys)
+
+
+def mlp_members(flat, dims, E):
+    """ctrl_mlp's span -> E nn.Sequential (float64): member by member, layer by
+    layer W (out, in) row-major then b."""
+    flat = torch.tensor(flat, dtype=torch.float64)
+    per = flat.numel() // E
+    members = []
+    for e in range(E):
+        off = e * per
+        layers = []
+        for i in range(len(dims) - 1):
+            lin = nn.Linear(dims[i], dims[i + 1]).double()
+            nw = dims[i] * dims[i + 1]
+            with torch.no_grad():
+                lin.weight.copy_(flat[off:off + nw].view(dims[i + 1], dims[i]))
+                lin.bias.copy_(flat[off + nw:off + nw + dims[i + 1]])
+            off += nw + dims[i + 1]
+            layers += [lin, nn.ReLU()] if i < len(dims) - 2 else [lin]
+        members.append(nn.Sequential(*layers))
+    return members
+
+
+def params_of(members):
+    return [p for m in members for p in m.parameters()]
+
+
+def flat_of(tensors):
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+def adam_flat(opt, params, key):
+    """torch.optim.Adam's exp_avg / exp_avg_sq over params, flat (zeros before a step)."""
+    return torch.cat([opt.state[p][key].reshape(-1) if p in opt.state
+                      else torch.zeros(p.numel(), dtype=torch.float64) for p in params])
