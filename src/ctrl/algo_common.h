@@ -39,6 +39,13 @@ int ctrl_check_batch(const char *who, const ctrl_batch *b, int S, int A, rlhf_er
 // change what differs
 void ctrl_corl_defaults(ctrl_algo_config *c);
 
+// appends NAME (params), NAME.adam_m and NAME.adam_v (the moments of the
+// ctrl_adam opt), opt.n floats each, to all[n++]; NAME is a string literal
+#define CTRL_TENSORS_ADAM(all, n, NAME, params, opt)                  \
+    ((all)[(n)++] = (ctrl_tensor){NAME, (params), (opt).n},           \
+     (all)[(n)++] = (ctrl_tensor){NAME ".adam_m", (opt).m, (opt).n},  \
+     (all)[(n)++] = (ctrl_tensor){NAME ".adam_v", (opt).v, (opt).n})
+
 // copies the first min(n, max) of all[] into out; returns that count
 int ctrl_tensors_out(ctrl_tensor *out, int max, const ctrl_tensor *all, int n);
 

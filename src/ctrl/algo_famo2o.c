@@ -397,28 +397,14 @@ static int famo2o_tensors(void *agent, ctrl_tensor *out, int max) {
     famo2o_agent *g = agent;
     ctrl_tensor all[24];
     int n = 0;
-    all[n++] = (ctrl_tensor){"actor", g->actor.params, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"actor.adam_m", g->actor_opt.m, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"actor.adam_v", g->actor_opt.v, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"log_std", g->log_std, g->A};
-    all[n++] = (ctrl_tensor){"log_std.adam_m", g->log_std_opt.m, g->A};
-    all[n++] = (ctrl_tensor){"log_std.adam_v", g->log_std_opt.v, g->A};
-    all[n++] = (ctrl_tensor){"balance", g->balance.params, g->balance.n_params};
-    all[n++] = (ctrl_tensor){"balance.adam_m", g->balance_opt.m, g->balance.n_params};
-    all[n++] = (ctrl_tensor){"balance.adam_v", g->balance_opt.v, g->balance.n_params};
-    all[n++] = (ctrl_tensor){"balance_log_std", g->bal_log_std, 1};
-    all[n++] = (ctrl_tensor){"balance_log_std.adam_m", g->bal_log_std_opt.m, 1};
-    all[n++] = (ctrl_tensor){"balance_log_std.adam_v", g->bal_log_std_opt.v, 1};
-    all[n++] = (ctrl_tensor){"log_alpha", g->log_alpha, 1};
-    all[n++] = (ctrl_tensor){"log_alpha.adam_m", g->alpha_opt.m, 1};
-    all[n++] = (ctrl_tensor){"log_alpha.adam_v", g->alpha_opt.v, 1};
-    all[n++] = (ctrl_tensor){"critic", g->critic.params, g->critic.n_params};
-    all[n++] = (ctrl_tensor){"critic.adam_m", g->critic_opt.m, g->critic.n_params};
-    all[n++] = (ctrl_tensor){"critic.adam_v", g->critic_opt.v, g->critic.n_params};
+    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
+    CTRL_TENSORS_ADAM(all, n, "log_std", g->log_std, g->log_std_opt);
+    CTRL_TENSORS_ADAM(all, n, "balance", g->balance.params, g->balance_opt);
+    CTRL_TENSORS_ADAM(all, n, "balance_log_std", g->bal_log_std, g->bal_log_std_opt);
+    CTRL_TENSORS_ADAM(all, n, "log_alpha", g->log_alpha, g->alpha_opt);
+    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
     all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic.n_params};
-    all[n++] = (ctrl_tensor){"value", g->value.params, g->value.n_params};
-    all[n++] = (ctrl_tensor){"value.adam_m", g->value_opt.m, g->value.n_params};
-    all[n++] = (ctrl_tensor){"value.adam_v", g->value_opt.v, g->value.n_params};
+    CTRL_TENSORS_ADAM(all, n, "value", g->value.params, g->value_opt);
     // step, then the actor / log_std / critic / value / balance / balance
     // log_std / log_alpha Adam t
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};

@@ -318,22 +318,14 @@ static int iql_tensors(void *agent, ctrl_tensor *out, int max) {
     iql_agent *g = agent;
     ctrl_tensor all[16];
     int n = 0;
-    all[n++] = (ctrl_tensor){"actor", g->actor.params, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"actor.adam_m", g->actor_opt.m, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"actor.adam_v", g->actor_opt.v, g->actor.n_params};
+    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
     if (g->stochastic) {
-        all[n++] = (ctrl_tensor){"log_std", g->log_std, g->A};
-        all[n++] = (ctrl_tensor){"log_std.adam_m", g->log_std_opt.m, g->A};
-        all[n++] = (ctrl_tensor){"log_std.adam_v", g->log_std_opt.v, g->A};
+        CTRL_TENSORS_ADAM(all, n, "log_std", g->log_std, g->log_std_opt);
     }
-    all[n++] = (ctrl_tensor){"critic", g->critic.params, g->critic.n_params};
-    all[n++] = (ctrl_tensor){"critic.adam_m", g->critic_opt.m, g->critic.n_params};
-    all[n++] = (ctrl_tensor){"critic.adam_v", g->critic_opt.v, g->critic.n_params};
+    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
     all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic.n_params};
     if (g->kind == KIND_IQL) {
-        all[n++] = (ctrl_tensor){"value", g->value.params, g->value.n_params};
-        all[n++] = (ctrl_tensor){"value.adam_m", g->value_opt.m, g->value.n_params};
-        all[n++] = (ctrl_tensor){"value.adam_v", g->value_opt.v, g->value.n_params};
+        CTRL_TENSORS_ADAM(all, n, "value", g->value.params, g->value_opt);
     }
     // step, actor / log_std / critic / value Adam t
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};

@@ -379,20 +379,15 @@ static void ro2o_act(void *agent, const float *obs, int B, int deterministic, rl
 
 static int ro2o_tensors(void *agent, ctrl_tensor *out, int max) {
     ro2o_agent *g = agent;
-    ctrl_tensor all[] = {
-        {"actor", g->actor.params, g->actor.n_params},
-        {"actor.adam_m", g->actor_opt.m, g->actor_opt.n},
-        {"actor.adam_v", g->actor_opt.v, g->actor_opt.n},
-        {"critic", g->critic.params, g->critic.n_params},
-        {"critic.adam_m", g->critic_opt.m, g->critic_opt.n},
-        {"critic.adam_v", g->critic_opt.v, g->critic_opt.n},
-        {"critic_target", g->critic_target.params, g->critic_target.n_params},
-        {"log_alpha", &g->log_alpha, 1},
-        {"log_alpha.adam_m", g->alpha_opt.m, 1},
-        {"log_alpha.adam_v", g->alpha_opt.v, 1},
-        {"step", &g->steps, 1}, // updates taken: every Adam's t and beta's decay (exact below 2^24)
-    };
-    return ctrl_tensors_out(out, max, all, (int)(sizeof all / sizeof all[0]));
+    ctrl_tensor all[12];
+    int n = 0;
+    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
+    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
+    all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic_target.n_params};
+    CTRL_TENSORS_ADAM(all, n, "log_alpha", &g->log_alpha, g->alpha_opt);
+    // step: updates taken: every Adam's t and beta's decay (exact below 2^24)
+    all[n++] = (ctrl_tensor){"step", &g->steps, 1};
+    return ctrl_tensors_out(out, max, all, n);
 }
 
 static void ro2o_free(void *agent) {

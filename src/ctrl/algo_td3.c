@@ -251,19 +251,13 @@ static int td3_tensors(void *agent, ctrl_tensor *out, int max) {
     td3_agent *g = agent;
     ctrl_tensor all[16];
     int n = 0;
-    all[n++] = (ctrl_tensor){"actor", g->actor.params, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"actor.adam_m", g->actor_opt.m, g->actor.n_params};
-    all[n++] = (ctrl_tensor){"actor.adam_v", g->actor_opt.v, g->actor.n_params};
+    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
     if (g->stochastic) {
-        all[n++] = (ctrl_tensor){"log_std", g->log_std, g->A};
-        all[n++] = (ctrl_tensor){"log_std.adam_m", g->log_std_opt.m, g->A};
-        all[n++] = (ctrl_tensor){"log_std.adam_v", g->log_std_opt.v, g->A};
+        CTRL_TENSORS_ADAM(all, n, "log_std", g->log_std, g->log_std_opt);
     }
     if (g->kind != KIND_BC) {
         all[n++] = (ctrl_tensor){"actor_target", g->actor_target.params, g->actor.n_params};
-        all[n++] = (ctrl_tensor){"critic", g->critic.params, g->critic.n_params};
-        all[n++] = (ctrl_tensor){"critic.adam_m", g->critic_opt.m, g->critic.n_params};
-        all[n++] = (ctrl_tensor){"critic.adam_v", g->critic_opt.v, g->critic.n_params};
+        CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
         all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic.n_params};
     }
     // step, actor Adam t, critic Adam t, log_std Adam t
