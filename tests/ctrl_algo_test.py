@@ -17,21 +17,19 @@ each algorithm must solve (below).
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
-from ctrl_parity import torch, nn, mlp_members, params_of, flat_of, adam_flat  # noqa: E402
+from ctrl_parity import run_tool, torch, nn, mlp_members, params_of, flat_of, adam_flat  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_algo_dump")
 VARIANTS = ["bc", "bc_gauss", "td3", "td3_bc", "iql", "iql_det", "awac"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # idle OpenMP threads spin on a busy machine
 
 
 def tool(*args):
-    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=120, env=ENV)
+    return run_tool(TOOL, *args, timeout=120)
 
 
 def roundtrips():

@@ -4,6 +4,7 @@ the dump tools write, and flattening parameters and Adam moments to compare
 with the C agent's tensors. torch and numpy are None when missing (the tests
 then skip)."""
 import os
+import subprocess
 
 try:
     import numpy as np
@@ -11,6 +12,13 @@ try:
     import torch.nn as nn
 except ImportError:
     np = torch = nn = None
+
+
+def run_tool(path, *args, timeout=300):
+    """A test tool's run, its output as text, on one OpenMP thread (idle
+    threads spin on a busy machine)."""
+    return subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def load_f32(d, name):

@@ -21,21 +21,19 @@ their greedy policies is compared.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
-from ctrl_parity import torch, nn, mlp_members, params_of, adam_flat  # noqa: E402
+from ctrl_parity import run_tool, torch, nn, mlp_members, params_of, adam_flat  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_riql_dump")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 SANITIZE = bool(os.environ.get("RLHF_SANITIZE"))
 
 
 def tool(*args):
-    return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=300, env=ENV)
+    return run_tool(TOOL, *args, timeout=300)
 
 
 def roundtrips():
