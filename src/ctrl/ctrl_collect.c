@@ -65,16 +65,10 @@ static void append_rows(ctrl_transitions *dst, const ctrl_transitions *src) {
                         src->cost ? src->cost[i] : 0);
 }
 
-int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
-    if (!c->env || !*c->env) return rlhf_fail(err, "--env is needed");
-    if (!c->out || !*c->out)
-        return rlhf_fail(err, "--out is needed (a folder for the .hdf5 files)");
-    if (c->steps < 1 || c->checkpoints < 1 || c->eval_episodes < 1)
-        return rlhf_fail(err, "--steps, --checkpoints and --eval_episodes must be at least 1");
-    if (make_dirs(c->out, err)) return -1;
+// The SAC run that collect trains: online only, a checkpoint (and an
+// evaluation) every steps/checkpoints steps, a buffer holding every step.
+static ctrl_train_config sac_run_config(const ctrl_collect_config *c, const char *run) {
     ctrl_train_config tc = c->train;
-    char run[4200];
-    snprintf(run, sizeof run, "%s/sac", c->out);
     tc.algo = "sac";
     tc.env = c->env;
     tc.dataset = NULL;
@@ -87,19 +81,77 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     tc.save_every = tc.eval_every = every > 0 ? every : 1;
     tc.buffer_size = c->steps; // the whole history: medium-replay is its prefix
     tc.eval_episodes = c->eval_episodes;
+    return tc;
+}
+
+// medium: the step checkpoint of `run` whose evaluated return is nearest a
+// third of the way from r_rand to r_exp -> medium (its path), *ret
+static int pick_medium(const ctrl_collect_config *c, const char *run, ctrl_env *env,
+                       uint64_t seed, double r_rand, double r_exp, char *medium, size_t n,
+                       double *ret, rlhf_err *err) {
+    double target = r_rand + (r_exp - r_rand) / 3.0, best = INFINITY;
+    int count = 0, rc = 0, *steps = checkpoint_steps(run, &count);
+    medium[0] = 0;
+    for (int i = 0; i < count && !rc; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", run, steps[i]);
+        ctrl_policy pol;
+        memset(&pol, 0, sizeof pol);
+        double m, s;
+        rc = ctrl_policy_load(p, &pol, err) ||
+             ctrl_evaluate(env, &pol, c->eval_episodes, seed + 100, 1, &m, &s, err);
+        ctrl_policy_free(&pol);
+        if (rc) break;
+        if (!c->quiet)
+            fprintf(stderr, "collect: %s return %.2f ± %.2f (normalized %.1f)\n", p, m, s,
+                    ctrl_normalized_score(m, r_rand, r_exp));
+        if (fabs(m - target) < best) {
+            best = fabs(m - target);
+            *ret = m;
+            snprintf(medium, n, "%s", p);
+        }
+    }
+    free(steps);
+    if (rc) return -1;
+    if (!medium[0]) return rlhf_fail(err, "%s: no step checkpoint to take the medium policy from", run);
+    printf("medium policy: %s (return %.2f, normalized %.1f; target %.2f)\n", medium, *ret,
+           ctrl_normalized_score(*ret, r_rand, r_exp), target);
+    return 0;
+}
+
+// rows of a policy's own samples (stochastic, as D4RL's were) from a checkpoint
+static int policy_rows(ctrl_env *env, const char *checkpoint, long rows, uint64_t seed,
+                       ctrl_transitions *t, rlhf_err *err) {
+    ctrl_policy pol;
+    memset(&pol, 0, sizeof pol);
+    ctrl_transitions_alloc(t, env->obs_dim, env->act_dim, rows, 0);
+    int rc = ctrl_policy_load(checkpoint, &pol, err) ||
+             ctrl_rollout(env, &pol, rows, seed, 0, t, err);
+    ctrl_policy_free(&pol);
+    return rc ? -1 : 0;
+}
+
+int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
+    if (!c->env || !*c->env) return rlhf_fail(err, "--env is needed");
+    if (!c->out || !*c->out)
+        return rlhf_fail(err, "--out is needed (a folder for the .hdf5 files)");
+    if (c->steps < 1 || c->checkpoints < 1 || c->eval_episodes < 1)
+        return rlhf_fail(err, "--steps, --checkpoints and --eval_episodes must be at least 1");
+    if (make_dirs(c->out, err)) return -1;
+    char run[4200];
+    snprintf(run, sizeof run, "%s/sac", c->out);
+    ctrl_train_config tc = sac_run_config(c, run);
     long level_steps = c->dataset_steps > 0 ? c->dataset_steps : c->steps;
 
     ctrl_env *env = NULL;
-    ctrl_policy pol;
-    memset(&pol, 0, sizeof pol);
     ctrl_transitions rnd = {0}, med = {0}, rep = {0}, exp_ = {0}, mix = {0};
     cJSON *summary = cJSON_CreateObject();
-    int *steps = NULL, count = 0, rc = -1;
-    double *rets = NULL;
+    int rc = -1;
     ctrl_train_result res;
     memset(&res, 0, sizeof res);
     uint64_t seed = tc.seed;
 
+    // 1. train SAC
     if (ctrl_train(&tc, &res, err)) goto done;
     if (res.stopped) {
         rlhf_fail(err, "training stopped before the end; run the command again with the same "
@@ -107,7 +159,7 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
         goto done;
     }
     if (ctrl_env_make(c->env, &env, err)) goto done;
-    // the references: the uniform random policy and the final policy, on the
+    // 2. the references: the uniform random policy and the final policy, on the
     // trainer's evaluation episodes (same seed)
     double r_rand, r_rand_std, r_exp = res.final_mean;
     if (ctrl_evaluate(env, NULL, c->eval_episodes, seed + 100, 0, &r_rand, &r_rand_std, err))
@@ -121,63 +173,36 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
                 "random (%.2f): normalised scores against these references mean little; "
                 "train longer (--steps)\n",
                 r_exp, r_rand);
-    // medium: the step checkpoint evaluated nearest a third of the way
-    double target = r_rand + (r_exp - r_rand) / 3.0, best = INFINITY, best_ret = NAN;
-    char medium[4400] = "";
-    steps = checkpoint_steps(run, &count);
-    for (int i = 0; i < count; i++) {
-        char p[4400];
-        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", run, steps[i]);
-        double m, s;
-        if (ctrl_policy_load(p, &pol, err)) goto done;
-        int e = ctrl_evaluate(env, &pol, c->eval_episodes, seed + 100, 1, &m, &s, err);
-        ctrl_policy_free(&pol);
-        if (e) goto done;
-        if (!c->quiet)
-            fprintf(stderr, "collect: %s return %.2f ± %.2f (normalized %.1f)\n", p, m, s,
-                    ctrl_normalized_score(m, r_rand, r_exp));
-        if (fabs(m - target) < best) {
-            best = fabs(m - target);
-            best_ret = m;
-            snprintf(medium, sizeof medium, "%s", p);
-        }
-    }
-    if (!medium[0]) {
-        rlhf_fail(err, "%s: no step checkpoint to take the medium policy from", run);
+    // 3. the medium policy
+    char medium[4400];
+    double medium_ret = NAN;
+    if (pick_medium(c, run, env, seed, r_rand, r_exp, medium, sizeof medium, &medium_ret, err))
         goto done;
-    }
-    printf("medium policy: %s (return %.2f, normalized %.1f; target %.2f)\n", medium, best_ret,
-           ctrl_normalized_score(best_ret, r_rand, r_exp), target);
     cJSON_AddStringToObject(summary, "env", c->env);
     cJSON_AddNumberToObject(summary, "ref_random_return", r_rand);
     cJSON_AddNumberToObject(summary, "ref_expert_return", r_exp);
     cJSON_AddStringToObject(summary, "medium_checkpoint", medium);
-    cJSON_AddNumberToObject(summary, "medium_return", best_ret);
+    cJSON_AddNumberToObject(summary, "medium_return", medium_ret);
     cJSON_AddStringToObject(summary, "expert_checkpoint", res.final_checkpoint);
 
-    int od = env->obs_dim, ad = env->act_dim;
-    ctrl_transitions_alloc(&rnd, od, ad, level_steps, 0);
+    // 4. the levels
+    ctrl_transitions_alloc(&rnd, env->obs_dim, env->act_dim, level_steps, 0);
     if (ctrl_rollout(env, NULL, level_steps, seed + 1, 0, &rnd, err) ||
         write_level(c, "random", &rnd, r_rand, r_exp, summary, err))
         goto done;
-    // medium and expert: the policies' samples (stochastic, as D4RL's were)
-    ctrl_transitions_alloc(&med, od, ad, level_steps, 0);
-    if (ctrl_policy_load(medium, &pol, err)) goto done;
-    if (ctrl_rollout(env, &pol, level_steps, seed + 2, 0, &med, err)) goto done;
-    ctrl_policy_free(&pol);
-    if (write_level(c, "medium", &med, r_rand, r_exp, summary, err)) goto done;
+    if (policy_rows(env, medium, level_steps, seed + 2, &med, err) ||
+        write_level(c, "medium", &med, r_rand, r_exp, summary, err))
+        goto done;
     char bp[4600];
     snprintf(bp, sizeof bp, "%s/online_buffer.safetensors", medium);
-    ctrl_transitions_alloc(&rep, od, ad, c->steps, 0); // SAC's buffer holds every step
+    ctrl_transitions_alloc(&rep, env->obs_dim, env->act_dim, c->steps, 0); // every SAC step
     if (ctrl_online_buffer_load(bp, &rep, err) ||
         write_level(c, "medium-replay", &rep, r_rand, r_exp, summary, err))
         goto done;
-    ctrl_transitions_alloc(&exp_, od, ad, level_steps, 0);
-    if (ctrl_policy_load(res.final_checkpoint, &pol, err)) goto done;
-    if (ctrl_rollout(env, &pol, level_steps, seed + 3, 0, &exp_, err)) goto done;
-    ctrl_policy_free(&pol);
-    if (write_level(c, "expert", &exp_, r_rand, r_exp, summary, err)) goto done;
-    ctrl_transitions_alloc(&mix, od, ad, med.n + exp_.n, 0);
+    if (policy_rows(env, res.final_checkpoint, level_steps, seed + 3, &exp_, err) ||
+        write_level(c, "expert", &exp_, r_rand, r_exp, summary, err))
+        goto done;
+    ctrl_transitions_alloc(&mix, env->obs_dim, env->act_dim, med.n + exp_.n, 0);
     append_rows(&mix, &med);
     append_rows(&mix, &exp_);
     if (write_level(c, "medium-expert", &mix, r_rand, r_exp, summary, err)) goto done;
@@ -188,13 +213,10 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     free(js);
     if (!rc) printf("ref_random_return %.6g ref_expert_return %.6g (%s)\n", r_rand, r_exp, path);
 done:
-    ctrl_policy_free(&pol);
     if (env) ctrl_env_free(env);
     ctrl_transitions *all[] = {&rnd, &med, &rep, &exp_, &mix};
     for (int i = 0; i < 5; i++)
         if (all[i]->cap) ctrl_transitions_free(all[i]);
-    free(steps);
-    free(rets);
     cJSON_Delete(summary);
     ctrl_train_result_free(&res);
     return rc;
