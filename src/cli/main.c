@@ -33,6 +33,8 @@ static const command COMMANDS[] = {
     {"info", cmd_info, "describe and check a model (ours, an HF folder, a llama2.c .bin)"},
     {"export", cmd_export, "write a model as an HF folder or a GGUF file"},
     {"ctrl", cmd_ctrl, "continuous control: offline-to-online RL (train), eval, D4RL-style collect"},
+    {"study", cmd_study, "reproduce a seed paper's finding on the gold-reward sandbox (rlhf study --list)"},
+    {"report", cmd_report, "one HTML page of plots for one or several run folders"},
     {"bench", cmd_bench, "speed of training, forward and generation (see make bench)"},
     {"demo", cmd_engine_demo, "train a tiny model on a synthetic language for a few steps"},
 };
@@ -57,7 +59,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
+        if (COMMANDS[i].run && !strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
     fprintf(stderr, "rlhf: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;

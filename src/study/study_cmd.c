@@ -1,0 +1,270 @@
+// study/study_cmd: the `rlhf study` command — run a study (or read its rows
+// back with --from), then compute the verdict from the rows and write
+// verdict.json, report.html and table.txt.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/file.h"
+#include "study/study.h"
+
+void study_list(FILE *f) {
+    for (int i = 0; study_at(i); i++)
+        fprintf(f, "  %-18s %s\n", study_at(i)->name, study_at(i)->paper);
+}
+
+// every line of a results file as a cJSON array (blank lines skipped)
+static cJSON *read_rows(const char *path, rlhf_err *err) {
+    size_t len = 0;
+    char *text = read_file(path, &len, err);
+    if (!text) return NULL;
+    cJSON *rows = cJSON_CreateArray();
+    int line = 0;
+    for (char *p = text, *nl; p < text + len; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(text + len - p));
+        if (!nl) nl = text + len;
+        *nl = 0;
+        line++;
+        if (strspn(p, " \t\r") == strlen(p)) continue;
+        cJSON *row = cJSON_Parse(p);
+        if (!row || !cJSON_IsObject(row)) {
+            cJSON_Delete(row);
+            cJSON_Delete(rows);
+            free(text);
+            rlhf_fail(err, "%s:%d: not a JSON object", path, line);
+            return NULL;
+        }
+        cJSON_AddItemToArray(rows, row);
+    }
+    free(text);
+    return rows;
+}
+
+// the value of a row's field as table text
+static void cell_text(const cJSON *v, char *out, size_t n) {
+    if (!v)
+        snprintf(out, n, "%s", "");
+    else if (cJSON_IsNumber(v))
+        snprintf(out, n, "%.4g", v->valuedouble);
+    else if (cJSON_IsString(v))
+        snprintf(out, n, "%s", v->valuestring);
+    else if (cJSON_IsBool(v))
+        snprintf(out, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    else
+        snprintf(out, n, "%s", "…");
+}
+
+// the union of the rows' keys in order of first appearance (at most 24)
+static int row_keys(const cJSON *rows, const char **keys, int max) {
+    int nk = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        const cJSON *f;
+        cJSON_ArrayForEach(f, row) {
+            if (!strcmp(f->string, "study")) continue;
+            int seen = 0;
+            for (int k = 0; k < nk && !seen; k++) seen = !strcmp(keys[k], f->string);
+            if (!seen && nk < max) keys[nk++] = f->string;
+        }
+    }
+    return nk;
+}
+
+// rows as cells (row-major, malloc'd strings) under keys
+static char **row_cells(const cJSON *rows, const char **keys, int nk, int *nrows) {
+    int nr = cJSON_GetArraySize(rows);
+    char **cells = xcalloc((size_t)nr * nk + 1, sizeof(char *));
+    int r = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        for (int k = 0; k < nk; k++) {
+            char buf[256];
+            cell_text(cJSON_GetObjectItemCaseSensitive(row, keys[k]), buf, sizeof buf);
+            size_t l = strlen(buf) + 1;
+            cells[(size_t)r * nk + k] = memcpy(xmalloc(l), buf, l);
+        }
+        r++;
+    }
+    *nrows = nr;
+    return cells;
+}
+
+static void free_cells(char **cells, size_t n) {
+    for (size_t i = 0; i < n; i++) free(cells[i]);
+    free(cells);
+}
+
+static int write_table(const study_def *d, const cJSON *rows, const study_verdict *v,
+                       const char *path, rlhf_err *err) {
+    const char *keys[24];
+    int nk = row_keys(rows, keys, 24), nr = 0;
+    char **cells = row_cells(rows, keys, nk, &nr);
+    size_t cap = 4096 + (size_t)nr * nk * 16;
+    for (int i = 0; i < nr * nk; i++) cap += strlen(cells[i]) + 2;
+    char *s = xmalloc(cap);
+    size_t n = (size_t)snprintf(s, cap, "study: %s\npaper: %s\nclaim: %s\nverdict: %s — %s\n%s\n\n",
+                                d->name, d->paper, d->claim, study_outcome_name(v->outcome),
+                                v->figure, v->text);
+    int width[24];
+    for (int k = 0; k < nk; k++) {
+        width[k] = (int)strlen(keys[k]);
+        for (int r = 0; r < nr; r++) {
+            int l = (int)strlen(cells[(size_t)r * nk + k]);
+            if (l > width[k]) width[k] = l;
+        }
+    }
+    for (int k = 0; k < nk; k++) n += (size_t)snprintf(s + n, cap - n, "%-*s  ", width[k], keys[k]);
+    n += (size_t)snprintf(s + n, cap - n, "\n");
+    for (int r = 0; r < nr; r++) {
+        for (int k = 0; k < nk; k++)
+            n += (size_t)snprintf(s + n, cap - n, "%-*s  ", width[k], cells[(size_t)r * nk + k]);
+        n += (size_t)snprintf(s + n, cap - n, "\n");
+    }
+    free_cells(cells, (size_t)nr * nk);
+    int rc = atomic_write_file(path, s, n, err);
+    free(s);
+    return rc;
+}
+
+static int write_page(const study_def *d, const cJSON *rows, const study_verdict *v,
+                      double seconds, const char *path, rlhf_err *err) {
+    char title[256];
+    snprintf(title, sizeof title, "rlhf study %s", d->name);
+    report_page *p = report_page_new(title);
+    report_h(p, 1, title);
+    char line[1600];
+    snprintf(line, sizeof line, "Paper: %s", d->paper);
+    report_p(p, line);
+    snprintf(line, sizeof line, "Claim: %s", d->claim);
+    report_p(p, line);
+    snprintf(line, sizeof line, "Verdict of this run: %s — %s", study_outcome_name(v->outcome),
+             v->figure);
+    report_h(p, 2, line);
+    report_p(p, v->text);
+    int rc = d->report ? d->report(rows, p, err) : 0;
+    if (rc == 0) {
+        report_h(p, 2, "Results");
+        snprintf(line, sizeof line,
+                 "Every row of results.jsonl (%d rows); the verdict above is computed from them. "
+                 "Seconds: %.0f.",
+                 cJSON_GetArraySize(rows), seconds);
+        report_p(p, line);
+        const char *keys[24];
+        int nk = row_keys(rows, keys, 24), nr = 0;
+        char **cells = row_cells(rows, keys, nk, &nr);
+        report_table(p, nk, keys, nr, (const char *const *)cells);
+        free_cells(cells, (size_t)nr * nk);
+        rc = report_page_write(p, path, err);
+    }
+    report_page_free(p);
+    return rc;
+}
+
+int study_write_report(const study_def *d, const cJSON *rows, const char *out, double seconds,
+                       study_verdict *v, rlhf_err *err) {
+    memset(v, 0, sizeof *v);
+    if (d->verdict(rows, v, err)) return -1;
+    char path[1200];
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "study", d->name);
+    cJSON_AddStringToObject(j, "paper", d->paper);
+    cJSON_AddStringToObject(j, "claim", d->claim);
+    cJSON_AddStringToObject(j, "verdict", study_outcome_name(v->outcome));
+    cJSON_AddStringToObject(j, "figure", v->figure);
+    cJSON_AddStringToObject(j, "text", v->text);
+    cJSON_AddNumberToObject(j, "rows", cJSON_GetArraySize(rows));
+    cJSON_AddNumberToObject(j, "seconds", round(seconds));
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    snprintf(path, sizeof path, "%s/verdict.json", out);
+    int rc = atomic_write_file(path, s, strlen(s), err);
+    free(s);
+    snprintf(path, sizeof path, "%s/table.txt", out);
+    if (rc == 0) rc = write_table(d, rows, v, path, err);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    if (rc == 0) rc = write_page(d, rows, v, seconds, path, err);
+    return rc;
+}
+
+static int setup_ctx(study_ctx *c, const study_cmd *o, rlhf_err *err) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->out, sizeof c->out, "%s", o->out);
+    if (o->base)
+        snprintf(c->base, sizeof c->base, "%s", o->base);
+    else
+        snprintf(c->base, sizeof c->base, "%s/base", o->out);
+    snprintf(c->data, sizeof c->data, "%s/data", c->base);
+    snprintf(c->sft, sizeof c->sft, "%s/sft", c->base);
+    if (o->rlhf) {
+        snprintf(c->rlhf, sizeof c->rlhf, "%s", o->rlhf);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", c->rlhf, sizeof c->rlhf - 1);
+        if (n <= 0) return rlhf_fail(err, "study: cannot find the rlhf binary (/proc/self/exe)");
+        c->rlhf[n] = 0;
+    }
+    c->quick = o->quick;
+    c->n_seeds = o->seeds > 0 ? o->seeds : o->quick ? 2 : 3;
+    c->seed = o->seed;
+    c->n_eval = o->quick ? 100 : 300;
+    c->eval_samples = o->quick ? 4 : 8;
+    c->t0 = time_now();
+    return make_dirs(c->out, err);
+}
+
+// results.jsonl of an earlier run is kept unless --overwrite_output_dir
+static int open_results(study_ctx *c, const study_cmd *o, rlhf_err *err) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/results.jsonl", c->out);
+    struct stat st;
+    if (stat(path, &st) == 0 && !o->overwrite)
+        return rlhf_fail(err,
+                         "study: %s holds an earlier study's results; pass "
+                         "--overwrite_output_dir to replace them (or --from %s to redo the report)",
+                         c->out, path);
+    c->results = fopen(path, "w");
+    if (!c->results) return rlhf_fail(err, "study: cannot write %s", path);
+    return 0;
+}
+
+int study_command(const study_cmd *o, rlhf_err *err) {
+    const study_def *d = o->name ? study_find(o->name) : NULL;
+    if (!d) return rlhf_fail(err, "study: unknown study \"%s\" (rlhf study --list)", o->name ? o->name : "");
+    if (!o->out) return rlhf_fail(err, "study: --out DIR is required");
+    study_ctx c;
+    if (setup_ctx(&c, o, err)) return -1;
+    double seconds = 0;
+    char results[1200];
+    snprintf(results, sizeof results, "%s/results.jsonl", c.out);
+    const char *from = o->from ? o->from : results;
+    if (!o->from) {
+        if (open_results(&c, o, err)) return -1;
+        int rc = study_base(&c, err);
+        if (rc == 0) rc = d->run(&c, err);
+        fclose(c.results);
+        c.results = NULL;
+        if (rc) return -1;
+        seconds = time_now() - c.t0;
+    }
+    cJSON *rows = read_rows(from, err);
+    if (!rows) return -1;
+    if (o->from) {
+        const cJSON *last = cJSON_GetArrayItem(rows, cJSON_GetArraySize(rows) - 1);
+        seconds = last ? study_num(last, "t") : 0;
+        if (isnan(seconds)) seconds = 0;
+    }
+    study_verdict v;
+    int rc = study_write_report(d, rows, c.out, seconds, &v, err);
+    if (rc == 0) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/table.txt", c.out);
+        char *t = read_file(path, NULL, NULL);
+        if (t) fputs(t, stdout);
+        free(t);
+        printf("{\"study\":\"%s\",\"verdict\":\"%s\",\"seconds\":%.0f}\n", d->name,
+               study_outcome_name(v.outcome), seconds);
+    }
+    cJSON_Delete(rows);
+    return rc;
+}
