@@ -16,23 +16,30 @@ int cmd_study(int argc, char **argv) {
         argv++;
     }
     flag_def defs[] = {
-        {"out", FLAG_STR, &o.out, "folder for results.jsonl, report.html, table.txt, verdict.json, runs/ and logs/"},
-        {"base", FLAG_STR, &o.base, "folder of the sandbox's data/ and starting policy sft/ (made when missing, reused when there; default OUT/base)"},
-        {"quick", FLAG_BOOL, &o.quick, "the short version (fewer steps, prompts and seeds; minutes)"},
+        {"out", FLAG_STR, &o.out,
+         "folder for results.jsonl, report.html, table.txt, verdict.json, runs/ and logs/"},
+        {"base", FLAG_STR, &o.base,
+         "folder of the sandbox's data/ and starting policy sft/ (made when missing, reused when "
+         "there; default OUT/base)"},
+        {"quick", FLAG_BOOL, &o.quick,
+         "the short version (fewer steps, prompts and seeds; minutes)"},
         {"seeds", FLAG_INT, &o.seeds, "seeds per setting (0: 2 with --quick, else 3)", 0, 100},
         {"seed", FLAG_U64, &o.seed, "the first seed; a sweep uses seed, seed+1, ..."},
-        {"from", FLAG_STR, &o.from, "recompute the verdict and the report from this results.jsonl (no training)"},
-        {"overwrite_output_dir", FLAG_BOOL, &o.overwrite, "replace an earlier study's results in --out"},
+        {"from", FLAG_STR, &o.from,
+         "recompute the verdict and the report from this results.jsonl (no training)"},
+        {"overwrite_output_dir", FLAG_BOOL, &o.overwrite,
+         "replace an earlier study's results in --out"},
         {"list", FLAG_BOOL, &list, "list the studies"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
-    int r = flags_parse(argc, argv, defs, "study",
-                        "rlhf study NAME --out DIR: reproduces a seed paper's finding on the\n"
-                        "gold-reward sandbox (arith; gold = the verifier's shaped score; proxy reward\n"
-                        "models trained on gold-labelled pairs) over several seeds, and says from the\n"
-                        "numbers whether this run supports the paper's claim.\n"
-                        "example: rlhf study online-vs-offline --out runs/study-ovo --quick",
-                        &err);
+    int r =
+        flags_parse(argc, argv, defs, "study",
+                    "rlhf study NAME --out DIR: reproduces a seed paper's finding on the\n"
+                    "gold-reward sandbox (arith; gold = the verifier's shaped score; proxy reward\n"
+                    "models trained on gold-labelled pairs) over several seeds, and says from the\n"
+                    "numbers whether this run supports the paper's claim.\n"
+                    "example: rlhf study online-vs-offline --out runs/study-ovo --quick",
+                    &err);
     if (r == 1) {
         printf("\nstudies:\n");
         study_list(stdout);

@@ -105,8 +105,8 @@ int stats_fit_overopt(const double *d, const double *r, int n, double *alpha, do
     for (int i = 0; i < n; i++) {
         ok[i] = d[i] > 0 && isfinite(d[i]) && isfinite(r[i]);
         if (ok[i]) {
-            u[i] = d[i];                 // alpha's feature
-            v[i] = -d[i] * log(d[i]);    // beta's feature
+            u[i] = d[i];              // alpha's feature
+            v[i] = -d[i] * log(d[i]); // beta's feature
         }
     }
     int rc = fit2(u, v, r, ok, n, alpha, beta);

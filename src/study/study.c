@@ -70,7 +70,8 @@ static void tail_of(const char *path, char *out, size_t n, int lines) {
     size_t i = len;
     while (i > 0 && (text[i - 1] == '\n' || text[i - 1] == ' ')) i--;
     size_t end = i;
-    for (int k = 0; i > 0 && k < lines; k += text[--i] == '\n') {}
+    for (int k = 0; i > 0 && k < lines; k += text[--i] == '\n') {
+    }
     if (text[i] == '\n') i++;
     snprintf(out, n, "%.*s", (int)(end - i), text + i);
     free(text);
@@ -104,8 +105,8 @@ int study_run(study_ctx *c, const char *log, study_args *a, cJSON **json, rlhf_e
     }
     char cmdline[600] = "";
     for (int i = 0; i < a->n && strlen(cmdline) < 400; i++)
-        snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s",
-                 i ? " " : "", a->v[i]);
+        snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "",
+                 a->v[i]);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -127,7 +128,8 @@ int study_run(study_ctx *c, const char *log, study_args *a, cJSON **json, rlhf_e
     }
     study_args_free(a);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char tail[800];
         tail_of(errp, tail, sizeof tail, 4);
@@ -161,16 +163,16 @@ int study_base(study_ctx *c, rlhf_err *err) {
     fprintf(stderr, "study: the starting policy: SFT of a tiny byte-level model (%d steps)\n",
             BASE_SFT_STEPS);
     study_add(&a, "sft", "--model", "tiny", "--output_dir", c->sft, "--batch_size", "64",
-              "--learning_rate", "2e-3", "--warmup_ratio", "0.02", "--lr_scheduler_type",
-              "cosine", "--save_steps", "0", "--quiet", "--overwrite_output_dir", NULL);
+              "--learning_rate", "2e-3", "--warmup_ratio", "0.02", "--lr_scheduler_type", "cosine",
+              "--save_steps", "0", "--quiet", "--overwrite_output_dir", NULL);
     study_addf(&a, "--data=%s/sft.jsonl", c->data);
     study_addf(&a, "--max_steps=%d", BASE_SFT_STEPS);
     study_addf(&a, "--seed=%llu", (unsigned long long)c->seed);
     return study_run(c, "base/sft", &a, NULL, err);
 }
 
-int study_gold_pairs(study_ctx *c, const char *model, int n_prompts, double bt_temp,
-                     uint64_t seed, const char *out, rlhf_err *err) {
+int study_gold_pairs(study_ctx *c, const char *model, int n_prompts, double bt_temp, uint64_t seed,
+                     const char *out, rlhf_err *err) {
     study_args a = {0};
     study_add(&a, "pairs", "--model", model, "--task", "arith", "--label", "gold", "--out", out,
               "--num_samples", "4", "--max_new_tokens", "8", NULL);
@@ -208,7 +210,8 @@ int study_proxy_rm(study_ctx *c, const char *pairs, int n_labels, int ensemble_k
     snprintf(labels, sizeof labels, "%s.labels.jsonl", out_dir);
     int got = 0;
     if (head_lines(pairs, labels, n_labels, &got, err)) return -1;
-    if (got < 20) return rlhf_fail(err, "study: %s has %d pairs; a proxy reward model needs 20", pairs, got);
+    if (got < 20)
+        return rlhf_fail(err, "study: %s has %d pairs; a proxy reward model needs 20", pairs, got);
     int steps = c->quick ? 150 : 400;
     study_args a = {0};
     study_add(&a, "rm", "--model", c->sft, "--data", labels, "--output_dir", out_dir,
@@ -283,7 +286,9 @@ void study_row(study_ctx *c, const char *study, cJSON *row) {
     cJSON_Delete(row);
 }
 
-double study_num(const cJSON *row, const char *key) { return num_or_nan(row, key); }
+double study_num(const cJSON *row, const char *key) {
+    return num_or_nan(row, key);
+}
 
 const char *study_str(const cJSON *row, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, key);
@@ -291,8 +296,9 @@ const char *study_str(const cJSON *row, const char *key) {
 }
 
 const char *study_outcome_name(study_outcome o) {
-    return o == STUDY_SUPPORTED ? "supported" : o == STUDY_NOT_SUPPORTED ? "not supported"
-                                                                         : "inconclusive";
+    return o == STUDY_SUPPORTED       ? "supported"
+           : o == STUDY_NOT_SUPPORTED ? "not supported"
+                                      : "inconclusive";
 }
 
 const study_def *study_find(const char *name) {

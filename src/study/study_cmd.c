@@ -128,8 +128,8 @@ static int write_table(const study_def *d, const cJSON *rows, const study_verdic
     return rc;
 }
 
-static int write_page(const study_def *d, const cJSON *rows, const study_verdict *v,
-                      double seconds, const char *path, rlhf_err *err) {
+static int write_page(const study_def *d, const cJSON *rows, const study_verdict *v, double seconds,
+                      const char *path, rlhf_err *err) {
     char title[256];
     snprintf(title, sizeof title, "rlhf study %s", d->name);
     report_page *p = report_page_new(title);
@@ -230,7 +230,9 @@ static int open_results(study_ctx *c, const study_cmd *o, rlhf_err *err) {
 
 int study_command(const study_cmd *o, rlhf_err *err) {
     const study_def *d = o->name ? study_find(o->name) : NULL;
-    if (!d) return rlhf_fail(err, "study: unknown study \"%s\" (rlhf study --list)", o->name ? o->name : "");
+    if (!d)
+        return rlhf_fail(err, "study: unknown study \"%s\" (rlhf study --list)",
+                         o->name ? o->name : "");
     if (!o->out) return rlhf_fail(err, "study: --out DIR is required");
     study_ctx c;
     if (setup_ctx(&c, o, err)) return -1;

@@ -14,8 +14,13 @@ extern const study_def study_pf_ppo __attribute__((weak));
 extern const study_def study_vpo __attribute__((weak));
 
 static const study_def *const STUDIES[] = {
-    &study_online_vs_offline, &study_overoptimization, &study_ensembles, &study_dporm_vs_exrm,
-    &study_par, &study_pf_ppo, &study_vpo,
+    &study_online_vs_offline,
+    &study_overoptimization,
+    &study_ensembles,
+    &study_dporm_vs_exrm,
+    &study_par,
+    &study_pf_ppo,
+    &study_vpo,
 };
 
 const study_def *study_at(int i) {
