@@ -38,6 +38,11 @@ typedef struct {
 // can find each curve.
 char *report_svg_plot(const report_plot_opts *o, const report_series *s, int n_series);
 
+// The ticks of an axis over [lo, hi]: the multiples of a 1-2-5 step (1, 2 or
+// 5 times a power of ten) giving about `want` intervals that lie in [lo, hi],
+// at most cap of them. Returns how many (0 for an empty or non-finite range).
+int report_nice_ticks(double lo, double hi, int want, double *ticks, int cap);
+
 // ------------------------------------------------------------ HTML pages --
 typedef struct report_page report_page;
 
@@ -46,6 +51,7 @@ void report_h(report_page *p, int level, const char *text);      // <h1>..<h3>, 
 void report_p(report_page *p, const char *text);                 // <p>, escaped
 void report_raw(report_page *p, const char *html);               // as is (e.g. an svg)
 void report_pre(report_page *p, const char *text);               // <pre>, escaped
+void report_note(report_page *p, const char *text);              // <p class="note">, escaped (small, grey)
 // <table>: header[ncols] and cells[nrows*ncols] (row-major), all escaped; NULL cell = ""
 void report_table(report_page *p, int ncols, const char *const *header, int nrows,
                   const char *const *cells);
@@ -54,7 +60,8 @@ void report_plot(report_page *p, const report_plot_opts *o, const report_series 
 int report_page_write(report_page *p, const char *path, rlhf_err *err);
 void report_page_free(report_page *p);
 
-// text with & < > " ' escaped, malloc'd
+// text with & < > " ' escaped, and control characters other than tab and
+// newline shown as Unicode control pictures (U+2400 + c); malloc'd
 char *report_escape(const char *text);
 
 #endif
