@@ -64,6 +64,7 @@ static int train_flags(flag_def *defs, ctrl_train_config *c) {
     defs[n++] = (flag_def){"overwrite_output_dir", FLAG_BOOL, &c->overwrite_output_dir, "replace an earlier run in --output_dir"};
     defs[n++] = (flag_def){"stop_at", FLAG_INT, &c->stop_at, "stop as SIGTERM would after this step (a checkpoint; online at the episode's end; 0: never)", 0, 2e9};
     defs[n++] = (flag_def){"quiet", FLAG_BOOL, &c->quiet, "no progress bar"};
+    defs[n++] = (flag_def){"report_to", FLAG_STR, &c->report_to, "none or tensorboard: also write the metrics as TensorBoard events into --output_dir/tensorboard/ (view: tensorboard --logdir OUTPUT_DIR/tensorboard)"};
     n = algo_flags(defs, n, &c->algo_cfg);
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     return n;

@@ -39,6 +39,7 @@ int train_flag_defs_for(flag_def *out, train_config *c, const train_flags_use *u
         {{"seed", FLAG_U64, &c->seed, "seed of the data order and of a fresh model's init"}, 0},
         {{"resume", FLAG_BOOL, &c->resume, "continue from the newest complete checkpoint in --output_dir"}, 0},
         {{"overwrite_output_dir", FLAG_BOOL, &c->overwrite_output_dir, "replace an earlier run in --output_dir (without it, or --resume, an existing run is refused)"}, 0},
+        {{"report_to", FLAG_STR, &c->report_to, "none or tensorboard: also write the metrics as TensorBoard events into --output_dir/tensorboard/ (view: tensorboard --logdir OUTPUT_DIR/tensorboard)"}, 0},
         {{"quiet", FLAG_BOOL, &c->quiet, "no progress bar"}, 0},
     };
     int n = 0;

@@ -505,7 +505,7 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
     if (!is_set(c->output_dir))
         return rlhf_fail(err, "--output_dir is empty: name the run folder (e.g. --output_dir "
                               "runs/ctrl)");
-    return 0;
+    return run_report_to(c->report_to, NULL, err);
 }
 
 // --output_dir: refusal / overwrite as the LM trainers (run_prepare); with

@@ -49,6 +49,7 @@ typedef struct {
     int resume, overwrite_output_dir, quiet;
     int stop_at;             // stop as a signal would once this step is done (0: never)
     const char *config_json; // the flags as JSON, recorded in the run directory
+    const char *report_to;   // none (NULL too) | tensorboard; run_open reads config_json's copy
     ctrl_algo_config algo_cfg;
 } ctrl_train_config;
 

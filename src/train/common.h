@@ -27,6 +27,7 @@ typedef struct {
     int logging_steps, save_steps, eval_steps;
     int resume, quiet;
     int overwrite_output_dir;  // replace an earlier run in output_dir (else refused)
+    const char *report_to;     // none (NULL too) | tensorboard; run_open reads config_json's copy
     uint64_t seed;
     const char *config_json;   // the flags as JSON, recorded in the run directory
 } train_config;

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -57,6 +58,48 @@ static int truncate_log(const char *path, int step, rlhf_err *err) {
     return rc;
 }
 
+int run_report_to(const char *list, int *tensorboard, rlhf_err *err) {
+    int tb = 0, none = 0, items = 0;
+    for (const char *p = list ? list : ""; *p;) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, " ,");
+        if (!n) break;
+        items++;
+        if (n == 4 && !strncmp(p, "none", 4)) none = 1;
+        else if ((n == 11 && !strncmp(p, "tensorboard", 11)) || (n == 3 && !strncmp(p, "all", 3)))
+            tb = 1;
+        else
+            return rlhf_fail(err, "--report_to: \"%.*s\" is not supported (known: none, "
+                                  "tensorboard, all)", (int)n, p);
+        p += n;
+    }
+    if (none && items > 1)
+        return rlhf_fail(
+            err, "--report_to: none cannot be combined with another value (got \"%s\")", list);
+    if (tensorboard) *tensorboard = tb;
+    return 0;
+}
+
+int run_enable_tensorboard(run_dir *r, rlhf_err *err) {
+    char path[2200];
+    snprintf(path, sizeof path, "%s/tensorboard", r->dir);
+    if (tfevents_open(&r->tb, path, err)) return rlhf_fail_ctx(err, "--report_to tensorboard");
+    fprintf(stderr, "TensorBoard events: %s (view: tensorboard --logdir %s)\n",
+            tfevents_path(r->tb), path);
+    return 0;
+}
+
+// whether the run's settings (the flags as JSON) ask for TensorBoard
+static int settings_want_tensorboard(const char *config_json, int *tb, rlhf_err *err) {
+    *tb = 0;
+    if (!config_json) return 0;
+    cJSON *j = cJSON_Parse(config_json);
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "report_to");
+    int rc = cJSON_IsString(v) ? run_report_to(v->valuestring, tb, err) : 0;
+    cJSON_Delete(j);
+    return rc;
+}
+
 int run_open(run_dir *r, const char *dir, const char *config_json, int resume_step, rlhf_err *err) {
     memset(r, 0, sizeof *r);
     snprintf(r->dir, sizeof r->dir, "%s", dir);
@@ -74,7 +117,12 @@ int run_open(run_dir *r, const char *dir, const char *config_json, int resume_st
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     r->metrics = fopen(path, resume_step >= 0 ? "a" : "w");
     if (!r->metrics) return rlhf_fail(err, "%s: cannot open for writing", path);
-    return 0;
+    // On --resume the events already written stay in their file and the resumed
+    // run starts a new one, as a restarted TensorFlow job does: the steps after
+    // the checkpoint that the resumed run logs again may show twice there.
+    int tb;
+    if (settings_want_tensorboard(config_json, &tb, err)) return -1;
+    return tb ? run_enable_tensorboard(r, err) : 0;
 }
 
 static int is_within(const char *inner, const char *outer) {
@@ -86,6 +134,7 @@ static int is_within(const char *inner, const char *outer) {
 int run_prepare(const train_config *c, const char *const *extra, char *resume_from, size_t n,
                 rlhf_err *err) {
     resume_from[0] = 0;
+    if (run_report_to(c->report_to, NULL, err)) return -1;
     const char *dir = c->output_dir;
     if (!dir || !*dir)
         return rlhf_fail(err, "--output_dir is empty: name the run folder (e.g. --output_dir "
@@ -113,7 +162,7 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
                              dir, found);
         static const char *clear[] = {"checkpoints", "metrics.jsonl", "samples.jsonl",
                                       "summary.json", "config.json", "ref_logps.safetensors",
-                                      "ref_logps_eval.safetensors", NULL};
+                                      "ref_logps_eval.safetensors", "tensorboard", NULL};
         for (int i = 0; clear[i]; i++) {
             snprintf(p, sizeof p, "%s/%s", dir, clear[i]);
             if (remove_tree(p) != 0)
@@ -138,11 +187,47 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
     return 0;
 }
 
+// the numeric fields of object o as scalars (tags prefix/key), but a top-level "step"
+static int add_scalars(tfevents *w, const cJSON *o, const char *prefix, int64_t step, double wall,
+                       int depth, rlhf_err *err) {
+    for (const cJSON *it = o->child; it; it = it->next) {
+        if (!it->string || (!*prefix && !strcmp(it->string, "step"))) continue;
+        char tag[512];
+        int n = snprintf(tag, sizeof tag, "%s%s%s", prefix, *prefix ? "/" : "", it->string);
+        if (n < 0 || (size_t)n >= sizeof tag) continue; // no metric has so long a name
+        if (cJSON_IsNumber(it)) {
+            if (tfevents_scalar(w, tag, step, wall, (float)it->valuedouble, err)) return -1;
+        } else if (cJSON_IsObject(it) && depth < 8) {
+            if (add_scalars(w, it, tag, step, wall, depth + 1, err)) return -1;
+        }
+    }
+    return 0;
+}
+
+// a metrics line as TensorBoard scalars at its "step" (none without one)
+static void log_scalars(run_dir *r, const char *json_line) {
+    cJSON *j = cJSON_Parse(json_line);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "step");
+    rlhf_err err;
+    int rc = 0;
+    if (cJSON_IsNumber(s) && fabs(s->valuedouble) < 9e18)
+        rc = add_scalars(r->tb, j, "", (int64_t)s->valuedouble, tfevents_wall_time(), 0, &err);
+    cJSON_Delete(j);
+    if (rc == 0) rc = tfevents_flush(r->tb, &err);
+    if (rc) {
+        fprintf(stderr, "warning: %s; no more TensorBoard events (metrics.jsonl goes on)\n",
+                err.msg);
+        tfevents_close(r->tb, &err);
+        r->tb = NULL;
+    }
+}
+
 void run_log(run_dir *r, const char *json_line) {
     if (!r->metrics) return;
     fputs(json_line, r->metrics);
     fputc('\n', r->metrics);
     fflush(r->metrics);
+    if (r->tb) log_scalars(r, json_line);
 }
 
 int run_summary(run_dir *r, const char *json, rlhf_err *err) {
@@ -154,6 +239,9 @@ int run_summary(run_dir *r, const char *json, rlhf_err *err) {
 void run_close(run_dir *r) {
     if (r->metrics) fclose(r->metrics);
     r->metrics = NULL;
+    rlhf_err err;
+    if (tfevents_close(r->tb, &err)) fprintf(stderr, "warning: %s\n", err.msg);
+    r->tb = NULL;
 }
 
 void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n) {

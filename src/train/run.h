@@ -1,11 +1,12 @@
 // train/run: what every training command shares — the run directory
-// (config.json, metrics.jsonl, summary.json, checkpoints/) and checkpoint
-// naming.
+// (config.json, metrics.jsonl, summary.json, checkpoints/, and tensorboard/
+// with --report_to tensorboard) and checkpoint naming.
 #ifndef RLHF_TRAIN_RUN_H
 #define RLHF_TRAIN_RUN_H
 
 #include <stdio.h>
 
+#include "io/tfevents.h"
 #include "model/load.h"
 #include "rlhf.h"
 #include "tok/tok.h"
@@ -14,9 +15,17 @@
 typedef struct {
     char dir[2048];
     FILE *metrics;
+    tfevents *tb; // dir/tensorboard/ event file (--report_to tensorboard), or NULL
 } run_dir;
 
-// Before a training run loads anything: --output_dir must be given and must not
+// --report_to (TRL's flag): a comma list of where metrics go besides
+// metrics.jsonl: "none" (NULL or "" too) or "tensorboard" ("all": every
+// integration there is, here tensorboard). Sets *tensorboard (may be NULL);
+// anything else is refused naming --report_to.
+int run_report_to(const char *list, int *tensorboard, rlhf_err *err);
+
+// Before a training run loads anything: --report_to must be known (run_report_to),
+// --output_dir must be given and must not
 // hold the --model it starts from; stale *.tmp.* leftovers of interrupted
 // writes are removed; an earlier run in --output_dir (config.json,
 // metrics.jsonl or checkpoints/) is refused unless c->resume (continue it) or
@@ -30,9 +39,17 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
 // Creates dir (and dir/checkpoints), writes config.json (the run's settings) and
 // opens metrics.jsonl: fresh when resume_step < 0; otherwise appending, after
 // dropping the lines of metrics.jsonl and samples.jsonl whose "step" is past
-// resume_step (the ones the resumed run writes again) or that are torn.
+// resume_step (the ones the resumed run writes again) or that are torn. When
+// config_json (the flags as JSON: every trainer passes them here) has
+// "report_to" naming tensorboard, run_enable_tensorboard follows.
 int run_open(run_dir *r, const char *dir, const char *config_json, int resume_step, rlhf_err *err);
-// Appends one JSON object (text) as a line to metrics.jsonl, flushed.
+// Starts a new TensorBoard event file in dir/tensorboard/ (after run_open).
+int run_enable_tensorboard(run_dir *r, rlhf_err *err);
+// Appends one JSON object (text) as a line to metrics.jsonl, flushed. With
+// TensorBoard on, a line with a "step" also becomes scalars at that step, one
+// per numeric field but "step" (tag: the key; in a nested object
+// "parent/child"), flushed; a failed event write is named on stderr and ends
+// the TensorBoard output, not the run.
 void run_log(run_dir *r, const char *json_line);
 // Writes summary.json atomically.
 int run_summary(run_dir *r, const char *json, rlhf_err *err);
