@@ -3,6 +3,7 @@
 #   make test       the whole test suite (ends with "N passed, N failed, N skipped")
 #   make bench      benchmarks side by side with PyTorch (bench/run.sh; make bench-ctrl: control only)
 #   make demo       the main job
+#   make studies    every study's full version (rlhf study), then docs/findings.md (scripts/studies.sh)
 #   make asan       everything built with AddressSanitizer + UBSan into build-asan/, then its tests
 #   make fuzz       each loader's libFuzzer harness (fuzz/) for FUZZ_SECONDS (60) under ASan/UBSan
 #   make BLAS=0     portable build without OpenBLAS (own gemm)
@@ -110,6 +111,10 @@ bench-ctrl: all
 demo: all
 	BUILD=$(BUILD) bash scripts/demo.sh
 
+# every study's full version (rlhf study NAME), then docs/findings.md
+studies: all
+	BUILD=$(BUILD) bash scripts/studies.sh
+
 # -O2 -march=native: at -O1 the portable gemm is not vectorised and the suite's Python tests
 # time out; -fno-sanitize-recover: undefined behaviour fails the test that hits it
 # RLHF_SANITIZE=1 tells the long behaviour tests to take fewer steps (memory checks only)
@@ -161,5 +166,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl demo asan fuzz format clean
+.PHONY: all test bench bench-ctrl demo studies asan fuzz format clean
 .SECONDARY:

@@ -10,6 +10,7 @@
 int cmd_study(int argc, char **argv) {
     study_cmd o = {.seed = 1};
     int list = 0;
+    const char *findings = NULL;
     if (argc > 0 && argv[0][0] != '-') {
         o.name = argv[0];
         argc--;
@@ -30,6 +31,9 @@ int cmd_study(int argc, char **argv) {
         {"overwrite_output_dir", FLAG_BOOL, &o.overwrite,
          "replace an earlier study's results in --out"},
         {"list", FLAG_BOOL, &list, "list the studies"},
+        {"findings", FLAG_STR, &findings,
+         "print the markdown table of verdicts of the studies under this folder "
+         "(DIR/<study>/verdict.json; make studies)"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
     int r =
@@ -51,6 +55,13 @@ int cmd_study(int argc, char **argv) {
     }
     if (list) {
         study_list(stdout);
+        return 0;
+    }
+    if (findings) {
+        if (study_findings(findings, stdout, &err)) {
+            fprintf(stderr, "rlhf study: %s\n", err.msg);
+            return 1;
+        }
         return 0;
     }
     if (!o.name || !study_find(o.name)) {

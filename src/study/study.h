@@ -77,8 +77,8 @@ int study_base(study_ctx *c, rlhf_err *err);
 // prompt) and one pair of two different ones, chosen by Bradley-Terry with
 // temperature bt_temp (0: the higher gold wins, ties dropped). Written to out
 // as {"prompt","chosen","rejected","chosen_gold","rejected_gold"} lines.
-int study_gold_pairs(study_ctx *c, const char *model, int n_prompts, double bt_temp,
-                     uint64_t seed, const char *out, rlhf_err *err);
+int study_gold_pairs(study_ctx *c, const char *model, int n_prompts, double bt_temp, uint64_t seed,
+                     const char *out, rlhf_err *err);
 
 // A proxy reward model (a run folder, out_dir) trained on the first n_labels
 // pairs of `pairs`, from base/sft's weights; ensemble_k > 1 trains an ensemble
@@ -111,12 +111,16 @@ double study_num(const cJSON *row, const char *key);
 const char *study_str(const cJSON *row, const char *key);
 
 // --------------------------------------------------------------- verdicts --
-typedef enum { STUDY_SUPPORTED = 1, STUDY_INCONCLUSIVE = 0, STUDY_NOT_SUPPORTED = -1 } study_outcome;
+typedef enum {
+    STUDY_SUPPORTED = 1,
+    STUDY_INCONCLUSIVE = 0,
+    STUDY_NOT_SUPPORTED = -1
+} study_outcome;
 
 typedef struct {
     study_outcome outcome;
-    char text[1200];   // why, with the numbers and their uncertainty (one paragraph)
-    char figure[200];  // the key figure for docs/findings.md, e.g. "+0.12 ± 0.03 gold"
+    char text[1200];  // why, with the numbers and their uncertainty (one paragraph)
+    char figure[200]; // the key figure for docs/findings.md, e.g. "+0.12 ± 0.03 gold"
 } study_verdict;
 
 // "supported", "inconclusive", "not supported"
@@ -124,9 +128,9 @@ const char *study_outcome_name(study_outcome o);
 
 // ---------------------------------------------------------------- studies --
 typedef struct {
-    const char *name;   // what users type: "online-vs-offline"
-    const char *paper;  // "Tang et al. 2024, Understanding the performance gap between ..."
-    const char *claim;  // the finding, one sentence, as the study tests it
+    const char *name;  // what users type: "online-vs-offline"
+    const char *paper; // "Tang et al. 2024, Understanding the performance gap between ..."
+    const char *claim; // the finding, one sentence, as the study tests it
     // trains and evaluates; rows go out through study_row
     int (*run)(study_ctx *c, rlhf_err *err);
     // pure: the verdict from rows (a cJSON array of the rows of results.jsonl)
@@ -140,15 +144,15 @@ const study_def *study_at(int i);              // i-th study, NULL past the end
 
 // ---------------------------------------------------------- the command --
 typedef struct {
-    const char *name;  // the study
-    const char *out;   // --out
-    const char *base;  // --base (NULL: OUT/base)
-    const char *from;  // --from: recompute verdict and report from this results file
-    int quick;         // --quick
-    int seeds;         // --seeds (0: the default)
-    uint64_t seed;     // --seed
-    int overwrite;     // --overwrite_output_dir: replace an earlier results.jsonl in --out
-    const char *rlhf;  // the binary to run (NULL: /proc/self/exe)
+    const char *name; // the study
+    const char *out;  // --out
+    const char *base; // --base (NULL: OUT/base)
+    const char *from; // --from: recompute verdict and report from this results file
+    int quick;        // --quick
+    int seeds;        // --seeds (0: the default)
+    uint64_t seed;    // --seed
+    int overwrite;    // --overwrite_output_dir: replace an earlier results.jsonl in --out
+    const char *rlhf; // the binary to run (NULL: /proc/self/exe)
 } study_cmd;
 
 // Runs a study (or, with from, only its verdict and report): results.jsonl,
@@ -159,5 +163,8 @@ int study_command(const study_cmd *o, rlhf_err *err);
 int study_write_report(const study_def *d, const cJSON *rows, const char *out, double seconds,
                        study_verdict *v, rlhf_err *err);
 void study_list(FILE *f); // one line per study: name, paper
+// docs/findings.md's table: one row per study from DIR/<study>/verdict.json
+// (a study without one is "not run"); -1 when there is none at all.
+int study_findings(const char *dir, FILE *f, rlhf_err *err);
 
 #endif

@@ -10,6 +10,22 @@
 #include "io/file.h"
 #include "study/study.h"
 
+// OUT/figure.svg: the page's first plot, for READMEs and docs
+static int write_figure(const char *out, rlhf_err *err) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *page = read_file(path, NULL, err);
+    if (!page) return -1;
+    char *a = strstr(page, "<svg"), *b = a ? strstr(a, "</svg>") : NULL;
+    int rc = 0;
+    if (a && b) {
+        snprintf(path, sizeof path, "%s/figure.svg", out);
+        rc = atomic_write_file(path, a, (size_t)(b + 6 - a), err);
+    }
+    free(page);
+    return rc;
+}
+
 void study_list(FILE *f) {
     for (int i = 0; study_at(i); i++)
         fprintf(f, "  %-18s %s\n", study_at(i)->name, study_at(i)->paper);
@@ -185,6 +201,7 @@ int study_write_report(const study_def *d, const cJSON *rows, const char *out, d
     if (rc == 0) rc = write_table(d, rows, v, path, err);
     snprintf(path, sizeof path, "%s/report.html", out);
     if (rc == 0) rc = write_page(d, rows, v, seconds, path, err);
+    if (rc == 0) rc = write_figure(out, err);
     return rc;
 }
 
@@ -269,4 +286,47 @@ int study_command(const study_cmd *o, rlhf_err *err) {
     }
     cJSON_Delete(rows);
     return rc;
+}
+
+// one table cell of markdown: '|' and newlines would break the table
+static void md_cell(FILE *f, const char *s) {
+    fputc(' ', f);
+    for (; *s; s++) {
+        if (*s == '|')
+            fputs("\\|", f);
+        else
+            fputc(*s == '\n' ? ' ' : *s, f);
+    }
+    fputs(" |", f);
+}
+
+int study_findings(const char *dir, FILE *f, rlhf_err *err) {
+    fprintf(f,
+            "| study | finding (the paper's claim) | paper | our verdict | key figure | seconds |\n"
+            "|---|---|---|---|---|---|\n");
+    int found = 0;
+    for (int i = 0; study_at(i); i++) {
+        const study_def *d = study_at(i);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s/verdict.json", dir, d->name);
+        char *text = read_file(path, NULL, NULL);
+        cJSON *j = text ? cJSON_Parse(text) : NULL;
+        free(text);
+        fprintf(f, "|");
+        md_cell(f, d->name);
+        md_cell(f, d->claim);
+        md_cell(f, d->paper);
+        if (!j) {
+            fprintf(f, " not run | | |\n");
+            continue;
+        }
+        found++;
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(j, "seconds");
+        md_cell(f, study_str(j, "verdict"));
+        md_cell(f, study_str(j, "figure"));
+        fprintf(f, " %.0f |\n", cJSON_IsNumber(sec) ? sec->valuedouble : 0.0);
+        cJSON_Delete(j);
+    }
+    if (!found) return rlhf_fail(err, "study: no verdict.json under %s/<study>/", dir);
+    return 0;
 }
