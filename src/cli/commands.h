@@ -21,7 +21,6 @@ int cmd_kto(int argc, char **argv);
 int cmd_srpo(int argc, char **argv);
 int cmd_ctrl(int argc, char **argv);
 int cmd_study(int argc, char **argv);
-// TEMPORARY weak until src/cli/cmd_report.c lands (integration removes it)
-int cmd_report(int argc, char **argv) __attribute__((weak));
+int cmd_report(int argc, char **argv);
 
 #endif

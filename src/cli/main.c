@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (COMMANDS[i].run && !strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
     fprintf(stderr, "rlhf: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;
