@@ -61,8 +61,8 @@ typedef struct {
 } ens_plan;
 
 static ens_plan plan_of(const study_ctx *c) {
-    if (c->quick) return (ens_plan){600, 0.3, 300, 3, 100, 16, 0.5, 0.1, 30, 10, 8, 8, 1e-4, 0.01};
-    return (ens_plan){1000, 0.3, 500, 5, 250, 32, 0.5, 0.1, 80, 20, 8, 8, 1e-4, 0.01};
+    if (c->quick) return (ens_plan){600, 0.1, 300, 3, 150, 16, 0.5, 0.1, 30, 10, 8, 8, 1e-4, 0.01};
+    return (ens_plan){1000, 0.1, 500, 5, 250, 32, 0.5, 0.1, 60, 20, 8, 8, 1e-4, 0.01};
 }
 
 // ------------------------------------------------------------------ pairs --
@@ -263,30 +263,40 @@ static int bon_phase(study_ctx *c, const ens_plan *pl, const char *dir, const ch
 }
 
 // ------------------------------------------------------------------- GRPO --
-static int rl_row(study_ctx *c, int m, const char *model, const char *proxy, int step,
-                  uint64_t seed, rlhf_err *err) {
-    study_point pt;
-    if (study_eval(c, model, proxy, seed * 1000 + 7, &pt, err)) return -1;
+static void put_rl_row(study_ctx *c, int m, int step, uint64_t seed, const study_point *pt) {
     cJSON *row = cJSON_CreateObject();
     cJSON_AddStringToObject(row, "phase", "rl");
     cJSON_AddStringToObject(row, "method", METHOD[m]);
     cJSON_AddNumberToObject(row, "seed", (double)seed);
     cJSON_AddNumberToObject(row, "step", step);
-    cJSON_AddNumberToObject(row, "kl", pt.kl);
-    cJSON_AddNumberToObject(row, "gold", pt.gold);
-    cJSON_AddNumberToObject(row, "proxy", pt.proxy);
+    cJSON_AddNumberToObject(row, "kl", pt->kl);
+    cJSON_AddNumberToObject(row, "gold", pt->gold);
+    cJSON_AddNumberToObject(row, "proxy", pt->proxy);
     study_row(c, NAME, row);
+}
+
+static int rl_row(study_ctx *c, int m, const char *model, const char *proxy, int step,
+                  uint64_t seed, rlhf_err *err) {
+    study_point pt;
+    if (study_eval(c, model, proxy, seed * 1000 + 7, &pt, err)) return -1;
+    put_rl_row(c, m, step, seed, &pt);
     return 0;
 }
 
-// GRPO against method m's objective, then a row per checkpoint (step 0: pi_ref)
-static int rl_method(study_ctx *c, const ens_plan *pl, const char *dir, const char *ens, int m,
-                     uint64_t seed, rlhf_err *err) {
-    char rm[1400], run[1300], log[96], model[1400];
+// the reward model method m trains on: member 0 (single) or the ensemble
+static void rm_of(const char *ens, int m, char *rm, size_t n) {
     if (m == M_SINGLE)
-        snprintf(rm, sizeof rm, "%s/member-0", ens);
+        snprintf(rm, n, "%s/member-0", ens);
     else
-        snprintf(rm, sizeof rm, "%s", ens);
+        snprintf(rm, n, "%s", ens);
+}
+
+// GRPO against method m's objective, then a row per checkpoint; step 0 is
+// pi_ref (ref: its evaluation with the same proxy)
+static int rl_method(study_ctx *c, const ens_plan *pl, const char *dir, const char *ens, int m,
+                     const study_point *ref, uint64_t seed, rlhf_err *err) {
+    char rm[1400], run[1300], log[96], model[1400];
+    rm_of(ens, m, rm, sizeof rm);
     snprintf(run, sizeof run, "%s/grpo-%s", dir, METHOD[m]);
     snprintf(log, sizeof log, "train/seed%llu-%s", (unsigned long long)seed, METHOD[m]);
     study_args a = {0};
@@ -304,7 +314,7 @@ static int rl_method(study_ctx *c, const ens_plan *pl, const char *dir, const ch
     study_addf(&a, "--beta=%g", pl->beta);
     study_addf(&a, "--seed=%llu", (unsigned long long)seed);
     if (study_run(c, log, &a, NULL, err)) return -1;
-    if (rl_row(c, m, c->sft, rm, 0, seed, err)) return -1;
+    put_rl_row(c, m, 0, seed, ref);
     for (int step = pl->save_every; step < pl->rl_steps; step += pl->save_every) {
         snprintf(model, sizeof model, "%s/checkpoints/step-%08d", run, step);
         if (rl_row(c, m, model, rm, step, seed, err)) return -1;
@@ -329,8 +339,14 @@ static int run_seed(study_ctx *c, const ens_plan *pl, uint64_t seed, rlhf_err *e
                          kept, pl->labels);
     if (train_ensemble(c, pl, labels, seed, ens, err)) return -1;
     if (bon_phase(c, pl, dir, ens, seed, err)) return -1;
+    study_point ref[2]; // pi_ref with member 0 as the proxy, and with the ensemble
+    char rm[1400];
+    for (int i = 0; i < 2; i++) {
+        rm_of(ens, i ? M_MEAN : M_SINGLE, rm, sizeof rm);
+        if (study_eval(c, c->sft, rm, seed * 1000 + 7, &ref[i], err)) return -1;
+    }
     for (int m = 0; m < N_METHOD; m++)
-        if (rl_method(c, pl, dir, ens, m, seed, err)) return -1;
+        if (rl_method(c, pl, dir, ens, m, &ref[m != M_SINGLE], seed, err)) return -1;
     return 0;
 }
 

@@ -47,8 +47,8 @@ typedef struct {
 } pf_plan;
 
 static pf_plan plan_of(const study_ctx *c) {
-    if (c->quick) return (pf_plan){600, 0.3, 300, 30, 10, 8, 8, 1e-4, 0.05};
-    return (pf_plan){1000, 0.3, 500, 80, 20, 8, 8, 1e-4, 0.05};
+    if (c->quick) return (pf_plan){600, 0.3, 300, 30, 10, 8, 8, 5e-5, 0.05};
+    return (pf_plan){1000, 0.3, 500, 60, 15, 8, 8, 5e-5, 0.05};
 }
 
 // ------------------------------------------------------------------ pairs --
