@@ -155,11 +155,12 @@ static size_t expected_event(unsigned char *out, const unsigned char *step, size
     static const unsigned char wall[] = {0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f};
     static const unsigned char summary[] = {0x2a, 0x0d, 0x0a, 0x0b, 0x0a, 0x04, 'l', 'o',
                                             's',  's',  0x15, 0x00, 0x00, 0x80, 0x3e};
-    size_t n = 0;
-    memcpy(out + n, wall, sizeof wall), n += sizeof wall;
-    memcpy(out + n, step, step_n), n += step_n;
-    memcpy(out + n, summary, sizeof summary), n += sizeof summary;
-    return n;
+    memcpy(out, wall, sizeof wall);
+    size_t n = sizeof wall;
+    if (step_n) memcpy(out + n, step, step_n); // step is NULL when step_n is 0
+    n += step_n;
+    memcpy(out + n, summary, sizeof summary);
+    return n + sizeof summary;
 }
 
 static int test_written_file(void) {
