@@ -225,8 +225,8 @@ static void axes(sbuf *b, const frame *f, const report_plot_opts *o) {
          *yl = report_escape(o->ylabel);
     if (o->title)
         sb_add(b,
-               "<text x=\"%.1f\" y=\"16\" text-anchor=\"middle\" font-size=\"13\" "
-               "font-weight=\"bold\">%s</text>\n",
+               "<text class=\"title\" x=\"%.1f\" y=\"16\" text-anchor=\"middle\" "
+               "font-size=\"13\" font-weight=\"bold\">%s</text>\n",
                (f->L + f->R) / 2, t);
     if (o->xlabel)
         sb_add(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">%s</text>\n",
