@@ -583,6 +583,50 @@ static void split_args(int argc, char **argv, const flag_def *defs, char **flags
     }
 }
 
+// the page of the loaded runs to out (default: RUN_DIR/report.html for one
+// run, report.html for several); 0, or 1 after a message
+static int write_page(const run_data *runs, int n, const char *out, int n_samples) {
+    char path[PATH_MAX + 64];
+    if (!out && n == 1) {
+        snprintf(path, sizeof path, "%s/report.html", runs[0].dir);
+        out = path;
+    }
+    if (!out) out = "report.html";
+    int n_plots, rc = 0;
+    rlhf_err err;
+    report_page *p = build_page(runs, n, n_samples, &n_plots);
+    if (report_page_write(p, out, &err)) {
+        fprintf(stderr, "rlhf report: --out %s: %s\n", out, err.msg);
+        rc = 1;
+    } else {
+        long skipped = 0;
+        for (int i = 0; i < n; i++) skipped += runs[i].bad + runs[i].no_step;
+        printf("rlhf report: %s: %d plot%s from %d run%s", out, n_plots, n_plots == 1 ? "" : "s", n,
+               n == 1 ? "" : "s");
+        if (skipped) printf(" (%ld metric line%s skipped)", skipped, skipped == 1 ? "" : "s");
+        printf("\n");
+    }
+    report_page_free(p);
+    return rc;
+}
+
+// reads every run folder, then writes the page; 0, or 1 after a message
+static int report_runs(char **dirs, int n, const char *out, int n_samples) {
+    run_data *runs = xcalloc((size_t)n, sizeof *runs);
+    rlhf_err err;
+    int loaded = 0, rc = 0;
+    for (; loaded < n && rc == 0; loaded++)
+        if (run_load(&runs[loaded], dirs[loaded], n_samples, &err)) rc = 1;
+    if (rc) fprintf(stderr, "rlhf report: %s\n", err.msg);
+    if (rc == 0) {
+        set_labels(runs, n);
+        rc = write_page(runs, n, out, n_samples);
+    }
+    for (int i = 0; i < loaded; i++) run_free(&runs[i]);
+    free(runs);
+    return rc;
+}
+
 int cmd_report(int argc, char **argv) {
     const char *out = NULL;
     int n_samples = 8;
@@ -595,7 +639,7 @@ int cmd_report(int argc, char **argv) {
                        {NULL, 0, NULL, NULL}};
     char **flags = xmalloc((size_t)(argc + 1) * sizeof *flags);
     char **dirs = xmalloc((size_t)(argc + 1) * sizeof *dirs);
-    int nf, nd, rc = 0;
+    int nf, nd, rc;
     split_args(argc, argv, defs, flags, &nf, dirs, &nd);
     rlhf_err err;
     int r =
@@ -620,36 +664,7 @@ int cmd_report(int argc, char **argv) {
         free(dirs);
         return r == 1 ? 0 : 2;
     }
-    run_data *runs = xcalloc((size_t)nd, sizeof *runs);
-    int loaded = 0;
-    for (; loaded < nd && rc == 0; loaded++)
-        if (run_load(&runs[loaded], dirs[loaded], n_samples, &err)) rc = 1;
-    if (rc) fprintf(stderr, "rlhf report: %s\n", err.msg);
-    if (rc == 0) {
-        set_labels(runs, nd);
-        char path[PATH_MAX + 64];
-        if (!out && nd == 1) {
-            snprintf(path, sizeof path, "%s/report.html", dirs[0]);
-            out = path;
-        }
-        if (!out) out = "report.html";
-        int n_plots;
-        report_page *p = build_page(runs, nd, n_samples, &n_plots);
-        if (report_page_write(p, out, &err)) {
-            fprintf(stderr, "rlhf report: --out %s: %s\n", out, err.msg);
-            rc = 1;
-        } else {
-            long skipped = 0;
-            for (int i = 0; i < nd; i++) skipped += runs[i].bad + runs[i].no_step;
-            printf("rlhf report: %s: %d plot%s from %d run%s", out, n_plots,
-                   n_plots == 1 ? "" : "s", nd, nd == 1 ? "" : "s");
-            if (skipped) printf(" (%ld metric line%s skipped)", skipped, skipped == 1 ? "" : "s");
-            printf("\n");
-        }
-        report_page_free(p);
-    }
-    for (int i = 0; i < loaded; i++) run_free(&runs[i]);
-    free(runs);
+    rc = report_runs(dirs, nd, out, n_samples);
     free(flags);
     free(dirs);
     return rc;
