@@ -35,7 +35,11 @@ typedef struct {
 // An <svg ...>...</svg> element as a malloc'd string (never NULL). Every series
 // with at least one finite point is drawn as <polyline class="series"> (or its
 // markers as <circle class="marker">), with data-label="LABEL" on it, so tests
-// can find each curve.
+// can find each curve; the title is <text class="title">, tick labels
+// class="xtick"/"ytick", and a plot with no usable point says "no data"
+// (class="nodata"). Values beyond +-1e300 are treated as non-finite; a range
+// too narrow to draw is widened around its middle; the legend shows about 20
+// characters of a label (the whole one as a tooltip). At least 300 x 150.
 char *report_svg_plot(const report_plot_opts *o, const report_series *s, int n_series);
 
 // The ticks of an axis over [lo, hi]: the multiples of a 1-2-5 step (1, 2 or
