@@ -144,6 +144,24 @@ static int test_ticks_and_legend(void) {
     return 0;
 }
 
+// a band (ylo..yhi) is one polygon under the curve; dots-only series have no line
+static int test_band_and_dots(void) {
+    double x[3] = {1, 2, 3}, y[3] = {1, 2, 3}, lo[3] = {0.5, NAN, 2.5}, hi[3] = {1.5, 2.5, 3.5};
+    report_series s[2] = {{.label = "mean", .n = 3, .x = x, .y = y, .ylo = lo, .yhi = hi},
+                          {.label = "dots", .n = 3, .x = x, .y = hi, .markers = 2}};
+    char *svg = report_svg_plot(NULL, s, 2);
+    CHECK(count_of(svg, "<polygon class=\"band\"") == 1);
+    const char *head = "<polygon class=\"band\" points=\"", *pts = strstr(svg, head);
+    int k = 0;
+    for (const char *q = pts ? pts + strlen(head) : ""; *q && *q != '"'; q++) k += *q == ',';
+    CHECKF(k == 4, "band corners %d (the NaN point left out)", k);
+    int c[4];
+    CHECK(polyline_points(svg, c, 4) == 1 && c[0] == 3);
+    CHECK(count_of(svg, "<circle class=\"marker\" data-label=\"dots\"") == 3);
+    free(svg);
+    return 0;
+}
+
 static int test_page_write_atomic(void) {
     const char *dir = test_tmpdir();
     if (!dir) SKIP("no scratch folder");
@@ -184,6 +202,7 @@ int main(void) {
     RUN(test_empty_is_no_data);
     RUN(test_extreme_values);
     RUN(test_ticks_and_legend);
+    RUN(test_band_and_dots);
     RUN(test_page_write_atomic);
     TEST_EXIT();
 }
