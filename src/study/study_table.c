@@ -3,15 +3,13 @@
 
 #include "study/study.h"
 
-// TEMPORARY weak references while the studies land one by one (integration
-// makes them strong)
-extern const study_def study_online_vs_offline __attribute__((weak));
-extern const study_def study_overoptimization __attribute__((weak));
-extern const study_def study_ensembles __attribute__((weak));
-extern const study_def study_dporm_vs_exrm __attribute__((weak));
-extern const study_def study_par __attribute__((weak));
-extern const study_def study_pf_ppo __attribute__((weak));
-extern const study_def study_vpo __attribute__((weak));
+extern const study_def study_online_vs_offline;
+extern const study_def study_overoptimization;
+extern const study_def study_ensembles;
+extern const study_def study_dporm_vs_exrm;
+extern const study_def study_par;
+extern const study_def study_pf_ppo;
+extern const study_def study_vpo;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -24,8 +22,5 @@ static const study_def *const STUDIES[] = {
 };
 
 const study_def *study_at(int i) {
-    int k = 0;
-    for (size_t j = 0; j < sizeof STUDIES / sizeof STUDIES[0]; j++)
-        if (STUDIES[j] && k++ == i) return STUDIES[j];
-    return NULL;
+    return i >= 0 && (size_t)i < sizeof STUDIES / sizeof STUDIES[0] ? STUDIES[i] : NULL;
 }
