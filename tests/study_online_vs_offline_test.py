@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, ROOT, report, run, rows, write, exit_code  # noqa: E402
 
 METHODS = ["offline-dpo", "online-dpo", "grpo"]
-LABELS = ["offline DPO (pi_ref pairs)", "online DPO", "GRPO"]
+LABELS = ["offline DPO", "online DPO", "GRPO"]
 SANITIZE = bool(os.environ.get("RLHF_SANITIZE"))
 
 
