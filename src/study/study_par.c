@@ -46,7 +46,7 @@ typedef struct {
 
 static par_plan plan_of(const study_ctx *c) {
     if (c->quick) return (par_plan){200, 60, 30, 16, 2, 1e-4, 0.005, 4, 1.0};
-    return (par_plan){200, 200, 50, 16, 2, 1e-4, 0.005, 4, 1.0};
+    return (par_plan){400, 150, 50, 16, 2, 1e-4, 0.005, 4, 1.0};
 }
 
 // ------------------------------------------------------------ checkpoints --
