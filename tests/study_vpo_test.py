@@ -23,7 +23,7 @@ from harness import BUILD, ROOT, report, run, rows, write, exit_code  # noqa: E4
 
 METHODS = ["vpo-pessimistic", "dpo", "vpo-optimistic"]
 SIGN = {"vpo-pessimistic": -1, "dpo": 0, "vpo-optimistic": 1}
-LABELS = ["VPO, pessimistic (sign -1)", "DPO (alpha 0)", "VPO, optimistic (sign +1)"]
+LABELS = ["VPO pessimistic", "DPO", "VPO optimistic"]
 SANITIZE = bool(os.environ.get("RLHF_SANITIZE"))
 
 

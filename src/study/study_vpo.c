@@ -400,8 +400,7 @@ static void mean_curve(const cJSON *rows, int mode, int k, const char *xkey, con
 static void sign_plot(report_page *p, const cJSON *rows, int mode, const char *xkey,
                       const char *ykey, const report_plot_opts *o) {
     static vpo_curve cv[N_SIGN];
-    static const char *const label[N_SIGN] = {"VPO, pessimistic (sign -1)", "DPO (alpha 0)",
-                                              "VPO, optimistic (sign +1)"};
+    static const char *const label[N_SIGN] = {"VPO pessimistic", "DPO", "VPO optimistic"};
     report_series s[N_SIGN];
     for (int k = 0; k < N_SIGN; k++) {
         mean_curve(rows, mode, k, xkey, ykey, &cv[k]);
