@@ -30,11 +30,17 @@ done
 
 Written by `make studies` (scripts/studies.sh) from each study's
 `verdict.json`: the verdict is computed from the study's own results (seeds
-as replicates; see docs/studies.md), never written by hand. Each study's
-`report.html` (plots, every row) is in its folder under `runs/studies/`.
+as replicates: supported when the per-seed difference the claim predicts is
+positive by at least two standard errors, not supported when it is negative
+by two, inconclusive otherwise; docs/studies.md), never written by hand. Each
+study's `report.html` (plots, every row) is in its folder under
+`runs/studies/`; what did not reproduce and why: docs/studies.md, "What the
+full runs found".
 
 HEAD
     $RLHF study --findings "$DIR"
+    echo
+    echo "![Gold reward against sqrt(KL) for DPO, IPO, SLiC and best-of-n](img/overoptimization.svg)"
     echo
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
          "OMP_NUM_THREADS=$OMP_NUM_THREADS, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; $(date -u +%Y-%m-%d)."
