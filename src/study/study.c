@@ -186,21 +186,31 @@ int study_gold_pairs(study_ctx *c, const char *model, int n_prompts, double bt_t
     return study_run(c, log, &a, NULL, err);
 }
 
-// the first n lines of src into dst; the number copied in *copied
-static int head_lines(const char *src, const char *dst, int n, int *copied, rlhf_err *err) {
+int study_keep_pairs(const char *src, const char *dst, int max, int *kept, rlhf_err *err) {
     size_t len = 0;
     char *text = read_file(src, &len, err);
     if (!text) return -1;
-    size_t i = 0;
-    int k = 0;
-    while (i < len && k < n) {
-        char *nl = memchr(text + i, '\n', len - i);
-        i = nl ? (size_t)(nl - text) + 1 : len;
-        k++;
+    char *out = xmalloc(len + 1);
+    size_t n = 0;
+    *kept = 0;
+    for (char *p = text, *nl; p < text + len && (max <= 0 || *kept < max); p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(text + len - p));
+        if (!nl) nl = text + len;
+        *nl = 0;
+        cJSON *j = cJSON_Parse(p);
+        const char *ch = study_str(j, "chosen"), *rj = study_str(j, "rejected");
+        int keep = ch[0] && rj[0] && strcmp(ch, rj) != 0;
+        cJSON_Delete(j);
+        if (!keep) continue;
+        size_t l = strlen(p);
+        memcpy(out + n, p, l);
+        out[n + l] = '\n';
+        n += l + 1;
+        (*kept)++;
     }
-    int rc = atomic_write_file(dst, text, i, err);
+    int rc = atomic_write_file(dst, out, n, err);
+    free(out);
     free(text);
-    *copied = k;
     return rc;
 }
 
@@ -209,7 +219,7 @@ int study_proxy_rm(study_ctx *c, const char *pairs, int n_labels, int ensemble_k
     char labels[1300];
     snprintf(labels, sizeof labels, "%s.labels.jsonl", out_dir);
     int got = 0;
-    if (head_lines(pairs, labels, n_labels, &got, err)) return -1;
+    if (study_keep_pairs(pairs, labels, n_labels, &got, err)) return -1;
     if (got < 20)
         return rlhf_fail(err, "study: %s has %d pairs; a proxy reward model needs 20", pairs, got);
     int steps = c->quick ? 150 : 400;

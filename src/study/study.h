@@ -80,6 +80,10 @@ int study_base(study_ctx *c, rlhf_err *err);
 int study_gold_pairs(study_ctx *c, const char *model, int n_prompts, double bt_temp, uint64_t seed,
                      const char *out, rlhf_err *err);
 
+// The first max (0: all) pairs of src whose chosen and rejected are non-empty
+// and differ, written to dst; how many in *kept.
+int study_keep_pairs(const char *src, const char *dst, int max, int *kept, rlhf_err *err);
+
 // A proxy reward model (a run folder, out_dir) trained on the first n_labels
 // pairs of `pairs`, from base/sft's weights; ensemble_k > 1 trains an ensemble
 // of that many members (rlhf rm --ensemble K) with different seeds of its heads

@@ -65,37 +65,6 @@ static ens_plan plan_of(const study_ctx *c) {
     return (ens_plan){1000, 0.1, 500, 5, 250, 32, 0.5, 0.1, 60, 20, 8, 8, 1e-4, 0.01};
 }
 
-// ------------------------------------------------------------------ pairs --
-// the first max pairs of src with a non-empty chosen and rejected (an empty
-// sample is a legitimate zero-gold completion, but rlhf rm refuses it) into
-// dst; the number kept in *kept
-static int usable_pairs(const char *src, const char *dst, int max, int *kept, rlhf_err *err) {
-    size_t len = 0;
-    char *text = read_file(src, &len, err);
-    if (!text) return -1;
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-    *kept = 0;
-    for (char *p = text, *nl; p < text + len && *kept < max; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(text + len - p));
-        if (!nl) nl = text + len;
-        *nl = 0;
-        cJSON *j = cJSON_Parse(p);
-        if (study_str(j, "chosen")[0] && study_str(j, "rejected")[0]) {
-            size_t l = strlen(p);
-            memcpy(out + n, p, l);
-            out[n + l] = '\n';
-            n += l + 1;
-            (*kept)++;
-        }
-        cJSON_Delete(j);
-    }
-    int rc = atomic_write_file(dst, out, n, err);
-    free(out);
-    free(text);
-    return rc;
-}
-
 // ---------------------------------------------------------- reward models --
 // K separate members on the labels, one "rm" row per member (held-out accuracy)
 static int train_ensemble(study_ctx *c, const ens_plan *pl, const char *labels, uint64_t seed,
@@ -333,7 +302,7 @@ static int run_seed(study_ctx *c, const ens_plan *pl, uint64_t seed, rlhf_err *e
     if (make_dirs(dir, err)) return -1;
     if (study_gold_pairs(c, c->sft, pl->n_prompts, pl->bt_temp, seed, raw, err)) return -1;
     int kept = 0;
-    if (usable_pairs(raw, labels, pl->labels, &kept, err)) return -1;
+    if (study_keep_pairs(raw, labels, pl->labels, &kept, err)) return -1;
     if (kept < pl->labels)
         return rlhf_fail(err, "study " NAME ": %s has %d usable pairs; the study needs %d", raw,
                          kept, pl->labels);

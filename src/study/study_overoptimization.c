@@ -14,12 +14,12 @@
 // "slic", seed, beta, step, kl, gold, accuracy} per checkpoint,
 // {"method":"proxy_rm", seed, labels, accuracy} and {"method":"bon", seed, n,
 // kl, gold, proxy}. The verdict and the report read those rows only.
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/file.h"
+#include "rlhf.h"
 #include "study/stats.h"
 #include "study/study.h"
 
@@ -53,69 +53,7 @@ static oo_plan plan_of(const study_ctx *c) {
     return (oo_plan){1000, 2, {0.5, 0.1}, 250, 25, 1.5e-4, 800, 32};
 }
 
-// ------------------------------------------------------------------ pairs --
-// src's pairs into dst without those whose chosen or rejected is empty (dpo
-// refuses them; rlhf pairs of an older build wrote them) or identical; the
-// number kept in *kept
-static int usable_pairs(const char *src, const char *dst, int *kept, rlhf_err *err) {
-    size_t len = 0;
-    char *text = read_file(src, &len, err);
-    if (!text) return -1;
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-    *kept = 0;
-    for (char *p = text, *nl; p < text + len; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(text + len - p));
-        if (!nl) nl = text + len;
-        *nl = 0;
-        cJSON *j = cJSON_Parse(p);
-        const char *ch = study_str(j, "chosen"), *rj = study_str(j, "rejected");
-        if (ch[0] && rj[0] && strcmp(ch, rj) != 0) {
-            size_t l = strlen(p);
-            memcpy(out + n, p, l);
-            out[n + l] = '\n';
-            n += l + 1;
-            (*kept)++;
-        }
-        cJSON_Delete(j);
-    }
-    int rc = atomic_write_file(dst, out, n, err);
-    free(out);
-    free(text);
-    return rc;
-}
-
 // ------------------------------------------------------- DA runs and evals --
-typedef struct {
-    int step;
-    char name[64];
-} oo_checkpoint;
-
-static int by_step(const void *a, const void *b) {
-    int u = ((const oo_checkpoint *)a)->step, v = ((const oo_checkpoint *)b)->step;
-    return (u > v) - (u < v);
-}
-
-// the checkpoints run/checkpoints/step-N sorted by step; at most max
-static int checkpoints_of(const char *run, oo_checkpoint *ck, int max) {
-    char dir[1400];
-    snprintf(dir, sizeof dir, "%s/checkpoints", run);
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
-        int s = 0, used = 0;
-        if (sscanf(e->d_name, "step-%d%n", &s, &used) == 1 && !e->d_name[used] && s > 0 &&
-            strlen(e->d_name) < sizeof ck->name) {
-            ck[n].step = s;
-            snprintf(ck[n].name, sizeof ck[n].name, "%s", e->d_name);
-            n++;
-        }
-    }
-    if (d) closedir(d);
-    qsort(ck, (size_t)n, sizeof *ck, by_step);
-    return n;
-}
-
 static int eval_checkpoint(study_ctx *c, const char *model, int method, double beta, int step,
                            uint64_t seed, rlhf_err *err) {
     study_point pt;
@@ -150,14 +88,15 @@ static int da_run(study_ctx *c, const oo_plan *pl, const char *dir, const char *
     study_addf(&a, "--save_steps=%d", pl->save_every);
     study_addf(&a, "--seed=%llu", (unsigned long long)seed);
     if (study_run(c, log, &a, NULL, err)) return -1;
-    oo_checkpoint ck[256];
-    int n = checkpoints_of(run, ck, 256);
+    int n = 0, *steps = checkpoint_steps(run, &n), rc = 0; // newest first
     char model[1400];
-    for (int i = 0; i < n; i++) {
-        snprintf(model, sizeof model, "%s/checkpoints/%s", run, ck[i].name);
-        if (eval_checkpoint(c, model, method, beta, ck[i].step, seed, err)) return -1;
+    for (int i = n - 1; i >= 0 && rc == 0; i--) {
+        snprintf(model, sizeof model, "%s/checkpoints/step-%08d", run, steps[i]);
+        rc = eval_checkpoint(c, model, method, beta, steps[i], seed, err);
     }
-    if (n > 0 && ck[n - 1].step == pl->steps) return 0; // the last save is the final model
+    int last = n > 0 ? steps[0] : -1;
+    free(steps);
+    if (rc || last == pl->steps) return rc; // the last save is the final model
     snprintf(model, sizeof model, "%s/checkpoints/final", run);
     return eval_checkpoint(c, model, method, beta, pl->steps, seed, err);
 }
@@ -287,7 +226,7 @@ static int run_seed(study_ctx *c, const oo_plan *pl, uint64_t seed, rlhf_err *er
     if (make_dirs(dir, err)) return -1;
     if (study_gold_pairs(c, c->sft, pl->n_prompts, 0, seed, raw, err)) return -1;
     int kept = 0;
-    if (usable_pairs(raw, pairs, &kept, err)) return -1;
+    if (study_keep_pairs(raw, pairs, 0, &kept, err)) return -1;
     if (kept < 20) return rlhf_fail(err, "study " NAME ": %s has %d usable pairs", raw, kept);
     study_point ref;
     if (study_eval(c, c->sft, NULL, seed * 1000 + 7, &ref, err)) return -1;

@@ -16,12 +16,12 @@
 // (stats_sign_test); a positive difference only counts as support when raw PPO
 // did hack the proxy (its gold fell from pi_ref's by at least 2 se while its
 // proxy rose) — without hacking there is nothing for PAR to mitigate.
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/file.h"
+#include "rlhf.h"
 #include "study/stats.h"
 #include "study/study.h"
 
@@ -47,67 +47,6 @@ typedef struct {
 static par_plan plan_of(const study_ctx *c) {
     if (c->quick) return (par_plan){200, 60, 30, 16, 2, 1e-4, 0.005, 4, 1.0};
     return (par_plan){400, 150, 50, 16, 2, 1e-4, 0.005, 4, 1.0};
-}
-
-// ------------------------------------------------------------ checkpoints --
-typedef struct {
-    int step;
-    char name[64];
-} par_checkpoint;
-
-static int by_step(const void *a, const void *b) {
-    int u = ((const par_checkpoint *)a)->step, v = ((const par_checkpoint *)b)->step;
-    return (u > v) - (u < v);
-}
-
-// run/checkpoints/step-N sorted by step (at most max)
-static int checkpoints_of(const char *run, par_checkpoint *ck, int max) {
-    char dir[1400];
-    snprintf(dir, sizeof dir, "%s/checkpoints", run);
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
-        int s = 0, used = 0;
-        if (sscanf(e->d_name, "step-%d%n", &s, &used) == 1 && !e->d_name[used] && s > 0 &&
-            strlen(e->d_name) < sizeof ck->name) {
-            ck[n].step = s;
-            snprintf(ck[n].name, sizeof ck[n].name, "%s", e->d_name);
-            n++;
-        }
-    }
-    if (d) closedir(d);
-    qsort(ck, (size_t)n, sizeof *ck, by_step);
-    return n;
-}
-
-// src's pairs into dst without those with an empty or identical chosen and
-// rejected (rlhf rm refuses an empty completion); the number kept in *kept
-static int usable_pairs(const char *src, const char *dst, int *kept, rlhf_err *err) {
-    size_t len = 0;
-    char *text = read_file(src, &len, err);
-    if (!text) return -1;
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-    *kept = 0;
-    for (char *p = text, *nl; p < text + len; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(text + len - p));
-        if (!nl) nl = text + len;
-        *nl = 0;
-        cJSON *j = cJSON_Parse(p);
-        const char *ch = study_str(j, "chosen"), *rj = study_str(j, "rejected");
-        int keep = ch[0] && rj[0] && strcmp(ch, rj) != 0;
-        cJSON_Delete(j);
-        if (!keep) continue;
-        size_t l = strlen(p);
-        memcpy(out + n, p, l);
-        out[n + l] = '\n';
-        n += l + 1;
-        (*kept)++;
-    }
-    int rc = atomic_write_file(dst, out, n, err);
-    free(out);
-    free(text);
-    return rc;
 }
 
 // ------------------------------------------------------------------ run --
@@ -148,16 +87,17 @@ static int ppo_run(study_ctx *c, const par_plan *pl, const char *dir, const char
         study_addf(&a, "--par_k=%g", pl->par_k);
     }
     if (study_run(c, log, &a, NULL, err)) return -1;
-    par_checkpoint ck[MAX_STEPS];
-    int n = checkpoints_of(run, ck, MAX_STEPS);
+    int n = 0, *steps = checkpoint_steps(run, &n), rc = 0; // newest first
     char model[1400];
     study_point pt;
-    for (int i = 0; i < n; i++) {
-        snprintf(model, sizeof model, "%s/checkpoints/%s", run, ck[i].name);
-        if (study_eval(c, model, rm, seed * 1000 + 7, &pt, err)) return -1;
-        point_row(c, METHOD[method], seed, ck[i].step, &pt);
+    for (int i = n - 1; i >= 0 && rc == 0; i--) {
+        snprintf(model, sizeof model, "%s/checkpoints/step-%08d", run, steps[i]);
+        rc = study_eval(c, model, rm, seed * 1000 + 7, &pt, err);
+        if (rc == 0) point_row(c, METHOD[method], seed, steps[i], &pt);
     }
-    if (n > 0 && ck[n - 1].step == pl->steps) return 0; // the last save is the final model
+    int last = n > 0 ? steps[0] : -1;
+    free(steps);
+    if (rc || last == pl->steps) return rc; // the last save is the final model
     snprintf(model, sizeof model, "%s/checkpoints/final", run);
     if (study_eval(c, model, rm, seed * 1000 + 7, &pt, err)) return -1;
     point_row(c, METHOD[method], seed, pl->steps, &pt);
@@ -174,7 +114,7 @@ static int run_seed(study_ctx *c, const par_plan *pl, uint64_t seed, rlhf_err *e
     // enough prompts for pl->labels pairs once ties and empty samples are dropped
     int kept = 0;
     if (study_gold_pairs(c, c->sft, pl->labels * 3 / 2, 0, seed, raw, err) ||
-        usable_pairs(raw, pairs, &kept, err))
+        study_keep_pairs(raw, pairs, 0, &kept, err))
         return -1;
     if (kept < pl->labels / 2)
         return rlhf_fail(err, "study " NAME ": %s has %d usable pairs (want %d)", raw, kept,

@@ -51,37 +51,6 @@ static pf_plan plan_of(const study_ctx *c) {
     return (pf_plan){1000, 0.3, 500, 60, 15, 8, 8, 5e-5, 0.05};
 }
 
-// ------------------------------------------------------------------ pairs --
-// the pairs of src with a non-empty chosen and rejected (an empty sample is a
-// legitimate zero-gold completion, but rlhf rm refuses it) into dst; the
-// number kept in *kept
-static int usable_pairs(const char *src, const char *dst, int *kept, rlhf_err *err) {
-    size_t len = 0;
-    char *text = read_file(src, &len, err);
-    if (!text) return -1;
-    char *out = xmalloc(len + 1);
-    size_t n = 0;
-    *kept = 0;
-    for (char *p = text, *nl; p < text + len; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(text + len - p));
-        if (!nl) nl = text + len;
-        *nl = 0;
-        cJSON *j = cJSON_Parse(p);
-        if (study_str(j, "chosen")[0] && study_str(j, "rejected")[0]) {
-            size_t l = strlen(p);
-            memcpy(out + n, p, l);
-            out[n + l] = '\n';
-            n += l + 1;
-            (*kept)++;
-        }
-        cJSON_Delete(j);
-    }
-    int rc = atomic_write_file(dst, out, n, err);
-    free(out);
-    free(text);
-    return rc;
-}
-
 // -------------------------------------------------------------------- PPO --
 static int rl_row(study_ctx *c, int m, const char *model, const char *rm, int step, uint64_t seed,
                   rlhf_err *err) {
@@ -155,7 +124,7 @@ static int run_seed(study_ctx *c, const pf_plan *pl, uint64_t seed, rlhf_err *er
     if (make_dirs(dir, err)) return -1;
     if (study_gold_pairs(c, c->sft, pl->n_prompts, pl->bt_temp, seed, raw, err)) return -1;
     int kept = 0;
-    if (usable_pairs(raw, pairs, &kept, err)) return -1;
+    if (study_keep_pairs(raw, pairs, 0, &kept, err)) return -1;
     if (kept < pl->labels)
         return rlhf_fail(err, "study " NAME ": %s has %d usable pairs; the study needs %d", raw,
                          kept, pl->labels);
