@@ -1,5 +1,5 @@
 # rlhf.c — build, test, bench.
-#   make            build/rlhf and build/librlhf.a
+#   make            build/rlhf, build/librlhf.a and build/librlhf.so
 #   make test       the whole test suite (ends with "N passed, N failed, N skipped")
 #   make bench      benchmarks side by side with PyTorch (bench/run.sh; make bench-ctrl: control only)
 #   make demo       the main job
@@ -12,7 +12,7 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp
+CFLAGS  += -fPIC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp
 # in-tree code sees the internal headers (src/); a program using librlhf needs
 # only include/ (tests/public_api.c is built that way)
 INCLUDES := -Iinclude -Isrc
@@ -47,6 +47,17 @@ ifneq ($(wildcard $(HDF5_INC)/hdf5.h),)
   CFLAGS += -DRLHF_HAVE_HDF5 -I$(HDF5_INC)
   EXT_LIBS += -L$(HDF5_LIB) -Wl,-rpath,$(HDF5_LIB) -lhdf5
 endif
+# HTTP: libcurl for remote reward models and judges (reward/remote, reward/judge),
+# libmicrohttpd for `rlhf serve` (src/serve/); without them those parts compile to
+# a clear "built without ..." error
+ifneq ($(wildcard /usr/include/x86_64-linux-gnu/curl/curl.h /usr/include/curl/curl.h),)
+  CFLAGS += -DRLHF_HAVE_CURL
+  EXT_LIBS += -lcurl
+endif
+ifneq ($(wildcard /usr/include/microhttpd.h),)
+  CFLAGS += -DRLHF_HAVE_MHD
+  EXT_LIBS += -lmicrohttpd
+endif
 LDLIBS += $(EXT_LIBS)
 
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
@@ -61,7 +72,7 @@ HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY  := $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
 
-all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(TEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) $(BUILD)/tests/test_public_api
+all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(BUILD)/librlhf.so $(TEST_BIN) $(TOOL_BIN) $(FUZZ_REPLAY) $(BUILD)/tests/test_public_api
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -70,6 +81,10 @@ $(BUILD)/%.o: %.c $(HDRS)
 $(BUILD)/librlhf.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# the same objects (all -fPIC) as a shared library: the Python binding (python/rlhf) loads it
+$(BUILD)/librlhf.so: $(LIB_OBJ)
+	$(CC) -shared $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/rlhf: $(CLI_OBJ) $(BUILD)/librlhf.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

@@ -3,7 +3,7 @@
 include headers of its own layer and of the layers below it, never of a layer
 above. The order, bottom to top:
 
-  base < io < nn < tok < model < data < algo < reward < train < ctrl < report < study < cli
+  base < io < nn < tok < model < data < algo < reward < train < ctrl < report < study < serve < cli
 
 (ctrl, continuous control, sits above train only to share its run directories:
 of train it may include train/run.h and train/common.h, never a
@@ -27,7 +27,7 @@ import re
 import sys
 
 LAYERS = ["base", "io", "nn", "tok", "model", "data", "algo", "reward", "train", "ctrl", "report", "study",
-          "cli"]
+          "serve", "cli"]
 # a layer that may include only these headers of a lower layer
 ONLY = {("ctrl", "train"): {"train/run.h", "train/common.h"}}
 RANK = {name: i for i, name in enumerate(LAYERS)}

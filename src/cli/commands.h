@@ -22,5 +22,10 @@ int cmd_srpo(int argc, char **argv);
 int cmd_ctrl(int argc, char **argv);
 int cmd_study(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+// `rlhf ARGV...` with argv[0] the program name, as main() receives it: runs the
+// named command (cli/command_table.c) and returns its exit status.
+int rlhf_cli_main(int argc, char **argv);
 
 #endif

@@ -110,6 +110,12 @@ typedef struct {
     const char *reward;         // spec (reward/sources.h): "verifier:arith=1,rm:runs/rm=0.5"
     const char *task, *reward_model, *reward_command; // shortcuts, weight 1 each
     double reward_timeout;      // seconds per answer of an external command
+    const char *reward_url;     // shortcut for --reward url:URL (OpenRLHF's remote reward model)
+    const char *judge_url;      // an OpenAI-compatible judge's base URL (judge: sources,
+                                // online-dpo --judge api); with its model name and the
+    const char *judge_model;    // environment variable holding its API key
+    const char *judge_api_key_env;
+    int reward_retries;         // retries of transient HTTP failures (url:, judge:)
     struct { const char *rm_ensemble; } name; // as typed
     rl_ensemble rm_ensemble;    // mean | wco | uwo
     float uwo_lambda;
