@@ -40,7 +40,12 @@ typedef enum { ONLINE_KL_IN_REWARD = 0, ONLINE_KL_IN_LOSS } online_kl_in;
 // which samples of a prompt online DPO pairs (--pairs)
 typedef enum { ONLINE_PAIRS_MAX_MIN = 0, ONLINE_PAIRS_ALL, ONLINE_PAIRS_RANKED } online_pairs;
 // who judges online DPO's samples (--judge)
-typedef enum { ONLINE_JUDGE_REWARD = 0, ONLINE_JUDGE_SELF } online_judge;
+typedef enum {
+    ONLINE_JUDGE_REWARD = 0,
+    ONLINE_JUDGE_SELF,
+    ONLINE_JUDGE_API // an OpenAI-compatible judge (--judge api: judge_url, judge_model,
+                     // judge_api_key_env; reward/judge.h)
+} online_judge;
 
 // The policy-gradient update (train/online_pg.c): PPO's clipped loss on the
 // advantages of --adv_estimator (GRPO, RLOO, REINFORCE++, ReMax, GAE).
