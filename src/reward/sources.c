@@ -1,5 +1,6 @@
 // reward/sources: a weighted set of reward sources (task verifiers, reward
-// models and ensembles, external commands) scoring texts, plus the penalties
+// models and ensembles, external commands, remote reward models and LLM judges
+// over HTTP) scoring texts, plus the penalties
 // and PAR shaping applied to the combined score. The spec grammar and the
 // command protocol are in reward/sources.h.
 #include "reward/sources.h"
@@ -22,7 +23,9 @@ static int kind_from_name(const char *s, size_t n, reward_kind *k) {
         reward_kind kind;
     } names[] = {{"verifier", REWARD_VERIFIER}, {"task", REWARD_VERIFIER},
                  {"rm", REWARD_MODEL},          {"reward_model", REWARD_MODEL},
-                 {"command", REWARD_COMMAND},   {"cmd", REWARD_COMMAND}};
+                 {"command", REWARD_COMMAND},   {"cmd", REWARD_COMMAND},
+                 {"url", REWARD_URL},           {"remote", REWARD_URL},
+                 {"judge", REWARD_JUDGE}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && !strncmp(names[i].name, s, n)) {
             *k = names[i].kind;
@@ -54,12 +57,40 @@ static void short_name(const char *arg, int is_command, char *out, size_t n) {
     }
 }
 
+// "HOST[:PORT]" of a URL (no user:password@), at most n-1 bytes.
+static void url_host(const char *url, char *out, size_t n) {
+    const char *h = strstr(url, "://") ? strstr(url, "://") + 3 : url;
+    size_t len = strcspn(h, "/?#");
+    const char *at = memchr(h, '@', len);
+    if (at) len -= (size_t)(at + 1 - h), h = at + 1;
+    snprintf(out, n, "%.*s", (int)(len < 60 ? len : 60), h);
+}
+
+// Metrics names of HTTP sources: "url:HOST:PORT", "judge:MODEL" or "judge:HOST:PORT".
+static void http_source_name(const reward_set *rs, reward_kind k, const char *arg, char *out,
+                             size_t n) {
+    char host[64];
+    if (k == REWARD_JUDGE && rs->http.judge_model) {
+        snprintf(out, n, "judge:%.60s", rs->http.judge_model);
+        return;
+    }
+    const char *url = *arg ? arg : rs->http.judge_url ? rs->http.judge_url : "";
+    url_host(url, host, sizeof host);
+    snprintf(out, n, "%s:%s", k == REWARD_URL ? "url" : "judge", host[0] ? host : "default");
+}
+
 int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight,
                    rlhf_err *err) {
     reward_kind k;
     if (kind_from_name(kind, strlen(kind), &k))
-        return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm or command)", kind);
-    if (!arg || !*arg) return rlhf_fail(err, "reward %s: needs an argument (%s:...)", kind, kind);
+        return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm, command, url, judge)",
+                         kind);
+    if (!arg) arg = "";
+    if (!*arg && k != REWARD_JUDGE)
+        return rlhf_fail(err, "reward %s: needs an argument (%s:...)", kind, kind);
+    if ((k == REWARD_URL || (k == REWARD_JUDGE && *arg)) && strncmp(arg, "http://", 7) &&
+        strncmp(arg, "https://", 8))
+        return rlhf_fail(err, "reward %s:%s: expected an http:// or https:// URL", kind, arg);
     if (!isfinite(weight)) return rlhf_fail(err, "reward %s:%s: weight is not finite", kind, arg);
     rs->src = xrealloc(rs->src, (size_t)(rs->n + 1) * sizeof *rs->src);
     reward_source *s = &rs->src[rs->n];
@@ -89,6 +120,8 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
                              task);
         }
         snprintf(s->name, sizeof s->name, "verifier:%s%s", task, s->shaped ? ":shaped" : "");
+    } else if (k == REWARD_URL || k == REWARD_JUDGE) {
+        http_source_name(rs, k, arg, s->name, sizeof s->name);
     } else {
         short_name(arg, k == REWARD_COMMAND, shortn, sizeof shortn);
         snprintf(s->name, sizeof s->name, "%s:%s", k == REWARD_MODEL ? "rm" : "command", shortn);
@@ -127,7 +160,7 @@ int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err) {
         char *colon = strchr(item, ':');
         if (!colon || !starts_item(item)) {
             rc = rlhf_fail(err, "--reward: \"%s\" is not KIND:ARG[=WEIGHT] with KIND verifier, "
-                                "rm or command",
+                                "rm, command, url or judge",
                            item);
             break;
         }
@@ -151,12 +184,41 @@ int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err) {
     return rc;
 }
 
+// A url: or judge: source's client, with the set's timeout and retries.
+static int open_http_source(reward_set *rs, reward_source *s, rlhf_err *err) {
+    int retries = rs->http.set ? rs->http.retries : 3;
+    double timeout = rs->opt.timeout_s > 0 ? rs->opt.timeout_s : 30;
+    if (s->kind == REWARD_URL && !s->remote) {
+        remote_rm_opts ro;
+        remote_rm_opts_default(&ro);
+        ro.timeout_s = timeout;
+        ro.connect_timeout_s = timeout < ro.connect_timeout_s ? timeout : ro.connect_timeout_s;
+        ro.max_retries = retries;
+        return remote_rm_open(&s->remote, s->arg, &ro, err);
+    }
+    if (s->kind != REWARD_JUDGE || s->judge) return 0;
+    const char *base = *s->arg ? s->arg : rs->http.judge_url;
+    if (!base || !*base)
+        return rlhf_fail(err, "reward %s: no base URL (judge:URL, or judge: with --judge_url)",
+                         s->name);
+    judge_opts jo;
+    judge_opts_default(&jo);
+    jo.base_url = base;
+    if (rs->http.judge_model) jo.model = rs->http.judge_model;
+    if (rs->http.judge_api_key_env) jo.api_key_env = rs->http.judge_api_key_env;
+    jo.timeout_s = timeout;
+    jo.max_retries = retries;
+    if (judge_open(&s->judge, &jo, err)) return rlhf_fail_ctx(err, "reward %s", s->name);
+    return 0;
+}
+
 int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
     if (o) rs->opt = *o;
     else reward_set_opts_default(&rs->opt);
     if (rs->n == 0)
         return rlhf_fail(err, "no reward: give --reward (e.g. verifier:arith, rm:runs/rm, "
-                              "command:./judge.py), --task, --reward_model or --reward_command");
+                              "command:./judge.py, url:http://host:5000/get_reward, judge:), "
+                              "--task, --reward_model, --reward_command or --reward_url");
     for (int i = 0; i < rs->n; i++) {
         reward_source *s = &rs->src[i];
         if (s->kind == REWARD_MODEL && !s->rm_open) {
@@ -165,6 +227,9 @@ int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
             s->rm_open = 1;
         } else if (s->kind == REWARD_COMMAND && !s->cmd) {
             if (reward_command_start(&s->cmd, s->arg, rs->opt.timeout_s, err)) return -1;
+        } else if ((s->kind == REWARD_URL || s->kind == REWARD_JUDGE) &&
+                   open_http_source(rs, s, err)) {
+            return -1;
         }
     }
     return 0;
@@ -193,6 +258,14 @@ static int score_source(reward_set *rs, reward_source *s, const char *const *pro
     }
     case REWARD_COMMAND:
         return reward_command_score(s->cmd, prompts, completions, n, out, err);
+    case REWARD_URL:
+        if (remote_rm_score(s->remote, prompts, completions, n, out, err))
+            return rlhf_fail_ctx(err, "reward %s", s->name);
+        return 0;
+    case REWARD_JUDGE:
+        if (judge_score(s->judge, prompts, completions, n, out, err))
+            return rlhf_fail_ctx(err, "reward %s", s->name);
+        return 0;
     }
     return rlhf_fail(err, "reward source of unknown kind");
 }
@@ -223,9 +296,14 @@ void reward_set_free(reward_set *rs) {
         reward_source *s = &rs->src[i];
         if (s->rm_open) reward_model_free(&s->rm);
         reward_command_close(s->cmd);
+        remote_rm_close(s->remote);
+        if (s->judge) judge_close(s->judge);
         free(s->arg);
     }
     free(rs->src);
+    free(rs->http.judge_url);
+    free(rs->http.judge_model);
+    free(rs->http.judge_api_key_env);
     memset(rs, 0, sizeof *rs);
 }
 
@@ -247,14 +325,29 @@ void reward_par(int n_prompts, int n_samples, float *scores, int M, const float 
         }
 }
 
-int reward_set_from_flags(reward_set *rs, const char *spec, const char *task,
-                          const char *rm_path, const char *command, rlhf_err *err) {
-    if (reward_set_parse(rs, spec, err)) return -1;
-    if (task && reward_set_add(rs, "verifier", task, 1, err)) return -1;
-    if (rm_path && reward_set_add(rs, "rm", rm_path, 1, err)) return -1;
-    if (command && reward_set_add(rs, "command", command, 1, err)) return -1;
+static char *dup_or_null(const char *s) {
+    return s && *s ? strdup(s) : NULL;
+}
+
+int reward_set_from_flags(reward_set *rs, const reward_flags *f, rlhf_err *err) {
+    // the HTTP settings first: a judge: source's name uses the model
+    rs->http.set = 1;
+    rs->http.retries = f->retries > 0 ? f->retries : 0;
+    free(rs->http.judge_url);
+    free(rs->http.judge_model);
+    free(rs->http.judge_api_key_env);
+    rs->http.judge_url = dup_or_null(f->judge_url);
+    rs->http.judge_model = dup_or_null(f->judge_model);
+    rs->http.judge_api_key_env = dup_or_null(f->judge_api_key_env);
+    if (reward_set_parse(rs, f->spec, err)) return -1;
+    if (f->task && reward_set_add(rs, "verifier", f->task, 1, err)) return -1;
+    if (f->reward_model && reward_set_add(rs, "rm", f->reward_model, 1, err)) return -1;
+    if (f->reward_command && reward_set_add(rs, "command", f->reward_command, 1, err)) return -1;
+    if (f->reward_url && reward_set_add(rs, "url", f->reward_url, 1, err))
+        return rlhf_fail_ctx(err, "--reward_url");
     if (rs->n == 0)
         return rlhf_fail(err, "no reward: give --reward (e.g. verifier:arith, rm:runs/rm, "
-                              "command:./judge.py), --task, --reward_model or --reward_command");
+                              "command:./judge.py, url:http://host:5000/get_reward, judge:), "
+                              "--task, --reward_model, --reward_command or --reward_url");
     return 0;
 }

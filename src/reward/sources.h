@@ -8,14 +8,28 @@
 //                           an ensemble's members become one score by mean, wco
 //                           (min) or uwo (mean - lambda*var): reward_set_opts
 //   command:CMD             an external judge (below), started once per run
+//   url:URL                 a reward model behind HTTP in OpenRLHF's remote-RM
+//                           protocol (reward/remote.h), e.g. url:http://host:5000/get_reward
+//   judge:[BASE_URL]        an LLM judge's pointwise score over an OpenAI-compatible
+//                           API (reward/judge.h), e.g. judge:http://127.0.0.1:8080/v1;
+//                           "judge:" alone uses --judge_url. Model, API-key variable
+//                           and retries: reward_flags (--judge_model, --judge_api_key_env,
+//                           --reward_retries)
 //
-// A spec lists them with weights: "verifier:arith=1,rm:runs/rm=0.5,command:./judge.py=1".
+// A spec lists them with weights:
+//   "verifier:arith=1,rm:runs/rm=0.5,url:http://127.0.0.1:5000/get_reward=0.5".
 // Items are separated by a comma that is followed by a kind ("verifier:",
-// "rm:", "command:"; also "task:", "reward_model:", "cmd:"), so a command may
-// hold commas elsewhere. "=W" at the end of an item is its weight (default 1)
-// when W is a number; a command that itself ends in "=<number>" needs an
-// explicit "=1" after it. The total is sum_s w_s * score_s; per-source scores
-// are kept for metrics.
+// "rm:", "command:", "url:", "judge:"; also "task:", "reward_model:", "cmd:",
+// "remote:"), so a command or URL may hold commas elsewhere, and a URL's own
+// colons ("http:", ":5000") are not kinds. "=W" at the end of an item is its
+// weight (default 1) when W is a number; a command or URL that itself ends in
+// "=<number>" (a query string "?k=3") needs an explicit "=1" after it. The
+// total is sum_s w_s * score_s; per-source scores are kept for metrics.
+//
+// HTTP sources (url:, judge:) wait at most timeout_s (reward_set_opts, the
+// trainers' --reward_timeout) per request and retry transient failures
+// (io/http.h) --reward_retries times; a persistent failure or a malformed
+// answer fails the scoring with the reason, like a failing command.
 //
 // The external-command protocol. CMD runs under /bin/sh -c in its own process
 // group, once. For each completion it receives one line of JSON on stdin,
@@ -37,6 +51,8 @@
 
 #include "algo/rl.h"
 #include "data/task.h"
+#include "reward/judge.h"
+#include "reward/remote.h"
 #include "reward/reward_model.h"
 
 // ------------------------------------------------------- external command --
@@ -54,45 +70,80 @@ void reward_command_close(reward_command *c);
 char *reward_json_string(const char *s, size_t len);
 
 // ------------------------------------------------------------ reward sets --
-typedef enum { REWARD_VERIFIER = 0, REWARD_MODEL, REWARD_COMMAND } reward_kind;
+typedef enum {
+    REWARD_VERIFIER = 0,
+    REWARD_MODEL,
+    REWARD_COMMAND,
+    REWARD_URL,
+    REWARD_JUDGE
+} reward_kind;
 
 typedef struct {
     reward_kind kind;
-    char name[96];  // for metrics: "verifier:arith", "rm:NAME", "command:NAME"
-    char *arg;      // task name, model path, or command line
+    char name[96];  // for metrics: "verifier:arith", "rm:NAME", "command:NAME",
+                    // "url:HOST:PORT", "judge:MODEL" (or "judge:HOST:PORT")
+    char *arg;      // task name, model path, command line or URL ("" for "judge:")
     float weight;
     const rlhf_task *task;
     int shaped;
     reward_model rm;
     int rm_open;
     reward_command *cmd;
+    remote_rm *remote;
+    reward_judge *judge;
 } reward_source;
 
 typedef struct {
     rl_ensemble ensemble; // how a reward-model ensemble's members combine (default mean)
     float uwo_lambda;     // uwo: mean - lambda * Var (default 0.1, Coste et al.'s PPO value)
-    double timeout_s;     // external commands: seconds per answer (default 30)
+    double timeout_s;     // external commands: seconds per answer; url: and judge:
+                          // sources: seconds per HTTP request (default 30)
     const char *tokenizer; // reward models: NULL = each model's own
     int batch_size;       // reward-model scoring rows per forward (default 32)
 } reward_set_opts;
+
+// The HTTP sources' settings from the command line (reward_set_from_flags);
+// a set made by reward_set_parse alone uses the defaults (3 retries, no judge URL).
+typedef struct {
+    int set;                 // 0: not given, the defaults apply
+    int retries;             // tries after the first, of transient HTTP failures
+    char *judge_url;         // "judge:" without a URL uses this base URL
+    char *judge_model;       // the judge requests' "model" (NULL: judge.h's default)
+    char *judge_api_key_env; // environment variable holding the judge's API key (NULL: none)
+} reward_http_flags;
 
 typedef struct {
     int n;
     reward_source *src;
     reward_set_opts opt;
+    reward_http_flags http;
 } reward_set;
+
+// What a trainer's command line says about its reward (NULL: not given).
+typedef struct {
+    const char *spec;              // --reward
+    const char *task;              // --task: verifier:TASK, weight 1
+    const char *reward_model;      // --reward_model: rm:PATH, weight 1
+    const char *reward_command;    // --reward_command: command:CMD, weight 1
+    const char *reward_url;        // --reward_url: url:URL, weight 1
+    const char *judge_url;         // --judge_url: configures judge: sources (adds none)
+    const char *judge_model;       // --judge_model
+    const char *judge_api_key_env; // --judge_api_key_env
+    int retries;                   // --reward_retries
+} reward_flags;
 
 void reward_set_opts_default(reward_set_opts *o);
 // Appends the sources of a spec (above). -1 + err for a malformed spec.
 int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err);
-// Appends one source; kind is "verifier", "rm" or "command" (or an alias).
+// Appends one source; kind is "verifier", "rm", "command", "url" or "judge" (or an alias).
 int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight, rlhf_err *err);
-// Loads reward models, checks tasks, starts commands.
 // The reward of a command line: the --reward spec plus the --task,
-// --reward_model and --reward_command shortcuts (each weight 1; NULL = unset).
-// -1 + err when none is given.
-int reward_set_from_flags(reward_set *rs, const char *spec, const char *task,
-                          const char *reward_model, const char *reward_command, rlhf_err *err);
+// --reward_model, --reward_command and --reward_url shortcuts (each weight 1),
+// and the HTTP sources' settings. --judge_url adds no source by itself (online-dpo's
+// --judge api reads it too): a judge reward is "--reward judge:" or "judge:URL".
+// -1 + err when no source is given.
+int reward_set_from_flags(reward_set *rs, const reward_flags *f, rlhf_err *err);
+// Loads reward models, checks tasks, starts commands, opens HTTP clients.
 int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err);
 // per_source (n, rs->n) raw scores (may be NULL), total (n) = sum_s w_s * score_s.
 int reward_set_score(reward_set *rs, const char *const *prompts, const char *const *completions,

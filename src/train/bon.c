@@ -109,8 +109,9 @@ static int bon_prompts(bon_ctx *x, rlhf_err *err) {
 // the reward sources named by the flags (before anything is loaded)
 static int bon_rewards(bon_ctx *x, rlhf_err *err) {
     const bon_config *c = x->c;
-    return reward_set_from_flags(&x->rs, c->reward, c->task, c->reward_model, c->reward_command,
-                                 err);
+    reward_flags rf = {c->reward, c->task, c->reward_model, c->reward_command, c->reward_url,
+                       c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries};
+    return reward_set_from_flags(&x->rs, &rf, err);
 }
 
 // n samples for each of the prompts ids[0..np), decoded and scored: scores (np*n)

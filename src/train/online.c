@@ -228,9 +228,9 @@ static int online_init(trainer *t, rlhf_err *err) {
     if (L->run.needs & ONLINE_NEED_PREVIOUS)
         L->extra[k++] = "prev/config.json", L->extra[k++] = "prev/model.safetensors";
     t->extra = L->extra;
-    if (reward_set_from_flags(&L->rs, c->reward, c->task, c->reward_model, c->reward_command,
-                              err))
-        return -1;
+    reward_flags rf = {c->reward, c->task, c->reward_model, c->reward_command, c->reward_url,
+                       c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries};
+    if (reward_set_from_flags(&L->rs, &rf, err)) return -1;
     L->pen = (reward_penalties){.length_penalty = c->length_penalty,
                                 .missing_eos_penalty = c->missing_eos_penalty,
                                 .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,

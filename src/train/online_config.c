@@ -59,6 +59,7 @@ static void loop_defaults(online_config *c) {
     c->temperature = 1.0f;
     c->top_p = 1.0f;
     c->reward_timeout = 30;
+    c->reward_retries = 3;
     c->name.rm_ensemble = "mean";
     c->uwo_lambda = 0.1f;
     c->par_k = 1.0f;
@@ -115,6 +116,11 @@ const online_option online_loop_options[] = {
     OPT("reward_model", STR, reward_model, "shortcut for --reward rm:PATH (a reward model or ensemble)"),
     OPT("reward_command", STR, reward_command, "shortcut for --reward command:CMD (JSON lines in, one number per line out)"),
     OPT("reward_timeout", DOUBLE, reward_timeout, "seconds an external command may take per answer", 0.01, 1e6),
+    OPT("reward_url", STR, reward_url, "shortcut for --reward url:URL (a remote reward model in OpenRLHF's protocol: docs/remote_rewards.md)"),
+    OPT("reward_retries", INT, reward_retries, "retries of transient HTTP failures of url: and judge: rewards (doubling back-off from 0.5 s)", 0, 100),
+    OPT("judge_url", STR, judge_url, "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1), for --reward judge: and --judge api; adds no reward by itself"),
+    OPT("judge_model", STR, judge_model, "the judge's model name (the requests' \"model\")"),
+    OPT("judge_api_key_env", STR, judge_api_key_env, "environment variable holding the judge's API key (never logged)"),
     OPT("rm_ensemble", STR, name.rm_ensemble, "reward-model ensemble aggregation: mean, wco (min) or uwo (mean - lambda*var)"),
     OPT("uwo_lambda", FLOAT, uwo_lambda, "uwo's lambda", 0, 1e6),
     OPT("length_penalty", FLOAT, length_penalty, "reward -= alpha * completion tokens", -1e6, 1e6),
