@@ -26,6 +26,7 @@ Under AddressSanitizer builds (RLHF_SANITIZE=1) the venv's python runs with
 LD_PRELOAD of gcc's libasan.so (an ASan library must be loaded first) and
 leak detection off (CPython itself does not free everything at exit).
 """
+import codecs
 import json
 import os
 import shutil
@@ -172,8 +173,6 @@ def cli_bytewise(raw):
     """raw bytes as the CLI's JSONL writes them (one U+FFFD per invalid byte)."""
     return raw.decode("utf-8", "rlhf_test.bytewise")
 
-
-import codecs  # noqa: E402
 
 codecs.register_error("rlhf_test.bytewise", lambda e: ("\ufffd" * (e.end - e.start), e.end))
 

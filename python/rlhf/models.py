@@ -24,7 +24,8 @@ class LogProbs:
     __slots__ = ("tokens", "logprobs", "sum", "prompt_tokens")
 
     def __init__(self, tokens, logprobs, total, prompt_tokens):
-        self.tokens, self.logprobs, self.sum, self.prompt_tokens = tokens, logprobs, total, prompt_tokens
+        self.tokens, self.logprobs = tokens, logprobs
+        self.sum, self.prompt_tokens = total, prompt_tokens
 
     def __repr__(self):
         return f"LogProbs(sum={self.sum:.6g}, tokens={len(self.tokens)})"
@@ -32,8 +33,9 @@ class LogProbs:
 
 class Completion:
     """One sampled completion: text (str; each byte that is not part of valid
-    UTF-8 becomes U+FFFD, as in `rlhf generate --format jsonl`), raw (the bytes), ended (a stop rule ended it: EOS, a stop id or a
-    template's end-of-turn text; False: cut at max_new_tokens), prompt_index."""
+    UTF-8 becomes U+FFFD, as in `rlhf generate --format jsonl`), raw (the
+    bytes), ended (a stop rule ended it: EOS, a stop id or a template's
+    end-of-turn text; False: cut at max_new_tokens), prompt_index."""
 
     __slots__ = ("text", "raw", "ended", "prompt_index")
 
@@ -137,8 +139,8 @@ class Model(_Handle):
         rc = L.rlhf_capi_generate(self._handle(), arr, len(items), int(max_new_tokens),
                                   float(temperature), int(top_k), float(top_p),
                                   int(num_return_sequences), int(seed), int(batch_size), bos,
-                                  int(bool(allow_special)), _lib.encode(chat_template, "chat_template"),
-                                  ctypes.byref(out))
+                                  int(bool(allow_special)),
+                                  _lib.encode(chat_template, "chat_template"), ctypes.byref(out))
         _lib.check(rc, "generate")
         try:
             res = []
@@ -173,7 +175,8 @@ class Model(_Handle):
             res = []
             for i in range(L.rlhf_capi_logprobs_count(out)):
                 n, k = L.rlhf_capi_logprobs_n_tokens(out, i), L.rlhf_capi_logprobs_n_prompt(out, i)
-                toks, vals = L.rlhf_capi_logprobs_tokens(out, i), L.rlhf_capi_logprobs_values(out, i)
+                toks = L.rlhf_capi_logprobs_tokens(out, i)
+                vals = L.rlhf_capi_logprobs_values(out, i)
                 pt = L.rlhf_capi_logprobs_prompt(out, i)
                 res.append(LogProbs([toks[j] for j in range(n)], [vals[j] for j in range(n)],
                                     L.rlhf_capi_logprobs_sum(out, i), [pt[j] for j in range(k)]))
