@@ -10,6 +10,16 @@
 // chosen one is drawn by Bradley-Terry, P(a preferred to b) = sigmoid((g_a - g_b) / T) with T =
 // --bt_temperature (0: the higher gold wins and ties give no pair). Rows add "chosen_gold" and
 // "rejected_gold".
+//
+// --judge_url URL: an LLM judge behind an OpenAI-compatible API (reward/judge.h,
+// docs/judges.md) compares every two different samples of a prompt (in both
+// orders unless --judge_both_orders false); each sample's score is its mean
+// probability of beating the others (algo/self_judge), and the best sample is
+// chosen against the worst (none when all scores are equal). Rows add
+// "chosen_score", "rejected_score" and "judge_p" (p(chosen beats rejected)).
+//
+// The output file is written atomically: a failure (a judge that errs) leaves
+// the previous file, if any, untouched and no partial file behind.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,8 +29,10 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "data/dataset.h"
+#include "algo/self_judge.h"
 #include "data/task.h"
 #include "io/file.h"
+#include "reward/judge.h"
 #include "reward/sources.h"
 #include "train/complete.h"
 #include "train/run.h"
@@ -55,6 +67,56 @@ static int gold_pair(const rlhf_task *t, const char *p, char *const *smp, int n,
     return 1;
 }
 
+// one JSON line of o into the output file
+static int write_row(atomic_file *f, cJSON *o, rlhf_err *err) {
+    char *line = cJSON_PrintUnformatted(o);
+    size_t n = strlen(line);
+    line[n] = '\n';  // over the NUL: written with its length, not as a string
+    int rc = atomic_write(f, line, n + 1, err);
+    free(line);
+    return rc;
+}
+
+// --judge_url: the judge's best sample of each prompt against its worst
+static int judged_pairs(const judge_opts *jo, ds_dataset *ds, char *const *samples, int N, int n,
+                        atomic_file *f, int *pairs, rlhf_err *err) {
+    reward_judge *j;
+    if (judge_open(&j, jo, err)) return -1;
+    const char **ps = xmalloc((size_t)N * sizeof(char *));
+    for (int i = 0; i < N; i++) ps[i] = ds->ex[i].prompt.text;
+    double *p = xmalloc((size_t)N * n * n * sizeof(double));
+    double *score = xmalloc((size_t)n * sizeof(double));
+    int rc = judge_groups(j, ps, (const char *const *)samples, N, n, p, err);
+    for (int i = 0; i < N && rc == 0; i++) {
+        const double *pg = p + (size_t)i * n * n;
+        self_judge_scores(n, pg, score);
+        int best = 0, worst = n - 1;
+        for (int k = 1; k < n; k++)
+            if (score[k] > score[best]) best = k;  // first maximum
+        for (int k = n - 2; k >= 0; k--)
+            if (score[k] < score[worst]) worst = k;  // last minimum
+        if (!(score[best] > score[worst])) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "prompt", ps[i]);
+        cJSON_AddStringToObject(o, "chosen", samples[(size_t)i * n + best]);
+        cJSON_AddStringToObject(o, "rejected", samples[(size_t)i * n + worst]);
+        cJSON_AddNumberToObject(o, "chosen_score", score[best]);
+        cJSON_AddNumberToObject(o, "rejected_score", score[worst]);
+        cJSON_AddNumberToObject(o, "judge_p", pg[best * n + worst]);
+        rc = write_row(f, o, err);
+        cJSON_Delete(o);
+        (*pairs)++;
+    }
+    judge_stats st;
+    judge_get_stats(j, &st);
+    fprintf(stderr, "pairs: judge %s: %ld requests, %ld answers from the cache, %ld malformed, "
+                    "%ld neutral\n",
+            jo->base_url, st.requests, st.cache_hits, st.malformed, st.neutral);
+    judge_close(j);
+    free(ps), free(p), free(score);
+    return rc;
+}
+
 int cmd_pairs(int argc, char **argv) {
     const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL,
                *judge = NULL;
@@ -64,6 +126,8 @@ int cmd_pairs(int argc, char **argv) {
     uint64_t seed = 1;
     const char *label = "verifier";
     double bt_temp = 0;
+    judge_opts jo;
+    judge_opts_default(&jo);
     flag_def defs[] = {
         {"model", FLAG_STR, &model, "the model to sample (checkpoint or run directory)"},
         {"prompts", FLAG_STR, &prompts, "JSONL with a prompt field per line"},
@@ -91,6 +155,29 @@ int cmd_pairs(int argc, char **argv) {
          "--label gold: P(a > b) = sigmoid((gold_a - gold_b) / T) (0: the higher gold wins, ties "
          "dropped)",
          0, 1e6},
+        {"judge_url", FLAG_STR, &jo.base_url,
+         "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1): it compares "
+         "the samples of a prompt; the best is chosen, the worst rejected (docs/judges.md)"},
+        {"judge_model", FLAG_STR, &jo.model, "the judge's model name (the request's \"model\")"},
+        {"judge_api_key_env", FLAG_STR, &jo.api_key_env,
+         "environment variable holding the judge's API key (sent as a Bearer token, never logged)"},
+        {"judge_api", FLAG_STR, &jo.api, "chat (/chat/completions) or completions (/completions)"},
+        {"judge_template", FLAG_STR, &jo.pairwise_template,
+         "the judging prompt with {prompt}, {a} and {b} (default: docs/judges.md)"},
+        {"judge_system", FLAG_STR, &jo.system_prompt,
+         "the judge's system message (completions API: the text before the template)"},
+        {"judge_max_tokens", FLAG_INT, &jo.max_tokens, "the judge's answer length (max_tokens)", 1,
+         1 << 20},
+        {"judge_timeout", FLAG_DOUBLE, &jo.timeout_s, "seconds per judge request", 0.01, 1e6},
+        {"judge_retries", FLAG_INT, &jo.max_retries,
+         "retries of a failed (transient) or malformed judge answer", 0, 100},
+        {"judge_concurrency", FLAG_INT, &jo.concurrency, "judge requests in flight", 1, 1024},
+        {"judge_cache", FLAG_STR, &jo.cache_path,
+         "JSONL file of the judge's answers kept across runs (asked once, ever)"},
+        {"judge_both_orders", FLAG_BOOL, &jo.both_orders,
+         "ask each pair as (a, b) and (b, a) and average (position bias)"},
+        {"judge_malformed_neutral", FLAG_BOOL, &jo.malformed_neutral,
+         "an answer still malformed after the retries counts as a tie (default: stop)"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
     int r =
@@ -109,6 +196,11 @@ int cmd_pairs(int argc, char **argv) {
     int gold_mode = !strcmp(label, "gold");
     if (!gold_mode && strcmp(label, "verifier")) {
         fprintf(stderr, "rlhf pairs: --label must be verifier or gold, not \"%s\"\n", label);
+        return 2;
+    }
+    if (jo.base_url && (gold_mode || judge)) {
+        fprintf(stderr, "rlhf pairs: --judge_url takes neither --label gold nor "
+                        "--reward_command\n");
         return 2;
     }
     if (gold_mode && judge) {
@@ -149,12 +241,19 @@ int cmd_pairs(int argc, char **argv) {
     rlhf_rng rng;
     rng_seed(&rng, seed);
     if (complete_texts(m, tok, ps, N * n, &co, &rng, samples, NULL, &err)) goto done;
-    FILE *f = fopen(out, "w");
-    if (!f) {
-        rlhf_fail(&err, "%s: cannot open for writing", out);
+    atomic_file af, *f = &af;
+    if (atomic_open(f, out, &err)) goto done;
+    int pairs = 0, from_gold = 0, all_right = 0, wfail = 0;
+    if (jo.base_url) {
+        if (judged_pairs(&jo, ds, samples, N, n, f, &pairs, &err) || atomic_commit(f, &err)) {
+            atomic_abort(f);
+            goto done;
+        }
+        fprintf(stderr, "pairs: %d prompts x %d samples; %d judged pairs -> %s\n", N, n, pairs,
+                out);
+        status = 0;
         goto done;
     }
-    int pairs = 0, from_gold = 0, all_right = 0;
     double correct = 0;
     double *judged = NULL;
     if (judge) { // one call for every sample
@@ -163,7 +262,7 @@ int cmd_pairs(int argc, char **argv) {
         if (reward_command_start(&rc, judge, timeout, &err) ||
             reward_command_score(rc, ps, (const char *const *)samples, N * n, sc, &err)) {
             free(sc);
-            fclose(f);
+            atomic_abort(f);
             goto done;
         }
         reward_command_close(rc);
@@ -173,18 +272,16 @@ int cmd_pairs(int argc, char **argv) {
     }
     rlhf_rng label_rng;
     rng_seed(&label_rng, seed ^ 0x9e3779b97f4a7c15ull);
-    for (int i = 0; gold_mode && i < N; i++) {
+    for (int i = 0; gold_mode && i < N && !wfail; i++) {
         cJSON *o = NULL;
         if (!gold_pair(t, ds->ex[i].prompt.text, samples + (size_t)i * n, n, bt_temp, &label_rng,
                        &o))
             continue;
-        char *line = cJSON_PrintUnformatted(o);
-        fprintf(f, "%s\n", line);
-        free(line);
+        wfail = write_row(f, o, &err);
         cJSON_Delete(o);
-        pairs++;
+        pairs += !wfail;
     }
-    for (int i = 0; !gold_mode && i < N; i++) {
+    for (int i = 0; !gold_mode && i < N && !wfail; i++) {
         const char *p = ds->ex[i].prompt.text, *good = NULL, *bad = NULL;
         for (int j = 0; j < n; j++) {
             double rw = 0;
@@ -213,14 +310,15 @@ int cmd_pairs(int argc, char **argv) {
         cJSON_AddStringToObject(o, "prompt", p);
         cJSON_AddStringToObject(o, "chosen", good);
         cJSON_AddStringToObject(o, "rejected", bad);
-        char *line = cJSON_PrintUnformatted(o);
-        fprintf(f, "%s\n", line);
-        free(line);
+        wfail = write_row(f, o, &err);
         cJSON_Delete(o);
-        pairs++;
+        pairs += !wfail;
     }
-    fclose(f);
     free(judged);
+    if (wfail || atomic_commit(f, &err)) {
+        atomic_abort(f);
+        goto done;
+    }
     if (gold_mode)
         fprintf(stderr, "pairs: %d prompts x %d samples; %d gold-labelled pairs (T = %g) -> %s\n",
                 N, n, pairs, bt_temp, out);

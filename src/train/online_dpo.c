@@ -8,22 +8,38 @@
 // checkpoint (ONLINE_NEED_MOVING_REFERENCE: the loop saves and restores it).
 // The rest of the iteration (rollout, scoring, reference log-probs, logging,
 // checkpoints) is the online loop's (train/online.c).
+//
+// Who prefers (--judge): the reward sources' scores (reward), the policy itself
+// (self: OSP), or an LLM judge behind an OpenAI-compatible API (api:
+// --judge_url, --judge_model, --judge_api_key_env; reward/judge.h). The API
+// judge compares every two different samples of a prompt (both orders,
+// averaged); each sample's score is its mean probability of beating the
+// others, the pairs (--pairs) come from those scores, and a pair's strength is
+// the judge's p(chosen beats rejected). Its answers are cached in the run
+// directory (judge_cache.jsonl), so a resumed run asks nothing twice. The
+// reward sources still score every sample (the reward metrics).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "algo/self_judge.h"
+#include "reward/judge.h"
 #include "train/online_judge.h"
 #include "train/online_update.h"
 
+// --judge api, the value after ONLINE_JUDGE_SELF (TODO: ONLINE_JUDGE_API in train/online.h,
+// asked of the lead)
+#define JUDGE_API ((online_judge)(ONLINE_JUDGE_SELF + 1))
+
 typedef struct {
     int *chosen, *rejected;  // (B*n) the pairs
-    float *strength;         // (B*n) p(chosen wins): the self-judge's (--judge self), else 1
+    float *strength;         // (B*n) p(chosen wins): the judge's (--judge self|api), else 1
     int n_pairs;
     pref_metrics pm;         // the last epoch's
     int need_prev, need_cal; // INPO's pi_t, VPO's calibration samples
-    double *judge_p;         // --judge self: (n_prompts, n, n) p(i beats j)
+    double *judge_p;         // --judge self|api: (n_prompts, n, n) p(i beats j)
+    reward_judge *api;       // --judge api
     float *self_score;       // (B) each sample's self-score (mean p of beating the others)
     rlhf_model *cal_model;   // pi_cal: the reference, or --cal_model (owned)
     int cal_owned;
@@ -46,7 +62,7 @@ static const online_option dpo_options[] = {
     OPT("inpo_iteration_steps", INT, inpo_iteration_steps, "inpo: the previous iterate pi_t becomes the policy every N iterations (1: pi_t is the policy that sampled the pairs)", 1, 1 << 30),
     OPT("cal_model", STR, cal_model, "vpo: pi_cal, whose samples make the calibration term (default: the reference)"),
     OPT("cal_samples", INT, cal_samples, "vpo: samples of pi_cal per prompt", 1, 1024),
-    OPT("judge", STR, name.judge, "who prefers: reward (the reward sources' scores; strength 1) or self (the policy judges its own samples: OSP)"),
+    OPT("judge", STR, name.judge, "who prefers: reward (the reward sources' scores; strength 1), self (the policy judges its own samples: OSP) or api (an OpenAI-compatible LLM judge at --judge_url compares the samples; docs/judges.md)"),
     OPT("judge_template", STR, judge_template, "--judge self: the judging prompt, with {prompt}, {a}, {b}; answers \" A\" / \" B\" (docs/online_rl.md)"),
     OPT("log_pairs", INT, log_pairs, "pairs per iteration written to pairs.jsonl with their log-probs (0: none)", 0, 1 << 20),
     {NULL},
@@ -74,7 +90,12 @@ static int dpo_resolve(online_config *c, rlhf_err *err) {
     else return rlhf_fail(err, "--pairs must be max_min (best against worst), all or ranked");
     if (!strcmp(d->name.judge, "reward")) d->judge = ONLINE_JUDGE_REWARD;
     else if (!strcmp(d->name.judge, "self")) d->judge = ONLINE_JUDGE_SELF;
-    else return rlhf_fail(err, "--judge must be reward (the reward sources) or self (OSP)");
+    else if (!strcmp(d->name.judge, "api")) d->judge = JUDGE_API;
+    else return rlhf_fail(err, "--judge must be reward (the reward sources), self (OSP) or api "
+                               "(an OpenAI-compatible judge at --judge_url)");
+    if (d->judge == JUDGE_API && (!c->judge_url || !*c->judge_url))
+        return rlhf_fail(err, "--judge api needs --judge_url (the judge's base URL, e.g. "
+                              "http://127.0.0.1:8080/v1)");
     if (d->judge == ONLINE_JUDGE_SELF &&
         (!d->judge_template || !strstr(d->judge_template, "{a}") || !strstr(d->judge_template, "{b}")))
         return rlhf_fail(err, "--judge_template must hold {a} and {b} (the two responses; "
@@ -340,6 +361,23 @@ static int pair_step(online_run *r, dpo_state *s, const float *logp, int dump, f
     return rc;
 }
 
+// --judge api: the judge of --judge_url, its answers cached in the run directory
+// (opened at the first iteration: the run directory is made after setup)
+static int open_api_judge(online_run *r, dpo_state *s, rlhf_err *err) {
+    const online_config *c = r->c;
+    judge_opts jo;
+    judge_opts_default(&jo);
+    jo.base_url = c->judge_url;
+    if (c->judge_model && *c->judge_model) jo.model = c->judge_model;
+    jo.api_key_env = c->judge_api_key_env;
+    jo.timeout_s = c->reward_timeout;
+    jo.max_retries = c->reward_retries;
+    char cache[2200];
+    snprintf(cache, sizeof cache, "%s/judge_cache.jsonl", r->t->run.dir);
+    jo.cache_path = cache;
+    return judge_open(&s->api, &jo, err) ? rlhf_fail_ctx(err, "--judge api") : 0;
+}
+
 static int dpo_setup(online_run *r, rlhf_err *err) {
     dpo_state *s = xcalloc(1, sizeof *s);
     const online_dpo_options *d = &r->c->dpo;
@@ -348,7 +386,7 @@ static int dpo_setup(online_run *r, rlhf_err *err) {
     s->rejected = xmalloc((size_t)r->B * r->n * sizeof(int));
     s->strength = xmalloc((size_t)r->B * r->n * sizeof(float));
     s->self_score = xmalloc((size_t)r->B * sizeof(float));
-    if (d->judge == ONLINE_JUDGE_SELF)
+    if (d->judge != ONLINE_JUDGE_REWARD)
         s->judge_p = xmalloc((size_t)r->n_prompts * r->n * r->n * sizeof(double));
     s->need_prev = r->prev != NULL;
     s->need_cal = pref_list_needs(&d->losses, PREF_NEED_CAL_SAMPLES);
@@ -380,16 +418,23 @@ static int sample_cal(online_run *r, dpo_state *s, rlhf_err *err) {
     return 0;
 }
 
-// the pairs: from the reward set's scores (strength 1), or from the policy's
-// own judgement (--judge self: its self-scores, strength p(chosen wins))
+// the pairs: from the reward set's scores (strength 1), or from a judge's
+// comparisons (--judge self: the policy's own, --judge api: an LLM's; the
+// samples' mean win probabilities, strength p(chosen wins))
 static int make_pairs(online_run *r, dpo_state *s, rlhf_err *err) {
     const online_dpo_options *d = &r->c->dpo;
     const float *by = r->scores;
-    if (d->judge == ONLINE_JUDGE_SELF) {
-        if (online_judge_self(r->t->m, r->t->tok, d->judge_template, r->prompt_text,
-                              (const char *const *)r->rb.text, r->n_prompts, r->n, r->micro,
-                              s->judge_p, err))
-            return rlhf_fail_ctx(err, "--judge self");
+    if (d->judge == ONLINE_JUDGE_SELF &&
+        online_judge_self(r->t->m, r->t->tok, d->judge_template, r->prompt_text,
+                          (const char *const *)r->rb.text, r->n_prompts, r->n, r->micro,
+                          s->judge_p, err))
+        return rlhf_fail_ctx(err, "--judge self");
+    if (d->judge == JUDGE_API && !s->api && open_api_judge(r, s, err)) return -1;
+    if (d->judge == JUDGE_API &&
+        judge_groups(s->api, (const char *const *)r->prompt_text, (const char *const *)r->rb.text,
+                     r->n_prompts, r->n, s->judge_p, err))
+        return rlhf_fail_ctx(err, "--judge api");
+    if (d->judge != ONLINE_JUDGE_REWARD) {
         double sc[64], *ds = r->n <= 64 ? sc : xmalloc((size_t)r->n * sizeof(double));
         for (int g = 0; g < r->n_prompts; g++) {
             self_judge_scores(r->n, s->judge_p + (size_t)g * r->n * r->n, ds);
@@ -401,7 +446,7 @@ static int make_pairs(online_run *r, dpo_state *s, rlhf_err *err) {
     s->n_pairs = online_dpo_pairs(d->pairs, r->n_prompts, r->n, by, s->chosen, s->rejected);
     for (int k = 0; k < s->n_pairs; k++) {
         int c = s->chosen[k], w = s->rejected[k], g = c / r->n;
-        s->strength[k] = d->judge == ONLINE_JUDGE_SELF
+        s->strength[k] = d->judge != ONLINE_JUDGE_REWARD
                              ? (float)s->judge_p[((size_t)g * r->n + c % r->n) * r->n + w % r->n]
                              : 1.0f;
     }
@@ -439,6 +484,13 @@ static void dpo_metrics(online_run *r, cJSON *j) {
     dpo_state *s = r->self;
     const pref_metrics *pm = &s->pm;
     cJSON_AddNumberToObject(j, "pairs", s->n_pairs);
+    if (s->api) {  // since the start of this process
+        judge_stats st;
+        judge_get_stats(s->api, &st);
+        cJSON_AddNumberToObject(j, "judge/requests", st.requests);
+        cJSON_AddNumberToObject(j, "judge/cache_hits", st.cache_hits);
+        cJSON_AddNumberToObject(j, "judge/malformed", st.malformed);
+    }
     if (s->n_pairs == 0) return;
     // TRL's names; the last epoch's pairs
     cJSON_AddNumberToObject(j, "loss", pm->loss);
@@ -455,7 +507,7 @@ static void dpo_metrics(online_run *r, cJSON *j) {
     }
     cJSON_AddNumberToObject(j, "score_gap", gap / s->n_pairs);
     if (s->need_cal) cJSON_AddNumberToObject(j, "cal/logps", s->cal_mean);
-    if (r->c->dpo.judge == ONLINE_JUDGE_SELF) {
+    if (r->c->dpo.judge != ONLINE_JUDGE_REWARD) {
         cJSON_AddNumberToObject(j, "judge/strength", p / s->n_pairs);
         cJSON_AddNumberToObject(j, "judge/reward_agreement", agree / s->n_pairs);
     }
@@ -472,6 +524,7 @@ static void dpo_free(online_run *r) {
     if (!s) return;
     free(s->chosen), free(s->rejected), free(s->strength), free(s->self_score), free(s->judge_p);
     if (s->cal_owned) model_free(s->cal_model);
+    judge_close(s->api);
     rollout_free(&s->cal);
     free(s->cal_logp);
     if (s->dump) fclose(s->dump);
