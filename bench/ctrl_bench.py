@@ -1,6 +1,7 @@
 """Control updates per second: rlhf.c beside PyTorch (issue 14's benchmark).
 
     BUILD=build OMP_NUM_THREADS=1 /usr/bin/python3 bench/ctrl_bench.py [--updates 200] [--algos sac,iql]
+        [--clock wall|cpu] [--tool PATH]
 
 For each algorithm and depth (2 and 3 hidden layers of 256, batch 256,
 HalfCheetah's obs 17 / act 6, 2 critics) it runs, in turn and never at the
@@ -8,6 +9,14 @@ same time, $BUILD/tests/tools/ctrl_update_bench and the same update written
 in PyTorch below (float32, torch.set_num_threads = OMP_NUM_THREADS), and
 prints a table: updates/s of each (the best of --repeat alternating runs) and
 the ratio rlhf.c / torch.
+
+--clock cpu (one thread only) counts the CPU time each side's process spent
+instead of wall time, for a machine shared with other jobs: time spent
+waiting for a core is then not charged to either side. rlhf.c's CPU time
+of UPDATES updates is that of a run of UPDATES + 1 minus that of a run of 1
+(both do the same agent set-up and 5 warm-up updates); torch's is
+time.process_time() around its timed loop. --tool runs another build of
+ctrl_update_bench (a before/after comparison in one run).
 
 The PyTorch updates follow CORL (tinkoff-ai/CORL): SAC as the SAC paper with
 automatic entropy tuning (alpha, actor and critic losses from the same
@@ -21,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -155,7 +165,7 @@ def torch_iql(torch, layers, hidden, B, max_steps=1000000):
     return update
 
 
-def run_torch(algo, layers, hidden, B, updates, threads):
+def run_torch(algo, layers, hidden, B, updates, threads, cpu_clock):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -164,18 +174,42 @@ def run_torch(algo, layers, hidden, B, updates, threads):
               "iql": lambda: torch_iql(torch, layers, hidden, B)}[algo]()
     for _ in range(5):
         update()
-    t0 = time.perf_counter()
+    clock = time.process_time if cpu_clock else time.perf_counter
+    t0 = clock()
     for _ in range(updates):
         update()
-    return updates / (time.perf_counter() - t0)
+    return updates / (clock() - t0)
 
 
-def run_c(algo, layers, hidden, B, updates):
-    p = subprocess.run([TOOL, algo, str(layers), str(updates), str(hidden), str(B)],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        return None, p.stderr.strip()
+def children_cpu():
+    """CPU seconds of every finished child process so far"""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_c(tool, algo, layers, hidden, B, updates, cpu_clock):
+    spent = []
+    for n in ((1, updates + 1) if cpu_clock else (updates,)):
+        t0 = children_cpu()
+        p = subprocess.run([tool, algo, str(layers), str(n), str(hidden), str(B)],
+                           capture_output=True, text=True)
+        spent.append(children_cpu() - t0)
+        if p.returncode != 0:
+            return None, p.stderr.strip()
+    if cpu_clock:
+        return updates / (spent[1] - spent[0]), ""
     return json.loads(p.stdout.strip().splitlines()[-1])["updates_per_s"], ""
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def main():
@@ -187,24 +221,35 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each side, alternating; the best of each is kept (a shared machine's noise)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: CPU seconds of each side's process (one thread only)")
+    ap.add_argument("--tool", default=TOOL, help="the ctrl_update_bench binary to time")
     args = ap.parse_args()
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    cpu_clock = args.clock == "cpu"
+    if cpu_clock and threads != 1:
+        print("ctrl_bench: --clock cpu needs OMP_NUM_THREADS=1 (CPU time sums the threads)",
+              file=sys.stderr)
+        return 2
     os.environ["OMP_NUM_THREADS"] = str(threads)
     rows = []
     for algo in args.algos.split(","):
         for layers in map(int, args.layers.split(",")):
             cs, ts, why = [], [], ""
             for _ in range(args.repeat):
-                c, why = run_c(algo, layers, args.hidden, args.batch, args.updates)
+                c, why = run_c(args.tool, algo, layers, args.hidden, args.batch, args.updates,
+                               cpu_clock)
                 if c:
                     cs.append(c)
-                ts.append(run_torch(algo, layers, args.hidden, args.batch, args.updates, threads))
+                ts.append(run_torch(algo, layers, args.hidden, args.batch, args.updates, threads,
+                                    cpu_clock))
             c, t = max(cs) if cs else None, max(ts)
             rows.append({"algo": algo, "layers": layers, "rlhf_c": c, "torch": t,
                          "ratio": c / t if c else None, "note": why})
             print(json.dumps(rows[-1]), flush=True)
     print(f"\nupdates/s, hidden {args.hidden}, batch {args.batch}, obs {O}, act {A}, "
-          f"{threads} thread(s), OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
+          f"{threads} thread(s), {args.clock} clock, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}, CPU {cpu_model()}")
     print(f"{'algo':6} {'layers':>6} {'rlhf.c':>10} {'torch':>10} {'ratio':>7}")
     for r in rows:
         c = f"{r['rlhf_c']:10.1f}" if r["rlhf_c"] else f"{'n/a':>10}"

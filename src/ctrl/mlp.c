@@ -1,6 +1,9 @@
 // ctrl/mlp: ReLU MLP ensembles over one contiguous parameter span, and AdamW
-// over such a span. Every matrix product goes through src/nn (linear_forward,
-// linear_backward -> gemm); the loops here are only elementwise (ReLU, its mask).
+// over such a span. Every product of two matrices goes through src/nn's gemm,
+// in the orientation that suits its shape: a narrow last layer (out <= 16: a
+// value, a Q, an action or a Gaussian head) as skinny dot products and its backward as one pass
+// over the rows; a narrow first layer's weight gradient as its transpose. The
+// other loops are one pass each: bias + ReLU, and ReLU mask + bias gradient.
 #include "ctrl/mlp.h"
 
 #include <math.h>
@@ -33,9 +36,17 @@ static void free_buffers(ctrl_mlp *m) {
     free(m->dbuf1);
     free(m->input);
     free(m->dxbuf);
-    m->dbuf0 = m->dbuf1 = m->input = m->dxbuf = NULL;
+    free(m->tbuf);
+    m->dbuf0 = m->dbuf1 = m->input = m->dxbuf = m->tbuf = NULL;
     if (m->act)
         for (int l = 0; l < m->layers; l++) m->act[l] = NULL;
+}
+
+// floats of tbuf per member: the narrow last layer's (out, B) and the first
+// layer's transposed weight gradient (in, hidden)
+static long tbuf_stride(const ctrl_mlp *m) {
+    long a = (long)m->out * m->cap_batch, b = (long)m->in * m->hidden;
+    return a > b ? a : b;
 }
 
 // capacity for B rows (contents are not kept: forward rewrites them)
@@ -49,6 +60,7 @@ static void ensure_batch(ctrl_mlp *m, int B) {
     m->input = xalloc_aligned(sizeof(float) * (long)B * m->in);
     m->dxbuf = xalloc_aligned(sizeof(float) * (long)m->ens * B * m->in);
     m->cap_batch = B;
+    m->tbuf = xalloc_aligned(sizeof(float) * m->ens * tbuf_stride(m));
 }
 
 void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng) {
@@ -105,6 +117,37 @@ static int members_in_parallel(const ctrl_mlp *m) {
 #endif
 }
 
+// a last layer this narrow is B dot products per output (gemm's skinny path,
+// one pass over h) instead of a packed gemm that pads `out` to a full tile
+static int narrow_out(const ctrl_mlp *m) { return m->out <= CTRL_MLP_NARROW; }
+
+// o (B, co) = max(o + b, 0) (relu) or o + b: the bias and the ReLU in one pass
+static void bias_act(float *o, const float *b, int B, int co, int relu) {
+    for (int r = 0; r < B; r++) {
+        float *x = o + (long)r * co;
+        if (relu)
+            for (int k = 0; k < co; k++) {
+                float v = x[k] + b[k];
+                x[k] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int k = 0; k < co; k++) x[k] += b[k];
+    }
+}
+
+// the narrow last layer: y (B, co) = h (B, ci) W^T + b, as y^T (co, B) = W h^T
+// into t (co, B), 8 rows of W at a time (gemm's skinny path: those rows dotted
+// with each row of h in one pass), then transposed
+static void narrow_forward(float *y, const float *h, const float *W, const float *b, int B, int ci,
+                           int co, float *t) {
+    for (int k0 = 0; k0 < co; k0 += 8) {
+        int n = co - k0 < 8 ? co - k0 : 8;
+        gemm(0, 1, n, B, ci, 1.0f, W + (long)k0 * ci, ci, h, ci, 0.0f, t + (long)k0 * B, B);
+    }
+    for (int r = 0; r < B; r++)
+        for (int k = 0; k < co; k++) y[(long)r * co + k] = t[(long)k * B + r] + b[k];
+}
+
 static void forward_member(ctrl_mlp *m, int e, int B, float *y) {
     const long hsz = (long)B * m->hidden;
     const float *pe = m->params + e * member_size(m);
@@ -112,10 +155,19 @@ static void forward_member(ctrl_mlp *m, int e, int B, float *y) {
     for (int l = 0; l <= m->layers; l++) {
         int ci = layer_in(m, l), co = layer_out(m, l);
         const float *W = pe + layer_offset(m, l), *b = W + (long)ci * co;
-        float *o = l == m->layers ? y + (long)e * B * m->out : m->act[l] + e * hsz;
-        linear_forward(o, h, W, b, B, ci, co);
-        if (l < m->layers)
-            for (long i = 0; i < hsz; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+        if (l == m->layers) {
+            float *o = y + (long)e * B * m->out;
+            if (narrow_out(m)) {
+                narrow_forward(o, h, W, b, B, ci, co, m->tbuf + e * tbuf_stride(m));
+            } else {
+                gemm(0, 1, B, co, ci, 1.0f, h, ci, W, ci, 0.0f, o, co);
+                bias_act(o, b, B, co, 0);
+            }
+            break;
+        }
+        float *o = m->act[l] + e * hsz;
+        gemm(0, 1, B, co, ci, 1.0f, h, ci, W, ci, 0.0f, o, co);
+        bias_act(o, b, B, co, 1);
         h = o;
     }
 }
@@ -129,33 +181,92 @@ void ctrl_mlp_forward(ctrl_mlp *m, const float *x, int B, float *y) {
     for (int e = 0; e < m->ens; e++) forward_member(m, e, B, y);
 }
 
-// member e: dy -> its param grads (when param_grads) and dxe = its dL/dx (when dxe)
+// through the ReLU whose output was a (B, n): d = 0 where a <= 0; and, when db,
+// db += the column sums of the masked d (the bias gradient of that layer)
+static void relu_back(float *d, const float *a, float *db, int B, int n) {
+    for (int r = 0; r < B; r++) {
+        float *x = d + (long)r * n;
+        const float *ar = a + (long)r * n;
+        for (int k = 0; k < n; k++) x[k] = ar[k] > 0.0f ? x[k] : 0.0f;
+        if (db)
+            for (int k = 0; k < n; k++) db[k] += x[k];
+    }
+}
+
+// the narrow last layer's backward in one pass over the rows: dW (co, ci) +=
+// dout^T h, db (co) += column sums of dout (when dW), dinp (B, ci) = dout W
+static void narrow_backward(float *dinp, float *dW, float *db, const float *dout, const float *h,
+                            const float *W, int B, int ci, int co) {
+    for (int r = 0; r < B; r++) {
+        const float *d = dout + (long)r * co, *hr = h + (long)r * ci;
+        float *x = dinp + (long)r * ci;
+        for (int j = 0; j < ci; j++) x[j] = d[0] * W[j];
+        for (int k = 1; k < co; k++)
+            for (int j = 0; j < ci; j++) x[j] += d[k] * W[(long)k * ci + j];
+        if (!dW) continue;
+        for (int k = 0; k < co; k++) {
+            float *w = dW + (long)k * ci;
+            for (int j = 0; j < ci; j++) w[j] += d[k] * hr[j];
+            db[k] += d[k];
+        }
+    }
+}
+
+// the first layer's dW (co, ci) += dout^T x for a narrow input (ci << co): as
+// dW^T (ci, co) = x^T dout into t, a gemm whose tiles are not mostly padding
+static void input_dw(float *dW, const float *dout, const float *x, int B, int ci, int co,
+                     float *t) {
+    gemm(1, 0, ci, co, B, 1.0f, x, ci, dout, co, 0.0f, t, co);
+    for (int k = 0; k < co; k++)
+        for (int i = 0; i < ci; i++) dW[(long)k * ci + i] += t[(long)i * co + k];
+}
+
+// column sums of d (B, n) added to db (n)
+static void bias_grad(float *db, const float *d, int B, int n) {
+    for (int r = 0; r < B; r++)
+        for (int k = 0; k < n; k++) db[k] += d[(long)r * n + k];
+}
+
+// member e: dy -> its param grads (when param_grads) and dxe = its dL/dx (when dxe).
+// Each ReLU's mask pass also sums the bias gradient of the layer below it.
 static void backward_member(ctrl_mlp *m, int e, const float *dy, float *dxe, int param_grads) {
     const int B = m->last_batch;
     const long per = member_size(m), hsz = (long)B * m->hidden;
     const float *pe = m->params + e * per;
-    float *ge = m->grads + e * per;
+    float *ge = param_grads ? m->grads + e * per : NULL;
+    float *t = m->tbuf + e * tbuf_stride(m);
     const float *dout = dy + (long)e * B * m->out;  // gradient of layer l's output
     float *bufs[2] = {m->dbuf0 + e * hsz, m->dbuf1 + e * hsz};
+    int db_done = 0; // layer l's bias gradient already summed by relu_back
     for (int l = m->layers; l >= 0; l--) {
         int ci = layer_in(m, l), co = layer_out(m, l);
-        long off = layer_offset(m, l);
-        const float *W = pe + off;
-        float *dW = param_grads ? ge + off : NULL, *db = param_grads ? ge + off + (long)ci * co : NULL;
-        const float *inp = l == 0 ? m->input : m->act[l - 1] + e * hsz;
+        const float *W = pe + layer_offset(m, l);
+        float *dW = ge ? ge + layer_offset(m, l) : NULL, *db = dW ? dW + (long)ci * co : NULL;
         if (l == 0) {
             if (dxe) gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dxe, ci);
-            if (param_grads) linear_backward(NULL, dW, db, dout, inp, W, B, ci, co);
+            if (!dW) break;
+            if (ci < co)
+                input_dw(dW, dout, m->input, B, ci, co, t);
+            else
+                gemm(1, 0, co, ci, B, 1.0f, dout, co, m->input, ci, 1.0f, dW, ci);
+            if (!db_done) bias_grad(db, dout, B, co);
             break;
         }
-        // overwritten (beta 0), so no clearing pass; then the parameter grads
+        // dinp is overwritten (beta 0), so no clearing pass
+        const float *inp = m->act[l - 1] + e * hsz;
         float *dinp = bufs[l & 1];
-        gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dinp, ci);
-        if (param_grads) linear_backward(NULL, dW, db, dout, inp, W, B, ci, co);
-        // through the ReLU of hidden layer l-1: act > 0 where the pre-activation was
-        const float *a = m->act[l - 1] + e * hsz;
-        for (long i = 0; i < hsz; i++)
-            if (!(a[i] > 0.0f)) dinp[i] = 0.0f;
+        if (l == m->layers && narrow_out(m)) {
+            narrow_backward(dinp, dW, db, dout, inp, W, B, ci, co);
+        } else {
+            gemm(0, 0, B, ci, co, 1.0f, dout, co, W, ci, 0.0f, dinp, ci);
+            if (dW) gemm(1, 0, co, ci, B, 1.0f, dout, co, inp, ci, 1.0f, dW, ci);
+            if (dW && !db_done) bias_grad(db, dout, B, co);
+        }
+        // through the ReLU of hidden layer l-1 (act > 0 where the pre-activation
+        // was), summing that layer's bias gradient on the way
+        float *dbp = ge ? ge + layer_offset(m, l - 1) + (long)layer_in(m, l - 1) * ci : NULL;
+        relu_back(dinp, inp, dbp, B, ci);
+        db_done = dbp != NULL;
         dout = dinp;
     }
 }

@@ -11,8 +11,8 @@
 // 1/sqrt(in_l)); ctrl_mlp_init_last scales the last layer (as some policies do).
 //
 // forward keeps what backward needs (the activations of the last call), so
-// a network is used as forward, backward, forward, backward ...; kernels come
-// from src/nn (gemm, linear_*). Buffers grow to the largest batch seen.
+// a network is used as forward, backward, forward, backward ...; the matrix
+// products are src/nn's gemm. Buffers grow to the largest batch seen.
 #ifndef RLHF_CTRL_MLP_H
 #define RLHF_CTRL_MLP_H
 
@@ -28,7 +28,11 @@ typedef struct {
     float *dbuf0, *dbuf1;
     float *input;  // copy of the last input (B, in)
     float *dxbuf;  // (ens, B, in): each member's dL/dx before the sum (added by h1)
+    float *tbuf;   // per member: a narrow last layer's (out, B), the first layer's dW^T
 } ctrl_mlp;
+
+// last layers at most this wide take the narrow path (skinny gemm forward)
+#define CTRL_MLP_NARROW 16
 
 void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng);
 void ctrl_mlp_free(ctrl_mlp *m);
