@@ -123,6 +123,11 @@ bench-ctrl: all
 	BUILD=$(BUILD) OMP_NUM_THREADS=1 /usr/bin/python3 bench/ctrl_bench.py
 	OMP_NUM_THREADS=1 $(BUILD)/tests/tools/ctrl_env_bench hopper halfcheetah walker2d
 
+# serve: completion tokens/s of rlhf serve at 1, 8 and 32 concurrent clients on the GPT-2
+# 124M config, beside llama.cpp's server when LLAMA_SERVER=/path/to/llama-server is set
+bench-serve: all
+	BUILD=$(BUILD) /usr/bin/python3 bench/serve_bench.py
+
 demo: all
 	BUILD=$(BUILD) bash scripts/demo.sh
 

@@ -98,7 +98,8 @@ static int get_number(const cJSON *root, const char *name, double lo, double hi,
         return serve_fail(e, 400, name, "invalid_type", "'%s' must be a number", name);
     double v = x->valuedouble;
     if (integer && v != floor(v))
-        return serve_fail(e, 400, name, "invalid_type", "'%s' must be an integer (got %g)", name, v);
+        return serve_fail(e, 400, name, "invalid_type", "'%s' must be an integer (got %g)", name,
+                          v);
     if (v < lo || v > hi)
         return serve_fail(e, 400, name, "invalid_value", "'%s' must be in [%g, %g] (got %g)", name,
                           lo, hi, v);
@@ -127,19 +128,21 @@ static int get_stop(const cJSON *root, serve_job *j, serve_error *e) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "stop");
     if (!x || cJSON_IsNull(x)) return 0;
     if (cJSON_IsString(x)) {
-        if (!x->valuestring[0]) return serve_fail(e, 400, "stop", "invalid_value", "'stop' is empty");
+        if (!x->valuestring[0])
+            return serve_fail(e, 400, "stop", "invalid_value", "'stop' is empty");
         j->stop[j->n_stop++] = dup_str(x->valuestring);
         return 0;
     }
     int n = cJSON_IsArray(x) ? cJSON_GetArraySize(x) : -1;
     if (n < 0 || n > SERVE_MAX_STOP)
         return serve_fail(e, 400, "stop", "invalid_type",
-                          "'stop' must be a string or a list of at most %d strings", SERVE_MAX_STOP);
+                          "'stop' must be a string or a list of at most %d strings",
+                          SERVE_MAX_STOP);
     for (int i = 0; i < n; i++) {
         const cJSON *s = cJSON_GetArrayItem(x, i);
         if (!cJSON_IsString(s) || !s->valuestring[0])
-            return serve_fail(e, 400, "stop", "invalid_type", "'stop'[%d] must be a non-empty string",
-                              i);
+            return serve_fail(e, 400, "stop", "invalid_type",
+                              "'stop'[%d] must be a non-empty string", i);
         j->stop[j->n_stop++] = dup_str(s->valuestring);
     }
     return 0;
@@ -177,7 +180,8 @@ static int encode_text(serve_server *s, serve_job *j, const char *text, const ch
 // "prompt": a string or a non-empty list of strings.
 static int parse_prompts(serve_server *s, const cJSON *root, serve_job *j, serve_error *e) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
-    if (!p) return serve_fail(e, 400, "prompt", "missing_required_parameter", "'prompt' is required");
+    if (!p)
+        return serve_fail(e, 400, "prompt", "missing_required_parameter", "'prompt' is required");
     int n = cJSON_IsString(p) ? 1 : cJSON_IsArray(p) ? cJSON_GetArraySize(p) : -1;
     if (n <= 0)
         return serve_fail(e, 400, "prompt", "invalid_type",
@@ -339,7 +343,7 @@ static int make_rows(serve_server *s, serve_job *j, const sampling *p, uint64_t 
     for (int i = 0; i < j->n_prompts; i++)
         if (j->prompt_len[i] > longest) longest = j->prompt_len[i];
     const char *param = j->kind == JOB_CHAT ? "messages" : "prompt";
-    if (p->max_tokens < 0) {  // the default, cut to what the context leaves
+    if (p->max_tokens < 0) { // the default, cut to what the context leaves
         j->max_tokens = maxT - longest < s->cfg.max_tokens ? maxT - longest : s->cfg.max_tokens;
         if (j->max_tokens < 1)
             return serve_fail(e, 400, param, "context_length_exceeded",
@@ -431,7 +435,8 @@ serve_job *serve_parse_completion(serve_server *s, const char *body, size_t len,
     if (rc == 0)
         rc = kind == JOB_CHAT ? parse_messages(s, root, j, e) : parse_prompts(s, root, j, e);
     pthread_mutex_lock(&s->mu);
-    uint64_t seed = p.has_seed ? (uint64_t)(int64_t)p.seed : s->cfg.seed + 1000003u * s->next_seed++;
+    uint64_t seed =
+        p.has_seed ? (uint64_t)(int64_t)p.seed : s->cfg.seed + 1000003u * s->next_seed++;
     long id = s->next_id++;
     pthread_mutex_unlock(&s->mu);
     if (rc == 0) rc = make_rows(s, j, &p, seed, e);

@@ -20,9 +20,11 @@
 // it is a valid beginning cut short by the end.
 static int utf8_seq(const unsigned char *s, size_t n) {
     unsigned c = s[0];
-    int k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                                                    : c >= 0xF0 && c <= 0xF4   ? 4
-                                                                               : 0;
+    int k = c < 0x80                 ? 1
+            : c >= 0xC2 && c <= 0xDF ? 2
+            : c >= 0xE0 && c <= 0xEF ? 3
+            : c >= 0xF0 && c <= 0xF4 ? 4
+                                     : 0;
     if (k <= 1) return k;
     for (int i = 1; i < k; i++) {
         if ((size_t)i >= n) return -1;
@@ -88,8 +90,10 @@ static void add_text(cJSON *o, const char *name, const char *s, size_t n) {
 }
 
 static void add_str_or_null(cJSON *o, const char *name, const char *s) {
-    if (s && s[0]) cJSON_AddStringToObject(o, name, s);
-    else cJSON_AddNullToObject(o, name);
+    if (s && s[0])
+        cJSON_AddStringToObject(o, name, s);
+    else
+        cJSON_AddNullToObject(o, name);
 }
 
 static char *print_delete(cJSON *o) {
@@ -169,17 +173,19 @@ void serve_stream_row(serve_server *s, serve_job *j, serve_row *r, size_t from, 
                       int final) {
     if (j->kind == JOB_COMPLETION || to > from) {
         cJSON *c, *o = chunk(s, j, &c, r->index);
-        if (j->kind == JOB_CHAT) add_text(cJSON_AddObjectToObject(c, "delta"), "content",
-                                          r->text + from, to - from);
-        else add_text(c, "text", r->text ? r->text + from : "", to - from);
+        if (j->kind == JOB_CHAT)
+            add_text(cJSON_AddObjectToObject(c, "delta"), "content", r->text + from, to - from);
+        else
+            add_text(c, "text", r->text ? r->text + from : "", to - from);
         cJSON_AddNullToObject(c, "logprobs");
         if (final && j->kind == JOB_COMPLETION)
             cJSON_AddStringToObject(c, "finish_reason", finish_reason(r));
-        else cJSON_AddNullToObject(c, "finish_reason");
+        else
+            cJSON_AddNullToObject(c, "finish_reason");
         if (j->include_usage) cJSON_AddNullToObject(o, "usage");
         send_event(s, j, o);
     }
-    if (final && j->kind == JOB_CHAT) {  // OpenAI ends a choice with an empty delta
+    if (final && j->kind == JOB_CHAT) { // OpenAI ends a choice with an empty delta
         cJSON *c, *o = chunk(s, j, &c, r->index);
         cJSON_AddObjectToObject(c, "delta");
         cJSON_AddNullToObject(c, "logprobs");
@@ -191,8 +197,8 @@ void serve_stream_row(serve_server *s, serve_job *j, serve_row *r, size_t from, 
 
 void serve_stream_end(serve_server *s, serve_job *j) {
     if (j->include_usage) {
-        cJSON *o = object_head(s, j, j->kind == JOB_CHAT ? "chat.completion.chunk"
-                                                         : "text_completion");
+        cJSON *o =
+            object_head(s, j, j->kind == JOB_CHAT ? "chat.completion.chunk" : "text_completion");
         cJSON_AddArrayToObject(o, "choices");
         cJSON_AddItemToObject(o, "usage", usage(j));
         send_event(s, j, o);
@@ -289,9 +295,11 @@ char *serve_final_body(serve_server *s, serve_job *j) {
         } else {
             add_text(c, "text", txt, n);
         }
-        if (j->logprobs < 0) cJSON_AddNullToObject(c, "logprobs");
-        else cJSON_AddItemToObject(c, "logprobs", chat ? logprobs_chat(s, j, r)
-                                                      : logprobs_completion(s, j, r));
+        if (j->logprobs < 0)
+            cJSON_AddNullToObject(c, "logprobs");
+        else
+            cJSON_AddItemToObject(c, "logprobs",
+                                  chat ? logprobs_chat(s, j, r) : logprobs_completion(s, j, r));
         cJSON_AddStringToObject(c, "finish_reason", finish_reason(r));
         cJSON_AddItemToArray(choices, c);
     }
@@ -351,9 +359,12 @@ static const char **string_list(const cJSON *root, const char *name, int n, serv
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, name);
     int k = cJSON_IsArray(x) ? cJSON_GetArraySize(x) : -1;
     if (k < 0 || (n < 0 && k == 0) || (n >= 0 && k != n)) {
-        if (n < 0) serve_fail(e, 400, name, "invalid_type", "'%s' must be a non-empty list of strings", name);
-        else serve_fail(e, 400, name, "invalid_value",
-                        "'%s' must be a list of %d strings, one per query", name, n);
+        if (n < 0)
+            serve_fail(e, 400, name, "invalid_type", "'%s' must be a non-empty list of strings",
+                       name);
+        else
+            serve_fail(e, 400, name, "invalid_value",
+                       "'%s' must be a list of %d strings, one per query", name, n);
         return NULL;
     }
     const char **out = xcalloc(k, sizeof *out);
@@ -376,7 +387,7 @@ static int split_queries(const cJSON *root, const char **q, int n, const char **
     *completions = xcalloc(n, sizeof **completions);
     *prompts = NULL;
     if (px && !cJSON_IsNull(px) && !(*prompts = string_list(root, "prompts", n, e))) return -1;
-    if (!*prompts) {  // no prompts: the whole query is scored as a completion of ""
+    if (!*prompts) { // no prompts: the whole query is scored as a completion of ""
         *prompts = xcalloc(n, sizeof **prompts);
         for (int i = 0; i < n; i++) (*prompts)[i] = "", (*completions)[i] = q[i];
         return 0;
@@ -411,8 +422,10 @@ char *serve_reward_body(serve_server *s, const char *body, size_t len, serve_err
     cJSON *root = cJSON_ParseWithLength(body, len);
     const char **q = NULL, **prompts = NULL, **completions = NULL;
     char *out = NULL;
-    if (!cJSON_IsObject(root)) serve_fail(e, 400, NULL, "invalid_json", "the body is not a JSON object");
-    else q = string_list(root, "query", -1, e);
+    if (!cJSON_IsObject(root))
+        serve_fail(e, 400, NULL, "invalid_json", "the body is not a JSON object");
+    else
+        q = string_list(root, "query", -1, e);
     int n = q ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "query")) : 0;
     if (q && split_queries(root, q, n, &prompts, &completions, e) == 0) {
         float *r = xmalloc((size_t)n * sizeof(float));
@@ -427,7 +440,8 @@ char *serve_reward_body(serve_server *s, const char *body, size_t len, serve_err
             serve_fail(e, 500, NULL, "reward_failed", "%s", err.msg);
         } else {
             cJSON *o = cJSON_CreateObject();
-            cJSON *rw = cJSON_AddArrayToObject(o, "rewards"), *sc = cJSON_AddArrayToObject(o, "scores");
+            cJSON *rw = cJSON_AddArrayToObject(o, "rewards"),
+                  *sc = cJSON_AddArrayToObject(o, "scores");
             for (int i = 0; i < n; i++) {
                 cJSON_AddItemToArray(rw, cJSON_CreateNumber(r[i]));
                 cJSON_AddItemToArray(sc, cJSON_CreateNumber(r[i]));

@@ -30,8 +30,10 @@ int serve_submit(serve_server *s, serve_job *j) {
     }
     j->refs++;
     j->next = NULL;
-    if (s->tail) s->tail->next = j;
-    else s->head = j;
+    if (s->tail)
+        s->tail->next = j;
+    else
+        s->head = j;
     s->tail = j;
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
@@ -97,7 +99,8 @@ static void log_probs_top(const float *logits, int V, float *lp, int k, int *ids
 static int row_step(serve_server *s, serve_job *j, serve_row *r, float *logits, float *lp) {
     int V = s->m->cfg.vocab_size, k = r->n_ids, top = j->logprobs > 0 ? j->logprobs : 0;
     if (j->logprobs >= 0)
-        log_probs_top(logits, V, lp, top, r->top_ids + (size_t)k * top, r->top_lp + (size_t)k * top);
+        log_probs_top(logits, V, lp, top, r->top_ids + (size_t)k * top,
+                      r->top_lp + (size_t)k * top);
     int id = sample_token(logits, V, &r->opts, &r->rng, NULL);
     r->ids[r->n_ids++] = id;
     if (j->logprobs >= 0) r->logp[k] = lp[id];
@@ -107,8 +110,8 @@ static int row_step(serve_server *s, serve_job *j, serve_row *r, float *logits, 
     }
     const int *prompt = j->prompt_ids[r->prompt];
     free(r->text);
-    r->text = tok_decode_next(s->t, prompt[j->prompt_len[r->prompt] - 1], r->ids, r->n_ids, 0,
-                              &r->len);
+    r->text =
+        tok_decode_next(s->t, prompt[j->prompt_len[r->prompt] - 1], r->ids, r->n_ids, 0, &r->len);
     const char *pre = j->kind == JOB_CHAT ? j->stops->reply_prefix : "";
     size_t np = strlen(pre);
     if (!r->prefix_known && r->len >= np) {
@@ -128,7 +131,7 @@ static int row_step(serve_server *s, serve_job *j, serve_row *r, float *logits, 
 
 // Streams what row r can show now; a finished row gets its final chunk.
 static void row_publish(serve_server *s, serve_job *j, serve_row *r) {
-    if (r->done && !r->prefix_known) {  // ended before its reply prefix settled
+    if (r->done && !r->prefix_known) { // ended before its reply prefix settled
         r->prefix_known = 1;
         r->start = r->sent = 0;
         r->end = r->text ? first_stop(j, r->text, r->len) : 0;
@@ -148,8 +151,10 @@ static void row_publish(serve_server *s, serve_job *j, serve_row *r) {
 // A job whose rows all ended: its final body (or the end of its stream).
 static void job_finish(serve_server *s, serve_job *j) {
     char *body = NULL;
-    if (j->stream) serve_stream_end(s, j);
-    else body = serve_final_body(s, j);
+    if (j->stream)
+        serve_stream_end(s, j);
+    else
+        body = serve_final_body(s, j);
     long tokens = 0;
     for (int i = 0; i < j->n_rows; i++) tokens += j->rows[i].n_ids;
     pthread_mutex_lock(&s->mu);
@@ -324,8 +329,10 @@ static void fail_queued(serve_server *s) {
     while (s->head) {
         serve_job *j = s->head;
         s->head = j->next;
-        if (j->stream) serve_job_append(j, "data: [DONE]\n\n", 14);
-        else serve_job_append(j, body, strlen(body));
+        if (j->stream)
+            serve_job_append(j, "data: [DONE]\n\n", 14);
+        else
+            serve_job_append(j, body, strlen(body));
         j->failed = j->done = j->started = 1;
         pthread_cond_broadcast(&j->cv);
         serve_job_release(s, j);

@@ -14,8 +14,8 @@
 // idle threads are cheap beside a batch of generation. Connections are capped
 // (MHD_OPTION_CONNECTION_LIMIT) so that load cannot make threads without end.
 //
-// SIGINT/SIGTERM are blocked in every thread and taken by sigwait in the main
-// one: the server then refuses new work (503), lets the running batch finish,
+// SIGINT/SIGTERM are blocked in every thread and taken by sigwait in a thread
+// of their own: the server then refuses new work (503), lets the running batch finish,
 // ends queued requests with 503, and closes its connections.
 #include <signal.h>
 #include <stdio.h>
@@ -117,8 +117,8 @@ static void stream_free(void *cls) {
 }
 
 // POST /v1/completions and /v1/chat/completions.
-static enum MHD_Result answer_generation(serve_server *s, struct MHD_Connection *c,
-                                         conn_state *st, job_kind kind) {
+static enum MHD_Result answer_generation(serve_server *s, struct MHD_Connection *c, conn_state *st,
+                                         job_kind kind) {
     serve_error e;
     serve_job *j = serve_parse_completion(s, st->body ? st->body : "", st->len, kind, &e);
     if (!j) return send_error(s, c, &e);
@@ -143,7 +143,7 @@ static enum MHD_Result answer_generation(serve_server *s, struct MHD_Connection 
         return ret;
     }
     while (!j->started) pthread_cond_wait(&j->cv, &s->mu);
-    j->refs++;  // the response's
+    j->refs++; // the response's
     int batch = j->batch_size;
     pthread_mutex_unlock(&s->mu);
     stream_reader *sr = xmalloc(sizeof *sr);
@@ -165,8 +165,8 @@ enum { R_MODELS, R_COMPLETIONS, R_CHAT, R_STATS, R_HEALTH, R_REWARD, N_ROUTES };
 static const struct {
     const char *path, *method;
 } routes[N_ROUTES] = {
-    {"/v1/models", "GET"},  {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
-    {"/v1/stats", "GET"},   {"/health", "GET"},          {"/get_reward", "POST"},
+    {"/v1/models", "GET"}, {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
+    {"/v1/stats", "GET"},  {"/health", "GET"},          {"/get_reward", "POST"},
 };
 
 static enum MHD_Result route(serve_server *s, struct MHD_Connection *c, const char *url,
@@ -192,11 +192,16 @@ static enum MHD_Result route(serve_server *s, struct MHD_Connection *c, const ch
         return send_error(s, c, &e);
     }
     switch (k) {
-    case R_MODELS: return send_json(c, 200, serve_models_body(s));
-    case R_STATS: return send_json(c, 200, serve_stats_body(s));
-    case R_HEALTH: return send_body(c, 200, "application/json", "{\"status\":\"ok\"}", 0);
-    case R_COMPLETIONS: return answer_generation(s, c, st, JOB_COMPLETION);
-    case R_CHAT: return answer_generation(s, c, st, JOB_CHAT);
+    case R_MODELS:
+        return send_json(c, 200, serve_models_body(s));
+    case R_STATS:
+        return send_json(c, 200, serve_stats_body(s));
+    case R_HEALTH:
+        return send_body(c, 200, "application/json", "{\"status\":\"ok\"}", 0);
+    case R_COMPLETIONS:
+        return answer_generation(s, c, st, JOB_COMPLETION);
+    case R_CHAT:
+        return answer_generation(s, c, st, JOB_CHAT);
     default: {
         char *body = serve_reward_body(s, st->body ? st->body : "", st->len, &e);
         return body ? send_json(c, 200, body) : send_error(s, c, &e);
@@ -210,7 +215,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     serve_server *s = cls;
     conn_state *st = *con_cls;
-    if (!st) {  // headers only so far: refuse a declared oversized body at once
+    if (!st) { // headers only so far: refuse a declared oversized body at once
         st = xcalloc(1, sizeof *st);
         *con_cls = st;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -282,7 +287,8 @@ static int load_models(serve_server *s, rlhf_err *err) {
 }
 
 // The address to bind: host as IPv4 or IPv6 text, or a name (getaddrinfo).
-static int resolve(const char *host, int port, struct sockaddr_storage *ss, int *v6, rlhf_err *err) {
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, int *v6,
+                   rlhf_err *err) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     char p[16];
     snprintf(p, sizeof p, "%d", port);
@@ -304,8 +310,9 @@ static struct MHD_Daemon *start_http(serve_server *s, rlhf_err *err) {
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, 512u,
         MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 256u, MHD_OPTION_END);
-    if (!d) rlhf_fail(err, "cannot listen on %s:%d (in use, or not an address of this machine)",
-                      s->cfg.host, s->cfg.port);
+    if (!d)
+        rlhf_fail(err, "cannot listen on %s:%d (in use, or not an address of this machine)",
+                  s->cfg.host, s->cfg.port);
     return d;
 }
 
@@ -318,6 +325,27 @@ static void server_free(serve_server *s) {
     pthread_cond_destroy(&s->work_cv);
 }
 
+// The signal thread: waits for SIGINT or SIGTERM (blocked everywhere else) and
+// tells the worker to stop.
+typedef struct {
+    serve_server *s;
+    sigset_t set;
+} signal_waiter;
+
+static void *signal_main(void *arg) {
+    signal_waiter *w = arg;
+    int sig = 0;
+    sigwait(&w->set, &sig);
+    fprintf(stderr, "rlhf serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_mutex_lock(&w->s->mu);
+    w->s->stopping = 1;
+    pthread_cond_broadcast(&w->s->work_cv);
+    pthread_mutex_unlock(&w->s->mu);
+    return NULL;
+}
+
+// The generation worker runs on the calling (main) thread, so that what the
+// model's kernels keep per thread lives as long as the process.
 int serve_run(const serve_config *c, rlhf_err *err) {
     if (!c->model && !c->reward_model)
         return rlhf_fail(err, "give --model (generation endpoints), --reward_model (/get_reward), "
@@ -330,43 +358,31 @@ int serve_run(const serve_config *c, rlhf_err *err) {
     pthread_mutex_init(&s.mu, NULL);
     pthread_mutex_init(&s.rm_mu, NULL);
     pthread_cond_init(&s.work_cv, NULL);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);  // every thread made from here on inherits it
-    if (load_models(&s, err)) {
+    signal_waiter w = {.s = &s};
+    sigemptyset(&w.set);
+    sigaddset(&w.set, SIGINT);
+    sigaddset(&w.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &w.set, NULL); // every thread made from here on inherits it
+    struct MHD_Daemon *d = NULL;
+    if (load_models(&s, err) || !(d = start_http(&s, err))) {
         server_free(&s);
         return -1;
     }
-    if (s.m) {
-        pthread_create(&s.worker, NULL, serve_worker_main, &s);
-        s.worker_started = 1;
-    }
-    struct MHD_Daemon *d = start_http(&s, err);
-    int rc = d ? 0 : -1;
-    if (d) {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-        int port = info ? info->port : c->port;
-        printf("listening on http://%s:%d\n", strchr(c->host, ':') ? "[::1]" : c->host, port);
-        fflush(stdout);
-        fprintf(stderr, "rlhf serve: %s%s%s; max batch %d sequences; SIGINT/SIGTERM stops\n",
-                s.m ? "generation with " : "", s.m ? s.name : "",
-                s.has_rm ? (s.m ? ", rewards with --reward_model" : "rewards with --reward_model")
-                         : "",
-                c->max_batch_size);
-        int sig = 0;
-        sigwait(&sigs, &sig);
-        fprintf(stderr, "rlhf serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    }
-    pthread_mutex_lock(&s.mu);
-    s.stopping = 1;
-    pthread_cond_broadcast(&s.work_cv);
-    pthread_mutex_unlock(&s.mu);
-    if (s.worker_started) pthread_join(s.worker, NULL);
-    if (d) MHD_stop_daemon(d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    int port = info ? info->port : c->port, v6 = strchr(c->host, ':') != NULL;
+    printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", c->host, v6 ? "]" : "", port);
+    fflush(stdout);
+    fprintf(stderr, "rlhf serve: %s%s%s; max batch %d sequences; SIGINT/SIGTERM stops\n",
+            s.m ? "generation with " : "", s.m ? s.name : "",
+            s.has_rm ? (s.m ? ", rewards with --reward_model" : "rewards with --reward_model") : "",
+            c->max_batch_size);
+    pthread_t sig_thread;
+    pthread_create(&sig_thread, NULL, signal_main, &w);
+    serve_worker_main(&s); // until stopping
+    pthread_join(sig_thread, NULL);
+    MHD_stop_daemon(d);
     server_free(&s);
-    return rc;
+    return 0;
 }
 
 #endif
