@@ -14,6 +14,10 @@ protocol, docs/remote_rewards.md), end to end with Python's standard library.
     exit status 1 and a message naming the URL and the reason, no crash, and
     the checkpoints written before are intact (the refused case: a resumed run
     whose server is gone leaves the earlier run's checkpoints byte for byte);
+  * a judge: source (an OpenAI-compatible judge, tests/tools/judge_stub.py)
+    beside a url: source: each sample's reward is 0.5 * the judge's score +
+    the rule; --judge_url alone adds no source; a judge answering 500 stops
+    the run cleanly;
   * against `rlhf serve --reward_model RM` (its POST /get_reward): rewards
     equal the in-process rm:RM rewards to 1e-5 (bon samples, grpo iterations).
 """
@@ -35,6 +39,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 from remote_rm_server import rule  # noqa: E402  the server's rule, to check its answers
 
 SERVER = os.path.join(ROOT, "tests", "tools", "remote_rm_server.py")
+JUDGE_STUB = os.path.join(ROOT, "tests", "tools", "judge_stub.py")
 RULE_CMD = f"{sys.executable} {SERVER} --stdin"
 SANITIZE = os.environ.get("RLHF_SANITIZE") == "1"
 live = []  # server processes, killed at exit whatever happens
@@ -244,6 +249,45 @@ def refused_keeps_run(tmp, prompts):
     print(f"  refused: {msg[:160]}")
 
 
+def judge_source(tmp, prompts):
+    srv, port = rule_server()
+    judge, jport = start([sys.executable, JUDGE_STUB], r"^PORT (\d+)")
+    url = f"http://127.0.0.1:{port}/get_reward"
+    base = f"http://127.0.0.1:{jport}/v1"
+    out = os.path.join(tmp, "judge_mix")
+    jflags = ["--judge_url", base, "--judge_model", "stub"]
+    p = rlhf(*grpo_args(prompts, out, 2, ["--reward", "judge:=0.5", "--reward_url", url, *jflags]))
+    s = rows(os.path.join(out, "samples.jsonl")) if p.returncode == 0 else []
+    # the stub's score: min(10, characters of the completion)
+    worst = max((abs(x["reward"] - (0.5 * min(10, len(x["completion"])) + rule(x["completion"])))
+                 for x in s), default=1)
+    keys = {"rewards/judge:stub", f"rewards/url:127.0.0.1:{port}"}
+    report(len(s) == 16 and worst < 1e-5 and all(keys <= set(x) for x in s),
+           "judge_and_url_sources_weighted_sum",
+           f"exit {p.returncode}, {len(s)} samples, largest mismatch {worst}: {p.stderr[-800:]}")
+    # --judge_url configures judges; alone it adds no reward source
+    out = os.path.join(tmp, "judge_url_only")
+    p = rlhf(*grpo_args(prompts, out, 1, ["--reward_url", url, *jflags]))
+    s = rows(os.path.join(out, "samples.jsonl")) if p.returncode == 0 else []
+    report(s and not any(k.startswith("rewards/judge") for k in s[0]), "judge_url_adds_no_source",
+           f"exit {p.returncode}: {p.stderr[-500:]} {s[:1]}")
+    stop(judge)
+    stop(srv)
+    judge, jport = start([sys.executable, JUDGE_STUB, "--mode", "error500", "--after", "16"],
+                         r"^PORT (\d+)")
+    out = os.path.join(tmp, "judge_500")
+    p = rlhf(*grpo_args(prompts, out, 4, ["--save_steps", "1", "--reward", "judge:",
+                                          "--reward_retries", "1", "--judge_url",
+                                          f"http://127.0.0.1:{jport}/v1"]), timeout=60)
+    stop(judge)
+    msg = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
+    ok = p.returncode == 1 and "HTTP 500" in msg and "judge:" in msg and "Sanitizer" not in p.stderr
+    report(ok, "judge_500_stops_cleanly", f"exit {p.returncode}: {p.stderr[-800:]}")
+    report(intact(out, ["step-00000001", "step-00000002"]), "judge_500_checkpoints_kept",
+           f"checkpoints {checkpoints(out)}")
+    print(f"  judge 500: {msg[:200]}")
+
+
 def valid(text):
     """JSON carries text: a completion that is not UTF-8 reaches a server with U+FFFD
     for each bad byte, so a byte-level reward model scores other bytes there."""
@@ -313,7 +357,7 @@ def main():
             for q in ("Q1:", "Q2:", "Say:", "X="):
                 f.write(json.dumps({"prompt": q}) + "\n")
         for part in (same_rewards_as_command, bon_batches, transient_retried,
-                     failures_stop_cleanly, refused_keeps_run):
+                     failures_stop_cleanly, refused_keeps_run, judge_source):
             t0 = time.time()
             try:
                 part(tmp, prompts)
