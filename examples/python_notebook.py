@@ -30,6 +30,9 @@ def steps(n):
     return max(2, int(n * SCALE))
 
 
+BATCH = 64 if SCALE >= 0.5 else 8  # a quick run (the test's) also takes small batches
+
+
 print("librlhf:", rlhf.library_path())
 # every rlhf command is a function call; the keyword arguments are its flags
 print("rlhf sft flags for this call:", rlhf.argv("sft", model="tiny", max_steps=10, packing=True))
@@ -37,7 +40,7 @@ print("rlhf sft flags for this call:", rlhf.argv("sft", model="tiny", max_steps=
 # %% 1. data: additions of 1-2 digit numbers, a teacher that is wrong 30% of the time
 data = os.path.join(OUT, "data")
 rlhf.run("data", task="arith", out=data, digits="1-2", ops="+", n_train=steps(4000),
-         n_eval=100, n_prompts=steps(256), n_pref=steps(1000))
+         n_eval=steps(100), n_prompts=steps(256), n_pref=steps(1000))
 print(sorted(os.listdir(data)))
 with open(os.path.join(data, "sft.jsonl")) as f:
     print("an SFT example:", f.readline().strip())
@@ -45,7 +48,7 @@ with open(os.path.join(data, "sft.jsonl")) as f:
 # %% 2. SFT a tiny model (0.86M parameters) from scratch
 sft = rlhf.train("sft", model="tiny", data=os.path.join(data, "sft.jsonl"),
                  output_dir=os.path.join(OUT, "sft"), overwrite_output_dir=True,
-                 max_steps=steps(600), batch_size=64, learning_rate=2e-3, warmup_ratio=0.02,
+                 max_steps=steps(600), batch_size=BATCH, learning_rate=2e-3, warmup_ratio=0.02,
                  lr_scheduler_type="cosine", logging_steps=steps(100), save_steps=0, quiet=True)
 for row in sft.metrics:
     print(f"step {row['step']:5d}  loss {row['loss']:.4f}  lr {row['learning_rate']:.2e}")
@@ -79,7 +82,7 @@ rlhf.run("pairs", model=sft.output_dir, prompts=os.path.join(data, "prompts.json
          task="arith", num_samples=4, out=pairs)
 rm = rlhf.train("rm", model=sft.output_dir, data=os.path.join(data, "prefs.jsonl"),
                 output_dir=os.path.join(OUT, "rm"), overwrite_output_dir=True,
-                max_steps=steps(150), batch_size=32, learning_rate=1e-3, save_steps=0, quiet=True)
+                max_steps=steps(150), batch_size=BATCH // 2, learning_rate=1e-3, save_steps=0, quiet=True)
 print("reward model:", rm.metrics[-1])
 with rlhf.RewardModel(rm.output_dir) as scorer:
     print("rewards of 12+7= -> 19, 91, 20:", scorer.score(["12+7="] * 3, ["19", "91", "20"]))
@@ -87,7 +90,7 @@ with rlhf.RewardModel(rm.output_dir) as scorer:
 # %% 6. DPO (+ NLL on the chosen answers) on the on-policy pairs
 dpo = rlhf.train("dpo", model=sft.output_dir, data=pairs, output_dir=os.path.join(OUT, "dpo"),
                  overwrite_output_dir=True, loss_type=["sigmoid", "sft"], loss_weights=[0.5, 1],
-                 learning_rate=3e-4, beta=0.1, max_steps=steps(60), batch_size=32,
+                 learning_rate=3e-4, beta=0.1, max_steps=steps(60), batch_size=BATCH // 2,
                  lr_scheduler_type="cosine", precompute_ref_log_probs=True, kl_prompts=0, save_steps=0,
                  logging_steps=steps(10), quiet=True)
 for row in dpo.metrics:
