@@ -25,6 +25,11 @@ networks as CORL's cql.py builds them); CQL adds the importance-sampled
 logsumexp over 10 random / pi(s) / pi(s') actions; IQL as CORL's iql.py
 (expectile value loss, twin-Q regression to r + gamma V(s'), advantage-
 weighted Gaussian actor with a state-independent log_std, cosine actor lr).
+They are written for speed as a PyTorch user would: torch.no_grad around
+what needs no gradient, Adam in its multi-tensor (foreach) form, the Polyak
+average as two multi-tensor calls, torch.distributions' argument checks off.
+OPENBLAS_CORETYPE (printed with the table) changes only torch's matrix
+products: rlhf.c runs its own gemm on AVX-512 CPUs.
 """
 import argparse
 import json
@@ -39,6 +44,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_update_bench")
 O, A = 17, 6
+
+
+def adam(torch, params, lr):
+    """torch's Adam, its multi-tensor (foreach) form where this torch has one:
+    fewer, larger kernels for the same arithmetic"""
+    try:
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+    except TypeError:
+        return torch.optim.Adam(params, lr=lr)
+
+
+def polyak(torch, targets, sources, tau):
+    """target <- (1 - tau) target + tau source, over all tensors in two calls"""
+    tp = [p for t in targets for p in t.parameters()]
+    sp = [p for s in sources for p in s.parameters()]
+    with torch.no_grad():
+        if hasattr(torch, "_foreach_mul_"):
+            torch._foreach_mul_(tp, 1 - tau)
+            torch._foreach_add_(tp, sp, alpha=tau)
+        else:
+            for t, s in zip(tp, sp):
+                t.mul_(1 - tau).add_(s, alpha=tau)
 
 
 def mlp(torch, n_in, hidden, layers, n_out):
@@ -57,9 +84,9 @@ def torch_sac(torch, layers, hidden, B, n_cql=0, cql_alpha=10.0):
     t1.load_state_dict(q1.state_dict())
     t2.load_state_dict(q2.state_dict())
     log_alpha = torch.zeros(1, requires_grad=True)
-    opt_a = torch.optim.Adam(actor.parameters(), lr=3e-4)
-    opt_q = torch.optim.Adam(list(q1.parameters()) + list(q2.parameters()), lr=3e-4)
-    opt_al = torch.optim.Adam([log_alpha], lr=3e-4)
+    opt_a = adam(torch, actor.parameters(), lr=3e-4)
+    opt_q = adam(torch, list(q1.parameters()) + list(q2.parameters()), lr=3e-4)
+    opt_al = adam(torch, [log_alpha], lr=3e-4)
     obs, nobs = torch.randn(B, O), torch.randn(B, O)
     act, rew, done = torch.rand(B, A) * 2 - 1, torch.randn(B), (torch.rand(B) < 0.01).float()
 
@@ -108,10 +135,7 @@ def torch_sac(torch, layers, hidden, B, n_cql=0, cql_alpha=10.0):
         opt_q.zero_grad()
         critic_loss.backward()
         opt_q.step()
-        with torch.no_grad():
-            for t, s in ((t1, q1), (t2, q2)):
-                for pt, ps in zip(t.parameters(), s.parameters()):
-                    pt.mul_(1 - 5e-3).add_(ps, alpha=5e-3)
+        polyak(torch, (t1, t2), (q1, q2), 5e-3)
     return update
 
 
@@ -124,10 +148,10 @@ def torch_iql(torch, layers, hidden, B, max_steps=1000000):
     t1, t2 = mlp(torch, O + A, hidden, layers, 1), mlp(torch, O + A, hidden, layers, 1)
     t1.load_state_dict(q1.state_dict())
     t2.load_state_dict(q2.state_dict())
-    opt_a = torch.optim.Adam(list(actor.parameters()) + [log_std], lr=3e-4)
+    opt_a = adam(torch, list(actor.parameters()) + [log_std], lr=3e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_a, max_steps)
-    opt_v = torch.optim.Adam(v.parameters(), lr=3e-4)
-    opt_q = torch.optim.Adam(list(q1.parameters()) + list(q2.parameters()), lr=3e-4)
+    opt_v = adam(torch, v.parameters(), lr=3e-4)
+    opt_q = adam(torch, list(q1.parameters()) + list(q2.parameters()), lr=3e-4)
     obs, nobs = torch.randn(B, O), torch.randn(B, O)
     act, rew, done = torch.rand(B, A) * 2 - 1, torch.randn(B), (torch.rand(B) < 0.01).float()
 
@@ -150,10 +174,7 @@ def torch_iql(torch, layers, hidden, B, max_steps=1000000):
         opt_q.zero_grad()
         q_loss.backward()
         opt_q.step()
-        with torch.no_grad():
-            for t, s in ((t1, q1), (t2, q2)):
-                for pt, ps in zip(t.parameters(), s.parameters()):
-                    pt.mul_(1 - 5e-3).add_(ps, alpha=5e-3)
+        polyak(torch, (t1, t2), (q1, q2), 5e-3)
         exp_adv = torch.exp(3.0 * adv.detach()).clamp(max=100.0)
         mean = torch.tanh(actor(obs))
         logp = torch.distributions.Normal(mean, log_std.clamp(-20, 2).exp()).log_prob(act).sum(-1)
@@ -169,6 +190,9 @@ def run_torch(algo, layers, hidden, B, updates, threads, cpu_clock):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    # argument checks of torch.distributions are a debugging aid (on by default
+    # since torch 1.8) that the C update does not pay for either
+    torch.distributions.Distribution.set_default_validate_args(False)
     update = {"sac": lambda: torch_sac(torch, layers, hidden, B),
               "cql": lambda: torch_sac(torch, layers, hidden, B, n_cql=10),
               "iql": lambda: torch_iql(torch, layers, hidden, B)}[algo]()
