@@ -50,10 +50,10 @@ void rlhf_capi_texts_free(capi_texts *t);
 // tokenizes it (chat_template: NULL or a user message rendered with the
 // generation prompt; add_bos: 1, 0, or -1 for the tokenizer's convention).
 // So for one prompt the text equals `rlhf generate --prompt P --seed S ...`.
-int rlhf_capi_generate(capi_model *m, const char *const *prompts, int n_prompts,
-                       int max_new_tokens, float temperature, int top_k, float top_p,
-                       int num_return, uint64_t seed, int batch_size, int add_bos,
-                       int allow_special, const char *chat_template, capi_texts **out);
+int rlhf_capi_generate(capi_model *m, const char *const *prompts, int n_prompts, int max_new_tokens,
+                       float temperature, int top_k, float top_p, int num_return, uint64_t seed,
+                       int batch_size, int add_bos, int allow_special, const char *chat_template,
+                       capi_texts **out);
 
 // --------------------------------------------------------------- log-probs --
 // Per-token log-probs of completion i after prompt i, tokenized as the
@@ -86,8 +86,7 @@ int rlhf_capi_reward_model_members(const capi_reward_model *r);
 // K = rlhf_capi_reward_model_members (the caller allocates it). Tokenized and
 // scored as the reward source rm:PATH does (reward_model_score_texts).
 int rlhf_capi_reward_model_score(capi_reward_model *r, const char *const *prompts,
-                                 const char *const *completions, int n, int batch_size,
-                                 float *out);
+                                 const char *const *completions, int n, int batch_size, float *out);
 
 // -------------------------------------------------------------- commands --
 // `rlhf ARGV...` in-process: argv[0] is the program name, argv[1] the command
