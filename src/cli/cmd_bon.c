@@ -36,7 +36,7 @@ int cmd_bon(int argc, char **argv) {
         {"task", FLAG_STR, &c.task, "shortcut for --reward verifier:TASK"},
         {"reward_model", FLAG_STR, &c.reward_model, "shortcut for --reward rm:PATH"},
         {"reward_command", FLAG_STR, &c.reward_command, "shortcut for --reward command:CMD (JSON lines in, one number per line out)"},
-        {"reward_timeout", FLAG_DOUBLE, &c.reward_timeout, "seconds an external command may take per answer", 0.01, 1e6},
+        {"reward_timeout", FLAG_DOUBLE, &c.reward_timeout, "seconds an external command may take per answer, and an HTTP reward request (url:, judge:) in all", 0.01, 1e6},
         {"reward_url", FLAG_STR, &c.reward_url, "shortcut for --reward url:URL (a remote reward model in OpenRLHF's protocol: docs/remote_rewards.md)"},
         {"reward_retries", FLAG_INT, &c.reward_retries, "retries of transient HTTP failures of url: and judge: rewards (doubling back-off from 0.5 s)", 0, 100},
         {"judge_url", FLAG_STR, &c.judge_url, "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1) for --reward judge:; adds no reward by itself"},

@@ -32,6 +32,7 @@ void bon_default_config(bon_config *c) {
     c->temperature = 1.0f;
     c->top_p = 1.0f;
     c->reward_timeout = 30;
+    c->reward_retries = 3;
     c->rm_ensemble = "mean";
     c->uwo_lambda = 0.1f;
     c->sft_steps = 1;

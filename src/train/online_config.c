@@ -115,7 +115,7 @@ const online_option online_loop_options[] = {
     OPT("task", STR, task, "shortcut for --reward verifier:TASK (arith; arith:shaped for partial credit)"),
     OPT("reward_model", STR, reward_model, "shortcut for --reward rm:PATH (a reward model or ensemble)"),
     OPT("reward_command", STR, reward_command, "shortcut for --reward command:CMD (JSON lines in, one number per line out)"),
-    OPT("reward_timeout", DOUBLE, reward_timeout, "seconds an external command may take per answer", 0.01, 1e6),
+    OPT("reward_timeout", DOUBLE, reward_timeout, "seconds an external command may take per answer, and an HTTP reward request (url:, judge:) in all", 0.01, 1e6),
     OPT("reward_url", STR, reward_url, "shortcut for --reward url:URL (a remote reward model in OpenRLHF's protocol: docs/remote_rewards.md)"),
     OPT("reward_retries", INT, reward_retries, "retries of transient HTTP failures of url: and judge: rewards (doubling back-off from 0.5 s)", 0, 100),
     OPT("judge_url", STR, judge_url, "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1), for --reward judge: and --judge api; adds no reward by itself"),
