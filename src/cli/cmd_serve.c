@@ -19,6 +19,7 @@ int cmd_serve(int argc, char **argv) {
         {"host", FLAG_STR, &c.host, "address to listen on (loopback by default; 0.0.0.0 exposes the server to the network)"},
         {"port", FLAG_INT, &c.port, "TCP port; 0 picks a free one (the first stdout line says which)", 0, 65535},
         {"max_batch_size", FLAG_INT, &c.max_batch_size, "most sequences generated together in one batch (a request's prompts x n must fit)", 1, 4096},
+        {"batch_wait_ms", FLAG_INT, &c.batch_wait_ms, "before a batch that is not full, wait this long for more requests (0: start at once)", 0, 10000},
         {"max_tokens", FLAG_INT, &c.max_tokens, "completion length when a request gives no max_tokens (cut to what the context leaves)", 1, 1 << 20},
         {"threads", FLAG_INT, &c.threads, "OpenMP threads for the model (0: OMP_NUM_THREADS or all cores)", 0, 1024},
         {"max_body_bytes", FLAG_INT, &max_body, "larger request bodies are refused with 413", 1024, 1 << 30},
@@ -37,8 +38,9 @@ int cmd_serve(int argc, char **argv) {
                         "  POST /get_reward           {\"query\": [...], \"prompts\": [...]} ->\n"
                         "                             {\"rewards\", \"scores\", \"extra_logs\"}\n"
                         "Concurrent requests are batched: the generation worker takes every request\n"
-                        "waiting when it starts a batch and steps them together token by token,\n"
-                        "streaming each token as it comes (\"stream\": true: server-sent events).\n"
+                        "waiting when it starts a batch (after up to --batch_wait_ms for more) and\n"
+                        "steps them together token by token, streaming each token as it comes\n"
+                        "(\"stream\": true: server-sent events).\n"
                         "Each response's X-Batch-Size header says how many sequences its batch had.\n"
                         "Stops cleanly on SIGINT or SIGTERM. docs/serve.md has fields and examples.\n"
                         "example: rlhf serve --model runs/sft --chat_template chatml --port 8000\n"

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -341,6 +342,28 @@ static void fail_queued(serve_server *s) {
     free(body);
 }
 
+// Rows waiting in the queue (under s->mu).
+static int queued_rows(const serve_server *s) {
+    int rows = 0;
+    for (const serve_job *j = s->head; j; j = j->next) rows += j->n_rows;
+    return rows;
+}
+
+// Before a batch that is not full, waits up to --batch_wait_ms for more
+// requests (under s->mu): clients that send again as soon as they are answered
+// arrive a moment after the batch that answered them ends, and would otherwise
+// wait out a whole batch.
+static void gather(serve_server *s) {
+    if (s->cfg.batch_wait_ms <= 0) return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ns = until.tv_nsec + (long)s->cfg.batch_wait_ms * 1000000L;
+    until.tv_sec += ns / 1000000000L;
+    until.tv_nsec = ns % 1000000000L;
+    while (!s->stopping && queued_rows(s) < s->cfg.max_batch_size)
+        if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until)) break;
+}
+
 void *serve_worker_main(void *arg) {
     serve_server *s = arg;
 #ifdef _OPENMP
@@ -351,6 +374,7 @@ void *serve_worker_main(void *arg) {
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work_cv, &s->mu);
         if (s->stopping) break;
+        gather(s);
         int nj = take_jobs(s, jobs);
         if (nj == 0) continue;
         pthread_mutex_unlock(&s->mu);

@@ -26,6 +26,7 @@ typedef struct {
     int port;                  // 0 = a free port, printed on the first stdout line
     int max_batch_size;        // rows (sequences) stepped together
     int max_tokens;            // default completion length when a request gives none
+    int batch_wait_ms;         // how long a batch that is not full waits for more requests
     int threads;               // OpenMP threads of the model's kernels (0 = OMP_NUM_THREADS)
     size_t max_body_bytes;     // larger request bodies get 413
     int reward_batch_size;     // reward-model rows per forward

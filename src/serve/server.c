@@ -33,6 +33,7 @@ void serve_config_default(serve_config *c) {
     c->port = 8000;
     c->max_batch_size = 32;
     c->max_tokens = 256;
+    c->batch_wait_ms = 5;
     c->max_body_bytes = 1 << 20;
     c->reward_batch_size = 32;
     c->seed = 1;
