@@ -259,7 +259,11 @@ static char *request_body(const reward_judge *j, int kind, const char *user) {
 // choices[0].message.content (chat) or choices[0].text (completions), malloc'd;
 // NULL when the body has another shape
 static char *answer_text(const char *body, int completions) {
+    // cJSON_Parse records a failure's position in a global: one parse at a time
+    static pthread_mutex_t parse_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&parse_mu);
     cJSON *o = cJSON_Parse(body ? body : "");
+    pthread_mutex_unlock(&parse_mu);
     cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
     cJSON *t = completions ? cJSON_GetObjectItemCaseSensitive(c0, "text")
                            : cJSON_GetObjectItemCaseSensitive(

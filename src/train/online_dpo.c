@@ -28,10 +28,6 @@
 #include "train/online_judge.h"
 #include "train/online_update.h"
 
-// --judge api, the value after ONLINE_JUDGE_SELF (TODO: ONLINE_JUDGE_API in train/online.h,
-// asked of the lead)
-#define JUDGE_API ((online_judge)(ONLINE_JUDGE_SELF + 1))
-
 typedef struct {
     int *chosen, *rejected;  // (B*n) the pairs
     float *strength;         // (B*n) p(chosen wins): the judge's (--judge self|api), else 1
@@ -90,10 +86,10 @@ static int dpo_resolve(online_config *c, rlhf_err *err) {
     else return rlhf_fail(err, "--pairs must be max_min (best against worst), all or ranked");
     if (!strcmp(d->name.judge, "reward")) d->judge = ONLINE_JUDGE_REWARD;
     else if (!strcmp(d->name.judge, "self")) d->judge = ONLINE_JUDGE_SELF;
-    else if (!strcmp(d->name.judge, "api")) d->judge = JUDGE_API;
+    else if (!strcmp(d->name.judge, "api")) d->judge = ONLINE_JUDGE_API;
     else return rlhf_fail(err, "--judge must be reward (the reward sources), self (OSP) or api "
                                "(an OpenAI-compatible judge at --judge_url)");
-    if (d->judge == JUDGE_API && (!c->judge_url || !*c->judge_url))
+    if (d->judge == ONLINE_JUDGE_API && (!c->judge_url || !*c->judge_url))
         return rlhf_fail(err, "--judge api needs --judge_url (the judge's base URL, e.g. "
                               "http://127.0.0.1:8080/v1)");
     if (d->judge == ONLINE_JUDGE_SELF &&
@@ -429,8 +425,8 @@ static int make_pairs(online_run *r, dpo_state *s, rlhf_err *err) {
                           (const char *const *)r->rb.text, r->n_prompts, r->n, r->micro,
                           s->judge_p, err))
         return rlhf_fail_ctx(err, "--judge self");
-    if (d->judge == JUDGE_API && !s->api && open_api_judge(r, s, err)) return -1;
-    if (d->judge == JUDGE_API &&
+    if (d->judge == ONLINE_JUDGE_API && !s->api && open_api_judge(r, s, err)) return -1;
+    if (d->judge == ONLINE_JUDGE_API &&
         judge_groups(s->api, (const char *const *)r->prompt_text, (const char *const *)r->rb.text,
                      r->n_prompts, r->n, s->judge_p, err))
         return rlhf_fail_ctx(err, "--judge api");
