@@ -17,6 +17,9 @@ only; prints PASS/FAIL/SKIP lines, exit 1 on failure.
     500 (twice then OK: retried and fine; always: a stop), answers slower
     than --judge_timeout, disconnects mid-answer (once: retried; always: a
     stop). A stop leaves the previous pairs file as it was and no temp file;
+  * --judge_concurrency N: N requests in flight at once, never more (the stub
+    counts); pointwise, as grpo's `--reward judge:` source: each sample's
+    reward is the stub's score of the text it was shown;
   * online-dpo --judge api: a judge that starts failing in iteration 3 stops
     the run after the step-2 checkpoint; resumed with a working judge, the run
     ends bit-for-bit where an uninterrupted one ends;
@@ -239,6 +242,38 @@ def failures(tmp, prompts):
         print(f"  {name}: exit {p.returncode} after {secs:.1f} s, {n} requests: {last[-160:]}")
 
 
+def concurrency_and_pointwise(tmp, prompts):
+    # --judge_concurrency 3 against answers that take 0.2 s: 3 requests in flight, never more
+    out = os.path.join(tmp, "conc.jsonl")
+    with Stub("--mode", "slow", "--delay", "0.2") as s:
+        t0 = time.time()
+        p = run(*pairs_args(prompts, out, s.url, ["--judge_concurrency", "3", "--limit", "2"]))
+        secs = time.time() - t0
+        st = s.stats()
+    report(p.returncode == 0 and st["max_in_flight"] == 3, "concurrency_requests_in_flight",
+           f"exit {p.returncode}, at most {st['max_in_flight']} in flight: {p.stderr[-300:]}")
+    print(f"  {st['requests']} requests of 0.2 s, 3 in flight: {secs:.1f} s")
+    # pointwise, as a reward source of grpo (reward/sources' judge:): every sample's reward is
+    # the stub's score, the length of the completion it was shown (capped at 10)
+    run_dir = os.path.join(tmp, "grpo_judge")
+    with Stub("--mode", "good") as s:
+        p = run("grpo", "--model", "tiny", "--data", prompts, "--output_dir", run_dir,
+                "--max_steps", "2", "--batch_size", "3", "--num_generations", "2",
+                "--max_new_tokens", "5", "--quiet", "--reward", "judge:", "--judge_url", s.url,
+                "--judge_api_key_env", "JUDGE_TEST_KEY", "--log_samples", "100")
+        st = s.stats()
+    if p.returncode != 0:
+        report(False, "pointwise_judge_rewards", p.stderr[-800:])
+        return
+    smp = rows_of(os.path.join(run_dir, "samples.jsonl"))
+    want = [min(10, len(x["completion"])) for x in smp]
+    got = [x["reward"] for x in smp]
+    report(len(smp) == 12 and got == want and st["requests"] > 0, "pointwise_judge_rewards",
+           f"{len(smp)} samples, rewards {got[:6]} want {want[:6]}")
+    report(st["auth"] == [f"Bearer {KEY}"] and not key_nowhere([run_dir], [p.stderr]),
+           "pointwise_judge_key", f"{st['auth']}")
+
+
 def online_dpo(tmp, prompts):
     common = ["online-dpo", "--model", "tiny", "--data", prompts, "--max_steps", "4",
               "--batch_size", "2", "--num_generations", "3", "--max_new_tokens", "4",
@@ -336,7 +371,8 @@ def main():
         with open(prompts, "w") as f:
             for q in ("Q1:", "Q2:", "Say:", "X=", "Name:", "Go:"):
                 f.write(json.dumps({"prompt": q}) + "\n")
-        for part in (good_and_cache, both_orders, failures, online_dpo, against_serve):
+        for part in (good_and_cache, both_orders, failures, concurrency_and_pointwise, online_dpo,
+                     against_serve):
             try:
                 t0 = time.time()
                 part(tmp, prompts)

@@ -2,7 +2,9 @@
 """A stand-in OpenAI-compatible judge server for tests/judge_api_test.py,
 standard library only. It answers POST .../chat/completions and
 .../completions in OpenAI's shapes (choices[0].message.content, or
-choices[0].text) and counts what it gets; GET /stats returns the counts.
+choices[0].text) and counts what it gets (requests, Authorization headers,
+paths, the last bodies, the most requests in flight at once); GET /stats
+returns the counts.
 
 It reads the judge's default templates (src/reward/judge.h):
   pointwise "[Prompt]\\n...\\n\\n[Response]\\n<completion>\\n\\n..." -> "Score: N/10",
@@ -32,7 +34,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-STATE = {"requests": 0, "auth": [], "paths": {}, "bodies": [], "lock": threading.Lock()}
+STATE = {"requests": 0, "auth": [], "paths": {}, "bodies": [], "in_flight": 0,
+         "max_in_flight": 0, "lock": threading.Lock()}
 ARGS = None
 
 
@@ -68,6 +71,16 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, s)
 
     def do_POST(self):
+        with STATE["lock"]:
+            STATE["in_flight"] += 1
+            STATE["max_in_flight"] = max(STATE["max_in_flight"], STATE["in_flight"])
+        try:
+            self.answer()
+        finally:
+            with STATE["lock"]:
+                STATE["in_flight"] -= 1
+
+    def answer(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
         with STATE["lock"]:
             STATE["requests"] += 1
