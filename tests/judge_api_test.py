@@ -308,6 +308,14 @@ def online_dpo(tmp, prompts):
            f"exit {p.returncode}, same final weights {fa == fb}: {p.stderr[-400:]}")
     hits = key_nowhere([a, b], [p.stderr])
     report(not hits, "online_dpo_api_key_in_no_file", f"found in {hits}")
+    # --judge_template reaches the API judge: the stub knows only the default template
+    with Stub("--mode", "good") as s:
+        p = run(*common, "--output_dir", os.path.join(tmp, "dpo_t"), "--judge_url", s.url,
+                "--judge_template", "Q: {prompt} 1: {a} 2: {b} A or B?")
+        body = json.loads(s.stats()["bodies"][-1])
+    report(p.returncode == 1 and "I do not know this template." in p.stderr
+           and body["messages"][1]["content"].startswith("Q: "), "online_dpo_judge_template_used",
+           f"exit {p.returncode}: {p.stderr[-300:]}")
 
 
 def against_serve(tmp, prompts):
@@ -364,6 +372,12 @@ def against_serve(tmp, prompts):
 def main():
     if not os.path.exists(RLHF):
         print(f"SKIP judge_api_test: {RLHF} not built")
+        return 0
+    # built without libcurl (the Makefile links it when found), every request fails
+    ldd = subprocess.run(["ldd", RLHF], capture_output=True, text=True)
+    if ldd.returncode == 0 and "libcurl" not in ldd.stdout:
+        print("SKIP judge_api_test: rlhf was built without libcurl (install "
+              "libcurl4-openssl-dev and rebuild)")
         return 0
     tmp = tempfile.mkdtemp(prefix="judge_api_test.", dir=os.path.join(ROOT, BUILD))
     try:

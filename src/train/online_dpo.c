@@ -59,7 +59,7 @@ static const online_option dpo_options[] = {
     OPT("cal_model", STR, cal_model, "vpo: pi_cal, whose samples make the calibration term (default: the reference)"),
     OPT("cal_samples", INT, cal_samples, "vpo: samples of pi_cal per prompt", 1, 1024),
     OPT("judge", STR, name.judge, "who prefers: reward (the reward sources' scores; strength 1), self (the policy judges its own samples: OSP) or api (an OpenAI-compatible LLM judge at --judge_url compares the samples; docs/judges.md)"),
-    OPT("judge_template", STR, judge_template, "--judge self: the judging prompt, with {prompt}, {a}, {b}; answers \" A\" / \" B\" (docs/online_rl.md)"),
+    OPT("judge_template", STR, judge_template, "--judge self|api: the judging prompt, with {prompt}, {a}, {b}; answers \" A\" / \" B\" (docs/online_rl.md; --judge api's default: docs/judges.md)"),
     OPT("log_pairs", INT, log_pairs, "pairs per iteration written to pairs.jsonl with their log-probs (0: none)", 0, 1 << 20),
     {NULL},
 };
@@ -366,6 +366,9 @@ static int open_api_judge(online_run *r, dpo_state *s, rlhf_err *err) {
     jo.base_url = c->judge_url;
     if (c->judge_model && *c->judge_model) jo.model = c->judge_model;
     jo.api_key_env = c->judge_api_key_env;
+    // --judge_template, when given, is the API judge's too (default: reward/judge.h's)
+    const char *t = c->dpo.judge_template;
+    if (t && strcmp(t, ONLINE_JUDGE_TEMPLATE)) jo.pairwise_template = t;
     jo.timeout_s = c->reward_timeout;
     jo.max_retries = c->reward_retries;
     char cache[2200];
