@@ -16,7 +16,8 @@ template and a tiny 2-member reward model together:
     client that hangs up mid-stream) get 4xx JSON errors and the server keeps
     answering;
   * POST /get_reward (OpenRLHF's protocol) gives `rlhf score`'s rewards to 1e-5;
-  * SIGTERM stops it with exit status 0.
+  * a --reward_model-only server answers generation with 404 JSON and stops on
+    SIGINT with exit status 0; the main one stops on SIGTERM with status 0.
 """
 import http.client
 import json
@@ -385,6 +386,27 @@ def rewards_equal_score(port, rm, tmp):
     assert st == 200 and abs(o["rewards"][0] - want[4]) < 1e-5, (o, want[4])
 
 
+def reward_only(rm):
+    """--reward_model alone: no generation endpoints (404 JSON), no models;
+    SIGINT stops it with exit status 0. No flags at all: usage, exit 2."""
+    p = run("serve", check=False)
+    assert p.returncode == 2 and "--model" in p.stderr, (p.returncode, p.stderr)
+    srv = Server("--reward_model", rm, "--threads", "1")
+    try:
+        st, _, o = request(srv.port, "POST", "/v1/completions", {"prompt": "1"})
+        check_error(st, o, 404)
+        st, _, o = request(srv.port, "POST", "/v1/chat/completions",
+                           {"messages": [{"role": "user", "content": "1"}]})
+        check_error(st, o, 404)
+        st, _, o = request(srv.port, "GET", "/v1/models")
+        assert st == 200 and o == {"object": "list", "data": []}, o
+        st, _, o = request(srv.port, "POST", "/get_reward", {"query": ["1+1=2"]})
+        assert st == 200 and len(o["rewards"]) == 1, o
+    finally:
+        rc = srv.stop(signal.SIGINT)
+    assert rc == 0, f"exit status {rc} after SIGINT"
+
+
 def main():
     if not os.path.exists(RLHF):
         report(False, "serve_binary", f"{RLHF} missing")
@@ -420,6 +442,7 @@ def main():
              prompts, gen_rows)
         test("serve_bad_requests_4xx_json", bad_requests, port, name)
         test("serve_get_reward_equals_score", rewards_equal_score, port, rm, tmp)
+        test("serve_reward_only_and_sigint", reward_only, rm)
         t0 = time.time()
         rc = server.stop(signal.SIGTERM)
         report(rc == 0 and time.time() - t0 < 20, "serve_sigterm_clean_exit",

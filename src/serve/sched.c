@@ -1,7 +1,8 @@
 // serve/sched: the one generation worker. Requests become jobs (one row per
 // prompt and choice) in a queue; the worker takes every job waiting when it
-// starts a batch (whole jobs, up to --max_batch_size rows), left-pads their
-// prompts into one KV cache, and steps all rows together token by token with
+// starts a batch (after up to --batch_wait_ms for the batch to fill; whole
+// jobs, up to --max_batch_size rows), left-pads their prompts into one KV
+// cache, and steps all rows together token by token with
 // model_forward_cached, as generate() does, but with each row's own sampling
 // options, seed, stop rules and length. Each step's new text goes to its
 // request at once (streaming), so a client sees tokens as they come.
