@@ -85,7 +85,7 @@ typedef struct {
         const char *loss_type, *loss_weights; // any paired loss of algo/pref (sigmoid, ipo, ...)
         const char *pairs;                    // max_min | all | ranked
         const char *f_divergence_type;
-        const char *judge;                    // reward | self
+        const char *judge;                    // reward | self | api
     } name;
     pref_loss_list losses;
     online_pairs pairs;
