@@ -116,6 +116,7 @@ bench: all $(BUILD)/bench_tok
 	OMP_NUM_THREADS=1 $(BUILD)/bench_tok
 	BUILD=$(BUILD) bash bench/run.sh
 	$(MAKE) --no-print-directory bench-ctrl
+	$(MAKE) --no-print-directory bench-serve
 
 # control: gradient updates/s beside PyTorch (SAC, CQL, IQL; 256-wide, batch 256,
 # 2 and 3 layers), then environment steps/s of the MuJoCo tasks (random actions)
@@ -186,5 +187,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl demo studies asan fuzz format clean
+.PHONY: all test bench bench-ctrl bench-serve demo studies asan fuzz format clean
 .SECONDARY:

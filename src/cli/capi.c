@@ -157,7 +157,7 @@ static int check_gen_options(int max_new, float temperature, int top_k, float to
 }
 
 // Samples rows [0, n_prompts * num_return) chunk by chunk, as cmd_generate does.
-static int sample_all(capi_model *c, const stop_rules *stops, const rlhf_gen_opts *g,
+static int sample_all(capi_model *c, const chat_stops *stops, const rlhf_gen_opts *g,
                       prompt_set *ps, int n_prompts, int num_return, int batch_size, uint64_t seed,
                       capi_texts *out, rlhf_err *err) {
     rlhf_rng rng;
@@ -204,8 +204,8 @@ int rlhf_capi_generate(capi_model *c, const char *const *prompts, int n_prompts,
     if ((size_t)n_prompts * (size_t)num_return > (1u << 30))
         return fail("generate: %d prompts x %d completions is too many", n_prompts, num_return);
     rlhf_err err;
-    stop_rules stops;
-    if (stop_rules_for(chat_template, c->tok, &stops, &err)) return fail("%s", err.msg);
+    chat_stops stops;
+    if (chat_stops_for(chat_template, c->tok, &stops, &err)) return fail("%s", err.msg);
     int bos = tok_resolve_add_bos(c->tok, add_bos), rc = 0, maxT = c->m->cfg.max_seq_len;
     prompt_set *ps = xcalloc((size_t)n_prompts, sizeof *ps);
     for (int i = 0; i < n_prompts && rc == 0; i++) {

@@ -235,7 +235,7 @@ static int revision_prompts(const reviser *rv, const prompt_set *ps, const int *
 
 // Rows [s, s + nb) of the run: the first completion of each, then rv->rounds
 // revisions; revs[r * nb + j] is round r of row j (round 0 the first answer).
-static int sample_chunk(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
+static int sample_chunk(rlhf_model *m, const rlhf_tokenizer *t, const chat_stops *stops,
                         const rlhf_gen_opts *g, rlhf_rng *rng, const prompt_set *ps, int n_return,
                         const reviser *rv, int s, int nb, completion *revs, rlhf_err *err) {
     const int **rows = xmalloc((size_t)nb * sizeof(int *));
@@ -329,10 +329,10 @@ int cmd_generate(int argc, char **argv) {
     rlhf_model *m = NULL;
     rlhf_tokenizer *t = NULL;
     prompt_set ps = {0};
-    stop_rules stops;
+    chat_stops stops;
     int status = 1;
     if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
-        stop_rules_for(chat_template, t, &stops, &err) ||
+        chat_stops_for(chat_template, t, &stops, &err) ||
         load_prompts(&ps, prompt, prompts, t, chat_template, tok_resolve_add_bos(t, add_bos),
                      allow_special, &err)) {
         fprintf(stderr, "rlhf generate: %s\n", err.msg);
@@ -438,7 +438,7 @@ static void emit(const char *text, size_t *printed, size_t upto) {
 // (hh's " ") is dropped. Returns the reply (malloc'd), with *ended 1 when a
 // stop rule ended it, or NULL + err.
 static char *chat_reply(rlhf_model *m, const rlhf_tokenizer *t, const int *ids, int n,
-                        int max_new, const rlhf_gen_opts *g, rlhf_rng *rng, const stop_rules *st,
+                        int max_new, const rlhf_gen_opts *g, rlhf_rng *rng, const chat_stops *st,
                         int *ended, rlhf_err *err) {
     int V = m->cfg.vocab_size;
     rlhf_kv_cache *kv = kv_cache_create(&m->cfg, 1, n + max_new);
@@ -451,7 +451,7 @@ static char *chat_reply(rlhf_model *m, const rlhf_tokenizer *t, const int *ids, 
     int rc = model_forward_cached(m, kv, ids, NULL, n, logits, err);
     for (int step = 0; rc == 0 && step < max_new; step++) {
         int id = sample_token(logits, V, g, rng, NULL);
-        if (is_stop_id(st, id)) {
+        if (chat_is_stop_id(st, id)) {
             *ended = 1;
             break;
         }
@@ -462,13 +462,13 @@ static char *chat_reply(rlhf_model *m, const rlhf_tokenizer *t, const int *ids, 
             started = 1;
             printed = start = memcmp(text, st->reply_prefix, prefix) ? 0 : prefix;
         }
-        size_t cut = stop_text_at(st, text, len);
+        size_t cut = chat_stop_text_at(st, text, len);
         if (cut < len) {
             len = cut < start ? start : cut;
             *ended = 1;
             break;
         }
-        if (started) emit(text, &printed, len - stop_text_pending(st, text, len));
+        if (started) emit(text, &printed, len - chat_stop_text_pending(st, text, len));
         if (step + 1 < max_new) rc = model_forward_cached(m, kv, &id, NULL, 1, logits, err);
     }
     char *reply = NULL;
@@ -601,9 +601,9 @@ int cmd_chat(int argc, char **argv) {
     }
     rlhf_model *m = NULL;
     rlhf_tokenizer *t = NULL;
-    stop_rules stops;
+    chat_stops stops;
     if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
-        stop_rules_for(chat_template, t, &stops, &err)) {
+        chat_stops_for(chat_template, t, &stops, &err)) {
         fprintf(stderr, "rlhf chat: %s\n", err.msg);
         tok_free(t);
         model_free(m);

@@ -10,67 +10,6 @@
 
 #include "tok/chat.h"
 
-int is_stop_id(const stop_rules *s, int id) {
-    for (int i = 0; i < s->n_ids; i++)
-        if (s->ids[i] == id) return 1;
-    return 0;
-}
-
-// The stop rules of a chat template (NULL: EOS only), read off a rendered
-// exchange so that every template gets them from chat.c's own markup.
-int stop_rules_for(const char *chat_template, const rlhf_tokenizer *t, stop_rules *s,
-                   rlhf_err *err) {
-    memset(s, 0, sizeof *s);
-    if (tok_eos(t) >= 0) s->ids[s->n_ids++] = tok_eos(t);
-    if (tok_stop_id(t) >= 0) s->ids[s->n_ids++] = tok_stop_id(t);
-    if (!chat_template) return 0;
-    chat_message ex[2] = {{CHAT_USER, "u"}, {CHAT_ASSISTANT, "a"}};
-    chat_text ct;
-    if (chat_render(chat_template, ex, 2, 0, &ct, err)) return -1;
-    for (int i = 0; i < ct.n_seg; i++) {
-        const chat_segment *g = &ct.seg[i];
-        if (g->kind == CHAT_SEG_CONTENT && g->message == 1 && g->len < sizeof s->reply_prefix)
-            memcpy(s->reply_prefix, ct.text + g->start, g->len - 1); // content is "a"
-        int end = g->kind == CHAT_SEG_END && g->message == 1;
-        int user_header = g->kind == CHAT_SEG_HEADER && g->message == 0;
-        if (!(end || user_header) || g->len >= sizeof s->text[0] || s->n_text == 2) continue;
-        memcpy(s->text[s->n_text], ct.text + g->start, g->len);
-        s->text[s->n_text][g->len] = '\0';
-        if (end) {
-            int id = tok_find_special(t, s->text[s->n_text]);
-            if (id >= 0 && !is_stop_id(s, id)) s->ids[s->n_ids++] = id;
-        }
-        s->n_text++;
-    }
-    chat_text_free(&ct);
-    return 0;
-}
-
-// Where the first stop text begins in text[0..n), or n if none does.
-size_t stop_text_at(const stop_rules *s, const char *text, size_t n) {
-    size_t at = n;
-    for (int i = 0; i < s->n_text; i++) {
-        const char *p = memmem(text, n, s->text[i], strlen(s->text[i]));
-        if (p && (size_t)(p - text) < at) at = (size_t)(p - text);
-    }
-    return at;
-}
-
-// Bytes at the end of text[0..n) that could be the start of a stop text: held
-// back from a stream until the next token tells.
-size_t stop_text_pending(const stop_rules *s, const char *text, size_t n) {
-    size_t hold = 0;
-    for (int i = 0; i < s->n_text; i++) {
-        size_t L = strlen(s->text[i]);
-        for (size_t k = L - 1; k > hold; k--)
-            if (k <= n && !memcmp(text + n - k, s->text[i], k)) {
-                hold = k;
-                break;
-            }
-    }
-    return hold;
-}
-
 void prompt_set_free(prompt_set *p) {
     for (int i = 0; i < p->n; i++) free(p->ids[i]);
     free(p->ids);
@@ -154,7 +93,7 @@ int load_prompts(prompt_set *p, const char *text, const char *file, const rlhf_t
 
 // Samples one completion of each of rows[0..nb) into out (conv[j]: row j's
 // prompt is conversational).
-int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
+int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const chat_stops *stops,
                 const rlhf_gen_opts *g, rlhf_rng *rng, const int **rows, const int *row_len,
                 const int *conv, int nb, completion *out, rlhf_err *err) {
     rlhf_gen_out go;
@@ -163,14 +102,14 @@ int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
         int L = go.length[j], ended = 0;
         const int *ids = go.tokens + (size_t)j * go.n_new;
         for (int i = 0; i < L; i++)
-            if (is_stop_id(stops, ids[i])) {
+            if (chat_is_stop_id(stops, ids[i])) {
                 L = i;
                 ended = 1;
                 break;
             }
         size_t len; // what the completion adds to its prompt
         char *text = tok_decode_next(t, rows[j][row_len[j] - 1], ids, L, 0, &len);
-        size_t cut = stop_text_at(stops, text, len);
+        size_t cut = chat_stop_text_at(stops, text, len);
         if (cut < len) ended = 1;
         // a conversational prompt's completion is the assistant message's content
         size_t start = strlen(stops->reply_prefix);
@@ -180,7 +119,7 @@ int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
     gen_out_free(&go);
     return 0;
 }
-void gen_opts_for(const stop_rules *stops, const rlhf_tokenizer *t, int max_new, float temperature,
+void gen_opts_for(const chat_stops *stops, const rlhf_tokenizer *t, int max_new, float temperature,
                   int top_k, float top_p, rlhf_gen_opts *g) {
     *g = (rlhf_gen_opts){.max_new_tokens = max_new,
                          .temperature = temperature,

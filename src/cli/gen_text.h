@@ -8,19 +8,9 @@
 
 #include "data/dataset.h"
 #include "rlhf.h"
+#include "tok/chat.h"
 #include "tok/tok.h"
 
-// How a reply ends, and how it begins. ids: the tokenizer's EOS, its other stop
-// id (llama2.c's BOS, tok_stop_id) and the template's end-of-turn token; text:
-// strings that end a reply where they begin; reply_prefix: template text before
-// an assistant message's content that the generation prompt leaves to the model
-// (hh's " "), not part of the message.
-typedef struct {
-    int ids[3], n_ids;
-    char text[2][96];
-    int n_text;
-    char reply_prefix[8];
-} stop_rules;
 
 // The prompts of one generate call, tokenized, with what to echo back.
 typedef struct {
@@ -39,21 +29,6 @@ typedef struct {
     int ended;
 } completion;
 
-// Whether id is one of the rules' stop ids.
-int is_stop_id(const stop_rules *s, int id);
-
-// The stop rules of a chat template (NULL: EOS only), read off a rendered
-// exchange so that every template gets them from chat.c's own markup.
-int stop_rules_for(const char *chat_template, const rlhf_tokenizer *t, stop_rules *s,
-                   rlhf_err *err);
-
-// Where the first stop text begins in text[0..n), or n if none does.
-size_t stop_text_at(const stop_rules *s, const char *text, size_t n);
-
-// Bytes at the end of text[0..n) that could be the start of a stop text: held
-// back from a stream until the next token tells.
-size_t stop_text_pending(const stop_rules *s, const char *text, size_t n);
-
 void prompt_set_free(prompt_set *p);
 
 // "prompt 3 (prompts.jsonl:7)" or "the prompt", for messages
@@ -70,13 +45,13 @@ int load_prompts(prompt_set *p, const char *text, const char *file, const rlhf_t
 
 // Samples one completion of each of rows[0..nb) into out (conv[j]: row j's
 // prompt is conversational).
-int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const stop_rules *stops,
+int sample_rows(rlhf_model *m, const rlhf_tokenizer *t, const chat_stops *stops,
                 const rlhf_gen_opts *g, rlhf_rng *rng, const int **rows, const int *row_len,
                 const int *conv, int nb, completion *out, rlhf_err *err);
 
 // The generation options of `rlhf generate`: generate() stops rows at the stop
 // ids (the first as eos_id); the stop texts cut the text afterwards.
-void gen_opts_for(const stop_rules *stops, const rlhf_tokenizer *t, int max_new, float temperature,
+void gen_opts_for(const chat_stops *stops, const rlhf_tokenizer *t, int max_new, float temperature,
                   int top_k, float top_p, rlhf_gen_opts *g);
 
 #endif

@@ -35,39 +35,6 @@ int serve_fail(serve_error *e, int status, const char *param, const char *code, 
     return -1;
 }
 
-// The stop rules of a template (NULL: the tokenizer's stop ids only), read off
-// a rendered exchange so that each template brings its own markup (the same
-// rules as `rlhf chat`, src/cli/cmd_gen.c).
-int serve_stops_for(const char *chat_template, const rlhf_tokenizer *t, serve_stops *s,
-                    rlhf_err *err) {
-    memset(s, 0, sizeof *s);
-    if (tok_eos(t) >= 0) s->ids[s->n_ids++] = tok_eos(t);
-    if (tok_stop_id(t) >= 0 && tok_stop_id(t) != tok_eos(t)) s->ids[s->n_ids++] = tok_stop_id(t);
-    if (!chat_template) return 0;
-    chat_message ex[2] = {{CHAT_USER, "u"}, {CHAT_ASSISTANT, "a"}};
-    chat_text ct;
-    if (chat_render(chat_template, ex, 2, 0, &ct, err)) return -1;
-    for (int i = 0; i < ct.n_seg; i++) {
-        const chat_segment *g = &ct.seg[i];
-        if (g->kind == CHAT_SEG_CONTENT && g->message == 1 && g->len < sizeof s->reply_prefix)
-            memcpy(s->reply_prefix, ct.text + g->start, g->len - 1); // the content is "a"
-        int end = g->kind == CHAT_SEG_END && g->message == 1;
-        int user_header = g->kind == CHAT_SEG_HEADER && g->message == 0;
-        if (!(end || user_header) || g->len >= sizeof s->text[0] || s->n_text == 2) continue;
-        memcpy(s->text[s->n_text], ct.text + g->start, g->len);
-        s->text[s->n_text][g->len] = '\0';
-        if (end) {
-            int id = tok_find_special(t, s->text[s->n_text]);
-            int known = 0;
-            for (int k = 0; k < s->n_ids; k++) known |= s->ids[k] == id;
-            if (id >= 0 && !known && s->n_ids < 3) s->ids[s->n_ids++] = id;
-        }
-        s->n_text++;
-    }
-    chat_text_free(&ct);
-    return 0;
-}
-
 void serve_job_free(serve_job *j) {
     if (!j) return;
     for (int i = 0; i < j->n_prompts; i++) free(j->prompt_ids[i]);

@@ -70,12 +70,6 @@ static size_t stop_pending(const serve_job *j, const char *text, size_t n) {
     return hold;
 }
 
-static int is_stop_id(const serve_stops *s, int id) {
-    for (int i = 0; i < s->n_ids; i++)
-        if (s->ids[i] == id) return 1;
-    return 0;
-}
-
 // logits (V) -> the model's log-probs in lp (V); the top k ids into ids/out.
 static void log_probs_top(const float *logits, int V, float *lp, int k, int *ids, float *out) {
     float mx = logits[0];
@@ -106,7 +100,7 @@ static int row_step(serve_server *s, serve_job *j, serve_row *r, float *logits, 
     int id = sample_token(logits, V, &r->opts, &r->rng, NULL);
     r->ids[r->n_ids++] = id;
     if (j->logprobs >= 0) r->logp[k] = lp[id];
-    if (is_stop_id(j->stops, id)) {
+    if (chat_is_stop_id(j->stops, id)) {
         r->done = 1;
         return id;
     }

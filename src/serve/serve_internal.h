@@ -14,6 +14,7 @@
 #include "rlhf.h"
 #include "reward/sources.h"
 #include "serve/serve.h"
+#include "tok/chat.h"
 #include "tok/tok.h"
 
 #define SERVE_MAX_STOP 4 // OpenAI's limit on "stop" strings
@@ -31,20 +32,6 @@ typedef struct {
 
 int serve_fail(serve_error *e, int status, const char *param, const char *code, const char *fmt,
                ...) __attribute__((format(printf, 5, 6)));
-
-// How replies end: stop ids (EOS, the tokenizer's other stop id, a template's
-// end-of-turn token), stop texts (a template's end-of-turn marker and user
-// header), and the template text before an assistant reply's content that the
-// generation prompt leaves to the model (hh's " ").
-typedef struct {
-    int ids[3], n_ids;
-    char text[2][96];
-    int n_text;
-    char reply_prefix[8];
-} serve_stops;
-
-int serve_stops_for(const char *chat_template, const rlhf_tokenizer *t, serve_stops *s,
-                    rlhf_err *err);
 
 typedef enum { JOB_COMPLETION = 0, JOB_CHAT = 1 } job_kind;
 
@@ -80,7 +67,7 @@ typedef struct serve_job {
     int max_tokens;
     char *stop[SERVE_MAX_STOP];
     int n_stop;
-    const serve_stops *stops; // the server's rules for this kind
+    const chat_stops *stops; // the server's rules for this kind
     int stream, include_usage;
     int logprobs; // -1 off; else how many top alternatives (0..5)
     // state, under srv->mu
@@ -99,7 +86,7 @@ typedef struct serve_server {
     rlhf_model *m;
     rlhf_tokenizer *t;
     int add_bos;
-    serve_stops plain, chat;
+    chat_stops plain, chat;
     reward_set rs;
     int has_rm;
     pthread_mutex_t rm_mu; // one reward scoring at a time (the model's buffers)

@@ -270,8 +270,8 @@ static int load_models(serve_server *s, rlhf_err *err) {
         if (model_load_any(c->model, c->seed, &s->m, err)) return rlhf_fail_ctx(err, "--model");
         if (model_tokenizer(s->m, c->tokenizer, &s->t, err)) return -1;
         s->add_bos = tok_resolve_add_bos(s->t, -1);
-        if (serve_stops_for(NULL, s->t, &s->plain, err) ||
-            serve_stops_for(c->chat_template, s->t, &s->chat, err))
+        if (chat_stops_for(NULL, s->t, &s->plain, err) ||
+            chat_stops_for(c->chat_template, s->t, &s->chat, err))
             return -1;
     }
     if (c->reward_model) {

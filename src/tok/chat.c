@@ -187,3 +187,66 @@ int chat_encode(const rlhf_tokenizer *t, const chat_text *c, int begin, int end,
         free(m);
     return 0;
 }
+
+// ------------------------------------------------------------- stop rules --
+
+int chat_is_stop_id(const chat_stops *s, int id) {
+    for (int i = 0; i < s->n_ids; i++)
+        if (s->ids[i] == id) return 1;
+    return 0;
+}
+
+// The stop rules of a chat template (NULL: EOS only), read off a rendered
+// exchange so that every template gets them from chat.c's own markup.
+int chat_stops_for(const char *chat_template, const rlhf_tokenizer *t, chat_stops *s,
+                   rlhf_err *err) {
+    memset(s, 0, sizeof *s);
+    if (tok_eos(t) >= 0) s->ids[s->n_ids++] = tok_eos(t);
+    if (tok_stop_id(t) >= 0 && tok_stop_id(t) != tok_eos(t)) s->ids[s->n_ids++] = tok_stop_id(t);
+    if (!chat_template) return 0;
+    chat_message ex[2] = {{CHAT_USER, "u"}, {CHAT_ASSISTANT, "a"}};
+    chat_text ct;
+    if (chat_render(chat_template, ex, 2, 0, &ct, err)) return -1;
+    for (int i = 0; i < ct.n_seg; i++) {
+        const chat_segment *g = &ct.seg[i];
+        if (g->kind == CHAT_SEG_CONTENT && g->message == 1 && g->len < sizeof s->reply_prefix)
+            memcpy(s->reply_prefix, ct.text + g->start, g->len - 1); // content is "a"
+        int end = g->kind == CHAT_SEG_END && g->message == 1;
+        int user_header = g->kind == CHAT_SEG_HEADER && g->message == 0;
+        if (!(end || user_header) || g->len >= sizeof s->text[0] || s->n_text == 2) continue;
+        memcpy(s->text[s->n_text], ct.text + g->start, g->len);
+        s->text[s->n_text][g->len] = '\0';
+        if (end) {
+            int id = tok_find_special(t, s->text[s->n_text]);
+            if (id >= 0 && !chat_is_stop_id(s, id) && s->n_ids < 3) s->ids[s->n_ids++] = id;
+        }
+        s->n_text++;
+    }
+    chat_text_free(&ct);
+    return 0;
+}
+
+// Where the first stop text begins in text[0..n), or n if none does.
+size_t chat_stop_text_at(const chat_stops *s, const char *text, size_t n) {
+    size_t at = n;
+    for (int i = 0; i < s->n_text; i++) {
+        const char *p = memmem(text, n, s->text[i], strlen(s->text[i]));
+        if (p && (size_t)(p - text) < at) at = (size_t)(p - text);
+    }
+    return at;
+}
+
+// Bytes at the end of text[0..n) that could be the start of a stop text: held
+// back from a stream until the next token tells.
+size_t chat_stop_text_pending(const chat_stops *s, const char *text, size_t n) {
+    size_t hold = 0;
+    for (int i = 0; i < s->n_text; i++) {
+        size_t L = strlen(s->text[i]);
+        for (size_t k = L - 1; k > hold; k--)
+            if (k <= n && !memcmp(text + n - k, s->text[i], k)) {
+                hold = k;
+                break;
+            }
+    }
+    return hold;
+}

@@ -106,4 +106,34 @@ void chat_text_free(chat_text *c);
 int chat_encode(const rlhf_tokenizer *t, const chat_text *c, int begin, int end, int parse_special,
                 int **ids, uint8_t **mask, int *n, rlhf_err *err);
 
+// ------------------------------------------------------------- stop rules --
+// `rlhf generate` and `rlhf chat` (cli/gen_text), `rlhf serve` and the Python
+// binding all end replies by these.
+// How a reply ends, and how it begins. ids: the tokenizer's EOS, its other stop
+// id (llama2.c's BOS, tok_stop_id) and the template's end-of-turn token; text:
+// strings that end a reply where they begin; reply_prefix: template text before
+// an assistant message's content that the generation prompt leaves to the model
+// (hh's " "), not part of the message.
+typedef struct {
+    int ids[3], n_ids;
+    char text[2][96];
+    int n_text;
+    char reply_prefix[8];
+} chat_stops;
+
+// Whether id is one of the rules' stop ids.
+int chat_is_stop_id(const chat_stops *s, int id);
+
+// The stop rules of a chat template (NULL: EOS only), read off a rendered
+// exchange so that every template gets them from chat.c's own markup.
+int chat_stops_for(const char *chat_template, const rlhf_tokenizer *t, chat_stops *s,
+                   rlhf_err *err);
+
+// Where the first stop text begins in text[0..n), or n if none does.
+size_t chat_stop_text_at(const chat_stops *s, const char *text, size_t n);
+
+// Bytes at the end of text[0..n) that could be the start of a stop text: held
+// back from a stream until the next token tells.
+size_t chat_stop_text_pending(const chat_stops *s, const char *text, size_t n);
+
 #endif
