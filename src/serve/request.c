@@ -35,6 +35,27 @@ int serve_fail(serve_error *e, int status, const char *param, const char *code, 
     return -1;
 }
 
+// A request body as a JSON object: UTF-8 text, no \\u0000 (cJSON would cut a
+// string there), an object. NULL + e otherwise.
+cJSON *serve_parse_object(const char *body, size_t len, serve_error *e) {
+    char where[128];
+    if (!serve_utf8_valid(body, len)) {
+        serve_fail(e, 400, NULL, "invalid_json", "the body is not UTF-8 text");
+        return NULL;
+    }
+    if (json_find_nul(body, len, where, sizeof where)) {
+        serve_fail(e, 400, NULL, "invalid_value", "%s holds the escape \\u0000", where);
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(root)) {
+        serve_fail(e, 400, NULL, "invalid_json", "the body is not a JSON object");
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 void serve_job_free(serve_job *j) {
     if (!j) return;
     for (int i = 0; i < j->n_prompts; i++) free(j->prompt_ids[i]);
@@ -369,21 +390,8 @@ serve_job *serve_parse_completion(serve_server *s, const char *body, size_t len,
                    chat_template_list());
         return NULL;
     }
-    char where[128];
-    if (!serve_utf8_valid(body, len)) {
-        serve_fail(e, 400, NULL, "invalid_json", "the body is not UTF-8 text");
-        return NULL;
-    }
-    if (json_find_nul(body, len, where, sizeof where)) {
-        serve_fail(e, 400, NULL, "invalid_value", "%s holds the escape \\u0000", where);
-        return NULL;
-    }
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!cJSON_IsObject(root)) {
-        serve_fail(e, 400, NULL, "invalid_json", "the body is not a JSON object");
-        cJSON_Delete(root);
-        return NULL;
-    }
+    cJSON *root = serve_parse_object(body, len, e);
+    if (!root) return NULL;
     serve_job *j = xcalloc(1, sizeof *j);
     j->kind = kind;
     j->refs = 1;

@@ -405,27 +405,16 @@ static int split_queries(const cJSON *root, const char **q, int n, const char **
 }
 
 char *serve_reward_body(serve_server *s, const char *body, size_t len, serve_error *e) {
-    char where[128];
     if (!s->has_rm) {
         serve_fail(e, 404, NULL, "not_found",
                    "/get_reward needs a reward model: start the server with --reward_model");
         return NULL;
     }
-    if (!serve_utf8_valid(body, len)) {
-        serve_fail(e, 400, NULL, "invalid_json", "the body is not UTF-8 text");
-        return NULL;
-    }
-    if (json_find_nul(body, len, where, sizeof where)) {
-        serve_fail(e, 400, NULL, "invalid_value", "%s holds the escape \\u0000", where);
-        return NULL;
-    }
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *root = serve_parse_object(body, len, e);
+    if (!root) return NULL;
     const char **q = NULL, **prompts = NULL, **completions = NULL;
     char *out = NULL;
-    if (!cJSON_IsObject(root))
-        serve_fail(e, 400, NULL, "invalid_json", "the body is not a JSON object");
-    else
-        q = string_list(root, "query", -1, e);
+    q = string_list(root, "query", -1, e);
     int n = q ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "query")) : 0;
     if (q && split_queries(root, q, n, &prompts, &completions, e) == 0) {
         float *r = xmalloc((size_t)n * sizeof(float));

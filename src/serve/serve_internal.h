@@ -137,6 +137,9 @@ char *serve_reward_body(serve_server *s, const char *body, size_t len, serve_err
 char *serve_utf8(const char *s, size_t n);
 // 1 if s[0..n) is valid UTF-8.
 int serve_utf8_valid(const char *s, size_t n);
+// A request body as a JSON object (UTF-8, no \u0000, an object); NULL + e
+// (a 400) otherwise. cJSON_Delete it.
+struct cJSON *serve_parse_object(const char *body, size_t len, serve_error *e);
 // Bytes at the end of s[0..n) that are an incomplete UTF-8 sequence (0..3).
 size_t serve_utf8_tail(const char *s, size_t n);
 
