@@ -125,7 +125,9 @@ static int test_mlp_fd(void) {
     double e1 = mlp_fd_case(5, 7, 2, 3, 3, 4, 1);  // E = 3, two hidden layers
     double e2 = mlp_fd_case(3, 6, 1, 2, 1, 1, 2);  // B = 1, one layer, one member
     double e3 = mlp_fd_case(4, 5, 3, 1, 2, 9, 3);  // odd sizes, three layers, scalar out
-    printf("  max relative error: %.2g %.2g %.2g\n", e1, e2, e3);
+    double e4 = mlp_fd_case(9, 6, 2, 20, 2, 5, 4);    // wide last layer (out > 16), in >= hidden
+    double e5 = mlp_fd_case(17, 32, 2, 17, 1, 70, 5); // out 17, a batch past the skinny sizes
+    printf("  max relative error: %.2g %.2g %.2g %.2g %.2g\n", e1, e2, e3, e4, e5);
     return 0;
 }
 
