@@ -27,6 +27,19 @@ void http_response_free(http_response *r) {
     memset(r, 0, sizeof *r);
 }
 
+// The URL for messages: no "user:password@", no "?query" (it may hold a key).
+void http_url_shown(const char *url, char *out, size_t cap) {
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end ? scheme_end + 3 : url;
+    const char *path = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(path - host));
+    size_t lead = (size_t)(host - url);
+    const char *rest = at ? at + 1 : host;
+    size_t rest_len = strcspn(rest, "?#");
+    snprintf(out, cap, "%.*s%s%.*s%s", (int)lead, url, at ? "***@" : "", (int)rest_len, rest,
+             rest[rest_len] == '?' ? "?..." : "");
+}
+
 #ifndef RLHF_HAVE_CURL
 
 int http_available(void) {
@@ -62,19 +75,6 @@ static void curl_init_once(void) {
 
 int http_available(void) {
     return 1;
-}
-
-// The URL for messages: no "user:password@", no "?query" (it may hold a key).
-static void url_for_log(const char *url, char *out, size_t cap) {
-    const char *scheme_end = strstr(url, "://");
-    const char *host = scheme_end ? scheme_end + 3 : url;
-    const char *path = host + strcspn(host, "/?#");
-    const char *at = memchr(host, '@', (size_t)(path - host));
-    size_t lead = (size_t)(host - url);
-    const char *rest = at ? at + 1 : host;
-    size_t rest_len = strcspn(rest, "?#");
-    snprintf(out, cap, "%.*s%s%.*s%s", (int)lead, url, at ? "***@" : "", (int)rest_len, rest,
-             rest[rest_len] == '?' ? "?..." : "");
 }
 
 typedef struct {
@@ -219,7 +219,7 @@ static void http_try(const char *url, const char *body, const http_opts *o, cons
 static int fail_request(rlhf_err *err, const char *method, const char *url,
                         const http_response *resp, const try_result *tr, int transient) {
     char shown[512];
-    url_for_log(url, shown, sizeof shown);
+    http_url_shown(url, shown, sizeof shown);
     const char *why = transient ? "gave up" : "not retried";
     if (tr->too_big)
         return rlhf_fail(err, "%s %s: the answer is larger than %zu MiB (%s)", method, shown,

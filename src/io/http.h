@@ -42,5 +42,8 @@ int http_post_json(const char *url, const char *body, const http_opts *o, http_r
 // GET url, same rules.
 int http_get(const char *url, const http_opts *o, http_response *resp, rlhf_err *err);
 void http_response_free(http_response *r);
+// url as messages show it: "user:password@" becomes "***@", a "?query" (it
+// may hold a key) becomes "?...". Into out (cap bytes, NUL-terminated).
+void http_url_shown(const char *url, char *out, size_t cap);
 
 #endif

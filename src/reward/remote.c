@@ -30,16 +30,6 @@ void remote_rm_opts_default(remote_rm_opts *o) {
     o->batch_size = 64;
 }
 
-static void url_shown(const char *url, char *out, size_t cap) {
-    const char *host = strstr(url, "://") ? strstr(url, "://") + 3 : url;
-    size_t host_len = strcspn(host, "/?#");
-    const char *at = memchr(host, '@', host_len);
-    const char *rest = at ? at + 1 : host;
-    size_t rest_len = strcspn(rest, "?#");
-    snprintf(out, cap, "%.*s%s%.*s%s", (int)(host - url), url, at ? "***@" : "", (int)rest_len,
-             rest, rest[rest_len] == '?' ? "?..." : "");
-}
-
 int remote_rm_open(remote_rm **out, const char *url, const remote_rm_opts *o, rlhf_err *err) {
     *out = NULL;
     if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
@@ -51,7 +41,7 @@ int remote_rm_open(remote_rm **out, const char *url, const remote_rm_opts *o, rl
                          url);
     remote_rm *r = xcalloc(1, sizeof *r);
     r->url = strdup(url);
-    url_shown(url, r->shown, sizeof r->shown);
+    http_url_shown(url, r->shown, sizeof r->shown);
     if (o)
         r->o = *o;
     else
