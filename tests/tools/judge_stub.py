@@ -55,7 +55,16 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *a):  # quiet
         pass
 
+    def leave(self):
+        # a request stops counting as in flight before its answer is written: the
+        # client may send its next request the moment it reads this one's answer
+        if getattr(self, "counted", False):
+            self.counted = False
+            with STATE["lock"]:
+                STATE["in_flight"] -= 1
+
     def send_json(self, code, obj):
+        self.leave()
         data = json.dumps(obj).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -74,11 +83,11 @@ class Handler(BaseHTTPRequestHandler):
         with STATE["lock"]:
             STATE["in_flight"] += 1
             STATE["max_in_flight"] = max(STATE["max_in_flight"], STATE["in_flight"])
+        self.counted = True
         try:
             self.answer()
         finally:
-            with STATE["lock"]:
-                STATE["in_flight"] -= 1
+            self.leave()
 
     def answer(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
@@ -125,6 +134,7 @@ class Handler(BaseHTTPRequestHandler):
                                 "text": answer}]}
         if mode == "disconnect":
             data = json.dumps(out).encode()
+            self.leave()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
