@@ -140,6 +140,17 @@ struct rlhf_model {
     float *score;           // (B, K) scalar heads at each row's last real token (K = score_head)
     float *values;          // (B,T) value head (if value_head)
     int want_entropy;       // set to 1 before forward to compute entropy too
+
+    // What is trained. The trainable parameters are the tail [n_frozen, n_params)
+    // of the one buffer: grads (and an optimizer's moments) hold only that tail,
+    // and the views in g are NULL for frozen tensors. 0 = everything trains.
+    // LoRA (src/model/lora.h) freezes the base: the table then ends with the
+    // score/value heads and the adapters, which are what trains.
+    size_t n_frozen;
+    int params_borrowed;    // params belong to another model (model_share_base): not freed
+    int grad_ckpt;          // activation checkpointing: keep each block's input, recompute in backward
+    void *lora;             // internal (src/model/lora.c): the adapters; NULL = none
+    void *w16;              // internal (src/model/dtype.c): 16-bit copies of frozen matrices; NULL = none
 };
 
 // Creates a model with seeded GPT-2-style init (N(0, 0.02); residual projections
@@ -153,6 +164,8 @@ int model_with_heads(const rlhf_model *src, int score_head, int value_head, uint
 const rlhf_tensor *model_find_tensor(const rlhf_model *m, const char *name);
 void model_alloc_grads(rlhf_model *m);
 void model_zero_grad(rlhf_model *m);
+// Floats that train: n_params - n_frozen (the size of grads and of an optimizer's moments).
+size_t model_n_trainable(const rlhf_model *m);
 
 // Forward over a batch. Writes m->logp, m->hidden, m->score, m->values.
 // Keeps what backward needs. -1 + err on bad input (token out of range, T > max).
@@ -240,6 +253,8 @@ void optim_free(rlhf_optim *o);
 float lr_at_step(const rlhf_optim_config *c, int step); // step is 0-based
 // Clips the global grad norm (if configured), applies AdamW with no decay on
 // tensors whose decay flag is 0, increments step. Returns the pre-clip grad norm.
+// Only the trainable tail [n_frozen, n_params) is updated; o->n must equal
+// model_n_trainable(m).
 float optim_step(rlhf_optim *o, rlhf_model *m);
 
 // ------------------------------------------------------------ checkpoints --

@@ -3,6 +3,7 @@
 // a per-row slot mask and position counter keep padded rows exact. It runs the
 // same kernels as the training forward, without keeping activations.
 #include "model/model_internal.h"
+#include "model/linear.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,7 @@ int model_forward_cached(rlhf_model *m, rlhf_kv_cache *kv, const int *tokens, co
                               c->norm_eps);
         else
             rmsnorm_forward(a, rstd, x, W->attn_norm_w, (int)BN, C, c->norm_eps);
-        linear_forward(qkv, a, W->qkv_w, W->qkv_b, (int)BN, C, QKV);
+        model_linear_forward(m, l, LIN_QKV, qkv, a, (int)BN, 0);
         if (c->arch == ARCH_LLAMA) {
             rope_forward(qkv, m->rope_cos, m->rope_sin, pos, (int)BN, NH, HS, QKV);
             rope_forward(qkv + NH * HS, m->rope_cos, m->rope_sin, pos, (int)BN, NKV, HS, QKV);
@@ -122,19 +123,19 @@ int model_forward_cached(rlhf_model *m, rlhf_kv_cache *kv, const int *tokens, co
             }
         attention_cached_forward(atty, qkv, QKV, kc, vc, kv->mask, B, n, s0, maxT, NH, NKV, HS,
                                  scores);
-        linear_forward(tmp, atty, W->attn_out_w, W->attn_out_b, (int)BN, C, C);
+        model_linear_forward(m, l, LIN_ATTN_OUT, tmp, atty, (int)BN, 0);
         residual_forward(x, x, tmp, (long)BN * C);
         if (c->arch == ARCH_GPT2)
             layernorm_forward(a, mean, rstd, x, W->mlp_norm_w, W->mlp_norm_b, (int)BN, C,
                               c->norm_eps);
         else
             rmsnorm_forward(a, rstd, x, W->mlp_norm_w, (int)BN, C, c->norm_eps);
-        linear_forward(fch, a, W->mlp_up_w, W->mlp_up_b, (int)BN, C, FF);
+        model_linear_forward(m, l, LIN_MLP_UP, fch, a, (int)BN, 0);
         if (c->arch == ARCH_LLAMA)
             swiglu_forward(fact, fch, (int)BN, F);
         else
             gelu_forward(fact, fch, (long)BN * F);
-        linear_forward(tmp, fact, W->mlp_down_w, W->mlp_down_b, (int)BN, F, C);
+        model_linear_forward(m, l, LIN_MLP_DOWN, tmp, fact, (int)BN, 0);
         residual_forward(x, x, tmp, (long)BN * C);
     }
     kv->len += n;

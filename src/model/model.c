@@ -4,6 +4,7 @@
 // picks the norm, the position scheme and the MLP. The model only calls
 // kernels (src/nn); it never loops over elements beyond trivial head dots.
 #include "model/model_internal.h"
+#include "model/linear.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -76,14 +77,24 @@ const rlhf_tensor *model_find_tensor(const rlhf_model *m, const char *name) {
     return NULL;
 }
 
-static float *view(const rlhf_model *m, float *base, const char *fmt, int l) {
+// base + offset, where base holds the floats from `skip` on (grads hold only
+// the trainable tail): NULL for a tensor before skip (frozen) or not in the table
+static float *view_from(const rlhf_model *m, float *base, size_t skip, const char *fmt, int l) {
     char nm[64];
     snprintf(nm, sizeof nm, fmt, l);
     const rlhf_tensor *t = model_find_tensor(m, nm);
-    return t ? base + t->offset : NULL;
+    return t && t->offset >= skip ? base + (t->offset - skip) : NULL;
 }
 
+static void set_views_from(const rlhf_model *m, float *base, size_t skip, rlhf_views *v);
+
 static void set_views(const rlhf_model *m, float *base, rlhf_views *v) {
+    set_views_from(m, base, 0, v);
+}
+
+#define view(m, base, fmt, l) view_from(m, base, skip, fmt, l)
+
+static void set_views_from(const rlhf_model *m, float *base, size_t skip, rlhf_views *v) {
     if (!v->layers) v->layers = xcalloc(m->cfg.n_layer, sizeof(rlhf_layer));
     v->wte = view(m, base, "tok_emb.weight", 0);
     v->wpe = view(m, base, "pos_emb.weight", 0);
@@ -109,6 +120,13 @@ static void set_views(const rlhf_model *m, float *base, rlhf_views *v) {
     v->score_b = view(m, base, "score_head.bias", 0);
     v->value_w = view(m, base, "value_head.weight", 0);
     v->value_b = view(m, base, "value_head.bias", 0);
+}
+
+#undef view
+
+void model_set_views(rlhf_model *m) {
+    set_views(m, m->params, &m->w);
+    if (m->grads) set_views_from(m, m->grads, m->n_frozen, &m->g);
 }
 
 static uint64_t hash_name(const char *s) {
@@ -174,8 +192,10 @@ static void free_act_views(void *p);
 
 void model_free(rlhf_model *m) {
     if (!m) return;
+    lora_free(m);
+    dtype_free(m);
     free(m->tensors);
-    free(m->params);
+    if (!m->params_borrowed) free(m->params);
     free(m->grads);
     free(m->w.layers);
     free(m->g.layers);
@@ -189,14 +209,17 @@ void model_free(rlhf_model *m) {
 
 void model_alloc_grads(rlhf_model *m) {
     if (m->grads) return;
-    m->grads = xalloc_aligned(m->n_params * sizeof(float));
-    set_views(m, m->grads, &m->g);
+    size_t n = model_n_trainable(m);
+    m->grads = xalloc_aligned((n ? n : 1) * sizeof(float));
+    set_views_from(m, m->grads, m->n_frozen, &m->g);
 }
 
 void model_zero_grad(rlhf_model *m) {
     model_alloc_grads(m);
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    memset(m->grads, 0, model_n_trainable(m) * sizeof(float));
 }
+
+size_t model_n_trainable(const rlhf_model *m) { return m->n_params - m->n_frozen; }
 
 // ------------------------------------------------------------------ activations --
 
@@ -374,26 +397,26 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
     const rlhf_layer *W = &m->w.layers[l];
     layer_acts *L = &a->layers[l];
     int N = B * T, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, HS = C / NH;
-    int QKV = (NH + 2 * NKV) * HS, F = c->d_ff, FF = c->arch == ARCH_LLAMA ? 2 * F : F;
+    int QKV = (NH + 2 * NKV) * HS, F = c->d_ff;
 
     norm_forward(c, L->ln1, L->ln1_mean, L->ln1_rstd, inp, W->attn_norm_w, W->attn_norm_b, N);
-    linear_forward(L->qkv, L->ln1, W->qkv_w, W->qkv_b, N, C, QKV);
+    model_linear_forward(m, l, LIN_QKV, L->qkv, L->ln1, N, 1);
     if (c->arch == ARCH_LLAMA) {
         rope_forward(L->qkv, m->rope_cos, m->rope_sin, a->pos, N, NH, HS, QKV);
         rope_forward(L->qkv + NH * HS, m->rope_cos, m->rope_sin, a->pos, N, NKV, HS, QKV);
     }
     attention_forward(L->atty, L->att, L->qkv, a->mask, a->seg_on ? a->seg : NULL, B, T, NH, NKV,
                       HS);
-    linear_forward(a->tmp, L->atty, W->attn_out_w, W->attn_out_b, N, C, C);
+    model_linear_forward(m, l, LIN_ATTN_OUT, a->tmp, L->atty, N, 1);
     residual_forward(L->resid_mid, inp, a->tmp, (long)N * C);
     norm_forward(c, L->ln2, L->ln2_mean, L->ln2_rstd, L->resid_mid, W->mlp_norm_w, W->mlp_norm_b,
                  N);
-    linear_forward(L->fch, L->ln2, W->mlp_up_w, W->mlp_up_b, N, C, FF);
+    model_linear_forward(m, l, LIN_MLP_UP, L->fch, L->ln2, N, 1);
     if (c->arch == ARCH_LLAMA)
         swiglu_forward(L->fch_act, L->fch, N, F);
     else
         gelu_forward(L->fch_act, L->fch, (long)N * F);
-    linear_forward(a->tmp, L->fch_act, W->mlp_down_w, W->mlp_down_b, N, F, C);
+    model_linear_forward(m, l, LIN_MLP_DOWN, a->tmp, L->fch_act, N, 1);
     residual_forward(L->resid_out, L->resid_mid, a->tmp, (long)N * C);
 }
 
@@ -571,20 +594,19 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
         const float *inp = l ? a->layers[l - 1].resid_out : a->encoded;
         // dx holds d(resid_out); the residual passes it straight to resid_mid
         memset(dact, 0, (size_t)N * F * sizeof(float));
-        linear_backward(dact, G->mlp_down_w, G->mlp_down_b, dx, L->fch_act, W->mlp_down_w, N, F,
-                        C);
+        model_linear_backward(m, l, LIN_MLP_DOWN, dact, dx, L->fch_act, N);
         memset(dbig, 0, (size_t)N * FF * sizeof(float));
         if (c->arch == ARCH_LLAMA)
             swiglu_backward(dbig, L->fch, dact, N, F);
         else
             gelu_backward(dbig, L->fch, dact, (long)N * F);
         memset(dln, 0, (size_t)N * C * sizeof(float));
-        linear_backward(dln, G->mlp_up_w, G->mlp_up_b, dbig, L->ln2, W->mlp_up_w, N, C, FF);
+        model_linear_backward(m, l, LIN_MLP_UP, dln, dbig, L->ln2, N);
         norm_backward(c, dx, G->mlp_norm_w, G->mlp_norm_b, dln, L->resid_mid, W->mlp_norm_w,
                       L->ln2_mean, L->ln2_rstd, N);
         // dx holds d(resid_mid); the residual passes it to the block input
         memset(dact, 0, (size_t)N * C * sizeof(float));
-        linear_backward(dact, G->attn_out_w, G->attn_out_b, dx, L->atty, W->attn_out_w, N, C, C);
+        model_linear_backward(m, l, LIN_ATTN_OUT, dact, dx, L->atty, N);
         memset(dbig, 0, (size_t)N * QKV * sizeof(float));
         attention_backward(dbig, datt, dact, L->qkv, L->att, a->mask, B, T, NH, NKV, HS);
         if (c->arch == ARCH_LLAMA) {
@@ -592,7 +614,7 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
             rope_backward(dbig + NH * HS, m->rope_cos, m->rope_sin, a->pos, N, NKV, HS, QKV);
         }
         memset(dln, 0, (size_t)N * C * sizeof(float));
-        linear_backward(dln, G->qkv_w, G->qkv_b, dbig, L->ln1, W->qkv_w, N, C, QKV);
+        model_linear_backward(m, l, LIN_QKV, dln, dbig, L->ln1, N);
         norm_backward(c, dx, G->attn_norm_w, G->attn_norm_b, dln, inp, W->attn_norm_w,
                       L->ln1_mean, L->ln1_rstd, N);
     }

@@ -51,16 +51,19 @@ float lr_at_step(const rlhf_optim_config *c, int step) {
 }
 
 float optim_step(rlhf_optim *o, rlhf_model *m) {
-    RLHF_ASSERT(o->n == m->n_params && m->grads);
-    double norm = sqrt(sum_squares(m->grads, (long)m->n_params));
+    size_t n = model_n_trainable(m), skip = m->n_frozen;
+    RLHF_ASSERT(o->n == n && m->grads);
+    double norm = sqrt(sum_squares(m->grads, (long)n));
     if (o->cfg.max_grad_norm > 0 && norm > o->cfg.max_grad_norm)
-        scale_inplace(m->grads, (long)m->n_params, (float)(o->cfg.max_grad_norm / (norm + 1e-6)));
+        scale_inplace(m->grads, (long)n, (float)(o->cfg.max_grad_norm / (norm + 1e-6)));
     float lr = lr_at_step(&o->cfg, o->step);
     o->step++;
     for (int i = 0; i < m->n_tensors; i++) {
         const rlhf_tensor *t = &m->tensors[i];
-        size_t off = t->offset;
-        adamw_update(m->params + off, m->grads + off, o->m + off, o->v + off, (long)t->numel, lr,
+        if (t->offset < skip) continue;  // frozen
+        size_t off = t->offset - skip;   // in grads and moments
+        float *p = m->params + t->offset;
+        adamw_update(p, m->grads + off, o->m + off, o->v + off, (long)t->numel, lr,
                      o->cfg.beta1, o->cfg.beta2, o->cfg.eps, t->decay ? o->cfg.weight_decay : 0.0f,
                      o->step);
     }

@@ -102,7 +102,7 @@ static int trainer_start(trainer *t, rlhf_err *err) {
     if (t->total <= 0 && (t->total = train_total_steps(c, t->units, err)) < 0) return -1;
     long optim_steps = t->optim_steps > 0 ? t->optim_steps : t->total;
     if (optim_steps > 0x7fffffff) return rlhf_fail(err, "%ld optimizer steps is too many", optim_steps);
-    if (!(t->o = train_make_optim(c, t->m->n_params, (int)optim_steps, err))) return -1;
+    if (!(t->o = train_make_optim(c, model_n_trainable(t->m), (int)optim_steps, err))) return -1;
     rng_seed(&t->rng, c->seed);
     int resuming = t->resume_from[0] != 0;
     if (resuming) {
