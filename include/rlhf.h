@@ -148,7 +148,8 @@ struct rlhf_model {
     // score/value heads and the adapters, which are what trains.
     size_t n_frozen;
     int params_borrowed;    // params belong to another model (model_share_base): not freed
-    int grad_ckpt;          // activation checkpointing: keep each block's input, recompute in backward
+    int grad_ckpt;          // activation checkpointing: keep each block's input, recompute in
+                            // backward (set before model_forward; gradients are bit-identical)
     void *lora;             // internal (src/model/lora.c): the adapters; NULL = none
     void *w16;              // internal (src/model/dtype.c): 16-bit copies of frozen matrices; NULL = none
 };
@@ -179,6 +180,13 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
 void model_logits(rlhf_model *m, float *out);
 // Bytes of activation memory a forward+backward of this shape uses (documented peak).
 size_t model_activation_bytes(const rlhf_config *c, int B, int T);
+// The same with activation checkpointing on (grad_ckpt 1: m->grad_ckpt set before
+// the forward) or off (0: = model_activation_bytes). Checkpointing keeps one
+// (B,T,C) stream per layer and one layer's activations, recomputed in backward.
+size_t model_activation_bytes_ckpt(const rlhf_config *c, int B, int T, int grad_ckpt);
+// What a forward alone keeps (no backward scratch): a model that only scores
+// (a reference policy) holds this much.
+size_t model_forward_activation_bytes(const rlhf_config *c, int B, int T, int grad_ckpt);
 
 // -------------------------------------------------------------- KV cache --
 typedef struct {

@@ -248,6 +248,8 @@ typedef struct {
     int *seg;                          // (N) segment of each token (-1 padding) when seg_on
     int seg_on;                        // the batch is packed (rlhf_batch.segment given)
     uint8_t *mask;                     // (N)
+    int ckpt;                          // laid out for activation checkpointing (see layout_acts)
+    int scratch_layer;                 // ckpt: the layer whose activations the scratch holds (-1 none)
 } acts_view;
 
 typedef struct {
@@ -255,7 +257,13 @@ typedef struct {
 } shape;
 
 // Lays out (or, with base == NULL, measures) the activation buffer for B x T.
-static size_t layout_acts(const rlhf_config *c, int B, int T, float *base, acts_view *a) {
+// With ckpt (activation checkpointing) every layer keeps only its output
+// resid_out (the next layer's input); the rest of layer_acts is ONE scratch set
+// shared by all layers (layer 0's), which holds the activations of one layer at
+// a time: the last one after the forward, and in the backward the layer being
+// differentiated, recomputed from its saved input just before.
+static size_t layout_acts(const rlhf_config *c, int B, int T, int ckpt, float *base,
+                          acts_view *a) {
     size_t N = (size_t)B * T, C = c->n_embd, HS = C / c->n_head;
     size_t QKV = (c->n_head + 2 * c->n_kv_head) * HS;
     size_t F = c->d_ff, FF = c->arch == ARCH_LLAMA ? 2 * F : F;
@@ -268,6 +276,11 @@ static size_t layout_acts(const rlhf_config *c, int B, int T, float *base, acts_
     TAKE(a->encoded, N * C);
     for (int l = 0; l < c->n_layer; l++) {
         layer_acts dummy, *L = base ? &a->layers[l] : &dummy;
+        if (ckpt && l > 0) {
+            if (base) *L = a->layers[0];  // the shared scratch ...
+            TAKE(L->resid_out, N * C);    // ... and an output of its own
+            continue;
+        }
         TAKE(L->ln1, N * C);
         TAKE(L->ln1_mean, N);
         TAKE(L->ln1_rstd, N);
@@ -339,14 +352,24 @@ static void free_act_views(void *p) {
     free(p);
 }
 
-size_t model_activation_bytes(const rlhf_config *c, int B, int T) {
+size_t model_forward_activation_bytes(const rlhf_config *c, int B, int T, int grad_ckpt) {
     acts_view a;
+    return layout_acts(c, B, T, grad_ckpt != 0, NULL, &a) * sizeof(float);
+}
+
+size_t model_activation_bytes_ckpt(const rlhf_config *c, int B, int T, int grad_ckpt) {
     bwd_view d;
-    return (layout_acts(c, B, T, NULL, &a) + layout_bwd(c, B, T, NULL, &d)) * sizeof(float);
+    return model_forward_activation_bytes(c, B, T, grad_ckpt) +
+           layout_bwd(c, B, T, NULL, &d) * sizeof(float);
+}
+
+size_t model_activation_bytes(const rlhf_config *c, int B, int T) {
+    return model_activation_bytes_ckpt(c, B, T, 0);
 }
 
 static void ensure_acts(rlhf_model *m, int B, int T) {
-    size_t need = layout_acts(&m->cfg, B, T, NULL, &(acts_view){0});
+    int ckpt = m->grad_ckpt != 0;
+    size_t need = layout_acts(&m->cfg, B, T, ckpt, NULL, &(acts_view){0});
     if (need > m->act_capacity) {
         free(m->acts);
         m->acts = xalloc_aligned(need * sizeof(float));
@@ -362,7 +385,9 @@ static void ensure_acts(rlhf_model *m, int B, int T) {
     layer_acts *keep = a->layers;
     memset(a, 0, sizeof *a);
     a->layers = keep;
-    layout_acts(&m->cfg, B, T, m->acts, a);
+    a->ckpt = ckpt;
+    a->scratch_layer = -1;
+    layout_acts(&m->cfg, B, T, ckpt, m->acts, a);
     m->B = B;
     m->T = T;
     m->hidden = a->lnf;
@@ -481,6 +506,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
         block_forward(m, a, l, x, B, T);
         x = a->layers[l].resid_out;
     }
+    if (a->ckpt) a->scratch_layer = c->n_layer - 1;
     norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.final_norm_w, m->w.final_norm_b, N);
     logprob_forward(a->logp, a->lse, m->want_entropy ? a->entropy : NULL, a->lnf, m->w.lm_head,
                     a->targets, N, C, V, a->logits_scratch);
@@ -592,6 +618,12 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
         rlhf_layer *G = &m->g.layers[l];
         layer_acts *L = &a->layers[l];
         const float *inp = l ? a->layers[l - 1].resid_out : a->encoded;
+        if (a->ckpt && a->scratch_layer != l) {
+            // checkpointing: the same kernels on the same input rebuild exactly what the
+            // forward kept (resid_out is rewritten with the values it already holds)
+            block_forward(m, a, l, inp, B, T);
+            a->scratch_layer = l;
+        }
         // dx holds d(resid_out); the residual passes it straight to resid_mid
         memset(dact, 0, (size_t)N * F * sizeof(float));
         model_linear_backward(m, l, LIN_MLP_DOWN, dact, dx, L->fch_act, N);
