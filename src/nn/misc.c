@@ -88,10 +88,11 @@ void embedding_forward(float *out, const int *tokens, const int *pos, const floa
     }
 }
 
-// dout (N,C) -> dwte (V,C) +=, dwpe (maxT,C) += or NULL. Tokens repeat, so threads split
-// the channels rather than the rows.
+// dout (N,C) -> dwte (V,C) +=, dwpe (maxT,C) +=; either may be NULL (frozen). Tokens
+// repeat, so threads split the channels rather than the rows.
 void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
                         const int *pos, int N, int C) {
+    if (!dwte && !dwpe) return;
     enum { CB = 64 };
     int nb = (C + CB - 1) / CB;
 #pragma omp parallel for if (PAR((long)N * C) && nb > 1)
@@ -99,8 +100,10 @@ void embedding_backward(float *dwte, float *dwpe, const float *dout, const int *
         int c0 = blk * CB, c1 = c0 + CB < C ? c0 + CB : C;
         for (int n = 0; n < N; n++) {
             const float *d = dout + (long)n * C;
-            float *e = dwte + (long)tokens[n] * C;
-            for (int i = c0; i < c1; i++) e[i] += d[i];
+            if (dwte) {
+                float *e = dwte + (long)tokens[n] * C;
+                for (int i = c0; i < c1; i++) e[i] += d[i];
+            }
             if (dwpe) {
                 float *p = dwpe + (long)pos[n] * C;
                 for (int i = c0; i < c1; i++) p[i] += d[i];
