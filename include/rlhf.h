@@ -152,6 +152,13 @@ struct rlhf_model {
                             // backward (set before model_forward; gradients are bit-identical)
     void *lora;             // internal (src/model/lora.c): the adapters; NULL = none
     void *w16;              // internal (src/model/dtype.c): 16-bit copies of frozen matrices; NULL = none
+    // Where the weights came from, as model_load_any resolved it: the real path of
+    // the checkpoint / HF folder / .bin, or a named size ("tiny", ...) with the
+    // seed that made it (origin_seed). "" = made in memory. A LoRA checkpoint
+    // records it as its base (adapter_config.json base_model_name_or_path).
+    // model_with_heads and model_share_base copy it.
+    char origin[1024];
+    uint64_t origin_seed;
 };
 
 // Creates a model with seeded GPT-2-style init (N(0, 0.02); residual projections
