@@ -117,6 +117,7 @@ bench: all $(BUILD)/bench_tok
 	BUILD=$(BUILD) bash bench/run.sh
 	$(MAKE) --no-print-directory bench-ctrl
 	$(MAKE) --no-print-directory bench-serve
+	$(MAKE) --no-print-directory bench-memory
 
 # control: gradient updates/s beside PyTorch (SAC, CQL, IQL; 256-wide, batch 256,
 # 2 and 3 layers), then environment steps/s of the MuJoCo tasks (random actions)
@@ -128,6 +129,10 @@ bench-ctrl: all
 # 124M config, beside llama.cpp's server when LLAMA_SERVER=/path/to/llama-server is set
 bench-serve: all
 	BUILD=$(BUILD) /usr/bin/python3 bench/serve_bench.py
+
+# peak memory of training runs (full vs LoRA vs LoRA + checkpointing) beside their memory plans
+bench-memory: all
+	BUILD=$(BUILD) /usr/bin/python3 bench/memory_bench.py
 
 demo: all
 	BUILD=$(BUILD) bash scripts/demo.sh
@@ -187,5 +192,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl bench-serve demo studies asan fuzz format clean
+.PHONY: all test bench bench-ctrl bench-serve bench-memory demo studies asan fuzz format clean
 .SECONDARY:
