@@ -5,6 +5,11 @@
 // non-finite weights and writes the folder as a whole: every file (and a
 // trainer's extras) goes into DIR.tmp.<pid>, which is then renamed to DIR in one
 // step, so DIR is either the old checkpoint, the new one, or absent.
+//
+// A model with LoRA adapters is saved as a PEFT adapter folder instead
+// (adapter_config.json + adapter_model.safetensors: the adapters and heads,
+// src/model/peft.h), beside optimizer.safetensors whose moments cover only
+// what trains; loading such a folder loads the base it names plus the adapters.
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +22,8 @@
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "model/hf.h"
+#include "model/lora.h"
+#include "model/peft.h"
 #include "model/model_internal.h"
 
 static int all_finite(const float *x, size_t n) {
@@ -31,6 +38,10 @@ static int write_files(const char *dir, const rlhf_model *m, const rlhf_optim *o
     char path[4600];
     char step[32];
     snprintf(step, sizeof step, "%d", o ? o->step : 0);
+    if (model_lora(m)) {
+        if (peft_write_files(dir, m, NULL, o ? o->step : 0, err)) return -1;
+        goto optim;
+    }
 
     st_tensor_desc *d = xcalloc(m->n_tensors, sizeof *d);
     for (int i = 0; i < m->n_tensors; i++) {
@@ -53,6 +64,7 @@ static int write_files(const char *dir, const rlhf_model *m, const rlhf_optim *o
     free(cfg);
     if (rc) return -1;
 
+optim:
     if (o) {
         uint64_t rs[4] = {0, 0, 0, 0};
         if (rng) memcpy(rs, rng->s, sizeof rs);
@@ -79,7 +91,8 @@ static int replaceable(const char *dir, rlhf_err *err) {
                          dir);
     }
     static const char *ours[] = {".", "..", "model.safetensors", "config.json",
-                                 "optimizer.safetensors", "ref", "online_state.json", NULL};
+                                 "optimizer.safetensors", "ref", "online_state.json",
+                                 "adapter_config.json", "adapter_model.safetensors", NULL};
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
@@ -104,8 +117,9 @@ int checkpoint_save_with(const char *dir_in, const rlhf_model *m, const rlhf_opt
     if (k >= sizeof dir) return rlhf_fail(err, "%.200s...: path too long", dir_in);
     memcpy(dir, dir_in, k);
     dir[k] = '\0';
-    for (int i = 0; i < m->n_tensors; i++)
-        if (!all_finite(m->params + m->tensors[i].offset, m->tensors[i].numel))
+    for (int i = 0; i < m->n_tensors; i++)  // with adapters, only what trains is saved
+        if ((!model_lora(m) || m->tensors[i].offset >= m->n_frozen) &&
+            !all_finite(m->params + m->tensors[i].offset, m->tensors[i].numel))
             return rlhf_fail(err, "refusing to save %s: tensor \"%s\" contains NaN or inf "
                                   "(the previous checkpoint, if any, is kept)",
                              dir, m->tensors[i].name);
@@ -126,6 +140,10 @@ int checkpoint_save(const char *dir, const rlhf_model *m, const rlhf_optim *o,
 
 int checkpoint_check(const char *dir, int need_optim, const char *const *extra, rlhf_err *err) {
     const char *std[] = {"config.json", "model.safetensors", need_optim ? "optimizer.safetensors" : NULL};
+    if (peft_is_adapter_dir(dir)) {  // a LoRA checkpoint
+        std[0] = "adapter_config.json";
+        std[1] = "adapter_model.safetensors";
+    }
     for (int pass = 0; pass < 2; pass++) {
         const char *const *names = pass == 0 ? std : extra;
         int n = pass == 0 ? 3 : INT_MAX;
@@ -171,6 +189,7 @@ static void ckpt_paths(const char *path, char *weights, char *config, size_t n) 
 }
 
 int checkpoint_load(const char *path, rlhf_model **out, rlhf_err *err) {
+    if (peft_is_adapter_dir(path)) return peft_load(path, NULL, 0, out, err);
     char wpath[4096], cpath[4096];
     ckpt_paths(path, wpath, cpath, sizeof wpath);
     char *json = read_file(cpath, NULL, err);

@@ -1,8 +1,11 @@
 // model/load: the one model loader. Whatever a user passes as --model — a
-// named size, one of our checkpoints (a folder or its model.safetensors), a
+// named size, one of our checkpoints (a folder or its model.safetensors; a
+// LoRA checkpoint or any PEFT adapter folder: the base plus the adapters), a
 // run directory (its checkpoints/final, else its newest complete
 // checkpoints/step-N), an HF folder or a llama2.c file — ends up here; and
-// the tokenizer that goes with a model.
+// the tokenizer that goes with a model. Every model loaded here is noted with
+// where it came from (peft_note_origin), which LoRA checkpoints record as the
+// base of their adapters.
 #include "model/load.h"
 
 #include <dirent.h>
@@ -12,6 +15,8 @@
 #include <sys/stat.h>
 
 #include "model/hf.h"
+#include "model/lora.h"
+#include "model/peft.h"
 
 // ------------------------------------------------------- run directories --
 
@@ -69,6 +74,7 @@ static int load_named_or_file(const char *spec, uint64_t seed, rlhf_model **m, r
     rlhf_config c;
     rlhf_err e2;
     if (config_from_name(&c, spec, &e2) == 0) return model_create(m, &c, seed, err);
+    if (peft_is_adapter_dir(spec)) return peft_load(spec, NULL, seed, m, err);
     struct stat st;
     if (stat(spec, &st) != 0)
         return rlhf_fail(err, "--model %s: not a known size (tiny, small, gpt2, llama-tiny, "
@@ -80,10 +86,12 @@ static int load_named_or_file(const char *spec, uint64_t seed, rlhf_model **m, r
 }
 
 int model_resolve_path(const char *spec, char *out, size_t n, rlhf_err *err) {
-    if (fmt_is_dir(spec) && !hf_is_model_dir(spec) && !fmt_has(spec, "model.safetensors")) {
+    if (fmt_is_dir(spec) && !hf_is_model_dir(spec) && !fmt_has(spec, "model.safetensors") &&
+        !peft_is_adapter_dir(spec)) {
         char path[4400];  // a run directory
         snprintf(path, sizeof path, "%s/checkpoints/final", spec);
-        if (!fmt_has(path, "model.safetensors") && checkpoint_latest(spec, path, sizeof path))
+        if (!fmt_has(path, "model.safetensors") && !peft_is_adapter_dir(path) &&
+            checkpoint_latest(spec, path, sizeof path))
             return rlhf_fail(err, "--model %s: a directory without model.safetensors or "
                                   "checkpoints/",
                              spec);
@@ -98,10 +106,13 @@ int model_resolve_path(const char *spec, char *out, size_t n, rlhf_err *err) {
 
 int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err) {
     int foreign = model_load_foreign(spec, m, err);
+    if (foreign == 0) peft_note_origin(*m, spec, seed);
     if (foreign <= 0) return foreign;
     char path[4400];
     if (model_resolve_path(spec, path, sizeof path, err)) return -1;
-    return load_named_or_file(path, seed, m, err);
+    if (load_named_or_file(path, seed, m, err)) return -1;
+    if (!model_lora(*m)) peft_note_origin(*m, path, seed);  // peft_load notes the base itself
+    return 0;
 }
 
 // ------------------------------------------------------------- tokenizer --
