@@ -1,16 +1,48 @@
-// model/dtype: 16-bit (bf16) copies of a model's frozen block matrices, read
-// by the forwards in place of the fp32 weights (--dtype bfloat16).
+// model/dtype: 16-bit (bf16) copies of a model's block matrices, read by the
+// forwards in place of the fp32 weights (--dtype bfloat16).
+//
+// What is copied: each layer's attn.qkv, attn.out, mlp.up and mlp.down weights
+// (biases and norms stay fp32), and the LM head (the embedding when tied), which
+// only the KV-cache forward's last gemm reads (generation and rollouts); the
+// training forward's fused log-prob head keeps reading fp32. The products use
+// fp32 accumulation (nn/gemm_bf16.c: AVX512_BF16 where the CPU has it, which
+// also rounds the fp32 activations to bf16; a portable fallback elsewhere).
+//
+// Memory: the fp32 parameters stay allocated, so bf16 adds 2 bytes per copied
+// weight today; it saves memory only once the fp32 copy of the frozen base is
+// released, which a reference model borrowing the base (model_share_base) and
+// checkpoint saving (which writes fp32) would first have to stop needing. What it
+// buys now is speed: half the bytes streamed per decoded token, and vdpbf16ps.
+//
+// The copies are made once. model_to_bf16 copies only frozen matrices (they never
+// change); model_to_bf16_inference copies every matrix and is for commands that do
+// not train (after it, an update to the fp32 weights is not seen by the forwards).
 #ifndef RLHF_MODEL_DTYPE_H
 #define RLHF_MODEL_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "model/linear.h"
 #include "rlhf.h"
 
 // Makes bf16 copies (round to nearest even) of every block matrix that does not
-// train (offset < n_frozen); -1 + err when nothing is frozen.
+// train (entirely below n_frozen), and of the LM head when it is frozen too;
+// -1 + err when nothing is frozen. Again on a model that has copies: redone.
 int model_to_bf16(rlhf_model *m, rlhf_err *err);
+// Copies every block matrix and the LM head, frozen or not: for inference
+// (rlhf generate --dtype bfloat16, bench). -1 + err on an empty model.
+int model_to_bf16_inference(rlhf_model *m, rlhf_err *err);
 // 1 when the model's forwards read bf16 block weights.
 int model_has_bf16(const rlhf_model *m);
+// Bytes held by the bf16 copies (0 without); counted once however many models share them.
+size_t model_bf16_bytes(const rlhf_model *m);
+// The bf16 LM head (V, C), or NULL when the logits gemm reads fp32.
+const uint16_t *dtype_lm_head(const rlhf_model *m);
+// dst (a model that borrows src's params: model_share_base) reads src's bf16 copies
+// too; they are reference-counted, so either model may be freed first. Drops
+// whatever copies dst had. A no-op when src has none.
+void model_share_bf16(rlhf_model *dst, const rlhf_model *src);
 
 // ---- called by model/linear.c only: 0 = not handled (no 16-bit copy), 1 = done ----
 // out (N, out) = inp W16^T + b

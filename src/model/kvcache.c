@@ -3,6 +3,7 @@
 // a per-row slot mask and position counter keep padded rows exact. It runs the
 // same kernels as the training forward, without keeping activations.
 #include "model/model_internal.h"
+#include "model/dtype.h"
 #include "model/linear.h"
 
 #include <stdlib.h>
@@ -147,7 +148,11 @@ int model_forward_cached(rlhf_model *m, rlhf_kv_cache *kv, const int *tokens, co
                               c->norm_eps);
         else
             rmsnorm_forward(hn, lrstd, hl, m->w.final_norm_w, B, C, c->norm_eps);
-        gemm(0, 1, B, V, C, 1.0f, hn, C, m->w.lm_head, C, 0.0f, logits, V);
+        const uint16_t *head16 = dtype_lm_head(m);  // bf16 weights: the head too (dtype.h)
+        if (head16)
+            linear_forward_bf16(logits, hn, head16, NULL, B, C, V);
+        else
+            gemm(0, 1, B, V, C, 1.0f, hn, C, m->w.lm_head, C, 0.0f, logits, V);
     }
     return 0;
 }

@@ -32,6 +32,31 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                      const float *w, int N, int C, int OC);
 
+// ---- bf16 (bfloat16) weights: fp32 inputs/outputs, fp32 accumulation (gemm_bf16.c) ----
+// Conversion rounds to nearest, ties to even; Inf stays Inf, NaN stays a (quiet) NaN,
+// finite values above the largest bf16 round to Inf as IEEE rounding says. (The same
+// rounding as io/safetensors.h's f32_to_bf16; these are the kernels' own, and the array forms.)
+uint16_t bf16_from_f32(float x);
+float f32_from_bf16(uint16_t h);
+void bf16_from_f32_n(uint16_t *dst, const float *src, long n);
+void f32_from_bf16_n(float *dst, const uint16_t *src, long n);
+// inp (N,C), w16 (OC,C) bf16, b (OC) or NULL -> out (N,OC)  [overwrites out]
+void linear_forward_bf16(float *out, const float *inp, const uint16_t *w16, const float *b, int N,
+                         int C, int OC);
+// dout (N,OC) -> dinp (N,C) += dout @ w16
+void linear_backward_input_bf16(float *dinp, const float *dout, const uint16_t *w16, int N, int C,
+                                int OC);
+// Which implementation runs: AVX512_BF16 (vdpbf16ps; rounds the fp32 input to bf16 too) when
+// the CPU has it, else portable (bf16 weight tiles widened to fp32, then gemm(); the input
+// stays fp32). RLHF_BF16_PATH=portable|avx512bf16|auto (read once) or bf16_set_path forces
+// one; -1 = auto. bf16_set_path returns the path in effect (avx512bf16 only where supported).
+enum { BF16_PATH_PORTABLE = 0, BF16_PATH_AVX512BF16 = 1 };
+// forward row counts up to this take the weight-streaming (decode) kernel
+#define BF16_SKINNY_MAX 32
+int bf16_path(void);
+int bf16_set_path(int path);
+const char *bf16_path_name(int path);
+
 // ---- normalisation ----
 // inp (N,C), w (C), b (C) -> out (N,C); mean, rstd (N) saved for backward
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
