@@ -68,7 +68,7 @@ int cmd_bon(int argc, char **argv) {
                         "         --task arith --output_dir runs/raft --max_steps 50",
                         &err);
     if (r == 1) return 0;
-    if (r < 0 || bon_mode_from_name(mode, &c.train, &err)) {
+    if (r < 0 || bon_mode_from_name(mode, &c.train, &err) || train_check_config(&c.base, &err)) {
         fprintf(stderr, "rlhf bon: %s\n", err.msg);
         return 2;
     }

@@ -51,7 +51,7 @@ static int run_dpo(int argc, char **argv, const char *cmd, const char *loss) {
     pref_flags_list_losses(about, sizeof about, -1, ~0u);
     int r = flags_parse(argc, argv, defs, cmd, about, &err);
     if (r == 1) return 0;
-    if (r < 0) {
+    if (r < 0 || train_check_config(&c.base, &err)) {
         fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
         return 2;
     }

@@ -119,7 +119,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
         return 2;
     }
     const online_update *u = c.update;
-    flag_def defs[160];
+    flag_def defs[200];
     int n = train_flag_defs_for(defs, &c.base, &online_use);
     n = option_flags(defs, n, online_loop_options, &c);
     n = option_flags(defs, n, u->options, &c);
@@ -131,7 +131,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
     about_text(&c, about, sizeof about);
     int r = flags_parse(argc, argv, defs, cmd, about, &err);
     if (r == 1) return 0;
-    if (r < 0 || online_config_resolve(&c, &err)) {
+    if (r < 0 || train_check_config(&c.base, &err) || online_config_resolve(&c, &err)) {
         fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
         return 2;
     }

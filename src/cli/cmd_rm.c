@@ -15,7 +15,7 @@
 int cmd_rm(int argc, char **argv) {
     rm_config c;
     rm_default_config(&c);
-    flag_def defs[64];
+    flag_def defs[96];
     int n = train_flag_defs(defs, &c.base);
     defs[n++] = (flag_def){"center_rewards_coefficient", FLAG_FLOAT, &c.center_rewards_coefficient,
                            "weight of mean((r_chosen + r_rejected)^2), keeping rewards centred", 0, 1e6};
@@ -33,7 +33,8 @@ int cmd_rm(int argc, char **argv) {
                         "example: rlhf rm --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/rm --eval_split 0.05",
                         &err);
     if (r == 1) return 0;
-    if (r < 0 || rm_trunks_from_name(trunks, &c.ensemble_trunks, &err)) {
+    if (r < 0 || rm_trunks_from_name(trunks, &c.ensemble_trunks, &err) ||
+        train_check_config(&c.base, &err)) {
         fprintf(stderr, "rlhf rm: %s\n", err.msg);
         return 2;
     }

@@ -21,7 +21,7 @@ int cmd_sft(int argc, char **argv) {
                         "example: rlhf sft --model tiny --data runs/data/sft.jsonl --output_dir runs/sft --max_steps 300",
                         &err);
     if (r == 1) return 0;
-    if (r < 0) {
+    if (r < 0 || train_check_config(&c, &err)) {
         fprintf(stderr, "rlhf sft: %s\n", err.msg);
         return 2;
     }

@@ -52,7 +52,7 @@ int cmd_srpo(int argc, char **argv) {
         "--beta 0.1",
         &err);
     if (r == 1) return 0;
-    if (r < 0) {
+    if (r < 0 || train_check_config(&c.base, &err)) {
         fprintf(stderr, "rlhf srpo: %s\n", err.msg);
         return 2;
     }

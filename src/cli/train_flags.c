@@ -41,6 +41,15 @@ int train_flag_defs_for(flag_def *out, train_config *c, const train_flags_use *u
         {{"overwrite_output_dir", FLAG_BOOL, &c->overwrite_output_dir, "replace an earlier run in --output_dir (without it, or --resume, an existing run is refused)"}, 0},
         {{"report_to", FLAG_STR, &c->report_to, "none or tensorboard: also write the metrics as TensorBoard events into --output_dir/tensorboard/ (view: tensorboard --logdir OUTPUT_DIR/tensorboard)"}, 0},
         {{"quiet", FLAG_BOOL, &c->quiet, "no progress bar"}, 0},
+        {{"use_peft", FLAG_BOOL, &c->use_peft, "LoRA: freeze the model and train low-rank adapters (score/value heads train too); the reference is the base with adapters off, not a second copy (docs/lora.md)"}, 0},
+        {{"lora_r", FLAG_INT, &c->lora.r, "LoRA rank", 1, 1 << 16}, 0},
+        {{"lora_alpha", FLAG_FLOAT, &c->lora.alpha, "LoRA scale numerator: adapters add (alpha / r) B A x", 1e-6, 1e6}, 0},
+        {{"lora_dropout", FLAG_FLOAT, &c->lora.dropout, "dropout on the adapters' input in training forwards, in [0, 1)", 0, 0.999999}, 0},
+        {{"lora_target_modules", FLAG_STR, &c->lora_target_modules, "comma list of HF module names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; GPT-2: c_attn, c_proj, c_fc) or all-linear (default: PEFT's for the architecture, GPT-2 c_attn, Llama q_proj,v_proj)"}, 0},
+        {{"use_rslora", FLAG_BOOL, &c->lora.use_rslora, "rank-stabilised LoRA: scale alpha / sqrt(r) instead of alpha / r"}, 0},
+        {{"base_model", FLAG_STR, &c->base_model, "the base model of an adapter folder given as --model (default: its adapter_config.json's base_model_name_or_path)"}, 0},
+        {{"gradient_checkpointing", FLAG_BOOL, &c->gradient_checkpointing, "keep one activation per block and recompute the rest in backward (less memory, ~1/3 more compute)"}, 0},
+        {{"dtype", FLAG_STR, &c->dtype, "float32 or bfloat16 (bfloat16: frozen weights held in bf16; needs --use_peft)"}, 0},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {

@@ -20,10 +20,12 @@ typedef struct {
     const char *data, *batch_size, *max_steps, *save_steps, *logging_steps;
 } train_flags_use;
 
-// Writes the shared flag definitions into out (room for at least 40) and
+// Writes the shared flag definitions into out (room for at least 48) and
 // returns how many; the caller appends its own and a {NULL} terminator.
 int train_flag_defs(flag_def *out, train_config *c);
 // The same, as `use` says.
 int train_flag_defs_for(flag_def *out, train_config *c, const train_flags_use *use);
 
+// A command checks the shared values after parsing with train_check_config
+// (train/common.h) and exits 2 when it fails.
 #endif

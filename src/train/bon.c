@@ -340,6 +340,9 @@ static int bon_setup(trainer *t, rlhf_err *err) {
     t->total = tc->max_steps > 0 ? tc->max_steps : tc->num_train_epochs * ((n_prompts + bs - 1) / bs);
     if (t->total <= 0) return rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
     t->optim_steps = (long)t->total * c->sft_steps;
+    // the memory plan's forward: kept rows (one per prompt) of prompt + completion
+    t->plan_B = c->micro_batch_size > 0 && c->micro_batch_size < bs ? c->micro_batch_size : bs;
+    t->plan_T = t->m->cfg.max_seq_len;
     s->ids = xmalloc((size_t)bs * sizeof(int));
     s->best = xmalloc((size_t)bs * sizeof(int));
     s->order = xmalloc((size_t)n_prompts * sizeof(int));

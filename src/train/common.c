@@ -24,6 +24,32 @@ void train_default_config(train_config *c) {
     c->logging_steps = 10;
     c->save_steps = 500;
     c->seed = 42;
+    lora_config_default(&c->lora);
+    c->dtype = "float32";
+}
+
+int train_check_config(const train_config *c, rlhf_err *err) {
+    const lora_config *l = &c->lora;
+    if (l->r < 1) return rlhf_fail(err, "--lora_r must be at least 1 (got %d)", l->r);
+    if (!(l->alpha > 0)) return rlhf_fail(err, "--lora_alpha must be > 0 (got %g)", l->alpha);
+    if (!(l->dropout >= 0 && l->dropout < 1))
+        return rlhf_fail(err, "--lora_dropout must be in [0, 1) (got %g)", l->dropout);
+    const char *m = c->lora_target_modules;
+    if (m && m[0]) {  // a name one of the architectures has (the model's is checked at load)
+        unsigned bits;
+        rlhf_err e1, e2;
+        if (lora_targets_parse(m, ARCH_GPT2, &bits, &e1) &&
+            lora_targets_parse(m, ARCH_LLAMA, &bits, &e2))
+            return rlhf_fail(err, "--lora_target_modules \"%s\": %s; %s", m, e1.msg, e2.msg);
+    }
+    if (!c->dtype || (strcmp(c->dtype, "float32") && strcmp(c->dtype, "bfloat16")))
+        return rlhf_fail(err, "--dtype must be float32 or bfloat16 (got \"%s\")",
+                         c->dtype ? c->dtype : "");
+    if (!strcmp(c->dtype, "bfloat16") && !c->use_peft)
+        return rlhf_fail(err, "--dtype bfloat16 stores the frozen weights in bf16, and only a "
+                              "LoRA run has frozen weights: add --use_peft (full bf16 training "
+                              "is not supported yet)");
+    return 0;
 }
 
 int parse_lr_schedule(const char *s, rlhf_lr_schedule *out, rlhf_err *err) {

@@ -5,6 +5,7 @@
 #define RLHF_TRAIN_COMMON_H
 
 #include "data/dataset.h"
+#include "model/lora.h"
 #include "rlhf.h"
 #include "tok/tok.h"
 
@@ -30,9 +31,22 @@ typedef struct {
     const char *report_to;     // none (NULL too) | tensorboard; run_open reads config_json's copy
     uint64_t seed;
     const char *config_json;   // the flags as JSON, recorded in the run directory
+    // LoRA and memory (TRL's names; docs/lora.md)
+    int use_peft;              // train low-rank adapters on a frozen base
+    lora_config lora;          // --lora_r, --lora_alpha, --lora_dropout, --use_rslora
+                               // (lora.targets is resolved against the model's architecture)
+    const char *lora_target_modules; // comma list of HF module names or all-linear; NULL: PEFT's default
+    const char *base_model;    // the base of an adapter folder given as --model
+    int gradient_checkpointing;// keep one activation per block, recompute in backward
+    const char *dtype;         // float32 | bfloat16 (frozen weights in bf16; needs use_peft)
 } train_config;
 
 void train_default_config(train_config *c);
+// Checks the LoRA / dtype settings once, at the flags' boundary (the CLI exits
+// 2 on failure): -1 + err naming the flag (a module name no architecture has,
+// r < 1, alpha <= 0, dropout outside [0, 1), an unknown dtype, bfloat16 without
+// use_peft).
+int train_check_config(const train_config *c, rlhf_err *err);
 int parse_lr_schedule(const char *s, rlhf_lr_schedule *out, rlhf_err *err);
 // Loads c->data (and c->eval_data or a c->eval_split share of it), checks the
 // format is one of `allowed` (a bit mask of 1 << ds_format), tokenizes both.

@@ -460,6 +460,10 @@ static int dpo_init(trainer *t, rlhf_err *err) {
     if (x->tokens && c->precompute_ref_log_probs)
         return rlhf_fail(err, "--precompute_ref_log_probs keeps sums only; the chosen loss or "
                               "--ld_alpha needs per-token reference log-probs");
+    if (c->sync_ref_model && t->c->use_peft)
+        return rlhf_fail(err, "--sync_ref_model with --use_peft: TR-DPO moves the reference "
+                              "towards the policy, and a LoRA run's reference is the frozen base "
+                              "the adapters sit on, which never moves; drop one of them");
     if (c->sync_ref_model && c->precompute_ref_log_probs)
         return rlhf_fail(err, "--sync_ref_model changes the reference: it cannot be precomputed");
     if (x->kto_kl && c->precompute_ref_log_probs)
@@ -571,6 +575,7 @@ static int dpo_setup(trainer *t, rlhf_err *err) {
     if (setup_alol(t, x, err)) return -1;
     setup_kl_prompts(x);
     if (!x->priority) t->units = x->train->n;
+    t->plan_B = x->unpaired ? tc->batch_size : 2 * tc->batch_size;  // chosen and rejected rows
     train_walk_init(&x->walk, x->train, tc->seed);
     x->mb = xcalloc(tc->gradient_accumulation_steps, sizeof *x->mb);
     x->kl = NAN;

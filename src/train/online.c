@@ -222,6 +222,16 @@ static int online_init(trainer *t, rlhf_err *err) {
     L->run.needs = L->update->needs_of(c) & L->update->needs;
     int use_ref = (L->run.needs & ONLINE_NEED_REFERENCE) || c->par_samples > 0;
     L->moving_ref = use_ref && (L->run.needs & ONLINE_NEED_MOVING_REFERENCE);
+    // a LoRA run's reference is the frozen base read in place: it cannot become
+    // the policy, and a snapshot of the policy would be a second full copy
+    if (c->base.use_peft && L->moving_ref)
+        return rlhf_fail(err, "--use_peft: %s moves its reference to the policy (--ref_update_steps), "
+                              "and a LoRA run's reference is the frozen base the adapters sit on; "
+                              "drop --ref_update_steps or --use_peft", t->name);
+    if (c->base.use_peft && (L->run.needs & ONLINE_NEED_PREVIOUS))
+        return rlhf_fail(err, "--use_peft: %s keeps a snapshot of the previous policy (INPO's pi_t), "
+                              "which LoRA runs do not support yet; train it without --use_peft",
+                         t->name);
     L->extra[0] = "online_state.json";
     int k = 1;
     if (L->moving_ref) L->extra[k++] = "ref/config.json", L->extra[k++] = "ref/model.safetensors";
@@ -303,6 +313,9 @@ static int online_setup(trainer *t, rlhf_err *err) {
     complete_stop_ids(&L->gen, t->tok); // and llama2.c's BOS
     int bs = c->base.batch_size;
     r->n = c->num_generations, r->n_prompts = bs, r->B = bs * r->n, r->micro = c->micro_batch_size;
+    // the memory plan's forward: a micro-batch of rollouts, prompt + completion long
+    t->plan_B = r->micro > 0 && r->micro < r->B ? r->micro : r->B;
+    t->plan_T = t->m->cfg.max_seq_len;
     r->rs = &L->rs;
     if ((t->total = train_total_steps(&c->base, L->ds->n, err)) < 0) return -1;
     t->optim_steps = (long)t->total * L->update->steps_per_iteration(c);

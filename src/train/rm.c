@@ -107,6 +107,7 @@ static int rm_setup(trainer *t, rlhf_err *err) {
     if (train_load_data(c, t->tok, t->max_len, 1u << DS_PREFERENCE, &s->train, &s->eval, err))
         return -1;
     t->units = s->train->n;
+    t->plan_B = 2 * c->batch_size;  // a pair's two rows in one forward
     train_walk_init(&s->walk, s->train, c->seed);
     s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
     s->ev = (rm_ensemble_sums){NAN, NAN, NAN};

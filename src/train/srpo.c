@@ -184,6 +184,7 @@ static int srpo_setup(trainer *t, rlhf_err *err) {
     if (s->eval_src && build_revisions(t, s->eval_src, &s->eval, err)) return -1;
     if (trainer_load_ref(t, s->c->ref_model, 1, &s->ref, err)) return -1;
     t->units = s->train_src->n;
+    t->plan_B = 2 * REV_VIEWS * c->batch_size;  // a pair's generator and revision rows
     s->order = xmalloc((size_t)t->units * sizeof(int));
     s->pairs = xmalloc((size_t)c->batch_size * sizeof(int));
     s->order_epoch = -1;

@@ -1,11 +1,18 @@
 // train/trainer: the training skeleton (see trainer.h for the contract).
 #include "train/trainer.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/progress.h"
+#include "model/dtype.h"
+#include "model/lora.h"
+#if __has_include("model/peft.h")  // (issue 16: until model/peft lands)
+#include "model/peft.h"
+#define TRAINER_HAVE_PEFT 1
+#endif
 
 // ------------------------------------------------------------ clean stops --
 
@@ -41,16 +48,35 @@ void trainer_log_json(trainer *t, cJSON *j) {
 
 double trainer_epoch(const trainer *t, int steps) { return train_epoch_at(t->c, t->units, steps); }
 
-int trainer_load_ref(const trainer *t, const char *path, int same_shape, rlhf_model **ref,
+int trainer_lora(const trainer *t) { return t->m && model_lora(t->m) != NULL; }
+
+// floats of the policy without its adapters (what a full reference holds)
+static size_t params_without_adapters(const rlhf_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strstr(m->tensors[i].name, ".lora_")) n += m->tensors[i].numel;
+    return n;
+}
+
+int trainer_load_ref(trainer *t, const char *path, int same_shape, rlhf_model **ref,
                      rlhf_err *err) {
+    if (!path && trainer_lora(t)) {  // the base with adapters off, read in place
+        if (model_share_base(t->m, ref, err)) return -1;
+        (*ref)->grad_ckpt = 1;  // forwards only: the smaller layout, same outputs
+        if (t->ref_kind == MEM_REF_NONE) t->ref_kind = MEM_REF_SHARED;
+        return 0;
+    }
     const char *rp = path ? path : t->c->model;
     if (model_load_any(rp, t->c->seed, ref, err)) return -1;
+    size_t want = trainer_lora(t) ? params_without_adapters(t->m) : t->m->n_params;
     if ((*ref)->cfg.vocab_size != t->m->cfg.vocab_size) {
         rlhf_fail(err, "--ref_model %s has a vocabulary of %d, the policy %d", rp,
                   (*ref)->cfg.vocab_size, t->m->cfg.vocab_size);
-    } else if (same_shape && (*ref)->n_params != t->m->n_params) {
+    } else if (same_shape && (*ref)->n_params != want) {
         rlhf_fail(err, "--ref_model %s does not have the policy's architecture", rp);
     } else {
+        (*ref)->grad_ckpt = 1;  // forwards only: the smaller layout, same outputs
+        t->ref_kind = MEM_REF_COPY;
         return 0;
     }
     model_free(*ref);
@@ -84,7 +110,94 @@ static int eval_line(trainer *t, int step, rlhf_err *err) {
     return 0;
 }
 
+// ------------------------------------------------------------------- LoRA --
+
+// the adapters of a resumed checkpoint must be the ones the flags ask for
+static int lora_check_resumed(const trainer *t, const lora_config *want, rlhf_err *err) {
+    const lora_config *have = model_lora(t->m);
+    const char *where = t->resume_from;
+    if (have->r != want->r)
+        return rlhf_fail(err, "--lora_r %d: the checkpoint %s has adapters of rank %d (resume "
+                              "with the run's flags)", want->r, where, have->r);
+    if (fabsf(have->alpha - want->alpha) > 1e-6f * fabsf(want->alpha))
+        return rlhf_fail(err, "--lora_alpha %g: the checkpoint %s has alpha %g (resume with "
+                              "the run's flags)", want->alpha, where, have->alpha);
+    if (fabsf(have->dropout - want->dropout) > 1e-6f)
+        return rlhf_fail(err, "--lora_dropout %g: the checkpoint %s was trained with %g (resume "
+                              "with the run's flags)", want->dropout, where, have->dropout);
+    if (!have->use_rslora != !want->use_rslora)
+        return rlhf_fail(err, "--use_rslora: the checkpoint %s was trained %s it", where,
+                         have->use_rslora ? "with" : "without");
+    if (have->targets != want->targets) {
+        const char *hn[16];
+        int k = lora_target_names(have->targets, t->m->cfg.arch, hn, 16);
+        char list[256] = "";
+        for (int i = 0; i < k; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", hn[i]);
+        return rlhf_fail(err, "--lora_target_modules: the checkpoint %s has adapters on %s "
+                              "(resume with the run's flags)", where, list);
+    }
+    return 0;
+}
+
+// After policy: adapters (attached, or checked against the flags when the
+// model came with them), then 16-bit frozen weights and checkpointing.
+static int prepare_model(trainer *t, int came_with_adapters, rlhf_err *err) {
+    const train_config *c = t->c;
+    if (came_with_adapters && !model_lora(t->m))
+        return rlhf_fail(err, "--model %s: %s adds a head to the model, which drops an adapter "
+                              "folder's adapters; merge them first (rlhf export --merge_lora) "
+                              "and train the merged model", c->model, t->name);
+    if (c->use_peft) {
+        lora_config want = c->lora;
+        if (lora_targets_parse(c->lora_target_modules, t->m->cfg.arch, &want.targets, err))
+            return rlhf_fail_ctx(err, "--lora_target_modules");
+        if (t->resume_from[0]) {
+            if (lora_check_resumed(t, &want, err)) return -1;
+        } else if (model_lora(t->m)) {
+            if (!c->quiet)
+                fprintf(stderr, "%s: --model %s has adapters: training them as they are "
+                                "(their r, alpha and modules win over the --lora_* flags)\n",
+                        t->name, c->model);
+        } else if (model_add_lora(t->m, &want, c->seed, err)) {
+            return -1;
+        }
+    }
+    if (c->dtype && !strcmp(c->dtype, "bfloat16") && model_to_bf16(t->m, err))
+        return rlhf_fail_ctx(err, "--dtype bfloat16");
+    if (c->gradient_checkpointing) t->m->grad_ckpt = 1;
+    return 0;
+}
+
+// a seed for the adapters' dropout masks of one step: a function of (--seed, step)
+static uint64_t dropout_seed(uint64_t seed, int step) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ULL * ((uint64_t)step + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void print_plan(const trainer *t) {
+    int B = t->plan_B > 0 ? t->plan_B : t->c->batch_size;
+    int T = t->plan_T > 0 ? t->plan_T : t->max_len;
+    mem_plan p;
+    mem_plan_compute(t->m, B, T, t->ref_kind, &p);
+    mem_plan_print(stderr, t->name, &p, B, T);
+}
+
 // ------------------------------------------------------------------ phases --
+
+// the policy: the checkpoint resumed from, else --model; --base_model is the
+// base of every adapter folder this run loads (peft_set_base_override)
+static int load_policy(trainer *t, rlhf_err *err) {
+    const train_config *c = t->c;
+#ifdef TRAINER_HAVE_PEFT
+    if (c->base_model) peft_set_base_override(c->base_model);
+#else
+    if (c->base_model) return rlhf_fail(err, "--base_model: adapter folders are not built yet");
+#endif
+    return model_load_any(t->resume_from[0] ? t->resume_from : c->model, c->seed, &t->m, err);
+}
 
 // everything before the first step: run directory, models, data, optimizer
 static int trainer_start(trainer *t, rlhf_err *err) {
@@ -92,19 +205,36 @@ static int trainer_start(trainer *t, rlhf_err *err) {
     const trainer_method *me = t->method;
     if (me->init && me->init(t, err)) return -1;
     if (run_prepare(c, t->extra, t->resume_from, sizeof t->resume_from, err)) return -1;
-    if (model_load_any(t->resume_from[0] ? t->resume_from : c->model, c->seed, &t->m, err))
-        return -1;
+    int resuming = t->resume_from[0] != 0;
+    if (load_policy(t, err)) return -1;
+    int came_with_adapters = model_lora(t->m) != NULL;
+    if (came_with_adapters && !c->use_peft) {
+        if (resuming)
+            return rlhf_fail(err, "--resume: %s is a checkpoint of a LoRA run: add --use_peft "
+                                  "(with the run's --lora_* flags)", t->resume_from);
+        // an adapter folder without --use_peft: full training of the merged model
+        if (model_merge_lora(t->m, err)) return -1;
+        came_with_adapters = 0;
+        if (!c->quiet)
+            fprintf(stderr, "%s: --model %s is an adapter: merged into its base, training every "
+                            "weight (add --use_peft to train the adapters alone)\n",
+                    t->name, c->model);
+    } else if (!came_with_adapters && c->use_peft && resuming) {
+        return rlhf_fail(err, "--use_peft: the checkpoint %s to resume has no adapters (its run "
+                              "trained every weight)", t->resume_from);
+    }
     if (me->policy && me->policy(t, err)) return -1;
+    if (prepare_model(t, came_with_adapters, err)) return -1;
     if (model_tokenizer(t->m, c->tokenizer, &t->tok, err)) return -1;
     train_remember_tokenizer(c, t->m);
     t->max_len = train_max_length(c, t->m);
     if (me->setup(t, err)) return -1;
+    print_plan(t);
     if (t->total <= 0 && (t->total = train_total_steps(c, t->units, err)) < 0) return -1;
     long optim_steps = t->optim_steps > 0 ? t->optim_steps : t->total;
     if (optim_steps > 0x7fffffff) return rlhf_fail(err, "%ld optimizer steps is too many", optim_steps);
     if (!(t->o = train_make_optim(c, model_n_trainable(t->m), (int)optim_steps, err))) return -1;
     rng_seed(&t->rng, c->seed);
-    int resuming = t->resume_from[0] != 0;
     if (resuming) {
         if (checkpoint_load_optim(t->resume_from, t->o, &t->rng, err)) return -1;
         t->step = t->o->step;
@@ -129,7 +259,12 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
     for (; t->step < t->total; ) {
         t->progress[0] = 0;
         t->step_tokens = 0;
-        if (t->method->step(t, t->step, err)) return -1;
+        const lora_config *lc = model_lora(t->m);
+        int drop = lc && lc->dropout > 0;
+        if (drop) model_lora_dropout(t->m, 1, dropout_seed(c->seed, t->step));
+        int rc = t->method->step(t, t->step, err);
+        if (drop) model_lora_dropout(t->m, 0, 0);
+        if (rc) return -1;
         int done = ++t->step;
         if (done % c->logging_steps == 0 || done == t->total) {
             cJSON *j = cJSON_CreateObject();
@@ -178,6 +313,9 @@ int trainer_run(const train_config *c, const trainer_method *method, void *self,
     if (trainer_start(&t, err) == 0 && trainer_loop(&t, err) == 0 && trainer_end(&t, err) == 0)
         rc = 0;
     restore_signals(h);
+#ifdef TRAINER_HAVE_PEFT
+    if (c->base_model) peft_set_base_override(NULL);
+#endif
     if (method->free) method->free(&t);
     if (t.samples) fclose(t.samples);
     run_close(&t.run);

@@ -27,9 +27,18 @@
 //   finish    (optional) add to summary.json and print the closing line
 //   free      release the method's state (always called)
 //
-// The order of calls is fixed (init, run_prepare, load, policy, tokenizer,
-// setup, optimizer, resume, run_open, steps, final save, eval, summary), so a
-// method's numbers depend only on its own functions.
+// The order of calls is fixed (init, run_prepare, load, policy, adapters,
+// tokenizer, setup, memory plan, optimizer, resume, run_open, steps, final
+// save, eval, summary), so a method's numbers depend only on its own functions.
+//
+// LoRA (--use_peft, docs/lora.md) is the skeleton's: after policy (heads added)
+// it attaches adapters (model_add_lora, seeded from --seed), so the optimizer
+// and the grads hold only what trains (heads and adapters); on --resume the
+// checkpoint's adapters must match the --lora_* flags. Adapter dropout is on
+// during each step (a mask stream of (--seed, step)) and off for eval.
+// --dtype bfloat16 then makes 16-bit copies of the frozen weights and
+// --gradient_checkpointing sets m->grad_ckpt. A method that rewrites its
+// reference from the policy's weights refuses --use_peft in init.
 #ifndef RLHF_TRAIN_TRAINER_H
 #define RLHF_TRAIN_TRAINER_H
 
@@ -38,6 +47,7 @@
 
 #include "rlhf.h"
 #include "train/common.h"
+#include "train/memplan.h"
 #include "train/run.h"
 #include "tok/tok.h"
 
@@ -79,6 +89,9 @@ struct trainer {
     double t_start;
     char progress[160];        // the step's progress-bar text
     double step_tokens;        // the step's tokens (progress-bar rate)
+    int plan_B, plan_T;        // setup: the largest forward's rows and tokens, for the
+                               // memory plan (0: --per_device_train_batch_size x max_len)
+    mem_ref_kind ref_kind;     // what trainer_load_ref loaded (the memory plan's reference)
 };
 
 // Runs a method: 0 when it finished (final checkpoint and summary.json
@@ -91,8 +104,15 @@ void trainer_log_json(trainer *t, cJSON *j);
 double trainer_epoch(const trainer *t, int steps);
 // Loads a reference model (path, else the starting --model) and checks it can
 // score the policy's tokens: same vocabulary, and with same_shape the same
-// parameter count (references that the policy's weights are copied into).
-int trainer_load_ref(const trainer *t, const char *path, int same_shape, rlhf_model **ref,
+// parameter count (references that the policy's weights are copied into; a
+// LoRA policy's count without its adapters). With adapters on the policy and
+// no path, the reference is the policy's base read in place (model_share_base:
+// the base with adapters off, no second copy); it must be freed before the
+// policy, and nothing may write its parameters.
+int trainer_load_ref(trainer *t, const char *path, int same_shape, rlhf_model **ref,
                      rlhf_err *err);
+// 1 when the policy trains LoRA adapters (its base is frozen and shared with
+// the reference).
+int trainer_lora(const trainer *t);
 
 #endif
