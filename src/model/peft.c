@@ -128,74 +128,36 @@ static unsigned target_bits(const char *s, rlhf_arch arch) {
 
 // --------------------------------------------------------------- origins --
 
-typedef struct {
-    const rlhf_model *m;
-    rlhf_config cfg;
-    char spec[4096];
-    uint64_t seed;
-    int named;
-    unsigned long serial;
-} origin;
-
-#define N_ORIGINS 16
-static origin origins[N_ORIGINS];
-static unsigned long origin_serial;
 static char base_override[4096];
 
 void peft_set_base_override(const char *path) {
     snprintf(base_override, sizeof base_override, "%s", path ? path : "");
 }
 
-static int same_trunk(const rlhf_config *a, const rlhf_config *b) {
-    return a->arch == b->arch && a->n_layer == b->n_layer && a->n_head == b->n_head &&
-           a->n_kv_head == b->n_kv_head && a->n_embd == b->n_embd && a->d_ff == b->d_ff &&
-           a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
-           a->qkv_bias == b->qkv_bias && a->tied == b->tied;
-}
-
-void peft_note_origin(const rlhf_model *m, const char *spec, uint64_t seed) {
-    origin *o = &origins[0];
-    for (int i = 0; i < N_ORIGINS; i++) {  // the same model again, else the oldest slot
-        if (origins[i].m == m) {
-            o = &origins[i];
-            break;
-        }
-        if (origins[i].serial < o->serial) o = &origins[i];
-    }
-    memset(o, 0, sizeof *o);
-    o->m = m;
-    o->cfg = m->cfg;
-    o->serial = ++origin_serial;
+void peft_note_origin(rlhf_model *m, const char *spec, uint64_t seed) {
     rlhf_config c;
     rlhf_err e2;
     struct stat st;
+    m->origin_seed = 0;
     if (stat(spec, &st) != 0 && config_from_name(&c, spec, &e2) == 0) {
-        o->named = 1;
-        o->seed = seed;
-        snprintf(o->spec, sizeof o->spec, "%s", spec);
-    } else {
-        char abs[PATH_MAX];
-        snprintf(o->spec, sizeof o->spec, "%s", realpath(spec, abs) ? abs : spec);
+        snprintf(m->origin, sizeof m->origin, "%s", spec);
+        m->origin_seed = seed;
+        return;
     }
+    char abs[PATH_MAX];
+    const char *p = realpath(spec, abs) ? abs : spec;
+    if (strlen(p) >= sizeof m->origin) p = "";  // too long to record: unknown
+    snprintf(m->origin, sizeof m->origin, "%s", p);
 }
 
 const char *peft_origin(const rlhf_model *m, int *named, uint64_t *seed) {
-    const origin *best = NULL;
-    for (int i = 0; i < N_ORIGINS && !best; i++)  // m itself
-        if (origins[i].serial && origins[i].m == m && same_trunk(&origins[i].cfg, &m->cfg))
-            best = &origins[i];
-    for (int i = 0; !best && i < N_ORIGINS; i++)  // else the newest model with its trunk
-        if (origins[i].serial && same_trunk(&origins[i].cfg, &m->cfg)) {
-            const origin *b = &origins[i];
-            for (int k = i + 1; k < N_ORIGINS; k++)
-                if (origins[k].serial > b->serial && same_trunk(&origins[k].cfg, &m->cfg))
-                    b = &origins[k];
-            best = b;
-        }
-    if (!best) return NULL;
-    if (named) *named = best->named;
-    if (seed) *seed = best->seed;
-    return best->spec;
+    if (!m->origin[0]) return NULL;
+    rlhf_config c;
+    rlhf_err e2;
+    int nm = m->origin[0] != '/' && config_from_name(&c, m->origin, &e2) == 0;
+    if (named) *named = nm;
+    if (seed) *seed = nm ? m->origin_seed : 0;
+    return m->origin;
 }
 
 // ----------------------------------------------------------------- saving --

@@ -53,13 +53,13 @@ int peft_load(const char *dir, const char *base_override, uint64_t seed, rlhf_mo
 // --base_model flag); NULL = the folders' own base_model_name_or_path.
 void peft_set_base_override(const char *path);
 
-// Where a model came from, for the base_model_name_or_path of its adapters:
-// model_load_any notes every model it loads (the resolved path made absolute,
-// or a named size and its seed). peft_origin finds the note of m itself, else
-// the newest note of a model with m's trunk shape (a copy made by
-// model_with_heads); NULL when none (the config then records null and loading
-// needs --base_model). *named = 1 for a named size (seed in *seed).
-void peft_note_origin(const rlhf_model *m, const char *spec, uint64_t seed);
+// Where a model came from, for the base_model_name_or_path of its adapters
+// (m->origin, m->origin_seed): model_load_any notes every model it loads (the
+// resolved path made absolute, or a named size and its seed). peft_origin
+// returns NULL when the model was made in memory (the config then records
+// null and loading needs --base_model); *named = 1 for a named size (its seed
+// in *seed).
+void peft_note_origin(rlhf_model *m, const char *spec, uint64_t seed);
 const char *peft_origin(const rlhf_model *m, int *named, uint64_t *seed);
 
 #endif
