@@ -1,7 +1,9 @@
 // cli/cmd_model: rlhf info --model PATH: format, architecture, sizes, dtype on
 // disk, tokenizer, parameter count; checks that every tensor is there with the
 // shape the config implies. Accepts our checkpoints and run directories, HF
-// folders and llama2.c files. (rlhf export is in cmd_export.c.)
+// folders and llama2.c files; and the memory plan of training it (full vs
+// LoRA, with and without activation checkpointing) at a stated batch shape.
+// (rlhf export is in cmd_export.c.)
 #include "cli/cmd_model.h"
 
 #include <cjson/cJSON.h>
@@ -13,6 +15,7 @@
 #include "model/hf.h"
 #include "model/load.h"
 #include "tok/tok.h"
+#include "train/memplan.h"
 
 // ------------------------------------------------------------------- info --
 
@@ -37,12 +40,38 @@ static void describe_tokenizer(const char *spec, int V, char *out, size_t n, int
     tok_free(t);
 }
 
+// The memory plans `rlhf info` prints: full training (a reference copy, as DPO
+// holds one) and LoRA with TRL's default rank on PEFT's default modules (the
+// base shared as the reference), each with and without checkpointing.
+typedef struct {
+    const char *name;
+    int lora, bf16, ckpt;
+} plan_row;
+
+static const plan_row plan_rows[] = {
+    {"full", 0, 0, 0},
+    {"full + checkpointing", 0, 0, 1},
+    {"LoRA", 1, 0, 0},
+    {"LoRA + checkpointing", 1, 0, 1},
+    {"LoRA + bf16 base + checkpointing", 1, 1, 1},
+};
+#define N_PLAN_ROWS ((int)(sizeof plan_rows / sizeof plan_rows[0]))
+#define INFO_LORA_R 16
+
+static void row_plan(const rlhf_config *c, const plan_row *row, int B, int T, mem_plan *p) {
+    mem_shape s;
+    mem_shape_from_config(c, row->lora ? INFO_LORA_R : 0, 0, row->bf16, row->ckpt, &s);
+    mem_plan_from_shape(c, &s, B, T, row->lora ? MEM_REF_SHARED : MEM_REF_COPY, p);
+}
+
 int cmd_info(int argc, char **argv) {
     const char *model = NULL;
-    int json = 0;
+    int json = 0, B = 8, T = 512;
     flag_def defs[] = {
         {"model", FLAG_STR, &model, "checkpoint or run directory, HF folder, llama2.c .bin, or a size name"},
         {"json", FLAG_BOOL, &json, "print one JSON object instead of text"},
+        {"batch_size", FLAG_INT, &B, "rows per forward for the memory plan", 1, 1 << 16},
+        {"max_length", FLAG_INT, &T, "tokens per row for the memory plan (capped at max_seq_len)", 1, 1 << 20},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "info",
@@ -74,6 +103,10 @@ int cmd_info(int argc, char **argv) {
         return 1;
     }
     const rlhf_config *c = &fi.cfg;
+    if (T > c->max_seq_len) T = c->max_seq_len;
+    mem_plan plans[N_PLAN_ROWS];
+    for (int i = 0; i < N_PLAN_ROWS; i++) row_plan(c, &plan_rows[i], B, T, &plans[i]);
+    const char *lora_mods = c->arch == ARCH_GPT2 ? "c_attn" : "q_proj, v_proj";
     int HS = c->n_embd / c->n_head, tok_ok;
     char tok[1600];
     describe_tokenizer(c->tokenizer, c->vocab_size, tok, sizeof tok, &tok_ok);
@@ -101,6 +134,24 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddStringToObject(o, "tokenizer", c->tokenizer);
         cJSON_AddBoolToObject(o, "tokenizer_loads", tok_ok);
         cJSON_AddStringToObject(o, "note", fi.note);
+        cJSON *mp = cJSON_AddObjectToObject(o, "memory_plan");
+        cJSON_AddNumberToObject(mp, "batch_size", B);
+        cJSON_AddNumberToObject(mp, "max_length", T);
+        cJSON_AddNumberToObject(mp, "lora_r", INFO_LORA_R);
+        cJSON_AddStringToObject(mp, "lora_target_modules", lora_mods);
+        cJSON *rows = cJSON_AddArrayToObject(mp, "rows");
+        for (int i = 0; i < N_PLAN_ROWS; i++) {
+            cJSON *row = cJSON_CreateObject();
+            const mem_plan *p = &plans[i];
+            cJSON_AddStringToObject(row, "name", plan_rows[i].name);
+            cJSON_AddNumberToObject(row, "weights", p->weights);
+            cJSON_AddNumberToObject(row, "grads", p->grads);
+            cJSON_AddNumberToObject(row, "optimizer", p->optimizer);
+            cJSON_AddNumberToObject(row, "activations", p->activations);
+            cJSON_AddNumberToObject(row, "reference", p->reference);
+            cJSON_AddNumberToObject(row, "total", p->total);
+            cJSON_AddItemToArray(rows, row);
+        }
         char *s = cJSON_PrintUnformatted(o);
         printf("%s\n", s);
         free(s);
@@ -133,5 +184,13 @@ int cmd_info(int argc, char **argv) {
         printf("%-13s ok: %d tensors present with the shapes the config implies\n", "check",
                fi.n_tensors);
     if (fi.note[0]) printf("%-13s %s\n", "note", fi.note);
+    printf("%-13s training at B=%d, T=%d with AdamW; full: a reference copy (as DPO holds); LoRA: "
+           "r=%d on %s, heads train, the base is the reference\n",
+           "memory plan", B, T, INFO_LORA_R, lora_mods);
+    for (int i = 0; i < N_PLAN_ROWS; i++) {
+        char who[64];
+        snprintf(who, sizeof who, "  %s", plan_rows[i].name);
+        mem_plan_print(stdout, who, &plans[i], B, T);
+    }
     return 0;
 }
