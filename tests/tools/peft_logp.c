@@ -2,13 +2,14 @@
 //   peft_logp base gpt2|llama DIR        a small random model saved as our checkpoint
 //   peft_logp logp MODEL IN OUT          model_load_any(MODEL); the forward over IN's
 //                                        "tokens" (B,T) int32; OUT gets "logits" (B,T,V),
-//                                        "logp" (B,T) of the next token and "score" (B,K)
-//                                        when the model has a score head; prints whether the
-//                                        model has adapters
+//                                        "logp" (B,T) of the next token, "score" (B,K) and
+//                                        "values" (B,T) when the model has those heads;
+//                                        prints whether the model has adapters
 //   peft_logp save BASE DIR TARGETS R ALPHA RSLORA SCORE
 //                                        BASE + adapters on TARGETS (--lora_target_modules
-//                                        names) with random non-zero A and B (and a score
-//                                        head when SCORE is 1), written by peft_save
+//                                        names) with random non-zero A and B (SCORE: 0 no
+//                                        head, 1 a score head, 2 a value head), written by
+//                                        peft_save
 //   peft_logp ckpt BASE DIR              the same adapters (q/v or c_attn, r 4) saved by
 //                                        checkpoint_save with an optimizer (as a LoRA run's
 //                                        step), loaded back: checks values, optimizer and
@@ -70,12 +71,17 @@ static int cmd_logp(const char *model, const char *in, const char *out) {
     if (model_forward(m, &batch, &e)) die("forward", &e);
     float *logits = malloc(sizeof(float) * (size_t)B * T * V);
     model_logits(m, logits);
-    st_tensor_desc d[3] = {
+    st_tensor_desc d[4] = {
         {.name = "logits", .dtype = ST_F32, .ndim = 3, .shape = {B, T, V}, .data = logits},
-        {.name = "logp", .dtype = ST_F32, .ndim = 2, .shape = {B, T}, .data = m->logp},
-        {.name = "score", .dtype = ST_F32, .ndim = 2, .shape = {B, m->cfg.score_head},
-         .data = m->score}};
-    if (st_write(out, d, m->cfg.score_head ? 3 : 2, NULL, &e)) die("output", &e);
+        {.name = "logp", .dtype = ST_F32, .ndim = 2, .shape = {B, T}, .data = m->logp}};
+    int n = 2;
+    if (m->cfg.score_head)
+        d[n++] = (st_tensor_desc){.name = "score", .dtype = ST_F32, .ndim = 2,
+                                  .shape = {B, m->cfg.score_head}, .data = m->score};
+    if (m->cfg.value_head)
+        d[n++] = (st_tensor_desc){.name = "values", .dtype = ST_F32, .ndim = 2, .shape = {B, T},
+                                  .data = m->values};
+    if (st_write(out, d, n, NULL, &e)) die("output", &e);
     printf("adapters %d score_head %d n_params %zu\n", model_lora(m) != NULL, m->cfg.score_head,
            m->n_params);
     free(logits), free(tok), free(tgt);
@@ -90,7 +96,7 @@ static rlhf_model *with_adapters(const char *base, const char *targets, int r, f
     if (model_load_any(base, 1, &m, &e)) die("load", &e);
     if (score) {
         rlhf_model *h;
-        if (model_with_heads(m, 1, 0, 7, &h, &e)) die("heads", &e);
+        if (model_with_heads(m, score == 1, score == 2, 7, &h, &e)) die("heads", &e);
         model_free(m);
         m = h;
     }
