@@ -179,11 +179,47 @@ static inline __attribute__((always_inline)) TGT void sk_row(int G, const uint16
     for (int m = 0; m < G; m++) out[m * ldo] = _mm512_reduce_add_ps(acc[m]) + bj;
 }
 
+// the same for two weight rows at once (w, w + C): each input load feeds two products
+static inline __attribute__((always_inline)) TGT void sk_row2(int G, const uint16_t *abuf,
+                                                              int ldab, const uint16_t *w, int C,
+                                                              float *out, long ldo, float b0,
+                                                              float b1) {
+    __m512 acc[8], acd[8];
+    for (int m = 0; m < G; m++) acc[m] = acd[m] = _mm512_setzero_ps();
+    const uint16_t *w1 = w + C;
+    int k = 0;
+    for (; k + 32 <= C; k += 32) {
+        __m512i wv = _mm512_loadu_si512(w + k), wu = _mm512_loadu_si512(w1 + k);
+        for (int m = 0; m < G; m++) {
+            __m512i av = _mm512_load_si512(abuf + (long)m * ldab + k);
+            acc[m] = _mm512_dpbf16_ps(acc[m], BH(av), BH(wv));
+            acd[m] = _mm512_dpbf16_ps(acd[m], BH(av), BH(wu));
+        }
+    }
+    if (k < C) {
+        __mmask32 mk = (__mmask32)((1ull << (C - k)) - 1);
+        __m512i wv = _mm512_maskz_loadu_epi16(mk, w + k), wu = _mm512_maskz_loadu_epi16(mk, w1 + k);
+        for (int m = 0; m < G; m++) {
+            __m512i av = _mm512_load_si512(abuf + (long)m * ldab + k);
+            acc[m] = _mm512_dpbf16_ps(acc[m], BH(av), BH(wv));
+            acd[m] = _mm512_dpbf16_ps(acd[m], BH(av), BH(wu));
+        }
+    }
+    for (int m = 0; m < G; m++) {
+        out[m * ldo] = _mm512_reduce_add_ps(acc[m]) + b0;
+        out[m * ldo + 1] = _mm512_reduce_add_ps(acd[m]) + b1;
+    }
+}
+
 #define SK_CASE(g)                                                                             \
-    case g:                                                                                    \
-        for (int j = j0; j < j1; j++)                                                          \
+    case g: {                                                                                  \
+        int j = j0;                                                                            \
+        for (; j + 2 <= j1; j += 2)                                                            \
+            sk_row2(g, abuf, ldab, w16 + (long)j * C, C, out + j, OC, b ? b[j] : 0.0f,         \
+                    b ? b[j + 1] : 0.0f);                                                      \
+        for (; j < j1; j++)                                                                    \
             sk_row(g, abuf, ldab, w16 + (long)j * C, C, out + j, OC, b ? b[j] : 0.0f);         \
-        break;
+    } break;
 
 // rows [j0, j1) of the weight against G input rows
 static TGT void sk_rows(int G, const uint16_t *abuf, int ldab, const uint16_t *w16, const float *b,

@@ -52,7 +52,7 @@ void linear_backward_input_bf16(float *dinp, const float *dout, const uint16_t *
 // one; -1 = auto. bf16_set_path returns the path in effect (avx512bf16 only where supported).
 enum { BF16_PATH_PORTABLE = 0, BF16_PATH_AVX512BF16 = 1 };
 // forward row counts up to this take the weight-streaming (decode) kernel
-#define BF16_SKINNY_MAX 32
+#define BF16_SKINNY_MAX 64
 int bf16_path(void);
 int bf16_set_path(int path);
 const char *bf16_path_name(int path);
