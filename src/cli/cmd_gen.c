@@ -23,11 +23,21 @@
 #include "cli/gen_text.h"
 #include "data/dataset.h"
 #include "data/dataset_rev.h"
+#include "model/dtype.h"
 #include "tok/chat.h"
 #include "tok/tok.h"
 #include "train/run.h"
 
 // ------------------------------------------------------------------ shared --
+
+// --dtype: float32 (the weights as loaded) or bfloat16 (bf16 copies of every
+// block matrix and the LM head, read by the forwards: model/dtype.h)
+static int dtype_known(const char *d) { return !strcmp(d, "float32") || !strcmp(d, "bfloat16"); }
+
+static int apply_dtype(rlhf_model *m, const char *d, rlhf_err *err) {
+    if (strcmp(d, "bfloat16")) return 0;
+    return model_to_bf16_inference(m, err) ? rlhf_fail_ctx(err, "--dtype bfloat16") : 0;
+}
 
 // A tokenizer from a path (folder or file of any kind tok_load knows) or "byte".
 static int load_tokenizer(const char *spec, rlhf_tokenizer **t, rlhf_err *err) {
@@ -269,6 +279,7 @@ int cmd_generate(int argc, char **argv) {
     const char *format = "text", *chat_template = NULL;
     int max_new = 64, top_k = 0, n_return = 1, batch = 32, add_bos = -1, allow_special = 1;
     int show_revisions = 0;
+    const char *dtype = "float32";
     float temperature = 1.0f, top_p = 1.0f;
     uint64_t seed = 1;
     reviser rv = {.instruction = REV_DEFAULT_INSTRUCTION};
@@ -293,6 +304,7 @@ int cmd_generate(int argc, char **argv) {
         {"self_improve", FLAG_INT, &rv.rounds, "revise each completion this many times (a model trained by rlhf srpo): y_k+1 = generate(prompt ++ y_k ++ --revision_prompt)", 0, 1000},
         {"revision_prompt", FLAG_STR, &rv.instruction, "--self_improve: the instruction after a completion (as rlhf srpo; a --prompts line's own \"revision_prompt\" wins)"},
         {"show_revisions", FLAG_BOOL, &show_revisions, "--self_improve, --format text: print every round, not only the last"},
+        {"dtype", FLAG_STR, &dtype, "weights the forwards read: float32, or bfloat16 (bf16 copies of the block matrices and the LM head, fp32 accumulation; ~2x faster decoding, log-probs within ~1e-2)"},
         {NULL, 0, NULL, NULL}};
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "generate",
@@ -316,6 +328,7 @@ int cmd_generate(int argc, char **argv) {
         usage = "--format must be text or jsonl";
     else if (!(top_p > 0)) usage = "--top_p must be in (0, 1]";
     else if (rv.rounds && !rv.instruction[0]) usage = "--revision_prompt must not be empty";
+    else if (!dtype_known(dtype)) usage = "--dtype must be float32 or bfloat16";
     if (usage) {
         fprintf(stderr, "rlhf generate: %s\n", usage);
         return 2;
@@ -331,7 +344,8 @@ int cmd_generate(int argc, char **argv) {
     prompt_set ps = {0};
     chat_stops stops;
     int status = 1;
-    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
+    if (model_load_any(model, seed, &m, &err) || apply_dtype(m, dtype, &err) ||
+        model_tokenizer(m, tokenizer, &t, &err) ||
         chat_stops_for(chat_template, t, &stops, &err) ||
         load_prompts(&ps, prompt, prompts, t, chat_template, tok_resolve_add_bos(t, add_bos),
                      allow_special, &err)) {
