@@ -9,6 +9,8 @@
 
 #include "base/base.h"
 #include "cli/commands.h"
+#include "model/dtype.h"
+#include "model/linear.h"
 #include "nn/nn.h"
 #include "rlhf.h"
 
@@ -117,6 +119,95 @@ static double measure_read_bandwidth(size_t bytes) {
     return best;
 }
 
+// achieved GFLOP/s of the bf16-weight Linear (nn/gemm_bf16.c) at M rows, C=768 -> 3072
+static double measure_bf16_gflops(int M) {
+    int N = 3072, K = 768, reps = M >= 256 ? 3 : 50;
+    float *a = xalloc_aligned((size_t)M * K * 4), *w = xalloc_aligned((size_t)N * K * 4),
+          *c = xalloc_aligned((size_t)M * N * 4);
+    uint16_t *w16 = xalloc_aligned((size_t)N * K * 2);
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = 0.01f * (float)(i % 97);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = 0.01f * (float)(i % 89);
+    bf16_from_f32_n(w16, w, (long)N * K);
+    linear_forward_bf16(c, a, w16, NULL, M, K, N);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = time_now();
+        for (int i = 0; i < reps; i++) linear_forward_bf16(c, a, w16, NULL, M, K, N);
+        double g = 2.0 * M * N * K * reps / (time_now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a), free(w), free(c), free(w16);
+    return best;
+}
+
+// the same for the fp32 Linear (gemm) at M rows
+static double measure_fp32_gflops(int M) {
+    int N = 3072, K = 768, reps = M >= 256 ? 3 : 50;
+    float *a = xalloc_aligned((size_t)M * K * 4), *w = xalloc_aligned((size_t)N * K * 4),
+          *c = xalloc_aligned((size_t)M * N * 4);
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = 0.01f * (float)(i % 97);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = 0.01f * (float)(i % 89);
+    linear_forward(c, a, w, NULL, M, K, N);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = time_now();
+        for (int i = 0; i < reps; i++) linear_forward(c, a, w, NULL, M, K, N);
+        double g = 2.0 * M * N * K * reps / (time_now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a), free(w), free(c);
+    return best;
+}
+
+// bytes of weights one decode step streams: the block matrices and the LM head, at
+// the dtype the forwards read them in (norms, biases and embedding rows are noise)
+static double weight_stream_bytes(const rlhf_model *m) {
+    const rlhf_config *c = &m->cfg;
+    double bytes = 0;
+    int bf = model_has_bf16(m);
+    size_t b16 = model_bf16_bytes(m), mats = 0;
+    for (int s = 0; s < LIN_N; s++) {
+        int in, o;
+        lin_dims(c, (lin_site)s, &in, &o);
+        mats += (size_t)in * o;
+    }
+    mats *= (size_t)c->n_layer;
+    size_t head = (size_t)c->vocab_size * c->n_embd;
+    if (!bf) return (double)(mats + head) * 4;
+    bytes = (double)b16;  // what has a bf16 copy; the rest (none for inference copies) in fp32
+    if (!dtype_lm_head(m)) bytes += (double)head * 4;
+    if (b16 / 2 < mats + (dtype_lm_head(m) ? head : 0))
+        bytes += (double)(mats + (dtype_lm_head(m) ? head : 0) - b16 / 2) * 4;
+    return bytes;
+}
+
+// ,"dtype":..,"cpu":..,"load":.. for the JSON rows
+static void context_fields(char *buf, size_t n, const char *dtype) {
+    char cpu[128] = "unknown", line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10)) {
+            const char *v = strchr(line, ':');
+            if (v) {
+                v += 1 + (v[1] == ' ');
+                size_t k = 0;
+                for (; v[k] && v[k] != '\n' && v[k] != '"' && v[k] != '\\' && k + 1 < sizeof cpu; k++)
+                    cpu[k] = v[k];
+                cpu[k] = 0;
+            }
+            break;
+        }
+    if (f) fclose(f);
+    double load = -1;
+    f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &load) != 1) load = -1;
+    if (f) fclose(f);
+    snprintf(buf, n, ",\"dtype\":\"%s\"%s%s%s,\"cpu\":\"%s\",\"load1\":%.2f", dtype,
+             strcmp(dtype, "bfloat16") ? "" : ",\"bf16_path\":\"",
+             strcmp(dtype, "bfloat16") ? "" : bf16_path_name(bf16_path()),
+             strcmp(dtype, "bfloat16") ? "" : "\"", cpu, load);
+}
+
 // FLOP model shared with bench/torch_ref.py: P = matmul parameters incl. LM head
 static double flops_per_token(const rlhf_config *c, int T, int training) {
     double C = c->n_embd, L = c->n_layer;
@@ -128,16 +219,17 @@ static double flops_per_token(const rlhf_config *c, int T, int training) {
 
 int cmd_bench(int argc, char **argv) {
     const char *model = "gpt2", *seq = "256", *batch = "4", *work = "sft", *steps = "3",
-               *seed = "1", *prompt_len = "192", *new_tokens = "64";
+               *seed = "1", *prompt_len = "192", *new_tokens = "64", *dtype = "float32";
     flag_spec flags[] = {
         {"model", &model, "model size or checkpoint"},
         {"seq", &seq, "sequence length for sft/fwd"},
         {"batch", &batch, "sequences per step"},
-        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling), dpo (--batch pairs), grpo (one iteration)"},
+        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling), dpo (--batch pairs), grpo (one iteration), kernel (the Linear 768->3072 alone at 1..1024 rows)"},
         {"steps", &steps, "timed steps after one warm-up"},
         {"seed", &seed, "random seed"},
         {"prompt_len", &prompt_len, "gen: prompt tokens per sequence"},
         {"new_tokens", &new_tokens, "gen: new tokens per sequence"},
+        {"dtype", &dtype, "fwd, gen, kernel: float32 or bfloat16 (bf16 copies of the block matrices and LM head)"},
         {NULL, NULL, NULL}};
     if (parse_flags(argc, argv, flags, "bench")) return 2;
     int T, B, S, sd, PL, NT;
@@ -146,10 +238,35 @@ int cmd_bench(int argc, char **argv) {
         parse_int(prompt_len, "prompt_len", 1, 1 << 20, &PL) ||
         parse_int(new_tokens, "new_tokens", 0, 1 << 20, &NT))
         return 2;
+    int bf = !strcmp(dtype, "bfloat16");
+    if (!bf && strcmp(dtype, "float32")) {
+        fprintf(stderr, "rlhf bench: --dtype must be float32 or bfloat16 (got \"%s\")\n", dtype);
+        return 2;
+    }
+    if (bf && strcmp(work, "fwd") && strcmp(work, "gen") && strcmp(work, "kernel")) {
+        fprintf(stderr, "rlhf bench: --dtype bfloat16 is for --work fwd, gen or kernel\n");
+        return 2;
+    }
+    char ctx[512];
+    context_fields(ctx, sizeof ctx, dtype);
+    if (!strcmp(work, "kernel")) {
+        // the Linear alone, 768 -> 3072, at decode and prefill row counts
+        int rows[] = {1, 4, 16, 64, 1024};
+        for (int i = 0; i < 5; i++) {
+            double g = bf ? measure_bf16_gflops(rows[i]) : measure_fp32_gflops(rows[i]);
+            double wb = 768.0 * 3072 * (bf ? 2 : 4);
+            printf("{\"impl\":\"rlhf.c\",\"work\":\"kernel\",\"rows\":%d,\"in\":768,\"out\":3072,"
+                   "\"gflops\":%.1f,\"weight_gb_s\":%.1f,\"threads\":%d%s}\n",
+                   rows[i], g, g / (2.0 * rows[i] * 768 * 3072) * wb, rlhf_num_threads(), ctx);
+        }
+        return 0;
+    }
     rlhf_err err;
     rlhf_model *m;
-    if (model_load_any(model, (uint64_t)sd, &m, &err)) {
+    if (model_load_any(model, (uint64_t)sd, &m, &err) ||
+        (bf && model_to_bf16_inference(m, &err))) {
         fprintf(stderr, "rlhf bench: %s\n", err.msg);
+        model_free(m);
         return 1;
     }
     const rlhf_config *c = &m->cfg;
@@ -188,9 +305,9 @@ int cmd_bench(int argc, char **argv) {
         double gf = tps * flops_per_token(c, T, train) / 1e9;
         printf("{\"impl\":\"rlhf.c\",\"work\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
                "\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,\"gemm_peak_gflops\":%.1f,"
-               "\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"activation_mb\":%.0f}\n",
+               "\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"activation_mb\":%.0f%s}\n",
                work, model, B, T, tps, total / S, gf, peak, gf / peak, rlhf_num_threads(),
-               peak_rss_mb(), model_activation_bytes(c, B, T) / 1048576.0);
+               peak_rss_mb(), model_activation_bytes(c, B, T) / 1048576.0, ctx);
         free(tok);
         free(tgt);
         free(dlogp);
@@ -369,24 +486,25 @@ int cmd_bench(int argc, char **argv) {
         prefill = time_now() - t0;
         kv_cache_free(kv);
         double per = total / S;
-        // bytes of weights streamed per decode step: every parameter once
-        double decode_s = per - prefill;
-        double bw = NT > 1 ? (double)m->n_params * 4 * (NT - 1) / (decode_s > 0 ? decode_s : 1e-9) / 1e9 : 0;
-        double mem_bw = measure_read_bandwidth(m->n_params * sizeof(float));
+        // bytes of weights streamed per decode step: every matrix once, at its dtype
+        double decode_s = per - prefill, wbytes = weight_stream_bytes(m);
+        double bw = NT > 1 ? wbytes * (NT - 1) / (decode_s > 0 ? decode_s : 1e-9) / 1e9 : 0;
+        double mem_bw = measure_read_bandwidth((size_t)wbytes);
         printf("{\"impl\":\"rlhf.c\",\"work\":\"gen\",\"model\":\"%s\",\"batch\":%d,"
                "\"prompt_len\":%d,\"new_tokens\":%d,\"tokens_per_s\":%.2f,\"total_s\":%.3f,"
                "\"prefill_s\":%.3f,\"decode_tokens_per_s\":%.2f,\"weight_stream_gb_s\":%.1f,"
-               "\"memory_read_gb_s\":%.1f,\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
+               "\"memory_read_gb_s\":%.1f,\"bandwidth_share\":%.2f,\"weight_mb_per_step\":%.1f,"
+               "\"threads\":%d,\"peak_rss_mb\":%.0f%s}\n",
                model, B, PL, NT, (double)B * NT / per, per, prefill,
                decode_s > 0 ? (double)B * (NT - 1) / decode_s : 0, bw, mem_bw,
-               rlhf_num_threads(), peak_rss_mb());
+               mem_bw > 0 ? bw / mem_bw : 0, wbytes / 1e6, rlhf_num_threads(), peak_rss_mb(), ctx);
         for (int b = 0; b < B; b++) free(prompts[b]);
         free(prompts);
         free(lens);
         free(flat);
         free(logits);
     } else {
-        fprintf(stderr, "rlhf bench: --work must be sft, fwd, gen, dpo or grpo (got \"%s\")\n", work);
+        fprintf(stderr, "rlhf bench: --work must be sft, fwd, gen, dpo, grpo or kernel (got \"%s\")\n", work);
         model_free(m);
         return 2;
     }
