@@ -491,6 +491,48 @@ static int test_dropout(void) {
     return 0;
 }
 
+// the mask straight from lora_backward's input gradient: about p of the elements
+// dropped, the kept ones scaled by 1/(1-p), none dropped with train = 0's twin (off)
+static int test_dropout_mask_rate(void) {
+    rlhf_config c = cfg_of(ARCH_GPT2);
+    rlhf_model *m;
+    rlhf_err err;
+    CHECK(model_create(&m, &c, 3, &err) == 0);
+    lora_config lc = lc_with(4, LORA_DOWN);
+    lc.dropout = 0.25f;
+    CHECK(model_add_lora(m, &lc, 2, &err) == 0);
+    randomise_adapters(m, 0.5f, 9);
+    model_zero_grad(m);
+    int N = 64, in, o;
+    lin_dims(&m->cfg, LIN_MLP_DOWN, &in, &o);
+    float *x = xmalloc((size_t)N * in * 4), *y = xcalloc((size_t)N * o, 4);
+    float *dout = xmalloc((size_t)N * o * 4), *d0 = xcalloc((size_t)N * in, 4),
+          *d1 = xcalloc((size_t)N * in, 4);
+    rlhf_rng r;
+    rng_seed(&r, 4);
+    for (int i = 0; i < N * in; i++) x[i] = rng_normal(&r);
+    for (int i = 0; i < N * o; i++) dout[i] = rng_normal(&r);
+    lora_forward_add(m, 1, LIN_MLP_DOWN, y, x, N, 1);  // dropout off
+    lora_backward(m, 1, LIN_MLP_DOWN, d0, dout, x, N);
+    model_lora_dropout(m, 1, 42);
+    lora_forward_add(m, 1, LIN_MLP_DOWN, y, x, N, 1);
+    lora_backward(m, 1, LIN_MLP_DOWN, d1, dout, x, N);
+    int dropped = 0, bad = 0;
+    for (int i = 0; i < N * in; i++) {
+        if (d1[i] == 0.0f)
+            dropped++;
+        else if (fabsf(d1[i] - d0[i] / 0.75f) > 1e-5f * (1.0f + fabsf(d0[i])))
+            bad++;
+    }
+    double frac = (double)dropped / (N * in);
+    printf("  p = 0.25: %.4f of %d elements dropped; %d kept ones not scaled by 1/(1-p)\n", frac,
+           N * in, bad);
+    CHECK(fabs(frac - 0.25) < 0.03 && bad == 0);
+    free(x), free(y), free(dout), free(d0), free(d1);
+    model_free(m);
+    return 0;
+}
+
 // -------------------------------------------------------------- bad configs --
 
 static int test_bad_configs(void) {
@@ -593,6 +635,7 @@ int main(void) {
     RUN(test_merge);
     RUN(test_share_base);
     RUN(test_dropout);
+    RUN(test_dropout_mask_rate);
     RUN(test_bad_configs);
     RUN(test_kv_cache);
     printf("  worst finite-difference relative error over every check: %.2e\n", worst_fd);
