@@ -7,9 +7,11 @@
 // LoRA adapters with dropout when src/model/lora.c provides them.
 #include <string.h>
 
+#include "model/dtype.h"
 #include "model/lora.h"
 #include "rlhf.h"
 #include "test.h"
+#include "train/memplan.h"
 
 static rlhf_config small_cfg(rlhf_arch arch) {
     rlhf_config c = {.arch = arch, .n_layer = 3, .n_head = 4,
@@ -249,6 +251,68 @@ static int case_lora(rlhf_arch arch) {
     return 0;
 }
 
+// the memory plan read off a model equals the one worked out from its config
+// (what `rlhf info` prints), for full training and, when LoRA and bf16 are
+// built, for adapters on PEFT's default modules and a bf16 base; and the
+// activation term is what a forward + backward really allocates
+static int case_plan(rlhf_arch arch) {
+    rlhf_config c = small_cfg(arch);
+    rlhf_model *m;
+    rlhf_err err;
+    CHECK(model_create(&m, &c, 3, &err) == 0);
+    for (int ck = 0; ck < 2; ck++) {
+        m->grad_ckpt = ck;
+        mem_plan a, b;
+        mem_shape s;
+        mem_plan_compute(m, 4, 16, MEM_REF_COPY, &a);
+        mem_shape_from_config(&c, 0, 0, 0, ck, &s);
+        mem_plan_from_shape(&c, &s, 4, 16, MEM_REF_COPY, &b);
+        CHECK(a.total == b.total && a.activations == b.activations && a.weights == b.weights);
+        CHECK(a.weights == 4.0 * m->n_params && a.grads == a.weights && a.optimizer == 2 * a.grads);
+        CHECK(a.total == a.weights + a.grads + a.optimizer + a.activations + a.reference);
+    }
+    // a fresh model: the buffers a forward + backward grow to are the plan's activations
+    rlhf_model *f;
+    CHECK(model_create(&f, &c, 3, &err) == 0);
+    f->grad_ckpt = 1;
+    batch_data d;
+    make_batch(&d, c.vocab_size, c.n_embd, 5);
+    rlhf_batch bt = {.B = B_, .T = T_, .tokens = d.tok, .targets = d.tgt, .mask = d.mask};
+    CHECK(model_forward(f, &bt, &err) == 0);
+    model_backward(f, d.dlogp, NULL, NULL, NULL);
+    mem_plan pf;
+    mem_plan_compute(f, B_, T_, MEM_REF_NONE, &pf);
+    CHECK(pf.activations == (double)(f->act_capacity + f->bwd_capacity) * sizeof(float));
+    CHECK(pf.reference == 0);
+    model_free(f);
+    free(d.dhidden);
+    lora_config lc;
+    lora_config_default(&lc);
+    if (model_add_lora(m, &lc, 1, &err)) {
+        model_free(m);
+        SKIP("LoRA not available: %s", err.msg);
+    }
+    int bf16 = model_to_bf16(m, &err) == 0;
+    m->grad_ckpt = 1;
+    mem_plan a, b;
+    mem_shape s;
+    mem_plan_compute(m, 4, 16, MEM_REF_SHARED, &a);
+    mem_shape_from_config(&c, lc.r, 0, bf16, 1, &s);
+    mem_plan_from_shape(&c, &s, 4, 16, MEM_REF_SHARED, &b);
+    CHECKF(a.weights == b.weights && a.grads == b.grads && a.activations == b.activations &&
+               a.total == b.total,
+           "bf16 %d: model %.0f %.0f %.0f %.0f, config %.0f %.0f %.0f %.0f", bf16, a.weights,
+           a.grads, a.activations, a.total, b.weights, b.grads, b.activations, b.total);
+    CHECK(a.grads == 4.0 * model_n_trainable(m));
+    CHECK(a.reference == (double)model_forward_activation_bytes(&c, 4, 16, 1));
+    if (!bf16) printf("  bf16 not available: %s\n", err.msg);
+    model_free(m);
+    return 0;
+}
+
+static int test_plan_gpt2(void) { return case_plan(ARCH_GPT2); }
+static int test_plan_llama(void) { return case_plan(ARCH_LLAMA); }
+
 static int test_lora_gpt2(void) { return case_lora(ARCH_GPT2); }
 static int test_lora_llama(void) { return case_lora(ARCH_LLAMA); }
 
@@ -261,5 +325,7 @@ int main(void) {
     RUN(test_activation_bytes);
     RUN(test_lora_gpt2);
     RUN(test_lora_llama);
+    RUN(test_plan_gpt2);
+    RUN(test_plan_llama);
     TEST_EXIT();
 }
