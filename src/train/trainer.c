@@ -183,6 +183,12 @@ static void print_plan(const trainer *t) {
     mem_plan p;
     mem_plan_compute(t->m, B, T, t->ref_kind, &p);
     mem_plan_print(stderr, t->name, &p, B, T);
+    if (t->ref_kind == MEM_REF_SHARED)
+        fprintf(stderr, "%s: reference: the policy's base with adapters off, shared in place "
+                        "(no second copy)\n", t->name);
+    else if (t->ref_kind == MEM_REF_COPY)
+        fprintf(stderr, "%s: reference: a model of its own (a second copy of the weights)\n",
+                t->name);
 }
 
 // ------------------------------------------------------------------ phases --
