@@ -296,6 +296,15 @@ def run_arch(arch, work):
         t = torch_outputs(cfg, base_P, conf, stored, tokens)
         keys = ("logits", "score") if seq_cls else ("logits",)
         compare(f"{arch}_peft_written_here_{tag}_loads_in_C", c, t, keys)
+        if seq_cls or tag == "all_linear_bf16":  # rlhf info's description (peft_inspect)
+            p = tool("inspect", d, check=False)
+            n_base = sum(v.size for v in base_P.values())
+            n_ad = sum(v.size for v in tensors.values())
+            want = [f"n_params {n_base + n_ad}", "format PEFT LoRA adapter",
+                    "dtype BF16" if dt == "bf16" else "dtype F32", f"r {r}",
+                    f"score_head {1 if seq_cls else 0}"]
+            report(p.returncode == 0 and all(w in p.stdout for w in want),
+                   f"{arch}_inspect_{tag}", (p.stdout + p.stderr)[-400:])
         if tag == "all_f32":
             tb = torch_outputs(cfg, base_P, {"r": 1, "lora_alpha": 1, "target_modules": []}, {}, tokens)
             moved = rel(c["logits"], tb["logits"])[0]
@@ -345,6 +354,8 @@ def run_arch(arch, work):
     first = sorted(k for k in good_tensors if k.endswith("lora_B.weight"))[0]
     d2 = damaged("missing", tensor_edit=lambda t: t.pop(first))
     expect_refusal(f"{arch}_missing_tensor_refused", d2, tpath, work, "adapter_model.safetensors", first, "missing")
+    p = tool("inspect", d2, check=False)
+    report(p.returncode != 0 and first in p.stderr, f"{arch}_inspect_missing_tensor_refused", p.stderr[-300:])
     d2 = damaged("shape", tensor_edit=lambda t: t.update({first: t[first][:, :3]}))
     expect_refusal(f"{arch}_wrong_shape_refused", d2, tpath, work, "adapter_model.safetensors", first, "shape")
     d2 = damaged("extra", tensor_edit=lambda t: t.update({"base_model.model.lm_head.lora_A.weight": t[first]}))

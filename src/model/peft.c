@@ -523,3 +523,128 @@ done:
     else *out = m;
     return rc;
 }
+
+// ------------------------------------------------------------- inspection --
+
+// (out, in) of the HF module of site i
+static void site_dims(const rlhf_config *c, int i, int64_t *out, int64_t *in) {
+    int64_t C = c->n_embd, HS = C / c->n_head, F = c->d_ff;
+    int64_t NQ = c->n_head * HS, NK = c->n_kv_head * HS;
+    unsigned b = SITES[i].bit;
+    *in = b == LORA_O ? NQ : b == LORA_DOWN ? F : C;
+    *out = b == LORA_Q ? NQ : b == LORA_K || b == LORA_V ? NK
+         : b == LORA_QKV ? NQ + 2 * NK : b == LORA_O || b == LORA_DOWN ? C : F;
+}
+
+int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
+    char cpath[4400], wpath[4400];
+    snprintf(cpath, sizeof cpath, "%s/" CONFIG_FILE, dir);
+    snprintf(wpath, sizeof wpath, "%s/" WEIGHTS_FILE, dir);
+    size_t len = 0;
+    char *text = read_file(cpath, &len, err);
+    if (!text) return -1;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return rlhf_fail(err, "%s: not a JSON object", cpath);
+    }
+    st_file f;
+    memset(&f, 0, sizeof f);
+    int rc = -1;
+    char base[4400];
+    const cJSON *bv = jget(j, "base_model_name_or_path");
+    if (base_override[0]) {
+        snprintf(base, sizeof base, "%s", base_override);
+    } else if (cJSON_IsString(bv) && bv->valuestring[0]) {
+        snprintf(base, sizeof base, "%s", bv->valuestring);
+        rlhf_config c;
+        rlhf_err e2;
+        if (!is_abs_or_exists(base) && config_from_name(&c, base, &e2) != 0)
+            snprintf(base, sizeof base, "%s/%s", dir, bv->valuestring);
+    } else {
+        rlhf_fail(err, "%s: key \"base_model_name_or_path\" is missing", cpath);
+        goto done;
+    }
+    char rbase[4400];
+    if (peft_is_adapter_dir(base)) {
+        rlhf_fail(err, "%s: the base model %s is itself an adapter folder", cpath, base);
+        goto done;
+    }
+    if (model_resolve_path(base, rbase, sizeof rbase, err) || model_inspect(rbase, info, err)) {
+        rlhf_fail_ctx(err, "%s: base model", cpath);
+        goto done;
+    }
+    lora_config lc;
+    if (read_config(j, cpath, info->cfg.arch, &lc, err) || st_open(&f, wpath, err)) goto done;
+    const rlhf_config *c = &info->cfg;
+    char *used = xcalloc((size_t)f.n_entries + 1, 1);
+    size_t n_adapter = 0;
+    int bad = 0;
+    for (int l = 0; l < c->n_layer && !bad; l++) {
+        for (int i = 0; i < N_SITES && !bad; i++) {
+            if (!(lc.targets & SITES[i].bit)) continue;
+            char ours[96], nm[160];
+            int64_t out, in;
+            site_dims(c, i, &out, &in);
+            for (int ab = 0; ab < 2 && !bad; ab++) {
+                snprintf(ours, sizeof ours, "layers.%d.%s.lora_%c", l, SITES[i].site, "AB"[ab]);
+                if (!peft_name(c, ours, nm, sizeof nm)) continue;  // not this architecture's
+                const st_entry *e = st_find(&f, nm);
+                int64_t want[2] = {ab ? out : lc.r, ab ? lc.r : in};
+                if (!e) {
+                    bad = rlhf_fail(err, "%s: tensor \"%s\" missing (%s targets it)", wpath, nm,
+                                    cpath);
+                } else if (e->ndim != 2 || e->shape[0] != want[0] || e->shape[1] != want[1]) {
+                    char a[128], b[128];
+                    fmt_shape_str(a, sizeof a, e->ndim, e->shape);
+                    fmt_shape_str(b, sizeof b, 2, want);
+                    bad = rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s", wpath, nm,
+                                    a, b);
+                } else {
+                    used[e - f.entries] = 1;
+                    n_adapter += (size_t)e->numel;
+                }
+            }
+        }
+    }
+    const st_entry *sw = st_find(&f, "base_model.model.score.weight");
+    if (sw && sw->ndim == 2) info->cfg.score_head = (int)sw->shape[0];
+    if (st_find(&f, "v_head.summary.weight")) info->cfg.value_head = 1;
+    static const char *heads[] = {"base_model.model.score.weight", "base_model.model.score.bias",
+                                  "v_head.summary.weight", "v_head.summary.bias"};
+    for (int i = 0; i < f.n_entries && !bad; i++) {
+        int head = 0;
+        for (int k = 0; k < 4; k++) head |= !strcmp(f.entries[i].name, heads[k]);
+        if (head) n_adapter += (size_t)f.entries[i].numel;
+        else if (!used[i])
+            bad = rlhf_fail(err, "%s: unexpected tensor \"%s\"", wpath, f.entries[i].name);
+    }
+    free(used);
+    if (bad) goto done;
+    char dts[32] = "";
+    for (int i = 0; i < f.n_entries; i++) {
+        const char *d = st_dtype_name(f.entries[i].dtype);
+        if (!strstr(dts, d) && strlen(dts) + strlen(d) + 2 < sizeof dts)
+            snprintf(dts + strlen(dts), sizeof dts - strlen(dts), "%s%s", dts[0] ? "+" : "", d);
+    }
+    const char *tn[8];
+    int ntn = target_names(lc.targets, c->arch, tn);
+    char tl[128] = "";
+    for (int i = 0; i < ntn; i++)
+        snprintf(tl + strlen(tl), sizeof tl - strlen(tl), "%s%s", i ? "," : "", tn[i]);
+    snprintf(info->note, sizeof info->note,
+             "base %.300s; r %d, lora_alpha %g%s, target_modules %s; %zu adapter/head parameters",
+             rbase, lc.r, (double)lc.alpha, lc.use_rslora ? " (rsLoRA)" : "", tl, n_adapter);
+    snprintf(info->format, sizeof info->format, "PEFT LoRA adapter");
+    snprintf(info->dtype, sizeof info->dtype, "%s", dts[0] ? dts : "-");
+    info->n_files = 1;
+    info->n_tensors = f.n_entries;
+    info->n_params += n_adapter;
+    info->file_bytes = f.map_len;
+    rc = 0;
+done:
+    cJSON_Delete(j);
+    st_close(&f);
+    return rc;
+}

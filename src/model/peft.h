@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "model/hf.h"
 #include "rlhf.h"
 
 // 1 when path is a folder holding adapter_config.json, else 0.
@@ -48,6 +49,14 @@ int peft_write_files(const char *dir, const rlhf_model *m, const char *base_mode
 // missing, misshapen, non-finite or unexpected tensor, naming file and tensor.
 int peft_load(const char *dir, const char *base_override, uint64_t seed, rlhf_model **m,
               rlhf_err *err);
+
+// What an adapter folder holds, for `rlhf info` (model_inspect): the base's
+// description (model_inspect of the base the folder names; cfg with the heads
+// the file adds), format "PEFT LoRA adapter", n_tensors / file_bytes / dtype of
+// the adapter file, n_params = the base's plus the adapter's, and a note with
+// the base path, r, alpha and target modules. Checks the config and every
+// tensor's name and shape as peft_load does, without loading the base's weights.
+int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err);
 
 // A base for every adapter folder loaded from now on in this process (the
 // --base_model flag); NULL = the folders' own base_model_name_or_path.

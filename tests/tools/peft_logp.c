@@ -10,6 +10,7 @@
 //                                        names) with random non-zero A and B (SCORE: 0 no
 //                                        head, 1 a score head, 2 a value head), written by
 //                                        peft_save
+//   peft_logp inspect DIR                peft_inspect: prints format, dtype, n_params, note
 //   peft_logp ckpt BASE DIR              the same adapters (q/v or c_attn, r 4) saved by
 //                                        checkpoint_save with an optimizer (as a LoRA run's
 //                                        step), loaded back: checks values, optimizer and
@@ -166,8 +167,15 @@ int main(int argc, char **argv) {
         model_free(m);
         return 0;
     }
+    if (argc == 3 && !strcmp(argv[1], "inspect")) {
+        model_file_info fi;
+        if (peft_inspect(argv[2], &fi, &e)) die("inspect", &e);
+        printf("format %s\ndtype %s\nn_params %zu\nscore_head %d\nnote %s\n", fi.format,
+               fi.dtype, fi.n_params, fi.cfg.score_head, fi.note);
+        return 0;
+    }
     if (argc == 4 && !strcmp(argv[1], "ckpt")) return cmd_ckpt(argv[2], argv[3]);
     fprintf(stderr, "usage: peft_logp base gpt2|llama DIR | logp MODEL IN OUT | "
-                    "save BASE DIR TARGETS R ALPHA RSLORA SCORE | ckpt BASE DIR\n");
+                    "save BASE DIR TARGETS R ALPHA RSLORA SCORE | inspect DIR | ckpt BASE DIR\n");
     return 2;
 }
