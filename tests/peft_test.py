@@ -393,6 +393,47 @@ def run_arch(arch, work):
                "named_size_base_checkpoint_roundtrip", p.stderr[-500:] + json.dumps(conf)[:200])
 
 
+def lora_run(work):
+    """A LoRA SFT run through the CLI: its checkpoints are adapter folders whose base
+    is the named size and seed, --resume goes on from one, and the run directory
+    works as --model, merged (export) and not (a log-prob dump)."""
+    data = os.path.join(work, "data")
+    p = rlhf("data", "--task", "arith", "--out", data, "--n_train", "64", "--n_eval", "8")
+    if p.returncode != 0:
+        report(False, "lora_run_data", p.stderr[-300:])
+        return
+    run_dir = os.path.join(work, "lora_run")
+    common = ["--model", "tiny", "--data", os.path.join(data, "sft.jsonl"), "--batch_size", "4",
+              "--save_steps", "2", "--output_dir", run_dir, "--use_peft", "--lora_r", "4",
+              "--seed", "3", "--quiet"]
+    p = rlhf("sft", *common, "--max_steps", "2")
+    if "unknown flag --use_peft" in p.stderr:
+        print("SKIP lora_run: rlhf sft has no --use_peft yet")
+        return
+    final = os.path.join(run_dir, "checkpoints", "final")
+    conf = {}
+    if os.path.exists(os.path.join(final, "adapter_config.json")):
+        conf = json.load(open(os.path.join(final, "adapter_config.json")))
+    files = sorted(os.listdir(final)) if os.path.isdir(final) else []
+    report(p.returncode == 0 and "model.safetensors" not in files and "optimizer.safetensors" in files
+           and conf.get("base_model_name_or_path") == "tiny" and conf.get("r") == 4,
+           "lora_run_checkpoint_is_adapter_folder", f"{p.stderr[-300:]} files {files} conf {conf}")
+    p = rlhf("sft", *common, "--max_steps", "4", "--resume")
+    report(p.returncode == 0 and os.path.isdir(os.path.join(run_dir, "checkpoints", "step-00000002")),
+           "lora_run_resumes", p.stderr[-400:])
+    tpath = os.path.join(work, "tokens_run.safetensors")
+    st_io.save(tpath, {"tokens": np.arange(24, dtype=np.int32).reshape(2, 12) + 40})
+    hf = os.path.join(work, "lora_run_hf")
+    p = rlhf("export", "--model", run_dir, "--merge_lora", "--format", "hf", "--out", hf)
+    if p.returncode != 0:
+        report(False, "lora_run_merged_equals_adapter_run", p.stderr[-400:])
+        return
+    ca, info = c_outputs(run_dir, tpath, work)
+    cm, _ = c_outputs(hf, tpath, work)
+    report("adapters 1" in info, "lora_run_dir_loads_with_adapters", info)
+    compare("lora_run_merged_equals_adapter_run", cm, ca, tol=1e-5)
+
+
 def main():
     if not os.path.exists(TOOL):
         report(False, "peft_tool_built", f"{TOOL} missing (make BUILD={BUILD})")
@@ -404,6 +445,10 @@ def main():
                 run_arch(arch, work)
             except Exception as e:  # a crash in one family is a failure, not a traceback
                 report(False, f"{arch}_peft", repr(e)[:800])
+        try:
+            lora_run(work)
+        except Exception as e:
+            report(False, "lora_run", repr(e)[:800])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for f in figures:
