@@ -8,6 +8,7 @@
 // alone; dropout masks are a function of the seed; bad configs are refused.
 #include <math.h>
 
+#include "model/dtype.h"
 #include "model/lora.h"
 #include "model/model_internal.h"
 #include "rlhf.h"
@@ -428,6 +429,46 @@ static int test_share_base(void) {
     return share_case(ARCH_LLAMA);
 }
 
+// with 16-bit base copies on the policy, the shared reference reads the same copies
+// (its forward = the policy's with adapters off); freeing them in either order is clean
+static int test_share_base_bf16(void) {
+    for (int order = 0; order < 2; order++) {
+        rlhf_model *m = lively_model(ARCH_LLAMA, 43);
+        rlhf_err err;
+        lora_config lc = lc_with(4, all_targets(ARCH_LLAMA));
+        CHECK(model_add_lora(m, &lc, 2, &err) == 0);
+        randomise_adapters(m, 0.2f, 6);
+        CHECK(model_to_bf16(m, &err) == 0);
+        snprintf(m->origin, sizeof m->origin, "llama-test");
+        m->origin_seed = 43;
+        rlhf_model *ref;
+        CHECK(model_share_base(m, &ref, &err) == 0);
+        CHECK(model_has_bf16(ref));
+        CHECK(strcmp(ref->origin, "llama-test") == 0 && ref->origin_seed == 43);
+        fixture f;
+        make_fixture(&f, m->cfg.vocab_size, 8);
+        int N = f.B * f.T, C = m->cfg.n_embd;
+        model_lora_enable(m, 0);
+        fixture_loss(m, &f);
+        float *off = xmalloc((size_t)N * C * 4);
+        memcpy(off, m->hidden, (size_t)N * C * 4);
+        model_lora_enable(m, 1);
+        fixture_loss(ref, &f);
+        CHECK(memcmp(ref->hidden, off, (size_t)N * C * 4) == 0);
+        free(off);
+        if (order == 0) {
+            model_free(ref);
+            fixture_loss(m, &f);
+            CHECK(isfinite(m->logp[0]));
+            model_free(m);
+        } else {  // (the policy owns the fp32 base: nothing may run on ref after this)
+            model_free(m);
+            model_free(ref);
+        }
+    }
+    return 0;
+}
+
 // ------------------------------------------------------------------ dropout --
 
 static int test_dropout(void) {
@@ -634,6 +675,7 @@ int main(void) {
     RUN(test_frozen_base_and_adamw);
     RUN(test_merge);
     RUN(test_share_base);
+    RUN(test_share_base_bf16);
     RUN(test_dropout);
     RUN(test_dropout_mask_rate);
     RUN(test_bad_configs);

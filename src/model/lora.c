@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dtype.h"
 #include "model/model_internal.h"
 
 // ------------------------------------------------------------- adapter kinds --
@@ -511,7 +512,10 @@ int model_share_base(const rlhf_model *src, rlhf_model **out, rlhf_err *err) {
         memcpy(m->rope_cos, src->rope_cos, n * sizeof(float));
         memcpy(m->rope_sin, src->rope_sin, n * sizeof(float));
     }
+    snprintf(m->origin, sizeof m->origin, "%s", src->origin);
+    m->origin_seed = src->origin_seed;
     model_set_views(m);
+    model_share_bf16(m, src);  // the reference reads the policy's 16-bit base copies, if any
     *out = m;
     return 0;
 }
