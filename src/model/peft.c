@@ -162,6 +162,16 @@ const char *peft_origin(const rlhf_model *m, int *named, uint64_t *seed) {
 
 // ----------------------------------------------------------------- saving --
 
+// a float as the shortest decimal that reads back as it (0.05f -> 0.05, not 0.0500000007)
+static double short_double(float x) {
+    char b[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, (double)x);
+        if ((float)strtod(b, NULL) == x) break;
+    }
+    return strtod(b, NULL);
+}
+
 static cJSON *string_list(const char **names, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(names[i]));
@@ -218,8 +228,8 @@ int peft_write_files(const char *dir, const rlhf_model *m, const char *base_mode
     cJSON_AddBoolToObject(j, "init_lora_weights", 1);
     cJSON_AddNullToObject(j, "layers_pattern");
     cJSON_AddNullToObject(j, "layers_to_transform");
-    cJSON_AddNumberToObject(j, "lora_alpha", lc->alpha);
-    cJSON_AddNumberToObject(j, "lora_dropout", lc->dropout);
+    cJSON_AddNumberToObject(j, "lora_alpha", short_double(lc->alpha));
+    cJSON_AddNumberToObject(j, "lora_dropout", short_double(lc->dropout));
     if (m->cfg.score_head) {
         const char *mts[] = {"score"};
         cJSON_AddItemToObject(j, "modules_to_save", string_list(mts, 1));
