@@ -665,6 +665,9 @@ int model_with_heads(const rlhf_model *src, int score_head, int value_head, uint
     c.value_head = value_head;
     rlhf_model *m;
     if (model_create(&m, &c, seed, err)) return -1;  // fresh heads; trunk overwritten below
+    memcpy(m->origin, src->origin, sizeof m->origin);  // where the trunk came from
+    m->origin_seed = src->origin_seed;
+    m->grad_ckpt = src->grad_ckpt;
     for (int i = 0; i < m->n_tensors; i++) {
         const rlhf_tensor *t = &m->tensors[i];
         const rlhf_tensor *s = model_find_tensor(src, t->name);
