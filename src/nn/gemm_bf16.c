@@ -434,7 +434,7 @@ void linear_forward_bf16(float *out, const float *inp, const uint16_t *w16, cons
     if (N <= 0 || OC <= 0) return;
 #if HAVE_BF16_KERNELS
     if (bf16_path() == BF16_PATH_AVX512BF16) {
-        if (N <= BF16_SKINNY_MAX && C > 0) {
+        if (N <= BF16_SKINNY_MAX && C > 0 && (C + 31) / 32 * 32 <= SK_BUF) {
             fwd_skinny(out, inp, w16, b, N, C, OC);
             return;
         }
