@@ -224,8 +224,9 @@ static int test_activation_bytes(void) {
 }
 
 // adapters on every projection, dropout on: the recomputed forward must draw the
-// same masks and the adapters' gradients must match bit for bit
-static int case_lora(rlhf_arch arch) {
+// same masks and the adapters' gradients must match bit for bit (bf16: with the
+// frozen base read from its bf16 copies)
+static int case_lora(rlhf_arch arch, int bf16) {
     rlhf_config c = small_cfg(arch);
     rlhf_model *m;
     rlhf_err err;
@@ -241,6 +242,10 @@ static int case_lora(rlhf_arch arch) {
         SKIP("LoRA not available: %s", err.msg);
     }
     CHECK(m->n_frozen > 0);
+    if (bf16 && model_to_bf16(m, &err)) {
+        model_free(m);
+        SKIP("bf16 weights not available: %s", err.msg);
+    }
     perturb(m, m->n_frozen, 0.1f, 12);  // adapters' B away from 0 (and the heads)
     model_lora_dropout(m, 1, 77);
     batch_data d;
@@ -313,8 +318,10 @@ static int case_plan(rlhf_arch arch) {
 static int test_plan_gpt2(void) { return case_plan(ARCH_GPT2); }
 static int test_plan_llama(void) { return case_plan(ARCH_LLAMA); }
 
-static int test_lora_gpt2(void) { return case_lora(ARCH_GPT2); }
-static int test_lora_llama(void) { return case_lora(ARCH_LLAMA); }
+static int test_lora_gpt2(void) { return case_lora(ARCH_GPT2, 0); }
+static int test_lora_llama(void) { return case_lora(ARCH_LLAMA, 0); }
+static int test_lora_bf16_gpt2(void) { return case_lora(ARCH_GPT2, 1); }
+static int test_lora_bf16_llama(void) { return case_lora(ARCH_LLAMA, 1); }
 
 int main(void) {
     RUN(test_gpt2);
@@ -325,6 +332,8 @@ int main(void) {
     RUN(test_activation_bytes);
     RUN(test_lora_gpt2);
     RUN(test_lora_llama);
+    RUN(test_lora_bf16_gpt2);
+    RUN(test_lora_bf16_llama);
     RUN(test_plan_gpt2);
     RUN(test_plan_llama);
     TEST_EXIT();
