@@ -133,10 +133,13 @@ def main():
                 "--output_dir", out, *extra, check=False, threads=1)
         m = rows(os.path.join(out, "metrics.jsonl")) if p.returncode == 0 else [{}]
         loss = m[0].get("loss", 99)
+        rw = max(abs(m[0].get("rewards/chosen", 9)), abs(m[0].get("rewards/rejected", 9)))
         ck = "checkpointing" in p.stderr if "--gradient_checkpointing" in extra else True
-        report(abs(loss - 0.693147) < 1e-3 and ck, "lora_dpo_starts_at_reference" +
-               ("_" + extra[0].strip("-") if extra else ""), f"rc {p.returncode} loss {loss} "
-               + p.stderr[-300:])
+        # B = 0: the policy's forward is the base's, which the reference reads (with
+        # bf16 the same 16-bit copies), so the implicit rewards are exactly 0
+        report(abs(loss - 0.693147) < 1e-5 and rw < 1e-6 and ck, "lora_dpo_starts_at_reference" +
+               ("_" + extra[0].strip("-") if extra else ""),
+               f"rc {p.returncode} loss {loss} rewards {rw} " + p.stderr[-300:])
 
     # --- the proof: LoRA-DPO and LoRA-GRPO raise held-out sampled accuracy -----------
     acc_sft, greedy_sft = sampled_accuracy(sft, evald)

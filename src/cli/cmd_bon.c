@@ -73,6 +73,11 @@ int cmd_bon(int argc, char **argv) {
         return 2;
     }
     int train = c.train != BON_SAMPLE;
+    if (!train && (c.base.use_peft || c.base.gradient_checkpointing)) {
+        fprintf(stderr, "rlhf bon: --%s trains: it needs --train raft or superhf\n",
+                c.base.use_peft ? "use_peft" : "gradient_checkpointing");
+        return 2;
+    }
     char *cfg = flags_to_json(defs);
     c.base.config_json = cfg;
     int rc = train ? bon_train(&c, &err) : bon_sample(&c, &err);

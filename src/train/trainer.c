@@ -9,10 +9,7 @@
 #include "base/progress.h"
 #include "model/dtype.h"
 #include "model/lora.h"
-#if __has_include("model/peft.h")  // (issue 16: until model/peft lands)
 #include "model/peft.h"
-#define TRAINER_HAVE_PEFT 1
-#endif
 
 // ------------------------------------------------------------ clean stops --
 
@@ -197,11 +194,7 @@ static void print_plan(const trainer *t) {
 // base of every adapter folder this run loads (peft_set_base_override)
 static int load_policy(trainer *t, rlhf_err *err) {
     const train_config *c = t->c;
-#ifdef TRAINER_HAVE_PEFT
     if (c->base_model) peft_set_base_override(c->base_model);
-#else
-    if (c->base_model) return rlhf_fail(err, "--base_model: adapter folders are not built yet");
-#endif
     return model_load_any(t->resume_from[0] ? t->resume_from : c->model, c->seed, &t->m, err);
 }
 
@@ -319,9 +312,7 @@ int trainer_run(const train_config *c, const trainer_method *method, void *self,
     if (trainer_start(&t, err) == 0 && trainer_loop(&t, err) == 0 && trainer_end(&t, err) == 0)
         rc = 0;
     restore_signals(h);
-#ifdef TRAINER_HAVE_PEFT
     if (c->base_model) peft_set_base_override(NULL);
-#endif
     if (method->free) method->free(&t);
     if (t.samples) fclose(t.samples);
     run_close(&t.run);
