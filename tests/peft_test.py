@@ -373,6 +373,17 @@ def run_arch(arch, work):
     d2 = damaged("nobase", conf_edit=lambda c: c.update({"base_model_name_or_path": None}))
     expect_refusal(f"{arch}_missing_base_refused", d2, tpath, work, "adapter_config.json",
                    "base_model_name_or_path")
+    d2 = damaged("hub_id", conf_edit=lambda c: c.update({"base_model_name_or_path": "gpt2"}))
+    expect_refusal(f"{arch}_hub_id_base_refused", d2, tpath, work, "adapter_config.json",
+                   "\"gpt2\"", "--base_model")
+    # --base_model supplies a base the folder does not name (rlhf export here)
+    d2 = damaged("nobase2", conf_edit=lambda c: c.update({"base_model_name_or_path": None}))
+    out = os.path.join(work, f"rebased_{arch}")
+    p = rlhf("export", "--model", d2, "--base_model", base, "--format", "peft", "--out", out)
+    cp = os.path.join(out, "adapter_config.json")
+    rb = json.load(open(cp)).get("base_model_name_or_path") if os.path.exists(cp) else None
+    report(p.returncode == 0 and rb == os.path.realpath(base), f"{arch}_base_model_flag",
+           f"{p.stderr[-300:]} recorded {rb}")
     # a base path relative to the adapter folder (the folders moved together)
     d2 = damaged("relative", conf_edit=lambda c: c.update({"base_model_name_or_path": f"../base_{arch}"}))
     c2, _ = c_outputs(d2, tpath, work)

@@ -389,9 +389,44 @@ static int read_config(const cJSON *j, const char *src, rlhf_arch arch, lora_con
     return 0;
 }
 
-static int is_abs_or_exists(const char *p) {
+// The base to load: override, else base_model_name_or_path: a path that exists
+// from the working directory, else one that exists from the adapter folder, else
+// a named size, but only when our metadata holds its seed (an HF hub id such as
+// "gpt2" must not turn into our random model of that name). f: the open file.
+static int resolve_base(const char *dir, const char *cpath, const cJSON *j, const st_file *f,
+                        const char *override, char *base, size_t n, rlhf_err *err) {
+    if (override) {
+        snprintf(base, n, "%s", override);
+        return 0;
+    }
+    const cJSON *bv = jget(j, "base_model_name_or_path");
+    if (!cJSON_IsString(bv) || !bv->valuestring[0])
+        return rlhf_fail(err, "%s: key \"base_model_name_or_path\" is missing: pass the base "
+                              "model (--base_model)",
+                         cpath);
+    const char *b = bv->valuestring;
     struct stat st;
-    return p[0] == '/' || stat(p, &st) == 0;
+    if (stat(b, &st) == 0) {
+        snprintf(base, n, "%s", b);
+        return 0;
+    }
+    if (b[0] != '/') {
+        snprintf(base, n, "%s/%s", dir, b);
+        if (stat(base, &st) == 0) return 0;
+    }
+    rlhf_config c;
+    rlhf_err e2;
+    if (config_from_name(&c, b, &e2) == 0 && st_meta(f, "rlhf.base_seed")) {
+        snprintf(base, n, "%s", b);
+        return 0;
+    }
+    return rlhf_fail(err, "%s: key \"base_model_name_or_path\" is \"%s\", which is not a local "
+                          "path (from the working directory or the adapter folder)%s; nothing is "
+                          "downloaded: pass --base_model PATH (a local HF folder or checkpoint)",
+                     cpath, b, config_from_name(&c, b, &e2) == 0
+                                   ? " (and this adapter was not saved on our named size of that "
+                                     "name)"
+                                   : "");
 }
 
 int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model **out,
@@ -414,22 +449,9 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
     int rc = -1;
     char base[4400];
     if (!override && base_override[0]) override = base_override;
-    const cJSON *bv = jget(j, "base_model_name_or_path");
-    if (override) {
-        snprintf(base, sizeof base, "%s", override);
-    } else if (cJSON_IsString(bv) && bv->valuestring[0]) {
-        snprintf(base, sizeof base, "%s", bv->valuestring);
-        rlhf_config c;
-        rlhf_err e2;
-        if (!is_abs_or_exists(base) && config_from_name(&c, base, &e2) != 0)
-            snprintf(base, sizeof base, "%s/%s", dir, bv->valuestring);  // beside the adapter
-    } else {
-        rlhf_fail(err, "%s: key \"base_model_name_or_path\" is missing: pass the base model "
-                       "(--base_model)",
-                  cpath);
+    if (st_open(&f, wpath, err) ||
+        resolve_base(dir, cpath, j, &f, override, base, sizeof base, err))
         goto done;
-    }
-    if (st_open(&f, wpath, err)) goto done;
     if (peft_is_adapter_dir(base)) {
         rlhf_fail(err, "%s: the base model %s is itself an adapter folder (merge it first: rlhf "
                        "export --merge_lora)",
@@ -563,19 +585,10 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
     memset(&f, 0, sizeof f);
     int rc = -1;
     char base[4400];
-    const cJSON *bv = jget(j, "base_model_name_or_path");
-    if (base_override[0]) {
-        snprintf(base, sizeof base, "%s", base_override);
-    } else if (cJSON_IsString(bv) && bv->valuestring[0]) {
-        snprintf(base, sizeof base, "%s", bv->valuestring);
-        rlhf_config c;
-        rlhf_err e2;
-        if (!is_abs_or_exists(base) && config_from_name(&c, base, &e2) != 0)
-            snprintf(base, sizeof base, "%s/%s", dir, bv->valuestring);
-    } else {
-        rlhf_fail(err, "%s: key \"base_model_name_or_path\" is missing", cpath);
+    if (st_open(&f, wpath, err) ||
+        resolve_base(dir, cpath, j, &f, base_override[0] ? base_override : NULL, base,
+                     sizeof base, err))
         goto done;
-    }
     char rbase[4400];
     if (peft_is_adapter_dir(base)) {
         rlhf_fail(err, "%s: the base model %s is itself an adapter folder", cpath, base);
@@ -586,7 +599,7 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
         goto done;
     }
     lora_config lc;
-    if (read_config(j, cpath, info->cfg.arch, &lc, err) || st_open(&f, wpath, err)) goto done;
+    if (read_config(j, cpath, info->cfg.arch, &lc, err)) goto done;
     const rlhf_config *c = &info->cfg;
     char *used = xcalloc((size_t)f.n_entries + 1, 1);
     size_t n_adapter = 0;
