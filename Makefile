@@ -118,6 +118,7 @@ bench: all $(BUILD)/bench_tok
 	$(MAKE) --no-print-directory bench-ctrl
 	$(MAKE) --no-print-directory bench-serve
 	$(MAKE) --no-print-directory bench-memory
+	$(MAKE) --no-print-directory bench-bf16
 
 # control: gradient updates/s beside PyTorch (SAC, CQL, IQL; 256-wide, batch 256,
 # 2 and 3 layers), then environment steps/s of the MuJoCo tasks (random actions)
@@ -129,6 +130,10 @@ bench-ctrl: all
 # 124M config, beside llama.cpp's server when LLAMA_SERVER=/path/to/llama-server is set
 bench-serve: all
 	BUILD=$(BUILD) /usr/bin/python3 bench/serve_bench.py
+
+# bf16 weights beside fp32: the Linear alone, decode at 1/4/16 rows, a prefill forward
+bench-bf16: all
+	BUILD=$(BUILD) /usr/bin/python3 bench/bf16_bench.py
 
 # peak memory of training runs (full vs LoRA vs LoRA + checkpointing) beside their memory plans
 bench-memory: all
@@ -192,5 +197,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl bench-serve bench-memory demo studies asan fuzz format clean
+.PHONY: all test bench bench-ctrl bench-serve bench-memory bench-bf16 demo studies asan fuzz format clean
 .SECONDARY:
