@@ -74,11 +74,15 @@ int lora_target_names(unsigned targets, rlhf_arch arch, const char **names, int 
 int model_add_lora(rlhf_model *m, const lora_config *lc, uint64_t seed, rlhf_err *err);
 // The adapters' config, or NULL when the model has none.
 const lora_config *model_lora(const rlhf_model *m);
-// Adapters on (default) or off: off, every forward is the base model's.
+// Adapters on (default) or off: off, every forward is the base model's (bit for
+// bit), and the backward of a training forward run with them off gives them no
+// gradient.
 void model_lora_enable(rlhf_model *m, int on);
 // Dropout in the training forward (model_forward): on with a seed for this
 // step's masks (each mask a pure function of (seed, layer, site, element), so
-// a recomputed forward draws the same mask); off (default) = no dropout.
+// a recomputed forward draws the same mask); off (default) = no dropout. The
+// backward uses the masks of the forward it follows (not the current switch).
+// The KV-cache forward never drops.
 void model_lora_dropout(rlhf_model *m, int on, uint64_t seed);
 // Folds every adapter into its base weight (W[slice] += scale * B A), removes
 // the adapter tensors, and makes the whole model trainable again (n_frozen 0,
@@ -89,7 +93,8 @@ int model_merge_lora(rlhf_model *m, rlhf_err *err);
 // reference policy of a LoRA run ("the base with adapters disabled") without a
 // second copy of the weights. It has its own activations, so its forwards do
 // not disturb src's. src must outlive it and keep its buffer (no
-// model_add_lora / model_merge_lora on src while it lives).
+// model_add_lora / model_merge_lora on src while it lives). Its heads are src's
+// (read in place too), its 16-bit copies src's (model_share_bf16), its origin src's.
 int model_share_base(const rlhf_model *src, rlhf_model **out, rlhf_err *err);
 
 // ---- called by model/linear.c only ----
