@@ -57,7 +57,8 @@ static const site_name SITES[] = {
 // PEFT's name for one of our tensors: 1 mapped (an adapter or a head), 0 a base
 // tensor (not in adapter files).
 static int peft_name(const rlhf_config *c, const char *ours, char *out, size_t n) {
-    if (!strcmp(ours, "score_head.weight")) return snprintf(out, n, "base_model.model.score.weight"), 1;
+    if (!strcmp(ours, "score_head.weight"))
+        return snprintf(out, n, "base_model.model.score.weight"), 1;
     if (!strcmp(ours, "score_head.bias")) return snprintf(out, n, "base_model.model.score.bias"), 1;
     if (!strcmp(ours, "value_head.weight")) return snprintf(out, n, "v_head.summary.weight"), 1;
     if (!strcmp(ours, "value_head.bias")) return snprintf(out, n, "v_head.summary.bias"), 1;
@@ -86,14 +87,17 @@ static int target_names(unsigned t, rlhf_arch arch, const char **names) {
     int n = 0;
     if (arch == ARCH_GPT2) {
         if (t & LORA_QKV) names[n++] = "c_attn";
-        if ((t & LORA_O) && (t & LORA_DOWN)) names[n++] = "c_proj";
-        else if (t & LORA_O) names[n++] = "attn.c_proj";
-        else if (t & LORA_DOWN) names[n++] = "mlp.c_proj";
+        if ((t & LORA_O) && (t & LORA_DOWN))
+            names[n++] = "c_proj";
+        else if (t & LORA_O)
+            names[n++] = "attn.c_proj";
+        else if (t & LORA_DOWN)
+            names[n++] = "mlp.c_proj";
         if (t & LORA_UP) names[n++] = "c_fc";
         return n;
     }
-    static const char *ll[] = {"q_proj", "k_proj", "v_proj", NULL, "o_proj",
-                               "gate_proj", "up_proj", "down_proj"};
+    static const char *ll[] = {"q_proj", "k_proj",    "v_proj",  NULL,
+                               "o_proj", "gate_proj", "up_proj", "down_proj"};
     for (int i = 0; i < 8; i++)
         if ((t & (1u << i)) && ll[i]) names[n++] = ll[i];
     return n;
@@ -103,24 +107,26 @@ static int target_names(unsigned t, rlhf_arch arch, const char **names) {
 // 0 = unknown for this architecture
 static unsigned target_bits(const char *s, rlhf_arch arch) {
     if (arch == ARCH_GPT2) {
-        static const struct { const char *n; unsigned b; } g[] = {
-            {"c_attn", LORA_QKV}, {"attn.c_attn", LORA_QKV}, {"c_proj", LORA_O | LORA_DOWN},
-            {"attn.c_proj", LORA_O}, {"mlp.c_proj", LORA_DOWN}, {"c_fc", LORA_UP},
-            {"mlp.c_fc", LORA_UP}};
+        static const struct {
+            const char *n;
+            unsigned b;
+        } g[] = {{"c_attn", LORA_QKV},    {"attn.c_attn", LORA_QKV}, {"c_proj", LORA_O | LORA_DOWN},
+                 {"attn.c_proj", LORA_O}, {"mlp.c_proj", LORA_DOWN}, {"c_fc", LORA_UP},
+                 {"mlp.c_fc", LORA_UP}};
         for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
             if (!strcmp(s, g[i].n)) return g[i].b;
         return 0;
     }
     const char *dot = strrchr(s, '.');
     const char *leaf = dot ? dot + 1 : s;
-    if (dot) {  // a parent, when given, must be the right one
+    if (dot) { // a parent, when given, must be the right one
         size_t pl = (size_t)(dot - s);
         int attn = pl == 9 && !strncmp(s, "self_attn", 9), mlp = pl == 3 && !strncmp(s, "mlp", 3);
         int is_attn_leaf = strstr("q_proj k_proj v_proj o_proj", leaf) != NULL;
         if (!(attn && is_attn_leaf) && !(mlp && !is_attn_leaf)) return 0;
     }
-    static const char *ll[] = {"q_proj", "k_proj", "v_proj", NULL, "o_proj",
-                               "gate_proj", "up_proj", "down_proj"};
+    static const char *ll[] = {"q_proj", "k_proj",    "v_proj",  NULL,
+                               "o_proj", "gate_proj", "up_proj", "down_proj"};
     for (int i = 0; i < 8; i++)
         if (ll[i] && !strcmp(leaf, ll[i])) return 1u << i;
     return 0;
@@ -146,7 +152,7 @@ void peft_note_origin(rlhf_model *m, const char *spec, uint64_t seed) {
     }
     char abs[PATH_MAX];
     const char *p = realpath(spec, abs) ? abs : spec;
-    if (strlen(p) >= sizeof m->origin) p = "";  // too long to record: unknown
+    if (strlen(p) >= sizeof m->origin) p = ""; // too long to record: unknown
     snprintf(m->origin, sizeof m->origin, "%s", p);
 }
 
@@ -188,7 +194,7 @@ int peft_write_files(const char *dir, const rlhf_model *m, const char *base_mode
 
     // the tensors: adapters and heads, under PEFT's names
     st_tensor_desc *d = xcalloc((size_t)m->n_tensors, sizeof *d);
-    char (*names)[160] = xcalloc((size_t)m->n_tensors, sizeof *names);
+    char(*names)[160] = xcalloc((size_t)m->n_tensors, sizeof *names);
     int n = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const rlhf_tensor *t = &m->tensors[i];
@@ -220,8 +226,10 @@ int peft_write_files(const char *dir, const rlhf_model *m, const char *base_mode
     cJSON *j = cJSON_CreateObject();
     cJSON_AddItemToObject(j, "alpha_pattern", cJSON_CreateObject());
     cJSON_AddNullToObject(j, "auto_mapping");
-    if (base) cJSON_AddStringToObject(j, "base_model_name_or_path", base);
-    else cJSON_AddNullToObject(j, "base_model_name_or_path");
+    if (base)
+        cJSON_AddStringToObject(j, "base_model_name_or_path", base);
+    else
+        cJSON_AddNullToObject(j, "base_model_name_or_path");
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddBoolToObject(j, "fan_in_fan_out", m->cfg.arch == ARCH_GPT2);
     cJSON_AddBoolToObject(j, "inference_mode", 1);
@@ -256,7 +264,8 @@ int peft_save(const char *dir_in, const rlhf_model *m, const char *base_model, r
     char dir[4096];
     size_t k = strlen(dir_in);
     while (k > 1 && dir_in[k - 1] == '/') k--;
-    if (k == 0 || k >= sizeof dir) return rlhf_fail(err, "peft: bad folder name \"%.200s\"", dir_in);
+    if (k == 0 || k >= sizeof dir)
+        return rlhf_fail(err, "peft: bad folder name \"%.200s\"", dir_in);
     memcpy(dir, dir_in, k);
     dir[k] = '\0';
     if (!model_lora(m)) return rlhf_fail(err, "%s: the model has no LoRA adapters to save", dir);
@@ -310,8 +319,9 @@ static int read_config(const cJSON *j, const char *src, rlhf_arch arch, lora_con
                          cJSON_IsString(v) ? v->valuestring : "not a string");
     v = jget(j, "bias");
     if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "none")))
-        return rlhf_fail(err, "%s: key \"bias\" is %s: only \"none\" is supported (trained biases "
-                              "are not adapters here)",
+        return rlhf_fail(err,
+                         "%s: key \"bias\" is %s: only \"none\" is supported (trained biases "
+                         "are not adapters here)",
                          src, cJSON_IsString(v) ? v->valuestring : "not a string");
     if (refuse_set(j, "use_dora", src, "DoRA", err) ||
         refuse_set(j, "rank_pattern", src, "per-module ranks", err) ||
@@ -330,11 +340,12 @@ static int read_config(const cJSON *j, const char *src, rlhf_arch arch, lora_con
         return rlhf_fail(err, "%s: key \"modules_to_save\" must be a list", src);
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
-        if (!cJSON_IsString(e) || (strcmp(e->valuestring, "score") &&
-                                   strcmp(e->valuestring, "classifier") &&
-                                   strcmp(e->valuestring, "v_head")))
-            return rlhf_fail(err, "%s: key \"modules_to_save\" holds %s: only the heads (score, "
-                                  "classifier, v_head) can be saved beside adapters here",
+        if (!cJSON_IsString(e) ||
+            (strcmp(e->valuestring, "score") && strcmp(e->valuestring, "classifier") &&
+             strcmp(e->valuestring, "v_head")))
+            return rlhf_fail(err,
+                             "%s: key \"modules_to_save\" holds %s: only the heads (score, "
+                             "classifier, v_head) can be saved beside adapters here",
                              src, cJSON_IsString(e) ? e->valuestring : "a non-string");
     }
     lora_config_default(lc);
@@ -344,7 +355,7 @@ static int read_config(const cJSON *j, const char *src, rlhf_arch arch, lora_con
         return rlhf_fail(err, "%s: key \"r\" must be an integer >= 1", src);
     lc->r = (int)v->valuedouble;
     v = jget(j, "lora_alpha");
-    lc->alpha = 8.0f;  // PEFT's default
+    lc->alpha = 8.0f; // PEFT's default
     if (v && (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble)))
         return rlhf_fail(err, "%s: key \"lora_alpha\" must be a number > 0", src);
     if (v) lc->alpha = (float)v->valuedouble;
@@ -354,7 +365,8 @@ static int read_config(const cJSON *j, const char *src, rlhf_arch arch, lora_con
         return rlhf_fail(err, "%s: key \"lora_dropout\" must be a number in [0, 1)", src);
     if (v) lc->dropout = (float)v->valuedouble;
     v = jget(j, "use_rslora");
-    if (v && !cJSON_IsBool(v)) return rlhf_fail(err, "%s: key \"use_rslora\" must be true or false", src);
+    if (v && !cJSON_IsBool(v))
+        return rlhf_fail(err, "%s: key \"use_rslora\" must be true or false", src);
     lc->use_rslora = cJSON_IsTrue(v);
 
     v = jget(j, "target_modules");
@@ -364,20 +376,22 @@ static int read_config(const cJSON *j, const char *src, rlhf_arch arch, lora_con
                                                  "up_proj, down_proj";
     if (cJSON_IsString(v)) {
         if (!strcmp(v->valuestring, "all-linear")) {
-            t = arch == ARCH_GPT2 ? LORA_QKV | LORA_O | LORA_UP | LORA_DOWN
-                                  : LORA_Q | LORA_K | LORA_V | LORA_O | LORA_GATE | LORA_UP |
-                                        LORA_DOWN;
+            t = arch == ARCH_GPT2
+                    ? LORA_QKV | LORA_O | LORA_UP | LORA_DOWN
+                    : LORA_Q | LORA_K | LORA_V | LORA_O | LORA_GATE | LORA_UP | LORA_DOWN;
         } else if (!(t = target_bits(v->valuestring, arch))) {
-            return rlhf_fail(err, "%s: key \"target_modules\" is the pattern \"%s\": only a list "
-                                  "of module names (%s) or \"all-linear\" loads here",
+            return rlhf_fail(err,
+                             "%s: key \"target_modules\" is the pattern \"%s\": only a list "
+                             "of module names (%s) or \"all-linear\" loads here",
                              src, v->valuestring, arch_names);
         }
     } else if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0) {
         cJSON_ArrayForEach(e, v) {
             unsigned b = cJSON_IsString(e) ? target_bits(e->valuestring, arch) : 0;
             if (!b)
-                return rlhf_fail(err, "%s: key \"target_modules\" holds \"%s\", not a module this "
-                                      "%s model has adapters for (%s)",
+                return rlhf_fail(err,
+                                 "%s: key \"target_modules\" holds \"%s\", not a module this "
+                                 "%s model has adapters for (%s)",
                                  src, cJSON_IsString(e) ? e->valuestring : "?",
                                  arch == ARCH_GPT2 ? "GPT-2" : "Llama", arch_names);
             t |= b;
@@ -401,8 +415,9 @@ static int resolve_base(const char *dir, const char *cpath, const cJSON *j, cons
     }
     const cJSON *bv = jget(j, "base_model_name_or_path");
     if (!cJSON_IsString(bv) || !bv->valuestring[0])
-        return rlhf_fail(err, "%s: key \"base_model_name_or_path\" is missing: pass the base "
-                              "model (--base_model)",
+        return rlhf_fail(err,
+                         "%s: key \"base_model_name_or_path\" is missing: pass the base "
+                         "model (--base_model)",
                          cpath);
     const char *b = bv->valuestring;
     struct stat st;
@@ -420,13 +435,15 @@ static int resolve_base(const char *dir, const char *cpath, const cJSON *j, cons
         snprintf(base, n, "%s", b);
         return 0;
     }
-    return rlhf_fail(err, "%s: key \"base_model_name_or_path\" is \"%s\", which is not a local "
-                          "path (from the working directory or the adapter folder)%s; nothing is "
-                          "downloaded: pass --base_model PATH (a local HF folder or checkpoint)",
-                     cpath, b, config_from_name(&c, b, &e2) == 0
-                                   ? " (and this adapter was not saved on our named size of that "
-                                     "name)"
-                                   : "");
+    return rlhf_fail(err,
+                     "%s: key \"base_model_name_or_path\" is \"%s\", which is not a local "
+                     "path (from the working directory or the adapter folder)%s; nothing is "
+                     "downloaded: pass --base_model PATH (a local HF folder or checkpoint)",
+                     cpath, b,
+                     config_from_name(&c, b, &e2) == 0
+                         ? " (and this adapter was not saved on our named size of that "
+                           "name)"
+                         : "");
 }
 
 int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model **out,
@@ -453,8 +470,9 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
         resolve_base(dir, cpath, j, &f, override, base, sizeof base, err))
         goto done;
     if (peft_is_adapter_dir(base)) {
-        rlhf_fail(err, "%s: the base model %s is itself an adapter folder (merge it first: rlhf "
-                       "export --merge_lora)",
+        rlhf_fail(err,
+                  "%s: the base model %s is itself an adapter folder (merge it first: rlhf "
+                  "export --merge_lora)",
                   cpath, base);
         goto done;
     }
@@ -465,8 +483,9 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
         goto done;
     }
     if (model_lora(m)) {
-        rlhf_fail(err, "%s: the base model %s already has adapters (merge them first: rlhf "
-                       "export --merge_lora)",
+        rlhf_fail(err,
+                  "%s: the base model %s already has adapters (merge them first: rlhf "
+                  "export --merge_lora)",
                   cpath, base);
         goto done;
     }
@@ -478,7 +497,8 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
     const st_entry *vw = st_find(&f, "v_head.summary.weight");
     int K = m->cfg.score_head, V = m->cfg.value_head;
     if (sw) {
-        if (sw->ndim != 2 || sw->shape[1] != m->cfg.n_embd || sw->shape[0] < 1 || sw->shape[0] > 64) {
+        if (sw->ndim != 2 || sw->shape[1] != m->cfg.n_embd || sw->shape[0] < 1 ||
+            sw->shape[0] > 64) {
             rlhf_fail(err, "%s: tensor \"%s\" must be (K, %d) with 1 <= K <= 64", wpath, sw->name,
                       m->cfg.n_embd);
             goto done;
@@ -510,11 +530,11 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
         float *dst = m->params + t->offset;
         if (!e) {
             int head = strstr(nm, "score.") || strstr(nm, "v_head.");
-            if (head && strstr(nm, ".bias")) {  // HF's score has no bias
+            if (head && strstr(nm, ".bias")) { // HF's score has no bias
                 memset(dst, 0, t->numel * sizeof(float));
                 continue;
             }
-            if (head && !strstr(nm, ".bias")) continue;  // the base's own head stays
+            if (head && !strstr(nm, ".bias")) continue; // the base's own head stays
             bad = rlhf_fail(err, "%s: tensor \"%s\" missing (%s targets it: our %s)", wpath, nm,
                             cpath, t->name);
             break;
@@ -526,8 +546,9 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
             char a[128], b[128];
             fmt_shape_str(a, sizeof a, e->ndim, e->shape);
             fmt_shape_str(b, sizeof b, t->ndim, t->shape);
-            bad = rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s (r %d, the base's "
-                                 "dimensions)",
+            bad = rlhf_fail(err,
+                            "%s: tensor \"%s\" has shape %s, expected %s (r %d, the base's "
+                            "dimensions)",
                             wpath, nm, a, b, lc.r);
             break;
         }
@@ -541,8 +562,9 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
     }
     for (int i = 0; i < f.n_entries && !bad; i++)
         if (!used[i])
-            bad = rlhf_fail(err, "%s: unexpected tensor \"%s\" (not an adapter of the modules %s "
-                                 "targets, nor a head)",
+            bad = rlhf_fail(err,
+                            "%s: unexpected tensor \"%s\" (not an adapter of the modules %s "
+                            "targets, nor a head)",
                             wpath, f.entries[i].name, cpath);
     free(used);
     if (bad) goto done;
@@ -551,8 +573,10 @@ int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model *
 done:
     cJSON_Delete(j);
     st_close(&f);
-    if (rc) model_free(m);
-    else *out = m;
+    if (rc)
+        model_free(m);
+    else
+        *out = m;
     return rc;
 }
 
@@ -564,8 +588,11 @@ static void site_dims(const rlhf_config *c, int i, int64_t *out, int64_t *in) {
     int64_t NQ = c->n_head * HS, NK = c->n_kv_head * HS;
     unsigned b = SITES[i].bit;
     *in = b == LORA_O ? NQ : b == LORA_DOWN ? F : C;
-    *out = b == LORA_Q ? NQ : b == LORA_K || b == LORA_V ? NK
-         : b == LORA_QKV ? NQ + 2 * NK : b == LORA_O || b == LORA_DOWN ? C : F;
+    *out = b == LORA_Q                     ? NQ
+           : b == LORA_K || b == LORA_V    ? NK
+           : b == LORA_QKV                 ? NQ + 2 * NK
+           : b == LORA_O || b == LORA_DOWN ? C
+                                           : F;
 }
 
 int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
@@ -586,8 +613,8 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
     int rc = -1;
     char base[4400];
     if (st_open(&f, wpath, err) ||
-        resolve_base(dir, cpath, j, &f, base_override[0] ? base_override : NULL, base,
-                     sizeof base, err))
+        resolve_base(dir, cpath, j, &f, base_override[0] ? base_override : NULL, base, sizeof base,
+                     err))
         goto done;
     char rbase[4400];
     if (peft_is_adapter_dir(base)) {
@@ -612,7 +639,7 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
             site_dims(c, i, &out, &in);
             for (int ab = 0; ab < 2 && !bad; ab++) {
                 snprintf(ours, sizeof ours, "layers.%d.%s.lora_%c", l, SITES[i].site, "AB"[ab]);
-                if (!peft_name(c, ours, nm, sizeof nm)) continue;  // not this architecture's
+                if (!peft_name(c, ours, nm, sizeof nm)) continue; // not this architecture's
                 const st_entry *e = st_find(&f, nm);
                 int64_t want[2] = {ab ? out : lc.r, ab ? lc.r : in};
                 if (!e) {
@@ -639,7 +666,8 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
     for (int i = 0; i < f.n_entries && !bad; i++) {
         int head = 0;
         for (int k = 0; k < 4; k++) head |= !strcmp(f.entries[i].name, heads[k]);
-        if (head) n_adapter += (size_t)f.entries[i].numel;
+        if (head)
+            n_adapter += (size_t)f.entries[i].numel;
         else if (!used[i])
             bad = rlhf_fail(err, "%s: unexpected tensor \"%s\"", wpath, f.entries[i].name);
     }

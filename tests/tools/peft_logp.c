@@ -30,7 +30,9 @@ static void die(const char *what, const rlhf_err *e) {
     exit(1);
 }
 
-static int is_adapter(const char *name) { return strstr(name, ".lora_") != NULL; }
+static int is_adapter(const char *name) {
+    return strstr(name, ".lora_") != NULL;
+}
 
 // random non-zero adapter values (B starts at 0 after model_add_lora) and heads
 static void randomize(rlhf_model *m, uint64_t seed) {
@@ -47,11 +49,24 @@ static void randomize(rlhf_model *m, uint64_t seed) {
 
 static rlhf_config small(const char *kind) {
     if (!strcmp(kind, "gpt2"))
-        return (rlhf_config){.arch = ARCH_GPT2, .n_layer = 2, .n_head = 4, .n_embd = 32,
-                             .vocab_size = 67, .max_seq_len = 32, .tied = 1};
-    return (rlhf_config){.arch = ARCH_LLAMA, .n_layer = 2, .n_head = 4, .n_kv_head = 2,
-                         .n_embd = 32, .d_ff = 48, .vocab_size = 67, .max_seq_len = 32,
-                         .tied = 0, .qkv_bias = 1, .rope_theta = 500.0f};
+        return (rlhf_config){.arch = ARCH_GPT2,
+                             .n_layer = 2,
+                             .n_head = 4,
+                             .n_embd = 32,
+                             .vocab_size = 67,
+                             .max_seq_len = 32,
+                             .tied = 1};
+    return (rlhf_config){.arch = ARCH_LLAMA,
+                         .n_layer = 2,
+                         .n_head = 4,
+                         .n_kv_head = 2,
+                         .n_embd = 32,
+                         .d_ff = 48,
+                         .vocab_size = 67,
+                         .max_seq_len = 32,
+                         .tied = 0,
+                         .qkv_bias = 1,
+                         .rope_theta = 500.0f};
 }
 
 static int cmd_logp(const char *model, const char *in, const char *out) {
@@ -77,11 +92,14 @@ static int cmd_logp(const char *model, const char *in, const char *out) {
         {.name = "logp", .dtype = ST_F32, .ndim = 2, .shape = {B, T}, .data = m->logp}};
     int n = 2;
     if (m->cfg.score_head)
-        d[n++] = (st_tensor_desc){.name = "score", .dtype = ST_F32, .ndim = 2,
-                                  .shape = {B, m->cfg.score_head}, .data = m->score};
+        d[n++] = (st_tensor_desc){.name = "score",
+                                  .dtype = ST_F32,
+                                  .ndim = 2,
+                                  .shape = {B, m->cfg.score_head},
+                                  .data = m->score};
     if (m->cfg.value_head)
-        d[n++] = (st_tensor_desc){.name = "values", .dtype = ST_F32, .ndim = 2, .shape = {B, T},
-                                  .data = m->values};
+        d[n++] = (st_tensor_desc){
+            .name = "values", .dtype = ST_F32, .ndim = 2, .shape = {B, T}, .data = m->values};
     if (st_write(out, d, n, NULL, &e)) die("output", &e);
     printf("adapters %d score_head %d n_params %zu\n", model_lora(m) != NULL, m->cfg.score_head,
            m->n_params);
@@ -170,8 +188,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "inspect")) {
         model_file_info fi;
         if (peft_inspect(argv[2], &fi, &e)) die("inspect", &e);
-        printf("format %s\ndtype %s\nn_params %zu\nscore_head %d\nnote %s\n", fi.format,
-               fi.dtype, fi.n_params, fi.cfg.score_head, fi.note);
+        printf("format %s\ndtype %s\nn_params %zu\nscore_head %d\nnote %s\n", fi.format, fi.dtype,
+               fi.n_params, fi.cfg.score_head, fi.note);
         return 0;
     }
     if (argc == 4 && !strcmp(argv[1], "ckpt")) return cmd_ckpt(argv[2], argv[3]);
