@@ -17,6 +17,9 @@ only; prints PASS/FAIL/SKIP lines, exit 1 on failure.
     SFT model's (23 problems no training stage saw, 32 samples each);
   * --resume of a LoRA run (dropout on) ends bit-for-bit where the run
     straight through ends; resuming with other --lora_* flags is refused;
+  * an adapter folder as --model loads on --base_model when its base moved
+    (and is refused, naming the base, without it); rm refuses to add a head
+    to an adapter folder's model;
   * bad values are refused at the flags (exit 2, naming the flag), and options
     that rewrite the reference from the policy refuse --use_peft (exit 1).
 """
@@ -124,6 +127,34 @@ def main():
     t_all = time.time() - t0
     report(digest(sft) == base_digest, "lora_base_unchanged",
            "the SFT model's files changed during LoRA runs")
+
+    # --- an adapter folder as --model: its base from --base_model when it moved -------
+    adapter = os.path.join(tmp, "adapter")
+    shutil.copytree(os.path.join(tmp, "run_sft", "checkpoints", "final"), adapter)
+    cfg_path = os.path.join(adapter, "adapter_config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["base_model_name_or_path"] = os.path.join(tmp, "no_such_base")
+    json.dump(cfg, open(cfg_path, "w"))
+    moved = os.path.join(tmp, "sft_moved")
+    shutil.copytree(sft, moved)
+    short_dpo = ["dpo", "--data", prefs, "--max_steps", "1", "--batch_size", "4", "--quiet",
+                 "--kl_prompts", "0", "--use_peft"]
+    p = run(short_dpo[0], "--model", adapter, *short_dpo[1:], "--output_dir",
+            os.path.join(tmp, "from_adapter_0"), check=False, threads=1)
+    report(p.returncode == 1 and "no_such_base" in p.stderr, "lora_adapter_base_missing_refused",
+           p.stderr[-300:])
+    out = os.path.join(tmp, "from_adapter")
+    p = run(short_dpo[0], "--model", adapter, "--base_model", moved, *short_dpo[1:],
+            "--output_dir", out, check=False, threads=1)
+    saved = os.path.join(out, "checkpoints", "final", "adapter_config.json")
+    report(p.returncode == 0 and "shared in place" in p.stderr and os.path.isfile(saved) and
+           json.load(open(saved))["base_model_name_or_path"].endswith("sft_moved"),
+           "lora_base_model_flag", p.stderr[-300:])
+    p = run("rm", "--model", adapter, "--base_model", moved, "--data", prefs, "--max_steps", "1",
+            "--quiet", "--use_peft", "--output_dir", os.path.join(tmp, "rm_from_adapter"),
+            check=False, threads=1)
+    report(p.returncode == 1 and "merge" in p.stderr, "lora_head_on_adapter_folder_refused",
+           p.stderr[-300:])
 
     # --- the policy starts at the reference (shared base), also bf16 / checkpointing --
     for extra in [[], ["--dtype", "bfloat16"], ["--gradient_checkpointing"]]:
