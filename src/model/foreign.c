@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "model/model_internal.h"
+#include "model/peft.h"
 
 // ------------------------------------------------------------------ paths --
 
@@ -205,6 +206,7 @@ int model_inspect(const char *path, model_file_info *info, rlhf_err *err) {
     if (config_from_name(&named, path, NULL) == 0) return named_inspect(&named, info, err);
     if (fmt_is_dir(path)) {
         if (hf_is_model_dir(path)) return hf_inspect(path, info, err);
+        if (peft_is_adapter_dir(path)) return peft_inspect(path, info, err);
         return ours_inspect(path, info, err);
     }
     if (!fmt_is_file(path)) return rlhf_fail(err, "%s: no such file or folder", path);
