@@ -274,7 +274,11 @@ float optim_step(rlhf_optim *o, rlhf_model *m);
 
 // ------------------------------------------------------------ checkpoints --
 // A checkpoint is a directory: config.json, model.safetensors, and optionally
-// optimizer.safetensors (moments + step + RNG state). The whole folder is
+// optimizer.safetensors (moments + step + RNG state). A model with LoRA
+// adapters is saved as a PEFT adapter folder instead (adapter_config.json +
+// adapter_model.safetensors: the adapters and heads only, its base named by
+// base_model_name_or_path; docs/peft.md), with the optimizer's moments of the
+// trainable tail. The whole folder is
 // written under a temporary name (DIR.tmp.<pid>), fsync'ed, then renamed to DIR
 // in one step (an existing DIR is replaced: renamed away, the new one renamed
 // in, the old one deleted), so a good checkpoint is never replaced by a
@@ -313,7 +317,8 @@ int checkpoint_latest(const char *run_dir, char *out, size_t n);
 // one) or a llama2.c .bin file (see src/model/hf.h); a run directory (its
 // checkpoints/final, else its newest complete checkpoint); a named size
 // ("tiny", "gpt2", ...: a fresh model with the seeded init); one of our
-// checkpoints (a folder, or a model.safetensors with config.json beside it).
+// checkpoints (a folder, or a model.safetensors with config.json beside it); a
+// PEFT LoRA adapter folder (its base loaded, the adapters attached).
 // seed is used by named sizes only. -1 + err saying what spec is not.
 int model_load_any(const char *spec, uint64_t seed, rlhf_model **m, rlhf_err *err);
 // Where model_load_any finds a model on disk: a run directory (a folder that
