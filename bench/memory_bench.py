@@ -13,8 +13,10 @@ Rows:
                   (skipped with MEMBENCH_QUICK=1)
 
 Each run is one child process; its peak resident set is the child's own
-ru_maxrss (os.wait4), so rows do not see each other's peaks. The plan is the
-trainer's startup line ("<cmd>: memory plan: ... total X"). Goals (issue 16):
+ru_maxrss (os.wait4), so rows do not see each other's peaks; "training" is the
+largest VmRSS sampled after the trainer printed its plan (start-up transients,
+such as attaching adapters, left out). The plan is the trainer's startup line
+("<cmd>: memory plan: ... total X"); train/plan compares it with "training". Goals (issue 16):
 dpo-lora peak <= 40% of dpo-full; the 0.5B GRPO row <= 6 GB. A row whose flags
 the trainer does not know prints "not available".
 
@@ -65,17 +67,41 @@ def plan_of(stderr):
     return None, ""
 
 
+def rss_of(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def run(args):
-    """(peak RSS bytes, exit status, seconds, stderr) of one rlhf child."""
+    """(peak RSS bytes, peak RSS after the plan line, exit status, seconds, stderr) of one
+    rlhf child. The first is the kernel's ru_maxrss of that child; the second samples
+    VmRSS every 50 ms once the trainer has printed its plan (models loaded, adapters
+    attached), so it leaves out start-up transients and may miss a short spike."""
     t0 = time.time()
-    with tempfile.TemporaryFile() as err:
+    with tempfile.NamedTemporaryFile() as err:
         p = subprocess.Popen([RLHF, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                              stderr=err)
-        _, status, ru = os.wait4(p.pid, 0)
+        train_peak, planned = 0, False
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if not planned:
+                with open(err.name, "rb") as f:
+                    planned = b"memory plan:" in f.read()
+            if planned:
+                train_peak = max(train_peak, rss_of(p.pid))
+            time.sleep(0.05)
         p.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         text = err.read().decode(errors="replace")
-    return ru.ru_maxrss * 1024, p.returncode, time.time() - t0, text
+    return ru.ru_maxrss * 1024, train_peak, p.returncode, time.time() - t0, text
 
 
 def write_prefs(path, n=16):
@@ -180,7 +206,7 @@ def main():
             if name.startswith("grpo"):
                 write_qwen(qdir)
             out = os.path.join(tmp, "out-" + name)
-            peak, rc, secs, err = run([*base, *extra, "--output_dir", out])
+            peak, train_peak, rc, secs, err = run([*base, *extra, "--output_dir", out])
             plan, plan_text = plan_of(err)
             row = {"impl": "rlhf.c", "work": "memory", "case": name, "seconds": round(secs, 1),
                    "args": " ".join(base[:1] + extra)}
@@ -188,7 +214,8 @@ def main():
                 why = err.strip().splitlines()[-1] if err.strip() else f"exit {rc}"
                 row.update(status="not available", why=why[:300])
             else:
-                row.update(status="ok", peak_rss=peak, plan=plan, plan_line=plan_text)
+                row.update(status="ok", peak_rss=peak, train_peak_rss=train_peak, plan=plan,
+                           plan_line=plan_text)
             rows.append(row)
             print(f"{name}: {row['status']}" + (f", peak {peak / 1e9:.2f} GB" if rc == 0 else
                                                 f" ({row.get('why', '')})"),
@@ -196,18 +223,19 @@ def main():
     full = next((r for r in rows if r["case"] == "dpo-full" and r["status"] == "ok"), None)
     print(f"\nmemory: peak RSS vs plan (DPO: gpt2 124M, {B} pairs x {T} tokens, {STEPS} steps; "
           f"OMP_NUM_THREADS={ENV['OMP_NUM_THREADS']})")
-    print(f"{'case':<18} {'peak':>9} {'plan':>9} {'peak/plan':>9} {'vs full':>8}  plan line")
+    print(f"{'case':<18} {'peak':>9} {'training':>9} {'plan':>9} {'train/plan':>10} {'vs full':>8}"
+          f"  plan line")
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['case']:<18} {'not available':>9}  {r.get('why', '')}")
             continue
         pt = (r["plan"] or {}).get("total")
-        ratio = r["peak_rss"] / pt if pt else None
+        ratio = r["train_peak_rss"] / pt if pt and r["train_peak_rss"] else None
         vs = r["peak_rss"] / full["peak_rss"] if full and r["case"].startswith("dpo") else None
         r["peak_over_plan"] = round(ratio, 3) if ratio else None
         r["peak_vs_full"] = round(vs, 3) if vs else None
-        print(f"{r['case']:<18} {r['peak_rss'] / 1e9:>7.2f}GB "
-              f"{(pt or 0) / 1e9:>7.2f}GB {ratio or 0:>9.2f} "
+        print(f"{r['case']:<18} {r['peak_rss'] / 1e9:>7.2f}GB {r['train_peak_rss'] / 1e9:>7.2f}GB "
+              f"{(pt or 0) / 1e9:>7.2f}GB {ratio or 0:>10.2f} "
               f"{(f'{vs:.0%}' if vs else '-'):>8}  {r['plan_line']}")
     lora = next((r for r in rows if r["case"] == "dpo-lora" and r["status"] == "ok"), None)
     if full and lora:
