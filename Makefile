@@ -119,6 +119,7 @@ bench: all $(BUILD)/bench_tok
 	$(MAKE) --no-print-directory bench-serve
 	$(MAKE) --no-print-directory bench-memory
 	$(MAKE) --no-print-directory bench-bf16
+	$(MAKE) --no-print-directory bench-lora
 
 # control: gradient updates/s beside PyTorch (SAC, CQL, IQL; 256-wide, batch 256,
 # 2 and 3 layers), then environment steps/s of the MuJoCo tasks (random actions)
@@ -134,6 +135,10 @@ bench-serve: all
 # bf16 weights beside fp32: the Linear alone, decode at 1/4/16 rows, a prefill forward
 bench-bf16: all
 	BUILD=$(BUILD) /usr/bin/python3 bench/bf16_bench.py
+
+# training steps: full vs LoRA (fp32 / bf16 base, checkpointing), speed and peak memory
+bench-lora: all
+	BUILD=$(BUILD) /usr/bin/python3 bench/lora_bench.py
 
 # peak memory of training runs (full vs LoRA vs LoRA + checkpointing) beside their memory plans
 bench-memory: all
@@ -197,5 +202,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl bench-serve bench-memory bench-bf16 demo studies asan fuzz format clean
+.PHONY: all test bench bench-ctrl bench-serve bench-memory bench-bf16 bench-lora demo studies asan fuzz format clean
 .SECONDARY:
