@@ -15,6 +15,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model/dtype.h"
 #include "model/model_internal.h"
@@ -241,6 +243,29 @@ static void drop_grads(rlhf_model *m) {
     m->g.layers = keep;
 }
 
+// A new parameter buffer of n floats: the first keep floats of old, zeros after.
+// old is freed. Its pages are handed back to the system as they are copied,
+// so the model's weights are never resident twice (a 0.5B model would
+// otherwise hold 2 x 2 GB for a moment).
+static float *move_params(float *old, size_t keep, size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, bytes ? bytes : 64) != 0) p = xalloc_aligned(n);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t chunk = (size_t)16 << 20;  // floats: 64 MB at a time
+    for (size_t done = 0; done < keep; done += chunk) {
+        size_t len = keep - done < chunk ? keep - done : chunk;
+        memcpy(p + done, old + done, len * sizeof(float));
+        uintptr_t lo = (uintptr_t)(old + done), hi = (uintptr_t)(old + done + len);
+        lo = (lo + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+        hi = hi / (uintptr_t)page * (uintptr_t)page;
+        if (page > 0 && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);  // now zero pages
+    }
+    memset(p + keep, 0, bytes - keep * sizeof(float));
+    free(old);
+    return p;
+}
+
 int model_add_lora(rlhf_model *m, const lora_config *lc, uint64_t seed, rlhf_err *err) {
     const rlhf_config *c = &m->cfg;
     if (m->lora || first_adapter(m) < m->n_tensors)
@@ -294,8 +319,7 @@ int model_add_lora(rlhf_model *m, const lora_config *lc, uint64_t seed, rlhf_err
             a->off_b = n_params;
             append(tab, &nt, &n_params, nm, n, lc->r);
         }
-    float *p = xalloc_aligned(n_params * sizeof(float));  // zeroed: B = 0
-    memcpy(p, m->params, m->n_params * sizeof(float));
+    float *p = move_params(m->params, m->n_params, n_params);  // the new floats are 0: B = 0
     for (int i = first_new; i < nt; i++) {
         const rlhf_tensor *t = &tab[i];
         if (t->name[strlen(t->name) - 1] != 'A') continue;
@@ -315,7 +339,6 @@ int model_add_lora(rlhf_model *m, const lora_config *lc, uint64_t seed, rlhf_err
     free(m->tensors);
     m->tensors = tab;
     m->n_tensors = nt;
-    free(m->params);
     m->params = p;
     m->n_params = n_params;
     drop_grads(m);
@@ -479,10 +502,7 @@ int model_merge_lora(rlhf_model *m, rlhf_err *err) {
         }
     int nt = first_adapter(m);
     size_t n_params = nt < m->n_tensors ? m->tensors[nt].offset : m->n_params;
-    float *p = xalloc_aligned(n_params * sizeof(float));
-    memcpy(p, m->params, n_params * sizeof(float));
-    free(m->params);
-    m->params = p;
+    m->params = move_params(m->params, n_params, n_params);
     m->n_params = n_params;
     m->n_tensors = nt;
     drop_grads(m);
