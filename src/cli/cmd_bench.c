@@ -11,14 +11,17 @@
 #include "cli/commands.h"
 #include "model/dtype.h"
 #include "model/linear.h"
+#include "model/lora.h"
 #include "nn/nn.h"
 #include "rlhf.h"
+#include "train/memplan.h"
 
 // ---- tiny flag parser: --name value; every flag must be known ----
 typedef struct {
     const char *name;
     const char **value;
     const char *help;
+    int boolean;  // may stand alone (--name = --name true)
 } flag_spec;
 
 static int parse_flags(int argc, char **argv, flag_spec *flags, const char *cmd) {
@@ -47,6 +50,7 @@ static int parse_flags(int argc, char **argv, flag_spec *flags, const char *cmd)
             return -1;
         }
         if (eq) *f->value = eq + 1;
+        else if (f->boolean && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) *f->value = "true";
         else if (i + 1 < argc) *f->value = argv[++i];
         else {
             fprintf(stderr, "rlhf %s: flag --%s needs a value\n", cmd, f->name);
@@ -67,12 +71,45 @@ static int parse_int(const char *s, const char *flag, int lo, int hi, int *out) 
     return 0;
 }
 
+static int parse_bool(const char *s, const char *flag, int *out) {
+    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) *out = 1;
+    else if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) *out = 0;
+    else {
+        fprintf(stderr, "rlhf: --%s must be true or false (got \"%s\")\n", flag, s);
+        return -1;
+    }
+    return 0;
+}
+
 // ------------------------------------------------------------------- bench --
 
 static double peak_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0;
+}
+
+// The training peak: the kernel's high-water mark of the resident set is reset
+// (clear_refs 5) before the first step and read (VmHWM) after the last, so that
+// start-up transients (loading, the buffer rebuilt when adapters are attached)
+// are left out. 0 when the reset worked; the read gives -1 when it did not.
+static int rss_peak_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+// a "Vm...:" line of /proc/self/status in MB (-1 when absent)
+static double status_mb(const char *key) {
+    char line[256];
+    double kb = -1;
+    size_t n = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && sscanf(line + n, "%lf", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : kb / 1024.0;
 }
 
 // achieved GFLOP/s of one large sgemm through our gemm entry point
@@ -208,18 +245,48 @@ static void context_fields(char *buf, size_t n, const char *dtype) {
              strcmp(dtype, "bfloat16") ? "" : "\"", cpu, load);
 }
 
-// FLOP model shared with bench/torch_ref.py: P = matmul parameters incl. LM head
+// ,"use_peft":..,"lora_r":..,"lora_targets":..,"grad_ckpt":..,"trainable_params":..,
+// "plan_mb":.. for the training rows (sft, dpo): the model as it trains, and the
+// memory plan (src/train/memplan.h) for a forward of B rows of T tokens
+static void train_fields(char *buf, size_t n, const rlhf_model *m, int B, int T) {
+    const lora_config *lc = model_lora(m);
+    char names[256] = "";
+    if (lc) {
+        const char *hn[16];
+        int k = lora_target_names(lc->targets, m->cfg.arch, hn, 16);
+        for (int i = 0; i < k; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "", hn[i]);
+    }
+    mem_plan p;
+    mem_plan_compute(m, B, T, MEM_REF_NONE, &p);
+    snprintf(buf, n, ",\"use_peft\":%s,\"lora_r\":%d,\"lora_targets\":\"%s\",\"grad_ckpt\":%d,"
+                     "\"trainable_params\":%zu,\"plan_mb\":%.0f",
+             lc ? "true" : "false", lc ? lc->r : 0, names, m->grad_ckpt, model_n_trainable(m),
+             p.total / 1e6);
+}
+
+// a seed for one timed step's LoRA dropout masks (the trainer draws one per step too)
+static void bench_dropout(rlhf_model *m, int on, int step) {
+    const lora_config *lc = model_lora(m);
+    if (lc && lc->dropout > 0) model_lora_dropout(m, on, 0x9E3779B97F4A7C15ULL * (uint64_t)(step + 1));
+}
+
+// FLOP model shared with bench/torch_ref.py: P = matmul parameters incl. LM head.
+// training 2: a LoRA step, whose frozen matrices get no weight gradient (4P in
+// place of 6P; the adapters' own products are left out, a few per cent at r 16).
 static double flops_per_token(const rlhf_config *c, int T, int training) {
     double C = c->n_embd, L = c->n_layer;
     double HS = C / c->n_head, QKV = (c->n_head + 2 * c->n_kv_head) * HS;
     double FF = c->arch == ARCH_LLAMA ? 3.0 * c->d_ff : 2.0 * c->d_ff;
     double P = L * (C * QKV + C * C + FF * C) + (double)c->vocab_size * C;
+    if (training == 2) return 4 * P + 6 * L * T * C;
     return training ? 6 * P + 6 * L * T * C : 2 * P + 2 * L * T * C;
 }
 
 int cmd_bench(int argc, char **argv) {
     const char *model = "gpt2", *seq = "256", *batch = "4", *work = "sft", *steps = "3",
-               *seed = "1", *prompt_len = "192", *new_tokens = "64", *dtype = "float32";
+               *seed = "1", *prompt_len = "192", *new_tokens = "64", *dtype = "float32",
+               *use_peft = "false", *lora_r = "16", *lora_targets = NULL, *ckpt = "false";
     flag_spec flags[] = {
         {"model", &model, "model size or checkpoint"},
         {"seq", &seq, "sequence length for sft/fwd"},
@@ -229,22 +296,44 @@ int cmd_bench(int argc, char **argv) {
         {"seed", &seed, "random seed"},
         {"prompt_len", &prompt_len, "gen: prompt tokens per sequence"},
         {"new_tokens", &new_tokens, "gen: new tokens per sequence"},
-        {"dtype", &dtype, "fwd, gen, kernel: float32 or bfloat16 (bf16 copies of the block matrices and LM head)"},
-        {NULL, NULL, NULL}};
+        {"dtype", &dtype, "float32 or bfloat16: fwd, gen, kernel: bf16 copies of the block matrices and LM head; sft, dpo (with --use_peft): the frozen base's matrices in bf16, as rlhf sft --dtype bfloat16"},
+        {"use_peft", &use_peft, "sft, dpo: LoRA adapters train, the base is frozen (as rlhf sft --use_peft; TRL's default alpha 32 and dropout 0.05)", 1},
+        {"lora_r", &lora_r, "sft, dpo with --use_peft: LoRA rank"},
+        {"lora_target_modules", &lora_targets, "sft, dpo with --use_peft: comma list of HF module names or all-linear (default: PEFT's, GPT-2 c_attn, Llama q_proj,v_proj)"},
+        {"gradient_checkpointing", &ckpt, "sft, dpo: keep one activation per block, recompute the rest in the backward", 1},
+        {NULL, NULL, NULL, 0}};
     if (parse_flags(argc, argv, flags, "bench")) return 2;
-    int T, B, S, sd, PL, NT;
+    int T, B, S, sd, PL, NT, peft, rank, gc;
     if (parse_int(seq, "seq", 1, 1 << 20, &T) || parse_int(batch, "batch", 1, 4096, &B) ||
         parse_int(steps, "steps", 1, 100000, &S) || parse_int(seed, "seed", 0, 1 << 30, &sd) ||
         parse_int(prompt_len, "prompt_len", 1, 1 << 20, &PL) ||
-        parse_int(new_tokens, "new_tokens", 0, 1 << 20, &NT))
+        parse_int(new_tokens, "new_tokens", 0, 1 << 20, &NT) ||
+        parse_bool(use_peft, "use_peft", &peft) || parse_int(lora_r, "lora_r", 1, 1 << 16, &rank) ||
+        parse_bool(ckpt, "gradient_checkpointing", &gc))
         return 2;
     int bf = !strcmp(dtype, "bfloat16");
     if (!bf && strcmp(dtype, "float32")) {
         fprintf(stderr, "rlhf bench: --dtype must be float32 or bfloat16 (got \"%s\")\n", dtype);
         return 2;
     }
-    if (bf && strcmp(work, "fwd") && strcmp(work, "gen") && strcmp(work, "kernel")) {
-        fprintf(stderr, "rlhf bench: --dtype bfloat16 is for --work fwd, gen or kernel\n");
+    int trains = !strcmp(work, "sft") || !strcmp(work, "dpo");  // the works that take the training flags
+    if (bf && !trains && strcmp(work, "fwd") && strcmp(work, "gen") && strcmp(work, "kernel")) {
+        fprintf(stderr, "rlhf bench: --dtype bfloat16 is for --work fwd, gen, kernel, or sft and "
+                        "dpo with --use_peft\n");
+        return 2;
+    }
+    if (bf && trains && !peft) {
+        fprintf(stderr, "rlhf bench: --dtype bfloat16 for --work %s needs --use_peft (only frozen "
+                        "weights are held in bf16)\n", work);
+        return 2;
+    }
+    if ((peft || gc || lora_targets) && !trains) {
+        fprintf(stderr, "rlhf bench: --use_peft, --lora_* and --gradient_checkpointing are for "
+                        "--work sft or dpo\n");
+        return 2;
+    }
+    if (lora_targets && !peft) {
+        fprintf(stderr, "rlhf bench: --lora_target_modules needs --use_peft\n");
         return 2;
     }
     char ctx[512];
@@ -263,8 +352,31 @@ int cmd_bench(int argc, char **argv) {
     }
     rlhf_err err;
     rlhf_model *m;
-    if (model_load_any(model, (uint64_t)sd, &m, &err) ||
-        (bf && model_to_bf16_inference(m, &err))) {
+    if (model_load_any(model, (uint64_t)sd, &m, &err)) {
+        fprintf(stderr, "rlhf bench: %s\n", err.msg);
+        return 1;
+    }
+    // the model as a trainer prepares it (src/train/trainer.c prepare_model):
+    // adapters, then bf16 copies of what is frozen, then checkpointing
+    char train_ctx[512] = "";
+    if (trains) {
+        lora_config lc;
+        lora_config_default(&lc);
+        lc.r = rank;
+        if (peft && (lora_targets_parse(lora_targets, m->cfg.arch, &lc.targets, &err) ||
+                     model_add_lora(m, &lc, (uint64_t)sd, &err))) {
+            fprintf(stderr, "rlhf bench: --use_peft: %s\n", err.msg);
+            model_free(m);
+            return 1;
+        }
+        if (bf && model_to_bf16(m, &err)) {
+            fprintf(stderr, "rlhf bench: --dtype bfloat16: %s\n", err.msg);
+            model_free(m);
+            return 1;
+        }
+        m->grad_ckpt = gc;
+        train_fields(train_ctx, sizeof train_ctx, m, !strcmp(work, "dpo") ? 2 * B : B, T);
+    } else if (bf && model_to_bf16_inference(m, &err)) {
         fprintf(stderr, "rlhf bench: %s\n", err.msg);
         model_free(m);
         return 1;
@@ -285,11 +397,13 @@ int cmd_bench(int argc, char **argv) {
         rlhf_optim_config oc;
         optim_default_config(&oc);
         oc.weight_decay = 0.1f;
-        rlhf_optim *o = train ? optim_create(&oc, m->n_params) : NULL;
+        rlhf_optim *o = train ? optim_create(&oc, model_n_trainable(m)) : NULL;
         rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
-        double total = 0;
+        double total = 0, rss0 = status_mb("VmRSS:");
+        int reset = rss_peak_reset();
         for (int s = 0; s <= S; s++) {
             double t0 = time_now();
+            if (train) bench_dropout(m, 1, s);
             if (model_forward(m, &b, &err)) {
                 fprintf(stderr, "rlhf bench: %s\n", err.msg);
                 return 1;
@@ -298,16 +412,20 @@ int cmd_bench(int argc, char **argv) {
                 model_zero_grad(m);
                 model_backward(m, dlogp, NULL, NULL, NULL);
                 optim_step(o, m);
+                bench_dropout(m, 0, s);
             }
             if (s > 0) total += time_now() - t0;
         }
+        double train_peak = reset ? -1 : status_mb("VmHWM:");
         double tps = (double)N * S / total;
-        double gf = tps * flops_per_token(c, T, train) / 1e9;
+        double gf = tps * flops_per_token(c, T, train && model_lora(m) ? 2 : train) / 1e9;
         printf("{\"impl\":\"rlhf.c\",\"work\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
                "\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,\"gemm_peak_gflops\":%.1f,"
-               "\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"activation_mb\":%.0f%s}\n",
+               "\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"rss_before_mb\":%.0f,"
+               "\"train_peak_rss_mb\":%.0f,\"activation_mb\":%.0f%s%s}\n",
                work, model, B, T, tps, total / S, gf, peak, gf / peak, rlhf_num_threads(),
-               peak_rss_mb(), model_activation_bytes(c, B, T) / 1048576.0, ctx);
+               peak_rss_mb(), rss0, train_peak,
+               model_activation_bytes_ckpt(c, B, T, m->grad_ckpt) / 1048576.0, ctx, train_ctx);
         free(tok);
         free(tgt);
         free(dlogp);
@@ -336,10 +454,12 @@ int cmd_bench(int argc, char **argv) {
         rlhf_optim_config oc;
         optim_default_config(&oc);
         oc.lr = 1e-6f;
-        rlhf_optim *o = optim_create(&oc, m->n_params);
-        double total = 0, beta = 0.1;
+        rlhf_optim *o = optim_create(&oc, model_n_trainable(m));
+        double total = 0, beta = 0.1, rss0 = status_mb("VmRSS:");
+        int reset = rss_peak_reset();
         for (int s = 0; s <= S; s++) {
             double t0 = time_now();
+            bench_dropout(m, 1, s);
             model_forward(m, &b, &err);
             for (int r = 0; r < R; r++) {
                 double sum = 0;
@@ -357,15 +477,18 @@ int cmd_bench(int argc, char **argv) {
             }
             model_backward(m, dlogp, NULL, NULL, NULL);
             optim_step(o, m);
+            bench_dropout(m, 0, s);
             if (s > 0) total += time_now() - t0;
         }
+        double train_peak = reset ? -1 : status_mb("VmHWM:");
         double pps = (double)B * S / total, tps = (double)N * S / total;
-        double gf = tps * flops_per_token(c, T, 1) / 1e9;
+        double gf = tps * flops_per_token(c, T, model_lora(m) ? 2 : 1) / 1e9;
         printf("{\"impl\":\"rlhf.c\",\"work\":\"dpo\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
                "\"pairs_per_s\":%.3f,\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,"
-               "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
+               "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,"
+               "\"rss_before_mb\":%.0f,\"train_peak_rss_mb\":%.0f%s%s}\n",
                model, B, T, pps, tps, total / S, gf, peak, gf / peak, rlhf_num_threads(),
-               peak_rss_mb());
+               peak_rss_mb(), rss0, train_peak, ctx, train_ctx);
         free(tok), free(tgt), free(ref), free(pol), free(dlogp);
         optim_free(o);
     } else if (strcmp(work, "grpo") == 0) {
