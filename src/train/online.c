@@ -315,7 +315,11 @@ static int online_setup(trainer *t, rlhf_err *err) {
     r->n = c->num_generations, r->n_prompts = bs, r->B = bs * r->n, r->micro = c->micro_batch_size;
     // the memory plan's forward: a micro-batch of rollouts, prompt + completion long
     t->plan_B = r->micro > 0 && r->micro < r->B ? r->micro : r->B;
-    t->plan_T = t->m->cfg.max_seq_len;
+    int longest = 1;
+    for (int i = 0; i < L->ds->n; i++)
+        if (L->ds->tok[i].n_prompt > longest) longest = L->ds->tok[i].n_prompt;
+    t->plan_T = longest + c->max_new_tokens < t->m->cfg.max_seq_len ? longest + c->max_new_tokens
+                                                                     : t->m->cfg.max_seq_len;
     r->rs = &L->rs;
     if ((t->total = train_total_steps(&c->base, L->ds->n, err)) < 0) return -1;
     t->optim_steps = (long)t->total * L->update->steps_per_iteration(c);
