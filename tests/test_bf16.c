@@ -14,10 +14,14 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "model/dtype.h"
 #include "model/linear.h"
+#include "model/lora.h"
+#include "model/model_internal.h"
 #include "nn/nn.h"
 #include "rlhf.h"
 #include "test.h"
@@ -407,6 +411,9 @@ static int test_frozen_and_shared(void) {
     int in, o;
     lin_dims(&c, LIN_MLP_DOWN, &in, &o);
     m->n_frozen = (size_t)(wd - m->params) + (size_t)in * o;
+    float *wd32 = xmalloc((size_t)in * o * 4);  // the fp32 weights: released by model_to_bf16
+    memcpy(wd32, wd, (size_t)in * o * 4);
+    wd = wd32;
     CHECK(model_to_bf16(m, &err) == 0);
     size_t want = 0;
     for (int s = 0; s < LIN_N; s++) {
@@ -449,7 +456,151 @@ static int test_frozen_and_shared(void) {
     rlhf_batch b = {.B = 1, .T = 4, .tokens = tok, .targets = tgt};
     CHECK(model_forward(m2, &b, &err) == 0);
     model_free(m2);
-    free(dout), free(dinp), free(inp), free(w16), free(ref), free(S), free(d32);
+    free(dout), free(dinp), free(inp), free(w16), free(ref), free(S), free(d32), free(wd32);
+    return 0;
+}
+
+// ---- releasing the fp32 of the copied block matrices ----
+
+static double rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = -1;
+    if (!f) return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
+    fclose(f);
+    return res < 0 ? -1 : (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
+// a GPT-2 shape big enough for the pages to matter (12.6 M block floats, 50 MB)
+// with LoRA on every matrix and adapters moved away from B = 0
+static rlhf_model *release_model(rlhf_err *err) {
+    rlhf_config c;
+    if (config_from_name(&c, "tiny", err)) return NULL;
+    c.n_embd = 512, c.n_head = 8, c.n_kv_head = 8, c.n_layer = 4, c.d_ff = 2048;
+    c.max_seq_len = 32;
+    rlhf_model *m;
+    if (model_create(&m, &c, 5, err)) return NULL;
+    lora_config lc;
+    lora_config_default(&lc);
+    lc.r = 4;
+    if (lora_targets_parse("all-linear", c.arch, &lc.targets, err) ||
+        model_add_lora(m, &lc, 3, err)) {
+        model_free(m);
+        return NULL;
+    }
+    rlhf_rng r;
+    rng_seed(&r, 8);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strstr(m->tensors[i].name, ".lora_B"))
+            for (size_t j = 0; j < m->tensors[i].numel; j++)
+                m->params[m->tensors[i].offset + j] = 0.02f * (2.0f * rng_uniform(&r) - 1.0f);
+    return m;
+}
+
+// every block matrix of m rounded to bf16 in place (what the copies hold)
+static void round_blocks(rlhf_model *m) {
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int s = 0; s < LIN_N; s++) {
+            int in, o;
+            lin_dims(&m->cfg, (lin_site)s, &in, &o);
+            float *w = (float *)lin_weight(m, l, (lin_site)s, NULL);
+            for (long i = 0; i < (long)in * o; i++) w[i] = f32_from_bf16(bf16_from_f32(w[i]));
+        }
+}
+
+// 1 when the params of a and b are bit-identical over [0, n)
+static int same_params(const rlhf_model *a, const rlhf_model *b, size_t n) {
+    return memcmp(a->params, b->params, n * sizeof(float)) == 0;
+}
+
+static int test_release(void) {
+    rlhf_err err;
+    rlhf_model *m = release_model(&err), *twin = release_model(&err), *want = release_model(&err);
+    if (!m || !twin || !want) SKIP("LoRA not available: %s", err.msg);
+    size_t nbase = want->n_frozen;
+    round_blocks(want);  // the bf16-rounded base: what the forwards read, what merges see
+    // the RSS drops by the released pages (the copies add their 2 bytes a float)
+    double r0 = rss_bytes();
+    CHECK(model_to_bf16(m, &err) == 0);
+    double r1 = rss_bytes();
+    size_t rel = model_bf16_released(m), relb = model_bf16_released_bytes(m);
+    size_t blocks = (size_t)m->cfg.n_layer * 12 * 512 * 512;
+    CHECKF(rel == blocks, "released %zu floats, want %zu", rel, blocks);
+    CHECKF(relb >= (size_t)(0.95 * 4.0 * (double)rel), "pages %zu B of %zu", relb, 4 * rel);
+    double drop = r0 + (double)model_bf16_bytes(m) - r1;  // RSS gone, the copies' bytes aside
+    printf("  released %.1f MB of fp32 (%zu floats); RSS %.1f -> %.1f MB with %.1f MB of copies: "
+           "%.1f MB dropped (%.0f%%)\n",
+           relb / 1e6, rel, r0 / 1e6, r1 / 1e6, model_bf16_bytes(m) / 1e6, drop / 1e6,
+           100.0 * drop / (double)relb);
+    CHECKF(r0 > 0 && drop >= 0.7 * (double)relb, "dropped %.0f of %zu", drop, relb);
+    // the twin keeps its fp32 (widened back at once): the forwards read only the copies
+    CHECK(model_to_bf16(twin, &err) == 0);
+    model_bf16_restore(twin);
+    CHECK(model_bf16_released(twin) == 0 && model_has_bf16(twin));
+    CHECKF(same_params(twin, want, nbase), "restored fp32 is not the bf16-rounded base");
+    int B = 2, T = 16, V = m->cfg.vocab_size;
+    int tok[32], tgt[32];
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 37 + 11) % V;
+    for (int i = 0; i < B * T; i++) tgt[i] = i % T == T - 1 ? -1 : tok[i + 1];
+    rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt};
+    CHECK(model_forward(m, &b, &err) == 0 && model_forward(twin, &b, &err) == 0);
+    CHECKF(memcmp(m->logp, twin->logp, (size_t)B * T * 4) == 0, "released forward differs");
+    // the shared reference (adapters off) reads the copies too; both ways of freeing
+    rlhf_model *ref, *tref;
+    CHECK(model_share_base(m, &ref, &err) == 0 && model_share_base(twin, &tref, &err) == 0);
+    CHECK(model_bf16_released(ref) == 0 && model_bf16_released(m) == rel);
+    CHECK(model_forward(ref, &b, &err) == 0 && model_forward(tref, &b, &err) == 0);
+    CHECKF(memcmp(ref->logp, tref->logp, (size_t)B * T * 4) == 0, "reference forward differs");
+    float lp = ref->logp[0];
+    CHECK(isfinite(lp));
+    // dtype_free widens back: redo the copies on the twin (released again), then drop them
+    CHECK(model_to_bf16(twin, &err) == 0 && model_bf16_released(twin) == rel);
+    dtype_free(twin);
+    CHECK(!model_has_bf16(twin));
+    CHECKF(same_params(twin, want, nbase), "dtype_free did not restore the bf16-rounded base");
+    model_free(twin);  // the policy first: its reference only needs freeing after
+    model_free(tref);
+    // merging after the release folds the adapters into the bf16-rounded base
+    CHECK(model_merge_lora(want, &err) == 0);
+    model_free(ref);  // the reference first this time (it borrows m's params)
+    CHECK(model_merge_lora(m, &err) == 0);
+    CHECK(!model_has_bf16(m) && m->n_params == want->n_params);
+    double worst = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        double d = fabs((double)m->params[i] - want->params[i]) /
+                   (fabs((double)want->params[i]) + 1e-30);
+        if (d > worst) worst = d;
+    }
+    printf("  merge after release vs merge of the bf16-rounded fp32 base: worst rel %.2e\n",
+           worst);
+    CHECKF(worst <= 1e-6, "worst rel %.2e (does model_merge_lora call dtype_free before folding?)",
+           worst);
+    model_free(m);
+    model_free(want);
+    return 0;
+}
+
+// generate-style inference copies: every block matrix released, forwards unchanged,
+// the copies' model freed with them (no widening needed)
+static int test_release_inference(void) {
+    rlhf_config c;
+    rlhf_err err;
+    CHECK(config_from_name(&c, "tiny", &err) == 0);
+    c.n_embd = 512, c.n_head = 8, c.n_kv_head = 8, c.n_layer = 2, c.d_ff = 2048;
+    c.max_seq_len = 32;
+    rlhf_model *m, *t;
+    CHECK(model_create(&m, &c, 2, &err) == 0 && model_create(&t, &c, 2, &err) == 0);
+    CHECK(model_to_bf16_inference(m, &err) == 0 && model_to_bf16_inference(t, &err) == 0);
+    model_bf16_restore(t);
+    CHECK(model_bf16_released(m) == (size_t)c.n_layer * 12 * 512 * 512);
+    int tok[16], tgt[16];
+    for (int i = 0; i < 16; i++) tok[i] = (i * 13 + 5) % c.vocab_size;
+    for (int i = 0; i < 16; i++) tgt[i] = i < 15 ? tok[i + 1] : -1;
+    rlhf_batch b = {.B = 1, .T = 16, .tokens = tok, .targets = tgt};
+    CHECK(model_forward(m, &b, &err) == 0 && model_forward(t, &b, &err) == 0);
+    CHECK(memcmp(m->logp, t->logp, 16 * 4) == 0);
+    model_free(m);
+    model_free(t);
     return 0;
 }
 
@@ -463,5 +614,7 @@ int main(void) {
     RUN(test_model_forward);
     RUN(test_generate_greedy);
     RUN(test_frozen_and_shared);
+    RUN(test_release);
+    RUN(test_release_inference);
     TEST_EXIT();
 }

@@ -15,7 +15,8 @@ void mem_plan_from_shape(const rlhf_config *c, const mem_shape *s, int B, int T,
                          mem_plan *p) {
     memset(p, 0, sizeof *p);
     double N = (double)B * T;
-    p->weights = 4.0 * (double)s->n_params + 2.0 * (double)s->n_bf16;
+    // released fp32 pages are gone (the page edges kept at each matrix: negligible)
+    p->weights = 4.0 * (double)(s->n_params - s->n_released) + 2.0 * (double)s->n_bf16;
     p->grads = 4.0 * (double)s->n_trainable;
     p->optimizer = 8.0 * (double)s->n_trainable;
     p->activations = (double)model_activation_bytes_ckpt(c, B, T, s->grad_ckpt) +
@@ -50,7 +51,8 @@ static size_t bf16_floats(const rlhf_model *m) {
 
 void mem_plan_compute(const rlhf_model *m, int B, int T, mem_ref_kind ref, mem_plan *p) {
     mem_shape s = {.n_params = m->n_params, .n_trainable = model_n_trainable(m),
-                   .n_bf16 = bf16_floats(m), .grad_ckpt = m->grad_ckpt != 0};
+                   .n_bf16 = bf16_floats(m), .grad_ckpt = m->grad_ckpt != 0,
+                   .n_released = model_bf16_released(m)};
     size_t widest = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const rlhf_tensor *t = &m->tensors[i];
@@ -114,8 +116,8 @@ void mem_shape_from_config(const rlhf_config *c, int lora_r, unsigned targets, i
         size_t HS = C / c->n_head, F = c->d_ff;
         size_t QKV = (size_t)(c->n_head + 2 * c->n_kv_head) * HS;
         size_t FF = c->arch == ARCH_LLAMA ? 2 * F : F;
-        s->n_bf16 = (size_t)c->n_layer * (QKV * C + C * C + FF * C + C * F) +
-                    (size_t)c->vocab_size * C;
+        s->n_released = (size_t)c->n_layer * (QKV * C + C * C + FF * C + C * F);
+        s->n_bf16 = s->n_released + (size_t)c->vocab_size * C;
     }
 }
 

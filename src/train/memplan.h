@@ -30,7 +30,8 @@ typedef enum {
 } mem_ref_kind;
 
 typedef struct {
-    double weights;     // parameters as held: the fp32 buffer plus any 16-bit copies
+    double weights;     // parameters as held: the fp32 buffer (less its released block
+                        // matrices) plus any 16-bit copies
     double grads;       // the trainable floats' gradients
     double optimizer;   // AdamW's two moments of the trainable floats
     double activations; // one forward + backward at B x T (activation checkpointing aware)
@@ -49,6 +50,8 @@ typedef struct {
     size_t lora_kept;        // floats per token the adapters keep per forward (sum of r)
     size_t lora_scratch;     // floats per token of the adapters' scratch (r + widest in)
     int grad_ckpt;
+    size_t n_released;       // of those, floats whose fp32 pages were handed back (dtype.h):
+                             // counted at 2 bytes (the copy) instead of 4 + 2
 } mem_shape;
 
 // Bytes for policy m trained on batches of B rows of T tokens with a reference of kind ref.
@@ -59,7 +62,8 @@ void mem_plan_from_shape(const rlhf_config *c, const mem_shape *s, int B, int T,
 // The shape of a model with config c: full training (lora_r 0), or LoRA adapters
 // of rank lora_r on targets (lora_target bits; 0 = PEFT's default for the
 // architecture) with the base frozen and the heads training; bf16: the frozen
-// matrices (blocks and the LM head) get bf16 copies (LoRA only, as model_to_bf16).
+// matrices (blocks and the LM head) get bf16 copies (LoRA only, as model_to_bf16)
+// and the block matrices' fp32 is released (the LM head's stays).
 void mem_shape_from_config(const rlhf_config *c, int lora_r, unsigned targets, int bf16,
                            int grad_ckpt, mem_shape *s);
 // One line: "<who>: memory plan: weights 498 MB, grads 498 MB, optimizer 995 MB,
