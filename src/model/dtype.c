@@ -91,30 +91,23 @@ void dtype_discard(rlhf_model *m) {
 
 void model_bf16_restore(rlhf_model *m) { widen(m, m->w16, 0); }
 
-// After the copies exist: hand back the whole pages inside each copied block
-// matrix's fp32 range (not the LM head: the training log-prob head and the
-// embedding read fp32). Not for a model that borrows its params.
-static void release_fp32(rlhf_model *m, w16_set *w) {
-    const rlhf_config *c = &m->cfg;
-    int L = c->n_layer, k = 0;
+// After matrix f (n floats, copied to cp) has its copy: hand back the whole pages
+// inside its fp32 range, one matrix at a time so that fp32 and bf16 of the whole
+// base are never resident together. Block matrices only: the LM head is never
+// released (the training log-prob head and the embedding read fp32). A model that
+// borrows its params releases nothing.
+static void release_fp32(rlhf_model *m, w16_set *w, const float *f, size_t n, const uint16_t *cp) {
     if (m->params_borrowed) return;
-    w->rel_off = xmalloc((size_t)(L * LIN_N + 1) * sizeof(size_t));
-    w->rel_n = xmalloc((size_t)(L * LIN_N + 1) * sizeof(size_t));
-    w->rel_w = xmalloc((size_t)(L * LIN_N + 1) * sizeof(uint16_t *));
-    for (int l = 0; l < L; l++)
-        for (int s = 0; s < LIN_N; s++) {
-            const uint16_t *cp = w->site[l * LIN_N + s];
-            if (!cp) continue;
-            int in, o;
-            lin_dims(c, (lin_site)s, &in, &o);
-            const float *f = lin_weight(m, l, (lin_site)s, NULL);
-            size_t n = (size_t)in * o;
-            w->rel_off[k] = (size_t)(f - m->params), w->rel_n[k] = n, w->rel_w[k] = cp;
-            w->rel_floats += n;
-            w->rel_bytes += give_back(f, n * sizeof(float));
-            k++;
-        }
-    w->n_rel = k;
+    if (!w->rel_off) {
+        size_t k = (size_t)m->cfg.n_layer * LIN_N + 1;
+        w->rel_off = xmalloc(k * sizeof(size_t));
+        w->rel_n = xmalloc(k * sizeof(size_t));
+        w->rel_w = xmalloc(k * sizeof(uint16_t *));
+    }
+    int k = w->n_rel++;
+    w->rel_off[k] = (size_t)(f - m->params), w->rel_n[k] = n, w->rel_w[k] = cp;
+    w->rel_floats += n;
+    w->rel_bytes += give_back(f, n * sizeof(float));
     w->owner = m;
 }
 
@@ -159,8 +152,10 @@ static int build(rlhf_model *m, int all, rlhf_err *err) {
             if (!sel[l * LIN_N + s]) continue;
             int in, o;
             lin_dims(c, (lin_site)s, &in, &o);
-            bf16_from_f32_n(p, lin_weight(m, l, (lin_site)s, NULL), (long)in * o);
+            const float *f = lin_weight(m, l, (lin_site)s, NULL);
+            bf16_from_f32_n(p, f, (long)in * o);
             w->site[l * LIN_N + s] = p;
+            release_fp32(m, w, f, (size_t)in * o, p);
             p += (size_t)in * o;
         }
     if (lm_sel) {
@@ -170,7 +165,6 @@ static int build(rlhf_model *m, int all, rlhf_err *err) {
     free(sel);
     dtype_free(m);
     m->w16 = w;
-    release_fp32(m, w);
     return 0;
 }
 
