@@ -62,7 +62,9 @@ void dtype_discard(rlhf_model *m);
 const uint16_t *dtype_lm_head(const rlhf_model *m);
 // dst (a model that borrows src's params: model_share_base) reads src's bf16 copies
 // too; they are reference-counted, so either model may be freed first. Drops
-// whatever copies dst had. A no-op when src has none.
+// whatever copies dst had. A no-op when src has none. (The copies outlive either
+// model; src's params do not: dst runs no forward once src is freed or merged, and
+// trainers free the reference first, see trainer_run.)
 void model_share_bf16(rlhf_model *dst, const rlhf_model *src);
 
 // ---- called by model/linear.c only: 0 = not handled (no 16-bit copy), 1 = done ----
