@@ -487,6 +487,9 @@ void lora_backward(rlhf_model *m, int l, lin_site site, float *dinp, const float
 int model_merge_lora(rlhf_model *m, rlhf_err *err) {
     lora_state *s = state(m);
     if (!s) return rlhf_fail(err, "the model has no LoRA adapters to merge");
+    // 16-bit copies are of the unmerged base; dropping them first also widens a
+    // released fp32 base back (model_to_bf16 may have handed its pages back)
+    dtype_free(m);
     const rlhf_config *c = &m->cfg;
     int r = s->cfg.r;
     for (int l = 0; l < c->n_layer; l++)
@@ -508,7 +511,6 @@ int model_merge_lora(rlhf_model *m, rlhf_err *err) {
     drop_grads(m);
     m->n_frozen = 0;
     lora_free(m);
-    dtype_free(m);  // 16-bit copies were of the weights before the merge
     model_set_views(m);
     return 0;
 }

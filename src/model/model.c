@@ -4,6 +4,7 @@
 // picks the norm, the position scheme and the MLP. The model only calls
 // kernels (src/nn); it never loops over elements beyond trivial head dots.
 #include "model/model_internal.h"
+#include "model/dtype.h"
 #include "model/linear.h"
 
 #include <math.h>
@@ -193,7 +194,7 @@ static void free_act_views(void *p);
 void model_free(rlhf_model *m) {
     if (!m) return;
     lora_free(m);
-    dtype_free(m);
+    dtype_discard(m);  // the buffer goes next: no need to widen released fp32 back
     free(m->tensors);
     if (!m->params_borrowed) free(m->params);
     free(m->grads);
