@@ -141,7 +141,7 @@ static int run_online(int argc, char **argv, const char *cmd) {
     free(cfg);
     if (rc) {
         fprintf(stderr, "rlhf %s: %s\n", cmd, err.msg);
-        return 1;
+        return rc > 0 ? 3 : 1; // 3: finished, the model refused (HC-RLHF's safety test)
     }
     return 0;
 }
@@ -150,3 +150,7 @@ int cmd_grpo(int argc, char **argv) { return run_online(argc, argv, "grpo"); }
 int cmd_rloo(int argc, char **argv) { return run_online(argc, argv, "rloo"); }
 int cmd_ppo(int argc, char **argv) { return run_online(argc, argv, "ppo"); }
 int cmd_online_dpo(int argc, char **argv) { return run_online(argc, argv, "online-dpo"); }
+int cmd_brain(int argc, char **argv) { return run_online(argc, argv, "brain"); }
+int cmd_hc_rlhf(int argc, char **argv) { return run_online(argc, argv, "hc-rlhf"); }
+int cmd_cgpo(int argc, char **argv) { return run_online(argc, argv, "cgpo"); }
+int cmd_gkd(int argc, char **argv) { return run_online(argc, argv, "gkd"); }

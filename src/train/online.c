@@ -547,6 +547,11 @@ static void online_log(trainer *t, cJSON *j) {
     cJSON_AddNumberToObject(j, "time/update", L->t_update);
 }
 
+static int online_accept(trainer *t, cJSON *s, rlhf_err *err) {
+    online_loop *L = t->self;
+    return L->update->accept ? L->update->accept(&L->run, s, err) : 0;
+}
+
 static void online_finish(trainer *t, cJSON *s, const char *path) {
     online_loop *L = t->self;
     if (L->update->summary) L->update->summary(&L->run, s);
@@ -584,7 +589,7 @@ static void online_free(trainer *t) {
 static const trainer_method online_method = {
     .name = "online", .writes_samples = 1, .init = online_init, .policy = online_policy,
     .setup = online_setup, .resume = online_resume, .step = online_step, .log = online_log,
-    .save = online_save, .finish = online_finish, .free = online_free,
+    .save = online_save, .accept = online_accept, .finish = online_finish, .free = online_free,
 };
 
 int online_train(const online_config *c, rlhf_err *err) {

@@ -31,6 +31,10 @@
 #include "algo/pref.h"
 #include "algo/rl.h"
 #include "train/common.h"
+#include "train/online_brain.h"
+#include "train/online_cgpo.h"
+#include "train/online_gkd.h"
+#include "train/online_hc.h"
 
 typedef struct online_update online_update;   // an update method (train/online_update.h)
 typedef struct online_command online_command;
@@ -138,6 +142,10 @@ typedef struct {
     // the update methods' own options
     online_pg_options pg;
     online_dpo_options dpo;
+    online_brain_options brain; // train/online_brain.h
+    online_hc_options hc;       // train/online_hc.h
+    online_cgpo_options cgpo;   // train/online_cgpo.h
+    online_gkd_options gkd;     // train/online_gkd.h
 } online_config;
 
 // ----------------------------------------------------------------- commands --

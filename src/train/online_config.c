@@ -9,7 +9,10 @@
 
 // ----------------------------------------------------------- update methods --
 
-static const online_update *const updates[] = {&online_update_pg, &online_update_dpo};
+static const online_update *const updates[] = {
+    &online_update_pg, &online_update_dpo, &online_update_brain,
+    &online_update_hc, &online_update_cgpo, &online_update_gkd,
+};
 #define N_UPDATES ((int)(sizeof updates / sizeof updates[0]))
 
 const online_update *online_update_at(int i) {
@@ -36,6 +39,22 @@ static const online_command commands[] = {
     {.name = "online-dpo", .update = &online_update_dpo,
      .about = "online / iterative DPO on pairs of samples",
      .output_dir = "runs/online-dpo", .learning_rate = 5e-7f, .num_generations = 4,
+     .num_iterations = 1},
+    {.name = "brain", .update = &online_update_brain,
+     .about = "BRAIn: distil the reward-conditioned posterior (self-normalised importance weights)",
+     .output_dir = "runs/brain", .learning_rate = 1e-6f, .num_generations = 8,
+     .num_iterations = 1},
+    {.name = "hc-rlhf", .update = &online_update_hc,
+     .about = "HC-RLHF: reward minus a pessimistic cost (Lagrangian), then a held-out safety test",
+     .output_dir = "runs/hc-rlhf", .learning_rate = 1e-6f, .num_generations = 2,
+     .num_iterations = 1},
+    {.name = "cgpo", .update = &online_update_cgpo,
+     .about = "CGPO: judges flag constraint violations; CRPG, CODPO or CRRAFT (--optimizer)",
+     .output_dir = "runs/cgpo", .learning_rate = 1e-6f, .num_generations = 4,
+     .num_iterations = 1},
+    {.name = "gkd", .update = &online_update_gkd,
+     .about = "GKD: on-policy distillation from a teacher model (generalised JSD)",
+     .output_dir = "runs/gkd", .learning_rate = 1e-5f, .num_generations = 1,
      .num_iterations = 1},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

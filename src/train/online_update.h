@@ -114,6 +114,11 @@ struct online_update {
     int (*update)(online_run *r, rlhf_err *err); // the iteration's optimizer steps
     void (*metrics)(online_run *r, cJSON *j);    // after "kl_token" of a metrics line
     void (*summary)(online_run *r, cJSON *s);    // first keys of summary.json after "command"
+    // before the final checkpoint (optional): 0 keeps the model; 1 refuses it, err
+    // saying why (HC-RLHF's safety test: "no solution found ..."): no final/ is
+    // written, summary.json holds "refused" and the command exits 3; -1 an error.
+    // May add keys to summary.json (after "command").
+    int (*accept)(online_run *r, cJSON *s, rlhf_err *err);
     void (*free)(online_run *r);
 };
 
@@ -121,5 +126,9 @@ struct online_update {
 const online_update *online_update_at(int i);
 
 extern const online_update online_update_pg, online_update_dpo;
+extern const online_update online_update_brain;  // train/online_brain.c
+extern const online_update online_update_hc;     // train/online_hc.c (HC-RLHF)
+extern const online_update online_update_cgpo;   // train/online_cgpo.c
+extern const online_update online_update_gkd;    // train/online_gkd.c
 
 #endif

@@ -289,19 +289,32 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
 }
 
 // the final checkpoint and summary.json
+// (1 when accept refused the model: summary.json says why, err too)
 static int trainer_end(trainer *t, rlhf_err *err) {
-    char path[4400];
-    if (save_checkpoint(t, -1, path, sizeof path, err)) return -1;
+    char path[4400] = "";
     cJSON *s = cJSON_CreateObject();
     cJSON_AddStringToObject(s, "command", t->name);
+    int refused = t->method->accept ? t->method->accept(t, s, err) : 0;
+    if (refused < 0 || (!refused && save_checkpoint(t, -1, path, sizeof path, err))) {
+        cJSON_Delete(s);
+        return -1;
+    }
     if (t->method->finish) t->method->finish(t, s, path);
     cJSON_AddNumberToObject(s, "seconds", time_now() - t->t_start);
-    cJSON_AddStringToObject(s, "model", path);
+    if (refused) {
+        cJSON_AddNullToObject(s, "model");
+        cJSON_AddStringToObject(s, "refused", err->msg);
+    } else {
+        cJSON_AddStringToObject(s, "model", path);
+    }
     char *js = cJSON_Print(s);
     cJSON_Delete(s);
+    rlhf_err reason = *err;
     int rc = run_summary(&t->run, js, err);
     free(js);
-    return rc;
+    if (rc) return -1;
+    if (refused) *err = reason;
+    return refused;
 }
 
 int trainer_run(const train_config *c, const trainer_method *method, void *self, rlhf_err *err) {
@@ -309,8 +322,7 @@ int trainer_run(const train_config *c, const trainer_method *method, void *self,
                  .t_start = time_now()};
     saved_handlers h = catch_signals();
     int rc = -1;
-    if (trainer_start(&t, err) == 0 && trainer_loop(&t, err) == 0 && trainer_end(&t, err) == 0)
-        rc = 0;
+    if (trainer_start(&t, err) == 0 && trainer_loop(&t, err) == 0) rc = trainer_end(&t, err);
     restore_signals(h);
     if (c->base_model) peft_set_base_override(NULL);
     if (method->free) method->free(&t);

@@ -24,6 +24,10 @@
 //   eval      (optional) add eval metrics to j at --eval_steps and at the end;
 //             a line is written when it added anything
 //   save      (optional) write extra state into a checkpoint's temp folder
+//   accept    (optional) before the final checkpoint: 0 keeps the model, 1 refuses
+//             it (err says why: HC-RLHF's failed safety test) — no final/ is
+//             written, summary.json has "model": null and "refused": the reason,
+//             and trainer_run returns 1; -1 is an error
 //   finish    (optional) add to summary.json and print the closing line
 //   free      release the method's state (always called)
 //
@@ -64,6 +68,7 @@ typedef struct {
     void (*log)(trainer *t, cJSON *j);
     int (*eval)(trainer *t, cJSON *j, rlhf_err *err);
     int (*save)(trainer *t, const char *tmp_dir, rlhf_err *err);
+    int (*accept)(trainer *t, cJSON *summary, rlhf_err *err);
     void (*finish)(trainer *t, cJSON *summary, const char *final_path);
     void (*free)(trainer *t);
 } trainer_method;
@@ -95,7 +100,9 @@ struct trainer {
 };
 
 // Runs a method: 0 when it finished (final checkpoint and summary.json
-// written), -1 + err otherwise (checkpoints written before are kept).
+// written), 1 when it finished but accept refused the model (summary.json
+// written, no final checkpoint; err says why), -1 + err otherwise (checkpoints
+// written before are kept).
 int trainer_run(const train_config *c, const trainer_method *method, void *self, rlhf_err *err);
 
 // Appends j (consumed) as a line of metrics.jsonl.
