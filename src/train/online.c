@@ -32,6 +32,8 @@ typedef struct {
     int *order, order_epoch;  // the epoch's prompt order
     int *ids, **pp, *pl;      // (batch_size) the iteration's prompts: rows, tokens, lengths
     const char **texts;       // (batch_size) the iteration's prompts as reward sources see them
+    int **cc, *cl;            // (batch_size) their dataset completions (NULL, 0: none)
+    int no_reward;            // ONLINE_NEED_NO_REWARD and no reward given: nothing is scored
     int *rollin;              // (batch_size) DR-PO roll-in tokens appended to each prompt
     int **rollin_buf;         // (batch_size) prompt + roll-in tokens
     int room;                 // longest prompt leaving room for max_new_tokens
@@ -84,6 +86,9 @@ static void pick_prompts(online_loop *L, int it) {
         L->ids[j] = L->order[u % N];
         L->pp[j] = L->ds->tok[L->ids[j]].prompt, L->pl[j] = L->ds->tok[L->ids[j]].n_prompt;
         L->texts[j] = L->prompt_text[L->ids[j]];
+        const ds_tokens *d = &L->ds->tok[L->ids[j]];
+        L->cc[j] = d->n_completion[0] > 0 ? d->completion[0] : NULL;
+        L->cl[j] = d->n_completion[0] > 0 ? d->n_completion[0] : 0;
     }
 }
 
@@ -240,7 +245,9 @@ static int online_init(trainer *t, rlhf_err *err) {
     t->extra = L->extra;
     reward_flags rf = {c->reward, c->task, c->reward_model, c->reward_command, c->reward_url,
                        c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries};
-    if (reward_set_from_flags(&L->rs, &rf, err)) return -1;
+    L->no_reward = (L->run.needs & ONLINE_NEED_NO_REWARD) && !c->reward && !c->task &&
+                   !c->reward_model && !c->reward_command && !c->reward_url;
+    if (!L->no_reward && reward_set_from_flags(&L->rs, &rf, err)) return -1;
     L->pen = (reward_penalties){.length_penalty = c->length_penalty,
                                 .missing_eos_penalty = c->missing_eos_penalty,
                                 .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,
@@ -306,7 +313,7 @@ static int online_setup(trainer *t, rlhf_err *err) {
     if ((r->needs & ONLINE_NEED_PREVIOUS) && trainer_load_ref(t, NULL, 1, &r->prev, err))
         return -1;
     if (r->prev) memcpy(r->prev->params, t->m->params, t->m->n_params * sizeof(float));
-    if (load_prompts(L, t, err) || open_rewards(L, err)) return -1;
+    if (load_prompts(L, t, err) || (!L->no_reward && open_rewards(L, err))) return -1;
     L->gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens, .temperature = c->temperature,
                              .top_k = c->top_k, .top_p = c->top_p, .eos_id = tok_eos(t->tok),
                              .pad_id = tok_pad(t->tok) >= 0 ? tok_pad(t->tok) : 0};
@@ -329,7 +336,10 @@ static int online_setup(trainer *t, rlhf_err *err) {
     L->pp = xmalloc((size_t)bs * sizeof(int *));
     L->pl = xmalloc((size_t)bs * sizeof(int));
     L->texts = xmalloc((size_t)bs * sizeof(char *));
+    L->cc = xcalloc(bs, sizeof(int *));
+    L->cl = xcalloc(bs, sizeof(int));
     r->prompts = L->pp, r->prompt_len = L->pl, r->prompt_text = L->texts, r->gen = &L->gen;
+    r->completions = L->cc, r->completion_len = L->cl;
     L->rollin = xcalloc(bs, sizeof(int));
     L->rollin_buf = xcalloc(bs, sizeof(int *));
     grow(&r->scores, r->B), grow(&r->per_source, (size_t)r->B * L->rs.n), grow(&r->baselines, r->B);
@@ -571,7 +581,8 @@ static void online_free(trainer *t) {
     if (L->update && L->update->free) L->update->free(r);
     rollout_free(&r->rb);
     reward_set_free(&L->rs);
-    free(L->order), free(L->ids), free(L->pp), free(L->pl), free(L->texts);
+    free(L->order), free(L->ids), free(L->pp), free(L->pl), free(L->texts), free(L->cc),
+        free(L->cl);
     if (L->rollin_buf)
         for (int j = 0; j < r->n_prompts; j++) free(L->rollin_buf[j]);
     free(L->rollin_buf), free(L->rollin);

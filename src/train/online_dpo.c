@@ -313,7 +313,7 @@ static int pair_loss(const online_run *r, dpo_state *s, const float *logp, float
 
 // the loss's gradient g (per row's sum) back through forward/backward over the
 // rows of rb with g != 0, micro rows at a time (0: all); *n_rows gets how many
-static int backward_rows(online_run *r, const rollout_batch *rb, const float *g, int *n_rows,
+int online_backward_rows(online_run *r, const rollout_batch *rb, const float *g, int *n_rows,
                          rlhf_err *err) {
     int B = rb->B, T = rb->T, n = 0, rc = 0, *rows = xmalloc((size_t)B * sizeof(int));
     for (int row = 0; row < B; row++)
@@ -350,8 +350,8 @@ static int pair_step(online_run *r, dpo_state *s, const float *logp, int dump, f
     float *g = xcalloc(B, sizeof(float)), *gcal = xcalloc(Bc + 1, sizeof(float));
     int rc = pair_loss(r, s, logp, g, gcal, dump, err);
     if (rc == 0) model_zero_grad(r->t->m);
-    if (rc == 0) rc = backward_rows(r, &r->rb, g, &n_rows, err);
-    if (rc == 0 && Bc) rc = backward_rows(r, &s->cal, gcal, &n_cal, err);
+    if (rc == 0) rc = online_backward_rows(r, &r->rb, g, &n_rows, err);
+    if (rc == 0 && Bc) rc = online_backward_rows(r, &s->cal, gcal, &n_cal, err);
     if (rc == 0 && n_rows + n_cal > 0) *grad_norm = optim_step(r->t->o, r->t->m);
     free(g), free(gcal);
     return rc;

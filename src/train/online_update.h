@@ -23,6 +23,10 @@
 //                                checkpoint and restored by --resume; the update method
 //                                refreshes it (copies the policy's weights into it)
 //
+//   ONLINE_NEED_NO_REWARD        the method uses no reward (GKD): with no reward flag
+//                                given the loop scores nothing (scores 0, rs->n 0); a
+//                                reward given anyway is scored and logged
+//
 // A constrained update (CGPO's judges as constraints) reads r->per_source, each
 // reward source's score of every sample, besides the weighted total r->scores.
 #ifndef RLHF_TRAIN_ONLINE_UPDATE_H
@@ -42,6 +46,7 @@ enum {
     ONLINE_NEED_GROUPS = 1 << 3,
     ONLINE_NEED_MOVING_REFERENCE = 1 << 4,
     ONLINE_NEED_PREVIOUS = 1 << 5,
+    ONLINE_NEED_NO_REWARD = 1 << 6,
 };
 
 // The registries an update method's --help lists (ONLINE_LISTS_*).
@@ -73,6 +78,10 @@ typedef struct {
     float *prev_logp;           // (B,T) its log-probs of the rollout
     int *const *prompts;        // (n_prompts) the iteration's prompt tokens (roll-in included)
     const int *prompt_len;      // (n_prompts)
+    int *const *completions;    // (n_prompts) the dataset's completion of each prompt
+                                // (prompt+completion and unpaired data; chosen for
+                                // preference data), NULL where the row has none
+    const int *completion_len;  // (n_prompts) its length (0: none)
     const char *const *prompt_text; // (n_prompts) as the reward sources see them
     const rlhf_gen_opts *gen;   // the rollout's sampling options
     const reward_set *rs;       // the sources (rs->n = S, rs->src[s].name)
@@ -124,6 +133,13 @@ struct online_update {
 
 // The update methods, for --help: i = 0, 1, ... until NULL.
 const online_update *online_update_at(int i);
+
+// A loss's gradient g (one per row of rb: d loss / d the row's summed completion
+// log-prob) back through the policy, over the rows with g != 0, r->micro rows per
+// forward/backward (gradients accumulate into r->t->m's); *n_rows gets how many
+// rows ran. (train/online_dpo.c)
+int online_backward_rows(online_run *r, const rollout_batch *rb, const float *g, int *n_rows,
+                         rlhf_err *err);
 
 extern const online_update online_update_pg, online_update_dpo;
 extern const online_update online_update_brain;  // train/online_brain.c
