@@ -59,7 +59,7 @@ def agg(loss, m, mode, norm_len=0.0):
     lm = torch.where(m > 0, loss, torch.zeros_like(loss)) * m
     n_b = m.sum(1)
     rows = (n_b > 0).to(DT).sum()
-    if mode in ("token-mean", "bnpo"):
+    if mode in ("token-mean", "bnpo", "dapo"):
         tot = m.sum()
         return lm.sum() / tot if tot > 0 else lm.sum() * 0
     if rows == 0:
@@ -247,6 +247,80 @@ def gspo_sequence_level(logp, old, adv_seq, m, clip_low, clip_high):
     loss = l.mean()
     loss.backward()
     return float(loss), lp.grad.detach()
+
+
+# ------------------------------------------- TRL's other policy losses --
+# Each written the way TRL's GRPOTrainer._compute_loss states it (per-token loss
+# tensors, stop-gradient by .detach(), then the aggregation), not as the C loops.
+
+def _autograd(logp, fn):
+    lp = logp.clone().requires_grad_(True)
+    loss = fn(lp)
+    loss.backward()
+    g = lp.grad if lp.grad is not None else torch.zeros_like(lp)
+    return float(loss), g.detach()
+
+
+def cispo(logp, old, adv, m, cap, mode="token-mean", norm_len=0.0):
+    """MiniMax-M1 CISPO as TRL: -clamp(ratio, max=cap).detach() * A * logp."""
+    def f(lp):
+        w = torch.clamp(torch.exp(lp - old), max=cap).detach()
+        return agg(-w * adv * lp, m, mode, norm_len)
+    return _autograd(logp, f)
+
+
+def sapo(logp, old, adv, m, tau_pos=1.0, tau_neg=1.05, mode="token-mean", norm_len=0.0):
+    """SAPO as TRL: -A * sigmoid(tau (ratio - 1)) * 4 / tau, tau by A > 0."""
+    def f(lp):
+        tau = torch.where(adv > 0, torch.full_like(adv, tau_pos), torch.full_like(adv, tau_neg))
+        gate = torch.sigmoid(tau * (torch.exp(lp - old) - 1)) * 4 / tau
+        return agg(-gate * adv, m, mode, norm_len)
+    return _autograd(logp, f)
+
+
+def luspo(logp, old, adv_seq, m, clip_low, clip_high, delta=None):
+    """LUSPO as TRL with importance_sampling_level="sequence": one ratio per row
+    (exp of the masked mean log-ratio, gradient through the mean), the clipped loss
+    with TRL's two-sided `delta` cap, times the row length, mean over rows that have
+    tokens (TRL: over all rows)."""
+    def f(lp):
+        n_b = m.sum(1)
+        keep = n_b > 0
+        s = torch.exp(((lp - old) * m).sum(1)[keep] / n_b[keep])
+        A = adv_seq[keep]
+        c1 = torch.clamp(s, max=delta) if delta is not None else s
+        c2 = torch.clamp(s, 1 - clip_low, 1 + clip_high)
+        l = -torch.minimum(c1 * A, c2 * A)
+        return (l * n_b[keep]).mean()
+    return _autograd(logp, f)
+
+
+def ppo_two_sided(logp, old, adv, m, clip_low, clip_high, delta, mode="token-mean"):
+    """TRL's INTELLECT-2 two-sided clipping: -min(min(ratio, delta) A, clip(ratio) A)."""
+    def f(lp):
+        r = torch.exp(lp - old)
+        c2 = torch.clamp(r, 1 - clip_low, 1 + clip_high)
+        return agg(-torch.minimum(torch.clamp(r, max=delta) * adv, c2 * adv), m, mode)
+    return _autograd(logp, f)
+
+
+def vespo(logp, old, adv, m, k_pos=2.0, lam_pos=3.0, k_neg=3.0, lam_neg=2.0,
+          mode="token-mean", norm_len=0.0):
+    """VESPO as TRL's get_gamma_weights: log w = sum_t clamp(log-ratio, -20, 20),
+    clamped to [log 1e-8, 20]; phi = exp(lam + k log w - lam w), detached,
+    k/lam by A >= 0; loss -phi * A * logp."""
+    def f(lp):
+        with torch.no_grad():
+            lr = torch.clamp(lp - old, -20.0, 20.0)
+            log_w = torch.clamp((lr * m).sum(1, keepdim=True), float(np.log(1e-8)), 20.0)
+            w = torch.exp(log_w)
+            pos = adv >= 0
+            k = torch.where(pos, torch.full_like(adv, k_pos), torch.full_like(adv, k_neg))
+            lam = torch.where(pos, torch.full_like(adv, lam_pos),
+                              torch.full_like(adv, lam_neg)).clamp(min=1e-4)
+            phi = torch.exp(lam + k * log_w - lam * w).nan_to_num(0.0, 0.0, 0.0)
+        return agg(-phi * adv * lp, m, mode, norm_len)
+    return _autograd(logp, f)
 
 
 # --------------------------------------------------------------------- KL --

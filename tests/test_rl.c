@@ -527,6 +527,48 @@ static int test_policy_registry(void) {
     return 0;
 }
 
+// TRL's other loss types, by hand on two tokens (rl_loss_test.py checks them against
+// TRL-form references on random arrays, with finite differences)
+static int test_trl_variants_by_hand(void) {
+    rlhf_err e;
+    const rl_policy_loss_def *d;
+    CHECK(rl_policy_lookup("vespos", &d, &e) == -1 && strstr(e.msg, "cispo") &&
+          strstr(e.msg, "sapo") && strstr(e.msg, "luspo") && strstr(e.msg, "vespo"));
+    rl_policy_config c;
+    rl_policy_config_default(&c);
+    CHECK(c.sapo_temperature_pos == 1.0f && c.sapo_temperature_neg == 1.05f); // TRL's defaults
+    CHECK(c.vespo_k_pos == 2 && c.vespo_lambda_pos == 3 && c.vespo_k_neg == 3 &&
+          c.vespo_lambda_neg == 2);
+    rl_agg a;
+    CHECK(rl_agg_from_name("dapo", &a, NULL) == 0 && a == RL_AGG_TOKEN_MEAN);
+    // cispo, cap 1.1: rho = e^.2, e^.1 both capped -> w = 1.1;
+    // loss = mean(-1.1*1*(-1), -1.1*(-1)*(-0.5)) = 0.275, dlogp = -w*A/2
+    float lp[2] = {-1.0f, -0.5f}, old[2] = {-1.2f, -0.6f}, A[2] = {1, -1}, m[2] = {1, 1};
+    float g[2] = {0};
+    rl_policy_stats st;
+    c.variant = rl_policy_find("cispo");
+    c.clip_high = 1.1f;
+    CHECK(c.variant && rl_policy_loss(&c, 1, 2, lp, old, A, m, g, &st, NULL) == 0);
+    CHECK_CLOSE(st.loss, 0.275, 1e-6, 0);
+    CHECK_CLOSE(g[0], -0.55, 1e-6, 0);
+    CHECK_CLOSE(g[1], 0.55, 1e-6, 0);
+    CHECK_CLOSE(st.clip_frac, 1.0, 0, 0);
+    // sapo on policy (rho = 1), A = 1: loss -(4/tau)/2 = -2, gradient -A = -1
+    float on[1] = {-0.7f}, one[1] = {1}, g1[1] = {0};
+    rl_policy_config_default(&c);
+    c.variant = rl_policy_find("sapo");
+    CHECK(c.variant && rl_policy_loss(&c, 1, 1, on, on, one, one, g1, &st, NULL) == 0);
+    CHECK_CLOSE(st.loss, -2.0, 1e-6, 0);
+    CHECK_CLOSE(g1[0], -1.0, 1e-6, 0);
+    // vespo on policy: w = 1, phi = e^(lambda + 0 - lambda) = 1: loss -A*logp = 0.7
+    g1[0] = 0;
+    c.variant = rl_policy_find("vespo");
+    CHECK(c.variant && rl_policy_loss(&c, 1, 1, on, on, one, one, g1, &st, NULL) == 0);
+    CHECK_CLOSE(st.loss, 0.7, 1e-6, 0);
+    CHECK_CLOSE(g1[0], -1.0, 1e-6, 0);
+    return 0;
+}
+
 int main(void) {
     RUN(test_gae_by_hand);
     RUN(test_macro_by_hand);
@@ -545,5 +587,6 @@ int main(void) {
     RUN(test_shaping_by_hand);
     RUN(test_register_toy_estimator);
     RUN(test_policy_registry);
+    RUN(test_trl_variants_by_hand);
     TEST_EXIT();
 }

@@ -1,5 +1,5 @@
 // algo/rl.c: the loss side of online RL — masked statistics, loss aggregation,
-// the policy-loss variants (PPO clip, GSPO) and their registry, KL estimators and coefficient controllers, and the
+// the policy-loss variants (PPO clip, GSPO, CISPO, SAPO, LUSPO, VESPO) and their registry, KL estimators and coefficient controllers, and the
 // clipped value loss. Each function returns its loss and accumulates
 // d(loss)/d(input) so the trainer can hand it to the model's backward.
 // Formulas and sources: docs/online_rl.md.
@@ -100,6 +100,7 @@ static const struct {
     {"bnpo", RL_AGG_TOKEN_MEAN}, // TRL loss_type names
     {"grpo", RL_AGG_SEQ_MEAN_TOKEN_MEAN},
     {"dr_grpo", RL_AGG_SEQ_MEAN_TOKEN_SUM_NORM},
+    {"dapo", RL_AGG_TOKEN_MEAN},
 };
 
 int rl_agg_from_name(const char *name, rl_agg *out, rlhf_err *err) {
@@ -110,7 +111,7 @@ int rl_agg_from_name(const char *name, rl_agg *out, rlhf_err *err) {
         }
     return rlhf_fail(err,
                      "unknown loss aggregation \"%s\" (choose token-mean, seq-mean-token-mean, "
-                     "seq-mean-token-sum, seq-mean-token-sum-norm; or TRL's bnpo, grpo, dr_grpo)",
+                     "seq-mean-token-sum, seq-mean-token-sum-norm; or TRL's bnpo, grpo, dr_grpo, dapo)",
                      name);
 }
 
@@ -178,7 +179,10 @@ float rl_agg_loss(rl_agg mode, int B, int T, const float *x, const float *mask, 
 
 void rl_policy_config_default(rl_policy_config *c) {
     *c = (rl_policy_config){.clip_low = 0.2f, .clip_high = 0.2f, .clip_c = 0,
-                            .seq_ratio = 0, .agg = RL_AGG_TOKEN_MEAN, .norm_len = 0};
+                            .seq_ratio = 0, .agg = RL_AGG_TOKEN_MEAN, .norm_len = 0,
+                            .sapo_temperature_pos = 1.0f, .sapo_temperature_neg = 1.05f,
+                            .vespo_k_pos = 2.0f, .vespo_lambda_pos = 3.0f,
+                            .vespo_k_neg = 3.0f, .vespo_lambda_neg = 2.0f};
 }
 
 // The clipped surrogate shared by the variants: seq_ratio 0 uses the token ratio
@@ -279,6 +283,171 @@ static int gspo_loss(const rl_policy_config *c, int B, int T, const float *logp,
     return clip_loss(c, 1, B, T, logp, old_logp, adv, mask, dlogp, st, err);
 }
 
+// The variants TRL has beyond the clip (docs/policy_losses.md). Each is a per-token
+// loss l_t with its derivative dl_t/dlogp_t, aggregated as the clip's.
+
+// One token's ratio statistics, as clip_loss keeps them.
+typedef struct {
+    double n, nclip, k1, k3, rsum, rmin, rmax;
+} ratio_acc;
+
+static void ratio_acc_add(ratio_acc *a, double m, double lr, double r, int clipped) {
+    a->n += m;
+    a->nclip += clipped ? m : 0;
+    a->k1 += m * -lr;
+    a->k3 += m * ((exp(lr) - 1) - lr);
+    a->rsum += m * r;
+    if (r < a->rmin) a->rmin = r;
+    if (r > a->rmax) a->rmax = r;
+}
+
+static void ratio_acc_stats(const ratio_acc *a, double loss, rl_policy_stats *st) {
+    if (!st) return;
+    *st = (rl_policy_stats){0};
+    st->loss = (float)loss;
+    if (a->n > 0) {
+        st->clip_frac = (float)(a->nclip / a->n);
+        st->kl_k1 = (float)(a->k1 / a->n);
+        st->kl_k3 = (float)(a->k3 / a->n);
+        st->ratio_mean = (float)(a->rsum / a->n);
+        st->ratio_min = (float)a->rmin;
+        st->ratio_max = (float)a->rmax;
+    }
+}
+
+// the token log-ratio, clamped to [-20, 20] as the clip's; *clamped: it was
+static double token_log_ratio(float logp, float old_logp, int *clamped) {
+    double lr = (double)logp - old_logp;
+    *clamped = lr > 20 || lr < -20;
+    return lr > 20 ? 20 : lr < -20 ? -20 : lr;
+}
+
+// CISPO (MiniMax-M1): the importance weight min(rho, cap) is a constant, so the
+// gradient is plain REINFORCE's -A scaled by it; nothing is ever zeroed. The cap is
+// clip_high itself, as TRL reads epsilon_high for cispo. clip_frac: capped tokens.
+static int cispo_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                      const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                      rl_policy_stats *st, rlhf_err *err) {
+    if (!(c->clip_high > 0))
+        return rlhf_fail(err, "policy loss cispo: the weight cap epsilon_high must be > 0 (got "
+                              "%g; TRL reads it as eps_max, ScaleRL recommends 5)",
+                         c->clip_high);
+    agg_ctx a = agg_begin(c->agg, B, T, mask, c->norm_len);
+    ratio_acc ra = {.rmin = INFINITY, .rmax = -INFINITY};
+    double loss = 0;
+    for (int b = 0; b < B; b++) {
+        const float *m = mask + (size_t)b * T;
+        double f = agg_row_factor(&a, row_count(T, m));
+        if (f == 0) continue;
+        for (int t = 0; t < T; t++) {
+            if (m[t] == 0) continue;
+            size_t i = (size_t)b * T + t;
+            int clamped;
+            double lr = token_log_ratio(logp[i], old_logp[i], &clamped);
+            double r = exp(lr), w = r < c->clip_high ? r : c->clip_high;
+            loss += f * m[t] * -w * adv[i] * logp[i];
+            if (dlogp) dlogp[i] += (float)(f * m[t] * -w * adv[i]);
+            ratio_acc_add(&ra, m[t], lr, r, r > c->clip_high);
+        }
+    }
+    ratio_acc_stats(&ra, loss, st);
+    return 0;
+}
+
+// SAPO: the gate g(rho) = (4/tau) sigmoid(tau (rho - 1)) replaces the clipped
+// ratio; dg/drho = 4 s (1 - s), s = sigmoid(.), so d l/d logp = -A * 4 s (1 - s) * rho
+// (-A at rho = 1, fading smoothly as rho leaves 1). clip_frac: 0 (nothing is cut).
+static int sapo_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                     const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                     rl_policy_stats *st, rlhf_err *err) {
+    if (!(c->sapo_temperature_pos > 0) || !(c->sapo_temperature_neg > 0))
+        return rlhf_fail(err, "policy loss sapo: temperatures must be > 0 (got %g, %g)",
+                         c->sapo_temperature_pos, c->sapo_temperature_neg);
+    agg_ctx a = agg_begin(c->agg, B, T, mask, c->norm_len);
+    ratio_acc ra = {.rmin = INFINITY, .rmax = -INFINITY};
+    double loss = 0;
+    for (int b = 0; b < B; b++) {
+        const float *m = mask + (size_t)b * T;
+        double f = agg_row_factor(&a, row_count(T, m));
+        if (f == 0) continue;
+        for (int t = 0; t < T; t++) {
+            if (m[t] == 0) continue;
+            size_t i = (size_t)b * T + t;
+            int clamped;
+            double lr = token_log_ratio(logp[i], old_logp[i], &clamped);
+            double r = exp(lr), A = adv[i];
+            double tau = A > 0 ? c->sapo_temperature_pos : c->sapo_temperature_neg;
+            double z = tau * (r - 1);
+            double s = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
+            loss += f * m[t] * -A * (4 / tau) * s;
+            if (dlogp && !clamped) dlogp[i] += (float)(f * m[t] * -A * 4 * s * (1 - s) * r);
+            ratio_acc_add(&ra, m[t], lr, r, 0);
+        }
+    }
+    ratio_acc_stats(&ra, loss, st);
+    return 0;
+}
+
+// LUSPO: gspo's clip, each sequence's loss scaled by its length and averaged over
+// sequences = seq-mean-token-sum of gspo's per-token losses (every token of a row
+// carries the row's loss). With gspo's d s_b/d logp_t = s_b this is the gradient of
+// the sequence-level objective (mean_b |y_b| * l_b with s_b through the mean).
+static int luspo_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                      const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                      rl_policy_stats *st, rlhf_err *err) {
+    rl_policy_config cc = *c;
+    cc.agg = RL_AGG_SEQ_MEAN_TOKEN_SUM;
+    return clip_loss(&cc, 1, B, T, logp, old_logp, adv, mask, dlogp, st, err);
+}
+
+// VESPO: w_b from the SUM of the row's log-ratios (each clamped to [-20, 20]), log w_b
+// clamped to [log 1e-8, 20]; phi = exp(lambda + k log w - lambda w), a constant
+// (non-finite: 0), so d l/d logp = -phi * A. k, lambda from the token's advantage sign
+// (TRL broadcasts them the same way); lambda below 1e-4 is raised to it, as TRL.
+// The reported ratio is w_b; clip_frac: 0.
+static int vespo_loss(const rl_policy_config *c, int B, int T, const float *logp,
+                      const float *old_logp, const float *adv, const float *mask, float *dlogp,
+                      rl_policy_stats *st, rlhf_err *err) {
+    const float *opt[] = {&c->vespo_k_pos, &c->vespo_lambda_pos, &c->vespo_k_neg,
+                          &c->vespo_lambda_neg};
+    for (int k = 0; k < 4; k++)
+        if (!isfinite(*opt[k]))
+            return rlhf_fail(err, "policy loss vespo: k and lambda must be finite");
+    agg_ctx a = agg_begin(c->agg, B, T, mask, c->norm_len);
+    ratio_acc ra = {.rmin = INFINITY, .rmax = -INFINITY};
+    const double log_floor = log(1e-8);
+    double loss = 0;
+    for (int b = 0; b < B; b++) {
+        const float *m = mask + (size_t)b * T;
+        double f = agg_row_factor(&a, row_count(T, m));
+        if (f == 0) continue;
+        double log_w = 0;
+        int clamped;
+        for (int t = 0; t < T; t++)
+            if (m[t] != 0) {
+                size_t i = (size_t)b * T + t;
+                log_w += m[t] * token_log_ratio(logp[i], old_logp[i], &clamped);
+            }
+        log_w = log_w < log_floor ? log_floor : log_w > 20 ? 20 : log_w;
+        double w = exp(log_w);
+        for (int t = 0; t < T; t++) {
+            if (m[t] == 0) continue;
+            size_t i = (size_t)b * T + t;
+            double A = adv[i];
+            double k = A >= 0 ? c->vespo_k_pos : c->vespo_k_neg;
+            double lam = A >= 0 ? c->vespo_lambda_pos : c->vespo_lambda_neg;
+            if (lam < 1e-4) lam = 1e-4;
+            double phi = exp(lam + k * log_w - lam * w);
+            if (!isfinite(phi)) phi = 0;
+            loss += f * m[t] * -phi * A * logp[i];
+            if (dlogp) dlogp[i] += (float)(f * m[t] * -phi * A);
+            ratio_acc_add(&ra, m[t], token_log_ratio(logp[i], old_logp[i], &clamped), w, 0);
+        }
+    }
+    ratio_acc_stats(&ra, loss, st);
+    return 0;
+}
+
 // ------------------------------------------------- policy-loss registry --
 // Formulas in full and sources: docs/online_rl.md.
 
@@ -292,6 +461,25 @@ static const rl_policy_loss_def policy_losses[] = {
                    RL_POLICY_OPT_CLIP | RL_POLICY_OPT_DUAL_CLIP | RL_POLICY_OPT_AGG,
                    "the ppo clip with s_b = exp(mean_t log(pi/pi_old)) for every token of sequence b",
                    "Zheng et al. 2025 (GSPO)"),
+    RL_POLICY_LOSS("cispo", NULL, cispo_loss, RL_NEED_OLD_LOGP | RL_NEED_ADVANTAGES,
+                   RL_POLICY_OPT_CLIP | RL_POLICY_OPT_AGG,
+                   "-sg(min(rho, eps_high)) * A * log pi: the IS weight capped at eps_high "
+                   "itself (e.g. 5), never the gradient",
+                   "MiniMax-M1 (arXiv 2506.13585) CISPO; TRL loss_type cispo"),
+    RL_POLICY_LOSS("sapo", NULL, sapo_loss, RL_NEED_OLD_LOGP | RL_NEED_ADVANTAGES,
+                   RL_POLICY_OPT_SAPO | RL_POLICY_OPT_AGG,
+                   "-A * (4/tau) * sigmoid(tau*(rho - 1)), tau by the sign of A: a soft gate "
+                   "instead of the clip",
+                   "SAPO (arXiv 2511.20347); TRL loss_type sapo"),
+    RL_POLICY_LOSS("luspo", NULL, luspo_loss, RL_NEED_OLD_LOGP | RL_NEED_ADVANTAGES,
+                   RL_POLICY_OPT_CLIP | RL_POLICY_OPT_DUAL_CLIP,
+                   "gspo's clip, each sequence's loss times its length, mean over sequences",
+                   "LUSPO (arXiv 2602.05261); TRL loss_type luspo"),
+    RL_POLICY_LOSS("vespo", NULL, vespo_loss, RL_NEED_OLD_LOGP | RL_NEED_ADVANTAGES,
+                   RL_POLICY_OPT_VESPO | RL_POLICY_OPT_AGG,
+                   "-sg(phi(w_b)) * A * log pi, phi(w) = e^lambda w^k e^(-lambda w), "
+                   "w_b = prod_t rho: a Gamma-shaped sequence weight",
+                   "VESPO (arXiv 2602.10693); TRL loss_type vespo"),
 };
 #define N_POLICY_BUILTIN ((int)(sizeof policy_losses / sizeof policy_losses[0]))
 

@@ -53,7 +53,9 @@ typedef enum {
     RL_AGG_SEQ_MEAN_TOKEN_SUM,
     RL_AGG_SEQ_MEAN_TOKEN_SUM_NORM,
 } rl_agg;
-// Accepts the verl names above and TRL's loss_type names grpo, bnpo, dr_grpo.
+// Accepts the verl names above and TRL's loss_type names grpo, bnpo, dr_grpo, and
+// dapo (= token-mean: TRL divides by the active tokens of the accumulated batch, which
+// is our optimizer step's mini-batch).
 int rl_agg_from_name(const char *name, rl_agg *out, rlhf_err *err);
 const char *rl_agg_name(rl_agg a);
 // x, mask (B,T) -> the aggregate; dx (B,T) += d(aggregate)/dx.
@@ -207,6 +209,11 @@ typedef struct {
     rl_agg agg;      // default token-mean
     float norm_len;  // seq-mean-token-sum-norm constant; 0: T
     const struct rl_policy_loss_def *variant; // the registered loss; NULL: ppo (gspo if seq_ratio)
+    // sapo: gate temperatures for A > 0 and A <= 0 (TRL sapo_temperature_pos/neg; 1.0, 1.05)
+    float sapo_temperature_pos, sapo_temperature_neg;
+    // vespo: the Gamma weight's power k and decay lambda for A >= 0 and A < 0
+    // (TRL vespo_k_pos 2, vespo_lambda_pos 3, vespo_k_neg 3, vespo_lambda_neg 2)
+    float vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg;
 } rl_policy_config;
 void rl_policy_config_default(rl_policy_config *c);
 
@@ -227,8 +234,23 @@ int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
 
 // Policy-loss variants: a registry as the advantage estimators' (see above).
 // Built in (rl.c): ppo (token ratio; clip-higher and dual clip are its options)
-// and gspo (sequence ratio). --importance_sampling_level token|sequence names them
-// too (each entry's `level`).
+// and gspo (sequence ratio), named by --importance_sampling_level token|sequence
+// too (each entry's `level`); and TRL's other loss_type variants, by name
+// (docs/policy_losses.md), with rho = exp(logp - old_logp) per token (log clamped
+// to [-20, 20]) and sg() a constant to the gradient:
+//   cispo  l = -sg(min(rho, clip_high)) * A * logp: the IS weight capped at
+//          clip_high ITSELF (TRL's epsilon_high as ScaleRL's eps_max, e.g. 5), no
+//          clip of the update (MiniMax-M1, arXiv 2506.13585)
+//   sapo   l = -A * (4/tau) * sigmoid(tau * (rho - 1)), tau = sapo_temperature_pos
+//          when A > 0, else _neg: a smooth gate in place of the clip (SAPO, arXiv 2511.20347)
+//   luspo  the gspo clip with each sequence's loss times its length, averaged over
+//          sequences (agg fixed to seq-mean-token-sum; LUSPO, arXiv 2602.05261)
+//   vespo  l = -sg(phi_b) * A * logp, phi_b = exp(lambda + k log w_b - lambda w_b),
+//          w_b = exp(sum_t log rho) (log w clamped to [log 1e-8, 20]), k, lambda
+//          by the sign of A (A >= 0: _pos): a Gamma-shaped sequence weight
+//          (VESPO, arXiv 2602.10693)
+// cispo and vespo's loss values carry logp itself (their gradient is the point:
+// -w * A per token); sapo's gradient is ppo's, -A, at rho = 1.
 typedef int (*rl_policy_loss_fn)(const rl_policy_config *c, int B, int T, const float *logp,
                                  const float *old_logp, const float *adv, const float *mask,
                                  float *dlogp, rl_policy_stats *st, rlhf_err *err);
@@ -237,6 +259,8 @@ enum {
     RL_POLICY_OPT_CLIP = 1 << 0,        // clip_low, clip_high (> clip_low: DAPO clip-higher)
     RL_POLICY_OPT_DUAL_CLIP = 1 << 1,   // clip_c
     RL_POLICY_OPT_AGG = 1 << 2,         // agg, norm_len
+    RL_POLICY_OPT_SAPO = 1 << 3,        // sapo_temperature_pos, sapo_temperature_neg
+    RL_POLICY_OPT_VESPO = 1 << 4,       // vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg
 };
 typedef struct rl_policy_loss_def {
     const char *name;  // the variant's name (rl_policy_find)
