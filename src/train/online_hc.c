@@ -256,15 +256,12 @@ static int hc_accept(online_run *r, cJSON *sum, rlhf_err *err) {
         if (!f) {
             rc = rlhf_fail(err, "cannot write %s", path);
         } else {
-            for (int i = 0; i < n; i++) {
-                cJSON *j = cJSON_CreateObject();
-                cJSON_AddStringToObject(j, "prompt", s->safety_text[i]);
-                cJSON_AddStringToObject(j, "completion", rb.text[i]);
-                cJSON_AddNumberToObject(j, "cost", cost[i]);
-                char *line = cJSON_PrintUnformatted(j);
-                fprintf(f, "%s\n", line);
-                free(line);
-                cJSON_Delete(j);
+            for (int i = 0; i < n; i++) {  // (strings as the judge saw them: bad UTF-8 -> U+FFFD)
+                char *pj = reward_json_string(s->safety_text[i], strlen(s->safety_text[i]));
+                char *cj = reward_json_string(rb.text[i], strlen(rb.text[i]));
+                fprintf(f, "{\"prompt\": %s, \"completion\": %s, \"cost\": %.9g}\n", pj, cj,
+                        (double)cost[i]);
+                free(pj), free(cj);
             }
             if (fclose(f)) rc = rlhf_fail(err, "cannot write %s", path);
         }
