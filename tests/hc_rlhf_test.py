@@ -22,7 +22,6 @@ unconstrained RLOO raises it). Checks:
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
