@@ -2,6 +2,8 @@
 // (see algo/rm_loss.h).
 #include "algo/rm_loss.h"
 
+#include "algo/self_judge.h"
+
 #include <math.h>
 #include <stddef.h>
 
@@ -42,5 +44,35 @@ void rm_ensemble_eval(int n, int K, const float *s, rm_ensemble_sums *e) {
             e->var += (sc - mc) * (sc - mc) / K;
         }
         e->acc += mc > mr;
+    }
+}
+
+void rm_pairwise_loss(int m, const float *logp, const int *label, long total_rows, float *dlogp,
+                      rm_pairwise_sums *st) {
+    for (int i = 0; i < m; i++) {
+        int c = label[i] ? 1 : 0;
+        double d = (double)logp[(size_t)i * 2 + c] - logp[(size_t)i * 2 + 1 - c];
+        st->loss += softplus(-d);
+        st->acc += d > 0;
+        if (dlogp) {
+            double g = -sigmoid(-d) / (double)total_rows;  // d(-log sigmoid(d))/dd, per row
+            dlogp[(size_t)i * 2 + c] = (float)g;
+            dlogp[(size_t)i * 2 + 1 - c] = (float)-g;
+        }
+    }
+    st->rows += m;
+}
+
+void rm_pairwise_eval(int n, const float *l, rm_pairwise_eval_sums *e) {
+    for (int i = 0; i < n; i++) {
+        const float *q = l + (size_t)i * 4;
+        double p = self_judge_prob(q[0], q[1], q[2], q[3]);
+        int v1 = q[0] > q[1], v2 = q[3] > q[2];  // chosen wins as A; chosen wins as B
+        e->acc += p > 0.5;
+        e->prob += p;
+        e->order_acc += 0.5 * (v1 + v2);
+        e->consistent += v1 == v2;
+        e->bias += fabs(sigmoid((double)q[0] - q[1]) + sigmoid((double)q[2] - q[3]) - 1);
+        e->pairs++;
     }
 }

@@ -24,15 +24,33 @@ int cmd_rm(int argc, char **argv) {
     const char *trunks = "shared";
     defs[n++] = (flag_def){"ensemble_trunks", FLAG_STR, &trunks,
                            "shared (K heads on one trunk) or separate (K models)"};
+    const char *objective = "bradley_terry";
+    defs[n++] = (flag_def){"objective", FLAG_STR, &objective,
+                           "bradley_terry (a scalar score head) or pairwise (a generative judge: the LM "
+                           "names the better of two answers with \" A\" or \" B\")"};
+    defs[n++] = (flag_def){"judge_template", FLAG_STR, &c.judge_template,
+                           "pairwise: the judging prompt, with {prompt}, {a} and {b}, ending where the "
+                           "answer token goes (default: \"Question: {prompt}\\nAnswer A: {a}\\n"
+                           "Answer B: {b}\\nWhich answer is better? Better answer:\")"};
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "rm",
                         "Reward model: a scalar head trained with the Bradley-Terry loss\n"
                         "-log sigmoid(r_chosen - r_rejected - margin) on prompt/chosen/rejected data\n"
                         "(an optional numeric `margin` field per pair).\n"
-                        "example: rlhf rm --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/rm --eval_split 0.05",
+                        "--objective pairwise trains a generative pairwise reward model instead (Pairwise-RL):\n"
+                        "the causal LM reads --judge_template with the prompt and two answers and is trained\n"
+                        "so that its next token, \" A\" or \" B\", names the chosen one; every pair is shown in\n"
+                        "both orders each step, the loss is -log sigmoid(l_label - l_other) over the two answer\n"
+                        "tokens. Eval: accuracy of P(chosen > rejected) averaged over both orders, and how\n"
+                        "often a verdict survives swapping the answers. Use it with --reward pairwise:DIR.\n"
+                        "example: rlhf rm --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/rm --eval_split 0.05\n"
+                        "example: rlhf rm --objective pairwise --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/prm",
                         &err);
     if (r == 1) return 0;
+    if (r == 0 && strcmp(objective, "bradley_terry") && strcmp(objective, "pairwise"))
+        r = rlhf_fail(&err, "--objective must be bradley_terry or pairwise (got \"%s\")", objective);
+    c.pairwise = r == 0 && !strcmp(objective, "pairwise");
     if (r < 0 || rm_trunks_from_name(trunks, &c.ensemble_trunks, &err) ||
         train_check_config(&c.base, &err)) {
         fprintf(stderr, "rlhf rm: %s\n", err.msg);

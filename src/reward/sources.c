@@ -25,7 +25,8 @@ static int kind_from_name(const char *s, size_t n, reward_kind *k) {
                  {"rm", REWARD_MODEL},          {"reward_model", REWARD_MODEL},
                  {"command", REWARD_COMMAND},   {"cmd", REWARD_COMMAND},
                  {"url", REWARD_URL},           {"remote", REWARD_URL},
-                 {"judge", REWARD_JUDGE}};
+                 {"judge", REWARD_JUDGE},       {"llm", REWARD_LLM},
+                 {"pairwise", REWARD_PAIRWISE}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && !strncmp(names[i].name, s, n)) {
             *k = names[i].kind;
@@ -83,7 +84,8 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
                    rlhf_err *err) {
     reward_kind k;
     if (kind_from_name(kind, strlen(kind), &k))
-        return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm, command, url, judge)",
+        return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm, command, url, judge, "
+                              "llm, pairwise)",
                          kind);
     if (!arg) arg = "";
     if (!*arg && k != REWARD_JUDGE)
@@ -124,7 +126,9 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
         http_source_name(rs, k, arg, s->name, sizeof s->name);
     } else {
         short_name(arg, k == REWARD_COMMAND, shortn, sizeof shortn);
-        snprintf(s->name, sizeof s->name, "%s:%s", k == REWARD_MODEL ? "rm" : "command", shortn);
+        snprintf(s->name, sizeof s->name, "%s:%s",
+                 k == REWARD_MODEL ? "rm" : k == REWARD_LLM ? "llm" : k == REWARD_PAIRWISE ? "pairwise" : "command",
+                 shortn);
     }
     // a second source with the same name gets a number
     for (int i = 0, dup = 1; i < rs->n; i++)
@@ -160,7 +164,7 @@ int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err) {
         char *colon = strchr(item, ':');
         if (!colon || !starts_item(item)) {
             rc = rlhf_fail(err, "--reward: \"%s\" is not KIND:ARG[=WEIGHT] with KIND verifier, "
-                                "rm, command, url or judge",
+                                "rm, command, url, judge, llm or pairwise",
                            item);
             break;
         }
@@ -225,6 +229,12 @@ int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
             if (reward_model_load(&s->rm, s->arg, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
             s->rm_open = 1;
+        } else if (s->kind == REWARD_LLM && !s->llm) {
+            if (llm_judge_open(&s->llm, s->arg, rs->http.judge_template, rs->opt.tokenizer, err))
+                return rlhf_fail_ctx(err, "reward %s", s->name);
+        } else if (s->kind == REWARD_PAIRWISE && !s->pairwise) {
+            if (pairwise_rm_open(&s->pairwise, s->arg, rs->opt.tokenizer, err))
+                return rlhf_fail_ctx(err, "reward %s", s->name);
         } else if (s->kind == REWARD_COMMAND && !s->cmd) {
             if (reward_command_start(&s->cmd, s->arg, rs->opt.timeout_s, err)) return -1;
         } else if ((s->kind == REWARD_URL || s->kind == REWARD_JUDGE) &&
@@ -266,6 +276,14 @@ static int score_source(reward_set *rs, reward_source *s, const char *const *pro
         if (judge_score(s->judge, prompts, completions, n, out, err))
             return rlhf_fail_ctx(err, "reward %s", s->name);
         return 0;
+    case REWARD_LLM:
+        if (llm_judge_score(s->llm, prompts, completions, n, rs->opt.batch_size, out, err))
+            return rlhf_fail_ctx(err, "reward %s", s->name);
+        return 0;
+    case REWARD_PAIRWISE:
+        if (pairwise_rm_score(s->pairwise, prompts, completions, n, rs->opt.batch_size, out, err))
+            return rlhf_fail_ctx(err, "reward %s", s->name);
+        return 0;
     }
     return rlhf_fail(err, "reward source of unknown kind");
 }
@@ -298,12 +316,15 @@ void reward_set_free(reward_set *rs) {
         reward_command_close(s->cmd);
         remote_rm_close(s->remote);
         if (s->judge) judge_close(s->judge);
+        llm_judge_close(s->llm);
+        pairwise_rm_close(s->pairwise);
         free(s->arg);
     }
     free(rs->src);
     free(rs->http.judge_url);
     free(rs->http.judge_model);
     free(rs->http.judge_api_key_env);
+    free(rs->http.judge_template);
     memset(rs, 0, sizeof *rs);
 }
 
@@ -336,7 +357,9 @@ int reward_set_from_flags(reward_set *rs, const reward_flags *f, rlhf_err *err) 
     free(rs->http.judge_url);
     free(rs->http.judge_model);
     free(rs->http.judge_api_key_env);
+    free(rs->http.judge_template);
     rs->http.judge_url = dup_or_null(f->judge_url);
+    rs->http.judge_template = dup_or_null(f->judge_template);
     rs->http.judge_model = dup_or_null(f->judge_model);
     rs->http.judge_api_key_env = dup_or_null(f->judge_api_key_env);
     if (reward_set_parse(rs, f->spec, err)) return -1;

@@ -15,11 +15,19 @@
 //                           "judge:" alone uses --judge_url. Model, API-key variable
 //                           and retries: reward_flags (--judge_model, --judge_api_key_env,
 //                           --reward_retries)
+//   llm:PATH                a local LLM as a pointwise judge (reward/llm_judge.h): any
+//                           model this project loads, asked the --judge_template
+//                           question ({prompt}, {completion}; default a yes/no
+//                           question); score P(" Yes") / (P(" Yes") + P(" No"))
+//   pairwise:PATH           a generative pairwise reward model (reward/pairwise.h,
+//                           trained by `rlhf rm --objective pairwise`): score
+//                           P(y > anchor), both orders averaged, the anchor being
+//                           the first sample of y's group (1/2 for that sample)
 //
 // A spec lists them with weights:
 //   "verifier:arith=1,rm:runs/rm=0.5,url:http://127.0.0.1:5000/get_reward=0.5".
 // Items are separated by a comma that is followed by a kind ("verifier:",
-// "rm:", "command:", "url:", "judge:"; also "task:", "reward_model:", "cmd:",
+// "rm:", "command:", "url:", "judge:", "llm:", "pairwise:"; also "task:", "reward_model:", "cmd:",
 // "remote:"), so a command or URL may hold commas elsewhere, and a URL's own
 // colons ("http:", ":5000") are not kinds. "=W" at the end of an item is its
 // weight (default 1) when W is a number; a command or URL that itself ends in
@@ -52,6 +60,8 @@
 #include "algo/rl.h"
 #include "data/task.h"
 #include "reward/judge.h"
+#include "reward/llm_judge.h"
+#include "reward/pairwise.h"
 #include "reward/remote.h"
 #include "reward/reward_model.h"
 
@@ -75,7 +85,9 @@ typedef enum {
     REWARD_MODEL,
     REWARD_COMMAND,
     REWARD_URL,
-    REWARD_JUDGE
+    REWARD_JUDGE,
+    REWARD_LLM,
+    REWARD_PAIRWISE
 } reward_kind;
 
 typedef struct {
@@ -91,6 +103,8 @@ typedef struct {
     reward_command *cmd;
     remote_rm *remote;
     reward_judge *judge;
+    llm_judge *llm;
+    pairwise_rm *pairwise;
 } reward_source;
 
 typedef struct {
@@ -110,6 +124,7 @@ typedef struct {
     char *judge_url;         // "judge:" without a URL uses this base URL
     char *judge_model;       // the judge requests' "model" (NULL: judge.h's default)
     char *judge_api_key_env; // environment variable holding the judge's API key (NULL: none)
+    char *judge_template;    // llm: sources' judging template (NULL: LLM_JUDGE_TEMPLATE)
 } reward_http_flags;
 
 typedef struct {
@@ -130,12 +145,14 @@ typedef struct {
     const char *judge_model;       // --judge_model
     const char *judge_api_key_env; // --judge_api_key_env
     int retries;                   // --reward_retries
+    const char *judge_template;    // --judge_template: the llm: sources' question
 } reward_flags;
 
 void reward_set_opts_default(reward_set_opts *o);
 // Appends the sources of a spec (above). -1 + err for a malformed spec.
 int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err);
-// Appends one source; kind is "verifier", "rm", "command", "url" or "judge" (or an alias).
+// Appends one source; kind is "verifier", "rm", "command", "url", "judge", "llm" or
+// "pairwise" (or an alias).
 int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight, rlhf_err *err);
 // The reward of a command line: the --reward spec plus the --task,
 // --reward_model, --reward_command and --reward_url shortcuts (each weight 1),

@@ -2,7 +2,8 @@
 // A batch of n pairs is 2n rows through the model in one pass (chosen rows
 // 0..n-1, rejected rows n..2n-1); the score heads read each row's last real
 // token. K heads on one trunk make an ensemble; K separate trunks are K runs
-// listed in ensemble.json.
+// listed in ensemble.json. The pairwise objective (below) trains a causal LM
+// to judge pairs instead (reward/pairwise.h).
 #include "train/rm.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +13,8 @@
 
 #include "algo/rm_loss.h"
 #include "io/file.h"
+#include "reward/llm_judge.h"
+#include "reward/pairwise.h"
 #include "train/trainer.h"
 
 void rm_default_config(rm_config *c) {
@@ -242,7 +245,229 @@ static int rm_train_separate(const rm_config *c, int K, rlhf_err *err) {
     return rc;
 }
 
+// ------------------------------------------------ the pairwise objective --
+// A generative pairwise reward model (Pairwise-RL, paper card 33): the LM reads
+// PAIRWISE_TEMPLATE (prompt, answer A, answer B, "Better answer:") and is
+// trained so that its next token, " A" or " B", names the chosen answer. Every
+// pair is shown in both orders in the same step (chosen as A, label A; chosen as
+// B, label B), which takes position bias out of the objective; the loss is the
+// cross-entropy over the two answer tokens only, -log sigmoid(l_label - l_other)
+// (algo/rm_loss.h, rm_pairwise_loss). A micro-batch of n pairs is 2n judging
+// texts, each followed by each answer: 4n rows in one forward.
+
+typedef struct {
+    const rm_config *rc;
+    ds_dataset *train, *eval;
+    train_walk walk;
+    ds_batch *mb;
+    judge_answers ans;
+    const char *tmpl;
+    rm_pairwise_sums win;        // sums of per-step means since the last log line
+    int win_steps;
+    float lr, grad_norm;
+    rm_pairwise_eval_sums ev0, ev;  // the eval before training and the last one
+} pw_state;
+
+static const char *text_of(const ds_field *f) { return f->text ? f->text : ""; }
+
+// out (n, 4): per pair, [l_A, l_B] with the chosen answer as A, then as B
+static int pw_logp(trainer *t, const ds_dataset *ds, const int *idx, int n, float *out,
+                   rlhf_err *err) {
+    pw_state *s = t->self;
+    char **texts = xmalloc((size_t)2 * n * sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        const ds_example *e = &ds->ex[idx[i]];
+        pairwise_texts(s->tmpl, text_of(&e->prompt), text_of(&e->chosen), text_of(&e->rejected),
+                       texts + 2 * i);
+    }
+    int rc = judge_answer_logp(t->m, t->tok, &s->ans, (const char *const *)texts, 2 * n, 2 * n,
+                               out, err);
+    for (int i = 0; i < 2 * n; i++) free(texts[i]);
+    free(texts);
+    return rc;
+}
+
+static int pw_eval_set(trainer *t, const ds_dataset *ds, rm_pairwise_eval_sums *out,
+                       rlhf_err *err) {
+    int bs = t->c->batch_size, *idx = xmalloc((size_t)bs * sizeof(int));
+    float *l = xmalloc((size_t)bs * 4 * sizeof(float));
+    rm_pairwise_eval_sums e = {0};
+    int rc = 0;
+    for (int i0 = 0; i0 < ds->n && rc == 0; i0 += bs) {
+        int n = ds->n - i0 < bs ? ds->n - i0 : bs;
+        for (int j = 0; j < n; j++) idx[j] = i0 + j;
+        if ((rc = pw_logp(t, ds, idx, n, l, err)) == 0) rm_pairwise_eval(n, l, &e);
+    }
+    free(idx), free(l);
+    *out = e;
+    return rc;
+}
+
+static void pw_add_eval(cJSON *j, const char *prefix, const rm_pairwise_eval_sums *e) {
+    static const char *const names[5] = {"accuracy", "order_accuracy", "order_consistency",
+                                         "position_bias", "prob_chosen"};
+    double v[5] = {e->acc, e->order_acc, e->consistent, e->bias, e->prob};
+    char key[80];
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof key, "%s%s", prefix, names[k]);
+        cJSON_AddNumberToObject(j, key, e->pairs ? v[k] / e->pairs : NAN);
+    }
+}
+
+static int pw_write_meta(const pw_state *s, const char *dir, rlhf_err *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "objective", "pairwise");
+    cJSON_AddStringToObject(o, "template", s->tmpl);
+    cJSON *a = cJSON_AddArrayToObject(o, "answers");
+    cJSON_AddItemToArray(a, cJSON_CreateString(" A"));
+    cJSON_AddItemToArray(a, cJSON_CreateString(" B"));
+    char *js = cJSON_Print(o), path[4200];
+    cJSON_Delete(o);
+    snprintf(path, sizeof path, "%s/%s", dir, PAIRWISE_META);
+    int rc = atomic_write_file(path, js, strlen(js), err);
+    free(js);
+    return rc;
+}
+
+static int pw_setup(trainer *t, rlhf_err *err) {
+    pw_state *s = t->self;
+    const train_config *c = t->c;
+    s->tmpl = s->rc->judge_template && *s->rc->judge_template ? s->rc->judge_template
+                                                              : PAIRWISE_TEMPLATE;
+    if (!strstr(s->tmpl, "{a}") || !strstr(s->tmpl, "{b}"))
+        return rlhf_fail(err, "--judge_template must hold {a} and {b} (and usually {prompt})");
+    if (train_load_data(c, t->tok, t->max_len, 1u << DS_PREFERENCE, &s->train, &s->eval, err))
+        return -1;
+    if (s->train->n > 0 && s->train->ex[0].conversational)
+        return rlhf_fail(err, "%s: --objective pairwise needs standard (string) prompt/chosen/"
+                              "rejected fields, not message lists", c->data);
+    static const char *const answers[2] = {" A", " B"};
+    if (judge_answers_init(&s->ans, t->tok, answers, 2, t->max_len, err)) return -1;
+    t->units = s->train->n;
+    t->plan_B = 4 * c->batch_size;  // both orders x both answers
+    train_walk_init(&s->walk, s->train, c->seed);
+    s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
+    if (make_dirs(c->output_dir, err) || pw_write_meta(s, c->output_dir, err)) return -1;
+    if (s->eval && pw_eval_set(t, s->eval, &s->ev0, err)) return -1;
+    s->ev = s->ev0;
+    return 0;
+}
+
+static int pw_step(trainer *t, int step, rlhf_err *err) {
+    pw_state *s = t->self;
+    const train_config *c = t->c;
+    rlhf_model *m = t->m;
+    long pairs = 0;
+    if (train_step_batches(c, &s->walk, step, s->mb, &pairs, err)) return -1;
+    model_zero_grad(m);
+    rm_pairwise_sums st = {0};
+    double ntok = 0;
+    int pad = tok_pad(t->tok) >= 0 ? tok_pad(t->tok) : 0, rc = 0;
+    for (int k = 0; k < c->gradient_accumulation_steps && rc == 0; k++) {
+        const ds_batch *mb = &s->mb[k];
+        int n = mb->n_pairs;
+        char **texts = xmalloc((size_t)2 * n * sizeof(char *));
+        int *label = xmalloc((size_t)2 * n * sizeof(int));
+        for (int i = 0; i < n; i++) {
+            const ds_example *e = &s->train->ex[mb->example[i]];
+            pairwise_texts(s->tmpl, text_of(&e->prompt), text_of(&e->chosen),
+                           text_of(&e->rejected), texts + 2 * i);
+            label[2 * i] = 0, label[2 * i + 1] = 1;  // the chosen answer is A, then B
+        }
+        rlhf_batch b = {0};
+        rc = judge_rows_build(t->tok, &s->ans, (const char *const *)texts, 2 * n, t->max_len, pad,
+                              &b, err);
+        if (rc == 0 && (rc = model_forward(m, &b, err)) == 0) {
+            float *l = xmalloc((size_t)4 * n * sizeof(float)), *dl = xmalloc((size_t)4 * n * sizeof(float));
+            float *dlogp = xmalloc((size_t)b.B * b.T * sizeof(float));
+            judge_rows_logp(m, &b, &s->ans, l);
+            rm_pairwise_loss(2 * n, l, label, 2 * pairs, dl, &st);
+            judge_rows_dlogp(&b, &s->ans, dl, dlogp);
+            model_backward(m, dlogp, NULL, NULL, NULL);
+            for (int i = 0; i < b.B * b.T; i++) ntok += b.mask[i];
+            free(l), free(dl), free(dlogp);
+        }
+        if (b.tokens) judge_rows_free(&b);
+        for (int i = 0; i < 2 * n; i++) free(texts[i]);
+        free(texts), free(label);
+    }
+    if (rc) return -1;
+    if (!isfinite(st.loss))
+        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
+                              "written are kept)",
+                         step + 1);
+    s->lr = lr_at_step(&t->o->cfg, t->o->step);
+    s->grad_norm = optim_step(t->o, m);
+    s->win.loss += st.loss / st.rows, s->win.acc += st.acc / st.rows;
+    s->win_steps++;
+    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.3f", st.loss / st.rows,
+             st.acc / st.rows);
+    t->step_tokens = ntok;
+    return 0;
+}
+
+static void pw_log(trainer *t, cJSON *j) {
+    pw_state *s = t->self;
+    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
+    cJSON_AddNumberToObject(j, "loss", s->win.loss / s->win_steps);
+    cJSON_AddNumberToObject(j, "accuracy", s->win.acc / s->win_steps);
+    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
+    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
+    memset(&s->win, 0, sizeof s->win);
+    s->win_steps = 0;
+}
+
+static int pw_eval(trainer *t, cJSON *j, rlhf_err *err) {
+    pw_state *s = t->self;
+    if (!s->eval) return 0;
+    if (pw_eval_set(t, s->eval, &s->ev, err)) return -1;
+    pw_add_eval(j, "eval_", &s->ev);
+    return 0;
+}
+
+static int pw_save(trainer *t, const char *dir, rlhf_err *err) {
+    return pw_write_meta(t->self, dir, err);
+}
+
+static void pw_finish(trainer *t, cJSON *sum, const char *path) {
+    pw_state *s = t->self;
+    cJSON_AddNumberToObject(sum, "steps", t->o->step);
+    cJSON_AddStringToObject(sum, "objective", "pairwise");
+    if (s->eval) {
+        pw_add_eval(sum, "initial_eval_", &s->ev0);
+        pw_add_eval(sum, "eval_", &s->ev);
+    }
+    if (!t->c->quiet && s->eval)
+        fprintf(stderr,
+                "rm: pairwise judge, eval accuracy %.4f (before training %.4f), verdicts kept "
+                "when swapped %.4f (before %.4f), model in %s\n",
+                s->ev.acc / s->ev.pairs, s->ev0.acc / s->ev0.pairs,
+                s->ev.consistent / s->ev.pairs, s->ev0.consistent / s->ev0.pairs, path);
+}
+
+static void pw_free(trainer *t) {
+    pw_state *s = t->self;
+    train_walk_free(&s->walk);
+    if (s->mb)
+        for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&s->mb[k]);
+    free(s->mb);
+    judge_answers_free(&s->ans);
+    ds_free(s->train);
+    ds_free(s->eval);
+}
+
+static const trainer_method pw_method = {
+    .name = "rm", .setup = pw_setup, .step = pw_step, .log = pw_log, .eval = pw_eval,
+    .save = pw_save, .finish = pw_finish, .free = pw_free,
+};
+
 int rm_train(const rm_config *c, rlhf_err *err) {
+    if (c->pairwise) {
+        if (c->ensemble_size > 1)
+            return rlhf_fail(err, "--objective pairwise trains one judge: leave out --ensemble_size");
+        pw_state s = {.rc = c};
+        return trainer_run(&c->base, &pw_method, &s, err);
+    }
     int K = c->ensemble_size > 0 ? c->ensemble_size : 1;
     if (K == 1 || c->ensemble_trunks == RM_TRUNKS_SHARED) return rm_train_one(c, &c->base, K, err);
     return rm_train_separate(c, K, err);

@@ -2,7 +2,9 @@
 // or from scratch), Bradley-Terry loss -log sigmoid(r_chosen - r_rejected -
 // margin) with an optional per-pair `margin` field and TRL's
 // center_rewards_coefficient, eval accuracy; ensembles of K members on one
-// trunk (K heads) or on K separate trunks (K runs, listed in ensemble.json).
+// trunk (K heads) or on K separate trunks (K runs, listed in ensemble.json);
+// or (--objective pairwise) a generative pairwise judge, trained to name the
+// chosen answer with the token " A" or " B" (reward/pairwise.h).
 #ifndef RLHF_TRAIN_RM_H
 #define RLHF_TRAIN_RM_H
 
@@ -17,6 +19,8 @@ typedef struct {
     float center_rewards_coefficient;
     int ensemble_size;           // K members
     rm_trunks ensemble_trunks;
+    int pairwise;                // --objective pairwise: a generative pairwise judge (reward/pairwise.h)
+    const char *judge_template;  // its judging template ({prompt}, {a}, {b}); NULL: the default
 } rm_config;
 
 void rm_default_config(rm_config *c);
