@@ -20,7 +20,7 @@ DEFAULTS = dict(beta=0.1, label_smoothing=0.0, reference_free=0, f_divergence_ty
                 f_alpha_divergence_coef=0.5, ld_alpha=-1.0, use_weighting=0, discopop_tau=0.05,
                 simpo_gamma=0.5, cpo_alpha=1.0, desirable_weight=1.0, undesirable_weight=1.0,
                 bco_delta=0.0, vpo_alpha=0.1, vpo_sign=-1.0, inpo_tau=0.1 / 3, srpo_alpha=0.5,
-                cpl_lambda=0.5, alol_clip=0.9, alol_sigmoid_reward=1)
+                cpl_lambda=0.5, alol_clip=0.9, alol_sigmoid_reward=1, alpha=0.0)
 
 UNPAIRED = {"kto", "apo_zero_unpaired", "bco", "alol", "alol_seq", "alol_ref_free", "alol_kl",
             "rlol"}
@@ -183,13 +183,25 @@ def l_sft(c):
     return nll(c)
 
 
+def alpha_shaped(logps, alpha):
+    """AlphaPO's reward as TRL's CPOTrainer writes it, (1 - p^(-alpha)) / alpha with
+    p = exp(logps), the power taken in log space with its exponent capped at CAP (as
+    torch.clamp: no gradient past it). alpha = 0: logps itself."""
+    if alpha == 0:
+        return logps
+    return (1 - torch.exp(torch.clamp(-alpha * logps, max=CAP))) / alpha
+
+
 def l_simpo(c):
-    logits = (c.pc / c.lc - c.pr / c.lr) - c.o["simpo_gamma"] / c.beta
+    a = c.o["alpha"]
+    logits = (alpha_shaped(c.pc / c.lc, a) - alpha_shaped(c.pr / c.lr, a)) - c.o["simpo_gamma"] / c.beta
     return smoothed(c.beta * logits - c.margin, c.eps)
 
 
 def l_cpo(c):
-    return smoothed(c.beta * (c.pc - c.pr) - c.margin, c.eps) + c.o["cpo_alpha"] * nll(c)
+    a = c.o["alpha"]
+    logits = alpha_shaped(c.pc, a) - alpha_shaped(c.pr, a)
+    return smoothed(c.beta * logits - c.margin, c.eps) + c.o["cpo_alpha"] * nll(c)
 
 
 def log1mexp(x):
@@ -243,7 +255,7 @@ PAIRED = dict(sigmoid=l_sigmoid, robust=l_robust, hinge=l_hinge, ipo=l_ipo, exo_
               nca_pair=l_nca_pair, bco_pair=l_bco_pair, sppo_hard=l_sppo_hard, aot=l_aot,
               aot_pair=l_aot_pair, aot_unpaired=l_aot_pair, apo_zero=l_apo_zero,
               apo_down=l_apo_down, discopop=l_discopop, sigmoid_norm=l_sigmoid_norm, sft=l_sft,
-              simpo=l_simpo, cpo=l_cpo, orpo=l_orpo, osp=l_osp, vpo=l_vpo, inpo=l_inpo,
+              simpo=l_simpo, alphapo=l_simpo, cpo=l_cpo, orpo=l_orpo, osp=l_osp, vpo=l_vpo, inpo=l_inpo,
               srpo=l_srpo, cpl=l_cpl, cpl_kl=l_cpl_kl)
 
 

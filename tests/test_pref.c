@@ -418,6 +418,87 @@ static double toy_loss_at(pairs *p, const char *types, const pref_options *o, in
     return loss;
 }
 
+// AlphaPO (Gupta et al. 2025; TRL CPOConfig alpha): by hand, alpha -> 0 is SimPO, alpha = 0
+// is SimPO bit for bit, finite differences of the C loss, and cpo's shaped reward.
+static int test_alphapo(void) {
+    pref_options o;
+    pref_options_default(&o);
+    rlhf_err err;
+    CHECK(o.alpha == 0);
+    // alpha 1, beta 2, gamma 0.5: x_w = -4/2 = -2, x_l = -9/3 = -3; r = 1 - e^(-x):
+    // r_w = 1 - e^2, r_l = 1 - e^3, z = 2*(e^3 - e^2) - 0.5
+    pairs p = {.pc = {-4}, .pr = {-9}, .lc = {2}, .lr = {3}};
+    pairs_init(&p, 1, 0);
+    o.beta = 2;
+    o.alpha = 1;
+    CHECK(run(&p, "alphapo", NULL, &o, &err) == 0);
+    double z = 2 * (exp(3.0) - exp(2.0)) - 0.5, sig_neg = 1 / (1 + exp(z));
+    CHECK_CLOSE(p.out.m.loss, log1p(exp(-z)), 1e-9, 1e-9);
+    // d/dpc = -sigmoid(-z) * beta * e^(-x_w) / lc
+    CHECK_CLOSE(p.gc[0], -sig_neg * 2 * exp(2.0) / 2, 1e-9, 1e-6);
+    CHECK_CLOSE(p.gr[0], sig_neg * 2 * exp(3.0) / 3, 1e-9, 1e-6);
+    // alpha = 0 is simpo exactly; tiny alpha is simpo to rounding
+    pairs q = {.pc = {-3.5f, -1}, .pr = {-7, -0.5f}, .lc = {3, 2}, .lr = {4, 1}};
+    pairs a = q, s0 = q;
+    pairs_init(&a, 2, 0);
+    pairs_init(&s0, 2, 0);
+    pref_options_default(&o);
+    CHECK(run(&a, "alphapo", NULL, &o, &err) == 0 && run(&s0, "simpo", NULL, &o, &err) == 0);
+    CHECK(a.out.m.loss == s0.out.m.loss && a.gc[0] == s0.gc[0] && a.gr[1] == s0.gr[1]);
+    pairs_init(&a, 2, 0);
+    o.alpha = 1e-7;
+    CHECK(run(&a, "alphapo", NULL, &o, &err) == 0);
+    CHECK_CLOSE(a.out.m.loss, s0.out.m.loss, 0, 1e-6);
+    for (int i = 0; i < 2; i++) {
+        CHECK_CLOSE(a.gc[i], s0.gc[i], 0, 1e-5);
+        CHECK_CLOSE(a.gr[i], s0.gr[i], 0, 1e-5);
+    }
+    // finite differences (central, on the float inputs) for alpha = +-0.7, with label
+    // smoothing; cpo (summed log-probs) with alpha 0.05 and its NLL term
+    const char *types[] = {"alphapo", "alphapo", "cpo"};
+    double alphas[] = {0.7, -0.7, 0.05};
+    for (int k = 0; k < 3; k++) {
+        pref_options_default(&o);
+        o.alpha = alphas[k];
+        o.label_smoothing = 0.1;
+        o.beta = 0.5;
+        pairs b = q;
+        pairs_init(&b, 2, 0);
+        CHECK(run(&b, types[k], NULL, &o, &err) == 0);
+        for (int i = 0; i < 4; i++) {
+            float *at = i < 2 ? &q.pc[i] : &q.pr[i - 2], keep = *at, h = 1e-2f;
+            *at = keep + h;
+            pairs up = q;
+            pairs_init(&up, 2, 0);
+            CHECK(run(&up, types[k], NULL, &o, &err) == 0);
+            *at = keep - h;
+            pairs dn = q;
+            pairs_init(&dn, 2, 0);
+            CHECK(run(&dn, types[k], NULL, &o, &err) == 0);
+            *at = keep;
+            double fd = (up.out.m.loss - dn.out.m.loss) / ((double)(keep + h) - (keep - h));
+            double g = i < 2 ? b.gc[i] : b.gr[i - 2];
+            CHECKF(fabs(fd - g) <= 1e-4 + 1e-3 * fabs(g), "%s alpha %g input %d: fd %g grad %g",
+                   types[k], alphas[k], i, fd, g);
+        }
+    }
+    // simpo reads alpha too (TRL: the shape applies to every CPOTrainer loss type)
+    pairs s1 = q, a1 = q;
+    pairs_init(&s1, 2, 0);
+    pairs_init(&a1, 2, 0);
+    pref_options_default(&o);
+    o.alpha = 0.3;
+    CHECK(run(&s1, "simpo", NULL, &o, &err) == 0 && run(&a1, "alphapo", NULL, &o, &err) == 0);
+    CHECK(s1.out.m.loss == a1.out.m.loss && s1.out.m.loss != s0.out.m.loss);
+    // a huge exponent is capped (PREF_EXP_CAP): finite loss, zero gradient past the cap
+    pairs e = {.pc = {-500}, .pr = {-600}, .lc = {1}, .lr = {1}};
+    pairs_init(&e, 1, 0);
+    o.alpha = 1;
+    CHECK(run(&e, "alphapo", NULL, &o, &err) == 0);
+    CHECK(isfinite(e.out.m.loss) && e.gc[0] == 0 && e.gr[0] == 0);
+    return 0;
+}
+
 static int test_register_toy(void) {
     rlhf_err err;
     CHECK(pref_find("toy_exp") == NULL);
@@ -589,6 +670,7 @@ int main(void) {
     RUN(test_squared_losses_cap);
     RUN(test_registry);
     RUN(test_register_toy);
+    RUN(test_alphapo);
     RUN(test_option_table);
     RUN(test_parse);
     RUN(test_errors);

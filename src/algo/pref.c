@@ -124,6 +124,7 @@ void pref_options_default(pref_options *o) {
     o->cpl_lambda = 0.5;
     o->alol_clip = 0.9;
     o->alol_sigmoid_reward = 1;
+    o->alpha = 0.0;
 }
 
 #define OPT(name, bit, is_bool, lo, hi, help)                                                      \
@@ -140,6 +141,8 @@ static const pref_option_def option_table[] = {
     OPT(use_weighting, PREF_OPT_WEIGHTING, 1, 0, 0, "WPO weighting of pairs"),
     OPT(simpo_gamma, PREF_OPT_SIMPO_GAMMA, 0, -1e6, 1e6, "SimPO target margin gamma"),
     OPT(cpo_alpha, PREF_OPT_CPO_ALPHA, 0, 0, 1e6, "weight of CPO's NLL term"),
+    OPT(alpha, PREF_OPT_ALPHA, 0, -100, 100,
+        "AlphaPO reward shape (simpo, alphapo, cpo): r = (1 - p^-alpha)/alpha (0: log p)"),
     OPT(desirable_weight, PREF_OPT_DESIRABLE_WEIGHTS, 0, 0, 1e6,
         "KTO/BCO weight of desirable examples"),
     OPT(undesirable_weight, PREF_OPT_DESIRABLE_WEIGHTS, 0, 0, 1e6,
@@ -483,7 +486,7 @@ static int check_options(const pref_options *o, rlhf_err *err) {
                          o->desirable_weight, o->undesirable_weight);
     const double *fin[] = {&o->discopop_tau, &o->simpo_gamma, &o->cpo_alpha, &o->bco_delta,
                            &o->vpo_alpha,    &o->vpo_sign,    &o->inpo_tau,  &o->srpo_alpha,
-                           &o->cpl_lambda,   &o->alol_clip};
+                           &o->cpl_lambda,   &o->alol_clip,   &o->alpha};
     for (size_t i = 0; i < sizeof fin / sizeof *fin; i++)
         if (!isfinite(*fin[i])) return rlhf_fail(err, "an option is not finite");
     return 0;

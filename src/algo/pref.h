@@ -1,4 +1,4 @@
-// algo/pref: preference losses (the DPO family, IPO, SimPO, CPO, ORPO, KTO, BCO,
+// algo/pref: preference losses (the DPO family, IPO, SimPO, AlphaPO, CPO, ORPO, KTO, BCO,
 // A-LoL, CPL, VPO, INPO, SRPO, ...) as pure functions over arrays. Losses speak
 // log-probs: a trainer hands in per-sequence log-probs SUMMED over completion
 // tokens (or the per-token log-probs themselves), the completion lengths, and
@@ -118,6 +118,10 @@ typedef struct {
     double cpl_lambda; // 0.5; CPL's conservative bias on the rejected segment
     double alol_clip;  // 0.9; A-LoL's epsilon: ratios clipped to [1-eps, 1+eps]; <= 0: no clipping
     int alol_sigmoid_reward; // 1: R = sigmoid(score) (A-LoL's code); 0: R = score
+    // 0; AlphaPO's reward shape (TRL CPOConfig alpha), read by simpo, alphapo and cpo:
+    // the log-likelihood reward x (simpo: pc/lc, cpo: pc) becomes (1 - e^(-alpha*x))/alpha,
+    // i.e. (1 - p^-alpha)/alpha with p = pi^(1/|y|) (simpo); alpha -> 0 gives x back.
+    double alpha;
 } pref_options;
 void pref_options_default(pref_options *o);
 
@@ -195,6 +199,7 @@ enum {
     PREF_OPT_REFERENCE_FREE = 1 << 13, // losses that need a reference
     PREF_OPT_LD_ALPHA = 1 << 14,       // paired losses, given per-token log-probs
     PREF_OPT_WEIGHTING = 1 << 15,      // use_weighting: paired losses
+    PREF_OPT_ALPHA = 1 << 16,          // alpha, AlphaPO's reward shape (simpo, alphapo, cpo)
 };
 
 typedef struct {

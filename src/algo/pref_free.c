@@ -1,4 +1,4 @@
-// algo/pref_free: the reference-free paired losses (SFT, SimPO, CPO, ORPO, CPL),
+// algo/pref_free: the reference-free paired losses (SFT, SimPO, AlphaPO, CPO, ORPO, CPL),
 // the unpaired ones (KTO, BCO, APO-zero unpaired) and A-LoL's advantage-weighted
 // offline policy gradients. Same contract as pref_pair.c: add w[i] * loss_i and
 // its gradients to the view. Formulas and sources: docs/losses.md.
@@ -32,10 +32,37 @@ static int pref_loss_sft(pref_view *v, const double *w, rlhf_err *err) {
     return 0;
 }
 
+// AlphaPO's reward (Gupta et al. 2025; TRL CPOTrainer `alpha`): the log-likelihood
+// reward x shaped as (1 - e^(-alpha x))/alpha, *d its derivative e^(-alpha x) (the
+// exponent capped at PREF_EXP_CAP: 0 past it). expm1 keeps small alpha exact.
+static double alpha_reward(double x, double alpha, double *d) {
+    double u = -alpha * x, e = pref_exp_capped(u, d);
+    return (u < PREF_EXP_CAP ? -expm1(u) : 1 - e) / alpha;
+}
+
+// SimPO with AlphaPO's reward: cDPO on beta*(r(pc/lc) - r(pr/lr)) - gamma - margin.
+static void simpo_alpha(pref_view *v, const double *w) {
+    double beta = v->o->beta, eps = v->o->label_smoothing, gamma = v->o->simpo_gamma;
+    double alpha = v->o->alpha;
+    for (int i = 0; i < v->n; i++) {
+        double dw, dl, d;
+        double rw = alpha_reward(v->pc[i] / v->lc[i], alpha, &dw);
+        double rl = alpha_reward(v->pr[i] / v->lr[i], alpha, &dl);
+        double z = beta * (rw - rl) - gamma - v->margin[i];
+        v->loss += w[i] * cdpo(z, eps, &d);
+        v->g_pc[i] += w[i] * d * beta * dw / v->lc[i];
+        v->g_pr[i] -= w[i] * d * beta * dl / v->lr[i];
+    }
+}
+
 // SimPO (Meng et al. 2024): cDPO on beta*(pc/lc - pr/lr) - gamma - margin, no reference
-// (TRL CPOTrainer loss_type "simpo" with cpo_alpha = 0).
+// (TRL CPOTrainer loss_type "simpo" with cpo_alpha = 0). alpha != 0: AlphaPO.
 static int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing, gamma = v->o->simpo_gamma;
+    if (v->o->alpha != 0) {
+        simpo_alpha(v, w);
+        return 0;
+    }
     for (int i = 0; i < v->n; i++) {
         double d, z = beta * (v->pc[i] / v->lc[i] - v->pr[i] / v->lr[i]) - gamma - v->margin[i];
         v->loss += w[i] * cdpo(z, eps, &d);
@@ -46,9 +73,28 @@ static int pref_loss_simpo(pref_view *v, const double *w, rlhf_err *err) {
 }
 
 // CPO (Xu et al. 2024; TRL CPOTrainer loss_type "sigmoid"): cDPO on beta*(pc - pr) -
-// margin, no reference, plus cpo_alpha times the chosen NLL.
+// margin, no reference, plus cpo_alpha times the chosen NLL. alpha != 0: AlphaPO's
+// reward on the summed log-probs, as TRL's CPOTrainer applies it to every loss type.
+static void cpo_alpha(pref_view *v, const double *w) {
+    double beta = v->o->beta, eps = v->o->label_smoothing;
+    for (int i = 0; i < v->n; i++) {
+        double dw, dl, d;
+        double rw = alpha_reward(v->pc[i], v->o->alpha, &dw);
+        double rl = alpha_reward(v->pr[i], v->o->alpha, &dl);
+        double z = beta * (rw - rl) - v->margin[i];
+        v->loss += w[i] * cdpo(z, eps, &d);
+        v->g_pc[i] += w[i] * d * beta * dw;
+        v->g_pr[i] -= w[i] * d * beta * dl;
+    }
+}
+
 static int pref_loss_cpo(pref_view *v, const double *w, rlhf_err *err) {
     double beta = v->o->beta, eps = v->o->label_smoothing;
+    if (v->o->alpha != 0) {
+        cpo_alpha(v, w);
+        if (v->o->cpo_alpha != 0) nll_term(v, w, v->o->cpo_alpha);
+        return 0;
+    }
     for (int i = 0; i < v->n; i++) {
         double d, z = beta * (v->pc[i] - v->pr[i]) - v->margin[i];
         v->loss += w[i] * cdpo(z, eps, &d);
@@ -314,10 +360,14 @@ static int pref_loss_rlol(pref_view *v, const double *w, rlhf_err *err) {
 const pref_loss_def pref_losses_free[] = {
     PREF_LOSS("sft", pref_loss_sft, PAIRED, 0, 0, "-sum_i pc_i / sum_i lc_i",
               "NLL of chosen per token (TRL sft)"),
-    PREF_LOSS("simpo", pref_loss_simpo, PAIRED, M, B | LS | PREF_OPT_SIMPO_GAMMA,
+    PREF_LOSS("simpo", pref_loss_simpo, PAIRED, M, B | LS | PREF_OPT_SIMPO_GAMMA | PREF_OPT_ALPHA,
               "cDPO on beta*(pc/lc - pr/lr) - gamma - m",
               "SimPO (Meng et al. 2024), reference-free"),
-    PREF_LOSS("cpo", pref_loss_cpo, PAIRED, M, B | LS | PREF_OPT_CPO_ALPHA,
+    PREF_LOSS("alphapo", pref_loss_simpo, PAIRED, M,
+              B | LS | PREF_OPT_SIMPO_GAMMA | PREF_OPT_ALPHA,
+              "cDPO on beta*(r(pc/lc) - r(pr/lr)) - gamma - m, r(x) = (1 - e^(-alpha*x))/alpha",
+              "AlphaPO (Gupta et al. 2025): SimPO with --alpha"),
+    PREF_LOSS("cpo", pref_loss_cpo, PAIRED, M, B | LS | PREF_OPT_CPO_ALPHA | PREF_OPT_ALPHA,
               "cDPO on beta*(pc - pr) - m, + cpo_alpha * sft",
               "CPO (Xu et al. 2024), reference-free"),
     PREF_LOSS("orpo", pref_loss_orpo, PAIRED, 0, B,
