@@ -121,6 +121,7 @@ static void read_options(const cJSON *j, pref_options *o, rlhf_err *err, int *ba
              {"discopop_tau", &o->discopop_tau},
              {"simpo_gamma", &o->simpo_gamma},
              {"cpo_alpha", &o->cpo_alpha},
+             {"alpha", &o->alpha},
              {"desirable_weight", &o->desirable_weight},
              {"undesirable_weight", &o->undesirable_weight},
              {"bco_delta", &o->bco_delta},
