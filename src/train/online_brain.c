@@ -133,35 +133,6 @@ static void row_sums(const rollout_batch *rb, const float *logp, double *out) {
     }
 }
 
-// TODO: online_backward_rows (requested from online_dpo.c's backward_rows):
-// g (B, d loss / d row's summed log-prob) back through forward/backward over
-// the rows with g != 0, r->micro rows at a time; *n_rows gets how many
-static int backward_rows(online_run *r, const float *g, int *n_rows, rlhf_err *err) {
-    const rollout_batch *rb = &r->rb;
-    int B = rb->B, T = rb->T, n = 0, rc = 0, *rows = xmalloc((size_t)B * sizeof(int));
-    for (int row = 0; row < B; row++)
-        if (g[row] != 0) rows[n++] = row;
-    int bs = r->micro > 0 ? r->micro : (n > 0 ? n : 1);
-    float *dlogp = xmalloc((size_t)bs * T * sizeof(float));
-    rollout_rows rr = {0};
-    rlhf_model *m = r->t->m;
-    for (int k = 0; k < n && rc == 0; k += bs) {
-        int u = n - k < bs ? n - k : bs;
-        rollout_gather(rb, rows + k, u, &rr);
-        if ((rc = model_forward(m, &rr.view, err))) break;
-        for (int j = 0; j < u; j++)
-            for (int t = 0; t < T; t++) {
-                size_t i = (size_t)rows[k + j] * T + t;
-                dlogp[(size_t)j * T + t] = rb->mask[i] != 0 ? g[rows[k + j]] : 0.0f;
-            }
-        model_backward(m, dlogp, NULL, NULL, NULL);
-    }
-    rollout_rows_free(&rr);
-    free(rows), free(dlogp);
-    *n_rows = n;
-    return rc;
-}
-
 static int brain_update(online_run *r, rlhf_err *err) {
     brain_state *s = r->self;
     const online_config *c = r->c;
@@ -199,7 +170,7 @@ static int brain_update(online_run *r, rlhf_err *err) {
             }
         int rows = 0;
         model_zero_grad(r->t->m);
-        if (backward_rows(r, s->g, &rows, err)) return -1;
+        if (online_backward_rows(r, rb, s->g, &rows, err)) return -1;
         if (rows > 0) r->grad_norm += optim_step(r->t->o, r->t->m), r->updates++;
         s->loss += loss, s->steps++;
     }
