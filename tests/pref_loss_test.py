@@ -193,24 +193,18 @@ add("bco_pair delta=0.3", paired_case("bco_pair", options={"bco_delta": 0.3}))
 add("discopop tau=2 extreme", paired_case("discopop", extreme=True, options={"discopop_tau": 2.0}))
 add("simpo gamma=1.5 beta=2", paired_case("simpo", options={"simpo_gamma": 1.5, "beta": 2.0}))
 add("cpo cpo_alpha=0", paired_case("cpo", options={"cpo_alpha": 0.0}))
-# AlphaPO's reward shape (alpha != 0); pref_dump reads the option once the lead's
-# request (tests/tools/pref_dump.c, {"alpha", &o->alpha}) is in
-DUMP_READS_ALPHA = '"alpha"' in open(os.path.join(HERE, "tools", "pref_dump.c")).read()
-if DUMP_READS_ALPHA:
-    for a in (0.25, -0.5, 1e-9):
-        add(f"alphapo alpha={a:g}", paired_case("alphapo", options={"alpha": a, "simpo_gamma": 0.3}))
-        add(f"alphapo alpha={a:g} tokens ls=0.1",
-            paired_case("alphapo", tokens=True, options={"alpha": a, "label_smoothing": 0.1}))
-    add("alphapo alpha=2 extreme (capped)", paired_case("alphapo", extreme=True, options={"alpha": 2.0}))
-    add("alphapo alpha=0.25 margin", paired_case("alphapo", margin=f32(rng.uniform(-2, 2, 7)),
-                                                  options={"alpha": 0.25}))
-    add("simpo alpha=0.25", paired_case("simpo", options={"alpha": 0.25, "beta": 2.0}))
-    add("cpo alpha=0.05", paired_case("cpo", options={"alpha": 0.05}))
-    add("cpo alpha=-0.02 cpo_alpha=0 ls=0.2", paired_case("cpo", options={"alpha": -0.02, "cpo_alpha": 0.0,
-                                                                             "label_smoothing": 0.2}))
-else:
-    print("SKIP alphapo alpha != 0: tests/tools/pref_dump.c does not read \"alpha\" yet "
-          "(request in /tmp/s26/requests-losses.md); test_pref covers AlphaPO meanwhile")
+# AlphaPO's reward shape (alpha != 0) on simpo, alphapo and cpo
+for a in (0.25, -0.5, 1e-9):
+    add(f"alphapo alpha={a:g}", paired_case("alphapo", options={"alpha": a, "simpo_gamma": 0.3}))
+    add(f"alphapo alpha={a:g} tokens ls=0.1",
+        paired_case("alphapo", tokens=True, options={"alpha": a, "label_smoothing": 0.1}))
+add("alphapo alpha=2 extreme (capped)", paired_case("alphapo", extreme=True, options={"alpha": 2.0}))
+add("alphapo alpha=0.25 margin", paired_case("alphapo", margin=f32(rng.uniform(-2, 2, 7)),
+                                              options={"alpha": 0.25}))
+add("simpo alpha=0.25", paired_case("simpo", options={"alpha": 0.25, "beta": 2.0}))
+add("cpo alpha=0.05", paired_case("cpo", options={"alpha": 0.05}))
+add("cpo alpha=-0.02 cpo_alpha=0 ls=0.2", paired_case("cpo", options={"alpha": -0.02, "cpo_alpha": 0.0,
+                                                                         "label_smoothing": 0.2}))
 add("vpo with cal", paired_case("vpo", cal={"logps": f32(-rng.uniform(1, 30, 7)), "len": [3] * 7}))
 add("vpo with cal tokens sign=+1",
     paired_case("vpo", cal=seqs(7, tokens=True, ref=False), options={"vpo_sign": 1.0, "vpo_alpha": 0.5}))
