@@ -140,6 +140,10 @@ struct rlhf_model {
     float *score;           // (B, K) scalar heads at each row's last real token (K = score_head)
     float *values;          // (B,T) value head (if value_head)
     int want_entropy;       // set to 1 before forward to compute entropy too
+    float logit_temperature; // forward's LM head: log-probs and entropy of softmax(logits / this)
+                            // (0 or 1: none; set before forward, backward follows it). The
+                            // online trainer sets --temperature so training matches sampling;
+                            // generation (KV cache) ignores it.
 
     // What is trained. The trainable parameters are the tail [n_frozen, n_params)
     // of the one buffer: grads (and an optimizer's moments) hold only that tail,
@@ -183,6 +187,11 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err);
 // dvalues (B,T).
 void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, const float *dscore,
                     const float *dvalues);
+// The same with dentropy (B,T): the gradient of the loss with respect to m->entropy,
+// the entropy of each position's next-token distribution (softmax of the logits /
+// logit_temperature; positions with a target only). NULL: model_backward.
+void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dentropy,
+                            const float *dhidden, const float *dscore, const float *dvalues);
 // Full logits (B*T, V) of the last forward, for tests and tools (costly).
 void model_logits(rlhf_model *m, float *out);
 // Bytes of activation memory a forward+backward of this shape uses (documented peak).

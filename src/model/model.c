@@ -251,6 +251,7 @@ typedef struct {
     uint8_t *mask;                     // (N)
     int ckpt;                          // laid out for activation checkpointing (see layout_acts)
     int scratch_layer;                 // ckpt: the layer whose activations the scratch holds (-1 none)
+    float inv_t;                       // 1 / the forward's logit_temperature
 } acts_view;
 
 typedef struct {
@@ -509,8 +510,10 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     }
     if (a->ckpt) a->scratch_layer = c->n_layer - 1;
     norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.final_norm_w, m->w.final_norm_b, N);
-    logprob_forward(a->logp, a->lse, m->want_entropy ? a->entropy : NULL, a->lnf, m->w.lm_head,
-                    a->targets, N, C, V, a->logits_scratch);
+    a->inv_t = m->logit_temperature > 0 && m->logit_temperature != 1.0f
+                   ? 1.0f / m->logit_temperature : 1.0f;
+    logprob_forward_t(a->logp, a->lse, m->want_entropy ? a->entropy : NULL, a->lnf, m->w.lm_head,
+                      a->targets, N, C, V, a->logits_scratch, a->inv_t);
     if (!m->want_entropy) memset(a->entropy, 0, (size_t)N * sizeof(float));
     for (int r = 0; r < B; r++) {
         for (int k = 0; k < c->score_head; k++) {
@@ -545,6 +548,11 @@ void model_logits(rlhf_model *m, float *out) {
 
 void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, const float *dscore,
                     const float *dvalues) {
+    model_backward_entropy(m, dlogp, NULL, dhidden, dscore, dvalues);
+}
+
+void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dentropy,
+                            const float *dhidden, const float *dscore, const float *dvalues) {
     const rlhf_config *c = &m->cfg;
     acts_view *a = m->act_views;
     RLHF_ASSERT(a != NULL);
@@ -570,12 +578,15 @@ void model_backward(rlhf_model *m, const float *dlogp, const float *dhidden, con
         for (int i = 0; i < N; i++)
             if (a->mask[i])
                 for (int j = 0; j < C; j++) dlnf[(size_t)i * C + j] += dhidden[(size_t)i * C + j];
-    if (dlogp) {
+    if (dlogp || dentropy) {
         // padding rows and rows without a target get no gradient
         float *dl = a->tmp;  // reuse (N) of the (N,C) scratch
-        for (int i = 0; i < N; i++) dl[i] = a->targets[i] >= 0 ? dlogp[i] : 0.0f;
-        logprob_backward(dlnf, m->g.lm_head, dl, a->lnf, m->w.lm_head, a->targets, a->lse, N, C, V,
-                         a->logits_scratch);
+        float *de = dentropy ? xmalloc((size_t)N * sizeof(float)) : NULL;
+        for (int i = 0; i < N; i++) dl[i] = a->targets[i] >= 0 && dlogp ? dlogp[i] : 0.0f;
+        for (int i = 0; i < N && de; i++) de[i] = a->targets[i] >= 0 ? dentropy[i] : 0.0f;
+        logprob_backward_t(dlnf, m->g.lm_head, dl, de, a->lnf, m->w.lm_head, a->targets, a->lse, N,
+                           C, V, a->logits_scratch, a->inv_t);
+        free(de);
     }
     if (dscore && c->score_head) {
         int K = c->score_head;

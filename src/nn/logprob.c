@@ -13,9 +13,11 @@
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 
-// a row takes part when it has a target (and, in the backward, a nonzero dlogp)
-static int row_used(int n, const int *targets, const float *dlogp) {
-    return targets[n] >= 0 && (!dlogp || dlogp[n] != 0.0f);
+// a row takes part when it has a target (and, in the backward, a nonzero dlogp or
+// dentropy)
+static int row_used(int n, const int *targets, const float *dlogp, const float *dent) {
+    if (targets[n] < 0) return 0;
+    return !dlogp || dlogp[n] != 0.0f || (dent && dent[n] != 0.0f);
 }
 
 // Rows per chunk for this call. The scratch holds LOGP_CHUNK*V floats. When all the rows
@@ -23,10 +25,11 @@ static int row_used(int n, const int *targets, const float *dlogp) {
 // otherwise each chunk's rows are gathered after its logits, so rows*(V+C) must fit.
 // The rows are then spread evenly over the fewest chunks (a small tail chunk would
 // stream all of w for a handful of rows). Returns 0 when no row is used.
-static int chunk_rows(const int *targets, const float *dlogp, int N, int C, int V) {
+static int chunk_rows(const int *targets, const float *dlogp, const float *dent, int N, int C,
+                      int V) {
     int used = 0, first = -1, last = -1;
     for (int n = 0; n < N; n++) {
-        if (!row_used(n, targets, dlogp)) continue;
+        if (!row_used(n, targets, dlogp, dent)) continue;
         used++;
         if (first < 0) first = n;
         last = n;
@@ -44,11 +47,11 @@ static int chunk_rows(const int *targets, const float *dlogp, int N, int C, int 
 
 // next chunk: up to cs used row indices n >= *next; returns the count, 0 when done
 static int next_chunk(int *idx, int cs, int *next, int N, const int *targets,
-                      const float *dlogp) {
+                      const float *dlogp, const float *dent) {
     int cnt = 0;
     int n = *next;
     for (; n < N && cnt < cs; n++)
-        if (row_used(n, targets, dlogp)) idx[cnt++] = n;
+        if (row_used(n, targets, dlogp, dent)) idx[cnt++] = n;
     *next = n;
     return cnt;
 }
@@ -63,7 +66,13 @@ static const float *chunk_inputs(const float *h, const int *idx, int cnt, int C,
 // h (N,C), w (V,C), targets (N) -> logp (N), lse (N), entropy (N) or NULL; scratch (LOGP_CHUNK*V)
 void logprob_forward(float *logp, float *lse, float *entropy, const float *h, const float *w,
                      const int *targets, int N, int C, int V, float *scratch) {
-    const int cs = chunk_rows(targets, NULL, N, C, V);
+    logprob_forward_t(logp, lse, entropy, h, w, targets, N, C, V, scratch, 1.0f);
+}
+
+// the same on the logits z = inv_t * h w^T (alpha of the gemm: 1 changes nothing)
+void logprob_forward_t(float *logp, float *lse, float *entropy, const float *h, const float *w,
+                       const int *targets, int N, int C, int V, float *scratch, float inv_t) {
+    const int cs = chunk_rows(targets, NULL, NULL, N, C, V);
     float *logits = scratch, *hbuf = scratch + (long)cs * V;
     int idx[LOGP_CHUNK];
     for (int n = 0; n < N; n++) {
@@ -75,9 +84,9 @@ void logprob_forward(float *logp, float *lse, float *entropy, const float *h, co
         }
     }
     int next = 0, cnt;
-    while ((cnt = next_chunk(idx, cs, &next, N, targets, NULL)) > 0) {
+    while ((cnt = next_chunk(idx, cs, &next, N, targets, NULL, NULL)) > 0) {
         const float *hc = chunk_inputs(h, idx, cnt, C, hbuf);
-        gemm(0, 1, cnt, V, C, 1.0f, hc, C, w, C, 0.0f, logits, V);
+        gemm(0, 1, cnt, V, C, inv_t, hc, C, w, C, 0.0f, logits, V);
 #pragma omp parallel for if (!nn_in_parallel() && cnt > 1)
         for (int r = 0; r < cnt; r++) {
             int n = idx[r];
@@ -109,22 +118,51 @@ void logprob_forward(float *logp, float *lse, float *entropy, const float *h, co
 // dlogp (N) -> dh (N,C) +=, dw (V,C) +=; either may be NULL; scratch (LOGP_CHUNK*V)
 void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
                       const int *targets, const float *lse, int N, int C, int V, float *scratch) {
-    const int cs = chunk_rows(targets, dlogp, N, C, V);
+    logprob_backward_t(dh, dw, dlogp, NULL, h, w, targets, lse, N, C, V, scratch, 1.0f);
+}
+
+// The gradient on a row's logits x, with z = inv_t x, p = softmax(z), log p = z - lse,
+// H = -sum p log p, g = dlogp, e = dentropy:
+//   d/dz_i = g (onehot_i - p_i) - e p_i (log p_i + H),   d/dx_i = inv_t d/dz_i.
+// (dH/dz_i = -p_i (log p_i + H): differentiate -sum_j p_j log p_j with
+// dp_j/dz_i = p_j (onehot_ij - p_i).) With e = 0 and inv_t = 1 this is the plain
+// path, computed exactly as before.
+static void row_dlogits(float *x, int V, int target, float g, float e, float l, float inv_t) {
+    if (e == 0.0f && inv_t == 1.0f) {
+        for (int i = 0; i < V; i++) x[i] = -g * vm_expf(x[i] - l);
+        x[target] += g;
+        return;
+    }
+    float H = 0.0f;
+    if (e != 0.0f)
+        for (int i = 0; i < V; i++) {
+            float lp = x[i] - l;
+            H -= vm_expf(lp) * lp;
+        }
+    for (int i = 0; i < V; i++) {
+        float lp = x[i] - l, p = vm_expf(lp);
+        x[i] = -inv_t * p * (g + e * (lp + H));
+    }
+    x[target] += inv_t * g;
+}
+
+void logprob_backward_t(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                        const float *h, const float *w, const int *targets, const float *lse,
+                        int N, int C, int V, float *scratch, float inv_t) {
+    const int cs = chunk_rows(targets, dlogp, dentropy, N, C, V);
     float *logits = scratch, *hbuf = scratch + (long)cs * V;
     int idx[LOGP_CHUNK];
     int next = 0, cnt;
-    while ((cnt = next_chunk(idx, cs, &next, N, targets, dlogp)) > 0) {
+    while ((cnt = next_chunk(idx, cs, &next, N, targets, dlogp, dentropy)) > 0) {
         const float *hc = chunk_inputs(h, idx, cnt, C, hbuf);
         int contiguous = hc != hbuf;
-        gemm(0, 1, cnt, V, C, 1.0f, hc, C, w, C, 0.0f, logits, V);
-        // logits -> dlogits = dlogp * (onehot(target) - exp(logit - lse))
+        gemm(0, 1, cnt, V, C, inv_t, hc, C, w, C, 0.0f, logits, V);
+        // logits -> dlogits = dlogp * (onehot(target) - exp(logit - lse)) (+ the entropy's)
 #pragma omp parallel for if (!nn_in_parallel() && cnt > 1)
         for (int r = 0; r < cnt; r++) {
             int n = idx[r];
-            float *x = logits + (long)r * V;
-            float d = dlogp[n], l = lse[n];
-            for (int i = 0; i < V; i++) x[i] = -d * vm_expf(x[i] - l);
-            x[targets[n]] += d;
+            row_dlogits(logits + (long)r * V, V, targets[n], dlogp[n],
+                        dentropy ? dentropy[n] : 0.0f, lse[n], inv_t);
         }
         if (dw) gemm(1, 0, V, C, cnt, 1.0f, logits, V, hc, C, 1.0f, dw, C);
         if (!dh) continue;

@@ -120,6 +120,15 @@ void logprob_forward(float *logp, float *lse, float *entropy, const float *h, co
 // dlogp (N) -> dh (N,C) +=, dw (V,C) += ; recomputes the logits chunk by chunk
 void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
                       const int *targets, const float *lse, int N, int C, int V, float *scratch);
+// The same at a temperature, with an entropy gradient: the logits are z = inv_t * h w^T
+// (inv_t = 1 / temperature; 1 gives exactly the functions above), logp, lse and entropy
+// are those of softmax(z). The backward adds dentropy (N, NULL: none), the gradient of
+// the loss with respect to each row's entropy, and includes the inv_t of z.
+void logprob_forward_t(float *logp, float *lse, float *entropy, const float *h, const float *w,
+                       const int *targets, int N, int C, int V, float *scratch, float inv_t);
+void logprob_backward_t(float *dh, float *dw, const float *dlogp, const float *dentropy,
+                        const float *h, const float *w, const int *targets, const float *lse,
+                        int N, int C, int V, float *scratch, float inv_t);
 
 // ---- embedding ----
 // tokens (N), wte (V,C), wpe (maxT,C) or NULL, pos (N) -> out (N,C)

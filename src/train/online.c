@@ -46,6 +46,10 @@ typedef struct {
     int len_min, len_max;
     double t_generate, t_score, t_logprobs, t_update;
     double first_reward, last_reward, last_kl;
+    // DAPO dynamic sampling (--filter_groups)
+    int metric_source;        // the reward source whose scores must vary (-1: the total)
+    int **dyn_pp;             // (batch_size) kept prompts' tokens (roll-in included)
+    int gen_batches, groups_sampled, groups_dropped; // the iteration's
 } online_loop;
 
 static void grow(float **p, size_t n) { *p = xrealloc(*p, (n ? n : 1) * sizeof(float)); }
@@ -72,6 +76,16 @@ static char *prompt_text_of(const ds_dataset *ds, int i, const rlhf_tokenizer *t
     return tok_decode(tok, ds->tok[i].prompt, ds->tok[i].n_prompt);
 }
 
+// prompt j of the iteration is dataset row id
+static void set_prompt(online_loop *L, int j, int id) {
+    L->ids[j] = id;
+    L->pp[j] = L->ds->tok[id].prompt, L->pl[j] = L->ds->tok[id].n_prompt;
+    L->texts[j] = L->prompt_text[id];
+    const ds_tokens *d = &L->ds->tok[id];
+    L->cc[j] = d->n_completion[0] > 0 ? d->completion[0] : NULL;
+    L->cl[j] = d->n_completion[0] > 0 ? d->n_completion[0] : 0;
+}
+
 // the dataset rows iteration `it` uses: units [it*bs, (it+1)*bs) of the seeded
 // epoch orders
 static void pick_prompts(online_loop *L, int it) {
@@ -83,12 +97,7 @@ static void pick_prompts(online_loop *L, int it) {
             ds_epoch_order(N, L->run.c->base.seed, epoch, L->order);
             L->order_epoch = epoch;
         }
-        L->ids[j] = L->order[u % N];
-        L->pp[j] = L->ds->tok[L->ids[j]].prompt, L->pl[j] = L->ds->tok[L->ids[j]].n_prompt;
-        L->texts[j] = L->prompt_text[L->ids[j]];
-        const ds_tokens *d = &L->ds->tok[L->ids[j]];
-        L->cc[j] = d->n_completion[0] > 0 ? d->completion[0] : NULL;
-        L->cl[j] = d->n_completion[0] > 0 ? d->n_completion[0] : 0;
+        set_prompt(L, j, L->order[u % N]);
     }
 }
 
@@ -193,6 +202,10 @@ static int old_logprobs(online_loop *L, rlhf_err *err) {
     rollout_batch *rb = &r->rb;
     int B = r->B, T = rb->T, values = (r->needs & ONLINE_NEED_VALUES) != 0;
     int chunk = r->micro > 0 ? r->micro : 64;
+    // log-probs at the sampling temperature (every later forward of the policy too)
+    r->t->m->logit_temperature = r->c->temperature;
+    if (r->ref) r->ref->logit_temperature = r->c->temperature;
+    if (r->prev) r->prev->logit_temperature = r->c->temperature;
     if (rollout_forward(r->t->m, rb, chunk, r->old_logp, values ? r->old_values : NULL, NULL, err))
         return -1;
     if (!values) memset(r->old_values, 0, (size_t)B * T * sizeof(float));
@@ -248,6 +261,28 @@ static int online_init(trainer *t, rlhf_err *err) {
     L->no_reward = (L->run.needs & ONLINE_NEED_NO_REWARD) && !c->reward && !c->task &&
                    !c->reward_model && !c->reward_command && !c->reward_url;
     if (!L->no_reward && reward_set_from_flags(&L->rs, &rf, err)) return -1;
+    L->metric_source = -1;
+    if (c->filter_groups) {
+        if (c->num_generations < 2)
+            return rlhf_fail(err, "--filter_groups drops groups whose samples all score the same: "
+                                  "set --num_generations 2 or more");
+        if (L->no_reward)
+            return rlhf_fail(err, "--filter_groups keeps groups whose rewards vary: give a "
+                                  "reward (--task, --reward, --reward_model, ...)");
+        const char *mname = c->filter_groups_metric ? c->filter_groups_metric : "reward";
+        if (strcmp(mname, "reward")) {
+            for (int s = 0; s < L->rs.n && L->metric_source < 0; s++)
+                if (!strcmp(L->rs.src[s].name, mname)) L->metric_source = s;
+            if (L->metric_source < 0) {
+                char names[512] = "";
+                for (int s = 0; s < L->rs.n; s++)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), ", %s",
+                             L->rs.src[s].name);
+                return rlhf_fail(err, "--filter_groups_metric %s: no such reward source (reward%s)",
+                                 mname, names);
+            }
+        }
+    }
     L->pen = (reward_penalties){.length_penalty = c->length_penalty,
                                 .missing_eos_penalty = c->missing_eos_penalty,
                                 .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,
@@ -447,6 +482,7 @@ static void log_samples(FILE *f, const online_loop *L, int step) {
             if (r->c->reset_prob > 0)
                 cJSON_AddNumberToObject(j, "rollin_tokens", L->rollin[rb->prompt_index[row]]);
             cJSON_AddBoolToObject(j, "ended_eos", rb->ended_eos[row]);
+            if (r->c->filter_groups) cJSON_AddNumberToObject(j, "group", rb->prompt_index[row]);
             char *s = cJSON_PrintUnformatted(j);
             cJSON_Delete(j);
             fprintf(f, "%s\n", s);
@@ -473,29 +509,133 @@ static void rollout_numbers(online_loop *L) {
     L->last_reward = L->reward, L->last_kl = r->kl;
 }
 
+// ROLLOUT of the prompts in L->pp / L->pl into r->rb
+static int generate_round(online_loop *L, rlhf_err *err) {
+    online_run *r = &L->run;
+    rollout_free(&r->rb);
+    rollout_opts ro = {.n_samples = r->n, .gen = L->gen,
+                       .batch_size = r->c->generation_batch_size};
+    return rollout_generate(r->t->m, (const int *const *)L->pp, L->pl, r->n_prompts, &ro, &r->rng,
+                            &r->rb, err);
+}
+
+// a group (n samples) whose metric is the same on every sample: no learning signal
+static int group_flat(const online_loop *L, int g) {
+    const online_run *r = &L->run;
+    int S = L->rs.n, k = L->metric_source;
+    float first = 0;
+    for (int j = 0; j < r->n; j++) {
+        int row = g * r->n + j;
+        float v = k < 0 ? r->scores[row] : r->per_source[(size_t)row * S + k];
+        if (j == 0) first = v;
+        else if (v != first) return 0;
+    }
+    return 1;
+}
+
+// DAPO dynamic sampling (Yu et al. 2025; verl algorithm.filter_groups): rounds of
+// --batch_size prompts are generated and scored; groups whose metric does not vary
+// are dropped, the others kept in order until --batch_size groups are held (the
+// surplus of the last round is left out, as verl trims to the batch). Round 0 uses
+// the iteration's prompts; later rounds draw prompts uniformly from the data with
+// the iteration's stream (so --resume repeats them). After --max_num_gen_batches
+// rounds with the batch still short the run stops (verl raises the same error).
+// *t_gen: when the last generation ended.
+static int dynamic_sampling(online_loop *L, int it, double *t_gen, rlhf_err *err) {
+    online_run *r = &L->run;
+    const online_config *c = r->c;
+    int bs = r->n_prompts, n = r->n, S = L->rs.n, kept = 0;
+    size_t rowsz = (size_t)bs * n;
+    int *k_ids = xmalloc((size_t)bs * sizeof(int)), *k_pl = xmalloc((size_t)bs * sizeof(int));
+    int *k_rollin = xmalloc((size_t)bs * sizeof(int)), *take = xmalloc((size_t)bs * sizeof(int));
+    float *k_scores = xmalloc(rowsz * sizeof(float)), *k_base = xmalloc(rowsz * sizeof(float));
+    float *k_per = xmalloc((rowsz * S + 1) * sizeof(float));
+    if (!L->dyn_pp) L->dyn_pp = xcalloc(bs, sizeof(int *));
+    rollout_batch acc = {0};
+    L->gen_batches = L->groups_sampled = L->groups_dropped = 0;
+    int rc = 0;
+    *t_gen = time_now();
+    while (kept < bs) {
+        if (c->max_num_gen_batches > 0 && L->gen_batches >= c->max_num_gen_batches) {
+            rc = rlhf_fail(err, "iteration %d: --filter_groups: %d generation rounds gave %d of "
+                                "--batch_size %d groups whose %s varies (%d of %d groups dropped); "
+                                "the data may be too hard or too easy for the policy: raise "
+                                "--max_num_gen_batches (0: no cap) or check the reward",
+                           it + 1, L->gen_batches, kept, bs, c->filter_groups_metric,
+                           L->groups_dropped, L->groups_sampled);
+            break;
+        }
+        if (L->gen_batches == 0) pick_prompts(L, it);
+        else
+            for (int j = 0; j < bs; j++)
+                set_prompt(L, j, (int)(rng_u64(&r->rng) % (uint64_t)L->ds->n));
+        if (c->reset_prob > 0) dataset_reset(L);
+        if ((rc = generate_round(L, err))) break;
+        *t_gen = time_now();
+        if ((rc = score(L, err))) break;
+        L->gen_batches++;
+        int nt = 0;
+        for (int g = 0; g < bs; g++) {
+            L->groups_sampled++;
+            if (group_flat(L, g)) {
+                L->groups_dropped++;
+                continue;
+            }
+            if (kept + nt >= bs) continue;  // the surplus of the last round
+            int k = kept + nt;
+            take[nt++] = g;
+            k_ids[k] = L->ids[g], k_pl[k] = L->pl[g], k_rollin[k] = L->rollin[g];
+            L->dyn_pp[k] = xrealloc(L->dyn_pp[k], (size_t)L->pl[g] * sizeof(int));
+            memcpy(L->dyn_pp[k], L->pp[g], (size_t)L->pl[g] * sizeof(int));
+            memcpy(k_scores + (size_t)k * n, r->scores + (size_t)g * n, n * sizeof(float));
+            memcpy(k_base + (size_t)k * n, r->baselines + (size_t)g * n, n * sizeof(float));
+            memcpy(k_per + (size_t)k * n * S, r->per_source + (size_t)g * n * S,
+                   (size_t)n * S * sizeof(float));
+        }
+        rollout_append_groups(&acc, &r->rb, take, nt, L->gen.pad_id);
+        kept += nt;
+    }
+    if (rc == 0) {  // the kept groups become the iteration's batch
+        rollout_free(&r->rb);
+        r->rb = acc;
+        for (int j = 0; j < bs; j++) {
+            set_prompt(L, j, k_ids[j]);
+            L->pp[j] = L->dyn_pp[j], L->pl[j] = k_pl[j], L->rollin[j] = k_rollin[j];
+        }
+        memcpy(r->scores, k_scores, rowsz * sizeof(float));
+        memcpy(r->baselines, k_base, rowsz * sizeof(float));
+        memcpy(r->per_source, k_per, rowsz * S * sizeof(float));
+    } else rollout_free(&acc);
+    free(k_ids), free(k_pl), free(k_rollin), free(take), free(k_scores), free(k_base), free(k_per);
+    return rc;
+}
+
 static int online_step(trainer *t, int it, rlhf_err *err) {
     online_loop *L = t->self;
     online_run *r = &L->run;
     const online_config *c = r->c;
     r->iteration = it;  // this iteration's stream: sampling, shuffling, filters
     rng_seed(&r->rng, c->base.seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(it + 1)));
-    pick_prompts(L, it);
-    if (c->reset_prob > 0) dataset_reset(L);
-    double t0 = time_now();
-    rollout_free(&r->rb);
-    rollout_opts ro = {.n_samples = r->n, .gen = L->gen, .batch_size = c->generation_batch_size};
-    if (rollout_generate(t->m, (const int *const *)L->pp, L->pl, r->n_prompts, &ro, &r->rng,
-                         &r->rb, err))
-        return -1;
+    double t0, t1, t2;
+    if (c->filter_groups) {
+        t0 = time_now();
+        if (dynamic_sampling(L, it, &t1, err)) return -1;
+        t2 = time_now();
+    } else {
+        pick_prompts(L, it);
+        if (c->reset_prob > 0) dataset_reset(L);
+        t0 = time_now();
+        if (generate_round(L, err)) return -1;
+        t1 = time_now();
+        if (score(L, err)) return -1;
+        t2 = time_now();
+    }
     size_t BT = (size_t)r->B * r->rb.T;
     if (BT > L->cap_bt) {
         float **bufs[] = {&r->old_logp, &r->ref_logp, &r->old_values, &r->prev_logp};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) grow(bufs[i], BT);
         L->cap_bt = BT;
     }
-    double t1 = time_now();
-    if (score(L, err)) return -1;
-    double t2 = time_now();
     if (old_logprobs(L, err)) return -1;
     double t3 = time_now();
     r->grad_norm = 0, r->updates = 0;
@@ -542,6 +682,11 @@ static void online_log(trainer *t, cJSON *j) {
     }
     L->update->metrics(r, j);
     if (r->c->reset_prob > 0) reset_metrics(L, j);
+    if (r->c->filter_groups) {  // verl: train/num_gen_batches
+        cJSON_AddNumberToObject(j, "dynamic_sampling/gen_batches", L->gen_batches);
+        cJSON_AddNumberToObject(j, "dynamic_sampling/groups_sampled", L->groups_sampled);
+        cJSON_AddNumberToObject(j, "dynamic_sampling/groups_dropped", L->groups_dropped);
+    }
     cJSON_AddNumberToObject(j, "completion_length", L->len_sum / B);
     cJSON_AddNumberToObject(j, "completion_length_min", L->len_min);
     cJSON_AddNumberToObject(j, "completion_length_max", L->len_max);
@@ -586,6 +731,9 @@ static void online_free(trainer *t) {
     if (L->rollin_buf)
         for (int j = 0; j < r->n_prompts; j++) free(L->rollin_buf[j]);
     free(L->rollin_buf), free(L->rollin);
+    if (L->dyn_pp)
+        for (int j = 0; j < r->n_prompts; j++) free(L->dyn_pp[j]);
+    free(L->dyn_pp);
     float *bufs[] = {r->old_logp, r->ref_logp, r->old_values, r->scores, r->per_source,
                      r->baselines, r->prev_logp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);

@@ -80,6 +80,7 @@ typedef struct {
     int value_head;             // a value head on the policy (gae needs it)
     float vf_coef, cliprange_value;
     int mini_batch_size;        // prompts per optimizer step (0: the whole batch)
+    float entropy_coeff;        // entropy bonus: loss -= coeff * agg(H) (verl actor.entropy_coeff)
 } online_pg_options;
 
 // Online DPO (train/online_dpo.c): pairs of a prompt's samples judged by the
@@ -139,6 +140,12 @@ typedef struct {
     int log_samples;            // (prompt, completion, reward) rows per iteration in samples.jsonl
     float reset_prob;           // DR-PO dataset reset: the share of prompts (with a reference
                                 // completion) rolled in on a prefix of it (0: off)
+    // DAPO dynamic sampling (verl algorithm.filter_groups): drop groups whose
+    // filter_groups_metric is equal on all samples, sample more prompts until
+    // --batch_size groups remain; at most max_num_gen_batches rounds (0: no cap)
+    int filter_groups;
+    const char *filter_groups_metric; // "reward" (the total) or a reward source's name
+    int max_num_gen_batches;
     // the update methods' own options
     online_pg_options pg;
     online_dpo_options dpo;

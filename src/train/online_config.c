@@ -84,6 +84,8 @@ static void loop_defaults(online_config *c) {
     c->par_k = 1.0f;
     c->num_iterations = 1;
     c->log_samples = 4;
+    c->filter_groups_metric = "reward";
+    c->max_num_gen_batches = 10;
 }
 
 // the command's values over the method's defaults
@@ -126,7 +128,7 @@ int online_config_resolve(online_config *c, rlhf_err *err) {
 const online_option online_loop_options[] = {
     OPT("num_generations", INT, num_generations, "samples per prompt (a group)", 1, 1 << 16, "n"),
     OPT("max_new_tokens", INT, max_new_tokens, "longest completion in tokens", 1, 1 << 20, "max_completion_length"),
-    OPT("temperature", FLOAT, temperature, "sampling temperature (1: the ratio's old log-probs match the sampler's; see docs)", 0.01, 100),
+    OPT("temperature", FLOAT, temperature, "sampling temperature; training log-probs are those of softmax(logits / temperature) too (as TRL and verl)", 0.01, 100),
     OPT("top_k", INT, top_k, "sample from the k most likely tokens (0: off)", 0, 1 << 30),
     OPT("top_p", FLOAT, top_p, "nucleus sampling mass (1: off)", 0.01, 1),
     OPT("generation_batch_size", INT, generation_batch_size, "rows per generation call (0: all)", 0, 1 << 20),
@@ -152,5 +154,8 @@ const online_option online_loop_options[] = {
     OPT("ref_model", STR, ref_model, "reference model (default: the initial policy)"),
     OPT("reset_prob", FLOAT, reset_prob, "DR-PO dataset reset: share of prompts rolled in on a prefix of their reference completion (prompt+completion data; 0: off)", 0, 1),
     OPT("log_samples", INT, log_samples, "completions per iteration written to samples.jsonl", 0, 1 << 20),
+    OPT("filter_groups", BOOL, filter_groups, "DAPO dynamic sampling: drop groups whose --filter_groups_metric is the same for every sample (no learning signal) and sample more prompts until --batch_size groups remain (verl algorithm.filter_groups.enable)", 0, 0, "dynamic_sampling"),
+    OPT("filter_groups_metric", STR, filter_groups_metric, "what must vary within a kept group: reward (the total) or a reward source's name (as in rewards/<name>)"),
+    OPT("max_num_gen_batches", INT, max_num_gen_batches, "--filter_groups: generation rounds per iteration at most; the run stops with an error when the batch is still short (as verl; 0: no cap)", 0, 1 << 20),
     {NULL},
 };

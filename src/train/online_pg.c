@@ -16,7 +16,7 @@
 typedef struct {
     double pg_loss, kl_loss, kl_token, v_loss, vf_clipfrac, clip_frac, clip_frac_lower;
     double approx_kl, ppo_kl, ratio_max, ratio_min;
-    double ent_sum, ent_tokens;
+    double ent_sum, ent_tokens, ent_loss;
 } pg_stats;
 
 typedef struct {
@@ -27,7 +27,7 @@ typedef struct {
     size_t cap_bt;
     // mini-batch scratch
     rollout_rows rows;
-    float *m_mask, *m_old, *m_ref, *m_adv, *m_ret, *m_oldv, *dlogp, *dv;
+    float *m_mask, *m_old, *m_ref, *m_adv, *m_ret, *m_oldv, *dlogp, *dv, *dent;
     size_t cap_mb;
     pg_stats st;      // the iteration's
     float ev;         // explained variance of the old values (value head)
@@ -64,6 +64,7 @@ static const online_option pg_options[] = {
     OPT("value_head", BOOL, value_head, "a value head on the policy (needed by gae)"),
     OPT("vf_coef", FLOAT, vf_coef, "weight of the value loss", 0, 1e6),
     OPT("cliprange_value", FLOAT, cliprange_value, "value clip range (0: unclipped)", 0, 1e6),
+    OPT("entropy_coeff", FLOAT, entropy_coeff, "entropy bonus: loss -= coeff * agg(entropy of the next-token distribution) over completion tokens (verl actor.entropy_coeff; 0: off)", 0, 1e6),
     {NULL},
 };
 
@@ -240,7 +241,7 @@ static double micro_weight(rl_agg agg, const float *mask, int u, int T, double t
 
 // one mini-batch's sums, each micro-batch's weighted by its share
 typedef struct {
-    double pg, klv, klt, vl, vcf, cf, cfl, ak, pk, rmax, rmin;
+    double pg, klv, klt, vl, vcf, cf, cfl, ak, pk, rmax, rmin, ent;
 } mini_sums;
 
 // forward and backward of rows idx[0..u) of the rollout (a micro-batch)
@@ -280,6 +281,12 @@ static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double to
         ms->klt += w * mean_kl;
     }
     for (size_t i = 0; i < UT; i++) s->dlogp[i] *= (float)w;
+    float coeff = c->pg.entropy_coeff;
+    if (coeff != 0) {  // the entropy bonus: - coeff * agg(H), its gradient through softmax
+        memset(s->dent, 0, UT * sizeof(float));
+        ms->ent += w * rl_agg_loss(s->pc.agg, u, T, m->entropy, s->m_mask, s->pc.norm_len, s->dent);
+        for (size_t i = 0; i < UT; i++) s->dent[i] *= (float)(-coeff * w);
+    }
     if (s->use_values) {
         memset(s->dv, 0, UT * sizeof(float));
         rl_value_stats vs;
@@ -290,7 +297,8 @@ static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double to
     }
     for (size_t i = 0; i < UT; i++)
         if (s->m_mask[i] != 0) s->st.ent_sum += m->entropy[i], s->st.ent_tokens++;
-    model_backward(m, s->dlogp, NULL, NULL, s->use_values ? s->dv : NULL);
+    model_backward_entropy(m, s->dlogp, coeff != 0 ? s->dent : NULL, NULL, NULL,
+                           s->use_values ? s->dv : NULL);
     return 0;
 }
 
@@ -311,7 +319,7 @@ static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int mic
         int u = rows - k < micro ? rows - k : micro;
         if (pg_micro(r, s, idx + k, u, tok_mini, seq_mini, &ms, err)) return -1;
     }
-    double loss = ms.pg + ms.klv + r->c->pg.vf_coef * ms.vl;
+    double loss = ms.pg + ms.klv + r->c->pg.vf_coef * ms.vl - r->c->pg.entropy_coeff * ms.ent;
     if (!isfinite(loss))
         return rlhf_fail(err, "the loss is %g (policy %g, KL %g, value %g); stopping "
                               "(checkpoints already written are kept; try a lower "
@@ -321,7 +329,7 @@ static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int mic
     r->grad_norm += optim_step(r->t->o, r->t->m);
     st->pg_loss += ms.pg, st->kl_loss += ms.klv, st->kl_token += ms.klt, st->v_loss += ms.vl;
     st->vf_clipfrac += ms.vcf, st->clip_frac += ms.cf, st->clip_frac_lower += ms.cfl;
-    st->approx_kl += ms.ak, st->ppo_kl += ms.pk;
+    st->approx_kl += ms.ak, st->ppo_kl += ms.pk, st->ent_loss += ms.ent;
     if (ms.rmax > st->ratio_max) st->ratio_max = ms.rmax;
     if (ms.rmin < st->ratio_min) st->ratio_min = ms.rmin;
     r->updates++;
@@ -339,7 +347,7 @@ static int pg_update(online_run *r, rlhf_err *err) {
     size_t need = (size_t)micro * T;
     if (need > s->cap_mb) {
         float **bufs[] = {&s->m_mask, &s->m_old, &s->m_ref, &s->m_adv, &s->m_ret, &s->m_oldv,
-                          &s->dlogp, &s->dv};
+                          &s->dlogp, &s->dv, &s->dent};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) grow(bufs[i], need);
         s->cap_mb = need;
     }
@@ -379,6 +387,8 @@ static void pg_metrics(online_run *r, cJSON *j) {
             cJSON_AddNumberToObject(j, "kl_loss", st->kl_loss / u);
     }
     cJSON_AddNumberToObject(j, "entropy", st->ent_tokens ? st->ent_sum / st->ent_tokens : 0);
+    if (r->c->pg.entropy_coeff != 0)  // agg(H) as the loss saw it (before the update)
+        cJSON_AddNumberToObject(j, "entropy_loss", st->ent_loss / u);
     cJSON_AddNumberToObject(j, "pg_loss", st->pg_loss / u);
     cJSON_AddNumberToObject(j, "clip_frac", st->clip_frac / u);
     cJSON_AddNumberToObject(j, "clip_frac_lower", st->clip_frac_lower / u);
@@ -403,7 +413,7 @@ static void pg_free(online_run *r) {
     if (!s) return;
     rollout_rows_free(&s->rows);
     float *bufs[] = {s->token_rewards, s->adv_v, s->ret, s->train_mask, s->weights, s->m_mask,
-                     s->m_old, s->m_ref, s->m_adv, s->m_ret, s->m_oldv, s->dlogp, s->dv};
+                     s->m_old, s->m_ref, s->m_adv, s->m_ret, s->m_oldv, s->dlogp, s->dv, s->dent};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s);
     r->self = NULL;

@@ -92,6 +92,59 @@ int rollout_generate(rlhf_model *m, const int *const *prompts, const int *prompt
     return 0;
 }
 
+// row sr of src -> row dr of dst (P, T), prompt index pi
+static void copy_row(rollout_batch *dst, int dr, const rollout_batch *src, int sr, int pi) {
+    int P = dst->P, T = dst->T, sP = src->P, sT = src->T;
+    int pl = src->prompt_len[sr], len = src->length[sr];
+    const int *stk = src->tokens + (size_t)sr * sT;
+    int *tk = dst->tokens + (size_t)dr * T, *tg = dst->targets + (size_t)dr * T;
+    uint8_t *at = dst->attn + (size_t)dr * T;
+    memcpy(tk + P - pl, stk + sP - pl, (size_t)(pl + len) * sizeof(int));
+    memset(at + P - pl, 1, (size_t)(pl + len));
+    for (int j = 0; j < len; j++) {
+        tg[P - 1 + j] = tk[P + j];
+        dst->mask[(size_t)dr * T + P - 1 + j] = 1;
+        dst->sample_logp[(size_t)dr * T + P - 1 + j] = src->sample_logp[(size_t)sr * sT + sP - 1 + j];
+    }
+    dst->prompt_len[dr] = pl, dst->length[dr] = len, dst->ended_eos[dr] = src->ended_eos[sr];
+    dst->prompt_index[dr] = pi;
+}
+
+void rollout_append_groups(rollout_batch *acc, const rollout_batch *src, const int *groups, int k,
+                           int pad_id) {
+    int n = src->n_samples, G = acc->n_prompts + k, B = G * n;
+    int P = acc->P > src->P ? acc->P : src->P;
+    int L = acc->T - acc->P > src->T - src->P ? acc->T - acc->P : src->T - src->P;
+    rollout_batch o = {.n_prompts = G, .n_samples = n, .B = B, .P = P, .T = P + L};
+    size_t BT = (size_t)B * o.T;
+    o.tokens = xmalloc((BT ? BT : 1) * sizeof(int));
+    o.targets = xmalloc((BT ? BT : 1) * sizeof(int));
+    o.attn = xcalloc(BT ? BT : 1, 1);
+    o.mask = xcalloc(BT ? BT : 1, sizeof(float));
+    o.sample_logp = xcalloc(BT ? BT : 1, sizeof(float));
+    o.prompt_len = xmalloc((size_t)(B ? B : 1) * sizeof(int));
+    o.length = xmalloc((size_t)(B ? B : 1) * sizeof(int));
+    o.ended_eos = xcalloc(B ? B : 1, 1);
+    o.prompt_index = xmalloc((size_t)(B ? B : 1) * sizeof(int));
+    int texts = (acc->B == 0 || acc->text) && src->text;
+    if (texts) o.text = xcalloc(B ? B : 1, sizeof(char *));
+    for (size_t i = 0; i < BT; i++) o.tokens[i] = pad_id, o.targets[i] = -1;
+    for (int r = 0; r < acc->B; r++) {
+        copy_row(&o, r, acc, r, acc->prompt_index[r]);
+        if (texts) o.text[r] = acc->text[r], acc->text[r] = NULL;  // moved
+    }
+    for (int g = 0; g < k; g++)
+        for (int j = 0; j < n; j++) {
+            int dr = acc->B + g * n + j, sr = groups[g] * n + j;
+            copy_row(&o, dr, src, sr, acc->n_prompts + g);
+            if (texts) o.text[dr] = strdup(src->text[sr] ? src->text[sr] : "");
+        }
+    o.view = (rlhf_batch){.B = B, .T = o.T, .tokens = o.tokens, .targets = o.targets,
+                          .mask = o.attn};
+    rollout_free(acc);
+    *acc = o;
+}
+
 void rollout_decode(rollout_batch *rb, const rlhf_tokenizer *tok) {
     if (!rb->text) rb->text = xcalloc(rb->B, sizeof(char *));
     for (int r = 0; r < rb->B; r++) {

@@ -55,6 +55,12 @@ typedef struct {
 int rollout_generate(rlhf_model *m, const int *const *prompts, const int *prompt_len,
                      int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
                      rlhf_err *err);
+// Appends groups groups[0..k) of src (all its n_samples rows each, with their texts
+// when decoded) to acc, laying both out again on the wider prompt and completion
+// columns (the layout above; pad_id where not real). acc starts zeroed
+// (rollout_batch acc = {0}); its prompt_index counts the groups in order.
+void rollout_append_groups(rollout_batch *acc, const rollout_batch *src, const int *groups, int k,
+                           int pad_id);
 // Decodes every completion (the final EOS dropped; other special tokens kept)
 // as the continuation of its prompt (tok_decode_next).
 void rollout_decode(rollout_batch *rb, const rlhf_tokenizer *tok);
