@@ -9,7 +9,9 @@
   * behaviour: a tiny model on the arith task (shaped reward, one-token answers)
     raises the reward within 30 iterations; with one update per iteration the
     loss is log n exactly (alpha' is uniform when q = q'); and the self-normalised
-    baseline lowers the gradient norm's spread over iterations vs --baseline false.
+    baseline lowers the gradient norm's spread over iterations vs --baseline false;
+    at the first iteration (policy = reference) the trainer's weights (ess,
+    weight_max) equal those computed here from the logged rewards.
 """
 import ctypes
 import os
@@ -106,7 +108,7 @@ def behaviour(tmp):
                     *extra, threads=1)
         return rows(os.path.join(out, "metrics.jsonl")), time.time() - t0
 
-    m, secs = brain("learn", 30, "--beta", "0.01")
+    m, secs = brain("learn", 30, "--beta", "0.01", "--log_samples", "32")
     r = [x["reward"] for x in m]
     start, end = sum(r[:5]) / 5, sum(r[-5:]) / 5
     report(len(m) == 30 and end > start + 0.1 and end > 3 * start, "brain_learns_arith_shaped",
@@ -114,6 +116,18 @@ def behaviour(tmp):
     print(f"  reward {start:.3f} (first 5 iterations) -> {end:.3f} (last 5), {secs:.1f} s")
     bad = [x["loss"] for x in m if abs(x["loss"] - np.log(4)) > 1e-9]
     report(not bad, "brain_loss_is_log_n_on_policy", f"losses {bad[:3]} != log 4")
+    # iteration 1: the policy is the reference (p_SFT = q'), so alpha = softmax(log p(G)) of
+    # the logged rewards; samples.jsonl lists sample j of every prompt, then sample j + 1
+    s1 = [x for x in rows(os.path.join(tmp, "learn", "samples.jsonl")) if x["step"] == 1]
+    r1 = np.array([x["reward"] for x in s1], dtype=np.float32).astype(np.float64)
+    r1 = r1.reshape(4, 8).T
+    lg = -np.logaddexp(0, -(r1 - r1.mean(1, keepdims=True)) / np.float64(np.float32(0.01)))
+    a = np.exp(lg - lg.max(1, keepdims=True))
+    a /= a.sum(1, keepdims=True)
+    want = ((1 / (a ** 2).sum(1)).mean(), a.max(1).mean())
+    got = (m[0]["ess"], m[0]["weight_max"])
+    report(len(s1) == 32 and np.allclose(got, want, rtol=1e-9, atol=0), "brain_weights_from_rewards",
+           f"ess, weight_max {got} != {want} (from samples.jsonl)")
     ess = [x["ess"] for x in m]
     report(all(1 - 1e-9 <= e <= 4 + 1e-9 for e in ess), "brain_ess_in_range", str(ess[:5]))
     spread = {}
