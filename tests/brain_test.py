@@ -16,6 +16,7 @@
 import ctypes
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -98,17 +99,17 @@ def behaviour(tmp):
     harness.run("data", "--task", "arith", "--out", data, "--digits", "1", "--n_pref", "10",
                 "--n_train", "10", "--n_eval", "10", "--n_prompts", "64", threads=1)
 
-    def brain(name, steps, *extra):
+    def brain(name, steps, *extra, reward=("--task", "arith:shaped")):
         out = os.path.join(tmp, name)
         t0 = time.time()
         harness.run("brain", "--model", "tiny", "--data", os.path.join(data, "prompts.jsonl"),
                     "--output_dir", out, "--max_steps", str(steps), "--batch_size", "8",
                     "--num_generations", "4", "--max_new_tokens", "1", "--learning_rate", "3e-3",
-                    "--lr_scheduler_type", "constant", "--task", "arith:shaped", "--quiet",
-                    *extra, threads=1)
+                    "--lr_scheduler_type", "constant", *reward, "--quiet", *extra,
+                    threads=1)
         return rows(os.path.join(out, "metrics.jsonl")), time.time() - t0
 
-    m, secs = brain("learn", 30, "--beta", "0.01", "--log_samples", "32")
+    m, secs = brain("learn", 30, "--beta", "0.01")
     r = [x["reward"] for x in m]
     start, end = sum(r[:5]) / 5, sum(r[-5:]) / 5
     report(len(m) == 30 and end > start + 0.1 and end > 3 * start, "brain_learns_arith_shaped",
@@ -116,18 +117,26 @@ def behaviour(tmp):
     print(f"  reward {start:.3f} (first 5 iterations) -> {end:.3f} (last 5), {secs:.1f} s")
     bad = [x["loss"] for x in m if abs(x["loss"] - np.log(4)) > 1e-9]
     report(not bad, "brain_loss_is_log_n_on_policy", f"losses {bad[:3]} != log 4")
-    # iteration 1: the policy is the reference (p_SFT = q'), so alpha = softmax(log p(G)) of
-    # the logged rewards; samples.jsonl lists sample j of every prompt, then sample j + 1
-    s1 = [x for x in rows(os.path.join(tmp, "learn", "samples.jsonl")) if x["step"] == 1]
+    # one iteration with a dense 0/1 reward (a printable-ASCII first byte, ~37%): the policy is
+    # the reference (p_SFT = q'), so alpha = softmax(log p(G)) of the logged rewards, grouped by
+    # prompt (samples.jsonl lists sample j of every prompt, then sample j + 1)
+    judge = f"{sys.executable} {os.path.join(ROOT, 'tests', 'tools', 'judge_modes.py')} --ascii"
+    m1, _ = brain("dense", 1, "--beta", "0.5", "--log_samples", "32",
+                  reward=("--reward_command", judge))
+    s1 = rows(os.path.join(tmp, "dense", "samples.jsonl"))
     r1 = np.array([x["reward"] for x in s1], dtype=np.float32).astype(np.float64)
-    r1 = r1.reshape(4, 8).T
-    lg = -np.logaddexp(0, -(r1 - r1.mean(1, keepdims=True)) / np.float64(np.float32(0.01)))
-    a = np.exp(lg - lg.max(1, keepdims=True))
-    a /= a.sum(1, keepdims=True)
-    want = ((1 / (a ** 2).sum(1)).mean(), a.max(1).mean())
-    got = (m[0]["ess"], m[0]["weight_max"])
-    report(len(s1) == 32 and np.allclose(got, want, rtol=1e-9, atol=0), "brain_weights_from_rewards",
-           f"ess, weight_max {got} != {want} (from samples.jsonl)")
+
+    def weights(groups):
+        lg = -np.logaddexp(0, -(groups - groups.mean(1, keepdims=True)) / np.float64(0.5))
+        a = np.exp(lg - lg.max(1, keepdims=True))
+        a /= a.sum(1, keepdims=True)
+        return (1 / (a ** 2).sum(1)).mean(), a.max(1).mean()
+
+    want, other = weights(r1.reshape(4, 8).T), weights(r1.reshape(8, 4))
+    got = (m1[0]["ess"], m1[0]["weight_max"])
+    report(len(s1) == 32 and np.allclose(got, want, rtol=1e-9, atol=0)
+           and not np.allclose(got, other, rtol=1e-6), "brain_weights_from_rewards",
+           f"ess, weight_max {got} != {want} from samples.jsonl (other grouping {other})")
     ess = [x["ess"] for x in m]
     report(all(1 - 1e-9 <= e <= 4 + 1e-9 for e in ess), "brain_ess_in_range", str(ess[:5]))
     spread = {}
