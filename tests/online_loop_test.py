@@ -14,8 +14,11 @@ sampling. Prints PASS/FAIL/SKIP lines, exit 1 on failure.
     without it as the policy converges;
   * --filter_groups (DAPO dynamic sampling): every trained group has rewards
     that vary and the batch holds --batch_size groups (samples.jsonl with the
-    groups); without it some trained groups are flat; an all-zero reward stops
-    the run after --max_num_gen_batches rounds with a message.
+    groups), the groups of several rounds laid out as one batch keep their
+    log-probs; without it some trained groups are flat; an all-zero reward
+    stops the run after --max_num_gen_batches rounds with a message.
+  (tests/test_online_loop.c checks the model's gradients at a temperature with
+  an entropy term by finite differences.)
 """
 import ctypes
 import json
@@ -193,6 +196,10 @@ def dynamic_sampling(tmp, prompts):
                    x["dynamic_sampling/groups_dropped"]) for x in m]
             ok = all(gb >= 1 and gs == 4 * gb and gs - gd >= 4 for gb, gs, gd in ds)
             report(ok, "dapo_logs_rounds_sampled_dropped", str(ds))
+            # the kept groups of several rounds laid out again: the recomputed log-probs
+            # still line up with the sampler's
+            d = max(x["rollout/logp_diff_max"] for x in m)
+            report(d < 2e-4, "dapo_merged_batch_logp_equals_sampler", f"max diff {d}")
             print(f"  --filter_groups: (rounds, groups sampled, dropped) per iteration {ds}")
     report(flat["plain"] > 0, "without_filter_groups_flat_groups_are_trained",
            f"{flat['plain']} flat groups")
