@@ -16,10 +16,11 @@
 // ratio's denominator: it recomputes them with one forward pass under the
 // rollout weights (rollout_forward), as verl does. The sampling ones are those
 // of the distribution the token was drawn from (after temperature, top-k and
-// top-p), while the model's forward gives log softmax(logits) at temperature 1;
-// the two agree (to float rounding, tested by tests/tools/rollout_check) when
-// sampling at temperature 1 without top-k/top-p, and the trainer logs their
-// largest difference every iteration (rollout/logp_diff_max).
+// top-p), while the model's forward gives log softmax(logits / T) with T the
+// model's logit_temperature (the online loop sets --temperature); the two agree
+// (to float rounding, tested by tests/tools/rollout_check at T = 1 and
+// tests/online_loop_test.py at 0.7) without top-k/top-p, and the trainer logs
+// their largest difference every iteration (rollout/logp_diff_max).
 #ifndef RLHF_TRAIN_ROLLOUT_H
 #define RLHF_TRAIN_ROLLOUT_H
 
