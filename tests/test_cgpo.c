@@ -29,12 +29,18 @@ static int test_calibrated(void) {
 static int test_crpg(void) {
     float sc[4] = {1, 0, 2, 3}, ref[4] = {1, 1, 1, 1}, S[4] = {-2, -3, -1, -4}, w[4], g[4];
     uint8_t pass[4] = {1, 1, 0, 1}, keep[4] = {1, 1, 1, 0};
-    double L = cgpo_crpg(4, sc, ref, pass, keep, S, w, g);
+    double L = cgpo_crpg(4, 1, sc, ref, pass, keep, S, w, g);
     CHECK_CLOSE(w[0], 0.5, 1e-7, 0);
     CHECK_CLOSE(w[1], 1 / (1 + exp(1.0)), 1e-7, 0);
     CHECK(w[2] == 0 && w[3] == 0 && g[2] == 0 && g[3] == 0);
     CHECK_CLOSE(L, -(w[0] * -2 + w[1] * -3) / 4, 1e-7, 0);
     CHECK_CLOSE(g[0], -w[0] / 4, 1e-7, 0);
+    // groups of 2 with the leave-one-out baseline: a passing row against a violating one
+    float sc2[2] = {0, 0}, ref2[2] = {0, 0}, S2[2] = {-1, -1};
+    uint8_t pass2[2] = {1, 0};
+    cgpo_crpg(2, 2, sc2, ref2, pass2, NULL, S2, w, g);
+    CHECK_CLOSE(g[0], -0.5 / 2, 1e-7, 0);
+    CHECK_CLOSE(g[1], 0.5 / 2, 1e-7, 0);  // the violating row is pushed down
     return 0;
 }
 
@@ -106,13 +112,13 @@ static int test_gradients_fd(void) {
         S[i] = k0;
         CHECK_CLOSE(g[i], (up - dn) / (2 * h), 1e-5, 1e-3);
     }
-    cgpo_crpg(B, sc, ref, pass, NULL, S, w, g);
+    cgpo_crpg(B, N, sc, ref, pass, NULL, S, w, g);
     for (int i = 0; i < B; i++) {
         float k0 = S[i];
         S[i] = k0 + h;
-        double up = cgpo_crpg(B, sc, ref, pass, NULL, S, w2, gg);
+        double up = cgpo_crpg(B, N, sc, ref, pass, NULL, S, w2, gg);
         S[i] = k0 - h;
-        double dn = cgpo_crpg(B, sc, ref, pass, NULL, S, w2, gg);
+        double dn = cgpo_crpg(B, N, sc, ref, pass, NULL, S, w2, gg);
         S[i] = k0;
         CHECK_CLOSE(g[i], (up - dn) / (2 * h), 1e-5, 1e-3);
     }
@@ -240,7 +246,9 @@ static int dump(const char *path) {
         put_f(f, "scores", sc, B), put_f(f, "ref_scores", ref, B), put_f(f, "S", S, B);
         put_f(f, "R", R, B), put_u8(f, "pass", pass, B), put_u8(f, "keep", keep, B);
         put_i(f, "len", len, B);
-        double L = cgpo_crpg(B, sc, ref, pass, keep, S, w, g);
+        int nb = c % 3 == 1 ? 1 : N;  // without and with the leave-one-out baseline
+        fprintf(f, "\"crpg_n\": %d, ", nb);
+        double L = cgpo_crpg(B, nb, sc, ref, pass, keep, S, w, g);
         put_f(f, "crpg_w", w, B), put_f(f, "crpg_grad", g, B);
         fprintf(f, "\"crpg_loss\": %.9g, ", L);
         L = cgpo_crraft(G, N, sc, ref, pass, keep, S, len, w2, g2);

@@ -8,14 +8,23 @@
 
 double cgpo_calibrated(double r, double r_ref) { return pref_sigmoid(r - r_ref); }
 
-double cgpo_crpg(int B, const float *scores, const float *ref_scores, const uint8_t *pass,
+double cgpo_crpg(int B, int n, const float *scores, const float *ref_scores, const uint8_t *pass,
                  const uint8_t *keep, const float *seq_logp, float *w, float *grad) {
-    double loss = 0;
     for (int i = 0; i < B; i++) {
         int on = pass[i] && (!keep || keep[i]);
         w[i] = on ? (float)cgpo_calibrated(scores[i], ref_scores[i]) : 0.0f;
-        grad[i] = -w[i] / (float)B;
-        loss -= (double)w[i] * seq_logp[i] / B;
+    }
+    double loss = 0;
+    for (int i = 0; i < B; i++) {
+        double a = w[i];
+        if (n > 1 && (!keep || keep[i])) {  // leave-one-out baseline of the group
+            int g0 = i / n * n;
+            double others = 0;
+            for (int j = g0; j < g0 + n; j++) others += j == i ? 0 : w[j];
+            a -= others / (n - 1);
+        }
+        grad[i] = (float)(-a / B);
+        loss -= a * seq_logp[i] / B;
     }
     return loss;
 }

@@ -6,9 +6,11 @@
 //
 //   calibrated reward  R_cal(x, y) = sigmoid(r(x, y) - r(x, ybar)), ybar a
 //                      reference response of the prompt (the caller chooses it)
-//   CRPG   L = -1/B sum_i w_i S_i,  w_i = R_cal_i * pass_i * keep_i
+//   CRPG   L = -1/B sum_i (w_i - b_i) S_i,  w_i = R_cal_i * pass_i * keep_i
 //          (the REINFORCE estimate of grad E[R_cal * 1{all judges pass}]; keep_i
-//          0 drops a prompt whose KL to the reference is over the threshold)
+//          0 drops a prompt whose KL to the reference is over the threshold;
+//          b_i = 0, or the mean w of the other rows of i's group: a leave-one-out
+//          baseline, which leaves the expected gradient as it is)
 //   CODPO  per prompt y+ = the highest-reward passing sample, y- = the lowest-
 //          reward violating one; L = 1/P sum_k [ -log sigmoid(beta*((S+ - R+) -
 //          (S- - R-))) - lambda * S+ / |y+| ]   (R: the reference's sums)
@@ -23,8 +25,9 @@
 // sigmoid(r - r_ref)
 double cgpo_calibrated(double r, double r_ref);
 
-// CRPG over B rows: w (B) the weights above, grad (B) = dL/dS. Returns L.
-double cgpo_crpg(int B, const float *scores, const float *ref_scores, const uint8_t *pass,
+// CRPG over B rows: w (B) the weights above, grad (B) = dL/dS; n > 1: the
+// leave-one-out baseline over groups of n rows (n <= 1: b = 0). Returns L.
+double cgpo_crpg(int B, int n, const float *scores, const float *ref_scores, const uint8_t *pass,
                  const uint8_t *keep, const float *seq_logp, float *w, float *grad);
 
 // CODPO's pairs: for each of the n_prompts groups of n rows with a kept prompt

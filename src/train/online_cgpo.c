@@ -45,6 +45,7 @@ static const online_option cgpo_options[] = {
     OPT("judges", STR, judges, "the mixture of judges, e.g. \"format:int,max_chars:8,rm:runs/rm>0.5\" (regex, not_regex, format:int|nonempty, max_chars, max_tokens, verifier, rm, command, url, judge with >T or >=T; docs/cgpo.md)"),
     OPT("calibration", STR, name.calibration, "the reference response of the calibrated reward sigmoid(r - r_ref): mean (the prompt's mean sample reward) or greedy (its greedy sample's reward)"),
     OPT("kl_threshold", FLOAT, kl_threshold, "leave out prompts whose samples' mean summed KL to the reference exceeds this many nats (0: no bound, no reference)", 0, 1e9),
+    OPT("crpg_baseline", BOOL, crpg_baseline, "crpg: subtract from each weight the mean weight of the prompt's other samples (leave-one-out; the expected gradient is unchanged, its variance lower)"),
     OPT("beta", FLOAT, beta, "codpo: DPO's beta", 0, 1e6),
     OPT("codpo_lambda", FLOAT, codpo_lambda, "codpo: weight of the chosen sample's per-token negative log-likelihood", 0, 1e6),
     OPT("codpo_fallback", BOOL, codpo_fallback, "codpo: a prompt with no violating sample pairs its best against its lowest-reward passing sample"),
@@ -57,6 +58,7 @@ static void cgpo_defaults(online_config *c) {
     o->name.calibration = "mean";
     o->judges = NULL;
     o->kl_threshold = 10.0f;
+    o->crpg_baseline = 1;
     o->beta = 0.1f;
     o->codpo_lambda = 1.0f;
     o->codpo_fallback = 1;
@@ -200,7 +202,7 @@ static void cgpo_loss(online_run *r, cgpo_state *s, const float *logp) {
     memset(s->g, 0, (size_t)B * sizeof(float));
     memset(s->w, 0, (size_t)B * sizeof(float));
     if (o->optimizer == CGPO_CRPG) {
-        s->loss = cgpo_crpg(B, r->scores, s->ref_scores, s->pass, s->keep, s->seq, s->w, s->g);
+        s->loss = cgpo_crpg(B, o->crpg_baseline ? n : 1, r->scores, s->ref_scores, s->pass, s->keep, s->seq, s->w, s->g);
     } else if (o->optimizer == CGPO_CRRAFT) {
         s->loss = cgpo_crraft(G, n, r->scores, s->ref_scores, s->pass, s->keep, s->seq,
                               r->rb.length, s->w, s->g);

@@ -19,6 +19,7 @@ typedef struct {
     const char *judges;       // the mixture of judges (reward/constraint.h's spec)
     float kl_threshold;       // a prompt whose samples' mean summed KL to the reference
                               // exceeds this (nats) is left out of the update (0: off)
+    int crpg_baseline;        // CRPG: subtract the leave-one-out mean weight of the group
     float beta;               // CODPO: DPO's beta
     float codpo_lambda;       // CODPO: weight of the chosen sample's per-token NLL
     int codpo_fallback;       // CODPO: a prompt with no violating sample pairs its best
