@@ -541,6 +541,10 @@ static int test_trl_variants_by_hand(void) {
           c.vespo_lambda_neg == 2);
     rl_agg a;
     CHECK(rl_agg_from_name("dapo", &a, NULL) == 0 && a == RL_AGG_TOKEN_MEAN);
+    CHECK(rl_policy_agg(&c) == RL_AGG_TOKEN_MEAN); // ppo: the configured one
+    c.variant = rl_policy_find("luspo");
+    CHECK(c.variant && rl_policy_agg(&c) == RL_AGG_SEQ_MEAN_TOKEN_SUM);
+    c.variant = NULL;
     // cispo, cap 1.1: rho = e^.2, e^.1 both capped -> w = 1.1;
     // loss = mean(-1.1*1*(-1), -1.1*(-1)*(-0.5)) = 0.275, dlogp = -w*A/2
     float lp[2] = {-1.0f, -0.5f}, old[2] = {-1.2f, -0.6f}, A[2] = {1, -1}, m[2] = {1, 1};

@@ -531,6 +531,10 @@ int rl_policy_lookup(const char *name, const rl_policy_loss_def **out, rlhf_err 
     return rlhf_fail(err, "unknown policy loss \"%s\" (choose %s)", name ? name : "", list);
 }
 
+rl_agg rl_policy_agg(const rl_policy_config *c) {
+    return c->variant && c->variant->fn == luspo_loss ? RL_AGG_SEQ_MEAN_TOKEN_SUM : c->agg;
+}
+
 int rl_policy_loss(const rl_policy_config *c, int B, int T, const float *logp,
                    const float *old_logp, const float *adv, const float *mask, float *dlogp,
                    rl_policy_stats *st, rlhf_err *err) {

@@ -274,6 +274,10 @@ typedef struct rl_policy_loss_def {
 #define RL_POLICY_LOSS(name, level, fn, needs, options, about, paper)                              \
     { (name), (level), _Generic((fn), rl_policy_loss_fn : (fn)), (needs), (options), (about),     \
       (paper) }
+// The aggregation c's variant applies: c->agg, except luspo's fixed
+// seq-mean-token-sum. A trainer that splits a batch into micro-batches weighs them
+// (and aggregates other per-token terms) with this one.
+rl_agg rl_policy_agg(const rl_policy_config *c);
 // By name or by level; NULL if unknown.
 const rl_policy_loss_def *rl_policy_find(const char *name);
 int rl_policy_count(void);
