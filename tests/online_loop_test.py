@@ -205,6 +205,24 @@ def dynamic_sampling(tmp, prompts):
            f"{flat['plain']} flat groups")
     print(f"  flat (zero-variance) groups trained in 4 iterations: {flat['plain']} without, "
           f"{flat['dapo']} with --filter_groups")
+    # --resume after the judge dies in iteration 3: the same rounds, the same model
+    a = os.path.join(tmp, "dapo")  # 4 iterations above, no checkpoint but final
+    m = rows(os.path.join(a, "metrics.jsonl"))
+    answers = 4 * sum(x["dynamic_sampling/groups_sampled"] for x in m[:2])
+    b = os.path.join(tmp, "dapo_resumed")
+    args = tiny(prompts, b, 4, "--num_generations", "4", "--log_samples", "1000",
+                "--filter_groups", "--save_steps", "2")
+    p = run("grpo", *args, "--reward_command", f"{JUDGE} --mode crash --after {answers + 4}",
+            check=False)
+    crashed = p.returncode == 1
+    run("grpo", *args, "--reward_command", JUDGE, "--resume")
+    fa = open(os.path.join(a, "checkpoints", "final", "model.safetensors"), "rb").read()
+    fb = open(os.path.join(b, "checkpoints", "final", "model.safetensors"), "rb").read()
+    mb = rows(os.path.join(b, "metrics.jsonl"))
+    keys = ("step", "reward", "grad_norm", "dynamic_sampling/groups_sampled")
+    same = [[x.get(k) for k in keys] for x in m] == [[x.get(k) for k in keys] for x in mb]
+    report(crashed and fa == fb and same, "dapo_resume_bit_exact",
+           f"crashed {crashed}, same weights {fa == fb}, same metrics {same}")
     out = os.path.join(tmp, "cap")
     p = run("grpo", *tiny(prompts, out, 2, "--num_generations", "2", "--filter_groups",
                           "--max_num_gen_batches", "3", "--reward_command",

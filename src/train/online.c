@@ -195,6 +195,15 @@ static int score(online_loop *L, rlhf_err *err) {
     return 0;
 }
 
+// Every training forward of the run (the policy's, the reference's, the previous
+// iterate's) gives log-probs at the sampling temperature: log softmax(logits / T),
+// as TRL and verl compute them, so they match the sampler's.
+static void logits_at_temperature(online_run *r) {
+    r->t->m->logit_temperature = r->c->temperature;
+    if (r->ref) r->ref->logit_temperature = r->c->temperature;
+    if (r->prev) r->prev->logit_temperature = r->c->temperature;
+}
+
 // old log-probs (and values) under the rollout weights, the reference's, and
 // the KL between them (no gradient: 64 rows at a time unless --micro_batch_size)
 static int old_logprobs(online_loop *L, rlhf_err *err) {
@@ -202,10 +211,7 @@ static int old_logprobs(online_loop *L, rlhf_err *err) {
     rollout_batch *rb = &r->rb;
     int B = r->B, T = rb->T, values = (r->needs & ONLINE_NEED_VALUES) != 0;
     int chunk = r->micro > 0 ? r->micro : 64;
-    // log-probs at the sampling temperature (every later forward of the policy too)
-    r->t->m->logit_temperature = r->c->temperature;
-    if (r->ref) r->ref->logit_temperature = r->c->temperature;
-    if (r->prev) r->prev->logit_temperature = r->c->temperature;
+    logits_at_temperature(r);  // again: a resumed run may hold new models
     if (rollout_forward(r->t->m, rb, chunk, r->old_logp, values ? r->old_values : NULL, NULL, err))
         return -1;
     if (!values) memset(r->old_values, 0, (size_t)B * T * sizeof(float));
@@ -378,6 +384,7 @@ static int online_setup(trainer *t, rlhf_err *err) {
     L->rollin = xcalloc(bs, sizeof(int));
     L->rollin_buf = xcalloc(bs, sizeof(int *));
     grow(&r->scores, r->B), grow(&r->per_source, (size_t)r->B * L->rs.n), grow(&r->baselines, r->B);
+    logits_at_temperature(r);
     return L->update->setup(r, err);
 }
 
@@ -431,6 +438,7 @@ static int online_resume(trainer *t, rlhf_err *err) {
     if (load_state(t, L, err)) return -1;
     if (L->moving_ref && load_saved(t, "ref", "reference", &L->run.ref, err)) return -1;
     if (L->run.prev && load_saved(t, "prev", "previous iterate", &L->run.prev, err)) return -1;
+    logits_at_temperature(&L->run);
     return 0;
 }
 
