@@ -13,6 +13,8 @@
     (share of lowercase first letters) in the same 30 iterations. The rates are
     counted here from samples.jsonl (every sample logged) and must equal the
     trainer's constraints/violation metric;
+  * --kl_threshold 2 leaves prompts out once their samples drift past 2 nats
+    from the reference, and the KL stays below the unbounded run's;
   * a malformed --judges names the bad item and exits 1.
 """
 import json
@@ -115,6 +117,7 @@ def reward_hacking(tmp):
     res = {}
     for name, args in (("grpo", ["grpo"]),
                        ("crpg", ["cgpo", "--optimizer", "crpg"]),
+                       ("crpg_kl2", ["cgpo", "--optimizer", "crpg", "--kl_threshold", "2"]),
                        ("codpo", ["cgpo", "--optimizer", "codpo"]),
                        ("crraft", ["cgpo", "--optimizer", "crraft"])):
         out = os.path.join(tmp, name)
@@ -134,6 +137,14 @@ def reward_hacking(tmp):
             keys = {"constraints/violation", "constraints/not_regex", "cgpo/kl_skipped", "loss"}
             report(len(m) == steps and worst < 1e-9 and keys <= set(m[-1]),
                    f"cgpo_{name}_violation_metric", f"largest mismatch {worst}, keys {sorted(m[-1])}")
+    if "crpg" in res and "crpg_kl2" in res:  # the KL bound: prompts past it are left out
+        kl = {n: [x["kl"] for x in rows(os.path.join(tmp, n, "metrics.jsonl"))] for n in ("crpg", "crpg_kl2")}
+        skipped = max(x["cgpo/kl_skipped"] for x in rows(os.path.join(tmp, "crpg_kl2", "metrics.jsonl")))
+        a, b = np.mean(kl["crpg"][-10:]), np.mean(kl["crpg_kl2"][-10:])
+        print(f"  --kl_threshold 2: KL (last 10 iterations) {b:.2f} against {a:.2f} unbounded; "
+              f"up to {skipped:.2f} of the prompts left out")
+        report(skipped > 0 and b < 0.7 * a, "cgpo_kl_threshold_bounds_kl",
+               f"kl {b:.2f} vs {a:.2f}, skipped {skipped}")
     if "grpo" in res:
         report(res["grpo"][1][0] >= 0.5, "cgpo_demo_grpo_hacks_the_reward",
                f"GRPO's violation rate {res['grpo'][1][0]:.2f} (the demo needs GRPO to violate)")
