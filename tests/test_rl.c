@@ -564,6 +564,17 @@ static int test_trl_variants_by_hand(void) {
     CHECK(c.variant && rl_policy_loss(&c, 1, 1, on, on, one, one, g1, &st, NULL) == 0);
     CHECK_CLOSE(st.loss, -2.0, 1e-6, 0);
     CHECK_CLOSE(g1[0], -1.0, 1e-6, 0);
+    // luspo, one row of two tokens, A = 1: s = exp(mean(.2, .1)) = e^.15 inside the clip;
+    // loss = |y| * (-s) = -2 e^.15 (mean over the one row), d/dlogp_t = -s each
+    float A1[2] = {1, 1}, g2[2] = {0};
+    rl_policy_config_default(&c);
+    c.variant = rl_policy_find("luspo");
+    c.agg = RL_AGG_SEQ_MEAN_TOKEN_MEAN; // not read: luspo fixes its aggregation
+    CHECK(c.variant && rl_policy_loss(&c, 1, 2, lp, old, A1, m, g2, &st, NULL) == 0);
+    CHECK_CLOSE(st.loss, -2 * exp(0.15), 1e-6, 0);
+    CHECK_CLOSE(g2[0], -exp(0.15), 1e-6, 0);
+    CHECK_CLOSE(g2[1], -exp(0.15), 1e-6, 0);
+    rl_policy_config_default(&c);
     // vespo on policy: w = 1, phi = e^(lambda + 0 - lambda) = 1: loss -A*logp = 0.7
     g1[0] = 0;
     c.variant = rl_policy_find("vespo");
