@@ -15,7 +15,8 @@
    sampled arith reward and its greedy accuracy.
 3. The batch sources and the errors: --lmbda 0 trains on the dataset's
    completions (gkd/on_policy 0), --seq_kd on the teacher's samples; no reward
-   flag is needed; prompt-only data with --lmbda < 1, a missing
+   flag is needed; --micro_batch_size 5 gives the whole batch's losses (the
+   gradients accumulate to the same update); prompt-only data with --lmbda < 1, a missing
    --teacher_model and a teacher with another vocabulary are refused with
    messages naming the flag.
 Prints PASS/FAIL lines (parity: max error relative to max(|ref|, 1e-3) for
@@ -185,6 +186,18 @@ def end_to_end():
          "gkd_seq_kd_trains_on_teacher_samples",
          f"loss {[round(x['loss'], 3) for x in m]}, teacher-sampled tokens "
          f"{[x['gkd/tokens'] for x in m]}" if m else p.stderr[-300:])
+
+    # micro-batches accumulate the same gradient: the same losses on later batches
+    losses = []
+    for mb in ("0", "5"):
+        out = os.path.join(tmp, "micro" + mb)
+        rlhf(*gkd_args(student, teacher, sft, out, 4, "--lmbda", "0.5", "--batch_size", "16",
+                       "--micro_batch_size", mb))
+        losses.append([x["loss"] for x in metrics(out)])
+    emit(len(losses[0]) == 4 and
+         all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(losses[0], losses[1])),
+         "gkd_micro_batches_match_whole_batch",
+         f"losses {[round(x, 6) for x in losses[0]]} vs {[round(x, 6) for x in losses[1]]}")
 
     # refusals
     p = rlhf(*gkd_args(student, teacher, prompts, os.path.join(tmp, "e1"), 2, "--lmbda", "0"),
