@@ -548,8 +548,8 @@ static int group_flat(const online_loop *L, int g) {
 // the iteration's prompts; later rounds draw prompts uniformly from the data with
 // the iteration's stream (so --resume repeats them). After --max_num_gen_batches
 // rounds with the batch still short the run stops (verl raises the same error).
-// *t_gen: when the last generation ended.
-static int dynamic_sampling(online_loop *L, int it, double *t_gen, rlhf_err *err) {
+// *gen_s: the seconds spent generating (the rest scoring).
+static int dynamic_sampling(online_loop *L, int it, double *gen_s, rlhf_err *err) {
     online_run *r = &L->run;
     const online_config *c = r->c;
     int bs = r->n_prompts, n = r->n, S = L->rs.n, kept = 0;
@@ -562,7 +562,7 @@ static int dynamic_sampling(online_loop *L, int it, double *t_gen, rlhf_err *err
     rollout_batch acc = {0};
     L->gen_batches = L->groups_sampled = L->groups_dropped = 0;
     int rc = 0;
-    *t_gen = time_now();
+    *gen_s = 0;
     while (kept < bs) {
         if (c->max_num_gen_batches > 0 && L->gen_batches >= c->max_num_gen_batches) {
             rc = rlhf_fail(err, "iteration %d: --filter_groups: %d generation rounds gave %d of "
@@ -578,8 +578,9 @@ static int dynamic_sampling(online_loop *L, int it, double *t_gen, rlhf_err *err
             for (int j = 0; j < bs; j++)
                 set_prompt(L, j, (int)(rng_u64(&r->rng) % (uint64_t)L->ds->n));
         if (c->reset_prob > 0) dataset_reset(L);
+        double t0 = time_now();
         if ((rc = generate_round(L, err))) break;
-        *t_gen = time_now();
+        *gen_s += time_now() - t0;
         if ((rc = score(L, err))) break;
         L->gen_batches++;
         int nt = 0;
@@ -626,9 +627,10 @@ static int online_step(trainer *t, int it, rlhf_err *err) {
     rng_seed(&r->rng, c->base.seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(it + 1)));
     double t0, t1, t2;
     if (c->filter_groups) {
+        double gen_s;
         t0 = time_now();
-        if (dynamic_sampling(L, it, &t1, err)) return -1;
-        t2 = time_now();
+        if (dynamic_sampling(L, it, &gen_s, err)) return -1;
+        t1 = t0 + gen_s, t2 = time_now();  // time/generate: the rounds' generation
     } else {
         pick_prompts(L, it);
         if (c->reset_prob > 0) dataset_reset(L);
