@@ -9,7 +9,8 @@
     2-token completions; the reward is 1 for a lowercase first letter and 2 for
     x, y or z; the judge `not_regex:^[xyz]` forbids those. GRPO (same reward,
     its defaults) learns the forbidden letters (violation rate near 1); CGPO
-    with each optimiser (crpg, codpo, crraft) keeps it near 0 at equal accuracy
+    with each optimiser (crpg, codpo, crraft; crpg also with the greedy sample
+    as the calibration's reference) keeps it near 0 at equal accuracy
     (share of lowercase first letters) in the same 30 iterations. The rates are
     counted here from samples.jsonl (every sample logged) and must equal the
     trainer's constraints/violation metric;
@@ -118,6 +119,7 @@ def reward_hacking(tmp):
     for name, args in (("grpo", ["grpo"]),
                        ("crpg", ["cgpo", "--optimizer", "crpg"]),
                        ("crpg_kl2", ["cgpo", "--optimizer", "crpg", "--kl_threshold", "2"]),
+                       ("crpg_greedy", ["cgpo", "--optimizer", "crpg", "--calibration", "greedy"]),
                        ("codpo", ["cgpo", "--optimizer", "codpo"]),
                        ("crraft", ["cgpo", "--optimizer", "crraft"])):
         out = os.path.join(tmp, name)
@@ -148,7 +150,7 @@ def reward_hacking(tmp):
     if "grpo" in res:
         report(res["grpo"][1][0] >= 0.5, "cgpo_demo_grpo_hacks_the_reward",
                f"GRPO's violation rate {res['grpo'][1][0]:.2f} (the demo needs GRPO to violate)")
-    for name in ("crpg", "codpo", "crraft"):
+    for name in ("crpg", "crpg_greedy", "codpo", "crraft"):
         if name in res and "grpo" in res:
             (_, _), (v1, a1), _ = res[name]
             ga = res["grpo"][1][1]
