@@ -16,6 +16,9 @@
     trainer's constraints/violation metric;
   * --kl_threshold 2 leaves prompts out once their samples drift past 2 nats
     from the reference, and the KL stays below the unbounded run's;
+  * --tasks (several tasks): prompts go to the task whose prompt_regex matches;
+    each task's judges and its own reward act on its samples only (the per-task
+    metrics equal a recount); a bad task is named;
   * a malformed --judges names the bad item and exits 1.
 """
 import json
@@ -158,6 +161,48 @@ def reward_hacking(tmp):
                    f"violation {v1:.2f} (GRPO {res['grpo'][1][0]:.2f}), accuracy {a1:.2f} (GRPO {ga:.2f})")
 
 
+def multi_task(tmp):
+    """--tasks: prompts routed by prompt_regex, each task's judges and reward on its
+    own samples (the mechanics; no learning claim)"""
+    judge = os.path.join(tmp, "judge.py")
+    tasks = os.path.join(tmp, "tasks.json")
+    json.dump([{"name": "qa", "prompt_regex": "^Q", "judges": "not_regex:^[xyz]", "optimizer": "codpo"},
+               {"name": "rest", "judges": "max_tokens:1", "optimizer": "crpg",
+                "reward": f"command:{sys.executable} {judge}"}], open(tasks, "w"))
+    out = os.path.join(tmp, "multi")
+    p = run("cgpo", "--model", "tiny", "--data", os.path.join(tmp, "prompts.jsonl"), "--output_dir", out,
+            "--max_steps", "4", "--batch_size", "4", "--num_generations", "4", "--max_new_tokens", "2",
+            "--learning_rate", "3e-3", "--log_samples", "16", "--quiet", "--tasks", tasks,
+            "--reward_command", f"{sys.executable} {judge}", check=False, threads=1)
+    if p.returncode != 0:
+        report(False, "cgpo_tasks_run", p.stderr[-1500:])
+        return
+    m, smp = rows(os.path.join(out, "metrics.jsonl")), rows(os.path.join(out, "samples.jsonl"))
+    worst, seen = 0.0, 0
+    for x in m:
+        s = [y for y in smp if y["step"] == x["step"]]
+        qa = [y for y in s if y["prompt"].startswith("Q")]
+        rest = [y for y in s if not y["prompt"].startswith("Q")]
+        if not qa or not rest:
+            continue
+        seen += 1
+        want = {"constraints/qa/violation": np.mean([bool(re.match(r"[xyz]", y["completion"])) for y in qa]),
+                "constraints/rest/violation": np.mean([y["length"] > 1 for y in rest]),
+                "tasks/rest/reward": np.mean([y["reward"] for y in rest]),
+                "tasks/qa/samples": len(qa), "tasks/rest/samples": len(rest),
+                "constraints/violation": (sum(bool(re.match(r"[xyz]", y["completion"])) for y in qa)
+                                          + sum(y["length"] > 1 for y in rest)) / len(s)}
+        worst = max([worst] + [abs(x[k] - v) for k, v in want.items()])
+    report(seen >= 2 and worst < 1e-6 and "pairs" in m[-1], "cgpo_tasks_route_judge_and_score",
+           f"{seen} iterations with both tasks, largest mismatch {worst}, keys {sorted(m[-1])}")
+    json.dump([{"name": "qa", "prompt_regex": "^Q", "judges": "not_regex:^[xyz]"},
+               {"name": "bad", "judges": "max_chars:many"}], open(tasks, "w"))
+    p = run("cgpo", "--model", "tiny", "--data", os.path.join(tmp, "prompts.jsonl"), "--output_dir",
+            os.path.join(tmp, "bad_tasks"), "--reward_command", "true", "--tasks", tasks, check=False)
+    report(p.returncode == 1 and 'task 2 ("bad")' in p.stderr and "max_chars:many" in p.stderr,
+           "cgpo_tasks_bad_task_named", p.stderr.strip()[-300:])
+
+
 def bad_judges(tmp):
     p = run("cgpo", "--model", "tiny", "--data", os.path.join(tmp, "prompts.jsonl"), "--output_dir",
             os.path.join(tmp, "bad"), "--reward_command", "true", "--judges",
@@ -175,7 +220,7 @@ def main():
         return 0
     os.makedirs(os.path.join(ROOT, BUILD), exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cgpo_test.", dir=os.path.join(ROOT, BUILD)) as tmp:
-        for part in (against_reference, reward_hacking, bad_judges):
+        for part in (against_reference, reward_hacking, multi_task, bad_judges):
             try:
                 part(tmp)
             except Exception as e:  # noqa: BLE001 - a broken part is a failure, not a crash

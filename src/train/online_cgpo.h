@@ -17,6 +17,7 @@ typedef struct {
     online_cgpo_optimizer optimizer;
     online_cgpo_calibration calibration;
     const char *judges;       // the mixture of judges (reward/constraint.h's spec)
+    const char *tasks;        // several tasks: a JSON file (docs/cgpo.md); NULL: one task
     float kl_threshold;       // a prompt whose samples' mean summed KL to the reference
                               // exceeds this (nats) is left out of the update (0: off)
     int crpg_baseline;        // CRPG: subtract the leave-one-out mean weight of the group
