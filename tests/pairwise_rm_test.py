@@ -42,6 +42,10 @@ PAIRWISE_TEMPLATE = ("Question: {prompt}\nAnswer A: {a}\nAnswer B: {b}\n"
 LLM_TEMPLATE = ("Question: {prompt}\nProposed answer: {completion}\nIs the proposed answer correct "
                 "(Yes or No)? Answer:")
 SHORT = "{prompt}A{a}B{b}>"  # the template the test trains with (short rows: fast)
+# `make asan` sets RLHF_SANITIZE: the same paths with few steps (a sanitizer build
+# is ~10x slower); the quality bars are checked by the normal build.
+SANITIZE = bool(os.environ.get("RLHF_SANITIZE"))
+STEPS = 20 if SANITIZE else 250
 
 
 def sigmoid(x):
@@ -124,7 +128,7 @@ def main():
     prm = os.path.join(tmp, "prm")
     t1 = time.time()
     run("rm", "--objective", "pairwise", "--model", sft, "--data",
-        os.path.join(data, "prefs.jsonl"), "--output_dir", prm, "--max_steps", "250",
+        os.path.join(data, "prefs.jsonl"), "--output_dir", prm, "--max_steps", str(STEPS),
         "--batch_size", "16", "--learning_rate", "3e-3", "--eval_split", "0.1",
         "--judge_template", SHORT, "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.05",
         "--quiet", threads=1)  # rows of ~16 tokens: one thread is as fast, and steady under load
@@ -132,14 +136,18 @@ def main():
     s = json.load(open(os.path.join(prm, "summary.json")))
     acc0, acc = s["initial_eval_accuracy"], s["eval_accuracy"]
     c0, c1 = s["initial_eval_order_consistency"], s["eval_order_consistency"]
-    print(f"  pairwise RM, 250 steps ({t_rm:.1f} s): held-out accuracy {acc0:.3f} -> {acc:.3f}; "
+    print(f"  pairwise RM, {STEPS} steps ({t_rm:.1f} s): held-out accuracy {acc0:.3f} -> {acc:.3f}; "
           f"verdicts kept when swapped {c0:.3f} -> {c1:.3f}; single-order accuracy "
           f"{s['initial_eval_order_accuracy']:.3f} -> {s['eval_order_accuracy']:.3f}; "
           f"|P1(chosen)+P2(rejected)-1| {s['initial_eval_position_bias']:.3f} -> "
           f"{s['eval_position_bias']:.3f}")
-    report(acc > 0.58 and acc > acc0 + 0.05, "pairwise_rm_heldout_accuracy",
-           f"{acc0} -> {acc}")
-    report(c1 > c0 + 0.2, "pairwise_rm_order_consistency", f"{c0} -> {c1}")
+    if SANITIZE:
+        print("SKIP pairwise_rm_heldout_accuracy, pairwise_rm_order_consistency: sanitizer build "
+              "(20 steps; the normal build checks them)")
+    else:
+        report(acc > 0.58 and acc > acc0 + 0.05, "pairwise_rm_heldout_accuracy",
+               f"{acc0} -> {acc}")
+        report(c1 > c0 + 0.2, "pairwise_rm_order_consistency", f"{c0} -> {c1}")
     meta = json.load(open(os.path.join(prm, "checkpoints", "final", "pairwise.json")))
     report(meta["template"] == SHORT, "pairwise_rm_template_saved", str(meta))
 
