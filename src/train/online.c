@@ -725,9 +725,12 @@ static void online_finish(trainer *t, cJSON *s, const char *path) {
     if (isfinite(L->first_reward)) cJSON_AddNumberToObject(s, "reward_first", L->first_reward);
     if (isfinite(L->last_reward)) cJSON_AddNumberToObject(s, "reward", L->last_reward);
     if (L->run.ref && isfinite(L->last_kl)) cJSON_AddNumberToObject(s, "kl", L->last_kl);
-    if (!t->c->quiet)
+    if (!t->c->quiet && path[0])
         fprintf(stderr, "%s: %d iterations, reward %.4f, model in %s\n", t->name, t->total,
                 L->last_reward, path);
+    else if (!t->c->quiet)
+        fprintf(stderr, "%s: %d iterations, reward %.4f, model refused\n", t->name, t->total,
+                L->last_reward);
 }
 
 static void online_free(trainer *t) {

@@ -75,6 +75,8 @@ typedef struct {
     float beta;                 // KL coefficient (0: no reference model)
     float kl_target, kl_horizon; // adaptive KL controller when kl_target > 0
     float epsilon, epsilon_high, dual_clip;
+    float sapo_temperature_pos, sapo_temperature_neg;  // sapo's gate temperatures (TRL's names)
+    float vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg; // vespo's Gamma weight
     float filter_power, gamma, lam, adv_eps;
     int whiten_advantages;      // gae
     int value_head;             // a value head on the policy (gae needs it)

@@ -64,7 +64,10 @@ static int judge_forward(rlhf_model *m, judge_rows *jr, int rows, int micro, int
                 tgt[(size_t)j * T + t] = t >= T - 1 - jr->n_ans && t < T - 1 ? tok[(size_t)j * T + t + 1] : -1;
         }
         rlhf_batch b = {.B = u, .T = T, .tokens = tok, .targets = tgt, .mask = mask};
+        float temp = m->logit_temperature; // the judge reads the untempered model
+        m->logit_temperature = 0;
         rc = model_forward(m, &b, err);
+        m->logit_temperature = temp;
         for (int j = 0; j < u && rc == 0; j++) {
             double l = 0;
             for (int t = T - 1 - jr->n_ans; t < T - 1; t++) l += m->logp[(size_t)j * T + t];

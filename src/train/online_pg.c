@@ -53,6 +53,12 @@ static const online_option pg_options[] = {
     OPT("epsilon", FLOAT, epsilon, "PPO clip range (lower)", 0, 10, "cliprange"),
     OPT("epsilon_high", FLOAT, epsilon_high, "upper clip range, DAPO clip-higher (-1: --epsilon)", -1, 10),
     OPT("dual_clip", FLOAT, dual_clip, "dual-clip bound c > 1 for negative advantages (0: off)", 0, 1e6, "clip_ratio_c"),
+    OPT("sapo_temperature_pos", FLOAT, sapo_temperature_pos, "sapo: the soft gate's temperature for A > 0 (TRL)", 1e-6, 1e6),
+    OPT("sapo_temperature_neg", FLOAT, sapo_temperature_neg, "sapo: the soft gate's temperature for A <= 0 (TRL)", 1e-6, 1e6),
+    OPT("vespo_k_pos", FLOAT, vespo_k_pos, "vespo: the Gamma weight's power k for A >= 0 (TRL)", 0, 1e6),
+    OPT("vespo_lambda_pos", FLOAT, vespo_lambda_pos, "vespo: the Gamma weight's decay lambda for A >= 0 (TRL)", 0, 1e6),
+    OPT("vespo_k_neg", FLOAT, vespo_k_neg, "vespo: k for A < 0 (TRL)", 0, 1e6),
+    OPT("vespo_lambda_neg", FLOAT, vespo_lambda_neg, "vespo: lambda for A < 0 (TRL)", 0, 1e6),
     OPT("mini_batch_size", INT, mini_batch_size, "prompts per optimizer step (0: the whole batch)", 0, 1 << 20),
     OPT("filter", STR, name.filter, "PF-PPO: none, best, best_random, best_worst or reweight"),
     OPT("filter_power", FLOAT, filter_power, "PF-PPO reweight: |score|^p", 0, 100),
@@ -89,6 +95,11 @@ static void pg_defaults(online_config *c) {
     p->whiten_advantages = 1;
     p->vf_coef = 0.1f;
     p->cliprange_value = 0.2f;
+    rl_policy_config pc;  // the variants' own settings: TRL's defaults
+    rl_policy_config_default(&pc);
+    p->sapo_temperature_pos = pc.sapo_temperature_pos, p->sapo_temperature_neg = pc.sapo_temperature_neg;
+    p->vespo_k_pos = pc.vespo_k_pos, p->vespo_lambda_pos = pc.vespo_lambda_pos;
+    p->vespo_k_neg = pc.vespo_k_neg, p->vespo_lambda_neg = pc.vespo_lambda_neg;
 }
 
 static int pg_resolve(online_config *c, rlhf_err *err) {
@@ -124,6 +135,11 @@ static int pg_check(const online_config *c, rlhf_err *err) {
     int values = rl_adv_needs(p->adv_estimator, RL_NEED_VALUES);
     if (p->dual_clip != 0 && p->dual_clip <= 1)
         return rlhf_fail(err, "--dual_clip must be > 1 (verl uses 3), or 0 for off");
+    if (p->policy_loss && !strcmp(p->policy_loss->name, "cispo") &&
+        (p->epsilon_high >= 0 ? p->epsilon_high : p->epsilon) < 1)
+        fprintf(stderr, "note: cispo caps the importance weight at --epsilon_high itself (%g now); "
+                        "TRL recommends --epsilon_high 5\n",
+                p->epsilon_high >= 0 ? p->epsilon_high : p->epsilon);
     if (values && !p->value_head)
         return rlhf_fail(err, "--adv_estimator %s needs a value model: add --value_head", est);
     if (p->value_head && !values)
@@ -181,6 +197,10 @@ static int pg_setup(online_run *r, rlhf_err *err) {
     s->pc.norm_len = (float)c->max_new_tokens;
     s->pc.variant = p->policy_loss;
     s->pc.agg = p->loss_agg_mode;
+    s->pc.sapo_temperature_pos = p->sapo_temperature_pos, s->pc.sapo_temperature_neg = p->sapo_temperature_neg;
+    s->pc.vespo_k_pos = p->vespo_k_pos, s->pc.vespo_lambda_pos = p->vespo_lambda_pos;
+    s->pc.vespo_k_neg = p->vespo_k_neg, s->pc.vespo_lambda_neg = p->vespo_lambda_neg;
+    s->pc.agg = rl_policy_agg(&s->pc); // luspo weighs sequences, whatever --loss_agg_mode says
     if (p->kl_target > 0) rl_kl_ctl_adaptive(&r->kl_coef, p->beta, p->kl_target, p->kl_horizon);
     else rl_kl_ctl_fixed(&r->kl_coef, p->beta);
     s->use_values = (r->needs & ONLINE_NEED_VALUES) != 0;
