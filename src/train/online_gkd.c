@@ -167,6 +167,14 @@ static int gkd_setup(online_run *r, rlhf_err *err) {
                          tp, s->teacher->cfg.vocab_size, c->base.model,
                          r->t->m->cfg.vocab_size);
     s->teacher->grad_ckpt = 1;  // forwards only: the smaller layout, same outputs
+    if (!c->base.quiet) {  // what the memory plan above does not count
+        const trainer *t = r->t;
+        double rows = r->micro > 0 && r->micro < r->B ? r->micro : r->B;
+        double logits = 2.0 * rows * t->plan_T * t->m->cfg.vocab_size * sizeof(float);
+        fprintf(stderr, "gkd: teacher %s: weights %.0f MB (+ its forward activations); the two "
+                        "models' full logits: %.1f MB (--micro_batch_size bounds them)\n",
+                tp, s->teacher->n_params * sizeof(float) / 1048576.0, logits / 1048576.0);
+    }
     return 0;
 }
 
