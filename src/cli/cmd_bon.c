@@ -42,6 +42,7 @@ int cmd_bon(int argc, char **argv) {
         {"judge_url", FLAG_STR, &c.judge_url, "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1) for --reward judge:; adds no reward by itself"},
         {"judge_model", FLAG_STR, &c.judge_model, "the judge's model name (the requests' \"model\")"},
         {"judge_api_key_env", FLAG_STR, &c.judge_api_key_env, "environment variable holding the judge's API key (never logged)"},
+        {"llm_judge_template", FLAG_STR, &c.llm_judge_template, "the question llm:PATH reward sources ask ({prompt}, {completion}; answered \" Yes\"/\" No\")"},
         {"rm_ensemble", FLAG_STR, &c.rm_ensemble, "reward-model ensemble aggregation: mean, wco or uwo"},
         {"uwo_lambda", FLAG_FLOAT, &c.uwo_lambda, "uwo's lambda", 0, 1e6},
         {"out", FLAG_STR, &c.out, "sampling: the best of n per prompt as prompt/completion/reward JSONL (SFT-ready)"},

@@ -157,7 +157,7 @@ struct llm_judge {
 int llm_judge_open(llm_judge **out, const char *path, const char *tmpl, const char *tokenizer,
                    rlhf_err *err) {
     if (tmpl && *tmpl && !strstr(tmpl, "{completion}"))
-        return rlhf_fail(err, "--judge_template \"%s\" has no {completion}", tmpl);
+        return rlhf_fail(err, "--llm_judge_template \"%s\" has no {completion}", tmpl);
     llm_judge *j = xcalloc(1, sizeof *j);
     static const char *const answers[2] = {" Yes", " No"};
     if (model_load_any(path, 0, &j->m, err) || model_tokenizer(j->m, tokenizer, &j->tok, err) ||

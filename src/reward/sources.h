@@ -145,7 +145,7 @@ typedef struct {
     const char *judge_model;       // --judge_model
     const char *judge_api_key_env; // --judge_api_key_env
     int retries;                   // --reward_retries
-    const char *judge_template;    // --judge_template: the llm: sources' question
+    const char *judge_template;    // --llm_judge_template: the llm: sources' question
 } reward_flags;
 
 void reward_set_opts_default(reward_set_opts *o);

@@ -111,7 +111,8 @@ static int bon_prompts(bon_ctx *x, rlhf_err *err) {
 static int bon_rewards(bon_ctx *x, rlhf_err *err) {
     const bon_config *c = x->c;
     reward_flags rf = {c->reward, c->task, c->reward_model, c->reward_command, c->reward_url,
-                       c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries};
+                       c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries,
+                       c->llm_judge_template};
     return reward_set_from_flags(&x->rs, &rf, err);
 }
 

@@ -32,6 +32,7 @@ typedef struct {
     const char *reward, *task, *reward_model, *reward_command;
     double reward_timeout;
     const char *reward_url, *judge_url, *judge_model, *judge_api_key_env; // as online_config's
+    const char *llm_judge_template; // as online_config's
     int reward_retries;
     const char *rm_ensemble;
     float uwo_lambda;

@@ -263,7 +263,8 @@ static int online_init(trainer *t, rlhf_err *err) {
         L->extra[k++] = "prev/config.json", L->extra[k++] = "prev/model.safetensors";
     t->extra = L->extra;
     reward_flags rf = {c->reward, c->task, c->reward_model, c->reward_command, c->reward_url,
-                       c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries};
+                       c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries,
+                       c->llm_judge_template};
     L->no_reward = (L->run.needs & ONLINE_NEED_NO_REWARD) && !c->reward && !c->task &&
                    !c->reward_model && !c->reward_command && !c->reward_url;
     if (!L->no_reward && reward_set_from_flags(&L->rs, &rf, err)) return -1;

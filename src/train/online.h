@@ -128,6 +128,7 @@ typedef struct {
     const char *judge_model;    // environment variable holding its API key
     const char *judge_api_key_env;
     int reward_retries;         // retries of transient HTTP failures (url:, judge:)
+    const char *llm_judge_template; // llm: sources' question ({prompt}, {completion}; NULL: default)
     struct { const char *rm_ensemble; } name; // as typed
     rl_ensemble rm_ensemble;    // mean | wco | uwo
     float uwo_lambda;

@@ -140,6 +140,7 @@ const online_option online_loop_options[] = {
     OPT("reward_url", STR, reward_url, "shortcut for --reward url:URL (a remote reward model in OpenRLHF's protocol: docs/remote_rewards.md)"),
     OPT("reward_retries", INT, reward_retries, "retries of transient HTTP failures of url: and judge: rewards (doubling back-off from 0.5 s)", 0, 100),
     OPT("judge_url", STR, judge_url, "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1), for --reward judge: and --judge api; adds no reward by itself"),
+    OPT("llm_judge_template", STR, llm_judge_template, "the question llm:PATH reward sources ask ({prompt}, {completion}; answered \" Yes\"/\" No\"; default: docs/pairwise_rm.md)"),
     OPT("judge_model", STR, judge_model, "the judge's model name (the requests' \"model\")"),
     OPT("judge_api_key_env", STR, judge_api_key_env, "environment variable holding the judge's API key (never logged)"),
     OPT("rm_ensemble", STR, name.rm_ensemble, "reward-model ensemble aggregation: mean, wco (min) or uwo (mean - lambda*var)"),
