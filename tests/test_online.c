@@ -22,7 +22,12 @@ static int test_command_defaults(void) {
     CHECK(c.update == &online_update_dpo && c.base.learning_rate == 5e-7f);
     CHECK(c.dpo.pairs == ONLINE_PAIRS_MAX_MIN && c.dpo.losses.n == 1);
     CHECK(!strcmp(c.dpo.losses.def[0]->name, "sigmoid") && c.dpo.pref.beta == 0.1);
-    CHECK(online_default_config(&c, "cgpo", &e) == -1 && strstr(e.msg, "cgpo"));
+    CHECK(online_default_config(&c, "cgpo", &e) == 0 && c.update == &online_update_cgpo);
+    CHECK(online_default_config(&c, "brain", &e) == 0 && c.update == &online_update_brain);
+    CHECK(online_default_config(&c, "hc-rlhf", &e) == 0 && c.update == &online_update_hc &&
+          c.num_generations == 2);
+    CHECK(online_default_config(&c, "gkd", &e) == 0 && c.update == &online_update_gkd);
+    CHECK(online_default_config(&c, "no-such-method", &e) == -1 && strstr(e.msg, "no-such-method"));
     return 0;
 }
 
@@ -49,7 +54,7 @@ static int test_options_declared_once(void) {
     const online_update *u;
     int n_updates = 0;
     for (int i = 0; (u = online_update_at(i)); i++) n_updates++;
-    CHECK(n_updates == 2);
+    CHECK(n_updates == 6);
     return 0;
 }
 
