@@ -71,6 +71,8 @@ def runs(d):
         "remax": ["grpo", *online, "--adv_estimator", "remax"],
         "online_dpo": ["online-dpo", *online, "--ref_update_steps", "2"],
         "online_dpo_ipo": ["online-dpo", *online, "--loss_type", "ipo", "--pairs", "all"],
+        "online_dpo_osp": ["online-dpo", *online, "--loss_type", "osp", "--judge", "self",
+                           "--pairs", "ranked", "--log_pairs", "8"],
     }, common
 
 

@@ -3,6 +3,7 @@
 // once into typed values, declared needs, steps per iteration, online DPO's
 // pairing. End-to-end runs are in tests/online_test.py.
 #include "test.h"
+#include "reward/llm_judge.h"
 #include "train/online_judge.h"
 #include "train/online_update.h"
 
@@ -169,10 +170,10 @@ static int test_dpo_pairs(void) {
 
 // OSP's judging prompt: the template's fields filled, everything else kept
 static int test_judge_text(void) {
-    char *t = online_judge_text("Q: {prompt}|A: {a}|B: {b}|{a}{x}", "1+2=", "3", "4");
+    char *t = judge_template_fill("Q: {prompt}|A: {a}|B: {b}|{a}{x}", "1+2=", NULL, "3", "4");
     CHECK(strcmp(t, "Q: 1+2=|A: 3|B: 4|3{x}") == 0);
     free(t);
-    t = online_judge_text(ONLINE_JUDGE_TEMPLATE, "p", "a", "b");
+    t = judge_template_fill(ONLINE_JUDGE_TEMPLATE, "p", NULL, "a", "b");
     CHECK(strcmp(t, "Question: p\nResponse A: a\nResponse B: b\nWhich response is better, A or "
                     "B?\nAnswer:") == 0);
     free(t);

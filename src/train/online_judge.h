@@ -7,7 +7,7 @@
 //
 // The template (--judge_template) holds {prompt}, {a} and {b}; the answers are
 // the tokens of " A" and " B" after it (their log-probs summed over their
-// tokens). The default:
+// tokens; the two may differ in length). The default:
 //   Question: {prompt}\nResponse A: {a}\nResponse B: {b}\n
 //   Which response is better, A or B?\nAnswer:
 #ifndef RLHF_TRAIN_ONLINE_JUDGE_H
@@ -20,13 +20,12 @@
     "Question: {prompt}\nResponse A: {a}\nResponse B: {b}\n"                 \
     "Which response is better, A or B?\nAnswer:"
 
-// The judging prompt of (prompt, a, b): the template with its fields filled.
-// malloc'd.
-char *online_judge_text(const char *tmpl, const char *prompt, const char *a, const char *b);
-
 // p (n_prompts, n, n): p[(g*n + i)*n + j] = p(sample i of prompt g beats sample
 // j), from m's judgement (the diagonal is 0.5). prompts (n_prompts), texts
-// (n_prompts * n, rows grouped by prompt). micro: rows per forward (0: 64).
+// (n_prompts * n, rows grouped by prompt). micro: rows per forward (0: 64). The
+// judging prompt is the template filled by reward/llm_judge's judge_template_fill,
+// the rows its judge rows; m is read untempered (its logit_temperature is put
+// back after).
 int online_judge_self(rlhf_model *m, const rlhf_tokenizer *tok, const char *tmpl,
                       const char *const *prompts, const char *const *texts, int n_prompts, int n,
                       int micro, double *p, rlhf_err *err);
