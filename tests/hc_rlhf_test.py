@@ -17,6 +17,8 @@ unconstrained RLOO raises it). Checks:
   * hc_rlhf_no_solution: with tau = -1 (costs are >= 0: impossible) the run
     says "no solution found", exits 3, writes no final/ and summary.json has
     "model": null, "refused" and safety_test.passed false;
+  * hc_rlhf_resume_keeps_lambda: --resume from a checkpoint continues the
+    multiplier (online_state.json's log_lambda), step for step;
   * hc_rlhf_needs_cost: without --cost the command fails naming --cost.
 """
 import json
@@ -122,7 +124,8 @@ def main():
 
         t0 = time.time()
         out = os.path.join(tmp, "refused")
-        p = run("hc-rlhf", *hc_args(tmp, out, 5, -1), check=False, threads=1)
+        p = run("hc-rlhf", *hc_args(tmp, out, 5, -1), "--save_steps", "3", check=False,
+                threads=1)
         s = json.load(open(os.path.join(out, "summary.json"))) if os.path.exists(
             os.path.join(out, "summary.json")) else {}
         report(p.returncode == 3 and "no solution found" in p.stderr
@@ -132,6 +135,19 @@ def main():
                "hc_rlhf_no_solution", f"exit {p.returncode}: {p.stderr[-800:]} {s}")
         print(f"  tau -1: exit {p.returncode}, \"{p.stderr.strip().splitlines()[-1][:90]}...\"; "
               f"{time.time() - t0:.1f} s")
+
+        # --resume from step 3 keeps the multiplier (online_state.json's log_lambda): steps 4
+        # and 5 log the same lambda as the uninterrupted run (which raised it every step)
+        again = os.path.join(tmp, "resumed")
+        shutil.copytree(out, again)
+        run("hc-rlhf", *hc_args(tmp, again, 5, -1), "--save_steps", "3", "--resume",
+            check=False, threads=1)
+        lam = [x["lambda"] for x in rows(os.path.join(out, "metrics.jsonl"))]
+        lam2 = [x["lambda"] for x in rows(os.path.join(again, "metrics.jsonl"))]
+        state = json.load(open(os.path.join(out, "checkpoints", "step-00000003", "online_state.json")))
+        report(len(lam) == len(lam2) == 5 and lam[3:] == lam2[3:] and lam[3] > 1
+               and abs(hc_ref.math.exp(state["log_lambda"]) - lam[2]) < 1e-6 * lam[2],
+               "hc_rlhf_resume_keeps_lambda", f"{lam} vs resumed {lam2}, state {state}")
 
         p = run("hc-rlhf", "--model", "tiny", "--data", os.path.join(tmp, "train.jsonl"),
                 "--output_dir", os.path.join(tmp, "nocost"), "--reward_command", JUDGE,

@@ -410,6 +410,8 @@ static int load_state(trainer *t, online_loop *L, rlhf_err *err) {
     else {
         t->step = (int)a->valuedouble;
         L->run.kl_coef.value = (float)b->valuedouble;
+        if (L->update->load_state && L->update->load_state(&L->run, j, err))
+            rc = rlhf_fail_ctx(err, "%s", sp);
     }
     cJSON_Delete(j);
     return rc;
@@ -456,9 +458,23 @@ static int online_save(trainer *t, const char *tmp, rlhf_err *err) {
         if (checkpoint_save(sp, L->run.prev, NULL, NULL, err)) return -1;
     }
     snprintf(sp, sizeof sp, "%s/online_state.json", tmp);
-    snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g}\n", t->step,
+    snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g", t->step,
              L->run.kl_coef.value);
-    return atomic_write_file(sp, js, strlen(js), err);
+    char *own = NULL;  // the update method's keys, appended inside the braces
+    if (L->update->save_state) {
+        cJSON *o = cJSON_CreateObject();
+        L->update->save_state(&L->run, o);
+        own = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    size_t n_own = own ? strlen(own) : 0;
+    char *text = xmalloc(strlen(js) + n_own + 8);
+    strcpy(text, js);
+    if (n_own > 2) strcat(text, ", "), strncat(text, own + 1, n_own - 2);
+    strcat(text, "}\n");
+    int rc = atomic_write_file(sp, text, strlen(text), err);
+    free(text), free(own);
+    return rc;
 }
 
 // ---------------------------------------------------------- the iteration --

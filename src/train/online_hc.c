@@ -296,6 +296,23 @@ static int hc_accept(online_run *r, cJSON *sum, rlhf_err *err) {
     return rc ? -1 : refused;
 }
 
+// the multiplier across --resume (online_state.json's "log_lambda")
+static void hc_save_state(online_run *r, cJSON *state) {
+    hc_state *s = r->self;
+    char v[40];  // all 17 digits: a resumed run continues bit for bit (cJSON's own
+    snprintf(v, sizeof v, "%.17g", s->log_lambda);  // printing may drop the last)
+    cJSON_AddRawToObject(state, "log_lambda", v);
+}
+
+static int hc_load_state(online_run *r, const cJSON *state, rlhf_err *err) {
+    hc_state *s = r->self;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(state, "log_lambda");
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return rlhf_fail(err, "\"log_lambda\" (HC-RLHF's multiplier) must be a finite number");
+    s->log_lambda = v->valuedouble;
+    return 0;
+}
+
 static void hc_summary(online_run *r, cJSON *sum) {
     hc_state *s = r->self;
     cJSON_AddStringToObject(sum, "cost", r->c->hc.cost);
@@ -334,5 +351,7 @@ const online_update online_update_hc = {
     .metrics = hc_metrics,
     .summary = hc_summary,
     .accept = hc_accept,
+    .save_state = hc_save_state,
+    .load_state = hc_load_state,
     .free = hc_free,
 };

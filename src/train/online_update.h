@@ -128,6 +128,12 @@ struct online_update {
     // written, summary.json holds "refused" and the command exits 3; -1 an error.
     // May add keys to summary.json (after "command").
     int (*accept)(online_run *r, cJSON *s, rlhf_err *err);
+    // the method's own state across --resume (optional, both or neither):
+    // save_state adds keys to a checkpoint's online_state.json (beside the loop's
+    // "iteration" and "kl_coef"); load_state reads them back after setup (-1 + err
+    // naming the key when one is missing or bad)
+    void (*save_state)(online_run *r, cJSON *state);
+    int (*load_state)(online_run *r, const cJSON *state, rlhf_err *err);
     void (*free)(online_run *r);
 };
 
