@@ -739,10 +739,13 @@ static void online_finish(trainer *t, cJSON *s, const char *path) {
     if (L->update->summary) L->update->summary(&L->run, s);
     cJSON_AddNumberToObject(s, "iterations", t->total);
     cJSON_AddNumberToObject(s, "optimizer_steps", t->o->step);
-    if (isfinite(L->first_reward)) cJSON_AddNumberToObject(s, "reward_first", L->first_reward);
-    if (isfinite(L->last_reward)) cJSON_AddNumberToObject(s, "reward", L->last_reward);
+    if (isfinite(L->first_reward) && !L->no_reward)
+        cJSON_AddNumberToObject(s, "reward_first", L->first_reward);
+    if (isfinite(L->last_reward) && !L->no_reward) cJSON_AddNumberToObject(s, "reward", L->last_reward);
     if (L->run.ref && isfinite(L->last_kl)) cJSON_AddNumberToObject(s, "kl", L->last_kl);
-    if (!t->c->quiet && path[0])
+    if (!t->c->quiet && path[0] && L->no_reward)
+        fprintf(stderr, "%s: %d iterations, model in %s\n", t->name, t->total, path);
+    else if (!t->c->quiet && path[0])
         fprintf(stderr, "%s: %d iterations, reward %.4f, model in %s\n", t->name, t->total,
                 L->last_reward, path);
     else if (!t->c->quiet)
