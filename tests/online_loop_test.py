@@ -67,6 +67,9 @@ def ip(a):
 
 
 def head_parity():
+    if os.environ.get("RLHF_SANITIZE") == "1":  # an ASan librlhf.so cannot load into python
+        print("SKIP head_parity: librlhf.so is an ASan build (test_online_loop checks the head)")
+        return
     try:
         import torch
     except ImportError:
