@@ -154,3 +154,5 @@ int cmd_brain(int argc, char **argv) { return run_online(argc, argv, "brain"); }
 int cmd_hc_rlhf(int argc, char **argv) { return run_online(argc, argv, "hc-rlhf"); }
 int cmd_cgpo(int argc, char **argv) { return run_online(argc, argv, "cgpo"); }
 int cmd_gkd(int argc, char **argv) { return run_online(argc, argv, "gkd"); }
+int cmd_xpo(int argc, char **argv) { return run_online(argc, argv, "xpo"); }
+int cmd_nash_md(int argc, char **argv) { return run_online(argc, argv, "nash-md"); }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/rm_flags.h"
 #include "cli/train_flags.h"
 #include "reward/reward_model.h"
 #include "train/implicit.h"
@@ -15,7 +16,7 @@
 int cmd_rm(int argc, char **argv) {
     rm_config c;
     rm_default_config(&c);
-    flag_def defs[96];
+    flag_def defs[160];
     int n = train_flag_defs(defs, &c.base);
     defs[n++] = (flag_def){"center_rewards_coefficient", FLAG_FLOAT, &c.center_rewards_coefficient,
                            "weight of mean((r_chosen + r_rejected)^2), keeping rewards centred", 0, 1e6};
@@ -32,6 +33,8 @@ int cmd_rm(int argc, char **argv) {
                            "pairwise: the judging prompt, with {prompt}, {a} and {b}, ending where the "
                            "answer token goes (default: \"Question: {prompt}\\nAnswer A: {a}\\n"
                            "Answer B: {b}\\nWhich answer is better? Better answer:\")"};
+    n += rm_brme_flag_defs(defs + n, &c.brme);  // cli/cmd_rm_brme.c
+    n += rm_vpl_flag_defs(defs + n, &c.vpl);    // cli/cmd_rm_vpl.c
     defs[n] = (flag_def){NULL, 0, NULL, NULL};
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "rm",
@@ -48,9 +51,7 @@ int cmd_rm(int argc, char **argv) {
                         "example: rlhf rm --objective pairwise --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/prm",
                         &err);
     if (r == 1) return 0;
-    if (r == 0 && strcmp(objective, "bradley_terry") && strcmp(objective, "pairwise"))
-        r = rlhf_fail(&err, "--objective must be bradley_terry or pairwise (got \"%s\")", objective);
-    c.pairwise = r == 0 && !strcmp(objective, "pairwise");
+    if (r == 0) r = rm_objective_from_name(objective, &c.objective, &err);
     if (r < 0 || rm_trunks_from_name(trunks, &c.ensemble_trunks, &err) ||
         train_check_config(&c.base, &err)) {
         fprintf(stderr, "rlhf rm: %s\n", err.msg);

@@ -29,6 +29,8 @@ static const command COMMANDS[] = {
     {"hc-rlhf", cmd_hc_rlhf, "high-confidence safe RLHF: reward, a cost bound, a held-out safety test"},
     {"cgpo", cmd_cgpo, "CGPO: constrained policy optimisation with judges (CRPG, CODPO, CRRAFT)"},
     {"gkd", cmd_gkd, "on-policy distillation from a teacher model (GKD)"},
+    {"xpo", cmd_xpo, "XPO: online DPO with an exploration bonus"},
+    {"nash-md", cmd_nash_md, "Nash-MD: online preference optimisation against a policy/reference mixture"},
     {"bon", cmd_bon, "best-of-n sampling (SFT-ready JSONL), RAFT / SuperHF training (--train)"},
     {"rm", cmd_rm, "train a reward model (or an ensemble) on preference pairs"},
     {"score", cmd_score, "score a file with a reward model or a DPO policy's implicit reward"},

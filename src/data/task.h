@@ -136,6 +136,9 @@ typedef struct {
                  rlhf_err *err);
 } rlhf_task;
 
+// The entries, each in its task's file; the table is data/task_table.c.
+extern const rlhf_task task_arith;
+
 const rlhf_task *task_find(const char *name); // NULL if there is no such task
 const rlhf_task *task_at(int i);              // i-th task, NULL past the end
 

@@ -652,9 +652,7 @@ done:
     return rc;
 }
 
-// ---------------------------------------------------------------- the task table
-// (here while arith is the only task; a second task moves it to its own file)
-
+// ---------------------------------------------------------------- its table entry
 static void arith_default_v(void *o) {
     arith_default_opts(o);
 }
@@ -671,17 +669,6 @@ static int arith_load_v(const char *d, void *o, rlhf_err *e) {
     return arith_load_opts(d, o, e);
 }
 
-static const rlhf_task tasks[] = {
-    {"arith", "addition and subtraction, \"37+485=\" -> \"522\"", sizeof(arith_opts),
-     arith_default_v, arith_set_v, arith_print_v, arith_write_v, arith_load_v, arith_reward},
-};
-
-const rlhf_task *task_at(int i) {
-    return i >= 0 && i < (int)(sizeof tasks / sizeof tasks[0]) ? &tasks[i] : NULL;
-}
-
-const rlhf_task *task_find(const char *name) {
-    for (int i = 0; name && task_at(i); i++)
-        if (!strcmp(task_at(i)->name, name)) return task_at(i);
-    return NULL;
-}
+const rlhf_task task_arith = {
+    "arith", "addition and subtraction, \"37+485=\" -> \"522\"", sizeof(arith_opts),
+    arith_default_v, arith_set_v, arith_print_v, arith_write_v, arith_load_v, arith_reward};

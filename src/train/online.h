@@ -35,6 +35,8 @@
 #include "train/online_cgpo.h"
 #include "train/online_gkd.h"
 #include "train/online_hc.h"
+#include "train/online_nash.h"
+#include "train/online_xpo.h"
 
 typedef struct online_update online_update;   // an update method (train/online_update.h)
 typedef struct online_command online_command;
@@ -156,6 +158,8 @@ typedef struct {
     online_hc_options hc;       // train/online_hc.h
     online_cgpo_options cgpo;   // train/online_cgpo.h
     online_gkd_options gkd;     // train/online_gkd.h
+    online_xpo_options xpo;     // train/online_xpo.h
+    online_nash_options nash;   // train/online_nash.h
 } online_config;
 
 // ----------------------------------------------------------------- commands --

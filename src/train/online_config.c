@@ -12,6 +12,7 @@
 static const online_update *const updates[] = {
     &online_update_pg, &online_update_dpo, &online_update_brain,
     &online_update_hc, &online_update_cgpo, &online_update_gkd,
+    &online_update_xpo, &online_update_nash,
 };
 #define N_UPDATES ((int)(sizeof updates / sizeof updates[0]))
 
@@ -55,6 +56,14 @@ static const online_command commands[] = {
     {.name = "gkd", .update = &online_update_gkd,
      .about = "GKD: on-policy distillation from a teacher model (generalised JSD)",
      .output_dir = "runs/gkd", .learning_rate = 1e-5f, .num_generations = 1,
+     .num_iterations = 1},
+    {.name = "xpo", .update = &online_update_xpo,
+     .about = "XPO: online DPO plus an exploration bonus on the reference's samples",
+     .output_dir = "runs/xpo", .learning_rate = 5e-7f, .num_generations = 1,
+     .num_iterations = 1},
+    {.name = "nash-md", .update = &online_update_nash,
+     .about = "Nash-MD: the policy's samples against a policy/reference mixture's, judged",
+     .output_dir = "runs/nash-md", .learning_rate = 5e-7f, .num_generations = 1,
      .num_iterations = 1},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

@@ -152,5 +152,7 @@ extern const online_update online_update_brain;  // train/online_brain.c
 extern const online_update online_update_hc;     // train/online_hc.c (HC-RLHF)
 extern const online_update online_update_cgpo;   // train/online_cgpo.c
 extern const online_update online_update_gkd;    // train/online_gkd.c
+extern const online_update online_update_xpo;    // train/online_xpo.c
+extern const online_update online_update_nash;   // train/online_nash.c (Nash-MD)
 
 #endif

@@ -25,6 +25,20 @@ void rm_default_config(rm_config *c) {
     c->base.num_train_epochs = 1;
     c->ensemble_size = 1;
     c->ensemble_trunks = RM_TRUNKS_SHARED;
+    rm_classify_default_options(&c->classify);
+    rm_brme_default_options(&c->brme);
+    rm_vpl_default_options(&c->vpl);
+}
+
+int rm_objective_from_name(const char *name, rm_objective *out, rlhf_err *err) {
+    static const char *const names[] = {"bradley_terry", "pairwise", "classify", "brme", "vpl"};
+    for (int i = 0; name && i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(name, names[i])) {
+            *out = (rm_objective)i;
+            return 0;
+        }
+    return rlhf_fail(err, "--objective must be bradley_terry, pairwise, classify, brme or vpl (got \"%s\")",
+                     name ? name : "");
 }
 
 int rm_trunks_from_name(const char *name, rm_trunks *out, rlhf_err *err) {
@@ -462,7 +476,10 @@ static const trainer_method pw_method = {
 };
 
 int rm_train(const rm_config *c, rlhf_err *err) {
-    if (c->pairwise) {
+    if (c->objective == RM_OBJ_CLASSIFY) return rm_classify_train(c, err);
+    if (c->objective == RM_OBJ_BRME) return rm_brme_train(c, err);
+    if (c->objective == RM_OBJ_VPL) return rm_vpl_train(c, err);
+    if (c->objective == RM_OBJ_PAIRWISE) {
         if (c->ensemble_size > 1)
             return rlhf_fail(err, "--objective pairwise trains one judge: leave out --ensemble_size");
         pw_state s = {.rc = c};

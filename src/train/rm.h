@@ -9,18 +9,36 @@
 #define RLHF_TRAIN_RM_H
 
 #include "train/common.h"
+#include "train/rm_brme.h"
+#include "train/rm_classify.h"
+#include "train/rm_vpl.h"
 
 // Where the K members of an ensemble live: K score heads on one trunk, or K
 // separate models (K runs in output_dir/member-k, listed in ensemble.json).
 typedef enum { RM_TRUNKS_SHARED, RM_TRUNKS_SEPARATE } rm_trunks;
 
-typedef struct {
+// What the model is trained to do (--objective).
+typedef enum {
+    RM_OBJ_BRADLEY_TERRY = 0, // a scalar score head, pairs (above)
+    RM_OBJ_PAIRWISE,          // a generative pairwise judge (reward/pairwise.h)
+    RM_OBJ_CLASSIFY,          // a text classifier on {"text","label"} rows (train/rm_classify.h)
+    RM_OBJ_BRME,              // a Bayesian reward-model ensemble: heads of (mean, sigma) (train/rm_brme.h)
+    RM_OBJ_VPL,               // variational preference learning: a user-conditioned RM (train/rm_vpl.h)
+} rm_objective;
+
+// "bradley_terry", "pairwise", "classify", "brme", "vpl"; -1 + err otherwise.
+int rm_objective_from_name(const char *name, rm_objective *out, rlhf_err *err);
+
+typedef struct rm_config {
     train_config base;
+    rm_objective objective;
     float center_rewards_coefficient;
     int ensemble_size;           // K members
     rm_trunks ensemble_trunks;
-    int pairwise;                // --objective pairwise: a generative pairwise judge (reward/pairwise.h)
-    const char *judge_template;  // its judging template ({prompt}, {a}, {b}); NULL: the default
+    const char *judge_template;  // pairwise: its judging template ({prompt}, {a}, {b}); NULL: the default
+    rm_classify_options classify; // --objective classify
+    rm_brme_options brme;         // --objective brme
+    rm_vpl_options vpl;           // --objective vpl
 } rm_config;
 
 void rm_default_config(rm_config *c);
