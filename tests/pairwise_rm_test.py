@@ -165,6 +165,49 @@ def direct_sources(smp, prm):
           f"{eq:.1e} (scores {np.round(got_q, 4).tolist()[:6]}...)")
 
 
+def reference_anchor(tmp, data, sft, prm):
+    """--pairwise_anchor reference (the default): on prompt+completion data each sample is
+    compared with its prompt's dataset completion (the paper's anchor); group: with its group's
+    first sample, which scores exactly 1/2."""
+    out = {}
+    for anchor in ("reference", "group"):
+        g = os.path.join(tmp, "anchor-" + anchor)
+        run("grpo", "--model", sft, "--data", os.path.join(data, "sft.jsonl"), "--output_dir", g,
+            "--max_steps", "1", "--batch_size", "4", "--num_generations", "2", "--max_new_tokens",
+            "3", "--temperature", "1.5", "--log_samples", "8", "--quiet", "--reward",
+            f"pairwise:{prm}", "--pairwise_anchor", anchor)
+        out[anchor] = rows(os.path.join(g, "samples.jsonl"))
+    key = [k for k in out["group"][0] if k.startswith("rewards/pairwise:")][0]
+    half = all(abs(x[key] - 0.5) < 1e-6 for x in out["group"][:4])  # the first of each group
+    report(half, "pairwise_group_anchor_first_half", str([x[key] for x in out["group"]]))
+    ref = {}
+    for x in rows(os.path.join(data, "sft.jsonl")):
+        ref.setdefault(x["prompt"], set()).add(x["completion"])
+    smp = [x for x in out["reference"] if len(ref.get(x["prompt"], ())) == 1
+           and "\ufffd" not in x["completion"]]
+    if SANITIZE:
+        print("SKIP pairwise_reference_anchor_equals_direct: librlhf.so is an ASan build")
+        return
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    os.environ["RLHF_LIB"] = os.path.join(ROOT, BUILD, "librlhf.so")
+    import rlhf
+    with rlhf.Model(prm) as m:
+        anc = [next(iter(ref[x["prompt"]])) for x in smp]
+        ab = [SHORT.replace("{prompt}", x["prompt"]).replace("{a}", x["completion"])
+              .replace("{b}", a) for x, a in zip(smp, anc)]
+        ba = [SHORT.replace("{prompt}", x["prompt"]).replace("{a}", a)
+              .replace("{b}", x["completion"]) for x, a in zip(smp, anc)]
+        l1, l2 = judge_logp(m, ab, [" A", " B"]), judge_logp(m, ba, [" A", " B"])
+        p = 0.5 * (sigmoid(l1[:, 0] - l1[:, 1]) + sigmoid(l2[:, 1] - l2[:, 0]))
+    got = np.array([x[key] for x in smp])
+    err = float(np.abs(got - p).max()) if smp else 1.0
+    differ = sum(x["completion"] != a for x, a in zip(smp, anc))
+    report(len(smp) >= 4 and differ >= 2 and err < 2e-5, "pairwise_reference_anchor_equals_direct",
+           f"{len(smp)} rows ({differ} unlike the dataset's answer), max err {err:.2e}")
+    print(f"  grpo on prompt+completion data: P(y > dataset answer) {np.round(got, 3).tolist()} "
+          f"(max err {err:.1e}); --pairwise_anchor group: first samples 1/2 {half}")
+
+
 def main():
     if SANITIZE:  # an ASan librlhf.so cannot load into python; test_rm_loss checks the loss
         print("SKIP pairwise_loss_matches_numpy: librlhf.so is an ASan build")
@@ -214,6 +257,12 @@ def main():
         print("SKIP pairwise_source_equals_direct: librlhf.so is an ASan build")
     else:
         direct_sources(smp, prm)
+    reference_anchor(tmp, data, sft, prm)
+    p_ = run("grpo", "--model", sft, "--data", os.path.join(data, "prompts.jsonl"), "--output_dir",
+             os.path.join(tmp, "bad0"), "--max_steps", "1", "--reward", f"pairwise:{prm}",
+             "--pairwise_anchor", "median", "--quiet", check=False)
+    report(p_.returncode != 0 and "--pairwise_anchor" in p_.stderr, "pairwise_anchor_bad_value",
+           p_.stderr[-300:])
     # bad specs and templates: clear messages
     p_ = run("grpo", "--model", sft, "--data", os.path.join(data, "prompts.jsonl"), "--output_dir",
              os.path.join(tmp, "bad"), "--max_steps", "1", "--reward", f"pairwise:{tmp}/nothing",

@@ -93,13 +93,13 @@ int pairwise_rm_prob(pairwise_rm *p, const char *const *prompts, const char *con
 }
 
 int pairwise_rm_score(pairwise_rm *p, const char *const *prompts, const char *const *completions,
-                      int n, int micro, float *out, rlhf_err *err) {
+                      const char *const *anchors, int n, int micro, float *out, rlhf_err *err) {
     size_t cap = (size_t)(n > 0 ? n : 1);
     const char **anchor = xmalloc(cap * sizeof(char *));
     double *pr = xmalloc(cap * sizeof(double));
     for (int i = 0, first = 0; i < n; i++) {  // a run of equal prompts is one group
         if (i > 0 && strcmp(prompts[i], prompts[i - 1])) first = i;
-        anchor[i] = completions[first];
+        anchor[i] = anchors && anchors[i] ? anchors[i] : completions[first];
     }
     int rc = pairwise_rm_prob(p, prompts, completions, anchor, n, micro, pr, err);
     for (int i = 0; i < n && rc == 0; i++) out[i] = (float)pr[i];

@@ -12,13 +12,15 @@
 // directory two levels above a checkpoint (PATH/../../pairwise.json), else
 // uses PAIRWISE_TEMPLATE.
 //
-// The anchor. The RL reward of a completion y is P(y > anchor). Here the anchor
-// is the first completion of y's group: reward_set_score receives a group's
-// samples next to each other with the same prompt, so a run of equal prompt
-// texts is a group and its first member the anchor (it scores exactly 1/2). A
-// batch with one sample per prompt therefore scores 1/2 everywhere: use
-// num_generations >= 2. (The paper's anchor is a reference answer; the online
-// loop does not pass reference completions to reward sources yet.)
+// The anchor. The RL reward of a completion y is P(y > anchor). The paper's
+// anchor is a reference answer: the online trainers pass the dataset's
+// completion of each prompt (reward_set_anchors, --pairwise_anchor reference,
+// the default). Where a row has none (prompt-only data, or --pairwise_anchor
+// group) the anchor is the first completion of y's group: reward_set_score
+// receives a group's samples next to each other with the same prompt, so a run
+// of equal prompt texts is a group and its first member the anchor (it scores
+// exactly 1/2). With group anchors a batch with one sample per prompt scores 1/2
+// everywhere: use num_generations >= 2.
 #ifndef RLHF_REWARD_PAIRWISE_H
 #define RLHF_REWARD_PAIRWISE_H
 
@@ -41,9 +43,10 @@ int pairwise_rm_open(pairwise_rm **out, const char *path, const char *tokenizer,
 // out (n) = P(y_i > z_i), both orders averaged; micro pairs per forward.
 int pairwise_rm_prob(pairwise_rm *p, const char *const *prompts, const char *const *y,
                      const char *const *z, int n, int micro, double *out, rlhf_err *err);
-// out (n) = P(completion_i > anchor_i) with the group anchor described above.
+// out (n) = P(completion_i > anchor_i): anchors[i] where anchors and anchors[i]
+// are not NULL, else the group anchor described above.
 int pairwise_rm_score(pairwise_rm *p, const char *const *prompts, const char *const *completions,
-                      int n, int micro, float *out, rlhf_err *err);
+                      const char *const *anchors, int n, int micro, float *out, rlhf_err *err);
 const char *pairwise_rm_template(const pairwise_rm *p);
 void pairwise_rm_close(pairwise_rm *p);
 

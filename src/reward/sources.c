@@ -281,7 +281,8 @@ static int score_source(reward_set *rs, reward_source *s, const char *const *pro
             return rlhf_fail_ctx(err, "reward %s", s->name);
         return 0;
     case REWARD_PAIRWISE:
-        if (pairwise_rm_score(s->pairwise, prompts, completions, n, rs->opt.batch_size, out, err))
+        if (pairwise_rm_score(s->pairwise, prompts, completions, rs->anchors, n, rs->opt.batch_size,
+                              out, err))
             return rlhf_fail_ctx(err, "reward %s", s->name);
         return 0;
     }
@@ -306,8 +307,11 @@ int reward_set_score(reward_set *rs, const char *const *prompts, const char *con
         }
     }
     free(one);
+    rs->anchors = NULL;
     return rc;
 }
+
+void reward_set_anchors(reward_set *rs, const char *const *anchors) { rs->anchors = anchors; }
 
 void reward_set_free(reward_set *rs) {
     for (int i = 0; i < rs->n; i++) {

@@ -22,7 +22,9 @@
 //   pairwise:PATH           a generative pairwise reward model (reward/pairwise.h,
 //                           trained by `rlhf rm --objective pairwise`): score
 //                           P(y > anchor), both orders averaged, the anchor being
-//                           the first sample of y's group (1/2 for that sample)
+//                           the reference answer the trainer passes
+//                           (reward_set_anchors), else the first sample of y's
+//                           group (1/2 for that sample)
 //
 // A spec lists them with weights:
 //   "verifier:arith=1,rm:runs/rm=0.5,url:http://127.0.0.1:5000/get_reward=0.5".
@@ -132,6 +134,7 @@ typedef struct {
     reward_source *src;
     reward_set_opts opt;
     reward_http_flags http;
+    const char *const *anchors; // for the next reward_set_score only (reward_set_anchors)
 } reward_set;
 
 // What a trainer's command line says about its reward (NULL: not given).
@@ -165,6 +168,11 @@ int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err);
 // per_source (n, rs->n) raw scores (may be NULL), total (n) = sum_s w_s * score_s.
 int reward_set_score(reward_set *rs, const char *const *prompts, const char *const *completions,
                      int n, float *per_source, float *total, rlhf_err *err);
+// The anchors of the next reward_set_score call, one per completion (pairwise:
+// sources compare each completion with its anchor; a NULL entry, or anchors
+// NULL: the group's first sample). Read by that call only, then forgotten; the
+// caller keeps the strings alive until it returns.
+void reward_set_anchors(reward_set *rs, const char *const *anchors);
 void reward_set_free(reward_set *rs);
 
 // ------------------------------------------------------ shaping, penalties --

@@ -129,6 +129,24 @@ static void dataset_reset(online_loop *L) {
 
 // -------------------------------------------------------------------- score --
 
+// pairwise: sources' anchors (--pairwise_anchor reference): each row's prompt's
+// dataset completion, EOS dropped (NULL where the row has none); NULL when no
+// source compares with an anchor
+static char **anchor_texts(online_loop *L, const rollout_batch *rb) {
+    int any = 0;
+    for (int k = 0; k < L->rs.n; k++) any |= L->rs.src[k].kind == REWARD_PAIRWISE;
+    if (!any || strcmp(L->run.c->pairwise_anchor, "reference")) return NULL;
+    const rlhf_tokenizer *tok = L->run.t->tok;
+    char **a = xcalloc((size_t)rb->B, sizeof(char *));
+    for (int r = 0; r < rb->B; r++) {
+        int j = rb->prompt_index[r], n = L->cl[j];
+        if (!L->cc[j] || n <= 0) continue;
+        if (L->cc[j][n - 1] == tok_eos(tok)) n--;
+        a[r] = tok_decode(tok, L->cc[j], n);
+    }
+    return a;
+}
+
 // decodes, scores with the reward set; totals (B) and per-source (B,S)
 static int score_batch(online_loop *L, rollout_batch *rb, float *total, float *per_source,
                        rlhf_err *err) {
@@ -145,9 +163,13 @@ static int score_batch(online_loop *L, rollout_batch *rb, float *total, float *p
     }
     const char **ps = xmalloc((size_t)rb->B * sizeof(char *));
     for (int r = 0; r < rb->B; r++) ps[r] = L->prompt_text[L->ids[rb->prompt_index[r]]];
+    char **anchors = anchor_texts(L, rb);
+    reward_set_anchors(&L->rs, (const char *const *)anchors);
     int rc = reward_set_score(&L->rs, ps, (const char *const *)rb->text, rb->B, per_source, total,
                               err);
     free(ps);
+    for (int r = 0; anchors && r < rb->B; r++) free(anchors[r]);
+    free(anchors);
     return rc;
 }
 

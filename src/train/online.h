@@ -151,6 +151,10 @@ typedef struct {
     int filter_groups;
     const char *filter_groups_metric; // "reward" (the total) or a reward source's name
     int max_num_gen_batches;
+    // what pairwise: reward sources compare a sample with: "reference" (the
+    // dataset's completion of its prompt, where the row has one; the paper's
+    // anchor) or "group" (the first sample of its group)
+    const char *pairwise_anchor;
     // the update methods' own options
     online_pg_options pg;
     online_dpo_options dpo;

@@ -94,6 +94,7 @@ static void loop_defaults(online_config *c) {
     c->num_iterations = 1;
     c->log_samples = 4;
     c->filter_groups_metric = "reward";
+    c->pairwise_anchor = "reference";
     c->max_num_gen_batches = 10;
 }
 
@@ -126,6 +127,10 @@ int online_default_config(online_config *c, const char *name, rlhf_err *err) {
 int online_config_resolve(online_config *c, rlhf_err *err) {
     if (rl_ensemble_from_name(c->name.rm_ensemble, &c->rm_ensemble, err))
         return rlhf_fail_ctx(err, "--rm_ensemble");
+    if (!c->pairwise_anchor ||
+        (strcmp(c->pairwise_anchor, "reference") && strcmp(c->pairwise_anchor, "group")))
+        return rlhf_fail(err, "--pairwise_anchor must be reference or group (got \"%s\")",
+                         c->pairwise_anchor ? c->pairwise_anchor : "");
     return c->update->resolve ? c->update->resolve(c, err) : 0;
 }
 
@@ -154,6 +159,7 @@ const online_option online_loop_options[] = {
     OPT("judge_api_key_env", STR, judge_api_key_env, "environment variable holding the judge's API key (never logged)"),
     OPT("rm_ensemble", STR, name.rm_ensemble, "reward-model ensemble aggregation: mean, wco (min) or uwo (mean - lambda*var)"),
     OPT("uwo_lambda", FLOAT, uwo_lambda, "uwo's lambda", 0, 1e6),
+    OPT("pairwise_anchor", STR, pairwise_anchor, "what a pairwise:PATH reward compares each sample with: reference (the dataset's completion of the prompt where the row has one, else the group's first sample; the Pairwise-RL paper's anchor) or group (the first sample of the prompt's group)"),
     OPT("length_penalty", FLOAT, length_penalty, "reward -= alpha * completion tokens", -1e6, 1e6),
     OPT("missing_eos_penalty", FLOAT, missing_eos_penalty, "reward -= this for a completion cut before EOS (TRL)", -1e6, 1e6),
     OPT("overlong_buffer_len", INT, overlong_buffer_len, "DAPO soft overlong punishment over the last N of --max_new_tokens (0: off)", 0, 1 << 20),
