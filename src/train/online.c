@@ -6,7 +6,8 @@
 // online_pg.c, online DPO in online_dpo.c). The loop prepares what the update
 // method declares it needs (train/online_update.h) and writes what every
 // online run shares: metrics, samples.jsonl, online_state.json (the iteration
-// and the KL coefficient) and, for a moving reference, ref/ in each checkpoint.
+// and the KL coefficient) and, for a moving reference, ref/ in each checkpoint
+// (prev/ for a previous iterate, critic/ for PPO's separate critic).
 // Defaults and metric names: docs/online_rl.md ("Trainer").
 #include "train/online.h"
 
@@ -18,6 +19,7 @@
 #include "io/file.h"
 #include "reward/sources.h"
 #include "train/complete.h"
+#include "train/critic.h"
 #include "train/online_update.h"
 #include "train/rollout.h"
 #include "train/trainer.h"
@@ -26,7 +28,7 @@ typedef struct {
     online_run run;           // what the update method sees
     const online_update *update;
     int moving_ref;           // the reference is part of each checkpoint (ref/)
-    const char *extra[6];     // the checkpoint files --resume requires
+    const char *extra[9];     // the checkpoint files --resume requires
     ds_dataset *ds;
     char **prompt_text;       // (ds->n)
     int *order, order_epoch;  // the epoch's prompt order
@@ -231,12 +233,16 @@ static void logits_at_temperature(online_run *r) {
 static int old_logprobs(online_loop *L, rlhf_err *err) {
     online_run *r = &L->run;
     rollout_batch *rb = &r->rb;
-    int B = r->B, T = rb->T, values = (r->needs & ONLINE_NEED_VALUES) != 0;
+    int B = r->B, T = rb->T, values = (r->needs & ONLINE_NEED_VALUES) && !r->critic;
     int chunk = r->micro > 0 ? r->micro : 64;
     logits_at_temperature(r);  // again: a resumed run may hold new models
     if (rollout_forward(r->t->m, rb, chunk, r->old_logp, values ? r->old_values : NULL, NULL, err))
         return -1;
-    if (!values) memset(r->old_values, 0, (size_t)B * T * sizeof(float));
+    if (r->critic) {  // a separate critic's values
+        if (critic_values(r->critic, rb, chunk, r->old_values, err)) return -1;
+    } else if (!values) {
+        memset(r->old_values, 0, (size_t)B * T * sizeof(float));
+    }
     if (r->ref && rollout_forward(r->ref, rb, chunk, r->ref_logp, NULL, NULL, err)) return -1;
     if (r->prev && rollout_forward(r->prev, rb, chunk, r->prev_logp, NULL, NULL, err)) return -1;
     double logp_diff = 0, kl_seq = 0, kl_tok = 0;
@@ -283,6 +289,9 @@ static int online_init(trainer *t, rlhf_err *err) {
     if (L->moving_ref) L->extra[k++] = "ref/config.json", L->extra[k++] = "ref/model.safetensors";
     if (L->run.needs & ONLINE_NEED_PREVIOUS)
         L->extra[k++] = "prev/config.json", L->extra[k++] = "prev/model.safetensors";
+    if (L->run.needs & ONLINE_NEED_CRITIC)
+        L->extra[k++] = "critic/config.json", L->extra[k++] = "critic/model.safetensors",
+        L->extra[k++] = "critic/optimizer.safetensors";
     t->extra = L->extra;
     reward_flags rf = {c->reward, c->task, c->reward_model, c->reward_command, c->reward_url,
                        c->judge_url, c->judge_model, c->judge_api_key_env, c->reward_retries,
@@ -319,10 +328,13 @@ static int online_init(trainer *t, rlhf_err *err) {
     return 0;
 }
 
-// a value head on the policy when the update needs values (PPO)
+// a value head on the policy when the update needs values (PPO) and no
+// separate critic gives them
 static int online_policy(trainer *t, rlhf_err *err) {
     online_loop *L = t->self;
-    if (!(L->run.needs & ONLINE_NEED_VALUES) || t->m->cfg.value_head) return 0;
+    if (!(L->run.needs & ONLINE_NEED_VALUES) || (L->run.needs & ONLINE_NEED_CRITIC) ||
+        t->m->cfg.value_head)
+        return 0;
     rlhf_model *with;
     if (model_with_heads(t->m, t->m->cfg.score_head, 1, t->c->seed, &with, err)) return -1;
     model_free(t->m);
@@ -457,12 +469,18 @@ static int load_saved(trainer *t, const char *sub, const char *what, rlhf_model 
 }
 
 // the iteration and KL coefficient; a moving reference from the checkpoint's
-// ref/, the previous iterate from its prev/
+// ref/, the previous iterate from its prev/, the critic (weights and optimizer)
+// from its critic/
 static int online_resume(trainer *t, rlhf_err *err) {
     online_loop *L = t->self;
     if (load_state(t, L, err)) return -1;
     if (L->moving_ref && load_saved(t, "ref", "reference", &L->run.ref, err)) return -1;
     if (L->run.prev && load_saved(t, "prev", "previous iterate", &L->run.prev, err)) return -1;
+    if (L->run.critic) {
+        char cp[4600];
+        snprintf(cp, sizeof cp, "%s/critic", t->resume_from);
+        if (critic_restore(L->run.critic, cp, err)) return -1;
+    }
     logits_at_temperature(&L->run);
     return 0;
 }
@@ -478,6 +496,10 @@ static int online_save(trainer *t, const char *tmp, rlhf_err *err) {
     if (L->run.prev) {
         snprintf(sp, sizeof sp, "%s/prev", tmp);
         if (checkpoint_save(sp, L->run.prev, NULL, NULL, err)) return -1;
+    }
+    if (L->run.critic) {
+        snprintf(sp, sizeof sp, "%s/critic", tmp);
+        if (critic_save(L->run.critic, sp, err)) return -1;
     }
     snprintf(sp, sizeof sp, "%s/online_state.json", tmp);
     snprintf(js, sizeof js, "{\"iteration\": %d, \"kl_coef\": %.9g", t->step,
@@ -798,6 +820,7 @@ static void online_free(trainer *t) {
     ds_free(L->ds);
     model_free(r->ref);
     model_free(r->prev);
+    critic_free(r->critic);
 }
 
 static const trainer_method online_method = {

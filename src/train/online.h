@@ -82,6 +82,9 @@ typedef struct {
     float filter_power, gamma, lam, adv_eps;
     int whiten_advantages;      // gae
     int value_head;             // a value head on the policy (gae needs it)
+    const char *critic_model;   // a separate critic (train/critic.h): a model path, or
+                                // "policy" (a copy of the initial policy); NULL: none
+    float critic_learning_rate; // the critic's AdamW learning rate (-1: --learning_rate)
     float vf_coef, cliprange_value;
     int mini_batch_size;        // prompts per optimizer step (0: the whole batch)
     float entropy_coeff;        // entropy bonus: loss -= coeff * agg(H) (verl actor.entropy_coeff)

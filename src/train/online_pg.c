@@ -4,19 +4,25 @@
 // reward with --kl_in reward) -> advantages (algo/rl's registry) -> PF-PPO
 // filter -> --num_iterations epochs over mini-batches of prompts: forward, the
 // policy loss (algo/rl's registry: PPO clip, GSPO), + the KL in the loss, +
-// the clipped value loss, backward with dlogp (and dvalues), AdamW. Every
-// formula is algo/rl's; docs/online_rl.md ("Trainer") walks through it.
+// the clipped value loss, backward with dlogp (and dvalues), AdamW. With
+// --critic_model the values come from a separate critic (train/critic.h): the
+// clipped value loss trains it alone, with its own AdamW stepped after each
+// policy step on the same mini-batch, and the policy's loss has no value part.
+// Every formula is algo/rl's; docs/online_rl.md ("Trainer") and
+// docs/ppo_critic.md walk through it.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/critic.h"
 #include "train/online_update.h"
 
 typedef struct {
     double pg_loss, kl_loss, kl_token, v_loss, vf_clipfrac, clip_frac, clip_frac_lower;
     double approx_kl, ppo_kl, ratio_max, ratio_min;
     double ent_sum, ent_tokens, ent_loss;
+    double critic_grad_norm;  // summed over the critic's steps (--critic_model)
 } pg_stats;
 
 typedef struct {
@@ -67,8 +73,10 @@ static const online_option pg_options[] = {
     OPT("lam", FLOAT, lam, "GAE lambda", 0, 1, "lambda"),
     OPT("adv_eps", FLOAT, adv_eps, "grpo: std epsilon", 0, 1),
     OPT("whiten_advantages", BOOL, whiten_advantages, "gae: whiten advantages over the batch"),
-    OPT("value_head", BOOL, value_head, "a value head on the policy (needed by gae)"),
-    OPT("vf_coef", FLOAT, vf_coef, "weight of the value loss", 0, 1e6),
+    OPT("value_head", BOOL, value_head, "a value head on the policy's own trunk (gae needs values: this or --critic_model)"),
+    OPT("critic_model", STR, critic_model, "a separate critic (OpenRLHF --critic_pretrain, TRL value_model) for gae: a model path (a reward model's score head becomes its value head) or \"policy\" (a copy of --model); its own AdamW, trained on the value loss alone; saved as critic/ in each checkpoint", 0, 0, "critic_pretrain"),
+    OPT("critic_learning_rate", FLOAT, critic_learning_rate, "the critic's learning rate (OpenRLHF; -1: --learning_rate)", -1, 10),
+    OPT("vf_coef", FLOAT, vf_coef, "weight of the value loss in the shared-trunk loss (--value_head; a separate critic minimises the value loss itself)", 0, 1e6),
     OPT("cliprange_value", FLOAT, cliprange_value, "value clip range (0: unclipped)", 0, 1e6),
     OPT("entropy_coeff", FLOAT, entropy_coeff, "entropy bonus: loss -= coeff * agg(entropy of the next-token distribution) over completion tokens (verl actor.entropy_coeff; 0: off)", 0, 1e6),
     {NULL},
@@ -95,6 +103,7 @@ static void pg_defaults(online_config *c) {
     p->whiten_advantages = 1;
     p->vf_coef = 0.1f;
     p->cliprange_value = 0.2f;
+    p->critic_learning_rate = -1;  // = --learning_rate
     rl_policy_config pc;  // the variants' own settings: TRL's defaults
     rl_policy_config_default(&pc);
     p->sapo_temperature_pos = pc.sapo_temperature_pos, p->sapo_temperature_neg = pc.sapo_temperature_neg;
@@ -124,6 +133,7 @@ static unsigned pg_needs_of(const online_config *c) {
     const rl_adv_def *a = c->pg.adv_estimator;
     return (c->pg.beta > 0 ? ONLINE_NEED_REFERENCE : 0) |
            (rl_adv_needs(a, RL_NEED_VALUES) ? ONLINE_NEED_VALUES : 0) |
+           (rl_adv_needs(a, RL_NEED_VALUES) && c->pg.critic_model ? ONLINE_NEED_CRITIC : 0) |
            (rl_adv_needs(a, RL_NEED_BASELINES) ? ONLINE_NEED_BASELINES : 0) |
            (rl_adv_needs(a, RL_NEED_GROUPS) || c->pg.filter != RL_FILTER_NONE ? ONLINE_NEED_GROUPS
                                                                              : 0);
@@ -140,8 +150,15 @@ static int pg_check(const online_config *c, rlhf_err *err) {
         fprintf(stderr, "note: cispo caps the importance weight at --epsilon_high itself (%g now); "
                         "TRL recommends --epsilon_high 5\n",
                 p->epsilon_high >= 0 ? p->epsilon_high : p->epsilon);
-    if (values && !p->value_head)
-        return rlhf_fail(err, "--adv_estimator %s needs a value model: add --value_head", est);
+    if (p->critic_model && !values)
+        return rlhf_fail(err, "--critic_model: --adv_estimator %s uses no values, so a critic "
+                              "would not be used; use --adv_estimator gae (PPO) or drop "
+                              "--critic_model", est);
+    if (p->critic_model && !p->critic_model[0])
+        return rlhf_fail(err, "--critic_model is empty: give a model path or \"policy\"");
+    if (values && !p->value_head && !p->critic_model)
+        return rlhf_fail(err, "--adv_estimator %s needs a value model: add --critic_model "
+                              "(a separate critic) or --value_head (a head on the policy)", est);
     if (p->value_head && !values)
         fprintf(stderr, "note: --value_head is unused with --adv_estimator %s\n", est);
     if (rl_adv_needs(p->adv_estimator, RL_NEED_GROUPS) && c->num_generations < 2)
@@ -207,6 +224,14 @@ static int pg_setup(online_run *r, rlhf_err *err) {
     s->use_ref = r->ref != NULL;
     s->mini = p->mini_batch_size > 0 ? p->mini_batch_size : c->base.batch_size;
     grow(&s->weights, r->B);
+    if (r->needs & ONLINE_NEED_CRITIC) {  // the loop computes its values, saves and frees it
+        float lr = p->critic_learning_rate >= 0 ? p->critic_learning_rate : c->base.learning_rate;
+        if (critic_open(r->t, p->critic_model, lr, r->t->optim_steps, &r->critic, err)) return -1;
+        if (!c->base.quiet)
+            fprintf(stderr, "%s: critic from %s (%s value head), learning rate %g\n",
+                    c->command->name, p->critic_model,
+                    r->critic->from_score_head ? "its score head as" : "a fresh", lr);
+    }
     return 0;
 }
 
@@ -264,6 +289,24 @@ typedef struct {
     double pg, klv, klt, vl, vcf, cf, cfl, ak, pk, rmax, rmin, ent;
 } mini_sums;
 
+// the separate critic's forward and backward on the micro-batch in s->rows: the
+// clipped value loss, weighted by the micro-batch's share w of its mini-batch
+// (the policy's loss gets no value part)
+static int critic_micro(online_run *r, pg_state *s, int u, int T, double w, mini_sums *ms,
+                        rlhf_err *err) {
+    rlhf_model *cm = r->critic->m;
+    size_t UT = (size_t)u * T;
+    if (model_forward(cm, &s->rows.view, err)) return rlhf_fail_ctx(err, "the critic's forward");
+    memset(s->dv, 0, UT * sizeof(float));
+    rl_value_stats vs;
+    rl_value_loss(u, T, r->c->pg.cliprange_value, s->pc.agg, s->pc.norm_len, cm->values,
+                  s->m_oldv, s->m_ret, s->m_mask, s->dv, &vs);
+    ms->vl += w * vs.loss, ms->vcf += w * vs.clip_frac;
+    for (size_t i = 0; i < UT; i++) s->dv[i] *= (float)w;
+    model_backward(cm, NULL, NULL, NULL, s->dv);
+    return 0;
+}
+
 // forward and backward of rows idx[0..u) of the rollout (a micro-batch)
 static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double tok_mini,
                     double seq_mini, mini_sums *ms, rlhf_err *err) {
@@ -307,7 +350,8 @@ static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double to
         ms->ent += w * rl_agg_loss(s->pc.agg, u, T, m->entropy, s->m_mask, s->pc.norm_len, s->dent);
         for (size_t i = 0; i < UT; i++) s->dent[i] *= (float)(-coeff * w);
     }
-    if (s->use_values) {
+    int shared = s->use_values && !r->critic;  // the value head on the policy's trunk
+    if (shared) {
         memset(s->dv, 0, UT * sizeof(float));
         rl_value_stats vs;
         rl_value_loss(u, T, c->pg.cliprange_value, s->pc.agg, s->pc.norm_len, m->values, s->m_oldv,
@@ -318,8 +362,8 @@ static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double to
     for (size_t i = 0; i < UT; i++)
         if (s->m_mask[i] != 0) s->st.ent_sum += m->entropy[i], s->st.ent_tokens++;
     model_backward_entropy(m, s->dlogp, coeff != 0 ? s->dent : NULL, NULL, NULL,
-                           s->use_values ? s->dv : NULL);
-    return 0;
+                           shared ? s->dv : NULL);
+    return r->critic ? critic_micro(r, s, u, T, w, ms, err) : 0;
 }
 
 // one optimizer step on rows idx[0..rows) (a mini-batch of whole groups)
@@ -334,12 +378,15 @@ static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int mic
     }
     if (tok_mini == 0) return 0;
     model_zero_grad(r->t->m);
+    if (r->critic) model_zero_grad(r->critic->m);
     mini_sums ms = {.rmin = INFINITY};
     for (int k = 0; k < rows; k += micro) {
         int u = rows - k < micro ? rows - k : micro;
         if (pg_micro(r, s, idx + k, u, tok_mini, seq_mini, &ms, err)) return -1;
     }
     double loss = ms.pg + ms.klv + r->c->pg.vf_coef * ms.vl - r->c->pg.entropy_coeff * ms.ent;
+    if (r->critic)  // the policy's loss; the critic's value loss checked beside it
+        loss = isfinite(ms.vl) ? ms.pg + ms.klv - r->c->pg.entropy_coeff * ms.ent : NAN;
     if (!isfinite(loss))
         return rlhf_fail(err, "the loss is %g (policy %g, KL %g, value %g); stopping "
                               "(checkpoints already written are kept; try a lower "
@@ -347,6 +394,7 @@ static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int mic
                          loss, ms.pg, ms.klv, ms.vl);
     pg_stats *st = &s->st;
     r->grad_norm += optim_step(r->t->o, r->t->m);
+    if (r->critic) st->critic_grad_norm += optim_step(r->critic->o, r->critic->m);
     st->pg_loss += ms.pg, st->kl_loss += ms.klv, st->kl_token += ms.klt, st->v_loss += ms.vl;
     st->vf_clipfrac += ms.vcf, st->clip_frac += ms.cf, st->clip_frac_lower += ms.cfl;
     st->approx_kl += ms.ak, st->ppo_kl += ms.pk, st->ent_loss += ms.ent;
@@ -422,10 +470,17 @@ static void pg_metrics(online_run *r, cJSON *j) {
         if (isfinite(s->ev)) cJSON_AddNumberToObject(j, "explained_variance", s->ev);
         else cJSON_AddNullToObject(j, "explained_variance");
     }
+    if (r->critic) {  // OpenRLHF: critic_lr; the critic's own clipping and steps
+        const rlhf_optim *o = r->critic->o;
+        cJSON_AddNumberToObject(j, "critic/grad_norm", st->critic_grad_norm / u);
+        cJSON_AddNumberToObject(j, "critic/learning_rate",
+                                lr_at_step(&o->cfg, o->step > 0 ? o->step - 1 : 0));
+    }
 }
 
 static void pg_summary(online_run *r, cJSON *sum) {
     cJSON_AddStringToObject(sum, "adv_estimator", r->c->pg.name.adv_estimator);
+    if (r->critic) cJSON_AddStringToObject(sum, "critic_model", r->critic->spec);
 }
 
 static void pg_free(online_run *r) {
@@ -443,7 +498,7 @@ const online_update online_update_pg = {
     .name = "policy_gradient",
     .about = "PPO clipped loss on --adv_estimator's advantages (GRPO, RLOO, REINFORCE++, ReMax, GAE)",
     .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_VALUES | ONLINE_NEED_BASELINES |
-             ONLINE_NEED_GROUPS,
+             ONLINE_NEED_GROUPS | ONLINE_NEED_CRITIC,
     .options = pg_options,
     .lists = ONLINE_LISTS_ADV_ESTIMATORS | ONLINE_LISTS_POLICY_LOSSES,
     .pref_kind = -1,

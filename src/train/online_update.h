@@ -26,6 +26,12 @@
 //   ONLINE_NEED_NO_REWARD        the method uses no reward (GKD): with no reward flag
 //                                given the loop scores nothing (scores 0, rs->n 0); a
 //                                reward given anyway is scored and logged
+//   ONLINE_NEED_CRITIC           the values come from a separate critic (r->critic,
+//                                train/critic.h: its own model, value head and AdamW;
+//                                with ONLINE_NEED_VALUES no value head is put on the
+//                                policy), opened by the update method's setup; saved
+//                                as critic/ (weights + optimizer) with each checkpoint
+//                                and restored by --resume; the update method trains it
 //
 // A constrained update (CGPO's judges as constraints) reads r->per_source, each
 // reward source's score of every sample, besides the weighted total r->scores.
@@ -47,6 +53,7 @@ enum {
     ONLINE_NEED_MOVING_REFERENCE = 1 << 4,
     ONLINE_NEED_PREVIOUS = 1 << 5,
     ONLINE_NEED_NO_REWARD = 1 << 6,
+    ONLINE_NEED_CRITIC = 1 << 7,
 };
 
 // The registries an update method's --help lists (ONLINE_LISTS_*).
@@ -76,6 +83,7 @@ typedef struct {
     float *baselines;           // (B) ONLINE_NEED_BASELINES: the greedy sample's reward
     rlhf_model *prev;           // ONLINE_NEED_PREVIOUS: the snapshot (else NULL)
     float *prev_logp;           // (B,T) its log-probs of the rollout
+    struct online_critic *critic; // ONLINE_NEED_CRITIC: the separate value model (else NULL)
     int *const *prompts;        // (n_prompts) the iteration's prompt tokens (roll-in included)
     const int *prompt_len;      // (n_prompts)
     int *const *completions;    // (n_prompts) the dataset's completion of each prompt
