@@ -138,6 +138,7 @@ typedef struct {
 
 // The entries, each in its task's file; the table is data/task_table.c.
 extern const rlhf_task task_arith;
+extern const rlhf_task task_users;
 
 const rlhf_task *task_find(const char *name); // NULL if there is no such task
 const rlhf_task *task_at(int i);              // i-th task, NULL past the end

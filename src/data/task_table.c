@@ -4,7 +4,7 @@
 
 #include "data/task.h"
 
-static const rlhf_task *const tasks[] = {&task_arith};
+static const rlhf_task *const tasks[] = {&task_arith, &task_users};
 
 const rlhf_task *task_at(int i) {
     return i >= 0 && i < (int)(sizeof tasks / sizeof tasks[0]) ? tasks[i] : NULL;

@@ -1,11 +1,522 @@
-// train/rm_vpl: `rlhf rm --objective vpl` (the frame only: being built).
+// train/rm_vpl: `rlhf rm --objective vpl` (train/rm_vpl.h). The trunk runs once
+// over every answer (frozen), its embeddings are kept in memory, and the VPL
+// networks and the Bradley-Terry baseline (algo/vpl.h) train on them with AdamW.
+// A step draws --batch_size users (with replacement, seeded); for each, a random
+// K of its pairs are the context and --vpl_targets others are scored.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "algo/vpl.h"
+#include "data/dataset.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "model/load.h"
 #include "train/rm.h"
+#include "train/common.h"
+#include "train/run.h"
 
-void rm_vpl_default_options(rm_vpl_options *o) { memset(o, 0, sizeof *o); }
+void rm_vpl_default_options(rm_vpl_options *o) {
+    *o = (rm_vpl_options){.context_pairs = 4, .targets = 4, .hidden = 64, .latent = 16,
+                          .kl_beta = 0.01f, .kl_period = 1000, .kl_floor = 0.1f,
+                          .pooling = "last"};
+}
 
-int rm_vpl_train(const rm_config *c, rlhf_err *err) {
-    (void)c;
-    return rlhf_fail(err, "--objective vpl: not built yet");
+// One file's pairs grouped by user: pairs of user u are order[start[u] .. start[u+1])
+// in file order; w, l (n, E) their embeddings.
+typedef struct {
+    ds_dataset *ds;
+    int n, E;
+    double *w, *l;
+    char **user, **pop;  // (n) per pair
+    int n_users, *start, *order;
+    char **user_pop;     // (n_users) the population of each user's first pair (or NULL)
+} vpl_set;
+
+static void set_free(vpl_set *s) {
+    for (int i = 0; s->user && i < s->n; i++) free(s->user[i]), free(s->pop[i]);
+    free(s->user), free(s->pop), free(s->start), free(s->order), free(s->user_pop);
+    free(s->w), free(s->l);
+    ds_free(s->ds);
+    memset(s, 0, sizeof *s);
+}
+
+// "user" and "population" of each example, read from the file again (ds keeps
+// only the TRL fields); each example's line number finds its line
+static int read_users(const char *path, vpl_set *s, rlhf_err *err) {
+    size_t len;
+    char *text = read_file(path, &len, err);
+    if (!text) return -1;
+    if (len >= 2 && (unsigned char)text[0] == 0x1f && (unsigned char)text[1] == 0x8b) {
+        free(text);
+        return rlhf_fail(err, "%s: --objective vpl reads plain JSONL (not gzip): gunzip it first",
+                         path);
+    }
+    s->user = xcalloc((size_t)s->n, sizeof(char *));
+    s->pop = xcalloc((size_t)s->n, sizeof(char *));
+    int line = 1, k = 0, rc = 0;
+    char *p = text;
+    while (*p && k < s->n && rc == 0) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        if (line == s->ds->ex[k].line) {
+            cJSON *j = cJSON_Parse(p);
+            const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "user");
+            const cJSON *po = cJSON_GetObjectItemCaseSensitive(j, "population");
+            char buf[64];
+            if (cJSON_IsString(u) && u->valuestring[0]) s->user[k] = strdup(u->valuestring);
+            else if (cJSON_IsNumber(u)) {
+                snprintf(buf, sizeof buf, "%.17g", u->valuedouble);
+                s->user[k] = strdup(buf);
+            } else {
+                rc = rlhf_fail(err, "%s:%d: field \"user\" missing or not a non-empty string or "
+                                    "number (--objective vpl needs each pair's user)",
+                               path, line);
+            }
+            if (cJSON_IsString(po)) s->pop[k] = strdup(po->valuestring);
+            cJSON_Delete(j);
+            k++;
+        }
+        if (!nl) break;
+        p = nl + 1;
+        line++;
+    }
+    free(text);
+    if (rc == 0 && k < s->n) rc = rlhf_fail(err, "%s: changed while being read", path);
+    return rc;
+}
+
+static const vpl_set *sort_set;
+static int by_user(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    int c = strcmp(sort_set->user[i], sort_set->user[j]);
+    return c ? c : (i > j) - (i < j);
+}
+
+static void group_users(vpl_set *s) {
+    s->order = xmalloc((size_t)s->n * sizeof(int));
+    for (int i = 0; i < s->n; i++) s->order[i] = i;
+    sort_set = s;
+    qsort(s->order, (size_t)s->n, sizeof(int), by_user);
+    s->start = xmalloc((size_t)(s->n + 1) * sizeof(int));
+    s->user_pop = xcalloc((size_t)s->n, sizeof(char *));
+    s->n_users = 0;
+    for (int i = 0; i < s->n; i++)
+        if (i == 0 || strcmp(s->user[s->order[i]], s->user[s->order[i - 1]])) {
+            s->user_pop[s->n_users] = s->pop[s->order[i]];
+            s->start[s->n_users++] = i;
+        }
+    s->start[s->n_users] = s->n;
+}
+
+// the trunk's embeddings of every chosen / rejected answer
+static int embed_set(rlhf_model *m, vpl_set *s, int bs, int mean, rlhf_err *err) {
+    int C = m->cfg.n_embd;
+    s->E = C;
+    s->w = xmalloc((size_t)s->n * C * sizeof(double));
+    s->l = xmalloc((size_t)s->n * C * sizeof(double));
+    ds_batch b = {0};
+    int *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
+    for (int i0 = 0; i0 < s->n && rc == 0; i0 += bs) {
+        int n = s->n - i0 < bs ? s->n - i0 : bs;
+        for (int j = 0; j < n; j++) idx[j] = i0 + j;
+        if ((rc = ds_make_batch(s->ds, idx, n, NULL, &b, err))) break;
+        rlhf_batch view = b.view;
+        view.targets = NULL;
+        if ((rc = model_forward(m, &view, err))) break;
+        for (int r = 0; r < b.B; r++) {
+            int P = b.prompt_len[r], L = P + b.completion_len[r];  // right padding: [0, L)
+            int from = mean ? P : L - 1;
+            if (from >= L) from = L - 1;
+            double *out = (r < n ? s->w : s->l) + (size_t)(i0 + r % n) * C;
+            memset(out, 0, (size_t)C * sizeof(double));
+            for (int t = from; t < L; t++)
+                for (int k = 0; k < C; k++)
+                    out[k] += m->hidden[((size_t)r * b.T + t) * C + k] / (L - from);
+        }
+    }
+    free(idx);
+    ds_batch_free(&b);
+    return rc;
+}
+
+static int load_set(const train_config *c, const char *path, rlhf_model *m,
+                    const rlhf_tokenizer *tok, int max_len, int mean, vpl_set *s, rlhf_err *err) {
+    memset(s, 0, sizeof *s);
+    ds_load_opts lo = {.format = DS_PREFERENCE, .skip_bad_lines = c->skip_bad_lines};
+    if (ds_load(&s->ds, path, &lo, NULL, err)) return -1;
+    s->n = s->ds->n;
+    if (s->n == 0) return rlhf_fail(err, "%s: no pairs", path);
+    ds_tok_opts to;
+    ds_tok_opts_default(&to);
+    to.chat_template = c->chat_template;
+    to.max_length = max_len;
+    to.max_prompt_length = c->max_prompt_length;
+    to.truncation = c->truncation_mode && !strcmp(c->truncation_mode, "keep_start") ? DS_KEEP_START
+                                                                                      : DS_KEEP_END;
+    to.skip_bad_lines = c->skip_bad_lines;
+    to.add_bos = tok_resolve_add_bos(tok, c->add_bos);
+    if (ds_tokenize(s->ds, tok, &to, NULL, err) || read_users(path, s, err)) return -1;
+    if (s->ds->n != s->n) return rlhf_fail(err, "%s: pairs dropped at tokenization", path);
+    group_users(s);
+    return embed_set(m, s, c->batch_size, mean, err);
+}
+
+// --eval_split without --eval_data: a seeded share of the users (at least one)
+// moves from tr to ev
+static void split_users(vpl_set *tr, vpl_set *ev, float share, uint64_t seed) {
+    int U = tr->n_users, n_ev = (int)lround(share * U);
+    if (n_ev < 1) n_ev = 1;
+    if (n_ev >= U) n_ev = U - 1;
+    int *perm = xmalloc((size_t)U * sizeof(int));
+    rlhf_rng r;
+    rng_seed(&r, seed ^ 0x76706cULL);
+    for (int i = 0; i < U; i++) perm[i] = i;
+    for (int i = U - 1; i > 0; i--) {
+        int j = (int)(rng_u64(&r) % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    // rebuild both groupings over the same pairs and embeddings (ev borrows tr's arrays)
+    int *is_ev = xcalloc((size_t)U, sizeof(int));
+    for (int i = 0; i < n_ev; i++) is_ev[perm[i]] = 1;
+    memset(ev, 0, sizeof *ev);
+    ev->n = tr->n, ev->E = tr->E, ev->w = tr->w, ev->l = tr->l, ev->user = tr->user, ev->pop = tr->pop;
+    ev->order = xmalloc((size_t)tr->n * sizeof(int));
+    ev->start = xmalloc((size_t)(n_ev + 1) * sizeof(int));
+    ev->user_pop = xcalloc((size_t)n_ev + 1, sizeof(char *));
+    int *order = xmalloc((size_t)tr->n * sizeof(int)), *start = xmalloc((size_t)(U + 1) * sizeof(int));
+    char **up = xcalloc((size_t)U + 1, sizeof(char *));
+    int nt = 0, ne = 0, kt = 0, ke = 0;
+    for (int u = 0; u < U; u++) {
+        int e = is_ev[u];
+        if (e) ev->start[ne] = ke, ev->user_pop[ne++] = tr->user_pop[u];
+        else start[nt] = kt, up[nt++] = tr->user_pop[u];
+        for (int i = tr->start[u]; i < tr->start[u + 1]; i++) {
+            if (e) ev->order[ke++] = tr->order[i];
+            else order[kt++] = tr->order[i];
+        }
+    }
+    start[nt] = kt, ev->start[ne] = ke;
+    ev->n_users = ne;
+    free(tr->order), free(tr->start), free(tr->user_pop);
+    tr->order = order, tr->start = start, tr->user_pop = up, tr->n_users = nt;
+    free(perm), free(is_ev);
+}
+
+// ------------------------------------------------------------ the run --
+
+typedef struct {
+    const rm_vpl_options *o;
+    vpl_dims dv, db;            // VPL and the baseline (Z = 0)
+    long nv, nb;
+    double *pv, *gv, *mv, *vv;  // params, grads, AdamW moments
+    double *pb, *gb, *mb, *vb;
+} vpl_nets;
+
+typedef struct {
+    long pairs, vpl_right, bt_right;
+    int users;
+    // by population label (up to 8 labels)
+    int n_pop;
+    const char *pop[8];
+    long pop_pairs[8], pop_vpl[8], pop_bt[8];
+} vpl_eval;
+
+// each user with more than K pairs: its first K pairs are the context, the rest
+// are scored with z = mu (VPL) and by the baseline
+static void eval_set(const vpl_nets *nn, const vpl_set *s, int K, vpl_eval *ev) {
+    memset(ev, 0, sizeof *ev);
+    int E = s->E, Z = nn->dv.Z;
+    double *cw = xmalloc((size_t)K * E * sizeof(double)), *cl = xmalloc((size_t)K * E * sizeof(double));
+    double *mu = xmalloc((size_t)Z * sizeof(double)), *lv = xmalloc((size_t)Z * sizeof(double));
+    double *zz = NULL, rv[2], rb[2];
+    int zcap = 0;
+    for (int u = 0; u < s->n_users; u++) {
+        int a = s->start[u], n = s->start[u + 1] - a;
+        if (n <= K) continue;
+        for (int k = 0; k < K; k++) {
+            memcpy(cw + (size_t)k * E, s->w + (size_t)s->order[a + k] * E, (size_t)E * sizeof(double));
+            memcpy(cl + (size_t)k * E, s->l + (size_t)s->order[a + k] * E, (size_t)E * sizeof(double));
+        }
+        vpl_encode(nn->dv, nn->pv, 1, K, cw, cl, mu, lv);
+        if (zcap < 2) zz = xrealloc(zz, (size_t)2 * Z * sizeof(double)), zcap = 2;
+        memcpy(zz, mu, (size_t)Z * sizeof(double));
+        memcpy(zz + Z, mu, (size_t)Z * sizeof(double));
+        int pi = -1;
+        const char *pop = s->user_pop[u];
+        for (int q = 0; pop && q < ev->n_pop; q++)
+            if (!strcmp(ev->pop[q], pop)) pi = q;
+        if (pop && pi < 0 && ev->n_pop < 8) pi = ev->n_pop, ev->pop[ev->n_pop++] = pop;
+        ev->users++;
+        for (int i = K; i < n; i++) {
+            int p = s->order[a + i];
+            double e2[2 * 4096];
+            const double *src[2] = {s->w + (size_t)p * E, s->l + (size_t)p * E};
+            double *e = E <= 4096 ? e2 : xmalloc((size_t)2 * E * sizeof(double));
+            memcpy(e, src[0], (size_t)E * sizeof(double));
+            memcpy(e + E, src[1], (size_t)E * sizeof(double));
+            vpl_reward(nn->dv, nn->pv, 2, e, zz, rv);
+            vpl_reward(nn->db, nn->pb, 2, e, NULL, rb);
+            if (e != e2) free(e);
+            int okv = rv[0] > rv[1], okb = rb[0] > rb[1];
+            ev->pairs++, ev->vpl_right += okv, ev->bt_right += okb;
+            if (pi >= 0) ev->pop_pairs[pi]++, ev->pop_vpl[pi] += okv, ev->pop_bt[pi] += okb;
+        }
+    }
+    free(cw), free(cl), free(mu), free(lv), free(zz);
+}
+
+static void add_eval(cJSON *j, const char *prefix, const vpl_eval *ev) {
+    char key[128];
+    snprintf(key, sizeof key, "%saccuracy", prefix);
+    cJSON_AddNumberToObject(j, key, ev->pairs ? (double)ev->vpl_right / ev->pairs : NAN);
+    snprintf(key, sizeof key, "%sbt_accuracy", prefix);
+    cJSON_AddNumberToObject(j, key, ev->pairs ? (double)ev->bt_right / ev->pairs : NAN);
+    snprintf(key, sizeof key, "%susers", prefix);
+    cJSON_AddNumberToObject(j, key, ev->users);
+    snprintf(key, sizeof key, "%spairs", prefix);
+    cJSON_AddNumberToObject(j, key, ev->pairs);
+    if (ev->n_pop) {
+        snprintf(key, sizeof key, "%sby_population", prefix);
+        cJSON *o = cJSON_AddObjectToObject(j, key);
+        for (int q = 0; q < ev->n_pop; q++) {
+            cJSON *p = cJSON_AddObjectToObject(o, ev->pop[q]);
+            cJSON_AddNumberToObject(p, "accuracy", (double)ev->pop_vpl[q] / ev->pop_pairs[q]);
+            cJSON_AddNumberToObject(p, "bt_accuracy", (double)ev->pop_bt[q] / ev->pop_pairs[q]);
+            cJSON_AddNumberToObject(p, "pairs", ev->pop_pairs[q]);
+        }
+    }
+}
+
+static int save_nets(const vpl_nets *nn, const rm_config *c, const char *dir, rlhf_err *err) {
+    st_tensor_desc t[2 * VPL_N_TENSORS];
+    char names[2 * VPL_N_TENSORS][48];
+    float *buf = xmalloc((size_t)(nn->nv + nn->nb) * sizeof(float));
+    long off = 0;
+    int nt = 0;
+    for (int which = 0; which < 2; which++) {
+        vpl_dims d = which ? nn->db : nn->dv;
+        const double *p = which ? nn->pb : nn->pv;
+        long n0 = off;
+        for (long i = 0; i < (which ? nn->nb : nn->nv); i++) buf[off + i] = (float)p[i];
+        long o2 = 0;
+        for (int k = 0; k < VPL_N_TENSORS; k++) {
+            const char *nm;
+            int r, cc;
+            vpl_tensor_info(d, k, &nm, &r, &cc);
+            long sz = (long)r * (cc ? cc : 1);
+            if (sz == 0) continue;
+            snprintf(names[nt], sizeof names[nt], "%s%s", which ? "bt." : "vpl.", nm);
+            t[nt] = (st_tensor_desc){.name = names[nt], .dtype = ST_F32, .ndim = cc ? 2 : 1,
+                                     .shape = {r, cc}, .data = buf + n0 + o2};
+            nt++;
+            o2 += sz;
+        }
+        off += which ? nn->nb : nn->nv;
+    }
+    char path[2400];
+    snprintf(path, sizeof path, "%s/vpl.safetensors", dir);
+    int rc = st_write(path, t, nt, NULL, err);
+    free(buf);
+    if (rc) return -1;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "objective", "vpl");
+    cJSON_AddStringToObject(j, "trunk", c->base.model);
+    cJSON_AddStringToObject(j, "pooling", nn->o->pooling);
+    cJSON_AddNumberToObject(j, "embedding", nn->dv.E);
+    cJSON_AddNumberToObject(j, "hidden", nn->dv.H);
+    cJSON_AddNumberToObject(j, "latent", nn->dv.Z);
+    cJSON_AddNumberToObject(j, "context_pairs", nn->o->context_pairs);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    snprintf(path, sizeof path, "%s/vpl.json", dir);
+    rc = atomic_write_file(path, s, strlen(s), err);
+    cJSON_free(s);
+    return rc;
+}
+
+int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
+    const train_config *c = &rc->base;
+    const rm_vpl_options *o = &rc->vpl;
+    int K = o->context_pairs, M = o->targets, mean = 0;
+    if (!o->pooling || !strcmp(o->pooling, "last")) mean = 0;
+    else if (!strcmp(o->pooling, "mean")) mean = 1;
+    else return rlhf_fail(err, "--vpl_pooling must be last or mean (got \"%s\")", o->pooling);
+    if (!c->data) return rlhf_fail(err, "--data is required (prompt/chosen/rejected rows with a \"user\" field)");
+    if (rc->ensemble_size > 1) return rlhf_fail(err, "--objective vpl trains one model: leave out --ensemble_size");
+    if (c->resume) return rlhf_fail(err, "--objective vpl has no --resume (its runs take seconds: run it again)");
+    if (c->use_peft) return rlhf_fail(err, "--objective vpl keeps the trunk frozen: leave out --use_peft");
+    char resume_from[4400];
+    if (run_prepare(c, NULL, resume_from, sizeof resume_from, err)) return -1;
+    rlhf_model *m = NULL;
+    rlhf_tokenizer *tok = NULL;
+    vpl_set tr = {0}, ev = {0};
+    vpl_nets nn = {.o = o};
+    run_dir run = {0};
+    int status = -1, have_run = 0;
+    double t0 = time_now();
+    if (model_load_any(c->model, c->seed, &m, err) || model_tokenizer(m, c->tokenizer, &tok, err))
+        goto done;
+    int max_len = train_max_length(c, m);
+    if (load_set(c, c->data, m, tok, max_len, mean, &tr, err)) goto done;
+    if (c->eval_data) {
+        if (load_set(c, c->eval_data, m, tok, max_len, mean, &ev, err)) goto done;
+    } else if (c->eval_split > 0) {
+        if (tr.n_users < 2) {
+            rlhf_fail(err, "%s: --eval_split needs at least two users", c->data);
+            goto done;
+        }
+        split_users(&tr, &ev, c->eval_split, c->seed);
+    }
+    double t_embed = time_now() - t0;
+    // users who can train: more than K pairs
+    int *ok = xmalloc((size_t)tr.n_users * sizeof(int)), n_ok = 0;
+    for (int u = 0; u < tr.n_users; u++)
+        if (tr.start[u + 1] - tr.start[u] > K) ok[n_ok++] = u;
+    if (n_ok == 0) {
+        free(ok);
+        rlhf_fail(err, "%s: no user has more than --vpl_context_pairs %d pairs (%d users)", c->data,
+                  K, tr.n_users);
+        goto done;
+    }
+    nn.dv = (vpl_dims){tr.E, o->hidden, o->latent};
+    nn.db = (vpl_dims){tr.E, o->hidden, 0};
+    nn.nv = vpl_n_params(nn.dv), nn.nb = vpl_n_params(nn.db);
+    nn.pv = xcalloc((size_t)nn.nv * 4, sizeof(double));
+    nn.gv = nn.pv + nn.nv, nn.mv = nn.gv + nn.nv, nn.vv = nn.mv + nn.nv;
+    nn.pb = xcalloc((size_t)nn.nb * 4, sizeof(double));
+    nn.gb = nn.pb + nn.nb, nn.mb = nn.gb + nn.nb, nn.vb = nn.mb + nn.nb;
+    rlhf_rng rng;
+    rng_seed(&rng, c->seed);
+    vpl_init(nn.dv, nn.pv, &rng);
+    vpl_init(nn.db, nn.pb, &rng);
+    int U = c->batch_size, E = tr.E, Z = o->latent;
+    long total = c->max_steps > 0 ? c->max_steps
+                                  : (long)c->num_train_epochs * ((tr.n + (long)U * M - 1) / ((long)U * M));
+    if (total < 1) total = 1;
+    if (run_open(&run, c->output_dir, c->config_json, -1, err)) {
+        free(ok);
+        goto done;
+    }
+    have_run = 1;
+    if (!c->quiet)
+        fprintf(stderr, "rm: vpl: %d pairs of %d users (%d eval users), embeddings (%d) from %s in "
+                        "%.1f s; %ld steps of %d users x (%d context + %d target pairs)\n",
+                tr.n, tr.n_users, ev.n_users, E, c->model, t_embed, total, U, K, M);
+    double *cw = xmalloc((size_t)U * K * E * sizeof(double)), *cl = xmalloc((size_t)U * K * E * sizeof(double));
+    double *tw = xmalloc((size_t)U * M * E * sizeof(double)), *tl = xmalloc((size_t)U * M * E * sizeof(double));
+    double *eps = xmalloc((size_t)U * Z * sizeof(double));
+    int *pick = xmalloc((size_t)tr.n * sizeof(int));
+    vpl_stats win_v = {0}, win_b = {0};
+    int win = 0;
+    vpl_eval last = {0};
+    for (long step = 0; step < total; step++) {
+        for (int i = 0; i < U; i++) {
+            int u = ok[rng_u64(&rng) % (uint64_t)n_ok], a = tr.start[u], n = tr.start[u + 1] - a;
+            for (int k = 0; k < n; k++) pick[k] = tr.order[a + k];
+            int take = K + M < n ? K + M : n;  // a partial shuffle: K context, then targets
+            for (int k = 0; k < take; k++) {
+                int j = k + (int)(rng_u64(&rng) % (uint64_t)(n - k)), t = pick[k];
+                pick[k] = pick[j], pick[j] = t;
+            }
+            for (int k = 0; k < K; k++) {
+                memcpy(cw + ((size_t)i * K + k) * E, tr.w + (size_t)pick[k] * E, (size_t)E * sizeof(double));
+                memcpy(cl + ((size_t)i * K + k) * E, tr.l + (size_t)pick[k] * E, (size_t)E * sizeof(double));
+            }
+            for (int k = 0; k < M; k++) {
+                int p = pick[K + k % (take - K)];
+                memcpy(tw + ((size_t)i * M + k) * E, tr.w + (size_t)p * E, (size_t)E * sizeof(double));
+                memcpy(tl + ((size_t)i * M + k) * E, tr.l + (size_t)p * E, (size_t)E * sizeof(double));
+            }
+            for (int k = 0; k < Z; k++) eps[(size_t)i * Z + k] = rng_normal(&rng);
+        }
+        vpl_batch b = {U, K, M, cw, cl, tw, tl};
+        double klw = vpl_kl_weight(o->kl_beta, step, o->kl_period, o->kl_floor);
+        vpl_stats sv, sb;
+        memset(nn.gv, 0, (size_t)nn.nv * sizeof(double));
+        memset(nn.gb, 0, (size_t)nn.nb * sizeof(double));
+        vpl_loss(nn.dv, nn.pv, &b, eps, klw, nn.gv, &sv);
+        vpl_loss(nn.db, nn.pb, &b, NULL, 0, nn.gb, &sb);
+        if (!isfinite(sv.loss) || !isfinite(sb.loss)) {
+            rlhf_fail(err, "step %ld: loss is not finite; stopping", step + 1);
+            free(ok), free(cw), free(cl), free(tw), free(tl), free(eps), free(pick);
+            goto done;
+        }
+        vpl_adamw(nn.nv, nn.pv, nn.gv, nn.mv, nn.vv, step, c->learning_rate, c->weight_decay);
+        vpl_adamw(nn.nb, nn.pb, nn.gb, nn.mb, nn.vb, step, c->learning_rate, c->weight_decay);
+        win_v.loss += sv.loss, win_v.nll += sv.nll, win_v.kl += sv.kl, win_v.acc += sv.acc;
+        win_b.loss += sb.loss, win_b.acc += sb.acc;
+        win++;
+        long done_steps = step + 1;
+        if (done_steps % c->logging_steps == 0 || done_steps == total) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "step", (double)done_steps);
+            cJSON_AddNumberToObject(j, "loss", win_v.loss / win);
+            cJSON_AddNumberToObject(j, "nll", win_v.nll / win);
+            cJSON_AddNumberToObject(j, "kl", win_v.kl / win);
+            cJSON_AddNumberToObject(j, "kl_weight", klw);
+            cJSON_AddNumberToObject(j, "accuracy", win_v.acc / win);
+            cJSON_AddNumberToObject(j, "bt_loss", win_b.loss / win);
+            cJSON_AddNumberToObject(j, "bt_accuracy", win_b.acc / win);
+            char *s = cJSON_PrintUnformatted(j);
+            run_log(&run, s);
+            cJSON_free(s);
+            cJSON_Delete(j);
+            memset(&win_v, 0, sizeof win_v), memset(&win_b, 0, sizeof win_b);
+            win = 0;
+        }
+        if (ev.n_users && ((c->eval_steps > 0 && done_steps % c->eval_steps == 0) || done_steps == total)) {
+            eval_set(&nn, &ev, K, &last);
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "step", (double)done_steps);
+            add_eval(j, "eval_", &last);
+            char *s = cJSON_PrintUnformatted(j);
+            run_log(&run, s);
+            cJSON_free(s);
+            cJSON_Delete(j);
+        }
+    }
+    free(ok), free(cw), free(cl), free(tw), free(tl), free(eps), free(pick);
+    if (save_nets(&nn, rc, run.dir, err)) goto done;
+    vpl_eval train_ev;
+    eval_set(&nn, &tr, K, &train_ev);
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "command", "rm");
+    cJSON_AddStringToObject(sum, "objective", "vpl");
+    cJSON_AddNumberToObject(sum, "steps", (double)total);
+    cJSON_AddNumberToObject(sum, "seconds", time_now() - t0);
+    cJSON_AddNumberToObject(sum, "embed_seconds", t_embed);
+    add_eval(sum, "train_", &train_ev);
+    if (ev.n_users) add_eval(sum, "eval_", &last);
+    cJSON_AddStringToObject(sum, "model", run.dir);
+    char *s = cJSON_Print(sum);
+    cJSON_Delete(sum);
+    int wr = run_summary(&run, s, err);
+    cJSON_free(s);
+    if (wr) goto done;
+    if (!c->quiet) {
+        if (ev.n_users)
+            fprintf(stderr, "rm: vpl: held-out users' pair accuracy %.4f (Bradley-Terry MLP %.4f) "
+                            "on %ld pairs of %d users, given %d context pairs each; in %s\n",
+                    (double)last.vpl_right / (last.pairs ? last.pairs : 1),
+                    (double)last.bt_right / (last.pairs ? last.pairs : 1), last.pairs, last.users,
+                    K, run.dir);
+        else
+            fprintf(stderr, "rm: vpl: training users' pair accuracy %.4f (Bradley-Terry MLP %.4f); in %s\n",
+                    (double)train_ev.vpl_right / (train_ev.pairs ? train_ev.pairs : 1),
+                    (double)train_ev.bt_right / (train_ev.pairs ? train_ev.pairs : 1), run.dir);
+    }
+    status = 0;
+done:
+    if (have_run) run_close(&run);
+    free(nn.pv), free(nn.pb);
+    if (ev.ds) set_free(&ev);
+    else {  // a user split borrows tr's arrays
+        free(ev.order), free(ev.start), free(ev.user_pop);
+    }
+    set_free(&tr);
+    if (tok) tok_free(tok);
+    model_free(m);
+    return status;
 }
