@@ -18,6 +18,17 @@
 // chosen against the worst (none when all scores are equal). Rows add
 // "chosen_score", "rejected_score" and "judge_p" (p(chosen beats rejected)).
 //
+// --label heron --factors "SRC1,SRC2,..." --margins "d1,d2,...": HERON (Bukharin et
+// al. 2023, algo/heron.h, docs/heron.md). Every sample is scored by each factor,
+// a reward source (reward/sources.h) listed most important first; "=W" after a
+// factor scales it (a negative W prefers smaller values). Every two different
+// non-empty samples of a prompt are compared down the ranking: the first
+// factor whose difference exceeds its margin (absolute, or "0.5sd": half the
+// factor's standard deviation over all samples) picks the chosen one; pairs no
+// factor decides are dropped. Rows add "heron_level" (1 = the first factor),
+// "heron_factor" (its name) and "chosen_factors" / "rejected_factors" (the
+// scaled factor values, in ranking order).
+//
 // The output file is written atomically: a failure (a judge that errs) leaves
 // the previous file, if any, untouched and no partial file behind.
 #include <cjson/cJSON.h>
@@ -29,6 +40,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "data/dataset.h"
+#include "algo/heron.h"
 #include "algo/self_judge.h"
 #include "data/task.h"
 #include "io/file.h"
@@ -117,6 +129,81 @@ static int judged_pairs(const judge_opts *jo, ds_dataset *ds, char *const *sampl
     return rc;
 }
 
+// --label heron: every decided pair of every prompt's samples, ranked factors
+// from the reward spec `factors`, margins from `margins` (algo/heron.h)
+static int heron_pairs(const char *factors, const char *margins, double timeout, ds_dataset *ds,
+                       char *const *samples, const char *const *ps, int N, int n,
+                       atomic_file *f, int *pairs, rlhf_err *err) {
+    reward_set rs = {0};
+    reward_set_opts ro;
+    reward_set_opts_default(&ro);
+    ro.timeout_s = timeout;
+    if (reward_set_parse(&rs, factors, err) || reward_set_open(&rs, &ro, err)) {
+        reward_set_free(&rs);
+        return rlhf_fail_ctx(err, "--factors");
+    }
+    int L = rs.n, M = N * n, rc = 0;
+    double *margin = xmalloc((size_t)L * sizeof(double)), *sd = xmalloc((size_t)L * sizeof(double));
+    double *delta = xmalloc((size_t)L * sizeof(double));
+    int *relative = xmalloc((size_t)L * sizeof(int));
+    float *raw = xmalloc((size_t)M * L * sizeof(float)), *total = xmalloc((size_t)M * sizeof(float));
+    double *z = xmalloc((size_t)M * L * sizeof(double));
+    unsigned char *use = xcalloc((size_t)M, 1);
+    int room = n * (n - 1) / 2, *ch = xmalloc((size_t)room * sizeof(int));
+    int *rj = xmalloc((size_t)room * sizeof(int)), *lv = xmalloc((size_t)room * sizeof(int));
+    int *per_level = xcalloc((size_t)L, sizeof(int)), ties = 0;
+    if ((rc = heron_parse_margins(margins, L, margin, relative, err))) goto out;
+    if ((rc = reward_set_score(&rs, ps, (const char *const *)samples, M, raw, total, err))) {
+        rlhf_fail_ctx(err, "--factors");
+        goto out;
+    }
+    for (size_t i = 0; i < (size_t)M * L; i++) z[i] = rs.src[i % L].weight * (double)raw[i];
+    // the samples a pair may hold: non-empty (the data loader refuses empty
+    // texts), each text once per prompt
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < n; j++) {
+            const char *s = samples[(size_t)i * n + j];
+            int fresh = s[0] != 0;
+            for (int k = 0; k < j && fresh; k++) fresh = strcmp(s, samples[(size_t)i * n + k]) != 0;
+            use[(size_t)i * n + j] = (unsigned char)fresh;
+        }
+    heron_factor_spread(M, L, z, use, sd);
+    heron_margins(L, margin, relative, sd, delta);
+    for (int i = 0; i < N && rc == 0; i++) {
+        const double *zi = z + (size_t)i * n * L;
+        int t = 0, k = heron_group_pairs(n, L, zi, delta, use + (size_t)i * n, ch, rj, lv, &t);
+        ties += t;
+        for (int q = 0; q < k && rc == 0; q++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "prompt", ds->ex[i].prompt.text);
+            cJSON_AddStringToObject(o, "chosen", samples[(size_t)i * n + ch[q]]);
+            cJSON_AddStringToObject(o, "rejected", samples[(size_t)i * n + rj[q]]);
+            cJSON_AddNumberToObject(o, "heron_level", lv[q] + 1);
+            cJSON_AddStringToObject(o, "heron_factor", rs.src[lv[q]].name);
+            cJSON_AddItemToObject(o, "chosen_factors",
+                                  cJSON_CreateDoubleArray(zi + (size_t)ch[q] * L, L));
+            cJSON_AddItemToObject(o, "rejected_factors",
+                                  cJSON_CreateDoubleArray(zi + (size_t)rj[q] * L, L));
+            rc = write_row(f, o, err);
+            cJSON_Delete(o);
+            per_level[lv[q]]++;
+            (*pairs)++;
+        }
+    }
+    if (rc == 0) {
+        fprintf(stderr, "pairs: heron: %d decided pairs, %d ties dropped; by level:", *pairs, ties);
+        for (int l = 0; l < L; l++)
+            fprintf(stderr, "%s %d. %s (margin %g): %d", l ? "," : "", l + 1, rs.src[l].name,
+                    delta[l], per_level[l]);
+        fprintf(stderr, "\n");
+    }
+out:
+    reward_set_free(&rs);
+    free(margin), free(sd), free(delta), free(relative), free(raw), free(total), free(z);
+    free(use), free(ch), free(rj), free(lv), free(per_level);
+    return rc;
+}
+
 int cmd_pairs(int argc, char **argv) {
     const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL,
                *judge = NULL;
@@ -124,7 +211,7 @@ int cmd_pairs(int argc, char **argv) {
     int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1, add_bos = -1;
     float temperature = 1.0f;
     uint64_t seed = 1;
-    const char *label = "verifier";
+    const char *label = "verifier", *factors = NULL, *margins = NULL;
     double bt_temp = 0;
     judge_opts jo;
     judge_opts_default(&jo);
@@ -149,8 +236,17 @@ int cmd_pairs(int argc, char **argv) {
         {"tokenizer", FLAG_STR, &tokenizer, "tokenizer (default: the model's)"},
         {"seed", FLAG_U64, &seed, "sampling seed"},
         {"label", FLAG_STR, &label,
-         "verifier (a correct vs a wrong sample) or gold (two samples compared by the task's "
-         "shaped gold reward, Bradley-Terry noise by --bt_temperature)"},
+         "verifier (a correct vs a wrong sample), gold (two samples compared by the task's "
+         "shaped gold reward, Bradley-Terry noise by --bt_temperature) or heron (every two "
+         "samples compared factor by factor down the ranking --factors, docs/heron.md)"},
+        {"factors", FLAG_STR, &factors,
+         "--label heron: reward sources, most important first (e.g. \"verifier:arith,"
+         "verifier:arith:shaped,command:python3 len.py=-1\"; =W scales a factor, negative = "
+         "smaller is better)"},
+        {"margins", FLAG_STR, &margins,
+         "--label heron: one margin per factor, e.g. \"0,0.05,0.5sd\": a factor decides when "
+         "|difference| > margin; \"Xsd\" = X times the factor's standard deviation over the "
+         "samples (default: all 0)"},
         {"bt_temperature", FLAG_DOUBLE, &bt_temp,
          "--label gold: P(a > b) = sigmoid((gold_a - gold_b) / T) (0: the higher gold wins, ties "
          "dropped)",
@@ -185,7 +281,11 @@ int cmd_pairs(int argc, char **argv) {
                     "Samples a model on prompts and builds preference pairs with a verifier:\n"
                     "chosen = a correct sample (else the gold answer), rejected = a wrong sample.\n"
                     "example: rlhf pairs --model runs/sft --prompts runs/data/prompts.jsonl --out "
-                    "runs/pairs.jsonl",
+                    "runs/pairs.jsonl\n"
+                    "HERON: --label heron --factors \"verifier:arith,verifier:arith:shaped\" "
+                    "--margins \"0,0.05\"\n"
+                    "  the first factor (in order) whose difference exceeds its margin decides;\n"
+                    "  pairs none decides are dropped",
                     &err);
     if (r == 1) return 0;
     if (r < 0) {
@@ -193,10 +293,37 @@ int cmd_pairs(int argc, char **argv) {
         return 2;
     }
     const rlhf_task *t = task_find(task);
-    int gold_mode = !strcmp(label, "gold");
-    if (!gold_mode && strcmp(label, "verifier")) {
-        fprintf(stderr, "rlhf pairs: --label must be verifier or gold, not \"%s\"\n", label);
+    int gold_mode = !strcmp(label, "gold"), heron_mode = !strcmp(label, "heron");
+    if (!gold_mode && !heron_mode && strcmp(label, "verifier")) {
+        fprintf(stderr, "rlhf pairs: --label must be verifier, gold or heron, not \"%s\"\n",
+                label);
         return 2;
+    }
+    if (heron_mode != (factors != NULL) || (margins && !heron_mode)) {
+        fprintf(stderr, "rlhf pairs: %s\n",
+                heron_mode ? "--label heron needs --factors (reward sources, most important "
+                             "first)"
+                           : "--factors and --margins go with --label heron");
+        return 2;
+    }
+    if (heron_mode && (jo.base_url || judge)) {
+        fprintf(stderr, "rlhf pairs: --label heron scores with --factors; it takes neither "
+                        "--judge_url nor --reward_command\n");
+        return 2;
+    }
+    if (heron_mode) {  // malformed factors or margins are refused before any sampling
+        reward_set spec = {0};
+        int L = reward_set_parse(&spec, factors, &err) ? -1 : spec.n;
+        if (L < 0) rlhf_fail_ctx(&err, "--factors");
+        double *m1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(double));
+        int *r1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
+        int bad = L < 0 || heron_parse_margins(margins, L, m1, r1, &err);
+        reward_set_free(&spec);
+        free(m1), free(r1);
+        if (bad) {
+            fprintf(stderr, "rlhf pairs: %s\n", err.msg);
+            return 2;
+        }
     }
     if (jo.base_url && (gold_mode || judge)) {
         fprintf(stderr, "rlhf pairs: --judge_url takes neither --label gold nor "
@@ -244,6 +371,17 @@ int cmd_pairs(int argc, char **argv) {
     atomic_file af, *f = &af;
     if (atomic_open(f, out, &err)) goto done;
     int pairs = 0, from_gold = 0, all_right = 0, wfail = 0;
+    if (heron_mode) {
+        if (heron_pairs(factors, margins, timeout, ds, samples, ps, N, n, f, &pairs, &err) ||
+            atomic_commit(f, &err)) {
+            atomic_abort(f);
+            goto done;
+        }
+        fprintf(stderr, "pairs: %d prompts x %d samples; %d HERON pairs -> %s\n", N, n, pairs,
+                out);
+        status = 0;
+        goto done;
+    }
     if (jo.base_url) {
         if (judged_pairs(&jo, ds, samples, N, n, f, &pairs, &err) || atomic_commit(f, &err)) {
             atomic_abort(f);
