@@ -1,34 +1,252 @@
-// train/online_nash: the online update method `nash-md` (the frame only: being built).
+// train/online_nash: the online update method `nash-md` (`rlhf nash-md`),
+// Nash-MD (Munos et al. 2023, "Nash Learning from Human Feedback",
+// arXiv:2312.00886) as TRL's NashMDTrainer trains it. Per iteration:
+//
+//   y  ~ π            the loop's rollout (r->rb), scored by the reward set (r->scores)
+//   y' ~ π_mix        one sample per row of the geometric mixture
+//                     π_mix ∝ π_ref^c π^(1−c) (c = --mixture_coef; train/mixture_gen),
+//                     drawn from the iteration's stream and scored by the same
+//                     reward set, with the same penalties
+//   P  = σ(r(y) − r(y'))                        the preference of y over y'
+//   L  = mean_rows[ β Σ_t sg(log π_t − log π_ref,t) log π_t − (P − ½) Σ_t log π_t ]
+//
+// then --num_iterations optimizer steps on the batch, each one forward/backward
+// over the rows (log π recomputed at every step; P and the mixture's samples
+// are the iteration's). The per-token gradient β(log π_t − log π_ref,t) − (P − ½)
+// is algo/nash's; it differs from token to token, so the rows' backward is this
+// file's own (online_backward_rows pushes one number per row).
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "algo/nash.h"
+#include "train/mixture_gen.h"
 #include "train/online_update.h"
 
-static void nash_defaults(online_config *c) { (void)c; }
-static unsigned nash_needs_of(const online_config *c) { (void)c; return 0; }
-static int nash_steps(const online_config *c) { (void)c; return 1; }
-static void nash_describe(const online_config *c, char *buf, size_t cap) {
+typedef struct {
+    rollout_batch mix;          // the iteration's mixture samples (B rows)
+    float *mix_scores;          // (B)
+    double *prob;               // (B) P(y ≻ y')
+    float *logp, *ref, *mask, *dlogp; // (micro, T) a slice's
+    size_t cap;
+    rollout_rows rows;
+    int *idx;                   // (B)
+    // the iteration's numbers
+    double loss, score, kl_term, prob_mean, win_rate, mix_reward, mix_len, mix_eos, t_mixture;
+    int steps;
+} nash_state;
+
+// ---------------------------------------------------------------- options --
+
+#define OPT(name, type, field, help, ...) \
+    {(name), ONLINE_OPT_##type, offsetof(online_config, nash.field), (help), __VA_ARGS__}
+
+static const online_option nash_options[] = {
+    OPT("mixture_coef", FLOAT, mixture_coef,
+        "c of the geometric mixture pi_ref^c pi^(1-c) the policy's samples are judged against "
+        "(0: the policy itself, 1: the reference)", 0, 1),
+    OPT("beta", FLOAT, beta,
+        "KL coefficient: beta * KL(pi || pi_ref), estimated on the policy's samples", 0, 1e6),
+    {NULL},
+};
+
+static void nash_defaults(online_config *c) {
+    c->nash.mixture_coef = 0.5f;  // TRL NashMDConfig
+    c->nash.beta = 0.1f;          // TRL OnlineDPOConfig
+}
+
+static unsigned nash_needs_of(const online_config *c) {
     (void)c;
-    snprintf(buf, cap, "(not built yet)");
+    return ONLINE_NEED_REFERENCE;
 }
+
+static int nash_check(const online_config *c, rlhf_err *err) {
+    const online_nash_options *o = &c->nash;
+    if (!(o->mixture_coef >= 0 && o->mixture_coef <= 1))
+        return rlhf_fail(err, "--mixture_coef must be in [0, 1] (got %g): the weight of the "
+                              "reference in the mixture pi_ref^c pi^(1-c)",
+                         o->mixture_coef);
+    if (!(o->beta >= 0 && isfinite(o->beta)))
+        return rlhf_fail(err, "--beta must be a finite number >= 0 (got %g)", o->beta);
+    if (c->par_samples > 0)
+        return rlhf_fail(err, "--par_samples: nash-md compares the policy's reward with the "
+                              "mixture's own, and PAR would reshape only the policy's; drop "
+                              "--par_samples");
+    if (c->reset_prob > 0)
+        return rlhf_fail(err, "--reset_prob: nash-md's mixture samples start from the prompt, "
+                              "not from a roll-in; drop --reset_prob");
+    return 0;
+}
+
+static int nash_steps(const online_config *c) { return c->num_iterations; }
+
+static void nash_describe(const online_config *c, char *buf, size_t cap) {
+    const online_nash_options *o = &c->nash;
+    snprintf(buf, cap,
+             "Nash-MD (Munos et al. 2023, TRL NashMDTrainer): per prompt a sample y of the policy\n"
+             "pi and a sample y' of the geometric mixture of pi and the reference,\n"
+             "  pi_mix(.|x, y<t) ∝ pi_ref^c pi^(1-c)   (per token: c*logits_ref + (1-c)*logits_pi)\n"
+             "both scored by the reward (--task, --reward_model, ...); with P = sigmoid(r(y) - r(y'))\n"
+             "  loss = mean[ beta * sum_t sg(log pi_t - log pi_ref_t) log pi_t - (P - 1/2) sum_t log pi_t ]\n"
+             "a policy-gradient step toward beating the mixture, and the KL(pi || pi_ref) penalty's\n"
+             "score-function gradient on y. Now: --mixture_coef %g --beta %g. --num_generations n\n"
+             "pairs each of a prompt's n samples with its own mixture sample (TRL: 1). Writes\n"
+             "metrics.jsonl (reward, kl, loss, rewards/probabilities: the mean P, win_rate,\n"
+             "mixture/reward), samples.jsonl and checkpoints. docs/nash_md.md.\n"
+             "example: rlhf nash-md --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
+             "         --output_dir runs/nash-md --max_steps 100 --learning_rate 1e-5",
+             o->mixture_coef, o->beta);
+}
+
+// ------------------------------------------------------------------ setup --
+
 static int nash_setup(online_run *r, rlhf_err *err) {
-    (void)r;
-    return rlhf_fail(err, "nash-md: not built yet");
+    (void)err;
+    nash_state *s = xcalloc(1, sizeof *s);
+    r->self = s;
+    s->mix_scores = xcalloc(r->B, sizeof(float));
+    s->prob = xcalloc(r->B, sizeof(double));
+    s->idx = xcalloc(r->B, sizeof(int));
+    return 0;
 }
+
+// -------------------------------------------------------------- the update --
+
+// the mixture's samples of the iteration's prompts, scored as the policy's are
+static int mixture_samples(online_run *r, nash_state *s, rlhf_err *err) {
+    const online_config *c = r->c;
+    rollout_opts ro = {.n_samples = r->n, .gen = *r->gen, .batch_size = c->generation_batch_size};
+    rollout_free(&s->mix);
+    if (mixture_rollout(r->t->m, r->ref, c->nash.mixture_coef, (const int *const *)r->prompts,
+                        r->prompt_len, r->n_prompts, &ro, &r->rng, &s->mix, err))
+        return rlhf_fail_ctx(err, "nash-md: sampling the mixture");
+    rollout_decode(&s->mix, r->t->tok);
+    const char **ps = xmalloc((size_t)r->B * sizeof(char *));
+    for (int row = 0; row < r->B; row++) ps[row] = r->prompt_text[row / r->n];
+    // the loop's reward set scores one batch at a time, as it does the rollout's
+    int rc = reward_set_score((reward_set *)r->rs, ps, (const char *const *)s->mix.text, r->B,
+                              NULL, s->mix_scores, err);
+    free(ps);
+    if (rc) return rlhf_fail_ctx(err, "nash-md: scoring the mixture's samples");
+    reward_penalties pen = {.length_penalty = c->length_penalty,
+                            .missing_eos_penalty = c->missing_eos_penalty,
+                            .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,
+                            .overlong_buffer = c->overlong_buffer_len};
+    reward_apply_penalties(&pen, r->B, s->mix.length, s->mix.ended_eos, s->mix_scores);
+    return 0;
+}
+
+static void grow_slices(nash_state *s, size_t n) {
+    if (n <= s->cap) return;
+    float **b[] = {&s->logp, &s->ref, &s->mask, &s->dlogp};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) *b[i] = xrealloc(*b[i], n * sizeof(float));
+    s->cap = n;
+}
+
+// one optimizer step: the loss over all rows, micro rows per forward/backward
+static int nash_step(online_run *r, nash_state *s, int first, rlhf_err *err) {
+    const rollout_batch *rb = &r->rb;
+    rlhf_model *m = r->t->m;
+    int B = rb->B, T = rb->T, bs = r->micro > 0 ? r->micro : B;
+    grow_slices(s, (size_t)bs * T);
+    model_zero_grad(m);
+    double loss = 0;
+    nash_md_stats sum = {0};
+    for (int k = 0; k < B; k += bs) {
+        int u = B - k < bs ? B - k : bs;
+        for (int j = 0; j < u; j++) s->idx[j] = k + j;
+        rollout_gather(rb, s->idx, u, &s->rows);
+        if (model_forward(m, &s->rows.view, err)) return -1;
+        rollout_gather_f(r->ref_logp, T, s->idx, u, s->ref);
+        rollout_gather_f(rb->mask, T, s->idx, u, s->mask);
+        memcpy(s->logp, m->logp, (size_t)u * T * sizeof(float));
+        nash_md_stats st;
+        loss += nash_md_loss(u, T, s->logp, s->logp, s->ref, s->mask, s->prob + k, r->c->nash.beta,
+                             B, s->dlogp, &st);
+        sum.score += st.score, sum.kl_term += st.kl_term;
+        model_backward(m, s->dlogp, NULL, NULL, NULL);
+    }
+    if (!isfinite(loss))
+        return rlhf_fail(err, "nash-md: the loss is %g; stopping (checkpoints already written are "
+                              "kept; try a lower --learning_rate)",
+                         loss);
+    r->grad_norm += optim_step(r->t->o, m), r->updates++;
+    s->loss += loss, s->steps++;
+    if (first) s->score = sum.score, s->kl_term = sum.kl_term;
+    return 0;
+}
+
 static int nash_update(online_run *r, rlhf_err *err) {
-    (void)r;
-    return rlhf_fail(err, "nash-md: not built yet");
+    nash_state *s = r->self;
+    int B = r->B;
+    double t0 = time_now();
+    if (mixture_samples(r, s, err)) return -1;
+    s->t_mixture = time_now() - t0;
+    nash_preference(B, r->scores, s->mix_scores, s->prob);
+    s->prob_mean = s->win_rate = s->mix_reward = s->mix_len = s->mix_eos = 0;
+    for (int i = 0; i < B; i++) {
+        s->prob_mean += s->prob[i] / B;
+        s->win_rate += (r->scores[i] > s->mix_scores[i] ? 1.0 :
+                        r->scores[i] == s->mix_scores[i] ? 0.5 : 0.0) / B;
+        s->mix_reward += (double)s->mix_scores[i] / B;
+        s->mix_len += (double)s->mix.length[i] / B;
+        s->mix_eos += (double)s->mix.ended_eos[i] / B;
+    }
+    s->loss = 0, s->steps = 0;
+    for (int e = 0; e < r->c->num_iterations; e++)
+        if (nash_step(r, s, e == 0, err)) return -1;
+    return 0;
 }
-static void nash_metrics(online_run *r, cJSON *j) { (void)r, (void)j; }
+
+// ---------------------------------------------------------------- metrics --
+
+static void nash_metrics(online_run *r, cJSON *j) {
+    nash_state *s = r->self;
+    cJSON_AddNumberToObject(j, "loss", s->steps ? s->loss / s->steps : 0);
+    cJSON_AddNumberToObject(j, "loss/score", s->score);
+    cJSON_AddNumberToObject(j, "loss/kl_term", s->kl_term);
+    cJSON_AddNumberToObject(j, "rewards/probabilities", s->prob_mean);
+    cJSON_AddNumberToObject(j, "win_rate", s->win_rate);
+    cJSON_AddNumberToObject(j, "mixture/reward", s->mix_reward);
+    cJSON_AddNumberToObject(j, "mixture/completion_length", s->mix_len);
+    cJSON_AddNumberToObject(j, "mixture/eos_share", s->mix_eos);
+    cJSON_AddNumberToObject(j, "mixture_coef", r->c->nash.mixture_coef);
+    cJSON_AddNumberToObject(j, "time/mixture", s->t_mixture);
+}
+
+static void nash_summary(online_run *r, cJSON *sum) {
+    cJSON_AddNumberToObject(sum, "mixture_coef", r->c->nash.mixture_coef);
+    cJSON_AddNumberToObject(sum, "nash_beta", r->c->nash.beta);
+    nash_state *s = r->self;
+    if (s && s->steps) cJSON_AddNumberToObject(sum, "win_rate", s->win_rate);
+}
+
+static void nash_free(online_run *r) {
+    nash_state *s = r->self;
+    if (!s) return;
+    rollout_free(&s->mix);
+    rollout_rows_free(&s->rows);
+    void *bufs[] = {s->mix_scores, s->prob, s->logp, s->ref, s->mask, s->dlogp, s->idx};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(s);
+    r->self = NULL;
+}
 
 const online_update online_update_nash = {
     .name = "nash-md",
-    .about = "(not built yet)",
+    .about = "Nash-MD: REINFORCE on P(policy sample beats a policy/reference mixture sample), KL to the reference",
+    .needs = ONLINE_NEED_REFERENCE,
+    .options = nash_options,
     .pref_kind = -1,
     .defaults = nash_defaults,
     .needs_of = nash_needs_of,
+    .check = nash_check,
     .steps_per_iteration = nash_steps,
     .describe = nash_describe,
     .setup = nash_setup,
     .update = nash_update,
     .metrics = nash_metrics,
+    .summary = nash_summary,
+    .free = nash_free,
 };
