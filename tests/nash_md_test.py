@@ -136,13 +136,14 @@ def behaviour(tmp):
     # reward model's scores make it (at scale 1 it stays within 0.5 +- 0.23)
     REWARD = "verifier:arith:shaped=8"
 
-    def nash(name, steps, *extra, check=True):
+    def nash(name, steps, *extra, check=True,
+             shape=("--batch_size", "16", "--max_new_tokens", "1", "--reward", REWARD)):
         out = os.path.join(tmp, name)
         t0 = time.time()
         p = harness.run("nash-md", "--model", "tiny", "--data", prompts, "--output_dir", out,
-                        "--max_steps", str(steps), "--batch_size", "16", "--max_new_tokens", "1",
-                        "--learning_rate", "3e-3", "--lr_scheduler_type", "constant",
-                        "--reward", REWARD, "--quiet", *extra, threads=1, check=check)
+                        "--max_steps", str(steps), "--learning_rate", "3e-3",
+                        "--lr_scheduler_type", "constant", *shape, "--quiet", *extra, threads=1,
+                        check=check)
         if not check:
             return p, out
         return rows(os.path.join(out, "metrics.jsonl")), time.time() - t0
@@ -189,7 +190,7 @@ def behaviour(tmp):
            "nash_md_first_step_is_pure_preference",
            f"kl {f['kl']}, kl_term {f['loss/kl_term']}, loss {f['loss']}, score {f['loss/score']}")
     # --resume: 4 iterations in one go == 2, then resumed to 4
-    common = ["--num_generations", "1", "--save_steps", "2", "--max_new_tokens", "1"]
+    common = ["--num_generations", "1", "--save_steps", "2"]
     ra, _ = nash("res_a", 4, *common)
     nash("res_b", 2, *common)
     pb, b = nash("res_b", 4, *common, "--resume", check=False)
@@ -200,6 +201,22 @@ def behaviour(tmp):
     same_m = [[x.get(k) for k in keys] for x in ma] == [[x.get(k) for k in keys] for x in mb]
     report(same_w and same_m, "nash_md_resume_bit_exact",
            f"exit {pb.returncode} {pb.stderr[-300:]}, same weights {same_w}, same metrics {same_m}")
+    # micro-batches (--micro_batch_size 3 of 16 rows) accumulate the same gradient, and
+    # --use_peft (the reference is the frozen base under the adapters) runs; 4-token
+    # completions under a dense 0/1 reward (a printable first byte)
+    judge = f"{sys.executable} {os.path.join(ROOT, 'tests', 'tools', 'judge_modes.py')} --ascii"
+    dense = ["--num_generations", "2", "--batch_size", "8", "--max_new_tokens", "4",
+             "--reward_command", judge]
+    whole, _ = nash("whole", 3, shape=dense)
+    micro, _ = nash("micro", 3, "--micro_batch_size", "3", shape=dense)
+    lora, _ = nash("lora", 3, "--use_peft", shape=dense)
+    same = all(abs(x["loss"] - y["loss"]) < 1e-6 * max(1, abs(x["loss"])) and
+               abs(x["grad_norm"] - y["grad_norm"]) < 1e-4 * x["grad_norm"] and
+               x["reward"] == y["reward"] for x, y in zip(whole, micro))
+    report(len(micro) == 3 and same and whole[0]["loss"] != 0 and len(lora) == 3 and
+           all(np.isfinite(x["loss"]) for x in lora), "nash_md_micro_batches_and_lora",
+           f"losses whole {[x['loss'] for x in whole]}, micro {[x['loss'] for x in micro]}, "
+           f"lora {[x['loss'] for x in lora]}")
     # bad flags: refused before anything is written, naming the flag
     for name, extra, words in (("coef_high", ["--mixture_coef", "1.5"], ["--mixture_coef"]),
                                ("coef_neg", ["--mixture_coef", "-0.1"], ["--mixture_coef"]),
