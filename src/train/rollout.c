@@ -45,7 +45,10 @@ int rollout_generate(rlhf_model *m, const int *const *prompts, const int *prompt
     for (int s = 0; s < B; s += bs) {
         int nb = B - s < bs ? B - s : bs;
         rlhf_gen_out g;
-        if (generate(m, rows + s, rlen + s, nb, &o->gen, rng, &g, err)) {
+        int rc = o->generate ? o->generate(o->generate_ctx, m, rows + s, rlen + s, nb, &o->gen, rng,
+                                           &g, err)
+                             : generate(m, rows + s, rlen + s, nb, &o->gen, rng, &g, err);
+        if (rc) {
             free(rows), free(rlen), free(gtok), free(glp);
             rollout_free(out);
             return rlhf_fail_ctx(err, "rollout");

@@ -33,6 +33,12 @@ typedef struct {
     int n_samples;       // completions per prompt
     rlhf_gen_opts gen;   // max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
     int batch_size;      // rows per generate() call (0: all rows at once)
+    // the sampler (NULL: generate() on m, include/rlhf.h); called as generate is,
+    // with ctx first (Nash-MD's policy/reference mixture, train/mixture_gen.h)
+    int (*generate)(void *ctx, rlhf_model *m, const int *const *prompts, const int *prompt_len,
+                    int B, const rlhf_gen_opts *o, rlhf_rng *rng, rlhf_gen_out *out,
+                    rlhf_err *err);
+    void *generate_ctx;
 } rollout_opts;
 
 typedef struct {
