@@ -374,10 +374,19 @@ float rl_par_reward(float r, int M, const float *r_ref, float k);
 //   mean   mean_k r_k
 //   wco    min_k r_k                          (worst-case optimisation)
 //   uwo    mean_k r_k - lambda * Var_k r_k    (uncertainty-weighted; population variance)
-typedef enum { RL_ENSEMBLE_MEAN = 0, RL_ENSEMBLE_WCO, RL_ENSEMBLE_UWO } rl_ensemble;
+//   brme   lambda * mu_{k*} + (1 - lambda) * min_k mu_k, k* = argmin_k sigma_k (the first
+//          on ties): reward-robust RLHF (Yan et al. 2024) over a Bayesian ensemble's heads
+//          (means mu, standard deviations sigma; train/rm_brme.h), lambda in [0, 1]
+typedef enum { RL_ENSEMBLE_MEAN = 0, RL_ENSEMBLE_WCO, RL_ENSEMBLE_UWO, RL_ENSEMBLE_BRME } rl_ensemble;
+// "mean", "wco" (or "min"), "uwo", "brme" (or "robust"); -1 + err otherwise.
 int rl_ensemble_from_name(const char *name, rl_ensemble *out, rlhf_err *err);
+// mean, wco, uwo (brme here has no sigmas: k* = 0; use rl_ensemble_reduce_sigma).
 void rl_ensemble_reduce(rl_ensemble kind, int B, int K, const float *scores, float lambda,
                         float *out);
+// All four: scores (B,K) are the members' rewards (a BRME's means), sigmas (B,K) their
+// standard deviations (brme needs them; NULL: every sigma equal, so k* = 0).
+void rl_ensemble_reduce_sigma(rl_ensemble kind, int B, int K, const float *scores,
+                              const float *sigmas, float lambda, float *out);
 // -alpha * length.
 float rl_length_penalty(int length, float alpha);
 // DAPO's soft overlong punishment (Yu et al. 2025): 0 up to max_len - cache_len,

@@ -1,6 +1,7 @@
 // algo/rl_reward.c: what happens to rewards between the scorer and the
 // advantage estimator — PF-PPO sample filters, placing outcome scores on
-// tokens, PAR shaping, reward-model ensemble reducers and length / EOS
+// tokens, PAR shaping, reward-model ensemble reducers (with reward-robust
+// RLHF's over a Bayesian ensemble's means and sigmas) and length / EOS
 // penalties. Pure arithmetic; the reward sources in src/reward/ call these.
 // Formulas and sources: docs/online_rl.md.
 #include <math.h>
@@ -109,8 +110,33 @@ int rl_ensemble_from_name(const char *name, rl_ensemble *out, rlhf_err *err) {
     else if (!strcmp(name, "wco") || !strcmp(name, "WCO") || !strcmp(name, "min"))
         *out = RL_ENSEMBLE_WCO;
     else if (!strcmp(name, "uwo") || !strcmp(name, "UWO")) *out = RL_ENSEMBLE_UWO;
-    else return rlhf_fail(err, "unknown ensemble reducer \"%s\" (choose mean, wco, uwo)", name);
+    else if (!strcmp(name, "brme") || !strcmp(name, "robust")) *out = RL_ENSEMBLE_BRME;
+    else return rlhf_fail(err, "unknown ensemble reducer \"%s\" (choose mean, wco, uwo, brme)", name);
     return 0;
+}
+
+// reward-robust RLHF (Yan et al. 2024): the nominal reward is the mean of the
+// head that is surest (lowest sigma), the robust one the worst head's mean
+static float reduce_brme(int K, const float *mu, const float *sigma, float lambda) {
+    int best = 0;
+    float lo = mu[0];
+    for (int k = 1; k < K; k++) {
+        if (sigma && sigma[k] < sigma[best]) best = k;
+        if (mu[k] < lo) lo = mu[k];
+    }
+    return (float)((double)lambda * mu[best] + (1.0 - (double)lambda) * lo);
+}
+
+void rl_ensemble_reduce_sigma(rl_ensemble kind, int B, int K, const float *scores,
+                              const float *sigmas, float lambda, float *out) {
+    if (kind != RL_ENSEMBLE_BRME) {
+        rl_ensemble_reduce(kind, B, K, scores, lambda, out);
+        return;
+    }
+    for (int b = 0; b < B; b++)
+        out[b] = K < 1 ? 0
+                       : reduce_brme(K, scores + (size_t)b * K, sigmas ? sigmas + (size_t)b * K : NULL,
+                                     lambda);
 }
 
 void rl_ensemble_reduce(rl_ensemble kind, int B, int K, const float *scores, float lambda,
@@ -119,6 +145,10 @@ void rl_ensemble_reduce(rl_ensemble kind, int B, int K, const float *scores, flo
         const float *s = scores + (size_t)b * K;
         if (K < 1) {
             out[b] = 0;
+            continue;
+        }
+        if (kind == RL_ENSEMBLE_BRME) {
+            out[b] = reduce_brme(K, s, NULL, lambda);
             continue;
         }
         if (kind == RL_ENSEMBLE_WCO) {

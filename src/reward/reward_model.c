@@ -1,4 +1,5 @@
-// reward/reward_model: loading and running reward models and ensembles.
+// reward/reward_model: loading and running reward models and ensembles (and
+// Bayesian ensembles: a BRME's means and sigmas).
 #include "reward/reward_model.h"
 
 #include <cjson/cJSON.h>
@@ -6,9 +7,41 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "algo/brme_loss.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "model/load.h"
+
+// The heads K of dir/brme.json: K > 0, 0 when there is no such file, -1 + err
+// for a file that does not fit the model (score_head outputs).
+static int read_brme_meta(const char *dir, int score_head, rlhf_err *err) {
+    char path[4600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, BRME_META);
+    if (stat(path, &st) != 0) return 0;
+    size_t len = 0;
+    char *text = read_file(path, &len, err), where[64];
+    if (!text) return -1;
+    if (json_find_nul(text, len, where, sizeof where)) {
+        free(text);
+        return rlhf_fail(err, "%s: a string holds \\u0000 (%s)", path, where);
+    }
+    cJSON *o = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(o, "objective");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "heads");
+    int K = cJSON_IsNumber(h) ? h->valueint : 0;
+    int ok = cJSON_IsString(obj) && !strcmp(obj->valuestring, "brme") && cJSON_IsNumber(h) &&
+             h->valuedouble == K && K >= 1;
+    cJSON_Delete(o);
+    if (!ok)
+        return rlhf_fail(err, "%s: expected {\"objective\": \"brme\", \"heads\": K} with K >= 1",
+                         path);
+    if (2 * K != score_head)
+        return rlhf_fail(err, "%s: \"heads\": %d needs a score head of %d outputs (means and "
+                              "sigmas); the model has %d", path, K, 2 * K, score_head);
+    return K;
+}
 
 static int add_member(reward_model *rm, const char *path, rlhf_err *err) {
     rlhf_model *m;
@@ -18,9 +51,23 @@ static int add_member(reward_model *rm, const char *path, rlhf_err *err) {
         return rlhf_fail(err, "%s: not a reward model (no score head; train one with rlhf rm)",
                          path);
     }
+    char dir[4400];
+    int heads = 0;
+    if (model_resolve_path(path, dir, sizeof dir, err) == 0)
+        heads = read_brme_meta(dir, m->cfg.score_head, err);
+    if (heads < 0) {
+        model_free(m);
+        return -1;
+    }
+    if (rm->n_models > 0 && (heads > 0) != rm->brme) {
+        model_free(m);
+        return rlhf_fail(err, "%s: an ensemble cannot mix Bayesian (rlhf rm --objective brme) and "
+                              "plain reward models", path);
+    }
+    rm->brme = heads > 0;
     rm->models = xrealloc(rm->models, (size_t)(rm->n_models + 1) * sizeof(rlhf_model *));
     rm->models[rm->n_models++] = m;
-    rm->K += m->cfg.score_head;
+    rm->K += heads > 0 ? heads : m->cfg.score_head;
     return 0;
 }
 
@@ -81,24 +128,41 @@ void reward_model_free(reward_model *rm) {
     memset(rm, 0, sizeof *rm);
 }
 
-int reward_model_score_batch(reward_model *rm, const rlhf_batch *b, float *out, rlhf_err *err) {
+int reward_model_score_batch_sigma(reward_model *rm, const rlhf_batch *b, float *out,
+                                   float *sigma, rlhf_err *err) {
+    if (sigma && !rm->brme)
+        return rlhf_fail(err, "%s: not a Bayesian reward-model ensemble (no sigmas; train one "
+                              "with rlhf rm --objective brme)", rm->path);
     rlhf_batch v = *b;
     v.targets = NULL;  // no log-probs needed
     int col = 0;
     for (int i = 0; i < rm->n_models; i++) {
         rlhf_model *m = rm->models[i];
         if (model_forward(m, &v, err)) return -1;
-        int k = m->cfg.score_head;
+        int W = m->cfg.score_head, k = rm->brme ? W / 2 : W;  // a BRME row: k means, k sigmas
         for (int r = 0; r < b->B; r++)
-            for (int j = 0; j < k; j++) out[(size_t)r * rm->K + col + j] = m->score[(size_t)r * k + j];
+            for (int j = 0; j < k; j++) {
+                out[(size_t)r * rm->K + col + j] = m->score[(size_t)r * W + j];
+                if (sigma) sigma[(size_t)r * rm->K + col + j] = brme_sigma(m->score[(size_t)r * W + k + j]);
+            }
         col += k;
     }
     return 0;
 }
 
+int reward_model_score_batch(reward_model *rm, const rlhf_batch *b, float *out, rlhf_err *err) {
+    return reward_model_score_batch_sigma(rm, b, out, NULL, err);
+}
+
 int reward_model_score_texts(reward_model *rm, const char *const *prompts,
                              const char *const *completions, int n, int batch_size, float *out,
                              rlhf_err *err) {
+    return reward_model_score_texts_sigma(rm, prompts, completions, n, batch_size, out, NULL, err);
+}
+
+int reward_model_score_texts_sigma(reward_model *rm, const char *const *prompts,
+                                   const char *const *completions, int n, int batch_size,
+                                   float *out, float *sigma, rlhf_err *err) {
     int V = rm->models[0]->cfg.max_seq_len;
     int eos = tok_eos(rm->tok), pad = tok_pad(rm->tok) >= 0 ? tok_pad(rm->tok) : 0;
     int bs = batch_size > 0 ? batch_size : 16;
@@ -143,7 +207,8 @@ int reward_model_score_texts(reward_model *rm, const char *const *prompts,
                     mask[(size_t)j * T + t] = (uint8_t)real;
                 }
             rlhf_batch b = {.B = nb, .T = T, .tokens = tok, .targets = NULL, .mask = mask};
-            rc = reward_model_score_batch(rm, &b, out + (size_t)s * rm->K, err);
+            rc = reward_model_score_batch_sigma(rm, &b, out + (size_t)s * rm->K,
+                                                sigma ? sigma + (size_t)s * rm->K : NULL, err);
             free(tok);
             free(mask);
         }

@@ -51,7 +51,7 @@ int rm_trunks_from_name(const char *name, rm_trunks *out, rlhf_err *err) {
 }
 
 // the margins of a batch's pairs (0 where a pair has none): margins (n)
-static void batch_margins(const ds_dataset *data, const ds_batch *b, double *margins) {
+void rm_batch_margins(const ds_dataset *data, const ds_batch *b, double *margins) {
     for (int i = 0; i < b->n_pairs; i++) {
         double m = data->ex[b->example[i]].margin;
         margins[i] = isnan(m) ? 0 : m;
@@ -107,26 +107,35 @@ typedef struct {
     rm_ensemble_sums ev;        // the last eval's means
 } rm_state;
 
-// the trunk gets K score heads (a checkpoint that has them already is kept)
-static int rm_policy(trainer *t, rlhf_err *err) {
-    rm_state *s = t->self;
-    if (t->m->cfg.score_head == s->K) return 0;
+int rm_set_score_head(trainer *t, int outputs, rlhf_err *err) {
+    if (t->m->cfg.score_head == outputs) return 0;
     rlhf_model *m = NULL;
-    if (model_with_heads(t->m, s->K, t->m->cfg.value_head, t->c->seed, &m, err)) return -1;
+    if (model_with_heads(t->m, outputs, t->m->cfg.value_head, t->c->seed, &m, err)) return -1;
     model_free(t->m);
     t->m = m;
     return 0;
 }
 
+// the trunk gets K score heads (a checkpoint that has them already is kept)
+static int rm_policy(trainer *t, rlhf_err *err) {
+    rm_state *s = t->self;
+    return rm_set_score_head(t, s->K, err);
+}
+
+int rm_pairs_setup(trainer *t, ds_dataset **train, ds_dataset **eval, train_walk *walk,
+                   ds_batch **mb, rlhf_err *err) {
+    const train_config *c = t->c;
+    if (train_load_data(c, t->tok, t->max_len, 1u << DS_PREFERENCE, train, eval, err)) return -1;
+    t->units = (*train)->n;
+    t->plan_B = 2 * c->batch_size;  // a pair's two rows in one forward
+    train_walk_init(walk, *train, c->seed);
+    *mb = xcalloc(c->gradient_accumulation_steps, sizeof **mb);
+    return 0;
+}
+
 static int rm_setup(trainer *t, rlhf_err *err) {
     rm_state *s = t->self;
-    const train_config *c = t->c;
-    if (train_load_data(c, t->tok, t->max_len, 1u << DS_PREFERENCE, &s->train, &s->eval, err))
-        return -1;
-    t->units = s->train->n;
-    t->plan_B = 2 * c->batch_size;  // a pair's two rows in one forward
-    train_walk_init(&s->walk, s->train, c->seed);
-    s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
+    if (rm_pairs_setup(t, &s->train, &s->eval, &s->walk, &s->mb, err)) return -1;
     s->ev = (rm_ensemble_sums){NAN, NAN, NAN};
     return 0;
 }
@@ -153,7 +162,7 @@ static int rm_step(trainer *t, int step, rlhf_err *err) {
             s->margins = xrealloc(s->margins, (size_t)b->B * sizeof(double));  // B = 2 n_pairs
             s->dcap = need;
         }
-        batch_margins(s->train, b, s->margins);
+        rm_batch_margins(s->train, b, s->margins);
         rm_bt_loss(b->n_pairs, K, m->score, s->margins, s->rc->center_rewards_coefficient, pairs,
                    s->dsc, &st);
         model_backward(m, NULL, NULL, s->dsc, NULL);
