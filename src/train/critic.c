@@ -53,6 +53,7 @@ int critic_open(trainer *t, const char *spec, float lr, long optim_steps, online
         cr->from_score_head = copy_score_head(src, m);
         snprintf(cr->spec, sizeof cr->spec, "%s", spec);
         model_free(src);
+        m->grad_ckpt = c->gradient_checkpointing;  // same gradients, less memory
         model_alloc_grads(m);
         train_config oc = *c;
         oc.learning_rate = lr;

@@ -180,7 +180,7 @@ static int pg_steps_per_iteration(const online_config *c) {
 
 static void pg_describe(const online_config *c, char *buf, size_t cap) {
     const char *cmd = c->command->name;
-    int vh = c->pg.value_head;
+    int vh = c->pg.value_head || c->pg.critic_model;
     snprintf(buf, cap,
              "Online RL: sample --num_generations completions per prompt, score them, update the\n"
              "policy with the PPO clipped loss (%s defaults: --adv_estimator %s, KL %s in the %s,\n"
@@ -189,7 +189,13 @@ static void pg_describe(const online_config *c, char *buf, size_t cap) {
              "example: rlhf %s --model runs/sft --data runs/data/prompts.jsonl --task arith \\\n"
              "         --output_dir runs/%s --max_steps 100 --learning_rate 1e-5",
              cmd, c->pg.name.adv_estimator, c->pg.name.kl_estimator, c->pg.name.kl_in, c->pg.beta,
-             vh ? ", a value head" : "", vh ? ", value_loss, explained_variance" : "", cmd, cmd);
+             c->pg.critic_model ? ", a separate critic" : vh ? ", a value head" : "",
+             vh ? ", value_loss, explained_variance" : "", cmd, cmd);
+    if (rl_adv_needs(c->pg.adv_estimator, RL_NEED_VALUES))
+        snprintf(buf + strlen(buf), cap - strlen(buf),
+                 "\nvalues: a head on the policy (--value_head) or a separate critic with its own\n"
+                 "optimizer: --critic_model policy|PATH --critic_learning_rate LR (saved as critic/\n"
+                 "in each checkpoint; docs/ppo_critic.md)");
 }
 
 // ------------------------------------------------------------------ setup --
