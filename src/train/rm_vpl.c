@@ -392,8 +392,9 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     vpl_init(nn.dv, nn.pv, &rng);
     vpl_init(nn.db, nn.pb, &rng);
     int U = c->batch_size, E = tr.E, Z = o->latent;
+    int n_pairs = tr.start[tr.n_users];  // the training users' (a user split leaves out the rest)
     long total = c->max_steps > 0 ? c->max_steps
-                                  : (long)c->num_train_epochs * ((tr.n + (long)U * M - 1) / ((long)U * M));
+                                  : (long)c->num_train_epochs * ((n_pairs + (long)U * M - 1) / ((long)U * M));
     if (total < 1) total = 1;
     if (run_open(&run, c->output_dir, c->config_json, -1, err)) {
         free(ok);
@@ -403,7 +404,7 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     if (!c->quiet)
         fprintf(stderr, "rm: vpl: %d pairs of %d users (%d eval users), embeddings (%d) from %s in "
                         "%.1f s; %ld steps of %d users x (%d context + %d target pairs)\n",
-                tr.n, tr.n_users, ev.n_users, E, c->model, t_embed, total, U, K, M);
+                n_pairs, tr.n_users, ev.n_users, E, c->model, t_embed, total, U, K, M);
     double *cw = xmalloc((size_t)U * K * E * sizeof(double)), *cl = xmalloc((size_t)U * K * E * sizeof(double));
     double *tw = xmalloc((size_t)U * M * E * sizeof(double)), *tl = xmalloc((size_t)U * M * E * sizeof(double));
     double *eps = xmalloc((size_t)U * Z * sizeof(double));
