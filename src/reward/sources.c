@@ -26,7 +26,7 @@ static int kind_from_name(const char *s, size_t n, reward_kind *k) {
                  {"command", REWARD_COMMAND},   {"cmd", REWARD_COMMAND},
                  {"url", REWARD_URL},           {"remote", REWARD_URL},
                  {"judge", REWARD_JUDGE},       {"llm", REWARD_LLM},
-                 {"pairwise", REWARD_PAIRWISE}};
+                 {"pairwise", REWARD_PAIRWISE}, {"classify", REWARD_CLASSIFY}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && !strncmp(names[i].name, s, n)) {
             *k = names[i].kind;
@@ -85,7 +85,7 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
     reward_kind k;
     if (kind_from_name(kind, strlen(kind), &k))
         return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm, command, url, judge, "
-                              "llm, pairwise)",
+                              "llm, pairwise, classify)",
                          kind);
     if (!arg) arg = "";
     if (!*arg && k != REWARD_JUDGE)
@@ -127,7 +127,7 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
     } else {
         short_name(arg, k == REWARD_COMMAND, shortn, sizeof shortn);
         snprintf(s->name, sizeof s->name, "%s:%s",
-                 k == REWARD_MODEL ? "rm" : k == REWARD_LLM ? "llm" : k == REWARD_PAIRWISE ? "pairwise" : "command",
+                 k == REWARD_MODEL ? "rm" : k == REWARD_LLM ? "llm" : k == REWARD_PAIRWISE ? "pairwise" : k == REWARD_CLASSIFY ? "classify" : "command",
                  shortn);
     }
     // a second source with the same name gets a number
@@ -164,7 +164,7 @@ int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err) {
         char *colon = strchr(item, ':');
         if (!colon || !starts_item(item)) {
             rc = rlhf_fail(err, "--reward: \"%s\" is not KIND:ARG[=WEIGHT] with KIND verifier, "
-                                "rm, command, url, judge, llm or pairwise",
+                                "rm, command, url, judge, llm, pairwise or classify",
                            item);
             break;
         }
@@ -232,6 +232,9 @@ int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
         } else if (s->kind == REWARD_LLM && !s->llm) {
             if (llm_judge_open(&s->llm, s->arg, rs->http.judge_template, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
+        } else if (s->kind == REWARD_CLASSIFY && !s->classify) {
+            if (classify_rm_open(&s->classify, s->arg, rs->opt.tokenizer, err))
+                return rlhf_fail_ctx(err, "reward %s", s->name);
         } else if (s->kind == REWARD_PAIRWISE && !s->pairwise) {
             if (pairwise_rm_open(&s->pairwise, s->arg, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
@@ -280,6 +283,10 @@ static int score_source(reward_set *rs, reward_source *s, const char *const *pro
         if (llm_judge_score(s->llm, prompts, completions, n, rs->opt.batch_size, out, err))
             return rlhf_fail_ctx(err, "reward %s", s->name);
         return 0;
+    case REWARD_CLASSIFY:
+        if (classify_rm_score(s->classify, prompts, completions, n, rs->opt.batch_size, out, err))
+            return rlhf_fail_ctx(err, "reward %s", s->name);
+        return 0;
     case REWARD_PAIRWISE:
         if (pairwise_rm_score(s->pairwise, prompts, completions, rs->anchors, n, rs->opt.batch_size,
                               out, err))
@@ -322,6 +329,7 @@ void reward_set_free(reward_set *rs) {
         if (s->judge) judge_close(s->judge);
         llm_judge_close(s->llm);
         pairwise_rm_close(s->pairwise);
+        classify_rm_close(s->classify);
         free(s->arg);
     }
     free(rs->src);

@@ -25,11 +25,14 @@
 //                           the reference answer the trainer passes
 //                           (reward_set_anchors), else the first sample of y's
 //                           group (1/2 for that sample)
+//   classify:PATH[:logit]   a text classifier (reward/classify.h, trained by `rlhf rm
+//                           --objective classify`): P(label true) of each completion
+//                           (with what it was trained on: classify.json), or its logit
 //
 // A spec lists them with weights:
 //   "verifier:arith=1,rm:runs/rm=0.5,url:http://127.0.0.1:5000/get_reward=0.5".
 // Items are separated by a comma that is followed by a kind ("verifier:",
-// "rm:", "command:", "url:", "judge:", "llm:", "pairwise:"; also "task:", "reward_model:", "cmd:",
+// "rm:", "command:", "url:", "judge:", "llm:", "pairwise:", "classify:"; also "task:", "reward_model:", "cmd:",
 // "remote:"), so a command or URL may hold commas elsewhere, and a URL's own
 // colons ("http:", ":5000") are not kinds. "=W" at the end of an item is its
 // weight (default 1) when W is a number; a command or URL that itself ends in
@@ -61,6 +64,7 @@
 
 #include "algo/rl.h"
 #include "data/task.h"
+#include "reward/classify.h"
 #include "reward/judge.h"
 #include "reward/llm_judge.h"
 #include "reward/pairwise.h"
@@ -89,7 +93,8 @@ typedef enum {
     REWARD_URL,
     REWARD_JUDGE,
     REWARD_LLM,
-    REWARD_PAIRWISE
+    REWARD_PAIRWISE,
+    REWARD_CLASSIFY
 } reward_kind;
 
 typedef struct {
@@ -107,6 +112,7 @@ typedef struct {
     reward_judge *judge;
     llm_judge *llm;
     pairwise_rm *pairwise;
+    classify_rm *classify;
 } reward_source;
 
 typedef struct {
@@ -155,7 +161,7 @@ void reward_set_opts_default(reward_set_opts *o);
 // Appends the sources of a spec (above). -1 + err for a malformed spec.
 int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err);
 // Appends one source; kind is "verifier", "rm", "command", "url", "judge", "llm" or
-// "pairwise" (or an alias).
+// "pairwise" or "classify" (or an alias).
 int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight, rlhf_err *err);
 // The reward of a command line: the --reward spec plus the --task,
 // --reward_model, --reward_command and --reward_url shortcuts (each weight 1),
