@@ -93,67 +93,24 @@ int mixture_generate(rlhf_model *policy, rlhf_model *ref, float coef, const int 
     return rc;
 }
 
+// what rollout_generate's sampler hook passes to mixture_generate
+typedef struct {
+    rlhf_model *ref;
+    float coef;
+} mixture_ctx;
+
+static int mixture_hook(void *ctx, rlhf_model *m, const int *const *prompts, const int *prompt_len,
+                        int B, const rlhf_gen_opts *o, rlhf_rng *rng, rlhf_gen_out *out,
+                        rlhf_err *err) {
+    const mixture_ctx *x = ctx;
+    return mixture_generate(m, x->ref, x->coef, prompts, prompt_len, B, o, rng, out, err);
+}
+
 int mixture_rollout(rlhf_model *policy, rlhf_model *ref, float coef, const int *const *prompts,
                     const int *prompt_len, int n_prompts, const rollout_opts *o, rlhf_rng *rng,
                     rollout_batch *out, rlhf_err *err) {
-    memset(out, 0, sizeof *out);
-    int n = o->n_samples, B = n_prompts * n, N = o->gen.max_new_tokens;
-    if (n_prompts < 1 || n < 1) return rlhf_fail(err, "mixture rollout: no prompts or no samples");
-    if (N < 1) return rlhf_fail(err, "mixture rollout: max_new_tokens must be >= 1");
-    const int **rows = xmalloc((size_t)B * sizeof(int *));
-    int *rlen = xmalloc((size_t)B * sizeof(int)), P = 0;
-    for (int r = 0; r < B; r++) {
-        rows[r] = prompts[r / n], rlen[r] = prompt_len[r / n];
-        if (rlen[r] > P) P = rlen[r];
-    }
-    int *gtok = xmalloc((size_t)B * N * sizeof(int));
-    float *glp = xcalloc((size_t)B * N, sizeof(float));
-    out->length = xcalloc(B, sizeof(int));
-    out->ended_eos = xcalloc(B, 1);
-    int bs = o->batch_size > 0 ? o->batch_size : B;
-    for (int s = 0; s < B; s += bs) {
-        int nb = B - s < bs ? B - s : bs;
-        rlhf_gen_out g;
-        if (mixture_generate(policy, ref, coef, rows + s, rlen + s, nb, &o->gen, rng, &g, err)) {
-            free(rows), free(rlen), free(gtok), free(glp);
-            rollout_free(out);
-            return -1;
-        }
-        memcpy(gtok + (size_t)s * N, g.tokens, (size_t)nb * N * sizeof(int));
-        memcpy(glp + (size_t)s * N, g.logp, (size_t)nb * N * sizeof(float));
-        memcpy(out->length + s, g.length, (size_t)nb * sizeof(int));
-        memcpy(out->ended_eos + s, g.ended_eos, (size_t)nb);
-        gen_out_free(&g);
-    }
-    // the layout of train/rollout.h: prompts left-padded to P, completions from column P
-    int L = 0;
-    for (int r = 0; r < B; r++) L = out->length[r] > L ? out->length[r] : L;
-    int T = P + L;
-    out->n_prompts = n_prompts, out->n_samples = n, out->B = B, out->P = P, out->T = T;
-    size_t BT = (size_t)B * T;
-    out->tokens = xmalloc(BT * sizeof(int));
-    out->targets = xmalloc(BT * sizeof(int));
-    out->attn = xcalloc(BT, 1);
-    out->mask = xcalloc(BT, sizeof(float));
-    out->sample_logp = xcalloc(BT, sizeof(float));
-    out->prompt_len = xmalloc((size_t)B * sizeof(int));
-    out->prompt_index = xmalloc((size_t)B * sizeof(int));
-    for (size_t i = 0; i < BT; i++) out->tokens[i] = o->gen.pad_id, out->targets[i] = -1;
-    for (int r = 0; r < B; r++) {
-        int pl = rlen[r], len = out->length[r];
-        int *tk = out->tokens + (size_t)r * T, *tg = out->targets + (size_t)r * T;
-        uint8_t *at = out->attn + (size_t)r * T;
-        out->prompt_len[r] = pl, out->prompt_index[r] = r / n;
-        for (int j = 0; j < pl; j++) tk[P - pl + j] = rows[r][j], at[P - pl + j] = 1;
-        for (int j = 0; j < len; j++) {
-            tk[P + j] = gtok[(size_t)r * N + j], at[P + j] = 1;
-            tg[P - 1 + j] = tk[P + j];
-            out->mask[(size_t)r * T + P - 1 + j] = 1;
-            out->sample_logp[(size_t)r * T + P - 1 + j] = glp[(size_t)r * N + j];
-        }
-    }
-    out->view = (rlhf_batch){.B = B, .T = T, .tokens = out->tokens, .targets = out->targets,
-                             .mask = out->attn};
-    free(rows), free(rlen), free(gtok), free(glp);
-    return 0;
+    mixture_ctx ctx = {ref, coef};
+    rollout_opts mo = *o;
+    mo.generate = mixture_hook, mo.generate_ctx = &ctx;
+    return rollout_generate(policy, prompts, prompt_len, n_prompts, &mo, rng, out, err);
 }

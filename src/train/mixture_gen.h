@@ -30,7 +30,8 @@ int mixture_generate(rlhf_model *policy, rlhf_model *ref, float coef, const int 
                      rlhf_gen_out *out, rlhf_err *err);
 
 // rollout_generate() for the mixture: o->n_samples completions of each prompt,
-// laid out as a rollout_batch (train/rollout.h), o->batch_size rows per call.
+// laid out as a rollout_batch (train/rollout.h), o->batch_size rows per call
+// (rollout_generate with mixture_generate as its sampler).
 int mixture_rollout(rlhf_model *policy, rlhf_model *ref, float coef, const int *const *prompts,
                     const int *prompt_len, int n_prompts, const rollout_opts *o, rlhf_rng *rng,
                     rollout_batch *out, rlhf_err *err);
