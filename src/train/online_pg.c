@@ -234,9 +234,11 @@ static int pg_setup(online_run *r, rlhf_err *err) {
         float lr = p->critic_learning_rate >= 0 ? p->critic_learning_rate : c->base.learning_rate;
         if (critic_open(r->t, p->critic_model, lr, r->t->optim_steps, &r->critic, err)) return -1;
         if (!c->base.quiet)
-            fprintf(stderr, "%s: critic from %s (%s value head), learning rate %g\n",
+            fprintf(stderr, "%s: critic from %s (%s value head), learning rate %g; its weights, "
+                            "grads and AdamW moments take %.1f MB beside the memory plan\n",
                     c->command->name, p->critic_model,
-                    r->critic->from_score_head ? "its score head as" : "a fresh", lr);
+                    r->critic->from_score_head ? "its score head as" : "a fresh", lr,
+                    4.0 * sizeof(float) * r->critic->m->n_params / 1e6);
     }
     return 0;
 }
