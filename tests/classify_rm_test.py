@@ -13,9 +13,11 @@ classify:PATH reward source, end to end.
   * bad rows: a missing, mistyped or out-of-range label, no text, one kind of
     row after another, invalid JSON, one class only: the file, line and field
     named;
-  * `rlhf grpo --reward classify:RUN,verifier:arith`: the per-source score
+  * `rlhf grpo --reward classify:RUN,verifier:arith=0`: the per-source score
     equals P(true) from the trainer's own scorer (rlhf score on the same
-    texts), and over a short run the classifier's score rises.
+    prompt + completion texts), and over a short run the classifier's score
+    rises; a classifier of {"text"} rows scores the completion alone
+    (classify:RUN:logit equals rlhf score on {"text": completion}).
 
 Prints PASS/FAIL/SKIP lines. Env: BUILD (default "build"), RLHF_SANITIZE
 (skip the in-process ctypes part and the quality bars).
@@ -203,6 +205,24 @@ def main():
     meta = json.load(open(os.path.join(tx, "classify.json")))
     report(meta["input"] == "text" and st["input"] == "text" and st["eval_rows"] == 40,
            "classify_meta_records_text", f"{meta} {st.get('eval_rows')}")
+    # its source classifies the completion alone: equal to scoring {"text": completion}
+    g1 = os.path.join(tmp, "grpo_text")
+    run("grpo", "--model", sft, "--data", os.path.join(data, "prompts.jsonl"), "--output_dir", g1,
+        "--max_steps", "1", "--batch_size", "4", "--num_generations", "4", "--max_new_tokens", "3",
+        "--temperature", "1.5", "--log_samples", "16", "--quiet", "--reward", f"classify:{tx}:logit",
+        threads=1)
+    smp = [x for x in rows(os.path.join(g1, "samples.jsonl"))
+           if x["completion"] and "\ufffd" not in x["completion"]]
+    sk = next((k for k in smp[0] if k.startswith("rewards/classify")), None) if smp else None
+    if sk:
+        write(os.path.join(tmp, "probe_text.jsonl"), [{"text": x["completion"]} for x in smp])
+        out = os.path.join(tmp, "probe_text_scores.jsonl")
+        run("score", "--reward_model", tx, "--data", os.path.join(tmp, "probe_text.jsonl"), "--output", out)
+        err = max(abs(r["score"] - x[sk]) for r, x in zip(rows(out), smp))
+        report(err < 2e-5 and len(smp) >= 8, "classify_text_source_reads_completion_alone",
+               f"{len(smp)} samples, max err {err:.2e} (logit)")
+    else:
+        report(False, "classify_text_source_reads_completion_alone", f"no classify score: {smp[:1]}")
 
     g = os.path.join(tmp, "grpo")
     t1 = time.time()
