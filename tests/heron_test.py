@@ -18,10 +18,10 @@ prints PASS/FAIL/SKIP lines, exit 1 on failure. Standard library only.
     margins x100 (and spread-relative margins) gives the same labels, bit for
     bit, while a weighted sum of the same factors changes its labels;
   * the method end to end: HERON pairs -> `rlhf rm` -> `rlhf grpo --reward
-    rm:...` on arith. Asserted: the reward model ranks right answers above
-    wrong ones on held-out problems it never saw in training (eval accuracy on
-    gold-labelled pairs), and the RM reward rises under GRPO; the gold sampled
-    accuracy before and after is reported (docs/heron.md has the figures).
+    rm:...` on arith. Asserted: the reward model beats chance on held-out HERON
+    pairs (--eval_split), and GRPO raises the RM reward; the gold sampled
+    accuracy before and after is printed, not asserted (at this size GRPO
+    over-optimises the weak reward model: docs/heron.md has the figures).
   * bad input: --label heron without --factors, --margins of the wrong count
     or negative, --factors without --label heron: exit 2 naming the flag.
 """
@@ -287,13 +287,15 @@ def gold_accuracy(model, evald):
     return out["sampled_accuracy"]
 
 
-def end_to_end(tmp, sft, data, judge, prompts):
+def end_to_end(tmp, sft, data, judge, problems):
     t0 = time.time()
+    prompts = os.path.join(data, "prompts.jsonl")  # 400 prompts, problems repeated
     pairs = os.path.join(tmp, "train_pairs.jsonl")
-    run("pairs", "--model", sft, "--prompts", prompts, "--num_samples", "8",
-        "--max_new_tokens", "4", "--seed", "5", "--label", "heron", "--factors",
-        factors_spec(judge, 1), "--margins", "0,0.05,0", "--out", pairs)
+    log = run("pairs", "--model", sft, "--prompts", prompts, "--num_samples", "8",
+              "--max_new_tokens", "4", "--seed", "5", "--label", "heron", "--factors",
+              factors_spec(judge, 1), "--margins", "0,0.05,0", "--out", pairs).stderr
     n_pairs = len(pair_rows(pairs))
+    print("  " + next((x for x in log.splitlines() if x.startswith("pairs: heron:")), "?"))
     rm = os.path.join(tmp, "rm")
     run("rm", "--model", sft, "--data", pairs, "--eval_split", "0.1", "--output_dir", rm,
         "--max_steps", "200", "--batch_size", "16", "--learning_rate", "2e-3",
@@ -313,14 +315,15 @@ def end_to_end(tmp, sft, data, judge, prompts):
     # gold: the training problems (the ones the RM saw pairs for) and held-out ones
     train_gold = os.path.join(tmp, "train_gold.jsonl")
     write(train_gold, [{"prompt": x["prompt"], "completion": str(gold_answer(x["prompt"]))}
-                       for x in rows(prompts)])
+                       for x in rows(problems)])
     evald = os.path.join(data, "eval.jsonl")
     acc = {(m_, d): gold_accuracy(m_, d) for m_ in (sft, grpo) for d in (train_gold, evald)}
     report(rm_acc > 0.5, "heron_rm_learns_heron_labels",
            f"accuracy on held-out HERON pairs {rm_acc:.3f}")
     report(len(m) == 30 and r1 > r0, "heron_grpo_raises_rm_reward",
            f"RM reward {r0:.3f} -> {r1:.3f}")
-    print(f"  HERON pairs ({n_pairs}) + rm (200 steps): {t_rm:.1f} s; accuracy on held-out "
+    print(f"  HERON pairs ({n_pairs}, 400 prompts x 8 samples) + rm (200 steps): {t_rm:.1f} s; "
+          f"accuracy on held-out "
           f"HERON pairs {rm_acc:.3f}")
     print(f"  grpo --reward rm: 30 iterations in {t_grpo:.1f} s, RM reward {r0:.3f} -> {r1:.3f};"
           f" gold sampled accuracy, training problems {acc[sft, train_gold]:.3f} (SFT) -> "
@@ -346,6 +349,7 @@ def bad_input(tmp, prompts):
           "0"], "--margins"),
         (["--label", "heron", "--factors", "verifier:arith", "--margins", "-0.5"], "negative"),
         (["--label", "heron", "--factors", "oracle:x"], "--factors"),
+        (["--label", "heron", "--factors", ""], "--factors"),
     ]
     bad = []
     for extra, word in cases:

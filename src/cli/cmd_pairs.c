@@ -315,6 +315,7 @@ int cmd_pairs(int argc, char **argv) {
         reward_set spec = {0};
         int L = reward_set_parse(&spec, factors, &err) ? -1 : spec.n;
         if (L < 0) rlhf_fail_ctx(&err, "--factors");
+        if (L == 0) L = -1, rlhf_fail(&err, "--factors: no reward source given");
         double *m1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(double));
         int *r1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
         int bad = L < 0 || heron_parse_margins(margins, L, m1, r1, &err);
