@@ -14,6 +14,9 @@ prints PASS/FAIL lines.
     held-out users (given 4 of their pairs) is >= 0.9 in both populations,
     while the Bradley-Terry MLP trained on the same batches, and the existing
     `rlhf rm` (a full reward model), stay near 0.5;
+  * the scorer (reward/vpl_rm.h): a user's own 4 pairs as context -> it ranks
+    that user's other pairs as the user does; another population's context
+    reverses the ranking of the same pairs;
   * bad input: pairs without a "user", an unknown --vpl_pooling, users with too
     few pairs — each a clear error.
 """
@@ -195,6 +198,55 @@ def behaviour(d, tmp):
     print(f"  rlhf rm (a full BT reward model on the same pairs): eval accuracy {full:.3f}; {secs:.1f} s")
 
 
+def scorer(d, tmp):
+    """reward/vpl_rm: the trained model for one user, z from that user's context file:
+    it ranks the user's other pairs as the user does; a context of the other
+    population reverses the ranking of the same pairs."""
+    so = ctypes.CDLL(os.path.join(ROOT, BUILD, "librlhf.so"))
+    so.vpl_rm_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_char_p,
+                               ctypes.c_char_p]
+    so.vpl_rm_score.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p),
+                                ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+                                ctypes.POINTER(ctypes.c_float), ctypes.c_char_p]
+    so.vpl_rm_close.argtypes = [ctypes.c_void_p]
+    rs = rows(os.path.join(d, "eval.jsonl"))
+    users = sorted({r["user"] for r in rs})[:10]
+    own = swapped = total = 0
+    err = ctypes.create_string_buffer(1024)
+    for i, u in enumerate(users):
+        mine = [r for r in rs if r["user"] == u]
+        other = [r for r in rs if r["user"] == users[i ^ 1]]  # the next user: the other population
+        targets = mine[4:]
+        for ctx, tag in ((mine[:4], "own"), (other[:4], "swapped")):
+            path = os.path.join(tmp, f"ctx-{u}-{tag}.jsonl")
+            write(path, ctx)
+            h = ctypes.c_void_p()
+            if so.vpl_rm_open(ctypes.byref(h), f"{os.path.join(tmp, 'vpl')}:{path}".encode(), None, err):
+                report(False, "vpl_scorer_follows_the_user", err.value.decode())
+                return
+            n = 2 * len(targets)
+            P = (ctypes.c_char_p * n)(*[r["prompt"].encode() for r in targets] * 2)
+            C = (ctypes.c_char_p * n)(*[r["chosen"].encode() for r in targets] +
+                                      [r["rejected"].encode() for r in targets])
+            out = (ctypes.c_float * n)()
+            rc = so.vpl_rm_score(h, P, C, n, 8, out, err)
+            so.vpl_rm_close(h)
+            right = sum(out[j] > out[len(targets) + j] for j in range(len(targets)))
+            if tag == "own":
+                own += right
+                total += len(targets)
+            else:
+                swapped += right
+            if rc:
+                report(False, "vpl_scorer_follows_the_user", err.value.decode())
+                return
+    report(own / total >= 0.9 and swapped / total <= 0.1, "vpl_scorer_follows_the_user",
+           f"own context {own / total:.3f}, the other population's context {swapped / total:.3f}")
+    print(f"  vpl:RUN:CONTEXT scorer on {len(users)} held-out users' {total} pairs: agrees with the "
+          f"user {own / total:.3f} given its own 4 pairs, {swapped / total:.3f} given a user of the "
+          f"other population's")
+
+
 def bad_input(d, tmp):
     base = ["rm", "--objective", "vpl", "--model", "tiny", "--max_steps", "2", "--quiet"]
     nouser = os.path.join(tmp, "nouser.jsonl")
@@ -225,6 +277,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         d = task_rows(tmp)
         behaviour(d, tmp)
+        if os.environ.get("RLHF_SANITIZE"):
+            print("SKIP vpl scorer (in-process librlhf.so under a sanitizer build)")
+        else:
+            scorer(d, tmp)
         bad_input(d, tmp)
     print(f"  vpl_test: {time.time() - t0:.1f} s")
     return harness.exit_code()

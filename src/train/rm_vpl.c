@@ -323,6 +323,9 @@ static int save_nets(const vpl_nets *nn, const rm_config *c, const char *dir, rl
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "objective", "vpl");
     cJSON_AddStringToObject(j, "trunk", c->base.model);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->base.seed);
+    cJSON_AddStringToObject(j, "trunk_seed", seed);  // a named size's weights depend on it
     cJSON_AddStringToObject(j, "pooling", nn->o->pooling);
     cJSON_AddNumberToObject(j, "embedding", nn->dv.E);
     cJSON_AddNumberToObject(j, "hidden", nn->dv.H);
