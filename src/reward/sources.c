@@ -229,6 +229,13 @@ int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
             if (reward_model_load(&s->rm, s->arg, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
             s->rm_open = 1;
+            if (rs->opt.ensemble == RL_ENSEMBLE_BRME && !s->rm.brme)
+                return rlhf_fail(err, "reward %s: --rm_ensemble brme needs a Bayesian reward-model "
+                                      "ensemble (train one with rlhf rm --objective brme)", s->name);
+            if (rs->opt.ensemble == RL_ENSEMBLE_BRME &&
+                !(rs->opt.uwo_lambda >= 0 && rs->opt.uwo_lambda <= 1))
+                return rlhf_fail(err, "--uwo_lambda: with --rm_ensemble brme it is the paper's lambda "
+                                      "and must be in [0, 1] (got %g)", rs->opt.uwo_lambda);
         } else if (s->kind == REWARD_LLM && !s->llm) {
             if (llm_judge_open(&s->llm, s->arg, rs->http.judge_template, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
@@ -262,11 +269,14 @@ static int score_source(reward_set *rs, reward_source *s, const char *const *pro
     case REWARD_MODEL: {
         int K = s->rm.K;
         float *all = xmalloc((size_t)n * K * sizeof(float));
-        int rc = reward_model_score_texts(&s->rm, prompts, completions, n, rs->opt.batch_size, all,
-                                          err);
-        if (rc == 0) rl_ensemble_reduce(rs->opt.ensemble, n, K, all, rs->opt.uwo_lambda, out);
+        float *sig = s->rm.brme ? xmalloc((size_t)n * K * sizeof(float)) : NULL;
+        int rc = reward_model_score_texts_sigma(&s->rm, prompts, completions, n,
+                                                rs->opt.batch_size, all, sig, err);
+        if (rc == 0)
+            rl_ensemble_reduce_sigma(rs->opt.ensemble, n, K, all, sig, rs->opt.uwo_lambda, out);
         else rlhf_fail_ctx(err, "reward %s", s->name);
         free(all);
+        free(sig);
         return rc;
     }
     case REWARD_COMMAND:

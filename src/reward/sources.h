@@ -6,7 +6,10 @@
 //                           verifier:arith (0/1) or verifier:arith:shaped
 //   rm:PATH                 a trained reward model or ensemble (reward/reward_model.h);
 //                           an ensemble's members become one score by mean, wco
-//                           (min) or uwo (mean - lambda*var): reward_set_opts
+//                           (min), uwo (mean - lambda*var) or, for a Bayesian
+//                           ensemble (rm --objective brme), brme (lambda * the
+//                           lowest-sigma head's mean + (1-lambda) * min mean):
+//                           reward_set_opts
 //   command:CMD             an external judge (below), started once per run
 //   url:URL                 a reward model behind HTTP in OpenRLHF's remote-RM
 //                           protocol (reward/remote.h), e.g. url:http://host:5000/get_reward
@@ -117,7 +120,8 @@ typedef struct {
 
 typedef struct {
     rl_ensemble ensemble; // how a reward-model ensemble's members combine (default mean)
-    float uwo_lambda;     // uwo: mean - lambda * Var (default 0.1, Coste et al.'s PPO value)
+    float uwo_lambda;     // uwo: mean - lambda * Var (default 0.1, Coste et al.'s PPO value);
+                          // brme: the paper's lambda in [0, 1]
     double timeout_s;     // external commands: seconds per answer; url: and judge:
                           // sources: seconds per HTTP request (default 30)
     const char *tokenizer; // reward models: NULL = each model's own
