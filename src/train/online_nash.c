@@ -28,10 +28,8 @@ typedef struct {
     rollout_batch mix;          // the iteration's mixture samples (B rows)
     float *mix_scores;          // (B)
     double *prob;               // (B) P(y ≻ y')
-    float *logp, *ref, *mask, *dlogp; // (micro, T) a slice's
+    float *dlogp;               // (micro, T) a slice's gradient
     size_t cap;
-    rollout_rows rows;
-    int *idx;                   // (B)
     // the iteration's numbers
     double loss, score, kl_term, prob_mean, win_rate, mix_reward, mix_len, mix_eos, t_mixture;
     int steps;
@@ -107,7 +105,6 @@ static int nash_setup(online_run *r, rlhf_err *err) {
     r->self = s;
     s->mix_scores = xcalloc(r->B, sizeof(float));
     s->prob = xcalloc(r->B, sizeof(double));
-    s->idx = xcalloc(r->B, sizeof(int));
     return 0;
 }
 
@@ -137,33 +134,26 @@ static int mixture_samples(online_run *r, nash_state *s, rlhf_err *err) {
     return 0;
 }
 
-static void grow_slices(nash_state *s, size_t n) {
-    if (n <= s->cap) return;
-    float **b[] = {&s->logp, &s->ref, &s->mask, &s->dlogp};
-    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) *b[i] = xrealloc(*b[i], n * sizeof(float));
-    s->cap = n;
-}
-
-// one optimizer step: the loss over all rows, micro rows per forward/backward
+// one optimizer step: the loss over all rows, micro rows per forward/backward (the
+// loss's mean is over all B rows, so the slices' gradients add up to the batch's)
 static int nash_step(online_run *r, nash_state *s, int first, rlhf_err *err) {
     const rollout_batch *rb = &r->rb;
     rlhf_model *m = r->t->m;
     int B = rb->B, T = rb->T, bs = r->micro > 0 ? r->micro : B;
-    grow_slices(s, (size_t)bs * T);
+    if ((size_t)bs * T > s->cap)
+        s->cap = (size_t)bs * T, s->dlogp = xrealloc(s->dlogp, s->cap * sizeof(float));
     model_zero_grad(m);
     double loss = 0;
     nash_md_stats sum = {0};
     for (int k = 0; k < B; k += bs) {
         int u = B - k < bs ? B - k : bs;
-        for (int j = 0; j < u; j++) s->idx[j] = k + j;
-        rollout_gather(rb, s->idx, u, &s->rows);
-        if (model_forward(m, &s->rows.view, err)) return -1;
-        rollout_gather_f(r->ref_logp, T, s->idx, u, s->ref);
-        rollout_gather_f(rb->mask, T, s->idx, u, s->mask);
-        memcpy(s->logp, m->logp, (size_t)u * T * sizeof(float));
-        nash_md_stats st;
-        loss += nash_md_loss(u, T, s->logp, s->logp, s->ref, s->mask, s->prob + k, r->c->nash.beta,
-                             B, s->dlogp, &st);
+        size_t off = (size_t)k * T;
+        rlhf_batch b = {.B = u, .T = T, .tokens = rb->tokens + off, .targets = rb->targets + off,
+                        .mask = rb->attn + off};
+        if (model_forward(m, &b, err)) return -1;
+        nash_md_stats st;  // m->logp: log π now, at --temperature
+        loss += nash_md_loss(u, T, m->logp, m->logp, r->ref_logp + off, rb->mask + off,
+                             s->prob + k, r->c->nash.beta, B, s->dlogp, &st);
         sum.score += st.score, sum.kl_term += st.kl_term;
         model_backward(m, s->dlogp, NULL, NULL, NULL);
     }
@@ -226,8 +216,7 @@ static void nash_free(online_run *r) {
     nash_state *s = r->self;
     if (!s) return;
     rollout_free(&s->mix);
-    rollout_rows_free(&s->rows);
-    void *bufs[] = {s->mix_scores, s->prob, s->logp, s->ref, s->mask, s->dlogp, s->idx};
+    void *bufs[] = {s->mix_scores, s->prob, s->dlogp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s);
     r->self = NULL;
