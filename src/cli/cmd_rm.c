@@ -411,7 +411,9 @@ int cmd_score(int argc, char **argv) {
         cJSON *p = cJSON_AddObjectToObject(sum, "policy");
         cJSON_AddStringToObject(p, "path", o.policy);
         cJSON_AddStringToObject(p, "ref_model", o.ref);
-        cJSON_AddNumberToObject(p, "beta", o.beta);
+        char beta[32];
+        snprintf(beta, sizeof beta, "%g", o.beta);  // 0.1, not the float's 0.10000000149
+        cJSON_AddNumberToObject(p, "beta", strtod(beta, NULL));
         cJSON_AddNumberToObject(p, "pairs", pol_pairs);
         cJSON_AddNumberToObject(p, "accuracy", (double)pol_correct / pol_pairs);
     }
@@ -421,7 +423,10 @@ int cmd_score(int argc, char **argv) {
     status = 0;
     if (o.summary) {
         char *js = cJSON_Print(sum);
-        if (atomic_write_file(o.summary, js, strlen(js), &err)) status = 1;
+        size_t len = strlen(js);
+        js = xrealloc(js, len + 2);
+        memcpy(js + len, "\n", 2);
+        if (atomic_write_file(o.summary, js, len + 1, &err)) status = 1;
         free(js);
     }
     cJSON_Delete(sum);
