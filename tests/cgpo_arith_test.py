@@ -62,8 +62,9 @@ def sft_start(tmp, seed):
     for i, x in enumerate(sft):  # 5 in 10 end in a space, 2 in 10 in a newline
         x["completion"] += " " if i % 10 < 5 else "\n" if i % 10 < 7 else ""
     write(os.path.join(data, "sft_ws.jsonl"), sft)
-    write(os.path.join(data, "all.jsonl"), [{"prompt": f"{a}{op}{b}=", "completion": str(a + b if op == "+" else a - b)}
-                                            for a in range(10) for b in range(10) for op in "+-"])
+    every = [{"prompt": f"{a}{op}{b}=", "completion": str(a + b if op == "+" else a - b)}
+             for a in range(10) for b in range(10) for op in "+-"]
+    write(os.path.join(data, "all.jsonl"), every)  # all 200 problems, for evaluate
     model = os.path.join(tmp, "sft")
     run("sft", "--model", "tiny", "--data", os.path.join(data, "sft_ws.jsonl"), "--output_dir", model,
         "--max_steps", "1000", "--learning_rate", "3e-3", "--batch_size", "16", "--max_length", "8",
