@@ -12,6 +12,7 @@ algo/rl_reward.c); prints PASS/FAIL/SKIP lines.
     random gives larger sigmas on held-out '-' pairs than on held-out '+' pairs (sigma
     says where the labels do not support a confident ordering); the checkpoint loads as
     4 members with sigmas (brme.json), `rlhf score` shows the 4 means;
+  * --resume goes on bit for bit (the loss's normal draws come from the saved stream);
   * bad input: each a clear message naming the flag or file;
   * RL (when `--rm_ensemble brme` is wired into the reward sources): GRPO against the
     BRME with lambda in {0, 0.5, 1}; every sample's rm reward equals the reference
@@ -23,6 +24,7 @@ import ctypes
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -210,6 +212,24 @@ def behaviour(tmp, so, d, paths):
     return out
 
 
+def resume(tmp, paths):
+    """20 steps in one go == 10 steps, then --resume for 10 more (the eps draws come
+    from the run's random stream, saved with each checkpoint)."""
+    args = ("rm", "--objective", "brme", "--ensemble_size", "2", "--model", "tiny", "--data",
+            paths["train"], "--max_steps", "20", "--batch_size", "8", "--max_length", "16",
+            "--save_steps", "10", "--quiet")
+    a, b = os.path.join(tmp, "res_a"), os.path.join(tmp, "res_b")
+    harness.run(*args, "--output_dir", a, threads=1)
+    shutil.copytree(a, b)
+    for k in ("final", "step-00000020"):
+        shutil.rmtree(os.path.join(b, "checkpoints", k), ignore_errors=True)
+    harness.run(*args, "--output_dir", b, "--resume", "true", threads=1)
+    same = all(open(os.path.join(x, "checkpoints", "final", "model.safetensors"), "rb").read() ==
+               open(os.path.join(a, "checkpoints", "final", "model.safetensors"), "rb").read()
+               for x in (b,))
+    report(same, "brme_resume_bit_for_bit", "the resumed model differs")
+
+
 def bad_input(tmp, d, rm_dir):
     prefs = os.path.join(d, "prefs.jsonl")
     base = ("rm", "--objective", "brme", "--model", "tiny", "--data", prefs, "--max_steps", "1",
@@ -291,6 +311,7 @@ def main():
         math(so)
     d, paths = make_data(tmp)
     rm_dir = behaviour(tmp, so if brme_ref is not None else None, d, paths)
+    resume(tmp, paths)
     bad_input(tmp, d, rm_dir)
     rl(tmp, so if brme_ref is not None else None, d, rm_dir)
     return harness.exit_code()
