@@ -263,7 +263,8 @@ def rl(tmp, so, d, rm_dir):
     for lam in ("0", "0.5", "1"):
         out = os.path.join(tmp, "grpo_" + lam)
         p = harness.run("grpo", "--model", "tiny", "--data", prompts, "--output_dir", out,
-                        "--max_steps", "30", "--batch_size", "8", "--num_generations", "4",
+                        "--max_steps", "3" if SANITIZE else "30", "--batch_size", "8",
+                        "--num_generations", "4",
                         "--max_new_tokens", "2", "--learning_rate", "3e-3",
                         "--lr_scheduler_type", "constant", "--reward",
                         f"rm:{rm_dir}=1,verifier:arith:shaped=0", "--rm_ensemble", "brme",
