@@ -252,6 +252,50 @@ def scorer(d, tmp):
           f"other population's")
 
 
+def source_in_grpo(d, tmp):
+    """The reward source vpl:RUN:CONTEXT inside an online trainer: each logged per-source
+    score equals the scorer's for that (prompt, completion) and that user (in-process), and
+    a missing context file is a clear error naming it."""
+    rs = rows(os.path.join(d, "eval.jsonl"))
+    user = sorted({r["user"] for r in rs})[0]
+    ctx = os.path.join(tmp, "ctx-grpo.jsonl")
+    write(ctx, [r for r in rs if r["user"] == user][:4])
+    g = os.path.join(tmp, "grpo")
+    run("grpo", "--model", "tiny", "--data", os.path.join(d, "prompts.jsonl"), "--output_dir", g,
+        "--max_steps", "1", "--batch_size", "8", "--num_generations", "2", "--max_new_tokens", "2",
+        "--log_samples", "16", "--quiet", "--reward", f"vpl:{os.path.join(tmp, 'vpl')}:{ctx}", threads=1)
+    smp = rows(os.path.join(g, "samples.jsonl"))
+    key = [k for k in smp[0] if k.startswith("rewards/vpl:")]
+    p = run("grpo", "--model", "tiny", "--data", os.path.join(d, "prompts.jsonl"), "--output_dir",
+            os.path.join(tmp, "grpo-bad"), "--max_steps", "1", "--quiet", "--reward",
+            f"vpl:{os.path.join(tmp, 'vpl')}:{tmp}/no-such-context.jsonl", check=False, threads=1)
+    report(p.returncode != 0 and "no-such-context" in p.stderr, "vpl_source_missing_context",
+           p.stderr[-300:])
+    if os.environ.get("RLHF_SANITIZE"):
+        print("SKIP vpl_source_equals_scorer (in-process librlhf.so under a sanitizer build)")
+        return
+    so = ctypes.CDLL(os.path.join(ROOT, BUILD, "librlhf.so"))
+    so.vpl_rm_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_char_p,
+                               ctypes.c_char_p]
+    so.vpl_rm_score.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p),
+                                ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+                                ctypes.POINTER(ctypes.c_float), ctypes.c_char_p]
+    so.vpl_rm_close.argtypes = [ctypes.c_void_p]
+    err = ctypes.create_string_buffer(1024)
+    h = ctypes.c_void_p()
+    ok = so.vpl_rm_open(ctypes.byref(h), f"{os.path.join(tmp, 'vpl')}:{ctx}".encode(), None, err) == 0
+    use = [x for x in smp if "\ufffd" not in x["completion"]]
+    n = len(use)
+    P = (ctypes.c_char_p * n)(*[x["prompt"].encode() for x in use])
+    C = (ctypes.c_char_p * n)(*[x["completion"].encode() for x in use])
+    out = (ctypes.c_float * n)()
+    ok = ok and so.vpl_rm_score(h, P, C, n, 8, out, err) == 0
+    so.vpl_rm_close(h)
+    diff = max((abs(out[i] - x[key[0]]) for i, x in enumerate(use)), default=1.0) if key else 1.0
+    report(ok and key and n >= 4 and diff < 1e-4, "vpl_source_equals_scorer",
+           f"{n} samples, max |source - scorer| {diff:.2e} {err.value.decode()}")
+
+
 def bad_input(d, tmp):
     base = ["rm", "--objective", "vpl", "--model", "tiny", "--max_steps", "2", "--quiet"]
     nouser = os.path.join(tmp, "nouser.jsonl")
@@ -286,6 +330,7 @@ def main():
             print("SKIP vpl scorer (in-process librlhf.so under a sanitizer build)")
         else:
             scorer(d, tmp)
+        source_in_grpo(d, tmp)
         bad_input(d, tmp)
     print(f"  vpl_test: {time.time() - t0:.1f} s")
     return harness.exit_code()

@@ -26,7 +26,8 @@ static int kind_from_name(const char *s, size_t n, reward_kind *k) {
                  {"command", REWARD_COMMAND},   {"cmd", REWARD_COMMAND},
                  {"url", REWARD_URL},           {"remote", REWARD_URL},
                  {"judge", REWARD_JUDGE},       {"llm", REWARD_LLM},
-                 {"pairwise", REWARD_PAIRWISE}, {"classify", REWARD_CLASSIFY}};
+                 {"pairwise", REWARD_PAIRWISE}, {"classify", REWARD_CLASSIFY},
+                 {"vpl", REWARD_VPL}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strlen(names[i].name) == n && !strncmp(names[i].name, s, n)) {
             *k = names[i].kind;
@@ -85,7 +86,7 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
     reward_kind k;
     if (kind_from_name(kind, strlen(kind), &k))
         return rlhf_fail(err, "unknown reward kind \"%s\" (choose verifier, rm, command, url, judge, "
-                              "llm, pairwise, classify)",
+                              "llm, pairwise, classify, vpl)",
                          kind);
     if (!arg) arg = "";
     if (!*arg && k != REWARD_JUDGE)
@@ -127,7 +128,7 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
     } else {
         short_name(arg, k == REWARD_COMMAND, shortn, sizeof shortn);
         snprintf(s->name, sizeof s->name, "%s:%s",
-                 k == REWARD_MODEL ? "rm" : k == REWARD_LLM ? "llm" : k == REWARD_PAIRWISE ? "pairwise" : k == REWARD_CLASSIFY ? "classify" : "command",
+                 k == REWARD_MODEL ? "rm" : k == REWARD_LLM ? "llm" : k == REWARD_PAIRWISE ? "pairwise" : k == REWARD_CLASSIFY ? "classify" : k == REWARD_VPL ? "vpl" : "command",
                  shortn);
     }
     // a second source with the same name gets a number
@@ -164,7 +165,7 @@ int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err) {
         char *colon = strchr(item, ':');
         if (!colon || !starts_item(item)) {
             rc = rlhf_fail(err, "--reward: \"%s\" is not KIND:ARG[=WEIGHT] with KIND verifier, "
-                                "rm, command, url, judge, llm, pairwise or classify",
+                                "rm, command, url, judge, llm, pairwise, classify or vpl",
                            item);
             break;
         }
@@ -242,6 +243,9 @@ int reward_set_open(reward_set *rs, const reward_set_opts *o, rlhf_err *err) {
         } else if (s->kind == REWARD_CLASSIFY && !s->classify) {
             if (classify_rm_open(&s->classify, s->arg, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
+        } else if (s->kind == REWARD_VPL && !s->vpl) {
+            if (vpl_rm_open(&s->vpl, s->arg, rs->opt.tokenizer, err))
+                return rlhf_fail_ctx(err, "reward %s", s->name);
         } else if (s->kind == REWARD_PAIRWISE && !s->pairwise) {
             if (pairwise_rm_open(&s->pairwise, s->arg, rs->opt.tokenizer, err))
                 return rlhf_fail_ctx(err, "reward %s", s->name);
@@ -297,6 +301,10 @@ static int score_source(reward_set *rs, reward_source *s, const char *const *pro
         if (classify_rm_score(s->classify, prompts, completions, n, rs->opt.batch_size, out, err))
             return rlhf_fail_ctx(err, "reward %s", s->name);
         return 0;
+    case REWARD_VPL:
+        if (vpl_rm_score(s->vpl, prompts, completions, n, rs->opt.batch_size, out, err))
+            return rlhf_fail_ctx(err, "reward %s", s->name);
+        return 0;
     case REWARD_PAIRWISE:
         if (pairwise_rm_score(s->pairwise, prompts, completions, rs->anchors, n, rs->opt.batch_size,
                               out, err))
@@ -340,6 +348,7 @@ void reward_set_free(reward_set *rs) {
         llm_judge_close(s->llm);
         pairwise_rm_close(s->pairwise);
         classify_rm_close(s->classify);
+        vpl_rm_close(s->vpl);
         free(s->arg);
     }
     free(rs->src);

@@ -31,11 +31,14 @@
 //   classify:PATH[:logit]   a text classifier (reward/classify.h, trained by `rlhf rm
 //                           --objective classify`): P(label true) of each completion
 //                           (with what it was trained on: classify.json), or its logit
+//   vpl:DIR:CONTEXT         a VPL reward model (reward/vpl_rm.h, trained by `rlhf rm
+//                           --objective vpl`) for one user: z = mu of the encoder over
+//                           the first K labelled pairs of the JSONL file CONTEXT
 //
 // A spec lists them with weights:
 //   "verifier:arith=1,rm:runs/rm=0.5,url:http://127.0.0.1:5000/get_reward=0.5".
 // Items are separated by a comma that is followed by a kind ("verifier:",
-// "rm:", "command:", "url:", "judge:", "llm:", "pairwise:", "classify:"; also "task:", "reward_model:", "cmd:",
+// "rm:", "command:", "url:", "judge:", "llm:", "pairwise:", "classify:", "vpl:"; also "task:", "reward_model:", "cmd:",
 // "remote:"), so a command or URL may hold commas elsewhere, and a URL's own
 // colons ("http:", ":5000") are not kinds. "=W" at the end of an item is its
 // weight (default 1) when W is a number; a command or URL that itself ends in
@@ -68,6 +71,7 @@
 #include "algo/rl.h"
 #include "data/task.h"
 #include "reward/classify.h"
+#include "reward/vpl_rm.h"
 #include "reward/judge.h"
 #include "reward/llm_judge.h"
 #include "reward/pairwise.h"
@@ -97,7 +101,8 @@ typedef enum {
     REWARD_JUDGE,
     REWARD_LLM,
     REWARD_PAIRWISE,
-    REWARD_CLASSIFY
+    REWARD_CLASSIFY,
+    REWARD_VPL
 } reward_kind;
 
 typedef struct {
@@ -116,6 +121,7 @@ typedef struct {
     llm_judge *llm;
     pairwise_rm *pairwise;
     classify_rm *classify;
+    vpl_rm *vpl;
 } reward_source;
 
 typedef struct {
@@ -165,7 +171,7 @@ void reward_set_opts_default(reward_set_opts *o);
 // Appends the sources of a spec (above). -1 + err for a malformed spec.
 int reward_set_parse(reward_set *rs, const char *spec, rlhf_err *err);
 // Appends one source; kind is "verifier", "rm", "command", "url", "judge", "llm" or
-// "pairwise" or "classify" (or an alias).
+// "pairwise", "classify" or "vpl" (or an alias).
 int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weight, rlhf_err *err);
 // The reward of a command line: the --reward spec plus the --task,
 // --reward_model, --reward_command and --reward_url shortcuts (each weight 1),
