@@ -172,6 +172,23 @@ def check_bad_inputs(tmp):
     report("bad_too_long", rc == 1 and "max_seq_len" in err, f"rc={rc} {err}")
 
 
+def check_eval_output_utf8(tmp):
+    """eval --output: a random byte-level model's samples are byte soup, yet the file is
+    valid UTF-8 JSONL (bytes outside UTF-8 become U+FFFD, as in samples.jsonl)."""
+    d = os.path.join(tmp, "arith")
+    rc0, _, err0 = rlhf("data", "--task", "arith", "--out", d, "--digits", "1", "--n_eval", "20")
+    out = os.path.join(tmp, "eval.jsonl")
+    rc, _, err = rlhf("eval", "--model", "tiny", "--data", os.path.join(d, "eval.jsonl"),
+                      "--samples_per_prompt", "4", "--max_new_tokens", "4", "--output", out)
+    try:
+        rows = [json.loads(line) for line in open(out, "rb").read().decode("utf-8").splitlines()]
+        replaced = sum("\ufffd" in x for r in rows for x in r["samples"] + [r["completion"]])
+        ok, why = rc0 == 0 and rc == 0 and len(rows) == 20 and replaced > 0, f"{replaced} replaced"
+    except (OSError, ValueError, KeyError) as e:
+        ok, why = False, f"rc={rc0},{rc} {e} {err0} {err}"
+    report("eval_output_valid_utf8", ok, why)
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print(f"FAIL cli: {BIN} not built (run make)")
@@ -182,6 +199,7 @@ def main():
         check_chat_random()
         check_chat_trained(tmp)
         check_bad_inputs(tmp)
+        check_eval_output_utf8(tmp)
     return 1 if failed else 0
 
 

@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "data/task.h"
 #include "reward/reward_model.h"
+#include "reward/sources.h"
 #include "train/complete.h"
 #include "train/dpo.h"
 #include "train/run.h"
@@ -70,8 +71,8 @@ static int proxy_scores(const char *path, const char *tokenizer, const char *con
 static void output_row(FILE *f, const rlhf_task *t, const char *prompt, const char *greedy,
                        char *const *smp, int k, const float *proxy, const float *members, int K) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "prompt", prompt);
-    cJSON_AddStringToObject(o, "completion", greedy);
+    cJSON_AddItemToObject(o, "prompt", reward_json_text(prompt));  // any bytes -> valid UTF-8
+    cJSON_AddItemToObject(o, "completion", reward_json_text(greedy));
     double rwd = 0;
     t->score(prompt, greedy, 0, &rwd, NULL);
     cJSON_AddNumberToObject(o, "reward", rwd);
@@ -81,7 +82,7 @@ static void output_row(FILE *f, const rlhf_task *t, const char *prompt, const ch
         for (int j = 0; j < k; j++) {
             double g = 0;
             t->score(prompt, smp[j], 1, &g, NULL);
-            cJSON_AddItemToArray(arr, cJSON_CreateString(smp[j]));
+            cJSON_AddItemToArray(arr, reward_json_text(smp[j]));
             cJSON_AddItemToArray(gold, cJSON_CreateNumber(g));
         }
         if (proxy) {

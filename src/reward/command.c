@@ -65,6 +65,13 @@ static int utf8_len(const unsigned char *p, size_t n) {
     return k;
 }
 
+cJSON *reward_json_text(const char *s) {
+    char *j = reward_json_string(s, strlen(s));
+    cJSON *x = cJSON_CreateRaw(j);
+    free(j);
+    return x;
+}
+
 char *reward_json_string(const char *s, size_t len) {
     size_t n = 0, cap = len + 16;
     char *o = xmalloc(cap);

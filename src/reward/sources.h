@@ -66,6 +66,7 @@
 #ifndef RLHF_REWARD_SOURCES_H
 #define RLHF_REWARD_SOURCES_H
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 #include "algo/rl.h"
@@ -91,6 +92,9 @@ void reward_command_close(reward_command *c);
 // A JSON string literal of s[0..len) (quotes included, malloc'd): control
 // characters escaped, invalid UTF-8 bytes as \ufffd.
 char *reward_json_string(const char *s, size_t len);
+// The same as a cJSON item (raw: already escaped) for a log line: any bytes
+// of model output give valid JSON (samples.jsonl, pairs.jsonl, eval --output).
+cJSON *reward_json_text(const char *s);
 
 // ------------------------------------------------------------ reward sets --
 typedef enum {

@@ -214,14 +214,6 @@ static void pair_arrays_fill(const online_run *r, const dpo_state *s, const floa
     }
 }
 
-// a JSON string of any bytes (invalid UTF-8 becomes U+FFFD), as samples.jsonl's
-static cJSON *text_json(const char *t) {
-    char *j = reward_json_string(t, strlen(t));
-    cJSON *x = cJSON_CreateRaw(j);
-    free(j);
-    return x;
-}
-
 // one pairs.jsonl line per pair (the first --log_pairs of the iteration): the
 // texts, the rewards and every log-prob the loss read
 static void dump_pairs(online_run *r, dpo_state *s, const pair_arrays *a, const float *cal_rows,
@@ -237,8 +229,8 @@ static void dump_pairs(online_run *r, dpo_state *s, const pair_arrays *a, const 
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "step", r->iteration + 1);
         cJSON_AddNumberToObject(j, "prompt_index", g);
-        cJSON_AddItemToObject(j, "chosen", text_json(r->rb.text[c]));
-        cJSON_AddItemToObject(j, "rejected", text_json(r->rb.text[w]));
+        cJSON_AddItemToObject(j, "chosen", reward_json_text(r->rb.text[c]));
+        cJSON_AddItemToObject(j, "rejected", reward_json_text(r->rb.text[w]));
         cJSON_AddNumberToObject(j, "reward_chosen", r->scores[c]);
         cJSON_AddNumberToObject(j, "reward_rejected", r->scores[w]);
         cJSON_AddNumberToObject(j, "strength", s->strength[k]);
@@ -252,7 +244,7 @@ static void dump_pairs(online_run *r, dpo_state *s, const pair_arrays *a, const 
             cJSON *ct = cJSON_AddArrayToObject(j, "cal"), *cp = cJSON_AddArrayToObject(j, "cal_logps");
             cJSON *cs = cJSON_AddArrayToObject(j, "cal_sampler_logps");
             for (int m = 0; m < M; m++) {
-                cJSON_AddItemToArray(ct, text_json(s->cal.text[g * M + m]));
+                cJSON_AddItemToArray(ct, reward_json_text(s->cal.text[g * M + m]));
                 cJSON_AddItemToArray(cp, cJSON_CreateNumber(cal_rows[g * M + m]));
                 cJSON_AddItemToArray(cs, cJSON_CreateNumber(cal_sampler[g * M + m]));
             }

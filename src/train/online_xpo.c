@@ -219,14 +219,6 @@ static int sample_reference(online_run *r, xpo_state *s, rlhf_err *err) {
     return 0;
 }
 
-// a JSON string of any bytes (invalid UTF-8 becomes U+FFFD), as samples.jsonl's
-static cJSON *text_json(const char *t) {
-    char *j = reward_json_string(t, strlen(t));
-    cJSON *x = cJSON_CreateRaw(j);
-    free(j);
-    return x;
-}
-
 // one pairs.jsonl line per pair (the first --log_pairs of the iteration): both
 // texts, their rewards, which is chosen and the four log-probs the loss read
 static void dump_pairs(online_run *r, xpo_state *s) {
@@ -239,8 +231,8 @@ static void dump_pairs(online_run *r, xpo_state *s) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "step", r->iteration + 1);
         cJSON_AddNumberToObject(j, "prompt_index", r->rb.prompt_index[i]);
-        cJSON_AddItemToObject(j, "policy", text_json(r->rb.text[i]));
-        cJSON_AddItemToObject(j, "reference", text_json(s->refb.text[i]));
+        cJSON_AddItemToObject(j, "policy", reward_json_text(r->rb.text[i]));
+        cJSON_AddItemToObject(j, "reference", reward_json_text(s->refb.text[i]));
         cJSON_AddNumberToObject(j, "reward_policy", r->scores[i]);
         cJSON_AddNumberToObject(j, "reward_reference", s->ref_scores[i]);
         cJSON_AddBoolToObject(j, "policy_chosen", s->y_chosen[i]);
