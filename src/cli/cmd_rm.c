@@ -35,7 +35,9 @@ int cmd_rm(int argc, char **argv) {
     defs[n++] = (flag_def){"objective", FLAG_STR, &objective,
                            "bradley_terry (a scalar score head), pairwise (a generative judge: the LM "
                            "names the better of two answers with \" A\" or \" B\"), classify (a text "
-                           "classifier on {\"text\", \"label\"} rows), brme or vpl"};
+                           "classifier on {\"text\", \"label\"} rows), brme (a Bayesian ensemble: "
+                           "--ensemble_size heads of a reward mean and sigma) or vpl (a user-conditioned "
+                           "reward model on rows with a \"user\" field)"};
     defs[n++] = (flag_def){"judge_template", FLAG_STR, &c.judge_template,
                            "pairwise: the judging prompt, with {prompt}, {a} and {b}, ending where the "
                            "answer token goes (default: \"Question: {prompt}\\nAnswer A: {a}\\n"
@@ -62,9 +64,18 @@ int cmd_rm(int argc, char **argv) {
                         "KTO's), P(true) = sigmoid(score), logistic loss; eval: held-out accuracy and log loss.\n"
                         "Use it with --reward classify:DIR (P(true) of each completion; classify:DIR:logit\n"
                         "for the logit). See docs/discriminator.md.\n"
+                        "--objective brme trains a Bayesian reward-model ensemble (reward-robust RLHF): K heads\n"
+                        "each give a mean and a standard deviation; online, --rm_ensemble brme --uwo_lambda L\n"
+                        "rewards L*mean of the surest head + (1-L)*the lowest mean (docs/reward_robust.md).\n"
+                        "--objective vpl trains VPL (variational preference learning): an encoder reads K of a\n"
+                        "user's labelled pairs into a latent z, r = MLP([e(x,y); z]) over the frozen --model's\n"
+                        "embeddings, trained with the ELBO; rows need a \"user\" field (rlhf data --task users\n"
+                        "writes such data). Use it with --reward vpl:DIR:CONTEXT.jsonl (docs/vpl.md).\n"
                         "example: rlhf rm --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/rm --eval_split 0.05\n"
                         "example: rlhf rm --objective pairwise --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/prm\n"
-                        "example: rlhf rm --objective classify --model runs/sft --data simple.jsonl --output_dir runs/cls --eval_split 0.1",
+                        "example: rlhf rm --objective classify --model runs/sft --data simple.jsonl --output_dir runs/cls --eval_split 0.1\n"
+                        "example: rlhf rm --objective brme --ensemble_size 4 --model runs/sft --data runs/data/prefs.jsonl --output_dir runs/brme\n"
+                        "example: rlhf rm --objective vpl --model runs/sft --data runs/users/prefs.jsonl --eval_data runs/users/eval.jsonl --output_dir runs/vpl",
                         &err);
     if (r == 1) return 0;
     if (r == 0) r = rm_objective_from_name(objective, &c.objective, &err);
