@@ -27,9 +27,8 @@ int cmd_data(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: rlhf data --task %s --out DIR [--KEY VALUE ...]\n\n%s\n\n"
-                   "Writes sft.jsonl (noisy teacher), prefs.jsonl, prompts.jsonl, kto.jsonl,\n"
-                   "eval.jsonl (held out) and task.json into DIR. Options and defaults:\n",
-                   t->name, t->summary);
+                   "Writes %s into DIR.\nOptions and defaults:\n",
+                   t->name, t->summary, t->files ? t->files : "its files");
             t->print_opts(opts, stdout);
             free(opts);
             return 0;

@@ -134,6 +134,7 @@ typedef struct {
     // shaped 0: the gold 0/1 reward; 1: the task's partial-credit reward
     int (*score)(const char *prompt, const char *completion, int shaped, double *reward,
                  rlhf_err *err);
+    const char *files;   // what write_dir writes, for `rlhf data --help`
 } rlhf_task;
 
 // The entries, each in its task's file; the table is data/task_table.c.

@@ -671,4 +671,6 @@ static int arith_load_v(const char *d, void *o, rlhf_err *e) {
 
 const rlhf_task task_arith = {
     "arith", "addition and subtraction, \"37+485=\" -> \"522\"", sizeof(arith_opts),
-    arith_default_v, arith_set_v, arith_print_v, arith_write_v, arith_load_v, arith_reward};
+    arith_default_v, arith_set_v, arith_print_v, arith_write_v, arith_load_v, arith_reward,
+    "sft.jsonl (noisy teacher), prefs.jsonl, prompts.jsonl, kto.jsonl, eval.jsonl (held out)\n"
+    "and task.json"};

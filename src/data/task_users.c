@@ -254,4 +254,6 @@ const rlhf_task task_users = {
     "users who disagree: \"37+48=\" -> \"85\" (population A) vs \"85!\" (population B), for "
     "user-conditioned reward models (rm --objective vpl)",
     sizeof(users_opts), users_default, users_set, users_print, users_write, users_load,
-    users_score};
+    users_score,
+    "prefs.jsonl (pairs with \"user\" and \"population\"), eval.jsonl (held-out users),\n"
+    "prompts.jsonl and task.json"};
