@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +191,13 @@ static int side_scores(online_loop *L, rlhf_model *m, int k, float temperature, 
     if (rc == 0 && penalties) reward_apply_penalties(&L->pen, rb.B, rb.length, rb.ended_eos, out);
     rollout_free(&rb);
     return rc;
+}
+
+int online_score_samples(online_run *r, rollout_batch *rb, float *out, rlhf_err *err) {
+    online_loop *L = (online_loop *)((char *)r - offsetof(online_loop, run));
+    if (score_batch(L, rb, out, NULL, err)) return -1;
+    reward_apply_penalties(&L->pen, rb->B, rb->length, rb->ended_eos, out);
+    return 0;
 }
 
 // SCORE: the reward set, then PAR, the penalties and ReMax's greedy baseline

@@ -118,19 +118,8 @@ static int mixture_samples(online_run *r, nash_state *s, rlhf_err *err) {
     if (mixture_rollout(r->t->m, r->ref, c->nash.mixture_coef, (const int *const *)r->prompts,
                         r->prompt_len, r->n_prompts, &ro, &r->rng, &s->mix, err))
         return rlhf_fail_ctx(err, "nash-md: sampling the mixture");
-    rollout_decode(&s->mix, r->t->tok);
-    const char **ps = xmalloc((size_t)r->B * sizeof(char *));
-    for (int row = 0; row < r->B; row++) ps[row] = r->prompt_text[row / r->n];
-    // the loop's reward set scores one batch at a time, as it does the rollout's
-    int rc = reward_set_score((reward_set *)r->rs, ps, (const char *const *)s->mix.text, r->B,
-                              NULL, s->mix_scores, err);
-    free(ps);
-    if (rc) return rlhf_fail_ctx(err, "nash-md: scoring the mixture's samples");
-    reward_penalties pen = {.length_penalty = c->length_penalty,
-                            .missing_eos_penalty = c->missing_eos_penalty,
-                            .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,
-                            .overlong_buffer = c->overlong_buffer_len};
-    reward_apply_penalties(&pen, r->B, s->mix.length, s->mix.ended_eos, s->mix_scores);
+    if (online_score_samples(r, &s->mix, s->mix_scores, err))
+        return rlhf_fail_ctx(err, "nash-md: scoring the mixture's samples");
     return 0;
 }
 

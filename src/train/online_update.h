@@ -155,6 +155,14 @@ const online_update *online_update_at(int i);
 int online_backward_rows(online_run *r, const rollout_batch *rb, const float *g, int *n_rows,
                          rlhf_err *err);
 
+// Scores more samples of the iteration's prompts (another model's: XPO's
+// reference, Nash-MD's mixture; rb->prompt_index indexes r->prompts) exactly as
+// the loop scores the rollout: decoded (rb->text), the loop's reward set with
+// the same pairwise anchors, then the same penalties (DR-PO roll-ins belong to
+// the policy's rollout: a method that calls this refuses --reset_prob). out
+// (rb->B). (train/online.c)
+int online_score_samples(online_run *r, rollout_batch *rb, float *out, rlhf_err *err);
+
 extern const online_update online_update_pg, online_update_dpo;
 extern const online_update online_update_brain;  // train/online_brain.c
 extern const online_update online_update_hc;     // train/online_hc.c (HC-RLHF)

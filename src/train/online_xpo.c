@@ -146,25 +146,6 @@ static void grow(float **p, size_t *cap, size_t n) {
     if (n > *cap) *p = xrealloc(*p, n * sizeof(float)), *cap = n;
 }
 
-// pairwise: sources' anchors, as the loop gives them for the policy's samples
-// (--pairwise_anchor reference: each row's prompt's dataset completion, EOS
-// dropped; NULL entries where a row has none); NULL when no source compares
-static char **anchor_texts(const online_run *r, const rollout_batch *rb) {
-    int any = 0;
-    for (int k = 0; k < r->rs->n; k++) any |= r->rs->src[k].kind == REWARD_PAIRWISE;
-    if (!any || !r->c->pairwise_anchor || strcmp(r->c->pairwise_anchor, "reference")) return NULL;
-    const rlhf_tokenizer *tok = r->t->tok;
-    char **a = xcalloc((size_t)rb->B, sizeof(char *));
-    for (int i = 0; i < rb->B; i++) {
-        int j = rb->prompt_index[i], n = r->completion_len[j];
-        const int *cc = r->completions[j];
-        if (!cc || n <= 0) continue;
-        if (cc[n - 1] == tok_eos(tok)) n--;
-        a[i] = tok_decode(tok, cc, n);
-    }
-    return a;
-}
-
 // The reference's samples of the iteration's prompts (as many per prompt as the
 // rollout has), their rewards (the loop's penalties applied as to the policy's)
 // and the reference's log-probs of them.
@@ -183,25 +164,8 @@ static int sample_reference(online_run *r, xpo_state *s, rlhf_err *err) {
         if (rb->prompt_index[i] != r->rb.prompt_index[i])
             return rlhf_fail(err, "xpo: reference row %d is of prompt %d, the policy's of %d", i,
                              rb->prompt_index[i], r->rb.prompt_index[i]);
-    rollout_decode(rb, r->t->tok);
-    const char **ps = xmalloc((size_t)rb->B * sizeof(char *));
-    for (int i = 0; i < rb->B; i++) ps[i] = r->prompt_text[rb->prompt_index[i]];
-    // the loop's reward set (the same object it scores the rollout with; the
-    // run holds it const only to keep update methods from reconfiguring it)
-    reward_set *rs = (reward_set *)r->rs;
-    char **anchors = anchor_texts(r, rb);
-    reward_set_anchors(rs, (const char *const *)anchors);
-    int rc = reward_set_score(rs, ps, (const char *const *)rb->text, rb->B, NULL, s->ref_scores,
-                              err);
-    free(ps);
-    for (int i = 0; anchors && i < rb->B; i++) free(anchors[i]);
-    free(anchors);
-    if (rc) return rlhf_fail_ctx(err, "xpo: scoring the reference's samples");
-    reward_penalties pen = {.length_penalty = c->length_penalty,
-                            .missing_eos_penalty = c->missing_eos_penalty,
-                            .overlong_max = c->overlong_buffer_len > 0 ? c->max_new_tokens : 0,
-                            .overlong_buffer = c->overlong_buffer_len};
-    reward_apply_penalties(&pen, rb->B, rb->length, rb->ended_eos, s->ref_scores);
+    if (online_score_samples(r, rb, s->ref_scores, err))
+        return rlhf_fail_ctx(err, "xpo: scoring the reference's samples");
     size_t BT = (size_t)rb->B * rb->T;
     grow(&s->pol_t_logp, &s->cap_t, BT);
     s->ref_t_logp = xrealloc(s->ref_t_logp, s->cap_t * sizeof(float));
