@@ -55,7 +55,7 @@ static int test_options_declared_once(void) {
     const online_update *u;
     int n_updates = 0;
     for (int i = 0; (u = online_update_at(i)); i++) n_updates++;
-    CHECK(n_updates == 6);
+    CHECK(n_updates == 8);  // pg, dpo, brain, hc, cgpo, gkd, xpo, nash-md
     return 0;
 }
 
