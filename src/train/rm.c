@@ -101,11 +101,41 @@ typedef struct {
     float *dsc;                 // d(loss)/d(score) of a micro-batch
     size_t dcap;
     double *margins;            // of a micro-batch's pairs
-    rm_loss_sums win;           // sums of per-step means since the last log line
-    int win_steps;
-    float lr, grad_norm;
+    rm_window win;              // since the last log line
     rm_ensemble_sums ev;        // the last eval's means
 } rm_state;
+
+int rm_step_end(trainer *t, rm_window *w, int step, int ntok, int n, const char *const *names,
+                const double *values, rlhf_err *err) {
+    if (!isfinite(values[0]))
+        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
+                              "written are kept)",
+                         step + 1);
+    w->lr = lr_at_step(&t->o->cfg, t->o->step);
+    w->grad_norm = optim_step(t->o, t->m);
+    w->n = n;
+    size_t k = 0;
+    t->progress[0] = 0;
+    for (int i = 0; i < n; i++) {
+        w->name[i] = names[i];
+        w->sum[i] += values[i];
+        if (k < sizeof t->progress)
+            k += (size_t)snprintf(t->progress + k, sizeof t->progress - k, "%s%s %.*f",
+                                  i ? " " : "", i == 1 ? "acc" : names[i], i ? 3 : 4, values[i]);
+    }
+    w->steps++;
+    t->step_tokens = ntok;
+    return 0;
+}
+
+void rm_window_log(trainer *t, rm_window *w, cJSON *j) {
+    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
+    for (int i = 0; i < w->n; i++) cJSON_AddNumberToObject(j, w->name[i], w->sum[i] / w->steps);
+    cJSON_AddNumberToObject(j, "learning_rate", w->lr);
+    cJSON_AddNumberToObject(j, "grad_norm", w->grad_norm);
+    memset(w->sum, 0, sizeof w->sum);
+    w->steps = 0;
+}
 
 int rm_set_score_head(trainer *t, int outputs, rlhf_err *err) {
     if (t->m->cfg.score_head == outputs) return 0;
@@ -168,31 +198,14 @@ static int rm_step(trainer *t, int step, rlhf_err *err) {
         model_backward(m, NULL, NULL, s->dsc, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
-    if (!isfinite(st.loss))
-        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
-                              "written are kept)",
-                         step + 1);
-    s->lr = lr_at_step(&t->o->cfg, t->o->step);
-    s->grad_norm = optim_step(t->o, m);
-    s->win.loss += st.loss / st.pairs, s->win.acc += st.acc / st.pairs,
-        s->win.margin += st.margin / st.pairs;
-    s->win_steps++;
-    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.3f", st.loss / st.pairs,
-             st.acc / st.pairs);
-    t->step_tokens = ntok;
-    return 0;
+    static const char *const names[] = {"loss", "accuracy", "margin"};
+    double v[] = {st.loss / st.pairs, st.acc / st.pairs, st.margin / st.pairs};
+    return rm_step_end(t, &s->win, step, ntok, 3, names, v, err);
 }
 
 static void rm_log(trainer *t, cJSON *j) {
     rm_state *s = t->self;
-    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
-    cJSON_AddNumberToObject(j, "loss", s->win.loss / s->win_steps);
-    cJSON_AddNumberToObject(j, "accuracy", s->win.acc / s->win_steps);
-    cJSON_AddNumberToObject(j, "margin", s->win.margin / s->win_steps);
-    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
-    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
-    memset(&s->win, 0, sizeof s->win);
-    s->win_steps = 0;
+    rm_window_log(t, &s->win, j);
 }
 
 static int rm_eval(trainer *t, cJSON *j, rlhf_err *err) {
@@ -285,9 +298,7 @@ typedef struct {
     ds_batch *mb;
     judge_answers ans;
     const char *tmpl;
-    rm_pairwise_sums win;        // sums of per-step means since the last log line
-    int win_steps;
-    float lr, grad_norm;
+    rm_window win;               // since the last log line
     rm_pairwise_eval_sums ev0, ev;  // the eval before training and the last one
 } pw_state;
 
@@ -415,29 +426,14 @@ static int pw_step(trainer *t, int step, rlhf_err *err) {
         free(texts), free(label);
     }
     if (rc) return -1;
-    if (!isfinite(st.loss))
-        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
-                              "written are kept)",
-                         step + 1);
-    s->lr = lr_at_step(&t->o->cfg, t->o->step);
-    s->grad_norm = optim_step(t->o, m);
-    s->win.loss += st.loss / st.rows, s->win.acc += st.acc / st.rows;
-    s->win_steps++;
-    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.3f", st.loss / st.rows,
-             st.acc / st.rows);
-    t->step_tokens = ntok;
-    return 0;
+    static const char *const names[] = {"loss", "accuracy"};
+    double v[] = {st.loss / st.rows, st.acc / st.rows};
+    return rm_step_end(t, &s->win, step, ntok, 2, names, v, err);
 }
 
 static void pw_log(trainer *t, cJSON *j) {
     pw_state *s = t->self;
-    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
-    cJSON_AddNumberToObject(j, "loss", s->win.loss / s->win_steps);
-    cJSON_AddNumberToObject(j, "accuracy", s->win.acc / s->win_steps);
-    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
-    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
-    memset(&s->win, 0, sizeof s->win);
-    s->win_steps = 0;
+    rm_window_log(t, &s->win, j);
 }
 
 static int pw_eval(trainer *t, cJSON *j, rlhf_err *err) {

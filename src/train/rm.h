@@ -8,7 +8,10 @@
 #ifndef RLHF_TRAIN_RM_H
 #define RLHF_TRAIN_RM_H
 
+#include <cjson/cJSON.h>
+
 #include "train/common.h"
+#include "train/trainer.h"
 #include "train/rm_brme.h"
 #include "train/rm_classify.h"
 #include "train/rm_vpl.h"
@@ -45,5 +48,38 @@ void rm_default_config(rm_config *c);
 // "shared" or "separate" (--ensemble_trunks); -1 + err otherwise.
 int rm_trunks_from_name(const char *name, rm_trunks *out, rlhf_err *err);
 int rm_train(const rm_config *c, rlhf_err *err);
+
+// ------------------------------------- what the objectives' trainers share --
+// (defined in train/rm.c)
+
+// The policy's score head gets `outputs` outputs (fresh, seeded from --seed;
+// kept when it has that many already).
+int rm_set_score_head(trainer *t, int outputs, rlhf_err *err);
+// Loads the pairs (train and optional eval split), sets t->units and t->plan_B,
+// starts the walk over the pairs and allocates the step's micro-batches.
+int rm_pairs_setup(trainer *t, ds_dataset **train, ds_dataset **eval, train_walk *walk,
+                   ds_batch **mb, rlhf_err *err);
+// the margins of a batch's pairs (0 where a pair has none): margins (n)
+void rm_batch_margins(const ds_dataset *data, const ds_batch *b, double *margins);
+
+// A log line's window: per-step means of named values ("loss" and "accuracy"
+// first), summed since the last log line, and the last step's learning rate
+// and gradient norm.
+#define RM_WINDOW_MAX 6
+typedef struct {
+    int n;                               // values per step
+    const char *name[RM_WINDOW_MAX];
+    double sum[RM_WINDOW_MAX];
+    int steps;
+    float lr, grad_norm;
+} rm_window;
+// The end of an optimizer step, after its backward: a non-finite loss
+// (values[0]) stops the run (-1 + err: checkpoints already written are kept);
+// else the optimizer step, the step's n values (means over its rows) added to
+// the window, the progress text (every value) and t->step_tokens = ntok.
+int rm_step_end(trainer *t, rm_window *w, int step, int ntok, int n, const char *const *names,
+                const double *values, rlhf_err *err);
+// The log line's epoch, the window's means, learning_rate and grad_norm; empties it.
+void rm_window_log(trainer *t, rm_window *w, cJSON *j);
 
 #endif

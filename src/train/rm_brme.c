@@ -38,9 +38,7 @@ typedef struct {
     float *dsc, *eps;            // d(loss)/d(score) (2n, 2K); normal draws (n, K, M, 2)
     double *margins;
     size_t dcap, ecap;
-    brme_loss_sums win;          // sums of per-step means since the last log line
-    int win_steps;
-    float lr, grad_norm;
+    rm_window win;               // since the last log line
     brme_eval_sums ev;           // the last eval's sums
     long ev_pairs;
 } brme_state;
@@ -140,34 +138,15 @@ static int brme_step(trainer *t, int step, rlhf_err *err) {
         model_backward(m, NULL, NULL, s->dsc, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
-    if (!isfinite(st.loss))
-        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
-                              "written are kept)",
-                         step + 1);
-    s->lr = lr_at_step(&t->o->cfg, t->o->step);
-    s->grad_norm = optim_step(t->o, m);
+    static const char *const names[] = {"loss", "accuracy", "nll", "sigma"};
     double np = (double)st.pairs;
-    s->win.loss += st.loss / np, s->win.nll += st.nll / np, s->win.acc += st.acc / np,
-        s->win.sigma += st.sigma / np;
-    s->win_steps++;
-    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.3f sigma %.3f", st.loss / np,
-             st.acc / np, st.sigma / np);
-    t->step_tokens = ntok;
-    return 0;
+    double v[] = {st.loss / np, st.acc / np, st.nll / np, st.sigma / np};
+    return rm_step_end(t, &s->win, step, ntok, 4, names, v, err);
 }
 
 static void brme_log(trainer *t, cJSON *j) {
     brme_state *s = t->self;
-    double w = s->win_steps;
-    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
-    cJSON_AddNumberToObject(j, "loss", s->win.loss / w);
-    cJSON_AddNumberToObject(j, "nll", s->win.nll / w);
-    cJSON_AddNumberToObject(j, "accuracy", s->win.acc / w);
-    cJSON_AddNumberToObject(j, "sigma", s->win.sigma / w);
-    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
-    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
-    memset(&s->win, 0, sizeof s->win);
-    s->win_steps = 0;
+    rm_window_log(t, &s->win, j);
 }
 
 static int brme_eval(trainer *t, cJSON *j, rlhf_err *err) {

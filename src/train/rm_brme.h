@@ -22,15 +22,4 @@ typedef struct {
 void rm_brme_default_options(rm_brme_options *o);
 int rm_brme_train(const struct rm_config *c, rlhf_err *err);
 
-// Helpers of train/rm.c that the BRME trainer shares (defined there).
-// The policy's score head gets `outputs` outputs (fresh, seeded from --seed;
-// kept when it has that many already).
-int rm_set_score_head(trainer *t, int outputs, rlhf_err *err);
-// Loads the pairs (train and optional eval split), sets t->units and t->plan_B,
-// starts the walk over the pairs and allocates the step's micro-batches.
-int rm_pairs_setup(trainer *t, ds_dataset **train, ds_dataset **eval, train_walk *walk,
-                   ds_batch **mb, rlhf_err *err);
-// the margins of a batch's pairs (0 where a pair has none): margins (n)
-void rm_batch_margins(const ds_dataset *data, const ds_batch *b, double *margins);
-
 #endif

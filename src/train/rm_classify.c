@@ -150,9 +150,7 @@ typedef struct {
     ds_batch *mb;
     float *dscore;
     int dcap;
-    classify_sums win;  // since the last log line
-    int win_steps;
-    float lr, grad_norm;
+    rm_window win;  // since the last log line
     classify_sums ev0, ev;  // the eval before training and the last one
 } cls_state;
 
@@ -276,29 +274,14 @@ static int cls_step(trainer *t, int step, rlhf_err *err) {
         model_backward(m, NULL, NULL, s->dscore, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
-    if (!isfinite(st.loss))
-        return rlhf_fail(err, "step %d: loss is not finite; stopping (checkpoints already "
-                              "written are kept)",
-                         step + 1);
-    s->lr = lr_at_step(&t->o->cfg, t->o->step);
-    s->grad_norm = optim_step(t->o, m);
-    s->win.loss += st.loss / st.rows, s->win.correct += st.correct / st.rows;
-    s->win_steps++;
-    snprintf(t->progress, sizeof t->progress, "loss %.4f acc %.3f", st.loss / st.rows,
-             st.correct / st.rows);
-    t->step_tokens = ntok;
-    return 0;
+    static const char *const names[] = {"loss", "accuracy"};
+    double v[] = {st.loss / st.rows, st.correct / st.rows};
+    return rm_step_end(t, &s->win, step, ntok, 2, names, v, err);
 }
 
 static void cls_log(trainer *t, cJSON *j) {
     cls_state *s = t->self;
-    cJSON_AddNumberToObject(j, "epoch", trainer_epoch(t, t->step));
-    cJSON_AddNumberToObject(j, "loss", s->win.loss / s->win_steps);
-    cJSON_AddNumberToObject(j, "accuracy", s->win.correct / s->win_steps);
-    cJSON_AddNumberToObject(j, "learning_rate", s->lr);
-    cJSON_AddNumberToObject(j, "grad_norm", s->grad_norm);
-    memset(&s->win, 0, sizeof s->win);
-    s->win_steps = 0;
+    rm_window_log(t, &s->win, j);
 }
 
 static void add_eval(cJSON *j, const char *prefix, const classify_sums *e) {
