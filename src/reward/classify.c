@@ -9,7 +9,6 @@
 #include "algo/classify_loss.h"
 #include "io/file.h"
 #include "reward/reward_model.h"
-#include "train/rm_classify.h"
 
 struct classify_rm {
     reward_model rm;

@@ -11,6 +11,9 @@
 
 #include "base/base.h"
 
+// the metadata file beside a classifier (written by train/rm_classify)
+#define CLASSIFY_META "classify.json"
+
 typedef struct classify_rm classify_rm;
 
 // arg: PATH or PATH:logit (a checkpoint or an rm run directory of a classifier).

@@ -19,10 +19,9 @@
 #define RLHF_TRAIN_RM_CLASSIFY_H
 
 #include "base/base.h"
+#include "reward/classify.h"  // CLASSIFY_META: what the trainer writes, the source reads
 
 struct rm_config;
-
-#define CLASSIFY_META "classify.json"
 
 typedef struct {
     float pos_weight;  // --classify_pos_weight: loss weight of label-true rows (default 1)
