@@ -106,6 +106,27 @@ $(BUILD)/tests/test_fuzz_%: fuzz/fuzz_%.c fuzz/replay_main.c $(BUILD)/librlhf.a 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INCLUDES) -I. -DFUZZ_TARGET='"$*"' $< fuzz/replay_main.c $(BUILD)/librlhf.a -o $@ $(LDLIBS)
 
+# MPI (docs/mpi.md): $(BUILD)/rlhf-mpi is the same objects with dist.c compiled by mpicc
+# -DRLHF_HAVE_MPI (Debian's libopenmpi-dev). MPI=auto (default) builds it when mpicc is
+# there, MPI=1 requires it, MPI=0 never builds it; build/rlhf itself never links MPI.
+MPI   ?= auto
+MPICC ?= mpicc
+ifneq ($(MPI),0)
+  ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
+    MPI_BIN := $(BUILD)/rlhf-mpi
+  else ifeq ($(MPI),1)
+    $(error MPI=1: $(MPICC) not found (apt-get install libopenmpi-dev openmpi-bin))
+  endif
+endif
+all: $(MPI_BIN)
+
+$(BUILD)/src/base/dist_mpi.o: src/base/dist.c $(HDRS)
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) $(INCLUDES) $(SRC_WARN) -DRLHF_HAVE_MPI -c $< -o $@
+
+$(BUILD)/rlhf-mpi: $(CLI_OBJ) $(filter-out $(BUILD)/src/base/dist.o,$(LIB_OBJ)) $(BUILD)/src/base/dist_mpi.o
+	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "base/dist.h"
 #include "nn/nn.h"
 #include "rlhf.h"
 
@@ -53,6 +54,9 @@ float lr_at_step(const rlhf_optim_config *c, int step) {
 float optim_step(rlhf_optim *o, rlhf_model *m) {
     size_t n = model_n_trainable(m), skip = m->n_frozen;
     RLHF_ASSERT(o->n == n && m->grads);
+    // data-parallel runs: each rank holds its share's part of the global
+    // gradient (base/dist.h); the sum is the one-process gradient
+    dist_allreduce_sum_f32(m->grads, (long)n);
     double norm = sqrt(sum_squares(m->grads, (long)n));
     if (o->cfg.max_grad_norm > 0 && norm > o->cfg.max_grad_norm)
         scale_inplace(m->grads, (long)n, (float)(o->cfg.max_grad_norm / (norm + 1e-6)));

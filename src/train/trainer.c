@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "base/progress.h"
 #include "model/dtype.h"
 #include "model/lora.h"
@@ -320,6 +321,10 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 int trainer_run(const train_config *c, const trainer_method *method, void *self, rlhf_err *err) {
     trainer t = {.c = c, .method = method, .self = self, .name = method->name,
                  .t_start = time_now()};
+    if (dist_size() > 1 && !method->data_parallel)
+        return rlhf_fail(err, "%s does not run on %d MPI ranks yet (docs/mpi.md lists the trainers "
+                              "that do); run it as one process",
+                         method->name, dist_size());
     saved_handlers h = catch_signals();
     int rc = -1;
     if (trainer_start(&t, err) == 0 && trainer_loop(&t, err) == 0) rc = trainer_end(&t, err);

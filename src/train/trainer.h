@@ -60,6 +60,8 @@ typedef struct trainer trainer;
 typedef struct {
     const char *name;          // progress label and summary "command" (t->name may override)
     int writes_samples;        // open samples.jsonl (appending on --resume) as t->samples
+    int data_parallel;         // 1: the method shards its batches over MPI ranks
+                               // (base/dist.h); 0: trainer_run refuses > 1 rank
     int (*init)(trainer *t, rlhf_err *err);
     int (*policy)(trainer *t, rlhf_err *err);
     int (*setup)(trainer *t, rlhf_err *err);
