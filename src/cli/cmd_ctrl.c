@@ -54,6 +54,10 @@ static int train_flags(flag_def *defs, ctrl_train_config *c) {
     defs[n++] = (flag_def){"buffer_size", FLAG_INT, &c->buffer_size, "online replay buffer rows (a ring)", 1, 2e9};
     defs[n++] = (flag_def){"start_steps", FLAG_INT, &c->start_steps, "online steps with uniform random actions before the policy acts and learning starts (-1: 0 with a dataset, else 1000)", -1, 2e9};
     defs[n++] = (flag_def){"utd", FLAG_INT, &c->utd, "updates per online environment step", 1, 1000};
+    defs[n++] = (flag_def){"offline_algo", FLAG_STR, &c->offline_algo, "algorithm of the offline phase when it differs from --algo (its agent hands every tensor of the same name to --algo's at the first online step; --algo wsrl: calql)"};
+    defs[n++] = (flag_def){"retain_offline", FLAG_BOOL, &c->retain_offline, "1: online batches mix in the dataset (--mix_ratio); 0: the online buffer alone, the dataset is dropped after the offline phase (WSRL; --algo wsrl: 0)"};
+    defs[n++] = (flag_def){"warmup_steps", FLAG_INT, &c->warmup_steps, "first online steps acting with the (pre-trained) policy and taking no update, seeding the buffer (WSRL's warm-up; --algo wsrl: 5000)", 0, 2e9};
+    defs[n++] = (flag_def){"online_batch_size", FLAG_INT, &c->online_batch_size, "rows of an online-phase batch (0: --batch_size; --algo wsrl: 1024, cut into --policy_freq critic minibatches)", 0, 1e7};
     defs[n++] = (flag_def){"normalize_obs", FLAG_BOOL, &c->normalize_obs, "normalise observations by the dataset's mean and std (CORL's; identity without a dataset)"};
     defs[n++] = (flag_def){"reward_norm", FLAG_STR, &c->reward_norm, "none, or returns: r *= 1000 / (max - min episode return of the dataset) (CORL's locomotion rule)"};
     defs[n++] = (flag_def){"reward_scale", FLAG_FLOAT, &c->reward_scale, "then r = r * reward_scale + reward_bias (dataset and online rewards)"};
@@ -105,7 +109,7 @@ static int ctrl_train_cmd(int argc, char **argv) {
     ctrl_train_config c;
     ctrl_train_default_config(&c, shown);
     c.algo = algo;
-    flag_def defs[80];
+    flag_def defs[96];
     train_flags(defs, &c);
     char about[4000] =
         "Offline-to-online RL for continuous control: --offline_steps updates on --dataset, then\n"
@@ -116,7 +120,10 @@ static int ctrl_train_cmd(int argc, char **argv) {
         "progress (a simulator's state cannot be saved), so --resume is bit-identical.\n"
         "example: rlhf ctrl collect --env pendulum --out runs/pend --steps 8000 --hidden 64 &&\n"
         "         rlhf ctrl train --algo iql --env pendulum --dataset runs/pend/medium.hdf5 \\\n"
-        "           --offline_steps 5000 --online_steps 5000 --hidden 64 --output_dir runs/iql";
+        "           --offline_steps 5000 --online_steps 5000 --hidden 64 --output_dir runs/iql\n"
+        "WSRL (fine-tuning without the offline data): --algo wsrl pre-trains with Cal-QL, then\n"
+        "drops the dataset, seeds the buffer with --warmup_steps policy steps and fine-tunes\n"
+        "with SAC on --n_critics critics (docs/control_methods.md#wsrl).";
     algo_list(about, sizeof about, shown);
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "ctrl train", about, &err);

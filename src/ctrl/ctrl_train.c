@@ -90,6 +90,10 @@ void ctrl_train_default_config(ctrl_train_config *c, const char *algo) {
     c->buffer_size = 1000000;
     c->start_steps = -1;
     c->utd = 1;
+    c->retain_offline = 1;
+    c->warmup_steps = 0;
+    c->online_batch_size = 0;
+    c->offline_algo = NULL;
     c->normalize_obs = 1;
     c->reward_norm = "none";
     c->reward_scale = 1.0f;
@@ -99,6 +103,17 @@ void ctrl_train_default_config(ctrl_train_config *c, const char *algo) {
     c->algo_cfg.target_entropy = NAN;
     const ctrl_algo *a = algo ? ctrl_algo_find(algo) : NULL;
     if (a) a->defaults(&c->algo_cfg);
+    // the recipes: a method that is a protocol around an update as much as the
+    // update itself. WSRL (Zhou et al. 2024; their finetune.py and launch
+    // scripts): Cal-QL pre-training, no offline data online, 5000 warm-up
+    // steps of the pre-trained policy, online batches of 1024 (cut into
+    // policy_freq = 4 critic minibatches by the wsrl update: UTD 4)
+    if (algo && !strcmp(algo, "wsrl")) {
+        c->offline_algo = "calql";
+        c->retain_offline = 0;
+        c->warmup_steps = 5000;
+        c->online_batch_size = 1024;
+    }
 }
 
 void ctrl_train_result_free(ctrl_train_result *r) {
@@ -156,7 +171,8 @@ static void on_signal(int sig) {
 
 typedef struct {
     const ctrl_train_config *c;
-    const ctrl_algo *algo;
+    const ctrl_algo *algo;                  // the agent's (current phase)
+    const ctrl_algo *online_algo, *off_algo; // --algo, --offline_algo (or --algo)
     ctrl_algo_config cfg;
     void *agent;
     ctrl_env *env, *eval_env;
@@ -375,10 +391,77 @@ static int evaluate(trainer *t, rlhf_err *err) {
     return 0;
 }
 
+static int online_batch_rows(const ctrl_train_config *c) {
+    return c->online_batch_size > 0 ? c->online_batch_size : c->batch_size;
+}
+
+// The online algorithm's agent takes over from the offline one (a recipe's
+// phase switch, at the first online step): created with the run's settings
+// from a stream of its own (the run's stream stays as an uninterrupted run
+// and a resumed one see it), then every tensor of the same name is copied —
+// networks, targets, Adam moments, counters. A tensor of the same name and
+// another size is an error (the phases must agree on --hidden, --layers,
+// --n_critics); one the offline agent lacks keeps its initial value.
+static int switch_agent(trainer *t, rlhf_err *err) {
+    if (t->algo == t->online_algo) return 0;
+    const ctrl_env *e = t->env;
+    rlhf_rng init;
+    rng_seed(&init, t->c->seed ^ 0x5753524c2d737774ULL);
+    void *next = NULL;
+    if (t->online_algo->create(&t->cfg, e->obs_dim, e->act_dim, e->act_low, e->act_high, &init,
+                               &next, err))
+        return -1;
+    ctrl_tensor from[32], to[32];
+    int nf = t->algo->tensors(t->agent, from, 32), nt = t->online_algo->tensors(next, to, 32);
+    int copied = 0;
+    for (int i = 0; i < nt; i++)
+        for (int j = 0; j < nf; j++) {
+            if (strcmp(to[i].name, from[j].name)) continue;
+            if (to[i].n != from[j].n) {
+                rlhf_fail(err,
+                          "the switch from --offline_algo %s to --algo %s: tensor %s holds %ld "
+                          "floats in %s and %ld in %s (both phases need the same --hidden, "
+                          "--layers, --n_critics)",
+                          t->algo->name, t->online_algo->name, to[i].name, from[j].n,
+                          t->algo->name, to[i].n, t->online_algo->name);
+                t->online_algo->free(next);
+                return -1;
+            }
+            memcpy(to[i].data, from[j].data, (size_t)to[i].n * sizeof(float));
+            copied++;
+        }
+    if (!t->c->quiet)
+        fprintf(stderr, "\nctrl train: step %d: %s takes over from %s (%d of its %d tensors "
+                        "carried over)\n",
+                t->step, t->online_algo->name, t->algo->name, copied, nt);
+    t->algo->free(t->agent);
+    t->agent = next;
+    t->algo = t->online_algo;
+    return 0;
+}
+
+// the algorithm whose agent a run holds after `step` steps: the offline one up
+// to the last offline step (the switch comes with the first online step)
+static const ctrl_algo *phase_algo(const trainer *t, int step) {
+    return t->c->offline_steps > 0 && step <= t->c->offline_steps ? t->off_algo : t->online_algo;
+}
+
+// the step of a checkpoint's state.json (0 when unreadable: read_state reports it)
+static int peek_step(const char *dir) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    rlhf_err e;
+    cJSON *j = ctrl_read_json(path, &e);
+    int step = j ? (int)ctrl_json_num(j, "step", 0) : 0;
+    cJSON_Delete(j);
+    return step;
+}
+
 static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
+    t->batch.B = online ? online_batch_rows(t->c) : t->c->batch_size; // allocated for the larger
     if (!online)
         ctrl_sample(&t->offline, &t->batch, &t->rng);
-    else if (t->have_offline)
+    else if (t->have_offline && t->c->retain_offline)
         ctrl_sample_mixed(&t->offline, &t->online, t->c->mix_ratio, &t->batch, &t->rng);
     else
         ctrl_sample(&t->online, &t->batch, &t->rng);
@@ -400,6 +483,7 @@ static int online_step(trainer *t, rlhf_err *err) {
         t->ep_return = 0;
     }
     int online_done = t->step - c->offline_steps; // online steps before this one
+    if (online_done == 0 && switch_agent(t, err)) return -1;
     if (online_done < t->start_steps)
         ctrl_random_action(e, &t->rng, a);
     else
@@ -419,8 +503,10 @@ static int online_step(trainer *t, rlhf_err *err) {
         t->ep_sum += t->ep_return;
         t->ep_count++;
     }
-    if (online_done + 1 > t->start_steps && t->online.n + t->offline.n >= c->batch_size &&
-        t->online.n > 0) {
+    // no update during random steps and the warm-up; then once a batch's rows exist
+    long rows = t->online.n + (c->retain_offline ? t->offline.n : 0);
+    int quiet_steps = t->start_steps > c->warmup_steps ? t->start_steps : c->warmup_steps;
+    if (online_done + 1 > quiet_steps && rows >= online_batch_rows(c) && t->online.n > 0) {
         ctrl_metrics m;
         for (int u = 0; u < c->utd; u++) {
             if (update_once(t, 1, &m, err)) return -1;
@@ -472,7 +558,10 @@ static int load_offline(trainer *t, rlhf_err *err) {
     }
     if (c->reward_scale != 1.0f || c->reward_bias != 0.0f)
         ctrl_reward_affine(&t->offline, c->reward_scale, c->reward_bias);
-    if (t->cfg.calql) ctrl_transitions_mc_returns(&t->offline, t->cfg.gamma, 0);
+    // Cal-QL's reference values (also for a recipe's offline algorithm, which
+    // may be Cal-QL while --algo's settings say calql 0)
+    if (t->cfg.calql || t->off_algo != t->online_algo)
+        ctrl_transitions_mc_returns(&t->offline, t->cfg.gamma, 0);
     return 0;
 }
 
@@ -502,6 +591,16 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
         return rlhf_fail(err, "--reward_norm returns needs a --dataset (its episode returns)");
     if (c->batch_size < 1 || c->utd < 1 || c->eval_episodes < 1)
         return rlhf_fail(err, "--batch_size, --utd and --eval_episodes must be at least 1");
+    if (c->online_batch_size < 0 || c->warmup_steps < 0)
+        return rlhf_fail(err, "--online_batch_size and --warmup_steps must be >= 0");
+    if (is_set(c->offline_algo)) {
+        const ctrl_algo *o = ctrl_algo_find(c->offline_algo);
+        if (!o)
+            return rlhf_fail(err, "--offline_algo %s is not known (known: %s)", c->offline_algo,
+                             ctrl_algo_names());
+        if (c->offline_steps > 0 && !has_data)
+            return rlhf_fail(err, "--offline_algo %s needs a --dataset", o->name);
+    }
     if (!is_set(c->output_dir))
         return rlhf_fail(err, "--output_dir is empty: name the run folder (e.g. --output_dir "
                               "runs/ctrl)");
@@ -565,13 +664,15 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     // phase), then from the balance model: -1 (its default) means --offline_steps
     if (t->cfg.famo2o_uniform_steps < 0) t->cfg.famo2o_uniform_steps = c->offline_steps;
     rng_seed(&t->rng, c->seed);
+    t->algo = phase_algo(t, t->resume_from[0] ? peek_step(t->resume_from) : 0);
     if (t->algo->create(&t->cfg, t->env->obs_dim, t->env->act_dim, t->env->act_low,
                         t->env->act_high, &t->rng, &t->agent, err)) {
         t->agent = NULL;
         return -1;
     }
     ctrl_env_seed(t->env, c->seed);
-    ctrl_batch_alloc(&t->batch, c->batch_size, t->env->obs_dim, t->env->act_dim);
+    int rows = online_batch_rows(c) > c->batch_size ? online_batch_rows(c) : c->batch_size;
+    ctrl_batch_alloc(&t->batch, rows, t->env->obs_dim, t->env->act_dim);
     if (c->online_steps > 0) {
         long cap = c->buffer_size < c->online_steps ? c->buffer_size : c->online_steps;
         if (cap < 1) cap = 1;
@@ -665,6 +766,9 @@ static int trainer_end(trainer *t, rlhf_err *err) {
     cJSON *s = cJSON_CreateObject();
     cJSON_AddStringToObject(s, "command", "ctrl train");
     cJSON_AddStringToObject(s, "algo", t->algo->name);
+    if (t->off_algo != t->online_algo) cJSON_AddStringToObject(s, "offline_algo", t->off_algo->name);
+    cJSON_AddNumberToObject(s, "retain_offline", c->retain_offline);
+    cJSON_AddNumberToObject(s, "warmup_steps", c->warmup_steps);
     cJSON_AddStringToObject(s, "env", c->env);
     if (is_set(c->dataset)) cJSON_AddStringToObject(s, "dataset", c->dataset);
     cJSON_AddNumberToObject(s, "offline_steps", c->offline_steps);
@@ -706,7 +810,9 @@ int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err
     t->c = c;
     t->res = res ? res : &local;
     t->t_start = time_now();
-    t->algo = c->algo ? ctrl_algo_find(c->algo) : NULL;
+    t->algo = t->online_algo = c->algo ? ctrl_algo_find(c->algo) : NULL;
+    t->off_algo = is_set(c->offline_algo) ? ctrl_algo_find(c->offline_algo) : t->online_algo;
+    if (!t->off_algo) t->off_algo = t->online_algo; // check_config names the unknown one
     t->cfg = c->algo_cfg;
     t->ref_random = t->ref_expert = NAN;
     stop_signal = 0;

@@ -9,6 +9,16 @@
 //                                       utd updates on mixed batches (a
 //                                       mix_ratio share from the dataset)
 //
+// Offline-to-online recipes (WSRL, Zhou et al. 2024): offline_algo names the
+// algorithm of the offline phase when it differs from algo (the agent of algo
+// takes over at the first online step, every tensor of the same name copied
+// from the offline agent); retain_offline 0 keeps the dataset out of the
+// online phase (batches from the online buffer alone); the first warmup_steps
+// online steps act with the (pre-trained) policy and take no updates; online
+// batches hold online_batch_size rows. ctrl_train_default_config fills them
+// for a named recipe (--algo wsrl: Cal-QL, no retention, 5000 warm-up steps,
+// batches of 1024).
+//
 // with evaluation every eval_every steps (eval_episodes deterministic episodes
 // on an environment of its own, seeded per evaluation) and the run directory of
 // the language-model trainers: config.json, metrics.jsonl, checkpoints/step-N
@@ -42,6 +52,10 @@ typedef struct {
     int buffer_size;                                      // online buffer capacity (rows; a ring)
     int start_steps;         // uniform random actions before the policy acts online (-1: auto)
     int utd;                 // updates per online environment step
+    const char *offline_algo; // the offline phase's algorithm (NULL / "": algo)
+    int retain_offline;      // 1: online batches mix in the dataset (mix_ratio); 0: never
+    int warmup_steps;        // online steps acting with the policy before any update
+    int online_batch_size;   // rows of an online-phase batch (0: batch_size)
     int normalize_obs;       // CORL's: mean/std of the dataset's observations
     const char *reward_norm; // "none" or "returns" (CORL: r *= 1000 / (max - min episode return))
     float reward_scale, reward_bias; // then r = r * scale + bias (CORL's IQL/CQL options)
@@ -54,7 +68,9 @@ typedef struct {
 } ctrl_train_config;
 
 // Defaults (those of the flags), with algo_cfg from `algo`'s defaults when it
-// is known (else left zeroed).
+// is known (else left zeroed), and a recipe's protocol when `algo` names one
+// (wsrl: offline_algo calql, retain_offline 0, warmup_steps 5000,
+// online_batch_size 1024).
 void ctrl_train_default_config(ctrl_train_config *c, const char *algo);
 
 // The fields of ctrl_algo_config by name (flags, state.json); NULL-terminated.
