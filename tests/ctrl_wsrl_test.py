@@ -178,8 +178,155 @@ def parity():
             report(gap > 100 * TOL, f"wsrl_parity_sees_{variant}", f"only {gap:.3g}")
 
 
+# ---------------------------------------------------------------- protocol --
+
+def run(*args, check=True):
+    return harness.run(*args, check=check, threads=1)
+
+
+def safetensors(path):
+    """{name: bytes} of a safetensors file (and its metadata)"""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    meta = head.pop("__metadata__", {})
+    body = raw[8 + n:]
+    return {k: body[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in head.items()}, meta
+
+
+def ckpt(out, step):
+    return os.path.join(out, "checkpoints", "final" if step is None else f"step-{step:08d}")
+
+
+COMMON = ["--env", "pendulum", "--hidden", "32", "--n_critics", "2", "--batch_size", "32",
+          "--online_batch_size", "64", "--cql_n_actions", "4", "--quiet", "--log_every", "100",
+          "--eval_episodes", "2"]
+OFF, ON, W = 200, 600, 200  # pendulum episodes are 200 steps: checkpoints fall on their ends
+if FULL:
+    COMMON = ["--env", "pendulum", "--hidden", "64", "--n_critics", "10", "--batch_size", "256",
+              "--quiet", "--log_every", "1000", "--eval_episodes", "5"]
+    OFF, ON, W = 5000, 20000, 1000
+
+
+def collect(tmp):
+    d = os.path.join(tmp, "pend")
+    steps = ["--steps", "8000", "--dataset_steps", "10000", "--hidden", "64"] if FULL else \
+        ["--steps", "2000", "--dataset_steps", "1000", "--hidden", "32"]
+    run("ctrl", "collect", "--env", "pendulum", "--out", d, *steps, "--checkpoints", "4",
+        "--eval_episodes", "2", "--quiet")
+    return d
+
+
+def train(out, *extra):
+    t0 = time.time()
+    run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", out, "--overwrite_output_dir",
+        *extra)
+    return time.time() - t0
+
+
+def no_offline_rows(tmp, data):
+    """--retain_offline 0: the dataset never enters an online batch"""
+    agents = {}
+    for name in ("random", "medium"):
+        for keep in ("0", "1"):
+            out = os.path.join(tmp, f"ret{keep}_{name}")
+            train(out, "--dataset", os.path.join(data, f"{name}.hdf5"), "--offline_steps", "0",
+                  "--online_steps", "300", "--warmup_steps", "100", "--normalize_obs", "0",
+                  "--retain_offline", keep, "--eval_every", "0")
+            agents[name, keep] = safetensors(os.path.join(ckpt(out, None), "agent.safetensors"))[0]
+    report(agents["random", "0"] == agents["medium", "0"], "wsrl_online_never_samples_the_dataset",
+           "the agents of two datasets differ with --retain_offline 0")
+    report(agents["random", "1"] != agents["medium", "1"], "wsrl_retained_data_matters",
+           "--retain_offline 1 gave the same agent for two datasets")
+
+
+def warmup_and_resume(tmp, data):
+    """the uninterrupted run (also the study's WSRL arm), the warm-up checks, and
+    a run stopped at the last offline step and after the warm-up, resumed"""
+    ds = ["--dataset", os.path.join(data, "medium-replay.hdf5"), "--offline_steps", str(OFF),
+          "--online_steps", str(ON), "--warmup_steps", str(W), "--eval_every", str(W)]
+    full = os.path.join(tmp, "wsrl")
+    secs = train(full, *ds, "--save_every", str(OFF if not FULL else W))
+    pre, _ = safetensors(os.path.join(ckpt(full, OFF), "agent.safetensors"))
+    post, _ = safetensors(os.path.join(ckpt(full, OFF + W), "agent.safetensors"))
+    st_pre = json.load(open(os.path.join(ckpt(full, OFF), "state.json")))
+    st = json.load(open(os.path.join(ckpt(full, OFF + W), "state.json")))
+    _, bmeta = safetensors(os.path.join(ckpt(full, OFF + W), "online_buffer.safetensors"))
+    same = [k for k in pre if k in post and pre[k] == post[k]]
+    report(st_pre["algo"] == "calql" and st["algo"] == "wsrl", "wsrl_phase_switch",
+           f"checkpoint algos {st_pre['algo']} then {st['algo']}")
+    report(sorted(same) == sorted(pre) and len(post) == len(pre) + 1,
+           "wsrl_warmup_keeps_the_pretrained_agent",
+           f"carried over unchanged: {sorted(same)} of {sorted(pre)} (wsrl has {sorted(post)})")
+    report(st["updates"] == OFF and int(bmeta.get("rows", -1)) == W, "wsrl_warmup_takes_no_update",
+           f"updates {st['updates']} (want {OFF}), buffer rows {bmeta.get('rows')} (want {W})")
+    if FULL:
+        return full, secs
+    # resume across the switch: stop at the last offline step, then after the warm-up
+    res = os.path.join(tmp, "resumed")
+    train(res, *ds, "--save_every", "0", "--stop_at", str(OFF))
+    run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", res, "--resume", *ds,
+        "--stop_at", str(OFF + W))
+    run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", res, "--resume", *ds)
+    a = open(os.path.join(ckpt(full, None), "agent.safetensors"), "rb").read()
+    b = open(os.path.join(ckpt(res, None), "agent.safetensors"), "rb").read()
+    la = open(os.path.join(full, "metrics.jsonl")).read()
+    lb = open(os.path.join(res, "metrics.jsonl")).read()
+    report(a == b and la == lb, "wsrl_resume_across_the_switch_is_bit_identical",
+           f"agent same {a == b}, metrics.jsonl same {la == lb}")
+    return full, secs
+
+
+def curve(out):
+    return [(r["step"], r["eval/return_mean"]) for r in rows(os.path.join(out, "metrics.jsonl"))
+            if "eval/return_mean" in r]
+
+
+def study(tmp, data, wsrl_out, wsrl_secs):
+    ds = ["--dataset", os.path.join(data, "medium-replay.hdf5"), "--offline_steps", str(OFF),
+          "--online_steps", str(ON), "--eval_every", str(W), "--save_every", "0"]
+    arms = [("WSRL (no retention, warm-up)", wsrl_out, wsrl_secs)]
+    for label, extra in (("retain offline data (50/50)", ["--warmup_steps", str(W), "--retain_offline", "1"]),
+                         ("no warm-up", ["--warmup_steps", "0"])):
+        out = os.path.join(tmp, label.split()[0] + label.split()[1])
+        arms.append((label, out, train(out, *ds, *extra)))
+    print(f"  study: pendulum, medium-replay, {OFF} Cal-QL steps then {ON} online steps "
+          f"(warm-up {W}); evaluation returns")
+    print(f"  {'arm':32s} {'pre-trained':>11s} {'dip (min online)':>16s} {'final':>8s} {'s':>5s}  curve")
+    table = []
+    for label, out, secs in arms:
+        c = curve(out)
+        pre = [v for s, v in c if s == OFF]
+        online = [v for s, v in c if s > OFF]
+        if not pre or not online:
+            report(False, "wsrl_study_curve", f"{label}: evaluations {c}")
+            continue
+        table.append((label, pre[0], min(online), online[-1]))
+        print(f"  {label:32s} {pre[0]:11.1f} {min(online):16.1f} {online[-1]:8.1f} {secs:5.1f}  "
+              + " ".join(f"{v:.0f}" for _, v in c))
+    # all three share the pre-training (same seed, same offline phase)
+    report(len(table) == 3 and len({round(p, 6) for _, p, _, _ in table}) == 1,
+           "wsrl_study_arms_share_the_pretraining", f"pre-trained returns {[t[1] for t in table]}")
+
+
+def protocol():
+    tmp = tempfile.mkdtemp(prefix="ctrl_wsrl_test_")
+    try:
+        data = collect(tmp)
+        if not FULL:
+            no_offline_rows(tmp, data)
+        out, secs = warmup_and_resume(tmp, data)
+        study(tmp, data, out, secs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
-    parity()
+    t0 = time.time()
+    if not FULL:
+        parity()
+    protocol()
+    print(f"  ctrl_wsrl_test: {time.time() - t0:.1f} s")
     return exit_code()
 
 
