@@ -205,7 +205,7 @@ OFF, ON, W = 200, 600, 200  # pendulum episodes are 200 steps: checkpoints fall 
 if FULL:
     COMMON = ["--env", "pendulum", "--hidden", "64", "--n_critics", "10", "--batch_size", "256",
               "--quiet", "--log_every", "1000", "--eval_episodes", "5"]
-    OFF, ON, W = 5000, 20000, 1000
+    OFF, ON, W = 3000, 10000, 1000
 
 
 def collect(tmp):

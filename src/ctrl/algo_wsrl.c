@@ -85,8 +85,8 @@ static void wsrl_defaults(ctrl_algo_config *c) {
 static void grow(wsrl_agent *g, int B) {
     if (B <= g->cap) return;
     int O = g->O, A = g->A, E = g->E;
-    float **bufs[] = {&g->noise, &g->x,   &g->dx, &g->out, &g->dout, &g->pre,  &g->act,
-                      &g->logp,  &g->q,   &g->dq, &g->y,   &g->dlogp, &g->dact};
+    float **bufs[] = {&g->noise, &g->x, &g->dx, &g->out, &g->dout,  &g->pre, &g->act,
+                      &g->logp,  &g->q, &g->dq, &g->y,   &g->dlogp, &g->dact};
     long sizes[] = {ctrl_wsrl_noise_size(B, A, g->U),
                     (long)B * (O + A),
                     (long)B * (O + A),
@@ -108,8 +108,9 @@ static int wsrl_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
                        const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
     if (ctrl_check_create("wsrl", c, obs_dim, act_dim, act_low, act_high, 1, err)) return -1;
     if (c->policy_freq < 1)
-        return rlhf_fail(err, "ctrl wsrl: policy_freq (critic minibatches per actor step) is %d; "
-                              "it must be at least 1",
+        return rlhf_fail(err,
+                         "ctrl wsrl: policy_freq (critic minibatches per actor step) is %d; "
+                         "it must be at least 1",
                          c->policy_freq);
     wsrl_agent *g = xcalloc(1, sizeof *g);
     g->c = *c;
@@ -275,8 +276,8 @@ static void wsrl_free(void *agent) {
     ctrl_adam_free(&g->actor_opt);
     ctrl_adam_free(&g->critic_opt);
     ctrl_adam_free(&g->alpha_opt);
-    float *bufs[] = {g->noise, g->x, g->dx, g->out,  g->dout,  g->pre, g->act,
-                     g->logp,  g->q, g->dq, g->y,    g->dlogp, g->dact};
+    float *bufs[] = {g->noise, g->x, g->dx, g->out, g->dout,  g->pre, g->act,
+                     g->logp,  g->q, g->dq, g->y,   g->dlogp, g->dact};
     ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->low);
     free(g);

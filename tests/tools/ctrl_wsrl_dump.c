@@ -53,12 +53,19 @@ int main(int argc, char **argv) {
     for (int i = 0; i < B * O; i++)
         obs[i] = 2 * rng_uniform(&rng) - 1, next_obs[i] = 2 * rng_uniform(&rng) - 1;
     for (int b = 0; b < B; b++) {
-        for (int i = 0; i < A; i++) act[b * A + i] = low[i] + (high[i] - low[i]) * rng_uniform(&rng);
+        for (int i = 0; i < A; i++)
+            act[b * A + i] = low[i] + (high[i] - low[i]) * rng_uniform(&rng);
         rew[b] = 2 * rng_uniform(&rng) - 1;
         done[b] = b == 2 || b == 5 ? 1.0f : 0.0f;
     }
-    ctrl_batch batch = {.B = B, .obs_dim = O, .act_dim = A, .obs = obs, .act = act, .rew = rew,
-                        .next_obs = next_obs, .done = done};
+    ctrl_batch batch = {.B = B,
+                        .obs_dim = O,
+                        .act_dim = A,
+                        .obs = obs,
+                        .act = act,
+                        .rew = rew,
+                        .next_obs = next_obs,
+                        .done = done};
     write_f32("batch.obs", obs, B * O);
     write_f32("batch.act", act, B * A);
     write_f32("batch.rew", rew, B);
@@ -108,7 +115,8 @@ int main(int argc, char **argv) {
         f = fopen(path, "w");
         if (!f) return 2;
         fprintf(f, "{");
-        for (int i = 0; i < m.n; i++) fprintf(f, "%s\"%s\": %.12g", i ? ", " : "", m.name[i], m.value[i]);
+        for (int i = 0; i < m.n; i++)
+            fprintf(f, "%s\"%s\": %.12g", i ? ", " : "", m.name[i], m.value[i]);
         fprintf(f, "}\n");
         fclose(f);
     }
