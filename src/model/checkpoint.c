@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/dist.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "model/hf.h"
@@ -107,9 +108,66 @@ static int replaceable(const char *dir, rlhf_err *err) {
     return rc;
 }
 
+// ZeRO-1 (train/optim.c): with N > 1 ranks a rank's moments are its shard
+// [lo, hi) = dist_share(n, rank, N) of the n trainable elements
+static void moment_shard(const rlhf_optim *o, size_t *lo, size_t *hi) {
+    long b, e;
+    dist_share((long)o->n, dist_rank(), dist_size(), &b, &e);
+    *lo = (size_t)b;
+    *hi = (size_t)e;
+}
+
+// The ranks' moment shards concatenated (collective): on rank 0 *full is o's
+// copy with whole m and v (free with free_full); on the other ranks NULL.
+static rlhf_optim *gather_moments(const rlhf_optim *o) {
+    int size = dist_size(), rank = dist_rank();
+    long *counts = xcalloc((size_t)size, sizeof *counts);
+    for (int r = 0; r < size; r++) {
+        long b, e;
+        dist_share((long)o->n, r, size, &b, &e);
+        counts[r] = e - b;
+    }
+    size_t n = o->n ? o->n : 1;
+    rlhf_optim *full = xcalloc(1, sizeof *full);
+    *full = *o;
+    full->m = xalloc_aligned(n * sizeof(float));
+    // the other ranks only send: one scratch buffer serves both gathers
+    full->v = rank == 0 ? xalloc_aligned(n * sizeof(float)) : full->m;
+    dist_allgatherv_f32(o->m, counts[rank], full->m, counts);
+    dist_allgatherv_f32(o->v, counts[rank], full->v, counts);
+    free(counts);
+    if (rank == 0) return full;
+    free(full->m);
+    free(full);
+    return NULL;
+}
+
+static void free_full(rlhf_optim *full) {
+    if (!full) return;
+    free(full->m);
+    free(full->v);
+    free(full);
+}
+
+static int save_folder(const char *dir_in, const rlhf_model *m, const rlhf_optim *o,
+                       const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
+                       rlhf_err *err);
+
+// With N > 1 ranks only rank 0 writes; with an optimizer the call is collective
+// (every rank sends its moments' shard to rank 0) and every rank must make it.
 int checkpoint_save_with(const char *dir_in, const rlhf_model *m, const rlhf_optim *o,
                          const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
                          rlhf_err *err) {
+    if (dist_size() == 1) return save_folder(dir_in, m, o, rng, extra, ctx, err);
+    rlhf_optim *full = o ? gather_moments(o) : NULL;
+    int rc = dist_rank() == 0 ? save_folder(dir_in, m, full, rng, extra, ctx, err) : 0;
+    free_full(full);
+    return rc;
+}
+
+static int save_folder(const char *dir_in, const rlhf_model *m, const rlhf_optim *o,
+                       const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
+                       rlhf_err *err) {
     char dir[4096];
     size_t k = strlen(dir_in);
     while (k > 1 && dir_in[k - 1] == '/') k--;  // "out/" -> "out": the temp folder is a sibling
@@ -251,6 +309,7 @@ int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_er
     st_file f;
     if (st_open(&f, path, err)) return -1;
     int rc = -1;
+    float *whole = NULL;
     const st_entry *em = st_find(&f, "adam.m"), *ev = st_find(&f, "adam.v");
     const st_entry *er = st_find(&f, "rng_state");
     const char *step = st_meta(&f, "step");
@@ -261,9 +320,16 @@ int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_er
                                                   : "metadata \"step\"");
         goto done;
     }
-    if (st_read_f32(&f, em, o->m, o->n, err) || st_read_f32(&f, ev, o->v, o->n, err)) goto done;
+    // with N > 1 ranks (ZeRO-1) every rank reads and checks the whole vectors
+    // (so that all refuse the same file alike) and keeps its shard
+    size_t lo, hi;
+    moment_shard(o, &lo, &hi);
+    int sharded = hi - lo != o->n;
+    if (sharded) whole = xalloc_aligned((o->n ? o->n : 1) * 2 * sizeof(float));
+    float *dm = sharded ? whole : o->m, *dv = sharded ? whole + o->n : o->v;
+    if (st_read_f32(&f, em, dm, o->n, err) || st_read_f32(&f, ev, dv, o->n, err)) goto done;
     for (int t = 0; t < 2; t++) {  // moments from a damaged or foreign file: refuse, name it
-        const float *x = t ? o->v : o->m;
+        const float *x = t ? dv : dm;
         for (size_t i = 0; i < o->n; i++) {
             if (!isfinite(x[i]) || (t && x[i] < 0)) {
                 rlhf_fail(err, "%s: tensor \"%s\" element %zu is %g (%s); the optimizer state "
@@ -273,6 +339,10 @@ int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_er
                 goto done;
             }
         }
+    }
+    if (sharded) {
+        memcpy(o->m, dm + lo, (hi - lo) * sizeof(float));
+        memcpy(o->v, dv + lo, (hi - lo) * sizeof(float));
     }
     uint64_t rs[4];
     if (st_read_raw(&f, er, ST_U64, rs, 4, err)) goto done;
@@ -294,6 +364,7 @@ int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_er
     o->step = (int)s;
     rc = 0;
 done:
+    free(whole);
     st_close(&f);
     return rc;
 }

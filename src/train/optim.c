@@ -1,7 +1,16 @@
 // AdamW over the model's one parameter buffer: global grad-norm clipping, then
 // decoupled weight decay on matrices only (norms, biases and heads' biases
 // excluded), with warm-up and cosine / linear decay schedules.
+//
+// ZeRO-1 (as llm.c; docs/mpi_scaling.md): with N > 1 MPI ranks each rank holds
+// the Adam moments of its shard [lo, hi) = dist_share(n, rank, N) of the n
+// trainable elements only (n/N floats of m and of v), updates that shard of the
+// parameters, and the shards are then all-gathered so that every rank has the
+// whole model. The shard cuts tensors anywhere: each tensor's part in the shard
+// gets that tensor's weight decay. With one rank the shard is everything and the
+// arithmetic is exactly the one-process AdamW.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +31,24 @@ void optim_default_config(rlhf_optim_config *c) {
     c->min_lr_ratio = 0.0f;
 }
 
+// this rank's shard of the n trainable elements (the moments' extent); the
+// same split checkpoint.c uses to save and load the moments
+static void shard(size_t n, size_t *lo, size_t *hi) {
+    long b, e;
+    dist_share((long)n, dist_rank(), dist_size(), &b, &e);
+    *lo = (size_t)b;
+    *hi = (size_t)e;
+}
+
 rlhf_optim *optim_create(const rlhf_optim_config *c, size_t n_params) {
     rlhf_optim *o = xcalloc(1, sizeof *o);
     o->cfg = *c;
     o->n = n_params;
-    o->m = xalloc_aligned(n_params * sizeof(float));
-    o->v = xalloc_aligned(n_params * sizeof(float));
+    size_t lo, hi;
+    shard(n_params, &lo, &hi);
+    size_t k = hi - lo > 0 ? hi - lo : 1;  // n < ranks leaves a rank an empty shard
+    o->m = xalloc_aligned(k * sizeof(float));
+    o->v = xalloc_aligned(k * sizeof(float));
     return o;
 }
 
@@ -51,25 +72,67 @@ float lr_at_step(const rlhf_optim_config *c, int step) {
     return (float)(c->lr * (floor + (1.0 - floor) * f));
 }
 
+// RLHF_OPTIM_TIMERS=1: one stderr line a step with the seconds spent in the
+// gradient reduction, the update and the parameter gather (bench/mpi_bench.py)
+static void report_times(int step, double reduce_s, double update_s, double gather_s) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RLHF_OPTIM_TIMERS");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    if (on)
+        fprintf(stderr, "optim_timers: rank %d of %d step %d reduce_s %.6f update_s %.6f "
+                        "gather_s %.6f\n",
+                dist_rank(), dist_size(), step, reduce_s, update_s, gather_s);
+}
+
+// every rank's shard of the trainable params p (n), gathered into p on every rank
+static void gather_params(float *p, size_t n, size_t lo, size_t hi) {
+    int size = dist_size();
+    if (size == 1) return;
+    long *counts = xcalloc((size_t)size, sizeof *counts);
+    for (int r = 0; r < size; r++) {
+        long b, e;
+        dist_share((long)n, r, size, &b, &e);
+        counts[r] = e - b;
+    }
+    // MPI forbids a send buffer inside the receive buffer: send a copy
+    float *mine = xalloc_aligned((hi - lo > 0 ? hi - lo : 1) * sizeof(float));
+    memcpy(mine, p + lo, (hi - lo) * sizeof(float));
+    dist_allgatherv_f32(mine, (long)(hi - lo), p, counts);
+    free(mine);
+    free(counts);
+}
+
 float optim_step(rlhf_optim *o, rlhf_model *m) {
-    size_t n = model_n_trainable(m), skip = m->n_frozen;
+    size_t n = model_n_trainable(m), skip = m->n_frozen, lo, hi;
     RLHF_ASSERT(o->n == n && m->grads);
+    shard(n, &lo, &hi);
+    double t0 = time_now();
     // data-parallel runs: each rank holds its share's part of the global
-    // gradient (base/dist.h); the sum is the one-process gradient
+    // gradient (base/dist.h); the sum is the one-process gradient. This rank
+    // then uses its shard [lo, hi) of it.
     dist_allreduce_sum_f32(m->grads, (long)n);
-    double norm = sqrt(sum_squares(m->grads, (long)n));
+    // the norm of the whole gradient: the shards' sums of squares summed
+    double sq = sum_squares(m->grads + lo, (long)(hi - lo));
+    dist_allreduce_sum_f64(&sq, 1);
+    double norm = sqrt(sq), t1 = time_now();
     if (o->cfg.max_grad_norm > 0 && norm > o->cfg.max_grad_norm)
-        scale_inplace(m->grads, (long)n, (float)(o->cfg.max_grad_norm / (norm + 1e-6)));
+        scale_inplace(m->grads + lo, (long)(hi - lo), (float)(o->cfg.max_grad_norm / (norm + 1e-6)));
     float lr = lr_at_step(&o->cfg, o->step);
     o->step++;
     for (int i = 0; i < m->n_tensors; i++) {
         const rlhf_tensor *t = &m->tensors[i];
         if (t->offset < skip) continue;  // frozen
-        size_t off = t->offset - skip;   // in grads and moments
-        float *p = m->params + t->offset;
-        adamw_update(p, m->grads + off, o->m + off, o->v + off, (long)t->numel, lr,
-                     o->cfg.beta1, o->cfg.beta2, o->cfg.eps, t->decay ? o->cfg.weight_decay : 0.0f,
-                     o->step);
+        size_t off = t->offset - skip;   // in grads (and the unsharded moments)
+        size_t a = off > lo ? off : lo, b = off + t->numel < hi ? off + t->numel : hi;
+        if (a >= b) continue;  // not in this rank's shard
+        adamw_update(m->params + skip + a, m->grads + a, o->m + (a - lo), o->v + (a - lo),
+                     (long)(b - a), lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
+                     t->decay ? o->cfg.weight_decay : 0.0f, o->step);
     }
+    double t2 = time_now();
+    gather_params(m->params + skip, n, lo, hi);
+    report_times(o->step, t1 - t0, t2 - t1, time_now() - t2);
     return (float)norm;
 }
