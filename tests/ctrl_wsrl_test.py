@@ -204,13 +204,13 @@ COMMON = ["--env", "pendulum", "--hidden", "32", "--n_critics", "2", "--batch_si
 OFF, ON, W = 200, 600, 200  # pendulum episodes are 200 steps: checkpoints fall on their ends
 if FULL:
     COMMON = ["--env", "pendulum", "--hidden", "64", "--n_critics", "10", "--batch_size", "256",
-              "--quiet", "--log_every", "1000", "--eval_episodes", "5"]
-    OFF, ON, W = 3000, 10000, 1000
+              "--cql_n_actions", "4", "--quiet", "--log_every", "500", "--eval_episodes", "5"]
+    OFF, ON, W = 2000, 6000, 1000
 
 
 def collect(tmp):
     d = os.path.join(tmp, "pend")
-    steps = ["--steps", "8000", "--dataset_steps", "10000", "--hidden", "64"] if FULL else \
+    steps = ["--steps", "8000", "--dataset_steps", "2000", "--hidden", "64"] if FULL else \
         ["--steps", "2000", "--dataset_steps", "1000", "--hidden", "32"]
     run("ctrl", "collect", "--env", "pendulum", "--out", d, *steps, "--checkpoints", "4",
         "--eval_episodes", "2", "--quiet")
@@ -282,14 +282,41 @@ def curve(out):
             if "eval/return_mean" in r]
 
 
+ARMS = (("retain offline data (50/50)", ["--retain_offline", "1"]), ("no warm-up", ["--warmup_steps", "0"]))
+
+
+def full_arms(tmp, data):
+    """WSRL_STUDY=full: the three arms at once (one process each)"""
+    ds = ["--dataset", os.path.join(data, "medium-replay.hdf5"), "--offline_steps", str(OFF),
+          "--online_steps", str(ON), "--warmup_steps", str(W), "--eval_every", str(W // 2),
+          "--save_every", "0"]
+    procs, arms = [], []
+    for label, extra in (("WSRL (no retention, warm-up)", []),) + ARMS:
+        out = os.path.join(tmp, label.split()[0] + label.split()[1])
+        cmd = [harness.RLHF, "ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", out,
+               "--overwrite_output_dir", *ds, *extra]
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}),
+                      time.time()))
+        arms.append([label, out, 0.0])
+    for (p, t0), arm in zip(procs, arms):
+        p.wait()
+        arm[2] = time.time() - t0
+        report(p.returncode == 0, f"wsrl_full_{arm[1]}", f"exit {p.returncode}")
+    return arms
+
+
 def study(tmp, data, wsrl_out, wsrl_secs):
     ds = ["--dataset", os.path.join(data, "medium-replay.hdf5"), "--offline_steps", str(OFF),
           "--online_steps", str(ON), "--eval_every", str(W), "--save_every", "0"]
-    arms = [("WSRL (no retention, warm-up)", wsrl_out, wsrl_secs)]
-    for label, extra in (("retain offline data (50/50)", ["--warmup_steps", str(W), "--retain_offline", "1"]),
-                         ("no warm-up", ["--warmup_steps", "0"])):
-        out = os.path.join(tmp, label.split()[0] + label.split()[1])
-        arms.append((label, out, train(out, *ds, *extra)))
+    if FULL:
+        arms = full_arms(tmp, data)
+    else:
+        arms = [("WSRL (no retention, warm-up)", wsrl_out, wsrl_secs)]
+        for label, extra in ARMS:
+            if "--warmup_steps" not in extra:
+                extra = ["--warmup_steps", str(W), *extra]
+            out = os.path.join(tmp, label.split()[0] + label.split()[1])
+            arms.append((label, out, train(out, *ds, *extra)))
     print(f"  study: pendulum, medium-replay, {OFF} Cal-QL steps then {ON} online steps "
           f"(warm-up {W}); evaluation returns")
     print(f"  {'arm':32s} {'pre-trained':>11s} {'dip (min online)':>16s} {'final':>8s} {'s':>5s}  curve")
@@ -302,6 +329,8 @@ def study(tmp, data, wsrl_out, wsrl_secs):
             report(False, "wsrl_study_curve", f"{label}: evaluations {c}")
             continue
         table.append((label, pre[0], min(online), online[-1]))
+        if FULL:
+            print(f"  {label}: " + ", ".join(f"{s}: {v:.0f}" for s, v in c))
         print(f"  {label:32s} {pre[0]:11.1f} {min(online):16.1f} {online[-1]:8.1f} {secs:5.1f}  "
               + " ".join(f"{v:.0f}" for _, v in c))
     # all three share the pre-training (same seed, same offline phase)
@@ -313,10 +342,12 @@ def protocol():
     tmp = tempfile.mkdtemp(prefix="ctrl_wsrl_test_")
     try:
         data = collect(tmp)
-        if not FULL:
+        if FULL:
+            study(tmp, data, None, 0)
+        else:
             no_offline_rows(tmp, data)
-        out, secs = warmup_and_resume(tmp, data)
-        study(tmp, data, out, secs)
+            out, secs = warmup_and_resume(tmp, data)
+            study(tmp, data, out, secs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
