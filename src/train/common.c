@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
+
 void train_default_config(train_config *c) {
     memset(c, 0, sizeof *c);
     c->model = "tiny";
@@ -152,7 +154,7 @@ rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, 
 
 int train_total_steps(const train_config *c, int units, rlhf_err *err) {
     // epochs of micro-batches (the last of each epoch may be short), grouped into steps
-    long micro = (long)c->num_train_epochs * train_micro_batches(units, c->batch_size);
+    long micro = (long)c->num_train_epochs * train_micro_batches(units, train_global_batch(c));
     long ga = c->gradient_accumulation_steps;
     int total = c->max_steps > 0 ? c->max_steps : (int)((micro + ga - 1) / ga);
     if (total <= 0) return rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
@@ -161,8 +163,22 @@ int train_total_steps(const train_config *c, int units, rlhf_err *err) {
 
 long train_micro_batches(int units, int batch) { return ((long)units + batch - 1) / batch; }
 
+int train_global_batch(const train_config *c) { return c->batch_size * dist_size(); }
+
 double train_epoch_at(const train_config *c, int units, int steps) {
-    return (double)steps * c->gradient_accumulation_steps / train_micro_batches(units, c->batch_size);
+    return (double)steps * c->gradient_accumulation_steps /
+           train_micro_batches(units, train_global_batch(c));
+}
+
+void train_micro_share(const train_config *c, int units, long g, int *epoch, int *first, int *n,
+                       int *global_n) {
+    int i, gn;
+    train_micro_batch(units, train_global_batch(c), g, epoch, &i, &gn);
+    long b, e;
+    dist_share(gn, dist_rank(), dist_size(), &b, &e);
+    *first = i + (int)b;
+    *n = (int)(e - b);
+    *global_n = gn;
 }
 
 void train_micro_batch(int units, int batch, long g, int *epoch, int *first, int *n) {
@@ -189,15 +205,31 @@ int train_step_batches(const train_config *c, train_walk *w, int step, ds_batch 
     int units = w->ds->n;
     *items = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-        int epoch, i, n;
-        train_micro_batch(units, c->batch_size, (long)step * c->gradient_accumulation_steps + k,
-                          &epoch, &i, &n);
+        int epoch, i, n, gn;
+        train_micro_share(c, units, (long)step * c->gradient_accumulation_steps + k, &epoch, &i,
+                          &n, &gn);
         if (epoch != w->epoch) {
             ds_epoch_order(units, w->seed, epoch, w->order);
             w->epoch = epoch;
         }
+        *items += gn;
+        if (n == 0) {  // this rank's share of a short micro-batch is empty
+            mb[k].B = mb[k].view.B = 0;
+            mb[k].n_pairs = 0;
+            continue;
+        }
         if (ds_make_batch(w->ds, w->order + i, n, NULL, &mb[k], err)) return -1;
-        *items += n;
     }
     return 0;
+}
+
+int train_global_examples(const train_config *c, train_walk *w, long g, int *ex) {
+    int epoch, i, n;
+    train_micro_batch(w->ds->n, train_global_batch(c), g, &epoch, &i, &n);
+    if (epoch != w->epoch) {
+        ds_epoch_order(w->ds->n, w->seed, epoch, w->order);
+        w->epoch = epoch;
+    }
+    memcpy(ex, w->order + i, (size_t)n * sizeof(int));
+    return n;
 }

@@ -54,10 +54,18 @@ int train_load_data(const train_config *c, const rlhf_tokenizer *tok, int max_le
                     unsigned allowed, ds_dataset **train, ds_dataset **eval, rlhf_err *err);
 // An AdamW configured from c for `total` steps.
 rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, rlhf_err *err);
-// Optimizer steps: --max_steps, else num_train_epochs epochs of micro-batches
-// (train_micro_batches) at gradient_accumulation_steps micro-batches per step;
-// -1 + err when nothing to do.
+// Optimizer steps: --max_steps, else num_train_epochs epochs of global
+// micro-batches (train_micro_batches of train_global_batch) at
+// gradient_accumulation_steps micro-batches per step; -1 + err when nothing to do.
 int train_total_steps(const train_config *c, int units, rlhf_err *err);
+
+// Data parallelism (base/dist.h, docs/mpi.md). --per_device_train_batch_size is
+// per rank (TRL's meaning): a global micro-batch is batch_size x dist_size()
+// units and the walk over an epoch goes in global micro-batches, each split over
+// the ranks (dist_share). So a step's global batch is batch_size x ranks x
+// gradient_accumulation_steps; the same global batch on N ranks is
+// batch_size / N per rank. One process: batch_size.
+int train_global_batch(const train_config *c);
 
 // Global micro-batch g of a walk over `units` per epoch in batches of `batch`:
 // its epoch, its first unit and its size. Every unit is visited once per epoch;
@@ -67,6 +75,11 @@ void train_micro_batch(int units, int batch, long g, int *epoch, int *first, int
 long train_micro_batches(int units, int batch);
 // Epochs done after `steps` optimizer steps (the "epoch" of metrics.jsonl).
 double train_epoch_at(const train_config *c, int units, int steps);
+// This rank's share [*first, *first + *n) of global micro-batch g of the walk
+// (train_micro_batch of train_global_batch, then dist_share); *global_n is the
+// global micro-batch's size. *n may be 0 (a short last micro-batch of an epoch).
+void train_micro_share(const train_config *c, int units, long g, int *epoch, int *first, int *n,
+                       int *global_n);
 
 // An epoch-shuffled walk over a dataset: the micro-batches of optimizer step
 // `step` depend only on (seed, step), so --resume continues bit-for-bit.
@@ -77,9 +90,15 @@ typedef struct {
 } train_walk;
 void train_walk_init(train_walk *w, const ds_dataset *ds, uint64_t seed);
 void train_walk_free(train_walk *w);
-// Fills mb[0 .. gradient_accumulation_steps) for `step`; *items = examples in all.
+// Fills mb[0 .. gradient_accumulation_steps) for `step` with this rank's share
+// of each global micro-batch; *items = examples in all, over every rank (the
+// count a step's mean divides by). An empty share is a batch with B = 0 and
+// n_pairs = 0 (skip its compute, but join the step's collectives).
 int train_step_batches(const train_config *c, train_walk *w, int step, ds_batch *mb, long *items,
                        rlhf_err *err);
+// The examples of global micro-batch g (every rank's, in walk order) into ex
+// (room for train_global_batch(c)); returns how many. Moves w to g's epoch.
+int train_global_examples(const train_config *c, train_walk *w, long g, int *ex);
 
 // c->max_length resolved against the model (0 or too long: max_seq_len).
 int train_max_length(const train_config *c, const rlhf_model *m);

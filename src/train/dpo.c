@@ -1,7 +1,11 @@
 // train/dpo: the offline preference loop. Every loss of algo/pref runs through
 // here: the trainer turns batches into summed (or per-token) completion
 // log-probs, asks pref_loss for d(loss)/d(log-prob) and hands that to the
-// model's backward, spread over each completion's tokens.
+// model's backward, spread over each completion's tokens. With N MPI ranks each
+// global micro-batch is split over the ranks; the metrics of a micro-batch are
+// combined over the ranks before they are averaged, KTO's reference point is
+// computed over the whole micro-batch, the reference cache is computed in
+// shares (docs/mpi.md).
 #include "train/dpo.h"
 
 #include <cjson/cJSON.h>
@@ -10,6 +14,7 @@
 #include <string.h>
 
 #include "algo/alol.h"
+#include "base/dist.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "train/alol_value.h"
@@ -106,15 +111,16 @@ static uint64_t dataset_hash(const ds_dataset *ds) {
     return h;
 }
 
-// Reference log-probs of every example (col 0: chosen / completion, col 1:
-// rejected), summed over completion tokens: out (n, 2).
-static int ref_pass(rlhf_model *ref, const ds_dataset *ds, int bs, float *out, rlhf_err *err) {
+// Reference log-probs of examples [lo, hi) (col 0: chosen / completion, col 1:
+// rejected), summed over completion tokens: out (n, 2), rows lo..hi-1 written.
+static int ref_pass(rlhf_model *ref, const ds_dataset *ds, int bs, int lo, int hi, float *out,
+                    rlhf_err *err) {
     ds_batch b = {0};
     int *idx = xmalloc((size_t)bs * sizeof(int));
     float *sums = xmalloc((size_t)2 * bs * sizeof(float));
     int rc = 0, paired = ds->format == DS_PREFERENCE;
-    for (int s = 0; s < ds->n && rc == 0; s += bs) {
-        int n = ds->n - s < bs ? ds->n - s : bs;
+    for (int s = lo; s < hi && rc == 0; s += bs) {
+        int n = hi - s < bs ? hi - s : bs;
         for (int j = 0; j < n; j++) idx[j] = s + j;
         if (ds_make_batch(ds, idx, n, NULL, &b, err) || model_forward(ref, &b.view, err)) {
             rc = -1;
@@ -132,32 +138,75 @@ static int ref_pass(rlhf_model *ref, const ds_dataset *ds, int bs, float *out, r
     return rc;
 }
 
-// Loads the cache if it matches the data, else computes and writes it.
-static int ref_cache(const char *path, rlhf_model *ref, const ds_dataset *ds, int bs, float **out,
-                     int *reused, rlhf_err *err) {
-    char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)dataset_hash(ds));
-    *out = xmalloc((size_t)ds->n * 2 * sizeof(float));
-    *reused = 0;
+// 1 when path holds a cache of n examples made for the data with this hash (read into out)
+static int ref_cache_read(const char *path, const char *hash, int n, float *out) {
     st_file f;
     rlhf_err e2;
-    if (st_open(&f, path, &e2) == 0) {
-        const char *h = st_meta(&f, "data_hash");
-        const st_entry *e = st_find(&f, "ref_logps");
-        if (h && !strcmp(h, hash) && e &&
-            st_read_f32(&f, e, *out, (size_t)ds->n * 2, &e2) == 0) {
-            st_close(&f);
-            *reused = 1;
-            return 0;
-        }
-        st_close(&f);
-    }
-    if (!ref) return rlhf_fail(err, "%s: no usable cache and no reference model", path);
-    if (ref_pass(ref, ds, bs, *out, err)) return -1;
+    if (st_open(&f, path, &e2)) return 0;
+    const char *h = st_meta(&f, "data_hash");
+    const st_entry *e = st_find(&f, "ref_logps");
+    int ok = h && !strcmp(h, hash) && e && st_read_f32(&f, e, out, (size_t)n * 2, &e2) == 0;
+    st_close(&f);
+    return ok;
+}
+
+static int ref_cache_write(const char *path, const char *hash, int n, float *data,
+                           rlhf_err *err) {
     st_tensor_desc d = {.name = "ref_logps", .dtype = ST_F32, .ndim = 2,
-                        .shape = {ds->n, 2}, .data = *out};
+                        .shape = {n, 2}, .data = data};
     const char *meta[] = {"data_hash", hash, NULL};
     return st_write(path, &d, 1, meta, err);
+}
+
+// ref_cache on N ranks: every rank takes the same branch (rank 0's finding)
+static int ref_cache_dist(const char *path, rlhf_model *ref, const ds_dataset *ds, int bs,
+                          float *out, int *reused, rlhf_err *err) {
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)dataset_hash(ds));
+    *reused = dist_rank() == 0 && ref_cache_read(path, hash, ds->n, out);
+    dist_bcast(reused, sizeof *reused, 0);
+    if (*reused) {
+        dist_bcast(out, (size_t)ds->n * 2 * sizeof(float), 0);
+        return 0;
+    }
+    if (!ref) return rlhf_fail(err, "%s: no usable cache and no reference model", path);
+    int N = dist_size();
+    long *counts = xmalloc((size_t)N * sizeof(long)), lo, hi;
+    for (int r = 0; r < N; r++) {
+        dist_share(ds->n, r, N, &lo, &hi);
+        counts[r] = 2 * (hi - lo);
+    }
+    dist_share(ds->n, dist_rank(), N, &lo, &hi);
+    int rc = ref_pass(ref, ds, bs, (int)lo, (int)hi, out, err);
+    if (rc == 0) {
+        float *mine = xmalloc((size_t)(counts[dist_rank()] > 0 ? counts[dist_rank()] : 1) *
+                              sizeof(float));
+        memcpy(mine, out + 2 * lo, (size_t)counts[dist_rank()] * sizeof(float));
+        dist_allgatherv_f32(mine, counts[dist_rank()], out, counts);
+        free(mine);
+        if (dist_rank() == 0) rc = ref_cache_write(path, hash, ds->n, out, err);
+    }
+    free(counts);
+    return rc;
+}
+
+// Loads the cache if it matches the data, else computes and writes it. With N
+// MPI ranks rank 0 reads the cache (and sends it) or each rank computes its
+// share of the examples (gathered on every rank) and rank 0 writes the file.
+static int ref_cache(const char *path, rlhf_model *ref, const ds_dataset *ds, int bs, float **out,
+                     int *reused, rlhf_err *err) {
+    *out = xmalloc((size_t)ds->n * 2 * sizeof(float));
+    if (dist_size() > 1) return ref_cache_dist(path, ref, ds, bs, *out, reused, err);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)dataset_hash(ds));
+    *reused = 0;
+    if (ref_cache_read(path, hash, ds->n, *out)) {
+        *reused = 1;
+        return 0;
+    }
+    if (!ref) return rlhf_fail(err, "%s: no usable cache and no reference model", path);
+    if (ref_pass(ref, ds, bs, 0, ds->n, *out, err)) return -1;
+    return ref_cache_write(path, hash, ds->n, *out, err);
 }
 
 // --------------------------------------------------------------- batches --
@@ -233,7 +282,8 @@ typedef struct {
     const float *value;     // the one of the dataset being run, or NULL
     float *train_score;     // (n) the scores priority weights are computed from
     double *priority_cdf;   // (n) running sums of the priority weights
-    int *draw;              // (batch_size) drawn examples
+    int *draw;              // (global batch) drawn examples
+    int *gex, *gn;          // each micro-batch's examples on every rank (k * global batch), count
     alol_value_report value_fit;
     ds_dataset *train, *eval;
     train_walk walk;
@@ -246,14 +296,13 @@ typedef struct {
     float lr, grad_norm;
 } dpo_state;
 
-// KTO's reference point z0: prompt i with the completion of example i+1 (mod n),
-// policy and reference log-probs of those completions, max(0, mean of the
-// difference), detached (TRL builds its KL batch the same way).
-static double kto_kl(dpo_state *x, const ds_dataset *ds, const ds_batch *b, rlhf_err *err) {
-    int n = b->B, T = 1;
-    if (n < 2 || !x->ref) return 0.0;
+// The policy's and the reference's log-probs (pl, rl: n) of the completion of
+// example cex[i] after the prompt of example pex[i], i < n: KTO's mismatched pairs.
+static int kto_kl_rows(dpo_state *x, const ds_dataset *ds, const int *pex, const int *cex, int n,
+                       float *pl, float *rl, rlhf_err *err) {
+    int T = 1;
     for (int i = 0; i < n; i++) {
-        const ds_tokens *p = &ds->tok[b->example[i]], *c = &ds->tok[b->example[(i + 1) % n]];
+        const ds_tokens *p = &ds->tok[pex[i]], *c = &ds->tok[cex[i]];
         int L = p->n_prompt + c->n_completion[0];
         if (L > T) T = L;
     }
@@ -262,7 +311,7 @@ static double kto_kl(dpo_state *x, const ds_dataset *ds, const ds_batch *b, rlhf
     uint8_t *mask = xcalloc((size_t)n * T, 1);
     for (size_t i = 0; i < (size_t)n * T; i++) tgt[i] = -1;
     for (int i = 0; i < n; i++) {
-        const ds_tokens *p = &ds->tok[b->example[i]], *c = &ds->tok[b->example[(i + 1) % n]];
+        const ds_tokens *p = &ds->tok[pex[i]], *c = &ds->tok[cex[i]];
         int P = p->n_prompt, L = P + c->n_completion[0];
         if (L > T) L = T;
         for (int t = 0; t < L; t++) {
@@ -272,8 +321,7 @@ static double kto_kl(dpo_state *x, const ds_dataset *ds, const ds_batch *b, rlhf
         }
     }
     rlhf_batch kb = {.B = n, .T = T, .tokens = tok, .targets = tgt, .mask = mask};
-    float *pl = xmalloc((size_t)n * sizeof(float)), *rl = xmalloc((size_t)n * sizeof(float));
-    double z0 = NAN;
+    int rc = -1;
     if (model_forward(x->policy, &kb, err) == 0) {
         for (int i = 0; i < n; i++) {
             double sum = 0;
@@ -286,10 +334,39 @@ static double kto_kl(dpo_state *x, const ds_dataset *ds, const ds_batch *b, rlhf
                 for (int t = 0; t < T; t++) sum += x->ref->logp[(size_t)i * T + t];
                 rl[i] = (float)sum;
             }
-            z0 = pref_kto_kl(pl, rl, n);
+            rc = 0;
         }
     }
-    free(tok), free(tgt), free(mask), free(pl), free(rl);
+    free(tok), free(tgt), free(mask);
+    return rc;
+}
+
+// KTO's reference point z0: prompt i with the completion of example i+1 (mod n)
+// of the micro-batch gex (n examples, every rank's), policy and reference
+// log-probs of those completions, max(0, mean of the difference), detached (TRL
+// builds its KL batch the same way). With N ranks each computes its share of
+// the n pairs and the sums are added over the ranks.
+static double kto_kl(dpo_state *x, const ds_dataset *ds, const int *gex, int n, rlhf_err *err) {
+    if (n < 2 || !x->ref) return 0.0;
+    long lo = 0, hi = n;
+    dist_share(n, dist_rank(), dist_size(), &lo, &hi);
+    int m = (int)(hi - lo);
+    int *cex = xmalloc((size_t)(m > 0 ? m : 1) * sizeof(int));
+    float *pl = xmalloc((size_t)(m > 0 ? m : 1) * sizeof(float));
+    float *rl = xmalloc((size_t)(m > 0 ? m : 1) * sizeof(float));
+    for (int i = 0; i < m; i++) cex[i] = gex[(lo + i + 1) % n];
+    double z0 = NAN;
+    if (m == 0 || kto_kl_rows(x, ds, gex + lo, cex, m, pl, rl, err) == 0) {
+        if (dist_size() == 1) {
+            z0 = pref_kto_kl(pl, rl, n);
+        } else {  // pref_kto_kl over every rank's pairs
+            double sum = 0;
+            for (int i = 0; i < m; i++) sum += (double)pl[i] - rl[i];
+            dist_allreduce_sum_f64(&sum, 1);
+            z0 = sum / n > 0 ? sum / n : 0.0;
+        }
+    }
+    free(cex), free(pl), free(rl);
     return z0;
 }
 
@@ -359,19 +436,53 @@ static void metrics_add(pref_metrics *to, const pref_metrics *m, double w) {
     to->kl += m->kl * w;
 }
 
+// The metrics of a micro-batch of gn pairs (examples) split over the ranks: each
+// rank's means (over its n) become sums, the sums are added over the ranks and
+// turn back into means over the whole micro-batch, what one process computes
+// (pref_metrics: paired means over pairs; unpaired means over each label).
+static void metrics_reduce(pref_metrics *m, int n, int gn) {
+    double wc = m->n_chosen, wr = m->n_rejected;
+    double v[9] = {m->loss * n, m->rewards_chosen * wc, m->rewards_rejected * wr,
+                   m->rewards_accuracies * n, m->logps_chosen * wc, m->logps_rejected * wr,
+                   wc, wr, 0};
+    if (n == 0) memset(v, 0, sizeof v);  // an empty share: nothing computed
+    dist_allreduce_sum_f64(v, 9);
+    double kl = m->kl;
+    memset(m, 0, sizeof *m);
+    m->loss = v[0] / gn;
+    m->rewards_chosen = v[6] > 0 ? v[1] / v[6] : 0;
+    m->rewards_rejected = v[7] > 0 ? v[2] / v[7] : 0;
+    m->rewards_accuracies = v[3] / gn;
+    m->rewards_margins = m->rewards_chosen - m->rewards_rejected;
+    m->logps_chosen = v[6] > 0 ? v[4] / v[6] : 0;
+    m->logps_rejected = v[7] > 0 ? v[5] / v[7] : 0;
+    m->kl = kl;
+    m->n_chosen = (int)v[6], m->n_rejected = (int)v[7];
+}
+
 // One micro-batch: forward, loss, backward (when train). Gradients are scaled by
 // `scale` (its share of the step's pairs). Adds its metrics, weighted by its
-// pairs, into *m (x->cache: the reference log-probs of ds, or NULL).
-static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, int train, double scale,
-                     pref_metrics *m, rlhf_err *err) {
+// pairs, into *m (x->cache: the reference log-probs of ds, or NULL). gex (gn):
+// the micro-batch's examples on every rank (b holds this rank's share; with one
+// process b->example, with B = 0 when the share is empty: every rank calls this
+// for every micro-batch, as it joins the collectives).
+static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, const int *gex, int gn,
+                     int train, double scale, pref_metrics *m, rlhf_err *err) {
     step_buf *s = &x->sb;
     int B = b->B, T = b->T, n = x->unpaired ? B : b->n_pairs;
-    step_buf_fit(s, B, T);
     double z0 = 0;
     if (x->kto_kl) {  // before the policy's forward: backward needs that one's activations
-        z0 = kto_kl(x, ds, b, err);
+        z0 = kto_kl(x, ds, gex, gn, err);
         if (isnan(z0)) return -1;
     }
+    if (B == 0) {  // an empty share: only the metrics' collective
+        pref_metrics none = {.kl = z0};
+        metrics_reduce(&none, 0, gn);
+        metrics_add(m, &none, (double)gn);
+        m->n_chosen += gn;
+        return 0;
+    }
+    step_buf_fit(s, B, T);
     if (model_forward(x->policy, &b->view, err)) return -1;
     batch_logp_sums(x->policy, b, s->pol, s->len);
     row_offsets(b, s->off);
@@ -380,8 +491,10 @@ static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, int train,
     pref_out out;
     micro_inputs(x, ds, b, n, z0, s, &pb, &out);
     if (pref_loss(&x->losses, &x->opt, &pb, &out, err)) return -1;
-    metrics_add(m, &out.m, (double)n);  // metrics are batch means: weight by pairs
-    m->n_chosen += n;
+    int w = n;  // metrics are batch means: weight by pairs
+    if (dist_size() > 1) metrics_reduce(&out.m, n, gn), w = gn;
+    metrics_add(m, &out.m, (double)w);
+    m->n_chosen += w;
     if (!train) return 0;
     // d(loss)/d(sum of a row's log-probs) reaches each of its loss tokens
     for (int r = 0; r < B; r++)
@@ -415,20 +528,23 @@ static void sync_ref(rlhf_model *ref, const rlhf_model *pol, float alpha) {
         ref->params[i] = alpha * pol->params[i] + (1.0f - alpha) * ref->params[i];
 }
 
-// The eval set's metrics into x->evm (no backward).
+// The eval set's metrics into x->evm (no backward): batches of bs per rank,
+// each global batch split over the ranks as in training.
 static int run_eval(dpo_state *x, int bs, rlhf_err *err) {
     const ds_dataset *ev = x->eval;
     memset(&x->evm, 0, sizeof x->evm);
     ds_batch b = {0};
-    int *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
+    int gb = bs * dist_size(), *idx = xmalloc((size_t)gb * sizeof(int)), rc = 0;
     x->cache = x->eval_cache;
     x->value = x->eval_value;
-    for (int i0 = 0; i0 < ev->n && rc == 0; i0 += bs) {
-        int n = ev->n - i0 < bs ? ev->n - i0 : bs;
+    for (int i0 = 0; i0 < ev->n && rc == 0; i0 += gb) {
+        int n = ev->n - i0 < gb ? ev->n - i0 : gb;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
-        rc = ds_make_batch(ev, idx, n, NULL, &b, err) || dpo_micro(x, ev, &b, 0, 0, &x->evm, err)
-                 ? -1
-                 : 0;
+        long lo, hi;
+        dist_share(n, dist_rank(), dist_size(), &lo, &hi);
+        if (hi > lo) rc = ds_make_batch(ev, idx + lo, (int)(hi - lo), NULL, &b, err);
+        else b.B = b.view.B = 0, b.n_pairs = 0;
+        if (rc == 0) rc = dpo_micro(x, ev, &b, idx, n, 0, 0, &x->evm, err);
     }
     free(idx);
     ds_batch_free(&b);
@@ -438,6 +554,20 @@ static int run_eval(dpo_state *x, int bs, rlhf_err *err) {
 // TR-DPO's moving reference is part of a checkpoint (ref/), so --resume goes on
 // with the reference the run had, not the one it started from.
 static const char *const moving_ref_files[] = {"ref/config.json", "ref/model.safetensors", NULL};
+
+// A term that is not a mean of per-example terms (it reads the whole batch:
+// the NLL per token of the batch, AOT's sorts) cannot be split over ranks.
+static int whole_batch_loss(const pref_loss_list *l) {
+#ifdef PREF_NEED_WHOLE_BATCH
+    return pref_list_needs(l, PREF_NEED_WHOLE_BATCH);
+#else  // until the registry declares it (requested): the losses that use the batch
+    static const char *const names[] = {"sft", "cpo", "orpo", "aot", "aot_pair", "aot_unpaired"};
+    for (int k = 0; k < l->n; k++)
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!strcmp(l->def[k]->name, names[i])) return 1;
+    return 0;
+#endif
+}
 
 // Options and losses, checked before anything is loaded: what the run needs is
 // what the losses declare (pref_list_needs), never their names.
@@ -470,6 +600,11 @@ static int dpo_init(trainer *t, rlhf_err *err) {
         return rlhf_fail(err, "--loss_type %s: the KL reference point needs the live "
                               "reference: drop --precompute_ref_log_probs", c->loss_type);
     if (!x->needs_ref) x->kto_kl = 0;  // reference-free: z0 = 0
+    if (dist_size() > 1 && whole_batch_loss(l))
+        return rlhf_fail(err, "--loss_type %s: a term reads the whole batch at once (a ratio of "
+                              "sums or a sort), which a batch split over %d MPI ranks would "
+                              "change; run it as one process (docs/mpi.md)",
+                         c->loss_type, dist_size());
     x->needs_value = pref_list_needs(l, PREF_NEED_VALUE);
     x->priority = pref_list_needs(l, PREF_NEED_SCORES) && c->alol_priority;
     x->moving_ref = c->sync_ref_model && (x->needs_ref || c->kl_prompts > 0);
@@ -492,12 +627,13 @@ static int setup_ref(trainer *t, dpo_state *x, rlhf_err *err) {
     }
     char path[2400];
     int reused;
-    if (make_dirs(tc->output_dir, err)) return -1;
+    if (dist_rank() == 0 && make_dirs(tc->output_dir, err)) return -1;
     snprintf(path, sizeof path, "%s/ref_logps.safetensors", tc->output_dir);
     if (ref_cache(path, x->ref_model, x->train, tc->batch_size, &x->train_cache, &reused, err))
         return -1;
-    fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "reused from" : "cached in",
-            path);
+    if (dist_rank() == 0)
+        fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "reused from" : "cached in",
+                path);
     if (!x->eval) return 0;
     snprintf(path, sizeof path, "%s/ref_logps_eval.safetensors", tc->output_dir);
     return ref_cache(path, x->ref_model, x->eval, tc->batch_size, &x->eval_cache, &reused, err);
@@ -551,12 +687,12 @@ static int setup_alol(trainer *t, dpo_state *x, rlhf_err *err) {
     int n = x->train->n;
     x->train_score = xmalloc((size_t)n * sizeof(float));
     x->priority_cdf = xmalloc((size_t)n * sizeof(double));
-    x->draw = xmalloc((size_t)t->c->batch_size * sizeof(int));
+    x->draw = xmalloc((size_t)train_global_batch(t->c) * sizeof(int));
     for (int i = 0; i < n; i++) x->train_score[i] = (float)x->train->ex[i].score;
     x->n_positive = alol_priority(x->train_score, x->needs_value ? x->train_value : NULL, n,
                                   x->opt.alol_sigmoid_reward, x->priority_cdf);
     t->units = x->n_positive > 0 ? x->n_positive : n;
-    if (x->n_positive == 0)
+    if (x->n_positive == 0 && dist_rank() == 0)
         fprintf(stderr, "dpo: no example has a positive %s: nothing to learn from, the weights "
                         "stay as they are\n", x->needs_value ? "advantage R - V_ref" : "reward");
     return 0;
@@ -578,6 +714,9 @@ static int dpo_setup(trainer *t, rlhf_err *err) {
     t->plan_B = x->unpaired ? tc->batch_size : 2 * tc->batch_size;  // chosen and rejected rows
     train_walk_init(&x->walk, x->train, tc->seed);
     x->mb = xcalloc(tc->gradient_accumulation_steps, sizeof *x->mb);
+    x->gex = xmalloc((size_t)tc->gradient_accumulation_steps * train_global_batch(tc) *
+                     sizeof(int));
+    x->gn = xcalloc(tc->gradient_accumulation_steps, sizeof(int));
     x->kl = NAN;
     return 0;
 }
@@ -601,16 +740,38 @@ static int dpo_resume(trainer *t, rlhf_err *err) {
 }
 
 // Priority sampling: each micro-batch is batch_size draws (with replacement) of
-// the examples with positive weight, from a stream fixed by (seed, micro-batch).
+// the examples with positive weight, from a stream fixed by (seed, micro-batch);
+// with N ranks batch_size x N draws, split over the ranks.
 static int priority_batches(trainer *t, dpo_state *x, int step, long *pairs, rlhf_err *err) {
     const train_config *tc = t->c;
+    int gb = train_global_batch(tc);
+    long lo, hi;
+    dist_share(gb, dist_rank(), dist_size(), &lo, &hi);
     *pairs = 0;
     for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
         long g = (long)step * tc->gradient_accumulation_steps + k;
-        alol_sample(x->priority_cdf, x->train->n, tc->seed, g, tc->batch_size, x->draw);
-        if (ds_make_batch(x->train, x->draw, tc->batch_size, NULL, &x->mb[k], err)) return -1;
-        *pairs += tc->batch_size;
+        alol_sample(x->priority_cdf, x->train->n, tc->seed, g, gb, x->draw);
+        memcpy(x->gex + (size_t)k * gb, x->draw, (size_t)gb * sizeof(int));
+        x->gn[k] = gb;
+        *pairs += gb;
+        if (hi == lo) {
+            x->mb[k].B = x->mb[k].view.B = 0, x->mb[k].n_pairs = 0;
+            continue;
+        }
+        if (ds_make_batch(x->train, x->draw + lo, (int)(hi - lo), NULL, &x->mb[k], err))
+            return -1;
     }
+    return 0;
+}
+
+// the step's micro-batches from the epoch walk, and their examples on every rank
+static int walk_batches(trainer *t, dpo_state *x, int step, long *pairs, rlhf_err *err) {
+    const train_config *tc = t->c;
+    if (train_step_batches(tc, &x->walk, step, x->mb, pairs, err)) return -1;
+    int gb = train_global_batch(tc);
+    for (int k = 0; k < tc->gradient_accumulation_steps; k++)
+        x->gn[k] = train_global_examples(tc, &x->walk, (long)step * tc->gradient_accumulation_steps
+                                                           + k, x->gex + (size_t)k * gb);
     return 0;
 }
 
@@ -631,7 +792,7 @@ static int dpo_step(trainer *t, int step, rlhf_err *err) {
     long pairs = 0;
     if (x->priority && x->n_positive == 0) return idle_step(t, x);
     if (x->priority ? priority_batches(t, x, step, &pairs, err)
-                    : train_step_batches(tc, &x->walk, step, x->mb, &pairs, err))
+                    : walk_batches(t, x, step, &pairs, err))
         return -1;
     model_zero_grad(t->m);
     pref_metrics sm = {0};
@@ -641,7 +802,8 @@ static int dpo_step(trainer *t, int step, rlhf_err *err) {
     for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
         ds_batch *b = &x->mb[k];
         int n = x->unpaired ? b->B : b->n_pairs;
-        if (dpo_micro(x, x->train, b, 1, (double)n / pairs, &sm, err)) return -1;
+        const int *gex = x->gex + (size_t)k * train_global_batch(tc);
+        if (dpo_micro(x, x->train, b, gex, x->gn[k], 1, (double)n / pairs, &sm, err)) return -1;
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
     double loss = sm.loss / (sm.n_chosen ? sm.n_chosen : 1);
@@ -718,7 +880,7 @@ static void dpo_free(trainer *t) {
     free(x->train_cache);
     free(x->eval_cache);
     free(x->train_value), free(x->eval_value), free(x->train_score), free(x->priority_cdf);
-    free(x->draw);
+    free(x->draw), free(x->gex), free(x->gn);
     step_buf_free(&x->sb);
     if (x->mb)
         for (int k = 0; k < t->c->gradient_accumulation_steps; k++) ds_batch_free(&x->mb[k]);
@@ -729,7 +891,7 @@ static void dpo_free(trainer *t) {
 }
 
 static const trainer_method dpo_method = {
-    .name = "dpo", .init = dpo_init, .setup = dpo_setup, .resume = dpo_resume,
+    .name = "dpo", .data_parallel = 1, .init = dpo_init, .setup = dpo_setup, .resume = dpo_resume,
     .step = dpo_step, .log = dpo_log, .eval = dpo_eval, .save = dpo_save,
     .finish = dpo_finish, .free = dpo_free,
 };

@@ -3,7 +3,8 @@
 // 0..n-1, rejected rows n..2n-1); the score heads read each row's last real
 // token. K heads on one trunk make an ensemble; K separate trunks are K runs
 // listed in ensemble.json. The pairwise objective (below) trains a causal LM
-// to judge pairs instead (reward/pairwise.h).
+// to judge pairs instead (reward/pairwise.h). Bradley-Terry with shared trunks
+// runs on N MPI ranks (each takes its share of every micro-batch; docs/mpi.md).
 #include "train/rm.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "algo/rm_loss.h"
+#include "base/dist.h"
 #include "io/file.h"
 #include "reward/llm_judge.h"
 #include "reward/pairwise.h"
@@ -59,15 +61,17 @@ void rm_batch_margins(const ds_dataset *data, const ds_batch *b, double *margins
 }
 
 // accuracy of the ensemble mean (and mean member variance) on a tokenized set
+// (with N MPI ranks each scores its share of the pairs; sums added over ranks)
 static int rm_eval_set(rlhf_model *m, const ds_dataset *ds, int bs, rm_ensemble_sums *out,
                        rlhf_err *err) {
     ds_batch b = {0};
     int K = m->cfg.score_head, *idx = xmalloc((size_t)bs * sizeof(int));
     rm_ensemble_sums e = {0};
-    long n_pairs = 0;
+    long n_pairs = 0, lo, hi;
     int rc = 0;
-    for (int s = 0; s < ds->n && rc == 0; s += bs) {
-        int n = ds->n - s < bs ? ds->n - s : bs;
+    dist_share(ds->n, dist_rank(), dist_size(), &lo, &hi);
+    for (int s = (int)lo; s < hi && rc == 0; s += bs) {
+        int n = hi - s < bs ? (int)hi - s : bs;
         for (int j = 0; j < n; j++) idx[j] = s + j;
         if (ds_make_batch(ds, idx, n, NULL, &b, err)) {
             rc = -1;
@@ -84,6 +88,11 @@ static int rm_eval_set(rlhf_model *m, const ds_dataset *ds, int bs, rm_ensemble_
     }
     free(idx);
     ds_batch_free(&b);
+    if (dist_size() > 1 && rc == 0) {
+        double v[4] = {e.acc, e.var, e.member_acc, (double)n_pairs};
+        dist_allreduce_sum_f64(v, 4);
+        e.acc = v[0], e.var = v[1], e.member_acc = v[2], n_pairs = (long)v[3];
+    }
     out->acc = n_pairs ? e.acc / n_pairs : NAN;
     out->var = n_pairs ? e.var / n_pairs : NAN;
     out->member_acc = n_pairs ? e.member_acc / n_pairs : NAN;
@@ -183,6 +192,7 @@ static int rm_step(trainer *t, int step, rlhf_err *err) {
     double ntok = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
         ds_batch *b = &s->mb[k];
+        if (b->B == 0) continue;  // an empty share (MPI)
         rlhf_batch view = b->view;
         view.targets = NULL;
         if (model_forward(m, &view, err)) return -1;
@@ -197,6 +207,11 @@ static int rm_step(trainer *t, int step, rlhf_err *err) {
                    s->dsc, &st);
         model_backward(m, NULL, NULL, s->dsc, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
+    }
+    if (dist_size() > 1) {  // the step's sums over the ranks
+        double r[5] = {st.loss, st.acc, st.margin, (double)st.pairs, ntok};
+        dist_allreduce_sum_f64(r, 5);
+        st.loss = r[0], st.acc = r[1], st.margin = r[2], st.pairs = (long)r[3], ntok = r[4];
     }
     static const char *const names[] = {"loss", "accuracy", "margin"};
     double v[] = {st.loss / st.pairs, st.acc / st.pairs, st.margin / st.pairs};
@@ -243,7 +258,7 @@ static void rm_free(trainer *t) {
 }
 
 static const trainer_method rm_method = {
-    .name = "rm", .policy = rm_policy, .setup = rm_setup, .step = rm_step, .log = rm_log,
+    .name = "rm", .data_parallel = 1, .policy = rm_policy, .setup = rm_setup, .step = rm_step, .log = rm_log,
     .eval = rm_eval, .finish = rm_finish, .free = rm_free,
 };
 
@@ -255,7 +270,8 @@ static int rm_train_one(const rm_config *rc, const train_config *c, int K, rlhf_
 
 // K separate trunks: K runs with seeds seed, seed+1, ... and a manifest
 static int rm_train_separate(const rm_config *c, int K, rlhf_err *err) {
-    if (make_dirs(c->base.output_dir, err)) return -1;
+    int writer = dist_rank() == 0;  // with MPI ranks, rank 0 writes
+    if (writer && make_dirs(c->base.output_dir, err)) return -1;
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "members");
     for (int k = 0; k < K; k++) {
@@ -265,7 +281,8 @@ static int rm_train_separate(const rm_config *c, int K, rlhf_err *err) {
         snprintf(dir, sizeof dir, "%s/%s", c->base.output_dir, rel);
         mc.output_dir = dir;
         mc.seed = c->base.seed + (uint64_t)k;
-        if (!c->base.quiet) fprintf(stderr, "rm: ensemble member %d of %d\n", k + 1, K);
+        if (!c->base.quiet && writer)
+            fprintf(stderr, "rm: ensemble member %d of %d\n", k + 1, K);
         if (rm_train_one(c, &mc, 1, err)) {
             cJSON_Delete(o);
             return rlhf_fail_ctx(err, "ensemble member %d", k);
@@ -276,7 +293,7 @@ static int rm_train_separate(const rm_config *c, int K, rlhf_err *err) {
     cJSON_Delete(o);
     char path[2200];
     snprintf(path, sizeof path, "%s/ensemble.json", c->base.output_dir);
-    int rc = atomic_write_file(path, js, strlen(js), err);
+    int rc = writer ? atomic_write_file(path, js, strlen(js), err) : 0;
     free(js);
     return rc;
 }

@@ -2,7 +2,9 @@
 // dataset; the loss is the mean next-token NLL over loss tokens (completion or
 // assistant tokens), averaged over all micro-batches of a step so gradient
 // accumulation equals one big batch. The data order depends only on (seed,
-// step), so --resume continues bit-for-bit.
+// step), so --resume continues bit-for-bit. With N MPI ranks each global
+// micro-batch is split over the ranks and each loss token's gradient is divided
+// by the step's global token count (docs/mpi.md).
 #include "train/sft.h"
 
 #include <cjson/cJSON.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "train/trainer.h"
 
 void sft_default_config(sft_config *c) {
@@ -18,13 +21,16 @@ void sft_default_config(sft_config *c) {
     c->output_dir = "runs/sft";
 }
 
+// With N MPI ranks each rank scores its share of the examples (dist_share) and
+// the sums are added over the ranks: every rank must call it.
 double eval_nll(rlhf_model *m, const ds_dataset *ds, int batch_size, rlhf_err *err) {
     ds_batch b = {0};
     double sum = 0;
-    long count = 0;
+    long count = 0, lo, hi;
+    dist_share(ds->n, dist_rank(), dist_size(), &lo, &hi);
     int *idx = xmalloc((size_t)batch_size * sizeof(int));
-    for (int s = 0; s < ds->n; s += batch_size) {
-        int n = ds->n - s < batch_size ? ds->n - s : batch_size;
+    for (int s = (int)lo; s < hi; s += batch_size) {
+        int n = hi - s < batch_size ? (int)hi - s : batch_size;
         for (int j = 0; j < n; j++) idx[j] = s + j;
         if (ds_make_batch(ds, idx, n, NULL, &b, err) || model_forward(m, &b.view, err)) {
             sum = NAN;
@@ -35,12 +41,17 @@ double eval_nll(rlhf_model *m, const ds_dataset *ds, int batch_size, rlhf_err *e
     }
     free(idx);
     ds_batch_free(&b);
+    if (dist_size() > 1 && !isnan(sum)) {
+        double v[2] = {sum, (double)count};
+        dist_allreduce_sum_f64(v, 2);
+        sum = v[0], count = (long)v[1];
+    }
     return count ? sum / count : NAN;
 }
 
 typedef struct {
     const ds_dataset *ds;
-    int batch, packing, T;
+    int batch, packing, T;     // batch: the global micro-batch (train_global_batch)
     int *order, order_epoch;
     int *row_start, n_rows;  // packing: where each packed row of the current epoch starts
     int row_epoch;
@@ -70,11 +81,21 @@ static int batcher_units(batcher *bt) {
     return bt->packing ? bt->n_rows : bt->ds->n;
 }
 
-// global micro-batch g (train_micro_batch: every unit once per epoch)
+// this rank's share of global micro-batch g (train_micro_batch: every unit once
+// per epoch; dist_share); an empty share is a batch of B = 0
 static int batcher_get(batcher *bt, long g, ds_batch *b, rlhf_err *err) {
     int epoch, i, n;
     train_micro_batch(batcher_units(bt), bt->batch, g, &epoch, &i, &n);
     batcher_epoch(bt, epoch);
+    if (dist_size() > 1) {
+        long lo, hi;
+        dist_share(n, dist_rank(), dist_size(), &lo, &hi);
+        i += (int)lo, n = (int)(hi - lo);
+        if (n == 0) {
+            b->B = b->view.B = 0;
+            return 0;
+        }
+    }
     if (bt->packing) {
         int next = bt->row_start[i];
         return ds_pack_batch(bt->ds, bt->order, bt->ds->n, &next, n, bt->T, b, err) < 0 ? -1 : 0;
@@ -103,7 +124,7 @@ static int sft_setup(trainer *t, rlhf_err *err) {
     unsigned allowed = 1u << DS_TEXT | 1u << DS_MESSAGES | 1u << DS_PROMPT_COMPLETION;
     if (train_load_data(c, t->tok, t->max_len, allowed, &s->train_ds, &s->eval_ds, err)) return -1;
     s->eval = s->eval_ds;
-    s->bt = (batcher){.ds = s->train_ds, .batch = c->batch_size, .packing = c->packing,
+    s->bt = (batcher){.ds = s->train_ds, .batch = train_global_batch(c), .packing = c->packing,
                       .T = t->max_len, .order_epoch = -1, .seed = c->seed};
     s->bt.order = xmalloc((size_t)s->train_ds->n * sizeof(int));
     s->bt.row_start = xmalloc((size_t)(s->train_ds->n + 1) * sizeof(int));
@@ -125,11 +146,17 @@ static int sft_step(trainer *t, int step, rlhf_err *err) {
             return -1;
         for (int i = 0; i < s->mb[k].B * s->mb[k].T; i++) count += s->mb[k].targets[i] >= 0;
     }
+    if (dist_size() > 1) {  // every rank divides by the step's global count
+        double v = (double)count;
+        dist_allreduce_sum_f64(&v, 1);
+        count = (long)v;
+    }
     model_zero_grad(m);
     double loss = 0, ntok = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
         ds_batch *b = &s->mb[k];
         size_t N = (size_t)b->B * b->T;
+        if (N == 0) continue;  // an empty share (MPI)
         if (N > s->dcap) {
             s->dlogp = xrealloc(s->dlogp, N * sizeof(float));
             s->dcap = N;
@@ -142,6 +169,11 @@ static int sft_step(trainer *t, int step, rlhf_err *err) {
             ntok += b->mask[i];
         }
         model_backward(m, s->dlogp, NULL, NULL, NULL);
+    }
+    if (dist_size() > 1) {  // the step's sums over the ranks
+        double v[2] = {loss, ntok};
+        dist_allreduce_sum_f64(v, 2);
+        loss = v[0], ntok = v[1];
     }
     loss /= count ? count : 1;
     if (!isfinite(loss))
@@ -202,8 +234,8 @@ static void sft_free(trainer *t) {
 }
 
 static const trainer_method sft_method = {
-    .name = "sft", .setup = sft_setup, .step = sft_step, .log = sft_log, .eval = sft_eval,
-    .finish = sft_finish, .free = sft_free,
+    .name = "sft", .data_parallel = 1, .setup = sft_setup, .step = sft_step, .log = sft_log,
+    .eval = sft_eval, .finish = sft_finish, .free = sft_free,
 };
 
 int sft_train(const sft_config *c, rlhf_err *err) {

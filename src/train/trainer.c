@@ -87,11 +87,19 @@ static int save_extra(const char *tmp, void *ctx, rlhf_err *err) {
     return t->method->save(t, tmp, err);
 }
 
-// step-N (or final when step < 0) with the method's extra state
+// step-N (or final when step < 0) with the method's extra state. Every rank
+// comes here at the same step; rank 0 alone writes, and the others wait until
+// it has (a rank that stops right after must not end the job mid-write).
 static int save_checkpoint(trainer *t, int step, char *path, size_t n, rlhf_err *err) {
     run_checkpoint_path(&t->run, step, path, n);
-    return checkpoint_save_with(path, t->m, t->o, &t->rng, t->method->save ? save_extra : NULL, t,
-                                err);
+    if (dist_rank() != 0) {
+        dist_barrier();
+        return 0;
+    }
+    int rc = checkpoint_save_with(path, t->m, t->o, &t->rng,
+                                  t->method->save ? save_extra : NULL, t, err);
+    if (rc == 0) dist_barrier();
+    return rc;
 }
 
 // a metrics line with the method's eval numbers, when it has any
@@ -191,6 +199,24 @@ static void print_plan(const trainer *t) {
 
 // ------------------------------------------------------------------ phases --
 
+// run_prepare on rank 0 alone (it may delete an earlier run); every rank gets
+// its outcome: the checkpoint to resume from, or the error
+static int prepare_run_dir(trainer *t, rlhf_err *err) {
+    struct {
+        int rc;
+        char resume_from[sizeof t->resume_from];
+        rlhf_err err;
+    } *r = xcalloc(1, sizeof *r);
+    if (dist_rank() == 0)
+        r->rc = run_prepare(t->c, t->extra, r->resume_from, sizeof r->resume_from, &r->err);
+    dist_bcast(r, sizeof *r, 0);
+    int rc = r->rc;
+    memcpy(t->resume_from, r->resume_from, sizeof t->resume_from);
+    if (rc && err) *err = r->err;
+    free(r);
+    return rc;
+}
+
 // the policy: the checkpoint resumed from, else --model; --base_model is the
 // base of every adapter folder this run loads (peft_set_base_override)
 static int load_policy(trainer *t, rlhf_err *err) {
@@ -204,7 +230,7 @@ static int trainer_start(trainer *t, rlhf_err *err) {
     const train_config *c = t->c;
     const trainer_method *me = t->method;
     if (me->init && me->init(t, err)) return -1;
-    if (run_prepare(c, t->extra, t->resume_from, sizeof t->resume_from, err)) return -1;
+    if (prepare_run_dir(t, err)) return -1;
     int resuming = t->resume_from[0] != 0;
     if (load_policy(t, err)) return -1;
     int came_with_adapters = model_lora(t->m) != NULL;
@@ -224,12 +250,15 @@ static int trainer_start(trainer *t, rlhf_err *err) {
                               "trained every weight)", t->resume_from);
     }
     if (me->policy && me->policy(t, err)) return -1;
+    // every rank starts from rank 0's weights (they load the same files with the
+    // same seed; this makes it so whatever a file system or a library does)
+    dist_bcast(t->m->params, t->m->n_params * sizeof(float), 0);
     if (prepare_model(t, came_with_adapters, err)) return -1;
     if (model_tokenizer(t->m, c->tokenizer, &t->tok, err)) return -1;
     train_remember_tokenizer(c, t->m);
     t->max_len = train_max_length(c, t->m);
     if (me->setup(t, err)) return -1;
-    print_plan(t);
+    if (dist_rank() == 0) print_plan(t);
     if (t->total <= 0 && (t->total = train_total_steps(c, t->units, err)) < 0) return -1;
     long optim_steps = t->optim_steps > 0 ? t->optim_steps : t->total;
     if (optim_steps > 0x7fffffff) return rlhf_fail(err, "%ld optimizer steps is too many", optim_steps);
@@ -239,9 +268,18 @@ static int trainer_start(trainer *t, rlhf_err *err) {
         if (checkpoint_load_optim(t->resume_from, t->o, &t->rng, err)) return -1;
         t->step = t->o->step;
         if (me->resume && me->resume(t, err)) return -1;
-        fprintf(stderr, "%s: resuming from %s (step %d)\n", t->name, t->resume_from, t->step);
+        if (dist_rank() == 0)
+            fprintf(stderr, "%s: resuming from %s (step %d)\n", t->name, t->resume_from, t->step);
+    }
+    if (dist_rank() != 0) {  // rank 0 alone writes the run directory
+        snprintf(t->run.dir, sizeof t->run.dir, "%s", c->output_dir);
+        return 0;
     }
     if (run_open(&t->run, c->output_dir, c->config_json, resuming ? t->step : -1, err)) return -1;
+    if (dist_size() > 1)
+        fprintf(stderr, "%s: %d MPI ranks, %d examples each per micro-batch, a global batch of %d "
+                        "(docs/mpi.md)\n", t->name, dist_size(), c->batch_size,
+                train_global_batch(c) * c->gradient_accumulation_steps);
     if (me->writes_samples) {
         char sp[2200];
         snprintf(sp, sizeof sp, "%s/samples.jsonl", t->run.dir);
@@ -249,6 +287,25 @@ static int trainer_start(trainer *t, rlhf_err *err) {
             return rlhf_fail(err, "cannot write %s", sp);
     }
     return 0;
+}
+
+// whether to stop after this step: a signal came (to any rank: they stop at
+// the same step, so that each takes part in the checkpoint)
+static int stop_requested(void) {
+    if (dist_size() == 1) return stop_signal != 0;
+    double s = stop_signal;
+    dist_allreduce_max_f64(&s, 1);
+    if (s != 0 && !stop_signal) stop_signal = (sig_atomic_t)s;
+    return s != 0;
+}
+
+// RLHF_TEST_FAIL_RANK=R (and RLHF_TEST_FAIL_STEP=S, default 2): rank R fails
+// after step S, alone, as a rank that meets a bad file would (tests/mpi_test.py)
+static int injected_failure(int done, rlhf_err *err) {
+    const char *r = getenv("RLHF_TEST_FAIL_RANK"), *s = getenv("RLHF_TEST_FAIL_STEP");
+    if (!r || !*r || atoi(r) != dist_rank() || done != (s && *s ? atoi(s) : 2)) return 0;
+    return rlhf_fail(err, "injected failure (RLHF_TEST_FAIL_RANK=%d) after step %d", dist_rank(),
+                     done);
 }
 
 // the step loop; stops after a finished step when a signal came
@@ -274,7 +331,8 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         }
         if ((c->eval_steps > 0 && done % c->eval_steps == 0) || done == t->total)
             if (eval_line(t, done, err)) return -1;
-        int stop = stop_signal != 0 && done != t->total;
+        if (injected_failure(done, err)) return -1;
+        int stop = stop_requested() && done != t->total;
         if ((c->save_steps > 0 && done % c->save_steps == 0 && done != t->total) || stop) {
             char path[4400];
             if (save_checkpoint(t, done, path, sizeof path, err)) return -1;
@@ -311,7 +369,7 @@ static int trainer_end(trainer *t, rlhf_err *err) {
     char *js = cJSON_Print(s);
     cJSON_Delete(s);
     rlhf_err reason = *err;
-    int rc = run_summary(&t->run, js, err);
+    int rc = dist_rank() == 0 ? run_summary(&t->run, js, err) : 0;
     free(js);
     if (rc) return -1;
     if (refused) *err = reason;
@@ -319,16 +377,24 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 }
 
 int trainer_run(const train_config *c, const trainer_method *method, void *self, rlhf_err *err) {
-    trainer t = {.c = c, .method = method, .self = self, .name = method->name,
-                 .t_start = time_now()};
     if (dist_size() > 1 && !method->data_parallel)
         return rlhf_fail(err, "%s does not run on %d MPI ranks yet (docs/mpi.md lists the trainers "
                               "that do); run it as one process",
                          method->name, dist_size());
+    train_config quiet;  // ranks other than 0 print no progress and no notes
+    if (dist_rank() != 0) {
+        quiet = *c;
+        quiet.quiet = 1;
+        c = &quiet;
+    }
+    trainer t = {.c = c, .method = method, .self = self, .name = method->name,
+                 .t_start = time_now()};
     saved_handlers h = catch_signals();
     int rc = -1;
     if (trainer_start(&t, err) == 0 && trainer_loop(&t, err) == 0) rc = trainer_end(&t, err);
     restore_signals(h);
+    // one rank's error ends every rank (the others may wait in a collective)
+    if (rc < 0 && dist_size() > 1) dist_abort(1, err ? err->msg : "training failed");
     if (c->base_model) peft_set_base_override(NULL);
     if (method->free) method->free(&t);
     if (t.samples) fclose(t.samples);
