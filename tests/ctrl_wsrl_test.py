@@ -23,6 +23,8 @@ docs/control_methods.md#wsrl).
             * --resume across the Cal-QL -> wsrl switch (stopped at the last
               offline step, again after the warm-up) ends bit-identical to an
               uninterrupted run (agent and metrics.jsonl).
+  refusals  an unknown --offline_algo; an online batch that does not split into
+            policy_freq minibatches (a clear message each).
   study     the same budget three ways (WSRL; WSRL retaining the data, 50/50
             batches; WSRL without warm-up): the evaluation curve, the
             pre-trained return, the dip (lowest online evaluation) and the end,
@@ -240,6 +242,18 @@ def no_offline_rows(tmp, data):
            "--retain_offline 1 gave the same agent for two datasets")
 
 
+def refusals(tmp, data):
+    base = ["ctrl", "train", "--algo", "wsrl", *COMMON, "--dataset", os.path.join(data, "random.hdf5"),
+            "--offline_steps", "0", "--online_steps", "40", "--warmup_steps", "0", "--eval_every", "0"]
+    for name, extra, want in (
+            ("unknown --offline_algo", ["--offline_algo", "nope"], "--offline_algo nope is not known"),
+            ("a batch that does not split", ["--online_batch_size", "30", "--policy_freq", "4"],
+             "does not split into policy_freq 4")):
+        out = os.path.join(tmp, "refused")
+        p = run(*base, "--output_dir", out, "--overwrite_output_dir", *extra, check=False)
+        report(p.returncode != 0 and want in p.stderr, f"wsrl refuses {name}", p.stderr[-300:])
+
+
 def warmup_and_resume(tmp, data):
     """the uninterrupted run (also the study's WSRL arm), the warm-up checks, and
     a run stopped at the last offline step and after the warm-up, resumed"""
@@ -346,6 +360,7 @@ def protocol():
             study(tmp, data, None, 0)
         else:
             no_offline_rows(tmp, data)
+            refusals(tmp, data)
             out, secs = warmup_and_resume(tmp, data)
             study(tmp, data, out, secs)
     finally:
