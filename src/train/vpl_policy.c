@@ -21,14 +21,14 @@ void vpl_policy_default_config(vpl_policy_config *c) {
     train_default_config(&c->base);
     c->base.output_dir = "runs/vpl_policy";
     c->base.batch_size = 8;
-    c->base.learning_rate = 1e-4f;
+    c->base.learning_rate = 3e-4f;
     c->condition = "z";
     c->z_levels = 3;
     c->num_generations = 4;
     c->max_new_tokens = 8;
     c->temperature = 1.0f;
     c->eval_prompts = 4;
-    c->beta = 0.04f;
+    c->beta = 0.2f;
     c->best_of = 0;
 }
 
