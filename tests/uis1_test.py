@@ -170,7 +170,8 @@ def check_math(so):
            str(bad[:1]))
 
     cases = [("5", "5", None, 1), (" 5\n", "5", None, 1), ("a  b", "a b", None, 1),
-             ("ab", "a b", None, 0), ("", "", None, 1), ("think Action: 7 ", "Action:7", "Action:", 1),
+             ("ab", "a b", None, 0), ("", "", None, 1),
+             ("think Action: 7 ", "Action:7", "Action:", 1),
              ("Action: 1 Action: 7", "Action: 7", "Action:", 1), ("7", "Action: 7", "Action:", 0),
              ("6", "7", None, 0)]
     bad = [(p, e, t) for p, e, t, want in cases
@@ -254,7 +255,8 @@ def check_rollout(samples, data, budget, name, max_new):
             ok = 1 <= len(r["trained_ids"]) <= max_new and (
                 tr in (r["text"] + "<|im_end|>", r["text"]) if r["format"] and "\ufffd" not in tr
                 else tr.startswith(r["text"][:1]))
-            if not ok or (r["decision"] == "patch" and tr == msgs[asst[t]]["content"] + "<|im_end|>"):
+            expert_turn = msgs[asst[t]]["content"] + "<|im_end|>"
+            if not ok or (r["decision"] == "patch" and tr == expert_turn):
                 bad_mask.append((key, t, tr, r["text"]))
         if len(turns) < len(asst) and turns[-1]["decision"] != "end":
             bad_dec.append((key, "short episode without an end"))
@@ -315,6 +317,8 @@ def main():
             "--logging_steps", "3")
         s1 = rows(d("b1", "samples.jsonl"))
         pre = check_rollout(s1, data, 1, "budget 1", 12)
+        report(pre > 0, f"budget 1: {pre} prompts after patched turns only are exactly the expert "
+               "trajectory's own prefix (chatml of its messages)", "none seen")
         check_sop_logged(s1, 0.5, "budget 1")
         m = [x for x in rows(d("b1", "metrics.jsonl")) if "loss" in x]
         report(m and m[-1]["num_tokens"] == sum(len(r["trained_ids"]) for r in s1),

@@ -63,7 +63,8 @@ int cmd_semi_online(int argc, char **argv) {
          "expert patches per episode; the next mismatch ends it (0: no patching, the paper's "
          "baseline; -1: no limit; default 2, the authors' training script)",
          -1, 1 << 20},
-        {"gamma", FLAG_FLOAT, &c.gamma, "discount of future step rewards in G_t (paper: 0.5)", 0, 1},
+        {"gamma", FLAG_FLOAT, &c.gamma, "discount of future step rewards in G_t (authors: 0.5)", 0,
+         1},
         {"return_cut", FLAG_BOOL, &c.return_cut,
          "G_t stops at a turn that did not match (the authors' code; false: sum to the end)"},
         {"step_advantage_w", FLAG_FLOAT, &c.adv.step_w, "weight of the step-level advantage A^S"},

@@ -38,7 +38,8 @@ int semi_online_check_config(const semi_online_config *c, rlhf_err *err) {
     if (c->num_generations < 1) return rlhf_fail(err, "--num_generations must be >= 1");
     if (c->max_new_tokens < 1) return rlhf_fail(err, "--max_new_tokens must be >= 1");
     if (!(c->temperature >= 0)) return rlhf_fail(err, "--temperature must be >= 0");
-    if (c->patch_budget < -1) return rlhf_fail(err, "--patch_budget must be >= 0, or -1 (no limit)");
+    if (c->patch_budget < -1)
+        return rlhf_fail(err, "--patch_budget must be >= 0, or -1 (no limit)");
     if (!(c->gamma >= 0 && c->gamma <= 1)) return rlhf_fail(err, "--gamma must be in [0, 1]");
     if (!(c->format_weight >= 0 && c->format_weight <= 1))
         return rlhf_fail(err, "--format_weight must be in [0, 1]");
@@ -88,8 +89,8 @@ typedef struct { // one policy turn: a row of the update
     float reward, G, R, A, A_step, A_episode;
     uint8_t matched, formed;
     sop_decision d;
-    char *text;          // the policy's turn (its content)
-    const char *expert;  // the expert's
+    char *text;                                         // the policy's turn (its content)
+    const char *expert;                                 // the expert's
     int *prompt_ids, n_prompt, *trained_ids, n_trained; // --log_token_ids
 } so_row;
 
@@ -295,29 +296,35 @@ static void episodes_free(const so_traj *tr, so_episode *eps, int ne) {
 
 // ------------------------------------------------------ score and advantage --
 
-// Returns G (per row, in turn order within each episode) and R, then SOP's A.
+static float *fbuf(int n) {
+    return xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+}
+static int *ibuf(int n) {
+    return xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+}
+
+// Each row's G_t (rows of an episode are in turn order: pushed turn by turn) and
+// its episode's R, then SOP's advantages.
 static int so_score(so_state *s, int ne, rlhf_err *err) {
-    int n = s->n_rows;
-    float *r = xmalloc((size_t)(n ? n : 1) * sizeof(float)), *G = xmalloc((size_t)(n ? n : 1) * sizeof(float));
-    uint8_t *mt = xmalloc((size_t)(n ? n : 1));
-    int *idx = xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    int n = s->n_rows, *idx = ibuf(n);
+    float *r = fbuf(n), *G = fbuf(n);
+    uint8_t *mt = xmalloc((size_t)(n > 0 ? n : 1));
     for (int e = 0; e < ne; e++) {
         int k = 0;
         double R = 0;
-        for (int i = 0; i < n; i++) // rows were pushed turn by turn: in turn order
-            if (s->rows[i].episode == e) idx[k] = i, r[k] = s->rows[i].reward, mt[k++] = s->rows[i].matched;
+        for (int i = 0; i < n; i++)
+            if (s->rows[i].episode == e)
+                idx[k] = i, r[k] = s->rows[i].reward, mt[k++] = s->rows[i].matched;
         sop_returns(k, r, mt, s->c->gamma, s->c->return_cut, G);
         for (int q = 0; q < k; q++) R += r[q];
         for (int q = 0; q < k; q++) s->rows[idx[q]].G = G[q], s->rows[idx[q]].R = (float)R;
     }
-    int *task = xmalloc((size_t)(n ? n : 1) * sizeof(int)), *ep = xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    int *st = xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    float *Gr = xmalloc((size_t)(n ? n : 1) * sizeof(float)), *Rr = xmalloc((size_t)(n ? n : 1) * sizeof(float));
-    float *A = xmalloc((size_t)(n ? n : 1) * sizeof(float)), *As = xmalloc((size_t)(n ? n : 1) * sizeof(float));
-    float *Ae = xmalloc((size_t)(n ? n : 1) * sizeof(float));
-    for (int i = 0; i < n; i++)
-        task[i] = s->rows[i].traj, ep[i] = s->rows[i].episode, st[i] = s->rows[i].turn,
-        Gr[i] = s->rows[i].G, Rr[i] = s->rows[i].R;
+    int *task = ibuf(n), *ep = ibuf(n), *st = ibuf(n);
+    float *Gr = fbuf(n), *Rr = fbuf(n), *A = fbuf(n), *As = fbuf(n), *Ae = fbuf(n);
+    for (int i = 0; i < n; i++) {
+        const so_row *w = &s->rows[i];
+        task[i] = w->traj, ep[i] = w->episode, st[i] = w->turn, Gr[i] = w->G, Rr[i] = w->R;
+    }
     sop_adv_config ac = s->c->adv;
     ac.scale_std = !s->c->sop_scale || strcmp(s->c->sop_scale, "mean") != 0;
     int rc = sop_advantages(&ac, n, task, ep, st, Gr, Rr, A, As, Ae, err);
@@ -339,8 +346,7 @@ static void grow(so_state *s, size_t N) {
 
 // One policy-gradient step over every row of s->acc (the rows of s->rows, in
 // order): PPO-clip at ratio 1, token-mean over the iteration's trained tokens.
-static int so_update(trainer *t, so_state *s, double *loss_out, double *tokens_out,
-                     rlhf_err *err) {
+static int so_update(trainer *t, so_state *s, double *loss_out, double *tokens_out, rlhf_err *err) {
     rollout_batch *acc = &s->acc;
     int B = acc->B, T = acc->T, micro = s->c->micro_batch_size > 0 ? s->c->micro_batch_size : B;
     double K = 0, loss = 0;
@@ -444,7 +450,7 @@ static void end_text_of(const char *tmpl, char *out, size_t cap) {
 
 static int load_trajs(const semi_online_config *c, const char *path, ds_dataset **out,
                       rlhf_err *err) {
-    ds_load_opts lo = {.format = DS_MESSAGES, .skip_bad_lines = 0};
+    ds_load_opts lo = {.format = DS_MESSAGES, .skip_bad_lines = c->base.skip_bad_lines};
     if (ds_load(out, path, &lo, NULL, err)) return -1;
     return semi_online_check_data(*out, c->action_tag, err);
 }
@@ -452,7 +458,8 @@ static int load_trajs(const semi_online_config *c, const char *path, ds_dataset 
 static int so_setup(trainer *t, rlhf_err *err) {
     so_state *s = t->self;
     const semi_online_config *c = s->c;
-    if (!c->base.data) return rlhf_fail(err, "--data is required (expert trajectories: messages JSONL)");
+    if (!c->base.data)
+        return rlhf_fail(err, "--data is required (expert trajectories: messages JSONL)");
     if (load_trajs(c, c->base.data, &s->train_ds, err)) return -1;
     if (c->base.eval_data) {
         if (load_trajs(c, c->base.eval_data, &s->eval_ds, err)) return -1;
@@ -466,11 +473,14 @@ static int so_setup(trainer *t, rlhf_err *err) {
     if (s->eval_ds) s->eval = trajs_of(s->eval_ds);
     if (chat_stops_for(c->base.chat_template, t->tok, &s->stops, err)) return -1;
     end_text_of(c->base.chat_template, s->end_text, sizeof s->end_text);
-    s->gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens, .temperature = c->temperature,
-                             .top_p = 1.0f, .eos_id = tok_eos(t->tok),
+    s->gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens,
+                             .temperature = c->temperature,
+                             .top_p = 1.0f,
+                             .eos_id = tok_eos(t->tok),
                              .pad_id = tok_pad(t->tok) >= 0 ? tok_pad(t->tok) : 0};
     for (int i = 0; i < s->stops.n_ids && s->gen.n_stop_ids < 2; i++)
-        if (s->stops.ids[i] != s->gen.eos_id) s->gen.stop_ids[s->gen.n_stop_ids++] = s->stops.ids[i];
+        if (s->stops.ids[i] != s->gen.eos_id)
+            s->gen.stop_ids[s->gen.n_stop_ids++] = s->stops.ids[i];
     s->add_bos = tok_resolve_add_bos(t->tok, c->base.add_bos);
     s->order = xmalloc((size_t)s->train_ds->n * sizeof(int));
     s->order_epoch = -1;
@@ -613,8 +623,14 @@ static void so_free(trainer *t) {
 }
 
 static const trainer_method so_method = {
-    .name = "semi-online", .writes_samples = 1, .setup = so_setup, .step = so_step,
-    .log = so_log, .eval = so_eval, .finish = so_finish, .free = so_free,
+    .name = "semi-online",
+    .writes_samples = 1,
+    .setup = so_setup,
+    .step = so_step,
+    .log = so_log,
+    .eval = so_eval,
+    .finish = so_finish,
+    .free = so_free,
 };
 
 int semi_online_train(const semi_online_config *c, rlhf_err *err) {

@@ -41,19 +41,19 @@
 #include "train/common.h"
 
 typedef struct {
-    train_config base;        // --per_device_train_batch_size: trajectories per iteration
-    int num_generations;      // episodes per trajectory (G); default 4
-    int max_new_tokens;       // per turn; default 32
-    float temperature;        // sampling; default 1
-    int patch_budget;         // patches per episode (-1: no limit); default 2
-    float gamma;              // discount of future step rewards; default 0.5
-    int return_cut;           // 1: G_t stops at a patched turn (authors' code); default 1
-    sop_adv_config adv;       // step_w, episode_w, scale_std (default 1, 1, 1)
-    const char *sop_scale;    // "std" | "mean" (the flag; sets adv.scale_std)
-    const char *action_tag;   // compare only the text after the last TAG (NULL: whole turn)
-    float format_weight;      // w in r = (1 - w) match + w format; default 0
-    int micro_batch_size;     // rows per forward in the update (0: all); default 0
-    int log_token_ids;        // samples.jsonl rows carry prompt and trained token ids
+    train_config base;      // --per_device_train_batch_size: trajectories per iteration
+    int num_generations;    // episodes per trajectory (G); default 4
+    int max_new_tokens;     // per turn; default 32
+    float temperature;      // sampling; default 1
+    int patch_budget;       // patches per episode (-1: no limit); default 2
+    float gamma;            // discount of future step rewards; default 0.5
+    int return_cut;         // 1: G_t stops at a patched turn (authors' code); default 1
+    sop_adv_config adv;     // step_w, episode_w, scale_std (default 1, 1, 1)
+    const char *sop_scale;  // "std" | "mean" (the flag; sets adv.scale_std)
+    const char *action_tag; // compare only the text after the last TAG (NULL: whole turn)
+    float format_weight;    // w in r = (1 - w) match + w format; default 0
+    int micro_batch_size;   // rows per forward in the update (0: all); default 0
+    int log_token_ids;      // samples.jsonl rows carry prompt and trained token ids
 } semi_online_config;
 
 void semi_online_default_config(semi_online_config *c);
