@@ -113,10 +113,11 @@ float optim_step(rlhf_optim *o, rlhf_model *m) {
     // gradient (base/dist.h); the sum is the one-process gradient. This rank
     // then uses its shard [lo, hi) of it.
     dist_allreduce_sum_f32(m->grads, (long)n);
+    double t1 = time_now();
     // the norm of the whole gradient: the shards' sums of squares summed
-    double sq = sum_squares(m->grads + lo, (long)(hi - lo));
+    double sq = sum_squares(m->grads + lo, (long)(hi - lo)), t2 = time_now();
     dist_allreduce_sum_f64(&sq, 1);
-    double norm = sqrt(sq), t1 = time_now();
+    double norm = sqrt(sq), reduce_s = t1 - t0 + time_now() - t2;
     if (o->cfg.max_grad_norm > 0 && norm > o->cfg.max_grad_norm)
         scale_inplace(m->grads + lo, (long)(hi - lo), (float)(o->cfg.max_grad_norm / (norm + 1e-6)));
     float lr = lr_at_step(&o->cfg, o->step);
@@ -131,8 +132,9 @@ float optim_step(rlhf_optim *o, rlhf_model *m) {
                      (long)(b - a), lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                      t->decay ? o->cfg.weight_decay : 0.0f, o->step);
     }
-    double t2 = time_now();
+    double t3 = time_now();
     gather_params(m->params + skip, n, lo, hi);
-    report_times(o->step, t1 - t0, t2 - t1, time_now() - t2);
+    double t4 = time_now();
+    report_times(o->step, reduce_s, t3 - t0 - reduce_s, t4 - t3);
     return (float)norm;
 }

@@ -9,6 +9,9 @@
 //
 //   mpizero_step OUT STEPS [RESUME]   steps from a fresh model (or from the
 //                                     checkpoint RESUME), then checkpoint OUT
+//   mpizero_step collectives MB...   (bench/mpi_bench.py) times the collectives on
+//                                     buffers of MB megabytes: "allreduce MB SECONDS"
+//                                     and "allgather MB SECONDS" (best of 3, rank 0)
 // Prints (rank 0) "norm S X" a step, "spread X" (the largest difference between
 // a rank's parameters and rank 0's after the last step), "straddle NAME DECAY"
 // for each shard boundary inside a tensor, and (each rank) "moments R BYTES".
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "base/dist.h"
 #include "rlhf.h"
 
@@ -74,8 +78,43 @@ static int fail(rlhf_err *err) {
     dist_abort(1, "mpizero_step failed");
 }
 
+// the best of 3 times of an all-reduce (sum, float) and of an all-gather
+// (ZeRO-1's: each rank's 1/N share to all) of mb megabytes
+static void time_collectives(double mb) {
+    long n = (long)(mb * 1e6 / 4), *counts = calloc((size_t)dist_size(), sizeof(long));
+    float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) x[i] = (float)(i % 7), y[i] = 0;
+    long b, e;
+    for (int r = 0; r < dist_size(); r++) dist_share(n, r, dist_size(), &b, &e), counts[r] = e - b;
+    dist_share(n, dist_rank(), dist_size(), &b, &e);
+    double best[2] = {1e30, 1e30};
+    for (int rep = 0; rep < 3; rep++) {
+        dist_barrier();
+        double t0 = time_now();
+        dist_allreduce_sum_f32(x, n);
+        double t1 = time_now();
+        dist_barrier();
+        double t2 = time_now();
+        dist_allgatherv_f32(x + b, e - b, y, counts);
+        double t3 = time_now();
+        best[0] = fmin(best[0], t1 - t0);
+        best[1] = fmin(best[1], t3 - t2);
+    }
+    dist_allreduce_max_f64(best, 2);  // the slowest rank's time
+    if (dist_rank() == 0) printf("allreduce %g %.6f\nallgather %g %.6f\n", mb, best[0], mb, best[1]);
+    fflush(stdout);
+    free(x);
+    free(y);
+    free(counts);
+}
+
 int main(int argc, char **argv) {
     if (dist_init(&argc, &argv)) return 1;
+    if (argc >= 2 && strcmp(argv[1], "collectives") == 0) {
+        for (int i = 2; i < argc; i++) time_collectives(atof(argv[i]));
+        dist_finalize();
+        return 0;
+    }
     if (argc < 3) {
         fprintf(stderr, "usage: mpizero_step OUT STEPS [RESUME]\n");
         return 2;
