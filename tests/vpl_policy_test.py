@@ -18,7 +18,9 @@ conditioned on the user's VPL latent z; prints PASS/FAIL lines.
     populations, the unconditioned one can serve only one of them (about 0.5
     overall);
   * --generate: one held-out user's samples; --best_of keeps the best by that
-    user's reward;
+    user's reward; best-of-8 of the SFT policy (which knows nothing of users)
+    by each user's VPL reward serves both populations (steering at generation
+    time, the paper's use for language models);
   * bad input: an unknown --user, a missing --context, a context file of
     several users without --user, a policy trained with another latent width,
     --vpl_condition of an unknown kind, rows without "user" — clear errors.
@@ -136,6 +138,7 @@ def main():
         print(f"  VPL rm eval accuracy {acc.get('eval_accuracy')}, rm {t_rm:.1f} s, sft {t_sft:.1f} s")
         check_behaviour(figs)
         check_generate(tmp, d, vpl, os.path.join(tmp, f"pol_z_{SEEDS[0]}"), sft)
+        check_steering(d, vpl, sft)
         check_bad_input(tmp, d, vpl, os.path.join(tmp, f"pol_z_{SEEDS[0]}"))
     print(f"  vpl_policy_test: {time.time() - t0:.1f} s")
     return 0
@@ -183,6 +186,29 @@ def check_generate(tmp, d, vpl, pol, sft):
           and b[0]["reward"] == max(o["reward"] for o in out)
           and out[0]["policy_prompt"].startswith("z:") and out[0]["policy_prompt"].endswith("\n3+4="))
     report(ok, "vpl_policy_generate_for_one_user", f"{out} / best {b}")
+
+
+def check_steering(d, vpl, sft):
+    """The paper's use for language models: steer a policy that knows nothing of
+    the user with that user's reward. Best of 8 samples of the SFT policy by the
+    user's VPL reward, for 3 held-out users of each population."""
+    ev = rows(os.path.join(d, "eval.jsonl"))
+    users = {}
+    for r in ev:
+        users.setdefault(r["population"], {}).setdefault(r["user"], []).append(r)
+    one, best = [], []
+    for pop in ("A", "B"):
+        for user, rs in list(users[pop].items())[:3]:
+            p = run("vpl-policy", "--generate", "--model", sft, "--vpl_run", vpl, "--vpl_condition",
+                    "none", "--context", os.path.join(d, "eval.jsonl"), "--user", user, "--prompt",
+                    rs[-1]["prompt"], "--num_generations", "8", "--seed", "5", threads=1)
+            xs = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+            one.append(sum(gold(pop, x["completion"]) for x in xs) / len(xs))
+            best.append(gold(pop, max(xs, key=lambda x: x["reward"])["completion"]))
+    m1, mb = sum(one) / len(one), sum(best) / len(best)
+    print(f"  steering the SFT policy per user: gold of a sample {m1:.3f}, of the best of 8 by the "
+          f"user's VPL reward {mb:.3f}")
+    report(mb >= 0.8 and mb > m1 + 0.2, "vpl_policy_best_of_n_steers_per_user", f"{m1} -> {mb}")
 
 
 def check_bad_input(tmp, d, vpl, pol):
