@@ -129,7 +129,7 @@ int vpl_model_open(vpl_model **out, const char *dir, const char *tokenizer, rlhf
     char path[4200];
     snprintf(path, sizeof path, "%s/vpl.json", dir);
     char *text = read_file(path, NULL, err);
-    if (!text) return rlhf_fail_ctx(err, "--vpl_run %s (a run of rlhf rm --objective vpl)", dir);
+    if (!text) return -1;
     cJSON *j = cJSON_Parse(text);
     free(text);
     vpl_model *v = xcalloc(1, sizeof *v);

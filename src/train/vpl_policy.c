@@ -212,8 +212,9 @@ static int users_load(const char *path, vpl_model *vm, int need_prompts, vp_user
         int f = s->first[u];
         if (vpl_model_encode(vm, (const char *const *)s->prompt + f, (const char *const *)s->chosen + f,
                              (const char *const *)s->rejected + f, K, s->z + (size_t)u * Z, err)) {
+            rlhf_fail_ctx(err, "%s: user %s's context", path, s->user[u]);
             users_free(s);
-            return rlhf_fail_ctx(err, "%s: user %s's context", path, s->user[u]);
+            return -1;
         }
     }
     return 0;
@@ -451,7 +452,8 @@ static int vp_setup(trainer *t, rlhf_err *err) {
     vp_state *s = t->self;
     const vpl_policy_config *c = s->c;
     s->cond = !strcmp(c->condition, "z");
-    if (vpl_model_open(&s->vm, c->vpl_run, NULL, err)) return -1;
+    if (vpl_model_open(&s->vm, c->vpl_run, NULL, err))
+        return rlhf_fail_ctx(err, "--vpl_run %s (a run of rlhf rm --objective vpl)", c->vpl_run);
     s->Z = vpl_model_latent(s->vm), s->K = vpl_model_context_pairs(s->vm);
     if (users_load(c->base.data, s->vm, 1, &s->tr, err)) return -1;
     if (c->base.eval_data && users_load(c->base.eval_data, s->vm, 1, &s->ev, err)) return -1;
@@ -560,7 +562,10 @@ int vpl_policy_generate(const vpl_policy_config *c, rlhf_err *err) {
     rollout_batch rb = {0};
     vp_pick p = {0};
     int rc = -1, u = 0, levels;
-    if (vpl_model_open(&s.vm, c->vpl_run, NULL, err)) goto done;
+    if (vpl_model_open(&s.vm, c->vpl_run, NULL, err)) {
+        rlhf_fail_ctx(err, "--vpl_run %s (a run of rlhf rm --objective vpl)", c->vpl_run);
+        goto done;
+    }
     s.Z = vpl_model_latent(s.vm), s.K = vpl_model_context_pairs(s.vm);
     if (read_policy_meta(c, s.Z, &s.cond, &levels, err) || users_load(c->context, s.vm, 0, &us, err) ||
         pick_user(c, &us, &u, err) || model_load_any(c->base.model, c->base.seed, &m, err) ||
