@@ -567,8 +567,12 @@ int vpl_policy_generate(const vpl_policy_config *c, rlhf_err *err) {
         goto done;
     }
     s.Z = vpl_model_latent(s.vm), s.K = vpl_model_context_pairs(s.vm);
-    if (read_policy_meta(c, s.Z, &s.cond, &levels, err) || users_load(c->context, s.vm, 0, &us, err) ||
-        pick_user(c, &us, &u, err) || model_load_any(c->base.model, c->base.seed, &m, err) ||
+    if (read_policy_meta(c, s.Z, &s.cond, &levels, err)) goto done;
+    if (users_load(c->context, s.vm, 0, &us, err)) {
+        rlhf_fail_ctx(err, "--context");
+        goto done;
+    }
+    if (pick_user(c, &us, &u, err) || model_load_any(c->base.model, c->base.seed, &m, err) ||
         model_tokenizer(m, c->base.tokenizer, &tok, err))
         goto done;
     vpl_policy_config cc = *c;
