@@ -1,6 +1,7 @@
 // base/dist: one process, or MPI (RLHF_HAVE_MPI). See dist.h.
 #include "base/dist.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +68,38 @@ void dist_allgatherv_f32(const float *mine, long count, float *all, const long *
         if (all != mine) memmove(all, mine, (size_t)count * sizeof(float));
         return;
     }
+    long total = 0, at = 0;
+    for (int r = 0; r < g_size; r++) at += r < g_rank ? counts[r] : 0, total += counts[r];
+    if (total > INT_MAX) {  // MPI counts and offsets are int: each rank's part in turn
+        if (all + at != mine) memmove(all + at, mine, (size_t)count * sizeof(float));
+        long off = 0;
+        for (int r = 0; r < g_size; off += counts[r], r++)
+            dist_bcast(all + off, (size_t)counts[r] * sizeof(float), r);
+        return;
+    }
     int *c = malloc(sizeof(int) * (size_t)g_size), *d = malloc(sizeof(int) * (size_t)g_size);
     long off = 0;
     for (int r = 0; r < g_size; r++) c[r] = (int)counts[r], d[r] = (int)off, off += counts[r];
-    MPI_Allgatherv(mine, (int)count, MPI_FLOAT, all, c, d, MPI_FLOAT, MPI_COMM_WORLD);
+    const void *send = mine == all + at ? MPI_IN_PLACE : (const void *)mine;
+    MPI_Allgatherv(send, (int)count, MPI_FLOAT, all, c, d, MPI_FLOAT, MPI_COMM_WORLD);
     free(c);
     free(d);
+}
+void dist_reduce_scatterv_sum_f32(float *x, const long *counts) {
+    if (g_size == 1) return;
+    long total = 0, at = 0;
+    for (int r = 0; r < g_size; r++) at += r < g_rank ? counts[r] : 0, total += counts[r];
+    if (total > INT_MAX) {  // int counts: the whole sum (more traffic, same result)
+        dist_allreduce_sum_f32(x, total);
+        return;
+    }
+    int *c = malloc(sizeof(int) * (size_t)g_size);
+    for (int r = 0; r < g_size; r++) c[r] = (int)counts[r];
+    float *mine = malloc(sizeof(float) * (size_t)(counts[g_rank] > 0 ? counts[g_rank] : 1));
+    MPI_Reduce_scatter(x, mine, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    memcpy(x + at, mine, sizeof(float) * (size_t)counts[g_rank]);
+    free(mine);
+    free(c);
 }
 void dist_barrier(void) {
     if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
@@ -98,6 +125,7 @@ void dist_bcast(void *buf, size_t bytes, int root) {}
 void dist_allgatherv_f32(const float *mine, long count, float *all, const long *counts) {
     if (all != mine) memmove(all, mine, (size_t)count * sizeof(float));
 }
+void dist_reduce_scatterv_sum_f32(float *x, const long *counts) {}
 void dist_barrier(void) {}
 void dist_abort(int code, const char *msg) {
     fprintf(stderr, "%s\n", msg);

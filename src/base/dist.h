@@ -37,8 +37,14 @@ void dist_allreduce_max_f64(double *x, long n);
 // root's bytes to every rank
 void dist_bcast(void *buf, size_t bytes, int root);
 // each rank's `count` floats, concatenated in rank order on every rank
-// (counts[r] floats from rank r; displs computed from counts)
+// (counts[r] floats from rank r; displs computed from counts). mine may be
+// all + (this rank's offset): then it is done in place.
 void dist_allgatherv_f32(const float *mine, long count, float *all, const long *counts);
+// element-wise sum over ranks of x (the sum of counts[] floats on every rank):
+// rank r gets the sum of its part, counts[r] floats at offset counts[0] + ... +
+// counts[r-1], in place in x; the rest of x is left undefined (ZeRO-1: with
+// dist_allgatherv_f32 after it, one all-reduce's traffic). One process: nothing.
+void dist_reduce_scatterv_sum_f32(float *x, const long *counts);
 void dist_barrier(void);
 // ends every rank of the job: prints "rank R: msg" on stderr and aborts
 // (MPI_Abort); without MPI, exit(code)

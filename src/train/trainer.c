@@ -88,14 +88,12 @@ static int save_extra(const char *tmp, void *ctx, rlhf_err *err) {
 }
 
 // step-N (or final when step < 0) with the method's extra state. Every rank
-// comes here at the same step; rank 0 alone writes, and the others wait until
-// it has (a rank that stops right after must not end the job mid-write).
+// comes here at the same step: with N ranks checkpoint_save_with gathers the
+// optimizer's shards to rank 0 (collective), which alone writes (and runs the
+// method's save); the others then wait until it has (a rank that stops right
+// after must not end the job mid-write).
 static int save_checkpoint(trainer *t, int step, char *path, size_t n, rlhf_err *err) {
     run_checkpoint_path(&t->run, step, path, n);
-    if (dist_rank() != 0) {
-        dist_barrier();
-        return 0;
-    }
     int rc = checkpoint_save_with(path, t->m, t->o, &t->rng,
                                   t->method->save ? save_extra : NULL, t, err);
     if (rc == 0) dist_barrier();
