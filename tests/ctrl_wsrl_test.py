@@ -302,10 +302,11 @@ ARMS = (("retain offline data (50/50)", ["--retain_offline", "1"]), ("no warm-up
 def full_arms(tmp, data):
     """WSRL_STUDY=full: the three arms at once (one process each)"""
     ds = ["--dataset", os.path.join(data, "medium-replay.hdf5"), "--offline_steps", str(OFF),
-          "--online_steps", str(ON), "--warmup_steps", str(W), "--eval_every", str(W // 2),
-          "--save_every", "0"]
+          "--online_steps", str(ON), "--eval_every", str(W // 2), "--save_every", "0"]
     procs, arms = [], []
     for label, extra in (("WSRL (no retention, warm-up)", []),) + ARMS:
+        if "--warmup_steps" not in extra:  # a flag given twice: the first one counts
+            extra = ["--warmup_steps", str(W), *extra]
         out = os.path.join(tmp, label.split()[0] + label.split()[1])
         cmd = [harness.RLHF, "ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", out,
                "--overwrite_output_dir", *ds, *extra]
