@@ -267,7 +267,9 @@ typedef struct {
 typedef struct {
     rlhf_optim_config cfg;
     size_t n;
-    float *m, *v;           // ONE buffer each, same layout as params
+    float *m, *v;           // ONE buffer each, same layout as the trainable params; with N > 1
+                            // MPI ranks (ZeRO-1) only this rank's shard [lo, hi) =
+                            // dist_share(n, rank, N): hi - lo floats (docs/mpi_scaling.md)
     int step;               // updates done
 } rlhf_optim;
 
@@ -278,7 +280,9 @@ float lr_at_step(const rlhf_optim_config *c, int step); // step is 0-based
 // Clips the global grad norm (if configured), applies AdamW with no decay on
 // tensors whose decay flag is 0, increments step. Returns the pre-clip grad norm.
 // Only the trainable tail [n_frozen, n_params) is updated; o->n must equal
-// model_n_trainable(m).
+// model_n_trainable(m). With N > 1 MPI ranks: gradients reduced over ranks, each
+// rank updates its shard of the parameters, then the parameters are all-gathered
+// (collective: every rank calls it).
 float optim_step(rlhf_optim *o, rlhf_model *m);
 
 // ------------------------------------------------------------ checkpoints --

@@ -88,7 +88,7 @@ void pref_loss_names(char *buf, size_t cap, int kind, unsigned inputs) {
     if (cap) buf[0] = 0;
     const pref_loss_def *d;
     for (int i = 0; (d = pref_loss_at(i)); i++) {
-        if ((kind >= 0 && (int)d->kind != kind) || (d->needs & ~inputs)) continue;
+        if ((kind >= 0 && (int)d->kind != kind) || (d->needs & ~inputs & ~PREF_PROPERTIES)) continue;
         int w = snprintf(buf + k, cap - k, "%s%s", k ? ", " : "", d->name);
         if (w < 0 || (size_t)w >= cap - k) break; // (cut at the last name that fits)
         k += (size_t)w;
@@ -170,7 +170,7 @@ unsigned pref_options_used(int kind, unsigned inputs) {
     unsigned used = 0;
     const pref_loss_def *d;
     for (int i = 0; (d = pref_loss_at(i)); i++) {
-        if ((kind >= 0 && (int)d->kind != kind) || (d->needs & ~inputs)) continue;
+        if ((kind >= 0 && (int)d->kind != kind) || (d->needs & ~inputs & ~PREF_PROPERTIES)) continue;
         used |= d->options;
         if (d->needs & PREF_NEED_REFERENCE) used |= PREF_OPT_REFERENCE_FREE;
         if (d->kind == PREF_KIND_PAIRED) used |= PREF_OPT_WEIGHTING;

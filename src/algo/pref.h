@@ -177,7 +177,14 @@ enum {
     PREF_NEED_WEIGHTS = 1 << 10,    // reads batch.weight when given (per-example weight)
     PREF_NEED_VALUE = 1 << 11,      // batch.value, V_ref(x): the reference's value estimate
                                     // (A-LoL's baseline; train/alol_value.c fits it)
+    PREF_NEED_WHOLE_BATCH = 1 << 12, // the loss reads the whole batch at once (a ratio of
+                                     // sums, a sort): not a mean of per-example terms, so a
+                                     // batch split over MPI ranks would change it (a
+                                     // property, not an input: PREF_PROPERTIES)
 };
+// needs bits that are properties of the loss, not batch inputs (the filters by
+// the inputs a caller provides ignore them)
+#define PREF_PROPERTIES PREF_NEED_WHOLE_BATCH
 
 // The options (pref_options fields) a loss reads besides the driver's own
 // (reference_free, ld_alpha, use_weighting apply to every paired loss).

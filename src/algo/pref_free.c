@@ -358,7 +358,7 @@ static int pref_loss_rlol(pref_view *v, const double *w, rlhf_err *err) {
 #define FD PREF_OPT_F_DIVERGENCE
 #define SV (PREF_NEED_SCORES | PREF_NEED_VALUE)
 const pref_loss_def pref_losses_free[] = {
-    PREF_LOSS("sft", pref_loss_sft, PAIRED, 0, 0, "-sum_i pc_i / sum_i lc_i",
+    PREF_LOSS("sft", pref_loss_sft, PAIRED, PREF_NEED_WHOLE_BATCH, 0, "-sum_i pc_i / sum_i lc_i",
               "NLL of chosen per token (TRL sft)"),
     PREF_LOSS("simpo", pref_loss_simpo, PAIRED, M, B | LS | PREF_OPT_SIMPO_GAMMA | PREF_OPT_ALPHA,
               "cDPO on beta*(pc/lc - pr/lr) - gamma - m",
@@ -367,10 +367,10 @@ const pref_loss_def pref_losses_free[] = {
               B | LS | PREF_OPT_SIMPO_GAMMA | PREF_OPT_ALPHA,
               "cDPO on beta*(r(pc/lc) - r(pr/lr)) - gamma - m, r(x) = (1 - e^(-alpha*x))/alpha",
               "AlphaPO (Gupta et al. 2025): SimPO with --alpha"),
-    PREF_LOSS("cpo", pref_loss_cpo, PAIRED, M, B | LS | PREF_OPT_CPO_ALPHA | PREF_OPT_ALPHA,
+    PREF_LOSS("cpo", pref_loss_cpo, PAIRED, M | PREF_NEED_WHOLE_BATCH, B | LS | PREF_OPT_CPO_ALPHA | PREF_OPT_ALPHA,
               "cDPO on beta*(pc - pr) - m, + cpo_alpha * sft",
               "CPO (Xu et al. 2024), reference-free"),
-    PREF_LOSS("orpo", pref_loss_orpo, PAIRED, 0, B,
+    PREF_LOSS("orpo", pref_loss_orpo, PAIRED, PREF_NEED_WHOLE_BATCH, B,
               "sft - beta*logsig(log odds(pc/lc) - log odds(pr/lr))", "ORPO (Hong et al. 2024)"),
     PREF_LOSS("cpl", pref_loss_cpl, PAIRED, 0, B | PREF_OPT_CPL_LAMBDA,
               "-logsig(beta*pc - lambda*beta*pr)",

@@ -6,6 +6,7 @@
 
 #include "cli/cmd_bon.h"
 #include "cli/cmd_online.h"
+#include "cli/cmd_semi_online.h"
 #include "cli/commands.h"
 
 typedef struct {
@@ -31,8 +32,10 @@ static const command COMMANDS[] = {
     {"gkd", cmd_gkd, "on-policy distillation from a teacher model (GKD)"},
     {"xpo", cmd_xpo, "XPO: online DPO with an exploration bonus"},
     {"nash-md", cmd_nash_md, "Nash-MD: online preference optimisation against a policy/reference mixture"},
+    {"semi-online", cmd_semi_online, "UI-S1 semi-online RL: roll out along expert trajectories, patch divergent turns, SOP advantages"},
     {"bon", cmd_bon, "best-of-n sampling (SFT-ready JSONL), RAFT / SuperHF training (--train)"},
     {"rm", cmd_rm, "train a reward model (or an ensemble) on preference pairs"},
+    {"vpl-policy", cmd_vpl_policy, "VPL: a policy conditioned on a user's latent z (GRPO on each user's VPL reward), or generate for one user"},
     {"score", cmd_score, "score a file with a reward model or a DPO policy's implicit reward"},
     {"eval", cmd_eval, "score a model on a built-in task (greedy and sampled accuracy)"},
     {"generate", cmd_generate, "sample completions for prompts"},

@@ -12,6 +12,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_vpl_policy(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_pairs(int argc, char **argv);

@@ -596,17 +596,9 @@ static int get_int(const cJSON *j, const char *path, const char *key, int *v, rl
 int arith_load_opts(const char *dir, arith_opts *o, rlhf_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/task.json", dir);
-    size_t len;
-    char *text = read_file(path, &len, err);
-    if (!text) return -1;
-    char nul[256];
-    if (json_find_nul(text, len, nul, sizeof nul)) {
-        free(text);
-        return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", path, nul);
-    }
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    if (!j || !cJSON_IsObject(j)) {
+    cJSON *j = json_read_doc(path, err);
+    if (!j) return -1;
+    if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return rlhf_fail(err, "%s: not a JSON object", path);
     }

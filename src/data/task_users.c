@@ -185,11 +185,8 @@ static int users_write(const char *dir, const void *p, rlhf_err *err) {
 static int users_load(const char *dir, void *p, rlhf_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/task.json", dir);
-    size_t len;
-    char *text = read_file(path, &len, err);
-    if (!text) return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
+    cJSON *j = json_read_doc(path, err);
+    if (!j) return -1;
     users_opts o;
     users_default(&o);
     int rc = -1;

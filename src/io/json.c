@@ -3,7 +3,10 @@
 #include "io/json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "io/file.h"
 
 #define MAX_FRAMES 32
 #define KEY_CAP 48
@@ -85,4 +88,17 @@ int json_find_nul(const char *s, size_t len, char *where, size_t cap) {
         }
     }
     return 0;
+}
+
+cJSON *json_read_doc(const char *path, rlhf_err *err) {
+    size_t len = 0;
+    char *text = read_file(path, &len, err), where[256];
+    if (!text) return NULL;
+    cJSON *j = NULL;
+    if (json_find_nul(text, len, where, sizeof where))
+        rlhf_fail(err, "%s: a string holds \\u0000 (%s)", path, where);
+    else if (!(j = cJSON_ParseWithLength(text, len)))
+        rlhf_fail(err, "%s: not valid JSON", path);
+    free(text);
+    return j;
 }

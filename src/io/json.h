@@ -7,7 +7,10 @@
 #ifndef RLHF_IO_JSON_H
 #define RLHF_IO_JSON_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
+
+#include "base/base.h"
 
 // Looks for a string (key or value) holding the escape \u0000 in text[0, len).
 // Returns 1 and writes where it is into where[cap] -- a quoted path such as
@@ -15,5 +18,11 @@
 // when there is none (where may be NULL). Never fails on invalid JSON (the path is then a best guess; the
 // parser reports the syntax error).
 int json_find_nul(const char *text, size_t len, char *where, size_t cap);
+
+// Reads the file at path as one JSON document (a settings or metadata file such
+// as task.json, vpl.json, ensemble.json). NULL + err naming the file when it
+// cannot be read, when a string in it holds \u0000 (json_find_nul's path is
+// named), or when it is not valid JSON. Free with cJSON_Delete.
+cJSON *json_read_doc(const char *path, rlhf_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "algo/classify_loss.h"
 #include "io/file.h"
+#include "io/json.h"
 #include "reward/reward_model.h"
 
 struct classify_rm {
@@ -22,11 +23,8 @@ static int read_meta(const char *dir, int *with_prompt, rlhf_err *err) {
     snprintf(path, sizeof path, "%s/%s", dir, CLASSIFY_META);
     struct stat st;
     if (stat(path, &st)) return 0;
-    size_t len;
-    char *text = read_file(path, &len, err);
-    if (!text) return -1;
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    free(text);
+    cJSON *o = json_read_doc(path, err);
+    if (!o) return -1;
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(o, "input");
     int rc = 1;
     if (cJSON_IsString(in) && !strcmp(in->valuestring, "text")) *with_prompt = 0;

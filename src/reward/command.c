@@ -31,6 +31,8 @@ struct reward_command {
     size_t len, cap;
     long answered;            // answers received over the run
     int dead;                 // exited, killed or failed: no more requests
+    char what[32];            // how messages name it ("reward command", "env program")
+    char timeout_flag[32];    // the flag that sets timeout_s, for the timeout message
 };
 
 // ------------------------------------------------------------- JSON text --
@@ -240,8 +242,15 @@ int reward_command_start(reward_command **out, const char *cmd, double timeout_s
     c->from_child = outp[0];
     c->lifeline = life[1];
     c->timeout_s = timeout_s > 0 ? timeout_s : 30;
+    snprintf(c->what, sizeof c->what, "reward command");
+    snprintf(c->timeout_flag, sizeof c->timeout_flag, "--reward_timeout");
     *out = c;
     return 0;
+}
+
+void reward_command_set_names(reward_command *c, const char *what, const char *timeout_flag) {
+    if (what) snprintf(c->what, sizeof c->what, "%s", what);
+    if (timeout_flag) snprintf(c->timeout_flag, sizeof c->timeout_flag, "%s", timeout_flag);
 }
 
 static void close_fd(int *fd) {
@@ -307,7 +316,7 @@ static int fail_and_kill(reward_command *c, rlhf_err *err, const char *fmt, cons
         reap(c, 0);
     }
     c->dead = 1;
-    return rlhf_fail(err, "reward command \"%s\": %s (%ld of %d answers of this batch received)",
+    return rlhf_fail(err, "%s \"%s\": %s (%ld of %d answers of this batch received)", c->what,
                      c->cmd, what, got, n);
 }
 
@@ -338,9 +347,18 @@ static int parse_answer(char *line, float *v) {
     return 0;
 }
 
+// the judge's answer i: one finite number
+static int number_line(void *ctx, int i, char *line, char *why, size_t why_n) {
+    if (parse_answer(line, (float *)ctx + i) == 0) return 0;
+    char first[48];
+    snippet(first, sizeof first, line);
+    snprintf(why, why_n, "answer is not a finite number: \"%s\"", first);
+    return -1;
+}
+
 int reward_command_score(reward_command *c, const char *const *prompts,
                          const char *const *completions, int n, float *out, rlhf_err *err) {
-    if (c->dead) return rlhf_fail(err, "reward command \"%s\": no longer running", c->cmd);
+    if (c->dead) return rlhf_fail(err, "%s \"%s\": no longer running", c->what, c->cmd);
     if (n <= 0) return 0;
     // all requests of the batch, one JSON object per line
     size_t len = 0, cap = 256;
@@ -357,13 +375,17 @@ int reward_command_score(reward_command *c, const char *const *prompts,
         free(p);
         free(q);
     }
-    size_t sent = 0;
-    int got = 0, rc = 0;
-    double deadline = time_now() + c->timeout_s;
+    int rc = reward_command_exchange(c, req, len, n, number_line, out, err);
+    free(req);
+    return rc;
+}
+
+// bytes that arrived after the last batch was complete: answers nobody asked for
+static int leftover(reward_command *c, int n, rlhf_err *err) {
     char chunk[4096];
-    for (;;) {  // answers that arrived after the last batch was complete: nobody asked for them
+    for (;;) {
         ssize_t k = read(c->from_child, chunk, sizeof chunk - 1);
-        if (k <= 0) break;  // EAGAIN (nothing pending), or EOF: the loop below reports it
+        if (k <= 0) break;  // EAGAIN (nothing pending), or EOF: the exchange reports it
         if (c->len + (size_t)k + 1 > c->cap) {
             c->cap = (c->len + (size_t)k + 1) * 2;
             c->buf = xrealloc(c->buf, c->cap);
@@ -372,13 +394,47 @@ int reward_command_score(reward_command *c, const char *const *prompts,
         c->len += (size_t)k;
         c->buf[c->len] = 0;
     }
-    if (c->len > 0) {  // bytes left over from the last batch: answers nobody asked for
-        char first[48];
-        snippet(first, sizeof first, c->buf);
-        free(req);
-        return fail_and_kill(c, err, "answered more lines than it was asked (extra: \"%s\")", first,
-                             0, n);
+    if (c->len == 0) return 0;
+    char first[48];
+    snippet(first, sizeof first, c->buf);
+    return fail_and_kill(c, err, "answered more lines than it was asked (extra: \"%s\")", first, 0,
+                         n);
+}
+
+// the complete lines in c->buf: answers *got.. through on_line; -1 + err on a bad one
+static int take_lines(reward_command *c, int n, int *got, reward_command_line_fn on_line,
+                      void *ctx, rlhf_err *err) {
+    char *line = c->buf, *nl;
+    while ((nl = memchr(line, '\n', c->len - (size_t)(line - c->buf)))) {
+        *nl = 0;
+        char first[48], why[300];
+        if (*got >= n) {  // more answers than requests
+            snippet(first, sizeof first, line);
+            return fail_and_kill(c, err, "answered more lines than it was asked (extra: \"%s\")",
+                                 first, *got, n);
+        }
+        if (on_line(ctx, *got, line, why, sizeof why))
+            return fail_and_kill(c, err, "%s", why, *got, n);
+        (*got)++;
+        c->answered++;
+        line = nl + 1;
     }
+    size_t rest = c->len - (size_t)(line - c->buf);
+    memmove(c->buf, line, rest);
+    c->len = rest;
+    if (c->len > (1u << 20)) return fail_and_kill(c, err, "%s", "wrote over 1 MB without a newline", *got, n);
+    return 0;
+}
+
+int reward_command_exchange(reward_command *c, const char *req, size_t len, int n,
+                            reward_command_line_fn on_line, void *ctx, rlhf_err *err) {
+    if (c->dead) return rlhf_fail(err, "%s \"%s\": no longer running", c->what, c->cmd);
+    if (n <= 0) return 0;
+    if (leftover(c, n, err)) return -1;
+    size_t sent = 0;
+    int got = 0;
+    double deadline = time_now() + c->timeout_s;
+    char chunk[4096];
     while (got < n) {
         struct pollfd pf[2];
         int np = 0, wi = -1;
@@ -389,31 +445,24 @@ int reward_command_score(reward_command *c, const char *const *prompts,
         }
         double left = deadline - time_now();
         if (left <= 0) {
-            char t[32];
-            snprintf(t, sizeof t, "%g", c->timeout_s);
-            rc = fail_and_kill(c, err, "no answer within %s s (--reward_timeout); killed it", t,
-                               got, n);
-            break;
+            char t[80];
+            snprintf(t, sizeof t, "%g s (%s)", c->timeout_s, c->timeout_flag);
+            return fail_and_kill(c, err, "no answer within %s; killed it", t, got, n);
         }
         int r = poll(pf, (nfds_t)np, (int)(left * 1000) + 1);
         if (r < 0) {
             if (errno == EINTR) continue;
-            rc = fail_and_kill(c, err, "poll: %s", strerror(errno), got, n);
-            break;
+            return fail_and_kill(c, err, "poll: %s", strerror(errno), got, n);
         }
         if (r == 0) continue;  // the deadline check above reports it
         if (wi >= 0 && (pf[wi].revents & (POLLOUT | POLLERR | POLLHUP))) {
             ssize_t w = write(c->to_child, req + sent, len - sent);
             if (w > 0) sent += (size_t)w;
             else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                if (errno == EPIPE) {
-                    char why[200];
-                    describe_end(c, why, sizeof why);
-                    rc = fail_and_kill(c, err, "%s before reading its input", why, got, n);
-                } else {
-                    rc = fail_and_kill(c, err, "write: %s", strerror(errno), got, n);
-                }
-                break;
+                if (errno != EPIPE) return fail_and_kill(c, err, "write: %s", strerror(errno), got, n);
+                char why[200];
+                describe_end(c, why, sizeof why);
+                return fail_and_kill(c, err, "%s before reading its input", why, got, n);
             }
         }
         if (pf[0].revents & (POLLIN | POLLERR | POLLHUP)) {
@@ -423,8 +472,7 @@ int reward_command_score(reward_command *c, const char *const *prompts,
                 char why[200];
                 if (k < 0) snprintf(why, sizeof why, "read: %s", strerror(errno));
                 else describe_end(c, why, sizeof why);
-                rc = fail_and_kill(c, err, "%s", why, got, n);
-                break;
+                return fail_and_kill(c, err, "%s", why, got, n);
             }
             if (c->len + (size_t)k + 1 > c->cap) {
                 c->cap = (c->len + (size_t)k + 1) * 2;
@@ -433,41 +481,12 @@ int reward_command_score(reward_command *c, const char *const *prompts,
             memcpy(c->buf + c->len, chunk, (size_t)k);
             c->len += (size_t)k;
             c->buf[c->len] = 0;
-            char *line = c->buf, *nl;
-            while ((nl = memchr(line, '\n', c->len - (size_t)(line - c->buf)))) {
-                *nl = 0;
-                if (got >= n) {  // more answers than requests
-                    char first[48];
-                    snippet(first, sizeof first, line);
-                    rc = fail_and_kill(c, err,
-                                       "answered more lines than it was asked (extra: \"%s\")",
-                                       first, got, n);
-                    break;
-                }
-                if (parse_answer(line, &out[got])) {
-                    char first[48];
-                    snippet(first, sizeof first, line);
-                    rc = fail_and_kill(c, err, "answer is not a finite number: \"%s\"", first, got,
-                                       n);
-                    break;
-                }
-                got++;
-                c->answered++;
-                deadline = time_now() + c->timeout_s;
-                line = nl + 1;
-            }
-            if (rc) break;
-            size_t rest = c->len - (size_t)(line - c->buf);
-            memmove(c->buf, line, rest);
-            c->len = rest;
-            if (c->len > (1u << 20)) {
-                rc = fail_and_kill(c, err, "%s", "wrote over 1 MB without a newline", got, n);
-                break;
-            }
+            int before = got;
+            if (take_lines(c, n, &got, on_line, ctx, err)) return -1;
+            if (got > before) deadline = time_now() + c->timeout_s;
         }
     }
-    free(req);
-    return rc;
+    return 0;
 }
 
 void reward_command_close(reward_command *c) {

@@ -36,15 +36,8 @@ static int read_meta(const char *dir, char **tmpl, rlhf_err *err) {
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, PAIRWISE_META);
     if (stat(path, &st) != 0) return 0;
-    size_t len = 0;
-    char *text = read_file(path, &len, err), where[64];
-    if (!text) return -1;
-    if (json_find_nul(text, len, where, sizeof where)) {
-        free(text);
-        return rlhf_fail(err, "%s: a string holds \\u0000 (%s)", path, where);
-    }
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    free(text);
+    cJSON *o = json_read_doc(path, err);
+    if (!o) return -1;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "template");
     if (!cJSON_IsString(t) || !strstr(t->valuestring, "{a}") || !strstr(t->valuestring, "{b}")) {
         cJSON_Delete(o);

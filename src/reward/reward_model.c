@@ -19,15 +19,8 @@ static int read_brme_meta(const char *dir, int score_head, rlhf_err *err) {
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, BRME_META);
     if (stat(path, &st) != 0) return 0;
-    size_t len = 0;
-    char *text = read_file(path, &len, err), where[64];
-    if (!text) return -1;
-    if (json_find_nul(text, len, where, sizeof where)) {
-        free(text);
-        return rlhf_fail(err, "%s: a string holds \\u0000 (%s)", path, where);
-    }
-    cJSON *o = cJSON_ParseWithLength(text, len);
-    free(text);
+    cJSON *o = json_read_doc(path, err);
+    if (!o) return -1;
     const cJSON *obj = cJSON_GetObjectItemCaseSensitive(o, "objective");
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "heads");
     int K = cJSON_IsNumber(h) ? h->valueint : 0;
@@ -78,16 +71,8 @@ int reward_model_load(reward_model *rm, const char *path, const char *tokenizer,
     snprintf(ej, sizeof ej, "%s/ensemble.json", path);
     struct stat st;
     if (stat(ej, &st) == 0) {
-        size_t len;
-        char *text = read_file(ej, &len, err);
-        if (!text) return -1;
-        char nul[256];
-        if (json_find_nul(text, len, nul, sizeof nul)) {
-            free(text);
-            return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", ej, nul);
-        }
-        cJSON *o = cJSON_Parse(text);
-        free(text);
+        cJSON *o = json_read_doc(ej, err);
+        if (!o) return -1;
         cJSON *mem = o ? cJSON_GetObjectItemCaseSensitive(o, "members") : NULL;
         if (!cJSON_IsArray(mem) || cJSON_GetArraySize(mem) < 1) {
             cJSON_Delete(o);

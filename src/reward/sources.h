@@ -89,6 +89,18 @@ int reward_command_score(reward_command *c, const char *const *prompts,
                          const char *const *completions, int n, float *out, rlhf_err *err);
 // Closes the judge's stdin, gives it a moment to exit, then kills its group.
 void reward_command_close(reward_command *c);
+// The raw exchange under reward_command_score, for other line protocols over the
+// same process plumbing (train/episode's env programs, reward/env_program.h):
+// writes req[0..len) (n request lines) while reading n answer lines, each passed
+// as a NUL-terminated line without its newline to on_line(ctx, i, line, why, why_n),
+// which returns 0, or -1 with the reason in why (the batch then fails with it, and
+// the program is killed). The timeout, extra lines, a program that exits: as above.
+typedef int (*reward_command_line_fn)(void *ctx, int i, char *line, char *why, size_t why_n);
+int reward_command_exchange(reward_command *c, const char *req, size_t len, int n,
+                            reward_command_line_fn on_line, void *ctx, rlhf_err *err);
+// How messages name the program and its timeout flag (default "reward command",
+// "--reward_timeout").
+void reward_command_set_names(reward_command *c, const char *what, const char *timeout_flag);
 // A JSON string literal of s[0..len) (quotes included, malloc'd): control
 // characters escaped, invalid UTF-8 bytes as \ufffd.
 char *reward_json_string(const char *s, size_t len);

@@ -1,136 +1,26 @@
-// reward/vpl_rm: a VPL reward model for one user, as a scorer (reward/vpl_rm.h).
+// reward/vpl_rm: a VPL reward model for one user, as a scorer (reward/vpl_rm.h):
+// reward/vpl_model with the user's latent fixed.
 #include "reward/vpl_rm.h"
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "algo/vpl.h"
 #include "data/dataset.h"
-#include "io/file.h"
-#include "io/safetensors.h"
-#include "model/load.h"
-#include "rlhf.h"
-#include "tok/tok.h"
+#include "reward/vpl_model.h"
 
 struct vpl_rm {
-    rlhf_model *m;
-    rlhf_tokenizer *tok;
-    vpl_dims d;
-    int mean;      // pooling: 1 mean over the completion, 0 the last real token
-    double *params;
+    vpl_model *vm;
+    int Z;
     double *mu;    // (Z) the user's latent
 };
 
-// e (n, E) of prompt + completion texts
-static int embed_texts(vpl_rm *v, const char *const *prompts, const char *const *completions,
-                       int n, int batch_size, double *e, rlhf_err *err) {
-    rlhf_model *m = v->m;
-    int C = m->cfg.n_embd, maxT = m->cfg.max_seq_len;
-    int eos = tok_eos(v->tok), pad = tok_pad(v->tok) >= 0 ? tok_pad(v->tok) : eos >= 0 ? eos : 0;
-    int bs = batch_size > 0 ? batch_size : 16, rc = 0;
-    for (int s = 0; s < n && rc == 0; s += bs) {
-        int nb = n - s < bs ? n - s : bs, T = 1;
-        int **ids = xcalloc((size_t)nb, sizeof(int *)), *len = xcalloc((size_t)nb, sizeof(int)),
-            *np = xcalloc((size_t)nb, sizeof(int));
-        for (int j = 0; j < nb && rc == 0; j++) {
-            int *a = NULL, *c = NULL, na = 0, nc = 0;
-            const char *p = prompts[s + j], *q = completions[s + j];
-            if (tok_encode(v->tok, p, strlen(p), &a, &na, 1, err) ||
-                tok_encode_next(v->tok, q, strlen(q), &c, &nc, 1, err)) {
-                free(a);
-                rc = -1;
-                break;
-            }
-            if (tok_default_add_bos(v->tok)) tok_prepend_bos(v->tok, &a, &na);
-            int L = na + nc + (eos >= 0 ? 1 : 0);
-            ids[j] = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
-            memcpy(ids[j], a, (size_t)na * sizeof(int));
-            memcpy(ids[j] + na, c, (size_t)nc * sizeof(int));
-            if (eos >= 0) ids[j][na + nc] = eos;
-            free(a), free(c);
-            np[j] = na;
-            if (L > maxT) {  // keep the end
-                memmove(ids[j], ids[j] + (L - maxT), (size_t)maxT * sizeof(int));
-                np[j] -= L - maxT;
-                if (np[j] < 0) np[j] = 0;
-                L = maxT;
-            }
-            len[j] = L;
-            if (L > T) T = L;
-        }
-        if (rc == 0) {
-            int *tk = xmalloc((size_t)nb * T * sizeof(int));
-            uint8_t *mask = xcalloc((size_t)nb * T, 1);
-            for (int j = 0; j < nb; j++)
-                for (int t = 0; t < T; t++) {
-                    tk[(size_t)j * T + t] = t < len[j] ? ids[j][t] : pad;
-                    mask[(size_t)j * T + t] = t < len[j];
-                }
-            rlhf_batch b = {.B = nb, .T = T, .tokens = tk, .mask = mask};
-            rc = model_forward(m, &b, err);
-            for (int j = 0; rc == 0 && j < nb; j++) {
-                int L = len[j], from = v->mean ? np[j] : L - 1;
-                if (from >= L) from = L - 1;
-                double *out = e + (size_t)(s + j) * C;
-                memset(out, 0, (size_t)C * sizeof(double));
-                for (int t = from; t < L; t++)
-                    for (int k = 0; k < C; k++)
-                        out[k] += m->hidden[((size_t)j * T + t) * C + k] / (L - from);
-            }
-            free(tk), free(mask);
-        }
-        for (int j = 0; j < nb; j++) free(ids[j]);
-        free(ids), free(len), free(np);
-    }
-    return rc;
-}
-
-static int json_int(const cJSON *j, const char *path, const char *key, int *out, rlhf_err *err) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 1e7)
-        return rlhf_fail(err, "%s: field \"%s\" missing or not a count", path, key);
-    *out = (int)x->valuedouble;
-    return 0;
-}
-
-static int load_params(vpl_rm *v, const char *dir, rlhf_err *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/vpl.safetensors", dir);
-    st_file f;
-    if (st_open(&f, path, err)) return -1;
-    long off = 0;
-    int rc = 0;
-    v->params = xmalloc((size_t)vpl_n_params(v->d) * sizeof(double));
-    for (int i = 0; i < VPL_N_TENSORS && rc == 0; i++) {
-        const char *nm;
-        int r, c;
-        vpl_tensor_info(v->d, i, &nm, &r, &c);
-        size_t sz = (size_t)r * (c ? c : 1);
-        if (sz == 0) continue;
-        char name[64];
-        snprintf(name, sizeof name, "vpl.%s", nm);
-        const st_entry *e = st_find(&f, name);
-        if (!e) {
-            rc = rlhf_fail(err, "%s: tensor \"%s\" missing", path, name);
-            break;
-        }
-        float *tmp = xmalloc(sz * sizeof(float));
-        if ((rc = st_read_f32(&f, e, tmp, sz, err)) == 0)
-            for (size_t k = 0; k < sz; k++) v->params[off + (long)k] = tmp[k];
-        free(tmp);
-        off += (long)sz;
-    }
-    st_close(&f);
-    return rc;
-}
-
 // z = mu of the first K pairs of the context file
-static int load_context(vpl_rm *v, const char *path, int K, rlhf_err *err) {
+static int load_context(vpl_rm *v, const char *path, rlhf_err *err) {
+    int K = vpl_model_context_pairs(v->vm);
     ds_dataset *ds = NULL;
     ds_load_opts lo = {.format = DS_PREFERENCE};
     if (ds_load(&ds, path, &lo, NULL, err)) return -1;
-    int rc = 0, E = v->d.E;
+    int rc = 0;
     if (ds->n < K) {
         rc = rlhf_fail(err, "%s: %d pairs, the VPL model reads %d (its context_pairs)", path,
                        ds->n, K);
@@ -138,20 +28,15 @@ static int load_context(vpl_rm *v, const char *path, int K, rlhf_err *err) {
         rc = rlhf_fail(err, "%s: vpl: needs standard (string) prompt/chosen/rejected fields", path);
     }
     if (rc == 0) {
-        const char **p = xmalloc((size_t)K * sizeof(char *)), **w = xmalloc((size_t)K * sizeof(char *)),
-                   **l = xmalloc((size_t)K * sizeof(char *));
+        const char **p = xmalloc((size_t)3 * K * sizeof(char *)), **w = p + K, **l = p + 2 * K;
         for (int k = 0; k < K; k++) {
             const ds_example *x = &ds->ex[k];
             p[k] = x->prompt.text ? x->prompt.text : "";
             w[k] = x->chosen.text, l[k] = x->rejected.text;
         }
-        double *cw = xmalloc((size_t)2 * K * E * sizeof(double)), *cl = cw + (size_t)K * E;
-        double *lv = xmalloc((size_t)v->d.Z * sizeof(double));
-        v->mu = xmalloc((size_t)v->d.Z * sizeof(double));
-        rc = embed_texts(v, p, w, K, 16, cw, err);
-        if (rc == 0) rc = embed_texts(v, p, l, K, 16, cl, err);
-        if (rc == 0) vpl_encode(v->d, v->params, 1, K, cw, cl, v->mu, lv);
-        free(p), free(w), free(l), free(cw), free(lv);
+        v->mu = xmalloc((size_t)v->Z * sizeof(double));
+        rc = vpl_model_encode(v->vm, p, w, l, K, v->mu, err);
+        free(p);
     }
     ds_free(ds);
     return rc;
@@ -163,44 +48,11 @@ int vpl_rm_open(vpl_rm **out, const char *arg, const char *tokenizer, rlhf_err *
     if (!colon || colon == arg || !colon[1])
         return rlhf_fail(err, "vpl:%s: expected vpl:RUN_DIR:CONTEXT.jsonl (a run of rm --objective "
                               "vpl and the user's labelled pairs)", arg);
-    char dir[4096], path[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%.*s", (int)(colon - arg), arg);
-    snprintf(path, sizeof path, "%s/vpl.json", dir);
-    char *text = read_file(path, NULL, err);
-    if (!text) return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
     vpl_rm *v = xcalloc(1, sizeof *v);
-    int K = 0, rc = -1;
-    const cJSON *trunk = cJSON_GetObjectItemCaseSensitive(j, "trunk"),
-                *pool = cJSON_GetObjectItemCaseSensitive(j, "pooling"),
-                *seed = cJSON_GetObjectItemCaseSensitive(j, "trunk_seed");
-    if (!cJSON_IsObject(j) || !cJSON_IsString(trunk) || !cJSON_IsString(pool) || !cJSON_IsString(seed)) {
-        rlhf_fail(err, "%s: not a vpl.json (fields \"trunk\", \"trunk_seed\", \"pooling\")", path);
-        goto done;
-    }
-    if (json_int(j, path, "embedding", &v->d.E, err) || json_int(j, path, "hidden", &v->d.H, err) ||
-        json_int(j, path, "latent", &v->d.Z, err) || json_int(j, path, "context_pairs", &K, err))
-        goto done;
-    if (v->d.Z < 1 || K < 1) {
-        rlhf_fail(err, "%s: latent and context_pairs must be >= 1", path);
-        goto done;
-    }
-    v->mean = !strcmp(pool->valuestring, "mean");
-    if (load_params(v, dir, err) ||
-        model_load_any(trunk->valuestring, strtoull(seed->valuestring, NULL, 10), &v->m, err) ||
-        model_tokenizer(v->m, tokenizer, &v->tok, err))
-        goto done;
-    if (v->m->cfg.n_embd != v->d.E) {
-        rlhf_fail(err, "%s: the trunk %s has width %d, the VPL model reads %d", path,
-                  trunk->valuestring, v->m->cfg.n_embd, v->d.E);
-        goto done;
-    }
-    if (load_context(v, colon + 1, K, err)) goto done;
-    rc = 0;
-done:
-    cJSON_Delete(j);
-    if (rc) {
+    if (vpl_model_open(&v->vm, dir, tokenizer, err) ||
+        (v->Z = vpl_model_latent(v->vm), load_context(v, colon + 1, err))) {
         rlhf_fail_ctx(err, "vpl:%s", arg);
         vpl_rm_close(v);
         return -1;
@@ -212,24 +64,16 @@ done:
 int vpl_rm_score(vpl_rm *v, const char *const *prompts, const char *const *completions, int n,
                  int batch_size, float *out, rlhf_err *err) {
     if (n <= 0) return 0;
-    int E = v->d.E, Z = v->d.Z;
-    double *e = xmalloc((size_t)n * E * sizeof(double)), *z = xmalloc((size_t)n * Z * sizeof(double));
-    double *r = xmalloc((size_t)n * sizeof(double));
-    int rc = embed_texts(v, prompts, completions, n, batch_size, e, err);
-    if (rc == 0) {
-        for (int i = 0; i < n; i++) memcpy(z + (size_t)i * Z, v->mu, (size_t)Z * sizeof(double));
-        vpl_reward(v->d, v->params, n, e, z, r);
-        for (int i = 0; i < n; i++) out[i] = (float)r[i];
-    }
-    free(e), free(z), free(r);
+    double *z = xmalloc((size_t)n * v->Z * sizeof(double));
+    for (int i = 0; i < n; i++) memcpy(z + (size_t)i * v->Z, v->mu, (size_t)v->Z * sizeof(double));
+    int rc = vpl_model_score(v->vm, prompts, completions, z, n, batch_size, out, err);
+    free(z);
     return rc;
 }
 
 void vpl_rm_close(vpl_rm *v) {
     if (!v) return;
-    if (v->tok) tok_free(v->tok);
-    model_free(v->m);
-    free(v->params);
+    vpl_model_close(v->vm);
     free(v->mu);
     free(v);
 }
