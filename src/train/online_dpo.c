@@ -99,7 +99,7 @@ static int dpo_resolve(online_config *c, rlhf_err *err) {
     if (pref_parse(&d->losses, d->name.loss_type, d->name.loss_weights, err)) return -1;
     for (int i = 0; i < d->losses.n; i++) {
         const pref_loss_def *l = d->losses.def[i];
-        if (l->kind != PREF_KIND_PAIRED || (l->needs & ~ONLINE_DPO_INPUTS)) {
+        if (l->kind != PREF_KIND_PAIRED || (l->needs & ~ONLINE_DPO_INPUTS & ~PREF_PROPERTIES)) {
             char names[600];
             pref_loss_names(names, sizeof names, PREF_KIND_PAIRED, ONLINE_DPO_INPUTS);
             return rlhf_fail(err, "--loss_type %s: online DPO takes paired losses on summed "
