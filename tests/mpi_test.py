@@ -23,8 +23,11 @@ MPI_BIN = os.path.join(ROOT, BUILD, "rlhf-mpi")
 MPIRUN = shutil.which("mpirun")
 # |a - b| <= TOL * max(1, |a|) for every metric: the ranks add their parts of
 # each sum in another order than one process (and pad shorter rows), so the
-# numbers agree to float rounding, not bit for bit
+# numbers agree to float rounding, not bit for bit. grad_norm gets TOL_NORM:
+# AdamW turns a sign flip of float noise in a near-zero gradient element into
+# +-lr, which moves the next gradient more than the losses (docs/mpi.md)
 TOL = 1e-5
+TOL_NORM = 1e-4
 SKIP_KEYS = {"step", "tokens_per_s", "epoch"}
 
 
@@ -47,7 +50,8 @@ def mpirun(np, *args, env=None, check=True):
 
 
 def max_diff(a_rows, b_rows, skip=SKIP_KEYS):
-    """The largest |a - b| / max(1, |a|) over the metrics both logs have, step by step."""
+    """The largest |a - b| / max(1, |a|) over the metrics both logs have, step by
+    step (grad_norm's scaled by TOL / TOL_NORM: compared with TOL it is within its own)."""
     if len(a_rows) != len(b_rows):
         return float("inf"), f"{len(a_rows)} lines vs {len(b_rows)}"
     worst, where = 0.0, ""
@@ -57,7 +61,7 @@ def max_diff(a_rows, b_rows, skip=SKIP_KEYS):
         for k, v in a.items():
             if k in skip or not isinstance(v, (int, float)):
                 continue
-            d = abs(v - b[k]) / max(1.0, abs(v))
+            d = abs(v - b[k]) / max(1.0, abs(v)) * (TOL / TOL_NORM if k == "grad_norm" else 1)
             if d > worst:
                 worst, where = d, f"{k} at step {a['step']}: {v} vs {b[k]}"
     return worst, where
@@ -76,7 +80,7 @@ def equivalence(tmp, data):
         out = os.path.join(tmp, f"sft{np}")
         mpirun(np, *sft, "--batch_size", str(8 // np), "--output_dir", out)
         d, where = max_diff(base, rows(os.path.join(out, "metrics.jsonl")))
-        figures[f"sft np{np}"] = d
+        figures[f"sft np{np}"] = f"{d:.3g} ({where})"
         report(d <= TOL, f"mpi_sft_{np}_ranks_same_curve", f"max diff {d:.3g} ({where})")
         if np == 2:  # rank 0 alone wrote the run folder: what one process writes
             same = sorted(os.listdir(out)) == sorted(os.listdir(one))
@@ -91,7 +95,7 @@ def equivalence(tmp, data):
     d2 = os.path.join(tmp, "dpo2")
     mpirun(2, *dpo, "--batch_size", "4", "--output_dir", d2)
     d, where = max_diff(base, rows(os.path.join(d2, "metrics.jsonl")))
-    figures["dpo np2"] = d
+    figures["dpo np2"] = f"{d:.3g} ({where})"
     report(d <= TOL and any("eval_rewards/accuracies" in r for r in base),
            "mpi_dpo_2_ranks_same_curve", f"max diff {d:.3g} ({where})")
     return figures
@@ -166,7 +170,7 @@ def failures(tmp, data):
     env = {**mpi_env(), "RLHF_TEST_FAIL_RANK": "1", "RLHF_TEST_FAIL_STEP": "3"}
     t0 = time.time()
     p = mpirun(2, *args, "--output_dir", out, env=env, check=False)
-    figures["injected failure, whole run"] = time.time() - t0
+    figures["injected failure, whole run"] = f"{time.time() - t0:.1f}s"
     ok = p.returncode != 0 and "rank 1: injected failure" in p.stderr
     report(ok, "mpi_rank_failure_ends_job", f"rc {p.returncode}: {p.stderr[-600:]}")
     ck = os.path.join(out, "checkpoints", "step-00000002")
@@ -198,7 +202,7 @@ def failures(tmp, data):
         proc.kill()
         _, err = proc.communicate()
     took = time.time() - t0
-    figures["rank 1 killed -> job ended"] = took
+    figures["rank 1 killed -> job ended"] = f"{took:.1f}s"
     report(proc.returncode != 0 and took < 10, "mpi_killed_rank_ends_job",
            f"rc {proc.returncode} after {took:.1f}s: {err[-500:]}")
     info = run("info", "--model", ck, threads=1, check=False)
@@ -225,8 +229,8 @@ def main():
                    check=False)
         report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr,
                "mpi_not_data_parallel_refused", p.stderr[-400:])
-        for k, v in figures.items():
-            print(f"  {k}: {v:.3g}{'s' if 'kill' in k or 'fail' in k else ' (max diff)'}")
+        for k, v in figures.items():  # differences: scaled as max_diff says, where
+            print(f"  {k}: {v}")
         print(f"  mpi_test: {time.time() - t0:.1f}s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
