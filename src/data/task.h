@@ -135,13 +135,27 @@ typedef struct {
     int (*score)(const char *prompt, const char *completion, int shaped, double *reward,
                  rlhf_err *err);
     const char *files;   // what write_dir writes, for `rlhf data --help`
+    // Optional names of the ways score can rate, NULL-terminated (NULL: "exact" 0
+    // and "shaped" 1 only): views[i] is passed to score as shaped = i, and a reward
+    // spec names it "task:NAME:VIEW" (market: best, utility, immediate, hindsight).
+    // "exact" and "shaped" mean 0 and 1 for every task.
+    const char *const *views;
 } rlhf_task;
+#define RLHF_TASK_HAS_VIEWS 1 // tasks may name views (task_market.c tests this)
 
 // The entries, each in its task's file; the table is data/task_table.c.
 extern const rlhf_task task_arith;
 extern const rlhf_task task_users;
+extern const rlhf_task task_market;
 
 const rlhf_task *task_find(const char *name); // NULL if there is no such task
 const rlhf_task *task_at(int i);              // i-th task, NULL past the end
+// The view of t called name (rlhf_task.views; "exact" 0, "shaped" 1) in *view;
+// -1 when t has no view so called.
+int task_view(const rlhf_task *t, const char *name, int *view);
+// The name of view v of t: views[v], else "exact" (0) or "shaped" (1).
+const char *task_view_name(const rlhf_task *t, int v);
+// The names a spec may use, "exact, shaped" or the task's views, for messages.
+void task_view_list(const rlhf_task *t, char *out, size_t n);
 
 #endif

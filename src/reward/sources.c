@@ -103,26 +103,25 @@ int reward_set_add(reward_set *rs, const char *kind, const char *arg, float weig
     s->weight = weight;
     char shortn[64];
     if (k == REWARD_VERIFIER) {
-        char task[64];
+        char task[64], views[256];
         snprintf(task, sizeof task, "%s", arg);
         char *colon = strchr(task, ':');
-        if (colon) {
-            if (strcmp(colon + 1, "shaped") && strcmp(colon + 1, "exact")) {
-                free(s->arg);
-                return rlhf_fail(err, "reward verifier:%s: expected verifier:NAME or "
-                                      "verifier:NAME:shaped",
-                                 arg);
-            }
-            s->shaped = !strcmp(colon + 1, "shaped");
-            *colon = 0;
-        }
+        if (colon) *colon = 0;
         s->task = task_find(task);
         if (!s->task) {
             free(s->arg);
             return rlhf_fail(err, "reward verifier:%s: no built-in task \"%s\" (try arith)", arg,
                              task);
         }
-        snprintf(s->name, sizeof s->name, "verifier:%s%s", task, s->shaped ? ":shaped" : "");
+        if (colon && task_view(s->task, colon + 1, &s->shaped)) {
+            task_view_list(s->task, views, sizeof views);
+            free(s->arg);
+            return rlhf_fail(err, "reward verifier:%s: task %s has no view \"%s\" (expected "
+                                  "verifier:%s or verifier:%s:VIEW, VIEW one of %s)",
+                             arg, task, colon + 1, task, task, views);
+        }
+        snprintf(s->name, sizeof s->name, "verifier:%s%s%s", task, s->shaped ? ":" : "",
+                 s->shaped ? task_view_name(s->task, s->shaped) : "");
     } else if (k == REWARD_URL || k == REWARD_JUDGE) {
         http_source_name(rs, k, arg, s->name, sizeof s->name);
     } else {

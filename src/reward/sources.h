@@ -2,8 +2,10 @@
 // interface. A reward set is a weighted list of sources, each scoring
 // (prompt, completion) texts:
 //
-//   verifier:NAME[:shaped]  a built-in task's gold verifier (data/task.h), e.g.
-//                           verifier:arith (0/1) or verifier:arith:shaped
+//   verifier:NAME[:VIEW]    a built-in task's gold verifier (data/task.h), e.g.
+//                           verifier:arith (0/1) or verifier:arith:shaped; VIEW is
+//                           exact, shaped or one of the task's named views
+//                           (rlhf_task.views), e.g. task:market:hindsight
 //   rm:PATH                 a trained reward model or ensemble (reward/reward_model.h);
 //                           an ensemble's members become one score by mean, wco
 //                           (min), uwo (mean - lambda*var) or, for a Bayesian
