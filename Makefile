@@ -127,6 +127,13 @@ $(BUILD)/src/base/dist_mpi.o: src/base/dist.c $(HDRS)
 $(BUILD)/rlhf-mpi: $(CLI_OBJ) $(filter-out $(BUILD)/src/base/dist.o,$(LIB_OBJ)) $(BUILD)/src/base/dist_mpi.o
 	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# test tools that run under mpirun: dist_mpi.o ahead of the archive replaces dist.o
+MPI_TOOLS := $(if $(MPI_BIN),$(BUILD)/tests/tools/mpizero_step-mpi)
+all: $(MPI_TOOLS)
+$(BUILD)/tests/tools/%-mpi: tests/tools/%.c $(BUILD)/librlhf.a $(BUILD)/src/base/dist_mpi.o $(HDRS)
+	@mkdir -p $(dir $@)
+	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) $(INCLUDES) $< $(BUILD)/src/base/dist_mpi.o $(BUILD)/librlhf.a -o $@ $(LDLIBS)
+
 test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
@@ -152,6 +159,11 @@ bench-ctrl: all
 # 124M config, beside llama.cpp's server when LLAMA_SERVER=/path/to/llama-server is set
 bench-serve: all
 	BUILD=$(BUILD) /usr/bin/python3 bench/serve_bench.py
+
+# MPI: an SFT step at 1 process x 2 threads vs 2 processes x 1 thread, all-reduce bandwidth,
+# the ring cost model for 8 / 64 nodes (docs/mpi_scaling.md)
+bench-mpi: all
+	BUILD=$(BUILD) /usr/bin/python3 bench/mpi_bench.py
 
 # bf16 weights beside fp32: the Linear alone, decode at 1/4/16 rows, a prefill forward
 bench-bf16: all
@@ -223,5 +235,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl bench-serve bench-memory bench-bf16 bench-lora demo studies asan fuzz format clean
+.PHONY: all test bench bench-ctrl bench-mpi bench-serve bench-memory bench-bf16 bench-lora demo studies asan fuzz format clean
 .SECONDARY:
