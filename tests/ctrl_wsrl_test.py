@@ -207,7 +207,7 @@ OFF, ON, W = 200, 600, 200  # pendulum episodes are 200 steps: checkpoints fall 
 if FULL:
     COMMON = ["--env", "pendulum", "--hidden", "64", "--n_critics", "10", "--batch_size", "256",
               "--cql_n_actions", "4", "--quiet", "--log_every", "500", "--eval_episodes", "5"]
-    OFF, ON, W = 2000, 6000, 1000
+    OFF, ON, W = 2000, 6000, 2000  # W above the 1024 rows the first online batch waits for
 
 
 def collect(tmp):
