@@ -11,8 +11,9 @@ this machine and projected to clusters (issue 17; docs/mpi_scaling.md).
    the global batch, 1 process x 2 threads against 2 processes x 1 thread (each
    rank BATCH/2 rows; mpirun -np 2 rlhf-mpi). RLHF_OPTIM_TIMERS=1 makes
    optim_step print the seconds of its gradient all-reduce, its update and its
-   parameter all-gather: the communication share is (all-reduce + all-gather) /
-   step. `rlhf bench` is the trainer's step without the data pipeline (the same
+   parameter all-gather, and (a barrier before each collective) the wait for
+   the slowest rank: the communication share is (all-reduce + all-gather) /
+   step, the transfers alone. `rlhf bench` is the trainer's step without the data pipeline (the same
    model_forward / model_backward / optim_step calls as rlhf sft).
 2. The all-reduce (sum, float32) and the all-gather bandwidth on 10..500 MB
    buffers between 2 ranks of this machine (shared memory), with OpenMPI's
@@ -64,10 +65,10 @@ def sh(cmd, threads, extra=None):
 def timers(stderr, rank=0):
     """mean seconds per step of optim_step's parts on a rank, warm-up step left out"""
     rows = [list(map(float, m.groups())) for m in re.finditer(
-        rf"optim_timers: rank {rank} of \d+ step (\d+) reduce_s (\S+) update_s (\S+) gather_s (\S+)",
-        stderr)]
+        rf"optim_timers: rank {rank} of \d+ step (\d+) reduce_s (\S+) update_s (\S+) gather_s (\S+)"
+        rf" wait_s (\S+)", stderr)]
     rows = [r for r in rows if r[0] > 1] or rows
-    return [sum(r[i] for r in rows) / len(rows) for i in (1, 2, 3)]
+    return [sum(r[i] for r in rows) / len(rows) for i in (1, 2, 3, 4)]
 
 
 def last_json(out):
@@ -83,11 +84,11 @@ def sft():
     p2 = sh(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, *args, "--batch", str(BATCH // 2)], 1)
     rows = []
     for name, p in (("1 process x 2 threads", p1), ("2 processes x 1 thread", p2)):
-        j, (red, upd, gat) = last_json(p.stdout), timers(p.stderr)
+        j, (red, upd, gat, wait) = last_json(p.stdout), timers(p.stderr)
         step = j["step_s"]
         rows.append({"config": name, "step_s": step, "tokens_per_s": BATCH * SEQ / step,
-                     "allreduce_s": red, "update_s": upd, "allgather_s": gat,
-                     "comm_share": (red + gat) / step, "compute_s": step - red - gat})
+                     "allreduce_s": red, "update_s": upd, "allgather_s": gat, "wait_s": wait,
+                     "comm_share": (red + gat) / step, "compute_s": step - red - gat - wait})
     return rows
 
 
@@ -118,11 +119,11 @@ def main():
     print(f"# model {MODEL}, seq {SEQ}, global batch {BATCH}, {STEPS} timed steps")
     rows = sft()
     print("\n## SFT step (forward + backward + ZeRO-1 AdamW)")
-    print("| config | step s | tokens/s | all-reduce s | update s | all-gather s | comm share |")
-    print("|---|---|---|---|---|---|---|")
+    print("| config | step s | tokens/s | all-reduce s | update s | all-gather s | waiting for ranks s | comm share |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['config']} | {r['step_s']:.2f} | {r['tokens_per_s']:.0f} | {r['allreduce_s']:.3f} | "
-              f"{r['update_s']:.3f} | {r['allgather_s']:.3f} | {100 * r['comm_share']:.1f}% |")
+        print(f"| {r['config']} | {r['step_s']:.2f} | {r['tokens_per_s']:.1f} | {r['allreduce_s']:.3f} | "
+              f"{r['update_s']:.3f} | {r['allgather_s']:.3f} | {r['wait_s']:.3f} | {100 * r['comm_share']:.1f}% |")
     print("\n## Collectives, 2 ranks on this machine (best of 3, slowest rank)")
     print("| MB | all-reduce default s | algbw GB/s | all-reduce ring s | algbw GB/s | busbw GB/s | all-gather s | GB/s received per rank |")
     print("|---|---|---|---|---|---|---|---|")

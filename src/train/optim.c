@@ -73,17 +73,32 @@ float lr_at_step(const rlhf_optim_config *c, int step) {
 }
 
 // RLHF_OPTIM_TIMERS=1: one stderr line a step with the seconds spent in the
-// gradient reduction, the update and the parameter gather (bench/mpi_bench.py)
-static void report_times(int step, double reduce_s, double update_s, double gather_s) {
+// gradient reduction, the update and the parameter gather (bench/mpi_bench.py),
+// and in waiting for the slowest rank (a barrier before each collective, so
+// that the collectives' times are the transfers alone; no number changes)
+static int timers_on(void) {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("RLHF_OPTIM_TIMERS");
         on = e && *e && strcmp(e, "0") != 0;
     }
-    if (on)
+    return on;
+}
+
+// seconds waited for the other ranks (0 when the timers are off)
+static double wait_ranks(void) {
+    if (!timers_on() || dist_size() == 1) return 0;
+    double t = time_now();
+    dist_barrier();
+    return time_now() - t;
+}
+
+static void report_times(int step, double wait_s, double reduce_s, double update_s,
+                         double gather_s) {
+    if (timers_on())
         fprintf(stderr, "optim_timers: rank %d of %d step %d reduce_s %.6f update_s %.6f "
-                        "gather_s %.6f\n",
-                dist_rank(), dist_size(), step, reduce_s, update_s, gather_s);
+                        "gather_s %.6f wait_s %.6f\n",
+                dist_rank(), dist_size(), step, reduce_s, update_s, gather_s, wait_s);
 }
 
 // every rank's shard of the trainable params p (n), gathered into p on every rank
@@ -108,7 +123,7 @@ float optim_step(rlhf_optim *o, rlhf_model *m) {
     size_t n = model_n_trainable(m), skip = m->n_frozen, lo, hi;
     RLHF_ASSERT(o->n == n && m->grads);
     shard(n, &lo, &hi);
-    double t0 = time_now();
+    double wait_s = wait_ranks(), t0 = time_now();
     // data-parallel runs: each rank holds its share's part of the global
     // gradient (base/dist.h); the sum is the one-process gradient. This rank
     // then uses its shard [lo, hi) of it.
@@ -132,9 +147,8 @@ float optim_step(rlhf_optim *o, rlhf_model *m) {
                      (long)(b - a), lr, o->cfg.beta1, o->cfg.beta2, o->cfg.eps,
                      t->decay ? o->cfg.weight_decay : 0.0f, o->step);
     }
-    double t3 = time_now();
+    double t3 = time_now(), w = wait_ranks(), t4 = time_now();
     gather_params(m->params + skip, n, lo, hi);
-    double t4 = time_now();
-    report_times(o->step, reduce_s, t3 - t0 - reduce_s, t4 - t3);
+    report_times(o->step, wait_s + w, reduce_s, t3 - t0 - reduce_s, time_now() - t4);
     return (float)norm;
 }
