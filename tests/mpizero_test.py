@@ -11,6 +11,8 @@ checkpoint. Checked:
     equal the one-process run within TOL (only the order of the gradient's float
     additions differs), every rank holds the same parameters, and each rank's
     moment buffers are about 1/N of the one-process ones;
+  * a second optimizer saved from the checkpoint's extra files on rank 0 alone
+    (as the online trainer saves a PPO critic) is written with its whole moments;
   * a checkpoint resumes with another rank count (2 -> 4, 4 -> 1, 1 -> 2) and
     ends where 4 uninterrupted one-process steps end.
 SKIP without mpirun or the MPI build (BUILD/tests/tools/mpizero_step-mpi).
@@ -103,6 +105,11 @@ def checks(tmp):
         print(f"mpizero: {n} ranks: largest |difference| from one process {d:.3g}; "
               f"boundaries cut {cut}")
         report(d <= TOL, f"mpizero_np{n}_equals_one_process", f"largest difference {d:.3g} > {TOL}")
+        crit = st_io.load(os.path.join(p(f"np{n}"), "critic", "optimizer.safetensors"))
+        idx = np.arange(crit["adam.m"].size, dtype=np.float32)
+        report(np.array_equal(crit["adam.m"], idx / 1024) and np.array_equal(crit["adam.v"], idx / 512),
+               f"mpizero_np{n}_nested_save_gathers", "a second optimizer saved in the extra files "
+               "(as a PPO critic) does not hold its whole moments")
         spread = [float(x.split()[1]) for x in lines if x.startswith("spread ")]
         report(spread == [0.0], f"mpizero_np{n}_ranks_agree", f"spread {spread}")
         mb, full = moment_bytes(lines), moment_bytes(ref_lines)[0]

@@ -25,6 +25,7 @@
 #include "model/hf.h"
 #include "model/lora.h"
 #include "model/peft.h"
+#include "model/zero_track.h"
 #include "model/model_internal.h"
 
 static int all_finite(const float *x, size_t n) {
@@ -153,15 +154,64 @@ static int save_folder(const char *dir_in, const rlhf_model *m, const rlhf_optim
                        const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
                        rlhf_err *err);
 
-// With N > 1 ranks only rank 0 writes; with an optimizer the call is collective
-// (every rank sends its moments' shard to rank 0) and every rank must make it.
+// the ZeRO-1 optimizers alive (model/zero_track.h), in creation order, and on
+// rank 0 during a save their gathered copies
+enum { MAX_TRACKED = 16 };
+static const rlhf_optim *g_live[MAX_TRACKED];
+static rlhf_optim *g_full[MAX_TRACKED];
+static int g_n_live, g_saving;
+
+void zero_track(const rlhf_optim *o) {
+    if (g_n_live == MAX_TRACKED) dist_abort(1, "more than 16 optimizers alive (zero_track)");
+    g_live[g_n_live++] = o;
+}
+
+void zero_untrack(const rlhf_optim *o) {
+    for (int i = 0; i < g_n_live; i++)
+        if (g_live[i] == o) {
+            memmove(g_live + i, g_live + i + 1, (size_t)(g_n_live - i - 1) * sizeof *g_live);
+            g_n_live--;
+            return;
+        }
+}
+
+// rank 0 inside a save: o's gathered copy
+static const rlhf_optim *full_of(const rlhf_optim *o) {
+    for (int i = 0; o && i < g_n_live; i++)
+        if (g_live[i] == o && g_full[i]) return g_full[i];
+    return NULL;
+}
+
+// With N > 1 ranks only rank 0 writes. With an optimizer the call is collective:
+// every rank makes it, and the moment shards of every live optimizer (this one,
+// and any a trainer's extra files save, such as a critic's) are gathered to rank
+// 0 first. A save nested in `extra` (rank 0 alone) then uses the gathered copies.
 int checkpoint_save_with(const char *dir_in, const rlhf_model *m, const rlhf_optim *o,
                          const rlhf_rng *rng, checkpoint_extra_fn extra, void *ctx,
                          rlhf_err *err) {
     if (dist_size() == 1) return save_folder(dir_in, m, o, rng, extra, ctx, err);
-    rlhf_optim *full = o ? gather_moments(o) : NULL;
-    int rc = dist_rank() == 0 ? save_folder(dir_in, m, full, rng, extra, ctx, err) : 0;
-    free_full(full);
+    if (g_saving) {  // nested in an outer save's extra, on rank 0
+        if (o && !full_of(o))
+            return rlhf_fail(err, "%s: an optimizer's moments were not gathered for this "
+                                  "checkpoint (created after the save began?)", dir_in);
+        return save_folder(dir_in, m, full_of(o), rng, extra, ctx, err);
+    }
+    if (!o) return dist_rank() == 0 ? save_folder(dir_in, m, NULL, rng, extra, ctx, err) : 0;
+    rlhf_optim *own = NULL;  // an optimizer not made by optim_create (not tracked)
+    int tracked = 0;
+    for (int i = 0; i < g_n_live; i++) {
+        g_full[i] = gather_moments(g_live[i]);
+        tracked |= g_live[i] == o;
+    }
+    if (!tracked) own = gather_moments(o);
+    int rc = 0;
+    if (dist_rank() == 0) {
+        g_saving = 1;
+        rc = save_folder(dir_in, m, own ? own : full_of(o), rng, extra, ctx, err);
+        g_saving = 0;
+    }
+    for (int i = 0; i < g_n_live; i++) free_full(g_full[i]), g_full[i] = NULL;
+    free_full(own);
     return rc;
 }
 

@@ -16,6 +16,7 @@
 
 #include "base/base.h"
 #include "base/dist.h"
+#include "model/zero_track.h"
 #include "nn/nn.h"
 #include "rlhf.h"
 
@@ -49,11 +50,13 @@ rlhf_optim *optim_create(const rlhf_optim_config *c, size_t n_params) {
     size_t k = hi - lo > 0 ? hi - lo : 1;  // n < ranks leaves a rank an empty shard
     o->m = xalloc_aligned(k * sizeof(float));
     o->v = xalloc_aligned(k * sizeof(float));
+    if (dist_size() > 1) zero_track(o);  // checkpoints gather its shards (model/checkpoint.c)
     return o;
 }
 
 void optim_free(rlhf_optim *o) {
     if (!o) return;
+    if (dist_size() > 1) zero_untrack(o);
     free(o->m);
     free(o->v);
     free(o);

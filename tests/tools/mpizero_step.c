@@ -13,7 +13,8 @@
 //                                     buffers of MB megabytes: "allreduce MB SECONDS"
 //                                     and "allgather MB SECONDS" (best of 3, rank 0)
 // Prints (rank 0) "norm S X" a step, "spread X" (the largest difference between
-// a rank's parameters and rank 0's after the last step), "straddle NAME DECAY"
+// a rank's parameters and rank 0's after the last step), and writes OUT/critic
+// (a second optimizer, saved from the checkpoint's extra files), "straddle NAME DECAY"
 // for each shard boundary inside a tensor, and (each rank) "moments R BYTES".
 #include <malloc.h>
 #include <math.h>
@@ -71,6 +72,31 @@ static double spread(const rlhf_model *m) {
     free(p0);
     dist_allreduce_max_f64(&d, 1);
     return d;
+}
+
+// a second optimizer saved inside the checkpoint's extra files (rank 0 alone),
+// as the online trainer saves a PPO critic: its moments are set from the element
+// index, m[i] = i / 1024, v[i] = i / 512 over the whole vector
+static int save_second(const char *tmp, void *ctx, rlhf_err *err) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/critic", tmp);
+    const rlhf_optim *o2 = ctx;
+    rlhf_model *m = NULL;
+    rlhf_config c = tiny();
+    if (model_create(&m, &c, 2, err)) return -1;
+    int rc = checkpoint_save(p, m, o2, NULL, err);
+    model_free(m);
+    return rc;
+}
+
+static rlhf_optim *second_optim(size_t n) {
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    rlhf_optim *o2 = optim_create(&oc, n);
+    long b, e;
+    dist_share((long)n, dist_rank(), dist_size(), &b, &e);
+    for (long i = b; i < e; i++) o2->m[i - b] = (float)i / 1024, o2->v[i - b] = (float)i / 512;
+    return o2;
 }
 
 static int fail(rlhf_err *err) {
@@ -156,7 +182,9 @@ int main(int argc, char **argv) {
     }
     printf("moments %d %zu\n", dist_rank(), malloc_usable_size(o->m));
     fflush(stdout);
-    if (checkpoint_save(argv[1], m, o, &rng, &err)) return fail(&err);
+    rlhf_optim *o2 = second_optim(n);
+    if (checkpoint_save_with(argv[1], m, o, &rng, save_second, o2, &err)) return fail(&err);
+    optim_free(o2);
     optim_free(o);
     model_free(m);
     dist_finalize();
