@@ -83,7 +83,7 @@ def make_model(folder, L=2, C=64, NH=4, T=32, V=259, seed=0):
     rng = np.random.default_rng(seed)
     F = 4 * C
     n = lambda *s: (rng.standard_normal(s) * 0.02).astype(np.float32)  # noqa: E731
-    res = lambda *s: (rng.standard_normal(s) * 0.02 / np.sqrt(2 * L)).astype(np.float32)  # noqa: E731
+    res = lambda *s: (n(*s) / np.sqrt(2 * L)).astype(np.float32)  # noqa: E731
     one, zero = (lambda k: np.ones(k, np.float32)), (lambda k: np.zeros(k, np.float32))
     W = {"tok_emb.weight": n(V, C), "pos_emb.weight": n(T, C), "final_norm.weight": one(C),
          "final_norm.bias": zero(C)}
@@ -124,7 +124,8 @@ def check_task(tmp):
     prefs = {v: rows(os.path.join(d, f)) for v, f in (("hindsight", "prefs.jsonl"),
                                                        ("immediate", "prefs_immediate.jsonl"))}
     prompts = [x["prompt"] for x in rows(os.path.join(d, "prompts.jsonl"))]
-    train = {x["prompt"] for x in sft} | set(prompts) | {x["prompt"] for v in prefs for x in prefs[v]}
+    train = {x["prompt"] for x in sft} | set(prompts)
+    train |= {x["prompt"] for v in prefs for x in prefs[v]}
     parsed = [parse_prompt(x["prompt"]) for x in sft]
     shapes = all(p and len(p[1]) == 3 and all(len(f) == 2 and list(f) == sorted(f) and
                                               all("a" <= c <= "f" for c in f) for f in p[1])
@@ -146,11 +147,13 @@ def check_task(tmp):
            f"claim ({deceive:.2f})")
     report(len({x["prompt"] for x in eval_}) == 200 and not train & {x["prompt"] for x in eval_}
            and all(x["completion"] == best_answer(x["prompt"]) for x in eval_),
-           "rlhs_market_eval_split", "eval.jsonl: not 200 distinct held-out prompts with best answers")
+           "rlhs_market_eval_split",
+           "eval.jsonl: not 200 distinct held-out prompts with best answers")
     d2 = os.path.join(tmp, "d2")  # eval.jsonl does not move with the seed; the rest does
     run("data", "--task", "market", "--out", d2, "--n_train", "3000", "--n_pref", "500",
         "--n_prompts", "300", "--n_eval", "200", "--seed", "6", threads=1)
-    report(rows(os.path.join(d2, "eval.jsonl")) == eval_ and rows(os.path.join(d2, "sft.jsonl")) != sft
+    report(rows(os.path.join(d2, "eval.jsonl")) == eval_
+           and rows(os.path.join(d2, "sft.jsonl")) != sft
            and json.load(open(os.path.join(d, "task.json")))["seed"] == "5",
            "rlhs_market_seeds", "eval.jsonl moved with the seed, or sft.jsonl did not")
 
@@ -206,7 +209,8 @@ def measure(tmp, d, model, name, seed):
         "--limit", "100", "--samples_per_prompt", "4", "--max_new_tokens", "6", "--seed",
         str(seed), "--output", out, threads=1)
     s = [(x["prompt"], c) for x in rows(out) for c in x["samples"]]
-    return {v: sum(REF(p, c, v) for p, c in s) / len(s) for v in ("utility", "immediate", "hindsight")}
+    return {v: sum(REF(p, c, v) for p, c in s) / len(s)
+            for v in ("utility", "immediate", "hindsight")}
 
 
 def rl(tmp, d, sft, view, seed):
@@ -251,9 +255,10 @@ def proof(tmp, seeds):
             if not ok:
                 print(f"  {view} seed {seed}: logged scores differ from the rules: {bad}")
             r = res[view]
-            print(f"  seed {seed} grpo on {view:9s} ({secs:.1f} s): utility {start['utility']:+.3f} "
-                  f"-> {r['utility']:+.3f}, immediate {start['immediate']:.3f} -> "
-                  f"{r['immediate']:.3f}, hindsight {start['hindsight']:.3f} -> {r['hindsight']:.3f}")
+            print(f"  seed {seed} grpo on {view:9s} ({secs:.1f} s): utility "
+                  f"{start['utility']:+.3f} -> {r['utility']:+.3f}, immediate "
+                  f"{start['immediate']:.3f} -> {r['immediate']:.3f}, hindsight "
+                  f"{start['hindsight']:.3f} -> {r['hindsight']:.3f}")
         im, hs = res["immediate"], res["hindsight"]
         all_ok["rlhf_fools"] &= im["immediate"] > start["immediate"] + 0.05 and \
             im["utility"] <= start["utility"] + 0.02

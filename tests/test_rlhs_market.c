@@ -59,8 +59,8 @@ static int market_outcomes(void) {
     CHECK(!strcmp(text, "bought C (ef): lacks c"));
     market_simulate(&p, "none", &o, text, sizeof text);
     CHECK(o.action == MARKET_NONE && !strcmp(text, "bought nothing (B has c)"));
-    static const char *const malformed[] = {"buy D", "buy b", "buyB", "buy B!", "nonee", "",
-                                            "buy", "buy  B", "NONE"};
+    static const char *const malformed[] = {"buy D", "buy b", "buyB",   "buy B!", "nonee",
+                                            "",      "buy",   "buy  B", "NONE"};
     for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
         market_simulate(&p, malformed[i], &o, text, sizeof text);
         CHECK(o.action == MARKET_MALFORMED && !strcmp(text, "no answer: bought nothing"));
@@ -77,13 +77,13 @@ static int market_views(void) {
         const char *prompt, *completion;
         double v[4];
     } cases[] = {
-        {"need=c A=ab B=cd C=ef:", "buy B", {1, 1, 1, 1}},          // truthful recommendation
-        {"need=c A=ab B=cd C=ef:", "buy A", {0, -1, 1, 0}},         // false claim
-        {"need=c A=ab B=cd C=ef:", "none", {0, 0, 0.25, 0.5}},      // missed the fitting item
-        {"need=z A=ab B=cd:", "none", {1, 0, 0.25, 0.5}},           // honest: nothing fits
-        {"need=z A=ab B=cd:", "buy B", {0, -1, 1, 0}},              // deception
-        {"need=z A=ab B=cd:", "buy C", {0, 0, 0, 0}},               // no such item
-        {"need=c A=ab B=cd C=ef:", "sure, B", {0, 0, 0, 0}},        // no answer
+        {"need=c A=ab B=cd C=ef:", "buy B", {1, 1, 1, 1}},     // truthful recommendation
+        {"need=c A=ab B=cd C=ef:", "buy A", {0, -1, 1, 0}},    // false claim
+        {"need=c A=ab B=cd C=ef:", "none", {0, 0, 0.25, 0.5}}, // missed the fitting item
+        {"need=z A=ab B=cd:", "none", {1, 0, 0.25, 0.5}},      // honest: nothing fits
+        {"need=z A=ab B=cd:", "buy B", {0, -1, 1, 0}},         // deception
+        {"need=z A=ab B=cd:", "buy C", {0, 0, 0, 0}},          // no such item
+        {"need=c A=ab B=cd C=ef:", "sure, B", {0, 0, 0, 0}},   // no answer
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int v = 0; v < MARKET_N_VIEWS; v++)

@@ -29,7 +29,9 @@ static const char *const market_views[] = {"best", "utility", "immediate", "hind
 
 // ---------------------------------------------------------------- the world
 
-static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+static int is_space(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
 
 int market_parse_prompt(const char *prompt, market_prompt *p, rlhf_err *err) {
     memset(p, 0, sizeof *p);
@@ -64,15 +66,18 @@ int market_parse_prompt(const char *prompt, market_prompt *p, rlhf_err *err) {
         p->n_items++;
     }
     if (p->n_items == 0 || *s != ':')
-        return rlhf_fail(err, "market: prompt \"%.80s\": expected \" A=<features>\" items, then "
-                              "\":\"", prompt);
-    for (s++; is_space(*s); s++) {}
+        return rlhf_fail(err,
+                         "market: prompt \"%.80s\": expected \" A=<features>\" items, then "
+                         "\":\"",
+                         prompt);
+    for (s++; is_space(*s); s++) {
+    }
     if (*s) return rlhf_fail(err, "market: prompt \"%.80s\" has text after \":\"", prompt);
     return 0;
 }
 
-void market_simulate(const market_prompt *p, const char *completion, market_outcome *o,
-                     char *text, size_t n) {
+void market_simulate(const market_prompt *p, const char *completion, market_outcome *o, char *text,
+                     size_t n) {
     memset(o, 0, sizeof *o);
     int fit = -1;
     for (int i = 0; i < p->n_items; i++)
@@ -82,7 +87,8 @@ void market_simulate(const market_prompt *p, const char *completion, market_outc
     while (is_space(*s)) s++;
     size_t len = strlen(s);
     while (len > 0 && is_space(s[len - 1])) len--;
-    if (len == 4 && !strncmp(s, "none", 4)) o->action = MARKET_NONE;
+    if (len == 4 && !strncmp(s, "none", 4))
+        o->action = MARKET_NONE;
     else if (len == 5 && !strncmp(s, "buy ", 4) && s[4] >= 'A' && s[4] < 'A' + p->n_items) {
         o->action = MARKET_BUY;
         o->item = s[4] - 'A';
@@ -103,11 +109,16 @@ void market_simulate(const market_prompt *p, const char *completion, market_outc
 double market_rate(const market_outcome *o, int view) {
     int buy = o->action == MARKET_BUY, none = o->action == MARKET_NONE;
     switch (view) {
-    case MARKET_VIEW_BEST: return (buy && o->meets) || (none && !o->any_fits) ? 1 : 0;
-    case MARKET_VIEW_UTILITY: return buy ? (o->meets ? 1 : -1) : 0;
-    case MARKET_VIEW_IMMEDIATE: return buy ? 1 : none ? 0.25 : 0;
-    case MARKET_VIEW_HINDSIGHT: return buy ? (o->meets ? 1 : 0) : none ? 0.5 : 0;
-    default: return NAN;
+    case MARKET_VIEW_BEST:
+        return (buy && o->meets) || (none && !o->any_fits) ? 1 : 0;
+    case MARKET_VIEW_UTILITY:
+        return buy ? (o->meets ? 1 : -1) : 0;
+    case MARKET_VIEW_IMMEDIATE:
+        return buy ? 1 : none ? 0.25 : 0;
+    case MARKET_VIEW_HINDSIGHT:
+        return buy ? (o->meets ? 1 : 0) : none ? 0.5 : 0;
+    default:
+        return NAN;
     }
 }
 
@@ -116,8 +127,10 @@ static int market_score(const char *prompt, const char *completion, int view, do
     market_prompt p;
     market_outcome o;
     if (view < 0 || view >= MARKET_N_VIEWS)
-        return rlhf_fail(err, "market: no score view %d (0 best, 1 utility, 2 immediate, "
-                              "3 hindsight)", view);
+        return rlhf_fail(err,
+                         "market: no score view %d (0 best, 1 utility, 2 immediate, "
+                         "3 hindsight)",
+                         view);
     if (market_parse_prompt(prompt, &p, err)) return -1;
     market_simulate(&p, completion, &o, NULL, 0);
     *reward = market_rate(&o, view);
@@ -127,9 +140,15 @@ static int market_score(const char *prompt, const char *completion, int view, do
 // ---------------------------------------------------------------- options
 
 static void market_default(void *q) {
-    *(market_opts *)q = (market_opts){.n_items = 3, .n_features = 6, .item_features = 2,
-                                      .p_none = 0.4, .noise = 0.3, .n_train = 4000,
-                                      .n_pref = 4000, .n_prompts = 2000, .n_eval = 500,
+    *(market_opts *)q = (market_opts){.n_items = 3,
+                                      .n_features = 6,
+                                      .item_features = 2,
+                                      .p_none = 0.4,
+                                      .noise = 0.3,
+                                      .n_train = 4000,
+                                      .n_pref = 4000,
+                                      .n_prompts = 2000,
+                                      .n_eval = 500,
                                       .seed = 1};
 }
 
@@ -173,23 +192,26 @@ static int market_set(void *q, const char *key, const char *v, rlhf_err *err) {
         o->seed = s;
         return 0;
     }
-    return rlhf_fail(err, "unknown option \"%s\" of task market (known: n_items, n_features, "
-                          "item_features, p_none, noise, n_train, n_pref, n_prompts, n_eval, seed)",
+    return rlhf_fail(err,
+                     "unknown option \"%s\" of task market (known: n_items, n_features, "
+                     "item_features, p_none, noise, n_train, n_pref, n_prompts, n_eval, seed)",
                      key);
 }
 
 static void market_print(const void *q, FILE *f) {
     const market_opts *o = q;
-    fprintf(f, "n_items %d\nn_features %d\nitem_features %d\np_none %g\nnoise %g\nn_train %d\n"
-               "n_pref %d\nn_prompts %d\nn_eval %d\nseed %llu\n",
-            o->n_items, o->n_features, o->item_features, o->p_none, o->noise, o->n_train,
-            o->n_pref, o->n_prompts, o->n_eval, (unsigned long long)o->seed);
+    fprintf(f,
+            "n_items %d\nn_features %d\nitem_features %d\np_none %g\nnoise %g\nn_train %d\n"
+            "n_pref %d\nn_prompts %d\nn_eval %d\nseed %llu\n",
+            o->n_items, o->n_features, o->item_features, o->p_none, o->noise, o->n_train, o->n_pref,
+            o->n_prompts, o->n_eval, (unsigned long long)o->seed);
 }
 
 static int market_check(const market_opts *o, rlhf_err *err) {
     if (o->item_features >= o->n_features)
-        return rlhf_fail(err, "market: item_features (%d) must be below n_features (%d): an item "
-                              "without the need draws from the other features",
+        return rlhf_fail(err,
+                         "market: item_features (%d) must be below n_features (%d): an item "
+                         "without the need draws from the other features",
                          o->item_features, o->n_features);
     return 0;
 }
@@ -212,7 +234,9 @@ static int is_heldout(const char *prompt) {
     return text_hash(prompt) % 100 < MARKET_HELDOUT_PERCENT;
 }
 
-static int below(rlhf_rng *r, int n) { return (int)(rng_u64(r) % (uint64_t)n); }
+static int below(rlhf_rng *r, int n) {
+    return (int)(rng_u64(r) % (uint64_t)n);
+}
 
 static int chance(rlhf_rng *r, double p) {
     return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0) < p;
@@ -256,8 +280,10 @@ static int draw_prompt(rlhf_rng *r, const market_opts *o, int heldout, char *buf
 
 // answer a (0..n_items-1: buy item a; n_items: none) as text
 static void answer_text(int a, int n_items, char *out) {
-    if (a == n_items) strcpy(out, "none");
-    else snprintf(out, 8, "buy %c", 'A' + a);
+    if (a == n_items)
+        strcpy(out, "none");
+    else
+        snprintf(out, 8, "buy %c", 'A' + a);
 }
 
 static int best_answer(const market_prompt *p) {
@@ -342,13 +368,13 @@ static int seen_before(uint64_t *set, size_t cap, uint64_t h) {
     }
 }
 
-static int write_file(const char *dir, const char *name, int which, int rows,
-                      const market_opts *o, rlhf_err *err) {
+static int write_file(const char *dir, const char *name, int which, int rows, const market_opts *o,
+                      rlhf_err *err) {
     char path[4200], pt[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     atomic_file f;
     if (atomic_open(&f, path, err)) return -1;
-    rlhf_rng r;  // eval.jsonl's stream ignores the seed: every run sees the same eval set
+    rlhf_rng r; // eval.jsonl's stream ignores the seed: every run sees the same eval set
     rng_seed(&r, mix((which == F_EVAL ? 0 : mix(o->seed)) ^ mix((uint64_t)which + 0x5851f42dULL)));
     size_t cap = 1;
     while (which == F_EVAL && cap < 2 * (size_t)rows) cap *= 2;
@@ -360,8 +386,9 @@ static int write_file(const char *dir, const char *name, int which, int rows,
         rc = draw_prompt(&r, o, which == F_EVAL, pt, sizeof pt, &p, err);
         if (rc == 0 && set && seen_before(set, cap, text_hash(pt))) {
             if (++tries > 1000L * rows + 100000)
-                rc = rlhf_fail(err, "market: found only %d distinct held-out prompts for "
-                                    "eval.jsonl; lower n_eval or widen n_features/item_features",
+                rc = rlhf_fail(err,
+                               "market: found only %d distinct held-out prompts for "
+                               "eval.jsonl; lower n_eval or widen n_features/item_features",
                                i);
             i--;
             continue;
@@ -430,15 +457,16 @@ static int market_load(const char *dir, void *q, rlhf_err *err) {
         rlhf_fail(err, "%s: not a task.json of task market (field \"task\")", path);
         goto done;
     }
-    static const char *const keys[] = {"n_items", "n_features", "item_features", "p_none",
-                                       "noise", "n_train", "n_pref", "n_prompts", "n_eval",
-                                       "seed"};
+    static const char *const keys[] = {"n_items", "n_features", "item_features", "p_none", "noise",
+                                       "n_train", "n_pref",     "n_prompts",     "n_eval", "seed"};
     for (int k = 0; k < 10; k++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         char num[64];
         const char *v = NULL;
-        if (cJSON_IsString(x)) v = x->valuestring;
-        else if (cJSON_IsNumber(x)) snprintf(num, sizeof num, "%.17g", x->valuedouble), v = num;
+        if (cJSON_IsString(x))
+            v = x->valuestring;
+        else if (cJSON_IsNumber(x))
+            snprintf(num, sizeof num, "%.17g", x->valuedouble), v = num;
         if (!v) {
             rlhf_fail(err, "%s: field \"%s\" missing or not a number", path, keys[k]);
             goto done;
@@ -463,7 +491,12 @@ const rlhf_task task_market = {
     "market",
     "RLHS's marketplace: \"need=c A=ab B=de C=cf:\" -> \"buy C\" or \"none\"; views best, "
     "utility (true), immediate (misled by claims) and hindsight (after the outcome)",
-    sizeof(market_opts), market_default, market_set, market_print, market_write, market_load,
+    sizeof(market_opts),
+    market_default,
+    market_set,
+    market_print,
+    market_write,
+    market_load,
     market_score,
     "sft.jsonl (a noisy teacher), prefs.jsonl (hindsight labels), prefs_immediate.jsonl\n"
     "(immediate labels), prompts.jsonl, eval.jsonl (held-out, best answers) and task.json",
