@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "algo/vpl.h"
-#include "io/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "model/load.h"
 #include "rlhf.h"
@@ -128,10 +128,8 @@ int vpl_model_open(vpl_model **out, const char *dir, const char *tokenizer, rlhf
     *out = NULL;
     char path[4200];
     snprintf(path, sizeof path, "%s/vpl.json", dir);
-    char *text = read_file(path, NULL, err);
-    if (!text) return -1;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
+    cJSON *j = json_read_doc(path, err);
+    if (!j) return -1;
     vpl_model *v = xcalloc(1, sizeof *v);
     int rc = -1;
     const cJSON *trunk = cJSON_GetObjectItemCaseSensitive(j, "trunk"),
