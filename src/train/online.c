@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "io/file.h"
 #include "reward/sources.h"
 #include "train/complete.h"
 #include "train/critic.h"
+#include "train/episode.h"
 #include "train/online_update.h"
 #include "train/rollout.h"
 #include "train/trainer.h"
@@ -53,6 +55,7 @@ typedef struct {
     int metric_source;        // the reward source whose scores must vary (-1: the total)
     int **dyn_pp;             // (batch_size) kept prompts' tokens (roll-in included)
     int gen_batches, groups_sampled, groups_dropped; // the iteration's
+    episode_runner *episodes; // --env_program: multi-turn episodes (train/episode.h)
 } online_loop;
 
 static void grow(float **p, size_t n) { *p = xrealloc(*p, (n ? n : 1) * sizeof(float)); }
@@ -167,13 +170,29 @@ static int score_batch(online_loop *L, rollout_batch *rb, float *total, float *p
     const char **ps = xmalloc((size_t)rb->B * sizeof(char *));
     for (int r = 0; r < rb->B; r++) ps[r] = L->prompt_text[L->ids[rb->prompt_index[r]]];
     char **anchors = anchor_texts(L, rb);
-    reward_set_anchors(&L->rs, (const char *const *)anchors);
-    int rc = reward_set_score(&L->rs, ps, (const char *const *)rb->text, rb->B, per_source, total,
-                              err);
+    int r0 = 0, r1 = rb->B, S = L->rs.n;  // data-parallel: this rank scores its own rows
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
+    reward_set_anchors(&L->rs, anchors ? (const char *const *)anchors + r0 : NULL);
+    int rc = reward_set_score(&L->rs, ps + r0, (const char *const *)rb->text + r0, r1 - r0,
+                              per_source ? per_source + (size_t)r0 * S : NULL, total + r0, err);
+    if (rc == 0 && dist_size() > 1) {  // every rank gets every row's scores
+        rollout_allgather_rows(total, rb->n_prompts, rb->n_samples, 1);
+        if (per_source && S > 0) rollout_allgather_rows(per_source, rb->n_prompts, rb->n_samples, S);
+    }
+    for (int r = 0; rc == 0 && rb->env_reward && r < rb->B; r++) total[r] += rb->env_reward[r];
     free(ps);
     for (int r = 0; anchors && r < rb->B; r++) free(anchors[r]);
     free(anchors);
     return rc;
+}
+
+// the rollout's options: --env_program's episodes go through rollout_generate's hook
+static rollout_opts rollout_options(const online_loop *L, int n) {
+    rollout_opts ro = {.n_samples = n, .gen = L->gen,
+                       .batch_size = L->run.c->generation_batch_size};
+    if (L->episodes)
+        ro.episodes = episode_rollout, ro.episodes_ctx = L->episodes, ro.prompt_text = L->texts;
+    return ro;
 }
 
 // scores of k extra samples of m for each prompt of the batch (greedy for
@@ -181,7 +200,7 @@ static int score_batch(online_loop *L, rollout_batch *rb, float *total, float *p
 static int side_scores(online_loop *L, rlhf_model *m, int k, float temperature, int penalties,
                        float *out, rlhf_err *err) {
     const online_config *c = L->run.c;
-    rollout_opts ro = {.n_samples = k, .gen = L->gen, .batch_size = c->generation_batch_size};
+    rollout_opts ro = rollout_options(L, k);
     ro.gen.temperature = temperature;
     rollout_batch rb;
     if (rollout_generate(m, (const int *const *)L->pp, L->pl, c->base.batch_size, &ro,
@@ -244,15 +263,27 @@ static int old_logprobs(online_loop *L, rlhf_err *err) {
     int B = r->B, T = rb->T, values = (r->needs & ONLINE_NEED_VALUES) && !r->critic;
     int chunk = r->micro > 0 ? r->micro : 64;
     logits_at_temperature(r);  // again: a resumed run may hold new models
-    if (rollout_forward(r->t->m, rb, chunk, r->old_logp, values ? r->old_values : NULL, NULL, err))
+    int r0 = 0, r1 = B;  // data-parallel: this rank's rows, then every rank gets all
+    if (dist_size() > 1) rollout_share(r->n_prompts, r->n, dist_rank(), &r0, &r1);
+    rollout_batch mine = rollout_view(rb, r0, r1);
+    size_t o = (size_t)r0 * T;
+    if (rollout_forward(r->t->m, &mine, chunk, r->old_logp + o, values ? r->old_values + o : NULL,
+                        NULL, err))
         return -1;
     if (r->critic) {  // a separate critic's values
-        if (critic_values(r->critic, rb, chunk, r->old_values, err)) return -1;
+        if (critic_values(r->critic, &mine, chunk, r->old_values + o, err)) return -1;
     } else if (!values) {
         memset(r->old_values, 0, (size_t)B * T * sizeof(float));
     }
-    if (r->ref && rollout_forward(r->ref, rb, chunk, r->ref_logp, NULL, NULL, err)) return -1;
-    if (r->prev && rollout_forward(r->prev, rb, chunk, r->prev_logp, NULL, NULL, err)) return -1;
+    if (r->ref && rollout_forward(r->ref, &mine, chunk, r->ref_logp + o, NULL, NULL, err)) return -1;
+    if (r->prev && rollout_forward(r->prev, &mine, chunk, r->prev_logp + o, NULL, NULL, err))
+        return -1;
+    if (dist_size() > 1) {
+        float *all[] = {r->old_logp, values || r->critic ? r->old_values : NULL,
+                        r->ref ? r->ref_logp : NULL, r->prev ? r->prev_logp : NULL};
+        for (int k = 0; k < 4; k++)
+            if (all[k]) rollout_allgather_rows(all[k], r->n_prompts, r->n, T);
+    }
     double logp_diff = 0, kl_seq = 0, kl_tok = 0;
     for (int row = 0; row < B; row++) {
         double s = 0, k = 0;
@@ -279,6 +310,19 @@ static int online_init(trainer *t, rlhf_err *err) {
     L->first_reward = L->last_reward = L->last_kl = NAN;
     t->name = c->command->name;
     if (L->update->check && L->update->check(c, err)) return -1;
+    if (dist_size() > 1 && !L->update->data_parallel)  // docs/mpi_online.md
+        return rlhf_fail(err, "%s does not run on %d MPI ranks yet (docs/mpi.md lists the trainers "
+                              "that do); run it as one process",
+                         t->name, dist_size());
+    if (dist_size() > 1 && (L->run.needs & ONLINE_NEED_CRITIC))  // docs/mpi_online.md
+        return rlhf_fail(err, "--critic_model: a separate critic does not run on %d MPI ranks yet "
+                              "(its checkpoint is not saved collectively); use --value_head or "
+                              "run it as one process",
+                         dist_size());
+    if (dist_size() > 1 && c->base.batch_size < dist_size())
+        return rlhf_fail(err, "--batch_size %d prompts on %d MPI ranks: each rank samples whole "
+                              "prompt groups, so give at least one prompt per rank",
+                         c->base.batch_size, dist_size());
     L->run.needs = L->update->needs_of(c) & L->update->needs;
     int use_ref = (L->run.needs & ONLINE_NEED_REFERENCE) || c->par_samples > 0;
     L->moving_ref = use_ref && (L->run.needs & ONLINE_NEED_MOVING_REFERENCE);
@@ -306,7 +350,15 @@ static int online_init(trainer *t, rlhf_err *err) {
                        c->llm_judge_template};
     L->no_reward = (L->run.needs & ONLINE_NEED_NO_REWARD) && !c->reward && !c->task &&
                    !c->reward_model && !c->reward_command && !c->reward_url;
-    if (!L->no_reward && reward_set_from_flags(&L->rs, &rf, err)) return -1;
+    int env_only = c->env_program && !c->reward && !c->task && !c->reward_model &&
+                   !c->reward_command && !c->reward_url;  // the episodes' reward alone
+    if (c->env_program && !c->base.chat_template)
+        return rlhf_fail(err, "--env_program renders the environment's turns with a chat "
+                              "template: give --chat_template (%s)", chat_template_list());
+    if (c->env_program && dist_size() > 1)
+        return rlhf_fail(err, "--env_program: multi-turn episodes run in one process only "
+                              "(not on %d MPI ranks yet)", dist_size());
+    if (!L->no_reward && !env_only && reward_set_from_flags(&L->rs, &rf, err)) return -1;
     L->metric_source = -1;
     if (c->filter_groups) {
         if (c->num_generations < 2)
@@ -397,7 +449,11 @@ static int online_setup(trainer *t, rlhf_err *err) {
     if ((r->needs & ONLINE_NEED_PREVIOUS) && trainer_load_ref(t, NULL, 1, &r->prev, err))
         return -1;
     if (r->prev) memcpy(r->prev->params, t->m->params, t->m->n_params * sizeof(float));
-    if (load_prompts(L, t, err) || (!L->no_reward && open_rewards(L, err))) return -1;
+    if (load_prompts(L, t, err) || (!L->no_reward && L->rs.n > 0 && open_rewards(L, err)))
+        return -1;
+    if (c->env_program && episode_open(&L->episodes, c->env_program, c->max_turns,
+                                       c->base.chat_template, t->tok, c->reward_timeout, err))
+        return -1;
     L->gen = (rlhf_gen_opts){.max_new_tokens = c->max_new_tokens, .temperature = c->temperature,
                              .top_k = c->top_k, .top_p = c->top_p, .eos_id = tok_eos(t->tok),
                              .pad_id = tok_pad(t->tok) >= 0 ? tok_pad(t->tok) : 0};
@@ -556,6 +612,10 @@ static void log_samples(FILE *f, const online_loop *L, int step) {
                 cJSON_AddNumberToObject(j, key, r->per_source[(size_t)row * L->rs.n + s]);
             }
             cJSON_AddNumberToObject(j, "length", rb->length[row]);
+            if (rb->env_reward) {
+                cJSON_AddNumberToObject(j, "rewards/env", rb->env_reward[row]);
+                cJSON_AddNumberToObject(j, "turns", rb->turns[row]);
+            }
             if (r->c->reset_prob > 0)
                 cJSON_AddNumberToObject(j, "rollin_tokens", L->rollin[rb->prompt_index[row]]);
             cJSON_AddBoolToObject(j, "ended_eos", rb->ended_eos[row]);
@@ -590,8 +650,7 @@ static void rollout_numbers(online_loop *L) {
 static int generate_round(online_loop *L, rlhf_err *err) {
     online_run *r = &L->run;
     rollout_free(&r->rb);
-    rollout_opts ro = {.n_samples = r->n, .gen = L->gen,
-                       .batch_size = r->c->generation_batch_size};
+    rollout_opts ro = rollout_options(L, r->n);
     return rollout_generate(r->t->m, (const int *const *)L->pp, L->pl, r->n_prompts, &ro, &r->rng,
                             &r->rb, err);
 }
@@ -755,6 +814,12 @@ static void online_log(trainer *t, cJSON *j) {
         snprintf(key, sizeof key, "rewards/%s", L->rs.src[s].name);
         cJSON_AddNumberToObject(j, key, sm / B);
     }
+    if (r->rb.env_reward) {  // --env_program's episodes
+        double rw = 0, turns = 0;
+        for (int row = 0; row < B; row++) rw += r->rb.env_reward[row], turns += r->rb.turns[row];
+        cJSON_AddNumberToObject(j, "rewards/env", rw / B);
+        cJSON_AddNumberToObject(j, "env/turns", turns / B);
+    }
     if (r->ref) {
         cJSON_AddNumberToObject(j, "kl", r->kl);
         cJSON_AddNumberToObject(j, "kl_token", r->kl_token);
@@ -811,6 +876,7 @@ static void online_free(trainer *t) {
     if (L->update && L->update->free) L->update->free(r);
     rollout_free(&r->rb);
     reward_set_free(&L->rs);
+    episode_close(L->episodes);
     free(L->order), free(L->ids), free(L->pp), free(L->pl), free(L->texts), free(L->cc),
         free(L->cl);
     if (L->rollin_buf)
@@ -832,7 +898,7 @@ static void online_free(trainer *t) {
 }
 
 static const trainer_method online_method = {
-    .name = "online", .writes_samples = 1, .init = online_init, .policy = online_policy,
+    .name = "online", .writes_samples = 1, .data_parallel = 1, .init = online_init, .policy = online_policy,
     .setup = online_setup, .resume = online_resume, .step = online_step, .log = online_log,
     .save = online_save, .accept = online_accept, .finish = online_finish, .free = online_free,
 };

@@ -158,6 +158,10 @@ typedef struct {
     // dataset's completion of its prompt, where the row has one; the paper's
     // anchor) or "group" (the first sample of its group)
     const char *pairwise_anchor;
+    // multi-turn episodes (train/episode.h): an environment program answers each
+    // assistant turn; its reward is added to the reward sources' total
+    const char *env_program;    // NULL: single-turn completions
+    int max_turns;              // assistant turns per episode at most
     // the update methods' own options
     online_pg_options pg;
     online_dpo_options dpo;

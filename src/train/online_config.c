@@ -87,6 +87,7 @@ static void loop_defaults(online_config *c) {
     c->temperature = 1.0f;
     c->top_p = 1.0f;
     c->reward_timeout = 30;
+    c->max_turns = 4;
     c->reward_retries = 3;
     c->name.rm_ensemble = "mean";
     c->uwo_lambda = 0.1f;
@@ -173,5 +174,7 @@ const online_option online_loop_options[] = {
     OPT("filter_groups", BOOL, filter_groups, "DAPO dynamic sampling: drop groups whose --filter_groups_metric is the same for every sample (no learning signal) and sample more prompts until --batch_size groups remain (verl algorithm.filter_groups.enable)", 0, 0, "dynamic_sampling"),
     OPT("filter_groups_metric", STR, filter_groups_metric, "what must vary within a kept group: reward (the total) or a reward source's name (as in rewards/<name>)"),
     OPT("max_num_gen_batches", INT, max_num_gen_batches, "--filter_groups: generation rounds per iteration at most; the run stops with an error when the batch is still short (as verl; 0: no cap)", 0, 1 << 20),
+    OPT("env_program", STR, env_program, "multi-turn episodes: a program that answers each assistant turn with a user turn ({\"content\": ...}) or ends the episode ({\"done\": true, \"reward\": r}), JSON lines over pipes (docs/multiturn.md); needs --chat_template; its reward adds to --reward's"),
+    OPT("max_turns", INT, max_turns, "--env_program: assistant turns per episode at most (--max_new_tokens is per turn)", 1, 1 << 16, "max_assistant_turns"),
     {NULL},
 };

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "algo/self_judge.h"
+#include "base/dist.h"
 #include "reward/judge.h"
 #include "train/online_judge.h"
 #include "train/online_update.h"
@@ -117,6 +118,10 @@ static unsigned dpo_needs_of(const online_config *c) {
 }
 
 static int dpo_check(const online_config *c, rlhf_err *err) {
+    if (dist_size() > 1 && c->dpo.judge == ONLINE_JUDGE_API)
+        return rlhf_fail(err, "--judge api does not run on %d MPI ranks yet (each rank would ask "
+                              "the judge); run it as one process or use --judge reward",
+                         dist_size());
     if (c->dpo.pref.ld_alpha >= 0) return rlhf_fail(err, "--ld_alpha is not supported online");
     if (c->num_generations < 2)
         return rlhf_fail(err, "online DPO pairs samples of one prompt: set "
@@ -297,7 +302,7 @@ static int pair_loss(const online_run *r, dpo_state *s, const float *logp, float
         double cm = 0;
         for (int j = 0; j < Bc; j++) cm += cal[j];
         s->cal_mean = Bc ? cm / Bc : 0;
-        if (dump && r->c->dpo.log_pairs > 0) dump_pairs((online_run *)r, s, &a, Bc ? cal : NULL, cal_sampler);
+        if (dump && r->c->dpo.log_pairs > 0 && dist_rank() == 0) dump_pairs((online_run *)r, s, &a, Bc ? cal : NULL, cal_sampler);
     }
     free(pol), free(cal), free(a.pc), free(a.lc);
     return rc;
@@ -308,8 +313,13 @@ static int pair_loss(const online_run *r, dpo_state *s, const float *logp, float
 int online_backward_rows(online_run *r, const rollout_batch *rb, const float *g, int *n_rows,
                          rlhf_err *err) {
     int B = rb->B, T = rb->T, n = 0, rc = 0, *rows = xmalloc((size_t)B * sizeof(int));
+    int r0 = 0, r1 = B, n_all = 0;  // data-parallel: this rank's rows (g holds the global loss's)
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
     for (int row = 0; row < B; row++)
-        if (g[row] != 0) rows[n++] = row;
+        if (g[row] != 0) {
+            n_all++;
+            if (row >= r0 && row < r1) rows[n++] = row;
+        }
     int bs = r->micro > 0 ? r->micro : (n > 0 ? n : 1);
     float *dlogp = xmalloc((size_t)bs * T * sizeof(float));
     rollout_rows rr = {0};
@@ -327,7 +337,7 @@ int online_backward_rows(online_run *r, const rollout_batch *rb, const float *g,
     }
     rollout_rows_free(&rr);
     free(rows), free(dlogp);
-    *n_rows = n;
+    *n_rows = n_all;  // every rank's rows: all ranks take the optimizer step or none
     return rc;
 }
 
@@ -390,6 +400,19 @@ static int dpo_setup(online_run *r, rlhf_err *err) {
         return 0;
     }
     s->cal_model = r->ref;
+    return 0;
+}
+
+// the policy's log-probs of rb's rows (B,T): each rank forwards its own rows
+// and every rank gets them all (train/rollout.h; one process: all rows)
+static int forward_shared(online_run *r, const rollout_batch *rb, int chunk, float *logp,
+                          rlhf_err *err) {
+    int r0 = 0, r1 = rb->B;
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
+    rollout_batch mine = rollout_view(rb, r0, r1);
+    if (rollout_forward(r->t->m, &mine, chunk, logp + (size_t)r0 * rb->T, NULL, NULL, err))
+        return -1;
+    rollout_allgather_rows(logp, rb->n_prompts, rb->n_samples, rb->T);
     return 0;
 }
 
@@ -456,10 +479,8 @@ static int dpo_update(online_run *r, rlhf_err *err) {
     int chunk = r->micro > 0 ? r->micro : 64;
     for (int e = 0; e < c->num_iterations; e++) {
         float gn = 0;
-        if (e > 0 && rollout_forward(r->t->m, &r->rb, chunk, r->old_logp, NULL, NULL, err))
-            return -1;
-        if (s->need_cal && s->n_pairs > 0 &&
-            rollout_forward(r->t->m, &s->cal, chunk, s->cal_logp, NULL, NULL, err))
+        if (e > 0 && forward_shared(r, &r->rb, chunk, r->old_logp, err)) return -1;
+        if (s->need_cal && s->n_pairs > 0 && forward_shared(r, &s->cal, chunk, s->cal_logp, err))
             return -1;
         if (pair_step(r, s, r->old_logp, e == 0, &gn, err)) return -1;
         r->grad_norm += gn, r->updates += s->n_pairs > 0;
@@ -526,6 +547,7 @@ static void dpo_free(online_run *r) {
 const online_update online_update_dpo = {
     .name = "dpo",
     .about = "a paired preference loss (--loss_type) on the best and worst samples of a prompt",
+    .data_parallel = 1,
     .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS | ONLINE_NEED_MOVING_REFERENCE |
              ONLINE_NEED_PREVIOUS,
     .options = dpo_options,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "train/critic.h"
 #include "train/online_update.h"
 
@@ -33,6 +34,7 @@ typedef struct {
     size_t cap_bt;
     // mini-batch scratch
     rollout_rows rows;
+    int *own;         // data-parallel: this rank's rows of a mini-batch
     float *m_mask, *m_old, *m_ref, *m_adv, *m_ret, *m_oldv, *dlogp, *dv, *dent;
     size_t cap_mb;
     pg_stats st;      // the iteration's
@@ -374,6 +376,26 @@ static int pg_micro(online_run *r, pg_state *s, const int *idx, int u, double to
     return r->critic ? critic_micro(r, s, u, T, w, ms, err) : 0;
 }
 
+// data-parallel (base/dist.h): the rows of idx[0..rows) this rank holds, into
+// own; their micro-batches are weighted by the mini-batch's global token and
+// sequence counts, so the ranks' gradients sum to the one-process gradient
+static int own_rows(const online_run *r, const int *idx, int rows, int *own) {
+    int r0, r1, k = 0;
+    rollout_share(r->n_prompts, r->n, dist_rank(), &r0, &r1);
+    for (int i = 0; i < rows; i++)
+        if (idx[i] >= r0 && idx[i] < r1) own[k++] = idx[i];
+    return k;
+}
+
+// the mini-batch's sums over the ranks (each holds its rows' weighted parts)
+static void reduce_sums(mini_sums *ms) {
+    double x[] = {ms->pg, ms->klv, ms->klt, ms->vl, ms->vcf, ms->cf, ms->cfl, ms->ak, ms->pk, ms->ent};
+    double mx[] = {ms->rmax, -ms->rmin};
+    dist_allreduce_sum_f64(x, 10);
+    dist_allreduce_max_f64(mx, 2);
+    *ms = (mini_sums){x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], mx[0], -mx[1], x[9]};
+}
+
 // one optimizer step on rows idx[0..rows) (a mini-batch of whole groups)
 static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int micro,
                    rlhf_err *err) {
@@ -388,10 +410,14 @@ static int pg_mini(online_run *r, pg_state *s, const int *idx, int rows, int mic
     model_zero_grad(r->t->m);
     if (r->critic) model_zero_grad(r->critic->m);
     mini_sums ms = {.rmin = INFINITY};
-    for (int k = 0; k < rows; k += micro) {
-        int u = rows - k < micro ? rows - k : micro;
-        if (pg_micro(r, s, idx + k, u, tok_mini, seq_mini, &ms, err)) return -1;
+    const int *own = idx;
+    int n_own = rows;
+    if (dist_size() > 1) n_own = own_rows(r, idx, rows, s->own), own = s->own;
+    for (int k = 0; k < n_own; k += micro) {
+        int u = n_own - k < micro ? n_own - k : micro;
+        if (pg_micro(r, s, own + k, u, tok_mini, seq_mini, &ms, err)) return -1;
     }
+    if (dist_size() > 1) reduce_sums(&ms);
     double loss = ms.pg + ms.klv + r->c->pg.vf_coef * ms.vl - r->c->pg.entropy_coeff * ms.ent;
     if (r->critic)  // the policy's loss; the critic's value loss checked beside it
         loss = isfinite(ms.vl) ? ms.pg + ms.klv - r->c->pg.entropy_coeff * ms.ent : NAN;
@@ -429,6 +455,7 @@ static int pg_update(online_run *r, rlhf_err *err) {
     }
     int *perm = xmalloc((size_t)n_prompts * sizeof(int));
     int *idx = xmalloc((size_t)mini_rows * sizeof(int));
+    s->own = xrealloc(s->own, (size_t)mini_rows * sizeof(int));
     int rc = 0;
     for (int epoch = 0; epoch < r->c->num_iterations && rc == 0; epoch++) {
         for (int i = 0; i < n_prompts; i++) perm[i] = i;
@@ -446,6 +473,11 @@ static int pg_update(online_run *r, rlhf_err *err) {
     }
     free(perm);
     free(idx);
+    if (dist_size() > 1) {  // the entropy over every rank's tokens
+        double e[] = {s->st.ent_sum, s->st.ent_tokens};
+        dist_allreduce_sum_f64(e, 2);
+        s->st.ent_sum = e[0], s->st.ent_tokens = e[1];
+    }
     if (rc == 0 && s->use_ref && r->c->pg.beta > 0)
         rl_kl_ctl_update(&r->kl_coef, (float)r->kl_token, r->B);
     return rc;
@@ -495,6 +527,7 @@ static void pg_free(online_run *r) {
     pg_state *s = r->self;
     if (!s) return;
     rollout_rows_free(&s->rows);
+    free(s->own);
     float *bufs[] = {s->token_rewards, s->adv_v, s->ret, s->train_mask, s->weights, s->m_mask,
                      s->m_old, s->m_ref, s->m_adv, s->m_ret, s->m_oldv, s->dlogp, s->dv, s->dent};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -505,6 +538,7 @@ static void pg_free(online_run *r) {
 const online_update online_update_pg = {
     .name = "policy_gradient",
     .about = "PPO clipped loss on --adv_estimator's advantages (GRPO, RLOO, REINFORCE++, ReMax, GAE)",
+    .data_parallel = 1,
     .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_VALUES | ONLINE_NEED_BASELINES |
              ONLINE_NEED_GROUPS | ONLINE_NEED_CRITIC,
     .options = pg_options,

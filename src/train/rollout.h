@@ -29,7 +29,10 @@
 #include "rlhf.h"
 #include "tok/tok.h"
 
-typedef struct {
+typedef struct rollout_batch rollout_batch;
+typedef struct rollout_opts rollout_opts;
+
+struct rollout_opts {
     int n_samples;       // completions per prompt
     rlhf_gen_opts gen;   // max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
     int batch_size;      // rows per generate() call (0: all rows at once)
@@ -39,9 +42,18 @@ typedef struct {
                     int B, const rlhf_gen_opts *o, rlhf_rng *rng, rlhf_gen_out *out,
                     rlhf_err *err);
     void *generate_ctx;
-} rollout_opts;
+    // multi-turn episodes against an environment program (train/episode.h): when
+    // set, rollout_generate hands the whole rollout to it (its own arguments, ctx
+    // first); rows then hold whole conversations, environment tokens with targets
+    // -1 and mask 0, and env_reward / turns are set
+    int (*episodes)(void *ctx, rlhf_model *m, const int *const *prompts, const int *prompt_len,
+                    int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
+                    rlhf_err *err);
+    void *episodes_ctx;
+    const char *const *prompt_text; // (n_prompts) the prompts as text, for episodes (NULL: decoded)
+};
 
-typedef struct {
+struct rollout_batch {
     int n_prompts, n_samples, B; // B = n_prompts * n_samples
     int P, T;                    // prompt columns; T = P + the longest completion
     int *tokens;                 // (B,T) pad_id where not real
@@ -54,10 +66,26 @@ typedef struct {
     uint8_t *ended_eos;          // (B) 1 stopped at EOS, 0 truncated at max_new_tokens
     int *prompt_index;           // (B) which of the n_prompts
     char **text;                 // (B) decoded completions (without the EOS), after rollout_decode
+    float *env_reward;           // (B) multi-turn episodes: the environment's reward; else NULL
+    int *turns;                  // (B) multi-turn episodes: assistant turns; else NULL
     rlhf_batch view;             // the model's view of tokens / targets / attn
-} rollout_batch;
+};
 
-// Generates n_samples completions for each prompt. -1 + err (empty prompt,
+// Data-parallel runs (base/dist.h, docs/mpi_online.md): every rank holds the
+// whole rollout batch (the layout above), but samples, scores and runs forwards
+// only on its own rows: whole groups, rows [r0, r1) from rollout_share; the cheap
+// per-row and per-token arrays are then gathered (rollout_allgather_rows), so
+// group statistics and metrics are computed over the whole batch as in one
+// process. rollout_generate samples each row with the random numbers one
+// process would give it (rollout.c, sample_dist).
+void rollout_share(int n_prompts, int n, int rank, int *r0, int *r1);
+// rows [r0, r1) of rb, sharing its arrays (for a forward over a rank's rows)
+rollout_batch rollout_view(const rollout_batch *rb, int r0, int r1);
+// x (B rows of width floats): each rank's rows -> every rank (no-op in one process)
+void rollout_allgather_rows(float *x, int n_prompts, int n, long width);
+
+// Generates n_samples completions for each prompt (o->episodes: multi-turn
+// episodes instead). -1 + err (empty prompt,
 // prompt + max_new_tokens over the model's max_seq_len).
 int rollout_generate(rlhf_model *m, const int *const *prompts, const int *prompt_len,
                      int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
