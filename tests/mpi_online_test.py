@@ -1,8 +1,8 @@
 """Sharded rollouts of the online trainers over MPI ranks (docs/mpi_online.md).
 
 The same grpo / rloo / online-dpo run (tiny model, arith prompts, a judge whose
-reward varies, 2 iterations) as 1 process (build/rlhf) and on 2 and 4 MPI ranks
-(build/rlhf-mpi): every rank samples whole prompt groups with the random numbers
+reward varies, 2 iterations) as 1 process (build/rlhf) and on 2 MPI ranks
+(build/rlhf-mpi; 4 ranks and rloo too with RLHF_MPI_FULL=1): every rank samples whole prompt groups with the random numbers
 one process gives them, scores them, and the group statistics, losses and
 metrics are over the global batch, so the per-iteration curves must agree:
 reward, reward_std and completion_length exactly (the same samples), losses,
@@ -104,8 +104,10 @@ def main():
                         "--n_pref", "20", "--n_prompts", "32", "--n_eval", "4"], check=True,
                        capture_output=True, env=ENV)
         data = os.path.join(tmp, "prompts.jsonl")
-        cases = [("grpo", (2, 4), ()), ("online-dpo", (2,), ())]  # rloo: RLHF_MPI_FULL=1
-        if os.environ.get("RLHF_MPI_FULL") == "1":
+        # make test: grpo and online-dpo on 2 ranks; RLHF_MPI_FULL=1 adds 4 ranks and rloo
+        full = os.environ.get("RLHF_MPI_FULL") == "1"
+        cases = [("grpo", (2, 4) if full else (2,), ()), ("online-dpo", (2,), ())]
+        if full:
             cases.append(("rloo", (2, 4), ()))
         for cmd, ranks, extra in cases:
             base, bs = run(1, cmd, os.path.join(tmp, f"{cmd}1"), data, *extra)
