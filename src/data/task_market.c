@@ -23,9 +23,7 @@ typedef struct {
     uint64_t seed;
 } market_opts;
 
-#ifdef RLHF_TASK_HAS_VIEWS
 static const char *const market_views[] = {"best", "utility", "immediate", "hindsight", NULL};
-#endif
 
 // ---------------------------------------------------------------- the world
 
@@ -500,7 +498,4 @@ const rlhf_task task_market = {
     market_score,
     "sft.jsonl (a noisy teacher), prefs.jsonl (hindsight labels), prefs_immediate.jsonl\n"
     "(immediate labels), prompts.jsonl, eval.jsonl (held-out, best answers) and task.json",
-#ifdef RLHF_TASK_HAS_VIEWS
-    market_views
-#endif
-};
+    market_views};
