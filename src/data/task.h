@@ -141,7 +141,6 @@ typedef struct {
     // "exact" and "shaped" mean 0 and 1 for every task.
     const char *const *views;
 } rlhf_task;
-#define RLHF_TASK_HAS_VIEWS 1 // tasks may name views (task_market.c tests this)
 
 // The entries, each in its task's file; the table is data/task_table.c.
 extern const rlhf_task task_arith;
