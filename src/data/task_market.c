@@ -198,11 +198,20 @@ static int market_set(void *q, const char *key, const char *v, rlhf_err *err) {
 
 static void market_print(const void *q, FILE *f) {
     const market_opts *o = q;
+    fprintf(f, "n_items %d          items per prompt, A.. (2..%d)\n", o->n_items, MARKET_MAX_ITEMS);
+    fprintf(f, "n_features %d       features to draw from, a.. (3..26)\n", o->n_features);
+    fprintf(f, "item_features %d    features per item (below n_features)\n", o->item_features);
+    fprintf(f, "p_none %g         share of prompts where no item has the need\n", o->p_none);
+    fprintf(f, "noise %g          share of wrong teacher answers in sft.jsonl\n", o->noise);
+    fprintf(f, "n_train %d       rows of sft.jsonl\n", o->n_train);
+    fprintf(f, "n_pref %d        rows of prefs.jsonl and of prefs_immediate.jsonl\n", o->n_pref);
+    fprintf(f, "n_prompts %d     rows of prompts.jsonl\n", o->n_prompts);
+    fprintf(f, "n_eval %d         distinct held-out prompts in eval.jsonl\n", o->n_eval);
+    fprintf(f, "seed %llu\n", (unsigned long long)o->seed);
     fprintf(f,
-            "n_items %d\nn_features %d\nitem_features %d\np_none %g\nnoise %g\nn_train %d\n"
-            "n_pref %d\nn_prompts %d\nn_eval %d\nseed %llu\n",
-            o->n_items, o->n_features, o->item_features, o->p_none, o->noise, o->n_train, o->n_pref,
-            o->n_prompts, o->n_eval, (unsigned long long)o->seed);
+            "Reward sources: task:market (best answer 0/1), task:market:utility (true utility\n"
+            "+1/-1/0), task:market:immediate (the foresight rating plain RLHF trains on),\n"
+            "task:market:hindsight (the rating after the simulated outcome: RLHS); docs/rlhs.md\n");
 }
 
 static int market_check(const market_opts *o, rlhf_err *err) {
