@@ -558,15 +558,7 @@ static const char *const moving_ref_files[] = {"ref/config.json", "ref/model.saf
 // A term that is not a mean of per-example terms (it reads the whole batch:
 // the NLL per token of the batch, AOT's sorts) cannot be split over ranks.
 static int whole_batch_loss(const pref_loss_list *l) {
-#ifdef PREF_NEED_WHOLE_BATCH
     return pref_list_needs(l, PREF_NEED_WHOLE_BATCH);
-#else  // until the registry declares it (requested): the losses that use the batch
-    static const char *const names[] = {"sft", "cpo", "orpo", "aot", "aot_pair", "aot_unpaired"};
-    for (int k = 0; k < l->n; k++)
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (!strcmp(l->def[k]->name, names[i])) return 1;
-    return 0;
-#endif
 }
 
 // Options and losses, checked before anything is loaded: what the run needs is
