@@ -1,4 +1,4 @@
-"""Sharded rollouts of the online trainers over MPI ranks (docs/mpi_online.md).
+"""Sharded rollouts of the online trainers over MPI ranks (docs/mpi.md, "Online trainers").
 
 The same grpo / rloo / online-dpo run (tiny model, arith prompts, a judge whose
 reward varies, 2 iterations) as 1 process (build/rlhf) and on 2 MPI ranks

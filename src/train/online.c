@@ -310,11 +310,11 @@ static int online_init(trainer *t, rlhf_err *err) {
     L->first_reward = L->last_reward = L->last_kl = NAN;
     t->name = c->command->name;
     if (L->update->check && L->update->check(c, err)) return -1;
-    if (dist_size() > 1 && !L->update->data_parallel)  // docs/mpi_online.md
+    if (dist_size() > 1 && !L->update->data_parallel)  // docs/mpi.md, "Online trainers"
         return rlhf_fail(err, "%s does not run on %d MPI ranks yet (docs/mpi.md lists the trainers "
                               "that do); run it as one process",
                          t->name, dist_size());
-    if (dist_size() > 1 && (L->run.needs & ONLINE_NEED_CRITIC))  // docs/mpi_online.md
+    if (dist_size() > 1 && (L->run.needs & ONLINE_NEED_CRITIC))  // docs/mpi.md, "Online trainers"
         return rlhf_fail(err, "--critic_model: a separate critic does not run on %d MPI ranks yet "
                               "(its checkpoint is not saved collectively); use --value_head or "
                               "run it as one process",

@@ -107,7 +107,7 @@ struct online_update {
     const char *about;          // one line for --help
     int data_parallel;          // 1: runs on MPI ranks (each its rows' forwards and
                                 // backwards, loss terms over the global counts;
-                                // docs/mpi_online.md); 0: the loop refuses > 1 rank
+                                // docs/mpi.md, "Online trainers"); 0: the loop refuses > 1 rank
     unsigned needs;             // ONLINE_NEED_* it may ask for
     const online_option *options; // its flags (NULL-name ended)
     unsigned lists;             // ONLINE_LISTS_*: registries its --help shows

@@ -71,7 +71,7 @@ struct rollout_batch {
     rlhf_batch view;             // the model's view of tokens / targets / attn
 };
 
-// Data-parallel runs (base/dist.h, docs/mpi_online.md): every rank holds the
+// Data-parallel runs (base/dist.h, docs/mpi.md, "Online trainers"): every rank holds the
 // whole rollout batch (the layout above), but samples, scores and runs forwards
 // only on its own rows: whole groups, rows [r0, r1) from rollout_share; the cheap
 // per-row and per-token arrays are then gathered (rollout_allgather_rows), so
