@@ -224,8 +224,9 @@ def main():
         figures = equivalence(tmp, data)
         resume_across(tmp)
         figures.update(failures(tmp, data))
-        p = mpirun(2, "grpo", "--model", "tiny", "--data", os.path.join(data, "prompts.jsonl"),
-                   "--output_dir", os.path.join(tmp, "grpo"), "--max_steps", "1", "--quiet",
+        # a trainer that is not data-parallel yet (srpo) refuses before loading anything
+        p = mpirun(2, "srpo", "--model", "tiny", "--data", os.path.join(data, "prefs.jsonl"),
+                   "--output_dir", os.path.join(tmp, "srpo"), "--max_steps", "1", "--quiet",
                    check=False)
         report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr,
                "mpi_not_data_parallel_refused", p.stderr[-400:])
