@@ -96,7 +96,7 @@ cJSON *json_read_doc(const char *path, rlhf_err *err) {
     if (!text) return NULL;
     cJSON *j = NULL;
     if (json_find_nul(text, len, where, sizeof where))
-        rlhf_fail(err, "%s: a string holds \\u0000 (%s)", path, where);
+        rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", path, where);
     else if (!(j = cJSON_ParseWithLength(text, len)))
         rlhf_fail(err, "%s: not valid JSON", path);
     free(text);
