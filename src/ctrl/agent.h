@@ -49,6 +49,18 @@ typedef struct {
     // -1, the default, is the trainer's --offline_steps), later ones from the balance model
     float famo2o_beta_min, famo2o_beta_max;
     int famo2o_uniform_steps;
+    // Each method below keeps its settings inside its own block (its helper
+    // edits only that block; ctrl_train.c's field table has the same blocks).
+    // H2O (algo_h2o.c)
+    // (h2o fields)
+    // MOORL (algo_moorl.c)
+    // (moorl fields)
+    // HNPG (algo_hnpg.c)
+    // (hnpg fields)
+    // FISOR (algo_fisor.c)
+    // (fisor fields)
+    // CPL (algo_cpl.c)
+    // (cpl fields)
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)

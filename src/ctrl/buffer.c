@@ -120,6 +120,7 @@ int ctrl_mixed_offline_count(const ctrl_transitions *offline, const ctrl_transit
 void ctrl_sample_mixed(const ctrl_transitions *offline, const ctrl_transitions *online, float ratio,
                        ctrl_batch *b, rlhf_rng *rng) {
     int k = ctrl_mixed_offline_count(offline, online, ratio, b->B);
+    b->n_offline = k;
     if (k > 0) {
         RLHF_ASSERT(offline->obs_dim == b->obs_dim && offline->act_dim == b->act_dim);
         sample_rows(offline, b, 0, k, rng);

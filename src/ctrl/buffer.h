@@ -31,6 +31,8 @@ typedef struct {
     int B, obs_dim, act_dim;
     float *obs, *act, *rew, *next_obs, *done, *mc_return; // done = terminal as 0/1
     float *cost;
+    int n_offline; // rows 0..n_offline-1 came from the dataset, the rest from the online
+                   // buffer (set by ctrl_sample_mixed and by the trainer; ctrl_sample leaves it)
 } ctrl_batch;
 void ctrl_batch_alloc(ctrl_batch *b, int B, int obs_dim, int act_dim);
 void ctrl_batch_free(ctrl_batch *b);

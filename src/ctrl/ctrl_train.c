@@ -71,6 +71,16 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(famo2o_beta_min, 0, "FamO2O: smallest balance (inverse temperature)"),
     F(famo2o_beta_max, 0, "FamO2O: largest balance (inverse temperature)"),
     F(famo2o_uniform_steps, 1, "FamO2O: updates drawing the balance uniformly (-1: --offline_steps)"),
+    // H2O
+    // (h2o rows)
+    // MOORL
+    // (moorl rows)
+    // HNPG
+    // (hnpg rows)
+    // FISOR
+    // (fisor rows)
+    // CPL
+    // (cpl rows)
     {NULL, 0, 0, NULL},
 };
 #undef F
@@ -465,6 +475,11 @@ static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
         ctrl_sample_mixed(&t->offline, &t->online, t->c->mix_ratio, &t->batch, &t->rng);
     else
         ctrl_sample(&t->online, &t->batch, &t->rng);
+    // which rows came from the dataset (H2O's real rows, MOORL's buffers)
+    if (!online)
+        t->batch.n_offline = t->batch.B;
+    else if (!(t->have_offline && t->c->retain_offline))
+        t->batch.n_offline = 0;
     m->n = 0;
     if (t->algo->update(t->agent, &t->batch, &t->rng, m, err)) return -1;
     t->updates++;
