@@ -1,6 +1,8 @@
 // ctrl/algo_common: the helpers algo_*.c share (algo_common.h)
 #include "ctrl/algo_common.h"
 
+#include "ctrl/policy.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +111,17 @@ int ctrl_tensors_out(ctrl_tensor *out, int max, const ctrl_tensor *all, int n) {
     if (n > max) n = max;
     memcpy(out, all, n * sizeof *out);
     return n;
+}
+
+void ctrl_tanh_gauss_act(ctrl_mlp *actor, const float *obs, int B, int A, int deterministic,
+                         rlhf_rng *rng, const float *scale, const float *bias, float log_std_min,
+                         float log_std_max, float *out, float *pre, float *noise, float *action) {
+    ctrl_mlp_forward(actor, obs, B, out);
+    float *eps = NULL;
+    if (!deterministic) {
+        eps = noise;
+        for (long i = 0; i < (long)B * A; i++) eps[i] = rng_normal(rng);
+    }
+    ctrl_tanh_gauss_forward(action, NULL, pre, out, eps, scale, bias, B, A, log_std_min,
+                            log_std_max);
 }

@@ -27,6 +27,14 @@ void ctrl_action_box(const float *low, const float *high, int A, float **lo, flo
 // a[b, i] = clip(a[b, i], low[i], high[i]) for B rows of A
 void ctrl_clip_actions(float *a, const float *low, const float *high, int B, int A);
 
+// a tanh-Gaussian actor's actions for B rows (the `act` of SAC, RO2O, WSRL):
+// the actor's output (B, 2A) goes to scratch `out`, `pre` and `noise` are
+// (B, A) scratch; deterministic: bias + scale * tanh(mu), else one sample with
+// standard normal noise drawn from rng, row by row
+void ctrl_tanh_gauss_act(ctrl_mlp *actor, const float *obs, int B, int A, int deterministic,
+                         rlhf_rng *rng, const float *scale, const float *bias, float log_std_min,
+                         float log_std_max, float *out, float *pre, float *noise, float *action);
+
 // create's common refusals, naming the algorithm `who`: obs/act dims, hidden
 // and layers >= 1, n_critics >= 1 when `critics`, every bound finite low < high
 int ctrl_check_create(const char *who, const ctrl_algo_config *c, int S, int A, const float *low,

@@ -318,14 +318,8 @@ static void sac_act(void *agent, const float *obs, int B, int deterministic, rlh
                     float *action) {
     sac_agent *g = agent;
     grow(g, B);
-    ctrl_mlp_forward(&g->actor, obs, B, g->out);
-    float *eps = NULL;
-    if (!deterministic) {
-        eps = g->noise;
-        for (long i = 0; i < (long)B * g->A; i++) eps[i] = rng_normal(rng);
-    }
-    ctrl_tanh_gauss_forward(action, NULL, g->pre, g->out, eps, g->scale, g->bias, B, g->A,
-                            g->c.log_std_min, g->c.log_std_max);
+    ctrl_tanh_gauss_act(&g->actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
+                        g->c.log_std_min, g->c.log_std_max, g->out, g->pre, g->noise, action);
 }
 
 static int sac_tensors(void *agent, ctrl_tensor *out, int max) {
