@@ -55,12 +55,38 @@ typedef struct {
     // (h2o fields)
     // MOORL (algo_moorl.c)
     // (moorl fields)
+    // K inner SAC updates per meta-epoch (5), Reptile's step eps (0.5), the
+    // chance of a meta-epoch on the offline buffer (0.5)
+    int moorl_inner_steps;
+    float moorl_meta_lr, moorl_p_offline;
     // HNPG (algo_hnpg.c)
     // (hnpg fields)
+    // HNPG's own loop (hnpg_train.c; critic_lr, hidden, layers are shared):
+    // online steps per iteration (1000, whole episodes), Adam steps per critic
+    // per iteration (30), draws for V_h (10), 1 hybrid / 0 on-policy NPG (1),
+    // eps-greedy episodes made for comblock without --dataset (1000), CG
+    // iterations (10); discount (1), GAE lambda (0.97), max KL (0.01), CG
+    // damping (0.1), the greedy return counted as solved (0.9), eps (-1: 1/H)
+    int hnpg_batch_steps, hnpg_critic_steps, hnpg_value_samples, hnpg_hybrid;
+    int hnpg_offline_episodes, hnpg_cg_iters;
+    float hnpg_gamma, hnpg_lambda, hnpg_max_kl, hnpg_damping, hnpg_solve_return, hnpg_offline_eps;
     // FISOR (algo_fisor.c)
     // (fisor fields)
+    // reverse expectile of V_h (0.9), the infeasible branch's temperature (5) and
+    // clip (150), h = fisor_cost_scale where cost > 0 else -1 (25), the EMA rate
+    // of the sampling copy of the denoiser (0.001), the sampler's noise
+    // temperature (1), the actor lr's cosine decay length (3e6; 0: constant),
+    // diffusion steps (5), candidate actions per state (16), time features (16)
+    float fisor_cost_tau, fisor_cost_temp, fisor_cost_ub, fisor_cost_scale;
+    float fisor_actor_tau, fisor_ddpm_temp, fisor_lr_decay;
+    int fisor_T, fisor_samples, fisor_time_dim;
     // CPL (algo_cpl.c)
     // (cpl fields)
+    // inverse temperature alpha (0.1), the contrastive bias lambda on the
+    // dispreferred segment (0.5), the weight of a BC term added to the CPL
+    // loss (0), pairs per update (32), BC updates before CPL starts (0)
+    float cpl_alpha, cpl_lambda, cpl_bc_coeff;
+    int cpl_batch, cpl_bc_steps;
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)
@@ -77,6 +103,9 @@ typedef struct {
     float *data;
     long n;
 } ctrl_tensor;
+
+struct ctrl_train_config; // ctrl/ctrl_train.h
+struct ctrl_train_result;
 
 typedef struct ctrl_algo {
     const char *name;     // "bc", "td3", "td3_bc", "iql", "cql", "calql", "awac", "sac"
@@ -98,6 +127,16 @@ typedef struct ctrl_algo {
     // the agent's state as named spans; returns the count (<= max)
     int (*tensors)(void *agent, ctrl_tensor *out, int max);
     void (*free)(void *agent);
+    // optional (NULL: none): called by the trainer once, right after create,
+    // with --dataset's path and its rows as trained on (observations
+    // normalised as the trainer normalises them; kept alive for the run);
+    // both NULL without a dataset. CPL loads its segment pairs here.
+    int (*attach)(void *agent, const char *dataset, const ctrl_transitions *offline,
+                  rlhf_err *err);
+    // optional (NULL: the trainer's protocol): an algorithm with a loop of its
+    // own (HNPG: on-policy, whole fresh episodes per iteration) runs the whole
+    // training from the trainer's config; ctrl_train calls it instead
+    int (*run)(const struct ctrl_train_config *c, struct ctrl_train_result *res, rlhf_err *err);
 } ctrl_algo;
 
 // the registry (agent.c): by name, NULL when unknown

@@ -75,12 +75,42 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     // (h2o rows)
     // MOORL
     // (moorl rows)
+    F(moorl_inner_steps, 1, "MOORL: K, inner SAC updates per meta-epoch on the chosen buffer's rows"),
+    F(moorl_meta_lr, 0, "MOORL: Reptile step eps: meta += eps (inner after K steps - meta), in (0, 1]"),
+    F(moorl_p_offline, 0, "MOORL: chance that a meta-epoch learns on the offline buffer's rows"),
     // HNPG
     // (hnpg rows)
+    F(hnpg_batch_steps, 1, "HNPG: online environment steps per iteration (whole episodes)"),
+    F(hnpg_critic_steps, 1, "HNPG: Adam steps per critic Q_h per iteration"),
+    F(hnpg_value_samples, 1, "HNPG: actions drawn from pi_h to estimate V_h(s)"),
+    F(hnpg_hybrid, 1, "HNPG: 1 uses the offline data (critic FQE + actor rows), 0 is on-policy NPG"),
+    F(hnpg_offline_episodes, 1, "HNPG: eps-greedy episodes made for comblock when no --dataset"),
+    F(hnpg_cg_iters, 1, "HNPG: conjugate-gradient iterations of the natural step"),
+    F(hnpg_gamma, 0, "HNPG: discount of returns and GAE (1: the finite-horizon task)"),
+    F(hnpg_lambda, 0, "HNPG: GAE lambda on online episodes"),
+    F(hnpg_max_kl, 0, "HNPG: KL radius of the natural step"),
+    F(hnpg_damping, 0, "HNPG: damping added to the Fisher matrix in CG"),
+    F(hnpg_solve_return, 0, "HNPG: greedy mean return that counts as solved (stops the run)"),
+    F(hnpg_offline_eps, 0, "HNPG: eps of the made eps-greedy data (-1: 1/H)"),
     // FISOR
     // (fisor rows)
+    F(fisor_cost_tau, 0, "FISOR: reverse expectile of the feasibility value V_h (near the min of Q_h)"),
+    F(fisor_cost_temp, 0, "FISOR: temperature of exp(V_h - Q_h) weights in infeasible states"),
+    F(fisor_cost_ub, 0, "FISOR: clip of the infeasible states' weights"),
+    F(fisor_cost_scale, 0, "FISOR: constraint h = this where cost > 0, else -1"),
+    F(fisor_actor_tau, 0, "FISOR: EMA rate of the denoiser copy that samples actions"),
+    F(fisor_ddpm_temp, 0, "FISOR: noise temperature of the DDPM sampler"),
+    F(fisor_lr_decay, 0, "FISOR: cosine decay length (updates) of the actor lr (0: constant)"),
+    F(fisor_T, 1, "FISOR: diffusion steps"),
+    F(fisor_samples, 1, "FISOR: candidate actions per state; the one of least Q_h is taken"),
+    F(fisor_time_dim, 1, "FISOR: sinusoidal features of the diffusion step (even, >= 4)"),
     // CPL
     // (cpl rows)
+    F(cpl_alpha, 0, "CPL: inverse temperature alpha of the segment log-likelihood sums"),
+    F(cpl_lambda, 0, "CPL: contrastive bias lambda on the dispreferred segment (0 < lambda <= 1)"),
+    F(cpl_bc_coeff, 0, "CPL: weight of a BC term (mean -log pi over the pairs' rows) in the CPL loss"),
+    F(cpl_batch, 1, "CPL: segment pairs per update"),
+    F(cpl_bc_steps, 1, "CPL: BC updates on the trainer's batches before the CPL loss (Adam restarts after them)"),
     {NULL, 0, 0, NULL},
 };
 #undef F
@@ -685,6 +715,9 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
         t->agent = NULL;
         return -1;
     }
+    if (t->algo->attach && t->algo->attach(t->agent, t->have_offline ? c->dataset : NULL,
+                                           t->have_offline ? &t->offline : NULL, err))
+        return -1;
     ctrl_env_seed(t->env, c->seed);
     int rows = online_batch_rows(c) > c->batch_size ? online_batch_rows(c) : c->batch_size;
     ctrl_batch_alloc(&t->batch, rows, t->env->obs_dim, t->env->act_dim);
@@ -818,6 +851,8 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 }
 
 int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
+    const ctrl_algo *own = c->algo ? ctrl_algo_find(c->algo) : NULL;
+    if (own && own->run) return own->run(c, res, err); // a loop of its own (HNPG)
     ctrl_train_result local;
     memset(&local, 0, sizeof local);
     if (res) memset(res, 0, sizeof *res);

@@ -39,7 +39,7 @@
 #include "ctrl/buffer.h"
 #include "ctrl/env.h"
 
-typedef struct {
+typedef struct ctrl_train_config {
     const char *algo;    // a ctrl_algo name
     const char *env;     // a ctrl_env_make name
     const char *dataset; // D4RL-layout HDF5 file, or NULL / "" (online only)
@@ -83,7 +83,7 @@ typedef struct {
 extern const ctrl_algo_field ctrl_algo_fields[];
 
 // Evaluation history of a run (collect reads it); freed by ctrl_train_result_free.
-typedef struct {
+typedef struct ctrl_train_result {
     int stopped; // stopped by a signal or stop_at (no final checkpoint)
     int n_evals;
     int *eval_step;

@@ -141,6 +141,9 @@ typedef struct {
     int (*verdict)(const cJSON *rows, study_verdict *v, rlhf_err *err);
     // the study's own plots and tables (the page already has title, claim, verdict)
     int (*report)(const cJSON *rows, report_page *p, rlhf_err *err);
+    // 1: the study does not use the gold-reward sandbox (study_base is not
+    // made), e.g. the control studies (study_ctrl.h)
+    int no_sandbox;
 } study_def;
 
 const study_def *study_find(const char *name); // NULL when there is no such study
