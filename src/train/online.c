@@ -23,40 +23,11 @@
 #include "train/complete.h"
 #include "train/critic.h"
 #include "train/episode.h"
+#include "train/online_loop.h"
 #include "train/online_update.h"
 #include "train/rollout.h"
 #include "train/trainer.h"
 
-typedef struct {
-    online_run run;           // what the update method sees
-    const online_update *update;
-    int moving_ref;           // the reference is part of each checkpoint (ref/)
-    const char *extra[9];     // the checkpoint files --resume requires
-    ds_dataset *ds;
-    char **prompt_text;       // (ds->n)
-    int *order, order_epoch;  // the epoch's prompt order
-    int *ids, **pp, *pl;      // (batch_size) the iteration's prompts: rows, tokens, lengths
-    const char **texts;       // (batch_size) the iteration's prompts as reward sources see them
-    int **cc, *cl;            // (batch_size) their dataset completions (NULL, 0: none)
-    int no_reward;            // ONLINE_NEED_NO_REWARD and no reward given: nothing is scored
-    int *rollin;              // (batch_size) DR-PO roll-in tokens appended to each prompt
-    int **rollin_buf;         // (batch_size) prompt + roll-in tokens
-    int room;                 // longest prompt leaving room for max_new_tokens
-    reward_set rs;
-    reward_penalties pen;
-    rlhf_gen_opts gen;
-    size_t cap_bt;
-    // the iteration's numbers
-    double logp_diff, reward, len_sum, truncated, tokens;
-    int len_min, len_max;
-    double t_generate, t_score, t_logprobs, t_update;
-    double first_reward, last_reward, last_kl;
-    // DAPO dynamic sampling (--filter_groups)
-    int metric_source;        // the reward source whose scores must vary (-1: the total)
-    int **dyn_pp;             // (batch_size) kept prompts' tokens (roll-in included)
-    int gen_batches, groups_sampled, groups_dropped; // the iteration's
-    episode_runner *episodes; // --env_program: multi-turn episodes (train/episode.h)
-} online_loop;
 
 static void grow(float **p, size_t n) { *p = xrealloc(*p, (n ? n : 1) * sizeof(float)); }
 
@@ -138,168 +109,6 @@ static void dataset_reset(online_loop *L) {
 // pairwise: sources' anchors (--pairwise_anchor reference): each row's prompt's
 // dataset completion, EOS dropped (NULL where the row has none); NULL when no
 // source compares with an anchor
-static char **anchor_texts(online_loop *L, const rollout_batch *rb) {
-    int any = 0;
-    for (int k = 0; k < L->rs.n; k++) any |= L->rs.src[k].kind == REWARD_PAIRWISE;
-    if (!any || strcmp(L->run.c->pairwise_anchor, "reference")) return NULL;
-    const rlhf_tokenizer *tok = L->run.t->tok;
-    char **a = xcalloc((size_t)rb->B, sizeof(char *));
-    for (int r = 0; r < rb->B; r++) {
-        int j = rb->prompt_index[r], n = L->cl[j];
-        if (!L->cc[j] || n <= 0) continue;
-        if (L->cc[j][n - 1] == tok_eos(tok)) n--;
-        a[r] = tok_decode(tok, L->cc[j], n);
-    }
-    return a;
-}
-
-// decodes, scores with the reward set; totals (B) and per-source (B,S)
-static int score_batch(online_loop *L, rollout_batch *rb, float *total, float *per_source,
-                       rlhf_err *err) {
-    const rlhf_tokenizer *tok = L->run.t->tok;
-    rollout_decode(rb, tok);
-    for (int r = 0; r < rb->B; r++) {  // DR-PO: the judge sees roll-in + generated tokens
-        int h = L->rollin[rb->prompt_index[r]];
-        if (h == 0) continue;
-        free(rb->text[r]);
-        const int *row = rb->tokens + (size_t)r * rb->T;  // continues the original prompt
-        rb->text[r] = tok_decode_next(tok, rb->P - h > 0 ? row[rb->P - h - 1] : -1,
-                                      row + rb->P - h, h + rb->length[r] - (rb->ended_eos[r] ? 1 : 0),
-                                      0, NULL);
-    }
-    const char **ps = xmalloc((size_t)rb->B * sizeof(char *));
-    for (int r = 0; r < rb->B; r++) ps[r] = L->prompt_text[L->ids[rb->prompt_index[r]]];
-    char **anchors = anchor_texts(L, rb);
-    int r0 = 0, r1 = rb->B, S = L->rs.n;  // data-parallel: this rank scores its own rows
-    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
-    reward_set_anchors(&L->rs, anchors ? (const char *const *)anchors + r0 : NULL);
-    int rc = reward_set_score(&L->rs, ps + r0, (const char *const *)rb->text + r0, r1 - r0,
-                              per_source ? per_source + (size_t)r0 * S : NULL, total + r0, err);
-    if (rc == 0 && dist_size() > 1) {  // every rank gets every row's scores
-        rollout_allgather_rows(total, rb->n_prompts, rb->n_samples, 1);
-        if (per_source && S > 0) rollout_allgather_rows(per_source, rb->n_prompts, rb->n_samples, S);
-    }
-    for (int r = 0; rc == 0 && rb->env_reward && r < rb->B; r++) total[r] += rb->env_reward[r];
-    free(ps);
-    for (int r = 0; anchors && r < rb->B; r++) free(anchors[r]);
-    free(anchors);
-    return rc;
-}
-
-// the rollout's options: --env_program's episodes go through rollout_generate's hook
-static rollout_opts rollout_options(const online_loop *L, int n) {
-    rollout_opts ro = {.n_samples = n, .gen = L->gen,
-                       .batch_size = L->run.c->generation_batch_size};
-    if (L->episodes)
-        ro.episodes = episode_rollout, ro.episodes_ctx = L->episodes, ro.prompt_text = L->texts;
-    return ro;
-}
-
-// scores of k extra samples of m for each prompt of the batch (greedy for
-// ReMax, the reference's for PAR): out (n_prompts * k)
-static int side_scores(online_loop *L, rlhf_model *m, int k, float temperature, int penalties,
-                       float *out, rlhf_err *err) {
-    const online_config *c = L->run.c;
-    rollout_opts ro = rollout_options(L, k);
-    ro.gen.temperature = temperature;
-    rollout_batch rb;
-    if (rollout_generate(m, (const int *const *)L->pp, L->pl, c->base.batch_size, &ro,
-                         &L->run.rng, &rb, err))
-        return -1;
-    int rc = score_batch(L, &rb, out, NULL, err);
-    if (rc == 0 && penalties) reward_apply_penalties(&L->pen, rb.B, rb.length, rb.ended_eos, out);
-    rollout_free(&rb);
-    return rc;
-}
-
-int online_score_samples(online_run *r, rollout_batch *rb, float *out, rlhf_err *err) {
-    online_loop *L = (online_loop *)((char *)r - offsetof(online_loop, run));
-    if (score_batch(L, rb, out, NULL, err)) return -1;
-    reward_apply_penalties(&L->pen, rb->B, rb->length, rb->ended_eos, out);
-    return 0;
-}
-
-// SCORE: the reward set, then PAR, the penalties and ReMax's greedy baseline
-static int score(online_loop *L, rlhf_err *err) {
-    online_run *r = &L->run;
-    const online_config *c = r->c;
-    int it = r->iteration, bs = c->base.batch_size;
-    if (score_batch(L, &r->rb, r->scores, r->per_source, err))
-        return rlhf_fail_ctx(err, "iteration %d: scoring failed; stopping (checkpoints already "
-                                  "written are kept, none is written now)",
-                             it + 1);
-    if (c->par_samples > 0) {
-        float *refs = xmalloc((size_t)bs * c->par_samples * sizeof(float));
-        int rc = side_scores(L, r->ref, c->par_samples, c->temperature, 0, refs, err);
-        if (rc == 0) reward_par(bs, r->n, r->scores, c->par_samples, refs, c->par_k);
-        free(refs);
-        if (rc) return rlhf_fail_ctx(err, "iteration %d: PAR reference samples", it + 1);
-    }
-    reward_apply_penalties(&L->pen, r->B, r->rb.length, r->rb.ended_eos, r->scores);
-    if (r->needs & ONLINE_NEED_BASELINES) {  // the greedy sample's reward (ReMax)
-        float *g = xmalloc((size_t)bs * sizeof(float));
-        int rc = side_scores(L, r->t->m, 1, 0.0f, 1, g, err);
-        for (int row = 0; row < r->B && rc == 0; row++) r->baselines[row] = g[row / r->n];
-        free(g);
-        if (rc) return rlhf_fail_ctx(err, "iteration %d: ReMax greedy baseline", it + 1);
-    }
-    return 0;
-}
-
-// Every training forward of the run (the policy's, the reference's, the previous
-// iterate's) gives log-probs at the sampling temperature: log softmax(logits / T),
-// as TRL and verl compute them, so they match the sampler's.
-static void logits_at_temperature(online_run *r) {
-    r->t->m->logit_temperature = r->c->temperature;
-    if (r->ref) r->ref->logit_temperature = r->c->temperature;
-    if (r->prev) r->prev->logit_temperature = r->c->temperature;
-}
-
-// old log-probs (and values) under the rollout weights, the reference's, and
-// the KL between them (no gradient: 64 rows at a time unless --micro_batch_size)
-static int old_logprobs(online_loop *L, rlhf_err *err) {
-    online_run *r = &L->run;
-    rollout_batch *rb = &r->rb;
-    int B = r->B, T = rb->T, values = (r->needs & ONLINE_NEED_VALUES) && !r->critic;
-    int chunk = r->micro > 0 ? r->micro : 64;
-    logits_at_temperature(r);  // again: a resumed run may hold new models
-    int r0 = 0, r1 = B;  // data-parallel: this rank's rows, then every rank gets all
-    if (dist_size() > 1) rollout_share(r->n_prompts, r->n, dist_rank(), &r0, &r1);
-    rollout_batch mine = rollout_view(rb, r0, r1);
-    size_t o = (size_t)r0 * T;
-    if (rollout_forward(r->t->m, &mine, chunk, r->old_logp + o, values ? r->old_values + o : NULL,
-                        NULL, err))
-        return -1;
-    if (r->critic) {  // a separate critic's values
-        if (critic_values(r->critic, &mine, chunk, r->old_values + o, err)) return -1;
-    } else if (!values) {
-        memset(r->old_values, 0, (size_t)B * T * sizeof(float));
-    }
-    if (r->ref && rollout_forward(r->ref, &mine, chunk, r->ref_logp + o, NULL, NULL, err)) return -1;
-    if (r->prev && rollout_forward(r->prev, &mine, chunk, r->prev_logp + o, NULL, NULL, err))
-        return -1;
-    if (dist_size() > 1) {
-        float *all[] = {r->old_logp, values || r->critic ? r->old_values : NULL,
-                        r->ref ? r->ref_logp : NULL, r->prev ? r->prev_logp : NULL};
-        for (int k = 0; k < 4; k++)
-            if (all[k]) rollout_allgather_rows(all[k], r->n_prompts, r->n, T);
-    }
-    double logp_diff = 0, kl_seq = 0, kl_tok = 0;
-    for (int row = 0; row < B; row++) {
-        double s = 0, k = 0;
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)row * T + t;
-            if (rb->mask[i] == 0) continue;
-            double d = fabs((double)r->old_logp[i] - rb->sample_logp[i]);
-            if (d > logp_diff) logp_diff = d;
-            if (r->ref) s += r->old_logp[i] - r->ref_logp[i], k++;
-        }
-        kl_seq += s, kl_tok += k > 0 ? s / k : 0;
-    }
-    L->logp_diff = logp_diff, r->kl = kl_seq / B, r->kl_token = kl_tok / B;
-    return 0;
-}
-
 // -------------------------------------------------------------- the method --
 
 static int online_init(trainer *t, rlhf_err *err) {
@@ -483,7 +292,7 @@ static int online_setup(trainer *t, rlhf_err *err) {
     L->rollin = xcalloc(bs, sizeof(int));
     L->rollin_buf = xcalloc(bs, sizeof(int *));
     grow(&r->scores, r->B), grow(&r->per_source, (size_t)r->B * L->rs.n), grow(&r->baselines, r->B);
-    logits_at_temperature(r);
+    online_logits_at_temperature(r);
     return L->update->setup(r, err);
 }
 
@@ -545,7 +354,7 @@ static int online_resume(trainer *t, rlhf_err *err) {
         snprintf(cp, sizeof cp, "%s/critic", t->resume_from);
         if (critic_restore(L->run.critic, cp, err)) return -1;
     }
-    logits_at_temperature(&L->run);
+    online_logits_at_temperature(&L->run);
     return 0;
 }
 
@@ -650,7 +459,7 @@ static void rollout_numbers(online_loop *L) {
 static int generate_round(online_loop *L, rlhf_err *err) {
     online_run *r = &L->run;
     rollout_free(&r->rb);
-    rollout_opts ro = rollout_options(L, r->n);
+    rollout_opts ro = online_rollout_options(L, r->n);
     return rollout_generate(r->t->m, (const int *const *)L->pp, L->pl, r->n_prompts, &ro, &r->rng,
                             &r->rb, err);
 }
@@ -709,7 +518,7 @@ static int dynamic_sampling(online_loop *L, int it, double *gen_s, rlhf_err *err
         double t0 = time_now();
         if ((rc = generate_round(L, err))) break;
         *gen_s += time_now() - t0;
-        if ((rc = score(L, err))) break;
+        if ((rc = online_score(L, err))) break;
         L->gen_batches++;
         int nt = 0;
         for (int g = 0; g < bs; g++) {
@@ -765,7 +574,7 @@ static int online_step(trainer *t, int it, rlhf_err *err) {
         t0 = time_now();
         if (generate_round(L, err)) return -1;
         t1 = time_now();
-        if (score(L, err)) return -1;
+        if (online_score(L, err)) return -1;
         t2 = time_now();
     }
     size_t BT = (size_t)r->B * r->rb.T;
@@ -774,7 +583,7 @@ static int online_step(trainer *t, int it, rlhf_err *err) {
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) grow(bufs[i], BT);
         L->cap_bt = BT;
     }
-    if (old_logprobs(L, err)) return -1;
+    if (online_old_logprobs(L, err)) return -1;
     double t3 = time_now();
     r->grad_norm = 0, r->updates = 0;
     if (L->update->update(r, err)) return rlhf_fail_ctx(err, "iteration %d", it + 1);
