@@ -55,6 +55,10 @@ struct ctrl_env {
 // an error naming the missing library when built without it), or
 // "cmd:PROGRAM ARGS" (the external protocol, see env_external.c). Unknown names
 // are refused with the list of known ones. The environment is seeded with 0.
+// Pendulum with other physics (a simulator with a dynamics gap, H2O):
+// "pendulum:gravity=20" or "pendulum:gravity=G,mass=M,length=L" (any subset,
+// any order; each finite and > 0; unset ones keep 10, 1, 1). A malformed
+// setting is refused naming it.
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err);
 void ctrl_env_free(ctrl_env *e);
 void ctrl_env_seed(ctrl_env *e, uint64_t seed);

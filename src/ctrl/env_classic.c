@@ -10,6 +10,12 @@
 //   pendulum     Pendulum-v1               obs (cos th, sin th, thdot), torque [-2, 2], 200 steps
 //   mountaincar  MountainCarContinuous-v0  obs (position, velocity), force [-1, 1], 999 steps
 //   cartpole     our continuous CartPole   obs (x, x_dot, theta, theta_dot), [-1, 1], 500 steps
+//
+// Pendulum takes physical settings after a colon, for simulators with a
+// dynamics gap (H2O's "2x gravity" simulator, docs/ctrl_h2o.md):
+// "pendulum:gravity=20", "pendulum:gravity=15,mass=1.2,length=0.8" (keys
+// gravity, mass, length; each a finite number > 0; defaults 10, 1, 1, with
+// which the dynamics are bit for bit those of plain "pendulum").
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +30,7 @@ typedef struct {
                    // cartpole (x, x_dot, theta, theta_dot)
     int ready;     // reset has been called
     int after_end; // cartpole: steps taken after termination (Gymnasium's steps_beyond_terminated)
+    double g, m, l; // pendulum: gravity, mass, length (PEND_G, PEND_M, PEND_L unless set)
 } classic_state;
 
 // uniform double in [lo, hi) from 53 random bits
@@ -65,9 +72,8 @@ static void pendulum_step(classic_state *c, double u, float *obs, ctrl_step_info
     double th = c->s[0], thdot = c->s[1];
     double a = angle_normalize(th);
     double costs = a * a + 0.1 * thdot * thdot + 0.001 * u * u; // on the state before the step
-    double newthdot =
-        thdot +
-        (3.0 * PEND_G / (2.0 * PEND_L) * sin(th) + 3.0 / (PEND_M * PEND_L * PEND_L) * u) * PEND_DT;
+    double g = c->g, m = c->m, l = c->l;
+    double newthdot = thdot + (3.0 * g / (2.0 * l) * sin(th) + 3.0 / (m * l * l) * u) * PEND_DT;
     if (newthdot > PEND_MAX_SPEED) newthdot = PEND_MAX_SPEED;
     if (newthdot < -PEND_MAX_SPEED) newthdot = -PEND_MAX_SPEED;
     c->s[0] = th + newthdot * PEND_DT; // semi-implicit: the new velocity moves the angle
@@ -251,10 +257,68 @@ int ctrl_env_classic_set_state(ctrl_env *e, const double *state, int n, float *o
     return 0;
 }
 
+// "KEY=VALUE,KEY=VALUE" after "pendulum:" into c->g, c->m, c->l
+static int pendulum_settings(const char *name, const char *spec, classic_state *c,
+                             rlhf_err *err) {
+    static const char *const keys[] = {"gravity", "mass", "length"};
+    double *dst[] = {&c->g, &c->m, &c->l};
+    if (!*spec)
+        return rlhf_fail(err, "env \"%s\": nothing after the colon (e.g. pendulum:gravity=20)",
+                         name);
+    const char *p = spec;
+    while (*p) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end)
+            return rlhf_fail(err,
+                             "env \"%s\": setting \"%.*s\" is not KEY=VALUE (keys: gravity, "
+                             "mass, length)",
+                             name, (int)(end - p), p);
+        int k = -1;
+        for (int i = 0; i < 3; i++)
+            if ((size_t)(eq - p) == strlen(keys[i]) && !strncmp(p, keys[i], eq - p)) k = i;
+        if (k < 0)
+            return rlhf_fail(err, "env \"%s\": unknown setting \"%.*s\" (keys: gravity, mass, "
+                                  "length)",
+                             name, (int)(eq - p), p);
+        char num[64];
+        int len = (int)(end - eq - 1);
+        if (len <= 0 || len >= (int)sizeof num)
+            return rlhf_fail(err, "env \"%s\": %s has no value", name, keys[k]);
+        memcpy(num, eq + 1, (size_t)len);
+        num[len] = 0;
+        char *stop;
+        double v = strtod(num, &stop);
+        if (*stop || !isfinite(v) || !(v > 0))
+            return rlhf_fail(err, "env \"%s\": %s=%s is not a finite number > 0", name, keys[k],
+                             num);
+        *dst[k] = v;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return rlhf_fail(err, "env \"%s\": a comma ends the settings", name);
+    }
+    return 0;
+}
+
 int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err) {
     classic_state *c = xcalloc(1, sizeof *c);
+    c->g = PEND_G, c->m = PEND_M, c->l = PEND_L;
     e->act_dim = 1;
-    if (!strcmp(name, "pendulum")) {
+    const char *colon = strchr(name, ':');
+    if (colon) {
+        if (strncmp(name, "pendulum:", 9)) {
+            free(c);
+            return rlhf_fail(err,
+                             "env \"%s\": only pendulum takes settings after a colon "
+                             "(pendulum:gravity=G,mass=M,length=L)",
+                             name);
+        }
+        if (pendulum_settings(name, colon + 1, c, err)) {
+            free(c);
+            return -1;
+        }
+    }
+    if (!strcmp(name, "pendulum") || colon) {
         c->kind = PENDULUM;
         e->obs_dim = 3;
         e->act_low[0] = -2.0f, e->act_high[0] = 2.0f;
