@@ -5,6 +5,7 @@
 // wrapper), count steps and report the time limit as `truncated` (Gymnasium's
 // TimeLimit wrapper).
 #include "ctrl/env.h"
+#include "ctrl/env_neorl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ static int in_list(const char *name, const char *const *list, int n) {
 }
 
 const char *ctrl_env_names(void) {
-    return "pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, cmd:PROGRAM ARGS";
+    return "pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, neorl-pipeline, "
+           "neorl-rocket, neorl-dmsd, cmd:PROGRAM ARGS";
 }
 
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
@@ -34,6 +36,8 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
         rc = ctrl_env_classic_make(name, e, err);
     } else if (in_list(name, mujoco_names, 3)) {
         rc = ctrl_env_mujoco_make(name, e, err);  // a clear error when built without MuJoCo
+    } else if (!strncmp(name, "neorl-", 6)) {
+        rc = ctrl_env_neorl_make(name, e, err); // env_neorl.c: NeoRL-2-style tasks
     } else if (!strncmp(name, "cmd:", 4)) {
         rc = ctrl_env_external_make(name + 4, e, err);
     } else {
