@@ -28,11 +28,17 @@ static size_t put(char *buf, size_t cap, size_t k, const char *fmt, ...) {
     return w < 0 ? k : k + (size_t)w;
 }
 
-// the algorithm's settings as flags (appended at defs[n]); returns the new count
+// room for a command's own flags, every algorithm setting and the terminator
+#define CTRL_FLAGS_MAX 320
+
+// the algorithm's settings as flags (appended at defs[n], of CTRL_FLAGS_MAX);
+// returns the new count
 static int algo_flags(flag_def *defs, int n, ctrl_algo_config *a) {
-    for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++)
+    for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
+        RLHF_ASSERT(n < CTRL_FLAGS_MAX - 1);
         defs[n++] = (flag_def){f->name, f->is_int ? FLAG_INT : FLAG_FLOAT, (char *)a + f->offset,
                                f->help};
+    }
     return n;
 }
 
@@ -109,7 +115,7 @@ static int ctrl_train_cmd(int argc, char **argv) {
     ctrl_train_config c;
     ctrl_train_default_config(&c, shown);
     c.algo = algo;
-    flag_def defs[96];
+    flag_def defs[CTRL_FLAGS_MAX];
     train_flags(defs, &c);
     char about[4000] =
         "Offline-to-online RL for continuous control: --offline_steps updates on --dataset, then\n"
@@ -229,7 +235,7 @@ static int ctrl_collect_cmd(int argc, char **argv) {
     ctrl_collect_config c;
     ctrl_collect_default_config(&c);
     ctrl_train_config *t = &c.train;
-    flag_def defs[64];
+    flag_def defs[CTRL_FLAGS_MAX];
     int n = 0;
     defs[n++] = (flag_def){"env", FLAG_STR, &c.env, "environment"};
     defs[n++] = (flag_def){"out", FLAG_STR, &c.out, "folder for the .hdf5 files (and sac/, the SAC run)"};
