@@ -73,7 +73,7 @@ int linmdp_rare(linmdp *m, int n_common, double p_rare, double gap_rare, double 
             if (s == 0) {
                 mu1[rare] = p_rare;
                 for (int c = 1; c <= n_common; c++) mu1[c] = (1 - p_rare) / n_common;
-                m->theta[i] = a == 0 ? 0.6 : 0.5;
+                m->theta[i] = a == 0 ? 0.8 : 0.2;
             } else {
                 mu1[s] = 1; // never used at step 1 (only the start state is reached)
                 double g = s == rare ? gap_rare : gap_common;

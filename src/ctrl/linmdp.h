@@ -42,8 +42,8 @@ int linmdp_random(linmdp *m, int S, int A, int H, int d, uint64_t seed, rlhf_err
 
 // The study's instance (tabular features, d = S*A, H = 2, A = 2): from the
 // start state either action leads to a rare state with probability p_rare,
-// else to one of n_common common states uniformly; step-1 rewards 0.6
-// (action 0) and 0.5 (action 1). At step 2 the two actions' mean rewards
+// else to one of n_common common states uniformly; step-1 rewards 0.8
+// (action 0) and 0.2 (action 1). At step 2 the two actions' mean rewards
 // differ by gap_common in each common state (better action chosen by seed) and
 // by gap_rare in the rare state, so flipping a common state's action costs
 // (1 - p_rare) gap_common / n_common and the rare state's p_rare gap_rare.
