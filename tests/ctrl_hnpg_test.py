@@ -1,0 +1,312 @@
+"""HNPG (src/ctrl/hnpg_math.c, hnpg_train.c, env_comblock.c) against
+independent float64 replays, and its behaviour on the combination lock.
+
+Replays (tests/tools/ctrl_hnpg_dump prints the C side's inputs and outputs):
+* the natural step: the surrogate's gradient and the Fisher-vector product
+  by PyTorch autograd (double backward of the mean KL, as the authors'
+  trpo.py does), conjugate gradient, the KL-radius scaling and the
+  backtracking line search written from trpo.py; the CG solution, the new
+  parameters, the losses and the accepted step's KL must match;
+* GAE: A_t = sum_l (gamma lambda)^l delta_{t+l} within each episode (the
+  closed form, not the C recursion) and the returns-to-go;
+* the critic fit: a ReLU MLP with the same parameters and torch.optim.Adam on
+  mean_on (Q - y)^2 + mean_off (Q - y)^2, 5 steps;
+* the environment: the latent and the step decoded from each observation
+  (Hadamard^T obs / dim), the lock stays open only after right choices,
+  reward 1 only at the end of an all-right episode, terminated at step H.
+Study (src/study/study_hnpg.c): its verdict from synthetic rows (claim holds,
+fails, inconclusive), and the quick run on H = 3, 5 with one seed: HNPG with
+eps-greedy offline data opens the lock, on-policy NPG with the same budget
+does not at H = 5.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, BUILD, RLHF, report, exit_code  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_default_dtype(torch.float64)
+TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_hnpg_dump")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def tool(*args):
+    p = subprocess.run([TOOL, *map(str, args)], capture_output=True, text=True, timeout=120, env=ENV)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-500:])
+    return [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+
+
+def close(a, b, rtol=1e-5, atol=1e-6):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(1.0, float(np.abs(b).max()) if b.size else 1.0)
+    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= atol + rtol * scale)), \
+        float(np.abs(a - b).max()) if a.size else 0.0
+
+
+# ----------------------------------------------------------------- the step --
+def unpack(theta, S, A):
+    W = theta[:A * S].reshape(A, S)
+    return W, theta[A * S:A * S + A], theta[A * S + A:]
+
+
+def logp(theta, s, a, S, A):
+    W, b, ls = unpack(theta, S, A)
+    mu = s @ W.T + b
+    return (-(a - mu) ** 2 / (2 * torch.exp(2 * ls)) - 0.5 * math.log(2 * math.pi) - ls).sum(1)
+
+
+def kl(theta0, theta, s, S, A):
+    W0, b0, l0 = unpack(theta0, S, A)
+    W1, b1, l1 = unpack(theta, S, A)
+    m0, m1 = s @ W0.T + b0, s @ W1.T + b1
+    return (l1 - l0 + (torch.exp(2 * l0) + (m0 - m1) ** 2) / (2 * torch.exp(2 * l1)) - 0.5).sum(1).mean()
+
+
+def replay_npg(d, max_kl=0.01, damping=0.1):
+    S, A, N = d["S"], d["A"], d["N"]
+    th0 = torch.tensor(d["theta0"])
+    s = torch.tensor(d["states"]).reshape(N, S)
+    a = torch.tensor(d["actions"]).reshape(N, A)
+    adv = torch.tensor(d["adv"])
+    lp_old = logp(th0, s, a, S, A).detach()
+
+    def loss(th):
+        return -(adv * torch.exp(logp(th, s, a, S, A) - lp_old)).mean()
+
+    th = th0.clone().requires_grad_(True)
+    g = torch.autograd.grad(loss(th), th)[0]
+
+    def fvp(v):
+        t = th0.clone().requires_grad_(True)
+        k = kl(th0.detach(), t, s, S, A)
+        gk = torch.autograd.grad(k, t, create_graph=True)[0]
+        return torch.autograd.grad((gk * v).sum(), t)[0] + damping * v
+
+    b = -g
+    x = torch.zeros_like(b)
+    r, p = b.clone(), b.clone()
+    rr = r @ r
+    for _ in range(10):
+        Ap = fvp(p)
+        alpha = rr / (p @ Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        nr = r @ r
+        p, rr = r + nr / rr * p, nr
+        if rr < 1e-10:
+            break
+    shs = 0.5 * (x @ fvp(x))
+    lm = torch.sqrt(shs / max_kl)
+    full, rate = x / lm, (-g @ x) / lm
+    f0 = loss(th0).item()
+    out, frac_ok, f1 = th0, 0.0, f0
+    for k in range(10):
+        frac = 0.5 ** k
+        # the C side stores the candidate in float32 before evaluating it
+        cand = (th0 + frac * full).float().double()
+        fn = loss(cand).item()
+        if f0 - fn > 0 and (f0 - fn) / (rate.item() * frac) > 0.1:
+            out, frac_ok, f1 = cand, frac, fn
+            break
+    return x.numpy(), out.numpy(), f0, f1, frac_ok, kl(th0, out, s, S, A).item(), shs.item()
+
+
+def check_npg():
+    for seed, N in ((1, 40), (2, 7), (3, 200)):
+        d = tool("npg", seed, N)[0]
+        x, th1, f0, f1, frac, k, shs = replay_npg(d)
+        ok1, e1 = close(d["stepdir"], x, 1e-7, 1e-9)
+        ok2, e2 = close(d["theta1"], th1, 1e-6, 1e-7)
+        ok3 = abs(d["loss_before"] - f0) < 1e-9 and abs(d["loss_after"] - f1) < 1e-6 * max(1, abs(f1))
+        ok4 = d["step_frac"] == frac and abs(d["kl"] - k) < 1e-6 and abs(d["shs"] - shs) < 1e-8 * max(1, shs)
+        report(ok1 and ok2 and ok3 and ok4 and frac > 0 and 0 < k <= 0.0101,
+               f"ctrl_hnpg natural step vs autograd Fisher + CG + line search (seed {seed}, N {N}; "
+               f"step fraction {frac}, KL {k:.5f})",
+               f"stepdir {e1:.3g} theta {e2:.3g} losses {d['loss_before']} {f0} {d['loss_after']} {f1} "
+               f"frac {d['step_frac']} {frac} kl {d['kl']} {k} shs {d['shs']} {shs}")
+
+
+def check_gae():
+    d = tool("gae", 5)[0]
+    rew, val, mask = np.array(d["rew"]), np.array(d["val"]), np.array(d["mask"])
+    n, g, lam = len(rew), 0.99, 0.97
+    adv, ret = np.zeros(n), np.zeros(n)
+    ends = [i for i in range(n) if mask[i] == 0]
+    start = 0
+    for end in ends:
+        for t in range(start, end + 1):
+            deltas = [rew[k] + (g * val[k + 1] if k < end else 0.0) - val[k] for k in range(t, end + 1)]
+            adv[t] = sum((g * lam) ** (k - t) * deltas[k - t] for k in range(t, end + 1))
+            ret[t] = sum(g ** (k - t) * rew[k] for k in range(t, end + 1))
+        start = end + 1
+    ok1, e1 = close(d["adv"], adv, 1e-6)
+    ok2, e2 = close(d["ret"], ret, 1e-6)
+    report(ok1 and ok2, "ctrl_hnpg GAE(0.99, 0.97) and returns vs the closed form per episode",
+           f"adv {e1:.3g} ret {e2:.3g}")
+
+
+def check_critic():
+    d = tool("critic", 9)[0]
+    p = torch.tensor(d["params0"])
+    sizes = [(8, 6), (8, 8), (1, 8)]
+    params, o = [], 0
+    for out_, in_ in sizes:
+        W = p[o:o + out_ * in_].reshape(out_, in_).clone().requires_grad_(True)
+        o += out_ * in_
+        b = p[o:o + out_].clone().requires_grad_(True)
+        o += out_
+        params += [W, b]
+
+    def q(x):
+        h = torch.relu(x @ params[0].T + params[1])
+        h = torch.relu(h @ params[2].T + params[3])
+        return (h @ params[4].T + params[5])[:, 0]
+
+    Xon, yon = torch.tensor(d["X_on"]).reshape(10, 6), torch.tensor(d["y_on"])
+    Xoff, yoff = torch.tensor(d["X_off"]).reshape(7, 6), torch.tensor(d["y_off"])
+    opt = torch.optim.Adam(params, lr=0.01)
+    for _ in range(5):
+        opt.zero_grad()
+        lon = ((q(Xon) - yon) ** 2).mean()
+        loff = ((q(Xoff) - yoff) ** 2).mean()
+        (lon + loff).backward()
+        opt.step()
+    flat = torch.cat([t.detach().reshape(-1) for t in params]).numpy()
+    ok, e = close(d["params1"], flat, 1e-4, 1e-5)
+    okl = abs(d["loss_on"] - lon.item()) < 1e-4 * max(1, lon.item()) and \
+        abs(d["loss_off"] - loff.item()) < 1e-4 * max(1, loff.item())
+    moved = float(np.abs(np.array(d["params1"]) - np.array(d["params0"])).max())
+    report(ok and okl and moved > 1e-3, "ctrl_hnpg critic fit (MC + FQE targets, 5 Adam steps) vs torch",
+           f"params {e:.3g}, losses {d['loss_on']} {lon.item()} {d['loss_off']} {loff.item()}")
+
+
+# ------------------------------------------------------------- environment --
+def hadamard(n):
+    h = np.array([[1.0]])
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def check_env():
+    H = 5
+    dim = 1 << math.ceil(math.log2(H + 4))
+    Had = hadamard(dim)
+    problems = []
+    for wrong in (-1, 2):
+        steps = tool("env", H, 11, wrong)
+        eps = {}
+        for s in steps:
+            eps.setdefault(s["episode"], []).append(s)
+        opened = 0
+        for e, ss in eps.items():
+            for i, s in enumerate(ss):
+                z = Had.T @ np.array(s["obs"]) / dim
+                if len(s["obs"]) != dim or int(np.argmax(z[:3])) != s["latent"] or \
+                        int(np.argmax(z[3:3 + H + 1])) != s["h"] or s["h"] != i:
+                    problems.append(f"obs decode ep {e} step {i}")
+                right = s["latent"] < 2 and s["choice"] == s["best"]
+                if i + 1 < H:
+                    nxt = ss[i + 1]["latent"]
+                    if (nxt < 2) != right:
+                        problems.append(f"latent after step {i} of ep {e}: {s['latent']} -> {nxt}, right {right}")
+                    if s["reward"] != 0 or s["terminated"]:
+                        problems.append(f"reward/terminated before the end, ep {e} step {i}")
+                else:
+                    if not s["terminated"] or s["truncated"]:
+                        problems.append(f"last step not terminated, ep {e}")
+                    if (abs(s["reward"] - 1) < 1e-6) != right or s["reward"] not in (0.0, 1.0) and abs(s["reward"] - 0.1) > 1e-6:
+                        problems.append(f"final reward {s['reward']} right {right}, ep {e}")
+            all_right = all(s["latent"] < 2 and s["choice"] == s["best"] for s in ss)
+            if (ss[-1]["reward"] == 1) != all_right:
+                problems.append(f"episode {e}: return {ss[-1]['reward']} but all right {all_right}")
+            opened += ss[-1]["reward"] == 1
+        if wrong == -1 and opened < 18:
+            problems.append(f"right actions opened {opened}/20")
+        if wrong >= 0 and opened > 0:
+            problems.append(f"a wrong choice at step {wrong} still opened {opened}/20")
+    report(not problems, "ctrl_hnpg comblock:H=5 transitions (decoded observations, the lock opens "
+           "only with the right sequence)", "; ".join(problems[:5]))
+
+
+def synthetic(hnpg_solved, npg_solved, Hs=(5, 10), seeds=(1, 2, 3)):
+    """Rows in the study's format; *_solved(H, seed) says whether that run solved."""
+    out = []
+    for H in Hs:
+        for s in seeds:
+            for m, f in (("hnpg", hnpg_solved), ("npg", npg_solved)):
+                ok = f(H, s)
+                out.append({"study": "hnpg", "H": H, "method": m, "seed": s, "budget_steps": 1000 * H,
+                            "solved": int(ok), "episodes_to_solve": 100 * H if ok else -1,
+                            "online_episodes": 100 * H if ok else 200 * H, "best_eval": 1.0 if ok else 0.1,
+                            "seconds": 1.0})
+    return out
+
+
+def check_verdicts(tmp):
+    cases = [("holds", synthetic(lambda H, s: True, lambda H, s: H == 5), "supported"),
+             ("npg_too", synthetic(lambda H, s: True, lambda H, s: True), "not supported"),
+             ("hnpg_fails_small_H", synthetic(lambda H, s: H == 10, lambda H, s: False), "inconclusive"),
+             ("one_seed_apart", synthetic(lambda H, s: True, lambda H, s: s != 1), "inconclusive")]
+    for name, items, want in cases:
+        src = os.path.join(tmp, name + ".jsonl")
+        with open(src, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in items))
+        out = os.path.join(tmp, name)
+        p = subprocess.run([RLHF, "study", "hnpg", "--from", src, "--out", out], capture_output=True,
+                           text=True, timeout=60, env=ENV)
+        if p.returncode != 0:
+            report(False, f"ctrl_hnpg study verdict {name}", p.stderr[-500:])
+            continue
+        v = json.load(open(os.path.join(out, "verdict.json")))
+        ok = v["verdict"] == want
+        if name == "holds":
+            page = open(os.path.join(out, "report.html")).read()
+            ok = ok and 'data-label="HNPG"' in page and 'data-label="NPG"' in page
+        report(ok, f"ctrl_hnpg study verdict from rows: {name} -> {want}", f"{v['verdict']}: {v['text']}")
+
+
+def check_quick_study(tmp):
+    """`rlhf study hnpg --quick --seeds 1`: comblock H = 3 and 5 (10 choices
+    a step: a random policy opens the H=5 lock once in 10^5 episodes), HNPG
+    with 500 eps-greedy episodes vs on-policy NPG on the same budget of online
+    steps (3000 / 6000). Asserted: every run has its row, HNPG opens the lock
+    at both H, NPG does not at H = 5 (the verdict is supported)."""
+    out = os.path.join(tmp, "quick")
+    p = subprocess.run([RLHF, "study", "hnpg", "--quick", "--seeds", "1", "--out", out],
+                       capture_output=True, text=True, timeout=600, env=ENV)
+    if p.returncode != 0:
+        report(False, "ctrl_hnpg quick study", p.stderr[-1500:])
+        return
+    rs = [json.loads(x) for x in open(os.path.join(out, "results.jsonl")) if x.strip()]
+    got = {(r["H"], r["method"]): r for r in rs}
+    v = json.load(open(os.path.join(out, "verdict.json")))
+    ok = set(got) == {(3, "hnpg"), (3, "npg"), (5, "hnpg"), (5, "npg")} and v["verdict"] == "supported"
+    desc = "; ".join(f"H {H} {m}: " + (f"solved after {got[(H, m)]['episodes_to_solve']:.0f} episodes"
+                                      if got[(H, m)]["solved"] else
+                                      f"not solved in {got[(H, m)]['online_episodes']:.0f} (best {got[(H, m)]['best_eval']:.2f})")
+                     for H, m in sorted(got))
+    report(ok, f"ctrl_hnpg quick study (HNPG vs NPG on the lock): {desc}; {v['verdict']}",
+           v.get("text", ""))
+
+
+def check_study():
+    with tempfile.TemporaryDirectory() as tmp:
+        check_verdicts(tmp)
+        check_quick_study(tmp)
+
+
+if __name__ == "__main__":
+    for f in (check_npg, check_gae, check_critic, check_env, check_study):
+        try:
+            f()
+        except Exception as e:  # noqa: BLE001
+            report(False, f"ctrl_hnpg {f.__name__}", repr(e)[-800:])
+    sys.exit(exit_code())
