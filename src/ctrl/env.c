@@ -20,9 +20,20 @@ static int in_list(const char *name, const char *const *list, int n) {
     return 0;
 }
 
+// "NAME:..." where NAME is a classic task (the settings are checked by env_classic.c)
+static int classic_with_settings(const char *name) {
+    const char *colon = strchr(name, ':');
+    if (!colon) return 0;
+    for (int i = 0; i < 3; i++)
+        if ((size_t)(colon - name) == strlen(classic_names[i]) &&
+            !strncmp(name, classic_names[i], colon - name))
+            return 1;
+    return 0;
+}
+
 const char *ctrl_env_names(void) {
-    return "pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, neorl-pipeline, "
-           "neorl-rocket, neorl-dmsd, cmd:PROGRAM ARGS";
+    return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
+           "halfcheetah, walker2d, neorl-pipeline, neorl-rocket, neorl-dmsd, cmd:PROGRAM ARGS";
 }
 
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
@@ -32,7 +43,7 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
     snprintf(e->name, sizeof e->name, "%s", name);
     rng_seed(&e->rng, 0);
     int rc;
-    if (in_list(name, classic_names, 3)) {
+    if (in_list(name, classic_names, 3) || classic_with_settings(name)) {
         rc = ctrl_env_classic_make(name, e, err);
     } else if (in_list(name, mujoco_names, 3)) {
         rc = ctrl_env_mujoco_make(name, e, err);  // a clear error when built without MuJoCo
