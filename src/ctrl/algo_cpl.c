@@ -1,0 +1,307 @@
+// ctrl/algo_cpl: Contrastive Preference Learning (CPL; Hejna, Rafailov,
+// Sikchi, Finn, Niekum, Knox & Sadigh 2024, ICLR), the policy learned from
+// segment preferences alone — no reward, no critic, no RL. Under the regret
+// preference model with the optimal advantage A* = alpha log pi*, the
+// preference likelihood becomes a contrastive loss on the policy itself; with
+// the authors' conservative bias lambda (their biased_bce_with_logits):
+//
+//   S(sigma) = alpha sum_{t in sigma} log pi(a_t | s_t)      (no discount, as
+//                                                             the authors' code)
+//   l21 = S(b) - lambda S(a),  l12 = S(a) - lambda S(b)
+//   L = mean over pairs [ y softplus(-l21) + (1 - y) softplus(-l12) ]
+//       + cpl_bc_coeff mean over the pairs' rows (-log pi(a|s))
+//
+// (y = 1: segment b preferred; softplus(-x) = -log sigmoid(x)). alpha 0.1,
+// lambda 0.5 (the paper's), cpl_batch pairs per update drawn uniformly with
+// replacement from the pairs file (the run's rng, one draw per pair).
+//
+// The first cpl_bc_steps updates are behaviour cloning (mean -log pi(a|s)) on
+// the trainer's transition batches (all of the dataset; the authors clone the
+// pairs' segments, which cover it); after the last of them Adam restarts (its
+// moments and step counts zeroed), as the authors re-create their optimizer.
+//
+// The actor is IQL's (CORL's GaussianPolicy): mean = bias + scale * tanh(net(s))
+// and a state-independent log_std (A) clamped to [log_std_min, log_std_max],
+// initialised to 0; actor_lr for both. act: the mean (deterministic) or a
+// sample clipped to the bounds.
+//
+// The pairs: --dataset D.hdf5 makes the trainer call attach, which loads
+// D.hdf5.cpl.jsonl (rlhf ctrl prefs writes it; cpl_prefs.h) and checks it
+// against the dataset's rows. Rewards are never read.
+#include "ctrl/algo_cpl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctrl/algo_common.h"
+#include "ctrl/ctrl_loss.h"
+#include "ctrl/mlp.h"
+#include "ctrl/policy.h"
+
+enum { C_STEP, C_ACTOR_T, C_LOGSTD_T, N_COUNTERS };
+
+typedef struct {
+    int S, A;
+    ctrl_algo_config c;
+    float *low, *high, *scale, *bias;
+    ctrl_mlp actor;
+    ctrl_adam actor_opt, log_std_opt;
+    float *log_std, *log_std_grad;
+    float counters[N_COUNTERS];
+    const ctrl_transitions *data;  // the rows the pairs index
+    const cpl_pairs *pairs;
+    cpl_pairs own;  // loaded by attach
+    int cap;        // scratch rows
+    float *obs, *act, *u, *du, *mean, *dmean, *logp, *dlogp, *eps;
+    float *seg, *dseg, *y;  // (2 P) segment sums and their gradients, (P) labels
+} cpl_agent;
+
+static void grow(cpl_agent *g, int rows, int P) {
+    if (rows <= g->cap) return;
+    long RS = (long)rows * g->S, RA = (long)rows * g->A;
+    float **bufs[] = {&g->obs,  &g->act,   &g->u,   &g->du,  &g->mean, &g->dmean,
+                      &g->logp, &g->dlogp, &g->eps, &g->seg, &g->dseg, &g->y};
+    long sizes[] = {RS, RA, RA, RA, RA, RA, rows, rows, RA, 2L * P + rows, 2L * P + rows, P + rows};
+    ctrl_bufs_realloc(bufs, sizes, (int)(sizeof bufs / sizeof bufs[0]));
+    g->cap = rows;
+}
+
+static void cpl_defaults(ctrl_algo_config *c) {
+    ctrl_corl_defaults(c);
+    c->deterministic_bc = 0;
+    c->cpl_alpha = 0.1f;
+    c->cpl_lambda = 0.5f;
+    c->cpl_bc_coeff = 0.0f;
+    c->cpl_batch = 32;
+    c->cpl_bc_steps = 0;
+}
+
+static int cpl_create(const ctrl_algo_config *c, int S, int A, const float *low, const float *high,
+                      rlhf_rng *rng, void **out, rlhf_err *err) {
+    if (ctrl_check_create("cpl", c, S, A, low, high, 0, err)) return -1;
+    if (!(c->cpl_alpha > 0) || !isfinite(c->cpl_alpha))
+        return rlhf_fail(err, "ctrl agent cpl: cpl_alpha %g must be > 0", c->cpl_alpha);
+    if (!(c->cpl_lambda > 0 && c->cpl_lambda <= 1))
+        return rlhf_fail(err, "ctrl agent cpl: cpl_lambda %g must be in (0, 1]", c->cpl_lambda);
+    if (!(c->cpl_bc_coeff >= 0) || !isfinite(c->cpl_bc_coeff))
+        return rlhf_fail(err, "ctrl agent cpl: cpl_bc_coeff %g must be >= 0", c->cpl_bc_coeff);
+    if (c->cpl_batch < 1)
+        return rlhf_fail(err, "ctrl agent cpl: cpl_batch %d must be >= 1", c->cpl_batch);
+    if (c->cpl_bc_steps < 0)
+        return rlhf_fail(err, "ctrl agent cpl: cpl_bc_steps %d must be >= 0", c->cpl_bc_steps);
+    cpl_agent *g = xcalloc(1, sizeof *g);
+    g->S = S;
+    g->A = A;
+    g->c = *c;
+    ctrl_action_box(low, high, A, &g->low, &g->high, &g->scale, &g->bias);
+    ctrl_mlp_init(&g->actor, S, c->hidden, c->layers, A, 1, rng);
+    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
+    g->log_std = xcalloc(2 * (long)A, sizeof(float));
+    g->log_std_grad = g->log_std + A;
+    ctrl_adam_init(&g->log_std_opt, A, c->actor_lr);
+    *out = g;
+    return 0;
+}
+
+int cpl_agent_set_pairs(void *agent, const ctrl_transitions *t, const cpl_pairs *p,
+                        rlhf_err *err) {
+    cpl_agent *g = agent;
+    if (t->obs_dim != g->S || t->act_dim != g->A)
+        return rlhf_fail(err, "cpl: the dataset has obs %d / act %d, the agent %d / %d",
+                         t->obs_dim, t->act_dim, g->S, g->A);
+    if (p->rows != t->n)
+        return rlhf_fail(err, "cpl: the pairs index %ld rows, the dataset has %ld", p->rows, t->n);
+    if (p->n < 1 || p->seg_len < 1) return rlhf_fail(err, "cpl: no segment pairs");
+    for (long k = 0; k < p->n; k++)
+        if (p->a[k] < 0 || p->b[k] < 0 || p->a[k] + p->seg_len > t->n ||
+            p->b[k] + p->seg_len > t->n)
+            return rlhf_fail(err, "cpl: pair %ld's segments leave the dataset's %ld rows", k, t->n);
+    g->data = t;
+    g->pairs = p;
+    return 0;
+}
+
+static int cpl_attach(void *agent, const char *dataset, const ctrl_transitions *t, rlhf_err *err) {
+    cpl_agent *g = agent;
+    if (!dataset || !t)
+        return rlhf_fail(err,
+                         "--algo cpl learns from segment preferences: give --dataset D.hdf5 and "
+                         "write D.hdf5.cpl.jsonl first with rlhf ctrl prefs --dataset D.hdf5");
+    char path[4200];
+    cpl_pairs_path(dataset, path, sizeof path);
+    cpl_pairs_free(&g->own);
+    if (cpl_pairs_load(path, t->n, &g->own, err))
+        return rlhf_fail_ctx(err, "--algo cpl (write the pairs with rlhf ctrl prefs --dataset %s)",
+                             dataset);
+    return cpl_agent_set_pairs(agent, t, &g->own, err);
+}
+
+// mean (rows, A) and log pi(act | obs) (rows) of the actor; keeps activations
+static void logprob(cpl_agent *g, const float *obs, const float *act, int rows) {
+    ctrl_mlp_forward(&g->actor, obs, rows, g->u);
+    ctrl_det_forward(g->mean, g->u, g->scale, g->bias, rows, g->A);
+    ctrl_gauss_logprob(g->logp, g->mean, g->log_std, act, rows, g->A, g->c.log_std_min,
+                       g->c.log_std_max);
+}
+
+// g->dlogp (rows) -> the actor's and log_std's gradients, one Adam step each
+static void actor_step(cpl_agent *g, const float *act, int rows) {
+    int A = g->A;
+    memset(g->dmean, 0, (long)rows * A * sizeof(float));
+    memset(g->log_std_grad, 0, A * sizeof(float));
+    ctrl_gauss_logprob_backward(g->dmean, g->log_std_grad, g->dlogp, g->mean, g->log_std, act, rows,
+                                A, g->c.log_std_min, g->c.log_std_max);
+    memset(g->du, 0, (long)rows * A * sizeof(float));
+    ctrl_det_backward(g->du, g->dmean, g->mean, g->scale, g->bias, rows, A);
+    ctrl_mlp_zero_grad(&g->actor);
+    ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
+    ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+    ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
+}
+
+// softplus(-x) = -log sigmoid(x), stable
+static double nls(double x) { return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
+static double sigm(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
+
+// CPL's pair loss over P pairs: sums sa = seg[0..P), sb = seg[P..2P), labels
+// y (P) -> the mean loss, dseg (2P) = dL/dseg, *acc the share of pairs whose
+// larger sum is the preferred segment's (ties in y: round(0.5) = 0 as torch)
+static double pair_loss(const float *seg, const float *y, int P, float lam, float *dseg,
+                        double *acc) {
+    double loss = 0, hit = 0;
+    for (int k = 0; k < P; k++) {
+        double sa = seg[k], sb = seg[P + k], l21 = sb - lam * sa, l12 = sa - lam * sb;
+        loss += y[k] * nls(l21) + (1 - y[k]) * nls(l12);
+        double g21 = -y[k] * sigm(-l21), g12 = -(1 - y[k]) * sigm(-l12);  // d/dl
+        dseg[P + k] = (float)((g21 - lam * g12) / P);
+        dseg[k] = (float)((g12 - lam * g21) / P);
+        hit += (sb > sa) == (y[k] > 0.5f);
+    }
+    *acc = hit / P;
+    return loss / P;
+}
+
+static void bc_update(cpl_agent *g, const ctrl_batch *b, ctrl_metrics *metrics) {
+    int B = b->B;
+    grow(g, B, 1);
+    logprob(g, b->obs, b->act, B);
+    memset(g->dlogp, 0, B * sizeof(float));
+    double loss = ctrl_weighted_nll_loss(g->dlogp, g->logp, NULL, B);
+    actor_step(g, b->act, B);
+    if (g->counters[C_STEP] == g->c.cpl_bc_steps) {  // the last BC step: Adam restarts
+        memset(g->actor_opt.m, 0, g->actor_opt.n * sizeof(float));
+        memset(g->actor_opt.v, 0, g->actor_opt.n * sizeof(float));
+        memset(g->log_std_opt.m, 0, g->log_std_opt.n * sizeof(float));
+        memset(g->log_std_opt.v, 0, g->log_std_opt.n * sizeof(float));
+        g->counters[C_ACTOR_T] = g->counters[C_LOGSTD_T] = 0;
+    }
+    ctrl_metrics_add(metrics, "bc_loss", loss);
+}
+
+// gathers the rows of cpl_batch pairs drawn with rng: segments a of every
+// pair, then segments b, L rows each, into g->obs / g->act; labels -> g->y
+static void gather(cpl_agent *g, rlhf_rng *rng, int P) {
+    const cpl_pairs *p = g->pairs;
+    int L = p->seg_len, S = g->S, A = g->A;
+    for (int k = 0; k < P; k++) {
+        long i = (long)(rng_uniform(rng) * p->n);
+        if (i >= p->n) i = p->n - 1;
+        g->y[k] = p->y[i];
+        long starts[2] = {p->a[i], p->b[i]};
+        for (int s = 0; s < 2; s++) {
+            long r = ((long)s * P + k) * L;
+            memcpy(g->obs + r * S, g->data->obs + starts[s] * S, (long)L * S * sizeof(float));
+            memcpy(g->act + r * A, g->data->act + starts[s] * A, (long)L * A * sizeof(float));
+        }
+    }
+}
+
+static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+                      rlhf_err *err) {
+    cpl_agent *g = agent;
+    if (ctrl_check_batch("cpl", b, g->S, g->A, err)) return -1;
+    if (!g->pairs)
+        return rlhf_fail(err, "ctrl agent cpl: no segment pairs (--dataset with its .cpl.jsonl)");
+    g->counters[C_STEP] += 1;
+    if (g->counters[C_STEP] <= g->c.cpl_bc_steps) {
+        bc_update(g, b, metrics);
+        return 0;
+    }
+    int P = g->c.cpl_batch, L = g->pairs->seg_len, rows = 2 * P * L;
+    grow(g, rows, P);
+    gather(g, rng, P);
+    logprob(g, g->obs, g->act, rows);
+    float alpha = g->c.cpl_alpha;
+    for (int s = 0; s < 2 * P; s++) {
+        double sum = 0;
+        for (int t = 0; t < L; t++) sum += g->logp[(long)s * L + t];
+        g->seg[s] = (float)(alpha * sum);
+    }
+    double acc, loss = pair_loss(g->seg, g->y, P, g->c.cpl_lambda, g->dseg, &acc);
+    for (int s = 0; s < 2 * P; s++)
+        for (int t = 0; t < L; t++) g->dlogp[(long)s * L + t] = alpha * g->dseg[s];
+    double bc = 0;
+    for (int r = 0; r < rows; r++) bc -= g->logp[r];
+    bc /= rows;
+    if (g->c.cpl_bc_coeff > 0)
+        for (int r = 0; r < rows; r++) g->dlogp[r] -= g->c.cpl_bc_coeff / rows;
+    actor_step(g, g->act, rows);
+    ctrl_metrics_add(metrics, "cpl_loss", loss);
+    ctrl_metrics_add(metrics, "bc_loss", bc);
+    ctrl_metrics_add(metrics, "accuracy", acc);
+    return 0;
+}
+
+static void cpl_act(void *agent, const float *obs, int B, int deterministic, rlhf_rng *rng,
+                    float *action) {
+    cpl_agent *g = agent;
+    grow(g, B, 1);
+    ctrl_mlp_forward(&g->actor, obs, B, g->u);
+    ctrl_det_forward(action, g->u, g->scale, g->bias, B, g->A);
+    if (deterministic) return;
+    for (int r = 0; r < B; r++)
+        for (int i = 0; i < g->A; i++) {
+            float sd = expf(fminf(fmaxf(g->log_std[i], g->c.log_std_min), g->c.log_std_max));
+            action[(long)r * g->A + i] += sd * rng_normal(rng);
+        }
+    ctrl_clip_actions(action, g->low, g->high, B, g->A);
+}
+
+static int cpl_tensors(void *agent, ctrl_tensor *out, int max) {
+    cpl_agent *g = agent;
+    ctrl_tensor all[8];
+    int n = 0;
+    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
+    CTRL_TENSORS_ADAM(all, n, "log_std", g->log_std, g->log_std_opt);
+    all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};  // step, actor / log_std Adam t
+    return ctrl_tensors_out(out, max, all, n);
+}
+
+static void cpl_free(void *agent) {
+    cpl_agent *g = agent;
+    if (!g) return;
+    ctrl_mlp_free(&g->actor);
+    ctrl_adam_free(&g->actor_opt);
+    ctrl_adam_free(&g->log_std_opt);
+    free(g->log_std);
+    cpl_pairs_free(&g->own);
+    float *bufs[] = {g->obs,  g->act,   g->u,   g->du,  g->mean, g->dmean,
+                     g->logp, g->dlogp, g->eps, g->seg, g->dseg, g->y};
+    ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
+    free(g->low);
+    free(g);
+}
+
+const ctrl_algo ctrl_algo_cpl = {
+    .name = "cpl",
+    .summary = "CPL: the policy from segment preferences by a contrastive loss on alpha sum log pi (Hejna et al. 2024); needs DATASET.cpl.jsonl from rlhf ctrl prefs",
+    .offline = 1,
+    .defaults = cpl_defaults,
+    .create = cpl_create,
+    .update = cpl_update,
+    .act = cpl_act,
+    .tensors = cpl_tensors,
+    .free = cpl_free,
+    .attach = cpl_attach,
+};

@@ -1,0 +1,319 @@
+// ctrl_cpl_dump: drives CPL (algo_cpl.c, cpl_prefs.c) for tests/ctrl_cpl_test.py.
+//
+//   ctrl_cpl_dump VARIANT parity OUT.json   a small agent (obs 3, act 2,
+//       hidden 16, 2 layers, uneven bounds) on 60 synthetic rows (episodes of
+//       12 ending by timeout, segments of 5, 8 labelled pairs, one tie), its
+//       tensors before, three updates and the tensors, metrics and drawn pairs
+//       after each, for an independent PyTorch replay. VARIANT cpl: the
+//       paper's alpha 0.1, lambda 0.5, one BC step first (Adam restarts after
+//       it), 3 pairs per update; cpl_bc: alpha 0.3, lambda 0.8, BC coefficient
+//       0.25, no BC steps.
+//   ctrl_cpl_dump roundtrip   three updates, the tensors into a fresh agent; two
+//       more updates on both agree bit for bit; refusals of bad settings and
+//       pairs. Prints "ok" or the mismatch.
+//   ctrl_cpl_dump learn ALGO STEPS SEED   an offline contextual bandit as a
+//       sequence (episodes of 16 steps, states uniform, actions uniform in the
+//       box, reward -|a - a*(s)|^2): ALGO cpl learns from 400 pairs of
+//       8-step segments labelled by their summed reward, ALGO bc clones the
+//       data; prints the true mean reward of the greedy policy and of the box
+//       centre.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "ctrl/algo_cpl.h"
+#include "ctrl/cpl_prefs.h"
+#include "ctrl_dump_common.h"
+
+extern const ctrl_algo ctrl_algo_bc;
+
+enum { S = 3, A = 2, HIDDEN = 16, LAYERS = 2, BATCH = 6, EP = 12, SEG = 5, NP = 8 };
+static const float LOW[A] = {-1.0f, -2.0f}, HIGH[A] = {1.0f, 0.5f};
+
+static int make_config(const char *variant, ctrl_algo_config *c) {
+    ctrl_algo_cpl.defaults(c);
+    c->hidden = HIDDEN;
+    c->layers = LAYERS;
+    c->actor_lr = 3e-3f;
+    c->cpl_batch = 3;
+    if (!strcmp(variant, "cpl")) {
+        c->cpl_bc_steps = 1;
+        return 0;
+    }
+    if (!strcmp(variant, "cpl_bc")) {
+        c->cpl_alpha = 0.3f;
+        c->cpl_lambda = 0.8f;
+        c->cpl_bc_coeff = 0.25f;
+        return 0;
+    }
+    return -1;
+}
+
+// 60 rows, episodes of EP ending by timeout; actions inside the box
+static void make_data(ctrl_transitions *t, rlhf_rng *r, long n) {
+    ctrl_transitions_alloc(t, S, A, n, 0);
+    float o[S], a[A], o2[S];
+    for (long k = 0; k < n; k++) {
+        for (int i = 0; i < S; i++) o[i] = 2 * rng_uniform(r) - 1, o2[i] = 2 * rng_uniform(r) - 1;
+        for (int i = 0; i < A; i++)
+            a[i] = LOW[i] + (HIGH[i] - LOW[i]) * (0.05f + 0.9f * rng_uniform(r));
+        ctrl_buffer_add(t, o, a, 2 * rng_uniform(r) - 1, o2, 0, k % EP == EP - 1, 0);
+    }
+}
+
+static void make_pairs(const ctrl_transitions *t, rlhf_rng *r, cpl_pairs *p) {
+    long ns, *starts = cpl_segments(t, SEG, &ns);
+    cpl_pairs_make(starts, ns, SEG, t->n, t->rew, NP, r, p);
+    p->y[NP - 1] = 0.5f;  // a tie
+    free(starts);
+}
+
+static void fill_batch(ctrl_batch *b, const ctrl_transitions *t, rlhf_rng *r) {
+    ctrl_sample(t, b, r);
+}
+
+static int parity(const char *variant, const char *path) {
+    ctrl_algo_config c;
+    if (make_config(variant, &c)) return 2;
+    rlhf_rng rng, data;
+    rng_seed(&rng, 1);
+    rng_seed(&data, 2);
+    ctrl_transitions t;
+    make_data(&t, &data, 60);
+    cpl_pairs p = {0};
+    make_pairs(&t, &data, &p);
+    void *agent;
+    rlhf_err err;
+    if (ctrl_algo_cpl.create(&c, S, A, LOW, HIGH, &rng, &agent, &err) ||
+        cpl_agent_set_pairs(agent, &t, &p, &err))
+        return fprintf(stderr, "create: %s\n", err.msg), 1;
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    fprintf(f, "{\"S\":%d,\"A\":%d,\"hidden\":%d,\"layers\":%d,\"seg\":%d,\"low\":", S, A, HIDDEN,
+            LAYERS, SEG);
+    dump_put_array(f, LOW, A);
+    fprintf(f, ",\"high\":");
+    dump_put_array(f, HIGH, A);
+    fprintf(f,
+            ",\"config\":{\"actor_lr\":%.9g,\"cpl_alpha\":%.9g,\"cpl_lambda\":%.9g,"
+            "\"cpl_bc_coeff\":%.9g,\"cpl_batch\":%d,\"cpl_bc_steps\":%d,\"log_std_min\":%.9g,"
+            "\"log_std_max\":%.9g},",
+            c.actor_lr, c.cpl_alpha, c.cpl_lambda, c.cpl_bc_coeff, c.cpl_batch, c.cpl_bc_steps,
+            c.log_std_min, c.log_std_max);
+    fprintf(f, "\"obs\":");
+    dump_put_array(f, t.obs, t.n * S);
+    fprintf(f, ",\"act\":");
+    dump_put_array(f, t.act, t.n * A);
+    fprintf(f, ",\"pair_a\":[");
+    for (long k = 0; k < p.n; k++) fprintf(f, "%s%ld", k ? "," : "", p.a[k]);
+    fprintf(f, "],\"pair_b\":[");
+    for (long k = 0; k < p.n; k++) fprintf(f, "%s%ld", k ? "," : "", p.b[k]);
+    fprintf(f, "],\"y\":");
+    dump_put_array(f, p.y, p.n);
+    fprintf(f, ",\"before\":");
+    dump_put_tensors(f, agent, &ctrl_algo_cpl);
+    fprintf(f, ",\"steps\":[");
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, BATCH, S, A);
+    int rc = 0;
+    for (int step = 0; step < 3; step++) {
+        fill_batch(&b, &t, &data);
+        rlhf_rng peek = rng;  // the pairs the update draws (one uniform each)
+        int drawn[16];
+        for (int k = 0; k < c.cpl_batch; k++) {
+            long i = (long)(rng_uniform(&peek) * p.n);
+            drawn[k] = (int)(i >= p.n ? p.n - 1 : i);
+        }
+        ctrl_metrics m = {0};
+        if (ctrl_algo_cpl.update(agent, &b, &rng, &m, &err)) {
+            fprintf(stderr, "update: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        fprintf(f, "%s{", step ? "," : "");
+        dump_put_batch(f, &b);
+        fprintf(f, ",\"drawn\":[");
+        for (int k = 0; k < c.cpl_batch; k++) fprintf(f, "%s%d", k ? "," : "", drawn[k]);
+        fprintf(f, "],");
+        dump_put_metrics(f, &m);
+        fprintf(f, ",\"after\":");
+        dump_put_tensors(f, agent, &ctrl_algo_cpl);
+        fputc('}', f);
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+    ctrl_batch_free(&b);
+    ctrl_algo_cpl.free(agent);
+    cpl_pairs_free(&p);
+    ctrl_transitions_free(&t);
+    return rc;
+}
+
+// refusals: each must fail naming `what`
+static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, const cpl_pairs *p) {
+    struct {
+        float alpha, lambda, bc;
+        int batch, steps;
+        const char *what;
+    } bad[] = {{0, 0.5f, 0, 3, 0, "cpl_alpha"},  {0.1f, 0, 0, 3, 0, "cpl_lambda"},
+               {0.1f, 1.5f, 0, 3, 0, "cpl_lambda"}, {0.1f, 0.5f, -1, 3, 0, "cpl_bc_coeff"},
+               {0.1f, 0.5f, 0, 0, 0, "cpl_batch"},  {0.1f, 0.5f, 0, 3, -2, "cpl_bc_steps"}};
+    rlhf_rng rng;
+    rng_seed(&rng, 5);
+    rlhf_err err;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ctrl_algo_config x = *c;
+        x.cpl_alpha = bad[i].alpha, x.cpl_lambda = bad[i].lambda, x.cpl_bc_coeff = bad[i].bc;
+        x.cpl_batch = bad[i].batch, x.cpl_bc_steps = bad[i].steps;
+        void *z = NULL;
+        if (ctrl_algo_cpl.create(&x, S, A, LOW, HIGH, &rng, &z, &err) != -1 ||
+            !strstr(err.msg, bad[i].what))
+            return printf("bad %s accepted\n", bad[i].what), 1;
+    }
+    void *z;
+    if (ctrl_algo_cpl.create(c, S, A, LOW, HIGH, &rng, &z, &err)) return 1;
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, BATCH, S, A);
+    ctrl_metrics m = {0};
+    int r1 = ctrl_algo_cpl.update(z, &b, &rng, &m, &err);  // no pairs yet
+    int ok = r1 == -1 && strstr(err.msg, "pairs");
+    cpl_pairs q = *p;
+    q.rows = t->n + 1;
+    ok = ok && cpl_agent_set_pairs(z, t, &q, &err) == -1 && strstr(err.msg, "rows");
+    ctrl_batch_free(&b);
+    ctrl_algo_cpl.free(z);
+    if (!ok) printf("an update without pairs or pairs of another dataset accepted\n");
+    return !ok;
+}
+
+static int roundtrip(void) {
+    ctrl_algo_config c;
+    make_config("cpl", &c);
+    rlhf_rng rng, data, init2;
+    rng_seed(&rng, 1);
+    rng_seed(&data, 2);
+    rng_seed(&init2, 99);
+    ctrl_transitions t;
+    make_data(&t, &data, 60);
+    cpl_pairs p = {0};
+    make_pairs(&t, &data, &p);
+    if (refusals(&c, &t, &p)) return 1;
+    void *x, *y;
+    rlhf_err err;
+    if (ctrl_algo_cpl.create(&c, S, A, LOW, HIGH, &rng, &x, &err) ||
+        ctrl_algo_cpl.create(&c, S, A, LOW, HIGH, &init2, &y, &err) ||
+        cpl_agent_set_pairs(x, &t, &p, &err) || cpl_agent_set_pairs(y, &t, &p, &err))
+        return fprintf(stderr, "create: %s\n", err.msg), 1;
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, BATCH, S, A);
+    ctrl_metrics m = {0};
+    for (int i = 0; i < 3; i++) {
+        fill_batch(&b, &t, &data);
+        if (ctrl_algo_cpl.update(x, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    }
+    ctrl_tensor tx[32], ty[32];
+    int nx = ctrl_algo_cpl.tensors(x, tx, 32), ny = ctrl_algo_cpl.tensors(y, ty, 32), ok = nx == ny;
+    for (int i = 0; ok && i < nx; i++) {
+        ok = !strcmp(tx[i].name, ty[i].name) && tx[i].n == ty[i].n;
+        if (ok) memcpy(ty[i].data, tx[i].data, tx[i].n * sizeof(float));
+    }
+    ctrl_metrics mx = {0}, my = {0};
+    ok = ok && dump_same(&ctrl_algo_cpl, x, y, &mx, &my, "after load");
+    for (int i = 0; ok && i < 2; i++) {
+        fill_batch(&b, &t, &data);
+        rlhf_rng ry = rng;
+        mx.n = my.n = 0;
+        if (ctrl_algo_cpl.update(x, &b, &rng, &mx, &err) ||
+            ctrl_algo_cpl.update(y, &b, &ry, &my, &err))
+            return fprintf(stderr, "%s\n", err.msg), 1;
+        ok = dump_same(&ctrl_algo_cpl, x, y, &mx, &my, i ? "second update" : "first update");
+    }
+    ctrl_batch_free(&b);
+    ctrl_algo_cpl.free(x);
+    ctrl_algo_cpl.free(y);
+    cpl_pairs_free(&p);
+    ctrl_transitions_free(&t);
+    if (ok) printf("ok\n");
+    return ok ? 0 : 1;
+}
+
+// the bandit's best action: a*(s) = bias + 0.6 scale tanh(s0 - s1 + s2/2), sign flipped in dim 1
+static void best(const float *s, float *a) {
+    float t = tanhf(s[0] - s[1] + 0.5f * s[2]);
+    for (int i = 0; i < A; i++) {
+        float sc = (HIGH[i] - LOW[i]) / 2, bi = (HIGH[i] + LOW[i]) / 2;
+        a[i] = bi + 0.6f * sc * (i ? -t : t);
+    }
+}
+
+static float reward(const float *s, const float *a) {
+    float b[A], r = 0;
+    best(s, b);
+    for (int i = 0; i < A; i++) r -= (a[i] - b[i]) * (a[i] - b[i]);
+    return r;
+}
+
+static int learn(const char *algo, int steps, uint64_t seed) {
+    rlhf_rng data, rng;
+    rng_seed(&data, 1000 + seed);
+    rng_seed(&rng, seed);
+    long N = 4000;
+    ctrl_transitions t;
+    ctrl_transitions_alloc(&t, S, A, N, 0);
+    float o[S], a[A];
+    for (long k = 0; k < N; k++) {
+        for (int i = 0; i < S; i++) o[i] = 2 * rng_uniform(&data) - 1;
+        for (int i = 0; i < A; i++) a[i] = LOW[i] + (HIGH[i] - LOW[i]) * rng_uniform(&data);
+        ctrl_buffer_add(&t, o, a, reward(o, a), o, 0, k % 16 == 15, 0);
+    }
+    long ns, *starts = cpl_segments(&t, 8, &ns);
+    cpl_pairs p = {0};
+    cpl_pairs_make(starts, ns, 8, t.n, t.rew, 400, &data, &p);
+    free(starts);
+    const ctrl_algo *al = !strcmp(algo, "cpl") ? &ctrl_algo_cpl : &ctrl_algo_bc;
+    ctrl_algo_config c;
+    al->defaults(&c);
+    c.hidden = 64;
+    c.cpl_batch = 8;
+    void *ag;
+    rlhf_err err;
+    if (al->create(&c, S, A, LOW, HIGH, &rng, &ag, &err) ||
+        (al == &ctrl_algo_cpl && cpl_agent_set_pairs(ag, &t, &p, &err)))
+        return fprintf(stderr, "%s\n", err.msg), 1;
+    ctrl_batch b;
+    ctrl_batch_alloc(&b, 64, S, A);
+    for (int i = 0; i < steps; i++) {
+        ctrl_metrics m = {0};
+        ctrl_sample(&t, &b, &rng);
+        if (al->update(ag, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    }
+    double r_pol = 0, r_mid = 0;
+    int M = 1000;
+    rlhf_rng ev;
+    rng_seed(&ev, 77);
+    for (int k = 0; k < M; k++) {
+        float s[S], act[A], mid[A];
+        for (int i = 0; i < S; i++) s[i] = 2 * rng_uniform(&ev) - 1;
+        al->act(ag, s, 1, 1, &ev, act);
+        for (int i = 0; i < A; i++) mid[i] = (HIGH[i] + LOW[i]) / 2;
+        r_pol += reward(s, act);
+        r_mid += reward(s, mid);
+    }
+    printf("policy %.4f centre %.4f\n", r_pol / M, r_mid / M);
+    ctrl_batch_free(&b);
+    al->free(ag);
+    cpl_pairs_free(&p);
+    ctrl_transitions_free(&t);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 4 && !strcmp(argv[2], "parity")) return parity(argv[1], argv[3]);
+    if (argc >= 2 && !strcmp(argv[1], "roundtrip")) return roundtrip();
+    if (argc >= 5 && !strcmp(argv[1], "learn"))
+        return learn(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
+    fprintf(stderr, "usage: ctrl_cpl_dump VARIANT parity OUT | roundtrip | learn ALGO STEPS SEED\n");
+    return 2;
+}
