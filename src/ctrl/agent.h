@@ -53,6 +53,13 @@ typedef struct {
     // edits only that block; ctrl_train.c's field table has the same blocks).
     // H2O (algo_h2o.c)
     // (h2o fields)
+    // weight of the sim-weighted conservative term (0.01), discriminator input
+    // noise std (0.1) and learning rate (3e-4), the dynamics-ratio clip
+    // [h2o_ratio_min, h2o_ratio_max] (1e-5, 1), perturbed next states per sim
+    // row for u (10) and u's upper clip (10)
+    float h2o_cql_weight, h2o_disc_noise, h2o_disc_lr, h2o_ratio_min, h2o_ratio_max;
+    int h2o_u_samples;
+    float h2o_u_max;
     // MOORL (algo_moorl.c)
     // (moorl fields)
     // K inner SAC updates per meta-epoch (5), Reptile's step eps (0.5), the

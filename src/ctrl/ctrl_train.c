@@ -73,6 +73,13 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(famo2o_uniform_steps, 1, "FamO2O: updates drawing the balance uniformly (-1: --offline_steps)"),
     // H2O
     // (h2o rows)
+    F(h2o_cql_weight, 0, "H2O: weight of the conservative term (sim-weighted logsumexp - real Q)"),
+    F(h2o_disc_noise, 0, "H2O: std of the Gaussian noise on the discriminators' inputs"),
+    F(h2o_disc_lr, 0, "H2O: learning rate of the discriminators D_sa and D_sas"),
+    F(h2o_ratio_min, 0, "H2O: lower clip of the dynamics ratio P_real/P_sim weighting sim TD errors"),
+    F(h2o_ratio_max, 0, "H2O: upper clip of the dynamics ratio"),
+    F(h2o_u_samples, 1, "H2O: perturbed next states per sim row for the penalty's weights u"),
+    F(h2o_u_max, 0, "H2O: upper clip of u = mean log(P_sim/P_real)"),
     // MOORL
     // (moorl rows)
     F(moorl_inner_steps, 1, "MOORL: K, inner SAC updates per meta-epoch on the chosen buffer's rows"),
