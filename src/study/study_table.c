@@ -10,6 +10,7 @@ extern const study_def study_dporm_vs_exrm;
 extern const study_def study_par;
 extern const study_def study_pf_ppo;
 extern const study_def study_vpo;
+extern const study_def study_cpl;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -19,6 +20,7 @@ static const study_def *const STUDIES[] = {
     &study_par,
     &study_pf_ppo,
     &study_vpo,
+    &study_cpl,
 };
 
 const study_def *study_at(int i) {
