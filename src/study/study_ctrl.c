@@ -88,9 +88,16 @@ int study_ctrl_corrupt(study_ctx *c, const char *in, const char *out,
     if (k->scale > 0) study_addf(&a, "--scale=%g", k->scale);
     study_addf(&a, "--seed=%llu", (unsigned long long)k->seed);
     if (k->agent && *k->agent) study_add(&a, "--agent", k->agent, NULL);
+    // the log: corrupt/PARENT/FILE (files of one name in several seeds' folders)
+    const char *tail = out;
+    int slashes = 0;
+    for (const char *q = out + strlen(out); q > out; q--)
+        if (q[-1] == '/' && ++slashes == 2) {
+            tail = q;
+            break;
+        }
     char log[300];
-    const char *slash = strrchr(out, '/');
-    snprintf(log, sizeof log, "corrupt/%s", slash ? slash + 1 : out);
+    snprintf(log, sizeof log, "corrupt/%s", tail);
     return study_run(c, log, &a, NULL, err);
 }
 
@@ -201,4 +208,234 @@ int study_ctrl_seeds(const cJSON *rows, const char *key, const char *value, doub
 study_outcome study_ctrl_outcome(const stats_summary *diff) {
     int s = stats_sign_test(diff);
     return s > 0 ? STUDY_SUPPORTED : s < 0 ? STUDY_NOT_SUPPORTED : STUDY_INCONCLUSIVE;
+}
+
+// ------------------------------------------------ offline-to-online rows --
+#define MAX_EVALS 512
+
+int study_ctrl_o2o_rows(study_ctx *c, const char *study, const char *method, uint64_t seed,
+                        const char *run_dir, int offline_steps, const study_ctrl_result *r,
+                        cJSON *extra, rlhf_err *err) {
+    double step[MAX_EVALS], ret[MAX_EVALS], score[MAX_EVALS];
+    int n = 0;
+    if (study_ctrl_evals(run_dir, MAX_EVALS, step, ret, score, &n, err)) {
+        cJSON_Delete(extra);
+        return -1;
+    }
+    double pre = NAN, dip = NAN, fin = NAN;
+    for (int i = 0; i < n; i++) {
+        double v = isfinite(score[i]) ? score[i] : ret[i];
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "phase", "curve");
+        cJSON_AddStringToObject(row, "method", method);
+        cJSON_AddNumberToObject(row, "seed", (double)seed);
+        cJSON_AddNumberToObject(row, "step", step[i]);
+        if (isfinite(score[i])) cJSON_AddNumberToObject(row, "score", score[i]);
+        cJSON_AddNumberToObject(row, "return", ret[i]);
+        study_row(c, study, row);
+        if (step[i] == offline_steps) pre = v;
+        if (step[i] > offline_steps && (isnan(dip) || v < dip)) dip = v;
+        fin = v;
+    }
+    cJSON *row = study_ctrl_row(method, seed, r);
+    cJSON_AddStringToObject(row, "phase", "o2o");
+    cJSON_AddNumberToObject(row, "offline_steps", offline_steps);
+    if (!isnan(pre)) cJSON_AddNumberToObject(row, "pretrained", pre);
+    if (!isnan(dip)) cJSON_AddNumberToObject(row, "dip", dip);
+    if (!isnan(fin)) cJSON_AddNumberToObject(row, "final", fin);
+    if (extra) {
+        cJSON *it = extra->child;
+        while (it) {
+            cJSON *next = it->next;
+            cJSON_AddItemToObject(row, it->string, cJSON_DetachItemViaPointer(extra, it));
+            it = next;
+        }
+        cJSON_Delete(extra);
+    }
+    study_row(c, study, row);
+    if (isnan(pre))
+        return rlhf_fail(err, "study %s: %s has no evaluation at the last offline step %d "
+                              "(--eval_every must divide --offline_steps)",
+                         study, run_dir, offline_steps);
+    return 0;
+}
+
+static int is_phase(const cJSON *row, const char *phase, const char *method) {
+    return (!phase || !strcmp(study_str(row, "phase"), phase)) &&
+           (!method || !strcmp(study_str(row, "method"), method));
+}
+
+#define MAX_SEEDS 256
+
+int study_ctrl_diffs(const cJSON *rows, const char *phase, const char *a, const char *b,
+                     const char *field, double *d, int max) {
+    double seed[MAX_SEEDS];
+    int ns = study_ctrl_seeds(rows, "phase", phase, seed, MAX_SEEDS), n = 0;
+    for (int s = 0; s < ns && n < max; s++) {
+        const cJSON *ra = study_ctrl_match(rows, seed[s], "phase", phase, "method", a, NULL);
+        const cJSON *rb = study_ctrl_match(rows, seed[s], "phase", phase, "method", b, NULL);
+        double va = study_num(ra, field), vb = study_num(rb, field);
+        if (ra && rb && !isnan(va) && !isnan(vb)) d[n++] = va - vb;
+    }
+    return n;
+}
+
+stats_summary study_ctrl_stat(const cJSON *rows, const char *phase, const char *method,
+                              const char *field) {
+    double x[MAX_SEEDS];
+    int n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        double v = study_num(row, field);
+        if (is_phase(row, phase, method) && !isnan(v) && n < MAX_SEEDS) x[n++] = v;
+    }
+    return stats_summarize(x, n);
+}
+
+// ------------------------------------------------------------- reporting --
+static int by_double(const void *a, const void *b) {
+    double u = *(const double *)a, v = *(const double *)b;
+    return (u > v) - (u < v);
+}
+
+typedef struct {
+    int n;
+    double x[MAX_EVALS], y[MAX_EVALS], lo[MAX_EVALS], hi[MAX_EVALS];
+} ctrl_curve;
+
+static void curve_of(const cJSON *rows, const char *method, ctrl_curve *cv) {
+    cv->n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        double x = study_num(row, "step");
+        if (!is_phase(row, "curve", method) || isnan(x)) continue;
+        int seen = 0;
+        for (int i = 0; i < cv->n && !seen; i++) seen = cv->x[i] == x;
+        if (!seen && cv->n < MAX_EVALS) cv->x[cv->n++] = x;
+    }
+    qsort(cv->x, (size_t)cv->n, sizeof cv->x[0], by_double);
+    for (int i = 0; i < cv->n; i++) {
+        double ys[MAX_SEEDS];
+        int k = 0;
+        cJSON_ArrayForEach(row, rows) {
+            if (!is_phase(row, "curve", method) || study_num(row, "step") != cv->x[i]) continue;
+            double v = study_num(row, "score");
+            if (isnan(v)) v = study_num(row, "return");
+            if (k < MAX_SEEDS) ys[k++] = v;
+        }
+        stats_summary s = stats_summarize(ys, k);
+        cv->y[i] = s.mean;
+        cv->lo[i] = s.n >= 2 ? s.mean - s.se : s.mean;
+        cv->hi[i] = s.n >= 2 ? s.mean + s.se : s.mean;
+    }
+}
+
+void study_ctrl_plot_curves(report_page *p, const cJSON *rows, int n, const char *const *methods,
+                            const char *const *labels, const char *title) {
+    ctrl_curve *cv = xcalloc((size_t)n, sizeof *cv);
+    report_series *s = xcalloc((size_t)n, sizeof *s);
+    for (int m = 0; m < n; m++) {
+        curve_of(rows, methods[m], &cv[m]);
+        s[m] = (report_series){.label = labels[m],
+                               .n = cv[m].n,
+                               .x = cv[m].x,
+                               .y = cv[m].y,
+                               .ylo = cv[m].lo,
+                               .yhi = cv[m].hi,
+                               .markers = 1};
+    }
+    report_plot_opts o = {.title = title, .xlabel = "step", .ylabel = "normalised score"};
+    report_plot(p, &o, s, n);
+    free(s);
+    free(cv);
+}
+
+static char *cell(const char *fmt, ...) {
+    char buf[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    size_t k = strlen(buf) + 1;
+    return memcpy(xmalloc(k), buf, k);
+}
+
+void study_ctrl_table(report_page *p, const cJSON *rows, const char *phase, int n,
+                      const char *const *methods, const char *const *labels, int n_fields,
+                      const char *const *fields) {
+    int cols = n_fields + 2;
+    const char **head = xcalloc((size_t)cols, sizeof *head);
+    char **cells = xcalloc((size_t)(n * cols) + 1, sizeof *cells);
+    head[0] = "method";
+    for (int f = 0; f < n_fields; f++) head[f + 1] = fields[f];
+    head[cols - 1] = "seeds";
+    for (int m = 0; m < n; m++) {
+        cells[m * cols] = cell("%s", labels[m]);
+        int seeds = 0;
+        for (int f = 0; f < n_fields; f++) {
+            stats_summary s = study_ctrl_stat(rows, phase, methods[m], fields[f]);
+            cells[m * cols + f + 1] = s.n >= 2 ? cell("%.1f ± %.1f", s.mean, s.se)
+                                      : s.n   ? cell("%.1f", s.mean)
+                                              : cell("-");
+            if (s.n > seeds) seeds = s.n;
+        }
+        cells[m * cols + cols - 1] = cell("%d", seeds);
+    }
+    report_table(p, cols, head, n, (const char *const *)cells);
+    for (int i = 0; i < n * cols; i++) free(cells[i]);
+    free(cells);
+    free(head);
+}
+
+// ------------------------------------------------------------------ sizes --
+study_ctrl_size study_ctrl_size_of(const study_ctx *c) {
+    const char *e = getenv("RLHF_CTRL_STUDY");
+    if (e && !strcmp(e, "smoke")) return STUDY_CTRL_SMOKE;
+    return c->quick ? STUDY_CTRL_QUICK : STUDY_CTRL_FULL;
+}
+
+const char *study_ctrl_size_name(study_ctrl_size s) {
+    return s == STUDY_CTRL_SMOKE ? "smoke" : s == STUDY_CTRL_QUICK ? "quick" : "full";
+}
+
+study_ctrl_data study_ctrl_data_of(const study_ctx *c) {
+    switch (study_ctrl_size_of(c)) {
+    case STUDY_CTRL_SMOKE:
+        return (study_ctrl_data){"pendulum", 2000, 1000, 4, 32, 2, c->seed};
+    case STUDY_CTRL_QUICK:
+        return (study_ctrl_data){"pendulum", 8000, 4000, 40, 64, 10, c->seed};
+    default:
+#ifdef RLHF_HAVE_MUJOCO
+        return (study_ctrl_data){"hopper", 300000, 100000, 60, 256, 10, c->seed};
+#else
+        return (study_ctrl_data){"pendulum", 20000, 10000, 100, 64, 10, c->seed};
+#endif
+    }
+}
+
+void study_ctrl_common(study_args *a, const char *algo, const study_ctrl_data *d,
+                       const char *dataset, uint64_t seed) {
+    study_add(a, "--algo", algo, "--env", d->env, "--dataset", dataset, NULL);
+    study_addf(a, "--hidden=%d", d->hidden);
+    study_addf(a, "--eval_episodes=%d", d->eval_episodes);
+    study_addf(a, "--seed=%llu", (unsigned long long)seed);
+}
+
+int study_ctrl_o2o_arm(study_ctx *c, const char *study, const char *method, const char *algo,
+                       const study_ctrl_data *d, const char *dataset, const study_ctrl_o2o *o,
+                       const char *const *extra, uint64_t seed, rlhf_err *err) {
+    study_args a = {0};
+    study_ctrl_common(&a, algo, d, dataset, seed);
+    study_addf(&a, "--offline_steps=%d", o->offline_steps);
+    study_addf(&a, "--online_steps=%d", o->online_steps);
+    study_addf(&a, "--eval_every=%d", o->eval_every);
+    study_add(&a, "--save_every=0", NULL);
+    for (int i = 0; extra && extra[i]; i++) study_add(&a, extra[i], NULL);
+    char name[256], dir[1400];
+    snprintf(name, sizeof name, "seed%llu/%s", (unsigned long long)seed, method);
+    study_ctrl_result r;
+    if (study_ctrl_train(c, name, &a, dir, sizeof dir, &r, err)) return -1;
+    cJSON *extra_row = cJSON_CreateObject();
+    cJSON_AddStringToObject(extra_row, "algo", algo);
+    return study_ctrl_o2o_rows(c, study, method, seed, dir, o->offline_steps, &r, extra_row, err);
 }

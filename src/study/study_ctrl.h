@@ -39,6 +39,25 @@ typedef struct {
 // is reused as it is). 0, or -1 + err (the log's last lines).
 int study_ctrl_collect(study_ctx *c, const study_ctrl_data *d, char *dir, size_t n, rlhf_err *err);
 
+// The three sizes of a control study: smoke (the environment variable
+// RLHF_CTRL_STUDY=smoke: seconds, for make test: checks that it runs end to
+// end, numbers meaningless), quick (--quick: minutes, on pendulum) and full
+// (hopper when the build has MuJoCo, else a longer pendulum).
+typedef enum { STUDY_CTRL_SMOKE, STUDY_CTRL_QUICK, STUDY_CTRL_FULL } study_ctrl_size;
+study_ctrl_size study_ctrl_size_of(const study_ctx *c);
+const char *study_ctrl_size_name(study_ctrl_size s); // "smoke", "quick", "full"
+
+// The dataset of a size: smoke pendulum (2000 SAC steps, 1000 rows a level,
+// width 32); quick pendulum (8000 steps, 4000 rows, width 64, 40 checkpoints:
+// SAC learns the swing-up by ~4000 steps); full hopper (300000 steps,
+// 100000 rows, width 256) with MuJoCo, else pendulum (20000, 10000, 64).
+study_ctrl_data study_ctrl_data_of(const study_ctx *c);
+
+// `ctrl train` arguments every study run shares: --algo, --env, --dataset,
+// --hidden, --eval_episodes of d, --seed.
+void study_ctrl_common(study_args *a, const char *algo, const study_ctrl_data *d,
+                       const char *dataset, uint64_t seed);
+
 // dir/LEVEL.hdf5 (level: random, medium, medium-replay, expert, medium-expert)
 void study_ctrl_level(const char *dir, const char *level, char *out, size_t n);
 
@@ -88,6 +107,51 @@ int study_ctrl_evals(const char *run_dir, int max, double *step, double *ret, do
 // "updates"} from a result (the caller adds the study's own fields and passes
 // it to study_row).
 cJSON *study_ctrl_row(const char *method, uint64_t seed, const study_ctrl_result *r);
+
+// ------------------------------------------------ offline-to-online rows --
+// After a ctrl train run of offline_steps N then online steps, evaluated every
+// eval_every steps (N a multiple of it, so one evaluation is at step N):
+//   {"phase":"curve", method, seed, step, score, return}   one per evaluation
+//   {"phase":"o2o", method, seed, pretrained, dip, final, return, seconds, updates}
+// in normalised score: pretrained is the evaluation at step N (the offline
+// policy), dip the lowest evaluation after N, final the last one. Study rows
+// (study_row with name `study`); extra (may be NULL) is merged into the "o2o"
+// row (and deleted).
+int study_ctrl_o2o_rows(study_ctx *c, const char *study, const char *method, uint64_t seed,
+                        const char *run_dir, int offline_steps, const study_ctrl_result *r,
+                        cJSON *extra, rlhf_err *err);
+
+// One arm of an offline-to-online comparison: `ctrl train` with
+// study_ctrl_common(algo, d, dataset, seed), --offline_steps, --online_steps,
+// --eval_every, --save_every 0 and the NULL-terminated extra arguments (may
+// be NULL; they must not repeat a flag set here or in study_ctrl_common) into
+// OUT/runs/seedS/METHOD, then its rows (study_ctrl_o2o_rows).
+typedef struct {
+    int offline_steps, online_steps, eval_every;
+} study_ctrl_o2o;
+int study_ctrl_o2o_arm(study_ctx *c, const char *study, const char *method, const char *algo,
+                       const study_ctrl_data *d, const char *dataset, const study_ctrl_o2o *o,
+                       const char *const *extra, uint64_t seed, rlhf_err *err);
+
+// Seed by seed (seeds that have both), field of method a minus field of
+// method b over the rows of `phase`: into d, the count returned (at most max).
+int study_ctrl_diffs(const cJSON *rows, const char *phase, const char *a, const char *b,
+                     const char *field, double *d, int max);
+
+// Mean, se, ... over seeds of field for method's rows of phase.
+stats_summary study_ctrl_stat(const cJSON *rows, const char *phase, const char *method,
+                              const char *field);
+
+// ------------------------------------------------------------- reporting --
+// Each method's "curve" rows (normalised score against step), mean over seeds
+// with a band of ± se.
+void study_ctrl_plot_curves(report_page *p, const cJSON *rows, int n, const char *const *methods,
+                            const char *const *labels, const char *title);
+// A table: one line per method, the mean ± se over seeds of each field of its
+// rows of phase.
+void study_ctrl_table(report_page *p, const cJSON *rows, const char *phase, int n,
+                      const char *const *methods, const char *const *labels, int n_fields,
+                      const char *const *fields);
 
 // ---------------------------------------------------------- verdict help --
 // The first row whose string fields equal the NULL-terminated key, value
