@@ -104,16 +104,22 @@ static void report_times(int step, double wait_s, double reduce_s, double update
                 dist_rank(), dist_size(), step, reduce_s, update_s, gather_s, wait_s);
 }
 
-// every rank's shard of the trainable params p (n), gathered into p on every rank
-static void gather_params(float *p, size_t n, size_t lo, size_t hi) {
+// every rank's shard size of n elements (the caller frees)
+static long *shard_counts(size_t n) {
     int size = dist_size();
-    if (size == 1) return;
     long *counts = xcalloc((size_t)size, sizeof *counts);
     for (int r = 0; r < size; r++) {
         long b, e;
         dist_share((long)n, r, size, &b, &e);
         counts[r] = e - b;
     }
+    return counts;
+}
+
+// every rank's shard of the trainable params p (n), gathered into p on every rank
+static void gather_params(float *p, size_t n, size_t lo, size_t hi) {
+    if (dist_size() == 1) return;
+    long *counts = shard_counts(n);
     // MPI forbids a send buffer inside the receive buffer: send a copy
     float *mine = xalloc_aligned((hi - lo > 0 ? hi - lo : 1) * sizeof(float));
     memcpy(mine, p + lo, (hi - lo) * sizeof(float));
@@ -129,8 +135,14 @@ float optim_step(rlhf_optim *o, rlhf_model *m) {
     double wait_s = wait_ranks(), t0 = time_now();
     // data-parallel runs: each rank holds its share's part of the global
     // gradient (base/dist.h); the sum is the one-process gradient. This rank
-    // then uses its shard [lo, hi) of it.
-    dist_allreduce_sum_f32(m->grads, (long)n);
+    // needs only its shard [lo, hi) of the sum: a reduce-scatter (the rest of
+    // m->grads is left undefined; the parameter all-gather below completes one
+    // all-reduce's traffic).
+    if (dist_size() > 1) {
+        long *counts = shard_counts(n);
+        dist_reduce_scatterv_sum_f32(m->grads, counts);
+        free(counts);
+    }
     double t1 = time_now();
     // the norm of the whole gradient: the shards' sums of squares summed
     double sq = sum_squares(m->grads + lo, (long)(hi - lo)), t2 = time_now();
