@@ -11,6 +11,10 @@ extern const study_def study_par;
 extern const study_def study_pf_ppo;
 extern const study_def study_vpo;
 extern const study_def study_cpl;
+extern const study_def study_riql;
+extern const study_def study_wsrl;
+extern const study_def study_famo2o;
+extern const study_def study_ro2o;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -21,6 +25,10 @@ static const study_def *const STUDIES[] = {
     &study_pf_ppo,
     &study_vpo,
     &study_cpl,
+    &study_riql,
+    &study_wsrl,
+    &study_famo2o,
+    &study_ro2o,
 };
 
 const study_def *study_at(int i) {
