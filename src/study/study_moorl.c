@@ -1,0 +1,273 @@
+// study/study_moorl: `rlhf study moorl` — Chaudhary, Mondal & Behera 2025,
+// "MOORL: A Framework for Integrating Offline-Online Reinforcement Learning"
+// (TMLR; arXiv 2506.09574), on our Pendulum (study_ctrl.h's collect).
+//
+// One dataset: the medium-replay level of our SAC agent (the paper's headline
+// task is hopper-medium-replay). Per seed s, three arms, each `rlhf ctrl
+// train` with training seed s:
+//   moorl        --algo moorl, the dataset as the offline buffer, online from
+//                step 0 (no pre-training, as the paper's Algorithm 1), online
+//                batches of 2B rows at --mix_ratio 0.5 so the buffer a
+//                meta-epoch draws gives it B rows;
+//   sac_dataset  --algo sac with the dataset kept in its replay (the paper's
+//                "SAC with the offline buffer appended"): batches of B rows,
+//                half from the dataset (--mix_ratio 0.5), the same online steps;
+//   offline      IQL on the dataset alone (--reward_scale 0.1, the setting
+//                that works on Pendulum, docs/control.md), as many updates as
+//                SAC's online steps.
+// Evaluations every eval_every steps (deterministic episodes; normalised by
+// the dataset's references).
+//
+// Rows: {"phase":"final", method, seed, score, return, return_std, seconds,
+// updates, mean_score (the mean of the run's evaluations: the area under its
+// curve)} and {"phase":"curve", method, seed, step, score, return}.
+//
+// Verdict (pure, from the "final" rows): per seed, d = score(moorl) -
+// score(sac_dataset) and d_off = score(moorl) - score(offline). Supported
+// when d and d_off are both > 0 and at least 2 standard errors
+// (stats_sign_test); not supported when d <= -2 se (MOORL below the
+// baseline); else inconclusive.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/file.h"
+#include "study/study_ctrl.h"
+
+#define NAME "moorl"
+#define MAX_SEEDS 64
+#define MAX_EVALS 256
+
+enum { M_MOORL, M_SAC, M_OFF, N_METHOD };
+static const char *const METHOD[N_METHOD] = {"moorl", "sac_dataset", "offline"};
+static const char *const LABEL[N_METHOD] = {"MOORL", "SAC + dataset in the buffer",
+                                            "offline only (IQL)"};
+
+typedef struct {
+    study_ctrl_data data;
+    const char *level;
+    int online_steps, eval_every, batch;
+} moorl_plan;
+
+static moorl_plan plan_of(const study_ctx *c) {
+    moorl_plan p = {.data = {.env = "pendulum", .seed = c->seed}, .level = "medium-replay"};
+    if (c->quick) { // seconds: checks the study runs end to end (make test)
+        p.data.steps = 1000, p.data.dataset_steps = 600, p.data.checkpoints = 4;
+        p.data.hidden = 32, p.data.eval_episodes = 2;
+        p.online_steps = 400, p.eval_every = 200, p.batch = 32;
+    } else {
+        p.data.steps = 8000, p.data.dataset_steps = 4000, p.data.checkpoints = 40;
+        p.data.hidden = 64, p.data.eval_episodes = 5;
+        p.online_steps = 5000, p.eval_every = 500, p.batch = 256;
+    }
+    return p;
+}
+
+// ------------------------------------------------------------------ run --
+static int train_one(study_ctx *c, const moorl_plan *pl, int m, const char *dataset, uint64_t seed,
+                     rlhf_err *err) {
+    study_args a = {0};
+    study_add(&a, "--algo", m == M_MOORL ? "moorl" : m == M_SAC ? "sac" : "iql", "--env",
+              pl->data.env, "--dataset", dataset, NULL);
+    study_addf(&a, "--hidden=%d", pl->data.hidden);
+    study_addf(&a, "--eval_episodes=%d", pl->data.eval_episodes);
+    study_addf(&a, "--seed=%llu", (unsigned long long)seed);
+    study_addf(&a, "--batch_size=%d", pl->batch);
+    study_addf(&a, "--eval_every=%d", pl->eval_every);
+    study_add(&a, "--save_every=0", NULL);
+    if (m == M_OFF) {
+        study_addf(&a, "--offline_steps=%d", pl->online_steps);
+        study_add(&a, "--reward_scale=0.1", NULL);
+    } else {
+        study_addf(&a, "--online_steps=%d", pl->online_steps);
+        study_add(&a, "--offline_steps=0", "--mix_ratio=0.5", NULL);
+        if (m == M_MOORL) study_addf(&a, "--online_batch_size=%d", 2 * pl->batch);
+    }
+    char name[256], run_dir[1400];
+    snprintf(name, sizeof name, "seed%llu/%s", (unsigned long long)seed, METHOD[m]);
+    study_ctrl_result r;
+    if (study_ctrl_train(c, name, &a, run_dir, sizeof run_dir, &r, err)) return -1;
+    double step[MAX_EVALS], ret[MAX_EVALS], score[MAX_EVALS];
+    int n = 0;
+    if (study_ctrl_evals(run_dir, MAX_EVALS, step, ret, score, &n, err)) return -1;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "phase", "curve");
+        cJSON_AddStringToObject(row, "method", METHOD[m]);
+        cJSON_AddNumberToObject(row, "seed", (double)seed);
+        cJSON_AddNumberToObject(row, "step", step[i]);
+        cJSON_AddNumberToObject(row, "score", score[i]);
+        cJSON_AddNumberToObject(row, "return", ret[i]);
+        study_row(c, NAME, row);
+        sum += score[i];
+    }
+    cJSON *row = study_ctrl_row(METHOD[m], seed, &r);
+    cJSON_AddStringToObject(row, "phase", "final");
+    cJSON_AddNumberToObject(row, "mean_score", n ? sum / n : NAN);
+    study_row(c, NAME, row);
+    return 0;
+}
+
+static int moorl_run(study_ctx *c, rlhf_err *err) {
+    moorl_plan pl = plan_of(c);
+    char dir[1200], data[1300];
+    if (study_ctrl_collect(c, &pl.data, dir, sizeof dir, err)) return -1;
+    study_ctrl_level(dir, pl.level, data, sizeof data);
+    for (int s = 0; s < c->n_seeds; s++) {
+        uint64_t seed = c->seed + (uint64_t)s;
+        fprintf(stderr, "study " NAME " (%s): seed %d of %d\n", c->quick ? "quick" : "full", s + 1,
+                c->n_seeds);
+        char runs[1300];
+        snprintf(runs, sizeof runs, "%s/runs/seed%llu", c->out, (unsigned long long)seed);
+        if (make_dirs(runs, err)) return -1;
+        for (int m = 0; m < N_METHOD; m++)
+            if (train_one(c, &pl, m, data, seed, err)) return -1;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- verdict --
+static double final_of(const cJSON *rows, double seed, int m, const char *field) {
+    return study_num(study_ctrl_match(rows, seed, "phase", "final", "method", METHOD[m], NULL),
+                     field);
+}
+
+// per seed with both: field(a) - field(b) of the "final" rows
+static int diffs(const cJSON *rows, int a, int b, const char *field, double *d, int max) {
+    double seed[MAX_SEEDS];
+    int ns = study_ctrl_seeds(rows, "method", METHOD[a], seed, MAX_SEEDS), n = 0;
+    for (int s = 0; s < ns && n < max; s++) {
+        double x = final_of(rows, seed[s], a, field), y = final_of(rows, seed[s], b, field);
+        if (!isnan(x) && !isnan(y)) d[n++] = x - y;
+    }
+    return n;
+}
+
+static stats_summary stat_of(const cJSON *rows, int m, const char *field) {
+    double x[MAX_SEEDS];
+    int n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        if (!strcmp(study_str(row, "phase"), "final") &&
+            !strcmp(study_str(row, "method"), METHOD[m]) && n < MAX_SEEDS)
+            x[n++] = study_num(row, field);
+    }
+    return stats_summarize(x, n);
+}
+
+static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
+    (void)err;
+    double d[MAX_SEEDS], doff[MAX_SEEDS], dauc[MAX_SEEDS];
+    stats_summary ds = stats_summarize(d, diffs(rows, M_MOORL, M_SAC, "score", d, MAX_SEEDS));
+    stats_summary dof = stats_summarize(doff, diffs(rows, M_MOORL, M_OFF, "score", doff, MAX_SEEDS));
+    stats_summary da =
+        stats_summarize(dauc, diffs(rows, M_MOORL, M_SAC, "mean_score", dauc, MAX_SEEDS));
+    int s_sac = stats_sign_test(&ds), s_off = stats_sign_test(&dof);
+    v->outcome = s_sac > 0 && s_off > 0 ? STUDY_SUPPORTED
+                 : s_sac < 0            ? STUDY_NOT_SUPPORTED
+                                        : STUDY_INCONCLUSIVE;
+    stats_summary f[N_METHOD];
+    for (int m = 0; m < N_METHOD; m++) f[m] = stat_of(rows, m, "score");
+    snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (MOORL - SAC with the data, %d seeds)",
+             ds.mean, ds.se, ds.n);
+    snprintf(v->text, sizeof v->text,
+             "Final normalised score (mean ± se over seeds): MOORL %.1f ± %.1f, SAC with the "
+             "dataset in its buffer %.1f ± %.1f, offline only %.1f ± %.1f. Seed by seed, MOORL "
+             "minus SAC+data %+.1f ± %.1f (%d seeds), minus offline %+.1f ± %.1f; the mean over "
+             "each run's evaluations (area under the curve), MOORL minus SAC+data %+.1f ± %.1f. "
+             "Rule: supported when MOORL is above both by at least 2 se, not supported when it "
+             "is below SAC+data by at least 2 se, else inconclusive.",
+             f[M_MOORL].mean, f[M_MOORL].se, f[M_SAC].mean, f[M_SAC].se, f[M_OFF].mean,
+             f[M_OFF].se, ds.mean, ds.se, ds.n, dof.mean, dof.se, da.mean, da.se);
+    return 0;
+}
+
+// ----------------------------------------------------------------- report --
+// method m's curve: the mean score over seeds at each step (steps in order of appearance)
+static int curve_of(const cJSON *rows, int m, double *x, double *y, double *lo, double *hi,
+                    int max) {
+    int n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        if (strcmp(study_str(row, "phase"), "curve") || strcmp(study_str(row, "method"), METHOD[m]))
+            continue;
+        double st = study_num(row, "step");
+        int seen = 0;
+        for (int i = 0; i < n && !seen; i++) seen = x[i] == st;
+        if (!seen && n < max) x[n++] = st;
+    }
+    for (int i = 0; i < n; i++) {
+        double ys[MAX_SEEDS];
+        int k = 0;
+        cJSON_ArrayForEach(row, rows) {
+            if (!strcmp(study_str(row, "phase"), "curve") &&
+                !strcmp(study_str(row, "method"), METHOD[m]) && study_num(row, "step") == x[i] &&
+                k < MAX_SEEDS)
+                ys[k++] = study_num(row, "score");
+        }
+        stats_summary s = stats_summarize(ys, k);
+        y[i] = s.mean;
+        lo[i] = s.n >= 2 ? s.mean - s.se : s.mean;
+        hi[i] = s.n >= 2 ? s.mean + s.se : s.mean;
+    }
+    return n;
+}
+
+static char *fmt_stat(stats_summary s) {
+    char buf[64];
+    snprintf(buf, sizeof buf, s.n >= 2 ? "%.1f ± %.1f" : "%.1f", s.mean, s.se);
+    return strcpy(xmalloc(strlen(buf) + 1), buf);
+}
+
+static int moorl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
+    (void)err;
+    report_p(p, "MOORL (SAC meta-trained by Reptile, each meta-epoch on the dataset or on the "
+                "online buffer), SAC whose replay holds the dataset (half of each batch), and "
+                "IQL on the dataset alone; the normalised score of each evaluation, mean over "
+                "seeds, band ± se. The x axis is the environment step for the online arms and "
+                "the update for the offline one.");
+    static double x[N_METHOD][MAX_EVALS], y[N_METHOD][MAX_EVALS], lo[N_METHOD][MAX_EVALS],
+        hi[N_METHOD][MAX_EVALS];
+    report_series s[N_METHOD];
+    for (int m = 0; m < N_METHOD; m++) {
+        int n = curve_of(rows, m, x[m], y[m], lo[m], hi[m], MAX_EVALS);
+        s[m] = (report_series){.label = LABEL[m], .n = n, .x = x[m], .y = y[m], .ylo = lo[m],
+                               .yhi = hi[m], .markers = 1, .dashed = m == M_OFF};
+    }
+    report_plot_opts o = {.title = "Normalised score during training", .xlabel = "step",
+                          .ylabel = "normalised score"};
+    report_plot(p, &o, s, N_METHOD);
+    report_h(p, 2, "Final score, mean of the evaluations, updates, seconds (mean ± se over seeds)");
+    static const char *const head[] = {"method", "final score", "mean score", "updates",
+                                       "seconds", "seeds"};
+    static const char *const field[] = {"score", "mean_score", "updates", "seconds"};
+    char *cells[N_METHOD * 6];
+    for (int m = 0; m < N_METHOD; m++) {
+        cells[m * 6] = strcpy(xmalloc(strlen(LABEL[m]) + 1), LABEL[m]);
+        stats_summary st = {0};
+        for (int i = 0; i < 4; i++) {
+            st = stat_of(rows, m, field[i]);
+            cells[m * 6 + 1 + i] = fmt_stat(st);
+        }
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", st.n);
+        cells[m * 6 + 5] = strcpy(xmalloc(strlen(buf) + 1), buf);
+    }
+    report_table(p, 6, head, N_METHOD, (const char *const *)cells);
+    for (int i = 0; i < N_METHOD * 6; i++) free(cells[i]);
+    return 0;
+}
+
+const study_def study_moorl = {
+    .name = NAME,
+    .paper = "Chaudhary, Mondal & Behera 2025, MOORL: A Framework for Integrating Offline-Online "
+             "Reinforcement Learning",
+    .claim = "With the same online steps from a medium-replay dataset, MOORL (SAC meta-trained by "
+             "Reptile on the offline and the online buffer in turn) ends above SAC whose replay "
+             "holds the dataset and above offline-only training.",
+    .run = moorl_run,
+    .verdict = moorl_verdict,
+    .report = moorl_report,
+    .no_sandbox = 1,
+};
