@@ -79,8 +79,7 @@ int study_ctrl_refs(const char *dir, double *ref_random, double *ref_expert, rlh
 // ----------------------------------------------------------- corruption --
 int study_ctrl_corrupt(study_ctx *c, const char *in, const char *out,
                        const study_ctrl_corruption *k, rlhf_err *err) {
-    if (!k->kind || !k->mode)
-        return rlhf_fail(err, "study: a corruption needs a kind and a mode");
+    if (!k->kind || !k->mode) return rlhf_fail(err, "study: a corruption needs a kind and a mode");
     study_args a = {0};
     study_add(&a, "ctrl", "corrupt", "--dataset", in, "--out", out, "--kind", k->kind, "--mode",
               k->mode, NULL);
@@ -134,8 +133,8 @@ int study_ctrl_train(study_ctx *c, const char *name, study_args *a, char *run_di
     return study_ctrl_summary(dir, r, err);
 }
 
-int study_ctrl_evals(const char *run_dir, int max, double *step, double *ret, double *score,
-                     int *n, rlhf_err *err) {
+int study_ctrl_evals(const char *run_dir, int max, double *step, double *ret, double *score, int *n,
+                     rlhf_err *err) {
     char path[1400];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     size_t len = 0;
@@ -164,8 +163,7 @@ cJSON *study_ctrl_row(const char *method, uint64_t seed, const study_ctrl_result
     if (isfinite(r->score)) cJSON_AddNumberToObject(row, "score", r->score);
     cJSON_AddNumberToObject(row, "return", r->ret);
     if (isfinite(r->ret_std)) cJSON_AddNumberToObject(row, "return_std", r->ret_std);
-    if (isfinite(r->seconds))
-        cJSON_AddNumberToObject(row, "seconds", round(r->seconds * 10) / 10);
+    if (isfinite(r->seconds)) cJSON_AddNumberToObject(row, "seconds", round(r->seconds * 10) / 10);
     if (isfinite(r->updates)) cJSON_AddNumberToObject(row, "updates", r->updates);
     return row;
 }
@@ -254,8 +252,9 @@ int study_ctrl_o2o_rows(study_ctx *c, const char *study, const char *method, uin
     }
     study_row(c, study, row);
     if (isnan(pre))
-        return rlhf_fail(err, "study %s: %s has no evaluation at the last offline step %d "
-                              "(--eval_every must divide --offline_steps)",
+        return rlhf_fail(err,
+                         "study %s: %s has no evaluation at the last offline step %d "
+                         "(--eval_every must divide --offline_steps)",
                          study, run_dir, offline_steps);
     return 0;
 }
@@ -375,8 +374,8 @@ void study_ctrl_table(report_page *p, const cJSON *rows, const char *phase, int 
         for (int f = 0; f < n_fields; f++) {
             stats_summary s = study_ctrl_stat(rows, phase, methods[m], fields[f]);
             cells[m * cols + f + 1] = s.n >= 2 ? cell("%.1f ± %.1f", s.mean, s.se)
-                                      : s.n   ? cell("%.1f", s.mean)
-                                              : cell("-");
+                                      : s.n    ? cell("%.1f", s.mean)
+                                               : cell("-");
             if (s.n > seeds) seeds = s.n;
         }
         cells[m * cols + cols - 1] = cell("%d", seeds);

@@ -100,8 +100,8 @@ int study_ctrl_summary(const char *run_dir, study_ctrl_result *r, rlhf_err *err)
 // A run's evaluations in order (metrics.jsonl lines with eval/return_mean):
 // step, return and normalised score (NAN without references), at most max;
 // the count in *n.
-int study_ctrl_evals(const char *run_dir, int max, double *step, double *ret, double *score,
-                     int *n, rlhf_err *err);
+int study_ctrl_evals(const char *run_dir, int max, double *step, double *ret, double *score, int *n,
+                     rlhf_err *err);
 
 // A row {"method", "seed", "score", "return", "return_std", "seconds",
 // "updates"} from a result (the caller adds the study's own fields and passes

@@ -1,5 +1,5 @@
-// study/study_famo2o: `rlhf study famo2o` — Wang et al. 2023, "Train Once, Get a Family: State-Adaptive
-// Balances for Offline-to-Online Reinforcement Learning" (FamO2O), on our control
+// study/study_famo2o: `rlhf study famo2o` — Wang et al. 2023, "Train Once, Get a Family:
+// State-Adaptive Balances for Offline-to-Online Reinforcement Learning" (FamO2O), on our control
 // environments (study_ctrl.h: pendulum for --quick, hopper for the full
 // version when the build has MuJoCo).
 //
@@ -112,15 +112,17 @@ static int o2o_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "Rule: supported when the mean difference is positive and at least 2 se, not "
              "supported when it is negative and at least 2 se, else inconclusive.",
              pre[A_BASE].mean, pre[A_BASE].se, pre[A_OURS].mean, pre[A_OURS].se, dip[A_BASE].mean,
-             dip[A_OURS].mean, fin[A_BASE].mean, fin[A_BASE].se, fin[A_OURS].mean,
-             fin[A_OURS].se, sd.mean, sd.se, sd.n);
+             dip[A_OURS].mean, fin[A_BASE].mean, fin[A_BASE].se, fin[A_OURS].mean, fin[A_OURS].se,
+             sd.mean, sd.se, sd.n);
     return 0;
 }
 
 // ----------------------------------------------------------------- report --
 static int o2o_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    report_p(p, "IQL and FamO2O pre-trained offline on one dataset, then fine-tuned online (batches mixing the dataset and the online buffer) with the same budget; the switch is at the end of the offline phase. Mean over seeds, band ± se.");
+    report_p(p, "IQL and FamO2O pre-trained offline on one dataset, then fine-tuned online "
+                "(batches mixing the dataset and the online buffer) with the same budget; the "
+                "switch is at the end of the offline phase. Mean over seeds, band ± se.");
     study_ctrl_plot_curves(p, rows, N_ARM, ARM, LABEL, "Normalised score over training");
     report_h(p, 2, "Pre-trained, dip, final (mean ± se over seeds)");
     static const char *const fields[] = {"pretrained", "dip", "final", "seconds"};
@@ -130,8 +132,11 @@ static int o2o_report(const cJSON *rows, report_page *p, rlhf_err *err) {
 
 const study_def study_famo2o = {
     .name = NAME,
-    .paper = "Wang et al. 2023, Train Once, Get a Family: State-Adaptive Balances for Offline-to-Online Reinforcement Learning (FamO2O)",
-    .claim = "FamO2O (IQL with a balance model choosing the improvement/constraint balance per state) ends offline-to-online fine-tuning with a higher normalised score than IQL with one fixed balance.",
+    .paper = "Wang et al. 2023, Train Once, Get a Family: State-Adaptive Balances for "
+             "Offline-to-Online Reinforcement Learning (FamO2O)",
+    .claim = "FamO2O (IQL with a balance model choosing the improvement/constraint balance per "
+             "state) ends offline-to-online fine-tuning with a higher normalised score than IQL "
+             "with one fixed balance.",
     .run = o2o_run,
     .verdict = o2o_verdict,
     .report = o2o_report,

@@ -134,9 +134,9 @@ static int corrupted_of(const cJSON *rows, const char **data, int max) {
 }
 
 static double score_of(const cJSON *rows, double seed, int m, const char *data) {
-    return study_num(study_ctrl_match(rows, seed, "phase", "final", "method", METHOD[m], "data",
-                                      data, NULL),
-                     "score");
+    return study_num(
+        study_ctrl_match(rows, seed, "phase", "final", "method", METHOD[m], "data", data, NULL),
+        "score");
 }
 
 // per seed, the mean over the corrupted data whose mode is `mode` (NULL: all)
@@ -150,7 +150,8 @@ static int drop_diffs(const cJSON *rows, const char *mode, double *d, int max) {
         double sum = 0;
         int k = 0;
         for (int i = 0; i < nd; i++) {
-            const cJSON *r = study_ctrl_match(rows, seed[s], "phase", "final", "data", data[i], NULL);
+            const cJSON *r =
+                study_ctrl_match(rows, seed[s], "phase", "final", "data", data[i], NULL);
             if (mode && strcmp(study_str(r, "mode"), mode)) continue;
             double drop[N_METHOD];
             for (int m = 0; m < N_METHOD; m++)
@@ -191,8 +192,8 @@ static int riql_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
         corr[m] = stats_summarize(x, scores_of(rows, m, 0, x, MAX_SEEDS * 8));
     }
     v->outcome = study_ctrl_outcome(&all);
-    snprintf(v->figure, sizeof v->figure,
-             "%+.1f ± %.1f score (IQL's drop - RIQL's drop, %d seeds)", all.mean, all.se, all.n);
+    snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (IQL's drop - RIQL's drop, %d seeds)",
+             all.mean, all.se, all.n);
     snprintf(v->text, sizeof v->text,
              "Normalised score on clean data: IQL %.1f ± %.1f, RIQL %.1f ± %.1f; on the "
              "reward-corrupted copies (all rates and modes): IQL %.1f ± %.1f, RIQL %.1f ± %.1f "
@@ -202,22 +203,22 @@ static int riql_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "positive and at least 2 se (RIQL degrades less), not supported when it is "
              "negative and at least 2 se, else inconclusive.",
              clean[M_IQL].mean, clean[M_IQL].se, clean[M_RIQL].mean, clean[M_RIQL].se,
-             corr[M_IQL].mean, corr[M_IQL].se, corr[M_RIQL].mean, corr[M_RIQL].se, all.mean,
-             all.se, all.n, rnd.mean, rnd.se, adv.mean, adv.se);
+             corr[M_IQL].mean, corr[M_IQL].se, corr[M_RIQL].mean, corr[M_RIQL].se, all.mean, all.se,
+             all.n, rnd.mean, rnd.se, adv.mean, adv.se);
     return 0;
 }
 
 // ----------------------------------------------------------------- report --
 // score against corruption rate for one method and mode (the clean point at 0)
-static int rate_curve(const cJSON *rows, int m, const char *mode, double *x, double *y,
-                      double *lo, double *hi, int max) {
+static int rate_curve(const cJSON *rows, int m, const char *mode, double *x, double *y, double *lo,
+                      double *hi, int max) {
     int n = 0;
     const cJSON *row;
     cJSON_ArrayForEach(row, rows) {
         const char *md = study_str(row, "mode");
         double r = study_num(row, "rate");
-        if (strcmp(study_str(row, "phase"), "final") || strcmp(study_str(row, "method"), METHOD[m]) ||
-            isnan(r) || (r > 0 && strcmp(md, mode)))
+        if (strcmp(study_str(row, "phase"), "final") ||
+            strcmp(study_str(row, "method"), METHOD[m]) || isnan(r) || (r > 0 && strcmp(md, mode)))
             continue;
         int seen = 0;
         for (int i = 0; i < n && !seen; i++) seen = x[i] == r;
@@ -261,11 +262,18 @@ static int riql_report(const cJSON *rows, report_page *p, rlhf_err *err) {
         int m = i / 2;
         const char *mode = MODE_TAG[i % 2];
         int n = rate_curve(rows, m, mode, x[i], y[i], lo[i], hi[i], MAXP);
-        s[i] = (report_series){.label = labels[i], .n = n, .x = x[i], .y = y[i], .ylo = lo[i],
-                               .yhi = hi[i], .markers = 1, .dashed = i % 2};
+        s[i] = (report_series){.label = labels[i],
+                               .n = n,
+                               .x = x[i],
+                               .y = y[i],
+                               .ylo = lo[i],
+                               .yhi = hi[i],
+                               .markers = 1,
+                               .dashed = i % 2};
     }
     report_plot_opts o = {.title = "Normalised score against the share of corrupted rewards",
-                          .xlabel = "corruption rate", .ylabel = "normalised score"};
+                          .xlabel = "corruption rate",
+                          .ylabel = "normalised score"};
     report_plot(p, &o, s, 4);
     report_h(p, 2, "Score by data (mean ± se over seeds)");
     const char *data[2 * MAX_RATES * 4 + 1];

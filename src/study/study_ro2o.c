@@ -112,15 +112,17 @@ static int o2o_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "Rule: supported when the mean difference is positive and at least 2 se, not "
              "supported when it is negative and at least 2 se, else inconclusive.",
              pre[A_BASE].mean, pre[A_BASE].se, pre[A_OURS].mean, pre[A_OURS].se, dip[A_BASE].mean,
-             dip[A_OURS].mean, fin[A_BASE].mean, fin[A_BASE].se, fin[A_OURS].mean,
-             fin[A_OURS].se, sd.mean, sd.se, sd.n);
+             dip[A_OURS].mean, fin[A_BASE].mean, fin[A_BASE].se, fin[A_OURS].mean, fin[A_OURS].se,
+             sd.mean, sd.se, sd.n);
     return 0;
 }
 
 // ----------------------------------------------------------------- report --
 static int o2o_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    report_p(p, "SAC-N and RO2O (the same Q ensemble with RORL's smoothing and OOD penalty) pre-trained offline on one dataset, then fine-tuned online with the same budget; the switch is at the end of the offline phase. Mean over seeds, band ± se.");
+    report_p(p, "SAC-N and RO2O (the same Q ensemble with RORL's smoothing and OOD penalty) "
+                "pre-trained offline on one dataset, then fine-tuned online with the same budget; "
+                "the switch is at the end of the offline phase. Mean over seeds, band ± se.");
     study_ctrl_plot_curves(p, rows, N_ARM, ARM, LABEL, "Normalised score over training");
     report_h(p, 2, "Pre-trained, dip, final (mean ± se over seeds)");
     static const char *const fields[] = {"pretrained", "dip", "final", "seconds"};
@@ -130,8 +132,10 @@ static int o2o_report(const cJSON *rows, report_page *p, rlhf_err *err) {
 
 const study_def study_ro2o = {
     .name = NAME,
-    .paper = "Wen et al. 2024, Towards Robust Offline-to-Online Reinforcement Learning via Uncertainty and Smoothness (RO2O)",
-    .claim = "RO2O's uncertainty penalty and smoothing make offline-to-online fine-tuning end with a higher normalised score than SAC-N's plain Q ensemble.",
+    .paper = "Wen et al. 2024, Towards Robust Offline-to-Online Reinforcement Learning via "
+             "Uncertainty and Smoothness (RO2O)",
+    .claim = "RO2O's uncertainty penalty and smoothing make offline-to-online fine-tuning end with "
+             "a higher normalised score than SAC-N's plain Q ensemble.",
     .run = o2o_run,
     .verdict = o2o_verdict,
     .report = o2o_report,

@@ -36,9 +36,8 @@
 
 enum { A_WSRL, A_RETAIN, A_NOWARM, N_ARM };
 static const char *const ARM[N_ARM] = {"wsrl", "retain", "no_warmup"};
-static const char *const LABEL[N_ARM] = {"WSRL (no retention, warm-up)",
-                                         "retain the offline data (50/50)",
-                                         "no retention, no warm-up"};
+static const char *const LABEL[N_ARM] = {
+    "WSRL (no retention, warm-up)", "retain the offline data (50/50)", "no retention, no warm-up"};
 
 typedef struct {
     study_ctrl_data data;
@@ -47,9 +46,9 @@ typedef struct {
     const char *const *settings; // the ctrl train settings of every arm (NULL-terminated)
 } wsrl_plan;
 
-static const char *const SMOKE_SET[] = {"--n_critics=2",         "--batch_size=32",
+static const char *const SMOKE_SET[] = {"--n_critics=2", "--batch_size=32",
                                         "--online_batch_size=64", "--cql_n_actions=4", NULL};
-static const char *const QUICK_SET[] = {"--n_critics=4",          "--batch_size=64",
+static const char *const QUICK_SET[] = {"--n_critics=4", "--batch_size=64",
                                         "--online_batch_size=256", "--cql_n_actions=4", NULL};
 static const char *const FULL_SET[] = {NULL}; // the recipe's defaults (10 critics, 1024 rows)
 
@@ -74,8 +73,8 @@ static wsrl_plan plan_of(const study_ctx *c) {
 }
 
 // ------------------------------------------------------------------ run --
-static int run_arm(study_ctx *c, const wsrl_plan *pl, const char *dataset, int arm,
-                   uint64_t seed, rlhf_err *err) {
+static int run_arm(study_ctx *c, const wsrl_plan *pl, const char *dataset, int arm, uint64_t seed,
+                   rlhf_err *err) {
     const char *extra[24];
     int n = 0;
     for (int i = 0; pl->settings[i] && n < 16; i++) extra[n++] = pl->settings[i];
@@ -85,8 +84,8 @@ static int run_arm(study_ctx *c, const wsrl_plan *pl, const char *dataset, int a
     extra[n++] = arm == A_RETAIN ? "--retain_offline=1" : "--retain_offline=0";
     if (arm == A_RETAIN) extra[n++] = "--mix_ratio=0.5";
     extra[n] = NULL;
-    return study_ctrl_o2o_arm(c, NAME, ARM[arm], "wsrl", &pl->data, dataset, &pl->o2o, extra,
-                              seed, err);
+    return study_ctrl_o2o_arm(c, NAME, ARM[arm], "wsrl", &pl->data, dataset, &pl->o2o, extra, seed,
+                              err);
 }
 
 static int wsrl_run(study_ctx *c, rlhf_err *err) {
@@ -114,8 +113,8 @@ static int wsrl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
         if (!isnan(x)) rec[nr++] = x;
     }
     stats_summary sr = stats_summarize(rec, nr);
-    stats_summary sd = stats_summarize(d, study_ctrl_diffs(rows, "o2o", "wsrl", "retain", "final",
-                                                           d, MAX_SEEDS));
+    stats_summary sd =
+        stats_summarize(d, study_ctrl_diffs(rows, "o2o", "wsrl", "retain", "final", d, MAX_SEEDS));
     stats_summary fin[N_ARM], dip[N_ARM], pre = study_ctrl_stat(rows, "o2o", "wsrl", "pretrained");
     for (int a = 0; a < N_ARM; a++) {
         fin[a] = study_ctrl_stat(rows, "o2o", ARM[a], "final");
@@ -125,10 +124,10 @@ static int wsrl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     int enough = sr.n >= 2 && sd.n >= 2;
     int parity = enough && sd.mean - 2 * sd.se > -MARGIN;
     int worse = enough && sd.mean + 2 * sd.se < -MARGIN;
-    v->outcome = !enough                       ? STUDY_INCONCLUSIVE
-                 : recovers < 0 || worse       ? STUDY_NOT_SUPPORTED
-                 : recovers > 0 && parity      ? STUDY_SUPPORTED
-                                               : STUDY_INCONCLUSIVE;
+    v->outcome = !enough                  ? STUDY_INCONCLUSIVE
+                 : recovers < 0 || worse  ? STUDY_NOT_SUPPORTED
+                 : recovers > 0 && parity ? STUDY_SUPPORTED
+                                          : STUDY_INCONCLUSIVE;
     snprintf(v->figure, sizeof v->figure,
              "%+.1f ± %.1f final score (no retention - retention), %+.1f ± %.1f over "
              "pre-training (%d seeds)",
