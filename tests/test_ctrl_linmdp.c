@@ -76,7 +76,8 @@ static int test_elimination_keeps_optimal(void) {
         linmdp_ftp_result res;
         CHECK(linmdp_ftpedel(&m, K, pols, NULL, &o, &r, &res, active, &err) == 0);
         int b = best_of(&m, K, pols, 18);
-        double gap = linmdp_value_dp(&m, pols + b * 18) - linmdp_value_dp(&m, pols + res.chosen * 18);
+        double gap =
+            linmdp_value_dp(&m, pols + b * 18) - linmdp_value_dp(&m, pols + res.chosen * 18);
         CHECKF(active[b] && res.certified && gap <= o.eps && res.episodes > 0,
                "seed %d: best %d active %d, certified %d, gap %.4f, episodes %ld", seed, b,
                active[b], res.certified, gap, res.episodes);

@@ -10,7 +10,9 @@
 #define CNT(D, h, s, a) ((D)->cnt + ((((size_t)(h) * (D)->S + (s)) * (D)->A + (a)) * (D)->S))
 #define IDX3(D, h, s, a) ((((size_t)(h) * (D)->S + (s)) * (D)->A) + (a))
 
-static double unif(rlhf_rng *r) { return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+static double unif(rlhf_rng *r) {
+    return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 static void alloc_model(linmdp *m, int S, int A, int H, int d) {
     m->S = S, m->A = A, m->H = H, m->d = d;
@@ -34,8 +36,10 @@ static void simplex(rlhf_rng *r, int n, double *x) {
 
 int linmdp_random(linmdp *m, int S, int A, int H, int d, uint64_t seed, rlhf_err *err) {
     if (S < 2 || A < 2 || H < 1 || d < 1 || S > 256 || A > 16 || H > 32 || d > 64)
-        return rlhf_fail(err, "linmdp: sizes S=%d A=%d H=%d d=%d outside 2..256, 2..16, 1..32, "
-                              "1..64", S, A, H, d);
+        return rlhf_fail(err,
+                         "linmdp: sizes S=%d A=%d H=%d d=%d outside 2..256, 2..16, 1..32, "
+                         "1..64",
+                         S, A, H, d);
     alloc_model(m, S, A, H, d);
     rlhf_rng r;
     rng_seed(&r, seed);
@@ -57,8 +61,10 @@ int linmdp_rare(linmdp *m, int n_common, double p_rare, double gap_rare, double 
                 uint64_t seed, rlhf_err *err) {
     if (n_common < 1 || n_common > 60 || !(p_rare > 0 && p_rare < 1) || !(gap_rare >= 0) ||
         gap_rare > 1 || !(gap_common >= 0) || gap_common > 1)
-        return rlhf_fail(err, "linmdp rare: n_common %d (1..60), p_rare %g (0..1), gaps %g %g "
-                              "(0..1)", n_common, p_rare, gap_rare, gap_common);
+        return rlhf_fail(err,
+                         "linmdp rare: n_common %d (1..60), p_rare %g (0..1), gaps %g %g "
+                         "(0..1)",
+                         n_common, p_rare, gap_rare, gap_common);
     int S = n_common + 2, A = 2, H = 2, d = S * A, rare = n_common + 1;
     alloc_model(m, S, A, H, d);
     for (int s = 0; s < S; s++)
@@ -162,8 +168,12 @@ static double backward(const linmdp *m, const int *act, int *best) {
     return v;
 }
 
-double linmdp_value_dp(const linmdp *m, const int *act) { return backward(m, act, NULL); }
-double linmdp_optimal(const linmdp *m, int *act) { return backward(m, NULL, act); }
+double linmdp_value_dp(const linmdp *m, const int *act) {
+    return backward(m, act, NULL);
+}
+double linmdp_optimal(const linmdp *m, int *act) {
+    return backward(m, NULL, act);
+}
 
 static int draw(rlhf_rng *r, int n, const double *p) {
     double u = unif(r), c = 0;
@@ -366,8 +376,7 @@ static void gram_inverses(const linmdp *m, const linmdp_data *D, double lambda, 
 }
 
 // theta^_h for every h [H][d]
-static void reward_estimates(const linmdp *m, const linmdp_data *D, const double *inv,
-                             double *th) {
+static void reward_estimates(const linmdp *m, const linmdp_data *D, const double *inv, double *th) {
     int d = m->d;
     double *b = xmalloc((size_t)d * sizeof(double));
     for (int h = 0; h < m->H; h++) {
@@ -459,7 +468,8 @@ static void design_matrix(int d, const double *A0, int ne, const double *Sig, do
 // v_i^T A(w)^-1 v_i over the simplex, at fixed T; w in and out
 static void design_weights(int d, int nv, const double *v, const double *A0, int ne,
                            const double *Sig, double T, double *w) {
-    double *A = xmalloc((size_t)d * d * sizeof(double)), *inv = xmalloc((size_t)d * d * sizeof(double));
+    double *A = xmalloc((size_t)d * d * sizeof(double)),
+           *inv = xmalloc((size_t)d * d * sizeof(double));
     double *U = xmalloc((size_t)nv * d * sizeof(double)), *q = xmalloc((size_t)nv * sizeof(double));
     double *M = xmalloc((size_t)d * d * sizeof(double));
     for (int it = 0; it < 60; it++) {
@@ -626,8 +636,10 @@ static int cover_step(ftp_state *st, int h, const int *active, int lead, double 
                       rlhf_rng *rng) {
     const linmdp *m = st->m;
     int d = m->d, K = st->K;
-    double *v = xmalloc((size_t)2 * K * d * sizeof(double)), *A0 = xmalloc((size_t)d * d * sizeof(double));
-    double *Sig = xmalloc((size_t)K * d * d * sizeof(double)), *w = xmalloc((size_t)K * sizeof(double));
+    double *v = xmalloc((size_t)2 * K * d * sizeof(double)),
+           *A0 = xmalloc((size_t)d * d * sizeof(double));
+    double *Sig = xmalloc((size_t)K * d * d * sizeof(double)),
+           *w = xmalloc((size_t)K * sizeof(double));
     int rc = 1;
     for (int round = 0; round < 100; round++) {
         int nv = constraints(st, h, active, lead, thr, gthr, v);
@@ -662,10 +674,11 @@ int linmdp_ftpedel(const linmdp *m, int K, const int *pols, const linmdp_data *D
                    rlhf_err *err) {
     if (K < 1 || !(o->eps > 0) || !(o->lambda > 0) || !(o->delta > 0 && o->delta < 1) ||
         o->beta < 0 || o->ground < 0 || o->max_episodes < 0)
-        return rlhf_fail(err, "ftpedel: needs K >= 1 (%d), eps > 0 (%g), lambda > 0 (%g), delta "
-                              "in (0, 1) (%g), beta >= 0 (%g), ground >= 0 (%g), max_episodes >= "
-                              "0 (%ld)", K, o->eps, o->lambda, o->delta, o->beta, o->ground,
-                         o->max_episodes);
+        return rlhf_fail(err,
+                         "ftpedel: needs K >= 1 (%d), eps > 0 (%g), lambda > 0 (%g), delta "
+                         "in (0, 1) (%g), beta >= 0 (%g), ground >= 0 (%g), max_episodes >= "
+                         "0 (%ld)",
+                         K, o->eps, o->lambda, o->delta, o->beta, o->ground, o->max_episodes);
     int H = m->H, d = m->d;
     double L = ceil(log2(1.5 * H / o->eps)) + 1;
     double beta = o->beta > 0 ? o->beta : 2 * log((K > 1 ? (double)K * K : 2.0) * H * L / o->delta);
@@ -701,7 +714,8 @@ int linmdp_ftpedel(const linmdp *m, int K, const int *pols, const linmdp_data *D
                     eps_l, st.episodes, n_act, lead);
         if (1.5 * eps_l <= o->eps) break;
     }
-    res->certified = n_act == 1 || (res->epochs >= 1 && 1.5 * H * ldexp(1.0, -res->epochs) <= o->eps);
+    res->certified =
+        n_act == 1 || (res->epochs >= 1 && 1.5 * H * ldexp(1.0, -res->epochs) <= o->eps);
     res->chosen = argmax_active(st.vhat, act, K);
     res->survivors = n_act;
     res->episodes = st.episodes;

@@ -56,10 +56,10 @@ double linmdp_p(const linmdp *m, int h, int s, int a, int s2); // P_h(s2 | s, a)
 double linmdp_r(const linmdp *m, int h, int s, int a);         // mean reward
 
 // ------------------------------------------------------------- policies --
-void linmdp_visits(const linmdp *m, const int *act, double *dist);   // [H][S] state distribution
-void linmdp_features(const linmdp *m, const int *act, double *phi);  // [H][d] phi_{pi,h}
-double linmdp_value_dp(const linmdp *m, const int *act);             // backward Bellman
-double linmdp_value_feat(const linmdp *m, const int *act);           // sum_h <phi_{pi,h}, theta_h>
+void linmdp_visits(const linmdp *m, const int *act, double *dist);  // [H][S] state distribution
+void linmdp_features(const linmdp *m, const int *act, double *phi); // [H][d] phi_{pi,h}
+double linmdp_value_dp(const linmdp *m, const int *act);            // backward Bellman
+double linmdp_value_feat(const linmdp *m, const int *act);          // sum_h <phi_{pi,h}, theta_h>
 double linmdp_value_mc(const linmdp *m, const int *act, int episodes, rlhf_rng *rng);
 double linmdp_optimal(const linmdp *m, int *act); // an optimal policy (DP); returns V*
 
@@ -122,12 +122,12 @@ typedef struct {
 void linmdp_ftp_defaults(linmdp_ftp_opts *o);
 
 typedef struct {
-    long episodes;  // online episodes used
-    int chosen;     // the returned policy
-    int certified;  // 1: stopped with an eps-optimality guarantee (verifiable)
-    int epochs;     // elimination rounds completed
-    int survivors;  // policies left
-    double beta;    // the width factor used
+    long episodes; // online episodes used
+    int chosen;    // the returned policy
+    int certified; // 1: stopped with an eps-optimality guarantee (verifiable)
+    int epochs;    // elimination rounds completed
+    int survivors; // policies left
+    double beta;   // the width factor used
 } linmdp_ftp_result;
 
 // FTPedel over the K policies pols [K][H*S] with offline rows D_off (may be

@@ -131,7 +131,8 @@ static const cJSON *find(const cJSON *rows, double seed, const char *cov, double
 }
 
 static int ok_row(const cJSON *r) {
-    return r && study_num(r, "certified") == 1 && study_num(r, "gap") <= study_num(r, "eps") + 1e-12;
+    return r && study_num(r, "certified") == 1 &&
+           study_num(r, "gap") <= study_num(r, "eps") + 1e-12;
 }
 
 static int ftp_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
@@ -242,15 +243,16 @@ static int ftp_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     static const char *const LAB[N_COV] = {"FTPedel, rare-state rows", "FTPedel, common-state rows",
                                            "FTPedel, uniform rows"};
     for (int cv = 0; cv < N_COV; cv++)
-        s[cv] = (report_series){.label = LAB[cv], .n = nx[cv], .x = x[cv], .y = y[cv], .markers = 1};
+        s[cv] =
+            (report_series){.label = LAB[cv], .n = nx[cv], .x = x[cv], .y = y[cv], .markers = 1};
     s[N_COV] = (report_series){.label = "online only", .n = 2, .x = ox, .y = oy, .dashed = 1};
     report_plot_opts o = {.title = "Online episodes to a certified eps-optimal policy",
                           .xlabel = "offline rows per step",
                           .ylabel = "online episodes",
                           .logx = 1};
     report_plot(p, &o, s, N_COV + 1);
-    static const char *const head[] = {"coverage", "rows", "method", "online episodes",
-                                       "certified", "true gap"};
+    static const char *const head[] = {"coverage",        "rows",      "method",
+                                       "online episodes", "certified", "true gap"};
     char **cells = xcalloc((size_t)n * 6 + 1, sizeof *cells);
     for (int i = 0; i < n; i++) {
         char b[6][48];
