@@ -15,6 +15,8 @@ extern const study_def study_riql;
 extern const study_def study_wsrl;
 extern const study_def study_famo2o;
 extern const study_def study_ro2o;
+extern const study_def study_ftpedel;
+extern const study_def study_moorl;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -29,6 +31,8 @@ static const study_def *const STUDIES[] = {
     &study_wsrl,
     &study_famo2o,
     &study_ro2o,
+    &study_ftpedel,
+    &study_moorl,
 };
 
 const study_def *study_at(int i) {
