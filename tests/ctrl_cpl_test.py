@@ -1,0 +1,353 @@
+"""CPL (src/ctrl/algo_cpl.c) and its segment preferences (src/ctrl/cpl_prefs.c,
+`rlhf ctrl prefs`) against independent references.
+
+Parity: tests/tools/ctrl_cpl_dump makes a small agent (obs 3, act 2, hidden 16,
+2 layers) on 60 synthetic rows with 8 labelled segment pairs (segments of 5,
+one tie) and runs three updates, dumping every tensor and metric. Here the
+update is written from the paper's loss (Hejna et al. 2024, eq. 5 with the
+authors' conservative bias: y softplus(-(S_b - lambda S_a)) + (1 - y)
+softplus(-(S_a - lambda S_b)), S = alpha sum log pi) in float64 PyTorch with
+torch.optim.Adam; every parameter and Adam moment must agree to 1e-5 after
+each of the three updates, and the reported losses and accuracy too. Two
+variants: the paper's alpha 0.1 / lambda 0.5 after one BC step (Adam
+restarted after it, as the authors re-create their optimizer), and alpha
+0.3 / lambda 0.8 with a BC term of weight 0.25.
+
+Labels: a small dataset written with h5py (episodes ending by timeout and by
+a terminal, a trailing unfinished one), oracles trained for a few steps with
+`rlhf ctrl train` (IQL: V from its value net; TD3+BC: V = Q(s, pi(s))), then
+`rlhf ctrl prefs`; numpy recomputes the segments from the flags, the
+advantages Q - V from agent.safetensors (observation normalisation applied),
+the segment sums and the labels. The dense-reward labeller likewise.
+
+Refusals: bad flags and files name the flag / file, line and field.
+
+Behaviour: an offline contextual bandit as 16-step episodes with uniform
+actions: BC clones the box centre; CPL from 400 pairs labelled by summed
+reward must beat it.
+"""
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, BUILD, report, run, exit_code  # noqa: E402
+from ctrl_parity import run_tool, torch, nn, np, mlp_members, adam_flat  # noqa: E402
+
+TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_cpl_dump")
+
+
+class Replay:
+    def __init__(self, d):
+        self.d, c = d, d["config"]
+        self.c = c
+        S, A, H, L = d["S"], d["A"], d["hidden"], d["layers"]
+        T = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+        low, high = T(d["low"]), T(d["high"])
+        self.scale, self.bias = (high - low) / 2, (high + low) / 2
+        b = d["before"]
+        self.actor = mlp_members(b["actor"], [S] + [H] * L + [A], 1)[0]
+        self.log_std = nn.Parameter(T(b["log_std"]))
+        self.obs, self.act = T(d["obs"]).view(-1, S), T(d["act"]).view(-1, A)
+        self.new_opts()
+        self.step, self.metrics = 0, {}
+
+    def new_opts(self):
+        self.aopt = torch.optim.Adam(self.actor.parameters(), lr=self.c["actor_lr"])
+        self.lopt = torch.optim.Adam([self.log_std], lr=self.c["actor_lr"])
+
+    def logp(self, s, a):
+        c = self.c
+        mean = self.bias + self.scale * torch.tanh(self.actor(s))
+        std = torch.exp(torch.clamp(self.log_std, c["log_std_min"], c["log_std_max"]))
+        return torch.distributions.Normal(mean, std).log_prob(a).sum(-1)
+
+    def update(self, st):
+        T = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+        c, d = self.c, self.d
+        self.step += 1
+        if self.step <= c["cpl_bc_steps"]:
+            s, a = T(st["obs"]).view(-1, d["S"]), T(st["act"]).view(-1, d["A"])
+            loss = -self.logp(s, a).mean()
+            self.metrics = dict(bc_loss=loss.item())
+        else:
+            L, idx = d["seg"], st["drawn"]
+            rows = lambda starts: torch.cat([torch.arange(x, x + L) for x in starts])  # noqa: E731
+            ra = rows([d["pair_a"][i] for i in idx])
+            rb = rows([d["pair_b"][i] for i in idx])
+            y = T([d["y"][i] for i in idx])
+            lpa, lpb = self.logp(self.obs[ra], self.act[ra]), self.logp(self.obs[rb], self.act[rb])
+            sa = c["cpl_alpha"] * lpa.view(len(idx), L).sum(1)
+            sb = c["cpl_alpha"] * lpb.view(len(idx), L).sum(1)
+            lam = c["cpl_lambda"]
+            sp = torch.nn.functional.softplus
+            cpl = (y * sp(-(sb - lam * sa)) + (1 - y) * sp(-(sa - lam * sb))).mean()
+            bc = -torch.cat([lpa, lpb]).mean()
+            loss = cpl + c["cpl_bc_coeff"] * bc
+            acc = ((sb > sa).double() == torch.round(y)).double().mean()
+            self.metrics = dict(cpl_loss=cpl.item(), bc_loss=bc.item(), accuracy=acc.item())
+        self.aopt.zero_grad()
+        self.lopt.zero_grad()
+        loss.backward()
+        self.aopt.step()
+        self.lopt.step()
+        if self.step == c["cpl_bc_steps"]:
+            self.new_opts()
+
+    def tensors(self):
+        ap = list(self.actor.parameters())
+        cat = lambda ps: torch.cat([p.detach().reshape(-1) for p in ps])  # noqa: E731
+        return {"actor": cat(ap), "actor.adam_m": adam_flat(self.aopt, ap, "exp_avg"),
+                "actor.adam_v": adam_flat(self.aopt, ap, "exp_avg_sq"),
+                "log_std": self.log_std.detach().clone(),
+                "log_std.adam_m": adam_flat(self.lopt, [self.log_std], "exp_avg"),
+                "log_std.adam_v": adam_flat(self.lopt, [self.log_std], "exp_avg_sq")}
+
+
+def parity(v, tmp):
+    path = os.path.join(tmp, f"{v}.json")
+    p = run_tool(TOOL, v, "parity", path)
+    if p.returncode != 0:
+        report(False, f"ctrl_cpl parity {v}", p.stderr[-500:])
+        return
+    d = json.load(open(path))
+    rp = Replay(d)
+    why, worst = [], 0.0
+    for k, st in enumerate(d["steps"]):
+        rp.update(st)
+        ref, got = rp.tensors(), st["after"]
+        if set(got) - {"counters"} != set(ref):
+            why.append(f"step {k}: tensors {sorted(got)} vs {sorted(ref)}")
+        for name in sorted(set(got) & set(ref)):
+            err = (torch.tensor(got[name], dtype=torch.float64) - ref[name]).abs().max().item()
+            worst = max(worst, err)
+            if err > 1e-5:
+                why.append(f"step {k} {name}: max |c - torch| {err:.3g}")
+        for name, val in rp.metrics.items():
+            got_v = st["metrics"].get(name)
+            if got_v is None or abs(got_v - val) > 1e-5 * max(1.0, abs(val)):
+                why.append(f"step {k} metric {name}: {got_v} vs torch {val:.9g}")
+        if "cpl_loss" in rp.metrics and not rp.metrics["cpl_loss"] > 0:
+            why.append(f"step {k}: cpl_loss {rp.metrics['cpl_loss']} not positive")
+    bcs = d["config"]["cpl_bc_steps"]
+    want = [3, 3 - bcs, 3 - bcs]  # step, actor / log_std Adam steps since the restart
+    if d["steps"][-1]["after"]["counters"] != want:
+        why.append(f"counters {d['steps'][-1]['after']['counters']} (want {want})")
+    moved = max(abs(x - y) for x, y in zip(d["before"]["actor"], d["steps"][-1]["after"]["actor"]))
+    if moved < 1e-4:
+        why.append("the actor did not move")
+    report(not why, f"ctrl_cpl parity {v} (3 updates, max abs {worst:.2g})", "; ".join(why[:6]))
+
+
+# ------------------------------------------------------------------ labels --
+def write_dataset(path, seed=0):
+    import h5py
+    rng = np.random.default_rng(seed)
+    lens = [40, 23, 40, 17]  # timeout, terminal, timeout, unfinished at the file's end
+    n = sum(lens)
+    term, tout = np.zeros(n, bool), np.zeros(n, bool)
+    e = 0
+    for i, L in enumerate(lens):
+        e += L
+        if i == 1:
+            term[e - 1] = True
+        elif i < len(lens) - 1:
+            tout[e - 1] = True
+    with h5py.File(path, "w") as f:
+        f["observations"] = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+        f["next_observations"] = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+        f["actions"] = rng.uniform(-2, 2, (n, 1)).astype(np.float32)
+        f["rewards"] = rng.uniform(-5, 0, n).astype(np.float32)
+        f["terminals"] = term
+        f["timeouts"] = tout
+        f.attrs["env"] = "pendulum"
+    return lens
+
+
+def ref_segments(lens, L):
+    starts, s = [], 0
+    for n in lens:
+        starts += [s + k * L for k in range(n // L)]
+        s += n
+    return starts
+
+
+def np_mlp(flat, x, dims):
+    off, h = 0, x
+    for i in range(len(dims) - 1):
+        w = flat[off:off + dims[i] * dims[i + 1]].reshape(dims[i + 1], dims[i])
+        off += dims[i] * dims[i + 1]
+        h = h @ w.T + flat[off:off + dims[i + 1]]
+        off += dims[i + 1]
+        if i < len(dims) - 2:
+            h = np.maximum(h, 0)
+    return h, off
+
+
+def np_advantages(run_dir, obs, act):
+    import st_io
+    ck = os.path.join(run_dir, "checkpoints", "final")
+    st = json.load(open(os.path.join(ck, "state.json")))
+    t = {k: v.astype(np.float64) for k, v in st_io.load(os.path.join(ck, "agent.safetensors")).items()}
+    cfg = st.get("algo_config", st)
+    H, Ly, E = int(cfg["hidden"]), int(cfg["layers"]), int(cfg["n_critics"])
+    s = (obs - t["obs_norm.mean"]) / t["obs_norm.std"]
+    S, A = obs.shape[1], act.shape[1]
+    qdims = [S + A] + [H] * Ly + [1]
+    per = t["critic"].size // E
+
+    def q(a):
+        sa = np.concatenate([s, a], 1)
+        return np.min([np_mlp(t["critic"][e * per:(e + 1) * per], sa, qdims)[0][:, 0]
+                       for e in range(E)], 0)
+    if "value" in t:
+        v = np_mlp(t["value"], s, [S] + [H] * Ly + [1])[0][:, 0]
+    else:  # the deterministic actor: bias + scale tanh(net(s)) on pendulum's [-2, 2]
+        v = q(2.0 * np.tanh(np_mlp(t["actor"], s, [S] + [H] * Ly + [A])[0]))
+    return q(act) - v
+
+
+def check_pairs(name, path, lens, L, row_score):
+    why = []
+    rows = [json.loads(x) for x in open(path)]
+    h, pairs = rows[0], rows[1:]
+    starts = set(ref_segments(lens, L))
+    if h.get("format") != "cpl_pairs_v1" or h.get("rows") != sum(lens) or h.get("segment") != L \
+            or h.get("pairs") != len(pairs):
+        why.append(f"header {h}")
+    scale = max(1.0, float(np.abs(row_score).max()) * L)
+    decided = 0
+    for p in pairs:
+        if p["a"] not in starts or p["b"] not in starts or p["a"] == p["b"]:
+            why.append(f"pair {p} is not two distinct segments of {sorted(starts)}")
+            break
+        sa = float(row_score[p["a"]:p["a"] + L].sum())
+        sb = float(row_score[p["b"]:p["b"] + L].sum())
+        if abs(sa - p["score_a"]) > 1e-4 * scale or abs(sb - p["score_b"]) > 1e-4 * scale:
+            why.append(f"scores {p['score_a']}, {p['score_b']} vs numpy {sa:.6g}, {sb:.6g}")
+            break
+        if abs(sa - sb) > 1e-3 * scale:
+            decided += 1
+            if p["y"] != (1.0 if sb > sa else 0.0):
+                why.append(f"label {p['y']} for sums {sa:.6g} vs {sb:.6g}")
+                break
+    if decided < len(pairs) // 2:
+        why.append(f"only {decided} of {len(pairs)} pairs decided")
+    report(not why, f"ctrl_cpl prefs {name} ({len(pairs)} pairs vs numpy)", "; ".join(why[:4]))
+
+
+def labels(tmp):
+    import h5py
+    data = os.path.join(tmp, "d.hdf5")
+    lens = write_dataset(data)
+    with h5py.File(data) as f:
+        obs, act, rew = (np.asarray(f[k], np.float64) for k in ("observations", "actions", "rewards"))
+    common = ["--env", "pendulum", "--dataset", data, "--offline_steps", "30", "--batch_size", "16",
+              "--hidden", "16", "--eval_every", "0", "--eval_episodes", "1", "--quiet", "--log_every", "0"]
+    for algo in ("iql", "td3_bc"):
+        out = os.path.join(tmp, algo)
+        try:
+            run("ctrl", "train", "--algo", algo, "--output_dir", out, *common, threads=1)
+            pf = os.path.join(tmp, f"{algo}.jsonl")
+            run("ctrl", "prefs", "--dataset", data, "--oracle", out, "--segment", "8", "--pairs", "60",
+                "--seed", "3", "--out", pf, threads=1)
+            check_pairs(f"oracle {algo}", pf, lens, 8, np_advantages(out, obs, act))
+        except Exception as e:  # noqa: BLE001
+            report(False, f"ctrl_cpl prefs oracle {algo}", str(e)[-400:])
+    try:
+        run("ctrl", "prefs", "--dataset", data, "--segment", "10", "--pairs", "40", threads=1)
+        check_pairs("dense reward", data + ".cpl.jsonl", lens, 10, rew)
+    except Exception as e:  # noqa: BLE001
+        report(False, "ctrl_cpl prefs dense reward", str(e)[-400:])
+    return data, common
+
+
+def refusals(tmp, data, common):
+    pf = data + ".cpl.jsonl"
+    good = open(pf).read().splitlines()
+    cases = []
+
+    def train(tag):
+        return run("ctrl", "train", "--algo", "cpl", "--output_dir", os.path.join(tmp, "cpl_" + tag),
+                   "--cpl_batch", "4", *common, check=False, threads=1)
+
+    def with_lines(lines, tag, want):
+        open(pf, "w").write("\n".join(lines) + "\n")
+        p = train(tag)
+        cases.append((tag, p.returncode != 0 and all(w in p.stderr for w in want), p.stderr[-300:]))
+    pair = json.loads(good[2])
+    with_lines(good[:2] + [json.dumps({**pair, "y": 2})] + good[3:], "y", [pf, "line 3", '"y"'])
+    with_lines(good[:3] + [json.dumps({**pair, "a": 10 ** 6})] + good[4:], "a", [pf, "line 4", '"a"'])
+    h = json.loads(good[0])
+    with_lines([json.dumps({**h, "rows": 99})] + good[1:], "rows", [pf, '"rows"', "rlhf ctrl prefs"])
+    with_lines(good[:-1], "count", [pf, '"pairs"'])
+    with_lines([good[0], "{not json"] + good[2:], "json", [pf, "line 2"])
+    os.remove(pf)
+    p = train("missing")
+    cases.append(("missing", p.returncode != 0 and "rlhf ctrl prefs" in p.stderr and pf in p.stderr,
+                  p.stderr[-300:]))
+    p = run("ctrl", "prefs", "--dataset", data, "--segment", "60", check=False, threads=1)
+    cases.append(("segment", p.returncode != 0 and "--segment" in p.stderr, p.stderr[-300:]))
+    p = run("ctrl", "prefs", "--segment", "5", check=False, threads=1)
+    cases.append(("no dataset", p.returncode == 2 and "--dataset" in p.stderr, p.stderr[-300:]))
+    bc = os.path.join(tmp, "bc")
+    run("ctrl", "train", "--algo", "bc", "--output_dir", bc, *common, threads=1)
+    p = run("ctrl", "prefs", "--dataset", data, "--oracle", bc, "--segment", "8", check=False, threads=1)
+    cases.append(("oracle without critic", p.returncode != 0 and "critic" in p.stderr and bc in p.stderr,
+                  p.stderr[-300:]))
+    bad = [c for c in cases if not c[1]]
+    report(not bad, f"ctrl_cpl refusals ({len(cases)} cases)", "; ".join(f"{t}: {e}" for t, _, e in bad[:3]))
+
+
+def train_end_to_end(tmp, data, common):
+    run("ctrl", "prefs", "--dataset", data, "--segment", "8", "--pairs", "30", threads=1)
+    out = os.path.join(tmp, "cpl_run")
+    p = run("ctrl", "train", "--algo", "cpl", "--output_dir", out, "--cpl_batch", "4",
+            "--cpl_bc_steps", "5", *common, check=False, threads=1)
+    ok = p.returncode == 0 and os.path.exists(os.path.join(out, "checkpoints", "final", "agent.safetensors"))
+    m = [json.loads(x) for x in open(os.path.join(out, "metrics.jsonl"))] if ok else []
+    keys = set().union(*[set(r) for r in m]) if m else set()
+    ok = ok and "cpl_loss" in str(keys) and "accuracy" in str(keys)
+    report(ok, "ctrl_cpl rlhf ctrl train --algo cpl end to end (BC steps, then CPL; metrics logged)",
+           p.stderr[-400:] + str(sorted(keys))[:300])
+
+
+def behaviour():
+    res = []
+    for seed in (0, 1):
+        ps = [run_tool(TOOL, "learn", a, "600", str(seed)) for a in ("cpl", "bc")]
+        if any(p.returncode for p in ps):
+            report(False, "ctrl_cpl learn", " ".join(p.stderr[-200:] for p in ps))
+            return
+        f = [p.stdout.split() for p in ps]
+        res.append((float(f[0][1]), float(f[1][1]), float(f[0][3])))
+    ok = all(c > b + 0.05 and c > m + 0.05 for c, b, m in res)
+    report(ok, "ctrl_cpl learn: CPL from reward-labelled pairs beats cloning the uniform data "
+           + "; ".join(f"seed {i}: CPL {c:.3f}, BC {b:.3f}, centre {m:.3f}" for i, (c, b, m) in enumerate(res)),
+           "CPL must beat BC and the box centre by 0.05 in every seed")
+
+
+def main():
+    if not os.path.exists(TOOL):
+        report(False, "ctrl_cpl tool", f"{TOOL} not built")
+        return exit_code()
+    p = run_tool(TOOL, "roundtrip")
+    report(p.returncode == 0 and p.stdout.strip().endswith("ok"),
+           "ctrl_cpl roundtrip + bad settings refused", (p.stdout + p.stderr)[-400:])
+    with tempfile.TemporaryDirectory() as tmp:
+        if torch is None:
+            print("SKIP ctrl_cpl parity and labels: torch / numpy not installed")
+        else:
+            torch.set_num_threads(1)
+            for v in ("cpl", "cpl_bc"):
+                parity(v, tmp)
+            data, common = labels(tmp)
+            train_end_to_end(tmp, data, common)
+            refusals(tmp, data, common)
+    behaviour()
+    return exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
