@@ -63,8 +63,7 @@ static int lock_choice(ctrl_env *e, const float *a) {
     return LOCK_K - 1;
 }
 
-static int lock_step(ctrl_env *e, const float *a, float *obs, ctrl_step_info *info,
-                     rlhf_err *err) {
+static int lock_step(ctrl_env *e, const float *a, float *obs, ctrl_step_info *info, rlhf_err *err) {
     lock_state *s = e->state;
     if (!s->ready) return rlhf_fail(err, "env \"%s\": step before reset", e->name);
     if (s->h >= s->H)
@@ -76,8 +75,10 @@ static int lock_step(ctrl_env *e, const float *a, float *obs, ctrl_step_info *in
     int right = (s->latent == 0 && k == s->opt_a[s->h]) || (s->latent == 1 && k == s->opt_b[s->h]);
     int last = s->h == s->H - 1;
     info->reward = last ? (right ? 1.0f : (anti_coin ? LOCK_ANTI_R : 0.0f)) : 0.0f;
-    if (!right) s->latent = 2;
-    else if (!last && switch_coin) s->latent = 1 - s->latent;
+    if (!right)
+        s->latent = 2;
+    else if (!last && switch_coin)
+        s->latent = 1 - s->latent;
     info->terminated = last;
     s->h++;
     lock_obs(e, obs);
@@ -103,7 +104,9 @@ static int parse_opts(const char *name, int *H, long *lock, double *noise, rlhf_
     snprintf(buf, sizeof buf, "%s", name + 9);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         char *eq = strchr(tok, '='), *end;
-        if (!eq) return rlhf_fail(err, "env \"%s\": \"%s\" is not KEY=VALUE (keys H, lock, noise)", name, tok);
+        if (!eq)
+            return rlhf_fail(err, "env \"%s\": \"%s\" is not KEY=VALUE (keys H, lock, noise)", name,
+                             tok);
         *eq = 0;
         const char *v = eq + 1;
         if (!strcmp(tok, "H")) {
@@ -120,7 +123,8 @@ static int parse_opts(const char *name, int *H, long *lock, double *noise, rlhf_
             if (*end || end == v || !isfinite(*noise) || *noise < 0)
                 return rlhf_fail(err, "env \"%s\": noise=%s: want a finite number >= 0", name, v);
         } else {
-            return rlhf_fail(err, "env \"%s\": unknown key \"%s\" (keys H, lock, noise)", name, tok);
+            return rlhf_fail(err, "env \"%s\": unknown key \"%s\" (keys H, lock, noise)", name,
+                             tok);
         }
     }
     return 0;
@@ -156,7 +160,9 @@ int ctrl_comblock_state(const ctrl_env *e, int *latent, int *h, int *best, rlhf_
     if (e->ops != &lock_ops) return rlhf_fail(err, "env \"%s\" is not a comblock", e->name);
     const lock_state *s = e->state;
     *latent = s->latent, *h = s->h;
-    *best = (s->latent == 2 || s->h >= s->H) ? -1 : s->latent == 0 ? s->opt_a[s->h] : s->opt_b[s->h];
+    *best = (s->latent == 2 || s->h >= s->H) ? -1
+            : s->latent == 0                 ? s->opt_a[s->h]
+                                             : s->opt_b[s->h];
     return 0;
 }
 

@@ -30,25 +30,25 @@
 #include "ctrl/mlp.h"
 
 typedef struct {
-    const char *env;          // "comblock:H=10", or any environment with a time limit
-    const char *dataset;      // D4RL-layout HDF5 (NULL / "": made for comblock when hybrid)
-    int hybrid;               // 1 HNPG, 0 on-policy NPG
-    int offline_episodes;     // eps-greedy episodes made when no dataset (1000)
-    double offline_eps;       // their eps (NAN: 1/H)
-    long online_steps;        // the budget of environment steps (0: no limit)
-    int max_iterations;       // (0: no limit; one of the two limits must be set)
-    int batch_steps;          // online steps per iteration, whole episodes (1000)
-    int critic_steps;         // Adam steps per critic per iteration (30)
-    float critic_lr;          // 3e-4
-    int hidden, layers;       // critic MLP (64, 2)
-    int value_samples;        // draws of a ~ pi_h for V_h (10)
-    double gamma, lambda;     // 1, 0.97
-    hnpg_npg_opts npg;        // max_kl 0.01, damping 0.1, 10 CG iterations
-    int eval_episodes;        // greedy episodes after each iteration (20)
-    double solve_return;      // solved when the greedy mean return reaches it (0.9)
-    int stop_when_solved;     // 1: stop at the first solved evaluation
+    const char *env;      // "comblock:H=10", or any environment with a time limit
+    const char *dataset;  // D4RL-layout HDF5 (NULL / "": made for comblock when hybrid)
+    int hybrid;           // 1 HNPG, 0 on-policy NPG
+    int offline_episodes; // eps-greedy episodes made when no dataset (1000)
+    double offline_eps;   // their eps (NAN: 1/H)
+    long online_steps;    // the budget of environment steps (0: no limit)
+    int max_iterations;   // (0: no limit; one of the two limits must be set)
+    int batch_steps;      // online steps per iteration, whole episodes (1000)
+    int critic_steps;     // Adam steps per critic per iteration (30)
+    float critic_lr;      // 3e-4
+    int hidden, layers;   // critic MLP (64, 2)
+    int value_samples;    // draws of a ~ pi_h for V_h (10)
+    double gamma, lambda; // 1, 0.97
+    hnpg_npg_opts npg;    // max_kl 0.01, damping 0.1, 10 CG iterations
+    int eval_episodes;    // greedy episodes after each iteration (20)
+    double solve_return;  // solved when the greedy mean return reaches it (0.9)
+    int stop_when_solved; // 1: stop at the first solved evaluation
     uint64_t seed;
-    const char *output_dir;   // metrics.jsonl and summary.json there (NULL: none)
+    const char *output_dir; // metrics.jsonl and summary.json there (NULL: none)
     int quiet;
 } hnpg_config;
 void hnpg_default_config(hnpg_config *c);
@@ -83,8 +83,8 @@ int hnpg_comblock_episodes(const char *env, int episodes, double eps, uint64_t s
 int hnpg_comblock_dataset(const char *env, int episodes, double eps, uint64_t seed,
                           const char *path, rlhf_err *err);
 
-// The control trainer's entry for --algo hnpg: maps ctrl_train_config (env,
-// dataset, online_steps, seed, eval_episodes, output_dir, quiet and the
+// The control trainer's entry for --algo hnpg (ctrl_algo_hnpg.run, algo_hnpg.c): maps
+// ctrl_train_config (env, dataset, online_steps, seed, eval_episodes, output_dir, quiet and the
 // hnpg_* / critic_lr / hidden / layers fields of algo_cfg) onto hnpg_config.
 int ctrl_hnpg_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err);
 

@@ -37,13 +37,12 @@ void hnpg_policy_act(const float *theta, int obs_dim, int act_dim, const float *
     double *mean = xmalloc(sizeof(double) * (size_t)B * act_dim);
     hnpg_policy_mean(theta, obs_dim, act_dim, s, B, mean);
     for (long i = 0; i < (long)B * act_dim; i++)
-        a[i] = (float)(mean[i] +
-                       (deterministic ? 0.0 : exp(ls[i % act_dim]) * rng_normal(rng)));
+        a[i] = (float)(mean[i] + (deterministic ? 0.0 : exp(ls[i % act_dim]) * rng_normal(rng)));
     free(mean);
 }
 
-void hnpg_policy_logp(const float *theta, int obs_dim, int act_dim, const float *s,
-                      const float *a, int B, double *logp) {
+void hnpg_policy_logp(const float *theta, int obs_dim, int act_dim, const float *s, const float *a,
+                      int B, double *logp) {
     const float *ls = theta + (long)act_dim * obs_dim + act_dim;
     double *mean = xmalloc(sizeof(double) * (size_t)B * act_dim);
     hnpg_policy_mean(theta, obs_dim, act_dim, s, B, mean);
@@ -85,7 +84,7 @@ void hnpg_fvp(const float *theta, int obs_dim, int act_dim, const float *S, int 
         const float *x = S + (long)i * obs_dim;
         for (int j = 0; j < act_dim; j++) {
             const double *vw = v + (long)j * obs_dim;
-            double d = v[nw + j];  // x . v_j with x = [s, 1]
+            double d = v[nw + j]; // x . v_j with x = [s, 1]
             for (int k = 0; k < obs_dim; k++) d += vw[k] * x[k];
             double *ow = out + (long)j * obs_dim;
             for (int k = 0; k < obs_dim; k++) ow[k] += d * x[k];
@@ -114,7 +113,7 @@ void hnpg_surrogate_grad(const float *theta, int obs_dim, int act_dim, const flo
         for (int j = 0; j < act_dim; j++) {
             double var = exp(2.0 * ls[j]);
             double diff = A[(long)i * act_dim + j] - mean[(long)i * act_dim + j];
-            double dmu = c * diff / var;  // d logp / d mean = (a - mu) / var
+            double dmu = c * diff / var; // d logp / d mean = (a - mu) / var
             for (int k = 0; k < obs_dim; k++) g[(long)j * obs_dim + k] += dmu * x[k];
             g[nw + j] += dmu;
             g[nw + act_dim + j] += c * (diff * diff / var - 1.0);

@@ -23,7 +23,8 @@
 #include "base/base.h"
 
 long hnpg_policy_nparams(int obs_dim, int act_dim);
-// theta: W ~ U(-0.1/sqrt(obs), 0.1/sqrt(obs)) (the authors scale the mean head by 0.1), b 0, log_std 0
+// theta: W ~ U(-0.1/sqrt(obs), 0.1/sqrt(obs)) (the authors scale the mean head by 0.1), b 0,
+// log_std 0
 void hnpg_policy_init(float *theta, int obs_dim, int act_dim, rlhf_rng *rng);
 // means (B, act) of B observations
 void hnpg_policy_mean(const float *theta, int obs_dim, int act_dim, const float *s, int B,
@@ -32,8 +33,8 @@ void hnpg_policy_mean(const float *theta, int obs_dim, int act_dim, const float 
 void hnpg_policy_act(const float *theta, int obs_dim, int act_dim, const float *s, int B,
                      int deterministic, rlhf_rng *rng, float *a);
 // log pi(a|s) per row (B)
-void hnpg_policy_logp(const float *theta, int obs_dim, int act_dim, const float *s,
-                      const float *a, int B, double *logp);
+void hnpg_policy_logp(const float *theta, int obs_dim, int act_dim, const float *s, const float *a,
+                      int B, double *logp);
 
 // returns (MC, discounted by gamma) and GAE advantages over n rows in order
 void hnpg_gae(const float *rew, const float *val, const float *mask, int n, double gamma,

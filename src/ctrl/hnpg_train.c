@@ -1,7 +1,8 @@
 // ctrl/hnpg_train: HNPG's own loop (hnpg.h). HNPG is on-policy: every
 // iteration needs whole fresh episodes and refits every critic, so it does not
-// fit the control trainer's one-update-per-environment-step protocol; the
-// trainer hands --algo hnpg to ctrl_hnpg_train (the end of this file).
+// fit the control trainer's one-update-per-environment-step protocol;
+// ctrl_train calls ctrl_algo_hnpg.run (ctrl_hnpg_train, algo_hnpg.c), which
+// maps the trainer's config onto hnpg_train here.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,8 +115,8 @@ typedef struct {
     ctrl_env *env, *eval_env;
     int H, S, A, in;
     long np;
-    float **theta;     // H policies
-    ctrl_mlp *q;       // H critics
+    float **theta; // H policies
+    ctrl_mlp *q;   // H critics
     rlhf_rng rng;
     int have_off;
     ctrl_transitions off;
@@ -154,14 +155,17 @@ static int index_offline(hnpg_run *t, rlhf_err *err) {
     for (long i = 0; i < t->off.n; i++) {
         if (h >= t->H) {
             free(hs);
-            return rlhf_fail(err, "hnpg: offline row %ld is step %d of its episode, past the "
-                             "horizon %d (rows must be whole episodes in order)", i, h, t->H);
+            return rlhf_fail(err,
+                             "hnpg: offline row %ld is step %d of its episode, past the "
+                             "horizon %d (rows must be whole episodes in order)",
+                             i, h, t->H);
         }
         hs[i] = h;
         t->off_cnt[h]++;
         h = (t->off.terminal[i] || t->off.timeout[i]) ? 0 : h + 1;
     }
-    for (int k = 0; k < t->H; k++) t->off_idx[k] = xmalloc(sizeof(int) * (size_t)(t->off_cnt[k] + 1));
+    for (int k = 0; k < t->H; k++)
+        t->off_idx[k] = xmalloc(sizeof(int) * (size_t)(t->off_cnt[k] + 1));
     int *fill = xcalloc((size_t)t->H, sizeof(int));
     for (long i = 0; i < t->off.n; i++) t->off_idx[hs[i]][fill[hs[i]]++] = (int)i;
     free(fill);
@@ -177,16 +181,18 @@ static int load_offline(hnpg_run *t, rlhf_err *err) {
     } else {
         double eps = isnan(c->offline_eps) ? 1.0 / t->H : c->offline_eps;
         if (!ctrl_env_is_comblock(c->env))
-            return rlhf_fail(err, "hnpg: env \"%s\" needs --dataset (offline episodes are made "
-                             "here only for comblock)", c->env);
+            return rlhf_fail(err,
+                             "hnpg: env \"%s\" needs --dataset (offline episodes are made "
+                             "here only for comblock)",
+                             c->env);
         if (hnpg_comblock_episodes(c->env, c->offline_episodes, eps, c->seed + 7919, &t->off, err))
             return -1;
     }
     t->have_off = 1;
     if (t->off.obs_dim != t->S || t->off.act_dim != t->A)
         return rlhf_fail(err, "hnpg: dataset %s has obs %d / act %d, env \"%s\" has %d / %d",
-                         c->dataset ? c->dataset : "(made)", t->off.obs_dim, t->off.act_dim,
-                         c->env, t->S, t->A);
+                         c->dataset ? c->dataset : "(made)", t->off.obs_dim, t->off.act_dim, c->env,
+                         t->S, t->A);
     return index_offline(t, err);
 }
 
@@ -195,15 +201,17 @@ static int run_setup(hnpg_run *t, rlhf_err *err) {
     if (c->batch_steps < 1 || c->critic_steps < 0 || c->value_samples < 1 || c->hidden < 1 ||
         c->layers < 1 || !(c->npg.max_kl > 0) || c->npg.damping < 0 || c->eval_episodes < 1)
         return rlhf_fail(err, "hnpg: want batch_steps >= 1, critic_steps >= 0, value_samples >= 1, "
-                         "hidden, layers >= 1, max_kl > 0, damping >= 0, eval_episodes >= 1");
+                              "hidden, layers >= 1, max_kl > 0, damping >= 0, eval_episodes >= 1");
     if (c->online_steps <= 0 && c->max_iterations <= 0)
         return rlhf_fail(err, "hnpg: set online_steps or max_iterations (else it never stops)");
     if (ctrl_env_make_any(c->env, &t->env, err) || ctrl_env_make_any(c->env, &t->eval_env, err))
         return -1;
     t->H = t->env->max_episode_steps, t->S = t->env->obs_dim, t->A = t->env->act_dim;
     if (t->H < 1 || t->H > 10000)
-        return rlhf_fail(err, "hnpg: env \"%s\" has no time limit in 1..10000 (HNPG keeps one "
-                         "policy per step)", c->env);
+        return rlhf_fail(err,
+                         "hnpg: env \"%s\" has no time limit in 1..10000 (HNPG keeps one "
+                         "policy per step)",
+                         c->env);
     t->in = t->S + t->A;
     t->np = hnpg_policy_nparams(t->S, t->A);
     rng_seed(&t->rng, c->seed);
@@ -365,7 +373,8 @@ static void offline_advantages(hnpg_run *t, off_rows *o) {
     for (int h = 0; h < t->H; h++) {
         off_rows *b = &o[h];
         if (b->n == 0) continue;
-        float *X = xmalloc(sizeof(float) * (size_t)b->n * t->in), *q = xmalloc(sizeof(float) * b->n);
+        float *X = xmalloc(sizeof(float) * (size_t)b->n * t->in),
+              *q = xmalloc(sizeof(float) * b->n);
         float *v = xmalloc(sizeof(float) * b->n);
         hnpg_policy_act(t->theta[h], t->S, t->A, b->s, b->n, 0, &t->rng, b->a);
         ctrl_concat(X, b->s, b->a, b->n, t->S, t->A);
@@ -394,7 +403,8 @@ static void actor_steps(hnpg_run *t, off_rows *o, double *kl, double *improve) {
         }
         int m = n + b->n;
         float *S2 = xmalloc(sizeof(float) * (size_t)(m + 1) * S);
-        float *A2 = xmalloc(sizeof(float) * (size_t)(m + 1) * A), *D2 = xmalloc(sizeof(float) * (m + 1));
+        float *A2 = xmalloc(sizeof(float) * (size_t)(m + 1) * A),
+              *D2 = xmalloc(sizeof(float) * (m + 1));
         memcpy(S2, s, sizeof(float) * (size_t)n * S), memcpy(A2, a, sizeof(float) * (size_t)n * A);
         memcpy(D2, adv, sizeof(float) * (size_t)n);
         if (b->n) {
@@ -459,7 +469,8 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
     r->final_eval = eval;
     if (it == 0 || eval > r->best_eval) r->best_eval = eval;
     if (!r->solved && eval >= t->c->solve_return)
-        r->solved = 1, r->episodes_to_solve = r->online_episodes, r->steps_to_solve = r->online_steps;
+        r->solved = 1, r->episodes_to_solve = r->online_episodes,
+        r->steps_to_solve = r->online_steps;
     if (t->log) {
         fprintf(t->log,
                 "{\"iteration\": %d, \"online_steps\": %ld, \"online_episodes\": %ld, "
@@ -471,9 +482,11 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
         fflush(t->log);
     }
     if (!t->c->quiet)
-        fprintf(stderr, "hnpg %s it %d: episodes %ld, train return %.3f, greedy eval %.3f, "
-                "critic %.4g/%.4g, kl %.4g\n", t->c->hybrid ? "hybrid" : "on-policy", it + 1,
-                r->online_episodes, ret_sum / episodes, eval, lon, loff, kl);
+        fprintf(stderr,
+                "hnpg %s it %d: episodes %ld, train return %.3f, greedy eval %.3f, "
+                "critic %.4g/%.4g, kl %.4g\n",
+                t->c->hybrid ? "hybrid" : "on-policy", it + 1, r->online_episodes,
+                ret_sum / episodes, eval, lon, loff, kl);
     return 0;
 }
 
@@ -511,9 +524,11 @@ int hnpg_train(const hnpg_config *c, hnpg_result *res, rlhf_err *err) {
     r->seconds = time_now() - t0;
     if (!rc && t.log) rc = write_summary(&t, r, err);
     if (!rc && !c->quiet)
-        fprintf(stderr, "hnpg: %s after %ld online episodes (%d iterations, %.1f s); greedy return "
-                "%.3f\n", r->solved ? "solved" : "not solved", r->online_episodes, r->iterations,
-                r->seconds, r->final_eval);
+        fprintf(stderr,
+                "hnpg: %s after %ld online episodes (%d iterations, %.1f s); greedy return "
+                "%.3f\n",
+                r->solved ? "solved" : "not solved", r->online_episodes, r->iterations, r->seconds,
+                r->final_eval);
     run_free(&t);
     return rc;
 }

@@ -12,7 +12,8 @@
 //                                    wrong choice at step WRONG (-1: none); per
 //                                    step latent, h, best, choice, reward, obs
 //   ctrl_hnpg_dump data ENV EPISODES PATH   the eps-greedy dataset (eps 1/H)
-//   ctrl_hnpg_dump train ENV HYBRID STEPS SEED [BATCH OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]
+//   ctrl_hnpg_dump train ENV HYBRID STEPS SEED [BATCH OFFLINE_EPISODES MAX_KL CRITIC_STEPS
+//   CRITIC_LR]
 //                                    hnpg_train with the defaults otherwise
 #include <math.h>
 #include <stdio.h>
@@ -59,7 +60,8 @@ static int npg(uint64_t seed, int N) {
     hnpg_npg_step(theta, S, A, st, act, adv, N, &o, &info, dir);
     putd("stepdir", dir, np, 0), put("theta1", theta, np, 0);
     printf("\"loss_before\":%.17g,\"loss_after\":%.17g,\"kl\":%.17g,\"step_frac\":%.17g,"
-           "\"shs\":%.17g}\n", info.loss_before, info.loss_after, info.kl, info.step_frac, info.shs);
+           "\"shs\":%.17g}\n",
+           info.loss_before, info.loss_after, info.kl, info.step_frac, info.shs);
     free(theta), free(st), free(act), free(adv), free(dir);
     return 0;
 }
@@ -121,8 +123,8 @@ static int env(int H, uint64_t seed, int wrong) {
             ctrl_step_info info;
             if (ctrl_env_step(e, a, obs, &info, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
             printf("\"action\":%d,\"choice\":%d,\"reward\":%.9g,\"terminated\":%d,"
-                   "\"truncated\":%d}\n", k, ctrl_comblock_last_choice(e), info.reward,
-                   info.terminated, info.truncated);
+                   "\"truncated\":%d}\n",
+                   k, ctrl_comblock_last_choice(e), info.reward, info.terminated, info.truncated);
         }
     }
     ctrl_env_free(e);
@@ -145,7 +147,8 @@ int main(int argc, char **argv) {
             return fprintf(stderr, "%s\n", err.msg), 1;
         return 0;
     }
-    if (argc >= 6 && !strcmp(argv[1], "train")) { // train ENV HYBRID STEPS SEED [BATCH OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]
+    if (argc >= 6 && !strcmp(argv[1], "train")) { // train ENV HYBRID STEPS SEED [BATCH
+                                                  // OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]
         hnpg_config c;
         hnpg_default_config(&c);
         c.env = argv[2], c.hybrid = atoi(argv[3]), c.online_steps = atol(argv[4]);
@@ -159,11 +162,12 @@ int main(int argc, char **argv) {
         rlhf_err err;
         if (hnpg_train(&c, &r, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
         printf("{\"solved\":%d,\"episodes_to_solve\":%ld,\"online_episodes\":%ld,"
-               "\"best_eval\":%g,\"seconds\":%.2f}\n", r.solved, r.episodes_to_solve,
-               r.online_episodes, r.best_eval, r.seconds);
+               "\"best_eval\":%g,\"seconds\":%.2f}\n",
+               r.solved, r.episodes_to_solve, r.online_episodes, r.best_eval, r.seconds);
         return 0;
     }
     fprintf(stderr, "usage: ctrl_hnpg_dump npg SEED N | gae SEED | critic SEED | env H SEED WRONG "
-                    "| data ENV EPISODES PATH | train ENV HYBRID STEPS SEED [BATCH OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]\n");
+                    "| data ENV EPISODES PATH | train ENV HYBRID STEPS SEED [BATCH "
+                    "OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]\n");
     return 2;
 }

@@ -1,0 +1,236 @@
+// study/study_hnpg: `rlhf study hnpg` — Zhou et al. 2023, "Offline Data
+// Enhanced On-Policy Policy Gradient with Provable Guarantees" (HNPG), on its
+// own test bed, the continuous combination lock (ctrl/env_comblock.h).
+//
+// For each horizon H and seed: `rlhf ctrl train --algo hnpg --env
+// comblock:H=H` twice with the same budget of online environment steps —
+// HNPG with eps-greedy offline data (eps = 1/H, made in the run) and pure
+// on-policy NPG (--hnpg_hybrid 0) — each stopping when its greedy policy's
+// mean return reaches 0.9. A random policy opens the lock with probability
+// 10^-H, so on-policy exploration needs exponentially many episodes; the
+// paper's claim is that the offline data removes that cost.
+//
+// Rows: {H, method ("hnpg" | "npg"), seed, solved, episodes_to_solve (-1
+// when not solved), online_episodes, best_eval, seconds}.
+//
+// Verdict (pure, from rows), at the largest H of the rows: supported when
+// HNPG solved at least 80% of its runs there and at every smaller H, and
+// NPG's solved share at the largest H is at least 0.5 below HNPG's; not
+// supported when NPG's share at the largest H is at least HNPG's; else
+// inconclusive.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/file.h"
+#include "study/stats.h"
+#include "study/study.h"
+
+#define NAME "hnpg"
+#define MAX_H 8
+
+static const char *const METHOD[2] = {"hnpg", "npg"};
+
+typedef struct {
+    int n_h, H[MAX_H];
+    long steps[MAX_H]; // online-step budget per run at each H
+    int batch_steps, offline_episodes;
+    double max_kl, critic_lr; // larger than the paper's 0.01 / 3e-4: minutes, not hours
+} hnpg_plan;
+
+static hnpg_plan plan_of(const study_ctx *c) {
+    if (c->quick) return (hnpg_plan){2, {3, 5}, {3000, 6000}, 500, 500, 0.1, 1e-3};
+    return (hnpg_plan){3, {3, 4, 5}, {10000, 15000, 20000}, 500, 500, 0.1, 1e-3};
+}
+
+static int read_summary(const char *dir, cJSON **out, rlhf_err *err) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *text = read_file(path, NULL, err);
+    if (!text) return -1;
+    *out = cJSON_Parse(text);
+    free(text);
+    if (!*out) return rlhf_fail(err, "study " NAME ": %s is not JSON", path);
+    return 0;
+}
+
+static int run_one(study_ctx *c, const hnpg_plan *pl, int hi, int m, uint64_t seed, rlhf_err *err) {
+    char dir[1300], log[96];
+    int H = pl->H[hi];
+    snprintf(dir, sizeof dir, "%s/runs/H%d/%s-seed%llu", c->out, H, METHOD[m],
+             (unsigned long long)seed);
+    snprintf(log, sizeof log, "train/H%d-%s-seed%llu", H, METHOD[m], (unsigned long long)seed);
+    study_args a = {0};
+    study_add(&a, "ctrl", "train", "--algo", "hnpg", "--output_dir", dir, "--quiet",
+              "--overwrite_output_dir", NULL);
+    study_addf(&a, "--env=comblock:H=%d", H);
+    study_addf(&a, "--online_steps=%ld", pl->steps[hi]);
+    study_addf(&a, "--hnpg_hybrid=%d", m == 0);
+    study_addf(&a, "--hnpg_batch_steps=%d", pl->batch_steps);
+    study_addf(&a, "--hnpg_offline_episodes=%d", pl->offline_episodes);
+    study_addf(&a, "--hnpg_max_kl=%g", pl->max_kl);
+    study_addf(&a, "--critic_lr=%g", pl->critic_lr);
+    study_addf(&a, "--seed=%llu", (unsigned long long)seed);
+    if (study_run(c, log, &a, NULL, err)) return -1;
+    cJSON *s;
+    if (read_summary(dir, &s, err)) return -1;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddNumberToObject(row, "H", H);
+    cJSON_AddStringToObject(row, "method", METHOD[m]);
+    cJSON_AddNumberToObject(row, "seed", (double)seed);
+    cJSON_AddNumberToObject(row, "budget_steps", (double)pl->steps[hi]);
+    const char *keys[] = {"solved", "episodes_to_solve", "online_episodes", "best_eval", "seconds"};
+    for (int k = 0; k < 5; k++) cJSON_AddNumberToObject(row, keys[k], study_num(s, keys[k]));
+    cJSON_Delete(s);
+    study_row(c, NAME, row);
+    return 0;
+}
+
+static int hnpg_run_study(study_ctx *c, rlhf_err *err) {
+    hnpg_plan pl = plan_of(c);
+    for (int hi = 0; hi < pl.n_h; hi++)
+        for (int s = 0; s < c->n_seeds; s++)
+            for (int m = 0; m < 2; m++) {
+                fprintf(stderr, "study " NAME ": H %d, seed %d of %d, %s\n", pl.H[hi], s + 1,
+                        c->n_seeds, METHOD[m]);
+                if (run_one(c, &pl, hi, m, c->seed + (uint64_t)s, err)) return -1;
+            }
+    return 0;
+}
+
+// ------------------------------------------------------------ reading rows --
+typedef struct {
+    int n, solved;
+    double median_eps; // median episodes to solve over all runs (unsolved = +inf); NAN if none
+} cell;
+
+static int by_double(const void *a, const void *b) {
+    double u = *(const double *)a, v = *(const double *)b;
+    return (u > v) - (u < v);
+}
+
+static cell cell_of(const cJSON *rows, int H, int m) {
+    cell c = {0, 0, NAN};
+    double e[256];
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        if (study_num(row, "H") != H || strcmp(study_str(row, "method"), METHOD[m])) continue;
+        int ok = study_num(row, "solved") > 0;
+        if (c.n < 256) e[c.n] = ok ? study_num(row, "episodes_to_solve") : INFINITY;
+        c.n++, c.solved += ok;
+    }
+    int n = c.n < 256 ? c.n : 256;
+    if (n) {
+        qsort(e, (size_t)n, sizeof e[0], by_double);
+        c.median_eps = n % 2 ? e[n / 2] : (e[n / 2 - 1] + e[n / 2]) / 2;
+    }
+    return c;
+}
+
+static int horizons(const cJSON *rows, int *H, int max) {
+    int n = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        double h = study_num(row, "H");
+        if (isnan(h)) continue;
+        int seen = 0;
+        for (int i = 0; i < n && !seen; i++) seen = H[i] == (int)h;
+        if (!seen && n < max) H[n++] = (int)h;
+    }
+    for (int i = 1; i < n; i++) // sort ascending
+        for (int j = i; j > 0 && H[j - 1] > H[j]; j--) {
+            int t = H[j];
+            H[j] = H[j - 1], H[j - 1] = t;
+        }
+    return n;
+}
+
+// ---------------------------------------------------------------- verdict --
+static int hnpg_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
+    int H[MAX_H * 4];
+    int n = horizons(rows, H, MAX_H * 4);
+    if (n == 0) {
+        v->outcome = STUDY_INCONCLUSIVE;
+        snprintf(v->figure, sizeof v->figure, "no rows");
+        snprintf(v->text, sizeof v->text, "No rows with H: nothing to judge.");
+        return 0;
+    }
+    char per[900] = "";
+    int hnpg_all_ok = 1;
+    for (int i = 0; i < n; i++) {
+        cell a = cell_of(rows, H[i], 0), b = cell_of(rows, H[i], 1);
+        if (a.n == 0 || a.solved < 0.8 * a.n) hnpg_all_ok = 0;
+        size_t len = strlen(per);
+        snprintf(per + len, sizeof per - len, "%sH %d: HNPG %d/%d (median %g episodes), NPG %d/%d",
+                 i ? "; " : "", H[i], a.solved, a.n, a.median_eps, b.solved, b.n);
+    }
+    int top = H[n - 1];
+    cell a = cell_of(rows, top, 0), b = cell_of(rows, top, 1);
+    double sa = a.n ? (double)a.solved / a.n : NAN, sb = b.n ? (double)b.solved / b.n : NAN;
+    if (a.n == 0 || b.n == 0)
+        v->outcome = STUDY_INCONCLUSIVE;
+    else if (hnpg_all_ok && sa - sb >= 0.5)
+        v->outcome = STUDY_SUPPORTED;
+    else if (sb >= sa)
+        v->outcome = STUDY_NOT_SUPPORTED;
+    else
+        v->outcome = STUDY_INCONCLUSIVE;
+    snprintf(v->figure, sizeof v->figure, "H=%d: HNPG solved %d/%d, NPG %d/%d", top, a.solved, a.n,
+             b.solved, b.n);
+    snprintf(v->text, sizeof v->text,
+             "Runs that opened the combination lock (greedy mean return >= 0.9) within the same "
+             "budget of online steps: %s. Rule: supported when HNPG solves at least 80%% of its "
+             "runs at every H and, at the largest H (%d), its solved share exceeds NPG's by at "
+             "least 0.5; not supported when NPG's share there is at least HNPG's; else "
+             "inconclusive.",
+             per, top);
+    (void)err;
+    return 0;
+}
+
+// ----------------------------------------------------------------- report --
+static int hnpg_report(const cJSON *rows, report_page *p, rlhf_err *err) {
+    int H[MAX_H * 4];
+    int n = horizons(rows, H, MAX_H * 4);
+    const char *header[] = {"H", "method", "solved", "median episodes to solve"};
+    char **cells = xcalloc((size_t)n * 2 * 4, sizeof(char *));
+    double x[MAX_H * 4], y[2][MAX_H * 4];
+    for (int i = 0; i < n; i++)
+        for (int m = 0; m < 2; m++) {
+            cell c = cell_of(rows, H[i], m);
+            char **r = cells + (i * 2 + m) * 4, buf[64];
+            snprintf(buf, sizeof buf, "%d", H[i]), r[0] = strdup(buf);
+            r[1] = strdup(m ? "NPG (on-policy)" : "HNPG (offline + online)");
+            snprintf(buf, sizeof buf, "%d/%d", c.solved, c.n), r[2] = strdup(buf);
+            snprintf(buf, sizeof buf, isinf(c.median_eps) ? "not solved" : "%g", c.median_eps);
+            r[3] = strdup(buf);
+            x[i] = H[i], y[m][i] = c.n ? (double)c.solved / c.n : NAN;
+        }
+    report_h(p, 2, "Runs that opened the lock");
+    report_table(p, 4, header, n * 2, (const char *const *)cells);
+    report_series s[2] = {{"HNPG", n, x, y[0], NULL, NULL, 1, 0},
+                          {"NPG", n, x, y[1], NULL, NULL, 1, 1}};
+    report_plot_opts o = {"solved share vs horizon", "H", "share of runs solved", 0, 0, 0};
+    report_plot(p, &o, s, 2);
+    report_note(p, "Each run stops at its first greedy evaluation with mean return >= 0.9 or at "
+                   "its budget of online steps; median episodes to solve counts unsolved runs as "
+                   "infinite.");
+    for (int i = 0; i < n * 2 * 4; i++) free(cells[i]);
+    free(cells);
+    (void)err;
+    return 0;
+}
+
+const study_def study_hnpg = {
+    .name = NAME,
+    .paper = "Zhou et al. 2023, Offline Data Enhanced On-Policy Policy Gradient with Provable "
+             "Guarantees (HNPG)",
+    .claim = "On the combination lock, HNPG with eps-greedy offline data opens the lock in a few "
+             "online episodes at every horizon, while on-policy NPG with the same budget does not "
+             "(exploration cost exponential in H).",
+    .run = hnpg_run_study,
+    .verdict = hnpg_verdict,
+    .report = hnpg_report,
+    .no_sandbox = 1, // the lock only: no language-model sandbox
+};
