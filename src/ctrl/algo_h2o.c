@@ -155,7 +155,8 @@ static double train_discriminators(h2o_agent *g, const ctrl_batch *b, const floa
     int B = b->B, S = g->S, A = g->A, W = 2 * S + A;
     sas_rows(g->x, b, 0, B, noise, g->c.h2o_disc_noise, S, A);
     float *x_sa = g->dx; // (B, S + A): the first S + A columns of each noisy row
-    for (int r = 0; r < B; r++) memcpy(x_sa + (long)r * (S + A), g->x + (long)r * W, sizeof(float) * (S + A));
+    for (int r = 0; r < B; r++)
+        memcpy(x_sa + (long)r * (S + A), g->x + (long)r * W, sizeof(float) * (S + A));
     ctrl_mlp_forward(&g->d_sa, x_sa, B, g->l_sa);
     ctrl_mlp_forward(&g->d_sas, g->x, B, g->l_adv);
     double loss =
