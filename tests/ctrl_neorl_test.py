@@ -184,18 +184,20 @@ def check_sim(name, env, fn, steps, policy="random"):
 def main():
     check_sim("pipeline: 1500 random steps (two episodes) vs numpy", "neorl-pipeline",
               pipeline_check, 1500)
-    out = check_sim("pipeline with delay=7, switch=0.05 vs numpy", "neorl-pipeline:delay=7,switch=0.05",
-                    pipeline_check, 600)
+    out = check_sim("pipeline with delay=7, switch=0.05 vs numpy",
+                    "neorl-pipeline:delay=7,switch=0.05", pipeline_check, 600)
     if out:  # targets do switch at about the set rate
         T = [s["obs"][1] for s in out[0][1:] if "a" in s]
         changes = sum(1 for a, b in zip(T, T[1:]) if a != b)
-        report(5 <= changes <= 45, "pipeline: targets switch (external factor)", f"{changes} changes")
+        report(5 <= changes <= 45, "pipeline: targets switch (external factor)",
+               f"{changes} changes")
     for d in (19, 7, 0):
         env = "neorl-pipeline" if d == 19 else f"neorl-pipeline:delay={d},switch=0"
         rc, lines, err = roll(env + ("" if d != 19 else ":switch=0"), 5, 60, "pulse:10")
         ys = [x["obs"][0] for x in lines[2:]]
         moved = [i for i in range(1, len(ys)) if ys[i] != ys[i - 1]]
-        report(rc == 0 and moved[:1] == [10 + d], f"pipeline: an action's effect shows exactly {d} steps later",
+        report(rc == 0 and moved[:1] == [10 + d],
+               f"pipeline: an action's effect shows exactly {d} steps later",
                f"first change at step {moved[:1]}")
     out = check_sim("rocket: 1500 random steps vs numpy", "neorl-rocket", rocket_check, 1500)
     if out:
@@ -245,7 +247,8 @@ def main():
                 ends = np.nonzero(done)[0]
                 rets = np.add.reduceat(f["rewards"][:], np.r_[0, ends[:-1] + 1])
                 ok = ok and len(ends) == eps and ends[-1] == r["train_rows"] - 1
-                ok = ok and abs(rets.mean() - r["data_return"]) < 1e-3 * max(1, abs(r["data_return"]))
+                tol = 1e-3 * max(1, abs(r["data_return"]))
+                ok = ok and abs(rets.mean() - r["data_return"]) < tol
                 # next_observations continue the episode
                 nx, ob = f["next_observations"][:], f["observations"][:]
                 ok = ok and np.array_equal(nx[:-1][~done[:-1].astype(bool)],

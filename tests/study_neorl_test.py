@@ -42,8 +42,9 @@ def main():
         cases = [
             ("at_data", lambda t, a: -3.0 + a, "supported"),          # the paper's finding
             ("all_clear", lambda t, a: 25.0, "not supported"),         # offline RL wins everywhere
-            ("one_algo_clears", lambda t, a: 15.0 if a == 3 else 0.0, "inconclusive"),  # 3/12 pairs,
-            ("half", lambda t, a: 15.0 if a < 2 else 0.0, "inconclusive"),  # but cql +15 on average
+            # 3/12 pairs, but cql +15 on average
+            ("one_algo_clears", lambda t, a: 15.0 if a == 3 else 0.0, "inconclusive"),
+            ("half", lambda t, a: 15.0 if a < 2 else 0.0, "inconclusive"),
             ("two_pairs", lambda t, a: 30.0 if (t, a) in ((0, 1), (2, 2)) else 0.0, "supported"),
         ]
         for name, gain, want in cases:
