@@ -47,13 +47,14 @@ int ctrl_env_neorl_state(const ctrl_env *e, double *out, int cap);
 
 // ---------------------------------------------------- data (neorl_data.c) --
 // The expert controller of each task (the reference "expert" return):
-//   pipeline: a delay-aware controller, a = clip(T - (y + sum of the last d
-//             actions)), the gate flow reconstructed from the downstream
-//             flow and the actions still in the channel
-//   rocket:   a PD lander (angle, hover and horizontal terms, as Gymnasium's
-//             heuristic for LunarLander)
-//   dmsd:     a PD controller per mass, F_i = kp (T_i - x_i) - kd v_i
-// It reads only the observation (and the env's parameters: the delay).
+//   pipeline: a = clip(T - g), g the gate flow read from the simulator (for
+//             delay <= 25 it equals the downstream flow plus the last `delay`
+//             actions of the observation): the gate goes to the target at
+//             full rate and the downstream flow follows `delay` steps later
+//   rocket:   Gymnasium's LunarLander heuristic (angle, hover and horizontal
+//             PD terms; no legs branch), from the observation
+//   dmsd:     F = K T + 30 (T - x) - 25 v per mass (K the stiffness matrix),
+//             from the observation
 int ctrl_neorl_expert_act(const ctrl_env *e, const float *obs, float *act, rlhf_err *err);
 
 typedef struct {
