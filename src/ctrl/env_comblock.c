@@ -169,18 +169,3 @@ int ctrl_comblock_state(const ctrl_env *e, int *latent, int *h, int *best, rlhf_
 int ctrl_comblock_last_choice(const ctrl_env *e) {
     return e->ops == &lock_ops ? ((const lock_state *)e->state)->last_choice : -1;
 }
-
-int ctrl_env_make_any(const char *name, ctrl_env **out, rlhf_err *err) {
-    if (!ctrl_env_is_comblock(name)) return ctrl_env_make(name, out, err);
-    *out = NULL;
-    ctrl_env *e = xcalloc(1, sizeof *e);
-    snprintf(e->name, sizeof e->name, "%s", name);
-    rng_seed(&e->rng, 0);
-    if (ctrl_env_comblock_make(name, e, err)) {
-        if (e->ops && e->ops->free) e->ops->free(e);
-        free(e);
-        return -1;
-    }
-    *out = e;
-    return 0;
-}

@@ -36,8 +36,5 @@ int ctrl_env_is_comblock(const char *name);
 int ctrl_comblock_state(const ctrl_env *e, int *latent, int *h, int *best, rlhf_err *err);
 // the last discrete choice the environment sampled from the action (-1 before any)
 int ctrl_comblock_last_choice(const ctrl_env *e);
-// An environment by name: comblock names here, every other name through
-// ctrl_env_make (until env.c dispatches comblock itself).
-int ctrl_env_make_any(const char *name, ctrl_env **out, rlhf_err *err);
 
 #endif

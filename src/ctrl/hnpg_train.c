@@ -61,7 +61,7 @@ int hnpg_comblock_episodes(const char *env_name, int episodes, double eps, uint6
     if (!ctrl_env_is_comblock(env_name))
         return rlhf_fail(err, "hnpg: eps-greedy data needs a comblock environment, not \"%s\"",
                          env_name);
-    if (ctrl_env_make_any(env_name, &e, err)) return -1;
+    if (ctrl_env_make(env_name, &e, err)) return -1;
     ctrl_env_seed(e, seed);
     int H = e->max_episode_steps, S = e->obs_dim, A = e->act_dim;
     ctrl_transitions_alloc(t, S, A, (long)episodes * H, 0);
@@ -204,7 +204,7 @@ static int run_setup(hnpg_run *t, rlhf_err *err) {
                               "hidden, layers >= 1, max_kl > 0, damping >= 0, eval_episodes >= 1");
     if (c->online_steps <= 0 && c->max_iterations <= 0)
         return rlhf_fail(err, "hnpg: set online_steps or max_iterations (else it never stops)");
-    if (ctrl_env_make_any(c->env, &t->env, err) || ctrl_env_make_any(c->env, &t->eval_env, err))
+    if (ctrl_env_make(c->env, &t->env, err) || ctrl_env_make(c->env, &t->eval_env, err))
         return -1;
     t->H = t->env->max_episode_steps, t->S = t->env->obs_dim, t->A = t->env->act_dim;
     if (t->H < 1 || t->H > 10000)

@@ -17,6 +17,7 @@ extern const study_def study_famo2o;
 extern const study_def study_ro2o;
 extern const study_def study_ftpedel;
 extern const study_def study_moorl;
+extern const study_def study_hnpg;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -33,6 +34,7 @@ static const study_def *const STUDIES[] = {
     &study_ro2o,
     &study_ftpedel,
     &study_moorl,
+    &study_hnpg,
 };
 
 const study_def *study_at(int i) {

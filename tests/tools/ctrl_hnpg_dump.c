@@ -105,7 +105,7 @@ static int env(int H, uint64_t seed, int wrong) {
     snprintf(name, sizeof name, "comblock:H=%d", H);
     ctrl_env *e;
     rlhf_err err;
-    if (ctrl_env_make_any(name, &e, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    if (ctrl_env_make(name, &e, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     ctrl_env_seed(e, seed);
     float obs[CTRL_MAX_DIM], a[10];
     rlhf_rng r;
