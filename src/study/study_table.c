@@ -18,6 +18,8 @@ extern const study_def study_ro2o;
 extern const study_def study_ftpedel;
 extern const study_def study_moorl;
 extern const study_def study_hnpg;
+extern const study_def study_h2o;
+extern const study_def study_neorl;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -35,6 +37,8 @@ static const study_def *const STUDIES[] = {
     &study_ftpedel,
     &study_moorl,
     &study_hnpg,
+    &study_h2o,
+    &study_neorl,
 };
 
 const study_def *study_at(int i) {
