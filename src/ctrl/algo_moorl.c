@@ -40,11 +40,11 @@ extern const ctrl_algo ctrl_algo_sac;
 
 typedef struct {
     ctrl_algo_config c;
-    void *sac;          // the inner learner (algo_sac.c's agent)
+    void *sac;             // the inner learner (algo_sac.c's agent)
     float *actor, *critic; // the inner agent's spans (phi, theta)
     long n_actor, n_critic;
-    float *start;       // scratch: phi_meta | theta_meta at the start of a meta-epoch
-    float epochs;       // meta-epochs taken (checkpointed)
+    float *start; // scratch: phi_meta | theta_meta at the start of a meta-epoch
+    float epochs; // meta-epochs taken (checkpointed)
     int obs_dim, A;
 } moorl_agent;
 
@@ -71,16 +71,19 @@ static float *sac_span(void *sac, const char *name, long *n) {
 static int moorl_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,
                         const float *act_high, rlhf_rng *rng, void **agent, rlhf_err *err) {
     if (c->moorl_inner_steps < 1)
-        return rlhf_fail(err, "ctrl moorl: --moorl_inner_steps %d must be >= 1 (K inner SAC updates "
-                              "per meta-epoch)",
+        return rlhf_fail(err,
+                         "ctrl moorl: --moorl_inner_steps %d must be >= 1 (K inner SAC updates "
+                         "per meta-epoch)",
                          c->moorl_inner_steps);
     if (!(c->moorl_meta_lr > 0 && c->moorl_meta_lr <= 1))
-        return rlhf_fail(err, "ctrl moorl: --moorl_meta_lr %g must be in (0, 1] (Reptile's step "
-                              "towards the inner parameters)",
+        return rlhf_fail(err,
+                         "ctrl moorl: --moorl_meta_lr %g must be in (0, 1] (Reptile's step "
+                         "towards the inner parameters)",
                          c->moorl_meta_lr);
     if (!(c->moorl_p_offline >= 0 && c->moorl_p_offline <= 1))
-        return rlhf_fail(err, "ctrl moorl: --moorl_p_offline %g must be in [0, 1] (the chance of "
-                              "choosing the offline buffer)",
+        return rlhf_fail(err,
+                         "ctrl moorl: --moorl_p_offline %g must be in [0, 1] (the chance of "
+                         "choosing the offline buffer)",
                          c->moorl_p_offline);
     void *sac = NULL;
     if (ctrl_algo_sac.create(c, obs_dim, act_dim, act_low, act_high, rng, &sac, err)) {
@@ -155,7 +158,8 @@ static int moorl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_me
     for (int k = 0; k < K; k++) {
         m.n = 0;
         if (ctrl_algo_sac.update(g->sac, &mb, rng, &m, err)) return -1;
-        if (k == 0) sum = m;
+        if (k == 0)
+            sum = m;
         else
             for (int i = 0; i < m.n && i < sum.n; i++) sum.value[i] += m.value[i];
     }

@@ -67,8 +67,11 @@ static moorl_plan plan_of(const study_ctx *c) {
 static int train_one(study_ctx *c, const moorl_plan *pl, int m, const char *dataset, uint64_t seed,
                      rlhf_err *err) {
     study_args a = {0};
-    study_add(&a, "--algo", m == M_MOORL ? "moorl" : m == M_SAC ? "sac" : "iql", "--env",
-              pl->data.env, "--dataset", dataset, NULL);
+    study_add(&a, "--algo",
+              m == M_MOORL ? "moorl"
+              : m == M_SAC ? "sac"
+                           : "iql",
+              "--env", pl->data.env, "--dataset", dataset, NULL);
     study_addf(&a, "--hidden=%d", pl->data.hidden);
     study_addf(&a, "--eval_episodes=%d", pl->data.eval_episodes);
     study_addf(&a, "--seed=%llu", (unsigned long long)seed);
@@ -160,7 +163,8 @@ static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     (void)err;
     double d[MAX_SEEDS], doff[MAX_SEEDS], dauc[MAX_SEEDS];
     stats_summary ds = stats_summarize(d, diffs(rows, M_MOORL, M_SAC, "score", d, MAX_SEEDS));
-    stats_summary dof = stats_summarize(doff, diffs(rows, M_MOORL, M_OFF, "score", doff, MAX_SEEDS));
+    stats_summary dof =
+        stats_summarize(doff, diffs(rows, M_MOORL, M_OFF, "score", doff, MAX_SEEDS));
     stats_summary da =
         stats_summarize(dauc, diffs(rows, M_MOORL, M_SAC, "mean_score", dauc, MAX_SEEDS));
     int s_sac = stats_sign_test(&ds), s_off = stats_sign_test(&dof);
@@ -169,8 +173,8 @@ static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
                                         : STUDY_INCONCLUSIVE;
     stats_summary f[N_METHOD];
     for (int m = 0; m < N_METHOD; m++) f[m] = stat_of(rows, m, "score");
-    snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (MOORL - SAC with the data, %d seeds)",
-             ds.mean, ds.se, ds.n);
+    snprintf(v->figure, sizeof v->figure,
+             "%+.1f ± %.1f score (MOORL - SAC with the data, %d seeds)", ds.mean, ds.se, ds.n);
     snprintf(v->text, sizeof v->text,
              "Final normalised score (mean ± se over seeds): MOORL %.1f ± %.1f, SAC with the "
              "dataset in its buffer %.1f ± %.1f, offline only %.1f ± %.1f. Seed by seed, MOORL "
@@ -178,8 +182,8 @@ static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "each run's evaluations (area under the curve), MOORL minus SAC+data %+.1f ± %.1f. "
              "Rule: supported when MOORL is above both by at least 2 se, not supported when it "
              "is below SAC+data by at least 2 se, else inconclusive.",
-             f[M_MOORL].mean, f[M_MOORL].se, f[M_SAC].mean, f[M_SAC].se, f[M_OFF].mean,
-             f[M_OFF].se, ds.mean, ds.se, ds.n, dof.mean, dof.se, da.mean, da.se);
+             f[M_MOORL].mean, f[M_MOORL].se, f[M_SAC].mean, f[M_SAC].se, f[M_OFF].mean, f[M_OFF].se,
+             ds.mean, ds.se, ds.n, dof.mean, dof.se, da.mean, da.se);
     return 0;
 }
 
@@ -232,15 +236,22 @@ static int moorl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     report_series s[N_METHOD];
     for (int m = 0; m < N_METHOD; m++) {
         int n = curve_of(rows, m, x[m], y[m], lo[m], hi[m], MAX_EVALS);
-        s[m] = (report_series){.label = LABEL[m], .n = n, .x = x[m], .y = y[m], .ylo = lo[m],
-                               .yhi = hi[m], .markers = 1, .dashed = m == M_OFF};
+        s[m] = (report_series){.label = LABEL[m],
+                               .n = n,
+                               .x = x[m],
+                               .y = y[m],
+                               .ylo = lo[m],
+                               .yhi = hi[m],
+                               .markers = 1,
+                               .dashed = m == M_OFF};
     }
-    report_plot_opts o = {.title = "Normalised score during training", .xlabel = "step",
+    report_plot_opts o = {.title = "Normalised score during training",
+                          .xlabel = "step",
                           .ylabel = "normalised score"};
     report_plot(p, &o, s, N_METHOD);
     report_h(p, 2, "Final score, mean of the evaluations, updates, seconds (mean ± se over seeds)");
-    static const char *const head[] = {"method", "final score", "mean score", "updates",
-                                       "seconds", "seeds"};
+    static const char *const head[] = {"method",  "final score", "mean score",
+                                       "updates", "seconds",     "seeds"};
     static const char *const field[] = {"score", "mean_score", "updates", "seconds"};
     char *cells[N_METHOD * 6];
     for (int m = 0; m < N_METHOD; m++) {

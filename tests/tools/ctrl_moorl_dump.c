@@ -59,8 +59,15 @@ static ctrl_batch make_batch(rlhf_rng *rng) {
         rew[b] = 2 * rng_uniform(rng) - 1;
         done[b] = b == 5 ? 1.0f : 0.0f;
     }
-    return (ctrl_batch){.B = B, .obs_dim = O, .act_dim = A, .obs = obs, .act = act, .rew = rew,
-                        .next_obs = next_obs, .done = done, .n_offline = NOFF};
+    return (ctrl_batch){.B = B,
+                        .obs_dim = O,
+                        .act_dim = A,
+                        .obs = obs,
+                        .act = act,
+                        .rew = rew,
+                        .next_obs = next_obs,
+                        .done = done,
+                        .n_offline = NOFF};
 }
 
 static void die(const char *what, const rlhf_err *err) {
@@ -110,8 +117,7 @@ static int parity(int updates) {
             "\"alpha_lr\": %.9g, \"target_entropy\": %.9g, \"log_std_min\": %.9g, "
             "\"log_std_max\": %.9g}\n",
             c.gamma, c.tau, c.actor_lr, c.critic_lr, c.alpha_lr,
-            isnan(c.target_entropy) ? -(double)A : c.target_entropy, c.log_std_min,
-            c.log_std_max);
+            isnan(c.target_entropy) ? -(double)A : c.target_entropy, c.log_std_min, c.log_std_max);
     fclose(f);
     int K = c.moorl_inner_steps;
     long per = ctrl_sac_noise_size(B, A, 0);
@@ -217,7 +223,8 @@ static int refuse(void) {
     if (algo->create(&c, O, A, low, high, &rng, &g, &err)) die("create", &err);
     ctrl_batch b = make_batch(&rng);
     b.obs_dim = O + 1;
-    if (algo->update(g, &b, &rng, NULL, &err) == 0) printf("batch dims: accepted\n"), ok = 0;
+    if (algo->update(g, &b, &rng, NULL, &err) == 0)
+        printf("batch dims: accepted\n"), ok = 0;
     else
         printf("batch dims: %s\n", err.msg);
     algo->free(g);
