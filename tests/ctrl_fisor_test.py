@@ -266,9 +266,9 @@ def point_robot(state, actions):
 
 def env_check():
     cmds = ["seed 3", "reset"]
-    # from seed 3's start (-1.77, 0.17, heading 48 deg): through the upper
-    # hazard, then a hard left turn out of bounds (the 1.5s are clipped to 1)
-    actions = [(1.0, -0.2)] * 40 + [(0.0, 1.5)] * 30
+    # from seed 3's start (-1.77, 0.17, heading 3 deg): a left turn, through
+    # the upper hazard, then a hard right turn (the 1.5s are clipped to 1)
+    actions = [(0.5, 1.0)] * 12 + [(1.0, 0.0)] * 30 + [(0.0, -1.5)] * 30
     cmds += [f"step {a} {b}" for a, b in actions]
     p = subprocess.run([ROLL, "pointrobot"], input="\n".join(cmds) + "\n", capture_output=True, text=True, env=ENV1)
     if p.returncode != 0:
