@@ -7,6 +7,7 @@
 #include "ctrl/env.h"
 #include "ctrl/env_comblock.h"
 #include "ctrl/env_neorl.h"
+#include "ctrl/env_safe.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,8 +35,8 @@ static int classic_with_settings(const char *name) {
 
 const char *ctrl_env_names(void) {
     return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
-           "halfcheetah, walker2d, neorl-pipeline, neorl-rocket, neorl-dmsd, comblock:H=N, "
-           "cmd:PROGRAM ARGS";
+           "halfcheetah, walker2d, neorl-pipeline, neorl-rocket, neorl-dmsd, pointrobot, "
+           "comblock:H=N, cmd:PROGRAM ARGS";
 }
 
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
@@ -51,6 +52,8 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
         rc = ctrl_env_mujoco_make(name, e, err);  // a clear error when built without MuJoCo
     } else if (!strncmp(name, "neorl-", 6)) {
         rc = ctrl_env_neorl_make(name, e, err); // env_neorl.c: NeoRL-2-style tasks
+    } else if (!strcmp(name, "pointrobot")) {
+        rc = ctrl_env_safe_make(name, e, err); // env_safe.c: FISOR's point-robot safe task
     } else if (ctrl_env_is_comblock(name)) {
         rc = ctrl_env_comblock_make(name, e, err); // env_comblock.c: HNPG's combination lock
     } else if (!strncmp(name, "cmd:", 4)) {
