@@ -185,10 +185,12 @@ def smoke(study, tmp, base, extra_check=None):
     return out
 
 
-def fake_sandbox(tmp):
-    """study_command builds the language-model sandbox unless it exists: an
-    empty final checkpoint stands in for it (the control studies never read it)"""
+def shared_base():
+    """--base: the collected dataset, shared by the smoke runs (the control
+    studies set no_sandbox: no language-model sandbox is built there)"""
     base = os.path.join(ROOT, BUILD, "tmp", "study-ctrl-base")
+    # belt and braces: an empty final checkpoint also stops a binary without
+    # no_sandbox from spending minutes on the sandbox's SFT
     final = os.path.join(base, "sft", "checkpoints", "final")
     os.makedirs(final, exist_ok=True)
     open(os.path.join(final, "model.safetensors"), "a").close()
@@ -244,7 +246,7 @@ def main():
         if SANITIZE:
             print("SKIP study_ctrl_smoke_run: RLHF_SANITIZE")
         else:
-            base = fake_sandbox(tmp)
+            base = shared_base()
             check_riql_smoke(tmp, base)
             if os.environ.get("CTRL_STUDY_ALL"):
                 for study in ("wsrl", "famo2o", "ro2o"):

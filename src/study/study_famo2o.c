@@ -140,4 +140,5 @@ const study_def study_famo2o = {
     .run = o2o_run,
     .verdict = o2o_verdict,
     .report = o2o_report,
+    .no_sandbox = 1,
 };

@@ -318,4 +318,5 @@ const study_def study_riql = {
     .run = riql_run,
     .verdict = riql_verdict,
     .report = riql_report,
+    .no_sandbox = 1,
 };

@@ -173,4 +173,5 @@ const study_def study_wsrl = {
     .run = wsrl_run,
     .verdict = wsrl_verdict,
     .report = wsrl_report,
+    .no_sandbox = 1,
 };
