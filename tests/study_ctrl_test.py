@@ -16,8 +16,9 @@
 2. One real run (skipped under RLHF_SANITIZE): `rlhf study riql` at its
    smoke size (RLHF_CTRL_STUDY=smoke: a 2000-step SAC collect on pendulum,
    200-update runs, 2 seeds) end to end: rows for every method x data x seed,
-   the corrupted files really corrupted (the runs trained on them, their
-   level attribute), a verdict and the plot. CTRL_STUDY_ALL=1 runs the other
+   every run trained the named algorithm on the named file, the corrupt
+   command hit about 30% of the rows, corruption changed the runs, a verdict
+   and the plot. CTRL_STUDY_ALL=1 runs the other
    three studies' smoke sizes too (not in make test: the time budget).
 """
 import json
