@@ -257,6 +257,19 @@ def main():
                    f"{env}: train/val splits, references, behaviour between random and expert",
                    f"random {r['ref_random']:.1f} expert {r['ref_expert']:.1f} data score "
                    f"{r['data_score']:.1f}, rows {r['train_rows']}/{r['val_rows']}")
+        # the command: the same files as the library call, and an earlier run is not overwritten
+        rlhf = os.path.join(ROOT, BUILD, "rlhf")
+        cmd = [rlhf, "ctrl", "neorl-data", "--env", "neorl-dmsd", "--out", tmp + "/cli",
+               "--train_episodes", "12", "--seed", "0", "--quiet"]
+        p1 = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        p2 = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        ok = p1.returncode == 0 and p2.returncode == 2 and "--overwrite" in p2.stderr
+        if ok:
+            with h5py.File(f"{tmp}/cli/train.hdf5") as f, \
+                    h5py.File(f"{tmp}/neorl-dmsd/train.hdf5") as g:
+                ok = np.array_equal(f["actions"][:], g["actions"][:])
+        report(ok, "rlhf ctrl neorl-data writes the datasets and refuses to overwrite them",
+               p1.stderr + p2.stderr)
     return exit_code()
 
 

@@ -406,15 +406,14 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
 }
 
 static void ctrl_usage(FILE *f) {
-    fprintf(f, "usage: rlhf ctrl <train|eval|collect|corrupt|prefs> [flags]   (rlhf ctrl train --help)\n\n"
+    fprintf(f, "usage: rlhf ctrl <train|eval|collect|corrupt|prefs|neorl-data> [flags]   (rlhf ctrl train --help)\n\n"
                "  train    offline, online or offline-to-online RL on a control task\n"
                "  eval     return and normalised score of a trained policy\n"
                "  collect  D4RL-style datasets (random ... expert) from our own SAC agent\n"
                "  corrupt  RIQL's data corruption of a dataset (observations, actions, rewards, dynamics)\n"
-               "  prefs    segment preferences of a dataset for CPL (--algo cpl)\n");
+               "  prefs    segment preferences of a dataset for CPL (--algo cpl)\n"
+               "  neorl-data  datasets of the NeoRL-2-style tasks (neorl-pipeline, neorl-rocket, neorl-dmsd)\n");
 }
-
-int cmd_ctrl_prefs(int argc, char **argv);
 
 int cmd_ctrl(int argc, char **argv) {
     if (argc < 1) {
@@ -430,6 +429,7 @@ int cmd_ctrl(int argc, char **argv) {
     if (!strcmp(argv[0], "collect")) return ctrl_collect_cmd(argc - 1, argv + 1);
     if (!strcmp(argv[0], "corrupt")) return ctrl_corrupt_cmd(argc - 1, argv + 1);
     if (!strcmp(argv[0], "prefs")) return cmd_ctrl_prefs(argc - 1, argv + 1);  // cmd_ctrl_cpl.c
+    if (!strcmp(argv[0], "neorl-data")) return cmd_ctrl_neorl_data(argc - 1, argv + 1);
     fprintf(stderr, "rlhf ctrl: unknown subcommand \"%s\"\n\n", argv[0]);
     ctrl_usage(stderr);
     return 2;

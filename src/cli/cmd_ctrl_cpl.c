@@ -7,11 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/commands.h"
 #include "cli/flags.h"
 #include "ctrl/cpl_prefs.h"
 #include "ctrl/dataset.h"
-
-int cmd_ctrl_prefs(int argc, char **argv);
 
 // --oracle: a checkpoint folder (state.json inside) or a run folder
 static int load_oracle(const char *oracle, ctrl_policy *p, rlhf_err *err) {

@@ -21,6 +21,8 @@ int cmd_export(int argc, char **argv);
 int cmd_kto(int argc, char **argv);
 int cmd_srpo(int argc, char **argv);
 int cmd_ctrl(int argc, char **argv);
+int cmd_ctrl_prefs(int argc, char **argv); // rlhf ctrl prefs (cmd_ctrl_cpl.c)
+int cmd_ctrl_neorl_data(int argc, char **argv); // rlhf ctrl neorl-data (cmd_ctrl_neorl.c)
 int cmd_study(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
