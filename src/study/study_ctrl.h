@@ -166,4 +166,25 @@ int study_ctrl_seeds(const cJSON *rows, const char *key, const char *value, doub
 // stats_sign_test of a summary of differences as an outcome.
 study_outcome study_ctrl_outcome(const stats_summary *diff);
 
+// ------------------------------------------------- one method vs its base --
+// The shape of the famo2o and ro2o studies (study_ctrl_versus.c): one dataset
+// (the medium level), per seed two arms of `ctrl train` with the same seed,
+// data, offline updates and online budget, base and ours; rows by
+// study_ctrl_o2o_arm. Verdict: per seed d = final(ours) - final(base),
+// supported when mean d > 0 by >= 2 se, not supported when < 0 by >= 2 se,
+// else inconclusive (the dips are reported, not judged).
+typedef struct {
+    const char *name;               // the study ("famo2o")
+    const char *algo[2], *label[2]; // base, ours: --algo names and how the report names them
+    // per size: smoke, quick, full on pendulum, full on a MuJoCo task
+    study_ctrl_o2o budget[4];
+    // shared ctrl train flags and ours' own, per size smoke, quick, full
+    // (NULL-terminated lists; NULL: none)
+    const char *const *settings[3], *const *ours[3];
+    const char *about; // the report's first paragraph
+} study_ctrl_versus;
+int study_ctrl_versus_run(study_ctx *c, const study_ctrl_versus *v, rlhf_err *err);
+void study_ctrl_versus_verdict(const study_ctrl_versus *v, const cJSON *rows, study_verdict *out);
+void study_ctrl_versus_report(const study_ctrl_versus *v, const cJSON *rows, report_page *p);
+
 #endif

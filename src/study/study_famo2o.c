@@ -12,133 +12,46 @@
 // pre-trained score (the evaluation at the switch), the dip (the lowest
 // evaluation after it) and the final score (study_ctrl_o2o_rows).
 //
+// The runs, verdict and report are study_ctrl_versus's (study_ctrl.h).
 // Verdict (pure, from rows): per seed d = final(famo2o) - final(iql);
 // supported when d's mean over seeds is > 0 and >= 2 standard errors
 // (stats_sign_test), not supported when it is <= -2 se, else inconclusive.
 // The dips are reported, not judged.
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
 #include "study/study_ctrl.h"
 
-#define NAME "famo2o"
-#define MAX_SEEDS 64
+static const study_ctrl_versus V = {
+    .name = "famo2o",
+    .algo = {"iql", "famo2o"},
+    .label = {"IQL", "FamO2O"},
+    .budget = {{200, 400, 200}, {4000, 4000, 1000}, {20000, 20000, 2000}, {1000000, 1000000, 10000}},
+    .about = "IQL and FamO2O pre-trained offline on one dataset, then fine-tuned online (batches "
+             "mixing the dataset and the online buffer) with the same budget; the switch is at the "
+             "end of the offline phase. Mean over seeds, band ± se.",
+};
 
-enum { A_BASE, A_OURS, N_ARM };
-static const char *const ARM[N_ARM] = {"iql", "famo2o"};
-static const char *const LABEL[N_ARM] = {"IQL", "FamO2O"};
+static int run(study_ctx *c, rlhf_err *err) { return study_ctrl_versus_run(c, &V, err); }
 
-typedef struct {
-    study_ctrl_data data;
-    study_ctrl_o2o o2o;
-    const char *const *settings; // shared ctrl train settings (NULL-terminated)
-    const char *const *ours;     // famo2o's own settings (NULL-terminated)
-} o2o_plan;
-
-static const char *const SMOKE_SET[] = {NULL};
-static const char *const QUICK_SET[] = {NULL};
-static const char *const FULL_SET[] = {NULL};
-static const char *const SMOKE_OURS[] = {NULL};
-static const char *const QUICK_OURS[] = {NULL};
-static const char *const FULL_OURS[] = {NULL};
-
-static o2o_plan plan_of(const study_ctx *c) {
-    o2o_plan p = {.data = study_ctrl_data_of(c)};
-    switch (study_ctrl_size_of(c)) {
-    case STUDY_CTRL_SMOKE:
-        p.o2o = (study_ctrl_o2o){200, 400, 200}, p.settings = SMOKE_SET, p.ours = SMOKE_OURS;
-        break;
-    case STUDY_CTRL_QUICK:
-        p.o2o = (study_ctrl_o2o){4000, 4000, 1000}, p.settings = QUICK_SET, p.ours = QUICK_OURS;
-        break;
-    default:
-        if (!strcmp(p.data.env, "pendulum"))
-            p.o2o = (study_ctrl_o2o){20000, 20000, 2000};
-        else
-            p.o2o = (study_ctrl_o2o){1000000, 1000000, 10000};
-        p.settings = FULL_SET, p.ours = FULL_OURS;
-        break;
-    }
-    return p;
-}
-
-// ------------------------------------------------------------------ run --
-static int run_arm(study_ctx *c, const o2o_plan *pl, const char *dataset, int arm, uint64_t seed,
-                   rlhf_err *err) {
-    const char *extra[40];
-    int n = 0;
-    for (int i = 0; pl->settings[i] && n < 19; i++) extra[n++] = pl->settings[i];
-    for (int i = 0; arm == A_OURS && pl->ours[i] && n < 38; i++) extra[n++] = pl->ours[i];
-    extra[n] = NULL;
-    return study_ctrl_o2o_arm(c, NAME, ARM[arm], ARM[arm], &pl->data, dataset, &pl->o2o, extra,
-                              seed, err);
-}
-
-static int o2o_run(study_ctx *c, rlhf_err *err) {
-    o2o_plan pl = plan_of(c);
-    char dir[1200], data[1300];
-    if (study_ctrl_collect(c, &pl.data, dir, sizeof dir, err)) return -1;
-    study_ctrl_level(dir, "medium", data, sizeof data);
-    for (int s = 0; s < c->n_seeds; s++) {
-        fprintf(stderr, "study " NAME " (%s): seed %d of %d\n",
-                study_ctrl_size_name(study_ctrl_size_of(c)), s + 1, c->n_seeds);
-        for (int a = 0; a < N_ARM; a++)
-            if (run_arm(c, &pl, data, a, c->seed + (uint64_t)s, err)) return -1;
-    }
+static int verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
+    (void)err;
+    study_ctrl_versus_verdict(&V, rows, v);
     return 0;
 }
 
-// ---------------------------------------------------------------- verdict --
-static int o2o_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
+static int report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    double d[MAX_SEEDS];
-    stats_summary sd = stats_summarize(
-        d, study_ctrl_diffs(rows, "o2o", ARM[A_OURS], ARM[A_BASE], "final", d, MAX_SEEDS));
-    stats_summary pre[N_ARM], dip[N_ARM], fin[N_ARM];
-    for (int a = 0; a < N_ARM; a++) {
-        pre[a] = study_ctrl_stat(rows, "o2o", ARM[a], "pretrained");
-        dip[a] = study_ctrl_stat(rows, "o2o", ARM[a], "dip");
-        fin[a] = study_ctrl_stat(rows, "o2o", ARM[a], "final");
-    }
-    v->outcome = study_ctrl_outcome(&sd);
-    snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f final score (FamO2O - IQL, %d seeds)",
-             sd.mean, sd.se, sd.n);
-    snprintf(v->text, sizeof v->text,
-             "Normalised score (mean ± se over seeds). After the offline phase: IQL %.1f "
-             "± %.1f, FamO2O %.1f ± %.1f. Lowest online evaluation (the dip): IQL "
-             "%.1f, FamO2O %.1f. Final: IQL %.1f ± %.1f, FamO2O %.1f ± %.1f. "
-             "FamO2O minus IQL, final, seed by seed: %+.1f ± %.1f (%d seeds). "
-             "Rule: supported when the mean difference is positive and at least 2 se, not "
-             "supported when it is negative and at least 2 se, else inconclusive.",
-             pre[A_BASE].mean, pre[A_BASE].se, pre[A_OURS].mean, pre[A_OURS].se, dip[A_BASE].mean,
-             dip[A_OURS].mean, fin[A_BASE].mean, fin[A_BASE].se, fin[A_OURS].mean, fin[A_OURS].se,
-             sd.mean, sd.se, sd.n);
-    return 0;
-}
-
-// ----------------------------------------------------------------- report --
-static int o2o_report(const cJSON *rows, report_page *p, rlhf_err *err) {
-    (void)err;
-    report_p(p, "IQL and FamO2O pre-trained offline on one dataset, then fine-tuned online "
-                "(batches mixing the dataset and the online buffer) with the same budget; the "
-                "switch is at the end of the offline phase. Mean over seeds, band ± se.");
-    study_ctrl_plot_curves(p, rows, N_ARM, ARM, LABEL, "Normalised score over training");
-    report_h(p, 2, "Pre-trained, dip, final (mean ± se over seeds)");
-    static const char *const fields[] = {"pretrained", "dip", "final", "seconds"};
-    study_ctrl_table(p, rows, "o2o", N_ARM, ARM, LABEL, 4, fields);
+    study_ctrl_versus_report(&V, rows, p);
     return 0;
 }
 
 const study_def study_famo2o = {
-    .name = NAME,
+    .name = "famo2o",
     .paper = "Wang et al. 2023, Train Once, Get a Family: State-Adaptive Balances for "
              "Offline-to-Online Reinforcement Learning (FamO2O)",
     .claim = "FamO2O (IQL with a balance model choosing the improvement/constraint balance per "
              "state) ends offline-to-online fine-tuning with a higher normalised score than IQL "
              "with one fixed balance.",
-    .run = o2o_run,
-    .verdict = o2o_verdict,
-    .report = o2o_report,
+    .run = run,
+    .verdict = verdict,
+    .report = report,
     .no_sandbox = 1,
 };
