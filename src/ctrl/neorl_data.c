@@ -33,10 +33,10 @@ static void rocket_expert(const float *s, float *act) {
     if (angle_targ > 0.4) angle_targ = 0.4;
     if (angle_targ < -0.4) angle_targ = -0.4;
     double hover_targ = 0.55 * fabs((double)s[0]);
-    double angle_todo = (angle_targ - s[4]) * 0.5 - s[5] * 1.0;
-    double hover_todo = (hover_targ - s[1]) * 0.5 - s[3] * 0.5;
-    act[0] = clampf(hover_todo * 20 - 1);
-    act[1] = clampf(-angle_todo * 20);
+    double angle_cmd = (angle_targ - s[4]) * 0.5 - s[5] * 1.0;
+    double hover_cmd = (hover_targ - s[1]) * 0.5 - s[3] * 0.5;
+    act[0] = clampf(hover_cmd * 20 - 1);
+    act[1] = clampf(-angle_cmd * 20);
 }
 
 // PD per mass around the spring force that holds the targets:
