@@ -163,6 +163,15 @@ struct rlhf_model {
     // model_with_heads and model_share_base copy it.
     char origin[1024];
     uint64_t origin_seed;
+    // Input vectors in place of tokens (decision transformers over a language model,
+    // LaMo: src/ctrl/lamo.c). Set input_embeds (B,T,C) before model_forward: each real
+    // position's input is that vector (+ the learned position embedding on GPT-2) instead
+    // of wte[token]; the batch's tokens are then not read (may be NULL), targets and mask
+    // are. wte gets no gradient from such a forward. When input_embeds_grad (B,T,C) is set
+    // too, model_backward writes into it (=, not +=) the loss's gradient with respect to
+    // input_embeds (0 at padding). NULL (the default) = tokens, as before.
+    const float *input_embeds;
+    float *input_embeds_grad;
 };
 
 // Creates a model with seeded GPT-2-style init (N(0, 0.02); residual projections

@@ -248,6 +248,7 @@ typedef struct {
     int *tokens, *targets, *pos, *last; // (N), (N), (N), (B)
     int *seg;                          // (N) segment of each token (-1 padding) when seg_on
     int seg_on;                        // the batch is packed (rlhf_batch.segment given)
+    int embeds_on;                     // the forward read m->input_embeds, not the tokens
     uint8_t *mask;                     // (N)
     int ckpt;                          // laid out for activation checkpointing (see layout_acts)
     int scratch_layer;                 // ckpt: the layer whose activations the scratch holds (-1 none)
@@ -454,9 +455,11 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     if (T > c->max_seq_len)
         return rlhf_fail(err, "sequence length %d exceeds the model's max_seq_len %d", T,
                          c->max_seq_len);
+    const int embeds = m->input_embeds != NULL;
+    if (!embeds && !b->tokens) return rlhf_fail(err, "batch without tokens (and no input_embeds)");
     for (int i = 0; i < N; i++) {
         int real = b->mask ? b->mask[i] != 0 : 1;
-        if (real && (b->tokens[i] < 0 || b->tokens[i] >= V))
+        if (real && !embeds && (b->tokens[i] < 0 || b->tokens[i] >= V))
             return rlhf_fail(err, "token id %d at batch row %d position %d is outside the "
                                   "vocabulary (size %d)",
                              b->tokens[i], i / T, i % T, V);
@@ -485,6 +488,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     // internal copies: padding gets token 0, no target; positions count real tokens (of the
     // token's own document in packed rows: they restart at 0 where the segment id changes)
     a->seg_on = b->segment != NULL;
+    a->embeds_on = embeds;
     for (int r = 0; r < B; r++) {
         int p = 0, cur = -1;
         a->last[r] = -1;
@@ -492,7 +496,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
             int i = r * T + t;
             int real = b->mask ? b->mask[i] != 0 : 1;
             a->mask[i] = (uint8_t)real;
-            a->tokens[i] = real ? b->tokens[i] : 0;
+            a->tokens[i] = real && !embeds ? b->tokens[i] : 0;
             a->targets[i] = (real && b->targets) ? b->targets[i] : -1;
             if (a->seg_on) {
                 a->seg[i] = real ? b->segment[i] : -1;
@@ -502,7 +506,16 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
             if (real) a->last[r] = t;
         }
     }
-    embedding_forward(a->encoded, a->tokens, a->pos, m->w.wte, m->w.wpe, N, C);
+    if (embeds) {  // the caller's vectors in place of the token embedding (positions still added)
+        for (int i = 0; i < N; i++) {
+            float *o = a->encoded + (size_t)i * C;
+            const float *e = m->input_embeds + (size_t)i * C;
+            const float *p = m->w.wpe ? m->w.wpe + (size_t)a->pos[i] * C : NULL;
+            for (int k = 0; k < C; k++) o[k] = e[k] + (p ? p[k] : 0.0f);
+        }
+    } else {
+        embedding_forward(a->encoded, a->tokens, a->pos, m->w.wte, m->w.wpe, N, C);
+    }
     const float *x = a->encoded;
     for (int l = 0; l < c->n_layer; l++) {
         block_forward(m, a, l, x, B, T);
@@ -665,7 +678,9 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
     // padding rows carry no gradient into the embeddings
     for (int i = 0; i < N; i++)
         if (!a->mask[i]) memset(dx + (size_t)i * C, 0, (size_t)C * sizeof(float));
-    embedding_backward(m->g.wte, m->g.wpe, dx, a->tokens, a->pos, N, C);
+    if (a->embeds_on && m->input_embeds_grad)
+        memcpy(m->input_embeds_grad, dx, (size_t)N * C * sizeof(float));
+    embedding_backward(a->embeds_on ? NULL : m->g.wte, m->g.wpe, dx, a->tokens, a->pos, N, C);
 }
 
 // ------------------------------------------------------------------- heads --
