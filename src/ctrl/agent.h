@@ -94,6 +94,8 @@ typedef struct {
     // loss (0), pairs per update (32), BC updates before CPL starts (0)
     float cpl_alpha, cpl_lambda, cpl_bc_coeff;
     int cpl_batch, cpl_bc_steps;
+    // LaMo (lamo.c, lamo_train.c)
+    // (lamo fields)
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)

@@ -118,6 +118,7 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(cpl_bc_coeff, 0, "CPL: weight of a BC term (mean -log pi over the pairs' rows) in the CPL loss"),
     F(cpl_batch, 1, "CPL: segment pairs per update"),
     F(cpl_bc_steps, 1, "CPL: BC updates on the trainer's batches before the CPL loss (Adam restarts after them)"),
+    // (lamo rows)
     {NULL, 0, 0, NULL},
 };
 #undef F

@@ -64,6 +64,10 @@ typedef struct ctrl_train_config {
     int stop_at;             // stop as a signal would once this step is done (0: never)
     const char *config_json; // the flags as JSON, recorded in the run directory
     const char *report_to;   // none (NULL too) | tensorboard; run_open reads config_json's copy
+    // LaMo (lamo_train.c): the pre-trained language model under the decision
+    // transformer (a path or named size model_load_any reads; NULL / "": random init)
+    // and the text of its auxiliary language-modelling loss (NULL / "": none)
+    const char *lamo_model, *lamo_text;
     ctrl_algo_config algo_cfg;
 } ctrl_train_config;
 
