@@ -66,7 +66,7 @@ static int train_flags(flag_def *defs, ctrl_train_config *c) {
     defs[n++] = (flag_def){"online_batch_size", FLAG_INT, &c->online_batch_size, "rows of an online-phase batch (0: --batch_size; --algo wsrl: 1024, cut into --policy_freq critic minibatches)", 0, 1e7};
     defs[n++] = (flag_def){"normalize_obs", FLAG_BOOL, &c->normalize_obs, "normalise observations by the dataset's mean and std (CORL's; identity without a dataset)"};
     defs[n++] = (flag_def){"reward_norm", FLAG_STR, &c->reward_norm, "none, or returns: r *= 1000 / (max - min episode return of the dataset) (CORL's locomotion rule)"};
-    defs[n++] = (flag_def){"lamo_model", FLAG_STR, &c->lamo_model, "--algo lamo: the pre-trained language model under the decision transformer (a checkpoint, HF folder, llama2.c .bin or named size; empty: the same shape from random init, i.e. plain DT)"};
+    defs[n++] = (flag_def){"lamo_model", FLAG_STR, &c->lamo_model, "--algo lamo (required): the language model under the decision transformer (a checkpoint, HF folder, llama2.c .bin or named size); the plain-DT baseline is the same model with --lamo_pretrained 0 --lamo_lora_r 0 --lamo_lm_coeff 0"};
     defs[n++] = (flag_def){"lamo_text", FLAG_STR, &c->lamo_text, "--algo lamo: a text file for the auxiliary language-modelling loss (empty: none)"};
     defs[n++] = (flag_def){"reward_scale", FLAG_FLOAT, &c->reward_scale, "then r = r * reward_scale + reward_bias (dataset and online rewards)"};
     defs[n++] = (flag_def){"reward_bias", FLAG_FLOAT, &c->reward_bias, "see --reward_scale"};

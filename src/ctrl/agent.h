@@ -96,6 +96,16 @@ typedef struct {
     int cpl_batch, cpl_bc_steps;
     // LaMo (lamo.c, lamo_train.c)
     // (lamo fields)
+    // context K in steps (20), LoRA rank (16; 0: every weight of the LM trains)
+    // and alpha (32), weight of the LM loss (0.1), Adam lr (1e-4), weight decay
+    // (1e-5), linear warm-up steps (-1: min(2500, steps / 10)), global clip
+    // (0.25), the evaluation's target return (NAN: the dataset's best episode),
+    // the return scale (1000), 1 the LM's pre-trained weights / 0 its shape with
+    // a fresh init (1), tanh on the head (1), LM rows per step (4) and tokens per
+    // row (64)
+    int lamo_K, lamo_lora_r, lamo_warmup, lamo_pretrained, lamo_tanh, lamo_lm_batch, lamo_lm_len;
+    float lamo_lora_alpha, lamo_lm_coeff, lamo_lr, lamo_weight_decay, lamo_clip;
+    float lamo_target_return, lamo_rtg_scale;
 } ctrl_algo_config;
 
 // up to 24 named scalars an update reports (loss terms, Q means, alpha ...)

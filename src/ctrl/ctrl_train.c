@@ -119,6 +119,20 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(cpl_batch, 1, "CPL: segment pairs per update"),
     F(cpl_bc_steps, 1, "CPL: BC updates on the trainer's batches before the CPL loss (Adam restarts after them)"),
     // (lamo rows)
+    F(lamo_K, 1, "LaMo: context length K in steps (3K tokens: return-to-go, state, action)"),
+    F(lamo_lora_r, 1, "LaMo: LoRA rank on the LM's q/k/v (GPT-2 c_attn); 0: no adapters, every LM weight trains"),
+    F(lamo_lora_alpha, 0, "LaMo: LoRA alpha (scale alpha / r)"),
+    F(lamo_lm_coeff, 0, "LaMo: lambda, the weight of the LM's next-token NLL on --lamo_text (0: no text loss)"),
+    F(lamo_lr, 0, "LaMo: AdamW learning rate of every trained tensor"),
+    F(lamo_weight_decay, 0, "LaMo: AdamW weight decay"),
+    F(lamo_warmup, 1, "LaMo: linear warm-up steps of the lr (-1: min(2500, steps / 10))"),
+    F(lamo_clip, 0, "LaMo: clip of the global gradient norm (0: none)"),
+    F(lamo_target_return, 0, "LaMo: the return the evaluation conditions on (nan: the dataset's best episode return)"),
+    F(lamo_rtg_scale, 0, "LaMo: returns-to-go are divided by this"),
+    F(lamo_pretrained, 1, "LaMo: 1 the LM's pre-trained weights, 0 its shape with a fresh random init (the DT baseline)"),
+    F(lamo_tanh, 1, "LaMo: 1 tanh on the action head (actions in the box), 0 none"),
+    F(lamo_lm_batch, 1, "LaMo: text rows per step for the LM loss"),
+    F(lamo_lm_len, 1, "LaMo: tokens per text row"),
     {NULL, 0, 0, NULL},
 };
 #undef F

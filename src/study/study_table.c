@@ -20,6 +20,7 @@ extern const study_def study_moorl;
 extern const study_def study_hnpg;
 extern const study_def study_h2o;
 extern const study_def study_neorl;
+extern const study_def study_lamo;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -39,6 +40,7 @@ static const study_def *const STUDIES[] = {
     &study_hnpg,
     &study_h2o,
     &study_neorl,
+    &study_lamo,
 };
 
 const study_def *study_at(int i) {

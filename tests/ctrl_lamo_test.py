@@ -1,0 +1,282 @@
+"""LaMo (src/ctrl/lamo.c, lamo_train.c; rlhf ctrl train --algo lamo) against an
+independent float64 PyTorch replay, and its command line.
+
+Replay (tests/tools/ctrl_lamo_dump step: a small random GPT-2 and Llama model
+with LoRA r 4, alpha 12 on q/k/v (GPT-2 c_attn), B randomised): the loss
+    L = mean over real (b, t), i of (a_hat - a)^2 + lambda * mean NLL(text)
+written here from the paper and the authors' code (decision_transformer.py,
+utils.py): residual MLP embeddings h = W1 x + b1, e = W2 GELU(h) + b2 + h
+(exact erf GELU, nn.GELU's default) of return-to-go, state and action,
+stacked (R_1, s_1, a_1, R_2, ...), LayerNorm (eps 1e-5), plus nn.Embedding
+of the timestep; the transformer is tests/torch_model_ref.py fed those vectors
+(GPT-2's learned positions added, Llama's RoPE) with the adapters merged as
+W + (alpha / r) B A on the rows they cover; the head MLP (GELU) and tanh on
+the hidden state of each state token. Checked: both loss terms (1e-5
+relative), a_hat (1e-5), the gradient of every part of the net's span (the
+three embeddings, the LayerNorm, the timestep table, the head; 2e-4 relative
+to each part's largest entry) and of every LoRA A and B (2e-4), with
+lambda 0.3; each checked gradient must be non-zero.
+Frozen (ctrl_lamo_dump frozen): lambda 0 and LoRA B = 0 at init, three AdamW
+steps: no base weight of the LM moves, A gets exactly zero gradient at the
+first step, B gets a non-zero one and moves.
+Command line: bad settings refused with a message naming the flag; a short
+run on stories260K with a text loss writes metrics.jsonl and summary.json
+with finite losses and a score; --lamo_pretrained 0 --lamo_lora_r 0 trains
+every weight of a fresh model (the DT baseline).
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, BUILD, RLHF, report, exit_code  # noqa: E402
+
+try:
+    import numpy as np  # noqa: E402
+    import torch  # noqa: E402
+except ImportError as e:
+    print(f"SKIP ctrl_lamo: {e} (install Debian's python3-torch)")
+    sys.exit(0)
+
+import st_io  # noqa: E402
+import torch_model_ref as ref  # noqa: E402
+
+torch.set_default_dtype(torch.float64)
+TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_lamo_dump")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+STORIES = os.path.join(ROOT, "..", "shared", "data", "llama2c", "stories260K.bin")
+R, ALPHA = 4, 12.0
+TOL_LOSS, TOL_GRAD = 1e-5, 2e-4
+
+
+def tool(*args):
+    p = subprocess.run([TOOL, *map(str, args)], capture_output=True, text=True, timeout=120, env=ENV)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-500:])
+    return [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+
+
+def rel(c, r):
+    c, r = np.asarray(c, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    return float(np.abs(c - r).max() / max(float(np.abs(r).max()), 1e-12))
+
+
+def net_parts(flat, S, A, C, T):
+    """The net's span split by the layout of src/ctrl/lamo.c."""
+    out, o = {}, 0
+
+    def take(name, *shape):
+        nonlocal o
+        n = int(np.prod(shape))
+        out[name] = flat[o:o + n].reshape(*shape)
+        o += n
+
+    for k, w in (("rtg", 1), ("state", S), ("action", A)):
+        take(k + ".w1", C, w), take(k + ".b1", C), take(k + ".w2", C, C), take(k + ".b2", C)
+    take("ln.w", C), take("ln.b", C), take("time", T, C)
+    take("head.w1", C, C), take("head.b1", C), take("head.w2", A, C), take("head.b2", A)
+    assert o == flat.numel(), (o, flat.numel())
+    return out
+
+
+def block(p, k, x):
+    h = x @ p[k + ".w1"].T + p[k + ".b1"]
+    return torch.nn.functional.gelu(h) @ p[k + ".w2"].T + p[k + ".b2"] + h
+
+
+def lora_rows(cfg):
+    """site -> (rows of attn.qkv it covers); from the config, not the engine."""
+    NH, NKV, C = cfg["n_head"], cfg["n_kv_head"], cfg["n_embd"]
+    HS = C // NH
+    if cfg["arch"] == "gpt2":
+        return {"attn.qkv": (0, (NH + 2 * NKV) * HS)}
+    return {"attn.q": (0, NH * HS), "attn.k": (NH * HS, NKV * HS),
+            "attn.v": ((NH + NKV) * HS, NKV * HS)}
+
+
+def replay(arch, tmp):
+    out = os.path.join(tmp, arch)
+    os.makedirs(out)
+    tool("step", out, arch)
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    W = st_io.load(os.path.join(out, "weights.safetensors"))
+    io = st_io.load(os.path.join(out, "io.safetensors"))
+    S, A, K, C, T, tanh_head = (int(x) for x in io["dims"])
+    P = {k: torch.tensor(v, requires_grad=True) for k, v in W.items()}
+    base = {k: v for k, v in P.items() if ".lora_" not in k}
+    sites = lora_rows(cfg)
+    for layer in range(cfg["n_layer"]):
+        key = f"layers.{layer}.attn.qkv.weight"
+        delta = torch.zeros_like(base[key])
+        for s, (off, n) in sites.items():
+            a, b = P[f"layers.{layer}.{s}.lora_A"], P[f"layers.{layer}.{s}.lora_B"]
+            d = torch.zeros_like(delta)
+            d[off:off + n] = (ALPHA / R) * (b @ a)
+            delta = delta + d
+        base[key] = base[key] + delta
+    flat = torch.tensor(io["net"], requires_grad=True)
+    p = net_parts(flat, S, A, C, T)
+    rtg = torch.tensor(io["rtg"])[..., None]
+    obs, act = torch.tensor(io["obs"]), torch.tensor(io["act"])
+    mask = torch.tensor(io["mask"].astype(np.int64))
+    B = rtg.shape[0]
+    e = torch.stack([block(p, "rtg", rtg), block(p, "state", obs), block(p, "action", act)], 2)
+    e = e.reshape(B, 3 * K, C)
+    x = torch.nn.functional.layer_norm(e, (C,), p["ln.w"], p["ln.b"], 1e-5)
+    x = x + p["time"][torch.tensor(io["timestep"].astype(np.int64))].repeat_interleave(3, dim=1)
+    mask3 = mask.repeat_interleave(3, dim=1)
+    fake = dict(base)
+    fake["tok_emb.weight"] = x.reshape(B * 3 * K, C)  # token i reads input vector i
+    hidden, _ = ref.forward(cfg, fake, torch.arange(B * 3 * K).reshape(B, 3 * K), mask3)
+    y = hidden[:, 1::3]
+    ahat = torch.nn.functional.gelu(y @ p["head.w1"].T + p["head.b1"]) @ p["head.w2"].T + p["head.b2"]
+    if tanh_head:
+        ahat = torch.tanh(ahat)
+    real = mask.bool()
+    l_act = ((ahat - act) ** 2)[real].mean()
+    tok = torch.tensor(io["lm_tokens"].astype(np.int64))
+    tgt = torch.tensor(io["lm_targets"].astype(np.int64))
+    _, logits = ref.forward(cfg, base, tok, torch.ones_like(tok))
+    lp = torch.log_softmax(logits, -1)
+    on = tgt >= 0
+    l_lm = -lp.gather(-1, tgt.clamp(min=0)[..., None])[..., 0][on].mean()
+    coeff = float(io["losses"][2])
+    (l_act + coeff * l_lm).backward()
+    name = f"replay/{arch}"
+    c_act, c_lm = float(io["losses"][0]), float(io["losses"][1])
+    report(abs(c_act - l_act.item()) <= TOL_LOSS * abs(l_act.item())
+           and abs(c_lm - l_lm.item()) <= TOL_LOSS * abs(l_lm.item()),
+           f"{name}/losses (action mse {c_act:.6g}, lm nll {c_lm:.6g})",
+           f"C {c_act}, {c_lm}; torch {l_act.item()}, {l_lm.item()}")
+    e_a = rel(io["ahat"][io["mask"] > 0], ahat.detach().numpy()[real.numpy()])
+    report(e_a <= TOL_LOSS, f"{name}/a_hat (rel err {e_a:.2g})", f"rel err {e_a}")
+    gflat = flat.grad.numpy()
+    gparts = net_parts(torch.tensor(gflat), S, A, C, T)
+    cparts = net_parts(torch.tensor(io["grad_net"]), S, A, C, T)
+    worst, bad = 0.0, []
+    for k in gparts:
+        r_, c_ = gparts[k].numpy(), cparts[k].numpy()
+        if not np.abs(r_).max() > 0:
+            bad.append(f"{k}: zero gradient in the replay")
+            continue
+        err = rel(c_, r_)
+        worst = max(worst, err)
+        if err > TOL_GRAD:
+            bad.append(f"{k}: rel err {err:.3g}")
+    # only the timesteps the batch used get a gradient
+    used = set(int(t) for t, m in zip(io["timestep"].reshape(-1), io["mask"].reshape(-1)) if m)
+    unused = [t for t in range(T) if t not in used]
+    if unused and np.abs(cparts["time"].numpy()[unused]).max() != 0:
+        bad.append("unused timestep rows got a gradient")
+    report(not bad, f"{name}/net gradients ({len(gparts)} parts, worst rel err {worst:.2g})",
+           "; ".join(bad[:5]))
+    worst, bad, n = 0.0, [], 0
+    for k, v in P.items():
+        if ".lora_" not in k:
+            continue
+        n += 1
+        if "grad." + k not in io:
+            bad.append(f"{k} not in the dump")
+            continue
+        r_ = v.grad.numpy()
+        err = rel(io["grad." + k], r_)
+        worst = max(worst, err)
+        if err > TOL_GRAD or not np.abs(r_).max() > 0:
+            bad.append(f"{k}: rel err {err:.3g}")
+    extra = [k for k in io if k.startswith("grad.") and ".lora_" not in k]
+    if extra:
+        bad.append(f"gradients of frozen tensors {extra[:3]}")
+    report(not bad and n > 0, f"{name}/lora gradients ({n} tensors, worst rel err {worst:.2g})",
+           "; ".join(bad[:5]))
+
+
+def frozen(arch):
+    d = tool("frozen", arch)[0]
+    ok = d["base_change"] == 0 and d["grad_A_step1"] == 0 and d["grad_B_step1"] > 0 and d["B_change"] > 0
+    report(ok, f"frozen/{arch}: lambda 0, B = 0 at init: base unchanged, dA = 0, B moves", str(d))
+
+
+def cli(tmp):
+    data = os.path.join(tmp, "pend.hdf5")
+    tool("data", data, 4, 3)
+    text = os.path.join(tmp, "text.txt")
+    with open(text, "w") as f:
+        f.write("Once upon a time, there was a little girl named Lily. She liked to play in the "
+                "park with her dog. One day the sun was hot and they sat under a big tree. " * 4)
+    have_model = os.path.exists(STORIES)
+    model = STORIES if have_model else "llama-tiny"
+    common = ["ctrl", "train", "--algo", "lamo", "--env", "pendulum", "--dataset", data,
+              "--lamo_model", model, "--quiet"]
+
+    def go(*extra):
+        return subprocess.run([RLHF, *common, *extra], capture_output=True, text=True, env=ENV,
+                              timeout=300, cwd=ROOT)
+
+    cases = [(["--lamo_K", "0"], "--lamo_K"), (["--lamo_lora_r", "-1"], "--lamo_lora_r"),
+             (["--lamo_lm_coeff", "-1"], "--lamo_lm_coeff"),
+             (["--lamo_rtg_scale", "0"], "--lamo_rtg_scale"),
+             (["--online_steps", "5"], "--online_steps"),
+             (["--lamo_K", "400"], "--lamo_K"),  # 3K past the model's positions
+             (["--lamo_pretrained", "2"], "--lamo_pretrained")]
+    bad = []
+    for extra, flag in cases:
+        p = go("--offline_steps", "2", *extra)
+        if p.returncode == 0 or flag not in p.stderr:
+            bad.append(f"{' '.join(extra)}: rc {p.returncode}, {p.stderr.strip()[-160:]!r}")
+    p = subprocess.run([RLHF, "ctrl", "train", "--algo", "lamo", "--env", "pendulum", "--dataset",
+                        data, "--offline_steps", "2", "--quiet"], capture_output=True, text=True,
+                       env=ENV, timeout=60, cwd=ROOT)
+    if p.returncode == 0 or "--lamo_model" not in p.stderr:
+        bad.append(f"no --lamo_model: rc {p.returncode}, {p.stderr.strip()[-160:]!r}")
+    report(not bad, f"cli/refused ({len(cases) + 1} bad settings name their flag)", "; ".join(bad))
+
+    out = os.path.join(tmp, "run")
+    p = go("--offline_steps", "30", "--batch_size", "4", "--lamo_K", "5", "--eval_episodes", "2",
+           "--eval_every", "15", "--log_every", "10", "--lamo_text", text, "--lamo_lm_len", "16",
+           "--output_dir", out)
+    if p.returncode != 0:
+        report(False, "cli/run", p.stderr[-400:])
+        return
+    rows = [json.loads(x) for x in open(os.path.join(out, "metrics.jsonl"))]
+    train = [r for r in rows if "action_mse" in r]
+    evals = [r for r in rows if "eval/return_mean" in r]
+    s = json.load(open(os.path.join(out, "summary.json")))
+    ok = (len(train) == 3 and len(evals) == 2 and all(math.isfinite(r["action_mse"]) and r["lm_nll"] > 0
+                                                      for r in train)
+          and s["lm_loss"] == 1 and s["lora_r"] == 16 and s["updates"] == 30
+          and s["normalized_score"] is not None and math.isfinite(s["eval_return_mean"])
+          and s["eval_return_mean"] == evals[-1]["eval/return_mean"])
+    report(ok, f"cli/run (30 steps, mse {train[0]['action_mse']:.3f} -> {train[-1]['action_mse']:.3f}, "
+               f"lm nll {train[-1]['lm_nll']:.2f}, score {s['normalized_score']:.1f})",
+           json.dumps(s)[:400])
+    out2 = os.path.join(tmp, "dt")
+    p = go("--offline_steps", "3", "--batch_size", "2", "--lamo_K", "3", "--eval_episodes", "1",
+           "--lamo_pretrained", "0", "--lamo_lora_r", "0", "--lamo_lm_coeff", "0", "--output_dir", out2)
+    s2 = json.load(open(os.path.join(out2, "summary.json"))) if p.returncode == 0 else {}
+    want = s.get("trainable_lm_params", 0)
+    report(p.returncode == 0 and s2.get("pretrained") == 0 and s2.get("lm_loss") == 0
+           and s2.get("trainable_lm_params", 0) > 5 * max(want, 1),
+           f"cli/dt baseline (fresh init, {s2.get('trainable_lm_params')} LM floats train "
+           f"vs {want} with LoRA)", p.stderr[-300:] + json.dumps(s2)[:300])
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in ("gpt2", "llama"):
+            try:
+                replay(arch, tmp)
+            except Exception as e:  # noqa: BLE001
+                report(False, f"replay/{arch}", repr(e)[:400])
+            try:
+                frozen(arch)
+            except Exception as e:  # noqa: BLE001
+                report(False, f"frozen/{arch}", repr(e)[:400])
+        cli(tmp)
+    return exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""`rlhf study lamo` (src/study/study_lamo.c): LaMo vs the DT baseline.
+
+1. The verdict is computed from rows alone (--from synthetic results.jsonl):
+   LaMo ahead on every seed by a steady margin (supported); behind on every
+   seed (not supported); ahead on average but one seed far behind, the
+   differences noise (inconclusive); LaMo's curve better but its final
+   evaluation level with DT's (the final score decides: inconclusive). The
+   report has a curve per arm and the table.
+2. One real run at the smoke size (RLHF_CTRL_STUDY=smoke: a 2000-step SAC
+   collect on pendulum, 8 stories of text, 20 updates per arm, 2 seeds; the
+   numbers mean nothing): a final row and curve rows for each method and seed,
+   the lamo arm trained the pre-trained model with LoRA and the text loss, the
+   dt arm a fresh init with every weight trained and no text, and a verdict.
+   Skipped when stories260K is missing (RLHF_LAMO_MODEL names another model).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, RLHF, report, exit_code  # noqa: E402
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+STORIES = os.path.join(ROOT, "..", "shared", "data", "llama2c", "stories260K.bin")
+
+
+def rows(lamo, dt, seeds=(1, 2, 3), curve_bonus=0.0):
+    """lamo(seed), dt(seed): final scores; curve rows at steps 500, 1000 (the last = final)."""
+    out = []
+    for s in seeds:
+        for m, f in (("lamo", lamo), ("dt", dt)):
+            fin = f(s)
+            for step, sc in ((500, fin - 20 + (curve_bonus if m == "lamo" else 0)), (1000, fin)):
+                out.append({"study": "lamo", "phase": "curve", "method": m, "seed": s, "step": step,
+                            "score": sc, "return": -1000 + 5 * sc})
+            out.append({"study": "lamo", "phase": "final", "method": m, "seed": s, "score": fin,
+                        "return": -1000 + 5 * fin, "return_std": 50, "seconds": 60, "updates": 1000})
+    return out
+
+
+def verdicts(tmp):
+    cases = [("holds", rows(lambda s: 80 + s, lambda s: 60 + 2 * s), "supported"),
+             ("fails", rows(lambda s: 50 + s, lambda s: 75 - s), "not supported"),
+             ("noise", rows(lambda s: [95, 90, 40][s - 1], lambda s: 70), "inconclusive"),
+             ("curve_only", rows(lambda s: 70 + [1, -1, 0][s - 1], lambda s: 70, curve_bonus=40),
+              "inconclusive")]
+    for name, items, want in cases:
+        src = os.path.join(tmp, name + ".jsonl")
+        with open(src, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in items))
+        out = os.path.join(tmp, name)
+        p = subprocess.run([RLHF, "study", "lamo", "--from", src, "--out", out], capture_output=True,
+                           text=True, timeout=60, env=ENV, cwd=ROOT)
+        if p.returncode != 0:
+            report(False, f"study_lamo verdict {name}", p.stderr[-500:])
+            continue
+        v = json.load(open(os.path.join(out, "verdict.json")))
+        ok = v["verdict"] == want
+        if name == "holds":
+            page = open(os.path.join(out, "report.html")).read()
+            ok = ok and 'data-label="LaMo' in page and 'data-label="DT' in page and "+" in v["figure"]
+        report(ok, f"study_lamo verdict from rows: {name} -> {want}", f"{v['verdict']}: {v['text']}")
+
+
+def smoke(tmp):
+    if not os.path.exists(STORIES) and not os.environ.get("RLHF_LAMO_MODEL"):
+        print("SKIP study_lamo smoke: no stories260K.bin")
+        return
+    out = os.path.join(tmp, "smoke")
+    p = subprocess.run([RLHF, "study", "lamo", "--seeds", "2", "--out", out], capture_output=True,
+                       text=True, timeout=300, env={**ENV, "RLHF_CTRL_STUDY": "smoke"}, cwd=ROOT)
+    if p.returncode != 0:
+        report(False, "study_lamo smoke run", p.stderr[-1500:])
+        return
+    rs = [json.loads(x) for x in open(os.path.join(out, "results.jsonl")) if x.strip()]
+    finals = {(r["method"], r["seed"]) for r in rs if r.get("phase") == "final"}
+    curves = {(r["method"], r["seed"]) for r in rs if r.get("phase") == "curve"}
+    want = {(m, s) for m in ("lamo", "dt") for s in (1, 2)}
+    problems = []
+    if finals != want or curves != want:
+        problems.append(f"rows: final {sorted(finals)}, curve {sorted(curves)}")
+    for m, pre, lm in (("lamo", 1, 1), ("dt", 0, 0)):
+        s = json.load(open(os.path.join(out, "runs", "seed1", m, "summary.json")))
+        if s["pretrained"] != pre or s["lm_loss"] != lm or (s["lora_r"] > 0) != (m == "lamo"):
+            problems.append(f"{m}: {json.dumps(s)[:300]}")
+    text = os.path.join(out, "logs", "text.out")
+    if not os.path.exists(text) or os.path.getsize(text) < 200:
+        problems.append("no text corpus")
+    v = json.load(open(os.path.join(out, "verdict.json")))
+    if v["verdict"] not in ("supported", "not supported", "inconclusive"):
+        problems.append(f"verdict {v}")
+    report(not problems, f"study_lamo smoke run (2 seeds x 2 arms; {v['verdict']})", "; ".join(problems))
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        verdicts(tmp)
+        smoke(tmp)
+    return exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
