@@ -42,12 +42,14 @@ if os.environ.get("RLHF_SANITIZE"):
     ENV["ASAN_OPTIONS"] = "detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", "")
 
 
-def step(np_, out, steps, resume=None):
-    """the tool's stdout lines; np_ 0 = the one-process build"""
+def step(np_, out, steps, resume=None, bucket_mb=None):
+    """the tool's stdout lines; np_ 0 = the one-process build; bucket_mb: the
+    collectives' bucket size (RLHF_DIST_BUCKET_MB, base/dist.c)"""
     args = [out, str(steps)] + ([resume] if resume else [])
     cmd = [TOOL] + args if np_ == 0 else \
         ["mpirun", "--oversubscribe", "-np", str(np_), TOOL_MPI] + args
-    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
+    env = ENV if bucket_mb is None else {**ENV, "RLHF_DIST_BUCKET_MB": str(bucket_mb)}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr[-1500:]}")
     return p.stdout.splitlines()
@@ -115,6 +117,16 @@ def checks(tmp):
         mb, full = moment_bytes(lines), moment_bytes(ref_lines)[0]
         report(len(mb) == n and max(mb.values()) <= full / n + 128, f"mpizero_np{n}_moments_sharded",
                f"moment buffer bytes per rank {mb}, one process {full}")
+    # buckets of 256 floats (the smallest): the 1,144 gradient floats go in 5
+    # reduce-scatters and 5 all-gathers whose edges cut the shards; on 2 ranks
+    # each element is still a + b, so the result is bit-identical
+    for n in (2, 4):
+        step(n, p(f"bucket{n}"), 4, bucket_mb=0.0001)
+        d_ref, d_one = diff(ref, state(p(f"bucket{n}"))), diff(state(p(f"np{n}")), state(p(f"bucket{n}")))
+        print(f"mpizero: {n} ranks in 256-float buckets: |difference| {d_ref:.3g} from one process, "
+              f"{d_one:.3g} from one bucket")
+        report(d_ref <= TOL and (n != 2 or d_one == 0), f"mpizero_np{n}_buckets",
+               f"bucketed collectives differ: {d_ref:.3g} from one process, {d_one:.3g} from unbucketed")
     flags = {c[1] for n in straddle for c in straddle[n]}
     report(flags == {"0", "1"}, "mpizero_boundary_cuts_decay_and_no_decay",
            f"tensors cut by shard boundaries: {straddle}")

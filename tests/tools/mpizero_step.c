@@ -10,8 +10,9 @@
 //   mpizero_step OUT STEPS [RESUME]   steps from a fresh model (or from the
 //                                     checkpoint RESUME), then checkpoint OUT
 //   mpizero_step collectives MB...   (bench/mpi_bench.py) times the collectives on
-//                                     buffers of MB megabytes: "allreduce MB SECONDS"
-//                                     and "allgather MB SECONDS" (best of 3, rank 0)
+//                                     buffers of MB megabytes: "allreduce MB SECONDS",
+//                                     "allgather MB SECONDS" and "reducescatter MB
+//                                     SECONDS" (best of 3, the slowest rank)
 // Prints (rank 0) "norm S X" a step, "spread X" (the largest difference between
 // a rank's parameters and rank 0's after the last step), and writes OUT/critic
 // (a second optimizer, saved from the checkpoint's extra files), "straddle NAME DECAY"
@@ -113,7 +114,7 @@ static void time_collectives(double mb) {
     long b, e;
     for (int r = 0; r < dist_size(); r++) dist_share(n, r, dist_size(), &b, &e), counts[r] = e - b;
     dist_share(n, dist_rank(), dist_size(), &b, &e);
-    double best[2] = {1e30, 1e30};
+    double best[3] = {1e30, 1e30, 1e30};
     for (int rep = 0; rep < 3; rep++) {
         dist_barrier();
         double t0 = time_now();
@@ -123,11 +124,18 @@ static void time_collectives(double mb) {
         double t2 = time_now();
         dist_allgatherv_f32(x + b, e - b, y, counts);
         double t3 = time_now();
+        dist_barrier();
+        double t4 = time_now();
+        dist_reduce_scatterv_sum_f32(x, counts);
+        double t5 = time_now();
         best[0] = fmin(best[0], t1 - t0);
         best[1] = fmin(best[1], t3 - t2);
+        best[2] = fmin(best[2], t5 - t4);
     }
-    dist_allreduce_max_f64(best, 2);  // the slowest rank's time
-    if (dist_rank() == 0) printf("allreduce %g %.6f\nallgather %g %.6f\n", mb, best[0], mb, best[1]);
+    dist_allreduce_max_f64(best, 3);  // the slowest rank's time
+    if (dist_rank() == 0)
+        printf("allreduce %g %.6f\nallgather %g %.6f\nreducescatter %g %.6f\n", mb, best[0], mb,
+               best[1], mb, best[2]);
     fflush(stdout);
     free(x);
     free(y);
