@@ -15,6 +15,7 @@ this machine and projected to clusters (issue 17; docs/mpi_scaling.md).
    the slowest rank: the communication share is (all-reduce + all-gather) /
    step, the transfers alone. `rlhf bench` is the trainer's step without the data pipeline (the same
    model_forward / model_backward / optim_step calls as rlhf sft).
+   Then a GRPO iteration (`rlhf bench --work grpo`) the same two ways.
 2. The all-reduce (sum, float32) and the all-gather bandwidth on 10..500 MB
    buffers between 2 ranks of this machine (shared memory), with OpenMPI's
    default algorithm choice and with the ring (coll_tuned_allreduce_algorithm 4).
@@ -92,6 +93,23 @@ def sft():
     return rows
 
 
+def grpo():
+    """one GRPO iteration (rlhf bench --work grpo: 8 prompts x 4 samples, 64 + NEW
+    tokens): 1 process x 2 threads against 2 ranks x 1 thread, each rank whole
+    prompt groups; stages are the slowest rank's"""
+    args = ["bench", "--work", "grpo", "--model", MODEL, "--new_tokens", os.environ.get("NEW", "64")]
+    p1 = sh([RLHF, *args], 2)
+    p2 = sh(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, *args], 1)
+    rows = []
+    for name, p in (("1 process x 2 threads", p1), ("2 processes x 1 thread", p2)):
+        j = last_json(p.stdout)
+        red, _, gat, _ = timers(p.stderr)
+        rows.append({"config": name, "gen_s": j["gen_s"], "ref_s": j["ref_s"], "update_s": j["update_s"],
+                     "total_s": j["total_s"], "allreduce_s": red, "allgather_s": gat,
+                     "comm_share": (red + gat) / j["total_s"], "peak_rss_mb": j["peak_rss_mb"]})
+    return rows
+
+
 def collectives(extra):
     p = sh(["mpirun", "--oversubscribe", "-np", "2", TOOL_MPI, "collectives", *SIZES], 1, extra)
     out = {}
@@ -124,6 +142,13 @@ def main():
     for r in rows:
         print(f"| {r['config']} | {r['step_s']:.2f} | {r['tokens_per_s']:.1f} | {r['allreduce_s']:.3f} | "
               f"{r['update_s']:.3f} | {r['allgather_s']:.3f} | {r['wait_s']:.3f} | {100 * r['comm_share']:.1f}% |")
+    grows = grpo()
+    print("\n## GRPO iteration (generate, reference, update; slowest rank)")
+    print("| config | total s | generate s | reference s | update s | reduce s | all-gather s | comm share | peak RSS MB a process |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in grows:
+        print(f"| {r['config']} | {r['total_s']:.2f} | {r['gen_s']:.2f} | {r['ref_s']:.2f} | {r['update_s']:.2f} | "
+              f"{r['allreduce_s']:.3f} | {r['allgather_s']:.3f} | {100 * r['comm_share']:.1f}% | {r['peak_rss_mb']:.0f} |")
     print("\n## Collectives, 2 ranks on this machine (best of 3, slowest rank)")
     print("| MB | all-reduce default s | algbw GB/s | all-reduce ring s | algbw GB/s | busbw GB/s | all-gather s | GB/s received per rank |")
     print("|---|---|---|---|---|---|---|---|")
@@ -148,7 +173,7 @@ def main():
             vol = 2 * (n - 1) / n * 4 * P
             t = vol / (link * 1e9 / 8) + 2 * (n - 1) * ALPHA
             print(f"| {n} | {link:g} | {vol / 1e6:.0f} MB | {t:.3f} | {tc + t:.2f} | {100 * tc / (tc + t):.1f}% |")
-    print(json.dumps({"sft": rows, "allreduce_default": dflt, "allreduce_ring": ring, "params": P}))
+    print(json.dumps({"sft": rows, "grpo": grows, "allreduce_default": dflt, "allreduce_ring": ring, "params": P}))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "base/base.h"
+#include "base/dist.h"
 #include "cli/commands.h"
 #include "model/dtype.h"
 #include "model/linear.h"
@@ -283,6 +284,116 @@ static double flops_per_token(const rlhf_config *c, int T, int training) {
     return training ? 6 * P + 6 * L * T * C : 2 * P + 2 * L * T * C;
 }
 
+// One GRPO iteration as bench/torch_ref.py times it: 8 prompts x 4 samples (64
+// prompt tokens, NT new), score (share of even token ids), reference log-probs
+// (a frozen copy), then the update: group-normalised advantages, PPO-clip
+// (ratio 1 at the first epoch) + k3 KL (beta 0.04), token mean. On N MPI ranks
+// (build/rlhf-mpi, bench/mpi_bench.py) rank r takes whole prompt groups
+// (dist_share of the 8 prompts), generates, scores and back-propagates its rows
+// with the token mean over all ranks' rows, and optim_step sums the gradients;
+// each rank samples from its own stream, so the texts are not one process's.
+static int bench_grpo(rlhf_model *m, const char *model, uint64_t sd, int V, int NT, rlhf_rng *rng) {
+    rlhf_err err = {0};
+    int NP = 8, NS = 4, TP = 64, NN = NT, TG = TP + NN;
+    long p0, p1;
+    dist_share(NP, dist_rank(), dist_size(), &p0, &p1);
+    int LP = (int)(p1 - p0), R = LP * NS, count = NP * NS * NN;  // this rank's rows; all tokens
+    rlhf_model *ref;
+    if (model_load_any(model, sd, &ref, &err)) {
+        fprintf(stderr, "rlhf bench: %s\n", err.msg);
+        return 1;
+    }
+    int **pr = xmalloc((size_t)(R ? R : 1) * sizeof(int *)), *pl = xmalloc((size_t)(R ? R : 1) * sizeof(int));
+    for (int p = 0; p < NP; p++) {  // every rank draws every prompt: the same stream after
+        int *ids = xmalloc((size_t)TP * sizeof(int));
+        for (int j = 0; j < TP; j++) ids[j] = (int)(rng_u64(rng) % (uint64_t)V);
+        if (p < p0 || p >= p1) {
+            free(ids);
+            continue;
+        }
+        for (int k = 0; k < NS; k++) pr[(p - p0) * NS + k] = ids, pl[(p - p0) * NS + k] = TP;
+    }
+    if (dist_rank() > 0) rng_seed(rng, sd * 1000003u + (uint64_t)dist_rank());  // its own samples
+    rlhf_gen_opts go = {.max_new_tokens = NN, .temperature = 1.0f, .top_p = 1.0f,
+                        .eos_id = -1, .pad_id = 0};
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = 1e-6f;
+    rlhf_optim *o = optim_create(&oc, m->n_params);
+    size_t cells = (size_t)(R ? R : 1) * TG;
+    int *tok = xmalloc(cells * sizeof(int)), *tgt = xmalloc(cells * sizeof(int));
+    float *refl = xmalloc(cells * sizeof(float)), *dl = xmalloc(cells * sizeof(float));
+    float *rew = xmalloc((size_t)(R ? R : 1) * sizeof(float)), *adv = xmalloc((size_t)(R ? R : 1) * sizeof(float));
+    double st[4] = {0};  // gen, score, ref, update seconds (the timed iteration)
+    for (int it = 0; it <= 1; it++) {  // a warm-up iteration, then the timed one
+        dist_barrier();
+        double t0 = time_now();
+        rlhf_gen_out out = {0};
+        if (R && generate(m, (const int *const *)pr, pl, R, &go, rng, &out, &err)) {
+            fprintf(stderr, "rlhf bench: %s\n", err.msg);
+            return 1;
+        }
+        double t1 = time_now();
+        for (int r = 0; r < R; r++) {
+            int even = 0;
+            for (int j = 0; j < out.length[r]; j++) even += out.tokens[(size_t)r * NN + j] % 2 == 0;
+            rew[r] = (float)even / (out.length[r] ? out.length[r] : 1);
+        }
+        for (int p = 0; p < LP; p++) {
+            double mu = 0, sd2 = 0;
+            for (int k = 0; k < NS; k++) mu += rew[p * NS + k] / NS;
+            for (int k = 0; k < NS; k++) sd2 += (rew[p * NS + k] - mu) * (rew[p * NS + k] - mu) / (NS - 1);
+            for (int k = 0; k < NS; k++) adv[p * NS + k] = (float)((rew[p * NS + k] - mu) / (sqrt(sd2) + 1e-4));
+        }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < TG; t++) {
+                tok[r * TG + t] = t < TP ? pr[r][t] : out.tokens[(size_t)r * NN + t - TP];
+                tgt[r * TG + t] = t >= TP - 1 && t < TG - 1 ? out.tokens[(size_t)r * NN + t + 1 - TP] : -1;
+            }
+        if (R) gen_out_free(&out);
+        double t2 = time_now();
+        rlhf_batch b = {.B = R, .T = TG, .tokens = tok, .targets = tgt, .mask = NULL};
+        if (R) {
+            model_forward(ref, &b, &err);
+            memcpy(refl, ref->logp, (size_t)R * TG * sizeof(float));
+        }
+        double t3 = time_now();
+        model_zero_grad(m);
+        if (R) {
+            model_forward(m, &b, &err);
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < TG; t++) {
+                    size_t i = (size_t)r * TG + t;
+                    if (tgt[i] < 0) {
+                        dl[i] = 0;
+                        continue;
+                    }
+                    // d/dlogp of -adv*ratio + beta*k3 with ratio = 1 (old = current)
+                    double lr_ = refl[i] - m->logp[i];
+                    dl[i] = (float)((-adv[r] + 0.04 * (1.0 - exp(lr_))) / count);
+                }
+            model_backward(m, dl, NULL, NULL, NULL);
+        }
+        optim_step(o, m);
+        double t4 = time_now();
+        if (it == 1) st[0] = t1 - t0, st[1] = t2 - t1, st[2] = t3 - t2, st[3] = t4 - t3;
+    }
+    dist_allreduce_max_f64(st, 4);  // the slowest rank's stages
+    double tot = st[0] + st[1] + st[2] + st[3];
+    if (dist_rank() == 0)
+        printf("{\"impl\":\"rlhf.c\",\"work\":\"grpo\",\"model\":\"%s\",\"prompts\":%d,\"samples\":%d,"
+               "\"prompt_len\":%d,\"new_tokens\":%d,\"gen_s\":%.3f,\"score_s\":%.5f,\"ref_s\":%.3f,"
+               "\"update_s\":%.3f,\"total_s\":%.3f,\"gen_share\":%.3f,\"tokens_per_s\":%.2f,"
+               "\"threads\":%d,\"ranks\":%d,\"peak_rss_mb\":%.0f}\n",
+               model, NP, NS, TP, NN, st[0], st[1], st[2], st[3], tot, st[0] / tot,
+               (double)count / tot, rlhf_num_threads(), dist_size(), peak_rss_mb());
+    for (int p = 0; p < LP; p++) free(pr[p * NS]);
+    free(pr), free(pl), free(tok), free(tgt), free(refl), free(dl), free(rew), free(adv);
+    optim_free(o);
+    model_free(ref);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model = "gpt2", *seq = "256", *batch = "4", *work = "sft", *steps = "3",
                *seed = "1", *prompt_len = "192", *new_tokens = "64", *dtype = "float32",
@@ -493,93 +604,7 @@ int cmd_bench(int argc, char **argv) {
         free(tok), free(tgt), free(ref), free(pol), free(dlogp);
         optim_free(o);
     } else if (strcmp(work, "grpo") == 0) {
-        // one GRPO iteration as bench/torch_ref.py times it: 8 prompts x 4 samples
-        // (64 prompt tokens, 64 new), score (share of even token ids), reference
-        // log-probs (a frozen copy), then the update: group-normalised advantages,
-        // PPO-clip (ratio 1 at the first epoch) + k3 KL (beta 0.04), token mean.
-        int NP = 8, NS = 4, R = NP * NS, TP = 64, NN = NT, TG = TP + NN;
-        rlhf_model *ref;
-        if (model_load_any(model, (uint64_t)sd, &ref, &err)) {
-            fprintf(stderr, "rlhf bench: %s\n", err.msg);
-            return 1;
-        }
-        int **pr = xmalloc((size_t)R * sizeof(int *)), *pl = xmalloc((size_t)R * sizeof(int));
-        for (int p = 0; p < NP; p++) {
-            int *ids = xmalloc((size_t)TP * sizeof(int));
-            for (int j = 0; j < TP; j++) ids[j] = (int)(rng_u64(&rng) % (uint64_t)V);
-            for (int k = 0; k < NS; k++) pr[p * NS + k] = ids, pl[p * NS + k] = TP;
-        }
-        rlhf_gen_opts go = {.max_new_tokens = NN, .temperature = 1.0f, .top_p = 1.0f,
-                            .eos_id = -1, .pad_id = 0};
-        rlhf_optim_config oc;
-        optim_default_config(&oc);
-        oc.lr = 1e-6f;
-        rlhf_optim *o = optim_create(&oc, m->n_params);
-        int *tok = xmalloc((size_t)R * TG * sizeof(int)), *tgt = xmalloc((size_t)R * TG * sizeof(int));
-        float *refl = xmalloc((size_t)R * TG * sizeof(float)), *dl = xmalloc((size_t)R * TG * sizeof(float));
-        float *rew = xmalloc((size_t)R * sizeof(float)), *adv = xmalloc((size_t)R * sizeof(float));
-        double st[4] = {0};  // gen, score, ref, update seconds (the timed iteration)
-        for (int it = 0; it <= 1; it++) {  // a warm-up iteration, then the timed one
-            double t0 = time_now();
-            rlhf_gen_out out;
-            if (generate(m, (const int *const *)pr, pl, R, &go, &rng, &out, &err)) {
-                fprintf(stderr, "rlhf bench: %s\n", err.msg);
-                return 1;
-            }
-            double t1 = time_now();
-            for (int r = 0; r < R; r++) {
-                int even = 0;
-                for (int j = 0; j < out.length[r]; j++) even += out.tokens[(size_t)r * NN + j] % 2 == 0;
-                rew[r] = (float)even / (out.length[r] ? out.length[r] : 1);
-            }
-            for (int p = 0; p < NP; p++) {
-                double mu = 0, sd2 = 0;
-                for (int k = 0; k < NS; k++) mu += rew[p * NS + k] / NS;
-                for (int k = 0; k < NS; k++) sd2 += (rew[p * NS + k] - mu) * (rew[p * NS + k] - mu) / (NS - 1);
-                for (int k = 0; k < NS; k++) adv[p * NS + k] = (float)((rew[p * NS + k] - mu) / (sqrt(sd2) + 1e-4));
-            }
-            for (int r = 0; r < R; r++)
-                for (int t = 0; t < TG; t++) {
-                    tok[r * TG + t] = t < TP ? pr[r][t] : out.tokens[(size_t)r * NN + t - TP];
-                    tgt[r * TG + t] = t >= TP - 1 && t < TG - 1 ? out.tokens[(size_t)r * NN + t + 1 - TP] : -1;
-                }
-            gen_out_free(&out);
-            double t2 = time_now();
-            rlhf_batch b = {.B = R, .T = TG, .tokens = tok, .targets = tgt, .mask = NULL};
-            model_forward(ref, &b, &err);
-            memcpy(refl, ref->logp, (size_t)R * TG * sizeof(float));
-            double t3 = time_now();
-            model_forward(m, &b, &err);
-            int count = R * NN;
-            for (int r = 0; r < R; r++)
-                for (int t = 0; t < TG; t++) {
-                    size_t i = (size_t)r * TG + t;
-                    if (tgt[i] < 0) {
-                        dl[i] = 0;
-                        continue;
-                    }
-                    // d/dlogp of -adv*ratio + beta*k3 with ratio = 1 (old = current)
-                    double lr_ = refl[i] - m->logp[i];
-                    dl[i] = (float)((-adv[r] + 0.04 * (1.0 - exp(lr_))) / count);
-                }
-            model_zero_grad(m);
-            model_backward(m, dl, NULL, NULL, NULL);
-            optim_step(o, m);
-            double t4 = time_now();
-            if (it == 1) st[0] = t1 - t0, st[1] = t2 - t1, st[2] = t3 - t2, st[3] = t4 - t3;
-        }
-        double tot = st[0] + st[1] + st[2] + st[3];
-        printf("{\"impl\":\"rlhf.c\",\"work\":\"grpo\",\"model\":\"%s\",\"prompts\":%d,\"samples\":%d,"
-               "\"prompt_len\":%d,\"new_tokens\":%d,\"gen_s\":%.3f,\"score_s\":%.5f,\"ref_s\":%.3f,"
-               "\"update_s\":%.3f,\"total_s\":%.3f,\"gen_share\":%.3f,\"tokens_per_s\":%.2f,"
-               "\"threads\":%d,\"peak_rss_mb\":%.0f}\n",
-               model, NP, NS, TP, NN, st[0], st[1], st[2], st[3], tot, st[0] / tot,
-               (double)R * NN / tot, rlhf_num_threads(), peak_rss_mb());
-        free(pr[0]);
-        for (int p = 1; p < NP; p++) free(pr[p * NS]);
-        free(pr), free(pl), free(tok), free(tgt), free(refl), free(dl), free(rew), free(adv);
-        optim_free(o);
-        model_free(ref);
+        if (bench_grpo(m, model, (uint64_t)sd, V, NT, &rng)) return 1;
     } else if (strcmp(work, "gen") == 0) {
         int **prompts = xmalloc((size_t)B * sizeof(int *)), *lens = xmalloc((size_t)B * sizeof(int));
         for (int b = 0; b < B; b++) {
