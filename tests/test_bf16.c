@@ -604,6 +604,61 @@ static int test_release_inference(void) {
     return 0;
 }
 
+// The log-prob head with a bf16 copy of w (the training forward's, for a frozen LM
+// head): on the portable path (weights rounded, activations fp32) it equals the
+// head on the widened copy to fp32 summation order, forward and backward (dh,
+// dw, with a temperature and an entropy gradient), and it really reads the copy
+// (it differs from the fp32 weights); on avx512bf16 within the kernels' bound.
+static int test_logprob_head16(void) {
+    enum { N = 9, C = 48, V = 53 };
+    rlhf_rng r;
+    rng_seed(&r, 21);
+    float *h = xmalloc(N * C * 4), *w = xmalloc(V * C * 4), *wr = xmalloc(V * C * 4);
+    uint16_t *w16 = xmalloc(V * C * 2);
+    int tgt[N];
+    float dlp[N], dent[N];
+    for (int i = 0; i < N * C; i++) h[i] = rng_normal(&r);
+    for (int i = 0; i < V * C; i++) w[i] = 0.3f * rng_normal(&r);
+    bf16_from_f32_n(w16, w, V * C);
+    f32_from_bf16_n(wr, w16, V * C);
+    for (int i = 0; i < N; i++) {
+        tgt[i] = i == 4 ? -1 : (int)(rng_u64(&r) % V);
+        dlp[i] = rng_normal(&r), dent[i] = 0.5f * rng_normal(&r);
+    }
+    float *scratch = xmalloc(sizeof(float) * LOGP_CHUNK * (V + C));
+    float lp[3][N], lse[3][N], ent[3][N];
+    float *dh[3], *dw[3];
+    for (int path = 0; path < 2; path++) {
+        if (path == BF16_PATH_AVX512BF16 && !have_avx()) continue;
+        int was = bf16_path();
+        bf16_set_path(path);
+        const float *ws[3] = {w, wr, w};
+        const uint16_t *w16s[3] = {w16, NULL, NULL};  // copy; widened copy; fp32
+        for (int k = 0; k < 3; k++) {
+            dh[k] = xcalloc(N * C, 4), dw[k] = xcalloc(V * C, 4);
+            logprob_forward_t(lp[k], lse[k], ent[k], h, ws[k], w16s[k], tgt, N, C, V, scratch, 0.7f);
+            logprob_backward_t(dh[k], dw[k], dlp, dent, h, ws[k], w16s[k], tgt, lse[k], N, C, V,
+                               scratch, 0.7f);
+        }
+        double tol = path == BF16_PATH_PORTABLE ? 2e-5 : 0.1;  // avx512bf16: h rounded too
+        double d_lp = 0, d_dh = 0, d_dw = 0, d_fp32 = 0, s_dh = 0, s_dw = 0;
+        for (int i = 0; i < N; i++) {
+            d_lp = fmax(d_lp, fabs(lp[0][i] - lp[1][i]) + fabs(ent[0][i] - ent[1][i]));
+            d_fp32 = fmax(d_fp32, fabs(lp[0][i] - lp[2][i]));
+        }
+        for (int i = 0; i < N * C; i++) d_dh = fmax(d_dh, fabs(dh[0][i] - dh[1][i])), s_dh = fmax(s_dh, fabs(dh[1][i]));
+        for (int i = 0; i < V * C; i++) d_dw = fmax(d_dw, fabs(dw[0][i] - dw[1][i])), s_dw = fmax(s_dw, fabs(dw[1][i]));
+        printf("  head16 %s: |logp, H - widened| %.2e, |dh| rel %.2e, |dw| rel %.2e; vs fp32 w %.2e\n",
+               bf16_path_name(path), d_lp, d_dh / s_dh, d_dw / s_dw, d_fp32);
+        CHECK(d_lp <= tol && d_dh <= tol * s_dh && d_dw <= tol * s_dw);
+        CHECK(d_fp32 > 1e-4);  // the copy is what was read
+        for (int k = 0; k < 3; k++) free(dh[k]), free(dw[k]);
+        bf16_set_path(was);
+    }
+    free(h), free(w), free(wr), free(w16), free(scratch);
+    return 0;
+}
+
 int main(void) {
     printf("  bf16 path: %s (RLHF_BF16_PATH=%s)\n", bf16_path_name(bf16_path()),
            getenv("RLHF_BF16_PATH") ? getenv("RLHF_BF16_PATH") : "");
@@ -611,6 +666,7 @@ int main(void) {
     RUN(test_kernels_portable);
     RUN(test_kernels_avx512bf16);
     RUN(test_paths_agree);
+    RUN(test_logprob_head16);
     RUN(test_model_forward);
     RUN(test_generate_greedy);
     RUN(test_frozen_and_shared);

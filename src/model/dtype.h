@@ -3,8 +3,9 @@
 //
 // What is copied: each layer's attn.qkv, attn.out, mlp.up and mlp.down weights
 // (biases and norms stay fp32), and the LM head (the embedding when tied), which
-// only the KV-cache forward's last gemm reads (generation and rollouts); the
-// training forward's fused log-prob head keeps reading fp32. The products use
+// the KV-cache forward's last gemm (generation and rollouts) and the training
+// forward's fused log-prob head (logits and the hidden states' gradient; the
+// head's own gradient, when it trains, has no copy) read. The products use
 // fp32 accumulation (nn/gemm_bf16.c: AVX512_BF16 where the CPU has it, which
 // also rounds the fp32 activations to bf16; a portable fallback elsewhere).
 //
@@ -12,7 +13,7 @@
 // handed back to the system (madvise MADV_DONTNEED on the whole pages strictly
 // inside each matrix; the pages at its edges, shared with neighbouring tensors,
 // stay), so a 2-byte copy replaces a 4-byte weight. The LM head / embedding is never
-// released (the training log-prob head and the embedding read fp32). A model that
+// released (the embedding lookup reads fp32). A model that
 // borrows its params (model_share_base) releases nothing; it reads the owner's
 // copies. While released, those fp32 ranges read as zeros: nothing may read them
 // but the forwards, which read the copies. Whenever the copies go away from the

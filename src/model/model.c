@@ -525,8 +525,9 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.final_norm_w, m->w.final_norm_b, N);
     a->inv_t = m->logit_temperature > 0 && m->logit_temperature != 1.0f
                    ? 1.0f / m->logit_temperature : 1.0f;
+    // a frozen head with a bf16 copy (model_to_bf16, dtype.h) is read from the copy
     logprob_forward_t(a->logp, a->lse, m->want_entropy ? a->entropy : NULL, a->lnf, m->w.lm_head,
-                      a->targets, N, C, V, a->logits_scratch, a->inv_t);
+                      dtype_lm_head(m), a->targets, N, C, V, a->logits_scratch, a->inv_t);
     if (!m->want_entropy) memset(a->entropy, 0, (size_t)N * sizeof(float));
     for (int r = 0; r < B; r++) {
         for (int k = 0; k < c->score_head; k++) {
@@ -597,8 +598,8 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
         float *de = dentropy ? xmalloc((size_t)N * sizeof(float)) : NULL;
         for (int i = 0; i < N; i++) dl[i] = a->targets[i] >= 0 && dlogp ? dlogp[i] : 0.0f;
         for (int i = 0; i < N && de; i++) de[i] = a->targets[i] >= 0 ? dentropy[i] : 0.0f;
-        logprob_backward_t(dlnf, m->g.lm_head, dl, de, a->lnf, m->w.lm_head, a->targets, a->lse, N,
-                           C, V, a->logits_scratch, a->inv_t);
+        logprob_backward_t(dlnf, m->g.lm_head, dl, de, a->lnf, m->w.lm_head, dtype_lm_head(m),
+                           a->targets, a->lse, N, C, V, a->logits_scratch, a->inv_t);
         free(de);
     }
     if (dscore && c->score_head) {

@@ -66,12 +66,36 @@ static const float *chunk_inputs(const float *h, const int *idx, int cnt, int C,
 // h (N,C), w (V,C), targets (N) -> logp (N), lse (N), entropy (N) or NULL; scratch (LOGP_CHUNK*V)
 void logprob_forward(float *logp, float *lse, float *entropy, const float *h, const float *w,
                      const int *targets, int N, int C, int V, float *scratch) {
-    logprob_forward_t(logp, lse, entropy, h, w, targets, N, C, V, scratch, 1.0f);
+    logprob_forward_t(logp, lse, entropy, h, w, NULL, targets, N, C, V, scratch, 1.0f);
+}
+
+// logits (cnt,V) = inv_t * hc w^T, from the bf16 copy w16 when there is one
+static void head_logits(float *logits, const float *hc, const float *w, const uint16_t *w16, int cnt,
+                        int C, int V, float inv_t) {
+    if (!w16) {
+        gemm(0, 1, cnt, V, C, inv_t, hc, C, w, C, 0.0f, logits, V);
+        return;
+    }
+    linear_forward_bf16(logits, hc, w16, NULL, cnt, C, V);
+    if (inv_t != 1.0f)
+        for (long i = 0; i < (long)cnt * V; i++) logits[i] *= inv_t;
+}
+
+// dh (cnt,C) = beta * dh + dlogits w, from the bf16 copy when there is one
+static void head_dinput(float *dh, const float *dlogits, const float *w, const uint16_t *w16, int cnt,
+                        int C, int V, float beta) {
+    if (!w16) {
+        gemm(0, 0, cnt, C, V, 1.0f, dlogits, V, w, C, beta, dh, C);
+        return;
+    }
+    if (beta == 0.0f) memset(dh, 0, sizeof(float) * (size_t)cnt * C);
+    linear_backward_input_bf16(dh, dlogits, w16, cnt, C, V);
 }
 
 // the same on the logits z = inv_t * h w^T (alpha of the gemm: 1 changes nothing)
 void logprob_forward_t(float *logp, float *lse, float *entropy, const float *h, const float *w,
-                       const int *targets, int N, int C, int V, float *scratch, float inv_t) {
+                       const uint16_t *w16, const int *targets, int N, int C, int V, float *scratch,
+                       float inv_t) {
     const int cs = chunk_rows(targets, NULL, NULL, N, C, V);
     float *logits = scratch, *hbuf = scratch + (long)cs * V;
     int idx[LOGP_CHUNK];
@@ -86,7 +110,7 @@ void logprob_forward_t(float *logp, float *lse, float *entropy, const float *h, 
     int next = 0, cnt;
     while ((cnt = next_chunk(idx, cs, &next, N, targets, NULL, NULL)) > 0) {
         const float *hc = chunk_inputs(h, idx, cnt, C, hbuf);
-        gemm(0, 1, cnt, V, C, inv_t, hc, C, w, C, 0.0f, logits, V);
+        head_logits(logits, hc, w, w16, cnt, C, V, inv_t);
 #pragma omp parallel for if (!nn_in_parallel() && cnt > 1)
         for (int r = 0; r < cnt; r++) {
             int n = idx[r];
@@ -118,7 +142,7 @@ void logprob_forward_t(float *logp, float *lse, float *entropy, const float *h, 
 // dlogp (N) -> dh (N,C) +=, dw (V,C) +=; either may be NULL; scratch (LOGP_CHUNK*V)
 void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, const float *w,
                       const int *targets, const float *lse, int N, int C, int V, float *scratch) {
-    logprob_backward_t(dh, dw, dlogp, NULL, h, w, targets, lse, N, C, V, scratch, 1.0f);
+    logprob_backward_t(dh, dw, dlogp, NULL, h, w, NULL, targets, lse, N, C, V, scratch, 1.0f);
 }
 
 // The gradient on a row's logits x, with z = inv_t x, p = softmax(z), log p = z - lse,
@@ -147,8 +171,8 @@ static void row_dlogits(float *x, int V, int target, float g, float e, float l, 
 }
 
 void logprob_backward_t(float *dh, float *dw, const float *dlogp, const float *dentropy,
-                        const float *h, const float *w, const int *targets, const float *lse,
-                        int N, int C, int V, float *scratch, float inv_t) {
+                        const float *h, const float *w, const uint16_t *w16, const int *targets,
+                        const float *lse, int N, int C, int V, float *scratch, float inv_t) {
     const int cs = chunk_rows(targets, dlogp, dentropy, N, C, V);
     float *logits = scratch, *hbuf = scratch + (long)cs * V;
     int idx[LOGP_CHUNK];
@@ -156,7 +180,7 @@ void logprob_backward_t(float *dh, float *dw, const float *dlogp, const float *d
     while ((cnt = next_chunk(idx, cs, &next, N, targets, dlogp, dentropy)) > 0) {
         const float *hc = chunk_inputs(h, idx, cnt, C, hbuf);
         int contiguous = hc != hbuf;
-        gemm(0, 1, cnt, V, C, inv_t, hc, C, w, C, 0.0f, logits, V);
+        head_logits(logits, hc, w, w16, cnt, C, V, inv_t);
         // logits -> dlogits = dlogp * (onehot(target) - exp(logit - lse)) (+ the entropy's)
 #pragma omp parallel for if (!nn_in_parallel() && cnt > 1)
         for (int r = 0; r < cnt; r++) {
@@ -167,9 +191,9 @@ void logprob_backward_t(float *dh, float *dw, const float *dlogp, const float *d
         if (dw) gemm(1, 0, V, C, cnt, 1.0f, logits, V, hc, C, 1.0f, dw, C);
         if (!dh) continue;
         if (contiguous) {
-            gemm(0, 0, cnt, C, V, 1.0f, logits, V, w, C, 1.0f, dh + (long)idx[0] * C, C);
+            head_dinput(dh + (long)idx[0] * C, logits, w, w16, cnt, C, V, 1.0f);
         } else {  // the gathered h rows are no longer needed: reuse their buffer, then scatter
-            gemm(0, 0, cnt, C, V, 1.0f, logits, V, w, C, 0.0f, hbuf, C);
+            head_dinput(hbuf, logits, w, w16, cnt, C, V, 0.0f);
             for (int r = 0; r < cnt; r++) {
                 float *dst = dh + (long)idx[r] * C;
                 const float *src = hbuf + (long)r * C;

@@ -124,11 +124,14 @@ void logprob_backward(float *dh, float *dw, const float *dlogp, const float *h, 
 // (inv_t = 1 / temperature; 1 gives exactly the functions above), logp, lse and entropy
 // are those of softmax(z). The backward adds dentropy (N, NULL: none), the gradient of
 // the loss with respect to each row's entropy, and includes the inv_t of z.
+// w16 (V,C) or NULL: a bf16 copy of w that the products read instead (the logits and
+// dh; dw is still formed from the logits and h), linear_forward_bf16's rounding.
 void logprob_forward_t(float *logp, float *lse, float *entropy, const float *h, const float *w,
-                       const int *targets, int N, int C, int V, float *scratch, float inv_t);
+                       const uint16_t *w16, const int *targets, int N, int C, int V,
+                       float *scratch, float inv_t);
 void logprob_backward_t(float *dh, float *dw, const float *dlogp, const float *dentropy,
-                        const float *h, const float *w, const int *targets, const float *lse,
-                        int N, int C, int V, float *scratch, float inv_t);
+                        const float *h, const float *w, const uint16_t *w16, const int *targets,
+                        const float *lse, int N, int C, int V, float *scratch, float inv_t);
 
 // ---- embedding ----
 // tokens (N), wte (V,C), wpe (maxT,C) or NULL, pos (N) -> out (N,C)
