@@ -148,6 +148,7 @@ bench: all $(BUILD)/bench_tok
 	$(MAKE) --no-print-directory bench-memory
 	$(MAKE) --no-print-directory bench-bf16
 	$(MAKE) --no-print-directory bench-lora
+	$(MAKE) --no-print-directory bench-llama
 
 # control: gradient updates/s beside PyTorch (SAC, CQL, IQL; 256-wide, batch 256,
 # 2 and 3 layers), then environment steps/s of the MuJoCo tasks (random actions)
@@ -168,6 +169,11 @@ bench-mpi: all
 # bf16 weights beside fp32: the Linear alone, decode at 1/4/16 rows, a prefill forward
 bench-bf16: all
 	BUILD=$(BUILD) /usr/bin/python3 bench/bf16_bench.py
+
+# decoding (1 sequence, and batched) with fp32 / bf16 weights beside llama.cpp on our GGUF export
+# of the same model, when LLAMA_BENCH=/path/to/llama-bench (LLAMA_BATCHED=llama-batched-bench) is set
+bench-llama: all
+	BUILD=$(BUILD) /usr/bin/python3 bench/llama_decode.py
 
 # training steps: full vs LoRA (fp32 / bf16 base, checkpointing), speed and peak memory
 bench-lora: all
@@ -235,5 +241,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-ctrl bench-mpi bench-serve bench-memory bench-bf16 bench-lora demo studies asan fuzz format clean
+.PHONY: all test bench bench-llama bench-ctrl bench-mpi bench-serve bench-memory bench-bf16 bench-lora demo studies asan fuzz format clean
 .SECONDARY:
