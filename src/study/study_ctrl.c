@@ -208,6 +208,18 @@ study_outcome study_ctrl_outcome(const stats_summary *diff) {
     return s > 0 ? STUDY_SUPPORTED : s < 0 ? STUDY_NOT_SUPPORTED : STUDY_INCONCLUSIVE;
 }
 
+void study_ctrl_curve_row(study_ctx *c, const char *study, const char *method, uint64_t seed,
+                          double step, double score, double ret) {
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "phase", "curve");
+    cJSON_AddStringToObject(row, "method", method);
+    cJSON_AddNumberToObject(row, "seed", (double)seed);
+    cJSON_AddNumberToObject(row, "step", step);
+    if (isfinite(score)) cJSON_AddNumberToObject(row, "score", score);
+    cJSON_AddNumberToObject(row, "return", ret);
+    study_row(c, study, row);
+}
+
 // ------------------------------------------------ offline-to-online rows --
 #define MAX_EVALS 512
 
@@ -223,14 +235,7 @@ int study_ctrl_o2o_rows(study_ctx *c, const char *study, const char *method, uin
     double pre = NAN, dip = NAN, fin = NAN;
     for (int i = 0; i < n; i++) {
         double v = isfinite(score[i]) ? score[i] : ret[i];
-        cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "phase", "curve");
-        cJSON_AddStringToObject(row, "method", method);
-        cJSON_AddNumberToObject(row, "seed", (double)seed);
-        cJSON_AddNumberToObject(row, "step", step[i]);
-        if (isfinite(score[i])) cJSON_AddNumberToObject(row, "score", score[i]);
-        cJSON_AddNumberToObject(row, "return", ret[i]);
-        study_row(c, study, row);
+        study_ctrl_curve_row(c, study, method, seed, step[i], score[i], ret[i]);
         if (step[i] == offline_steps) pre = v;
         if (step[i] > offline_steps && (isnan(dip) || v < dip)) dip = v;
         fin = v;

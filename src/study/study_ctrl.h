@@ -108,6 +108,11 @@ int study_ctrl_evals(const char *run_dir, int max, double *step, double *ret, do
 // it to study_row).
 cJSON *study_ctrl_row(const char *method, uint64_t seed, const study_ctrl_result *r);
 
+// One evaluation of a run's curve as a study row: {"phase":"curve", method, seed,
+// step, score (left out when not finite), return}, passed to study_row(c, study).
+void study_ctrl_curve_row(study_ctx *c, const char *study, const char *method, uint64_t seed,
+                          double step, double score, double ret);
+
 // ------------------------------------------------ offline-to-online rows --
 // After a ctrl train run of offline_steps N then online steps, evaluated every
 // eval_every steps (N a multiple of it, so one evaluation is at step N):

@@ -99,14 +99,7 @@ static int run_arm(study_ctx *c, const study_ctrl_data *d, const char *dataset, 
     int n = 0;
     if (study_ctrl_evals(dir, 256, step, ret, score, &n, err)) return -1;
     for (int i = 0; i < n; i++) {
-        cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "phase", "curve");
-        cJSON_AddStringToObject(row, "method", METHOD[m]);
-        cJSON_AddNumberToObject(row, "seed", (double)seed);
-        cJSON_AddNumberToObject(row, "step", step[i]);
-        cJSON_AddNumberToObject(row, "score", score[i]);
-        cJSON_AddNumberToObject(row, "return", ret[i]);
-        study_row(c, NAME, row);
+        study_ctrl_curve_row(c, NAME, METHOD[m], seed, step[i], score[i], ret[i]);
     }
     cJSON *row = study_ctrl_row(METHOD[m], seed, &r);
     cJSON_AddStringToObject(row, "phase", "final");

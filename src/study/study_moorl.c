@@ -95,14 +95,7 @@ static int train_one(study_ctx *c, const moorl_plan *pl, int m, const char *data
     if (study_ctrl_evals(run_dir, MAX_EVALS, step, ret, score, &n, err)) return -1;
     double sum = 0;
     for (int i = 0; i < n; i++) {
-        cJSON *row = cJSON_CreateObject();
-        cJSON_AddStringToObject(row, "phase", "curve");
-        cJSON_AddStringToObject(row, "method", METHOD[m]);
-        cJSON_AddNumberToObject(row, "seed", (double)seed);
-        cJSON_AddNumberToObject(row, "step", step[i]);
-        cJSON_AddNumberToObject(row, "score", score[i]);
-        cJSON_AddNumberToObject(row, "return", ret[i]);
-        study_row(c, NAME, row);
+        study_ctrl_curve_row(c, NAME, METHOD[m], seed, step[i], score[i], ret[i]);
         sum += score[i];
     }
     cJSON *row = study_ctrl_row(METHOD[m], seed, &r);
