@@ -708,7 +708,7 @@ static int prepare_dir(trainer *t, rlhf_err *err) {
 
 static int trainer_setup(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
-    if (check_config(c, t->algo, err)) return -1;
+    if (check_config(c, t->algo, err) || ctrl_dist_check(c, err)) return -1;
     if (ctrl_env_make(c->env, &t->env, err) || ctrl_env_make(c->env, &t->eval_env, err))
         return rlhf_fail_ctx(err, "--env");
     ctrl_obs_norm_identity(&t->norm, t->env->obs_dim);
