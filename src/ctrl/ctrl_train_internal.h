@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctrl/ctrl_train.h"
+#include "ctrl/ctrl_dist.h"
 
 // x (dim) normalised into out (dim)
 void ctrl_obs_normalize(const ctrl_obs_norm *n, const float *x, float *out, int dim);
