@@ -1,4 +1,5 @@
-// ctrl/ctrl_dist: `rlhf ctrl train` under MPI (build/rlhf-mpi, docs/mpi.md).
+// ctrl/ctrl_dist: `rlhf ctrl train` under MPI (build/rlhf-mpi, docs/mpi.md);
+// included through ctrl_train_internal.h.
 // No control algorithm is data-parallel yet: on more than one rank every one
 // is refused before anything is loaded or written, so N ranks never run N
 // independent copies that all write the same run directory (issue 17).
