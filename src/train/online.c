@@ -123,11 +123,6 @@ static int online_init(trainer *t, rlhf_err *err) {
         return rlhf_fail(err, "%s does not run on %d MPI ranks yet (docs/mpi.md lists the trainers "
                               "that do); run it as one process",
                          t->name, dist_size());
-    if (dist_size() > 1 && (L->run.needs & ONLINE_NEED_CRITIC))  // docs/mpi.md, "Online trainers"
-        return rlhf_fail(err, "--critic_model: a separate critic does not run on %d MPI ranks yet "
-                              "(its checkpoint is not saved collectively); use --value_head or "
-                              "run it as one process",
-                         dist_size());
     if (dist_size() > 1 && c->base.batch_size < dist_size())
         return rlhf_fail(err, "--batch_size %d prompts on %d MPI ranks: each rank samples whole "
                               "prompt groups, so give at least one prompt per rank",
