@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "algo/bon.h"
+#include "base/dist.h"
 #include "model/logits_grad.h"
 #include "reward/sources.h"
 #include "train/complete.h"
@@ -116,7 +117,10 @@ static int bon_rewards(bon_ctx *x, rlhf_err *err) {
     return reward_set_from_flags(&x->rs, &rf, err);
 }
 
-// n samples for each of the prompts ids[0..np), decoded and scored: scores (np*n)
+// n samples for each of the prompts ids[0..np), decoded and scored: scores (np*n).
+// On MPI ranks (docs/mpi.md) the lockstep sampler gives every rank all the texts
+// one process would draw; each rank scores its whole groups (rollout_share) and
+// the scores are gathered, so every rank holds them all.
 static int sample_scored(bon_ctx *x, const int *ids, int np, rlhf_rng *rng, rollout_batch *rb,
                          float *scores, rlhf_err *err) {
     const int **pp = xmalloc((size_t)np * sizeof(int *));
@@ -128,7 +132,12 @@ static int sample_scored(bon_ctx *x, const int *ids, int np, rlhf_rng *rng, roll
     if (rc == 0) {
         rollout_decode(rb, x->tok);
         for (int r = 0; r < rb->B; r++) ps[r] = x->prompt_text[ids[rb->prompt_index[r]]];
-        rc = reward_set_score(&x->rs, ps, (const char *const *)rb->text, rb->B, NULL, scores, err);
+        int r0, r1;
+        rollout_share(np, x->c->n, dist_rank(), &r0, &r1);
+        if (r1 > r0)
+            rc = reward_set_score(&x->rs, ps + r0, (const char *const *)rb->text + r0, r1 - r0,
+                                  NULL, scores + r0, err);
+        if (rc == 0) rollout_allgather_rows(scores, np, x->c->n, 1);  // else main ends all
     }
     free(pp), free(pl), free(ps);
     return rc;
@@ -199,11 +208,12 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
         goto done;
     train_remember_tokenizer(&c->base, x.pol);
     if (bon_prompts(&x, err)) goto done;
-    if (c->out && !(out = fopen(c->out, "w"))) {
+    int writer = dist_rank() == 0;  // MPI ranks: all sample, rank 0 writes (docs/mpi.md)
+    if (writer && c->out && !(out = fopen(c->out, "w"))) {
         rlhf_fail(err, "%s: cannot open for writing", c->out);
         goto done;
     }
-    if (c->all_out && !(all = fopen(c->all_out, "w"))) {
+    if (writer && c->all_out && !(all = fopen(c->all_out, "w"))) {
         rlhf_fail(err, "%s: cannot open for writing", c->all_out);
         goto done;
     }
@@ -212,13 +222,14 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
     double t0 = time_now();
     if (sample_all(&x, N, out, all, &sm, err)) goto done;
     sm.first /= N, sm.top /= N, sm.mean /= (double)N * n;
+    rc = 0;
+    if (!writer) goto done;
     printf("{\"prompts\": %d, \"n\": %d, \"reward_first\": %.6g, \"reward_mean\": %.6g, "
            "\"reward_best_of_n\": %.6g, \"seconds\": %.3f}\n",
            N, n, sm.first, sm.mean, sm.top, time_now() - t0);
     fprintf(stderr, "bon: %d prompts x %d samples: mean reward %.4f of the first sample, %.4f of "
                     "the best of %d%s%s\n",
             N, n, sm.first, sm.top, n, c->out ? " -> " : "", c->out ? c->out : "");
-    rc = 0;
 done:
     if (out && fclose(out) && rc == 0) rc = rlhf_fail(err, "%s: write failed", c->out);
     if (all && fclose(all) && rc == 0) rc = rlhf_fail(err, "%s: write failed", c->all_out);
@@ -256,12 +267,17 @@ typedef struct {
 static int sft_on_kept(bon_ctx *x, rlhf_model *ref, rlhf_optim *o, const rollout_batch *rb,
                        const int *keep, int nk, sft_stats *st, rlhf_err *err) {
     const bon_config *c = x->c;
-    int micro = c->micro_batch_size > 0 && c->micro_batch_size < nk ? c->micro_batch_size : nk;
     int T = rb->T;
-    double count = 0;
+    double count = 0;  // over every rank's kept rows: the loss's divisor
     for (int j = 0; j < nk; j++)
         for (int t = 0; t < T; t++) count += rb->targets[(size_t)keep[j] * T + t] >= 0;
+    st->tokens = (int)count;
     if (count == 0) return 0;
+    long k0, k1;  // MPI ranks: this rank's kept rows (one per prompt); optim_step sums the gradients
+    dist_share(nk, dist_rank(), dist_size(), &k0, &k1);
+    keep += k0, nk = (int)(k1 - k0);
+    int micro = c->micro_batch_size > 0 && c->micro_batch_size < nk ? c->micro_batch_size : nk;
+    if (micro < 1) micro = 1;
     rollout_rows rows = {0};
     float *dlogp = xmalloc((size_t)micro * T * sizeof(float));
     float *dh = ref ? xmalloc((size_t)micro * T * x->pol->cfg.n_embd * sizeof(float)) : NULL;
@@ -285,7 +301,9 @@ static int sft_on_kept(bon_ctx *x, rlhf_model *ref, rlhf_optim *o, const rollout
             model_backward(x->pol, dlogp, dh, NULL, NULL);
         }
         if (rc) break;
-        nll /= count, kl /= count;
+        double sums[2] = {nll, kl};
+        dist_allreduce_sum_f64(sums, 2);
+        nll = sums[0] / count, kl = sums[1] / count;
         if (!isfinite(nll + kl)) {
             rc = rlhf_fail(err, "the loss is %g; stopping (checkpoints already written are kept; "
                                 "try a lower --learning_rate)",
@@ -295,7 +313,6 @@ static int sft_on_kept(bon_ctx *x, rlhf_model *ref, rlhf_optim *o, const rollout
         st->grad_norm = optim_step(o, x->pol);
         st->nll = nll, st->kl_vocab = kl;
     }
-    st->tokens = (int)count;
     rollout_rows_free(&rows);
     free(dlogp), free(dh);
     return rc;
@@ -379,9 +396,15 @@ static int measure_samples(bon_state *s, int bs, sample_stats *ms, rlhf_err *err
     size_t BT = (size_t)rb->B * rb->T;
     s->logp = xrealloc(s->logp, BT * sizeof(float));
     s->ref_logp = xrealloc(s->ref_logp, BT * sizeof(float));
-    if (rollout_forward(s->x.pol, rb, 64, s->logp, NULL, NULL, err) ||
-        rollout_forward(s->ref, rb, 64, s->ref_logp, NULL, NULL, err))
+    int r0, r1;  // this rank's whole groups; the rows' log-probs are then gathered
+    rollout_share(bs, n, dist_rank(), &r0, &r1);
+    rollout_batch mine = rollout_view(rb, r0, r1);
+    size_t off = (size_t)r0 * rb->T;
+    if (r1 > r0 && (rollout_forward(s->x.pol, &mine, 64, s->logp + off, NULL, NULL, err) ||
+                    rollout_forward(s->ref, &mine, 64, s->ref_logp + off, NULL, NULL, err)))
         return -1;
+    rollout_allgather_rows(s->logp, bs, n, rb->T);
+    rollout_allgather_rows(s->ref_logp, bs, n, rb->T);
     *ms = (sample_stats){0};
     for (int r = 0; r < rb->B; r++) {
         double k = 0;
@@ -480,7 +503,7 @@ static void bon_free(trainer *t) {
 }
 
 static const trainer_method bon_method = {
-    .name = "bon", .writes_samples = 1, .init = bon_init, .setup = bon_setup,
+    .name = "bon", .writes_samples = 1, .data_parallel = 1, .init = bon_init, .setup = bon_setup,
     .resume = bon_resume, .step = bon_step, .log = bon_log, .finish = bon_finish,
     .free = bon_free,
 };
