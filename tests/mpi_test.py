@@ -224,9 +224,9 @@ def main():
         figures = equivalence(tmp, data)
         resume_across(tmp)
         figures.update(failures(tmp, data))
-        # a trainer that is not data-parallel yet (srpo) refuses before loading anything
-        p = mpirun(2, "srpo", "--model", "tiny", "--data", os.path.join(data, "prefs.jsonl"),
-                   "--output_dir", os.path.join(tmp, "srpo"), "--max_steps", "1", "--quiet",
+        # a trainer that is not data-parallel yet (semi-online) refuses before loading anything
+        p = mpirun(2, "semi-online", "--model", "tiny", "--data", os.path.join(data, "prefs.jsonl"),
+                   "--output_dir", os.path.join(tmp, "semi_online"), "--max_steps", "1", "--quiet",
                    check=False)
         report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr,
                "mpi_not_data_parallel_refused", p.stderr[-400:])

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "data/dataset_rev.h"
 #include "train/implicit.h"
 #include "train/trainer.h"
@@ -65,10 +66,11 @@ static void bind_set(srpo_work *w, int n, int y, int v, pref_seqs *seqs, pref_gr
 }
 
 // The NLL per token of y_w as a revision (rows n..3n-1: given y_l, given y_w),
-// times coef, into w->grad; returns the NLL.
+// times coef, into w->grad; returns the NLL (over w->rev_len tokens when set).
 static double revision_nll(srpo_work *w, int n, double coef) {
     double lp = 0, len = 0;
     for (int r = n; r < REV_VIEWS * n; r++) lp += w->pol[r], len += w->len[r];
+    if (w->rev_len > 0) len = w->rev_len;
     if (len <= 0) return 0;
     for (int r = n; r < REV_VIEWS * n && coef != 0; r++) w->grad[r] += (float)(-coef / len);
     return -lp / len;
@@ -98,9 +100,12 @@ int srpo_batch_loss(rlhf_model *policy, rlhf_model *ref, const pref_loss_list *l
     for (int k = 0; k < PREF_NREV; k++)
         bind_set(w, n, rev_set[k][0], rev_set[k][1], &pb.rev[k], &out.rev[k]);
     if (pref_loss(l, o, &pb, &out, err)) return -1;
-    double nll = revision_nll(w, n, nll_coef);
-    out.m.loss += nll_coef * nll;
-    sums->revision_nll += nll * n;
+    // a rank's share of n_global pairs: its part of the NLL counts for all of them
+    int ng = w->n_global > 0 ? w->n_global : n;
+    double f = ng == n ? 1.0 : (double)ng / n;
+    double nll = revision_nll(w, n, nll_coef * f);
+    out.m.loss += nll_coef * nll * f;
+    sums->revision_nll += nll * ng;
     for (int j = 0; j < n; j++) {
         double r[PREF_NREV];
         for (int k = 0; k < PREF_NREV; k++) r[k] = pb.rev[k].logps[j] - pb.rev[k].ref_logps[j];
@@ -193,16 +198,43 @@ static int srpo_setup(trainer *t, rlhf_err *err) {
     return 0;
 }
 
-// micro-batch g of the epoch walk over pairs
-static int next_batch(trainer *t, long g, ds_batch *b, rlhf_err *err) {
+// micro-batch g of the epoch walk over pairs: its *n pairs; on MPI ranks (a global
+// micro-batch of --batch_size x ranks pairs, docs/mpi.md) b holds this rank's
+// share of them (whole pairs, train_micro_share; none: b->B = 0)
+static int next_batch(trainer *t, long g, ds_batch *b, int *n, rlhf_err *err) {
     srpo_state *s = t->self;
-    int epoch, first, n;
-    train_micro_batch(t->units, t->c->batch_size, g, &epoch, &first, &n);
+    int epoch, first, mine;
+    train_micro_share(t->c, t->units, g, &epoch, &first, &mine, n);
     if (epoch != s->order_epoch) {
         ds_epoch_order(t->units, t->c->seed, epoch, s->order);
         s->order_epoch = epoch;
     }
-    return srpo_make_batch(s->train, s->order + first, n, b, err);
+    if (mine == 0) {
+        ds_batch_free(b);
+        return 0;
+    }
+    return srpo_make_batch(s->train, s->order + first, mine, b, err);
+}
+
+// tokens of b's revision rows of y_w (n..3n-1 of its n pairs, the NLL's divisor)
+static double revision_tokens(const ds_batch *b) {
+    int n = b->B / (2 * REV_VIEWS);
+    double len = 0;
+    for (size_t i = (size_t)n * b->T; i < (size_t)REV_VIEWS * n * b->T; i++) len += b->targets[i] >= 0;
+    return len;
+}
+
+// MPI ranks: the step's sums over every rank's pairs
+static void sums_reduce(srpo_sums *x) {
+    pref_metrics *m = &x->m;
+    double v[11] = {m->loss, m->rewards_chosen, m->rewards_rejected, m->rewards_accuracies,
+                    m->rewards_margins, m->logps_chosen, m->logps_rejected, x->improve_rejected,
+                    x->improve_chosen, x->revision_nll, (double)x->pairs};
+    dist_allreduce_sum_f64(v, 11);
+    m->loss = v[0], m->rewards_chosen = v[1], m->rewards_rejected = v[2];
+    m->rewards_accuracies = v[3], m->rewards_margins = v[4], m->logps_chosen = v[5];
+    m->logps_rejected = v[6], x->improve_rejected = v[7], x->improve_chosen = v[8];
+    x->revision_nll = v[9], x->pairs = (long)v[10];
 }
 
 static void sums_add(srpo_sums *a, const srpo_sums *b) {
@@ -220,22 +252,36 @@ static void sums_add(srpo_sums *a, const srpo_sums *b) {
 static int srpo_step(trainer *t, int step, rlhf_err *err) {
     srpo_state *s = t->self;
     const train_config *c = t->c;
+    int G = c->gradient_accumulation_steps, dp = dist_size() > 1;
     long pairs = 0;
-    double ntok = 0;
-    for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-        if (next_batch(t, (long)step * c->gradient_accumulation_steps + k, &s->mb[k], err))
+    double ntok = 0, *len = xcalloc(G + 1, sizeof(double));  // len[G]: the tokens
+    int *ng = xmalloc((size_t)G * sizeof(int));
+    for (int k = 0; k < G; k++) {
+        if (next_batch(t, (long)step * G + k, &s->mb[k], &ng[k], err)) {
+            free(len), free(ng);
             return -1;
-        pairs += s->mb[k].B / (2 * REV_VIEWS);
+        }
+        pairs += ng[k];
         for (int i = 0; i < s->mb[k].B * s->mb[k].T; i++) ntok += s->mb[k].mask[i];
+        if (dp && s->mb[k].B > 0) len[k] = revision_tokens(&s->mb[k]);
     }
+    len[G] = ntok;
+    dist_allreduce_sum_f64(len, G + 1);  // MPI ranks: each micro-batch's NLL divisor, tokens
+    ntok = len[G];
     model_zero_grad(t->m);
     srpo_sums sm = {0};
-    for (int k = 0; k < c->gradient_accumulation_steps; k++) {
-        double share = (double)(s->mb[k].B / (2 * REV_VIEWS)) / (double)pairs;
-        if (srpo_batch_loss(t->m, s->ref, &s->losses, &s->c->opt, s->c->revision_nll_coef,
-                            &s->mb[k], share, &s->w, &sm, err))
-            return -1;
+    int rc = 0;
+    for (int k = 0; k < G && rc == 0; k++) {
+        int n = s->mb[k].B / (2 * REV_VIEWS);
+        if (n == 0) continue;  // MPI ranks: no pair of this micro-batch here
+        s->w.n_global = dp ? ng[k] : 0, s->w.rev_len = dp ? len[k] : 0;
+        rc = srpo_batch_loss(t->m, s->ref, &s->losses, &s->c->opt, s->c->revision_nll_coef,
+                             &s->mb[k], (double)n / (double)pairs, &s->w, &sm, err);
     }
+    s->w.n_global = 0, s->w.rev_len = 0;
+    free(len), free(ng);
+    if (rc) return -1;
+    if (dp) sums_reduce(&sm);
     double loss = sm.m.loss / (double)sm.pairs;
     if (!isfinite(loss))
         return rlhf_fail(err,
@@ -328,6 +374,7 @@ static void srpo_free(trainer *t) {
 
 static const trainer_method srpo_method = {
     .name = "srpo",
+    .data_parallel = 1,
     .init = srpo_init,
     .setup = srpo_setup,
     .step = srpo_step,

@@ -38,6 +38,11 @@ typedef struct {
     float *pol, *ref, *grad, *dlogp;
     int *len;
     size_t cap_rows, cap_tok;
+    // MPI ranks (srpo.c, srpo_step): the batch is this rank's share of a micro-batch
+    // of n_global pairs whose revision rows hold rev_len tokens in all; the NLL is
+    // over rev_len and weighted as n_global pairs. 0: the batch is the whole one.
+    int n_global;
+    double rev_len;
 } srpo_work;
 void srpo_work_free(srpo_work *w);
 
