@@ -21,6 +21,7 @@ extern const study_def study_hnpg;
 extern const study_def study_h2o;
 extern const study_def study_neorl;
 extern const study_def study_lamo;
+extern const study_def study_fisor;
 
 static const study_def *const STUDIES[] = {
     &study_online_vs_offline,
@@ -41,6 +42,7 @@ static const study_def *const STUDIES[] = {
     &study_h2o,
     &study_neorl,
     &study_lamo,
+    &study_fisor,
 };
 
 const study_def *study_at(int i) {

@@ -1,0 +1,99 @@
+"""`rlhf study fisor` (src/study/study_fisor.c): FISOR vs IQL on pointrobot.
+
+1. The verdict from rows alone (--from synthetic results.jsonl): FISOR under
+   the limit, IQL over it, FISOR's reward close (supported); FISOR over the
+   limit (not supported); IQL under the limit too (not supported: no
+   contrast); FISOR safe but its reward far below IQL's (not supported);
+   FISOR's cost straddling the limit (inconclusive). The report has the table.
+2. One real run at the smoke size (RLHF_CTRL_STUDY=smoke: 2000 rows, 100
+   updates per arm, 2 seeds; numbers meaningless): a "safe" row per method and
+   seed with finite reward, cost and violation in [0, 1], and a verdict.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, RLHF, report, exit_code  # noqa: E402
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def rows(fisor, iql, seeds=(1, 2, 3)):
+    """fisor(seed), iql(seed): (normalised reward, normalised cost)."""
+    out = []
+    for s in seeds:
+        for m, f in (("fisor", fisor), ("iql", iql)):
+            r, c = f(s)
+            out.append({"study": "fisor", "phase": "safe", "method": m, "seed": s, "reward": r,
+                        "cost": c, "violation": min(1.0, c / 2), "return": 2 + 3 * r,
+                        "cost_raw": 10 * c, "seconds": 20})
+    return out
+
+
+def verdicts(tmp):
+    cases = [("holds", rows(lambda s: (0.8 + 0.01 * s, 0.1 + 0.01 * s), lambda s: (0.9, 1.5 + 0.1 * s)),
+              "supported"),
+             ("fisor_unsafe", rows(lambda s: (0.8, 1.6 + 0.1 * s), lambda s: (0.9, 1.8 + 0.1 * s)),
+              "not supported"),
+             ("iql_safe", rows(lambda s: (0.8, 0.1 + 0.01 * s), lambda s: (0.9, 0.5 + 0.05 * s)),
+              "not supported"),
+             ("low_reward", rows(lambda s: (0.2 + 0.01 * s, 0.1), lambda s: (0.9, 1.6 + 0.1 * s)),
+              "not supported"),
+             ("straddle", rows(lambda s: (0.8, [0.4, 1.5, 1.0][s - 1]), lambda s: (0.9, 1.5 + 0.1 * s)),
+              "inconclusive")]
+    for name, items, want in cases:
+        src = os.path.join(tmp, name + ".jsonl")
+        with open(src, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in items))
+        out = os.path.join(tmp, name)
+        p = subprocess.run([RLHF, "study", "fisor", "--from", src, "--out", out], capture_output=True,
+                           text=True, timeout=60, env=ENV, cwd=ROOT)
+        if p.returncode != 0:
+            report(False, f"study_fisor verdict {name}", p.stderr[-500:])
+            continue
+        v = json.load(open(os.path.join(out, "verdict.json")))
+        ok = v["verdict"] == want
+        if name == "holds":
+            page = open(os.path.join(out, "report.html")).read()
+            ok = ok and "FISOR" in page and "IQL" in page and "cost" in v["figure"]
+        report(ok, f"study_fisor verdict from rows: {name} -> {want}", f"{v['verdict']}: {v['text']}")
+
+
+def smoke(tmp):
+    out = os.path.join(tmp, "smoke")
+    p = subprocess.run([RLHF, "study", "fisor", "--seeds", "2", "--out", out], capture_output=True,
+                       text=True, timeout=120, env={**ENV, "RLHF_CTRL_STUDY": "smoke"}, cwd=ROOT)
+    if p.returncode != 0:
+        report(False, "study_fisor smoke run", p.stderr[-1500:])
+        return
+    rs = [json.loads(x) for x in open(os.path.join(out, "results.jsonl")) if x.strip()]
+    safe = [r for r in rs if r.get("phase") == "safe"]
+    problems = []
+    seeds = sorted({r["seed"] for r in safe})
+    got = {(r["method"], r["seed"]) for r in safe}
+    want = {(m, s) for m in ("fisor", "iql") for s in seeds}
+    if len(seeds) != 2 or got != want or len(safe) != 4:
+        problems.append(f"rows {sorted(got)}")
+    for r in safe:
+        if not all(math.isfinite(r[k]) for k in ("reward", "cost", "violation")) or \
+                not 0 <= r["violation"] <= 1 or r["cost"] < 0 or abs(r["cost"] * 10 - r["cost_raw"]) > 1e-6:
+            problems.append(f"row {r}")
+    v = json.load(open(os.path.join(out, "verdict.json")))
+    if v["verdict"] not in ("supported", "not supported", "inconclusive"):
+        problems.append(f"verdict {v}")
+    report(not problems, f"study_fisor smoke run (2 seeds x 2 arms; {v['verdict']})", "; ".join(problems))
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        verdicts(tmp)
+        smoke(tmp)
+    return exit_code()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
