@@ -136,16 +136,16 @@ def rank_of(pid):
 
 
 def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    out, pending = [], [pid]
+    while pending:
+        p = pending.pop()
         try:
             with open(f"/proc/{p}/task/{p}/children") as f:
                 kids = [int(x) for x in f.read().split()]
         except OSError:
             kids = []
         out += kids
-        todo += kids
+        pending += kids
     return out
 
 
