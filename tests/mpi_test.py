@@ -230,6 +230,24 @@ def main():
                    check=False)
         report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr,
                "mpi_not_data_parallel_refused", p.stderr[-400:])
+        # commands that do not handle ranks would run N copies writing the same files:
+        # the dispatcher refuses them (ctrl collect too; ctrl train has its own check),
+        # and rm's vpl objective (its own loop) refuses before reading the data
+        cases = [("info", ["info", "--model", "tiny"]),
+                 ("ctrl collect", ["ctrl", "collect", "--env", "pendulum", "--out",
+                                   os.path.join(tmp, "collect"), "--steps", "100"]),
+                 ("rm --objective vpl", ["rm", "--objective", "vpl", "--model", "tiny", "--data",
+                                         os.path.join(data, "prefs.jsonl"), "--output_dir",
+                                         os.path.join(tmp, "vpl")])]
+        for what, args in cases:
+            p = mpirun(2, *args, check=False)
+            report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr
+                   and not p.stdout.strip() and not os.path.exists(os.path.join(tmp, "collect"))
+                   and not os.path.exists(os.path.join(tmp, "vpl")),
+                   f"mpi_refused_{what.replace(' ', '_').replace('--', '')}", p.stderr[-400:])
+        p = mpirun(1, *cases[0][1], check=False)  # one rank: the same command runs
+        report(p.returncode == 0 and p.stdout.strip() != "", "mpi_one_rank_info_runs",
+               p.stderr[-400:])
         for k, v in figures.items():  # differences: scaled as max_diff says, where
             print(f"  {k}: {v}")
         print(f"  mpi_test: {time.time() - t0:.1f}s")

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "cli/cmd_bon.h"
 #include "cli/cmd_online.h"
 #include "cli/cmd_semi_online.h"
@@ -51,6 +52,19 @@ static const command COMMANDS[] = {
     {"demo", cmd_engine_demo, "train a tiny model on a synthetic language for a few steps"},
 };
 
+// Commands that handle N MPI ranks themselves (docs/mpi.md): the trainers on the
+// trainer skeleton (it refuses a method that is not data-parallel), rm (its vpl
+// objective refuses in rm_vpl.c), ctrl train (ctrl_dist.c) and bench. Every other
+// command under mpirun would run N copies writing the same files: refused.
+static int handles_ranks(const char *name, int argc, char **argv) {
+    static const char *const AWARE[] = {"sft", "dpo", "kto", "srpo", "grpo", "rloo", "ppo",
+                                        "online-dpo", "brain", "hc-rlhf", "cgpo", "gkd", "xpo",
+                                        "nash-md", "semi-online", "bon", "rm", "vpl-policy", "bench"};
+    for (size_t i = 0; i < sizeof AWARE / sizeof AWARE[0]; i++)
+        if (!strcmp(name, AWARE[i])) return 1;
+    return !strcmp(name, "ctrl") && argc >= 1 && !strcmp(argv[0], "train");
+}
+
 static void usage(FILE *f) {
     fprintf(f, "rlhf — online and offline RL from feedback, in C\n\n"
                "usage: rlhf <command> [flags]     (rlhf <command> --help for its flags)\n\n"
@@ -70,8 +84,17 @@ int rlhf_cli_main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 2, argv + 2);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name)) continue;
+        if (dist_size() > 1 && !handles_ranks(argv[1], argc - 2, argv + 2)) {
+            fprintf(stderr, "rlhf %s%s%s does not run on %d MPI ranks (it would run %d copies writing "
+                            "the same files); run it as one process (docs/mpi.md)\n",
+                    argv[1], !strcmp(argv[1], "ctrl") && argc > 2 ? " " : "",
+                    !strcmp(argv[1], "ctrl") && argc > 2 ? argv[2] : "", dist_size(), dist_size());
+            return 2;
+        }
+        return COMMANDS[i].run(argc - 2, argv + 2);
+    }
     fprintf(stderr, "rlhf: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;

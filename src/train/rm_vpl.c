@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "algo/vpl.h"
 #include "data/dataset.h"
 #include "io/file.h"
@@ -343,6 +344,9 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     const train_config *c = &rc->base;
     const rm_vpl_options *o = &rc->vpl;
     int K = o->context_pairs, M = o->targets, mean = 0;
+    if (dist_size() > 1)  // its own loop, not the trainer skeleton: no shares, no rank-0 writer
+        return rlhf_fail(err, "rm --objective vpl does not run on %d MPI ranks yet (docs/mpi.md); "
+                              "run it as one process", dist_size());
     if (!o->pooling || !strcmp(o->pooling, "last")) mean = 0;
     else if (!strcmp(o->pooling, "mean")) mean = 1;
     else return rlhf_fail(err, "--vpl_pooling must be last or mean (got \"%s\")", o->pooling);
