@@ -14,7 +14,9 @@ prompts with tiny models; prints PASS/FAIL/SKIP lines, exit 1 on failure.
   * --resume: a run whose judge crashes in iteration 4 resumes from step 3 and
     ends with the policy, the critic and the critic's optimizer state byte for
     byte those of an uninterrupted run, with the same metrics; a checkpoint
-    without critic/optimizer.safetensors is refused, naming it;
+    without critic/optimizer.safetensors is skipped as incomplete, naming it; a
+    finished run goes on with --resume (its final checkpoint, critic/ included,
+    is replaced);
   * a critic from a reward model starts with the RM's score head as its value
     head (TRL's value model); a critic of another architecture (llama-tiny for a
     GPT-2 policy) runs;
@@ -165,8 +167,15 @@ def resume_bit_exact(tmp, prompts):
     report(p.returncode == 1 and ck == ["step-00000003"] and all(same.values()) and same_m and
            len(ma) == 6, "critic_resume_bit_exact",
            f"exit {p.returncode}, checkpoints {ck}, same files {same}, same metrics {same_m}")
+    # a finished run goes on: its final checkpoint (with critic/) is replaced by the new one
+    r = ppo(prompts, a, 8, *common, "--resume", check=False)
+    report(r.returncode == 0 and len(rows(os.path.join(a, "metrics.jsonl"))) == 8,
+           "critic_resume_after_final", f"exit {r.returncode}: {r.stderr[-400:]}")
     q = ppo(prompts, c, 6, *common, "--resume", check=False)
-    report(q.returncode != 0 and "critic/optimizer.safetensors" in q.stderr,
+    # without the critic's optimizer the checkpoint is incomplete: --resume names it, skips it
+    # (run.c) and starts from --model, replacing the incomplete folder when it saves step 3
+    report(q.returncode == 0 and "skipping the incomplete checkpoint" in q.stderr
+           and "critic/optimizer.safetensors: missing" in q.stderr,
            "critic_resume_needs_critic_optimizer", f"exit {q.returncode}: {q.stderr[-400:]}")
 
 

@@ -93,8 +93,9 @@ static int replaceable(const char *dir, rlhf_err *err) {
                          dir);
     }
     static const char *ours[] = {".", "..", "model.safetensors", "config.json",
-                                 "optimizer.safetensors", "ref", "online_state.json",
-                                 "adapter_config.json", "adapter_model.safetensors", NULL};
+                                 "optimizer.safetensors", "ref", "prev", "critic",
+                                 "online_state.json", "adapter_config.json",
+                                 "adapter_model.safetensors", NULL};  // ref, prev, critic: online.c's
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
