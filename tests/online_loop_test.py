@@ -78,8 +78,10 @@ def head_parity():
     so = ctypes.CDLL(SO)
     fwd, bwd = so.logprob_forward_t, so.logprob_backward_t
     fwd.restype = bwd.restype = None
-    fwd.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_float]
-    bwd.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_float]
+    # (logp, lse, entropy, h, w, w16, targets) and (dh, dw, dlogp, dentropy, h, w, w16,
+    # targets, lse): w16, a bf16 copy of w, is NULL here (nn.h)
+    fwd.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_float]
+    bwd.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int] * 3 + [ctypes.c_void_p, ctypes.c_float]
     rng = np.random.default_rng(7)
     N, C, V = 12, 16, 40
     for temp, with_ent in ((0.7, True), (0.7, False), (1.0, True), (1.6, True)):
@@ -92,10 +94,10 @@ def head_parity():
         logp, lse, ent = (np.zeros(N, np.float32) for _ in range(3))
         scratch = np.zeros(256 * (V + C), np.float32)
         inv_t = np.float32(1.0 / temp)
-        fwd(fp(logp), fp(lse), fp(ent), fp(h), fp(w), ip(tg), N, C, V, fp(scratch), inv_t)
+        fwd(fp(logp), fp(lse), fp(ent), fp(h), fp(w), None, ip(tg), N, C, V, fp(scratch), inv_t)
         dh, dw = np.zeros_like(h), np.zeros_like(w)
-        bwd(fp(dh), fp(dw), fp(g), fp(e) if with_ent else None, fp(h), fp(w), ip(tg), fp(lse), N, C,
-            V, fp(scratch), inv_t)
+        bwd(fp(dh), fp(dw), fp(g), fp(e) if with_ent else None, fp(h), fp(w), None, ip(tg), fp(lse),
+            N, C, V, fp(scratch), inv_t)
         # torch, float64
         th = torch.tensor(h, dtype=torch.float64, requires_grad=True)
         tw = torch.tensor(w, dtype=torch.float64, requires_grad=True)
@@ -134,8 +136,8 @@ def head_parity():
             f1(fp(logp), fp(lse), fp(ent), fp(h), fp(w), ip(tg), N, C, V, fp(scratch))
             b1(fp(dh), fp(dw), fp(g), fp(h), fp(w), ip(tg), fp(lse), N, C, V, fp(scratch))
         else:
-            fwd(fp(logp), fp(lse), fp(ent), fp(h), fp(w), ip(tg), N, C, V, fp(scratch), 1.0)
-            bwd(fp(dh), fp(dw), fp(g), None, fp(h), fp(w), ip(tg), fp(lse), N, C, V, fp(scratch),
+            fwd(fp(logp), fp(lse), fp(ent), fp(h), fp(w), None, ip(tg), N, C, V, fp(scratch), 1.0)
+            bwd(fp(dh), fp(dw), fp(g), None, fp(h), fp(w), None, ip(tg), fp(lse), N, C, V, fp(scratch),
                 1.0)
         out.append((logp.tobytes(), ent.tobytes(), dh.tobytes(), dw.tobytes()))
     report(out[0] == out[1], "head_T1_bit_identical_to_plain_head")
