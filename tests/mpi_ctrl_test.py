@@ -1,25 +1,53 @@
-"""`rlhf ctrl train` under MPI (docs/mpi.md, issue 17): no control algorithm is
-data-parallel yet, so on 2 ranks build/rlhf-mpi must refuse every one (online
-sac / td3, offline iql / bc, an --offline_algo recipe) with "ctrl train --algo X
-does not run on 2 MPI ranks yet", exit nonzero and write no run folder, while
-the same binary under mpirun -np 1 still trains (the refusal is the rank
-count's, not the algorithm's). Skips cleanly without build/rlhf-mpi or mpirun.
-Standard library only; prints PASS/FAIL/SKIP lines."""
+"""`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
+
+Data-parallel algorithms (bc, td3, td3_bc, iql, awac): every rank draws the
+same global batch and noise from the one seed, updates on its share of the
+rows and the gradients are summed before each Adam step. This test runs each
+on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
+ranks (iql also on 4 and offline->online, td3 online), and requires
+
+  * every logged number at every step within TOL (relative, |x| >= 1) of one
+    process, and the final agent.safetensors within TOL_W;
+  * one metrics.jsonl written once (rank 0 alone: 2 writers would double the
+    lines), summary.json, the checkpoints;
+  * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
+    uninterrupted run (interchangeable checkpoints);
+  * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
+    run on 2 MPI ranks yet" (online sac, offline cql, an --offline_algo recipe
+    whose online phase is sac, calql as --offline_algo), and --batch_size below
+    the rank count refused, each exiting nonzero and writing no run folder.
+
+Checked by hand that it fails: with every rank on rows 0..B/2 (bc's
+actor_loss off by 0.5 at step 10); with each rank's gradient left divided by
+its own row count (the losses stay within 1e-5, as Adam hardly sees a gradient's
+scale, but the Adam moments saved in agent.safetensors differ by up to 10);
+with td3's noise taken from row 0 on every rank (td3_bc's critic_loss off by
+7e-3). Skips cleanly without build/rlhf-mpi, mpirun or h5py. Prints
+PASS/FAIL/SKIP lines."""
+import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", "build")
+RLHF = os.path.join(ROOT, BUILD, "rlhf")
 RLHF_MPI = os.path.join(ROOT, BUILD, "rlhf-mpi")
 MPIRUN = shutil.which("mpirun")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1",
        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 if os.environ.get("RLHF_SANITIZE"):  # Open MPI's own allocations at exit
     ENV["ASAN_OPTIONS"] = (ENV.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+TOL = 1e-4    # logged numbers: float sums in another order, through Adam (measured below)
+TOL_W = 1e-4  # final weights, absolute
+N = 2000
 failed = 0
+worst = {}
 
 
 def report(ok, name, why=""):
@@ -28,45 +56,171 @@ def report(ok, name, why=""):
     failed += 0 if ok else 1
 
 
-def mpirun(np, *args):
-    cmd = [MPIRUN, "--oversubscribe", "-np", str(np), RLHF_MPI, "ctrl", "train", *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=120)
+def make_dataset(path, seed=0):
+    import h5py
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(N, 3)).astype(np.float32)
+    act = rng.uniform(-2, 2, size=(N, 1)).astype(np.float32)
+    nxt = (obs + 0.1 * rng.normal(size=(N, 3))).astype(np.float32)
+    rew = (-(obs ** 2).sum(1) - 0.1 * act[:, 0] ** 2).astype(np.float32)
+    timeouts = np.zeros(N, bool)
+    timeouts[199::200] = True
+    with h5py.File(path, "w") as f:
+        f["observations"], f["actions"], f["rewards"] = obs, act, rew
+        f["next_observations"], f["terminals"], f["timeouts"] = nxt, np.zeros(N, bool), timeouts
+        f.attrs["env"] = "pendulum"
+        f.attrs["ref_random_return"] = -1200.0
+        f.attrs["ref_expert_return"] = -150.0
+
+
+def train(np_, args, out):
+    if np_ == 0:  # the plain single-process binary
+        cmd = [RLHF, "ctrl", "train", *args]
+    else:
+        cmd = [MPIRUN, "--oversubscribe", "-np", str(np_), RLHF_MPI, "ctrl", "train", *args]
+    return subprocess.run(cmd + ["--output_dir", out], cwd=ROOT, capture_output=True, text=True,
+                          env=ENV, timeout=300)
+
+
+def rows(out):
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def tensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(data[a:b], dtype=np.float32)
+    return out
+
+
+def compare(a, b):
+    """largest |x - y| / max(1, |x|) over every logged number (timing left out)"""
+    if len(a) != len(b):
+        return float("inf"), f"{len(a)} lines vs {len(b)}"
+    w, where = 0.0, ""
+    for x, y in zip(a, b):
+        if set(x) != set(y):
+            return float("inf"), f"keys differ at step {x.get('step')}: {sorted(x)} vs {sorted(y)}"
+        for k, v in x.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                d = abs(v - y[k]) / max(1.0, abs(v))
+                if d > w:
+                    w, where = d, f"{k} at step {x.get('step')}: {v} vs {y[k]}"
+    return w, where
+
+
+def weights_gap(out1, out2):
+    a = tensors(os.path.join(out1, "checkpoints", "final", "agent.safetensors"))
+    b = tensors(os.path.join(out2, "checkpoints", "final", "agent.safetensors"))
+    if set(a) != set(b):
+        return float("inf")
+    return max(float(np.max(np.abs(a[k] - b[k]))) if a[k].size else 0.0 for k in a)
+
+
+def equal_runs(name, args, ranks, tmp):
+    one = os.path.join(tmp, name + "-1")
+    p = train(0, args, one)
+    if p.returncode:
+        report(False, f"{name}: one process", p.stderr[-800:])
+        return
+    base = rows(one)
+    for np_ in ranks:
+        out = os.path.join(tmp, f"{name}-{np_}")
+        p = train(np_, args, out)
+        if p.returncode:
+            report(False, f"{name} on {np_} ranks", p.stderr[-800:])
+            continue
+        got = rows(out)
+        w, where = compare(base, got)
+        gw = weights_gap(one, out)
+        worst[f"{name}/{np_}"] = (w, gw)
+        report(w <= TOL and gw <= TOL_W and os.path.exists(os.path.join(out, "summary.json")),
+               f"{name}: {np_} ranks = 1 process ({len(got)} lines, worst {w:.1e}, "
+               f"weights {gw:.1e})", f"worst {w:.3g} ({where}), weights {gw:.3g}")
 
 
 def main():
     if not os.path.exists(RLHF_MPI) or not MPIRUN:
         print("SKIP mpi_ctrl_test: build/rlhf-mpi or mpirun is absent")
         return 0
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        print("SKIP mpi_ctrl_test: no h5py")
+        return 0
     tmp = tempfile.mkdtemp(prefix="mpi_ctrl_")
     try:
-        # the dataset is never opened: the refusal comes before anything is loaded
-        data = os.path.join(tmp, "absent.hdf5")
+        data = os.path.join(tmp, "pendulum.hdf5")
+        make_dataset(data)
+        small = ["--env", "pendulum", "--hidden", "32", "--batch_size", "16", "--seed", "3",
+                 "--log_every", "1", "--eval_episodes", "1", "--quiet"]
+        off = [*small, "--dataset", data, "--offline_steps", "40", "--eval_every", "20"]
+        equal_runs("bc", ["--algo", "bc", *off], (2,), tmp)
+        equal_runs("bc-gauss", ["--algo", "bc", "--deterministic_bc", "0", *off], (2,), tmp)
+        equal_runs("td3_bc", ["--algo", "td3_bc", *off], (2,), tmp)
+        equal_runs("iql", ["--algo", "iql", *off], (2, 4), tmp)
+        equal_runs("awac", ["--algo", "awac", *off], (2,), tmp)
+        equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
+                                  "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
+        equal_runs("td3-online", ["--algo", "td3", *small, "--online_steps", "80",
+                                  "--start_steps", "30", "--eval_every", "40"], (2,), tmp)
+
+        # one metrics file, written once
+        r = rows(os.path.join(tmp, "iql-2"))
+        steps = [x["step"] for x in r if "q_loss" in x]
+        report(steps == list(range(1, 41)), "2 ranks: one writer (steps 1..40 once each)",
+               f"steps {steps[:12]}...")
+
+        # stopped on 2 ranks, resumed on 1: the checkpoint is interchangeable
+        args = ["--algo", "iql", *off, "--save_every", "10"]
+        cut = os.path.join(tmp, "cut")
+        p = train(2, [*args, "--stop_at", "20"], cut)
+        ck = os.path.join(cut, "checkpoints", "step-00000020", "agent.safetensors")
+        report(p.returncode == 0 and os.path.exists(ck), "2 ranks stop at 20 with a checkpoint",
+               f"exit {p.returncode}: {p.stderr[-600:]}")
+        p = train(0, [*args, "--resume"], cut)
+        base = [x for x in rows(os.path.join(tmp, "iql-1"))]
+        got = rows(cut)
+        w, where = compare(base, got) if p.returncode == 0 else (float("inf"), p.stderr[-600:])
+        gw = weights_gap(os.path.join(tmp, "iql-1"), cut) if p.returncode == 0 else float("inf")
+        report(w <= TOL and gw <= TOL_W,
+               f"iql: 2 ranks to step 20, resumed on 1 process = uninterrupted (worst {w:.1e})",
+               f"worst {w:.3g} ({where}), weights {gw:.3g}")
+
+        # refusals, before anything is written
+        absent = os.path.join(tmp, "absent.hdf5")
         cases = [
-            ("sac", ["--algo", "sac", "--env", "pendulum", "--online_steps", "20"]),
-            ("td3", ["--algo", "td3", "--env", "pendulum", "--online_steps", "20"]),
-            ("iql", ["--algo", "iql", "--env", "pendulum", "--dataset", data,
-                     "--offline_steps", "20"]),
-            ("bc", ["--algo", "bc", "--env", "pendulum", "--dataset", data,
-                    "--offline_steps", "20"]),
-            ("sac", ["--algo", "sac", "--offline_algo", "iql", "--env", "pendulum",
-                     "--dataset", data, "--offline_steps", "20", "--online_steps", "20"]),
+            ("sac", "ctrl train --algo sac does not run on 2 MPI ranks yet",
+             ["--algo", "sac", "--env", "pendulum", "--online_steps", "20"]),
+            ("cql", "ctrl train --algo cql does not run on 2 MPI ranks yet",
+             ["--algo", "cql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20"]),
+            ("sac after iql", "ctrl train --algo sac does not run on 2 MPI ranks yet",
+             ["--algo", "sac", "--offline_algo", "iql", "--env", "pendulum", "--dataset", absent,
+              "--offline_steps", "20", "--online_steps", "20"]),
+            ("td3 after calql", "(--offline_algo calql) does not run on 2 MPI ranks yet",
+             ["--algo", "td3", "--offline_algo", "calql", "--env", "pendulum", "--dataset",
+              absent, "--offline_steps", "20", "--online_steps", "20"]),
+            ("batch 1", "--batch_size 1 is less than the 2 MPI ranks",
+             ["--algo", "iql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20",
+              "--batch_size", "1"]),
         ]
-        for i, (name, args) in enumerate(cases):
-            out = os.path.join(tmp, f"run{i}")
-            p = mpirun(2, *args, "--output_dir", out)
-            want = f"ctrl train --algo {name}"
-            ok = (p.returncode != 0 and want in p.stderr
-                  and "does not run on 2 MPI ranks yet" in p.stderr and not os.path.exists(out))
-            report(ok, f"2 ranks refuse {' '.join(args[:4])}",
+        for i, (name, want, args) in enumerate(cases):
+            out = os.path.join(tmp, f"refused{i}")
+            p = train(2, args, out)
+            ok = p.returncode != 0 and want in p.stderr and not os.path.exists(out)
+            report(ok, f"2 ranks refuse {name}",
                    f"exit {p.returncode}, run folder written: {os.path.exists(out)}, "
                    f"stderr: {p.stderr[-600:]}")
-        out = os.path.join(tmp, "one")
-        p = mpirun(1, "--algo", "sac", "--env", "pendulum", "--online_steps", "30",
-                   "--start_steps", "10", "--hidden", "16", "--eval_every", "30",
-                   "--eval_episodes", "1", "--quiet", "--output_dir", out)
-        ok = p.returncode == 0 and os.path.exists(os.path.join(out, "metrics.jsonl"))
-        report(ok, "mpirun -np 1 trains sac (the refusal is the rank count's)",
-               f"exit {p.returncode}: {p.stderr[-600:]}")
+        print("worst gaps (logged numbers, weights): " +
+              ", ".join(f"{k} {a:.1e}/{b:.1e}" for k, (a, b) in worst.items()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0

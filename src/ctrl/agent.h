@@ -130,6 +130,10 @@ typedef struct ctrl_algo {
     const char *name;     // "bc", "td3", "td3_bc", "iql", "cql", "calql", "awac", "sac"
     const char *summary;  // one line for --help
     int offline;          // 1 when it learns from a fixed dataset alone by design (bc)
+    // 1 when update takes only this MPI rank's share of the batch's rows and
+    // sums its gradients over the ranks (algo_common.h's ctrl_share_*), so
+    // ctrl train may run it on N ranks (docs/mpi.md); 0: refused there
+    int data_parallel;
     void (*defaults)(ctrl_algo_config *c);
     // obs_dim / act_dim and the action bounds (act_dim each)
     int (*create)(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *act_low,

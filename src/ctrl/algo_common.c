@@ -1,6 +1,7 @@
 // ctrl/algo_common: the helpers algo_*.c share (algo_common.h)
 #include "ctrl/algo_common.h"
 
+#include "base/dist.h"
 #include "ctrl/policy.h"
 
 #include <math.h>
@@ -124,4 +125,45 @@ void ctrl_tanh_gauss_act(ctrl_mlp *actor, const float *obs, int B, int A, int de
     }
     ctrl_tanh_gauss_forward(action, NULL, pre, out, eps, scale, bias, B, A, log_std_min,
                             log_std_max);
+}
+
+ctrl_share ctrl_share_rows(int B) {
+    long lo = 0, hi = B;
+    if (dist_size() > 1) dist_share(B, dist_rank(), dist_size(), &lo, &hi);
+    return (ctrl_share){(int)lo, (int)(hi - lo), B};
+}
+
+ctrl_batch ctrl_share_batch(const ctrl_batch *b, ctrl_share s) {
+    ctrl_batch v = *b;
+    long S = b->obs_dim, A = b->act_dim, lo = s.lo;
+    v.B = s.n;
+    v.obs = b->obs + lo * S;
+    v.next_obs = b->next_obs + lo * S;
+    v.act = b->act + lo * A;
+    v.rew = b->rew + lo;
+    v.done = b->done + lo;
+    if (b->mc_return) v.mc_return = b->mc_return + lo;
+    if (b->cost) v.cost = b->cost + lo;
+    int k = b->n_offline - s.lo;
+    v.n_offline = k < 0 ? 0 : k > s.n ? s.n : k;
+    return v;
+}
+
+void ctrl_share_grads(ctrl_share s, float *g, long n) {
+    if (dist_size() == 1) return;
+    float f = (float)s.n / (float)s.B;
+    for (long i = 0; i < n; i++) g[i] *= f;
+    dist_allreduce_sum_f32(g, n);
+}
+
+void ctrl_share_means(ctrl_share s, double *v, int k) {
+    if (dist_size() == 1) return;
+    for (int i = 0; i < k; i++) v[i] *= s.n;
+    dist_allreduce_sum_f64(v, k);
+    for (int i = 0; i < k; i++) v[i] /= s.B;
+}
+
+void ctrl_share_sums(ctrl_share s, double *v, int k) {
+    (void)s;
+    if (dist_size() > 1) dist_allreduce_sum_f64(v, k);
 }

@@ -47,6 +47,27 @@ int ctrl_check_batch(const char *who, const ctrl_batch *b, int S, int A, rlhf_er
 // change what differs
 void ctrl_corl_defaults(ctrl_algo_config *c);
 
+// ---- MPI ranks (docs/mpi.md, "Control"): a data-parallel update. Every rank
+// draws the same global batch and the same noise (one seed); a rank computes
+// its rows' part and the gradients are summed over the ranks before each Adam
+// step, so every rank takes the same step. On one process every function
+// here leaves the numbers as they were (bit for bit).
+typedef struct {
+    int lo, n, B;  // this rank's rows [lo, lo + n) of a batch of B
+} ctrl_share;
+// this rank's share of B rows (dist_share); one process: all of them
+ctrl_share ctrl_share_rows(int B);
+// a view of b's rows [s.lo, s.lo + s.n) (pointers into b; n_offline clipped)
+ctrl_batch ctrl_share_batch(const ctrl_batch *b, ctrl_share s);
+// g (n floats): the gradient of a mean over this rank's s.n rows becomes its
+// part of the gradient of the mean over all B (times s.n / B), summed over
+// the ranks in place
+void ctrl_share_grads(ctrl_share s, float *g, long n);
+// v[0..k): means over this rank's s.n rows become the means over all B rows
+void ctrl_share_means(ctrl_share s, double *v, int k);
+// v[0..k): sums over this rank's rows become the sums over all rows
+void ctrl_share_sums(ctrl_share s, double *v, int k);
+
 // appends NAME (params), NAME.adam_m and NAME.adam_v (the moments of the
 // ctrl_adam opt), opt.n floats each, to all[n++]; NAME is a string literal
 #define CTRL_TENSORS_ADAM(all, n, NAME, params, opt)                  \

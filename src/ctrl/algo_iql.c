@@ -161,8 +161,10 @@ static void critic_eval(iql_agent *g, ctrl_mlp *net, const float *obs, const flo
     ctrl_ensemble_min(qmin, g->q, g->c.n_critics, B);
 }
 
-// the weighted maximum-likelihood actor step on weights g->w (B); returns the loss
-static double actor_step(iql_agent *g, const float *obs, const float *act, int B, float lr) {
+// the weighted maximum-likelihood actor step on weights g->w (B rows, this
+// rank's share sh of the batch); returns the loss over these rows
+static double actor_step(iql_agent *g, const float *obs, const float *act, int B, float lr,
+                         ctrl_share sh) {
     int A = g->A;
     actor_mean(g, obs, B, g->mean);
     memset(g->dmean, 0, (long)B * A * sizeof(float));
@@ -183,18 +185,24 @@ static double actor_step(iql_agent *g, const float *obs, const float *act, int B
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     g->actor_opt.lr = g->log_std_opt.lr = lr;
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
-    if (g->stochastic)
+    if (g->stochastic) {
+        ctrl_share_grads(sh, g->log_std_grad, A);
         ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std,
                                g->log_std_grad);
+    }
     return loss;
 }
 
-static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch (every term is a mean over rows)
+static int iql_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                       rlhf_err *err) {
     (void)rng;
     iql_agent *g = agent;
-    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
+    if (ctrl_check_batch("agent", gb, g->S, g->A, err)) return -1;
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
     int B = b->B, E = g->c.n_critics;
     grow(g, B);
     float k = g->counters[C_ACTOR_T];  // actor steps taken before this one
@@ -212,6 +220,7 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     double value_loss = ctrl_expectile_loss(g->dv, g->qmin, g->v, B, g->c.iql_tau);
     ctrl_mlp_zero_grad(&g->value);
     ctrl_mlp_backward(&g->value, g->dv, NULL, 1);
+    ctrl_share_grads(sh, g->value.grads, g->value.n_params);
     ctrl_adam_step_counted(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
 
     // Q: the mean of the members' MSEs to r + gamma (1 - d) V(s')
@@ -223,6 +232,7 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     double q_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f / E);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
                            g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
@@ -232,28 +242,34 @@ static int iql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     float lr = g->c.actor_lr;
     if (g->c.max_steps > 0)
         lr = (float)(g->c.actor_lr * 0.5 * (1.0 + cos(M_PI * (double)k / g->c.max_steps)));
-    double actor_loss = actor_step(g, b->obs, b->act, B, lr);
+    double actor_loss = actor_step(g, b->obs, b->act, B, lr, sh);
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
-    ctrl_metrics_add(metrics, "value_loss", value_loss);
-    ctrl_metrics_add(metrics, "q_loss", q_loss);
-    ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-    ctrl_metrics_add(metrics, "q_mean", qmean / B);
-    ctrl_metrics_add(metrics, "adv_mean", adv_mean / B);
+    double m[5] = {value_loss, q_loss, actor_loss, qmean / B, adv_mean / B};
+    ctrl_share_means(sh, m, 5);
+    ctrl_metrics_add(metrics, "value_loss", m[0]);
+    ctrl_metrics_add(metrics, "q_loss", m[1]);
+    ctrl_metrics_add(metrics, "actor_loss", m[2]);
+    ctrl_metrics_add(metrics, "q_mean", m[3]);
+    ctrl_metrics_add(metrics, "adv_mean", m[4]);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }
 
-static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch and of both noise draws
+// (drawn whole on every rank)
+static int awac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                        rlhf_err *err) {
     iql_agent *g = agent;
-    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
-    int B = b->B, A = g->A, E = g->c.n_critics;
-    grow(g, B);
+    if (ctrl_check_batch("agent", gb, g->S, g->A, err)) return -1;
+    grow(g, gb->B);
     g->counters[C_STEP] += 1;
-    float *eps1 = g->eps, *eps2 = g->eps + (long)B * A;
-    for (long k = 0; k < 2L * B * A; k++) g->eps[k] = rng_normal(rng);
+    for (long k = 0; k < 2L * gb->B * g->A; k++) g->eps[k] = rng_normal(rng);
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
+    int B = b->B, A = g->A, E = g->c.n_critics;
+    float *eps1 = g->eps + (long)sh.lo * A, *eps2 = g->eps + (long)gb->B * A + (long)sh.lo * A;
 
     // target: a policy sample at s', min over the target ensemble
     actor_mean(g, b->next_obs, B, g->mean);
@@ -270,6 +286,7 @@ static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     double q_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
                            g->critic.grads);
 
@@ -280,15 +297,17 @@ static int awac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     critic_eval(g, &g->critic, b->obs, b->act, B, g->qmin);
     for (int r = 0; r < B; r++) g->adv[r] = g->qmin[r] - g->v[r];
     ctrl_awac_weights(g->w, g->adv, B, g->c.awac_lambda, g->c.adv_clip);
-    double actor_loss = actor_step(g, b->obs, b->act, B, g->c.actor_lr);
+    double actor_loss = actor_step(g, b->obs, b->act, B, g->c.actor_lr, sh);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
-    ctrl_metrics_add(metrics, "critic_loss", q_loss);
-    ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-    ctrl_metrics_add(metrics, "q_mean", qmean / B);
-    ctrl_metrics_add(metrics, "adv_mean", adv_mean / B);
+    double m[4] = {q_loss, actor_loss, qmean / B, adv_mean / B};
+    ctrl_share_means(sh, m, 4);
+    ctrl_metrics_add(metrics, "critic_loss", m[0]);
+    ctrl_metrics_add(metrics, "actor_loss", m[1]);
+    ctrl_metrics_add(metrics, "q_mean", m[2]);
+    ctrl_metrics_add(metrics, "adv_mean", m[3]);
     return 0;
 }
 
@@ -357,6 +376,7 @@ const ctrl_algo ctrl_algo_iql = {
     .name = "iql",
     .summary = "IQL: expectile V, Q to r + gamma V(s'), exp-advantage weighted actor (Kostrikov et al. 2021)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = iql_defaults,
     .create = iql_create,
     .update = iql_update,
@@ -369,6 +389,7 @@ const ctrl_algo ctrl_algo_awac = {
     .name = "awac",
     .summary = "AWAC: twin critics on policy samples, advantage-weighted actor (Nair et al. 2020)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = awac_defaults,
     .create = awac_create,
     .update = awac_update,

@@ -122,12 +122,14 @@ static int td3_bc_create(const ctrl_algo_config *c, int S, int A, const float *l
     return create_kind(KIND_TD3_BC, c, S, A, low, high, rng, out, err);
 }
 
-// behaviour cloning: one step on the actor
-static int bc_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// behaviour cloning: one step on the actor (on MPI ranks: this rank's rows)
+static int bc_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                      rlhf_err *err) {
     (void)rng;
     td3_agent *g = agent;
-    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
+    if (ctrl_check_batch("agent", gb, g->S, g->A, err)) return -1;
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
     int B = b->B, A = g->A;
     grow(g, B);
     g->counters[C_STEP] += 1;
@@ -149,24 +151,74 @@ static int bc_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metri
     ctrl_det_backward(g->du, g->dpi, g->pi, g->scale, g->bias, B, A);
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
-    if (g->stochastic)
+    if (g->stochastic) {
+        ctrl_share_grads(sh, g->log_std_grad, A);
         ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std,
                                g->log_std_grad);
+    }
+    ctrl_share_means(sh, &loss, 1);
     ctrl_metrics_add(metrics, "actor_loss", loss);
     return 0;
 }
 
-// TD3 / TD3+BC: the critic every step, the actor and targets every policy_freq
-static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// the actor's step through member 0 of the updated critic (CORL's critic_1);
+// TD3+BC's lambda from the whole batch's mean |Q| (summed over the ranks)
+static double td3_actor_step(td3_agent *g, const ctrl_batch *b, ctrl_share sh,
+                             ctrl_metrics *metrics) {
+    int B = b->B, A = g->A, S = g->S, E = g->c.n_critics;
+    actor_forward(g, &g->actor, b->obs, B, g->pi);
+    ctrl_concat(g->sa, b->obs, g->pi, B, S, A);
+    ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
+    memset(g->dq, 0, (long)E * B * sizeof(float));
+    memset(g->dpi, 0, (long)B * A * sizeof(float));
+    double actor_loss;
+    if (g->kind == KIND_TD3_BC) {
+        double lambda;
+        if (sh.n == sh.B) {
+            actor_loss = ctrl_td3bc_actor_loss(g->dq, g->dpi, g->q, g->pi, b->act, B, A,
+                                               g->c.td3bc_alpha, &lambda);
+        } else {
+            double abs_sum = 0;
+            for (int r = 0; r < B; r++) abs_sum += fabs((double)g->q[r]);
+            ctrl_share_sums(sh, &abs_sum, 1);
+            lambda = g->c.td3bc_alpha / (abs_sum / sh.B);
+            actor_loss = ctrl_td3bc_actor_loss_at(g->dq, g->dpi, g->q, g->pi, b->act, B, A, lambda);
+        }
+        ctrl_metrics_add(metrics, "lambda", lambda);
+    } else {
+        actor_loss = ctrl_dpg_actor_loss(g->dq, g->q, B);
+    }
+    memset(g->dsa, 0, (long)B * (S + A) * sizeof(float));
+    ctrl_mlp_backward(&g->critic, g->dq, g->dsa, 0);
+    for (int r = 0; r < B; r++)
+        for (int i = 0; i < A; i++) g->dpi[(long)r * A + i] += g->dsa[(long)r * (S + A) + S + i];
+    memset(g->du, 0, (long)B * A * sizeof(float));
+    ctrl_det_backward(g->du, g->dpi, g->pi, g->scale, g->bias, B, A);
+    ctrl_mlp_zero_grad(&g->actor);
+    ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
+    ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params,
+                           g->actor.grads);
+    return actor_loss;
+}
+
+// TD3 / TD3+BC: the critic every step, the actor and targets every
+// policy_freq; on MPI ranks each takes its rows of the batch and its columns
+// of the noise, drawn whole on every rank
+static int td3_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                       rlhf_err *err) {
     td3_agent *g = agent;
-    if (ctrl_check_batch("agent", b, g->S, g->A, err)) return -1;
-    int B = b->B, A = g->A, S = g->S, E = g->c.n_critics;
-    grow(g, B);
+    if (ctrl_check_batch("agent", gb, g->S, g->A, err)) return -1;
+    grow(g, gb->B);
     g->counters[C_STEP] += 1;
     long step = (long)g->counters[C_STEP];
-    for (long k = 0; k < (long)B * A; k++) g->eps[k] = rng_normal(rng);
+    for (long k = 0; k < (long)gb->B * g->A; k++) g->eps[k] = rng_normal(rng);
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
+    int B = b->B, A = g->A, S = g->S, E = g->c.n_critics;
+    const float *eps = g->eps + (long)sh.lo * A;
 
     // target: smoothed target action, min over the target ensemble
     actor_forward(g, &g->actor_target, b->next_obs, B, g->pi);
@@ -174,7 +226,7 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         for (int i = 0; i < A; i++) {
             long k = (long)r * A + i;
             float c = g->c.noise_clip * g->scale[i];
-            float n = fminf(fmaxf(g->c.policy_noise * g->scale[i] * g->eps[k], -c), c);
+            float n = fminf(fmaxf(g->c.policy_noise * g->scale[i] * eps[k], -c), c);
             g->pi[k] += n;
         }
     ctrl_clip_actions(g->pi, g->low, g->high, B, A);
@@ -185,43 +237,23 @@ static int td3_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     // critic: the sum of the members' MSEs (CORL's critic_1 + critic_2 losses)
     ctrl_concat(g->sa, b->obs, b->act, B, S, A);
     ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
-    double qmean = 0;
-    for (int k = 0; k < B; k++) qmean += g->q[k];
+    double m[2] = {0, 0};  // critic loss, q mean
+    for (int k = 0; k < B; k++) m[1] += g->q[k];
     memset(g->dq, 0, (long)E * B * sizeof(float));
-    double critic_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f);
+    m[0] = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
                            g->critic.grads);
-    ctrl_metrics_add(metrics, "critic_loss", critic_loss);
-    ctrl_metrics_add(metrics, "q_mean", qmean / B);
+    m[1] /= B;
+    ctrl_share_means(sh, m, 2);
+    ctrl_metrics_add(metrics, "critic_loss", m[0]);
+    ctrl_metrics_add(metrics, "q_mean", m[1]);
 
     if (step % g->c.policy_freq == 0) {
-        // actor through member 0 of the updated critic (CORL's critic_1)
-        actor_forward(g, &g->actor, b->obs, B, g->pi);
-        ctrl_concat(g->sa, b->obs, g->pi, B, S, A);
-        ctrl_mlp_forward(&g->critic, g->sa, B, g->q);
-        memset(g->dq, 0, (long)E * B * sizeof(float));
-        memset(g->dpi, 0, (long)B * A * sizeof(float));
-        double actor_loss;
-        if (g->kind == KIND_TD3_BC) {
-            double lambda;
-            actor_loss = ctrl_td3bc_actor_loss(g->dq, g->dpi, g->q, g->pi, b->act, B, A,
-                                               g->c.td3bc_alpha, &lambda);
-            ctrl_metrics_add(metrics, "lambda", lambda);
-        } else {
-            actor_loss = ctrl_dpg_actor_loss(g->dq, g->q, B);
-        }
-        memset(g->dsa, 0, (long)B * (S + A) * sizeof(float));
-        ctrl_mlp_backward(&g->critic, g->dq, g->dsa, 0);
-        for (int r = 0; r < B; r++)
-            for (int i = 0; i < A; i++) g->dpi[(long)r * A + i] += g->dsa[(long)r * (S + A) + S + i];
-        memset(g->du, 0, (long)B * A * sizeof(float));
-        ctrl_det_backward(g->du, g->dpi, g->pi, g->scale, g->bias, B, A);
-        ctrl_mlp_zero_grad(&g->actor);
-        ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
-        ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params,
-                               g->actor.grads);
+        double actor_loss = td3_actor_step(g, b, sh, metrics);
+        ctrl_share_means(sh, &actor_loss, 1);
         ctrl_metrics_add(metrics, "actor_loss", actor_loss);
         ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
         ctrl_mlp_polyak(&g->actor_target, &g->actor, g->c.tau);
@@ -291,6 +323,7 @@ const ctrl_algo ctrl_algo_bc = {
     .name = "bc",
     .summary = "behaviour cloning: MSE (or Gaussian NLL) to the dataset's actions (CORL any_percent_bc)",
     .offline = 1,
+    .data_parallel = 1,
     .defaults = bc_defaults,
     .create = bc_create,
     .update = bc_update,
@@ -303,6 +336,7 @@ const ctrl_algo ctrl_algo_td3 = {
     .name = "td3",
     .summary = "TD3: twin critics, target smoothing, delayed actor (Fujimoto et al. 2018)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = ctrl_corl_defaults,
     .create = td3_create,
     .update = td3_update,
@@ -315,6 +349,7 @@ const ctrl_algo ctrl_algo_td3_bc = {
     .name = "td3_bc",
     .summary = "TD3+BC: TD3 with a normalised behaviour-cloning term (Fujimoto & Gu 2021)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = ctrl_corl_defaults,
     .create = td3_bc_create,
     .update = td3_update,

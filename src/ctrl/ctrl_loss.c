@@ -105,15 +105,19 @@ double ctrl_dpg_actor_loss(float *dq, const float *q, int B) {
 
 double ctrl_td3bc_actor_loss(float *dq, float *dpi, const float *q, const float *pi,
                              const float *a, int B, int A, float alpha, double *lambda_out) {
-    double abs_mean = 0, q_mean = 0;
-    for (int b = 0; b < B; b++) {
-        abs_mean += fabs((double)q[b]);
-        q_mean += q[b];
-    }
+    double abs_mean = 0;
+    for (int b = 0; b < B; b++) abs_mean += fabs((double)q[b]);
     abs_mean /= B;
-    q_mean /= B;
     double lambda = alpha / abs_mean;  // detached: a constant for the gradient
     if (lambda_out) *lambda_out = lambda;
+    return ctrl_td3bc_actor_loss_at(dq, dpi, q, pi, a, B, A, lambda);
+}
+
+double ctrl_td3bc_actor_loss_at(float *dq, float *dpi, const float *q, const float *pi,
+                                const float *a, int B, int A, double lambda) {
+    double q_mean = 0;
+    for (int b = 0; b < B; b++) q_mean += q[b];
+    q_mean /= B;
     if (dq)
         for (int b = 0; b < B; b++) dq[b] += (float)(-lambda / B);
     return -lambda * q_mean + ctrl_bc_mse_loss(dpi, pi, a, B, A);

@@ -69,5 +69,9 @@ double ctrl_dpg_actor_loss(float *dq, const float *q, int B);
 // NULL) receives lambda.
 double ctrl_td3bc_actor_loss(float *dq, float *dpi, const float *q, const float *pi,
                              const float *a, int B, int A, float alpha, double *lambda_out);
+// the same loss at a given lambda (on MPI ranks: lambda from the whole batch's
+// mean |q|, the rows a rank's share)
+double ctrl_td3bc_actor_loss_at(float *dq, float *dpi, const float *q, const float *pi,
+                                const float *a, int B, int A, double lambda);
 
 #endif

@@ -280,6 +280,7 @@ done:
 // online phase of a step checkpoint, the online buffer
 static int save_checkpoint(trainer *t, int final, char *path, size_t n, rlhf_err *err) {
     run_checkpoint_path(&t->run, final ? -1 : t->step, path, n);
+    if (!ctrl_dist_writer()) return 0;  // MPI: rank 0 writes (the ranks hold the same state)
     char tmp[4600], p[4700];
     if (atomic_dir_open(path, tmp, sizeof tmp, err)) return -1;
     snprintf(p, sizeof p, "%s/agent.safetensors", tmp);
@@ -308,9 +309,13 @@ static int evaluate(trainer *t, rlhf_err *err) {
                      .obs_dim = t->env->obs_dim,
                      .act_dim = t->env->act_dim};
     double mean = 0, std = 0;
-    // the same episodes at every evaluation (CORL seeds its eval env the same way each time)
-    if (ctrl_evaluate(t->eval_env, &p, t->c->eval_episodes, t->c->seed + 100, 1, &mean, &std, err))
-        return -1;
+    // the same episodes at every evaluation (CORL seeds its eval env the same way each time);
+    // on MPI ranks rank 0 evaluates and sends the figures on
+    int rc = ctrl_dist_writer() ? ctrl_evaluate(t->eval_env, &p, t->c->eval_episodes,
+                                                t->c->seed + 100, 1, &mean, &std, err)
+                                : 0;
+    ctrl_dist_eval_result(&rc, &mean, &std);
+    if (rc) return ctrl_dist_writer() ? -1 : rlhf_fail(err, "the evaluation failed on rank 0");
     double score = ctrl_normalized_score(mean, t->ref_random, t->ref_expert);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", t->step);
@@ -561,7 +566,7 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
 
 // --output_dir: refusal / overwrite as the LM trainers (run_prepare); with
 // --resume our own lookup of the newest complete checkpoint
-static int prepare_dir(trainer *t, rlhf_err *err) {
+static int prepare_dir_here(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     train_config tc;
     train_default_config(&tc);
@@ -589,6 +594,14 @@ static int prepare_dir(trainer *t, rlhf_err *err) {
         fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting afresh\n",
                 c->output_dir);
     return 0;
+}
+
+// on MPI ranks rank 0 prepares the folder (it may delete an earlier run) and
+// every rank gets the outcome
+static int prepare_dir(trainer *t, rlhf_err *err) {
+    int rc = ctrl_dist_writer() ? prepare_dir_here(t, err) : 0;
+    ctrl_dist_prepare_result(&rc, t->resume_from, sizeof t->resume_from, err);
+    return rc;
 }
 
 static int trainer_setup(trainer *t, rlhf_err *err) {
@@ -646,7 +659,12 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
             snprintf(p, sizeof p, "%s/online_buffer.safetensors", t->resume_from);
             if (ctrl_online_buffer_load(p, &t->online, err)) return -1;
         }
-        fprintf(stderr, "ctrl train: resuming from %s (step %d)\n", t->resume_from, t->step);
+        if (ctrl_dist_writer())
+            fprintf(stderr, "ctrl train: resuming from %s (step %d)\n", t->resume_from, t->step);
+    }
+    if (!ctrl_dist_writer()) {  // MPI: rank 0 alone writes the run folder
+        snprintf(t->run.dir, sizeof t->run.dir, "%s", c->output_dir);
+        return 0;
     }
     return run_open(&t->run, c->output_dir, c->config_json, t->resume_from[0] ? t->step : -1, err);
 }
@@ -663,6 +681,7 @@ static void progress_text(trainer *t, char *buf, size_t n) {
 
 static int trainer_loop(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
+    int quiet = c->quiet || !ctrl_dist_writer();
     progress pb;
     progress_start(&pb, "ctrl train", t->total, c->log_every > 0 ? c->log_every : 1000);
     int save_pending = 0, stop_pending = 0;
@@ -680,6 +699,8 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         if ((c->eval_every > 0 && done % c->eval_every == 0) || done == t->total)
             if (evaluate(t, err)) return -1;
         if (c->save_every > 0 && done % c->save_every == 0 && done != t->total) save_pending = 1;
+        int sig = ctrl_dist_signal(stop_signal);  // MPI: a signal to any rank stops all at one step
+        if (sig && !stop_signal) stop_signal = sig;
         if ((stop_signal || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
             stop_pending = 1;
         // online, a checkpoint waits for the end of the episode in progress
@@ -689,9 +710,10 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
             if (save_checkpoint(t, 0, path, sizeof path, err)) return -1;
             save_pending = 0;
             if (stop_pending) {
-                if (!c->quiet) progress_end(&pb);
+                if (!quiet) progress_end(&pb);
                 if (t->res) t->res->stopped = 1;
-                fprintf(stderr,
+                if (ctrl_dist_writer())
+                    fprintf(stderr,
                         "ctrl train: stopped (%s) after step %d of %d; checkpoint %s "
                         "written (--resume goes on from it)\n",
                         stop_signal ? "signal" : "--stop_at", done, t->total, path);
@@ -703,13 +725,13 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
                 return 0;
             }
         }
-        if (!c->quiet) {
+        if (!quiet) {
             char text[160];
             progress_text(t, text, sizeof text);
             progress_update(&pb, done, text, 0);
         }
     }
-    if (!c->quiet) progress_end(&pb);
+    if (!quiet) progress_end(&pb);
     return 0;
 }
 
@@ -740,10 +762,11 @@ static int trainer_end(trainer *t, rlhf_err *err) {
     cJSON_AddStringToObject(s, "model", path);
     char *js = cJSON_Print(s);
     cJSON_Delete(s);
-    int rc = run_summary(&t->run, js, err);
+    int writer = ctrl_dist_writer();
+    int rc = writer ? run_summary(&t->run, js, err) : 0;
     free(js);
     if (r) snprintf(r->final_checkpoint, sizeof r->final_checkpoint, "%s", path);
-    if (!rc && !c->quiet && r && r->n_evals) {
+    if (!rc && !c->quiet && writer && r && r->n_evals) {
         if (isfinite(r->final_score))
             fprintf(stderr,
                     "ctrl train: %s on %s: return %.2f ± %.2f over %d episodes, "
