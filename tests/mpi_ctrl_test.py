@@ -1,10 +1,11 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
-Data-parallel algorithms (bc, td3, td3_bc, iql, awac): every rank draws the
+Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
-ranks (iql also on 4 and offline->online, td3 online), and requires
+ranks (iql also on 4 and offline->online, td3 and sac online, calql->sac),
+and requires
 
   * every logged number at every step within TOL (relative, |x| >= 1) of one
     process, and the final agent.safetensors within TOL_W;
@@ -13,8 +14,8 @@ ranks (iql also on 4 and offline->online, td3 online), and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (online sac, offline cql, an --offline_algo recipe
-    whose online phase is sac, calql as --offline_algo), and --batch_size below
+    run on 2 MPI ranks yet" (h2o, riql, wsrl after calql, ro2o as
+    --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
 Checked by hand that it fails: with every rank on rows 0..B/2 (bc's
@@ -172,6 +173,12 @@ def main():
                                   "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("td3-online", ["--algo", "td3", *small, "--online_steps", "80",
                                   "--start_steps", "30", "--eval_every", "40"], (2,), tmp)
+        equal_runs("sac-online", ["--algo", "sac", *small, "--online_steps", "80",
+                                  "--start_steps", "30", "--eval_every", "40"], (2,), tmp)
+        equal_runs("cql", ["--algo", "cql", *off, "--cql_n_actions", "4"], (2,), tmp)
+        equal_runs("calql-sac", ["--algo", "sac", "--offline_algo", "calql", *small, "--dataset",
+                                 data, "--offline_steps", "20", "--online_steps", "60",
+                                 "--cql_n_actions", "4", "--eval_every", "40"], (2,), tmp)
 
         # one metrics file, written once
         r = rows(os.path.join(tmp, "iql-2"))
@@ -198,15 +205,15 @@ def main():
         # refusals, before anything is written
         absent = os.path.join(tmp, "absent.hdf5")
         cases = [
-            ("sac", "ctrl train --algo sac does not run on 2 MPI ranks yet",
-             ["--algo", "sac", "--env", "pendulum", "--online_steps", "20"]),
-            ("cql", "ctrl train --algo cql does not run on 2 MPI ranks yet",
-             ["--algo", "cql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20"]),
-            ("sac after iql", "ctrl train --algo sac does not run on 2 MPI ranks yet",
-             ["--algo", "sac", "--offline_algo", "iql", "--env", "pendulum", "--dataset", absent,
-              "--offline_steps", "20", "--online_steps", "20"]),
-            ("td3 after calql", "(--offline_algo calql) does not run on 2 MPI ranks yet",
-             ["--algo", "td3", "--offline_algo", "calql", "--env", "pendulum", "--dataset",
+            ("h2o", "ctrl train --algo h2o does not run on 2 MPI ranks yet",
+             ["--algo", "h2o", "--env", "pendulum", "--dataset", absent, "--online_steps", "20"]),
+            ("riql", "ctrl train --algo riql does not run on 2 MPI ranks yet",
+             ["--algo", "riql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20"]),
+            ("wsrl after calql", "ctrl train --algo wsrl does not run on 2 MPI ranks yet",
+             ["--algo", "wsrl", "--offline_algo", "calql", "--env", "pendulum", "--dataset",
+              absent, "--offline_steps", "20", "--online_steps", "20"]),
+            ("sac after ro2o", "(--offline_algo ro2o) does not run on 2 MPI ranks yet",
+             ["--algo", "sac", "--offline_algo", "ro2o", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),
             ("batch 1", "--batch_size 1 is less than the 2 MPI ranks",
              ["--algo", "iql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20",

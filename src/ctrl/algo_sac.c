@@ -197,21 +197,27 @@ static double mean_of(const float *v, long n) {
     return n ? s / n : 0;
 }
 
-static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch and of every noise block
+// (drawn whole on every rank); every term is a mean over rows
+static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                       rlhf_err *err) {
     sac_agent *g = agent;
-    int B = b->B, O = g->obs_dim, A = g->A, E = g->E, N = g->N;
-    if (ctrl_check_batch("sac", b, O, A, err)) return -1;
-    if (g->calql && !b->mc_return)
+    int O = g->obs_dim, A = g->A, E = g->E, N = g->N;
+    if (ctrl_check_batch("sac", gb, O, A, err)) return -1;
+    if (g->calql && !gb->mc_return)
         return rlhf_fail(err,
                          "ctrl sac: calql needs the batch's mc_return (Monte-Carlo returns)");
-    grow(g, B);
+    grow(g, gb->B);
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
     float *noise = g->noise;
-    ctrl_sac_draw_noise(rng, B, A, N, noise);
-    const float *eps_pi = noise, *eps_next = noise + (long)B * A;
-    const float *eps_cur = eps_next + (long)B * A, *eps_nxt = eps_cur + (long)B * N * A;
-    const float *uni = eps_nxt + (long)B * N * A;
+    ctrl_sac_draw_noise(rng, gb->B, A, N, noise);
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
+    int B = b->B;
+    long GA = (long)gb->B * A, GNA = GA * N, lo = sh.lo;
+    const float *eps_pi = noise + lo * A, *eps_next = noise + GA + lo * A;
+    const float *eps_cur = noise + 2 * GA + lo * N * A, *eps_nxt = eps_cur + GNA;
+    const float *uni = eps_nxt + GNA;
     float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
 
     // actor and temperature losses: a ~ pi(s), gradient through the critic to a
@@ -292,23 +298,31 @@ static int sac_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     g->steps += 1.0f;
     int t = (int)g->steps;
     g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
-    if (g->c.autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    if (g->c.autotune_alpha) {
+        ctrl_share_grads(sh, &g->dlog_alpha, 1);
+        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    }
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
 
     if (metrics) {
-        ctrl_metrics_add(metrics, "critic_loss", mse + cql_loss);
-        ctrl_metrics_add(metrics, "td_loss", mse);
-        ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-        ctrl_metrics_add(metrics, "alpha_loss", alpha_loss);
+        double m[8] = {mse, cql_loss, actor_loss, alpha_loss, -logp_mean, q_data_mean,
+                       mean_of(g->y, B), ood};
+        ctrl_share_means(sh, m, 8);
+        ctrl_metrics_add(metrics, "critic_loss", m[0] + m[1]);
+        ctrl_metrics_add(metrics, "td_loss", m[0]);
+        ctrl_metrics_add(metrics, "actor_loss", m[2]);
+        ctrl_metrics_add(metrics, "alpha_loss", m[3]);
         ctrl_metrics_add(metrics, "alpha", alpha);
-        ctrl_metrics_add(metrics, "entropy", -logp_mean);
-        ctrl_metrics_add(metrics, "q_data", q_data_mean);
-        ctrl_metrics_add(metrics, "target", mean_of(g->y, B));
+        ctrl_metrics_add(metrics, "entropy", m[4]);
+        ctrl_metrics_add(metrics, "q_data", m[5]);
+        ctrl_metrics_add(metrics, "target", m[6]);
         if (N) {
-            ctrl_metrics_add(metrics, "cql_loss", cql_loss);
-            ctrl_metrics_add(metrics, "cql_ood", ood);
+            ctrl_metrics_add(metrics, "cql_loss", m[1]);
+            ctrl_metrics_add(metrics, "cql_ood", m[7]);
         }
     }
     return 0;
@@ -356,6 +370,7 @@ const ctrl_algo ctrl_algo_sac = {
     .name = "sac",
     .summary = "soft actor-critic with learned entropy temperature (Haarnoja et al. 2018)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = sac_defaults,
     .create = sac_create,
     .update = sac_update,
@@ -368,6 +383,7 @@ const ctrl_algo ctrl_algo_cql = {
     .name = "cql",
     .summary = "conservative Q-learning on SAC, logsumexp over sampled actions (Kumar et al. 2020)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = cql_defaults,
     .create = cql_create,
     .update = sac_update,
@@ -381,6 +397,7 @@ const ctrl_algo ctrl_algo_calql = {
     .summary =
         "Cal-QL: CQL with policy Q's bounded below by Monte-Carlo returns (Nakamoto et al. 2023)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = calql_defaults,
     .create = calql_create,
     .update = sac_update,
