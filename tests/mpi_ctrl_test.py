@@ -1,10 +1,11 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
-Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql): every rank draws the
+Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
-ranks (iql also on 4 and offline->online, td3 and sac online, calql->sac),
+ranks (iql also on 4 and offline->online, td3 and sac online, calql->sac,
+calql->wsrl),
 and requires
 
   * every logged number at every step within TOL (relative, |x| >= 1) of one
@@ -14,7 +15,7 @@ and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, riql, wsrl after calql, ro2o as
+    run on 2 MPI ranks yet" (h2o, riql, famo2o, ro2o as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -179,6 +180,10 @@ def main():
         equal_runs("calql-sac", ["--algo", "sac", "--offline_algo", "calql", *small, "--dataset",
                                  data, "--offline_steps", "20", "--online_steps", "60",
                                  "--cql_n_actions", "4", "--eval_every", "40"], (2,), tmp)
+        equal_runs("calql-wsrl", ["--algo", "wsrl", "--offline_algo", "calql", *small,
+                                  "--dataset", data, "--offline_steps", "20", "--online_steps",
+                                  "60", "--warmup_steps", "20", "--online_batch_size", "16", "--cql_n_actions", "4",
+                                  "--n_critics", "4", "--eval_every", "40"], (2,), tmp)
 
         # one metrics file, written once
         r = rows(os.path.join(tmp, "iql-2"))
@@ -209,9 +214,9 @@ def main():
              ["--algo", "h2o", "--env", "pendulum", "--dataset", absent, "--online_steps", "20"]),
             ("riql", "ctrl train --algo riql does not run on 2 MPI ranks yet",
              ["--algo", "riql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20"]),
-            ("wsrl after calql", "ctrl train --algo wsrl does not run on 2 MPI ranks yet",
-             ["--algo", "wsrl", "--offline_algo", "calql", "--env", "pendulum", "--dataset",
-              absent, "--offline_steps", "20", "--online_steps", "20"]),
+            ("famo2o", "ctrl train --algo famo2o does not run on 2 MPI ranks yet",
+             ["--algo", "famo2o", "--env", "pendulum", "--dataset", absent, "--offline_steps",
+              "20", "--online_steps", "20"]),
             ("sac after ro2o", "(--offline_algo ro2o) does not run on 2 MPI ranks yet",
              ["--algo", "sac", "--offline_algo", "ro2o", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),

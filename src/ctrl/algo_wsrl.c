@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "ctrl/agent.h"
 #include "ctrl/algo_common.h"
 #include "ctrl/cql_loss.h"
@@ -146,9 +147,10 @@ static void policy_sample(wsrl_agent *g, const float *obs, int R, const float *e
                             g->c.log_std_min, g->c.log_std_max);
 }
 
-// one critic step on rows [r0, r0 + R) of b; returns the loss, *qmean the mean Q(s, a)
+// one critic step on rows [r0, r0 + R) of b (on MPI ranks: this rank's share
+// sh of a minibatch); returns the loss, *qmean the mean Q(s, a), over these rows
 static double critic_step(wsrl_agent *g, const ctrl_batch *b, int r0, int R, const float *eps,
-                          const float *idx, double *qmean) {
+                          const float *idx, double *qmean, ctrl_share sh) {
     int O = g->O, A = g->A, E = g->E;
     const float *obs = b->obs + (long)r0 * O, *next = b->next_obs + (long)r0 * O;
     const float *act = b->act + (long)r0 * A, *rew = b->rew + r0, *done = b->done + r0;
@@ -168,6 +170,7 @@ static double critic_step(wsrl_agent *g, const ctrl_batch *b, int r0, int R, con
     *qmean = mean_of(g->q, (long)E * R);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     g->critic_opt.t = (int)(g->step + g->critic_lead); // ctrl_adam_step counts t up
     ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
     g->critic_lead += 1.0f;
@@ -175,9 +178,10 @@ static double critic_step(wsrl_agent *g, const ctrl_batch *b, int r0, int R, con
     return loss;
 }
 
-// the actor and temperature step on the whole batch; fills the metrics
+// the actor and temperature step on the whole batch (on MPI ranks: b holds
+// this rank's share sh of it); fills the metrics
 static void actor_step(wsrl_agent *g, const ctrl_batch *b, const float *eps_pi,
-                       const float *eps_temp, ctrl_metrics *metrics) {
+                       const float *eps_temp, ctrl_share sh, ctrl_metrics *metrics) {
     int B = b->B, O = g->O, A = g->A, E = g->E;
     float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
     policy_sample(g, b->obs, B, eps_pi);
@@ -199,18 +203,26 @@ static void actor_step(wsrl_agent *g, const ctrl_batch *b, const float *eps_pi,
     double alpha_loss =
         ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B, &g->dlog_alpha);
     g->actor_opt.t = g->alpha_opt.t = (int)g->step;
-    if (g->c.autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    if (g->c.autotune_alpha) {
+        ctrl_share_grads(sh, &g->dlog_alpha, 1);
+        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    }
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
     g->step += 1.0f;
     g->critic_lead -= 1.0f;
     if (metrics) {
-        ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-        ctrl_metrics_add(metrics, "alpha_loss", alpha_loss);
+        double m[3] = {actor_loss, alpha_loss, entropy};
+        ctrl_share_means(sh, m, 3);
+        ctrl_metrics_add(metrics, "actor_loss", m[0]);
+        ctrl_metrics_add(metrics, "alpha_loss", m[1]);
         ctrl_metrics_add(metrics, "alpha", alpha);
-        ctrl_metrics_add(metrics, "entropy", entropy);
+        ctrl_metrics_add(metrics, "entropy", m[2]);
     }
 }
 
+// on MPI ranks each takes its rows of every critic minibatch and of the
+// actor's batch, with the matching noise rows (drawn whole on every rank)
 static int wsrl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                        rlhf_err *err) {
     wsrl_agent *g = agent;
@@ -221,22 +233,32 @@ static int wsrl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
                          "ctrl wsrl: a batch of %d rows does not split into policy_freq %d "
                          "critic minibatches (make --batch_size a multiple of it)",
                          B, U);
+    if (B / U < dist_size())
+        return rlhf_fail(err,
+                         "ctrl wsrl: a critic minibatch of %d rows (--batch_size / policy_freq) "
+                         "is less than the %d MPI ranks",
+                         B / U, dist_size());
     grow(g, B);
     ctrl_wsrl_draw_noise(rng, B, A, U, g->E, g->noise);
     int mb = B / U;
+    ctrl_share su = ctrl_share_rows(mb);
     const float *z = g->noise;
-    double closs = 0, qmean = 0;
+    double m[2] = {0, 0};  // critic loss, q mean
     for (int u = 0; u < U; u++) {
         double qm;
-        closs += critic_step(g, b, u * mb, mb, z, z + (long)mb * A, &qm) / U;
-        qmean += qm / U;
+        m[0] += critic_step(g, b, u * mb + su.lo, su.n, z + (long)su.lo * A, z + (long)mb * A,
+                            &qm, su) / U;
+        m[1] += qm / U;
         z += (long)mb * A + CTRL_WSRL_SUBSAMPLE;
     }
     if (metrics) {
-        ctrl_metrics_add(metrics, "critic_loss", closs);
-        ctrl_metrics_add(metrics, "q_data", qmean);
+        ctrl_share_means(su, m, 2);
+        ctrl_metrics_add(metrics, "critic_loss", m[0]);
+        ctrl_metrics_add(metrics, "q_data", m[1]);
     }
-    actor_step(g, b, z, z + (long)B * A, metrics);
+    ctrl_share sh = ctrl_share_rows(B);
+    ctrl_batch lb = ctrl_share_batch(b, sh);
+    actor_step(g, &lb, z + (long)sh.lo * A, z + (long)B * A + (long)sh.lo * A, sh, metrics);
     return 0;
 }
 
@@ -282,6 +304,7 @@ const ctrl_algo ctrl_algo_wsrl = {
     .summary = "WSRL: Cal-QL pre-training, then online SAC on 10 critics (REDQ target), no "
                "offline data kept, policy warm-up (Zhou et al. 2024)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = wsrl_defaults,
     .create = wsrl_create,
     .update = wsrl_update,
