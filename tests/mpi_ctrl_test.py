@@ -1,6 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
-Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl): every rank draws the
+Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
+riql, famo2o): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -15,7 +16,7 @@ and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, riql, famo2o, ro2o as
+    run on 2 MPI ranks yet" (h2o, fisor, ro2o as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -170,6 +171,9 @@ def main():
         equal_runs("td3_bc", ["--algo", "td3_bc", *off], (2,), tmp)
         equal_runs("iql", ["--algo", "iql", *off], (2, 4), tmp)
         equal_runs("awac", ["--algo", "awac", *off], (2,), tmp)
+        equal_runs("riql", ["--algo", "riql", "--n_critics", "3", *off], (2,), tmp)
+        equal_runs("famo2o", ["--algo", "famo2o", *small, "--dataset", data, "--offline_steps",
+                              "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
                                   "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("td3-online", ["--algo", "td3", *small, "--online_steps", "80",
@@ -212,11 +216,9 @@ def main():
         cases = [
             ("h2o", "ctrl train --algo h2o does not run on 2 MPI ranks yet",
              ["--algo", "h2o", "--env", "pendulum", "--dataset", absent, "--online_steps", "20"]),
-            ("riql", "ctrl train --algo riql does not run on 2 MPI ranks yet",
-             ["--algo", "riql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20"]),
-            ("famo2o", "ctrl train --algo famo2o does not run on 2 MPI ranks yet",
-             ["--algo", "famo2o", "--env", "pendulum", "--dataset", absent, "--offline_steps",
-              "20", "--online_steps", "20"]),
+            ("fisor", "ctrl train --algo fisor does not run on 2 MPI ranks yet",
+             ["--algo", "fisor", "--env", "pendulum", "--dataset", absent, "--offline_steps",
+              "20"]),
             ("sac after ro2o", "(--offline_algo ro2o) does not run on 2 MPI ranks yet",
              ["--algo", "sac", "--offline_algo", "ro2o", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),

@@ -200,9 +200,11 @@ static void balance_beta(famo2o_agent *g, const float *obs, int B, const float *
     for (int b = 0; b < B; b++) beta[b] = beta_of(g, g->bx[b]);
 }
 
-// the balance model's step and its temperature's; returns the balance loss
+// the balance model's step and its temperature's, on B rows (on MPI ranks this
+// rank's share sh; the temperature's entropy is the whole batch's); returns the
+// balance loss over these rows
 static double balance_step(famo2o_agent *g, const float *obs, const float *eb, const float *ea,
-                           int B, double *entropy_out, double *alpha_loss_out) {
+                           int B, ctrl_share sh, double *entropy_out, double *alpha_loss_out) {
     int S = g->S, A = g->A, E = g->c.n_critics;
     double alpha = exp((double)g->log_alpha[0]);
     balance_beta(g, obs, B, eb, g->beta, g->blogp);
@@ -251,6 +253,8 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     ctrl_mlp_zero_grad(&g->balance);
     ctrl_mlp_backward(&g->balance, g->dbeta, NULL, 1);
     g->bal_log_std_grad[0] = (float)dls;
+    ctrl_share_grads(sh, g->balance.grads, g->balance.n_params);
+    ctrl_share_grads(sh, g->bal_log_std_grad, 1);
     ctrl_adam_step_counted(&g->balance_opt, &g->counters[C_BAL_T], g->balance.params,
                            g->balance.grads);
     ctrl_adam_step_counted(&g->bal_log_std_opt, &g->counters[C_BAL_LOGSTD_T], g->bal_log_std,
@@ -260,6 +264,7 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     double h = 0;
     for (int b = 0; b < B; b++) h -= g->blogp[b];
     h /= B;
+    ctrl_share_means(sh, &h, 1);
     g->log_alpha_grad[0] = 0;
     *alpha_loss_out =
         ctrl_famo2o_alpha_loss(g->log_alpha_grad, g->log_alpha[0], h, g->target_entropy);
@@ -268,18 +273,26 @@ static double balance_step(famo2o_agent *g, const float *obs, const float *eb, c
     return loss;
 }
 
-static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch and of the three noise
+// blocks (drawn whole on every rank)
+static int famo2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                          rlhf_err *err) {
     famo2o_agent *g = agent;
-    if (ctrl_check_batch("famo2o", b, g->S, g->A, err)) return -1;
-    int B = b->B, A = g->A, E = g->c.n_critics;
-    grow(g, B);
+    if (ctrl_check_batch("famo2o", gb, g->S, g->A, err)) return -1;
+    int GB = gb->B, A = g->A, E = g->c.n_critics;
+    grow(g, GB);
     float k = g->counters[C_ACTOR_T]; // actor steps taken before this one
     g->counters[C_STEP] += 1;
     int uniform = g->counters[C_STEP] <= (float)g->c.famo2o_uniform_steps;
-    float *eb = g->noise, *ea = eb + B, *e3 = ea + (long)B * A;
-    for (long i = 0; i < B + (long)B * A; i++) g->noise[i] = rng_normal(rng);
-    for (int r = 0; r < B; r++) e3[r] = uniform ? rng_uniform(rng) : rng_normal(rng);
+    float *eb = g->noise, *ea = eb + GB, *e3 = ea + (long)GB * A;
+    for (long i = 0; i < GB + (long)GB * A; i++) g->noise[i] = rng_normal(rng);
+    for (int r = 0; r < GB; r++) e3[r] = uniform ? rng_uniform(rng) : rng_normal(rng);
+    ctrl_share sh = ctrl_share_rows(GB);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
+    int B = b->B;
+    eb += sh.lo;
+    ea += (long)sh.lo * A;
+    e3 += sh.lo;
 
     // V: expectile of the target critic's min
     critic_eval(g, &g->critic_target, b->obs, b->act, B, g->qt);
@@ -288,13 +301,14 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     double value_loss = ctrl_expectile_loss(g->dv, g->qt, g->v, B, g->c.iql_tau);
     ctrl_mlp_zero_grad(&g->value);
     ctrl_mlp_backward(&g->value, g->dv, NULL, 1);
+    ctrl_share_grads(sh, g->value.grads, g->value.n_params);
     ctrl_adam_step_counted(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
 
     // the balance model and its temperature; keep the old model's beta draw
     // for the actor (the authors pass the balance model before its step)
     double alpha = exp((double)g->log_alpha[0]), entropy, alpha_loss;
     double old_std = bal_std(g);
-    double balance_loss = balance_step(g, b->obs, eb, ea, B, &entropy, &alpha_loss);
+    double balance_loss = balance_step(g, b->obs, eb, ea, B, sh, &entropy, &alpha_loss);
     double bal_beta_mean = 0;
     for (int r = 0; r < B; r++) bal_beta_mean += g->beta[r];
     // g->bmu still holds the old balance mean (forward before the step)
@@ -331,7 +345,9 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     g->actor_opt.lr = g->log_std_opt.lr = lr;
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
+    ctrl_share_grads(sh, g->log_std_grad, A);
     ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
 
     // Q: the mean of the members' MSEs to r + gamma (1 - d) V(s'), updated V
@@ -345,21 +361,25 @@ static int famo2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_m
     double q_loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f / E);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
                            g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
 
-    ctrl_metrics_add(metrics, "value_loss", value_loss);
-    ctrl_metrics_add(metrics, "q_loss", q_loss);
-    ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-    ctrl_metrics_add(metrics, "balance_loss", balance_loss);
+    double m[8] = {value_loss,          q_loss,           actor_loss, balance_loss,
+                   bal_beta_mean / B,   beta_mean / B,    qmean / B,  adv_mean / B};
+    ctrl_share_means(sh, m, 8);  // alpha_loss and the entropy are the batch's already
+    ctrl_metrics_add(metrics, "value_loss", m[0]);
+    ctrl_metrics_add(metrics, "q_loss", m[1]);
+    ctrl_metrics_add(metrics, "actor_loss", m[2]);
+    ctrl_metrics_add(metrics, "balance_loss", m[3]);
     ctrl_metrics_add(metrics, "alpha_loss", alpha_loss);
     ctrl_metrics_add(metrics, "alpha", alpha);
     ctrl_metrics_add(metrics, "balance_entropy", entropy);
-    ctrl_metrics_add(metrics, "balance_beta_mean", bal_beta_mean / B);
-    ctrl_metrics_add(metrics, "beta_mean", beta_mean / B);
-    ctrl_metrics_add(metrics, "q_mean", qmean / B);
-    ctrl_metrics_add(metrics, "adv_mean", adv_mean / B);
+    ctrl_metrics_add(metrics, "balance_beta_mean", m[4]);
+    ctrl_metrics_add(metrics, "beta_mean", m[5]);
+    ctrl_metrics_add(metrics, "q_mean", m[6]);
+    ctrl_metrics_add(metrics, "adv_mean", m[7]);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }
@@ -434,6 +454,7 @@ const ctrl_algo ctrl_algo_famo2o = {
     .summary = "FamO2O over IQL: a beta-conditioned policy family and a per-state balance model "
                "(Wang et al. 2023)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = famo2o_defaults,
     .create = famo2o_create,
     .update = famo2o_update,

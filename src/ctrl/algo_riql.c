@@ -127,11 +127,15 @@ static int riql_create(const ctrl_algo_config *c, int S, int A, const float *low
     return 0;
 }
 
-static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch (every term is per row: the
+// ensemble's quantile and spread are over the members of a row)
+static int riql_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                        rlhf_err *err) {
     (void)rng;
     riql_agent *g = agent;
-    if (ctrl_check_batch("riql", b, g->S, g->A, err)) return -1;
+    if (ctrl_check_batch("riql", gb, g->S, g->A, err)) return -1;
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
     int B = b->B, E = g->c.n_critics, A = g->A;
     grow(g, B);
     float k = g->counters[C_ACTOR_T]; // actor steps taken before this one
@@ -160,6 +164,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     double value_loss = ctrl_expectile_loss(g->dv, g->qt, g->v, B, g->c.iql_tau);
     ctrl_mlp_zero_grad(&g->value);
     ctrl_mlp_backward(&g->value, g->dv, NULL, 1);
+    ctrl_share_grads(sh, g->value.grads, g->value.n_params);
     ctrl_adam_step_counted(&g->value_opt, &g->counters[C_VALUE_T], g->value.params, g->value.grads);
 
     // Q: Huber to the clipped target, mean over members and rows
@@ -170,6 +175,7 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     double q_loss = ctrl_riql_huber_loss(g->dq, g->q, g->y, E, B, g->c.riql_sigma);
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step_counted(&g->critic_opt, &g->counters[C_CRITIC_T], g->critic.params,
                            g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
@@ -188,16 +194,20 @@ static int riql_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
     g->actor_opt.lr = lr;
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
-    ctrl_metrics_add(metrics, "value_loss", value_loss);
-    ctrl_metrics_add(metrics, "q_loss", q_loss);
-    ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-    ctrl_metrics_add(metrics, "q_mean", qmean / ((double)E * B));
-    ctrl_metrics_add(metrics, "adv_mean", adv_mean / B);
-    ctrl_metrics_add(metrics, "target_q_std", qt_std / B);
+    double m[6] = {value_loss, q_loss, actor_loss, qmean / ((double)E * B), adv_mean / B,
+                   qt_std / B};
+    ctrl_share_means(sh, m, 6);
+    ctrl_metrics_add(metrics, "value_loss", m[0]);
+    ctrl_metrics_add(metrics, "q_loss", m[1]);
+    ctrl_metrics_add(metrics, "actor_loss", m[2]);
+    ctrl_metrics_add(metrics, "q_mean", m[3]);
+    ctrl_metrics_add(metrics, "adv_mean", m[4]);
+    ctrl_metrics_add(metrics, "target_q_std", m[5]);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }
@@ -254,6 +264,7 @@ const ctrl_algo ctrl_algo_riql = {
     .summary = "RIQL: IQL with a quantile of 5 target critics for V, Huber critic loss, "
                "deterministic AWR actor (Yang et al. 2023)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = riql_defaults,
     .create = riql_create,
     .update = riql_update,
