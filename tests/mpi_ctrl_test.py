@@ -1,7 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
 Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
-riql, famo2o): every rank draws the
+riql, famo2o, ro2o): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -16,7 +16,7 @@ and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, fisor, ro2o as
+    run on 2 MPI ranks yet" (h2o, fisor, cpl as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -172,6 +172,9 @@ def main():
         equal_runs("iql", ["--algo", "iql", *off], (2, 4), tmp)
         equal_runs("awac", ["--algo", "awac", *off], (2,), tmp)
         equal_runs("riql", ["--algo", "riql", "--n_critics", "3", *off], (2,), tmp)
+        equal_runs("ro2o", ["--algo", "ro2o", "--ro2o_samples", "3", *small, "--dataset", data,
+                            "--offline_steps", "20", "--online_steps", "60", "--eval_every",
+                            "40"], (2,), tmp)
         equal_runs("famo2o", ["--algo", "famo2o", *small, "--dataset", data, "--offline_steps",
                               "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
@@ -219,8 +222,8 @@ def main():
             ("fisor", "ctrl train --algo fisor does not run on 2 MPI ranks yet",
              ["--algo", "fisor", "--env", "pendulum", "--dataset", absent, "--offline_steps",
               "20"]),
-            ("sac after ro2o", "(--offline_algo ro2o) does not run on 2 MPI ranks yet",
-             ["--algo", "sac", "--offline_algo", "ro2o", "--env", "pendulum", "--dataset",
+            ("sac after cpl", "(--offline_algo cpl) does not run on 2 MPI ranks yet",
+             ["--algo", "sac", "--offline_algo", "cpl", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),
             ("batch 1", "--batch_size 1 is less than the 2 MPI ranks",
              ["--algo", "iql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20",

@@ -208,19 +208,27 @@ static double mean_of(const float *v, long n) {
     return n ? s / n : 0;
 }
 
-static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch and of the per-row noise (the
+// perturbation directions u are shared by all rows); everything is drawn whole
+// on every rank
+static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                        rlhf_err *err) {
     ro2o_agent *g = agent;
-    int B = b->B, O = g->O, A = g->A, E = g->E, n = g->n;
-    if (ctrl_check_batch("ro2o", b, O, A, err)) return -1;
-    grow(g, B);
+    int O = g->O, A = g->A, E = g->E, n = g->n;
+    if (ctrl_check_batch("ro2o", gb, O, A, err)) return -1;
+    grow(g, gb->B);
     const ctrl_algo_config *c = &g->c;
     float lsmin = c->log_std_min, lsmax = c->log_std_max;
-    long BA = (long)B * A, Bn = (long)B * n;
-    ro2o_draw_noise(rng, B, O, A, n, g->noise);
-    const float *eps_alpha = g->noise, *eps_pi = eps_alpha + BA, *u_pol = eps_pi + BA;
-    const float *eps_next = u_pol + (long)n * O, *u_q = eps_next + BA, *u_ood = u_q + (long)n * O;
-    const float *eps_ood = u_ood + (long)n * O;
+    ro2o_draw_noise(rng, gb->B, O, A, n, g->noise);
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
+    int B = b->B;
+    long BA = (long)B * A, Bn = (long)B * n, GBA = (long)gb->B * A, nO = (long)n * O;
+    long lo = sh.lo;
+    const float *eps_alpha = g->noise + lo * A, *eps_pi = g->noise + GBA + lo * A;
+    const float *u_pol = g->noise + 2 * GBA, *eps_next = u_pol + nO + lo * A;
+    const float *u_q = u_pol + nO + GBA, *u_ood = u_q + nO;
+    const float *eps_ood = u_ood + nO + lo * n * A;
     int t = (int)g->steps + 1;
     g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
     double beta = (double)c->ro2o_beta - (double)c->ro2o_beta_decay * (t - 1);
@@ -238,7 +246,10 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
                             lsmin, lsmax);
     double alpha_loss =
         ctrl_sac_alpha_loss(g->logp, g->log_alpha, c->target_entropy, B, &g->dlog_alpha);
-    if (c->autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    if (c->autotune_alpha) {
+        ctrl_share_grads(sh, &g->dlog_alpha, 1);
+        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    }
     float alpha = c->autotune_alpha ? expf(g->log_alpha) : c->sac_alpha;
 
     // 2. actor: a ~ pi(s), gradient through the critic to a, plus policy smoothing
@@ -266,6 +277,7 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
                              lsmin, lsmax);
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->douta, NULL, 1);
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
 
     // 3. critic, with the updated actor: a' ~ pi(s'), a~ ~ pi(s + d_ood)
@@ -339,24 +351,28 @@ static int ro2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     }
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dqc, NULL, 1);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, c->tau);
     g->steps += 1.0f;
 
     if (metrics) {
-        ctrl_metrics_add(metrics, "critic_loss", td + qs_loss + ood_loss);
-        ctrl_metrics_add(metrics, "td_loss", td);
-        ctrl_metrics_add(metrics, "actor_loss", q_loss + pol_loss);
-        ctrl_metrics_add(metrics, "alpha_loss", alpha_loss);
+        double m[10] = {td,         qs_loss,     ood_loss,    q_loss,           pol_loss,
+                        alpha_loss, -logp_mean,  q_data_mean, mean_of(g->y, B), ood_std};
+        ctrl_share_means(sh, m, 10);
+        ctrl_metrics_add(metrics, "critic_loss", m[0] + m[1] + m[2]);
+        ctrl_metrics_add(metrics, "td_loss", m[0]);
+        ctrl_metrics_add(metrics, "actor_loss", m[3] + m[4]);
+        ctrl_metrics_add(metrics, "alpha_loss", m[5]);
         ctrl_metrics_add(metrics, "alpha", alpha);
-        ctrl_metrics_add(metrics, "entropy", -logp_mean);
-        ctrl_metrics_add(metrics, "q_data", q_data_mean);
-        ctrl_metrics_add(metrics, "target", mean_of(g->y, B));
+        ctrl_metrics_add(metrics, "entropy", m[6]);
+        ctrl_metrics_add(metrics, "q_data", m[7]);
+        ctrl_metrics_add(metrics, "target", m[8]);
         if (n > 0) {
-            ctrl_metrics_add(metrics, "q_smooth_loss", qs_loss);
-            ctrl_metrics_add(metrics, "policy_smooth_loss", pol_loss);
-            ctrl_metrics_add(metrics, "ood_loss", ood_loss);
-            ctrl_metrics_add(metrics, "ood_std", ood_std);
+            ctrl_metrics_add(metrics, "q_smooth_loss", m[1]);
+            ctrl_metrics_add(metrics, "policy_smooth_loss", m[4]);
+            ctrl_metrics_add(metrics, "ood_loss", m[2]);
+            ctrl_metrics_add(metrics, "ood_std", m[9]);
             ctrl_metrics_add(metrics, "ood_beta", beta);
         }
     }
@@ -406,6 +422,7 @@ const ctrl_algo ctrl_algo_ro2o = {
     .summary = "RO2O: SAC-N with value/policy smoothing and an OOD uncertainty penalty "
                "(Wen et al. 2024)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = ro2o_defaults,
     .create = ro2o_create,
     .update = ro2o_update,
