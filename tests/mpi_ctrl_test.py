@@ -1,7 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
 Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
-riql, famo2o, ro2o): every rank draws the
+riql, famo2o, ro2o, fisor): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -16,7 +16,7 @@ and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, fisor, cpl as
+    run on 2 MPI ranks yet" (h2o, moorl, cpl as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -59,7 +59,7 @@ def report(ok, name, why=""):
     failed += 0 if ok else 1
 
 
-def make_dataset(path, seed=0):
+def make_dataset(path, seed=0, costs=False):
     import h5py
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(N, 3)).astype(np.float32)
@@ -71,6 +71,8 @@ def make_dataset(path, seed=0):
     with h5py.File(path, "w") as f:
         f["observations"], f["actions"], f["rewards"] = obs, act, rew
         f["next_observations"], f["terminals"], f["timeouts"] = nxt, np.zeros(N, bool), timeouts
+        if costs:  # FISOR's: a fast pendulum is unsafe
+            f["costs"] = (np.abs(obs[:, 2]) > 1.0).astype(np.float32)
         f.attrs["env"] = "pendulum"
         f.attrs["ref_random_return"] = -1200.0
         f.attrs["ref_expert_return"] = -150.0
@@ -163,6 +165,8 @@ def main():
     try:
         data = os.path.join(tmp, "pendulum.hdf5")
         make_dataset(data)
+        costly = os.path.join(tmp, "pendulum-costs.hdf5")
+        make_dataset(costly, costs=True)
         small = ["--env", "pendulum", "--hidden", "32", "--batch_size", "16", "--seed", "3",
                  "--log_every", "1", "--eval_episodes", "1", "--quiet"]
         off = [*small, "--dataset", data, "--offline_steps", "40", "--eval_every", "20"]
@@ -175,6 +179,8 @@ def main():
         equal_runs("ro2o", ["--algo", "ro2o", "--ro2o_samples", "3", *small, "--dataset", data,
                             "--offline_steps", "20", "--online_steps", "60", "--eval_every",
                             "40"], (2,), tmp)
+        equal_runs("fisor", ["--algo", "fisor", *small, "--dataset", costly, "--offline_steps",
+                             "40", "--eval_every", "20"], (2,), tmp)
         equal_runs("famo2o", ["--algo", "famo2o", *small, "--dataset", data, "--offline_steps",
                               "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
@@ -219,8 +225,8 @@ def main():
         cases = [
             ("h2o", "ctrl train --algo h2o does not run on 2 MPI ranks yet",
              ["--algo", "h2o", "--env", "pendulum", "--dataset", absent, "--online_steps", "20"]),
-            ("fisor", "ctrl train --algo fisor does not run on 2 MPI ranks yet",
-             ["--algo", "fisor", "--env", "pendulum", "--dataset", absent, "--offline_steps",
+            ("moorl", "ctrl train --algo moorl does not run on 2 MPI ranks yet",
+             ["--algo", "moorl", "--env", "pendulum", "--dataset", absent, "--online_steps",
               "20"]),
             ("sac after cpl", "(--offline_algo cpl) does not run on 2 MPI ranks yet",
              ["--algo", "sac", "--offline_algo", "cpl", "--env", "pendulum", "--dataset",

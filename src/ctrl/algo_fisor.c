@@ -186,14 +186,17 @@ static void adam(fisor_agent *g, ctrl_mlp *net, ctrl_adam *opt, int counter) {
 }
 
 // V regression (plain or reverse expectile) of `value` towards g->qr / g->qh
+// (on MPI ranks over this rank's share sh of the rows, as every step here)
 static double value_step(fisor_agent *g, ctrl_mlp *value, ctrl_adam *opt, int counter,
-                         const float *obs, const float *target, int B, float tau, int reverse) {
+                         const float *obs, const float *target, int B, float tau, int reverse,
+                         ctrl_share sh) {
     ctrl_mlp_forward(value, obs, B, g->y);
     memset(g->dv, 0, B * sizeof(float));
     double loss = reverse ? ctrl_fisor_reverse_expectile_loss(g->dv, target, g->y, B, tau)
                           : ctrl_expectile_loss(g->dv, target, g->y, B, tau);
     ctrl_mlp_zero_grad(value);
     ctrl_mlp_backward(value, g->dv, NULL, 1);
+    ctrl_share_grads(sh, value->grads, value->n_params);
     adam(g, value, opt, counter);
     return loss;
 }
@@ -201,7 +204,8 @@ static double value_step(fisor_agent *g, ctrl_mlp *value, ctrl_adam *opt, int co
 // Q regression of `critic` (E members) at (s, a) towards g->y (B); mean over
 // members and rows; Polyak on its target
 static double critic_step(fisor_agent *g, ctrl_mlp *critic, ctrl_mlp *target, ctrl_adam *opt,
-                          int counter, const float *obs, const float *act, int B, double *qmean) {
+                          int counter, const float *obs, const float *act, int B, double *qmean,
+                          ctrl_share sh) {
     int E = g->c.n_critics;
     ctrl_concat(g->sa, obs, act, B, g->S, g->A);
     ctrl_mlp_forward(critic, g->sa, B, g->q);
@@ -212,12 +216,13 @@ static double critic_step(fisor_agent *g, ctrl_mlp *critic, ctrl_mlp *target, ct
     double loss = ctrl_critic_mse_loss(g->dq, g->q, g->y, E, B, 1.0f / E);
     ctrl_mlp_zero_grad(critic);
     ctrl_mlp_backward(critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, critic->grads, critic->n_params);
     adam(g, critic, opt, counter);
     ctrl_mlp_polyak(target, critic, g->c.tau);
     return loss;
 }
 
-static double actor_step(fisor_agent *g, const ctrl_batch *b, float lr) {
+static double actor_step(fisor_agent *g, const ctrl_batch *b, float lr, ctrl_share sh) {
     int B = b->B, A = g->A;
     ctrl_fisor_noisy(g->x, g->an, g->eps, g->t, &g->sched, B, A);
     ctrl_fisor_input(g->in, g->x, b->obs, g->t, B, A, g->S, g->D);
@@ -226,6 +231,7 @@ static double actor_step(fisor_agent *g, const ctrl_batch *b, float lr) {
     double loss = ctrl_fisor_noise_loss(g->dpred, g->pred, g->eps, g->w, B, A);
     ctrl_mlp_zero_grad(&g->score);
     ctrl_mlp_backward(&g->score, g->dpred, NULL, 1);
+    ctrl_share_grads(sh, g->score.grads, g->score.n_params);
     g->score_opt.lr = lr;
     adam(g, &g->score, &g->score_opt, C_ACTOR_T);
     ctrl_mlp_polyak(&g->score_ema, &g->score, g->c.fisor_actor_tau);
@@ -238,14 +244,23 @@ static double mean_of(const float *x, int B) {
     return s / B;
 }
 
-static int fisor_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
+// on MPI ranks each takes its rows of the batch and of the noise (the
+// diffusion times and eps, drawn whole on every rank)
+static int fisor_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
                         rlhf_err *err) {
     fisor_agent *g = agent;
-    if (ctrl_check_batch("fisor", b, g->S, g->A, err)) return -1;
-    int B = b->B, A = g->A;
-    grow(g, B);
+    if (ctrl_check_batch("fisor", gb, g->S, g->A, err)) return -1;
+    int A = g->A;
+    grow(g, gb->B);
     g->counters[C_STEP] += 1;
-    ctrl_fisor_draw_update_noise(rng, B, A, g->c.fisor_T, g->t, g->eps);
+    ctrl_fisor_draw_update_noise(rng, gb->B, A, g->c.fisor_T, g->t, g->eps);
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
+    int B = b->B;
+    if (sh.lo > 0) {  // this rank's rows of the noise to the front
+        memmove(g->t, g->t + sh.lo, (size_t)B * sizeof(int));
+        memmove(g->eps, g->eps + (long)sh.lo * A, (size_t)B * A * sizeof(float));
+    }
     const float lim = 1 - 1e-5f;
     for (int r = 0; r < B; r++)
         for (int i = 0; i < A; i++) {
@@ -267,36 +282,39 @@ static int fisor_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_me
 
     float k = g->counters[C_ACTOR_T], K = g->c.fisor_lr_decay, lr = g->c.actor_lr;
     if (K > 0) lr = (float)(g->c.actor_lr * 0.5 * (1.0 + cos(M_PI * fmin(k, K) / K)));
-    double actor_loss = actor_step(g, b, lr);
+    double actor_loss = actor_step(g, b, lr, sh);
 
     // reward critic (IQL): V_r, then Q_r to r + gamma (1 - d) V_r(s')
     double v_loss =
-        value_step(g, &g->value, &g->value_opt, C_VALUE_T, b->obs, g->qr, B, g->c.iql_tau, 0);
+        value_step(g, &g->value, &g->value_opt, C_VALUE_T, b->obs, g->qr, B, g->c.iql_tau, 0, sh);
     ctrl_mlp_forward(&g->value, b->next_obs, B, g->h);
     ctrl_td_target(g->y, b->rew, b->done, g->h, 1, B, g->c.gamma);
     double q_mean, q_loss = critic_step(g, &g->critic, &g->critic_target, &g->critic_opt,
-                                        C_CRITIC_T, b->obs, b->act, B, &q_mean);
+                                        C_CRITIC_T, b->obs, b->act, B, &q_mean, sh);
 
     // feasibility critic: V_h (reverse expectile of max Q_h), then Q_h (HJ target)
     double vh_loss = value_step(g, &g->svalue, &g->svalue_opt, C_SVALUE_T, b->obs, g->qh, B,
-                                g->c.fisor_cost_tau, 1);
+                                g->c.fisor_cost_tau, 1, sh);
     ctrl_mlp_forward(&g->svalue, b->next_obs, B, g->vr); // V_h(s') (vr is free now)
     ctrl_fisor_constraint(g->h, b->cost, B, g->c.fisor_cost_scale);
     ctrl_fisor_hj_target(g->y, g->h, g->vr, b->done, B, g->c.gamma);
     double qh_mean, qh_loss = critic_step(g, &g->scritic, &g->scritic_target, &g->scritic_opt,
-                                          C_SCRITIC_T, b->obs, b->act, B, &qh_mean);
+                                          C_SCRITIC_T, b->obs, b->act, B, &qh_mean, sh);
 
-    ctrl_metrics_add(metrics, "actor_loss", actor_loss);
-    ctrl_metrics_add(metrics, "value_loss", v_loss);
-    ctrl_metrics_add(metrics, "q_loss", q_loss);
-    ctrl_metrics_add(metrics, "safe_value_loss", vh_loss);
-    ctrl_metrics_add(metrics, "safe_q_loss", qh_loss);
-    ctrl_metrics_add(metrics, "q_mean", q_mean);
-    ctrl_metrics_add(metrics, "qh_mean", qh_mean);
-    ctrl_metrics_add(metrics, "vh_mean", vh_mean);
-    ctrl_metrics_add(metrics, "weight_mean", w_mean);
-    ctrl_metrics_add(metrics, "feasible_frac", (double)n_safe / B);
-    ctrl_metrics_add(metrics, "infeasible_frac", (double)n_unsafe / B);
+    double m[11] = {actor_loss, v_loss, q_loss, vh_loss, qh_loss, q_mean, qh_mean, vh_mean,
+                    w_mean,     (double)n_safe / B, (double)n_unsafe / B};
+    ctrl_share_means(sh, m, 11);
+    ctrl_metrics_add(metrics, "actor_loss", m[0]);
+    ctrl_metrics_add(metrics, "value_loss", m[1]);
+    ctrl_metrics_add(metrics, "q_loss", m[2]);
+    ctrl_metrics_add(metrics, "safe_value_loss", m[3]);
+    ctrl_metrics_add(metrics, "safe_q_loss", m[4]);
+    ctrl_metrics_add(metrics, "q_mean", m[5]);
+    ctrl_metrics_add(metrics, "qh_mean", m[6]);
+    ctrl_metrics_add(metrics, "vh_mean", m[7]);
+    ctrl_metrics_add(metrics, "weight_mean", m[8]);
+    ctrl_metrics_add(metrics, "feasible_frac", m[9]);
+    ctrl_metrics_add(metrics, "infeasible_frac", m[10]);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }
@@ -378,6 +396,7 @@ const ctrl_algo ctrl_algo_fisor = {
     .summary = "FISOR: HJ feasibility critic, IQL reward critic, feasibility-weighted DDPM policy "
                "(Zheng et al. 2024; needs costs in the dataset)",
     .offline = 1,
+    .data_parallel = 1,
     .defaults = fisor_defaults,
     .create = fisor_create,
     .update = fisor_update,

@@ -1,13 +1,12 @@
 // ctrl/ctrl_dist: `rlhf ctrl train` under MPI (build/rlhf-mpi, docs/mpi.md,
 // "Control"); included through ctrl_train_internal.h.
-// The algorithms whose table says data_parallel (bc, td3, td3_bc, iql, awac,
-// sac, cql, calql, wsrl, riql, famo2o, ro2o) run on N ranks: every rank draws
-// the same batches and noise from the one seed, updates on its share of the rows
-// and sums the gradients (algo_common's ctrl_share_*), steps its own copy of
-// the environment in the online phase (the same actions from the same
-// weights, so the same transitions), and rank 0 alone evaluates and writes the
-// run folder. Every other algorithm is refused on > 1 rank before anything is
-// loaded or written.
+// The algorithms whose table says data_parallel (docs/mpi.md lists them) run
+// on N ranks: every rank draws the same batches and noise from the one seed,
+// updates on its share of the rows and sums the gradients (algo_common's
+// ctrl_share_*), steps its own copy of the environment in the online phase
+// (the same actions from the same weights, so the same transitions), and rank
+// 0 alone evaluates and writes the run folder. Every other algorithm is
+// refused on > 1 rank before anything is loaded or written.
 #ifndef RLHF_CTRL_CTRL_DIST_H
 #define RLHF_CTRL_CTRL_DIST_H
 
