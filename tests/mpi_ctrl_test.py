@@ -1,7 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
 Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
-riql, famo2o, ro2o, fisor): every rank draws the
+riql, famo2o, ro2o, fisor, cpl): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -16,7 +16,7 @@ and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, moorl, cpl as
+    run on 2 MPI ranks yet" (h2o, moorl, lamo as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -181,6 +181,15 @@ def main():
                             "40"], (2,), tmp)
         equal_runs("fisor", ["--algo", "fisor", *small, "--dataset", costly, "--offline_steps",
                              "40", "--eval_every", "20"], (2,), tmp)
+        prefd = os.path.join(tmp, "pendulum-cpl.hdf5")
+        make_dataset(prefd)
+        p = subprocess.run([RLHF, "ctrl", "prefs", "--dataset", prefd, "--segment", "10",
+                            "--pairs", "40"], cwd=ROOT, capture_output=True, text=True, env=ENV,
+                           timeout=120)
+        report(p.returncode == 0, "ctrl prefs writes CPL's segment pairs", p.stderr[-400:])
+        equal_runs("cpl", ["--algo", "cpl", *small, "--dataset", prefd, "--offline_steps", "40",
+                           "--cpl_batch", "5", "--cpl_bc_steps", "10", "--eval_every", "20"],
+                   (2,), tmp)
         equal_runs("famo2o", ["--algo", "famo2o", *small, "--dataset", data, "--offline_steps",
                               "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
@@ -228,8 +237,8 @@ def main():
             ("moorl", "ctrl train --algo moorl does not run on 2 MPI ranks yet",
              ["--algo", "moorl", "--env", "pendulum", "--dataset", absent, "--online_steps",
               "20"]),
-            ("sac after cpl", "(--offline_algo cpl) does not run on 2 MPI ranks yet",
-             ["--algo", "sac", "--offline_algo", "cpl", "--env", "pendulum", "--dataset",
+            ("sac after lamo", "(--offline_algo lamo) does not run on 2 MPI ranks yet",
+             ["--algo", "sac", "--offline_algo", "lamo", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),
             ("batch 1", "--batch_size 1 is less than the 2 MPI ranks",
              ["--algo", "iql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20",

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "ctrl/algo_common.h"
 #include "ctrl/ctrl_loss.h"
 #include "ctrl/mlp.h"
@@ -145,8 +146,9 @@ static void logprob(cpl_agent *g, const float *obs, const float *act, int rows) 
                        g->c.log_std_max);
 }
 
-// g->dlogp (rows) -> the actor's and log_std's gradients, one Adam step each
-static void actor_step(cpl_agent *g, const float *act, int rows) {
+// g->dlogp (rows) -> the actor's and log_std's gradients (on MPI ranks: this
+// rank's share sh, summed over the ranks), one Adam step each
+static void actor_step(cpl_agent *g, const float *act, int rows, ctrl_share sh) {
     int A = g->A;
     memset(g->dmean, 0, (long)rows * A * sizeof(float));
     memset(g->log_std_grad, 0, A * sizeof(float));
@@ -156,6 +158,8 @@ static void actor_step(cpl_agent *g, const float *act, int rows) {
     ctrl_det_backward(g->du, g->dmean, g->mean, g->scale, g->bias, rows, A);
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->du, NULL, 1);
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
+    ctrl_share_grads(sh, g->log_std_grad, A);
     ctrl_adam_step_counted(&g->actor_opt, &g->counters[C_ACTOR_T], g->actor.params, g->actor.grads);
     ctrl_adam_step_counted(&g->log_std_opt, &g->counters[C_LOGSTD_T], g->log_std, g->log_std_grad);
 }
@@ -182,13 +186,16 @@ static double pair_loss(const float *seg, const float *y, int P, float lam, floa
     return loss / P;
 }
 
-static void bc_update(cpl_agent *g, const ctrl_batch *b, ctrl_metrics *metrics) {
+static void bc_update(cpl_agent *g, const ctrl_batch *gb, ctrl_metrics *metrics) {
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
     int B = b->B;
     grow(g, B, 1);
     logprob(g, b->obs, b->act, B);
     memset(g->dlogp, 0, B * sizeof(float));
     double loss = ctrl_weighted_nll_loss(g->dlogp, g->logp, NULL, B);
-    actor_step(g, b->act, B);
+    actor_step(g, b->act, B, sh);
+    ctrl_share_means(sh, &loss, 1);
     if (g->counters[C_STEP] == g->c.cpl_bc_steps) {  // the last BC step: Adam restarts
         memset(g->actor_opt.m, 0, g->actor_opt.n * sizeof(float));
         memset(g->actor_opt.v, 0, g->actor_opt.n * sizeof(float));
@@ -199,18 +206,21 @@ static void bc_update(cpl_agent *g, const ctrl_batch *b, ctrl_metrics *metrics) 
     ctrl_metrics_add(metrics, "bc_loss", loss);
 }
 
-// gathers the rows of cpl_batch pairs drawn with rng: segments a of every
-// pair, then segments b, L rows each, into g->obs / g->act; labels -> g->y
-static void gather(cpl_agent *g, rlhf_rng *rng, int P) {
+// draws P pairs with rng (every rank all P) and gathers the rows of pairs
+// [sh.lo, sh.lo + sh.n) (one process: all): segments a of each pair, then
+// segments b, L rows each, into g->obs / g->act; labels -> g->y
+static void gather(cpl_agent *g, rlhf_rng *rng, int P, ctrl_share sh) {
     const cpl_pairs *p = g->pairs;
-    int L = p->seg_len, S = g->S, A = g->A;
+    int L = p->seg_len, S = g->S, A = g->A, n = sh.n;
     for (int k = 0; k < P; k++) {
         long i = (long)(rng_uniform(rng) * p->n);
         if (i >= p->n) i = p->n - 1;
-        g->y[k] = p->y[i];
+        if (k < sh.lo || k >= sh.lo + n) continue;
+        int j = k - sh.lo;
+        g->y[j] = p->y[i];
         long starts[2] = {p->a[i], p->b[i]};
         for (int s = 0; s < 2; s++) {
-            long r = ((long)s * P + k) * L;
+            long r = ((long)s * n + j) * L;
             memcpy(g->obs + r * S, g->data->obs + starts[s] * S, (long)L * S * sizeof(float));
             memcpy(g->act + r * A, g->data->act + starts[s] * A, (long)L * A * sizeof(float));
         }
@@ -228,28 +238,35 @@ static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         bc_update(g, b, metrics);
         return 0;
     }
-    int P = g->c.cpl_batch, L = g->pairs->seg_len, rows = 2 * P * L;
-    grow(g, rows, P);
-    gather(g, rng, P);
+    int P = g->c.cpl_batch, L = g->pairs->seg_len;
+    if (P < dist_size())
+        return rlhf_fail(err, "ctrl cpl: cpl_batch %d pairs is less than the %d MPI ranks", P,
+                         dist_size());
+    ctrl_share sp = ctrl_share_rows(P);  // on MPI ranks: this rank's pairs
+    int n = sp.n, rows = 2 * n * L;
+    grow(g, rows, n);
+    gather(g, rng, P, sp);
     logprob(g, g->obs, g->act, rows);
     float alpha = g->c.cpl_alpha;
-    for (int s = 0; s < 2 * P; s++) {
+    for (int s = 0; s < 2 * n; s++) {
         double sum = 0;
         for (int t = 0; t < L; t++) sum += g->logp[(long)s * L + t];
         g->seg[s] = (float)(alpha * sum);
     }
-    double acc, loss = pair_loss(g->seg, g->y, P, g->c.cpl_lambda, g->dseg, &acc);
-    for (int s = 0; s < 2 * P; s++)
+    double acc, loss = pair_loss(g->seg, g->y, n, g->c.cpl_lambda, g->dseg, &acc);
+    for (int s = 0; s < 2 * n; s++)
         for (int t = 0; t < L; t++) g->dlogp[(long)s * L + t] = alpha * g->dseg[s];
     double bc = 0;
     for (int r = 0; r < rows; r++) bc -= g->logp[r];
     bc /= rows;
     if (g->c.cpl_bc_coeff > 0)
         for (int r = 0; r < rows; r++) g->dlogp[r] -= g->c.cpl_bc_coeff / rows;
-    actor_step(g, g->act, rows);
-    ctrl_metrics_add(metrics, "cpl_loss", loss);
-    ctrl_metrics_add(metrics, "bc_loss", bc);
-    ctrl_metrics_add(metrics, "accuracy", acc);
+    actor_step(g, g->act, rows, sp);
+    double m[3] = {loss, bc, acc};
+    ctrl_share_means(sp, m, 3);
+    ctrl_metrics_add(metrics, "cpl_loss", m[0]);
+    ctrl_metrics_add(metrics, "bc_loss", m[1]);
+    ctrl_metrics_add(metrics, "accuracy", m[2]);
     return 0;
 }
 
@@ -297,6 +314,7 @@ const ctrl_algo ctrl_algo_cpl = {
     .name = "cpl",
     .summary = "CPL: the policy from segment preferences by a contrastive loss on alpha sum log pi (Hejna et al. 2024); needs DATASET.cpl.jsonl from rlhf ctrl prefs",
     .offline = 1,
+    .data_parallel = 1,
     .defaults = cpl_defaults,
     .create = cpl_create,
     .update = cpl_update,
