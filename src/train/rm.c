@@ -338,18 +338,28 @@ static int pw_logp(trainer *t, const ds_dataset *ds, const int *idx, int n, floa
     return rc;
 }
 
+// the eval set's sums; with N MPI ranks each judges its share of the pairs
+// and the sums are added
 static int pw_eval_set(trainer *t, const ds_dataset *ds, rm_pairwise_eval_sums *out,
                        rlhf_err *err) {
     int bs = t->c->batch_size, *idx = xmalloc((size_t)bs * sizeof(int));
     float *l = xmalloc((size_t)bs * 4 * sizeof(float));
     rm_pairwise_eval_sums e = {0};
     int rc = 0;
-    for (int i0 = 0; i0 < ds->n && rc == 0; i0 += bs) {
-        int n = ds->n - i0 < bs ? ds->n - i0 : bs;
+    long lo, hi;
+    dist_share(ds->n, dist_rank(), dist_size(), &lo, &hi);
+    for (int i0 = (int)lo; i0 < hi && rc == 0; i0 += bs) {
+        int n = hi - i0 < bs ? (int)hi - i0 : bs;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
         if ((rc = pw_logp(t, ds, idx, n, l, err)) == 0) rm_pairwise_eval(n, l, &e);
     }
     free(idx), free(l);
+    if (dist_size() > 1 && rc == 0) {
+        double v[6] = {e.acc, e.prob, e.order_acc, e.consistent, e.bias, (double)e.pairs};
+        dist_allreduce_sum_f64(v, 6);
+        e.acc = v[0], e.prob = v[1], e.order_acc = v[2], e.consistent = v[3], e.bias = v[4];
+        e.pairs = (long)v[5];
+    }
     *out = e;
     return rc;
 }
@@ -398,7 +408,8 @@ static int pw_setup(trainer *t, rlhf_err *err) {
     t->plan_B = 4 * c->batch_size;  // both orders x both answers
     train_walk_init(&s->walk, s->train, c->seed);
     s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
-    if (make_dirs(c->output_dir, err) || pw_write_meta(s, c->output_dir, err)) return -1;
+    if (dist_rank() == 0 && (make_dirs(c->output_dir, err) || pw_write_meta(s, c->output_dir, err)))
+        return -1;
     if (s->eval && pw_eval_set(t, s->eval, &s->ev0, err)) return -1;
     s->ev = s->ev0;
     return 0;
@@ -417,6 +428,7 @@ static int pw_step(trainer *t, int step, rlhf_err *err) {
     for (int k = 0; k < c->gradient_accumulation_steps && rc == 0; k++) {
         const ds_batch *mb = &s->mb[k];
         int n = mb->n_pairs;
+        if (n == 0) continue;  // an empty share (MPI)
         char **texts = xmalloc((size_t)2 * n * sizeof(char *));
         int *label = xmalloc((size_t)2 * n * sizeof(int));
         for (int i = 0; i < n; i++) {
@@ -443,6 +455,11 @@ static int pw_step(trainer *t, int step, rlhf_err *err) {
         free(texts), free(label);
     }
     if (rc) return -1;
+    if (dist_size() > 1) {  // the step's sums over the ranks
+        double r[4] = {st.loss, st.acc, (double)st.rows, ntok};
+        dist_allreduce_sum_f64(r, 4);
+        st.loss = r[0], st.acc = r[1], st.rows = (long)r[2], ntok = r[3];
+    }
     static const char *const names[] = {"loss", "accuracy"};
     double v[] = {st.loss / st.rows, st.acc / st.rows};
     return rm_step_end(t, &s->win, step, ntok, 2, names, v, err);
@@ -493,7 +510,7 @@ static void pw_free(trainer *t) {
 }
 
 static const trainer_method pw_method = {
-    .name = "rm", .setup = pw_setup, .step = pw_step, .log = pw_log, .eval = pw_eval,
+    .name = "rm", .data_parallel = 1, .setup = pw_setup, .step = pw_step, .log = pw_log, .eval = pw_eval,
     .save = pw_save, .finish = pw_finish, .free = pw_free,
 };
 

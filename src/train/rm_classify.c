@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "algo/classify_loss.h"
+#include "base/dist.h"
 #include "io/file.h"
 #include "io/json.h"
 #include "train/rm.h"
@@ -182,14 +183,28 @@ static int count_positives(const ds_dataset *ds) {
     return k;
 }
 
-// the eval set's sums (no gradient)
+// the sums over ranks of a step's or an eval's sums (every rank gets them)
+static void sums_allreduce(classify_sums *e, double *ntok) {
+    if (dist_size() == 1) return;
+    double v[7] = {e->loss, e->log_loss, e->correct, e->prob_true, (double)e->rows,
+                   (double)e->positives, ntok ? *ntok : 0};
+    dist_allreduce_sum_f64(v, 7);
+    e->loss = v[0], e->log_loss = v[1], e->correct = v[2], e->prob_true = v[3];
+    e->rows = (long)v[4], e->positives = (long)v[5];
+    if (ntok) *ntok = v[6];
+}
+
+// the eval set's sums (no gradient); with N MPI ranks each scores its share
+// of the rows and the sums are added
 static int cls_eval_set(trainer *t, const ds_dataset *ds, classify_sums *out, rlhf_err *err) {
     cls_state *s = t->self;
     int bs = t->c->batch_size, *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
     ds_batch b = {0};
     classify_sums e = {0};
-    for (int i0 = 0; i0 < ds->n && rc == 0; i0 += bs) {
-        int n = ds->n - i0 < bs ? ds->n - i0 : bs;
+    long lo, hi;
+    dist_share(ds->n, dist_rank(), dist_size(), &lo, &hi);
+    for (int i0 = (int)lo; i0 < hi && rc == 0; i0 += bs) {
+        int n = hi - i0 < bs ? (int)hi - i0 : bs;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
         rlhf_batch view;
         if ((rc = ds_make_batch(ds, idx, n, NULL, &b, err))) break;
@@ -200,6 +215,7 @@ static int cls_eval_set(trainer *t, const ds_dataset *ds, classify_sums *out, rl
     }
     free(idx);
     ds_batch_free(&b);
+    if (rc == 0) sums_allreduce(&e, NULL);
     *out = e;
     return rc;
 }
@@ -244,7 +260,8 @@ static int cls_setup(trainer *t, rlhf_err *err) {
     t->plan_B = c->batch_size;
     train_walk_init(&s->walk, s->train, c->seed);
     s->mb = xcalloc(c->gradient_accumulation_steps, sizeof *s->mb);
-    if (make_dirs(c->output_dir, err) || write_meta(s, c->output_dir, err)) return -1;
+    if (dist_rank() == 0 && (make_dirs(c->output_dir, err) || write_meta(s, c->output_dir, err)))
+        return -1;
     if (s->eval && cls_eval_set(t, s->eval, &s->ev0, err)) return -1;
     s->ev = s->ev0;
     if (!c->quiet)
@@ -254,7 +271,8 @@ static int cls_setup(trainer *t, rlhf_err *err) {
     return 0;
 }
 
-// the logistic loss summed over the step's micro-batches, mean over rows
+// the logistic loss summed over the step's micro-batches, mean over rows (with
+// N MPI ranks each its share of every micro-batch, over the global row count)
 static int cls_step(trainer *t, int step, rlhf_err *err) {
     cls_state *s = t->self;
     const train_config *c = t->c;
@@ -266,6 +284,7 @@ static int cls_step(trainer *t, int step, rlhf_err *err) {
     double ntok = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
         ds_batch *b = &s->mb[k];
+        if (b->B == 0) continue;  // an empty share (MPI)
         rlhf_batch view = b->view;
         view.targets = NULL;
         if (model_forward(m, &view, err)) return -1;
@@ -274,6 +293,7 @@ static int cls_step(trainer *t, int step, rlhf_err *err) {
         model_backward(m, NULL, NULL, s->dscore, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
+    sums_allreduce(&st, &ntok);
     static const char *const names[] = {"loss", "accuracy"};
     double v[] = {st.loss / st.rows, st.correct / st.rows};
     return rm_step_end(t, &s->win, step, ntok, 2, names, v, err);
@@ -338,7 +358,7 @@ static void cls_free(trainer *t) {
 }
 
 static const trainer_method cls_method = {
-    .name = "rm", .policy = cls_policy, .setup = cls_setup, .step = cls_step, .log = cls_log,
+    .name = "rm", .data_parallel = 1, .policy = cls_policy, .setup = cls_setup, .step = cls_step, .log = cls_log,
     .eval = cls_eval, .save = cls_save, .finish = cls_finish, .free = cls_free,
 };
 
