@@ -1,15 +1,21 @@
-"""`rlhf rm --objective classify | pairwise` on MPI ranks (docs/mpi.md, issue 17).
+"""`rlhf rm --objective classify | pairwise | brme` on MPI ranks (docs/mpi.md, issue 17).
 
 For the same global batch and seed (one process with --batch_size 8, 2 ranks
 with --batch_size 4: the batch size is per rank, as for every LM trainer), the
 logged numbers (loss, accuracy, grad_norm, learning rate, the eval figures)
 agree at every step within TOL (relative, |x| >= 1), the summaries' eval
 figures too, and the final weights are close. Rank 0 alone writes (one metrics
-line per step). The objectives that are not data-parallel yet (brme, vpl)
-still refuse 2 ranks. Checked by hand that it fails: with the classifier's loss
+line per step). BRME's normal draws are made for the whole micro-batch on
+every rank, each using its pairs' rows. The objective that is not
+data-parallel yet (vpl) still refuses 2 ranks. Checked by hand that it fails: with the classifier's loss
 over each rank's own rows instead of the global count (grad_norm doubled at
 step 3). Tolerances: 1e-5 relative, grad_norm 1e-4, eval figures 5e-5 (see
 TOL_EVAL); measured: classify 1.6e-7, pairwise 5.0e-6 (eval_position_bias).
+BRME runs at learning rate 3e-4: its sigma heads take large steps (grad_norm
+10 at step 3), and at 3e-3 the float noise of step 2 (3e-7) grew to 4e-4 by
+step 4, as AdamW's early sign-like steps do (docs/mpi.md); at 3e-4, 1.4e-6.
+BRME with each rank's draws taken from the front of the micro-batch's fails
+(sigma off by 0.21 at step 2).
 SKIPs without build/rlhf-mpi or mpirun. Prints PASS/FAIL/SKIP lines."""
 import json
 import os
@@ -100,9 +106,9 @@ def main():
         data = os.path.join(tmp, "data")
         run("data", "--task", "arith", "--out", data, "--digits", "1-2", "--n_pref", "60",
             "--n_train", "60", "--n_eval", "10")
-        common = ["--model", "tiny", "--max_steps", "4", "--learning_rate", "3e-3",
-                  "--logging_steps", "1", "--eval_steps", "2", "--eval_split", "0.2", "--seed",
-                  "5", "--quiet"]
+        base = ["--model", "tiny", "--max_steps", "4", "--logging_steps", "1", "--eval_steps", "2",
+                "--eval_split", "0.2", "--seed", "5", "--quiet"]
+        common = [*base, "--learning_rate", "3e-3"]
         equal("classify", ["rm", "--objective", "classify", "--data",
                            os.path.join(data, "kto.jsonl"), *common],
               ["eval_accuracy", "eval_log_loss", "initial_eval_accuracy", "eval_rows"], tmp,
@@ -110,7 +116,11 @@ def main():
         equal("pairwise", ["rm", "--objective", "pairwise", "--data",
                            os.path.join(data, "prefs.jsonl"), *common],
               ["eval_accuracy", "eval_order_consistency", "initial_eval_accuracy"], tmp, figures)
-        for obj in ("brme", "vpl"):
+        equal("brme", ["rm", "--objective", "brme", "--ensemble_size", "2", "--brme_samples", "4",
+                       "--data", os.path.join(data, "prefs.jsonl"), *base, "--learning_rate",
+                       "3e-4"],
+              ["eval_accuracy", "eval_sigma", "eval_member_accuracy"], tmp, figures)
+        for obj in ("vpl",):
             out = os.path.join(tmp, "refused-" + obj)
             p = mpirun(2, "rm", "--objective", obj, "--model", "tiny", "--data",
                        os.path.join(data, "prefs.jsonl"), "--output_dir", out, "--max_steps", "1",

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "algo/brme_loss.h"
+#include "base/dist.h"
 #include "io/file.h"
 #include "reward/reward_model.h"
 #include "train/rm.h"
@@ -62,13 +63,16 @@ static void brme_eval_pairs(int n, int K, const float *s, brme_eval_sums *e) {
     }
 }
 
+// with N MPI ranks each scores its share of the eval pairs; sums added
 static int brme_eval_set(trainer *t, brme_state *s, rlhf_err *err) {
     const ds_dataset *ds = s->eval;
     int bs = t->c->batch_size, *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
     ds_batch b = {0};
     memset(&s->ev, 0, sizeof s->ev);
-    for (int i0 = 0; i0 < ds->n && rc == 0; i0 += bs) {
-        int n = ds->n - i0 < bs ? ds->n - i0 : bs;
+    long lo, hi;
+    dist_share(ds->n, dist_rank(), dist_size(), &lo, &hi);
+    for (int i0 = (int)lo; i0 < hi && rc == 0; i0 += bs) {
+        int n = hi - i0 < bs ? (int)hi - i0 : bs;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
         rlhf_batch view;
         if ((rc = ds_make_batch(ds, idx, n, NULL, &b, err)) == 0) {
@@ -81,6 +85,14 @@ static int brme_eval_set(trainer *t, brme_state *s, rlhf_err *err) {
     s->ev_pairs = ds->n;
     free(idx);
     ds_batch_free(&b);
+    if (dist_size() > 1 && rc == 0) {
+        brme_eval_sums *e = &s->ev;
+        double v[7] = {e->acc, e->member_acc, e->sigma, e->sigma_right, e->sigma_wrong,
+                       (double)e->right, (double)e->wrong};
+        dist_allreduce_sum_f64(v, 7);
+        e->acc = v[0], e->member_acc = v[1], e->sigma = v[2], e->sigma_right = v[3];
+        e->sigma_wrong = v[4], e->right = (long)v[5], e->wrong = (long)v[6];
+    }
     return rc;
 }
 
@@ -108,6 +120,9 @@ static int brme_setup(trainer *t, rlhf_err *err) {
     return rm_pairs_setup(t, &s->train, &s->eval, &s->walk, &s->mb, err);
 }
 
+// with N MPI ranks each takes its share of every micro-batch; the normal
+// draws are made for the whole micro-batch on every rank (one process's
+// numbers) and each uses its pairs' rows of them
 static int brme_step(trainer *t, int step, rlhf_err *err) {
     brme_state *s = t->self;
     const train_config *c = t->c;
@@ -120,23 +135,36 @@ static int brme_step(trainer *t, int step, rlhf_err *err) {
     double ntok = 0;
     for (int k = 0; k < c->gradient_accumulation_steps; k++) {
         ds_batch *b = &s->mb[k];
+        int epoch, first, n_mine, gn;
+        long lo, hi;
+        train_micro_share(c, s->train->n, (long)step * c->gradient_accumulation_steps + k, &epoch,
+                          &first, &n_mine, &gn);
+        dist_share(gn, dist_rank(), dist_size(), &lo, &hi);
+        size_t per = (size_t)K * M * 2, ne = (size_t)gn * per;
+        if (ne > s->ecap) s->eps = xrealloc(s->eps, ne * sizeof(float)), s->ecap = ne;
+        for (size_t i = 0; i < ne; i++) s->eps[i] = rng_normal(&t->rng);
+        if (b->B == 0) continue;  // an empty share (MPI): the draws are made all the same
         rlhf_batch view = b->view;
         view.targets = NULL;
         if (model_forward(m, &view, err)) return -1;
         int n = b->n_pairs;
-        size_t need = (size_t)b->B * 2 * K, ne = (size_t)n * K * M * 2;
+        size_t need = (size_t)b->B * 2 * K;
         if (need > s->dcap) {
             s->dsc = xrealloc(s->dsc, need * sizeof(float));
             s->margins = xrealloc(s->margins, (size_t)b->B * sizeof(double));
             s->dcap = need;
         }
-        if (ne > s->ecap) s->eps = xrealloc(s->eps, ne * sizeof(float)), s->ecap = ne;
-        for (size_t i = 0; i < ne; i++) s->eps[i] = rng_normal(&t->rng);
         rm_batch_margins(s->train, b, s->margins);
-        brme_loss(n, K, m->score, s->margins, s->eps, M, s->rc->brme.sigma_prior,
+        brme_loss(n, K, m->score, s->margins, s->eps + (size_t)lo * per, M, s->rc->brme.sigma_prior,
                   s->rc->center_rewards_coefficient, pairs, s->dsc, &st);
         model_backward(m, NULL, NULL, s->dsc, NULL);
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
+    }
+    if (dist_size() > 1) {  // the step's sums over the ranks
+        double r[6] = {st.loss, st.nll, st.acc, st.sigma, (double)st.pairs, ntok};
+        dist_allreduce_sum_f64(r, 6);
+        st.loss = r[0], st.nll = r[1], st.acc = r[2], st.sigma = r[3], st.pairs = (long)r[4];
+        ntok = r[5];
     }
     static const char *const names[] = {"loss", "accuracy", "nll", "sigma"};
     double np = (double)st.pairs;
@@ -204,7 +232,7 @@ static void brme_free(trainer *t) {
 }
 
 static const trainer_method brme_method = {
-    .name = "rm", .policy = brme_policy, .setup = brme_setup, .step = brme_step,
+    .name = "rm", .data_parallel = 1, .policy = brme_policy, .setup = brme_setup, .step = brme_step,
     .log = brme_log, .eval = brme_eval, .save = brme_save, .finish = brme_finish,
     .free = brme_free,
 };
