@@ -1,7 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
 Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
-riql, famo2o, ro2o, fisor, cpl): every rank draws the
+riql, famo2o, ro2o, fisor, cpl, moorl): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -16,7 +16,7 @@ and requires
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, moorl, lamo as
+    run on 2 MPI ranks yet" (h2o, hnpg, lamo as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -190,6 +190,12 @@ def main():
         equal_runs("cpl", ["--algo", "cpl", *small, "--dataset", prefd, "--offline_steps", "40",
                            "--cpl_batch", "5", "--cpl_bc_steps", "10", "--eval_every", "20"],
                    (2,), tmp)
+        # MOORL: SAC's split inside each meta-epoch; with --mix_ratio 0.95 the online
+        # buffer's share of a batch is 1 row, fewer than the ranks: computed whole
+        moorl = ["--algo", "moorl", *small, "--dataset", data, "--online_steps", "60",
+                 "--start_steps", "20", "--eval_every", "40"]
+        equal_runs("moorl", moorl, (2,), tmp)
+        equal_runs("moorl-small", [*moorl, "--mix_ratio", "0.95"], (2,), tmp)
         equal_runs("famo2o", ["--algo", "famo2o", *small, "--dataset", data, "--offline_steps",
                               "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
@@ -234,9 +240,8 @@ def main():
         cases = [
             ("h2o", "ctrl train --algo h2o does not run on 2 MPI ranks yet",
              ["--algo", "h2o", "--env", "pendulum", "--dataset", absent, "--online_steps", "20"]),
-            ("moorl", "ctrl train --algo moorl does not run on 2 MPI ranks yet",
-             ["--algo", "moorl", "--env", "pendulum", "--dataset", absent, "--online_steps",
-              "20"]),
+            ("hnpg", "ctrl train --algo hnpg does not run on 2 MPI ranks yet",
+             ["--algo", "hnpg", "--env", "pendulum", "--online_steps", "20"]),
             ("sac after lamo", "(--offline_algo lamo) does not run on 2 MPI ranks yet",
              ["--algo", "sac", "--offline_algo", "lamo", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),

@@ -127,9 +127,16 @@ void ctrl_tanh_gauss_act(ctrl_mlp *actor, const float *obs, int B, int A, int de
                             log_std_max);
 }
 
+static int share_whole;  // ctrl_share_whole
+
+void ctrl_share_whole(int on) { share_whole = on; }
+
+// 1 when the rows are split over ranks (more than one, not in ctrl_share_whole)
+static int sharing(void) { return dist_size() > 1 && !share_whole; }
+
 ctrl_share ctrl_share_rows(int B) {
     long lo = 0, hi = B;
-    if (dist_size() > 1) dist_share(B, dist_rank(), dist_size(), &lo, &hi);
+    if (sharing()) dist_share(B, dist_rank(), dist_size(), &lo, &hi);
     return (ctrl_share){(int)lo, (int)(hi - lo), B};
 }
 
@@ -150,14 +157,14 @@ ctrl_batch ctrl_share_batch(const ctrl_batch *b, ctrl_share s) {
 }
 
 void ctrl_share_grads(ctrl_share s, float *g, long n) {
-    if (dist_size() == 1) return;
+    if (!sharing()) return;
     float f = (float)s.n / (float)s.B;
     for (long i = 0; i < n; i++) g[i] *= f;
     dist_allreduce_sum_f32(g, n);
 }
 
 void ctrl_share_means(ctrl_share s, double *v, int k) {
-    if (dist_size() == 1) return;
+    if (!sharing()) return;
     for (int i = 0; i < k; i++) v[i] *= s.n;
     dist_allreduce_sum_f64(v, k);
     for (int i = 0; i < k; i++) v[i] /= s.B;
@@ -165,5 +172,5 @@ void ctrl_share_means(ctrl_share s, double *v, int k) {
 
 void ctrl_share_sums(ctrl_share s, double *v, int k) {
     (void)s;
-    if (dist_size() > 1) dist_allreduce_sum_f64(v, k);
+    if (sharing()) dist_allreduce_sum_f64(v, k);
 }

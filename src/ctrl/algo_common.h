@@ -55,8 +55,14 @@ void ctrl_corl_defaults(ctrl_algo_config *c);
 typedef struct {
     int lo, n, B;  // this rank's rows [lo, lo + n) of a batch of B
 } ctrl_share;
-// this rank's share of B rows (dist_share); one process: all of them
+// this rank's share of B rows (dist_share); one process, or inside
+// ctrl_share_whole(1): all of them
 ctrl_share ctrl_share_rows(int B);
+// on = 1: every rank computes each batch whole and the same, and the
+// functions below do nothing, until ctrl_share_whole(0) (for a batch of fewer
+// rows than ranks: MOORL's meta-epoch on a small buffer); every rank must make
+// the same calls
+void ctrl_share_whole(int on);
 // a view of b's rows [s.lo, s.lo + s.n) (pointers into b; n_offline clipped)
 ctrl_batch ctrl_share_batch(const ctrl_batch *b, ctrl_share s);
 // g (n floats): the gradient of a mean over this rank's s.n rows becomes its

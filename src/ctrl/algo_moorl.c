@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "ctrl/agent.h"
 #include "ctrl/algo_common.h"
 
@@ -154,15 +155,21 @@ static int moorl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_me
     memcpy(g->start + g->n_actor, g->critic, sizeof(float) * g->n_critic);
     // the inner loop; its metrics averaged over the K steps (same names each step)
     ctrl_metrics sum = {0}, m;
-    int K = g->c.moorl_inner_steps;
-    for (int k = 0; k < K; k++) {
+    int K = g->c.moorl_inner_steps, rc = 0;
+    // SAC's update splits the rows over MPI ranks; a buffer of fewer rows than
+    // ranks is computed whole on every rank instead (the same on each)
+    int whole = mb.B < dist_size();
+    if (whole) ctrl_share_whole(1);
+    for (int k = 0; k < K && rc == 0; k++) {
         m.n = 0;
-        if (ctrl_algo_sac.update(g->sac, &mb, rng, &m, err)) return -1;
+        if ((rc = ctrl_algo_sac.update(g->sac, &mb, rng, &m, err))) break;
         if (k == 0)
             sum = m;
         else
             for (int i = 0; i < m.n && i < sum.n; i++) sum.value[i] += m.value[i];
     }
+    if (whole) ctrl_share_whole(0);
+    if (rc) return -1;
     float eps = g->c.moorl_meta_lr;
     double da = reptile(g->actor, g->start, g->n_actor, eps);
     double dc = reptile(g->critic, g->start + g->n_actor, g->n_critic, eps);
@@ -205,6 +212,7 @@ const ctrl_algo ctrl_algo_moorl = {
     .summary = "MOORL: SAC meta-trained by Reptile, each meta-epoch on the offline or the online "
                "buffer (Chaudhary et al. 2025)",
     .offline = 0,
+    .data_parallel = 1,
     .defaults = moorl_defaults,
     .create = moorl_create,
     .update = moorl_update,
