@@ -27,9 +27,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, ROOT, exit_code, report, rows, run  # noqa: E402
+from mpi_test import MPI_BIN, MPIRUN, mpi_env  # noqa: E402
 
-MPI_BIN = os.path.join(ROOT, BUILD, "rlhf-mpi")
-MPIRUN = shutil.which("mpirun")
 TOL = 1e-5       # as tests/mpi_test.py: float sums in another order
 TOL_NORM = 1e-4  # grad_norm (AdamW amplifies float noise near zero; docs/mpi.md)
 # the pairwise judge's eval figures after training: position bias is a
@@ -38,14 +37,6 @@ TOL_NORM = 1e-4  # grad_norm (AdamW amplifies float noise near zero; docs/mpi.md
 # measured 5.0e-6 here
 TOL_EVAL = 5e-5
 SKIP = {"step", "tokens_per_s", "epoch", "seconds"}
-
-
-def mpi_env():
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1",
-           "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
-    if os.environ.get("RLHF_SANITIZE"):  # Open MPI's own allocations at exit
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    return env
 
 
 def mpirun(np_, *args):

@@ -174,3 +174,8 @@ void ctrl_share_sums(ctrl_share s, double *v, int k) {
     (void)s;
     if (sharing()) dist_allreduce_sum_f64(v, k);
 }
+
+void ctrl_share_metrics(ctrl_metrics *m, ctrl_share s, const char *const *names, double *v, int k) {
+    ctrl_share_means(s, v, k);
+    for (int i = 0; i < k; i++) ctrl_metrics_add(m, names[i], v[i]);
+}

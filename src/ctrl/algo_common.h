@@ -73,6 +73,9 @@ void ctrl_share_grads(ctrl_share s, float *g, long n);
 void ctrl_share_means(ctrl_share s, double *v, int k);
 // v[0..k): sums over this rank's rows become the sums over all rows
 void ctrl_share_sums(ctrl_share s, double *v, int k);
+// adds names[i] = v[i] to m, i < k: v[i] means over this rank's rows, turned
+// into the batch's means first (ctrl_share_means)
+void ctrl_share_metrics(ctrl_metrics *m, ctrl_share s, const char *const *names, double *v, int k);
 
 // appends NAME (params), NAME.adam_m and NAME.adam_v (the moments of the
 // ctrl_adam opt), opt.n floats each, to all[n++]; NAME is a string literal

@@ -301,20 +301,13 @@ static int fisor_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_m
     double qh_mean, qh_loss = critic_step(g, &g->scritic, &g->scritic_target, &g->scritic_opt,
                                           C_SCRITIC_T, b->obs, b->act, B, &qh_mean, sh);
 
-    double m[11] = {actor_loss, v_loss, q_loss, vh_loss, qh_loss, q_mean, qh_mean, vh_mean,
-                    w_mean,     (double)n_safe / B, (double)n_unsafe / B};
-    ctrl_share_means(sh, m, 11);
-    ctrl_metrics_add(metrics, "actor_loss", m[0]);
-    ctrl_metrics_add(metrics, "value_loss", m[1]);
-    ctrl_metrics_add(metrics, "q_loss", m[2]);
-    ctrl_metrics_add(metrics, "safe_value_loss", m[3]);
-    ctrl_metrics_add(metrics, "safe_q_loss", m[4]);
-    ctrl_metrics_add(metrics, "q_mean", m[5]);
-    ctrl_metrics_add(metrics, "qh_mean", m[6]);
-    ctrl_metrics_add(metrics, "vh_mean", m[7]);
-    ctrl_metrics_add(metrics, "weight_mean", m[8]);
-    ctrl_metrics_add(metrics, "feasible_frac", m[9]);
-    ctrl_metrics_add(metrics, "infeasible_frac", m[10]);
+    static const char *const names[] = {"actor_loss",  "value_loss",    "q_loss",
+                                        "safe_value_loss", "safe_q_loss", "q_mean",
+                                        "qh_mean",     "vh_mean",       "weight_mean",
+                                        "feasible_frac", "infeasible_frac"};
+    double m[] = {actor_loss, v_loss, q_loss, vh_loss, qh_loss, q_mean, qh_mean, vh_mean,
+                  w_mean,     (double)n_safe / B, (double)n_unsafe / B};
+    ctrl_share_metrics(metrics, sh, names, m, 11);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }

@@ -246,13 +246,10 @@ static int iql_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_met
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
-    double m[5] = {value_loss, q_loss, actor_loss, qmean / B, adv_mean / B};
-    ctrl_share_means(sh, m, 5);
-    ctrl_metrics_add(metrics, "value_loss", m[0]);
-    ctrl_metrics_add(metrics, "q_loss", m[1]);
-    ctrl_metrics_add(metrics, "actor_loss", m[2]);
-    ctrl_metrics_add(metrics, "q_mean", m[3]);
-    ctrl_metrics_add(metrics, "adv_mean", m[4]);
+    static const char *const names[] = {"value_loss", "q_loss", "actor_loss", "q_mean",
+                                        "adv_mean"};
+    double m[] = {value_loss, q_loss, actor_loss, qmean / B, adv_mean / B};
+    ctrl_share_metrics(metrics, sh, names, m, 5);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }
@@ -302,12 +299,9 @@ static int awac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
-    double m[4] = {q_loss, actor_loss, qmean / B, adv_mean / B};
-    ctrl_share_means(sh, m, 4);
-    ctrl_metrics_add(metrics, "critic_loss", m[0]);
-    ctrl_metrics_add(metrics, "actor_loss", m[1]);
-    ctrl_metrics_add(metrics, "q_mean", m[2]);
-    ctrl_metrics_add(metrics, "adv_mean", m[3]);
+    static const char *const names[] = {"critic_loss", "actor_loss", "q_mean", "adv_mean"};
+    double m[] = {q_loss, actor_loss, qmean / B, adv_mean / B};
+    ctrl_share_metrics(metrics, sh, names, m, 4);
     return 0;
 }
 

@@ -199,15 +199,11 @@ static int riql_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
 
     double adv_mean = 0;
     for (int r = 0; r < B; r++) adv_mean += g->adv[r];
-    double m[6] = {value_loss, q_loss, actor_loss, qmean / ((double)E * B), adv_mean / B,
-                   qt_std / B};
-    ctrl_share_means(sh, m, 6);
-    ctrl_metrics_add(metrics, "value_loss", m[0]);
-    ctrl_metrics_add(metrics, "q_loss", m[1]);
-    ctrl_metrics_add(metrics, "actor_loss", m[2]);
-    ctrl_metrics_add(metrics, "q_mean", m[3]);
-    ctrl_metrics_add(metrics, "adv_mean", m[4]);
-    ctrl_metrics_add(metrics, "target_q_std", m[5]);
+    static const char *const names[] = {"value_loss", "q_loss",   "actor_loss",
+                                        "q_mean",     "adv_mean", "target_q_std"};
+    double m[] = {value_loss,  q_loss, actor_loss, qmean / ((double)E * B), adv_mean / B,
+                  qt_std / B};
+    ctrl_share_metrics(metrics, sh, names, m, 6);
     ctrl_metrics_add(metrics, "actor_lr", lr);
     return 0;
 }
