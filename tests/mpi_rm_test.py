@@ -16,6 +16,11 @@ BRME runs at learning rate 3e-4: its sigma heads take large steps (grad_norm
 step 4, as AdamW's early sign-like steps do (docs/mpi.md); at 3e-4, 1.4e-6.
 BRME with each rank's draws taken from the front of the micro-batch's fails
 (sigma off by 0.21 at step 2).
+Each objective again on 3 ranks x 1 with 2 micro-batches a step, through the
+end of an epoch whose last micro-batch (2 rows) leaves one rank's share empty
+(odd_shares); measured classify 3.8e-7, pairwise 5.1e-6 (grad_norm, scaled as
+above), brme 1.2e-7. Checked by hand that these fail with each rank's loss over
+its own count (classify grad_norm 1.63 vs 4.94, pairwise 8.13 vs 24.4).
 SKIPs without build/rlhf-mpi or mpirun. Prints PASS/FAIL/SKIP lines."""
 import json
 import os
@@ -69,12 +74,12 @@ def summary_gap(d1, d2, keys):
     return bad, s1, s2
 
 
-def equal(name, args, summary_keys, tmp, figures):
+def equal(name, args, summary_keys, tmp, figures, ranks=2, per_rank=4):
     one, two = os.path.join(tmp, name + "1"), os.path.join(tmp, name + "2")
-    run(*args, "--batch_size", "8", "--output_dir", one, threads=1)
-    p = mpirun(2, *args, "--batch_size", "4", "--output_dir", two)
+    run(*args, "--batch_size", str(ranks * per_rank), "--output_dir", one, threads=1)
+    p = mpirun(ranks, *args, "--batch_size", str(per_rank), "--output_dir", two)
     if p.returncode:
-        report(False, f"mpi_rm_{name}: 2 ranks ran", p.stderr[-1500:])
+        report(False, f"mpi_rm_{name}: {ranks} ranks ran", p.stderr[-1500:])
         return
     a, b = rows(os.path.join(one, "metrics.jsonl")), rows(os.path.join(two, "metrics.jsonl"))
     w, where = gap(a, b)
@@ -82,8 +87,31 @@ def equal(name, args, summary_keys, tmp, figures):
     figures[name] = f"worst {w:.2e} over {len(a)} lines ({where})"
     steps = [r["step"] for r in b if "loss" in r]
     report(w <= TOL and not bad and steps == sorted(set(steps)),
-           f"mpi_rm_{name}: 2 ranks x 4 = 1 process x 8 ({len(a)} lines, worst {w:.1e})",
+           f"mpi_rm_{name}: {ranks} ranks x {per_rank} = 1 process x {ranks * per_rank} "
+           f"({len(a)} lines, worst {w:.1e})",
            f"worst {w:.3g} ({where}); summary keys off: {bad}; steps {steps}")
+
+
+def odd_shares(tmp, figures):
+    """3 ranks x 1 with 2 micro-batches a step on 47 rows (59 less the held-out
+    12): step 8 ends the epoch with a micro-batch of 2, so one rank's share is
+    empty while the others' rows still count over the global 2 (and BRME's
+    draws stay aligned across the empty share)."""
+    odd = os.path.join(tmp, "odd")
+    run("data", "--task", "arith", "--out", odd, "--digits", "1-2", "--n_pref", "59",
+        "--n_train", "59", "--n_eval", "10")
+    base = ["--model", "tiny", "--max_steps", "8", "--logging_steps", "1", "--eval_steps", "4",
+            "--eval_split", "0.2", "--seed", "5", "--gradient_accumulation_steps", "2", "--quiet"]
+    prefs = os.path.join(odd, "prefs.jsonl")
+    equal("classify_3ranks", ["rm", "--objective", "classify", "--data",
+                              os.path.join(odd, "kto.jsonl"), *base, "--learning_rate", "3e-3"],
+          ["eval_accuracy", "eval_log_loss", "eval_rows"], tmp, figures, 3, 1)
+    equal("pairwise_3ranks", ["rm", "--objective", "pairwise", "--data", prefs, *base,
+                              "--learning_rate", "3e-3"],
+          ["eval_accuracy", "eval_order_consistency"], tmp, figures, 3, 1)
+    equal("brme_3ranks", ["rm", "--objective", "brme", "--ensemble_size", "2", "--brme_samples",
+                          "4", "--data", prefs, *base, "--learning_rate", "3e-4"],
+          ["eval_accuracy", "eval_sigma", "eval_member_accuracy"], tmp, figures, 3, 1)
 
 
 def main():
@@ -111,6 +139,7 @@ def main():
                        "--data", os.path.join(data, "prefs.jsonl"), *base, "--learning_rate",
                        "3e-4"],
               ["eval_accuracy", "eval_sigma", "eval_member_accuracy"], tmp, figures)
+        odd_shares(tmp, figures)
         for obj in ("vpl",):
             out = os.path.join(tmp, "refused-" + obj)
             p = mpirun(2, "rm", "--objective", obj, "--model", "tiny", "--data",
