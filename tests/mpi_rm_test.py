@@ -18,9 +18,11 @@ BRME with each rank's draws taken from the front of the micro-batch's fails
 (sigma off by 0.21 at step 2).
 Each objective again on 3 ranks x 1 with 2 micro-batches a step, through the
 end of an epoch whose last micro-batch (2 rows) leaves one rank's share empty
-(odd_shares); measured classify 3.8e-7, pairwise 5.1e-6 (grad_norm, scaled as
-above), brme 1.2e-7. Checked by hand that these fail with each rank's loss over
-its own count (classify grad_norm 1.63 vs 4.94, pairwise 8.13 vs 24.4).
+(odd_shares); measured classify 2.7e-7, pairwise 5.1e-6 (grad_norm, scaled as
+above), brme 6.5e-8. Checked by hand that these fail with each rank's loss over
+its own count (classify grad_norm 1.63 vs 4.94, pairwise 8.13 vs 24.4), and
+brme's with the empty share skipping its draws (loss at step 9 off by 0.045;
+the 2-rank case, with no empty share, does not see that one).
 SKIPs without build/rlhf-mpi or mpirun. Prints PASS/FAIL/SKIP lines."""
 import json
 import os
@@ -94,13 +96,13 @@ def equal(name, args, summary_keys, tmp, figures, ranks=2, per_rank=4):
 
 def odd_shares(tmp, figures):
     """3 ranks x 1 with 2 micro-batches a step on 47 rows (59 less the held-out
-    12): step 8 ends the epoch with a micro-batch of 2, so one rank's share is
+    12): step 8 ends the epoch with a micro-batch of 2 and step 9 starts the next, so one rank's share is
     empty while the others' rows still count over the global 2 (and BRME's
     draws stay aligned across the empty share)."""
     odd = os.path.join(tmp, "odd")
     run("data", "--task", "arith", "--out", odd, "--digits", "1-2", "--n_pref", "59",
         "--n_train", "59", "--n_eval", "10")
-    base = ["--model", "tiny", "--max_steps", "8", "--logging_steps", "1", "--eval_steps", "4",
+    base = ["--model", "tiny", "--max_steps", "9", "--logging_steps", "1", "--eval_steps", "4",
             "--eval_split", "0.2", "--seed", "5", "--gradient_accumulation_steps", "2", "--quiet"]
     prefs = os.path.join(odd, "prefs.jsonl")
     equal("classify_3ranks", ["rm", "--objective", "classify", "--data",
