@@ -96,9 +96,9 @@ def equal(name, args, summary_keys, tmp, figures, ranks=2, per_rank=4):
 
 def odd_shares(tmp, figures):
     """3 ranks x 1 with 2 micro-batches a step on 47 rows (59 less the held-out
-    12): step 8 ends the epoch with a micro-batch of 2 and step 9 starts the next, so one rank's share is
-    empty while the others' rows still count over the global 2 (and BRME's
-    draws stay aligned across the empty share)."""
+    12): step 8 ends the epoch with a micro-batch of 2, so one rank's share is
+    empty while the others' rows still count over the global 2; step 9 starts
+    the next epoch (BRME's draws must stay aligned across the empty share)."""
     odd = os.path.join(tmp, "odd")
     run("data", "--task", "arith", "--out", odd, "--digits", "1-2", "--n_pref", "59",
         "--n_train", "59", "--n_eval", "10")
