@@ -208,6 +208,28 @@ static double mean_of(const float *v, long n) {
     return n ? s / n : 0;
 }
 
+// the update's metrics: m[] as in ro2o_update (means over this rank's rows,
+// turned into the batch's), the temperature and, with samples, the OOD beta
+static void ro2o_metrics(ctrl_metrics *metrics, ctrl_share sh, double *m, float alpha,
+                         double beta, int samples) {
+    ctrl_share_means(sh, m, 10);
+    ctrl_metrics_add(metrics, "critic_loss", m[0] + m[1] + m[2]);
+    ctrl_metrics_add(metrics, "td_loss", m[0]);
+    ctrl_metrics_add(metrics, "actor_loss", m[3] + m[4]);
+    ctrl_metrics_add(metrics, "alpha_loss", m[5]);
+    ctrl_metrics_add(metrics, "alpha", alpha);
+    ctrl_metrics_add(metrics, "entropy", m[6]);
+    ctrl_metrics_add(metrics, "q_data", m[7]);
+    ctrl_metrics_add(metrics, "target", m[8]);
+    if (samples) {
+        ctrl_metrics_add(metrics, "q_smooth_loss", m[1]);
+        ctrl_metrics_add(metrics, "policy_smooth_loss", m[4]);
+        ctrl_metrics_add(metrics, "ood_loss", m[2]);
+        ctrl_metrics_add(metrics, "ood_std", m[9]);
+        ctrl_metrics_add(metrics, "ood_beta", beta);
+    }
+}
+
 // on MPI ranks each takes its rows of the batch and of the per-row noise (the
 // perturbation directions u are shared by all rows); everything is drawn whole
 // on every rank
@@ -359,22 +381,7 @@ static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
     if (metrics) {
         double m[10] = {td,         qs_loss,     ood_loss,    q_loss,           pol_loss,
                         alpha_loss, -logp_mean,  q_data_mean, mean_of(g->y, B), ood_std};
-        ctrl_share_means(sh, m, 10);
-        ctrl_metrics_add(metrics, "critic_loss", m[0] + m[1] + m[2]);
-        ctrl_metrics_add(metrics, "td_loss", m[0]);
-        ctrl_metrics_add(metrics, "actor_loss", m[3] + m[4]);
-        ctrl_metrics_add(metrics, "alpha_loss", m[5]);
-        ctrl_metrics_add(metrics, "alpha", alpha);
-        ctrl_metrics_add(metrics, "entropy", m[6]);
-        ctrl_metrics_add(metrics, "q_data", m[7]);
-        ctrl_metrics_add(metrics, "target", m[8]);
-        if (n > 0) {
-            ctrl_metrics_add(metrics, "q_smooth_loss", m[1]);
-            ctrl_metrics_add(metrics, "policy_smooth_loss", m[4]);
-            ctrl_metrics_add(metrics, "ood_loss", m[2]);
-            ctrl_metrics_add(metrics, "ood_std", m[9]);
-            ctrl_metrics_add(metrics, "ood_beta", beta);
-        }
+        ro2o_metrics(metrics, sh, m, alpha, beta, n > 0);
     }
     return 0;
 }

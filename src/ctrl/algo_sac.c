@@ -197,6 +197,23 @@ static double mean_of(const float *v, long n) {
     return n ? s / n : 0;
 }
 
+// the steps: temperature, actor, critic (their gradients summed over MPI
+// ranks first), then the target
+static void sac_steps(sac_agent *g, ctrl_share sh) {
+    g->steps += 1.0f;
+    int t = (int)g->steps;
+    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
+    if (g->c.autotune_alpha) {
+        ctrl_share_grads(sh, &g->dlog_alpha, 1);
+        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+    }
+    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
+    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
+    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
+    ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
+}
+
 // on MPI ranks each takes its rows of the batch and of every noise block
 // (drawn whole on every rank); every term is a mean over rows
 static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
@@ -294,19 +311,7 @@ static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_met
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dqcat, NULL, 1);
 
-    // the steps: temperature, actor, critic, then the target
-    g->steps += 1.0f;
-    int t = (int)g->steps;
-    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
-    if (g->c.autotune_alpha) {
-        ctrl_share_grads(sh, &g->dlog_alpha, 1);
-        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
-    }
-    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
-    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
-    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
-    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
+    sac_steps(g, sh);
 
     if (metrics) {
         double m[8] = {mse, cql_loss, actor_loss, alpha_loss, -logp_mean, q_data_mean,
