@@ -13,6 +13,11 @@
 // The sequence's gradient goes to every counted token of it. The math is
 // algo/brain's; docs/brain.md says how the online proposal relates to the
 // paper's SFT proposal.
+//
+// On MPI ranks (docs/mpi.md, "Online trainers") the weights are computed on
+// every rank from the gathered log-probs of the whole batch (a prompt's group is
+// one rank's, but the loss is the mean over all groups); each rank
+// back-propagates its own rows.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,7 +156,7 @@ static int brain_update(online_run *r, rlhf_err *err) {
     for (int e = 0; e < c->num_iterations; e++) {
         if (e == 0) memcpy(s->logq, s->prop, (size_t)B * sizeof(double));  // q_θ = q' now
         else {
-            if (rollout_forward(r->t->m, rb, chunk, s->logp, NULL, NULL, err)) return -1;
+            if (rollout_forward_shared(r->t->m, rb, chunk, s->logp, err)) return -1;
             row_sums(rb, s->logp, s->logq);
         }
         double loss = brain_loss(G, n, s->logq, s->prop, s->prior, s->logg, b->baseline,
@@ -206,6 +211,7 @@ static void brain_free(online_run *r) {
 const online_update online_update_brain = {
     .name = "brain",
     .about = "BRAIn: self-normalised importance weights toward p_SFT(y|x) p(G=1|x,y)",
+    .data_parallel = 1,
     .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS,
     .options = brain_options,
     .pref_kind = -1,

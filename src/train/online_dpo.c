@@ -403,19 +403,6 @@ static int dpo_setup(online_run *r, rlhf_err *err) {
     return 0;
 }
 
-// the policy's log-probs of rb's rows (B,T): each rank forwards its own rows
-// and every rank gets them all (train/rollout.h; one process: all rows)
-static int forward_shared(online_run *r, const rollout_batch *rb, int chunk, float *logp,
-                          rlhf_err *err) {
-    int r0 = 0, r1 = rb->B;
-    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
-    rollout_batch mine = rollout_view(rb, r0, r1);
-    if (rollout_forward(r->t->m, &mine, chunk, logp + (size_t)r0 * rb->T, NULL, NULL, err))
-        return -1;
-    rollout_allgather_rows(logp, rb->n_prompts, rb->n_samples, rb->T);
-    return 0;
-}
-
 // the iteration's samples of pi_cal (its own stream of (seed, iteration)) and the
 // policy's log-probs of them
 static int sample_cal(online_run *r, dpo_state *s, rlhf_err *err) {
@@ -479,8 +466,8 @@ static int dpo_update(online_run *r, rlhf_err *err) {
     int chunk = r->micro > 0 ? r->micro : 64;
     for (int e = 0; e < c->num_iterations; e++) {
         float gn = 0;
-        if (e > 0 && forward_shared(r, &r->rb, chunk, r->old_logp, err)) return -1;
-        if (s->need_cal && s->n_pairs > 0 && forward_shared(r, &s->cal, chunk, s->cal_logp, err))
+        if (e > 0 && rollout_forward_shared(r->t->m, &r->rb, chunk, r->old_logp, err)) return -1;
+        if (s->need_cal && s->n_pairs > 0 && rollout_forward_shared(r->t->m, &s->cal, chunk, s->cal_logp, err))
             return -1;
         if (pair_step(r, s, r->old_logp, e == 0, &gn, err)) return -1;
         r->grad_norm += gn, r->updates += s->n_pairs > 0;

@@ -15,11 +15,18 @@
 // with row i of the reference's samples (same prompt, same sample index). The
 // method keeps nothing across iterations but its pairs.jsonl file: --resume
 // needs no state of its own. docs/xpo.md.
+//
+// On MPI ranks (docs/mpi.md, "Online trainers") the reference's samples are
+// drawn as the rollout's (each rank its prompt groups, one process's random
+// numbers) and scored on the rank that drew them; every forward runs on the
+// rank's rows and is gathered, so the loss and its per-row gradients are the
+// same on every rank; each rank back-propagates its own rows.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "train/online_update.h"
 
 typedef struct {
@@ -170,7 +177,7 @@ static int sample_reference(online_run *r, xpo_state *s, rlhf_err *err) {
     grow(&s->pol_t_logp, &s->cap_t, BT);
     s->ref_t_logp = xrealloc(s->ref_t_logp, s->cap_t * sizeof(float));
     int chunk = r->micro > 0 ? r->micro : 64;
-    if (rollout_forward(r->ref, rb, chunk, s->ref_t_logp, NULL, NULL, err)) return -1;
+    if (rollout_forward_shared(r->ref, rb, chunk, s->ref_t_logp, err)) return -1;
     row_sums(rb, s->ref_t_logp, s->ref_t);
     // the samples are the reference's: its forward gives back their sampling log-probs
     double diff = 0, eos = 0, len = 0, lp = 0;
@@ -226,10 +233,10 @@ static int xpo_update(online_run *r, rlhf_err *err) {
         // log pi of the policy's samples: the rollout weights' at the first epoch
         if (e == 0) row_sums(&r->rb, r->old_logp, s->pol_y);
         else {
-            if (rollout_forward(r->t->m, &r->rb, chunk, s->logp, NULL, NULL, err)) return -1;
+            if (rollout_forward_shared(r->t->m, &r->rb, chunk, s->logp, err)) return -1;
             row_sums(&r->rb, s->logp, s->pol_y);
         }
-        if (rollout_forward(r->t->m, &s->refb, chunk, s->pol_t_logp, NULL, NULL, err)) return -1;
+        if (rollout_forward_shared(r->t->m, &s->refb, chunk, s->pol_t_logp, err)) return -1;
         row_sums(&s->refb, s->pol_t_logp, s->pol_t);
         xpo_stats st;
         double loss = xpo_loss(B, x->loss_type, x->beta, x->alpha, s->pol_y, s->ref_y, s->pol_t,
@@ -240,7 +247,7 @@ static int xpo_update(online_run *r, rlhf_err *err) {
                              loss);
         if (e == 0) {
             s->st = st;
-            if (x->log_pairs > 0) dump_pairs(r, s);
+            if (x->log_pairs > 0 && dist_rank() == 0) dump_pairs(r, s);
         }
         for (int i = 0; i < B; i++) s->g_y[i] = (float)s->d_y[i], s->g_t[i] = (float)s->d_t[i];
         int ny = 0, nt = 0;
@@ -309,6 +316,7 @@ static void xpo_free(online_run *r) {
 const online_update online_update_xpo = {
     .name = "xpo",
     .about = "XPO: DPO on (policy, reference) sample pairs plus alpha log pi(reference sample)",
+    .data_parallel = 1,
     .needs = ONLINE_NEED_REFERENCE,
     .options = xpo_options,
     .pref_kind = -1,

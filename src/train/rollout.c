@@ -359,3 +359,14 @@ int rollout_forward(rlhf_model *m, const rollout_batch *rb, int micro, float *lo
     m->want_entropy = keep_entropy;
     return rc;
 }
+
+int rollout_forward_shared(rlhf_model *m, const rollout_batch *rb, int micro, float *logp,
+                           rlhf_err *err) {
+    if (dist_size() == 1) return rollout_forward(m, rb, micro, logp, NULL, NULL, err);
+    int r0, r1;
+    rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
+    rollout_batch mine = rollout_view(rb, r0, r1);
+    if (rollout_forward(m, &mine, micro, logp + (size_t)r0 * rb->T, NULL, NULL, err)) return -1;
+    rollout_allgather_rows(logp, rb->n_prompts, rb->n_samples, rb->T);
+    return 0;
+}

@@ -106,6 +106,11 @@ void rollout_free(rollout_batch *rb);
 // next-token entropies (B,T), 0 where the mask is 0.
 int rollout_forward(rlhf_model *m, const rollout_batch *rb, int micro, float *logp,
                     float *values, float *entropy, rlhf_err *err);
+// The same log-probs (B,T) on every rank of a data-parallel run: each rank
+// forwards its own rows (rollout_share) and they are all-gathered; one process:
+// rollout_forward.
+int rollout_forward_shared(rlhf_model *m, const rollout_batch *rb, int micro, float *logp,
+                           rlhf_err *err);
 
 // Rows idx[0..n) of rb as a compact batch (buffers grown and reused).
 typedef struct {
