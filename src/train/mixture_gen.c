@@ -13,17 +13,24 @@ void mixture_logits(int V, float coef, const float *policy, const float *ref, fl
     for (int i = 0; i < V; i++) out[i] = a * ref[i] + b * policy[i];
 }
 
+// the coefficient and the two vocabularies (what both samplers need)
+static int mixture_check(const rlhf_model *policy, const rlhf_model *ref, float coef,
+                         rlhf_err *err) {
+    if (!(coef >= 0.0f && coef <= 1.0f))
+        return rlhf_fail(err, "mixture: mixture_coef must be in [0, 1] (got %g)", coef);
+    if (ref->cfg.vocab_size != policy->cfg.vocab_size)
+        return rlhf_fail(err, "mixture: the policy's vocabulary (%d) and the reference's (%d) "
+                              "differ; a geometric mixture needs the same tokens",
+                         policy->cfg.vocab_size, ref->cfg.vocab_size);
+    return 0;
+}
+
 int mixture_generate(rlhf_model *policy, rlhf_model *ref, float coef, const int *const *prompts,
                      const int *prompt_len, int B, const rlhf_gen_opts *o, rlhf_rng *rng,
                      rlhf_gen_out *out, rlhf_err *err) {
     memset(out, 0, sizeof *out);
-    if (!(coef >= 0.0f && coef <= 1.0f))
-        return rlhf_fail(err, "mixture: mixture_coef must be in [0, 1] (got %g)", coef);
+    if (mixture_check(policy, ref, coef, err)) return -1;
     int V = policy->cfg.vocab_size, P = 0, n_new = o->max_new_tokens;
-    if (ref->cfg.vocab_size != V)
-        return rlhf_fail(err, "mixture: the policy's vocabulary (%d) and the reference's (%d) "
-                              "differ; a geometric mixture needs the same tokens",
-                         V, ref->cfg.vocab_size);
     if (B <= 0) return rlhf_fail(err, "mixture: no prompts");
     if (n_new < 0) return rlhf_fail(err, "mixture: max_new_tokens must be >= 0 (got %d)", n_new);
     for (int b = 0; b < B; b++) {
@@ -111,6 +118,8 @@ int mixture_rollout(rlhf_model *policy, rlhf_model *ref, float coef, const int *
                     rollout_batch *out, rlhf_err *err) {
     mixture_ctx ctx = {ref, coef};
     rollout_opts mo = *o;
-    mo.generate = mixture_hook, mo.generate_ctx = &ctx;
+    mo.generate = mixture_hook, mo.generate_ctx = &ctx;  // one process
+    mo.mix_ref = ref, mo.mix_coef = coef;                // data-parallel (rollout.c, sample_dist)
+    if (mixture_check(policy, ref, coef, err)) return -1;
     return rollout_generate(policy, prompts, prompt_len, n_prompts, &mo, rng, out, err);
 }

@@ -15,12 +15,20 @@
 // are the iteration's). The per-token gradient β(log π_t − log π_ref,t) − (P − ½)
 // is algo/nash's; it differs from token to token, so the rows' backward is this
 // file's own (online_backward_rows pushes one number per row).
+//
+// On MPI ranks (docs/mpi.md, "Online trainers") the mixture's samples are drawn
+// as the rollout's: each rank its prompt groups, stepping both models' caches,
+// with the random numbers one process gives each row (train/rollout.c). The
+// preferences are computed on every rank from the gathered scores; each rank
+// runs the loss's forward/backward over its own rows (the mean over all B) and
+// the loss terms are summed over ranks.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "algo/nash.h"
+#include "base/dist.h"
 #include "train/mixture_gen.h"
 #include "train/online_update.h"
 
@@ -131,11 +139,13 @@ static int nash_step(online_run *r, nash_state *s, int first, rlhf_err *err) {
     int B = rb->B, T = rb->T, bs = r->micro > 0 ? r->micro : B;
     if ((size_t)bs * T > s->cap)
         s->cap = (size_t)bs * T, s->dlogp = xrealloc(s->dlogp, s->cap * sizeof(float));
+    int r0 = 0, r1 = B;  // data-parallel: this rank's rows; the loss's mean stays over all B
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
     model_zero_grad(m);
     double loss = 0;
     nash_md_stats sum = {0};
-    for (int k = 0; k < B; k += bs) {
-        int u = B - k < bs ? B - k : bs;
+    for (int k = r0; k < r1; k += bs) {
+        int u = r1 - k < bs ? r1 - k : bs;
         size_t off = (size_t)k * T;
         rlhf_batch b = {.B = u, .T = T, .tokens = rb->tokens + off, .targets = rb->targets + off,
                         .mask = rb->attn + off};
@@ -145,6 +155,11 @@ static int nash_step(online_run *r, nash_state *s, int first, rlhf_err *err) {
                              s->prob + k, r->c->nash.beta, B, s->dlogp, &st);
         sum.score += st.score, sum.kl_term += st.kl_term;
         model_backward(m, s->dlogp, NULL, NULL, NULL);
+    }
+    if (dist_size() > 1) {  // every rank's rows' terms (the gradients: optim_step's all-reduce)
+        double x[3] = {loss, sum.score, sum.kl_term};
+        dist_allreduce_sum_f64(x, 3);
+        loss = x[0], sum.score = x[1], sum.kl_term = x[2];
     }
     if (!isfinite(loss))
         return rlhf_fail(err, "nash-md: the loss is %g; stopping (checkpoints already written are "
@@ -213,6 +228,7 @@ static void nash_free(online_run *r) {
 
 const online_update online_update_nash = {
     .name = "nash-md",
+    .data_parallel = 1,
     .about = "Nash-MD: REINFORCE on P(policy sample beats a policy/reference mixture sample), KL to the reference",
     .needs = ONLINE_NEED_REFERENCE,
     .options = nash_options,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/dist.h"
+#include "train/mixture_gen.h"
 
 void rollout_free(rollout_batch *rb) {
     free(rb->tokens);
@@ -72,10 +73,13 @@ static int sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *r
     int a = s > r0 ? s : r0, b = s + nb < r1 ? s + nb : r1, k = b > a ? b - a : 0;
     int N = o->gen.max_new_tokens, V = m->cfg.vocab_size, P = 0, size = dist_size(), rc = 0;
     int draws = o->gen.temperature > 0;  // sample_token draws once per live row, or never
+    rlhf_model *mx = o->mix_ref;         // the mixture's second model (or none)
+    int room = mx && mx->cfg.max_seq_len < m->cfg.max_seq_len ? mx->cfg.max_seq_len
+                                                              : m->cfg.max_seq_len;
     for (int i = 0; i < k; i++) P = rlen[a + i] > P ? rlen[a + i] : P;
-    if (k > 0 && P + N > m->cfg.max_seq_len)
+    if (k > 0 && P + N > room)
         return rlhf_fail(err, "prompt length %d + max_new_tokens %d exceeds the model's "
-                              "max_seq_len %d", P, N, m->cfg.max_seq_len);
+                              "max_seq_len %d", P, N, room);
     int *tok = xcalloc((size_t)(k ? k : 1) * (P ? P : 1), sizeof(int)), *next = xcalloc(k + 1, sizeof(int));
     uint8_t *pm = xcalloc((size_t)(k ? k : 1) * (P ? P : 1), 1), *live = xmalloc(k + 1);
     for (int i = 0; i < k; i++)
@@ -85,10 +89,13 @@ static int sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *r
         }
     memset(live, 1, k + 1);
     float *logits = xmalloc((size_t)(k ? k : 1) * V * sizeof(float)), *cnt = xmalloc(size * sizeof(float));
+    float *lref = mx ? xmalloc((size_t)(k ? k : 1) * V * sizeof(float)) : NULL;
     long *ones = xmalloc((size_t)size * sizeof(long));
     for (int q = 0; q < size; q++) ones[q] = 1;
     rlhf_kv_cache *kv = k > 0 ? kv_cache_create(&m->cfg, k, P + N) : NULL;
+    rlhf_kv_cache *kv_mx = k > 0 && mx ? kv_cache_create(&mx->cfg, k, P + N) : NULL;
     if (k > 0) rc = model_forward_cached(m, kv, tok, pm, P, logits, err);
+    if (rc == 0 && kv_mx) rc = model_forward_cached(mx, kv_mx, tok, pm, P, lref, err);
     for (int step = 0; step < N && rc == 0; step++) {
         int mine = 0;
         for (int i = 0; i < k; i++) mine += live[i];
@@ -100,8 +107,9 @@ static int sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *r
         for (long j = 0; draws && j < before; j++) rng_u64(rng);  // the rows before mine
         for (int i = 0; i < k; i++) {
             if (!live[i]) continue;
-            float lp;
-            int t = sample_token(logits + (size_t)i * V, V, &o->gen, rng, &lp);
+            float lp, *z = logits + (size_t)i * V;
+            if (mx) mixture_logits(V, o->mix_coef, z, lref + (size_t)i * V, z);
+            int t = sample_token(z, V, &o->gen, rng, &lp);
             size_t g = (size_t)(a + i) * N + step;
             gtok[g] = t, glp[g] = lp, length[a + i]++, next[i] = t;
             int stop = t == o->gen.eos_id;
@@ -112,9 +120,12 @@ static int sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *r
         int any = 0;
         for (int i = 0; i < k; i++) any |= live[i];
         if (any && step < N - 1) rc = model_forward_cached(m, kv, next, live, 1, logits, err);
+        if (rc == 0 && any && step < N - 1 && kv_mx)
+            rc = model_forward_cached(mx, kv_mx, next, live, 1, lref, err);
     }
     if (kv) kv_cache_free(kv);
-    free(tok), free(next), free(pm), free(live), free(logits), free(cnt), free(ones);
+    if (kv_mx) kv_cache_free(kv_mx);
+    free(tok), free(next), free(pm), free(live), free(logits), free(lref), free(cnt), free(ones);
     return rc;
 }
 
@@ -131,7 +142,7 @@ static int sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *r
 static int sample_dist(rlhf_model *m, const int *const *rows, const int *rlen, int n_prompts,
                        const rollout_opts *o, rlhf_rng *rng, int *gtok, float *glp, int *length,
                        uint8_t *ended, rlhf_err *err) {
-    if (o->generate)
+    if (o->generate && !o->mix_ref)
         return rlhf_fail(err, "this method's own sampler does not run on %d MPI ranks yet",
                          dist_size());
     int n = o->n_samples, B = n_prompts * n, N = o->gen.max_new_tokens, r0, r1;

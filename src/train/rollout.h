@@ -42,6 +42,13 @@ struct rollout_opts {
                     int B, const rlhf_gen_opts *o, rlhf_rng *rng, rlhf_gen_out *out,
                     rlhf_err *err);
     void *generate_ctx;
+    // the same sampler as per-step logits, for data-parallel runs (sample_dist
+    // cannot call a whole-batch sampler): when mix_ref is set, each token is drawn
+    // from mix_coef * logits(mix_ref) + (1 - mix_coef) * logits(m) (Nash-MD's
+    // geometric mixture, train/mixture_gen.h; mixture_rollout sets both this and
+    // generate). On > 1 rank a generate hook without it is refused.
+    rlhf_model *mix_ref;
+    float mix_coef;
     // multi-turn episodes against an environment program (train/episode.h): when
     // set, rollout_generate hands the whole rollout to it (its own arguments, ctx
     // first); rows then hold whole conversations, environment tokens with targets
