@@ -11,12 +11,18 @@
 // goes through the LM head (model/logits_grad) into the student. The teacher
 // only runs forwards. No reward is used: a reward given to the loop is
 // computed and logged only (an evaluation of the student's samples).
+//
+// On MPI ranks (docs/mpi.md, "Online trainers") every rank holds the whole
+// batch (the rollout, the teacher's samples drawn as the rollout's, or the
+// data's rows) and its token count; each rank runs both models over its own rows
+// (whole prompt groups), and the loss and agreement sums are added over ranks.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "algo/gkd.h"
+#include "base/dist.h"
 #include "model/logits_grad.h"
 #include "train/online_update.h"
 
@@ -247,16 +253,23 @@ static int gkd_update(online_run *r, rlhf_err *err) {
     s->tokens = count;
     s->loss = s->agreement = 0;
     if (count == 0) return 0;  // nothing to learn from (empty completions)
+    int r0 = 0, r1 = B;  // data-parallel: this rank's rows (count is every rank's tokens)
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
     int *idx = xmalloc((size_t)B * sizeof(int));
     for (int i = 0; i < B; i++) idx[i] = i;
     int rc = 0;
     for (int epoch = 0; epoch < c->num_iterations && rc == 0; epoch++) {
         double loss = 0, agree = 0;
         model_zero_grad(r->t->m);
-        for (int b = 0; b < B && rc == 0; b += micro)
-            rc = gkd_micro(r, s, rb, idx + b, B - b < micro ? B - b : micro, count, &loss, &agree,
-                           err);
+        for (int b = r0; b < r1 && rc == 0; b += micro)
+            rc = gkd_micro(r, s, rb, idx + b, r1 - b < micro ? r1 - b : micro, count, &loss,
+                           &agree, err);
         if (rc) break;
+        if (dist_size() > 1) {  // the loss and agreement sums over every rank's tokens
+            double x[2] = {loss, agree};
+            dist_allreduce_sum_f64(x, 2);
+            loss = x[0], agree = x[1];
+        }
         if (!isfinite(loss)) {
             rc = rlhf_fail(err, "the GKD loss is %g; stopping (checkpoints already written are "
                                 "kept; try a lower --learning_rate)",
@@ -305,6 +318,7 @@ static void gkd_free(online_run *r) {
 
 const online_update online_update_gkd = {
     .name = "gkd",
+    .data_parallel = 1,
     .about = "GKD: the generalised JSD to a teacher's next-token distributions, on-policy (--lmbda)",
     .needs = ONLINE_NEED_NO_REWARD,
     .options = gkd_options,
