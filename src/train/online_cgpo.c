@@ -21,6 +21,12 @@
 // share of samples some judge flags), constraints/<judge> (each judge's),
 // cgpo/pass_share, cgpo/kl_skipped, cgpo/weight, loss; CODPO adds pairs and
 // rewards/accuracies.
+//
+// On MPI ranks (docs/mpi.md, "Online trainers") each rank judges (and, for a task
+// with its own reward, scores) the samples it drew; the verdicts are summed over
+// ranks, so the pass flags, calibration, KL filter and the tasks' losses are
+// computed on the whole batch on every rank, and each rank back-propagates its
+// own rows (online_backward_rows).
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -28,6 +34,7 @@
 #include <string.h>
 
 #include "algo/cgpo.h"
+#include "base/dist.h"
 #include "io/file.h"
 #include "reward/constraint.h"
 #include "train/online_update.h"
@@ -298,6 +305,45 @@ static int task_rows(const online_run *r, const cgpo_state *s, int k) {
     return m;
 }
 
+// Task t's judges' verdicts on its m rows (s->rows) into s->violated (m,J) and,
+// with a reward of its own, their rewards into s->scores. On MPI ranks each rank
+// judges and scores the task's rows it sampled (a contiguous run of s->rows:
+// they are in row order) and the verdicts and rewards are summed over ranks
+// (each row is one rank's), so every rank holds all of them.
+static int judge_task(online_run *r, cgpo_state *s, cgpo_task *t, int m, rlhf_err *err) {
+    int n = r->n, J = t->J, q0 = 0, q1 = m, r0, r1;
+    if (dist_size() > 1) {
+        rollout_share(r->n_prompts, n, dist_rank(), &r0, &r1);
+        while (q0 < m && s->rows[q0] < r0) q0++;
+        for (q1 = q0; q1 < m && s->rows[q1] < r1;) q1++;
+        memset(s->violated, 0, (size_t)m * J);
+        memset(s->t_sc, 0, (size_t)m * sizeof(float));
+    }
+    for (int q = 0; q < m; q++)
+        s->t_prompt[q] = r->prompt_text[s->rows[q] / n], s->t_comp[q] = r->rb.text[s->rows[q]],
+        s->t_len[q] = r->rb.length[s->rows[q]];
+    if (q1 > q0 && constraint_judge(t->judges, s->t_prompt + q0, s->t_comp + q0, s->t_len + q0,
+                                    q1 - q0, s->violated + (size_t)q0 * J, err))
+        return s->multi ? rlhf_fail_ctx(err, "task \"%s\"", t->name) : -1;
+    if (t->rs.n > 0 && q1 > q0 &&
+        reward_set_score(&t->rs, s->t_prompt + q0, s->t_comp + q0, q1 - q0, NULL, s->t_sc + q0,
+                         err))
+        return rlhf_fail_ctx(err, "--tasks: task \"%s\": reward", t->name);
+    if (dist_size() > 1) {
+        size_t mj = (size_t)m * J;
+        double *x = xmalloc((mj + m + 1) * sizeof(double));
+        for (size_t i = 0; i < mj; i++) x[i] = s->violated[i];
+        for (int q = 0; q < m; q++) x[mj + q] = s->t_sc[q];
+        dist_allreduce_sum_f64(x, (long)(mj + m));
+        for (size_t i = 0; i < mj; i++) s->violated[i] = x[i] != 0;
+        for (int q = 0; q < m; q++) s->t_sc[q] = (float)x[mj + q];
+        free(x);
+    }
+    if (t->rs.n > 0)
+        for (int q = 0; q < m; q++) s->scores[s->rows[q]] = s->t_sc[q];
+    return 0;
+}
+
 // Each prompt's task, each task's judges' verdicts (and its own reward), the
 // calibration's reference rewards and the KL filter.
 static int judge_batch(online_run *r, cgpo_state *s, rlhf_err *err) {
@@ -321,16 +367,7 @@ static int judge_batch(online_run *r, cgpo_state *s, rlhf_err *err) {
         t->rows = m, t->violation = t->reward = 0;
         memset(t->per_judge, 0, (size_t)(J + 1) * sizeof(double));
         if (m == 0) continue;
-        for (int q = 0; q < m; q++)
-            s->t_prompt[q] = r->prompt_text[s->rows[q] / n], s->t_comp[q] = r->rb.text[s->rows[q]],
-            s->t_len[q] = r->rb.length[s->rows[q]];
-        if (constraint_judge(t->judges, s->t_prompt, s->t_comp, s->t_len, m, s->violated, err))
-            return s->multi ? rlhf_fail_ctx(err, "task \"%s\"", t->name) : -1;
-        if (t->rs.n > 0) {
-            if (reward_set_score(&t->rs, s->t_prompt, s->t_comp, m, NULL, s->t_sc, err))
-                return rlhf_fail_ctx(err, "--tasks: task \"%s\": reward", t->name);
-            for (int q = 0; q < m; q++) s->scores[s->rows[q]] = s->t_sc[q];
-        }
+        if (judge_task(r, s, t, m, err)) return -1;
         for (int q = 0; q < m; q++) {
             int v = 0;
             for (int j = 0; j < J; j++) {
@@ -436,46 +473,19 @@ static void cgpo_loss(online_run *r, cgpo_state *s, const float *logp) {
     s->weight = wm / B;
 }
 
-// g (per row's sum) back through forward/backward over the rows with g != 0
-static int backward_rows(online_run *r, const float *g, int *n_rows, rlhf_err *err) {
-    const rollout_batch *rb = &r->rb;
-    int B = rb->B, T = rb->T, n = 0, rc = 0, *rows = xmalloc((size_t)B * sizeof(int));
-    for (int row = 0; row < B; row++)
-        if (g[row] != 0) rows[n++] = row;
-    int bs = r->micro > 0 ? r->micro : (n > 0 ? n : 1);
-    float *dlogp = xmalloc((size_t)bs * T * sizeof(float));
-    rollout_rows rr = {0};
-    for (int k = 0; k < n && rc == 0; k += bs) {
-        int u = n - k < bs ? n - k : bs;
-        rollout_gather(rb, rows + k, u, &rr);
-        if ((rc = model_forward(r->t->m, &rr.view, err))) break;
-        for (int j = 0; j < u; j++)
-            for (int t = 0; t < T; t++) {
-                size_t i = (size_t)rows[k + j] * T + t;
-                dlogp[(size_t)j * T + t] = rb->mask[i] != 0 ? g[rows[k + j]] : 0.0f;
-            }
-        model_backward(r->t->m, dlogp, NULL, NULL, NULL);
-    }
-    rollout_rows_free(&rr);
-    free(rows), free(dlogp);
-    *n_rows = n;
-    return rc;
-}
-
 static int cgpo_update(online_run *r, rlhf_err *err) {
     cgpo_state *s = r->self;
     if (judge_batch(r, s, err)) return -1;
     int chunk = r->micro > 0 ? r->micro : 64;
     for (int e = 0; e < r->c->num_iterations; e++) {
-        if (e > 0 && rollout_forward(r->t->m, &r->rb, chunk, r->old_logp, NULL, NULL, err))
-            return -1;
+        if (e > 0 && rollout_forward_shared(r->t->m, &r->rb, chunk, r->old_logp, err)) return -1;
         cgpo_loss(r, s, r->old_logp);
         if (!isfinite(s->loss))
             return rlhf_fail(err, "the loss is not finite; stopping (checkpoints already written "
                                   "are kept; try a lower --learning_rate)");
         int n_rows = 0;
         model_zero_grad(r->t->m);
-        if (backward_rows(r, s->g, &n_rows, err)) return -1;
+        if (online_backward_rows(r, &r->rb, s->g, &n_rows, err)) return -1;
         if (n_rows > 0) r->grad_norm += optim_step(r->t->o, r->t->m), r->updates++;
     }
     return 0;
@@ -539,6 +549,7 @@ static void cgpo_free(online_run *r) {
 
 const online_update online_update_cgpo = {
     .name = "cgpo",
+    .data_parallel = 1,
     .about = "CGPO: judges flag constraint violations; CRPG, CODPO or CRRAFT (--optimizer)",
     .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS | ONLINE_NEED_BASELINES,
     .options = cgpo_options,
