@@ -503,7 +503,7 @@ static void bon_free(trainer *t) {
 }
 
 static const trainer_method bon_method = {
-    .name = "bon", .writes_samples = 1, .data_parallel = 1, .init = bon_init, .setup = bon_setup,
+    .name = "bon", .writes_samples = 1, .data_parallel = 1, .global_batch = 1, .init = bon_init, .setup = bon_setup,
     .resume = bon_resume, .step = bon_step, .log = bon_log, .finish = bon_finish,
     .free = bon_free,
 };

@@ -702,7 +702,7 @@ static void online_free(trainer *t) {
 }
 
 static const trainer_method online_method = {
-    .name = "online", .writes_samples = 1, .data_parallel = 1, .init = online_init, .policy = online_policy,
+    .name = "online", .writes_samples = 1, .data_parallel = 1, .global_batch = 1, .init = online_init, .policy = online_policy,
     .setup = online_setup, .resume = online_resume, .step = online_step, .log = online_log,
     .save = online_save, .accept = online_accept, .finish = online_finish, .free = online_free,
 };

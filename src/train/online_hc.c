@@ -16,12 +16,18 @@
 // its cost and computes UCB = mean + t_{1-delta,n-1} std / sqrt(n): the model
 // is returned when UCB <= tau, else refused ("no solution found": no final/,
 // exit 3). Every held-out (prompt, completion, cost) goes to safety_test.jsonl.
+//
+// On MPI ranks (docs/mpi.md, "Online trainers") each rank scores the cost of the
+// samples it drew (the rollout's, and the safety test's, whose prompts are
+// shared as a rollout's) and the costs are gathered: lambda, the surrogate and
+// the test's UCB are the same on every rank; rank 0 writes safety_test.jsonl.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "algo/hc.h"
+#include "base/dist.h"
 #include "data/dataset.h"
 #include "train/online_update.h"
 
@@ -180,14 +186,26 @@ static int hc_setup(online_run *r, rlhf_err *err) {
 
 // -------------------------------------------------------------- the update --
 
+// the costs (n_prompts x n rows) of completions: on MPI ranks each rank scores
+// the rows it sampled (rollout_share) and every rank gets them all
+static int score_costs(reward_set *cost, const char *const *prompts, const char *const *texts,
+                       int n_prompts, int n, float *out, rlhf_err *err) {
+    int r0 = 0, r1 = n_prompts * n;
+    if (dist_size() > 1) rollout_share(n_prompts, n, dist_rank(), &r0, &r1);
+    if (r1 > r0 && reward_set_score(cost, prompts + r0, texts + r0, r1 - r0, NULL, out + r0, err))
+        return -1;
+    rollout_allgather_rows(out, n_prompts, n, 1);
+    return 0;
+}
+
 static int hc_update(online_run *r, rlhf_err *err) {
     const online_hc_options *h = &r->c->hc;
     hc_state *s = r->self;
     int B = r->B;
     const char **ps = xmalloc((size_t)B * sizeof(char *));
     for (int i = 0; i < B; i++) ps[i] = r->prompt_text[r->rb.prompt_index[i]];
-    int rc = reward_set_score(&s->cost, ps, (const char *const *)r->rb.text, B, NULL, s->costs,
-                              err);
+    int rc = score_costs(&s->cost, ps, (const char *const *)r->rb.text, r->n_prompts, r->n,
+                         s->costs, err);
     free(ps);
     if (rc) return rlhf_fail_ctx(err, "--cost: scoring failed");
     hc_mean_std(B, s->costs, &s->mu, &s->sigma);
@@ -243,13 +261,13 @@ static int hc_accept(online_run *r, cJSON *sum, rlhf_err *err) {
     int rc = rollout_generate(t->m, (const int *const *)pp, pl, n, &ro, &rng, &rb, err);
     if (rc == 0) {
         rollout_decode(&rb, t->tok);
-        rc = reward_set_score(&s->cost, (const char *const *)s->safety_text,
-                              (const char *const *)rb.text, n, NULL, cost, err);
+        rc = score_costs(&s->cost, (const char *const *)s->safety_text,
+                         (const char *const *)rb.text, n, 1, cost, err);
         if (rc) rlhf_fail_ctx(err, "safety test: --cost scoring failed");
     } else {
         rlhf_fail_ctx(err, "safety test: generating on --safety_data");
     }
-    if (rc == 0) {  // every held-out sample, for audit
+    if (rc == 0 && dist_rank() == 0) {  // every held-out sample, for audit
         char path[4200];
         snprintf(path, sizeof path, "%s/safety_test.jsonl", t->run.dir);
         FILE *f = fopen(path, "w");
@@ -281,7 +299,7 @@ static int hc_accept(online_run *r, cJSON *sum, rlhf_err *err) {
         cJSON_AddNumberToObject(st, "delta", h->delta);
         cJSON_AddBoolToObject(st, "passed", !refused);
         cJSON_AddNumberToObject(sum, "lambda", exp(s->log_lambda));
-        if (!c->base.quiet)
+        if (!c->base.quiet && dist_rank() == 0)
             fprintf(stderr, "safety test: mean cost %.4f, std %.4f on %d held-out prompts, UCB "
                             "%.4f %s tau %g: %s\n",
                     mean, std, n, ucb, refused ? ">" : "<=", h->tau,
@@ -336,6 +354,7 @@ static void hc_free(online_run *r) {
 
 const online_update online_update_hc = {
     .name = "hc",
+    .data_parallel = 1,
     .about = "HC-RLHF: RLOO on reward - lambda x a pessimistic cost, then a held-out safety test",
     .needs = ONLINE_NEED_REFERENCE | ONLINE_NEED_GROUPS,
     .options = hc_options,

@@ -274,10 +274,15 @@ static int trainer_start(trainer *t, rlhf_err *err) {
         return 0;
     }
     if (run_open(&t->run, c->output_dir, c->config_json, resuming ? t->step : -1, err)) return -1;
-    if (dist_size() > 1)
-        fprintf(stderr, "%s: %d MPI ranks, %d examples each per micro-batch, a global batch of %d "
-                        "(docs/mpi.md)\n", t->name, dist_size(), c->batch_size,
-                train_global_batch(c) * c->gradient_accumulation_steps);
+    if (dist_size() > 1 && !c->quiet) {
+        if (me->global_batch)
+            fprintf(stderr, "%s: %d MPI ranks sharing each iteration's %d prompts by whole groups "
+                            "(docs/mpi.md)\n", t->name, dist_size(), c->batch_size);
+        else
+            fprintf(stderr, "%s: %d MPI ranks, %d examples each per micro-batch, a global batch of "
+                            "%d (docs/mpi.md)\n", t->name, dist_size(), c->batch_size,
+                    train_global_batch(c) * c->gradient_accumulation_steps);
+    }
     if (me->writes_samples) {
         char sp[2200];
         snprintf(sp, sizeof sp, "%s/samples.jsonl", t->run.dir);

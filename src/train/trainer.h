@@ -61,6 +61,8 @@ typedef struct {
     const char *name;          // progress label and summary "command" (t->name may override)
     int writes_samples;        // open samples.jsonl (appending on --resume) as t->samples
     int data_parallel;         // 1: the method shards its batches over MPI ranks
+    int global_batch;          // 1: --batch_size is the global number of prompts per
+                               // iteration (online, bon), else each rank's micro-batch
                                // (base/dist.h); 0: trainer_run refuses > 1 rank
     int (*init)(trainer *t, rlhf_err *err);
     int (*policy)(trainer *t, rlhf_err *err);
