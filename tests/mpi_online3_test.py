@@ -1,5 +1,5 @@
 """The other online update methods on MPI ranks (docs/mpi.md, "Online trainers"):
-xpo, brain, nash-md, gkd, cgpo and hc-rlhf.
+xpo, brain, nash-md, gkd, cgpo, hc-rlhf and online-dpo's judges.
 
 Each runs as 1 process (build/rlhf) and on 2 MPI ranks (build/rlhf-mpi; hc-rlhf
 and gkd also on 3, so that one rank holds a different number of groups) with the
@@ -15,8 +15,11 @@ forwarded on the rank that owns the rows, then gathered, so:
   hc-rlhf's safety_test.jsonl and summary.json's safety test;
 * an hc-rlhf run whose safety test fails exits 3 on both ranks, without final/.
 
-A method still refused on > 1 rank (online-dpo --judge api) says so before it
-writes anything. Skips cleanly without build/rlhf-mpi or mpirun.
+online-dpo's judges too: --judge self (the policy judges its own samples) and
+--judge api (a stub OpenAI-compatible judge): each rank judges its own prompt
+groups, so the judge is asked each question once in all, and the ranks append to
+one judge_cache.jsonl holding one process's answers. A command still refused on
+> 1 rank (grpo --env_program) says so before it writes anything. Skips cleanly without build/rlhf-mpi or mpirun.
 """
 import json
 import os
@@ -42,6 +45,7 @@ EXACT = {
     "hc-rlhf": ("cost", "cost_std"),
     "brain": (),
     "gkd": ("gkd/tokens", "gkd/on_policy", "gkd/seq_kd"),
+    "online-dpo": ("pairs",),
 }
 
 
@@ -66,6 +70,7 @@ def pairs_same(a, b):
 
 
 def case(tmp, data, label, cmd, ranks, *extra):
+    t0 = time.time()
     d1 = os.path.join(tmp, f"{label}_1")
     one, s1 = base_test.run(1, cmd, d1, data, "--max_steps", "3", *extra)
     for k in ranks:
@@ -86,7 +91,29 @@ def case(tmp, data, label, cmd, ranks, *extra):
         if os.path.exists(os.path.join(d1, "pairs.jsonl")):
             ok, why = pairs_same(os.path.join(d1, "pairs.jsonl"), os.path.join(dk, "pairs.jsonl"))
             report(ok, f"{label}_{k}_ranks_same_pairs", why)
+    print(f"  ({label}: {time.time() - t0:.1f} s)")
     return one
+
+
+def api_judge(tmp, prompts):
+    """online-dpo --judge api against the stub judge of judge_api_test.py: the same
+    questions in all (judge/requests summed over ranks), one cache file every rank
+    appends to holding the same answers, and one process's curves"""
+    import judge_api_test as api  # noqa: E402
+    ENV["JUDGE_TEST_KEY"] = api.KEY
+    flags = ("--judge", "api", "--judge_api_key_env", "JUDGE_TEST_KEY", "--temperature", "1.4",
+             "--num_generations", "3")
+    with api.Stub("--mode", "good") as stub:
+        one = case(tmp, prompts, "judge_api", "online-dpo", (2,), *flags, "--judge_url",
+                   stub.url)
+        asked = stub.stats()["requests"]
+    caches = [sorted(open(os.path.join(tmp, f"judge_api_{k}", "judge_cache.jsonl")).read()
+                     .splitlines()) for k in (1, 2)]
+    per_run = one[-1]["judge/requests"]
+    report(per_run > 0 and asked == 2 * per_run and caches[0] == caches[1]
+           and len(caches[0]) == per_run, "judge_api_ranks_same_questions",
+           f"stub saw {asked} requests for 2 runs of {per_run}; cache lines "
+           f"{[len(c) for c in caches]}")
 
 
 def main():
@@ -158,15 +185,19 @@ def main():
         final = any(os.path.basename(d) == "final" for d, _, _ in os.walk(out))
         report(p.returncode == 3 and "no solution found" in p.stderr and not final,
                "hc_2_ranks_refusal", f"exit {p.returncode}, final/ {final}: {p.stderr[-400:]}")
-        # still refused on > 1 rank: each rank would ask the judge API on its own
-        out = os.path.join(tmp, "api")
-        p = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, "online-dpo",
+        # online-dpo's judges: each rank judges its own prompt groups
+        case(tmp, prompts, "judge_self", "online-dpo", (2,), "--judge", "self",
+             "--num_iterations", "2", *hot)
+        api_judge(tmp, prompts)
+        # still refused on > 1 rank, before anything is written: multi-turn episodes
+        out = os.path.join(tmp, "env")
+        p = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, "grpo",
                             "--model", "tiny", "--data", prompts, "--output_dir", out,
-                            "--max_steps", "1", "--judge", "api", "--judge_url",
-                            "http://127.0.0.1:9/v1", "--quiet"],
+                            "--max_steps", "1", "--env_program", "python3 env.py",
+                            "--chat_template", "chatml", "--quiet"],
                            cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=60)
         report(p.returncode != 0 and "MPI ranks" in p.stderr and not os.path.exists(out),
-               "judge_api_refused", p.stderr[-400:])
+               "env_program_refused", p.stderr[-400:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"  mpi_online3: {time.time() - t0:.1f} s")

@@ -37,6 +37,7 @@ typedef struct {
     int need_prev, need_cal; // INPO's pi_t, VPO's calibration samples
     double *judge_p;         // --judge self|api: (n_prompts, n, n) p(i beats j)
     reward_judge *api;       // --judge api
+    double judge_stats[3];   // --judge api: requests, cache hits, malformed answers (every rank's)
     float *self_score;       // (B) each sample's self-score (mean p of beating the others)
     rlhf_model *cal_model;   // pi_cal: the reference, or --cal_model (owned)
     int cal_owned;
@@ -118,10 +119,6 @@ static unsigned dpo_needs_of(const online_config *c) {
 }
 
 static int dpo_check(const online_config *c, rlhf_err *err) {
-    if (dist_size() > 1 && c->dpo.judge == ONLINE_JUDGE_API)
-        return rlhf_fail(err, "--judge api does not run on %d MPI ranks yet (each rank would ask "
-                              "the judge); run it as one process or use --judge reward",
-                         dist_size());
     if (c->dpo.pref.ld_alpha >= 0) return rlhf_fail(err, "--ld_alpha is not supported online");
     if (c->num_generations < 2)
         return rlhf_fail(err, "online DPO pairs samples of one prompt: set "
@@ -422,19 +419,40 @@ static int sample_cal(online_run *r, dpo_state *s, rlhf_err *err) {
 // the pairs: from the reward set's scores (strength 1), or from a judge's
 // comparisons (--judge self: the policy's own, --judge api: an LLM's; the
 // samples' mean win probabilities, strength p(chosen wins))
+// --judge self|api: p(i beats j) of every prompt's samples into s->judge_p. On
+// MPI ranks each rank judges the prompt groups it sampled (rollout_share) and
+// the probabilities are summed over ranks (each group's are one rank's, zeros
+// elsewhere), so every rank holds them all; the API judge's counts are summed too.
+static int judge_samples(online_run *r, dpo_state *s, rlhf_err *err) {
+    const online_dpo_options *d = &r->c->dpo;
+    int n = r->n, G = r->n_prompts, r0 = 0, r1 = r->B;
+    if (dist_size() > 1) rollout_share(G, n, dist_rank(), &r0, &r1);
+    int g0 = r0 / n, g1 = r1 / n;
+    size_t nn = (size_t)n * n;
+    const char *const *pt = r->prompt_text + g0, *const *tx = (const char *const *)r->rb.text + r0;
+    if (dist_size() > 1) memset(s->judge_p, 0, (size_t)G * nn * sizeof(double));
+    if (d->judge == ONLINE_JUDGE_SELF && g1 > g0 &&
+        online_judge_self(r->t->m, r->t->tok, d->judge_template, pt, tx, g1 - g0, n, r->micro,
+                          s->judge_p + g0 * nn, err))
+        return rlhf_fail_ctx(err, "--judge self");
+    if (d->judge == ONLINE_JUDGE_API) {
+        if (!s->api && open_api_judge(r, s, err)) return -1;
+        if (g1 > g0 && judge_groups(s->api, pt, tx, g1 - g0, n, s->judge_p + g0 * nn, err))
+            return rlhf_fail_ctx(err, "--judge api");
+        judge_stats st;  // since the start of this process
+        judge_get_stats(s->api, &st);
+        s->judge_stats[0] = st.requests, s->judge_stats[1] = st.cache_hits;
+        s->judge_stats[2] = st.malformed;
+        dist_allreduce_sum_f64(s->judge_stats, 3);
+    }
+    dist_allreduce_sum_f64(s->judge_p, (long)(G * nn));
+    return 0;
+}
+
 static int make_pairs(online_run *r, dpo_state *s, rlhf_err *err) {
     const online_dpo_options *d = &r->c->dpo;
     const float *by = r->scores;
-    if (d->judge == ONLINE_JUDGE_SELF &&
-        online_judge_self(r->t->m, r->t->tok, d->judge_template, r->prompt_text,
-                          (const char *const *)r->rb.text, r->n_prompts, r->n, r->micro,
-                          s->judge_p, err))
-        return rlhf_fail_ctx(err, "--judge self");
-    if (d->judge == ONLINE_JUDGE_API && !s->api && open_api_judge(r, s, err)) return -1;
-    if (d->judge == ONLINE_JUDGE_API &&
-        judge_groups(s->api, (const char *const *)r->prompt_text, (const char *const *)r->rb.text,
-                     r->n_prompts, r->n, s->judge_p, err))
-        return rlhf_fail_ctx(err, "--judge api");
+    if (d->judge != ONLINE_JUDGE_REWARD && judge_samples(r, s, err)) return -1;
     if (d->judge != ONLINE_JUDGE_REWARD) {
         double sc[64], *ds = r->n <= 64 ? sc : xmalloc((size_t)r->n * sizeof(double));
         for (int g = 0; g < r->n_prompts; g++) {
@@ -483,12 +501,10 @@ static void dpo_metrics(online_run *r, cJSON *j) {
     dpo_state *s = r->self;
     const pref_metrics *pm = &s->pm;
     cJSON_AddNumberToObject(j, "pairs", s->n_pairs);
-    if (s->api) {  // since the start of this process
-        judge_stats st;
-        judge_get_stats(s->api, &st);
-        cJSON_AddNumberToObject(j, "judge/requests", st.requests);
-        cJSON_AddNumberToObject(j, "judge/cache_hits", st.cache_hits);
-        cJSON_AddNumberToObject(j, "judge/malformed", st.malformed);
+    if (s->api) {  // since the start of this process (every rank's)
+        cJSON_AddNumberToObject(j, "judge/requests", s->judge_stats[0]);
+        cJSON_AddNumberToObject(j, "judge/cache_hits", s->judge_stats[1]);
+        cJSON_AddNumberToObject(j, "judge/malformed", s->judge_stats[2]);
     }
     if (s->n_pairs == 0) return;
     // TRL's names; the last epoch's pairs
