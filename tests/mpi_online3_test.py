@@ -1,5 +1,6 @@
 """The other online update methods on MPI ranks (docs/mpi.md, "Online trainers"):
-xpo, brain, nash-md, gkd, cgpo, hc-rlhf and online-dpo's judges.
+xpo, brain, nash-md, gkd, cgpo, hc-rlhf, online-dpo's judges and multi-turn
+episodes.
 
 Each runs as 1 process (build/rlhf) and on 2 MPI ranks (build/rlhf-mpi; hc-rlhf
 and gkd also on 3, so that one rank holds a different number of groups) with the
@@ -18,8 +19,10 @@ forwarded on the rank that owns the rows, then gathered, so:
 online-dpo's judges too: --judge self (the policy judges its own samples) and
 --judge api (a stub OpenAI-compatible judge): each rank judges its own prompt
 groups, so the judge is asked each question once in all, and the ranks append to
-one judge_cache.jsonl holding one process's answers. A command still refused on
-> 1 rank (grpo --env_program) says so before it writes anything. Skips cleanly without build/rlhf-mpi or mpirun.
+one judge_cache.jsonl holding one process's answers. Multi-turn episodes
+(grpo --env_program) too: each rank plays its own groups' episodes against its
+own environment program. A command still refused on > 1 rank (semi-online) says
+so before it writes anything. Skips cleanly without build/rlhf-mpi or mpirun.
 """
 import json
 import os
@@ -46,6 +49,7 @@ EXACT = {
     "brain": (),
     "gkd": ("gkd/tokens", "gkd/on_policy", "gkd/seq_kd"),
     "online-dpo": ("pairs",),
+    "grpo": ("rewards/env", "env/turns", "completion_length"),
 }
 
 
@@ -114,6 +118,21 @@ def api_judge(tmp, prompts):
            and len(caches[0]) == per_run, "judge_api_ranks_same_questions",
            f"stub saw {asked} requests for 2 runs of {per_run}; cache lines "
            f"{[len(c) for c in caches]}")
+
+
+def multi_turn(tmp):
+    """grpo --env_program: each rank plays its prompt groups' episodes against its own
+    environment program (multiturn_test.py's arith game, 3 turns; its questions
+    come from the episode ids, so every episode must keep one process's id); the
+    turns are sampled in chunks of 4 of all ranks' live episodes"""
+    import multiturn_test as mt  # noqa: E402
+    data = mt.data(tmp)
+    flags = ("--chat_template", "chatml", "--env_program", mt.envcmd("arith"), "--max_turns", "3",
+             "--batch_size", "3", "--num_generations", "3", "--generation_batch_size", "4",
+             *("--temperature", "1.3"))
+    one = case(tmp, data, "episodes", "grpo", (2, 3), *flags)
+    report(all(x["env/turns"] == 3 for x in one) and all("rewards/env" in x for x in one),
+           "episodes_three_turns", f"{[(x.get('env/turns'), x.get('rewards/env')) for x in one]}")
 
 
 def main():
@@ -189,15 +208,15 @@ def main():
         case(tmp, prompts, "judge_self", "online-dpo", (2,), "--judge", "self",
              "--num_iterations", "2", *hot)
         api_judge(tmp, prompts)
-        # still refused on > 1 rank, before anything is written: multi-turn episodes
-        out = os.path.join(tmp, "env")
-        p = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, "grpo",
+        multi_turn(tmp)
+        # still refused on > 1 rank, before anything is written: UI-S1's semi-online RL
+        out = os.path.join(tmp, "semi")
+        p = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, "semi-online",
                             "--model", "tiny", "--data", prompts, "--output_dir", out,
-                            "--max_steps", "1", "--env_program", "python3 env.py",
-                            "--chat_template", "chatml", "--quiet"],
+                            "--max_steps", "1", "--chat_template", "chatml", "--quiet"],
                            cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=60)
         report(p.returncode != 0 and "MPI ranks" in p.stderr and not os.path.exists(out),
-               "env_program_refused", p.stderr[-400:])
+               "semi_online_refused", p.stderr[-400:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"  mpi_online3: {time.time() - t0:.1f} s")

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
+
 // ------------------------------------------------------------- rendering --
 
 void episode_tokens_free(episode_tokens *t) {
@@ -192,6 +194,21 @@ static void finish(ep_state *e, const env_answer *a) {
     e->reward = a && a->has_reward ? a->reward : e->has_last ? e->last_reward : 0.0f;
 }
 
+// episode e's sampled turn (len tokens tk with log-probs lp): kept, and the
+// request for the environment (its content malloc'd)
+static env_request keep_turn(const episode_runner *r, ep_state *e, const int *tk, const float *lp,
+                             int len, int stopped) {
+    int keep, ended;
+    char *content = cut_turn(r, e->ids[e->n - 1], tk, len, stopped, &keep, &ended);
+    ep_push(e, tk, lp, keep, 1);
+    e->turns++, e->ended = ended;
+    return (env_request){.episode = e->id,
+                         .turn = e->turns,
+                         .last = e->turns >= r->max_turns,
+                         .prompt = e->prompt,
+                         .content = content};
+}
+
 // one assistant turn of the active episodes idx[0..na): generate, keep, and the
 // request for the environment (req[i].content malloc'd)
 static int assistant_turn(episode_runner *r, rlhf_model *m, ep_state *ep, const int *idx, int na,
@@ -209,23 +226,40 @@ static int assistant_turn(episode_runner *r, rlhf_model *m, ep_state *ep, const 
                  ? o->generate(o->generate_ctx, m, rows + s, lens + s, nb, &g, rng, &go, err)
                  : generate(m, rows + s, lens + s, nb, &g, rng, &go, err);
         if (rc) break;
-        for (int i = 0; i < nb; i++) {
-            ep_state *e = &ep[idx[s + i]];
-            const int *tk = go.tokens + (size_t)i * N;
-            int keep, ended;
-            char *content =
-                cut_turn(r, e->ids[e->n - 1], tk, go.length[i], go.ended_eos[i], &keep, &ended);
-            ep_push(e, tk, go.logp + (size_t)i * N, keep, 1);
-            e->turns++, e->ended = ended;
-            req[s + i] = (env_request){.episode = e->id,
-                                       .turn = e->turns,
-                                       .last = e->turns >= r->max_turns,
-                                       .prompt = e->prompt,
-                                       .content = content};
-        }
+        for (int i = 0; i < nb; i++)
+            req[s + i] = keep_turn(r, &ep[idx[s + i]], go.tokens + (size_t)i * N,
+                                   go.logp + (size_t)i * N, go.length[i], go.ended_eos[i]);
         gen_out_free(&go);
     }
     free(rows), free(lens);
+    return rc;
+}
+
+// The same turn on MPI ranks: this rank's active episodes idx[0..na) are
+// positions [before, before + na) of all ranks' active episodes (total, in row
+// order), sampled in one process's chunks of that list with one process's
+// random numbers (rollout_sample_chunk_dist; every rank steps every chunk).
+static int assistant_turn_dist(episode_runner *r, rlhf_model *m, ep_state *ep, const int *idx,
+                               int na, int before, int total, const rollout_opts *o,
+                               rlhf_rng *rng, env_request *req, rlhf_err *err) {
+    rollout_opts to = *o;
+    to.gen = turn_opts(r, o);
+    int N = to.gen.max_new_tokens, bs = o->batch_size > 0 ? o->batch_size : total, rc = 0;
+    const int **rows = xcalloc(total, sizeof(int *));
+    int *lens = xcalloc(total, sizeof(int)), *len = xcalloc(total, sizeof(int));
+    int *tok = xmalloc((size_t)total * N * sizeof(int));
+    float *lp = xcalloc((size_t)total * N, sizeof(float));
+    uint8_t *stop = xcalloc(total, 1);
+    for (size_t i = 0; i < (size_t)total * N; i++) tok[i] = to.gen.pad_id;
+    for (int i = 0; i < na; i++) rows[before + i] = ep[idx[i]].ids, lens[before + i] = ep[idx[i]].n;
+    for (int s = 0; s < total && rc == 0; s += bs)
+        rc = rollout_sample_chunk_dist(m, rows, lens, s, total - s < bs ? total - s : bs, before,
+                                       before + na, &to, rng, tok, lp, len, stop, err);
+    for (int i = 0; i < na && rc == 0; i++) {
+        size_t q = (size_t)before + i;
+        req[i] = keep_turn(r, &ep[idx[i]], tok + q * N, lp + q * N, len[q], stop[q]);
+    }
+    free(rows), free(lens), free(len), free(tok), free(lp), free(stop);
     return rc;
 }
 
@@ -294,6 +328,61 @@ static void lay_out(const ep_state *ep, int n_prompts, int n, int pad, rollout_b
         .B = B, .T = T, .tokens = out->tokens, .targets = out->targets, .mask = out->attn};
 }
 
+// MPI ranks: this rank's active episodes na -> *before (the active episodes of the
+// ranks before it) and *total (all ranks')
+static void active_counts(int na, int *before, int *total) {
+    int size = dist_size();
+    float mine = (float)na, *cnt = xmalloc((size_t)size * sizeof(float));
+    long *ones = xmalloc((size_t)size * sizeof(long));
+    for (int q = 0; q < size; q++) ones[q] = 1;
+    dist_allgatherv_f32(&mine, 1, cnt, ones);
+    *before = *total = 0;
+    for (int q = 0; q < size; q++) *total += (int)cnt[q], *before += q < dist_rank() ? (int)cnt[q] : 0;
+    free(cnt), free(ones);
+}
+
+// MPI ranks: every rank's episodes (rows [r0, r1) of each) to every rank, so each
+// lays out the whole batch: first each row's length, end, reward and turns, then
+// its tokens, log-probs and trained flags (as floats: token ids < 2^24 are exact)
+static void gather_episodes(ep_state *ep, int n_prompts, int n) {
+    int B = n_prompts * n, size = dist_size(), me = dist_rank(), r0, r1;
+    float *meta = xcalloc((size_t)B * 4, sizeof(float));
+    rollout_share(n_prompts, n, me, &r0, &r1);
+    for (int i = r0; i < r1; i++)
+        meta[i * 4] = (float)ep[i].n, meta[i * 4 + 1] = (float)ep[i].ended,
+        meta[i * 4 + 2] = ep[i].reward, meta[i * 4 + 3] = (float)ep[i].turns;
+    rollout_allgather_rows(meta, n_prompts, n, 4);
+    long *counts = xcalloc(size, sizeof(long)), all = 0;
+    for (int q = 0; q < size; q++) {
+        int a, b;
+        rollout_share(n_prompts, n, q, &a, &b);
+        for (int i = a; i < b; i++) counts[q] += 3 * (long)meta[i * 4];
+        all += counts[q];
+    }
+    float *mine = xmalloc((size_t)(counts[me] + 1) * sizeof(float));
+    float *buf = xmalloc((size_t)(all + 1) * sizeof(float)), *p = mine;
+    for (int i = r0; i < r1; i++)
+        for (int j = 0; j < ep[i].n; j++)
+            *p++ = (float)ep[i].ids[j], *p++ = ep[i].logp[j], *p++ = ep[i].train[j];
+    dist_allgatherv_f32(mine, counts[me], buf, counts);
+    p = buf;
+    for (int i = 0; i < B; i++) {
+        ep_state *e = &ep[i];
+        int k = (int)meta[i * 4];
+        if (i < r0 || i >= r1) {
+            e->n = 0;
+            for (int j = 0; j < k; j++) {
+                int id = (int)p[3 * j];
+                ep_push(e, &id, &p[3 * j + 1], 1, p[3 * j + 2] != 0);
+            }
+            e->ended = (int)meta[i * 4 + 1], e->reward = meta[i * 4 + 2];
+            e->turns = (int)meta[i * 4 + 3];
+        }
+        p += 3 * (size_t)k;
+    }
+    free(meta), free(counts), free(mine), free(buf);
+}
+
 int episode_rollout(void *ctx, rlhf_model *m, const int *const *prompts, const int *prompt_len,
                     int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
                     rlhf_err *err) {
@@ -303,6 +392,11 @@ int episode_rollout(void *ctx, rlhf_model *m, const int *const *prompts, const i
     int room = m->cfg.max_seq_len - N; // a row must keep room for one more turn
     if (n_prompts < 1 || n < 1) return rlhf_fail(err, "episodes: no prompts or no samples");
     if (N < 1) return rlhf_fail(err, "episodes: max_new_tokens must be >= 1");
+    int dist = dist_size() > 1, r0 = 0, r1 = B; // MPI ranks: this rank's episodes, whole groups
+    if (dist && o->generate && !o->mix_ref)
+        return rlhf_fail(err, "episodes: this method's own sampler does not run on %d MPI ranks",
+                         dist_size());
+    if (dist) rollout_share(n_prompts, n, dist_rank(), &r0, &r1);
     ep_state *ep = xcalloc(B, sizeof *ep);
     char **ptext = xcalloc(n_prompts, sizeof(char *));
     for (int p = 0; p < n_prompts; p++)
@@ -311,10 +405,10 @@ int episode_rollout(void *ctx, rlhf_model *m, const int *const *prompts, const i
     int rc = 0;
     for (int i = 0; i < B; i++) {
         ep_state *e = &ep[i];
-        e->pl = prompt_len[i / n], e->id = r->next_id++, e->prompt = ptext[i / n];
+        e->pl = prompt_len[i / n], e->id = r->next_id + i, e->prompt = ptext[i / n];
         ep_push(e, prompts[i / n], NULL, e->pl, 0);
-        e->active = e->pl > 0 && e->pl <= room;
-        if (!e->active) {
+        e->active = i >= r0 && i < r1;
+        if (!(e->pl > 0 && e->pl <= room)) {
             rc = rlhf_fail(err,
                            "episodes: prompt %d has %d tokens; 1 .. %d leave room for "
                            "max_new_tokens %d",
@@ -322,22 +416,27 @@ int episode_rollout(void *ctx, rlhf_model *m, const int *const *prompts, const i
             break;
         }
     }
+    r->next_id += B;
     int *idx = xmalloc((size_t)B * sizeof(int));
     env_request *req = xcalloc(B, sizeof *req);
     env_answer *ans = xcalloc(B, sizeof *ans);
     while (rc == 0) {
-        int na = 0;
-        for (int i = 0; i < B; i++)
+        int na = 0, before = 0, total;
+        for (int i = r0; i < r1; i++)
             if (ep[i].active) idx[na++] = i;
-        if (na == 0) break;
-        rc = assistant_turn(r, m, ep, idx, na, o, rng, req, err);
-        if (rc == 0) rc = env_program_step(r->env, req, na, ans, err);
+        total = na;
+        if (dist) active_counts(na, &before, &total);
+        if (total == 0) break;
+        rc = dist ? assistant_turn_dist(r, m, ep, idx, na, before, total, o, rng, req, err)
+                  : assistant_turn(r, m, ep, idx, na, o, rng, req, err);
+        if (rc == 0 && na > 0) rc = env_program_step(r->env, req, na, ans, err);
         for (int i = 0; i < na; i++) {
             if (rc == 0) rc = env_turn(r, &ep[idx[i]], &ans[i], room, err);
             free((char *)req[i].content), req[i].content = NULL;
             env_answer_free(&ans[i]);
         }
     }
+    if (rc == 0 && dist) gather_episodes(ep, n_prompts, n);
     if (rc == 0) lay_out(ep, n_prompts, n, o->gen.pad_id, out);
     for (int i = 0; i < B; i++) free(ep[i].ids), free(ep[i].logp), free(ep[i].train);
     for (int p = 0; p < n_prompts; p++) free(ptext[p]);

@@ -74,6 +74,11 @@ int episode_open(episode_runner **out, const char *cmd, int max_turns, const cha
 // generation prompt), laid out as rollout_generate lays out completions, with
 // env_reward (B) and turns (B) set. o->gen.max_new_tokens caps each turn; the
 // end-of-turn id joins o->gen's stop ids; o->generate, when set, samples.
+// On MPI ranks (base/dist.h) each rank plays the episodes of its own prompt
+// groups (rollout_share) against its own environment program; every turn is
+// sampled with the random numbers one process gives it (rollout.h,
+// rollout_sample_chunk_dist) and episode ids are one process's, so the episodes
+// are one process's; then every rank gets all of them.
 int episode_rollout(void *ctx, rlhf_model *m, const int *const *prompts, const int *prompt_len,
                     int n_prompts, const rollout_opts *o, rlhf_rng *rng, rollout_batch *out,
                     rlhf_err *err);

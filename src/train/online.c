@@ -159,9 +159,6 @@ static int online_init(trainer *t, rlhf_err *err) {
     if (c->env_program && !c->base.chat_template)
         return rlhf_fail(err, "--env_program renders the environment's turns with a chat "
                               "template: give --chat_template (%s)", chat_template_list());
-    if (c->env_program && dist_size() > 1)
-        return rlhf_fail(err, "--env_program: multi-turn episodes run in one process only "
-                              "(not on %d MPI ranks yet)", dist_size());
     if (!L->no_reward && !env_only && reward_set_from_flags(&L->rs, &rf, err)) return -1;
     L->metric_source = -1;
     if (c->filter_groups) {

@@ -64,12 +64,9 @@ void rollout_allgather_rows(float *x, int n_prompts, int n, long width) {
     free(counts);
 }
 
-// the global chunk [s, s + nb) of the rollout's rows, this rank's rows [r0, r1)
-// of it stepped in one KV cache (see sample_dist); *rng stays in step with the
-// other ranks'
-static int sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *rlen, int s,
-                             int nb, int r0, int r1, const rollout_opts *o, rlhf_rng *rng,
-                             int *gtok, float *glp, int *length, uint8_t *ended, rlhf_err *err) {
+int rollout_sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *rlen, int s,
+                              int nb, int r0, int r1, const rollout_opts *o, rlhf_rng *rng,
+                              int *gtok, float *glp, int *length, uint8_t *ended, rlhf_err *err) {
     int a = s > r0 ? s : r0, b = s + nb < r1 ? s + nb : r1, k = b > a ? b - a : 0;
     int N = o->gen.max_new_tokens, V = m->cfg.vocab_size, P = 0, size = dist_size(), rc = 0;
     int draws = o->gen.temperature > 0;  // sample_token draws once per live row, or never
@@ -150,8 +147,8 @@ static int sample_dist(rlhf_model *m, const int *const *rows, const int *rlen, i
     for (size_t i = 0; i < (size_t)B * N; i++) gtok[i] = o->gen.pad_id;
     rollout_share(n_prompts, n, dist_rank(), &r0, &r1);
     for (int s = 0; s < B; s += bs)
-        if (sample_chunk_dist(m, rows, rlen, s, B - s < bs ? B - s : bs, r0, r1, o, rng, gtok,
-                              glp, length, ended, err))
+        if (rollout_sample_chunk_dist(m, rows, rlen, s, B - s < bs ? B - s : bs, r0, r1, o, rng,
+                                      gtok, glp, length, ended, err))
             return -1;
     float *f = xmalloc((size_t)B * N * sizeof(float));  // token ids < 2^24: exact in a float
     for (size_t i = 0; i < (size_t)B * N; i++) f[i] = (float)gtok[i];

@@ -91,6 +91,20 @@ rollout_batch rollout_view(const rollout_batch *rb, int r0, int r1);
 // x (B rows of width floats): each rank's rows -> every rank (no-op in one process)
 void rollout_allgather_rows(float *x, int n_prompts, int n, long width);
 
+// One global chunk [s, s + nb) of a data-parallel sampling: this rank's rows
+// [r0, r1) of it (possibly none) are stepped in one KV cache while the ranks
+// exchange their live counts before each token step, so each row draws the
+// random numbers one process's generate() over the chunk would give it and *rng
+// ends where one process's would (rollout.c, sample_dist). rows/rlen are indexed
+// by global row (only this rank's are read); row i's tokens and log-probs go to
+// gtok/glp[i * max_new_tokens ..] (gtok pre-filled with pad_id), length[i]
+// (pre-zeroed) counts them and ended[i] is set at a stop id. Every rank must call
+// it for every chunk. Multi-turn episodes (train/episode.c) sample their turns
+// through it.
+int rollout_sample_chunk_dist(rlhf_model *m, const int *const *rows, const int *rlen, int s,
+                              int nb, int r0, int r1, const rollout_opts *o, rlhf_rng *rng,
+                              int *gtok, float *glp, int *length, uint8_t *ended, rlhf_err *err);
+
 // Generates n_samples completions for each prompt (o->episodes: multi-turn
 // episodes instead). -1 + err (empty prompt,
 // prompt + max_new_tokens over the model's max_seq_len).
