@@ -3,6 +3,9 @@
 // networks and the Bradley-Terry baseline (algo/vpl.h) train on them with AdamW.
 // A step draws --batch_size users (with replacement, seeded); for each, a random
 // K of its pairs are the context and --vpl_targets others are scored.
+// On MPI ranks the trunk's forwards (the costly part) are shared out by chunks
+// (embed_set) and the VPL networks train on every rank alike (they are small:
+// seconds of work), so N ranks give one process's results; rank 0 writes.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -111,15 +114,19 @@ static void group_users(vpl_set *s) {
     s->start[s->n_users] = s->n;
 }
 
-// the trunk's embeddings of every chosen / rejected answer
+// the trunk's embeddings of every chosen / rejected answer, in chunks of bs pairs.
+// On MPI ranks chunk k is rank k mod N's, computed as one process computes it,
+// and the embeddings are summed over ranks (each row is one rank's, zeros
+// elsewhere): every rank holds one process's numbers, bit for bit.
 static int embed_set(rlhf_model *m, vpl_set *s, int bs, int mean, rlhf_err *err) {
     int C = m->cfg.n_embd;
     s->E = C;
-    s->w = xmalloc((size_t)s->n * C * sizeof(double));
-    s->l = xmalloc((size_t)s->n * C * sizeof(double));
+    s->w = xcalloc((size_t)s->n * C, sizeof(double));
+    s->l = xcalloc((size_t)s->n * C, sizeof(double));
     ds_batch b = {0};
     int *idx = xmalloc((size_t)bs * sizeof(int)), rc = 0;
     for (int i0 = 0; i0 < s->n && rc == 0; i0 += bs) {
+        if ((i0 / bs) % dist_size() != dist_rank()) continue;
         int n = s->n - i0 < bs ? s->n - i0 : bs;
         for (int j = 0; j < n; j++) idx[j] = i0 + j;
         if ((rc = ds_make_batch(s->ds, idx, n, NULL, &b, err))) break;
@@ -139,6 +146,10 @@ static int embed_set(rlhf_model *m, vpl_set *s, int bs, int mean, rlhf_err *err)
     }
     free(idx);
     ds_batch_free(&b);
+    if (rc == 0 && dist_size() > 1) {
+        dist_allreduce_sum_f64(s->w, (long)s->n * C);
+        dist_allreduce_sum_f64(s->l, (long)s->n * C);
+    }
     return rc;
 }
 
@@ -344,9 +355,6 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     const train_config *c = &rc->base;
     const rm_vpl_options *o = &rc->vpl;
     int K = o->context_pairs, M = o->targets, mean = 0;
-    if (dist_size() > 1)  // its own loop, not the trainer skeleton: no shares, no rank-0 writer
-        return rlhf_fail(err, "rm --objective vpl does not run on %d MPI ranks yet (docs/mpi.md); "
-                              "run it as one process", dist_size());
     if (!o->pooling || !strcmp(o->pooling, "last")) mean = 0;
     else if (!strcmp(o->pooling, "mean")) mean = 1;
     else return rlhf_fail(err, "--vpl_pooling must be last or mean (got \"%s\")", o->pooling);
@@ -355,7 +363,7 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     if (c->resume) return rlhf_fail(err, "--objective vpl has no --resume (its runs take seconds: run it again)");
     if (c->use_peft) return rlhf_fail(err, "--objective vpl keeps the trunk frozen: leave out --use_peft");
     char resume_from[4400];
-    if (run_prepare(c, NULL, resume_from, sizeof resume_from, err)) return -1;
+    if (run_prepare_ranks(c, NULL, resume_from, sizeof resume_from, err)) return -1;
     rlhf_model *m = NULL;
     rlhf_tokenizer *tok = NULL;
     vpl_set tr = {0}, ev = {0};
@@ -403,12 +411,12 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     long total = c->max_steps > 0 ? c->max_steps
                                   : (long)c->num_train_epochs * ((n_pairs + (long)U * M - 1) / ((long)U * M));
     if (total < 1) total = 1;
-    if (run_open(&run, c->output_dir, c->config_json, -1, err)) {
+    if (dist_rank() == 0 && run_open(&run, c->output_dir, c->config_json, -1, err)) {
         free(ok);
         goto done;
     }
-    have_run = 1;
-    if (!c->quiet)
+    have_run = dist_rank() == 0;  // rank 0 alone writes the run folder
+    if (!c->quiet && have_run)
         fprintf(stderr, "rm: vpl: %d pairs of %d users (%d eval users), embeddings (%d) from %s in "
                         "%.1f s; %ld steps of %d users x (%d context + %d target pairs)\n",
                 n_pairs, tr.n_users, ev.n_users, E, c->model, t_embed, total, U, K, M);
@@ -468,7 +476,7 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
             cJSON_AddNumberToObject(j, "bt_loss", win_b.loss / win);
             cJSON_AddNumberToObject(j, "bt_accuracy", win_b.acc / win);
             char *s = cJSON_PrintUnformatted(j);
-            run_log(&run, s);
+            if (have_run) run_log(&run, s);
             cJSON_free(s);
             cJSON_Delete(j);
             memset(&win_v, 0, sizeof win_v), memset(&win_b, 0, sizeof win_b);
@@ -480,13 +488,13 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
             cJSON_AddNumberToObject(j, "step", (double)done_steps);
             add_eval(j, "eval_", &last);
             char *s = cJSON_PrintUnformatted(j);
-            run_log(&run, s);
+            if (have_run) run_log(&run, s);
             cJSON_free(s);
             cJSON_Delete(j);
         }
     }
     free(ok), free(cw), free(cl), free(tw), free(tl), free(eps), free(pick);
-    if (save_nets(&nn, rc, run.dir, err)) goto done;
+    if (have_run && save_nets(&nn, rc, run.dir, err)) goto done;
     vpl_eval train_ev;
     eval_set(&nn, &tr, K, &train_ev);
     cJSON *sum = cJSON_CreateObject();
@@ -500,10 +508,10 @@ int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
     cJSON_AddStringToObject(sum, "model", run.dir);
     char *s = cJSON_Print(sum);
     cJSON_Delete(sum);
-    int wr = run_summary(&run, s, err);
+    int wr = have_run ? run_summary(&run, s, err) : 0;
     cJSON_free(s);
     if (wr) goto done;
-    if (!c->quiet) {
+    if (!c->quiet && have_run) {
         if (ev.n_users)
             fprintf(stderr, "rm: vpl: held-out users' pair accuracy %.4f (Bradley-Terry MLP %.4f) "
                             "on %ld pairs of %d users, given %d context pairs each; in %s\n",

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/dist.h"
 #include "io/file.h"
 
 static int path_exists(const char *p) {
@@ -247,4 +248,19 @@ void run_close(run_dir *r) {
 void run_checkpoint_path(const run_dir *r, int step, char *out, size_t n) {
     if (step < 0) snprintf(out, n, "%s/checkpoints/final", r->dir);
     else snprintf(out, n, "%s/checkpoints/step-%08d", r->dir, step);
+}
+
+int run_prepare_ranks(const train_config *c, const char *const *extra, char *resume_from,
+                      size_t n, rlhf_err *err) {
+    if (dist_size() == 1) return run_prepare(c, extra, resume_from, n, err);
+    struct {
+        int rc;
+        rlhf_err err;
+    } r;
+    memset(&r, 0, sizeof r);
+    if (dist_rank() == 0) r.rc = run_prepare(c, extra, resume_from, n, &r.err);
+    dist_bcast(&r, sizeof r, 0);
+    dist_bcast(resume_from, n, 0);
+    if (r.rc && err) *err = r.err;
+    return r.rc;
 }

@@ -36,6 +36,11 @@ int run_report_to(const char *list, int *tensorboard, rlhf_err *err);
 // incomplete ones skipped are named on stderr.
 int run_prepare(const train_config *c, const char *const *extra, char *resume_from, size_t n,
                 rlhf_err *err);
+// On MPI ranks (base/dist.h): run_prepare on rank 0 alone (it may delete an
+// earlier run), and every rank gets its outcome (resume_from, or the error).
+// One process: run_prepare.
+int run_prepare_ranks(const train_config *c, const char *const *extra, char *resume_from,
+                      size_t n, rlhf_err *err);
 // Creates dir (and dir/checkpoints), writes config.json (the run's settings) and
 // opens metrics.jsonl: fresh when resume_step < 0; otherwise appending, after
 // dropping the lines of metrics.jsonl and samples.jsonl whose "step" is past

@@ -197,22 +197,9 @@ static void print_plan(const trainer *t) {
 
 // ------------------------------------------------------------------ phases --
 
-// run_prepare on rank 0 alone (it may delete an earlier run); every rank gets
-// its outcome: the checkpoint to resume from, or the error
+// run_prepare on rank 0 alone; every rank gets its outcome (run.h)
 static int prepare_run_dir(trainer *t, rlhf_err *err) {
-    struct {
-        int rc;
-        char resume_from[sizeof t->resume_from];
-        rlhf_err err;
-    } *r = xcalloc(1, sizeof *r);
-    if (dist_rank() == 0)
-        r->rc = run_prepare(t->c, t->extra, r->resume_from, sizeof r->resume_from, &r->err);
-    dist_bcast(r, sizeof *r, 0);
-    int rc = r->rc;
-    memcpy(t->resume_from, r->resume_from, sizeof t->resume_from);
-    if (rc && err) *err = r->err;
-    free(r);
-    return rc;
+    return run_prepare_ranks(t->c, t->extra, t->resume_from, sizeof t->resume_from, err);
 }
 
 // the policy: the checkpoint resumed from, else --model; --base_model is the
