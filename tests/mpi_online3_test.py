@@ -1,6 +1,6 @@
 """The other online update methods on MPI ranks (docs/mpi.md, "Online trainers"):
-xpo, brain, nash-md, gkd, cgpo, hc-rlhf, online-dpo's judges and multi-turn
-episodes.
+xpo, brain, nash-md, gkd, cgpo, hc-rlhf, online-dpo's judges, multi-turn
+episodes and vpl-policy.
 
 Each runs as 1 process (build/rlhf) and on 2 MPI ranks (build/rlhf-mpi; hc-rlhf
 and gkd also on 3, so that one rank holds a different number of groups) with the
@@ -135,6 +135,45 @@ def multi_turn(tmp):
            "episodes_three_turns", f"{[(x.get('env/turns'), x.get('rewards/env')) for x in one]}")
 
 
+def vpl_policy(tmp):
+    """vpl-policy (GRPO on each user's VPL reward): --batch_size prompts a step in
+    all, each rank sampling and scoring its groups; the token means weighted by
+    each rank's share of the batch's tokens. The held-out users' samples and
+    rewards (eval_samples.jsonl, rank 0's) must be one process's."""
+    d, vpl = os.path.join(tmp, "users"), os.path.join(tmp, "vpl_rm")
+    for args in (["data", "--task", "users", "--out", d, "--n_users", "30", "--n_eval_users", "6",
+                  "--pairs_per_user", "10", "--digits", "1"],
+                 ["rm", "--objective", "vpl", "--model", "tiny", "--data",
+                  os.path.join(d, "prefs.jsonl"), "--output_dir", vpl, "--max_steps", "40",
+                  "--learning_rate", "1e-3", "--batch_size", "16", "--vpl_latent", "8",
+                  "--vpl_hidden", "32", "--quiet"]):
+        subprocess.run([RLHF, *args], check=True, capture_output=True, env=ENV)
+    args = ["vpl-policy", "--model", "tiny", "--vpl_run", vpl, "--data",
+            os.path.join(d, "prefs.jsonl"), "--eval_data", os.path.join(d, "eval.jsonl"),
+            "--max_steps", "3", "--batch_size", "4", "--num_generations", "4", "--learning_rate",
+            "3e-3", "--lr_scheduler_type", "constant", "--max_new_tokens", "4", "--eval_steps", "2",
+            "--logging_steps", "1", "--quiet"]
+    outs = {}
+    for k in (1, 2, 3):
+        outs[k] = os.path.join(tmp, f"vplp_{k}")
+        argv = [RLHF, *args] if k == 1 else ["mpirun", "--oversubscribe", "-np", str(k), RLHF_MPI,
+                                             *args]
+        p = subprocess.run([*argv, "--output_dir", outs[k]], cwd=ROOT, capture_output=True,
+                           text=True, env=ENV, timeout=120)
+        if p.returncode != 0:
+            report(False, f"vpl_policy_{k}_ranks_runs", p.stderr[-800:])
+            return
+    one = base_test.rows(os.path.join(outs[1], "metrics.jsonl"))
+    ev1 = open(os.path.join(outs[1], "eval_samples.jsonl")).read()
+    for k in (2, 3):
+        ok, why = base_test.compare("vpl-policy", one,
+                                    base_test.rows(os.path.join(outs[k], "metrics.jsonl")))
+        report(ok and any("eval_reward" in x for x in one), f"vpl_policy_{k}_ranks_same_curves", why)
+        print(f"  vpl-policy 1 vs {k} ranks: {why}")
+        report(ev1 == open(os.path.join(outs[k], "eval_samples.jsonl")).read(),
+               f"vpl_policy_{k}_ranks_same_eval_samples")
+
+
 def main():
     if not os.path.exists(RLHF_MPI) or not shutil.which("mpirun"):
         print("SKIP mpi_online3: no build/rlhf-mpi or mpirun (make with libopenmpi-dev installed)")
@@ -209,6 +248,7 @@ def main():
              "--num_iterations", "2", *hot)
         api_judge(tmp, prompts)
         multi_turn(tmp)
+        vpl_policy(tmp)
         # still refused on > 1 rank, before anything is written: UI-S1's semi-online RL
         out = os.path.join(tmp, "semi")
         p = subprocess.run(["mpirun", "--oversubscribe", "-np", "2", RLHF_MPI, "semi-online",

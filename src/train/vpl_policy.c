@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "algo/rl.h"
+#include "base/dist.h"
 #include "io/file.h"
 #include "model/load.h"
 #include "reward/sources.h"
@@ -279,7 +280,11 @@ static int rollout_users(rlhf_model *m, const rlhf_tokenizer *tok, vp_state *s, 
         memcpy(z + (size_t)r * s->Z, us->z + (size_t)p->user[i] * s->Z, (size_t)s->Z * sizeof(double));
     }
     *scores = xrealloc(*scores, (size_t)B * sizeof(float));
-    rc = vpl_model_score(s->vm, pr, (const char *const *)rb->text, z, B, 32, *scores, err);
+    int r0 = 0, r1 = B;  // MPI ranks: each scores the rows it sampled; all get every score
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
+    rc = vpl_model_score(s->vm, pr + r0, (const char *const *)rb->text + r0,
+                         z + (size_t)r0 * s->Z, r1 - r0, 32, *scores + r0, err);
+    if (rc == 0) rollout_allgather_rows(*scores, rb->n_prompts, rb->n_samples, 1);
     free(pr), free(z);
     return rc;
 }
@@ -287,9 +292,13 @@ static int rollout_users(rlhf_model *m, const rlhf_tokenizer *tok, vp_state *s, 
 // GRPO on the rollout: outcome rewards -> group-relative advantages -> one
 // on-policy step of the clipped loss (ratio 1: the gradient is -A / tokens)
 // plus beta times the k3 KL to the initial policy (GRPO's, in the loss).
+// On MPI ranks the advantages are computed over the whole batch and each rank's
+// forwards and backward run on its own rows (whole groups), its token-mean terms
+// weighted by its share of the batch's tokens, so the ranks' gradients sum to
+// one process's (optim_step's all-reduce).
 static int grpo_update(trainer *t, vp_state *s, rollout_batch *rb, const float *scores, int n,
                        rlhf_err *err) {
-    int B = rb->B, T = rb->T;
+    int B = rb->B, T = rb->T, r0 = 0, r1 = B;
     size_t N = (size_t)B * T;
     s->tok_r = xrealloc(s->tok_r, N * sizeof(float));
     s->adv = xrealloc(s->adv, N * sizeof(float));
@@ -303,23 +312,38 @@ static int grpo_update(trainer *t, vp_state *s, rollout_batch *rb, const float *
     ac.group_size = n, ac.scale = RL_SCALE_GROUP;
     rl_adv_input in = {.B = B, .T = T, .token_rewards = s->tok_r, .mask = rb->mask};
     if (rl_adv_grpo(&ac, &in, s->adv, NULL, err)) return -1;
+    if (dist_size() > 1) rollout_share(rb->n_prompts, rb->n_samples, dist_rank(), &r0, &r1);
+    rollout_batch mine = rollout_view(rb, r0, r1);
+    int Bm = r1 - r0;
+    size_t Nm = (size_t)Bm * T;
     if (s->ref) {
         s->ref_logp = xrealloc(s->ref_logp, N * sizeof(float));
-        if (model_forward(s->ref, &rb->view, err)) return -1;
-        memcpy(s->ref_logp, s->ref->logp, N * sizeof(float));
+        if (model_forward(s->ref, &mine.view, err)) return -1;
+        memcpy(s->ref_logp, s->ref->logp, Nm * sizeof(float));
     }
     model_zero_grad(t->m);
-    if (model_forward(t->m, &rb->view, err)) return -1;
-    memcpy(s->logp_old, t->m->logp, N * sizeof(float));
+    if (model_forward(t->m, &mine.view, err)) return -1;
+    memcpy(s->logp_old, t->m->logp, Nm * sizeof(float));
     rl_policy_config pc;
     rl_policy_config_default(&pc);
     rl_policy_stats st;
-    if (rl_policy_loss(&pc, B, T, t->m->logp, s->logp_old, s->adv, rb->mask, s->dlogp, &st, err))
+    if (rl_policy_loss(&pc, Bm, T, t->m->logp, s->logp_old, s->adv + (size_t)r0 * T, mine.mask,
+                       s->dlogp, &st, err))
         return -1;
     float kl = 0;
     if (s->ref)
-        rl_kl_loss(RL_KL_K3, pc.agg, 0, s->c->beta, B, T, t->m->logp, s->ref_logp, rb->mask,
+        rl_kl_loss(RL_KL_K3, pc.agg, 0, s->c->beta, Bm, T, t->m->logp, s->ref_logp, mine.mask,
                    s->dlogp, &kl);
+    if (dist_size() > 1) {  // token means over the rank's tokens -> over the batch's
+        double tok[2] = {0, 0};
+        for (size_t i = 0; i < N; i++) tok[1] += rb->mask[i] != 0;
+        for (size_t i = 0; i < Nm; i++) tok[0] += mine.mask[i] != 0;
+        float share = tok[1] > 0 ? (float)(tok[0] / tok[1]) : 0.0f;
+        for (size_t i = 0; i < Nm; i++) s->dlogp[i] *= share;
+        double k = (double)kl * share;
+        dist_allreduce_sum_f64(&k, 1);
+        kl = (float)k;
+    }
     s->win_kl += kl;
     model_backward(t->m, s->dlogp, NULL, NULL, NULL);
     s->grad_norm = optim_step(t->o, t->m);
@@ -398,8 +422,8 @@ static int vp_eval(trainer *t, cJSON *j, rlhf_err *err) {
     if (!s->ev.n_users) return 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/eval_samples.jsonl", c->base.output_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return rlhf_fail(err, "%s: cannot write", path);
+    FILE *f = dist_rank() == 0 ? fopen(path, "w") : NULL;  // rank 0 writes
+    if (!f && dist_rank() == 0) return rlhf_fail(err, "%s: cannot write", path);
     rlhf_rng rng;
     rng_seed(&rng, c->base.seed ^ 0xE7A1u);
     double sum[16] = {0}, cnt[16] = {0};
@@ -422,7 +446,7 @@ static int vp_eval(trainer *t, cJSON *j, rlhf_err *err) {
             p.n = 0;
         }
     }
-    fclose(f);
+    if (f) fclose(f);
     pick_free(&p);
     double all = 0, n = 0;
     cJSON *by = cJSON_CreateObject();
@@ -500,7 +524,7 @@ static void vp_free(trainer *t) {
 }
 
 static const trainer_method vp_method = {
-    .name = "vpl-policy", .setup = vp_setup, .step = vp_step, .log = vp_log, .eval = vp_eval,
+    .name = "vpl-policy", .data_parallel = 1, .global_batch = 1, .setup = vp_setup, .step = vp_step, .log = vp_log, .eval = vp_eval,
     .finish = vp_finish, .free = vp_free,
 };
 
