@@ -224,26 +224,23 @@ def main():
         figures = equivalence(tmp, data)
         resume_across(tmp)
         figures.update(failures(tmp, data))
-        # a trainer that is not data-parallel yet (semi-online) refuses before loading anything
-        p = mpirun(2, "semi-online", "--model", "tiny", "--data", os.path.join(data, "prefs.jsonl"),
-                   "--output_dir", os.path.join(tmp, "semi_online"), "--max_steps", "1", "--quiet",
-                   check=False)
-        report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr,
+        # a loss that reads the whole batch at once (ORPO's NLL over the batch's tokens)
+        # refuses N ranks before loading anything
+        p = mpirun(2, "dpo", "--loss_type", "orpo", "--model", "tiny", "--data",
+                   os.path.join(data, "prefs.jsonl"), "--output_dir", os.path.join(tmp, "orpo"),
+                   "--max_steps", "1", "--quiet", check=False)
+        report(p.returncode != 0 and "2 MPI ranks" in p.stderr and "orpo" in p.stderr
+               and not os.path.exists(os.path.join(tmp, "orpo")),
                "mpi_not_data_parallel_refused", p.stderr[-400:])
         # commands that do not handle ranks would run N copies writing the same files:
-        # the dispatcher refuses them (ctrl collect too; ctrl train has its own check),
-        # and rm's vpl objective (its own loop) refuses before reading the data
+        # the dispatcher refuses them (ctrl collect too; ctrl train has its own check)
         cases = [("info", ["info", "--model", "tiny"]),
                  ("ctrl collect", ["ctrl", "collect", "--env", "pendulum", "--out",
-                                   os.path.join(tmp, "collect"), "--steps", "100"]),
-                 ("rm --objective vpl", ["rm", "--objective", "vpl", "--model", "tiny", "--data",
-                                         os.path.join(data, "prefs.jsonl"), "--output_dir",
-                                         os.path.join(tmp, "vpl")])]
+                                   os.path.join(tmp, "collect"), "--steps", "100"])]
         for what, args in cases:
             p = mpirun(2, *args, check=False)
             report(p.returncode != 0 and "does not run on 2 MPI ranks" in p.stderr
-                   and not p.stdout.strip() and not os.path.exists(os.path.join(tmp, "collect"))
-                   and not os.path.exists(os.path.join(tmp, "vpl")),
+                   and not p.stdout.strip() and not os.path.exists(os.path.join(tmp, "collect")),
                    f"mpi_refused_{what.replace(' ', '_').replace('--', '')}", p.stderr[-400:])
         p = mpirun(1, *cases[0][1], check=False)  # one rank: the same command runs
         report(p.returncode == 0 and p.stdout.strip() != "", "mpi_one_rank_info_runs",

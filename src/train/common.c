@@ -153,8 +153,12 @@ rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, 
 }
 
 int train_total_steps(const train_config *c, int units, rlhf_err *err) {
+    return train_total_steps_of(c, units, train_global_batch(c), err);
+}
+
+int train_total_steps_of(const train_config *c, int units, int batch, rlhf_err *err) {
     // epochs of micro-batches (the last of each epoch may be short), grouped into steps
-    long micro = (long)c->num_train_epochs * train_micro_batches(units, train_global_batch(c));
+    long micro = (long)c->num_train_epochs * train_micro_batches(units, batch);
     long ga = c->gradient_accumulation_steps;
     int total = c->max_steps > 0 ? c->max_steps : (int)((micro + ga - 1) / ga);
     if (total <= 0) return rlhf_fail(err, "nothing to train: set --max_steps or --num_train_epochs");
@@ -166,8 +170,11 @@ long train_micro_batches(int units, int batch) { return ((long)units + batch - 1
 int train_global_batch(const train_config *c) { return c->batch_size * dist_size(); }
 
 double train_epoch_at(const train_config *c, int units, int steps) {
-    return (double)steps * c->gradient_accumulation_steps /
-           train_micro_batches(units, train_global_batch(c));
+    return train_epoch_at_of(c, units, train_global_batch(c), steps);
+}
+
+double train_epoch_at_of(const train_config *c, int units, int batch, int steps) {
+    return (double)steps * c->gradient_accumulation_steps / train_micro_batches(units, batch);
 }
 
 void train_micro_share(const train_config *c, int units, long g, int *epoch, int *first, int *n,

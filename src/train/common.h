@@ -58,6 +58,10 @@ rlhf_optim *train_make_optim(const train_config *c, size_t n_params, int total, 
 // micro-batches (train_micro_batches of train_global_batch) at
 // gradient_accumulation_steps micro-batches per step; -1 + err when nothing to do.
 int train_total_steps(const train_config *c, int units, rlhf_err *err);
+// The same for `batch` units per micro-batch: the methods whose --batch_size is
+// the global number of prompts per iteration on any number of ranks (online,
+// bon, semi-online, vpl-policy: trainer_method.global_batch) pass c->batch_size.
+int train_total_steps_of(const train_config *c, int units, int batch, rlhf_err *err);
 
 // Data parallelism (base/dist.h, docs/mpi.md). --per_device_train_batch_size is
 // per rank (TRL's meaning): a global micro-batch is batch_size x dist_size()
@@ -75,6 +79,8 @@ void train_micro_batch(int units, int batch, long g, int *epoch, int *first, int
 long train_micro_batches(int units, int batch);
 // Epochs done after `steps` optimizer steps (the "epoch" of metrics.jsonl).
 double train_epoch_at(const train_config *c, int units, int steps);
+// The same for `batch` units per micro-batch (as train_total_steps_of).
+double train_epoch_at_of(const train_config *c, int units, int batch, int steps);
 // This rank's share [*first, *first + *n) of global micro-batch g of the walk
 // (train_micro_batch of train_global_batch, then dist_share); *global_n is the
 // global micro-batch's size. *n may be 0 (a short last micro-batch of an epoch).

@@ -269,7 +269,9 @@ static int online_setup(trainer *t, rlhf_err *err) {
     t->plan_T = longest + c->max_new_tokens < t->m->cfg.max_seq_len ? longest + c->max_new_tokens
                                                                      : t->m->cfg.max_seq_len;
     r->rs = &L->rs;
-    if ((t->total = train_total_steps(&c->base, L->ds->n, err)) < 0) return -1;
+    // --batch_size prompts an iteration in all, however many ranks
+    if ((t->total = train_total_steps_of(&c->base, L->ds->n, c->base.batch_size, err)) < 0)
+        return -1;
     t->optim_steps = (long)t->total * L->update->steps_per_iteration(c);
     L->order = xmalloc((size_t)L->ds->n * sizeof(int));
     L->order_epoch = -1;

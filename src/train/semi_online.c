@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "algo/rl.h"
+#include "base/dist.h"
 #include "reward/sources.h"
 #include "tok/chat.h"
 #include "train/rollout.h"
@@ -346,18 +347,24 @@ static void grow(so_state *s, size_t N) {
 
 // One policy-gradient step over every row of s->acc (the rows of s->rows, in
 // order): PPO-clip at ratio 1, token-mean over the iteration's trained tokens.
+// On MPI ranks every rank holds every row (the rollouts are gathered) and runs
+// the forward/backward of its share of them (dist_share), each micro-batch
+// weighted by its tokens' share of the iteration's, so the ranks' gradients sum
+// to one process's; the loss is summed over ranks.
 static int so_update(trainer *t, so_state *s, double *loss_out, double *tokens_out, rlhf_err *err) {
     rollout_batch *acc = &s->acc;
     int B = acc->B, T = acc->T, micro = s->c->micro_batch_size > 0 ? s->c->micro_batch_size : B;
     double K = 0, loss = 0;
     for (int i = 0; i < B; i++) K += acc->length[i];
+    long r0 = 0, r1 = B;
+    if (dist_size() > 1) dist_share(B, dist_rank(), dist_size(), &r0, &r1);
     rl_policy_config pc;
     rl_policy_config_default(&pc);
     pc.agg = RL_AGG_TOKEN_MEAN;
     model_zero_grad(t->m);
     int *idx = xmalloc((size_t)(micro ? micro : 1) * sizeof(int));
-    for (int b0 = 0; b0 < B && K > 0; b0 += micro) {
-        int n = B - b0 < micro ? B - b0 : micro;
+    for (int b0 = (int)r0; b0 < r1 && K > 0; b0 += micro) {
+        int n = (int)r1 - b0 < micro ? (int)r1 - b0 : micro;
         for (int j = 0; j < n; j++) idx[j] = b0 + j;
         rollout_gather(acc, idx, n, &s->rr);
         grow(s, (size_t)n * T);
@@ -387,6 +394,7 @@ static int so_update(trainer *t, so_state *s, double *loss_out, double *tokens_o
         model_backward(t->m, s->dlogp, NULL, NULL, NULL);
     }
     free(idx);
+    dist_allreduce_sum_f64(&loss, 1);
     *loss_out = loss, *tokens_out = K;
     return 0;
 }
@@ -625,6 +633,8 @@ static void so_free(trainer *t) {
 static const trainer_method so_method = {
     .name = "semi-online",
     .writes_samples = 1,
+    .data_parallel = 1, // rollouts sharded by rollout_generate, so_update by rows
+    .global_batch = 1,  // --batch_size trajectories a step in all
     .setup = so_setup,
     .step = so_step,
     .log = so_log,

@@ -44,7 +44,15 @@ void trainer_log_json(trainer *t, cJSON *j) {
     free(s);
 }
 
-double trainer_epoch(const trainer *t, int steps) { return train_epoch_at(t->c, t->units, steps); }
+// the units of one micro-batch of the walk: --batch_size in all for a method whose
+// batch is global, else on each rank
+static int walk_batch(const trainer *t) {
+    return t->method->global_batch ? t->c->batch_size : train_global_batch(t->c);
+}
+
+double trainer_epoch(const trainer *t, int steps) {
+    return train_epoch_at_of(t->c, t->units, walk_batch(t), steps);
+}
 
 int trainer_lora(const trainer *t) { return t->m && model_lora(t->m) != NULL; }
 
@@ -244,7 +252,8 @@ static int trainer_start(trainer *t, rlhf_err *err) {
     t->max_len = train_max_length(c, t->m);
     if (me->setup(t, err)) return -1;
     if (dist_rank() == 0) print_plan(t);
-    if (t->total <= 0 && (t->total = train_total_steps(c, t->units, err)) < 0) return -1;
+    if (t->total <= 0 && (t->total = train_total_steps_of(c, t->units, walk_batch(t), err)) < 0)
+        return -1;
     long optim_steps = t->optim_steps > 0 ? t->optim_steps : t->total;
     if (optim_steps > 0x7fffffff) return rlhf_fail(err, "%ld optimizer steps is too many", optim_steps);
     if (!(t->o = train_make_optim(c, model_n_trainable(t->m), (int)optim_steps, err))) return -1;
