@@ -1,7 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
 Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
-riql, famo2o, ro2o, fisor, cpl, moorl): every rank draws the
+riql, famo2o, ro2o, fisor, cpl, moorl, and lamo's own loop): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -15,8 +15,10 @@ and requires
     lines), summary.json, the checkpoints;
   * a run stopped on 2 ranks (--stop_at) and resumed on 1 to equal the
     uninterrupted run (interchangeable checkpoints);
+  * lamo on 2 and 3 ranks: its logged losses, gradient norms and rank 0's
+    evaluation returns within TOL of one process;
   * the other algorithms refused on 2 ranks with "ctrl train --algo X does not
-    run on 2 MPI ranks yet" (h2o, hnpg, lamo as
+    run on 2 MPI ranks yet" (h2o, hnpg, h2o as
     --offline_algo before sac), and --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
@@ -152,6 +154,42 @@ def equal_runs(name, args, ranks, tmp):
                f"weights {gw:.1e})", f"worst {w:.3g} ({where}), weights {gw:.3g}")
 
 
+def lamo(tmp, data):
+    """LaMo's own loop: each rank's share of every batch's windows and text rows,
+    weighted by its share of the batch's real steps and text tokens; rank 0
+    evaluates and sends the returns (no checkpoint to compare: LaMo writes none)"""
+    stories = os.path.join(ROOT, "..", "shared", "data", "llama2c", "stories260K.bin")
+    text = os.path.join(tmp, "lamo.txt")
+    with open(text, "w") as f:
+        f.write("Once upon a time, there was a little girl named Lily. She liked to play in the "
+                "park with her dog. " * 8)
+    args = ["--algo", "lamo", "--env", "pendulum", "--dataset", data, "--lamo_model",
+            stories if os.path.exists(stories) else "llama-tiny", "--lamo_text", text,
+            "--offline_steps", "6", "--batch_size", "6", "--eval_every", "3", "--eval_episodes",
+            "2", "--log_every", "1", "--seed", "3", "--quiet"]
+    one = os.path.join(tmp, "lamo-1")
+    p = train(0, args, one)
+    if p.returncode:
+        report(False, "lamo: one process", p.stderr[-800:])
+        return
+
+    def logged(out):  # the seconds left out; the rest printed to 6 digits
+        return [{k: v for k, v in x.items() if k != "seconds"} for x in rows(out)]
+    base = logged(one)
+    for np_ in (2, 3):
+        out = os.path.join(tmp, f"lamo-{np_}")
+        p = train(np_, args, out)
+        if p.returncode:
+            report(False, f"lamo on {np_} ranks", p.stderr[-800:])
+            continue
+        w, where = compare(base, logged(out))
+        worst[f"lamo/{np_}"] = (w, 0.0)
+        report(w <= TOL and sum("eval/return_mean" in x for x in base) == 2
+               and os.path.exists(os.path.join(out, "summary.json")),
+               f"lamo: {np_} ranks = 1 process ({len(base)} lines, worst {w:.1e})",
+               f"worst {w:.3g} ({where})")
+
+
 def main():
     if not os.path.exists(RLHF_MPI) or not MPIRUN:
         print("SKIP mpi_ctrl_test: build/rlhf-mpi or mpirun is absent")
@@ -196,6 +234,7 @@ def main():
                  "--start_steps", "20", "--eval_every", "40"]
         equal_runs("moorl", moorl, (2,), tmp)
         equal_runs("moorl-small", [*moorl, "--mix_ratio", "0.95"], (2,), tmp)
+        lamo(tmp, data)
         equal_runs("famo2o", ["--algo", "famo2o", *small, "--dataset", data, "--offline_steps",
                               "20", "--online_steps", "60", "--eval_every", "40"], (2,), tmp)
         equal_runs("iql-online", ["--algo", "iql", *small, "--dataset", data, "--offline_steps",
@@ -242,8 +281,8 @@ def main():
              ["--algo", "h2o", "--env", "pendulum", "--dataset", absent, "--online_steps", "20"]),
             ("hnpg", "ctrl train --algo hnpg does not run on 2 MPI ranks yet",
              ["--algo", "hnpg", "--env", "pendulum", "--online_steps", "20"]),
-            ("sac after lamo", "(--offline_algo lamo) does not run on 2 MPI ranks yet",
-             ["--algo", "sac", "--offline_algo", "lamo", "--env", "pendulum", "--dataset",
+            ("sac after h2o", "(--offline_algo h2o) does not run on 2 MPI ranks yet",
+             ["--algo", "sac", "--offline_algo", "h2o", "--env", "pendulum", "--dataset",
               absent, "--offline_steps", "20", "--online_steps", "20"]),
             ("batch 1", "--batch_size 1 is less than the 2 MPI ranks",
              ["--algo", "iql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20",

@@ -43,6 +43,7 @@ const ctrl_algo ctrl_algo_lamo = {
     .summary = "LaMo: decision transformer on a pre-trained LM (--lamo_model) with LoRA, MLP "
                "embeddings and an LM loss on --lamo_text (Shi et al. 2023); offline, its own loop",
     .offline = 1,
+    .data_parallel = 1, // its loop shares each batch's rows (lamo_train.c, loss_grad)
     .defaults = lamo_defaults,
     .create = lamo_create,
     .update = lamo_update,

@@ -35,7 +35,7 @@ int ctrl_dist_check(const ctrl_train_config *c, rlhf_err *err) {
                          "yet: on N ranks both phases need one of %s (docs/mpi.md); run it as "
                          "one process",
                          algo, c->offline_algo, n, names);
-    if (!(on && on->data_parallel) || on->run)
+    if (!(on && on->data_parallel))
         return rlhf_fail(err,
                          "ctrl train --algo %s does not run on %d MPI ranks yet (data-parallel: "
                          "%s; docs/mpi.md); run it as one process",

@@ -782,7 +782,7 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 
 int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
     const ctrl_algo *own = c->algo ? ctrl_algo_find(c->algo) : NULL;
-    if (own && own->run) // a loop of its own (HNPG, LaMo): one process only, for now
+    if (own && own->run) // a loop of its own (HNPG, LaMo): on N ranks only if data-parallel
         return ctrl_dist_check(c, err) ? -1 : own->run(c, res, err);
     ctrl_train_result local;
     memset(&local, 0, sizeof local);

@@ -308,9 +308,17 @@ static int dt_forward(lamo_net *n, rlhf_model *m, const lamo_batch *b, lamo_scra
 
 int lamo_loss_grad(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
                    float lm_coeff, lamo_scratch *s, double *l_act, double *l_lm, rlhf_err *err) {
+    return lamo_loss_grad_w(n, m, b, lm, lm_coeff, 1.0, 1.0, s, l_act, l_lm, err);
+}
+
+int lamo_loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
+                     float lm_coeff, double w_act, double w_lm, lamo_scratch *s, double *l_act,
+                     double *l_lm, rlhf_err *err) {
     *l_act = *l_lm = 0;
     if (dt_forward(n, m, b, s, err)) return -1;
     *l_act = lamo_action_loss(s->ahat, b, n->d.A, s->dahat);
+    if (w_act != 1.0)
+        for (long j = 0; j < (long)b->B * b->K * n->d.A; j++) s->dahat[j] *= (float)w_act;
     lamo_head_backward(n, s->ahat, s->dahat, s->dhidden);
     m->input_embeds = s->emb; // the backward reads the forward's setting
     m->input_embeds_grad = s->demb;
@@ -327,7 +335,7 @@ int lamo_loss_grad(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_b
     for (long i = 0; i < N; i++) {
         int on = lm->targets[i] >= 0 && (!lm->mask || lm->mask[i]);
         nll -= on ? m->logp[i] : 0.0;
-        s->dlogp[i] = on && count ? -lm_coeff / (float)count : 0.0f;
+        s->dlogp[i] = on && count ? -(float)(lm_coeff * w_lm) / (float)count : 0.0f;
     }
     *l_lm = count ? nll / count : 0.0;
     model_backward(m, s->dlogp, NULL, NULL, NULL);

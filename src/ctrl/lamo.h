@@ -109,6 +109,14 @@ typedef struct {
 void lamo_scratch_free(lamo_scratch *s);
 int lamo_loss_grad(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
                    float lm_coeff, lamo_scratch *s, double *l_act, double *l_lm, rlhf_err *err);
+// The same with each term's gradient weighted: w_act on L_act's, w_lm on
+// lm_coeff * L_LM's (lamo_loss_grad: 1 and 1). Data-parallel LaMo (lamo_train.c)
+// gives each rank's means over its own rows the weight of its share of the batch's
+// real steps and text tokens, so the ranks' gradients sum to the batch's. *l_act
+// and *l_lm stay the unweighted means over b's and lm's rows.
+int lamo_loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
+                     float lm_coeff, double w_act, double w_lm, lamo_scratch *s, double *l_act,
+                     double *l_lm, rlhf_err *err);
 
 // the actions of the last position of B windows (eval): a_hat[b, K-1] -> out (B, A)
 int lamo_predict_last(lamo_net *n, rlhf_model *m, const lamo_batch *b, lamo_scratch *s, float *out,

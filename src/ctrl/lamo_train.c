@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "ctrl/algo_common.h"
+#include "ctrl/ctrl_dist.h"
 #include "ctrl/ctrl_train.h"
 #include "ctrl/ctrl_train_internal.h"
 #include "ctrl/dataset.h"
@@ -370,7 +372,7 @@ static int setup(lamo_run *t, rlhf_err *err) {
         isfinite(c->ref_random_return) ? c->ref_random_return : t->info.ref_random_return;
     t->ref_expert =
         isfinite(c->ref_expert_return) ? c->ref_expert_return : t->info.ref_expert_return;
-    if (c->output_dir && *c->output_dir) {
+    if (c->output_dir && *c->output_dir && ctrl_dist_writer()) {  // rank 0 writes
         char path[4200];
         if (make_dirs(c->output_dir, err)) return -1;
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
@@ -390,9 +392,11 @@ static void log_line(lamo_run *t, const char *line) {
 }
 
 static int eval_at(lamo_run *t, int step, ctrl_train_result *r, double t0, rlhf_err *err) {
-    double mean, std;
-    if (evaluate(t, t->c->seed + 1000003ULL * (uint64_t)(r->n_evals + 1), &mean, &std, err))
-        return -1;
+    double mean = 0, std = 0;
+    int rc = ctrl_dist_writer() &&
+             evaluate(t, t->c->seed + 1000003ULL * (uint64_t)(r->n_evals + 1), &mean, &std, err);
+    ctrl_dist_eval_result(&rc, &mean, &std);  // MPI ranks: rank 0's episodes, on every rank
+    if (rc) return ctrl_dist_writer() ? -1 : rlhf_fail(err, "lamo: rank 0's evaluation failed");
     int n = r->n_evals + 1;
     r->eval_step = xrealloc(r->eval_step, sizeof(int) * (size_t)n);
     r->eval_mean = xrealloc(r->eval_mean, sizeof(double) * (size_t)n);
@@ -410,9 +414,47 @@ static int eval_at(lamo_run *t, int step, ctrl_train_result *r, double t0, rlhf_
         if (p) memcpy(p, "null  ", 6);
     }
     log_line(t, buf);
-    if (!t->c->quiet)
+    if (!t->c->quiet && ctrl_dist_writer())
         fprintf(stderr, "lamo step %d: eval return %.2f ± %.2f (target %.1f), score %.1f\n", step,
                 mean, std, t->target, r->final_score);
+    return 0;
+}
+
+// The step's loss and gradients. On MPI ranks (docs/mpi.md, "Control") each rank
+// takes its share of the batch's windows and of the text rows, weighted by its
+// share of the batch's real steps and text tokens; the gradients are summed over
+// ranks (then every rank clips and steps alike) and so are the weighted means.
+static int loss_grad(lamo_run *t, const rlhf_batch *lm, double *la, double *ll, rlhf_err *err) {
+    float coeff = t->a->lamo_lm_coeff;
+    if (dist_size() == 1)
+        return lamo_loss_grad(&t->net, t->m, &t->batch, lm, coeff, &t->sc, la, ll, err);
+    const lamo_batch *b = &t->batch;
+    int K = t->K, S = t->S, A = t->A;
+    long lo, hi, n_real = 0, my_real = 0, n_tok = 0, my_tok = 0;
+    dist_share(b->B, dist_rank(), dist_size(), &lo, &hi);
+    lamo_batch mine = {.B = (int)(hi - lo), .K = K, .rtg = b->rtg + lo * K,
+                       .obs = b->obs + lo * K * S, .act = b->act + lo * K * A,
+                       .timestep = b->timestep + lo * K, .mask = b->mask + lo * K};
+    for (long i = 0; i < (long)b->B * K; i++) n_real += b->mask[i] != 0;
+    for (long i = lo * K; i < hi * K; i++) my_real += b->mask[i] != 0;
+    rlhf_batch lmv = {0};
+    if (lm) {  // the text rows: a share of them too (none on a rank past their count)
+        long a, z;
+        dist_share(lm->B, dist_rank(), dist_size(), &a, &z);
+        lmv = (rlhf_batch){.B = (int)(z - a), .T = lm->T, .tokens = lm->tokens + a * lm->T,
+                           .targets = lm->targets + a * lm->T};
+        for (long i = 0; i < (long)lm->B * lm->T; i++) n_tok += lm->targets[i] >= 0;
+        for (long i = 0; i < (long)lmv.B * lm->T; i++) my_tok += lmv.targets[i] >= 0;
+    }
+    double w_act = n_real ? (double)my_real / n_real : 0, w_lm = n_tok ? (double)my_tok / n_tok : 0;
+    if (lamo_loss_grad_w(&t->net, t->m, &mine, lmv.B > 0 ? &lmv : NULL, coeff, w_act, w_lm, &t->sc,
+                         la, ll, err))
+        return -1;
+    double v[2] = {*la * w_act, *ll * w_lm};
+    dist_allreduce_sum_f64(v, 2);
+    *la = v[0], *ll = v[1];
+    dist_allreduce_sum_f32(t->net.grads, t->net.n_params);
+    dist_allreduce_sum_f32(t->m->grads, (long)model_n_trainable(t->m));
     return 0;
 }
 
@@ -429,9 +471,7 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
         lamo_net_zero_grad(&t->net);
         model_zero_grad(t->m);
         double la, ll, lr;
-        if (lamo_loss_grad(&t->net, t->m, &t->batch, lm_on ? &lm : NULL, t->a->lamo_lm_coeff,
-                           &t->sc, &la, &ll, err))
-            return -1;
+        if (loss_grad(t, lm_on ? &lm : NULL, &la, &ll, err)) return -1;
         double gn = opt_step(t, step, &lr);
         sum_act += la, sum_lm += ll, n_acc++;
         if ((step + 1) % log_every == 0 || step + 1 == c->offline_steps) {
@@ -442,7 +482,7 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
                      step + 1, sum_act / n_acc, sum_lm / n_acc,
                      (sum_act + t->a->lamo_lm_coeff * sum_lm) / n_acc, gn, lr, time_now() - t0);
             log_line(t, buf);
-            if (!c->quiet)
+            if (!c->quiet && ctrl_dist_writer())
                 fprintf(stderr, "lamo step %d/%d: action mse %.4f, lm nll %.3f, %.1f s\n", step + 1,
                         c->offline_steps, sum_act / n_acc, sum_lm / n_acc, time_now() - t0);
             sum_act = sum_lm = 0, n_acc = 0;
@@ -483,8 +523,8 @@ int ctrl_lamo_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err
     lamo_run t;
     memset(&t, 0, sizeof t);
     t.c = c, t.a = &c->algo_cfg;
-    int rc = setup(&t, err);
-    if (!rc && !c->quiet)
+    int rc = setup(&t, err), quiet = c->quiet || !ctrl_dist_writer();
+    if (!rc && !quiet)
         fprintf(stderr,
                 "lamo: %s (%s, %zu trainable LM floats, net %ld), %ld rows, K %d, target return "
                 "%.1f, LM loss %s\n",
@@ -493,7 +533,7 @@ int ctrl_lamo_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err
                 t.text ? "on" : "off");
     if (!rc) rc = train_loop(&t, r, t0, err);
     if (!rc && t.log) rc = write_summary(&t, r, time_now() - t0, err);
-    if (!rc && !c->quiet)
+    if (!rc && !quiet)
         fprintf(stderr,
                 "ctrl train: lamo on %s: return %.2f ± %.2f, normalized score %.1f (%.1f s)\n",
                 c->env, r->final_mean, r->final_std, r->final_score, time_now() - t0);
