@@ -31,10 +31,18 @@
 // and the penalty is off (w and u still come from the discriminators).
 // Left out (as in the authors' defaults): Lagrange CQL, clipping of the
 // conservative difference to [-1000, 1000], learned-dynamics s' samples.
+//
+// On MPI ranks (docs/mpi.md, "Control") every rank draws the whole batch and
+// noise; each takes a share of the real rows and a share of the sim rows
+// (h2o_split) and runs the update on them, each group's means weighted by the
+// rank's share of the group (the batch's for SAC's actor and alpha), the
+// real rows' next_obs std, the sum of u and the penalty's logsumexp taken over
+// every rank's rows; the gradients are summed, so every rank steps alike.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "ctrl/agent.h"
 #include "ctrl/algo_common.h"
 #include "ctrl/cql_loss.h"
@@ -54,7 +62,20 @@ typedef struct {
     float *noise, *x, *dx, *out, *dout, *pre, *logp, *act, *q, *dq, *y, *dlogp, *l_sa, *l_adv,
         *dl_sa, *dl_adv, *w, *std;
     double *u;
+    // MPI ranks: this rank's rows of the batch ([its real | its sim], copied) and
+    // their noise, in the layout of a batch of that many rows
+    ctrl_batch lb;
+    float *lnoise;
 } h2o_agent;
+
+// MPI ranks (docs/mpi.md, "Control"): each rank takes a share of the real rows
+// (r0, nr of NR) and a share of the sim rows (s0, ns of NS); one process: NULL
+typedef struct {
+    int r0, nr, NR, s0, ns, NS;
+} h2o_split;
+
+// a mean over this rank's n of a group's N rows -> its part of the group's mean
+static double part(double mean, int n, int N) { return N ? mean * n / N : 0; }
 
 static void h2o_defaults(ctrl_algo_config *c) {
     ctrl_corl_defaults(c); // SAC's: 256 x 2, 2 critics, 3e-4, tau 5e-3, alpha 1 learned
@@ -150,8 +171,10 @@ static void sas_rows(float *x, const ctrl_batch *b, int r0, int R, const float *
 }
 
 // step 1: the discriminators on all B rows (noisy inputs); returns sa + sas
+// (sp: each group's loss over this rank's rows weighted by its share of the
+// group, the parts and the gradients summed over ranks)
 static double train_discriminators(h2o_agent *g, const ctrl_batch *b, const float *noise,
-                                   int n_real, double *sa, double *sas) {
+                                   int n_real, double *sa, double *sas, const h2o_split *sp) {
     int B = b->B, S = g->S, A = g->A, W = 2 * S + A;
     sas_rows(g->x, b, 0, B, noise, g->c.h2o_disc_noise, S, A);
     float *x_sa = g->dx; // (B, S + A): the first S + A columns of each noisy row
@@ -159,12 +182,37 @@ static double train_discriminators(h2o_agent *g, const ctrl_batch *b, const floa
         memcpy(x_sa + (long)r * (S + A), g->x + (long)r * W, sizeof(float) * (S + A));
     ctrl_mlp_forward(&g->d_sa, x_sa, B, g->l_sa);
     ctrl_mlp_forward(&g->d_sas, g->x, B, g->l_adv);
-    double loss =
-        ctrl_h2o_disc_loss(g->l_sa, g->l_adv, n_real, B - n_real, g->dl_sa, g->dl_adv, sa, sas);
+    double loss;
+    if (!sp) {
+        loss = ctrl_h2o_disc_loss(g->l_sa, g->l_adv, n_real, B - n_real, g->dl_sa, g->dl_adv, sa,
+                                  sas);
+    } else {
+        double v[2] = {0, 0}, a, z;
+        int n_sim = B - n_real;
+        if (n_real) {
+            ctrl_h2o_disc_loss(g->l_sa, g->l_adv, n_real, 0, g->dl_sa, g->dl_adv, &a, &z);
+            v[0] += part(a, n_real, sp->NR), v[1] += part(z, n_real, sp->NR);
+            for (int r = 0; r < n_real; r++)
+                g->dl_sa[r] *= (float)n_real / sp->NR, g->dl_adv[r] *= (float)n_real / sp->NR;
+        }
+        if (n_sim) {
+            ctrl_h2o_disc_loss(g->l_sa + n_real, g->l_adv + n_real, 0, n_sim, g->dl_sa + n_real,
+                               g->dl_adv + n_real, &a, &z);
+            v[0] += part(a, n_sim, sp->NS), v[1] += part(z, n_sim, sp->NS);
+            for (int r = n_real; r < B; r++)
+                g->dl_sa[r] *= (float)n_sim / sp->NS, g->dl_adv[r] *= (float)n_sim / sp->NS;
+        }
+        dist_allreduce_sum_f64(v, 2);
+        *sa = v[0], *sas = v[1], loss = v[0] + v[1];
+    }
     ctrl_mlp_zero_grad(&g->d_sa);
     ctrl_mlp_backward(&g->d_sa, g->dl_sa, NULL, 1);
     ctrl_mlp_zero_grad(&g->d_sas);
     ctrl_mlp_backward(&g->d_sas, g->dl_adv, NULL, 1);
+    if (sp) {
+        dist_allreduce_sum_f32(g->d_sa.grads, g->d_sa.n_params);
+        dist_allreduce_sum_f32(g->d_sas.grads, g->d_sas.n_params);
+    }
     float t = g->disc_steps;
     ctrl_adam_step_counted(&g->d_sa_opt, &t, g->d_sa.params, g->d_sa.grads);
     t = g->disc_steps;
@@ -174,13 +222,36 @@ static double train_discriminators(h2o_agent *g, const ctrl_batch *b, const floa
 }
 
 // step 2: w (n_sim) and u (n_sim) of the sim rows from the current D_sas
-static void ratio_and_u(h2o_agent *g, const ctrl_batch *b, const float *pert, int n_real) {
+// the std of next_obs over every rank's real rows, per dimension (1 with fewer
+// than two real rows in all): sums over ranks, then the squared deviations
+static void real_std(h2o_agent *g, const ctrl_batch *b, int n_real, int NR) {
+    int S = g->S;
+    double *m = xcalloc((size_t)2 * S, sizeof(double)), *v = m + S;
+    for (int i = 0; i < S; i++)
+        for (int r = 0; r < n_real; r++) m[i] += b->next_obs[(long)r * S + i];
+    dist_allreduce_sum_f64(m, S);
+    for (int i = 0; i < S; i++) {
+        m[i] /= NR > 0 ? NR : 1;
+        for (int r = 0; r < n_real; r++) {
+            double d = b->next_obs[(long)r * S + i] - m[i];
+            v[i] += d * d;
+        }
+    }
+    dist_allreduce_sum_f64(v, S);
+    for (int i = 0; i < S; i++) g->std[i] = NR >= 2 ? (float)sqrt(v[i] / (NR - 1)) : 1.0f;
+    free(m);
+}
+
+// (sp: the std over every rank's real rows, each rank's own sim rows' w and u)
+static void ratio_and_u(h2o_agent *g, const ctrl_batch *b, const float *pert, int n_real,
+                        const h2o_split *sp) {
     int B = b->B, S = g->S, A = g->A, K = g->K, W = 2 * S + A, n_sim = B - n_real;
     sas_rows(g->x, b, n_real, n_sim, NULL, 0, S, A);
     ctrl_mlp_forward(&g->d_sas, g->x, n_sim, g->l_adv);
     ctrl_h2o_ratio(g->l_adv, n_sim, g->c.h2o_ratio_min, g->c.h2o_ratio_max, g->w);
+    if (sp) real_std(g, b, n_real, sp->NR);
     // the real rows' std of next_obs, per dimension (1 with fewer than two real rows)
-    for (int i = 0; i < S; i++) {
+    for (int i = 0; i < S && !sp; i++) {
         double m = 0, v = 0;
         for (int r = 0; r < n_real; r++) m += b->next_obs[(long)r * S + i] / (double)n_real;
         for (int r = 0; r < n_real; r++) {
@@ -207,8 +278,9 @@ static double mean_of(const float *v, long n) {
 }
 
 // step 3's actor and alpha losses (gradients into the actor, dlog_alpha)
+// (sp: means over this rank's rows weighted by its share of the batch, summed)
 static void actor_losses(h2o_agent *g, const ctrl_batch *b, const float *eps_pi, double *actor_loss,
-                         double *alpha_loss, double *logp_mean, float alpha) {
+                         double *alpha_loss, double *logp_mean, float alpha, const h2o_split *sp) {
     int B = b->B, S = g->S, A = g->A;
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
     ctrl_mlp_forward(&g->actor, b->obs, B, g->out);
@@ -229,11 +301,43 @@ static void actor_losses(h2o_agent *g, const ctrl_batch *b, const float *eps_pi,
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->dout, NULL, 1);
     *logp_mean = mean_of(g->logp, B);
+    if (sp) {
+        int all = sp->NR + sp->NS;
+        float f = (float)B / all;
+        for (long i = 0; i < g->actor.n_params; i++) g->actor.grads[i] *= f;
+        dist_allreduce_sum_f32(g->actor.grads, g->actor.n_params);
+        double v[4] = {part(*actor_loss, B, all), part(*alpha_loss, B, all),
+                       part(*logp_mean, B, all), part(g->dlog_alpha, B, all)};
+        dist_allreduce_sum_f64(v, 4);
+        *actor_loss = v[0], *alpha_loss = v[1], *logp_mean = v[2], g->dlog_alpha = (float)v[3];
+    }
+}
+
+// ctrl_h2o_penalty over every rank's rows: omega = u / usum (usum: every rank's
+// sim rows'), the logsumexp's max and sum and the real rows' sum of q over ranks
+static double penalty_ranks(const float *q_sim, const double *u, int n_sim, double usum,
+                            const float *q_real, int n_real, int NR, float temp, float weight,
+                            float *dq_sim, float *dq_real, double *gap_out) {
+    double mx = -INFINITY, v[2] = {0, 0};
+    for (int b = 0; b < n_sim; b++) mx = fmax(mx, ((double)q_sim[b] + log(u[b] / usum)) / temp);
+    dist_allreduce_max_f64(&mx, 1);
+    for (int b = 0; b < n_sim; b++) v[0] += exp(((double)q_sim[b] + log(u[b] / usum)) / temp - mx);
+    for (int b = 0; b < n_real; b++) v[1] += q_real[b];
+    dist_allreduce_sum_f64(v, 2);
+    double gap = temp * (mx + log(v[0]));
+    for (int b = 0; b < n_sim; b++)
+        dq_sim[b] = (float)(weight * exp(((double)q_sim[b] + log(u[b] / usum)) / temp - mx) / v[0]);
+    for (int b = 0; b < n_real; b++) dq_real[b] = (float)(-(double)weight / NR);
+    *gap_out = gap;
+    return weight * (gap - v[1] / NR);
 }
 
 // steps 3-4: the target and the critic loss (gradients into the critic)
+// (sp: each group's mean over this rank's rows weighted by its share of the group;
+// the penalty over every rank's rows, usum every rank's sum of u)
 static void critic_loss(h2o_agent *g, const ctrl_batch *b, const float *eps_next, int n_real,
-                        int penalty, double *td_real, double *td_sim, double *pen, double *gap) {
+                        int penalty, double *td_real, double *td_sim, double *pen, double *gap,
+                        const h2o_split *sp, double usum) {
     int B = b->B, S = g->S, A = g->A, E = g->E, n_sim = B - n_real;
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
     ctrl_mlp_forward(&g->actor, b->next_obs, B, g->out);
@@ -246,20 +350,63 @@ static void critic_loss(h2o_agent *g, const ctrl_batch *b, const float *eps_next
     ctrl_mlp_forward(&g->critic, g->x, B, g->q);
     *td_real = *td_sim = *pen = *gap = 0;
     float *dpen = g->dlogp; // (B) scratch
+    float fr = sp && sp->NR ? (float)n_real / sp->NR : 1.0f;
+    float fs = sp && sp->NS ? (float)n_sim / sp->NS : 1.0f;
     for (int e = 0; e < E; e++) {
         float *qe = g->q + (long)e * B, *de = g->dq + (long)e * B;
-        if (n_real) *td_real += ctrl_sac_critic_mse(qe, g->y, 1, n_real, de);
+        if (n_real) *td_real += ctrl_sac_critic_mse(qe, g->y, 1, n_real, de) * fr;
         if (n_sim)
-            *td_sim += ctrl_h2o_weighted_mse(qe + n_real, g->y + n_real, g->w, n_sim, de + n_real);
+            *td_sim +=
+                ctrl_h2o_weighted_mse(qe + n_real, g->y + n_real, g->w, n_sim, de + n_real) * fs;
+        if (sp)
+            for (int r = 0; r < B; r++) de[r] *= r < n_real ? fr : fs;
         if (!penalty) continue;
         double gap_e;
-        *pen += ctrl_h2o_penalty(qe + n_real, g->u, n_sim, qe, n_real, g->c.cql_temp,
-                                 g->c.h2o_cql_weight, dpen + n_real, dpen, &gap_e);
+        *pen += sp ? penalty_ranks(qe + n_real, g->u, n_sim, usum, qe, n_real, sp->NR,
+                                   g->c.cql_temp, g->c.h2o_cql_weight, dpen + n_real, dpen, &gap_e)
+                   : ctrl_h2o_penalty(qe + n_real, g->u, n_sim, qe, n_real, g->c.cql_temp,
+                                      g->c.h2o_cql_weight, dpen + n_real, dpen, &gap_e);
         *gap += gap_e / E;
         for (int r = 0; r < B; r++) de[r] += dpen[r];
     }
     ctrl_mlp_zero_grad(&g->critic);
     ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    if (sp) {
+        double v[2] = {*td_real, *td_sim};
+        dist_allreduce_sum_f64(v, 2);
+        *td_real = v[0], *td_sim = v[1];
+        dist_allreduce_sum_f32(g->critic.grads, g->critic.n_params);
+    }
+}
+
+// MPI ranks: this rank's rows of b, [its real | its sim], and their noise (the
+// layout ctrl_h2o_draw_noise gives a batch of that many rows) into g->lb, g->lnoise
+static void local_rows(h2o_agent *g, const ctrl_batch *b, const h2o_split *sp) {
+    int S = g->S, A = g->A, K = g->K, W = 2 * S + A, B = b->B, n = sp->nr + sp->ns;
+    ctrl_batch *L = &g->lb;
+    free(L->obs), free(L->act), free(L->rew), free(L->next_obs), free(L->done), free(g->lnoise);
+    *L = (ctrl_batch){.B = n, .obs_dim = S, .act_dim = A, .n_offline = sp->nr};
+    L->obs = xmalloc(sizeof(float) * ((size_t)n * S + 1));
+    L->next_obs = xmalloc(sizeof(float) * ((size_t)n * S + 1));
+    L->act = xmalloc(sizeof(float) * ((size_t)n * A + 1));
+    L->rew = xmalloc(sizeof(float) * ((size_t)n + 1));
+    L->done = xmalloc(sizeof(float) * ((size_t)n + 1));
+    g->lnoise = xmalloc(sizeof(float) * ((size_t)ctrl_h2o_noise_size(n, S, A, sp->ns, K) + 1));
+    const float *pert = g->noise + (long)B * W, *pi = pert + (long)sp->NS * K * S;
+    const float *nx = pi + (long)B * A;
+    float *lpert = g->lnoise + (long)n * W, *lpi = lpert + (long)sp->ns * K * S;
+    float *lnx = lpi + (long)n * A;
+    for (int i = 0; i < n; i++) {
+        int r = i < sp->nr ? sp->r0 + i : sp->NR + sp->s0 + (i - sp->nr); // the row in b
+        memcpy(L->obs + (long)i * S, b->obs + (long)r * S, sizeof(float) * S);
+        memcpy(L->next_obs + (long)i * S, b->next_obs + (long)r * S, sizeof(float) * S);
+        memcpy(L->act + (long)i * A, b->act + (long)r * A, sizeof(float) * A);
+        L->rew[i] = b->rew[r], L->done[i] = b->done[r];
+        memcpy(g->lnoise + (long)i * W, g->noise + (long)r * W, sizeof(float) * W);
+        memcpy(lpi + (long)i * A, pi + (long)r * A, sizeof(float) * A);
+        memcpy(lnx + (long)i * A, nx + (long)r * A, sizeof(float) * A);
+    }
+    memcpy(lpert, pert + (long)sp->s0 * K * S, sizeof(float) * (size_t)sp->ns * K * S);
 }
 
 static int h2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
@@ -273,21 +420,43 @@ static int h2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     int n_real = b->n_offline, n_sim = B - n_real, both = n_real > 0 && n_sim > 0;
     grow(g, B);
     ctrl_h2o_draw_noise(rng, B, S, A, n_sim, K, g->noise);
-    const float *disc_noise = g->noise, *pert = disc_noise + (long)B * (2 * S + A);
+    // MPI ranks: the update runs on this rank's share of each group, B and the
+    // group sizes now its own; the whole batch's sizes stay in sp
+    h2o_split split, *sp = NULL;
+    if (dist_size() > 1) {
+        long a, z, c, d;
+        dist_share(n_real, dist_rank(), dist_size(), &a, &z);
+        dist_share(n_sim, dist_rank(), dist_size(), &c, &d);
+        split = (h2o_split){(int)a, (int)(z - a), n_real, (int)c, (int)(d - c), n_sim};
+        sp = &split;
+        local_rows(g, b, sp);
+        b = &g->lb, B = b->B, n_real = sp->nr, n_sim = sp->ns;
+    }
+    const float *disc_noise = sp ? g->lnoise : g->noise, *pert = disc_noise + (long)B * (2 * S + A);
     const float *eps_pi = pert + (long)n_sim * K * S, *eps_next = eps_pi + (long)B * A;
     float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
 
-    double disc = 0, sa = 0, sas = 0;
-    if (both) disc = train_discriminators(g, b, disc_noise, n_real, &sa, &sas);
-    if (n_sim) ratio_and_u(g, b, pert, n_real);
+    double disc = 0, sa = 0, sas = 0, usum = 0;
+    if (both) disc = train_discriminators(g, b, disc_noise, n_real, &sa, &sas, sp);
+    if (sp ? split.NS > 0 : n_sim > 0) ratio_and_u(g, b, pert, n_real, sp);
+    for (int r = 0; r < n_sim; r++) usum += g->u[r];
+    if (sp) dist_allreduce_sum_f64(&usum, 1);
     double actor_loss, alpha_loss, logp_mean, td_real, td_sim, pen, gap;
-    actor_losses(g, b, eps_pi, &actor_loss, &alpha_loss, &logp_mean, alpha);
+    actor_losses(g, b, eps_pi, &actor_loss, &alpha_loss, &logp_mean, alpha, sp);
     critic_loss(g, b, eps_next, n_real, both && g->c.h2o_cql_weight > 0, &td_real, &td_sim, &pen,
-                &gap);
-    double q_real = 0, q_sim = 0;
+                &gap, sp, usum);
+    double q_real = 0, q_sim = 0, ratio_sim = n_sim ? mean_of(g->w, n_sim) : 0, u_mean = 0;
     for (int e = 0; e < g->E; e++) {
         q_real += mean_of(g->q + (long)e * B, n_real) / g->E;
         q_sim += mean_of(g->q + (long)e * B + n_real, n_sim) / g->E;
+    }
+    for (int r = 0; r < n_sim; r++) u_mean += g->u[r] / n_sim;
+    if (sp) { // the groups' means over every rank's rows
+        double v[4] = {part(q_real, n_real, sp->NR), part(q_sim, n_sim, sp->NS),
+                       part(ratio_sim, n_sim, sp->NS), part(u_mean, n_sim, sp->NS)};
+        dist_allreduce_sum_f64(v, 4);
+        q_real = v[0], q_sim = v[1], ratio_sim = v[2], u_mean = v[3];
+        n_real = sp->NR;
     }
 
     g->steps += 1.0f;
@@ -313,9 +482,7 @@ static int h2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         ctrl_metrics_add(metrics, "disc_loss", disc);
         ctrl_metrics_add(metrics, "disc_sa_loss", sa);
         ctrl_metrics_add(metrics, "disc_sas_loss", sas);
-        double u_mean = 0;
-        for (int r = 0; r < n_sim; r++) u_mean += g->u[r] / n_sim;
-        ctrl_metrics_add(metrics, "ratio_sim", n_sim ? mean_of(g->w, n_sim) : 0);
+        ctrl_metrics_add(metrics, "ratio_sim", ratio_sim);
         ctrl_metrics_add(metrics, "u_sim", u_mean);
         ctrl_metrics_add(metrics, "real_rows", n_real);
     }
@@ -357,6 +524,8 @@ static void h2o_free(void *agent) {
                      g->l_sa,  g->l_adv, g->dl_sa, g->dl_adv, g->w,      g->std};
     ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->u);
+    free(g->lb.obs), free(g->lb.act), free(g->lb.rew), free(g->lb.next_obs), free(g->lb.done);
+    free(g->lnoise);
     free(g->low);
     free(g);
 }
@@ -366,6 +535,7 @@ const ctrl_algo ctrl_algo_h2o = {
     .summary = "H2O: SAC on real + simulated rows, discriminator dynamics ratio weighting the sim "
                "Bellman error, sim-weighted CQL penalty (Niu et al. 2022)",
     .offline = 0,
+    .data_parallel = 1, // each group (real, sim) split over ranks: h2o_split
     .defaults = h2o_defaults,
     .create = h2o_create,
     .update = h2o_update,
