@@ -1,7 +1,7 @@
 """`rlhf ctrl train` under MPI (docs/mpi.md "Control", issue 17).
 
 Data-parallel algorithms (bc, td3, td3_bc, iql, awac, sac, cql, calql, wsrl,
-riql, famo2o, ro2o, fisor, cpl, moorl, h2o, and lamo's own loop): every rank draws the
+riql, famo2o, ro2o, fisor, cpl, moorl, h2o, and the loops of lamo and hnpg): every rank draws the
 same global batch and noise from the one seed, updates on its share of the
 rows and the gradients are summed before each Adam step. This test runs each
 on a small random Pendulum dataset (h5py) with 1 process (build/rlhf) and on 2
@@ -17,9 +17,9 @@ and requires
     uninterrupted run (interchangeable checkpoints);
   * lamo on 2 and 3 ranks: its logged losses, gradient norms and rank 0's
     evaluation returns within TOL of one process;
-  * h2o on 2 and 3 ranks (real and simulated rows split group by group);
-  * hnpg refused on 2 ranks with "ctrl train --algo hnpg does not run on 2 MPI
-    ranks yet", and --batch_size below
+  * h2o on 2 and 3 ranks (real and simulated rows split group by group), and
+    hnpg (its critics' fits shared out);
+  * --batch_size below
     the rank count refused, each exiting nonzero and writing no run folder.
 
 Checked by hand that it fails: with every rank on rows 0..B/2 (bc's
@@ -173,21 +173,43 @@ def lamo(tmp, data):
         report(False, "lamo: one process", p.stderr[-800:])
         return
 
-    def logged(out):  # the seconds left out; the rest printed to 6 digits
+    base = [{k: v for k, v in x.items() if k != "seconds"} for x in rows(one)]
+    own_loop("lamo", args, base, tmp, one_sum=2)
+
+
+def own_loop(name, args, base, tmp, one_sum=0):
+    """a loop of its own (LaMo, HNPG) on 2 and 3 ranks: the logged numbers (seconds
+    left out; printed to 6 digits) within TOL of one process's"""
+    def logged(out):
         return [{k: v for k, v in x.items() if k != "seconds"} for x in rows(out)]
-    base = logged(one)
     for np_ in (2, 3):
-        out = os.path.join(tmp, f"lamo-{np_}")
+        out = os.path.join(tmp, f"{name}-{np_}")
         p = train(np_, args, out)
         if p.returncode:
-            report(False, f"lamo on {np_} ranks", p.stderr[-800:])
+            report(False, f"{name} on {np_} ranks", p.stderr[-800:])
             continue
         w, where = compare(base, logged(out))
-        worst[f"lamo/{np_}"] = (w, 0.0)
-        report(w <= TOL and sum("eval/return_mean" in x for x in base) == 2
+        worst[f"{name}/{np_}"] = (w, 0.0)
+        report(w <= TOL and sum("eval/return_mean" in x for x in base) == one_sum
                and os.path.exists(os.path.join(out, "summary.json")),
-               f"lamo: {np_} ranks = 1 process ({len(base)} lines, worst {w:.1e})",
+               f"{name}: {np_} ranks = 1 process ({len(base)} lines, worst {w:.1e})",
                f"worst {w:.3g} ({where})")
+
+
+def hnpg(tmp):
+    """HNPG's loop: every rank runs it alike but for the critics' fits, whose rows
+    are shared out (the combination lock, H 3, 3 iterations of 1000 steps)"""
+    args = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", "3000", "--seed", "2",
+            "--quiet"]
+    one = os.path.join(tmp, "hnpg-1")
+    p = train(0, args, one)
+    if p.returncode:
+        report(False, "hnpg: one process", p.stderr[-800:])
+        return
+    base = [{k: v for k, v in x.items() if k != "seconds"} for x in rows(one)]
+    report(len(base) == 3 and all(x["critic_loss_offline"] > 0 for x in base),
+           "hnpg: 3 iterations with offline rows", f"{base}")
+    own_loop("hnpg", args, base, tmp)
 
 
 def main():
@@ -235,6 +257,7 @@ def main():
         equal_runs("moorl", moorl, (2,), tmp)
         equal_runs("moorl-small", [*moorl, "--mix_ratio", "0.95"], (2,), tmp)
         lamo(tmp, data)
+        hnpg(tmp)
         # H2O: the real rows and the simulator's rows are split over the ranks group by
         # group; its discriminators, ratio, penalty and SAC losses over the whole batch.
         # A batch of 13 (9 real, 4 sim at --mix_ratio 0.7) leaves 3 ranks unequal shares
@@ -284,8 +307,6 @@ def main():
         # refusals, before anything is written
         absent = os.path.join(tmp, "absent.hdf5")
         cases = [
-            ("hnpg", "ctrl train --algo hnpg does not run on 2 MPI ranks yet",
-             ["--algo", "hnpg", "--env", "pendulum", "--online_steps", "20"]),
             ("batch 1", "--batch_size 1 is less than the 2 MPI ranks",
              ["--algo", "iql", "--env", "pendulum", "--dataset", absent, "--offline_steps", "20",
               "--batch_size", "1"]),

@@ -49,6 +49,7 @@ const ctrl_algo ctrl_algo_hnpg = {
     .summary = "HNPG: on-policy natural policy gradient, per-step critics fit by MC on online "
                "and FQE on offline data (Zhou et al. 2023); its own loop",
     .offline = 0,
+    .data_parallel = 1, // the critics' fits share their rows out (hnpg_train.c)
     .defaults = hnpg_defaults,
     .create = hnpg_create,
     .update = hnpg_update,

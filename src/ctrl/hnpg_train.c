@@ -3,11 +3,17 @@
 // fit the control trainer's one-update-per-environment-step protocol;
 // ctrl_train calls ctrl_algo_hnpg.run (ctrl_hnpg_train, algo_hnpg.c), which
 // maps the trainer's config onto hnpg_train here.
+//
+// On MPI ranks every rank runs the whole loop alike (the same random numbers:
+// the episodes, the offline draws, the actions in the targets and values are
+// cheap) except the critics' fits, whose rows are shared out
+// (hnpg_critic_fit); rank 0 writes the folder.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "ctrl/algo_common.h"
 #include "ctrl/dataset.h"
 #include "ctrl/env_comblock.h"
@@ -24,31 +30,46 @@ void hnpg_default_config(hnpg_config *c) {
     c->eval_episodes = 20, c->solve_return = 0.9, c->stop_when_solved = 1;
 }
 
+// On MPI ranks (every rank holding the same rows) each rank forwards and
+// back-propagates its share of each part's rows (dist_share), the gradient of
+// the means over all n rows; the gradients are summed before every Adam step,
+// and the last step's losses over ranks.
 void hnpg_critic_fit(ctrl_mlp *q, const float *X_on, const float *y_on, int n_on,
                      const float *X_off, const float *y_off, int n_off, int steps, float lr,
                      double *loss_on, double *loss_off) {
     ctrl_adam opt;
     ctrl_adam_init(&opt, q->n_params, lr);
-    int nmax = n_on > n_off ? n_on : n_off;
+    int nmax = n_on > n_off ? n_on : n_off, ranks = dist_size() > 1;
     float *y = xmalloc(sizeof(float) * (size_t)(nmax > 0 ? nmax : 1) * 2), *dy = y + nmax;
+    double l2[2] = {0, 0}; // the step's summed squared errors, online and offline
     *loss_on = *loss_off = 0;
     for (int it = 0; it < steps; it++) {
         ctrl_mlp_zero_grad(q);
         for (int part = 0; part < 2; part++) {
             int n = part ? n_off : n_on;
             const float *X = part ? X_off : X_on, *tgt = part ? y_off : y_on;
-            if (n <= 0) continue;
-            ctrl_mlp_forward(q, X, n, y);
+            long lo = 0, hi = n;
+            if (ranks) dist_share(n, dist_rank(), dist_size(), &lo, &hi);
+            l2[part] = 0;
+            if (hi <= lo) continue;
+            int k = (int)(hi - lo);
+            ctrl_mlp_forward(q, X + lo * q->in, k, y);
             double l = 0;
-            for (int i = 0; i < n; i++) {
-                double d = (double)y[i] - tgt[i];
+            for (int i = 0; i < k; i++) {
+                double d = (double)y[i] - tgt[lo + i];
                 l += d * d;
                 dy[i] = (float)(2.0 * d / n);
             }
+            l2[part] = l;
             *(part ? loss_off : loss_on) = l / n;
             ctrl_mlp_backward(q, dy, NULL, 1);
         }
+        if (ranks) dist_allreduce_sum_f32(q->grads, q->n_params);
         ctrl_adam_step(&opt, q->params, q->grads);
+    }
+    if (ranks && steps > 0) {
+        dist_allreduce_sum_f64(l2, 2);
+        *loss_on = n_on > 0 ? l2[0] / n_on : 0, *loss_off = n_off > 0 ? l2[1] / n_off : 0;
     }
     ctrl_adam_free(&opt);
     free(y);
@@ -225,7 +246,7 @@ static int run_setup(hnpg_run *t, rlhf_err *err) {
         ctrl_mlp_init_last(&t->q[h], 0.1f);
     }
     if (load_offline(t, err)) return -1;
-    if (c->output_dir && *c->output_dir) {
+    if (c->output_dir && *c->output_dir && dist_rank() == 0) { // rank 0 writes
         char path[4200];
         if (make_dirs(c->output_dir, err)) return -1;
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
@@ -481,7 +502,7 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
                 n_off, kl, improve, time_now() - r->seconds);
         fflush(t->log);
     }
-    if (!t->c->quiet)
+    if (!t->c->quiet && dist_rank() == 0)
         fprintf(stderr,
                 "hnpg %s it %d: episodes %ld, train return %.3f, greedy eval %.3f, "
                 "critic %.4g/%.4g, kl %.4g\n",
@@ -523,7 +544,7 @@ int hnpg_train(const hnpg_config *c, hnpg_result *res, rlhf_err *err) {
     }
     r->seconds = time_now() - t0;
     if (!rc && t.log) rc = write_summary(&t, r, err);
-    if (!rc && !c->quiet)
+    if (!rc && !c->quiet && dist_rank() == 0)
         fprintf(stderr,
                 "hnpg: %s after %ld online episodes (%d iterations, %.1f s); greedy return "
                 "%.3f\n",
