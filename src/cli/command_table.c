@@ -54,8 +54,8 @@ static const command COMMANDS[] = {
 
 // Commands that handle N MPI ranks themselves (docs/mpi.md): the trainers on the
 // trainer skeleton (it refuses a method that is not data-parallel), rm (its vpl
-// objective refuses in rm_vpl.c), ctrl train (ctrl_dist.c) and bench. Every other
-// command under mpirun would run N copies writing the same files: refused.
+// objective's own loop in rm_vpl.c), ctrl train (ctrl_dist.c) and bench. Every
+// other command under mpirun would run N copies writing the same files: refused.
 static int handles_ranks(const char *name, int argc, char **argv) {
     static const char *const AWARE[] = {"sft", "dpo", "kto", "srpo", "grpo", "rloo", "ppo",
                                         "online-dpo", "brain", "hc-rlhf", "cgpo", "gkd", "xpo",
