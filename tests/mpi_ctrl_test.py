@@ -167,21 +167,35 @@ def lamo(tmp, data):
             stories if os.path.exists(stories) else "llama-tiny", "--lamo_text", text,
             "--offline_steps", "6", "--batch_size", "6", "--eval_every", "3", "--eval_episodes",
             "2", "--log_every", "1", "--seed", "3", "--quiet"]
-    one = os.path.join(tmp, "lamo-1")
+    own_loop("lamo", args, tmp, lambda base: sum("eval/return_mean" in x for x in base) == 2,
+             "2 evaluations logged")
+
+
+def hnpg(tmp):
+    """HNPG's loop: every rank runs it alike but for the critics' fits, whose rows
+    are shared out (the combination lock, H 3, 3 iterations of 1000 steps)"""
+    args = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", "3000", "--seed", "2",
+            "--quiet"]
+    own_loop("hnpg", args, tmp,
+             lambda base: len(base) == 3 and all(x["critic_loss_offline"] > 0 for x in base),
+             "3 iterations with offline rows")
+
+
+def logged(out):
+    """metrics.jsonl without its seconds (the rest printed to 6 digits)"""
+    return [{k: v for k, v in x.items() if k != "seconds"} for x in rows(out)]
+
+
+def own_loop(name, args, tmp, check, what):
+    """a loop of its own (LaMo, HNPG): one process (whose lines must pass check),
+    then 2 and 3 ranks, whose logged numbers must be within TOL of its"""
+    one = os.path.join(tmp, f"{name}-1")
     p = train(0, args, one)
     if p.returncode:
-        report(False, "lamo: one process", p.stderr[-800:])
+        report(False, f"{name}: one process", p.stderr[-800:])
         return
-
-    base = [{k: v for k, v in x.items() if k != "seconds"} for x in rows(one)]
-    own_loop("lamo", args, base, tmp, one_sum=2)
-
-
-def own_loop(name, args, base, tmp, one_sum=0):
-    """a loop of its own (LaMo, HNPG) on 2 and 3 ranks: the logged numbers (seconds
-    left out; printed to 6 digits) within TOL of one process's"""
-    def logged(out):
-        return [{k: v for k, v in x.items() if k != "seconds"} for x in rows(out)]
+    base = logged(one)
+    report(check(base), f"{name}: {what}", f"{base}")
     for np_ in (2, 3):
         out = os.path.join(tmp, f"{name}-{np_}")
         p = train(np_, args, out)
@@ -190,26 +204,9 @@ def own_loop(name, args, base, tmp, one_sum=0):
             continue
         w, where = compare(base, logged(out))
         worst[f"{name}/{np_}"] = (w, 0.0)
-        report(w <= TOL and sum("eval/return_mean" in x for x in base) == one_sum
-               and os.path.exists(os.path.join(out, "summary.json")),
+        report(w <= TOL and os.path.exists(os.path.join(out, "summary.json")),
                f"{name}: {np_} ranks = 1 process ({len(base)} lines, worst {w:.1e})",
                f"worst {w:.3g} ({where})")
-
-
-def hnpg(tmp):
-    """HNPG's loop: every rank runs it alike but for the critics' fits, whose rows
-    are shared out (the combination lock, H 3, 3 iterations of 1000 steps)"""
-    args = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", "3000", "--seed", "2",
-            "--quiet"]
-    one = os.path.join(tmp, "hnpg-1")
-    p = train(0, args, one)
-    if p.returncode:
-        report(False, "hnpg: one process", p.stderr[-800:])
-        return
-    base = [{k: v for k, v in x.items() if k != "seconds"} for x in rows(one)]
-    report(len(base) == 3 and all(x["critic_loss_offline"] > 0 for x in base),
-           "hnpg: 3 iterations with offline rows", f"{base}")
-    own_loop("hnpg", args, base, tmp)
 
 
 def main():

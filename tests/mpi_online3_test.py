@@ -138,6 +138,22 @@ def multi_turn(tmp):
            "episodes_three_turns", f"{[(x.get('env/turns'), x.get('rewards/env')) for x in one]}")
 
 
+def runs(tmp, label, args):
+    """args as 1 process and on each of MORE ranks: {ranks: run folder}, or None
+    (reported) when one fails"""
+    outs = {}
+    for k in (1, *MORE):
+        outs[k] = os.path.join(tmp, f"{label}_{k}")
+        argv = [RLHF, *args] if k == 1 else ["mpirun", "--oversubscribe", "-np", str(k), RLHF_MPI,
+                                             *args]
+        p = subprocess.run([*argv, "--output_dir", outs[k]], cwd=ROOT, capture_output=True,
+                           text=True, env=ENV, timeout=120)
+        if p.returncode != 0:
+            report(False, f"{label}_{k}_ranks_runs", p.stderr[-800:])
+            return None
+    return outs
+
+
 def vpl_policy(tmp):
     """vpl-policy (GRPO on each user's VPL reward): --batch_size prompts a step in
     all, each rank sampling and scoring its groups; the token means weighted by
@@ -156,16 +172,9 @@ def vpl_policy(tmp):
             "--max_steps", "3", "--batch_size", "4", "--num_generations", "4", "--learning_rate",
             "3e-3", "--lr_scheduler_type", "constant", "--max_new_tokens", "4", "--eval_steps", "2",
             "--logging_steps", "1", "--quiet"]
-    outs = {}
-    for k in (1, *MORE):
-        outs[k] = os.path.join(tmp, f"vplp_{k}")
-        argv = [RLHF, *args] if k == 1 else ["mpirun", "--oversubscribe", "-np", str(k), RLHF_MPI,
-                                             *args]
-        p = subprocess.run([*argv, "--output_dir", outs[k]], cwd=ROOT, capture_output=True,
-                           text=True, env=ENV, timeout=120)
-        if p.returncode != 0:
-            report(False, f"vpl_policy_{k}_ranks_runs", p.stderr[-800:])
-            return
+    outs = runs(tmp, "vpl_policy", args)
+    if not outs:
+        return
     one = base_test.rows(os.path.join(outs[1], "metrics.jsonl"))
     ev1 = open(os.path.join(outs[1], "eval_samples.jsonl")).read()
     for k in MORE:
@@ -199,16 +208,9 @@ def semi_online(tmp):
             "--learning_rate", "1e-3", "--logging_steps", "1", "--eval_steps", "2",
             "--per_device_train_batch_size", "4", "--num_generations", "3",
             "--micro_batch_size", "5", "--quiet"]
-    outs = {}
-    for k in (1, *MORE):
-        outs[k] = os.path.join(tmp, f"uis1_{k}")
-        argv = [RLHF, *args] if k == 1 else ["mpirun", "--oversubscribe", "-np", str(k), RLHF_MPI,
-                                             *args]
-        p = subprocess.run([*argv, "--output_dir", outs[k]], cwd=ROOT, capture_output=True,
-                           text=True, env=ENV, timeout=120)
-        if p.returncode != 0:
-            report(False, f"semi_online_{k}_ranks_runs", p.stderr[-800:])
-            return
+    outs = runs(tmp, "semi_online", args)
+    if not outs:
+        return
     one = base_test.rows(os.path.join(outs[1], "metrics.jsonl"))
     report(any(x.get("grad_norm", 0) > 0 for x in one)
            and any("eval/sop_progress" in x for x in one),
