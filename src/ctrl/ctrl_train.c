@@ -604,6 +604,29 @@ static int prepare_dir(trainer *t, rlhf_err *err) {
     return rc;
 }
 
+// A loop of its own keeps no checkpoints: --resume is refused, and its
+// --output_dir as the LM trainers' (run_prepare: a folder holding a run is kept
+// unless --overwrite_output_dir), on rank 0, every rank getting the outcome.
+static int prepare_own_dir(const ctrl_train_config *c, rlhf_err *err) {
+    if (c->resume)
+        return rlhf_fail(err, "--resume: --algo %s keeps no checkpoints to resume from (its "
+                              "runs start afresh)",
+                         c->algo);
+    if (!is_set(c->output_dir)) return 0; // nothing is written
+    char none[8] = "";
+    int rc = 0;
+    if (ctrl_dist_writer()) {
+        train_config tc;
+        train_default_config(&tc);
+        tc.output_dir = c->output_dir;
+        tc.model = NULL;
+        tc.overwrite_output_dir = c->overwrite_output_dir;
+        rc = run_prepare(&tc, NULL, none, sizeof none, err);
+    }
+    ctrl_dist_prepare_result(&rc, none, sizeof none, err);
+    return rc;
+}
+
 static int trainer_setup(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     if (check_config(c, t->algo, err) || ctrl_dist_check(c, err)) return -1;
@@ -783,7 +806,7 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
     const ctrl_algo *own = c->algo ? ctrl_algo_find(c->algo) : NULL;
     if (own && own->run) // a loop of its own (HNPG, LaMo): on N ranks only if data-parallel
-        return ctrl_dist_check(c, err) ? -1 : own->run(c, res, err);
+        return ctrl_dist_check(c, err) || prepare_own_dir(c, err) ? -1 : own->run(c, res, err);
     ctrl_train_result local;
     memset(&local, 0, sizeof local);
     if (res) memset(res, 0, sizeof *res);
