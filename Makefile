@@ -60,6 +60,16 @@ ifneq ($(wildcard /usr/include/microhttpd.h),)
 endif
 LDLIBS += $(EXT_LIBS)
 
+# one binary, three builds of the GEMM kernels (src/nn/gemm_isa.h): each of these files gets
+# its own instruction-set flags (x86-64 only; elsewhere they compile to "not available"), and
+# src/nn/gemm.c picks among them at run time. -mno-avx512f / -mno-avx keep the narrower
+# builds honest on a -march=native build of a wider CPU.
+ifneq ($(filter x86_64 i%86,$(shell uname -m)),)
+  ISA_FLAGS_gemm_avx512  := -mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx2 -mfma
+  ISA_FLAGS_gemm_avx2    := -mavx2 -mfma -mno-avx512f
+  ISA_FLAGS_gemm_generic := -mno-avx
+endif
+
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(BUILD)/src/cli/main.o
@@ -76,7 +86,7 @@ all: $(BUILD)/rlhf $(BUILD)/librlhf.a $(BUILD)/librlhf.so $(TEST_BIN) $(TOOL_BIN
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(INCLUDES) $(SRC_WARN) -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA_FLAGS_$(notdir $*)) $(INCLUDES) $(SRC_WARN) -c $< -o $@
 
 $(BUILD)/librlhf.a: $(LIB_OBJ)
 	@rm -f $@
@@ -211,7 +221,7 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(ISA_FLAGS_$(notdir $*)) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_BUILD)/librlhf.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@

@@ -125,4 +125,11 @@ for i, row in enumerate(table):
     if i == 0:
         print("  ".join("-" * wd for wd in widths))
 print("ratio: rlhf.c / torch throughput (grpo: torch total s / rlhf.c total s); JSON lines in %s" % path)
+import os
+ctx = next((r for (impl, _), r in rows.items() if impl == "rlhf.c" and "cpu" in r), None)
+if ctx:
+    g = ctx.get("gemm", {})
+    print("cpu: %s; GEMM paths: train %s, decode %s, attn %s (%s); OPENBLAS_CORETYPE=%s"
+          % (ctx["cpu"], g.get("train"), g.get("decode"), g.get("attn"), g.get("how"),
+             os.environ.get("OPENBLAS_CORETYPE", "(unset)")))
 EOF

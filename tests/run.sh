@@ -12,6 +12,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # threads that wait sleep instead of spinning: on a machine shared with other
 # jobs spinning OpenMP barriers slow a run down 10x or more
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# the GEMM paths in their built-in order, not measured (src/nn/gemm.c): the same numbers
+# on every CPU of a kind, and no cache file written; gemm_paths_test.py tests the measured
+# choice and runs the parity tests on every path. RLHF_GEMM=blas make test runs all on one.
+export RLHF_GEMM=${RLHF_GEMM:-fixed}
 PY=/usr/bin/python3
 log=$(mktemp)
 pass=0; fail=0; skip=0

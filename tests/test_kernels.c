@@ -176,6 +176,105 @@ static int test_gemm_vs_naive(void) {
     return 0;
 }
 
+// ---- every GEMM path: forced one at a time, against the double triple loop ----
+
+static int g_path, g_skinny;  // the path (and kernel) path_gemm runs
+static void path_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_path_call(g_path, g_skinny, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static int test_gemm_every_path(void) {
+    static const int shapes[][3] = {{7, 5, 3}, {37, 53, 29}, {13, 70, 300}, {150, 200, 270}};
+    // decode shapes: rows on both sides of the skinny kernel's tiles (6 and 8 rows) and of
+    // its 64-row limit; K with and without a vector tail; N odd (a partial weight group)
+    static const int dec[][3] = {{1, 64, 16},  {3, 67, 33},   {6, 128, 64},  {8, 99, 768},
+                                 {13, 131, 40}, {32, 64, 100}, {64, 257, 129}, {65, 70, 20}};
+    char name[64];
+    int tested = 0;
+    for (int p = 0; p < GEMM_NPATH; p++) {
+        if (!gemm_path_available(p)) {
+            printf("  path %s: not available here\n", gemm_path_name(p));
+            continue;
+        }
+        tested++;
+        g_path = p;
+        for (g_skinny = 0; g_skinny < 2; g_skinny++) {
+            snprintf(name, sizeof name, "%s%s", gemm_path_name(p), g_skinny ? " (skinny)" : "");
+            if (!g_skinny)
+                for (int s = 0; s < 4; s++)
+                    for (int tA = 0; tA < 2; tA++)
+                        for (int tB = 0; tB < 2; tB++) {
+                            gemm_case(path_gemm, name, tA, tB, shapes[s][0], shapes[s][1],
+                                      shapes[s][2], 1.0f, 0.0f);
+                            gemm_case(path_gemm, name, tA, tB, shapes[s][0], shapes[s][1],
+                                      shapes[s][2], -0.7f, 0.5f);
+                        }
+            for (int s = 0; s < 8; s++) {
+                gemm_case(path_gemm, name, 0, 1, dec[s][0], dec[s][1], dec[s][2], 1.0f, 0.0f);
+                gemm_case(path_gemm, name, 0, 1, dec[s][0], dec[s][1], dec[s][2], -0.7f, 0.5f);
+            }
+        }
+    }
+    CHECKF(tested >= 2, "only %d GEMM paths available (portable and one more expected)", tested);
+    CHECK(gemm_path_call(-1, 0, 0, 0, 1, 1, 1, 1.0f, NULL, 1, NULL, 1, 0.0f, NULL, 1) == -1);
+    return 0;
+}
+
+// the skinny kernel sums each dot in one order whichever tile computes it: a row of a
+// batch gets exactly what it gets alone (a decode step does not depend on the batch size)
+static int test_skinny_rows_independent(void) {
+    enum { M = 45, N = 203, K = 97 };
+    float *A = randn((long)M * K, 1.0f), *W = randn((long)N * K, 1.0f);
+    float *Cb = zeros((long)M * N), *C1 = zeros(N);
+    for (int p = 0; p < GEMM_NPATH; p++) {
+        if (!gemm_path_available(p) || p == GEMM_BLAS) continue;
+        gemm_path_call(p, 1, 0, 1, M, N, K, 1.0f, A, K, W, K, 0.0f, Cb, N);
+        int bad = 0;
+        for (int m = 0; m < M; m++) {
+            gemm_path_call(p, 1, 0, 1, 1, N, K, 1.0f, A + (long)m * K, K, W, K, 0.0f, C1, N);
+            bad += memcmp(C1, Cb + (long)m * N, N * sizeof(float)) != 0;
+        }
+        CHECKF(bad == 0, "%s skinny: %d of %d rows differ from the same row alone",
+               gemm_path_name(p), bad, M);
+    }
+    free(A), free(W), free(Cb), free(C1);
+    return 0;
+}
+
+// the choice is a function of the timings alone
+static int test_gemm_choose(void) {
+    double t[GEMM_NPATH];
+    // the fastest wins when the built-in path is more than the margin slower
+    t[GEMM_AVX512] = 1.0, t[GEMM_AVX2] = 1.5, t[GEMM_BLAS] = 0.8, t[GEMM_PORTABLE] = 3.0;
+    CHECK(gemm_choose(t, GEMM_AVX512, 0.05) == GEMM_BLAS);
+    // within the margin, the built-in path stays (no flip-flopping on noise)
+    t[GEMM_BLAS] = 0.97;
+    CHECK(gemm_choose(t, GEMM_AVX512, 0.05) == GEMM_AVX512);
+    CHECK(gemm_choose(t, GEMM_AVX512, 0.0) == GEMM_BLAS);
+    // a path not timed (0: unavailable) never wins, however "fast"
+    t[GEMM_BLAS] = 0.0;
+    CHECK(gemm_choose(t, GEMM_AVX512, 0.05) == GEMM_AVX512);
+    // the built-in path unavailable: the fastest of the rest
+    t[GEMM_AVX512] = 0.0;
+    CHECK(gemm_choose(t, GEMM_AVX512, 0.05) == GEMM_AVX2);
+    // nothing timed: the built-in path
+    for (int p = 0; p < GEMM_NPATH; p++) t[p] = 0.0;
+    CHECK(gemm_choose(t, GEMM_BLAS, 0.05) == GEMM_BLAS);
+    // ties go to the lower-numbered path, deterministically
+    t[GEMM_AVX2] = 2.0, t[GEMM_PORTABLE] = 2.0;
+    CHECK(gemm_choose(t, GEMM_BLAS, 0.05) == GEMM_AVX2);
+    // the built-in order: decode takes our skinny kernel; train takes avx512 where there is one
+    CHECK(gemm_fixed_path(GEMM_DECODE) != GEMM_BLAS);
+    if (gemm_path_available(GEMM_AVX512)) CHECK(gemm_fixed_path(GEMM_TRAIN) == GEMM_AVX512);
+    // gemm_set_path routes gemm() and refuses an unavailable path
+    int was = gemm_class_path(GEMM_TRAIN);
+    CHECK(gemm_set_path(GEMM_TRAIN, GEMM_PORTABLE) == 0 && gemm_class_path(GEMM_TRAIN) == GEMM_PORTABLE);
+    if (!gemm_path_available(GEMM_BLAS)) CHECK(gemm_set_path(GEMM_TRAIN, GEMM_BLAS) == -1);
+    gemm_set_path(GEMM_TRAIN, was);
+    return 0;
+}
+
 // the BLAS path and the portable one agree at model-like shapes, and gemm is safe to
 // call from inside a parallel region (each thread its own product)
 static int test_gemm_vs_portable(void) {
@@ -939,6 +1038,9 @@ int main(void) {
     rng_seed(&rng, 1234);
     RUN(test_gemm_vs_naive);
     RUN(test_gemm_vs_portable);
+    RUN(test_gemm_every_path);
+    RUN(test_skinny_rows_independent);
+    RUN(test_gemm_choose);
     RUN(test_linear_bias);
     RUN(test_linear_nobias);
     RUN(test_layernorm);

@@ -178,20 +178,26 @@ static double measure_bf16_gflops(int M) {
     return best;
 }
 
-// the same for the fp32 Linear (gemm) at M rows
-static double measure_fp32_gflops(int M) {
+// the same for the fp32 Linear at M rows: through gemm (path -1, as chosen) or on one path
+// (skinny 1: decode shapes take our skinny kernel; 0: our packed GEMM); 0 if unavailable
+static double measure_fp32_gflops(int M, int path, int skinny) {
+    if (path >= 0 && !gemm_path_available(path)) return 0;
     int N = 3072, K = 768, reps = M >= 256 ? 3 : 50;
     float *a = xalloc_aligned((size_t)M * K * 4), *w = xalloc_aligned((size_t)N * K * 4),
           *c = xalloc_aligned((size_t)M * N * 4);
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = 0.01f * (float)(i % 97);
     for (size_t i = 0; i < (size_t)N * K; i++) w[i] = 0.01f * (float)(i % 89);
-    linear_forward(c, a, w, NULL, M, K, N);
     double best = 0;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 6; r++) {  // the first round warms up
         double t0 = time_now();
-        for (int i = 0; i < reps; i++) linear_forward(c, a, w, NULL, M, K, N);
+        for (int i = 0; i < reps; i++) {
+            if (path < 0)
+                gemm(0, 1, M, N, K, 1.0f, a, K, w, K, 0.0f, c, N);
+            else
+                gemm_path_call(path, skinny, 0, 1, M, N, K, 1.0f, a, K, w, K, 0.0f, c, N);
+        }
         double g = 2.0 * M * N * K * reps / (time_now() - t0) / 1e9;
-        if (g > best) best = g;
+        if (r > 0 && g > best) best = g;
     }
     free(a), free(w), free(c);
     return best;
@@ -221,29 +227,20 @@ static double weight_stream_bytes(const rlhf_model *m) {
 
 // ,"dtype":..,"cpu":..,"load":.. for the JSON rows
 static void context_fields(char *buf, size_t n, const char *dtype) {
-    char cpu[128] = "unknown", line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            const char *v = strchr(line, ':');
-            if (v) {
-                v += 1 + (v[1] == ' ');
-                size_t k = 0;
-                for (; v[k] && v[k] != '\n' && v[k] != '"' && v[k] != '\\' && k + 1 < sizeof cpu; k++)
-                    cpu[k] = v[k];
-                cpu[k] = 0;
-            }
-            break;
-        }
-    if (f) fclose(f);
+    const char *cpu = gemm_cpu_model();  // "model name (family F model M)"
+    FILE *f;
     double load = -1;
     f = fopen("/proc/loadavg", "r");
     if (f && fscanf(f, "%lf", &load) != 1) load = -1;
     if (f) fclose(f);
-    snprintf(buf, n, ",\"dtype\":\"%s\"%s%s%s,\"cpu\":\"%s\",\"load1\":%.2f", dtype,
-             strcmp(dtype, "bfloat16") ? "" : ",\"bf16_path\":\"",
+    snprintf(buf, n,
+             ",\"dtype\":\"%s\"%s%s%s,\"cpu\":\"%s\",\"load1\":%.2f,"
+             "\"gemm\":{\"train\":\"%s\",\"decode\":\"%s\",\"attn\":\"%s\",\"how\":\"%s\"}",
+             dtype, strcmp(dtype, "bfloat16") ? "" : ",\"bf16_path\":\"",
              strcmp(dtype, "bfloat16") ? "" : bf16_path_name(bf16_path()),
-             strcmp(dtype, "bfloat16") ? "" : "\"", cpu, load);
+             strcmp(dtype, "bfloat16") ? "" : "\"", cpu, load,
+             gemm_path_name(gemm_class_path(GEMM_TRAIN)), gemm_path_name(gemm_class_path(GEMM_DECODE)),
+             gemm_path_name(gemm_class_path(GEMM_ATTN)), gemm_class_source(GEMM_TRAIN));
 }
 
 // ,"use_peft":..,"lora_r":..,"lora_targets":..,"grad_ckpt":..,"trainable_params":..,
@@ -380,17 +377,73 @@ static int bench_grpo(rlhf_model *m, const char *model, uint64_t sd, int V, int 
     }
     dist_allreduce_max_f64(st, 4);  // the slowest rank's stages
     double tot = st[0] + st[1] + st[2] + st[3];
+    char ctx[512];
+    context_fields(ctx, sizeof ctx, "float32");
     if (dist_rank() == 0)
         printf("{\"impl\":\"rlhf.c\",\"work\":\"grpo\",\"model\":\"%s\",\"prompts\":%d,\"samples\":%d,"
                "\"prompt_len\":%d,\"new_tokens\":%d,\"gen_s\":%.3f,\"score_s\":%.5f,\"ref_s\":%.3f,"
                "\"update_s\":%.3f,\"total_s\":%.3f,\"gen_share\":%.3f,\"tokens_per_s\":%.2f,"
-               "\"threads\":%d,\"ranks\":%d,\"peak_rss_mb\":%.0f}\n",
+               "\"threads\":%d,\"ranks\":%d,\"peak_rss_mb\":%.0f%s}\n",
                model, NP, NS, TP, NN, st[0], st[1], st[2], st[3], tot, st[0] / tot,
-               (double)count / tot, rlhf_num_threads(), dist_size(), peak_rss_mb());
+               (double)count / tot, rlhf_num_threads(), dist_size(), peak_rss_mb(), ctx);
     for (int p = 0; p < LP; p++) free(pr[p * NS]);
     free(pr), free(pl), free(tok), free(tgt), free(refl), free(dl), free(rew), free(adv);
     optim_free(o);
     model_free(ref);
+    return 0;
+}
+
+// --work gemm: times every GEMM path on each class's shapes (src/nn/gemm.c), uses and caches
+// the choice; a table on stderr, one JSON line on stdout
+static int bench_gemm_paths(void) {
+    double t[GEMM_NCLASS][GEMM_NPATH];
+    int chosen[GEMM_NCLASS];
+    int rc = gemm_tune(t, chosen);
+    if (rc < 0) {
+        fprintf(stderr, "rlhf bench: could not measure the GEMM paths (out of memory)\n");
+        return 1;
+    }
+    fprintf(stderr, "GEMM paths on %s, %d threads (ms per pass over each class's shapes)\n",
+            gemm_cpu_model(), rlhf_num_threads());
+    fprintf(stderr, "%-8s", "class");
+    for (int p = 0; p < GEMM_NPATH; p++) fprintf(stderr, " %9s", gemm_path_name(p));
+    fprintf(stderr, "   chosen (built-in)\n");
+    for (int c = 0; c < GEMM_NCLASS; c++) {
+        fprintf(stderr, "%-8s", gemm_class_name(c));
+        for (int p = 0; p < GEMM_NPATH; p++)
+            if (t[c][p] > 0) fprintf(stderr, " %9.3f", 1e3 * t[c][p]);
+            else fprintf(stderr, " %9s", "-");
+        fprintf(stderr, "   %s (%s)\n", gemm_path_name(chosen[c]), gemm_path_name(gemm_fixed_path(c)));
+    }
+    if (rc) fprintf(stderr, "(the choice could not be written to the cache file)\n");
+    char ctx[512];
+    context_fields(ctx, sizeof ctx, "float32");
+    printf("{\"impl\":\"rlhf.c\",\"work\":\"gemm\",\"threads\":%d,\"ms\":{", rlhf_num_threads());
+    for (int c = 0; c < GEMM_NCLASS; c++) {
+        printf("%s\"%s\":{", c ? "," : "", gemm_class_name(c));
+        int first = 1;
+        for (int p = 0; p < GEMM_NPATH; p++)
+            if (t[c][p] > 0) printf("%s\"%s\":%.3f", first ? "" : ",", gemm_path_name(p), 1e3 * t[c][p]), first = 0;
+        printf("}");
+    }
+    printf("},\"cached\":%s%s}\n", rc ? "false" : "true", ctx);
+    return 0;
+}
+
+// --work paths: the GEMM path each class takes in this process, and how it was decided
+// (forced by RLHF_GEMM, cached, measured now, or the built-in order); no workload
+static int bench_gemm_show(void) {
+    printf("{\"impl\":\"rlhf.c\",\"work\":\"paths\",\"cpu\":\"%s\",\"threads\":%d,\"available\":[",
+           gemm_cpu_model(), rlhf_num_threads());
+    for (int p = 0, first = 1; p < GEMM_NPATH; p++)
+        if (gemm_path_available(p)) printf("%s\"%s\"", first ? "" : ",", gemm_path_name(p)), first = 0;
+    printf("],\"gemm\":{");
+    for (int c = 0; c < GEMM_NCLASS; c++)
+        printf("%s\"%s\":\"%s\"", c ? "," : "", gemm_class_name(c), gemm_path_name(gemm_class_path(c)));
+    printf("},\"how\":{");
+    for (int c = 0; c < GEMM_NCLASS; c++)
+        printf("%s\"%s\":\"%s\"", c ? "," : "", gemm_class_name(c), gemm_class_source(c));
+    printf("}}\n");
     return 0;
 }
 
@@ -402,7 +455,7 @@ int cmd_bench(int argc, char **argv) {
         {"model", &model, "model size or checkpoint"},
         {"seq", &seq, "sequence length for sft/fwd"},
         {"batch", &batch, "sequences per step"},
-        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling), dpo (--batch pairs), grpo (one iteration), kernel (the Linear 768->3072 alone at 1..1024 rows)"},
+        {"work", &work, "workload: sft (fwd+bwd+AdamW), fwd (log-probs), gen (sampling), dpo (--batch pairs), grpo (one iteration), kernel (the Linear 768->3072 alone at 1..1024 rows, on each GEMM path), gemm (time the GEMM paths per class, use and cache the fastest; RLHF_GEMM forces one), paths (the GEMM path each class takes, and how it was decided)"},
         {"steps", &steps, "timed steps after one warm-up"},
         {"seed", &seed, "random seed"},
         {"prompt_len", &prompt_len, "gen: prompt tokens per sequence"},
@@ -449,15 +502,31 @@ int cmd_bench(int argc, char **argv) {
     }
     char ctx[512];
     context_fields(ctx, sizeof ctx, dtype);
+    if (!strcmp(work, "gemm")) return bench_gemm_paths();
+    if (!strcmp(work, "paths")) return bench_gemm_show();
     if (!strcmp(work, "kernel")) {
-        // the Linear alone, 768 -> 3072, at decode and prefill row counts
-        int rows[] = {1, 4, 16, 64, 1024};
-        for (int i = 0; i < 5; i++) {
-            double g = bf ? measure_bf16_gflops(rows[i]) : measure_fp32_gflops(rows[i]);
+        // the Linear alone, 768 -> 3072, at decode and prefill row counts: as gemm chooses,
+        // and (fp32) on each path; "packed" is our packed GEMM, which took 9-64 rows before
+        // the 64-row skinny kernel
+        int rows[] = {1, 4, 8, 16, 32, 64, 1024};
+        for (int i = 0; i < 7; i++) {
+            double g = bf ? measure_bf16_gflops(rows[i]) : measure_fp32_gflops(rows[i], -1, 1);
             double wb = 768.0 * 3072 * (bf ? 2 : 4);
+            char per[384] = "";
+            if (!bf) {
+                size_t o = (size_t)snprintf(per, sizeof per, ",\"gflops_by_path\":{");
+                for (int p = 0; p < GEMM_NPATH; p++)
+                    o += (size_t)snprintf(per + o, sizeof per - o, "\"%s\":%.1f,", gemm_path_name(p),
+                                          measure_fp32_gflops(rows[i], p, 1));
+                int own = gemm_path_available(GEMM_AVX512) ? GEMM_AVX512
+                          : gemm_path_available(GEMM_AVX2) ? GEMM_AVX2
+                                                           : GEMM_PORTABLE;
+                snprintf(per + o, sizeof per - o, "\"packed\":%.1f}",
+                         measure_fp32_gflops(rows[i], own, 0));
+            }
             printf("{\"impl\":\"rlhf.c\",\"work\":\"kernel\",\"rows\":%d,\"in\":768,\"out\":3072,"
-                   "\"gflops\":%.1f,\"weight_gb_s\":%.1f,\"threads\":%d%s}\n",
-                   rows[i], g, g / (2.0 * rows[i] * 768 * 3072) * wb, rlhf_num_threads(), ctx);
+                   "\"gflops\":%.1f,\"weight_gb_s\":%.1f,\"threads\":%d%s%s}\n",
+                   rows[i], g, g / (2.0 * rows[i] * 768 * 3072) * wb, rlhf_num_threads(), per, ctx);
         }
         return 0;
     }
@@ -653,7 +722,7 @@ int cmd_bench(int argc, char **argv) {
         free(flat);
         free(logits);
     } else {
-        fprintf(stderr, "rlhf bench: --work must be sft, fwd, gen, dpo, grpo or kernel (got \"%s\")\n", work);
+        fprintf(stderr, "rlhf bench: --work must be sft, fwd, gen, dpo, grpo, kernel, gemm or paths (got \"%s\")\n", work);
         model_free(m);
         return 2;
     }

@@ -1,196 +1,113 @@
-// gemm: the one matrix multiply everything else is built on, and the Linear layer
-// on top of it. Built with RLHF_USE_CBLAS, gemm() is OpenBLAS sgemm (row-major);
-// otherwise it is gemm_portable, a packed, cache-blocked GEMM in the GotoBLAS/BLIS
-// style: blocks of op(A) and op(B) are copied into contiguous panels (which handles
-// every transpose and stride in one place, so the arithmetic never sees them) and a
-// register-blocked micro-kernel (AVX-512, AVX2+FMA, or generic vectors) multiplies
-// panels. Tiles of C are shared among OpenMP threads, unless we already run inside a
-// parallel region (attention calls gemm per head from one), where it is serial.
-// Measured (bench/bench_kernels.c, 2 Zen-class AVX-512 cores): gemm_portable ~350-420
-// GFLOP/s at GPT-2 shapes; Debian's OpenBLAS 0.3.21 picks its Haswell kernels on this CPU
-// (~240) and reaches ~450 only with OPENBLAS_CORETYPE=SkylakeX in the environment.
+// gemm: the one matrix multiply everything else is built on, and the Linear layer on top
+// of it. Four paths compute it:
+//   avx512, avx2, portable   our own kernels (gemm_isa.h, one build per instruction set:
+//                            gemm_avx512.c, gemm_avx2.c, gemm_generic.c), in one binary;
+//   blas                     OpenBLAS sgemm (row-major), when built with RLHF_USE_CBLAS.
+// Every call falls in one of three classes, each with its own path:
+//   decode   a few rows against a weight matrix (!transA, transB, M <= 64, K >= 16,
+//            N >= 64): our skinny kernel (one pass over the weights) or OpenBLAS;
+//   attn     any other call from inside an OpenMP parallel region (attention per head):
+//            serial, small blocks;
+//   train    everything else (Linear layers over many rows, their backward, the LM head).
+// Which path each class takes is decided once per process (gemm_class_path):
+//   RLHF_GEMM=avx512|avx2|blas|portable        one path for every class (forced);
+//   RLHF_GEMM=train=blas,decode=avx2,...       per class (classes not named: as auto);
+//   RLHF_GEMM=fixed                            the built-in order below, no timing
+//                                              (the test suite runs so: same numbers on
+//                                              every CPU of a kind);
+//   RLHF_GEMM=auto (the default)               by measurement: each available path is timed
+//       on representative shapes of each class and the fastest is used unless the built-in
+//       choice is within GEMM_MARGIN of it (gemm_choose). The result is cached per CPU model,
+//       thread count and set of paths in $RLHF_KERNEL_CACHE (default
+//       $XDG_CACHE_HOME/rlhf/kernels.tsv or ~/.cache/rlhf/kernels.tsv; "none" disables the
+//       cache), so the timing (~0.3 s) runs once per machine. `rlhf bench --work gemm`
+//       re-measures and prints the timings.
+// Built-in order (also where no measurement can be made, e.g. when the first gemm of a
+// process runs inside a parallel region and nothing is cached): train and attn take avx512,
+// else blas, else avx2, else portable; decode takes the widest skinny kernel the CPU runs.
+// Measured here (Zen 5, 2 cores): our AVX-512 kernel 1.4x Debian's OpenBLAS 0.3.21 at GPT-2
+// shapes; on Zen 4 (AVX-512 executed as two 256-bit halves) OpenBLAS was 1.05-1.25x ours —
+// hence the measurement instead of a rule on CPU flags.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <pthread.h>
 
+#include "nn/gemm_paths.h"
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 #ifdef RLHF_USE_CBLAS
 #include <cblas.h>
 #endif
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-#include <immintrin.h>
-#endif
 
+#define GEMM_MARGIN 0.05  // the built-in path stays unless another is >5% faster
 
+static const char *const path_names[GEMM_NPATH] = {"avx512", "avx2", "blas", "portable"};
+static const char *const class_names[GEMM_NCLASS] = {"train", "decode", "attn"};
 
-// ---- micro-kernel: a MR x NR block of C from a packed A sliver and B sliver ----
-// VL floats per vector; NR = 2 vectors wide, MR rows tall (2*MR accumulators must fit
-// the register file: 16 of 32 zmm, 12 of 16 ymm). With AVX-512, 12 rows made gcc 12 spill
-// and ran ~25% slower than 8.
-#if defined(__AVX512F__)
-#define VL 16
-#define MR 8
-#define MC 128
-#define NC 512
-typedef __m512 vec_t;
-static inline vec_t vec_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline void vec_store(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
-static inline vec_t vec_bcast(float x) { return _mm512_set1_ps(x); }
-static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
-static inline vec_t vec_zero(void) { return _mm512_setzero_ps(); }
-static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
-#elif defined(__AVX2__) && defined(__FMA__)
-#define VL 8
-#define MR 6
-#define MC 120
-#define NC 512
-typedef __m256 vec_t;
-static inline vec_t vec_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline void vec_store(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
-static inline vec_t vec_bcast(float x) { return _mm256_set1_ps(x); }
-static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
-static inline vec_t vec_zero(void) { return _mm256_setzero_ps(); }
-static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
+const char *gemm_path_name(int path) {
+    return path >= 0 && path < GEMM_NPATH ? path_names[path] : "?";
+}
+const char *gemm_class_name(int cls) {
+    return cls >= 0 && cls < GEMM_NCLASS ? class_names[cls] : "?";
+}
+
+static int cpu_has(int path) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (path == GEMM_AVX512) return __builtin_cpu_supports("avx512f");
+    if (path == GEMM_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-#define VL 4
-#define MR 4
-#define MC 64
-#define NC 256
-typedef float vec_t __attribute__((vector_size(16)));
-static inline vec_t vec_load(const float *p) {
-    vec_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void vec_store(float *p, vec_t v) { memcpy(p, &v, sizeof v); }
-static inline vec_t vec_bcast(float x) { return (vec_t){x, x, x, x}; }
-static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
-static inline vec_t vec_zero(void) { return (vec_t){0, 0, 0, 0}; }
-static inline vec_t vec_mul(vec_t a, vec_t b) { return a * b; }
+    (void)path;
 #endif
-#define NR (2 * VL)
-#define KC 256
-
-// Ap (kc, MR) packed, Bp (kc, NR) packed -> acc (MR, NR) = Ap^T Bp. With c != NULL (a full
-// tile) C (MR, NR at row stride ldc) = alpha acc + beta C, where beta = 0 ignores C;
-// otherwise acc goes to ct for the caller to apply to a partial tile.
-static inline void micro_kernel(int kc, const float *restrict Ap, const float *restrict Bp,
-                                float *restrict c, long ldc, float alpha, float beta,
-                                float *restrict ct) {
-    vec_t c0[MR], c1[MR];
-    for (int r = 0; r < MR; r++) c0[r] = c1[r] = vec_zero();
-    for (int p = 0; p < kc; p++) {
-        vec_t b0 = vec_load(Bp + (long)p * NR), b1 = vec_load(Bp + (long)p * NR + VL);
-        for (int r = 0; r < MR; r++) {
-            vec_t a = vec_bcast(Ap[p * MR + r]);
-            c0[r] = vec_fma(a, b0, c0[r]);
-            c1[r] = vec_fma(a, b1, c1[r]);
-        }
-    }
-    if (!c) {
-        for (int r = 0; r < MR; r++) {
-            vec_store(ct + r * NR, c0[r]);
-            vec_store(ct + r * NR + VL, c1[r]);
-        }
-        return;
-    }
-    vec_t va = vec_bcast(alpha), vb = vec_bcast(beta);
-    for (int r = 0; r < MR; r++) {
-        float *cr = c + r * ldc;
-        vec_t x0 = vec_mul(va, c0[r]), x1 = vec_mul(va, c1[r]);
-        if (beta != 0.0f) {
-            x0 = vec_fma(vb, vec_load(cr), x0);
-            x1 = vec_fma(vb, vec_load(cr + VL), x1);
-        }
-        vec_store(cr, x0);
-        vec_store(cr + VL, x1);
-    }
+    return 0;
 }
 
-typedef struct {
-    int transA, transB, M, N, K;
-    float alpha, beta;
-    const float *A, *B;
-    float *C;
-    int lda, ldb, ldc;
-} gemm_args;
-
-// op(A)[i0:i0+mc, p0:p0+kc] -> slivers of MR rows, each (kc, MR), zero-padded
-static void pack_a(const gemm_args *g, int i0, int mc, int p0, int kc, float *restrict dst) {
-    for (int ir = 0; ir < mc; ir += MR, dst += (long)kc * MR) {
-        int mr = mc - ir < MR ? mc - ir : MR;
-        if (!g->transA) {
-            for (int r = 0; r < mr; r++) {
-                const float *src = g->A + (long)(i0 + ir + r) * g->lda + p0;
-                for (int p = 0; p < kc; p++) dst[p * MR + r] = src[p];
-            }
-        } else {
-            for (int p = 0; p < kc; p++) {
-                const float *src = g->A + (long)(p0 + p) * g->lda + i0 + ir;
-                for (int r = 0; r < mr; r++) dst[p * MR + r] = src[r];
-            }
-        }
-        for (int r = mr; r < MR; r++)
-            for (int p = 0; p < kc; p++) dst[p * MR + r] = 0.0f;
-    }
+static const gemm_isa_kernels *isa_of(int path) {
+    return path == GEMM_AVX512 ? &gemm_isa_avx512
+           : path == GEMM_AVX2 ? &gemm_isa_avx2
+           : path == GEMM_PORTABLE ? &gemm_isa_generic
+                                   : NULL;
 }
 
-// op(B)[p0:p0+kc, j0:j0+nc] -> slivers of NR columns, each (kc, NR), zero-padded
-static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, float *restrict dst) {
-    for (int jr = 0; jr < nc; jr += NR, dst += (long)kc * NR) {
-        int nr = nc - jr < NR ? nc - jr : NR;
-        if (!g->transB) {
-            for (int p = 0; p < kc; p++) {
-                const float *src = g->B + (long)(p0 + p) * g->ldb + j0 + jr;
-                float *d = dst + (long)p * NR;
-                for (int c = 0; c < nr; c++) d[c] = src[c];
-                for (int c = nr; c < NR; c++) d[c] = 0.0f;
-            }
-        } else {
-            for (int c = 0; c < nr; c++) {
-                const float *src = g->B + (long)(j0 + jr + c) * g->ldb + p0;
-                for (int p = 0; p < kc; p++) dst[(long)p * NR + c] = src[p];
-            }
-            for (int c = nr; c < NR; c++)
-                for (int p = 0; p < kc; p++) dst[(long)p * NR + c] = 0.0f;
-        }
+int gemm_path_available(int path) {
+    if (path == GEMM_BLAS) {
+#ifdef RLHF_USE_CBLAS
+        return 1;
+#else
+        return 0;
+#endif
     }
+    const gemm_isa_kernels *k = isa_of(path);
+    if (!k || !k->packed) return 0;
+    return path == GEMM_PORTABLE || cpu_has(path);
 }
 
-// Per-thread packing buffers (bounded, so no allocation in the kernel).
-static _Thread_local float pack_a_buf[MC * KC] __attribute__((aligned(64)));
-static _Thread_local float pack_b_buf[KC * NC] __attribute__((aligned(64)));
+// the widest of our own kernels this CPU runs
+static int own_best(void) {
+    return gemm_path_available(GEMM_AVX512) ? GEMM_AVX512
+           : gemm_path_available(GEMM_AVX2) ? GEMM_AVX2
+                                            : GEMM_PORTABLE;
+}
 
-// C[i0:i0+mc, j0:j0+nc] over the whole K; mc <= MC, nc <= NC
-static void gemm_tile(const gemm_args *g, int i0, int mc, int j0, int nc) {
-    float *pa = pack_a_buf, *pb = pack_b_buf;
-    float ct[MR * NR] __attribute__((aligned(64)));
-    const float alpha = g->alpha, beta = g->beta;
-    for (int p0 = 0; p0 < g->K; p0 += KC) {
-        int kc = g->K - p0 < KC ? g->K - p0 : KC;
-        pack_b(g, p0, kc, j0, nc, pb);
-        pack_a(g, i0, mc, p0, kc, pa);
-        for (int jr = 0; jr < nc; jr += NR) {
-            int nr = nc - jr < NR ? nc - jr : NR;
-            for (int ir = 0; ir < mc; ir += MR) {
-                int mr = mc - ir < MR ? mc - ir : MR;
-                float *c = g->C + (long)(i0 + ir) * g->ldc + j0 + jr;
-                float b = p0 > 0 ? 1.0f : beta;  // later k blocks add to what the first wrote
-                if (mr == MR && nr == NR) {
-                    micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, c, g->ldc, alpha, b,
-                                 ct);
-                    continue;
-                }
-                micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, NULL, 0, alpha, b, ct);
-                for (int r = 0; r < mr; r++, c += g->ldc) {
-                    const float *t = ct + r * NR;
-                    if (b == 0.0f)
-                        for (int j = 0; j < nr; j++) c[j] = alpha * t[j];
-                    else
-                        for (int j = 0; j < nr; j++) c[j] = alpha * t[j] + b * c[j];
-                }
-            }
-        }
-    }
+int gemm_fixed_path(int cls) {
+    if (cls == GEMM_DECODE) return own_best();
+    if (gemm_path_available(GEMM_AVX512)) return GEMM_AVX512;
+    if (gemm_path_available(GEMM_BLAS)) return GEMM_BLAS;
+    return own_best();
+}
+
+int gemm_choose(const double t[GEMM_NPATH], int fixed, double margin) {
+    int best = -1;
+    for (int p = 0; p < GEMM_NPATH; p++)
+        if (t[p] > 0 && (best < 0 || t[p] < t[best])) best = p;
+    if (best < 0) return fixed;
+    if (fixed >= 0 && fixed < GEMM_NPATH && t[fixed] > 0 && t[fixed] <= t[best] * (1.0 + margin))
+        return fixed;
+    return best;
 }
 
 // C (M,N) = beta * C, where beta == 0 writes zeros whatever C held
@@ -204,55 +121,396 @@ static void scale_c(float *C, int M, int N, int ldc, float beta) {
     }
 }
 
-// C (M,N) = alpha op(A) op(B) + beta C, any transposes and row strides
-void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static int is_decode_shape(int transA, int transB, int M, int N, int K) {
+    return !transA && transB && M <= GEMM_SKINNY_MAX_M && K >= 16 && N >= 64;
+}
+
+// one call on one path; skinny (0/1) picks our decode kernel for decode shapes
+static void run_path(int path, int skinny, int transA, int transB, int M, int N, int K,
+                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(C, M, N, ldc, beta);
         return;
     }
-    gemm_args g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
-    int mc = MC, nc = NC;
-    int par = !nn_in_parallel() && (double)M * N * K >= 64.0 * 64 * 64 && nn_max_threads() > 1;
-    if (par) {  // narrower tiles when there would be too few to keep every thread busy
-        int want = 4 * nn_max_threads();
-        while (((M + mc - 1) / mc) * ((N + nc - 1) / nc) < want && nc > NR) nc /= 2;
-        while (((M + mc - 1) / mc) * ((N + nc - 1) / nc) < want && mc > MR) mc = mc / 2 / MR * MR;
-        if (mc < MR) mc = MR;
+#ifdef RLHF_USE_CBLAS
+    if (path == GEMM_BLAS) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                    ldc);
+        return;
     }
-    int mt = (M + mc - 1) / mc, nt = (N + nc - 1) / nc;
-    int ntiles = mt * nt;
-#pragma omp parallel for schedule(dynamic, 1) if (par && ntiles > 1)
-    for (int t = 0; t < ntiles; t++) {
-        int i0 = (t / nt) * mc, j0 = (t % nt) * nc;
-        gemm_tile(&g, i0, M - i0 < mc ? M - i0 : mc, j0, N - j0 < nc ? N - j0 : nc);
+#endif
+    const gemm_isa_kernels *k = isa_of(path);
+    if (!k || !k->packed) k = isa_of(own_best());
+    if (skinny && is_decode_shape(transA, transB, M, N, K))
+        k->skinny(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        k->packed(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int gemm_path_call(int path, int skinny, int transA, int transB, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                   int ldc) {
+    if (!gemm_path_available(path)) return -1;
+    run_path(path, skinny, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return 0;
+}
+
+// ---- measurement ----
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void fill(float *x, long n, unsigned seed) {
+    for (long i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)((seed >> 9) & 0xffff) / 65536.0f - 0.5f;
     }
 }
 
-// C (M,N) = alpha op(A) op(B) + beta C; OpenBLAS when built with it
+// seconds for one pass over the class's shapes on `path` (the best of `reps`, after a warm-up)
+static double time_class(int cls, int path, float *A, float *B, float *C, int reps) {
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now_s();
+        if (cls == GEMM_TRAIN) {  // GPT-2 124M Linear shapes over 256 tokens: fwd, dinp, dW
+            run_path(path, 0, 0, 1, 256, 2304, 768, 1.0f, A, 768, B, 768, 0.0f, C, 2304);
+            run_path(path, 0, 0, 0, 256, 768, 3072, 1.0f, A, 3072, B, 768, 0.0f, C, 768);
+            run_path(path, 0, 1, 0, 768, 768, 256, 1.0f, A, 768, B, 768, 1.0f, C, 768);
+        } else if (cls == GEMM_DECODE) {  // 4 and 32 sequences through c_fc and c_proj
+            run_path(path, 1, 0, 1, 4, 3072, 768, 1.0f, A, 768, B, 768, 0.0f, C, 3072);
+            run_path(path, 1, 0, 1, 32, 3072, 768, 1.0f, A, 768, B, 768, 0.0f, C, 3072);
+            run_path(path, 1, 0, 1, 32, 768, 3072, 1.0f, A, 3072, B, 3072, 0.0f, C, 768);
+        } else {  // attention blocks, one head per thread: q k^T, a v, and their backward
+            int nt = nn_max_threads();
+#pragma omp parallel for schedule(static, 1)
+            for (int h = 0; h < 4 * nt; h++) {
+                const float *q = A + (size_t)(h % nt) * 64 * 256, *k = B + (size_t)(h % nt) * 256 * 64;
+                float *s = C + (size_t)(h % nt) * 2 * 256 * 256;
+                run_path(path, 0, 0, 1, 64, 256, 64, 0.125f, q, 64, k, 64, 0.0f, s, 256);
+                run_path(path, 0, 0, 0, 64, 64, 256, 1.0f, s, 256, k, 64, 0.0f, s + 65536, 64);
+                run_path(path, 0, 1, 0, 192, 64, 64, 1.0f, s, 256, q, 64, 1.0f, s + 65536, 64);
+            }
+        }
+        double t = now_s() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    return best;
+}
+
+int gemm_measure(double t[GEMM_NCLASS][GEMM_NPATH]) {
+    int nt = nn_max_threads();
+    size_t na = (size_t)256 * 3072 > (size_t)nt * 64 * 256 ? (size_t)256 * 3072 : (size_t)nt * 64 * 256;
+    size_t nb = (size_t)3072 * 768;
+    size_t nc = (size_t)768 * 2304 > (size_t)nt * 2 * 256 * 256 ? (size_t)768 * 2304
+                                                               : (size_t)nt * 2 * 256 * 256;
+    float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *C = malloc(nc * sizeof *C);
+    if (!A || !B || !C) {
+        free(A), free(B), free(C);
+        return -1;
+    }
+    fill(A, (long)na, 1), fill(B, (long)nb, 2), fill(C, (long)nc, 3);
+    for (int c = 0; c < GEMM_NCLASS; c++)
+        for (int p = 0; p < GEMM_NPATH; p++)
+            t[c][p] = gemm_path_available(p) ? time_class(c, p, A, B, C, 3) : 0.0;
+    free(A), free(B), free(C);
+    return 0;
+}
+
+// ---- the cache: one line per CPU model, thread count and set of available paths ----
+
+// "model name (family F model M)": the name alone does not tell CPU generations apart
+// (this project's machines say "AMD EPYC" on Zen 4 and Zen 5 alike)
+static void cpu_model(char *buf, size_t n) {
+    char name[128] = "unknown", line[512];
+    int family = -1, model = -1;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        const char *v = strchr(line, ':');
+        if (!v) continue;
+        v += 1 + (v[1] == ' ');
+        if (!strncmp(line, "model name", 10)) {
+            size_t k = 0;
+            for (; v[k] && v[k] != '\n' && k + 1 < sizeof name; k++)
+                name[k] = v[k] == '\t' || v[k] == '"' || v[k] == '\\' ? ' ' : v[k];
+            name[k] = 0;
+        } else if (!strncmp(line, "cpu family", 10)) {
+            family = atoi(v);
+        } else if (!strncmp(line, "model", 5) && (line[5] == '\t' || line[5] == ' ')) {
+            model = atoi(v);
+        } else if (line[0] == '\n') {
+            break;  // the first processor's block is enough
+        }
+    }
+    if (f) fclose(f);
+    if (family >= 0)
+        snprintf(buf, n, "%s (family %d model %d)", name, family, model);
+    else
+        snprintf(buf, n, "%s", name);
+}
+
+static char g_cpu[160];
+static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
+static void cpu_init(void) { cpu_model(g_cpu, sizeof g_cpu); }
+
+const char *gemm_cpu_model(void) {
+    pthread_once(&g_cpu_once, cpu_init);
+    return g_cpu;
+}
+
+// the cache file's path in buf; 0 where there is none ($RLHF_KERNEL_CACHE=none, no $HOME)
+static int cache_path(char *buf, size_t n) {
+    const char *e = getenv("RLHF_KERNEL_CACHE");
+    if (e) {
+        if (!*e || !strcmp(e, "none")) return 0;
+        snprintf(buf, n, "%s", e);
+        return 1;
+    }
+    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    if (x && *x) snprintf(buf, n, "%s/rlhf/kernels.tsv", x);
+    else if (h && *h) snprintf(buf, n, "%s/.cache/rlhf/kernels.tsv", h);
+    else return 0;
+    return 1;
+}
+
+// "CPU model<TAB>threads<TAB>available paths": what a cached choice is valid for
+static void cache_key(char *buf, size_t n) {
+    char avail[64] = "";
+    for (int p = 0; p < GEMM_NPATH; p++)
+        if (gemm_path_available(p)) {
+            if (*avail) strcat(avail, ",");
+            strcat(avail, path_names[p]);
+        }
+    snprintf(buf, n, "%s\t%d\t%s", gemm_cpu_model(), nn_max_threads(), avail);
+}
+
+static int path_by_name(const char *s, size_t len) {
+    for (int p = 0; p < GEMM_NPATH; p++)
+        if (strlen(path_names[p]) == len && !strncmp(s, path_names[p], len)) return p;
+    return -1;
+}
+
+// fills out[] (for classes still -1) from the cache line for this machine; 1 if found
+static int cache_load(int out[GEMM_NCLASS]) {
+    char file[4096], key[256], line[512];
+    if (!cache_path(file, sizeof file)) return 0;
+    FILE *f = fopen(file, "r");
+    if (!f) return 0;
+    cache_key(key, sizeof key);
+    size_t kl = strlen(key);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, kl) || line[kl] != '\t') continue;
+        int got[GEMM_NCLASS] = {-1, -1, -1};
+        for (char *tok = strtok(line + kl + 1, "\t\n"); tok; tok = strtok(NULL, "\t\n")) {
+            char *eq = strchr(tok, '=');
+            if (!eq) continue;
+            for (int c = 0; c < GEMM_NCLASS; c++)
+                if ((size_t)(eq - tok) == strlen(class_names[c]) &&
+                    !strncmp(tok, class_names[c], (size_t)(eq - tok)))
+                    got[c] = path_by_name(eq + 1, strlen(eq + 1));
+        }
+        found = 1;
+        for (int c = 0; c < GEMM_NCLASS; c++)
+            if (got[c] < 0 || !gemm_path_available(got[c])) found = 0;
+        if (found)
+            for (int c = 0; c < GEMM_NCLASS; c++)
+                if (out[c] < 0) out[c] = got[c];
+    }
+    fclose(f);
+    return found;
+}
+
+// mkdir -p of the folder holding `file`
+static void make_parent(const char *file) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return;
+    *slash = 0;
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(dir, 0755);
+            *p = '/';
+        }
+    mkdir(dir, 0755);
+}
+
+// writes this machine's line (other machines' lines kept) through a temporary file and a
+// rename, so a reader never sees half a file; 0 on success
+int gemm_cache_save(const int path[GEMM_NCLASS]) {
+    char file[4096], tmp[4200], key[256], line[512];
+    if (!cache_path(file, sizeof file)) return -1;
+    make_parent(file);
+    cache_key(key, sizeof key);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) return -1;
+    fprintf(out, "# rlhf.c GEMM paths chosen by measurement (src/nn/gemm.c); "
+                 "`rlhf bench --work gemm` re-measures\n");
+    FILE *in = fopen(file, "r");
+    size_t kl = strlen(key);
+    while (in && fgets(line, sizeof line, in))
+        if (line[0] != '#' && !(strncmp(line, key, kl) == 0 && line[kl] == '\t')) fputs(line, out);
+    if (in) fclose(in);
+    fprintf(out, "%s", key);
+    for (int c = 0; c < GEMM_NCLASS; c++) fprintf(out, "\t%s=%s", class_names[c], path_names[path[c]]);
+    fprintf(out, "\n");
+    int bad = ferror(out);
+    bad |= fclose(out) != 0;
+    if (bad || rename(tmp, file)) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+// ---- the choice ----
+
+static int g_path[GEMM_NCLASS] = {-1, -1, -1};
+static const char *g_source[GEMM_NCLASS] = {"", "", ""};
+static int g_ready;
+static int g_tuning;  // gemm_tune is about to measure: the first resolution need not
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+// RLHF_GEMM into forced[] (-1 = not forced); *mode 0 auto, 1 fixed
+static void parse_env(int forced[GEMM_NCLASS], int *mode) {
+    const char *e = getenv("RLHF_GEMM");
+    *mode = 0;
+    if (!e || !*e) return;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", e);
+    for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
+        char *eq = strchr(tok, '=');
+        const char *val = eq ? eq + 1 : tok;
+        int cls = -1;
+        if (eq) {
+            for (int c = 0; c < GEMM_NCLASS; c++)
+                if ((size_t)(eq - tok) == strlen(class_names[c]) &&
+                    !strncmp(tok, class_names[c], (size_t)(eq - tok)))
+                    cls = c;
+            if (cls < 0) {
+                fprintf(stderr, "rlhf: RLHF_GEMM: unknown class in \"%s\" (train, decode, attn)\n", tok);
+                continue;
+            }
+        }
+        if (!eq && !strcmp(val, "auto")) continue;
+        if (!eq && !strcmp(val, "fixed")) {
+            *mode = 1;
+            continue;
+        }
+        int p = path_by_name(val, strlen(val));
+        if (p < 0) {
+            fprintf(stderr, "rlhf: RLHF_GEMM: \"%s\" is not avx512, avx2, blas, portable, auto or fixed\n",
+                    val);
+            continue;
+        }
+        if (!gemm_path_available(p)) {
+            fprintf(stderr, "rlhf: RLHF_GEMM: the %s path is not available here (%s); not forced\n",
+                    val, p == GEMM_BLAS ? "built without OpenBLAS" : "this CPU lacks it");
+            continue;
+        }
+        for (int c = 0; c < GEMM_NCLASS; c++)
+            if (cls < 0 || cls == c) forced[c] = p;
+    }
+}
+
+static void resolve(void) {
+    int forced[GEMM_NCLASS] = {-1, -1, -1}, mode;
+    parse_env(forced, &mode);
+    for (int c = 0; c < GEMM_NCLASS; c++) {
+        g_path[c] = forced[c];
+        g_source[c] = "forced";
+    }
+    int open = 0;
+    for (int c = 0; c < GEMM_NCLASS; c++) open += g_path[c] < 0;
+    if (open && mode == 0) {
+        int got[GEMM_NCLASS] = {-1, -1, -1};
+        if (cache_load(got)) {
+            for (int c = 0; c < GEMM_NCLASS; c++)
+                if (g_path[c] < 0) g_path[c] = got[c], g_source[c] = "cached";
+        } else if (!nn_in_parallel() && !g_tuning) {
+            // (inside a parallel region the timings would be of one thread: fixed instead)
+            double t[GEMM_NCLASS][GEMM_NPATH];
+            if (gemm_measure(t) == 0) {
+                int chosen[GEMM_NCLASS];
+                for (int c = 0; c < GEMM_NCLASS; c++) {
+                    chosen[c] = gemm_choose(t[c], gemm_fixed_path(c), GEMM_MARGIN);
+                    if (g_path[c] < 0) g_path[c] = chosen[c], g_source[c] = "measured";
+                }
+                gemm_cache_save(chosen);
+            }
+        }
+    }
+    for (int c = 0; c < GEMM_NCLASS; c++)
+        if (g_path[c] < 0) g_path[c] = gemm_fixed_path(c), g_source[c] = "fixed";
+    __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+}
+
+int gemm_class_path(int cls) {
+    if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) pthread_once(&g_once, resolve);
+    return cls >= 0 && cls < GEMM_NCLASS ? __atomic_load_n(&g_path[cls], __ATOMIC_RELAXED) : -1;
+}
+
+const char *gemm_class_source(int cls) {
+    gemm_class_path(cls);
+    return cls >= 0 && cls < GEMM_NCLASS ? g_source[cls] : "?";
+}
+
+int gemm_set_path(int cls, int path) {
+    gemm_class_path(0);
+    if (path >= 0 && !gemm_path_available(path)) return -1;
+    for (int c = 0; c < GEMM_NCLASS; c++)
+        if (cls < 0 || cls == c) {
+            __atomic_store_n(&g_path[c], path >= 0 ? path : gemm_fixed_path(c), __ATOMIC_RELAXED);
+            g_source[c] = path >= 0 ? "set" : "fixed";
+        }
+    return 0;
+}
+
+int gemm_tune(double t[GEMM_NCLASS][GEMM_NPATH], int chosen[GEMM_NCLASS]) {
+    g_tuning = 1;
+    gemm_class_path(0);
+    if (gemm_measure(t)) return -1;
+    for (int c = 0; c < GEMM_NCLASS; c++) {
+        chosen[c] = gemm_choose(t[c], gemm_fixed_path(c), GEMM_MARGIN);
+        __atomic_store_n(&g_path[c], chosen[c], __ATOMIC_RELAXED);
+        g_source[c] = "measured";
+    }
+    return gemm_cache_save(chosen) ? 1 : 0;
+}
+
+// ---- the entry points ----
+
+// C (M,N) = alpha op(A) op(B) + beta C, on the path chosen for the call's class
 void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
-    // a few rows against a weight matrix (decoding): one streaming pass over B
-    if (!transA && transB && M > 0 && M <= 8 && K >= 16 && N >= 64) {
-        gemm_skinny_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#if defined(RLHF_USE_CBLAS) && (!defined(__AVX512F__) || defined(RLHF_PREFER_CBLAS))
-    // OpenBLAS, except on AVX-512 machines: there our own packed AVX-512 kernel
-    // beats Debian's OpenBLAS 0.3.21 (which runs its Haswell kernel on these CPUs)
-    // by 1.4x end to end (make bench; docs/benchmarks.md). -DRLHF_PREFER_CBLAS
-    // restores OpenBLAS everywhere.
+    int cls = is_decode_shape(transA, transB, M, N, K) ? GEMM_DECODE
+              : nn_in_parallel()                          ? GEMM_ATTN
+                                                          : GEMM_TRAIN;
+    run_path(gemm_class_path(cls), 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
+             ldc);
+}
+
+void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    run_path(own_best(), 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_skinny_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        scale_c(C, M, N, ldc, beta);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-    gemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
+    const gemm_isa_kernels *k = isa_of(own_best());
+    if (M > GEMM_SKINNY_MAX_M)
+        k->packed(0, 1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        k->skinny(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // ---- linear ----

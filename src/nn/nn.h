@@ -9,20 +9,58 @@
 
 #include <stdint.h>
 
-// ---- matrix multiply: the one entry point (OpenBLAS sgemm when built with it) ----
+// ---- matrix multiply: the one entry point ----
 // C (M,N) = alpha * op(A) @ op(B) + beta * C; op(X) = X or X^T (transA/transB != 0).
 // A is (M,K) (or (K,M) if transA), B is (K,N) (or (N,K) if transB); lda/ldb/ldc are
 // row strides. Safe to call from inside an OpenMP parallel region (runs single-threaded there).
+// Runs on the path chosen for the call's class (below; gemm.c says how it is chosen).
 void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc);
-// the portable fallback, exposed so tests can compare it with the BLAS path
+// our own packed GEMM with the widest instructions this CPU runs (never OpenBLAS)
 void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
-
-// C (M,N) = alpha * A (M,K) @ B^T + beta * C for M <= 8 (decoding): each row of B is
-// streamed once. gemm() routes such shapes here.
+// C (M,N) = alpha * A (M,K) @ B^T + beta * C for few rows (decoding): each row of B is
+// streamed once for all rows of A (our widest skinny kernel; more than 64 rows: packed).
 void gemm_skinny_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                     int ldb, float beta, float *C, int ldc);
+
+// Paths: our AVX-512, AVX2 and portable kernels, and OpenBLAS. Classes: train (the
+// general case), decode (!transA, transB, M <= 64 rows, K >= 16, N >= 64: few rows
+// against a weight matrix), attn (other calls from inside a parallel region).
+enum { GEMM_AVX512, GEMM_AVX2, GEMM_BLAS, GEMM_PORTABLE, GEMM_NPATH };
+enum { GEMM_TRAIN, GEMM_DECODE, GEMM_ATTN, GEMM_NCLASS };
+const char *gemm_path_name(int path);
+const char *gemm_class_name(int cls);
+// 1 where this build and this CPU run the path
+int gemm_path_available(int path);
+// the path a class takes in this process (decided at the first call: RLHF_GEMM, the
+// cache, or a measurement); and how it was decided: "forced", "cached", "measured",
+// "fixed" (the built-in order) or "set" (gemm_set_path)
+int gemm_class_path(int cls);
+const char *gemm_class_source(int cls);
+// the built-in path of a class (no timing): train/attn avx512 > blas > avx2 > portable,
+// decode our widest skinny kernel
+int gemm_fixed_path(int cls);
+// forces a class's path (cls -1: every class; path -1: the built-in one); -1 if unavailable
+int gemm_set_path(int cls, int path);
+// the choice from timings t[path] (seconds; <= 0: not available): the fastest, unless
+// `fixed` is within `margin` (a fraction) of it; `fixed` when nothing was timed.
+// Deterministic given the timings.
+int gemm_choose(const double t[GEMM_NPATH], int fixed, double margin);
+// seconds per class and path on representative shapes (0 where unavailable); 0 on success
+int gemm_measure(double t[GEMM_NCLASS][GEMM_NPATH]);
+// measures, chooses, uses the choice in this process and writes it to the cache:
+// 0, or 1 when the cache could not be written, -1 when nothing could be measured
+int gemm_tune(double t[GEMM_NCLASS][GEMM_NPATH], int chosen[GEMM_NCLASS]);
+// writes a choice to the cache file for this CPU model, thread count and paths; 0 on success
+int gemm_cache_save(const int path[GEMM_NCLASS]);
+// the CPU's model name (/proc/cpuinfo), "unknown" where none
+const char *gemm_cpu_model(void);
+// one call on a given path (skinny != 0: decode shapes take our skinny kernel); -1 if
+// the path is unavailable. For tests and benchmarks.
+int gemm_path_call(int path, int skinny, int transA, int transB, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                   int ldc);
 
 // ---- linear ----
 // inp (N,C), w (OC,C), b (OC) or NULL -> out (N,OC)  [overwrites out]
