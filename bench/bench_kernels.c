@@ -2,11 +2,13 @@
 // (B=4, T=256, C=768, NH=12, HS=64, V=50257): gemm (BLAS path and portable path)
 // in GFLOP/s, attention forward+backward for 12 layers, the fused logprob head
 // against the three plain gemms it replaces, and the elementwise kernels.
-// Build (from the repository root):
-//   gcc -O3 -march=native -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Isrc -DRLHF_USE_CBLAS
-//       -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/bench_kernels.c src/nn/*.c
-//       src/base/base.c -L/usr/lib/x86_64-linux-gnu/openblas-openmp
-//       -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lm -o build/bench_kernels
+// Build (from the repository root, after make: the GEMM files need their own -m flags,
+// which the Makefile gives them, so link the library rather than compiling src/nn here):
+//   gcc -O3 -march=native -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Isrc bench/bench_kernels.c
+//       build/librlhf.a -L/usr/lib/x86_64-linux-gnu/openblas-openmp
+//       -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lcjson -lz -lm
+//       -o build/bench_kernels
+// (rlhf bench --work gemm and --work kernel time the GEMM paths one by one.)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
