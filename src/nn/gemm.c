@@ -206,7 +206,7 @@ static double time_class(int cls, int path, float *A, float *B, float *C, int re
 int gemm_measure(double t[GEMM_NCLASS][GEMM_NPATH]) {
     int nt = nn_max_threads();
     size_t na = (size_t)256 * 3072 > (size_t)nt * 64 * 256 ? (size_t)256 * 3072 : (size_t)nt * 64 * 256;
-    size_t nb = (size_t)3072 * 768;
+    size_t nb = (size_t)3072 * 768 > (size_t)nt * 256 * 64 ? (size_t)3072 * 768 : (size_t)nt * 256 * 64;
     size_t nc = (size_t)768 * 2304 > (size_t)nt * 2 * 256 * 256 ? (size_t)768 * 2304
                                                                : (size_t)nt * 2 * 256 * 256;
     float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *C = malloc(nc * sizeof *C);
