@@ -111,7 +111,7 @@ int gemm_choose(const double t[GEMM_NPATH], int fixed, double margin) {
 }
 
 // C (M,N) = beta * C, where beta == 0 writes zeros whatever C held
-static void scale_c(float *C, int M, int N, int ldc, float beta) {
+void gemm_scale_c(float *C, int M, int N, int ldc, float beta) {
     for (int i = 0; i < M; i++) {
         float *c = C + (long)i * ldc;
         if (beta == 0.0f)
@@ -131,7 +131,7 @@ static void run_path(int path, int skinny, int transA, int transB, int M, int N,
                      float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(C, M, N, ldc, beta);
+        gemm_scale_c(C, M, N, ldc, beta);
         return;
     }
 #ifdef RLHF_USE_CBLAS

@@ -220,23 +220,12 @@ static void gemm_tile(const gemm_args *g, int i0, int mc, int j0, int nc) {
     }
 }
 
-// C (M,N) = beta * C, where beta == 0 writes zeros whatever C held
-static void scale_c_(float *C, int M, int N, int ldc, float beta) {
-    for (int i = 0; i < M; i++) {
-        float *c = C + (long)i * ldc;
-        if (beta == 0.0f)
-            for (int j = 0; j < N; j++) c[j] = 0.0f;
-        else if (beta != 1.0f)
-            for (int j = 0; j < N; j++) c[j] *= beta;
-    }
-}
-
 // C (M,N) = alpha op(A) op(B) + beta C, any transposes and row strides
 void GEMM_FN(gemm_packed_)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
-        scale_c_(C, M, N, ldc, beta);
+        gemm_scale_c(C, M, N, ldc, beta);
         return;
     }
     gemm_args g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};

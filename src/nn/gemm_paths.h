@@ -19,6 +19,9 @@ typedef struct {
     gemm_skinny_fn skinny;
 } gemm_isa_kernels;
 
+// C (M,N) = beta * C, where beta == 0 writes zeros whatever C held (gemm.c)
+void gemm_scale_c(float *C, int M, int N, int ldc, float beta);
+
 extern const gemm_isa_kernels gemm_isa_avx512, gemm_isa_avx2, gemm_isa_generic;
 
 #endif
