@@ -44,7 +44,7 @@
 #include <cblas.h>
 #endif
 
-#define GEMM_MARGIN 0.05  // the built-in path stays unless another is >5% faster
+#define GEMM_MARGIN 0.05 // the built-in path stays unless another is >5% faster
 
 static const char *const path_names[GEMM_NPATH] = {"avx512", "avx2", "blas", "portable"};
 static const char *const class_names[GEMM_NCLASS] = {"train", "decode", "attn"};
@@ -67,8 +67,8 @@ static int cpu_has(int path) {
 }
 
 static const gemm_isa_kernels *isa_of(int path) {
-    return path == GEMM_AVX512 ? &gemm_isa_avx512
-           : path == GEMM_AVX2 ? &gemm_isa_avx2
+    return path == GEMM_AVX512     ? &gemm_isa_avx512
+           : path == GEMM_AVX2     ? &gemm_isa_avx2
            : path == GEMM_PORTABLE ? &gemm_isa_generic
                                    : NULL;
 }
@@ -126,9 +126,9 @@ static int is_decode_shape(int transA, int transB, int M, int N, int K) {
 }
 
 // one call on one path; skinny (0/1) picks our decode kernel for decode shapes
-static void run_path(int path, int skinny, int transA, int transB, int M, int N, int K,
-                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
-                     float *C, int ldc) {
+static void run_path(int path, int skinny, int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         gemm_scale_c(C, M, N, ldc, beta);
@@ -178,19 +178,20 @@ static double time_class(int cls, int path, float *A, float *B, float *C, int re
     double best = 1e30;
     for (int r = 0; r <= reps; r++) {
         double t0 = now_s();
-        if (cls == GEMM_TRAIN) {  // GPT-2 124M Linear shapes over 256 tokens: fwd, dinp, dW
+        if (cls == GEMM_TRAIN) { // GPT-2 124M Linear shapes over 256 tokens: fwd, dinp, dW
             run_path(path, 0, 0, 1, 256, 2304, 768, 1.0f, A, 768, B, 768, 0.0f, C, 2304);
             run_path(path, 0, 0, 0, 256, 768, 3072, 1.0f, A, 3072, B, 768, 0.0f, C, 768);
             run_path(path, 0, 1, 0, 768, 768, 256, 1.0f, A, 768, B, 768, 1.0f, C, 768);
-        } else if (cls == GEMM_DECODE) {  // 4 and 32 sequences through c_fc and c_proj
+        } else if (cls == GEMM_DECODE) { // 4 and 32 sequences through c_fc and c_proj
             run_path(path, 1, 0, 1, 4, 3072, 768, 1.0f, A, 768, B, 768, 0.0f, C, 3072);
             run_path(path, 1, 0, 1, 32, 3072, 768, 1.0f, A, 768, B, 768, 0.0f, C, 3072);
             run_path(path, 1, 0, 1, 32, 768, 3072, 1.0f, A, 3072, B, 3072, 0.0f, C, 768);
-        } else {  // attention blocks, one head per thread: q k^T, a v, and their backward
+        } else { // attention blocks, one head per thread: q k^T, a v, and their backward
             int nt = nn_max_threads();
 #pragma omp parallel for schedule(static, 1)
             for (int h = 0; h < 4 * nt; h++) {
-                const float *q = A + (size_t)(h % nt) * 64 * 256, *k = B + (size_t)(h % nt) * 256 * 64;
+                const float *q = A + (size_t)(h % nt) * 64 * 256,
+                            *k = B + (size_t)(h % nt) * 256 * 64;
                 float *s = C + (size_t)(h % nt) * 2 * 256 * 256;
                 run_path(path, 0, 0, 1, 64, 256, 64, 0.125f, q, 64, k, 64, 0.0f, s, 256);
                 run_path(path, 0, 0, 0, 64, 64, 256, 1.0f, s, 256, k, 64, 0.0f, s + 65536, 64);
@@ -205,10 +206,12 @@ static double time_class(int cls, int path, float *A, float *B, float *C, int re
 
 int gemm_measure(double t[GEMM_NCLASS][GEMM_NPATH]) {
     int nt = nn_max_threads();
-    size_t na = (size_t)256 * 3072 > (size_t)nt * 64 * 256 ? (size_t)256 * 3072 : (size_t)nt * 64 * 256;
-    size_t nb = (size_t)3072 * 768 > (size_t)nt * 256 * 64 ? (size_t)3072 * 768 : (size_t)nt * 256 * 64;
+    size_t na =
+        (size_t)256 * 3072 > (size_t)nt * 64 * 256 ? (size_t)256 * 3072 : (size_t)nt * 64 * 256;
+    size_t nb =
+        (size_t)3072 * 768 > (size_t)nt * 256 * 64 ? (size_t)3072 * 768 : (size_t)nt * 256 * 64;
     size_t nc = (size_t)768 * 2304 > (size_t)nt * 2 * 256 * 256 ? (size_t)768 * 2304
-                                                               : (size_t)nt * 2 * 256 * 256;
+                                                                : (size_t)nt * 2 * 256 * 256;
     float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *C = malloc(nc * sizeof *C);
     if (!A || !B || !C) {
         free(A), free(B), free(C);
@@ -244,7 +247,7 @@ static void cpu_model(char *buf, size_t n) {
         } else if (!strncmp(line, "model", 5) && (line[5] == '\t' || line[5] == ' ')) {
             model = atoi(v);
         } else if (line[0] == '\n') {
-            break;  // the first processor's block is enough
+            break; // the first processor's block is enough
         }
     }
     if (f) fclose(f);
@@ -256,7 +259,9 @@ static void cpu_model(char *buf, size_t n) {
 
 static char g_cpu[160];
 static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
-static void cpu_init(void) { cpu_model(g_cpu, sizeof g_cpu); }
+static void cpu_init(void) {
+    cpu_model(g_cpu, sizeof g_cpu);
+}
 
 const char *gemm_cpu_model(void) {
     pthread_once(&g_cpu_once, cpu_init);
@@ -272,9 +277,12 @@ static int cache_path(char *buf, size_t n) {
         return 1;
     }
     const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-    if (x && *x) snprintf(buf, n, "%s/rlhf/kernels.tsv", x);
-    else if (h && *h) snprintf(buf, n, "%s/.cache/rlhf/kernels.tsv", h);
-    else return 0;
+    if (x && *x)
+        snprintf(buf, n, "%s/rlhf/kernels.tsv", x);
+    else if (h && *h)
+        snprintf(buf, n, "%s/.cache/rlhf/kernels.tsv", h);
+    else
+        return 0;
     return 1;
 }
 
@@ -360,7 +368,8 @@ int gemm_cache_save(const int path[GEMM_NCLASS]) {
         if (line[0] != '#' && !(strncmp(line, key, kl) == 0 && line[kl] == '\t')) fputs(line, out);
     if (in) fclose(in);
     fprintf(out, "%s", key);
-    for (int c = 0; c < GEMM_NCLASS; c++) fprintf(out, "\t%s=%s", class_names[c], path_names[path[c]]);
+    for (int c = 0; c < GEMM_NCLASS; c++)
+        fprintf(out, "\t%s=%s", class_names[c], path_names[path[c]]);
     fprintf(out, "\n");
     int bad = ferror(out);
     bad |= fclose(out) != 0;
@@ -376,7 +385,7 @@ int gemm_cache_save(const int path[GEMM_NCLASS]) {
 static int g_path[GEMM_NCLASS] = {-1, -1, -1};
 static const char *g_source[GEMM_NCLASS] = {"", "", ""};
 static int g_ready;
-static int g_tuning;  // gemm_tune is about to measure: the first resolution need not
+static int g_tuning; // gemm_tune is about to measure: the first resolution need not
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 // RLHF_GEMM into forced[] (-1 = not forced); *mode 0 auto, 1 fixed
@@ -396,7 +405,8 @@ static void parse_env(int forced[GEMM_NCLASS], int *mode) {
                     !strncmp(tok, class_names[c], (size_t)(eq - tok)))
                     cls = c;
             if (cls < 0) {
-                fprintf(stderr, "rlhf: RLHF_GEMM: unknown class in \"%s\" (train, decode, attn)\n", tok);
+                fprintf(stderr, "rlhf: RLHF_GEMM: unknown class in \"%s\" (train, decode, attn)\n",
+                        tok);
                 continue;
             }
         }
@@ -407,7 +417,8 @@ static void parse_env(int forced[GEMM_NCLASS], int *mode) {
         }
         int p = path_by_name(val, strlen(val));
         if (p < 0) {
-            fprintf(stderr, "rlhf: RLHF_GEMM: \"%s\" is not avx512, avx2, blas, portable, auto or fixed\n",
+            fprintf(stderr,
+                    "rlhf: RLHF_GEMM: \"%s\" is not avx512, avx2, blas, portable, auto or fixed\n",
                     val);
             continue;
         }
@@ -492,10 +503,9 @@ int gemm_tune(double t[GEMM_NCLASS][GEMM_NPATH], int chosen[GEMM_NCLASS]) {
 void gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
     int cls = is_decode_shape(transA, transB, M, N, K) ? GEMM_DECODE
-              : nn_in_parallel()                          ? GEMM_ATTN
-                                                          : GEMM_TRAIN;
-    run_path(gemm_class_path(cls), 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-             ldc);
+              : nn_in_parallel()                       ? GEMM_ATTN
+                                                       : GEMM_TRAIN;
+    run_path(gemm_class_path(cls), 1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void gemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A,

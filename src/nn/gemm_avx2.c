@@ -1,7 +1,7 @@
-// gemm_avx2: gemm_isa.h's kernels for AVX2 + FMA (8-float vectors, 6x16 micro-kernel); built with -mno-avx512f so that forcing it here runs what an AVX2-only CPU runs.
-// The Makefile gives this file its own flags (ISA_FLAGS_gemm_avx2); without them (another
-// architecture, or a compiler line that lacks them) it provides no kernels and gemm.c never
-// picks this path.
+// gemm_avx2: gemm_isa.h's kernels for AVX2 + FMA (8-float vectors, 6x16 micro-kernel); built with
+// -mno-avx512f so that forcing it here runs what an AVX2-only CPU runs. The Makefile gives this
+// file its own flags (ISA_FLAGS_gemm_avx2); without them (another architecture, or a compiler line
+// that lacks them) it provides no kernels and gemm.c never picks this path.
 #include "nn/gemm_paths.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
