@@ -12,9 +12,10 @@
 // Which path each class takes is decided once per process (gemm_class_path):
 //   RLHF_GEMM=avx512|avx2|blas|portable        one path for every class (forced);
 //   RLHF_GEMM=train=blas,decode=avx2,...       per class (classes not named: as auto);
-//   RLHF_GEMM=fixed                            the built-in order below, no timing
-//                                              (the test suite runs so: same numbers on
-//                                              every CPU of a kind);
+//   RLHF_GEMM=fixed                            the built-in order below, no timing, and
+//                                              decode up to 8 rows only (the rule before
+//                                              the 64-row kernel; the test suite runs so:
+//                                              the numbers of every earlier run);
 //   RLHF_GEMM=auto (the default)               by measurement: each available path is timed
 //       on representative shapes of each class and the fastest is used unless the built-in
 //       choice is within GEMM_MARGIN of it (gemm_choose). The result is cached per CPU model,

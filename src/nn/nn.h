@@ -26,7 +26,8 @@ void gemm_skinny_nt(int M, int N, int K, float alpha, const float *A, int lda, c
 
 // Paths: our AVX-512, AVX2 and portable kernels, and OpenBLAS. Classes: train (the
 // general case), decode (!transA, transB, M <= 64 rows, K >= 16, N >= 64: few rows
-// against a weight matrix), attn (other calls from inside a parallel region).
+// against a weight matrix; 8 rows under RLHF_GEMM=fixed, as before), attn (other calls
+// from inside a parallel region).
 enum { GEMM_AVX512, GEMM_AVX2, GEMM_BLAS, GEMM_PORTABLE, GEMM_NPATH };
 enum { GEMM_TRAIN, GEMM_DECODE, GEMM_ATTN, GEMM_NCLASS };
 const char *gemm_path_name(int path);
