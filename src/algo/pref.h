@@ -178,9 +178,10 @@ enum {
     PREF_NEED_VALUE = 1 << 11,      // batch.value, V_ref(x): the reference's value estimate
                                     // (A-LoL's baseline; train/alol_value.c fits it)
     PREF_NEED_WHOLE_BATCH = 1 << 12, // the loss reads the whole batch at once (a ratio of
-                                     // sums, a sort): not a mean of per-example terms, so a
-                                     // batch split over MPI ranks would change it (a
-                                     // property, not an input: PREF_PROPERTIES)
+                                     // sums, a sort): not a mean of per-example terms, so
+                                     // a batch split over MPI ranks is gathered first
+                                     // (train/pref_dist.h; a property, not an input:
+                                     // PREF_PROPERTIES)
 };
 // needs bits that are properties of the loss, not batch inputs (the filters by
 // the inputs a caller provides ignore them)

@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "train/alol_value.h"
 #include "train/implicit.h"
+#include "train/pref_dist.h"
 #include "train/trainer.h"
 
 void dpo_default_config(dpo_config *c) {
@@ -270,7 +271,7 @@ typedef struct {
     pref_options opt;  // c->opt with --f_divergence_type resolved
     pref_loss_list losses;
     // what the losses declare they need (pref_list_needs), resolved against the options
-    int unpaired, tokens, needs_ref, uses_margin, has_strength, kto_kl, moving_ref;
+    int unpaired, tokens, needs_ref, uses_margin, has_strength, kto_kl, moving_ref, whole;
     rlhf_model *policy;
     rlhf_model *ref_model;  // loaded when a loss or the KL estimate needs it
     rlhf_model *ref;        // the loss's live reference: ref_model, or NULL when cached
@@ -461,13 +462,13 @@ static void metrics_reduce(pref_metrics *m, int n, int gn) {
 }
 
 // One micro-batch: forward, loss, backward (when train). Gradients are scaled by
-// `scale` (its share of the step's pairs). Adds its metrics, weighted by its
+// its share of the step's pairs (inv_pairs = 1 / the step's pairs on all ranks). Adds its metrics, weighted by its
 // pairs, into *m (x->cache: the reference log-probs of ds, or NULL). gex (gn):
 // the micro-batch's examples on every rank (b holds this rank's share; with one
 // process b->example, with B = 0 when the share is empty: every rank calls this
 // for every micro-batch, as it joins the collectives).
 static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, const int *gex, int gn,
-                     int train, double scale, pref_metrics *m, rlhf_err *err) {
+                     int train, double inv_pairs, pref_metrics *m, rlhf_err *err) {
     step_buf *s = &x->sb;
     int B = b->B, T = b->T, n = x->unpaired ? B : b->n_pairs;
     double z0 = 0;
@@ -475,27 +476,39 @@ static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, const int 
         z0 = kto_kl(x, ds, gex, gn, err);
         if (isnan(z0)) return -1;
     }
-    if (B == 0) {  // an empty share: only the metrics' collective
+    // a loss over the whole batch is computed whole on every rank (pref_dist.h)
+    int whole = x->whole && dist_size() > 1;
+    if (B == 0 && !whole) {  // an empty share: only the metrics' collective
         pref_metrics none = {.kl = z0};
         metrics_reduce(&none, 0, gn);
         metrics_add(m, &none, (double)gn);
         m->n_chosen += gn;
         return 0;
     }
-    step_buf_fit(s, B, T);
-    if (model_forward(x->policy, &b->view, err)) return -1;
-    batch_logp_sums(x->policy, b, s->pol, s->len);
-    row_offsets(b, s->off);
-    if (micro_ref(x, b, n, s, err)) return -1;
+    step_buf_fit(s, B > 0 ? B : 1, B > 0 ? T : 1);
+    if (B > 0) {
+        if (model_forward(x->policy, &b->view, err)) return -1;
+        batch_logp_sums(x->policy, b, s->pol, s->len);
+        row_offsets(b, s->off);
+        if (micro_ref(x, b, n, s, err)) return -1;
+    }
     pref_batch pb;
     pref_out out;
     micro_inputs(x, ds, b, n, z0, s, &pb, &out);
-    if (pref_loss(&x->losses, &x->opt, &pb, &out, err)) return -1;
+    if (whole ? pref_loss_gathered(&x->losses, &x->opt, &pb, &out, err)
+              : pref_loss(&x->losses, &x->opt, &pb, &out, err))
+        return -1;
     int w = n;  // metrics are batch means: weight by pairs
-    if (dist_size() > 1) metrics_reduce(&out.m, n, gn), w = gn;
+    if (dist_size() > 1) {
+        if (!whole) metrics_reduce(&out.m, n, gn);
+        w = gn;
+    }
     metrics_add(m, &out.m, (double)w);
     m->n_chosen += w;
-    if (!train) return 0;
+    if (!train || B == 0) return 0;
+    // this rank's rows' share of the step: its n rows of a per-example mean, or
+    // the whole micro-batch's gn when the loss was computed whole
+    double scale = inv_pairs * (whole ? gn : n);
     // d(loss)/d(sum of a row's log-probs) reaches each of its loss tokens
     for (int r = 0; r < B; r++)
         for (int t = 0; t < T; t++) {
@@ -556,7 +569,8 @@ static int run_eval(dpo_state *x, int bs, rlhf_err *err) {
 static const char *const moving_ref_files[] = {"ref/config.json", "ref/model.safetensors", NULL};
 
 // A term that is not a mean of per-example terms (it reads the whole batch:
-// the NLL per token of the batch, AOT's sorts) cannot be split over ranks.
+// the NLL per token of the batch, AOT's sorts): on MPI ranks the loss is
+// computed on the gathered micro-batch (train/pref_dist.h).
 static int whole_batch_loss(const pref_loss_list *l) {
     return pref_list_needs(l, PREF_NEED_WHOLE_BATCH);
 }
@@ -592,11 +606,7 @@ static int dpo_init(trainer *t, rlhf_err *err) {
         return rlhf_fail(err, "--loss_type %s: the KL reference point needs the live "
                               "reference: drop --precompute_ref_log_probs", c->loss_type);
     if (!x->needs_ref) x->kto_kl = 0;  // reference-free: z0 = 0
-    if (dist_size() > 1 && whole_batch_loss(l))
-        return rlhf_fail(err, "--loss_type %s: a term reads the whole batch at once (a ratio of "
-                              "sums or a sort), which a batch split over %d MPI ranks would "
-                              "change; run it as one process (docs/mpi.md)",
-                         c->loss_type, dist_size());
+    x->whole = whole_batch_loss(l);
     x->needs_value = pref_list_needs(l, PREF_NEED_VALUE);
     x->priority = pref_list_needs(l, PREF_NEED_SCORES) && c->alol_priority;
     x->moving_ref = c->sync_ref_model && (x->needs_ref || c->kl_prompts > 0);
@@ -793,9 +803,8 @@ static int dpo_step(trainer *t, int step, rlhf_err *err) {
     x->value = x->train_value;
     for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
         ds_batch *b = &x->mb[k];
-        int n = x->unpaired ? b->B : b->n_pairs;
         const int *gex = x->gex + (size_t)k * train_global_batch(tc);
-        if (dpo_micro(x, x->train, b, gex, x->gn[k], 1, (double)n / pairs, &sm, err)) return -1;
+        if (dpo_micro(x, x->train, b, gex, x->gn[k], 1, 1.0 / pairs, &sm, err)) return -1;
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
     double loss = sm.loss / (sm.n_chosen ? sm.n_chosen : 1);
