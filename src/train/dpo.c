@@ -462,13 +462,13 @@ static void metrics_reduce(pref_metrics *m, int n, int gn) {
 }
 
 // One micro-batch: forward, loss, backward (when train). Gradients are scaled by
-// its share of the step's pairs (inv_pairs = 1 / the step's pairs on all ranks). Adds its metrics, weighted by its
+// its share of the step's pairs (`pairs`: the step's, on all ranks). Adds its metrics, weighted by its
 // pairs, into *m (x->cache: the reference log-probs of ds, or NULL). gex (gn):
 // the micro-batch's examples on every rank (b holds this rank's share; with one
 // process b->example, with B = 0 when the share is empty: every rank calls this
 // for every micro-batch, as it joins the collectives).
 static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, const int *gex, int gn,
-                     int train, double inv_pairs, pref_metrics *m, rlhf_err *err) {
+                     int train, long pairs, pref_metrics *m, rlhf_err *err) {
     step_buf *s = &x->sb;
     int B = b->B, T = b->T, n = x->unpaired ? B : b->n_pairs;
     double z0 = 0;
@@ -508,7 +508,7 @@ static int dpo_micro(dpo_state *x, const ds_dataset *ds, ds_batch *b, const int 
     if (!train || B == 0) return 0;
     // this rank's rows' share of the step: its n rows of a per-example mean, or
     // the whole micro-batch's gn when the loss was computed whole
-    double scale = inv_pairs * (whole ? gn : n);
+    double scale = (double)(whole ? gn : n) / pairs;
     // d(loss)/d(sum of a row's log-probs) reaches each of its loss tokens
     for (int r = 0; r < B; r++)
         for (int t = 0; t < T; t++) {
@@ -804,7 +804,7 @@ static int dpo_step(trainer *t, int step, rlhf_err *err) {
     for (int k = 0; k < tc->gradient_accumulation_steps; k++) {
         ds_batch *b = &x->mb[k];
         const int *gex = x->gex + (size_t)k * train_global_batch(tc);
-        if (dpo_micro(x, x->train, b, gex, x->gn[k], 1, 1.0 / pairs, &sm, err)) return -1;
+        if (dpo_micro(x, x->train, b, gex, x->gn[k], 1, pairs, &sm, err)) return -1;
         for (int i = 0; i < b->B * b->T; i++) ntok += b->mask[i];
     }
     double loss = sm.loss / (sm.n_chosen ? sm.n_chosen : 1);
