@@ -8,8 +8,9 @@
 //  - packed: a packed, cache-blocked GEMM in the GotoBLAS/BLIS style: blocks of op(A)
 //    and op(B) are copied into contiguous panels (which handles every transpose and stride
 //    in one place, so the arithmetic never sees them) and a register-blocked micro-kernel
-//    multiplies panels. Tiles of C are shared among OpenMP threads, unless we already run
-//    inside a parallel region (attention calls gemm per head from one), where it is serial.
+//    multiplies panels. Each OpenMP thread takes one rectangle of C (gemm_grid) and packs
+//    its own panels, unless we already run inside a parallel region (attention calls gemm
+//    per head from one), where it is serial.
 //  - skinny: C (M,N) = alpha A B^T + beta C for few rows (M <= GEMM_SKINNY_MAX_M) against
 //    a weight matrix B (N,K): the shape of every Linear while decoding (M = sequences).
 //    Each weight row is streamed from memory once per call and dotted with all M rows
@@ -31,9 +32,8 @@
 #define GEMM_CAT(a, b) GEMM_CAT2(a, b)
 #define GEMM_FN(name) GEMM_CAT(name, GEMM_ISA_NAME)
 
-void GEMM_FN(gemm_packed_)(int transA, int transB, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                           int ldc);
+void GEMM_FN(gemm_packed_)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void GEMM_FN(gemm_skinny_)(int M, int N, int K, float alpha, const float *A, int lda,
                            const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -47,13 +47,27 @@ void GEMM_FN(gemm_skinny_)(int M, int N, int K, float alpha, const float *A, int
 #define MC 128
 #define NC 512
 typedef __m512 vec_t;
-static inline vec_t vec_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline void vec_store(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
-static inline vec_t vec_bcast(float x) { return _mm512_set1_ps(x); }
-static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
-static inline vec_t vec_zero(void) { return _mm512_setzero_ps(); }
-static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
-static inline float vec_hsum(vec_t v) { return _mm512_reduce_add_ps(v); }
+static inline vec_t vec_load(const float *p) {
+    return _mm512_loadu_ps(p);
+}
+static inline void vec_store(float *p, vec_t v) {
+    _mm512_storeu_ps(p, v);
+}
+static inline vec_t vec_bcast(float x) {
+    return _mm512_set1_ps(x);
+}
+static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) {
+    return _mm512_fmadd_ps(a, b, c);
+}
+static inline vec_t vec_zero(void) {
+    return _mm512_setzero_ps();
+}
+static inline vec_t vec_mul(vec_t a, vec_t b) {
+    return _mm512_mul_ps(a, b);
+}
+static inline float vec_hsum(vec_t v) {
+    return _mm512_reduce_add_ps(v);
+}
 #define VEC_MASKED_TAIL 1
 static inline vec_t vec_load_n(const float *p, int n) {
     return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
@@ -64,12 +78,24 @@ static inline vec_t vec_load_n(const float *p, int n) {
 #define MC 120
 #define NC 512
 typedef __m256 vec_t;
-static inline vec_t vec_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline void vec_store(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
-static inline vec_t vec_bcast(float x) { return _mm256_set1_ps(x); }
-static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
-static inline vec_t vec_zero(void) { return _mm256_setzero_ps(); }
-static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
+static inline vec_t vec_load(const float *p) {
+    return _mm256_loadu_ps(p);
+}
+static inline void vec_store(float *p, vec_t v) {
+    _mm256_storeu_ps(p, v);
+}
+static inline vec_t vec_bcast(float x) {
+    return _mm256_set1_ps(x);
+}
+static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) {
+    return _mm256_fmadd_ps(a, b, c);
+}
+static inline vec_t vec_zero(void) {
+    return _mm256_setzero_ps();
+}
+static inline vec_t vec_mul(vec_t a, vec_t b) {
+    return _mm256_mul_ps(a, b);
+}
 static inline float vec_hsum(vec_t v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -87,12 +113,24 @@ static inline vec_t vec_load(const float *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void vec_store(float *p, vec_t v) { memcpy(p, &v, sizeof v); }
-static inline vec_t vec_bcast(float x) { return (vec_t){x, x, x, x}; }
-static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
-static inline vec_t vec_zero(void) { return (vec_t){0, 0, 0, 0}; }
-static inline vec_t vec_mul(vec_t a, vec_t b) { return a * b; }
-static inline float vec_hsum(vec_t v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+static inline void vec_store(float *p, vec_t v) {
+    memcpy(p, &v, sizeof v);
+}
+static inline vec_t vec_bcast(float x) {
+    return (vec_t){x, x, x, x};
+}
+static inline vec_t vec_fma(vec_t a, vec_t b, vec_t c) {
+    return a * b + c;
+}
+static inline vec_t vec_zero(void) {
+    return (vec_t){0, 0, 0, 0};
+}
+static inline vec_t vec_mul(vec_t a, vec_t b) {
+    return a * b;
+}
+static inline float vec_hsum(vec_t v) {
+    return (v[0] + v[1]) + (v[2] + v[3]);
+}
 #endif
 #define NR (2 * VL)
 #define KC 256
@@ -105,6 +143,11 @@ static inline void micro_kernel(int kc, const float *restrict Ap, const float *r
                                 float *restrict ct) {
     vec_t c0[MR], c1[MR];
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = vec_zero();
+    if (c) // the tile of C read at the end: on its way while the loop runs
+        for (int r = 0; r < MR; r++) {
+            __builtin_prefetch(c + r * ldc, 1);
+            __builtin_prefetch(c + r * ldc + NR - 1, 1);
+        }
     for (int p = 0; p < kc; p++) {
         vec_t b0 = vec_load(Bp + (long)p * NR), b1 = vec_load(Bp + (long)p * NR + VL);
         for (int r = 0; r < MR; r++) {
@@ -183,69 +226,108 @@ static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, float *re
     }
 }
 
-// Per-thread packing buffers (bounded, so no allocation in the kernel).
+// Per-thread packing buffers (bounded, so no allocation in the kernel). In a parallel
+// call the calling thread's B buffer is the one panel every thread reads.
 static _Thread_local float pack_a_buf[MC * KC] __attribute__((aligned(64)));
 static _Thread_local float pack_b_buf[KC * NC] __attribute__((aligned(64)));
 
-// C[i0:i0+mc, j0:j0+nc] over the whole K; mc <= MC, nc <= NC
-static void gemm_tile(const gemm_args *g, int i0, int mc, int j0, int nc) {
-    float *pa = pack_a_buf, *pb = pack_b_buf;
+// C[i0:i0+mc, j0+jr0 : j0+jr1] from the k block at p0 (kc deep): packed A pa (mc x kc)
+// times the B slivers jr0..jr1 of the packed panel pb (kc x nc). B slivers outer, A
+// slivers inner: a B sliver stays in L1 while the A block (L2) streams past it.
+static void macro_kernel(const gemm_args *g, const float *pa, const float *pb, int p0, int kc,
+                         int i0, int mc, int j0, int nc, int jr0, int jr1) {
     float ct[MR * NR] __attribute__((aligned(64)));
-    const float alpha = g->alpha, beta = g->beta;
-    for (int p0 = 0; p0 < g->K; p0 += KC) {
-        int kc = g->K - p0 < KC ? g->K - p0 : KC;
-        pack_b(g, p0, kc, j0, nc, pb);
-        pack_a(g, i0, mc, p0, kc, pa);
-        for (int jr = 0; jr < nc; jr += NR) {
-            int nr = nc - jr < NR ? nc - jr : NR;
-            for (int ir = 0; ir < mc; ir += MR) {
-                int mr = mc - ir < MR ? mc - ir : MR;
-                float *c = g->C + (long)(i0 + ir) * g->ldc + j0 + jr;
-                float b = p0 > 0 ? 1.0f : beta;  // later k blocks add to what the first wrote
-                if (mr == MR && nr == NR) {
-                    micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, c, g->ldc, alpha, b,
-                                 ct);
-                    continue;
-                }
-                micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, NULL, 0, alpha, b, ct);
-                for (int r = 0; r < mr; r++, c += g->ldc) {
-                    const float *t = ct + r * NR;
-                    if (b == 0.0f)
-                        for (int j = 0; j < nr; j++) c[j] = alpha * t[j];
-                    else
-                        for (int j = 0; j < nr; j++) c[j] = alpha * t[j] + b * c[j];
-                }
+    const float alpha = g->alpha, b = p0 > 0 ? 1.0f : g->beta; // later k blocks add
+    for (int jr = jr0; jr < jr1; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            float *c = g->C + (long)(i0 + ir) * g->ldc + j0 + jr;
+            if (mr == MR && nr == NR) {
+                micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, c, g->ldc, alpha, b, ct);
+                continue;
+            }
+            micro_kernel(kc, pa + (long)ir * kc, pb + (long)jr * kc, NULL, 0, alpha, b, ct);
+            for (int r = 0; r < mr; r++, c += g->ldc) {
+                const float *t = ct + r * NR;
+                if (b == 0.0f)
+                    for (int j = 0; j < nr; j++) c[j] = alpha * t[j];
+                else
+                    for (int j = 0; j < nr; j++) c[j] = alpha * t[j] + b * c[j];
             }
         }
     }
 }
 
+// C[i_lo:i_hi, j_lo:j_hi] on this thread: GotoBLAS's loops, each panel packed once.
+static void gemm_serial(const gemm_args *g, int i_lo, int i_hi, int j_lo, int j_hi) {
+    for (int j0 = j_lo; j0 < j_hi; j0 += NC) {
+        int nc = j_hi - j0 < NC ? j_hi - j0 : NC;
+        for (int p0 = 0; p0 < g->K; p0 += KC) {
+            int kc = g->K - p0 < KC ? g->K - p0 : KC;
+            pack_b(g, p0, kc, j0, nc, pack_b_buf);
+            for (int i0 = i_lo; i0 < i_hi; i0 += MC) {
+                int mc = i_hi - i0 < MC ? i_hi - i0 : MC;
+                pack_a(g, i0, mc, p0, kc, pack_a_buf);
+                macro_kernel(g, pack_a_buf, pack_b_buf, p0, kc, i0, mc, j0, nc, 0, nc);
+            }
+        }
+    }
+}
+
+// The split of C among T threads: a grid of tm x tn rectangles (tm * tn = T) of whole MR-row
+// and NR-column slivers, as equal as slivers allow. Each thread packs the A rows and B
+// columns of its own rectangle and keeps them in its own cache (no shared panel: a panel
+// one core packs and another reads crosses the caches, which cost more than packing A once
+// per column of the grid). The grid minimises the largest rectangle's multiplications plus
+// its packing (a copied element weighted as 16 multiply-adds).
+static void gemm_grid(int M, int N, int T, int *tm, int *tn) {
+    long msl = (M + MR - 1) / MR, nsl = (N + NR - 1) / NR;
+    double best = -1;
+    for (int d = 1; d <= T; d++) {
+        if (T % d) continue;
+        long rows = ((msl + T / d - 1) / (T / d)) * MR, cols = ((nsl + d - 1) / d) * NR;
+        if (rows > M) rows = M;
+        if (cols > N) cols = N;
+        double cost = (double)rows * cols + 16.0 * (rows + cols);
+        if (best < 0 || cost < best) best = cost, *tn = d, *tm = T / d;
+    }
+}
+
+static void gemm_parallel(const gemm_args *g, int nthreads) {
+#pragma omp parallel num_threads(nthreads)
+    {
+        int T = 1, t = 0;
+#ifdef _OPENMP
+        T = omp_get_num_threads(), t = omp_get_thread_num();
+#endif
+        int tm = 1, tn = 1;
+        gemm_grid(g->M, g->N, T, &tm, &tn);
+        long msl = (g->M + MR - 1) / MR, nsl = (g->N + NR - 1) / NR;
+        int r = t / tn, c = t % tn;
+        int i_lo = (int)(msl * r / tm) * MR, i_hi = (int)(msl * (r + 1) / tm) * MR;
+        int j_lo = (int)(nsl * c / tn) * NR, j_hi = (int)(nsl * (c + 1) / tn) * NR;
+        if (i_hi > g->M) i_hi = g->M;
+        if (j_hi > g->N) j_hi = g->N;
+        if (i_lo < i_hi && j_lo < j_hi) gemm_serial(g, i_lo, i_hi, j_lo, j_hi);
+    }
+}
+
 // C (M,N) = alpha op(A) op(B) + beta C, any transposes and row strides
 void GEMM_FN(gemm_packed_)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         gemm_scale_c(C, M, N, ldc, beta);
         return;
     }
     gemm_args g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
-    int mc = MC, nc = NC;
-    int par = !nn_in_parallel() && (double)M * N * K >= 64.0 * 64 * 64 && nn_max_threads() > 1;
-    if (par) {  // narrower tiles when there would be too few to keep every thread busy
-        int want = 4 * nn_max_threads();
-        while (((M + mc - 1) / mc) * ((N + nc - 1) / nc) < want && nc > NR) nc /= 2;
-        while (((M + mc - 1) / mc) * ((N + nc - 1) / nc) < want && mc > MR) mc = mc / 2 / MR * MR;
-        if (mc < MR) mc = MR;
-    }
-    int mt = (M + mc - 1) / mc, nt = (N + nc - 1) / nc;
-    int ntiles = mt * nt;
-#pragma omp parallel for schedule(dynamic, 1) if (par && ntiles > 1)
-    for (int t = 0; t < ntiles; t++) {
-        int i0 = (t / nt) * mc, j0 = (t % nt) * nc;
-        gemm_tile(&g, i0, M - i0 < mc ? M - i0 : mc, j0, N - j0 < nc ? N - j0 : nc);
-    }
+    int nt = nn_max_threads();
+    if (!nn_in_parallel() && (double)M * N * K >= 64.0 * 64 * 64 && nt > 1)
+        gemm_parallel(&g, nt);
+    else
+        gemm_serial(&g, 0, M, 0, N);
 }
-
 
 // ---- skinny: few rows against a weight matrix, one pass over the weights ----
 
@@ -376,7 +458,7 @@ void GEMM_FN(gemm_skinny_)(int M, int N, int K, float alpha, const float *A, int
             if (mfull < M)
                 for (int j = 0; j < SK_W; j += 2)
                     skinny_pair(M, n0 + j, 1, K, alpha, A, lda, B, ldb, beta, C, ldc, mfull);
-        } else {  // the last, partial group: every row of A
+        } else { // the last, partial group: every row of A
             for (int n = n0; n < N; n += 2)
                 skinny_pair(M, n, n + 1 < N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0);
         }
