@@ -568,13 +568,6 @@ static int run_eval(dpo_state *x, int bs, rlhf_err *err) {
 // with the reference the run had, not the one it started from.
 static const char *const moving_ref_files[] = {"ref/config.json", "ref/model.safetensors", NULL};
 
-// A term that is not a mean of per-example terms (it reads the whole batch:
-// the NLL per token of the batch, AOT's sorts): on MPI ranks the loss is
-// computed on the gathered micro-batch (train/pref_dist.h).
-static int whole_batch_loss(const pref_loss_list *l) {
-    return pref_list_needs(l, PREF_NEED_WHOLE_BATCH);
-}
-
 // Options and losses, checked before anything is loaded: what the run needs is
 // what the losses declare (pref_list_needs), never their names.
 static int dpo_init(trainer *t, rlhf_err *err) {
@@ -606,7 +599,9 @@ static int dpo_init(trainer *t, rlhf_err *err) {
         return rlhf_fail(err, "--loss_type %s: the KL reference point needs the live "
                               "reference: drop --precompute_ref_log_probs", c->loss_type);
     if (!x->needs_ref) x->kto_kl = 0;  // reference-free: z0 = 0
-    x->whole = whole_batch_loss(l);
+    // a term that is not a mean of per-example terms (the NLL per token of the batch,
+    // AOT's sorts): on MPI ranks computed on the gathered micro-batch (train/pref_dist.h)
+    x->whole = pref_list_needs(l, PREF_NEED_WHOLE_BATCH);
     x->needs_value = pref_list_needs(l, PREF_NEED_VALUE);
     x->priority = pref_list_needs(l, PREF_NEED_SCORES) && c->alol_priority;
     x->moving_ref = c->sync_ref_model && (x->needs_ref || c->kl_prompts > 0);
