@@ -11,7 +11,9 @@
 
 Prints PASS/FAIL lines; SKIP without numpy/torch. Env: BUILD (default "build").
 """
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,7 @@ TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "bon_dump")
 torch.set_num_threads(1)
 failures = 0
 tmp = tempfile.mkdtemp(prefix="bon_algo_test.")
+atexit.register(shutil.rmtree, tmp, True)  # removed however the test ends
 
 
 def emit(ok, name, detail):

@@ -19,8 +19,10 @@ the log-prob of given actions; the state-independent Gaussian.
 Errors: max|c - ref| / max(max|ref|, 1) for values and gradients.
 Prints SKIP and exits 0 without numpy/torch. Env: BUILD (default "build").
 """
+import atexit
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ torch.set_default_dtype(torch.float64)
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_nn_dump")
 TOL = 1e-5
 tmp = tempfile.mkdtemp(prefix="ctrl_nn_test.")
+atexit.register(shutil.rmtree, tmp, True)  # removed however the test ends
 worst = {}
 
 

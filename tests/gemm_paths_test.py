@@ -14,8 +14,10 @@
 
 tests/run.sh sets RLHF_GEMM=fixed for the rest of the suite; this test unsets it.
 """
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ def lines(path):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="gemm_paths_")
+    atexit.register(shutil.rmtree, tmp, True)  # removed however the test ends
     cache = os.path.join(tmp, "sub", "kernels.tsv")  # its folder does not exist yet
 
     # ---- 1. the choice and its cache ----

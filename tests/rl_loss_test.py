@@ -14,7 +14,9 @@ gradients (absolute when ref is all zero). Exits 1 if anything failed; prints
 SKIP and exits 0 without numpy/torch.
 Env: BUILD (default "build").
 """
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ TOL_GRAD = 2e-5
 torch.set_num_threads(1)
 failures = 0
 tmp = tempfile.mkdtemp(prefix="rl_loss_test.")
+atexit.register(shutil.rmtree, tmp, True)  # removed however the test ends
 
 
 def emit(ok, name, detail):
