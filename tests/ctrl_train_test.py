@@ -69,10 +69,42 @@ def bar(name, score, need):
         print(f"  {name}: normalized score {score:.1f} (bar {need})")
 
 
+def safety_cheetah(tmp):
+    """NeoRL-2's SafetyHalfCheetah through collect: every level keeps the
+    environment's costs (pendulum's datasets have none); a cost of 1 is a step
+    above x-velocity 3.2096, read from the observations' x as the authors'
+    reward function does, and its reward is -100."""
+    out = os.path.join(tmp, "shc")
+    run("ctrl", "collect", "--env", "neorl-safety-halfcheetah", "--out", out, "--steps", "1500",
+        "--checkpoints", "3", "--eval_episodes", "1", "--dataset_steps", "1000", "--hidden", "32",
+        "--quiet")
+    tool = os.path.join(ROOT, harness.BUILD, "tests", "tools", "ctrl_dataset_tool")
+    bad, n_rows, over = [], 0, 0
+    for level in ["random", "medium", "medium-replay", "expert", "medium-expert"]:
+        d = json.loads(subprocess.run([tool, "load", os.path.join(out, level + ".hdf5")],
+                                      capture_output=True, text=True, check=True).stdout)
+        if not d["has_cost"] or d["obs_dim"] != 18:
+            bad.append(f"{level}: has_cost {d['has_cost']}, obs_dim {d['obs_dim']}")
+            continue
+        for i in range(d["n"]):
+            v = (d["next_observations"][i * 18] - d["observations"][i * 18]) / 0.05
+            c, r = d["costs"][i], d["rewards"][i]
+            n_rows += 1
+            over += c == 1
+            if abs(v - 3.2096) > 1e-2 and (c != (v > 3.2096) or (c == 1 and r != -100)):
+                bad.append(f"{level} row {i}: x-velocity {v:.4f}, cost {c}, reward {r}")
+    pend = json.loads(subprocess.run([tool, "load", os.path.join(tmp, "pend", "expert.hdf5")],
+                                     capture_output=True, text=True, check=True).stdout)
+    report(not bad and n_rows > 0 and pend["has_cost"] == 0, "safety_halfcheetah_collect_keeps_costs",
+           "; ".join(bad[:5]))
+    print(f"  neorl-safety-halfcheetah collect: {n_rows} rows, {over} over the velocity limit")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ctrl_train_test_")
     try:
         body(tmp)
+        safety_cheetah(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return harness.exit_code()

@@ -336,8 +336,80 @@ static int test_diverged_state(void) {
     return 0;
 }
 
+// (g) NeoRL-2's SafetyHalfCheetah: halfcheetah stepped beside it from the same
+// seed and actions; the observation is x then halfcheetah's; above x-velocity
+// 3.2096 the cost is 1 and the reward -100, else cost 0 and halfcheetah's
+// reward. The reward is also recomputed from the observations alone, as the
+// authors' safetyhalfcheetah_reward.py does ((x' - x) / 0.05 - 0.1 |a|^2).
+// Fast states are set by hand (random actions stay below the limit).
+static int test_safety_halfcheetah(void) {
+    ctrl_env *e = NULL, *h = NULL;
+    rlhf_err err = {0};
+    CHECK(ctrl_env_make("neorl-safety-halfcheetah", &e, &err) == 0);
+    CHECK(ctrl_env_make("halfcheetah", &h, &err) == 0);
+    if (!e || !h) {
+        printf("  %s\n", err.msg);
+        return 0;
+    }
+    CHECK(e->obs_dim == 18 && e->act_dim == 6 && e->max_episode_steps == 1000);
+    ctrl_env_seed(e, 5);
+    ctrl_env_seed(h, 5);
+    float o[CTRL_MAX_DIM], p[CTRL_MAX_DIM], prev[CTRL_MAX_DIM], a[6];
+    CHECK(ctrl_env_reset(e, o, &err) == 0 && ctrl_env_reset(h, p, &err) == 0);
+    rlhf_rng act_rng;
+    rng_seed(&act_rng, 7);
+    int over = 0, under = 0, mismatch = 0, terminated = 0;
+    double worst_formula = 0;
+    for (int s = 0; s < 200; s++) {
+        if (s % 20 == 10) {  // push both forward: x-velocity qvel[0] from 0 to 9.5
+            double qpos[32], qvel[32];
+            CHECK(ctrl_env_mujoco_get_state(e, qpos, qvel) == 0);
+            qvel[0] = 0.5 * (s / 10);
+            CHECK(ctrl_env_mujoco_set_state(e, qpos, qvel, &err) == 0);
+            CHECK(ctrl_env_mujoco_set_state(h, qpos, qvel, &err) == 0);
+        }
+        memcpy(prev, o, sizeof o);
+        for (int j = 0; j < 6; j++) a[j] = 2 * rng_uniform(&act_rng) - 1;
+        ctrl_step_info ie, ih;
+        CHECK(ctrl_env_step(e, a, o, &ie, &err) == 0 && ctrl_env_step(h, a, p, &ih, &err) == 0);
+        double qpos[32], qvel[32];
+        CHECK(ctrl_env_mujoco_get_state(e, qpos, qvel) == 0);
+        mismatch += o[0] != (float)qpos[0];
+        for (int i = 0; i < 17; i++) mismatch += o[i + 1] != p[i];
+        terminated |= ie.terminated;
+        // halfcheetah's reward + its ctrl cost = its x-velocity, which the limit reads
+        double ctrl = 0;
+        for (int j = 0; j < 6; j++) ctrl += 0.1 * (double)a[j] * (double)a[j];
+        double xv = (double)ih.reward + ctrl;
+        if (xv > 3.2096) {
+            over++;
+            mismatch += !(ie.cost == 1 && ie.reward == -100);
+        } else {
+            under++;
+            mismatch += !(ie.cost == 0 && ie.reward == ih.reward);
+        }
+        double xv_obs = ((double)o[0] - (double)prev[0]) / 0.05;
+        if (fabs(xv_obs - 3.2096) > 1e-2) {
+            double want = xv_obs > 3.2096 ? -100 : xv_obs - ctrl;
+            double d = fabs(want - (double)ie.reward);
+            if (d > worst_formula) worst_formula = d;
+        }
+    }
+    CHECKF(mismatch == 0, "%d mismatches", mismatch);
+    CHECKF(over >= 10 && under >= 100, "%d steps over the limit, %d under", over, under);
+    CHECKF(worst_formula < 1e-3, "reward vs the authors' formula on observations: %g",
+           worst_formula);
+    printf("  neorl-safety-halfcheetah: %d steps over the limit, %d under; reward from the "
+           "observations within %.1e\n", over, under, worst_formula);
+    CHECK(!terminated);
+    ctrl_env_free(e);
+    ctrl_env_free(h);
+    return 0;
+}
+
 int main(void) {
     RUN(test_model_sanity);
+    RUN(test_safety_halfcheetah);
     RUN(test_gears);
     RUN(test_step_matches_mujoco);
     RUN(test_determinism);

@@ -124,7 +124,7 @@ static int policy_rows(ctrl_env *env, const char *checkpoint, long rows, uint64_
                        ctrl_transitions *t, rlhf_err *err) {
     ctrl_policy pol;
     memset(&pol, 0, sizeof pol);
-    ctrl_transitions_alloc(t, env->obs_dim, env->act_dim, rows, 0);
+    ctrl_transitions_alloc(t, env->obs_dim, env->act_dim, rows, env->has_cost);
     int rc = ctrl_policy_load(checkpoint, &pol, err) ||
              ctrl_rollout(env, &pol, rows, seed, 0, t, err);
     ctrl_policy_free(&pol);
@@ -186,7 +186,7 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     cJSON_AddStringToObject(summary, "expert_checkpoint", res.final_checkpoint);
 
     // 4. the levels
-    ctrl_transitions_alloc(&rnd, env->obs_dim, env->act_dim, level_steps, 0);
+    ctrl_transitions_alloc(&rnd, env->obs_dim, env->act_dim, level_steps, env->has_cost);
     if (ctrl_rollout(env, NULL, level_steps, seed + 1, 0, &rnd, err) ||
         write_level(c, "random", &rnd, r_rand, r_exp, summary, err))
         goto done;
@@ -195,14 +195,14 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
         goto done;
     char bp[4600];
     snprintf(bp, sizeof bp, "%s/online_buffer.safetensors", medium);
-    ctrl_transitions_alloc(&rep, env->obs_dim, env->act_dim, c->steps, 0); // every SAC step
+    ctrl_transitions_alloc(&rep, env->obs_dim, env->act_dim, c->steps, env->has_cost); // every SAC step
     if (ctrl_online_buffer_load(bp, &rep, err) ||
         write_level(c, "medium-replay", &rep, r_rand, r_exp, summary, err))
         goto done;
     if (policy_rows(env, res.final_checkpoint, level_steps, seed + 3, &exp_, err) ||
         write_level(c, "expert", &exp_, r_rand, r_exp, summary, err))
         goto done;
-    ctrl_transitions_alloc(&mix, env->obs_dim, env->act_dim, med.n + exp_.n, 0);
+    ctrl_transitions_alloc(&mix, env->obs_dim, env->act_dim, med.n + exp_.n, env->has_cost);
     append_rows(&mix, &med);
     append_rows(&mix, &exp_);
     if (write_level(c, "medium-expert", &mix, r_rand, r_exp, summary, err)) goto done;

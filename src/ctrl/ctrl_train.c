@@ -667,7 +667,8 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     if (c->online_steps > 0) {
         long cap = c->buffer_size < c->online_steps ? c->buffer_size : c->online_steps;
         if (cap < 1) cap = 1;
-        ctrl_transitions_alloc(&t->online, t->env->obs_dim, t->env->act_dim, cap, 0);
+        ctrl_transitions_alloc(&t->online, t->env->obs_dim, t->env->act_dim, cap,
+                               t->env->has_cost);
         t->have_online = 1;
     }
     if (t->resume_from[0]) {

@@ -14,7 +14,8 @@
 #include <string.h>
 
 static const char *const classic_names[] = {"pendulum", "mountaincar", "cartpole"};
-static const char *const mujoco_names[] = {"hopper", "halfcheetah", "walker2d"};
+static const char *const mujoco_names[] = {"hopper", "halfcheetah", "walker2d",
+                                            "neorl-safety-halfcheetah"};
 
 static int in_list(const char *name, const char *const *list, int n) {
     for (int i = 0; i < n; i++)
@@ -35,8 +36,8 @@ static int classic_with_settings(const char *name) {
 
 const char *ctrl_env_names(void) {
     return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
-           "halfcheetah, walker2d, neorl-pipeline, neorl-rocket, neorl-dmsd, pointrobot, "
-           "comblock:H=N, cmd:PROGRAM ARGS";
+           "halfcheetah, walker2d, neorl-pipeline, neorl-rocket, neorl-dmsd, "
+           "neorl-safety-halfcheetah, pointrobot, comblock:H=N, cmd:PROGRAM ARGS";
 }
 
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
@@ -48,7 +49,7 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
     int rc;
     if (in_list(name, classic_names, 3) || classic_with_settings(name)) {
         rc = ctrl_env_classic_make(name, e, err);
-    } else if (in_list(name, mujoco_names, 3)) {
+    } else if (in_list(name, mujoco_names, 4)) {
         rc = ctrl_env_mujoco_make(name, e, err);  // a clear error when built without MuJoCo
     } else if (!strncmp(name, "neorl-", 6)) {
         rc = ctrl_env_neorl_make(name, e, err); // env_neorl.c: NeoRL-2-style tasks

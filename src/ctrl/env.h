@@ -44,6 +44,7 @@ struct ctrl_env {
     int obs_dim, act_dim;
     float act_low[CTRL_MAX_DIM], act_high[CTRL_MAX_DIM];
     int max_episode_steps;    // Gymnasium's TimeLimit (0: none)
+    int has_cost;             // the task defines a per-step cost: datasets keep a "costs" column
     int t;                    // steps taken in the current episode
     rlhf_rng rng;             // the environment's stream (initial states, noise)
     const ctrl_env_ops *ops;
@@ -51,8 +52,9 @@ struct ctrl_env {
 };
 
 // Makes an environment by name: "pendulum", "mountaincar" (MountainCarContinuous),
-// "cartpole" (continuous CartPole), "hopper", "halfcheetah", "walker2d" (MuJoCo;
-// an error naming the missing library when built without it), or
+// "cartpole" (continuous CartPole), "hopper", "halfcheetah", "walker2d",
+// "neorl-safety-halfcheetah" (MuJoCo; an error naming the missing library when
+// built without it), or
 // "cmd:PROGRAM ARGS" (the external protocol, see env_external.c). Unknown names
 // are refused with the list of known ones. The environment is seeded with 0.
 // Pendulum with other physics (a simulator with a dynamics gap, H2O):

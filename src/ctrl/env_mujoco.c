@@ -18,6 +18,11 @@
 //   reset        qpos0 + U(-s, s) on every qpos and qvel entry, s = 5e-3
 //                (hopper, walker2d); halfcheetah: qpos0 + U(-0.1, 0.1) and
 //                qvel 0.1 * N(0, 1); drawn from e->rng (all qpos, then all qvel)
+// neorl-safety-halfcheetah is NeoRL-2's SafetyHalfCheetah (polixir/NeoRL2
+// neorl2/envs/safetyhalfcheetah.py, reward/safetyhalfcheetah_reward.py):
+// halfcheetah with the x position kept in the observation (18 numbers, x
+// first), cost 1 on a step whose x_velocity exceeds 3.2096 and the reward then
+// -100 in place of the usual one; it never terminates.
 // Gymnasium applies an action by setting ctrl and calling mj_step frame_skip
 // times (MujocoEnv.do_simulation); reset is mj_resetData, the noisy state, then
 // mj_forward (MujocoEnv.set_state).
@@ -72,6 +77,10 @@ typedef struct {
     double qvel_clip;       // observation clips qvel to +-qvel_clip (0: no clip)
     double reset_noise;
     int qvel_noise_normal;  // halfcheetah: qvel noise reset_noise * N(0, 1)
+    const char *model;      // the MJCF model's name (NULL: the task's own name)
+    int obs_with_x;         // the observation starts with qpos[0] (NeoRL-2)
+    double velocity_limit;  // > 0: cost 1 and reward over_limit_reward above it
+    double over_limit_reward;
 } mujoco_task;
 
 // defaults of the v4 constructors
@@ -79,6 +88,8 @@ static const mujoco_task mujoco_tasks[] = {
     {"hopper", 4, 1.0, 1e-3, 1, 1.0, 0.7, INFINITY, -0.2, 0.2, 1, -100.0, 100.0, 10.0, 5e-3, 0},
     {"walker2d", 4, 1.0, 1e-3, 1, 1.0, 0.8, 2.0, -1.0, 1.0, 0, 0.0, 0.0, 10.0, 5e-3, 0},
     {"halfcheetah", 5, 1.0, 0.1, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.1, 1},
+    {"neorl-safety-halfcheetah", 5, 1.0, 0.1, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.1, 1,
+     "halfcheetah", 1, 3.2096, -100.0},
 };
 
 typedef struct {
@@ -160,13 +171,14 @@ static int mujoco_bad_number_warnings(const mjData *d) {
            d->warning[mjWARN_BADQACC].number + d->warning[mjWARN_BADCTRL].number;
 }
 
-// obs (nq - 1 + nv): qpos[1:], then qvel (clipped where the task says so)
+// obs (nq - 1 + nv): qpos[1:] (all of qpos with obs_with_x), then qvel
+// (clipped where the task says so)
 static void mujoco_observe(const mujoco_state *s, float *obs) {
     const mjModel *m = s->m;
     const mjData *d = s->d;
     double clip = s->task->qvel_clip;
     int k = 0;
-    for (int i = 1; i < m->nq; i++) obs[k++] = (float)d->qpos[i];
+    for (int i = s->task->obs_with_x ? 0 : 1; i < m->nq; i++) obs[k++] = (float)d->qpos[i];
     for (int i = 0; i < m->nv; i++) {
         double v = d->qvel[i];
         if (clip > 0) v = v < -clip ? -clip : v > clip ? clip : v;
@@ -256,8 +268,9 @@ static int mujoco_step(ctrl_env *e, const float *action, float *obs, ctrl_step_i
     int healthy = mujoco_is_healthy(s);
     // terminate_when_unhealthy is true: the healthy reward is paid on every step
     double reward = k->forward_reward_weight * x_velocity + k->healthy_reward - ctrl_cost;
-    info->reward = (float)reward;
-    info->cost = 0;
+    int over = k->velocity_limit > 0 && x_velocity > k->velocity_limit;
+    info->reward = (float)(over ? k->over_limit_reward : reward);
+    info->cost = over ? 1.0f : 0.0f;
     info->terminated = !healthy;
     mujoco_observe(s, obs);
     return 0;
@@ -282,9 +295,11 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     const mujoco_task *k = NULL;
     for (size_t i = 0; i < sizeof mujoco_tasks / sizeof mujoco_tasks[0]; i++)
         if (!strcmp(name, mujoco_tasks[i].name)) k = &mujoco_tasks[i];
-    const char *xml = ctrl_mjcf_model(name);
+    const char *xml = k ? ctrl_mjcf_model(k->model ? k->model : k->name) : NULL;
     if (!k || !xml)
-        return rlhf_fail(err, "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d)",
+        return rlhf_fail(err,
+                         "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d, "
+                         "neorl-safety-halfcheetah)",
                          name);
     mujoco_install_hooks();
     char msg[512];
@@ -295,7 +310,8 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
         mj_deleteModel(m);
         return rlhf_fail(err, "env \"%s\": MuJoCo could not allocate its data", name);
     }
-    if (m->nq - 1 + m->nv > CTRL_MAX_DIM || m->nu > CTRL_MAX_DIM) {
+    int obs_dim = m->nq - (k->obs_with_x ? 0 : 1) + m->nv;
+    if (obs_dim > CTRL_MAX_DIM || m->nu > CTRL_MAX_DIM) {
         mj_deleteData(d);
         mj_deleteModel(m);
         return rlhf_fail(err, "env \"%s\": model too large for CTRL_MAX_DIM", name);
@@ -306,13 +322,14 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     s->d = d;
     e->state = s;
     e->ops = &mujoco_ops;
-    e->obs_dim = m->nq - 1 + m->nv;
+    e->obs_dim = obs_dim;
     e->act_dim = m->nu;
     for (int i = 0; i < m->nu; i++) {
         e->act_low[i] = (float)m->actuator_ctrlrange[2 * i];
         e->act_high[i] = (float)m->actuator_ctrlrange[2 * i + 1];
     }
-    e->max_episode_steps = 1000;  // Gymnasium's registration of the v4 tasks
+    e->max_episode_steps = 1000;  // Gymnasium's registration of the v4 tasks (and NeoRL-2's)
+    e->has_cost = k->velocity_limit > 0;
     return 0;
 }
 

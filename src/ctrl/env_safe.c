@@ -90,6 +90,7 @@ int ctrl_env_safe_make(const char *name, ctrl_env *e, rlhf_err *err) {
     e->act_dim = 2;
     for (int i = 0; i < 2; i++) e->act_low[i] = -1, e->act_high[i] = 1;
     e->max_episode_steps = 300;
+    e->has_cost = 1;
     e->state = xcalloc(1, sizeof(pr_state));
     e->ops = &pr_ops;
     return 0;
