@@ -110,6 +110,8 @@ class Replay:
             s, a = T(st["obs"]).view(-1, d["S"]), T(st["act"]).view(-1, d["A"])
             loss = -self.logp(s, a).mean()
             self.metrics = dict(bc_loss=loss.item())
+        elif c.get("cpl_ranked"):
+            loss = self.ranked(st)
         else:
             L, idx = d["seg"], st["drawn"]
             rows = lambda starts: torch.cat([torch.arange(x, x + L) for x in starts])  # noqa: E731
@@ -138,6 +140,26 @@ class Replay:
             self.start_schedule()
             if self.kl:  # the reference: a frozen copy of the policy after BC
                 self.ref = (copy.deepcopy(self.actor).requires_grad_(False), self.log_std.detach().clone())
+
+    def ranked(self, st):
+        # the authors' biased_bce_with_scores, written from its definition:
+        # segments sorted by score; mean over i < j of softplus(-(A_j - bias A_i))
+        T = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+        c, d, L = self.c, self.d, self.d["seg"]
+        n = len(d["pair_a"])
+        starts = [d["pair_a"][i] if i < n else d["pair_b"][i - n] for i in st["drawn"]]
+        score = T([d["score_a"][i] if i < n else d["score_b"][i - n] for i in st["drawn"]]).float()
+        rows = torch.cat([torch.arange(x, x + L) for x in starts])
+        lp, a = self.adv(self.obs[rows], self.act[rows])
+        adv = c["cpl_alpha"] * a.view(len(starts), L).sum(1)
+        srt = adv if self.mutant == "unsorted" else adv[torch.argsort(score, stable=True)]
+        logits = srt.unsqueeze(0) - c["cpl_lambda"] * srt.unsqueeze(1)  # [i, j] = A_j - bias A_i
+        upper = torch.triu(torch.ones_like(logits, dtype=torch.bool), diagonal=1)
+        cpl = torch.nn.functional.softplus(-logits)[upper].mean()
+        acc = ((srt.unsqueeze(0) - srt.unsqueeze(1)) > 0)[upper].double().mean()
+        bc = -lp.mean()
+        self.metrics = dict(cpl_loss=cpl.item(), bc_loss=bc.item(), accuracy=acc.item())
+        return cpl + c["cpl_bc_coeff"] * bc
 
     def tensors(self):
         ap = list(self.actor.parameters())
@@ -198,11 +220,13 @@ def parity(v, tmp):
         gap = max(abs(x - y) for x, y in zip(last["actor"], last["reference"]))
         if gap < 1e-3:
             why.append(f"the policy stayed at its reference (max gap {gap:.2g})")
-        for mutant in ("no_ref", "ref_sign") + (("no_sched",) if d["config"]["cpl_warmup"] else ()):
-            _, off = compare(d, mutant)
-            blind.append(f"{mutant} {off:.2g}")
-            if not off > 1e-3:
-                why.append(f"the replay {mutant} agrees with C too ({off:.2g}): the test is blind to it")
+    mutants = ("no_ref", "ref_sign") + (("no_sched",) if d["config"]["cpl_warmup"] else ()) \
+        if d.get("algo") == "cpl_kl" else ("unsorted",) if d["config"].get("cpl_ranked") else ()
+    for mutant in mutants:
+        _, off = compare(d, mutant)
+        blind.append(f"{mutant} {off:.2g}")
+        if not off > 1e-3:
+            why.append(f"the replay {mutant} agrees with C too ({off:.2g}): the test is blind to it")
     off = f"; replays off by: {', '.join(blind)}" if blind else ""
     report(not why, f"ctrl_cpl parity {v} ({n} updates, max abs {worst:.2g}{off})", "; ".join(why[:6]))
 
@@ -450,8 +474,13 @@ def train_end_to_end(tmp, data, common):
     bad = run("ctrl", "train", "--algo", "cpl_kl", "--output_dir", os.path.join(tmp, "cpl_kl_bad"),
               "--cpl_bc_steps", "0", *common, check=False, threads=1)
     ok = ok and bad.returncode != 0 and "cpl_bc_steps" in bad.stderr
+    rk = run("ctrl", "train", "--algo", "cpl", "--output_dir", os.path.join(tmp, "cpl_ranked"), "--cpl_batch", "4",
+             "--cpl_ranked", "1", *common, check=False, threads=1)
+    ok = ok and rk.returncode == 0 and "cpl_loss" in open(os.path.join(tmp, "cpl_ranked", "metrics.jsonl")).read()
+    why += " | ranked: " + rk.stderr[-200:]
     report(ok, "ctrl_cpl rlhf ctrl train --algo cpl_kl end to end (its defaults, the reference in the "
-           "checkpoint; --cpl_bc_steps 0 refused by name)", why + " | " + bad.stderr[-200:])
+           "checkpoint; --cpl_bc_steps 0 refused by name), --algo cpl --cpl_ranked 1 too",
+           why + " | " + bad.stderr[-200:])
 
 
 def behaviour():
@@ -484,7 +513,7 @@ def main():
             print("SKIP ctrl_cpl parity and labels: torch / numpy not installed")
         else:
             torch.set_num_threads(1)
-            for v in ("cpl", "cpl_bc", "cpl_kl", "cpl_kl_sched"):
+            for v in ("cpl", "cpl_bc", "cpl_kl", "cpl_kl_sched", "cpl_ranked"):
                 parity(v, tmp)
             data, common = labels(tmp)
             train_end_to_end(tmp, data, common)

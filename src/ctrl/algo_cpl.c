@@ -93,6 +93,7 @@ static void cpl_defaults(ctrl_algo_config *c) {
     c->cpl_bc_steps = 0;
     c->cpl_lr_scale = 1.0f;
     c->cpl_warmup = 0;
+    c->cpl_ranked = 0;
 }
 
 // the authors' CPL-KL configs (configs/*/cpl_kl.yaml: alpha 0.2,
@@ -125,6 +126,8 @@ static int check_config(const char *who, const ctrl_algo_config *c, int kl, rlhf
         return rlhf_fail(err, "ctrl agent %s: cpl_lr_scale %g must be > 0", who, c->cpl_lr_scale);
     if (c->cpl_warmup < 0)
         return rlhf_fail(err, "ctrl agent %s: cpl_warmup %d must be >= 0", who, c->cpl_warmup);
+    if (c->cpl_ranked != 0 && c->cpl_ranked != 1)
+        return rlhf_fail(err, "ctrl agent %s: cpl_ranked %d must be 0 or 1", who, c->cpl_ranked);
     return 0;
 }
 
@@ -174,10 +177,14 @@ int cpl_agent_set_pairs(void *agent, const ctrl_transitions *t, const cpl_pairs 
     if (p->rows != t->n)
         return rlhf_fail(err, "cpl: the pairs index %ld rows, the dataset has %ld", p->rows, t->n);
     if (p->n < 1 || p->seg_len < 1) return rlhf_fail(err, "cpl: no segment pairs");
-    for (long k = 0; k < p->n; k++)
+    for (long k = 0; k < p->n; k++) {
         if (p->a[k] < 0 || p->b[k] < 0 || p->a[k] + p->seg_len > t->n ||
             p->b[k] + p->seg_len > t->n)
             return rlhf_fail(err, "cpl: pair %ld's segments leave the dataset's %ld rows", k, t->n);
+        if (g->c.cpl_ranked && !(isfinite(p->score_a[k]) && isfinite(p->score_b[k])))
+            return rlhf_fail(err, "cpl: cpl_ranked ranks segments by score_a / score_b, and pair "
+                                  "%ld has none", k);
+    }
     g->data = t;
     g->pairs = p;
     return 0;
@@ -252,6 +259,33 @@ static double pair_loss(const float *seg, const float *y, int P, float lam, floa
     return loss / P;
 }
 
+// the authors' biased_bce_with_scores over M segments: sums seg (M), scores
+// (M) -> the mean over every i < j of the score-sorted order of
+// softplus(-(seg_j - lambda seg_i)) (j the higher score; ties keep the draw
+// order), dseg (M) = dL/dseg, *acc the share of those with seg_j > seg_i
+static double rank_loss(const float *seg, const float *score, int M, float lam, float *dseg,
+                        double *acc) {
+    int *ord = xmalloc(M * sizeof(int));
+    for (int i = 0; i < M; i++) {  // insertion sort by score, stable
+        int k = i;
+        for (; k > 0 && score[ord[k - 1]] > score[i]; k--) ord[k] = ord[k - 1];
+        ord[k] = i;
+    }
+    double loss = 0, hit = 0, N = 0.5 * M * (M - 1);
+    memset(dseg, 0, M * sizeof(float));
+    for (int i = 0; i < M; i++)
+        for (int j = i + 1; j < M; j++) {
+            double lo = seg[ord[i]], hi = seg[ord[j]], l = hi - lam * lo, d = -sigm(-l) / N;
+            loss += nls(l);
+            dseg[ord[j]] += (float)d;
+            dseg[ord[i]] -= (float)(lam * d);
+            hit += hi > lo;
+        }
+    free(ord);
+    *acc = hit / N;
+    return loss / N;
+}
+
 static void bc_update(cpl_agent *g, const ctrl_batch *gb, ctrl_metrics *metrics) {
     ctrl_share sh = ctrl_share_rows(gb->B);
     ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
@@ -309,6 +343,21 @@ static void set_cpl_lr(cpl_agent *g) {
     g->actor_opt.lr = g->log_std_opt.lr = c->actor_lr * f;
 }
 
+// cpl_ranked: draws M segments uniformly from the pairs file's 2 n (each
+// pair's a and b; one rng draw each) into g->obs / g->act, their scores -> g->y
+static void gather_ranked(cpl_agent *g, rlhf_rng *rng, int M) {
+    const cpl_pairs *p = g->pairs;
+    int L = p->seg_len, S = g->S, A = g->A;
+    for (int k = 0; k < M; k++) {
+        long i = (long)(rng_uniform(rng) * 2 * p->n);
+        if (i >= 2 * p->n) i = 2 * p->n - 1;
+        long start = i < p->n ? p->a[i] : p->b[i - p->n];
+        g->y[k] = (float)(i < p->n ? p->score_a[i] : p->score_b[i - p->n]);
+        memcpy(g->obs + (long)k * L * S, g->data->obs + start * S, (long)L * S * sizeof(float));
+        memcpy(g->act + (long)k * L * A, g->data->act + start * A, (long)L * A * sizeof(float));
+    }
+}
+
 static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                       rlhf_err *err) {
     cpl_agent *g = agent;
@@ -324,10 +373,15 @@ static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     if (P < dist_size())
         return rlhf_fail(err, "ctrl cpl: cpl_batch %d pairs is less than the %d MPI ranks", P,
                          dist_size());
+    if (g->c.cpl_ranked && dist_size() > 1)
+        return rlhf_fail(err, "ctrl cpl: cpl_ranked ranks the whole batch; run it on one process");
     ctrl_share sp = ctrl_share_rows(P);  // on MPI ranks: this rank's pairs
     int n = sp.n, rows = 2 * n * L;
     grow(g, rows, n);
-    gather(g, rng, P, sp);
+    if (g->c.cpl_ranked)
+        gather_ranked(g, rng, 2 * n);
+    else
+        gather(g, rng, P, sp);
     if (g->kl)  // before the actor's forward, whose activations backward reads
         logprob_of(g, &g->ref, g->ref_log_std, g->obs, g->act, rows, g->ref_logp);
     logprob(g, g->obs, g->act, rows);
@@ -340,7 +394,9 @@ static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
         }
         g->seg[s] = (float)(alpha * sum);
     }
-    double acc, loss = pair_loss(g->seg, g->y, n, g->c.cpl_lambda, g->dseg, &acc);
+    double acc, loss = g->c.cpl_ranked
+                           ? rank_loss(g->seg, g->y, 2 * n, g->c.cpl_lambda, g->dseg, &acc)
+                           : pair_loss(g->seg, g->y, n, g->c.cpl_lambda, g->dseg, &acc);
     for (int s = 0; s < 2 * n; s++)
         for (int t = 0; t < L; t++) g->dlogp[(long)s * L + t] = alpha * g->dseg[s];
     double bc = 0;

@@ -11,7 +11,9 @@
 //       0.75): two BC steps, then four CPL-KL steps at the full lr (the
 //       policy moves away from its reference); cpl_kl_sched: one BC step,
 //       BC coefficient 0.3, the lr scaled by 0.5 and warmed up over 2 CPL
-//       updates, five updates.
+//       updates, five updates. cpl_ranked: one BC step, then 2 x 3
+//       segments drawn from the pairs' segments and ranked by their scores
+//       (lambda 0.7, BC coefficient 0.2).
 //   ctrl_cpl_dump roundtrip [VARIANT]   three updates (VARIANT cpl by
 //       default), the tensors into a fresh agent; two more updates on both
 //       agree bit for bit; with cpl, refusals of bad settings (both tables)
@@ -60,6 +62,13 @@ static const ctrl_algo *make_config(const char *variant, ctrl_algo_config *c, in
         c->cpl_lr_scale = 0.5f;
         c->cpl_warmup = 2;
         *steps = 5;
+        return al;
+    }
+    if (!strcmp(variant, "cpl_ranked")) {  // 6 segments ranked by score an update
+        c->cpl_bc_steps = 1;
+        c->cpl_lambda = 0.7f;
+        c->cpl_bc_coeff = 0.2f;
+        c->cpl_ranked = 1;
         return al;
     }
     if (!strcmp(variant, "cpl")) {
@@ -125,9 +134,11 @@ static int parity(const char *variant, const char *path) {
     fprintf(f,
             ",\"algo\":\"%s\",\"config\":{\"actor_lr\":%.9g,\"cpl_alpha\":%.9g,"
             "\"cpl_lambda\":%.9g,\"cpl_bc_coeff\":%.9g,\"cpl_batch\":%d,\"cpl_bc_steps\":%d,"
-            "\"cpl_lr_scale\":%.9g,\"cpl_warmup\":%d,\"log_std_min\":%.9g,\"log_std_max\":%.9g},",
+            "\"cpl_lr_scale\":%.9g,\"cpl_warmup\":%d,\"cpl_ranked\":%d,\"log_std_min\":%.9g,"
+            "\"log_std_max\":%.9g},",
             al->name, c.actor_lr, c.cpl_alpha, c.cpl_lambda, c.cpl_bc_coeff, c.cpl_batch,
-            c.cpl_bc_steps, c.cpl_lr_scale, c.cpl_warmup, c.log_std_min, c.log_std_max);
+            c.cpl_bc_steps, c.cpl_lr_scale, c.cpl_warmup, c.cpl_ranked, c.log_std_min,
+            c.log_std_max);
     fprintf(f, "\"obs\":");
     dump_put_array(f, t.obs, t.n * S);
     fprintf(f, ",\"act\":");
@@ -138,6 +149,11 @@ static int parity(const char *variant, const char *path) {
     for (long k = 0; k < p.n; k++) fprintf(f, "%s%ld", k ? "," : "", p.b[k]);
     fprintf(f, "],\"y\":");
     dump_put_array(f, p.y, p.n);
+    fprintf(f, ",\"score_a\":[");
+    for (long k = 0; k < p.n; k++) fprintf(f, "%s%.9g", k ? "," : "", p.score_a[k]);
+    fprintf(f, "],\"score_b\":[");
+    for (long k = 0; k < p.n; k++) fprintf(f, "%s%.9g", k ? "," : "", p.score_b[k]);
+    fprintf(f, "]");
     fprintf(f, ",\"before\":");
     dump_put_tensors(f, agent, al);
     fprintf(f, ",\"steps\":[");
@@ -146,11 +162,12 @@ static int parity(const char *variant, const char *path) {
     int rc = 0;
     for (int step = 0; step < n_steps; step++) {
         fill_batch(&b, &t, &data);
-        rlhf_rng peek = rng;  // the pairs the update draws (one uniform each)
-        int drawn[16];
-        for (int k = 0; k < c.cpl_batch; k++) {
-            long i = (long)(rng_uniform(&peek) * p.n);
-            drawn[k] = (int)(i >= p.n ? p.n - 1 : i);
+        rlhf_rng peek = rng;  // the pairs (ranked: segments) the update draws, one uniform each
+        int drawn[32], nd = c.cpl_ranked ? 2 * c.cpl_batch : c.cpl_batch;
+        long pool = c.cpl_ranked ? 2 * p.n : p.n;
+        for (int k = 0; k < nd; k++) {
+            long i = (long)(rng_uniform(&peek) * pool);
+            drawn[k] = (int)(i >= pool ? pool - 1 : i);
         }
         ctrl_metrics m = {0};
         if (al->update(agent, &b, &rng, &m, &err)) {
@@ -161,7 +178,7 @@ static int parity(const char *variant, const char *path) {
         fprintf(f, "%s{", step ? "," : "");
         dump_put_batch(f, &b);
         fprintf(f, ",\"drawn\":[");
-        for (int k = 0; k < c.cpl_batch; k++) fprintf(f, "%s%d", k ? "," : "", drawn[k]);
+        for (int k = 0; k < nd; k++) fprintf(f, "%s%d", k ? "," : "", drawn[k]);
         fprintf(f, "],");
         dump_put_metrics(f, &m);
         fprintf(f, ",\"after\":");
@@ -178,7 +195,7 @@ static int parity(const char *variant, const char *path) {
 }
 
 // refusals: each must fail naming `what` (c: a valid cpl config)
-static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, const cpl_pairs *p) {
+static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, cpl_pairs *p) {
     struct {
         const ctrl_algo *al;
         float alpha, lambda, bc, lr_scale;
@@ -219,9 +236,22 @@ static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, const 
     cpl_pairs q = *p;
     q.rows = t->n + 1;
     ok = ok && cpl_agent_set_pairs(z, t, &q, &err) == -1 && strstr(err.msg, "rows");
+    ctrl_algo_cpl.free(z);
+    ctrl_algo_config x = *c;  // cpl_ranked: 0 or 1, and pairs with scores
+    x.cpl_ranked = 2;
+    ok = ok && ctrl_algo_cpl.create(&x, S, A, LOW, HIGH, &rng, &z, &err) == -1 &&
+         strstr(err.msg, "cpl_ranked");
+    x.cpl_ranked = 1;
+    if (ctrl_algo_cpl.create(&x, S, A, LOW, HIGH, &rng, &z, &err)) return 1;
+    double keep = p->score_b[2];
+    p->score_b[2] = NAN;
+    ok = ok && cpl_agent_set_pairs(z, t, p, &err) == -1 && strstr(err.msg, "score_a / score_b") &&
+         strstr(err.msg, "pair 2");
+    p->score_b[2] = keep;
     ctrl_batch_free(&b);
     ctrl_algo_cpl.free(z);
-    if (!ok) printf("an update without pairs or pairs of another dataset accepted\n");
+    if (!ok) printf("an update without pairs, pairs of another dataset, cpl_ranked 2 or ranking "
+                    "without scores accepted\n");
     return !ok;
 }
 
