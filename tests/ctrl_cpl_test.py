@@ -13,6 +13,17 @@ variants: the paper's alpha 0.1 / lambda 0.5 after one BC step (Adam
 restarted after it, as the authors re-create their optimizer), and alpha
 0.3 / lambda 0.8 with a BC term of weight 0.25.
 
+CPL-KL (--algo cpl_kl; the authors' research/algs/cpl_kl.py): S = alpha
+sum (log pi - log pi_ref), pi_ref a frozen copy of the policy taken after the
+last BC step, and the learning rate after BC actor_lr * cpl_lr_scale *
+min(1, k / cpl_warmup) (their linear_warmup, replayed here with torch's
+LambdaLR built at the switch as they build it). Two variants: the table's
+alpha 0.2 / lambda 0.75 with two BC steps and four CPL-KL steps at the full
+lr, and one BC step, BC weight 0.3, lr scale 0.5 warmed up over 2 updates.
+The replay is also run with the reference term dropped, with its sign
+flipped, and with the schedule left out: each of these must disagree with
+the C agent by more than 100x the tolerance (the test would catch them).
+
 Labels: a small dataset written with h5py (episodes ending by timeout and by
 a terminal, a trailing unfinished one), oracles trained for a few steps with
 `rlhf ctrl train` (IQL: V from its value net; TD3+BC: V = Q(s, pi(s))), then
@@ -26,6 +37,7 @@ Behaviour: an offline contextual bandit as 16-step episodes with uniform
 actions: BC clones the box centre; CPL from 400 pairs labelled by summed
 reward must beat it.
 """
+import copy
 import json
 import os
 import sys
@@ -39,7 +51,7 @@ TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_cpl_dump")
 
 
 class Replay:
-    def __init__(self, d):
+    def __init__(self, d, mutant=""):
         self.d, c = d, d["config"]
         self.c = c
         S, A, H, L = d["S"], d["A"], d["hidden"], d["layers"]
@@ -50,18 +62,45 @@ class Replay:
         self.actor = mlp_members(b["actor"], [S] + [H] * L + [A], 1)[0]
         self.log_std = nn.Parameter(T(b["log_std"]))
         self.obs, self.act = T(d["obs"]).view(-1, S), T(d["act"]).view(-1, A)
+        # mutant: "" (as written), "no_ref" (reference term dropped), "ref_sign"
+        # (log pi + log pi_ref), "no_sched" (the lr schedule left out)
+        self.kl, self.mutant = d.get("algo") == "cpl_kl", mutant
+        self.ref = None
+        self.scheds = []
         self.new_opts()
+        if c["cpl_bc_steps"] == 0:
+            self.start_schedule()
         self.step, self.metrics = 0, {}
 
     def new_opts(self):
         self.aopt = torch.optim.Adam(self.actor.parameters(), lr=self.c["actor_lr"])
         self.lopt = torch.optim.Adam([self.log_std], lr=self.c["actor_lr"])
 
-    def logp(self, s, a):
+    def start_schedule(self):
+        # the authors' linear_warmup(total_steps, multiplier), stepped after each update
         c = self.c
-        mean = self.bias + self.scale * torch.tanh(self.actor(s))
-        std = torch.exp(torch.clamp(self.log_std, c["log_std_min"], c["log_std_max"]))
+        if self.mutant == "no_sched":
+            return
+        W, m = c.get("cpl_warmup", 0), c.get("cpl_lr_scale", 1.0)
+        f = (lambda k: m * min(1.0, k / W)) if W > 0 else (lambda k: m)  # noqa: E731
+        self.scheds = [torch.optim.lr_scheduler.LambdaLR(o, lr_lambda=f) for o in (self.aopt, self.lopt)]
+
+    def logp(self, s, a, net=None, log_std=None):
+        c = self.c
+        net = net or self.actor
+        log_std = self.log_std if log_std is None else log_std
+        mean = self.bias + self.scale * torch.tanh(net(s))
+        std = torch.exp(torch.clamp(log_std, c["log_std_min"], c["log_std_max"]))
         return torch.distributions.Normal(mean, std).log_prob(a).sum(-1)
+
+    def adv(self, s, a):
+        """alpha-free per-row advantage: log pi (CPL) or log pi - log pi_ref (CPL-KL)"""
+        lp = self.logp(s, a)
+        if not self.kl or self.mutant == "no_ref":
+            return lp, lp
+        with torch.no_grad():
+            ref = self.logp(s, a, self.ref[0], self.ref[1])
+        return lp, lp + ref if self.mutant == "ref_sign" else lp - ref
 
     def update(self, st):
         T = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
@@ -71,15 +110,17 @@ class Replay:
             s, a = T(st["obs"]).view(-1, d["S"]), T(st["act"]).view(-1, d["A"])
             loss = -self.logp(s, a).mean()
             self.metrics = dict(bc_loss=loss.item())
+        elif c.get("cpl_ranked"):
+            loss = self.ranked(st)
         else:
             L, idx = d["seg"], st["drawn"]
             rows = lambda starts: torch.cat([torch.arange(x, x + L) for x in starts])  # noqa: E731
             ra = rows([d["pair_a"][i] for i in idx])
             rb = rows([d["pair_b"][i] for i in idx])
             y = T([d["y"][i] for i in idx])
-            lpa, lpb = self.logp(self.obs[ra], self.act[ra]), self.logp(self.obs[rb], self.act[rb])
-            sa = c["cpl_alpha"] * lpa.view(len(idx), L).sum(1)
-            sb = c["cpl_alpha"] * lpb.view(len(idx), L).sum(1)
+            (lpa, aa), (lpb, ab) = self.adv(self.obs[ra], self.act[ra]), self.adv(self.obs[rb], self.act[rb])
+            sa = c["cpl_alpha"] * aa.view(len(idx), L).sum(1)
+            sb = c["cpl_alpha"] * ab.view(len(idx), L).sum(1)
             lam = c["cpl_lambda"]
             sp = torch.nn.functional.softplus
             cpl = (y * sp(-(sb - lam * sa)) + (1 - y) * sp(-(sa - lam * sb))).mean()
@@ -92,31 +133,56 @@ class Replay:
         loss.backward()
         self.aopt.step()
         self.lopt.step()
+        for sc in self.scheds:
+            sc.step()
         if self.step == c["cpl_bc_steps"]:
             self.new_opts()
+            self.start_schedule()
+            if self.kl:  # the reference: a frozen copy of the policy after BC
+                self.ref = (copy.deepcopy(self.actor).requires_grad_(False), self.log_std.detach().clone())
+
+    def ranked(self, st):
+        # the authors' biased_bce_with_scores, written from its definition:
+        # segments sorted by score; mean over i < j of softplus(-(A_j - bias A_i))
+        T = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+        c, d, L = self.c, self.d, self.d["seg"]
+        n = len(d["pair_a"])
+        starts = [d["pair_a"][i] if i < n else d["pair_b"][i - n] for i in st["drawn"]]
+        score = T([d["score_a"][i] if i < n else d["score_b"][i - n] for i in st["drawn"]]).float()
+        rows = torch.cat([torch.arange(x, x + L) for x in starts])
+        lp, a = self.adv(self.obs[rows], self.act[rows])
+        adv = c["cpl_alpha"] * a.view(len(starts), L).sum(1)
+        srt = adv if self.mutant == "unsorted" else adv[torch.argsort(score, stable=True)]
+        logits = srt.unsqueeze(0) - c["cpl_lambda"] * srt.unsqueeze(1)  # [i, j] = A_j - bias A_i
+        upper = torch.triu(torch.ones_like(logits, dtype=torch.bool), diagonal=1)
+        cpl = torch.nn.functional.softplus(-logits)[upper].mean()
+        acc = ((srt.unsqueeze(0) - srt.unsqueeze(1)) > 0)[upper].double().mean()
+        bc = -lp.mean()
+        self.metrics = dict(cpl_loss=cpl.item(), bc_loss=bc.item(), accuracy=acc.item())
+        return cpl + c["cpl_bc_coeff"] * bc
 
     def tensors(self):
         ap = list(self.actor.parameters())
         cat = lambda ps: torch.cat([p.detach().reshape(-1) for p in ps])  # noqa: E731
-        return {"actor": cat(ap), "actor.adam_m": adam_flat(self.aopt, ap, "exp_avg"),
-                "actor.adam_v": adam_flat(self.aopt, ap, "exp_avg_sq"),
-                "log_std": self.log_std.detach().clone(),
-                "log_std.adam_m": adam_flat(self.lopt, [self.log_std], "exp_avg"),
-                "log_std.adam_v": adam_flat(self.lopt, [self.log_std], "exp_avg_sq")}
+        out = {"actor": cat(ap), "actor.adam_m": adam_flat(self.aopt, ap, "exp_avg"),
+               "actor.adam_v": adam_flat(self.aopt, ap, "exp_avg_sq"),
+               "log_std": self.log_std.detach().clone(),
+               "log_std.adam_m": adam_flat(self.lopt, [self.log_std], "exp_avg"),
+               "log_std.adam_v": adam_flat(self.lopt, [self.log_std], "exp_avg_sq")}
+        if self.kl and self.ref is not None:
+            out["reference"], out["reference_log_std"] = cat(self.ref[0].parameters()), self.ref[1].clone()
+        return out
 
 
-def parity(v, tmp):
-    path = os.path.join(tmp, f"{v}.json")
-    p = run_tool(TOOL, v, "parity", path)
-    if p.returncode != 0:
-        report(False, f"ctrl_cpl parity {v}", p.stderr[-500:])
-        return
-    d = json.load(open(path))
-    rp = Replay(d)
+def compare(d, mutant=""):
+    """replays d's updates; returns (reasons of disagreement, worst abs difference)"""
+    rp = Replay(d, mutant)
     why, worst = [], 0.0
     for k, st in enumerate(d["steps"]):
         rp.update(st)
         ref, got = rp.tensors(), st["after"]
+        if rp.kl and k + 1 < d["config"]["cpl_bc_steps"]:  # no reference yet: not compared
+            got = {n: v for n, v in got.items() if not n.startswith("reference")}
         if set(got) - {"counters"} != set(ref):
             why.append(f"step {k}: tensors {sorted(got)} vs {sorted(ref)}")
         for name in sorted(set(got) & set(ref)):
@@ -130,14 +196,39 @@ def parity(v, tmp):
                 why.append(f"step {k} metric {name}: {got_v} vs torch {val:.9g}")
         if "cpl_loss" in rp.metrics and not rp.metrics["cpl_loss"] > 0:
             why.append(f"step {k}: cpl_loss {rp.metrics['cpl_loss']} not positive")
-    bcs = d["config"]["cpl_bc_steps"]
-    want = [3, 3 - bcs, 3 - bcs]  # step, actor / log_std Adam steps since the restart
+    return why, worst
+
+
+def parity(v, tmp):
+    path = os.path.join(tmp, f"{v}.json")
+    p = run_tool(TOOL, v, "parity", path)
+    if p.returncode != 0:
+        report(False, f"ctrl_cpl parity {v}", p.stderr[-500:])
+        return
+    d = json.load(open(path))
+    why, worst = compare(d)
+    bcs, n = d["config"]["cpl_bc_steps"], len(d["steps"])
+    want = [n, n - bcs, n - bcs]  # step, actor / log_std Adam steps since the restart
     if d["steps"][-1]["after"]["counters"] != want:
         why.append(f"counters {d['steps'][-1]['after']['counters']} (want {want})")
     moved = max(abs(x - y) for x, y in zip(d["before"]["actor"], d["steps"][-1]["after"]["actor"]))
     if moved < 1e-4:
         why.append("the actor did not move")
-    report(not why, f"ctrl_cpl parity {v} (3 updates, max abs {worst:.2g})", "; ".join(why[:6]))
+    blind = []
+    if d.get("algo") == "cpl_kl":
+        last = d["steps"][-1]["after"]
+        gap = max(abs(x - y) for x, y in zip(last["actor"], last["reference"]))
+        if gap < 1e-3:
+            why.append(f"the policy stayed at its reference (max gap {gap:.2g})")
+    mutants = ("no_ref", "ref_sign") + (("no_sched",) if d["config"]["cpl_warmup"] else ()) \
+        if d.get("algo") == "cpl_kl" else ("unsorted",) if d["config"].get("cpl_ranked") else ()
+    for mutant in mutants:
+        _, off = compare(d, mutant)
+        blind.append(f"{mutant} {off:.2g}")
+        if not off > 1e-3:
+            why.append(f"the replay {mutant} agrees with C too ({off:.2g}): the test is blind to it")
+    off = f"; replays off by: {', '.join(blind)}" if blind else ""
+    report(not why, f"ctrl_cpl parity {v} ({n} updates, max abs {worst:.2g}{off})", "; ".join(why[:6]))
 
 
 # ------------------------------------------------------------------ labels --
@@ -208,11 +299,22 @@ def np_advantages(run_dir, obs, act):
     return q(act) - v
 
 
-def check_pairs(name, path, lens, L, row_score):
+def ref_windows(lens, L):
+    """every window of L rows inside one episode, at any offset"""
+    starts, s = [], 0
+    for n in lens:
+        starts += [s + k for k in range(n - L + 1)]
+        s += n
+    return starts
+
+
+def check_pairs(name, path, lens, L, row_score, windows=False):
     why = []
     rows = [json.loads(x) for x in open(path)]
     h, pairs = rows[0], rows[1:]
-    starts = set(ref_segments(lens, L))
+    starts = set(ref_windows(lens, L) if windows else ref_segments(lens, L))
+    if h.get("offsets") != ("random" if windows else None):
+        why.append(f"header offsets {h.get('offsets')}")
     if h.get("format") != "cpl_pairs_v1" or h.get("rows") != sum(lens) or h.get("segment") != L \
             or h.get("pairs") != len(pairs):
         why.append(f"header {h}")
@@ -260,7 +362,52 @@ def labels(tmp):
         check_pairs("dense reward", data + ".cpl.jsonl", lens, 10, rew)
     except Exception as e:  # noqa: BLE001
         report(False, "ctrl_cpl prefs dense reward", str(e)[-400:])
+    random_offsets(tmp, data, lens, rew)
     return data, common
+
+
+def random_offsets(tmp, data, lens, rew):
+    """--segment_offset random: every pair's windows inside one episode (any
+    offset), labels from numpy, the same file for the same --seed, another for
+    another seed, offsets that are not multiples of the segment, and episodes
+    drawn in proportion to their windows (the authors' sampling by timesteps)"""
+    L, n = 10, 400
+    outs = [os.path.join(tmp, f"rand{k}.jsonl") for k in range(3)]
+    try:
+        for out, seed in zip(outs, ("5", "5", "6")):
+            run("ctrl", "prefs", "--dataset", data, "--segment", str(L), "--pairs", str(n),
+                "--segment_offset", "random", "--seed", seed, "--out", out, threads=1)
+    except Exception as e:  # noqa: BLE001
+        report(False, "ctrl_cpl prefs --segment_offset random", str(e)[-400:])
+        return
+    check_pairs("random offsets, dense reward", outs[0], lens, L, rew, windows=True)
+    text = [open(o).read() for o in outs]
+    pairs = [json.loads(x) for x in text[0].splitlines()[1:]]
+    starts = [p[k] for p in pairs for k in ("a", "b")]
+    ends = np.cumsum(lens)
+    ep = np.searchsorted(ends, np.array(starts), side="right")
+    counts = np.bincount(ep, minlength=len(lens))
+    windows = np.array([max(0, x - L + 1) for x in lens], float)
+    expect = windows / windows.sum() * len(starts)
+    chi2 = float((((counts - expect) ** 2) / np.maximum(expect, 1e-9))[windows > 0].sum())
+    firsts = set(ref_segments(lens, L))
+    why = []
+    if text[0] != text[1]:
+        why.append("the same --seed wrote another file")
+    if text[0] == text[2]:
+        why.append("another --seed wrote the same file")
+    if sum(s not in firsts for s in starts) < len(starts) // 2:
+        why.append("most windows start on the back-to-back grid")
+    if counts[windows == 0].any():
+        why.append(f"windows drawn in an episode shorter than {L}")
+    if chi2 > 16.3:  # chi-square, 3 degrees of freedom (4 episodes with windows), p 1e-3
+        why.append(f"episode counts {counts.tolist()} vs expected {expect.round(1).tolist()} (chi2 {chi2:.1f})")
+    p = run("ctrl", "prefs", "--dataset", data, "--segment", "5", "--segment_offset", "sideways",
+            check=False, threads=1)
+    if p.returncode != 2 or "--segment_offset" not in p.stderr:
+        why.append(f"--segment_offset sideways: rc {p.returncode}, {p.stderr[-200:]}")
+    report(not why, f"ctrl_cpl prefs --segment_offset random ({n} pairs: reproducible by seed, "
+           f"episode counts {counts.tolist()} vs {expect.round(1).tolist()})", "; ".join(why))
 
 
 def refusals(tmp, data, common):
@@ -311,6 +458,29 @@ def train_end_to_end(tmp, data, common):
     ok = ok and "cpl_loss" in str(keys) and "accuracy" in str(keys)
     report(ok, "ctrl_cpl rlhf ctrl train --algo cpl end to end (BC steps, then CPL; metrics logged)",
            p.stderr[-400:] + str(sorted(keys))[:300])
+    import st_io
+    out = os.path.join(tmp, "cpl_kl_run")
+    p = run("ctrl", "train", "--algo", "cpl_kl", "--output_dir", out, "--cpl_batch", "4",
+            "--cpl_bc_steps", "5", "--cpl_warmup", "10", *common, check=False, threads=1)
+    ck = os.path.join(out, "checkpoints", "final")
+    ok = p.returncode == 0 and os.path.exists(os.path.join(ck, "agent.safetensors"))
+    why = p.stderr[-300:]
+    if ok:
+        t = st_io.load(os.path.join(ck, "agent.safetensors"))
+        cfg = json.load(open(os.path.join(ck, "state.json"))).get("algo_config", {})
+        ok = "reference" in t and t["reference"].shape == t["actor"].shape \
+            and abs(cfg.get("cpl_alpha", 0) - 0.2) < 1e-6 and abs(cfg.get("cpl_lr_scale", 0) - 0.1) < 1e-6
+        why = f"tensors {sorted(t)}, config {cfg.get('cpl_alpha')}, {cfg.get('cpl_lr_scale')}"
+    bad = run("ctrl", "train", "--algo", "cpl_kl", "--output_dir", os.path.join(tmp, "cpl_kl_bad"),
+              "--cpl_bc_steps", "0", *common, check=False, threads=1)
+    ok = ok and bad.returncode != 0 and "cpl_bc_steps" in bad.stderr
+    rk = run("ctrl", "train", "--algo", "cpl", "--output_dir", os.path.join(tmp, "cpl_ranked"), "--cpl_batch", "4",
+             "--cpl_ranked", "1", *common, check=False, threads=1)
+    ok = ok and rk.returncode == 0 and "cpl_loss" in open(os.path.join(tmp, "cpl_ranked", "metrics.jsonl")).read()
+    why += " | ranked: " + rk.stderr[-200:]
+    report(ok, "ctrl_cpl rlhf ctrl train --algo cpl_kl end to end (its defaults, the reference in the "
+           "checkpoint; --cpl_bc_steps 0 refused by name), --algo cpl --cpl_ranked 1 too",
+           why + " | " + bad.stderr[-200:])
 
 
 def behaviour():
@@ -335,12 +505,15 @@ def main():
     p = run_tool(TOOL, "roundtrip")
     report(p.returncode == 0 and p.stdout.strip().endswith("ok"),
            "ctrl_cpl roundtrip + bad settings refused", (p.stdout + p.stderr)[-400:])
+    p = run_tool(TOOL, "roundtrip", "cpl_kl")
+    report(p.returncode == 0 and p.stdout.strip().endswith("ok"),
+           "ctrl_cpl roundtrip cpl_kl (the reference saved and restored)", (p.stdout + p.stderr)[-400:])
     with tempfile.TemporaryDirectory() as tmp:
         if torch is None:
             print("SKIP ctrl_cpl parity and labels: torch / numpy not installed")
         else:
             torch.set_num_threads(1)
-            for v in ("cpl", "cpl_bc"):
+            for v in ("cpl", "cpl_bc", "cpl_kl", "cpl_kl_sched", "cpl_ranked"):
                 parity(v, tmp)
             data, common = labels(tmp)
             train_end_to_end(tmp, data, common)

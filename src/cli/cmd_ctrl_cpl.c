@@ -26,11 +26,11 @@ static int load_oracle(const char *oracle, ctrl_policy *p, rlhf_err *err) {
 }
 
 static int make_prefs(const char *dataset, const char *oracle, const char *out, int seg_len,
-                      long n_pairs, uint64_t seed, rlhf_err *err) {
+                      int offsets, long n_pairs, uint64_t seed, rlhf_err *err) {
     ctrl_transitions t = {0};
     if (ctrl_dataset_load(dataset, &t, NULL, err)) return -1;
     int rc = -1, have_policy = 0;
-    long n_seg = 0, *starts = cpl_segments(&t, seg_len, &n_seg);
+    long n_seg = 0, *starts = cpl_segments_at(&t, seg_len, offsets, &n_seg);
     float *score = xmalloc((t.n ? t.n : 1) * sizeof(float));
     cpl_pairs p = {0};
     ctrl_policy pol;
@@ -52,14 +52,16 @@ static int make_prefs(const char *dataset, const char *oracle, const char *out, 
     rlhf_rng rng;
     rng_seed(&rng, seed);
     cpl_pairs_make(starts, n_seg, seg_len, t.n, score, n_pairs, &rng, &p);
+    p.random_offsets = offsets == CPL_OFFSETS_RANDOM;
     snprintf(p.label, sizeof p.label, "%s", oracle && *oracle ? "oracle" : "reward");
     snprintf(p.oracle, sizeof p.oracle, "%s", oracle && *oracle ? oracle : "");
     if (cpl_pairs_save(out, &p, err)) goto done;
     long ties = 0, first = 0;
     for (long k = 0; k < p.n; k++) ties += p.y[k] == 0.5f, first += p.y[k] == 0.0f;
-    printf("%s: %ld pairs of %ld segments (%d steps) of %s, labelled by %s%s; "
+    printf("%s: %ld pairs of %ld %s (%d steps) of %s, labelled by %s%s; "
            "a preferred %ld, b %ld, ties %ld\n",
-           out, p.n, n_seg, seg_len, dataset,
+           out, p.n, n_seg, offsets == CPL_OFFSETS_RANDOM ? "windows at any offset" : "segments",
+           seg_len, dataset,
            oracle && *oracle ? "the oracle's advantages Q - V of " : "the dense rewards",
            oracle && *oracle ? oracle : "", first, p.n - first - ties, ties);
     rc = 0;
@@ -73,13 +75,14 @@ done:
 }
 
 int cmd_ctrl_prefs(int argc, char **argv) {
-    const char *dataset = NULL, *oracle = NULL, *out = NULL;
+    const char *dataset = NULL, *oracle = NULL, *out = NULL, *offset = "start";
     int segment = 64, pairs = 2000;
     uint64_t seed = 0;
     flag_def defs[] = {
         {"dataset", FLAG_STR, &dataset, "the control dataset (D4RL-layout HDF5) to cut into segments"},
         {"oracle", FLAG_STR, &oracle, "a trained agent (run folder or checkpoint with a critic: iql, sac, td3, cql ...) whose advantage A = Q - V labels the pairs (the paper's regret labels); none: the dataset's dense rewards"},
         {"segment", FLAG_INT, &segment, "steps per segment (segments stay inside one episode)", 1, 1e6},
+        {"segment_offset", FLAG_STR, &offset, "start: segments back to back from each episode's first row; random: windows at any offset inside an episode, drawn uniformly over every such window (the authors' datasets)"},
         {"pairs", FLAG_INT, &pairs, "segment pairs to draw and label", 1, 1e9},
         {"seed", FLAG_U64, &seed, "seed of the pair draws"},
         {"out", FLAG_STR, &out, "the pairs file (default DATASET.cpl.jsonl, where --algo cpl looks)"},
@@ -89,7 +92,7 @@ int cmd_ctrl_prefs(int argc, char **argv) {
     int r = flags_parse(
         argc, argv, defs, "ctrl prefs",
         "Segment preferences for CPL (--algo cpl): cuts --dataset's episodes into segments of\n"
-        "--segment steps, draws --pairs pairs of them and labels each with the regret-based\n"
+        "--segment steps (--segment_offset random: windows at any offset), draws --pairs pairs of them and labels each with the regret-based\n"
         "synthetic preference of Hejna et al. 2024: the segment with the larger summed oracle\n"
         "advantage sum_t Q(s_t, a_t) - V(s_t) is preferred (V: the oracle's value net, else Q at\n"
         "its greedy action); without --oracle the summed dense reward decides. Writes JSON lines\n"
@@ -101,6 +104,11 @@ int cmd_ctrl_prefs(int argc, char **argv) {
         &err);
     if (r == 1) return 0;
     if (r == 0 && !(dataset && *dataset)) r = rlhf_fail(&err, "--dataset is required");
+    int offsets = CPL_OFFSETS_START;
+    if (r == 0 && !strcmp(offset, "random"))
+        offsets = CPL_OFFSETS_RANDOM;
+    else if (r == 0 && strcmp(offset, "start"))
+        r = rlhf_fail(&err, "--segment_offset %s: must be start or random", offset);
     if (r < 0) {
         fprintf(stderr, "rlhf ctrl prefs: %s\n", err.msg);
         return 2;
@@ -110,7 +118,7 @@ int cmd_ctrl_prefs(int argc, char **argv) {
         snprintf(path, sizeof path, "%s", out);
     else
         cpl_pairs_path(dataset, path, sizeof path);
-    if (make_prefs(dataset, oracle, path, segment, pairs, seed, &err)) {
+    if (make_prefs(dataset, oracle, path, segment, offsets, pairs, seed, &err)) {
         fprintf(stderr, "rlhf ctrl prefs: %s\n", err.msg);
         return 1;
     }

@@ -14,7 +14,7 @@ extern const ctrl_algo ctrl_algo_famo2o;
 extern const ctrl_algo ctrl_algo_wsrl;
 extern const ctrl_algo ctrl_algo_moorl;
 extern const ctrl_algo ctrl_algo_h2o;
-extern const ctrl_algo ctrl_algo_cpl;
+extern const ctrl_algo ctrl_algo_cpl, ctrl_algo_cpl_kl;
 extern const ctrl_algo ctrl_algo_fisor;
 extern const ctrl_algo ctrl_algo_hnpg;
 extern const ctrl_algo ctrl_algo_lamo;
@@ -23,7 +23,7 @@ static const ctrl_algo *const all_algos[] = {&ctrl_algo_bc,  &ctrl_algo_td3,  &c
                                              &ctrl_algo_iql, &ctrl_algo_awac, &ctrl_algo_sac,
                                              &ctrl_algo_cql, &ctrl_algo_calql, &ctrl_algo_riql,
                                              &ctrl_algo_ro2o, &ctrl_algo_sacn, &ctrl_algo_famo2o, &ctrl_algo_wsrl,
-                                             &ctrl_algo_moorl, &ctrl_algo_h2o, &ctrl_algo_cpl,
+                                             &ctrl_algo_moorl, &ctrl_algo_h2o, &ctrl_algo_cpl, &ctrl_algo_cpl_kl,
                                              &ctrl_algo_fisor, &ctrl_algo_hnpg, &ctrl_algo_lamo};
 #define N_ALGOS (int)(sizeof all_algos / sizeof all_algos[0])
 

@@ -91,9 +91,13 @@ typedef struct {
     // (cpl fields)
     // inverse temperature alpha (0.1), the contrastive bias lambda on the
     // dispreferred segment (0.5), the weight of a BC term added to the CPL
-    // loss (0), pairs per update (32), BC updates before CPL starts (0)
-    float cpl_alpha, cpl_lambda, cpl_bc_coeff;
-    int cpl_batch, cpl_bc_steps;
+    // loss (0), pairs per update (32), BC updates before CPL starts (0); the
+    // lr after BC: actor_lr * cpl_lr_scale * min(1, k / cpl_warmup) at the
+    // k-th CPL update from 0 (the authors' linear_warmup; cpl 1 and 0 = off,
+    // cpl_kl 0.1 and 10000); cpl_ranked 1: each update ranks 2 cpl_batch
+    // segments by their labeller scores (the authors' biased_bce_with_scores)
+    float cpl_alpha, cpl_lambda, cpl_bc_coeff, cpl_lr_scale;
+    int cpl_batch, cpl_bc_steps, cpl_warmup, cpl_ranked;
     // LaMo (lamo.c, lamo_train.c)
     // (lamo fields)
     // context K in steps (20), LoRA rank (16; 0: every weight of the LM trains)

@@ -25,6 +25,18 @@
 // initialised to 0; actor_lr for both. act: the mean (deterministic) or a
 // sample clipped to the bounds.
 //
+// CPL-KL (table cpl_kl; the authors' research/algs/cpl_kl.py, configs
+// configs/*/cpl_kl.yaml) measures the advantage against a reference policy,
+// the actor as it stands after the BC updates (a frozen copy of its MLP and
+// log_std taken right after the last one):
+//
+//   S(sigma) = alpha sum_{t in sigma} [log pi(a_t | s_t) - log pi_ref(a_t | s_t)]
+//
+// everything else as CPL; at least one BC update is required (the authors
+// assert bc_steps > 0). Their defaults: alpha 0.2, lambda 0.75 and a
+// learning rate scaled by 0.1 after BC (cpl_lr_scale), warmed up linearly
+// over 10000 updates (cpl_warmup); cpl_bc_steps 10000 (their class default).
+//
 // The pairs: --dataset D.hdf5 makes the trainer call attach, which loads
 // D.hdf5.cpl.jsonl (rlhf ctrl prefs writes it; cpl_prefs.h) and checks it
 // against the dataset's rows. Rewards are never read.
@@ -44,11 +56,12 @@ enum { C_STEP, C_ACTOR_T, C_LOGSTD_T, N_COUNTERS };
 
 typedef struct {
     int S, A;
+    int kl;  // CPL-KL: advantages against ref, the actor after BC
     ctrl_algo_config c;
     float *low, *high, *scale, *bias;
-    ctrl_mlp actor;
+    ctrl_mlp actor, ref;  // ref: CPL-KL's frozen reference (allocated when kl)
     ctrl_adam actor_opt, log_std_opt;
-    float *log_std, *log_std_grad;
+    float *log_std, *log_std_grad, *ref_log_std;
     float counters[N_COUNTERS];
     const ctrl_transitions *data;  // the rows the pairs index
     const cpl_pairs *pairs;
@@ -56,14 +69,16 @@ typedef struct {
     int cap;        // scratch rows
     float *obs, *act, *u, *du, *mean, *dmean, *logp, *dlogp, *eps;
     float *seg, *dseg, *y;  // (2 P) segment sums and their gradients, (P) labels
+    float *ref_logp;        // (rows) log pi_ref of CPL-KL
 } cpl_agent;
 
 static void grow(cpl_agent *g, int rows, int P) {
     if (rows <= g->cap) return;
     long RS = (long)rows * g->S, RA = (long)rows * g->A;
-    float **bufs[] = {&g->obs,  &g->act,   &g->u,   &g->du,  &g->mean, &g->dmean,
-                      &g->logp, &g->dlogp, &g->eps, &g->seg, &g->dseg, &g->y};
-    long sizes[] = {RS, RA, RA, RA, RA, RA, rows, rows, RA, 2L * P + rows, 2L * P + rows, P + rows};
+    float **bufs[] = {&g->obs,  &g->act,   &g->u,   &g->du,  &g->mean, &g->dmean,   &g->logp,
+                      &g->dlogp, &g->eps, &g->seg, &g->dseg, &g->y,    &g->ref_logp};
+    long sizes[] = {RS,   RA,   RA,   RA,   RA,   RA, rows, rows, RA, 2L * P + rows, 2L * P + rows,
+                    P + rows, rows};
     ctrl_bufs_realloc(bufs, sizes, (int)(sizeof bufs / sizeof bufs[0]));
     g->cap = rows;
 }
@@ -76,24 +91,55 @@ static void cpl_defaults(ctrl_algo_config *c) {
     c->cpl_bc_coeff = 0.0f;
     c->cpl_batch = 32;
     c->cpl_bc_steps = 0;
+    c->cpl_lr_scale = 1.0f;
+    c->cpl_warmup = 0;
+    c->cpl_ranked = 0;
 }
 
-static int cpl_create(const ctrl_algo_config *c, int S, int A, const float *low, const float *high,
-                      rlhf_rng *rng, void **out, rlhf_err *err) {
-    if (ctrl_check_create("cpl", c, S, A, low, high, 0, err)) return -1;
+// the authors' CPL-KL configs (configs/*/cpl_kl.yaml: alpha 0.2,
+// contrastive_bias 0.75, linear_warmup multiplier 0.1 over 10000 steps) and
+// their class default bc_steps 10000
+static void cpl_kl_defaults(ctrl_algo_config *c) {
+    cpl_defaults(c);
+    c->cpl_alpha = 0.2f;
+    c->cpl_lambda = 0.75f;
+    c->cpl_bc_steps = 10000;
+    c->cpl_lr_scale = 0.1f;
+    c->cpl_warmup = 10000;
+}
+
+// the settings' refusals, each naming its field; who: "cpl" or "cpl_kl"
+static int check_config(const char *who, const ctrl_algo_config *c, int kl, rlhf_err *err) {
     if (!(c->cpl_alpha > 0) || !isfinite(c->cpl_alpha))
-        return rlhf_fail(err, "ctrl agent cpl: cpl_alpha %g must be > 0", c->cpl_alpha);
+        return rlhf_fail(err, "ctrl agent %s: cpl_alpha %g must be > 0", who, c->cpl_alpha);
     if (!(c->cpl_lambda > 0 && c->cpl_lambda <= 1))
-        return rlhf_fail(err, "ctrl agent cpl: cpl_lambda %g must be in (0, 1]", c->cpl_lambda);
+        return rlhf_fail(err, "ctrl agent %s: cpl_lambda %g must be in (0, 1]", who, c->cpl_lambda);
     if (!(c->cpl_bc_coeff >= 0) || !isfinite(c->cpl_bc_coeff))
-        return rlhf_fail(err, "ctrl agent cpl: cpl_bc_coeff %g must be >= 0", c->cpl_bc_coeff);
+        return rlhf_fail(err, "ctrl agent %s: cpl_bc_coeff %g must be >= 0", who, c->cpl_bc_coeff);
     if (c->cpl_batch < 1)
-        return rlhf_fail(err, "ctrl agent cpl: cpl_batch %d must be >= 1", c->cpl_batch);
-    if (c->cpl_bc_steps < 0)
-        return rlhf_fail(err, "ctrl agent cpl: cpl_bc_steps %d must be >= 0", c->cpl_bc_steps);
+        return rlhf_fail(err, "ctrl agent %s: cpl_batch %d must be >= 1", who, c->cpl_batch);
+    if (c->cpl_bc_steps < kl)
+        return rlhf_fail(err, "ctrl agent %s: cpl_bc_steps %d must be >= %d%s", who,
+                         c->cpl_bc_steps, kl,
+                         kl ? " (the reference policy is the actor after the BC updates)" : "");
+    if (!(c->cpl_lr_scale > 0) || !isfinite(c->cpl_lr_scale))
+        return rlhf_fail(err, "ctrl agent %s: cpl_lr_scale %g must be > 0", who, c->cpl_lr_scale);
+    if (c->cpl_warmup < 0)
+        return rlhf_fail(err, "ctrl agent %s: cpl_warmup %d must be >= 0", who, c->cpl_warmup);
+    if (c->cpl_ranked != 0 && c->cpl_ranked != 1)
+        return rlhf_fail(err, "ctrl agent %s: cpl_ranked %d must be 0 or 1", who, c->cpl_ranked);
+    return 0;
+}
+
+static int create_common(const ctrl_algo_config *c, int S, int A, const float *low,
+                         const float *high, rlhf_rng *rng, int kl, void **out, rlhf_err *err) {
+    const char *who = kl ? "cpl_kl" : "cpl";
+    if (ctrl_check_create(who, c, S, A, low, high, 0, err) || check_config(who, c, kl, err))
+        return -1;
     cpl_agent *g = xcalloc(1, sizeof *g);
     g->S = S;
     g->A = A;
+    g->kl = kl;
     g->c = *c;
     ctrl_action_box(low, high, A, &g->low, &g->high, &g->scale, &g->bias);
     ctrl_mlp_init(&g->actor, S, c->hidden, c->layers, A, 1, rng);
@@ -101,8 +147,25 @@ static int cpl_create(const ctrl_algo_config *c, int S, int A, const float *low,
     g->log_std = xcalloc(2 * (long)A, sizeof(float));
     g->log_std_grad = g->log_std + A;
     ctrl_adam_init(&g->log_std_opt, A, c->actor_lr);
+    if (kl) {  // set from the actor after BC; a copy until then (no draws from rng)
+        rlhf_rng unused;
+        rng_seed(&unused, 0);
+        ctrl_mlp_init(&g->ref, S, c->hidden, c->layers, A, 1, &unused);
+        memcpy(g->ref.params, g->actor.params, g->actor.n_params * sizeof(float));
+        g->ref_log_std = xcalloc(A, sizeof(float));
+    }
     *out = g;
     return 0;
+}
+
+static int cpl_create(const ctrl_algo_config *c, int S, int A, const float *low, const float *high,
+                      rlhf_rng *rng, void **out, rlhf_err *err) {
+    return create_common(c, S, A, low, high, rng, 0, out, err);
+}
+
+static int cpl_kl_create(const ctrl_algo_config *c, int S, int A, const float *low,
+                         const float *high, rlhf_rng *rng, void **out, rlhf_err *err) {
+    return create_common(c, S, A, low, high, rng, 1, out, err);
 }
 
 int cpl_agent_set_pairs(void *agent, const ctrl_transitions *t, const cpl_pairs *p,
@@ -114,10 +177,14 @@ int cpl_agent_set_pairs(void *agent, const ctrl_transitions *t, const cpl_pairs 
     if (p->rows != t->n)
         return rlhf_fail(err, "cpl: the pairs index %ld rows, the dataset has %ld", p->rows, t->n);
     if (p->n < 1 || p->seg_len < 1) return rlhf_fail(err, "cpl: no segment pairs");
-    for (long k = 0; k < p->n; k++)
+    for (long k = 0; k < p->n; k++) {
         if (p->a[k] < 0 || p->b[k] < 0 || p->a[k] + p->seg_len > t->n ||
             p->b[k] + p->seg_len > t->n)
             return rlhf_fail(err, "cpl: pair %ld's segments leave the dataset's %ld rows", k, t->n);
+        if (g->c.cpl_ranked && !(isfinite(p->score_a[k]) && isfinite(p->score_b[k])))
+            return rlhf_fail(err, "cpl: cpl_ranked ranks segments by score_a / score_b, and pair "
+                                  "%ld has none", k);
+    }
     g->data = t;
     g->pairs = p;
     return 0;
@@ -138,12 +205,18 @@ static int cpl_attach(void *agent, const char *dataset, const ctrl_transitions *
     return cpl_agent_set_pairs(agent, t, &g->own, err);
 }
 
-// mean (rows, A) and log pi(act | obs) (rows) of the actor; keeps activations
-static void logprob(cpl_agent *g, const float *obs, const float *act, int rows) {
-    ctrl_mlp_forward(&g->actor, obs, rows, g->u);
+// log pi(act | obs) (rows) -> logp of the network net with log-std log_std;
+// g->u and g->mean hold its activations (the actor's are kept for backward)
+static void logprob_of(cpl_agent *g, ctrl_mlp *net, const float *log_std, const float *obs,
+                       const float *act, int rows, float *logp) {
+    ctrl_mlp_forward(net, obs, rows, g->u);
     ctrl_det_forward(g->mean, g->u, g->scale, g->bias, rows, g->A);
-    ctrl_gauss_logprob(g->logp, g->mean, g->log_std, act, rows, g->A, g->c.log_std_min,
+    ctrl_gauss_logprob(logp, g->mean, log_std, act, rows, g->A, g->c.log_std_min,
                        g->c.log_std_max);
+}
+
+static void logprob(cpl_agent *g, const float *obs, const float *act, int rows) {
+    logprob_of(g, &g->actor, g->log_std, obs, act, rows, g->logp);
 }
 
 // g->dlogp (rows) -> the actor's and log_std's gradients (on MPI ranks: this
@@ -186,6 +259,33 @@ static double pair_loss(const float *seg, const float *y, int P, float lam, floa
     return loss / P;
 }
 
+// the authors' biased_bce_with_scores over M segments: sums seg (M), scores
+// (M) -> the mean over every i < j of the score-sorted order of
+// softplus(-(seg_j - lambda seg_i)) (j the higher score; ties keep the draw
+// order), dseg (M) = dL/dseg, *acc the share of those with seg_j > seg_i
+static double rank_loss(const float *seg, const float *score, int M, float lam, float *dseg,
+                        double *acc) {
+    int *ord = xmalloc(M * sizeof(int));
+    for (int i = 0; i < M; i++) {  // insertion sort by score, stable
+        int k = i;
+        for (; k > 0 && score[ord[k - 1]] > score[i]; k--) ord[k] = ord[k - 1];
+        ord[k] = i;
+    }
+    double loss = 0, hit = 0, N = 0.5 * M * (M - 1);
+    memset(dseg, 0, M * sizeof(float));
+    for (int i = 0; i < M; i++)
+        for (int j = i + 1; j < M; j++) {
+            double lo = seg[ord[i]], hi = seg[ord[j]], l = hi - lam * lo, d = -sigm(-l) / N;
+            loss += nls(l);
+            dseg[ord[j]] += (float)d;
+            dseg[ord[i]] -= (float)(lam * d);
+            hit += hi > lo;
+        }
+    free(ord);
+    *acc = hit / N;
+    return loss / N;
+}
+
 static void bc_update(cpl_agent *g, const ctrl_batch *gb, ctrl_metrics *metrics) {
     ctrl_share sh = ctrl_share_rows(gb->B);
     ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
@@ -202,6 +302,10 @@ static void bc_update(cpl_agent *g, const ctrl_batch *gb, ctrl_metrics *metrics)
         memset(g->log_std_opt.m, 0, g->log_std_opt.n * sizeof(float));
         memset(g->log_std_opt.v, 0, g->log_std_opt.n * sizeof(float));
         g->counters[C_ACTOR_T] = g->counters[C_LOGSTD_T] = 0;
+        if (g->kl) {  // CPL-KL's reference: the actor as BC left it
+            memcpy(g->ref.params, g->actor.params, g->actor.n_params * sizeof(float));
+            memcpy(g->ref_log_std, g->log_std, g->A * sizeof(float));
+        }
     }
     ctrl_metrics_add(metrics, "bc_loss", loss);
 }
@@ -227,6 +331,33 @@ static void gather(cpl_agent *g, rlhf_rng *rng, int P, ctrl_share sh) {
     }
 }
 
+// the lr of the k-th CPL update (k from 0): actor_lr * cpl_lr_scale *
+// min(1, k / cpl_warmup), the authors' linear_warmup started after BC
+static void set_cpl_lr(cpl_agent *g) {
+    const ctrl_algo_config *c = &g->c;
+    float f = c->cpl_lr_scale;
+    if (c->cpl_warmup > 0) {
+        double k = g->counters[C_STEP] - 1 - c->cpl_bc_steps;
+        f = (float)(f * fmin(1.0, k / c->cpl_warmup));
+    }
+    g->actor_opt.lr = g->log_std_opt.lr = c->actor_lr * f;
+}
+
+// cpl_ranked: draws M segments uniformly from the pairs file's 2 n (each
+// pair's a and b; one rng draw each) into g->obs / g->act, their scores -> g->y
+static void gather_ranked(cpl_agent *g, rlhf_rng *rng, int M) {
+    const cpl_pairs *p = g->pairs;
+    int L = p->seg_len, S = g->S, A = g->A;
+    for (int k = 0; k < M; k++) {
+        long i = (long)(rng_uniform(rng) * 2 * p->n);
+        if (i >= 2 * p->n) i = 2 * p->n - 1;
+        long start = i < p->n ? p->a[i] : p->b[i - p->n];
+        g->y[k] = (float)(i < p->n ? p->score_a[i] : p->score_b[i - p->n]);
+        memcpy(g->obs + (long)k * L * S, g->data->obs + start * S, (long)L * S * sizeof(float));
+        memcpy(g->act + (long)k * L * A, g->data->act + start * A, (long)L * A * sizeof(float));
+    }
+}
+
 static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metrics *metrics,
                       rlhf_err *err) {
     cpl_agent *g = agent;
@@ -242,18 +373,30 @@ static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     if (P < dist_size())
         return rlhf_fail(err, "ctrl cpl: cpl_batch %d pairs is less than the %d MPI ranks", P,
                          dist_size());
+    if (g->c.cpl_ranked && dist_size() > 1)
+        return rlhf_fail(err, "ctrl cpl: cpl_ranked ranks the whole batch; run it on one process");
     ctrl_share sp = ctrl_share_rows(P);  // on MPI ranks: this rank's pairs
     int n = sp.n, rows = 2 * n * L;
     grow(g, rows, n);
-    gather(g, rng, P, sp);
+    if (g->c.cpl_ranked)
+        gather_ranked(g, rng, 2 * n);
+    else
+        gather(g, rng, P, sp);
+    if (g->kl)  // before the actor's forward, whose activations backward reads
+        logprob_of(g, &g->ref, g->ref_log_std, g->obs, g->act, rows, g->ref_logp);
     logprob(g, g->obs, g->act, rows);
     float alpha = g->c.cpl_alpha;
     for (int s = 0; s < 2 * n; s++) {
         double sum = 0;
-        for (int t = 0; t < L; t++) sum += g->logp[(long)s * L + t];
+        for (int t = 0; t < L; t++) {
+            long r = (long)s * L + t;
+            sum += g->kl ? (double)g->logp[r] - g->ref_logp[r] : g->logp[r];
+        }
         g->seg[s] = (float)(alpha * sum);
     }
-    double acc, loss = pair_loss(g->seg, g->y, n, g->c.cpl_lambda, g->dseg, &acc);
+    double acc, loss = g->c.cpl_ranked
+                           ? rank_loss(g->seg, g->y, 2 * n, g->c.cpl_lambda, g->dseg, &acc)
+                           : pair_loss(g->seg, g->y, n, g->c.cpl_lambda, g->dseg, &acc);
     for (int s = 0; s < 2 * n; s++)
         for (int t = 0; t < L; t++) g->dlogp[(long)s * L + t] = alpha * g->dseg[s];
     double bc = 0;
@@ -261,6 +404,7 @@ static int cpl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     bc /= rows;
     if (g->c.cpl_bc_coeff > 0)
         for (int r = 0; r < rows; r++) g->dlogp[r] -= g->c.cpl_bc_coeff / rows;
+    set_cpl_lr(g);
     actor_step(g, g->act, rows, sp);
     double m[3] = {loss, bc, acc};
     ctrl_share_means(sp, m, 3);
@@ -287,11 +431,15 @@ static void cpl_act(void *agent, const float *obs, int B, int deterministic, rlh
 
 static int cpl_tensors(void *agent, ctrl_tensor *out, int max) {
     cpl_agent *g = agent;
-    ctrl_tensor all[8];
+    ctrl_tensor all[10];
     int n = 0;
     CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
     CTRL_TENSORS_ADAM(all, n, "log_std", g->log_std, g->log_std_opt);
     all[n++] = (ctrl_tensor){"counters", g->counters, N_COUNTERS};  // step, actor / log_std Adam t
+    if (g->kl) {
+        all[n++] = (ctrl_tensor){"reference", g->ref.params, g->ref.n_params};
+        all[n++] = (ctrl_tensor){"reference_log_std", g->ref_log_std, g->A};
+    }
     return ctrl_tensors_out(out, max, all, n);
 }
 
@@ -299,12 +447,14 @@ static void cpl_free(void *agent) {
     cpl_agent *g = agent;
     if (!g) return;
     ctrl_mlp_free(&g->actor);
+    if (g->kl) ctrl_mlp_free(&g->ref);
+    free(g->ref_log_std);
     ctrl_adam_free(&g->actor_opt);
     ctrl_adam_free(&g->log_std_opt);
     free(g->log_std);
     cpl_pairs_free(&g->own);
-    float *bufs[] = {g->obs,  g->act,   g->u,   g->du,  g->mean, g->dmean,
-                     g->logp, g->dlogp, g->eps, g->seg, g->dseg, g->y};
+    float *bufs[] = {g->obs,  g->act,   g->u,   g->du,  g->mean, g->dmean,   g->logp,
+                     g->dlogp, g->eps, g->seg, g->dseg, g->y,    g->ref_logp};
     ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->low);
     free(g);
@@ -317,6 +467,20 @@ const ctrl_algo ctrl_algo_cpl = {
     .data_parallel = 1,
     .defaults = cpl_defaults,
     .create = cpl_create,
+    .update = cpl_update,
+    .act = cpl_act,
+    .tensors = cpl_tensors,
+    .free = cpl_free,
+    .attach = cpl_attach,
+};
+
+const ctrl_algo ctrl_algo_cpl_kl = {
+    .name = "cpl_kl",
+    .summary = "CPL-KL: CPL with the advantage alpha (log pi - log pi_ref) against the policy after BC (the authors' cpl_kl.py); needs DATASET.cpl.jsonl",
+    .offline = 1,
+    .data_parallel = 1,
+    .defaults = cpl_kl_defaults,
+    .create = cpl_kl_create,
     .update = cpl_update,
     .act = cpl_act,
     .tensors = cpl_tensors,

@@ -27,17 +27,22 @@ void cpl_pairs_path(const char *dataset, char *out, size_t cap) {
     snprintf(out, cap, "%s.cpl.jsonl", dataset);
 }
 
-long *cpl_segments(const ctrl_transitions *t, int seg_len, long *n) {
-    long cap = seg_len > 0 ? t->n / seg_len + 1 : 1, k = 0;
+long *cpl_segments_at(const ctrl_transitions *t, int seg_len, int offsets, long *n) {
+    long step = offsets == CPL_OFFSETS_RANDOM ? 1 : seg_len;
+    long cap = seg_len > 0 ? t->n / step + 1 : 1, k = 0;
     long *s = xmalloc(cap * sizeof(long));
     long start = 0;
     for (long i = 0; i < t->n && seg_len > 0; i++) {
         if (!(t->terminal[i] || t->timeout[i] || i == t->n - 1)) continue;
-        for (long r = start; r + seg_len <= i + 1; r += seg_len) s[k++] = r;
+        for (long r = start; r + seg_len <= i + 1; r += step) s[k++] = r;
         start = i + 1;
     }
     *n = k;
     return s;
+}
+
+long *cpl_segments(const ctrl_transitions *t, int seg_len, long *n) {
+    return cpl_segments_at(t, seg_len, CPL_OFFSETS_START, n);
 }
 
 // a "critic" ensemble (S + A -> 1) or "value" net (S -> 1) of the policy's
@@ -141,6 +146,7 @@ int cpl_pairs_save(const char *path, const cpl_pairs *p, rlhf_err *err) {
     cJSON_AddStringToObject(h, "label", p->label);
     if (p->oracle[0]) cJSON_AddStringToObject(h, "oracle", p->oracle);
     cJSON_AddNumberToObject(h, "pairs", (double)p->n);
+    if (p->random_offsets) cJSON_AddStringToObject(h, "offsets", "random");
     char *hs = cJSON_PrintUnformatted(h);
     len += snprintf(buf, cap, "%s\n", hs);
     free(hs);
@@ -187,6 +193,8 @@ static int read_header(const cJSON *h, const char *path, long rows, cpl_pairs *p
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(h, "oracle");
     snprintf(p->label, sizeof p->label, "%s", cJSON_IsString(l) ? l->valuestring : "");
     snprintf(p->oracle, sizeof p->oracle, "%s", cJSON_IsString(o) ? o->valuestring : "");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(h, "offsets");
+    p->random_offsets = cJSON_IsString(off) && !strcmp(off->valuestring, "random");
     p->seg_len = (int)seg;
     p->n = np;
     return 0;

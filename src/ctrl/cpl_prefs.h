@@ -11,14 +11,19 @@
 //
 // Segments: every episode (rows up to a terminal or timeout flag, or the
 // file's end) is cut into floor(len / seg_len) back-to-back windows from its
-// first row; the remainder is left out. Row indices are those of
-// ctrl_dataset_load's result (the rows the trainer samples).
+// first row; the remainder is left out (CPL_OFFSETS_START, the default). With
+// CPL_OFFSETS_RANDOM every window of seg_len rows inside one episode, at any
+// offset, is a segment, so a uniform draw picks a window at a random offset,
+// episodes weighted by their number of windows (the authors' datasets:
+// scripts/create_comparison_dataset.py samples by timesteps with pad 0).
+// Row indices are those of ctrl_dataset_load's result (the rows the trainer
+// samples).
 //
 // The pairs file (JSON lines; `rlhf ctrl prefs` writes it beside the dataset
 // as DATASET.cpl.jsonl, and `--algo cpl` reads it from there):
 //   line 1  {"format": "cpl_pairs_v1", "rows": N, "segment": L,
 //            "label": "oracle" | "reward", "oracle": "CHECKPOINT" (oracle only),
-//            "pairs": P}
+//            "pairs": P, "offsets": "random" (random offsets only)}
 //   line k  {"a": i, "b": j, "y": y, "score_a": sa, "score_b": sb}
 // i, j: the first rows of two segments (rows i .. i+L-1 and j .. j+L-1);
 // y = 1 when b is preferred, 0 when a is, 0.5 for a tie (the authors'
@@ -39,12 +44,18 @@ typedef struct {
     double *score_a, *score_b;  // (n) the labeller's segment scores
     char label[16];             // "oracle" or "reward"
     char oracle[1024];          // the oracle checkpoint ("" for reward)
+    int random_offsets;         // 1: the segments were windows at random offsets
 } cpl_pairs;
+
+enum { CPL_OFFSETS_START, CPL_OFFSETS_RANDOM };
 
 void cpl_pairs_free(cpl_pairs *p);
 
-// the first rows of t's segments of seg_len steps (malloc'd, *n of them)
+// the first rows of t's segments of seg_len steps (malloc'd, *n of them):
+// back to back from each episode's start (CPL_OFFSETS_START) or every window
+// inside an episode (CPL_OFFSETS_RANDOM)
 long *cpl_segments(const ctrl_transitions *t, int seg_len, long *n);
+long *cpl_segments_at(const ctrl_transitions *t, int seg_len, int offsets, long *n);
 
 // per-row oracle advantages A*(s, a) (t->n of them) of a loaded policy on t's
 // raw rows (the policy's observation normalisation applied); -1 + err when

@@ -99,6 +99,9 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(cpl_bc_coeff, 0, "CPL: weight of a BC term (mean -log pi over the pairs' rows) in the CPL loss"),
     F(cpl_batch, 1, "CPL: segment pairs per update"),
     F(cpl_bc_steps, 1, "CPL: BC updates on the trainer's batches before the CPL loss (Adam restarts after them)"),
+    F(cpl_lr_scale, 0, "CPL: the lr after the BC updates is actor_lr times this (cpl 1; cpl_kl 0.1, the authors' CPL-KL configs)"),
+    F(cpl_ranked, 1, "CPL: 1 ranks 2 cpl_batch segments of the pairs file by their scores each update (the authors' score batches, biased_bce_with_scores), 0 pairs and labels"),
+    F(cpl_warmup, 1, "CPL: linear lr warm-up over this many CPL updates from 0 (0: none; the authors' configs 10000)"),
     // (lamo rows)
     F(lamo_K, 1, "LaMo: context length K in steps (3K tokens: return-to-go, state, action)"),
     F(lamo_lora_r, 1, "LaMo: LoRA rank on the LM's q/k/v (GPT-2 c_attn); 0: no adapters, every LM weight trains"),

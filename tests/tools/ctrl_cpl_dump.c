@@ -7,10 +7,17 @@
 //       after each, for an independent PyTorch replay. VARIANT cpl: the
 //       paper's alpha 0.1, lambda 0.5, one BC step first (Adam restarts after
 //       it), 3 pairs per update; cpl_bc: alpha 0.3, lambda 0.8, BC coefficient
-//       0.25, no BC steps.
-//   ctrl_cpl_dump roundtrip   three updates, the tensors into a fresh agent; two
-//       more updates on both agree bit for bit; refusals of bad settings and
-//       pairs. Prints "ok" or the mismatch.
+//       0.25, no BC steps. cpl_kl (the table cpl_kl, its alpha 0.2 and lambda
+//       0.75): two BC steps, then four CPL-KL steps at the full lr (the
+//       policy moves away from its reference); cpl_kl_sched: one BC step,
+//       BC coefficient 0.3, the lr scaled by 0.5 and warmed up over 2 CPL
+//       updates, five updates. cpl_ranked: one BC step, then 2 x 3
+//       segments drawn from the pairs' segments and ranked by their scores
+//       (lambda 0.7, BC coefficient 0.2).
+//   ctrl_cpl_dump roundtrip [VARIANT]   three updates (VARIANT cpl by
+//       default), the tensors into a fresh agent; two more updates on both
+//       agree bit for bit; with cpl, refusals of bad settings (both tables)
+//       and pairs. Prints "ok" or the mismatch.
 //   ctrl_cpl_dump learn ALGO STEPS SEED   an offline contextual bandit as a
 //       sequence (episodes of 16 steps, states uniform, actions uniform in the
 //       box, reward -|a - a*(s)|^2): ALGO cpl learns from 400 pairs of
@@ -32,23 +39,49 @@ extern const ctrl_algo ctrl_algo_bc;
 enum { S = 3, A = 2, HIDDEN = 16, LAYERS = 2, BATCH = 6, EP = 12, SEG = 5, NP = 8 };
 static const float LOW[A] = {-1.0f, -2.0f}, HIGH[A] = {1.0f, 0.5f};
 
-static int make_config(const char *variant, ctrl_algo_config *c) {
-    ctrl_algo_cpl.defaults(c);
+// the table of VARIANT, its settings and its number of updates
+static const ctrl_algo *make_config(const char *variant, ctrl_algo_config *c, int *steps) {
+    int kl = !strncmp(variant, "cpl_kl", 6);
+    const ctrl_algo *al = kl ? &ctrl_algo_cpl_kl : &ctrl_algo_cpl;
+    al->defaults(c);
     c->hidden = HIDDEN;
     c->layers = LAYERS;
     c->actor_lr = 3e-3f;
     c->cpl_batch = 3;
+    *steps = 3;
+    if (!strcmp(variant, "cpl_kl")) {  // alpha 0.2, lambda 0.75: the table's
+        c->cpl_bc_steps = 2;
+        c->cpl_lr_scale = 1;
+        c->cpl_warmup = 0;
+        *steps = 6;
+        return al;
+    }
+    if (!strcmp(variant, "cpl_kl_sched")) {
+        c->cpl_bc_steps = 1;
+        c->cpl_bc_coeff = 0.3f;
+        c->cpl_lr_scale = 0.5f;
+        c->cpl_warmup = 2;
+        *steps = 5;
+        return al;
+    }
+    if (!strcmp(variant, "cpl_ranked")) {  // 6 segments ranked by score an update
+        c->cpl_bc_steps = 1;
+        c->cpl_lambda = 0.7f;
+        c->cpl_bc_coeff = 0.2f;
+        c->cpl_ranked = 1;
+        return al;
+    }
     if (!strcmp(variant, "cpl")) {
         c->cpl_bc_steps = 1;
-        return 0;
+        return al;
     }
     if (!strcmp(variant, "cpl_bc")) {
         c->cpl_alpha = 0.3f;
         c->cpl_lambda = 0.8f;
         c->cpl_bc_coeff = 0.25f;
-        return 0;
+        return al;
     }
-    return -1;
+    return NULL;
 }
 
 // 60 rows, episodes of EP ending by timeout; actions inside the box
@@ -76,7 +109,9 @@ static void fill_batch(ctrl_batch *b, const ctrl_transitions *t, rlhf_rng *r) {
 
 static int parity(const char *variant, const char *path) {
     ctrl_algo_config c;
-    if (make_config(variant, &c)) return 2;
+    int n_steps;
+    const ctrl_algo *al = make_config(variant, &c, &n_steps);
+    if (!al) return 2;
     rlhf_rng rng, data;
     rng_seed(&rng, 1);
     rng_seed(&data, 2);
@@ -86,7 +121,7 @@ static int parity(const char *variant, const char *path) {
     make_pairs(&t, &data, &p);
     void *agent;
     rlhf_err err;
-    if (ctrl_algo_cpl.create(&c, S, A, LOW, HIGH, &rng, &agent, &err) ||
+    if (al->create(&c, S, A, LOW, HIGH, &rng, &agent, &err) ||
         cpl_agent_set_pairs(agent, &t, &p, &err))
         return fprintf(stderr, "create: %s\n", err.msg), 1;
     FILE *f = fopen(path, "w");
@@ -97,11 +132,13 @@ static int parity(const char *variant, const char *path) {
     fprintf(f, ",\"high\":");
     dump_put_array(f, HIGH, A);
     fprintf(f,
-            ",\"config\":{\"actor_lr\":%.9g,\"cpl_alpha\":%.9g,\"cpl_lambda\":%.9g,"
-            "\"cpl_bc_coeff\":%.9g,\"cpl_batch\":%d,\"cpl_bc_steps\":%d,\"log_std_min\":%.9g,"
+            ",\"algo\":\"%s\",\"config\":{\"actor_lr\":%.9g,\"cpl_alpha\":%.9g,"
+            "\"cpl_lambda\":%.9g,\"cpl_bc_coeff\":%.9g,\"cpl_batch\":%d,\"cpl_bc_steps\":%d,"
+            "\"cpl_lr_scale\":%.9g,\"cpl_warmup\":%d,\"cpl_ranked\":%d,\"log_std_min\":%.9g,"
             "\"log_std_max\":%.9g},",
-            c.actor_lr, c.cpl_alpha, c.cpl_lambda, c.cpl_bc_coeff, c.cpl_batch, c.cpl_bc_steps,
-            c.log_std_min, c.log_std_max);
+            al->name, c.actor_lr, c.cpl_alpha, c.cpl_lambda, c.cpl_bc_coeff, c.cpl_batch,
+            c.cpl_bc_steps, c.cpl_lr_scale, c.cpl_warmup, c.cpl_ranked, c.log_std_min,
+            c.log_std_max);
     fprintf(f, "\"obs\":");
     dump_put_array(f, t.obs, t.n * S);
     fprintf(f, ",\"act\":");
@@ -112,22 +149,28 @@ static int parity(const char *variant, const char *path) {
     for (long k = 0; k < p.n; k++) fprintf(f, "%s%ld", k ? "," : "", p.b[k]);
     fprintf(f, "],\"y\":");
     dump_put_array(f, p.y, p.n);
+    fprintf(f, ",\"score_a\":[");
+    for (long k = 0; k < p.n; k++) fprintf(f, "%s%.9g", k ? "," : "", p.score_a[k]);
+    fprintf(f, "],\"score_b\":[");
+    for (long k = 0; k < p.n; k++) fprintf(f, "%s%.9g", k ? "," : "", p.score_b[k]);
+    fprintf(f, "]");
     fprintf(f, ",\"before\":");
-    dump_put_tensors(f, agent, &ctrl_algo_cpl);
+    dump_put_tensors(f, agent, al);
     fprintf(f, ",\"steps\":[");
     ctrl_batch b;
     ctrl_batch_alloc(&b, BATCH, S, A);
     int rc = 0;
-    for (int step = 0; step < 3; step++) {
+    for (int step = 0; step < n_steps; step++) {
         fill_batch(&b, &t, &data);
-        rlhf_rng peek = rng;  // the pairs the update draws (one uniform each)
-        int drawn[16];
-        for (int k = 0; k < c.cpl_batch; k++) {
-            long i = (long)(rng_uniform(&peek) * p.n);
-            drawn[k] = (int)(i >= p.n ? p.n - 1 : i);
+        rlhf_rng peek = rng;  // the pairs (ranked: segments) the update draws, one uniform each
+        int drawn[32], nd = c.cpl_ranked ? 2 * c.cpl_batch : c.cpl_batch;
+        long pool = c.cpl_ranked ? 2 * p.n : p.n;
+        for (int k = 0; k < nd; k++) {
+            long i = (long)(rng_uniform(&peek) * pool);
+            drawn[k] = (int)(i >= pool ? pool - 1 : i);
         }
         ctrl_metrics m = {0};
-        if (ctrl_algo_cpl.update(agent, &b, &rng, &m, &err)) {
+        if (al->update(agent, &b, &rng, &m, &err)) {
             fprintf(stderr, "update: %s\n", err.msg);
             rc = 1;
             break;
@@ -135,31 +178,41 @@ static int parity(const char *variant, const char *path) {
         fprintf(f, "%s{", step ? "," : "");
         dump_put_batch(f, &b);
         fprintf(f, ",\"drawn\":[");
-        for (int k = 0; k < c.cpl_batch; k++) fprintf(f, "%s%d", k ? "," : "", drawn[k]);
+        for (int k = 0; k < nd; k++) fprintf(f, "%s%d", k ? "," : "", drawn[k]);
         fprintf(f, "],");
         dump_put_metrics(f, &m);
         fprintf(f, ",\"after\":");
-        dump_put_tensors(f, agent, &ctrl_algo_cpl);
+        dump_put_tensors(f, agent, al);
         fputc('}', f);
     }
     fprintf(f, "]}\n");
     fclose(f);
     ctrl_batch_free(&b);
-    ctrl_algo_cpl.free(agent);
+    al->free(agent);
     cpl_pairs_free(&p);
     ctrl_transitions_free(&t);
     return rc;
 }
 
-// refusals: each must fail naming `what`
-static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, const cpl_pairs *p) {
+// refusals: each must fail naming `what` (c: a valid cpl config)
+static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, cpl_pairs *p) {
     struct {
-        float alpha, lambda, bc;
-        int batch, steps;
+        const ctrl_algo *al;
+        float alpha, lambda, bc, lr_scale;
+        int batch, steps, warmup;
         const char *what;
-    } bad[] = {{0, 0.5f, 0, 3, 0, "cpl_alpha"},  {0.1f, 0, 0, 3, 0, "cpl_lambda"},
-               {0.1f, 1.5f, 0, 3, 0, "cpl_lambda"}, {0.1f, 0.5f, -1, 3, 0, "cpl_bc_coeff"},
-               {0.1f, 0.5f, 0, 0, 0, "cpl_batch"},  {0.1f, 0.5f, 0, 3, -2, "cpl_bc_steps"}};
+    } bad[] = {{&ctrl_algo_cpl, 0, 0.5f, 0, 1, 3, 0, 0, "cpl_alpha"},
+               {&ctrl_algo_cpl, 0.1f, 0, 0, 1, 3, 0, 0, "cpl_lambda"},
+               {&ctrl_algo_cpl, 0.1f, 1.5f, 0, 1, 3, 0, 0, "cpl_lambda"},
+               {&ctrl_algo_cpl, 0.1f, 0.5f, -1, 1, 3, 0, 0, "cpl_bc_coeff"},
+               {&ctrl_algo_cpl, 0.1f, 0.5f, 0, 1, 0, 0, 0, "cpl_batch"},
+               {&ctrl_algo_cpl, 0.1f, 0.5f, 0, 1, 3, -2, 0, "cpl_bc_steps"},
+               {&ctrl_algo_cpl, 0.1f, 0.5f, 0, 0, 3, 0, 0, "cpl_lr_scale"},
+               {&ctrl_algo_cpl, 0.1f, 0.5f, 0, NAN, 3, 0, 0, "cpl_lr_scale"},
+               {&ctrl_algo_cpl, 0.1f, 0.5f, 0, 1, 3, 0, -1, "cpl_warmup"},
+               {&ctrl_algo_cpl_kl, 0.2f, 0.75f, 0, 0.1f, 3, 0, 10, "cpl_bc_steps"},
+               {&ctrl_algo_cpl_kl, 0.2f, 0.75f, 0, -0.1f, 3, 5, 10, "cpl_lr_scale"},
+               {&ctrl_algo_cpl_kl, 0.2f, 2.0f, 0, 0.1f, 3, 5, 10, "cpl_lambda"}};
     rlhf_rng rng;
     rng_seed(&rng, 5);
     rlhf_err err;
@@ -167,10 +220,11 @@ static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, const 
         ctrl_algo_config x = *c;
         x.cpl_alpha = bad[i].alpha, x.cpl_lambda = bad[i].lambda, x.cpl_bc_coeff = bad[i].bc;
         x.cpl_batch = bad[i].batch, x.cpl_bc_steps = bad[i].steps;
+        x.cpl_lr_scale = bad[i].lr_scale, x.cpl_warmup = bad[i].warmup;
         void *z = NULL;
-        if (ctrl_algo_cpl.create(&x, S, A, LOW, HIGH, &rng, &z, &err) != -1 ||
-            !strstr(err.msg, bad[i].what))
-            return printf("bad %s accepted\n", bad[i].what), 1;
+        if (bad[i].al->create(&x, S, A, LOW, HIGH, &rng, &z, &err) != -1 ||
+            !strstr(err.msg, bad[i].what) || !strstr(err.msg, bad[i].al->name))
+            return printf("%s: bad %s accepted (or not named)\n", bad[i].al->name, bad[i].what), 1;
     }
     void *z;
     if (ctrl_algo_cpl.create(c, S, A, LOW, HIGH, &rng, &z, &err)) return 1;
@@ -182,15 +236,32 @@ static int refusals(const ctrl_algo_config *c, const ctrl_transitions *t, const 
     cpl_pairs q = *p;
     q.rows = t->n + 1;
     ok = ok && cpl_agent_set_pairs(z, t, &q, &err) == -1 && strstr(err.msg, "rows");
+    ctrl_algo_cpl.free(z);
+    ctrl_algo_config x = *c;  // cpl_ranked: 0 or 1, and pairs with scores
+    x.cpl_ranked = 2;
+    ok = ok && ctrl_algo_cpl.create(&x, S, A, LOW, HIGH, &rng, &z, &err) == -1 &&
+         strstr(err.msg, "cpl_ranked");
+    x.cpl_ranked = 1;
+    if (ctrl_algo_cpl.create(&x, S, A, LOW, HIGH, &rng, &z, &err)) return 1;
+    double keep = p->score_b[2];
+    p->score_b[2] = NAN;
+    ok = ok && cpl_agent_set_pairs(z, t, p, &err) == -1 && strstr(err.msg, "score_a / score_b") &&
+         strstr(err.msg, "pair 2");
+    p->score_b[2] = keep;
     ctrl_batch_free(&b);
     ctrl_algo_cpl.free(z);
-    if (!ok) printf("an update without pairs or pairs of another dataset accepted\n");
+    if (!ok) printf("an update without pairs, pairs of another dataset, cpl_ranked 2 or ranking "
+                    "without scores accepted\n");
     return !ok;
 }
 
-static int roundtrip(void) {
+// VARIANT's agent: three updates, its tensors into a fresh agent, two more
+// updates on both must agree bit for bit (cpl_kl: the reference included)
+static int roundtrip(const char *variant) {
     ctrl_algo_config c;
-    make_config("cpl", &c);
+    int n_steps;
+    const ctrl_algo *al = make_config(variant, &c, &n_steps);
+    if (!al) return 2;
     rlhf_rng rng, data, init2;
     rng_seed(&rng, 1);
     rng_seed(&data, 2);
@@ -199,11 +270,11 @@ static int roundtrip(void) {
     make_data(&t, &data, 60);
     cpl_pairs p = {0};
     make_pairs(&t, &data, &p);
-    if (refusals(&c, &t, &p)) return 1;
+    if (al == &ctrl_algo_cpl && refusals(&c, &t, &p)) return 1;
     void *x, *y;
     rlhf_err err;
-    if (ctrl_algo_cpl.create(&c, S, A, LOW, HIGH, &rng, &x, &err) ||
-        ctrl_algo_cpl.create(&c, S, A, LOW, HIGH, &init2, &y, &err) ||
+    if (al->create(&c, S, A, LOW, HIGH, &rng, &x, &err) ||
+        al->create(&c, S, A, LOW, HIGH, &init2, &y, &err) ||
         cpl_agent_set_pairs(x, &t, &p, &err) || cpl_agent_set_pairs(y, &t, &p, &err))
         return fprintf(stderr, "create: %s\n", err.msg), 1;
     ctrl_batch b;
@@ -211,28 +282,27 @@ static int roundtrip(void) {
     ctrl_metrics m = {0};
     for (int i = 0; i < 3; i++) {
         fill_batch(&b, &t, &data);
-        if (ctrl_algo_cpl.update(x, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        if (al->update(x, &b, &rng, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     }
     ctrl_tensor tx[32], ty[32];
-    int nx = ctrl_algo_cpl.tensors(x, tx, 32), ny = ctrl_algo_cpl.tensors(y, ty, 32), ok = nx == ny;
+    int nx = al->tensors(x, tx, 32), ny = al->tensors(y, ty, 32), ok = nx == ny;
     for (int i = 0; ok && i < nx; i++) {
         ok = !strcmp(tx[i].name, ty[i].name) && tx[i].n == ty[i].n;
         if (ok) memcpy(ty[i].data, tx[i].data, tx[i].n * sizeof(float));
     }
     ctrl_metrics mx = {0}, my = {0};
-    ok = ok && dump_same(&ctrl_algo_cpl, x, y, &mx, &my, "after load");
+    ok = ok && dump_same(al, x, y, &mx, &my, "after load");
     for (int i = 0; ok && i < 2; i++) {
         fill_batch(&b, &t, &data);
         rlhf_rng ry = rng;
         mx.n = my.n = 0;
-        if (ctrl_algo_cpl.update(x, &b, &rng, &mx, &err) ||
-            ctrl_algo_cpl.update(y, &b, &ry, &my, &err))
+        if (al->update(x, &b, &rng, &mx, &err) || al->update(y, &b, &ry, &my, &err))
             return fprintf(stderr, "%s\n", err.msg), 1;
-        ok = dump_same(&ctrl_algo_cpl, x, y, &mx, &my, i ? "second update" : "first update");
+        ok = dump_same(al, x, y, &mx, &my, i ? "second update" : "first update");
     }
     ctrl_batch_free(&b);
-    ctrl_algo_cpl.free(x);
-    ctrl_algo_cpl.free(y);
+    al->free(x);
+    al->free(y);
     cpl_pairs_free(&p);
     ctrl_transitions_free(&t);
     if (ok) printf("ok\n");
@@ -311,9 +381,9 @@ static int learn(const char *algo, int steps, uint64_t seed) {
 
 int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[2], "parity")) return parity(argv[1], argv[3]);
-    if (argc >= 2 && !strcmp(argv[1], "roundtrip")) return roundtrip();
+    if (argc >= 2 && !strcmp(argv[1], "roundtrip")) return roundtrip(argc >= 3 ? argv[2] : "cpl");
     if (argc >= 5 && !strcmp(argv[1], "learn"))
         return learn(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
-    fprintf(stderr, "usage: ctrl_cpl_dump VARIANT parity OUT | roundtrip | learn ALGO STEPS SEED\n");
+    fprintf(stderr, "usage: ctrl_cpl_dump VARIANT parity OUT | roundtrip [VARIANT] | learn ALGO STEPS SEED\n");
     return 2;
 }
