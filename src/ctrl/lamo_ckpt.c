@@ -292,7 +292,7 @@ static int rebuild(lamo_run *t, ctrl_train_config *c, const cJSON *j, const char
                               "environment %s has %d and %d", path, S, A, c->env, t->S, t->A);
     rng_seed(&t->rng, c->seed);
     if (lamo_setup_model(t, err))
-        return rlhf_fail_ctx(err, "the checkpoint's --lamo_model (state.json)");
+        return rlhf_fail_ctx(err, "%s: the --lamo_model it was trained on", path);
     if (check_model(t, j, path, err)) return -1;
     ctrl_obs_norm_identity(&t->norm, t->S);
     return 0;
