@@ -114,6 +114,23 @@ static void on_signal(int sig) {
     signal(sig, SIG_DFL); // a second one stops at once
 }
 
+void ctrl_stop_signals_catch(ctrl_stop_signals *s) {
+    stop_signal = 0;
+    s->old_int = signal(SIGINT, on_signal);
+    s->old_term = signal(SIGTERM, on_signal);
+}
+
+void ctrl_stop_signals_restore(const ctrl_stop_signals *s) {
+    signal(SIGINT, s->old_int == SIG_ERR ? SIG_DFL : s->old_int);
+    signal(SIGTERM, s->old_term == SIG_ERR ? SIG_DFL : s->old_term);
+}
+
+int ctrl_stop_signal(void) {
+    int sig = ctrl_dist_signal(stop_signal); // MPI: a signal to any rank stops all at one step
+    if (sig && !stop_signal) stop_signal = sig;
+    return stop_signal;
+}
+
 #define MAX_LOG 48
 
 typedef struct {
@@ -722,9 +739,7 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         if ((c->eval_every > 0 && done % c->eval_every == 0) || done == t->total)
             if (evaluate(t, err)) return -1;
         if (c->save_every > 0 && done % c->save_every == 0 && done != t->total) save_pending = 1;
-        int sig = ctrl_dist_signal(stop_signal);  // MPI: a signal to any rank stops all at one step
-        if (sig && !stop_signal) stop_signal = sig;
-        if ((stop_signal || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
+        if ((ctrl_stop_signal() || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
             stop_pending = 1;
         // online, a checkpoint waits for the end of the episode in progress
         int at_boundary = done <= c->offline_steps || !t->in_episode;
@@ -822,14 +837,13 @@ int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err
     if (!t->off_algo) t->off_algo = t->online_algo; // check_config names the unknown one
     t->cfg = c->algo_cfg;
     t->ref_random = t->ref_expert = NAN;
-    stop_signal = 0;
-    void (*old_int)(int) = signal(SIGINT, on_signal), (*old_term)(int) = signal(SIGTERM, on_signal);
+    ctrl_stop_signals sigs;
+    ctrl_stop_signals_catch(&sigs);
     int rc = -1;
     if (trainer_setup(t, err) == 0 && trainer_loop(t, err) == 0 &&
         (t->res->stopped || trainer_end(t, err) == 0))
         rc = 0;
-    signal(SIGINT, old_int == SIG_ERR ? SIG_DFL : old_int);
-    signal(SIGTERM, old_term == SIG_ERR ? SIG_DFL : old_term);
+    ctrl_stop_signals_restore(&sigs);
     run_close(&t->run);
     if (t->agent) t->algo->free(t->agent);
     if (t->env) ctrl_env_free(t->env);

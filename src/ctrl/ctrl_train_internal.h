@@ -45,6 +45,17 @@ int ctrl_checkpoint_complete(const char *dir, rlhf_err *err);
 // --resume or --overwrite_output_dir (run_prepare); with --resume, resume_from
 // gets the newest complete checkpoint (ctrl_checkpoint_complete), or "" when
 // there is none. On MPI ranks rank 0 prepares it and every rank gets the outcome.
+// SIGINT / SIGTERM during a run: the first sets a flag the loop polls once a
+// step with ctrl_stop_signal (which on MPI ranks is collective: a signal to
+// any rank stops every rank at the same step; the signal's number, or 0); a
+// second one stops at once. restore puts the earlier handlers back.
+typedef struct {
+    void (*old_int)(int), (*old_term)(int);
+} ctrl_stop_signals;
+void ctrl_stop_signals_catch(ctrl_stop_signals *s);
+void ctrl_stop_signals_restore(const ctrl_stop_signals *s);
+int ctrl_stop_signal(void);
+
 int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err);
 
 #endif

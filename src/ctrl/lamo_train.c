@@ -454,25 +454,28 @@ static void log_train(lamo_run *t, double gn, double lr, double t0) {
     t->sum_act = t->sum_lm = 0, t->n_acc = 0;
 }
 
-// a periodic checkpoint (--save_every) or a stop (--stop_at: a checkpoint, then
-// res->stopped); *stop set when the run ends here
+// a periodic checkpoint (--save_every) or a stop (--stop_at, SIGINT / SIGTERM:
+// a checkpoint, then res->stopped; a signal's stop is an error, as the
+// control trainer's); *stop set when the run ends here
 static int maybe_save(lamo_run *t, ctrl_train_result *r, int *stop, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
-    int done = t->step, total = c->offline_steps;
-    *stop = c->stop_at > 0 && done >= c->stop_at && done != total;
-    if (!t->run.dir[0] || done == total) return 0;
-    if (!*stop && !(c->save_every > 0 && done % c->save_every == 0)) return 0;
-    char path[4400];
-    if (lamo_ckpt_save(t, 0, path, sizeof path, err)) return -1;
-    if (*stop) {
-        r->stopped = 1;
-        if (ctrl_dist_writer())
-            fprintf(stderr,
-                    "lamo: stopped (--stop_at) after step %d of %d; checkpoint %s written "
-                    "(--resume goes on from it)\n",
-                    done, total, path);
-    }
-    return 0;
+    int done = t->step, total = c->offline_steps, sig = ctrl_stop_signal();
+    *stop = (sig || (c->stop_at > 0 && done >= c->stop_at)) && done != total;
+    if (!*stop && !(c->save_every > 0 && done % c->save_every == 0 && done != total)) return 0;
+    char path[4400] = "";
+    if (t->run.dir[0] && lamo_ckpt_save(t, 0, path, sizeof path, err)) return -1;
+    if (!*stop) return 0;
+    r->stopped = 1;
+    const char *how = sig ? "a signal" : "--stop_at";
+    if (!path[0])
+        fprintf(stderr, "lamo: stopped (%s) after step %d of %d; no --output_dir, no checkpoint\n",
+                how, done, total);
+    else if (ctrl_dist_writer())
+        fprintf(stderr,
+                "lamo: stopped (%s) after step %d of %d; checkpoint %s written (--resume goes on "
+                "from it)\n",
+                how, done, total, path);
+    return sig ? rlhf_fail(err, "stopped by signal %d after step %d of %d", sig, done, total) : 0;
 }
 
 static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *err) {
@@ -553,7 +556,10 @@ int ctrl_lamo_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err
                 c->lamo_model, t.a->lamo_pretrained ? "pre-trained" : "fresh init",
                 model_n_trainable(t.m), t.net.n_params, t.data.n, t.K, t.target,
                 t.text ? "on" : "off");
+    ctrl_stop_signals sigs;
+    ctrl_stop_signals_catch(&sigs);
     if (!rc) rc = train_loop(&t, r, t0, err);
+    ctrl_stop_signals_restore(&sigs);
     if (!rc && !r->stopped) rc = finish(&t, r, t0, err);
     if (!rc && !quiet && !r->stopped)
         fprintf(stderr,
