@@ -154,8 +154,10 @@ static int load_tensors(lamo_run *t, const char *dir, int optimizer, rlhf_err *e
     for (int i = 0; i < k && !rc; i++) {
         const st_entry *e = st_find(&f, s[i].name);
         if (!e)
-            rc = rlhf_fail(err, "%s: tensor \"%s\" is missing (not a LaMo checkpoint of this "
-                                "model and --lamo_lora_r?)", path, s[i].name);
+            rc = rlhf_fail(err,
+                           "%s: tensor \"%s\" is missing (not a LaMo checkpoint of this "
+                           "model and --lamo_lora_r?)",
+                           path, s[i].name);
         else if ((rc = st_read_f32(&f, e, s[i].data, (size_t)s[i].n, err)))
             rlhf_fail_ctx(err, "%s", path);
     }
@@ -195,8 +197,9 @@ static int check_settings(const lamo_run *t, const cJSON *j, const char *path, r
     const char *now[5] = {c->env, c->dataset, c->lamo_model, c->lamo_text, seed};
     for (int i = 0; i < 5; i++)
         if (strcmp(str_or_empty(j, flags[i]), now[i] ? now[i] : ""))
-            return rlhf_fail(err, "%s: the checkpoint was trained with --%s \"%s\"; this run has "
-                                  "\"%s\" (--resume continues the same run)",
+            return rlhf_fail(err,
+                             "%s: the checkpoint was trained with --%s \"%s\"; this run has "
+                             "\"%s\" (--resume continues the same run)",
                              path, flags[i], str_or_empty(j, flags[i]), now[i] ? now[i] : "");
     const cJSON *saved = cJSON_GetObjectItemCaseSensitive(j, "algo_config");
     for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
@@ -208,22 +211,27 @@ static int check_settings(const lamo_run *t, const cJSON *j, const char *path, r
         int same = f->is_int ? cJSON_IsNumber(v) && (int)was == (int)cur
                              : (isnan(was) && isnan(cur)) || (float)was == (float)cur;
         if (!same)
-            return rlhf_fail(err, "%s: the checkpoint was trained with --%s %g; this run has %g "
-                                  "(--resume continues the same run)", path, f->name, was, cur);
+            return rlhf_fail(err,
+                             "%s: the checkpoint was trained with --%s %g; this run has %g "
+                             "(--resume continues the same run)",
+                             path, f->name, was, cur);
     }
     int bs = (int)ctrl_json_num(j, "batch_size", -1), warm = (int)ctrl_json_num(j, "warmup", -1);
     int step = (int)ctrl_json_num(j, "step", -1);
     long rows = (long)ctrl_json_num(j, "dataset_rows", -1);
     if (bs != c->batch_size)
-        return rlhf_fail(err, "%s: the checkpoint was trained with --batch_size %d; this run has "
-                              "%d", path, bs, c->batch_size);
+        return rlhf_fail(err,
+                         "%s: the checkpoint was trained with --batch_size %d; this run has "
+                         "%d",
+                         path, bs, c->batch_size);
     if (warm != t->warm)
-        return rlhf_fail(err, "%s: the checkpoint's lr warm-up is %d steps, this run's %d (with "
-                              "--lamo_warmup -1 it follows --offline_steps: give --lamo_warmup %d)",
+        return rlhf_fail(err,
+                         "%s: the checkpoint's lr warm-up is %d steps, this run's %d (with "
+                         "--lamo_warmup -1 it follows --offline_steps: give --lamo_warmup %d)",
                          path, warm, t->warm, warm);
     if (rows != t->data.n)
-        return rlhf_fail(err, "%s: the checkpoint's --dataset had %ld rows; %s has %ld", path,
-                         rows, c->dataset, t->data.n);
+        return rlhf_fail(err, "%s: the checkpoint's --dataset had %ld rows; %s has %ld", path, rows,
+                         c->dataset, t->data.n);
     if (step < 0 || step > c->offline_steps)
         return rlhf_fail(err, "%s: step %d is outside this run's --offline_steps %d", path, step,
                          c->offline_steps);
@@ -288,8 +296,10 @@ static int rebuild(lamo_run *t, ctrl_train_config *c, const cJSON *j, const char
     ctrl_env_free(e);
     int S = (int)ctrl_json_num(j, "obs_dim", 0), A = (int)ctrl_json_num(j, "act_dim", 0);
     if (S != t->S || A != t->A)
-        return rlhf_fail(err, "%s: the policy takes %d observations and gives %d actions; "
-                              "environment %s has %d and %d", path, S, A, c->env, t->S, t->A);
+        return rlhf_fail(err,
+                         "%s: the policy takes %d observations and gives %d actions; "
+                         "environment %s has %d and %d",
+                         path, S, A, c->env, t->S, t->A);
     rng_seed(&t->rng, c->seed);
     if (lamo_setup_model(t, err))
         return rlhf_fail_ctx(err, "%s: the --lamo_model it was trained on", path);

@@ -32,11 +32,11 @@ typedef struct {
     int *lm_tok, *lm_tgt;
     float *am, *av, *mm, *mv; // AdamW moments: the net's, the model's tail
     rlhf_rng rng;
-    int step;                 // updates done
-    double sum_act, sum_lm;   // the losses since the last metrics line
+    int step;               // updates done
+    double sum_act, sum_lm; // the losses since the last metrics line
     int n_acc;
-    run_dir run;              // --output_dir (run.metrics NULL: nothing is logged)
-    char resume_from[4400];   // --resume's checkpoint ("" : a fresh run)
+    run_dir run;            // --output_dir (run.metrics NULL: nothing is logged)
+    char resume_from[4400]; // --resume's checkpoint ("" : a fresh run)
 } lamo_run;
 
 // The language model (--lamo_model, LoRA), the net (initialised from t->rng)
