@@ -23,6 +23,15 @@ Command line: bad settings refused with a message naming the flag; a short
 run on stories260K with a text loss writes metrics.jsonl and summary.json
 with finite losses and a score; --lamo_pretrained 0 --lamo_lora_r 0 trains
 every weight of a fresh model (the DT baseline).
+Checkpoints (src/ctrl/lamo_ckpt.c): a 12-step run (LoRA, text loss) with
+--save_every 5 writes step-5, step-10 and final, no temp folders; the same run
+stopped at step 7 (--stop_at) and resumed, and again with step-7's tensors
+deleted (resumed from step 5), ends with byte-identical agent.safetensors and
+the same metrics.jsonl; so does the DT baseline (every LM weight a trained
+tensor) stopped and resumed; --resume with another --lamo_lora_r or --seed is
+refused naming the flag, leaving the run untouched; `rlhf ctrl eval` of the
+final checkpoints prints the return and score the run's own final evaluation
+logged (same --seed, episodes); a changed base model is refused.
 """
 import json
 import math
@@ -261,6 +270,121 @@ def cli(tmp):
            and s2.get("trainable_lm_params", 0) > 5 * max(want, 1),
            f"cli/dt baseline (fresh init, {s2.get('trainable_lm_params')} LM floats train "
            f"vs {want} with LoRA)", p.stderr[-300:] + json.dumps(s2)[:300])
+    try:
+        checkpoints(tmp, data, text, model)
+    except Exception as e:  # noqa: BLE001
+        report(False, "ckpt", repr(e)[:400])
+    if have_model:
+        base_changed(tmp, data)
+
+
+def metrics(out):
+    """metrics.jsonl without its seconds"""
+    return [{k: v for k, v in json.loads(x).items() if k != "seconds"}
+            for x in open(os.path.join(out, "metrics.jsonl"))]
+
+
+def final_bytes(out):
+    with open(os.path.join(out, "checkpoints", "final", "agent.safetensors"), "rb") as f:
+        return f.read()
+
+
+def eval_matches(out, episodes, seed):
+    """rlhf ctrl eval of the run's final checkpoint against its summary.json"""
+    p = subprocess.run([RLHF, "ctrl", "eval", "--run", out, "--episodes", str(episodes), "--seed",
+                        str(seed)], capture_output=True, text=True, env=ENV, timeout=120, cwd=ROOT)
+    s = json.load(open(os.path.join(out, "summary.json")))
+    want = f"return {s['eval_return_mean']:.2f} ± {s['eval_return_std']:.2f} over {episodes} episodes"
+    if s["normalized_score"] is not None:
+        want += f"; normalized score {s['normalized_score']:.1f}"
+    return p.returncode == 0 and want in p.stdout, f"{p.stdout.strip()} {p.stderr.strip()[-200:]} | want {want}"
+
+
+def checkpoints(tmp, data, text, model):
+    def go(out, *extra, check=True):
+        p = subprocess.run([RLHF, "ctrl", "train", "--algo", "lamo", "--env", "pendulum",
+                            "--dataset", data, "--lamo_model", model, "--quiet", "--batch_size", "4",
+                            "--lamo_K", "5", "--eval_episodes", "2", "--eval_every", "6",
+                            "--log_every", "3", "--save_every", "5", "--seed", "4",
+                            "--output_dir", out, *extra],
+                           capture_output=True, text=True, env=ENV, timeout=300, cwd=ROOT)
+        if check and p.returncode:
+            raise RuntimeError(f"{' '.join(extra)}: {p.stderr[-400:]}")
+        return p
+
+    lora = ["--offline_steps", "12", "--lamo_text", text, "--lamo_lm_len", "16"]
+    a = os.path.join(tmp, "ck-a")
+    go(a, *lora)
+    ck = sorted(os.listdir(os.path.join(a, "checkpoints")))
+    st = json.load(open(os.path.join(a, "checkpoints", "final", "state.json")))
+    names = set(st_io.load(os.path.join(a, "checkpoints", "final", "agent.safetensors")))
+    want = {"net", "net.adam_m", "net.adam_v", "lm.adam_m", "lm.adam_v", "obs_norm.mean",
+            "obs_norm.std"}
+    report(ck == ["final", "step-00000005", "step-00000010"] and st["step"] == 12
+           and st["lamo_model"] == model and want <= names
+           and any(n.startswith("lm.") and n.endswith("lora_A") for n in names),
+           f"ckpt/written ({', '.join(ck)}; {len(names)} tensors)", f"{ck} {sorted(names)[:12]} {st.get('step')}")
+
+    b = os.path.join(tmp, "ck-b")
+    p = go(b, *lora, "--stop_at", "7")
+    ck_b = sorted(os.listdir(os.path.join(b, "checkpoints")))
+    stopped = ck_b == ["step-00000005", "step-00000007"] and not os.path.exists(
+        os.path.join(b, "summary.json"))
+    go(b, *lora, "--resume")
+    report(stopped and final_bytes(a) == final_bytes(b) and metrics(a) == metrics(b),
+           "ckpt/stopped at 7, resumed: final agent.safetensors and metrics.jsonl identical",
+           f"stopped {stopped} {ck_b}; bytes same {final_bytes(a) == final_bytes(b)}")
+
+    c = os.path.join(tmp, "ck-c")  # the newest checkpoint incomplete: resumed from step 5
+    go(c, *lora, "--stop_at", "7")
+    os.remove(os.path.join(c, "checkpoints", "step-00000007", "agent.safetensors"))
+    p = go(c, *lora, "--resume")
+    report("skipping the incomplete checkpoint" in p.stderr and "step-00000007" in p.stderr
+           and final_bytes(a) == final_bytes(c) and metrics(a) == metrics(c),
+           "ckpt/incomplete step-7 skipped, resumed from step 5: identical", p.stderr[-300:])
+
+    before = final_bytes(a)
+    bad = []
+    for extra, flag in ((["--lamo_lora_r", "8"], "--lamo_lora_r"), (["--seed", "5"], "--seed")):
+        q = go(a, *lora, "--resume", *extra, check=False)
+        if q.returncode == 0 or flag not in q.stderr:
+            bad.append(f"{flag}: rc {q.returncode}, {q.stderr.strip()[-200:]!r}")
+    report(not bad and final_bytes(a) == before, "ckpt/--resume with other settings refused "
+           "(--lamo_lora_r, --seed named), run untouched", "; ".join(bad))
+
+    dt = ["--offline_steps", "8", "--lamo_pretrained", "0", "--lamo_lora_r", "0", "--lamo_lm_coeff", "0"]
+    d1, d2 = os.path.join(tmp, "ck-dt1"), os.path.join(tmp, "ck-dt2")
+    go(d1, *dt)
+    go(d2, *dt, "--stop_at", "3")
+    go(d2, *dt, "--resume")
+    report(final_bytes(d1) == final_bytes(d2) and metrics(d1) == metrics(d2),
+           "ckpt/dt baseline (every LM weight trained) stopped at 3, resumed: identical", "")
+
+    for out, what in ((a, "lora"), (d1, "dt")):
+        ok, why = eval_matches(out, 2, 4)
+        report(ok, f"eval/{what}: rlhf ctrl eval of final = the run's final evaluation", why)
+
+
+def base_changed(tmp, data):
+    """ctrl eval of a checkpoint whose --lamo_model file has changed since: refused"""
+    model = os.path.join(tmp, "base.bin")
+    with open(STORIES, "rb") as f:
+        raw = bytearray(f.read())
+    with open(model, "wb") as f:
+        f.write(raw)
+    out = os.path.join(tmp, "ck-base")
+    p = subprocess.run([RLHF, "ctrl", "train", "--algo", "lamo", "--env", "pendulum", "--dataset",
+                        data, "--lamo_model", model, "--quiet", "--offline_steps", "2",
+                        "--batch_size", "2", "--lamo_K", "3", "--eval_episodes", "1",
+                        "--output_dir", out], capture_output=True, text=True, env=ENV, timeout=120)
+    raw[len(raw) // 2] ^= 0x40
+    with open(model, "wb") as f:
+        f.write(raw)
+    q = subprocess.run([RLHF, "ctrl", "eval", "--run", out, "--episodes", "1"], capture_output=True,
+                       text=True, env=ENV, timeout=120)
+    report(p.returncode == 0 and q.returncode == 1 and "frozen weights differ" in q.stderr
+           and model in q.stderr, "eval/a changed base model is refused, naming it",
+           p.stderr[-200:] + q.stdout + q.stderr[-300:])
 
 
 def main():

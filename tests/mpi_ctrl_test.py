@@ -157,7 +157,7 @@ def equal_runs(name, args, ranks, tmp):
 def lamo(tmp, data):
     """LaMo's own loop: each rank's share of every batch's windows and text rows,
     weighted by its share of the batch's real steps and text tokens; rank 0
-    evaluates and sends the returns (no checkpoint to compare: LaMo writes none)"""
+    evaluates and sends the returns; the final checkpoints' tensors are compared too"""
     stories = os.path.join(ROOT, "..", "shared", "data", "llama2c", "stories260K.bin")
     text = os.path.join(tmp, "lamo.txt")
     with open(text, "w") as f:
@@ -203,10 +203,12 @@ def own_loop(name, args, tmp, check, what):
             report(False, f"{name} on {np_} ranks", p.stderr[-800:])
             continue
         w, where = compare(base, logged(out))
-        worst[f"{name}/{np_}"] = (w, 0.0)
-        report(w <= TOL and os.path.exists(os.path.join(out, "summary.json")),
-               f"{name}: {np_} ranks = 1 process ({len(base)} lines, worst {w:.1e})",
-               f"worst {w:.3g} ({where})")
+        ckpt = os.path.join(one, "checkpoints", "final", "agent.safetensors")
+        gw = weights_gap(one, out) if os.path.exists(ckpt) else 0.0  # hnpg keeps none
+        worst[f"{name}/{np_}"] = (w, gw)
+        report(w <= TOL and gw <= TOL_W and os.path.exists(os.path.join(out, "summary.json")),
+               f"{name}: {np_} ranks = 1 process ({len(base)} lines, worst {w:.1e}, "
+               f"weights {gw:.1e})", f"worst {w:.3g} ({where}), weights {gw:.3g}")
 
 
 def main():

@@ -168,6 +168,33 @@ static int ctrl_train_cmd(int argc, char **argv) {
     return 0;
 }
 
+// the line every checkpoint's evaluation prints
+static void print_eval(const char *dir, const char *algo, const char *env, double mean, double std,
+                       int episodes, double ref_random, double ref_expert) {
+    double score = ctrl_normalized_score(mean, ref_random, ref_expert);
+    printf("%s: %s on %s: return %.2f ± %.2f over %d episodes", dir, algo, env, mean, std,
+           episodes);
+    if (isfinite(score))
+        printf("; normalized score %.1f (R_random %.2f, R_expert %.2f)", score, ref_random,
+               ref_expert);
+    printf("\n");
+}
+
+// a checkpoint of a loop of its own (its table's eval_checkpoint): episodes
+// seeded seed + 100 as its run's evaluations are
+static int own_eval(const char *dir, const ctrl_algo *algo, const char *env, int episodes,
+                    uint64_t seed, double ref_random, double ref_expert) {
+    rlhf_err err;
+    double mean = 0, std = 0, rr = NAN, re = NAN;
+    if (algo->eval_checkpoint(dir, env, episodes, seed + 100, &mean, &std, &rr, &re, &err)) {
+        fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
+        return 1;
+    }
+    print_eval(dir, algo->name, env, mean, std, episodes, isfinite(ref_random) ? ref_random : rr,
+               isfinite(ref_expert) ? ref_expert : re);
+    return 0;
+}
+
 static int ctrl_eval_cmd(int argc, char **argv) {
     const char *run = NULL, *checkpoint = NULL, *env_name = NULL;
     int episodes = 10, deterministic = 1;
@@ -205,6 +232,15 @@ static int ctrl_eval_cmd(int argc, char **argv) {
     } else {
         snprintf(dir, sizeof dir, "%s", checkpoint);
     }
+    char trained_env[256];
+    const ctrl_algo *algo = ctrl_checkpoint_algo(dir, trained_env, sizeof trained_env, &err);
+    if (!algo) {
+        fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
+        return 1;
+    }
+    if (algo->eval_checkpoint) // a loop of its own with checkpoints (LaMo)
+        return own_eval(dir, algo, env_name && *env_name ? env_name : trained_env, episodes, seed,
+                        ref_random, ref_expert);
     ctrl_policy p;
     ctrl_env *e = NULL;
     if (ctrl_policy_load(dir, &p, &err)) {
@@ -217,12 +253,7 @@ static int ctrl_eval_cmd(int argc, char **argv) {
     if (!rc) {
         if (!isfinite(ref_random)) ref_random = p.ref_random_return;
         if (!isfinite(ref_expert)) ref_expert = p.ref_expert_return;
-        double score = ctrl_normalized_score(mean, ref_random, ref_expert);
-        printf("%s: %s on %s: return %.2f ± %.2f over %d episodes", dir, p.algo->name, e->name,
-               mean, std, episodes);
-        if (isfinite(score)) printf("; normalized score %.1f (R_random %.2f, R_expert %.2f)", score,
-                                    ref_random, ref_expert);
-        printf("\n");
+        print_eval(dir, p.algo->name, e->name, mean, std, episodes, ref_random, ref_expert);
     }
     if (e) ctrl_env_free(e);
     ctrl_policy_free(&p);

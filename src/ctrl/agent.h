@@ -164,6 +164,16 @@ typedef struct ctrl_algo {
     // own (HNPG: on-policy, whole fresh episodes per iteration) runs the whole
     // training from the trainer's config; ctrl_train calls it instead
     int (*run)(const struct ctrl_train_config *c, struct ctrl_train_result *res, rlhf_err *err);
+    // 1 when `run` keeps checkpoints (LaMo): it prepares --output_dir and
+    // honours --resume itself; 0: ctrl_train prepares the folder and refuses --resume
+    int own_checkpoints;
+    // optional (NULL: ctrl_policy_load's agent): evaluates a checkpoint folder
+    // of `run` (rlhf ctrl eval) on env (NULL: its own) over `episodes`
+    // episodes seeded from seed as its training evaluations are; the
+    // references recorded in the checkpoint (NAN: unknown)
+    int (*eval_checkpoint)(const char *dir, const char *env, int episodes, uint64_t seed,
+                           double *mean, double *std, double *ref_random, double *ref_expert,
+                           rlhf_err *err);
 } ctrl_algo;
 
 // the registry (agent.c): by name, NULL when unknown

@@ -51,4 +51,6 @@ const ctrl_algo ctrl_algo_lamo = {
     .tensors = lamo_tensors,
     .free = lamo_free,
     .run = ctrl_lamo_train,
+    .own_checkpoints = 1, // lamo_ckpt.c: checkpoints, --resume
+    .eval_checkpoint = ctrl_lamo_eval_checkpoint,
 };

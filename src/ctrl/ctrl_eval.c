@@ -247,6 +247,23 @@ int ctrl_run_checkpoint(const char *dir, char *out, size_t n, rlhf_err *err) {
     return rc;
 }
 
+const ctrl_algo *ctrl_checkpoint_algo(const char *dir, char *env, size_t n, rlhf_err *err) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *j = ctrl_read_json(path, err);
+    if (!j) return NULL;
+    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(j, "algo");
+    const ctrl_algo *a = cJSON_IsString(algo) ? ctrl_algo_find(algo->valuestring) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "env");
+    snprintf(env, n, "%s", cJSON_IsString(e) ? e->valuestring : "");
+    if (!a)
+        rlhf_fail(err, "%s: algo %s%s%s is not known (known: %s)", path,
+                  cJSON_IsString(algo) ? "\"" : "", cJSON_IsString(algo) ? algo->valuestring : "missing",
+                  cJSON_IsString(algo) ? "\"" : "", ctrl_algo_names());
+    cJSON_Delete(j);
+    return a;
+}
+
 void ctrl_policy_free(ctrl_policy *p) {
     if (p->agent) p->algo->free(p->agent);
     p->agent = NULL;

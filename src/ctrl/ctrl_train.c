@@ -79,7 +79,7 @@ static int is_set(const char *s) {
     return s && *s;
 }
 
-static void rng_to_json(cJSON *o, const char *key, const rlhf_rng *r) {
+void ctrl_rng_to_json(cJSON *o, const char *key, const rlhf_rng *r) {
     cJSON *a = cJSON_AddArrayToObject(o, key);
     for (int i = 0; i < 4; i++) {
         char h[24];
@@ -88,8 +88,8 @@ static void rng_to_json(cJSON *o, const char *key, const rlhf_rng *r) {
     }
 }
 
-static int rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const char *path,
-                         rlhf_err *err) {
+int ctrl_rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const char *path,
+                       rlhf_err *err) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
         return rlhf_fail(err, "%s: \"%s\" must be an array of 4 hex strings", path, key);
@@ -112,6 +112,23 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) {
     stop_signal = sig;
     signal(sig, SIG_DFL); // a second one stops at once
+}
+
+void ctrl_stop_signals_catch(ctrl_stop_signals *s) {
+    stop_signal = 0;
+    s->old_int = signal(SIGINT, on_signal);
+    s->old_term = signal(SIGTERM, on_signal);
+}
+
+void ctrl_stop_signals_restore(const ctrl_stop_signals *s) {
+    signal(SIGINT, s->old_int == SIG_ERR ? SIG_DFL : s->old_int);
+    signal(SIGTERM, s->old_term == SIG_ERR ? SIG_DFL : s->old_term);
+}
+
+int ctrl_stop_signal(void) {
+    int sig = ctrl_dist_signal(stop_signal); // MPI: a signal to any rank stops all at one step
+    if (sig && !stop_signal) stop_signal = sig;
+    return stop_signal;
 }
 
 #define MAX_LOG 48
@@ -211,8 +228,8 @@ static void fill_state(trainer *t, int final, cJSON *j) {
     ctrl_algo_config_to_json(j, &t->cfg);
     cJSON_AddNumberToObject(j, "updates", (double)t->updates);
     cJSON_AddNumberToObject(j, "episodes", (double)t->episodes);
-    rng_to_json(j, "rng", &t->rng);
-    rng_to_json(j, "env_rng", &t->env->rng);
+    ctrl_rng_to_json(j, "rng", &t->rng);
+    ctrl_rng_to_json(j, "env_rng", &t->env->rng);
     // accumulators as exact decimal strings, so a resumed run's lines are the same
     cJSON *acc = cJSON_AddArrayToObject(j, "log_acc");
     for (int i = 0; i < t->n_log; i++) {
@@ -254,8 +271,8 @@ static int read_state(trainer *t, const char *dir, rlhf_err *err) {
         rlhf_fail(err, "%s: step %d is outside this run's %d steps", path, t->step, t->total);
         goto done;
     }
-    if (rng_from_json(j, "rng", &t->rng, path, err) ||
-        rng_from_json(j, "env_rng", &t->env->rng, path, err))
+    if (ctrl_rng_from_json(j, "rng", &t->rng, path, err) ||
+        ctrl_rng_from_json(j, "env_rng", &t->env->rng, path, err))
         goto done;
     const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "log_acc"), *e;
     cJSON_ArrayForEach(e, acc) {
@@ -566,31 +583,31 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
 
 // --output_dir: refusal / overwrite as the LM trainers (run_prepare); with
 // --resume our own lookup of the newest complete checkpoint
-static int prepare_dir_here(trainer *t, rlhf_err *err) {
-    const ctrl_train_config *c = t->c;
+static int prepare_dir_here(const ctrl_train_config *c, char *resume_from, size_t n,
+                            rlhf_err *err) {
     train_config tc;
     train_default_config(&tc);
     tc.output_dir = c->output_dir;
     tc.model = NULL;
     tc.overwrite_output_dir = c->overwrite_output_dir;
     tc.resume = 0;
-    t->resume_from[0] = 0;
-    if (!c->resume) return run_prepare(&tc, NULL, t->resume_from, sizeof t->resume_from, err);
+    resume_from[0] = 0;
+    if (!c->resume) return run_prepare(&tc, NULL, resume_from, n, err);
     char p[2400];
     remove_stale_tmp(c->output_dir, 1);
     snprintf(p, sizeof p, "%s/checkpoints", c->output_dir);
     remove_stale_tmp(p, 1);
     int count = 0, *steps = checkpoint_steps(c->output_dir, &count);
-    for (int i = 0; i < count && !t->resume_from[0]; i++) {
+    for (int i = 0; i < count && !resume_from[0]; i++) {
         snprintf(p, sizeof p, "%s/checkpoints/step-%08d", c->output_dir, steps[i]);
         rlhf_err e2;
         if (ctrl_checkpoint_complete(p, &e2) == 0)
-            snprintf(t->resume_from, sizeof t->resume_from, "%s", p);
+            snprintf(resume_from, n, "%s", p);
         else
             fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
     }
     free(steps);
-    if (!t->resume_from[0])
+    if (!resume_from[0])
         fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting afresh\n",
                 c->output_dir);
     return 0;
@@ -598,13 +615,13 @@ static int prepare_dir_here(trainer *t, rlhf_err *err) {
 
 // on MPI ranks rank 0 prepares the folder (it may delete an earlier run) and
 // every rank gets the outcome
-static int prepare_dir(trainer *t, rlhf_err *err) {
-    int rc = ctrl_dist_writer() ? prepare_dir_here(t, err) : 0;
-    ctrl_dist_prepare_result(&rc, t->resume_from, sizeof t->resume_from, err);
+int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err) {
+    int rc = ctrl_dist_writer() ? prepare_dir_here(c, resume_from, n, err) : 0;
+    ctrl_dist_prepare_result(&rc, resume_from, n, err);
     return rc;
 }
 
-// A loop of its own keeps no checkpoints: --resume is refused, and its
+// A loop of its own that keeps no checkpoints (HNPG): --resume is refused, and its
 // --output_dir as the LM trainers' (run_prepare: a folder holding a run is kept
 // unless --overwrite_output_dir), on rank 0, every rank getting the outcome.
 static int prepare_own_dir(const ctrl_train_config *c, rlhf_err *err) {
@@ -641,7 +658,7 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     t->ref_expert = isfinite(c->ref_expert_return) ? c->ref_expert_return
                     : t->have_offline              ? t->info.ref_expert_return
                                                    : NAN;
-    if (prepare_dir(t, err)) return -1;
+    if (ctrl_prepare_run_dir(c, t->resume_from, sizeof t->resume_from, err)) return -1;
     t->total = c->offline_steps + c->online_steps;
     t->start_steps = c->start_steps >= 0 ? c->start_steps : t->have_offline ? 0 : 1000;
     // the length of IQL's / AWAC's cosine actor schedule: the offline phase when
@@ -723,9 +740,7 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         if ((c->eval_every > 0 && done % c->eval_every == 0) || done == t->total)
             if (evaluate(t, err)) return -1;
         if (c->save_every > 0 && done % c->save_every == 0 && done != t->total) save_pending = 1;
-        int sig = ctrl_dist_signal(stop_signal);  // MPI: a signal to any rank stops all at one step
-        if (sig && !stop_signal) stop_signal = sig;
-        if ((stop_signal || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
+        if ((ctrl_stop_signal() || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
             stop_pending = 1;
         // online, a checkpoint waits for the end of the episode in progress
         int at_boundary = done <= c->offline_steps || !t->in_episode;
@@ -806,8 +821,11 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 
 int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
     const ctrl_algo *own = c->algo ? ctrl_algo_find(c->algo) : NULL;
-    if (own && own->run) // a loop of its own (HNPG, LaMo): on N ranks only if data-parallel
-        return ctrl_dist_check(c, err) || prepare_own_dir(c, err) ? -1 : own->run(c, res, err);
+    if (own && own->run) // a loop of its own (HNPG, LaMo): on N ranks only if data-parallel;
+                         // one that keeps checkpoints prepares --output_dir itself
+        return ctrl_dist_check(c, err) || (!own->own_checkpoints && prepare_own_dir(c, err))
+                   ? -1
+                   : own->run(c, res, err);
     ctrl_train_result local;
     memset(&local, 0, sizeof local);
     if (res) memset(res, 0, sizeof *res);
@@ -820,14 +838,13 @@ int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err
     if (!t->off_algo) t->off_algo = t->online_algo; // check_config names the unknown one
     t->cfg = c->algo_cfg;
     t->ref_random = t->ref_expert = NAN;
-    stop_signal = 0;
-    void (*old_int)(int) = signal(SIGINT, on_signal), (*old_term)(int) = signal(SIGTERM, on_signal);
+    ctrl_stop_signals sigs;
+    ctrl_stop_signals_catch(&sigs);
     int rc = -1;
     if (trainer_setup(t, err) == 0 && trainer_loop(t, err) == 0 &&
         (t->res->stopped || trainer_end(t, err) == 0))
         rc = 0;
-    signal(SIGINT, old_int == SIG_ERR ? SIG_DFL : old_int);
-    signal(SIGTERM, old_term == SIG_ERR ? SIG_DFL : old_term);
+    ctrl_stop_signals_restore(&sigs);
     run_close(&t->run);
     if (t->agent) t->algo->free(t->agent);
     if (t->env) ctrl_env_free(t->env);

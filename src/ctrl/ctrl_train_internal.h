@@ -18,6 +18,10 @@ void ctrl_json_num_or_null(cJSON *o, const char *key, double x);    // NaN / Inf
 // o["algo_config"] <-> the fields of ctrl_algo_fields and max_steps (null: NaN)
 void ctrl_algo_config_to_json(cJSON *o, const ctrl_algo_config *c);
 void ctrl_algo_config_from_json(const cJSON *o, ctrl_algo_config *c);
+// a random stream's state as o[key] = 4 hex strings, and back (errors name path and key)
+void ctrl_rng_to_json(cJSON *o, const char *key, const rlhf_rng *r);
+int ctrl_rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const char *path,
+                       rlhf_err *err);
 cJSON *ctrl_read_json(const char *path, rlhf_err *err);         // a JSON object, or NULL + err
 int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err); // atomically
 
@@ -35,5 +39,23 @@ int ctrl_online_buffer_load(const char *path, ctrl_transitions *t, rlhf_err *err
 // 0 when dir holds agent.safetensors and state.json (and, for an online-phase
 // step checkpoint, online_buffer.safetensors)
 int ctrl_checkpoint_complete(const char *dir, rlhf_err *err);
+
+// --output_dir of a run (the trainer's, or a loop of its own that keeps
+// checkpoints, ctrl_algo.own_checkpoints): an earlier run refused unless
+// --resume or --overwrite_output_dir (run_prepare); with --resume, resume_from
+// gets the newest complete checkpoint (ctrl_checkpoint_complete), or "" when
+// there is none. On MPI ranks rank 0 prepares it and every rank gets the outcome.
+// SIGINT / SIGTERM during a run: the first sets a flag the loop polls once a
+// step with ctrl_stop_signal (which on MPI ranks is collective: a signal to
+// any rank stops every rank at the same step; the signal's number, or 0); a
+// second one stops at once. restore puts the earlier handlers back.
+typedef struct {
+    void (*old_int)(int), (*old_term)(int);
+} ctrl_stop_signals;
+void ctrl_stop_signals_catch(ctrl_stop_signals *s);
+void ctrl_stop_signals_restore(const ctrl_stop_signals *s);
+int ctrl_stop_signal(void);
+
+int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err);
 
 #endif

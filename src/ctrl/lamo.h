@@ -129,5 +129,14 @@ struct ctrl_train_config;
 struct ctrl_train_result;
 int ctrl_lamo_train(const struct ctrl_train_config *c, struct ctrl_train_result *res,
                     rlhf_err *err);
+// `rlhf ctrl eval` of a LaMo checkpoint folder (lamo_ckpt.c;
+// ctrl_algo_lamo.eval_checkpoint): the net rebuilt on the --lamo_model recorded
+// in its state.json (refused when that model's frozen weights are not the
+// ones it was trained on), `episodes` episodes on env (NULL: the run's),
+// episode e seeded seed + e, conditioned on the run's target return: so seed
+// = a run's --seed + 100 repeats its evaluations. The recorded references.
+int ctrl_lamo_eval_checkpoint(const char *dir, const char *env, int episodes, uint64_t seed,
+                              double *mean, double *std, double *ref_random, double *ref_expert,
+                              rlhf_err *err);
 
 #endif

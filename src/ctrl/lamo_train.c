@@ -27,34 +27,11 @@
 #include "ctrl/ctrl_train_internal.h"
 #include "ctrl/dataset.h"
 #include "ctrl/lamo.h"
+#include "ctrl/lamo_internal.h"
 #include "io/file.h"
 #include "model/load.h"
 #include "model/lora.h"
 #include "nn/nn.h"
-
-typedef struct {
-    const ctrl_train_config *c;
-    const ctrl_algo_config *a;
-    int S, A, K, H; // H: an evaluation episode's step limit
-    ctrl_transitions data;
-    ctrl_dataset_info info;
-    ctrl_obs_norm norm;
-    float *obs, *act, *rtg;        // normalised rows, returns-to-go (raw)
-    int *tstep;                    // step of each row in its episode
-    long *ep_end;                  // one past the last row of the row's episode
-    float *lo, *hi, *scale, *bias; // the action box (ctrl_action_box)
-    double best_return, target, ref_random, ref_expert;
-    rlhf_model *m;
-    lamo_net net;
-    lamo_scratch sc;
-    lamo_batch batch;
-    int *text;
-    int n_text;
-    int *lm_tok, *lm_tgt;
-    float *am, *av, *mm, *mv; // AdamW moments: the net's, the model's tail
-    rlhf_rng rng;
-    FILE *log;
-} lamo_run;
 
 static int check_config(const ctrl_train_config *c, rlhf_err *err) {
     const ctrl_algo_config *a = &c->algo_cfg;
@@ -136,7 +113,7 @@ static int setup_data(lamo_run *t, ctrl_env *env, rlhf_err *err) {
     return 0;
 }
 
-static int setup_model(lamo_run *t, rlhf_err *err) {
+int lamo_setup_model(lamo_run *t, rlhf_err *err) {
     const ctrl_algo_config *a = t->a;
     if (model_load_any(t->c->lamo_model, t->c->seed, &t->m, err)) return -1;
     if (!a->lamo_pretrained) { // the same shape, a fresh init: the DT baseline
@@ -240,9 +217,7 @@ static double opt_step(lamo_run *t, int step, double *lr_out) {
         scale_inplace(t->net.grads, t->net.n_params, s);
         scale_inplace(t->m->grads, (long)nm, s);
     }
-    int warm = a->lamo_warmup >= 0 ? a->lamo_warmup : t->c->offline_steps / 10;
-    if (a->lamo_warmup < 0 && warm > 2500) warm = 2500;
-    double f = warm > 0 ? (step + 1.0) / warm : 1.0;
+    double f = t->warm > 0 ? (step + 1.0) / t->warm : 1.0;
     float lr = (float)(a->lamo_lr * (f < 1 ? f : 1));
     adamw_update(t->net.params, t->net.grads, t->am, t->av, t->net.n_params, lr, 0.9f, 0.999f,
                  1e-8f, a->lamo_weight_decay, step + 1);
@@ -287,7 +262,7 @@ static void rollout_windows(lamo_run *t, rollout *r, lamo_batch *b) {
     }
 }
 
-static int evaluate(lamo_run *t, uint64_t seed, double *mean, double *std, rlhf_err *err) {
+int lamo_evaluate(lamo_run *t, uint64_t seed, double *mean, double *std, rlhf_err *err) {
     int E = t->c->eval_episodes, S = t->S, A = t->A, H1 = t->H + 1;
     rollout r = {.E = E};
     r.env = xcalloc((size_t)E, sizeof(ctrl_env *));
@@ -341,7 +316,7 @@ static int evaluate(lamo_run *t, uint64_t seed, double *mean, double *std, rlhf_
     return rc;
 }
 
-static void run_free(lamo_run *t) {
+void lamo_run_free(lamo_run *t) {
     ctrl_transitions_free(&t->data);
     if (t->norm.mean) ctrl_obs_norm_free(&t->norm);
     free(t->obs), free(t->act), free(t->rtg), free(t->tstep), free(t->ep_end), free(t->lo);
@@ -351,7 +326,7 @@ static void run_free(lamo_run *t) {
     if (t->batch.B) lamo_batch_free(&t->batch);
     free(t->text), free(t->lm_tok), free(t->lm_tgt);
     free(t->am), free(t->av), free(t->mm), free(t->mv);
-    if (t->log) fclose(t->log);
+    run_close(&t->run);
 }
 
 static int setup(lamo_run *t, rlhf_err *err) {
@@ -365,20 +340,24 @@ static int setup(lamo_run *t, rlhf_err *err) {
     ctrl_env_free(env);
     if (rc) return -1;
     rng_seed(&t->rng, c->seed);
-    if (setup_model(t, err) || setup_text(t, err)) return -1;
+    if (lamo_setup_model(t, err) || setup_text(t, err)) return -1;
     lamo_batch_alloc(&t->batch, c->batch_size, t->K, t->S, t->A);
     t->target = isnan(t->a->lamo_target_return) ? t->best_return : t->a->lamo_target_return;
     t->ref_random =
         isfinite(c->ref_random_return) ? c->ref_random_return : t->info.ref_random_return;
     t->ref_expert =
         isfinite(c->ref_expert_return) ? c->ref_expert_return : t->info.ref_expert_return;
-    if (c->output_dir && *c->output_dir && ctrl_dist_writer()) {  // rank 0 writes
-        char path[4200];
-        if (make_dirs(c->output_dir, err)) return -1;
-        snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-        if (!(t->log = fopen(path, "w"))) return rlhf_fail(err, "lamo: cannot write %s", path);
+    t->warm = t->a->lamo_warmup >= 0 ? t->a->lamo_warmup : c->offline_steps / 10;
+    if (t->a->lamo_warmup < 0 && t->warm > 2500) t->warm = 2500;
+    if (!c->output_dir || !*c->output_dir) return 0; // nothing is written
+    if (t->resume_from[0] && lamo_ckpt_resume(t, t->resume_from, err)) return -1;
+    if (!ctrl_dist_writer()) { // MPI: rank 0 alone writes the run folder
+        snprintf(t->run.dir, sizeof t->run.dir, "%s", c->output_dir);
+        return 0;
     }
-    return 0;
+    if (t->resume_from[0] && !c->quiet)
+        fprintf(stderr, "lamo: resuming from %s (step %d)\n", t->resume_from, t->step);
+    return run_open(&t->run, c->output_dir, c->config_json, t->resume_from[0] ? t->step : -1, err);
 }
 
 static double score_of(const lamo_run *t, double ret) {
@@ -388,13 +367,13 @@ static double score_of(const lamo_run *t, double ret) {
 }
 
 static void log_line(lamo_run *t, const char *line) {
-    if (t->log) fputs(line, t->log), fflush(t->log);
+    run_log(&t->run, line);
 }
 
 static int eval_at(lamo_run *t, int step, ctrl_train_result *r, double t0, rlhf_err *err) {
     double mean = 0, std = 0;
     int rc = ctrl_dist_writer() &&
-             evaluate(t, t->c->seed + 1000003ULL * (uint64_t)(r->n_evals + 1), &mean, &std, err);
+             lamo_evaluate(t, t->c->seed + 100, &mean, &std, err);
     ctrl_dist_eval_result(&rc, &mean, &std);  // MPI ranks: rank 0's episodes, on every rank
     if (rc) return ctrl_dist_writer() ? -1 : rlhf_fail(err, "lamo: rank 0's evaluation failed");
     int n = r->n_evals + 1;
@@ -407,7 +386,7 @@ static int eval_at(lamo_run *t, int step, ctrl_train_result *r, double t0, rlhf_
     char buf[512];
     snprintf(buf, sizeof buf,
              "{\"step\": %d, \"eval/return_mean\": %.6g, \"eval/return_std\": %.6g, "
-             "\"eval/normalized_score\": %.6g, \"seconds\": %.3f}\n",
+             "\"eval/normalized_score\": %.6g, \"seconds\": %.3f}",
              step, mean, std, isnan(r->final_score) ? -1e9 : r->final_score, time_now() - t0);
     if (isnan(r->final_score)) { // JSON has no NaN
         char *p = strstr(buf, "-1e+09");
@@ -458,13 +437,52 @@ static int loss_grad(lamo_run *t, const rlhf_batch *lm, double *la, double *ll, 
     return 0;
 }
 
+// one metrics line: the losses averaged since the last one
+static void log_train(lamo_run *t, double gn, double lr, double t0) {
+    const ctrl_train_config *c = t->c;
+    double n = t->n_acc > 0 ? t->n_acc : 1;
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"step\": %d, \"action_mse\": %.6g, \"lm_nll\": %.6g, \"loss\": %.6g, "
+             "\"grad_norm\": %.6g, \"lr\": %.6g, \"seconds\": %.3f}",
+             t->step, t->sum_act / n, t->sum_lm / n,
+             (t->sum_act + t->a->lamo_lm_coeff * t->sum_lm) / n, gn, lr, time_now() - t0);
+    log_line(t, buf);
+    if (!c->quiet && ctrl_dist_writer())
+        fprintf(stderr, "lamo step %d/%d: action mse %.4f, lm nll %.3f, %.1f s\n", t->step,
+                c->offline_steps, t->sum_act / n, t->sum_lm / n, time_now() - t0);
+    t->sum_act = t->sum_lm = 0, t->n_acc = 0;
+}
+
+// a periodic checkpoint (--save_every) or a stop (--stop_at, SIGINT / SIGTERM:
+// a checkpoint, then res->stopped; a signal's stop is an error, as the
+// control trainer's); *stop set when the run ends here
+static int maybe_save(lamo_run *t, ctrl_train_result *r, int *stop, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    int done = t->step, total = c->offline_steps, sig = ctrl_stop_signal();
+    *stop = (sig || (c->stop_at > 0 && done >= c->stop_at)) && done != total;
+    if (!*stop && !(c->save_every > 0 && done % c->save_every == 0 && done != total)) return 0;
+    char path[4400] = "";
+    if (t->run.dir[0] && lamo_ckpt_save(t, 0, path, sizeof path, err)) return -1;
+    if (!*stop) return 0;
+    r->stopped = 1;
+    const char *how = sig ? "a signal" : "--stop_at";
+    if (!path[0])
+        fprintf(stderr, "lamo: stopped (%s) after step %d of %d; no --output_dir, no checkpoint\n",
+                how, done, total);
+    else if (ctrl_dist_writer())
+        fprintf(stderr,
+                "lamo: stopped (%s) after step %d of %d; checkpoint %s written (--resume goes on "
+                "from it)\n",
+                how, done, total, path);
+    return sig ? rlhf_fail(err, "stopped by signal %d after step %d of %d", sig, done, total) : 0;
+}
+
 static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     int lm_on = t->text != NULL;
     int log_every = c->log_every > 0 ? c->log_every : 100;
-    double sum_act = 0, sum_lm = 0;
-    int n_acc = 0;
-    for (int step = 0; step < c->offline_steps; step++) {
+    while (t->step < c->offline_steps) {
         sample_batch(t);
         rlhf_batch lm;
         if (lm_on) sample_text(t, &lm);
@@ -472,47 +490,53 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
         model_zero_grad(t->m);
         double la, ll, lr;
         if (loss_grad(t, lm_on ? &lm : NULL, &la, &ll, err)) return -1;
-        double gn = opt_step(t, step, &lr);
-        sum_act += la, sum_lm += ll, n_acc++;
-        if ((step + 1) % log_every == 0 || step + 1 == c->offline_steps) {
-            char buf[512];
-            snprintf(buf, sizeof buf,
-                     "{\"step\": %d, \"action_mse\": %.6g, \"lm_nll\": %.6g, \"loss\": %.6g, "
-                     "\"grad_norm\": %.6g, \"lr\": %.6g, \"seconds\": %.3f}\n",
-                     step + 1, sum_act / n_acc, sum_lm / n_acc,
-                     (sum_act + t->a->lamo_lm_coeff * sum_lm) / n_acc, gn, lr, time_now() - t0);
-            log_line(t, buf);
-            if (!c->quiet && ctrl_dist_writer())
-                fprintf(stderr, "lamo step %d/%d: action mse %.4f, lm nll %.3f, %.1f s\n", step + 1,
-                        c->offline_steps, sum_act / n_acc, sum_lm / n_acc, time_now() - t0);
-            sum_act = sum_lm = 0, n_acc = 0;
-        }
-        int last = step + 1 == c->offline_steps;
-        if (last || (c->eval_every > 0 && (step + 1) % c->eval_every == 0))
-            if (eval_at(t, step + 1, r, t0, err)) return -1;
+        double gn = opt_step(t, t->step, &lr);
+        t->sum_act += la, t->sum_lm += ll, t->n_acc++;
+        int done = ++t->step, last = done == c->offline_steps, stop;
+        if (done % log_every == 0 || last) log_train(t, gn, lr, t0);
+        if (last || (c->eval_every > 0 && done % c->eval_every == 0))
+            if (eval_at(t, done, r, t0, err)) return -1;
+        if (maybe_save(t, r, &stop, err)) return -1;
+        if (stop) return 0;
     }
     return 0;
 }
 
-static int write_summary(const lamo_run *t, const ctrl_train_result *r, double secs,
-                         rlhf_err *err) {
-    char path[4200], buf[2048], score[64];
-    snprintf(path, sizeof path, "%s/summary.json", t->c->output_dir);
+static int write_summary(lamo_run *t, const ctrl_train_result *r, double secs, rlhf_err *err) {
+    char buf[6144], score[64];
     if (isnan(r->final_score))
         snprintf(score, sizeof score, "null");
     else
         snprintf(score, sizeof score, "%.6g", r->final_score);
-    int n = snprintf(
-        buf, sizeof buf,
-        "{\"algo\": \"lamo\", \"env\": \"%s\", \"model\": \"%s\", \"pretrained\": %d, "
-        "\"lora_r\": %d, \"lm_loss\": %d, \"lm_coeff\": %.6g, \"K\": %d, "
-        "\"updates\": %d, \"trainable_lm_params\": %zu, \"net_params\": %ld, "
-        "\"target_return\": %.6g, \"eval_return_mean\": %.6g, \"eval_return_std\": %.6g, "
-        "\"normalized_score\": %s, \"seconds\": %.3f}\n",
-        t->c->env, t->c->lamo_model, t->a->lamo_pretrained, t->a->lamo_lora_r, t->text != NULL,
-        t->a->lamo_lm_coeff, t->K, t->c->offline_steps, model_n_trainable(t->m), t->net.n_params,
-        t->target, r->final_mean, r->final_std, score, secs);
-    return atomic_write_file(path, buf, (size_t)n, err);
+    snprintf(buf, sizeof buf,
+             "{\"algo\": \"lamo\", \"env\": \"%s\", \"model\": \"%s\", \"pretrained\": %d, "
+             "\"lora_r\": %d, \"lm_loss\": %d, \"lm_coeff\": %.6g, \"K\": %d, "
+             "\"updates\": %d, \"trainable_lm_params\": %zu, \"net_params\": %ld, "
+             "\"target_return\": %.6g, \"eval_return_mean\": %.6g, \"eval_return_std\": %.6g, "
+             "\"normalized_score\": %s, \"seconds\": %.3f, \"checkpoint\": \"%s\"}\n",
+             t->c->env, t->c->lamo_model, t->a->lamo_pretrained, t->a->lamo_lora_r,
+             t->text != NULL, t->a->lamo_lm_coeff, t->K, t->step, model_n_trainable(t->m),
+             t->net.n_params, t->target, r->final_mean, r->final_std, score, secs,
+             r->final_checkpoint);
+    return run_summary(&t->run, buf, err);
+}
+
+// --output_dir as the control trainer's (ctrl_prepare_run_dir: an earlier run
+// refused unless --resume or --overwrite_output_dir; --resume's newest complete
+// checkpoint into t->resume_from); no folder: nothing is written
+static int prepare_dir(lamo_run *t, rlhf_err *err) {
+    const ctrl_train_config *c = t->c;
+    if (c->output_dir && *c->output_dir)
+        return ctrl_prepare_run_dir(c, t->resume_from, sizeof t->resume_from, err);
+    if (c->resume) return rlhf_fail(err, "lamo: --resume needs the run's --output_dir");
+    return 0;
+}
+
+// the final checkpoint and summary.json (rank 0 writes them)
+static int finish(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *err) {
+    if (!t->run.dir[0]) return 0;
+    if (lamo_ckpt_save(t, 1, r->final_checkpoint, sizeof r->final_checkpoint, err)) return -1;
+    return ctrl_dist_writer() ? write_summary(t, r, time_now() - t0, err) : 0;
 }
 
 int ctrl_lamo_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
@@ -523,7 +547,8 @@ int ctrl_lamo_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err
     lamo_run t;
     memset(&t, 0, sizeof t);
     t.c = c, t.a = &c->algo_cfg;
-    int rc = setup(&t, err), quiet = c->quiet || !ctrl_dist_writer();
+    int rc = prepare_dir(&t, err) || setup(&t, err) ? -1 : 0;
+    int quiet = c->quiet || !ctrl_dist_writer();
     if (!rc && !quiet)
         fprintf(stderr,
                 "lamo: %s (%s, %zu trainable LM floats, net %ld), %ld rows, K %d, target return "
@@ -531,13 +556,17 @@ int ctrl_lamo_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err
                 c->lamo_model, t.a->lamo_pretrained ? "pre-trained" : "fresh init",
                 model_n_trainable(t.m), t.net.n_params, t.data.n, t.K, t.target,
                 t.text ? "on" : "off");
+    ctrl_stop_signals sigs;
+    ctrl_stop_signals_catch(&sigs);
     if (!rc) rc = train_loop(&t, r, t0, err);
-    if (!rc && t.log) rc = write_summary(&t, r, time_now() - t0, err);
-    if (!rc && !quiet)
+    ctrl_stop_signals_restore(&sigs);
+    if (!rc && !r->stopped) rc = finish(&t, r, t0, err);
+    if (!rc && !quiet && !r->stopped)
         fprintf(stderr,
-                "ctrl train: lamo on %s: return %.2f ± %.2f, normalized score %.1f (%.1f s)\n",
-                c->env, r->final_mean, r->final_std, r->final_score, time_now() - t0);
-    run_free(&t);
+                "ctrl train: lamo on %s: return %.2f ± %.2f, normalized score %.1f (%.1f s)%s%s\n",
+                c->env, r->final_mean, r->final_std, r->final_score, time_now() - t0,
+                r->final_checkpoint[0] ? "; " : "", r->final_checkpoint);
+    lamo_run_free(&t);
     if (!res) ctrl_train_result_free(&local);
     return rc;
 }
