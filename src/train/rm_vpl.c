@@ -351,187 +351,266 @@ static int save_nets(const vpl_nets *nn, const rm_config *c, const char *dir, rl
     return rc;
 }
 
-int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
+// a step's batch: U users' K context and M target pairs' embeddings, and eps
+typedef struct {
+    double *cw, *cl, *tw, *tl, *eps;
+    int *pick;  // (tr.n) a user's pairs, partly shuffled
+} vpl_scratch;
+
+static void scratch_alloc(vpl_scratch *b, int U, int K, int M, int E, int Z, int n) {
+    b->cw = xmalloc((size_t)U * K * E * sizeof(double));
+    b->cl = xmalloc((size_t)U * K * E * sizeof(double));
+    b->tw = xmalloc((size_t)U * M * E * sizeof(double));
+    b->tl = xmalloc((size_t)U * M * E * sizeof(double));
+    b->eps = xmalloc((size_t)U * Z * sizeof(double));
+    b->pick = xmalloc((size_t)n * sizeof(int));
+}
+
+static void scratch_free(vpl_scratch *b) {
+    free(b->cw), free(b->cl), free(b->tw), free(b->tl), free(b->eps), free(b->pick);
+}
+
+// Draws a step's users (with replacement, among the n_ok who can train) and, for
+// each, K context pairs then M targets (cycling when the user has fewer), then
+// the latent noise. The draws' order is the run's: its numbers depend on it.
+static void draw_batch(const vpl_set *tr, const int *ok, int n_ok, int U, int K, int M, int Z,
+                       rlhf_rng *rng, vpl_scratch *b) {
+    int E = tr->E;
+    size_t row = (size_t)E * sizeof(double);
+    for (int i = 0; i < U; i++) {
+        int u = ok[rng_u64(rng) % (uint64_t)n_ok], a = tr->start[u], n = tr->start[u + 1] - a;
+        for (int k = 0; k < n; k++) b->pick[k] = tr->order[a + k];
+        int take = K + M < n ? K + M : n;  // a partial shuffle: K context, then targets
+        for (int k = 0; k < take; k++) {
+            int j = k + (int)(rng_u64(rng) % (uint64_t)(n - k)), t = b->pick[k];
+            b->pick[k] = b->pick[j], b->pick[j] = t;
+        }
+        for (int k = 0; k < K; k++) {
+            memcpy(b->cw + ((size_t)i * K + k) * E, tr->w + (size_t)b->pick[k] * E, row);
+            memcpy(b->cl + ((size_t)i * K + k) * E, tr->l + (size_t)b->pick[k] * E, row);
+        }
+        for (int k = 0; k < M; k++) {
+            int p = b->pick[K + k % (take - K)];
+            memcpy(b->tw + ((size_t)i * M + k) * E, tr->w + (size_t)p * E, row);
+            memcpy(b->tl + ((size_t)i * M + k) * E, tr->l + (size_t)p * E, row);
+        }
+        for (int k = 0; k < Z; k++) b->eps[(size_t)i * Z + k] = rng_normal(rng);
+    }
+}
+
+// one JSON line into the run's metrics (rank 0 alone holds the run)
+static void log_line(run_dir *run, int have_run, cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    if (have_run) run_log(run, s);
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+// the metrics of the steps since the last line
+static void log_window(run_dir *run, int have_run, long step, double klw, const vpl_stats *v,
+                       const vpl_stats *bt, int win) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    cJSON_AddNumberToObject(j, "loss", v->loss / win);
+    cJSON_AddNumberToObject(j, "nll", v->nll / win);
+    cJSON_AddNumberToObject(j, "kl", v->kl / win);
+    cJSON_AddNumberToObject(j, "kl_weight", klw);
+    cJSON_AddNumberToObject(j, "accuracy", v->acc / win);
+    cJSON_AddNumberToObject(j, "bt_loss", bt->loss / win);
+    cJSON_AddNumberToObject(j, "bt_accuracy", bt->acc / win);
+    log_line(run, have_run, j);
+}
+
+// the two networks (VPL and the Bradley-Terry baseline), seeded from rng
+static void nets_init(vpl_nets *nn, int E, const rm_vpl_options *o, rlhf_rng *rng) {
+    nn->dv = (vpl_dims){E, o->hidden, o->latent};
+    nn->db = (vpl_dims){E, o->hidden, 0};
+    nn->nv = vpl_n_params(nn->dv), nn->nb = vpl_n_params(nn->db);
+    nn->pv = xcalloc((size_t)nn->nv * 4, sizeof(double));
+    nn->gv = nn->pv + nn->nv, nn->mv = nn->gv + nn->nv, nn->vv = nn->mv + nn->nv;
+    nn->pb = xcalloc((size_t)nn->nb * 4, sizeof(double));
+    nn->gb = nn->pb + nn->nb, nn->mb = nn->gb + nn->nb, nn->vb = nn->mb + nn->nb;
+    vpl_init(nn->dv, nn->pv, rng);
+    vpl_init(nn->db, nn->pb, rng);
+}
+
+// what a run trains on, and where it writes
+typedef struct {
+    const rm_config *rc;
+    vpl_set tr, ev;
+    vpl_nets nn;
+    int *ok, n_ok;  // the training users with more than K pairs
+    rlhf_rng rng;
+    long total;
+    run_dir run;
+    int have_run;
+    vpl_eval last;  // the latest held-out evaluation
+} vpl_run;
+
+// The steps: draw, both losses, AdamW on both networks, the metrics lines and
+// the held-out evaluations.
+static int train_steps(vpl_run *r, rlhf_err *err) {
+    const train_config *c = &r->rc->base;
+    const rm_vpl_options *o = &r->rc->vpl;
+    int U = c->batch_size, K = o->context_pairs, M = o->targets;
+    vpl_nets *nn = &r->nn;
+    vpl_scratch b;
+    scratch_alloc(&b, U, K, M, r->tr.E, o->latent, r->tr.n);
+    vpl_stats win_v = {0}, win_b = {0};
+    int win = 0, rc = 0;
+    for (long step = 0; step < r->total && rc == 0; step++) {
+        draw_batch(&r->tr, r->ok, r->n_ok, U, K, M, o->latent, &r->rng, &b);
+        vpl_batch batch = {U, K, M, b.cw, b.cl, b.tw, b.tl};
+        double klw = vpl_kl_weight(o->kl_beta, step, o->kl_period, o->kl_floor);
+        vpl_stats sv, sb;
+        memset(nn->gv, 0, (size_t)nn->nv * sizeof(double));
+        memset(nn->gb, 0, (size_t)nn->nb * sizeof(double));
+        vpl_loss(nn->dv, nn->pv, &batch, b.eps, klw, nn->gv, &sv);
+        vpl_loss(nn->db, nn->pb, &batch, NULL, 0, nn->gb, &sb);
+        if (!isfinite(sv.loss) || !isfinite(sb.loss)) {
+            rc = rlhf_fail(err, "step %ld: loss is not finite; stopping", step + 1);
+            break;
+        }
+        vpl_adamw(nn->nv, nn->pv, nn->gv, nn->mv, nn->vv, step, c->learning_rate, c->weight_decay);
+        vpl_adamw(nn->nb, nn->pb, nn->gb, nn->mb, nn->vb, step, c->learning_rate, c->weight_decay);
+        win_v.loss += sv.loss, win_v.nll += sv.nll, win_v.kl += sv.kl, win_v.acc += sv.acc;
+        win_b.loss += sb.loss, win_b.acc += sb.acc;
+        win++;
+        long done_steps = step + 1;
+        if (done_steps % c->logging_steps == 0 || done_steps == r->total) {
+            log_window(&r->run, r->have_run, done_steps, klw, &win_v, &win_b, win);
+            memset(&win_v, 0, sizeof win_v), memset(&win_b, 0, sizeof win_b);
+            win = 0;
+        }
+        if (r->ev.n_users &&
+            ((c->eval_steps > 0 && done_steps % c->eval_steps == 0) || done_steps == r->total)) {
+            eval_set(nn, &r->ev, K, &r->last);
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "step", (double)done_steps);
+            add_eval(j, "eval_", &r->last);
+            log_line(&r->run, r->have_run, j);
+        }
+    }
+    scratch_free(&b);
+    return rc;
+}
+
+// the networks, summary.json and the closing line
+static int finish(vpl_run *r, double t0, double t_embed, rlhf_err *err) {
+    const train_config *c = &r->rc->base;
+    if (r->have_run && save_nets(&r->nn, r->rc, r->run.dir, err)) return -1;
+    vpl_eval train_ev;
+    eval_set(&r->nn, &r->tr, r->rc->vpl.context_pairs, &train_ev);
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "command", "rm");
+    cJSON_AddStringToObject(sum, "objective", "vpl");
+    cJSON_AddNumberToObject(sum, "steps", (double)r->total);
+    cJSON_AddNumberToObject(sum, "seconds", time_now() - t0);
+    cJSON_AddNumberToObject(sum, "embed_seconds", t_embed);
+    add_eval(sum, "train_", &train_ev);
+    if (r->ev.n_users) add_eval(sum, "eval_", &r->last);
+    cJSON_AddStringToObject(sum, "model", r->run.dir);
+    char *s = cJSON_Print(sum);
+    cJSON_Delete(sum);
+    int wr = r->have_run ? run_summary(&r->run, s, err) : 0;
+    cJSON_free(s);
+    if (wr) return -1;
+    if (c->quiet || !r->have_run) return 0;
+    const vpl_eval *e = r->ev.n_users ? &r->last : &train_ev;
+    double acc = (double)e->vpl_right / (e->pairs ? e->pairs : 1);
+    double bt = (double)e->bt_right / (e->pairs ? e->pairs : 1);
+    if (r->ev.n_users)
+        fprintf(stderr, "rm: vpl: held-out users' pair accuracy %.4f (Bradley-Terry MLP %.4f) "
+                        "on %ld pairs of %d users, given %d context pairs each; in %s\n",
+                acc, bt, e->pairs, e->users, r->rc->vpl.context_pairs, r->run.dir);
+    else
+        fprintf(stderr, "rm: vpl: training users' pair accuracy %.4f (Bradley-Terry MLP %.4f); in %s\n",
+                acc, bt, r->run.dir);
+    return 0;
+}
+
+// the flags vpl refuses, and its pooling (0 last, 1 mean)
+static int check_options(const rm_config *rc, int *mean, rlhf_err *err) {
     const train_config *c = &rc->base;
     const rm_vpl_options *o = &rc->vpl;
-    int K = o->context_pairs, M = o->targets, mean = 0;
-    if (!o->pooling || !strcmp(o->pooling, "last")) mean = 0;
-    else if (!strcmp(o->pooling, "mean")) mean = 1;
+    if (!o->pooling || !strcmp(o->pooling, "last")) *mean = 0;
+    else if (!strcmp(o->pooling, "mean")) *mean = 1;
     else return rlhf_fail(err, "--vpl_pooling must be last or mean (got \"%s\")", o->pooling);
     if (!c->data) return rlhf_fail(err, "--data is required (prompt/chosen/rejected rows with a \"user\" field)");
     if (rc->ensemble_size > 1) return rlhf_fail(err, "--objective vpl trains one model: leave out --ensemble_size");
     if (c->resume) return rlhf_fail(err, "--objective vpl has no --resume (its runs take seconds: run it again)");
     if (c->use_peft) return rlhf_fail(err, "--objective vpl keeps the trunk frozen: leave out --use_peft");
+    return 0;
+}
+
+// the training and held-out sets' embeddings (a user split when --eval_split)
+static int load_sets(const train_config *c, rlhf_model *m, rlhf_tokenizer *tok, int mean,
+                     vpl_run *r, rlhf_err *err) {
+    int max_len = train_max_length(c, m);
+    if (load_set(c, c->data, m, tok, max_len, mean, &r->tr, err)) return -1;
+    if (c->eval_data) return load_set(c, c->eval_data, m, tok, max_len, mean, &r->ev, err);
+    if (c->eval_split > 0) {
+        if (r->tr.n_users < 2)
+            return rlhf_fail(err, "%s: --eval_split needs at least two users", c->data);
+        split_users(&r->tr, &r->ev, c->eval_split, c->seed);
+    }
+    return 0;
+}
+
+// the users who can train (more than K pairs)
+static int pick_users(vpl_run *r, rlhf_err *err) {
+    int K = r->rc->vpl.context_pairs;
+    r->ok = xmalloc((size_t)r->tr.n_users * sizeof(int));
+    for (int u = 0; u < r->tr.n_users; u++)
+        if (r->tr.start[u + 1] - r->tr.start[u] > K) r->ok[r->n_ok++] = u;
+    if (r->n_ok == 0)
+        return rlhf_fail(err, "%s: no user has more than --vpl_context_pairs %d pairs (%d users)",
+                         r->rc->base.data, K, r->tr.n_users);
+    return 0;
+}
+
+int rm_vpl_train(const rm_config *rc, rlhf_err *err) {
+    const train_config *c = &rc->base;
+    const rm_vpl_options *o = &rc->vpl;
+    int mean = 0;
+    if (check_options(rc, &mean, err)) return -1;
     char resume_from[4400];
     if (run_prepare_ranks(c, NULL, resume_from, sizeof resume_from, err)) return -1;
     rlhf_model *m = NULL;
     rlhf_tokenizer *tok = NULL;
-    vpl_set tr = {0}, ev = {0};
-    vpl_nets nn = {.o = o};
-    run_dir run = {0};
-    int status = -1, have_run = 0;
+    vpl_run r = {.rc = rc, .nn = {.o = o}};
+    int status = -1;
     double t0 = time_now();
-    if (model_load_any(c->model, c->seed, &m, err) || model_tokenizer(m, c->tokenizer, &tok, err))
+    if (model_load_any(c->model, c->seed, &m, err) || model_tokenizer(m, c->tokenizer, &tok, err) ||
+        load_sets(c, m, tok, mean, &r, err))
         goto done;
-    int max_len = train_max_length(c, m);
-    if (load_set(c, c->data, m, tok, max_len, mean, &tr, err)) goto done;
-    if (c->eval_data) {
-        if (load_set(c, c->eval_data, m, tok, max_len, mean, &ev, err)) goto done;
-    } else if (c->eval_split > 0) {
-        if (tr.n_users < 2) {
-            rlhf_fail(err, "%s: --eval_split needs at least two users", c->data);
-            goto done;
-        }
-        split_users(&tr, &ev, c->eval_split, c->seed);
-    }
     double t_embed = time_now() - t0;
-    // users who can train: more than K pairs
-    int *ok = xmalloc((size_t)tr.n_users * sizeof(int)), n_ok = 0;
-    for (int u = 0; u < tr.n_users; u++)
-        if (tr.start[u + 1] - tr.start[u] > K) ok[n_ok++] = u;
-    if (n_ok == 0) {
-        free(ok);
-        rlhf_fail(err, "%s: no user has more than --vpl_context_pairs %d pairs (%d users)", c->data,
-                  K, tr.n_users);
-        goto done;
-    }
-    nn.dv = (vpl_dims){tr.E, o->hidden, o->latent};
-    nn.db = (vpl_dims){tr.E, o->hidden, 0};
-    nn.nv = vpl_n_params(nn.dv), nn.nb = vpl_n_params(nn.db);
-    nn.pv = xcalloc((size_t)nn.nv * 4, sizeof(double));
-    nn.gv = nn.pv + nn.nv, nn.mv = nn.gv + nn.nv, nn.vv = nn.mv + nn.nv;
-    nn.pb = xcalloc((size_t)nn.nb * 4, sizeof(double));
-    nn.gb = nn.pb + nn.nb, nn.mb = nn.gb + nn.nb, nn.vb = nn.mb + nn.nb;
-    rlhf_rng rng;
-    rng_seed(&rng, c->seed);
-    vpl_init(nn.dv, nn.pv, &rng);
-    vpl_init(nn.db, nn.pb, &rng);
-    int U = c->batch_size, E = tr.E, Z = o->latent;
-    int n_pairs = tr.start[tr.n_users];  // the training users' (a user split leaves out the rest)
-    long total = c->max_steps > 0 ? c->max_steps
-                                  : (long)c->num_train_epochs * ((n_pairs + (long)U * M - 1) / ((long)U * M));
-    if (total < 1) total = 1;
-    if (dist_rank() == 0 && run_open(&run, c->output_dir, c->config_json, -1, err)) {
-        free(ok);
-        goto done;
-    }
-    have_run = dist_rank() == 0;  // rank 0 alone writes the run folder
-    if (!c->quiet && have_run)
+    if (pick_users(&r, err)) goto done;
+    rng_seed(&r.rng, c->seed);
+    nets_init(&r.nn, r.tr.E, o, &r.rng);
+    int U = c->batch_size, M = o->targets;
+    int n_pairs = r.tr.start[r.tr.n_users];  // the training users' (a user split leaves out the rest)
+    r.total = c->max_steps > 0 ? c->max_steps
+                               : (long)c->num_train_epochs * ((n_pairs + (long)U * M - 1) / ((long)U * M));
+    if (r.total < 1) r.total = 1;
+    if (dist_rank() == 0 && run_open(&r.run, c->output_dir, c->config_json, -1, err)) goto done;
+    r.have_run = dist_rank() == 0;  // rank 0 alone writes the run folder
+    if (!c->quiet && r.have_run)
         fprintf(stderr, "rm: vpl: %d pairs of %d users (%d eval users), embeddings (%d) from %s in "
                         "%.1f s; %ld steps of %d users x (%d context + %d target pairs)\n",
-                n_pairs, tr.n_users, ev.n_users, E, c->model, t_embed, total, U, K, M);
-    double *cw = xmalloc((size_t)U * K * E * sizeof(double)), *cl = xmalloc((size_t)U * K * E * sizeof(double));
-    double *tw = xmalloc((size_t)U * M * E * sizeof(double)), *tl = xmalloc((size_t)U * M * E * sizeof(double));
-    double *eps = xmalloc((size_t)U * Z * sizeof(double));
-    int *pick = xmalloc((size_t)tr.n * sizeof(int));
-    vpl_stats win_v = {0}, win_b = {0};
-    int win = 0;
-    vpl_eval last = {0};
-    for (long step = 0; step < total; step++) {
-        for (int i = 0; i < U; i++) {
-            int u = ok[rng_u64(&rng) % (uint64_t)n_ok], a = tr.start[u], n = tr.start[u + 1] - a;
-            for (int k = 0; k < n; k++) pick[k] = tr.order[a + k];
-            int take = K + M < n ? K + M : n;  // a partial shuffle: K context, then targets
-            for (int k = 0; k < take; k++) {
-                int j = k + (int)(rng_u64(&rng) % (uint64_t)(n - k)), t = pick[k];
-                pick[k] = pick[j], pick[j] = t;
-            }
-            for (int k = 0; k < K; k++) {
-                memcpy(cw + ((size_t)i * K + k) * E, tr.w + (size_t)pick[k] * E, (size_t)E * sizeof(double));
-                memcpy(cl + ((size_t)i * K + k) * E, tr.l + (size_t)pick[k] * E, (size_t)E * sizeof(double));
-            }
-            for (int k = 0; k < M; k++) {
-                int p = pick[K + k % (take - K)];
-                memcpy(tw + ((size_t)i * M + k) * E, tr.w + (size_t)p * E, (size_t)E * sizeof(double));
-                memcpy(tl + ((size_t)i * M + k) * E, tr.l + (size_t)p * E, (size_t)E * sizeof(double));
-            }
-            for (int k = 0; k < Z; k++) eps[(size_t)i * Z + k] = rng_normal(&rng);
-        }
-        vpl_batch b = {U, K, M, cw, cl, tw, tl};
-        double klw = vpl_kl_weight(o->kl_beta, step, o->kl_period, o->kl_floor);
-        vpl_stats sv, sb;
-        memset(nn.gv, 0, (size_t)nn.nv * sizeof(double));
-        memset(nn.gb, 0, (size_t)nn.nb * sizeof(double));
-        vpl_loss(nn.dv, nn.pv, &b, eps, klw, nn.gv, &sv);
-        vpl_loss(nn.db, nn.pb, &b, NULL, 0, nn.gb, &sb);
-        if (!isfinite(sv.loss) || !isfinite(sb.loss)) {
-            rlhf_fail(err, "step %ld: loss is not finite; stopping", step + 1);
-            free(ok), free(cw), free(cl), free(tw), free(tl), free(eps), free(pick);
-            goto done;
-        }
-        vpl_adamw(nn.nv, nn.pv, nn.gv, nn.mv, nn.vv, step, c->learning_rate, c->weight_decay);
-        vpl_adamw(nn.nb, nn.pb, nn.gb, nn.mb, nn.vb, step, c->learning_rate, c->weight_decay);
-        win_v.loss += sv.loss, win_v.nll += sv.nll, win_v.kl += sv.kl, win_v.acc += sv.acc;
-        win_b.loss += sb.loss, win_b.acc += sb.acc;
-        win++;
-        long done_steps = step + 1;
-        if (done_steps % c->logging_steps == 0 || done_steps == total) {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", (double)done_steps);
-            cJSON_AddNumberToObject(j, "loss", win_v.loss / win);
-            cJSON_AddNumberToObject(j, "nll", win_v.nll / win);
-            cJSON_AddNumberToObject(j, "kl", win_v.kl / win);
-            cJSON_AddNumberToObject(j, "kl_weight", klw);
-            cJSON_AddNumberToObject(j, "accuracy", win_v.acc / win);
-            cJSON_AddNumberToObject(j, "bt_loss", win_b.loss / win);
-            cJSON_AddNumberToObject(j, "bt_accuracy", win_b.acc / win);
-            char *s = cJSON_PrintUnformatted(j);
-            if (have_run) run_log(&run, s);
-            cJSON_free(s);
-            cJSON_Delete(j);
-            memset(&win_v, 0, sizeof win_v), memset(&win_b, 0, sizeof win_b);
-            win = 0;
-        }
-        if (ev.n_users && ((c->eval_steps > 0 && done_steps % c->eval_steps == 0) || done_steps == total)) {
-            eval_set(&nn, &ev, K, &last);
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddNumberToObject(j, "step", (double)done_steps);
-            add_eval(j, "eval_", &last);
-            char *s = cJSON_PrintUnformatted(j);
-            if (have_run) run_log(&run, s);
-            cJSON_free(s);
-            cJSON_Delete(j);
-        }
-    }
-    free(ok), free(cw), free(cl), free(tw), free(tl), free(eps), free(pick);
-    if (have_run && save_nets(&nn, rc, run.dir, err)) goto done;
-    vpl_eval train_ev;
-    eval_set(&nn, &tr, K, &train_ev);
-    cJSON *sum = cJSON_CreateObject();
-    cJSON_AddStringToObject(sum, "command", "rm");
-    cJSON_AddStringToObject(sum, "objective", "vpl");
-    cJSON_AddNumberToObject(sum, "steps", (double)total);
-    cJSON_AddNumberToObject(sum, "seconds", time_now() - t0);
-    cJSON_AddNumberToObject(sum, "embed_seconds", t_embed);
-    add_eval(sum, "train_", &train_ev);
-    if (ev.n_users) add_eval(sum, "eval_", &last);
-    cJSON_AddStringToObject(sum, "model", run.dir);
-    char *s = cJSON_Print(sum);
-    cJSON_Delete(sum);
-    int wr = have_run ? run_summary(&run, s, err) : 0;
-    cJSON_free(s);
-    if (wr) goto done;
-    if (!c->quiet && have_run) {
-        if (ev.n_users)
-            fprintf(stderr, "rm: vpl: held-out users' pair accuracy %.4f (Bradley-Terry MLP %.4f) "
-                            "on %ld pairs of %d users, given %d context pairs each; in %s\n",
-                    (double)last.vpl_right / (last.pairs ? last.pairs : 1),
-                    (double)last.bt_right / (last.pairs ? last.pairs : 1), last.pairs, last.users,
-                    K, run.dir);
-        else
-            fprintf(stderr, "rm: vpl: training users' pair accuracy %.4f (Bradley-Terry MLP %.4f); in %s\n",
-                    (double)train_ev.vpl_right / (train_ev.pairs ? train_ev.pairs : 1),
-                    (double)train_ev.bt_right / (train_ev.pairs ? train_ev.pairs : 1), run.dir);
-    }
+                n_pairs, r.tr.n_users, r.ev.n_users, r.tr.E, c->model, t_embed, r.total, U,
+                o->context_pairs, M);
+    if (train_steps(&r, err) || finish(&r, t0, t_embed, err)) goto done;
     status = 0;
 done:
-    if (have_run) run_close(&run);
-    free(nn.pv), free(nn.pb);
-    if (ev.ds) set_free(&ev);
+    if (r.have_run) run_close(&r.run);
+    free(r.ok);
+    free(r.nn.pv), free(r.nn.pb);
+    if (r.ev.ds) set_free(&r.ev);
     else {  // a user split borrows tr's arrays
-        free(ev.order), free(ev.start), free(ev.user_pop);
+        free(r.ev.order), free(r.ev.start), free(r.ev.user_pop);
     }
-    set_free(&tr);
+    set_free(&r.tr);
     if (tok) tok_free(tok);
     model_free(m);
     return status;
