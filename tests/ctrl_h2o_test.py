@@ -25,7 +25,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, BUILD, report, exit_code  # noqa: E402
+from harness import ROOT, BUILD, RLHF, report, exit_code  # noqa: E402
 from ctrl_parity import torch, load_f32, mlp, run_tool  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_h2o_dump")
@@ -253,12 +253,57 @@ def behaviour():
            "gapped sim rows must get a ratio 0.3 below ungapped ones, ungapped above 0.7")
 
 
+def mujoco_sim():
+    """H2O with a gapped MuJoCo simulator, as in the paper (hopper with 2x
+    gravity and half the friction): a tiny collect of real hopper data, then
+    300 simulator steps of ctrl train --algo h2o --env hopper:gravity=2,friction=0.5.
+    Asserted: the run finishes, records the gapped env, its updates mix real and
+    sim rows (real_rows > 0, ratio_sim in (0, 1]); a bad gapped name is refused.
+    Skipped when built without MuJoCo."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data, run = os.path.join(tmp, "data"), os.path.join(tmp, "h2o")
+        p = subprocess.run([RLHF, "ctrl", "collect", "--env", "hopper", "--out", data, "--steps", "300",
+                            "--dataset_steps", "200", "--checkpoints", "2", "--eval_episodes", "1",
+                            "--hidden", "16", "--start_steps", "100", "--quiet"],
+                           capture_output=True, text=True, timeout=300)
+        if p.returncode and "without MuJoCo" in p.stdout + p.stderr:
+            print("SKIP ctrl_h2o MuJoCo simulator: built without MuJoCo")
+            return
+        if p.returncode:
+            report(False, "ctrl_h2o MuJoCo simulator: collect", (p.stdout + p.stderr)[-400:])
+            return
+        sim = "hopper:gravity=2,friction=0.5"
+        base = [RLHF, "ctrl", "train", "--algo", "h2o", "--dataset", os.path.join(data, "medium.hdf5"),
+                "--offline_steps", "0", "--online_steps", "300", "--mix_ratio", "0.5", "--hidden", "16",
+                "--batch_size", "32", "--start_steps", "50", "--eval_episodes", "1", "--log_every", "100",
+                "--quiet"]
+        p = subprocess.run(base + ["--env", sim, "--output_dir", run], capture_output=True, text=True,
+                           timeout=300)
+        why = []
+        if p.returncode:
+            why.append(f"train rc {p.returncode}: {(p.stdout + p.stderr)[-300:]}")
+        else:
+            cfg = json.load(open(os.path.join(run, "config.json")))
+            rows = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl")) if '"real_rows"' in x]
+            if cfg.get("env") != sim:
+                why.append(f"config env {cfg.get('env')}")
+            if not rows or not all(r["real_rows"] > 0 and 0 < r["ratio_sim"] <= 1 for r in rows):
+                why.append(f"metrics rows {rows[:1]}")
+        p = subprocess.run(base + ["--env", "hopper:gravity=0", "--output_dir", run + "2"],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0 or "hopper:gravity=0" not in p.stdout + p.stderr:
+            why.append(f"hopper:gravity=0 not refused: {(p.stdout + p.stderr)[-200:]}")
+    report(not why, "ctrl_h2o MuJoCo simulator: h2o trains in hopper:gravity=2,friction=0.5 on real hopper "
+           "data; a bad gapped env refused", "; ".join(why))
+
+
 def main():
     if not os.path.exists(TOOL):
         report(False, "ctrl_h2o tool", f"{TOOL} not built")
         return exit_code()
     roundtrip()
     env_gap()
+    mujoco_sim()
     if torch is None:
         print("SKIP ctrl_h2o parity: torch is not installed")
     else:

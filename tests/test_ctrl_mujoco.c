@@ -1,7 +1,9 @@
 // ctrl/env_mujoco: the locomotion tasks against MuJoCo driven directly, with
 // Gymnasium's v4 formulas written again here (hopper_v4.py, walker2d_v4.py,
 // half_cheetah_v4.py); determinism; termination and truncation; model sanity
-// (sizes and masses against Gymnasium's own models).
+// (sizes and masses against Gymnasium's own models); H2O's gapped simulators
+// (task:gravity=G,friction=F,joint_noise=S) against MuJoCo on a model with the
+// gap made by hand.
 #include "ctrl/env.h"
 #include "ctrl/mjcf_models.h"
 #include "test.h"
@@ -407,6 +409,220 @@ static int test_safety_halfcheetah(void) {
     return 0;
 }
 
+// ---- H2O's simulators with a dynamics gap: "task:gravity=G,friction=F,joint_noise=S" ----
+
+// a model loaded here with the gap made by hand: gravity and every geom's
+// sliding friction multiplied (what H2O's utils_h2o.py does to the XML)
+static mjModel *load_gapped(const char *name, double gravity, double friction) {
+    mjModel *m = load_model(name);
+    if (!m) return NULL;
+    for (int i = 0; i < 3; i++) m->opt.gravity[i] *= gravity;
+    for (int g = 0; g < m->ngeom; g++) m->geom_friction[3 * g] *= friction;
+    return m;
+}
+
+// steps env e (already reset) and MuJoCo driven directly on model m from e's
+// state, n steps of random actions (seed act_seed) plus the action noise that e
+// draws from its own stream (noise std, read from a copy of e->rng); returns the
+// number of entries (qpos, qvel, reward) that differ at all
+static int step_beside(ctrl_env *e, const mjModel *m, const char *task, double noise, int n,
+                       uint64_t act_seed) {
+    int cheetah = !strcmp(task, "halfcheetah"), skip = cheetah ? 5 : 4, bad = 0;
+    mjData *d = mj_makeData(m);
+    double qpos[64], qvel[64];
+    ctrl_env_mujoco_get_state(e, qpos, qvel);
+    memcpy(d->qpos, qpos, sizeof(double) * (size_t)m->nq);
+    memcpy(d->qvel, qvel, sizeof(double) * (size_t)m->nv);
+    mj_forward(m, d);
+    rlhf_rng act_rng;
+    rng_seed(&act_rng, act_seed);
+    float obs[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+    rlhf_err err = {0};
+    for (int s = 0; s < n; s++) {
+        for (int j = 0; j < e->act_dim; j++) a[j] = 2 * rng_uniform(&act_rng) - 1;
+        rlhf_rng r = e->rng; // the noise e is about to draw
+        double x0 = d->qpos[0], cost = 0;
+        for (int j = 0; j < m->nu; j++) {
+            double u = (double)a[j] + (noise > 0 ? noise * (double)rng_normal(&r) : 0);
+            d->ctrl[j] = u;
+            cost += u * u;
+        }
+        ctrl_step_info info = {0};
+        if (e->ops->step(e, a, obs, &info, &err)) {
+            printf("  step %d: %s\n", s, err.msg);
+            bad++;
+            break;
+        }
+        for (int k = 0; k < skip; k++) mj_step(m, d);
+        double xv = (d->qpos[0] - x0) / (m->opt.timestep * skip);
+        double reward = cheetah ? xv - 0.1 * cost : xv + 1.0 - 1e-3 * cost;
+        ctrl_env_mujoco_get_state(e, qpos, qvel);
+        for (int i = 0; i < m->nq; i++) bad += qpos[i] != d->qpos[i];
+        for (int i = 0; i < m->nv; i++) bad += qvel[i] != d->qvel[i];
+        bad += fabs(info.reward - reward) > 1e-6 * (1 + fabs(reward));
+    }
+    mj_deleteData(d);
+    return bad;
+}
+
+// (h) a gapped task steps as MuJoCo driven directly on a model with the gap
+// made by hand, and not as the plain model (so the comparison can tell)
+static int test_gap_matches_mujoco(void) {
+    static const struct {
+        const char *name, *task;
+        double gravity, friction, noise;
+    } cases[] = {
+        {"hopper:gravity=2,friction=0.3", "hopper", 2, 0.3, 0},
+        {"walker2d:friction=0.3", "walker2d", 1, 0.3, 0},
+        {"halfcheetah:gravity=2", "halfcheetah", 2, 1, 0},
+        {"halfcheetah:joint_noise=1,friction=1.5", "halfcheetah", 1, 1.5, 1},
+        {"walker2d:joint_noise=0.5,gravity=0.5", "walker2d", 0.5, 1, 0.5},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ctrl_env *e = make(cases[c].name, 21 + c), *p = make(cases[c].name, 21 + c);
+        mjModel *gm = load_gapped(cases[c].task, cases[c].gravity, cases[c].friction);
+        mjModel *plain = load_model(cases[c].task);
+        CHECK(e && p && gm && plain);
+        if (!e || !p || !gm || !plain) return 0;
+        float obs[CTRL_MAX_DIM];
+        rlhf_err err = {0};
+        CHECK(e->ops->reset(e, obs, &err) == 0 && p->ops->reset(p, obs, &err) == 0);
+        int bad = step_beside(e, gm, cases[c].task, cases[c].noise, 200, 3);
+        int vs_plain = step_beside(p, plain, cases[c].task, cases[c].noise, 200, 3);
+        CHECKF(bad == 0, "%s: %d entries differ from MuJoCo on the gapped model", cases[c].name,
+               bad);
+        CHECKF(vs_plain > 100, "%s: only %d entries differ from the plain model", cases[c].name,
+               vs_plain);
+        if (bad == 0)
+            printf("  %s: 200 steps equal to MuJoCo on a model with the gap made by hand (%d "
+                   "entries differ from the plain model's)\n",
+                   cases[c].name, vs_plain);
+        drop(e);
+        drop(p);
+        mj_deleteModel(gm);
+        mj_deleteModel(plain);
+    }
+    return 0;
+}
+
+// (i) multipliers 1 and noise 0 are the plain task bit for bit (observations,
+// rewards, terminations, the random stream), across resets
+static int test_gap_defaults_bit_identical(void) {
+    static const char *const pairs[][2] = {
+        {"hopper:gravity=1,friction=1,joint_noise=0", "hopper"},
+        {"walker2d:friction=1", "walker2d"},
+        {"halfcheetah:joint_noise=0,gravity=1", "halfcheetah"},
+        {"neorl-safety-halfcheetah:gravity=1", "neorl-safety-halfcheetah"},
+    };
+    for (int t = 0; t < 4; t++) {
+        ctrl_env *g = NULL, *p = NULL;
+        rlhf_err err = {0};
+        CHECKF(ctrl_env_make(pairs[t][0], &g, &err) == 0, "%s", err.msg);
+        CHECKF(ctrl_env_make(pairs[t][1], &p, &err) == 0, "%s", err.msg);
+        if (!g || !p) return 0;
+        CHECK(g->obs_dim == p->obs_dim && g->act_dim == p->act_dim && g->has_cost == p->has_cost);
+        ctrl_env_seed(g, 9);
+        ctrl_env_seed(p, 9);
+        float og[CTRL_MAX_DIM], op[CTRL_MAX_DIM], a[CTRL_MAX_DIM];
+        size_t nb = sizeof(float) * (size_t)g->obs_dim;
+        CHECK(ctrl_env_reset(g, og, &err) == 0 && ctrl_env_reset(p, op, &err) == 0);
+        rlhf_rng act_rng;
+        rng_seed(&act_rng, 4);
+        int differ = memcmp(og, op, nb) != 0, resets = 0;
+        for (int s = 0; s < 400; s++) {
+            for (int j = 0; j < g->act_dim; j++) a[j] = 2 * rng_uniform(&act_rng) - 1;
+            ctrl_step_info ig, ip;
+            CHECK(ctrl_env_step(g, a, og, &ig, &err) == 0 &&
+                  ctrl_env_step(p, a, op, &ip, &err) == 0);
+            differ += memcmp(og, op, nb) != 0 || ig.reward != ip.reward ||
+                      ig.terminated != ip.terminated || ig.cost != ip.cost;
+            if (ip.terminated || ip.truncated || s % 150 == 149) {
+                CHECK(ctrl_env_reset(g, og, &err) == 0 && ctrl_env_reset(p, op, &err) == 0);
+                differ += memcmp(og, op, nb) != 0;
+                resets++;
+            }
+        }
+        differ += memcmp(&g->rng, &p->rng, sizeof g->rng) != 0;
+        CHECKF(differ == 0 && resets >= 2, "%s: %d differences from %s (%d resets)", pairs[t][0],
+               differ, pairs[t][1], resets);
+        ctrl_env_free(g);
+        ctrl_env_free(p);
+    }
+    return 0;
+}
+
+// (j) the gap changes the dynamics: a hopper left to fall (zero action) under
+// twice the gravity is lower after 15 steps, by about what free fall says
+// (dz = -g t^2 / 2 with t = 0.12 s: 7 cm more under 2g); a walker on 0.3x
+// friction slides where the plain one does not
+static int test_gap_changes_dynamics(void) {
+    const char *names[2] = {"hopper", "hopper:gravity=2"};
+    double z[2] = {0, 0}, z0[2] = {0, 0};
+    for (int t = 0; t < 2; t++) {
+        ctrl_env *e = make(names[t], 1);
+        CHECK(e != NULL);
+        if (!e) return 0;
+        float obs[CTRL_MAX_DIM], a[3] = {0, 0, 0};
+        rlhf_err err = {0};
+        CHECK(e->ops->reset(e, obs, &err) == 0);
+        double qpos[6], qvel[6];
+        // lift it 0.5 m so that it is in free fall for the whole window
+        ctrl_env_mujoco_get_state(e, qpos, qvel);
+        qpos[1] += 0.5;
+        for (int i = 0; i < 6; i++) qvel[i] = 0;
+        CHECK(ctrl_env_mujoco_set_state(e, qpos, qvel, &err) == 0);
+        z0[t] = qpos[1];
+        for (int s = 0; s < 15; s++) {
+            ctrl_step_info info = {0};
+            CHECK(e->ops->step(e, a, obs, &info, &err) == 0);
+        }
+        ctrl_env_mujoco_get_state(e, qpos, qvel);
+        z[t] = qpos[1];
+        drop(e);
+    }
+    double fall1 = z0[0] - z[0], fall2 = z0[1] - z[1];
+    CHECKF(fabs(fall1 - 9.81 * 0.12 * 0.12 / 2) < 0.01 &&
+               fabs(fall2 - 2 * 9.81 * 0.12 * 0.12 / 2) < 0.02,
+           "hopper fell %.4f m under 1g, %.4f m under 2g in 0.12 s", fall1, fall2);
+    printf("  hopper in free fall for 0.12 s: %.4f m (1g), %.4f m (gravity=2)\n", fall1, fall2);
+    return 0;
+}
+
+// (k) malformed settings are refused naming the env string (and, for an
+// unknown key, the known keys)
+static int test_gap_refusals(void) {
+    static const char *const bad[][2] = {
+        {"hopper:gravity=0", "gravity=0 is not a finite number > 0"},
+        {"hopper:gravity=-2", "gravity=-2"},
+        {"walker2d:friction=nan", "friction=nan"},
+        {"walker2d:friction=inf", "friction=inf"},
+        {"halfcheetah:gravity=2x", "gravity=2x"},
+        {"halfcheetah:joint_noise=-1", "joint_noise=-1 is not a finite number >= 0"},
+        {"hopper:density=2", "unknown setting \"density\" (keys: gravity, friction, joint_noise)"},
+        {"hopper:gravity", "not KEY=VALUE"},
+        {"hopper:friction=", "friction has no value"},
+        {"hopper:gravity=2,", "a comma ends the settings"},
+        {"hopper:", "nothing after the colon"},
+        {"hoppers:gravity=2", "unknown"},
+        {"ant:gravity=2", "unknown"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ctrl_env *e = NULL;
+        rlhf_err err = {0};
+        CHECKF(ctrl_env_make(bad[i][0], &e, &err) == -1, "%s was accepted", bad[i][0]);
+        CHECKF(strstr(err.msg, bad[i][0]) && strstr(err.msg, bad[i][1]), "%s: %s", bad[i][0],
+               err.msg);
+        ctrl_env_free(e);
+    }
+    ctrl_env e = {0};
+    rlhf_err err = {0};
+    CHECK(ctrl_env_mujoco_make("hopper:mass=2", &e, &err) == -1);
+    CHECKF(strstr(err.msg, "hopper:mass=2") && strstr(err.msg, "gravity, friction, joint_noise"),
+           "%s", err.msg);
+    CHECK(strstr(ctrl_env_names(), "hopper:gravity=G,friction=F,joint_noise=S") != NULL);
+    return 0;
+}
+
 int main(void) {
     RUN(test_model_sanity);
     RUN(test_safety_halfcheetah);
@@ -416,6 +632,10 @@ int main(void) {
     RUN(test_hopper_falls);
     RUN(test_time_limit);
     RUN(test_diverged_state);
+    RUN(test_gap_matches_mujoco);
+    RUN(test_gap_defaults_bit_identical);
+    RUN(test_gap_changes_dynamics);
+    RUN(test_gap_refusals);
     return test_total_fail_ ? 1 : 0;
 }
 

@@ -23,20 +23,61 @@ static int in_list(const char *name, const char *const *list, int n) {
     return 0;
 }
 
-// "NAME:..." where NAME is a classic task (the settings are checked by env_classic.c)
-static int classic_with_settings(const char *name) {
+// "NAME:..." where NAME is one of list (the settings are checked by the
+// environment's own file)
+static int with_settings(const char *name, const char *const *list, int n) {
     const char *colon = strchr(name, ':');
     if (!colon) return 0;
-    for (int i = 0; i < 3; i++)
-        if ((size_t)(colon - name) == strlen(classic_names[i]) &&
-            !strncmp(name, classic_names[i], colon - name))
+    for (int i = 0; i < n; i++)
+        if ((size_t)(colon - name) == strlen(list[i]) && !strncmp(name, list[i], colon - name))
             return 1;
+    return 0;
+}
+
+int ctrl_env_settings(const char *name, const char *spec, const char *const *keys, int n,
+                      const int *zero_ok, double *dst, const char *example, rlhf_err *err) {
+    char known[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                 keys[i]);
+    if (!*spec)
+        return rlhf_fail(err, "env \"%s\": nothing after the colon (e.g. %s)", name, example);
+    const char *p = spec;
+    while (*p) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end)
+            return rlhf_fail(err, "env \"%s\": setting \"%.*s\" is not KEY=VALUE (keys: %s)", name,
+                             (int)(end - p), p, known);
+        int k = -1;
+        for (int i = 0; i < n; i++)
+            if ((size_t)(eq - p) == strlen(keys[i]) && !strncmp(p, keys[i], eq - p)) k = i;
+        if (k < 0)
+            return rlhf_fail(err, "env \"%s\": unknown setting \"%.*s\" (keys: %s)", name,
+                             (int)(eq - p), p, known);
+        char num[64];
+        int len = (int)(end - eq - 1);
+        if (len <= 0 || len >= (int)sizeof num)
+            return rlhf_fail(err, "env \"%s\": %s has no value (keys: %s)", name, keys[k], known);
+        memcpy(num, eq + 1, (size_t)len);
+        num[len] = 0;
+        char *stop;
+        double v = strtod(num, &stop);
+        int zero = zero_ok && zero_ok[k];
+        if (*stop || !isfinite(v) || !(v > 0 || (zero && v == 0)))
+            return rlhf_fail(err, "env \"%s\": %s=%s is not a finite number %s 0", name, keys[k],
+                             num, zero ? ">=" : ">");
+        dst[k] = v;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) return rlhf_fail(err, "env \"%s\": a comma ends the settings", name);
+    }
     return 0;
 }
 
 const char *ctrl_env_names(void) {
     return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
-           "halfcheetah, walker2d, neorl-pipeline, neorl-rocket, neorl-dmsd, "
+           "halfcheetah, walker2d, hopper:gravity=G,friction=F,joint_noise=S (also "
+           "halfcheetah:..., walker2d:...), neorl-pipeline, neorl-rocket, neorl-dmsd, "
            "neorl-safety-halfcheetah, pointrobot, comblock:H=N, cmd:PROGRAM ARGS";
 }
 
@@ -47,10 +88,10 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
     snprintf(e->name, sizeof e->name, "%s", name);
     rng_seed(&e->rng, 0);
     int rc;
-    if (in_list(name, classic_names, 3) || classic_with_settings(name)) {
+    if (in_list(name, classic_names, 3) || with_settings(name, classic_names, 3)) {
         rc = ctrl_env_classic_make(name, e, err);
-    } else if (in_list(name, mujoco_names, 4)) {
-        rc = ctrl_env_mujoco_make(name, e, err);  // a clear error when built without MuJoCo
+    } else if (in_list(name, mujoco_names, 4) || with_settings(name, mujoco_names, 4)) {
+        rc = ctrl_env_mujoco_make(name, e, err); // a clear error when built without MuJoCo
     } else if (!strncmp(name, "neorl-", 6)) {
         rc = ctrl_env_neorl_make(name, e, err); // env_neorl.c: NeoRL-2-style tasks
     } else if (!strcmp(name, "pointrobot")) {

@@ -59,8 +59,13 @@ struct ctrl_env {
 // are refused with the list of known ones. The environment is seeded with 0.
 // Pendulum with other physics (a simulator with a dynamics gap, H2O):
 // "pendulum:gravity=20" or "pendulum:gravity=G,mass=M,length=L" (any subset,
-// any order; each finite and > 0; unset ones keep 10, 1, 1). A malformed
-// setting is refused naming it.
+// any order; each finite and > 0; unset ones keep 10, 1, 1). The MuJoCo tasks
+// with a dynamics gap, as in H2O's own experiments (env_mujoco.c):
+// "hopper:gravity=2", "walker2d:friction=0.3", "halfcheetah:joint_noise=1"
+// (gravity: a multiplier of the model's gravity vector; friction: of every
+// geom's sliding friction; joint_noise: the std of N(0, s^2) noise added to
+// each action before it is applied; defaults 1, 1, 0 give the plain task bit
+// for bit). A malformed setting is refused naming it and the known keys.
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err);
 void ctrl_env_free(ctrl_env *e);
 void ctrl_env_seed(ctrl_env *e, uint64_t seed);
@@ -71,6 +76,13 @@ int ctrl_env_step(ctrl_env *e, const float *action, float *obs, ctrl_step_info *
                   rlhf_err *err);
 // "pendulum, mountaincar, ..." (for --help and errors)
 const char *ctrl_env_names(void);
+
+// "KEY=VALUE,KEY=VALUE" (spec, the text after "task:" in the env string name)
+// into dst[i] for keys[i] (n keys; a key not given leaves dst as it is); each
+// value finite and > 0, or >= 0 where zero_ok[i] (zero_ok may be NULL). Errors
+// name the env string and the known keys; example is shown for an empty spec.
+int ctrl_env_settings(const char *name, const char *spec, const char *const *keys, int n,
+                      const int *zero_ok, double *dst, const char *example, rlhf_err *err);
 
 // constructors used by ctrl_env_make (one per file)
 int ctrl_env_classic_make(const char *name, ctrl_env *e, rlhf_err *err);   // env_classic.c

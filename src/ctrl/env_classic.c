@@ -261,42 +261,9 @@ int ctrl_env_classic_set_state(ctrl_env *e, const double *state, int n, float *o
 static int pendulum_settings(const char *name, const char *spec, classic_state *c,
                              rlhf_err *err) {
     static const char *const keys[] = {"gravity", "mass", "length"};
-    double *dst[] = {&c->g, &c->m, &c->l};
-    if (!*spec)
-        return rlhf_fail(err, "env \"%s\": nothing after the colon (e.g. pendulum:gravity=20)",
-                         name);
-    const char *p = spec;
-    while (*p) {
-        const char *eq = strchr(p, '='), *end = strchr(p, ',');
-        if (!end) end = p + strlen(p);
-        if (!eq || eq > end)
-            return rlhf_fail(err,
-                             "env \"%s\": setting \"%.*s\" is not KEY=VALUE (keys: gravity, "
-                             "mass, length)",
-                             name, (int)(end - p), p);
-        int k = -1;
-        for (int i = 0; i < 3; i++)
-            if ((size_t)(eq - p) == strlen(keys[i]) && !strncmp(p, keys[i], eq - p)) k = i;
-        if (k < 0)
-            return rlhf_fail(err, "env \"%s\": unknown setting \"%.*s\" (keys: gravity, mass, "
-                                  "length)",
-                             name, (int)(eq - p), p);
-        char num[64];
-        int len = (int)(end - eq - 1);
-        if (len <= 0 || len >= (int)sizeof num)
-            return rlhf_fail(err, "env \"%s\": %s has no value", name, keys[k]);
-        memcpy(num, eq + 1, (size_t)len);
-        num[len] = 0;
-        char *stop;
-        double v = strtod(num, &stop);
-        if (*stop || !isfinite(v) || !(v > 0))
-            return rlhf_fail(err, "env \"%s\": %s=%s is not a finite number > 0", name, keys[k],
-                             num);
-        *dst[k] = v;
-        p = *end ? end + 1 : end;
-        if (*end && !*p)
-            return rlhf_fail(err, "env \"%s\": a comma ends the settings", name);
-    }
+    double v[3] = {c->g, c->m, c->l};
+    if (ctrl_env_settings(name, spec, keys, 3, NULL, v, "pendulum:gravity=20", err)) return -1;
+    c->g = v[0], c->m = v[1], c->l = v[2];
     return 0;
 }
 

@@ -23,6 +23,19 @@
 // halfcheetah with the x position kept in the observation (18 numbers, x
 // first), cost 1 on a step whose x_velocity exceeds 3.2096 and the reward then
 // -100 in place of the usual one; it never terminates.
+// A simulator with a dynamics gap (H2O, Niu et al. 2022; docs/ctrl_h2o.md):
+// "hopper:gravity=2,friction=0.3,joint_noise=1" (any task, any subset of the
+// keys, any order). The authors' code (github.com/t6-thu/H2O,
+// SimpleSAC/utils_h2o.py update_target_env_gravity / _friction) rewrites the
+// Gym XML, multiplying every number of the option's gravity and of each
+// friction attribute by the factor; here the loaded model's opt.gravity and
+// every geom's sliding friction (geom_friction[3g]) are multiplied, which is
+// the same simulation for our condim-3 contacts (torsional and rolling
+// friction act only at condim 4 and 6). joint_noise is their sampler.py's
+// joint_noise_std: N(0, s^2) added to each (clipped) action before it is
+// applied and charged in the control cost, drawn from e->rng; MuJoCo clamps
+// the noisy control to ctrlrange as in their env. Defaults 1, 1, 0 leave the
+// model and the random stream untouched: the plain task bit for bit.
 // Gymnasium applies an action by setting ctrl and calling mj_step frame_skip
 // times (MujocoEnv.do_simulation); reset is mj_resetData, the noisy state, then
 // mj_forward (MujocoEnv.set_state).
@@ -96,8 +109,14 @@ typedef struct {
     const mujoco_task *task;
     mjModel *m;
     mjData *d;
-    int diverged;  // the last step failed: only reset is allowed
+    double joint_noise;  // std of the noise added to each action (0: none)
+    int diverged;        // the last step failed: only reset is allowed
 } mujoco_state;
+
+// the dynamics-gap settings after "task:" (H2O's simulators)
+enum { GAP_GRAVITY, GAP_FRICTION, GAP_JOINT_NOISE, GAP_KEYS };
+static const char *const gap_keys[GAP_KEYS] = {"gravity", "friction", "joint_noise"};
+static const int gap_zero_ok[GAP_KEYS] = {0, 0, 1};
 
 // ---- MuJoCo's error and warning hooks ----
 
@@ -245,8 +264,10 @@ static int mujoco_step(ctrl_env *e, const float *action, float *obs, ctrl_step_i
                          e->name, e->t);
     double ctrl_cost = 0;
     for (int i = 0; i < m->nu; i++) {
-        d->ctrl[i] = (double)action[i];
-        ctrl_cost += (double)action[i] * (double)action[i];
+        double a = (double)action[i];
+        if (s->joint_noise > 0) a += s->joint_noise * (double)rng_normal(&e->rng);
+        d->ctrl[i] = a;
+        ctrl_cost += a * a;
     }
     ctrl_cost *= k->ctrl_cost_weight;
     double x_before = d->qpos[0];
@@ -291,20 +312,47 @@ static const ctrl_env_ops mujoco_ops = {
     .free = mujoco_free,
 };
 
-int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
+// name ("task" or "task:KEY=V,...") -> its task and the gap settings in gap
+static const mujoco_task *mujoco_find(const char *name, double *gap, rlhf_err *err) {
+    const char *colon = strchr(name, ':');
+    size_t len = colon ? (size_t)(colon - name) : strlen(name);
     const mujoco_task *k = NULL;
     for (size_t i = 0; i < sizeof mujoco_tasks / sizeof mujoco_tasks[0]; i++)
-        if (!strcmp(name, mujoco_tasks[i].name)) k = &mujoco_tasks[i];
-    const char *xml = k ? ctrl_mjcf_model(k->model ? k->model : k->name) : NULL;
-    if (!k || !xml)
-        return rlhf_fail(err,
-                         "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d, "
-                         "neorl-safety-halfcheetah)",
-                         name);
+        if (strlen(mujoco_tasks[i].name) == len && !strncmp(name, mujoco_tasks[i].name, len))
+            k = &mujoco_tasks[i];
+    if (!k || !ctrl_mjcf_model(k->model ? k->model : k->name)) {
+        rlhf_fail(err,
+                  "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d, "
+                  "neorl-safety-halfcheetah, each also as TASK:gravity=G,friction=F,joint_noise=S)",
+                  name);
+        return NULL;
+    }
+    gap[GAP_GRAVITY] = 1, gap[GAP_FRICTION] = 1, gap[GAP_JOINT_NOISE] = 0;
+    if (colon && ctrl_env_settings(name, colon + 1, gap_keys, GAP_KEYS, gap_zero_ok, gap,
+                                   "hopper:gravity=2", err))
+        return NULL;
+    return k;
+}
+
+// H2O's modified simulator: gravity and every geom's sliding friction scaled
+// (a factor of 1 leaves the model as loaded)
+static void mujoco_apply_gap(mjModel *m, const double *gap) {
+    if (gap[GAP_GRAVITY] != 1)
+        for (int i = 0; i < 3; i++) m->opt.gravity[i] *= gap[GAP_GRAVITY];
+    if (gap[GAP_FRICTION] != 1)
+        for (int g = 0; g < m->ngeom; g++) m->geom_friction[3 * g] *= gap[GAP_FRICTION];
+}
+
+int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
+    double gap[GAP_KEYS];
+    const mujoco_task *k = mujoco_find(name, gap, err);
+    if (!k) return -1;
+    const char *xml = ctrl_mjcf_model(k->model ? k->model : k->name);
     mujoco_install_hooks();
     char msg[512];
-    mjModel *m = mujoco_load(name, xml, msg, (int)sizeof msg);
+    mjModel *m = mujoco_load(k->name, xml, msg, (int)sizeof msg);
     if (!m) return rlhf_fail(err, "env \"%s\": MuJoCo could not load our model: %s", name, msg);
+    mujoco_apply_gap(m, gap);
     mjData *d = mj_makeData(m);
     if (!d) {
         mj_deleteModel(m);
@@ -320,6 +368,7 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     s->task = k;
     s->m = m;
     s->d = d;
+    s->joint_noise = gap[GAP_JOINT_NOISE];
     e->state = s;
     e->ops = &mujoco_ops;
     e->obs_dim = obs_dim;
@@ -332,6 +381,7 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     e->has_cost = k->velocity_limit > 0;
     return 0;
 }
+
 
 int ctrl_env_mujoco_get_state(const ctrl_env *e, double *qpos, double *qvel) {
     const mujoco_state *s = e->state;
