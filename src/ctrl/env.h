@@ -40,7 +40,7 @@ typedef struct {
 } ctrl_env_ops;
 
 struct ctrl_env {
-    char name[64];            // as given to ctrl_env_make ("pendulum", "hopper", ...)
+    char name[256];           // as given to ctrl_env_make ("pendulum", "hopper:gravity=2", ...)
     int obs_dim, act_dim;
     float act_low[CTRL_MAX_DIM], act_high[CTRL_MAX_DIM];
     int max_episode_steps;    // Gymnasium's TimeLimit (0: none)
