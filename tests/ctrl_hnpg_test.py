@@ -14,6 +14,10 @@ Replays (tests/tools/ctrl_hnpg_dump prints the C side's inputs and outputs):
 * the environment: the latent and the step decoded from each observation
   (Hadamard^T obs / dim), the lock stays open only after right choices,
   reward 1 only at the end of an all-right episode, terminated at step H.
+Checkpoints (src/ctrl/hnpg_ckpt.c): a run stopped at --stop_at and resumed
+writes the same final checkpoint bytes as a straight run (policies, critics,
+both streams, counters); --resume with another setting is refused naming the
+flag; `rlhf ctrl eval` of the run prints the run's own final evaluation.
 Study (src/study/study_hnpg.c): its verdict from synthetic rows (claim holds,
 fails, inconclusive), and the quick run on H = 3, 5 with one seed: HNPG with
 eps-greedy offline data opens the lock, on-policy NPG with the same budget
@@ -297,6 +301,52 @@ def check_quick_study(tmp):
            v.get("text", ""))
 
 
+def ctrl(*args):
+    return subprocess.run([RLHF, "ctrl", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env={**ENV, "RLHF_GEMM": "fixed"})
+
+
+def check_ckpt():
+    """comblock:H=3, 5 iterations of 300 steps: straight run A (save_every 600)
+    vs run B stopped by --stop_at 700 (after iteration 3) and resumed from
+    step-00000900. Catches a stream, counter, policy or critic not saved or
+    not restored (the resumed iterations would draw other episodes / rows)."""
+    flags = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", 1500, "--hnpg_batch_steps",
+             300, "--hnpg_offline_episodes", 100, "--eval_episodes", 5, "--hnpg_solve_return", 2,
+             "--hnpg_max_kl", 0.1, "--critic_lr", 1e-3, "--seed", 3, "--quiet", "--save_every", 600]
+    with tempfile.TemporaryDirectory() as tmp:
+        A, B = os.path.join(tmp, "A"), os.path.join(tmp, "B")
+        runs = [ctrl("train", *flags, "--output_dir", A),
+                ctrl("train", *flags, "--output_dir", B, "--stop_at", 700)]
+        stopped = sorted(os.listdir(os.path.join(B, "checkpoints")))
+        bad = ctrl("train", *flags[:7], 200, *flags[8:], "--output_dir", B, "--resume")
+        runs.append(ctrl("train", *flags, "--output_dir", B, "--resume"))
+        fails = [p.stderr[-400:] for p in runs if p.returncode != 0]
+        if fails:
+            report(False, "ctrl_hnpg checkpoint / resume runs", " | ".join(fails))
+            return
+        same = all(open(os.path.join(A, "checkpoints", "final", f), "rb").read() ==
+                   open(os.path.join(B, "checkpoints", "final", f), "rb").read()
+                   for f in ("agent.safetensors", "state.json"))
+        st = json.load(open(os.path.join(B, "checkpoints", "final", "state.json")))
+        steps = [json.loads(x)["step"] for x in open(os.path.join(B, "metrics.jsonl"))]
+        refused = bad.returncode != 0 and "--hnpg_batch_steps 300" in bad.stderr and \
+            "step-00000900" in bad.stderr
+        report(same and stopped == ["step-00000600", "step-00000900"] and refused and
+               steps == [300, 600, 900, 1200, 1500] and st["iteration"] == 5,
+               "ctrl_hnpg stopped at --stop_at 700 (checkpoint step-00000900) and resumed: final "
+               "checkpoint bytes equal the straight run's; --resume with --hnpg_batch_steps 200 refused",
+               f"same {same} stopped {stopped} refused {bad.returncode} {bad.stderr[-300:]} steps {steps}")
+        ev = ctrl("eval", "--run", A, "--episodes", 5, "--seed", 3)
+        summ = json.load(open(os.path.join(A, "summary.json")))
+        last = [json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))][-1]
+        want = f"hnpg on comblock:H=3: return {summ['final_eval']:.2f} ± {summ['final_eval_std']:.2f} " \
+               f"over 5 episodes; normalized score {100 * (summ['final_eval'] - 0.05) / 0.95:.1f}"
+        report(ev.returncode == 0 and want in ev.stdout and last["eval_return"] == summ["final_eval"],
+               f"ctrl_hnpg rlhf ctrl eval of the run = its final evaluation ({want})",
+               ev.stdout + ev.stderr[-300:])
+
+
 def check_study():
     with tempfile.TemporaryDirectory() as tmp:
         check_verdicts(tmp)
@@ -304,7 +354,7 @@ def check_study():
 
 
 if __name__ == "__main__":
-    for f in (check_npg, check_gae, check_critic, check_env, check_study):
+    for f in (check_npg, check_gae, check_critic, check_env, check_ckpt, check_study):
         try:
             f()
         except Exception as e:  # noqa: BLE001

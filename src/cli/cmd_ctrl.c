@@ -238,7 +238,7 @@ static int ctrl_eval_cmd(int argc, char **argv) {
         fprintf(stderr, "rlhf ctrl eval: %s\n", err.msg);
         return 1;
     }
-    if (algo->eval_checkpoint) // a loop of its own with checkpoints (LaMo)
+    if (algo->eval_checkpoint) // a loop of its own with checkpoints (LaMo, HNPG)
         return own_eval(dir, algo, env_name && *env_name ? env_name : trained_env, episodes, seed,
                         ref_random, ref_expert);
     ctrl_policy p;

@@ -164,7 +164,7 @@ typedef struct ctrl_algo {
     // own (HNPG: on-policy, whole fresh episodes per iteration) runs the whole
     // training from the trainer's config; ctrl_train calls it instead
     int (*run)(const struct ctrl_train_config *c, struct ctrl_train_result *res, rlhf_err *err);
-    // 1 when `run` keeps checkpoints (LaMo): it prepares --output_dir and
+    // 1 when `run` keeps checkpoints (LaMo, HNPG): it prepares --output_dir and
     // honours --resume itself; 0: ctrl_train prepares the folder and refuses --resume
     int own_checkpoints;
     // optional (NULL: ctrl_policy_load's agent): evaluates a checkpoint folder

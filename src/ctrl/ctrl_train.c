@@ -621,7 +621,7 @@ int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n
     return rc;
 }
 
-// A loop of its own that keeps no checkpoints (HNPG): --resume is refused, and its
+// A loop of its own that keeps no checkpoints (none now): --resume is refused, and its
 // --output_dir as the LM trainers' (run_prepare: a folder holding a run is kept
 // unless --overwrite_output_dir), on rank 0, every rank getting the outcome.
 static int prepare_own_dir(const ctrl_train_config *c, rlhf_err *err) {
@@ -822,7 +822,7 @@ static int trainer_end(trainer *t, rlhf_err *err) {
 int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err) {
     const ctrl_algo *own = c->algo ? ctrl_algo_find(c->algo) : NULL;
     if (own && own->run) // a loop of its own (HNPG, LaMo): on N ranks only if data-parallel;
-                         // one that keeps checkpoints prepares --output_dir itself
+                         // one that keeps checkpoints (both) prepares --output_dir itself
         return ctrl_dist_check(c, err) || (!own->own_checkpoints && prepare_own_dir(c, err))
                    ? -1
                    : own->run(c, res, err);

@@ -115,7 +115,7 @@ typedef struct {
 } ctrl_policy;
 int ctrl_policy_load(const char *checkpoint_dir, ctrl_policy *p, rlhf_err *err);
 // The algorithm a checkpoint folder's state.json names (NULL + err: none, or
-// unknown), and its environment into env (n bytes; "" when absent). One whose table has eval_checkpoint (LaMo) is evaluated by it, not
+// unknown), and its environment into env (n bytes; "" when absent). One whose table has eval_checkpoint (LaMo, HNPG) is evaluated by it, not
 // loaded as a ctrl_policy.
 const ctrl_algo *ctrl_checkpoint_algo(const char *checkpoint_dir, char *env, size_t n,
                                       rlhf_err *err);

@@ -48,8 +48,14 @@ typedef struct {
     double solve_return;  // solved when the greedy mean return reaches it (0.9)
     int stop_when_solved; // 1: stop at the first solved evaluation
     uint64_t seed;
-    const char *output_dir; // metrics.jsonl and summary.json there (NULL: none)
+    const char *output_dir; // metrics.jsonl, summary.json, checkpoints/ there (NULL: none)
     int quiet;
+    // the control trainer's config the run came from (NULL: no checkpoints):
+    // its save_every / stop_at (in online steps), config_json and the settings
+    // a checkpoint records (algo_cfg); resume_from: the checkpoint --resume
+    // continues ("" / NULL: a fresh run)
+    const struct ctrl_train_config *train;
+    const char *resume_from;
 } hnpg_config;
 void hnpg_default_config(hnpg_config *c);
 
@@ -60,6 +66,9 @@ typedef struct {
     long episodes_to_solve;       // online episodes before the first solved evaluation (-1)
     long steps_to_solve;          // the same in environment steps (-1)
     double final_eval, best_eval; // greedy mean returns
+    double final_std;             // of the last evaluation's episode returns
+    int stopped;                  // stopped by --stop_at or a signal (a checkpoint, no final)
+    char final_checkpoint[4400];  // checkpoints/final ("" without a folder)
     double seconds;
 } hnpg_result;
 
@@ -87,5 +96,10 @@ int hnpg_comblock_dataset(const char *env, int episodes, double eps, uint64_t se
 // ctrl_train_config (env, dataset, online_steps, seed, eval_episodes, output_dir, quiet and the
 // hnpg_* / critic_lr / hidden / layers fields of algo_cfg) onto hnpg_config.
 int ctrl_hnpg_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err);
+// ctrl_algo_hnpg.eval_checkpoint (hnpg_ckpt.c): rlhf ctrl eval of a checkpoint
+// folder: the per-step policies' greedy episodes, as the run's evaluations
+int ctrl_hnpg_eval_checkpoint(const char *dir, const char *env, int episodes, uint64_t seed,
+                              double *mean, double *std, double *ref_random, double *ref_expert,
+                              rlhf_err *err);
 
 #endif

@@ -17,7 +17,8 @@
 #include "ctrl/algo_common.h"
 #include "ctrl/dataset.h"
 #include "ctrl/env_comblock.h"
-#include "ctrl/hnpg.h"
+#include "ctrl/ctrl_train_internal.h"
+#include "ctrl/hnpg_internal.h"
 #include "io/file.h"
 
 void hnpg_default_config(hnpg_config *c) {
@@ -125,28 +126,7 @@ int hnpg_comblock_dataset(const char *env, int episodes, double eps, uint64_t se
 }
 
 // ------------------------------------------------------------------ state --
-typedef struct {
-    float *s, *a, *r, *mask, *ret, *adv, *val; // (cap, S), (cap, A), (cap) ...
-    int *h;
-    int n, cap;
-} rows;
-
-typedef struct {
-    const hnpg_config *c;
-    ctrl_env *env, *eval_env;
-    int H, S, A, in;
-    long np;
-    float **theta; // H policies
-    ctrl_mlp *q;   // H critics
-    rlhf_rng rng;
-    int have_off;
-    ctrl_transitions off;
-    int **off_idx, *off_cnt; // the offline rows at step h
-    rows on;
-    FILE *log;
-} hnpg_run;
-
-static void rows_push(rows *b, int S, int A, const float *s, const float *a, float r, float m,
+static void rows_push(hnpg_rows *b, int S, int A, const float *s, const float *a, float r, float m,
                       int h) {
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 1024;
@@ -162,7 +142,7 @@ static void rows_push(rows *b, int S, int A, const float *s, const float *a, flo
     b->n++;
 }
 
-static void rows_free(rows *b) {
+static void rows_free(hnpg_rows *b) {
     free(b->s), free(b->a), free(b->r), free(b->mask), free(b->ret), free(b->adv), free(b->val);
     free(b->h);
 }
@@ -217,14 +197,8 @@ static int load_offline(hnpg_run *t, rlhf_err *err) {
     return index_offline(t, err);
 }
 
-static int run_setup(hnpg_run *t, rlhf_err *err) {
+int hnpg_run_nets(hnpg_run *t, rlhf_err *err) {
     const hnpg_config *c = t->c;
-    if (c->batch_steps < 1 || c->critic_steps < 0 || c->value_samples < 1 || c->hidden < 1 ||
-        c->layers < 1 || !(c->npg.max_kl > 0) || c->npg.damping < 0 || c->eval_episodes < 1)
-        return rlhf_fail(err, "hnpg: want batch_steps >= 1, critic_steps >= 0, value_samples >= 1, "
-                              "hidden, layers >= 1, max_kl > 0, damping >= 0, eval_episodes >= 1");
-    if (c->online_steps <= 0 && c->max_iterations <= 0)
-        return rlhf_fail(err, "hnpg: set online_steps or max_iterations (else it never stops)");
     if (ctrl_env_make(c->env, &t->env, err) || ctrl_env_make(c->env, &t->eval_env, err))
         return -1;
     t->H = t->env->max_episode_steps, t->S = t->env->obs_dim, t->A = t->env->act_dim;
@@ -245,17 +219,35 @@ static int run_setup(hnpg_run *t, rlhf_err *err) {
         ctrl_mlp_init(&t->q[h], t->in, c->hidden, c->layers, 1, 1, &t->rng);
         ctrl_mlp_init_last(&t->q[h], 0.1f);
     }
-    if (load_offline(t, err)) return -1;
-    if (c->output_dir && *c->output_dir && dist_rank() == 0) { // rank 0 writes
-        char path[4200];
-        if (make_dirs(c->output_dir, err)) return -1;
-        snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-        if (!(t->log = fopen(path, "w"))) return rlhf_fail(err, "hnpg: cannot write %s", path);
-    }
     return 0;
 }
 
-static void run_free(hnpg_run *t) {
+// the nets, the offline data, --resume's checkpoint (into t and r), then the
+// folder (rank 0 writes; a resumed run appends to its metrics.jsonl)
+static int run_setup(hnpg_run *t, hnpg_result *r, rlhf_err *err) {
+    const hnpg_config *c = t->c;
+    if (c->batch_steps < 1 || c->critic_steps < 0 || c->value_samples < 1 || c->hidden < 1 ||
+        c->layers < 1 || !(c->npg.max_kl > 0) || c->npg.damping < 0 || c->eval_episodes < 1)
+        return rlhf_fail(err, "hnpg: want batch_steps >= 1, critic_steps >= 0, value_samples >= 1, "
+                              "hidden, layers >= 1, max_kl > 0, damping >= 0, eval_episodes >= 1");
+    if (c->online_steps <= 0 && c->max_iterations <= 0)
+        return rlhf_fail(err, "hnpg: set online_steps or max_iterations (else it never stops)");
+    if (hnpg_run_nets(t, err) || load_offline(t, err)) return -1;
+    int resumed = c->resume_from && *c->resume_from;
+    if (resumed && hnpg_ckpt_resume(t, r, c->resume_from, err)) return -1;
+    if (resumed && !c->quiet && dist_rank() == 0)
+        fprintf(stderr, "hnpg: resuming from %s (iteration %d, %ld online steps)\n",
+                c->resume_from, r->iterations, r->online_steps);
+    if (!c->output_dir || !*c->output_dir) return 0;
+    if (dist_rank() != 0) { // MPI: rank 0 alone writes the run folder
+        snprintf(t->run.dir, sizeof t->run.dir, "%s", c->output_dir);
+        return 0;
+    }
+    return run_open(&t->run, c->output_dir, c->train ? c->train->config_json : NULL,
+                    resumed ? (int)r->online_steps : -1, err);
+}
+
+void hnpg_run_free(hnpg_run *t) {
     for (int h = 0; t->theta && h < t->H; h++) free(t->theta[h]), ctrl_mlp_free(&t->q[h]);
     free(t->theta), free(t->q);
     for (int h = 0; t->off_idx && h < t->H; h++) free(t->off_idx[h]);
@@ -264,7 +256,7 @@ static void run_free(hnpg_run *t) {
     rows_free(&t->on);
     if (t->env) ctrl_env_free(t->env);
     if (t->eval_env) ctrl_env_free(t->eval_env);
-    if (t->log) fclose(t->log);
+    run_close(&t->run);
 }
 
 // ------------------------------------------------------------- one round --
@@ -441,25 +433,27 @@ static void actor_steps(hnpg_run *t, off_rows *o, double *kl, double *improve) {
     free(s), free(a), free(adv);
 }
 
-// greedy episodes (the policies' means) on the evaluation environment
-static int evaluate(hnpg_run *t, uint64_t seed, double *mean, rlhf_err *err) {
+int hnpg_evaluate(hnpg_run *t, uint64_t seed, double *mean, double *std, rlhf_err *err) {
     ctrl_env *e = t->eval_env;
     ctrl_env_seed(e, seed);
     float *obs = xmalloc(sizeof(float) * (size_t)(t->S + t->A)), *a = obs + t->S;
-    double sum = 0;
-    int rc = 0;
-    for (int ep = 0; ep < t->c->eval_episodes && !rc; ep++) {
+    double sum = 0, sum2 = 0;
+    int rc = 0, n = t->c->eval_episodes;
+    for (int ep = 0; ep < n && !rc; ep++) {
         if ((rc = ctrl_env_reset(e, obs, err))) break;
+        double ret = 0;
         for (int h = 0; h < t->H; h++) {
             hnpg_policy_act(t->theta[h], t->S, t->A, obs, 1, 1, NULL, a);
             ctrl_step_info info;
             if ((rc = ctrl_env_step(e, a, obs, &info, err))) break;
-            sum += info.reward;
+            ret += info.reward;
             if (info.terminated || info.truncated) break;
         }
+        sum += ret, sum2 += ret * ret;
     }
     free(obs);
-    *mean = sum / t->c->eval_episodes;
+    *mean = sum / n;
+    *std = sqrt(fmax(0.0, sum2 / n - *mean * *mean));
     return rc;
 }
 
@@ -486,21 +480,25 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
     free(o);
     r->iterations = it + 1;
     r->online_steps += t->on.n, r->online_episodes += episodes;
-    if (evaluate(t, t->c->seed + 1000003ULL * (uint64_t)(it + 1), &eval, err)) return -1;
+    // every evaluation on the same episodes (seed + 100, as the control trainer's
+    // and rlhf ctrl eval --seed S of a --seed S run)
+    if (hnpg_evaluate(t, t->c->seed + 100, &eval, &r->final_std, err)) return -1;
     r->final_eval = eval;
     if (it == 0 || eval > r->best_eval) r->best_eval = eval;
     if (!r->solved && eval >= t->c->solve_return)
         r->solved = 1, r->episodes_to_solve = r->online_episodes,
         r->steps_to_solve = r->online_steps;
-    if (t->log) {
-        fprintf(t->log,
-                "{\"iteration\": %d, \"online_steps\": %ld, \"online_episodes\": %ld, "
-                "\"train_return\": %.6g, \"eval_return\": %.6g, \"critic_loss_online\": %.6g, "
-                "\"critic_loss_offline\": %.6g, \"offline_rows\": %d, \"kl\": %.6g, "
-                "\"surrogate_improvement\": %.6g, \"seconds\": %.3f}\n",
-                it + 1, r->online_steps, r->online_episodes, ret_sum / episodes, eval, lon, loff,
-                n_off, kl, improve, time_now() - r->seconds);
-        fflush(t->log);
+    if (t->run.metrics) {
+        char buf[1024];
+        snprintf(buf, sizeof buf,
+                 "{\"step\": %ld, \"iteration\": %d, \"online_steps\": %ld, "
+                 "\"online_episodes\": %ld, \"train_return\": %.6g, \"eval_return\": %.6g, "
+                 "\"critic_loss_online\": %.6g, \"critic_loss_offline\": %.6g, "
+                 "\"offline_rows\": %d, \"kl\": %.6g, \"surrogate_improvement\": %.6g, "
+                 "\"seconds\": %.3f}",
+                 r->online_steps, it + 1, r->online_steps, r->online_episodes, ret_sum / episodes,
+                 eval, lon, loff, n_off, kl, improve, time_now() - r->seconds);
+        run_log(&t->run, buf);
     }
     if (!t->c->quiet && dist_rank() == 0)
         fprintf(stderr,
@@ -511,18 +509,54 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
     return 0;
 }
 
-static int write_summary(const hnpg_run *t, const hnpg_result *r, rlhf_err *err) {
-    char path[4200], buf[1024];
-    snprintf(path, sizeof path, "%s/summary.json", t->c->output_dir);
-    int n = snprintf(buf, sizeof buf,
-                     "{\"algo\": \"hnpg\", \"env\": \"%s\", \"hybrid\": %d, \"iterations\": %d, "
-                     "\"online_steps\": %ld, \"online_episodes\": %ld, \"solved\": %d, "
-                     "\"episodes_to_solve\": %ld, \"steps_to_solve\": %ld, \"final_eval\": %.6g, "
-                     "\"best_eval\": %.6g, \"seconds\": %.3f}\n",
-                     t->c->env, t->c->hybrid, r->iterations, r->online_steps, r->online_episodes,
-                     r->solved, r->episodes_to_solve, r->steps_to_solve, r->final_eval,
-                     r->best_eval, r->seconds);
-    return atomic_write_file(path, buf, (size_t)n, err);
+static int write_summary(hnpg_run *t, const hnpg_result *r, rlhf_err *err) {
+    char buf[6000];
+    snprintf(buf, sizeof buf,
+             "{\"algo\": \"hnpg\", \"env\": \"%s\", \"hybrid\": %d, \"iterations\": %d, "
+             "\"online_steps\": %ld, \"online_episodes\": %ld, \"solved\": %d, "
+             "\"episodes_to_solve\": %ld, \"steps_to_solve\": %ld, \"final_eval\": %.6g, "
+             "\"final_eval_std\": %.6g, \"best_eval\": %.6g, \"seconds\": %.3f, "
+             "\"checkpoint\": \"%s\"}\n",
+             t->c->env, t->c->hybrid, r->iterations, r->online_steps, r->online_episodes,
+             r->solved, r->episodes_to_solve, r->steps_to_solve, r->final_eval, r->final_std,
+             r->best_eval, r->seconds, r->final_checkpoint);
+    return run_summary(&t->run, buf, err);
+}
+
+// 1 when the loop ends before iteration it (its limits, or solved)
+static int run_over(const hnpg_config *c, const hnpg_result *r, int it) {
+    return (c->max_iterations > 0 && it >= c->max_iterations) ||
+           (c->online_steps > 0 && r->online_steps >= c->online_steps) ||
+           (c->stop_when_solved && r->solved);
+}
+
+// after an iteration that does not end the run: a periodic checkpoint (the
+// online steps crossed a multiple of --save_every) or a stop (--stop_at, a
+// signal: a checkpoint, then r->stopped; a signal's stop is an error, as the
+// control trainer's). *stop set when the run ends here.
+static int maybe_save(hnpg_run *t, hnpg_result *r, long before, int *stop, rlhf_err *err) {
+    const ctrl_train_config *tc = t->c->train;
+    *stop = 0;
+    if (!tc) return 0;
+    int sig = ctrl_stop_signal();
+    long done = r->online_steps;
+    *stop = sig || (tc->stop_at > 0 && done >= tc->stop_at);
+    int periodic = tc->save_every > 0 && done / tc->save_every != before / tc->save_every;
+    if (!*stop && !periodic) return 0;
+    char path[4400] = "";
+    if (t->run.dir[0] && hnpg_ckpt_save(t, r, 0, path, sizeof path, err)) return -1;
+    if (!*stop) return 0;
+    r->stopped = 1;
+    const char *how = sig ? "a signal" : "--stop_at";
+    if (!path[0])
+        fprintf(stderr, "hnpg: stopped (%s) after %ld online steps; no --output_dir, no checkpoint\n",
+                how, done);
+    else if (dist_rank() == 0)
+        fprintf(stderr,
+                "hnpg: stopped (%s) after %ld online steps; checkpoint %s written (--resume goes "
+                "on from it)\n",
+                how, done, path);
+    return sig ? rlhf_fail(err, "stopped by signal %d after %ld online steps", sig, done) : 0;
 }
 
 int hnpg_train(const hnpg_config *c, hnpg_result *res, rlhf_err *err) {
@@ -535,21 +569,22 @@ int hnpg_train(const hnpg_config *c, hnpg_result *res, rlhf_err *err) {
     hnpg_run t;
     memset(&t, 0, sizeof t);
     t.c = c;
-    int rc = run_setup(&t, err);
-    for (int it = 0; !rc; it++) {
-        if (c->max_iterations > 0 && it >= c->max_iterations) break;
-        if (c->online_steps > 0 && r->online_steps >= c->online_steps) break;
-        if (c->stop_when_solved && r->solved) break;
+    int rc = run_setup(&t, r, err), stop = 0;
+    for (int it = r->iterations; !rc && !stop && !run_over(c, r, it); it++) {
+        long before = r->online_steps;
         rc = iterate(&t, it, r, err);
+        if (!rc && !run_over(c, r, it + 1)) rc = maybe_save(&t, r, before, &stop, err);
     }
     r->seconds = time_now() - t0;
-    if (!rc && t.log) rc = write_summary(&t, r, err);
-    if (!rc && !c->quiet && dist_rank() == 0)
+    if (!rc && !stop && t.run.dir[0])
+        rc = hnpg_ckpt_save(&t, r, 1, r->final_checkpoint, sizeof r->final_checkpoint, err);
+    if (!rc && !stop && t.run.metrics) rc = write_summary(&t, r, err);
+    if (!rc && !stop && !c->quiet && dist_rank() == 0)
         fprintf(stderr,
                 "hnpg: %s after %ld online episodes (%d iterations, %.1f s); greedy return "
                 "%.3f\n",
                 r->solved ? "solved" : "not solved", r->online_episodes, r->iterations, r->seconds,
                 r->final_eval);
-    run_free(&t);
+    hnpg_run_free(&t);
     return rc;
 }
