@@ -13,7 +13,7 @@ with timeouts, root attributes env/level/refs) is written with h5py. Then:
   dataset, as a run folder and as its checkpoint folder: the same output):
   only `observations` changes, each change within scale * the column's std;
 * refusals (missing or invalid flags, --out naming the input, adversarial obs
-  without --agent, an --agent of other widths, adversarial dyn): non-zero
+  without --agent, an --agent of other widths, adversarial dyn without --agent): non-zero
   exit, a message naming the flag, the input's bytes unchanged, no --out file.
 """
 import hashlib
@@ -200,9 +200,9 @@ def main():
         ("--agent of other widths",
          ["--dataset", wide, "--out", bad_out, "--kind", "obs", "--mode", "adversarial",
           "--agent", rundir], "--agent", wide),
-        ("adversarial dyn",
+        ("adversarial dyn without --agent",
          ["--dataset", src, "--out", bad_out, "--kind", "dyn", "--mode", "adversarial"],
-         "--kind dyn", src),
+         "--agent", src),
         ("--agent without an adversarial obs/act attack",
          ["--dataset", src, "--out", bad_out, "--kind", "rew", "--agent", rundir], "--agent", src),
         ("missing --dataset file",
@@ -216,10 +216,18 @@ def main():
               and not os.path.exists(bad_out))
         report(ok, f"ctrl corrupt refuses: {name} (exit {p.returncode})",
                f"stderr {p.stderr.strip()[:300]!r}")
-    p = run("ctrl", "corrupt", "--dataset", src, "--out", bad_out, "--kind", "dyn", "--mode",
-            "adversarial", check=False)
-    report("not implemented" in p.stderr, "ctrl corrupt: adversarial dyn says not implemented",
-           p.stderr)
+    # adversarial dyn: next observations attacked through the IQL agent's actor and critic
+    o9 = os.path.join(tmp, "dyn_adv.hdf5")
+    p = run("ctrl", "corrupt", "--dataset", src, "--out", o9, "--kind", "dyn", "--mode",
+            "adversarial", "--agent", rundir, "--attack_steps", "20", threads=1)
+    d9, a9 = load(o9)
+    k = int(changed_rows(base["next_observations"], d9["next_observations"]).sum())
+    std = base["next_observations"].astype(np.float64).std(axis=0)
+    delta = np.abs(d9["next_observations"].astype(np.float64) - base["next_observations"]).max(axis=0)
+    report(not only_changed(base, d9, "next_observations") and within_5_sigma(k)
+           and printed_hits(p) == k and np.all(delta <= std * 1.0001 + 1e-6),
+           f"ctrl corrupt adversarial dyn with --agent: {k} rows, only next_observations, "
+           f"max |change| / std {np.max(delta / std):.3f}", f"level {a9.get('level')}")
     # random dyn works and changes only next_observations
     o7 = os.path.join(tmp, "dyn.hdf5")
     run("ctrl", "corrupt", "--dataset", src, "--out", o7, "--kind", "dyn", "--rate", "0.3")

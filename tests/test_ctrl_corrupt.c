@@ -338,6 +338,118 @@ static int test_adversarial(void) {
     return 0;
 }
 
+// mean over the ensemble of Q(s, pi(s)) for one row s (no normaliser)
+static double q_of_pi(ctrl_mlp *q, ctrl_mlp *pi, const float *s, const float *lo, const float *hi) {
+    float u[2 * A], sa[S + A], y[3];
+    ctrl_mlp_forward(pi, s, 1, u);
+    memcpy(sa, s, S * sizeof(float));
+    for (int i = 0; i < A; i++)
+        sa[S + i] = (float)((hi[i] + lo[i]) / 2.0 + (hi[i] - lo[i]) / 2.0 * tanh((double)u[i]));
+    ctrl_mlp_forward(q, sa, 1, y);
+    return ((double)y[0] + y[1] + y[2]) / 3;
+}
+
+// adversarial dyn (attack.py loss_Q_for_next_obs): only next observations
+// change, within scale * std; the attack lowers Q(s', pi(s')) several times
+// more than random noise of the same size; one step moves each unclipped
+// entry against the sign of a finite-difference gradient of Q(s', pi(s'))
+// through both paths (the critic's s' input and the actor's action)
+static int test_adversarial_dyn(void) {
+    ctrl_transitions base;
+    make_data(&base, 5);
+    rlhf_rng r;
+    rng_seed(&r, 19);
+    ctrl_mlp q, pi;
+    ctrl_mlp_init(&q, S + A, 16, 2, 1, 3, &r);
+    ctrl_mlp_init(&pi, S, 16, 2, 2 * A, 1, &r);
+    const float lo[A] = {-1.5f, -1.0f}, hi[A] = {0.5f, 1.0f};
+    ctrl_corrupt_opts o;
+    ctrl_corrupt_defaults(&o);
+    o.kind = CTRL_CORRUPT_DYN;
+    o.mode = CTRL_CORRUPT_ADVERSARIAL;
+    o.seed = 6;
+    o.scale = 0.5f;
+    int quick = getenv("RLHF_SANITIZE") != NULL;
+    o.attack_steps = quick ? 6 : 30;
+    o.attack_step_size = quick ? 0.05f : 0.01f;
+    o.critic = &q;
+    o.actor = &pi;
+    o.act_low = lo, o.act_high = hi;
+    rlhf_err err;
+    ctrl_transitions ta, tr;
+    copy_data(&ta, &base);
+    copy_data(&tr, &base);
+    uint8_t *hit = xmalloc(N);
+    long n_hit;
+    CHECK(ctrl_corrupt(&ta, &o, hit, &n_hit, &err) == 0);
+    check_hits(&base, &ta, hit, n_hit, CTRL_CORRUPT_DYN, o.rate, o.seed);
+    o.mode = CTRL_CORRUPT_RANDOM;
+    CHECK(ctrl_corrupt(&tr, &o, NULL, NULL, &err) == 0);
+    double worst = 0, qs[3] = {0, 0, 0};
+    for (int j = 0; j < S; j++) {
+        double sd = col_std(base.next_obs, S, j);
+        for (long i = 0; i < N; i++)
+            worst = fmax(worst, fabs(ta.next_obs[i * S + j] - base.next_obs[i * S + j]) / sd);
+    }
+    CHECKF(worst <= o.scale * (1 + 1e-4), "adversarial noise %g std > scale", worst);
+    const ctrl_transitions *ds[3] = {&base, &ta, &tr};
+    for (int d = 0; d < 3; d++)
+        for (long i = 0; i < N; i++)
+            if (hit[i]) qs[d] += q_of_pi(&q, &pi, ds[d]->next_obs + i * S, lo, hi) / n_hit;
+    printf("  adversarial dyn: mean Q(s', pi(s')) clean %.4f, adversarial %.4f, random %.4f\n",
+           qs[0], qs[1], qs[2]);
+    CHECKF(qs[0] - qs[1] > 1e-3 && qs[0] - qs[1] > 3 * fabs(qs[0] - qs[2]), "drop %g (random %g)",
+           qs[0] - qs[1], qs[0] - qs[2]);
+
+    // one step from the start: p1 - p0 = -lr sign(g) where p stays inside the box
+    ctrl_transitions t0, t1;
+    copy_data(&t0, &base);
+    copy_data(&t1, &base);
+    o.mode = CTRL_CORRUPT_ADVERSARIAL;
+    o.attack_steps = 0;
+    CHECK(ctrl_corrupt(&t0, &o, NULL, NULL, &err) == 0);
+    o.attack_steps = 1;
+    o.attack_step_size = 1e-3f;
+    CHECK(ctrl_corrupt(&t1, &o, NULL, NULL, &err) == 0);
+    double lr = 1e-3 * o.scale, h = 1e-3;
+    long checked = 0, wrong = 0;
+    for (long i = 0; i < N; i++) {
+        if (!hit[i]) continue;
+        for (int j = 0; j < S; j++) {
+            double sd = col_std(base.next_obs, S, j);
+            double p0 = (t0.next_obs[i * S + j] - base.next_obs[i * S + j]) / sd;
+            double dp = (t1.next_obs[i * S + j] - t0.next_obs[i * S + j]) / sd;
+            if (fabs(p0) > o.scale - 2 * lr) continue;  // clipped by the box
+            float z[S];
+            memcpy(z, t0.next_obs + i * S, sizeof z);
+            z[j] += (float)h;
+            double up = q_of_pi(&q, &pi, z, lo, hi);
+            z[j] -= (float)(2 * h);
+            double g = (up - q_of_pi(&q, &pi, z, lo, hi)) / (2 * h);
+            if (fabs(g) < 1e-3) continue;
+            checked++;
+            wrong += fabs(dp + lr * (g > 0 ? 1 : -1)) > 0.1 * lr;
+        }
+    }
+    CHECKF(checked > 200 && wrong == 0, "%ld of %ld steps against the gradient's sign", wrong,
+           checked);
+    printf("  adversarial dyn: %ld first steps follow -sign(finite-difference gradient)\n",
+           checked);
+    // refusals: no actor, an actor of the wrong width
+    o.actor = NULL;
+    CHECK(ctrl_corrupt(&t1, &o, NULL, NULL, &err) == -1 && strstr(err.msg, "actor"));
+    ctrl_mlp wide;
+    ctrl_mlp_init(&wide, S, 8, 1, 3 * A, 1, &r);
+    o.actor = &wide;
+    CHECK(ctrl_corrupt(&t1, &o, NULL, NULL, &err) == -1 && strstr(err.msg, "actor reads"));
+    ctrl_mlp_free(&wide);
+    free(hit);
+    ctrl_transitions_free(&t0), ctrl_transitions_free(&t1);
+    ctrl_transitions_free(&ta), ctrl_transitions_free(&tr), ctrl_transitions_free(&base);
+    ctrl_mlp_free(&q), ctrl_mlp_free(&pi);
+    return 0;
+}
+
 // a trained agent's critic, copied out, is the agent's Q
 static int test_critic_from_agent(void) {
     ctrl_algo_config c;
@@ -370,6 +482,7 @@ int main(void) {
     RUN(test_riql_losses);
     RUN(test_random_corruption);
     RUN(test_adversarial);
+    RUN(test_adversarial_dyn);
     RUN(test_critic_from_agent);
     TEST_EXIT();
 }

@@ -340,13 +340,13 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
         {"dataset", FLAG_STR, &dataset, "input: a D4RL-layout HDF5 file (never modified)"},
         {"out", FLAG_STR, &out, "output HDF5 file (must differ from --dataset; replaced atomically)"},
         {"kind", FLAG_STR, &kind_s, "field to corrupt: obs (observations), act (actions), rew (rewards), dyn (next_observations)"},
-        {"mode", FLAG_STR, &mode_s, "random, or adversarial (rew: r = -scale r; obs/act: a gradient attack on --agent's critic; dyn: not implemented)"},
+        {"mode", FLAG_STR, &mode_s, "random, or adversarial (rew: r = -scale r; obs/act: a gradient attack on --agent's critic; dyn: on next observations through --agent's actor and critic, Q(s', pi(s')))"},
         {"rate", FLAG_FLOAT, &o.rate, "share of rows hit (each row independently)", 0, 1},
         {"scale", FLAG_FLOAT, &o.scale, "RIQL's corruption_range: noise in [-scale, scale] x the column's std (random rew: [-scale, scale] x 30)", 0, 1e30},
         {"seed", FLAG_U64, &o.seed, "seed of the row draws and the noise (the same seed: the same file)"},
         {"attack_steps", FLAG_INT, &o.attack_steps, "adversarial obs/act: steps of the gradient attack", 0, 1e7},
         {"attack_step_size", FLAG_FLOAT, &o.attack_step_size, "adversarial obs/act: step size (times --scale)", 0, 1e30},
-        {"agent", FLAG_STR, &agent, "adversarial obs/act: the attacker, a ctrl train run folder or a checkpoint folder; its critic and observation normaliser are used"},
+        {"agent", FLAG_STR, &agent, "adversarial obs/act/dyn: the attacker, a ctrl train run folder or a checkpoint folder; its critic and observation normaliser are used (dyn: its actor too)"},
         {NULL, 0, NULL, NULL},
     };
     rlhf_err err;
@@ -371,16 +371,13 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
         r = rlhf_fail(&err, "--kind \"%s\" is not one of obs, act, rew, dyn", kind_s);
     if (r == 0 && ctrl_corrupt_mode_parse(mode_s ? mode_s : "", &o.mode, &err))
         r = rlhf_fail(&err, "--mode \"%s\" is not random or adversarial", mode_s ? mode_s : "");
-    int needs_agent = o.mode == CTRL_CORRUPT_ADVERSARIAL &&
-                      (o.kind == CTRL_CORRUPT_OBS || o.kind == CTRL_CORRUPT_ACT);
-    if (r == 0 && o.mode == CTRL_CORRUPT_ADVERSARIAL && o.kind == CTRL_CORRUPT_DYN)
-        r = rlhf_fail(&err, "--kind dyn --mode adversarial is not implemented (RIQL attacks next "
-                            "observations through the attacker's actor as well); use --mode random");
+    int needs_agent = o.mode == CTRL_CORRUPT_ADVERSARIAL && o.kind != CTRL_CORRUPT_REW;
     if (r == 0 && needs_agent && !(agent && *agent))
         r = rlhf_fail(&err, "--mode adversarial --kind %s needs --agent RUN_OR_CHECKPOINT (the "
-                            "attacker's critic)", kind_s);
+                            "attacker's critic%s)", kind_s,
+                      o.kind == CTRL_CORRUPT_DYN ? " and actor" : "");
     if (r == 0 && !needs_agent && agent && *agent)
-        r = rlhf_fail(&err, "--agent is only used by --mode adversarial with --kind obs or act");
+        r = rlhf_fail(&err, "--agent is only used by --mode adversarial with --kind obs, act or dyn");
     if (r < 0) {
         fprintf(stderr, "rlhf ctrl corrupt: %s\n", err.msg);
         return 2;
@@ -392,8 +389,8 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
         return 1;
     }
     ctrl_policy p;
-    ctrl_mlp critic;
-    int have_policy = 0, have_critic = 0, rc = 0;
+    ctrl_mlp critic, actor;
+    int have_policy = 0, have_critic = 0, have_actor = 0, rc = 0;
     if (needs_agent) {
         // a checkpoint folder has state.json; otherwise a run folder's checkpoint
         char dir[4400], probe[4600];
@@ -409,6 +406,13 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
         if (!rc) rc = ctrl_corrupt_critic_from_agent(p.algo, p.agent, &p.cfg, p.obs_dim,
                                                      p.act_dim, &critic, &err);
         have_critic = !rc;
+        if (!rc && o.kind == CTRL_CORRUPT_DYN) {
+            rc = ctrl_corrupt_actor_from_agent(p.algo, p.agent, &p.cfg, p.obs_dim, p.act_dim,
+                                               &actor, &err);
+            have_actor = !rc;
+            o.actor = &actor;
+            o.act_low = p.act_low, o.act_high = p.act_high;
+        }
         if (rc) {
             fprintf(stderr, "rlhf ctrl corrupt: --agent %s: %s\n", agent, err.msg);
             rc = 2;
@@ -433,6 +437,7 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
                "level \"%s\"\n", out, kind_s, mode_s, n_hit, t.n, 100.0 * n_hit / t.n, o.rate,
                o.scale, (unsigned long long)o.seed, info.level);
     if (have_critic) ctrl_mlp_free(&critic);
+    if (have_actor) ctrl_mlp_free(&actor);
     if (have_policy) ctrl_policy_free(&p);
     ctrl_transitions_free(&t);
     return rc;

@@ -49,25 +49,70 @@ static void gather(float *dst, const float *x, const long *rows, long M, int D) 
     for (long i = 0; i < M; i++) memcpy(dst + i * D, x + rows[i] * D, D * sizeof(float));
 }
 
-// attack.py's split_gradient_attack + optimize_para for observations (is_obs)
-// or actions of the M hit rows: x (M, D) gets + p * std. obs / act (M, S) /
-// (M, A) are the rows' original fields. Rows are pushed through the critic in
-// sub-batches of at most 1024 (each row's gradient is its own, so only the
-// 1 / (E * chunk rows) factor of the mean ties a row to its chunk).
-static void gradient_attack(const ctrl_corrupt_opts *o, int is_obs, const float *obs,
+// Scratch of the attack's sub-batches (SUB rows at most).
+typedef struct {
+    float *sa, *dsa, *y, *dy;  // the critic's [obs | act] rows, their gradient, Q, dQ
+    float *z, *dz, *u, *du;    // dyn: s' (normalised), its gradient, the actor's out, dout
+} attack_bufs;
+
+// d mean Q / d x for nb rows of the sub-batch already in b->sa (the critic's
+// input, observations normalised): the critic's backward alone (obs, act), or
+// for dyn, with the actor's action filled in from b->z (the normalised s')
+// first and its backward added (Q(s', pi(s')) reads s' both ways). The
+// gradient per row lands in b->dsa (obs / act: at the field's offset) or b->dz
+// (dyn).
+static void attack_backward(const ctrl_corrupt_opts *o, int kind, int nb, int S, int A,
+                            double inv, attack_bufs *b) {
+    ctrl_mlp *q = o->critic;
+    int X = S + A, E = q->ens;
+    int W = kind == CTRL_CORRUPT_DYN ? o->actor->out : 0;
+    if (kind == CTRL_CORRUPT_DYN) {
+        ctrl_mlp_forward(o->actor, b->z, nb, b->u);
+        for (int r = 0; r < nb; r++)
+            for (int i = 0; i < A; i++) {
+                double sc = ((double)o->act_high[i] - o->act_low[i]) / 2;
+                double bi = ((double)o->act_high[i] + o->act_low[i]) / 2;
+                b->sa[(long)r * X + S + i] = (float)(bi + sc * tanh((double)b->u[(long)r * W + i]));
+            }
+    }
+    ctrl_mlp_forward(q, b->sa, nb, b->y);
+    for (long k = 0; k < (long)E * nb; k++) b->dy[k] = (float)inv;
+    memset(b->dsa, 0, (long)nb * X * sizeof(float));
+    ctrl_mlp_backward(q, b->dy, b->dsa, 0);
+    if (kind != CTRL_CORRUPT_DYN) return;
+    memset(b->du, 0, (long)nb * W * sizeof(float));
+    for (int r = 0; r < nb; r++) {
+        for (int i = 0; i < A; i++) {
+            double sc = ((double)o->act_high[i] - o->act_low[i]) / 2;
+            double t = tanh((double)b->u[(long)r * W + i]);
+            b->du[(long)r * W + i] = (float)(b->dsa[(long)r * X + S + i] * sc * (1 - t * t));
+        }
+        memcpy(b->dz + (long)r * S, b->dsa + (long)r * X, S * sizeof(float));
+    }
+    ctrl_mlp_backward(o->actor, b->du, b->dz, 0);  // dz += the path through pi
+}
+
+// attack.py's split_gradient_attack + optimize_para for observations, actions
+// or next observations (kind) of the M hit rows: x (M, D) gets + p * std.
+// obs / act (M, S) / (M, A) are the rows' original fields (obs: the next
+// observations for dyn). Rows are pushed through the networks in sub-batches
+// of at most 1024 (each row's gradient is its own, so only the 1 / (E * chunk
+// rows) factor of the mean ties a row to its chunk).
+static void gradient_attack(const ctrl_corrupt_opts *o, int kind, const float *obs,
                             const float *act, long M, int S, int A, const double *std,
                             rlhf_rng *rng, float *x) {
-    ctrl_mlp *q = o->critic;
-    int D = is_obs ? S : A, E = q->ens, X = S + A;
+    int is_act = kind == CTRL_CORRUPT_ACT, dyn = kind == CTRL_CORRUPT_DYN;
+    int D = is_act ? A : S, E = o->critic->ens, X = S + A, W = dyn ? o->actor->out : 1;
     enum { SUB = 1024 };
     float *p = xmalloc(M * (long)D * sizeof(float));
     // sample_para: 2 * scale * std * (U[0,1) - 0.5), row by row
     for (long i = 0; i < M; i++)
         for (int j = 0; j < D; j++)
             p[i * D + j] = (float)(2.0 * o->scale * std[j] * (rng_uniform(rng) - 0.5));
-    float *sa = xmalloc((long)SUB * X * sizeof(float)),
-          *dsa = xmalloc((long)SUB * X * sizeof(float));
-    float *y = xmalloc((long)E * SUB * sizeof(float)), *dy = xmalloc((long)E * SUB * sizeof(float));
+    attack_bufs b = {xmalloc((long)SUB * X * sizeof(float)), xmalloc((long)SUB * X * sizeof(float)),
+                     xmalloc((long)E * SUB * sizeof(float)), xmalloc((long)E * SUB * sizeof(float)),
+                     xmalloc((long)SUB * S * sizeof(float)), xmalloc((long)SUB * S * sizeof(float)),
+                     xmalloc((long)SUB * W * sizeof(float)), xmalloc((long)SUB * W * sizeof(float))};
     float lr = o->attack_step_size * o->scale;
     long pointer = 0;
     for (int c = 0; c < 10; c++) {
@@ -75,28 +120,26 @@ static void gradient_attack(const ctrl_corrupt_opts *o, int is_obs, const float 
         for (int it = 0; it < o->attack_steps; it++)
             for (long s0 = 0; s0 < rows; s0 += SUB) {
                 int nb = (int)(rows - s0 < SUB ? rows - s0 : SUB);
-                for (int b = 0; b < nb; b++) {
-                    long r = pointer + s0 + b;
-                    float *z = sa + (long)b * X;
+                for (int r0 = 0; r0 < nb; r0++) {
+                    long r = pointer + s0 + r0;
+                    float *z = b.sa + (long)r0 * X;
                     memcpy(z, obs + r * S, S * sizeof(float));
                     memcpy(z + S, act + r * A, A * sizeof(float));
-                    float *f = z + (is_obs ? 0 : S);
+                    float *f = z + (is_act ? S : 0);
                     for (int j = 0; j < D; j++) f[j] += p[r * D + j] * (float)std[j];
                     if (o->norm)
                         for (int j = 0; j < S; j++)
                             z[j] = (z[j] - o->norm->mean[j]) / o->norm->std[j];
+                    if (dyn) memcpy(b.z + (long)r0 * S, z, S * sizeof(float));
                 }
-                ctrl_mlp_forward(q, sa, nb, y);
-                for (long k = 0; k < (long)E * nb; k++) dy[k] = (float)(1.0 / ((double)E * rows));
-                memset(dsa, 0, (long)nb * X * sizeof(float));
-                ctrl_mlp_backward(q, dy, dsa, 0);
-                for (int b = 0; b < nb; b++) {
-                    long r = pointer + s0 + b;
-                    const float *g = dsa + (long)b * X + (is_obs ? 0 : S);
+                attack_backward(o, kind, nb, S, A, 1.0 / ((double)E * rows), &b);
+                for (int r0 = 0; r0 < nb; r0++) {
+                    long r = pointer + s0 + r0;
+                    const float *g = dyn ? b.dz + (long)r0 * S : b.dsa + (long)r0 * X + (is_act ? S : 0);
                     for (int j = 0; j < D; j++) {
                         // d Q / d p = d Q / d x * std (and / norm std when normalised)
                         double gj = (double)g[j] * std[j];
-                        if (is_obs && o->norm) gj /= o->norm->std[j];
+                        if (!is_act && o->norm) gj /= o->norm->std[j];
                         float *pj = p + r * D + j;
                         float v = (float)(*pj - lr * gj / (fabs(gj) + 1e-8));
                         *pj = fminf(fmaxf(v, -o->scale), o->scale);
@@ -108,10 +151,37 @@ static void gradient_attack(const ctrl_corrupt_opts *o, int is_obs, const float 
     for (long i = 0; i < M; i++)
         for (int j = 0; j < D; j++) x[i * D + j] += p[i * D + j] * (float)std[j];
     free(p);
-    free(sa);
-    free(dsa);
-    free(y);
-    free(dy);
+    free(b.sa), free(b.dsa), free(b.y), free(b.dy), free(b.z), free(b.dz), free(b.u), free(b.du);
+}
+
+// the refusals of an adversarial obs / act / dyn attack, each naming the problem
+static int check_attack(const ctrl_corrupt_opts *o, int S, int A, rlhf_err *err) {
+    static const char *names[] = {"obs", "act", "rew", "dyn"};
+    if (!o->critic)
+        return rlhf_fail(err, "corrupt: adversarial %s needs a critic (a trained agent's Q)",
+                         names[o->kind]);
+    if (o->critic->in != S + A || o->critic->out != 1)
+        return rlhf_fail(err,
+                         "corrupt: the critic reads %d inputs (out %d); the dataset has "
+                         "obs %d + act %d (out 1)",
+                         o->critic->in, o->critic->out, S, A);
+    if (o->kind == CTRL_CORRUPT_DYN) {
+        if (!o->actor || !o->act_low || !o->act_high)
+            return rlhf_fail(err, "corrupt: adversarial dyn needs the attacker's actor and its "
+                                  "action box (Q(s', pi(s')))");
+        if (o->actor->in != S || (o->actor->out != A && o->actor->out != 2 * A) ||
+            o->actor->ens != 1)
+            return rlhf_fail(err,
+                             "corrupt: the actor reads %d inputs (out %d); the dataset has obs "
+                             "%d and act %d (out %d or %d)",
+                             o->actor->in, o->actor->out, S, A, A, 2 * A);
+    }
+    if (o->attack_steps < 0 || !(o->attack_step_size >= 0))
+        return rlhf_fail(err, "corrupt: attack steps %d / step size %g must be >= 0",
+                         o->attack_steps, o->attack_step_size);
+    if (o->norm && o->norm->dim != S)
+        return rlhf_fail(err, "corrupt: the normaliser has dim %d; obs_dim is %d", o->norm->dim, S);
+    return 0;
 }
 
 int ctrl_corrupt(ctrl_transitions *t, const ctrl_corrupt_opts *o, uint8_t *hit, long *n_hit,
@@ -127,25 +197,7 @@ int ctrl_corrupt(ctrl_transitions *t, const ctrl_corrupt_opts *o, uint8_t *hit, 
     if (t->n < 1) return rlhf_fail(err, "corrupt: the dataset has no rows");
     int adv = o->mode == CTRL_CORRUPT_ADVERSARIAL;
     int S = t->obs_dim, A = t->act_dim;
-    if (adv && o->kind == CTRL_CORRUPT_DYN)
-        return rlhf_fail(err, "corrupt: adversarial dyn (next observations) is not implemented: "
-                              "attack.py needs the attacker's actor too; use --mode random");
-    if (adv && (o->kind == CTRL_CORRUPT_OBS || o->kind == CTRL_CORRUPT_ACT)) {
-        if (!o->critic)
-            return rlhf_fail(err, "corrupt: adversarial %s needs a critic (a trained agent's Q)",
-                             o->kind == CTRL_CORRUPT_OBS ? "obs" : "act");
-        if (o->critic->in != S + A || o->critic->out != 1)
-            return rlhf_fail(err,
-                             "corrupt: the critic reads %d inputs (out %d); the dataset has "
-                             "obs %d + act %d (out 1)",
-                             o->critic->in, o->critic->out, S, A);
-        if (o->attack_steps < 0 || !(o->attack_step_size >= 0))
-            return rlhf_fail(err, "corrupt: attack steps %d / step size %g must be >= 0",
-                             o->attack_steps, o->attack_step_size);
-        if (o->norm && o->norm->dim != S)
-            return rlhf_fail(err, "corrupt: the normaliser has dim %d; obs_dim is %d", o->norm->dim,
-                             S);
-    }
+    if (adv && o->kind != CTRL_CORRUPT_REW && check_attack(o, S, A, err)) return -1;
     rlhf_rng rng;
     rng_seed(&rng, o->seed);
     long n = t->n, M = 0;
@@ -183,8 +235,9 @@ int ctrl_corrupt(ctrl_transitions *t, const ctrl_corrupt_opts *o, uint8_t *hit, 
         float *x = xmalloc(M * (long)D * sizeof(float));
         gather(obs, t->obs, rows, M, S);
         gather(act, t->act, rows, M, A);
-        memcpy(x, o->kind == CTRL_CORRUPT_OBS ? obs : act, M * (long)D * sizeof(float));
-        gradient_attack(o, o->kind == CTRL_CORRUPT_OBS, obs, act, M, S, A, std, &rng, x);
+        if (o->kind == CTRL_CORRUPT_DYN) gather(obs, t->next_obs, rows, M, S);
+        memcpy(x, o->kind == CTRL_CORRUPT_ACT ? act : obs, M * (long)D * sizeof(float));
+        gradient_attack(o, o->kind, obs, act, M, S, A, std, &rng, x);
         for (long i = 0; i < M; i++) memcpy(field + rows[i] * D, x + i * D, D * sizeof(float));
         free(obs);
         free(act);
@@ -217,4 +270,29 @@ int ctrl_corrupt_critic_from_agent(const ctrl_algo *algo, void *agent, const ctr
         return 0;
     }
     return rlhf_fail(err, "corrupt: the %s agent has no \"critic\" tensor", algo->name);
+}
+
+int ctrl_corrupt_actor_from_agent(const ctrl_algo *algo, void *agent, const ctrl_algo_config *c,
+                                  int obs_dim, int act_dim, ctrl_mlp *actor, rlhf_err *err) {
+    ctrl_tensor ts[32];
+    int n = algo->tensors(agent, ts, 32);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ts[i].name, "actor")) continue;
+        for (int w = 1; w <= 2; w++) {
+            rlhf_rng rng;
+            rng_seed(&rng, 0);
+            ctrl_mlp_init(actor, obs_dim, c->hidden, c->layers, w * act_dim, 1, &rng);
+            if (actor->n_params == ts[i].n) {
+                memcpy(actor->params, ts[i].data, ts[i].n * sizeof(float));
+                return 0;
+            }
+            ctrl_mlp_free(actor);
+        }
+        return rlhf_fail(err,
+                         "corrupt: the %s agent's actor has %ld values, not an MLP of obs %d "
+                         "(hidden %d, layers %d) to %d or %d outputs: adversarial dyn needs a "
+                         "tanh-squashed actor of the observation",
+                         algo->name, ts[i].n, obs_dim, c->hidden, c->layers, act_dim, 2 * act_dim);
+    }
+    return rlhf_fail(err, "corrupt: the %s agent has no \"actor\" tensor", algo->name);
 }

@@ -26,9 +26,14 @@
 //                  p = U(-scale, scale) * std (attack.py's sample_para, whose
 //                  extra factor std we keep). Q must read the dataset's units:
 //                  pass the critic's observation normaliser as `norm`.
-//   dyn:           refused — attack.py attacks next observations through
-//                  the attacker's actor as well (Q(s', pi(s'))), which this
-//                  tool does not take.
+//   dyn:           the same attack on next observations through the
+//                  attacker's actor as well: g = d mean Q_k(s', pi(s')) / dp,
+//                  s' = next_obs + p * std (attack.py loss_Q_for_next_obs);
+//                  pi(s') the actor's deterministic action bias + scale *
+//                  tanh(first act_dim outputs) in the box [act_low, act_high]
+//                  (attack.py calls its EDAC actor in eval mode, whose
+//                  forward as written samples; we take the deterministic
+//                  action, as the actor acts at evaluation).
 // Draws: one rlhf_rng seeded with `seed`: the n row draws, then the noise of
 // the hit rows, row by row, column by column. Reproducible per seed.
 #ifndef RLHF_CTRL_CORRUPT_H
@@ -50,10 +55,14 @@ typedef struct {
     float rate;  // share of rows hit, in [0, 1] (RIQL's corruption_rate, 0.3)
     float scale; // RIQL's corruption_range (1.0), >= 0
     uint64_t seed;
-    // adversarial obs / act only: the attacker's Q ensemble (in = obs_dim +
+    // adversarial obs / act / dyn: the attacker's Q ensemble (in = obs_dim +
     // act_dim, out 1; forward/backward are used, so not const), the
     // normaliser of its observations (NULL: raw), steps and step size
     ctrl_mlp *critic;
+    // adversarial dyn: the attacker's actor (in obs_dim, out act_dim or 2 *
+    // act_dim: a tanh head's pre-activations first) and its action box
+    ctrl_mlp *actor;
+    const float *act_low, *act_high;
     const ctrl_obs_norm *norm;
     int attack_steps;       // 100 (attack.py update_times)
     float attack_step_size; // 0.01 (attack.py step_size)
@@ -79,5 +88,13 @@ int ctrl_corrupt_mode_parse(const char *s, int *mode, rlhf_err *err);
 // agent has no "critic" of that size. Free with ctrl_mlp_free.
 int ctrl_corrupt_critic_from_agent(const ctrl_algo *algo, void *agent, const ctrl_algo_config *c,
                                    int obs_dim, int act_dim, ctrl_mlp *critic, rlhf_err *err);
+
+// The attacker's actor from a trained agent: its "actor" tensor as a ctrl_mlp
+// of c's hidden / layers over obs, out act_dim (iql, riql, td3, cpl: a tanh
+// mean) or 2 * act_dim (the sac family: mean then log-std). 0, or -1 when the
+// agent's actor is neither (famo2o's reads a balance too; fisor's is a
+// diffusion score). Free with ctrl_mlp_free.
+int ctrl_corrupt_actor_from_agent(const ctrl_algo *algo, void *agent, const ctrl_algo_config *c,
+                                  int obs_dim, int act_dim, ctrl_mlp *actor, rlhf_err *err);
 
 #endif

@@ -284,7 +284,7 @@ int ctrl_policy_load(const char *dir, ctrl_policy *p, rlhf_err *err) {
     const cJSON *hi = cJSON_GetObjectItemCaseSensitive(j, "act_high");
     p->obs_dim = (int)ctrl_json_num(j, "obs_dim", 0);
     p->act_dim = (int)ctrl_json_num(j, "act_dim", 0);
-    float low[CTRL_MAX_DIM], high[CTRL_MAX_DIM];
+    float *low = p->act_low, *high = p->act_high;
     if (!cJSON_IsString(algo) || !cJSON_IsString(env) || p->obs_dim <= 0 ||
         p->obs_dim > CTRL_MAX_DIM || p->act_dim <= 0 || p->act_dim > CTRL_MAX_DIM ||
         cJSON_GetArraySize(lo) != p->act_dim || cJSON_GetArraySize(hi) != p->act_dim) {

@@ -110,6 +110,7 @@ typedef struct {
     ctrl_algo_config cfg;
     char env[256];
     int obs_dim, act_dim;
+    float act_low[CTRL_MAX_DIM], act_high[CTRL_MAX_DIM];  // the action box it acts in
     ctrl_obs_norm norm;
     double ref_random_return, ref_expert_return; // NAN when unknown
 } ctrl_policy;
