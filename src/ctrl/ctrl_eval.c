@@ -87,6 +87,35 @@ int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err) {
     return rc;
 }
 
+void ctrl_json_add_exact(cJSON *o, const char *key, double v) {
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", v);
+    cJSON_AddStringToObject(o, key, b);
+}
+
+double ctrl_json_exact(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? strtod(v->valuestring, NULL) : ctrl_json_num(o, key, NAN);
+}
+
+const char *ctrl_json_str(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+int ctrl_checkpoint_commit(const char *tmp, const char *path, cJSON *state, int rc,
+                           rlhf_err *err) {
+    char p[4700];
+    snprintf(p, sizeof p, "%s/state.json", tmp);
+    if (!rc) rc = ctrl_write_json(p, state, err);
+    cJSON_Delete(state);
+    if (rc) {
+        remove_tree(tmp);
+        return -1;
+    }
+    return atomic_dir_commit(tmp, path, err);
+}
+
 // ------------------------------------------------- agent tensors on disk --
 
 #define MAX_TENSORS 64

@@ -24,6 +24,16 @@ int ctrl_rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const char 
                        rlhf_err *err);
 cJSON *ctrl_read_json(const char *path, rlhf_err *err);         // a JSON object, or NULL + err
 int ctrl_write_json(const char *path, cJSON *j, rlhf_err *err); // atomically
+// a double as a %.17g string (read back bit for bit), and back (a plain
+// number too; NaN when absent); a string field ("" when absent)
+void ctrl_json_add_exact(cJSON *o, const char *key, double v);
+double ctrl_json_exact(const cJSON *o, const char *key);
+const char *ctrl_json_str(const cJSON *o, const char *key);
+// a checkpoint's last act: state.json into the temp folder tmp when rc is 0,
+// then the folder committed as path (atomic_dir_commit), or removed when
+// anything failed (-1). Frees state.
+int ctrl_checkpoint_commit(const char *tmp, const char *path, cJSON *state, int rc,
+                           rlhf_err *err);
 
 // agent.safetensors: every span of algo->tensors, then obs_norm.mean / .std;
 // load fills the agent's spans (and norm, when not NULL), refusing a missing

@@ -44,21 +44,8 @@ static uint32_t offline_crc(const hnpg_run *t) {
     return tfevents_crc32c(c, sizeof c);
 }
 
-static void add_exact(cJSON *j, const char *key, double v) { // as a %.17g string
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", v);
-    cJSON_AddStringToObject(j, key, b);
-}
 
-static double exact_of(const cJSON *j, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? strtod(v->valuestring, NULL) : ctrl_json_num(j, key, NAN);
-}
 
-static const char *str_or_empty(const cJSON *j, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
 
 static void fill_state(const hnpg_run *t, const hnpg_result *r, int final, cJSON *j) {
     const hnpg_config *c = t->c;
@@ -91,9 +78,9 @@ static void fill_state(const hnpg_run *t, const hnpg_result *r, int final, cJSON
     cJSON_AddNumberToObject(j, "solved", r->solved);
     cJSON_AddNumberToObject(j, "episodes_to_solve", (double)r->episodes_to_solve);
     cJSON_AddNumberToObject(j, "steps_to_solve", (double)r->steps_to_solve);
-    add_exact(j, "final_eval", r->final_eval);
-    add_exact(j, "final_eval_std", r->final_std);
-    add_exact(j, "best_eval", r->best_eval);
+    ctrl_json_add_exact(j, "final_eval", r->final_eval);
+    ctrl_json_add_exact(j, "final_eval_std", r->final_std);
+    ctrl_json_add_exact(j, "best_eval", r->best_eval);
     ctrl_rng_to_json(j, "rng", &t->rng);
     ctrl_rng_to_json(j, "env_rng", &t->env->rng);
 }
@@ -126,14 +113,7 @@ int hnpg_ckpt_save(const hnpg_run *t, const hnpg_result *r, int final, char *pat
     free(buf);
     cJSON *j = cJSON_CreateObject();
     fill_state(t, r, final, j);
-    snprintf(p, sizeof p, "%s/state.json", tmp);
-    if (!rc) rc = ctrl_write_json(p, j, err);
-    cJSON_Delete(j);
-    if (rc) {
-        remove_tree(tmp);
-        return -1;
-    }
-    return atomic_dir_commit(tmp, path, err);
+    return ctrl_checkpoint_commit(tmp, path, j, rc, err);
 }
 
 // agent.safetensors of dir into t's policies (critics too: with_critics)
@@ -195,11 +175,11 @@ static int check_settings(const hnpg_run *t, const cJSON *j, const char *path, r
     const char *flags[3] = {"env", "dataset", "seed"};
     const char *now[3] = {c->env, c->dataset, seed};
     for (int i = 0; i < 3; i++)
-        if (strcmp(str_or_empty(j, flags[i]), now[i] ? now[i] : ""))
+        if (strcmp(ctrl_json_str(j, flags[i]), now[i] ? now[i] : ""))
             return rlhf_fail(err,
                              "%s: the checkpoint was trained with --%s \"%s\"; this run has "
                              "\"%s\" (--resume continues the same run)",
-                             path, flags[i], str_or_empty(j, flags[i]), now[i] ? now[i] : "");
+                             path, flags[i], ctrl_json_str(j, flags[i]), now[i] ? now[i] : "");
     if (check_algo_fields(t, j, path, err)) return -1;
     int ee = (int)ctrl_json_num(j, "eval_episodes", -1);
     if (ee != c->eval_episodes)
@@ -231,9 +211,9 @@ static int load_counters(hnpg_result *r, const cJSON *j, const char *path, rlhf_
     r->solved = (int)ctrl_json_num(j, "solved", 0);
     r->episodes_to_solve = (long)ctrl_json_num(j, "episodes_to_solve", -1);
     r->steps_to_solve = (long)ctrl_json_num(j, "steps_to_solve", -1);
-    r->final_eval = exact_of(j, "final_eval");
-    r->final_std = exact_of(j, "final_eval_std");
-    r->best_eval = exact_of(j, "best_eval");
+    r->final_eval = ctrl_json_exact(j, "final_eval");
+    r->final_std = ctrl_json_exact(j, "final_eval_std");
+    r->best_eval = ctrl_json_exact(j, "best_eval");
     if (r->iterations < 0 || r->online_steps < 0 || r->online_episodes < 0 ||
         !isfinite(r->final_eval) || !isfinite(r->best_eval) || !isfinite(r->final_std))
         return rlhf_fail(err,
@@ -250,9 +230,9 @@ int hnpg_ckpt_resume(hnpg_run *t, hnpg_result *r, const char *dir, rlhf_err *err
     cJSON *j = ctrl_read_json(path, err);
     if (!j) return -1;
     int rc = -1;
-    if (strcmp(str_or_empty(j, "algo"), "hnpg"))
+    if (strcmp(ctrl_json_str(j, "algo"), "hnpg"))
         rlhf_fail(err, "%s: a checkpoint of --algo %s, not hnpg (--resume continues the same run)",
-                  path, str_or_empty(j, "algo"));
+                  path, ctrl_json_str(j, "algo"));
     else if (!check_settings(t, j, path, err) && !load_nets(t, dir, 1, err) &&
              !ctrl_rng_from_json(j, "rng", &t->rng, path, err) &&
              !ctrl_rng_from_json(j, "env_rng", &t->env->rng, path, err))
@@ -272,8 +252,8 @@ int ctrl_hnpg_eval_checkpoint(const char *dir, const char *env, int episodes, ui
     if (!j) return -1;
     ctrl_train_config c;
     ctrl_train_default_config(&c, "hnpg");
-    c.env = env && *env ? env : str_or_empty(j, "env");
-    c.seed = strtoull(str_or_empty(j, "seed"), NULL, 10);
+    c.env = env && *env ? env : ctrl_json_str(j, "env");
+    c.seed = strtoull(ctrl_json_str(j, "seed"), NULL, 10);
     ctrl_algo_config_from_json(j, &c.algo_cfg);
     hnpg_config h;
     hnpg_config_from_train(&c, &h);

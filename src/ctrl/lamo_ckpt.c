@@ -72,11 +72,6 @@ static void add_string(cJSON *j, const char *key, const char *v) {
         cJSON_AddNullToObject(j, key);
 }
 
-static void add_exact(cJSON *j, const char *key, double v) { // as a %.17g string
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", v);
-    cJSON_AddStringToObject(j, key, b);
-}
 
 static void fill_state(const lamo_run *t, int final, cJSON *j) {
     const ctrl_train_config *c = t->c;
@@ -111,10 +106,10 @@ static void fill_state(const lamo_run *t, int final, cJSON *j) {
     cJSON_AddNumberToObject(j, "lm_trainable", (double)model_n_trainable(t->m));
     cJSON_AddNumberToObject(j, "lm_frozen", (double)t->m->n_frozen);
     cJSON_AddNumberToObject(j, "base_crc32c", (double)base_crc(t->m));
-    add_exact(j, "target_return", t->target);
+    ctrl_json_add_exact(j, "target_return", t->target);
     ctrl_rng_to_json(j, "rng", &t->rng);
-    add_exact(j, "log_sum_action_mse", t->sum_act);
-    add_exact(j, "log_sum_lm_nll", t->sum_lm);
+    ctrl_json_add_exact(j, "log_sum_action_mse", t->sum_act);
+    ctrl_json_add_exact(j, "log_sum_lm_nll", t->sum_lm);
     cJSON_AddNumberToObject(j, "log_count", t->n_acc);
 }
 
@@ -133,14 +128,7 @@ int lamo_ckpt_save(lamo_run *t, int final, char *path, size_t n, rlhf_err *err) 
     free(d), free(s);
     cJSON *j = cJSON_CreateObject();
     fill_state(t, final, j);
-    snprintf(p, sizeof p, "%s/state.json", tmp);
-    if (!rc) rc = ctrl_write_json(p, j, err);
-    cJSON_Delete(j);
-    if (rc) {
-        remove_tree(tmp);
-        return -1;
-    }
-    return atomic_dir_commit(tmp, path, err);
+    return ctrl_checkpoint_commit(tmp, path, j, rc, err);
 }
 
 // agent.safetensors of dir into t's spans (optimizer: the moments too)
@@ -166,10 +154,6 @@ static int load_tensors(lamo_run *t, const char *dir, int optimizer, rlhf_err *e
     return rc;
 }
 
-static const char *str_or_empty(const cJSON *j, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
 
 // the LM the checkpoint's net was built on: its sizes and frozen weights
 static int check_model(const lamo_run *t, const cJSON *j, const char *path, rlhf_err *err) {
@@ -196,11 +180,11 @@ static int check_settings(const lamo_run *t, const cJSON *j, const char *path, r
     const char *flags[5] = {"env", "dataset", "lamo_model", "lamo_text", "seed"};
     const char *now[5] = {c->env, c->dataset, c->lamo_model, c->lamo_text, seed};
     for (int i = 0; i < 5; i++)
-        if (strcmp(str_or_empty(j, flags[i]), now[i] ? now[i] : ""))
+        if (strcmp(ctrl_json_str(j, flags[i]), now[i] ? now[i] : ""))
             return rlhf_fail(err,
                              "%s: the checkpoint was trained with --%s \"%s\"; this run has "
                              "\"%s\" (--resume continues the same run)",
-                             path, flags[i], str_or_empty(j, flags[i]), now[i] ? now[i] : "");
+                             path, flags[i], ctrl_json_str(j, flags[i]), now[i] ? now[i] : "");
     const cJSON *saved = cJSON_GetObjectItemCaseSensitive(j, "algo_config");
     for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
         if (strncmp(f->name, "lamo_", 5)) continue;
@@ -238,10 +222,6 @@ static int check_settings(const lamo_run *t, const cJSON *j, const char *path, r
     return check_model(t, j, path, err);
 }
 
-static double exact_of(const cJSON *j, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsString(v) ? strtod(v->valuestring, NULL) : ctrl_json_num(j, key, NAN);
-}
 
 int lamo_ckpt_resume(lamo_run *t, const char *dir, rlhf_err *err) {
     char path[4600];
@@ -249,17 +229,17 @@ int lamo_ckpt_resume(lamo_run *t, const char *dir, rlhf_err *err) {
     cJSON *j = ctrl_read_json(path, err);
     if (!j) return -1;
     int rc = -1;
-    if (strcmp(str_or_empty(j, "algo"), "lamo")) {
+    if (strcmp(ctrl_json_str(j, "algo"), "lamo")) {
         rlhf_fail(err, "%s: a checkpoint of --algo %s, not lamo (--resume continues the same run)",
-                  path, str_or_empty(j, "algo"));
+                  path, ctrl_json_str(j, "algo"));
         goto done;
     }
     if (check_settings(t, j, path, err) || load_tensors(t, dir, 1, err) ||
         ctrl_rng_from_json(j, "rng", &t->rng, path, err))
         goto done;
     t->step = (int)ctrl_json_num(j, "step", 0);
-    t->sum_act = exact_of(j, "log_sum_action_mse");
-    t->sum_lm = exact_of(j, "log_sum_lm_nll");
+    t->sum_act = ctrl_json_exact(j, "log_sum_action_mse");
+    t->sum_lm = ctrl_json_exact(j, "log_sum_lm_nll");
     t->n_acc = (int)ctrl_json_num(j, "log_count", 0);
     if (!isfinite(t->sum_act) || !isfinite(t->sum_lm) || t->n_acc < 0) {
         rlhf_fail(err, "%s: log_sum_action_mse, log_sum_lm_nll or log_count missing", path);
@@ -277,14 +257,14 @@ done:
 static int rebuild(lamo_run *t, ctrl_train_config *c, const cJSON *j, const char *env,
                    const char *path, rlhf_err *err) {
     ctrl_train_default_config(c, "lamo");
-    c->env = env && *env ? env : str_or_empty(j, "env");
-    c->lamo_model = str_or_empty(j, "lamo_model");
-    c->seed = strtoull(str_or_empty(j, "seed"), NULL, 10);
+    c->env = env && *env ? env : ctrl_json_str(j, "env");
+    c->lamo_model = ctrl_json_str(j, "lamo_model");
+    c->seed = strtoull(ctrl_json_str(j, "seed"), NULL, 10);
     ctrl_algo_config_from_json(j, &c->algo_cfg);
     memset(t, 0, sizeof *t);
     t->c = c, t->a = &c->algo_cfg;
     t->K = c->algo_cfg.lamo_K, t->H = (int)ctrl_json_num(j, "H", 0);
-    t->target = exact_of(j, "target_return");
+    t->target = ctrl_json_exact(j, "target_return");
     t->ref_random = ctrl_json_num(j, "ref_random_return", NAN);
     t->ref_expert = ctrl_json_num(j, "ref_expert_return", NAN);
     if (!*c->lamo_model || t->H < 1 || !isfinite(t->target))
