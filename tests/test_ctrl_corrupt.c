@@ -473,7 +473,7 @@ static int test_critic_from_agent(void) {
     ctrl_mlp_free(&q);
     c.hidden = 9; // a config that does not fit the agent
     CHECK(ctrl_corrupt_critic_from_agent(&ctrl_algo_riql, agent, &c, S, A, &q, &err) == -1 &&
-          strstr(err.msg, "needs"));
+          strstr(err.msg, "not an ensemble"));
     ctrl_algo_riql.free(agent);
     return 0;
 }

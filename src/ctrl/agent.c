@@ -55,3 +55,23 @@ void ctrl_metrics_add(ctrl_metrics *m, const char *name, double value) {
     m->value[m->n] = value;
     m->n++;
 }
+
+int ctrl_agent_net(const ctrl_algo *algo, void *agent, const char *name, int in, int hidden,
+                   int layers, int out, int ens, ctrl_mlp *m, long *n_found) {
+    ctrl_tensor ts[32];
+    int n = algo->tensors(agent, ts, 32);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ts[i].name, name)) continue;
+        if (n_found) *n_found = ts[i].n;
+        rlhf_rng rng;
+        rng_seed(&rng, 0);
+        ctrl_mlp_init(m, in, hidden, layers, out, ens, &rng);
+        if (m->n_params != ts[i].n) {
+            ctrl_mlp_free(m);
+            return 1;
+        }
+        memcpy(m->params, ts[i].data, ts[i].n * sizeof(float));
+        return 0;
+    }
+    return -1;
+}

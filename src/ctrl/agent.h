@@ -9,6 +9,7 @@
 
 #include "base/base.h"
 #include "ctrl/buffer.h"
+#include "ctrl/mlp.h"
 
 // Hyper-parameters of every algorithm (one struct; each algorithm reads its
 // own fields). ctrl_algo.defaults fills the paper's / CORL's values.
@@ -179,5 +180,12 @@ typedef struct ctrl_algo {
 // the registry (agent.c): by name, NULL when unknown
 const ctrl_algo *ctrl_algo_find(const char *name);
 const char *ctrl_algo_names(void);  // "bc, td3, td3_bc, ..."
+
+// An agent's span `name` (its `tensors`) copied into a fresh ctrl_mlp of
+// in -> hidden (x layers) -> out with ens members: 0; 1 when the span exists
+// but holds another count of values (*n_found); -1 when there is no such
+// span. m is initialised only on 0 (free it with ctrl_mlp_free).
+int ctrl_agent_net(const ctrl_algo *algo, void *agent, const char *name, int in, int hidden,
+                   int layers, int out, int ens, ctrl_mlp *m, long *n_found);
 
 #endif

@@ -250,49 +250,31 @@ int ctrl_corrupt(ctrl_transitions *t, const ctrl_corrupt_opts *o, uint8_t *hit, 
 
 int ctrl_corrupt_critic_from_agent(const ctrl_algo *algo, void *agent, const ctrl_algo_config *c,
                                    int obs_dim, int act_dim, ctrl_mlp *critic, rlhf_err *err) {
-    ctrl_tensor ts[32];
-    int n = algo->tensors(agent, ts, 32);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ts[i].name, "critic")) continue;
-        rlhf_rng rng;
-        rng_seed(&rng, 0);
-        ctrl_mlp_init(critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, &rng);
-        if (critic->n_params != ts[i].n) {
-            long want = critic->n_params;
-            ctrl_mlp_free(critic);
-            return rlhf_fail(err,
-                             "corrupt: the %s agent's critic has %ld values; hidden %d, layers %d, "
-                             "n_critics %d over obs %d + act %d needs %ld",
-                             algo->name, ts[i].n, c->hidden, c->layers, c->n_critics, obs_dim,
-                             act_dim, want);
-        }
-        memcpy(critic->params, ts[i].data, ts[i].n * sizeof(float));
-        return 0;
-    }
-    return rlhf_fail(err, "corrupt: the %s agent has no \"critic\" tensor", algo->name);
+    long n = 0;
+    int rc = ctrl_agent_net(algo, agent, "critic", obs_dim + act_dim, c->hidden, c->layers, 1,
+                            c->n_critics, critic, &n);
+    if (rc < 0) return rlhf_fail(err, "corrupt: the %s agent has no \"critic\" tensor", algo->name);
+    if (rc > 0)
+        return rlhf_fail(err,
+                         "corrupt: the %s agent's critic has %ld values, not an ensemble of "
+                         "n_critics %d over obs %d + act %d with hidden %d, layers %d",
+                         algo->name, n, c->n_critics, obs_dim, act_dim, c->hidden, c->layers);
+    return 0;
 }
 
 int ctrl_corrupt_actor_from_agent(const ctrl_algo *algo, void *agent, const ctrl_algo_config *c,
                                   int obs_dim, int act_dim, ctrl_mlp *actor, rlhf_err *err) {
-    ctrl_tensor ts[32];
-    int n = algo->tensors(agent, ts, 32);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ts[i].name, "actor")) continue;
-        for (int w = 1; w <= 2; w++) {
-            rlhf_rng rng;
-            rng_seed(&rng, 0);
-            ctrl_mlp_init(actor, obs_dim, c->hidden, c->layers, w * act_dim, 1, &rng);
-            if (actor->n_params == ts[i].n) {
-                memcpy(actor->params, ts[i].data, ts[i].n * sizeof(float));
-                return 0;
-            }
-            ctrl_mlp_free(actor);
-        }
+    long n = 0;
+    int rc = 1;
+    for (int w = 1; w <= 2 && rc > 0; w++)  // a tanh mean, or mean then log-std
+        rc = ctrl_agent_net(algo, agent, "actor", obs_dim, c->hidden, c->layers, w * act_dim, 1,
+                            actor, &n);
+    if (rc < 0) return rlhf_fail(err, "corrupt: the %s agent has no \"actor\" tensor", algo->name);
+    if (rc > 0)
         return rlhf_fail(err,
                          "corrupt: the %s agent's actor has %ld values, not an MLP of obs %d "
                          "(hidden %d, layers %d) to %d or %d outputs: adversarial dyn needs a "
                          "tanh-squashed actor of the observation",
-                         algo->name, ts[i].n, obs_dim, c->hidden, c->layers, act_dim, 2 * act_dim);
-    }
-    return rlhf_fail(err, "corrupt: the %s agent has no \"actor\" tensor", algo->name);
+                         algo->name, n, obs_dim, c->hidden, c->layers, act_dim, 2 * act_dim);
+    return 0;
 }

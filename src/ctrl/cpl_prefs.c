@@ -48,21 +48,8 @@ long *cpl_segments(const ctrl_transitions *t, int seg_len, long *n) {
 // a "critic" ensemble (S + A -> 1) or "value" net (S -> 1) of the policy's
 // config from its tensors; 0 when found with the expected size
 static int net_from(const ctrl_policy *p, const char *name, int in, int ens, ctrl_mlp *m) {
-    ctrl_tensor ts[32];
-    int n = p->algo->tensors(p->agent, ts, 32);
-    rlhf_rng r;
-    rng_seed(&r, 0);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ts[i].name, name)) continue;
-        ctrl_mlp_init(m, in, p->cfg.hidden, p->cfg.layers, 1, ens, &r);
-        if (m->n_params == ts[i].n) {
-            memcpy(m->params, ts[i].data, ts[i].n * sizeof(float));
-            return 0;
-        }
-        ctrl_mlp_free(m);
-        return -1;
-    }
-    return -1;
+    return ctrl_agent_net(p->algo, p->agent, name, in, p->cfg.hidden, p->cfg.layers, 1, ens, m,
+                          NULL) == 0 ? 0 : -1;
 }
 
 int cpl_oracle_advantages(const ctrl_policy *p, const ctrl_transitions *t, float *adv,
