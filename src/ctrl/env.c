@@ -79,8 +79,8 @@ const char *ctrl_env_names(void) {
     return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
            "halfcheetah, walker2d, hopper:gravity=G,friction=F,joint_noise=S (also "
            "halfcheetah:..., walker2d:...), neorl-pipeline, neorl-rocket, neorl-dmsd, "
-           "neorl-safety-halfcheetah, neorl-random-friction-hopper, pointrobot, comblock:H=N, "
-           "cmd:PROGRAM ARGS";
+           "neorl-simglucose, neorl-safety-halfcheetah, neorl-random-friction-hopper, "
+           "pointrobot, comblock:H=N, cmd:PROGRAM ARGS";
 }
 
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
