@@ -409,6 +409,157 @@ static int test_safety_halfcheetah(void) {
     return 0;
 }
 
+// (g2) NeoRL-2's RandomFrictionHopper: the foot's friction f ~ U(1.5, 2.5)
+// per reset, observed as the 13th number, simulated rounded to two decimals.
+// Each episode is replayed on MuJoCo driven directly: our plain hopper model
+// with the foot's sliding friction set by hand to round(f, 2), from the same
+// state and actions; qpos and qvel equal bit for bit, the observation is qpos
+// (x included), qvel clipped to +-10, f; the reward and termination are the
+// authors' (randomfrictionhopper_reward.py: (x' - x) / 0.008 - 1e-3 |a|^2, no
+// healthy reward; _terminated.py: z = obs[1] > 0.7, |obs[2]| < 0.2, every
+// obs[3:] in (-100, 100)), also recomputed from the float observations. The
+// unrounded f gives another trajectory (the rounding matters). Health is read
+// from the observation, so a joint speed over 100 (clipped to 10 there) ends
+// plain hopper's episode only.
+static int hopper_replay(ctrl_env *e, const float *o0, double friction, int steps,
+                         uint64_t act_seed, int *same, int *n_steps, double *worst_r,
+                         double *worst_formula) {
+    rlhf_err err = {0};
+    mjModel *m = load_model("hopper");
+    CHECK(m != NULL);
+    if (!m) return -1;
+    m->geom_friction[3 * mj_name2id(m, mjOBJ_GEOM, "foot")] = friction;
+    mjData *d = mj_makeData(m);
+    mj_resetData(m, d);
+    CHECK(ctrl_env_mujoco_get_state(e, d->qpos, d->qvel) == 0);
+    mj_forward(m, d);
+    float o[CTRL_MAX_DIM], prev[CTRL_MAX_DIM], a[3];
+    memcpy(o, o0, sizeof(float) * 13);
+    double qpos[6], qvel[6];
+    rlhf_rng act_rng;
+    rng_seed(&act_rng, act_seed);
+    *same = 1;
+    *n_steps = 0;
+    for (int t = 0; t < steps; t++) {
+        memcpy(prev, o, sizeof o);
+        double ctrl = 0, x0 = d->qpos[0];
+        for (int j = 0; j < 3; j++) {
+            a[j] = 1.2f * rng_uniform(&act_rng) - 0.6f;
+            d->ctrl[j] = a[j];
+            ctrl += 1e-3 * (double)a[j] * (double)a[j];
+        }
+        ctrl_step_info info;
+        CHECK(ctrl_env_step(e, a, o, &info, &err) == 0);
+        for (int k = 0; k < 4; k++) mj_step(m, d);
+        CHECK(ctrl_env_mujoco_get_state(e, qpos, qvel) == 0);
+        *same &= !memcmp(qpos, d->qpos, sizeof qpos) && !memcmp(qvel, d->qvel, sizeof qvel);
+        int healthy = d->qpos[1] > 0.7 && fabs(d->qpos[2]) < 0.2;
+        for (int i = 0; i < 6; i++) {
+            double v = d->qvel[i] > 10 ? 10 : d->qvel[i] < -10 ? -10 : d->qvel[i];
+            *same &= o[i] == (float)d->qpos[i] && o[6 + i] == (float)v;
+            if (i >= 3) healthy &= fabs(d->qpos[i]) < 100;
+        }
+        *same &= o[12] == o0[12] && info.terminated == !healthy && !info.truncated;
+        double reward = (d->qpos[0] - x0) / 0.008 - ctrl;
+        double dr = fabs((double)info.reward - reward) / (1 + fabs(reward));
+        if (dr > *worst_r) *worst_r = dr;
+        dr = fabs(((double)o[0] - (double)prev[0]) / 0.008 - ctrl - (double)info.reward);
+        if (dr > *worst_formula) *worst_formula = dr;
+        ++*n_steps;
+        if (info.terminated) break;
+    }
+    mj_deleteData(d);
+    mj_deleteModel(m);
+    return 0;
+}
+
+static int test_random_friction_hopper(void) {
+    ctrl_env *e = NULL, *f = NULL;
+    rlhf_err err = {0};
+    CHECK(ctrl_env_make("neorl-random-friction-hopper", &e, &err) == 0);
+    CHECK(ctrl_env_make("neorl-random-friction-hopper", &f, &err) == 0);
+    if (!e || !f) {
+        printf("  %s\n", err.msg);
+        return 0;
+    }
+    CHECK(e->obs_dim == 13 && e->act_dim == 3 && e->max_episode_steps == 1000 && !e->has_cost);
+    float o[CTRL_MAX_DIM], q[CTRL_MAX_DIM];
+    // the draws: in the range, spread, repeatable per seed, other under another seed
+    double lo = 9, hi = 0, fr[40];
+    int distinct = 0, same_seed = 1, other_seed = 0;
+    ctrl_env_seed(e, 3);
+    ctrl_env_seed(f, 3);
+    for (int i = 0; i < 40; i++) {
+        CHECK(ctrl_env_reset(e, o, &err) == 0 && ctrl_env_reset(f, q, &err) == 0);
+        same_seed &= !memcmp(o, q, sizeof(float) * 13);
+        fr[i] = o[12];
+        CHECKF(fr[i] >= 1.5 && fr[i] < 2.5, "reset %d: friction %g", i, fr[i]);
+        lo = fr[i] < lo ? fr[i] : lo;
+        hi = fr[i] > hi ? fr[i] : hi;
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= fr[j] == fr[i];
+        distinct += !seen;
+    }
+    ctrl_env_seed(f, 4);
+    for (int i = 0; i < 40; i++) {
+        CHECK(ctrl_env_reset(f, q, &err) == 0);
+        other_seed += q[12] != (float)fr[i];
+    }
+    CHECKF(distinct == 40 && lo < 1.6 && hi > 2.4, "%d distinct draws in [%g, %g]", distinct, lo,
+           hi);
+    CHECK(same_seed && other_seed >= 39);
+    // episodes replayed on plain hopper with the friction set by hand
+    double worst_r = 0, worst_formula = 0;
+    int all_same = 1, total = 0, rounded_matters = 0;
+    ctrl_env_seed(e, 11);
+    for (int ep = 0; ep < 6; ep++) {
+        CHECK(ctrl_env_reset(e, o, &err) == 0);
+        double qpos[6], qvel[6];
+        CHECK(ctrl_env_mujoco_get_state(e, qpos, qvel) == 0);
+        char two[32];
+        snprintf(two, sizeof two, "%.2f", (double)o[12]);
+        double f2 = strtod(two, NULL);
+        int same = 0, n = 0;
+        CHECK(hopper_replay(e, o, f2, 200, 100 + ep, &same, &n, &worst_r, &worst_formula) == 0);
+        all_same &= same;
+        total += n;
+        // the same episode against the unrounded friction: it must differ
+        CHECK(ctrl_env_mujoco_set_state(e, qpos, qvel, &err) == 0);
+        double w1 = 0, w2 = 0;
+        CHECK(hopper_replay(e, o, (double)o[12], 200, 100 + ep, &same, &n, &w1, &w2) == 0);
+        rounded_matters += !same;
+    }
+    CHECKF(all_same && total > 100, "replays on MuJoCo: equal %d over %d steps", all_same, total);
+    CHECKF(rounded_matters == 6, "the unrounded friction differed in %d of 6 episodes",
+           rounded_matters);
+    CHECKF(worst_r < 1e-6 && worst_formula < 1e-3,
+           "reward vs the formula on MuJoCo's state: %g; on the observations: %g", worst_r,
+           worst_formula);
+    // health from the observation: a foot joint speed of 1000 is clipped to 10 there
+    ctrl_env *h = NULL;
+    CHECK(ctrl_env_make("hopper", &h, &err) == 0 && h);
+    CHECK(ctrl_env_reset(e, o, &err) == 0 && ctrl_env_reset(h, q, &err) == 0);
+    double qpos[6], qvel[6];
+    CHECK(ctrl_env_mujoco_get_state(e, qpos, qvel) == 0);
+    qvel[5] = 1000;
+    CHECK(ctrl_env_mujoco_set_state(e, qpos, qvel, &err) == 0);
+    CHECK(ctrl_env_mujoco_set_state(h, qpos, qvel, &err) == 0);
+    const float zero[3] = {0, 0, 0};
+    ctrl_step_info ie, ih;
+    CHECK(ctrl_env_step(e, zero, o, &ie, &err) == 0 && ctrl_env_step(h, zero, q, &ih, &err) == 0);
+    CHECKF(ih.terminated && !ie.terminated && o[11] == 10.0f,
+           "fast foot: hopper terminated %d, random-friction %d, observed speed %g", ih.terminated,
+           ie.terminated, (double)o[11]);
+    printf("  neorl-random-friction-hopper: 40 draws in [%.3f, %.3f]; %d steps equal to MuJoCo "
+           "on hopper with the foot's friction set by hand; reward within %.1e (rel), from the "
+           "observations within %.1e\n",
+           lo, hi, total, worst_r, worst_formula);
+    ctrl_env_free(h);
+    ctrl_env_free(e);
+    ctrl_env_free(f);
+    return 0;
+}
+
 // ---- H2O's simulators with a dynamics gap: "task:gravity=G,friction=F,joint_noise=S" ----
 
 // a model loaded here with the gap made by hand: gravity and every geom's
@@ -626,6 +777,7 @@ static int test_gap_refusals(void) {
 int main(void) {
     RUN(test_model_sanity);
     RUN(test_safety_halfcheetah);
+    RUN(test_random_friction_hopper);
     RUN(test_gears);
     RUN(test_step_matches_mujoco);
     RUN(test_determinism);

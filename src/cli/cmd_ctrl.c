@@ -45,7 +45,7 @@ static int algo_flags(flag_def *defs, int n, ctrl_algo_config *a) {
 static int train_flags(flag_def *defs, ctrl_train_config *c) {
     int n = 0;
     defs[n++] = (flag_def){"algo", FLAG_STR, &c->algo, "algorithm (see the list above)"};
-    defs[n++] = (flag_def){"env", FLAG_STR, &c->env, "environment: pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, or cmd:PROGRAM"};
+    defs[n++] = (flag_def){"env", FLAG_STR, &c->env, "environment: pendulum, mountaincar, cartpole, hopper, halfcheetah, walker2d, neorl-* (see docs/ctrl_neorl.md), or cmd:PROGRAM"};
     defs[n++] = (flag_def){"dataset", FLAG_STR, &c->dataset, "offline data: D4RL-layout HDF5 (rlhf ctrl collect writes some); none: online only"};
     defs[n++] = (flag_def){"output_dir", FLAG_STR, &c->output_dir, "run folder (config.json, metrics.jsonl, checkpoints/, summary.json)"};
     defs[n++] = (flag_def){"offline_steps", FLAG_INT, &c->offline_steps, "gradient updates on the dataset alone", 0, 2e9};
@@ -450,7 +450,7 @@ static void ctrl_usage(FILE *f) {
                "  collect  D4RL-style datasets (random ... expert) from our own SAC agent\n"
                "  corrupt  RIQL's data corruption of a dataset (observations, actions, rewards, dynamics)\n"
                "  prefs    segment preferences of a dataset for CPL (--algo cpl)\n"
-               "  neorl-data  datasets of the NeoRL-2-style tasks (neorl-pipeline, neorl-rocket, neorl-dmsd)\n");
+               "  neorl-data  datasets of the NeoRL-2-style tasks (neorl-pipeline, neorl-rocket, neorl-dmsd, neorl-simglucose)\n");
 }
 
 int cmd_ctrl(int argc, char **argv) {

@@ -13,7 +13,7 @@ int cmd_ctrl_neorl_data(int argc, char **argv) {
     neorl_data_default_config(&c);
     int overwrite = 0;
     flag_def defs[] = {
-        {"env", FLAG_STR, &c.env, "the task: neorl-pipeline, neorl-rocket or neorl-dmsd (settings allowed, e.g. neorl-pipeline:delay=30)"},
+        {"env", FLAG_STR, &c.env, "the task: neorl-pipeline, neorl-rocket, neorl-dmsd or neorl-simglucose (settings allowed, e.g. neorl-pipeline:delay=30)"},
         {"out", FLAG_STR, &c.out, "folder for train.hdf5, val.hdf5 and neorl.json (made when missing)"},
         {"train_episodes", FLAG_INT, &c.train_episodes, "behaviour episodes in train.hdf5 (0: the task's: pipeline 10, rocket 100, dmsd 100)", 0, 1e7},
         {"val_episodes", FLAG_INT, &c.val_episodes, "episodes in val.hdf5 (0: a quarter of train, at least 1)", 0, 1e7},

@@ -15,7 +15,8 @@
 
 static const char *const classic_names[] = {"pendulum", "mountaincar", "cartpole"};
 static const char *const mujoco_names[] = {"hopper", "halfcheetah", "walker2d",
-                                            "neorl-safety-halfcheetah"};
+                                            "neorl-safety-halfcheetah",
+                                            "neorl-random-friction-hopper"};
 
 static int in_list(const char *name, const char *const *list, int n) {
     for (int i = 0; i < n; i++)
@@ -78,7 +79,8 @@ const char *ctrl_env_names(void) {
     return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
            "halfcheetah, walker2d, hopper:gravity=G,friction=F,joint_noise=S (also "
            "halfcheetah:..., walker2d:...), neorl-pipeline, neorl-rocket, neorl-dmsd, "
-           "neorl-safety-halfcheetah, pointrobot, comblock:H=N, cmd:PROGRAM ARGS";
+           "neorl-simglucose, neorl-safety-halfcheetah, neorl-random-friction-hopper, "
+           "pointrobot, comblock:H=N, cmd:PROGRAM ARGS";
 }
 
 int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
@@ -90,7 +92,7 @@ int ctrl_env_make(const char *name, ctrl_env **out, rlhf_err *err) {
     int rc;
     if (in_list(name, classic_names, 3) || with_settings(name, classic_names, 3)) {
         rc = ctrl_env_classic_make(name, e, err);
-    } else if (in_list(name, mujoco_names, 4) || with_settings(name, mujoco_names, 4)) {
+    } else if (in_list(name, mujoco_names, 5) || with_settings(name, mujoco_names, 5)) {
         rc = ctrl_env_mujoco_make(name, e, err); // a clear error when built without MuJoCo
     } else if (!strncmp(name, "neorl-", 6)) {
         rc = ctrl_env_neorl_make(name, e, err); // env_neorl.c: NeoRL-2-style tasks

@@ -53,8 +53,8 @@ struct ctrl_env {
 
 // Makes an environment by name: "pendulum", "mountaincar" (MountainCarContinuous),
 // "cartpole" (continuous CartPole), "hopper", "halfcheetah", "walker2d",
-// "neorl-safety-halfcheetah" (MuJoCo; an error naming the missing library when
-// built without it), or
+// "neorl-safety-halfcheetah", "neorl-random-friction-hopper" (MuJoCo; an error
+// naming the missing library when built without it), or
 // "cmd:PROGRAM ARGS" (the external protocol, see env_external.c). Unknown names
 // are refused with the list of known ones. The environment is seeded with 0.
 // Pendulum with other physics (a simulator with a dynamics gap, H2O):

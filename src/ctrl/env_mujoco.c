@@ -23,6 +23,20 @@
 // halfcheetah with the x position kept in the observation (18 numbers, x
 // first), cost 1 on a step whose x_velocity exceeds 3.2096 and the reward then
 // -100 in place of the usual one; it never terminates.
+// neorl-random-friction-hopper is NeoRL-2's RandomFrictionHopper (their
+// randomfrictionhopper.py, reward/randomfrictionhopper_reward.py,
+// terminated/randomfrictionhopper_terminated.py): hopper whose foot's sliding
+// friction is drawn at every reset, f ~ U(1.5, 2.5) (the plain model has 2);
+// the simulation uses f rounded to two decimals (they load one of their 101
+// files hopper_friction_1.50.xml ... _2.50.xml, chosen by "%.2f" of f) while
+// the observation reports f itself. Observation (13): qpos with x, qvel
+// clipped to +-10, f. Reward: x_velocity - 1e-3 |a|^2 (no healthy reward).
+// Terminated when not healthy as read from the observation: z = obs[1] in
+// (0.7, inf), angle = obs[2] in (-0.2, 0.2), every obs[3:] in (-100, 100)
+// (the clipped velocities and f included). f is drawn from e->rng before the
+// reset noise (they use Python's unseeded `random`). The gap settings apply
+// on top: friction=F multiplies every geom's friction, the drawn foot
+// friction included.
 // A simulator with a dynamics gap (H2O, Niu et al. 2022; docs/ctrl_h2o.md):
 // "hopper:gravity=2,friction=0.3,joint_noise=1" (any task, any subset of the
 // keys, any order). The authors' code (github.com/t6-thu/H2O,
@@ -94,6 +108,9 @@ typedef struct {
     int obs_with_x;         // the observation starts with qpos[0] (NeoRL-2)
     double velocity_limit;  // > 0: cost 1 and reward over_limit_reward above it
     double over_limit_reward;
+    double foot_friction_low, foot_friction_high;  // high > 0: the foot's friction drawn per
+                                                   // reset, appended to the observation, no
+                                                   // healthy reward, health read from the obs
 } mujoco_task;
 
 // defaults of the v4 constructors
@@ -103,6 +120,8 @@ static const mujoco_task mujoco_tasks[] = {
     {"halfcheetah", 5, 1.0, 0.1, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.1, 1},
     {"neorl-safety-halfcheetah", 5, 1.0, 0.1, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.1, 1,
      "halfcheetah", 1, 3.2096, -100.0},
+    {"neorl-random-friction-hopper", 4, 1.0, 1e-3, 1, 0.0, 0.7, INFINITY, -0.2, 0.2, 1, -100.0,
+     100.0, 10.0, 5e-3, 0, "hopper", 1, 0.0, 0.0, 1.5, 2.5},
 };
 
 typedef struct {
@@ -111,6 +130,9 @@ typedef struct {
     mjData *d;
     double joint_noise;  // std of the noise added to each action (0: none)
     int diverged;        // the last step failed: only reset is allowed
+    int foot;            // random friction: the foot geom's index
+    double friction_scale;  // random friction: the friction= setting (1: none)
+    double foot_friction;   // random friction: this episode's draw (observed)
 } mujoco_state;
 
 // the dynamics-gap settings after "task:" (H2O's simulators)
@@ -203,6 +225,7 @@ static void mujoco_observe(const mujoco_state *s, float *obs) {
         if (clip > 0) v = v < -clip ? -clip : v > clip ? clip : v;
         obs[k++] = (float)v;
     }
+    if (s->task->foot_friction_high > 0) obs[k++] = (float)s->foot_friction;
 }
 
 // hopper_v4.py / walker2d_v4.py is_healthy (strict inequalities, as there)
@@ -223,6 +246,22 @@ static int mujoco_is_healthy(const mujoco_state *s) {
     return 1;
 }
 
+// NeoRL-2's RandomFrictionHopper health, read from its (float64) observation:
+// z, angle, then every later entry (qpos[3:], the clipped qvel, the friction)
+static int mujoco_obs_healthy(const mujoco_state *s) {
+    const mujoco_task *k = s->task;
+    const mjModel *m = s->m;
+    const mjData *d = s->d;
+    double z = d->qpos[1], angle = d->qpos[2], clip = k->qvel_clip;
+    if (!(k->z_low < z && z < k->z_high && k->angle_low < angle && angle < k->angle_high)) return 0;
+    for (int i = 3; i < m->nq + m->nv + 1; i++) {
+        double v = i < m->nq ? d->qpos[i] : i < m->nq + m->nv ? d->qvel[i - m->nq] : s->foot_friction;
+        if (i >= m->nq && i < m->nq + m->nv) v = v < -clip ? -clip : v > clip ? clip : v;
+        if (!(k->state_low < v && v < k->state_high)) return 0;
+    }
+    return 1;
+}
+
 static int mujoco_fail_state(ctrl_env *e, const char *when, rlhf_err *err) {
     mujoco_state *s = e->state;
     s->diverged = 1;
@@ -232,11 +271,24 @@ static int mujoco_fail_state(ctrl_env *e, const char *when, rlhf_err *err) {
                      e->name, when, e->t, mujoco_message[0] ? ": " : "", mujoco_message);
 }
 
+// NeoRL-2's random friction: f ~ U(low, high) observed, round(f, 2) simulated
+// ("%.2f" and back, as their file names), times the friction= setting
+static void mujoco_draw_friction(ctrl_env *e) {
+    mujoco_state *s = e->state;
+    const mujoco_task *k = s->task;
+    double u = (double)(rng_u64(&e->rng) >> 11) * (1.0 / 9007199254740992.0);  // 53 bits
+    s->foot_friction = k->foot_friction_low + (k->foot_friction_high - k->foot_friction_low) * u;
+    char two[32];
+    snprintf(two, sizeof two, "%.2f", s->foot_friction);
+    s->m->geom_friction[3 * s->foot] = strtod(two, NULL) * s->friction_scale;
+}
+
 static int mujoco_reset(ctrl_env *e, float *obs, rlhf_err *err) {
     mujoco_state *s = e->state;
     const mujoco_task *k = s->task;
     const mjModel *m = s->m;
     mjData *d = s->d;
+    if (k->foot_friction_high > 0) mujoco_draw_friction(e);
     mj_resetData(m, d);
     double lo = -k->reset_noise, hi = k->reset_noise;
     // numpy's uniform(low, high) is low + (high - low) * u
@@ -294,6 +346,7 @@ static int mujoco_step(ctrl_env *e, const float *action, float *obs, ctrl_step_i
     info->cost = over ? 1.0f : 0.0f;
     info->terminated = !healthy;
     mujoco_observe(s, obs);
+    if (k->foot_friction_high > 0) info->terminated = !mujoco_obs_healthy(s);
     return 0;
 }
 
@@ -323,7 +376,8 @@ static const mujoco_task *mujoco_find(const char *name, double *gap, rlhf_err *e
     if (!k || !ctrl_mjcf_model(k->model ? k->model : k->name)) {
         rlhf_fail(err,
                   "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d, "
-                  "neorl-safety-halfcheetah, each also as TASK:gravity=G,friction=F,joint_noise=S)",
+                  "neorl-safety-halfcheetah, neorl-random-friction-hopper, each also as "
+                  "TASK:gravity=G,friction=F,joint_noise=S)",
                   name);
         return NULL;
     }
@@ -358,7 +412,13 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
         mj_deleteModel(m);
         return rlhf_fail(err, "env \"%s\": MuJoCo could not allocate its data", name);
     }
-    int obs_dim = m->nq - (k->obs_with_x ? 0 : 1) + m->nv;
+    int obs_dim = m->nq - (k->obs_with_x ? 0 : 1) + m->nv + (k->foot_friction_high > 0);
+    int foot = k->foot_friction_high > 0 ? mj_name2id(m, mjOBJ_GEOM, "foot") : 0;
+    if (foot < 0) {
+        mj_deleteData(d);
+        mj_deleteModel(m);
+        return rlhf_fail(err, "env \"%s\": the model has no geom named foot", name);
+    }
     if (obs_dim > CTRL_MAX_DIM || m->nu > CTRL_MAX_DIM) {
         mj_deleteData(d);
         mj_deleteModel(m);
@@ -369,6 +429,9 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     s->m = m;
     s->d = d;
     s->joint_noise = gap[GAP_JOINT_NOISE];
+    s->foot = foot;
+    s->friction_scale = gap[GAP_FRICTION];
+    s->foot_friction = m->geom_friction[3 * foot];
     e->state = s;
     e->ops = &mujoco_ops;
     e->obs_dim = obs_dim;

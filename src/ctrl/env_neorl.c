@@ -1,5 +1,5 @@
 // ctrl/env_neorl: the NeoRL-2-style simulators (see env_neorl.h and
-// docs/ctrl_neorl.md). Constants, observation layouts, rewards and time
+// docs/ctrl_neorl.md); Simglucose lives in env_simglucose.c. Constants, observation layouts, rewards and time
 // limits follow polixir/NeoRL2 (neorl2/envs/pipline.py, rocketrecovery.py,
 // dmsd.py and their reward/ and terminated/ files); the rocket's Box2D body is
 // replaced by our own rigid body (below). States are double; observations
@@ -317,9 +317,12 @@ static void neorl_free(ctrl_env *e) {
 
 static const ctrl_env_ops NEORL_OPS = {neorl_reset, neorl_step, neorl_free, NULL};
 
-const char *ctrl_env_neorl_names(void) { return "neorl-pipeline, neorl-rocket, neorl-dmsd"; }
+const char *ctrl_env_neorl_names(void) {
+    return "neorl-pipeline, neorl-rocket, neorl-dmsd, neorl-simglucose";
+}
 
 neorl_task ctrl_env_neorl_task(const ctrl_env *e) {
+    if (ctrl_env_is_simglucose(e)) return NEORL_SIMGLUCOSE;
     return e && e->ops == &NEORL_OPS ? NE(e)->task : 0;
 }
 
@@ -357,7 +360,8 @@ static int parse_params(const char *name, const char *p, neorl_env *n, rlhf_err 
         } else {
             return rlhf_fail(err,
                              "env \"%s\": unknown parameter \"%s\" (neorl-pipeline: delay, "
-                             "switch; neorl-rocket: wind; neorl-dmsd: mass)",
+                             "switch; neorl-rocket: wind; neorl-dmsd: mass; "
+                             "neorl-simglucose: patient, hour)",
                              name, kv);
         }
         p = comma ? comma + 1 : NULL;
@@ -368,6 +372,8 @@ static int parse_params(const char *name, const char *p, neorl_env *n, rlhf_err 
 int ctrl_env_neorl_make(const char *name, ctrl_env *e, rlhf_err *err) {
     const char *colon = strchr(name, ':');
     size_t base = colon ? (size_t)(colon - name) : strlen(name);
+    if (base == 16 && !strncmp(name, "neorl-simglucose", base))
+        return ctrl_env_simglucose_make(name, e, err); // env_simglucose.c
     neorl_env *n = xcalloc(1, sizeof *n);
     e->state = n;
     e->ops = &NEORL_OPS;
@@ -406,6 +412,7 @@ int ctrl_env_neorl_make(const char *name, ctrl_env *e, rlhf_err *err) {
 int ctrl_env_neorl_state(const ctrl_env *e, double *out, int cap) {
     neorl_task task = ctrl_env_neorl_task(e);
     if (!task) return -1;
+    if (task == NEORL_SIMGLUCOSE) return ctrl_env_simglucose_state(e, out, cap);
     const neorl_env *n = NE(e);
     double v[PIPE_MAX_DELAY + 8];
     int k = 0;

@@ -15,23 +15,33 @@
 //                   terminal at touchdown height with +100 (safe) / -100
 //   neorl-dmsd      obs 6, act 2, 100 steps: a double mass-spring-damper
 //                   tracking piecewise-constant targets
+//   neorl-simglucose obs 31, act 1, 480 steps: a type-1 diabetic patient
+//                   (the UVA/Padova ODE, simglucose's virtual patients) given
+//                   basal insulin every 3 minutes through a day of meals;
+//                   terminal when the blood glucose leaves [40, 600]
+//                   (env_simglucose.c)
+// (NeoRL-2's SafetyHalfCheetah and RandomFrictionHopper are MuJoCo tasks in
+// env_mujoco.c.)
 //
 // Parameters follow the name after a colon, comma-separated:
 //   neorl-pipeline:delay=30,switch=0.01   delay 0..400 steps, switch in [0, 1]
 //   neorl-rocket:wind=12                  wind power 0..20
 //   neorl-dmsd:mass=30                    both masses, (0, 1000]
+//   neorl-simglucose:patient=11,hour=7    a fixed patient (1-30: adolescent,
+//                                         adult, child #001-#010) and start
+//                                         hour (0-23); default: drawn per episode
 // Unknown tasks, unknown keys and bad values are refused with the list.
 #ifndef RLHF_CTRL_ENV_NEORL_H
 #define RLHF_CTRL_ENV_NEORL_H
 
 #include "ctrl/env.h"
 
-// "neorl-pipeline, neorl-rocket, neorl-dmsd"
+// "neorl-pipeline, neorl-rocket, neorl-dmsd, neorl-simglucose"
 const char *ctrl_env_neorl_names(void);
 // builds e (name as given to ctrl_env_make, starting with "neorl-")
 int ctrl_env_neorl_make(const char *name, ctrl_env *e, rlhf_err *err);
 
-typedef enum { NEORL_PIPELINE = 1, NEORL_ROCKET, NEORL_DMSD } neorl_task;
+typedef enum { NEORL_PIPELINE = 1, NEORL_ROCKET, NEORL_DMSD, NEORL_SIMGLUCOSE } neorl_task;
 // the task of a NeoRL environment, 0 for any other environment
 neorl_task ctrl_env_neorl_task(const ctrl_env *e);
 
@@ -43,7 +53,17 @@ neorl_task ctrl_env_neorl_task(const ctrl_env *e);
 //             index k (the next step's), wind power, mass M, inertia I
 //   dmsd:     x1, x2, v1, v2, then per mass its two targets and the step
 //             the second starts (T1a, T1b, s1, T2a, T2b, s2), mass, t
+//   simglucose: the 13 ODE states, patient id (1-30), start hour, minutes
+//             since the start, the last step's mean BG and CGM, the sensor's
+//             last reading, the meal still to eat (g), the current meal's
+//             starting stomach content (mg) and grams eaten, the last
+//             minute's grams, eating (0/1)
 int ctrl_env_neorl_state(const ctrl_env *e, double *out, int cap);
+
+// env_simglucose.c, reached through ctrl_env_neorl_make / _task / _state
+int ctrl_env_simglucose_make(const char *name, ctrl_env *e, rlhf_err *err);
+int ctrl_env_is_simglucose(const ctrl_env *e);
+int ctrl_env_simglucose_state(const ctrl_env *e, double *out, int cap);
 
 // ---------------------------------------------------- data (neorl_data.c) --
 // The expert controller of each task (the reference "expert" return):
@@ -55,6 +75,8 @@ int ctrl_env_neorl_state(const ctrl_env *e, double *out, int cap);
 //             PD terms; no legs branch), from the observation
 //   dmsd:     F = K T + 30 (T - x) - 25 v per mass (K the stiffness matrix),
 //             from the observation
+//   simglucose: the patient's steady basal u2ss BW / 6000 U/min scaled by
+//             clip(1 + (CGM - 140) / 60, 0, 3), from the observation
 int ctrl_neorl_expert_act(const ctrl_env *e, const float *obs, float *act, rlhf_err *err);
 
 typedef struct {

@@ -15,6 +15,8 @@
 #include "ctrl/env_neorl.h"
 #include "io/file.h"
 
+#define SIMGLUCOSE_NOISE 0.01
+
 static float clampf(double x) { return x < -1 ? -1.0f : x > 1 ? 1.0f : (float)x; }
 
 // the pipeline's gate flow is the sum of the downstream flow and the actions
@@ -50,6 +52,16 @@ static void dmsd_expert(const float *s, float *act) {
     act[1] = clampf(f2 / 30.0);
 }
 
+// a proportional basal: the patient's steady rate u2ss BW / 6000 U/min
+// (obs[30], obs[1]) scaled by the CGM's excess over 140 mg/dL, mapped back
+// through the task's a -> (a + 1) / 2 * 5 U/min
+static void simglucose_expert(const float *s, float *act) {
+    double basal = (double)s[30] * (double)s[1] / 6000;
+    double gain = 1 + ((double)s[0] - 140) / 60;
+    gain = gain < 0 ? 0 : gain > 3 ? 3 : gain;
+    act[0] = clampf(2 * basal * gain / 5 - 1);
+}
+
 int ctrl_neorl_expert_act(const ctrl_env *e, const float *obs, float *act, rlhf_err *err) {
     switch (ctrl_env_neorl_task(e)) {
     case NEORL_PIPELINE:
@@ -57,6 +69,7 @@ int ctrl_neorl_expert_act(const ctrl_env *e, const float *obs, float *act, rlhf_
         return 0;
     case NEORL_ROCKET: rocket_expert(obs, act); return 0;
     case NEORL_DMSD: dmsd_expert(obs, act); return 0;
+    case NEORL_SIMGLUCOSE: simglucose_expert(obs, act); return 0;
     default: break;
     }
     return rlhf_fail(err, "env \"%s\": not a NeoRL task (%s)", e->name, ctrl_env_neorl_names());
@@ -73,6 +86,7 @@ static void task_defaults(neorl_task t, double *noise, int *episodes) {
     switch (t) {
     case NEORL_PIPELINE: *noise = 3.0, *episodes = 10; break; // 10000 rows
     case NEORL_ROCKET: *noise = 3.0, *episodes = 100; break;  // NeoRL-2's 100 trajectories
+    case NEORL_SIMGLUCOSE: *noise = SIMGLUCOSE_NOISE, *episodes = 20; break; // 9600 rows
     default: *noise = 0.35, *episodes = 100; break;           // 10000 rows
     }
 }
