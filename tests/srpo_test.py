@@ -11,14 +11,8 @@ then `rlhf srpo` on the task's preference pairs. Checks:
     pairs, keeping the gold answer beats breaking it (eval_revision/improve_chosen
     > 0);
   * the run's files, --resume (the same final weights), --help, and bad input.
-What is NOT shown at this size (printed, not asserted): that revisions of
-held-out answers are more often right than the answers. A model trained here in
-seconds gets about one held-out sum in ten right (it cannot compute sums it
-never saw), so its reviser cannot know the gold answer either:
-eval_revision/improve_rejected stays near 0 and the revision's accuracy near the
-first answer's (also with --revision_nll_coef 1). docs/srpo.md has the demo-size
-runs, where with --revision_nll_coef revisions score 0.6-3.2 points higher
-(not significant over 3 runs of 500 prompts).
+The paper's claim on held-out prompts (revisions score higher than the
+answers) needs a defect the reviser can see: tests/srpo_heldout_test.py.
 Standard library only; prints PASS/FAIL/SKIP lines."""
 import json
 import os
