@@ -70,7 +70,7 @@ def smoke(tmp):
         return
     rows = [json.loads(x) for x in open(os.path.join(out, "results.jsonl"))]
     got = {(r["method"], r["seed"]) for r in rows if r.get("phase") == "final"}
-    want = {(m, s) for m in ("cpl", "bc", "iql") for s in (1, 2)}
+    want = {(m, s) for m in ("cpl", "cpl_kl", "cpl_ranked", "bc", "iql") for s in (1, 2)}
     why = [] if got == want else [f"rows {sorted(got)}"]
     for s in (1, 2):
         pf = os.path.join(out, "runs", f"seed{s}", "medium-replay.hdf5.cpl.jsonl")
@@ -83,7 +83,14 @@ def smoke(tmp):
     v = json.load(open(os.path.join(out, "verdict.json")))
     if v.get("verdict") not in ("supported", "not supported", "inconclusive"):
         why.append(f"verdict {v}")
-    report(not why, "study_cpl smoke run (rows for cpl/bc/iql x 2 seeds, oracle-labelled pairs, a verdict)",
+    if "CPL-KL (preferences) minus BC" not in v.get("text", "") or \
+            "CPL, ranked batches minus BC" not in v.get("text", ""):
+        why.append(f"the variants' differences missing from the verdict: {v.get('text')}")
+    cfg = json.load(open(os.path.join(out, "runs", "seed1", "cpl_ranked", "config.json")))
+    if cfg.get("cpl_ranked") != 1 and cfg.get("algo_config", {}).get("cpl_ranked") != 1:
+        why.append(f"cpl_ranked run's config {str(cfg)[:300]}")
+    report(not why, "study_cpl smoke run (rows for cpl/cpl_kl/cpl_ranked/bc/iql x 2 seeds, "
+           "oracle-labelled pairs, a verdict that reports the variants)",
            "; ".join(why))
 
 

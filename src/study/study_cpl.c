@@ -6,10 +6,14 @@
 // of qualities); per seed s, `rlhf ctrl prefs` cuts it into segments and labels
 // pairs by the regret of the collect run's own SAC agent (its advantage
 // Q(s, a) - Q(s, pi(s)): the paper's oracle, an SAC expert), pair seed s; then
-// three offline learners on the same rows, training seed s:
-//   cpl   `--algo cpl` from the preference pairs alone (BC steps first)
-//   bc    `--algo bc` (stochastic), cloning every row
-//   iql   `--algo iql` on the dataset's (to CPL hidden) rewards
+// five offline learners on the same rows, training seed s:
+//   cpl         `--algo cpl` from the preference pairs alone (BC steps first)
+//   cpl_kl      `--algo cpl_kl` (CPL-KL: the score measured against the
+//               frozen BC policy; its warm-up as long as the BC phase)
+//   cpl_ranked  `--algo cpl --cpl_ranked 1` (batches ranked by the oracle's
+//               segment scores)
+//   bc          `--algo bc` (stochastic), cloning every row
+//   iql         `--algo iql` on the dataset's (to CPL hidden) rewards
 // each run's final normalised score read from its summary.
 //
 // Rows: {"phase":"final", method, seed, score, return, ...}.
@@ -17,8 +21,8 @@
 // Verdict (pure, from rows): per seed d = score(CPL) - score(BC). Supported
 // when d's mean over seeds is > 0 and >= 2 standard errors
 // (stats_sign_test), not supported when it is <= -2 se, else inconclusive.
-// CPL - IQL is reported beside it (the paper finds CPL on par with reward-based
-// offline RL; that part is not the verdict).
+// CPL - IQL, CPL-KL - BC and ranked CPL - BC are reported beside it (the paper
+// finds CPL on par with reward-based offline RL; that part is not the verdict).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +34,11 @@
 #define NAME "cpl"
 #define MAX_SEEDS 64
 
-enum { M_CPL, M_BC, M_IQL, N_METHOD };
-static const char *const METHOD[N_METHOD] = {"cpl", "bc", "iql"};
-static const char *const LABEL[N_METHOD] = {"CPL (preferences)", "BC", "IQL (rewards)"};
+enum { M_CPL, M_CPL_KL, M_CPL_RANKED, M_BC, M_IQL, N_METHOD };
+static const char *const METHOD[N_METHOD] = {"cpl", "cpl_kl", "cpl_ranked", "bc", "iql"};
+static const char *const ALGO[N_METHOD] = {"cpl", "cpl_kl", "cpl", "bc", "iql"};
+static const char *const LABEL[N_METHOD] = {"CPL (preferences)", "CPL-KL (preferences)",
+                                            "CPL, ranked batches", "BC", "IQL (rewards)"};
 
 typedef struct {
     study_ctrl_data data;
@@ -60,14 +66,16 @@ static cpl_plan plan_of(const study_ctx *c) {
 static int train_one(study_ctx *c, const cpl_plan *pl, int m, const char *dataset, uint64_t seed,
                      rlhf_err *err) {
     study_args a = {0};
-    study_ctrl_common(&a, METHOD[m], &pl->data, dataset, seed);
+    study_ctrl_common(&a, ALGO[m], &pl->data, dataset, seed);
     study_addf(&a, "--offline_steps=%d", pl->offline_steps);
     study_add(&a, "--eval_every=0", "--save_every=0", NULL);
     if (m == M_BC) study_add(&a, "--deterministic_bc=0", NULL);
-    if (m == M_CPL) {
+    if (m == M_CPL || m == M_CPL_KL || m == M_CPL_RANKED) {
         study_addf(&a, "--cpl_bc_steps=%d", pl->bc_steps);
         study_addf(&a, "--cpl_batch=%d", pl->cpl_batch);
     }
+    if (m == M_CPL_KL) study_addf(&a, "--cpl_warmup=%d", pl->bc_steps);
+    if (m == M_CPL_RANKED) study_add(&a, "--cpl_ranked=1", NULL);
     char name[256];
     snprintf(name, sizeof name, "seed%llu/%s", (unsigned long long)seed, METHOD[m]);
     study_ctrl_result r;
@@ -118,6 +126,17 @@ static int cpl_run(study_ctx *c, rlhf_err *err) {
 }
 
 // ---------------------------------------------------------------- verdict --
+// "; CPL-KL minus BC: +d ± se (n seeds)" when the rows hold that method
+static void variant_vs_bc(const cJSON *rows, int m, char *out, size_t cap) {
+    double d[MAX_SEEDS];
+    stats_summary s =
+        stats_summarize(d, study_ctrl_diffs(rows, "final", METHOD[m], "bc", "score", d, MAX_SEEDS));
+    if (s.n > 0)
+        snprintf(out, cap, "; %s minus BC: %+.1f ± %.1f (%d seeds)", LABEL[m], s.mean, s.se, s.n);
+    else
+        out[0] = 0;
+}
+
 static int cpl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     (void)err;
     double d_bc[MAX_SEEDS], d_iql[MAX_SEEDS];
@@ -127,6 +146,9 @@ static int cpl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
         d_iql, study_ctrl_diffs(rows, "final", "cpl", "iql", "score", d_iql, MAX_SEEDS));
     stats_summary s[N_METHOD];
     for (int m = 0; m < N_METHOD; m++) s[m] = study_ctrl_stat(rows, "final", METHOD[m], "score");
+    char kl[160], ranked[160];
+    variant_vs_bc(rows, M_CPL_KL, kl, sizeof kl);
+    variant_vs_bc(rows, M_CPL_RANKED, ranked, sizeof ranked);
     v->outcome = study_ctrl_outcome(&bc);
     snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (CPL - BC, %d seeds)", bc.mean,
              bc.se, bc.n);
@@ -134,21 +156,22 @@ static int cpl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "Final normalised score (mean ± se over seeds): CPL from segment preferences %.1f ± "
              "%.1f, BC on the same rows %.1f ± %.1f, IQL on the hidden rewards %.1f ± %.1f. CPL "
              "minus BC, seed by seed: %+.1f ± %.1f (%d seeds); CPL minus IQL: %+.1f ± %.1f (%d "
-             "seeds, reported, not judged). Rule: supported when CPL - BC is positive and at "
-             "least 2 se, not supported when it is negative and at least 2 se, else "
+             "seeds)%s%s (reported, not judged). Rule: supported when CPL - BC is positive and "
+             "at least 2 se, not supported when it is negative and at least 2 se, else "
              "inconclusive.",
              s[M_CPL].mean, s[M_CPL].se, s[M_BC].mean, s[M_BC].se, s[M_IQL].mean, s[M_IQL].se,
-             bc.mean, bc.se, bc.n, iql.mean, iql.se, iql.n);
+             bc.mean, bc.se, bc.n, iql.mean, iql.se, iql.n, kl, ranked);
     return 0;
 }
 
 // ----------------------------------------------------------------- report --
 static int cpl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    report_p(p, "Three offline learners on the same dataset (our SAC agent's medium-replay "
+    report_p(p, "Five offline learners on the same dataset (our SAC agent's medium-replay "
                 "level): CPL from pairs of segments labelled by the SAC agent's regret "
-                "(rlhf ctrl prefs), BC cloning every row, and IQL with the rewards CPL never "
-                "sees. Final normalised score, mean ± se over seeds.");
+                "(rlhf ctrl prefs), CPL-KL and CPL with ranked batches from the same pairs, BC "
+                "cloning every row, and IQL with the rewards the CPL variants never see. Final "
+                "normalised score, mean ± se over seeds.");
     static const char *const fields[] = {"score", "return", "seconds"};
     study_ctrl_table(p, rows, "final", N_METHOD, METHOD, LABEL, 3, fields);
     return 0;

@@ -21,9 +21,10 @@
 //   ctrl_cpl_dump learn ALGO STEPS SEED   an offline contextual bandit as a
 //       sequence (episodes of 16 steps, states uniform, actions uniform in the
 //       box, reward -|a - a*(s)|^2): ALGO cpl learns from 400 pairs of
-//       8-step segments labelled by their summed reward, ALGO bc clones the
-//       data; prints the true mean reward of the greedy policy and of the box
-//       centre.
+//       8-step segments labelled by their summed reward (cpl_ranked: with
+//       --cpl_ranked 1; cpl_kl: CPL-KL with its table's defaults but BC and
+//       warm-up each a sixth of STEPS), ALGO bc clones the data; prints the
+//       true mean reward of the greedy policy and of the box centre.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,15 +343,23 @@ static int learn(const char *algo, int steps, uint64_t seed) {
     cpl_pairs p = {0};
     cpl_pairs_make(starts, ns, 8, t.n, t.rew, 400, &data, &p);
     free(starts);
-    const ctrl_algo *al = !strcmp(algo, "cpl") ? &ctrl_algo_cpl : &ctrl_algo_bc;
+    int ranked = !strcmp(algo, "cpl_ranked"), kl = !strcmp(algo, "cpl_kl");
+    const ctrl_algo *al = kl ? &ctrl_algo_cpl_kl
+                          : ranked || !strcmp(algo, "cpl") ? &ctrl_algo_cpl
+                                                           : &ctrl_algo_bc;
     ctrl_algo_config c;
     al->defaults(&c);
     c.hidden = 64;
     c.cpl_batch = 8;
+    c.cpl_ranked = ranked;
+    if (kl) {  // the table's schedule scaled to a 600-update run: BC first, then a warm-up
+        c.cpl_bc_steps = steps / 6;
+        c.cpl_warmup = steps / 6;
+    }
     void *ag;
     rlhf_err err;
     if (al->create(&c, S, A, LOW, HIGH, &rng, &ag, &err) ||
-        (al == &ctrl_algo_cpl && cpl_agent_set_pairs(ag, &t, &p, &err)))
+        (al != &ctrl_algo_bc && cpl_agent_set_pairs(ag, &t, &p, &err)))
         return fprintf(stderr, "%s\n", err.msg), 1;
     ctrl_batch b;
     ctrl_batch_alloc(&b, 64, S, A);
