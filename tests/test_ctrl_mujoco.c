@@ -749,7 +749,10 @@ static int test_gap_refusals(void) {
         {"walker2d:friction=inf", "friction=inf"},
         {"halfcheetah:gravity=2x", "gravity=2x"},
         {"halfcheetah:joint_noise=-1", "joint_noise=-1 is not a finite number >= 0"},
-        {"hopper:density=2", "unknown setting \"density\" (keys: gravity, friction, joint_noise)"},
+        {"hopper:density=2", "names none"},
+        {"halfcheetah:density=0.5", "names none"},
+        {"walker2d:density=0", "density=0 is not a finite number > 0"},
+        {"hopper:mass=2", "unknown setting \"mass\" (keys: gravity, friction, joint_noise, density)"},
         {"hopper:gravity", "not KEY=VALUE"},
         {"hopper:friction=", "friction has no value"},
         {"hopper:gravity=2,", "a comma ends the settings"},
@@ -768,9 +771,61 @@ static int test_gap_refusals(void) {
     ctrl_env e = {0};
     rlhf_err err = {0};
     CHECK(ctrl_env_mujoco_make("hopper:mass=2", &e, &err) == -1);
-    CHECKF(strstr(err.msg, "hopper:mass=2") && strstr(err.msg, "gravity, friction, joint_noise"),
+    CHECKF(strstr(err.msg, "hopper:mass=2") &&
+               strstr(err.msg, "gravity, friction, joint_noise, density"),
            "%s", err.msg);
     CHECK(strstr(ctrl_env_names(), "hopper:gravity=G,friction=F,joint_noise=S") != NULL);
+    return 0;
+}
+
+// (l) density=D (H2O's third gap): walker2d:density=2 steps as MuJoCo on the
+// walker's XML with density="2000" written by hand, its bodies weigh twice the
+// plain model's (masses follow the geoms), and it moves differently from the
+// plain walker
+static int test_gap_density(void) {
+    const char *xml = ctrl_mjcf_model("walker2d");
+    const char *at = strstr(xml, "density=\"1000\"");
+    CHECK(at != NULL && strstr(at + 1, "density=") == NULL);
+    if (!at) return 0;
+    size_t n = strlen(xml);
+    char *edited = malloc(n + 8);
+    memcpy(edited, xml, (size_t)(at - xml));
+    sprintf(edited + (at - xml), "density=\"2000\"%s", at + strlen("density=\"1000\""));
+    mjVFS *vfs = calloc(1, sizeof *vfs);
+    mj_defaultVFS(vfs);
+    int len = (int)strlen(edited);
+    mj_makeEmptyFileVFS(vfs, "w.xml", len);
+    memcpy(vfs->filedata[mj_findFileVFS(vfs, "w.xml")], edited, (size_t)len);
+    char msg[500] = "";
+    mjModel *heavy = mj_loadXML("w.xml", vfs, msg, sizeof msg);
+    mj_deleteVFS(vfs);
+    free(vfs);
+    free(edited);
+    mjModel *plain = load_model("walker2d");
+    CHECKF(heavy && plain, "load: %s", msg);
+    if (!heavy || !plain) return 0;
+    double mh = 0, mp = 0;
+    for (int b = 0; b < plain->nbody; b++) mh += heavy->body_mass[b], mp += plain->body_mass[b];
+    CHECKF(fabs(mh - 2 * mp) < 1e-9 * mp, "masses %.6f vs 2 x %.6f", mh, mp);
+    ctrl_env *e = make("walker2d:density=2", 31), *p = make("walker2d:density=2", 31);
+    CHECK(e && p);
+    if (!e || !p) return 0;
+    float obs[CTRL_MAX_DIM];
+    rlhf_err err = {0};
+    CHECK(e->ops->reset(e, obs, &err) == 0 && p->ops->reset(p, obs, &err) == 0);
+    int bad = step_beside(e, heavy, "walker2d", 0, 200, 5);
+    int vs_plain = step_beside(p, plain, "walker2d", 0, 200, 5);
+    CHECKF(bad == 0, "walker2d:density=2: %d entries differ from MuJoCo on the edited XML", bad);
+    CHECKF(vs_plain > 100, "walker2d:density=2: only %d entries differ from the plain model",
+           vs_plain);
+    if (bad == 0)
+        printf("  walker2d:density=2: bodies %.3f kg (plain %.3f); 200 steps equal to MuJoCo on "
+               "the XML with density 2000 (%d entries differ from the plain model's)\n",
+               mh, mp, vs_plain);
+    drop(e);
+    drop(p);
+    mj_deleteModel(heavy);
+    mj_deleteModel(plain);
     return 0;
 }
 
@@ -788,6 +843,7 @@ int main(void) {
     RUN(test_gap_defaults_bit_identical);
     RUN(test_gap_changes_dynamics);
     RUN(test_gap_refusals);
+    RUN(test_gap_density);
     return test_total_fail_ ? 1 : 0;
 }
 

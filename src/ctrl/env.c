@@ -78,7 +78,7 @@ int ctrl_env_settings(const char *name, const char *spec, const char *const *key
 const char *ctrl_env_names(void) {
     return "pendulum, mountaincar, cartpole, pendulum:gravity=G,mass=M,length=L, hopper, "
            "halfcheetah, walker2d, hopper:gravity=G,friction=F,joint_noise=S (also "
-           "halfcheetah:..., walker2d:...), neorl-pipeline, neorl-rocket, neorl-dmsd, "
+           "halfcheetah:..., walker2d:... and walker2d:density=D), neorl-pipeline, neorl-rocket, neorl-dmsd, "
            "neorl-simglucose, neorl-safety-halfcheetah, neorl-random-friction-hopper, "
            "pointrobot, comblock:H=N, cmd:PROGRAM ARGS";
 }

@@ -50,6 +50,10 @@
 // applied and charged in the control cost, drawn from e->rng; MuJoCo clamps
 // the noisy control to ctrlrange as in their env. Defaults 1, 1, 0 leave the
 // model and the random stream untouched: the plain task bit for bit.
+// density=D is their update_target_env_density: every density="N" of the XML
+// becomes N * D before compiling (masses and inertias follow from the geoms);
+// of our models only walker2d names a density (as Gymnasium's files), so the
+// key is refused for the others, where the authors' edit changes nothing.
 // Gymnasium applies an action by setting ctrl and calling mj_step frame_skip
 // times (MujocoEnv.do_simulation); reset is mj_resetData, the noisy state, then
 // mj_forward (MujocoEnv.set_state).
@@ -136,9 +140,9 @@ typedef struct {
 } mujoco_state;
 
 // the dynamics-gap settings after "task:" (H2O's simulators)
-enum { GAP_GRAVITY, GAP_FRICTION, GAP_JOINT_NOISE, GAP_KEYS };
-static const char *const gap_keys[GAP_KEYS] = {"gravity", "friction", "joint_noise"};
-static const int gap_zero_ok[GAP_KEYS] = {0, 0, 1};
+enum { GAP_GRAVITY, GAP_FRICTION, GAP_JOINT_NOISE, GAP_DENSITY, GAP_KEYS };
+static const char *const gap_keys[GAP_KEYS] = {"gravity", "friction", "joint_noise", "density"};
+static const int gap_zero_ok[GAP_KEYS] = {0, 0, 1, 0};
 
 // ---- MuJoCo's error and warning hooks ----
 
@@ -377,11 +381,11 @@ static const mujoco_task *mujoco_find(const char *name, double *gap, rlhf_err *e
         rlhf_fail(err,
                   "env \"%s\": not a MuJoCo task (known: hopper, halfcheetah, walker2d, "
                   "neorl-safety-halfcheetah, neorl-random-friction-hopper, each also as "
-                  "TASK:gravity=G,friction=F,joint_noise=S)",
+                  "TASK:gravity=G,friction=F,joint_noise=S; walker2d also density=D)",
                   name);
         return NULL;
     }
-    gap[GAP_GRAVITY] = 1, gap[GAP_FRICTION] = 1, gap[GAP_JOINT_NOISE] = 0;
+    gap[GAP_GRAVITY] = 1, gap[GAP_FRICTION] = 1, gap[GAP_JOINT_NOISE] = 0, gap[GAP_DENSITY] = 1;
     if (colon && ctrl_env_settings(name, colon + 1, gap_keys, GAP_KEYS, gap_zero_ok, gap,
                                    "hopper:gravity=2", err))
         return NULL;
@@ -397,14 +401,57 @@ static void mujoco_apply_gap(mjModel *m, const double *gap) {
         for (int g = 0; g < m->ngeom; g++) m->geom_friction[3 * g] *= gap[GAP_FRICTION];
 }
 
+// H2O's density gap (utils_h2o.py update_target_env_density): every
+// density="N" of the model's XML becomes N * scale before MuJoCo compiles it,
+// so masses and inertias (inferred from the geoms) follow. A fresh string, or
+// NULL with err set when the model names no density (Gymnasium's hopper and
+// half_cheetah files do not either: the authors' edit leaves them unchanged).
+static char *mujoco_scaled_density(const char *name, const char *xml, double scale, rlhf_err *err) {
+    static const char key[] = "density=\"";
+    size_t cap = strlen(xml) + 1;
+    for (const char *p = strstr(xml, key); p; p = strstr(p + 1, key)) cap += 32;
+    char *out = xmalloc(cap), *o = out;
+    int found = 0;
+    for (const char *p = xml;;) {
+        const char *q = strstr(p, key);
+        if (!q) {
+            strcpy(o, p);
+            break;
+        }
+        q += sizeof key - 1;
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        char *end;
+        double v = strtod(q, &end);
+        o += snprintf(o, 32, "%.17g", v * scale);
+        p = end;
+        found++;
+    }
+    if (!found) {
+        free(out);
+        rlhf_fail(err,
+                  "env \"%s\": density= scales the density attributes of the task's MJCF, as the "
+                  "H2O authors' code does to the XML, and this model names none (its masses come "
+                  "from MuJoCo's default; only walker2d names one)",
+                  name);
+        return NULL;
+    }
+    return out;
+}
+
 int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     double gap[GAP_KEYS];
     const mujoco_task *k = mujoco_find(name, gap, err);
     if (!k) return -1;
     const char *xml = ctrl_mjcf_model(k->model ? k->model : k->name);
+    char *scaled = NULL;
+    if (gap[GAP_DENSITY] != 1 &&
+        !(xml = scaled = mujoco_scaled_density(name, xml, gap[GAP_DENSITY], err)))
+        return -1;
     mujoco_install_hooks();
     char msg[512];
     mjModel *m = mujoco_load(k->name, xml, msg, (int)sizeof msg);
+    free(scaled);
     if (!m) return rlhf_fail(err, "env \"%s\": MuJoCo could not load our model: %s", name, msg);
     mujoco_apply_gap(m, gap);
     mjData *d = mj_makeData(m);
@@ -444,7 +491,6 @@ int ctrl_env_mujoco_make(const char *name, ctrl_env *e, rlhf_err *err) {
     e->has_cost = k->velocity_limit > 0;
     return 0;
 }
-
 
 int ctrl_env_mujoco_get_state(const ctrl_env *e, double *qpos, double *qvel) {
     const mujoco_state *s = e->state;
