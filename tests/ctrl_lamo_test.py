@@ -428,6 +428,27 @@ def checkpoints(tmp, data, text, model):
     report(not bad and final_bytes(a) == before, "ckpt/--resume with other settings refused "
            "(--lamo_lora_r, --seed named), run untouched", "; ".join(bad))
 
+    # the runs above train with the default dropout (0.1, 0.1); without it, others
+    off = ["--lamo_dropout", "0", "--lamo_lora_dropout", "0", "--lamo_positions", "2"]
+    f = os.path.join(tmp, "ck-f")
+    go(f, *lora, *off)
+    report(final_bytes(f) != final_bytes(a), "ckpt/dropout on trains other weights than off", "")
+    # a checkpoint from before the settings (keys removed) is one without dropout,
+    # positions by real tokens: refused with the defaults, resumed with those
+    e = os.path.join(tmp, "ck-e")
+    go(e, *lora, *off, "--stop_at", "7")
+    sp = os.path.join(e, "checkpoints", "step-00000007", "state.json")
+    st = json.load(open(sp))
+    for k in ("lamo_dropout", "lamo_lora_dropout", "lamo_positions"):
+        del st["algo_config"][k]
+    json.dump(st, open(sp, "w"))
+    q = go(e, *lora, "--resume", check=False)
+    go(e, *lora, *off, "--resume")
+    report(q.returncode != 0 and "--lamo_dropout 0" in q.stderr and final_bytes(e) == final_bytes(f)
+           and metrics(e) == metrics(f), "ckpt/a checkpoint without the dropout settings: refused "
+           "with the defaults (--lamo_dropout named), resumed without dropout: identical",
+           q.stderr[-300:])
+
     dt = ["--offline_steps", "8", "--lamo_pretrained", "0", "--lamo_lora_r", "0", "--lamo_lm_coeff", "0"]
     d1, d2 = os.path.join(tmp, "ck-dt1"), os.path.join(tmp, "ck-dt2")
     go(d1, *dt)
