@@ -112,7 +112,8 @@ static void write_json(const char *dir, const rlhf_config *c) {
     free(js);
 }
 
-static int step_case(const char *dir, const char *arch, float drop, float lora_drop, int positions) {
+static int step_case(const char *dir, const char *arch, float drop, float lora_drop,
+                     int positions) {
     rlhf_rng r;
     rng_seed(&r, 99);
     rlhf_model *m = make_model(arch, 1, lora_drop, &r);
