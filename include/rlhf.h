@@ -172,6 +172,21 @@ struct rlhf_model {
     // input_embeds (0 at padding). NULL (the default) = tokens, as before.
     const float *input_embeds;
     float *input_embeds_grad;
+    // Dropout in a training forward (GPT-2's embd_pdrop and resid_pdrop, as LaMo's
+    // GPT-2 config sets them: src/ctrl/lamo.c): embd_dropout on the embedding output
+    // (input vectors + positions), resid_dropout on each block's attention and MLP
+    // output projections before their residual add. Set before model_forward; 0 (the
+    // default) = none, so evaluation forwards stay deterministic. The masks are a
+    // function of (dropout_seed, layer, site, element), recorded by the forward, so
+    // the backward (and a checkpointed recompute) applies the same ones.
+    float embd_dropout, resid_dropout;
+    uint64_t dropout_seed;
+    // Positions. positions_padded: a token's position is its index in the row, padding
+    // included (HF GPT-2's default position_ids), instead of the count of real tokens
+    // before it (0, the default). no_learned_positions: add no learned position
+    // embedding (wpe) at all, as the decision transformers of Chen et al. and LaMo do
+    // (their GPT2Model never adds wpe); RoPE (Llama) still rotates by the positions.
+    int positions_padded, no_learned_positions;
 };
 
 // Creates a model with seeded GPT-2-style init (N(0, 0.02); residual projections

@@ -106,18 +106,87 @@ def lora_rows(cfg):
             "attn.v": ((NH + NKV) * HS, NKV * HS)}
 
 
-def replay(arch, tmp):
-    out = os.path.join(tmp, arch)
+# LaMo's training dropout, rebuilt from src/nn/misc.c (dropout_key, dropout_kept)
+# and the keys of src/ctrl/lamo.c (set_dropout), src/model/model.c (drop_key) and
+# src/model/lora.c (drop_key): counter-based, so the replay draws the same masks
+M64, GOLD = (1 << 64) - 1, 0x9E3779B97F4A7C15
+DROP_SEED = 24301  # tests/tools/ctrl_lamo_dump.c
+
+
+def mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def dropout_key(seed, site):
+    return mix64(seed ^ mix64((GOLD * site) & M64))
+
+
+def keep_mask(key, shape, p):
+    """(shape) float64: 1/(1-p) where kept, 0 where dropped (row-major element index)"""
+    n = int(np.prod(shape))
+    kept = [(mix64((key + GOLD * (i + 1)) & M64) >> 11) * 2.0 ** -53 >= p for i in range(n)]
+    return torch.tensor(np.array(kept, dtype=np.float64).reshape(shape) / (1.0 - p))
+
+
+def dropper(seed, p):
+    """drop(layer, site, x) of rlhf_model's embd/resid dropout keyed on seed"""
+    if not p > 0:
+        return None
+    return lambda layer, site, x: x * keep_mask(dropout_key(seed, 2 * (layer + 1) + site + 1),
+                                                tuple(x.shape), p)
+
+
+LORA_KIND = {"attn.q": 0, "attn.k": 1, "attn.v": 2, "attn.qkv": 3}  # lora.c's kinds
+N_KIND = 8
+
+
+def replay(arch, tmp, drop=0.0, lora_drop=0.0, positions=2):
+    """One LaMo loss and its gradients against the float64 replay; with drop /
+    lora_drop the training dropout (masks rebuilt here) and --lamo_positions"""
+    tag = "" if (drop, lora_drop, positions) == (0.0, 0.0, 2) else \
+        f"+drop{drop:g}/lora{lora_drop:g}/pos{positions}"
+    out = os.path.join(tmp, arch + tag.replace("/", "_"))
     os.makedirs(out)
-    tool("step", out, arch)
+    res = tool("step", out, arch, *((drop, lora_drop, positions) if tag else ()))[0]
     cfg = json.load(open(os.path.join(out, "config.json")))
     W = st_io.load(os.path.join(out, "weights.safetensors"))
     io = st_io.load(os.path.join(out, "io.safetensors"))
     S, A, K, C, T, tanh_head = (int(x) for x in io["dims"])
-    P = {k: torch.tensor(v, requires_grad=True) for k, v in W.items()}
+    P = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in W.items()}
     base = {k: v for k, v in P.items() if ".lora_" not in k}
     sites = lora_rows(cfg)
+
+    def adapters(seed):
+        """qkv_extra: the adapters, each on its own dropped input (lora.c)"""
+        def extra(layer, a):
+            Bq, Tq, C_ = a.shape
+            parts = []
+            for s, (off, n) in sites.items():
+                A_, B_ = P[f"layers.{layer}.{s}.lora_A"], P[f"layers.{layer}.{s}.lora_B"]
+                key = dropout_key(seed, layer * N_KIND + LORA_KIND[s] + 1)
+                x = a * keep_mask(key, (Bq, Tq, C_), lora_drop)
+                parts.append((off, n, (ALPHA / R) * (x @ A_.T) @ B_.T))
+            width = sum(n for _, n, _ in parts)
+            y = torch.zeros(Bq, Tq, width, dtype=a.dtype)
+            for off, n, v in parts:
+                y = y + torch.nn.functional.pad(v, (off, width - off - n))
+            return y
+        return extra
+
+    def lm_forward(which, P_, tokens, mask_, pos=None):
+        """the model forward of lamo.c's DT (which 0) or text (1) pass"""
+        kw = {"no_wpe": positions == 0, "pos": pos}
+        if tag:
+            kw["drop"] = dropper(dropout_key(DROP_SEED, 2 * which + 1), drop)
+        if lora_drop > 0:
+            kw["qkv_extra"] = adapters(dropout_key(DROP_SEED, 2 * which + 2))
+        return ref.forward(cfg, P_, tokens, mask_, **kw)
+
     for layer in range(cfg["n_layer"]):
+        if lora_drop > 0:
+            break  # the adapters run beside the base (qkv_extra), not merged into it
         key = f"layers.{layer}.attn.qkv.weight"
         delta = torch.zeros_like(base[key])
         for s, (off, n) in sites.items():
@@ -126,10 +195,10 @@ def replay(arch, tmp):
             d[off:off + n] = (ALPHA / R) * (b @ a)
             delta = delta + d
         base[key] = base[key] + delta
-    flat = torch.tensor(io["net"], requires_grad=True)
+    flat = torch.tensor(io["net"].astype(np.float64), requires_grad=True)
     p = net_parts(flat, S, A, C, T)
-    rtg = torch.tensor(io["rtg"])[..., None]
-    obs, act = torch.tensor(io["obs"]), torch.tensor(io["act"])
+    rtg = torch.tensor(io["rtg"].astype(np.float64))[..., None]
+    obs, act = (torch.tensor(io[k].astype(np.float64)) for k in ("obs", "act"))
     mask = torch.tensor(io["mask"].astype(np.int64))
     B = rtg.shape[0]
     e = torch.stack([block(p, "rtg", rtg), block(p, "state", obs), block(p, "action", act)], 2)
@@ -139,7 +208,10 @@ def replay(arch, tmp):
     mask3 = mask.repeat_interleave(3, dim=1)
     fake = dict(base)
     fake["tok_emb.weight"] = x.reshape(B * 3 * K, C)  # token i reads input vector i
-    hidden, _ = ref.forward(cfg, fake, torch.arange(B * 3 * K).reshape(B, 3 * K), mask3)
+    pos = None
+    if positions == 1:  # HF GPT-2's default position ids: the index in the padded window
+        pos = torch.arange(3 * K).repeat(B, 1)
+    hidden, _ = lm_forward(0, fake, torch.arange(B * 3 * K).reshape(B, 3 * K), mask3, pos)
     y = hidden[:, 1::3]
     ahat = torch.nn.functional.gelu(y @ p["head.w1"].T + p["head.b1"]) @ p["head.w2"].T + p["head.b2"]
     if tanh_head:
@@ -148,13 +220,16 @@ def replay(arch, tmp):
     l_act = ((ahat - act) ** 2)[real].mean()
     tok = torch.tensor(io["lm_tokens"].astype(np.int64))
     tgt = torch.tensor(io["lm_targets"].astype(np.int64))
-    _, logits = ref.forward(cfg, base, tok, torch.ones_like(tok))
+    _, logits = lm_forward(1, base, tok, torch.ones_like(tok))
     lp = torch.log_softmax(logits, -1)
     on = tgt >= 0
     l_lm = -lp.gather(-1, tgt.clamp(min=0)[..., None])[..., 0][on].mean()
     coeff = float(io["losses"][2])
     (l_act + coeff * l_lm).backward()
-    name = f"replay/{arch}"
+    name = f"replay/{arch}{tag}"
+    if tag:
+        report(res["eval_same"] == 1, f"{name}/evaluation forwards deterministic",
+               "lamo_predict_last differs between calls or from a dropout-off forward")
     c_act, c_lm = float(io["losses"][0]), float(io["losses"][1])
     report(abs(c_act - l_act.item()) <= TOL_LOSS * abs(l_act.item())
            and abs(c_lm - l_lm.item()) <= TOL_LOSS * abs(l_lm.item()),
@@ -200,6 +275,7 @@ def replay(arch, tmp):
         bad.append(f"gradients of frozen tensors {extra[:3]}")
     report(not bad and n > 0, f"{name}/lora gradients ({n} tensors, worst rel err {worst:.2g})",
            "; ".join(bad[:5]))
+    return io["ahat"][io["mask"] > 0]
 
 
 def frozen(arch):
@@ -352,6 +428,27 @@ def checkpoints(tmp, data, text, model):
     report(not bad and final_bytes(a) == before, "ckpt/--resume with other settings refused "
            "(--lamo_lora_r, --seed named), run untouched", "; ".join(bad))
 
+    # the runs above train with the default dropout (0.1, 0.1); without it, others
+    off = ["--lamo_dropout", "0", "--lamo_lora_dropout", "0", "--lamo_positions", "2"]
+    f = os.path.join(tmp, "ck-f")
+    go(f, *lora, *off)
+    report(final_bytes(f) != final_bytes(a), "ckpt/dropout on trains other weights than off", "")
+    # a checkpoint from before the settings (keys removed) is one without dropout,
+    # positions by real tokens: refused with the defaults, resumed with those
+    e = os.path.join(tmp, "ck-e")
+    go(e, *lora, *off, "--stop_at", "7")
+    sp = os.path.join(e, "checkpoints", "step-00000007", "state.json")
+    st = json.load(open(sp))
+    for k in ("lamo_dropout", "lamo_lora_dropout", "lamo_positions"):
+        del st["algo_config"][k]
+    json.dump(st, open(sp, "w"))
+    q = go(e, *lora, "--resume", check=False)
+    go(e, *lora, *off, "--resume")
+    report(q.returncode != 0 and "--lamo_dropout 0" in q.stderr and final_bytes(e) == final_bytes(f)
+           and metrics(e) == metrics(f), "ckpt/a checkpoint without the dropout settings: refused "
+           "with the defaults (--lamo_dropout named), resumed without dropout: identical",
+           q.stderr[-300:])
+
     dt = ["--offline_steps", "8", "--lamo_pretrained", "0", "--lamo_lora_r", "0", "--lamo_lm_coeff", "0"]
     d1, d2 = os.path.join(tmp, "ck-dt1"), os.path.join(tmp, "ck-dt2")
     go(d1, *dt)
@@ -391,7 +488,21 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ("gpt2", "llama"):
             try:
-                replay(arch, tmp)
+                old = replay(arch, tmp)
+                for drop, lora_drop, positions in ((0.1, 0.1, 0), (0.3, 0.2, 1)):
+                    replay(arch, tmp, drop, lora_drop, positions)
+                # positions alone (each replayed above to 1e-5): GPT-2's a_hat moves
+                # by far more than that from the real-token count (2, the builds before
+                # --lamo_positions) under 0 (no learned positions, the authors') and 1
+                # (the padded window); Llama's RoPE is relative, so 1 leaves it equal
+                for positions in (0, 1):
+                    moved = rel(replay(arch, tmp, 0.0, 0.0, positions), old)
+                    if arch == "gpt2":
+                        report(moved > 1e-3, f"positions/gpt2: --lamo_positions {positions} moves "
+                               f"a_hat from the real-token count's (rel {moved:.2g})", "")
+                    elif positions == 1:
+                        report(moved <= 1e-5, f"positions/llama: RoPE over the padded window = "
+                               f"the real-token count (a_hat rel {moved:.2g})", "")
             except Exception as e:  # noqa: BLE001
                 report(False, f"replay/{arch}", repr(e)[:400])
             try:

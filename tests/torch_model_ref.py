@@ -71,19 +71,28 @@ def attention(q, k, v, mask):
     return p @ v
 
 
-def forward(cfg, P, tokens, mask, rope_convention="rotate_half"):
+def forward(cfg, P, tokens, mask, rope_convention="rotate_half", pos=None, no_wpe=False,
+            drop=None, qkv_extra=None):
     """cfg: dict from config.json; P: {name: tensor}; tokens, mask: (B,T) long.
-    Returns (hidden (B,T,C), logits (B,T,V))."""
+    Returns (hidden (B,T,C), logits (B,T,V)).
+    Optional (rlhf_model's LaMo settings): pos (B,T) position ids in place of the
+    real-token count; no_wpe: no learned positions added; drop(layer, site, x) applied
+    to the embedding output (layer -1, site 0), the attention output (site 0) and the
+    MLP output (site 1) before their residual adds; qkv_extra(layer, a) added to the
+    qkv projection of the normed input a (LoRA adapters with their own dropout)."""
     arch = cfg["arch"]
     L, NH, NKV, C = cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"], cfg["n_embd"]
     HS = C // NH
     eps = float(cfg["norm_eps"])
     B, T = tokens.shape
-    pos = positions_from_mask(mask)
+    if pos is None:
+        pos = positions_from_mask(mask)
     gpt2 = arch == "gpt2"
     x = P["tok_emb.weight"][tokens]
-    if gpt2:
+    if gpt2 and not no_wpe:
         x = x + P["pos_emb.weight"][pos]
+    if drop:
+        x = drop(-1, 0, x)
 
     def norm(x, name):
         if gpt2:
@@ -100,6 +109,8 @@ def forward(cfg, P, tokens, mask, rope_convention="rotate_half"):
         pre = f"layers.{i}."
         a = norm(x, pre + "attn_norm")
         qkv = lin(a, pre + "attn.qkv", gpt2 or bool(cfg.get("qkv_bias", 0)))
+        if qkv_extra:
+            qkv = qkv + qkv_extra(i, a)
         q = qkv[..., : NH * HS].reshape(B, T, NH, HS).transpose(1, 2)
         k = qkv[..., NH * HS: (NH + NKV) * HS].reshape(B, T, NKV, HS).transpose(1, 2)
         v = qkv[..., (NH + NKV) * HS:].reshape(B, T, NKV, HS).transpose(1, 2)
@@ -107,7 +118,8 @@ def forward(cfg, P, tokens, mask, rope_convention="rotate_half"):
             q = rope(q, pos, cfg["rope_theta"], rope_convention)
             k = rope(k, pos, cfg["rope_theta"], rope_convention)
         o = attention(q, k, v, mask).transpose(1, 2).reshape(B, T, NH * HS)
-        x = x + lin(o, pre + "attn.out", gpt2)
+        o = lin(o, pre + "attn.out", gpt2)
+        x = x + (drop(i, 0, o) if drop else o)
         m = norm(x, pre + "mlp_norm")
         u = lin(m, pre + "mlp.up", gpt2)
         if gpt2:
@@ -115,7 +127,8 @@ def forward(cfg, P, tokens, mask, rope_convention="rotate_half"):
         else:
             F = cfg["d_ff"]
             g = torch.nn.functional.silu(u[..., :F]) * u[..., F:]
-        x = x + lin(g, pre + "mlp.down", gpt2)
+        g = lin(g, pre + "mlp.down", gpt2)
+        x = x + (drop(i, 1, g) if drop else g)
     hidden = norm(x, "final_norm")
     head = P["tok_emb.weight"] if cfg.get("tied", 1) else P["lm_head.weight"]
     logits = hidden @ head.T

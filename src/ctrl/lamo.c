@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/lora.h"
 #include "nn/nn.h"
 
 #define LAMO_LN_EPS 1e-5f
@@ -306,14 +307,19 @@ static int dt_forward(lamo_net *n, rlhf_model *m, const lamo_batch *b, lamo_scra
     return 0;
 }
 
-int lamo_loss_grad(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
-                   float lm_coeff, lamo_scratch *s, double *l_act, double *l_lm, rlhf_err *err) {
-    return lamo_loss_grad_w(n, m, b, lm, lm_coeff, 1.0, 1.0, s, l_act, l_lm, err);
+// the model's dropout for one training forward (and its backward): which = 0 the
+// DT forward, 1 the text forward; off after the step (set_dropout(n, m, -1))
+static void set_dropout(const lamo_net *n, rlhf_model *m, int which) {
+    int on = which >= 0 && n->drop.on;
+    m->embd_dropout = m->resid_dropout = on ? n->drop.p : 0.0f;
+    m->dropout_seed = on ? dropout_key(n->drop.seed, (uint64_t)(2 * which + 1)) : 0;
+    model_lora_dropout(m, on, on ? dropout_key(n->drop.seed, (uint64_t)(2 * which + 2)) : 0);
 }
 
-int lamo_loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
-                     float lm_coeff, double w_act, double w_lm, lamo_scratch *s, double *l_act,
-                     double *l_lm, rlhf_err *err) {
+// the loss and its gradients, with the dropout set_dropout gave the DT forward
+static int loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
+                       float lm_coeff, double w_act, double w_lm, lamo_scratch *s, double *l_act,
+                       double *l_lm, rlhf_err *err) {
     *l_act = *l_lm = 0;
     if (dt_forward(n, m, b, s, err)) return -1;
     *l_act = lamo_action_loss(s->ahat, b, n->d.A, s->dahat);
@@ -329,6 +335,7 @@ int lamo_loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf
     if (!lm || !(lm_coeff > 0)) return 0;
     long N = (long)lm->B * lm->T, count = 0;
     scratch_grow(s, 0, n->d.C, n->d.A, N);
+    set_dropout(n, m, 1);
     if (model_forward(m, lm, err)) return -1;
     for (long i = 0; i < N; i++) count += lm->targets[i] >= 0 && (!lm->mask || lm->mask[i]);
     double nll = 0;
@@ -340,6 +347,20 @@ int lamo_loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf
     *l_lm = count ? nll / count : 0.0;
     model_backward(m, s->dlogp, NULL, NULL, NULL);
     return 0;
+}
+
+int lamo_loss_grad(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
+                   float lm_coeff, lamo_scratch *s, double *l_act, double *l_lm, rlhf_err *err) {
+    return lamo_loss_grad_w(n, m, b, lm, lm_coeff, 1.0, 1.0, s, l_act, l_lm, err);
+}
+
+int lamo_loss_grad_w(lamo_net *n, rlhf_model *m, const lamo_batch *b, const rlhf_batch *lm,
+                     float lm_coeff, double w_act, double w_lm, lamo_scratch *s, double *l_act,
+                     double *l_lm, rlhf_err *err) {
+    set_dropout(n, m, 0);
+    int rc = loss_grad_w(n, m, b, lm, lm_coeff, w_act, w_lm, s, l_act, l_lm, err);
+    set_dropout(n, m, -1);
+    return rc;
 }
 
 int lamo_predict_last(lamo_net *n, rlhf_model *m, const lamo_batch *b, lamo_scratch *s, float *out,

@@ -76,6 +76,15 @@ typedef struct {
     float *hh, *hg, *hs, *pre;    // head: (N, C) W1 y + c1, its GELU, y gathered; (N, A) pre-tanh
     const int *timestep;          // the batch's, for backward
     const uint8_t *mask;
+    // Dropout of lamo_loss_grad's forwards when on (evaluation: off): p on the LM's
+    // embedding output and residual branches (rlhf_model embd_dropout, resid_dropout),
+    // and the LoRA adapters' own dropout (their config's p) switched on; masks keyed
+    // on seed (the DT forward and the text forward get keys of their own).
+    struct {
+        int on;
+        float p;
+        uint64_t seed;
+    } drop;
 } lamo_net;
 
 // PyTorch's default inits: nn.Linear W, b ~ U(-1/sqrt(in), 1/sqrt(in)),

@@ -173,6 +173,14 @@ static int check_model(const lamo_run *t, const cJSON *j, const char *path, rlhf
 }
 
 // this run's flags against the checkpoint's: --resume continues the same run
+// the value of a --lamo_* setting in a checkpoint that does not record it (from
+// before it existed): no dropout, positions counting real tokens; else NAN
+static double legacy_value(const char *name) {
+    if (!strcmp(name, "lamo_dropout") || !strcmp(name, "lamo_lora_dropout")) return 0;
+    if (!strcmp(name, "lamo_positions")) return 2;
+    return NAN;
+}
+
 static int check_settings(const lamo_run *t, const cJSON *j, const char *path, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     char seed[32];
@@ -191,8 +199,8 @@ static int check_settings(const lamo_run *t, const cJSON *j, const char *path, r
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(saved, f->name);
         const char *p = (const char *)t->a + f->offset;
         double cur = f->is_int ? *(const int *)p : *(const float *)p;
-        double was = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-        int same = f->is_int ? cJSON_IsNumber(v) && (int)was == (int)cur
+        double was = cJSON_IsNumber(v) ? v->valuedouble : legacy_value(f->name);
+        int same = f->is_int ? !isnan(was) && (int)was == (int)cur
                              : (isnan(was) && isnan(cur)) || (float)was == (float)cur;
         if (!same)
             return rlhf_fail(err,
@@ -253,6 +261,15 @@ done:
 
 // ------------------------------------------------------------ ctrl eval --
 
+// a checkpoint from before these settings was trained without dropout, with
+// positions counting real tokens
+static void legacy_settings(const cJSON *j, ctrl_algo_config *a) {
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(j, "algo_config");
+    if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_dropout")) a->lamo_dropout = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_lora_dropout")) a->lamo_lora_dropout = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_positions")) a->lamo_positions = 2;
+}
+
 // t rebuilt from state.json j (c: the config it points at) for evaluation on env
 static int rebuild(lamo_run *t, ctrl_train_config *c, const cJSON *j, const char *env,
                    const char *path, rlhf_err *err) {
@@ -261,6 +278,7 @@ static int rebuild(lamo_run *t, ctrl_train_config *c, const cJSON *j, const char
     c->lamo_model = ctrl_json_str(j, "lamo_model");
     c->seed = strtoull(ctrl_json_str(j, "seed"), NULL, 10);
     ctrl_algo_config_from_json(j, &c->algo_cfg);
+    legacy_settings(j, &c->algo_cfg);
     memset(t, 0, sizeof *t);
     t->c = c, t->a = &c->algo_cfg;
     t->K = c->algo_cfg.lamo_K, t->H = (int)ctrl_json_num(j, "H", 0);

@@ -26,6 +26,7 @@
 #include "ctrl/ctrl_train.h"
 #include "ctrl/ctrl_train_internal.h"
 #include "ctrl/dataset.h"
+#include "nn/nn.h"
 #include "ctrl/lamo.h"
 #include "ctrl/lamo_internal.h"
 #include "io/file.h"
@@ -65,6 +66,11 @@ static int check_config(const ctrl_train_config *c, rlhf_err *err) {
     BAD(a->lamo_tanh != 0 && a->lamo_tanh != 1, "lamo: --lamo_tanh is 0 or 1");
     BAD(a->lamo_lm_batch < 1, "lamo: --lamo_lm_batch must be >= 1");
     BAD(a->lamo_lm_len < 1, "lamo: --lamo_lm_len must be >= 1");
+    BAD(!(a->lamo_dropout >= 0 && a->lamo_dropout < 1), "lamo: --lamo_dropout must be in [0, 1)");
+    BAD(!(a->lamo_lora_dropout >= 0 && a->lamo_lora_dropout < 1),
+        "lamo: --lamo_lora_dropout must be in [0, 1)");
+    BAD(a->lamo_positions < 0 || a->lamo_positions > 2,
+        "lamo: --lamo_positions is 0 (none, the authors'), 1 (padded window) or 2 (real tokens)");
 #undef BAD
     return 0;
 }
@@ -128,10 +134,13 @@ int lamo_setup_model(lamo_run *t, rlhf_err *err) {
     if (a->lamo_lora_r > 0) {
         lora_config lc;
         lora_config_default(&lc);
-        lc.r = a->lamo_lora_r, lc.alpha = a->lamo_lora_alpha, lc.dropout = 0.0f;
+        lc.r = a->lamo_lora_r, lc.alpha = a->lamo_lora_alpha, lc.dropout = a->lamo_lora_dropout;
         lc.targets = t->m->cfg.arch == ARCH_GPT2 ? LORA_QKV : (LORA_Q | LORA_K | LORA_V);
         if (model_add_lora(t->m, &lc, t->c->seed + 29, err)) return -1;
     }
+    // positions as --lamo_positions (rlhf_model): the authors' GPT-2 adds none
+    t->m->no_learned_positions = a->lamo_positions == 0;
+    t->m->positions_padded = a->lamo_positions == 1;
     model_alloc_grads(t->m);
     int max_ep = t->H > 0 ? t->H : 1;
     lamo_dims d = {.S = t->S,
@@ -141,6 +150,7 @@ int lamo_setup_model(lamo_run *t, rlhf_err *err) {
                    .max_ep_len = max_ep,
                    .tanh_head = a->lamo_tanh};
     if (lamo_net_init(&t->net, &d, &t->rng, err)) return -1;
+    t->net.drop.p = a->lamo_dropout; // switched on per training step (train_loop)
     size_t nm = model_n_trainable(t->m);
     t->am = xcalloc((size_t)t->net.n_params, sizeof(float));
     t->av = xcalloc((size_t)t->net.n_params, sizeof(float));
@@ -489,7 +499,14 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
         lamo_net_zero_grad(&t->net);
         model_zero_grad(t->m);
         double la, ll, lr;
-        if (loss_grad(t, lm_on ? &lm : NULL, &la, &ll, err)) return -1;
+        // this step's dropout masks: a function of (--seed, step, rank), so --resume
+        // draws the same ones with no state of their own to save
+        t->net.drop.on = 1;
+        t->net.drop.seed = dropout_key(dropout_key(c->seed, (uint64_t)t->step + 1),
+                                       (uint64_t)dist_rank() + 1);
+        int rc = loss_grad(t, lm_on ? &lm : NULL, &la, &ll, err);
+        t->net.drop.on = 0;
+        if (rc) return -1;
         double gn = opt_step(t, t->step, &lr);
         t->sum_act += la, t->sum_lm += ll, t->n_acc++;
         int done = ++t->step, last = done == c->offline_steps, stop;

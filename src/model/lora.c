@@ -363,31 +363,14 @@ void model_lora_dropout(rlhf_model *m, int on, uint64_t seed) {
 
 // ---------------------------------------------------------------- dropout --
 
-static uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
+// masks: nn's counter-based dropout (dropout_apply), one key per adapter
 static uint64_t drop_key(uint64_t seed, int l, int k) {
-    return mix64(seed ^ mix64(0x9e3779b97f4a7c15ULL * (uint64_t)(l * N_KIND + k + 1)));
-}
-
-// 1 when element idx is kept
-static inline int kept(uint64_t key, uint64_t idx, double p) {
-    uint64_t h = mix64(key + 0x9e3779b97f4a7c15ULL * (idx + 1));
-    return (double)(h >> 11) * 0x1.0p-53 >= p;
+    return dropout_key(seed, (uint64_t)(l * N_KIND + k + 1));
 }
 
 // out (N, in) = x masked and scaled by 1/(1-p) (in place when out == x)
 static void apply_mask(float *out, const float *x, int N, int in, uint64_t key, double p) {
-    float keep = (float)(1.0 / (1.0 - p));
-#pragma omp parallel for if ((long)N * in > 65536)
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < in; i++) {
-            size_t j = (size_t)n * in + i;
-            out[j] = kept(key, j, p) ? x[j] * keep : 0.0f;
-        }
+    dropout_apply(out, x, (long)N * in, key, p);
 }
 
 // -------------------------------------------------------- forward, backward --

@@ -253,6 +253,9 @@ typedef struct {
     int ckpt;                          // laid out for activation checkpointing (see layout_acts)
     int scratch_layer;                 // ckpt: the layer whose activations the scratch holds (-1 none)
     float inv_t;                       // 1 / the forward's logit_temperature
+    float embd_drop, resid_drop;       // the forward's dropout (rlhf_model), its seed
+    uint64_t drop_seed;
+    int no_wpe;                        // the forward added no learned positions
 } acts_view;
 
 typedef struct {
@@ -419,6 +422,12 @@ static void norm_backward(const rlhf_config *c, float *dinp, float *dw, float *d
         rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->n_embd);
 }
 
+// the dropout mask key of layer l's site (0 attention output, 1 MLP output; the
+// embedding output is layer -1)
+static uint64_t drop_key(const acts_view *a, int l, int site) {
+    return dropout_key(a->drop_seed, (uint64_t)(2 * (l + 1) + site + 1));
+}
+
 // One transformer block, shared with nothing else: inp (N,C) -> L->resid_out (N,C).
 static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, int B, int T) {
     const rlhf_config *c = &m->cfg;
@@ -436,6 +445,8 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
     attention_forward(L->atty, L->att, L->qkv, a->mask, a->seg_on ? a->seg : NULL, B, T, NH, NKV,
                       HS);
     model_linear_forward(m, l, LIN_ATTN_OUT, a->tmp, L->atty, N, 1);
+    if (a->resid_drop > 0)
+        dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 0), a->resid_drop);
     residual_forward(L->resid_mid, inp, a->tmp, (long)N * C);
     norm_forward(c, L->ln2, L->ln2_mean, L->ln2_rstd, L->resid_mid, W->mlp_norm_w, W->mlp_norm_b,
                  N);
@@ -445,6 +456,8 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
     else
         gelu_forward(L->fch_act, L->fch, (long)N * F);
     model_linear_forward(m, l, LIN_MLP_DOWN, a->tmp, L->fch_act, N, 1);
+    if (a->resid_drop > 0)
+        dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 1), a->resid_drop);
     residual_forward(L->resid_out, L->resid_mid, a->tmp, (long)N * C);
 }
 
@@ -489,6 +502,11 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     // token's own document in packed rows: they restart at 0 where the segment id changes)
     a->seg_on = b->segment != NULL;
     a->embeds_on = embeds;
+    a->embd_drop = m->embd_dropout > 0 ? m->embd_dropout : 0.0f;
+    a->resid_drop = m->resid_dropout > 0 ? m->resid_dropout : 0.0f;
+    a->drop_seed = m->dropout_seed;
+    a->no_wpe = m->no_learned_positions != 0;
+    const float *wpe = a->no_wpe ? NULL : m->w.wpe;
     for (int r = 0; r < B; r++) {
         int p = 0, cur = -1;
         a->last[r] = -1;
@@ -502,7 +520,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
                 a->seg[i] = real ? b->segment[i] : -1;
                 if (real && b->segment[i] != cur) cur = b->segment[i], p = 0;
             }
-            a->pos[i] = real ? p++ : 0;
+            a->pos[i] = m->positions_padded ? t : real ? p++ : 0;
             if (real) a->last[r] = t;
         }
     }
@@ -510,12 +528,14 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
         for (int i = 0; i < N; i++) {
             float *o = a->encoded + (size_t)i * C;
             const float *e = m->input_embeds + (size_t)i * C;
-            const float *p = m->w.wpe ? m->w.wpe + (size_t)a->pos[i] * C : NULL;
+            const float *p = wpe ? wpe + (size_t)a->pos[i] * C : NULL;
             for (int k = 0; k < C; k++) o[k] = e[k] + (p ? p[k] : 0.0f);
         }
     } else {
-        embedding_forward(a->encoded, a->tokens, a->pos, m->w.wte, m->w.wpe, N, C);
+        embedding_forward(a->encoded, a->tokens, a->pos, m->w.wte, wpe, N, C);
     }
+    if (a->embd_drop > 0)
+        dropout_apply(a->encoded, a->encoded, (long)N * C, drop_key(a, -1, 0), a->embd_drop);
     const float *x = a->encoded;
     for (int l = 0; l < c->n_layer; l++) {
         block_forward(m, a, l, x, B, T);
@@ -651,8 +671,12 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
             a->scratch_layer = l;
         }
         // dx holds d(resid_out); the residual passes it straight to resid_mid
+        // through the MLP output's dropout mask (dln is free until the MLP norm)
+        const float *dmlp = dx;
+        if (a->resid_drop > 0)
+            dropout_apply(dln, dx, (long)N * C, drop_key(a, l, 1), a->resid_drop), dmlp = dln;
         memset(dact, 0, (size_t)N * F * sizeof(float));
-        model_linear_backward(m, l, LIN_MLP_DOWN, dact, dx, L->fch_act, N);
+        model_linear_backward(m, l, LIN_MLP_DOWN, dact, dmlp, L->fch_act, N);
         memset(dbig, 0, (size_t)N * FF * sizeof(float));
         if (c->arch == ARCH_LLAMA)
             swiglu_backward(dbig, L->fch, dact, N, F);
@@ -663,8 +687,11 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
         norm_backward(c, dx, G->mlp_norm_w, G->mlp_norm_b, dln, L->resid_mid, W->mlp_norm_w,
                       L->ln2_mean, L->ln2_rstd, N);
         // dx holds d(resid_mid); the residual passes it to the block input
+        const float *dattn = dx;
+        if (a->resid_drop > 0)
+            dropout_apply(dln, dx, (long)N * C, drop_key(a, l, 0), a->resid_drop), dattn = dln;
         memset(dact, 0, (size_t)N * C * sizeof(float));
-        model_linear_backward(m, l, LIN_ATTN_OUT, dact, dx, L->atty, N);
+        model_linear_backward(m, l, LIN_ATTN_OUT, dact, dattn, L->atty, N);
         memset(dbig, 0, (size_t)N * QKV * sizeof(float));
         attention_backward(dbig, datt, dact, L->qkv, L->att, a->mask, B, T, NH, NKV, HS);
         if (c->arch == ARCH_LLAMA) {
@@ -679,9 +706,12 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
     // padding rows carry no gradient into the embeddings
     for (int i = 0; i < N; i++)
         if (!a->mask[i]) memset(dx + (size_t)i * C, 0, (size_t)C * sizeof(float));
+    if (a->embd_drop > 0)
+        dropout_apply(dx, dx, (long)N * C, drop_key(a, -1, 0), a->embd_drop);
     if (a->embeds_on && m->input_embeds_grad)
         memcpy(m->input_embeds_grad, dx, (size_t)N * C * sizeof(float));
-    embedding_backward(a->embeds_on ? NULL : m->g.wte, m->g.wpe, dx, a->tokens, a->pos, N, C);
+    embedding_backward(a->embeds_on ? NULL : m->g.wte, a->no_wpe ? NULL : m->g.wpe, dx, a->tokens,
+                       a->pos, N, C);
 }
 
 // ------------------------------------------------------------------- heads --

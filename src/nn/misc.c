@@ -70,6 +70,29 @@ void residual_forward(float *out, const float *a, const float *b, long n) {
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+// ---- dropout ----
+
+static uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t dropout_key(uint64_t seed, uint64_t site) {
+    return mix64(seed ^ mix64(0x9e3779b97f4a7c15ULL * site));
+}
+
+int dropout_kept(uint64_t key, uint64_t idx, double p) {
+    uint64_t h = mix64(key + 0x9e3779b97f4a7c15ULL * (idx + 1));
+    return (double)(h >> 11) * 0x1.0p-53 >= p;
+}
+
+void dropout_apply(float *out, const float *x, long n, uint64_t key, double p) {
+    float keep = (float)(1.0 / (1.0 - p));
+#pragma omp parallel for if (PAR(n))
+    for (long j = 0; j < n; j++) out[j] = dropout_kept(key, (uint64_t)j, p) ? x[j] * keep : 0.0f;
+}
+
 // ---- embedding ----
 
 // tokens (N), pos (N), wte (V,C), wpe (maxT,C) or NULL -> out (N,C)

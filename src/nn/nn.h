@@ -120,6 +120,15 @@ void swiglu_backward(float *dinp, const float *inp, const float *dout, int N, in
 // out (n) = a + b
 void residual_forward(float *out, const float *a, const float *b, long n);
 
+// ---- dropout (counter-based masks: a function of (key, element), no stream state) ----
+// the key of one dropout site: seed mixed with a site number (splitmix64's finaliser)
+uint64_t dropout_key(uint64_t seed, uint64_t site);
+// 1 when element idx is kept under key (probability 1 - p)
+int dropout_kept(uint64_t key, uint64_t idx, double p);
+// out (n) = x masked and scaled by 1/(1-p) (in place when out == x). The
+// backward is the same call on the gradient (same key and p).
+void dropout_apply(float *out, const float *x, long n, uint64_t key, double p);
+
 // ---- rotary position embedding (rotate-half convention, as in HF Llama) ----
 // cos, sin (maxT, HS/2): cos[p][i] = cos(p * theta^(-2i/HS))
 void rope_table(float *cos, float *sin, int maxT, int HS, float theta);

@@ -8,6 +8,14 @@
 //       table) and io.safetensors (the batch, the text, the net's span "net",
 //       its gradient "grad_net", each trainable LM tensor's "grad.<name>",
 //       the loss terms "l_act", "l_lm" and a_hat).
+//   ctrl_lamo_dump step OUTDIR gpt2|llama DROP LORA_DROP POSITIONS
+//       the same with LaMo's training dropout on (p DROP on the embedding output
+//       and residual branches, LORA_DROP on the adapters' input; masks keyed on
+//       the seed 24301, lamo_net.drop) and --lamo_positions POSITIONS
+//       (0 no learned positions, 1 over the padded window, 2 real tokens);
+//       io.safetensors adds "drop" (DROP, LORA_DROP, POSITIONS). Then it runs
+//       lamo_predict_last twice and checks both equal a forward with dropout off
+//       (evaluation stays deterministic), printing "eval_same".
 //   ctrl_lamo_dump frozen gpt2|llama
 //       LoRA at its init (B = 0), lambda 0: three AdamW steps on the net and the
 //       adapters; prints JSON: the largest change of a base weight, the largest
@@ -33,7 +41,7 @@ static void die(const char *what, rlhf_err *e) {
     exit(1);
 }
 
-static rlhf_model *make_model(const char *arch, int randomize_b, rlhf_rng *r) {
+static rlhf_model *make_model(const char *arch, int randomize_b, float lora_drop, rlhf_rng *r) {
     rlhf_config c;
     if (strcmp(arch, "gpt2") == 0) {
         c = (rlhf_config){.arch = ARCH_GPT2,
@@ -69,7 +77,7 @@ static rlhf_model *make_model(const char *arch, int randomize_b, rlhf_rng *r) {
     }
     lora_config lc;
     lora_config_default(&lc);
-    lc.r = 4, lc.alpha = 12.0f, lc.dropout = 0.0f;
+    lc.r = 4, lc.alpha = 12.0f, lc.dropout = lora_drop;
     lc.targets = c.arch == ARCH_GPT2 ? LORA_QKV : (LORA_Q | LORA_K | LORA_V);
     if (model_add_lora(m, &lc, 7, &err)) die("model_add_lora", &err);
     for (int i = 0; randomize_b && i < m->n_tensors; i++) {
@@ -104,10 +112,13 @@ static void write_json(const char *dir, const rlhf_config *c) {
     free(js);
 }
 
-static int step_case(const char *dir, const char *arch) {
+static int step_case(const char *dir, const char *arch, float drop, float lora_drop,
+                     int positions) {
     rlhf_rng r;
     rng_seed(&r, 99);
-    rlhf_model *m = make_model(arch, 1, &r);
+    rlhf_model *m = make_model(arch, 1, lora_drop, &r);
+    m->no_learned_positions = positions == 0;
+    m->positions_padded = positions == 1;
     lamo_dims d = {.S = 3, .A = 2, .K = 4, .C = m->cfg.n_embd, .max_ep_len = 10, .tanh_head = 1};
     rlhf_err err;
     lamo_net net;
@@ -125,7 +136,22 @@ static int step_case(const char *dir, const char *arch) {
     model_zero_grad(m);
     double la, ll;
     float coeff = 0.3f;
+    net.drop.on = drop > 0 || lora_drop > 0, net.drop.p = drop, net.drop.seed = 24301;
     if (lamo_loss_grad(&net, m, &b, &lm, coeff, &sc, &la, &ll, &err)) die("lamo_loss_grad", &err);
+    float *ahat = malloc(sizeof(float) * (size_t)b.B * d.K * d.A); // before the checks reuse sc
+    memcpy(ahat, sc.ahat, sizeof(float) * (size_t)b.B * d.K * d.A);
+    int eval_same = 1; // evaluation forwards: no dropout, whatever net.drop says
+    if (net.drop.on) {
+        float *e1 = calloc((size_t)b.B * d.A, sizeof(float)), *e2 = calloc((size_t)b.B * d.A, 4);
+        float *e0 = calloc((size_t)b.B * d.A, sizeof(float));
+        if (lamo_predict_last(&net, m, &b, &sc, e1, &err)) die("predict", &err);
+        if (lamo_predict_last(&net, m, &b, &sc, e2, &err)) die("predict", &err);
+        net.drop.on = 0;
+        if (lamo_predict_last(&net, m, &b, &sc, e0, &err)) die("predict", &err);
+        eval_same = !memcmp(e1, e2, sizeof(float) * (size_t)b.B * d.A) &&
+                    !memcmp(e1, e0, sizeof(float) * (size_t)b.B * d.A);
+        free(e0), free(e1), free(e2);
+    }
     write_json(dir, &m->cfg);
     st_tensor_desc *ds = calloc((size_t)2 * m->n_tensors + 32, sizeof *ds);
     int nt = 0;
@@ -147,6 +173,8 @@ static int step_case(const char *dir, const char *arch) {
     ds[nt++] =                                                                                     \
         (st_tensor_desc){.name = nm, .dtype = dt, .ndim = nd, .shape = {__VA_ARGS__}, .data = ptr}
     ADD("dims", ST_I32, dims, 1, 6);
+    float dropv[3] = {drop, lora_drop, (float)positions};
+    ADD("drop", ST_F32, dropv, 1, 3);
     ADD("losses", ST_F32, lossf, 1, 3);
     ADD("rtg", ST_F32, b.rtg, 2, B, K);
     ADD("obs", ST_F32, b.obs, 3, B, K, d.S);
@@ -157,7 +185,7 @@ static int step_case(const char *dir, const char *arch) {
     ADD("lm_targets", ST_I32, tgt, 2, LB, LT);
     ADD("net", ST_F32, net.params, 1, net.n_params);
     ADD("grad_net", ST_F32, net.grads, 1, net.n_params);
-    ADD("ahat", ST_F32, sc.ahat, 3, B, K, d.A);
+    ADD("ahat", ST_F32, ahat, 3, B, K, d.A);
     char(*names)[80] = calloc((size_t)m->n_tensors, 80);
     for (int i = 0; i < m->n_tensors; i++) {
         rlhf_tensor *t = &m->tensors[i];
@@ -172,8 +200,8 @@ static int step_case(const char *dir, const char *arch) {
     }
     snprintf(path, sizeof path, "%s/io.safetensors", dir);
     if (st_write(path, ds, nt, NULL, &err)) die("st_write io", &err);
-    printf("{\"l_act\": %.9g, \"l_lm\": %.9g}\n", la, ll);
-    free(ds), free(names);
+    printf("{\"l_act\": %.9g, \"l_lm\": %.9g, \"eval_same\": %d}\n", la, ll, eval_same);
+    free(ds), free(names), free(ahat);
     lamo_batch_free(&b), lamo_scratch_free(&sc), lamo_net_free(&net);
     model_free(m);
     return 0;
@@ -199,7 +227,7 @@ static double max_tail(const rlhf_model *m, const float *buf, const char *part) 
 static int frozen_case(const char *arch) {
     rlhf_rng r;
     rng_seed(&r, 5);
-    rlhf_model *m = make_model(arch, 0, &r);
+    rlhf_model *m = make_model(arch, 0, 0.0f, &r);
     lamo_dims d = {.S = 3, .A = 2, .K = 4, .C = m->cfg.n_embd, .max_ep_len = 10, .tanh_head = 1};
     rlhf_err err;
     lamo_net net;
@@ -272,7 +300,10 @@ static int data_case(const char *out, int episodes, uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && strcmp(argv[1], "step") == 0) return step_case(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "step") == 0) return step_case(argv[2], argv[3], 0, 0, 2);
+    if (argc == 7 && strcmp(argv[1], "step") == 0)
+        return step_case(argv[2], argv[3], (float)atof(argv[4]), (float)atof(argv[5]),
+                         atoi(argv[6]));
     if (argc == 3 && strcmp(argv[1], "frozen") == 0) return frozen_case(argv[2]);
     if (argc == 5 && strcmp(argv[1], "data") == 0)
         return data_case(argv[2], atoi(argv[3]), (uint64_t)atoll(argv[4]));
