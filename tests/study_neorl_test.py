@@ -1,8 +1,10 @@
 """rlhf study neorl (src/study/study_neorl.c): the verdict is computed from
 rows (synthetic rows where offline RL stays at the data's level, where it
-clears it on every pair, and in between), and `--quick --seeds 1` runs end to
-end: a data row per task (a behaviour score between random and expert) and a
-finite score for each of bc, iql, td3_bc and cql on each task (~20 s)."""
+clears it on every pair, and in between; the per-task outcomes in its text,
+e.g. only simglucose's algorithms clearing the data), and `--quick --seeds 1`
+runs end to end on the four tasks: a data row per task (a behaviour score
+between random and expert) and a finite score for each of bc, iql, td3_bc and
+cql on each task (~100 s on a loaded 2-core machine)."""
 import json
 import math
 import os
@@ -12,7 +14,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import report, run, rows, write, exit_code  # noqa: E402
 
-TASKS = ["neorl-pipeline", "neorl-rocket", "neorl-dmsd"]
+TASKS = ["neorl-pipeline", "neorl-rocket", "neorl-dmsd", "neorl-simglucose"]
 ALGOS = ["bc", "iql", "td3_bc", "cql"]
 
 
@@ -42,15 +44,25 @@ def main():
         cases = [
             ("at_data", lambda t, a: -3.0 + a, "supported"),          # the paper's finding
             ("all_clear", lambda t, a: 25.0, "not supported"),         # offline RL wins everywhere
-            # 3/12 pairs, but cql +15 on average
+            # 4/16 pairs, but cql +15 on average
             ("one_algo_clears", lambda t, a: 15.0 if a == 3 else 0.0, "inconclusive"),
             ("half", lambda t, a: 15.0 if a < 2 else 0.0, "inconclusive"),
             ("two_pairs", lambda t, a: 30.0 if (t, a) in ((0, 1), (2, 2)) else 0.0, "supported"),
+            # 4/16 pairs, each algorithm +7.5 on average: supported over the tasks, while
+            # simglucose alone is not supported
+            ("one_task_clears", lambda t, a: 30.0 if t == 3 else 0.0, "supported"),
         ]
         for name, gain, want in cases:
             v, why = verdict_of(tmp, name, synthetic(gain))
             report(v is not None and v["verdict"] == want, f"neorl_verdict_{name}_is_{want}",
                    v["text"] if v else why)
+            if name == "one_task_clears" and v:
+                report("neorl-simglucose 4/4 (best bc +30.0, not supported)" in v["text"] and
+                       "neorl-dmsd 0/4 (best bc +0.0, supported)" in v["text"],
+                       "neorl_verdict_text_per_task", v["text"])
+            if name == "two_pairs" and v:
+                report("neorl-pipeline 1/4 (best iql +30.0, inconclusive)" in v["text"],
+                       "neorl_verdict_text_one_of_four_is_inconclusive", v["text"])
         v, why = verdict_of(tmp, "no_pairs", [{"kind": "data", "task": "neorl-dmsd", "seed": 1,
                                                "data_score": 50}])
         report(v is None, "neorl_verdict_refuses_rows_without_scores", why)
