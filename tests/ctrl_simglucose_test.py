@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, run, exit_code  # noqa: E402
+from ctrl_neorl_test import episodes  # noqa: E402  (roll's lines by episode)
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "neorl_roll")
 MIRROR = os.environ.get("NEORL2_GIT", "/work/.mirror/polixir+NeoRL2/repo")
@@ -161,16 +162,6 @@ def roll(env, seed, steps, policy):
     if p.returncode:
         return p.returncode, None, p.stderr
     return 0, [json.loads(x) for x in p.stdout.splitlines()], p.stderr
-
-
-def episodes(lines):
-    out = []
-    for x in lines[1:]:
-        if "a" in x:
-            out[-1][1].append(x)
-        else:
-            out.append((x, []))
-    return out
 
 
 def compare(p, hour, reset, steps):
