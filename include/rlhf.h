@@ -181,6 +181,11 @@ struct rlhf_model {
     // the backward (and a checkpointed recompute) applies the same ones.
     float embd_dropout, resid_dropout;
     uint64_t dropout_seed;
+    // The global index of the batch's first token when a data-parallel rank runs a
+    // share of a batch's rows (0 on one process): the masks of token t are those of
+    // token dropout_token0 + t, so the ranks together draw one process's masks (the
+    // LoRA adapters' dropout too).
+    uint64_t dropout_token0;
     // Positions. positions_padded: a token's position is its index in the row, padding
     // included (HF GPT-2's default position_ids), instead of the count of real tokens
     // before it (0, the default). no_learned_positions: add no learned position

@@ -24,7 +24,7 @@ static int keep_rate(void) {
     for (int q = 0; q < 2; q++) {
         double p = ps[q];
         uint64_t key = dropout_key(42, (uint64_t)q + 1);
-        dropout_apply(y, x, n, key, p);
+        dropout_apply(y, x, n, key, p, 0);
         long kept = 0, bad = 0;
         for (int i = 0; i < n; i++) {
             kept += y[i] != 0.0f;
@@ -33,11 +33,11 @@ static int keep_rate(void) {
         double rate = (double)kept / n;
         CHECKF(fabs(rate - (1 - p)) < 0.005, "p %g: keep rate %.4f", p, rate);
         CHECK(bad == 0);
-        dropout_apply(z, x, n, key, p);
+        dropout_apply(z, x, n, key, p, 0);
         CHECK(memcmp(y, z, n * sizeof(float)) == 0);  // same key, same mask
-        dropout_apply(z, x, n, dropout_key(43, (uint64_t)q + 1), p);
+        dropout_apply(z, x, n, dropout_key(43, (uint64_t)q + 1), p, 0);
         CHECK(memcmp(y, z, n * sizeof(float)) != 0);
-        dropout_apply(z, y, n, key, p);  // backward = the same call: masked twice, scaled twice
+        dropout_apply(z, y, n, key, p, 0);  // backward = the same call: masked twice, scaled twice
         for (int i = 0; i < n; i++) CHECK_CLOSE(z[i], y[i] / (1 - p), 1e-6, 1e-6);
     }
     free(x), free(y), free(z);

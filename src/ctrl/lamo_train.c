@@ -415,6 +415,7 @@ static int eval_at(lamo_run *t, int step, ctrl_train_result *r, double t0, rlhf_
 // ranks (then every rank clips and steps alike) and so are the weighted means.
 static int loss_grad(lamo_run *t, const rlhf_batch *lm, double *la, double *ll, rlhf_err *err) {
     float coeff = t->a->lamo_lm_coeff;
+    t->net.drop.token0[0] = t->net.drop.token0[1] = 0;
     if (dist_size() == 1)
         return lamo_loss_grad(&t->net, t->m, &t->batch, lm, coeff, &t->sc, la, ll, err);
     const lamo_batch *b = &t->batch;
@@ -436,6 +437,9 @@ static int loss_grad(lamo_run *t, const rlhf_batch *lm, double *la, double *ll, 
         for (long i = 0; i < (long)lmv.B * lm->T; i++) my_tok += lmv.targets[i] >= 0;
     }
     double w_act = n_real ? (double)my_real / n_real : 0, w_lm = n_tok ? (double)my_tok / n_tok : 0;
+    // the dropout masks of these rows are those one process draws for them
+    t->net.drop.token0[0] = (uint64_t)lo * (uint64_t)(3 * K);
+    t->net.drop.token0[1] = lm ? (uint64_t)(lmv.tokens - lm->tokens) : 0;
     if (lamo_loss_grad_w(&t->net, t->m, &mine, lmv.B > 0 ? &lmv : NULL, coeff, w_act, w_lm, &t->sc,
                          la, ll, err))
         return -1;
@@ -499,11 +503,11 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
         lamo_net_zero_grad(&t->net);
         model_zero_grad(t->m);
         double la, ll, lr;
-        // this step's dropout masks: a function of (--seed, step, rank), so --resume
-        // draws the same ones with no state of their own to save
+        // this step's dropout masks: a function of (--seed, step) and of each token's
+        // index in the whole batch, so --resume draws the same ones with no state of
+        // their own to save, and MPI ranks together draw one process's
         t->net.drop.on = 1;
-        t->net.drop.seed = dropout_key(dropout_key(c->seed, (uint64_t)t->step + 1),
-                                       (uint64_t)dist_rank() + 1);
+        t->net.drop.seed = dropout_key(dropout_key(c->seed, (uint64_t)t->step + 1), 1);
         int rc = loss_grad(t, lm_on ? &lm : NULL, &la, &ll, err);
         t->net.drop.on = 0;
         if (rc) return -1;

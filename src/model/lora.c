@@ -64,8 +64,8 @@ typedef struct {
     float *u;             // drop(x) A^T (N, r) of the last training forward
     size_t u_cap;
     int u_rows;           // N of that forward; -1 = it ran with the adapters off
-    int drop_on;          // dropout (and its seed) of that forward
-    uint64_t drop_seed;
+    int drop_on;          // dropout (its seed, its first token's global index) of that forward
+    uint64_t drop_seed, drop_token0;
 } adapter;
 
 typedef struct {
@@ -368,9 +368,11 @@ static uint64_t drop_key(uint64_t seed, int l, int k) {
     return dropout_key(seed, (uint64_t)(l * N_KIND + k + 1));
 }
 
-// out (N, in) = x masked and scaled by 1/(1-p) (in place when out == x)
-static void apply_mask(float *out, const float *x, int N, int in, uint64_t key, double p) {
-    dropout_apply(out, x, (long)N * in, key, p);
+// out (N, in) = x masked and scaled by 1/(1-p) (in place when out == x); row n is
+// token token0 + n of the whole batch (rlhf_model dropout_token0)
+static void apply_mask(float *out, const float *x, int N, int in, uint64_t key, double p,
+                       uint64_t token0) {
+    dropout_apply(out, x, (long)N * in, key, p, token0 * (uint64_t)in);
 }
 
 // -------------------------------------------------------- forward, backward --
@@ -401,13 +403,15 @@ void lora_forward_add(rlhf_model *m, int l, lin_site site, float *out, const flo
             a->u_rows = N;
             a->drop_on = drop;
             a->drop_seed = s->drop_seed;
+            a->drop_token0 = m->dropout_token0;
         }
         size_t need = (size_t)N * r + (drop ? (size_t)N * in : 0);
         float *sc = grow(&s->scratch, &s->scratch_cap, need);
         if (!train) u = sc;
         if (drop) {
             float *xd = sc + (size_t)N * r;
-            apply_mask(xd, inp, N, in, drop_key(s->drop_seed, l, k), s->cfg.dropout);
+            apply_mask(xd, inp, N, in, drop_key(s->drop_seed, l, k), s->cfg.dropout,
+                       m->dropout_token0);
             x = xd;
         }
         gemm(0, 1, N, r, in, 1.0f, x, in, A, in, 0.0f, u, r);
@@ -447,7 +451,7 @@ void lora_backward(rlhf_model *m, int l, lin_site site, float *dinp, const float
         if (dA) {
             const float *x = inp;
             if (a->drop_on) {
-                apply_mask(xd, inp, N, in, key, p);
+                apply_mask(xd, inp, N, in, key, p, a->drop_token0);
                 x = xd;
             }
             gemm(1, 0, r, in, N, sc, g, r, x, in, 1.0f, dA, in);
@@ -455,7 +459,7 @@ void lora_backward(rlhf_model *m, int l, lin_site site, float *dinp, const float
         if (dinp) {
             if (a->drop_on) {
                 gemm(0, 0, N, in, r, sc, g, r, A, in, 0.0f, xd, in);
-                apply_mask(xd, xd, N, in, key, p);
+                apply_mask(xd, xd, N, in, key, p, a->drop_token0);
                 long tot = (long)N * in;
                 for (long j = 0; j < tot; j++) dinp[j] += xd[j];
             } else {

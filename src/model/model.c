@@ -254,7 +254,7 @@ typedef struct {
     int scratch_layer;                 // ckpt: the layer whose activations the scratch holds (-1 none)
     float inv_t;                       // 1 / the forward's logit_temperature
     float embd_drop, resid_drop;       // the forward's dropout (rlhf_model), its seed
-    uint64_t drop_seed;
+    uint64_t drop_seed, drop_base;     // drop_base: the first token's global index times C
     int no_wpe;                        // the forward added no learned positions
 } acts_view;
 
@@ -446,7 +446,7 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
                       HS);
     model_linear_forward(m, l, LIN_ATTN_OUT, a->tmp, L->atty, N, 1);
     if (a->resid_drop > 0)
-        dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 0), a->resid_drop);
+        dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 0), a->resid_drop, a->drop_base);
     residual_forward(L->resid_mid, inp, a->tmp, (long)N * C);
     norm_forward(c, L->ln2, L->ln2_mean, L->ln2_rstd, L->resid_mid, W->mlp_norm_w, W->mlp_norm_b,
                  N);
@@ -457,7 +457,7 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
         gelu_forward(L->fch_act, L->fch, (long)N * F);
     model_linear_forward(m, l, LIN_MLP_DOWN, a->tmp, L->fch_act, N, 1);
     if (a->resid_drop > 0)
-        dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 1), a->resid_drop);
+        dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 1), a->resid_drop, a->drop_base);
     residual_forward(L->resid_out, L->resid_mid, a->tmp, (long)N * C);
 }
 
@@ -505,6 +505,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     a->embd_drop = m->embd_dropout > 0 ? m->embd_dropout : 0.0f;
     a->resid_drop = m->resid_dropout > 0 ? m->resid_dropout : 0.0f;
     a->drop_seed = m->dropout_seed;
+    a->drop_base = m->dropout_token0 * (uint64_t)C;
     a->no_wpe = m->no_learned_positions != 0;
     const float *wpe = a->no_wpe ? NULL : m->w.wpe;
     for (int r = 0; r < B; r++) {
@@ -535,7 +536,8 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
         embedding_forward(a->encoded, a->tokens, a->pos, m->w.wte, wpe, N, C);
     }
     if (a->embd_drop > 0)
-        dropout_apply(a->encoded, a->encoded, (long)N * C, drop_key(a, -1, 0), a->embd_drop);
+        dropout_apply(a->encoded, a->encoded, (long)N * C, drop_key(a, -1, 0), a->embd_drop,
+                      a->drop_base);
     const float *x = a->encoded;
     for (int l = 0; l < c->n_layer; l++) {
         block_forward(m, a, l, x, B, T);
@@ -674,7 +676,8 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
         // through the MLP output's dropout mask (dln is free until the MLP norm)
         const float *dmlp = dx;
         if (a->resid_drop > 0)
-            dropout_apply(dln, dx, (long)N * C, drop_key(a, l, 1), a->resid_drop), dmlp = dln;
+            dropout_apply(dln, dx, (long)N * C, drop_key(a, l, 1), a->resid_drop, a->drop_base),
+                dmlp = dln;
         memset(dact, 0, (size_t)N * F * sizeof(float));
         model_linear_backward(m, l, LIN_MLP_DOWN, dact, dmlp, L->fch_act, N);
         memset(dbig, 0, (size_t)N * FF * sizeof(float));
@@ -689,7 +692,8 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
         // dx holds d(resid_mid); the residual passes it to the block input
         const float *dattn = dx;
         if (a->resid_drop > 0)
-            dropout_apply(dln, dx, (long)N * C, drop_key(a, l, 0), a->resid_drop), dattn = dln;
+            dropout_apply(dln, dx, (long)N * C, drop_key(a, l, 0), a->resid_drop, a->drop_base),
+                dattn = dln;
         memset(dact, 0, (size_t)N * C * sizeof(float));
         model_linear_backward(m, l, LIN_ATTN_OUT, dact, dattn, L->atty, N);
         memset(dbig, 0, (size_t)N * QKV * sizeof(float));
@@ -707,7 +711,7 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
     for (int i = 0; i < N; i++)
         if (!a->mask[i]) memset(dx + (size_t)i * C, 0, (size_t)C * sizeof(float));
     if (a->embd_drop > 0)
-        dropout_apply(dx, dx, (long)N * C, drop_key(a, -1, 0), a->embd_drop);
+        dropout_apply(dx, dx, (long)N * C, drop_key(a, -1, 0), a->embd_drop, a->drop_base);
     if (a->embeds_on && m->input_embeds_grad)
         memcpy(m->input_embeds_grad, dx, (size_t)N * C * sizeof(float));
     embedding_backward(a->embeds_on ? NULL : m->g.wte, a->no_wpe ? NULL : m->g.wpe, dx, a->tokens,

@@ -87,10 +87,11 @@ int dropout_kept(uint64_t key, uint64_t idx, double p) {
     return (double)(h >> 11) * 0x1.0p-53 >= p;
 }
 
-void dropout_apply(float *out, const float *x, long n, uint64_t key, double p) {
+void dropout_apply(float *out, const float *x, long n, uint64_t key, double p, uint64_t base) {
     float keep = (float)(1.0 / (1.0 - p));
 #pragma omp parallel for if (PAR(n))
-    for (long j = 0; j < n; j++) out[j] = dropout_kept(key, (uint64_t)j, p) ? x[j] * keep : 0.0f;
+    for (long j = 0; j < n; j++)
+        out[j] = dropout_kept(key, base + (uint64_t)j, p) ? x[j] * keep : 0.0f;
 }
 
 // ---- embedding ----

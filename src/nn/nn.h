@@ -125,9 +125,11 @@ void residual_forward(float *out, const float *a, const float *b, long n);
 uint64_t dropout_key(uint64_t seed, uint64_t site);
 // 1 when element idx is kept under key (probability 1 - p)
 int dropout_kept(uint64_t key, uint64_t idx, double p);
-// out (n) = x masked and scaled by 1/(1-p) (in place when out == x). The
-// backward is the same call on the gradient (same key and p).
-void dropout_apply(float *out, const float *x, long n, uint64_t key, double p);
+// out (n) = x masked and scaled by 1/(1-p) (in place when out == x); element j's
+// mask is that of index base + j, so a data-parallel rank whose rows start at
+// element base draws the masks one process draws for them. The backward is the
+// same call on the gradient (same key, p and base).
+void dropout_apply(float *out, const float *x, long n, uint64_t key, double p, uint64_t base);
 
 // ---- rotary position embedding (rotate-half convention, as in HF Llama) ----
 // cos, sin (maxT, HS/2): cos[p][i] = cos(p * theta^(-2i/HS))
