@@ -51,9 +51,8 @@ static const task_ref refs[] = {
 };
 
 // our MJCF string loaded here independently of env_mujoco.c
-static mjModel *load_model(const char *name) {
-    const char *xml = ctrl_mjcf_model(name);
-    if (!xml) return NULL;
+// MuJoCo's model of an MJCF string, loaded here apart from env_mujoco.c
+static mjModel *load_xml(const char *name, const char *xml) {
     mjVFS *vfs = calloc(1, sizeof *vfs);
     mj_defaultVFS(vfs);
     int n = (int)strlen(xml);
@@ -65,6 +64,11 @@ static mjModel *load_model(const char *name) {
     mj_deleteVFS(vfs);
     free(vfs);
     return m;
+}
+
+static mjModel *load_model(const char *name) {
+    const char *xml = ctrl_mjcf_model(name);
+    return xml ? load_xml(name, xml) : NULL;
 }
 
 static ctrl_env *make(const char *name, uint64_t seed) {
@@ -791,18 +795,10 @@ static int test_gap_density(void) {
     char *edited = malloc(n + 8);
     memcpy(edited, xml, (size_t)(at - xml));
     sprintf(edited + (at - xml), "density=\"2000\"%s", at + strlen("density=\"1000\""));
-    mjVFS *vfs = calloc(1, sizeof *vfs);
-    mj_defaultVFS(vfs);
-    int len = (int)strlen(edited);
-    mj_makeEmptyFileVFS(vfs, "w.xml", len);
-    memcpy(vfs->filedata[mj_findFileVFS(vfs, "w.xml")], edited, (size_t)len);
-    char msg[500] = "";
-    mjModel *heavy = mj_loadXML("w.xml", vfs, msg, sizeof msg);
-    mj_deleteVFS(vfs);
-    free(vfs);
+    mjModel *heavy = load_xml("walker2d with density 2000", edited);
     free(edited);
     mjModel *plain = load_model("walker2d");
-    CHECKF(heavy && plain, "load: %s", msg);
+    CHECK(heavy && plain);
     if (!heavy || !plain) return 0;
     double mh = 0, mp = 0;
     for (int b = 0; b < plain->nbody; b++) mh += heavy->body_mass[b], mp += plain->body_mass[b];
