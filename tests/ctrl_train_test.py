@@ -273,6 +273,32 @@ def refusals(tmp, medium):
            p.stderr[-300:] + q.stderr[-300:])
     p = run(*hnpg, "--overwrite_output_dir", check=False)
     report(p.returncode == 0, "hnpg --overwrite_output_dir replaces the run", p.stderr[-300:])
+    help_defaults()
+
+
+def help_value(text, flag):
+    for line in text.splitlines():
+        if line.strip().startswith(flag + " "):
+            return line.rsplit("[", 1)[1].rstrip("]")
+    return None
+
+
+def help_defaults():
+    """--help without --algo: a setting named after an algorithm shows that
+    algorithm's default (not the 0 IQL's config leaves there); with --algo,
+    that algorithm's settings and the others' zeros."""
+    plain = run("ctrl", "train", "--help").stdout
+    lamo = run("ctrl", "train", "--algo", "lamo", "--help").stdout
+    hnpg = run("ctrl", "train", "--algo", "hnpg", "--help").stdout
+    got = {f: help_value(plain, f) for f in ("--lamo_lr", "--hnpg_max_kl", "--td3bc_alpha",
+                                             "--iql_tau", "--hidden")}
+    want = {"--lamo_lr": help_value(lamo, "--lamo_lr"), "--hnpg_max_kl": help_value(hnpg, "--hnpg_max_kl"),
+            "--td3bc_alpha": "2.5", "--iql_tau": "0.7", "--hidden": "256"}
+    report(got == want and want["--lamo_lr"] not in (None, "0") and want["--hnpg_max_kl"] not in (None, "0"),
+           "ctrl train --help without --algo: each algorithm's own settings show its defaults",
+           f"{got} vs {want}")
+    report(help_value(lamo, "--hnpg_max_kl") == "0" and "show --algo lamo's defaults" in lamo,
+           "ctrl train --algo lamo --help shows lamo's defaults (another's settings 0)")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ static const char *prescan(int argc, char **argv, const char *name) {
     return NULL;
 }
 
-static void algo_list(char *buf, size_t cap, const char *shown) {
+static void algo_list(char *buf, size_t cap, const char *shown, int given) {
     size_t k = strlen(buf);
     k = put(buf, cap, k, "\n\nalgorithms (--algo):");
     const char *names = ctrl_algo_names();
@@ -107,8 +107,51 @@ static void algo_list(char *buf, size_t cap, const char *shown) {
         p += w;
         while (*p == ',' || *p == ' ') p++;
     }
-    put(buf, cap, k, "\n\nThe algorithm settings below show --algo %s's defaults "
-                     "(rlhf ctrl train --algo NAME --help shows another's).", shown);
+    if (given)
+        put(buf, cap, k, "\n\nThe algorithm settings below show --algo %s's defaults "
+                         "(rlhf ctrl train --algo NAME --help shows another's).", shown);
+    else
+        put(buf, cap, k, "\n\nThe shared algorithm settings below (hidden, gamma, ...) show "
+                         "--algo iql's defaults, and each setting named after an algorithm "
+                         "(lamo_lr, hnpg_max_kl, ...) that algorithm's; rlhf ctrl train "
+                         "--algo NAME --help shows NAME's.");
+}
+
+// the algorithm an algorithm setting is named after ("lamo" for lamo_lr, "td3_bc" for
+// td3bc_alpha), or NULL for a shared one (hidden, gamma, ...)
+static const ctrl_algo *field_owner(const char *field) {
+    char prefix[32];
+    size_t w = strcspn(field, "_");
+    if (!field[w] || w >= sizeof prefix) return NULL;
+    snprintf(prefix, sizeof prefix, "%.*s", (int)w, field);
+    const char *names = ctrl_algo_names();
+    char one[64], squeezed[64];
+    for (const char *p = names; *p;) {
+        size_t k = strcspn(p, ",");
+        snprintf(one, sizeof one, "%.*s", (int)k, p);
+        size_t j = 0;
+        for (const char *q = one; *q && j + 1 < sizeof squeezed; q++)
+            if (*q != '_') squeezed[j++] = *q;
+        squeezed[j] = 0;
+        if (!strcmp(squeezed, prefix)) return ctrl_algo_find(one);
+        p += k;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return NULL;
+}
+
+// --help without --algo: each setting named after an algorithm shows that
+// algorithm's default (LaMo's lr, not the 0 IQL leaves there); shared ones stay
+// `shown`'s. Only for the help: without --algo nothing runs.
+static void owners_defaults(ctrl_algo_config *a) {
+    for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
+        const ctrl_algo *owner = field_owner(f->name);
+        if (!owner) continue;
+        ctrl_train_config d;
+        ctrl_train_default_config(&d, owner->name);
+        memcpy((char *)a + f->offset, (const char *)&d.algo_cfg + f->offset,
+               f->is_int ? sizeof(int) : sizeof(float));
+    }
 }
 
 static int ctrl_train_cmd(int argc, char **argv) {
@@ -117,6 +160,7 @@ static int ctrl_train_cmd(int argc, char **argv) {
     ctrl_train_config c;
     ctrl_train_default_config(&c, shown);
     c.algo = algo;
+    if (!algo || !ctrl_algo_find(algo)) owners_defaults(&c.algo_cfg);
     flag_def defs[CTRL_FLAGS_MAX];
     train_flags(defs, &c);
     char about[4000] =
@@ -132,7 +176,7 @@ static int ctrl_train_cmd(int argc, char **argv) {
         "WSRL (fine-tuning without the offline data): --algo wsrl pre-trains with Cal-QL, then\n"
         "drops the dataset, seeds the buffer with --warmup_steps policy steps and fine-tunes\n"
         "with SAC on --n_critics critics (docs/control_methods.md#wsrl).";
-    algo_list(about, sizeof about, shown);
+    algo_list(about, sizeof about, shown, algo && ctrl_algo_find(algo));
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "ctrl train", about, &err);
     if (r == 1) return 0;
