@@ -204,223 +204,198 @@ out:
     return rc;
 }
 
-int cmd_pairs(int argc, char **argv) {
-    const char *model = NULL, *prompts = NULL, *out = NULL, *task = "arith", *tokenizer = NULL,
-               *judge = NULL;
-    float timeout = 30.0f;
-    int n = 4, max_new = 16, batch = 64, limit = 0, use_gold = 1, add_bos = -1;
-    float temperature = 1.0f;
-    uint64_t seed = 1;
-    const char *label = "verifier", *factors = NULL, *margins = NULL;
-    double bt_temp = 0;
+// the flags of `rlhf pairs`
+typedef struct {
+    const char *model, *prompts, *out, *task, *tokenizer, *judge, *label, *factors, *margins;
+    float timeout, temperature;
+    int n, max_new, batch, limit, use_gold, add_bos;
+    uint64_t seed;
+    double bt_temp;
     judge_opts jo;
-    judge_opts_default(&jo);
-    flag_def defs[] = {
-        {"model", FLAG_STR, &model, "the model to sample (checkpoint or run directory)"},
-        {"prompts", FLAG_STR, &prompts, "JSONL with a prompt field per line"},
-        {"task", FLAG_STR, &task, "built-in task whose verifier judges the samples"},
-        {"reward_command", FLAG_STR, &judge,
+} pairs_opts;
+
+// defs (room for 40) point into o, which holds the defaults
+static void pairs_flags(flag_def *defs, pairs_opts *o) {
+    *o = (pairs_opts){.task = "arith", .label = "verifier", .timeout = 30.0f,
+                      .temperature = 1.0f, .n = 4, .max_new = 16, .batch = 64, .use_gold = 1,
+                      .add_bos = -1, .seed = 1};
+    judge_opts_default(&o->jo);
+    judge_opts *jo = &o->jo;
+    flag_def d[] = {
+        {"model", FLAG_STR, &o->model, "the model to sample (checkpoint or run directory)"},
+        {"prompts", FLAG_STR, &o->prompts, "JSONL with a prompt field per line"},
+        {"task", FLAG_STR, &o->task, "built-in task whose verifier judges the samples"},
+        {"reward_command", FLAG_STR, &o->judge,
          "judge with this program instead of --task (JSON lines in, one number per line out; > 0.5 "
          "= good)"},
-        {"reward_timeout", FLAG_FLOAT, &timeout, "seconds the judge may take per answer", 0.1, 1e6},
-        {"add_bos", FLAG_AUTO, &add_bos,
+        {"reward_timeout", FLAG_FLOAT, &o->timeout, "seconds the judge may take per answer", 0.1,
+         1e6},
+        {"add_bos", FLAG_AUTO, &o->add_bos,
          "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for "
          "llama2.c/sentencepiece, no for GPT-2 and byte)"},
-        {"out", FLAG_STR, &out, "where to write prompt/chosen/rejected JSONL"},
-        {"num_samples", FLAG_INT, &n, "samples per prompt", 2, 1024},
-        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature", 0.01, 100},
-        {"max_new_tokens", FLAG_INT, &max_new, "longest sample", 1, 1 << 20},
-        {"use_gold", FLAG_BOOL, &use_gold, "when no sample is correct, the gold answer is chosen"},
-        {"batch_size", FLAG_INT, &batch, "prompts per generation batch", 1, 1 << 16},
-        {"limit", FLAG_INT, &limit, "use only the first N prompts (0: all)", 0, 1 << 30},
-        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer (default: the model's)"},
-        {"seed", FLAG_U64, &seed, "sampling seed"},
-        {"label", FLAG_STR, &label,
+        {"out", FLAG_STR, &o->out, "where to write prompt/chosen/rejected JSONL"},
+        {"num_samples", FLAG_INT, &o->n, "samples per prompt", 2, 1024},
+        {"temperature", FLAG_FLOAT, &o->temperature, "sampling temperature", 0.01, 100},
+        {"max_new_tokens", FLAG_INT, &o->max_new, "longest sample", 1, 1 << 20},
+        {"use_gold", FLAG_BOOL, &o->use_gold,
+         "when no sample is correct, the gold answer is chosen"},
+        {"batch_size", FLAG_INT, &o->batch, "prompts per generation batch", 1, 1 << 16},
+        {"limit", FLAG_INT, &o->limit, "use only the first N prompts (0: all)", 0, 1 << 30},
+        {"tokenizer", FLAG_STR, &o->tokenizer, "tokenizer (default: the model's)"},
+        {"seed", FLAG_U64, &o->seed, "sampling seed"},
+        {"label", FLAG_STR, &o->label,
          "verifier (a correct vs a wrong sample), gold (two samples compared by the task's "
          "shaped gold reward, Bradley-Terry noise by --bt_temperature) or heron (every two "
          "samples compared factor by factor down the ranking --factors, docs/heron.md)"},
-        {"factors", FLAG_STR, &factors,
+        {"factors", FLAG_STR, &o->factors,
          "--label heron: reward sources, most important first (e.g. \"verifier:arith,"
          "verifier:arith:shaped,command:python3 len.py=-1\"; =W scales a factor, negative = "
          "smaller is better)"},
-        {"margins", FLAG_STR, &margins,
+        {"margins", FLAG_STR, &o->margins,
          "--label heron: one margin per factor, e.g. \"0,0.05,0.5sd\": a factor decides when "
          "|difference| > margin; \"Xsd\" = X times the factor's standard deviation over the "
          "samples (default: all 0)"},
-        {"bt_temperature", FLAG_DOUBLE, &bt_temp,
+        {"bt_temperature", FLAG_DOUBLE, &o->bt_temp,
          "--label gold: P(a > b) = sigmoid((gold_a - gold_b) / T) (0: the higher gold wins, ties "
          "dropped)",
          0, 1e6},
-        {"judge_url", FLAG_STR, &jo.base_url,
+        {"judge_url", FLAG_STR, &jo->base_url,
          "an OpenAI-compatible judge's base URL (e.g. http://127.0.0.1:8080/v1): it compares "
          "the samples of a prompt; the best is chosen, the worst rejected (docs/judges.md)"},
-        {"judge_model", FLAG_STR, &jo.model, "the judge's model name (the request's \"model\")"},
-        {"judge_api_key_env", FLAG_STR, &jo.api_key_env,
+        {"judge_model", FLAG_STR, &jo->model, "the judge's model name (the request's \"model\")"},
+        {"judge_api_key_env", FLAG_STR, &jo->api_key_env,
          "environment variable holding the judge's API key (sent as a Bearer token, never logged)"},
-        {"judge_api", FLAG_STR, &jo.api, "chat (/chat/completions) or completions (/completions)"},
-        {"judge_template", FLAG_STR, &jo.pairwise_template,
+        {"judge_api", FLAG_STR, &jo->api, "chat (/chat/completions) or completions (/completions)"},
+        {"judge_template", FLAG_STR, &jo->pairwise_template,
          "the judging prompt with {prompt}, {a} and {b} (default: docs/judges.md)"},
-        {"judge_system", FLAG_STR, &jo.system_prompt,
+        {"judge_system", FLAG_STR, &jo->system_prompt,
          "the judge's system message (completions API: the text before the template)"},
-        {"judge_max_tokens", FLAG_INT, &jo.max_tokens, "the judge's answer length (max_tokens)", 1,
-         1 << 20},
-        {"judge_timeout", FLAG_DOUBLE, &jo.timeout_s, "seconds per judge request", 0.01, 1e6},
-        {"judge_retries", FLAG_INT, &jo.max_retries,
+        {"judge_max_tokens", FLAG_INT, &jo->max_tokens, "the judge's answer length (max_tokens)",
+         1, 1 << 20},
+        {"judge_timeout", FLAG_DOUBLE, &jo->timeout_s, "seconds per judge request", 0.01, 1e6},
+        {"judge_retries", FLAG_INT, &jo->max_retries,
          "retries of a failed (transient) or malformed judge answer", 0, 100},
-        {"judge_concurrency", FLAG_INT, &jo.concurrency, "judge requests in flight", 1, 1024},
-        {"judge_cache", FLAG_STR, &jo.cache_path,
+        {"judge_concurrency", FLAG_INT, &jo->concurrency, "judge requests in flight", 1, 1024},
+        {"judge_cache", FLAG_STR, &jo->cache_path,
          "JSONL file of the judge's answers kept across runs (asked once, ever)"},
-        {"judge_both_orders", FLAG_BOOL, &jo.both_orders,
+        {"judge_both_orders", FLAG_BOOL, &jo->both_orders,
          "ask each pair as (a, b) and (b, a) and average (position bias)"},
-        {"judge_malformed_neutral", FLAG_BOOL, &jo.malformed_neutral,
+        {"judge_malformed_neutral", FLAG_BOOL, &jo->malformed_neutral,
          "an answer still malformed after the retries counts as a tie (default: stop)"},
         {NULL, 0, NULL, NULL}};
-    rlhf_err err;
-    int r =
-        flags_parse(argc, argv, defs, "pairs",
-                    "Samples a model on prompts and builds preference pairs with a verifier:\n"
-                    "chosen = a correct sample (else the gold answer), rejected = a wrong sample.\n"
-                    "example: rlhf pairs --model runs/sft --prompts runs/data/prompts.jsonl --out "
-                    "runs/pairs.jsonl\n"
-                    "HERON: --label heron --factors \"verifier:arith,verifier:arith:shaped\" "
-                    "--margins \"0,0.05\"\n"
-                    "  the first factor (in order) whose difference exceeds its margin decides;\n"
-                    "  pairs none decides are dropped",
-                    &err);
-    if (r == 1) return 0;
-    if (r < 0) {
-        fprintf(stderr, "rlhf pairs: %s\n", err.msg);
-        return 2;
-    }
-    const rlhf_task *t = task_find(task);
-    int gold_mode = !strcmp(label, "gold"), heron_mode = !strcmp(label, "heron");
-    if (!gold_mode && !heron_mode && strcmp(label, "verifier")) {
-        fprintf(stderr, "rlhf pairs: --label must be verifier, gold or heron, not \"%s\"\n",
-                label);
-        return 2;
-    }
-    if (heron_mode != (factors != NULL) || (margins && !heron_mode)) {
-        fprintf(stderr, "rlhf pairs: %s\n",
-                heron_mode ? "--label heron needs --factors (reward sources, most important "
-                             "first)"
-                           : "--factors and --margins go with --label heron");
-        return 2;
-    }
-    if (heron_mode && (jo.base_url || judge)) {
-        fprintf(stderr, "rlhf pairs: --label heron scores with --factors; it takes neither "
-                        "--judge_url nor --reward_command\n");
-        return 2;
-    }
-    if (heron_mode) {  // malformed factors or margins are refused before any sampling
-        reward_set spec = {0};
-        int L = reward_set_parse(&spec, factors, &err) ? -1 : spec.n;
-        if (L < 0) rlhf_fail_ctx(&err, "--factors");
-        if (L == 0) L = -1, rlhf_fail(&err, "--factors: no reward source given");
-        double *m1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(double));
-        int *r1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
-        int bad = L < 0 || heron_parse_margins(margins, L, m1, r1, &err);
-        reward_set_free(&spec);
-        free(m1), free(r1);
-        if (bad) {
-            fprintf(stderr, "rlhf pairs: %s\n", err.msg);
-            return 2;
-        }
-    }
-    if (jo.base_url && (gold_mode || judge)) {
-        fprintf(stderr, "rlhf pairs: --judge_url takes neither --label gold nor "
-                        "--reward_command\n");
-        return 2;
-    }
-    if (gold_mode && judge) {
-        fprintf(stderr, "rlhf pairs: --label gold uses the task's gold reward; it does not take "
-                        "--reward_command\n");
-        return 2;
-    }
-    if (!t || !model || !prompts || !out) {
-        fprintf(stderr, "rlhf pairs: %s\n",
-                !t ? "unknown --task" : "--model, --prompts and --out are required");
-        return 2;
-    }
-    rlhf_model *m = NULL;
-    rlhf_tokenizer *tok = NULL;
-    ds_dataset *ds = NULL;
-    char **samples = NULL;
-    const char **ps = NULL;
-    int status = 1, N = 0;
-    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &tok, &err) ||
-        ds_load(&ds, prompts, NULL, NULL, &err))
-        goto done;
-    N = limit > 0 && limit < ds->n ? limit : ds->n;
-    ps = xmalloc((size_t)N * n * sizeof(char *));
-    samples = xcalloc((size_t)N * n, sizeof(char *));
+    RLHF_ASSERT(sizeof d / sizeof d[0] <= 40);
+    memcpy(defs, d, sizeof d);
+}
+
+// malformed HERON factors or margins, refused before any sampling
+static int check_heron(const pairs_opts *o, rlhf_err *err) {
+    reward_set spec = {0};
+    int L = reward_set_parse(&spec, o->factors, err) ? -1 : spec.n;
+    if (L < 0) rlhf_fail_ctx(err, "--factors");
+    if (L == 0) L = -1, rlhf_fail(err, "--factors: no reward source given");
+    double *m1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(double));
+    int *r1 = xmalloc((size_t)(L > 0 ? L : 1) * sizeof(int));
+    int bad = L < 0 || heron_parse_margins(o->margins, L, m1, r1, err);
+    reward_set_free(&spec);
+    free(m1), free(r1);
+    return bad ? -1 : 0;
+}
+
+// the flags that do not go together, refused with what to do instead
+static int check_flags(const pairs_opts *o, rlhf_err *err) {
+    int gold = !strcmp(o->label, "gold"), heron = !strcmp(o->label, "heron");
+    if (!gold && !heron && strcmp(o->label, "verifier"))
+        return rlhf_fail(err, "--label must be verifier, gold or heron, not \"%s\"", o->label);
+    if (heron != (o->factors != NULL) || (o->margins && !heron))
+        return rlhf_fail(err, "%s",
+                         heron ? "--label heron needs --factors (reward sources, most important "
+                                 "first)"
+                               : "--factors and --margins go with --label heron");
+    if (heron && (o->jo.base_url || o->judge))
+        return rlhf_fail(err, "--label heron scores with --factors; it takes neither "
+                              "--judge_url nor --reward_command");
+    if (heron && check_heron(o, err)) return -1;
+    if (o->jo.base_url && (gold || o->judge))
+        return rlhf_fail(err, "--judge_url takes neither --label gold nor --reward_command");
+    if (gold && o->judge)
+        return rlhf_fail(err, "--label gold uses the task's gold reward; it does not take "
+                              "--reward_command");
+    if (!task_find(o->task)) return rlhf_fail(err, "unknown --task");
+    if (!o->model || !o->prompts || !o->out)
+        return rlhf_fail(err, "--model, --prompts and --out are required");
+    return 0;
+}
+
+// n samples of each of the first N prompts: ps[i n + j] = prompt i, samples[i n + j] its j-th
+static int sample_all(const pairs_opts *o, rlhf_model *m, rlhf_tokenizer *tok,
+                      const ds_dataset *ds, int N, const char **ps, char **samples,
+                      rlhf_err *err) {
+    int n = o->n;
     for (int i = 0; i < N; i++) {
-        if (!ds->ex[i].prompt.text) {
-            rlhf_fail(&err, "%s:%d: needs a text prompt", prompts, ds->ex[i].line);
-            goto done;
-        }
+        if (!ds->ex[i].prompt.text)
+            return rlhf_fail(err, "%s:%d: needs a text prompt", o->prompts, ds->ex[i].line);
         for (int j = 0; j < n; j++) ps[(size_t)i * n + j] = ds->ex[i].prompt.text;
     }
     complete_opts co;
     complete_default_opts(&co);
-    co.batch_size = batch;
-    co.gen.max_new_tokens = max_new;
-    co.gen.temperature = temperature;
-    co.add_bos = add_bos;
+    co.batch_size = o->batch;
+    co.gen.max_new_tokens = o->max_new;
+    co.gen.temperature = o->temperature;
+    co.add_bos = o->add_bos;
     rlhf_rng rng;
-    rng_seed(&rng, seed);
-    if (complete_texts(m, tok, ps, N * n, &co, &rng, samples, NULL, &err)) goto done;
-    atomic_file af, *f = &af;
-    if (atomic_open(f, out, &err)) goto done;
-    int pairs = 0, from_gold = 0, all_right = 0, wfail = 0;
-    if (heron_mode) {
-        if (heron_pairs(factors, margins, timeout, ds, samples, ps, N, n, f, &pairs, &err) ||
-            atomic_commit(f, &err)) {
-            atomic_abort(f);
-            goto done;
-        }
-        fprintf(stderr, "pairs: %d prompts x %d samples; %d HERON pairs -> %s\n", N, n, pairs,
-                out);
-        status = 0;
-        goto done;
-    }
-    if (jo.base_url) {
-        if (judged_pairs(&jo, ds, samples, N, n, f, &pairs, &err) || atomic_commit(f, &err)) {
-            atomic_abort(f);
-            goto done;
-        }
-        fprintf(stderr, "pairs: %d prompts x %d samples; %d judged pairs -> %s\n", N, n, pairs,
-                out);
-        status = 0;
-        goto done;
-    }
-    double correct = 0;
-    double *judged = NULL;
-    if (judge) { // one call for every sample
-        reward_command *rc;
-        float *sc = xmalloc((size_t)N * n * sizeof(float));
-        if (reward_command_start(&rc, judge, timeout, &err) ||
-            reward_command_score(rc, ps, (const char *const *)samples, N * n, sc, &err)) {
-            free(sc);
-            atomic_abort(f);
-            goto done;
-        }
-        reward_command_close(rc);
-        judged = xmalloc((size_t)N * n * sizeof(double));
-        for (int i = 0; i < N * n; i++) judged[i] = sc[i];
+    rng_seed(&rng, o->seed);
+    return complete_texts(m, tok, ps, N * n, &co, &rng, samples, NULL, err);
+}
+
+// --reward_command: every sample's score in one call (*judged, N n, caller frees)
+static int command_scores(const pairs_opts *o, const char **ps, char *const *samples, int total,
+                          double **judged, rlhf_err *err) {
+    reward_command *rc;
+    float *sc = xmalloc((size_t)total * sizeof(float));
+    if (reward_command_start(&rc, o->judge, o->timeout, err) ||
+        reward_command_score(rc, ps, (const char *const *)samples, total, sc, err)) {
         free(sc);
+        return -1;
     }
+    reward_command_close(rc);
+    *judged = xmalloc((size_t)total * sizeof(double));
+    for (int i = 0; i < total; i++) (*judged)[i] = sc[i];
+    free(sc);
+    return 0;
+}
+
+// --label gold: a pair per prompt whose samples differ
+static int gold_pairs(const pairs_opts *o, const ds_dataset *ds, char *const *samples, int N,
+                      atomic_file *f, int *pairs, char *said, size_t cap, rlhf_err *err) {
+    const rlhf_task *t = task_find(o->task);
     rlhf_rng label_rng;
-    rng_seed(&label_rng, seed ^ 0x9e3779b97f4a7c15ull);
-    for (int i = 0; gold_mode && i < N && !wfail; i++) {
-        cJSON *o = NULL;
-        if (!gold_pair(t, ds->ex[i].prompt.text, samples + (size_t)i * n, n, bt_temp, &label_rng,
-                       &o))
+    rng_seed(&label_rng, o->seed ^ 0x9e3779b97f4a7c15ull);
+    for (int i = 0; i < N; i++) {
+        cJSON *row = NULL;
+        if (!gold_pair(t, ds->ex[i].prompt.text, samples + (size_t)i * o->n, o->n, o->bt_temp,
+                       &label_rng, &row))
             continue;
-        wfail = write_row(f, o, &err);
-        cJSON_Delete(o);
-        pairs += !wfail;
+        int wfail = write_row(f, row, err);
+        cJSON_Delete(row);
+        if (wfail) return -1;
+        ++*pairs;
     }
-    for (int i = 0; !gold_mode && i < N && !wfail; i++) {
+    snprintf(said, cap, "%d prompts x %d samples; %d gold-labelled pairs (T = %g)", N, o->n,
+             *pairs, o->bt_temp);
+    return 0;
+}
+
+// the verifier's (or --reward_command's) labels: the first correct sample (else,
+// on arith with --use_gold, the gold answer) against the first wrong one
+static int verifier_pairs(const pairs_opts *o, const ds_dataset *ds, const char **ps,
+                          char *const *samples, int N, atomic_file *f, int *pairs, char *said,
+                          size_t cap, rlhf_err *err) {
+    const rlhf_task *t = task_find(o->task);
+    int n = o->n, from_gold = 0, all_right = 0;
+    double correct = 0, *judged = NULL;
+    if (o->judge && command_scores(o, ps, samples, N * n, &judged, err)) return -1;
+    int wfail = 0;
+    for (int i = 0; i < N && !wfail; i++) {
         const char *p = ds->ex[i].prompt.text, *good = NULL, *bad = NULL;
         for (int j = 0; j < n; j++) {
             double rw = 0;
@@ -434,7 +409,7 @@ int cmd_pairs(int argc, char **argv) {
             if (rw <= 0.5 && !bad && s[0]) bad = s;
         }
         char gold[64];
-        if (!good && bad && use_gold && !judged && !strcmp(t->name, "arith")) {
+        if (!good && bad && o->use_gold && !judged && !strcmp(t->name, "arith")) {
             long long a, b;
             char op;
             if (arith_parse_prompt(p, &a, &op, &b, NULL) == 0) {
@@ -445,32 +420,92 @@ int cmd_pairs(int argc, char **argv) {
         }
         if (!bad) all_right++;
         if (!good || !bad) continue;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "prompt", p);
-        cJSON_AddStringToObject(o, "chosen", good);
-        cJSON_AddStringToObject(o, "rejected", bad);
-        wfail = write_row(f, o, &err);
-        cJSON_Delete(o);
-        pairs += !wfail;
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "prompt", p);
+        cJSON_AddStringToObject(row, "chosen", good);
+        cJSON_AddStringToObject(row, "rejected", bad);
+        wfail = write_row(f, row, err);
+        cJSON_Delete(row);
+        *pairs += !wfail;
     }
     free(judged);
-    if (wfail || atomic_commit(f, &err)) {
-        atomic_abort(f);
+    if (wfail) return -1;
+    snprintf(said, cap,
+             "%d prompts x %d samples, %.1f%% correct; %d pairs (%d with the gold answer as "
+             "chosen), %d prompts all correct",
+             N, n, 100.0 * correct / ((double)N * n), *pairs, from_gold, all_right);
+    return 0;
+}
+
+// the labelling --label / --judge_url ask for, into f (not committed); said: what
+// was written, for the line printed once the file is in place
+static int label_pairs(const pairs_opts *o, ds_dataset *ds, const char **ps, char **samples,
+                       int N, atomic_file *f, char *said, size_t cap, rlhf_err *err) {
+    int pairs = 0;
+    if (!strcmp(o->label, "heron")) {
+        if (heron_pairs(o->factors, o->margins, o->timeout, ds, samples, ps, N, o->n, f, &pairs,
+                        err))
+            return -1;
+        snprintf(said, cap, "%d prompts x %d samples; %d HERON pairs", N, o->n, pairs);
+        return 0;
+    }
+    if (o->jo.base_url) {
+        if (judged_pairs(&o->jo, ds, samples, N, o->n, f, &pairs, err)) return -1;
+        snprintf(said, cap, "%d prompts x %d samples; %d judged pairs", N, o->n, pairs);
+        return 0;
+    }
+    if (!strcmp(o->label, "gold")) return gold_pairs(o, ds, samples, N, f, &pairs, said, cap, err);
+    return verifier_pairs(o, ds, ps, samples, N, f, &pairs, said, cap, err);
+}
+
+int cmd_pairs(int argc, char **argv) {
+    pairs_opts o;
+    flag_def defs[40];
+    pairs_flags(defs, &o);
+    rlhf_err err;
+    int r =
+        flags_parse(argc, argv, defs, "pairs",
+                    "Samples a model on prompts and builds preference pairs with a verifier:\n"
+                    "chosen = a correct sample (else the gold answer), rejected = a wrong sample.\n"
+                    "example: rlhf pairs --model runs/sft --prompts runs/data/prompts.jsonl --out "
+                    "runs/pairs.jsonl\n"
+                    "HERON: --label heron --factors \"verifier:arith,verifier:arith:shaped\" "
+                    "--margins \"0,0.05\"\n"
+                    "  the first factor (in order) whose difference exceeds its margin decides;\n"
+                    "  pairs none decides are dropped",
+                    &err);
+    if (r == 1) return 0;
+    if (r < 0 || check_flags(&o, &err)) {
+        fprintf(stderr, "rlhf pairs: %s\n", err.msg);
+        return 2;
+    }
+    rlhf_model *m = NULL;
+    rlhf_tokenizer *tok = NULL;
+    ds_dataset *ds = NULL;
+    char **samples = NULL;
+    const char **ps = NULL;
+    int status = 1, N = 0;
+    if (model_load_any(o.model, o.seed, &m, &err) ||
+        model_tokenizer(m, o.tokenizer, &tok, &err) || ds_load(&ds, o.prompts, NULL, NULL, &err))
+        goto done;
+    N = o.limit > 0 && o.limit < ds->n ? o.limit : ds->n;
+    ps = xmalloc((size_t)N * o.n * sizeof(char *));
+    samples = xcalloc((size_t)N * o.n, sizeof(char *));
+    if (sample_all(&o, m, tok, ds, N, ps, samples, &err)) goto done;
+    atomic_file f;
+    char said[512] = "";
+    if (atomic_open(&f, o.out, &err)) goto done;
+    if (label_pairs(&o, ds, ps, samples, N, &f, said, sizeof said, &err) ||
+        atomic_commit(&f, &err)) {
+        atomic_abort(&f);
         goto done;
     }
-    if (gold_mode)
-        fprintf(stderr, "pairs: %d prompts x %d samples; %d gold-labelled pairs (T = %g) -> %s\n",
-                N, n, pairs, bt_temp, out);
-    else
-        fprintf(stderr,
-                "pairs: %d prompts x %d samples, %.1f%% correct; %d pairs (%d with the gold "
-                "answer as chosen), %d prompts all correct -> %s\n",
-                N, n, 100.0 * correct / ((double)N * n), pairs, from_gold, all_right, out);
+    fprintf(stderr, "pairs: %s -> %s\n", said, o.out);
     status = 0;
 done:
     if (status) fprintf(stderr, "rlhf pairs: %s\n", err.msg);
     if (samples)
-        for (int i = 0; i < N * n; i++) free(samples[i]);
+        for (int i = 0; i < N * o.n; i++) free(samples[i]);
     free(samples);
     free(ps);
     ds_free(ds);
