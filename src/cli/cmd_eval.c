@@ -13,6 +13,7 @@
 #include "cli/flags.h"
 #include "data/dataset.h"
 #include "data/task.h"
+#include "io/file.h"
 #include "reward/reward_model.h"
 #include "reward/sources.h"
 #include "train/complete.h"
@@ -105,40 +106,213 @@ static void output_row(FILE *f, const rlhf_task *t, const char *prompt, const ch
     cJSON_Delete(o);
 }
 
-int cmd_eval(int argc, char **argv) {
-    const char *task = "arith", *model = NULL, *data = NULL, *tokenizer = NULL, *out = NULL,
-               *completions = NULL, *ref_model = NULL, *proxy_rm = NULL;
-    int k = 4, batch = 64, max_new = 16, limit = 0, add_bos = -1;
-    float temperature = 1.0f;
-    uint64_t seed = 1;
-    flag_def defs[] = {
-        {"task", FLAG_STR, &task, "built-in task whose verifier scores the completions"},
-        {"model", FLAG_STR, &model, "checkpoint or run directory"},
-        {"data", FLAG_STR, &data,
+// the flags of `rlhf eval`
+typedef struct {
+    const char *task, *model, *data, *tokenizer, *out, *completions, *ref_model, *proxy_rm;
+    int k, batch, max_new, limit, add_bos;
+    float temperature;
+    uint64_t seed;
+} eval_opts;
+
+// defs (room for 20) point into o, which holds the defaults
+static void eval_flags(flag_def *defs, eval_opts *o) {
+    *o = (eval_opts){.task = "arith", .k = 4, .batch = 64, .max_new = 16, .add_bos = -1,
+                     .temperature = 1.0f, .seed = 1};
+    flag_def d[] = {
+        {"task", FLAG_STR, &o->task, "built-in task whose verifier scores the completions"},
+        {"model", FLAG_STR, &o->model, "checkpoint or run directory"},
+        {"data", FLAG_STR, &o->data,
          "prompts with gold completions (default: the task's held-out eval set)"},
-        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer (default: the model's)"},
-        {"samples_per_prompt", FLAG_INT, &k, "samples per prompt for sampled_accuracy (0: skip)", 0,
-         1024},
-        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature for sampled_accuracy", 0,
-         100},
-        {"max_new_tokens", FLAG_INT, &max_new, "longest completion", 1, 1 << 20},
-        {"batch_size", FLAG_INT, &batch, "prompts per generation batch", 1, 1 << 16},
-        {"limit", FLAG_INT, &limit, "score only the first N prompts (0: all)", 0, 1 << 30},
-        {"seed", FLAG_U64, &seed, "sampling seed"},
-        {"add_bos", FLAG_AUTO, &add_bos,
+        {"tokenizer", FLAG_STR, &o->tokenizer, "tokenizer (default: the model's)"},
+        {"samples_per_prompt", FLAG_INT, &o->k,
+         "samples per prompt for sampled_accuracy (0: skip)", 0, 1024},
+        {"temperature", FLAG_FLOAT, &o->temperature, "sampling temperature for sampled_accuracy",
+         0, 100},
+        {"max_new_tokens", FLAG_INT, &o->max_new, "longest completion", 1, 1 << 20},
+        {"batch_size", FLAG_INT, &o->batch, "prompts per generation batch", 1, 1 << 16},
+        {"limit", FLAG_INT, &o->limit, "score only the first N prompts (0: all)", 0, 1 << 30},
+        {"seed", FLAG_U64, &o->seed, "sampling seed"},
+        {"add_bos", FLAG_AUTO, &o->add_bos,
          "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for "
          "llama2.c/sentencepiece, no for GPT-2 and byte)"},
-        {"completions", FLAG_STR, &completions,
+        {"completions", FLAG_STR, &o->completions,
          "score the prompt+completion pairs of this JSONL file instead of a model"},
-        {"ref_model", FLAG_STR, &ref_model,
+        {"ref_model", FLAG_STR, &o->ref_model,
          "also estimate KL(model || ref_model) on the prompts (one sample each)"},
-        {"reward_model", FLAG_STR, &proxy_rm,
+        {"reward_model", FLAG_STR, &o->proxy_rm,
          "also score the samples with this reward model (a proxy): proxy_reward (an ensemble: its "
          "members' mean)"},
-        {"output", FLAG_STR, &out,
+        {"output", FLAG_STR, &o->out,
          "also write every prompt, completion and reward as JSONL here (with samples: their gold "
          "rewards, and proxy rewards with --reward_model)"},
         {NULL, 0, NULL, NULL}};
+    RLHF_ASSERT(sizeof d / sizeof d[0] <= 20);
+    memcpy(defs, d, sizeof d);
+}
+
+// the task's held-out set (independent of the seed), written into tmpdir; path
+// receives its eval.jsonl
+static int held_out_set(const rlhf_task *t, const char *tmpdir, char *path, size_t cap,
+                        rlhf_err *err) {
+    void *opts = xcalloc(1, t->opts_size);
+    t->default_opts(opts);
+    t->set_opt(opts, "n_train", "1", NULL);
+    t->set_opt(opts, "n_pref", "1", NULL);
+    t->set_opt(opts, "n_prompts", "1", NULL);
+    int rc = t->write_dir(tmpdir, opts, err);
+    free(opts);
+    snprintf(path, cap, "%s/eval.jsonl", tmpdir);
+    return rc;
+}
+
+// KL(m || ref_model) on the n prompts of ds (one sample each); NAN and err on failure
+static double eval_kl(const eval_opts *o, rlhf_model *m, rlhf_tokenizer *tok,
+                      const ds_dataset *ds, int n, rlhf_err *err) {
+    rlhf_model *ref = NULL;
+    double kl = NAN;
+    int **pi = xcalloc(n, sizeof(int *)), *pl = xcalloc(n, sizeof(int));
+    int ok = model_load_any(o->ref_model, o->seed, &ref, err) == 0;
+    for (int i = 0; ok && i < n; i++)
+        ok = tok_encode(tok, ds->ex[i].prompt.text, strlen(ds->ex[i].prompt.text), &pi[i],
+                        &pl[i], 1, err) == 0;
+    for (int i = 0; ok && i < n; i++)
+        if (tok_resolve_add_bos(tok, o->add_bos)) tok_prepend_bos(tok, &pi[i], &pl[i]);
+    if (ok)
+        kl = estimate_kl(m, ref, (const int *const *)pi, pl, n, o->max_new, tok_eos(tok),
+                         o->seed, err);
+    for (int i = 0; i < n; i++) free(pi[i]);
+    free(pi);
+    free(pl);
+    model_free(ref);
+    return ok ? kl : NAN;
+}
+
+// what one evaluation holds: the n prompts (n k once sampled), greedy and sampled
+// completions, their gold sums, and the proxy reward model's scores
+typedef struct {
+    int n, k, K;
+    const char **prompts;
+    char **greedy, **sampled;
+    double acc, sacc, shaped;
+    float *proxy, *members;
+} eval_run;
+
+static void eval_run_free(eval_run *e) {
+    free(e->proxy);
+    free(e->members);
+    for (int i = 0; e->greedy && i < e->n; i++) free(e->greedy[i]);
+    for (int i = 0; e->sampled && i < e->n * (e->k > 0 ? e->k : 1); i++) free(e->sampled[i]);
+    free(e->greedy);
+    free(e->sampled);
+    free(e->prompts);
+}
+
+// greedy completions and their exact-match sum; then k samples per prompt (the
+// prompts array repeats each prompt k times from here on) with their gold and
+// shaped sums
+static int generate_and_score(const eval_opts *o, const rlhf_task *t, rlhf_model *m,
+                              rlhf_tokenizer *tok, const ds_dataset *ds, eval_run *e,
+                              rlhf_err *err) {
+    int n = e->n, k = e->k;
+    complete_opts co;
+    complete_default_opts(&co);
+    co.batch_size = o->batch;
+    co.gen.max_new_tokens = o->max_new;
+    co.gen.temperature = 0;
+    co.add_bos = o->add_bos;
+    rlhf_rng rng;
+    rng_seed(&rng, o->seed);
+    if (complete_texts(m, tok, e->prompts, n, &co, &rng, e->greedy, NULL, err)) return -1;
+    for (int i = 0; i < n; i++) {
+        double rwd = 0;
+        t->score(e->prompts[i], e->greedy[i], 0, &rwd, NULL);
+        e->acc += rwd;
+    }
+    if (k == 0) return 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) e->prompts[(size_t)i * k + j] = ds->ex[i].prompt.text;
+    co.gen.temperature = o->temperature;
+    if (complete_texts(m, tok, e->prompts, n * k, &co, &rng, e->sampled, NULL, err)) return -1;
+    for (int i = 0; i < n * k; i++) {
+        double rwd = 0, sh = 0;
+        t->score(e->prompts[i], e->sampled[i], 0, &rwd, NULL);
+        t->score(e->prompts[i], e->sampled[i], 1, &sh, NULL);
+        e->sacc += rwd;
+        e->shaped += sh;
+    }
+    return 0;
+}
+
+// --output: one JSON line per prompt
+static int write_output(const eval_opts *o, const rlhf_task *t, const ds_dataset *ds,
+                        const eval_run *e, rlhf_err *err) {
+    FILE *f = fopen(o->out, "w");
+    if (!f) return rlhf_fail(err, "cannot write %s", o->out);
+    int k = e->k, K = e->K;
+    for (int i = 0; i < e->n; i++)
+        output_row(f, t, ds->ex[i].prompt.text, e->greedy[i], e->sampled + (size_t)i * k, k,
+                   e->proxy ? e->proxy + (size_t)i * k : NULL,
+                   e->members ? e->members + (size_t)i * k * K : NULL, K);
+    if (fclose(f)) return rlhf_fail(err, "cannot write %s", o->out);
+    return 0;
+}
+
+// the result line on stdout
+static void print_result(const eval_opts *o, const eval_run *e, double kl) {
+    int n = e->n, k = e->k;
+    printf("{\"task\":\"%s\",\"model\":\"%s\",\"n\":%d,\"accuracy\":%.6f,\"sampled_accuracy\":%.6f,"
+           "\"mean_reward\":%.6f,\"samples_per_prompt\":%d,\"temperature\":%g",
+           o->task, o->model, n, e->acc / n, k > 0 ? e->sacc / ((double)n * k) : 0.0,
+           k > 0 ? e->shaped / ((double)n * k) : 0.0, k, o->temperature);
+    if (o->ref_model) printf(",\"kl\":%.6f", kl);
+    if (e->proxy) {
+        double sum = 0;
+        for (int i = 0; i < n * k; i++) sum += e->proxy[i];
+        printf(",\"proxy_reward\":%.6f", sum / ((double)n * k));
+    }
+    printf("}\n");
+}
+
+// the evaluation of a loaded model on ds; the message (prefix included) in err
+static int eval_model(const eval_opts *o, const rlhf_task *t, rlhf_model *m,
+                      rlhf_tokenizer *tok, const ds_dataset *ds, rlhf_err *err) {
+    eval_run e = {.k = o->k};
+    e.n = o->limit > 0 && o->limit < ds->n ? o->limit : ds->n;
+    int n = e.n, k = e.k, rc = -1;
+    e.prompts = xmalloc((size_t)n * (k > 0 ? k : 1) * sizeof(char *));
+    e.greedy = xcalloc(n, sizeof(char *));
+    e.sampled = xcalloc((size_t)n * (k > 0 ? k : 1), sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        if (!ds->ex[i].prompt.text) {
+            rlhf_fail(err, "%s: line %d has no text prompt", o->data, ds->ex[i].line);
+            goto done;
+        }
+        e.prompts[i] = ds->ex[i].prompt.text;
+    }
+    if (generate_and_score(o, t, m, tok, ds, &e, err)) goto done;
+    if (o->proxy_rm && k > 0 &&
+        proxy_scores(o->proxy_rm, o->tokenizer, e.prompts, (const char *const *)e.sampled, n * k,
+                     &e.proxy, &e.members, &e.K, err)) {
+        rlhf_fail_ctx(err, "--reward_model");
+        goto done;
+    }
+    if (o->out && write_output(o, t, ds, &e, err)) goto done;
+    double kl = NAN;
+    if (o->ref_model && isnan(kl = eval_kl(o, m, tok, ds, n, err))) {
+        rlhf_fail_ctx(err, "KL estimate");
+        goto done;
+    }
+    print_result(o, &e, kl);
+    rc = 0;
+done:
+    eval_run_free(&e);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_opts o;
+    flag_def defs[20];
+    eval_flags(defs, &o);
     rlhf_err err;
     int r =
         flags_parse(argc, argv, defs, "eval",
@@ -152,162 +326,42 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "rlhf eval: %s\n", err.msg);
         return 2;
     }
-    const rlhf_task *t = task_find(task);
+    const rlhf_task *t = task_find(o.task);
     if (!t) {
-        fprintf(stderr, "rlhf eval: unknown task \"%s\"\n", task);
+        fprintf(stderr, "rlhf eval: unknown task \"%s\"\n", o.task);
         return 2;
     }
-    if (completions) return score_file(t, completions);
-    if (!model) {
+    if (o.completions) return score_file(t, o.completions);
+    if (!o.model) {
         fprintf(stderr, "rlhf eval: --model (or --completions) is required\n");
         return 2;
     }
     char tmpdir[] = "/tmp/rlhf-eval-XXXXXX", path[600];
     int made_tmp = 0;
-    if (!data) { // the task's held-out set (independent of the seed)
+    if (!o.data) {
         if (!mkdtemp(tmpdir)) {
             fprintf(stderr, "rlhf eval: cannot create a temporary directory\n");
             return 1;
         }
         made_tmp = 1;
-        void *opts = calloc(1, t->opts_size);
-        t->default_opts(opts);
-        t->set_opt(opts, "n_train", "1", NULL);
-        t->set_opt(opts, "n_pref", "1", NULL);
-        t->set_opt(opts, "n_prompts", "1", NULL);
-        int rc = t->write_dir(tmpdir, opts, &err);
-        free(opts);
-        if (rc) {
+        if (held_out_set(t, tmpdir, path, sizeof path, &err)) {
             fprintf(stderr, "rlhf eval: %s\n", err.msg);
+            remove_tree(tmpdir);
             return 1;
         }
-        snprintf(path, sizeof path, "%s/eval.jsonl", tmpdir);
-        data = path;
+        o.data = path;
     }
     rlhf_model *m = NULL;
     rlhf_tokenizer *tok = NULL;
     ds_dataset *ds = NULL;
     int status = 1;
-    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &tok, &err) ||
-        ds_load(&ds, data, NULL, NULL, &err)) {
+    if (model_load_any(o.model, o.seed, &m, &err) ||
+        model_tokenizer(m, o.tokenizer, &tok, &err) || ds_load(&ds, o.data, NULL, NULL, &err) ||
+        eval_model(&o, t, m, tok, ds, &err))
         fprintf(stderr, "rlhf eval: %s\n", err.msg);
-        goto done;
-    }
-    int n = limit > 0 && limit < ds->n ? limit : ds->n;
-    const char **prompts = xmalloc((size_t)n * (k > 0 ? k : 1) * sizeof(char *));
-    for (int i = 0; i < n; i++) {
-        if (!ds->ex[i].prompt.text) {
-            fprintf(stderr, "rlhf eval: %s: line %d has no text prompt\n", data, ds->ex[i].line);
-            free(prompts);
-            goto done;
-        }
-        prompts[i] = ds->ex[i].prompt.text;
-    }
-    complete_opts co;
-    complete_default_opts(&co);
-    co.batch_size = batch;
-    co.gen.max_new_tokens = max_new;
-    co.gen.temperature = 0;
-    co.add_bos = add_bos;
-    rlhf_rng rng;
-    rng_seed(&rng, seed);
-    char **greedy = xcalloc(n, sizeof(char *));
-    char **sampled = xcalloc((size_t)n * (k > 0 ? k : 1), sizeof(char *));
-    double acc = 0, sacc = 0, shaped = 0;
-    float *proxy = NULL, *members = NULL;
-    int K = 0;
-    if (complete_texts(m, tok, prompts, n, &co, &rng, greedy, NULL, &err)) {
-        fprintf(stderr, "rlhf eval: %s\n", err.msg);
-        goto free_all;
-    }
-    for (int i = 0; i < n; i++) {
-        double rwd = 0;
-        t->score(prompts[i], greedy[i], 0, &rwd, NULL);
-        acc += rwd;
-    }
-    if (k > 0) {
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < k; j++) prompts[(size_t)i * k + j] = ds->ex[i].prompt.text;
-        co.gen.temperature = temperature;
-        if (complete_texts(m, tok, prompts, n * k, &co, &rng, sampled, NULL, &err)) {
-            fprintf(stderr, "rlhf eval: %s\n", err.msg);
-            goto free_all;
-        }
-        for (int i = 0; i < n * k; i++) {
-            double rwd = 0, sh = 0;
-            t->score(prompts[i], sampled[i], 0, &rwd, NULL);
-            t->score(prompts[i], sampled[i], 1, &sh, NULL);
-            sacc += rwd;
-            shaped += sh;
-        }
-    }
-    if (proxy_rm && k > 0 &&
-        proxy_scores(proxy_rm, tokenizer, prompts, (const char *const *)sampled, n * k, &proxy,
-                     &members, &K, &err)) {
-        fprintf(stderr, "rlhf eval: --reward_model: %s\n", err.msg);
-        goto free_all;
-    }
-    if (out) {
-        FILE *f = fopen(out, "w");
-        if (!f) {
-            fprintf(stderr, "rlhf eval: cannot write %s\n", out);
-            goto free_all;
-        }
-        for (int i = 0; i < n; i++)
-            output_row(f, t, ds->ex[i].prompt.text, greedy[i], sampled + (size_t)i * k, k,
-                       proxy ? proxy + (size_t)i * k : NULL,
-                       members ? members + (size_t)i * k * K : NULL, K);
-        fclose(f);
-    }
-    double kl = NAN;
-    if (ref_model) {
-        rlhf_model *ref = NULL;
-        int **pi = xcalloc(n, sizeof(int *)), *pl = xcalloc(n, sizeof(int));
-        int ok = model_load_any(ref_model, seed, &ref, &err) == 0;
-        for (int i = 0; ok && i < n; i++)
-            ok = tok_encode(tok, ds->ex[i].prompt.text, strlen(ds->ex[i].prompt.text), &pi[i],
-                            &pl[i], 1, &err) == 0;
-        for (int i = 0; ok && i < n; i++)
-            if (tok_resolve_add_bos(tok, add_bos)) tok_prepend_bos(tok, &pi[i], &pl[i]);
-        if (ok)
-            kl = estimate_kl(m, ref, (const int *const *)pi, pl, n, max_new, tok_eos(tok), seed,
-                             &err);
-        for (int i = 0; i < n; i++) free(pi[i]);
-        free(pi);
-        free(pl);
-        model_free(ref);
-        if (!ok || isnan(kl)) {
-            fprintf(stderr, "rlhf eval: KL estimate: %s\n", err.msg);
-            goto free_all;
-        }
-    }
-    printf("{\"task\":\"%s\",\"model\":\"%s\",\"n\":%d,\"accuracy\":%.6f,\"sampled_accuracy\":%.6f,"
-           "\"mean_reward\":%.6f,\"samples_per_prompt\":%d,\"temperature\":%g",
-           task, model, n, acc / n, k > 0 ? sacc / ((double)n * k) : 0.0,
-           k > 0 ? shaped / ((double)n * k) : 0.0, k, temperature);
-    if (ref_model) printf(",\"kl\":%.6f", kl);
-    if (proxy) {
-        double sum = 0;
-        for (int i = 0; i < n * k; i++) sum += proxy[i];
-        printf(",\"proxy_reward\":%.6f", sum / ((double)n * k));
-    }
-    printf("}\n");
-    status = 0;
-free_all:
-    free(proxy);
-    free(members);
-    for (int i = 0; i < n; i++) free(greedy[i]);
-    for (int i = 0; i < n * (k > 0 ? k : 1); i++) free(sampled[i]);
-    free(greedy);
-    free(sampled);
-    free(prompts);
-done:
-    if (made_tmp) {
-        char cmd[700];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) { /* best effort */
-        }
-    }
+    else
+        status = 0;
+    if (made_tmp) remove_tree(tmpdir);
     ds_free(ds);
     tok_free(tok);
     model_free(m);
