@@ -447,6 +447,265 @@ static int bench_gemm_show(void) {
     return 0;
 }
 
+// what the timed works share: the model as a trainer prepares it, the sizes,
+// the context fields of every line, the random stream and the GEMM peak
+typedef struct {
+    rlhf_model *m;
+    const char *model, *work;
+    int B, T, S, PL, NT;
+    const char *ctx, *train_ctx;
+    rlhf_rng rng;
+    double peak;
+} bench_run;
+
+// --work kernel: the Linear alone, 768 -> 3072, at decode and prefill row counts:
+// as gemm chooses, and (fp32) on each path; "packed" is our packed GEMM, which
+// took 9-64 rows before the 64-row skinny kernel
+static int bench_kernel(int bf, const char *ctx) {
+    int rows[] = {1, 4, 8, 16, 32, 64, 1024};
+    for (int i = 0; i < 7; i++) {
+        double g = bf ? measure_bf16_gflops(rows[i]) : measure_fp32_gflops(rows[i], -1, 1);
+        double wb = 768.0 * 3072 * (bf ? 2 : 4);
+        char per[384] = "";
+        if (!bf) {
+            size_t o = (size_t)snprintf(per, sizeof per, ",\"gflops_by_path\":{");
+            for (int p = 0; p < GEMM_NPATH; p++)
+                o += (size_t)snprintf(per + o, sizeof per - o, "\"%s\":%.1f,", gemm_path_name(p),
+                                      measure_fp32_gflops(rows[i], p, 1));
+            int own = gemm_path_available(GEMM_AVX512) ? GEMM_AVX512
+                      : gemm_path_available(GEMM_AVX2) ? GEMM_AVX2
+                                                       : GEMM_PORTABLE;
+            snprintf(per + o, sizeof per - o, "\"packed\":%.1f}",
+                     measure_fp32_gflops(rows[i], own, 0));
+        }
+        printf("{\"impl\":\"rlhf.c\",\"work\":\"kernel\",\"rows\":%d,\"in\":768,\"out\":3072,"
+               "\"gflops\":%.1f,\"weight_gb_s\":%.1f,\"threads\":%d%s%s}\n",
+               rows[i], g, g / (2.0 * rows[i] * 768 * 3072) * wb, rlhf_num_threads(), per, ctx);
+    }
+    return 0;
+}
+
+// the model as a trainer prepares it (src/train/trainer.c prepare_model):
+// adapters, then bf16 copies of what is frozen, then checkpointing; train_ctx
+// receives the training fields of the line
+static int bench_prepare(rlhf_model *m, const char *work, int trains, int bf, int peft, int rank,
+                         const char *lora_targets, int gc, int sd, int B, int T, char *train_ctx,
+                         size_t cap, rlhf_err *err) {
+    if (!trains) return bf && model_to_bf16_inference(m, err) ? -1 : 0;
+    lora_config lc;
+    lora_config_default(&lc);
+    lc.r = rank;
+    if (peft && (lora_targets_parse(lora_targets, m->cfg.arch, &lc.targets, err) ||
+                 model_add_lora(m, &lc, (uint64_t)sd, err)))
+        return rlhf_fail_ctx(err, "--use_peft");
+    if (bf && model_to_bf16(m, err)) return rlhf_fail_ctx(err, "--dtype bfloat16");
+    m->grad_ckpt = gc;
+    train_fields(train_ctx, cap, m, !strcmp(work, "dpo") ? 2 * B : B, T);
+    return 0;
+}
+
+// --work sft (forward, backward, AdamW) or fwd (log-probs) on B random rows of T
+static int bench_sft_fwd(bench_run *r, rlhf_err *err) {
+    rlhf_model *m = r->m;
+    const rlhf_config *c = &m->cfg;
+    int train = strcmp(r->work, "sft") == 0, B = r->B, T = r->T, S = r->S, V = c->vocab_size;
+    int N = B * T, rc = -1;
+    int *tok = xmalloc((size_t)N * sizeof(int)), *tgt = xmalloc((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) tok[i] = (int)(rng_u64(&r->rng) % (uint64_t)V);
+    for (int i = 0; i < N; i++) tgt[i] = (i % T == T - 1) ? -1 : tok[i + 1];
+    float *dlogp = xmalloc((size_t)N * sizeof(float));
+    for (int i = 0; i < N; i++) dlogp[i] = -1.0f / (float)(B * (T - 1));
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    oc.weight_decay = 0.1f;
+    rlhf_optim *o = train ? optim_create(&oc, model_n_trainable(m)) : NULL;
+    rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
+    double total = 0, best = 1e30, rss0 = status_mb("VmRSS:");
+    int reset = rss_peak_reset();
+    for (int s = 0; s <= S; s++) {
+        double t0 = time_now();
+        if (train) bench_dropout(m, 1, s);
+        if (model_forward(m, &b, err)) goto done;
+        if (train) {
+            model_zero_grad(m);
+            model_backward(m, dlogp, NULL, NULL, NULL);
+            optim_step(o, m);
+            bench_dropout(m, 0, s);
+        }
+        double dt = time_now() - t0;
+        if (s > 0) total += dt, best = dt < best ? dt : best;
+    }
+    double train_peak = reset ? -1 : status_mb("VmHWM:");
+    double tps = (double)N * S / total;
+    double gf = tps * flops_per_token(c, T, train && model_lora(m) ? 2 : train) / 1e9;
+    printf("{\"impl\":\"rlhf.c\",\"work\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
+           "\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"step_min_s\":%.4f,\"gflops\":%.1f,"
+           "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"rss_before_mb\":%.0f,"
+           "\"train_peak_rss_mb\":%.0f,\"activation_mb\":%.0f%s%s}\n",
+           r->work, r->model, B, T, tps, total / S, best, gf, r->peak, gf / r->peak,
+           rlhf_num_threads(), peak_rss_mb(), rss0, train_peak,
+           model_activation_bytes_ckpt(c, B, T, m->grad_ckpt) / 1048576.0, r->ctx, r->train_ctx);
+    rc = 0;
+done:
+    free(tok);
+    free(tgt);
+    free(dlogp);
+    optim_free(o);
+    return rc;
+}
+
+// sum over t of m->logp of each of R rows of T
+static void row_sums(const rlhf_model *m, int R, int T, float *out) {
+    for (int r = 0; r < R; r++) {
+        double sum = 0;
+        for (int t = 0; t < T; t++) sum += m->logp[r * T + t];
+        out[r] = (float)sum;
+    }
+}
+
+// --work dpo: a DPO step on B pairs (2B rows of T tokens: a shared prompt of T/2,
+// then the completion), reference log-probs precomputed (not timed), sigmoid loss
+static int bench_dpo(bench_run *r, rlhf_err *err) {
+    rlhf_model *m = r->m;
+    const rlhf_config *c = &m->cfg;
+    int B = r->B, T = r->T, S = r->S, V = c->vocab_size, R = 2 * B, N = R * T, P = T / 2;
+    int *tok = xmalloc((size_t)N * sizeof(int)), *tgt = xmalloc((size_t)N * sizeof(int));
+    for (int q = 0; q < R; q++)
+        for (int t = 0; t < T; t++)
+            tok[q * T + t] = t < P && q >= B ? tok[(q - B) * T + t]
+                                             : (int)(rng_u64(&r->rng) % (uint64_t)V);
+    for (int i = 0; i < N; i++) tgt[i] = (i % T >= P - 1 && i % T < T - 1) ? tok[i + 1] : -1;
+    float *ref = xmalloc((size_t)R * sizeof(float)), *pol = xmalloc((size_t)R * sizeof(float));
+    float *dlogp = xmalloc((size_t)N * sizeof(float));
+    rlhf_batch b = {.B = R, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
+    rlhf_optim *o = NULL;
+    int rc = -1;
+    if (model_forward(m, &b, err)) goto done;
+    row_sums(m, R, T, ref);
+    rlhf_optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = 1e-6f;
+    o = optim_create(&oc, model_n_trainable(m));
+    double total = 0, beta = 0.1, rss0 = status_mb("VmRSS:");
+    int reset = rss_peak_reset();
+    for (int s = 0; s <= S; s++) {
+        double t0 = time_now();
+        bench_dropout(m, 1, s);
+        if (model_forward(m, &b, err)) goto done;
+        row_sums(m, R, T, pol);
+        model_zero_grad(m);
+        for (int i = 0; i < B; i++) {
+            double z = beta * ((pol[i] - ref[i]) - (pol[B + i] - ref[B + i]));
+            double g = -beta / (1.0 + exp(z)) / B;  // d(-logsigmoid(z))/d(pol chosen) / B
+            for (int t = 0; t < T; t++) {
+                dlogp[i * T + t] = tgt[i * T + t] >= 0 ? (float)g : 0.0f;
+                dlogp[(B + i) * T + t] = tgt[(B + i) * T + t] >= 0 ? (float)-g : 0.0f;
+            }
+        }
+        model_backward(m, dlogp, NULL, NULL, NULL);
+        optim_step(o, m);
+        bench_dropout(m, 0, s);
+        if (s > 0) total += time_now() - t0;
+    }
+    double train_peak = reset ? -1 : status_mb("VmHWM:");
+    double pps = (double)B * S / total, tps = (double)N * S / total;
+    double gf = tps * flops_per_token(c, T, model_lora(m) ? 2 : 1) / 1e9;
+    printf("{\"impl\":\"rlhf.c\",\"work\":\"dpo\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
+           "\"pairs_per_s\":%.3f,\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,"
+           "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,"
+           "\"rss_before_mb\":%.0f,\"train_peak_rss_mb\":%.0f%s%s}\n",
+           r->model, B, T, pps, tps, total / S, gf, r->peak, gf / r->peak, rlhf_num_threads(),
+           peak_rss_mb(), rss0, train_peak, r->ctx, r->train_ctx);
+    rc = 0;
+done:
+    free(tok), free(tgt), free(ref), free(pol), free(dlogp);
+    optim_free(o);
+    return rc;
+}
+
+// --work gen: B random prompts of PL tokens, NT new tokens each; the prefill
+// timed apart to split the time
+static int bench_gen(bench_run *r, rlhf_err *err) {
+    rlhf_model *m = r->m;
+    const rlhf_config *c = &m->cfg;
+    int B = r->B, S = r->S, PL = r->PL, NT = r->NT, V = c->vocab_size, rc = -1;
+    int **prompts = xmalloc((size_t)B * sizeof(int *)), *lens = xmalloc((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        prompts[b] = xmalloc((size_t)PL * sizeof(int));
+        lens[b] = PL;
+        for (int j = 0; j < PL; j++) prompts[b][j] = (int)(rng_u64(&r->rng) % (uint64_t)V);
+    }
+    int *flat = xmalloc((size_t)B * PL * sizeof(int));
+    float *logits = xmalloc((size_t)B * V * sizeof(float));
+    rlhf_gen_opts go = {.max_new_tokens = NT, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f,
+                        .eos_id = -1, .pad_id = 0};
+    double total = 0, prefill = 0;
+    for (int s = 0; s <= S; s++) {
+        rlhf_gen_out out;
+        double t0 = time_now();
+        if (generate(m, (const int *const *)prompts, lens, B, &go, &r->rng, &out, err)) goto done;
+        if (s > 0) total += time_now() - t0;
+        gen_out_free(&out);
+    }
+    rlhf_kv_cache *kv = kv_cache_create(c, B, PL + NT);
+    for (int b = 0; b < B; b++) memcpy(flat + (size_t)b * PL, prompts[b], PL * sizeof(int));
+    double t0 = time_now();
+    model_forward_cached(m, kv, flat, NULL, PL, logits, err);
+    prefill = time_now() - t0;
+    kv_cache_free(kv);
+    double per = total / S;
+    // bytes of weights streamed per decode step: every matrix once, at its dtype
+    double decode_s = per - prefill, wbytes = weight_stream_bytes(m);
+    double bw = NT > 1 ? wbytes * (NT - 1) / (decode_s > 0 ? decode_s : 1e-9) / 1e9 : 0;
+    double mem_bw = measure_read_bandwidth((size_t)wbytes);
+    printf("{\"impl\":\"rlhf.c\",\"work\":\"gen\",\"model\":\"%s\",\"batch\":%d,"
+           "\"prompt_len\":%d,\"new_tokens\":%d,\"tokens_per_s\":%.2f,\"total_s\":%.3f,"
+           "\"prefill_s\":%.3f,\"decode_tokens_per_s\":%.2f,\"weight_stream_gb_s\":%.1f,"
+           "\"memory_read_gb_s\":%.1f,\"bandwidth_share\":%.2f,\"weight_mb_per_step\":%.1f,"
+           "\"threads\":%d,\"peak_rss_mb\":%.0f%s}\n",
+           r->model, B, PL, NT, (double)B * NT / per, per, prefill,
+           decode_s > 0 ? (double)B * (NT - 1) / decode_s : 0, bw, mem_bw,
+           mem_bw > 0 ? bw / mem_bw : 0, wbytes / 1e6, rlhf_num_threads(), peak_rss_mb(), r->ctx);
+    rc = 0;
+done:
+    for (int b = 0; b < B; b++) free(prompts[b]);
+    free(prompts);
+    free(lens);
+    free(flat);
+    free(logits);
+    return rc;
+}
+
+// the flag combinations bench refuses, with what to do instead
+static int bench_check(const char *work, const char *dtype, int bf, int trains, int peft, int gc,
+                       const char *lora_targets) {
+    const char *works[] = {"sft", "fwd", "gen", "dpo", "grpo", "kernel", "gemm", "paths"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof works / sizeof works[0]; i++) known |= !strcmp(work, works[i]);
+    const char *why = NULL;
+    char buf[256];
+    if (!bf && strcmp(dtype, "float32")) {
+        snprintf(buf, sizeof buf, "--dtype must be float32 or bfloat16 (got \"%s\")", dtype);
+        why = buf;
+    } else if (bf && !trains && strcmp(work, "fwd") && strcmp(work, "gen") && strcmp(work, "kernel"))
+        why = "--dtype bfloat16 is for --work fwd, gen, kernel, or sft and dpo with --use_peft";
+    else if (bf && trains && !peft) {
+        snprintf(buf, sizeof buf, "--dtype bfloat16 for --work %s needs --use_peft (only frozen "
+                                  "weights are held in bf16)", work);
+        why = buf;
+    } else if ((peft || gc || lora_targets) && !trains)
+        why = "--use_peft, --lora_* and --gradient_checkpointing are for --work sft or dpo";
+    else if (lora_targets && !peft)
+        why = "--lora_target_modules needs --use_peft";
+    else if (!known) {
+        snprintf(buf, sizeof buf, "--work must be sft, fwd, gen, dpo, grpo, kernel, gemm or paths "
+                                  "(got \"%s\")", work);
+        why = buf;
+    }
+    if (why) fprintf(stderr, "rlhf bench: %s\n", why);
+    return why ? 2 : 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model = "gpt2", *seq = "256", *batch = "4", *work = "sft", *steps = "3",
                *seed = "1", *prompt_len = "192", *new_tokens = "64", *dtype = "float32",
@@ -476,258 +735,39 @@ int cmd_bench(int argc, char **argv) {
         parse_bool(ckpt, "gradient_checkpointing", &gc))
         return 2;
     int bf = !strcmp(dtype, "bfloat16");
-    if (!bf && strcmp(dtype, "float32")) {
-        fprintf(stderr, "rlhf bench: --dtype must be float32 or bfloat16 (got \"%s\")\n", dtype);
-        return 2;
-    }
     int trains = !strcmp(work, "sft") || !strcmp(work, "dpo");  // the works that take the training flags
-    if (bf && !trains && strcmp(work, "fwd") && strcmp(work, "gen") && strcmp(work, "kernel")) {
-        fprintf(stderr, "rlhf bench: --dtype bfloat16 is for --work fwd, gen, kernel, or sft and "
-                        "dpo with --use_peft\n");
-        return 2;
-    }
-    if (bf && trains && !peft) {
-        fprintf(stderr, "rlhf bench: --dtype bfloat16 for --work %s needs --use_peft (only frozen "
-                        "weights are held in bf16)\n", work);
-        return 2;
-    }
-    if ((peft || gc || lora_targets) && !trains) {
-        fprintf(stderr, "rlhf bench: --use_peft, --lora_* and --gradient_checkpointing are for "
-                        "--work sft or dpo\n");
-        return 2;
-    }
-    if (lora_targets && !peft) {
-        fprintf(stderr, "rlhf bench: --lora_target_modules needs --use_peft\n");
-        return 2;
-    }
+    if (bench_check(work, dtype, bf, trains, peft, gc, lora_targets)) return 2;
     char ctx[512];
     context_fields(ctx, sizeof ctx, dtype);
     if (!strcmp(work, "gemm")) return bench_gemm_paths();
     if (!strcmp(work, "paths")) return bench_gemm_show();
-    if (!strcmp(work, "kernel")) {
-        // the Linear alone, 768 -> 3072, at decode and prefill row counts: as gemm chooses,
-        // and (fp32) on each path; "packed" is our packed GEMM, which took 9-64 rows before
-        // the 64-row skinny kernel
-        int rows[] = {1, 4, 8, 16, 32, 64, 1024};
-        for (int i = 0; i < 7; i++) {
-            double g = bf ? measure_bf16_gflops(rows[i]) : measure_fp32_gflops(rows[i], -1, 1);
-            double wb = 768.0 * 3072 * (bf ? 2 : 4);
-            char per[384] = "";
-            if (!bf) {
-                size_t o = (size_t)snprintf(per, sizeof per, ",\"gflops_by_path\":{");
-                for (int p = 0; p < GEMM_NPATH; p++)
-                    o += (size_t)snprintf(per + o, sizeof per - o, "\"%s\":%.1f,", gemm_path_name(p),
-                                          measure_fp32_gflops(rows[i], p, 1));
-                int own = gemm_path_available(GEMM_AVX512) ? GEMM_AVX512
-                          : gemm_path_available(GEMM_AVX2) ? GEMM_AVX2
-                                                           : GEMM_PORTABLE;
-                snprintf(per + o, sizeof per - o, "\"packed\":%.1f}",
-                         measure_fp32_gflops(rows[i], own, 0));
-            }
-            printf("{\"impl\":\"rlhf.c\",\"work\":\"kernel\",\"rows\":%d,\"in\":768,\"out\":3072,"
-                   "\"gflops\":%.1f,\"weight_gb_s\":%.1f,\"threads\":%d%s%s}\n",
-                   rows[i], g, g / (2.0 * rows[i] * 768 * 3072) * wb, rlhf_num_threads(), per, ctx);
-        }
-        return 0;
-    }
+    if (!strcmp(work, "kernel")) return bench_kernel(bf, ctx);
     rlhf_err err;
-    rlhf_model *m;
-    if (model_load_any(model, (uint64_t)sd, &m, &err)) {
-        fprintf(stderr, "rlhf bench: %s\n", err.msg);
-        return 1;
-    }
-    // the model as a trainer prepares it (src/train/trainer.c prepare_model):
-    // adapters, then bf16 copies of what is frozen, then checkpointing
     char train_ctx[512] = "";
-    if (trains) {
-        lora_config lc;
-        lora_config_default(&lc);
-        lc.r = rank;
-        if (peft && (lora_targets_parse(lora_targets, m->cfg.arch, &lc.targets, &err) ||
-                     model_add_lora(m, &lc, (uint64_t)sd, &err))) {
-            fprintf(stderr, "rlhf bench: --use_peft: %s\n", err.msg);
-            model_free(m);
-            return 1;
-        }
-        if (bf && model_to_bf16(m, &err)) {
-            fprintf(stderr, "rlhf bench: --dtype bfloat16: %s\n", err.msg);
-            model_free(m);
-            return 1;
-        }
-        m->grad_ckpt = gc;
-        train_fields(train_ctx, sizeof train_ctx, m, !strcmp(work, "dpo") ? 2 * B : B, T);
-    } else if (bf && model_to_bf16_inference(m, &err)) {
+    bench_run r = {.model = model, .work = work, .B = B, .T = T, .S = S, .PL = PL, .NT = NT,
+                   .ctx = ctx, .train_ctx = train_ctx};
+    if (model_load_any(model, (uint64_t)sd, &r.m, &err)) {
         fprintf(stderr, "rlhf bench: %s\n", err.msg);
-        model_free(m);
         return 1;
     }
-    const rlhf_config *c = &m->cfg;
-    int V = c->vocab_size;
-    rlhf_rng rng;
-    rng_seed(&rng, (uint64_t)sd);
-    double peak = measure_gemm_peak();
-    if (strcmp(work, "sft") == 0 || strcmp(work, "fwd") == 0) {
-        int train = strcmp(work, "sft") == 0;
-        int N = B * T;
-        int *tok = xmalloc((size_t)N * sizeof(int)), *tgt = xmalloc((size_t)N * sizeof(int));
-        for (int i = 0; i < N; i++) tok[i] = (int)(rng_u64(&rng) % (uint64_t)V);
-        for (int i = 0; i < N; i++) tgt[i] = (i % T == T - 1) ? -1 : tok[i + 1];
-        float *dlogp = xmalloc((size_t)N * sizeof(float));
-        for (int i = 0; i < N; i++) dlogp[i] = -1.0f / (float)(B * (T - 1));
-        rlhf_optim_config oc;
-        optim_default_config(&oc);
-        oc.weight_decay = 0.1f;
-        rlhf_optim *o = train ? optim_create(&oc, model_n_trainable(m)) : NULL;
-        rlhf_batch b = {.B = B, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
-        double total = 0, best = 1e30, rss0 = status_mb("VmRSS:");
-        int reset = rss_peak_reset();
-        for (int s = 0; s <= S; s++) {
-            double t0 = time_now();
-            if (train) bench_dropout(m, 1, s);
-            if (model_forward(m, &b, &err)) {
-                fprintf(stderr, "rlhf bench: %s\n", err.msg);
-                return 1;
-            }
-            if (train) {
-                model_zero_grad(m);
-                model_backward(m, dlogp, NULL, NULL, NULL);
-                optim_step(o, m);
-                bench_dropout(m, 0, s);
-            }
-            double dt = time_now() - t0;
-            if (s > 0) total += dt, best = dt < best ? dt : best;
-        }
-        double train_peak = reset ? -1 : status_mb("VmHWM:");
-        double tps = (double)N * S / total;
-        double gf = tps * flops_per_token(c, T, train && model_lora(m) ? 2 : train) / 1e9;
-        printf("{\"impl\":\"rlhf.c\",\"work\":\"%s\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
-               "\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"step_min_s\":%.4f,\"gflops\":%.1f,"
-               "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,\"rss_before_mb\":%.0f,"
-               "\"train_peak_rss_mb\":%.0f,\"activation_mb\":%.0f%s%s}\n",
-               work, model, B, T, tps, total / S, best, gf, peak, gf / peak, rlhf_num_threads(),
-               peak_rss_mb(), rss0, train_peak,
-               model_activation_bytes_ckpt(c, B, T, m->grad_ckpt) / 1048576.0, ctx, train_ctx);
-        free(tok);
-        free(tgt);
-        free(dlogp);
-        optim_free(o);
-    } else if (strcmp(work, "dpo") == 0) {
-        // a DPO step: B pairs (2B rows of T tokens: a shared prompt of T/2, then the
-        // completion), reference log-probs precomputed (not timed), sigmoid loss
-        int R = 2 * B, N = R * T, P = T / 2;
-        int *tok = xmalloc((size_t)N * sizeof(int)), *tgt = xmalloc((size_t)N * sizeof(int));
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++)
-                tok[r * T + t] = t < P && r >= B ? tok[(r - B) * T + t] : (int)(rng_u64(&rng) % (uint64_t)V);
-        for (int i = 0; i < N; i++) tgt[i] = (i % T >= P - 1 && i % T < T - 1) ? tok[i + 1] : -1;
-        float *ref = xmalloc((size_t)R * sizeof(float)), *pol = xmalloc((size_t)R * sizeof(float));
-        float *dlogp = xmalloc((size_t)N * sizeof(float));
-        rlhf_batch b = {.B = R, .T = T, .tokens = tok, .targets = tgt, .mask = NULL};
-        if (model_forward(m, &b, &err)) {
-            fprintf(stderr, "rlhf bench: %s\n", err.msg);
-            return 1;
-        }
-        for (int r = 0; r < R; r++) {
-            double sum = 0;
-            for (int t = 0; t < T; t++) sum += m->logp[r * T + t];
-            ref[r] = (float)sum;
-        }
-        rlhf_optim_config oc;
-        optim_default_config(&oc);
-        oc.lr = 1e-6f;
-        rlhf_optim *o = optim_create(&oc, model_n_trainable(m));
-        double total = 0, beta = 0.1, rss0 = status_mb("VmRSS:");
-        int reset = rss_peak_reset();
-        for (int s = 0; s <= S; s++) {
-            double t0 = time_now();
-            bench_dropout(m, 1, s);
-            model_forward(m, &b, &err);
-            for (int r = 0; r < R; r++) {
-                double sum = 0;
-                for (int t = 0; t < T; t++) sum += m->logp[r * T + t];
-                pol[r] = (float)sum;
-            }
-            model_zero_grad(m);
-            for (int i = 0; i < B; i++) {
-                double z = beta * ((pol[i] - ref[i]) - (pol[B + i] - ref[B + i]));
-                double g = -beta / (1.0 + exp(z)) / B;  // d(-logsigmoid(z))/d(pol chosen) / B
-                for (int t = 0; t < T; t++) {
-                    dlogp[i * T + t] = tgt[i * T + t] >= 0 ? (float)g : 0.0f;
-                    dlogp[(B + i) * T + t] = tgt[(B + i) * T + t] >= 0 ? (float)-g : 0.0f;
-                }
-            }
-            model_backward(m, dlogp, NULL, NULL, NULL);
-            optim_step(o, m);
-            bench_dropout(m, 0, s);
-            if (s > 0) total += time_now() - t0;
-        }
-        double train_peak = reset ? -1 : status_mb("VmHWM:");
-        double pps = (double)B * S / total, tps = (double)N * S / total;
-        double gf = tps * flops_per_token(c, T, model_lora(m) ? 2 : 1) / 1e9;
-        printf("{\"impl\":\"rlhf.c\",\"work\":\"dpo\",\"model\":\"%s\",\"batch\":%d,\"seq\":%d,"
-               "\"pairs_per_s\":%.3f,\"tokens_per_s\":%.2f,\"step_s\":%.4f,\"gflops\":%.1f,"
-               "\"gemm_peak_gflops\":%.1f,\"mfu\":%.3f,\"threads\":%d,\"peak_rss_mb\":%.0f,"
-               "\"rss_before_mb\":%.0f,\"train_peak_rss_mb\":%.0f%s%s}\n",
-               model, B, T, pps, tps, total / S, gf, peak, gf / peak, rlhf_num_threads(),
-               peak_rss_mb(), rss0, train_peak, ctx, train_ctx);
-        free(tok), free(tgt), free(ref), free(pol), free(dlogp);
-        optim_free(o);
-    } else if (strcmp(work, "grpo") == 0) {
-        if (bench_grpo(m, model, (uint64_t)sd, V, NT, &rng)) return 1;
-    } else if (strcmp(work, "gen") == 0) {
-        int **prompts = xmalloc((size_t)B * sizeof(int *)), *lens = xmalloc((size_t)B * sizeof(int));
-        for (int b = 0; b < B; b++) {
-            prompts[b] = xmalloc((size_t)PL * sizeof(int));
-            lens[b] = PL;
-            for (int j = 0; j < PL; j++) prompts[b][j] = (int)(rng_u64(&rng) % (uint64_t)V);
-        }
-        rlhf_gen_opts go = {.max_new_tokens = NT, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f,
-                            .eos_id = -1, .pad_id = 0};
-        double total = 0, prefill = 0;
-        for (int s = 0; s <= S; s++) {
-            rlhf_gen_out out;
-            double t0 = time_now();
-            if (generate(m, (const int *const *)prompts, lens, B, &go, &rng, &out, &err)) {
-                fprintf(stderr, "rlhf bench: %s\n", err.msg);
-                return 1;
-            }
-            if (s > 0) total += time_now() - t0;
-            gen_out_free(&out);
-        }
-        // prefill alone, to split the time
-        rlhf_kv_cache *kv = kv_cache_create(c, B, PL + NT);
-        int *flat = xmalloc((size_t)B * PL * sizeof(int));
-        for (int b = 0; b < B; b++) memcpy(flat + (size_t)b * PL, prompts[b], PL * sizeof(int));
-        float *logits = xmalloc((size_t)B * V * sizeof(float));
-        double t0 = time_now();
-        model_forward_cached(m, kv, flat, NULL, PL, logits, &err);
-        prefill = time_now() - t0;
-        kv_cache_free(kv);
-        double per = total / S;
-        // bytes of weights streamed per decode step: every matrix once, at its dtype
-        double decode_s = per - prefill, wbytes = weight_stream_bytes(m);
-        double bw = NT > 1 ? wbytes * (NT - 1) / (decode_s > 0 ? decode_s : 1e-9) / 1e9 : 0;
-        double mem_bw = measure_read_bandwidth((size_t)wbytes);
-        printf("{\"impl\":\"rlhf.c\",\"work\":\"gen\",\"model\":\"%s\",\"batch\":%d,"
-               "\"prompt_len\":%d,\"new_tokens\":%d,\"tokens_per_s\":%.2f,\"total_s\":%.3f,"
-               "\"prefill_s\":%.3f,\"decode_tokens_per_s\":%.2f,\"weight_stream_gb_s\":%.1f,"
-               "\"memory_read_gb_s\":%.1f,\"bandwidth_share\":%.2f,\"weight_mb_per_step\":%.1f,"
-               "\"threads\":%d,\"peak_rss_mb\":%.0f%s}\n",
-               model, B, PL, NT, (double)B * NT / per, per, prefill,
-               decode_s > 0 ? (double)B * (NT - 1) / decode_s : 0, bw, mem_bw,
-               mem_bw > 0 ? bw / mem_bw : 0, wbytes / 1e6, rlhf_num_threads(), peak_rss_mb(), ctx);
-        for (int b = 0; b < B; b++) free(prompts[b]);
-        free(prompts);
-        free(lens);
-        free(flat);
-        free(logits);
-    } else {
-        fprintf(stderr, "rlhf bench: --work must be sft, fwd, gen, dpo, grpo, kernel, gemm or paths (got \"%s\")\n", work);
-        model_free(m);
-        return 2;
+    int rc = bench_prepare(r.m, work, trains, bf, peft, rank, lora_targets, gc, sd, B, T,
+                           train_ctx, sizeof train_ctx, &err);
+    if (!rc) {
+        rng_seed(&r.rng, (uint64_t)sd);
+        r.peak = measure_gemm_peak();
+        if (!strcmp(work, "grpo"))
+            rc = bench_grpo(r.m, model, (uint64_t)sd, r.m->cfg.vocab_size, NT, &r.rng);
+        else if (!strcmp(work, "dpo"))
+            rc = bench_dpo(&r, &err);
+        else if (!strcmp(work, "gen"))
+            rc = bench_gen(&r, &err);
+        else
+            rc = bench_sft_fwd(&r, &err);
+        if (rc && !strcmp(work, "grpo")) err.msg[0] = 0;  // bench_grpo printed its own
     }
-    model_free(m);
-    return 0;
+    if (rc && err.msg[0]) fprintf(stderr, "rlhf bench: %s\n", err.msg);
+    model_free(r.m);
+    return rc ? 1 : 0;
 }
 
 // -------------------------------------------------------------------- demo --
