@@ -274,6 +274,74 @@ static int sample_chunk(rlhf_model *m, const rlhf_tokenizer *t, const chat_stops
     return rc;
 }
 
+// --format jsonl: the line of completion j of a chunk of nb (revs: round-major)
+static void print_jsonl(const prompt_set *ps, int p, const completion *revs, int nb, int j,
+                        int rounds) {
+    const completion *fin = &revs[(size_t)rounds * nb + j];
+    int conv = prompt_is_conversational(ps, p);
+    fputs("{\"prompt\":", stdout);
+    json_prompt(stdout, ps, p);
+    fputs(conv ? ",\"completion\":[{\"role\":\"assistant\",\"content\":" : ",\"completion\":",
+          stdout);
+    json_string(stdout, fin->text + fin->start, fin->len - fin->start);
+    printf("%s,\"ended_eos\":%s", conv ? "}]" : "", fin->ended ? "true" : "false");
+    if (rounds) {  // every round, the first answer first
+        fputs(",\"revisions\":[", stdout);
+        for (int round = 0; round <= rounds; round++) {
+            const completion *c = &revs[(size_t)round * nb + j];
+            if (round) putchar(',');
+            json_string(stdout, c->text + c->start, c->len - c->start);
+        }
+        putchar(']');
+    }
+    fputs("}\n", stdout);
+}
+
+// --format text: completion k of total (a header when there are several), its
+// last revision or, with --show_revisions, every round
+static void print_text(int total, int n_return, int k, const completion *revs, int nb, int j,
+                       int rounds, int show_revisions) {
+    int p = k / n_return;
+    if (total > 1) {
+        if (k > 0) putchar('\n');
+        if (n_return > 1)
+            printf("==> prompt %d, sample %d <==\n", p + 1, k % n_return + 1);
+        else
+            printf("==> prompt %d <==\n", p + 1);
+    }
+    for (int round = show_revisions ? 0 : rounds; round <= rounds; round++) {
+        const completion *c = &revs[(size_t)round * nb + j];
+        if (show_revisions && rounds)
+            printf(round ? "--- revision %d ---\n" : "--- answer ---\n", round);
+        fwrite(c->text + c->start, 1, c->len - c->start, stdout);
+        putchar('\n');
+    }
+}
+
+// the flag values generate refuses, said on stderr; 0 when none
+static int generate_usage(const char *model, const char *prompt, const char *prompts,
+                          const char *format, float top_p, const reviser *rv, const char *dtype,
+                          const char *chat_template) {
+    const char *usage = NULL;
+    if (!model) usage = "--model is required";
+    else if (!prompt == !prompts) usage = "give exactly one of --prompt and --prompts";
+    else if (strcmp(format, "text") && strcmp(format, "jsonl"))
+        usage = "--format must be text or jsonl";
+    else if (!(top_p > 0)) usage = "--top_p must be in (0, 1]";
+    else if (rv->rounds && !rv->instruction[0]) usage = "--revision_prompt must not be empty";
+    else if (!dtype_known(dtype)) usage = "--dtype must be float32 or bfloat16";
+    if (usage) {
+        fprintf(stderr, "rlhf generate: %s\n", usage);
+        return -1;
+    }
+    if (chat_template && !chat_template_known(chat_template)) {
+        fprintf(stderr, "rlhf generate: unknown --chat_template \"%s\" (known: %s)\n",
+                chat_template, chat_template_list());
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *prompts = NULL;
     const char *format = "text", *chat_template = NULL;
@@ -321,23 +389,8 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "rlhf generate: %s\n", err.msg);
         return 2;
     }
-    const char *usage = NULL;
-    if (!model) usage = "--model is required";
-    else if (!prompt == !prompts) usage = "give exactly one of --prompt and --prompts";
-    else if (strcmp(format, "text") && strcmp(format, "jsonl"))
-        usage = "--format must be text or jsonl";
-    else if (!(top_p > 0)) usage = "--top_p must be in (0, 1]";
-    else if (rv.rounds && !rv.instruction[0]) usage = "--revision_prompt must not be empty";
-    else if (!dtype_known(dtype)) usage = "--dtype must be float32 or bfloat16";
-    if (usage) {
-        fprintf(stderr, "rlhf generate: %s\n", usage);
+    if (generate_usage(model, prompt, prompts, format, top_p, &rv, dtype, chat_template))
         return 2;
-    }
-    if (chat_template && !chat_template_known(chat_template)) {
-        fprintf(stderr, "rlhf generate: unknown --chat_template \"%s\" (known: %s)\n",
-                chat_template, chat_template_list());
-        return 2;
-    }
     int jsonl = !strcmp(format, "jsonl");
     rlhf_model *m = NULL;
     rlhf_tokenizer *t = NULL;
@@ -387,41 +440,10 @@ int cmd_generate(int argc, char **argv) {
             break;
         }
         for (int j = 0; j < nb; j++) {
-            int k = s + j, p = k / n_return;
-            const completion *fin = &revs[(size_t)rv.rounds * nb + j];
-            int conv = prompt_is_conversational(&ps, p);
-            if (jsonl) {
-                fputs("{\"prompt\":", stdout);
-                json_prompt(stdout, &ps, p);
-                fputs(conv ? ",\"completion\":[{\"role\":\"assistant\",\"content\":"
-                           : ",\"completion\":",
-                      stdout);
-                json_string(stdout, fin->text + fin->start, fin->len - fin->start);
-                printf("%s,\"ended_eos\":%s", conv ? "}]" : "", fin->ended ? "true" : "false");
-                if (rv.rounds) {  // every round, the first answer first
-                    fputs(",\"revisions\":[", stdout);
-                    for (int round = 0; round < R; round++) {
-                        const completion *c = &revs[(size_t)round * nb + j];
-                        if (round) putchar(',');
-                        json_string(stdout, c->text + c->start, c->len - c->start);
-                    }
-                    putchar(']');
-                }
-                fputs("}\n", stdout);
-            } else {
-                if (total > 1) {
-                    if (k > 0) putchar('\n');
-                    if (n_return > 1) printf("==> prompt %d, sample %d <==\n", p + 1, k % n_return + 1);
-                    else printf("==> prompt %d <==\n", p + 1);
-                }
-                for (int round = show_revisions ? 0 : rv.rounds; round < R; round++) {
-                    const completion *c = &revs[(size_t)round * nb + j];
-                    if (show_revisions && rv.rounds)
-                        printf(round ? "--- revision %d ---\n" : "--- answer ---\n", round);
-                    fwrite(c->text + c->start, 1, c->len - c->start, stdout);
-                    putchar('\n');
-                }
-            }
+            if (jsonl)
+                print_jsonl(&ps, (s + j) / n_return, revs, nb, j, rv.rounds);
+            else
+                print_text(total, n_return, s + j, revs, nb, j, rv.rounds, show_revisions);
         }
         for (int i = 0; i < R * nb; i++) free(revs[i].text);
         fflush(stdout);
