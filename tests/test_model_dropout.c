@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_internal.h"
 #include "rlhf.h"
 #include "test.h"
 
@@ -52,6 +53,28 @@ static int keep_rate(void) {
 }
 
 // ---- the attention kernel's probability dropout (src/nn/attention.c) ----
+
+// The kernel compares integer draws with nn_drop_cut(p) instead of dropout_kept's
+// draw * 2^-53 >= p: the same decision for every draw, checked at the cut and either side
+// of it for p's that are not binary fractions, and on random draws.
+static int drop_cut_exact(void) {
+    double ps[] = {0.1, 0.25, 0.3, 1.0 / 3, 0.999999, 1e-17, 0.0};
+    long bad = 0;
+    for (int q = 0; q < 7; q++) {
+        uint64_t cut = nn_drop_cut(ps[q]);
+        for (int e = -2; e <= 2; e++) {
+            if (cut == 0 && e < 0) continue;
+            uint64_t x = cut + (uint64_t)(int64_t)e;
+            bad += ((double)x * 0x1.0p-53 >= ps[q]) != (x >= cut);
+        }
+        for (uint64_t i = 0; i < 20000; i++) {
+            uint64_t x = nn_drop_draw(dropout_key(3, (uint64_t)q), i);
+            bad += dropout_kept(dropout_key(3, (uint64_t)q), i, ps[q]) != (x >= cut);
+        }
+    }
+    CHECKF(bad == 0, "%ld decisions differ", bad);
+    return 0;
+}
 
 // qkv (B,T,(NH+2NKV)HS) of normal draws times scale
 static float *random_qkv(int B, int T, int NH, int NKV, int HS, float scale, uint64_t seed) {
@@ -90,10 +113,13 @@ static int attn_keep_rate(void) {
                     }
                     seen++, kept += y != 0.0f;
                     bad += y != 0.0f && fabs(y - want) > 1e-6 * want;
+                    // the documented key: (query token, head, key) in the whole batch
+                    uint64_t idx = (((uint64_t)b * T + t) * NH + h) * T + s;
+                    bad += (y != 0.0f) != dropout_kept(d.key, idx, p);
                 }
     double rate = (double)kept / seen;  // 149k draws: sd 0.0012
     CHECKF(fabs(rate - (1 - p)) < 0.005, "keep rate %.4f of %ld", rate, seen);
-    CHECKF(bad == 0, "%ld outputs neither 0 nor 1/(t+1)/(1-p)", bad);
+    CHECKF(bad == 0, "%ld outputs not 1/(t+1)/(1-p) where dropout_kept, 0 elsewhere", bad);
     printf("  attention probabilities, p %.1f: keep rate %.4f of %ld\n", p, rate, seen);
     // a share of the rows (as an MPI rank runs it) draws the whole batch's masks for them
     enum { LO = 3 };
@@ -315,6 +341,7 @@ static int llama_attn_dropout(void) { return check_arch(ARCH_LLAMA, ATTN); }
 
 int main(void) {
     RUN(keep_rate);
+    RUN(drop_cut_exact);
     RUN(attn_keep_rate);
     RUN(attn_drop_grad);
     RUN(gpt2_dropout);

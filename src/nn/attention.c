@@ -128,8 +128,9 @@ static uint64_t drop_idx(const attn_dropout *d, int b, int t, int h, int T, int 
 // index is idx + s
 static void drop_row(float *y, const float *x, int n, const attn_dropout *d, uint64_t idx) {
     const float keep = (float)(1.0 / (1.0 - d->p));  // dropout_apply's scale, bit for bit
+    const uint64_t key = d->key, cut = nn_drop_cut(d->p);  // kept: dropout_kept(key, i, p)
     for (int s = 0; s < n; s++)
-        y[s] = dropout_kept(d->key, idx + (uint64_t)s, d->p) ? x[s] * keep : 0.0f;
+        y[s] = vm_select(nn_drop_draw(key, idx + (uint64_t)s) >= cut, x[s] * keep, 0.0f);
 }
 
 // y (t1-t0, T) = the dropped probabilities of queries t0..t1 over keys 0..t1 (the block the
