@@ -172,14 +172,16 @@ struct rlhf_model {
     // input_embeds (0 at padding). NULL (the default) = tokens, as before.
     const float *input_embeds;
     float *input_embeds_grad;
-    // Dropout in a training forward (GPT-2's embd_pdrop and resid_pdrop, as LaMo's
-    // GPT-2 config sets them: src/ctrl/lamo.c): embd_dropout on the embedding output
+    // Dropout in a training forward (GPT-2's embd_pdrop, resid_pdrop and attn_pdrop, as
+    // LaMo's GPT-2 config sets them: src/ctrl/lamo.c): embd_dropout on the embedding output
     // (input vectors + positions), resid_dropout on each block's attention and MLP
-    // output projections before their residual add. Set before model_forward; 0 (the
-    // default) = none, so evaluation forwards stay deterministic. The masks are a
-    // function of (dropout_seed, layer, site, element), recorded by the forward, so
-    // the backward (and a checkpointed recompute) applies the same ones.
-    float embd_dropout, resid_dropout;
+    // output projections before their residual add, attn_dropout on each block's attention
+    // probabilities (after the softmax, before they weight the values). Set before
+    // model_forward; 0 (the default) = none, so evaluation forwards stay deterministic
+    // (the KV-cache forward never drops). The masks are a function of (dropout_seed,
+    // layer, site, element), recorded by the forward, so the backward (and a
+    // checkpointed recompute) applies the same ones.
+    float embd_dropout, resid_dropout, attn_dropout;
     uint64_t dropout_seed;
     // The global index of the batch's first token when a data-parallel rank runs a
     // share of a batch's rows (0 on one process): the masks of token t are those of

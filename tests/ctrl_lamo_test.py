@@ -138,18 +138,35 @@ def dropper(seed, p):
                                                 tuple(x.shape), p)
 
 
+ATTN_SITE = 1 << 20  # model.c's ATTN_DROP_SITE: layer l's probabilities are site ATTN_SITE + l
+
+
+def attn_dropper(seed, p, token0=0):
+    """attn_drop(layer, probs) of rlhf_model's attn_dropout keyed on seed: the element of
+    (row b, head h, query t, key s) is ((token0 + b T + t) NH + h) T + s (src/nn/attention.c)"""
+    if not p > 0:
+        return None
+
+    def drop(layer, probs):
+        B, NH, T, _ = probs.shape
+        assert token0 == 0  # one process: the whole batch
+        m = keep_mask(dropout_key(seed, ATTN_SITE + layer), (B, T, NH, T), p)
+        return probs * m.permute(0, 2, 1, 3)
+    return drop
+
+
 LORA_KIND = {"attn.q": 0, "attn.k": 1, "attn.v": 2, "attn.qkv": 3}  # lora.c's kinds
 N_KIND = 8
 
 
-def replay(arch, tmp, drop=0.0, lora_drop=0.0, positions=2):
+def replay(arch, tmp, drop=0.0, lora_drop=0.0, positions=2, attn_drop=0.0):
     """One LaMo loss and its gradients against the float64 replay; with drop /
-    lora_drop the training dropout (masks rebuilt here) and --lamo_positions"""
-    tag = "" if (drop, lora_drop, positions) == (0.0, 0.0, 2) else \
-        f"+drop{drop:g}/lora{lora_drop:g}/pos{positions}"
+    lora_drop / attn_drop the training dropout (masks rebuilt here) and --lamo_positions"""
+    tag = "" if (drop, lora_drop, positions, attn_drop) == (0.0, 0.0, 2, 0.0) else \
+        f"+drop{drop:g}/lora{lora_drop:g}/attn{attn_drop:g}/pos{positions}"
     out = os.path.join(tmp, arch + tag.replace("/", "_"))
     os.makedirs(out)
-    res = tool("step", out, arch, *((drop, lora_drop, positions) if tag else ()))[0]
+    res = tool("step", out, arch, *((drop, lora_drop, positions, attn_drop) if tag else ()))[0]
     cfg = json.load(open(os.path.join(out, "config.json")))
     W = st_io.load(os.path.join(out, "weights.safetensors"))
     io = st_io.load(os.path.join(out, "io.safetensors"))
@@ -180,6 +197,7 @@ def replay(arch, tmp, drop=0.0, lora_drop=0.0, positions=2):
         kw = {"no_wpe": positions == 0, "pos": pos}
         if tag:
             kw["drop"] = dropper(dropout_key(DROP_SEED, 2 * which + 1), drop)
+            kw["attn_drop"] = attn_dropper(dropout_key(DROP_SEED, 2 * which + 1), attn_drop)
         if lora_drop > 0:
             kw["qkv_extra"] = adapters(dropout_key(DROP_SEED, 2 * which + 2))
         return ref.forward(cfg, P_, tokens, mask_, **kw)
@@ -421,25 +439,35 @@ def checkpoints(tmp, data, text, model):
 
     before = final_bytes(a)
     bad = []
-    for extra, flag in ((["--lamo_lora_r", "8"], "--lamo_lora_r"), (["--seed", "5"], "--seed")):
+    for extra, flag in ((["--lamo_lora_r", "8"], "--lamo_lora_r"), (["--seed", "5"], "--seed"),
+                        (["--lamo_attn_dropout", "0.2"], "--lamo_attn_dropout")):
         q = go(a, *lora, "--resume", *extra, check=False)
         if q.returncode == 0 or flag not in q.stderr:
             bad.append(f"{flag}: rc {q.returncode}, {q.stderr.strip()[-200:]!r}")
     report(not bad and final_bytes(a) == before, "ckpt/--resume with other settings refused "
-           "(--lamo_lora_r, --seed named), run untouched", "; ".join(bad))
+           "(--lamo_lora_r, --seed, --lamo_attn_dropout named), run untouched", "; ".join(bad))
 
-    # the runs above train with the default dropout (0.1, 0.1); without it, others
-    off = ["--lamo_dropout", "0", "--lamo_lora_dropout", "0", "--lamo_positions", "2"]
+    # the runs above train with the default dropout (0.1, 0.1, 0.1); without it, others
+    off = ["--lamo_dropout", "0", "--lamo_attn_dropout", "0", "--lamo_lora_dropout", "0",
+           "--lamo_positions", "2"]
     f = os.path.join(tmp, "ck-f")
     go(f, *lora, *off)
     report(final_bytes(f) != final_bytes(a), "ckpt/dropout on trains other weights than off", "")
+    g = os.path.join(tmp, "ck-g")  # the attention probabilities' dropout alone off
+    go(g, *lora, "--lamo_attn_dropout", "0")
+    gs = json.load(open(os.path.join(g, "checkpoints", "final", "state.json")))["algo_config"]
+    sa = json.load(open(os.path.join(a, "checkpoints", "final", "state.json")))["algo_config"]
+    report(final_bytes(g) != final_bytes(a) and gs.get("lamo_attn_dropout") == 0
+           and abs(sa.get("lamo_attn_dropout", -1) - 0.1) < 1e-6,
+           "ckpt/--lamo_attn_dropout 0 trains other weights than the default 0.1 (both recorded)",
+           f"{gs.get('lamo_attn_dropout')} {sa.get('lamo_attn_dropout')}")
     # a checkpoint from before the settings (keys removed) is one without dropout,
     # positions by real tokens: refused with the defaults, resumed with those
     e = os.path.join(tmp, "ck-e")
     go(e, *lora, *off, "--stop_at", "7")
     sp = os.path.join(e, "checkpoints", "step-00000007", "state.json")
     st = json.load(open(sp))
-    for k in ("lamo_dropout", "lamo_lora_dropout", "lamo_positions"):
+    for k in ("lamo_dropout", "lamo_attn_dropout", "lamo_lora_dropout", "lamo_positions"):
         del st["algo_config"][k]
     json.dump(st, open(sp, "w"))
     q = go(e, *lora, "--resume", check=False)
@@ -489,8 +517,9 @@ def main():
         for arch in ("gpt2", "llama"):
             try:
                 old = replay(arch, tmp)
-                for drop, lora_drop, positions in ((0.1, 0.1, 0), (0.3, 0.2, 1)):
-                    replay(arch, tmp, drop, lora_drop, positions)
+                for drop, lora_drop, positions, attn in ((0.1, 0.1, 0, 0.1), (0.3, 0.2, 1, 0.25),
+                                                         (0.0, 0.0, 2, 0.3)):
+                    replay(arch, tmp, drop, lora_drop, positions, attn)
                 # positions alone (each replayed above to 1e-5): GPT-2's a_hat moves
                 # by far more than that from the real-token count (2, the builds before
                 # --lamo_positions) under 0 (no learned positions, the authors') and 1

@@ -55,9 +55,10 @@ def rope(x, pos, theta, convention="rotate_half"):
     raise ValueError(convention)
 
 
-def attention(q, k, v, mask):
+def attention(q, k, v, mask, pdrop=None):
     """q (B,NH,T,HS), k/v (B,NKV,T,HS); query t sees key s iff s <= t and mask[s];
-    a query that sees no key outputs 0."""
+    a query that sees no key outputs 0. pdrop(p): the probabilities (B,NH,T,T) as
+    they weight the values (dropout), or None."""
     B, NH, T, HS = q.shape
     NKV = k.shape[1]
     rep = NH // NKV
@@ -68,18 +69,20 @@ def attention(q, k, v, mask):
     allowed = causal[None, None] & (mask[:, None, None, :] > 0)  # (B,1,T,T)
     att = att.masked_fill(~allowed, -1e30)
     p = torch.softmax(att, dim=-1) * allowed.to(att.dtype)  # rows with no key -> 0
-    return p @ v
+    return (pdrop(p) if pdrop else p) @ v
 
 
 def forward(cfg, P, tokens, mask, rope_convention="rotate_half", pos=None, no_wpe=False,
-            drop=None, qkv_extra=None):
+            drop=None, qkv_extra=None, attn_drop=None):
     """cfg: dict from config.json; P: {name: tensor}; tokens, mask: (B,T) long.
     Returns (hidden (B,T,C), logits (B,T,V)).
     Optional (rlhf_model's LaMo settings): pos (B,T) position ids in place of the
     real-token count; no_wpe: no learned positions added; drop(layer, site, x) applied
     to the embedding output (layer -1, site 0), the attention output (site 0) and the
     MLP output (site 1) before their residual adds; qkv_extra(layer, a) added to the
-    qkv projection of the normed input a (LoRA adapters with their own dropout)."""
+    qkv projection of the normed input a (LoRA adapters with their own dropout);
+    attn_drop(layer, p) applied to the attention probabilities p (B,NH,T,T) before
+    they weight the values."""
     arch = cfg["arch"]
     L, NH, NKV, C = cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"], cfg["n_embd"]
     HS = C // NH
@@ -117,7 +120,8 @@ def forward(cfg, P, tokens, mask, rope_convention="rotate_half", pos=None, no_wp
         if not gpt2:
             q = rope(q, pos, cfg["rope_theta"], rope_convention)
             k = rope(k, pos, cfg["rope_theta"], rope_convention)
-        o = attention(q, k, v, mask).transpose(1, 2).reshape(B, T, NH * HS)
+        pdrop = (lambda p, i=i: attn_drop(i, p)) if attn_drop else None
+        o = attention(q, k, v, mask, pdrop).transpose(1, 2).reshape(B, T, NH * HS)
         o = lin(o, pre + "attn.out", gpt2)
         x = x + (drop(i, 0, o) if drop else o)
         m = norm(x, pre + "mlp_norm")

@@ -111,7 +111,7 @@ typedef struct {
     int lamo_K, lamo_lora_r, lamo_warmup, lamo_pretrained, lamo_tanh, lamo_lm_batch, lamo_lm_len;
     float lamo_lora_alpha, lamo_lm_coeff, lamo_lr, lamo_weight_decay, lamo_clip;
     float lamo_target_return, lamo_rtg_scale;
-    float lamo_dropout, lamo_lora_dropout;
+    float lamo_dropout, lamo_attn_dropout, lamo_lora_dropout;
     int lamo_positions;
 } ctrl_algo_config;
 

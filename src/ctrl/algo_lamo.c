@@ -17,7 +17,8 @@ static void lamo_defaults(ctrl_algo_config *c) {
     c->lamo_warmup = -1, c->lamo_clip = 0.25f, c->lamo_target_return = NAN;
     c->lamo_rtg_scale = 1000.0f, c->lamo_pretrained = 1, c->lamo_tanh = 1;
     c->lamo_lm_batch = 4, c->lamo_lm_len = 64;
-    c->lamo_dropout = 0.1f, c->lamo_lora_dropout = 0.1f, c->lamo_positions = 0;
+    c->lamo_dropout = 0.1f, c->lamo_attn_dropout = 0.1f, c->lamo_lora_dropout = 0.1f;
+    c->lamo_positions = 0;
 }
 
 static int lamo_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const float *low,

@@ -118,6 +118,7 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(lamo_lm_batch, 1, "LaMo: text rows per step for the LM loss"),
     F(lamo_lm_len, 1, "LaMo: tokens per text row"),
     F(lamo_dropout, 0, "LaMo: dropout in training forwards on the LM's embedding output and its attention / MLP outputs before each residual add (GPT-2's embd_pdrop, resid_pdrop; the authors' 0.1; 0: none; evaluation never drops)"),
+    F(lamo_attn_dropout, 0, "LaMo: dropout in training forwards on the LM's attention probabilities (GPT-2's attn_pdrop; the authors' 0.1; 0: none; evaluation never drops)"),
     F(lamo_lora_dropout, 0, "LaMo: dropout on the LoRA adapters' input in training forwards (the authors' MergedLinear 0.1; 0: none)"),
     F(lamo_positions, 1, "LaMo: GPT-2's learned positions: 0 none added (the authors' GPT2Model never adds wpe), 1 over the padded window (HF's default position ids), 2 counting real tokens only (builds before this flag); RoPE models rotate by the real count (0, 2) or the index (1)"),
     {NULL, 0, 0, NULL},

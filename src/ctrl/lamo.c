@@ -312,6 +312,7 @@ static int dt_forward(lamo_net *n, rlhf_model *m, const lamo_batch *b, lamo_scra
 static void set_dropout(const lamo_net *n, rlhf_model *m, int which) {
     int on = which >= 0 && n->drop.on;
     m->embd_dropout = m->resid_dropout = on ? n->drop.p : 0.0f;
+    m->attn_dropout = on ? n->drop.attn_p : 0.0f;
     m->dropout_seed = on ? dropout_key(n->drop.seed, (uint64_t)(2 * which + 1)) : 0;
     m->dropout_token0 = on ? n->drop.token0[which] : 0;
     model_lora_dropout(m, on, on ? dropout_key(n->drop.seed, (uint64_t)(2 * which + 2)) : 0);

@@ -78,14 +78,14 @@ typedef struct {
     const uint8_t *mask;
     // Dropout of lamo_loss_grad's forwards when on (evaluation: off): p on the LM's
     // embedding output and residual branches (rlhf_model embd_dropout, resid_dropout),
-    // and the LoRA adapters' own dropout (their config's p) switched on; masks keyed
+    // attn_p on its attention probabilities (rlhf_model attn_dropout), and the LoRA adapters' own dropout (their config's p) switched on; masks keyed
     // on seed (the DT forward and the text forward get keys of their own) and on
     // each token's index in the whole batch: token0[0] / token0[1] are the global
     // index of the first token of the DT / text rows this process runs (0 but on
     // MPI ranks, whose shares then draw one process's masks).
     struct {
         int on;
-        float p;
+        float p, attn_p;
         uint64_t seed;
         uint64_t token0[2];
     } drop;

@@ -176,7 +176,9 @@ static int check_model(const lamo_run *t, const cJSON *j, const char *path, rlhf
 // the value of a --lamo_* setting in a checkpoint that does not record it (from
 // before it existed): no dropout, positions counting real tokens; else NAN
 static double legacy_value(const char *name) {
-    if (!strcmp(name, "lamo_dropout") || !strcmp(name, "lamo_lora_dropout")) return 0;
+    if (!strcmp(name, "lamo_dropout") || !strcmp(name, "lamo_attn_dropout") ||
+        !strcmp(name, "lamo_lora_dropout"))
+        return 0;
     if (!strcmp(name, "lamo_positions")) return 2;
     return NAN;
 }
@@ -266,6 +268,7 @@ done:
 static void legacy_settings(const cJSON *j, ctrl_algo_config *a) {
     const cJSON *saved = cJSON_GetObjectItemCaseSensitive(j, "algo_config");
     if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_dropout")) a->lamo_dropout = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_attn_dropout")) a->lamo_attn_dropout = 0;
     if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_lora_dropout")) a->lamo_lora_dropout = 0;
     if (!cJSON_GetObjectItemCaseSensitive(saved, "lamo_positions")) a->lamo_positions = 2;
 }

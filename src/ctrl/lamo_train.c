@@ -67,6 +67,8 @@ static int check_config(const ctrl_train_config *c, rlhf_err *err) {
     BAD(a->lamo_lm_batch < 1, "lamo: --lamo_lm_batch must be >= 1");
     BAD(a->lamo_lm_len < 1, "lamo: --lamo_lm_len must be >= 1");
     BAD(!(a->lamo_dropout >= 0 && a->lamo_dropout < 1), "lamo: --lamo_dropout must be in [0, 1)");
+    BAD(!(a->lamo_attn_dropout >= 0 && a->lamo_attn_dropout < 1),
+        "lamo: --lamo_attn_dropout must be in [0, 1)");
     BAD(!(a->lamo_lora_dropout >= 0 && a->lamo_lora_dropout < 1),
         "lamo: --lamo_lora_dropout must be in [0, 1)");
     BAD(a->lamo_positions < 0 || a->lamo_positions > 2,
@@ -151,6 +153,7 @@ int lamo_setup_model(lamo_run *t, rlhf_err *err) {
                    .tanh_head = a->lamo_tanh};
     if (lamo_net_init(&t->net, &d, &t->rng, err)) return -1;
     t->net.drop.p = a->lamo_dropout; // switched on per training step (train_loop)
+    t->net.drop.attn_p = a->lamo_attn_dropout;
     size_t nm = model_n_trainable(t->m);
     t->am = xcalloc((size_t)t->net.n_params, sizeof(float));
     t->av = xcalloc((size_t)t->net.n_params, sizeof(float));

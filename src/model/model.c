@@ -254,7 +254,9 @@ typedef struct {
     int scratch_layer;                 // ckpt: the layer whose activations the scratch holds (-1 none)
     float inv_t;                       // 1 / the forward's logit_temperature
     float embd_drop, resid_drop;       // the forward's dropout (rlhf_model), its seed
+    float attn_drop;                   // ... on the attention probabilities
     uint64_t drop_seed, drop_base;     // drop_base: the first token's global index times C
+    uint64_t drop_token0;              // the first token's global index (the attention masks)
     int no_wpe;                        // the forward added no learned positions
 } acts_view;
 
@@ -428,6 +430,15 @@ static uint64_t drop_key(const acts_view *a, int l, int site) {
     return dropout_key(a->drop_seed, (uint64_t)(2 * (l + 1) + site + 1));
 }
 
+// layer l's attention-probability dropout (nn.h attn_dropout; p = 0: none). Its site
+// numbers start far past drop_key's (2 L + 2 of them), so no two sites share a key.
+enum { ATTN_DROP_SITE = 1 << 20 };
+static attn_dropout attn_drop_of(const acts_view *a, int l) {
+    return (attn_dropout){.p = a->attn_drop,
+                          .key = dropout_key(a->drop_seed, (uint64_t)ATTN_DROP_SITE + (uint64_t)l),
+                          .token0 = a->drop_token0};
+}
+
 // One transformer block, shared with nothing else: inp (N,C) -> L->resid_out (N,C).
 static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, int B, int T) {
     const rlhf_config *c = &m->cfg;
@@ -442,8 +453,9 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
         rope_forward(L->qkv, m->rope_cos, m->rope_sin, a->pos, N, NH, HS, QKV);
         rope_forward(L->qkv + NH * HS, m->rope_cos, m->rope_sin, a->pos, N, NKV, HS, QKV);
     }
-    attention_forward(L->atty, L->att, L->qkv, a->mask, a->seg_on ? a->seg : NULL, B, T, NH, NKV,
-                      HS);
+    attn_dropout ad = attn_drop_of(a, l);
+    attention_forward_drop(L->atty, L->att, L->qkv, a->mask, a->seg_on ? a->seg : NULL, B, T, NH,
+                           NKV, HS, &ad);
     model_linear_forward(m, l, LIN_ATTN_OUT, a->tmp, L->atty, N, 1);
     if (a->resid_drop > 0)
         dropout_apply(a->tmp, a->tmp, (long)N * C, drop_key(a, l, 0), a->resid_drop, a->drop_base);
@@ -504,8 +516,10 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     a->embeds_on = embeds;
     a->embd_drop = m->embd_dropout > 0 ? m->embd_dropout : 0.0f;
     a->resid_drop = m->resid_dropout > 0 ? m->resid_dropout : 0.0f;
+    a->attn_drop = m->attn_dropout > 0 ? m->attn_dropout : 0.0f;
     a->drop_seed = m->dropout_seed;
     a->drop_base = m->dropout_token0 * (uint64_t)C;
+    a->drop_token0 = m->dropout_token0;
     a->no_wpe = m->no_learned_positions != 0;
     const float *wpe = a->no_wpe ? NULL : m->w.wpe;
     for (int r = 0; r < B; r++) {
@@ -697,7 +711,8 @@ void model_backward_entropy(rlhf_model *m, const float *dlogp, const float *dent
         memset(dact, 0, (size_t)N * C * sizeof(float));
         model_linear_backward(m, l, LIN_ATTN_OUT, dact, dattn, L->atty, N);
         memset(dbig, 0, (size_t)N * QKV * sizeof(float));
-        attention_backward(dbig, datt, dact, L->qkv, L->att, a->mask, B, T, NH, NKV, HS);
+        attn_dropout ad = attn_drop_of(a, l);  // the forward's masks, drawn again
+        attention_backward_drop(dbig, datt, dact, L->qkv, L->att, B, T, NH, NKV, HS, &ad);
         if (c->arch == ARCH_LLAMA) {
             rope_backward(dbig, m->rope_cos, m->rope_sin, a->pos, N, NH, HS, QKV);
             rope_backward(dbig + NH * HS, m->rope_cos, m->rope_sin, a->pos, N, NKV, HS, QKV);

@@ -72,19 +72,12 @@ void residual_forward(float *out, const float *a, const float *b, long n) {
 
 // ---- dropout ----
 
-static uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 uint64_t dropout_key(uint64_t seed, uint64_t site) {
-    return mix64(seed ^ mix64(0x9e3779b97f4a7c15ULL * site));
+    return nn_mix64(seed ^ nn_mix64(0x9e3779b97f4a7c15ULL * site));
 }
 
 int dropout_kept(uint64_t key, uint64_t idx, double p) {
-    uint64_t h = mix64(key + 0x9e3779b97f4a7c15ULL * (idx + 1));
-    return (double)(h >> 11) * 0x1.0p-53 >= p;
+    return (double)nn_drop_draw(key, idx) * 0x1.0p-53 >= p;
 }
 
 void dropout_apply(float *out, const float *x, long n, uint64_t key, double p, uint64_t base) {

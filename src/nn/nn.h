@@ -158,6 +158,26 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                         const float *att, const uint8_t *mask, int B, int T, int NH, int NKV,
                         int HS);
 
+// Attention-probability dropout (GPT-2's attn_pdrop) of a training forward: out = (att (.) m /
+// (1-p)) v with m ~ Bernoulli(1-p), while att keeps the undropped probabilities (the softmax
+// backward needs them). The mask is never stored: the element of (batch row b, head h, query t,
+// key s) is dropped per dropout_kept(key, ((token0 + b T + t) NH + h) T + s, p), a function of
+// the query's index in the whole batch (token0: the batch's first token there), so data-parallel
+// ranks together draw one process's masks, and the backward draws them again. p = 0: none.
+typedef struct {
+    double p;
+    uint64_t key;
+    uint64_t token0;
+} attn_dropout;
+// the two calls above with drop (NULL or p = 0: exactly those calls); the backward must get
+// the forward's drop
+void attention_forward_drop(float *out, float *att, const float *qkv, const uint8_t *mask,
+                            const int *seg, int B, int T, int NH, int NKV, int HS,
+                            const attn_dropout *drop);
+void attention_backward_drop(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                             const float *att, int B, int T, int NH, int NKV, int HS,
+                             const attn_dropout *drop);
+
 // ---- LM head fused with log-softmax and gather (never materialises N x V) ----
 // h (N,C), w (V,C), targets (N) -> logp (N) = log softmax(h w^T)[target], lse (N) saved.
 // Rows with target < 0 get logp = 0 (and lse, entropy 0) and are skipped. scratch: at least

@@ -49,6 +49,27 @@ static inline float vm_select(int c, float a, float b) {
     return vm_float((vm_bits(a) & m) | (vm_bits(b) & ~m));
 }
 
+// ---- dropout masks (nn.h dropout_key / dropout_kept), inline so mask loops vectorise ----
+
+static inline uint64_t nn_mix64(uint64_t z) {  // splitmix64's finaliser
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// element idx's 53-bit uniform draw under key (u = draw * 2^-53 in [0, 1))
+static inline uint64_t nn_drop_draw(uint64_t key, uint64_t idx) {
+    return nn_mix64(key + 0x9e3779b97f4a7c15ULL * (idx + 1)) >> 11;
+}
+
+// the integer form of "u >= p" for p in [0, 1): draw >= ceil(p 2^53), exactly (p 2^53 and
+// the draw are exact doubles), so a loop compares integers instead of converting each draw
+static inline uint64_t nn_drop_cut(double p) {
+    double c = p * 0x1.0p53;
+    uint64_t u = (uint64_t)c;
+    return (double)u < c ? u + 1 : u;
+}
+
 // exp(x): Cephes expf. x = n ln2 + r with |r| <= ln2/2, exp(r) by a polynomial, 2^n put
 // straight into the exponent bits. Defined for every input and vectorisable (selects, no
 // branches): underflows to exactly 0 below -87.3 (so exp(-inf) = 0; libm returns

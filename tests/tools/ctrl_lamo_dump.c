@@ -8,12 +8,13 @@
 //       table) and io.safetensors (the batch, the text, the net's span "net",
 //       its gradient "grad_net", each trainable LM tensor's "grad.<name>",
 //       the loss terms "l_act", "l_lm" and a_hat).
-//   ctrl_lamo_dump step OUTDIR gpt2|llama DROP LORA_DROP POSITIONS
+//   ctrl_lamo_dump step OUTDIR gpt2|llama DROP LORA_DROP POSITIONS [ATTN_DROP]
 //       the same with LaMo's training dropout on (p DROP on the embedding output
-//       and residual branches, LORA_DROP on the adapters' input; masks keyed on
-//       the seed 24301, lamo_net.drop) and --lamo_positions POSITIONS
-//       (0 no learned positions, 1 over the padded window, 2 real tokens);
-//       io.safetensors adds "drop" (DROP, LORA_DROP, POSITIONS). Then it runs
+//       and residual branches, LORA_DROP on the adapters' input, ATTN_DROP (0 when
+//       not given) on the attention probabilities; masks keyed on the seed 24301,
+//       lamo_net.drop) and --lamo_positions POSITIONS (0 no learned positions,
+//       1 over the padded window, 2 real tokens); io.safetensors adds "drop"
+//       (DROP, LORA_DROP, POSITIONS, ATTN_DROP). Then it runs
 //       lamo_predict_last twice and checks both equal a forward with dropout off
 //       (evaluation stays deterministic), printing "eval_same".
 //   ctrl_lamo_dump frozen gpt2|llama
@@ -113,7 +114,7 @@ static void write_json(const char *dir, const rlhf_config *c) {
 }
 
 static int step_case(const char *dir, const char *arch, float drop, float lora_drop,
-                     int positions) {
+                     int positions, float attn_drop) {
     rlhf_rng r;
     rng_seed(&r, 99);
     rlhf_model *m = make_model(arch, 1, lora_drop, &r);
@@ -136,7 +137,8 @@ static int step_case(const char *dir, const char *arch, float drop, float lora_d
     model_zero_grad(m);
     double la, ll;
     float coeff = 0.3f;
-    net.drop.on = drop > 0 || lora_drop > 0, net.drop.p = drop, net.drop.seed = 24301;
+    net.drop.on = drop > 0 || lora_drop > 0 || attn_drop > 0, net.drop.p = drop;
+    net.drop.attn_p = attn_drop, net.drop.seed = 24301;
     if (lamo_loss_grad(&net, m, &b, &lm, coeff, &sc, &la, &ll, &err)) die("lamo_loss_grad", &err);
     float *ahat = malloc(sizeof(float) * (size_t)b.B * d.K * d.A); // before the checks reuse sc
     memcpy(ahat, sc.ahat, sizeof(float) * (size_t)b.B * d.K * d.A);
@@ -173,8 +175,8 @@ static int step_case(const char *dir, const char *arch, float drop, float lora_d
     ds[nt++] =                                                                                     \
         (st_tensor_desc){.name = nm, .dtype = dt, .ndim = nd, .shape = {__VA_ARGS__}, .data = ptr}
     ADD("dims", ST_I32, dims, 1, 6);
-    float dropv[3] = {drop, lora_drop, (float)positions};
-    ADD("drop", ST_F32, dropv, 1, 3);
+    float dropv[4] = {drop, lora_drop, (float)positions, attn_drop};
+    ADD("drop", ST_F32, dropv, 1, 4);
     ADD("losses", ST_F32, lossf, 1, 3);
     ADD("rtg", ST_F32, b.rtg, 2, B, K);
     ADD("obs", ST_F32, b.obs, 3, B, K, d.S);
@@ -300,10 +302,10 @@ static int data_case(const char *out, int episodes, uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && strcmp(argv[1], "step") == 0) return step_case(argv[2], argv[3], 0, 0, 2);
-    if (argc == 7 && strcmp(argv[1], "step") == 0)
+    if (argc == 4 && strcmp(argv[1], "step") == 0) return step_case(argv[2], argv[3], 0, 0, 2, 0);
+    if ((argc == 7 || argc == 8) && strcmp(argv[1], "step") == 0)
         return step_case(argv[2], argv[3], (float)atof(argv[4]), (float)atof(argv[5]),
-                         atoi(argv[6]));
+                         atoi(argv[6]), argc == 8 ? (float)atof(argv[7]) : 0.0f);
     if (argc == 3 && strcmp(argv[1], "frozen") == 0) return frozen_case(argv[2]);
     if (argc == 5 && strcmp(argv[1], "data") == 0)
         return data_case(argv[2], atoi(argv[3]), (uint64_t)atoll(argv[4]));
