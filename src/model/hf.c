@@ -250,24 +250,146 @@ static int check_rope(const cJSON *o, float *theta, const char *src, rlhf_err *e
     return 0;
 }
 
-static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
-    memset(h, 0, sizeof *h);
-    fmt_join(h->path, sizeof h->path, dir, "config.json");
-    const char *src = h->path;
+// config.json of a GPT-2 (model_type gpt2) into c
+static int gpt2_config(const cJSON *o, rlhf_config *c, const char *src, rlhf_err *err) {
+    c->arch = ARCH_GPT2;
+    int n_ctx = 1024, tie = 1, scale = 1, inv_layer = 0, upcast = 0;
+    // n_inner null or absent: 4 * n_embd (as HF); present, it is used as it is
+    if (j_int_in(o, "n_layer", INT_MIN, 1, HF_MAX_LAYER, &c->n_layer, src, err) ||
+        j_int_in(o, "n_head", INT_MIN, 1, HF_MAX_EMBD, &c->n_head, src, err) ||
+        j_int_in(o, "n_embd", INT_MIN, 1, HF_MAX_EMBD, &c->n_embd, src, err) ||
+        j_int_in(o, "vocab_size", INT_MIN, 1, HF_MAX_VOCAB, &c->vocab_size, src, err) ||
+        j_int_in(o, "n_ctx", 1024, 1, HF_MAX_SEQ, &n_ctx, src, err) ||
+        j_int_in(o, "n_positions", n_ctx, 1, HF_MAX_SEQ, &c->max_seq_len, src, err) ||
+        j_int_in(o, "n_inner", 0, 1, HF_MAX_FF, &c->d_ff, src, err) ||
+        j_pos_float(o, "layer_norm_epsilon", 1e-5f, 1, &c->norm_eps, src, err) ||
+        j_bool(o, "tie_word_embeddings", 1, &tie, src, err) ||
+        j_bool(o, "scale_attn_weights", 1, &scale, src, err) ||
+        j_bool(o, "scale_attn_by_inverse_layer_idx", 0, &inv_layer, src, err) ||
+        j_bool(o, "reorder_and_upcast_attn", 0, &upcast, src, err))
+        return -1;
+    const char *act = j_str(o, "activation_function", "gelu_new");
+    if (strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh") && strcmp(act, "gelu_fast")) {
+        rlhf_fail(err, "%s: activation_function \"%s\" is not supported (rlhf.c's GPT-2 uses "
+                       "the tanh GELU, \"gelu_new\")",
+                  src, act);
+        return -1;
+    }
+    if (!tie || !scale || inv_layer) {
+        rlhf_fail(err, "%s: %s is not supported", src,
+                  !tie     ? "tie_word_embeddings false (an untied GPT-2 head)"
+                  : !scale ? "scale_attn_weights false"
+                           : "scale_attn_by_inverse_layer_idx");
+        return -1;
+    }
+    if (c->n_embd % c->n_head) {
+        rlhf_fail(err, "%s: field \"n_embd\" = %d is not a multiple of n_head %d", src,
+                  c->n_embd, c->n_head);
+        return -1;
+    }
+    c->n_kv_head = c->n_head;
+    c->tied = 1;
+    return 0;
+}
+
+// config.json of a Llama-family model (llama, qwen2, mistral) into h->cfg; h->note says
+// when the context was capped at a sliding window
+static int llama_config(const cJSON *o, hf_config *h, int llama, int qwen2, int mistral,
+                        const char *src, rlhf_err *err) {
+    rlhf_config *c = &h->cfg;
+    c->arch = ARCH_LLAMA;
+    int head_dim = 0, attn_bias = 0, mlp_bias = 0;
+    int max_pos_default = llama ? 2048 : qwen2 ? 32768 : 4096 * 32;
+    if (j_int_in(o, "num_hidden_layers", INT_MIN, 1, HF_MAX_LAYER, &c->n_layer, src, err) ||
+        j_int_in(o, "num_attention_heads", INT_MIN, 1, HF_MAX_EMBD, &c->n_head, src, err) ||
+        j_int_in(o, "num_key_value_heads", c->n_head, 1, c->n_head, &c->n_kv_head, src, err) ||
+        j_int_in(o, "hidden_size", INT_MIN, 1, HF_MAX_EMBD, &c->n_embd, src, err) ||
+        j_int_in(o, "intermediate_size", INT_MIN, 1, HF_MAX_FF, &c->d_ff, src, err) ||
+        j_int_in(o, "vocab_size", INT_MIN, 1, HF_MAX_VOCAB, &c->vocab_size, src, err) ||
+        j_int_in(o, "max_position_embeddings", max_pos_default, 1, HF_MAX_SEQ, &c->max_seq_len,
+                 src, err) ||
+        j_int_in(o, "head_dim", 0, 1, HF_MAX_EMBD, &head_dim, src, err) ||
+        j_pos_float(o, "rms_norm_eps", 1e-6f, 1, &c->norm_eps, src, err) ||
+        j_pos_float(o, "rope_theta", 10000.0f, 3.4e38, &c->rope_theta, src, err) ||
+        j_bool(o, "tie_word_embeddings", 0, &c->tied, src, err) ||
+        j_bool(o, "attention_bias", 0, &attn_bias, src, err) ||
+        j_bool(o, "mlp_bias", 0, &mlp_bias, src, err) ||
+        check_rope(o, &c->rope_theta, src, err))
+        return -1;
+    const char *act = j_str(o, "hidden_act", "silu");
+    if (strcmp(act, "silu")) {
+        rlhf_fail(err, "%s: hidden_act \"%s\" is not supported (SwiGLU uses \"silu\")", src,
+                  act);
+        return -1;
+    }
+    if (attn_bias || mlp_bias) {
+        rlhf_fail(err, "%s: %s true is not supported (rlhf.c's Llama has biases on q/k/v "
+                       "only, as Qwen2)",
+                  src, attn_bias ? "attention_bias" : "mlp_bias");
+        return -1;
+    }
+    if (c->n_embd % c->n_head) {
+        rlhf_fail(err, "%s: field \"hidden_size\" = %d is not a multiple of "
+                       "num_attention_heads %d",
+                  src, c->n_embd, c->n_head);
+        return -1;
+    }
+    if (c->n_head % c->n_kv_head) {
+        rlhf_fail(err, "%s: field \"num_key_value_heads\" = %d does not divide "
+                       "num_attention_heads %d",
+                  src, c->n_kv_head, c->n_head);
+        return -1;
+    }
+    if (head_dim && (int64_t)head_dim * c->n_head != c->n_embd) {
+        rlhf_fail(err, "%s: head_dim %d * num_attention_heads %d != hidden_size %d: not "
+                       "supported",
+                  src, head_dim, c->n_head, c->n_embd);
+        return -1;
+    }
+    c->qkv_bias = qwen2;
+    // Sliding-window attention equals full attention for sequences no longer
+    // than the window, so the context is capped there instead of refusing.
+    int window = 0, use_window = mistral;
+    if (j_int_in(o, "sliding_window", 0, 0, INT_MAX, &window, src, err) ||
+        (qwen2 && j_bool(o, "use_sliding_window", 0, &use_window, src, err)))
+        return -1;
+    if (use_window && window > 0 && window < c->max_seq_len) {
+        snprintf(h->note, sizeof h->note,
+                 "sliding_window %d < max_position_embeddings %d: rlhf.c computes full "
+                 "attention, equal within the window, so max_seq_len is capped at %d",
+                 window, c->max_seq_len, window);
+        c->max_seq_len = window;
+    }
+    return 0;
+}
+
+// path's JSON object (NULL and err when it is not one, or holds a NUL)
+static cJSON *read_json_object(const char *src, rlhf_err *err) {
     size_t len;
     char *text = read_file(src, &len, err);
-    if (!text) return -1;
+    if (!text) return NULL;
     char nul[256];
     if (json_find_nul(text, len, nul, sizeof nul)) {
         free(text);
-        return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", src, nul);
+        rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", src, nul);
+        return NULL;
     }
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        return rlhf_fail(err, "%s: not a JSON object", src);
+        rlhf_fail(err, "%s: not a JSON object", src);
+        return NULL;
     }
+    return o;
+}
+
+static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
+    memset(h, 0, sizeof *h);
+    fmt_join(h->path, sizeof h->path, dir, "config.json");
+    const char *src = h->path;
+    cJSON *o = read_json_object(src, err);
+    if (!o) return -1;
     int rc = -1;
     rlhf_config *c = &h->cfg;
     const char *mt = j_str(o, "model_type", NULL);
@@ -284,109 +406,8 @@ static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
                   src, mt);
         goto done;
     }
-    if (gpt2) {
-        c->arch = ARCH_GPT2;
-        int n_ctx = 1024, tie, scale, inv_layer, upcast;
-        // n_inner null or absent: 4 * n_embd (as HF); present, it is used as it is
-        if (j_int_in(o, "n_layer", INT_MIN, 1, HF_MAX_LAYER, &c->n_layer, src, err) ||
-            j_int_in(o, "n_head", INT_MIN, 1, HF_MAX_EMBD, &c->n_head, src, err) ||
-            j_int_in(o, "n_embd", INT_MIN, 1, HF_MAX_EMBD, &c->n_embd, src, err) ||
-            j_int_in(o, "vocab_size", INT_MIN, 1, HF_MAX_VOCAB, &c->vocab_size, src, err) ||
-            j_int_in(o, "n_ctx", 1024, 1, HF_MAX_SEQ, &n_ctx, src, err) ||
-            j_int_in(o, "n_positions", n_ctx, 1, HF_MAX_SEQ, &c->max_seq_len, src, err) ||
-            j_int_in(o, "n_inner", 0, 1, HF_MAX_FF, &c->d_ff, src, err) ||
-            j_pos_float(o, "layer_norm_epsilon", 1e-5f, 1, &c->norm_eps, src, err) ||
-            j_bool(o, "tie_word_embeddings", 1, &tie, src, err) ||
-            j_bool(o, "scale_attn_weights", 1, &scale, src, err) ||
-            j_bool(o, "scale_attn_by_inverse_layer_idx", 0, &inv_layer, src, err) ||
-            j_bool(o, "reorder_and_upcast_attn", 0, &upcast, src, err))
-            goto done;
-        const char *act = j_str(o, "activation_function", "gelu_new");
-        if (strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh") && strcmp(act, "gelu_fast")) {
-            rlhf_fail(err, "%s: activation_function \"%s\" is not supported (rlhf.c's GPT-2 uses "
-                           "the tanh GELU, \"gelu_new\")",
-                      src, act);
-            goto done;
-        }
-        if (!tie || !scale || inv_layer) {
-            rlhf_fail(err, "%s: %s is not supported", src,
-                      !tie     ? "tie_word_embeddings false (an untied GPT-2 head)"
-                      : !scale ? "scale_attn_weights false"
-                               : "scale_attn_by_inverse_layer_idx");
-            goto done;
-        }
-        if (c->n_embd % c->n_head) {
-            rlhf_fail(err, "%s: field \"n_embd\" = %d is not a multiple of n_head %d", src,
-                      c->n_embd, c->n_head);
-            goto done;
-        }
-        c->n_kv_head = c->n_head;
-        c->tied = 1;
-    } else {
-        c->arch = ARCH_LLAMA;
-        int head_dim = 0, attn_bias, mlp_bias;
-        int max_pos_default = llama ? 2048 : qwen2 ? 32768 : 4096 * 32;
-        if (j_int_in(o, "num_hidden_layers", INT_MIN, 1, HF_MAX_LAYER, &c->n_layer, src, err) ||
-            j_int_in(o, "num_attention_heads", INT_MIN, 1, HF_MAX_EMBD, &c->n_head, src, err) ||
-            j_int_in(o, "num_key_value_heads", c->n_head, 1, c->n_head, &c->n_kv_head, src, err) ||
-            j_int_in(o, "hidden_size", INT_MIN, 1, HF_MAX_EMBD, &c->n_embd, src, err) ||
-            j_int_in(o, "intermediate_size", INT_MIN, 1, HF_MAX_FF, &c->d_ff, src, err) ||
-            j_int_in(o, "vocab_size", INT_MIN, 1, HF_MAX_VOCAB, &c->vocab_size, src, err) ||
-            j_int_in(o, "max_position_embeddings", max_pos_default, 1, HF_MAX_SEQ, &c->max_seq_len,
-                     src, err) ||
-            j_int_in(o, "head_dim", 0, 1, HF_MAX_EMBD, &head_dim, src, err) ||
-            j_pos_float(o, "rms_norm_eps", 1e-6f, 1, &c->norm_eps, src, err) ||
-            j_pos_float(o, "rope_theta", 10000.0f, 3.4e38, &c->rope_theta, src, err) ||
-            j_bool(o, "tie_word_embeddings", 0, &c->tied, src, err) ||
-            j_bool(o, "attention_bias", 0, &attn_bias, src, err) ||
-            j_bool(o, "mlp_bias", 0, &mlp_bias, src, err) ||
-            check_rope(o, &c->rope_theta, src, err))
-            goto done;
-        const char *act = j_str(o, "hidden_act", "silu");
-        if (strcmp(act, "silu")) {
-            rlhf_fail(err, "%s: hidden_act \"%s\" is not supported (SwiGLU uses \"silu\")", src,
-                      act);
-            goto done;
-        }
-        if (attn_bias || mlp_bias) {
-            rlhf_fail(err, "%s: %s true is not supported (rlhf.c's Llama has biases on q/k/v "
-                           "only, as Qwen2)",
-                      src, attn_bias ? "attention_bias" : "mlp_bias");
-            goto done;
-        }
-        if (c->n_embd % c->n_head) {
-            rlhf_fail(err, "%s: field \"hidden_size\" = %d is not a multiple of "
-                           "num_attention_heads %d",
-                      src, c->n_embd, c->n_head);
-            goto done;
-        }
-        if (c->n_head % c->n_kv_head) {
-            rlhf_fail(err, "%s: field \"num_key_value_heads\" = %d does not divide "
-                           "num_attention_heads %d",
-                      src, c->n_kv_head, c->n_head);
-            goto done;
-        }
-        if (head_dim && (int64_t)head_dim * c->n_head != c->n_embd) {
-            rlhf_fail(err, "%s: head_dim %d * num_attention_heads %d != hidden_size %d: not "
-                           "supported",
-                      src, head_dim, c->n_head, c->n_embd);
-            goto done;
-        }
-        c->qkv_bias = qwen2;
-        // Sliding-window attention equals full attention for sequences no longer
-        // than the window, so the context is capped there instead of refusing.
-        int window = 0, use_window = mistral;
-        if (j_int_in(o, "sliding_window", 0, 0, INT_MAX, &window, src, err) ||
-            (qwen2 && j_bool(o, "use_sliding_window", 0, &use_window, src, err)))
-            goto done;
-        if (use_window && window > 0 && window < c->max_seq_len) {
-            snprintf(h->note, sizeof h->note,
-                     "sliding_window %d < max_position_embeddings %d: rlhf.c computes full "
-                     "attention, equal within the window, so max_seq_len is capped at %d",
-                     window, c->max_seq_len, window);
-            c->max_seq_len = window;
-        }
-    }
+    if (gpt2 ? gpt2_config(o, c, src, err) : llama_config(o, h, llama, qwen2, mistral, src, err))
+        goto done;
     config_fill_defaults(c);
     if (config_validate(c, err)) {
         rlhf_fail_ctx(err, "%s", src);
