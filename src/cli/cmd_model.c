@@ -64,6 +64,111 @@ static void row_plan(const rlhf_config *c, const plan_row *row, int B, int T, me
     mem_plan_from_shape(c, &s, B, T, row->lora ? MEM_REF_SHARED : MEM_REF_COPY, p);
 }
 
+// what `rlhf info` prints: the file's facts, the tokenizer and the memory plans
+typedef struct {
+    const char *path, *tok, *lora_mods;
+    const model_file_info *fi;
+    int tok_ok, B, T;
+    const mem_plan *plans;
+} info_view;
+
+// --json: one object
+static void print_info_json(const info_view *v) {
+    const model_file_info *fi = v->fi;
+    const rlhf_config *c = &fi->cfg;
+    const char *path = v->path, *lora_mods = v->lora_mods;
+    int B = v->B, T = v->T, tok_ok = v->tok_ok;
+    const mem_plan *plans = v->plans;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddStringToObject(o, "format", fi->format);
+    cJSON_AddStringToObject(o, "model_type", fi->model_type);
+    cJSON_AddStringToObject(o, "arch", c->arch == ARCH_GPT2 ? "gpt2" : "llama");
+    cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
+    cJSON_AddNumberToObject(o, "n_head", c->n_head);
+    cJSON_AddNumberToObject(o, "n_kv_head", c->n_kv_head);
+    cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
+    cJSON_AddNumberToObject(o, "d_ff", c->d_ff);
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(o, "max_seq_len", c->max_seq_len);
+    cJSON_AddNumberToObject(o, "tied", c->tied);
+    cJSON_AddNumberToObject(o, "qkv_bias", c->qkv_bias);
+    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
+    cJSON_AddStringToObject(o, "dtype", fi->dtype);
+    cJSON_AddNumberToObject(o, "n_files", fi->n_files);
+    cJSON_AddNumberToObject(o, "n_tensors", fi->n_tensors);
+    cJSON_AddNumberToObject(o, "n_params", (double)fi->n_params);
+    cJSON_AddStringToObject(o, "tokenizer", c->tokenizer);
+    cJSON_AddBoolToObject(o, "tokenizer_loads", tok_ok);
+    cJSON_AddStringToObject(o, "note", fi->note);
+    cJSON *mp = cJSON_AddObjectToObject(o, "memory_plan");
+    cJSON_AddNumberToObject(mp, "batch_size", B);
+    cJSON_AddNumberToObject(mp, "max_length", T);
+    cJSON_AddNumberToObject(mp, "lora_r", INFO_LORA_R);
+    cJSON_AddStringToObject(mp, "lora_target_modules", lora_mods);
+    cJSON *rows = cJSON_AddArrayToObject(mp, "rows");
+    for (int i = 0; i < N_PLAN_ROWS; i++) {
+        cJSON *row = cJSON_CreateObject();
+        const mem_plan *p = &plans[i];
+        cJSON_AddStringToObject(row, "name", plan_rows[i].name);
+        cJSON_AddNumberToObject(row, "weights", p->weights);
+        cJSON_AddNumberToObject(row, "grads", p->grads);
+        cJSON_AddNumberToObject(row, "optimizer", p->optimizer);
+        cJSON_AddNumberToObject(row, "activations", p->activations);
+        cJSON_AddNumberToObject(row, "reference", p->reference);
+        cJSON_AddNumberToObject(row, "total", p->total);
+        cJSON_AddItemToArray(rows, row);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+// the text: one fact per line, then the memory plans
+static void print_info_text(const info_view *v) {
+    const model_file_info *fi = v->fi;
+    const rlhf_config *c = &fi->cfg;
+    const char *path = v->path, *tok = v->tok, *lora_mods = v->lora_mods;
+    int B = v->B, T = v->T, HS = c->n_embd / c->n_head;
+    const mem_plan *plans = v->plans;
+    printf("%-13s %s\n", "path", path);
+    printf("%-13s %s\n", "format", fi->format);
+    printf("%-13s %s\n", "model_type", fi->model_type);
+    if (c->arch == ARCH_GPT2)
+        printf("%-13s gpt2: LayerNorm, learned positions, GELU (tanh), biases, tied head\n",
+               "architecture");
+    else
+        printf("%-13s llama: RMSNorm, RoPE (theta %g), SwiGLU, %s head%s\n", "architecture",
+               (double)c->rope_theta, c->tied ? "tied" : "untied",
+               c->qkv_bias ? ", q/k/v biases" : "");
+    printf("%-13s %d\n", "layers", c->n_layer);
+    printf("%-13s %d (kv heads %d, head size %d)\n", "heads", c->n_head, c->n_kv_head, HS);
+    printf("%-13s %d\n", "n_embd", c->n_embd);
+    printf("%-13s %d\n", "d_ff", c->d_ff);
+    printf("%-13s %d\n", "vocab_size", c->vocab_size);
+    printf("%-13s %d\n", "max_seq_len", c->max_seq_len);
+    printf("%-13s %g\n", "norm_eps", (double)c->norm_eps);
+    printf("%-13s %s", "dtype", fi->dtype);
+    if (fi->n_files) printf(" (%d file%s, %.1f MB of weights)", fi->n_files, fi->n_files > 1 ? "s" : "",
+                           (double)fi->file_bytes / 1e6);
+    printf("\n%-13s %s\n", "tokenizer", tok);
+    printf("%-13s %zu (%.2fM)\n", "parameters", fi->n_params, (double)fi->n_params / 1e6);
+    if (fi->n_files)
+        printf("%-13s ok: %d tensors present with the shapes the config implies\n", "check",
+               fi->n_tensors);
+    if (fi->note[0]) printf("%-13s %s\n", "note", fi->note);
+    printf("%-13s training at B=%d, T=%d with AdamW; full: a reference copy (as DPO holds); LoRA: "
+           "r=%d on %s, heads train, the base is the reference\n",
+           "memory plan", B, T, INFO_LORA_R, lora_mods);
+    for (int i = 0; i < N_PLAN_ROWS; i++) {
+        char who[64];
+        snprintf(who, sizeof who, "  %s", plan_rows[i].name);
+        mem_plan_print(stdout, who, &plans[i], B, T);
+    }
+}
+
 int cmd_info(int argc, char **argv) {
     const char *model = NULL;
     int json = 0, B = 8, T = 512;
@@ -107,90 +212,14 @@ int cmd_info(int argc, char **argv) {
     mem_plan plans[N_PLAN_ROWS];
     for (int i = 0; i < N_PLAN_ROWS; i++) row_plan(c, &plan_rows[i], B, T, &plans[i]);
     const char *lora_mods = c->arch == ARCH_GPT2 ? "c_attn" : "q_proj, v_proj";
-    int HS = c->n_embd / c->n_head, tok_ok;
+    int tok_ok;
     char tok[1600];
     describe_tokenizer(c->tokenizer, c->vocab_size, tok, sizeof tok, &tok_ok);
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "path", path);
-        cJSON_AddStringToObject(o, "format", fi.format);
-        cJSON_AddStringToObject(o, "model_type", fi.model_type);
-        cJSON_AddStringToObject(o, "arch", c->arch == ARCH_GPT2 ? "gpt2" : "llama");
-        cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
-        cJSON_AddNumberToObject(o, "n_head", c->n_head);
-        cJSON_AddNumberToObject(o, "n_kv_head", c->n_kv_head);
-        cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
-        cJSON_AddNumberToObject(o, "d_ff", c->d_ff);
-        cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-        cJSON_AddNumberToObject(o, "max_seq_len", c->max_seq_len);
-        cJSON_AddNumberToObject(o, "tied", c->tied);
-        cJSON_AddNumberToObject(o, "qkv_bias", c->qkv_bias);
-        cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
-        cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
-        cJSON_AddStringToObject(o, "dtype", fi.dtype);
-        cJSON_AddNumberToObject(o, "n_files", fi.n_files);
-        cJSON_AddNumberToObject(o, "n_tensors", fi.n_tensors);
-        cJSON_AddNumberToObject(o, "n_params", (double)fi.n_params);
-        cJSON_AddStringToObject(o, "tokenizer", c->tokenizer);
-        cJSON_AddBoolToObject(o, "tokenizer_loads", tok_ok);
-        cJSON_AddStringToObject(o, "note", fi.note);
-        cJSON *mp = cJSON_AddObjectToObject(o, "memory_plan");
-        cJSON_AddNumberToObject(mp, "batch_size", B);
-        cJSON_AddNumberToObject(mp, "max_length", T);
-        cJSON_AddNumberToObject(mp, "lora_r", INFO_LORA_R);
-        cJSON_AddStringToObject(mp, "lora_target_modules", lora_mods);
-        cJSON *rows = cJSON_AddArrayToObject(mp, "rows");
-        for (int i = 0; i < N_PLAN_ROWS; i++) {
-            cJSON *row = cJSON_CreateObject();
-            const mem_plan *p = &plans[i];
-            cJSON_AddStringToObject(row, "name", plan_rows[i].name);
-            cJSON_AddNumberToObject(row, "weights", p->weights);
-            cJSON_AddNumberToObject(row, "grads", p->grads);
-            cJSON_AddNumberToObject(row, "optimizer", p->optimizer);
-            cJSON_AddNumberToObject(row, "activations", p->activations);
-            cJSON_AddNumberToObject(row, "reference", p->reference);
-            cJSON_AddNumberToObject(row, "total", p->total);
-            cJSON_AddItemToArray(rows, row);
-        }
-        char *s = cJSON_PrintUnformatted(o);
-        printf("%s\n", s);
-        free(s);
-        cJSON_Delete(o);
-        return 0;
-    }
-    printf("%-13s %s\n", "path", path);
-    printf("%-13s %s\n", "format", fi.format);
-    printf("%-13s %s\n", "model_type", fi.model_type);
-    if (c->arch == ARCH_GPT2)
-        printf("%-13s gpt2: LayerNorm, learned positions, GELU (tanh), biases, tied head\n",
-               "architecture");
+    info_view v = {.path = path, .tok = tok, .lora_mods = lora_mods, .fi = &fi,
+                   .tok_ok = tok_ok, .B = B, .T = T, .plans = plans};
+    if (json)
+        print_info_json(&v);
     else
-        printf("%-13s llama: RMSNorm, RoPE (theta %g), SwiGLU, %s head%s\n", "architecture",
-               (double)c->rope_theta, c->tied ? "tied" : "untied",
-               c->qkv_bias ? ", q/k/v biases" : "");
-    printf("%-13s %d\n", "layers", c->n_layer);
-    printf("%-13s %d (kv heads %d, head size %d)\n", "heads", c->n_head, c->n_kv_head, HS);
-    printf("%-13s %d\n", "n_embd", c->n_embd);
-    printf("%-13s %d\n", "d_ff", c->d_ff);
-    printf("%-13s %d\n", "vocab_size", c->vocab_size);
-    printf("%-13s %d\n", "max_seq_len", c->max_seq_len);
-    printf("%-13s %g\n", "norm_eps", (double)c->norm_eps);
-    printf("%-13s %s", "dtype", fi.dtype);
-    if (fi.n_files) printf(" (%d file%s, %.1f MB of weights)", fi.n_files, fi.n_files > 1 ? "s" : "",
-                           (double)fi.file_bytes / 1e6);
-    printf("\n%-13s %s\n", "tokenizer", tok);
-    printf("%-13s %zu (%.2fM)\n", "parameters", fi.n_params, (double)fi.n_params / 1e6);
-    if (fi.n_files)
-        printf("%-13s ok: %d tensors present with the shapes the config implies\n", "check",
-               fi.n_tensors);
-    if (fi.note[0]) printf("%-13s %s\n", "note", fi.note);
-    printf("%-13s training at B=%d, T=%d with AdamW; full: a reference copy (as DPO holds); LoRA: "
-           "r=%d on %s, heads train, the base is the reference\n",
-           "memory plan", B, T, INFO_LORA_R, lora_mods);
-    for (int i = 0; i < N_PLAN_ROWS; i++) {
-        char who[64];
-        snprintf(who, sizeof who, "  %s", plan_rows[i].name);
-        mem_plan_print(stdout, who, &plans[i], B, T);
-    }
+        print_info_text(&v);
     return 0;
 }
