@@ -65,7 +65,7 @@ static void pendulum_sizes(const study_ctx *c, h2o_plan *p) {
 
 // MuJoCo's sizes: smoke checks the plumbing in seconds; quick fits in ~45
 // minutes on one busy shared core (measured there: SAC collect ~80 steps/s,
-// H2O ~30 updates/s, IQL ~90 at width 256, batch 256); full is a longer run,
+// H2O 34-81 updates/s, IQL 165-225 at width 256, batch 256); full is longer,
 // still far from the authors' 10^6 steps (batch 256 as theirs)
 static void mujoco_sizes(const study_ctx *c, h2o_plan *p) {
     int ep = p->data.eval_episodes;
