@@ -10,6 +10,15 @@ smoke run end to end.
    --base; 300 steps per arm, 2 seeds): every arm gives a row per seed with a
    real-environment score, the simulator arms were trained on
    pendulum:gravity=20, and a verdict is written (numbers meaningless).
+3. --task: the verdict's text names the real env and the simulator the rows
+   record; bad values (no gap, an unknown task, a bad setting, cmd:...) and
+   --task on a study with one setting are refused naming --task, before any
+   results are written.
+4. The MuJoCo variant at smoke size (--task halfcheetah:gravity=2: a
+   1500-step SAC collect on halfcheetah, 200 steps per arm, 2 seeds): every
+   arm gives a row per seed evaluated in the real halfcheetah, trained in the
+   simulator (h2o, sim_only) or the real env (offline), and --from
+   results.jsonl gives the same verdict. Skipped without MuJoCo.
 """
 import json
 import os
@@ -23,13 +32,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, ROOT, report, run, rows, write, exit_code  # noqa: E402
 
 
-def synth(h2o, sim, off, swing=(0.3, -0.2, 0.4, -0.1)):
-    """4 seeds; h2o's score moves by swing[s] in seed s (the others do not)"""
+def synth(h2o, sim, off, swing=(0.3, -0.2, 0.4, -0.1), envs=None):
+    """4 seeds; h2o's score moves by swing[s] in seed s (the others do not);
+    envs (real, sim) adds real_env and train_env to the rows"""
     out = []
     for s, dv in enumerate(swing, 1):
         for m, v in (("h2o", h2o + dv), ("sim_only", sim), ("offline", off)):
-            out.append({"method": m, "seed": s, "score": v, "return": -500.0,
-                        "seconds": 1.0, "updates": 100, "study": "h2o"})
+            row = {"method": m, "seed": s, "score": v, "return": -500.0,
+                   "seconds": 1.0, "updates": 100, "study": "h2o"}
+            if envs:
+                row.update(real_env=envs[0], train_env=envs[0] if m == "offline" else envs[1])
+            out.append(row)
     return out
 
 
@@ -47,6 +60,31 @@ def verdicts(tmp):
             continue
         v = json.load(open(f"{out}/verdict.json"))
         report(v["verdict"] == want, f"study_h2o verdict {name} is {want}", f"{v['verdict']}: {v['text']}")
+
+
+def task_names(tmp):
+    """the verdict names the envs of the rows, not pendulum's"""
+    src = f"{tmp}/walker.jsonl"
+    write(src, synth(70, 30, 50, envs=("walker2d", "walker2d:friction=0.3")))
+    p = run("study", "h2o", "--from", src, "--out", f"{tmp}/walker", check=False)
+    v = json.load(open(f"{tmp}/walker/verdict.json")) if p.returncode == 0 else {}
+    text = v.get("text", "")
+    report("(walker2d)" in text and "(walker2d:friction=0.3)" in text and "pendulum" not in text,
+           "study_h2o verdict names the rows' real env and simulator", text or p.stderr[-400:])
+
+
+def task_refused(tmp):
+    """bad --task values refused naming the flag, before results are written"""
+    cases = [("h2o", "halfcheetah"), ("h2o", "nope:gravity=2"), ("h2o", "pendulum:gravity=0"),
+             ("h2o", "cmd:true"), ("riql", "pendulum:gravity=20")]
+    why = []
+    for study, task in cases:
+        out = f"{tmp}/refused-{study}-{len(why)}"
+        p = run("study", study, "--task", task, "--out", out, "--seeds", "1", check=False, timeout=60)
+        if p.returncode == 0 or f"--task {task}" not in p.stderr or os.path.exists(f"{out}/results.jsonl"):
+            why.append(f"{study} --task {task}: rc {p.returncode}, {p.stderr[-300:]}")
+    report(not why, "study_h2o --task: no gap, unknown task, bad setting, cmd: and another study refused",
+           "; ".join(why))
 
 
 def smoke():
@@ -75,10 +113,53 @@ def smoke():
            "; ".join(why)[:800])
 
 
+def mujoco_smoke():
+    base = os.path.join(ROOT, BUILD, "tmp", "study-ctrl-base")
+    os.makedirs(base, exist_ok=True)
+    out = os.path.join(ROOT, BUILD, "tmp", "study-h2o-mujoco")
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "RLHF_CTRL_STUDY": "smoke", "OMP_NUM_THREADS": "1"}
+    sim = "halfcheetah:gravity=2"
+    t0 = time.time()
+    p = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", "h2o", "--task", sim, "--base", base,
+                        "--out", out, "--seeds", "2", "--overwrite_output_dir"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if p.returncode and "without MuJoCo" in p.stderr:
+        print("SKIP study_h2o MuJoCo smoke: built without MuJoCo")
+        return
+    if p.returncode != 0:
+        report(False, "study_h2o MuJoCo smoke run", p.stderr[-1500:])
+        return
+    rs = [r for r in rows(f"{out}/results.jsonl") if "method" in r]
+    why = []
+    for m, env_name in (("h2o", sim), ("sim_only", sim), ("offline", "halfcheetah")):
+        got = [r for r in rs if r["method"] == m]
+        if len(got) != 2 or not all("score" in r and r.get("train_env") == env_name
+                                    and r.get("real_env") == "halfcheetah" for r in got):
+            why.append(f"{m}: {got}")
+    evals = sorted(os.listdir(f"{out}/logs/eval/seed1")) if os.path.isdir(f"{out}/logs/eval/seed1") else []
+    v = json.load(open(f"{out}/verdict.json"))
+    again = f"{out}-from"
+    q = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", "h2o", "--from", f"{out}/results.jsonl",
+                        "--out", again], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    w = json.load(open(f"{again}/verdict.json")) if q.returncode == 0 else {}
+    if (w.get("verdict"), w.get("text")) != (v["verdict"], v["text"]):
+        why.append(f"--from gives {w.get('verdict')}: {w.get('text')} against {v['verdict']}: {v['text']}")
+    if "(halfcheetah)" not in v["text"] or f"({sim})" not in v["text"]:
+        why.append(f"verdict text {v['text']}")
+    report(not why and "h2o.out" in evals,
+           f"study_h2o MuJoCo smoke: {sim} against halfcheetah, 3 arms x 2 seeds evaluated in the real env, "
+           f"--from agrees ({time.time() - t0:.1f} s)", "; ".join(why)[:1200] or f"no real-env eval logs: {evals}")
+    shutil.rmtree(again, ignore_errors=True)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         verdicts(tmp)
+        task_names(tmp)
+        task_refused(tmp)
     smoke()
+    mujoco_smoke()
     return exit_code()
 
 

@@ -28,6 +28,10 @@ int cmd_study(int argc, char **argv) {
         {"seed", FLAG_U64, &o.seed, "the first seed; a sweep uses seed, seed+1, ..."},
         {"from", FLAG_STR, &o.from,
          "recompute the verdict and the report from this results.jsonl (no training)"},
+        {"task", FLAG_STR, &o.task,
+         "the study's setting, for a study that has several (h2o: the simulator, a gapped env "
+         "such as halfcheetah:gravity=2, against the real env named before ':'; default: the "
+         "study's own)"},
         {"overwrite_output_dir", FLAG_BOOL, &o.overwrite,
          "replace an earlier study's results in --out"},
         {"list", FLAG_BOOL, &list, "list the studies"},

@@ -44,6 +44,7 @@ typedef struct {
     int eval_samples; // samples per prompt in an evaluation (quick 4, full 8)
     FILE *results;    // OUT/results.jsonl, appended by study_row
     double t0;        // start time (seconds), for "seconds" in rows
+    char task[256];   // --task: the study's setting ("": its default; see study_def.check_task)
 } study_ctx;
 
 // ------------------------------------------------------- running commands --
@@ -144,6 +145,10 @@ typedef struct {
     // 1: the study does not use the gold-reward sandbox (study_base is not
     // made), e.g. the control studies (study_ctrl.h)
     int no_sandbox;
+    // a study with several settings (`rlhf study NAME --task T`): 0 when T is
+    // one it can run, else -1 + err naming --task and what it takes. NULL: the
+    // study has one setting and --task is refused.
+    int (*check_task)(const char *task, rlhf_err *err);
 } study_def;
 
 const study_def *study_find(const char *name); // NULL when there is no such study
@@ -160,6 +165,7 @@ typedef struct {
     uint64_t seed;    // --seed
     int overwrite;    // --overwrite_output_dir: replace an earlier results.jsonl in --out
     const char *rlhf; // the binary to run (NULL: /proc/self/exe)
+    const char *task; // --task: the study's setting (NULL: its default)
 } study_cmd;
 
 // Runs a study (or, with from, only its verdict and report): results.jsonl,

@@ -226,6 +226,7 @@ static int setup_ctx(study_ctx *c, const study_cmd *o, rlhf_err *err) {
     c->seed = o->seed;
     c->n_eval = o->quick ? 100 : 300;
     c->eval_samples = o->quick ? 4 : 8;
+    snprintf(c->task, sizeof c->task, "%s", o->task ? o->task : "");
     c->t0 = time_now();
     return make_dirs(c->out, err);
 }
@@ -245,12 +246,25 @@ static int open_results(study_ctx *c, const study_cmd *o, rlhf_err *err) {
     return 0;
 }
 
+// --task: checked before anything is made, so a typo costs no run (with --from
+// too: the rows name their setting, but a bad value is still a mistake)
+static int check_task(const study_def *d, const char *task, rlhf_err *err) {
+    if (!task) return 0;
+    if (!d->check_task)
+        return rlhf_fail(err, "study: --task %s: study %s has one setting and takes no --task",
+                         task, d->name);
+    if (strlen(task) >= sizeof ((study_ctx *)0)->task)
+        return rlhf_fail(err, "study: --task is too long (%zu characters)", strlen(task));
+    return d->check_task(task, err);
+}
+
 int study_command(const study_cmd *o, rlhf_err *err) {
     const study_def *d = o->name ? study_find(o->name) : NULL;
     if (!d)
         return rlhf_fail(err, "study: unknown study \"%s\" (rlhf study --list)",
                          o->name ? o->name : "");
     if (!o->out) return rlhf_fail(err, "study: --out DIR is required");
+    if (check_task(d, o->task, err)) return -1;
     study_ctx c;
     if (setup_ctx(&c, o, err)) return -1;
     double seconds = 0;
