@@ -110,6 +110,21 @@ def main():
     c3 = json.load(open(os.path.join(r3, "config.json")))
     report(c3["max_steps"] == 3 and c3["learning_rate"] == 0.001 and
            c3["per_device_train_batch_size"] == 4, "sft_config_file", str(c3))
+    # a run's own config.json (nulls for the flags left unset) is a --config that
+    # reproduces the run's settings; a null where a flag has no "none" is refused
+    r3b = os.path.join(tmp, "r3b")
+    run("sft", "--config", os.path.join(r3, "config.json"), "--output_dir", r3b)
+    c4 = json.load(open(os.path.join(r3b, "config.json")))
+    nulls = [k for k, v in c3.items() if v is None]
+    report(nulls and {k: v for k, v in c4.items() if k != "output_dir"} ==
+           {k: v for k, v in c3.items() if k != "output_dir"},
+           "sft_config_json_round_trip", f"nulls {nulls}")
+    bad_null = os.path.join(tmp, "bad_null.json")
+    json.dump({"learning_rate": None}, open(bad_null, "w"))
+    p = run("sft", "--model", "tiny", "--data", os.path.join(data, "sft.jsonl"), "--config",
+            bad_null, "--output_dir", os.path.join(tmp, "r3c"), check=False)
+    report(p.returncode == 2 and "learning_rate" in p.stderr and not os.path.exists(os.path.join(tmp, "r3c")),
+           "sft_config_null_refused_where_no_none", p.stderr)
 
     # bad flags and values name the flag; bad data names file:line
     p = run("sft", "--model", "tiny", "--data", "x", "--learning_rat", "1", check=False)
@@ -123,7 +138,7 @@ def main():
             os.path.join(tmp, "r4"), check=False)
     report(p.returncode == 1 and "bad.jsonl:2" in p.stderr, "sft_bad_line_names_file_line", p.stderr)
     p = run("sft", "--model", "tiny", "--data", bad, "--max_steps", "1", "--skip_bad_lines",
-            "--output_dir", os.path.join(tmp, "r5"), "--quiet", check=False)
+            "--output_dir", os.path.join(tmp, "r3c"), "--quiet", check=False)
     report(p.returncode == 0 and "skipped 1" in p.stderr, "sft_skip_bad_lines", p.stderr)
 
     # eval scores hand-made completions with the gold verifier

@@ -98,6 +98,19 @@ void flags_free_config_strings(void) {
     n_kept = cap_kept = 0;
 }
 
+// a JSON null in a --config file: what flags_to_json writes for a string flag that
+// is unset (none) and for a number that is NaN, so a run's config.json can be given
+// back as --config. A number takes it only where its default is NaN (a flag whose
+// help says "nan: ..."); elsewhere NaN would be a bad value. 1 when d took it.
+static int null_value(const flag_def *d) {
+    switch (d->type) {
+    case FLAG_STR: *(const char **)d->ptr = NULL; return 1;
+    case FLAG_DOUBLE: return isnan(*(double *)d->ptr);
+    case FLAG_FLOAT: return isnan(*(float *)d->ptr);
+    default: return 0;
+    }
+}
+
 static int apply_config(const char *path, const flag_def *defs, rlhf_err *err) {
     size_t len;
     char *text = read_file(path, &len, err);
@@ -125,6 +138,7 @@ static int apply_config(const char *path, const flag_def *defs, rlhf_err *err) {
             cJSON_Delete(o);
             return -1;
         }
+        if (cJSON_IsNull(it) && null_value(d)) continue;
         char buf[64];
         const char *v;
         if (cJSON_IsString(it)) v = keep_string(it->valuestring);
@@ -136,7 +150,8 @@ static int apply_config(const char *path, const flag_def *defs, rlhf_err *err) {
                 snprintf(buf, sizeof buf, "%.17g", it->valuedouble);
             v = d->type == FLAG_STR ? keep_string(buf) : buf;
         } else {
-            rlhf_fail(err, "%s: key \"%s\" must be a string, number or boolean", path, key);
+            rlhf_fail(err, "%s: key \"%s\" must be a string, number or boolean%s", path, key,
+                      cJSON_IsNull(it) ? " (null stands for none only where a flag has none)" : "");
             cJSON_Delete(o);
             return -1;
         }
