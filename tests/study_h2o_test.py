@@ -9,7 +9,9 @@ smoke run end to end.
    pendulum, shared with the other control studies' smoke runs through
    --base; 300 steps per arm, 2 seeds): every arm gives a row per seed with a
    real-environment score, the simulator arms were trained on
-   pendulum:gravity=20, and a verdict is written (numbers meaningless).
+   pendulum:gravity=20, and a verdict is written (numbers meaningless). With
+   RLHF_GEMM unset, no command of the study measured the GEMM paths (the study
+   pins them to the built-in ones: the kernel cache stays unwritten).
 3. --task: the verdict's text names the real env and the simulator the rows
    record; bad values (no gap, an unknown task, a bad setting, cmd:...) and
    --task on a study with one setting are refused naming --task, before any
@@ -92,7 +94,13 @@ def smoke():
     os.makedirs(base, exist_ok=True)
     out = os.path.join(ROOT, BUILD, "tmp", "study-h2o")
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, "RLHF_CTRL_STUDY": "smoke", "OMP_NUM_THREADS": "1"}
+    # RLHF_GEMM unset: the study pins its children to the built-in GEMM paths, so none
+    # measures the paths (a measurement would write the kernel cache named here)
+    cache = os.path.join(ROOT, BUILD, "tmp", "study-h2o-kernels.tsv")
+    if os.path.exists(cache):
+        os.remove(cache)
+    env = {**{k: v for k, v in os.environ.items() if k != "RLHF_GEMM"}, "RLHF_CTRL_STUDY": "smoke",
+           "OMP_NUM_THREADS": "1", "RLHF_KERNEL_CACHE": cache}
     t0 = time.time()
     p = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", "h2o", "--base", base, "--out", out,
                         "--seeds", "2", "--overwrite_output_dir"],
@@ -111,6 +119,9 @@ def smoke():
     report(not why and v["verdict"] in ("supported", "not supported", "inconclusive"),
            f"study_h2o smoke: 3 arms x 2 seeds evaluated in the real env ({time.time() - t0:.1f} s)",
            "; ".join(why)[:800])
+    report(not os.path.exists(cache),
+           "study_h2o smoke: with RLHF_GEMM unset the study's commands run the built-in GEMM paths "
+           "(none measured them: no kernel cache written)")
 
 
 def mujoco_smoke():

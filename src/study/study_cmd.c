@@ -258,6 +258,16 @@ static int check_task(const study_def *d, const char *task, rlhf_err *err) {
     return d->check_task(task, err);
 }
 
+// The children's GEMM paths: the built-in ones (RLHF_GEMM=fixed, src/nn/gemm.c) unless
+// the user set RLHF_GEMM. The measured choice (auto) follows timings and the machine's
+// cache of them, and RL runs diverge on other roundings: two runs of `study lamo --quick`
+// collected different SAC data (their 1-row policy forwards on another decode path), and
+// LaMo's seed 1 scored -2.2 on one and 41.9 on the other (docs/studies.md).
+static void pin_gemm_paths(void) {
+    const char *e = getenv("RLHF_GEMM");
+    if (!e || !*e) setenv("RLHF_GEMM", "fixed", 1);
+}
+
 int study_command(const study_cmd *o, rlhf_err *err) {
     const study_def *d = o->name ? study_find(o->name) : NULL;
     if (!d)
@@ -272,6 +282,7 @@ int study_command(const study_cmd *o, rlhf_err *err) {
     snprintf(results, sizeof results, "%s/results.jsonl", c.out);
     const char *from = o->from ? o->from : results;
     if (!o->from) {
+        pin_gemm_paths();
         if (open_results(&c, o, err)) return -1;
         int rc = d->no_sandbox ? 0 : study_base(&c, err);
         if (rc == 0) rc = d->run(&c, err);
