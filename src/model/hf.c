@@ -365,18 +365,8 @@ static int llama_config(const cJSON *o, hf_config *h, int llama, int qwen2, int 
 
 // path's JSON object (NULL and err when it is not one, or holds a NUL)
 static cJSON *read_json_object(const char *src, rlhf_err *err) {
-    size_t len;
-    char *text = read_file(src, &len, err);
-    if (!text) return NULL;
-    char nul[256];
-    if (json_find_nul(text, len, nul, sizeof nul)) {
-        free(text);
-        rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", src, nul);
-        return NULL;
-    }
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    if (!cJSON_IsObject(o)) {
+    cJSON *o = json_read_doc(src, err);
+    if (o && !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         rlhf_fail(err, "%s: not a JSON object", src);
         return NULL;
@@ -484,16 +474,8 @@ static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
         return rlhf_fail(err, "%s: no model.safetensors or model.safetensors.index.json%s", dir,
                          why);
     }
-    size_t len;
-    char *text = read_file(h->index, &len, err);
-    if (!text) return -1;
-    char nul[256];
-    if (json_find_nul(text, len, nul, sizeof nul)) {
-        free(text);
-        return rlhf_fail(err, "%s: %s holds a \\u0000 (NUL) character", h->index, nul);
-    }
-    cJSON *o = cJSON_Parse(text);
-    free(text);
+    cJSON *o = read_json_object(h->index, err);
+    if (!o) return -1;
     const cJSON *wm = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "weight_map") : NULL;
     int rc = -1;
     if (!cJSON_IsObject(wm) || !wm->child) {
