@@ -95,7 +95,9 @@ def main():
                  "--num_samples", "4", "--max_new_tokens", "4"],
         "superhf": ["bon", "--train", "superhf", "--data", prompts, "--task", "arith",
                     "--num_samples", "4", "--max_new_tokens", "4"],
-        "grpo": ["grpo", *online],
+        # dropout well above the default, a row per step: the scoring forward (old
+        # log-probs) runs without it, so it still equals the sampler's log-probs
+        "grpo": ["grpo", *online, "--lora_dropout", "0.3", "--logging_steps", "1"],
         "rloo": ["rloo", *online],
         "ppo": ["ppo", *online],
         "online_dpo": ["online-dpo", *online],
@@ -120,6 +122,11 @@ def main():
         shared = "shared in place" in p.stderr
         report(len(plan) == 1 and (shared if name in with_ref else not shared),
                f"lora_{name}_plan_line", p.stderr[-400:])
+        if name == "grpo":
+            m = rows(os.path.join(out, "metrics.jsonl")) if p.returncode == 0 else []
+            d = [x["rollout/logp_diff_max"] for x in m if "rollout/logp_diff_max" in x]
+            report(len(d) == 2 and max(d) < 1e-4, "lora_grpo_scoring_pass_without_dropout",
+                   f"sampling vs scoring log-prob max diff per step {d}")
         if name == "dpo":
             print("    " + plan[0] if plan else "    (no plan line)")
             print("    " + [x for x in p.stderr.splitlines() if "reference:" in x][0]

@@ -72,7 +72,12 @@ static float *dup(const float *p, size_t n) {
 }
 
 // forward + backward of d on m with checkpointing ckpt; records grads and outputs
+// LoRA dropout's seed for each run (0: none): set again before each forward, so both
+// runs draw the masks of forward 0 of that seed
+static uint64_t lora_drop_seed;
+
 static int run(rlhf_model *m, int ckpt, const batch_data *d, int packed, run_out *o) {
+    if (lora_drop_seed) model_lora_dropout(m, 1, lora_drop_seed);
     const rlhf_config *c = &m->cfg;
     rlhf_batch b = {.B = B_, .T = T_, .tokens = d->tok, .targets = d->tgt, .mask = d->mask,
                     .segment = packed ? d->seg : NULL};
@@ -247,10 +252,11 @@ static int case_lora(rlhf_arch arch, int bf16) {
         SKIP("bf16 weights not available: %s", err.msg);
     }
     perturb(m, m->n_frozen, 0.1f, 12);  // adapters' B away from 0 (and the heads)
-    model_lora_dropout(m, 1, 77);
+    lora_drop_seed = 77;
     batch_data d;
     make_batch(&d, c.vocab_size, c.n_embd, 19);
     compare(m, &d, arch == ARCH_LLAMA);
+    lora_drop_seed = 0;
     free(d.dhidden);
     model_free(m);
     return 0;

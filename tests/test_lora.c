@@ -63,10 +63,16 @@ static rlhf_batch fixture_batch(const fixture *f) {
                         .mask = f->mask};
 }
 
+// LoRA dropout's seed for fixture_loss (0: leave the switch as it is): set again
+// before each forward, so that every forward draws the masks of forward 0 of that
+// seed (the finite differences need one loss function)
+static uint64_t fixed_drop_seed;
+
 // a scalar of every output: logp, hidden, score, values
 static double fixture_loss(rlhf_model *m, const fixture *f) {
     rlhf_batch b = fixture_batch(f);
     rlhf_err err;
+    if (fixed_drop_seed) model_lora_dropout(m, 1, fixed_drop_seed);
     if (model_forward(m, &b, &err)) return NAN;
     double L = 0;
     int N = f->B * f->T, C = m->cfg.n_embd;
@@ -184,7 +190,7 @@ static int gradcheck(rlhf_arch arch, unsigned targets, int whole, float dropout)
     lc.alpha = 5.0f;
     CHECK(model_add_lora(m, &lc, 13, &err) == 0);
     randomise_adapters(m, 0.3f, 17);
-    if (dropout > 0) model_lora_dropout(m, 1, 1234);
+    fixed_drop_seed = dropout > 0 ? 1234 : 0;
     if (whole) {  // everything trains: the grads cover the whole buffer
         free(m->grads);
         m->grads = NULL;
@@ -227,6 +233,7 @@ static int gradcheck(rlhf_arch arch, unsigned targets, int whole, float dropout)
     printf("  %d coordinates of %d tensors, worst relative error %.2e (%s)\n", checked, kinds,
            worst, worst_name);
     if (worst > worst_fd) worst_fd = worst;
+    fixed_drop_seed = 0;
     CHECK(bad == 0 && checked > 0);
     model_free(m);
     return 0;
@@ -489,8 +496,18 @@ static int test_dropout(void) {
     fixture_loss(m, &f);
     memcpy(s1, m->hidden, nh);
     CHECK(memcmp(s1, plain, nh) != 0);
+    // the next forward (another micro-batch of the step) draws other masks, and the
+    // same seed set again draws forward 0's again
+    float *s2 = xmalloc(nh);
     fixture_loss(m, &f);
-    CHECK(memcmp(s1, m->hidden, nh) == 0);  // the same seed draws the same masks
+    memcpy(s2, m->hidden, nh);
+    CHECK(memcmp(s1, s2, nh) != 0 && memcmp(s2, plain, nh) != 0);
+    model_lora_dropout(m, 1, 77);
+    fixture_loss(m, &f);
+    CHECK(memcmp(s1, m->hidden, nh) == 0);
+    fixture_loss(m, &f);
+    CHECK(memcmp(s2, m->hidden, nh) == 0);
+    free(s2);
     model_lora_dropout(m, 1, 78);
     fixture_loss(m, &f);
     CHECK(memcmp(s1, m->hidden, nh) != 0);
@@ -518,6 +535,7 @@ static int test_dropout(void) {
     float *g1 = xmalloc(nt * 4);
     memcpy(g1, m->grads, nt * 4);
     m->grad_ckpt = 1;
+    model_lora_dropout(m, 1, 5);
     fixture_loss(m, &f);
     fixture_backward(m, &f);
     double gd = max_rel(m->grads, g1, nt);

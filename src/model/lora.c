@@ -73,7 +73,9 @@ typedef struct {
     float scale;
     int enabled;
     int drop_on;
-    uint64_t drop_seed;
+    uint64_t drop_seed;   // model_lora_dropout's seed
+    uint64_t fwd_key;     // the masks' key of the current training forward (lora_forward_begin)
+    uint64_t n_fwd;       // training forwards since model_lora_dropout
     adapter *ad;          // n_layer * N_KIND; ad[l * N_KIND + k] (u_rows 0 and off 0 when absent)
     float *scratch;       // dropped inputs, (N, r) products of the KV-cache forward
     size_t scratch_cap;
@@ -359,6 +361,26 @@ void model_lora_dropout(rlhf_model *m, int on, uint64_t seed) {
     if (!s) return;
     s->drop_on = on != 0;
     s->drop_seed = seed;
+    s->fwd_key = seed;
+    s->n_fwd = 0;
+}
+
+int model_lora_dropout_switch(rlhf_model *m, int on) {
+    lora_state *s = state(m);
+    if (!s) return 0;
+    int was = s->drop_on;
+    s->drop_on = on != 0;
+    return was;
+}
+
+// forward j after model_lora_dropout draws with key seed (j = 0) or a key mixed from
+// (seed, j): a step's micro-batches and passes each get their own masks, and the first
+// forward's are those of the seed itself
+void lora_forward_begin(rlhf_model *m) {
+    lora_state *s = state(m);
+    if (!s || !s->drop_on) return;
+    s->fwd_key = s->n_fwd == 0 ? s->drop_seed : dropout_key(s->drop_seed, (1ULL << 32) + s->n_fwd);
+    s->n_fwd++;
 }
 
 // ---------------------------------------------------------------- dropout --
@@ -402,7 +424,7 @@ void lora_forward_add(rlhf_model *m, int l, lin_site site, float *out, const flo
             u = grow(&a->u, &a->u_cap, (size_t)N * r);
             a->u_rows = N;
             a->drop_on = drop;
-            a->drop_seed = s->drop_seed;
+            a->drop_seed = s->fwd_key;
             a->drop_token0 = m->dropout_token0;
         }
         size_t need = (size_t)N * r + (drop ? (size_t)N * in : 0);
@@ -410,7 +432,7 @@ void lora_forward_add(rlhf_model *m, int l, lin_site site, float *out, const flo
         if (!train) u = sc;
         if (drop) {
             float *xd = sc + (size_t)N * r;
-            apply_mask(xd, inp, N, in, drop_key(s->drop_seed, l, k), s->cfg.dropout,
+            apply_mask(xd, inp, N, in, drop_key(s->fwd_key, l, k), s->cfg.dropout,
                        m->dropout_token0);
             x = xd;
         }

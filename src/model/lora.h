@@ -79,11 +79,18 @@ const lora_config *model_lora(const rlhf_model *m);
 // gradient.
 void model_lora_enable(rlhf_model *m, int on);
 // Dropout in the training forward (model_forward): on with a seed for this
-// step's masks (each mask a pure function of (seed, layer, site, element), so
-// a recomputed forward draws the same mask); off (default) = no dropout. The
-// backward uses the masks of the forward it follows (not the current switch).
-// The KV-cache forward never drops.
+// step's masks; off (default) = no dropout. Training forward j after this call
+// (j = 0, 1, ...: a step's micro-batches, its passes) draws with its own key, the
+// seed itself for j = 0 and one mixed from (seed, j) after: each mask is a pure
+// function of (that key, layer, site, element), so a recomputed forward
+// (activation checkpointing) draws the same mask, and calling this again with the
+// same seed repeats the masks from forward 0. The backward uses the masks of the
+// forward it follows (not the current switch). The KV-cache forward never drops.
 void model_lora_dropout(rlhf_model *m, int on, uint64_t seed);
+// Dropout on or off without a new seed (the forwards' count goes on where it was);
+// returns whether it was on. For scoring forwards inside a training step (no
+// backward follows: old and reference log-probabilities), which run as at inference.
+int model_lora_dropout_switch(rlhf_model *m, int on);
 // Folds every adapter into its base weight (W[slice] += scale * B A), removes
 // the adapter tensors, and makes the whole model trainable again (n_frozen 0,
 // grads freed). For export (--merge_lora) and for sharing with tools.
@@ -97,7 +104,9 @@ int model_merge_lora(rlhf_model *m, rlhf_err *err);
 // (read in place too), its 16-bit copies src's (model_share_bf16), its origin src's.
 int model_share_base(const rlhf_model *src, rlhf_model **out, rlhf_err *err);
 
-// ---- called by model/linear.c only ----
+// ---- called by model/model.c and model/linear.c only ----
+// model_forward's start: the next training forward's dropout key.
+void lora_forward_begin(rlhf_model *m);
 // out (N, out) += the site's adapters applied to inp (N, in); train: keep
 // A x (N, r) per adapter for the backward and apply dropout when on.
 void lora_forward_add(rlhf_model *m, int l, lin_site s, float *out, const float *inp, int N,

@@ -6,6 +6,7 @@
 #include "model/model_internal.h"
 #include "model/dtype.h"
 #include "model/linear.h"
+#include "model/lora.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -508,6 +509,7 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
             }
         }
     }
+    if (m->lora) lora_forward_begin(m);  // this forward's LoRA dropout masks
     ensure_acts(m, B, T);
     acts_view *a = m->act_views;
     // internal copies: padding gets token 0, no target; positions count real tokens (of the

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/dist.h"
+#include "model/lora.h"
 #include "train/mixture_gen.h"
 
 void rollout_free(rollout_batch *rb) {
@@ -350,6 +351,7 @@ int rollout_forward(rlhf_model *m, const rollout_batch *rb, int micro, float *lo
     int B = rb->B, T = rb->T, bs = micro > 0 ? micro : B;
     int keep_entropy = m->want_entropy;
     m->want_entropy = entropy != NULL;
+    int drop = model_lora_dropout_switch(m, 0);  // a scoring pass: no dropout
     int rc = 0;
     for (int s = 0; s < B && rc == 0; s += bs) {
         int nb = B - s < bs ? B - s : bs;
@@ -365,6 +367,7 @@ int rollout_forward(rlhf_model *m, const rollout_batch *rb, int micro, float *lo
         }
     }
     m->want_entropy = keep_entropy;
+    model_lora_dropout_switch(m, drop);
     return rc;
 }
 

@@ -124,7 +124,8 @@ void rollout_free(rollout_batch *rb);
 
 // One forward over all rows, micro rows at a time (0: all): writes the model's
 // log-probs of the targets (B,T) and, when not NULL, its values (B,T) and
-// next-token entropies (B,T), 0 where the mask is 0.
+// next-token entropies (B,T), 0 where the mask is 0. A scoring pass: LoRA dropout
+// is off for it (as at inference), whatever the step set.
 int rollout_forward(rlhf_model *m, const rollout_batch *rb, int micro, float *logp,
                     float *values, float *entropy, rlhf_err *err);
 // The same log-probs (B,T) on every rank of a data-parallel run: each rank

@@ -189,6 +189,15 @@ static uint64_t dropout_seed(uint64_t seed, int step) {
     return z ^ (z >> 31);
 }
 
+// LoRA dropout's seed for a step on this rank: rank 0's is dropout_seed(seed, step), the
+// other ranks' mixed from it, so each rank draws its own masks (its rows are other
+// examples); within the step each forward draws its own (model_lora_dropout)
+static uint64_t step_dropout_seed(uint64_t seed, int step) {
+    uint64_t s = dropout_seed(seed, step);
+    int r = dist_rank();
+    return r == 0 ? s : dropout_seed(s, r);
+}
+
 static void print_plan(const trainer *t) {
     int B = t->plan_B > 0 ? t->plan_B : t->c->batch_size;
     int T = t->plan_T > 0 ? t->plan_T : t->max_len;
@@ -317,7 +326,7 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         t->step_tokens = 0;
         const lora_config *lc = model_lora(t->m);
         int drop = lc && lc->dropout > 0;
-        if (drop) model_lora_dropout(t->m, 1, dropout_seed(c->seed, t->step));
+        if (drop) model_lora_dropout(t->m, 1, step_dropout_seed(c->seed, t->step));
         int rc = t->method->step(t, t->step, err);
         if (drop) model_lora_dropout(t->m, 0, 0);
         if (rc) return -1;
