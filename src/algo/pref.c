@@ -496,218 +496,248 @@ static double *dvec(int n) {
     return xcalloc((size_t)(n > 0 ? n : 1), sizeof(double));
 }
 
-int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *b, pref_out *out,
-              rlhf_err *err) {
+// ------------------------------------------------------------- the driver --
+
+// pref_loss's working state: the resolved sequences, the view the losses read and
+// write, and every double array it allocated (freed by work_free)
+typedef struct {
+    seqset sc, sr, scal, srev[PREF_NREV], su;
+    pref_view v;
+    double *bufs[64];
+    int nb;
+    double *w, *wpo;  // each pair's weight in the current term; WPO's weights (or NULL)
+} pref_work;
+
+static double *work_vec(pref_work *x) {
+    return x->bufs[x->nb++] = dvec(x->v.n);
+}
+
+static void work_free(pref_work *x) {
+    for (int i = 0; i < x->nb; i++) free(x->bufs[i]);
+    free(x->v.g_tok);
+    seqset_free(&x->sc);
+    seqset_free(&x->sr);
+    seqset_free(&x->scal);
+    seqset_free(&x->su);
+    for (int k = 0; k < PREF_NREV; k++) seqset_free(&x->srev[k]);
+}
+
+// the name of the list's first loss that needs `need`
+static const char *first_needing(const pref_loss_list *l, unsigned need) {
+    for (int k = 0; k < l->n; k++)
+        if (pref_loss_needs(l->def[k], need)) return l->def[k]->name;
+    return "";
+}
+
+// the list and the options together: one kind of loss, finite weights, every option
+// and input given read by some loss; *any / *reads: what the losses need and read
+static int check_list(const pref_loss_list *l, const pref_options *o, const pref_batch *b,
+                      unsigned *any, unsigned *reads, rlhf_err *err) {
     if (!l || l->n <= 0) return rlhf_fail(err, "no loss to compute (empty loss list)");
     if (check_options(o, err)) return -1;
-    int n = b->n;
-    if (n <= 0) return rlhf_fail(err, "empty batch (n = %d)", n);
+    if (b->n <= 0) return rlhf_fail(err, "empty batch (n = %d)", b->n);
     pref_kind kind = l->def[0] ? l->def[0]->kind : PREF_KIND_PAIRED;
-    int unpaired = kind == PREF_KIND_UNPAIRED;
-    unsigned any = 0, reads = 0; // every term's needs and options
+    *any = *reads = 0;
     for (int k = 0; k < l->n; k++) {
         if (!l->def[k] || !l->def[k]->fn) return rlhf_fail(err, "loss list entry %d is empty", k);
         if (l->def[k]->kind != kind)
             return rlhf_fail(err, "cannot combine paired and unpaired losses (\"%s\", \"%s\")",
                              l->def[0]->name, l->def[k]->name);
         if (!isfinite(l->weight[k])) return rlhf_fail(err, "loss weight %d is not finite", k);
-        any |= l->def[k]->needs;
-        reads |= l->def[k]->options;
+        *any |= l->def[k]->needs;
+        *reads |= l->def[k]->options;
     }
-    int ref_free = o->reference_free != 0;
-    int need_ref = (any & PREF_NEED_REFERENCE) && !ref_free;
-    int ld = o->ld_alpha >= 0;
-    if (o->f_divergence_type != PREF_REVERSE_KL && !(reads & PREF_OPT_F_DIVERGENCE))
+    if (o->f_divergence_type != PREF_REVERSE_KL && !(*reads & PREF_OPT_F_DIVERGENCE))
         return rlhf_fail(err, "f_divergence_type %s: none of the losses uses it",
                          pref_fdiv_name(o->f_divergence_type));
-    if (b->margin && !(any & PREF_NEED_MARGIN))
+    if (b->margin && !(*any & PREF_NEED_MARGIN))
         return rlhf_fail(err, "a margin was given but none of the losses uses one");
-    if (unpaired && (ld || o->use_weighting))
+    if (kind == PREF_KIND_UNPAIRED && (o->ld_alpha >= 0 || o->use_weighting))
         return rlhf_fail(err, "ld_alpha and use_weighting apply to paired losses only");
-    if (b->margin && check_finite(b->margin, 0, n, "margin", "", err)) return -1;
+    if (b->margin && check_finite(b->margin, 0, b->n, "margin", "", err)) return -1;
+    return 0;
+}
 
-    int rc = -1;
-    seqset sc = {0}, sr = {0}, scal = {0}, srev[PREF_NREV] = {{0}}, su = {0};
-    pref_view v;
-    memset(&v, 0, sizeof v);
-    double *bufs[64];
-    int nb = 0;
-#define VEC(x) (bufs[nb++] = (x) = dvec(n))
-    double *w = NULL, *wpo = NULL, *margin = NULL, *prev_c = NULL, *prev_r = NULL;
-    double *sc_s = NULL, *sr_s = NULL, *dsc = NULL, *dsr = NULL;
-    VEC(w);
-    v.n = n;
-    v.o = o;
-    v.b = b;
-
-    if (!unpaired) {
-        if (resolve(&b->chosen, n, "chosen", 0, ref_free, &sc, err)) goto done;
-        if (resolve(&b->rejected, n, "rejected", 0, ref_free, &sr, err)) goto done;
-        if (need_ref && (!sc.has_ref || !sr.has_ref)) {
-            const char *who = "";
-            for (int k = 0; k < l->n; k++)
-                if (pref_loss_needs(l->def[k], PREF_NEED_REFERENCE)) {
-                    who = l->def[k]->name;
-                    break;
-                }
-            rlhf_fail(err,
-                      "loss \"%s\" needs reference log-probs for %s (ref_logps or ref_tok_logps), "
-                      "or reference_free",
-                      who, sc.has_ref ? "rejected" : "chosen");
-            goto done;
-        }
-        if (ld && apply_ld(&sc, &sr, &b->chosen, &b->rejected, n, o->ld_alpha, need_ref, err))
-            goto done;
-        if (resolve(&b->cal, n, "cal", 1, 1, &scal, err)) goto done;
-        for (int k = 0; k < PREF_NREV; k++) {
-            char name[24];
-            snprintf(name, sizeof name, "rev[%d]", k);
-            if (resolve(&b->rev[k], n, name, 1, ref_free, &srev[k], err)) goto done;
-            v.rev_p[k] = srev[k].p;
-            v.rev_r[k] = srev[k].has_ref || ref_free ? srev[k].r : NULL;
-            if (srev[k].given) VEC(v.g_rev[k]);
-        }
-        VEC(sc_s);
-        VEC(sr_s);
-        VEC(dsc);
-        VEC(dsr);
-        for (int i = 0; i < n; i++) {
-            sc_s[i] = fdiv_score(o, sc.pe[i] - sc.re[i], &dsc[i]);
-            sr_s[i] = fdiv_score(o, sr.pe[i] - sr.re[i], &dsr[i]);
-        }
-        v.pc = sc.pe, v.pr = sr.pe, v.rc = sc.re, v.rr = sr.re;
-        v.pc_sum = sc.p, v.pr_sum = sr.p, v.lc = sc.len, v.lr = sr.len;
-        v.sc = sc_s, v.sr = sr_s, v.dsc = dsc, v.dsr = dsr;
-        VEC(v.g_pc);
-        VEC(v.g_pr);
-        VEC(v.g_pc_sum);
-        VEC(v.g_pr_sum);
-        if (scal.given) {
-            v.cal = scal.p;
-            VEC(v.g_cal);
-        } else {
-            v.cal = sc.p;
-            v.g_cal = v.g_pc_sum;
-        }
-        if (b->prev_chosen_logps && b->prev_rejected_logps) {
-            if (check_finite(b->prev_chosen_logps, 0, n, "prev_chosen_logps", "", err) ||
-                check_finite(b->prev_rejected_logps, 0, n, "prev_rejected_logps", "", err))
-                goto done;
-            VEC(prev_c);
-            VEC(prev_r);
-            for (int i = 0; i < n; i++)
-                prev_c[i] = b->prev_chosen_logps[i], prev_r[i] = b->prev_rejected_logps[i];
-            v.prev_c = prev_c, v.prev_r = prev_r;
-        }
-        // WPO (Zhou et al. 2024): w_i = exp(mean token log-prob of chosen + of rejected), detached
-        if (o->use_weighting) {
-            VEC(wpo);
-            for (int i = 0; i < n; i++)
-                wpo[i] = pref_exp_capped(sc.p[i] / sc.len[i] + sr.p[i] / sr.len[i], NULL);
-        }
+// paired inputs into the view: chosen, rejected (LD-DPO applied), the calibration
+// and revision sequences, f-divergence scores, the previous iterate, WPO weights
+static int prepare_paired(pref_work *x, const pref_loss_list *l, unsigned any, rlhf_err *err) {
+    pref_view *v = &x->v;
+    const pref_options *o = v->o;
+    const pref_batch *b = v->b;
+    int n = v->n, ref_free = o->reference_free != 0;
+    int need_ref = (any & PREF_NEED_REFERENCE) && !ref_free;
+    if (resolve(&b->chosen, n, "chosen", 0, ref_free, &x->sc, err) ||
+        resolve(&b->rejected, n, "rejected", 0, ref_free, &x->sr, err))
+        return -1;
+    seqset *sc = &x->sc, *sr = &x->sr;
+    if (need_ref && (!sc->has_ref || !sr->has_ref))
+        return rlhf_fail(err,
+                         "loss \"%s\" needs reference log-probs for %s (ref_logps or "
+                         "ref_tok_logps), or reference_free",
+                         first_needing(l, PREF_NEED_REFERENCE), sc->has_ref ? "rejected" : "chosen");
+    if (o->ld_alpha >= 0 &&
+        apply_ld(sc, sr, &b->chosen, &b->rejected, n, o->ld_alpha, need_ref, err))
+        return -1;
+    if (resolve(&b->cal, n, "cal", 1, 1, &x->scal, err)) return -1;
+    for (int k = 0; k < PREF_NREV; k++) {
+        char name[24];
+        snprintf(name, sizeof name, "rev[%d]", k);
+        seqset *s = &x->srev[k];
+        if (resolve(&b->rev[k], n, name, 1, ref_free, s, err)) return -1;
+        v->rev_p[k] = s->p;
+        v->rev_r[k] = s->has_ref || ref_free ? s->r : NULL;
+        if (s->given) v->g_rev[k] = work_vec(x);
+    }
+    double *sc_s = work_vec(x), *sr_s = work_vec(x), *dsc = work_vec(x), *dsr = work_vec(x);
+    for (int i = 0; i < n; i++) {
+        sc_s[i] = fdiv_score(o, sc->pe[i] - sc->re[i], &dsc[i]);
+        sr_s[i] = fdiv_score(o, sr->pe[i] - sr->re[i], &dsr[i]);
+    }
+    v->pc = sc->pe, v->pr = sr->pe, v->rc = sc->re, v->rr = sr->re;
+    v->pc_sum = sc->p, v->pr_sum = sr->p, v->lc = sc->len, v->lr = sr->len;
+    v->sc = sc_s, v->sr = sr_s, v->dsc = dsc, v->dsr = dsr;
+    v->g_pc = work_vec(x);
+    v->g_pr = work_vec(x);
+    v->g_pc_sum = work_vec(x);
+    v->g_pr_sum = work_vec(x);
+    if (x->scal.given) {
+        v->cal = x->scal.p;
+        v->g_cal = work_vec(x);
     } else {
-        if (resolve(&b->completion, n, "completion", 0, ref_free, &su, err)) goto done;
-        if (need_ref && !su.has_ref) {
-            rlhf_fail(err,
-                      "loss \"%s\" needs reference log-probs for completion (ref_logps or "
-                      "ref_tok_logps), or reference_free",
-                      l->def[0]->name);
-            goto done;
-        }
-        if ((any & PREF_NEED_TOKENS) && (!su.has_tok || (!ref_free && !su.has_ref_tok))) {
-            for (int k = 0; k < l->n; k++)
-                if (pref_loss_needs(l->def[k], PREF_NEED_TOKENS)) {
-                    rlhf_fail(err,
-                              "%s needs per-token log-probs: completion.tok_logps and "
-                              "completion.ref_tok_logps",
-                              l->def[k]->name);
-                    break;
-                }
-            goto done;
-        }
-        if (!b->label && (any & PREF_NEED_LABELS)) {
-            for (int k = 0; k < l->n; k++)
-                if (pref_loss_needs(l->def[k], PREF_NEED_LABELS)) {
-                    rlhf_fail(err, "loss \"%s\" needs a label per example (batch.label)",
-                              l->def[k]->name);
-                    goto done;
-                }
-        }
-        v.p = su.p, v.r = su.r, v.l = su.len, v.off = su.off;
-        VEC(v.g_p);
-        if (any & PREF_NEED_TOKENS) {
-            v.g_tok = xcalloc((size_t)(su.span > 0 ? su.span : 1), sizeof(double));
+        v->cal = sc->p;
+        v->g_cal = v->g_pc_sum;
+    }
+    if (b->prev_chosen_logps && b->prev_rejected_logps) {
+        if (check_finite(b->prev_chosen_logps, 0, n, "prev_chosen_logps", "", err) ||
+            check_finite(b->prev_rejected_logps, 0, n, "prev_rejected_logps", "", err))
+            return -1;
+        double *prev_c = work_vec(x), *prev_r = work_vec(x);
+        for (int i = 0; i < n; i++)
+            prev_c[i] = b->prev_chosen_logps[i], prev_r[i] = b->prev_rejected_logps[i];
+        v->prev_c = prev_c, v->prev_r = prev_r;
+    }
+    // WPO (Zhou et al. 2024): w_i = exp(mean token log-prob of chosen + of rejected), detached
+    if (o->use_weighting) {
+        x->wpo = work_vec(x);
+        for (int i = 0; i < n; i++)
+            x->wpo[i] = pref_exp_capped(sc->p[i] / sc->len[i] + sr->p[i] / sr->len[i], NULL);
+    }
+    return 0;
+}
+
+// unpaired inputs (one completion and a label per example) into the view
+static int prepare_unpaired(pref_work *x, const pref_loss_list *l, unsigned any, rlhf_err *err) {
+    pref_view *v = &x->v;
+    const pref_batch *b = v->b;
+    int n = v->n, ref_free = v->o->reference_free != 0;
+    seqset *su = &x->su;
+    if (resolve(&b->completion, n, "completion", 0, ref_free, su, err)) return -1;
+    if ((any & PREF_NEED_REFERENCE) && !ref_free && !su->has_ref)
+        return rlhf_fail(err,
+                         "loss \"%s\" needs reference log-probs for completion (ref_logps or "
+                         "ref_tok_logps), or reference_free",
+                         l->def[0]->name);
+    if ((any & PREF_NEED_TOKENS) && (!su->has_tok || (!ref_free && !su->has_ref_tok)))
+        return rlhf_fail(err,
+                         "%s needs per-token log-probs: completion.tok_logps and "
+                         "completion.ref_tok_logps",
+                         first_needing(l, PREF_NEED_TOKENS));
+    if (!b->label && (any & PREF_NEED_LABELS))
+        return rlhf_fail(err, "loss \"%s\" needs a label per example (batch.label)",
+                         first_needing(l, PREF_NEED_LABELS));
+    v->p = su->p, v->r = su->r, v->l = su->len, v->off = su->off;
+    v->g_p = work_vec(x);
+    if (any & PREF_NEED_TOKENS)
+        v->g_tok = xcalloc((size_t)(su->span > 0 ? su->span : 1), sizeof(double));
+    return 0;
+}
+
+// the gradients back to the caller's arrays, the implicit rewards and TRL's metrics
+static void paired_outputs(const pref_work *x, pref_out *out) {
+    const pref_view *v = &x->v;
+    const seqset *sc = &x->sc, *sr = &x->sr;
+    int n = v->n;
+    double beta = v->o->beta;
+    pref_metrics *m = &out->m;
+    write_grad(sc, n, v->g_pc, v->g_pc_sum, NULL, &out->chosen);
+    write_grad(sr, n, v->g_pr, v->g_pr_sum, NULL, &out->rejected);
+    if (x->scal.given) write_grad(&x->scal, n, NULL, v->g_cal, NULL, &out->cal);
+    for (int k = 0; k < PREF_NREV; k++)
+        if (x->srev[k].given) write_grad(&x->srev[k], n, NULL, v->g_rev[k], NULL, &out->rev[k]);
+    for (int i = 0; i < n; i++) {
+        double rwc = beta * (sc->pe[i] - sc->re[i]), rwr = beta * (sr->pe[i] - sr->re[i]);
+        if (out->reward_chosen) out->reward_chosen[i] = (float)rwc;
+        if (out->reward_rejected) out->reward_rejected[i] = (float)rwr;
+        m->rewards_chosen += rwc / n;
+        m->rewards_rejected += rwr / n;
+        m->rewards_accuracies += (rwc > rwr) / (double)n;
+        m->rewards_margins += (rwc - rwr) / n;
+        m->logps_chosen += sc->pe[i] / n;
+        m->logps_rejected += sr->pe[i] / n;
+    }
+    m->n_chosen = m->n_rejected = n;
+}
+
+static void unpaired_outputs(const pref_work *x, pref_out *out) {
+    const pref_view *v = &x->v;
+    const seqset *su = &x->su;
+    const pref_batch *b = v->b;
+    double beta = v->o->beta, lc = 0, lr = 0;
+    pref_metrics *m = &out->m;
+    write_grad(su, v->n, NULL, v->g_p, v->g_tok, &out->completion);
+    for (int i = 0; i < v->n; i++) {
+        double rw = beta * (su->p[i] - su->r[i]);
+        if (out->reward) out->reward[i] = (float)rw;
+        if (b->label && b->label[i]) {
+            m->n_chosen++;
+            m->rewards_chosen += rw;
+            lc += su->p[i];
+        } else {
+            m->n_rejected++;
+            m->rewards_rejected += rw;
+            lr += su->p[i];
         }
     }
-    VEC(margin);
+    if (m->n_chosen) m->rewards_chosen /= m->n_chosen, m->logps_chosen = lc / m->n_chosen;
+    if (m->n_rejected) m->rewards_rejected /= m->n_rejected, m->logps_rejected = lr / m->n_rejected;
+    m->rewards_margins = m->rewards_chosen - m->rewards_rejected;
+    m->kl = b->kl;
+}
+
+int pref_loss(const pref_loss_list *l, const pref_options *o, const pref_batch *b, pref_out *out,
+              rlhf_err *err) {
+    unsigned any = 0, reads = 0;
+    if (check_list(l, o, b, &any, &reads, err)) return -1;
+    int n = b->n, unpaired = l->def[0]->kind == PREF_KIND_UNPAIRED;
+    pref_work x;
+    memset(&x, 0, sizeof x);
+    x.v.n = n;
+    x.v.o = o;
+    x.v.b = b;
+    x.w = work_vec(&x);
+    int rc = -1;
+    if (unpaired ? prepare_unpaired(&x, l, any, err) : prepare_paired(&x, l, any, err)) goto done;
+    double *margin = work_vec(&x);
     if (b->margin)
         for (int i = 0; i < n; i++) margin[i] = b->margin[i];
-    v.margin = margin;
-
+    x.v.margin = margin;
     for (int k = 0; k < l->n; k++) {
-        for (int i = 0; i < n; i++) w[i] = l->weight[k] / n * (wpo ? wpo[i] : 1.0);
-        if (l->def[k]->fn(&v, w, err)) goto done;
+        for (int i = 0; i < n; i++) x.w[i] = l->weight[k] / n * (x.wpo ? x.wpo[i] : 1.0);
+        if (l->def[k]->fn(&x.v, x.w, err)) goto done;
     }
-    if (!isfinite(v.loss)) {
-        rlhf_fail(err, "loss is %g (a bug: please report with the inputs)", v.loss);
+    if (!isfinite(x.v.loss)) {
+        rlhf_fail(err, "loss is %g (a bug: please report with the inputs)", x.v.loss);
         goto done;
     }
-
-    // outputs
-    pref_metrics *m = &out->m;
-    memset(m, 0, sizeof *m);
-    m->loss = v.loss;
-    double beta = o->beta;
-    if (!unpaired) {
-        write_grad(&sc, n, v.g_pc, v.g_pc_sum, NULL, &out->chosen);
-        write_grad(&sr, n, v.g_pr, v.g_pr_sum, NULL, &out->rejected);
-        if (scal.given) write_grad(&scal, n, NULL, v.g_cal, NULL, &out->cal);
-        for (int k = 0; k < PREF_NREV; k++)
-            if (srev[k].given) write_grad(&srev[k], n, NULL, v.g_rev[k], NULL, &out->rev[k]);
-        for (int i = 0; i < n; i++) {
-            double rwc = beta * (sc.pe[i] - sc.re[i]), rwr = beta * (sr.pe[i] - sr.re[i]);
-            if (out->reward_chosen) out->reward_chosen[i] = (float)rwc;
-            if (out->reward_rejected) out->reward_rejected[i] = (float)rwr;
-            m->rewards_chosen += rwc / n;
-            m->rewards_rejected += rwr / n;
-            m->rewards_accuracies += (rwc > rwr) / (double)n;
-            m->rewards_margins += (rwc - rwr) / n;
-            m->logps_chosen += sc.pe[i] / n;
-            m->logps_rejected += sr.pe[i] / n;
-        }
-        m->n_chosen = m->n_rejected = n;
-    } else {
-        write_grad(&su, n, NULL, v.g_p, v.g_tok, &out->completion);
-        double lc = 0, lr = 0;
-        for (int i = 0; i < n; i++) {
-            double rw = beta * (su.p[i] - su.r[i]);
-            if (out->reward) out->reward[i] = (float)rw;
-            if (b->label && b->label[i]) {
-                m->n_chosen++;
-                m->rewards_chosen += rw;
-                lc += su.p[i];
-            } else {
-                m->n_rejected++;
-                m->rewards_rejected += rw;
-                lr += su.p[i];
-            }
-        }
-        if (m->n_chosen) m->rewards_chosen /= m->n_chosen, m->logps_chosen = lc / m->n_chosen;
-        if (m->n_rejected)
-            m->rewards_rejected /= m->n_rejected, m->logps_rejected = lr / m->n_rejected;
-        m->rewards_margins = m->rewards_chosen - m->rewards_rejected;
-        m->kl = b->kl;
-    }
+    memset(&out->m, 0, sizeof out->m);
+    out->m.loss = x.v.loss;
+    if (unpaired)
+        unpaired_outputs(&x, out);
+    else
+        paired_outputs(&x, out);
     rc = 0;
 done:
-#undef VEC
-    for (int i = 0; i < nb; i++) free(bufs[i]);
-    free(v.g_tok);
-    seqset_free(&sc);
-    seqset_free(&sr);
-    seqset_free(&scal);
-    seqset_free(&su);
-    for (int k = 0; k < PREF_NREV; k++) seqset_free(&srev[k]);
+    work_free(&x);
     return rc;
 }
 
