@@ -208,8 +208,9 @@ static double mean_of(const float *v, long n) {
     return n ? s / n : 0;
 }
 
-// the update's metrics: m[] as in ro2o_update (means over this rank's rows,
-// turned into the batch's), the temperature and, with samples, the OOD beta
+// the update's metrics: m[] as ro2o_actor_step and ro2o_critic_step fill it (means
+// over this rank's rows, turned into the batch's), the temperature and, with samples,
+// the OOD beta
 static void ro2o_metrics(ctrl_metrics *metrics, ctrl_share sh, double *m, float alpha,
                          double beta, int samples) {
     ctrl_share_means(sh, m, 10);
@@ -230,133 +231,156 @@ static void ro2o_metrics(ctrl_metrics *metrics, ctrl_share sh, double *m, float 
     }
 }
 
-// on MPI ranks each takes its rows of the batch and of the per-row noise (the
-// perturbation directions u are shared by all rows); everything is drawn whole
-// on every rank
-static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
-                       rlhf_err *err) {
-    ro2o_agent *g = agent;
-    int O = g->O, A = g->A, E = g->E, n = g->n;
-    if (ctrl_check_batch("ro2o", gb, O, A, err)) return -1;
-    grow(g, gb->B);
-    const ctrl_algo_config *c = &g->c;
-    float lsmin = c->log_std_min, lsmax = c->log_std_max;
-    ro2o_draw_noise(rng, gb->B, O, A, n, g->noise);
-    ctrl_share sh = ctrl_share_rows(gb->B);
-    ctrl_batch lb = ctrl_share_batch(gb, sh), *b = &lb;
-    int B = b->B;
-    long BA = (long)B * A, Bn = (long)B * n, GBA = (long)gb->B * A, nO = (long)n * O;
-    long lo = sh.lo;
-    const float *eps_alpha = g->noise + lo * A, *eps_pi = g->noise + GBA + lo * A;
-    const float *u_pol = g->noise + 2 * GBA, *eps_next = u_pol + nO + lo * A;
-    const float *u_q = u_pol + nO + GBA, *u_ood = u_q + nO;
-    const float *eps_ood = u_ood + nO + lo * n * A;
-    int t = (int)g->steps + 1;
-    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
-    double beta = (double)c->ro2o_beta - (double)c->ro2o_beta_decay * (t - 1);
-    if (beta < c->ro2o_beta_min) beta = c->ro2o_beta_min;
-    int pol = c->ro2o_policy_weight != 0 && n > 0, qsm = c->ro2o_q_weight != 0 && n > 0;
-    int ood = c->ro2o_ood_weight != 0 && n > 0;
+// one update's noise at this rank's rows (ro2o_draw_noise draws the whole batch's):
+// the temperature's and the actor's action noise, the policy-smoothing directions,
+// the next actions' noise, the Q-smoothing and OOD directions, the OOD actions' noise
+typedef struct {
+    const float *eps_alpha, *eps_pi, *u_pol, *eps_next, *u_q, *u_ood, *eps_ood;
+} ro2o_noise;
 
+static ro2o_noise noise_at(const ro2o_agent *g, int GB, long lo) {
+    int O = g->O, A = g->A, n = g->n;
+    long GBA = (long)GB * A, nO = (long)n * O;
+    ro2o_noise z;
+    z.eps_alpha = g->noise + lo * A;
+    z.eps_pi = g->noise + GBA + lo * A;
+    z.u_pol = g->noise + 2 * GBA;
+    z.eps_next = z.u_pol + nO + lo * A;
+    z.u_q = z.u_pol + nO + GBA;
+    z.u_ood = z.u_q + nO;
+    z.eps_ood = z.u_ood + nO + lo * n * A;
+    return z;
+}
+
+// rows (s, a) of the B states with the actions act (B, A) into g->xc
+static void state_action_rows(ro2o_agent *g, const float *obs, const float *act, int B) {
+    int O = g->O, A = g->A;
+    for (int r = 0; r < B; r++) {
+        memcpy(g->xc + (long)r * (O + A), obs + (long)r * O, sizeof(float) * O);
+        memcpy(g->xc + (long)r * (O + A) + O, act + (long)r * A, sizeof(float) * A);
+    }
+}
+
+// 1. the temperature and 2. the actor (a ~ pi(s), the gradient through the critic to
+// a, plus policy smoothing); returns the temperature the critic's step uses. m[3..6]:
+// actor Q loss, policy smoothing loss, temperature loss, entropy.
+static float ro2o_actor_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
+                             const ro2o_noise *z, int pol, double *m) {
+    const ctrl_algo_config *c = &g->c;
+    int O = g->O, A = g->A, E = g->E, n = g->n, B = b->B;
+    float lsmin = c->log_std_min, lsmax = c->log_std_max;
     // actor forward on [s ; s + d_pol] (the perturbed rows only with policy smoothing)
-    int Ra = B + (pol ? (int)Bn : 0);
-    perturbed_rows(g->xa, b->obs, u_pol, c->ro2o_policy_eps, B, pol ? n : 0, O, 1);
+    int Ra = B + (pol ? B * n : 0);
+    perturbed_rows(g->xa, b->obs, z->u_pol, c->ro2o_policy_eps, B, pol ? n : 0, O, 1);
     ctrl_mlp_forward(&g->actor, g->xa, Ra, g->outa);
 
-    // 1. temperature (the actor is unchanged by this step, so its rows serve both losses)
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, eps_alpha, g->scale, g->bias, B, A,
-                            lsmin, lsmax);
-    double alpha_loss =
-        ctrl_sac_alpha_loss(g->logp, g->log_alpha, c->target_entropy, B, &g->dlog_alpha);
+    // the temperature (the actor is unchanged by this step, so its rows serve both losses)
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_alpha, g->scale, g->bias, B,
+                            A, lsmin, lsmax);
+    m[5] = ctrl_sac_alpha_loss(g->logp, g->log_alpha, c->target_entropy, B, &g->dlog_alpha);
     if (c->autotune_alpha) {
         ctrl_share_grads(sh, &g->dlog_alpha, 1);
         ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
     }
     float alpha = c->autotune_alpha ? expf(g->log_alpha) : c->sac_alpha;
 
-    // 2. actor: a ~ pi(s), gradient through the critic to a, plus policy smoothing
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, eps_pi, g->scale, g->bias, B, A,
+    // the actor
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_pi, g->scale, g->bias, B, A,
                             lsmin, lsmax);
-    double logp_mean = mean_of(g->logp, B);
-    for (int r = 0; r < B; r++) {
-        memcpy(g->xc + (long)r * (O + A), b->obs + (long)r * O, sizeof(float) * O);
-        memcpy(g->xc + (long)r * (O + A) + O, g->act + (long)r * A, sizeof(float) * A);
-    }
+    m[6] = -mean_of(g->logp, B);
+    state_action_rows(g, b->obs, g->act, B);
     ctrl_mlp_forward(&g->critic, g->xc, B, g->q);
-    double q_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
+    m[3] = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
     memset(g->dxc, 0, sizeof(float) * B * (O + A));
     ctrl_mlp_backward(&g->critic, g->dq, g->dxc, 0);
     for (int r = 0; r < B; r++)
         memcpy(g->dact + (long)r * A, g->dxc + (long)r * (O + A) + O, sizeof(float) * A);
-    double pol_loss = 0;
+    m[4] = 0;
     if (pol)
-        pol_loss =
-            ro2o_jeffreys(g->outa, g->outa + (long)B * 2 * A, lsmin, lsmax, c->ro2o_policy_weight,
-                          B, n, A, g->douta, g->douta + (long)B * 2 * A);
+        m[4] = ro2o_jeffreys(g->outa, g->outa + (long)B * 2 * A, lsmin, lsmax,
+                             c->ro2o_policy_weight, B, n, A, g->douta, g->douta + (long)B * 2 * A);
     else
         memset(g->douta, 0, sizeof(float) * B * 2 * A);
-    ctrl_tanh_gauss_backward(g->douta, g->dact, g->dlogp, g->outa, eps_pi, g->pre, g->scale, B, A,
-                             lsmin, lsmax);
+    ctrl_tanh_gauss_backward(g->douta, g->dact, g->dlogp, g->outa, z->eps_pi, g->pre, g->scale, B,
+                             A, lsmin, lsmax);
     ctrl_mlp_zero_grad(&g->actor);
     ctrl_mlp_backward(&g->actor, g->douta, NULL, 1);
     ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
     ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+    return alpha;
+}
 
-    // 3. critic, with the updated actor: a' ~ pi(s'), a~ ~ pi(s + d_ood)
+// the critic's rows into g->xc: [data (B) | (s + d_q, a) (B*n) | (s + d_ood, a~) (B*n)],
+// only the active parts (the OOD states and actions are in g->xa and g->act after
+// row B); returns the row count, *off_o the first OOD row (the Q-smoothing rows start
+// at B)
+static long critic_rows(ro2o_agent *g, const ctrl_batch *b, const float *u_q, int qsm, int ood,
+                        long *off_o) {
+    int O = g->O, A = g->A, n = g->n, B = b->B;
+    long Bn = (long)B * n, BA = (long)B * A, Rc = B;
+    float q_eps = g->c.ro2o_q_eps;
+    float *z = g->xc;
+    for (int r = 0; r < B; r++, z += O + A) {
+        memcpy(z, b->obs + (long)r * O, sizeof(float) * O);
+        memcpy(z + O, b->act + (long)r * A, sizeof(float) * A);
+    }
+    if (qsm) {
+        for (int r = 0; r < B; r++)
+            for (int k = 0; k < n; k++, z += O + A) {
+                for (int i = 0; i < O; i++)
+                    z[i] = b->obs[(long)r * O + i] + q_eps * u_q[(long)k * O + i];
+                memcpy(z + O, b->act + (long)r * A, sizeof(float) * A);
+            }
+        Rc += Bn;
+    }
+    *off_o = Rc;
+    if (ood) {
+        for (long r = 0; r < Bn; r++, z += O + A) {
+            memcpy(z, g->xa + (B + r) * O, sizeof(float) * O);
+            memcpy(z + O, g->act + BA + r * A, sizeof(float) * A);
+        }
+        Rc += Bn;
+    }
+    return Rc;
+}
+
+// 3. the critic, with the updated actor: a' ~ pi(s'), a~ ~ pi(s + d_ood); TD, Q
+// smoothing and the OOD penalty; then the target's Polyak step. m[0..2], m[7..9]:
+// TD loss, Q smoothing loss, OOD loss, mean Q on the data, mean target, OOD std.
+static void ro2o_critic_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
+                             const ro2o_noise *z, float alpha, double beta, int qsm, int ood,
+                             double *m) {
+    const ctrl_algo_config *c = &g->c;
+    int O = g->O, A = g->A, E = g->E, n = g->n, B = b->B;
+    long BA = (long)B * A, Bn = (long)B * n;
+    float lsmin = c->log_std_min, lsmax = c->log_std_max;
     int Rn = B + (ood ? (int)Bn : 0);
     memcpy(g->xa, b->next_obs, sizeof(float) * B * O);
-    if (ood) perturbed_rows(g->xa + (long)B * O, b->obs, u_ood, c->ro2o_ood_eps, B, n, O, 0);
+    if (ood) perturbed_rows(g->xa + (long)B * O, b->obs, z->u_ood, c->ro2o_ood_eps, B, n, O, 0);
     ctrl_mlp_forward(&g->actor, g->xa, Rn, g->outa);
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, eps_next, g->scale, g->bias, B, A,
-                            lsmin, lsmax);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_next, g->scale, g->bias, B,
+                            A, lsmin, lsmax);
     if (ood)
-        ctrl_tanh_gauss_forward(g->act + BA, NULL, g->pre + BA, g->outa + (long)B * 2 * A, eps_ood,
-                                g->scale, g->bias, (int)Bn, A, lsmin, lsmax);
-    for (int r = 0; r < B; r++) {
-        memcpy(g->xc + (long)r * (O + A), b->next_obs + (long)r * O, sizeof(float) * O);
-        memcpy(g->xc + (long)r * (O + A) + O, g->act + (long)r * A, sizeof(float) * A);
-    }
+        ctrl_tanh_gauss_forward(g->act + BA, NULL, g->pre + BA, g->outa + (long)B * 2 * A,
+                                z->eps_ood, g->scale, g->bias, (int)Bn, A, lsmin, lsmax);
+    state_action_rows(g, b->next_obs, g->act, B);
     ctrl_mlp_forward(&g->critic_target, g->xc, B, g->q);
     ctrl_sac_target(g->y, g->q, g->logp, b->rew, b->done, c->gamma, alpha, E, B);
 
-    // critic rows: [data (B) | (s + d_q, a) (B*n) | (s + d_ood, a~) (B*n)], only the active parts
-    long Rc = B, off_q = B, off_o = B;
-    {
-        float *z = g->xc;
-        for (int r = 0; r < B; r++, z += O + A) {
-            memcpy(z, b->obs + (long)r * O, sizeof(float) * O);
-            memcpy(z + O, b->act + (long)r * A, sizeof(float) * A);
-        }
-        if (qsm) {
-            for (int r = 0; r < B; r++)
-                for (int k = 0; k < n; k++, z += O + A) {
-                    for (int i = 0; i < O; i++)
-                        z[i] = b->obs[(long)r * O + i] + c->ro2o_q_eps * u_q[(long)k * O + i];
-                    memcpy(z + O, b->act + (long)r * A, sizeof(float) * A);
-                }
-            Rc += Bn;
-        }
-        off_o = Rc;
-        if (ood) {
-            for (long r = 0; r < Bn; r++, z += O + A) {
-                memcpy(z, g->xa + (B + r) * O, sizeof(float) * O);
-                memcpy(z + O, g->act + BA + r * A, sizeof(float) * A);
-            }
-            Rc += Bn;
-        }
-    }
+    long off_q = B, off_o;
+    long Rc = critic_rows(g, b, z->u_q, qsm, ood, &off_o);
     ctrl_mlp_forward(&g->critic, g->xc, (int)Rc, g->qc);
     for (int e = 0; e < E; e++) memcpy(g->q + (long)e * B, g->qc + (long)e * Rc, sizeof(float) * B);
-    double td = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
-    double q_data_mean = mean_of(g->q, (long)E * B);
+    m[0] = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
+    m[7] = mean_of(g->q, (long)E * B);
+    m[8] = mean_of(g->y, B);
     for (int e = 0; e < E; e++)
         memcpy(g->dqc + (long)e * Rc, g->dq + (long)e * B, sizeof(float) * B);
-    double qs_loss = 0, ood_loss = 0, ood_std = 0;
+    m[1] = m[2] = m[9] = 0;
     if (qsm) {
         for (int e = 0; e < E; e++)
             memcpy(g->qs + e * Bn, g->qc + e * Rc + off_q, sizeof(float) * Bn);
-        qs_loss =
-            ro2o_q_smooth(g->q, g->qs, c->ro2o_q_tau, c->ro2o_q_weight, E, B, n, g->dq, g->dqs);
+        m[1] = ro2o_q_smooth(g->q, g->qs, c->ro2o_q_tau, c->ro2o_q_weight, E, B, n, g->dq, g->dqs);
         for (int e = 0; e < E; e++) {
             float *d = g->dqc + e * Rc;
             for (int r = 0; r < B; r++) d[r] += g->dq[(long)e * B + r];
@@ -366,8 +390,7 @@ static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
     if (ood) {
         for (int e = 0; e < E; e++)
             memcpy(g->qn + e * Bn, g->qc + e * Rc + off_o, sizeof(float) * Bn);
-        ood_loss =
-            ro2o_ood_penalty(g->qn, (float)beta, c->ro2o_ood_weight, E, (int)Bn, g->dqn, &ood_std);
+        m[2] = ro2o_ood_penalty(g->qn, (float)beta, c->ro2o_ood_weight, E, (int)Bn, g->dqn, &m[9]);
         for (int e = 0; e < E; e++)
             memcpy(g->dqc + e * Rc + off_o, g->dqn + e * Bn, sizeof(float) * Bn);
     }
@@ -376,13 +399,33 @@ static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
     ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
     ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
     ctrl_mlp_polyak(&g->critic_target, &g->critic, c->tau);
-    g->steps += 1.0f;
+}
 
-    if (metrics) {
-        double m[10] = {td,         qs_loss,     ood_loss,    q_loss,           pol_loss,
-                        alpha_loss, -logp_mean,  q_data_mean, mean_of(g->y, B), ood_std};
-        ro2o_metrics(metrics, sh, m, alpha, beta, n > 0);
-    }
+// on MPI ranks each takes its rows of the batch and of the per-row noise (the
+// perturbation directions u are shared by all rows); everything is drawn whole
+// on every rank
+static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_metrics *metrics,
+                       rlhf_err *err) {
+    ro2o_agent *g = agent;
+    if (ctrl_check_batch("ro2o", gb, g->O, g->A, err)) return -1;
+    grow(g, gb->B);
+    const ctrl_algo_config *c = &g->c;
+    ro2o_draw_noise(rng, gb->B, g->O, g->A, g->n, g->noise);
+    ctrl_share sh = ctrl_share_rows(gb->B);
+    ctrl_batch lb = ctrl_share_batch(gb, sh);
+    ro2o_noise z = noise_at(g, gb->B, sh.lo);
+    int t = (int)g->steps + 1;
+    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
+    double beta = (double)c->ro2o_beta - (double)c->ro2o_beta_decay * (t - 1);
+    if (beta < c->ro2o_beta_min) beta = c->ro2o_beta_min;
+    int n = g->n;
+    int pol = c->ro2o_policy_weight != 0 && n > 0, qsm = c->ro2o_q_weight != 0 && n > 0;
+    int ood = c->ro2o_ood_weight != 0 && n > 0;
+    double m[10];
+    float alpha = ro2o_actor_step(g, &lb, sh, &z, pol, m);
+    ro2o_critic_step(g, &lb, sh, &z, alpha, beta, qsm, ood, m);
+    g->steps += 1.0f;
+    if (metrics) ro2o_metrics(metrics, sh, m, alpha, beta, n > 0);
     return 0;
 }
 
