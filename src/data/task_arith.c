@@ -596,12 +596,8 @@ static int get_int(const cJSON *j, const char *path, const char *key, int *v, rl
 int arith_load_opts(const char *dir, arith_opts *o, rlhf_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/task.json", dir);
-    cJSON *j = json_read_doc(path, err);
+    cJSON *j = json_read_object(path, err);
     if (!j) return -1;
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return rlhf_fail(err, "%s: not a JSON object", path);
-    }
     arith_opts t;
     arith_default_opts(&t);
     int rc = -1;

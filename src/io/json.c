@@ -102,3 +102,13 @@ cJSON *json_read_doc(const char *path, rlhf_err *err) {
     free(text);
     return j;
 }
+
+cJSON *json_read_object(const char *path, rlhf_err *err) {
+    cJSON *o = json_read_doc(path, err);
+    if (o && !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        rlhf_fail(err, "%s: not a JSON object", path);
+        return NULL;
+    }
+    return o;
+}

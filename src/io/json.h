@@ -24,5 +24,7 @@ int json_find_nul(const char *text, size_t len, char *where, size_t cap);
 // cannot be read, when a string in it holds \u0000 (json_find_nul's path is
 // named), or when it is not valid JSON. Free with cJSON_Delete.
 cJSON *json_read_doc(const char *path, rlhf_err *err);
+// The same, and NULL + err ("PATH: not a JSON object") unless it is an object.
+cJSON *json_read_object(const char *path, rlhf_err *err);
 
 #endif

@@ -363,22 +363,11 @@ static int llama_config(const cJSON *o, hf_config *h, int llama, int qwen2, int 
     return 0;
 }
 
-// path's JSON object (NULL and err when it is not one, or holds a NUL)
-static cJSON *read_json_object(const char *src, rlhf_err *err) {
-    cJSON *o = json_read_doc(src, err);
-    if (o && !cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        rlhf_fail(err, "%s: not a JSON object", src);
-        return NULL;
-    }
-    return o;
-}
-
 static int hf_read_config(const char *dir, hf_config *h, rlhf_err *err) {
     memset(h, 0, sizeof *h);
     fmt_join(h->path, sizeof h->path, dir, "config.json");
     const char *src = h->path;
-    cJSON *o = read_json_object(src, err);
+    cJSON *o = json_read_object(src, err);
     if (!o) return -1;
     int rc = -1;
     rlhf_config *c = &h->cfg;
@@ -474,7 +463,7 @@ static int hf_files_open(hf_files *h, const char *dir, rlhf_err *err) {
         return rlhf_fail(err, "%s: no model.safetensors or model.safetensors.index.json%s", dir,
                          why);
     }
-    cJSON *o = read_json_object(h->index, err);
+    cJSON *o = json_read_object(h->index, err);
     if (!o) return -1;
     const cJSON *wm = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "weight_map") : NULL;
     int rc = -1;

@@ -446,128 +446,130 @@ static int resolve_base(const char *dir, const char *cpath, const cJSON *j, cons
                          : "");
 }
 
+// the base model the adapter folder names (or override): loaded, not itself an
+// adapter folder nor a model with adapters; base: its path, *bseed: the seed its
+// heads were drawn with
+static int load_base(const char *dir, const char *cpath, const cJSON *j, const st_file *f,
+                     const char *override, uint64_t seed, char *base, size_t nb, uint64_t *bseed,
+                     rlhf_model **out, rlhf_err *err) {
+    if (!override && base_override[0]) override = base_override;
+    if (resolve_base(dir, cpath, j, f, override, base, nb, err)) return -1;
+    if (peft_is_adapter_dir(base))
+        return rlhf_fail(err,
+                         "%s: the base model %s is itself an adapter folder (merge it first: "
+                         "rlhf export --merge_lora)",
+                         cpath, base);
+    const char *ms = st_meta(f, "rlhf.base_seed");
+    *bseed = ms ? strtoull(ms, NULL, 10) : seed;
+    rlhf_model *m;
+    if (model_load_any(base, *bseed, &m, err)) return rlhf_fail_ctx(err, "%s: base model", cpath);
+    if (model_lora(m)) {
+        model_free(m);
+        return rlhf_fail(err,
+                         "%s: the base model %s already has adapters (merge them first: rlhf "
+                         "export --merge_lora)",
+                         cpath, base);
+    }
+    *out = m;
+    return 0;
+}
+
+// *m with the heads the file holds (a score head of K rows, a value head), when
+// the base has others
+static int take_heads(rlhf_model **m, const st_file *f, const char *wpath, uint64_t bseed,
+                      rlhf_err *err) {
+    const rlhf_config *c = &(*m)->cfg;
+    const st_entry *sw = st_find(f, "base_model.model.score.weight");
+    int K = c->score_head, V = st_find(f, "v_head.summary.weight") ? 1 : c->value_head;
+    if (sw) {
+        if (sw->ndim != 2 || sw->shape[1] != c->n_embd || sw->shape[0] < 1 || sw->shape[0] > 64)
+            return rlhf_fail(err, "%s: tensor \"%s\" must be (K, %d) with 1 <= K <= 64", wpath,
+                             sw->name, c->n_embd);
+        K = (int)sw->shape[0];
+    }
+    if (K == c->score_head && V == c->value_head) return 0;
+    rlhf_model *h;
+    if (model_with_heads(*m, K, V, bseed, &h, err)) return -1;
+    model_free(*m);
+    *m = h;
+    return 0;
+}
+
+// one adapter or head tensor t of m from the file (its PEFT name nm): shape, values
+// all finite; a head the file lacks keeps the base's (a bias: 0, HF's score has none)
+static int read_tensor(rlhf_model *m, const rlhf_tensor *t, const char *nm, st_file *f,
+                       const char *wpath, const char *cpath, char *used, rlhf_err *err) {
+    const st_entry *e = st_find(f, nm);
+    float *dst = m->params + t->offset;
+    if (!e) {
+        int head = strstr(nm, "score.") || strstr(nm, "v_head.");
+        if (head && strstr(nm, ".bias")) memset(dst, 0, t->numel * sizeof(float));
+        if (head) return 0;
+        return rlhf_fail(err, "%s: tensor \"%s\" missing (%s targets it: our %s)", wpath, nm,
+                         cpath, t->name);
+    }
+    used[e - f->entries] = 1;
+    int same = e->ndim == t->ndim;
+    for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
+    if (!same) {
+        char a[128], b[128];
+        fmt_shape_str(a, sizeof a, e->ndim, e->shape);
+        fmt_shape_str(b, sizeof b, t->ndim, t->shape);
+        return rlhf_fail(err,
+                         "%s: tensor \"%s\" has shape %s, expected %s (r %d, the base's "
+                         "dimensions)",
+                         wpath, nm, a, b, model_lora(m)->r);
+    }
+    if (st_read_f32(f, e, dst, t->numel, err)) return -1;
+    for (size_t k = 0; k < t->numel; k++)
+        if (!isfinite(dst[k]))
+            return rlhf_fail(err, "%s: tensor \"%s\" contains NaN or inf", wpath, nm);
+    return 0;
+}
+
+// every adapter and head tensor of m from the file, and no tensor of the file left over
+static int read_tensors(rlhf_model *m, st_file *f, const char *wpath, const char *cpath,
+                        rlhf_err *err) {
+    char *used = xcalloc((size_t)f->n_entries + 1, 1);
+    char nm[160];
+    int bad = 0;
+    for (int i = 0; i < m->n_tensors && !bad; i++)
+        if (peft_name(&m->cfg, m->tensors[i].name, nm, sizeof nm))
+            bad = read_tensor(m, &m->tensors[i], nm, f, wpath, cpath, used, err);
+    for (int i = 0; i < f->n_entries && !bad; i++)
+        if (!used[i])
+            bad = rlhf_fail(err,
+                            "%s: unexpected tensor \"%s\" (not an adapter of the modules %s "
+                            "targets, nor a head)",
+                            wpath, f->entries[i].name, cpath);
+    free(used);
+    return bad ? -1 : 0;
+}
+
 int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model **out,
               rlhf_err *err) {
-    char cpath[4400], wpath[4400];
+    char cpath[4400], wpath[4400], base[4400];
     snprintf(cpath, sizeof cpath, "%s/" CONFIG_FILE, dir);
     snprintf(wpath, sizeof wpath, "%s/" WEIGHTS_FILE, dir);
-    size_t len = 0;
-    char *text = read_file(cpath, &len, err);
-    if (!text) return -1;
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return rlhf_fail(err, "%s: not a JSON object", cpath);
-    }
+    cJSON *j = json_read_object(cpath, err);
+    if (!j) return -1;
     st_file f;
     memset(&f, 0, sizeof f);
     rlhf_model *m = NULL;
-    int rc = -1;
-    char base[4400];
-    if (!override && base_override[0]) override = base_override;
-    if (st_open(&f, wpath, err) ||
-        resolve_base(dir, cpath, j, &f, override, base, sizeof base, err))
-        goto done;
-    if (peft_is_adapter_dir(base)) {
-        rlhf_fail(err,
-                  "%s: the base model %s is itself an adapter folder (merge it first: rlhf "
-                  "export --merge_lora)",
-                  cpath, base);
-        goto done;
-    }
-    const char *ms = st_meta(&f, "rlhf.base_seed");
-    uint64_t bseed = ms ? strtoull(ms, NULL, 10) : seed;
-    if (model_load_any(base, bseed, &m, err)) {
-        rlhf_fail_ctx(err, "%s: base model", cpath);
-        goto done;
-    }
-    if (model_lora(m)) {
-        rlhf_fail(err,
-                  "%s: the base model %s already has adapters (merge them first: rlhf "
-                  "export --merge_lora)",
-                  cpath, base);
-        goto done;
-    }
+    uint64_t bseed = seed;
     lora_config lc;
-    if (read_config(j, cpath, m->cfg.arch, &lc, err)) goto done;
-
-    // heads the file holds
-    const st_entry *sw = st_find(&f, "base_model.model.score.weight");
-    const st_entry *vw = st_find(&f, "v_head.summary.weight");
-    int K = m->cfg.score_head, V = m->cfg.value_head;
-    if (sw) {
-        if (sw->ndim != 2 || sw->shape[1] != m->cfg.n_embd || sw->shape[0] < 1 ||
-            sw->shape[0] > 64) {
-            rlhf_fail(err, "%s: tensor \"%s\" must be (K, %d) with 1 <= K <= 64", wpath, sw->name,
-                      m->cfg.n_embd);
-            goto done;
-        }
-        K = (int)sw->shape[0];
-    }
-    if (vw) V = 1;
-    if (K != m->cfg.score_head || V != m->cfg.value_head) {
-        rlhf_model *h;
-        if (model_with_heads(m, K, V, bseed, &h, err)) goto done;
-        model_free(m);
-        m = h;
-    }
+    int rc = -1;
+    if (st_open(&f, wpath, err) ||
+        load_base(dir, cpath, j, &f, override, seed, base, sizeof base, &bseed, &m, err) ||
+        read_config(j, cpath, m->cfg.arch, &lc, err) || take_heads(&m, &f, wpath, bseed, err))
+        goto done;
     const char *tk = st_meta(&f, "rlhf.tokenizer");
     if (tk) snprintf(m->cfg.tokenizer, sizeof m->cfg.tokenizer, "%s", tk);
     if (model_add_lora(m, &lc, seed, err)) {
         rlhf_fail_ctx(err, "%s", cpath);
         goto done;
     }
-
-    // values: every adapter and head tensor from the file
-    char *used = xcalloc((size_t)f.n_entries + 1, 1);
-    char nm[160];
-    int bad = 0;
-    for (int i = 0; i < m->n_tensors && !bad; i++) {
-        const rlhf_tensor *t = &m->tensors[i];
-        if (!peft_name(&m->cfg, t->name, nm, sizeof nm)) continue;
-        const st_entry *e = st_find(&f, nm);
-        float *dst = m->params + t->offset;
-        if (!e) {
-            int head = strstr(nm, "score.") || strstr(nm, "v_head.");
-            if (head && strstr(nm, ".bias")) { // HF's score has no bias
-                memset(dst, 0, t->numel * sizeof(float));
-                continue;
-            }
-            if (head && !strstr(nm, ".bias")) continue; // the base's own head stays
-            bad = rlhf_fail(err, "%s: tensor \"%s\" missing (%s targets it: our %s)", wpath, nm,
-                            cpath, t->name);
-            break;
-        }
-        used[e - f.entries] = 1;
-        int same = e->ndim == t->ndim;
-        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
-        if (!same) {
-            char a[128], b[128];
-            fmt_shape_str(a, sizeof a, e->ndim, e->shape);
-            fmt_shape_str(b, sizeof b, t->ndim, t->shape);
-            bad = rlhf_fail(err,
-                            "%s: tensor \"%s\" has shape %s, expected %s (r %d, the base's "
-                            "dimensions)",
-                            wpath, nm, a, b, lc.r);
-            break;
-        }
-        if (st_read_f32(&f, e, dst, t->numel, err)) {
-            bad = -1;
-            break;
-        }
-        for (size_t k = 0; k < t->numel && !bad; k++)
-            if (!isfinite(dst[k]))
-                bad = rlhf_fail(err, "%s: tensor \"%s\" contains NaN or inf", wpath, nm);
-    }
-    for (int i = 0; i < f.n_entries && !bad; i++)
-        if (!used[i])
-            bad = rlhf_fail(err,
-                            "%s: unexpected tensor \"%s\" (not an adapter of the modules %s "
-                            "targets, nor a head)",
-                            wpath, f.entries[i].name, cpath);
-    free(used);
-    if (bad) goto done;
+    if (read_tensors(m, &f, wpath, cpath, err)) goto done;
     peft_note_origin(m, base, bseed);
     rc = 0;
 done:
@@ -599,15 +601,8 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
     char cpath[4400], wpath[4400];
     snprintf(cpath, sizeof cpath, "%s/" CONFIG_FILE, dir);
     snprintf(wpath, sizeof wpath, "%s/" WEIGHTS_FILE, dir);
-    size_t len = 0;
-    char *text = read_file(cpath, &len, err);
-    if (!text) return -1;
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return rlhf_fail(err, "%s: not a JSON object", cpath);
-    }
+    cJSON *j = json_read_object(cpath, err);
+    if (!j) return -1;
     st_file f;
     memset(&f, 0, sizeof f);
     int rc = -1;
