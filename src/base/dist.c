@@ -86,7 +86,10 @@ void dist_allreduce_sum_f64(double *x, long n) {
 }
 void dist_allreduce_max_f64(double *x, long n) {
     if (g_size == 1) return;
-    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (long i = 0; i < n; i += DIST_CHUNK) {
+        long k = n - i < DIST_CHUNK ? n - i : DIST_CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, x + i, (int)k, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    }
 }
 void dist_bcast(void *buf, size_t bytes, int root) {
     if (g_size == 1) return;
