@@ -86,6 +86,45 @@ void fmt_place(float *dst, const fmt_piece *p, const float *src) {
     }
 }
 
+// Converts n floats to dtype and appends them to a.
+static int write_values(atomic_file *a, const float *x, size_t n, st_dtype dtype, rlhf_err *err) {
+    if (dtype == ST_F32) return atomic_write(a, x, n * sizeof(float), err);
+    uint16_t buf[4096];
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < 4096 ? n - i : 4096;
+        for (size_t j = 0; j < k; j++)
+            buf[j] = dtype == ST_BF16 ? f32_to_bf16(x[i + j]) : f32_to_f16(x[i + j]);
+        if (atomic_write(a, buf, k * sizeof(uint16_t), err)) return -1;
+        i += k;
+    }
+    return 0;
+}
+
+int fmt_write_piece(atomic_file *a, const rlhf_model *m, const fmt_piece *p, st_dtype dtype,
+                    rlhf_err *err) {
+    const rlhf_tensor *t = model_find_tensor(m, p->ours);
+    RLHF_ASSERT(t);
+    int64_t R = p->rows, C = p->cols ? p->cols : 1;
+    const float *src = m->params + t->offset + p->row0 * C;
+    if (!p->transpose && !p->rope_heads) return write_values(a, src, (size_t)(R * C), dtype, err);
+    // one foreign row at a time
+    int64_t width = p->transpose ? R : C, n_rows = p->transpose ? C : R;
+    float *row = xmalloc((size_t)width * sizeof(float));
+    int rc = 0;
+    for (int64_t i = 0; i < n_rows && rc == 0; i++) {
+        if (p->transpose) {
+            for (int64_t j = 0; j < R; j++) row[j] = src[j * C + i];
+        } else {
+            int64_t HS = R / p->rope_heads, h = i / HS, q = i % HS;
+            int64_t r = q % 2 == 0 ? q / 2 : HS / 2 + q / 2; // inverse of rope_interleaved_row
+            memcpy(row, src + (h * HS + r) * C, (size_t)C * sizeof(float));
+        }
+        rc = write_values(a, row, (size_t)width, dtype, err);
+    }
+    free(row);
+    return rc;
+}
+
 void fmt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t o = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < ndim && o < n; i++)

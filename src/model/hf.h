@@ -129,6 +129,10 @@ typedef struct {
 } tok_files;
 int tok_files_find(const char *spec, tok_files *tf, rlhf_err *err);
 
+// The HF tensors of a model with config c, in HF's canonical names (GPT2LMHeadModel
+// without its "transformer." prefix; Llama with "model."); *n_out of them. Free.
+fmt_piece *hf_pieces(const rlhf_config *c, int *n_out);
+
 // Copies a foreign tensor (src: float32, in the foreign layout) into our rows.
 void fmt_place(float *dst, const fmt_piece *p, const float *src);
 // Streams our rows of piece p (from m's parameters) to a, in the foreign
