@@ -260,3 +260,36 @@ put("dataset", "gzip", gzip.compress(b'{"prompt": "a", "completion": "b"}\n', mt
 put("flags", "all_types", json.dumps({"model": "tiny", "out": "/tmp/x", "steps": 3, "batch_size": 8,
                                       "packing": True, "lr": 0.001, "beta": 0.1, "seed": 7}))
 put("flags", "strings", json.dumps({"--model": "gpt2", "packing": "false", "seed": "123", "lr": "1e-4"}))
+
+# ---- rlhf serve request bodies: byte 0 = endpoint (bit 0: chat) and the server's
+# chat template ((b >> 1) % 4: chatml, llama3, hh, none); the rest is the body
+def serve(name, head, body):
+    put("serve_request", name, bytes([head]) + json.dumps(body).encode())
+
+
+serve("completion_basic", 0, {"model": "tiny", "prompt": "2+3=", "max_tokens": 4,
+                              "temperature": 0.7, "n": 2, "seed": 5, "stop": ["\n"], "logprobs": 2})
+serve("completion_list_stream", 0, {"prompt": ["a", "bc", ""], "stream": True,
+                                    "stream_options": {"include_usage": True}, "top_k": -1,
+                                    "top_p": 0.9})
+serve("completion_context_exceeded", 0, {"prompt": "x" * 230, "max_tokens": 40})
+serve("chat_chatml", 1, {"model": "tiny", "messages": [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_completion_tokens": 3})
+serve("chat_llama3", 3, {"messages": [{"role": "user", "content": "x"},
+                                      {"role": "assistant", "content": "y"},
+                                      {"role": "user", "content": "z"}], "n": 3})
+serve("chat_hh_logprobs", 5, {"messages": [{"role": "user", "content": "hello"}],
+                              "logprobs": True, "top_logprobs": 1, "max_tokens": 2})
+serve("chat_bad_top_logprobs", 1, {"messages": [{"role": "user", "content": "hi"}],
+                                   "logprobs": False, "top_logprobs": 3})
+serve("chat_without_template", 7, {"messages": [{"role": "user", "content": "no template"}]})
+put("serve_request", "not_object", b"\x00[1,2,3]")
+
+# ---- CPL segment pairs (DATASET.cpl.jsonl)
+cpl_head = {"format": "cpl_pairs_v1", "rows": 100, "segment": 8, "pairs": 3, "label": "regret",
+            "oracle": "sac", "offsets": "random"}
+cpl_rows = [{"a": 0, "b": 40, "y": 1, "score_a": 2.5, "score_b": -1.0},
+            {"a": 92, "b": 3, "y": 0}, {"a": 10, "b": 11, "y": 0.5}]
+put("cpl_pairs", "three_pairs", "\n".join(json.dumps(x) for x in [cpl_head] + cpl_rows) + "\n")
+put("cpl_pairs", "header_only", json.dumps(dict(cpl_head, pairs=1)) + "\n")

@@ -224,6 +224,13 @@ int cpl_pairs_load(const char *path, long rows, cpl_pairs *p, rlhf_err *err) {
         int bad;
         if (line == 1) {
             bad = read_header(o, path, rows, p, err);
+            // a pair line holds at least {"a":0,"b":0,"y":0} and its newline: a count
+            // the file cannot hold is refused before anything is allocated for it
+            if (!bad && p->n > (long)(len / 20))
+                bad = rlhf_fail(err,
+                                "%s line 1: field \"pairs\" is %ld but the file (%zu bytes) has "
+                                "room for at most %zu pair lines",
+                                path, p->n, len, len / 20);
             if (!bad) {
                 p->a = xmalloc(p->n * sizeof(long));
                 p->b = xmalloc(p->n * sizeof(long));
