@@ -256,6 +256,13 @@ done:
     return status;
 }
 
+// implicit_reward_score's options for o's policy, writing to out
+static implicit_opts implicit_options(const score_opts *o, const char *out) {
+    return (implicit_opts){.policy = o->policy, .ref = o->ref, .data = o->data, .out = out,
+                           .tokenizer = o->tokenizer, .chat_template = o->chat, .beta = o->beta,
+                           .batch_size = o->bs, .max_length = o->max_length};
+}
+
 // Scores o->data with the DPO policy's implicit reward (train/implicit.h, into
 // a temporary file read back): its fields added to rows[i] with `prefix`, or
 // new rows when *rows is NULL; pair accuracy in *correct / *pairs.
@@ -265,9 +272,7 @@ static int score_with_policy(const score_opts *o, const char *prefix, cJSON ***r
     int fd = mkstemp(tmp);
     if (fd < 0) return rlhf_fail(err, "score: cannot create a temporary file");
     close(fd);
-    implicit_opts io = {.policy = o->policy, .ref = o->ref, .data = o->data, .out = tmp,
-                        .tokenizer = o->tokenizer, .chat_template = o->chat, .beta = o->beta,
-                        .batch_size = o->bs, .max_length = o->max_length};
+    implicit_opts io = implicit_options(o, tmp);
     int rc = implicit_reward_score(&io, err);
     size_t len = 0;
     char *text = rc ? NULL : read_file(tmp, &len, err);
@@ -325,27 +330,110 @@ static int write_rows(const char *out, cJSON **rows, int n, rlhf_err *err) {
     return 0;
 }
 
-int cmd_score(int argc, char **argv) {
-    score_opts o = {.bs = 16, .beta = 0.1f, .uwo_lambda = 0.1f, .agg_name = "mean"};
-    flag_def defs[] = {
-        {"reward_model", FLAG_STR, &o.rm_paths, "reward model: a checkpoint, an rm run directory or an "
-         "ensemble directory; several separated by commas are one ensemble"},
-        {"rm_ensemble", FLAG_STR, &o.agg_name, "how an ensemble's members make one score (as grpo's "
-         "--rm_ensemble): mean, wco (the minimum) or uwo (mean - uwo_lambda * variance)"},
-        {"uwo_lambda", FLAG_FLOAT, &o.uwo_lambda, "uwo's lambda", 0, 1e6},
-        {"policy", FLAG_STR, &o.policy, "a DPO policy, scored by its implicit reward beta*log(pi/pi_ref) "
-         "(alone, or beside --reward_model on the same file)"},
-        {"ref_model", FLAG_STR, &o.ref, "the reference model of --policy"},
-        {"beta", FLAG_FLOAT, &o.beta, "beta of the implicit reward", 0, 1e6},
-        {"data", FLAG_STR, &o.data, "JSONL: prompt+chosen+rejected pairs, or prompt+completion"},
-        {"output", FLAG_STR, &o.out, "where to write one JSON line per input line (default: stdout)"},
-        {"summary", FLAG_STR, &o.summary, "write the pair accuracies as JSON here (reward_model, "
-         "members, policy)"},
-        {"tokenizer", FLAG_STR, &o.tokenizer, "tokenizer (default: the model's)"},
-        {"chat_template", FLAG_STR, &o.chat, "template for conversational data"},
-        {"max_length", FLAG_INT, &o.max_length, "truncate sequences to this many tokens (0: the model's max)", 0, 1 << 20},
-        {"batch_size", FLAG_INT, &o.bs, "sequences per forward pass", 1, 1 << 16},
+// defs (room for 14) point into o, which holds the defaults
+static void score_flags(flag_def *defs, score_opts *o) {
+    *o = (score_opts){.bs = 16, .beta = 0.1f, .uwo_lambda = 0.1f, .agg_name = "mean"};
+    flag_def d[] = {
+        {"reward_model", FLAG_STR, &o->rm_paths,
+         "reward model: a checkpoint, an rm run directory or an ensemble directory; several "
+         "separated by commas are one ensemble"},
+        {"rm_ensemble", FLAG_STR, &o->agg_name,
+         "how an ensemble's members make one score (as grpo's --rm_ensemble): mean, wco (the "
+         "minimum) or uwo (mean - uwo_lambda * variance)"},
+        {"uwo_lambda", FLAG_FLOAT, &o->uwo_lambda, "uwo's lambda", 0, 1e6},
+        {"policy", FLAG_STR, &o->policy,
+         "a DPO policy, scored by its implicit reward beta*log(pi/pi_ref) (alone, or beside "
+         "--reward_model on the same file)"},
+        {"ref_model", FLAG_STR, &o->ref, "the reference model of --policy"},
+        {"beta", FLAG_FLOAT, &o->beta, "beta of the implicit reward", 0, 1e6},
+        {"data", FLAG_STR, &o->data, "JSONL: prompt+chosen+rejected pairs, or prompt+completion"},
+        {"output", FLAG_STR, &o->out,
+         "where to write one JSON line per input line (default: stdout)"},
+        {"summary", FLAG_STR, &o->summary,
+         "write the pair accuracies as JSON here (reward_model, members, policy)"},
+        {"tokenizer", FLAG_STR, &o->tokenizer, "tokenizer (default: the model's)"},
+        {"chat_template", FLAG_STR, &o->chat, "template for conversational data"},
+        {"max_length", FLAG_INT, &o->max_length,
+         "truncate sequences to this many tokens (0: the model's max)", 0, 1 << 20},
+        {"batch_size", FLAG_INT, &o->bs, "sequences per forward pass", 1, 1 << 16},
         {NULL, 0, NULL, NULL}};
+    RLHF_ASSERT(sizeof d / sizeof d[0] <= 14);
+    memcpy(defs, d, sizeof d);
+}
+
+// the refusals once the flags are parsed; o->agg from o->agg_name
+static int score_check(score_opts *o, rlhf_err *err) {
+    if (rl_ensemble_from_name(o->agg_name, &o->agg, err)) return -1;
+    if (!o->data || (!o->rm_paths && !o->policy))
+        return rlhf_fail(err, "--data and --reward_model and/or --policy are required");
+    if (o->policy && !o->ref) return rlhf_fail(err, "--policy needs --ref_model");
+    return 0;
+}
+
+// the reward model's pair accuracy into sum and on stderr (an ensemble's: its
+// aggregate's, and each member's)
+static void add_rm_accuracy(cJSON *sum, const score_opts *o, const rm_accuracy *acc) {
+    double a = (double)acc->correct / acc->pairs;
+    fprintf(stderr, "score: %ld pairs, reward-model accuracy %.4f (chosen scored above rejected",
+            acc->pairs, a);
+    if (acc->K > 1) fprintf(stderr, "; %d members, %s", acc->K, o->agg_name);
+    fprintf(stderr, ")\n");
+    cJSON *m = cJSON_AddObjectToObject(sum, "reward_model");
+    cJSON_AddStringToObject(m, "path", o->rm_paths);
+    cJSON_AddNumberToObject(m, "pairs", acc->pairs);
+    cJSON_AddNumberToObject(m, "accuracy", a);
+    cJSON_AddNumberToObject(m, "members", acc->K);
+    cJSON_AddStringToObject(m, "rm_ensemble", o->agg_name);
+    if (acc->K <= 1) return;
+    cJSON *ma = cJSON_AddArrayToObject(m, "member_accuracy");
+    fprintf(stderr, "score: member accuracies");
+    for (int k = 0; k < acc->K; k++) {
+        double x = (double)acc->member_correct[k] / acc->pairs;
+        cJSON_AddItemToArray(ma, cJSON_CreateNumber(x));
+        fprintf(stderr, " %.4f", x);
+    }
+    fprintf(stderr, "\n");
+}
+
+// The summary of n scored rows: each scorer's pair accuracy (where it scored
+// pairs), also on stderr.
+static cJSON *score_summary(const score_opts *o, int n, const rm_accuracy *acc, long pol_correct,
+                            long pol_pairs) {
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "data", o->data);
+    cJSON_AddNumberToObject(sum, "rows", n);
+    if (o->rm_paths && acc->pairs) add_rm_accuracy(sum, o, acc);
+    if (o->policy && pol_pairs) {
+        cJSON *p = cJSON_AddObjectToObject(sum, "policy");
+        cJSON_AddStringToObject(p, "path", o->policy);
+        cJSON_AddStringToObject(p, "ref_model", o->ref);
+        char beta[32];
+        snprintf(beta, sizeof beta, "%g", o->beta); // 0.1, not the float's 0.10000000149
+        cJSON_AddNumberToObject(p, "beta", strtod(beta, NULL));
+        cJSON_AddNumberToObject(p, "pairs", pol_pairs);
+        cJSON_AddNumberToObject(p, "accuracy", (double)pol_correct / pol_pairs);
+    }
+    if (o->rm_paths && o->policy && acc->pairs && pol_pairs)
+        fprintf(stderr, "score: %ld pairs, accuracy: reward model %.4f, DPO implicit reward %.4f\n",
+                acc->pairs, (double)acc->correct / acc->pairs, (double)pol_correct / pol_pairs);
+    return sum;
+}
+
+// sum as indented JSON and a newline, replacing path in one step
+static int write_summary(const char *path, const cJSON *sum, rlhf_err *err) {
+    char *js = cJSON_Print(sum);
+    size_t len = strlen(js);
+    js = xrealloc(js, len + 2);
+    memcpy(js + len, "\n", 2);
+    int rc = atomic_write_file(path, js, len + 1, err);
+    free(js);
+    return rc;
+}
+
+int cmd_score(int argc, char **argv) {
+    score_opts o;
+    flag_def defs[14];
+    score_flags(defs, &o);
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "score",
                         "Scores every line of a file with a reward model (the explicit reward; for an\n"
@@ -361,88 +449,34 @@ int cmd_score(int argc, char **argv) {
                         "example: rlhf score --reward_model runs/rm1,runs/rm2,runs/rm3 --rm_ensemble wco --data prefs.jsonl",
                         &err);
     if (r == 1) return 0;
-    if (r == 0) r = rl_ensemble_from_name(o.agg_name, &o.agg, &err);
+    if (r == 0) r = score_check(&o, &err);
     if (r < 0) {
         fprintf(stderr, "rlhf score: %s\n", err.msg);
         return 2;
     }
-    if (!o.data || (!o.rm_paths && !o.policy)) {
-        fprintf(stderr, "rlhf score: --data and --reward_model and/or --policy are required\n");
-        return 2;
-    }
-    if (o.policy && !o.ref) {
-        fprintf(stderr, "rlhf score: --policy needs --ref_model\n");
-        return 2;
-    }
     if (o.policy && !o.rm_paths && !o.summary) {  // the policy alone: as before, straight out
-        implicit_opts io = {.policy = o.policy, .ref = o.ref, .data = o.data, .out = o.out,
-                            .tokenizer = o.tokenizer, .chat_template = o.chat, .beta = o.beta,
-                            .batch_size = o.bs, .max_length = o.max_length};
+        implicit_opts io = implicit_options(&o, o.out);
         if (implicit_reward_score(&io, &err)) {
             fprintf(stderr, "rlhf score: %s\n", err.msg);
             return 1;
         }
         return 0;
     }
-    cJSON **rows = NULL;
+    cJSON **rows = NULL, *sum = NULL;
     int n = 0, status = 1;
     rm_accuracy acc = {0};
     long pol_correct = 0, pol_pairs = 0;
-    if (o.rm_paths && score_with_rms(&o, &rows, &n, &acc, &err)) goto done;
-    if (o.policy &&
-        score_with_policy(&o, o.rm_paths ? "implicit_" : "", &rows, &n, &pol_correct, &pol_pairs, &err))
+    const char *prefix = o.rm_paths ? "implicit_" : "";
+    if ((o.rm_paths && score_with_rms(&o, &rows, &n, &acc, &err)) ||
+        (o.policy && score_with_policy(&o, prefix, &rows, &n, &pol_correct, &pol_pairs, &err)) ||
+        write_rows(o.out, rows, n, &err))
         goto done;
-    if (write_rows(o.out, rows, n, &err)) goto done;
-    cJSON *sum = cJSON_CreateObject();
-    cJSON_AddStringToObject(sum, "data", o.data);
-    cJSON_AddNumberToObject(sum, "rows", n);
-    if (o.rm_paths && acc.pairs) {
-        double a = (double)acc.correct / acc.pairs;
-        fprintf(stderr, "score: %ld pairs, reward-model accuracy %.4f (chosen scored above rejected", acc.pairs, a);
-        if (acc.K > 1) fprintf(stderr, "; %d members, %s", acc.K, o.agg_name);
-        fprintf(stderr, ")\n");
-        cJSON *m = cJSON_AddObjectToObject(sum, "reward_model");
-        cJSON_AddStringToObject(m, "path", o.rm_paths);
-        cJSON_AddNumberToObject(m, "pairs", acc.pairs);
-        cJSON_AddNumberToObject(m, "accuracy", a);
-        cJSON_AddNumberToObject(m, "members", acc.K);
-        cJSON_AddStringToObject(m, "rm_ensemble", o.agg_name);
-        if (acc.K > 1) {
-            cJSON *ma = cJSON_AddArrayToObject(m, "member_accuracy");
-            fprintf(stderr, "score: member accuracies");
-            for (int k = 0; k < acc.K; k++) {
-                double x = (double)acc.member_correct[k] / acc.pairs;
-                cJSON_AddItemToArray(ma, cJSON_CreateNumber(x));
-                fprintf(stderr, " %.4f", x);
-            }
-            fprintf(stderr, "\n");
-        }
-    }
-    if (o.policy && pol_pairs) {
-        cJSON *p = cJSON_AddObjectToObject(sum, "policy");
-        cJSON_AddStringToObject(p, "path", o.policy);
-        cJSON_AddStringToObject(p, "ref_model", o.ref);
-        char beta[32];
-        snprintf(beta, sizeof beta, "%g", o.beta);  // 0.1, not the float's 0.10000000149
-        cJSON_AddNumberToObject(p, "beta", strtod(beta, NULL));
-        cJSON_AddNumberToObject(p, "pairs", pol_pairs);
-        cJSON_AddNumberToObject(p, "accuracy", (double)pol_correct / pol_pairs);
-    }
-    if (o.rm_paths && o.policy && acc.pairs && pol_pairs)
-        fprintf(stderr, "score: %ld pairs, accuracy: reward model %.4f, DPO implicit reward %.4f\n",
-                acc.pairs, (double)acc.correct / acc.pairs, (double)pol_correct / pol_pairs);
+    sum = score_summary(&o, n, &acc, pol_correct, pol_pairs);
     status = 0;
-    if (o.summary) {
-        char *js = cJSON_Print(sum);
-        size_t len = strlen(js);
-        js = xrealloc(js, len + 2);
-        memcpy(js + len, "\n", 2);
-        if (atomic_write_file(o.summary, js, len + 1, &err)) status = 1;
-        free(js);
-    }
-    cJSON_Delete(sum);
+    if (o.summary && write_summary(o.summary, sum, &err)) status = 1;
 done:
     if (status) fprintf(stderr, "rlhf score: %s\n", err.msg);
+    cJSON_Delete(sum);
     for (int i = 0; i < n; i++) cJSON_Delete(rows[i]);
     free(rows);
     free(acc.member_correct);
