@@ -592,23 +592,151 @@ static int chat_prompt(history *h, const char *tmpl, const rlhf_tokenizer *t, in
     }
 }
 
-int cmd_chat(int argc, char **argv) {
-    const char *model = NULL, *tokenizer = NULL, *chat_template = NULL, *system_msg = NULL;
-    int max_new = 256, top_k = 0, add_bos = -1;
-    float temperature = 0.7f, top_p = 0.9f;
-    uint64_t seed = 1;
-    flag_def defs[] = {
-        {"model", FLAG_STR, &model, "checkpoint or run directory (or a size name: a random model)"},
-        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
-        {"chat_template", FLAG_STR, &chat_template, "chatml, llama3 or hh (the one the model was trained with)"},
-        {"system", FLAG_STR, &system_msg, "system message, kept first in every prompt"},
-        {"max_new_tokens", FLAG_INT, &max_new, "longest reply (at most half the model's max_seq_len)", 1, 1 << 20},
-        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature (0: greedy)", 0, 100},
-        {"top_k", FLAG_INT, &top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
-        {"top_p", FLAG_FLOAT, &top_p, "sample from the smallest set with this much mass (1: all)", 0, 1},
-        {"seed", FLAG_U64, &seed, "sampling seed (and a size name's init)"},
-        {"add_bos", FLAG_AUTO, &add_bos, "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for llama2.c/sentencepiece, an HF tokenizer_config.json's add_bos_token, no for GPT-2 and byte)"},
+// the flags of `rlhf chat`
+typedef struct {
+    const char *model, *tokenizer, *chat_template, *system_msg;
+    int max_new, top_k, add_bos;
+    float temperature, top_p;
+    uint64_t seed;
+} chat_opts;
+
+// defs (room for 11) point into o, which holds the defaults
+static void chat_flags(flag_def *defs, chat_opts *o) {
+    *o = (chat_opts){.max_new = 256, .add_bos = -1, .temperature = 0.7f, .top_p = 0.9f, .seed = 1};
+    flag_def d[] = {
+        {"model", FLAG_STR, &o->model,
+         "checkpoint or run directory (or a size name: a random model)"},
+        {"tokenizer", FLAG_STR, &o->tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
+        {"chat_template", FLAG_STR, &o->chat_template,
+         "chatml, llama3 or hh (the one the model was trained with)"},
+        {"system", FLAG_STR, &o->system_msg, "system message, kept first in every prompt"},
+        {"max_new_tokens", FLAG_INT, &o->max_new,
+         "longest reply (at most half the model's max_seq_len)", 1, 1 << 20},
+        {"temperature", FLAG_FLOAT, &o->temperature, "sampling temperature (0: greedy)", 0, 100},
+        {"top_k", FLAG_INT, &o->top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
+        {"top_p", FLAG_FLOAT, &o->top_p,
+         "sample from the smallest set with this much mass (1: all)", 0, 1},
+        {"seed", FLAG_U64, &o->seed, "sampling seed (and a size name's init)"},
+        {"add_bos", FLAG_AUTO, &o->add_bos,
+         "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for "
+         "llama2.c/sentencepiece, an HF tokenizer_config.json's add_bos_token, no for GPT-2 and "
+         "byte)"},
         {NULL, 0, NULL, NULL}};
+    RLHF_ASSERT(sizeof d / sizeof d[0] <= 11);
+    memcpy(defs, d, sizeof d);
+}
+
+// A conversation with a loaded model: how its replies are sampled and the
+// messages so far.
+typedef struct {
+    rlhf_model *m;
+    rlhf_tokenizer *t;
+    const char *tmpl;
+    chat_stops stops;
+    rlhf_gen_opts g;
+    rlhf_rng rng;
+    int max_new, add_bos; // max_new: at most half the model's max_seq_len
+    history h;
+} chat_session;
+
+// The model, its tokenizer and the template's stop rules (what was loaded stays
+// in s for chat_close on failure); --max_new_tokens cut to half the model's
+// max_seq_len, with a warning; the history starts with the system message.
+static int chat_open(chat_session *s, const chat_opts *o, rlhf_err *err) {
+    *s = (chat_session){.tmpl = o->chat_template, .add_bos = o->add_bos};
+    if (model_load_any(o->model, o->seed, &s->m, err) ||
+        model_tokenizer(s->m, o->tokenizer, &s->t, err) ||
+        chat_stops_for(o->chat_template, s->t, &s->stops, err))
+        return -1;
+    int maxT = s->m->cfg.max_seq_len;
+    s->max_new = o->max_new;
+    if (s->max_new > maxT / 2) {
+        fprintf(stderr, "rlhf chat: --max_new_tokens %d is over half the model's max_seq_len %d; "
+                        "using %d\n",
+                s->max_new, maxT, maxT / 2);
+        s->max_new = maxT / 2;
+    }
+    s->g = (rlhf_gen_opts){.max_new_tokens = s->max_new, .temperature = o->temperature,
+                           .top_k = o->top_k, .top_p = o->top_p, .eos_id = -1, .pad_id = 0};
+    rng_seed(&s->rng, o->seed);
+    if (o->system_msg) {
+        history_push(&s->h, CHAT_SYSTEM, o->system_msg);
+        s->h.n_keep = 1;
+    }
+    return 0;
+}
+
+// frees what chat_open made, whether or not it succeeded
+static void chat_close(chat_session *s) {
+    history_remove(&s->h, 0, s->h.n);
+    free(s->h.m);
+    tok_free(s->t);
+    model_free(s->m);
+}
+
+// One user message: the reply streamed to stdout and kept, the oldest turns
+// dropped to fit. A message too long by itself is refused on stderr and not
+// kept; -1 (the message in err) when the reply fails.
+static int chat_turn(chat_session *s, const char *line, rlhf_err *err) {
+    history *h = &s->h;
+    int maxT = s->m->cfg.max_seq_len;
+    history_push(h, CHAT_USER, line);
+    int *ids, n, budget = 0;
+    int dropped = chat_prompt(h, s->tmpl, s->t, tok_resolve_add_bos(s->t, s->add_bos), maxT,
+                              s->max_new, &ids, &n, &budget, err);
+    if (dropped < 0) {
+        fprintf(stderr, "rlhf chat: %s\n", err->msg);
+        history_remove(h, h->n - 1, 1);
+        return 0;
+    }
+    if (dropped > 0)
+        fprintf(stderr, "(dropped the %d oldest message%s to fit the model's max_seq_len %d)\n",
+                dropped, dropped > 1 ? "s" : "", maxT);
+    int ended;
+    char *reply = chat_reply(s->m, s->t, ids, n, budget, &s->g, &s->rng, &s->stops, &ended, err);
+    free(ids);
+    if (!reply) return -1;
+    putchar('\n');
+    fflush(stdout);
+    if (!ended) fprintf(stderr, "(reply cut at %d tokens)\n", budget);
+    history_push(h, CHAT_ASSISTANT, reply);
+    free(reply);
+    return 0;
+}
+
+// The REPL: a user message per line of stdin until EOF or /exit; /reset clears
+// the conversation. 1 when a reply fails (said on stderr), else 0.
+static int chat_loop(chat_session *s, int tty) {
+    rlhf_err err;
+    int status = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (tty) fputs("> ", stderr);
+        ssize_t got = getline(&line, &cap, stdin);
+        if (got < 0) break;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+        if (!strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/reset")) {
+            history_remove(&s->h, s->h.n_keep, s->h.n - s->h.n_keep);
+            fprintf(stderr, "(conversation cleared)\n");
+            continue;
+        }
+        if (got == 0) continue;
+        if (chat_turn(s, line, &err)) {
+            fprintf(stderr, "rlhf chat: %s\n", err.msg);
+            status = 1;
+            break;
+        }
+    }
+    free(line);
+    return status;
+}
+
+int cmd_chat(int argc, char **argv) {
+    chat_opts o;
+    flag_def defs[11];
+    chat_flags(defs, &o);
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "chat",
                         "Talks with a model: each line on stdin is a user message; the reply\n"
@@ -621,94 +749,31 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "rlhf chat: %s\n", err.msg);
         return 2;
     }
-    if (!model || !chat_template) {
+    if (!o.model || !o.chat_template) {
         fprintf(stderr, "rlhf chat: --model and --chat_template (%s) are required\n",
                 chat_template_list());
         return 2;
     }
-    if (!chat_template_known(chat_template)) {
-        fprintf(stderr, "rlhf chat: unknown --chat_template \"%s\" (known: %s)\n", chat_template,
+    if (!chat_template_known(o.chat_template)) {
+        fprintf(stderr, "rlhf chat: unknown --chat_template \"%s\" (known: %s)\n", o.chat_template,
                 chat_template_list());
         return 2;
     }
-    if (!(top_p > 0)) {
+    if (!(o.top_p > 0)) {
         fprintf(stderr, "rlhf chat: --top_p must be in (0, 1]\n");
         return 2;
     }
-    rlhf_model *m = NULL;
-    rlhf_tokenizer *t = NULL;
-    chat_stops stops;
-    if (model_load_any(model, seed, &m, &err) || model_tokenizer(m, tokenizer, &t, &err) ||
-        chat_stops_for(chat_template, t, &stops, &err)) {
+    chat_session s;
+    if (chat_open(&s, &o, &err)) {
         fprintf(stderr, "rlhf chat: %s\n", err.msg);
-        tok_free(t);
-        model_free(m);
+        chat_close(&s);
         return 1;
     }
-    int maxT = m->cfg.max_seq_len, tty = isatty(0);
-    if (max_new > maxT / 2) {
-        fprintf(stderr, "rlhf chat: --max_new_tokens %d is over half the model's max_seq_len %d; "
-                        "using %d\n",
-                max_new, maxT, maxT / 2);
-        max_new = maxT / 2;
-    }
+    int tty = isatty(0);
     if (tty)
         fprintf(stderr, "chat with %s (%s template); /reset clears the conversation, /exit quits\n",
-                model, chat_template);
-    rlhf_gen_opts g = {.max_new_tokens = max_new, .temperature = temperature, .top_k = top_k,
-                       .top_p = top_p, .eos_id = -1, .pad_id = 0};
-    rlhf_rng rng;
-    rng_seed(&rng, seed);
-    history h = {0};
-    if (system_msg) {
-        history_push(&h, CHAT_SYSTEM, system_msg);
-        h.n_keep = 1;
-    }
-    int status = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    for (;;) {
-        if (tty) fputs("> ", stderr);
-        ssize_t got = getline(&line, &cap, stdin);
-        if (got < 0) break;
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
-        if (!strcmp(line, "/exit")) break;
-        if (!strcmp(line, "/reset")) {
-            history_remove(&h, h.n_keep, h.n - h.n_keep);
-            fprintf(stderr, "(conversation cleared)\n");
-            continue;
-        }
-        if (got == 0) continue;
-        history_push(&h, CHAT_USER, line);
-        int *ids, n, budget = 0;
-        int dropped = chat_prompt(&h, chat_template, t, tok_resolve_add_bos(t, add_bos), maxT,
-                                  max_new, &ids, &n, &budget, &err);
-        if (dropped < 0) {
-            fprintf(stderr, "rlhf chat: %s\n", err.msg);
-            history_remove(&h, h.n - 1, 1);
-            continue;
-        }
-        if (dropped > 0)
-            fprintf(stderr, "(dropped the %d oldest message%s to fit the model's max_seq_len %d)\n",
-                    dropped, dropped > 1 ? "s" : "", maxT);
-        int ended;
-        char *reply = chat_reply(m, t, ids, n, budget, &g, &rng, &stops, &ended, &err);
-        free(ids);
-        if (!reply) {
-            fprintf(stderr, "rlhf chat: %s\n", err.msg);
-            status = 1;
-            break;
-        }
-        putchar('\n');
-        fflush(stdout);
-        if (!ended) fprintf(stderr, "(reply cut at %d tokens)\n", budget);
-        history_push(&h, CHAT_ASSISTANT, reply);
-        free(reply);
-    }
-    free(line);
-    history_remove(&h, 0, h.n);
-    free(h.m);
-    tok_free(t);
-    model_free(m);
+                o.model, o.chat_template);
+    int status = chat_loop(&s, tty);
+    chat_close(&s);
     return status;
 }
