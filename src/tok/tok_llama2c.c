@@ -106,68 +106,54 @@ static int by_score_desc(const void *pa, const void *pb) {
     return a->id - b->id;
 }
 
-int tok_load_llama2c(rlhf_tokenizer **t, const char *path, int vocab_size, rlhf_err *err) {
-    *t = NULL;
-    char *data;
-    size_t size;
-    if (tok_read_file(path, &data, &size, err)) return -1;
-    const unsigned char *d = (const unsigned char *)data;
-    if (size < 4) {
-        free(data);
+// Checks the header and the records: vocab_size of them, or (0) all up to the
+// file's end. *n_tokens: how many, *text_bytes: their text with a NUL each.
+static int check_records(const char *path, const unsigned char *d, size_t size, int vocab_size,
+                         int *n_tokens, size_t *text_bytes, rlhf_err *err) {
+    if (size < 4)
         return rlhf_fail(err, "%s: %zu bytes is too short for a llama2.c tokenizer.bin", path,
                          size);
-    }
     int max_len = read_i32(d);
-    if (max_len <= 0 || max_len > (1 << 16)) {
-        free(data);
+    if (max_len <= 0 || max_len > (1 << 16))
         return rlhf_fail(err, "%s: not a llama2.c tokenizer.bin (max_token_length %d)", path,
                          max_len);
-    }
-    // first pass: count and check the records
     int V = 0;
-    size_t p = 4, text_bytes = 0;
+    size_t p = 4;
+    *text_bytes = 0;
     while (vocab_size > 0 ? V < vocab_size : p < size) {
         const char *hint = vocab_size > 0 ? "; is the vocabulary size right?" : "";
-        if (size - p < 8) {
-            free(data);
+        if (size - p < 8)
             return rlhf_fail(err, "%s: truncated: token %d at byte %zu: file ends at %zu%s", path,
                              V, p, size, hint);
-        }
         int n = read_i32(d + p + 4);
-        if (n < 0 || n > max_len) {
-            free(data);
+        if (n < 0 || n > max_len)
             return rlhf_fail(err,
                              "%s: token %d at byte %zu has length %d (max_token_length %d): "
                              "not a llama2.c tokenizer.bin?",
                              path, V, p, n, max_len);
-        }
-        if ((size_t)n > size - p - 8) {
-            free(data);
+        if ((size_t)n > size - p - 8)
             return rlhf_fail(
                 err, "%s: truncated: token %d at byte %zu needs %d bytes, file ends at %zu%s", path,
                 V, p, 8 + n, size, hint);
-        }
         p += 8 + (size_t)n;
-        text_bytes += (size_t)n + 1;
+        *text_bytes += (size_t)n + 1;
         V++;
     }
-    if (V < 3) {
-        free(data);
+    if (V < 3)
         return rlhf_fail(err, "%s: %d tokens; a llama2.c vocabulary has at least <unk>, <s>, </s>",
                          path, V);
-    }
-    // second pass: the file's pieces (for lookups) and the decode pieces
+    *n_tokens = V;
+    return 0;
+}
+
+// The V checked records of d: the pieces as the file spells them (for lookups),
+// and their scores into score (V).
+static llama2c_impl *read_pieces(const unsigned char *d, int V, size_t text_bytes, float *score) {
     llama2c_impl *m = (llama2c_impl *)xcalloc(1, sizeof *m);
     m->blob = (char *)xmalloc(text_bytes);
     m->off = (uint32_t *)xmalloc((size_t)V * sizeof(uint32_t));
     m->len = (uint32_t *)xmalloc((size_t)V * sizeof(uint32_t));
-    float *score = (float *)xmalloc((size_t)V * sizeof(float));
-    char **piece = (char **)xmalloc((size_t)V * sizeof(char *));
-    int *piece_len = (int *)xmalloc((size_t)V * sizeof(int));
-    char byte_char[256];
-    for (int b = 0; b < 256; b++) m->byte_id[b] = -1, byte_char[b] = (char)b;
-    p = 4;
-    size_t o = 0;
+    size_t p = 4, o = 0;
     for (int id = 0; id < V; id++) {
         score[id] = read_f32(d + p);
         int n = read_i32(d + p + 4);
@@ -175,18 +161,29 @@ int tok_load_llama2c(rlhf_tokenizer **t, const char *path, int vocab_size, rlhf_
         m->blob[o + (size_t)n] = '\0';
         m->off[id] = (uint32_t)o;
         m->len[id] = (uint32_t)n;
-        piece[id] = m->blob + o;
-        piece_len[id] = n;
-        int byte = byte_piece(m->blob + o, (uint32_t)n);
+        o += (size_t)n + 1;
+        p += 8 + (size_t)n;
+    }
+    return m;
+}
+
+// The tokenizer over m's V pieces. It decodes a <0xXX> piece to its byte (the
+// first such piece of a byte is m->byte_id's) and ids 0-2 to <unk>, <s>, </s>.
+static rlhf_tokenizer *new_tokenizer(llama2c_impl *m, int V) {
+    char **piece = (char **)xmalloc((size_t)V * sizeof(char *));
+    int *piece_len = (int *)xmalloc((size_t)V * sizeof(int));
+    char byte_char[256];
+    for (int b = 0; b < 256; b++) m->byte_id[b] = -1, byte_char[b] = (char)b;
+    for (int id = 0; id < V; id++) {
+        piece[id] = m->blob + m->off[id];
+        piece_len[id] = (int)m->len[id];
+        int byte = byte_piece(piece[id], m->len[id]);
         if (byte >= 0) {
             if (m->byte_id[byte] < 0) m->byte_id[byte] = id;
             piece[id] = &byte_char[byte]; // decodes to the raw byte
             piece_len[id] = 1;
         }
-        o += (size_t)n + 1;
-        p += 8 + (size_t)n;
     }
-    free(data);
     static const char *names[3] = {"<unk>", "<s>", "</s>"};
     for (int id = 0; id < 3; id++)
         piece[id] = (char *)names[id], piece_len[id] = (int)strlen(names[id]);
@@ -194,6 +191,8 @@ int tok_load_llama2c(rlhf_tokenizer **t, const char *path, int vocab_size, rlhf_
     tok_set_pieces(tk, piece, piece_len);
     for (int id = 0; id < 3; id++) tok_add_special(tk, names[id], piece_len[id], id, 0);
     tok_finish(tk);
+    free(piece);
+    free(piece_len);
     tk->bos = 1;
     tk->eos = 2;
     tk->strip_leading_space = 1;
@@ -202,10 +201,13 @@ int tok_load_llama2c(rlhf_tokenizer **t, const char *path, int vocab_size, rlhf_
     tk->encode_text = llama2c_encode_text;
     tok_strmap_build(&m->strings, m->blob, m->off, m->len, V);
     m->space_id = tok_strmap_get(&m->strings, " ", 1);
+    return tk;
+}
 
-    // Merges: every split of a piece into two pieces is a pair that merges into
-    // it. llama2.c takes the best score (first on ties; scores at or below its
-    // starting best of -1e10, and NaN, never win), so ranks are score positions.
+// Merges: every split of a piece into two pieces is a pair that merges into
+// it. llama2.c takes the best score (first on ties; scores at or below its
+// starting best of -1e10, and NaN, never win), so ranks are score positions.
+static void build_merges(llama2c_impl *m, const float *score, int V) {
     scored_id *order = (scored_id *)xmalloc((size_t)V * sizeof(scored_id));
     int n_order = 0;
     for (int id = 0; id < V; id++)
@@ -224,9 +226,25 @@ int tok_load_llama2c(rlhf_tokenizer **t, const char *path, int vocab_size, rlhf_
         }
     }
     free(order);
+}
+
+int tok_load_llama2c(rlhf_tokenizer **t, const char *path, int vocab_size, rlhf_err *err) {
+    *t = NULL;
+    char *data;
+    size_t size, text_bytes = 0;
+    int V = 0;
+    if (tok_read_file(path, &data, &size, err)) return -1;
+    const unsigned char *d = (const unsigned char *)data;
+    if (check_records(path, d, size, vocab_size, &V, &text_bytes, err)) {
+        free(data);
+        return -1;
+    }
+    float *score = (float *)xmalloc((size_t)V * sizeof(float));
+    llama2c_impl *m = read_pieces(d, V, text_bytes, score);
+    free(data);
+    rlhf_tokenizer *tk = new_tokenizer(m, V);
+    build_merges(m, score, V);
     free(score);
-    free(piece);
-    free(piece_len);
     *t = tk;
     return 0;
 }
