@@ -474,9 +474,11 @@ static void block_forward(rlhf_model *m, acts_view *a, int l, const float *inp, 
     residual_forward(L->resid_out, L->resid_mid, a->tmp, (long)N * C);
 }
 
-int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
+// the batch's refusals: its shape, token and target ids in the vocabulary (on real
+// tokens), packed rows' segment ids never decreasing
+static int check_batch(const rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
     const rlhf_config *c = &m->cfg;
-    int B = b->B, T = b->T, N = B * T, C = c->n_embd, V = c->vocab_size;
+    int B = b->B, T = b->T, N = B * T, V = c->vocab_size;
     if (B <= 0 || T <= 0) return rlhf_fail(err, "empty batch (B=%d, T=%d)", B, T);
     if (T > c->max_seq_len)
         return rlhf_fail(err, "sequence length %d exceeds the model's max_seq_len %d", T,
@@ -494,21 +496,28 @@ int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
                                   "vocabulary (size %d)",
                              b->targets[i], i / T, i % T, V);
     }
-    if (b->segment) {  // packed rows: documents are runs of one id that only ever grows
-        for (int r = 0; r < B; r++) {
-            int prev = -1;
-            for (int t = 0; t < T; t++) {
-                int i = r * T + t;
-                if (b->mask && !b->mask[i]) continue;
-                if (b->segment[i] < 0 || b->segment[i] < prev)
-                    return rlhf_fail(err, "segment id %d at batch row %d position %d: ids must "
-                                          "be >= 0 and never decrease along a row's real tokens "
-                                          "(each document one contiguous run)",
-                                     b->segment[i], r, t);
-                prev = b->segment[i];
-            }
+    if (!b->segment) return 0;
+    for (int r = 0; r < B; r++) {  // packed rows: documents are runs of one id that only grows
+        int prev = -1;
+        for (int t = 0; t < T; t++) {
+            int i = r * T + t;
+            if (b->mask && !b->mask[i]) continue;
+            if (b->segment[i] < 0 || b->segment[i] < prev)
+                return rlhf_fail(err, "segment id %d at batch row %d position %d: ids must "
+                                      "be >= 0 and never decrease along a row's real tokens "
+                                      "(each document one contiguous run)",
+                                 b->segment[i], r, t);
+            prev = b->segment[i];
         }
     }
+    return 0;
+}
+
+int model_forward(rlhf_model *m, const rlhf_batch *b, rlhf_err *err) {
+    if (check_batch(m, b, err)) return -1;
+    const rlhf_config *c = &m->cfg;
+    int B = b->B, T = b->T, N = B * T, C = c->n_embd, V = c->vocab_size;
+    const int embeds = m->input_embeds != NULL;
     if (m->lora) lora_forward_begin(m);  // this forward's LoRA dropout masks
     ensure_acts(m, B, T);
     acts_view *a = m->act_views;
