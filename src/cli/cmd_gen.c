@@ -318,62 +318,178 @@ static void print_text(int total, int n_return, int k, const completion *revs, i
     }
 }
 
+// the flags of `rlhf generate`
+typedef struct {
+    const char *model, *tokenizer, *prompt, *prompts, *format, *chat_template, *dtype;
+    int max_new, top_k, n_return, batch, add_bos, allow_special, show_revisions;
+    float temperature, top_p;
+    uint64_t seed;
+    reviser rv;  // --self_improve and --revision_prompt; the rest is set by gen_open
+} gen_opts;
+
+// defs (room for 20) point into o, which holds the defaults
+static void gen_flags(flag_def *defs, gen_opts *o) {
+    *o = (gen_opts){.format = "text", .dtype = "float32", .max_new = 64, .n_return = 1,
+                    .batch = 32, .add_bos = -1, .allow_special = 1, .temperature = 1.0f,
+                    .top_p = 1.0f, .seed = 1, .rv = {.instruction = REV_DEFAULT_INSTRUCTION}};
+    flag_def d[] = {
+        {"model", FLAG_STR, &o->model,
+         "checkpoint or run directory (or a size name: a random model)"},
+        {"tokenizer", FLAG_STR, &o->tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
+        {"prompt", FLAG_STR, &o->prompt, "one prompt (\"\": start from BOS alone)"},
+        {"prompts", FLAG_STR, &o->prompts,
+         "JSONL file with a \"prompt\" per line (TRL prompt-only)"},
+        {"max_new_tokens", FLAG_INT, &o->max_new, "longest completion", 1, 1 << 20},
+        {"temperature", FLAG_FLOAT, &o->temperature, "sampling temperature (0: greedy)", 0, 100},
+        {"top_k", FLAG_INT, &o->top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
+        {"top_p", FLAG_FLOAT, &o->top_p,
+         "sample from the smallest set with this much mass (1: all)", 0, 1},
+        {"num_return_sequences", FLAG_INT, &o->n_return, "completions per prompt", 1, 1 << 16},
+        {"seed", FLAG_U64, &o->seed, "sampling seed (and a size name's init)"},
+        {"batch_size", FLAG_INT, &o->batch, "sequences per generation batch", 1, 1 << 16},
+        {"format", FLAG_STR, &o->format,
+         "text (completions) or jsonl ({prompt, completion, ended_eos})"},
+        {"add_bos", FLAG_AUTO, &o->add_bos,
+         "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for "
+         "llama2.c/sentencepiece, an HF tokenizer_config.json's add_bos_token, no for GPT-2 and "
+         "byte)"},
+        {"allow_special", FLAG_BOOL, &o->allow_special,
+         "special-token strings in prompts map to their ids"},
+        {"chat_template", FLAG_STR, &o->chat_template,
+         "chatml, llama3 or hh: renders conversational prompts (and --prompt, as a user "
+         "message) with the generation prompt, and stops at the end of the turn"},
+        {"self_improve", FLAG_INT, &o->rv.rounds,
+         "revise each completion this many times (a model trained by rlhf srpo): y_k+1 = "
+         "generate(prompt ++ y_k ++ --revision_prompt)", 0, 1000},
+        {"revision_prompt", FLAG_STR, &o->rv.instruction,
+         "--self_improve: the instruction after a completion (as rlhf srpo; a --prompts line's "
+         "own \"revision_prompt\" wins)"},
+        {"show_revisions", FLAG_BOOL, &o->show_revisions,
+         "--self_improve, --format text: print every round, not only the last"},
+        {"dtype", FLAG_STR, &o->dtype,
+         "weights the forwards read: float32, or bfloat16 (bf16 copies of the block matrices and "
+         "the LM head, fp32 accumulation; ~2x faster decoding, log-probs within ~1e-2)"},
+        {NULL, 0, NULL, NULL}};
+    RLHF_ASSERT(sizeof d / sizeof d[0] <= 20);
+    memcpy(defs, d, sizeof d);
+}
+
 // the flag values generate refuses, said on stderr; 0 when none
-static int generate_usage(const char *model, const char *prompt, const char *prompts,
-                          const char *format, float top_p, const reviser *rv, const char *dtype,
-                          const char *chat_template) {
+static int generate_usage(const gen_opts *o) {
     const char *usage = NULL;
-    if (!model) usage = "--model is required";
-    else if (!prompt == !prompts) usage = "give exactly one of --prompt and --prompts";
-    else if (strcmp(format, "text") && strcmp(format, "jsonl"))
+    if (!o->model) usage = "--model is required";
+    else if (!o->prompt == !o->prompts) usage = "give exactly one of --prompt and --prompts";
+    else if (strcmp(o->format, "text") && strcmp(o->format, "jsonl"))
         usage = "--format must be text or jsonl";
-    else if (!(top_p > 0)) usage = "--top_p must be in (0, 1]";
-    else if (rv->rounds && !rv->instruction[0]) usage = "--revision_prompt must not be empty";
-    else if (!dtype_known(dtype)) usage = "--dtype must be float32 or bfloat16";
+    else if (!(o->top_p > 0)) usage = "--top_p must be in (0, 1]";
+    else if (o->rv.rounds && !o->rv.instruction[0]) usage = "--revision_prompt must not be empty";
+    else if (!dtype_known(o->dtype)) usage = "--dtype must be float32 or bfloat16";
     if (usage) {
         fprintf(stderr, "rlhf generate: %s\n", usage);
         return -1;
     }
-    if (chat_template && !chat_template_known(chat_template)) {
+    if (o->chat_template && !chat_template_known(o->chat_template)) {
         fprintf(stderr, "rlhf generate: unknown --chat_template \"%s\" (known: %s)\n",
-                chat_template, chat_template_list());
+                o->chat_template, chat_template_list());
         return -1;
     }
     return 0;
 }
 
+// A generation run: the model, its tokenizer, the prompts, the stop rules, how
+// completions are sampled and revised.
+typedef struct {
+    rlhf_model *m;
+    rlhf_tokenizer *t;
+    prompt_set ps;
+    chat_stops stops;
+    rlhf_gen_opts g;
+    reviser rv;
+} gen_session;
+
+// Loads the model, tokenizer and prompts, and refuses a prompt too long for
+// --max_new_tokens; -1 when something fails (said on stderr; what was loaded
+// stays in s for gen_close).
+static int gen_open(gen_session *s, const gen_opts *o) {
+    rlhf_err err;
+    *s = (gen_session){.rv = o->rv};
+    if (model_load_any(o->model, o->seed, &s->m, &err) || apply_dtype(s->m, o->dtype, &err) ||
+        model_tokenizer(s->m, o->tokenizer, &s->t, &err) ||
+        chat_stops_for(o->chat_template, s->t, &s->stops, &err) ||
+        load_prompts(&s->ps, o->prompt, o->prompts, s->t, o->chat_template,
+                     tok_resolve_add_bos(s->t, o->add_bos), o->allow_special, &err)) {
+        fprintf(stderr, "rlhf generate: %s\n", err.msg);
+        return -1;
+    }
+    int maxT = s->m->cfg.max_seq_len;
+    for (int i = 0; i < s->ps.n; i++)
+        if (s->ps.len[i] + o->max_new > maxT) {
+            char name[700];
+            prompt_name(&s->ps, i, name, sizeof name);
+            fprintf(stderr, "rlhf generate: %s has %d tokens; with --max_new_tokens %d that is "
+                            "over the model's max_seq_len %d\n",
+                    name, s->ps.len[i], o->max_new, maxT);
+            return -1;
+        }
+    // generate() stops rows at the stop ids; the stop texts cut the text afterwards
+    gen_opts_for(&s->stops, s->t, o->max_new, o->temperature, o->top_k, o->top_p, &s->g);
+    reviser *rv = &s->rv;
+    ds_tok_opts_default(&rv->to);
+    rv->to.chat_template = o->chat_template;
+    rv->to.add_bos = tok_resolve_add_bos(s->t, o->add_bos);
+    rv->to.parse_special = o->allow_special;
+    rv->to.max_prompt_length = maxT - o->max_new;  // a long revision keeps its end
+    rv->to.truncation = DS_KEEP_END;
+    if (rv->rounds && o->prompts && rev_instructions_read(o->prompts, &rv->per_line, &err)) {
+        fprintf(stderr, "rlhf generate: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+// frees what gen_open made, whether or not it succeeded
+static void gen_close(gen_session *s) {
+    rev_instructions_free(&s->rv.per_line);
+    prompt_set_free(&s->ps);
+    tok_free(s->t);
+    model_free(s->m);
+}
+
+// Samples --num_return_sequences completions of every prompt, --batch_size at
+// a time, and prints them in --format; 1 when sampling fails (said on stderr).
+static int gen_run(gen_session *s, const gen_opts *o) {
+    rlhf_err err;
+    int jsonl = !strcmp(o->format, "jsonl"), n_return = o->n_return, batch = o->batch;
+    int rounds = s->rv.rounds, status = 0;
+    rlhf_rng rng;
+    rng_seed(&rng, o->seed);
+    int total = s->ps.n * n_return, R = rounds + 1;
+    completion *revs = xmalloc((size_t)R * batch * sizeof *revs);
+    for (int b = 0; b < total && status == 0; b += batch) {
+        int nb = total - b < batch ? total - b : batch;
+        if (sample_chunk(s->m, s->t, &s->stops, &s->g, &rng, &s->ps, n_return, &s->rv, b, nb,
+                         revs, &err)) {
+            fprintf(stderr, "rlhf generate: %s\n", err.msg);
+            status = 1;
+            break;
+        }
+        for (int j = 0; j < nb; j++) {
+            if (jsonl)
+                print_jsonl(&s->ps, (b + j) / n_return, revs, nb, j, rounds);
+            else
+                print_text(total, n_return, b + j, revs, nb, j, rounds, o->show_revisions);
+        }
+        for (int i = 0; i < R * nb; i++) free(revs[i].text);
+        fflush(stdout);
+    }
+    free(revs);
+    return status;
+}
+
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *prompts = NULL;
-    const char *format = "text", *chat_template = NULL;
-    int max_new = 64, top_k = 0, n_return = 1, batch = 32, add_bos = -1, allow_special = 1;
-    int show_revisions = 0;
-    const char *dtype = "float32";
-    float temperature = 1.0f, top_p = 1.0f;
-    uint64_t seed = 1;
-    reviser rv = {.instruction = REV_DEFAULT_INSTRUCTION};
-    flag_def defs[] = {
-        {"model", FLAG_STR, &model, "checkpoint or run directory (or a size name: a random model)"},
-        {"tokenizer", FLAG_STR, &tokenizer, "tokenizer path or \"byte\" (default: the model's)"},
-        {"prompt", FLAG_STR, &prompt, "one prompt (\"\": start from BOS alone)"},
-        {"prompts", FLAG_STR, &prompts, "JSONL file with a \"prompt\" per line (TRL prompt-only)"},
-        {"max_new_tokens", FLAG_INT, &max_new, "longest completion", 1, 1 << 20},
-        {"temperature", FLAG_FLOAT, &temperature, "sampling temperature (0: greedy)", 0, 100},
-        {"top_k", FLAG_INT, &top_k, "sample from the k likeliest tokens (0: all)", 0, 1 << 30},
-        {"top_p", FLAG_FLOAT, &top_p, "sample from the smallest set with this much mass (1: all)", 0, 1},
-        {"num_return_sequences", FLAG_INT, &n_return, "completions per prompt", 1, 1 << 16},
-        {"seed", FLAG_U64, &seed, "sampling seed (and a size name's init)"},
-        {"batch_size", FLAG_INT, &batch, "sequences per generation batch", 1, 1 << 16},
-        {"format", FLAG_STR, &format, "text (completions) or jsonl ({prompt, completion, ended_eos})"},
-        {"add_bos", FLAG_AUTO, &add_bos, "BOS before each prompt: true, false or auto (the tokenizer's convention: yes for llama2.c/sentencepiece, an HF tokenizer_config.json's add_bos_token, no for GPT-2 and byte)"},
-        {"allow_special", FLAG_BOOL, &allow_special, "special-token strings in prompts map to their ids"},
-        {"chat_template", FLAG_STR, &chat_template,
-         "chatml, llama3 or hh: renders conversational prompts (and --prompt, as a user "
-         "message) with the generation prompt, and stops at the end of the turn"},
-        {"self_improve", FLAG_INT, &rv.rounds, "revise each completion this many times (a model trained by rlhf srpo): y_k+1 = generate(prompt ++ y_k ++ --revision_prompt)", 0, 1000},
-        {"revision_prompt", FLAG_STR, &rv.instruction, "--self_improve: the instruction after a completion (as rlhf srpo; a --prompts line's own \"revision_prompt\" wins)"},
-        {"show_revisions", FLAG_BOOL, &show_revisions, "--self_improve, --format text: print every round, not only the last"},
-        {"dtype", FLAG_STR, &dtype, "weights the forwards read: float32, or bfloat16 (bf16 copies of the block matrices and the LM head, fp32 accumulation; ~2x faster decoding, log-probs within ~1e-2)"},
-        {NULL, 0, NULL, NULL}};
+    gen_opts o;
+    flag_def defs[20];
+    gen_flags(defs, &o);
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "generate",
                         "Samples completions for a prompt or a file of prompts.\n"
@@ -389,71 +505,10 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "rlhf generate: %s\n", err.msg);
         return 2;
     }
-    if (generate_usage(model, prompt, prompts, format, top_p, &rv, dtype, chat_template))
-        return 2;
-    int jsonl = !strcmp(format, "jsonl");
-    rlhf_model *m = NULL;
-    rlhf_tokenizer *t = NULL;
-    prompt_set ps = {0};
-    chat_stops stops;
-    int status = 1;
-    if (model_load_any(model, seed, &m, &err) || apply_dtype(m, dtype, &err) ||
-        model_tokenizer(m, tokenizer, &t, &err) ||
-        chat_stops_for(chat_template, t, &stops, &err) ||
-        load_prompts(&ps, prompt, prompts, t, chat_template, tok_resolve_add_bos(t, add_bos),
-                     allow_special, &err)) {
-        fprintf(stderr, "rlhf generate: %s\n", err.msg);
-        goto done;
-    }
-    for (int i = 0; i < ps.n; i++)
-        if (ps.len[i] + max_new > m->cfg.max_seq_len) {
-            char name[700];
-            prompt_name(&ps, i, name, sizeof name);
-            fprintf(stderr, "rlhf generate: %s has %d tokens; with --max_new_tokens %d that is "
-                            "over the model's max_seq_len %d\n",
-                    name, ps.len[i], max_new, m->cfg.max_seq_len);
-            goto done;
-        }
-    // generate() stops rows at the stop ids; the stop texts cut the text afterwards
-    rlhf_gen_opts g;
-    gen_opts_for(&stops, t, max_new, temperature, top_k, top_p, &g);
-    ds_tok_opts_default(&rv.to);
-    rv.to.chat_template = chat_template;
-    rv.to.add_bos = tok_resolve_add_bos(t, add_bos);
-    rv.to.parse_special = allow_special;
-    rv.to.max_prompt_length = m->cfg.max_seq_len - max_new;  // a long revision keeps its end
-    rv.to.truncation = DS_KEEP_END;
-    if (rv.rounds && prompts && rev_instructions_read(prompts, &rv.per_line, &err)) {
-        fprintf(stderr, "rlhf generate: %s\n", err.msg);
-        goto done;
-    }
-    rlhf_rng rng;
-    rng_seed(&rng, seed);
-    int total = ps.n * n_return, R = rv.rounds + 1;
-    completion *revs = xmalloc((size_t)R * batch * sizeof *revs);
-    status = 0;
-    for (int s = 0; s < total && status == 0; s += batch) {
-        int nb = total - s < batch ? total - s : batch;
-        if (sample_chunk(m, t, &stops, &g, &rng, &ps, n_return, &rv, s, nb, revs, &err)) {
-            fprintf(stderr, "rlhf generate: %s\n", err.msg);
-            status = 1;
-            break;
-        }
-        for (int j = 0; j < nb; j++) {
-            if (jsonl)
-                print_jsonl(&ps, (s + j) / n_return, revs, nb, j, rv.rounds);
-            else
-                print_text(total, n_return, s + j, revs, nb, j, rv.rounds, show_revisions);
-        }
-        for (int i = 0; i < R * nb; i++) free(revs[i].text);
-        fflush(stdout);
-    }
-    free(revs);
-done:
-    rev_instructions_free(&rv.per_line);
-    prompt_set_free(&ps);
-    tok_free(t);
-    model_free(m);
+    if (generate_usage(&o)) return 2;
+    gen_session s;
+    int status = gen_open(&s, &o) ? 1 : gen_run(&s, &o);
+    gen_close(&s);
     return status;
 }
 
