@@ -376,23 +376,146 @@ static int same_file(const char *a, const char *b) {
     return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static int ctrl_corrupt_cmd(int argc, char **argv) {
-    const char *dataset = NULL, *out = NULL, *kind_s = NULL, *mode_s = "random", *agent = NULL;
-    ctrl_corrupt_opts o;
-    ctrl_corrupt_defaults(&o);
-    flag_def defs[] = {
-        {"dataset", FLAG_STR, &dataset, "input: a D4RL-layout HDF5 file (never modified)"},
-        {"out", FLAG_STR, &out, "output HDF5 file (must differ from --dataset; replaced atomically)"},
-        {"kind", FLAG_STR, &kind_s, "field to corrupt: obs (observations), act (actions), rew (rewards), dyn (next_observations)"},
-        {"mode", FLAG_STR, &mode_s, "random, or adversarial (rew: r = -scale r; obs/act: a gradient attack on --agent's critic; dyn: on next observations through --agent's actor and critic, Q(s', pi(s')))"},
-        {"rate", FLAG_FLOAT, &o.rate, "share of rows hit (each row independently)", 0, 1},
-        {"scale", FLAG_FLOAT, &o.scale, "RIQL's corruption_range: noise in [-scale, scale] x the column's std (random rew: [-scale, scale] x 30)", 0, 1e30},
-        {"seed", FLAG_U64, &o.seed, "seed of the row draws and the noise (the same seed: the same file)"},
-        {"attack_steps", FLAG_INT, &o.attack_steps, "adversarial obs/act: steps of the gradient attack", 0, 1e7},
-        {"attack_step_size", FLAG_FLOAT, &o.attack_step_size, "adversarial obs/act: step size (times --scale)", 0, 1e30},
-        {"agent", FLAG_STR, &agent, "adversarial obs/act/dyn: the attacker, a ctrl train run folder or a checkpoint folder; its critic and observation normaliser are used (dyn: its actor too)"},
+// the flags of `rlhf ctrl corrupt`
+typedef struct {
+    const char *dataset, *out, *kind_s, *mode_s, *agent;
+    ctrl_corrupt_opts o;  // kind and mode parsed by corrupt_check
+} corrupt_args;
+
+// defs (room for 11) point into a, which holds the defaults
+static void corrupt_flags(flag_def *defs, corrupt_args *a) {
+    *a = (corrupt_args){.mode_s = "random"};
+    ctrl_corrupt_defaults(&a->o);
+    flag_def d[] = {
+        {"dataset", FLAG_STR, &a->dataset, "input: a D4RL-layout HDF5 file (never modified)"},
+        {"out", FLAG_STR, &a->out,
+         "output HDF5 file (must differ from --dataset; replaced atomically)"},
+        {"kind", FLAG_STR, &a->kind_s,
+         "field to corrupt: obs (observations), act (actions), rew (rewards), dyn "
+         "(next_observations)"},
+        {"mode", FLAG_STR, &a->mode_s,
+         "random, or adversarial (rew: r = -scale r; obs/act: a gradient attack on --agent's "
+         "critic; dyn: on next observations through --agent's actor and critic, Q(s', pi(s')))"},
+        {"rate", FLAG_FLOAT, &a->o.rate, "share of rows hit (each row independently)", 0, 1},
+        {"scale", FLAG_FLOAT, &a->o.scale,
+         "RIQL's corruption_range: noise in [-scale, scale] x the column's std (random rew: "
+         "[-scale, scale] x 30)", 0, 1e30},
+        {"seed", FLAG_U64, &a->o.seed,
+         "seed of the row draws and the noise (the same seed: the same file)"},
+        {"attack_steps", FLAG_INT, &a->o.attack_steps,
+         "adversarial obs/act: steps of the gradient attack", 0, 1e7},
+        {"attack_step_size", FLAG_FLOAT, &a->o.attack_step_size,
+         "adversarial obs/act: step size (times --scale)", 0, 1e30},
+        {"agent", FLAG_STR, &a->agent,
+         "adversarial obs/act/dyn: the attacker, a ctrl train run folder or a checkpoint folder; "
+         "its critic and observation normaliser are used (dyn: its actor too)"},
         {NULL, 0, NULL, NULL},
     };
+    RLHF_ASSERT(sizeof d / sizeof d[0] <= 11);
+    memcpy(defs, d, sizeof d);
+}
+
+// adversarial obs, act and dyn attack an agent's critic (rew is negated)
+static int corrupt_needs_agent(const ctrl_corrupt_opts *o) {
+    return o->mode == CTRL_CORRUPT_ADVERSARIAL && o->kind != CTRL_CORRUPT_REW;
+}
+
+// the refusals once the flags are parsed, in order; a->o.kind and mode parsed
+static int corrupt_check(corrupt_args *a, rlhf_err *err) {
+    const char *mode_s = a->mode_s ? a->mode_s : "";
+    if (!(a->dataset && *a->dataset)) return rlhf_fail(err, "--dataset IN.hdf5 is needed");
+    if (!(a->out && *a->out)) return rlhf_fail(err, "--out OUT.hdf5 is needed");
+    if (same_file(a->dataset, a->out))
+        return rlhf_fail(err, "--out \"%s\" is the --dataset file; the input is never "
+                              "overwritten: give another --out", a->out);
+    if (!(a->kind_s && *a->kind_s)) return rlhf_fail(err, "--kind is needed: obs, act, rew or dyn");
+    if (ctrl_corrupt_kind_parse(a->kind_s, &a->o.kind, err))
+        return rlhf_fail(err, "--kind \"%s\" is not one of obs, act, rew, dyn", a->kind_s);
+    if (ctrl_corrupt_mode_parse(mode_s, &a->o.mode, err))
+        return rlhf_fail(err, "--mode \"%s\" is not random or adversarial", mode_s);
+    int needs_agent = corrupt_needs_agent(&a->o), has_agent = a->agent && *a->agent;
+    if (needs_agent && !has_agent)
+        return rlhf_fail(err, "--mode adversarial --kind %s needs --agent RUN_OR_CHECKPOINT (the "
+                              "attacker's critic%s)", a->kind_s,
+                         a->o.kind == CTRL_CORRUPT_DYN ? " and actor" : "");
+    if (!needs_agent && has_agent)
+        return rlhf_fail(err, "--agent is only used by --mode adversarial with --kind obs, act "
+                              "or dyn");
+    return 0;
+}
+
+// the attacker of adversarial obs/act/dyn: --agent's policy, its critic and
+// (dyn) its actor; have_*: what was made, for corrupt_attacker_free
+typedef struct {
+    ctrl_policy p;
+    ctrl_mlp critic, actor;
+    int have_policy, have_critic, have_actor;
+} corrupt_attacker;
+
+// Loads --agent (a checkpoint folder, or a run folder's checkpoint) into k and
+// points o's critic, normaliser and (dyn) actor and action box at it; -1 when
+// it fails or does not fit t's dimensions.
+static int corrupt_attacker_load(corrupt_attacker *k, const char *agent,
+                                 const ctrl_transitions *t, ctrl_corrupt_opts *o, rlhf_err *err) {
+    ctrl_policy *p = &k->p;
+    int rc = 0;
+    // a checkpoint folder has state.json; otherwise a run folder's checkpoint
+    char dir[4400], probe[4600];
+    struct stat st;
+    snprintf(probe, sizeof probe, "%s/state.json", agent);
+    if (!stat(probe, &st)) snprintf(dir, sizeof dir, "%s", agent);
+    else rc = ctrl_run_checkpoint(agent, dir, sizeof dir, err);
+    if (!rc) rc = ctrl_policy_load(dir, p, err);
+    k->have_policy = !rc;
+    if (!rc && (p->obs_dim != t->obs_dim || p->act_dim != t->act_dim))
+        rc = rlhf_fail(err, "%s: obs %d / act %d, but the dataset has obs %d / act %d", dir,
+                       p->obs_dim, p->act_dim, t->obs_dim, t->act_dim);
+    if (!rc) rc = ctrl_corrupt_critic_from_agent(p->algo, p->agent, &p->cfg, p->obs_dim,
+                                                 p->act_dim, &k->critic, err);
+    k->have_critic = !rc;
+    if (!rc && o->kind == CTRL_CORRUPT_DYN) {
+        rc = ctrl_corrupt_actor_from_agent(p->algo, p->agent, &p->cfg, p->obs_dim, p->act_dim,
+                                           &k->actor, err);
+        k->have_actor = !rc;
+        o->actor = &k->actor;
+        o->act_low = p->act_low, o->act_high = p->act_high;
+    }
+    o->critic = &k->critic;
+    o->norm = &p->norm;
+    return rc;
+}
+
+// frees what corrupt_attacker_load made
+static void corrupt_attacker_free(corrupt_attacker *k) {
+    if (k->have_critic) ctrl_mlp_free(&k->critic);
+    if (k->have_actor) ctrl_mlp_free(&k->actor);
+    if (k->have_policy) ctrl_policy_free(&k->p);
+}
+
+// Corrupts t, writes it to --out with the new level and prints the rows hit;
+// 1 when corrupting or writing fails (said on stderr).
+static int corrupt_write(const corrupt_args *a, ctrl_transitions *t, ctrl_dataset_info *info) {
+    rlhf_err err;
+    long n_hit = 0;
+    if (ctrl_corrupt(t, &a->o, NULL, &n_hit, &err)) {
+        fprintf(stderr, "rlhf ctrl corrupt: %s\n", err.msg);
+        return 1;
+    }
+    corrupt_level(info, a->kind_s, a->o.mode, a->o.rate);
+    if (ctrl_dataset_save(a->out, t, info, &err)) {
+        fprintf(stderr, "rlhf ctrl corrupt: --out: %s\n", err.msg);
+        return 1;
+    }
+    printf("%s: %s %s corruption of %ld of %ld rows (%.1f%%, rate %g, scale %g, seed %llu); "
+           "level \"%s\"\n", a->out, a->kind_s, a->mode_s, n_hit, t->n, 100.0 * n_hit / t->n,
+           a->o.rate, a->o.scale, (unsigned long long)a->o.seed, info->level);
+    return 0;
+}
+
+static int ctrl_corrupt_cmd(int argc, char **argv) {
+    corrupt_args a;
+    flag_def defs[11];
+    corrupt_flags(defs, &a);
     rlhf_err err;
     int r = flags_parse(argc, argv, defs, "ctrl corrupt",
                         "RIQL's data corruption (Yang et al. 2023): each row of --dataset is hit with "
@@ -405,84 +528,25 @@ static int ctrl_corrupt_cmd(int argc, char **argv) {
                         "           --kind rew --mode random --rate 0.3",
                         &err);
     if (r == 1) return 0;
-    if (r == 0 && !(dataset && *dataset)) r = rlhf_fail(&err, "--dataset IN.hdf5 is needed");
-    if (r == 0 && !(out && *out)) r = rlhf_fail(&err, "--out OUT.hdf5 is needed");
-    if (r == 0 && same_file(dataset, out))
-        r = rlhf_fail(&err, "--out \"%s\" is the --dataset file; the input is never overwritten: "
-                            "give another --out", out);
-    if (r == 0 && !(kind_s && *kind_s)) r = rlhf_fail(&err, "--kind is needed: obs, act, rew or dyn");
-    if (r == 0 && ctrl_corrupt_kind_parse(kind_s, &o.kind, &err))
-        r = rlhf_fail(&err, "--kind \"%s\" is not one of obs, act, rew, dyn", kind_s);
-    if (r == 0 && ctrl_corrupt_mode_parse(mode_s ? mode_s : "", &o.mode, &err))
-        r = rlhf_fail(&err, "--mode \"%s\" is not random or adversarial", mode_s ? mode_s : "");
-    int needs_agent = o.mode == CTRL_CORRUPT_ADVERSARIAL && o.kind != CTRL_CORRUPT_REW;
-    if (r == 0 && needs_agent && !(agent && *agent))
-        r = rlhf_fail(&err, "--mode adversarial --kind %s needs --agent RUN_OR_CHECKPOINT (the "
-                            "attacker's critic%s)", kind_s,
-                      o.kind == CTRL_CORRUPT_DYN ? " and actor" : "");
-    if (r == 0 && !needs_agent && agent && *agent)
-        r = rlhf_fail(&err, "--agent is only used by --mode adversarial with --kind obs, act or dyn");
+    if (r == 0) r = corrupt_check(&a, &err);
     if (r < 0) {
         fprintf(stderr, "rlhf ctrl corrupt: %s\n", err.msg);
         return 2;
     }
     ctrl_transitions t;
     ctrl_dataset_info info;
-    if (ctrl_dataset_load(dataset, &t, &info, &err)) {
+    if (ctrl_dataset_load(a.dataset, &t, &info, &err)) {
         fprintf(stderr, "rlhf ctrl corrupt: --dataset: %s\n", err.msg);
         return 1;
     }
-    ctrl_policy p;
-    ctrl_mlp critic, actor;
-    int have_policy = 0, have_critic = 0, have_actor = 0, rc = 0;
-    if (needs_agent) {
-        // a checkpoint folder has state.json; otherwise a run folder's checkpoint
-        char dir[4400], probe[4600];
-        struct stat st;
-        snprintf(probe, sizeof probe, "%s/state.json", agent);
-        if (!stat(probe, &st)) snprintf(dir, sizeof dir, "%s", agent);
-        else rc = ctrl_run_checkpoint(agent, dir, sizeof dir, &err);
-        if (!rc) rc = ctrl_policy_load(dir, &p, &err);
-        have_policy = !rc;
-        if (!rc && (p.obs_dim != t.obs_dim || p.act_dim != t.act_dim))
-            rc = rlhf_fail(&err, "%s: obs %d / act %d, but the dataset has obs %d / act %d", dir,
-                           p.obs_dim, p.act_dim, t.obs_dim, t.act_dim);
-        if (!rc) rc = ctrl_corrupt_critic_from_agent(p.algo, p.agent, &p.cfg, p.obs_dim,
-                                                     p.act_dim, &critic, &err);
-        have_critic = !rc;
-        if (!rc && o.kind == CTRL_CORRUPT_DYN) {
-            rc = ctrl_corrupt_actor_from_agent(p.algo, p.agent, &p.cfg, p.obs_dim, p.act_dim,
-                                               &actor, &err);
-            have_actor = !rc;
-            o.actor = &actor;
-            o.act_low = p.act_low, o.act_high = p.act_high;
-        }
-        if (rc) {
-            fprintf(stderr, "rlhf ctrl corrupt: --agent %s: %s\n", agent, err.msg);
-            rc = 2;
-        }
-        o.critic = &critic;
-        o.norm = &p.norm;
+    corrupt_attacker k = {0};
+    int rc = 0;
+    if (corrupt_needs_agent(&a.o) && corrupt_attacker_load(&k, a.agent, &t, &a.o, &err)) {
+        fprintf(stderr, "rlhf ctrl corrupt: --agent %s: %s\n", a.agent, err.msg);
+        rc = 2;
     }
-    long n_hit = 0;
-    if (!rc && ctrl_corrupt(&t, &o, NULL, &n_hit, &err)) {
-        fprintf(stderr, "rlhf ctrl corrupt: %s\n", err.msg);
-        rc = 1;
-    }
-    if (!rc) {
-        corrupt_level(&info, kind_s, o.mode, o.rate);
-        if (ctrl_dataset_save(out, &t, &info, &err)) {
-            fprintf(stderr, "rlhf ctrl corrupt: --out: %s\n", err.msg);
-            rc = 1;
-        }
-    }
-    if (!rc)
-        printf("%s: %s %s corruption of %ld of %ld rows (%.1f%%, rate %g, scale %g, seed %llu); "
-               "level \"%s\"\n", out, kind_s, mode_s, n_hit, t.n, 100.0 * n_hit / t.n, o.rate,
-               o.scale, (unsigned long long)o.seed, info.level);
-    if (have_critic) ctrl_mlp_free(&critic);
-    if (have_actor) ctrl_mlp_free(&actor);
-    if (have_policy) ctrl_policy_free(&p);
+    if (!rc) rc = corrupt_write(&a, &t, &info);
+    corrupt_attacker_free(&k);
     ctrl_transitions_free(&t);
     return rc;
 }
