@@ -597,6 +597,84 @@ static void site_dims(const rlhf_config *c, int i, int64_t *out, int64_t *in) {
                                            : F;
 }
 
+// The lora_A/lora_B tensors of every site lc targets in every layer of c: each
+// present with its (r, in) / (out, r) shape (marked in used, counted in
+// *n_adapter); -1 at the first one missing or misshapen.
+static int check_adapters(const rlhf_config *c, const lora_config *lc, const st_file *f,
+                          const char *wpath, const char *cpath, char *used, size_t *n_adapter,
+                          rlhf_err *err) {
+    for (int l = 0; l < c->n_layer; l++) {
+        for (int i = 0; i < N_SITES; i++) {
+            if (!(lc->targets & SITES[i].bit)) continue;
+            char ours[96], nm[160];
+            int64_t out, in;
+            site_dims(c, i, &out, &in);
+            for (int ab = 0; ab < 2; ab++) {
+                snprintf(ours, sizeof ours, "layers.%d.%s.lora_%c", l, SITES[i].site, "AB"[ab]);
+                if (!peft_name(c, ours, nm, sizeof nm)) continue; // not this architecture's
+                const st_entry *e = st_find(f, nm);
+                int64_t want[2] = {ab ? out : lc->r, ab ? lc->r : in};
+                if (!e)
+                    return rlhf_fail(err, "%s: tensor \"%s\" missing (%s targets it)", wpath, nm,
+                                     cpath);
+                if (e->ndim != 2 || e->shape[0] != want[0] || e->shape[1] != want[1]) {
+                    char a[128], b[128];
+                    fmt_shape_str(a, sizeof a, e->ndim, e->shape);
+                    fmt_shape_str(b, sizeof b, 2, want);
+                    return rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s", wpath,
+                                     nm, a, b);
+                }
+                used[e - f->entries] = 1;
+                *n_adapter += (size_t)e->numel;
+            }
+        }
+    }
+    return 0;
+}
+
+// The other tensors of f: a score or value head (counted in *n_adapter); -1 at
+// the first that is neither a head nor marked in used.
+static int check_heads(const st_file *f, const char *wpath, const char *used, size_t *n_adapter,
+                       rlhf_err *err) {
+    static const char *heads[] = {"base_model.model.score.weight", "base_model.model.score.bias",
+                                  "v_head.summary.weight", "v_head.summary.bias"};
+    for (int i = 0; i < f->n_entries; i++) {
+        int head = 0;
+        for (int k = 0; k < 4; k++) head |= !strcmp(f->entries[i].name, heads[k]);
+        if (head)
+            *n_adapter += (size_t)f->entries[i].numel;
+        else if (!used[i])
+            return rlhf_fail(err, "%s: unexpected tensor \"%s\"", wpath, f->entries[i].name);
+    }
+    return 0;
+}
+
+// info's description of a checked adapter of base rbase: its note, format,
+// dtypes (e.g. "F32+BF16") and sizes
+static void describe_adapter(model_file_info *info, const st_file *f, const lora_config *lc,
+                             const char *rbase, size_t n_adapter) {
+    char dts[32] = "";
+    for (int i = 0; i < f->n_entries; i++) {
+        const char *d = st_dtype_name(f->entries[i].dtype);
+        if (!strstr(dts, d) && strlen(dts) + strlen(d) + 2 < sizeof dts)
+            snprintf(dts + strlen(dts), sizeof dts - strlen(dts), "%s%s", dts[0] ? "+" : "", d);
+    }
+    const char *tn[8];
+    int ntn = target_names(lc->targets, info->cfg.arch, tn);
+    char tl[128] = "";
+    for (int i = 0; i < ntn; i++)
+        snprintf(tl + strlen(tl), sizeof tl - strlen(tl), "%s%s", i ? "," : "", tn[i]);
+    snprintf(info->note, sizeof info->note,
+             "base %.300s; r %d, lora_alpha %g%s, target_modules %s; %zu adapter/head parameters",
+             rbase, lc->r, (double)lc->alpha, lc->use_rslora ? " (rsLoRA)" : "", tl, n_adapter);
+    snprintf(info->format, sizeof info->format, "PEFT LoRA adapter");
+    snprintf(info->dtype, sizeof info->dtype, "%s", dts[0] ? dts : "-");
+    info->n_files = 1;
+    info->n_tensors = f->n_entries;
+    info->n_params += n_adapter;
+    info->file_bytes = f->map_len;
+}
+
 int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
     char cpath[4400], wpath[4400];
     snprintf(cpath, sizeof cpath, "%s/" CONFIG_FILE, dir);
@@ -622,72 +700,16 @@ int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
     }
     lora_config lc;
     if (read_config(j, cpath, info->cfg.arch, &lc, err)) goto done;
-    const rlhf_config *c = &info->cfg;
     char *used = xcalloc((size_t)f.n_entries + 1, 1);
     size_t n_adapter = 0;
-    int bad = 0;
-    for (int l = 0; l < c->n_layer && !bad; l++) {
-        for (int i = 0; i < N_SITES && !bad; i++) {
-            if (!(lc.targets & SITES[i].bit)) continue;
-            char ours[96], nm[160];
-            int64_t out, in;
-            site_dims(c, i, &out, &in);
-            for (int ab = 0; ab < 2 && !bad; ab++) {
-                snprintf(ours, sizeof ours, "layers.%d.%s.lora_%c", l, SITES[i].site, "AB"[ab]);
-                if (!peft_name(c, ours, nm, sizeof nm)) continue; // not this architecture's
-                const st_entry *e = st_find(&f, nm);
-                int64_t want[2] = {ab ? out : lc.r, ab ? lc.r : in};
-                if (!e) {
-                    bad = rlhf_fail(err, "%s: tensor \"%s\" missing (%s targets it)", wpath, nm,
-                                    cpath);
-                } else if (e->ndim != 2 || e->shape[0] != want[0] || e->shape[1] != want[1]) {
-                    char a[128], b[128];
-                    fmt_shape_str(a, sizeof a, e->ndim, e->shape);
-                    fmt_shape_str(b, sizeof b, 2, want);
-                    bad = rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s", wpath, nm,
-                                    a, b);
-                } else {
-                    used[e - f.entries] = 1;
-                    n_adapter += (size_t)e->numel;
-                }
-            }
-        }
-    }
+    int bad = check_adapters(&info->cfg, &lc, &f, wpath, cpath, used, &n_adapter, err);
     const st_entry *sw = st_find(&f, "base_model.model.score.weight");
     if (sw && sw->ndim == 2) info->cfg.score_head = (int)sw->shape[0];
     if (st_find(&f, "v_head.summary.weight")) info->cfg.value_head = 1;
-    static const char *heads[] = {"base_model.model.score.weight", "base_model.model.score.bias",
-                                  "v_head.summary.weight", "v_head.summary.bias"};
-    for (int i = 0; i < f.n_entries && !bad; i++) {
-        int head = 0;
-        for (int k = 0; k < 4; k++) head |= !strcmp(f.entries[i].name, heads[k]);
-        if (head)
-            n_adapter += (size_t)f.entries[i].numel;
-        else if (!used[i])
-            bad = rlhf_fail(err, "%s: unexpected tensor \"%s\"", wpath, f.entries[i].name);
-    }
+    if (!bad) bad = check_heads(&f, wpath, used, &n_adapter, err);
     free(used);
     if (bad) goto done;
-    char dts[32] = "";
-    for (int i = 0; i < f.n_entries; i++) {
-        const char *d = st_dtype_name(f.entries[i].dtype);
-        if (!strstr(dts, d) && strlen(dts) + strlen(d) + 2 < sizeof dts)
-            snprintf(dts + strlen(dts), sizeof dts - strlen(dts), "%s%s", dts[0] ? "+" : "", d);
-    }
-    const char *tn[8];
-    int ntn = target_names(lc.targets, c->arch, tn);
-    char tl[128] = "";
-    for (int i = 0; i < ntn; i++)
-        snprintf(tl + strlen(tl), sizeof tl - strlen(tl), "%s%s", i ? "," : "", tn[i]);
-    snprintf(info->note, sizeof info->note,
-             "base %.300s; r %d, lora_alpha %g%s, target_modules %s; %zu adapter/head parameters",
-             rbase, lc.r, (double)lc.alpha, lc.use_rslora ? " (rsLoRA)" : "", tl, n_adapter);
-    snprintf(info->format, sizeof info->format, "PEFT LoRA adapter");
-    snprintf(info->dtype, sizeof info->dtype, "%s", dts[0] ? dts : "-");
-    info->n_files = 1;
-    info->n_tensors = f.n_entries;
-    info->n_params += n_adapter;
-    info->file_bytes = f.map_len;
+    describe_adapter(info, &f, &lc, rbase, n_adapter);
     rc = 0;
 done:
     cJSON_Delete(j);
