@@ -127,12 +127,16 @@ void ctrl_tanh_gauss_act(ctrl_mlp *actor, const float *obs, int B, int A, int de
                             log_std_max);
 }
 
-static int share_whole;  // ctrl_share_whole
+static int share_whole; // ctrl_share_whole
 
-void ctrl_share_whole(int on) { share_whole = on; }
+void ctrl_share_whole(int on) {
+    share_whole = on;
+}
 
 // 1 when the rows are split over ranks (more than one, not in ctrl_share_whole)
-static int sharing(void) { return dist_size() > 1 && !share_whole; }
+static int sharing(void) {
+    return dist_size() > 1 && !share_whole;
+}
 
 ctrl_share ctrl_share_rows(int B) {
     long lo = 0, hi = B;
@@ -178,4 +182,34 @@ void ctrl_share_sums(ctrl_share s, double *v, int k) {
 void ctrl_share_metrics(ctrl_metrics *m, ctrl_share s, const char *const *names, double *v, int k) {
     ctrl_share_means(s, v, k);
     for (int i = 0; i < k; i++) ctrl_metrics_add(m, names[i], v[i]);
+}
+
+void ctrl_sac_nets_init(ctrl_sac_nets *k, const ctrl_algo_config *c, int S, int A, int E,
+                        rlhf_rng *rng) {
+    ctrl_mlp_init(&k->actor, S, c->hidden, c->layers, 2 * A, 1, rng);
+    ctrl_mlp_init(&k->critic, S + A, c->hidden, c->layers, 1, E, rng);
+    ctrl_mlp_init(&k->critic_target, S + A, c->hidden, c->layers, 1, E, rng);
+    ctrl_mlp_polyak(&k->critic_target, &k->critic, 1.0f);
+    ctrl_adam_init(&k->actor_opt, k->actor.n_params, c->actor_lr);
+    ctrl_adam_init(&k->critic_opt, k->critic.n_params, c->critic_lr);
+    ctrl_adam_init(&k->alpha_opt, 1, c->alpha_lr);
+    k->log_alpha = logf(c->sac_alpha);
+    k->dlog_alpha = 0;
+}
+
+int ctrl_sac_nets_tensors(ctrl_sac_nets *k, ctrl_tensor *all, int n) {
+    CTRL_TENSORS_ADAM(all, n, "actor", k->actor.params, k->actor_opt);
+    CTRL_TENSORS_ADAM(all, n, "critic", k->critic.params, k->critic_opt);
+    all[n++] = (ctrl_tensor){"critic_target", k->critic_target.params, k->critic_target.n_params};
+    CTRL_TENSORS_ADAM(all, n, "log_alpha", &k->log_alpha, k->alpha_opt);
+    return n;
+}
+
+void ctrl_sac_nets_free(ctrl_sac_nets *k) {
+    ctrl_mlp_free(&k->actor);
+    ctrl_mlp_free(&k->critic);
+    ctrl_mlp_free(&k->critic_target);
+    ctrl_adam_free(&k->actor_opt);
+    ctrl_adam_free(&k->critic_opt);
+    ctrl_adam_free(&k->alpha_opt);
 }

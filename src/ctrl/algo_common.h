@@ -53,7 +53,7 @@ void ctrl_corl_defaults(ctrl_algo_config *c);
 // step, so every rank takes the same step. On one process every function
 // here leaves the numbers as they were (bit for bit).
 typedef struct {
-    int lo, n, B;  // this rank's rows [lo, lo + n) of a batch of B
+    int lo, n, B; // this rank's rows [lo, lo + n) of a batch of B
 } ctrl_share;
 // this rank's share of B rows (dist_share); one process, or inside
 // ctrl_share_whole(1): all of them
@@ -79,12 +79,32 @@ void ctrl_share_metrics(ctrl_metrics *m, ctrl_share s, const char *const *names,
 
 // appends NAME (params), NAME.adam_m and NAME.adam_v (the moments of the
 // ctrl_adam opt), opt.n floats each, to all[n++]; NAME is a string literal
-#define CTRL_TENSORS_ADAM(all, n, NAME, params, opt)                  \
-    ((all)[(n)++] = (ctrl_tensor){NAME, (params), (opt).n},           \
-     (all)[(n)++] = (ctrl_tensor){NAME ".adam_m", (opt).m, (opt).n},  \
+#define CTRL_TENSORS_ADAM(all, n, NAME, params, opt)                                               \
+    ((all)[(n)++] = (ctrl_tensor){NAME, (params), (opt).n},                                        \
+     (all)[(n)++] = (ctrl_tensor){NAME ".adam_m", (opt).m, (opt).n},                               \
      (all)[(n)++] = (ctrl_tensor){NAME ".adam_v", (opt).v, (opt).n})
 
 // copies the first min(n, max) of all[] into out; returns that count
 int ctrl_tensors_out(ctrl_tensor *out, int max, const ctrl_tensor *all, int n);
+
+// the SAC family's networks (SAC/CQL/Cal-QL, SAC-N/RO2O, WSRL, H2O): the
+// tanh-Gaussian actor (S -> 2A), the critic ensemble (S + A -> 1, E members)
+// and its Polyak target, the temperature log_alpha and its gradient, an Adam
+// for each trained one
+typedef struct {
+    ctrl_mlp actor, critic, critic_target;
+    ctrl_adam actor_opt, critic_opt, alpha_opt;
+    float log_alpha, dlog_alpha;
+} ctrl_sac_nets;
+
+// draws actor, critic, critic_target from rng in that order, copies the critic
+// into the target, sets up the three Adams (c's actor_lr, critic_lr, alpha_lr)
+// and log_alpha = log(c->sac_alpha)
+void ctrl_sac_nets_init(ctrl_sac_nets *k, const ctrl_algo_config *c, int S, int A, int E,
+                        rlhf_rng *rng);
+// appends actor, critic (each with its Adam moments), critic_target and
+// log_alpha (with its moments) to all[n...]: 10 tensors; returns the new n
+int ctrl_sac_nets_tensors(ctrl_sac_nets *k, ctrl_tensor *all, int n);
+void ctrl_sac_nets_free(ctrl_sac_nets *k);
 
 #endif

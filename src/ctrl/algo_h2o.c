@@ -54,9 +54,9 @@ typedef struct {
     ctrl_algo_config c;
     int S, A, E, K;
     float *low, *high, *scale, *bias;
-    ctrl_mlp actor, critic, critic_target, d_sa, d_sas;
-    ctrl_adam actor_opt, critic_opt, alpha_opt, d_sa_opt, d_sas_opt;
-    float log_alpha, dlog_alpha;
+    ctrl_sac_nets net; // actor, critic, critic_target, their Adams, log_alpha
+    ctrl_mlp d_sa, d_sas;
+    ctrl_adam d_sa_opt, d_sas_opt;
     float steps, disc_steps; // updates; discriminator updates (checkpointed)
     int cap;
     float *noise, *x, *dx, *out, *dout, *pre, *logp, *act, *q, *dq, *y, *dlogp, *l_sa, *l_adv,
@@ -75,7 +75,9 @@ typedef struct {
 } h2o_split;
 
 // a mean over this rank's n of a group's N rows -> its part of the group's mean
-static double part(double mean, int n, int N) { return N ? mean * n / N : 0; }
+static double part(double mean, int n, int N) {
+    return N ? mean * n / N : 0;
+}
 
 static void h2o_defaults(ctrl_algo_config *c) {
     ctrl_corl_defaults(c); // SAC's: 256 x 2, 2 critics, 3e-4, tau 5e-3, alpha 1 learned
@@ -85,16 +87,16 @@ static void h2o_defaults(ctrl_algo_config *c) {
     c->h2o_disc_lr = 3e-4f;    // d_sa_lr = d_sas_lr
     c->h2o_ratio_min = 1e-5f;  // clip_dynamics_ratio_min / max
     c->h2o_ratio_max = 1.0f;
-    c->h2o_u_samples = 10;     // sampling_n_next_states
-    c->h2o_u_max = 10.0f;      // sim_q_coeff_max
+    c->h2o_u_samples = 10; // sampling_n_next_states
+    c->h2o_u_max = 10.0f;  // sim_q_coeff_max
 }
 
 static void grow(h2o_agent *g, int B) {
     if (B <= g->cap) return;
     int S = g->S, A = g->A, E = g->E, K = g->K;
     long in_sas = 2 * S + A, rows = (long)B * (K > 1 ? K : 1);
-    float **bufs[] = {&g->noise, &g->x,    &g->dx,    &g->out,   &g->dout,  &g->pre,
-                      &g->logp,  &g->act,  &g->q,     &g->dq,    &g->y,     &g->dlogp,
+    float **bufs[] = {&g->noise, &g->x,     &g->dx,    &g->out,    &g->dout, &g->pre,
+                      &g->logp,  &g->act,   &g->q,     &g->dq,     &g->y,    &g->dlogp,
                       &g->l_sa,  &g->l_adv, &g->dl_sa, &g->dl_adv, &g->w,    &g->std};
     long sizes[] = {ctrl_h2o_noise_size(B, S, A, B, K),
                     rows * in_sas,
@@ -139,18 +141,11 @@ static int h2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, const
     g->S = obs_dim, g->A = act_dim, g->E = c->n_critics, g->K = c->h2o_u_samples;
     ctrl_action_box(act_low, act_high, act_dim, &g->low, &g->high, &g->scale, &g->bias);
     int S = obs_dim, A = act_dim;
-    ctrl_mlp_init(&g->actor, S, c->hidden, c->layers, 2 * A, 1, rng);
-    ctrl_mlp_init(&g->critic, S + A, c->hidden, c->layers, 1, c->n_critics, rng);
-    ctrl_mlp_init(&g->critic_target, S + A, c->hidden, c->layers, 1, c->n_critics, rng);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
+    ctrl_sac_nets_init(&g->net, c, S, A, c->n_critics, rng);
     ctrl_mlp_init(&g->d_sa, S + A, c->hidden, c->layers, 1, 1, rng);
     ctrl_mlp_init(&g->d_sas, 2 * S + A, c->hidden, c->layers, 1, 1, rng);
-    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
-    ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
-    ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
     ctrl_adam_init(&g->d_sa_opt, g->d_sa.n_params, c->h2o_disc_lr);
     ctrl_adam_init(&g->d_sas_opt, g->d_sas.n_params, c->h2o_disc_lr);
-    g->log_alpha = logf(c->sac_alpha);
     *agent = g;
     return 0;
 }
@@ -184,8 +179,8 @@ static double train_discriminators(h2o_agent *g, const ctrl_batch *b, const floa
     ctrl_mlp_forward(&g->d_sas, g->x, B, g->l_adv);
     double loss;
     if (!sp) {
-        loss = ctrl_h2o_disc_loss(g->l_sa, g->l_adv, n_real, B - n_real, g->dl_sa, g->dl_adv, sa,
-                                  sas);
+        loss =
+            ctrl_h2o_disc_loss(g->l_sa, g->l_adv, n_real, B - n_real, g->dl_sa, g->dl_adv, sa, sas);
     } else {
         double v[2] = {0, 0}, a, z;
         int n_sim = B - n_real;
@@ -283,33 +278,33 @@ static void actor_losses(h2o_agent *g, const ctrl_batch *b, const float *eps_pi,
                          double *alpha_loss, double *logp_mean, float alpha, const h2o_split *sp) {
     int B = b->B, S = g->S, A = g->A;
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
-    ctrl_mlp_forward(&g->actor, b->obs, B, g->out);
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_pi, g->scale, g->bias, B, A,
-                            lsmin, lsmax);
+    ctrl_mlp_forward(&g->net.actor, b->obs, B, g->out);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_pi, g->scale, g->bias, B, A, lsmin,
+                            lsmax);
     *alpha_loss =
-        ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B, &g->dlog_alpha);
+        ctrl_sac_alpha_loss(g->logp, g->net.log_alpha, g->c.target_entropy, B, &g->net.dlog_alpha);
     ctrl_concat(g->x, b->obs, g->act, B, S, A);
-    ctrl_mlp_forward(&g->critic, g->x, B, g->q);
+    ctrl_mlp_forward(&g->net.critic, g->x, B, g->q);
     *actor_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, g->E, B, g->dq, g->dlogp);
     memset(g->dx, 0, sizeof(float) * B * (S + A));
-    ctrl_mlp_backward(&g->critic, g->dq, g->dx, 0);
+    ctrl_mlp_backward(&g->net.critic, g->dq, g->dx, 0);
     for (int r = 0; r < B; r++) // act becomes dL/daction (the action columns of dx)
         memcpy(g->act + (long)r * A, g->dx + (long)r * (S + A) + S, sizeof(float) * A);
     memset(g->dout, 0, sizeof(float) * B * 2 * A);
     ctrl_tanh_gauss_backward(g->dout, g->act, g->dlogp, g->out, eps_pi, g->pre, g->scale, B, A,
                              lsmin, lsmax);
-    ctrl_mlp_zero_grad(&g->actor);
-    ctrl_mlp_backward(&g->actor, g->dout, NULL, 1);
+    ctrl_mlp_zero_grad(&g->net.actor);
+    ctrl_mlp_backward(&g->net.actor, g->dout, NULL, 1);
     *logp_mean = mean_of(g->logp, B);
     if (sp) {
         int all = sp->NR + sp->NS;
         float f = (float)B / all;
-        for (long i = 0; i < g->actor.n_params; i++) g->actor.grads[i] *= f;
-        dist_allreduce_sum_f32(g->actor.grads, g->actor.n_params);
+        for (long i = 0; i < g->net.actor.n_params; i++) g->net.actor.grads[i] *= f;
+        dist_allreduce_sum_f32(g->net.actor.grads, g->net.actor.n_params);
         double v[4] = {part(*actor_loss, B, all), part(*alpha_loss, B, all),
-                       part(*logp_mean, B, all), part(g->dlog_alpha, B, all)};
+                       part(*logp_mean, B, all), part(g->net.dlog_alpha, B, all)};
         dist_allreduce_sum_f64(v, 4);
-        *actor_loss = v[0], *alpha_loss = v[1], *logp_mean = v[2], g->dlog_alpha = (float)v[3];
+        *actor_loss = v[0], *alpha_loss = v[1], *logp_mean = v[2], g->net.dlog_alpha = (float)v[3];
     }
 }
 
@@ -340,14 +335,14 @@ static void critic_loss(h2o_agent *g, const ctrl_batch *b, const float *eps_next
                         const h2o_split *sp, double usum) {
     int B = b->B, S = g->S, A = g->A, E = g->E, n_sim = B - n_real;
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
-    ctrl_mlp_forward(&g->actor, b->next_obs, B, g->out);
+    ctrl_mlp_forward(&g->net.actor, b->next_obs, B, g->out);
     ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_next, g->scale, g->bias, B, A,
                             lsmin, lsmax);
     ctrl_concat(g->x, b->next_obs, g->act, B, S, A);
-    ctrl_mlp_forward(&g->critic_target, g->x, B, g->q);
+    ctrl_mlp_forward(&g->net.critic_target, g->x, B, g->q);
     ctrl_sac_target(g->y, g->q, g->logp, b->rew, b->done, g->c.gamma, 0.0f, E, B);
     ctrl_concat(g->x, b->obs, b->act, B, S, A);
-    ctrl_mlp_forward(&g->critic, g->x, B, g->q);
+    ctrl_mlp_forward(&g->net.critic, g->x, B, g->q);
     *td_real = *td_sim = *pen = *gap = 0;
     float *dpen = g->dlogp; // (B) scratch
     float fr = sp && sp->NR ? (float)n_real / sp->NR : 1.0f;
@@ -369,13 +364,13 @@ static void critic_loss(h2o_agent *g, const ctrl_batch *b, const float *eps_next
         *gap += gap_e / E;
         for (int r = 0; r < B; r++) de[r] += dpen[r];
     }
-    ctrl_mlp_zero_grad(&g->critic);
-    ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
+    ctrl_mlp_zero_grad(&g->net.critic);
+    ctrl_mlp_backward(&g->net.critic, g->dq, NULL, 1);
     if (sp) {
         double v[2] = {*td_real, *td_sim};
         dist_allreduce_sum_f64(v, 2);
         *td_real = v[0], *td_sim = v[1];
-        dist_allreduce_sum_f32(g->critic.grads, g->critic.n_params);
+        dist_allreduce_sum_f32(g->net.critic.grads, g->net.critic.n_params);
     }
 }
 
@@ -434,7 +429,7 @@ static int h2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
     }
     const float *disc_noise = sp ? g->lnoise : g->noise, *pert = disc_noise + (long)B * (2 * S + A);
     const float *eps_pi = pert + (long)n_sim * K * S, *eps_next = eps_pi + (long)B * A;
-    float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
+    float alpha = g->c.autotune_alpha ? expf(g->net.log_alpha) : g->c.sac_alpha;
 
     double disc = 0, sa = 0, sas = 0, usum = 0;
     if (both) disc = train_discriminators(g, b, disc_noise, n_real, &sa, &sas, sp);
@@ -461,11 +456,13 @@ static int h2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
 
     g->steps += 1.0f;
     int t = (int)g->steps;
-    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
-    if (g->c.autotune_alpha) ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
-    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
-    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
+    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t =
+        t - 1; // ctrl_adam_step counts t up
+    if (g->c.autotune_alpha)
+        ctrl_adam_step(&g->net.alpha_opt, &g->net.log_alpha, &g->net.dlog_alpha);
+    ctrl_adam_step(&g->net.actor_opt, g->net.actor.params, g->net.actor.grads);
+    ctrl_adam_step(&g->net.critic_opt, g->net.critic.params, g->net.critic.grads);
+    ctrl_mlp_polyak(&g->net.critic_target, &g->net.critic, g->c.tau);
 
     if (metrics) {
         ctrl_metrics_add(metrics, "critic_loss", td_real + td_sim + pen);
@@ -493,7 +490,7 @@ static void h2o_act(void *agent, const float *obs, int B, int deterministic, rlh
                     float *action) {
     h2o_agent *g = agent;
     grow(g, B);
-    ctrl_tanh_gauss_act(&g->actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
+    ctrl_tanh_gauss_act(&g->net.actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
                         g->c.log_std_min, g->c.log_std_max, g->out, g->pre, g->noise, action);
 }
 
@@ -501,10 +498,7 @@ static int h2o_tensors(void *agent, ctrl_tensor *out, int max) {
     h2o_agent *g = agent;
     ctrl_tensor all[20];
     int n = 0;
-    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
-    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
-    all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic_target.n_params};
-    CTRL_TENSORS_ADAM(all, n, "log_alpha", &g->log_alpha, g->alpha_opt);
+    n = ctrl_sac_nets_tensors(&g->net, all, n);
     CTRL_TENSORS_ADAM(all, n, "d_sa", g->d_sa.params, g->d_sa_opt);
     CTRL_TENSORS_ADAM(all, n, "d_sas", g->d_sas.params, g->d_sas_opt);
     all[n++] = (ctrl_tensor){"step", &g->steps, 1};
@@ -515,13 +509,14 @@ static int h2o_tensors(void *agent, ctrl_tensor *out, int max) {
 static void h2o_free(void *agent) {
     h2o_agent *g = agent;
     if (!g) return;
-    ctrl_mlp *nets[] = {&g->actor, &g->critic, &g->critic_target, &g->d_sa, &g->d_sas};
-    for (int i = 0; i < 5; i++) ctrl_mlp_free(nets[i]);
-    ctrl_adam *opts[] = {&g->actor_opt, &g->critic_opt, &g->alpha_opt, &g->d_sa_opt, &g->d_sas_opt};
-    for (int i = 0; i < 5; i++) ctrl_adam_free(opts[i]);
-    float *bufs[] = {g->noise, g->x,     g->dx,    g->out,    g->dout,   g->pre,
-                     g->logp,  g->act,   g->q,     g->dq,     g->y,      g->dlogp,
-                     g->l_sa,  g->l_adv, g->dl_sa, g->dl_adv, g->w,      g->std};
+    ctrl_sac_nets_free(&g->net);
+    ctrl_mlp_free(&g->d_sa);
+    ctrl_mlp_free(&g->d_sas);
+    ctrl_adam_free(&g->d_sa_opt);
+    ctrl_adam_free(&g->d_sas_opt);
+    float *bufs[] = {g->noise, g->x,     g->dx,    g->out,    g->dout, g->pre,
+                     g->logp,  g->act,   g->q,     g->dq,     g->y,    g->dlogp,
+                     g->l_sa,  g->l_adv, g->dl_sa, g->dl_adv, g->w,    g->std};
     ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
     free(g->u);
     free(g->lb.obs), free(g->lb.act), free(g->lb.rew), free(g->lb.next_obs), free(g->lb.done);

@@ -55,10 +55,8 @@ typedef struct {
     ctrl_algo_config c;
     int O, A, E, n;
     float *low, *high, *scale, *bias; // (A) action = bias + scale * tanh(pre)
-    ctrl_mlp actor, critic, critic_target;
-    ctrl_adam actor_opt, critic_opt, alpha_opt;
-    float log_alpha, dlog_alpha;
-    float steps; // updates taken (also every Adam's t), checkpointed
+    ctrl_sac_nets net;                // actor, critic, critic_target, their Adams, log_alpha
+    float steps;                      // updates taken (also every Adam's t), checkpointed
     // scratch, grown to the largest batch
     int cap;
     float *noise, *xa, *outa, *douta, *pre, *act, *logp, *dlogp, *dact, *xc, *dxc, *qc, *dqc, *q,
@@ -161,8 +159,7 @@ static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
     if (any && c->ro2o_samples < 1)
         return rlhf_fail(err, "ctrl ro2o: the smoothing / OOD terms need ro2o_samples >= 1");
     if (c->ro2o_ood_weight != 0 && c->n_critics < 2)
-        return rlhf_fail(err,
-                         "ctrl ro2o: the OOD penalty needs n_critics >= 2 (an ensemble std)");
+        return rlhf_fail(err, "ctrl ro2o: the OOD penalty needs n_critics >= 2 (an ensemble std)");
     if (!(c->ro2o_q_eps >= 0 && c->ro2o_policy_eps >= 0 && c->ro2o_ood_eps >= 0 &&
           c->ro2o_beta_decay >= 0 && c->ro2o_q_tau >= 0 && c->ro2o_q_tau <= 1))
         return rlhf_fail(err, "ctrl ro2o: ro2o eps radii and beta_decay must be >= 0 and "
@@ -175,16 +172,10 @@ static int ro2o_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
     g->E = c->n_critics;
     g->n = c->ro2o_samples;
     ctrl_action_box(act_low, act_high, act_dim, &g->low, &g->high, &g->scale, &g->bias);
-    ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
-    ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
-    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
-    edac_init(&g->actor, 1e-3f);
-    edac_init(&g->critic, 3e-3f);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
-    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
-    ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
-    ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
-    g->log_alpha = logf(c->sac_alpha);
+    ctrl_sac_nets_init(&g->net, c, obs_dim, act_dim, c->n_critics, rng);
+    edac_init(&g->net.actor, 1e-3f);
+    edac_init(&g->net.critic, 3e-3f);
+    ctrl_mlp_polyak(&g->net.critic_target, &g->net.critic, 1.0f); // the re-drawn critic
     *agent = g;
     return 0;
 }
@@ -211,8 +202,8 @@ static double mean_of(const float *v, long n) {
 // the update's metrics: m[] as ro2o_actor_step and ro2o_critic_step fill it (means
 // over this rank's rows, turned into the batch's), the temperature and, with samples,
 // the OOD beta
-static void ro2o_metrics(ctrl_metrics *metrics, ctrl_share sh, double *m, float alpha,
-                         double beta, int samples) {
+static void ro2o_metrics(ctrl_metrics *metrics, ctrl_share sh, double *m, float alpha, double beta,
+                         int samples) {
     ctrl_share_means(sh, m, 10);
     ctrl_metrics_add(metrics, "critic_loss", m[0] + m[1] + m[2]);
     ctrl_metrics_add(metrics, "td_loss", m[0]);
@@ -264,35 +255,35 @@ static void state_action_rows(ro2o_agent *g, const float *obs, const float *act,
 // 1. the temperature and 2. the actor (a ~ pi(s), the gradient through the critic to
 // a, plus policy smoothing); returns the temperature the critic's step uses. m[3..6]:
 // actor Q loss, policy smoothing loss, temperature loss, entropy.
-static float ro2o_actor_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
-                             const ro2o_noise *z, int pol, double *m) {
+static float ro2o_actor_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh, const ro2o_noise *z,
+                             int pol, double *m) {
     const ctrl_algo_config *c = &g->c;
     int O = g->O, A = g->A, E = g->E, n = g->n, B = b->B;
     float lsmin = c->log_std_min, lsmax = c->log_std_max;
     // actor forward on [s ; s + d_pol] (the perturbed rows only with policy smoothing)
     int Ra = B + (pol ? B * n : 0);
     perturbed_rows(g->xa, b->obs, z->u_pol, c->ro2o_policy_eps, B, pol ? n : 0, O, 1);
-    ctrl_mlp_forward(&g->actor, g->xa, Ra, g->outa);
+    ctrl_mlp_forward(&g->net.actor, g->xa, Ra, g->outa);
 
     // the temperature (the actor is unchanged by this step, so its rows serve both losses)
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_alpha, g->scale, g->bias, B,
-                            A, lsmin, lsmax);
-    m[5] = ctrl_sac_alpha_loss(g->logp, g->log_alpha, c->target_entropy, B, &g->dlog_alpha);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_alpha, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
+    m[5] = ctrl_sac_alpha_loss(g->logp, g->net.log_alpha, c->target_entropy, B, &g->net.dlog_alpha);
     if (c->autotune_alpha) {
-        ctrl_share_grads(sh, &g->dlog_alpha, 1);
-        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+        ctrl_share_grads(sh, &g->net.dlog_alpha, 1);
+        ctrl_adam_step(&g->net.alpha_opt, &g->net.log_alpha, &g->net.dlog_alpha);
     }
-    float alpha = c->autotune_alpha ? expf(g->log_alpha) : c->sac_alpha;
+    float alpha = c->autotune_alpha ? expf(g->net.log_alpha) : c->sac_alpha;
 
     // the actor
     ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_pi, g->scale, g->bias, B, A,
                             lsmin, lsmax);
     m[6] = -mean_of(g->logp, B);
     state_action_rows(g, b->obs, g->act, B);
-    ctrl_mlp_forward(&g->critic, g->xc, B, g->q);
+    ctrl_mlp_forward(&g->net.critic, g->xc, B, g->q);
     m[3] = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
     memset(g->dxc, 0, sizeof(float) * B * (O + A));
-    ctrl_mlp_backward(&g->critic, g->dq, g->dxc, 0);
+    ctrl_mlp_backward(&g->net.critic, g->dq, g->dxc, 0);
     for (int r = 0; r < B; r++)
         memcpy(g->dact + (long)r * A, g->dxc + (long)r * (O + A) + O, sizeof(float) * A);
     m[4] = 0;
@@ -303,10 +294,10 @@ static float ro2o_actor_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
         memset(g->douta, 0, sizeof(float) * B * 2 * A);
     ctrl_tanh_gauss_backward(g->douta, g->dact, g->dlogp, g->outa, z->eps_pi, g->pre, g->scale, B,
                              A, lsmin, lsmax);
-    ctrl_mlp_zero_grad(&g->actor);
-    ctrl_mlp_backward(&g->actor, g->douta, NULL, 1);
-    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
-    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+    ctrl_mlp_zero_grad(&g->net.actor);
+    ctrl_mlp_backward(&g->net.actor, g->douta, NULL, 1);
+    ctrl_share_grads(sh, g->net.actor.grads, g->net.actor.n_params);
+    ctrl_adam_step(&g->net.actor_opt, g->net.actor.params, g->net.actor.grads);
     return alpha;
 }
 
@@ -347,9 +338,8 @@ static long critic_rows(ro2o_agent *g, const ctrl_batch *b, const float *u_q, in
 // 3. the critic, with the updated actor: a' ~ pi(s'), a~ ~ pi(s + d_ood); TD, Q
 // smoothing and the OOD penalty; then the target's Polyak step. m[0..2], m[7..9]:
 // TD loss, Q smoothing loss, OOD loss, mean Q on the data, mean target, OOD std.
-static void ro2o_critic_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
-                             const ro2o_noise *z, float alpha, double beta, int qsm, int ood,
-                             double *m) {
+static void ro2o_critic_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh, const ro2o_noise *z,
+                             float alpha, double beta, int qsm, int ood, double *m) {
     const ctrl_algo_config *c = &g->c;
     int O = g->O, A = g->A, E = g->E, n = g->n, B = b->B;
     long BA = (long)B * A, Bn = (long)B * n;
@@ -357,19 +347,19 @@ static void ro2o_critic_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
     int Rn = B + (ood ? (int)Bn : 0);
     memcpy(g->xa, b->next_obs, sizeof(float) * B * O);
     if (ood) perturbed_rows(g->xa + (long)B * O, b->obs, z->u_ood, c->ro2o_ood_eps, B, n, O, 0);
-    ctrl_mlp_forward(&g->actor, g->xa, Rn, g->outa);
-    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_next, g->scale, g->bias, B,
-                            A, lsmin, lsmax);
+    ctrl_mlp_forward(&g->net.actor, g->xa, Rn, g->outa);
+    ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->outa, z->eps_next, g->scale, g->bias, B, A,
+                            lsmin, lsmax);
     if (ood)
         ctrl_tanh_gauss_forward(g->act + BA, NULL, g->pre + BA, g->outa + (long)B * 2 * A,
                                 z->eps_ood, g->scale, g->bias, (int)Bn, A, lsmin, lsmax);
     state_action_rows(g, b->next_obs, g->act, B);
-    ctrl_mlp_forward(&g->critic_target, g->xc, B, g->q);
+    ctrl_mlp_forward(&g->net.critic_target, g->xc, B, g->q);
     ctrl_sac_target(g->y, g->q, g->logp, b->rew, b->done, c->gamma, alpha, E, B);
 
     long off_q = B, off_o;
     long Rc = critic_rows(g, b, z->u_q, qsm, ood, &off_o);
-    ctrl_mlp_forward(&g->critic, g->xc, (int)Rc, g->qc);
+    ctrl_mlp_forward(&g->net.critic, g->xc, (int)Rc, g->qc);
     for (int e = 0; e < E; e++) memcpy(g->q + (long)e * B, g->qc + (long)e * Rc, sizeof(float) * B);
     m[0] = ctrl_sac_critic_mse(g->q, g->y, E, B, g->dq);
     m[7] = mean_of(g->q, (long)E * B);
@@ -394,11 +384,11 @@ static void ro2o_critic_step(ro2o_agent *g, const ctrl_batch *b, ctrl_share sh,
         for (int e = 0; e < E; e++)
             memcpy(g->dqc + e * Rc + off_o, g->dqn + e * Bn, sizeof(float) * Bn);
     }
-    ctrl_mlp_zero_grad(&g->critic);
-    ctrl_mlp_backward(&g->critic, g->dqc, NULL, 1);
-    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
-    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, c->tau);
+    ctrl_mlp_zero_grad(&g->net.critic);
+    ctrl_mlp_backward(&g->net.critic, g->dqc, NULL, 1);
+    ctrl_share_grads(sh, g->net.critic.grads, g->net.critic.n_params);
+    ctrl_adam_step(&g->net.critic_opt, g->net.critic.params, g->net.critic.grads);
+    ctrl_mlp_polyak(&g->net.critic_target, &g->net.critic, c->tau);
 }
 
 // on MPI ranks each takes its rows of the batch and of the per-row noise (the
@@ -415,7 +405,8 @@ static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
     ctrl_batch lb = ctrl_share_batch(gb, sh);
     ro2o_noise z = noise_at(g, gb->B, sh.lo);
     int t = (int)g->steps + 1;
-    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
+    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t =
+        t - 1; // ctrl_adam_step counts t up
     double beta = (double)c->ro2o_beta - (double)c->ro2o_beta_decay * (t - 1);
     if (beta < c->ro2o_beta_min) beta = c->ro2o_beta_min;
     int n = g->n;
@@ -433,7 +424,7 @@ static void ro2o_act(void *agent, const float *obs, int B, int deterministic, rl
                      float *action) {
     ro2o_agent *g = agent;
     grow(g, B);
-    ctrl_tanh_gauss_act(&g->actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
+    ctrl_tanh_gauss_act(&g->net.actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
                         g->c.log_std_min, g->c.log_std_max, g->outa, g->pre, g->noise, action);
 }
 
@@ -441,10 +432,7 @@ static int ro2o_tensors(void *agent, ctrl_tensor *out, int max) {
     ro2o_agent *g = agent;
     ctrl_tensor all[12];
     int n = 0;
-    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
-    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
-    all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic_target.n_params};
-    CTRL_TENSORS_ADAM(all, n, "log_alpha", &g->log_alpha, g->alpha_opt);
+    n = ctrl_sac_nets_tensors(&g->net, all, n);
     // step: updates taken: every Adam's t and beta's decay (exact below 2^24)
     all[n++] = (ctrl_tensor){"step", &g->steps, 1};
     return ctrl_tensors_out(out, max, all, n);
@@ -453,12 +441,7 @@ static int ro2o_tensors(void *agent, ctrl_tensor *out, int max) {
 static void ro2o_free(void *agent) {
     ro2o_agent *g = agent;
     if (!g) return;
-    ctrl_mlp_free(&g->actor);
-    ctrl_mlp_free(&g->critic);
-    ctrl_mlp_free(&g->critic_target);
-    ctrl_adam_free(&g->actor_opt);
-    ctrl_adam_free(&g->critic_opt);
-    ctrl_adam_free(&g->alpha_opt);
+    ctrl_sac_nets_free(&g->net);
     float *bufs[] = {g->noise, g->xa,   g->outa, g->douta, g->pre, g->act, g->logp,
                      g->dlogp, g->dact, g->xc,   g->dxc,   g->qc,  g->dqc, g->q,
                      g->dq,    g->y,    g->qs,   g->dqs,   g->qn,  g->dqn};

@@ -38,11 +38,9 @@ typedef struct {
     int obs_dim, A, E, N; // N: CQL's sampled actions per state (0 for SAC)
     int backup_entropy, calql;
     float *low, *high, *scale, *bias; // (A) action = bias + scale * tanh(pre)
-    float log_density_rand; // log density of a uniform action in the box
-    ctrl_mlp actor, critic, critic_target;
-    ctrl_adam actor_opt, critic_opt, alpha_opt;
-    float log_alpha, dlog_alpha; // the temperature (one float) and its gradient
-    float steps;                 // updates taken (also every Adam's t), checkpointed
+    float log_density_rand;           // log density of a uniform action in the box
+    ctrl_sac_nets net;                // actor, critic, critic_target, their Adams, log_alpha
+    float steps;                      // updates taken (also every Adam's t), checkpointed
     // scratch, grown to the largest batch
     int cap;
     float *noise, *x, *dx, *out, *dout, *pre, *logp, *act, *q, *dq, *y, *dlogp, *out_n, *pre_n,
@@ -141,14 +139,7 @@ static int sac_create_common(const ctrl_algo_config *c, int obs_dim, int act_dim
     for (int i = 0; i < act_dim; i++) {
         g->log_density_rand += logf(0.5f) - logf(g->scale[i]);
     }
-    ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
-    ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
-    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, c->n_critics, rng);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
-    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
-    ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
-    ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
-    g->log_alpha = logf(c->sac_alpha);
+    ctrl_sac_nets_init(&g->net, c, obs_dim, act_dim, c->n_critics, rng);
     *agent = g;
     return 0;
 }
@@ -186,7 +177,7 @@ static void sample_repeated(sac_agent *g, const float *obs, int B, const float *
     float *rep = g->x; // free at this point; (B*N, O) fits in (R, O+A)
     for (int r = 0; r < B * N; r++)
         memcpy(rep + (long)r * O, obs + (long)(r / N) * O, sizeof(float) * O);
-    ctrl_mlp_forward(&g->actor, rep, B * N, g->out_n);
+    ctrl_mlp_forward(&g->net.actor, rep, B * N, g->out_n);
     ctrl_tanh_gauss_forward(act, logp, g->pre_n, g->out_n, eps, g->scale, g->bias, B * N, A,
                             g->c.log_std_min, g->c.log_std_max);
 }
@@ -202,16 +193,17 @@ static double mean_of(const float *v, long n) {
 static void sac_steps(sac_agent *g, ctrl_share sh) {
     g->steps += 1.0f;
     int t = (int)g->steps;
-    g->actor_opt.t = g->critic_opt.t = g->alpha_opt.t = t - 1; // ctrl_adam_step counts t up
+    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t =
+        t - 1; // ctrl_adam_step counts t up
     if (g->c.autotune_alpha) {
-        ctrl_share_grads(sh, &g->dlog_alpha, 1);
-        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+        ctrl_share_grads(sh, &g->net.dlog_alpha, 1);
+        ctrl_adam_step(&g->net.alpha_opt, &g->net.log_alpha, &g->net.dlog_alpha);
     }
-    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
-    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
-    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
-    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
+    ctrl_share_grads(sh, g->net.actor.grads, g->net.actor.n_params);
+    ctrl_adam_step(&g->net.actor_opt, g->net.actor.params, g->net.actor.grads);
+    ctrl_share_grads(sh, g->net.critic.grads, g->net.critic.n_params);
+    ctrl_adam_step(&g->net.critic_opt, g->net.critic.params, g->net.critic.grads);
+    ctrl_mlp_polyak(&g->net.critic_target, &g->net.critic, g->c.tau);
 }
 
 // on MPI ranks each takes its rows of the batch and of every noise block
@@ -222,8 +214,7 @@ static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_met
     int O = g->obs_dim, A = g->A, E = g->E, N = g->N;
     if (ctrl_check_batch("sac", gb, O, A, err)) return -1;
     if (g->calql && !gb->mc_return)
-        return rlhf_fail(err,
-                         "ctrl sac: calql needs the batch's mc_return (Monte-Carlo returns)");
+        return rlhf_fail(err, "ctrl sac: calql needs the batch's mc_return (Monte-Carlo returns)");
     grow(g, gb->B);
     float lsmin = g->c.log_std_min, lsmax = g->c.log_std_max;
     float *noise = g->noise;
@@ -235,35 +226,35 @@ static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_met
     const float *eps_pi = noise + lo * A, *eps_next = noise + GA + lo * A;
     const float *eps_cur = noise + 2 * GA + lo * N * A, *eps_nxt = eps_cur + GNA;
     const float *uni = eps_nxt + GNA;
-    float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
+    float alpha = g->c.autotune_alpha ? expf(g->net.log_alpha) : g->c.sac_alpha;
 
     // actor and temperature losses: a ~ pi(s), gradient through the critic to a
-    ctrl_mlp_forward(&g->actor, b->obs, B, g->out);
+    ctrl_mlp_forward(&g->net.actor, b->obs, B, g->out);
     ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_pi, g->scale, g->bias, B, A, lsmin,
                             lsmax);
     double alpha_loss =
-        ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B, &g->dlog_alpha);
+        ctrl_sac_alpha_loss(g->logp, g->net.log_alpha, g->c.target_entropy, B, &g->net.dlog_alpha);
     concat_rows(g->x, b->obs, g->act, B, 1, O, A);
-    ctrl_mlp_forward(&g->critic, g->x, B, g->q);
+    ctrl_mlp_forward(&g->net.critic, g->x, B, g->q);
     double actor_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
     memset(g->dx, 0, sizeof(float) * B * (O + A));
-    ctrl_mlp_backward(&g->critic, g->dq, g->dx, 0);
+    ctrl_mlp_backward(&g->net.critic, g->dq, g->dx, 0);
     float *dact = g->act_n; // (B, A) scratch: the action columns of dx
     for (int r = 0; r < B; r++)
         memcpy(dact + (long)r * A, g->dx + (long)r * (O + A) + O, sizeof(float) * A);
     memset(g->dout, 0, sizeof(float) * B * 2 * A);
     ctrl_tanh_gauss_backward(g->dout, dact, g->dlogp, g->out, eps_pi, g->pre, g->scale, B, A, lsmin,
                              lsmax);
-    ctrl_mlp_zero_grad(&g->actor);
-    ctrl_mlp_backward(&g->actor, g->dout, NULL, 1);
+    ctrl_mlp_zero_grad(&g->net.actor);
+    ctrl_mlp_backward(&g->net.actor, g->dout, NULL, 1);
     double logp_mean = mean_of(g->logp, B);
 
     // target: a' ~ pi(s'), y = r + gamma (1 - d) (min_e Qt_e(s', a') - [sac] alpha logp')
-    ctrl_mlp_forward(&g->actor, b->next_obs, B, g->out);
+    ctrl_mlp_forward(&g->net.actor, b->next_obs, B, g->out);
     ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps_next, g->scale, g->bias, B, A,
                             lsmin, lsmax);
     concat_rows(g->x, b->next_obs, g->act, B, 1, O, A);
-    ctrl_mlp_forward(&g->critic_target, g->x, B, g->q);
+    ctrl_mlp_forward(&g->net.critic_target, g->x, B, g->q);
     ctrl_sac_target(g->y, g->q, g->logp, b->rew, b->done, g->c.gamma,
                     g->backup_entropy ? alpha : 0.0f, E, B);
 
@@ -289,7 +280,7 @@ static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_met
         concat_rows(xr + BN * (O + A), b->obs, act_cur, (int)BN, N, O, A);
         concat_rows(xr + 2 * BN * (O + A), b->obs, act_nxt, (int)BN, N, O, A);
     }
-    ctrl_mlp_forward(&g->critic, g->x, R, g->qcat);
+    ctrl_mlp_forward(&g->net.critic, g->x, R, g->qcat);
     // the data rows of each member, contiguous for the MSE: (E, B)
     for (int e = 0; e < E; e++)
         memcpy(g->q + (long)e * B, g->qcat + (long)e * R, sizeof(float) * B);
@@ -308,14 +299,14 @@ static int sac_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_met
         for (int r = 0; r < B; r++) de[r] += ddata[r];
         ood += ood_e / E;
     }
-    ctrl_mlp_zero_grad(&g->critic);
-    ctrl_mlp_backward(&g->critic, g->dqcat, NULL, 1);
+    ctrl_mlp_zero_grad(&g->net.critic);
+    ctrl_mlp_backward(&g->net.critic, g->dqcat, NULL, 1);
 
     sac_steps(g, sh);
 
     if (metrics) {
-        double m[8] = {mse, cql_loss, actor_loss, alpha_loss, -logp_mean, q_data_mean,
-                       mean_of(g->y, B), ood};
+        double m[8] = {mse,        cql_loss,    actor_loss,       alpha_loss,
+                       -logp_mean, q_data_mean, mean_of(g->y, B), ood};
         ctrl_share_means(sh, m, 8);
         ctrl_metrics_add(metrics, "critic_loss", m[0] + m[1]);
         ctrl_metrics_add(metrics, "td_loss", m[0]);
@@ -337,7 +328,7 @@ static void sac_act(void *agent, const float *obs, int B, int deterministic, rlh
                     float *action) {
     sac_agent *g = agent;
     grow(g, B);
-    ctrl_tanh_gauss_act(&g->actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
+    ctrl_tanh_gauss_act(&g->net.actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
                         g->c.log_std_min, g->c.log_std_max, g->out, g->pre, g->noise, action);
 }
 
@@ -345,10 +336,7 @@ static int sac_tensors(void *agent, ctrl_tensor *out, int max) {
     sac_agent *g = agent;
     ctrl_tensor all[12];
     int n = 0;
-    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
-    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
-    all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic_target.n_params};
-    CTRL_TENSORS_ADAM(all, n, "log_alpha", &g->log_alpha, g->alpha_opt);
+    n = ctrl_sac_nets_tensors(&g->net, all, n);
     // step: updates taken = every Adam's t (exact below 2^24)
     all[n++] = (ctrl_tensor){"step", &g->steps, 1};
     return ctrl_tensors_out(out, max, all, n);
@@ -357,12 +345,7 @@ static int sac_tensors(void *agent, ctrl_tensor *out, int max) {
 static void sac_free(void *agent) {
     sac_agent *g = agent;
     if (!g) return;
-    ctrl_mlp_free(&g->actor);
-    ctrl_mlp_free(&g->critic);
-    ctrl_mlp_free(&g->critic_target);
-    ctrl_adam_free(&g->actor_opt);
-    ctrl_adam_free(&g->critic_opt);
-    ctrl_adam_free(&g->alpha_opt);
+    ctrl_sac_nets_free(&g->net);
     float *bufs[] = {g->x,     g->dx,    g->out,    g->dout, g->pre,   g->logp,
                      g->act,   g->q,     g->dq,     g->y,    g->dlogp, g->out_n,
                      g->pre_n, g->act_n, g->logp_n, g->qcat, g->dqcat, g->noise};

@@ -33,9 +33,7 @@ typedef struct {
     ctrl_algo_config c;
     int O, A, E, U;
     float *low, *high, *scale, *bias;
-    ctrl_mlp actor, critic, critic_target;
-    ctrl_adam actor_opt, critic_opt, alpha_opt;
-    float log_alpha, dlog_alpha;
+    ctrl_sac_nets net;       // actor, critic, critic_target, their Adams, log_alpha
     float step, critic_lead; // checkpointed counters (exact below 2^24)
     int cap;                 // scratch rows
     float *noise, *x, *dx, *out, *dout, *pre, *act, *logp, *q, *dq, *y, *dlogp, *dact;
@@ -121,15 +119,8 @@ static int wsrl_create(const ctrl_algo_config *c, int obs_dim, int act_dim, cons
     g->E = c->n_critics;
     g->U = c->policy_freq;
     ctrl_action_box(act_low, act_high, act_dim, &g->low, &g->high, &g->scale, &g->bias);
-    // the same draws, in the same order, as algo_sac.c's create
-    ctrl_mlp_init(&g->actor, obs_dim, c->hidden, c->layers, 2 * act_dim, 1, rng);
-    ctrl_mlp_init(&g->critic, obs_dim + act_dim, c->hidden, c->layers, 1, g->E, rng);
-    ctrl_mlp_init(&g->critic_target, obs_dim + act_dim, c->hidden, c->layers, 1, g->E, rng);
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, 1.0f);
-    ctrl_adam_init(&g->actor_opt, g->actor.n_params, c->actor_lr);
-    ctrl_adam_init(&g->critic_opt, g->critic.n_params, c->critic_lr);
-    ctrl_adam_init(&g->alpha_opt, 1, c->alpha_lr);
-    g->log_alpha = logf(c->sac_alpha);
+    // the same draws, in the same order, as SAC's create
+    ctrl_sac_nets_init(&g->net, c, obs_dim, act_dim, g->E, rng);
     *agent = g;
     return 0;
 }
@@ -142,7 +133,7 @@ static double mean_of(const float *v, long n) {
 
 // a ~ pi(rows of obs) with eps -> g->act, g->logp (g->out, g->pre kept for backward)
 static void policy_sample(wsrl_agent *g, const float *obs, int R, const float *eps) {
-    ctrl_mlp_forward(&g->actor, obs, R, g->out);
+    ctrl_mlp_forward(&g->net.actor, obs, R, g->out);
     ctrl_tanh_gauss_forward(g->act, g->logp, g->pre, g->out, eps, g->scale, g->bias, R, g->A,
                             g->c.log_std_min, g->c.log_std_max);
 }
@@ -156,25 +147,25 @@ static double critic_step(wsrl_agent *g, const ctrl_batch *b, int r0, int R, con
     const float *act = b->act + (long)r0 * A, *rew = b->rew + r0, *done = b->done + r0;
     policy_sample(g, next, R, eps);
     ctrl_concat(g->x, next, g->act, R, O, A);
-    ctrl_mlp_forward(&g->critic_target, g->x, R, g->q);
+    ctrl_mlp_forward(&g->net.critic_target, g->x, R, g->q);
     for (int r = 0; r < R; r++) {
         float m = INFINITY;
         for (int k = 0; k < CTRL_WSRL_SUBSAMPLE; k++) m = fminf(m, g->q[(long)idx[k] * R + r]);
         g->y[r] = rew[r] + g->c.gamma * (1.0f - done[r]) * m;
     }
     ctrl_concat(g->x, obs, act, R, O, A);
-    ctrl_mlp_forward(&g->critic, g->x, R, g->q);
+    ctrl_mlp_forward(&g->net.critic, g->x, R, g->q);
     // ctrl_sac_critic_mse sums the members' MSE; WSRL takes the mean over them
     double loss = ctrl_sac_critic_mse(g->q, g->y, E, R, g->dq) / E;
     for (long i = 0; i < (long)E * R; i++) g->dq[i] /= (float)E;
     *qmean = mean_of(g->q, (long)E * R);
-    ctrl_mlp_zero_grad(&g->critic);
-    ctrl_mlp_backward(&g->critic, g->dq, NULL, 1);
-    ctrl_share_grads(sh, g->critic.grads, g->critic.n_params);
-    g->critic_opt.t = (int)(g->step + g->critic_lead); // ctrl_adam_step counts t up
-    ctrl_adam_step(&g->critic_opt, g->critic.params, g->critic.grads);
+    ctrl_mlp_zero_grad(&g->net.critic);
+    ctrl_mlp_backward(&g->net.critic, g->dq, NULL, 1);
+    ctrl_share_grads(sh, g->net.critic.grads, g->net.critic.n_params);
+    g->net.critic_opt.t = (int)(g->step + g->critic_lead); // ctrl_adam_step counts t up
+    ctrl_adam_step(&g->net.critic_opt, g->net.critic.params, g->net.critic.grads);
     g->critic_lead += 1.0f;
-    ctrl_mlp_polyak(&g->critic_target, &g->critic, g->c.tau);
+    ctrl_mlp_polyak(&g->net.critic_target, &g->net.critic, g->c.tau);
     return loss;
 }
 
@@ -183,32 +174,32 @@ static double critic_step(wsrl_agent *g, const ctrl_batch *b, int r0, int R, con
 static void actor_step(wsrl_agent *g, const ctrl_batch *b, const float *eps_pi,
                        const float *eps_temp, ctrl_share sh, ctrl_metrics *metrics) {
     int B = b->B, O = g->O, A = g->A, E = g->E;
-    float alpha = g->c.autotune_alpha ? expf(g->log_alpha) : g->c.sac_alpha;
+    float alpha = g->c.autotune_alpha ? expf(g->net.log_alpha) : g->c.sac_alpha;
     policy_sample(g, b->obs, B, eps_pi);
     ctrl_concat(g->x, b->obs, g->act, B, O, A);
-    ctrl_mlp_forward(&g->critic, g->x, B, g->q);
+    ctrl_mlp_forward(&g->net.critic, g->x, B, g->q);
     double actor_loss = ctrl_sac_actor_loss(g->q, g->logp, alpha, E, B, g->dq, g->dlogp);
     double entropy = -mean_of(g->logp, B);
     memset(g->dx, 0, sizeof(float) * B * (O + A));
-    ctrl_mlp_backward(&g->critic, g->dq, g->dx, 0);
+    ctrl_mlp_backward(&g->net.critic, g->dq, g->dx, 0);
     for (int r = 0; r < B; r++)
         memcpy(g->dact + (long)r * A, g->dx + (long)r * (O + A) + O, sizeof(float) * A);
     memset(g->dout, 0, sizeof(float) * B * 2 * A);
     ctrl_tanh_gauss_backward(g->dout, g->dact, g->dlogp, g->out, eps_pi, g->pre, g->scale, B, A,
                              g->c.log_std_min, g->c.log_std_max);
-    ctrl_mlp_zero_grad(&g->actor);
-    ctrl_mlp_backward(&g->actor, g->dout, NULL, 1);
+    ctrl_mlp_zero_grad(&g->net.actor);
+    ctrl_mlp_backward(&g->net.actor, g->dout, NULL, 1);
     // the temperature's entropy at s' (a constant in its loss)
     policy_sample(g, b->next_obs, B, eps_temp);
     double alpha_loss =
-        ctrl_sac_alpha_loss(g->logp, g->log_alpha, g->c.target_entropy, B, &g->dlog_alpha);
-    g->actor_opt.t = g->alpha_opt.t = (int)g->step;
+        ctrl_sac_alpha_loss(g->logp, g->net.log_alpha, g->c.target_entropy, B, &g->net.dlog_alpha);
+    g->net.actor_opt.t = g->net.alpha_opt.t = (int)g->step;
     if (g->c.autotune_alpha) {
-        ctrl_share_grads(sh, &g->dlog_alpha, 1);
-        ctrl_adam_step(&g->alpha_opt, &g->log_alpha, &g->dlog_alpha);
+        ctrl_share_grads(sh, &g->net.dlog_alpha, 1);
+        ctrl_adam_step(&g->net.alpha_opt, &g->net.log_alpha, &g->net.dlog_alpha);
     }
-    ctrl_share_grads(sh, g->actor.grads, g->actor.n_params);
-    ctrl_adam_step(&g->actor_opt, g->actor.params, g->actor.grads);
+    ctrl_share_grads(sh, g->net.actor.grads, g->net.actor.n_params);
+    ctrl_adam_step(&g->net.actor_opt, g->net.actor.params, g->net.actor.grads);
     g->step += 1.0f;
     g->critic_lead -= 1.0f;
     if (metrics) {
@@ -243,11 +234,12 @@ static int wsrl_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_met
     int mb = B / U;
     ctrl_share su = ctrl_share_rows(mb);
     const float *z = g->noise;
-    double m[2] = {0, 0};  // critic loss, q mean
+    double m[2] = {0, 0}; // critic loss, q mean
     for (int u = 0; u < U; u++) {
         double qm;
-        m[0] += critic_step(g, b, u * mb + su.lo, su.n, z + (long)su.lo * A, z + (long)mb * A,
-                            &qm, su) / U;
+        m[0] += critic_step(g, b, u * mb + su.lo, su.n, z + (long)su.lo * A, z + (long)mb * A, &qm,
+                            su) /
+                U;
         m[1] += qm / U;
         z += (long)mb * A + CTRL_WSRL_SUBSAMPLE;
     }
@@ -266,7 +258,7 @@ static void wsrl_act(void *agent, const float *obs, int B, int deterministic, rl
                      float *action) {
     wsrl_agent *g = agent;
     grow(g, B);
-    ctrl_tanh_gauss_act(&g->actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
+    ctrl_tanh_gauss_act(&g->net.actor, obs, B, g->A, deterministic, rng, g->scale, g->bias,
                         g->c.log_std_min, g->c.log_std_max, g->out, g->pre, g->noise, action);
 }
 
@@ -274,10 +266,7 @@ static int wsrl_tensors(void *agent, ctrl_tensor *out, int max) {
     wsrl_agent *g = agent;
     ctrl_tensor all[13];
     int n = 0;
-    CTRL_TENSORS_ADAM(all, n, "actor", g->actor.params, g->actor_opt);
-    CTRL_TENSORS_ADAM(all, n, "critic", g->critic.params, g->critic_opt);
-    all[n++] = (ctrl_tensor){"critic_target", g->critic_target.params, g->critic_target.n_params};
-    CTRL_TENSORS_ADAM(all, n, "log_alpha", &g->log_alpha, g->alpha_opt);
+    n = ctrl_sac_nets_tensors(&g->net, all, n);
     all[n++] = (ctrl_tensor){"step", &g->step, 1};
     all[n++] = (ctrl_tensor){"critic_lead", &g->critic_lead, 1};
     return ctrl_tensors_out(out, max, all, n);
@@ -286,12 +275,7 @@ static int wsrl_tensors(void *agent, ctrl_tensor *out, int max) {
 static void wsrl_free(void *agent) {
     wsrl_agent *g = agent;
     if (!g) return;
-    ctrl_mlp_free(&g->actor);
-    ctrl_mlp_free(&g->critic);
-    ctrl_mlp_free(&g->critic_target);
-    ctrl_adam_free(&g->actor_opt);
-    ctrl_adam_free(&g->critic_opt);
-    ctrl_adam_free(&g->alpha_opt);
+    ctrl_sac_nets_free(&g->net);
     float *bufs[] = {g->noise, g->x, g->dx, g->out, g->dout,  g->pre, g->act,
                      g->logp,  g->q, g->dq, g->y,   g->dlogp, g->dact};
     ctrl_bufs_free(bufs, (int)(sizeof bufs / sizeof bufs[0]));
