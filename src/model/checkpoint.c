@@ -323,12 +323,8 @@ int checkpoint_load(const char *path, rlhf_model **out, rlhf_err *err) {
                       cpath);
             goto done;
         }
-        int same = e->ndim == t->ndim;
-        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
-        if (!same) {
-            char a[128], b[128];
-            fmt_shape_str(a, sizeof a, e->ndim, e->shape);
-            fmt_shape_str(b, sizeof b, t->ndim, t->shape);
+        char a[128], b[128];
+        if (!fmt_same_shape(e, t, a, b)) {
             rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
                       a, b, cpath);
             goto done;

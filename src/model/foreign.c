@@ -37,9 +37,12 @@ int fmt_has(const char *dir, const char *name) {
 
 void fmt_dir_of(char *out, size_t n, const char *path) {
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, n, ".");
-    else if (slash == path) snprintf(out, n, "/");
-    else snprintf(out, n, "%.*s", (int)(slash - path), path);
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == path)
+        snprintf(out, n, "/");
+    else
+        snprintf(out, n, "%.*s", (int)(slash - path), path);
 }
 
 int fmt_ends_with(const char *s, const char *suffix) {
@@ -132,6 +135,24 @@ void fmt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (o < n) snprintf(buf + o, n - o, "]");
 }
 
+int fmt_same_shape(const st_entry *e, const rlhf_tensor *t, char got[128], char want[128]) {
+    int same = e->ndim == t->ndim;
+    for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
+    if (!same) {
+        fmt_shape_str(got, 128, e->ndim, e->shape);
+        fmt_shape_str(want, 128, t->ndim, t->shape);
+    }
+    return same;
+}
+
+void fmt_dtype_names(char *out, size_t n, unsigned mask) {
+    size_t o = 0;
+    if (n) out[0] = 0;
+    for (int d = 0; d < ST_NUM_DTYPES && o < n; d++)
+        if (mask & (1u << d))
+            o += (size_t)snprintf(out + o, n - o, "%s%s", o ? "+" : "", st_dtype_name((st_dtype)d));
+}
+
 // ------------------------------------------------------- dispatch, inspect --
 
 static const uint8_t GGUF_MAGIC[4] = {'G', 'G', 'U', 'F'};
@@ -148,8 +169,9 @@ int model_load_foreign(const char *path, rlhf_model **m, rlhf_err *err) {
     size_t got = f ? fread(magic, 1, 4, f) : 0;
     if (f) fclose(f);
     if (got == 4 && !memcmp(magic, GGUF_MAGIC, 4))
-        return rlhf_fail(err, "%s: a GGUF file: rlhf.c writes GGUF (rlhf export) but does not "
-                              "load it; load the HF folder or checkpoint it came from",
+        return rlhf_fail(err,
+                         "%s: a GGUF file: rlhf.c writes GGUF (rlhf export) but does not "
+                         "load it; load the HF folder or checkpoint it came from",
                          path);
     return 1;
 }
@@ -189,17 +211,14 @@ static int ours_inspect(const char *path, model_file_info *info, rlhf_err *err) 
         const rlhf_tensor *t = &m->tensors[i];
         const st_entry *e = st_find(&f, t->name);
         if (!e) {
-            rlhf_fail(err, "%s: tensor \"%s\" missing (config %s expects it)", wpath, t->name, cpath);
+            rlhf_fail(err, "%s: tensor \"%s\" missing (config %s expects it)", wpath, t->name,
+                      cpath);
             goto done;
         }
-        int same = e->ndim == t->ndim;
-        for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
-        if (!same) {
-            char a[128], b[128];
-            fmt_shape_str(a, sizeof a, e->ndim, e->shape);
-            fmt_shape_str(b, sizeof b, t->ndim, t->shape);
-            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name,
-                      a, b, cpath);
+        char a[128], b[128];
+        if (!fmt_same_shape(e, t, a, b)) {
+            rlhf_fail(err, "%s: tensor \"%s\" has shape %s, expected %s from %s", wpath, t->name, a,
+                      b, cpath);
             goto done;
         }
         dtypes |= 1u << e->dtype;
@@ -213,11 +232,7 @@ static int ours_inspect(const char *path, model_file_info *info, rlhf_err *err) 
                       wpath, f.entries[i].name, cpath);
             goto done;
         }
-    size_t o = 0;
-    for (int d = 0; d < ST_NUM_DTYPES; d++)
-        if (dtypes & (1u << d))
-            o += (size_t)snprintf(info->dtype + o, sizeof info->dtype - o, "%s%s", o ? "+" : "",
-                                  st_dtype_name((st_dtype)d));
+    fmt_dtype_names(info->dtype, sizeof info->dtype, dtypes);
     rc = 0;
 done:
     st_close(&f);
@@ -234,7 +249,8 @@ static int named_inspect(const rlhf_config *c, model_file_info *info, rlhf_err *
     info->n_tensors = m->n_tensors;
     model_free(m);
     snprintf(info->format, sizeof info->format, "named size (random init, no file)");
-    snprintf(info->model_type, sizeof info->model_type, "%s", c->arch == ARCH_GPT2 ? "gpt2" : "llama");
+    snprintf(info->model_type, sizeof info->model_type, "%s",
+             c->arch == ARCH_GPT2 ? "gpt2" : "llama");
     snprintf(info->dtype, sizeof info->dtype, "-");
     return 0;
 }
@@ -251,7 +267,8 @@ int model_inspect(const char *path, model_file_info *info, rlhf_err *err) {
     if (!fmt_is_file(path)) return rlhf_fail(err, "%s: no such file or folder", path);
     char dir[4096];
     fmt_dir_of(dir, sizeof dir, path);
-    if (fmt_ends_with(path, ".safetensors") && hf_is_model_dir(dir)) return hf_inspect(dir, info, err);
+    if (fmt_ends_with(path, ".safetensors") && hf_is_model_dir(dir))
+        return hf_inspect(dir, info, err);
     if (llama2c_detect(path)) return llama2c_inspect(path, info, err);
     rlhf_model *unused;
     int r = model_load_foreign(path, &unused, err); // GGUF: its message

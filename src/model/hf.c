@@ -578,13 +578,7 @@ static int hf_walk(hf_files *h, const hf_config *hc, rlhf_model *m, model_file_i
                       h->f[f].path, name, hc->model_type, hc->path);
             goto done;
         }
-    if (info) {
-        size_t o = 0;
-        for (int d = 0; d < ST_NUM_DTYPES; d++)
-            if (dtypes & (1u << d))
-                o += (size_t)snprintf(info->dtype + o, sizeof info->dtype - o, "%s%s", o ? "+" : "",
-                                      st_dtype_name((st_dtype)d));
-    }
+    if (info) fmt_dtype_names(info->dtype, sizeof info->dtype, dtypes);
     rc = 0;
 done:
     free(scratch);

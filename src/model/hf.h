@@ -153,5 +153,11 @@ void fmt_dir_of(char *out, size_t n, const char *path);
 int fmt_ends_with(const char *s, const char *suffix);
 void fmt_set_tokenizer_path(rlhf_config *c, const char *path);
 void fmt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+// whether the file's tensor e has t's shape; when not, both as "[a, b]" text
+// for the caller's refusal (got: the file's, want: t's; 128 bytes each)
+int fmt_same_shape(const st_entry *e, const rlhf_tensor *t, char got[128], char want[128]);
+// the names of the dtypes whose bit is set in mask (bit d: st_dtype d), joined
+// by '+', into out (n bytes; "" for none)
+void fmt_dtype_names(char *out, size_t n, unsigned mask);
 
 #endif

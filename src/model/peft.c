@@ -509,17 +509,12 @@ static int read_tensor(rlhf_model *m, const rlhf_tensor *t, const char *nm, st_f
                          cpath, t->name);
     }
     used[e - f->entries] = 1;
-    int same = e->ndim == t->ndim;
-    for (int k = 0; same && k < t->ndim; k++) same = e->shape[k] == t->shape[k];
-    if (!same) {
-        char a[128], b[128];
-        fmt_shape_str(a, sizeof a, e->ndim, e->shape);
-        fmt_shape_str(b, sizeof b, t->ndim, t->shape);
+    char a[128], b[128];
+    if (!fmt_same_shape(e, t, a, b))
         return rlhf_fail(err,
                          "%s: tensor \"%s\" has shape %s, expected %s (r %d, the base's "
                          "dimensions)",
                          wpath, nm, a, b, model_lora(m)->r);
-    }
     if (st_read_f32(f, e, dst, t->numel, err)) return -1;
     for (size_t k = 0; k < t->numel; k++)
         if (!isfinite(dst[k]))
@@ -546,21 +541,33 @@ static int read_tensors(rlhf_model *m, st_file *f, const char *wpath, const char
     return bad ? -1 : 0;
 }
 
+// an adapter folder's config and weights: their paths into cpath and wpath
+// (PEFT_PATH bytes each), the config parsed into *j (an object) and the weights
+// opened into *f; -1 with nothing left open
+enum { PEFT_PATH = 4400 };
+static int peft_open(const char *dir, char *cpath, char *wpath, cJSON **j, st_file *f,
+                     rlhf_err *err) {
+    snprintf(cpath, PEFT_PATH, "%s/" CONFIG_FILE, dir);
+    snprintf(wpath, PEFT_PATH, "%s/" WEIGHTS_FILE, dir);
+    memset(f, 0, sizeof *f);
+    if (!(*j = json_read_object(cpath, err))) return -1;
+    if (!st_open(f, wpath, err)) return 0;
+    cJSON_Delete(*j);
+    *j = NULL;
+    return -1;
+}
+
 int peft_load(const char *dir, const char *override, uint64_t seed, rlhf_model **out,
               rlhf_err *err) {
-    char cpath[4400], wpath[4400], base[4400];
-    snprintf(cpath, sizeof cpath, "%s/" CONFIG_FILE, dir);
-    snprintf(wpath, sizeof wpath, "%s/" WEIGHTS_FILE, dir);
-    cJSON *j = json_read_object(cpath, err);
-    if (!j) return -1;
+    char cpath[PEFT_PATH], wpath[PEFT_PATH], base[4400];
+    cJSON *j;
     st_file f;
-    memset(&f, 0, sizeof f);
+    if (peft_open(dir, cpath, wpath, &j, &f, err)) return -1;
     rlhf_model *m = NULL;
     uint64_t bseed = seed;
     lora_config lc;
     int rc = -1;
-    if (st_open(&f, wpath, err) ||
-        load_base(dir, cpath, j, &f, override, seed, base, sizeof base, &bseed, &m, err) ||
+    if (load_base(dir, cpath, j, &f, override, seed, base, sizeof base, &bseed, &m, err) ||
         read_config(j, cpath, m->cfg.arch, &lc, err) || take_heads(&m, &f, wpath, bseed, err))
         goto done;
     const char *tk = st_meta(&f, "rlhf.tokenizer");
@@ -676,17 +683,13 @@ static void describe_adapter(model_file_info *info, const st_file *f, const lora
 }
 
 int peft_inspect(const char *dir, model_file_info *info, rlhf_err *err) {
-    char cpath[4400], wpath[4400];
-    snprintf(cpath, sizeof cpath, "%s/" CONFIG_FILE, dir);
-    snprintf(wpath, sizeof wpath, "%s/" WEIGHTS_FILE, dir);
-    cJSON *j = json_read_object(cpath, err);
-    if (!j) return -1;
+    char cpath[PEFT_PATH], wpath[PEFT_PATH];
+    cJSON *j;
     st_file f;
-    memset(&f, 0, sizeof f);
+    if (peft_open(dir, cpath, wpath, &j, &f, err)) return -1;
     int rc = -1;
     char base[4400];
-    if (st_open(&f, wpath, err) ||
-        resolve_base(dir, cpath, j, &f, base_override[0] ? base_override : NULL, base, sizeof base,
+    if (resolve_base(dir, cpath, j, &f, base_override[0] ? base_override : NULL, base, sizeof base,
                      err))
         goto done;
     char rbase[4400];
