@@ -156,8 +156,9 @@ def check_gae():
            f"adv {e1:.3g} ret {e2:.3g}")
 
 
-def check_critic():
-    d = tool("critic", 9)[0]
+def check_critic(tanh):
+    d = tool("critic", 9, int(tanh))[0]
+    act = torch.tanh if tanh else torch.relu
     p = torch.tensor(d["params0"])
     sizes = [(8, 6), (8, 8), (1, 8)]
     params, o = [], 0
@@ -169,8 +170,8 @@ def check_critic():
         params += [W, b]
 
     def q(x):
-        h = torch.relu(x @ params[0].T + params[1])
-        h = torch.relu(h @ params[2].T + params[3])
+        h = act(x @ params[0].T + params[1])
+        h = act(h @ params[2].T + params[3])
         return (h @ params[4].T + params[5])[:, 0]
 
     Xon, yon = torch.tensor(d["X_on"]).reshape(10, 6), torch.tensor(d["y_on"])
@@ -187,7 +188,8 @@ def check_critic():
     okl = abs(d["loss_on"] - lon.item()) < 1e-4 * max(1, lon.item()) and \
         abs(d["loss_off"] - loff.item()) < 1e-4 * max(1, loff.item())
     moved = float(np.abs(np.array(d["params1"]) - np.array(d["params0"])).max())
-    report(ok and okl and moved > 1e-3, "ctrl_hnpg critic fit (MC + FQE targets, 5 Adam steps) vs torch",
+    report(ok and okl and moved > 1e-3,
+           f"ctrl_hnpg critic fit ({'tanh' if tanh else 'ReLU'}, MC + FQE targets, 5 Adam steps) vs torch",
            f"params {e:.3g}, losses {d['loss_on']} {lon.item()} {d['loss_off']} {loff.item()}")
 
 
@@ -354,7 +356,9 @@ def check_study():
 
 
 if __name__ == "__main__":
-    for f in (check_npg, check_gae, check_critic, check_env, check_ckpt, check_study):
+    relu_critic, tanh_critic = (lambda: check_critic(False)), (lambda: check_critic(True))
+    relu_critic.__name__, tanh_critic.__name__ = "check_critic_relu", "check_critic_tanh"
+    for f in (check_npg, check_gae, relu_critic, tanh_critic, check_env, check_ckpt, check_study):
         try:
             f()
         except Exception as e:  # noqa: BLE001

@@ -34,7 +34,9 @@ static void ref_mlp(const ctrl_mlp *m, const double *p, const double *x, int B, 
                 for (int k = 0; k < co; k++) {
                     double s = b[k];
                     for (int c = 0; c < ci; c++) s += W[(long)k * ci + c] * h[(long)n * ci + c];
-                    dst[(long)n * co + k] = l == m->layers ? s : (s > 0 ? s : 0);
+                    dst[(long)n * co + k] = l == m->layers ? s
+                                             : m->tanh_hidden ? tanh(s)
+                                                              : (s > 0 ? s : 0);
                 }
             if (l < m->layers) memcpy(h, o, sizeof(double) * B * co);
         }
@@ -54,13 +56,16 @@ static double ref_mlp_loss(const ctrl_mlp *m, const double *p, const double *x, 
     return L;
 }
 
-// one (in, hidden, layers, out, ens, B) case: forward vs reference, param grads
-// and dx vs central differences; returns the largest relative error seen
-static double mlp_fd_case(int in, int hidden, int layers, int out, int ens, int B, uint64_t seed) {
+// one (in, hidden, layers, out, ens, B) case, ReLU or tanh hidden layers:
+// forward vs reference, param grads and dx vs central differences; returns the
+// largest relative error seen
+static double mlp_fd_case(int in, int hidden, int layers, int out, int ens, int B, uint64_t seed,
+                          int tanh_act) {
     rlhf_rng g;
     rng_seed(&g, seed);
     ctrl_mlp m;
     ctrl_mlp_init(&m, in, hidden, layers, out, ens, &g);
+    ctrl_mlp_set_tanh(&m, tanh_act);
     long np = m.n_params, ny = (long)ens * B * out;
     float *x = malloc(sizeof(float) * B * in), *y = malloc(sizeof(float) * ny);
     float *dy = malloc(sizeof(float) * ny), *dx = malloc(sizeof(float) * B * in);
@@ -122,12 +127,15 @@ static double mlp_fd_case(int in, int hidden, int layers, int out, int ens, int 
 }
 
 static int test_mlp_fd(void) {
-    double e1 = mlp_fd_case(5, 7, 2, 3, 3, 4, 1);  // E = 3, two hidden layers
-    double e2 = mlp_fd_case(3, 6, 1, 2, 1, 1, 2);  // B = 1, one layer, one member
-    double e3 = mlp_fd_case(4, 5, 3, 1, 2, 9, 3);  // odd sizes, three layers, scalar out
-    double e4 = mlp_fd_case(9, 6, 2, 20, 2, 5, 4);    // wide last layer (out > 16), in >= hidden
-    double e5 = mlp_fd_case(17, 32, 2, 17, 1, 70, 5); // out 17, a batch past the skinny sizes
-    printf("  max relative error: %.2g %.2g %.2g %.2g %.2g\n", e1, e2, e3, e4, e5);
+    for (int t = 0; t < 2; t++) { // ReLU, then tanh hidden layers
+        double e1 = mlp_fd_case(5, 7, 2, 3, 3, 4, 1, t);  // E = 3, two hidden layers
+        double e2 = mlp_fd_case(3, 6, 1, 2, 1, 1, 2, t);  // B = 1, one layer, one member
+        double e3 = mlp_fd_case(4, 5, 3, 1, 2, 9, 3, t);  // odd sizes, three layers, scalar out
+        double e4 = mlp_fd_case(9, 6, 2, 20, 2, 5, 4, t); // wide last layer (out > 16)
+        double e5 = mlp_fd_case(17, 32, 2, 17, 1, 70, 5, t); // out 17, past the skinny sizes
+        printf("  %s: max relative error: %.2g %.2g %.2g %.2g %.2g\n", t ? "tanh" : "relu", e1,
+               e2, e3, e4, e5);
+    }
     return 0;
 }
 

@@ -218,6 +218,7 @@ int hnpg_run_nets(hnpg_run *t, rlhf_err *err) {
         hnpg_policy_init(t->theta[h], t->S, t->A, &t->rng);
         ctrl_mlp_init(&t->q[h], t->in, c->hidden, c->layers, 1, 1, &t->rng);
         ctrl_mlp_init_last(&t->q[h], 0.1f);
+        ctrl_mlp_set_tanh(&t->q[h], c->critic_tanh);
     }
     return 0;
 }
@@ -232,6 +233,9 @@ static int run_setup(hnpg_run *t, hnpg_result *r, rlhf_err *err) {
                               "hidden, layers >= 1, max_kl > 0, damping >= 0, eval_episodes >= 1");
     if (c->online_steps <= 0 && c->max_iterations <= 0)
         return rlhf_fail(err, "hnpg: set online_steps or max_iterations (else it never stops)");
+    if (c->critic_tanh != 0 && c->critic_tanh != 1)
+        return rlhf_fail(err, "hnpg: --hnpg_critic_tanh is 0 (ReLU critics) or 1 (tanh), not %d",
+                         c->critic_tanh);
     if (hnpg_run_nets(t, err) || load_offline(t, err)) return -1;
     int resumed = c->resume_from && *c->resume_from;
     if (resumed && hnpg_ckpt_resume(t, r, c->resume_from, err)) return -1;

@@ -1,9 +1,10 @@
-// ctrl/mlp: ReLU MLP ensembles over one contiguous parameter span, and AdamW
+// ctrl/mlp: ReLU (or tanh) MLP ensembles over one contiguous parameter span, and AdamW
 // over such a span. Every product of two matrices goes through src/nn's gemm,
 // in the orientation that suits its shape: a narrow last layer (out <= 16: a
 // value, a Q, an action or a Gaussian head) as skinny dot products and its backward as one pass
 // over the rows; a narrow first layer's weight gradient as its transpose. The
-// other loops are one pass each: bias + ReLU, and ReLU mask + bias gradient.
+// other loops are one pass each: bias + activation, and the activation's
+// derivative + bias gradient.
 #include "ctrl/mlp.h"
 
 #include <math.h>
@@ -97,6 +98,8 @@ void ctrl_mlp_free(ctrl_mlp *m) {
     memset(m, 0, sizeof *m);
 }
 
+void ctrl_mlp_set_tanh(ctrl_mlp *m, int on) { m->tanh_hidden = on != 0; }
+
 void ctrl_mlp_init_last(ctrl_mlp *m, float s) {
     long off = layer_offset(m, m->layers);
     long n = (long)m->hidden * m->out + m->out;
@@ -121,15 +124,20 @@ static int members_in_parallel(const ctrl_mlp *m) {
 // one pass over h) instead of a packed gemm that pads `out` to a full tile
 static int narrow_out(const ctrl_mlp *m) { return m->out <= CTRL_MLP_NARROW; }
 
-// o (B, co) = max(o + b, 0) (relu) or o + b: the bias and the ReLU in one pass
-static void bias_act(float *o, const float *b, int B, int co, int relu) {
+enum { ACT_NONE, ACT_RELU, ACT_TANH };
+
+// o (B, co) = max(o + b, 0) (ACT_RELU), tanh(o + b) (ACT_TANH) or o + b: the
+// bias and the activation in one pass
+static void bias_act(float *o, const float *b, int B, int co, int act) {
     for (int r = 0; r < B; r++) {
         float *x = o + (long)r * co;
-        if (relu)
+        if (act == ACT_RELU)
             for (int k = 0; k < co; k++) {
                 float v = x[k] + b[k];
                 x[k] = v > 0.0f ? v : 0.0f;
             }
+        else if (act == ACT_TANH)
+            for (int k = 0; k < co; k++) x[k] = tanhf(x[k] + b[k]);
         else
             for (int k = 0; k < co; k++) x[k] += b[k];
     }
@@ -161,13 +169,13 @@ static void forward_member(ctrl_mlp *m, int e, int B, float *y) {
                 narrow_forward(o, h, W, b, B, ci, co, m->tbuf + e * tbuf_stride(m));
             } else {
                 gemm(0, 1, B, co, ci, 1.0f, h, ci, W, ci, 0.0f, o, co);
-                bias_act(o, b, B, co, 0);
+                bias_act(o, b, B, co, ACT_NONE);
             }
             break;
         }
         float *o = m->act[l] + e * hsz;
         gemm(0, 1, B, co, ci, 1.0f, h, ci, W, ci, 0.0f, o, co);
-        bias_act(o, b, B, co, 1);
+        bias_act(o, b, B, co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
         h = o;
     }
 }
@@ -181,13 +189,17 @@ void ctrl_mlp_forward(ctrl_mlp *m, const float *x, int B, float *y) {
     for (int e = 0; e < m->ens; e++) forward_member(m, e, B, y);
 }
 
-// through the ReLU whose output was a (B, n): d = 0 where a <= 0; and, when db,
-// db += the column sums of the masked d (the bias gradient of that layer)
-static void relu_back(float *d, const float *a, float *db, int B, int n) {
+// through the activation whose output was a (B, n): ReLU: d = 0 where a <= 0;
+// tanh: d *= 1 - a^2; and, when db, db += the column sums of the new d (the
+// bias gradient of that layer)
+static void act_back(float *d, const float *a, float *db, int B, int n, int tanh_act) {
     for (int r = 0; r < B; r++) {
         float *x = d + (long)r * n;
         const float *ar = a + (long)r * n;
-        for (int k = 0; k < n; k++) x[k] = ar[k] > 0.0f ? x[k] : 0.0f;
+        if (tanh_act)
+            for (int k = 0; k < n; k++) x[k] *= 1.0f - ar[k] * ar[k];
+        else
+            for (int k = 0; k < n; k++) x[k] = ar[k] > 0.0f ? x[k] : 0.0f;
         if (db)
             for (int k = 0; k < n; k++) db[k] += x[k];
     }
@@ -237,7 +249,7 @@ static void backward_member(ctrl_mlp *m, int e, const float *dy, float *dxe, int
     float *t = m->tbuf + e * tbuf_stride(m);
     const float *dout = dy + (long)e * B * m->out;  // gradient of layer l's output
     float *bufs[2] = {m->dbuf0 + e * hsz, m->dbuf1 + e * hsz};
-    int db_done = 0; // layer l's bias gradient already summed by relu_back
+    int db_done = 0; // layer l's bias gradient already summed by act_back
     for (int l = m->layers; l >= 0; l--) {
         int ci = layer_in(m, l), co = layer_out(m, l);
         const float *W = pe + layer_offset(m, l);
@@ -262,10 +274,10 @@ static void backward_member(ctrl_mlp *m, int e, const float *dy, float *dxe, int
             if (dW) gemm(1, 0, co, ci, B, 1.0f, dout, co, inp, ci, 1.0f, dW, ci);
             if (dW && !db_done) bias_grad(db, dout, B, co);
         }
-        // through the ReLU of hidden layer l-1 (act > 0 where the pre-activation
-        // was), summing that layer's bias gradient on the way
+        // through the activation of hidden layer l-1 (ReLU: act > 0 where the
+        // pre-activation was; tanh: 1 - act^2), summing that layer's bias gradient on the way
         float *dbp = ge ? ge + layer_offset(m, l - 1) + (long)layer_in(m, l - 1) * ci : NULL;
-        relu_back(dinp, inp, dbp, B, ci);
+        act_back(dinp, inp, dbp, B, ci, m->tanh_hidden);
         db_done = dbp != NULL;
         dout = dinp;
     }

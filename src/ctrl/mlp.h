@@ -1,5 +1,5 @@
 // ctrl/mlp: the networks of control — multi-layer perceptrons with ReLU
-// hidden layers, E members evaluated as one batched network (a Q ensemble is
+// (or, by ctrl_mlp_set_tanh, tanh) hidden layers, E members evaluated as one batched network (a Q ensemble is
 // one ctrl_mlp with ens = E). All of a network's parameters are one
 // contiguous span (params) and so are its gradients (grads): AdamW, Polyak
 // averaging and checkpoints treat a network as one array of n_params floats.
@@ -20,11 +20,12 @@
 
 typedef struct {
     int in, hidden, layers, out, ens;  // layers: number of hidden layers (>= 1)
+    int tanh_hidden;                   // 1: tanh hidden layers instead of ReLU
     long n_params;                     // all members
     float *params, *grads;             // 64-byte aligned, n_params each
     // activations of the last forward (ens, B, width) per layer, and scratch
     int cap_batch, last_batch;
-    float **act;   // act[l]: post-ReLU output of hidden layer l
+    float **act;   // act[l]: output of hidden layer l (after its ReLU or tanh)
     float *dbuf0, *dbuf1;
     float *input;  // copy of the last input (B, in)
     float *dxbuf;  // (ens, B, in): each member's dL/dx before the sum (added by h1)
@@ -38,6 +39,9 @@ void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens
 void ctrl_mlp_free(ctrl_mlp *m);
 // multiplies the last layer's initial W and b by s (e.g. 1e-3 for a policy mean)
 void ctrl_mlp_init_last(ctrl_mlp *m, float s);
+// on = 1: the hidden layers' activation becomes tanh (the parameters and their
+// initialisation are unchanged); 0: ReLU, the default
+void ctrl_mlp_set_tanh(ctrl_mlp *m, int on);
 // x (B, in), the same input for every member -> y (ens, B, out)
 void ctrl_mlp_forward(ctrl_mlp *m, const float *x, int B, float *y);
 // after forward on B rows: dy (ens, B, out) -> m->grads += dL/dparams (when

@@ -5,8 +5,9 @@
 //                                    obs 5, act 3; N rows): inputs, the CG
 //                                    solution, theta after, the step's info
 //   ctrl_hnpg_dump gae SEED          GAE on 3 episodes of random rewards/values
-//   ctrl_hnpg_dump critic SEED       hnpg_critic_fit (in 6, hidden 8, 2 layers; 10
-//                                    online + 7 offline rows, 5 steps, lr 0.01)
+//   ctrl_hnpg_dump critic SEED [TANH] hnpg_critic_fit (in 6, hidden 8, 2 layers,
+//                                    ReLU or with TANH 1 tanh; 10 online + 7
+//                                    offline rows, 5 steps, lr 0.01)
 //   ctrl_hnpg_dump env H SEED WRONG  comblock:H=H episodes with the right
 //                                    one-hot actions except a uniform one-hot
 //                                    wrong choice at step WRONG (-1: none); per
@@ -81,11 +82,12 @@ static int gae(uint64_t seed) {
     return 0;
 }
 
-static int critic(uint64_t seed) {
+static int critic(uint64_t seed, int tanh_act) {
     rlhf_rng r;
     rng_seed(&r, seed);
     ctrl_mlp q;
     ctrl_mlp_init(&q, 6, 8, 2, 1, 1, &r);
+    ctrl_mlp_set_tanh(&q, tanh_act);
     float *Xon = randn(&r, 60, 1.0f), *yon = randn(&r, 10, 1.0f);
     float *Xoff = randn(&r, 42, 1.0f), *yoff = randn(&r, 7, 1.0f);
     printf("{");
@@ -134,7 +136,8 @@ static int env(int H, uint64_t seed, int wrong) {
 int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[1], "npg")) return npg(strtoull(argv[2], 0, 10), atoi(argv[3]));
     if (argc >= 3 && !strcmp(argv[1], "gae")) return gae(strtoull(argv[2], 0, 10));
-    if (argc >= 3 && !strcmp(argv[1], "critic")) return critic(strtoull(argv[2], 0, 10));
+    if (argc >= 3 && !strcmp(argv[1], "critic"))
+        return critic(strtoull(argv[2], 0, 10), argc >= 4 && atoi(argv[3]));
     if (argc >= 5 && !strcmp(argv[1], "env"))
         return env(atoi(argv[2]), strtoull(argv[3], 0, 10), atoi(argv[4]));
     if (argc >= 5 && !strcmp(argv[1], "data")) {
@@ -166,7 +169,7 @@ int main(int argc, char **argv) {
                r.solved, r.episodes_to_solve, r.online_episodes, r.best_eval, r.seconds);
         return 0;
     }
-    fprintf(stderr, "usage: ctrl_hnpg_dump npg SEED N | gae SEED | critic SEED | env H SEED WRONG "
+    fprintf(stderr, "usage: ctrl_hnpg_dump npg SEED N | gae SEED | critic SEED [TANH] | env H SEED WRONG "
                     "| data ENV EPISODES PATH | train ENV HYBRID STEPS SEED [BATCH "
                     "OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]\n");
     return 2;
