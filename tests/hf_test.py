@@ -364,6 +364,21 @@ def check_hf_export(tmp, made):
         inf = info(ours_dir)
         report(f"info_ours_{name}", inf["format"] == "rlhf.c checkpoint" and inf["dtype"] == "F32" and
                inf["n_params"] == sum(v.size for v in orig.values()), json.dumps(inf))
+        if mt == "gpt2":  # every dtype at once: the list outgrows info's 32 bytes, cut, not overrun
+            many = os.path.join(tmp, name + "_many_dtypes")
+            shutil.copytree(ours_dir, many)
+            kinds = ["F64", "F32", "F16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL"]
+            mixed = {k: orig[k].astype(st_io._DT[kinds[i % len(kinds)]]) for i, k in enumerate(sorted(orig))}
+            st_io.save(os.path.join(many, "model.safetensors"), mixed)
+            rc, iout, err = cli("info", "--model", many, "--json")
+            mi = json.loads(iout) if rc == 0 else {}
+            got = mi.get("dtype", "")
+            # (the old builder ran past dtype[32] into n_files, n_tensors and n_params)
+            report(f"info_ours_{name}_many_dtypes", rc == 0 and 0 < len(got) <= 31 and
+                   got.startswith("F64+F32+F16") and all(x in kinds for x in got.split("+")) and
+                   mi.get("n_files") == 1 and mi.get("n_tensors") == len(orig) and
+                   mi.get("n_params") == sum(v.size for v in orig.values()),
+                   f"rc {rc} {got!r} {mi.get('n_files')} {mi.get('n_params')} {err[-300:]}")
         if mt == "gpt2":  # vocab.json + merges.txt get a tokenizer_config.json for AutoTokenizer
             with open(os.path.join(out, "tokenizer_config.json")) as f:
                 tc = json.load(f)

@@ -148,9 +148,12 @@ int fmt_same_shape(const st_entry *e, const rlhf_tensor *t, char got[128], char 
 void fmt_dtype_names(char *out, size_t n, unsigned mask) {
     size_t o = 0;
     if (n) out[0] = 0;
-    for (int d = 0; d < ST_NUM_DTYPES && o < n; d++)
-        if (mask & (1u << d))
-            o += (size_t)snprintf(out + o, n - o, "%s%s", o ? "+" : "", st_dtype_name((st_dtype)d));
+    for (int d = 0; d < ST_NUM_DTYPES; d++) {
+        if (!(mask & (1u << d))) continue;
+        const char *name = st_dtype_name((st_dtype)d);
+        if (o + (o > 0) + strlen(name) >= n) break; // whole names only
+        o += (size_t)snprintf(out + o, n - o, "%s%s", o ? "+" : "", name);
+    }
 }
 
 // ------------------------------------------------------- dispatch, inspect --

@@ -157,7 +157,8 @@ void fmt_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 // for the caller's refusal (got: the file's, want: t's; 128 bytes each)
 int fmt_same_shape(const st_entry *e, const rlhf_tensor *t, char got[128], char want[128]);
 // the names of the dtypes whose bit is set in mask (bit d: st_dtype d), joined
-// by '+', into out (n bytes; "" for none)
+// by '+', into out (n bytes; "" for none); the names that do not fit whole are
+// left out
 void fmt_dtype_names(char *out, size_t n, unsigned mask);
 
 #endif
