@@ -456,8 +456,8 @@ static int h2o_update(void *agent, const ctrl_batch *b, rlhf_rng *rng, ctrl_metr
 
     g->steps += 1.0f;
     int t = (int)g->steps;
-    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t =
-        t - 1; // ctrl_adam_step counts t up
+    // ctrl_adam_step counts t up
+    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t = t - 1;
     if (g->c.autotune_alpha)
         ctrl_adam_step(&g->net.alpha_opt, &g->net.log_alpha, &g->net.dlog_alpha);
     ctrl_adam_step(&g->net.actor_opt, g->net.actor.params, g->net.actor.grads);

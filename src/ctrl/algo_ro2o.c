@@ -405,8 +405,8 @@ static int ro2o_update(void *agent, const ctrl_batch *gb, rlhf_rng *rng, ctrl_me
     ctrl_batch lb = ctrl_share_batch(gb, sh);
     ro2o_noise z = noise_at(g, gb->B, sh.lo);
     int t = (int)g->steps + 1;
-    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t =
-        t - 1; // ctrl_adam_step counts t up
+    // ctrl_adam_step counts t up
+    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t = t - 1;
     double beta = (double)c->ro2o_beta - (double)c->ro2o_beta_decay * (t - 1);
     if (beta < c->ro2o_beta_min) beta = c->ro2o_beta_min;
     int n = g->n;

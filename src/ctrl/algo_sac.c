@@ -193,8 +193,8 @@ static double mean_of(const float *v, long n) {
 static void sac_steps(sac_agent *g, ctrl_share sh) {
     g->steps += 1.0f;
     int t = (int)g->steps;
-    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t =
-        t - 1; // ctrl_adam_step counts t up
+    // ctrl_adam_step counts t up
+    g->net.actor_opt.t = g->net.critic_opt.t = g->net.alpha_opt.t = t - 1;
     if (g->c.autotune_alpha) {
         ctrl_share_grads(sh, &g->net.dlog_alpha, 1);
         ctrl_adam_step(&g->net.alpha_opt, &g->net.log_alpha, &g->net.dlog_alpha);
