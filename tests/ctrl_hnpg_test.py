@@ -242,6 +242,16 @@ def check_env():
            "only with the right sequence)", "; ".join(problems[:5]))
 
 
+def check_env_raw():
+    """The lock reads actions unclipped, as the authors' step does: right entry 1.5, one wrong
+    entry 1.2, the rest -5 -> the right choice with probability 1/(1+e^-3) = 0.953; clipped to the
+    [0, 1] box both would be 1 (about 1/2)."""
+    d = tool("envraw", 7)[0]
+    frac = d["right"] / d["n"]
+    report(0.90 <= frac <= 0.99, "ctrl_hnpg comblock takes actions unclipped (softmax of the raw values)",
+           f"right {d['right']}/{d['n']} = {frac:.3f} (unclipped 0.953, clipped 0.5)")
+
+
 def synthetic(hnpg_solved, npg_solved, Hs=(5, 10), seeds=(1, 2, 3)):
     """Rows in the study's format; *_solved(H, seed) says whether that run solved."""
     out = []
@@ -358,7 +368,7 @@ def check_study():
 if __name__ == "__main__":
     relu_critic, tanh_critic = (lambda: check_critic(False)), (lambda: check_critic(True))
     relu_critic.__name__, tanh_critic.__name__ = "check_critic_relu", "check_critic_tanh"
-    for f in (check_npg, check_gae, relu_critic, tanh_critic, check_env, check_ckpt, check_study):
+    for f in (check_npg, check_gae, relu_critic, tanh_critic, check_env, check_env_raw, check_ckpt, check_study):
         try:
             f()
         except Exception as e:  # noqa: BLE001

@@ -2,7 +2,7 @@
 // dispatches by name to the file that builds it (env_classic.c, env_mujoco.c,
 // env_external.c); reset and step here do what is common to all of them:
 // refuse non-finite actions, clip to the action bounds (Gymnasium's ClipAction
-// wrapper), count steps and report the time limit as `truncated` (Gymnasium's
+// wrapper; not for an environment with raw_actions), count steps and report the time limit as `truncated` (Gymnasium's
 // TimeLimit wrapper).
 #include "ctrl/env.h"
 #include "ctrl/env_comblock.h"
@@ -139,7 +139,8 @@ int ctrl_env_step(ctrl_env *e, const float *action, float *obs, ctrl_step_info *
         if (!isfinite(action[i]))
             return rlhf_fail(err, "env \"%s\": step %d: action[%d] is %g, not a finite number",
                              e->name, e->t, i, (double)action[i]);
-        a[i] = action[i] < e->act_low[i]    ? e->act_low[i]
+        a[i] = e->raw_actions                ? action[i]
+               : action[i] < e->act_low[i]  ? e->act_low[i]
                : action[i] > e->act_high[i] ? e->act_high[i]
                                             : action[i];
     }

@@ -7,7 +7,7 @@
 //
 // Conventions (Gymnasium's): reset gives the first observation; step applies
 // an action (clipped to [act_low, act_high] by ctrl_env_step, as Gymnasium's
-// ClipAction wrapper would) and reports reward, an optional cost (safe RL; 0
+// ClipAction wrapper would, unless the environment sets raw_actions) and reports reward, an optional cost (safe RL; 0
 // where the task has none), `terminated` (a terminal state: no bootstrapping)
 // and `truncated` (the time limit max_episode_steps was reached).
 #ifndef RLHF_CTRL_ENV_H
@@ -29,7 +29,8 @@ typedef struct ctrl_env ctrl_env;
 typedef struct {
     // first observation of an episode -> obs (obs_dim); draws from e->rng
     int (*reset)(ctrl_env *e, float *obs, rlhf_err *err);
-    // one step with an action already clipped to the bounds; fills obs (obs_dim),
+    // one step with an action already clipped to the bounds (unless e->raw_actions);
+    // fills obs (obs_dim),
     // info->reward, info->cost, info->terminated (ctrl_env_step sets truncated)
     int (*step)(ctrl_env *e, const float *action, float *obs, ctrl_step_info *info,
                 rlhf_err *err);
@@ -45,6 +46,9 @@ struct ctrl_env {
     float act_low[CTRL_MAX_DIM], act_high[CTRL_MAX_DIM];
     int max_episode_steps;    // Gymnasium's TimeLimit (0: none)
     int has_cost;             // the task defines a per-step cost: datasets keep a "costs" column
+    // 1: step takes actions unclipped; the box is what policies aim for, not a
+    // limit (the combination lock: its authors' softmax reads the raw values)
+    int raw_actions;
     int t;                    // steps taken in the current episode
     rlhf_rng rng;             // the environment's stream (initial states, noise)
     const ctrl_env_ops *ops;

@@ -152,6 +152,7 @@ int ctrl_env_comblock_make(const char *name, ctrl_env *e, rlhf_err *err) {
     e->obs_dim = dim;
     e->act_dim = LOCK_K;
     for (int k = 0; k < LOCK_K; k++) e->act_low[k] = 0.0f, e->act_high[k] = 1.0f;
+    e->raw_actions = 1; // the authors' Box(0, 1) is not enforced: softmax(a / 0.1) of any a
     e->max_episode_steps = H;
     return 0;
 }

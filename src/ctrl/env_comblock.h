@@ -4,8 +4,9 @@
 //
 //   latent states A, B (good) and C (dead), time h = 0 .. H-1; the episode
 //   starts in A or B (probability 1/2 each). An action is a vector of K = 10
-//   numbers in [0, 1]; the environment turns it into one of K discrete
-//   choices by sampling softmax(action / 0.1). The right choice at (A, h) is
+//   numbers (the box says [0, 1], but as in the authors' code it is not
+//   enforced: raw_actions, no clipping); the environment turns it into one of
+//   K discrete choices by sampling softmax(action / 0.1). The right choice at (A, h) is
 //   opt_a[h], at (B, h) opt_b[h]: then the next latent is A or B (a fair
 //   coin); any other choice, or any choice in C, leads to C for good. Reward
 //   comes only at the last step: 1 for the right choice in A or B, else 0.1

@@ -8,6 +8,8 @@
 //   ctrl_hnpg_dump critic SEED [TANH] hnpg_critic_fit (in 6, hidden 8, 2 layers,
 //                                    ReLU or with TANH 1 tanh; 10 online + 7
 //                                    offline rows, 5 steps, lr 0.01)
+//   ctrl_hnpg_dump envraw SEED       400 one-step locks with actions outside the box:
+//                                    how often the right choice won (unclipped)
 //   ctrl_hnpg_dump env H SEED WRONG  comblock:H=H episodes with the right
 //                                    one-hot actions except a uniform one-hot
 //                                    wrong choice at step WRONG (-1: none); per
@@ -133,11 +135,38 @@ static int env(int H, uint64_t seed, int wrong) {
     return 0;
 }
 
+// N one-step episodes of comblock:H=1 with the right choice's entry 1.5, one
+// wrong entry 1.2 and the rest -5 (outside the [0, 1] box): prints how often
+// the right one was chosen (unclipped, softmax(a / 0.1) picks it with
+// probability 1 / (1 + e^-3) = 0.953; clipped to the box, about 1/2)
+static int envraw(uint64_t seed, int N) {
+    ctrl_env *e;
+    rlhf_err err;
+    if (ctrl_env_make("comblock:H=1", &e, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    ctrl_env_seed(e, seed);
+    float obs[CTRL_MAX_DIM], a[10];
+    int right = 0;
+    for (int i = 0; i < N; i++) {
+        int latent, hh, best;
+        ctrl_env_reset(e, obs, &err);
+        ctrl_comblock_state(e, &latent, &hh, &best, &err);
+        for (int j = 0; j < 10; j++) a[j] = -5.0f;
+        a[best] = 1.5f, a[(best + 1) % 10] = 1.2f;
+        ctrl_step_info info;
+        if (ctrl_env_step(e, a, obs, &info, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+        right += ctrl_comblock_last_choice(e) == best;
+    }
+    printf("{\"n\":%d,\"right\":%d}\n", N, right);
+    ctrl_env_free(e);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[1], "npg")) return npg(strtoull(argv[2], 0, 10), atoi(argv[3]));
     if (argc >= 3 && !strcmp(argv[1], "gae")) return gae(strtoull(argv[2], 0, 10));
     if (argc >= 3 && !strcmp(argv[1], "critic"))
         return critic(strtoull(argv[2], 0, 10), argc >= 4 && atoi(argv[3]));
+    if (argc >= 3 && !strcmp(argv[1], "envraw")) return envraw(strtoull(argv[2], 0, 10), 400);
     if (argc >= 5 && !strcmp(argv[1], "env"))
         return env(atoi(argv[2]), strtoull(argv[3], 0, 10), atoi(argv[4]));
     if (argc >= 5 && !strcmp(argv[1], "data")) {
@@ -169,7 +198,7 @@ int main(int argc, char **argv) {
                r.solved, r.episodes_to_solve, r.online_episodes, r.best_eval, r.seconds);
         return 0;
     }
-    fprintf(stderr, "usage: ctrl_hnpg_dump npg SEED N | gae SEED | critic SEED [TANH] | env H SEED WRONG "
+    fprintf(stderr, "usage: ctrl_hnpg_dump npg SEED N | gae SEED | critic SEED [TANH] | env H SEED WRONG | envraw SEED "
                     "| data ENV EPISODES PATH | train ENV HYBRID STEPS SEED [BATCH "
                     "OFFLINE_EPISODES MAX_KL CRITIC_STEPS CRITIC_LR]\n");
     return 2;
