@@ -20,7 +20,15 @@ smoke run end to end.
    1500-step SAC collect on halfcheetah, 200 steps per arm, 2 seeds): every
    arm gives a row per seed evaluated in the real halfcheetah, trained in the
    simulator (h2o, sim_only) or the real env (offline), and --from
-   results.jsonl gives the same verdict. Skipped without MuJoCo.
+   results.jsonl gives the same verdict. It runs on the medium-replay level
+   (--level medium-replay, the authors' kind of data): h2o's and offline's
+   runs read medium-replay.hdf5, every row records the level, and
+   verdict.json, table.txt and the verdict's text name it. Skipped without
+   MuJoCo.
+5. --level: rows from before it (no "level") read as medium; a level that
+   is not one of collect's five, and --level on a study that trains on no one
+   level, are refused naming --level before any results are written.
+   The pendulum smoke run (2.) runs the default: medium.hdf5, rows "medium".
 """
 import json
 import os
@@ -89,6 +97,34 @@ def task_refused(tmp):
            "; ".join(why))
 
 
+def level_flag(tmp):
+    """old rows read as medium; bad --level values refused before anything is written"""
+    src = f"{tmp}/old.jsonl"
+    write(src, synth(70, 30, 50))
+    p = run("study", "h2o", "--from", src, "--out", f"{tmp}/old", check=False)
+    v = json.load(open(f"{tmp}/old/verdict.json")) if p.returncode == 0 else {}
+    report(v.get("level") == "medium" and "(medium level)" in v.get("text", ""),
+           "study_h2o --from rows without a level: medium", str(v)[:600] or p.stderr[-400:])
+    why = []
+    for study, level in (("h2o", "expertish"), ("h2o", ""), ("wsrl", "Medium"),
+                         ("online-vs-offline", "medium"), ("neorl", "medium")):
+        out = f"{tmp}/level-{len(why)}-{study}"
+        p = run("study", study, "--level", level, "--out", out, "--seeds", "1", check=False, timeout=60)
+        if p.returncode == 0 or f"--level {level}" not in p.stderr or os.path.exists(f"{out}/results.jsonl"):
+            why.append(f"{study} --level {level!r}: rc {p.returncode}, {p.stderr[-300:]}")
+        elif study in ("h2o", "wsrl") and "medium-replay" not in p.stderr:
+            why.append(f"{study} --level {level!r} does not list the levels: {p.stderr[-300:]}")
+    report(not why, "study --level: an unknown level (h2o, wsrl) and a study without levels refused",
+           "; ".join(why))
+
+
+def dataset_of(run_dir):
+    try:
+        return json.load(open(f"{run_dir}/config.json")).get("dataset", "")
+    except (OSError, ValueError):
+        return ""
+
+
 def smoke():
     base = os.path.join(ROOT, BUILD, "tmp", "study-ctrl-base")
     os.makedirs(base, exist_ok=True)
@@ -113,8 +149,12 @@ def smoke():
     for m, env_name in (("h2o", "pendulum:gravity=20"), ("sim_only", "pendulum:gravity=20"),
                         ("offline", "pendulum")):
         got = [r for r in rs if r["method"] == m]
-        if len(got) != 2 or not all("score" in r and r.get("train_env") == env_name for r in got):
+        if len(got) != 2 or not all("score" in r and r.get("train_env") == env_name
+                                    and r.get("level") == "medium" for r in got):
             why.append(f"{m}: {got}")
+    for m in ("h2o", "offline"):
+        if not dataset_of(f"{out}/runs/seed1/{m}").endswith("/medium.hdf5"):
+            why.append(f"{m} read {dataset_of(f'{out}/runs/seed1/{m}')!r}, not medium.hdf5")
     v = json.load(open(f"{out}/verdict.json"))
     report(not why and v["verdict"] in ("supported", "not supported", "inconclusive"),
            f"study_h2o smoke: 3 arms x 2 seeds evaluated in the real env ({time.time() - t0:.1f} s)",
@@ -133,7 +173,7 @@ def mujoco_smoke():
     sim = "halfcheetah:gravity=2"
     t0 = time.time()
     p = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", "h2o", "--task", sim, "--base", base,
-                        "--out", out, "--seeds", "2", "--overwrite_output_dir"],
+                        "--out", out, "--seeds", "2", "--overwrite_output_dir", "--level", "medium-replay"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if p.returncode and "without MuJoCo" in p.stderr:
         print("SKIP study_h2o MuJoCo smoke: built without MuJoCo")
@@ -146,8 +186,12 @@ def mujoco_smoke():
     for m, env_name in (("h2o", sim), ("sim_only", sim), ("offline", "halfcheetah")):
         got = [r for r in rs if r["method"] == m]
         if len(got) != 2 or not all("score" in r and r.get("train_env") == env_name
-                                    and r.get("real_env") == "halfcheetah" for r in got):
+                                    and r.get("real_env") == "halfcheetah"
+                                    and r.get("level") == "medium-replay" for r in got):
             why.append(f"{m}: {got}")
+    for m in ("h2o", "offline"):
+        if not dataset_of(f"{out}/runs/seed1/{m}").endswith("/medium-replay.hdf5"):
+            why.append(f"{m} read {dataset_of(f'{out}/runs/seed1/{m}')!r}, not medium-replay.hdf5")
     evals = sorted(os.listdir(f"{out}/logs/eval/seed1")) if os.path.isdir(f"{out}/logs/eval/seed1") else []
     v = json.load(open(f"{out}/verdict.json"))
     again = f"{out}-from"
@@ -156,11 +200,15 @@ def mujoco_smoke():
     w = json.load(open(f"{again}/verdict.json")) if q.returncode == 0 else {}
     if (w.get("verdict"), w.get("text")) != (v["verdict"], v["text"]):
         why.append(f"--from gives {w.get('verdict')}: {w.get('text')} against {v['verdict']}: {v['text']}")
-    if "(halfcheetah)" not in v["text"] or f"({sim})" not in v["text"]:
-        why.append(f"verdict text {v['text']}")
+    if "(halfcheetah)" not in v["text"] or f"({sim})" not in v["text"] \
+            or "(medium-replay level)" not in v["text"] or v.get("level") != "medium-replay":
+        why.append(f"verdict {v}")
+    table = open(f"{out}/table.txt").read()
+    if "data: medium-replay\n" not in table:
+        why.append(f"table.txt: {table[:400]}")
     report(not why and "h2o.out" in evals,
-           f"study_h2o MuJoCo smoke: {sim} against halfcheetah, 3 arms x 2 seeds evaluated in the real env, "
-           f"--from agrees ({time.time() - t0:.1f} s)", "; ".join(why)[:1200] or f"no real-env eval logs: {evals}")
+           f"study_h2o MuJoCo smoke: {sim} against halfcheetah on medium-replay data, 3 arms x 2 seeds "
+           f"evaluated in the real env, --from agrees ({time.time() - t0:.1f} s)", "; ".join(why)[:1200] or f"no real-env eval logs: {evals}")
     shutil.rmtree(again, ignore_errors=True)
 
 
@@ -169,6 +217,7 @@ def main():
         verdicts(tmp)
         task_names(tmp)
         task_refused(tmp)
+        level_flag(tmp)
     smoke()
     mujoco_smoke()
     return exit_code()

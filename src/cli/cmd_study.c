@@ -32,6 +32,10 @@ int cmd_study(int argc, char **argv) {
          "the study's setting, for a study that has several (h2o: the simulator, a gapped env "
          "such as halfcheetah:gravity=2, against the real env named before ':'; default: the "
          "study's own)"},
+        {"level", FLAG_STR, &o.level,
+         "the dataset level, for a control study that trains on one (random, medium, "
+         "medium-replay, expert or medium-expert of our SAC agent's data; default: the study's "
+         "own, e.g. h2o medium, wsrl medium-replay)"},
         {"overwrite_output_dir", FLAG_BOOL, &o.overwrite,
          "replace an earlier study's results in --out"},
         {"list", FLAG_BOOL, &list, "list the studies"},

@@ -287,6 +287,8 @@ void study_row(study_ctx *c, const char *study, cJSON *row) {
         cJSON_AddStringToObject(row, "study", study);
     if (!cJSON_GetObjectItemCaseSensitive(row, "t"))
         cJSON_AddNumberToObject(row, "t", round((time_now() - c->t0) * 10) / 10);
+    if (c->level[0] && !cJSON_GetObjectItemCaseSensitive(row, "level"))
+        cJSON_AddStringToObject(row, "level", c->level);
     char *s = cJSON_PrintUnformatted(row);
     if (c->results) {
         fprintf(c->results, "%s\n", s);
@@ -303,6 +305,12 @@ double study_num(const cJSON *row, const char *key) {
 const char *study_str(const cJSON *row, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, key);
     return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+const char *study_level(const cJSON *rows, const char *dflt) {
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) if (*study_str(row, "level")) return study_str(row, "level");
+    return dflt;
 }
 
 const char *study_outcome_name(study_outcome o) {

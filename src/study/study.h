@@ -45,6 +45,7 @@ typedef struct {
     FILE *results;    // OUT/results.jsonl, appended by study_row
     double t0;        // start time (seconds), for "seconds" in rows
     char task[256];   // --task: the study's setting ("": its default; see study_def.check_task)
+    char level[32];   // --level: the dataset level a control study trains on (study_def.level)
 } study_ctx;
 
 // ------------------------------------------------------- running commands --
@@ -106,14 +107,18 @@ typedef struct {
 int study_eval(study_ctx *c, const char *model, const char *proxy_rm, uint64_t seed,
                study_point *pt, rlhf_err *err);
 
-// Appends one row to results.jsonl (adds "study": NAME and "t": seconds since
-// the start unless present) and frees it. Rows are flushed as they come, so a
-// study stopped half-way keeps what it measured.
+// Appends one row to results.jsonl (adds "study": NAME, "t": seconds since
+// the start and, in a study with a dataset level, "level" unless present) and
+// frees it. Rows are flushed as they come, so a study stopped half-way keeps
+// what it measured.
 void study_row(study_ctx *c, const char *study, cJSON *row);
 // A row's number field, or NAN when absent or not a number.
 double study_num(const cJSON *row, const char *key);
 // A row's string field, or "" when absent.
 const char *study_str(const cJSON *row, const char *key);
+// The dataset level the rows name ("level" of the first row that has one),
+// else dflt (rows from before --level).
+const char *study_level(const cJSON *rows, const char *dflt);
 
 // --------------------------------------------------------------- verdicts --
 typedef enum {
@@ -149,6 +154,10 @@ typedef struct {
     // one it can run, else -1 + err naming --task and what it takes. NULL: the
     // study has one setting and --task is refused.
     int (*check_task)(const char *task, rlhf_err *err);
+    // a control study that trains on one level of study_ctrl_collect's datasets:
+    // the level it uses unless `--level` names another (study_ctrl_level_check
+    // lists them). NULL: the study takes no --level.
+    const char *level;
 } study_def;
 
 const study_def *study_find(const char *name); // NULL when there is no such study
@@ -156,16 +165,17 @@ const study_def *study_at(int i);              // i-th study, NULL past the end
 
 // ---------------------------------------------------------- the command --
 typedef struct {
-    const char *name; // the study
-    const char *out;  // --out
-    const char *base; // --base (NULL: OUT/base)
-    const char *from; // --from: recompute verdict and report from this results file
-    int quick;        // --quick
-    int seeds;        // --seeds (0: the default)
-    uint64_t seed;    // --seed
-    int overwrite;    // --overwrite_output_dir: replace an earlier results.jsonl in --out
-    const char *rlhf; // the binary to run (NULL: /proc/self/exe)
-    const char *task; // --task: the study's setting (NULL: its default)
+    const char *name;  // the study
+    const char *out;   // --out
+    const char *base;  // --base (NULL: OUT/base)
+    const char *from;  // --from: recompute verdict and report from this results file
+    int quick;         // --quick
+    int seeds;         // --seeds (0: the default)
+    uint64_t seed;     // --seed
+    int overwrite;     // --overwrite_output_dir: replace an earlier results.jsonl in --out
+    const char *rlhf;  // the binary to run (NULL: /proc/self/exe)
+    const char *task;  // --task: the study's setting (NULL: its default)
+    const char *level; // --level: the dataset level (NULL: the study's study_def.level)
 } study_cmd;
 
 // Runs a study (or, with from, only its verdict and report): results.jsonl,

@@ -9,6 +9,7 @@
 
 #include "io/file.h"
 #include "study/study.h"
+#include "study/study_ctrl.h"
 
 // OUT/figure.svg: the page's first plot, for READMEs and docs
 static int write_figure(const char *out, rlhf_err *err) {
@@ -120,9 +121,11 @@ static int write_table(const study_def *d, const cJSON *rows, const study_verdic
     size_t cap = 4096 + (size_t)nr * nk * 16;
     for (int i = 0; i < nr * nk; i++) cap += strlen(cells[i]) + 2;
     char *s = xmalloc(cap);
-    size_t n = (size_t)snprintf(s, cap, "study: %s\npaper: %s\nclaim: %s\nverdict: %s — %s\n%s\n\n",
-                                d->name, d->paper, d->claim, study_outcome_name(v->outcome),
-                                v->figure, v->text);
+    size_t n =
+        (size_t)snprintf(s, cap, "study: %s\npaper: %s\nclaim: %s\n", d->name, d->paper, d->claim);
+    if (d->level) n += (size_t)snprintf(s + n, cap - n, "data: %s\n", study_level(rows, d->level));
+    n += (size_t)snprintf(s + n, cap - n, "verdict: %s — %s\n%s\n\n",
+                          study_outcome_name(v->outcome), v->figure, v->text);
     int width[24];
     for (int k = 0; k < nk; k++) {
         width[k] = (int)strlen(keys[k]);
@@ -155,6 +158,11 @@ static int write_page(const study_def *d, const cJSON *rows, const study_verdict
     report_p(p, line);
     snprintf(line, sizeof line, "Claim: %s", d->claim);
     report_p(p, line);
+    if (d->level) {
+        snprintf(line, sizeof line, "Data: our SAC agent's %s level (--level)",
+                 study_level(rows, d->level));
+        report_p(p, line);
+    }
     snprintf(line, sizeof line, "Verdict of this run: %s — %s", study_outcome_name(v->outcome),
              v->figure);
     report_h(p, 2, line);
@@ -187,6 +195,7 @@ int study_write_report(const study_def *d, const cJSON *rows, const char *out, d
     cJSON_AddStringToObject(j, "study", d->name);
     cJSON_AddStringToObject(j, "paper", d->paper);
     cJSON_AddStringToObject(j, "claim", d->claim);
+    if (d->level) cJSON_AddStringToObject(j, "level", study_level(rows, d->level));
     cJSON_AddStringToObject(j, "verdict", study_outcome_name(v->outcome));
     cJSON_AddStringToObject(j, "figure", v->figure);
     cJSON_AddStringToObject(j, "text", v->text);
@@ -205,7 +214,7 @@ int study_write_report(const study_def *d, const cJSON *rows, const char *out, d
     return rc;
 }
 
-static int setup_ctx(study_ctx *c, const study_cmd *o, rlhf_err *err) {
+static int setup_ctx(study_ctx *c, const study_def *d, const study_cmd *o, rlhf_err *err) {
     memset(c, 0, sizeof *c);
     snprintf(c->out, sizeof c->out, "%s", o->out);
     if (o->base)
@@ -227,6 +236,7 @@ static int setup_ctx(study_ctx *c, const study_cmd *o, rlhf_err *err) {
     c->n_eval = o->quick ? 100 : 300;
     c->eval_samples = o->quick ? 4 : 8;
     snprintf(c->task, sizeof c->task, "%s", o->task ? o->task : "");
+    snprintf(c->level, sizeof c->level, "%s", o->level ? o->level : d->level ? d->level : "");
     c->t0 = time_now();
     return make_dirs(c->out, err);
 }
@@ -253,9 +263,20 @@ static int check_task(const study_def *d, const char *task, rlhf_err *err) {
     if (!d->check_task)
         return rlhf_fail(err, "study: --task %s: study %s has one setting and takes no --task",
                          task, d->name);
-    if (strlen(task) >= sizeof ((study_ctx *)0)->task)
+    if (strlen(task) >= sizeof((study_ctx *)0)->task)
         return rlhf_fail(err, "study: --task is too long (%zu characters)", strlen(task));
     return d->check_task(task, err);
+}
+
+// --level: a study that trains on one dataset level takes another of them
+static int check_level(const study_def *d, const char *level, rlhf_err *err) {
+    if (!level) return 0;
+    if (!d->level)
+        return rlhf_fail(err,
+                         "study: --level %s: study %s does not train on one dataset level and "
+                         "takes no --level",
+                         level, d->name);
+    return study_ctrl_level_check(level, err);
 }
 
 // The children's GEMM paths: the built-in ones (RLHF_GEMM=fixed, src/nn/gemm.c) unless
@@ -274,9 +295,9 @@ int study_command(const study_cmd *o, rlhf_err *err) {
         return rlhf_fail(err, "study: unknown study \"%s\" (rlhf study --list)",
                          o->name ? o->name : "");
     if (!o->out) return rlhf_fail(err, "study: --out DIR is required");
-    if (check_task(d, o->task, err)) return -1;
+    if (check_task(d, o->task, err) || check_level(d, o->level, err)) return -1;
     study_ctx c;
-    if (setup_ctx(&c, o, err)) return -1;
+    if (setup_ctx(&c, d, o, err)) return -1;
     double seconds = 0;
     char results[1200];
     snprintf(results, sizeof results, "%s/results.jsonl", c.out);

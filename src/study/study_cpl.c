@@ -47,7 +47,7 @@ typedef struct {
 } cpl_plan;
 
 static cpl_plan plan_of(const study_ctx *c) {
-    cpl_plan p = {.data = study_ctrl_data_of(c), .level = "medium-replay", .segment = 64};
+    cpl_plan p = {.data = study_ctrl_data_of(c), .level = c->level, .segment = 64};
     switch (study_ctrl_size_of(c)) {
     case STUDY_CTRL_SMOKE:
         p.offline_steps = 60, p.bc_steps = 20, p.segment = 32, p.pairs = 200, p.cpl_batch = 4;
@@ -82,7 +82,6 @@ static int train_one(study_ctx *c, const cpl_plan *pl, int m, const char *datase
     if (study_ctrl_train(c, name, &a, NULL, 0, &r, err)) return -1;
     cJSON *row = study_ctrl_row(METHOD[m], seed, &r);
     cJSON_AddStringToObject(row, "phase", "final");
-    cJSON_AddStringToObject(row, "data", pl->level);
     study_row(c, NAME, row);
     return 0;
 }
@@ -95,8 +94,7 @@ static int run_seed(study_ctx *c, const cpl_plan *pl, const char *collect_dir, c
     // the pairs file lies beside the dataset: a link per seed keeps seeds apart
     snprintf(link, sizeof link, "%s/%s.hdf5", dir, pl->level);
     unlink(link);
-    if (symlink(file, link))
-        return rlhf_fail(err, "study cpl: cannot link %s to %s", link, file);
+    if (symlink(file, link)) return rlhf_fail(err, "study cpl: cannot link %s to %s", link, file);
     snprintf(oracle, sizeof oracle, "%s/sac", collect_dir);
     study_args a = {0};
     study_add(&a, "ctrl", "prefs", "--dataset", link, "--oracle", oracle, NULL);
@@ -150,8 +148,8 @@ static int cpl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     variant_vs_bc(rows, M_CPL_KL, kl, sizeof kl);
     variant_vs_bc(rows, M_CPL_RANKED, ranked, sizeof ranked);
     v->outcome = study_ctrl_outcome(&bc);
-    snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (CPL - BC, %d seeds)", bc.mean,
-             bc.se, bc.n);
+    snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (CPL - BC, %d seeds)", bc.mean, bc.se,
+             bc.n);
     snprintf(v->text, sizeof v->text,
              "Final normalised score (mean ± se over seeds): CPL from segment preferences %.1f ± "
              "%.1f, BC on the same rows %.1f ± %.1f, IQL on the hidden rewards %.1f ± %.1f. CPL "
@@ -167,8 +165,8 @@ static int cpl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
 // ----------------------------------------------------------------- report --
 static int cpl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    report_p(p, "Five offline learners on the same dataset (our SAC agent's medium-replay "
-                "level): CPL from pairs of segments labelled by the SAC agent's regret "
+    report_p(p, "Five offline learners on the same dataset: CPL from pairs of segments labelled by "
+                "the SAC agent's regret "
                 "(rlhf ctrl prefs), CPL-KL and CPL with ranked batches from the same pairs, BC "
                 "cloning every row, and IQL with the rewards the CPL variants never see. Final "
                 "normalised score, mean ± se over seeds.");
@@ -188,4 +186,5 @@ const study_def study_cpl = {
     .verdict = cpl_verdict,
     .report = cpl_report,
     .no_sandbox = 1,
+    .level = "medium-replay",
 };

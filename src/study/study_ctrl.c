@@ -63,6 +63,17 @@ void study_ctrl_level(const char *dir, const char *level, char *out, size_t n) {
     snprintf(out, n, "%s/%s.hdf5", dir, level);
 }
 
+int study_ctrl_level_check(const char *level, rlhf_err *err) {
+    static const char *const LEVELS[] = {"random", "medium", "medium-replay", "expert",
+                                         "medium-expert"};
+    for (size_t i = 0; i < sizeof LEVELS / sizeof *LEVELS; i++)
+        if (!strcmp(level, LEVELS[i])) return 0;
+    return rlhf_fail(err,
+                     "--level %s: the dataset levels are random, medium, medium-replay, expert "
+                     "and medium-expert (rlhf ctrl collect)",
+                     level);
+}
+
 int study_ctrl_refs(const char *dir, double *ref_random, double *ref_expert, rlhf_err *err) {
     char path[1400];
     snprintf(path, sizeof path, "%s/collect.json", dir);

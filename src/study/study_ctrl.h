@@ -60,6 +60,9 @@ void study_ctrl_common(study_args *a, const char *algo, const study_ctrl_data *d
 
 // dir/LEVEL.hdf5 (level: random, medium, medium-replay, expert, medium-expert)
 void study_ctrl_level(const char *dir, const char *level, char *out, size_t n);
+// 0 when level is one of the levels above (what `rlhf study --level` takes),
+// else -1 + err naming --level and the levels.
+int study_ctrl_level_check(const char *level, rlhf_err *err);
 
 // The reference returns collect recorded (dir/collect.json); -1 + err when missing.
 int study_ctrl_refs(const char *dir, double *ref_random, double *ref_expert, rlhf_err *err);

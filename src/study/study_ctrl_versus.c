@@ -35,7 +35,7 @@ int study_ctrl_versus_run(study_ctx *c, const study_ctrl_versus *v, rlhf_err *er
     study_ctrl_data d = study_ctrl_data_of(c);
     char dir[1200], data[1300];
     if (study_ctrl_collect(c, &d, dir, sizeof dir, err)) return -1;
-    study_ctrl_level(dir, "medium", data, sizeof data);
+    study_ctrl_level(dir, c->level, data, sizeof data);
     for (int s = 0; s < c->n_seeds; s++) {
         fprintf(stderr, "study %s (%s): seed %d of %d\n", v->name,
                 study_ctrl_size_name(study_ctrl_size_of(c)), s + 1, c->n_seeds);

@@ -3,7 +3,7 @@
 // environments (study_ctrl.h: pendulum for --quick, hopper for the full
 // version when the build has MuJoCo).
 //
-// One dataset (our SAC agent's medium level); per seed, two arms of
+// One dataset (our SAC agent's medium level, or --level); per seed, two arms of
 // `rlhf ctrl train` with the same seed, data, offline updates and online
 // budget: IQL (one fixed balance, beta = 3) and FamO2O (IQL with a family of policies
 // and a balance model choosing beta per state; famo2o_uniform_steps = the offline
@@ -54,4 +54,5 @@ const study_def study_famo2o = {
     .verdict = verdict,
     .report = report,
     .no_sandbox = 1,
+    .level = "medium",
 };

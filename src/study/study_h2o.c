@@ -6,7 +6,8 @@
 // pendulum (the paper's 2x-gravity gap on our cheapest task); the paper's own
 // settings are MuJoCo: halfcheetah:gravity=2 (its headline),
 // walker2d:friction=0.3, halfcheetah:joint_noise=1. Real data: our SAC
-// agent's medium level on the real env (study_ctrl_collect). Per seed, three
+// agent's medium level on the real env (study_ctrl_collect; --level names
+// another, e.g. medium-replay, the authors' D4RL kind). Per seed, three
 // arms of `rlhf ctrl train`, each then evaluated in the REAL environment with
 // `rlhf ctrl eval --env REAL` (normalised by the dataset's references):
 //   h2o       --algo h2o in the simulator with the real data (mix_ratio 0.5)
@@ -14,7 +15,7 @@
 //   offline   --algo iql on the real data alone
 // Rows: {"method", "seed", "score" (real env), "return", "return_std",
 // "sim_score" (the run's own final evaluation: the simulator for h2o and
-// sim_only), "seconds", "updates", "real_env", "train_env"}.
+// sim_only), "seconds", "updates", "real_env", "train_env", "level"}.
 //
 // Verdict (pure, from rows): per seed d1 = score(h2o) - score(sim_only) and
 // d2 = score(h2o) - score(offline); supported when both are supported by
@@ -30,6 +31,7 @@
 
 #define NAME "h2o"
 #define DEFAULT_SIM "pendulum:gravity=20"
+#define DEFAULT_LEVEL "medium"
 #define MAX_SEEDS 64
 
 enum { A_H2O, A_SIM, A_OFF, N_ARM };
@@ -188,10 +190,11 @@ static int h2o_run(study_ctx *c, rlhf_err *err) {
     double rr, re;
     if (study_ctrl_collect(c, &pl.data, dir, sizeof dir, err)) return -1;
     if (study_ctrl_refs(dir, &rr, &re, err)) return -1;
-    study_ctrl_level(dir, "medium", data, sizeof data);
+    study_ctrl_level(dir, c->level, data, sizeof data);
     for (int s = 0; s < c->n_seeds; s++) {
-        fprintf(stderr, "study " NAME " (%s, %s against %s): seed %d of %d\n",
-                study_ctrl_size_name(study_ctrl_size_of(c)), pl.sim, pl.real, s + 1, c->n_seeds);
+        fprintf(stderr, "study " NAME " (%s, %s against %s, %s data): seed %d of %d\n",
+                study_ctrl_size_name(study_ctrl_size_of(c)), pl.sim, pl.real, c->level, s + 1,
+                c->n_seeds);
         for (int a = 0; a < N_ARM; a++)
             if (run_arm(c, &pl, data, rr, re, a, c->seed + (uint64_t)s, err)) return -1;
     }
@@ -224,13 +227,15 @@ static stats_summary arm_stat(const cJSON *rows, const char *method, const char 
     return stats_summarize(v, n);
 }
 
-// the real env and the simulator the rows name (rows from before --task name
-// only train_env, or nothing: the pendulum default)
-static void row_envs(const cJSON *rows, const char **real, const char **sim) {
+// the real env, the simulator and the data level the rows name (rows from
+// before --task name only train_env, or nothing: the pendulum default; rows
+// from before --level name no level: medium)
+static void row_envs(const cJSON *rows, const char **real, const char **sim, const char **level) {
     const cJSON *h = study_ctrl_match(rows, NAN, "method", "h2o", NULL);
+    *level = study_level(rows, DEFAULT_LEVEL);
     const cJSON *o = study_ctrl_match(rows, NAN, "method", "offline", NULL);
     *sim = h && *study_str(h, "train_env") ? study_str(h, "train_env") : DEFAULT_SIM;
-    *real = h && *study_str(h, "real_env")   ? study_str(h, "real_env")
+    *real = h && *study_str(h, "real_env")    ? study_str(h, "real_env")
             : o && *study_str(o, "train_env") ? study_str(o, "train_env")
                                               : "pendulum";
 }
@@ -241,39 +246,41 @@ static int h2o_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     stats_summary s1 = stats_summarize(d1, diffs(rows, "h2o", "sim_only", d1, MAX_SEEDS));
     stats_summary s2 = stats_summarize(d2, diffs(rows, "h2o", "offline", d2, MAX_SEEDS));
     study_outcome o1 = study_ctrl_outcome(&s1), o2 = study_ctrl_outcome(&s2);
-    v->outcome = (o1 == STUDY_SUPPORTED && o2 == STUDY_SUPPORTED) ? STUDY_SUPPORTED
+    v->outcome = (o1 == STUDY_SUPPORTED && o2 == STUDY_SUPPORTED)           ? STUDY_SUPPORTED
                  : (o1 == STUDY_NOT_SUPPORTED || o2 == STUDY_NOT_SUPPORTED) ? STUDY_NOT_SUPPORTED
                                                                             : STUDY_INCONCLUSIVE;
     stats_summary sc[N_ARM];
     for (int a = 0; a < N_ARM; a++) sc[a] = arm_stat(rows, ARM[a], "score");
-    const char *real, *sim;
-    row_envs(rows, &real, &sim);
+    const char *real, *sim, *level;
+    row_envs(rows, &real, &sim, &level);
     snprintf(v->figure, sizeof v->figure,
              "%+.1f ± %.1f vs sim-only, %+.1f ± %.1f vs offline (real-env score, %d seeds)",
              s1.mean, s1.se, s2.mean, s2.se, s1.n < s2.n ? s1.n : s2.n);
     snprintf(v->text, sizeof v->text,
              "Normalised score in the real environment (%s), mean ± se over seeds: H2O "
              "%.1f ± %.1f, SAC trained in the simulator (%s) %.1f ± %.1f, IQL on the real "
-             "data %.1f ± %.1f. H2O minus sim-only, seed by seed: %+.1f ± %.1f (%d seeds); H2O "
+             "data (%s level) %.1f ± %.1f. H2O minus sim-only, seed by seed: %+.1f ± %.1f (%d "
+             "seeds); H2O "
              "minus offline: %+.1f ± %.1f (%d seeds). Rule: supported when both differences are "
              "positive by at least 2 se, not supported when either is negative by 2 se, else "
              "inconclusive.",
-             real, sc[A_H2O].mean, sc[A_H2O].se, sim, sc[A_SIM].mean, sc[A_SIM].se, sc[A_OFF].mean,
-             sc[A_OFF].se, s1.mean, s1.se, s1.n, s2.mean, s2.se, s2.n);
+             real, sc[A_H2O].mean, sc[A_H2O].se, sim, sc[A_SIM].mean, sc[A_SIM].se, level,
+             sc[A_OFF].mean, sc[A_OFF].se, s1.mean, s1.se, s1.n, s2.mean, s2.se, s2.n);
     return 0;
 }
 
 static int h2o_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    const char *real, *sim;
-    row_envs(rows, &real, &sim);
+    const char *real, *sim, *level;
+    row_envs(rows, &real, &sim, &level);
     char about[1024];
     snprintf(about, sizeof about,
-             "Real environment: %s; simulator: %s. H2O learns in the simulator with the real "
+             "Real environment: %s; simulator: %s; real data: our SAC agent's %s level in the "
+             "real environment. H2O learns in the simulator with the real "
              "data mixed in half of each batch; sim-only is SAC in the simulator; offline is IQL "
              "on the real data. All are evaluated in the real environment (score); sim_score is "
              "the run's own final evaluation (the simulator for the first two).",
-             real, sim);
+             real, sim, level);
     report_p(p, about);
     report_h(p, 2, "Real-environment score (mean ± se over seeds)");
     static const char *const fields[] = {"score", "sim_score", "return", "seconds"};
@@ -294,4 +301,5 @@ const study_def study_h2o = {
     .report = h2o_report,
     .no_sandbox = 1,
     .check_task = h2o_check_task,
+    .level = DEFAULT_LEVEL,
 };

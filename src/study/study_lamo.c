@@ -113,7 +113,7 @@ static int lamo_run_study(study_ctx *c, rlhf_err *err) {
     char model[PATH_MAX], text[1300], dir[1200], data[1300];
     if (model_path(model, sizeof model, err)) return -1;
     if (study_ctrl_collect(c, &d, dir, sizeof dir, err)) return -1;
-    study_ctrl_level(dir, "medium-expert", data, sizeof data);
+    study_ctrl_level(dir, c->level, data, sizeof data);
     if (make_text(c, model, &pl, text, sizeof text, err)) return -1;
     for (int s = 0; s < c->n_seeds; s++)
         for (int m = 0; m < 2; m++) {
@@ -169,4 +169,5 @@ const study_def study_lamo = {
     .verdict = lamo_verdict,
     .report = lamo_report,
     .no_sandbox = 1,
+    .level = "medium-expert",
 };

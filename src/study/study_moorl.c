@@ -2,7 +2,7 @@
 // "MOORL: A Framework for Integrating Offline-Online Reinforcement Learning"
 // (TMLR; arXiv 2506.09574), on our Pendulum (study_ctrl.h's collect).
 //
-// One dataset: the medium-replay level of our SAC agent (the paper's headline
+// One dataset: the medium-replay level of our SAC agent (or --level; the paper's headline
 // task is hopper-medium-replay). Per seed s, three arms, each `rlhf ctrl
 // train` with training seed s:
 //   moorl        --algo moorl, the dataset as the offline buffer, online from
@@ -50,7 +50,7 @@ typedef struct {
 } moorl_plan;
 
 static moorl_plan plan_of(const study_ctx *c) {
-    moorl_plan p = {.data = {.env = "pendulum", .seed = c->seed}, .level = "medium-replay"};
+    moorl_plan p = {.data = {.env = "pendulum", .seed = c->seed}, .level = c->level};
     if (c->quick) { // seconds: checks the study runs end to end (make test)
         p.data.steps = 1000, p.data.dataset_steps = 600, p.data.checkpoints = 4;
         p.data.hidden = 32, p.data.eval_episodes = 2;
@@ -267,11 +267,13 @@ const study_def study_moorl = {
     .name = NAME,
     .paper = "Chaudhary, Mondal & Behera 2025, MOORL: A Framework for Integrating Offline-Online "
              "Reinforcement Learning",
-    .claim = "With the same online steps from a medium-replay dataset, MOORL (SAC meta-trained by "
+    .claim = "With the same online steps from a dataset (medium-replay by default), MOORL (SAC "
+             "meta-trained by "
              "Reptile on the offline and the online buffer in turn) ends above SAC whose replay "
              "holds the dataset and above offline-only training.",
     .run = moorl_run,
     .verdict = moorl_verdict,
     .report = moorl_report,
     .no_sandbox = 1,
+    .level = "medium-replay",
 };

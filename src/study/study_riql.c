@@ -45,7 +45,7 @@ typedef struct {
 } riql_plan;
 
 static riql_plan plan_of(const study_ctx *c) {
-    riql_plan p = {.data = study_ctrl_data_of(c), .level = "medium-expert"};
+    riql_plan p = {.data = study_ctrl_data_of(c), .level = c->level};
     switch (study_ctrl_size_of(c)) {
     case STUDY_CTRL_SMOKE:
         p.offline_steps = 200, p.n_rates = 1, p.rate[0] = 0.3;
@@ -319,4 +319,5 @@ const study_def study_riql = {
     .verdict = riql_verdict,
     .report = riql_report,
     .no_sandbox = 1,
+    .level = "medium-expert",
 };

@@ -3,7 +3,7 @@
 // environments (study_ctrl.h: pendulum for --quick, hopper for the full
 // version when the build has MuJoCo).
 //
-// One dataset (our SAC agent's medium level); per seed, two arms of
+// One dataset (our SAC agent's medium level, or --level); per seed, two arms of
 // `rlhf ctrl train` with the same seed, data, offline updates and online
 // budget: SAC-N (a Q ensemble, no regulariser) and RO2O (the same ensemble with value and
 // policy smoothing and the OOD uncertainty penalty).
@@ -61,4 +61,5 @@ const study_def study_ro2o = {
     .verdict = verdict,
     .report = report,
     .no_sandbox = 1,
+    .level = "medium",
 };

@@ -3,7 +3,7 @@
 // our control environments (study_ctrl.h: pendulum for --quick, hopper for
 // the full version when the build has MuJoCo).
 //
-// One dataset (our SAC agent's medium-replay level); per seed, three arms of
+// One dataset (our SAC agent's medium-replay level, or --level); per seed, three arms of
 // `rlhf ctrl train --algo wsrl` (Cal-QL pre-training, then SAC with a Q
 // ensemble online) with the same pre-training (same seed and offline phase)
 // and the same online budget:
@@ -92,7 +92,7 @@ static int wsrl_run(study_ctx *c, rlhf_err *err) {
     wsrl_plan pl = plan_of(c);
     char dir[1200], data[1300];
     if (study_ctrl_collect(c, &pl.data, dir, sizeof dir, err)) return -1;
-    study_ctrl_level(dir, "medium-replay", data, sizeof data);
+    study_ctrl_level(dir, c->level, data, sizeof data);
     for (int s = 0; s < c->n_seeds; s++) {
         fprintf(stderr, "study " NAME " (%s): seed %d of %d\n",
                 study_ctrl_size_name(study_ctrl_size_of(c)), s + 1, c->n_seeds);
@@ -151,7 +151,7 @@ static int wsrl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
 // ----------------------------------------------------------------- report --
 static int wsrl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
-    report_p(p, "Cal-QL pre-training on a medium-replay dataset, then online fine-tuning with "
+    report_p(p, "Cal-QL pre-training on the dataset, then online fine-tuning with "
                 "WSRL's SAC (Q ensemble): without the offline data after a warm-up of policy "
                 "steps (WSRL), keeping the data in every batch, and without the data or the "
                 "warm-up. The switch is at the first evaluation after the offline phase; mean "
@@ -174,4 +174,5 @@ const study_def study_wsrl = {
     .verdict = wsrl_verdict,
     .report = wsrl_report,
     .no_sandbox = 1,
+    .level = "medium-replay",
 };
