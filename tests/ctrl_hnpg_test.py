@@ -18,6 +18,8 @@ Checkpoints (src/ctrl/hnpg_ckpt.c): a run stopped at --stop_at and resumed
 writes the same final checkpoint bytes as a straight run (policies, critics,
 both streams, counters); --resume with another setting is refused naming the
 flag; `rlhf ctrl eval` of the run prints the run's own final evaluation.
+Metrics: the straight run's reach_max / reach_mean (right choices before the
+first wrong one) bound its train returns (1 only for an opened lock).
 Study (src/study/study_hnpg.c): its verdict from synthetic rows (claim holds,
 fails, inconclusive), and the quick run on H = 3, 5 with one seed: HNPG with
 eps-greedy offline data opens the lock, on-policy NPG with the same budget
@@ -318,6 +320,28 @@ def ctrl(*args):
                           timeout=120, env={**ENV, "RLHF_GEMM": "fixed"})
 
 
+def check_reach(rows, H):
+    """reach_max / reach_mean (right choices before the first wrong one) against
+    what they bound: an episode returns 1 only when it opened the lock (reach
+    H), else 0 or 0.1, so train_return <= reach_mean / H + 0.1 (the opened
+    share is at most reach_mean / H) and <= 0.1 while reach_max < H. The first
+    iteration's policy picks about uniformly among 10 (reach_mean near
+    0.1 + 0.01 + 0.001 = 0.111 at H 3)."""
+    why = []
+    for r in rows:
+        rm, rmean, ret = r.get("reach_max"), r.get("reach_mean"), r["train_return"]
+        if rm is None or rmean is None or not (0 <= rmean <= rm <= H) or rm != int(rm) \
+                or ret > rmean / H + 0.1 + 1e-6 or (rm < H and ret > 0.1 + 1e-6):
+            why.append(f"iteration {r['iteration']}: reach_max {rm} reach_mean {rmean} return {ret}")
+    first = rows[0].get("reach_mean", -1) if rows else -1
+    if not 0.03 < first < 0.25:
+        why.append(f"first iteration's reach_mean {first}, not near 0.111")
+    report(not why and any(r["train_return"] > 0.1 for r in rows),
+           f"ctrl_hnpg metrics: reach_max / reach_mean bound the train returns over {len(rows)} iterations "
+           f"(first reach_mean {first:.3f}; returns up to {max(r['train_return'] for r in rows):.2f})",
+           "; ".join(why))
+
+
 def check_ckpt():
     """comblock:H=3, 5 iterations of 300 steps: straight run A (save_every 600)
     vs run B stopped by --stop_at 700 (after iteration 3) and resumed from
@@ -349,6 +373,7 @@ def check_ckpt():
                "ctrl_hnpg stopped at --stop_at 700 (checkpoint step-00000900) and resumed: final "
                "checkpoint bytes equal the straight run's; --resume with --hnpg_batch_steps 200 refused",
                f"same {same} stopped {stopped} refused {bad.returncode} {bad.stderr[-300:]} steps {steps}")
+        check_reach([json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))], 3)
         ev = ctrl("eval", "--run", A, "--episodes", 5, "--seed", 3)
         summ = json.load(open(os.path.join(A, "summary.json")))
         last = [json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))][-1]

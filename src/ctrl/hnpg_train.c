@@ -264,19 +264,27 @@ void hnpg_run_free(hnpg_run *t) {
 }
 
 // ------------------------------------------------------------- one round --
-// whole episodes until at least batch_steps rows; returns episodes, *ret_sum
-static int collect(hnpg_run *t, long *episodes, double *ret_sum, rlhf_err *err) {
-    int S = t->S, A = t->A;
+// whole episodes until at least batch_steps rows; returns episodes, *ret_sum.
+// On a comblock, reach[0] / reach[1]: the most / the mean right choices an
+// episode made before its first wrong one (H: opened); else -1.
+static int collect(hnpg_run *t, long *episodes, double *ret_sum, double reach[2],
+                   rlhf_err *err) {
+    int S = t->S, A = t->A, lock = ctrl_env_is_comblock(t->c->env);
     float *obs = xmalloc(sizeof(float) * (size_t)(2 * S + A)), *nobs = obs + S, *a = nobs + S;
     t->on.n = 0;
     *episodes = 0, *ret_sum = 0;
+    reach[0] = lock ? 0 : -1, reach[1] = lock ? 0 : -1;
     int rc = 0;
     while (t->on.n < t->c->batch_steps && !rc) {
         if ((rc = ctrl_env_reset(t->env, obs, err))) break;
+        int right = 0, failed = 0;
         for (int h = 0; h < t->H; h++) {
             hnpg_policy_act(t->theta[h], S, A, obs, 1, 0, &t->rng, a);
             ctrl_step_info info;
             if ((rc = ctrl_env_step(t->env, a, nobs, &info, err))) break;
+            int latent = 0, hh, best;
+            if (lock && !failed && !ctrl_comblock_state(t->env, &latent, &hh, &best, err))
+                failed = latent == 2, right += !failed;
             int done = info.terminated || info.truncated || h == t->H - 1;
             rows_push(&t->on, S, A, obs, a, info.reward, done ? 0.0f : 1.0f, h);
             *ret_sum += info.reward;
@@ -284,7 +292,9 @@ static int collect(hnpg_run *t, long *episodes, double *ret_sum, rlhf_err *err) 
             if (done) break;
         }
         (*episodes)++;
+        if (lock) reach[0] = right > reach[0] ? right : reach[0], reach[1] += right;
     }
+    if (lock && *episodes) reach[1] /= (double)*episodes;
     free(obs);
     return rc;
 }
@@ -467,8 +477,8 @@ static void off_rows_free(off_rows *o, int H) {
 
 static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
     long episodes;
-    double ret_sum, lon, loff, kl, improve, eval;
-    if (collect(t, &episodes, &ret_sum, err)) return -1;
+    double ret_sum, lon, loff, kl, improve, eval, reach[2];
+    if (collect(t, &episodes, &ret_sum, reach, err)) return -1;
     hnpg_gae(t->on.r, t->on.val, t->on.mask, t->on.n, t->c->gamma, t->c->lambda, t->on.ret,
              t->on.adv); // returns only (the values are refit next)
     off_rows *o = xcalloc((size_t)t->H, sizeof(off_rows));
@@ -493,23 +503,28 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
         r->solved = 1, r->episodes_to_solve = r->online_episodes,
         r->steps_to_solve = r->online_steps;
     if (t->run.metrics) {
-        char buf[1024];
+        char buf[1024], more[128] = "";
+        if (reach[0] >= 0)
+            snprintf(more, sizeof more, ", \"reach_max\": %.0f, \"reach_mean\": %.6g", reach[0],
+                     reach[1]);
         snprintf(buf, sizeof buf,
                  "{\"step\": %ld, \"iteration\": %d, \"online_steps\": %ld, "
                  "\"online_episodes\": %ld, \"train_return\": %.6g, \"eval_return\": %.6g, "
                  "\"critic_loss_online\": %.6g, \"critic_loss_offline\": %.6g, "
-                 "\"offline_rows\": %d, \"kl\": %.6g, \"surrogate_improvement\": %.6g, "
+                 "\"offline_rows\": %d, \"kl\": %.6g, \"surrogate_improvement\": %.6g%s, "
                  "\"seconds\": %.3f}",
                  r->online_steps, it + 1, r->online_steps, r->online_episodes, ret_sum / episodes,
-                 eval, lon, loff, n_off, kl, improve, time_now() - r->seconds);
+                 eval, lon, loff, n_off, kl, improve, more, time_now() - r->seconds);
         run_log(&t->run, buf);
     }
+    char line[64] = "";
+    if (reach[0] >= 0) snprintf(line, sizeof line, ", reach %.0f (mean %.2f)", reach[0], reach[1]);
     if (!t->c->quiet && dist_rank() == 0)
         fprintf(stderr,
                 "hnpg %s it %d: episodes %ld, train return %.3f, greedy eval %.3f, "
-                "critic %.4g/%.4g, kl %.4g\n",
+                "critic %.4g/%.4g, kl %.4g%s\n",
                 t->c->hybrid ? "hybrid" : "on-policy", it + 1, r->online_episodes,
-                ret_sum / episodes, eval, lon, loff, kl);
+                ret_sum / episodes, eval, lon, loff, kl, line);
     return 0;
 }
 
