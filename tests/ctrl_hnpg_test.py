@@ -58,41 +58,48 @@ def close(a, b, rtol=1e-5, atol=1e-6):
 
 
 # ----------------------------------------------------------------- the step --
-def unpack(theta, S, A):
-    W = theta[:A * S].reshape(A, S)
-    return W, theta[A * S:A * S + A], theta[A * S + A:]
+def mean_of(theta, s, S, A, hid=0):
+    """the policy's mean: W s + b, or two tanh layers of width hid then the head"""
+    dims = [(S, A, 1)] if hid == 0 else [(S, hid, 0), (hid, hid, 0), (hid, A, 1)]
+    o, h = 0, s
+    for ci, co, last in dims:
+        W = theta[o:o + ci * co].reshape(co, ci)
+        b = theta[o + ci * co:o + ci * co + co]
+        o += ci * co + co
+        h = h @ W.T + b
+        if not last:
+            h = torch.tanh(h)
+    return h
 
 
-def logp(theta, s, a, S, A):
-    W, b, ls = unpack(theta, S, A)
-    mu = s @ W.T + b
+def logp(theta, s, a, S, A, hid=0):
+    mu, ls = mean_of(theta, s, S, A, hid), theta[-A:]
     return (-(a - mu) ** 2 / (2 * torch.exp(2 * ls)) - 0.5 * math.log(2 * math.pi) - ls).sum(1)
 
 
-def kl(theta0, theta, s, S, A):
-    W0, b0, l0 = unpack(theta0, S, A)
-    W1, b1, l1 = unpack(theta, S, A)
-    m0, m1 = s @ W0.T + b0, s @ W1.T + b1
+def kl(theta0, theta, s, S, A, hid=0):
+    m0, m1 = mean_of(theta0, s, S, A, hid), mean_of(theta, s, S, A, hid)
+    l0, l1 = theta0[-A:], theta[-A:]
     return (l1 - l0 + (torch.exp(2 * l0) + (m0 - m1) ** 2) / (2 * torch.exp(2 * l1)) - 0.5).sum(1).mean()
 
 
 def replay_npg(d, max_kl=0.01, damping=0.1):
-    S, A, N = d["S"], d["A"], d["N"]
+    S, A, N, hid = d["S"], d["A"], d["N"], d.get("hidden", 0)
     th0 = torch.tensor(d["theta0"])
     s = torch.tensor(d["states"]).reshape(N, S)
     a = torch.tensor(d["actions"]).reshape(N, A)
     adv = torch.tensor(d["adv"])
-    lp_old = logp(th0, s, a, S, A).detach()
+    lp_old = logp(th0, s, a, S, A, hid).detach()
 
     def loss(th):
-        return -(adv * torch.exp(logp(th, s, a, S, A) - lp_old)).mean()
+        return -(adv * torch.exp(logp(th, s, a, S, A, hid) - lp_old)).mean()
 
     th = th0.clone().requires_grad_(True)
     g = torch.autograd.grad(loss(th), th)[0]
 
     def fvp(v):
         t = th0.clone().requires_grad_(True)
-        k = kl(th0.detach(), t, s, S, A)
+        k = kl(th0.detach(), t, s, S, A, hid)
         gk = torch.autograd.grad(k, t, create_graph=True)[0]
         return torch.autograd.grad((gk * v).sum(), t)[0] + damping * v
 
@@ -121,19 +128,20 @@ def replay_npg(d, max_kl=0.01, damping=0.1):
         if f0 - fn > 0 and (f0 - fn) / (rate.item() * frac) > 0.1:
             out, frac_ok, f1 = cand, frac, fn
             break
-    return x.numpy(), out.numpy(), f0, f1, frac_ok, kl(th0, out, s, S, A).item(), shs.item()
+    return x.numpy(), out.numpy(), f0, f1, frac_ok, kl(th0, out, s, S, A, hid).item(), shs.item()
 
 
 def check_npg():
-    for seed, N in ((1, 40), (2, 7), (3, 200)):
-        d = tool("npg", seed, N)[0]
+    for seed, N, hid in ((1, 40, 0), (2, 7, 0), (3, 200, 0), (4, 40, 4), (5, 7, 3), (6, 200, 16)):
+        d = tool("npg", seed, N, hid)[0]
         x, th1, f0, f1, frac, k, shs = replay_npg(d)
         ok1, e1 = close(d["stepdir"], x, 1e-7, 1e-9)
         ok2, e2 = close(d["theta1"], th1, 1e-6, 1e-7)
         ok3 = abs(d["loss_before"] - f0) < 1e-9 and abs(d["loss_after"] - f1) < 1e-6 * max(1, abs(f1))
         ok4 = d["step_frac"] == frac and abs(d["kl"] - k) < 1e-6 and abs(d["shs"] - shs) < 1e-8 * max(1, shs)
+        pol = "linear" if hid == 0 else f"tanh MLP {hid}-{hid}"
         report(ok1 and ok2 and ok3 and ok4 and frac > 0 and 0 < k <= 0.0101,
-               f"ctrl_hnpg natural step vs autograd Fisher + CG + line search (seed {seed}, N {N}; "
+               f"ctrl_hnpg natural step vs autograd Fisher + CG + line search ({pol}, seed {seed}, N {N}; "
                f"step fraction {frac}, KL {k:.5f})",
                f"stepdir {e1:.3g} theta {e2:.3g} losses {d['loss_before']} {f0} {d['loss_after']} {f1} "
                f"frac {d['step_frac']} {frac} kl {d['kl']} {k} shs {d['shs']} {shs}")
@@ -342,14 +350,16 @@ def check_reach(rows, H):
            "; ".join(why))
 
 
-def check_ckpt():
+def check_ckpt(hidden=0):
     """comblock:H=3, 5 iterations of 300 steps: straight run A (save_every 600)
     vs run B stopped by --stop_at 700 (after iteration 3) and resumed from
     step-00000900. Catches a stream, counter, policy or critic not saved or
     not restored (the resumed iterations would draw other episodes / rows)."""
     flags = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", 1500, "--hnpg_batch_steps",
              300, "--hnpg_offline_episodes", 100, "--eval_episodes", 5, "--hnpg_solve_return", 2,
-             "--hnpg_max_kl", 0.1, "--critic_lr", 1e-3, "--seed", 3, "--quiet", "--save_every", 600]
+             "--hnpg_max_kl", 0.1, "--critic_lr", 1e-3, "--seed", 3, "--quiet", "--save_every", 600,
+             "--hnpg_policy_hidden", hidden]
+    pol = "" if hidden == 0 else f" (tanh MLP policies {hidden}-{hidden})"
     with tempfile.TemporaryDirectory() as tmp:
         A, B = os.path.join(tmp, "A"), os.path.join(tmp, "B")
         runs = [ctrl("train", *flags, "--output_dir", A),
@@ -359,7 +369,7 @@ def check_ckpt():
         runs.append(ctrl("train", *flags, "--output_dir", B, "--resume"))
         fails = [p.stderr[-400:] for p in runs if p.returncode != 0]
         if fails:
-            report(False, "ctrl_hnpg checkpoint / resume runs", " | ".join(fails))
+            report(False, f"ctrl_hnpg checkpoint / resume runs{pol}", " | ".join(fails))
             return
         same = all(open(os.path.join(A, "checkpoints", "final", f), "rb").read() ==
                    open(os.path.join(B, "checkpoints", "final", f), "rb").read()
@@ -371,17 +381,34 @@ def check_ckpt():
         report(same and stopped == ["step-00000600", "step-00000900"] and refused and
                steps == [300, 600, 900, 1200, 1500] and st["iteration"] == 5,
                "ctrl_hnpg stopped at --stop_at 700 (checkpoint step-00000900) and resumed: final "
-               "checkpoint bytes equal the straight run's; --resume with --hnpg_batch_steps 200 refused",
+               f"checkpoint bytes equal the straight run's; --resume with --hnpg_batch_steps 200 refused{pol}",
                f"same {same} stopped {stopped} refused {bad.returncode} {bad.stderr[-300:]} steps {steps}")
-        check_reach([json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))], 3)
+        if hidden == 0:
+            check_reach([json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))], 3)
         ev = ctrl("eval", "--run", A, "--episodes", 5, "--seed", 3)
         summ = json.load(open(os.path.join(A, "summary.json")))
         last = [json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))][-1]
         want = f"hnpg on comblock:H=3: return {summ['final_eval']:.2f} ± {summ['final_eval_std']:.2f} " \
                f"over 5 episodes; normalized score {100 * (summ['final_eval'] - 0.05) / 0.95:.1f}"
         report(ev.returncode == 0 and want in ev.stdout and last["eval_return"] == summ["final_eval"],
-               f"ctrl_hnpg rlhf ctrl eval of the run = its final evaluation ({want})",
+               f"ctrl_hnpg rlhf ctrl eval of the run = its final evaluation ({want}){pol}",
                ev.stdout + ev.stderr[-300:])
+
+
+def check_policy_hidden_refused():
+    """--hnpg_policy_hidden out of range, and a resume with another width, are refused naming the flag"""
+    flags = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", 600, "--hnpg_batch_steps", 300,
+             "--hnpg_offline_episodes", 50, "--eval_episodes", 2, "--quiet", "--seed", 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = ctrl("train", *flags, "--hnpg_policy_hidden", -1, "--output_dir", os.path.join(tmp, "bad"))
+        run = os.path.join(tmp, "run")
+        first = ctrl("train", *flags, "--hnpg_policy_hidden", 4, "--output_dir", run, "--stop_at", 300)
+        other = ctrl("train", *flags, "--hnpg_policy_hidden", 8, "--output_dir", run, "--resume")
+        ok = bad.returncode != 0 and "--hnpg_policy_hidden" in bad.stderr and first.returncode == 0 and \
+            other.returncode != 0 and "--hnpg_policy_hidden 4" in other.stderr
+        report(ok, "ctrl_hnpg --hnpg_policy_hidden -1 refused; --resume of a 4-wide run with 8 refused naming the flag",
+               f"bad {bad.returncode} {bad.stderr[-300:]} | first {first.returncode} {first.stderr[-300:]} | "
+               f"other {other.returncode} {other.stderr[-300:]}")
 
 
 def check_study():
@@ -393,7 +420,10 @@ def check_study():
 if __name__ == "__main__":
     relu_critic, tanh_critic = (lambda: check_critic(False)), (lambda: check_critic(True))
     relu_critic.__name__, tanh_critic.__name__ = "check_critic_relu", "check_critic_tanh"
-    for f in (check_npg, check_gae, relu_critic, tanh_critic, check_env, check_env_raw, check_ckpt, check_study):
+    mlp_ckpt = lambda: check_ckpt(4)  # noqa: E731
+    mlp_ckpt.__name__ = "check_ckpt_mlp"
+    for f in (check_npg, check_gae, relu_critic, tanh_critic, check_env, check_env_raw, check_ckpt, mlp_ckpt,
+              check_policy_hidden_refused, check_study):
         try:
             f()
         except Exception as e:  # noqa: BLE001

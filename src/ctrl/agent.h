@@ -76,7 +76,7 @@ typedef struct {
     // iterations (10); discount (1), GAE lambda (0.97), max KL (0.01), CG
     // damping (0.1), the greedy return counted as solved (0.9), eps (-1: 1/H)
     int hnpg_batch_steps, hnpg_critic_steps, hnpg_value_samples, hnpg_hybrid;
-    int hnpg_offline_episodes, hnpg_cg_iters, hnpg_critic_tanh;
+    int hnpg_offline_episodes, hnpg_cg_iters, hnpg_critic_tanh, hnpg_policy_hidden;
     float hnpg_gamma, hnpg_lambda, hnpg_max_kl, hnpg_damping, hnpg_solve_return, hnpg_offline_eps;
     // FISOR (algo_fisor.c)
     // (fisor fields)

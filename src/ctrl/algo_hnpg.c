@@ -22,7 +22,7 @@ static void hnpg_defaults(ctrl_algo_config *c) {
     c->hidden = h.hidden, c->layers = h.layers, c->critic_lr = h.critic_lr;
     c->hnpg_batch_steps = h.batch_steps, c->hnpg_critic_steps = h.critic_steps;
     c->hnpg_value_samples = h.value_samples, c->hnpg_hybrid = h.hybrid;
-    c->hnpg_critic_tanh = h.critic_tanh;
+    c->hnpg_critic_tanh = h.critic_tanh, c->hnpg_policy_hidden = h.policy_hidden;
     c->hnpg_offline_episodes = h.offline_episodes, c->hnpg_cg_iters = h.npg.cg_iters;
     c->hnpg_gamma = (float)h.gamma, c->hnpg_lambda = (float)h.lambda;
     c->hnpg_max_kl = (float)h.npg.max_kl, c->hnpg_damping = (float)h.npg.damping;
@@ -74,7 +74,7 @@ void hnpg_config_from_train(const ctrl_train_config *c, hnpg_config *h) {
     h->hidden = a->hidden, h->layers = a->layers, h->critic_lr = a->critic_lr;
     h->batch_steps = a->hnpg_batch_steps, h->critic_steps = a->hnpg_critic_steps;
     h->value_samples = a->hnpg_value_samples, h->hybrid = a->hnpg_hybrid;
-    h->critic_tanh = a->hnpg_critic_tanh;
+    h->critic_tanh = a->hnpg_critic_tanh, h->policy_hidden = a->hnpg_policy_hidden;
     h->offline_episodes = a->hnpg_offline_episodes, h->npg.cg_iters = a->hnpg_cg_iters;
     h->gamma = a->hnpg_gamma, h->lambda = a->hnpg_lambda, h->npg.max_kl = a->hnpg_max_kl;
     h->npg.damping = a->hnpg_damping, h->solve_return = a->hnpg_solve_return;

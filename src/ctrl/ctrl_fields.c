@@ -75,6 +75,7 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(hnpg_offline_episodes, 1, "HNPG: eps-greedy episodes made for comblock when no --dataset"),
     F(hnpg_cg_iters, 1, "HNPG: conjugate-gradient iterations of the natural step"),
     F(hnpg_critic_tanh, 1, "HNPG: 1 gives the critics tanh hidden layers (the authors' QValue), 0 ReLU"),
+    F(hnpg_policy_hidden, 1, "HNPG: 0 linear-Gaussian policies; W > 0 tanh MLP means of two W-wide layers (the authors' 16)"),
     F(hnpg_gamma, 0, "HNPG: discount of returns and GAE (1: the finite-horizon task)"),
     F(hnpg_lambda, 0, "HNPG: GAE lambda on online episodes"),
     F(hnpg_max_kl, 0, "HNPG: KL radius of the natural step"),

@@ -42,6 +42,7 @@ typedef struct {
     float critic_lr;      // 3e-4
     int hidden, layers;   // critic MLP (64, 2)
     int critic_tanh;      // 1: tanh hidden layers in the critics (0: ReLU)
+    int policy_hidden;    // 0: linear-Gaussian policies; else tanh MLP means of 2 such layers
     int value_samples;    // draws of a ~ pi_h for V_h (10)
     double gamma, lambda; // 1, 0.97
     hnpg_npg_opts npg;    // max_kl 0.01, damping 0.1, 10 CG iterations

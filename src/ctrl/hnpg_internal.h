@@ -17,6 +17,7 @@ typedef struct {
     const hnpg_config *c;
     ctrl_env *env, *eval_env;
     int H, S, A, in;
+    hnpg_pol pol;  // the policies' shape (obs S, act A, --hnpg_policy_hidden)
     long np;       // floats of one policy
     float **theta; // H policies
     ctrl_mlp *q;   // H critics

@@ -1,4 +1,4 @@
-// ctrl/hnpg_math: HNPG's linear-Gaussian per-step policy, GAE and the
+// ctrl/hnpg_math: HNPG's per-step Gaussian policy (linear or tanh-MLP mean), GAE and the
 // natural-gradient (TRPO-style) step; see hnpg_math.h. Sums in double.
 #include "ctrl/hnpg_math.h"
 
@@ -8,52 +8,160 @@
 
 #define LOG_2PI 1.8378770664093453
 
-long hnpg_policy_nparams(int obs_dim, int act_dim) {
-    return (long)act_dim * obs_dim + 2L * act_dim;
+// the mean's layers: 1 (linear) or 3 (two tanh layers of width hidden, then
+// the head); layer l maps lin(l) inputs to lout(l) outputs
+static int n_layers(const hnpg_pol *p) { return p->hidden > 0 ? 3 : 1; }
+static int lin(const hnpg_pol *p, int l) { return l == 0 ? p->obs : p->hidden; }
+static int lout(const hnpg_pol *p, int l) { return l == n_layers(p) - 1 ? p->act : p->hidden; }
+static long loff(const hnpg_pol *p, int l) {
+    long o = 0;
+    for (int k = 0; k < l; k++) o += (long)lin(p, k) * lout(p, k) + lout(p, k);
+    return o;
+}
+static long mean_nparams(const hnpg_pol *p) { return loff(p, n_layers(p)); }
+static const float *log_std(const hnpg_pol *p, const float *theta) {
+    return theta + mean_nparams(p);
 }
 
-void hnpg_policy_init(float *theta, int obs_dim, int act_dim, rlhf_rng *rng) {
-    float r = 0.1f / sqrtf((float)obs_dim);
-    long nw = (long)act_dim * obs_dim;
-    for (long i = 0; i < nw; i++) theta[i] = r * (2.0f * rng_uniform(rng) - 1.0f);
-    memset(theta + nw, 0, sizeof(float) * 2 * (size_t)act_dim);
+long hnpg_policy_nparams(const hnpg_pol *p) { return mean_nparams(p) + p->act; }
+
+void hnpg_policy_init(const hnpg_pol *p, float *theta, rlhf_rng *rng) {
+    int L = n_layers(p);
+    for (int l = 0; l < L; l++) {
+        float *W = theta + loff(p, l), *b = W + (long)lin(p, l) * lout(p, l);
+        float r = (l == L - 1 ? 0.1f : 1.0f) / sqrtf((float)lin(p, l));
+        for (long i = 0; i < (long)lin(p, l) * lout(p, l); i++)
+            W[i] = r * (2.0f * rng_uniform(rng) - 1.0f);
+        for (int i = 0; i < lout(p, l); i++)
+            b[i] = l == L - 1 ? 0.0f : r * (2.0f * rng_uniform(rng) - 1.0f);
+    }
+    memset(theta + mean_nparams(p), 0, sizeof(float) * (size_t)p->act);
 }
 
-void hnpg_policy_mean(const float *theta, int obs_dim, int act_dim, const float *s, int B,
-                      double *mean) {
-    const float *b = theta + (long)act_dim * obs_dim;
-    for (int i = 0; i < B; i++)
-        for (int j = 0; j < act_dim; j++) {
+// one row through the mean: hid (2 * hidden, may be NULL for the linear
+// policy) gets the tanh layers' outputs
+static void mean_row(const hnpg_pol *p, const float *theta, const float *x, double *hid,
+                     double *mean) {
+    int L = n_layers(p);
+    for (int l = 0; l < L; l++) { // layer 0 reads x (float)
+        int ci = lin(p, l), co = lout(p, l);
+        const float *W = theta + loff(p, l), *b = W + (long)ci * co;
+        const double *h = l ? hid + (long)(l - 1) * p->hidden : NULL;
+        double *o = l == L - 1 ? mean : hid + (long)l * p->hidden;
+        for (int j = 0; j < co; j++) {
             double acc = b[j];
-            const float *w = theta + (long)j * obs_dim, *x = s + (long)i * obs_dim;
-            for (int k = 0; k < obs_dim; k++) acc += (double)w[k] * x[k];
-            mean[(long)i * act_dim + j] = acc;
+            const float *w = W + (long)j * ci;
+            if (l == 0)
+                for (int k = 0; k < ci; k++) acc += (double)w[k] * x[k];
+            else
+                for (int k = 0; k < ci; k++) acc += (double)w[k] * h[k];
+            o[j] = l == L - 1 ? acc : tanh(acc);
         }
+    }
 }
 
-void hnpg_policy_act(const float *theta, int obs_dim, int act_dim, const float *s, int B,
+// hid (B, 2 * hidden) or NULL for the linear policy
+static void mean_rows(const hnpg_pol *p, const float *theta, const float *s, int B, double *hid,
+                      double *mean) {
+    double *h = p->hidden > 0 && !hid ? xmalloc(sizeof(double) * 2 * (size_t)p->hidden) : NULL;
+    for (int i = 0; i < B; i++)
+        mean_row(p, theta, s + (long)i * p->obs, hid ? hid + 2L * i * p->hidden : h,
+                 mean + (long)i * p->act);
+    free(h);
+}
+
+void hnpg_policy_mean(const hnpg_pol *p, const float *theta, const float *s, int B, double *mean) {
+    mean_rows(p, theta, s, B, NULL, mean);
+}
+
+// the mean's Jacobian times v (the mean's parameters' tangent), one row:
+// forward-mode through the layers (x's tangent is 0)
+static void jvp_row(const hnpg_pol *p, const float *theta, const float *x, const double *hid,
+                    const double *v, double *dhid, double *out) {
+    int L = n_layers(p);
+    for (int l = 0; l < L; l++) {
+        int ci = lin(p, l), co = lout(p, l);
+        const float *W = theta + loff(p, l);
+        const double *vW = v + loff(p, l), *vb = vW + (long)ci * co;
+        const double *h = l ? hid + (long)(l - 1) * p->hidden : NULL;
+        const double *dh = l ? dhid + (long)(l - 1) * p->hidden : NULL;
+        double *o = l == L - 1 ? out : dhid + (long)l * p->hidden;
+        for (int j = 0; j < co; j++) {
+            double acc = vb[j];
+            const double *vw = vW + (long)j * ci;
+            const float *w = W + (long)j * ci;
+            if (l == 0)
+                for (int k = 0; k < ci; k++) acc += vw[k] * x[k];
+            else
+                for (int k = 0; k < ci; k++) acc += vw[k] * h[k] + (double)w[k] * dh[k];
+            if (l < L - 1) {
+                double y = hid[(long)l * p->hidden + j];
+                acc *= 1.0 - y * y;
+            }
+            o[j] = acc;
+        }
+    }
+}
+
+// g += the mean's Jacobian^T d (d: the row's gradient w.r.t. its mean),
+// back-propagated through the layers; scratch (2 * hidden)
+static void vjp_row(const hnpg_pol *p, const float *theta, const float *x, const double *hid,
+                    const double *d, double *scratch, double *g) {
+    int L = n_layers(p);
+    double *delta = scratch, *next = scratch + (p->hidden > 0 ? p->hidden : 0);
+    const double *dl = d;
+    for (int l = L - 1; l >= 0; l--) {
+        int ci = lin(p, l), co = lout(p, l);
+        const float *W = theta + loff(p, l);
+        double *gW = g + loff(p, l), *gb = gW + (long)ci * co;
+        const double *h = l ? hid + (long)(l - 1) * p->hidden : NULL;
+        for (int j = 0; j < co; j++) {
+            gb[j] += dl[j];
+            double *gw = gW + (long)j * ci;
+            if (l == 0)
+                for (int k = 0; k < ci; k++) gw[k] += dl[j] * x[k];
+            else
+                for (int k = 0; k < ci; k++) gw[k] += dl[j] * h[k];
+        }
+        if (l == 0) break;
+        for (int k = 0; k < ci; k++) { // through W and the tanh that made h
+            double acc = 0;
+            for (int j = 0; j < co; j++) acc += (double)W[(long)j * ci + k] * dl[j];
+            next[k] = acc * (1.0 - h[k] * h[k]);
+        }
+        memcpy(delta, next, sizeof(double) * (size_t)ci);
+        dl = delta;
+    }
+}
+
+void hnpg_policy_act(const hnpg_pol *p, const float *theta, const float *s, int B,
                      int deterministic, rlhf_rng *rng, float *a) {
-    const float *ls = theta + (long)act_dim * obs_dim + act_dim;
+    const float *ls = log_std(p, theta);
+    int act_dim = p->act;
     double *mean = xmalloc(sizeof(double) * (size_t)B * act_dim);
-    hnpg_policy_mean(theta, obs_dim, act_dim, s, B, mean);
+    hnpg_policy_mean(p, theta, s, B, mean);
     for (long i = 0; i < (long)B * act_dim; i++)
         a[i] = (float)(mean[i] + (deterministic ? 0.0 : exp(ls[i % act_dim]) * rng_normal(rng)));
     free(mean);
 }
 
-void hnpg_policy_logp(const float *theta, int obs_dim, int act_dim, const float *s, const float *a,
-                      int B, double *logp) {
-    const float *ls = theta + (long)act_dim * obs_dim + act_dim;
-    double *mean = xmalloc(sizeof(double) * (size_t)B * act_dim);
-    hnpg_policy_mean(theta, obs_dim, act_dim, s, B, mean);
+static void logp_of(const hnpg_pol *p, const float *ls, const double *mean, const float *a, int B,
+                    double *logp) {
     for (int i = 0; i < B; i++) {
         double acc = 0;
-        for (int j = 0; j < act_dim; j++) {
-            double z = (a[(long)i * act_dim + j] - mean[(long)i * act_dim + j]) / exp(ls[j]);
+        for (int j = 0; j < p->act; j++) {
+            double z = (a[(long)i * p->act + j] - mean[(long)i * p->act + j]) / exp(ls[j]);
             acc += -0.5 * z * z - 0.5 * LOG_2PI - ls[j];
         }
         logp[i] = acc;
     }
+}
+
+void hnpg_policy_logp(const hnpg_pol *p, const float *theta, const float *s, const float *a, int B,
+                      double *logp) {
+    double *mean = xmalloc(sizeof(double) * (size_t)B * p->act);
+    hnpg_policy_mean(p, theta, s, B, mean);
+    logp_of(p, log_std(p, theta), mean, a, B, logp);
     free(mean);
 }
 
@@ -74,12 +182,12 @@ void hnpg_npg_default_opts(hnpg_npg_opts *o) {
     o->cg_iters = 10, o->max_backtracks = 10;
 }
 
-void hnpg_fvp(const float *theta, int obs_dim, int act_dim, const float *S, int N, double damping,
-              const double *v, double *out) {
+// the linear policy's Fisher in closed form (act, obs on W; 1 on b)
+static void fvp_linear(const hnpg_pol *p, const float *theta, const float *S, int N,
+                       const double *v, double *out) {
+    int obs_dim = p->obs, act_dim = p->act;
     long nw = (long)act_dim * obs_dim;
-    const float *ls = theta + nw + act_dim;
-    long n = nw + 2L * act_dim;
-    memset(out, 0, sizeof(double) * (size_t)n);
+    const float *ls = log_std(p, theta);
     for (int i = 0; i < N; i++) {
         const float *x = S + (long)i * obs_dim;
         for (int j = 0; j < act_dim; j++) {
@@ -95,31 +203,60 @@ void hnpg_fvp(const float *theta, int obs_dim, int act_dim, const float *S, int 
         double inv_var = exp(-2.0 * ls[j]) / N;
         for (int k = 0; k < obs_dim; k++) out[(long)j * obs_dim + k] *= inv_var;
         out[nw + j] *= inv_var;
-        out[nw + act_dim + j] = 2.0 * v[nw + act_dim + j];
     }
+}
+
+// the MLP's: per row J^T (J v / sigma^2) / N
+static void fvp_mlp(const hnpg_pol *p, const float *theta, const float *S, int N, const double *v,
+                    double *out) {
+    const float *ls = log_std(p, theta);
+    int H2 = 2 * p->hidden, A = p->act;
+    double *hid = xmalloc(sizeof(double) * (size_t)(3 * H2 + 2 * A));
+    double *dhid = hid + H2, *scratch = dhid + H2, *jv = scratch + H2, *d = jv + A;
+    for (int i = 0; i < N; i++) {
+        const float *x = S + (long)i * p->obs;
+        mean_row(p, theta, x, hid, d);
+        jvp_row(p, theta, x, hid, v, dhid, jv);
+        for (int j = 0; j < A; j++) d[j] = jv[j] * exp(-2.0 * ls[j]) / N;
+        vjp_row(p, theta, x, hid, d, scratch, out);
+    }
+    free(hid);
+}
+
+void hnpg_fvp(const hnpg_pol *p, const float *theta, const float *S, int N, double damping,
+              const double *v, double *out) {
+    long nm = mean_nparams(p), n = nm + p->act;
+    memset(out, 0, sizeof(double) * (size_t)n);
+    if (p->hidden > 0)
+        fvp_mlp(p, theta, S, N, v, out);
+    else
+        fvp_linear(p, theta, S, N, v, out);
+    for (int j = 0; j < p->act; j++) out[nm + j] = 2.0 * v[nm + j];
     for (long i = 0; i < n; i++) out[i] += damping * v[i];
 }
 
-void hnpg_surrogate_grad(const float *theta, int obs_dim, int act_dim, const float *S,
-                         const float *A, const float *adv, int N, double *g) {
-    long nw = (long)act_dim * obs_dim;
-    const float *ls = theta + nw + act_dim;
-    memset(g, 0, sizeof(double) * (size_t)(nw + 2L * act_dim));
-    double *mean = xmalloc(sizeof(double) * (size_t)N * act_dim);
-    hnpg_policy_mean(theta, obs_dim, act_dim, S, N, mean);
+void hnpg_surrogate_grad(const hnpg_pol *p, const float *theta, const float *S, const float *A,
+                         const float *adv, int N, double *g) {
+    int obs_dim = p->obs, act_dim = p->act;
+    long nm = mean_nparams(p);
+    const float *ls = log_std(p, theta);
+    memset(g, 0, sizeof(double) * (size_t)(nm + act_dim));
+    int H2 = 2 * p->hidden;
+    double *hid = xmalloc(sizeof(double) * (size_t)(2 * H2 + 2 * act_dim + 1));
+    double *scratch = hid + H2, *mean = scratch + H2, *dmu = mean + act_dim;
     for (int i = 0; i < N; i++) {
         const float *x = S + (long)i * obs_dim;
+        mean_row(p, theta, x, hid, mean);
         double c = -(double)adv[i] / N;
         for (int j = 0; j < act_dim; j++) {
             double var = exp(2.0 * ls[j]);
-            double diff = A[(long)i * act_dim + j] - mean[(long)i * act_dim + j];
-            double dmu = c * diff / var; // d logp / d mean = (a - mu) / var
-            for (int k = 0; k < obs_dim; k++) g[(long)j * obs_dim + k] += dmu * x[k];
-            g[nw + j] += dmu;
-            g[nw + act_dim + j] += c * (diff * diff / var - 1.0);
+            double diff = A[(long)i * act_dim + j] - mean[j];
+            dmu[j] = c * diff / var; // d logp / d mean = (a - mu) / var
+            g[nm + j] += c * (diff * diff / var - 1.0);
         }
+        vjp_row(p, theta, x, hid, dmu, scratch, g);
     }
-    free(mean);
+    free(hid);
 }
 
 static double dot(const double *a, const double *b, long n) {
@@ -128,16 +265,16 @@ static double dot(const double *a, const double *b, long n) {
     return s;
 }
 
-void hnpg_cg(const float *theta, int obs_dim, int act_dim, const float *S, int N, double damping,
+void hnpg_cg(const hnpg_pol *pol, const float *theta, const float *S, int N, double damping,
              const double *b, int iters, double *x) {
-    long n = hnpg_policy_nparams(obs_dim, act_dim);
+    long n = hnpg_policy_nparams(pol);
     double *r = xmalloc(sizeof(double) * (size_t)n * 3), *p = r + n, *Ap = p + n;
     memset(x, 0, sizeof(double) * (size_t)n);
     memcpy(r, b, sizeof(double) * (size_t)n);
     memcpy(p, b, sizeof(double) * (size_t)n);
     double rdotr = dot(r, r, n);
     for (int it = 0; it < iters; it++) {
-        hnpg_fvp(theta, obs_dim, act_dim, S, N, damping, p, Ap);
+        hnpg_fvp(pol, theta, S, N, damping, p, Ap);
         double pAp = dot(p, Ap, n);
         if (!(pAp > 0)) break;
         double alpha = rdotr / pAp;
@@ -152,21 +289,22 @@ void hnpg_cg(const float *theta, int obs_dim, int act_dim, const float *S, int N
 }
 
 // surrogate -mean(adv * exp(logp_theta - logp_old)) and mean KL(old || theta)
-static void surrogate_kl(const float *theta, const float *theta_old, int obs_dim, int act_dim,
+static void surrogate_kl(const hnpg_pol *p, const float *theta, const float *theta_old,
                          const float *S, const float *A, const float *adv, int N,
                          const double *logp_old, double *logp, double *loss, double *kl) {
-    hnpg_policy_logp(theta, obs_dim, act_dim, S, A, N, logp);
+    int act_dim = p->act;
+    double *m0 = xmalloc(sizeof(double) * (size_t)N * act_dim * 2), *m1 = m0 + (long)N * act_dim;
+    hnpg_policy_mean(p, theta_old, S, N, m0);
+    hnpg_policy_mean(p, theta, S, N, m1);
+    const float *l0s = log_std(p, theta_old), *l1s = log_std(p, theta);
+    logp_of(p, l1s, m1, A, N, logp);
     double l = 0;
     for (int i = 0; i < N; i++) l -= adv[i] * exp(logp[i] - logp_old[i]);
     *loss = l / N;
-    long nw = (long)act_dim * obs_dim;
-    double *m0 = xmalloc(sizeof(double) * (size_t)N * act_dim * 2), *m1 = m0 + (long)N * act_dim;
-    hnpg_policy_mean(theta_old, obs_dim, act_dim, S, N, m0);
-    hnpg_policy_mean(theta, obs_dim, act_dim, S, N, m1);
     double k = 0;
     for (int i = 0; i < N; i++)
         for (int j = 0; j < act_dim; j++) {
-            double l0 = theta_old[nw + act_dim + j], l1 = theta[nw + act_dim + j];
+            double l0 = l0s[j], l1 = l1s[j];
             double d = m0[(long)i * act_dim + j] - m1[(long)i * act_dim + j];
             k += l1 - l0 + (exp(2 * l0) + d * d) / (2 * exp(2 * l1)) - 0.5;
         }
@@ -174,33 +312,33 @@ static void surrogate_kl(const float *theta, const float *theta_old, int obs_dim
     free(m0);
 }
 
-void hnpg_npg_step(float *theta, int obs_dim, int act_dim, const float *S, const float *A,
+void hnpg_npg_step(const hnpg_pol *p, float *theta, const float *S, const float *A,
                    const float *adv, int N, const hnpg_npg_opts *o, hnpg_npg_info *info,
                    double *stepdir) {
-    long n = hnpg_policy_nparams(obs_dim, act_dim);
+    long n = hnpg_policy_nparams(p);
     memset(info, 0, sizeof *info);
     if (N <= 0) return;
     double *g = xmalloc(sizeof(double) * (size_t)n * 4), *x = g + n, *Fx = x + n, *b = Fx + n;
     float *old = xmalloc(sizeof(float) * (size_t)n);
     double *lp_old = xmalloc(sizeof(double) * (size_t)N * 2), *lp = lp_old + N;
     memcpy(old, theta, sizeof(float) * (size_t)n);
-    hnpg_policy_logp(theta, obs_dim, act_dim, S, A, N, lp_old);
-    hnpg_surrogate_grad(theta, obs_dim, act_dim, S, A, adv, N, g);
+    hnpg_policy_logp(p, theta, S, A, N, lp_old);
+    hnpg_surrogate_grad(p, theta, S, A, adv, N, g);
     info->grad_norm = sqrt(dot(g, g, n));
     for (long i = 0; i < n; i++) b[i] = -g[i];
-    hnpg_cg(theta, obs_dim, act_dim, S, N, o->damping, b, o->cg_iters, x);
+    hnpg_cg(p, theta, S, N, o->damping, b, o->cg_iters, x);
     if (stepdir) memcpy(stepdir, x, sizeof(double) * (size_t)n);
-    hnpg_fvp(theta, obs_dim, act_dim, S, N, o->damping, x, Fx);
+    hnpg_fvp(p, theta, S, N, o->damping, x, Fx);
     double shs = 0.5 * dot(x, Fx, n), kl;
     info->shs = shs;
     double before, after;
-    surrogate_kl(theta, old, obs_dim, act_dim, S, A, adv, N, lp_old, lp, &before, &kl);
+    surrogate_kl(p, theta, old, S, A, adv, N, lp_old, lp, &before, &kl);
     info->loss_before = info->loss_after = before;
     if (shs > 0 && isfinite(shs)) {
         double lm = sqrt(shs / o->max_kl), expected_rate = -dot(g, x, n) / lm, frac = 1;
         for (int k = 0; k < o->max_backtracks; k++, frac *= 0.5) {
             for (long i = 0; i < n; i++) theta[i] = (float)(old[i] + frac * x[i] / lm);
-            surrogate_kl(theta, old, obs_dim, act_dim, S, A, adv, N, lp_old, lp, &after, &kl);
+            surrogate_kl(p, theta, old, S, A, adv, N, lp_old, lp, &after, &kl);
             double actual = before - after;
             if (actual > 0 && actual / (expected_rate * frac) > o->accept_ratio) {
                 info->loss_after = after, info->kl = kl, info->step_frac = frac;

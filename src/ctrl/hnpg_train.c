@@ -208,14 +208,15 @@ int hnpg_run_nets(hnpg_run *t, rlhf_err *err) {
                          "policy per step)",
                          c->env);
     t->in = t->S + t->A;
-    t->np = hnpg_policy_nparams(t->S, t->A);
+    t->pol = (hnpg_pol){t->S, t->A, c->policy_hidden};
+    t->np = hnpg_policy_nparams(&t->pol);
     rng_seed(&t->rng, c->seed);
     ctrl_env_seed(t->env, c->seed);
     t->theta = xcalloc((size_t)t->H, sizeof(float *));
     t->q = xcalloc((size_t)t->H, sizeof(ctrl_mlp));
     for (int h = 0; h < t->H; h++) {
         t->theta[h] = xmalloc(sizeof(float) * (size_t)t->np);
-        hnpg_policy_init(t->theta[h], t->S, t->A, &t->rng);
+        hnpg_policy_init(&t->pol, t->theta[h], &t->rng);
         ctrl_mlp_init(&t->q[h], t->in, c->hidden, c->layers, 1, 1, &t->rng);
         ctrl_mlp_init_last(&t->q[h], 0.1f);
         ctrl_mlp_set_tanh(&t->q[h], c->critic_tanh);
@@ -236,6 +237,11 @@ static int run_setup(hnpg_run *t, hnpg_result *r, rlhf_err *err) {
     if (c->critic_tanh != 0 && c->critic_tanh != 1)
         return rlhf_fail(err, "hnpg: --hnpg_critic_tanh is 0 (ReLU critics) or 1 (tanh), not %d",
                          c->critic_tanh);
+    if (c->policy_hidden < 0 || c->policy_hidden > 4096)
+        return rlhf_fail(err,
+                         "hnpg: --hnpg_policy_hidden is 0 (linear policies) or the width of "
+                         "the policies' two tanh layers (the authors' 16), up to 4096; not %d",
+                         c->policy_hidden);
     if (hnpg_run_nets(t, err) || load_offline(t, err)) return -1;
     int resumed = c->resume_from && *c->resume_from;
     if (resumed && hnpg_ckpt_resume(t, r, c->resume_from, err)) return -1;
@@ -279,7 +285,7 @@ static int collect(hnpg_run *t, long *episodes, double *ret_sum, double reach[2]
         if ((rc = ctrl_env_reset(t->env, obs, err))) break;
         int right = 0, failed = 0;
         for (int h = 0; h < t->H; h++) {
-            hnpg_policy_act(t->theta[h], S, A, obs, 1, 0, &t->rng, a);
+            hnpg_policy_act(&t->pol, t->theta[h], obs, 1, 0, &t->rng, a);
             ctrl_step_info info;
             if ((rc = ctrl_env_step(t->env, a, nobs, &info, err))) break;
             int latent = 0, hh, best;
@@ -305,7 +311,7 @@ static void values(hnpg_run *t, int h, const float *s, int n, float *X, float *y
     float *a = xmalloc(sizeof(float) * (size_t)n * A);
     for (int i = 0; i < n; i++) v[i] = 0;
     for (int k = 0; k < t->c->value_samples; k++) {
-        hnpg_policy_act(t->theta[h], S, A, s, n, 0, &t->rng, a);
+        hnpg_policy_act(&t->pol, t->theta[h], s, n, 0, &t->rng, a);
         ctrl_concat(X, s, a, n, S, A);
         ctrl_mlp_forward(&t->q[h], X, n, y);
         for (int i = 0; i < n; i++) v[i] += y[i] / t->c->value_samples;
@@ -368,7 +374,7 @@ static void fit_critics(hnpg_run *t, off_rows *o, double *lon, double *loff) {
         off_rows *b = &o[h];
         int n_on = gather_online(t, h, X, y, idx);
         if (b->n > 0 && h < t->H - 1) { // FQE target r + (1 - d) Q_{h+1}(s', a' ~ pi_{h+1})
-            hnpg_policy_act(t->theta[h + 1], S, A, b->ns, b->n, 0, &t->rng, a2);
+            hnpg_policy_act(&t->pol, t->theta[h + 1], b->ns, b->n, 0, &t->rng, a2);
             ctrl_concat(Xo, b->ns, a2, b->n, S, A);
             ctrl_mlp_forward(&t->q[h + 1], Xo, b->n, yo);
             for (int i = 0; i < b->n; i++) yo[i] = b->r[i] + (1.0f - b->d[i]) * yo[i];
@@ -403,7 +409,7 @@ static void offline_advantages(hnpg_run *t, off_rows *o) {
         float *X = xmalloc(sizeof(float) * (size_t)b->n * t->in),
               *q = xmalloc(sizeof(float) * b->n);
         float *v = xmalloc(sizeof(float) * b->n);
-        hnpg_policy_act(t->theta[h], t->S, t->A, b->s, b->n, 0, &t->rng, b->a);
+        hnpg_policy_act(&t->pol, t->theta[h], b->s, b->n, 0, &t->rng, b->a);
         ctrl_concat(X, b->s, b->a, b->n, t->S, t->A);
         ctrl_mlp_forward(&t->q[h], X, b->n, q);
         values(t, h, b->s, b->n, X, v, b->adv); // v: scratch, adv <- V
@@ -440,7 +446,7 @@ static void actor_steps(hnpg_run *t, off_rows *o, double *kl, double *improve) {
             memcpy(D2 + n, b->adv, sizeof(float) * (size_t)b->n);
         }
         hnpg_npg_info info;
-        hnpg_npg_step(t->theta[h], S, A, S2, A2, D2, m, &t->c->npg, &info, NULL);
+        hnpg_npg_step(&t->pol, t->theta[h], S2, A2, D2, m, &t->c->npg, &info, NULL);
         *kl += info.kl / t->H, *improve += (info.loss_before - info.loss_after) / t->H;
         free(S2), free(A2), free(D2);
     }
@@ -457,7 +463,7 @@ int hnpg_evaluate(hnpg_run *t, uint64_t seed, double *mean, double *std, rlhf_er
         if ((rc = ctrl_env_reset(e, obs, err))) break;
         double ret = 0;
         for (int h = 0; h < t->H; h++) {
-            hnpg_policy_act(t->theta[h], t->S, t->A, obs, 1, 1, NULL, a);
+            hnpg_policy_act(&t->pol, t->theta[h], obs, 1, 1, NULL, a);
             ctrl_step_info info;
             if ((rc = ctrl_env_step(e, a, obs, &info, err))) break;
             ret += info.reward;

@@ -1,8 +1,9 @@
 // ctrl_hnpg_dump: HNPG's pieces as JSON for tests/ctrl_hnpg_test.py, which
 // replays them in float64 PyTorch / numpy.
 //
-//   ctrl_hnpg_dump npg SEED N        a natural step on random data (policy
-//                                    obs 5, act 3; N rows): inputs, the CG
+//   ctrl_hnpg_dump npg SEED N [HID]  a natural step on random data (policy
+//                                    obs 5, act 3, linear or with HID a tanh
+//                                    HID-HID MLP mean; N rows): inputs, the CG
 //                                    solution, theta after, the step's info
 //   ctrl_hnpg_dump gae SEED          GAE on 3 episodes of random rewards/values
 //   ctrl_hnpg_dump critic SEED [TANH] hnpg_critic_fit (in 6, hidden 8, 2 layers,
@@ -46,21 +47,22 @@ static float *randn(rlhf_rng *r, long n, float s) {
     return x;
 }
 
-static int npg(uint64_t seed, int N) {
+static int npg(uint64_t seed, int N, int hidden) {
     int S = 5, A = 3;
+    hnpg_pol pol = {S, A, hidden};
     rlhf_rng r;
     rng_seed(&r, seed);
-    long np = hnpg_policy_nparams(S, A);
+    long np = hnpg_policy_nparams(&pol);
     float *theta = randn(&r, np, 0.3f), *st = randn(&r, (long)N * S, 1.0f);
     float *act = randn(&r, (long)N * A, 1.0f), *adv = randn(&r, N, 1.0f);
     double *dir = malloc(sizeof(double) * (size_t)np);
     hnpg_npg_opts o;
     hnpg_npg_default_opts(&o);
-    printf("{\"S\":%d,\"A\":%d,\"N\":%d,", S, A, N);
+    printf("{\"S\":%d,\"A\":%d,\"N\":%d,\"hidden\":%d,", S, A, N, hidden);
     put("theta0", theta, np, 0), put("states", st, (long)N * S, 0);
     put("actions", act, (long)N * A, 0), put("adv", adv, N, 0);
     hnpg_npg_info info;
-    hnpg_npg_step(theta, S, A, st, act, adv, N, &o, &info, dir);
+    hnpg_npg_step(&pol, theta, st, act, adv, N, &o, &info, dir);
     putd("stepdir", dir, np, 0), put("theta1", theta, np, 0);
     printf("\"loss_before\":%.17g,\"loss_after\":%.17g,\"kl\":%.17g,\"step_frac\":%.17g,"
            "\"shs\":%.17g}\n",
@@ -162,7 +164,8 @@ static int envraw(uint64_t seed, int N) {
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 4 && !strcmp(argv[1], "npg")) return npg(strtoull(argv[2], 0, 10), atoi(argv[3]));
+    if (argc >= 4 && !strcmp(argv[1], "npg"))
+        return npg(strtoull(argv[2], 0, 10), atoi(argv[3]), argc >= 5 ? atoi(argv[4]) : 0);
     if (argc >= 3 && !strcmp(argv[1], "gae")) return gae(strtoull(argv[2], 0, 10));
     if (argc >= 3 && !strcmp(argv[1], "critic"))
         return critic(strtoull(argv[2], 0, 10), argc >= 4 && atoi(argv[3]));
