@@ -396,7 +396,8 @@ def check_ckpt(hidden=0):
 
 
 def check_policy_hidden_refused():
-    """--hnpg_policy_hidden out of range, and a resume with another width, are refused naming the flag"""
+    """--hnpg_policy_hidden out of range, and a resume with another width, are refused naming the flag;
+    a checkpoint written before the field existed resumes with its default"""
     flags = ["--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", 600, "--hnpg_batch_steps", 300,
              "--hnpg_offline_episodes", 50, "--eval_episodes", 2, "--quiet", "--seed", 1]
     with tempfile.TemporaryDirectory() as tmp:
@@ -409,6 +410,24 @@ def check_policy_hidden_refused():
         report(ok, "ctrl_hnpg --hnpg_policy_hidden -1 refused; --resume of a 4-wide run with 8 refused naming the flag",
                f"bad {bad.returncode} {bad.stderr[-300:]} | first {first.returncode} {first.stderr[-300:]} | "
                f"other {other.returncode} {other.stderr[-300:]}")
+        # a checkpoint from before the newer fields (its algo_config lacks them): they
+        # had their defaults then, so a run with the defaults resumes and one without
+        # them is refused
+        old = os.path.join(tmp, "old")
+        made = ctrl("train", *flags, "--output_dir", old, "--stop_at", 300)
+        st = os.path.join(old, "checkpoints", "step-00000300", "state.json")
+        j = json.load(open(st))
+        for k in ("hnpg_policy_hidden", "hnpg_critic_tanh"):
+            j["algo_config"].pop(k, None)
+        json.dump(j, open(st, "w"))
+        wider = ctrl("train", *flags, "--hnpg_policy_hidden", 4, "--output_dir", old, "--resume")
+        same = ctrl("train", *flags, "--output_dir", old, "--resume")
+        ok = made.returncode == 0 and wider.returncode != 0 and "--hnpg_policy_hidden 0" in wider.stderr and \
+            same.returncode == 0 and os.path.exists(os.path.join(old, "checkpoints", "final", "state.json"))
+        report(ok, "ctrl_hnpg a checkpoint without the newer hnpg_* fields resumes with their defaults "
+               "(and is refused with --hnpg_policy_hidden 4)",
+               f"made {made.returncode} wider {wider.returncode} {wider.stderr[-300:]} | "
+               f"same {same.returncode} {same.stderr[-300:]}")
 
 
 def check_study():

@@ -144,19 +144,25 @@ static int load_nets(hnpg_run *t, const char *dir, int with_critics, rlhf_err *e
     return rc;
 }
 
-// the HNPG settings of algo_config (every hnpg_* field, critic_lr, hidden, layers)
+// the HNPG settings of algo_config (every hnpg_* field, critic_lr, hidden,
+// layers). A field the checkpoint lacks was added after it was written: the
+// run had that field's default (--hnpg_critic_tanh 0, --hnpg_policy_hidden 0)
 static int check_algo_fields(const hnpg_run *t, const cJSON *j, const char *path, rlhf_err *err) {
     const cJSON *saved = cJSON_GetObjectItemCaseSensitive(j, "algo_config");
     const ctrl_algo_config *a = &t->c->train->algo_cfg;
+    ctrl_algo_config dflt;
+    memset(&dflt, 0, sizeof dflt);
+    ctrl_algo_find("hnpg")->defaults(&dflt);
     for (const ctrl_algo_field *f = ctrl_algo_fields; f->name; f++) {
         if (strncmp(f->name, "hnpg_", 5) && strcmp(f->name, "critic_lr") &&
             strcmp(f->name, "hidden") && strcmp(f->name, "layers"))
             continue;
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(saved, f->name);
-        const char *p = (const char *)a + f->offset;
+        const char *p = (const char *)a + f->offset, *d = (const char *)&dflt + f->offset;
         double cur = f->is_int ? *(const int *)p : *(const float *)p;
         double was = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-        int same = f->is_int ? cJSON_IsNumber(v) && (int)was == (int)cur
+        if (!v && cJSON_IsObject(saved)) was = f->is_int ? *(const int *)d : *(const float *)d;
+        int same = f->is_int ? !isnan(was) && (int)was == (int)cur
                              : (isnan(was) && isnan(cur)) || (float)was == (float)cur;
         if (!same)
             return rlhf_fail(err,
