@@ -38,8 +38,8 @@ void hnpg_policy_init(const hnpg_pol *p, float *theta, rlhf_rng *rng) {
     memset(theta + mean_nparams(p), 0, sizeof(float) * (size_t)p->act);
 }
 
-// one row through the mean: hid (2 * hidden, may be NULL for the linear
-// policy) gets the tanh layers' outputs
+// one row through the mean: hid (2 * hidden; unused, may be NULL, for the
+// linear policy) gets the tanh layers' outputs
 static void mean_row(const hnpg_pol *p, const float *theta, const float *x, double *hid,
                      double *mean) {
     int L = n_layers(p);
@@ -60,18 +60,11 @@ static void mean_row(const hnpg_pol *p, const float *theta, const float *x, doub
     }
 }
 
-// hid (B, 2 * hidden) or NULL for the linear policy
-static void mean_rows(const hnpg_pol *p, const float *theta, const float *s, int B, double *hid,
-                      double *mean) {
-    double *h = p->hidden > 0 && !hid ? xmalloc(sizeof(double) * 2 * (size_t)p->hidden) : NULL;
-    for (int i = 0; i < B; i++)
-        mean_row(p, theta, s + (long)i * p->obs, hid ? hid + 2L * i * p->hidden : h,
-                 mean + (long)i * p->act);
-    free(h);
-}
-
 void hnpg_policy_mean(const hnpg_pol *p, const float *theta, const float *s, int B, double *mean) {
-    mean_rows(p, theta, s, B, NULL, mean);
+    double *hid = p->hidden > 0 ? xmalloc(sizeof(double) * 2 * (size_t)p->hidden) : NULL;
+    for (int i = 0; i < B; i++)
+        mean_row(p, theta, s + (long)i * p->obs, hid, mean + (long)i * p->act);
+    free(hid);
 }
 
 // the mean's Jacobian times v (the mean's parameters' tangent), one row:
