@@ -30,8 +30,9 @@ int cmd_study(int argc, char **argv) {
          "recompute the verdict and the report from this results.jsonl (no training)"},
         {"task", FLAG_STR, &o.task,
          "the study's setting, for a study that has several (h2o: the simulator, a gapped env "
-         "such as halfcheetah:gravity=2, against the real env named before ':'; default: the "
-         "study's own)"},
+         "such as halfcheetah:gravity=2, against the real env named before ':'; neorl: its tasks, "
+         "a comma-separated list or all, e.g. neorl-safety-halfcheetah,"
+         "neorl-random-friction-hopper; default: the study's own)"},
         {"level", FLAG_STR, &o.level,
          "the dataset level, for a control study that trains on one (random, medium, "
          "medium-replay, expert or medium-expert of our SAC agent's data; default: the study's "

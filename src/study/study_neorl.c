@@ -2,16 +2,23 @@
 // Real-World Benchmarks for Offline Reinforcement Learning with Extended
 // Realistic Scenarios" (papers.md card 38), on our NeoRL-2-style tasks
 // (src/ctrl/env_neorl.c: neorl-pipeline, neorl-rocket, neorl-dmsd;
-// src/ctrl/env_simglucose.c: neorl-simglucose).
+// src/ctrl/env_simglucose.c: neorl-simglucose) and, when `--task` names them
+// (the build needs MuJoCo), the two MuJoCo tasks of src/ctrl/env_mujoco.c:
+// neorl-safety-halfcheetah, neorl-random-friction-hopper.
 //
-// Per task and seed: behaviour data from the task's sub-expert controller
-// (neorl_data_make: train/val splits, references random and expert, the
-// data's normalised score), then `rlhf ctrl train --algo A --dataset
-// train.hdf5` offline for A in bc, iql, td3_bc, cql; each run's final
-// normalised score (summary.json, `--eval_episodes` deterministic episodes).
+// Per task and seed: behaviour data. For the four built-in simulators, from
+// the task's sub-expert controller (neorl_data_make: train/val splits,
+// references random and expert, the data's normalised score); for the MuJoCo
+// tasks, which have no hand-written controller, the medium level of our SAC
+// agent's collect (study_ctrl_collect: one sub-optimal policy's episodes, as
+// NeoRL-2's data are; references the random policy and SAC's final policy).
+// Then `rlhf ctrl train --algo A --dataset DATA` offline for A in bc, iql,
+// td3_bc, cql; each run's final normalised score (summary.json,
+// `--eval_episodes` deterministic episodes).
 //
 // Rows: {kind "data", task, seed, data_score, ref_random, ref_expert, rows}
-// and {kind "algo", task, algo, seed, score, seconds}.
+// (the MuJoCo tasks add "level": "medium") and {kind "algo", task, algo,
+// seed, score, seconds}.
 //
 // The claim (the paper's Table/Figure of "successful tasks": few algorithms
 // beat the behaviour policy's data by a clear margin on these traits): per
@@ -28,24 +35,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctrl/env.h"
 #include "ctrl/env_neorl.h"
 #include "io/file.h"
 #include "study/stats.h"
 #include "study/study.h"
+#include "study/study_ctrl.h"
 
 #define NAME "neorl"
-#define N_TASKS 4
+#define N_TASKS 6
+#define N_BUILTIN 4 // TASKS[0..3]: neorl_data_make; the rest: MuJoCo, SAC-collected
 #define N_ALGOS 4
 #define MAX_SEEDS 16
 #define MARGIN 10.0
 
-static const char *const TASKS[N_TASKS] = {"neorl-pipeline", "neorl-rocket", "neorl-dmsd",
-                                           "neorl-simglucose"};
+static const char *const TASKS[N_TASKS] = {"neorl-pipeline",          "neorl-rocket",
+                                           "neorl-dmsd",              "neorl-simglucose",
+                                           "neorl-safety-halfcheetah", "neorl-random-friction-hopper"};
 static const char *const ALGOS[N_ALGOS] = {"bc", "iql", "td3_bc", "cql"};
 
 typedef struct {
     int steps, hidden, eval_episodes, batch;
-    int train_episodes[N_TASKS]; // 0: the task's default
+    int train_episodes[N_BUILTIN]; // 0: the task's default
 } plan;
 
 static plan make_plan(const study_ctx *c) {
@@ -103,33 +114,138 @@ static int train_one(study_ctx *c, const plan *p, const char *task, const char *
     return 0;
 }
 
+// --task: "" the four built-in simulators (the study as it was measured),
+// "all" the six, else a comma-separated list of task names; on[t] set for
+// each task taken. -1 + err naming --task on an unknown or empty name.
+static int task_set(const char *spec, int on[N_TASKS], rlhf_err *err) {
+    memset(on, 0, N_TASKS * sizeof *on);
+    if (!spec[0] || !strcmp(spec, "all")) {
+        for (int t = 0; t < (spec[0] ? N_TASKS : N_BUILTIN); t++) on[t] = 1;
+        return 0;
+    }
+    for (const char *at = spec;;) {
+        size_t n = strcspn(at, ",");
+        int hit = -1;
+        for (int t = 0; t < N_TASKS; t++)
+            if (strlen(TASKS[t]) == n && !strncmp(at, TASKS[t], n)) hit = t;
+        if (hit < 0)
+            return rlhf_fail(err,
+                             "--task %s: study " NAME " takes \"all\" or a comma-separated list "
+                             "of neorl-pipeline, neorl-rocket, neorl-dmsd, neorl-simglucose, "
+                             "neorl-safety-halfcheetah, neorl-random-friction-hopper (the last "
+                             "two need a build with MuJoCo; without --task: the first four)",
+                             spec);
+        on[hit] = 1;
+        if (!at[n]) return 0;
+        at += n + 1;
+    }
+}
+
+// --task, checked before anything runs: the names, and each MuJoCo task made
+// once (a build without MuJoCo refuses it here)
+static int neorl_check_task(const char *task, rlhf_err *err) {
+    int on[N_TASKS];
+    if (task_set(task, on, err)) return -1;
+    for (int t = N_BUILTIN; t < N_TASKS; t++) {
+        if (!on[t]) continue;
+        ctrl_env *e = NULL;
+        if (ctrl_env_make(TASKS[t], &e, err)) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return rlhf_fail(err, "--task %s: %s", task, why);
+        }
+        ctrl_env_free(e);
+    }
+    return 0;
+}
+
+// The SAC collect of a MuJoCo task: smoke (RLHF_CTRL_STUDY=smoke) checks the
+// plumbing in seconds; quick 20000 SAC steps; full 80000 (the h2o study's
+// quick collect: ~17 minutes a task on one busy core, SAC ~80 steps/s)
+static study_ctrl_data mujoco_data(const study_ctx *c, const char *task, uint64_t seed) {
+    switch (study_ctrl_size_of(c)) {
+    case STUDY_CTRL_SMOKE:
+        return (study_ctrl_data){task, 1500, 200, 2, 16, 1, seed}; // SAC acts after 1000
+    case STUDY_CTRL_QUICK:
+        return (study_ctrl_data){task, 20000, 5000, 10, 64, 2, seed};
+    default:
+        return (study_ctrl_data){task, 80000, 20000, 20, 256, 5, seed};
+    }
+}
+
+// dir/collect.json's medium level: its normalised score and transitions
+static int medium_level(const char *dir, double *score, double *rows, rlhf_err *err) {
+    char path[2400];
+    snprintf(path, sizeof path, "%s/collect.json", dir);
+    char *s = read_file(path, NULL, err);
+    if (!s) return -1;
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    const cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "medium") : NULL;
+    *score = m ? study_num(m, "normalized_score") : NAN;
+    *rows = m ? study_num(m, "transitions") : NAN;
+    cJSON_Delete(j);
+    if (!isfinite(*score) || !isfinite(*rows))
+        return rlhf_fail(err, "%s: no medium level with a normalized_score", path);
+    return 0;
+}
+
+static cJSON *data_row(const char *task, uint64_t seed, double score, double rr, double re,
+                       double rows) {
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "kind", "data");
+    cJSON_AddStringToObject(row, "task", task);
+    cJSON_AddNumberToObject(row, "seed", (double)seed);
+    cJSON_AddNumberToObject(row, "data_score", score);
+    cJSON_AddNumberToObject(row, "ref_random", rr);
+    cJSON_AddNumberToObject(row, "ref_expert", re);
+    cJSON_AddNumberToObject(row, "rows", rows);
+    return row;
+}
+
+// one task's data for a seed: its row (study_row) and the training file
+static int make_data(study_ctx *c, const plan *p, int t, uint64_t seed, char *data, size_t n,
+                     rlhf_err *err) {
+    if (t >= N_BUILTIN) {
+        study_ctrl_data d = mujoco_data(c, TASKS[t], seed);
+        char dir[2200];
+        double rr, re, score, rows;
+        if (study_ctrl_collect(c, &d, dir, sizeof dir, err) ||
+            study_ctrl_refs(dir, &rr, &re, err) || medium_level(dir, &score, &rows, err))
+            return -1;
+        cJSON *row = data_row(TASKS[t], seed, score, rr, re, rows);
+        cJSON_AddStringToObject(row, "level", "medium");
+        study_row(c, NAME, row);
+        study_ctrl_level(dir, "medium", data, n);
+        return 0;
+    }
+    char out[2200];
+    snprintf(out, sizeof out, "%s/data/%s-s%llu", c->out, TASKS[t], (unsigned long long)seed);
+    neorl_data_config dc;
+    neorl_data_default_config(&dc);
+    dc.env = TASKS[t];
+    dc.out = out;
+    dc.train_episodes = p->train_episodes[t];
+    dc.seed = seed;
+    dc.quiet = 1;
+    neorl_data_result r;
+    if (neorl_data_make(&dc, &r, err)) return -1;
+    study_row(c, NAME,
+              data_row(TASKS[t], seed, r.data_score, r.ref_random, r.ref_expert, r.train_rows));
+    snprintf(data, n, "%s/train.hdf5", out);
+    return 0;
+}
+
 static int neorl_run(study_ctx *c, rlhf_err *err) {
     plan p = make_plan(c);
+    int on[N_TASKS];
+    if (task_set(c->task, on, err)) return -1;
     for (int s = 0; s < c->n_seeds; s++) {
         uint64_t seed = c->seed + (uint64_t)s;
         for (int t = 0; t < N_TASKS; t++) {
-            char out[2200], data[2400];
-            snprintf(out, sizeof out, "%s/data/%s-s%llu", c->out, TASKS[t],
-                     (unsigned long long)seed);
-            neorl_data_config dc;
-            neorl_data_default_config(&dc);
-            dc.env = TASKS[t];
-            dc.out = out;
-            dc.train_episodes = p.train_episodes[t];
-            dc.seed = seed;
-            dc.quiet = 1;
-            neorl_data_result r;
-            if (neorl_data_make(&dc, &r, err)) return -1;
-            cJSON *row = cJSON_CreateObject();
-            cJSON_AddStringToObject(row, "kind", "data");
-            cJSON_AddStringToObject(row, "task", TASKS[t]);
-            cJSON_AddNumberToObject(row, "seed", (double)seed);
-            cJSON_AddNumberToObject(row, "data_score", r.data_score);
-            cJSON_AddNumberToObject(row, "ref_random", r.ref_random);
-            cJSON_AddNumberToObject(row, "ref_expert", r.ref_expert);
-            cJSON_AddNumberToObject(row, "rows", (double)r.train_rows);
-            study_row(c, NAME, row);
-            snprintf(data, sizeof data, "%s/train.hdf5", out);
+            if (!on[t]) continue;
+            char data[2400];
+            if (make_data(c, &p, t, seed, data, sizeof data, err)) return -1;
             for (int a = 0; a < N_ALGOS; a++)
                 if (train_one(c, &p, TASKS[t], ALGOS[a], data, seed, err)) return -1;
         }
@@ -249,31 +365,36 @@ static int neorl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     const char *hdr[COLS] = {"task", "data", "bc", "iql", "td3_bc", "cql", "> data + 10"};
     char cells[N_TASKS][COLS][64];
     const char *ptr[N_TASKS * COLS];
+    int shown = 0; // the tasks the rows measured, in TASKS' order
     for (int t = 0; t < N_TASKS; t++) {
-        snprintf(cells[t][0], 64, "%s", TASKS[t]);
-        snprintf(cells[t][1], 64, "%.1f", tb.data[t].mean);
+        task_claim tc = task_claim_of(&tb, t);
+        if (!tb.data[t].n && !tc.n) continue;
+        int k = shown++;
+        snprintf(cells[k][0], 64, "%s", TASKS[t]);
+        snprintf(cells[k][1], 64, "%.1f", tb.data[t].mean);
         for (int a = 0; a < N_ALGOS; a++) {
             const stats_summary *s = &tb.score[t][a];
             if (s->n > 1)
-                snprintf(cells[t][2 + a], 64, "%.1f ± %.1f (%+.1f)", s->mean, s->se, tb.gain[t][a]);
+                snprintf(cells[k][2 + a], 64, "%.1f ± %.1f (%+.1f)", s->mean, s->se, tb.gain[t][a]);
             else if (s->n == 1)
-                snprintf(cells[t][2 + a], 64, "%.1f (%+.1f)", s->mean, tb.gain[t][a]);
+                snprintf(cells[k][2 + a], 64, "%.1f (%+.1f)", s->mean, tb.gain[t][a]);
             else
-                snprintf(cells[t][2 + a], 64, "-");
+                snprintf(cells[k][2 + a], 64, "-");
         }
-        task_claim tc = task_claim_of(&tb, t);
         if (tc.n)
-            snprintf(cells[t][COLS - 1], 64, "%d/%d (%s)", tc.beat, tc.n, task_outcome(&tc));
+            snprintf(cells[k][COLS - 1], 64, "%d/%d (%s)", tc.beat, tc.n, task_outcome(&tc));
         else
-            snprintf(cells[t][COLS - 1], 64, "-");
-        for (int k = 0; k < COLS; k++) ptr[t * COLS + k] = cells[t][k];
+            snprintf(cells[k][COLS - 1], 64, "-");
+        for (int i = 0; i < COLS; i++) ptr[k * COLS + i] = cells[k][i];
     }
     report_h(p, 2, "Normalised scores (gain over the data in brackets)");
-    report_table(p, COLS, hdr, N_TASKS, ptr);
+    report_table(p, COLS, hdr, shown, ptr);
     report_note(p, "Score 100 (R - R_random) / (R_expert - R_random): R_random the uniform "
-                   "random policy, R_expert the task's noise-free expert controller, on the "
-                   "trainer's evaluation episodes. Data: the behaviour episodes of train.hdf5 "
-                   "(the expert with Gaussian action noise). Mean ± standard error over seeds. "
+                   "random policy, R_expert the task's noise-free expert controller (the MuJoCo "
+                   "tasks: our SAC agent's final policy), on the trainer's evaluation episodes. "
+                   "Data: the behaviour episodes of train.hdf5 (the expert with Gaussian action "
+                   "noise); the MuJoCo tasks: the medium level of the SAC agent's collect (one "
+                   "of its checkpoints, sub-optimal). Mean ± standard error over seeds. "
                    "Last column: the algorithms that beat the data by more than 10 points on "
                    "the task, and the study's rule on that task alone.");
     return 0;
@@ -287,6 +408,7 @@ const study_def study_neorl = {
              "sub-expert datasets, offline RL (BC, IQL, TD3+BC, CQL) rarely beats the behaviour "
              "policy's data by a clear margin (> 10 normalised points).",
     .run = neorl_run,
+    .check_task = neorl_check_task,
     .verdict = neorl_verdict,
     .report = neorl_report,
     .no_sandbox = 1,
