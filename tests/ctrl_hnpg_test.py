@@ -23,7 +23,10 @@ first wrong one) bound its train returns (1 only for an opened lock).
 Study (src/study/study_hnpg.c): its verdict from synthetic rows (claim holds,
 fails, inconclusive), and the quick run on H = 3, 5 with one seed: HNPG with
 eps-greedy offline data opens the lock, on-policy NPG with the same budget
-does not at H = 5.
+does not at H = 5. `--task` picks horizons: `--quick --task 3` runs H 3 alone
+with the quick settings (linear policies, rows say policy_hidden 0); a
+horizon without settings, or a malformed list, is refused before anything is
+written.
 """
 import json
 import math
@@ -323,6 +326,31 @@ def check_quick_study(tmp):
            v.get("text", ""))
 
 
+def check_study_task(tmp):
+    for bad in ("4", "20,", "abc", "3;5", "3,5,7,10,15,20,3,5,7"):
+        out = os.path.join(tmp, "task-bad")
+        p = subprocess.run([RLHF, "study", "hnpg", "--task", bad, "--out", out], capture_output=True,
+                           text=True, timeout=60, env=ENV)
+        report(p.returncode != 0 and f"--task {bad}" in p.stderr and "3, 5, 7, 10, 15, 20" in p.stderr
+               and not os.path.exists(out), f"ctrl_hnpg study --task {bad} refused", p.stderr[-300:])
+    out = os.path.join(tmp, "task3")
+    p = subprocess.run([RLHF, "study", "hnpg", "--quick", "--seeds", "1", "--task", "3", "--out", out],
+                       capture_output=True, text=True, timeout=300, env=ENV)
+    rs = [json.loads(x) for x in open(os.path.join(out, "results.jsonl")) if x.strip()] \
+        if p.returncode == 0 else []
+    rs = [r for r in rs if "H" in r]
+    cfg = {}
+    try:
+        cfg = json.load(open(os.path.join(out, "runs", "H3", "hnpg-seed1", "config.json")))
+    except (OSError, ValueError):
+        pass
+    report(sorted((r["H"], r["method"], r["policy_hidden"], r["budget_steps"]) for r in rs) ==
+           [(3, "hnpg", 0, 3000), (3, "npg", 0, 3000)] and
+           (cfg.get("hnpg_policy_hidden"), cfg.get("hnpg_max_kl"), cfg.get("critic_lr")) == (0, 0.1, 0.001),
+           "ctrl_hnpg study --quick --task 3: H 3 alone, both methods, quick settings",
+           p.stderr[-400:] or str(rs)[:400])
+
+
 def ctrl(*args):
     return subprocess.run([RLHF, "ctrl", *map(str, args)], capture_output=True, text=True,
                           timeout=120, env={**ENV, "RLHF_GEMM": "fixed"})
@@ -434,6 +462,7 @@ def check_study():
     with tempfile.TemporaryDirectory() as tmp:
         check_verdicts(tmp)
         check_quick_study(tmp)
+        check_study_task(tmp)
 
 
 if __name__ == "__main__":
