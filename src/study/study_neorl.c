@@ -49,9 +49,12 @@
 #define MAX_SEEDS 16
 #define MARGIN 10.0
 
-static const char *const TASKS[N_TASKS] = {"neorl-pipeline",          "neorl-rocket",
-                                           "neorl-dmsd",              "neorl-simglucose",
-                                           "neorl-safety-halfcheetah", "neorl-random-friction-hopper"};
+static const char *const TASKS[N_TASKS] = {"neorl-pipeline",
+                                           "neorl-rocket",
+                                           "neorl-dmsd",
+                                           "neorl-simglucose",
+                                           "neorl-safety-halfcheetah",
+                                           "neorl-random-friction-hopper"};
 static const char *const ALGOS[N_ALGOS] = {"bc", "iql", "td3_bc", "cql"};
 
 typedef struct {
