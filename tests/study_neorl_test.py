@@ -111,6 +111,7 @@ def main():
                "neorl_task_list_runs_those_tasks_alone", p.stderr[-400:] or str(rs)[:400])
 
         mujoco_smoke(tmp)
+        inverted_refs(tmp)
 
         out = f"{tmp}/quick"
         p = run("study", "neorl", "--quick", "--seeds", "1", "--out", out, check=False,
@@ -134,6 +135,31 @@ def main():
                os.path.exists(f"{out}/report.html"), "neorl_quick_verdict_and_report",
                v["figure"])
     return exit_code()
+
+
+def inverted_refs(tmp):
+    """A collect whose SAC ends below the random policy (as 20000 steps on
+    SafetyHalfCheetah once did) is refused at the quick size, naming the
+    folder and both returns, before any training run: a collect.json written
+    here stands in for it (study_ctrl_collect reuses a folder that has one)."""
+    base = f"{tmp}/inv-base"
+    d = f"{base}/ctrl-neorl-safety-halfcheetah-40000-10000-256-s1"
+    os.makedirs(d)
+    level = {"path": f"{d}/medium.hdf5", "transitions": 10000, "episodes": 10,
+             "episode_return_mean": -300.0, "normalized_score": -50.0}
+    write(f"{d}/collect.json", [{"env": "neorl-safety-halfcheetah", "ref_random_return": -306.3,
+                                 "ref_expert_return": -382.8, "medium": level}])
+    out = f"{tmp}/inv"
+    p = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", "neorl", "--quick", "--seeds", "1",
+                        "--task", "neorl-safety-halfcheetah", "--out", out, "--base", base],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if p.returncode and "without MuJoCo" in p.stderr:
+        print("SKIP neorl inverted references: built without MuJoCo")
+        return
+    report(p.returncode != 0 and d in p.stderr and "-382.8" in p.stderr and "-306.3" in p.stderr
+           and not os.path.exists(f"{out}/runs"),
+           "neorl_mujoco_collect_below_random_refused", p.stderr[-500:])
 
 
 def mujoco_smoke(tmp):
