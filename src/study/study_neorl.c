@@ -227,8 +227,8 @@ static int make_data(study_ctx *c, const plan *p, int t, uint64_t seed, char *da
                 return rlhf_fail(err,
                                  "study " NAME ": %s: SAC's final policy returns %.1f, not above "
                                  "the random policy's %.1f, so normalised scores would mean "
-                                 "nothing; a longer collect (the full size, without --quick) "
-                                 "is needed",
+                                 "nothing; a longer collect is needed (the full size, without "
+                                 "--quick, collects 80000 SAC steps)",
                                  dir, re, rr);
             fprintf(stderr,
                     "study " NAME ": warning: %s: SAC's final policy (%.1f) is not "
