@@ -87,6 +87,22 @@ int study_ctrl_refs(const char *dir, double *ref_random, double *ref_expert, rlh
     return 0;
 }
 
+int study_ctrl_level_stats(const char *dir, const char *level, double *score, double *rows,
+                           rlhf_err *err) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/collect.json", dir);
+    cJSON *j = read_json(path, err);
+    if (!j) return -1;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, level);
+    *score = num(l, "normalized_score");
+    *rows = num(l, "transitions");
+    cJSON_Delete(j);
+    if (!isfinite(*score) || !isfinite(*rows))
+        return rlhf_fail(err, "study: %s has no %s level with normalized_score and transitions",
+                         path, level);
+    return 0;
+}
+
 // ----------------------------------------------------------- corruption --
 int study_ctrl_corrupt(study_ctx *c, const char *in, const char *out,
                        const study_ctrl_corruption *k, rlhf_err *err) {

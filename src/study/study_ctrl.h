@@ -66,6 +66,10 @@ int study_ctrl_level_check(const char *level, rlhf_err *err);
 
 // The reference returns collect recorded (dir/collect.json); -1 + err when missing.
 int study_ctrl_refs(const char *dir, double *ref_random, double *ref_expert, rlhf_err *err);
+// One level's normalised score and transitions as collect recorded them
+// (dir/collect.json); -1 + err when missing.
+int study_ctrl_level_stats(const char *dir, const char *level, double *score, double *rows,
+                           rlhf_err *err);
 
 // ----------------------------------------------------------- corruption --
 typedef struct {

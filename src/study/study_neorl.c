@@ -179,23 +179,6 @@ static study_ctrl_data mujoco_data(const study_ctx *c, const char *task, uint64_
     }
 }
 
-// dir/collect.json's medium level: its normalised score and transitions
-static int medium_level(const char *dir, double *score, double *rows, rlhf_err *err) {
-    char path[2400];
-    snprintf(path, sizeof path, "%s/collect.json", dir);
-    char *s = read_file(path, NULL, err);
-    if (!s) return -1;
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    const cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "medium") : NULL;
-    *score = m ? study_num(m, "normalized_score") : NAN;
-    *rows = m ? study_num(m, "transitions") : NAN;
-    cJSON_Delete(j);
-    if (!isfinite(*score) || !isfinite(*rows))
-        return rlhf_fail(err, "%s: no medium level with a normalized_score", path);
-    return 0;
-}
-
 static cJSON *data_row(const char *task, uint64_t seed, double score, double rr, double re,
                        double rows) {
     cJSON *row = cJSON_CreateObject();
@@ -217,7 +200,8 @@ static int make_data(study_ctx *c, const plan *p, int t, uint64_t seed, char *da
         char dir[2200];
         double rr, re, score, rows;
         if (study_ctrl_collect(c, &d, dir, sizeof dir, err) ||
-            study_ctrl_refs(dir, &rr, &re, err) || medium_level(dir, &score, &rows, err))
+            study_ctrl_refs(dir, &rr, &re, err) ||
+            study_ctrl_level_stats(dir, "medium", &score, &rows, err))
             return -1;
         // normalised scores need SAC's final policy above the random one: a
         // collect too short for that is refused (the smoke size, whose numbers
