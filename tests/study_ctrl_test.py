@@ -237,6 +237,53 @@ def check_riql_smoke(tmp, base):
            str(sc))
 
 
+def check_task(tmp):
+    """--task ENV (famo2o, ro2o): the data and every run on that environment;
+    anything else refused before a file is written"""
+    for study, bad in (("famo2o", "cartpole"), ("ro2o", "walker2d:friction=2"), ("famo2o", "")):
+        out = f"{tmp}/task-bad-{study}"
+        p = run("study", study, "--task", bad, "--out", out, check=False)
+        report(p.returncode != 0 and f"--task {bad}" in p.stderr and "halfcheetah" in p.stderr and
+               not os.path.exists(out), f"{study}_task_{bad or 'empty'}_refused", p.stderr[-300:])
+    base = f"{tmp}/task-base"
+    env = {**os.environ, "RLHF_CTRL_STUDY": "smoke", "OMP_NUM_THREADS": "1"}
+    # (study, the arm that is ours, a flag only its smoke run gets on MuJoCo)
+    for study, base_algo, ours, flag in (("famo2o", "iql", "famo2o", None),
+                                         ("ro2o", "sacn", "ro2o", ("ro2o_samples", 2))):
+        out = f"{tmp}/task-{study}"
+        t0 = time.time()
+        p = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", study, "--task", "hopper",
+                            "--seeds", "1", "--base", base, "--out", out],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        if p.returncode and "MuJoCo" in p.stderr:
+            print(f"SKIP {study} --task hopper: built without MuJoCo")
+            return
+        if p.returncode:
+            report(False, f"{study}_task_hopper_runs", p.stderr[-1200:])
+            continue
+        why = []
+        colls = [x for x in os.listdir(base) if x.startswith("ctrl-hopper-1500-200-16-")]
+        if len(colls) != 1:
+            why.append(f"collect folders {os.listdir(base)}")
+        o2o = [r for r in rows(f"{out}/results.jsonl") if r.get("phase") == "o2o"]
+        if sorted(r["method"] for r in o2o) != sorted([base_algo, ours]) or \
+                any(r.get("env") != "hopper" for r in o2o):
+            why.append(f"o2o rows {o2o}")
+        for algo in (base_algo, ours):
+            cfg = json.load(open(f"{out}/runs/seed1/{algo}/config.json"))
+            if cfg.get("env") != "hopper" or cfg.get("algo") != algo or \
+                    not cfg.get("dataset", "").endswith(f"{colls[0] if colls else '?'}/medium.hdf5") or \
+                    (cfg.get("offline_steps"), cfg.get("online_steps")) != (200, 400):
+                why.append(f"{algo} config {json.dumps(cfg)[:400]}")
+            if flag and algo == ours and cfg.get(flag[0]) != flag[1]:
+                why.append(f"{algo} {flag[0]} {cfg.get(flag[0])}")
+        v = json.load(open(f"{out}/verdict.json"))
+        if "Environment: hopper" not in v["text"]:
+            why.append(v["text"])
+        report(not why, f"{study}_task_hopper: the collect, both arms and the verdict on hopper "
+               f"({time.time() - t0:.1f} s)", "; ".join(why)[:1500])
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rlhf-study-ctrl-")
     try:
@@ -244,6 +291,7 @@ def main():
         check_wsrl(tmp)
         check_pair(tmp, "famo2o", "iql", "famo2o", ["IQL", "FamO2O"])
         check_pair(tmp, "ro2o", "sacn", "ro2o", ["SAC-N", "RO2O"])
+        check_task(tmp)
         if SANITIZE:
             print("SKIP study_ctrl_smoke_run: RLHF_SANITIZE")
         else:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ctrl/env.h"
 #include "io/file.h"
 
 // ------------------------------------------------------------- datasets --
@@ -444,6 +445,43 @@ study_ctrl_data study_ctrl_data_of(const study_ctx *c) {
     }
 }
 
+static const char *const ENVS[] = {"pendulum", "hopper", "halfcheetah", "walker2d"};
+
+int study_ctrl_env_check(const char *env, rlhf_err *err) {
+    int known = 0;
+    for (size_t i = 0; i < sizeof ENVS / sizeof *ENVS; i++) known |= !strcmp(env, ENVS[i]);
+    if (!known)
+        return rlhf_fail(err,
+                         "--task %s: this study takes the environment of its data: pendulum, "
+                         "hopper, halfcheetah or walker2d",
+                         env);
+    ctrl_env *e = NULL;
+    if (ctrl_env_make(env, &e, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return rlhf_fail(err, "--task %s: %s", env, why);
+    }
+    ctrl_env_free(e);
+    return 0;
+}
+
+study_ctrl_data study_ctrl_data_on(const study_ctx *c, const char *env) {
+    if (!env || !*env) return study_ctrl_data_of(c);
+    study_ctrl_size size = study_ctrl_size_of(c);
+    if (!strcmp(env, "pendulum")) {
+        if (size != STUDY_CTRL_FULL) return study_ctrl_data_of(c);
+        return (study_ctrl_data){"pendulum", 20000, 10000, 100, 64, 10, c->seed};
+    }
+    switch (size) {
+    case STUDY_CTRL_SMOKE:
+        return (study_ctrl_data){env, 1500, 200, 2, 16, 1, c->seed};
+    case STUDY_CTRL_QUICK:
+        return (study_ctrl_data){env, 80000, 20000, 20, 256, 5, c->seed};
+    default:
+        return (study_ctrl_data){env, 300000, 100000, 60, 256, 10, c->seed};
+    }
+}
+
 void study_ctrl_common(study_args *a, const char *algo, const study_ctrl_data *d,
                        const char *dataset, uint64_t seed) {
     study_add(a, "--algo", algo, "--env", d->env, "--dataset", dataset, NULL);
@@ -468,5 +506,6 @@ int study_ctrl_o2o_arm(study_ctx *c, const char *study, const char *method, cons
     if (study_ctrl_train(c, name, &a, dir, sizeof dir, &r, err)) return -1;
     cJSON *extra_row = cJSON_CreateObject();
     cJSON_AddStringToObject(extra_row, "algo", algo);
+    cJSON_AddStringToObject(extra_row, "env", d->env);
     return study_ctrl_o2o_rows(c, study, method, seed, dir, o->offline_steps, &r, extra_row, err);
 }

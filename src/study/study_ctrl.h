@@ -53,6 +53,19 @@ const char *study_ctrl_size_name(study_ctrl_size s); // "smoke", "quick", "full"
 // 100000 rows, width 256) with MuJoCo, else pendulum (20000, 10000, 64).
 study_ctrl_data study_ctrl_data_of(const study_ctx *c);
 
+// The environments a control study may name for its data (`--task` of famo2o
+// and ro2o; h2o's real envs): pendulum, hopper, halfcheetah, walker2d.
+// study_ctrl_env_check: 0 when env is one of them and this build makes it (the
+// MuJoCo ones need MuJoCo), else -1 + err naming `--task`.
+int study_ctrl_env_check(const char *env, rlhf_err *err);
+// The dataset of a size on env (NULL or "": study_ctrl_data_of's). pendulum:
+// study_ctrl_data_of's smoke and quick; full 20000 steps, 10000 rows, width 64
+// (with or without MuJoCo). A MuJoCo task: smoke 1500 SAC steps (it acts from
+// step 1000), 200 rows, width 16, 1 evaluation episode; quick 80000 steps, 20000
+// rows, width 256, 20 checkpoints, 5 episodes (the collect `study h2o` makes at
+// its quick size, so the two share one --base); full 300000, 100000, width 256.
+study_ctrl_data study_ctrl_data_on(const study_ctx *c, const char *env);
+
 // `ctrl train` arguments every study run shares: --algo, --env, --dataset,
 // --hidden, --eval_episodes of d, --seed.
 void study_ctrl_common(study_args *a, const char *algo, const study_ctrl_data *d,
@@ -180,22 +193,24 @@ study_outcome study_ctrl_outcome(const stats_summary *diff);
 
 // ------------------------------------------------- one method vs its base --
 // The shape of the famo2o and ro2o studies (study_ctrl_versus.c): one dataset
-// (the medium level), per seed two arms of `ctrl train` with the same seed,
-// data, offline updates and online budget, base and ours; rows by
-// study_ctrl_o2o_arm. Verdict: per seed d = final(ours) - final(base),
-// supported when mean d > 0 by >= 2 se, not supported when < 0 by >= 2 se,
-// else inconclusive (the dips are reported, not judged).
+// (the medium level of study_ctrl_data_on(c, --task)), per seed two arms of `ctrl train` with the
+// same seed, data, offline updates and online budget, base and ours; rows by study_ctrl_o2o_arm.
+// Verdict: per seed d = final(ours) - final(base), supported when mean d > 0 by >= 2 se, not
+// supported when < 0 by >= 2 se, else inconclusive (the dips are reported, not judged).
 typedef struct {
     const char *name;               // the study ("famo2o")
     const char *algo[2], *label[2]; // base, ours: --algo names and how the report names them
-    // per size: smoke, quick, full on pendulum, full on a MuJoCo task
-    study_ctrl_o2o budget[4];
-    // shared ctrl train flags and ours' own, per size smoke, quick, full
-    // (NULL-terminated lists; NULL: none)
-    const char *const *settings[3], *const *ours[3];
+    // [0] on pendulum, [1] on a MuJoCo task (--task; full without --task where
+    // the build has MuJoCo); then per size: smoke, quick, full
+    study_ctrl_o2o budget[2][3];
+    // shared ctrl train flags and ours' own, the same way (NULL-terminated
+    // lists; NULL: none)
+    const char *const *settings[2][3], *const *ours[2][3];
     const char *about; // the report's first paragraph
 } study_ctrl_versus;
 int study_ctrl_versus_run(study_ctx *c, const study_ctrl_versus *v, rlhf_err *err);
+// --task: the environment (study_ctrl_env_check)
+int study_ctrl_versus_check_task(const char *task, rlhf_err *err);
 void study_ctrl_versus_verdict(const study_ctrl_versus *v, const cJSON *rows, study_verdict *out);
 void study_ctrl_versus_report(const study_ctrl_versus *v, const cJSON *rows, report_page *p);
 

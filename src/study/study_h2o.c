@@ -58,8 +58,8 @@ static void pendulum_sizes(const study_ctx *c, h2o_plan *p) {
         p->online_steps = 6000, p->offline_steps = 6000, p->batch = 128;
         break;
     default: // pendulum even where the build has MuJoCo: the gap is pendulum's gravity
-        p->data = (study_ctrl_data){NULL, 20000, 10000, 40, 64, p->data.eval_episodes,
-                                    p->data.seed};
+        p->data =
+            (study_ctrl_data){NULL, 20000, 10000, 40, 64, p->data.eval_episodes, p->data.seed};
         p->online_steps = 20000, p->offline_steps = 20000, p->batch = 256;
         break;
     }
@@ -70,19 +70,15 @@ static void pendulum_sizes(const study_ctx *c, h2o_plan *p) {
 // H2O 34-81 updates/s, IQL 165-225 at width 256, batch 256); full is longer,
 // still far from the authors' 10^6 steps (batch 256 as theirs)
 static void mujoco_sizes(const study_ctx *c, h2o_plan *p) {
-    int ep = p->data.eval_episodes;
-    uint64_t seed = p->data.seed;
+    p->data = study_ctrl_data_on(c, p->real); // shared with famo2o and ro2o's --task
     switch (study_ctrl_size_of(c)) {
     case STUDY_CTRL_SMOKE:
-        p->data = (study_ctrl_data){NULL, 1500, 200, 2, 16, 1, seed}; // SAC acts after 1000
         p->online_steps = 200, p->offline_steps = 200, p->batch = 32;
         break;
     case STUDY_CTRL_QUICK:
-        p->data = (study_ctrl_data){NULL, 80000, 20000, 20, 256, 5, seed};
         p->online_steps = 20000, p->offline_steps = 20000, p->batch = 256;
         break;
     default:
-        p->data = (study_ctrl_data){NULL, 300000, 100000, 60, 256, ep, seed};
         p->online_steps = 200000, p->offline_steps = 200000, p->batch = 256;
         break;
     }
@@ -155,7 +151,10 @@ static int eval_real(study_ctx *c, const char *real, const char *run_dir, const 
 static int run_arm(study_ctx *c, const h2o_plan *pl, const char *dataset, double rr, double re,
                    int arm, uint64_t seed, rlhf_err *err) {
     study_args a = {0};
-    study_add(&a, "--algo", arm == A_H2O ? "h2o" : arm == A_SIM ? "sac" : "iql",
+    study_add(&a, "--algo",
+              arm == A_H2O   ? "h2o"
+              : arm == A_SIM ? "sac"
+                             : "iql",
               "--env", arm == A_OFF ? pl->real : pl->sim, NULL);
     if (arm != A_SIM) study_add(&a, "--dataset", dataset, NULL);
     study_addf(&a, "--hidden=%d", pl->data.hidden);
