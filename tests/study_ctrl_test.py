@@ -238,18 +238,24 @@ def check_riql_smoke(tmp, base):
 
 
 def check_task(tmp):
-    """--task ENV (famo2o, ro2o): the data and every run on that environment;
-    anything else refused before a file is written"""
-    for study, bad in (("famo2o", "cartpole"), ("ro2o", "walker2d:friction=2"), ("famo2o", "")):
+    """--task ENV (riql, wsrl, famo2o, ro2o): the collect, every run and the
+    verdict on that environment; anything else refused before a file is written"""
+    for study, bad in (("famo2o", "cartpole"), ("ro2o", "walker2d:friction=2"), ("famo2o", ""),
+                       ("riql", "Hopper"), ("wsrl", "pendulum,hopper")):
         out = f"{tmp}/task-bad-{study}"
         p = run("study", study, "--task", bad, "--out", out, check=False)
         report(p.returncode != 0 and f"--task {bad}" in p.stderr and "halfcheetah" in p.stderr and
                not os.path.exists(out), f"{study}_task_{bad or 'empty'}_refused", p.stderr[-300:])
     base = f"{tmp}/task-base"
     env = {**os.environ, "RLHF_CTRL_STUDY": "smoke", "OMP_NUM_THREADS": "1"}
-    # (study, the arm that is ours, a flag only its smoke run gets on MuJoCo)
-    for study, base_algo, ours, flag in (("famo2o", "iql", "famo2o", None),
-                                         ("ro2o", "sacn", "ro2o", ("ro2o_samples", 2))):
+    # study, its runs (algo, run folder under runs/seed1), the row phase with
+    # env, a flag (name, value) only the second arm's smoke run gets on MuJoCo
+    plans = (("famo2o", [("iql", "iql"), ("famo2o", "famo2o")], "o2o", None),
+             ("ro2o", [("sacn", "sacn"), ("ro2o", "ro2o")], "o2o", ("ro2o_samples", 2)),
+             ("riql", [(m, f"{m}-{d}") for m in ("iql", "riql")
+                       for d in ("clean", "rew-random-0.3", "rew-adv-0.3")], "final", None),
+             ("wsrl", [("wsrl", a) for a in ("wsrl", "retain", "no_warmup")], "o2o", None))
+    for study, runs, phase, flag in plans:
         out = f"{tmp}/task-{study}"
         t0 = time.time()
         p = subprocess.run([os.path.join(ROOT, BUILD, "rlhf"), "study", study, "--task", "hopper",
@@ -265,23 +271,27 @@ def check_task(tmp):
         colls = [x for x in os.listdir(base) if x.startswith("ctrl-hopper-1500-200-16-")]
         if len(colls) != 1:
             why.append(f"collect folders {os.listdir(base)}")
-        o2o = [r for r in rows(f"{out}/results.jsonl") if r.get("phase") == "o2o"]
-        if sorted(r["method"] for r in o2o) != sorted([base_algo, ours]) or \
-                any(r.get("env") != "hopper" for r in o2o):
-            why.append(f"o2o rows {o2o}")
-        for algo in (base_algo, ours):
-            cfg = json.load(open(f"{out}/runs/seed1/{algo}/config.json"))
-            if cfg.get("env") != "hopper" or cfg.get("algo") != algo or \
-                    not cfg.get("dataset", "").endswith(f"{colls[0] if colls else '?'}/medium.hdf5") or \
-                    (cfg.get("offline_steps"), cfg.get("online_steps")) != (200, 400):
-                why.append(f"{algo} config {json.dumps(cfg)[:400]}")
-            if flag and algo == ours and cfg.get(flag[0]) != flag[1]:
-                why.append(f"{algo} {flag[0]} {cfg.get(flag[0])}")
+        rs = [r for r in rows(f"{out}/results.jsonl") if r.get("phase") == phase]
+        if len(rs) != len(runs) or any(r.get("env") != "hopper" for r in rs):
+            why.append(f"{phase} rows {rs}")
+        for algo, name in runs:
+            cfg = json.load(open(f"{out}/runs/seed1/{name}/config.json"))
+            data = cfg.get("dataset", "")
+            own = data.endswith(f"{colls[0] if colls else '?'}/{study_level(study)}.hdf5") or \
+                data.endswith(f"seed1/{name.split('-', 1)[-1]}.hdf5")  # riql's corrupted copies
+            if cfg.get("env") != "hopper" or cfg.get("algo") != algo or not own:
+                why.append(f"{name} config {json.dumps(cfg)[:300]}")
+            if flag and name == runs[-1][1] and cfg.get(flag[0]) != flag[1]:
+                why.append(f"{name} {flag[0]} {cfg.get(flag[0])}")
         v = json.load(open(f"{out}/verdict.json"))
         if "Environment: hopper" not in v["text"]:
             why.append(v["text"])
-        report(not why, f"{study}_task_hopper: the collect, both arms and the verdict on hopper "
+        report(not why, f"{study}_task_hopper: the collect, every run and the verdict on hopper "
                f"({time.time() - t0:.1f} s)", "; ".join(why)[:1500])
+
+
+def study_level(study):
+    return {"riql": "medium-expert", "wsrl": "medium-replay"}.get(study, "medium")
 
 
 def main():

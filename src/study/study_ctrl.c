@@ -465,6 +465,16 @@ int study_ctrl_env_check(const char *env, rlhf_err *err) {
     return 0;
 }
 
+const char *study_ctrl_env_words(const cJSON *rows, char *buf, size_t n) {
+    const cJSON *row;
+    buf[0] = 0;
+    cJSON_ArrayForEach(row, rows) if (*study_str(row, "env")) {
+        snprintf(buf, n, "Environment: %s. ", study_str(row, "env"));
+        break;
+    }
+    return buf;
+}
+
 study_ctrl_data study_ctrl_data_on(const study_ctx *c, const char *env) {
     if (!env || !*env) return study_ctrl_data_of(c);
     study_ctrl_size size = study_ctrl_size_of(c);

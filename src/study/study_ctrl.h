@@ -188,6 +188,10 @@ const cJSON *study_ctrl_match(const cJSON *rows, double seed, ...);
 // (key NULL: all rows with a seed), in order of appearance; at most max.
 int study_ctrl_seeds(const cJSON *rows, const char *key, const char *value, double *seed, int max);
 
+// "Environment: ENV. " from the first row that records "env" (rows of a study
+// run with --task, or any run since), else "": a verdict text's first words.
+const char *study_ctrl_env_words(const cJSON *rows, char *buf, size_t n);
+
 // stats_sign_test of a summary of differences as an outcome.
 study_outcome study_ctrl_outcome(const stats_summary *diff);
 
@@ -209,8 +213,6 @@ typedef struct {
     const char *about; // the report's first paragraph
 } study_ctrl_versus;
 int study_ctrl_versus_run(study_ctx *c, const study_ctrl_versus *v, rlhf_err *err);
-// --task: the environment (study_ctrl_env_check)
-int study_ctrl_versus_check_task(const char *task, rlhf_err *err);
 void study_ctrl_versus_verdict(const study_ctrl_versus *v, const cJSON *rows, study_verdict *out);
 void study_ctrl_versus_report(const study_ctrl_versus *v, const cJSON *rows, report_page *p);
 

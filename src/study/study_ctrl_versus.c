@@ -37,10 +37,6 @@ int study_ctrl_versus_run(study_ctx *c, const study_ctrl_versus *v, rlhf_err *er
     return 0;
 }
 
-int study_ctrl_versus_check_task(const char *task, rlhf_err *err) {
-    return study_ctrl_env_check(task, err);
-}
-
 void study_ctrl_versus_verdict(const study_ctrl_versus *v, const cJSON *rows, study_verdict *out) {
     double d[MAX_SEEDS];
     stats_summary sd = stats_summarize(
@@ -51,23 +47,21 @@ void study_ctrl_versus_verdict(const study_ctrl_versus *v, const cJSON *rows, st
         dip[a] = study_ctrl_stat(rows, "o2o", v->algo[a], "dip");
         fin[a] = study_ctrl_stat(rows, "o2o", v->algo[a], "final");
     }
-    const char *b = v->label[A_BASE], *o = v->label[A_OURS], *env = "";
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows) if (!*env) env = study_str(row, "env");
+    const char *b = v->label[A_BASE], *o = v->label[A_OURS];
+    char env[300];
     out->outcome = study_ctrl_outcome(&sd);
     snprintf(out->figure, sizeof out->figure, "%+.1f ± %.1f final score (%s - %s, %d seeds)",
              sd.mean, sd.se, o, b, sd.n);
-    snprintf(
-        out->text, sizeof out->text,
-        "%s%s%sNormalised score (mean ± se over seeds). After the offline phase: %s %.1f ± %.1f, "
-        "%s %.1f ± %.1f. Lowest online evaluation (the dip): %s %.1f, %s %.1f. Final: %s "
-        "%.1f ± %.1f, %s %.1f ± %.1f. %s minus %s, final, seed by seed: %+.1f ± %.1f (%d "
-        "seeds). Rule: supported when the mean difference is positive and at least 2 se, "
-        "not supported when it is negative and at least 2 se, else inconclusive.",
-        *env ? "Environment: " : "", *env ? env : "", *env ? ". " : "", b, pre[A_BASE].mean,
-        pre[A_BASE].se, o, pre[A_OURS].mean, pre[A_OURS].se, b, dip[A_BASE].mean, o,
-        dip[A_OURS].mean, b, fin[A_BASE].mean, fin[A_BASE].se, o, fin[A_OURS].mean, fin[A_OURS].se,
-        o, b, sd.mean, sd.se, sd.n);
+    snprintf(out->text, sizeof out->text,
+             "%sNormalised score (mean ± se over seeds). After the offline phase: %s %.1f ± %.1f, "
+             "%s %.1f ± %.1f. Lowest online evaluation (the dip): %s %.1f, %s %.1f. Final: %s "
+             "%.1f ± %.1f, %s %.1f ± %.1f. %s minus %s, final, seed by seed: %+.1f ± %.1f (%d "
+             "seeds). Rule: supported when the mean difference is positive and at least 2 se, "
+             "not supported when it is negative and at least 2 se, else inconclusive.",
+             study_ctrl_env_words(rows, env, sizeof env), b, pre[A_BASE].mean, pre[A_BASE].se, o,
+             pre[A_OURS].mean, pre[A_OURS].se, b, dip[A_BASE].mean, o, dip[A_OURS].mean, b,
+             fin[A_BASE].mean, fin[A_BASE].se, o, fin[A_OURS].mean, fin[A_OURS].se, o, b, sd.mean,
+             sd.se, sd.n);
 }
 
 void study_ctrl_versus_report(const study_ctrl_versus *v, const cJSON *rows, report_page *p) {

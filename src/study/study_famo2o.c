@@ -57,7 +57,7 @@ const study_def study_famo2o = {
              "state) ends offline-to-online fine-tuning with a higher normalised score than IQL "
              "with one fixed balance.",
     .run = run,
-    .check_task = study_ctrl_versus_check_task,
+    .check_task = study_ctrl_env_check,
     .verdict = verdict,
     .report = report,
     .no_sandbox = 1,

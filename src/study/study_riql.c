@@ -1,7 +1,7 @@
 // study/study_riql: `rlhf study riql` — Yang et al. 2023, "Towards Robust
 // Offline Reinforcement Learning under Diverse Data Corruption" (RIQL), on our
 // control environments (study_ctrl.h: pendulum for --quick, hopper for the
-// full version when the build has MuJoCo).
+// full version when the build has MuJoCo; --task names another, e.g. halfcheetah).
 //
 // One dataset (study_ctrl_collect: our SAC agent's medium-expert level); per
 // seed s, its rewards corrupted by `rlhf ctrl corrupt --kind rew` at each rate
@@ -45,13 +45,14 @@ typedef struct {
 } riql_plan;
 
 static riql_plan plan_of(const study_ctx *c) {
-    riql_plan p = {.data = study_ctrl_data_of(c), .level = c->level};
+    riql_plan p = {.data = study_ctrl_data_on(c, c->task), .level = c->level};
     switch (study_ctrl_size_of(c)) {
     case STUDY_CTRL_SMOKE:
         p.offline_steps = 200, p.n_rates = 1, p.rate[0] = 0.3;
         break;
-    case STUDY_CTRL_QUICK:
-        p.offline_steps = 8000, p.n_rates = 1, p.rate[0] = 0.3;
+    case STUDY_CTRL_QUICK: // a MuJoCo task (--task): 20000 updates, ~90 s an IQL run
+        p.offline_steps = !strcmp(p.data.env, "pendulum") ? 8000 : 20000;
+        p.n_rates = 1, p.rate[0] = 0.3;
         break;
     default:
         p.offline_steps = !strcmp(p.data.env, "pendulum") ? 20000 : 200000;
@@ -79,6 +80,7 @@ static int train_one(study_ctx *c, const riql_plan *pl, int m, const char *datas
     cJSON_AddStringToObject(row, "kind", rate > 0 ? "rew" : "none");
     cJSON_AddStringToObject(row, "mode", mode);
     cJSON_AddNumberToObject(row, "rate", rate);
+    cJSON_AddStringToObject(row, "env", pl->data.env);
     study_row(c, NAME, row);
     return 0;
 }
@@ -111,8 +113,8 @@ static int riql_run(study_ctx *c, rlhf_err *err) {
     if (study_ctrl_collect(c, &pl.data, dir, sizeof dir, err)) return -1;
     study_ctrl_level(dir, pl.level, clean, sizeof clean);
     for (int s = 0; s < c->n_seeds; s++) {
-        fprintf(stderr, "study " NAME " (%s): seed %d of %d\n",
-                study_ctrl_size_name(study_ctrl_size_of(c)), s + 1, c->n_seeds);
+        fprintf(stderr, "study " NAME " (%s, %s): seed %d of %d\n",
+                study_ctrl_size_name(study_ctrl_size_of(c)), pl.data.env, s + 1, c->n_seeds);
         if (run_seed(c, &pl, clean, c->seed + (uint64_t)s, err)) return -1;
     }
     return 0;
@@ -194,17 +196,19 @@ static int riql_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     v->outcome = study_ctrl_outcome(&all);
     snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f score (IQL's drop - RIQL's drop, %d seeds)",
              all.mean, all.se, all.n);
+    char env[300];
     snprintf(v->text, sizeof v->text,
-             "Normalised score on clean data: IQL %.1f ± %.1f, RIQL %.1f ± %.1f; on the "
+             "%sNormalised score on clean data: IQL %.1f ± %.1f, RIQL %.1f ± %.1f; on the "
              "reward-corrupted copies (all rates and modes): IQL %.1f ± %.1f, RIQL %.1f ± %.1f "
              "(mean ± se). Drop from clean, IQL's minus RIQL's, seed by seed and averaged over "
              "the corrupted copies: %+.1f ± %.1f (%d seeds); random corruption alone %+.1f ± "
              "%.1f, adversarial alone %+.1f ± %.1f. Rule: supported when the mean difference is "
              "positive and at least 2 se (RIQL degrades less), not supported when it is "
              "negative and at least 2 se, else inconclusive.",
-             clean[M_IQL].mean, clean[M_IQL].se, clean[M_RIQL].mean, clean[M_RIQL].se,
-             corr[M_IQL].mean, corr[M_IQL].se, corr[M_RIQL].mean, corr[M_RIQL].se, all.mean, all.se,
-             all.n, rnd.mean, rnd.se, adv.mean, adv.se);
+             study_ctrl_env_words(rows, env, sizeof env), clean[M_IQL].mean, clean[M_IQL].se,
+             clean[M_RIQL].mean, clean[M_RIQL].se, corr[M_IQL].mean, corr[M_IQL].se,
+             corr[M_RIQL].mean, corr[M_RIQL].se, all.mean, all.se, all.n, rnd.mean, rnd.se,
+             adv.mean, adv.se);
     return 0;
 }
 
@@ -316,6 +320,7 @@ const study_def study_riql = {
     .claim = "Under reward corruption (random and adversarial, on a share of the rows) RIQL's "
              "normalised score drops less from its clean-data score than IQL's.",
     .run = riql_run,
+    .check_task = study_ctrl_env_check,
     .verdict = riql_verdict,
     .report = riql_report,
     .no_sandbox = 1,

@@ -66,7 +66,7 @@ const study_def study_ro2o = {
     .claim = "RO2O's uncertainty penalty and smoothing make offline-to-online fine-tuning end with "
              "a higher normalised score than SAC-N's plain Q ensemble.",
     .run = run,
-    .check_task = study_ctrl_versus_check_task,
+    .check_task = study_ctrl_env_check,
     .verdict = verdict,
     .report = report,
     .no_sandbox = 1,

@@ -1,7 +1,7 @@
 // study/study_wsrl: `rlhf study wsrl` — Zhou et al. 2024, "Efficient Online
 // Reinforcement Learning Fine-Tuning Need Not Retain Offline Data" (WSRL), on
 // our control environments (study_ctrl.h: pendulum for --quick, hopper for
-// the full version when the build has MuJoCo).
+// the full version when the build has MuJoCo; --task names another, e.g. halfcheetah).
 //
 // One dataset (our SAC agent's medium-replay level, or --level); per seed, three arms of
 // `rlhf ctrl train --algo wsrl` (Cal-QL pre-training, then SAC with a Q
@@ -50,19 +50,28 @@ static const char *const SMOKE_SET[] = {"--n_critics=2", "--batch_size=32",
                                         "--online_batch_size=64", "--cql_n_actions=4", NULL};
 static const char *const QUICK_SET[] = {"--n_critics=4", "--batch_size=64",
                                         "--online_batch_size=256", "--cql_n_actions=4", NULL};
+// a MuJoCo task's quick size (--task): batch 256 as the recipe's online batch
+static const char *const MJ_QUICK_SET[] = {"--n_critics=4", "--batch_size=256",
+                                           "--online_batch_size=256", "--cql_n_actions=4", NULL};
 static const char *const FULL_SET[] = {NULL}; // the recipe's defaults (10 critics, 1024 rows)
 
 static wsrl_plan plan_of(const study_ctx *c) {
-    wsrl_plan p = {.data = study_ctrl_data_of(c)};
+    wsrl_plan p = {.data = study_ctrl_data_on(c, c->task)};
+    int pendulum = !strcmp(p.data.env, "pendulum");
     switch (study_ctrl_size_of(c)) {
     case STUDY_CTRL_SMOKE:
         p.o2o = (study_ctrl_o2o){200, 600, 200}, p.warmup = 200, p.settings = SMOKE_SET;
         break;
     case STUDY_CTRL_QUICK:
-        p.o2o = (study_ctrl_o2o){1000, 4000, 500}, p.warmup = 1000, p.settings = QUICK_SET;
+        if (pendulum) {
+            p.o2o = (study_ctrl_o2o){1000, 4000, 500}, p.warmup = 1000, p.settings = QUICK_SET;
+        } else {
+            p.o2o = (study_ctrl_o2o){10000, 10000, 2000}, p.warmup = 2000;
+            p.settings = MJ_QUICK_SET;
+        }
         break;
     default:
-        if (!strcmp(p.data.env, "pendulum"))
+        if (pendulum)
             p.o2o = (study_ctrl_o2o){2000, 8000, 500}, p.warmup = 2000;
         else
             p.o2o = (study_ctrl_o2o){100000, 100000, 5000}, p.warmup = 5000;
@@ -94,8 +103,8 @@ static int wsrl_run(study_ctx *c, rlhf_err *err) {
     if (study_ctrl_collect(c, &pl.data, dir, sizeof dir, err)) return -1;
     study_ctrl_level(dir, c->level, data, sizeof data);
     for (int s = 0; s < c->n_seeds; s++) {
-        fprintf(stderr, "study " NAME " (%s): seed %d of %d\n",
-                study_ctrl_size_name(study_ctrl_size_of(c)), s + 1, c->n_seeds);
+        fprintf(stderr, "study " NAME " (%s, %s): seed %d of %d\n",
+                study_ctrl_size_name(study_ctrl_size_of(c)), pl.data.env, s + 1, c->n_seeds);
         for (int a = 0; a < N_ARM; a++)
             if (run_arm(c, &pl, data, a, c->seed + (uint64_t)s, err)) return -1;
     }
@@ -132,8 +141,9 @@ static int wsrl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "%+.1f ± %.1f final score (no retention - retention), %+.1f ± %.1f over "
              "pre-training (%d seeds)",
              sd.mean, sd.se, sr.mean, sr.se, sd.n);
+    char env[300];
     snprintf(v->text, sizeof v->text,
-             "Normalised score (mean ± se over seeds). Pre-trained (Cal-QL, the evaluation at "
+             "%sNormalised score (mean ± se over seeds). Pre-trained (Cal-QL, the evaluation at "
              "the switch): %.1f ± %.1f. Final: WSRL %.1f ± %.1f, retaining the data %.1f ± %.1f, "
              "no warm-up %.1f ± %.1f. Lowest online evaluation (the dip): WSRL %.1f, retaining "
              "%.1f, no warm-up %.1f. Recovery (WSRL's final minus its pre-trained score, seed by "
@@ -141,10 +151,10 @@ static int wsrl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "supported when the recovery is positive by at least 2 se and the final difference "
              "is above -%g points by 2 se; not supported when the recovery is negative by 2 se "
              "or the difference is below -%g points by 2 se; else inconclusive.",
-             pre.mean, pre.se, fin[A_WSRL].mean, fin[A_WSRL].se, fin[A_RETAIN].mean,
-             fin[A_RETAIN].se, fin[A_NOWARM].mean, fin[A_NOWARM].se, dip[A_WSRL].mean,
-             dip[A_RETAIN].mean, dip[A_NOWARM].mean, sr.mean, sr.se, sr.n, sd.mean, sd.se, MARGIN,
-             MARGIN);
+             study_ctrl_env_words(rows, env, sizeof env), pre.mean, pre.se, fin[A_WSRL].mean,
+             fin[A_WSRL].se, fin[A_RETAIN].mean, fin[A_RETAIN].se, fin[A_NOWARM].mean,
+             fin[A_NOWARM].se, dip[A_WSRL].mean, dip[A_RETAIN].mean, dip[A_NOWARM].mean, sr.mean,
+             sr.se, sr.n, sd.mean, sd.se, MARGIN, MARGIN);
     return 0;
 }
 
@@ -171,6 +181,7 @@ const study_def study_wsrl = {
              "recovers from the switch and ends at least as high as fine-tuning that keeps the "
              "data.",
     .run = wsrl_run,
+    .check_task = study_ctrl_env_check,
     .verdict = wsrl_verdict,
     .report = wsrl_report,
     .no_sandbox = 1,
