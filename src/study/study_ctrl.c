@@ -447,22 +447,30 @@ study_ctrl_data study_ctrl_data_of(const study_ctx *c) {
 
 static const char *const ENVS[] = {"pendulum", "hopper", "halfcheetah", "walker2d"};
 
+int study_ctrl_env_known(const char *name, size_t n) {
+    for (size_t i = 0; i < sizeof ENVS / sizeof *ENVS; i++)
+        if (strlen(ENVS[i]) == n && !strncmp(name, ENVS[i], n)) return 1;
+    return 0;
+}
+
+int study_ctrl_env_makes(const char *task, rlhf_err *err) {
+    ctrl_env *e = NULL;
+    if (ctrl_env_make(task, &e, err)) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return rlhf_fail(err, "--task %s: %s", task, why);
+    }
+    ctrl_env_free(e);
+    return 0;
+}
+
 int study_ctrl_env_check(const char *env, rlhf_err *err) {
-    int known = 0;
-    for (size_t i = 0; i < sizeof ENVS / sizeof *ENVS; i++) known |= !strcmp(env, ENVS[i]);
-    if (!known)
+    if (!study_ctrl_env_known(env, strlen(env)))
         return rlhf_fail(err,
                          "--task %s: this study takes the environment of its data: pendulum, "
                          "hopper, halfcheetah or walker2d",
                          env);
-    ctrl_env *e = NULL;
-    if (ctrl_env_make(env, &e, err)) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        return rlhf_fail(err, "--task %s: %s", env, why);
-    }
-    ctrl_env_free(e);
-    return 0;
+    return study_ctrl_env_makes(env, err);
 }
 
 const char *study_ctrl_env_words(const cJSON *rows, char *buf, size_t n) {

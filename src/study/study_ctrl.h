@@ -58,6 +58,10 @@ study_ctrl_data study_ctrl_data_of(const study_ctx *c);
 // study_ctrl_env_check: 0 when env is one of them and this build makes it (the
 // MuJoCo ones need MuJoCo), else -1 + err naming `--task`.
 int study_ctrl_env_check(const char *env, rlhf_err *err);
+// 1 when the n characters at name are one of those environments' names
+int study_ctrl_env_known(const char *name, size_t n);
+// 0 when ctrl_env_make makes task (then freed), else -1 + err "--task TASK: why"
+int study_ctrl_env_makes(const char *task, rlhf_err *err);
 // The dataset of a size on env (NULL or "": study_ctrl_data_of's). pendulum:
 // study_ctrl_data_of's smoke and quick; full 20000 steps, 10000 rows, width 64
 // (with or without MuJoCo). A MuJoCo task: smoke 1500 SAC steps (it acts from

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctrl/env.h"
 #include "study/study_ctrl.h"
 
 #define NAME "h2o"
@@ -96,32 +95,20 @@ static void plan_of(const study_ctx *c, h2o_plan *p) {
     p->data.env = p->real;
 }
 
-// the plain tasks with gap settings and SAC-collected data (not cmd:...,
-// which a check must not start)
-static const char *const REAL_TASKS[] = {"pendulum", "hopper", "halfcheetah", "walker2d"};
-
-// --task: a gapped env string on one of REAL_TASKS (made once here, so a typo
-// or a build without MuJoCo is refused before any run)
+// --task: a gapped env string TASK:SETTINGS on one of the plain tasks with
+// gap settings and SAC-collected data (study_ctrl_env_known; not cmd:...,
+// which a check must not start), made once here, so a typo or a build without
+// MuJoCo is refused before any run
 static int h2o_check_task(const char *task, rlhf_err *err) {
     size_t n = strcspn(task, ":");
-    int known = 0;
-    for (size_t i = 0; i < sizeof REAL_TASKS / sizeof *REAL_TASKS; i++)
-        known |= strlen(REAL_TASKS[i]) == n && !strncmp(task, REAL_TASKS[i], n);
-    if (!known || !task[n] || !task[n + 1])
+    if (!study_ctrl_env_known(task, n) || !task[n] || !task[n + 1])
         return rlhf_fail(err,
                          "--task %s: study " NAME " takes the simulator, a gapped env string "
                          "TASK:KEY=VALUE with TASK pendulum, hopper, halfcheetah or walker2d "
                          "(e.g. " DEFAULT_SIM ", halfcheetah:gravity=2, walker2d:friction=0.3, "
                          "halfcheetah:joint_noise=1); the real env is TASK",
                          task);
-    ctrl_env *e = NULL;
-    if (ctrl_env_make(task, &e, err)) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        return rlhf_fail(err, "--task %s: %s", task, why);
-    }
-    ctrl_env_free(e);
-    return 0;
+    return study_ctrl_env_makes(task, err);
 }
 
 // `rlhf ctrl eval --run DIR --env REAL`: the return (and std) from its line
