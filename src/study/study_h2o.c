@@ -69,7 +69,7 @@ static void pendulum_sizes(const study_ctx *c, h2o_plan *p) {
 // H2O 34-81 updates/s, IQL 165-225 at width 256, batch 256); full is longer,
 // still far from the authors' 10^6 steps (batch 256 as theirs)
 static void mujoco_sizes(const study_ctx *c, h2o_plan *p) {
-    p->data = study_ctrl_data_on(c, p->real); // shared with famo2o and ro2o's --task
+    p->data = study_ctrl_data_on(c, p->real); // shared with riql, wsrl, famo2o and ro2o's --task
     switch (study_ctrl_size_of(c)) {
     case STUDY_CTRL_SMOKE:
         p->online_steps = 200, p->offline_steps = 200, p->batch = 32;
