@@ -143,7 +143,7 @@ def inverted_refs(tmp):
     folder and both returns, before any training run: a collect.json written
     here stands in for it (study_ctrl_collect reuses a folder that has one)."""
     base = f"{tmp}/inv-base"
-    d = f"{base}/ctrl-neorl-safety-halfcheetah-40000-10000-256-s1"
+    d = f"{base}/ctrl-neorl-safety-halfcheetah-40000-10000-256-c10-e2-s1"
     os.makedirs(d)
     level = {"path": f"{d}/medium.hdf5", "transitions": 10000, "episodes": 10,
              "episode_return_mean": -300.0, "normalized_score": -50.0}

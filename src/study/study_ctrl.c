@@ -39,8 +39,14 @@ static double num(const cJSON *j, const char *key) {
 int study_ctrl_collect(study_ctx *c, const study_ctrl_data *d, char *dir, size_t n, rlhf_err *err) {
     if (!d->env || !*d->env || d->steps < 1)
         return rlhf_fail(err, "study: a control dataset needs an environment and steps >= 1");
-    snprintf(dir, n, "%s/ctrl-%s-%d-%d-%d-s%llu", c->base, d->env, d->steps, d->dataset_steps,
-             d->hidden, (unsigned long long)d->seed);
+    // every setting that changes the data is in the name, so two studies that
+    // differ in one of them (e.g. h2o's and the o2o studies' full pendulum
+    // checkpoint counts) never share a folder
+    char ck[24] = "", ep[24] = "";
+    if (d->checkpoints > 0) snprintf(ck, sizeof ck, "-c%d", d->checkpoints);
+    if (d->eval_episodes > 0) snprintf(ep, sizeof ep, "-e%d", d->eval_episodes);
+    snprintf(dir, n, "%s/ctrl-%s-%d-%d-%d%s%s-s%llu", c->base, d->env, d->steps, d->dataset_steps,
+             d->hidden, ck, ep, (unsigned long long)d->seed);
     char done[1400];
     snprintf(done, sizeof done, "%s/collect.json", dir);
     if (exists(done)) return 0;

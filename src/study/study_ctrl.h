@@ -34,9 +34,11 @@ typedef struct {
     uint64_t seed;
 } study_ctrl_data;
 
-// `rlhf ctrl collect` with d's settings into c->base/ctrl-ENV-STEPS-DATASET-HIDDEN-sSEED
-// (written to dir), unless that folder's collect.json exists already (then it
-// is reused as it is). 0, or -1 + err (the log's last lines).
+// `rlhf ctrl collect` with d's settings into
+// c->base/ctrl-ENV-STEPS-DATASET-HIDDEN[-cCHECKPOINTS][-eEPISODES]-sSEED (the
+// c and e parts when d sets them; written to dir), unless that folder's
+// collect.json exists already (then it is reused as it is). 0, or -1 + err
+// (the log's last lines).
 int study_ctrl_collect(study_ctx *c, const study_ctrl_data *d, char *dir, size_t n, rlhf_err *err);
 
 // The three sizes of a control study: smoke (the environment variable
