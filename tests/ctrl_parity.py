@@ -26,11 +26,15 @@ def load_f32(d, name):
     return torch.from_numpy(np.fromfile(os.path.join(d, name + ".f32"), dtype=np.float32).astype(np.float64))
 
 
-def mlp(flat, x, n_in, hidden, layers, n_out, ens):
+def mlp(flat, x, n_in, hidden, layers, n_out, ens, layer_norm=False):
     """ctrl_mlp's forward as a function of its flat span: member by member,
-    layer by layer W (out, in) then b; returns (E, R, out)."""
+    layer by layer W (out, in) then b (then, with layer_norm, a hidden layer's
+    LayerNorm scale and shift, torch's layer_norm at eps 1e-5, before the ReLU;
+    layer_norm "post": after it, a wrong order for tests to catch); returns (E, R, out)."""
     dims = [n_in] + [hidden] * layers + [n_out]
     size = sum(dims[i + 1] * dims[i] + dims[i + 1] for i in range(len(dims) - 1))
+    if layer_norm:
+        size += 2 * hidden * layers
     assert flat.numel() == size * ens
     ys = []
     for e in range(ens):
@@ -42,7 +46,13 @@ def mlp(flat, x, n_in, hidden, layers, n_out, ens):
             off += dims[i + 1]
             h = h @ w.T + b
             if i < len(dims) - 2:
-                h = torch.relu(h)
+                if layer_norm:
+                    g, s = p[off:off + dims[i + 1]], p[off + dims[i + 1]:off + 2 * dims[i + 1]]
+                    off += 2 * dims[i + 1]
+                    ln = lambda v: torch.nn.functional.layer_norm(v, (dims[i + 1],), g, s, eps=1e-5)  # noqa: E731
+                    h = ln(torch.relu(h)) if layer_norm == "post" else torch.relu(ln(h))
+                else:
+                    h = torch.relu(h)
         ys.append(h)
     return torch.stack(ys)
 

@@ -79,7 +79,8 @@ def rebuild(d, m, variant=None):
         return bias + scale * torch.tanh(pre), logp
 
     def Q(params, s, a):
-        return mlp(params, torch.cat([s, a], 1), O + A, H, L, 1, E)[..., 0]  # (E, R)
+        ln = m.get("layer_norm", 0) and ("post" if variant == "ln_after_relu" else 1)
+        return mlp(params, torch.cat([s, a], 1), O + A, H, L, 1, E, ln)[..., 0]  # (E, R)
 
     results = []
     for k in range(1, m["updates"] + 1):
@@ -159,25 +160,29 @@ def parity():
         report(False, "wsrl_parity", f"{TOOL} not built")
         return
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run([TOOL, d, "3"], capture_output=True, text=True,
-                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-        if p.returncode != 0:
-            report(False, "wsrl_parity", p.stderr[-500:])
-            return
-        m = json.load(open(os.path.join(d, "meta.json")))
-        worst, why = compare(d, rebuild(d, m))
-        for name in ("actor", "critic", "critic_target", "log_alpha"):
-            if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
-                why.append(f"{name} did not change")
-        print(f"  wsrl: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
-              f"losses {worst[2]:.2e} (relative to max(1, |value|))")
-        report(not why, "wsrl_parity", "; ".join(why[:6]))
-        for variant in ("all_critics", "temp_at_s"):
-            w, _ = compare(d, rebuild(d, m, variant))
-            gap = max(w)
-            print(f"  wsrl replayed with {variant}: off by {gap:.2e}")
-            report(gap > 100 * TOL, f"wsrl_parity_sees_{variant}", f"only {gap:.3g}")
+    for ln in (0, 1):  # the critics without, then with layer norm (--critic_layer_norm)
+        tag = "_layer_norm" if ln else ""
+        with tempfile.TemporaryDirectory() as d:
+            p = subprocess.run([TOOL, d, "3", str(ln)], capture_output=True, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+            if p.returncode != 0:
+                report(False, f"wsrl_parity{tag}", p.stderr[-500:])
+                return
+            m = json.load(open(os.path.join(d, "meta.json")))
+            worst, why = compare(d, rebuild(d, m))
+            for name in ("actor", "critic", "critic_target", "log_alpha"):
+                if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
+                    why.append(f"{name} did not change")
+            print(f"  wsrl{tag}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
+                  f"losses {worst[2]:.2e} (relative to max(1, |value|))")
+            report(not why, f"wsrl_parity{tag}", "; ".join(why[:6]))
+            # ln_after_relu: the layer norm applied after the ReLU instead of before it
+            variants = ("all_critics", "temp_at_s") + (("ln_after_relu",) if ln else ())
+            for variant in variants:
+                w, _ = compare(d, rebuild(d, m, variant))
+                gap = max(w)
+                print(f"  wsrl{tag} replayed with {variant}: off by {gap:.2e}")
+                report(gap > 100 * TOL, f"wsrl_parity{tag}_sees_{variant}", f"only {gap:.3g}")
 
 
 # ---------------------------------------------------------------- protocol --
@@ -248,10 +253,20 @@ def refusals(tmp, data):
     for name, extra, want in (
             ("unknown --offline_algo", ["--offline_algo", "nope"], "--offline_algo nope is not known"),
             ("a batch that does not split", ["--online_batch_size", "30", "--policy_freq", "4"],
-             "does not split into policy_freq 4")):
-        out = os.path.join(tmp, "refused")
+             "does not split into policy_freq 4"),
+            ("--critic_layer_norm 2", ["--critic_layer_norm", "2"], "must be 0 or 1 (got 2)"),
+            ("layer norm with an offline algo without it", ["--critic_layer_norm", "1", "--offline_algo", "iql"],
+             "--offline_algo iql's critics have no layer norm")):
+        out = os.path.join(tmp, "refused-" + name.replace(" ", "_"))
         p = run(*base, "--output_dir", out, "--overwrite_output_dir", *extra, check=False)
-        report(p.returncode != 0 and want in p.stderr, f"wsrl refuses {name}", p.stderr[-300:])
+        # the layer-norm refusals come before the run folder is made
+        report(p.returncode != 0 and want in p.stderr and ("layer" not in name or not os.path.exists(out)),
+               f"wsrl refuses {name}", p.stderr[-300:])
+    out = os.path.join(tmp, "refused-iql")
+    p = run("ctrl", "train", "--algo", "iql", *COMMON, "--dataset", os.path.join(data, "random.hdf5"),
+            "--offline_steps", "10", "--critic_layer_norm", "1", "--output_dir", out, check=False)
+    report(p.returncode != 0 and "--algo iql's critics have no layer norm" in p.stderr
+           and not os.path.exists(out), "iql refuses --critic_layer_norm 1", p.stderr[-300:])
 
 
 def warmup_and_resume(tmp, data):
@@ -289,6 +304,28 @@ def warmup_and_resume(tmp, data):
     report(a == b and la == lb, "wsrl_resume_across_the_switch_is_bit_identical",
            f"agent same {a == b}, metrics.jsonl same {la == lb}")
     return full, secs
+
+
+def layer_norm_run(tmp, data):
+    """--critic_layer_norm 1 end to end: the critics' spans carry each hidden
+    layer's scale and shift (2 x 32 x 2 more floats a member than without), and
+    a run stopped at the switch and resumed ends bit-identical"""
+    ds = ["--dataset", os.path.join(data, "medium-replay.hdf5"), "--offline_steps", "200",
+          "--online_steps", "200", "--warmup_steps", "100", "--eval_every", "0", "--save_every", "0"]
+    plain, ln, res = (os.path.join(tmp, n) for n in ("ln-plain", "ln", "ln-resumed"))
+    train(plain, *ds)
+    train(ln, *ds, "--critic_layer_norm", "1")
+    train(res, *ds, "--critic_layer_norm", "1", "--stop_at", "200")
+    run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", res, "--resume", *ds,
+        "--critic_layer_norm", "1")
+    a, _ = safetensors(os.path.join(ckpt(plain, None), "agent.safetensors"))
+    b, _ = safetensors(os.path.join(ckpt(ln, None), "agent.safetensors"))
+    c, _ = safetensors(os.path.join(ckpt(res, None), "agent.safetensors"))
+    extra = {k: (len(b[k]) - len(a[k])) // 4 for k in ("critic", "critic_target")}
+    report(extra == {"critic": 2 * 2 * 32 * 2, "critic_target": 2 * 2 * 32 * 2} and a["actor"] != b["actor"],
+           "wsrl_layer_norm_critic_spans", f"extra floats {extra}")
+    report(b == c, "wsrl_layer_norm_resume_is_bit_identical",
+           f"differ: {[k for k in b if b.get(k) != c.get(k)]}")
 
 
 def curve(out):
@@ -362,6 +399,7 @@ def protocol():
         else:
             no_offline_rows(tmp, data)
             refusals(tmp, data)
+            layer_norm_run(tmp, data)
             out, secs = warmup_and_resume(tmp, data)
             study(tmp, data, out, secs)
     finally:

@@ -29,15 +29,28 @@ static void ref_mlp(const ctrl_mlp *m, const double *p, const double *x, int B, 
             int ci = l == 0 ? m->in : m->hidden, co = l == m->layers ? m->out : m->hidden;
             const double *W = q, *b = q + (long)ci * co;
             q += (long)ci * co + co;
+            int ln = m->layer_norm && l < m->layers;
+            const double *g = q, *sh = q + co; // layer norm's scale and shift
+            if (ln) q += 2L * co;
             double *dst = l == m->layers ? y + (long)e * B * m->out : o;
-            for (int n = 0; n < B; n++)
+            for (int n = 0; n < B; n++) {
+                double *row = dst + (long)n * co;
                 for (int k = 0; k < co; k++) {
                     double s = b[k];
                     for (int c = 0; c < ci; c++) s += W[(long)k * ci + c] * h[(long)n * ci + c];
-                    dst[(long)n * co + k] = l == m->layers ? s
-                                             : m->tanh_hidden ? tanh(s)
-                                                              : (s > 0 ? s : 0);
+                    row[k] = s;
                 }
+                if (l == m->layers) continue;
+                if (ln) { // the textbook formula, two passes
+                    double mu = 0, var = 0;
+                    for (int k = 0; k < co; k++) mu += row[k] / co;
+                    for (int k = 0; k < co; k++) var += (row[k] - mu) * (row[k] - mu) / co;
+                    for (int k = 0; k < co; k++)
+                        row[k] = g[k] * (row[k] - mu) / sqrt(var + CTRL_MLP_LN_EPS) + sh[k];
+                }
+                for (int k = 0; k < co; k++)
+                    row[k] = m->tanh_hidden ? tanh(row[k]) : (row[k] > 0 ? row[k] : 0);
+            }
             if (l < m->layers) memcpy(h, o, sizeof(double) * B * co);
         }
     }
@@ -59,14 +72,22 @@ static double ref_mlp_loss(const ctrl_mlp *m, const double *p, const double *x, 
 // one (in, hidden, layers, out, ens, B) case, ReLU or tanh hidden layers:
 // forward vs reference, param grads and dx vs central differences; returns the
 // largest relative error seen
-static double mlp_fd_case(int in, int hidden, int layers, int out, int ens, int B, uint64_t seed,
-                          int tanh_act) {
+static double mlp_fd_case_ln(int in, int hidden, int layers, int out, int ens, int B,
+                             uint64_t seed, int tanh_act, int ln) {
     rlhf_rng g;
     rng_seed(&g, seed);
     ctrl_mlp m;
-    ctrl_mlp_init(&m, in, hidden, layers, out, ens, &g);
+    ctrl_mlp_init_ln(&m, in, hidden, layers, out, ens, ln, &g);
     ctrl_mlp_set_tanh(&m, tanh_act);
     long np = m.n_params, ny = (long)ens * B * out;
+    if (ln) // scales and shifts away from their 1 and 0, so that both gradients show
+        for (int e = 0; e < ens; e++) {
+            float *q = ctrl_mlp_member(&m, e);
+            for (int l = 0; l < layers; l++) {
+                q += (long)(l ? hidden : in) * hidden + hidden;
+                for (int k = 0; k < 2 * hidden; k++) *q++ = (k < hidden ? 1.0f : 0.0f) + 0.5f * rng_normal(&g);
+            }
+        }
     float *x = malloc(sizeof(float) * B * in), *y = malloc(sizeof(float) * ny);
     float *dy = malloc(sizeof(float) * ny), *dx = malloc(sizeof(float) * B * in);
     double *xd = malloc(sizeof(double) * B * in), *w = malloc(sizeof(double) * ny);
@@ -126,6 +147,11 @@ static double mlp_fd_case(int in, int hidden, int layers, int out, int ens, int 
     return maxerr;
 }
 
+static double mlp_fd_case(int in, int hidden, int layers, int out, int ens, int B, uint64_t seed,
+                          int tanh_act) {
+    return mlp_fd_case_ln(in, hidden, layers, out, ens, B, seed, tanh_act, 0);
+}
+
 static int test_mlp_fd(void) {
     for (int t = 0; t < 2; t++) { // ReLU, then tanh hidden layers
         double e1 = mlp_fd_case(5, 7, 2, 3, 3, 4, 1, t);  // E = 3, two hidden layers
@@ -136,6 +162,47 @@ static int test_mlp_fd(void) {
         printf("  %s: max relative error: %.2g %.2g %.2g %.2g %.2g\n", t ? "tanh" : "relu", e1,
                e2, e3, e4, e5);
     }
+    for (int t = 0; t < 2; t++) { // the same shapes with layer norm in the hidden layers
+        double e1 = mlp_fd_case_ln(5, 7, 2, 3, 3, 4, 11, t, 1);
+        double e2 = mlp_fd_case_ln(3, 6, 1, 2, 1, 1, 12, t, 1);
+        double e3 = mlp_fd_case_ln(4, 5, 3, 1, 2, 9, 13, t, 1);
+        double e4 = mlp_fd_case_ln(9, 6, 2, 20, 2, 5, 14, t, 1);
+        double e5 = mlp_fd_case_ln(17, 32, 2, 17, 1, 70, 15, t, 1);
+        printf("  %s + layer norm: max relative error: %.2g %.2g %.2g %.2g %.2g\n",
+               t ? "tanh" : "relu", e1, e2, e3, e4, e5);
+    }
+    return 0;
+}
+
+// layer norm's layout: per hidden layer W, b, g (ones), s (zeros); the W and b
+// drawn are the plain network's; a network without it has no g or s
+static int test_mlp_ln_layout(void) {
+    rlhf_rng g1, g2;
+    rng_seed(&g1, 7);
+    rng_seed(&g2, 7);
+    ctrl_mlp a, b;
+    ctrl_mlp_init(&a, 6, 8, 2, 3, 2, &g1);
+    ctrl_mlp_init_ln(&b, 6, 8, 2, 3, 2, 1, &g2);
+    long pa = 6 * 8 + 8 + 8 * 8 + 8 + 8 * 3 + 3, pb = pa + 2 * 2 * 8;
+    CHECK(a.n_params == 2 * pa && b.n_params == 2 * pb);
+    for (int e = 0; e < 2; e++) {
+        const float *x = a.params + e * pa, *y = b.params + e * pb;
+        CHECK(!memcmp(x, y, sizeof(float) * (6 * 8 + 8)));                  // W0, b0
+        for (int k = 0; k < 8; k++) CHECK(y[56 + k] == 1.0f && y[64 + k] == 0.0f); // g0, s0
+        CHECK(!memcmp(x + 56, y + 72, sizeof(float) * (8 * 8 + 8)));        // W1, b1
+        CHECK(!memcmp(x + 128, y + 160, sizeof(float) * (8 * 3 + 3)));      // the last layer
+    }
+    // layer norm removes a constant added to all of a row's pre-activations:
+    // adding 3 to every b0 leaves y as it was (without it, y would change)
+    float x[12], y0[2 * 2 * 3], y1[2 * 2 * 3];
+    for (int i = 0; i < 12; i++) x[i] = rng_normal(&g1);
+    ctrl_mlp_forward(&b, x, 2, y0);
+    for (int e = 0; e < 2; e++)
+        for (int k = 0; k < 8; k++) b.params[e * pb + 48 + k] += 3.0f;
+    ctrl_mlp_forward(&b, x, 2, y1);
+    for (int i = 0; i < 12; i++) CHECK_CLOSE(y0[i], y1[i], 1e-5, 1e-4);
+    ctrl_mlp_free(&a);
+    ctrl_mlp_free(&b);
     return 0;
 }
 
@@ -519,6 +586,7 @@ static int test_gauss_logprob_fd(void) {
 int main(void) {
     RUN(test_mlp_fd);
     RUN(test_mlp_layout_init);
+    RUN(test_mlp_ln_layout);
     RUN(test_polyak_adam);
     RUN(test_mlp_threads);
     RUN(test_det_head);

@@ -526,6 +526,7 @@ static void h2o_free(void *agent) {
 }
 
 const ctrl_algo ctrl_algo_h2o = {
+    .critic_layer_norm = 1,
     .name = "h2o",
     .summary = "H2O: SAC on real + simulated rows, discriminator dynamics ratio weighting the sim "
                "Bellman error, sim-weighted CQL penalty (Niu et al. 2022)",

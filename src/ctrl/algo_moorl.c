@@ -208,6 +208,7 @@ static void moorl_free(void *agent) {
 }
 
 const ctrl_algo ctrl_algo_moorl = {
+    .critic_layer_norm = 1,
     .name = "moorl",
     .summary = "MOORL: SAC meta-trained by Reptile, each meta-epoch on the offline or the online "
                "buffer (Chaudhary et al. 2025)",

@@ -451,6 +451,7 @@ static void ro2o_free(void *agent) {
 }
 
 const ctrl_algo ctrl_algo_ro2o = {
+    .critic_layer_norm = 1,
     .name = "ro2o",
     .summary = "RO2O: SAC-N with value/policy smoothing and an OOD uncertainty penalty "
                "(Wen et al. 2024)",
@@ -465,6 +466,7 @@ const ctrl_algo ctrl_algo_ro2o = {
 };
 
 const ctrl_algo ctrl_algo_sacn = {
+    .critic_layer_norm = 1,
     .name = "sacn",
     .summary = "SAC-N: SAC with N critics and the ensemble minimum (An et al. 2021)",
     .offline = 0,

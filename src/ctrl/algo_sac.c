@@ -355,6 +355,7 @@ static void sac_free(void *agent) {
 }
 
 const ctrl_algo ctrl_algo_sac = {
+    .critic_layer_norm = 1,
     .name = "sac",
     .summary = "soft actor-critic with learned entropy temperature (Haarnoja et al. 2018)",
     .offline = 0,
@@ -368,6 +369,7 @@ const ctrl_algo ctrl_algo_sac = {
 };
 
 const ctrl_algo ctrl_algo_cql = {
+    .critic_layer_norm = 1,
     .name = "cql",
     .summary = "conservative Q-learning on SAC, logsumexp over sampled actions (Kumar et al. 2020)",
     .offline = 0,
@@ -381,6 +383,7 @@ const ctrl_algo ctrl_algo_cql = {
 };
 
 const ctrl_algo ctrl_algo_calql = {
+    .critic_layer_norm = 1,
     .name = "calql",
     .summary =
         "Cal-QL: CQL with policy Q's bounded below by Monte-Carlo returns (Nakamoto et al. 2023)",

@@ -284,6 +284,7 @@ static void wsrl_free(void *agent) {
 }
 
 const ctrl_algo ctrl_algo_wsrl = {
+    .critic_layer_norm = 1,
     .name = "wsrl",
     .summary = "WSRL: Cal-QL pre-training, then online SAC on 10 critics (REDQ target), no "
                "offline data kept, policy warm-up (Zhou et al. 2024)",

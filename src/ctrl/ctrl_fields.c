@@ -11,6 +11,9 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(hidden, 1, "MLP width"),
     F(layers, 1, "MLP hidden layers"),
     F(n_critics, 1, "Q ensemble size"),
+    F(critic_layer_norm, 1,
+      "1: LayerNorm after each critic hidden layer (sac, cql, calql, wsrl, ro2o, sacn, h2o, "
+      "moorl)"),
     F(gamma, 0, "discount"),
     F(tau, 0, "Polyak rate of the target networks"),
     F(actor_lr, 0, "actor learning rate"),

@@ -567,6 +567,14 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
         return rlhf_fail(err, "--batch_size, --utd and --eval_episodes must be at least 1");
     if (c->online_batch_size < 0 || c->warmup_steps < 0)
         return rlhf_fail(err, "--online_batch_size and --warmup_steps must be >= 0");
+    int ln = c->algo_cfg.critic_layer_norm;
+    if (ln != 0 && ln != 1)
+        return rlhf_fail(err, "--critic_layer_norm must be 0 or 1 (got %d)", ln);
+    if (ln && !a->critic_layer_norm)
+        return rlhf_fail(err,
+                         "--critic_layer_norm 1: --algo %s's critics have no layer norm (it "
+                         "applies to sac, cql, calql, wsrl, ro2o, sacn, h2o and moorl)",
+                         a->name);
     if (is_set(c->offline_algo)) {
         const ctrl_algo *o = ctrl_algo_find(c->offline_algo);
         if (!o)
@@ -574,6 +582,11 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
                              ctrl_algo_names());
         if (c->offline_steps > 0 && !has_data)
             return rlhf_fail(err, "--offline_algo %s needs a --dataset", o->name);
+        if (ln && !o->critic_layer_norm)
+            return rlhf_fail(err,
+                             "--critic_layer_norm 1: --offline_algo %s's critics have no layer "
+                             "norm",
+                             o->name);
     }
     if (!is_set(c->output_dir))
         return rlhf_fail(err, "--output_dir is empty: name the run folder (e.g. --output_dir "

@@ -23,16 +23,29 @@ static int layer_out(const ctrl_mlp *m, int l) { return l == m->layers ? m->out 
 
 static long member_size(const ctrl_mlp *m) { return m->n_params / m->ens; }
 
-// offset of layer l's W within a member (b follows W)
+// floats of layer l within a member: W, b and, for a hidden layer with layer
+// norm, its scale and shift
+static long layer_size(const ctrl_mlp *m, int l) {
+    long n = (long)layer_in(m, l) * layer_out(m, l) + layer_out(m, l);
+    return m->layer_norm && l < m->layers ? n + 2L * m->hidden : n;
+}
+
+// offset of layer l's W within a member (b follows W; then g and s with layer norm)
 static long layer_offset(const ctrl_mlp *m, int l) {
     long off = 0;
-    for (int k = 0; k < l; k++) off += (long)layer_in(m, k) * layer_out(m, k) + layer_out(m, k);
+    for (int k = 0; k < l; k++) off += layer_size(m, k);
     return off;
 }
 
 static void free_buffers(ctrl_mlp *m) {
     if (m->act)
         for (int l = 0; l < m->layers; l++) free(m->act[l]);
+    if (m->xhat)
+        for (int l = 0; l < m->layers; l++) {
+            free(m->xhat[l]);
+            free(m->rstd[l]);
+            m->xhat[l] = m->rstd[l] = NULL;
+        }
     free(m->dbuf0);
     free(m->dbuf1);
     free(m->input);
@@ -56,6 +69,11 @@ static void ensure_batch(ctrl_mlp *m, int B) {
     free_buffers(m);
     long per = (long)m->ens * B * m->hidden;
     for (int l = 0; l < m->layers; l++) m->act[l] = xalloc_aligned(sizeof(float) * per);
+    if (m->layer_norm)
+        for (int l = 0; l < m->layers; l++) {
+            m->xhat[l] = xalloc_aligned(sizeof(float) * per);
+            m->rstd[l] = xalloc_aligned(sizeof(float) * (long)m->ens * B);
+        }
     m->dbuf0 = xalloc_aligned(sizeof(float) * per);
     m->dbuf1 = xalloc_aligned(sizeof(float) * per);
     m->input = xalloc_aligned(sizeof(float) * (long)B * m->in);
@@ -65,6 +83,11 @@ static void ensure_batch(ctrl_mlp *m, int B) {
 }
 
 void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng) {
+    ctrl_mlp_init_ln(m, in, hidden, layers, out, ens, 0, rng);
+}
+
+void ctrl_mlp_init_ln(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens,
+                      int layer_norm, rlhf_rng *rng) {
     RLHF_ASSERT(in > 0 && hidden > 0 && layers >= 1 && out > 0 && ens >= 1);
     memset(m, 0, sizeof *m);
     m->in = in;
@@ -72,20 +95,30 @@ void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens
     m->layers = layers;
     m->out = out;
     m->ens = ens;
+    m->layer_norm = layer_norm != 0;
     long per = layer_offset(m, layers + 1);
     m->n_params = per * ens;
     m->params = xalloc_aligned(sizeof(float) * m->n_params);
     m->grads = xalloc_aligned(sizeof(float) * m->n_params);
     m->act = xcalloc((size_t)layers, sizeof(float *));
+    if (m->layer_norm) {
+        m->xhat = xcalloc((size_t)layers, sizeof(float *));
+        m->rstd = xcalloc((size_t)layers, sizeof(float *));
+    }
     // PyTorch's nn.Linear default (kaiming_uniform(a=sqrt 5) for W gives the same
     // bound as for b): U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Drawn in the order of
-    // the span: member, layer, W row-major, then b.
+    // the span: member, layer, W row-major, then b (layer norm's g = 1, s = 0
+    // after them, not drawn).
     float *p = m->params;
     for (int e = 0; e < ens; e++)
         for (int l = 0; l <= layers; l++) {
             long n = (long)layer_in(m, l) * layer_out(m, l) + layer_out(m, l);
             float bound = 1.0f / sqrtf((float)layer_in(m, l));
             for (long i = 0; i < n; i++) *p++ = (2.0f * rng_uniform(rng) - 1.0f) * bound;
+            if (m->layer_norm && l < layers) {
+                for (int i = 0; i < hidden; i++) *p++ = 1.0f;
+                for (int i = 0; i < hidden; i++) *p++ = 0.0f;
+            }
         }
 }
 
@@ -93,6 +126,8 @@ void ctrl_mlp_free(ctrl_mlp *m) {
     if (!m) return;
     free_buffers(m);
     free(m->act);
+    free(m->xhat);
+    free(m->rstd);
     free(m->params);
     free(m->grads);
     memset(m, 0, sizeof *m);
@@ -143,6 +178,31 @@ static void bias_act(float *o, const float *b, int B, int co, int act) {
     }
 }
 
+// a hidden layer with layer norm, row by row: o + b -> xhat = (o + b - mean) *
+// rstd, rstd = 1 / sqrt(biased var + eps) (kept for backward), then o = act(g
+// xhat + s). Mean and variance are summed in double.
+static void bias_ln_act(float *o, const float *b, const float *g, const float *sh, float *xhat,
+                        float *rstd, int B, int co, int act) {
+    for (int r = 0; r < B; r++) {
+        float *x = o + (long)r * co, *xh = xhat + (long)r * co;
+        double mu = 0, var = 0;
+        for (int k = 0; k < co; k++) {
+            x[k] += b[k];
+            mu += x[k];
+        }
+        mu /= co;
+        for (int k = 0; k < co; k++) var += ((double)x[k] - mu) * ((double)x[k] - mu);
+        var /= co;
+        float rs = (float)(1.0 / sqrt(var + (double)CTRL_MLP_LN_EPS));
+        rstd[r] = rs;
+        for (int k = 0; k < co; k++) {
+            xh[k] = (float)(x[k] - mu) * rs;
+            float v = g[k] * xh[k] + sh[k];
+            x[k] = act == ACT_TANH ? tanhf(v) : v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 // the narrow last layer: y (B, co) = h (B, ci) W^T + b, as y^T (co, B) = W h^T
 // into t (co, B), 8 rows of W at a time (gemm's skinny path: those rows dotted
 // with each row of h in one pass), then transposed
@@ -175,7 +235,11 @@ static void forward_member(ctrl_mlp *m, int e, int B, float *y) {
         }
         float *o = m->act[l] + e * hsz;
         gemm(0, 1, B, co, ci, 1.0f, h, ci, W, ci, 0.0f, o, co);
-        bias_act(o, b, B, co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
+        if (m->layer_norm)
+            bias_ln_act(o, b, b + co, b + 2 * co, m->xhat[l] + e * hsz, m->rstd[l] + (long)e * B,
+                        B, co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
+        else
+            bias_act(o, b, B, co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
         h = o;
     }
 }
@@ -200,6 +264,39 @@ static void act_back(float *d, const float *a, float *db, int B, int n, int tanh
             for (int k = 0; k < n; k++) x[k] *= 1.0f - ar[k] * ar[k];
         else
             for (int k = 0; k < n; k++) x[k] = ar[k] > 0.0f ? x[k] : 0.0f;
+        if (db)
+            for (int k = 0; k < n; k++) db[k] += x[k];
+    }
+}
+
+// through the activation and the layer norm of a hidden layer whose output was
+// a (B, n), in place on d: dy = d through the activation; dg += dy xhat, ds +=
+// dy (when dg); then d = rstd (dxh - mean(dxh) - xhat mean(dxh xhat)) with dxh
+// = g dy, the gradient of the layer's linear output; db += its column sums
+// (when db).
+static void ln_act_back(float *d, const float *a, const float *xhat, const float *rstd,
+                        const float *g, float *db, float *dg, float *ds, int B, int n,
+                        int tanh_act) {
+    for (int r = 0; r < B; r++) {
+        float *x = d + (long)r * n;
+        const float *ar = a + (long)r * n, *xh = xhat + (long)r * n;
+        if (tanh_act)
+            for (int k = 0; k < n; k++) x[k] *= 1.0f - ar[k] * ar[k];
+        else
+            for (int k = 0; k < n; k++) x[k] = ar[k] > 0.0f ? x[k] : 0.0f;
+        if (dg)
+            for (int k = 0; k < n; k++) {
+                dg[k] += x[k] * xh[k];
+                ds[k] += x[k];
+            }
+        double m1 = 0, m2 = 0;
+        for (int k = 0; k < n; k++) {
+            float v = g[k] * x[k];
+            m1 += v;
+            m2 += (double)v * xh[k];
+        }
+        float a1 = (float)(m1 / n), a2 = (float)(m2 / n), rs = rstd[r];
+        for (int k = 0; k < n; k++) x[k] = rs * (g[k] * x[k] - a1 - xh[k] * a2);
         if (db)
             for (int k = 0; k < n; k++) db[k] += x[k];
     }
@@ -277,7 +374,13 @@ static void backward_member(ctrl_mlp *m, int e, const float *dy, float *dxe, int
         // through the activation of hidden layer l-1 (ReLU: act > 0 where the
         // pre-activation was; tanh: 1 - act^2), summing that layer's bias gradient on the way
         float *dbp = ge ? ge + layer_offset(m, l - 1) + (long)layer_in(m, l - 1) * ci : NULL;
-        act_back(dinp, inp, dbp, B, ci, m->tanh_hidden);
+        if (m->layer_norm) {
+            const float *g = pe + layer_offset(m, l - 1) + (long)layer_in(m, l - 1) * ci + ci;
+            ln_act_back(dinp, inp, m->xhat[l - 1] + e * hsz, m->rstd[l - 1] + (long)e * B, g, dbp,
+                        dbp ? dbp + ci : NULL, dbp ? dbp + 2 * ci : NULL, B, ci, m->tanh_hidden);
+        } else {
+            act_back(dinp, inp, dbp, B, ci, m->tanh_hidden);
+        }
         db_done = dbp != NULL;
         dout = dinp;
     }

@@ -9,6 +9,11 @@
 // nn.Linear, then b (out_l). Layers: in -> hidden (x layers) -> out.
 // Initialisation is PyTorch's nn.Linear default: W and b ~ U(-1/sqrt(in_l),
 // 1/sqrt(in_l)); ctrl_mlp_init_last scales the last layer (as some policies do).
+// With layer norm (ctrl_mlp_init_ln) each hidden layer is Linear, LayerNorm
+// (PyTorch's: biased variance over the layer's width, eps 1e-5, a scale g and a
+// shift s), then the activation; g (hidden) and s (hidden) follow that layer's
+// b in the span, initialised to 1 and 0 (no random draws: the W and b drawn
+// are those of the same network without layer norm).
 //
 // forward keeps what backward needs (the activations of the last call), so
 // a network is used as forward, backward, forward, backward ...; the matrix
@@ -21,11 +26,14 @@
 typedef struct {
     int in, hidden, layers, out, ens;  // layers: number of hidden layers (>= 1)
     int tanh_hidden;                   // 1: tanh hidden layers instead of ReLU
+    int layer_norm;                    // 1: LayerNorm after each hidden linear layer
     long n_params;                     // all members
     float *params, *grads;             // 64-byte aligned, n_params each
     // activations of the last forward (ens, B, width) per layer, and scratch
     int cap_batch, last_batch;
     float **act;   // act[l]: output of hidden layer l (after its ReLU or tanh)
+    float **xhat;  // layer_norm: xhat[l] the normalised pre-activations of layer l
+    float **rstd;  // layer_norm: rstd[l] (ens, B) 1 / sqrt(var + eps) of each row
     float *dbuf0, *dbuf1;
     float *input;  // copy of the last input (B, in)
     float *dxbuf;  // (ens, B, in): each member's dL/dx before the sum (added by h1)
@@ -36,6 +44,10 @@ typedef struct {
 #define CTRL_MLP_NARROW 16
 
 void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng);
+// the same with layer_norm 1: LayerNorm in every hidden layer (above)
+void ctrl_mlp_init_ln(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens,
+                      int layer_norm, rlhf_rng *rng);
+#define CTRL_MLP_LN_EPS 1e-5f
 void ctrl_mlp_free(ctrl_mlp *m);
 // multiplies the last layer's initial W and b by s (e.g. 1e-3 for a policy mean)
 void ctrl_mlp_init_last(ctrl_mlp *m, float s);

@@ -1,4 +1,4 @@
-// ctrl_wsrl_dump OUTDIR [UPDATES]: for tests/ctrl_wsrl_test.py — creates a
+// ctrl_wsrl_dump OUTDIR [UPDATES [LN]]: for tests/ctrl_wsrl_test.py — creates a
 // small WSRL agent (seed 13; obs 3, act 2 with uneven bounds, hidden 16, 2
 // layers, 4 critics, policy_freq 2, B 8: two critic minibatches of 4; lr 1e-2),
 // draws one batch and writes raw float32 files into OUTDIR:
@@ -8,6 +8,7 @@
 //   noise.<k>.f32          the draws of update k (ctrl_wsrl_draw_noise on a copy of the rng)
 //   after.<k>.<tensor>.f32 every span after update k (k = 1 .. UPDATES, default 3)
 //   metrics.<k>.json       the metrics update k reported
+// LN 1: the critics with layer norm (critic_layer_norm; meta.json's "layer_norm").
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static void write_f32(const char *name, const float *x, long n) {
 int main(int argc, char **argv) {
     const ctrl_algo *algo = ctrl_algo_find("wsrl");
     if (argc < 2 || !algo) {
-        fprintf(stderr, "usage: ctrl_wsrl_dump OUTDIR [UPDATES]\n");
+        fprintf(stderr, "usage: ctrl_wsrl_dump OUTDIR [UPDATES [LN]]\n");
         return 2;
     }
     dir = argv[1];
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     c.policy_freq = 2;
     c.tau = 0.1f;
     c.actor_lr = c.critic_lr = c.alpha_lr = 1e-2f;
+    c.critic_layer_norm = argc > 3 ? atoi(argv[3]) : 0;
     rlhf_rng rng;
     rng_seed(&rng, 13);
     rlhf_err err;
@@ -81,8 +83,9 @@ int main(int argc, char **argv) {
     int nt = algo->tensors(agent, t, 32);
     fprintf(f,
             "{\"obs\": %d, \"act\": %d, \"B\": %d, \"hidden\": %d, \"layers\": %d, \"E\": %d, "
-            "\"U\": %d, \"K\": %d, \"updates\": %d,\n",
-            O, A, B, c.hidden, c.layers, c.n_critics, c.policy_freq, CTRL_WSRL_SUBSAMPLE, updates);
+            "\"U\": %d, \"K\": %d, \"updates\": %d, \"layer_norm\": %d,\n",
+            O, A, B, c.hidden, c.layers, c.n_critics, c.policy_freq, CTRL_WSRL_SUBSAMPLE, updates,
+            c.critic_layer_norm);
     fprintf(f, " \"low\": [%.9g, %.9g], \"high\": [%.9g, %.9g],\n", low[0], low[1], high[0],
             high[1]);
     fprintf(f,
