@@ -277,14 +277,28 @@ def study(tmp, data_dir):
         return
     res = rows(os.path.join(out, "results.jsonl"))
     methods = {r.get("method") for r in res}
-    report({"moorl", "sac_dataset", "offline"} <= methods, "moorl_study_runs", f"methods {methods}")
+    report({"moorl", "sac_dataset", "sac_utd", "offline"} <= methods, "moorl_study_runs", f"methods {methods}")
+    cfg = json.load(open(os.path.join(out, "runs", "seed1", "sac_utd", "config.json")))
+    base = json.load(open(os.path.join(out, "runs", "seed1", "sac_dataset", "config.json")))
+    report(cfg.get("algo") == "sac" and cfg.get("utd") == 5 and base.get("utd") == 1 and
+           {k: v for k, v in cfg.items() if k not in ("utd", "output_dir")} ==
+           {k: v for k, v in base.items() if k not in ("utd", "output_dir")},
+           "moorl_study_matched_arm_differs_in_utd_alone", f"utd {cfg.get('utd')} vs {base.get('utd')}")
     print(open(os.path.join(out, "table.txt")).read())
     print(f"  study: {secs:.1f} s")
-    # the verdict from rows alone: synthetic rows where the claim holds and where it fails
-    for name, moorl_score, want in (("holds", 80.0, "supported"), ("fails", 10.0, "not supported")):
+    # the verdict from rows alone: synthetic rows where the claim holds, where it
+    # fails, and where MOORL beats SAC at one update per step only because of
+    # its update ratio (SAC at MOORL's ratio ahead), and rows without sac_utd
+    for name, moorl_score, utd_score, want in (
+            ("holds", 80.0, 60.0, "supported"), ("fails", 10.0, 60.0, "not supported"),
+            ("matched_ratio_ahead", 80.0, 90.0, "not supported"),
+            ("no_matched_arm", 80.0, None, "inconclusive")):
         syn = []
         for s in range(5):
-            for method, score in (("moorl", moorl_score + s), ("sac_dataset", 40.0 + s), ("offline", 30.0 + s)):
+            arms = [("moorl", moorl_score + s), ("sac_dataset", 40.0 + s), ("offline", 30.0 + s)]
+            if utd_score is not None:
+                arms.append(("sac_utd", utd_score + (s % 2)))
+            for method, score in arms:
                 syn.append({"study": "moorl", "phase": "final", "method": method, "seed": s, "score": score,
                             "mean_score": score})
         f = os.path.join(tmp, f"syn_{name}.jsonl")

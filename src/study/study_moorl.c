@@ -3,7 +3,7 @@
 // (TMLR; arXiv 2506.09574), on our Pendulum (study_ctrl.h's collect).
 //
 // One dataset: the medium-replay level of our SAC agent (or --level; the paper's headline
-// task is hopper-medium-replay). Per seed s, three arms, each `rlhf ctrl
+// task is hopper-medium-replay). Per seed s, four arms, each `rlhf ctrl
 // train` with training seed s:
 //   moorl        --algo moorl, the dataset as the offline buffer, online from
 //                step 0 (no pre-training, as the paper's Algorithm 1), online
@@ -12,6 +12,9 @@
 //   sac_dataset  --algo sac with the dataset kept in its replay (the paper's
 //                "SAC with the offline buffer appended"): batches of B rows,
 //                half from the dataset (--mix_ratio 0.5), the same online steps;
+//   sac_utd      the same SAC with MOORL's update ratio: --utd K, K = MOORL's
+//                inner SAC updates per environment step (moorl_inner_steps,
+//                5), so the two differ in Reptile's meta-training alone;
 //   offline      IQL on the dataset alone (--reward_scale 0.1, the setting
 //                that works on Pendulum, docs/control.md), as many updates as
 //                SAC's online steps.
@@ -23,10 +26,13 @@
 // curve)} and {"phase":"curve", method, seed, step, score, return}.
 //
 // Verdict (pure, from the "final" rows): per seed, d = score(moorl) -
-// score(sac_dataset) and d_off = score(moorl) - score(offline). Supported
-// when d and d_off are both > 0 and at least 2 standard errors
-// (stats_sign_test); not supported when d <= -2 se (MOORL below the
-// baseline); else inconclusive.
+// score(sac_dataset), d_utd = score(moorl) - score(sac_utd) and d_off =
+// score(moorl) - score(offline). Supported when all three are > 0 and at
+// least 2 standard errors (stats_sign_test): MOORL ahead of the paper's
+// baseline, of the same SAC at its update ratio and of offline training; not
+// supported when d or d_utd is < 0 by 2 se (MOORL behind a SAC arm); else
+// inconclusive. Rows without sac_utd (results.jsonl from before it) leave
+// d_utd empty: then never supported.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +44,13 @@
 #define MAX_SEEDS 64
 #define MAX_EVALS 256
 
-enum { M_MOORL, M_SAC, M_OFF, N_METHOD };
-static const char *const METHOD[N_METHOD] = {"moorl", "sac_dataset", "offline"};
+enum { M_MOORL, M_SAC, M_UTD, M_OFF, N_METHOD };
+static const char *const METHOD[N_METHOD] = {"moorl", "sac_dataset", "sac_utd", "offline"};
 static const char *const LABEL[N_METHOD] = {"MOORL", "SAC + dataset in the buffer",
+                                            "SAC + dataset, MOORL's update ratio",
                                             "offline only (IQL)"};
+// MOORL's SAC updates per environment step: its default moorl_inner_steps
+#define MOORL_UPDATES_PER_STEP 5
 
 typedef struct {
     study_ctrl_data data;
@@ -68,10 +77,11 @@ static int train_one(study_ctx *c, const moorl_plan *pl, int m, const char *data
                      rlhf_err *err) {
     study_args a = {0};
     study_add(&a, "--algo",
-              m == M_MOORL ? "moorl"
-              : m == M_SAC ? "sac"
-                           : "iql",
+              m == M_MOORL              ? "moorl"
+              : m == M_SAC || m == M_UTD ? "sac"
+                                         : "iql",
               "--env", pl->data.env, "--dataset", dataset, NULL);
+    if (m == M_UTD) study_addf(&a, "--utd=%d", MOORL_UPDATES_PER_STEP);
     study_addf(&a, "--hidden=%d", pl->data.hidden);
     study_addf(&a, "--eval_episodes=%d", pl->data.eval_episodes);
     study_addf(&a, "--seed=%llu", (unsigned long long)seed);
@@ -154,29 +164,39 @@ static stats_summary stat_of(const cJSON *rows, int m, const char *field) {
 
 static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     (void)err;
-    double d[MAX_SEEDS], doff[MAX_SEEDS], dauc[MAX_SEEDS];
+    double d[MAX_SEEDS], doff[MAX_SEEDS], dauc[MAX_SEEDS], du[MAX_SEEDS], duauc[MAX_SEEDS];
     stats_summary ds = stats_summarize(d, diffs(rows, M_MOORL, M_SAC, "score", d, MAX_SEEDS));
+    stats_summary dus = stats_summarize(du, diffs(rows, M_MOORL, M_UTD, "score", du, MAX_SEEDS));
+    stats_summary dua =
+        stats_summarize(duauc, diffs(rows, M_MOORL, M_UTD, "mean_score", duauc, MAX_SEEDS));
     stats_summary dof =
         stats_summarize(doff, diffs(rows, M_MOORL, M_OFF, "score", doff, MAX_SEEDS));
     stats_summary da =
         stats_summarize(dauc, diffs(rows, M_MOORL, M_SAC, "mean_score", dauc, MAX_SEEDS));
     int s_sac = stats_sign_test(&ds), s_off = stats_sign_test(&dof);
-    v->outcome = s_sac > 0 && s_off > 0 ? STUDY_SUPPORTED
-                 : s_sac < 0            ? STUDY_NOT_SUPPORTED
-                                        : STUDY_INCONCLUSIVE;
+    int s_utd = dus.n ? stats_sign_test(&dus) : 0;
+    v->outcome = s_sac > 0 && s_utd > 0 && s_off > 0 ? STUDY_SUPPORTED
+                 : s_sac < 0 || s_utd < 0            ? STUDY_NOT_SUPPORTED
+                                                     : STUDY_INCONCLUSIVE;
     stats_summary f[N_METHOD];
     for (int m = 0; m < N_METHOD; m++) f[m] = stat_of(rows, m, "score");
     snprintf(v->figure, sizeof v->figure,
-             "%+.1f ± %.1f score (MOORL - SAC with the data, %d seeds)", ds.mean, ds.se, ds.n);
+             "%+.1f ± %.1f score (MOORL - SAC with the data), %+.1f ± %.1f at its update ratio "
+             "(%d seeds)",
+             ds.mean, ds.se, dus.mean, dus.se, ds.n);
     snprintf(v->text, sizeof v->text,
              "Final normalised score (mean ± se over seeds): MOORL %.1f ± %.1f, SAC with the "
-             "dataset in its buffer %.1f ± %.1f, offline only %.1f ± %.1f. Seed by seed, MOORL "
-             "minus SAC+data %+.1f ± %.1f (%d seeds), minus offline %+.1f ± %.1f; the mean over "
-             "each run's evaluations (area under the curve), MOORL minus SAC+data %+.1f ± %.1f. "
-             "Rule: supported when MOORL is above both by at least 2 se, not supported when it "
-             "is below SAC+data by at least 2 se, else inconclusive.",
-             f[M_MOORL].mean, f[M_MOORL].se, f[M_SAC].mean, f[M_SAC].se, f[M_OFF].mean, f[M_OFF].se,
-             ds.mean, ds.se, ds.n, dof.mean, dof.se, da.mean, da.se);
+             "dataset in its buffer %.1f ± %.1f, the same SAC at MOORL's %d updates per step "
+             "%.1f ± %.1f, offline only %.1f ± %.1f. Seed by seed, MOORL minus SAC+data %+.1f ± "
+             "%.1f (%d seeds), minus SAC+data at %d updates %+.1f ± %.1f (%d seeds), minus "
+             "offline %+.1f ± %.1f; the mean over each run's evaluations (area under the "
+             "curve), MOORL minus SAC+data %+.1f ± %.1f, minus SAC+data at %d updates %+.1f ± "
+             "%.1f. Rule: supported when MOORL is above all three by at least 2 se, not "
+             "supported when it is below either SAC arm by at least 2 se, else inconclusive.",
+             f[M_MOORL].mean, f[M_MOORL].se, f[M_SAC].mean, f[M_SAC].se, MOORL_UPDATES_PER_STEP,
+             f[M_UTD].mean, f[M_UTD].se, f[M_OFF].mean, f[M_OFF].se, ds.mean, ds.se, ds.n,
+             MOORL_UPDATES_PER_STEP, dus.mean, dus.se, dus.n, dof.mean, dof.se, da.mean, da.se,
+             MOORL_UPDATES_PER_STEP, dua.mean, dua.se);
     return 0;
 }
 
@@ -220,7 +240,8 @@ static char *fmt_stat(stats_summary s) {
 static int moorl_report(const cJSON *rows, report_page *p, rlhf_err *err) {
     (void)err;
     report_p(p, "MOORL (SAC meta-trained by Reptile, each meta-epoch on the dataset or on the "
-                "online buffer), SAC whose replay holds the dataset (half of each batch), and "
+                "online buffer), SAC whose replay holds the dataset (half of each batch), the "
+                "same SAC at MOORL's five updates per environment step, and "
                 "IQL on the dataset alone; the normalised score of each evaluation, mean over "
                 "seeds, band ± se. The x axis is the environment step for the online arms and "
                 "the update for the offline one.");
@@ -270,7 +291,8 @@ const study_def study_moorl = {
     .claim = "With the same online steps from a dataset (medium-replay by default), MOORL (SAC "
              "meta-trained by "
              "Reptile on the offline and the online buffer in turn) ends above SAC whose replay "
-             "holds the dataset and above offline-only training.",
+             "holds the dataset, also when that SAC takes MOORL's updates per step, and above "
+             "offline-only training.",
     .run = moorl_run,
     .verdict = moorl_verdict,
     .report = moorl_report,
