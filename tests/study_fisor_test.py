@@ -82,6 +82,14 @@ def smoke(tmp):
         if not all(math.isfinite(r[k]) for k in ("reward", "cost", "violation")) or \
                 not 0 <= r["violation"] <= 1 or r["cost"] < 0 or abs(r["cost"] * 10 - r["cost_raw"]) > 1e-6:
             problems.append(f"row {r}")
+    # both arms on the authors' reward scale: 1000 / (max - min episode return)
+    # times pointrobot's 300 steps / 1000, the same for both
+    for s in seeds:
+        for m in ("fisor", "iql"):
+            cfg = json.load(open(os.path.join(out, "runs", f"seed{s}", m, "config.json")))
+            if cfg.get("reward_norm") != "returns" or abs(cfg.get("reward_scale", 0) - 0.3) > 1e-6:
+                problems.append(f"seed {s} {m}: reward_norm {cfg.get('reward_norm')} "
+                                f"reward_scale {cfg.get('reward_scale')}")
     v = json.load(open(os.path.join(out, "verdict.json")))
     if v["verdict"] not in ("supported", "not supported", "inconclusive"):
         problems.append(f"verdict {v}")

@@ -5,7 +5,12 @@
 // Per seed: the scripted pointrobot mix (0.45 greedy, 0.45 detour, rest random,
 // action noise 0.3; ctrl_safe_scripted_dataset) written to OUT/data, then two
 // offline arms of `rlhf ctrl train` with the same seed, data and updates: IQL
-// (iql_tau 0.9) and FISOR. Each arm's final policy is evaluated in-process on
+// (iql_tau 0.9) and FISOR. Both train on rewards scaled as the authors' runs
+// scale every benchmark task's (DSRL's normalize_returns: r x max episode
+// steps / (max - min episode return of the data)), here --reward_norm returns
+// (1000 / (max - min)) times --reward_scale steps / 1000 (0.3: pointrobot's 300):
+// FISOR's temperatures (3, 5) and weight clips assume that scale; on the raw
+// rewards (about 0.02 a step) exp(3 (Q - V)) is close to 1 everywhere. Each arm's final policy is evaluated in-process on
 // pointrobot counting costs (ctrl_safe_evaluate, deterministic). One row per
 // arm and seed {"phase":"safe", method, seed, reward, cost, violation, return,
 // cost_raw, seconds}:
@@ -47,6 +52,7 @@ typedef struct {
     int updates;        // offline updates
     int hidden;         // network width
     int episodes;       // evaluation episodes
+    int episode_steps;  // pointrobot's episode length (make_data sets it)
 } size_cfg;
 
 static size_cfg size_of(const study_ctx *c) {
@@ -57,10 +63,11 @@ static size_cfg size_of(const study_ctx *c) {
     }
 }
 
-static int make_data(study_ctx *c, const size_cfg *z, uint64_t seed, char *path, size_t n,
+static int make_data(study_ctx *c, size_cfg *z, uint64_t seed, char *path, size_t n,
                      double *r_rand, double *r_greedy, rlhf_err *err) {
     ctrl_env *e;
     if (ctrl_env_make("pointrobot", &e, err)) return -1;
+    z->episode_steps = e->max_episode_steps;
     ctrl_transitions t, g;
     ctrl_transitions_alloc(&t, e->obs_dim, e->act_dim, z->rows, 1);
     ctrl_transitions_alloc(&g, e->obs_dim, e->act_dim, 3000, 1);
@@ -86,7 +93,8 @@ static int run_arm(study_ctx *c, const size_cfg *z, int arm, const char *data, u
                    double r_rand, double r_greedy, rlhf_err *err) {
     study_args a = {0};
     study_add(&a, "--algo", ALGO[arm], "--env", "pointrobot", "--dataset", data,
-              "--iql_tau=0.9", "--online_steps=0", "--save_every=0", NULL);
+              "--iql_tau=0.9", "--online_steps=0", "--save_every=0", "--reward_norm=returns", NULL);
+    study_addf(&a, "--reward_scale=%g", z->episode_steps / 1000.0);
     study_addf(&a, "--hidden=%d", z->hidden);
     study_addf(&a, "--offline_steps=%d", z->updates);
     study_addf(&a, "--eval_every=%d", z->updates);
