@@ -2,8 +2,9 @@
 
 1. The verdict from rows alone (--from synthetic results.jsonl): FISOR under
    the limit, IQL over it, FISOR's reward close (supported); FISOR over the
-   limit (not supported); IQL under the limit too (not supported: no
-   contrast); FISOR safe but its reward far below IQL's (not supported);
+   limit (not supported); IQL under the limit too (inconclusive: no
+   contrast; not supported if FISOR's reward is also far below IQL's); FISOR
+   safe but its reward far below IQL's (not supported);
    FISOR's cost straddling the limit (inconclusive). The report has the table.
 2. One real run at the smoke size (RLHF_CTRL_STUDY=smoke: 2000 rows, 100
    updates per arm, 2 seeds; numbers meaningless): a "safe" row per method and
@@ -40,6 +41,8 @@ def verdicts(tmp):
              ("fisor_unsafe", rows(lambda s: (0.8, 1.6 + 0.1 * s), lambda s: (0.9, 1.8 + 0.1 * s)),
               "not supported"),
              ("iql_safe", rows(lambda s: (0.8, 0.1 + 0.01 * s), lambda s: (0.9, 0.5 + 0.05 * s)),
+              "inconclusive"),
+             ("iql_safe_fisor_low_reward", rows(lambda s: (0.2 + 0.01 * s, 0.1), lambda s: (0.9, 0.5 + 0.05 * s)),
               "not supported"),
              ("low_reward", rows(lambda s: (0.2 + 0.01 * s, 0.1), lambda s: (0.9, 1.6 + 0.1 * s)),
               "not supported"),
@@ -57,6 +60,8 @@ def verdicts(tmp):
             continue
         v = json.load(open(os.path.join(out, "verdict.json")))
         ok = v["verdict"] == want
+        # the text says when IQL under the limit is what leaves it open
+        ok = ok and (("no contrast" in v["text"] and "cannot show" in v["text"]) == name.startswith("iql_safe"))
         if name == "holds":
             page = open(os.path.join(out, "report.html")).read()
             ok = ok and "FISOR" in page and "IQL" in page and "cost" in v["figure"]

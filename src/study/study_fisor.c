@@ -24,10 +24,11 @@
 // inconclusive):
 //   supported      FISOR cost + 2 se <= 1, IQL cost - 2 se > 1, and FISOR's
 //                  reward >= 0.8 x IQL's (competitive)
-//   not supported  FISOR cost - 2 se > 1 (FISOR violates), or IQL cost + 2 se
-//                  <= 1 (IQL satisfies it too: no contrast), or FISOR reward +
+//   not supported  FISOR cost - 2 se > 1 (FISOR violates), or FISOR reward +
 //                  2 se < 0.8 x IQL's
-//   else inconclusive.
+//   else inconclusive; this includes IQL cost + 2 se <= 1 (IQL satisfies the
+//   limit too: the data hold no contrast, so they can neither show nor refute
+//   the claim; until 2026-12-05 that case was "not supported").
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -162,10 +163,11 @@ static int verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
         v->outcome = STUDY_INCONCLUSIVE;
     else if (fc->mean + 2 * fc->se <= 1 && ic->mean - 2 * ic->se > 1 && fr->mean >= bar)
         v->outcome = STUDY_SUPPORTED;
-    else if (fc->mean - 2 * fc->se > 1 || ic->mean + 2 * ic->se <= 1 || fr->mean + 2 * fr->se < bar)
+    else if (fc->mean - 2 * fc->se > 1 || fr->mean + 2 * fr->se < bar)
         v->outcome = STUDY_NOT_SUPPORTED;
-    else
+    else // includes IQL under the limit too: the data give no contrast to test the claim
         v->outcome = STUDY_INCONCLUSIVE;
+    int no_contrast = n >= 2 && ic->mean + 2 * ic->se <= 1;
     snprintf(v->figure, sizeof v->figure, "cost %.2f (FISOR) vs %.2f (IQL), reward %.2f vs %.2f (%d seeds)",
              fc->mean, ic->mean, fr->mean, ir->mean, n);
     snprintf(v->text, sizeof v->text,
@@ -173,10 +175,13 @@ static int verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "%.3f, IQL %.3f ± %.3f. Normalised reward: FISOR %.3f ± %.3f, IQL %.3f ± %.3f. "
              "Episodes with any cost: FISOR %.2f, IQL %.2f. Rule (at least 2 seeds): supported when "
              "FISOR's cost + 2 se <= 1, IQL's cost - 2 se > 1 and FISOR's reward >= %.1f x IQL's; "
-             "not supported when FISOR's cost - 2 se > 1, IQL's cost + 2 se <= 1 or FISOR's reward "
-             "+ 2 se < %.1f x IQL's; else inconclusive.",
+             "not supported when FISOR's cost - 2 se > 1 or FISOR's reward + 2 se < %.1f x IQL's; "
+             "else inconclusive (also when IQL stays under the limit: no contrast).%s",
              COST_LIMIT, fc->mean, fc->se, ic->mean, ic->se, fr->mean, fr->se, ir->mean, ir->se,
-             vio[A_FISOR].mean, vio[A_IQL].mean, COMPETITIVE, COMPETITIVE);
+             vio[A_FISOR].mean, vio[A_IQL].mean, COMPETITIVE, COMPETITIVE,
+             no_contrast ? " Here IQL's cost + 2 se is <= 1: it satisfies the limit as well, so "
+                           "these data cannot show the contrast the claim needs."
+                         : "");
     return 0;
 }
 
