@@ -72,8 +72,8 @@ static double ref_mlp_loss(const ctrl_mlp *m, const double *p, const double *x, 
 // one (in, hidden, layers, out, ens, B) case, ReLU or tanh hidden layers:
 // forward vs reference, param grads and dx vs central differences; returns the
 // largest relative error seen
-static double mlp_fd_case_ln(int in, int hidden, int layers, int out, int ens, int B,
-                             uint64_t seed, int tanh_act, int ln) {
+static double mlp_fd_case_ln(int in, int hidden, int layers, int out, int ens, int B, uint64_t seed,
+                             int tanh_act, int ln) {
     rlhf_rng g;
     rng_seed(&g, seed);
     ctrl_mlp m;
@@ -85,7 +85,8 @@ static double mlp_fd_case_ln(int in, int hidden, int layers, int out, int ens, i
             float *q = ctrl_mlp_member(&m, e);
             for (int l = 0; l < layers; l++) {
                 q += (long)(l ? hidden : in) * hidden + hidden;
-                for (int k = 0; k < 2 * hidden; k++) *q++ = (k < hidden ? 1.0f : 0.0f) + 0.5f * rng_normal(&g);
+                for (int k = 0; k < 2 * hidden; k++)
+                    *q++ = (k < hidden ? 1.0f : 0.0f) + 0.5f * rng_normal(&g);
             }
         }
     float *x = malloc(sizeof(float) * B * in), *y = malloc(sizeof(float) * ny);
@@ -187,10 +188,10 @@ static int test_mlp_ln_layout(void) {
     CHECK(a.n_params == 2 * pa && b.n_params == 2 * pb);
     for (int e = 0; e < 2; e++) {
         const float *x = a.params + e * pa, *y = b.params + e * pb;
-        CHECK(!memcmp(x, y, sizeof(float) * (6 * 8 + 8)));                  // W0, b0
+        CHECK(!memcmp(x, y, sizeof(float) * (6 * 8 + 8)));                         // W0, b0
         for (int k = 0; k < 8; k++) CHECK(y[56 + k] == 1.0f && y[64 + k] == 0.0f); // g0, s0
-        CHECK(!memcmp(x + 56, y + 72, sizeof(float) * (8 * 8 + 8)));        // W1, b1
-        CHECK(!memcmp(x + 128, y + 160, sizeof(float) * (8 * 3 + 3)));      // the last layer
+        CHECK(!memcmp(x + 56, y + 72, sizeof(float) * (8 * 8 + 8)));               // W1, b1
+        CHECK(!memcmp(x + 128, y + 160, sizeof(float) * (8 * 3 + 3)));             // the last layer
     }
     // layer norm removes a constant added to all of a row's pre-activations:
     // adding 3 to every b0 leaves y as it was (without it, y would change)

@@ -86,8 +86,8 @@ void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens
     ctrl_mlp_init_ln(m, in, hidden, layers, out, ens, 0, rng);
 }
 
-void ctrl_mlp_init_ln(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens,
-                      int layer_norm, rlhf_rng *rng) {
+void ctrl_mlp_init_ln(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, int layer_norm,
+                      rlhf_rng *rng) {
     RLHF_ASSERT(in > 0 && hidden > 0 && layers >= 1 && out > 0 && ens >= 1);
     memset(m, 0, sizeof *m);
     m->in = in;
@@ -236,8 +236,8 @@ static void forward_member(ctrl_mlp *m, int e, int B, float *y) {
         float *o = m->act[l] + e * hsz;
         gemm(0, 1, B, co, ci, 1.0f, h, ci, W, ci, 0.0f, o, co);
         if (m->layer_norm)
-            bias_ln_act(o, b, b + co, b + 2 * co, m->xhat[l] + e * hsz, m->rstd[l] + (long)e * B,
-                        B, co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
+            bias_ln_act(o, b, b + co, b + 2 * co, m->xhat[l] + e * hsz, m->rstd[l] + (long)e * B, B,
+                        co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
         else
             bias_act(o, b, B, co, m->tanh_hidden ? ACT_TANH : ACT_RELU);
         h = o;

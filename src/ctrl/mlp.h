@@ -1,8 +1,8 @@
 // ctrl/mlp: the networks of control — multi-layer perceptrons with ReLU
-// (or, by ctrl_mlp_set_tanh, tanh) hidden layers, E members evaluated as one batched network (a Q ensemble is
-// one ctrl_mlp with ens = E). All of a network's parameters are one
-// contiguous span (params) and so are its gradients (grads): AdamW, Polyak
-// averaging and checkpoints treat a network as one array of n_params floats.
+// (or, by ctrl_mlp_set_tanh, tanh) hidden layers, E members evaluated as one batched network (a Q
+// ensemble is one ctrl_mlp with ens = E). All of a network's parameters are one contiguous span
+// (params) and so are its gradients (grads): AdamW, Polyak averaging and checkpoints treat a
+// network as one array of n_params floats.
 //
 // Layout of params, member by member (member e starts at e * n_params/ens);
 // within a member, layer by layer: W (out_l, in_l) row-major as PyTorch's
@@ -45,8 +45,8 @@ typedef struct {
 
 void ctrl_mlp_init(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, rlhf_rng *rng);
 // the same with layer_norm 1: LayerNorm in every hidden layer (above)
-void ctrl_mlp_init_ln(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens,
-                      int layer_norm, rlhf_rng *rng);
+void ctrl_mlp_init_ln(ctrl_mlp *m, int in, int hidden, int layers, int out, int ens, int layer_norm,
+                      rlhf_rng *rng);
 #define CTRL_MLP_LN_EPS 1e-5f
 void ctrl_mlp_free(ctrl_mlp *m);
 // multiplies the last layer's initial W and b by s (e.g. 1e-3 for a policy mean)

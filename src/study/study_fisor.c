@@ -10,10 +10,12 @@
 // steps / (max - min episode return of the data)), here --reward_norm returns
 // (1000 / (max - min)) times --reward_scale steps / 1000 (0.3: pointrobot's 300):
 // FISOR's temperatures (3, 5) and weight clips assume that scale; on the raw
-// rewards (about 0.02 a step) exp(3 (Q - V)) is close to 1 everywhere. Each arm's final policy is evaluated in-process on
-// pointrobot counting costs (ctrl_safe_evaluate, deterministic). One row per
-// arm and seed {"phase":"safe", method, seed, reward, cost, violation, return,
-// cost_raw, seconds}:
+// rewards (about 0.02 a step) exp(3 (Q - V)) hardly varies between rows.
+//
+// Each arm's final policy is evaluated in-process on pointrobot counting
+// costs (ctrl_safe_evaluate, deterministic). One row per arm and seed
+// {"phase":"safe", method, seed, reward, cost, violation, return, cost_raw,
+// seconds}:
 //   reward    = (R - R_random) / (R_greedy - R_random)   (normalised reward;
 //               R_random: uniform random actions, R_greedy: the noiseless
 //               scripted greedy driver, both measured on the same seeds)
@@ -64,8 +66,8 @@ static size_cfg size_of(const study_ctx *c) {
     }
 }
 
-static int make_data(study_ctx *c, size_cfg *z, uint64_t seed, char *path, size_t n,
-                     double *r_rand, double *r_greedy, rlhf_err *err) {
+static int make_data(study_ctx *c, size_cfg *z, uint64_t seed, char *path, size_t n, double *r_rand,
+                     double *r_greedy, rlhf_err *err) {
     ctrl_env *e;
     if (ctrl_env_make("pointrobot", &e, err)) return -1;
     z->episode_steps = e->max_episode_steps;
@@ -93,8 +95,8 @@ static int make_data(study_ctx *c, size_cfg *z, uint64_t seed, char *path, size_
 static int run_arm(study_ctx *c, const size_cfg *z, int arm, const char *data, uint64_t seed,
                    double r_rand, double r_greedy, rlhf_err *err) {
     study_args a = {0};
-    study_add(&a, "--algo", ALGO[arm], "--env", "pointrobot", "--dataset", data,
-              "--iql_tau=0.9", "--online_steps=0", "--save_every=0", "--reward_norm=returns", NULL);
+    study_add(&a, "--algo", ALGO[arm], "--env", "pointrobot", "--dataset", data, "--iql_tau=0.9",
+              "--online_steps=0", "--save_every=0", "--reward_norm=returns", NULL);
     study_addf(&a, "--reward_scale=%g", z->episode_steps / 1000.0);
     study_addf(&a, "--hidden=%d", z->hidden);
     study_addf(&a, "--offline_steps=%d", z->updates);
@@ -170,18 +172,19 @@ static int verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     int no_contrast = n >= 2 && ic->mean + 2 * ic->se <= 1;
     snprintf(v->figure, sizeof v->figure, "cost %.2f (FISOR) vs %.2f (IQL), reward %.2f vs %.2f (%d seeds)",
              fc->mean, ic->mean, fr->mean, ir->mean, n);
-    snprintf(v->text, sizeof v->text,
-             "pointrobot, mean ± se over seeds. Normalised cost (episode cost / %g): FISOR %.3f ± "
-             "%.3f, IQL %.3f ± %.3f. Normalised reward: FISOR %.3f ± %.3f, IQL %.3f ± %.3f. "
-             "Episodes with any cost: FISOR %.2f, IQL %.2f. Rule (at least 2 seeds): supported when "
-             "FISOR's cost + 2 se <= 1, IQL's cost - 2 se > 1 and FISOR's reward >= %.1f x IQL's; "
-             "not supported when FISOR's cost - 2 se > 1 or FISOR's reward + 2 se < %.1f x IQL's; "
-             "else inconclusive (also when IQL stays under the limit: no contrast).%s",
-             COST_LIMIT, fc->mean, fc->se, ic->mean, ic->se, fr->mean, fr->se, ir->mean, ir->se,
-             vio[A_FISOR].mean, vio[A_IQL].mean, COMPETITIVE, COMPETITIVE,
-             no_contrast ? " Here IQL's cost + 2 se is <= 1: it satisfies the limit as well, so "
-                           "these data cannot show the contrast the claim needs."
-                         : "");
+    snprintf(
+        v->text, sizeof v->text,
+        "pointrobot, mean ± se over seeds. Normalised cost (episode cost / %g): FISOR %.3f ± "
+        "%.3f, IQL %.3f ± %.3f. Normalised reward: FISOR %.3f ± %.3f, IQL %.3f ± %.3f. "
+        "Episodes with any cost: FISOR %.2f, IQL %.2f. Rule (at least 2 seeds): supported when "
+        "FISOR's cost + 2 se <= 1, IQL's cost - 2 se > 1 and FISOR's reward >= %.1f x IQL's; "
+        "not supported when FISOR's cost - 2 se > 1 or FISOR's reward + 2 se < %.1f x IQL's; "
+        "else inconclusive (also when IQL stays under the limit: no contrast).%s",
+        COST_LIMIT, fc->mean, fc->se, ic->mean, ic->se, fr->mean, fr->se, ir->mean, ir->se,
+        vio[A_FISOR].mean, vio[A_IQL].mean, COMPETITIVE, COMPETITIVE,
+        no_contrast ? " Here IQL's cost + 2 se is <= 1: it satisfies the limit as well, so "
+                      "these data cannot show the contrast the claim needs."
+                    : "");
     return 0;
 }
 

@@ -77,7 +77,7 @@ static int train_one(study_ctx *c, const moorl_plan *pl, int m, const char *data
                      rlhf_err *err) {
     study_args a = {0};
     study_add(&a, "--algo",
-              m == M_MOORL              ? "moorl"
+              m == M_MOORL               ? "moorl"
               : m == M_SAC || m == M_UTD ? "sac"
                                          : "iql",
               "--env", pl->data.env, "--dataset", dataset, NULL);

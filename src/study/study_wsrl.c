@@ -53,7 +53,7 @@ static const char *const QUICK_SET[] = {"--n_critics=4", "--batch_size=64",
 // a MuJoCo task's quick size (--task): batch 256 as the recipe's online batch,
 // and the recipe's layer norm in the critics (without it the WSRL arm's Q
 // estimates ran away on halfcheetah: docs/ctrl_studies.md)
-static const char *const MJ_QUICK_SET[] = {"--n_critics=4",          "--batch_size=256",
+static const char *const MJ_QUICK_SET[] = {"--n_critics=4",           "--batch_size=256",
                                            "--online_batch_size=256", "--cql_n_actions=4",
                                            "--critic_layer_norm=1",   NULL};
 // the recipe's defaults (10 critics, 1024 rows) and its critics' layer norm
