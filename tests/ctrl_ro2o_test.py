@@ -62,7 +62,8 @@ def rebuild(d, m, drop=None):
         return bias + scale * torch.tanh(pre), logp
 
     def Q(params, s, a):
-        return mlp(params, torch.cat([s, a], 1), O + A, H, L, 1, E)[..., 0]  # (E, R)
+        return mlp(params, torch.cat([s, a], 1), O + A, H, L, 1, E,
+                   m.get("layer_norm", 0))[..., 0]  # (E, R)
 
     def perturbed(u, eps):  # row b*n + k: state b plus perturbation k (shared by the batch)
         return obs.repeat_interleave(n, 0) + eps * u.repeat(B, 1)
@@ -171,22 +172,42 @@ def compare(d, results):
     return worst, why
 
 
-def check(algo):
+def ln_init(d, m):
+    """with --critic_layer_norm 1, EDAC's init still puts 0.1 in every hidden
+    bias, and each layer norm's scale and shift are 1 and 0 (the span holds W,
+    b, scale, shift per hidden layer)"""
+    crit, H, E, n_in = load_f32(d, "init.critic"), m["hidden"], m["E"], m["obs"] + m["act"]
+    per, why = crit.numel() // E, []
+    for e in range(E):
+        p, off, dim = crit[e * per:(e + 1) * per], 0, n_in
+        for layer in range(m["layers"]):
+            off += H * dim
+            b, g, s = p[off:off + H], p[off + H:off + 2 * H], p[off + 2 * H:off + 3 * H]
+            if not ((b - 0.1).abs().max() < 1e-7 and torch.all(g == 1) and torch.all(s == 0)):
+                why.append(f"member {e} layer {layer}: b {b[:3].tolist()} g {g[:3].tolist()} s {s[:3].tolist()}")
+            off, dim = off + 3 * H, H
+    report(not why, "ro2o_layer_norm_init_layout", "; ".join(why[:3]))
+
+
+def check(algo, ln=0):
+    tag = "_layer_norm" if ln else ""
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run([TOOL, algo, d, "3"], capture_output=True, text=True,
+        p = subprocess.run([TOOL, algo, d, "3", str(ln)], capture_output=True, text=True,
                            env={**os.environ, "OMP_NUM_THREADS": "1"})
         if p.returncode != 0:
-            report(False, f"{algo}_parity", p.stderr[-500:])
+            report(False, f"{algo}_parity{tag}", p.stderr[-500:])
             return
         m = json.load(open(os.path.join(d, "meta.json")))
         worst, why = compare(d, rebuild(d, m))
         for name in ("actor", "critic", "critic_target", "log_alpha"):
             if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
                 why.append(f"{name} did not change")
-        print(f"  {algo}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
+        if ln:
+            ln_init(d, m)
+        print(f"  {algo}{tag}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
               f"losses {worst[2]:.2e} (relative to max(1, |value|))")
-        report(not why, f"{algo}_parity", "; ".join(why[:6]))
-        if algo != "ro2o":
+        report(not why, f"{algo}_parity{tag}", "; ".join(why[:6]))
+        if algo != "ro2o" or ln:
             return
         # each regulariser must be visible in the comparison
         for term in ("q", "policy", "ood"):
@@ -206,6 +227,7 @@ def main():
     torch.set_num_threads(1)
     for algo in ("ro2o", "sacn"):
         check(algo)
+    check("ro2o", 1)  # with --critic_layer_norm 1
     return exit_code()
 
 

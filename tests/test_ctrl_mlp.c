@@ -193,6 +193,11 @@ static int test_mlp_ln_layout(void) {
         CHECK(!memcmp(x + 56, y + 72, sizeof(float) * (8 * 8 + 8)));               // W1, b1
         CHECK(!memcmp(x + 128, y + 160, sizeof(float) * (8 * 3 + 3)));             // the last layer
     }
+    // ctrl_mlp_weight finds each layer's W in either layout
+    CHECK(ctrl_mlp_weight(&a, 1, 1) == a.params + pa + 56 &&
+          ctrl_mlp_weight(&a, 0, 2) == a.params + 128);
+    CHECK(ctrl_mlp_weight(&b, 1, 1) == b.params + pb + 72 &&
+          ctrl_mlp_weight(&b, 0, 2) == b.params + 160);
     // layer norm removes a constant added to all of a row's pre-activations:
     // adding 3 to every b0 leaves y as it was (without it, y would change)
     float x[12], y0[2 * 2 * 3], y1[2 * 2 * 3];

@@ -87,14 +87,13 @@ static void riql_defaults(ctrl_algo_config *c) {
 // RIQL.py's VectorizedQ init: hidden biases 0.1, last W and b ~ U(-3e-3, 3e-3)
 static void edac_critic_init(ctrl_mlp *m, rlhf_rng *rng) {
     for (int e = 0; e < m->ens; e++) {
-        float *p = ctrl_mlp_member(m, e);
         int in = m->in;
         for (int l = 0; l < m->layers; l++) {
-            p += (long)m->hidden * in;
-            for (int j = 0; j < m->hidden; j++) p[j] = 0.1f;
-            p += m->hidden;
+            float *b = ctrl_mlp_weight(m, e, l) + (long)m->hidden * in;
+            for (int j = 0; j < m->hidden; j++) b[j] = 0.1f;
             in = m->hidden;
         }
+        float *p = ctrl_mlp_weight(m, e, m->layers);
         for (long j = 0; j < (long)m->out * (in + 1); j++)
             p[j] = (2 * rng_uniform(rng) - 1) * 3e-3f;
     }

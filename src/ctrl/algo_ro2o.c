@@ -133,19 +133,15 @@ static void grow(ro2o_agent *g, int B) {
 }
 
 // EDAC's initialisation on ctrl_mlp's layout: hidden-layer biases 0.1, the
-// last layer's W and b uniform in [-last, last]
+// last layer's W and b uniform in [-last, last] (layer norm's scale and shift,
+// with --critic_layer_norm, keep their 1 and 0)
 static void edac_init(ctrl_mlp *m, float last) {
-    long off = 0;
-    for (int e = 0; e < m->ens; e++) {
-        float *p = ctrl_mlp_member(m, e);
-        off = 0;
+    for (int e = 0; e < m->ens; e++)
         for (int l = 0; l < m->layers; l++) {
             int in = l == 0 ? m->in : m->hidden;
-            off += (long)m->hidden * in;
-            for (int i = 0; i < m->hidden; i++) p[off + i] = 0.1f;
-            off += m->hidden;
+            float *b = ctrl_mlp_weight(m, e, l) + (long)m->hidden * in;
+            for (int i = 0; i < m->hidden; i++) b[i] = 0.1f;
         }
-    }
     // the default last layer is U(+-1/sqrt(hidden)): scale it to U(+-last)
     ctrl_mlp_init_last(m, last * sqrtf((float)m->hidden));
 }

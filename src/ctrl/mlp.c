@@ -143,6 +143,11 @@ void ctrl_mlp_init_last(ctrl_mlp *m, float s) {
 
 float *ctrl_mlp_member(ctrl_mlp *m, int e) { return m->params + (long)e * member_size(m); }
 
+float *ctrl_mlp_weight(ctrl_mlp *m, int e, int l) {
+    RLHF_ASSERT(e >= 0 && e < m->ens && l >= 0 && l <= m->layers);
+    return ctrl_mlp_member(m, e) + layer_offset(m, l);
+}
+
 // members run in parallel (each gemm single-threaded inside the region) when
 // there are enough of them to keep the threads busy; otherwise gemm threads
 static int members_in_parallel(const ctrl_mlp *m) {

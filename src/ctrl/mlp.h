@@ -64,6 +64,9 @@ void ctrl_mlp_zero_grad(ctrl_mlp *m);
 void ctrl_mlp_polyak(ctrl_mlp *target, const ctrl_mlp *src, float tau);
 // member e's parameters (n_params / ens floats)
 float *ctrl_mlp_member(ctrl_mlp *m, int e);
+// member e's layer l (0 .. layers): its W (out_l, in_l), followed by its b
+// (out_l); with or without layer norm
+float *ctrl_mlp_weight(ctrl_mlp *m, int e, int l);
 
 // AdamW over a network's span (nn's adamw_update); moments m, v of n_params
 typedef struct {

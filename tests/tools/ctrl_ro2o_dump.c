@@ -41,6 +41,7 @@ int main(int argc, char **argv) {
     c.layers = 2;
     c.n_critics = 3;
     c.actor_lr = c.critic_lr = c.alpha_lr = 1e-2f;
+    c.critic_layer_norm = argc > 4 ? atoi(argv[4]) : 0; // LN: critics with layer norm
     if (!strcmp(algo->name, "ro2o")) {
         c.ro2o_samples = 3;
         c.ro2o_q_eps = c.ro2o_policy_eps = c.ro2o_ood_eps = 0.3f;
@@ -91,8 +92,9 @@ int main(int argc, char **argv) {
     int nt = algo->tensors(agent, t, 32);
     fprintf(f,
             "{\"algo\": \"%s\", \"obs\": %d, \"act\": %d, \"B\": %d, \"n\": %d, \"hidden\": %d, "
-            "\"layers\": %d, \"E\": %d, \"updates\": %d,\n",
-            algo->name, O, A, B, c.ro2o_samples, c.hidden, c.layers, c.n_critics, updates);
+            "\"layers\": %d, \"E\": %d, \"updates\": %d, \"layer_norm\": %d,\n",
+            algo->name, O, A, B, c.ro2o_samples, c.hidden, c.layers, c.n_critics, updates,
+            c.critic_layer_norm);
     fprintf(f, " \"low\": [%.9g, %.9g], \"high\": [%.9g, %.9g],\n", low[0], low[1], high[0],
             high[1]);
     fprintf(f,
