@@ -3,6 +3,7 @@ parameter layout rebuilt in PyTorch (float64), reading the raw float32 files
 the dump tools write, and flattening parameters and Adam moments to compare
 with the C agent's tensors. torch and numpy are None when missing (the tests
 then skip)."""
+import json
 import os
 import subprocess
 
@@ -19,6 +20,28 @@ def run_tool(path, *args, timeout=300):
     threads spin on a busy machine)."""
     return subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def dump_meta(d, tool, *args):
+    """Runs a dump tool (tool *args, which name the folder d) on one thread;
+    returns (meta.json of d, None), or (None, the end of its stderr)."""
+    p = run_tool(tool, *args)
+    if p.returncode != 0:
+        return None, p.stderr[-500:]
+    return json.load(open(os.path.join(d, "meta.json"))), None
+
+
+def report_parity(report, d, label, worst, why,
+                  owned=("actor", "critic", "critic_target", "log_alpha")):
+    """The end of an update-parity check: every tensor the update owns must have
+    moved in update 1 (else the comparison proves little); prints the largest
+    errors (params, Adam moments, losses) and reports LABEL_parity."""
+    for name in owned:
+        if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
+            why.append(f"{name} did not change")
+    print(f"  {label}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
+          f"losses {worst[2]:.2e} (relative to max(1, |value|))")
+    report(not why, f"{label}_parity", "; ".join(why[:6]))
 
 
 def load_f32(d, name):

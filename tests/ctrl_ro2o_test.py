@@ -19,13 +19,12 @@ parity covers every term). Skips when torch is missing.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, BUILD, report, exit_code  # noqa: E402
-from ctrl_parity import torch, load_f32, mlp  # noqa: E402
+from ctrl_parity import torch, load_f32, mlp, dump_meta, report_parity  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_ro2o_dump")
 TOL = 1e-5
@@ -192,21 +191,14 @@ def ln_init(d, m):
 def check(algo, ln=0):
     tag = "_layer_norm" if ln else ""
     with tempfile.TemporaryDirectory() as d:
-        p = subprocess.run([TOOL, algo, d, "3", str(ln)], capture_output=True, text=True,
-                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-        if p.returncode != 0:
-            report(False, f"{algo}_parity{tag}", p.stderr[-500:])
+        m, fail = dump_meta(d, TOOL, algo, d, "3", str(ln))
+        if fail:
+            report(False, f"{algo}{tag}_parity", fail)
             return
-        m = json.load(open(os.path.join(d, "meta.json")))
         worst, why = compare(d, rebuild(d, m))
-        for name in ("actor", "critic", "critic_target", "log_alpha"):
-            if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
-                why.append(f"{name} did not change")
         if ln:
             ln_init(d, m)
-        print(f"  {algo}{tag}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
-              f"losses {worst[2]:.2e} (relative to max(1, |value|))")
-        report(not why, f"{algo}_parity{tag}", "; ".join(why[:6]))
+        report_parity(report, d, f"{algo}{tag}", worst, why)
         if algo != "ro2o" or ln:
             return
         # each regulariser must be visible in the comparison

@@ -45,7 +45,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import ROOT, BUILD, report, exit_code, rows  # noqa: E402
-from ctrl_parity import torch, load_f32, mlp  # noqa: E402
+from ctrl_parity import torch, load_f32, mlp, dump_meta, report_parity  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_wsrl_dump")
 TOL = 1e-5
@@ -163,26 +163,19 @@ def parity():
     for ln in (0, 1):  # the critics without, then with layer norm (--critic_layer_norm)
         tag = "_layer_norm" if ln else ""
         with tempfile.TemporaryDirectory() as d:
-            p = subprocess.run([TOOL, d, "3", str(ln)], capture_output=True, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-            if p.returncode != 0:
-                report(False, f"wsrl_parity{tag}", p.stderr[-500:])
+            m, fail = dump_meta(d, TOOL, d, "3", str(ln))
+            if fail:
+                report(False, f"wsrl{tag}_parity", fail)
                 return
-            m = json.load(open(os.path.join(d, "meta.json")))
             worst, why = compare(d, rebuild(d, m))
-            for name in ("actor", "critic", "critic_target", "log_alpha"):
-                if torch.equal(load_f32(d, f"init.{name}"), load_f32(d, f"after.1.{name}")):
-                    why.append(f"{name} did not change")
-            print(f"  wsrl{tag}: max error params {worst[0]:.2e}, Adam moments {worst[1]:.2e}, "
-                  f"losses {worst[2]:.2e} (relative to max(1, |value|))")
-            report(not why, f"wsrl_parity{tag}", "; ".join(why[:6]))
+            report_parity(report, d, f"wsrl{tag}", worst, why)
             # ln_after_relu: the layer norm applied after the ReLU instead of before it
             variants = ("all_critics", "temp_at_s") + (("ln_after_relu",) if ln else ())
             for variant in variants:
                 w, _ = compare(d, rebuild(d, m, variant))
                 gap = max(w)
                 print(f"  wsrl{tag} replayed with {variant}: off by {gap:.2e}")
-                report(gap > 100 * TOL, f"wsrl_parity{tag}_sees_{variant}", f"only {gap:.3g}")
+                report(gap > 100 * TOL, f"wsrl{tag}_parity_sees_{variant}", f"only {gap:.3g}")
 
 
 # ---------------------------------------------------------------- protocol --
@@ -316,6 +309,12 @@ def layer_norm_run(tmp, data):
     train(plain, *ds)
     train(ln, *ds, "--critic_layer_norm", "1")
     train(res, *ds, "--critic_layer_norm", "1", "--stop_at", "200")
+    # resuming it without the norm is refused by the flag's name, the checkpoint kept
+    before = sorted(os.listdir(os.path.join(res, "checkpoints")))
+    p = run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", res, "--resume", *ds, check=False)
+    report(p.returncode != 0 and "trained with --critic_layer_norm 1; this run has 0" in p.stderr
+           and sorted(os.listdir(os.path.join(res, "checkpoints"))) == before,
+           "wsrl_resume_refuses_another_critic_layer_norm", p.stderr[-300:])
     run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", res, "--resume", *ds,
         "--critic_layer_norm", "1")
     a, _ = safetensors(os.path.join(ckpt(plain, None), "agent.safetensors"))

@@ -247,6 +247,24 @@ static void fill_state(trainer *t, int final, cJSON *j) {
     cJSON_AddNumberToObject(j, "episode_return_count", (double)t->ep_count);
 }
 
+// --resume with a network layout flag other than the checkpoint's: refused by
+// the flag's name before its tensors are read (their sizes would differ)
+static int check_resume_layout(const trainer *t, const char *dir, rlhf_err *err) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *j = ctrl_read_json(path, err);
+    if (!j) return -1;
+    ctrl_algo_config saved = t->cfg;
+    ctrl_algo_config_from_json(j, &saved);
+    cJSON_Delete(j);
+    if (saved.critic_layer_norm != t->cfg.critic_layer_norm)
+        return rlhf_fail(err,
+                         "%s: the checkpoint was trained with --critic_layer_norm %d; this run "
+                         "has %d (--resume continues the same run: give the same value)",
+                         path, saved.critic_layer_norm, t->cfg.critic_layer_norm);
+    return 0;
+}
+
 static int read_state(trainer *t, const char *dir, rlhf_err *err) {
     char path[4600];
     snprintf(path, sizeof path, "%s/state.json", dir);
@@ -703,6 +721,7 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     }
     if (t->resume_from[0]) {
         char p[4600];
+        if (check_resume_layout(t, t->resume_from, err)) return -1;
         snprintf(p, sizeof p, "%s/agent.safetensors", t->resume_from);
         ctrl_obs_norm saved;
         ctrl_obs_norm_identity(&saved, t->env->obs_dim);
