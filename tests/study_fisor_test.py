@@ -1,14 +1,19 @@
 """`rlhf study fisor` (src/study/study_fisor.c): FISOR vs IQL on pointrobot.
 
 1. The verdict from rows alone (--from synthetic results.jsonl): FISOR under
-   the limit, IQL over it, FISOR's reward close (supported); FISOR over the
-   limit (not supported); IQL under the limit too (inconclusive: no
+   the limit with competitive reward and fewer episodes with cost than IQL
+   (supported, whether IQL's mean cost is over the limit or under it: the
+   claim is the hard constraint of zero violation); FISOR over the limit
+   (not supported); IQL as rarely in a hazard as FISOR (inconclusive: no
    contrast; not supported if FISOR's reward is also far below IQL's); FISOR
-   safe but its reward far below IQL's (not supported);
-   FISOR's cost straddling the limit (inconclusive). The report has the table.
+   in hazards more often than IQL (not supported); FISOR safe but its reward
+   far below IQL's (not supported); FISOR's cost straddling the limit
+   (inconclusive). The report has the table and, from the "data" rows, the
+   greedy driver's cost.
 2. One real run at the smoke size (RLHF_CTRL_STUDY=smoke: 2000 rows, 100
    updates per arm, 2 seeds; numbers meaningless): a "safe" row per method and
-   seed with finite reward, cost and violation in [0, 1], and a verdict.
+   seed with finite reward, cost and violation in [0, 1], a "data" row per
+   seed whose greedy cost is near the limit (> 0.5), and a verdict.
 """
 import json
 import math
@@ -24,26 +29,34 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def rows(fisor, iql, seeds=(1, 2, 3)):
-    """fisor(seed), iql(seed): (normalised reward, normalised cost)."""
+    """fisor(seed), iql(seed): (normalised reward, normalised cost[, violation]);
+    the violation share defaults to min(1, cost / 2)."""
     out = []
     for s in seeds:
+        out.append({"study": "fisor", "phase": "data", "seed": s, "greedy_cost": 1.08,
+                    "greedy_return": 5.5, "random_return": 2.1})
         for m, f in (("fisor", fisor), ("iql", iql)):
-            r, c = f(s)
+            r, c, *v = f(s)
             out.append({"study": "fisor", "phase": "safe", "method": m, "seed": s, "reward": r,
-                        "cost": c, "violation": min(1.0, c / 2), "return": 2 + 3 * r,
-                        "cost_raw": 10 * c, "seconds": 20})
+                        "cost": c, "violation": v[0] if v else min(1.0, c / 2),
+                        "return": 2 + 3 * r, "cost_raw": 10 * c, "seconds": 20})
     return out
 
 
 def verdicts(tmp):
     cases = [("holds", rows(lambda s: (0.8 + 0.01 * s, 0.1 + 0.01 * s), lambda s: (0.9, 1.5 + 0.1 * s)),
               "supported"),
+             # IQL's mean cost under the limit but in a hazard in 2 episodes of 3
+             ("holds_iql_under_limit", rows(lambda s: (0.9, 0.07, 0.04 + 0.01 * s),
+                                            lambda s: (0.97, 0.83, 0.6 + 0.03 * s)), "supported"),
              ("fisor_unsafe", rows(lambda s: (0.8, 1.6 + 0.1 * s), lambda s: (0.9, 1.8 + 0.1 * s)),
               "not supported"),
-             ("iql_safe", rows(lambda s: (0.8, 0.1 + 0.01 * s), lambda s: (0.9, 0.5 + 0.05 * s)),
-              "inconclusive"),
-             ("iql_safe_fisor_low_reward", rows(lambda s: (0.2 + 0.01 * s, 0.1), lambda s: (0.9, 0.5 + 0.05 * s)),
-              "not supported"),
+             ("iql_safe", rows(lambda s: (0.8, 0.1 + 0.01 * s, 0.05 + 0.01 * s),
+                               lambda s: (0.9, 0.1, [0.04, 0.08, 0.05][s - 1])), "inconclusive"),
+             ("iql_safe_fisor_low_reward", rows(lambda s: (0.2 + 0.01 * s, 0.1, 0.05),
+                                                lambda s: (0.9, 0.1, 0.05)), "not supported"),
+             ("fisor_more_violations", rows(lambda s: (0.8, 0.3, 0.4 + 0.01 * s),
+                                            lambda s: (0.9, 0.2, 0.1 + 0.02 * s)), "not supported"),
              ("low_reward", rows(lambda s: (0.2 + 0.01 * s, 0.1), lambda s: (0.9, 1.6 + 0.1 * s)),
               "not supported"),
              ("straddle", rows(lambda s: (0.8, [0.4, 1.5, 1.0][s - 1]), lambda s: (0.9, 1.5 + 0.1 * s)),
@@ -62,9 +75,11 @@ def verdicts(tmp):
         ok = v["verdict"] == want
         # the text says when IQL under the limit is what leaves it open
         ok = ok and (("no contrast" in v["text"] and "cannot show" in v["text"]) == name.startswith("iql_safe"))
+        ok = ok and "greedy driver" in v["text"] and "1.08" in v["text"]
         if name == "holds":
             page = open(os.path.join(out, "report.html")).read()
             ok = ok and "FISOR" in page and "IQL" in page and "cost" in v["figure"]
+            ok = ok and "greedy driver" in page
         report(ok, f"study_fisor verdict from rows: {name} -> {want}", f"{v['verdict']}: {v['text']}")
 
 
@@ -95,6 +110,10 @@ def smoke(tmp):
             if cfg.get("reward_norm") != "returns" or abs(cfg.get("reward_scale", 0) - 0.3) > 1e-6:
                 problems.append(f"seed {s} {m}: reward_norm {cfg.get('reward_norm')} "
                                 f"reward_scale {cfg.get('reward_scale')}")
+    data = [r for r in rs if r.get("phase") == "data"]
+    if sorted(r["seed"] for r in data) != seeds or \
+            not all(math.isfinite(r["greedy_cost"]) and r["greedy_cost"] > 0.5 for r in data):
+        problems.append(f"data rows {data}")
     v = json.load(open(os.path.join(out, "verdict.json")))
     if v["verdict"] not in ("supported", "not supported", "inconclusive"):
         problems.append(f"verdict {v}")

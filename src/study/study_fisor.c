@@ -22,15 +22,30 @@
 //   cost      = mean episode cost / COST_LIMIT (10, the authors' cost_limit)
 //   violation = share of evaluation episodes with any cost
 //
+// Also one {"phase":"data", seed, greedy_cost, greedy_return, random_return}
+// row per seed: greedy_cost is the noiseless scripted greedy driver's (the
+// data's fastest route's) episode cost / COST_LIMIT: 1.06-1.12 over 50
+// episodes on this task (0.98-1.09 over the 10 the study drives), about the
+// most that imitating the data's unsafe paths can cost.
+//
 // Verdict (pure, from rows; mean ± se over seeds, at least 2 seeds else
-// inconclusive):
-//   supported      FISOR cost + 2 se <= 1, IQL cost - 2 se > 1, and FISOR's
-//                  reward >= 0.8 x IQL's (competitive)
-//   not supported  FISOR cost - 2 se > 1 (FISOR violates), or FISOR reward +
-//                  2 se < 0.8 x IQL's
-//   else inconclusive; this includes IQL cost + 2 se <= 1 (IQL satisfies the
-//   limit too: the data hold no contrast, so they can neither show nor refute
-//   the claim; until 2026-12-05 that case was "not supported").
+// inconclusive). The paper's claim is the hard constraint of zero violation
+// (not a cost budget met on average), so the contrast with IQL is the share
+// of episodes with any cost, seed by seed: dv = violation(IQL) -
+// violation(FISOR).
+//   supported      FISOR cost + 2 se <= 1, FISOR's reward >= 0.8 x IQL's
+//                  (competitive), and dv > 0 by 2 se (FISOR keeps out of the
+//                  hazards where IQL on the same data does not)
+//   not supported  FISOR cost - 2 se > 1 (FISOR violates the limit), FISOR
+//                  reward + 2 se < 0.8 x IQL's, or dv < 0 by 2 se
+//   else inconclusive; this includes dv within 2 se of 0 (IQL as safe as
+//   FISOR: the data hold no contrast, so they can neither show nor refute
+//   the claim).
+// History: until 2026-12-05 the contrast was IQL's mean cost over the limit
+// (IQL cost - 2 se > 1). On this task that was out of reach: even a perfect
+// imitation of the greedy paths costs about 1.1, so IQL could only pass it
+// with almost no seed-to-seed spread; no run ever did, and the "supported"
+// branch was unreachable in practice (docs/ctrl_fisor.md).
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +60,7 @@
 
 #define COST_LIMIT 10.0
 #define COMPETITIVE 0.8
+#define MAX_SEEDS 256
 
 enum { A_IQL, A_FISOR, N_ARM };
 static const char *const ALGO[N_ARM] = {"iql", "fisor"};
@@ -68,6 +84,7 @@ static size_cfg size_of(const study_ctx *c) {
 
 static int make_data(study_ctx *c, size_cfg *z, uint64_t seed, char *path, size_t n, double *r_rand,
                      double *r_greedy, rlhf_err *err) {
+    double cost_greedy = NAN;
     ctrl_env *e;
     if (ctrl_env_make("pointrobot", &e, err)) return -1;
     z->episode_steps = e->max_episode_steps;
@@ -83,13 +100,23 @@ static int make_data(study_ctx *c, size_cfg *z, uint64_t seed, char *path, size_
     int rc = make_dirs(dir, err);
     if (!rc) rc = ctrl_safe_scripted_dataset(e, z->rows, 0.45f, 0.45f, 0.3f, seed, &t, NULL, NULL, err);
     if (!rc) rc = ctrl_dataset_save(path, &t, &info, err);
-    if (!rc) rc = ctrl_safe_scripted_dataset(e, 3000, 1.0f, 0.0f, 0.0f, seed, &g, r_greedy, NULL, err);
+    if (!rc)
+        rc = ctrl_safe_scripted_dataset(e, 3000, 1.0f, 0.0f, 0.0f, seed, &g, r_greedy, &cost_greedy,
+                                        err);
     double cost_rand;
     if (!rc) rc = ctrl_safe_evaluate(e, NULL, z->episodes, seed, 0, r_rand, &cost_rand, NULL, err);
     ctrl_transitions_free(&t);
     ctrl_transitions_free(&g);
     ctrl_env_free(e);
-    return rc;
+    if (rc) return rc;
+    cJSON *row = cJSON_CreateObject();
+    cJSON_AddStringToObject(row, "phase", "data");
+    cJSON_AddNumberToObject(row, "seed", (double)seed);
+    cJSON_AddNumberToObject(row, "greedy_cost", cost_greedy / COST_LIMIT);
+    cJSON_AddNumberToObject(row, "greedy_return", *r_greedy);
+    cJSON_AddNumberToObject(row, "random_return", *r_rand);
+    study_row(c, "fisor", row);
+    return 0;
 }
 
 static int run_arm(study_ctx *c, const size_cfg *z, int arm, const char *data, uint64_t seed,
@@ -157,34 +184,47 @@ static int verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
         cost[a] = study_ctrl_stat(rows, "safe", ALGO[a], "cost");
         vio[a] = study_ctrl_stat(rows, "safe", ALGO[a], "violation");
     }
+    double d[MAX_SEEDS];
+    stats_summary dv = stats_summarize(
+        d, study_ctrl_diffs(rows, "safe", "iql", "fisor", "violation", d, MAX_SEEDS));
+    stats_summary greedy = study_ctrl_stat(rows, "data", NULL, "greedy_cost");
     const stats_summary *fr = &rew[A_FISOR], *ir = &rew[A_IQL];
     const stats_summary *fc = &cost[A_FISOR], *ic = &cost[A_IQL];
     int n = fc->n < ic->n ? fc->n : ic->n;
     double bar = COMPETITIVE * ir->mean;
-    if (n < 2 || !isfinite(fc->se) || !isfinite(ic->se) || !isfinite(fr->se))
+    int contrast = stats_sign_test(&dv); // +1: IQL violates more often, -1: FISOR does
+    if (n < 2 || dv.n < 2 || !isfinite(fc->se) || !isfinite(fr->se))
         v->outcome = STUDY_INCONCLUSIVE;
-    else if (fc->mean + 2 * fc->se <= 1 && ic->mean - 2 * ic->se > 1 && fr->mean >= bar)
+    else if (fc->mean + 2 * fc->se <= 1 && fr->mean >= bar && contrast > 0)
         v->outcome = STUDY_SUPPORTED;
-    else if (fc->mean - 2 * fc->se > 1 || fr->mean + 2 * fr->se < bar)
+    else if (fc->mean - 2 * fc->se > 1 || fr->mean + 2 * fr->se < bar || contrast < 0)
         v->outcome = STUDY_NOT_SUPPORTED;
-    else // includes IQL under the limit too: the data give no contrast to test the claim
+    else // includes no violation contrast: the data cannot test the claim
         v->outcome = STUDY_INCONCLUSIVE;
-    int no_contrast = n >= 2 && ic->mean + 2 * ic->se <= 1;
-    snprintf(v->figure, sizeof v->figure, "cost %.2f (FISOR) vs %.2f (IQL), reward %.2f vs %.2f (%d seeds)",
-             fc->mean, ic->mean, fr->mean, ir->mean, n);
-    snprintf(
-        v->text, sizeof v->text,
-        "pointrobot, mean ± se over seeds. Normalised cost (episode cost / %g): FISOR %.3f ± "
-        "%.3f, IQL %.3f ± %.3f. Normalised reward: FISOR %.3f ± %.3f, IQL %.3f ± %.3f. "
-        "Episodes with any cost: FISOR %.2f, IQL %.2f. Rule (at least 2 seeds): supported when "
-        "FISOR's cost + 2 se <= 1, IQL's cost - 2 se > 1 and FISOR's reward >= %.1f x IQL's; "
-        "not supported when FISOR's cost - 2 se > 1 or FISOR's reward + 2 se < %.1f x IQL's; "
-        "else inconclusive (also when IQL stays under the limit: no contrast).%s",
-        COST_LIMIT, fc->mean, fc->se, ic->mean, ic->se, fr->mean, fr->se, ir->mean, ir->se,
-        vio[A_FISOR].mean, vio[A_IQL].mean, COMPETITIVE, COMPETITIVE,
-        no_contrast ? " Here IQL's cost + 2 se is <= 1: it satisfies the limit as well, so "
-                      "these data cannot show the contrast the claim needs."
-                    : "");
+    int no_contrast = n >= 2 && dv.n >= 2 && contrast == 0;
+    char greedy_words[160] = "";
+    if (greedy.n)
+        snprintf(greedy_words, sizeof greedy_words,
+                 " The scripted greedy driver (the data's fastest route) costs %.2f.", greedy.mean);
+    snprintf(v->figure, sizeof v->figure,
+             "cost %.2f (FISOR) vs %.2f (IQL), episodes with cost %.2f vs %.2f, reward %.2f vs "
+             "%.2f (%d seeds)",
+             fc->mean, ic->mean, vio[A_FISOR].mean, vio[A_IQL].mean, fr->mean, ir->mean, n);
+    snprintf(v->text, sizeof v->text,
+             "pointrobot, mean ± se over seeds. Normalised cost (episode cost / %g): FISOR %.3f ± "
+             "%.3f, IQL %.3f ± %.3f. Normalised reward: FISOR %.3f ± %.3f, IQL %.3f ± %.3f. "
+             "Share of episodes with any cost: FISOR %.3f, IQL %.3f; IQL - FISOR seed by seed "
+             "%.3f ± %.3f.%s Rule (at least 2 seeds; the claim is the hard constraint of zero "
+             "violation): supported when FISOR's cost + 2 se <= 1, FISOR's reward >= %.1f x "
+             "IQL's and IQL has more episodes with cost than FISOR by 2 se; not supported when "
+             "FISOR's cost - 2 se > 1, FISOR's reward + 2 se < %.1f x IQL's or FISOR has more "
+             "episodes with cost than IQL by 2 se; else inconclusive.%s",
+             COST_LIMIT, fc->mean, fc->se, ic->mean, ic->se, fr->mean, fr->se, ir->mean, ir->se,
+             vio[A_FISOR].mean, vio[A_IQL].mean, dv.mean, dv.se, greedy_words, COMPETITIVE,
+             COMPETITIVE,
+             no_contrast ? " Here IQL's share of episodes with cost is within 2 se of FISOR's: "
+                           "no contrast, so these data cannot show what the claim needs."
+                         : "");
     return 0;
 }
 
@@ -196,6 +236,17 @@ static int report(const cJSON *rows, report_page *p, rlhf_err *err) {
     report_h(p, 2, "Reward, cost, violation (mean ± se over seeds)");
     static const char *const fields[] = {"reward", "cost", "violation", "seconds"};
     study_ctrl_table(p, rows, "safe", N_ARM, ALGO, LABEL, 4, fields);
+    stats_summary greedy = study_ctrl_stat(rows, "data", NULL, "greedy_cost");
+    if (greedy.n) {
+        char text[400];
+        snprintf(text, sizeof text,
+                 "The noiseless scripted greedy driver, the data's fastest route through the "
+                 "hazard, costs %.2f (mean over %d seeds): on average an imitation of the "
+                 "unsafe paths sits near the limit, so the contrast the claim needs is the "
+                 "share of episodes with any cost (violation).",
+                 greedy.mean, greedy.n);
+        report_p(p, text);
+    }
     return 0;
 }
 
@@ -203,8 +254,9 @@ const study_def study_fisor = {
     .name = "fisor",
     .paper = "Zheng et al. 2024, Safe Offline Reinforcement Learning with Feasibility-Guided "
              "Diffusion Model (FISOR)",
-    .claim = "Under a hard cost limit FISOR satisfies the constraint (normalised cost <= 1) with "
-             "competitive reward, where IQL on the same data violates it.",
+    .claim = "FISOR satisfies the cost limit (normalised cost <= 1) with competitive reward and, "
+             "aiming at the hard constraint of zero violation, has fewer episodes with any cost "
+             "than IQL on the same data.",
     .run = run,
     .verdict = verdict,
     .report = report,
