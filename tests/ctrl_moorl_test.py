@@ -25,10 +25,12 @@
              the logged share of offline meta-epochs follows --moorl_p_offline
              (0 and 1 exactly), and a run stopped mid-way and resumed ends
              bit-identical to the uninterrupted one.
-  study      `rlhf study moorl --quick` (MOORL vs SAC with the dataset in its
-             buffer vs offline-only) runs and its verdict is computed from the
-             rows; --from with synthetic rows gives "supported" and "not
-             supported". MOORL_STUDY=full runs the full study instead.
+  study      `rlhf study moorl` at the smoke size (RLHF_CTRL_STUDY=smoke;
+             MOORL vs SAC with the dataset in its buffer, the same SAC at
+             MOORL's update ratio, and offline-only) runs and its verdict is
+             computed from the rows; --from with synthetic rows gives
+             "supported" and "not supported". MOORL_STUDY=quick runs the
+             quick size (Pendulum, about 2 minutes) instead.
 Skips the parity when torch is missing.
 """
 import json
@@ -47,7 +49,7 @@ from ctrl_parity import torch, load_f32, mlp  # noqa: E402
 
 TOOL = os.path.join(ROOT, BUILD, "tests", "tools", "ctrl_moorl_dump")
 TOL = 1e-5
-FULL = os.environ.get("MOORL_STUDY") == "full"
+QUICK = os.environ.get("MOORL_STUDY") == "quick"
 
 
 # ------------------------------------------------------------------ parity --
@@ -270,7 +272,14 @@ def study(tmp, data_dir):
     out = os.path.join(tmp, "study")
     t0 = time.time()
     args = ["study", "moorl", "--out", out, "--base", os.path.join(tmp, "base")]
-    p = run(*args, *([] if FULL else ["--quick"]), check=False)
+    if QUICK:
+        p = run(*args, "--quick", check=False)
+    else:
+        os.environ["RLHF_CTRL_STUDY"] = "smoke"
+        try:
+            p = run(*args, check=False)
+        finally:
+            del os.environ["RLHF_CTRL_STUDY"]
     secs = time.time() - t0
     if p.returncode != 0:
         report(False, "moorl_study_runs", p.stderr[-600:])

@@ -238,10 +238,10 @@ def check_riql_smoke(tmp, base):
 
 
 def check_task(tmp):
-    """--task ENV (riql, wsrl, famo2o, ro2o): the collect, every run and the
+    """--task ENV (riql, wsrl, famo2o, ro2o, moorl): the collect, every run and the
     verdict on that environment; anything else refused before a file is written"""
     for study, bad in (("famo2o", "cartpole"), ("ro2o", "walker2d:friction=2"), ("famo2o", ""),
-                       ("riql", "Hopper"), ("wsrl", "pendulum,hopper")):
+                       ("riql", "Hopper"), ("wsrl", "pendulum,hopper"), ("moorl", "cartpole")):
         out = f"{tmp}/task-bad-{study}"
         p = run("study", study, "--task", bad, "--out", out, check=False)
         report(p.returncode != 0 and f"--task {bad}" in p.stderr and "halfcheetah" in p.stderr and
@@ -254,7 +254,9 @@ def check_task(tmp):
              ("ro2o", [("sacn", "sacn"), ("ro2o", "ro2o")], "o2o", ("ro2o_samples", 2)),
              ("riql", [(m, f"{m}-{d}") for m in ("iql", "riql")
                        for d in ("clean", "rew-random-0.3", "rew-adv-0.3")], "final", None),
-             ("wsrl", [("wsrl", a) for a in ("wsrl", "retain", "no_warmup")], "o2o", None))
+             ("wsrl", [("wsrl", a) for a in ("wsrl", "retain", "no_warmup")], "o2o", None),
+             ("moorl", [("moorl", "moorl"), ("sac", "sac_dataset"), ("iql", "offline"), ("sac", "sac_utd")],
+              "final", ("utd", 5)))
     for study, runs, phase, flag in plans:
         out = f"{tmp}/task-{study}"
         t0 = time.time()
@@ -294,7 +296,7 @@ def check_task(tmp):
 
 
 def study_level(study):
-    return {"riql": "medium-expert", "wsrl": "medium-replay"}.get(study, "medium")
+    return {"riql": "medium-expert", "wsrl": "medium-replay", "moorl": "medium-replay"}.get(study, "medium")
 
 
 def main():

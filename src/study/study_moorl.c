@@ -1,6 +1,7 @@
 // study/study_moorl: `rlhf study moorl` — Chaudhary, Mondal & Behera 2025,
 // "MOORL: A Framework for Integrating Offline-Online Reinforcement Learning"
-// (TMLR; arXiv 2506.09574), on our Pendulum (study_ctrl.h's collect).
+// (TMLR; arXiv 2506.09574), on our Pendulum or a MuJoCo task (--task;
+// study_ctrl.h's collect).
 //
 // One dataset: the medium-replay level of our SAC agent (or --level; the paper's headline
 // task is hopper-medium-replay). Per seed s, four arms, each `rlhf ctrl
@@ -58,16 +59,34 @@ typedef struct {
     int online_steps, eval_every, batch;
 } moorl_plan;
 
+// Sizes (study_ctrl_size_of): smoke (RLHF_CTRL_STUDY=smoke, make test) checks
+// the study runs end to end in seconds; --quick on Pendulum is the size whose
+// numbers docs/ctrl_moorl.md records (its collect's 5 evaluation episodes kept
+// so that they reproduce); --quick --task MUJOCO a 10000-step version on a
+// MuJoCo task's quick collect; full the paper's hopper (or --task) with
+// 100000 online steps, or Pendulum at its full collect.
 static moorl_plan plan_of(const study_ctx *c) {
-    moorl_plan p = {.data = {.env = "pendulum", .seed = c->seed}, .level = c->level};
-    if (c->quick) { // seconds: checks the study runs end to end (make test)
-        p.data.steps = 1000, p.data.dataset_steps = 600, p.data.checkpoints = 4;
-        p.data.hidden = 32, p.data.eval_episodes = 2;
+    moorl_plan p = {.data = study_ctrl_data_on(c, c->task), .level = c->level};
+    int pendulum = !strcmp(p.data.env, "pendulum");
+    switch (study_ctrl_size_of(c)) {
+    case STUDY_CTRL_SMOKE:
+        if (pendulum) p.data = (study_ctrl_data){"pendulum", 1000, 600, 4, 32, 2, c->seed};
         p.online_steps = 400, p.eval_every = 200, p.batch = 32;
-    } else {
-        p.data.steps = 8000, p.data.dataset_steps = 4000, p.data.checkpoints = 40;
-        p.data.hidden = 64, p.data.eval_episodes = 5;
-        p.online_steps = 5000, p.eval_every = 500, p.batch = 256;
+        break;
+    case STUDY_CTRL_QUICK:
+        if (pendulum) {
+            p.data = (study_ctrl_data){"pendulum", 8000, 4000, 40, 64, 5, c->seed};
+            p.online_steps = 5000, p.eval_every = 500, p.batch = 256;
+        } else {
+            p.online_steps = 10000, p.eval_every = 1000, p.batch = 256;
+        }
+        break;
+    default:
+        if (pendulum)
+            p.online_steps = 10000, p.eval_every = 500, p.batch = 256;
+        else
+            p.online_steps = 100000, p.eval_every = 5000, p.batch = 256;
+        break;
     }
     return p;
 }
@@ -110,6 +129,7 @@ static int train_one(study_ctx *c, const moorl_plan *pl, int m, const char *data
     }
     cJSON *row = study_ctrl_row(METHOD[m], seed, &r);
     cJSON_AddStringToObject(row, "phase", "final");
+    cJSON_AddStringToObject(row, "env", pl->data.env);
     cJSON_AddNumberToObject(row, "mean_score", n ? sum / n : NAN);
     study_row(c, NAME, row);
     return 0;
@@ -122,8 +142,8 @@ static int moorl_run(study_ctx *c, rlhf_err *err) {
     study_ctrl_level(dir, pl.level, data, sizeof data);
     for (int s = 0; s < c->n_seeds; s++) {
         uint64_t seed = c->seed + (uint64_t)s;
-        fprintf(stderr, "study " NAME " (%s): seed %d of %d\n", c->quick ? "quick" : "full", s + 1,
-                c->n_seeds);
+        fprintf(stderr, "study " NAME " (%s, %s): seed %d of %d\n",
+                study_ctrl_size_name(study_ctrl_size_of(c)), pl.data.env, s + 1, c->n_seeds);
         char runs[1300];
         snprintf(runs, sizeof runs, "%s/runs/seed%llu", c->out, (unsigned long long)seed);
         if (make_dirs(runs, err)) return -1;
@@ -184,8 +204,9 @@ static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "%+.1f ± %.1f score (MOORL - SAC with the data), %+.1f ± %.1f at its update ratio "
              "(%d seeds)",
              ds.mean, ds.se, dus.mean, dus.se, ds.n);
+    char env[300];
     snprintf(v->text, sizeof v->text,
-             "Final normalised score (mean ± se over seeds): MOORL %.1f ± %.1f, SAC with the "
+             "%sFinal normalised score (mean ± se over seeds): MOORL %.1f ± %.1f, SAC with the "
              "dataset in its buffer %.1f ± %.1f, the same SAC at MOORL's %d updates per step "
              "%.1f ± %.1f, offline only %.1f ± %.1f. Seed by seed, MOORL minus SAC+data %+.1f ± "
              "%.1f (%d seeds), minus SAC+data at %d updates %+.1f ± %.1f (%d seeds), minus "
@@ -193,10 +214,11 @@ static int moorl_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
              "curve), MOORL minus SAC+data %+.1f ± %.1f, minus SAC+data at %d updates %+.1f ± "
              "%.1f. Rule: supported when MOORL is above all three by at least 2 se, not "
              "supported when it is below either SAC arm by at least 2 se, else inconclusive.",
-             f[M_MOORL].mean, f[M_MOORL].se, f[M_SAC].mean, f[M_SAC].se, MOORL_UPDATES_PER_STEP,
-             f[M_UTD].mean, f[M_UTD].se, f[M_OFF].mean, f[M_OFF].se, ds.mean, ds.se, ds.n,
-             MOORL_UPDATES_PER_STEP, dus.mean, dus.se, dus.n, dof.mean, dof.se, da.mean, da.se,
-             MOORL_UPDATES_PER_STEP, dua.mean, dua.se);
+             study_ctrl_env_words(rows, env, sizeof env), f[M_MOORL].mean, f[M_MOORL].se,
+             f[M_SAC].mean, f[M_SAC].se, MOORL_UPDATES_PER_STEP, f[M_UTD].mean, f[M_UTD].se,
+             f[M_OFF].mean, f[M_OFF].se, ds.mean, ds.se, ds.n, MOORL_UPDATES_PER_STEP, dus.mean,
+             dus.se, dus.n, dof.mean, dof.se, da.mean, da.se, MOORL_UPDATES_PER_STEP, dua.mean,
+             dua.se);
     return 0;
 }
 
@@ -298,4 +320,5 @@ const study_def study_moorl = {
     .report = moorl_report,
     .no_sandbox = 1,
     .level = "medium-replay",
+    .check_task = study_ctrl_env_check,
 };
