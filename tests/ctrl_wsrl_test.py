@@ -71,7 +71,8 @@ def rebuild(d, m, variant=None):
     tanh = torch.distributions.transforms.TanhTransform()
 
     def policy(s, eps):
-        out = mlp(actor, s, O, H, L, 2 * A, 1)[0]
+        aln = m.get("actor_layer_norm", 0) and ("post" if variant == "actor_ln_after_relu" else 1)
+        out = mlp(actor, s, O, H, L, 2 * A, 1, aln)[0]
         mu, std = out[:, :A], out[:, A:].clamp(m["log_std_min"], m["log_std_max"]).exp()
         pre = mu + std * eps
         logp = (torch.distributions.Normal(mu, std).log_prob(pre)
@@ -160,8 +161,10 @@ def parity():
         report(False, "wsrl_parity", f"{TOOL} not built")
         return
     torch.set_num_threads(1)
-    for ln in (0, 1):  # the critics without, then with layer norm (--critic_layer_norm)
-        tag = "_layer_norm" if ln else ""
+    # the critics without, then with layer norm (--critic_layer_norm), then the
+    # policy too (--actor_layer_norm)
+    for ln in (0, 1, 3):
+        tag = {0: "", 1: "_layer_norm", 3: "_layer_norm_actor"}[ln]
         with tempfile.TemporaryDirectory() as d:
             m, fail = dump_meta(d, TOOL, d, "3", str(ln))
             if fail:
@@ -170,7 +173,8 @@ def parity():
             worst, why = compare(d, rebuild(d, m))
             report_parity(report, d, f"wsrl{tag}", worst, why)
             # ln_after_relu: the layer norm applied after the ReLU instead of before it
-            variants = ("all_critics", "temp_at_s") + (("ln_after_relu",) if ln else ())
+            variants = ("all_critics", "temp_at_s") + {0: (), 1: ("ln_after_relu",),
+                                                       3: ("actor_ln_after_relu",)}[ln]
             for variant in variants:
                 w, _ = compare(d, rebuild(d, m, variant))
                 gap = max(w)
@@ -248,6 +252,9 @@ def refusals(tmp, data):
             ("a batch that does not split", ["--online_batch_size", "30", "--policy_freq", "4"],
              "does not split into policy_freq 4"),
             ("--critic_layer_norm 2", ["--critic_layer_norm", "2"], "must be 0 or 1 (got 2)"),
+            ("--actor_layer_norm 2", ["--actor_layer_norm", "2"], "--actor_layer_norm must be 0 or 1 (got 2)"),
+            ("policy layer norm with an offline algo without it", ["--actor_layer_norm", "1", "--offline_algo", "iql"],
+             "--actor_layer_norm 1: --offline_algo iql's policy has no layer norm"),
             ("layer norm with an offline algo without it", ["--critic_layer_norm", "1", "--offline_algo", "iql"],
              "--offline_algo iql's critics have no layer norm")):
         out = os.path.join(tmp, "refused-" + name.replace(" ", "_"))
@@ -260,6 +267,10 @@ def refusals(tmp, data):
             "--offline_steps", "10", "--critic_layer_norm", "1", "--output_dir", out, check=False)
     report(p.returncode != 0 and "--algo iql's critics have no layer norm" in p.stderr
            and not os.path.exists(out), "iql refuses --critic_layer_norm 1", p.stderr[-300:])
+    p = run("ctrl", "train", "--algo", "iql", *COMMON, "--dataset", os.path.join(data, "random.hdf5"),
+            "--offline_steps", "10", "--actor_layer_norm", "1", "--output_dir", out, check=False)
+    report(p.returncode != 0 and "--algo iql's policy has no layer norm" in p.stderr
+           and not os.path.exists(out), "iql refuses --actor_layer_norm 1", p.stderr[-300:])
 
 
 def warmup_and_resume(tmp, data):
@@ -325,6 +336,30 @@ def layer_norm_run(tmp, data):
            "wsrl_layer_norm_critic_spans", f"extra floats {extra}")
     report(b == c, "wsrl_layer_norm_resume_is_bit_identical",
            f"differ: {[k for k in b if b.get(k) != c.get(k)]}")
+    # --actor_layer_norm 1 as well: the policy's span carries 2 x 32 x 2 more
+    # floats, the critics' the same as with --critic_layer_norm alone; resuming
+    # without it is refused by name; `rlhf ctrl eval` rebuilds the normed policy
+    # from the checkpoint and reproduces the run's own final evaluation
+    both, both_res = os.path.join(tmp, "ln-actor"), os.path.join(tmp, "ln-actor-resumed")
+    lnf = ["--critic_layer_norm", "1", "--actor_layer_norm", "1"]
+    ev = ["--eval_every", "400"]
+    train(both, *ds, *lnf, *ev)
+    train(both_res, *ds, *lnf, *ev, "--stop_at", "200")
+    p = run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", both_res, "--resume", *ds, *ev,
+            "--critic_layer_norm", "1", check=False)
+    report(p.returncode != 0 and "trained with --actor_layer_norm 1; this run has 0" in p.stderr,
+           "wsrl_resume_refuses_another_actor_layer_norm", p.stderr[-300:])
+    run("ctrl", "train", "--algo", "wsrl", *COMMON, "--output_dir", both_res, "--resume", *ds, *ev, *lnf)
+    d, _ = safetensors(os.path.join(ckpt(both, None), "agent.safetensors"))
+    e, _ = safetensors(os.path.join(ckpt(both_res, None), "agent.safetensors"))
+    extra = {k: (len(d[k]) - len(a[k])) // 4 for k in ("actor", "critic")}
+    report(extra == {"actor": 2 * 32 * 2, "critic": 2 * 2 * 32 * 2} and d == e,
+           "wsrl_actor_layer_norm_spans_and_resume", f"extra floats {extra}, resumed same {d == e}")
+    last = [json.loads(x) for x in open(os.path.join(both, "metrics.jsonl")) if "eval/return_mean" in x][-1]
+    p = run("ctrl", "eval", "--checkpoint", ckpt(both, None), "--episodes", "2", "--seed", "0", check=False)
+    report(p.returncode == 0 and f"{last['eval/return_mean']:.6g}"[:6] in p.stdout + p.stderr,
+           "wsrl_actor_layer_norm_checkpoint_evaluates",
+           f"run's eval {last['eval/return_mean']}; ctrl eval: {(p.stdout + p.stderr)[-300:]}")
 
 
 def curve(out):

@@ -18,6 +18,7 @@ typedef struct {
     int n_critics;            // Q ensemble size (2)
     int critic_layer_norm;    // 1: LayerNorm in the critics' hidden layers (0; algorithms
                               // with .critic_layer_norm only)
+    int actor_layer_norm;     // 1: LayerNorm in the policy's hidden layers (0; the same)
     float gamma, tau;         // discount (0.99), Polyak rate (0.005)
     float actor_lr, critic_lr, value_lr, alpha_lr;  // 3e-4 ...
     int policy_freq;          // TD3: actor/target update every k critic updates (2)
@@ -172,8 +173,8 @@ typedef struct ctrl_algo {
     // 1 when `run` keeps checkpoints (LaMo, HNPG): it prepares --output_dir and
     // honours --resume itself; 0: ctrl_train prepares the folder and refuses --resume
     int own_checkpoints;
-    // 1 when its critics honour critic_layer_norm (ctrl_sac_nets_init's); the
-    // trainer refuses --critic_layer_norm 1 for the others
+    // 1 when its networks honour critic_layer_norm and actor_layer_norm
+    // (ctrl_sac_nets_init's); the trainer refuses either flag at 1 for the others
     int critic_layer_norm;
     // optional (NULL: ctrl_policy_load's agent): evaluates a checkpoint folder
     // of `run` (rlhf ctrl eval) on env (NULL: its own) over `episodes`

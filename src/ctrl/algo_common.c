@@ -186,7 +186,7 @@ void ctrl_share_metrics(ctrl_metrics *m, ctrl_share s, const char *const *names,
 
 void ctrl_sac_nets_init(ctrl_sac_nets *k, const ctrl_algo_config *c, int S, int A, int E,
                         rlhf_rng *rng) {
-    ctrl_mlp_init(&k->actor, S, c->hidden, c->layers, 2 * A, 1, rng);
+    ctrl_mlp_init_ln(&k->actor, S, c->hidden, c->layers, 2 * A, 1, c->actor_layer_norm, rng);
     ctrl_mlp_init_ln(&k->critic, S + A, c->hidden, c->layers, 1, E, c->critic_layer_norm, rng);
     ctrl_mlp_init_ln(&k->critic_target, S + A, c->hidden, c->layers, 1, E, c->critic_layer_norm,
                      rng);

@@ -14,6 +14,8 @@ const ctrl_algo_field ctrl_algo_fields[] = {
     F(critic_layer_norm, 1,
       "1: LayerNorm after each critic hidden layer (sac, cql, calql, wsrl, ro2o, sacn, h2o, "
       "moorl)"),
+    F(actor_layer_norm, 1,
+      "1: LayerNorm after each policy hidden layer (the same algorithms as critic_layer_norm)"),
     F(gamma, 0, "discount"),
     F(tau, 0, "Polyak rate of the target networks"),
     F(actor_lr, 0, "actor learning rate"),

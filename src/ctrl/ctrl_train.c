@@ -257,11 +257,15 @@ static int check_resume_layout(const trainer *t, const char *dir, rlhf_err *err)
     ctrl_algo_config saved = t->cfg;
     ctrl_algo_config_from_json(j, &saved);
     cJSON_Delete(j);
-    if (saved.critic_layer_norm != t->cfg.critic_layer_norm)
-        return rlhf_fail(err,
-                         "%s: the checkpoint was trained with --critic_layer_norm %d; this run "
-                         "has %d (--resume continues the same run: give the same value)",
-                         path, saved.critic_layer_norm, t->cfg.critic_layer_norm);
+    static const char *const flag[2] = {"critic_layer_norm", "actor_layer_norm"};
+    const int was[2] = {saved.critic_layer_norm, saved.actor_layer_norm};
+    const int now[2] = {t->cfg.critic_layer_norm, t->cfg.actor_layer_norm};
+    for (int i = 0; i < 2; i++)
+        if (was[i] != now[i])
+            return rlhf_fail(err,
+                             "%s: the checkpoint was trained with --%s %d; this run has %d "
+                             "(--resume continues the same run: give the same value)",
+                             path, flag[i], was[i], now[i]);
     return 0;
 }
 
@@ -585,14 +589,19 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
         return rlhf_fail(err, "--batch_size, --utd and --eval_episodes must be at least 1");
     if (c->online_batch_size < 0 || c->warmup_steps < 0)
         return rlhf_fail(err, "--online_batch_size and --warmup_steps must be >= 0");
-    int ln = c->algo_cfg.critic_layer_norm;
-    if (ln != 0 && ln != 1)
-        return rlhf_fail(err, "--critic_layer_norm must be 0 or 1 (got %d)", ln);
-    if (ln && !a->critic_layer_norm)
-        return rlhf_fail(err,
-                         "--critic_layer_norm 1: --algo %s's critics have no layer norm (it "
-                         "applies to sac, cql, calql, wsrl, ro2o, sacn, h2o and moorl)",
-                         a->name);
+    // layer norm in the SAC networks' critics and policy (algorithms with .critic_layer_norm)
+    static const char *const ln_flag[2] = {"critic_layer_norm", "actor_layer_norm"};
+    static const char *const ln_net[2] = {"critics have", "policy has"};
+    const int ln_val[2] = {c->algo_cfg.critic_layer_norm, c->algo_cfg.actor_layer_norm};
+    for (int i = 0; i < 2; i++) {
+        if (ln_val[i] != 0 && ln_val[i] != 1)
+            return rlhf_fail(err, "--%s must be 0 or 1 (got %d)", ln_flag[i], ln_val[i]);
+        if (ln_val[i] && !a->critic_layer_norm)
+            return rlhf_fail(err,
+                             "--%s 1: --algo %s's %s no layer norm (it applies to sac, "
+                             "cql, calql, wsrl, ro2o, sacn, h2o and moorl)",
+                             ln_flag[i], a->name, ln_net[i]);
+    }
     if (is_set(c->offline_algo)) {
         const ctrl_algo *o = ctrl_algo_find(c->offline_algo);
         if (!o)
@@ -600,11 +609,10 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
                              ctrl_algo_names());
         if (c->offline_steps > 0 && !has_data)
             return rlhf_fail(err, "--offline_algo %s needs a --dataset", o->name);
-        if (ln && !o->critic_layer_norm)
-            return rlhf_fail(err,
-                             "--critic_layer_norm 1: --offline_algo %s's critics have no layer "
-                             "norm",
-                             o->name);
+        for (int i = 0; i < 2; i++)
+            if (ln_val[i] && !o->critic_layer_norm)
+                return rlhf_fail(err, "--%s 1: --offline_algo %s's %s no layer norm", ln_flag[i],
+                                 o->name, ln_net[i]);
     }
     if (!is_set(c->output_dir))
         return rlhf_fail(err, "--output_dir is empty: name the run folder (e.g. --output_dir "

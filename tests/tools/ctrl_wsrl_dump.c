@@ -8,7 +8,8 @@
 //   noise.<k>.f32          the draws of update k (ctrl_wsrl_draw_noise on a copy of the rng)
 //   after.<k>.<tensor>.f32 every span after update k (k = 1 .. UPDATES, default 3)
 //   metrics.<k>.json       the metrics update k reported
-// LN 1: the critics with layer norm (critic_layer_norm; meta.json's "layer_norm").
+// LN: 1 the critics with layer norm (critic_layer_norm; meta.json's "layer_norm"),
+// 2 the policy (actor_layer_norm; "actor_layer_norm"), 3 both.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,9 @@ int main(int argc, char **argv) {
     c.policy_freq = 2;
     c.tau = 0.1f;
     c.actor_lr = c.critic_lr = c.alpha_lr = 1e-2f;
-    c.critic_layer_norm = argc > 3 ? atoi(argv[3]) : 0;
+    int ln = argc > 3 ? atoi(argv[3]) : 0;
+    c.critic_layer_norm = ln & 1;
+    c.actor_layer_norm = (ln >> 1) & 1;
     rlhf_rng rng;
     rng_seed(&rng, 13);
     rlhf_err err;
@@ -83,9 +86,10 @@ int main(int argc, char **argv) {
     int nt = algo->tensors(agent, t, 32);
     fprintf(f,
             "{\"obs\": %d, \"act\": %d, \"B\": %d, \"hidden\": %d, \"layers\": %d, \"E\": %d, "
-            "\"U\": %d, \"K\": %d, \"updates\": %d, \"layer_norm\": %d,\n",
+            "\"U\": %d, \"K\": %d, \"updates\": %d, \"layer_norm\": %d, "
+            "\"actor_layer_norm\": %d,\n",
             O, A, B, c.hidden, c.layers, c.n_critics, c.policy_freq, CTRL_WSRL_SUBSAMPLE, updates,
-            c.critic_layer_norm);
+            c.critic_layer_norm, c.actor_layer_norm);
     fprintf(f, " \"low\": [%.9g, %.9g], \"high\": [%.9g, %.9g],\n", low[0], low[1], high[0],
             high[1]);
     fprintf(f,
