@@ -75,19 +75,6 @@ static plan make_plan(const study_ctx *c) {
     return p;
 }
 
-static double run_score(const char *run, rlhf_err *err) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/summary.json", run);
-    char *s = read_file(path, NULL, err);
-    if (!s) return NAN;
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    double v = j ? study_num(j, "normalized_score") : NAN;
-    cJSON_Delete(j);
-    if (!isfinite(v)) rlhf_fail(err, "%s: no normalized_score", path);
-    return v;
-}
-
 static int train_one(study_ctx *c, const plan *p, const char *task, const char *algo,
                      const char *data, uint64_t seed, rlhf_err *err) {
     char run[2400], log[256];
@@ -104,8 +91,10 @@ static int train_one(study_ctx *c, const plan *p, const char *task, const char *
     study_addf(&a, "--seed=%llu", (unsigned long long)seed);
     double t0 = time_now();
     if (study_run(c, log, &a, NULL, err)) return -1;
-    double score = run_score(run, err);
-    if (!isfinite(score)) return -1;
+    study_ctrl_result r;
+    if (study_ctrl_summary(run, &r, err)) return -1;
+    double score = r.score;
+    if (!isfinite(score)) return rlhf_fail(err, "%s/summary.json: no normalized_score", run);
     cJSON *row = cJSON_CreateObject();
     cJSON_AddStringToObject(row, "kind", "algo");
     cJSON_AddStringToObject(row, "task", task);
