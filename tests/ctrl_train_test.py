@@ -18,7 +18,8 @@
             SIGTERM; the stop leaves a complete checkpoint.
   refusals  unknown --algo (the known ones listed), unknown --env, a dataset
             whose observation width is not the env's, an existing run without
-            --resume (its files untouched), an offline-only algorithm or
+            --resume (its files untouched), --resume of a finished run
+            (checkpoints/final only: untouched), an offline-only algorithm or
             --offline_steps without a dataset: each a clear message, nothing
             written.
 
@@ -258,7 +259,9 @@ def refusals(tmp, medium):
            open(os.path.join(a, "metrics.jsonl")).read() == before,
            "refused: an existing run without --resume, untouched", p.stderr[-300:])
     # a loop of its own (HNPG; LaMo the same) keeps an earlier run too; --resume
-    # goes on from its checkpoints (tests/ctrl_hnpg_test.py checks the bytes)
+    # goes on from its step checkpoints (tests/ctrl_hnpg_test.py checks the
+    # bytes), and this finished run has none (1000 steps < --save_every), so
+    # --resume is refused as any finished run's is, its files kept
     h = os.path.join(tmp, "hnpg")
     hnpg = ["ctrl", "train", "--algo", "hnpg", "--env", "comblock:H=3", "--online_steps", "1000",
             "--quiet", "--output_dir", h]
@@ -267,12 +270,27 @@ def refusals(tmp, medium):
     p = run(*hnpg, check=False)
     untouched = open(os.path.join(h, "metrics.jsonl")).read() == before
     q = run(*hnpg, "--resume", check=False)
-    report(p.returncode != 0 and "already holds a run" in p.stderr and q.returncode == 0
-           and untouched,
-           "refused: hnpg into an existing run (untouched); hnpg --resume accepted",
+    untouched = untouched and open(os.path.join(h, "metrics.jsonl")).read() == before
+    report(p.returncode != 0 and "already holds a run" in p.stderr and q.returncode != 0
+           and "holds a finished run" in q.stderr and untouched,
+           "refused: hnpg into an existing run, and --resume of it finished (untouched)",
            p.stderr[-300:] + q.stderr[-300:])
     p = run(*hnpg, "--overwrite_output_dir", check=False)
     report(p.returncode == 0, "hnpg --overwrite_output_dir replaces the run", p.stderr[-300:])
+    # a finished run (checkpoints/final, no step checkpoint) under --resume:
+    # refused, its final checkpoint untouched (it used to start afresh over it)
+    f = os.path.join(tmp, "finished")
+    sac = ["ctrl", "train", "--algo", "sac", "--env", "pendulum", "--online_steps", "400", "--hidden", "16",
+           "--batch_size", "16", "--eval_every", "0", "--save_every", "0", "--quiet", "--output_dir", f]
+    run(*sac)
+    final = os.path.join(f, "checkpoints", "final", "agent.safetensors")
+    before = open(final, "rb").read()
+    p = run(*sac, "--resume", "--seed", "5", check=False)
+    report(p.returncode != 0 and "holds a finished run" in p.stderr and "--overwrite_output_dir" in p.stderr
+           and sorted(os.listdir(os.path.join(f, "checkpoints"))) == ["final"]
+           and open(final, "rb").read() == before,
+           "refused: --resume of a finished run without step checkpoints, its final checkpoint untouched",
+           p.stderr[-300:])
     help_defaults()
 
 

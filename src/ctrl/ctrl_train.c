@@ -646,9 +646,11 @@ static int prepare_dir_here(const ctrl_train_config *c, char *resume_from, size_
             fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
     }
     free(steps);
-    if (!resume_from[0])
+    if (!resume_from[0]) {
+        if (run_resume_finished(c->output_dir, err)) return -1; // keeps its final checkpoint
         fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting afresh\n",
                 c->output_dir);
+    }
     return 0;
 }
 

@@ -188,6 +188,17 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
     return 0;
 }
 
+int run_resume_finished(const char *dir, rlhf_err *err) {
+    char p[2400];
+    snprintf(p, sizeof p, "%s/checkpoints/final", dir);
+    if (!path_exists(p)) return 0;
+    return rlhf_fail(err,
+                     "--resume: %s holds a finished run (%s) and no step checkpoint to continue "
+                     "from; nothing was changed. To train it again pass --overwrite_output_dir "
+                     "instead of --resume, or choose another --output_dir",
+                     dir, p);
+}
+
 // the numeric fields of object o as scalars (tags prefix/key), but a top-level "step"
 static int add_scalars(tfevents *w, const cJSON *o, const char *prefix, int64_t step, double wall,
                        int depth, rlhf_err *err) {

@@ -33,9 +33,15 @@ int run_report_to(const char *list, int *tensorboard, rlhf_err *err);
 // resume_from gets the newest *complete* checkpoint (see checkpoint_check:
 // config.json, model.safetensors, optimizer.safetensors and the trainer's
 // `extra` files, NULL-terminated, may be NULL), or "" when there is none; the
-// incomplete ones skipped are named on stderr.
+// incomplete ones skipped are named on stderr. (A finished run, checkpoints/final
+// and no step checkpoint, then starts from --model again; the control trainer
+// refuses that case with run_resume_finished.)
 int run_prepare(const train_config *c, const char *const *extra, char *resume_from, size_t n,
                 rlhf_err *err);
+// --resume found no complete step checkpoint in dir: -1 + err when dir holds a
+// finished run (checkpoints/final), nothing changed; 0 when there is nothing
+// there to lose (the run then starts afresh).
+int run_resume_finished(const char *dir, rlhf_err *err);
 // On MPI ranks (base/dist.h): run_prepare on rank 0 alone (it may delete an
 // earlier run), and every rank gets its outcome (resume_from, or the error).
 // One process: run_prepare.
