@@ -79,57 +79,7 @@ static int is_set(const char *s) {
     return s && *s;
 }
 
-void ctrl_rng_to_json(cJSON *o, const char *key, const rlhf_rng *r) {
-    cJSON *a = cJSON_AddArrayToObject(o, key);
-    for (int i = 0; i < 4; i++) {
-        char h[24];
-        snprintf(h, sizeof h, "%016llx", (unsigned long long)r->s[i]);
-        cJSON_AddItemToArray(a, cJSON_CreateString(h));
-    }
-}
-
-int ctrl_rng_from_json(const cJSON *o, const char *key, rlhf_rng *r, const char *path,
-                       rlhf_err *err) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
-        return rlhf_fail(err, "%s: \"%s\" must be an array of 4 hex strings", path, key);
-    for (int i = 0; i < 4; i++) {
-        const cJSON *h = cJSON_GetArrayItem(a, i);
-        char *end;
-        if (!cJSON_IsString(h))
-            return rlhf_fail(err, "%s: \"%s\"[%d] is not a string", path, key, i);
-        r->s[i] = strtoull(h->valuestring, &end, 16);
-        if (*end || !*h->valuestring)
-            return rlhf_fail(err, "%s: \"%s\"[%d] is not hex", path, key, i);
-    }
-    return 0;
-}
-
 // -------------------------------------------------------------- the run --
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) {
-    stop_signal = sig;
-    signal(sig, SIG_DFL); // a second one stops at once
-}
-
-void ctrl_stop_signals_catch(ctrl_stop_signals *s) {
-    stop_signal = 0;
-    s->old_int = signal(SIGINT, on_signal);
-    s->old_term = signal(SIGTERM, on_signal);
-}
-
-void ctrl_stop_signals_restore(const ctrl_stop_signals *s) {
-    signal(SIGINT, s->old_int == SIG_ERR ? SIG_DFL : s->old_int);
-    signal(SIGTERM, s->old_term == SIG_ERR ? SIG_DFL : s->old_term);
-}
-
-int ctrl_stop_signal(void) {
-    int sig = ctrl_dist_signal(stop_signal); // MPI: a signal to any rank stops all at one step
-    if (sig && !stop_signal) stop_signal = sig;
-    return stop_signal;
-}
 
 #define MAX_LOG 48
 
@@ -767,7 +717,7 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
     int quiet = c->quiet || !ctrl_dist_writer();
     progress pb;
     progress_start(&pb, "ctrl train", t->total, c->log_every > 0 ? c->log_every : 1000);
-    int save_pending = 0, stop_pending = 0;
+    int save_pending = 0, stop_pending = 0, stop_sig = 0; // stop_sig: the signal seen
     while (t->step < t->total) {
         int online = t->step >= c->offline_steps;
         if (!online) {
@@ -782,8 +732,9 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         if ((c->eval_every > 0 && done % c->eval_every == 0) || done == t->total)
             if (evaluate(t, err)) return -1;
         if (c->save_every > 0 && done % c->save_every == 0 && done != t->total) save_pending = 1;
-        if ((ctrl_stop_signal() || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total)
-            stop_pending = 1;
+        int sig = ctrl_stop_signal(); // once a step (collective on MPI ranks)
+        if (sig) stop_sig = sig;
+        if ((sig || (c->stop_at > 0 && done >= c->stop_at)) && done != t->total) stop_pending = 1;
         // online, a checkpoint waits for the end of the episode in progress
         int at_boundary = done <= c->offline_steps || !t->in_episode;
         if ((save_pending || stop_pending) && at_boundary && done != t->total) {
@@ -795,14 +746,14 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
                 if (t->res) t->res->stopped = 1;
                 if (ctrl_dist_writer())
                     fprintf(stderr,
-                        "ctrl train: stopped (%s) after step %d of %d; checkpoint %s "
-                        "written (--resume goes on from it)\n",
-                        stop_signal ? "signal" : "--stop_at", done, t->total, path);
-                if (stop_signal)
+                            "ctrl train: stopped (%s) after step %d of %d; checkpoint %s "
+                            "written (--resume goes on from it)\n",
+                            stop_sig ? "signal" : "--stop_at", done, t->total, path);
+                if (stop_sig)
                     return rlhf_fail(err,
                                      "stopped by signal %d after step %d of %d; checkpoint %s "
                                      "written (--resume goes on from it)",
-                                     (int)stop_signal, done, t->total, path);
+                                     stop_sig, done, t->total, path);
                 return 0;
             }
         }
