@@ -349,6 +349,9 @@ int checkpoint_load(const char *dir, rlhf_model **m, rlhf_err *err);
 // is not an int, and a step beyond o->cfg.total_steps (when set), naming the
 // file and tensor.
 int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_err *err);
+// The optimizer step a checkpoint holds (optimizer.safetensors' "step"), into
+// *step; -1 + err when the file or a valid step is missing.
+int checkpoint_optim_step(const char *dir, int *step, rlhf_err *err);
 // A run directory's checkpoints: the N of every RUN/checkpoints/step-N folder,
 // newest first (malloc'd; NULL with *n = 0 when there are none).
 int *checkpoint_steps(const char *run_dir, int *n);

@@ -12,6 +12,9 @@ PASS/FAIL/SKIP lines, exit 1 on failure.
     checkpoint without ref/ or online_state.json) is skipped by --resume, which
     says so and resumes from the newest complete one; stale *.tmp.* folders
     are removed; TR-DPO (--sync_ref_model) resumes with its moving reference;
+  * a finished run goes on from its final checkpoint (unless a step checkpoint
+    is newer); a final checkpoint that cannot be resumed, with no step
+    checkpoint beside it, is refused and kept;
   * an earlier run in --output_dir is refused without --resume, replaced with
     --overwrite_output_dir; --output_dir holding --model, or empty, is refused;
   * SIGINT / SIGTERM stop a run after the step under way with a checkpoint of
@@ -262,6 +265,46 @@ def half_written(tmp):
            f"exit {p.returncode}, same final weights {same}: {p.stderr[-800:]}")
 
 
+def finished(tmp):
+    """A finished run (checkpoints/final) goes on with --resume from its final
+    checkpoint, unless a step checkpoint is newer; a final that cannot be
+    resumed, with no step checkpoint beside it, is refused and kept (old code
+    started from --model and wrote over it)."""
+    t = trainers(tmp)
+    const = ["--lr_scheduler_type", "constant"]
+    sft16 = [*t["sft"], *const]
+    sft8 = [x if x != "16" else "8" for x in sft16]
+    ref, out = os.path.join(tmp, "fin_ref"), os.path.join(tmp, "fin")
+    run(*sft16, *common(ref, 4))
+    run(*sft8, *common(out, 4))
+    # to 16, failing after step 13: step-12 is newer than final (step 8)
+    p = subprocess.run([RLHF, *sft16, *common(out, 4), "--resume"], cwd=ROOT, text=True,
+                       capture_output=True, timeout=120,
+                       env={**ENV, "RLHF_TEST_FAIL_RANK": "0", "RLHF_TEST_FAIL_STEP": "13"})
+    ck = sorted(os.listdir(os.path.join(out, "checkpoints")))
+    ok = (p.returncode != 0 and "checkpoints/final (step 8)" in p.stderr
+          and ck == ["final", "step-00000004", "step-00000012"])
+    report(ok, "finished_run_goes_on_from_final", f"exit {p.returncode}, checkpoints {ck}: "
+           f"{p.stderr[-500:]}")
+    p = run(*sft16, *common(out, 4), "--resume", check=False)
+    same = p.returncode == 0 and final_weights(out) == final_weights(ref)
+    ok = same and "step-00000012 (step 12)" in p.stderr and losses(out) == losses(ref)
+    report(ok, "newer_step_checkpoint_wins_over_final",
+           f"exit {p.returncode}, same final weights {same}: {p.stderr[-500:]}")
+    # a final checkpoint that cannot be resumed, and no step checkpoint
+    out = os.path.join(tmp, "fin_bad")
+    run(*sft8, *common(out, 0))
+    fin = os.path.join(out, "checkpoints", "final")
+    os.remove(os.path.join(fin, "optimizer.safetensors"))
+    before = final_weights(out)
+    p = run(*sft16, *common(out, 0), "--resume", check=False)
+    ok = (p.returncode != 0 and "optimizer.safetensors" in p.stderr
+          and "--overwrite_output_dir" in p.stderr and final_weights(out) == before
+          and sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["final"]
+          and len(rows(os.path.join(out, "metrics.jsonl"))) == 8)
+    report(ok, "unresumable_final_refused_and_kept", f"exit {p.returncode}: {p.stderr[-500:]}")
+
+
 def reuse(tmp):
     t = trainers(tmp)
     out = os.path.join(tmp, "reuse")
@@ -364,7 +407,7 @@ def main():
     try:
         run("data", "--task", "arith", "--out", os.path.join(tmp, "data"), "--digits", "1",
             "--n_pref", "64", "--n_train", "64", "--n_eval", "8", "--n_prompts", "16")
-        for part in (kill_loops, half_written, reuse, bad_optimizer, interrupted):
+        for part in (kill_loops, half_written, finished, reuse, bad_optimizer, interrupted):
             try:
                 part(tmp, rng) if part is kill_loops else part(tmp)
             except Exception as e:  # noqa: BLE001 - a broken part is a failure, not a crash

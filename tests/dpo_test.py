@@ -62,9 +62,10 @@ def main():
     worst = max(abs(a[k] - b[k]) for a, b in zip(m, mp) if "loss" in a and "loss" in b
                 for k in ["loss", "rewards/chosen", "rewards/rejected"])
     report(worst < 2e-4, "precomputed_ref_equals_live", f"largest metric difference {worst}")
-    p = run("dpo", *base, "--output_dir", pre, "--precompute_ref_log_probs", "--max_steps", "1",
-            "--resume")  # a restart: without --resume the earlier run is refused
-    report("reused" in p.stderr, "precomputed_ref_reused_on_restart", p.stderr[-300:])
+    p = run("dpo", *base, "--output_dir", pre, "--precompute_ref_log_probs", "--max_steps", "8",
+            "--resume")  # the finished 6-step run goes on to 8 from its final checkpoint
+    report("reused" in p.stderr and "final (step 6)" in p.stderr,
+           "precomputed_ref_reused_on_restart", p.stderr[-300:])
 
     # a weighted list (DPO + NLL on chosen), SimPO, IPO: each trains and logs
     for lt, extra in [("sigmoid,sft", ["--loss_weights", "1,1"]), ("simpo", []), ("ipo", [])]:

@@ -203,18 +203,48 @@ def behaviour(tmp):
     report(f["kl"] == 0 and f["loss/kl_term"] == 0 and abs(f["loss"] + f["loss/score"]) < 1e-12,
            "nash_md_first_step_is_pure_preference",
            f"kl {f['kl']}, kl_term {f['loss/kl_term']}, loss {f['loss']}, score {f['loss/score']}")
-    # --resume: 4 iterations in one go == 2, then resumed to 4
+    # --resume: 4 iterations in one go == a finished 2-iteration run going on from its
+    # final checkpoint to 4 == a 4-iteration run that failed after iteration 3, resumed
+    # from its step-2 checkpoint
     common = ["--num_generations", "1", "--save_steps", "2"]
     ra, _ = nash("res_a", 4, *common)
+    wa = weights(os.path.join(tmp, "res_a"))
+    keys = ("step", "reward", "loss", "grad_norm", "rewards/probabilities", "mixture/reward")
+    key_rows = lambda m: [[x.get(k) for k in keys] for x in m]
     nash("res_b", 2, *common)
     pb, b = nash("res_b", 4, *common, "--resume", check=False)
-    wa = weights(os.path.join(tmp, "res_a"))
+    from_final = "checkpoints/final (step 2)" in pb.stderr
     same_w = pb.returncode == 0 and wa == weights(b)
-    ma, mb = ra, rows(os.path.join(b, "metrics.jsonl"))
-    keys = ("step", "reward", "loss", "grad_norm", "rewards/probabilities", "mixture/reward")
-    same_m = [[x.get(k) for k in keys] for x in ma] == [[x.get(k) for k in keys] for x in mb]
-    report(same_w and same_m, "nash_md_resume_bit_exact",
-           f"exit {pb.returncode} {pb.stderr[-300:]}, same weights {same_w}, same metrics {same_m}")
+    same_m = key_rows(ra) == key_rows(rows(os.path.join(b, "metrics.jsonl")))
+    report(from_final and same_w and same_m, "nash_md_resume_bit_exact",
+           f"exit {pb.returncode} {pb.stderr[-300:]}, from final {from_final}, same weights "
+           f"{same_w}, same metrics {same_m}")
+    os.environ.update(RLHF_TEST_FAIL_RANK="0", RLHF_TEST_FAIL_STEP="3")
+    try:
+        pf, c = nash("res_c", 4, *common, check=False)
+    finally:
+        del os.environ["RLHF_TEST_FAIL_RANK"], os.environ["RLHF_TEST_FAIL_STEP"]
+    left = sorted(os.listdir(os.path.join(c, "checkpoints")))
+    pc, c = nash("res_c", 4, *common, "--resume", check=False)
+    from_step = "checkpoints/step-00000002 (step 2)" in pc.stderr
+    same_w = pc.returncode == 0 and wa == weights(c)
+    same_m = key_rows(ra) == key_rows(rows(os.path.join(c, "metrics.jsonl")))
+    report(pf.returncode != 0 and left == ["step-00000002"] and from_step and same_w and same_m,
+           "nash_md_resume_mid_run_bit_exact",
+           f"failed run exit {pf.returncode}, left {left}; exit {pc.returncode} "
+           f"{pc.stderr[-300:]}, from step-2 {from_step}, same weights {same_w}, same metrics "
+           f"{same_m}")
+    # a finished run resumed with no more steps to train (a run killed after its final
+    # save, say) trains nothing and writes its final checkpoint again byte for byte
+    fin = os.path.join(b, "checkpoints", "final")
+    files = lambda: {f: open(os.path.join(fin, f), "rb").read() for f in sorted(os.listdir(fin))}
+    before, mbefore = files(), open(os.path.join(b, "metrics.jsonl")).read()
+    pd, _ = nash("res_b", 4, *common, "--resume", check=False)
+    same = pd.returncode == 0 and files() == before
+    report(same and "nothing to train" in pd.stderr
+           and open(os.path.join(b, "metrics.jsonl")).read() == mbefore,
+           "nash_md_resume_finished_is_a_no_op",
+           f"exit {pd.returncode} {pd.stderr[-300:]}, files {sorted(before)} unchanged {same}")
     # micro-batches (--micro_batch_size 3 of 16 rows) accumulate the same gradient, and
     # --use_peft (the reference is the frozen base under the adapters) runs; 4-token
     # completions under a dense 0/1 reward (a printable first byte)

@@ -416,7 +416,7 @@ def lora_run(work):
     run_dir = os.path.join(work, "lora_run")
     common = ["--model", "tiny", "--data", os.path.join(data, "sft.jsonl"), "--batch_size", "4",
               "--save_steps", "2", "--output_dir", run_dir, "--use_peft", "--lora_r", "4",
-              "--seed", "3", "--quiet"]
+              "--seed", "3", "--quiet", "--lr_scheduler_type", "constant"]
     p = rlhf("sft", *common, "--max_steps", "2")
     if "unknown flag --use_peft" in p.stderr:
         print("SKIP lora_run: rlhf sft has no --use_peft yet")
@@ -429,9 +429,16 @@ def lora_run(work):
     report(p.returncode == 0 and "model.safetensors" not in files and "optimizer.safetensors" in files
            and conf.get("base_model_name_or_path") == "tiny" and conf.get("r") == 4,
            "lora_run_checkpoint_is_adapter_folder", f"{p.stderr[-300:]} files {files} conf {conf}")
+    # the finished 2-step run goes on from its final checkpoint to 4 steps, ending as a
+    # 4-step run in one go does
     p = rlhf("sft", *common, "--max_steps", "4", "--resume")
-    report(p.returncode == 0 and os.path.isdir(os.path.join(run_dir, "checkpoints", "step-00000002")),
-           "lora_run_resumes", p.stderr[-400:])
+    once = os.path.join(work, "lora_once")
+    q = rlhf("sft", *[once if x == run_dir else x for x in common], "--max_steps", "4")
+    ad = lambda d: open(os.path.join(d, "checkpoints", "final", "adapter_model.safetensors"),
+                        "rb").read() if q.returncode == 0 and p.returncode == 0 else None
+    report(p.returncode == 0 and "checkpoints/final (step 2)" in p.stderr
+           and ad(run_dir) is not None and ad(run_dir) == ad(once),
+           "lora_run_resumes", p.stderr[-400:] + q.stderr[-200:])
     tpath = os.path.join(work, "tokens_run.safetensors")
     st_io.save(tpath, {"tokens": np.arange(24, dtype=np.int32).reshape(2, 12) + 40})
     hf = os.path.join(work, "lora_run_hf")

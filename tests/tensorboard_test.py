@@ -13,8 +13,9 @@ field by field.
              lines and evaluation lines)
   none       without the flag (and with --report_to none) no tensorboard/ folder
   overwrite  --overwrite_output_dir replaces the earlier run's event files
-  resume     a run resumed from its step-3 checkpoint keeps its first event
-             file and adds one with exactly the lines the resumed run wrote
+  resume     a run failed after step 4, resumed from its step-3 checkpoint,
+             keeps its first event file and adds one with exactly the lines
+             the resumed run wrote
   refused    --report_to wandb (sft and ctrl train): a message naming
              --report_to, a non-zero exit, nothing written
   help       `rlhf sft --help` and `rlhf ctrl train --help` list --report_to
@@ -242,11 +243,18 @@ def check_run(name, run_dir):
 
 
 def check_resume(sft, tmp):
-    """A run saved at step 3 and resumed: the first event file keeps the first
-    run's lines, a second one holds exactly the lines the resumed run wrote."""
+    """A run saved at step 3 that failed after step 4, resumed: the first event
+    file keeps the first run's lines, a second one holds exactly the lines the
+    resumed run wrote."""
     r = os.path.join(tmp, "sft_resume")
     args = [*sft, "--output_dir", r, "--report_to", "tensorboard", "--save_steps", "3"]
-    run(*args)
+    os.environ.update(RLHF_TEST_FAIL_RANK="0", RLHF_TEST_FAIL_STEP="4")
+    try:
+        p = run(*args, check=False)
+    finally:
+        del os.environ["RLHF_TEST_FAIL_RANK"], os.environ["RLHF_TEST_FAIL_STEP"]
+    if p.returncode == 0 or "injected failure" not in p.stderr:
+        return f"the run meant to fail after step 4 exited {p.returncode}: {p.stderr[-200:]}"
     first = rows(os.path.join(r, "metrics.jsonl"))
     before = event_files(r)
     run(*args, "--resume")

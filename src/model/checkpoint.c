@@ -415,3 +415,19 @@ done:
     st_close(&f);
     return rc;
 }
+
+int checkpoint_optim_step(const char *dir, int *step, rlhf_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    st_file f;
+    if (st_open(&f, path, err)) return -1;
+    const char *s = st_meta(&f, "step");
+    char *end = NULL;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    int ok = s && end != s && !*end && errno != ERANGE && v >= 0 && v <= INT_MAX;
+    st_close(&f);
+    if (!ok) return rlhf_fail(err, "%s: no valid metadata \"step\"", path);
+    *step = (int)v;
+    return 0;
+}

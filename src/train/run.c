@@ -181,6 +181,28 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
         else fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
     }
     free(steps);
+    // The final checkpoint holds the whole training state as a step checkpoint
+    // does (optimizer, random stream, the method's extras): a finished run goes
+    // on from it (with a larger --max_steps), unless a step checkpoint is newer
+    // (such a continuation stopped part way). It is never trained over afresh.
+    snprintf(p, sizeof p, "%s/checkpoints/final", dir);
+    if (path_exists(p)) {
+        rlhf_err e2;
+        int fs = 0, ss = 0;
+        if (checkpoint_check(p, 1, extra, &e2) || checkpoint_optim_step(p, &fs, &e2)) {
+            if (!resume_from[0])
+                return rlhf_fail(err,
+                                 "--resume: %s holds a finished run whose final checkpoint "
+                                 "%s cannot be resumed (%s), and no step checkpoint; "
+                                 "nothing was changed. To train it again pass "
+                                 "--overwrite_output_dir instead of --resume, or choose "
+                                 "another --output_dir",
+                                 dir, p, e2.msg);
+            fprintf(stderr, "--resume: skipping the final checkpoint %s (%s)\n", p, e2.msg);
+        } else if (!resume_from[0] || checkpoint_optim_step(resume_from, &ss, &e2) || fs >= ss) {
+            snprintf(resume_from, n, "%s", p);
+        }
+    }
     if (!resume_from[0])
         fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting from "
                         "--model %s\n",

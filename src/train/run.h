@@ -32,10 +32,13 @@ int run_report_to(const char *list, int *tensorboard, rlhf_err *err);
 // c->overwrite_output_dir (then its files are deleted). With c->resume,
 // resume_from gets the newest *complete* checkpoint (see checkpoint_check:
 // config.json, model.safetensors, optimizer.safetensors and the trainer's
-// `extra` files, NULL-terminated, may be NULL), or "" when there is none; the
-// incomplete ones skipped are named on stderr. (A finished run, checkpoints/final
-// and no step checkpoint, then starts from --model again; the control trainer
-// refuses that case with run_resume_finished.)
+// `extra` files, NULL-terminated, may be NULL), or "" when there is none (the
+// run then starts from --model); the incomplete ones skipped are named on
+// stderr. checkpoints/final counts as the newest when its optimizer step is at
+// least the newest step checkpoint's (a finished run goes on from it); a final
+// that cannot be resumed with no step checkpoint beside it is refused, nothing
+// changed. (The control trainer, whose final checkpoint is not resumable,
+// refuses a finished run with run_resume_finished.)
 int run_prepare(const train_config *c, const char *const *extra, char *resume_from, size_t n,
                 rlhf_err *err);
 // --resume found no complete step checkpoint in dir: -1 + err when dir holds a

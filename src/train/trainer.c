@@ -271,6 +271,12 @@ static int trainer_start(trainer *t, rlhf_err *err) {
         if (checkpoint_load_optim(t->resume_from, t->o, &t->rng, err)) return -1;
         t->step = t->o->step;
         if (me->resume && me->resume(t, err)) return -1;
+        // (a step past the run's end was refused by checkpoint_load_optim)
+        if (t->step >= t->total && dist_rank() == 0)
+            fprintf(stderr, "%s: --resume: %s is at the run's last step (%d): nothing to "
+                            "train (raise --max_steps or --num_train_epochs to train on); its "
+                            "model is written again as the final checkpoint, unchanged\n",
+                    t->name, t->resume_from, t->step);
         if (dist_rank() == 0)
             fprintf(stderr, "%s: resuming from %s (step %d)\n", t->name, t->resume_from, t->step);
     }
