@@ -730,6 +730,31 @@ def check_faults(tmp, made):
     report("export_hf_unwritable_dir", rc == 1 and "sub" in err, f"rc={rc} {err}")
     rc, _, err = cli("export", "--model", ours, "--format", "gguf", "--out", gg, "--dtype", "bf16")
     report("export_gguf_bf16_refused", rc == 2, f"rc={rc} {err}")
+    # an export into a training run's folder, a training checkpoint or the model itself
+    # would replace their config.json and weights: refused, nothing written
+    run = os.path.join(d, "run")
+    ck = os.path.join(run, "checkpoints", "final")
+    shutil.copytree(ours, ck)
+    with open(os.path.join(ck, "optimizer.safetensors"), "wb") as f:
+        f.write(b"moments")
+    with open(os.path.join(run, "config.json"), "w") as f:
+        f.write('{"learning_rate": 0.001}')
+    with open(os.path.join(run, "metrics.jsonl"), "w") as f:
+        f.write('{"step": 1}\n')
+    snap = lambda: {os.path.join(r, n): open(os.path.join(r, n), "rb").read()
+                    for r, _, ns in os.walk(run) for n in ns}
+    before = snap()
+    for name, args, words in (
+            ("run_folder", ["--format", "hf", "--out", run], ["run", "config.json"]),
+            ("checkpoint", ["--format", "hf", "--out", ck], ["checkpoint", "optimizer"]),
+            ("checkpoint_peft", ["--format", "peft", "--out", ck], ["checkpoint"]),
+            ("model_itself", ["--format", "hf", "--out", ck, "--model", ck], ["--model"])):
+        margs = [] if "--model" in args else ["--model", ours]
+        rc, _, err = cli("export", *margs, *args)
+        report(f"export_into_{name}_refused", rc == 1 and all(w in err for w in words)
+               and snap() == before, f"rc={rc} {err}")
+    rc, _, err = cli("export", "--model", ours, "--format", "gguf", "--out", d)
+    report("export_gguf_into_folder_refused", rc == 1 and "folder" in err, f"rc={rc} {err}")
 
 
 def main():

@@ -4,9 +4,11 @@
 // HF folders, llama2.c files and PEFT adapter folders (LoRA checkpoints): an
 // adapter model goes to hf/gguf only merged (--merge_lora folds the adapters
 // into the base weights), or as it is to --format peft (the adapter folder).
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cmd_model.h"
 #include "cli/flags.h"
@@ -16,6 +18,48 @@
 #include "model/peft.h"
 
 // ----------------------------------------------------------------- export --
+
+static int exists(const char *dir, const char *name) {
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+// --out must not be the model being exported, a training run's folder (its
+// config.json holds the run's settings) or a training checkpoint (its f32
+// weights and optimizer state are what --resume needs): an export writes
+// config.json and the weights, so it would replace them. -1 + err, nothing written.
+static int check_out(const char *model, const char *out, int folder, rlhf_err *err) {
+    char ro[PATH_MAX], rm[PATH_MAX];
+    if (realpath(out, ro) && realpath(model, rm) && !strcmp(ro, rm))
+        return rlhf_fail(err,
+                         "--out %s is the --model being exported: writing there would "
+                         "replace it; choose another --out",
+                         out);
+    if (!folder) {
+        struct stat st;
+        if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+            return rlhf_fail(err,
+                             "--out %s is a folder: --format gguf writes one file (e.g. "
+                             "--out %s/model.gguf)",
+                             out, out);
+        return 0;
+    }
+    if (exists(out, "optimizer.safetensors"))
+        return rlhf_fail(err,
+                         "--out %s is a training checkpoint (it holds optimizer.safetensors): "
+                         "the export would replace its weights and config.json; choose "
+                         "another --out",
+                         out);
+    if (exists(out, "metrics.jsonl") || exists(out, "checkpoints"))
+        return rlhf_fail(err,
+                         "--out %s is a training run's folder: the export would replace its "
+                         "config.json (the run's settings); choose another --out (e.g. "
+                         "%s-hf)",
+                         out, out);
+    return 0;
+}
 
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *format = NULL, *out = NULL, *dtype = "f32", *tokenizer = NULL;
@@ -64,6 +108,10 @@ int cmd_export(int argc, char **argv) {
     if (usage) {
         fprintf(stderr, "rlhf export: %s\n", usage);
         return 2;
+    }
+    if (check_out(model, out, !gguf, &err)) {
+        fprintf(stderr, "rlhf export: %s\n", err.msg);
+        return 1;
     }
     rlhf_model *m = NULL;
     if (base_model) peft_set_base_override(base_model);
