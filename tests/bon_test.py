@@ -77,6 +77,21 @@ def sampling(bon, tmp, prompts):
         ok = ok and kept[0]["completion"] == r["completion"]
         ok = ok and r["reward"] == max(g["reward"] for g in group)
     report(ok, "bon_files", f"{len(b)} best rows, {len(a)} rows in all")
+    # a judge that fails part way: the earlier output files stay as they were, no temp
+    # file is left; --out naming the --data file is refused, the prompts kept
+    before = {f: open(f).read() for f in (best, every)}
+    p = run([*bon, "--model", "tiny", "--data", prompts, "--reward_command",
+             f"{JUDGE} --mode crash --after 1", "--num_samples", "8", "--max_new_tokens", "2",
+             "--out", best, "--all_out", every], check=False)
+    left = [f for f in os.listdir(tmp) if ".tmp." in f]
+    report(p.returncode != 0 and {f: open(f).read() for f in before} == before and not left,
+           "bon_failed_judge_keeps_earlier_files", f"exit {p.returncode}, left {left}: "
+           f"{p.stderr[-300:]}")
+    data_before = open(prompts).read()
+    p = run([*bon, "--model", "tiny", "--data", prompts, "--reward_command", JUDGE,
+             "--num_samples", "2", "--max_new_tokens", "2", "--out", prompts], check=False)
+    report(p.returncode != 0 and "--data" in p.stderr and open(prompts).read() == data_before,
+           "bon_out_over_data_refused", f"exit {p.returncode}: {p.stderr[-300:]}")
 
 
 def train_args(prompts, out, extra):

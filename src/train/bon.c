@@ -8,9 +8,12 @@
 #include "train/bon.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "algo/bon.h"
 #include "base/dist.h"
@@ -195,12 +198,47 @@ static int sample_all(bon_ctx *x, int N, FILE *out, FILE *all, sample_sums *sums
     return rc;
 }
 
+// whether paths a and b name one file (both exist and resolve alike)
+static int same_file(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return a && b && realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+// an output file: written as path.tmp.<pid>, renamed into place once every prompt
+// is sampled, so a failed run (a judge that errs) leaves an earlier file as it was
+static FILE *open_out(const char *path, char *tmp, size_t n, rlhf_err *err) {
+    snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) rlhf_fail(err, "%s: cannot open for writing", path);
+    return f;
+}
+
+// closes f; on success renames tmp to path, else removes tmp
+static int close_out(FILE *f, const char *tmp, const char *path, int ok, rlhf_err *err) {
+    if (!f) return 0;
+    int bad = fclose(f) != 0;
+    if (ok && !bad && rename(tmp, path) == 0) return 0;
+    unlink(tmp);
+    return ok ? rlhf_fail(err, "%s: write failed", path) : 0;
+}
+
 int bon_sample(const bon_config *c, rlhf_err *err) {
     bon_ctx x = {.c = c};
     FILE *out = NULL, *all = NULL;
+    char out_tmp[PATH_MAX + 32], all_tmp[PATH_MAX + 32];
     int rc = -1;
     if (!c->out && !c->all_out) {
         rlhf_fail(err, "--out (the best of n per prompt) or --all_out is required");
+        goto done;
+    }
+    const char *in = c->base.data;
+    if (same_file(c->out, in) || same_file(c->all_out, in)) {
+        rlhf_fail(err, "--%s %s is the --data file: it would be replaced; choose another file",
+                  same_file(c->out, in) ? "out" : "all_out", in);
+        goto done;
+    }
+    if (c->out && c->all_out && !strcmp(c->out, c->all_out)) {
+        rlhf_fail(err, "--out and --all_out are both %s: give each its own file", c->out);
         goto done;
     }
     if (bon_rewards(&x, err) || model_load_any(c->base.model, c->base.seed, &x.pol, err) ||
@@ -209,14 +247,9 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
     train_remember_tokenizer(&c->base, x.pol);
     if (bon_prompts(&x, err)) goto done;
     int writer = dist_rank() == 0;  // MPI ranks: all sample, rank 0 writes (docs/mpi.md)
-    if (writer && c->out && !(out = fopen(c->out, "w"))) {
-        rlhf_fail(err, "%s: cannot open for writing", c->out);
+    if (writer && c->out && !(out = open_out(c->out, out_tmp, sizeof out_tmp, err))) goto done;
+    if (writer && c->all_out && !(all = open_out(c->all_out, all_tmp, sizeof all_tmp, err)))
         goto done;
-    }
-    if (writer && c->all_out && !(all = fopen(c->all_out, "w"))) {
-        rlhf_fail(err, "%s: cannot open for writing", c->all_out);
-        goto done;
-    }
     int N = c->limit > 0 && c->limit < x.ds->n ? c->limit : x.ds->n, n = c->n;
     sample_sums sm = {0};
     double t0 = time_now();
@@ -224,6 +257,16 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
     sm.first /= N, sm.top /= N, sm.mean /= (double)N * n;
     rc = 0;
     if (!writer) goto done;
+    int bad = close_out(out, out_tmp, c->out, 1, err);
+    if (bad)
+        close_out(all, all_tmp, c->all_out, 0, err);
+    else
+        bad = close_out(all, all_tmp, c->all_out, 1, err);
+    out = all = NULL;
+    if (bad) {
+        rc = -1;
+        goto done;
+    }
     printf("{\"prompts\": %d, \"n\": %d, \"reward_first\": %.6g, \"reward_mean\": %.6g, "
            "\"reward_best_of_n\": %.6g, \"seconds\": %.3f}\n",
            N, n, sm.first, sm.mean, sm.top, time_now() - t0);
@@ -231,8 +274,8 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
                     "the best of %d%s%s\n",
             N, n, sm.first, sm.top, n, c->out ? " -> " : "", c->out ? c->out : "");
 done:
-    if (out && fclose(out) && rc == 0) rc = rlhf_fail(err, "%s: write failed", c->out);
-    if (all && fclose(all) && rc == 0) rc = rlhf_fail(err, "%s: write failed", c->all_out);
+    close_out(out, out_tmp, c->out, 0, err); // a failed run: its temp files go
+    close_out(all, all_tmp, c->all_out, 0, err);
     bon_ctx_free(&x);
     tok_free(x.tok);
     model_free(x.pol);
