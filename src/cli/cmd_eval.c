@@ -243,18 +243,17 @@ static int generate_and_score(const eval_opts *o, const rlhf_task *t, rlhf_model
     return 0;
 }
 
-// --output: one JSON line per prompt
+// --output: one JSON line per prompt, written whole (temp file, renamed into place)
 static int write_output(const eval_opts *o, const rlhf_task *t, const ds_dataset *ds,
                         const eval_run *e, rlhf_err *err) {
-    FILE *f = fopen(o->out, "w");
-    if (!f) return rlhf_fail(err, "cannot write %s", o->out);
+    atomic_file a;
+    if (atomic_open(&a, o->out, err)) return -1;
     int k = e->k, K = e->K;
     for (int i = 0; i < e->n; i++)
-        output_row(f, t, ds->ex[i].prompt.text, e->greedy[i], e->sampled + (size_t)i * k, k,
+        output_row(a.f, t, ds->ex[i].prompt.text, e->greedy[i], e->sampled + (size_t)i * k, k,
                    e->proxy ? e->proxy + (size_t)i * k : NULL,
                    e->members ? e->members + (size_t)i * k * K : NULL, K);
-    if (fclose(f)) return rlhf_fail(err, "cannot write %s", o->out);
-    return 0;
+    return atomic_commit(&a, err);
 }
 
 // the result line on stdout

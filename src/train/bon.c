@@ -10,13 +10,12 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "algo/bon.h"
 #include "base/dist.h"
+#include "io/file.h"
 #include "model/logits_grad.h"
 #include "reward/sources.h"
 #include "train/complete.h"
@@ -204,28 +203,12 @@ static int same_file(const char *a, const char *b) {
     return a && b && realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
 }
 
-// an output file: written as path.tmp.<pid>, renamed into place once every prompt
-// is sampled, so a failed run (a judge that errs) leaves an earlier file as it was
-static FILE *open_out(const char *path, char *tmp, size_t n, rlhf_err *err) {
-    snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) rlhf_fail(err, "%s: cannot open for writing", path);
-    return f;
-}
-
-// closes f; on success renames tmp to path, else removes tmp
-static int close_out(FILE *f, const char *tmp, const char *path, int ok, rlhf_err *err) {
-    if (!f) return 0;
-    int bad = fclose(f) != 0;
-    if (ok && !bad && rename(tmp, path) == 0) return 0;
-    unlink(tmp);
-    return ok ? rlhf_fail(err, "%s: write failed", path) : 0;
-}
-
 int bon_sample(const bon_config *c, rlhf_err *err) {
     bon_ctx x = {.c = c};
+    // both outputs go to PATH.tmp.<pid>, renamed into place once every prompt is
+    // sampled: a failed run (a judge that errs) leaves earlier files as they were
+    atomic_file fo = {0}, fa = {0};
     FILE *out = NULL, *all = NULL;
-    char out_tmp[PATH_MAX + 32], all_tmp[PATH_MAX + 32];
     int rc = -1;
     if (!c->out && !c->all_out) {
         rlhf_fail(err, "--out (the best of n per prompt) or --all_out is required");
@@ -247,9 +230,14 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
     train_remember_tokenizer(&c->base, x.pol);
     if (bon_prompts(&x, err)) goto done;
     int writer = dist_rank() == 0;  // MPI ranks: all sample, rank 0 writes (docs/mpi.md)
-    if (writer && c->out && !(out = open_out(c->out, out_tmp, sizeof out_tmp, err))) goto done;
-    if (writer && c->all_out && !(all = open_out(c->all_out, all_tmp, sizeof all_tmp, err)))
-        goto done;
+    if (writer && c->out) {
+        if (atomic_open(&fo, c->out, err)) goto done;
+        out = fo.f;
+    }
+    if (writer && c->all_out) {
+        if (atomic_open(&fa, c->all_out, err)) goto done;
+        all = fa.f;
+    }
     int N = c->limit > 0 && c->limit < x.ds->n ? c->limit : x.ds->n, n = c->n;
     sample_sums sm = {0};
     double t0 = time_now();
@@ -257,13 +245,7 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
     sm.first /= N, sm.top /= N, sm.mean /= (double)N * n;
     rc = 0;
     if (!writer) goto done;
-    int bad = close_out(out, out_tmp, c->out, 1, err);
-    if (bad)
-        close_out(all, all_tmp, c->all_out, 0, err);
-    else
-        bad = close_out(all, all_tmp, c->all_out, 1, err);
-    out = all = NULL;
-    if (bad) {
+    if ((out && atomic_commit(&fo, err)) || (all && atomic_commit(&fa, err))) {
         rc = -1;
         goto done;
     }
@@ -274,8 +256,8 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
                     "the best of %d%s%s\n",
             N, n, sm.first, sm.top, n, c->out ? " -> " : "", c->out ? c->out : "");
 done:
-    close_out(out, out_tmp, c->out, 0, err); // a failed run: its temp files go
-    close_out(all, all_tmp, c->all_out, 0, err);
+    atomic_abort(&fo); // a failed run's temp files go (no-ops after a commit)
+    atomic_abort(&fa);
     bon_ctx_free(&x);
     tok_free(x.tok);
     model_free(x.pol);
