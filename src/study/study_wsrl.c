@@ -52,12 +52,16 @@ static const char *const QUICK_SET[] = {"--n_critics=4", "--batch_size=64",
                                         "--online_batch_size=256", "--cql_n_actions=4", NULL};
 // a MuJoCo task's quick size (--task): batch 256 as the recipe's online batch,
 // and the recipe's layer norm in the critics (without it the WSRL arm's Q
-// estimates ran away on halfcheetah: docs/ctrl_studies.md)
-static const char *const MJ_QUICK_SET[] = {"--n_critics=4",           "--batch_size=256",
-                                           "--online_batch_size=256", "--cql_n_actions=4",
-                                           "--critic_layer_norm=1",   NULL};
-// the recipe's defaults (10 critics, 1024 rows) and its critics' layer norm
-static const char *const FULL_SET[] = {"--critic_layer_norm=1", NULL};
+// estimates ran away on halfcheetah: docs/ctrl_studies.md) and in the policy
+static const char *const MJ_QUICK_SET[] = {"--n_critics=4",
+                                           "--batch_size=256",
+                                           "--online_batch_size=256",
+                                           "--cql_n_actions=4",
+                                           "--critic_layer_norm=1",
+                                           "--actor_layer_norm=1",
+                                           NULL};
+// the recipe's defaults (10 critics, 1024 rows) and its layer norm in every network
+static const char *const FULL_SET[] = {"--critic_layer_norm=1", "--actor_layer_norm=1", NULL};
 
 static wsrl_plan plan_of(const study_ctx *c) {
     wsrl_plan p = {.data = study_ctrl_data_on(c, c->task)};
