@@ -73,7 +73,7 @@ static char *read_all(const char *dir, const char *name) {
     return read_file(path, NULL, NULL);
 }
 
-static int same_file(const char *d1, const char *d2, const char *name) {
+static int same_contents(const char *d1, const char *d2, const char *name) {
     char *a = read_all(d1, name), *b = read_all(d2, name);
     int same = a && b && !strcmp(a, b);
     free(a);
@@ -604,14 +604,14 @@ static int test_determinism(void) {
     CHECK(arith_write_dir(d2, &o, &err) == 0);
     CHECK(arith_write_dir(d3, &other_seed, &err) == 0);
     CHECK(arith_write_dir(d4, &more_prefs, &err) == 0);
-    for (int f = 0; f < 6; f++) CHECKF(same_file(d1, d2, files[f]), "%s differs", files[f]);
-    CHECK(!same_file(d1, d3, "sft.jsonl") && !same_file(d1, d3, "prefs.jsonl"));
-    CHECK(!same_file(d1, d3, "kto.jsonl") && !same_file(d1, d3, "prompts.jsonl"));
-    CHECK(same_file(d1, d3, "eval.jsonl")); // the eval set does not move with the seed
+    for (int f = 0; f < 6; f++) CHECKF(same_contents(d1, d2, files[f]), "%s differs", files[f]);
+    CHECK(!same_contents(d1, d3, "sft.jsonl") && !same_contents(d1, d3, "prefs.jsonl"));
+    CHECK(!same_contents(d1, d3, "kto.jsonl") && !same_contents(d1, d3, "prompts.jsonl"));
+    CHECK(same_contents(d1, d3, "eval.jsonl")); // the eval set does not move with the seed
     // one count changes only its own file (and task.json)
-    CHECK(same_file(d1, d4, "sft.jsonl") && same_file(d1, d4, "eval.jsonl"));
-    CHECK(same_file(d1, d4, "kto.jsonl") && same_file(d1, d4, "prompts.jsonl"));
-    CHECK(!same_file(d1, d4, "prefs.jsonl") && !same_file(d1, d4, "task.json"));
+    CHECK(same_contents(d1, d4, "sft.jsonl") && same_contents(d1, d4, "eval.jsonl"));
+    CHECK(same_contents(d1, d4, "kto.jsonl") && same_contents(d1, d4, "prompts.jsonl"));
+    CHECK(!same_contents(d1, d4, "prefs.jsonl") && !same_contents(d1, d4, "task.json"));
     // and the first 2000 pairs are the same
     char *a = read_all(d1, "prefs.jsonl"), *b = read_all(d4, "prefs.jsonl");
     CHECK(a && b && !strncmp(a, b, strlen(a)));
@@ -619,7 +619,7 @@ static int test_determinism(void) {
     free(b);
     // rewriting over an existing directory works and leaves no temp files
     CHECK(arith_write_dir(d1, &other_seed, &err) == 0);
-    for (int f = 0; f < 6; f++) CHECK(same_file(d1, d3, files[f]));
+    for (int f = 0; f < 6; f++) CHECK(same_contents(d1, d3, files[f]));
     char cmd[600];
     snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", d1);
     CHECK(system(cmd) != 0);

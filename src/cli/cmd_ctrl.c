@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "io/file.h"
 #include "ctrl/corrupt.h"
 #include "ctrl/ctrl_train.h"
 #include "ctrl/dataset.h"
@@ -367,13 +368,6 @@ static void corrupt_level(ctrl_dataset_info *info, const char *kind, int mode, f
         fprintf(stderr, "rlhf ctrl corrupt: note: level \"%s\" is cut to %zu characters\n", tag,
                 sizeof info->level - 1);
     snprintf(info->level, sizeof info->level, "%s", tag);
-}
-
-// the same file (same path, or the same device and inode when OUT exists)
-static int same_file(const char *a, const char *b) {
-    if (!strcmp(a, b)) return 1;
-    struct stat sa, sb;
-    return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 // the flags of `rlhf ctrl corrupt`

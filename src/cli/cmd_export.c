@@ -12,6 +12,7 @@
 
 #include "cli/cmd_model.h"
 #include "cli/flags.h"
+#include "io/file.h"
 #include "model/hf.h"
 #include "model/load.h"
 #include "model/lora.h"
@@ -22,8 +23,7 @@
 static int exists(const char *dir, const char *name) {
     char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    struct stat st;
-    return stat(p, &st) == 0;
+    return path_exists(p);
 }
 
 // --out must not be the model being exported, a training run's folder (its
@@ -31,8 +31,7 @@ static int exists(const char *dir, const char *name) {
 // weights and optimizer state are what --resume needs): an export writes
 // config.json and the weights, so it would replace them. -1 + err, nothing written.
 static int check_out(const char *model, const char *out, int folder, rlhf_err *err) {
-    char ro[PATH_MAX], rm[PATH_MAX];
-    if (realpath(out, ro) && realpath(model, rm) && !strcmp(ro, rm))
+    if (same_file(out, model))
         return rlhf_fail(err,
                          "--out %s is the --model being exported: writing there would "
                          "replace it; choose another --out",

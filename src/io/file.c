@@ -192,6 +192,18 @@ static int mkdir_one(const char *dir, const char *full, rlhf_err *err) {
     return rlhf_fail(err, "%s: cannot create directory %s: %s", full, dir, strerror(e));
 }
 
+int same_file(const char *a, const char *b) {
+    if (!a || !b) return 0;
+    if (!strcmp(a, b)) return 1;
+    struct stat sa, sb;
+    return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int path_exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
 int make_dirs(const char *path, rlhf_err *err) {
     size_t k = strlen(path);
     if (k == 0) return rlhf_fail(err, "make_dirs: empty path");

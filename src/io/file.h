@@ -34,6 +34,12 @@ int atomic_write(atomic_file *a, const void *p, size_t n, rlhf_err *err);
 int atomic_commit(atomic_file *a, rlhf_err *err);
 void atomic_abort(atomic_file *a); // safe to call more than once, or after a commit
 
+// Whether a and b name one file: the same path, or the same device and inode
+// when both exist. NULL names nothing.
+int same_file(const char *a, const char *b);
+// Whether path names anything (lstat: a dangling link counts).
+int path_exists(const char *path);
+
 // mkdir -p: creates path and its missing parents (mode 0777 & ~umask).
 int make_dirs(const char *path, rlhf_err *err);
 

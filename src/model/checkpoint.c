@@ -350,6 +350,16 @@ done:
     return rc;
 }
 
+// optimizer.safetensors' "step" metadata as a step count 0 .. INT_MAX; -1 when
+// it is not one
+static long long step_value(const char *s) {
+    if (!s) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return end == s || *end || v < 0 || errno == ERANGE || v > INT_MAX ? -1 : v;
+}
+
 int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
@@ -394,10 +404,8 @@ int checkpoint_load_optim(const char *dir, rlhf_optim *o, rlhf_rng *rng, rlhf_er
     uint64_t rs[4];
     if (st_read_raw(&f, er, ST_U64, rs, 4, err)) goto done;
     if (rng) memcpy(rng->s, rs, sizeof rs);
-    char *end;
-    errno = 0;
-    long long s = strtoll(step, &end, 10);
-    if (end == step || *end || s < 0 || errno == ERANGE || s > INT_MAX) {
+    long long s = step_value(step);
+    if (s < 0) {
         rlhf_fail(err, "%s: metadata \"step\" is not a step count (0 .. %d): \"%s\"", path,
                   INT_MAX, step);
         goto done;
@@ -421,13 +429,9 @@ int checkpoint_optim_step(const char *dir, int *step, rlhf_err *err) {
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     st_file f;
     if (st_open(&f, path, err)) return -1;
-    const char *s = st_meta(&f, "step");
-    char *end = NULL;
-    errno = 0;
-    long long v = s ? strtoll(s, &end, 10) : -1;
-    int ok = s && end != s && !*end && errno != ERANGE && v >= 0 && v <= INT_MAX;
+    long long v = step_value(st_meta(&f, "step"));
     st_close(&f);
-    if (!ok) return rlhf_fail(err, "%s: no valid metadata \"step\"", path);
+    if (v < 0) return rlhf_fail(err, "%s: no valid metadata \"step\"", path);
     *step = (int)v;
     return 0;
 }

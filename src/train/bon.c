@@ -8,7 +8,6 @@
 #include "train/bon.h"
 
 #include <cjson/cJSON.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,12 +196,6 @@ static int sample_all(bon_ctx *x, int N, FILE *out, FILE *all, sample_sums *sums
     return rc;
 }
 
-// whether paths a and b name one file (both exist and resolve alike)
-static int same_file(const char *a, const char *b) {
-    char ra[PATH_MAX], rb[PATH_MAX];
-    return a && b && realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
-}
-
 int bon_sample(const bon_config *c, rlhf_err *err) {
     bon_ctx x = {.c = c};
     // both outputs go to PATH.tmp.<pid>, renamed into place once every prompt is
@@ -220,7 +213,7 @@ int bon_sample(const bon_config *c, rlhf_err *err) {
                   same_file(c->out, in) ? "out" : "all_out", in);
         goto done;
     }
-    if (c->out && c->all_out && !strcmp(c->out, c->all_out)) {
+    if (same_file(c->out, c->all_out)) {
         rlhf_fail(err, "--out and --all_out are both %s: give each its own file", c->out);
         goto done;
     }

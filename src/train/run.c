@@ -13,11 +13,6 @@
 #include "base/dist.h"
 #include "io/file.h"
 
-static int path_exists(const char *p) {
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
 // Keeps the lines of a JSONL log whose "step" is <= step (or that have none);
 // drops the later ones and torn lines. Rewritten atomically, only if needed.
 static int truncate_log(const char *path, int step, rlhf_err *err) {
