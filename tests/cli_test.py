@@ -189,6 +189,37 @@ def check_eval_output_utf8(tmp):
     report("eval_output_valid_utf8", ok, why)
 
 
+def check_data_out(tmp):
+    """rlhf data --out: a folder holding a file of the task's names that it did not write
+    (no task.json of this task) is refused, byte for byte unchanged; its own earlier folder
+    is made again; --overwrite_output_dir replaces the files."""
+    small = ("--digits", "1", "--n_eval", "20", "--n_train", "30", "--n_pref", "30",
+             "--n_prompts", "30")
+    mine = os.path.join(tmp, "mine")
+    os.makedirs(mine)
+    with open(os.path.join(mine, "prefs.jsonl"), "w") as f:
+        f.write('{"prompt": "my own", "chosen": "a", "rejected": "b"}\n')
+    before = open(os.path.join(mine, "prefs.jsonl"), "rb").read()
+    rc, _, err = rlhf("data", "--task", "arith", "--out", mine, *small)
+    report("data_out_refuses_foreign_files",
+           rc == 1 and "prefs.jsonl exists" in err and "--overwrite_output_dir" in err
+           and open(os.path.join(mine, "prefs.jsonl"), "rb").read() == before
+           and sorted(os.listdir(mine)) == ["prefs.jsonl"], f"rc={rc} {err}")
+    own = os.path.join(tmp, "own")
+    rc1, _, err1 = rlhf("data", "--task", "arith", "--out", own, *small)
+    rc2, _, err2 = rlhf("data", "--task", "arith", "--out", own, *small, "--seed", "2")
+    rc3, _, err3 = rlhf("data", "--task", "users", "--out", own)
+    seed = json.load(open(os.path.join(own, "task.json")))["seed"]
+    report("data_out_remakes_its_own_folder_only",
+           rc1 == 0 and rc2 == 0 and seed == 2 and rc3 == 1 and "not a task.json of task users"
+           in err3, f"rc={rc1},{rc2},{rc3} seed={seed} {err1} {err2} {err3}")
+    rc, _, err = rlhf("data", "--task", "arith", "--out", mine, *small, "--overwrite_output_dir")
+    rows = open(os.path.join(mine, "prefs.jsonl")).read().splitlines()
+    report("data_out_overwrite_output_dir",
+           rc == 0 and len(rows) == 30 and os.path.exists(os.path.join(mine, "task.json")),
+           f"rc={rc} rows={len(rows)} {err}")
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print(f"FAIL cli: {BIN} not built (run make)")
@@ -200,6 +231,7 @@ def main():
         check_chat_trained(tmp)
         check_bad_inputs(tmp)
         check_eval_output_utf8(tmp)
+        check_data_out(tmp)
     return 1 if failed else 0
 
 

@@ -3,6 +3,7 @@
 // the files it writes (TRL field names, noise share, preference order, held-out
 // split) and determinism.
 #include <cjson/cJSON.h>
+#include <dirent.h>
 
 #include "data/task.h"
 #include "io/file.h"
@@ -736,6 +737,43 @@ static int test_table(void) {
     return 0;
 }
 
+// every task's outputs list (what `rlhf data` guards) names exactly the files
+// its write_dir writes: a file added to write_dir and not to the list would be
+// written over a user's file of that name
+static int test_outputs_listed(void) {
+    for (int i = 0; task_at(i); i++) {
+        const rlhf_task *t = task_at(i);
+        CHECKF(t->outputs != NULL, "task %s lists no outputs", t->name);
+        if (!t->outputs) continue;
+        void *opts = malloc(t->opts_size);
+        t->default_opts(opts);
+        char dir[256];
+        const char *d = test_tmpdir();
+        if (!d) SKIP("no scratch directory");
+        snprintf(dir, sizeof dir, "%s", d);
+        rlhf_err err;
+        CHECKF(t->write_dir(dir, opts, &err) == 0, "%s: %s", t->name, err.msg);
+        free(opts);
+        char *names[64];
+        int n = 0, want = 0;
+        DIR *dp = opendir(dir);
+        CHECK(dp != NULL);
+        if (!dp) continue;
+        for (struct dirent *e; (e = readdir(dp)) && n < 64;)
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names[n++] = strdup(e->d_name);
+        closedir(dp);
+        while (t->outputs[want]) want++;
+        CHECKF(n == want, "task %s: write_dir wrote %d files, outputs lists %d", t->name, n, want);
+        for (int k = 0; k < n; k++) {
+            int listed = 0;
+            for (int j = 0; t->outputs[j]; j++) listed |= !strcmp(t->outputs[j], names[k]);
+            CHECKF(listed, "task %s writes %s, not in its outputs", t->name, names[k]);
+            free(names[k]);
+        }
+    }
+    return 0;
+}
+
 int main(void) {
     RUN(test_score_exact);
     RUN(test_score_shaped);
@@ -749,5 +787,6 @@ int main(void) {
     RUN(test_determinism);
     RUN(test_opts);
     RUN(test_table);
+    RUN(test_outputs_listed);
     TEST_EXIT();
 }

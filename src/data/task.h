@@ -140,6 +140,10 @@ typedef struct {
     // spec names it "task:NAME:VIEW" (market: best, utility, immediate, hindsight).
     // "exact" and "shaped" mean 0 and 1 for every task.
     const char *const *views;
+    // The names write_dir writes into its folder, task.json among them,
+    // NULL-terminated: `rlhf data` refuses a folder where one of them exists and
+    // no task.json of this task says the folder is its own
+    const char *const *outputs;
 } rlhf_task;
 
 // The entries, each in its task's file; the table is data/task_table.c.

@@ -657,8 +657,20 @@ static int arith_load_v(const char *d, void *o, rlhf_err *e) {
     return arith_load_opts(d, o, e);
 }
 
+static const char *const arith_outputs[] = {
+    "sft.jsonl", "prefs.jsonl", "kto.jsonl", "prompts.jsonl", "eval.jsonl", "task.json", NULL};
+
 const rlhf_task task_arith = {
-    "arith", "addition and subtraction, \"37+485=\" -> \"522\"", sizeof(arith_opts),
-    arith_default_v, arith_set_v, arith_print_v, arith_write_v, arith_load_v, arith_reward,
+    "arith",
+    "addition and subtraction, \"37+485=\" -> \"522\"",
+    sizeof(arith_opts),
+    arith_default_v,
+    arith_set_v,
+    arith_print_v,
+    arith_write_v,
+    arith_load_v,
+    arith_reward,
     "sft.jsonl (noisy teacher), prefs.jsonl, prompts.jsonl, kto.jsonl, eval.jsonl (held out)\n"
-    "and task.json"};
+    "and task.json",
+    NULL,
+    arith_outputs};

@@ -494,6 +494,10 @@ done:
     return rc;
 }
 
+static const char *const market_outputs[] = {
+    "sft.jsonl", "prefs.jsonl", "prefs_immediate.jsonl", "prompts.jsonl", "eval.jsonl",
+    "task.json", NULL};
+
 const rlhf_task task_market = {
     "market",
     "RLHS's marketplace: \"need=c A=ab B=de C=cf:\" -> \"buy C\" or \"none\"; views best, "
@@ -507,4 +511,5 @@ const rlhf_task task_market = {
     market_score,
     "sft.jsonl (a noisy teacher), prefs.jsonl (hindsight labels), prefs_immediate.jsonl\n"
     "(immediate labels), prompts.jsonl, eval.jsonl (held-out, best answers) and task.json",
-    market_views};
+    market_views,
+    market_outputs};

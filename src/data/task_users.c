@@ -246,11 +246,21 @@ static int users_score(const char *prompt, const char *completion, int shaped, d
     return 0;
 }
 
+static const char *const users_outputs[] = {"prefs.jsonl", "eval.jsonl", "prompts.jsonl",
+                                            "task.json", NULL};
+
 const rlhf_task task_users = {
     "users",
     "users who disagree: \"37+48=\" -> \"85\" (population A) vs \"85!\" (population B), for "
     "user-conditioned reward models (rm --objective vpl)",
-    sizeof(users_opts), users_default, users_set, users_print, users_write, users_load,
+    sizeof(users_opts),
+    users_default,
+    users_set,
+    users_print,
+    users_write,
+    users_load,
     users_score,
     "prefs.jsonl (pairs with \"user\" and \"population\"), eval.jsonl (held-out users),\n"
-    "prompts.jsonl and task.json"};
+    "prompts.jsonl and task.json",
+    NULL,
+    users_outputs};
