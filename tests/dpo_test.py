@@ -5,6 +5,7 @@ input. Standard library only; prints PASS/FAIL/SKIP lines."""
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,31 @@ def main():
     out = [json.loads(x) for x in p.stdout.splitlines()]
     report(len(out) == 400 and "implicit-reward accuracy" in p.stderr, "score_implicit_reward",
            p.stderr[-300:])
+    # --output: written whole; naming the --data file is refused and the pairs are kept; a
+    # device (a /dev/null of our own, made where we may) is written into and stays a device
+    scored = os.path.join(tmp, "scored.jsonl")
+    p = run("score", "--policy", live, "--ref_model", sft, "--data", prefs, "--output", scored,
+            check=False)
+    n_scored = len(open(scored).read().splitlines()) if os.path.exists(scored) else -1
+    before = open(prefs, "rb").read()
+    q = run("score", "--policy", live, "--ref_model", sft, "--data", prefs, "--output", prefs,
+            check=False)
+    report(p.returncode == 0 and n_scored == 400 and q.returncode == 2
+           and "is the --data file" in q.stderr and open(prefs, "rb").read() == before
+           and not [f for f in os.listdir(os.path.dirname(prefs)) if ".tmp." in f],
+           "score_output_whole_and_never_the_data", f"{n_scored} {p.stderr[-200:]} {q.stderr[-300:]}")
+    null = os.path.join(tmp, "null")
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        null = None
+    if null is None:
+        print("SKIP score_output_device_kept: cannot make a device node (not root)")
+    else:
+        p = run("score", "--policy", live, "--ref_model", sft, "--data", prefs, "--output", null,
+                check=False)
+        report(p.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode),
+               "score_output_device_kept", p.stderr[-300:])
 
     # bad input: a clear message with file:line, no crash
     bad = os.path.join(tmp, "bad.jsonl")

@@ -318,16 +318,20 @@ static int score_with_policy(const score_opts *o, const char *prefix, cJSON ***r
     return rc;
 }
 
+// one JSON line per row, to stdout or written whole to out (io/file's atomic_file)
 static int write_rows(const char *out, cJSON **rows, int n, rlhf_err *err) {
-    FILE *f = out ? fopen(out, "w") : stdout;
-    if (!f) return rlhf_fail(err, "%s: cannot open for writing", out);
+    atomic_file a = {0};
+    FILE *f = stdout;
+    if (out) {
+        if (atomic_open(&a, out, err)) return -1;
+        f = a.f;
+    }
     for (int i = 0; i < n; i++) {
         char *line = cJSON_PrintUnformatted(rows[i]);
         fprintf(f, "%s\n", line);
         free(line);
     }
-    if (f != stdout && fclose(f)) return rlhf_fail(err, "%s: write failed", out);
-    return 0;
+    return out ? atomic_commit(&a, err) : 0;
 }
 
 // defs (room for 14) point into o, which holds the defaults
@@ -367,6 +371,14 @@ static int score_check(score_opts *o, rlhf_err *err) {
     if (!o->data || (!o->rm_paths && !o->policy))
         return rlhf_fail(err, "--data and --reward_model and/or --policy are required");
     if (o->policy && !o->ref) return rlhf_fail(err, "--policy needs --ref_model");
+    // the scores replace the named file: never the data they score, nor each other
+    if (same_file(o->out, o->data) || same_file(o->summary, o->data))
+        return rlhf_fail(err, "--%s %s is the --data file; nothing was written (name another file)",
+                         same_file(o->out, o->data) ? "output" : "summary",
+                         same_file(o->out, o->data) ? o->out : o->summary);
+    if (same_file(o->out, o->summary))
+        return rlhf_fail(err, "--output and --summary name one file (%s): give each its own",
+                         o->out);
     return 0;
 }
 

@@ -86,10 +86,34 @@ int atomic_open(atomic_file *a, const char *path, rlhf_err *err) {
     a->f = NULL;
     a->tmp[0] = '\0';
     a->path[0] = '\0';
+    a->direct = 0;
     size_t k = strlen(path);
     if (k == 0) return rlhf_fail(err, "atomic write: empty path");
     if (k >= sizeof a->path) return rlhf_fail(err, "%.200s...: path too long", path);
     memcpy(a->path, path, k + 1);
+    struct stat st, lst;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return rlhf_fail(err, "%s: %s", path, strerror(EISDIR));
+        if (!S_ISREG(st.st_mode)) { // a device, pipe or socket: written into
+            a->f = fopen(path, "wb");
+            if (!a->f)
+                return rlhf_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));
+            a->direct = 1;
+            return 0;
+        }
+        if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) { // the link's target is replaced
+            char *real = realpath(path, NULL);
+            if (!real) return rlhf_fail(err, "%s: %s", path, strerror(errno));
+            k = strlen(real);
+            if (k >= sizeof a->path) {
+                free(real);
+                return rlhf_fail(err, "%.200s...: path too long", path);
+            }
+            memcpy(a->path, real, k + 1);
+            free(real);
+            path = a->path;
+        }
+    }
     int w = snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
     if (w < 0 || (size_t)w >= sizeof a->tmp) {
         a->tmp[0] = '\0';
@@ -129,6 +153,16 @@ int atomic_commit(atomic_file *a, rlhf_err *err) {
     }
     const char *what = NULL;
     int e = 0;
+    if (a->direct) { // no temp file, nothing to rename or sync
+        FILE *f = a->f;
+        a->f = NULL;
+        errno = 0;
+        int bad = ferror(f) | fflush(f);
+        e = errno;
+        if (fclose(f) != 0 && !bad) bad = 1, e = errno;
+        if (bad) return rlhf_fail(err, "%s: write failed: %s", a->path, strerror(e ? e : EIO));
+        return 0;
+    }
     if (fflush(a->f) != 0) {
         what = "write failed";
         e = errno;
@@ -194,9 +228,11 @@ static int mkdir_one(const char *dir, const char *full, rlhf_err *err) {
 
 int same_file(const char *a, const char *b) {
     if (!a || !b) return 0;
-    if (!strcmp(a, b)) return 1;
     struct stat sa, sb;
-    return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && !S_ISREG(sa.st_mode) && !S_ISDIR(sa.st_mode)) return 0; // a device, pipe, socket
+    if (!strcmp(a, b)) return 1;
+    return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 int path_exists(const char *path) {

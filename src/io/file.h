@@ -22,11 +22,16 @@ int atomic_write_file(const char *path, const void *data, size_t n, rlhf_err *er
 // The streaming form: atomic_open, any number of atomic_write, then either
 // atomic_commit (publishes the file) or atomic_abort (throws it away). After a
 // failed atomic_write call atomic_abort; a failed atomic_commit has cleaned up.
-// The temp file is path + ".tmp.<pid>".
+// The temp file is path + ".tmp.<pid>". A path that names a link to a regular
+// file is written at the link's target (the link stays). A path that names no
+// regular file but a device, pipe or socket (/dev/null, /dev/stdout, a FIFO) is
+// written straight into, as fopen would: nothing can be swapped in there, and
+// renaming a file over it would replace /dev/null itself.
 typedef struct {
     FILE *f;
     char tmp[4096];
     char path[4096];
+    int direct; // writing into a device, pipe or socket: no temp file
 } atomic_file;
 
 int atomic_open(atomic_file *a, const char *path, rlhf_err *err);
@@ -35,7 +40,8 @@ int atomic_commit(atomic_file *a, rlhf_err *err);
 void atomic_abort(atomic_file *a); // safe to call more than once, or after a commit
 
 // Whether a and b name one file: the same path, or the same device and inode
-// when both exist. NULL names nothing.
+// when both exist. NULL names nothing. A device, pipe or socket (/dev/null) is
+// nobody's file: writing into it replaces nothing, so it is never the same.
 int same_file(const char *a, const char *b);
 // Whether path names anything (lstat: a dangling link counts).
 int path_exists(const char *path);

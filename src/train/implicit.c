@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/file.h"
 #include "train/run.h"
 
 void batch_logp_sums(const rlhf_model *m, const ds_batch *b, float *sums, int *lens) {
@@ -26,6 +27,7 @@ int implicit_reward_score(const implicit_opts *o, rlhf_err *err) {
     rlhf_tokenizer *tok = NULL;
     ds_dataset *ds = NULL;
     FILE *f = stdout;
+    atomic_file af = {0}; // o->out: written whole at the end, or left as it was
     int rc = -1;
     if (model_load_any(o->policy, 0, &pol, err) || model_load_any(o->ref, 0, &ref, err) ||
         model_tokenizer(pol, o->tokenizer, &tok, err) || ds_load(&ds, o->data, NULL, NULL, err))
@@ -42,9 +44,9 @@ int implicit_reward_score(const implicit_opts *o, rlhf_err *err) {
     int maxT = pol->cfg.max_seq_len;
     to.max_length = o->max_length > 0 && o->max_length < maxT ? o->max_length : maxT;
     if (ds_tokenize(ds, tok, &to, NULL, err)) goto done;
-    if (o->out && !(f = fopen(o->out, "w"))) {
-        rlhf_fail(err, "%s: cannot open for writing", o->out);
-        goto done;
+    if (o->out) {
+        if (atomic_open(&af, o->out, err)) goto done;
+        f = af.f;
     }
     int bs = o->batch_size > 0 ? o->batch_size : 16, pairs = ds->format == DS_PREFERENCE;
     ds_batch b = {0};
@@ -85,8 +87,9 @@ int implicit_reward_score(const implicit_opts *o, rlhf_err *err) {
     if (rc == 0 && pairs)
         fprintf(stderr, "score: %d pairs, implicit-reward accuracy %.4f\n", ds->n,
                 (double)correct / ds->n);
+    if (rc == 0 && o->out && atomic_commit(&af, err)) rc = -1;
 done:
-    if (f && f != stdout) fclose(f);
+    atomic_abort(&af);
     ds_free(ds);
     tok_free(tok);
     model_free(pol);
