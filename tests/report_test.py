@@ -245,6 +245,11 @@ def refusal_checks(data, runs):
     report(p.returncode == 1 and data in p.stderr and "metrics.jsonl" in p.stderr and
            not os.path.exists(os.path.join(TMP, "never.html")),
            "a folder without metrics.jsonl: exit 1, named, no page", p.stderr)
+    metrics = os.path.join(runs["sft"], "metrics.jsonl")
+    before = open(metrics, "rb").read()
+    p = report_cmd(runs["sft"], "--out", metrics)
+    report(p.returncode == 1 and "is the run's" in p.stderr and open(metrics, "rb").read() == before,
+           "--out naming the run's metrics.jsonl: refused, the file kept", p.stderr)
     p = report_cmd()
     report(p.returncode == 2 and "run folder" in p.stderr, "no folder given: usage, exit 2", p.stderr)
     p = report_cmd("--help")

@@ -610,10 +610,32 @@ static int write_page(const run_data *runs, int n, const char *out, int n_sample
     return rc;
 }
 
+// --out naming one of a run's own files (a slip for --out RUN_DIR/report.html)
+// would replace it with the page: refused before anything is read
+static int check_out(char **dirs, int n, const char *out, rlhf_err *err) {
+    static const char *const kept[] = {"metrics.jsonl", "config.json", "summary.json",
+                                       "samples.jsonl", NULL};
+    char p[PATH_MAX + 64];
+    for (int i = 0; out && i < n; i++)
+        for (int k = 0; kept[k]; k++) {
+            snprintf(p, sizeof p, "%s/%s", dirs[i], kept[k]);
+            if (same_file(out, p))
+                return rlhf_fail(err,
+                                 "--out %s is the run's %s: nothing was written (name an "
+                                 "HTML file, e.g. --out %s/report.html)",
+                                 out, p, dirs[i]);
+        }
+    return 0;
+}
+
 // reads every run folder, then writes the page; 0, or 1 after a message
 static int report_runs(char **dirs, int n, const char *out, int n_samples) {
-    run_data *runs = xcalloc((size_t)n, sizeof *runs);
     rlhf_err err;
+    if (check_out(dirs, n, out, &err)) {
+        fprintf(stderr, "rlhf report: %s\n", err.msg);
+        return 1;
+    }
+    run_data *runs = xcalloc((size_t)n, sizeof *runs);
     int loaded = 0, rc = 0;
     for (; loaded < n && rc == 0; loaded++)
         if (run_load(&runs[loaded], dirs[loaded], n_samples, &err)) rc = 1;
