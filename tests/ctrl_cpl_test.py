@@ -438,6 +438,11 @@ def refusals(tmp, data, common):
     cases.append(("segment", p.returncode != 0 and "--segment" in p.stderr, p.stderr[-300:]))
     p = run("ctrl", "prefs", "--segment", "5", check=False, threads=1)
     cases.append(("no dataset", p.returncode == 2 and "--dataset" in p.stderr, p.stderr[-300:]))
+    before = open(data, "rb").read()
+    p = run("ctrl", "prefs", "--dataset", data, "--segment", "5", "--out", data, check=False,
+            threads=1)
+    cases.append(("out is the dataset", p.returncode == 2 and "is the --dataset" in p.stderr
+                  and open(data, "rb").read() == before, p.stderr[-300:]))
     bc = os.path.join(tmp, "bc")
     run("ctrl", "train", "--algo", "bc", "--output_dir", bc, *common, threads=1)
     p = run("ctrl", "prefs", "--dataset", data, "--oracle", bc, "--segment", "8", check=False, threads=1)

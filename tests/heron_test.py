@@ -359,6 +359,11 @@ def bad_input(tmp, prompts):
         p = run(*base, *extra, check=False)
         if p.returncode != 2 or word not in p.stderr or os.path.exists(out):
             bad.append((extra, p.returncode, p.stderr.strip()[-200:]))
+    before = open(prompts, "rb").read()  # pairs over their own prompts: refused, kept
+    p = run("pairs", "--model", "tiny", "--prompts", prompts, "--out", prompts, check=False)
+    if p.returncode != 2 or "is the --prompts file" not in p.stderr or \
+            open(prompts, "rb").read() != before:
+        bad.append(("--out = --prompts", p.returncode, p.stderr.strip()[-200:]))
     report(not bad, "heron_bad_input_refused", str(bad))
 
 

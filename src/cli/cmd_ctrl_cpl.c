@@ -11,6 +11,7 @@
 #include "cli/flags.h"
 #include "ctrl/cpl_prefs.h"
 #include "ctrl/dataset.h"
+#include "io/file.h"
 
 // --oracle: a checkpoint folder (state.json inside) or a run folder
 static int load_oracle(const char *oracle, ctrl_policy *p, rlhf_err *err) {
@@ -118,6 +119,13 @@ int cmd_ctrl_prefs(int argc, char **argv) {
         snprintf(path, sizeof path, "%s", out);
     else
         cpl_pairs_path(dataset, path, sizeof path);
+    if (same_file(path, dataset)) {
+        fprintf(stderr,
+                "rlhf ctrl prefs: --out %s is the --dataset: the pairs would replace it; "
+                "name another file\n",
+                path);
+        return 2;
+    }
     if (make_prefs(dataset, oracle, path, segment, offsets, pairs, seed, &err)) {
         fprintf(stderr, "rlhf ctrl prefs: %s\n", err.msg);
         return 1;

@@ -323,6 +323,11 @@ static int check_flags(const pairs_opts *o, rlhf_err *err) {
     if (!task_find(o->task)) return rlhf_fail(err, "unknown --task");
     if (!o->model || !o->prompts || !o->out)
         return rlhf_fail(err, "--model, --prompts and --out are required");
+    if (same_file(o->out, o->prompts))
+        return rlhf_fail(err,
+                         "--out %s is the --prompts file: the pairs would replace the "
+                         "prompts; name another file",
+                         o->out);
     return 0;
 }
 
