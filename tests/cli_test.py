@@ -220,6 +220,31 @@ def check_data_out(tmp):
            f"rc={rc} rows={len(rows)} {err}")
 
 
+def check_demo_out(tmp):
+    """rlhf demo's checkpoint replaces its --output_dir whole: an existing folder (a run, or a
+    run's checkpoints/final, named by mistake) is refused and kept, unless
+    --overwrite_output_dir; even then a folder holding more than a checkpoint is kept."""
+    run = os.path.join(tmp, "a_run")
+    os.makedirs(run)
+    with open(os.path.join(run, "metrics.jsonl"), "w") as f:
+        f.write('{"step": 1, "loss": 2.5}\n')
+    rc, _, err = rlhf("demo", "--steps", "2", "--output_dir", run)
+    rc1, _, err1 = rlhf("demo", "--steps", "2", "--output_dir", run, "--overwrite_output_dir")
+    ok = rc == 2 and "--overwrite_output_dir" in err and rc1 == 1 and "metrics.jsonl" in err1
+    ok = ok and os.listdir(run) == ["metrics.jsonl"]
+    ck = os.path.join(tmp, "demo_ck")
+    rc2, _, err2 = rlhf("demo", "--steps", "2", "--output_dir", ck)
+    model = os.path.join(ck, "model.safetensors")
+    before = open(model, "rb").read() if os.path.exists(model) else None
+    rc3, _, err3 = rlhf("demo", "--steps", "2", "--seed", "2", "--output_dir", ck)
+    same = before is not None and open(model, "rb").read() == before
+    rc4, _, err4 = rlhf("demo", "--steps", "2", "--seed", "2", "--output_dir", ck,
+                        "--overwrite_output_dir")
+    ok = ok and rc2 in (0, 1) and rc3 == 2 and same and rc4 in (0, 1)
+    ok = ok and open(model, "rb").read() != before
+    report("demo_existing_output_dir", ok, f"rc={rc},{rc1},{rc2},{rc3},{rc4} {err} {err1} {err3}")
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print(f"FAIL cli: {BIN} not built (run make)")
@@ -232,6 +257,7 @@ def main():
         check_bad_inputs(tmp)
         check_eval_output_utf8(tmp)
         check_data_out(tmp)
+        check_demo_out(tmp)
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@
 #include "base/base.h"
 #include "base/dist.h"
 #include "cli/commands.h"
+#include "io/file.h"
 #include "model/dtype.h"
 #include "model/linear.h"
 #include "model/lora.h"
@@ -784,13 +785,31 @@ static void synth_batch(rlhf_rng *r, int B, int T, int V, int *tok, int *tgt) {
 }
 
 int cmd_engine_demo(int argc, char **argv) {
-    const char *steps = "60", *seed = "1", *model = "tiny", *out = "runs/demo-engine";
+    const char *steps = "60", *seed = "1", *model = "tiny", *out = "runs/demo-engine",
+               *overwrite = "false";
     flag_spec flags[] = {{"steps", &steps, "training steps"},
                          {"seed", &seed, "random seed"},
                          {"model", &model, "model size"},
-                         {"output_dir", &out, "where the final checkpoint is written"},
+                         {"output_dir", &out, "the checkpoint folder to write (replaced whole)"},
+                         {"overwrite_output_dir", &overwrite,
+                          "replace --output_dir when it exists (else refused)", 1},
                          {NULL, NULL, NULL}};
     if (parse_flags(argc, argv, flags, "demo")) return 2;
+    int ow = !strcmp(overwrite, "true") || !strcmp(overwrite, "1");
+    if (!ow && strcmp(overwrite, "false") && strcmp(overwrite, "0")) {
+        fprintf(stderr, "rlhf demo: --overwrite_output_dir must be true or false\n");
+        return 2;
+    }
+    // the checkpoint replaces the folder whole: a run folder named by mistake
+    // would be gone, so an existing one needs --overwrite_output_dir
+    if (!ow && path_exists(out)) {
+        fprintf(stderr,
+                "rlhf demo: --output_dir %s exists; its checkpoint would replace the whole "
+                "folder. Nothing was written: pass --overwrite_output_dir to replace it, or "
+                "choose another folder\n",
+                out);
+        return 2;
+    }
     int S, sd;
     if (parse_int(steps, "steps", 1, 1000000, &S) || parse_int(seed, "seed", 0, 1 << 30, &sd))
         return 2;
