@@ -313,8 +313,13 @@ float lr_at_step(const rlhf_optim_config *c, int step); // step is 0-based
 // Only the trainable tail [n_frozen, n_params) is updated; o->n must equal
 // model_n_trainable(m). With N > 1 MPI ranks: gradients reduced over ranks, each
 // rank updates its shard of the parameters, then the parameters are all-gathered
-// (collective: every rank calls it).
+// (collective: every rank calls it). A gradient whose norm is not finite (NaN
+// or inf) changes nothing (weights, moments, step): the norm is returned and
+// optim_nonfinite_steps() counts it, so a trainer can stop with its weights
+// intact (rlhf's trainers do).
 float optim_step(rlhf_optim *o, rlhf_model *m);
+// How many optim_step calls in this process met a non-finite gradient.
+long optim_nonfinite_steps(void);
 
 // ------------------------------------------------------------ checkpoints --
 // A checkpoint is a directory: config.json, model.safetensors, and optionally

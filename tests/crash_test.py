@@ -305,6 +305,33 @@ def finished(tmp):
     report(ok, "unresumable_final_refused_and_kept", f"exit {p.returncode}: {p.stderr[-500:]}")
 
 
+def nonfinite(tmp):
+    """A NaN gradient (RLHF_TEST_NAN_GRAD_STEP) stops sft and grpo at that step, naming it,
+    with no update applied and nothing saved after it; the earlier checkpoints are kept and
+    --resume finishes the run as one run without the NaN would have."""
+    t = trainers(tmp)
+    bad = []
+    for name in ("sft", "grpo"):
+        args = [*t[name], "--lr_scheduler_type", "constant"]
+        ref, out = os.path.join(tmp, f"nan_ref_{name}"), os.path.join(tmp, f"nan_{name}")
+        run(*args, *common(ref, 2))
+        p = subprocess.run([RLHF, *args, *common(out, 2)], cwd=ROOT, text=True,
+                           capture_output=True, timeout=120,
+                           env={**ENV, "RLHF_TEST_NAN_GRAD_STEP": "5"})
+        ck = sorted(os.listdir(os.path.join(out, "checkpoints")))
+        if p.returncode != 1 or "step 5: the gradient is not finite" not in p.stderr or \
+                ck != ["step-00000002", "step-00000004"] or \
+                len(rows(os.path.join(out, "metrics.jsonl"))) != 4:
+            bad.append(f"{name}: exit {p.returncode}, checkpoints {ck}: {p.stderr[-300:]}")
+            continue
+        p = run(*args, *common(out, 2), "--resume", check=False)
+        if p.returncode != 0 or final_weights(out) != final_weights(ref):
+            bad.append(f"{name} resumed: exit {p.returncode}, same final "
+                       f"{p.returncode == 0 and final_weights(out) == final_weights(ref)}: "
+                       f"{p.stderr[-300:]}")
+    report(not bad, "nonfinite_gradient_stops_before_the_update", "; ".join(bad))
+
+
 def reuse(tmp):
     t = trainers(tmp)
     out = os.path.join(tmp, "reuse")
@@ -407,7 +434,8 @@ def main():
     try:
         run("data", "--task", "arith", "--out", os.path.join(tmp, "data"), "--digits", "1",
             "--n_pref", "64", "--n_train", "64", "--n_eval", "8", "--n_prompts", "16")
-        for part in (kill_loops, half_written, finished, reuse, bad_optimizer, interrupted):
+        for part in (kill_loops, half_written, finished, nonfinite, reuse, bad_optimizer,
+                     interrupted):
             try:
                 part(tmp, rng) if part is kill_loops else part(tmp)
             except Exception as e:  # noqa: BLE001 - a broken part is a failure, not a crash

@@ -687,6 +687,21 @@ static int test_optimizer(void) {
     float norm = optim_step(o, m);
     CHECK_CLOSE(norm, 3.0 * sqrt((double)m->n_params), 1e-2, 1e-5);
     CHECK_CLOSE(sqrt(sum_squares(m->grads, (long)m->n_params)), 1.0, 1e-4, 1e-4);
+    // a NaN or inf anywhere in the gradient: nothing changes (weights, moments,
+    // step), the norm says so and the count goes up
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < m->n_params; i++) m->grads[i] = 0.5f;
+        m->grads[m->n_params / 2] = k ? INFINITY : NAN;
+        memcpy(before, m->params, m->n_params * 4);
+        float *mom = xmalloc(o->n * 4);
+        memcpy(mom, o->m, o->n * 4);
+        long bad = optim_nonfinite_steps();
+        int step = o->step;
+        CHECK(!isfinite(optim_step(o, m)));
+        CHECK(optim_nonfinite_steps() == bad + 1 && o->step == step);
+        CHECK(!memcmp(before, m->params, m->n_params * 4) && !memcmp(mom, o->m, o->n * 4));
+        free(mom);
+    }
     free(before);
     optim_free(o);
     model_free(m);

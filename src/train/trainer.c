@@ -333,9 +333,18 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         const lora_config *lc = model_lora(t->m);
         int drop = lc && lc->dropout > 0;
         if (drop) model_lora_dropout(t->m, 1, step_dropout_seed(c->seed, t->step));
+        long bad = optim_nonfinite_steps();
         int rc = t->method->step(t, t->step, err);
         if (drop) model_lora_dropout(t->m, 0, 0);
         if (rc) return -1;
+        if (optim_nonfinite_steps() != bad) // optim_step left the weights as they were
+            return rlhf_fail(err,
+                             "step %d: the gradient is not finite (NaN or inf), so the "
+                             "weights were not updated; stopping. Checkpoints already "
+                             "written are kept (--resume goes on from the last). Try a "
+                             "lower --learning_rate, --max_grad_norm, or look for bad rows "
+                             "in the data",
+                             t->step + 1);
         int done = ++t->step;
         if (done % c->logging_steps == 0 || done == t->total) {
             cJSON *j = cJSON_CreateObject();
