@@ -196,6 +196,10 @@ bench-memory: all
 demo: all
 	BUILD=$(BUILD) bash scripts/demo.sh
 
+# the README's Use example, every command as written, in $(BUILD)/readme (about 40 minutes)
+readme: all
+	BUILD=$(BUILD) bash scripts/readme.sh
+
 # every study's full version (rlhf study NAME), then docs/findings.md
 studies: all
 	BUILD=$(BUILD) bash scripts/studies.sh
@@ -251,5 +255,5 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-libfuzzer
 
-.PHONY: all test bench bench-llama bench-ctrl bench-mpi bench-serve bench-memory bench-bf16 bench-lora demo studies asan fuzz format clean
+.PHONY: all test bench bench-llama bench-ctrl bench-mpi bench-serve bench-memory bench-bf16 bench-lora demo readme studies asan fuzz format clean
 .SECONDARY:

@@ -93,6 +93,31 @@ static int test_link_target_replaced(void) {
     return 0;
 }
 
+// a regular file reached through /proc (as /dev/stdout is when the shell sent
+// stdout to a file): written into the same file, not swapped for a new one that
+// the holder of the descriptor would never see
+static int test_proc_fd_written_into(void) {
+    char p[400], via[64];
+    snprintf(p, sizeof p, "%s/held.txt", dir);
+    rlhf_err err;
+    CHECK(atomic_write_file(p, "old contents", 12, &err) == 0);
+    int fd = open(p, O_WRONLY);
+    CHECK(fd >= 0);
+    if (fd < 0) return 0;
+    struct stat s1, s2;
+    CHECK(stat(p, &s1) == 0);
+    snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
+    CHECKF(atomic_write_file(via, "new", 3, &err) == 0, "%s", err.msg);
+    close(fd);
+    CHECK(stat(p, &s2) == 0 && s1.st_ino == s2.st_ino);
+    size_t n = 0;
+    char *s = read_file(p, &n, &err);
+    CHECK(s && n == 3 && !memcmp(s, "new", 3));
+    free(s);
+    CHECK(no_temp_files());
+    return 0;
+}
+
 // a folder is refused by name, and nothing is made beside it
 static int test_folder_refused(void) {
     rlhf_err err;
@@ -130,6 +155,7 @@ int main(void) {
     RUN(test_device_written_into);
     RUN(test_fifo_written_into);
     RUN(test_link_target_replaced);
+    RUN(test_proc_fd_written_into);
     RUN(test_folder_refused);
     RUN(test_plain_file_replaced);
     TEST_EXIT();

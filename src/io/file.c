@@ -94,7 +94,10 @@ int atomic_open(atomic_file *a, const char *path, rlhf_err *err) {
     struct stat st, lst;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) return rlhf_fail(err, "%s: %s", path, strerror(EISDIR));
-        if (!S_ISREG(st.st_mode)) { // a device, pipe or socket: written into
+        // a device, pipe or socket, or a file reached through /dev or /proc
+        // (/dev/stdout redirected to a file: the shell holds it open, so a
+        // rename would send the rest of stdout to a deleted file): written into
+        if (!S_ISREG(st.st_mode) || !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6)) {
             a->f = fopen(path, "wb");
             if (!a->f)
                 return rlhf_fail(err, "%s: cannot open for writing: %s", path, strerror(errno));

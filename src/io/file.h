@@ -24,7 +24,8 @@ int atomic_write_file(const char *path, const void *data, size_t n, rlhf_err *er
 // failed atomic_write call atomic_abort; a failed atomic_commit has cleaned up.
 // The temp file is path + ".tmp.<pid>". A path that names a link to a regular
 // file is written at the link's target (the link stays). A path that names no
-// regular file but a device, pipe or socket (/dev/null, /dev/stdout, a FIFO) is
+// regular file but a device, pipe or socket (/dev/null, a FIFO), or any path
+// under /dev/ or /proc/ (/dev/stdout, even when the shell sent it to a file), is
 // written straight into, as fopen would: nothing can be swapped in there, and
 // renaming a file over it would replace /dev/null itself.
 typedef struct {
