@@ -12,6 +12,9 @@
    the lamo arm trained the pre-trained model with LoRA and the text loss, the
    dt arm a fresh init with every weight trained and no text, and a verdict.
    Skipped when stories260K is missing (RLHF_LAMO_MODEL names another model).
+3. The low-data setting (--task episodes=N, on the same collect): the arms train on N
+   whole episodes of the level (checked against the level file with h5py), and bad N
+   are refused.
 """
 import json
 import os
@@ -92,6 +95,64 @@ def smoke(tmp):
     if v["verdict"] not in ("supported", "not supported", "inconclusive"):
         problems.append(f"verdict {v}")
     report(not problems, f"study_lamo smoke run (2 seeds x 2 arms; {v['verdict']})", "; ".join(problems))
+    low_data(tmp, out)
+
+
+def low_data(tmp, first):
+    """--task episodes=2 on the same collect (--base): both arms train on a file of 2 whole
+    episodes of the level, drawn with the seed, with the level's references; the row and the
+    verdict say so. A malformed N, and more episodes than the level has, are refused."""
+    import h5py
+    import numpy as np
+    out = os.path.join(tmp, "low")
+    base = os.path.join(first, "base")
+    p = subprocess.run([RLHF, "study", "lamo", "--seeds", "1", "--out", out, "--base", base,
+                        "--task", "episodes=2"], capture_output=True, text=True, timeout=300,
+                       env={**ENV, "RLHF_CTRL_STUDY": "smoke"}, cwd=ROOT)
+    if p.returncode != 0:
+        report(False, "study_lamo --task episodes=2", p.stderr[-1500:])
+        return
+    problems = []
+    rs = [json.loads(x) for x in open(os.path.join(out, "results.jsonl")) if x.strip()]
+    data = [r for r in rs if r.get("phase") == "data"]
+    sub = os.path.join(out, "data", "medium-expert-2ep.hdf5")
+    full = [os.path.join(root, f) for root, _, fs in os.walk(base) for f in fs
+            if f == "medium-expert.hdf5"]
+    if len(data) != 1 or data[0]["episodes"] != 2 or len(full) != 1:
+        problems.append(f"data rows {data}, levels {full}")
+    else:
+        f, g = h5py.File(full[0], "r"), h5py.File(sub, "r")
+        ends = np.flatnonzero(f["terminals"][:] | f["timeouts"][:]) + 1
+        starts = np.r_[0, ends[:-1]]
+        obs = g["observations"][:]
+        # the subset is whole episodes of the level, in file order, as its row says
+        found, i = [], 0
+        for s, e in zip(starts, ends):
+            if i < len(obs) and e - s <= len(obs) - i and np.array_equal(
+                    f["observations"][s:e], obs[i:i + e - s]):
+                found.append(int(s))
+                i += e - s
+        if len(found) != 2 or i != len(obs) or data[0]["rows"] != len(obs) or \
+                data[0]["of"] != len(starts) or dict(g.attrs) != dict(f.attrs):
+            problems.append(f"subset: episodes at {found}, {i} of {len(obs)} rows matched, "
+                            f"row {data[0]}, attrs {dict(g.attrs)}")
+    for m in ("lamo", "dt"):
+        cfg = json.load(open(os.path.join(out, "runs", "seed1", m, "config.json")))
+        if cfg["dataset"] != os.path.realpath(sub) and cfg["dataset"] != sub:
+            problems.append(f"{m} trained on {cfg['dataset']}")
+    v = json.load(open(os.path.join(out, "verdict.json")))
+    if "2 of the level's" not in v["text"]:
+        problems.append(f"verdict text {v['text'][:200]}")
+    for task, word in (("episodes=x", "episodes=N"), ("episodes=0", "episodes=N"),
+                       ("episodes=500", "complete episodes")):
+        q = subprocess.run([RLHF, "study", "lamo", "--seeds", "1", "--out",
+                            os.path.join(tmp, "bad_" + task[9:]), "--base", base, "--task", task],
+                           capture_output=True, text=True, timeout=120,
+                           env={**ENV, "RLHF_CTRL_STUDY": "smoke"}, cwd=ROOT)
+        if q.returncode == 0 or word not in q.stderr:
+            problems.append(f"--task {task}: exit {q.returncode} {q.stderr[-200:]}")
+    report(not problems, "study_lamo --task episodes=2: whole episodes of the level, refusals",
+           "; ".join(problems))
 
 
 def main():

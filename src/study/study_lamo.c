@@ -17,6 +17,11 @@
 // and {"phase": "final", method, seed, score, return, return_std, seconds,
 // updates}.
 //
+// --task episodes=N: the paper's own experiment is low-data (hopper with 1% of
+// its data); this keeps N of the level's complete episodes, drawn with --seed
+// (the same subset for every training seed), written as OUT/data/LEVEL-Nep.hdf5
+// with the level's references, and a row {"phase": "data", episodes, of, rows}.
+//
 // Verdict (pure, from rows): per seed d = final score(lamo) - final score(dt);
 // supported when mean d > 0 by at least 2 se, not supported when mean d < 0
 // by at least 2 se, else inconclusive (study_ctrl_outcome).
@@ -26,6 +31,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctrl/dataset.h"
+#include "io/file.h"
 #include "study/study_ctrl.h"
 
 #define NAME "lamo"
@@ -107,13 +114,99 @@ static int run_arm(study_ctx *c, const study_ctrl_data *d, const char *dataset, 
     return 0;
 }
 
+// N of --task episodes=N (0: no --task, every episode)
+static int episodes_of(const char *task, int *n, rlhf_err *err) {
+    *n = 0;
+    if (!task || !*task) return 0;
+    char *end = NULL;
+    long v = strncmp(task, "episodes=", 9) ? 0 : strtol(task + 9, &end, 10);
+    if (!end || end == task + 9 || *end || v < 1 || v > 1000000)
+        return rlhf_fail(err,
+                         "--task %s: study " NAME " takes episodes=N (N >= 1: train on N of the "
+                         "level's episodes, drawn with --seed, the paper's low-data setting); "
+                         "without --task every episode",
+                         task);
+    *n = (int)v;
+    return 0;
+}
+
+static int lamo_check_task(const char *task, rlhf_err *err) {
+    int n;
+    return episodes_of(task, &n, err);
+}
+
+// k complete episodes of src (an episode ends at a terminal or timeout row; a
+// trailing unfinished one is never drawn), a partial Fisher-Yates draw with the
+// study's seed, kept in file order; written to out with src's attributes
+static int subset(const study_ctx *c, const char *src, int k, const char *out, rlhf_err *err) {
+    ctrl_transitions t = {0}, s = {0};
+    ctrl_dataset_info info;
+    if (ctrl_dataset_load(src, &t, &info, err)) return -1;
+    long *begin = xmalloc((size_t)(t.n + 1) * sizeof *begin);
+    long *end = xmalloc((size_t)(t.n + 1) * sizeof *end), ne = 0, b = 0, rows = 0;
+    for (long i = 0; i < t.n; i++)
+        if (t.terminal[i] || t.timeout[i]) begin[ne] = b, end[ne++] = i + 1, b = i + 1;
+    int rc = -1;
+    if (k > ne) {
+        rlhf_fail(err, "--task episodes=%d: %s holds %ld complete episodes", k, src, ne);
+        goto done;
+    }
+    long *idx = xmalloc((size_t)(ne + 1) * sizeof *idx);
+    for (long i = 0; i < ne; i++) idx[i] = i;
+    rlhf_rng r;
+    rng_seed(&r, c->seed ^ 0x4c614d6f45505321ULL);
+    for (long i = 0; i < k; i++) {
+        long j = i + (long)(rng_u64(&r) % (uint64_t)(ne - i)), x = idx[i];
+        idx[i] = idx[j], idx[j] = x;
+    }
+    for (long i = 1; i < k; i++) // the drawn episodes in file order
+        for (long j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
+            long x = idx[j];
+            idx[j] = idx[j - 1], idx[j - 1] = x;
+        }
+    for (long i = 0; i < k; i++) rows += end[idx[i]] - begin[idx[i]];
+    ctrl_transitions_alloc(&s, t.obs_dim, t.act_dim, rows, t.cost != NULL);
+    for (long i = 0; i < k; i++)
+        for (long j = begin[idx[i]]; j < end[idx[i]]; j++)
+            ctrl_buffer_add(&s, t.obs + j * t.obs_dim, t.act + j * t.act_dim, t.rew[j],
+                            t.next_obs + j * t.obs_dim, t.terminal[j], t.timeout[j],
+                            t.cost ? t.cost[j] : 0.0f);
+    free(idx);
+    rc = ctrl_dataset_save(out, &s, &info, err);
+    if (rc == 0) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "phase", "data");
+        cJSON_AddNumberToObject(row, "episodes", k);
+        cJSON_AddNumberToObject(row, "of", (double)ne);
+        cJSON_AddNumberToObject(row, "rows", (double)rows);
+        study_row((study_ctx *)c, NAME, row);
+        fprintf(stderr, "study " NAME ": %d of the level's %ld episodes (%ld rows): %s\n", k, ne,
+                rows, out);
+    }
+done:
+    ctrl_transitions_free(&t);
+    ctrl_transitions_free(&s);
+    free(begin);
+    free(end);
+    return rc;
+}
+
 static int lamo_run_study(study_ctx *c, rlhf_err *err) {
     lamo_plan pl = plan_of(c);
     study_ctrl_data d = study_ctrl_data_of(c);
-    char model[PATH_MAX], text[1300], dir[1200], data[1300];
+    char model[PATH_MAX], text[1300], dir[1200], data[1500];
     if (model_path(model, sizeof model, err)) return -1;
     if (study_ctrl_collect(c, &d, dir, sizeof dir, err)) return -1;
     study_ctrl_level(dir, c->level, data, sizeof data);
+    int k = 0;
+    if (episodes_of(c->task, &k, err)) return -1;
+    if (k > 0) {
+        char sub[1400], folder[1100];
+        snprintf(folder, sizeof folder, "%s/data", c->out);
+        snprintf(sub, sizeof sub, "%s/%s-%dep.hdf5", folder, c->level, k);
+        if (make_dirs(folder, err) || subset(c, data, k, sub, err)) return -1;
+        snprintf(data, sizeof data, "%s", sub);
+    }
     if (make_text(c, model, &pl, text, sizeof text, err)) return -1;
     for (int s = 0; s < c->n_seeds; s++)
         for (int m = 0; m < 2; m++) {
@@ -131,14 +224,21 @@ static int lamo_verdict(const cJSON *rows, study_verdict *v, rlhf_err *err) {
     stats_summary f[2];
     for (int m = 0; m < 2; m++) f[m] = study_ctrl_stat(rows, "final", METHOD[m], "score");
     v->outcome = sd.n > 0 ? study_ctrl_outcome(&sd) : STUDY_INCONCLUSIVE;
+    char data[160] = "";
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        if (!strcmp(study_str(row, "phase"), "data"))
+            snprintf(data, sizeof data, "Data: %.0f of the level's %.0f episodes (%.0f rows). ",
+                     study_num(row, "episodes"), study_num(row, "of"), study_num(row, "rows"));
+    }
     snprintf(v->figure, sizeof v->figure, "%+.1f ± %.1f final score (LaMo - DT, %d seeds)", sd.mean,
              sd.se, sd.n);
     snprintf(v->text, sizeof v->text,
-             "Final normalised score (mean ± se over seeds): LaMo %.1f ± %.1f, DT %.1f ± %.1f. "
+             "%sFinal normalised score (mean ± se over seeds): LaMo %.1f ± %.1f, DT %.1f ± %.1f. "
              "LaMo minus DT, seed by seed: %+.1f ± %.1f (%d seeds). Rule: supported when the mean "
              "difference is positive and at least 2 se, not supported when it is negative and at "
              "least 2 se, else inconclusive.",
-             f[0].mean, f[0].se, f[1].mean, f[1].se, sd.mean, sd.se, sd.n);
+             data, f[0].mean, f[0].se, f[1].mean, f[1].se, sd.mean, sd.se, sd.n);
     (void)err;
     return 0;
 }
@@ -169,5 +269,6 @@ const study_def study_lamo = {
     .verdict = lamo_verdict,
     .report = lamo_report,
     .no_sandbox = 1,
+    .check_task = lamo_check_task,
     .level = "medium-expert",
 };
