@@ -33,8 +33,9 @@ int cmd_study(int argc, char **argv) {
          "such as halfcheetah:gravity=2, against the real env named before ':'; neorl: its tasks, "
          "a comma-separated list or all, e.g. neorl-safety-halfcheetah,"
          "neorl-random-friction-hopper; hnpg: lock horizons, e.g. 20; riql, wsrl, famo2o, ro2o: "
-         "the environment of the data, pendulum, hopper, halfcheetah or walker2d; default: the "
-         "study's own)"},
+         "the environment of the data, pendulum, hopper, halfcheetah or walker2d; lamo: "
+         "episodes=N, N episodes of the level drawn with --seed, the paper's low-data setting; "
+         "default: the study's own)"},
         {"level", FLAG_STR, &o.level,
          "the dataset level, for a control study that trains on one (random, medium, "
          "medium-replay, expert or medium-expert of our SAC agent's data; default: the study's "
