@@ -196,7 +196,7 @@ bench-memory: all
 demo: all
 	BUILD=$(BUILD) bash scripts/demo.sh
 
-# the README's Use example, every command as written, in $(BUILD)/readme (about 40 minutes)
+# the README's Use example, every command as written, in $(BUILD)/readme (about 75 minutes)
 readme: all
 	BUILD=$(BUILD) bash scripts/readme.sh
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make readme`: runs the README's "Use" example (its first sh block after "## Use") as
 # written, in a scratch folder beside the repository (build/ and python/ linked into it),
-# stopping at the first command that fails. About 40 minutes on a 2-core machine: the
+# stopping at the first command that fails. About 75 minutes on a loaded 2-core machine: the
 # studies in it take most of that. Not part of `make test`.
 #   READMEDIR=DIR  where to run (default: $BUILD/readme; its runs/ is removed first)
 set -euo pipefail
