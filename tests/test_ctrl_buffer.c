@@ -219,6 +219,55 @@ static int test_episode_returns_and_affine(void) {
     return 0;
 }
 
+// whole episodes drawn: lengths 3 (terminal), 2 (timeout), 4 (timeout), then 2
+// unfinished rows that are never drawn; each draw is whole episodes in order
+static int test_episodes_subset(void) {
+    ctrl_transitions t;
+    ctrl_transitions_alloc(&t, 2, 1, 11, 0);
+    int term[11] = {0, 0, 1}, tout[11] = {0, 0, 0, 0, 1, 0, 0, 0, 1};
+    for (int i = 0; i < 11; i++) add_row(&t, (float)i, (float)i, term[i], tout[i]);
+    static const int start[3] = {0, 3, 5}, len[3] = {3, 2, 4};
+    rlhf_rng rng;
+    rng_seed(&rng, 7);
+    int seen[3] = {0};
+    for (int trial = 0; trial < 60; trial++) {
+        ctrl_transitions s = {0};
+        long ne = -1;
+        rlhf_err err;
+        CHECK(ctrl_transitions_episodes(&t, 2, &rng, &s, &ne, &err) == 0 && ne == 3);
+        // walk s: each piece must be one whole episode, in increasing order
+        long i = 0;
+        int last = -1, pieces = 0;
+        while (i < s.n) {
+            int e = -1;
+            for (int k = 0; k < 3; k++)
+                if (s.rew[i] == (float)start[k]) e = k;
+            CHECK(e > last);
+            if (e <= last) break;
+            for (int j = 0; j < len[e]; j++) {
+                CHECK(i + j < s.n && s.rew[i + j] == (float)(start[e] + j) &&
+                      s.obs[(i + j) * 2] == (float)(start[e] + j));
+                CHECK(s.terminal[i + j] == term[start[e] + j] &&
+                      s.timeout[i + j] == tout[start[e] + j]);
+            }
+            seen[e]++, last = e, i += len[e], pieces++;
+        }
+        CHECK(pieces == 2 && i == s.n);
+        ctrl_transitions_free(&s);
+    }
+    CHECK(seen[0] > 10 && seen[1] > 10 && seen[2] > 10); // every episode gets drawn
+    ctrl_transitions s = {0};
+    rlhf_err err;
+    CHECK(ctrl_transitions_episodes(&t, 3, &rng, &s, NULL, &err) == 0 && s.n == 9);
+    for (long i = 0; i < s.n; i++) CHECK(s.rew[i] == (float)i); // all, in order, no tail
+    ctrl_transitions_free(&s);
+    CHECK(ctrl_transitions_episodes(&t, 4, &rng, &s, NULL, &err) == -1 &&
+          strstr(err.msg, "3 complete episodes"));
+    CHECK(ctrl_transitions_episodes(&t, 0, &rng, &s, NULL, &err) == -1);
+    ctrl_transitions_free(&t);
+    return 0;
+}
+
 static int test_checkpoint_round_trip(void) {
     const char *dir = test_tmpdir();
     CHECK(dir != NULL);
@@ -296,6 +345,7 @@ int main(void) {
     RUN(test_mc_returns_by_hand);
     RUN(test_obs_norm);
     RUN(test_episode_returns_and_affine);
+    RUN(test_episodes_subset);
     RUN(test_checkpoint_round_trip);
     TEST_EXIT();
 }

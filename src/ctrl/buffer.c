@@ -350,3 +350,37 @@ done:
     st_close(&f);
     return rc;
 }
+
+int ctrl_transitions_episodes(const ctrl_transitions *t, int k, rlhf_rng *rng,
+                              ctrl_transitions *out, long *episodes, rlhf_err *err) {
+    long *begin = xmalloc((size_t)(t->n + 1) * sizeof *begin);
+    long *end = xmalloc((size_t)(t->n + 1) * sizeof *end), ne = 0, b = 0, rows = 0;
+    for (long i = 0; i < t->n; i++)
+        if (t->terminal[i] || t->timeout[i]) begin[ne] = b, end[ne++] = i + 1, b = i + 1;
+    if (episodes) *episodes = ne;
+    if (k < 1 || k > ne) {
+        free(begin), free(end);
+        return rlhf_fail(err, "%d episodes asked of a dataset that holds %ld complete episodes", k,
+                         ne);
+    }
+    long *idx = xmalloc((size_t)ne * sizeof *idx);
+    for (long i = 0; i < ne; i++) idx[i] = i;
+    for (long i = 0; i < k; i++) {
+        long j = i + (long)(rng_u64(rng) % (uint64_t)(ne - i)), x = idx[i];
+        idx[i] = idx[j], idx[j] = x;
+    }
+    for (long i = 1; i < k; i++) // the drawn episodes in t's order
+        for (long j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
+            long x = idx[j];
+            idx[j] = idx[j - 1], idx[j - 1] = x;
+        }
+    for (long i = 0; i < k; i++) rows += end[idx[i]] - begin[idx[i]];
+    ctrl_transitions_alloc(out, t->obs_dim, t->act_dim, rows, t->cost != NULL);
+    for (long i = 0; i < k; i++)
+        for (long j = begin[idx[i]]; j < end[idx[i]]; j++)
+            ctrl_buffer_add(out, t->obs + j * t->obs_dim, t->act + j * t->act_dim, t->rew[j],
+                            t->next_obs + j * t->obs_dim, t->terminal[j], t->timeout[j],
+                            t->cost ? t->cost[j] : 0.0f);
+    free(idx), free(begin), free(end);
+    return 0;
+}

@@ -91,6 +91,13 @@ void ctrl_obs_norm_free(ctrl_obs_norm *nrm);
 // (which may exceed max_out: only the first max_out are written)
 long ctrl_episode_returns(const ctrl_transitions *t, float *out, long max_out);
 void ctrl_reward_affine(ctrl_transitions *t, float scale, float shift); // r = r*scale + shift
+// k whole episodes of t (stored oldest first, as a loaded dataset is; an episode
+// ends at a terminal or timeout row, a trailing unfinished one is never drawn)
+// into out (allocated, exactly their rows), drawn without replacement by a
+// partial Fisher-Yates shuffle on rng and kept in t's order; *episodes gets
+// how many complete episodes t holds. -1 + err when k < 1 or k > that count.
+int ctrl_transitions_episodes(const ctrl_transitions *t, int k, rlhf_rng *rng,
+                              ctrl_transitions *out, long *episodes, rlhf_err *err);
 
 // Checkpoints: a buffer's whole state (rows 0..n-1 in storage order, cap,
 // next, costs and mc_returns when present) as a safetensors file (io/

@@ -135,59 +135,30 @@ static int lamo_check_task(const char *task, rlhf_err *err) {
     return episodes_of(task, &n, err);
 }
 
-// k complete episodes of src (an episode ends at a terminal or timeout row; a
-// trailing unfinished one is never drawn), a partial Fisher-Yates draw with the
-// study's seed, kept in file order; written to out with src's attributes
+// k whole episodes of src drawn with the study's seed (ctrl_transitions_episodes),
+// written to out with src's attributes, and a "data" row
 static int subset(const study_ctx *c, const char *src, int k, const char *out, rlhf_err *err) {
     ctrl_transitions t = {0}, s = {0};
     ctrl_dataset_info info;
     if (ctrl_dataset_load(src, &t, &info, err)) return -1;
-    long *begin = xmalloc((size_t)(t.n + 1) * sizeof *begin);
-    long *end = xmalloc((size_t)(t.n + 1) * sizeof *end), ne = 0, b = 0, rows = 0;
-    for (long i = 0; i < t.n; i++)
-        if (t.terminal[i] || t.timeout[i]) begin[ne] = b, end[ne++] = i + 1, b = i + 1;
-    int rc = -1;
-    if (k > ne) {
-        rlhf_fail(err, "--task episodes=%d: %s holds %ld complete episodes", k, src, ne);
-        goto done;
-    }
-    long *idx = xmalloc((size_t)(ne + 1) * sizeof *idx);
-    for (long i = 0; i < ne; i++) idx[i] = i;
     rlhf_rng r;
     rng_seed(&r, c->seed ^ 0x4c614d6f45505321ULL);
-    for (long i = 0; i < k; i++) {
-        long j = i + (long)(rng_u64(&r) % (uint64_t)(ne - i)), x = idx[i];
-        idx[i] = idx[j], idx[j] = x;
-    }
-    for (long i = 1; i < k; i++) // the drawn episodes in file order
-        for (long j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
-            long x = idx[j];
-            idx[j] = idx[j - 1], idx[j - 1] = x;
-        }
-    for (long i = 0; i < k; i++) rows += end[idx[i]] - begin[idx[i]];
-    ctrl_transitions_alloc(&s, t.obs_dim, t.act_dim, rows, t.cost != NULL);
-    for (long i = 0; i < k; i++)
-        for (long j = begin[idx[i]]; j < end[idx[i]]; j++)
-            ctrl_buffer_add(&s, t.obs + j * t.obs_dim, t.act + j * t.act_dim, t.rew[j],
-                            t.next_obs + j * t.obs_dim, t.terminal[j], t.timeout[j],
-                            t.cost ? t.cost[j] : 0.0f);
-    free(idx);
-    rc = ctrl_dataset_save(out, &s, &info, err);
+    long ne = 0;
+    int rc = ctrl_transitions_episodes(&t, k, &r, &s, &ne, err);
+    if (rc) rlhf_fail_ctx(err, "--task episodes=%d: %s", k, src);
+    if (rc == 0) rc = ctrl_dataset_save(out, &s, &info, err);
     if (rc == 0) {
         cJSON *row = cJSON_CreateObject();
         cJSON_AddStringToObject(row, "phase", "data");
         cJSON_AddNumberToObject(row, "episodes", k);
         cJSON_AddNumberToObject(row, "of", (double)ne);
-        cJSON_AddNumberToObject(row, "rows", (double)rows);
+        cJSON_AddNumberToObject(row, "rows", (double)s.n);
         study_row((study_ctx *)c, NAME, row);
         fprintf(stderr, "study " NAME ": %d of the level's %ld episodes (%ld rows): %s\n", k, ne,
-                rows, out);
+                s.n, out);
     }
-done:
     ctrl_transitions_free(&t);
     ctrl_transitions_free(&s);
-    free(begin);
-    free(end);
     return rc;
 }
 
