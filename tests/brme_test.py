@@ -310,11 +310,14 @@ def main():
     else:
         so = lib()
         math(so)
-    d, paths = make_data(tmp)
-    rm_dir = behaviour(tmp, so if brme_ref is not None else None, d, paths)
-    resume(tmp, paths)
-    bad_input(tmp, d, rm_dir)
-    rl(tmp, so if brme_ref is not None else None, d, rm_dir)
+    try:
+        d, paths = make_data(tmp)
+        rm_dir = behaviour(tmp, so if brme_ref is not None else None, d, paths)
+        resume(tmp, paths)
+        bad_input(tmp, d, rm_dir)
+        rl(tmp, so if brme_ref is not None else None, d, rm_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return harness.exit_code()
 
 
