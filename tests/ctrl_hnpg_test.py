@@ -413,6 +413,21 @@ def check_ckpt(hidden=0):
                f"same {same} stopped {stopped} refused {bad.returncode} {bad.stderr[-300:]} steps {steps}")
         if hidden == 0:
             check_reach([json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))], 3)
+            # a NaN critic gradient in iteration 4 (RLHF_TEST_NAN_GRAD_STEP): stopped there
+            # with step-00000600 kept (900 would be after it); resumed, the straight run's end
+            C = os.path.join(tmp, "C")
+            nan = subprocess.run([RLHF, "ctrl", "train", *map(str, flags), "--output_dir", C],
+                                 capture_output=True, text=True, timeout=120,
+                                 env={**ENV, "RLHF_GEMM": "fixed", "RLHF_TEST_NAN_GRAD_STEP": "4"})
+            ck = sorted(os.listdir(os.path.join(C, "checkpoints")))
+            res = ctrl("train", *flags, "--output_dir", C, "--resume")
+            same_c = res.returncode == 0 and open(os.path.join(A, "checkpoints", "final", "agent.safetensors"), "rb").read() == \
+                open(os.path.join(C, "checkpoints", "final", "agent.safetensors"), "rb").read()
+            report(nan.returncode == 1 and "hnpg iteration 4: a gradient is not finite" in nan.stderr
+                   and ck == ["step-00000600"] and same_c,
+                   "ctrl_hnpg a NaN critic gradient in iteration 4: stopped with step-00000600 kept; "
+                   "resumed: the straight run's final agent",
+                   f"exit {nan.returncode} {ck} same {same_c}: {nan.stderr[-300:]} {res.stderr[-200:]}")
         ev = ctrl("eval", "--run", A, "--episodes", 5, "--seed", 3)
         summ = json.load(open(os.path.join(A, "summary.json")))
         last = [json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))][-1]

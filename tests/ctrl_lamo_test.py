@@ -437,6 +437,21 @@ def checkpoints(tmp, data, text, model):
            and final_bytes(a) == final_bytes(c) and metrics(a) == metrics(c),
            "ckpt/incomplete step-7 skipped, resumed from step 5: identical", p.stderr[-300:])
 
+    n = os.path.join(tmp, "ck-n")  # a NaN gradient at step 8: no update, stopped, step-5 kept
+    p = subprocess.run([RLHF, "ctrl", "train", "--algo", "lamo", "--env", "pendulum", "--dataset",
+                        data, "--lamo_model", model, "--quiet", "--batch_size", "4", "--lamo_K",
+                        "5", "--eval_episodes", "2", "--eval_every", "6", "--log_every", "3",
+                        "--save_every", "5", "--seed", "4", "--output_dir", n, *lora],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env={**ENV, "RLHF_TEST_NAN_GRAD_STEP": "8"})
+    ck_n = sorted(os.listdir(os.path.join(n, "checkpoints")))
+    go(n, *lora, "--resume")
+    report(p.returncode == 1 and "lamo step 8: a gradient is not finite" in p.stderr
+           and ck_n == ["step-00000005"] and final_bytes(a) == final_bytes(n)
+           and metrics(a) == metrics(n),
+           "ckpt/NaN gradient at step 8: stopped with step-5 kept; resumed: identical",
+           f"exit {p.returncode}, {ck_n}: {p.stderr[-300:]}")
+
     before = final_bytes(a)
     bad = []
     for extra, flag in ((["--lamo_lora_r", "8"], "--lamo_lora_r"), (["--seed", "5"], "--seed"),

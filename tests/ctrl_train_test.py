@@ -207,6 +207,25 @@ def resume_checks(tmp, medium):
     ra, rb = open(os.path.join(a, "metrics.jsonl")).read(), open(os.path.join(b, "metrics.jsonl")).read()
     report(ra == rb, "resumed twice: metrics.jsonl identical")
 
+    # a NaN gradient at update 520 (RLHF_TEST_NAN_GRAD_STEP): no Adam step applies it, the run
+    # stops there naming it, with the checkpoints before it kept and none after; --resume then
+    # ends as the uninterrupted run
+    c = os.path.join(tmp, "rc")
+    p = subprocess.run([RLHF, *common, "--output_dir", c], cwd=ROOT, capture_output=True,
+                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                       "RLHF_TEST_NAN_GRAD_STEP": "520"}, timeout=600)
+    ck = sorted(os.listdir(os.path.join(c, "checkpoints")))
+    steps = [json.loads(x).get("step") for x in open(os.path.join(c, "metrics.jsonl"))]
+    report(p.returncode == 1 and "step 520 (update 520): a gradient is not finite" in p.stderr and
+           ck == ["step-00000250", "step-00000500"] and max(steps) == 500 and
+           not os.path.exists(os.path.join(c, "summary.json")),
+           "NaN gradient: stopped at that update, earlier checkpoints kept, none after",
+           f"exit {p.returncode}, {ck}, steps {steps}: {p.stderr[-300:]}")
+    run(*common, "--output_dir", c, "--resume")
+    rc_ = open(os.path.join(c, "metrics.jsonl")).read()
+    report(agent_bytes(a) == agent_bytes(c) and rc_ == ra,
+           "NaN gradient then --resume: final agent and metrics.jsonl identical")
+
     # a real SIGTERM, online-only SAC: stopped wherever it lands, resumed, the same end
     common = ["ctrl", "train", "--algo", "sac", "--env", "pendulum", "--online_steps", "3000",
               "--start_steps", "200", "--hidden", "32", "--eval_every", "1000", "--log_every", "200",

@@ -91,7 +91,7 @@ def task_refused(tmp):
     for study, task in cases:
         out = f"{tmp}/refused-{study}-{len(why)}"
         p = run("study", study, "--task", task, "--out", out, "--seeds", "1", check=False, timeout=60)
-        if p.returncode == 0 or f"--task {task}" not in p.stderr or os.path.exists(f"{out}/results.jsonl"):
+        if p.returncode != 2 or f"--task {task}" not in p.stderr or os.path.exists(f"{out}/results.jsonl"):
             why.append(f"{study} --task {task}: rc {p.returncode}, {p.stderr[-300:]}")
     report(not why, "study_h2o --task: no gap, unknown task, bad setting, cmd: and another study refused",
            "; ".join(why))
@@ -110,7 +110,7 @@ def level_flag(tmp):
                          ("online-vs-offline", "medium"), ("neorl", "medium")):
         out = f"{tmp}/level-{len(why)}-{study}"
         p = run("study", study, "--level", level, "--out", out, "--seeds", "1", check=False, timeout=60)
-        if p.returncode == 0 or f"--level {level}" not in p.stderr or os.path.exists(f"{out}/results.jsonl"):
+        if p.returncode != 2 or f"--level {level}" not in p.stderr or os.path.exists(f"{out}/results.jsonl"):
             why.append(f"{study} --level {level!r}: rc {p.returncode}, {p.stderr[-300:]}")
         elif study in ("h2o", "wsrl") and "medium-replay" not in p.stderr:
             why.append(f"{study} --level {level!r} does not list the levels: {p.stderr[-300:]}")

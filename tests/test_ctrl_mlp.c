@@ -281,6 +281,25 @@ static int test_polyak_adam(void) {
     CHECK(opt.t == 1);
     for (long i = 0; i < a.n_params; i++)
         CHECK_CLOSE(a.params[i], b0[i] - 1e-2 * (a.grads[i] > 0 ? 1 : -1), 1e-5, 1e-4);
+    // a NaN or an infinity anywhere in the gradient: no change at all (params,
+    // moments, t), counted; a finite one after it steps again
+    size_t bytes = sizeof(float) * (size_t)a.n_params;
+    float *p1 = malloc(bytes), *m1 = malloc(bytes), *v1 = malloc(bytes);
+    const float poison[2] = {NAN, -INFINITY};
+    for (int k = 0; k < 2; k++) {
+        memcpy(p1, a.params, bytes), memcpy(m1, opt.m, bytes), memcpy(v1, opt.v, bytes);
+        long bad = ctrl_adam_nonfinite_steps();
+        float keep = a.grads[a.n_params - 1 - k];
+        a.grads[a.n_params - 1 - k] = poison[k];
+        ctrl_adam_step(&opt, a.params, a.grads);
+        a.grads[a.n_params - 1 - k] = keep;
+        CHECK(ctrl_adam_nonfinite_steps() == bad + 1 && opt.t == 1);
+        CHECK(!memcmp(p1, a.params, bytes) && !memcmp(m1, opt.m, bytes) &&
+              !memcmp(v1, opt.v, bytes));
+    }
+    ctrl_adam_step(&opt, a.params, a.grads);
+    CHECK(opt.t == 2 && memcmp(p1, a.params, bytes));
+    free(p1), free(m1), free(v1);
     ctrl_adam_free(&opt);
     free(b0);
     ctrl_mlp_free(&a);

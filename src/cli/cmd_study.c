@@ -82,6 +82,10 @@ int cmd_study(int argc, char **argv) {
         study_list(stderr);
         return 2;
     }
+    if (study_check(&o, &err)) { // a mistake in the command line: nothing run
+        fprintf(stderr, "rlhf study %s: %s\n", o.name, err.msg);
+        return 2;
+    }
     if (study_command(&o, &err)) {
         fprintf(stderr, "rlhf study %s: %s\n", o.name, err.msg);
         return 1;

@@ -58,3 +58,17 @@ int ctrl_stop_signal(void) {
     if (sig && !stop_signal) stop_signal = sig;
     return stop_signal;
 }
+
+int ctrl_test_nan_update(long update) {
+    const char *s = getenv("RLHF_TEST_NAN_GRAD_STEP");
+    return s && *s && atol(s) == update;
+}
+
+int ctrl_nonfinite_fail(rlhf_err *err, const char *where) {
+    return rlhf_fail(err,
+                     "%s: a gradient is not finite (NaN or inf), so the weights were not "
+                     "updated; stopping. Checkpoints already written are kept (--resume goes "
+                     "on from the last). Try lower learning rates, or look for huge values in "
+                     "the dataset's observations and rewards",
+                     where);
+}

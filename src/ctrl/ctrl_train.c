@@ -18,6 +18,7 @@
 
 #include "base/progress.h"
 #include "ctrl/dataset.h"
+#include "ctrl/mlp.h"
 #include "io/file.h"
 #include "rlhf.h"
 #include "train/run.h"
@@ -412,7 +413,17 @@ static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
     else if (!(t->have_offline && t->c->retain_offline))
         t->batch.n_offline = 0;
     m->n = 0;
-    if (t->algo->update(t->agent, &t->batch, &t->rng, m, err)) return -1;
+    long bad = ctrl_adam_nonfinite_steps();
+    int poison = ctrl_test_nan_update(t->updates + 1);
+    if (poison) ctrl_adam_poison(1);
+    int rc = t->algo->update(t->agent, &t->batch, &t->rng, m, err);
+    if (poison) ctrl_adam_poison(0);
+    if (rc) return -1;
+    if (ctrl_adam_nonfinite_steps() != bad) { // every refused Adam step left its network as it was
+        char where[96];
+        snprintf(where, sizeof where, "step %d (update %ld)", t->step + 1, t->updates + 1);
+        return ctrl_nonfinite_fail(err, where);
+    }
     t->updates++;
     return 0;
 }

@@ -68,4 +68,11 @@ int ctrl_stop_signal(void);
 
 int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err);
 
+// A non-finite gradient (ctrl_adam refuses the step; LaMo checks its norm)
+// stops the run before any checkpoint holds the update. ctrl_test_nan_update:
+// 1 when RLHF_TEST_NAN_GRAD_STEP names this update (1-based), for tests.
+// ctrl_nonfinite_fail: the refusal; where names the trainer and its step.
+int ctrl_test_nan_update(long update);
+int ctrl_nonfinite_fail(rlhf_err *err, const char *where);
+
 #endif

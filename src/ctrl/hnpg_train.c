@@ -489,7 +489,17 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
              t->on.adv); // returns only (the values are refit next)
     off_rows *o = xcalloc((size_t)t->H, sizeof(off_rows));
     sample_offline(t, episodes, o);
+    long bad = ctrl_adam_nonfinite_steps();
+    if (ctrl_test_nan_update(it + 1)) ctrl_adam_poison(1);
     fit_critics(t, o, &lon, &loff);
+    ctrl_adam_poison(0);
+    if (ctrl_adam_nonfinite_steps() != bad) { // the critics kept their weights
+        off_rows_free(o, t->H);
+        free(o);
+        char where[64];
+        snprintf(where, sizeof where, "hnpg iteration %d", it + 1);
+        return ctrl_nonfinite_fail(err, where);
+    }
     hnpg_gae(t->on.r, t->on.val, t->on.mask, t->on.n, t->c->gamma, t->c->lambda, t->on.ret,
              t->on.adv);
     offline_advantages(t, o);

@@ -219,12 +219,16 @@ static void sample_text(lamo_run *t, rlhf_batch *lm) {
 }
 
 // clip the joint gradient norm, one AdamW step on both spans; returns the norm
+// (not finite: nothing was updated)
 static double opt_step(lamo_run *t, int step, double *lr_out) {
     const ctrl_algo_config *a = t->a;
     size_t nm = model_n_trainable(t->m);
     float *mp = t->m->params + t->m->n_frozen;
     double norm =
         sqrt(sum_squares(t->net.grads, t->net.n_params) + sum_squares(t->m->grads, (long)nm));
+    if (ctrl_test_nan_update(step + 1)) norm = NAN;
+    *lr_out = 0;
+    if (!isfinite(norm)) return norm; // no update: the caller stops the run
     if (a->lamo_clip > 0 && norm > a->lamo_clip) {
         float s = (float)(a->lamo_clip / (norm + 1e-6));
         scale_inplace(t->net.grads, t->net.n_params, s);
@@ -515,6 +519,11 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
         t->net.drop.on = 0;
         if (rc) return -1;
         double gn = opt_step(t, t->step, &lr);
+        if (!isfinite(gn)) {
+            char where[64];
+            snprintf(where, sizeof where, "lamo step %d", t->step + 1);
+            return ctrl_nonfinite_fail(err, where);
+        }
         t->sum_act += la, t->sum_lm += ll, t->n_acc++;
         int done = ++t->step, last = done == c->offline_steps, stop;
         if (done % log_every == 0 || last) log_train(t, gn, lr, t0);

@@ -439,7 +439,24 @@ void ctrl_adam_free(ctrl_adam *a) {
     memset(a, 0, sizeof *a);
 }
 
+static long g_nonfinite; // steps refused: their gradient was not finite
+static int g_poison;
+
+long ctrl_adam_nonfinite_steps(void) {
+    return __atomic_load_n(&g_nonfinite, __ATOMIC_RELAXED);
+}
+
+void ctrl_adam_poison(int on) {
+    g_poison = on;
+}
+
 void ctrl_adam_step(ctrl_adam *a, float *params, const float *grads) {
+    double sq = 0; // a NaN or infinity anywhere makes the sum non-finite
+    for (long i = 0; i < a->n; i++) sq += (double)grads[i] * grads[i];
+    if (!isfinite(sq) || g_poison) {
+        __atomic_add_fetch(&g_nonfinite, 1, __ATOMIC_RELAXED);
+        return;
+    }
     a->t++;
     adamw_update(params, grads, a->m, a->v, a->n, a->lr, a->beta1, a->beta2, a->eps,
                  a->weight_decay, a->t);

@@ -77,6 +77,13 @@ typedef struct {
 } ctrl_adam;
 void ctrl_adam_init(ctrl_adam *a, long n, float lr);  // betas 0.9/0.999, eps 1e-8, wd 0
 void ctrl_adam_free(ctrl_adam *a);
+// A step whose gradient holds a NaN or an infinity changes nothing (params,
+// moments and t stay) and is counted; the trainers compare the count around
+// each update and stop the run there, so no checkpoint holds poisoned weights.
 void ctrl_adam_step(ctrl_adam *a, float *params, const float *grads);
+// steps refused for a non-finite gradient, by every ctrl_adam of the process
+long ctrl_adam_nonfinite_steps(void);
+// tests (RLHF_TEST_NAN_GRAD_STEP): while on, every step sees a NaN gradient
+void ctrl_adam_poison(int on);
 
 #endif

@@ -182,6 +182,10 @@ typedef struct {
 // report.html, table.txt and verdict.json in out; the table and the verdict on
 // stdout.
 int study_command(const study_cmd *o, rlhf_err *err);
+// The checks of o that need no run (the study, --out, --task, --level): a
+// mistake in them is a usage error (rlhf study exits 2). study_command makes
+// them too.
+int study_check(const study_cmd *o, rlhf_err *err);
 // Writes verdict.json, report.html and table.txt of out from rows.
 int study_write_report(const study_def *d, const cJSON *rows, const char *out, double seconds,
                        study_verdict *v, rlhf_err *err);

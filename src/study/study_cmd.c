@@ -289,13 +289,18 @@ static void pin_gemm_paths(void) {
     if (!e || !*e) setenv("RLHF_GEMM", "fixed", 1);
 }
 
-int study_command(const study_cmd *o, rlhf_err *err) {
+int study_check(const study_cmd *o, rlhf_err *err) {
     const study_def *d = o->name ? study_find(o->name) : NULL;
     if (!d)
         return rlhf_fail(err, "study: unknown study \"%s\" (rlhf study --list)",
                          o->name ? o->name : "");
     if (!o->out) return rlhf_fail(err, "study: --out DIR is required");
-    if (check_task(d, o->task, err) || check_level(d, o->level, err)) return -1;
+    return check_task(d, o->task, err) || check_level(d, o->level, err) ? -1 : 0;
+}
+
+int study_command(const study_cmd *o, rlhf_err *err) {
+    if (study_check(o, err)) return -1;
+    const study_def *d = study_find(o->name);
     study_ctx c;
     if (setup_ctx(&c, d, o, err)) return -1;
     double seconds = 0;
