@@ -26,6 +26,7 @@ PASS/FAIL/SKIP lines, exit 1 on failure.
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import struct
@@ -332,6 +333,38 @@ def nonfinite(tmp):
     report(not bad, "nonfinite_gradient_stops_before_the_update", "; ".join(bad))
 
 
+def small_files():
+    # in the child: files may not grow past 8 KiB (writes past it fail with EFBIG,
+    # as on a full disk), and SIGXFSZ is ignored so the write returns the error
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+
+def full_disk(tmp):
+    """A log that cannot be written (metrics.jsonl or samples.jsonl past an 8 KiB file-size
+    limit) stops sft, grpo and ctrl train at that step, exit 1, naming the file and the
+    reason, with no final checkpoint or summary written after it. Before, the runs went on
+    training with their logs silently lost."""
+    t = trainers(tmp)
+    runs = {name: [*t[name], "--max_steps", "400", *common(os.path.join(tmp, f"full_{name}"), 0)]
+            for name in ("sft", "grpo")}
+    runs["ctrl"] = ["ctrl", "train", "--algo", "sac", "--env", "pendulum", "--online_steps",
+                    "3000", "--start_steps", "100", "--hidden", "8", "--log_every", "5",
+                    "--save_every", "0", "--eval_every", "0", "--quiet", "--output_dir",
+                    os.path.join(tmp, "full_ctrl")]
+    bad = []
+    for name, args in runs.items():
+        out = args[args.index("--output_dir") + 1]
+        p = subprocess.run([RLHF, *args], cwd=ROOT, text=True, capture_output=True,
+                           timeout=300, env=ENV, preexec_fn=small_files)
+        named = any(f"{out}/{f}: write failed (File too large); stopping" in p.stderr
+                    for f in ("metrics.jsonl", "samples.jsonl"))
+        if p.returncode != 1 or not named or os.path.exists(os.path.join(out, "summary.json")) \
+                or os.path.exists(os.path.join(out, "checkpoints", "final")):
+            bad.append(f"{name}: exit {p.returncode}: {p.stderr[-300:]}")
+    report(not bad, "full_disk_log_write_stops_the_run", "; ".join(bad))
+
+
 def reuse(tmp):
     t = trainers(tmp)
     out = os.path.join(tmp, "reuse")
@@ -434,8 +467,8 @@ def main():
     try:
         run("data", "--task", "arith", "--out", os.path.join(tmp, "data"), "--digits", "1",
             "--n_pref", "64", "--n_train", "64", "--n_eval", "8", "--n_prompts", "16")
-        for part in (kill_loops, half_written, finished, nonfinite, reuse, bad_optimizer,
-                     interrupted):
+        for part in (kill_loops, half_written, finished, nonfinite, full_disk, reuse,
+                     bad_optimizer, interrupted):
             try:
                 part(tmp, rng) if part is kill_loops else part(tmp)
             except Exception as e:  # noqa: BLE001 - a broken part is a failure, not a crash

@@ -742,6 +742,7 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         if ((c->log_every > 0 && done % c->log_every == 0) || done == t->total) write_log_line(t);
         if ((c->eval_every > 0 && done % c->eval_every == 0) || done == t->total)
             if (evaluate(t, err)) return -1;
+        if (run_check(&t->run, err)) return -1; // metrics.jsonl could not be written: stop
         if (c->save_every > 0 && done % c->save_every == 0 && done != t->total) save_pending = 1;
         int sig = ctrl_stop_signal(); // once a step (collective on MPI ranks)
         if (sig) stop_sig = sig;

@@ -532,6 +532,7 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
                  r->online_steps, it + 1, r->online_steps, r->online_episodes, ret_sum / episodes,
                  eval, lon, loff, n_off, kl, improve, more, time_now() - r->seconds);
         run_log(&t->run, buf);
+        if (run_check(&t->run, err)) return -1; // metrics.jsonl could not be written: stop
     }
     char line[64] = "";
     if (reach[0] >= 0) snprintf(line, sizeof line, ", reach %.0f (mean %.2f)", reach[0], reach[1]);

@@ -529,6 +529,7 @@ static int train_loop(lamo_run *t, ctrl_train_result *r, double t0, rlhf_err *er
         if (done % log_every == 0 || last) log_train(t, gn, lr, t0);
         if (last || (c->eval_every > 0 && done % c->eval_every == 0))
             if (eval_at(t, done, r, t0, err)) return -1;
+        if (run_check(&t->run, err)) return -1; // metrics.jsonl could not be written: stop
         if (maybe_save(t, r, &stop, err)) return -1;
         if (stop) return 0;
     }

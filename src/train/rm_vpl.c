@@ -490,6 +490,7 @@ static int train_steps(vpl_run *r, rlhf_err *err) {
             add_eval(j, "eval_", &r->last);
             log_line(&r->run, r->have_run, j);
         }
+        if (r->have_run && run_check(&r->run, err)) rc = -1; // metrics.jsonl not written: stop
     }
     scratch_free(&b);
     return rc;

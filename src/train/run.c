@@ -251,12 +251,28 @@ static void log_scalars(run_dir *r, const char *json_line) {
     }
 }
 
+void run_note_write(run_dir *r, FILE *f, const char *name) {
+    if (!f || r->write_errno) return;
+    errno = 0;
+    if (fflush(f) == 0 && !ferror(f)) return;
+    r->write_errno = errno ? errno : EIO;
+    snprintf(r->write_file, sizeof r->write_file, "%s", name);
+}
+
+int run_check(const run_dir *r, rlhf_err *err) {
+    if (!r->write_errno) return 0;
+    return rlhf_fail(err,
+                     "%s/%s: write failed (%s); stopping. Checkpoints already written are "
+                     "kept (--resume goes on from the last, and cuts the log back to it)",
+                     r->dir, r->write_file, strerror(r->write_errno));
+}
+
 void run_log(run_dir *r, const char *json_line) {
-    if (!r->metrics) return;
+    if (!r->metrics || r->write_errno) return;
     fputs(json_line, r->metrics);
     fputc('\n', r->metrics);
-    fflush(r->metrics);
-    if (r->tb) log_scalars(r, json_line);
+    run_note_write(r, r->metrics, "metrics.jsonl");
+    if (r->tb && !r->write_errno) log_scalars(r, json_line);
 }
 
 int run_summary(run_dir *r, const char *json, rlhf_err *err) {

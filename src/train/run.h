@@ -16,6 +16,8 @@ typedef struct {
     char dir[2048];
     FILE *metrics;
     tfevents *tb; // dir/tensorboard/ event file (--report_to tensorboard), or NULL
+    int write_errno;     // the first failed write of a log (0: none), see run_check
+    char write_file[32]; // its file's name in dir
 } run_dir;
 
 // --report_to (TRL's flag): a comma list of where metrics go besides
@@ -65,6 +67,13 @@ int run_enable_tensorboard(run_dir *r, rlhf_err *err);
 // "parent/child"), flushed; a failed event write is named on stderr and ends
 // the TensorBoard output, not the run.
 void run_log(run_dir *r, const char *json_line);
+// A failed write of metrics.jsonl (run_log), or of another log of the run
+// passed to run_note_write after writing to it (samples.jsonl), is kept: no
+// more lines are written to metrics.jsonl, and run_check turns it into the
+// error that stops the run (the trainers call it every step), naming the file
+// and the reason, so a full disk does not go on training with its logs lost.
+void run_note_write(run_dir *r, FILE *f, const char *name);
+int run_check(const run_dir *r, rlhf_err *err);
 // Writes summary.json atomically.
 int run_summary(run_dir *r, const char *json, rlhf_err *err);
 void run_close(run_dir *r);

@@ -354,6 +354,8 @@ static int trainer_loop(trainer *t, rlhf_err *err) {
         }
         if ((c->eval_steps > 0 && done % c->eval_steps == 0) || done == t->total)
             if (eval_line(t, done, err)) return -1;
+        run_note_write(&t->run, t->samples, "samples.jsonl");
+        if (run_check(&t->run, err)) return -1; // a log could not be written: stop
         if (injected_failure(done, err)) return -1;
         int stop = stop_requested() && done != t->total;
         if ((c->save_steps > 0 && done % c->save_steps == 0 && done != t->total) || stop) {
