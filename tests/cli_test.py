@@ -245,6 +245,23 @@ def check_demo_out(tmp):
     report("demo_existing_output_dir", ok, f"rc={rc},{rc1},{rc2},{rc3},{rc4} {err} {err1} {err3}")
 
 
+def check_stdout_full():
+    """Standard output that cannot take the output (a full disk: /dev/full) fails the
+    command, exit 1, saying so; before, rlhf generate > file on a full disk exited 0 with
+    the file cut short."""
+    if not os.path.exists("/dev/full"):
+        skip("stdout_full_fails", "no /dev/full")
+        return
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([BIN, "generate", "--model", "tiny", "--prompt", "ab",
+                            "--max_new_tokens", "8"], stdout=full, stderr=subprocess.PIPE,
+                           timeout=120, cwd=ROOT)
+    err = p.stderr.decode("utf-8", "replace")
+    report("stdout_full_fails", p.returncode == 1 and
+           "rlhf generate: writing the standard output failed" in err and "incomplete" in err,
+           f"rc={p.returncode} {err}")
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print(f"FAIL cli: {BIN} not built (run make)")
@@ -258,6 +275,7 @@ def main():
         check_eval_output_utf8(tmp)
         check_data_out(tmp)
         check_demo_out(tmp)
+        check_stdout_full()
     return 1 if failed else 0
 
 

@@ -554,7 +554,8 @@ int arith_write_dir(const char *dir, const arith_opts *o, rlhf_err *err) {
         if (atomic_open(&f, path, err) != 0) return -1;
         if (write_rows(&f, which, o, err) != 0) {
             atomic_abort(&f);
-            return rlhf_fail_ctx(err, "%s", path);
+            // a failed write names the file already
+            return strncmp(err->msg, path, strlen(path)) ? rlhf_fail_ctx(err, "%s", path) : -1;
         }
         if (atomic_commit(&f, err) != 0) return -1;
     }

@@ -1,6 +1,7 @@
 // study/study_cmd: the `rlhf study` command — run a study (or read its rows
 // back with --from), then compute the verdict from the rows and write
 // verdict.json, report.html and table.txt.
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,9 +313,15 @@ int study_command(const study_cmd *o, rlhf_err *err) {
         if (open_results(&c, o, err)) return -1;
         int rc = d->no_sandbox ? 0 : study_base(&c, err);
         if (rc == 0) rc = d->run(&c, err);
-        fclose(c.results);
+        // a row that could not be written (a full disk) would leave the verdict to the rest
+        errno = 0;
+        int werr = fflush(c.results) != 0 || ferror(c.results) ? (errno ? errno : EIO) : 0;
+        if (fclose(c.results) != 0 && !werr) werr = errno ? errno : EIO;
         c.results = NULL;
         if (rc) return -1;
+        if (werr)
+            return rlhf_fail(err, "%s: write failed (%s); the study's rows are incomplete", results,
+                             strerror(werr));
         seconds = time_now() - c.t0;
     }
     cJSON *rows = read_rows(from, err);
