@@ -7,6 +7,7 @@
 // tokenizer; GPT-2 BPE where ../shared/data exists.
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "data/dataset.h"
@@ -1093,6 +1094,21 @@ static int test_gpt2_tokenize(void) {
 }
 
 // A string holding \u0000 is refused with FILE:LINE and the field (issue 9,
+// An endless stream without a newline (/dev/zero named as --data) is refused once
+// the line passes 256 MiB, naming the file and the line; before, the reader grew
+// its buffer until the memory ran out.
+static int test_endless_line(void) {
+    if (access("/dev/zero", R_OK) != 0) {
+        printf("  skipped: no /dev/zero\n");
+        return 0;
+    }
+    ds_dataset *ds = NULL;
+    rlhf_err err = {{0}};
+    CHECK(ds_load(&ds, "/dev/zero", NULL, NULL, &err) != 0 && ds == NULL);
+    CHECK(strstr(err.msg, "/dev/zero: line 1 runs past 256 MiB without a newline") != NULL);
+    return 0;
+}
+
 // item 7): cJSON would cut it at the NUL and the example would silently change
 // ("ab\u0000cd" read as "ab").
 static int test_nul_escape(void) {
@@ -1144,6 +1160,7 @@ int main(void) {
     RUN(test_bad_lines);
     RUN(test_skip_bad_lines);
     RUN(test_nul_escape);
+    RUN(test_endless_line);
     RUN(test_implicit_hh);
     RUN(test_hh_rlhf_harmless);
     RUN(test_tokenize_byte);

@@ -396,7 +396,12 @@ typedef struct {
     char *buf;
     size_t cap, pos, fill;
     int eof, gzip;
+    long lines; // lines returned
 } line_reader;
+
+// A line this long is not a dataset row (a binary file, or an endless stream
+// such as /dev/zero, which would otherwise fill the memory)
+#define DS_MAX_LINE ((size_t)256 << 20)
 
 static int reader_open(line_reader *r, const char *path, rlhf_err *err) {
     memset(r, 0, sizeof *r);
@@ -432,9 +437,15 @@ static int reader_next(line_reader *r, const char *path, char **line, size_t *le
             if (n && start[n - 1] == '\r') start[--n] = '\0';
             *line = start;
             *len = n;
+            r->lines++;
             return 1;
         }
         if (r->eof) return 0;
+        if (r->fill - r->pos > DS_MAX_LINE)
+            return rlhf_fail(err,
+                             "%s: line %ld runs past %zu MiB without a newline (not a JSONL "
+                             "file?)",
+                             path, r->lines + 1, DS_MAX_LINE >> 20);
         // keep the unconsumed tail, make room, read more
         memmove(r->buf, r->buf + r->pos, r->fill - r->pos);
         r->fill -= r->pos;
