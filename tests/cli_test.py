@@ -164,6 +164,12 @@ def check_bad_inputs(tmp):
     bad = os.path.join(tmp, "bad.jsonl")
     with open(bad, "w") as f:
         f.write('{"prompt": "ok"}\n{"prompt": "no closing brace"\n')
+    # a file that is no model (here a dataset; /dev/null too) is named as such, not as a
+    # config.json missing beside it
+    for m in (bad, "/dev/null"):
+        rc, _, err = rlhf("generate", "--model", m, "--prompt", "a")
+        report(f"bad_model_not_a_model {m}", rc == 1 and f"--model {m}: not a model" in err
+               and "config.json:" not in err, f"rc={rc} {err}")
     rc, _, err = rlhf("generate", "--model", "tiny", "--prompts", bad)
     report("bad_prompts_line", rc == 1 and f"{bad}:2" in err, f"rc={rc} {err}")
     rc, _, err = rlhf("generate", "--model", "tiny")

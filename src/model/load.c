@@ -82,6 +82,14 @@ static int load_named_or_file(const char *spec, uint64_t seed, rlhf_model **m, r
                          spec);
     int foreign = model_load_foreign(spec, m, err);
     if (foreign <= 0) return foreign;
+    // a file is our weights beside their config.json; anything else (a dataset, a
+    // device) would be reported as a config.json missing beside it
+    if (!S_ISDIR(st.st_mode) && !fmt_ends_with(spec, ".safetensors"))
+        return rlhf_fail(err,
+                         "--model %s: not a model (a known size, a run or checkpoint folder, an "
+                         "HF model folder, a llama2.c .bin, or a .safetensors file beside its "
+                         "config.json)",
+                         spec);
     return checkpoint_load(spec, m, err);
 }
 
