@@ -28,6 +28,7 @@ bars print SKIP. Standard library (and h5py when present); PASS/FAIL/SKIP lines.
 """
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -180,6 +181,7 @@ def body(tmp):
         bar(f"{algo} offline from medium reaches the bar", ev["eval/normalized_score"], need)
 
     resume_checks(tmp, medium)
+    collect_resume(tmp)
     refusals(tmp, medium)
 
 
@@ -250,6 +252,45 @@ def resume_checks(tmp, medium):
         report(agent_bytes(a) == agent_bytes(b), "SIGTERM then --resume: final agent tensors identical")
         ra, rb = open(os.path.join(a, "metrics.jsonl")).read(), open(os.path.join(b, "metrics.jsonl")).read()
         report(ra == rb, "SIGTERM then --resume: metrics.jsonl identical")
+
+
+def collect_resume(tmp):
+    """collect --resume: after a failure in the SAC run (an 8 KiB file-size limit fails its
+    first checkpoint) it trains again, and with the SAC run finished but the files lost it
+    reuses the run; both end with the uninterrupted collect's five files byte for byte.
+    Without --resume an earlier run is refused naming --resume, and a finished run of other
+    flags is refused naming the flag."""
+    flags = ["ctrl", "collect", "--env", "pendulum", "--steps", "1200", "--dataset_steps", "400",
+             "--checkpoints", "4", "--hidden", "16", "--quiet"]
+    levels = ["random", "medium", "medium-replay", "expert", "medium-expert"]
+    a, b, c = (os.path.join(tmp, f"collect_{x}") for x in "abc")
+    run(*flags, "--out", a)
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    p = subprocess.run([RLHF, *flags, "--out", b], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=small_files)
+    q = run(*flags, "--out", b, check=False)
+    r = run(*flags, "--out", b, "--resume", check=False)
+    shutil.copytree(a, c)
+    for l in levels:
+        os.remove(os.path.join(c, l + ".hdf5"))
+    s = run(*flags, "--out", c, "--resume", check=False)
+    u = run(*flags, "--out", c, "--resume", "--seed", "9", check=False)
+
+    def same(x):
+        return all(open(os.path.join(a, l + ".hdf5"), "rb").read() ==
+                   open(os.path.join(x, l + ".hdf5"), "rb").read() for l in levels)
+    report(p.returncode == 1 and "write failed" in p.stderr and q.returncode == 1 and
+           "holds an earlier SAC run: pass --resume" in q.stderr and r.returncode == 0 and same(b),
+           "collect: a failed SAC run, refused without --resume, then --resume: the same files",
+           f"{p.returncode} {p.stderr[-200:]} | {q.returncode} {q.stderr[-200:]} | {r.returncode} {r.stderr[-300:]}")
+    report(s.returncode == 0 and "is finished; writing the datasets from it" in s.stderr and same(c)
+           and u.returncode == 1 and "other settings (--seed)" in u.stderr,
+           "collect --resume of a finished SAC run (moved): the same files; other flags refused",
+           f"{s.returncode} {s.stderr[-300:]} | {u.returncode} {u.stderr[-200:]}")
 
 
 def refusals(tmp, medium):

@@ -327,6 +327,10 @@ static int ctrl_collect_cmd(int argc, char **argv) {
     defs[n++] = (flag_def){"utd", FLAG_INT, &t->utd, "updates per environment step", 1, 1000};
     defs[n++] = (flag_def){"log_every", FLAG_INT, &t->log_every, "steps between metrics lines", 0, 2e9};
     defs[n++] = (flag_def){"overwrite_output_dir", FLAG_BOOL, &c.overwrite_output_dir, "replace an earlier SAC run in OUT/sac"};
+    defs[n++] =
+        (flag_def){"resume", FLAG_BOOL, &c.resume,
+                   "go on from OUT/sac's newest checkpoint after a stop or a failure; a finished "
+                   "OUT/sac of the same flags is reused and only the files are written"};
     defs[n++] = (flag_def){"quiet", FLAG_BOOL, &c.quiet, "no progress bar"};
     n = algo_flags(defs, n, &t->algo_cfg);
     defs[n] = (flag_def){NULL, 0, NULL, NULL};

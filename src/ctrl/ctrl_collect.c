@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctrl/ctrl_train.h"
 #include "ctrl/ctrl_train_internal.h"
@@ -76,6 +77,7 @@ static ctrl_train_config sac_run_config(const ctrl_collect_config *c, const char
     tc.online_steps = c->steps;
     tc.output_dir = run;
     tc.overwrite_output_dir = c->overwrite_output_dir;
+    tc.resume = c->resume;
     tc.quiet = c->quiet;
     int every = c->steps / c->checkpoints;
     tc.save_every = tc.eval_every = every > 0 ? every : 1;
@@ -131,6 +133,49 @@ static int policy_rows(ctrl_env *env, const char *checkpoint, long rows, uint64_
     return rc ? -1 : 0;
 }
 
+// --resume of a finished SAC run (summary.json and checkpoints/final): its
+// flags must be this command's (but for out, resume, overwrite_output_dir and
+// quiet: a moved folder is the same run);
+// res gets the final evaluation (summary.json keeps the doubles exactly) and
+// checkpoint. 1: not finished (ctrl_train resumes it), 0: taken, -1: refused.
+static int finished_run(const ctrl_collect_config *c, const char *run, ctrl_train_result *res,
+                        rlhf_err *err) {
+    char p[4400], ck[4400];
+    snprintf(p, sizeof p, "%s/summary.json", run);
+    snprintf(ck, sizeof ck, "%s/checkpoints/final", run);
+    rlhf_err e2;
+    if (access(p, F_OK) != 0 || ctrl_checkpoint_complete(ck, &e2) != 0) return 1;
+    snprintf(p, sizeof p, "%s/config.json", run);
+    cJSON *was = ctrl_read_json(p, err), *now = cJSON_Parse(c->train.config_json);
+    int rc = was && now ? 0 : -1;
+    static const char *skip[] = {"out", "resume", "overwrite_output_dir", "quiet"};
+    for (const cJSON *f = now ? now->child : NULL; f && rc == 0; f = f->next) {
+        int ignored = 0;
+        for (int i = 0; i < 4; i++) ignored |= !strcmp(f->string, skip[i]);
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(was, f->string);
+        if (!ignored && !cJSON_Compare(f, w, 1))
+            rc = rlhf_fail(err,
+                           "--resume: %s is a finished SAC run of other settings (--%s); pass "
+                           "--overwrite_output_dir to train it again, or the run's own flags",
+                           run, f->string);
+    }
+    if (rc == 0 && !now) rc = rlhf_fail(err, "--resume: the flags could not be read");
+    cJSON_Delete(was);
+    cJSON_Delete(now);
+    if (rc) return -1;
+    snprintf(p, sizeof p, "%s/summary.json", run);
+    cJSON *s = ctrl_read_json(p, err);
+    if (!s) return -1;
+    res->final_mean = ctrl_json_num(s, "eval_return_mean", NAN);
+    res->final_std = ctrl_json_num(s, "eval_return_std", NAN);
+    cJSON_Delete(s);
+    if (!isfinite(res->final_mean) || !isfinite(res->final_std))
+        return rlhf_fail(err, "--resume: %s has no final evaluation (eval_return_mean)", p);
+    snprintf(res->final_checkpoint, sizeof res->final_checkpoint, "%s", ck);
+    fprintf(stderr, "collect: --resume: %s is finished; writing the datasets from it\n", run);
+    return 0;
+}
+
 int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     if (!c->env || !*c->env) return rlhf_fail(err, "--env is needed");
     if (!c->out || !*c->out)
@@ -151,8 +196,22 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     memset(&res, 0, sizeof res);
     uint64_t seed = tc.seed;
 
-    // 1. train SAC
-    if (ctrl_train(&tc, &res, err)) goto done;
+    // 1. train SAC (or, with --resume, go on with it, or take it finished)
+    static const char *run_files[] = {"config.json", "metrics.jsonl", "checkpoints"};
+    for (int i = 0; i < 3 && !c->resume && !c->overwrite_output_dir; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", run, run_files[i]);
+        if (access(p, F_OK) == 0) {
+            rlhf_fail(err,
+                      "--out %s: %s holds an earlier SAC run: pass --resume to go on with it "
+                      "(a finished one is reused), --overwrite_output_dir to train it again, "
+                      "or choose another --out",
+                      c->out, run);
+            goto done;
+        }
+    }
+    int fin = c->resume ? finished_run(c, run, &res, err) : 1;
+    if (fin < 0 || (fin > 0 && ctrl_train(&tc, &res, err))) goto done;
     if (res.stopped) {
         rlhf_fail(err, "training stopped before the end; run the command again with the same "
                        "flags and --resume");

@@ -156,7 +156,10 @@ typedef struct {
     int dataset_steps; // transitions in random / medium / expert (0: steps)
     int checkpoints;   // evaluated checkpoints during training
     int eval_episodes;
-    int overwrite_output_dir, quiet;
+    // resume: go on from OUT/sac's newest checkpoint (a stop, a full disk); a
+    // finished OUT/sac of the same flags is used as it is, and only the files are
+    // written again
+    int overwrite_output_dir, resume, quiet;
     ctrl_train_config train; // SAC's run (algo "sac"; env, output_dir, online_steps set by collect)
 } ctrl_collect_config;
 void ctrl_collect_default_config(ctrl_collect_config *c);
