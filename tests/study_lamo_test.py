@@ -16,8 +16,11 @@
    whole episodes of the level (checked against the level file with h5py), and bad N
    are refused.
 """
+import glob
 import json
+import time
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -95,7 +98,39 @@ def smoke(tmp):
     if v["verdict"] not in ("supported", "not supported", "inconclusive"):
         problems.append(f"verdict {v}")
     report(not problems, f"study_lamo smoke run (2 seeds x 2 arms; {v['verdict']})", "; ".join(problems))
+    resume(tmp, out, rs)
     low_data(tmp, out)
+
+
+def resume(tmp, out, rows):
+    """--resume of an interrupted study: seed 2's runs lost their logs/*.done (as when the
+    study is killed during them), so only they run again; the rows (but for their times) and
+    the verdict are the uninterrupted study's. Without --resume the folder is refused,
+    naming --resume."""
+    dones = sorted(glob.glob(os.path.join(out, "logs", "**", "*.done"), recursive=True))
+    again = [d for d in dones if "seed2" in d]
+    verdict = open(os.path.join(out, "verdict.json")).read()
+    q = subprocess.run([RLHF, "study", "lamo", "--seeds", "2", "--out", out], capture_output=True,
+                       text=True, timeout=60, env={**ENV, "RLHF_CTRL_STUDY": "smoke"}, cwd=ROOT)
+    for d in again:
+        os.remove(d)
+    t0 = time.time()
+    p = subprocess.run([RLHF, "study", "lamo", "--seeds", "2", "--out", out, "--resume"],
+                       capture_output=True, text=True, timeout=300,
+                       env={**ENV, "RLHF_CTRL_STUDY": "smoke"}, cwd=ROOT)
+    secs = time.time() - t0
+    rs = [json.loads(x) for x in open(os.path.join(out, "results.jsonl")) if x.strip()]
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("t", "seconds")}  # noqa: E731
+    # the data's collect is cached apart (collect.json), so it is not among the runs asked for
+    m = re.search(r"--resume: (\d+) of its (\d+) rlhf runs were finished before", p.stderr)
+    want = f"{len(again)} runs again"
+    report(q.returncode == 1 and "pass --resume" in q.stderr and p.returncode == 0 and m and
+           int(m[2]) - int(m[1]) == len(again) and len(again) >= 2 and [strip(r) for r in rs] == [strip(r) for r in rows]
+           and json.loads(open(os.path.join(out, "verdict.json")).read())["verdict"] ==
+           json.loads(verdict)["verdict"],
+           f"study_lamo --resume: {len(again)} of {len(dones)} runs again ({secs:.1f} s), "
+           "the same rows and verdict; refused without --resume",
+           f"{q.returncode} {q.stderr[-200:]} | {p.returncode} {p.stderr[-400:]} | want {want}")
 
 
 def low_data(tmp, first):

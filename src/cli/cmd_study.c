@@ -41,7 +41,10 @@ int cmd_study(int argc, char **argv) {
          "medium-replay, expert or medium-expert of our SAC agent's data; default: the study's "
          "own, e.g. h2o medium, wsrl medium-replay)"},
         {"overwrite_output_dir", FLAG_BOOL, &o.overwrite,
-         "replace an earlier study's results in --out"},
+         "replace an earlier study's results in --out (every run again)"},
+        {"resume", FLAG_BOOL, &o.resume,
+         "go on with an interrupted study in --out: the runs it finished with the same "
+         "arguments are reused (their logs/*.done), the rest run; the rows are written again"},
         {"list", FLAG_BOOL, &list, "list the studies"},
         {"findings", FLAG_STR, &findings,
          "print the markdown table of verdicts of the studies under this folder "

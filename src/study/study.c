@@ -96,13 +96,42 @@ static int last_json(const char *path, cJSON **json) {
     return *json ? 0 : -1;
 }
 
+// the command's arguments, one per line: what LOG.done holds
+static char *args_key(const study_args *a) {
+    size_t n = 1;
+    for (int i = 0; i < a->n; i++) n += strlen(a->v[i]) + 1;
+    char *k = xmalloc(n), *p = k;
+    for (int i = 0; i < a->n; i++) p += sprintf(p, "%s\n", a->v[i]);
+    *p = 0;
+    return k;
+}
+
+// --resume: 1 when LOG.done holds these arguments (and LOG.out gives a JSON object
+// if one is wanted): the command finished in the earlier study
+static int finished_before(const char *done, const char *key, const char *outp, cJSON **json) {
+    char *was = read_file(done, NULL, NULL);
+    int same = was && !strcmp(was, key);
+    free(was);
+    return same && (!json || last_json(outp, json) == 0);
+}
+
 int study_run(study_ctx *c, const char *log, study_args *a, cJSON **json, rlhf_err *err) {
-    char outp[2200], errp[2200];
+    char outp[2200], errp[2200], done[2200];
     if (json) *json = NULL;
     if (log_paths(c, log, outp, errp, sizeof outp, err)) {
         study_args_free(a);
         return -1;
     }
+    snprintf(done, sizeof done, "%s/logs/%s.done", c->out, log);
+    char *key = args_key(a);
+    c->runs++;
+    if (c->resume && finished_before(done, key, outp, json)) {
+        c->reused++;
+        free(key);
+        study_args_free(a);
+        return 0;
+    }
+    unlink(done); // until this run finishes
     char cmdline[600] = "";
     for (int i = 0; i < a->n && strlen(cmdline) < 400; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "",
@@ -111,6 +140,7 @@ int study_run(study_ctx *c, const char *log, study_args *a, cJSON **json, rlhf_e
     pid_t pid = fork();
     if (pid < 0) {
         study_args_free(a);
+        free(key);
         return rlhf_fail(err, "study: cannot start rlhf %s: %s", cmdline, strerror(errno));
     }
     if (pid == 0) {
@@ -133,13 +163,18 @@ int study_run(study_ctx *c, const char *log, study_args *a, cJSON **json, rlhf_e
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char tail[800];
         tail_of(errp, tail, sizeof tail, 4);
+        free(key);
         return rlhf_fail(err, "study: `rlhf %s` failed (%s %d; log %s):\n%s", cmdline,
                          WIFEXITED(status) ? "exit status" : "signal",
                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), errp, tail);
     }
-    if (json && last_json(outp, json))
+    if (json && last_json(outp, json)) {
+        free(key);
         return rlhf_fail(err, "study: `rlhf %s` printed no JSON object (see %s)", cmdline, outp);
-    return 0;
+    }
+    int rc = atomic_write_file(done, key, strlen(key), err);
+    free(key);
+    return rc;
 }
 
 // ---------------------------------------------------------------- sandbox --

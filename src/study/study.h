@@ -46,6 +46,8 @@ typedef struct {
     double t0;        // start time (seconds), for "seconds" in rows
     char task[256];   // --task: the study's setting ("": its default; see study_def.check_task)
     char level[32];   // --level: the dataset level a control study trains on (study_def.level)
+    int resume;       // --resume: reuse the runs an earlier, interrupted study finished
+    int runs, reused; // rlhf commands asked for, and of them taken from the earlier study
 } study_ctx;
 
 // ------------------------------------------------------- running commands --
@@ -66,6 +68,12 @@ void study_args_free(study_args *a);
 // 0 on exit status 0; else -1 + err naming the command and the log's last
 // lines. With json != NULL the last line of stdout that parses as a JSON object
 // is returned in *json (the caller deletes it; -1 if there is none).
+// A finished command leaves OUT/logs/LOG.done holding its arguments; with
+// ctx->resume a command whose LOG.done holds the same arguments is not run
+// again (its LOG.out gives the JSON), so an interrupted study goes on where it
+// stopped. Every study's commands are deterministic given their arguments, and
+// those that write a folder pass --overwrite_output_dir, so a command cut short
+// is simply run again.
 int study_run(study_ctx *c, const char *log, study_args *a, cJSON **json, rlhf_err *err);
 
 // ---------------------------------------------------------------- sandbox --
@@ -176,6 +184,7 @@ typedef struct {
     const char *rlhf;  // the binary to run (NULL: /proc/self/exe)
     const char *task;  // --task: the study's setting (NULL: its default)
     const char *level; // --level: the dataset level (NULL: the study's study_def.level)
+    int resume;        // --resume: go on with an interrupted study in out (study_run)
 } study_cmd;
 
 // Runs a study (or, with from, only its verdict and report): results.jsonl,

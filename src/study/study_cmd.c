@@ -239,6 +239,7 @@ static int setup_ctx(study_ctx *c, const study_def *d, const study_cmd *o, rlhf_
     snprintf(c->task, sizeof c->task, "%s", o->task ? o->task : "");
     snprintf(c->level, sizeof c->level, "%s", o->level ? o->level : d->level ? d->level : "");
     c->t0 = time_now();
+    c->resume = o->resume && !o->overwrite; // --overwrite_output_dir: everything again
     return make_dirs(c->out, err);
 }
 
@@ -247,10 +248,11 @@ static int open_results(study_ctx *c, const study_cmd *o, rlhf_err *err) {
     char path[1200];
     snprintf(path, sizeof path, "%s/results.jsonl", c->out);
     struct stat st;
-    if (stat(path, &st) == 0 && !o->overwrite)
+    if (stat(path, &st) == 0 && !o->overwrite && !o->resume)
         return rlhf_fail(err,
-                         "study: %s holds an earlier study's results; pass "
-                         "--overwrite_output_dir to replace them (or --from %s to redo the report)",
+                         "study: %s holds an earlier study's results; pass --resume to go on "
+                         "with it (the runs it finished are reused), --overwrite_output_dir to "
+                         "replace them, or --from %s to redo the report",
                          c->out, path);
     c->results = fopen(path, "w");
     if (!c->results) return rlhf_fail(err, "study: cannot write %s", path);
@@ -313,6 +315,10 @@ int study_command(const study_cmd *o, rlhf_err *err) {
         if (open_results(&c, o, err)) return -1;
         int rc = d->no_sandbox ? 0 : study_base(&c, err);
         if (rc == 0) rc = d->run(&c, err);
+        if (c.resume)
+            fprintf(stderr,
+                    "study: --resume: %d of its %d rlhf runs were finished before and reused\n",
+                    c.reused, c.runs);
         // a row that could not be written (a full disk) would leave the verdict to the rest
         errno = 0;
         int werr = fflush(c.results) != 0 || ferror(c.results) ? (errno ? errno : EIO) : 0;
