@@ -209,6 +209,27 @@ def resume_checks(tmp, medium):
     ra, rb = open(os.path.join(a, "metrics.jsonl")).read(), open(os.path.join(b, "metrics.jsonl")).read()
     report(ra == rb, "resumed twice: metrics.jsonl identical")
 
+    # a finished run extended by --resume with more online steps goes on from its final
+    # checkpoint (its online buffer too): at an episode's end, bit-identical to the longer
+    # run from the start (agent and metrics); the offline phase may not change once past
+    # (600 + 600 steps end an episode and fall on the evaluation grid, so the short run's
+    # last lines are the longer run's too)
+    longer = [x if x != "800" else "1200" for x in common]
+    short = [x if x != "800" else "600" for x in common]
+    e = os.path.join(tmp, "re")
+    run(*longer, "--output_dir", os.path.join(tmp, "rl"))
+    run(*short, "--output_dir", e, "--save_every", "0")
+    q = run(*longer, "--output_dir", e, "--save_every", "0", "--offline_steps", "700", "--resume",
+            check=False)
+    run(*longer, "--output_dir", e, "--save_every", "0", "--resume")
+    rl = os.path.join(tmp, "rl")
+    report(agent_bytes(rl) == agent_bytes(e) and
+           open(os.path.join(rl, "metrics.jsonl")).read() == open(os.path.join(e, "metrics.jsonl")).read()
+           and q.returncode == 1 and "--offline_steps 700" in q.stderr and "give 600" in q.stderr,
+           "a finished run extended (--online_steps 600 -> 1200, --resume): the longer run's agent "
+           "and metrics.jsonl; --offline_steps changed past the offline phase refused",
+           q.stderr[-300:])
+
     # a NaN gradient at update 520 (RLHF_TEST_NAN_GRAD_STEP): no Adam step applies it, the run
     # stops there naming it, with the checkpoints before it kept and none after; --resume then
     # ends as the uninterrupted run
@@ -337,19 +358,32 @@ def refusals(tmp, medium):
            p.stderr[-300:] + q.stderr[-300:])
     p = run(*hnpg, "--overwrite_output_dir", check=False)
     report(p.returncode == 0, "hnpg --overwrite_output_dir replaces the run", p.stderr[-300:])
-    # a finished run (checkpoints/final, no step checkpoint) under --resume:
-    # refused, its final checkpoint untouched (it used to start afresh over it)
+    # a finished run (checkpoints/final, no step checkpoint) under --resume with the same
+    # steps: nothing to do, refused, untouched; a final from before finals were resumable
+    # (no "resumable" in its state) is refused as before, untouched (it used to start
+    # afresh over it)
     f = os.path.join(tmp, "finished")
     sac = ["ctrl", "train", "--algo", "sac", "--env", "pendulum", "--online_steps", "400", "--hidden", "16",
            "--batch_size", "16", "--eval_every", "0", "--save_every", "0", "--quiet", "--output_dir", f]
     run(*sac)
     final = os.path.join(f, "checkpoints", "final", "agent.safetensors")
     before = open(final, "rb").read()
-    p = run(*sac, "--resume", "--seed", "5", check=False)
+    p = run(*sac, "--resume", check=False)
+    report(p.returncode == 1 and "is finished at step 400 of 400: nothing to do" in p.stderr
+           and sorted(os.listdir(os.path.join(f, "checkpoints"))) == ["final"]
+           and open(final, "rb").read() == before,
+           "refused: --resume of a finished run with the same steps (nothing to do), untouched",
+           p.stderr[-300:])
+    sp = os.path.join(f, "checkpoints", "final", "state.json")
+    st = json.load(open(sp))
+    del st["resumable"]
+    os.remove(os.path.join(f, "checkpoints", "final", "online_buffer.safetensors"))
+    json.dump(st, open(sp, "w"))
+    p = run(*sac[:7], "800", *sac[8:], "--resume", check=False)
     report(p.returncode != 0 and "holds a finished run" in p.stderr and "--overwrite_output_dir" in p.stderr
            and sorted(os.listdir(os.path.join(f, "checkpoints"))) == ["final"]
            and open(final, "rb").read() == before,
-           "refused: --resume of a finished run without step checkpoints, its final checkpoint untouched",
+           "refused: --resume of an old finished run (final not resumable), its final checkpoint untouched",
            p.stderr[-300:])
     help_defaults()
 

@@ -218,6 +218,22 @@ int ctrl_online_buffer_load(const char *path, ctrl_transitions *t, rlhf_err *err
             rc = st_read_f32(&f, e, parts[i].dst, (size_t)(n * parts[i].width), err);
     }
     st_close(&f);
+    // A full ring (the oldest row at next) loaded into a larger buffer (a finished
+    // run extended with more online steps): the rows in the order they came, so
+    // the next ones are appended after them, as in a run that was this long from
+    // the start
+    if (!rc && n < t->cap && next != n) {
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            if (!parts[i].dst) continue;
+            size_t w = (size_t)parts[i].width * (parts[i].u8 ? 1 : sizeof(float));
+            char *d = parts[i].dst, *tmp = xmalloc((size_t)n * w);
+            memcpy(tmp, d + (size_t)next * w, (size_t)(n - next) * w);
+            memcpy(tmp + (size_t)(n - next) * w, d, (size_t)next * w);
+            memcpy(d, tmp, (size_t)n * w);
+            free(tmp);
+        }
+        next = n;
+    }
     if (!rc) {
         t->n = n;
         t->next = next;

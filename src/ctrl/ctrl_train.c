@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/progress.h"
 #include "ctrl/dataset.h"
@@ -157,7 +158,9 @@ static void write_log_line(trainer *t) {
 }
 
 // phase: "offline" (no online step taken yet), "online" (the checkpoint holds
-// the online buffer) or "final" (a policy only)
+// the online buffer) or "final" (the end of the run; "resumable": it holds the
+// online buffer past the offline phase, as a step checkpoint does; finals from
+// before 2026-12-06 hold a policy only)
 static void fill_state(trainer *t, int final, cJSON *j) {
     const ctrl_train_config *c = t->c;
     cJSON_AddNumberToObject(j, "step", t->step);
@@ -165,6 +168,10 @@ static void fill_state(trainer *t, int final, cJSON *j) {
                             final                        ? "final"
                             : t->step > c->offline_steps ? "online"
                                                          : "offline");
+    // a final checkpoint holds the whole state too (with the online buffer past the
+    // offline phase): --resume extends the finished run from it
+    if (final) cJSON_AddBoolToObject(j, "resumable", 1);
+    cJSON_AddNumberToObject(j, "offline_steps", c->offline_steps);
     cJSON_AddStringToObject(j, "algo", t->algo->name);
     cJSON_AddStringToObject(j, "env", c->env);
     cJSON_AddNumberToObject(j, "obs_dim", t->env->obs_dim);
@@ -244,6 +251,16 @@ static int read_state(trainer *t, const char *dir, rlhf_err *err) {
         rlhf_fail(err, "%s: step %d is outside this run's %d steps", path, t->step, t->total);
         goto done;
     }
+    // the offline phase may grow only while the run is still in it
+    int was_offline = (int)ctrl_json_num(j, "offline_steps", -1);
+    if (was_offline >= 0 && was_offline != t->c->offline_steps &&
+        t->step > (was_offline < t->c->offline_steps ? was_offline : t->c->offline_steps)) {
+        rlhf_fail(err,
+                  "%s: the run took %d offline steps and is past them (step %d); this run "
+                  "has --offline_steps %d (--resume continues the same run: give %d)",
+                  path, was_offline, t->step, t->c->offline_steps, was_offline);
+        goto done;
+    }
     if (ctrl_rng_from_json(j, "rng", &t->rng, path, err) ||
         ctrl_rng_from_json(j, "env_rng", &t->env->rng, path, err))
         goto done;
@@ -266,8 +283,8 @@ done:
     return rc;
 }
 
-// checkpoints/step-N (step >= 0) or final: the agent, the state and, in the
-// online phase of a step checkpoint, the online buffer
+// checkpoints/step-N (step >= 0) or final: the agent, the state and, past the
+// offline phase, the online buffer
 static int save_checkpoint(trainer *t, int final, char *path, size_t n, rlhf_err *err) {
     run_checkpoint_path(&t->run, final ? -1 : t->step, path, n);
     if (!ctrl_dist_writer()) return 0;  // MPI: rank 0 writes (the ranks hold the same state)
@@ -280,7 +297,7 @@ static int save_checkpoint(trainer *t, int final, char *path, size_t n, rlhf_err
     snprintf(p, sizeof p, "%s/state.json", tmp);
     if (!rc) rc = ctrl_write_json(p, j, err);
     cJSON_Delete(j);
-    if (!rc && !final && t->step > t->c->offline_steps) {
+    if (!rc && t->step > t->c->offline_steps) {
         snprintf(p, sizeof p, "%s/online_buffer.safetensors", tmp);
         rc = ctrl_online_buffer_save(p, &t->online, err);
     }
@@ -583,7 +600,24 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
 
 // --output_dir: refusal / overwrite as the LM trainers (run_prepare); with
 // --resume our own lookup of the newest complete checkpoint
-static int prepare_dir_here(const ctrl_train_config *c, char *resume_from, size_t n,
+// a final checkpoint that can be resumed (written since 2026-12-06: "resumable",
+// and the online buffer past the offline phase); its step in *step
+static int final_resumable(const char *dir, int *step) {
+    rlhf_err e;
+    if (ctrl_checkpoint_complete(dir, &e)) return 0;
+    char p[4600];
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    cJSON *j = ctrl_read_json(p, &e);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "resumable");
+    int ok = cJSON_IsTrue(r);
+    *step = (int)ctrl_json_num(j, "step", -1);
+    int off = (int)ctrl_json_num(j, "offline_steps", -1);
+    cJSON_Delete(j);
+    snprintf(p, sizeof p, "%s/online_buffer.safetensors", dir);
+    return ok && *step >= 0 && off >= 0 && (*step <= off || access(p, F_OK) == 0);
+}
+
+static int prepare_dir_here(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
                             rlhf_err *err) {
     train_config tc;
     train_default_config(&tc);
@@ -607,6 +641,14 @@ static int prepare_dir_here(const ctrl_train_config *c, char *resume_from, size_
             fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
     }
     free(steps);
+    // a finished run goes on from its final checkpoint (a larger --online_steps or
+    // --offline_steps extends it), unless a step checkpoint is newer (an extension
+    // stopped part way)
+    snprintf(p, sizeof p, "%s/checkpoints/final", c->output_dir);
+    int fstep = -1;
+    if (final_ok && final_resumable(p, &fstep) &&
+        (!resume_from[0] || fstep >= peek_step(resume_from)))
+        snprintf(resume_from, n, "%s", p);
     if (!resume_from[0]) {
         if (run_resume_finished(c->output_dir, err)) return -1; // keeps its final checkpoint
         fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting afresh\n",
@@ -617,10 +659,16 @@ static int prepare_dir_here(const ctrl_train_config *c, char *resume_from, size_
 
 // on MPI ranks rank 0 prepares the folder (it may delete an earlier run) and
 // every rank gets the outcome
-int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err) {
-    int rc = ctrl_dist_writer() ? prepare_dir_here(c, resume_from, n, err) : 0;
+static int prepare_run_dir(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
+                           rlhf_err *err) {
+    int rc = ctrl_dist_writer() ? prepare_dir_here(c, final_ok, resume_from, n, err) : 0;
     ctrl_dist_prepare_result(&rc, resume_from, n, err);
     return rc;
+}
+
+// LaMo's and HNPG's loops: their final checkpoints are not resume points
+int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err) {
+    return prepare_run_dir(c, 0, resume_from, n, err);
 }
 
 // A loop of its own that keeps no checkpoints (none now): --resume is refused, and its
@@ -660,7 +708,7 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     t->ref_expert = isfinite(c->ref_expert_return) ? c->ref_expert_return
                     : t->have_offline              ? t->info.ref_expert_return
                                                    : NAN;
-    if (ctrl_prepare_run_dir(c, t->resume_from, sizeof t->resume_from, err)) return -1;
+    if (prepare_run_dir(c, 1, t->resume_from, sizeof t->resume_from, err)) return -1;
     t->total = c->offline_steps + c->online_steps;
     t->start_steps = c->start_steps >= 0 ? c->start_steps : t->have_offline ? 0 : 1000;
     // the length of IQL's / AWAC's cosine actor schedule: the offline phase when
@@ -699,6 +747,12 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
         int rc = ctrl_agent_load(p, t->algo, t->agent, &saved, err);
         ctrl_obs_norm_free(&saved);
         if (rc || read_state(t, t->resume_from, err)) return -1;
+        if (t->step == t->total)
+            return rlhf_fail(err,
+                             "--resume: %s is finished at step %d of %d: nothing to do; give a "
+                             "larger --online_steps (or --offline_steps, while no online step "
+                             "was taken) to extend it. Nothing was changed",
+                             c->output_dir, t->step, t->total);
         if (t->step > c->offline_steps) {
             snprintf(p, sizeof p, "%s/online_buffer.safetensors", t->resume_from);
             if (ctrl_online_buffer_load(p, &t->online, err)) return -1;
