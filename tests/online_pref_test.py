@@ -153,7 +153,8 @@ def inpo_refresh_and_resume(c):
     # (pi_t from step 3's start, the policy moved once since) bit for bit
     common = ["--model", "tiny", "--data", c.prompts, "--max_steps", "6", "--batch_size", "2",
               "--num_generations", "4", "--max_new_tokens", "3", "--learning_rate", "3e-3",
-              "--save_steps", "4", "--quiet", "--loss_type", "inpo", "--inpo_iteration_steps", "3"]
+              "--save_steps", "4", "--quiet", "--loss_type", "inpo", "--inpo_iteration_steps", "3",
+              "--log_pairs", "2"]
     a, b = os.path.join(c.tmp, "res_a"), os.path.join(c.tmp, "res_b")
     run("online-dpo", *common, "--output_dir", a, "--reward_command", judge)
     p = run("online-dpo", *common, "--output_dir", b, "--reward_command",
@@ -170,6 +171,17 @@ def inpo_refresh_and_resume(c):
            "inpo_snapshot_in_checkpoint_resume_bit_exact",
            f"exit {p.returncode}, checkpoints {ck}, prev/ saved {has_prev}, same weights {same}, "
            f"same metrics {same_m}")
+    # a run that crashed after step 6's lines but before its final checkpoint resumes from
+    # step 4: pairs.jsonl is cut back to step 4 (as metrics.jsonl), not logged twice
+    d = os.path.join(c.tmp, "res_d")
+    shutil.copytree(a, d)
+    shutil.rmtree(os.path.join(d, "checkpoints", "final"))
+    os.remove(os.path.join(d, "summary.json"))
+    run("online-dpo", *common, "--output_dir", d, "--reward_command", judge, "--resume")
+    pa, pd = (open(os.path.join(x, "pairs.jsonl")).read() for x in (a, d))
+    steps = sorted({json.loads(x)["step"] for x in pa.splitlines()})
+    report(pa == pd and 5 in steps and 6 in steps, "pairs_jsonl_cut_back_on_resume",
+           f"steps {steps}; same {pa == pd}: {len(pa.splitlines())} vs {len(pd.splitlines())} lines")
 
 
 def learns(c, name, loss, *extra):

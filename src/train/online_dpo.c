@@ -221,9 +221,8 @@ static void pair_arrays_fill(const online_run *r, const dpo_state *s, const floa
 static void dump_pairs(online_run *r, dpo_state *s, const pair_arrays *a, const float *cal_rows,
                        const float *cal_sampler) {
     if (!s->dump) {
-        char path[2200];
-        snprintf(path, sizeof path, "%s/pairs.jsonl", r->t->run.dir);
-        if (!(s->dump = fopen(path, r->t->resume_from[0] ? "a" : "w"))) return;
+        if (!(s->dump = run_open_log(&r->t->run, "pairs.jsonl", r->t->resume_from[0] != 0)))
+            return; // the run stops at this step (run_check), naming the file
     }
     int M = r->c->dpo.cal_samples;
     for (int k = 0; k < s->n_pairs && k < r->c->dpo.log_pairs; k++) {
@@ -256,7 +255,7 @@ static void dump_pairs(online_run *r, dpo_state *s, const pair_arrays *a, const 
         free(txt);
         cJSON_Delete(j);
     }
-    fflush(s->dump);
+    run_note_write(&r->t->run, s->dump, "pairs.jsonl");
 }
 
 // The loss on the pairs, from the per-row sums of the completions' log-probs

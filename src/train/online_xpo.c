@@ -194,9 +194,8 @@ static int sample_reference(online_run *r, xpo_state *s, rlhf_err *err) {
 // texts, their rewards, which is chosen and the four log-probs the loss read
 static void dump_pairs(online_run *r, xpo_state *s) {
     if (!s->dump) {
-        char path[2200];
-        snprintf(path, sizeof path, "%s/pairs.jsonl", r->t->run.dir);
-        if (!(s->dump = fopen(path, r->t->resume_from[0] ? "a" : "w"))) return;
+        if (!(s->dump = run_open_log(&r->t->run, "pairs.jsonl", r->t->resume_from[0] != 0)))
+            return; // the run stops at this step (run_check), naming the file
     }
     for (int i = 0; i < r->B && i < r->c->xpo.log_pairs; i++) {
         cJSON *j = cJSON_CreateObject();
@@ -217,7 +216,7 @@ static void dump_pairs(online_run *r, xpo_state *s) {
         free(txt);
         cJSON_Delete(j);
     }
-    fflush(s->dump);
+    run_note_write(&r->t->run, s->dump, "pairs.jsonl");
 }
 
 static int xpo_update(online_run *r, rlhf_err *err) {

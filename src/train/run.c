@@ -107,6 +107,8 @@ int run_open(run_dir *r, const char *dir, const char *config_json, int resume_st
     if (resume_step >= 0) {
         snprintf(path, sizeof path, "%s/samples.jsonl", dir);
         if (truncate_log(path, resume_step, err)) return -1;
+        snprintf(path, sizeof path, "%s/pairs.jsonl", dir); // online DPO's and XPO's
+        if (truncate_log(path, resume_step, err)) return -1;
         snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
         if (truncate_log(path, resume_step, err)) return -1;
     }
@@ -156,9 +158,11 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
                                   "continue it, --overwrite_output_dir to replace it, or choose "
                                   "another folder",
                              dir, found);
-        static const char *clear[] = {"checkpoints", "metrics.jsonl", "samples.jsonl",
-                                      "summary.json", "config.json", "ref_logps.safetensors",
-                                      "ref_logps_eval.safetensors", "tensorboard", NULL};
+        static const char *clear[] = {"checkpoints",           "metrics.jsonl",
+                                      "samples.jsonl",         "pairs.jsonl",
+                                      "summary.json",          "config.json",
+                                      "ref_logps.safetensors", "ref_logps_eval.safetensors",
+                                      "tensorboard",           NULL};
         for (int i = 0; clear[i]; i++) {
             snprintf(p, sizeof p, "%s/%s", dir, clear[i]);
             if (remove_tree(p) != 0)
@@ -257,6 +261,18 @@ void run_note_write(run_dir *r, FILE *f, const char *name) {
     if (fflush(f) == 0 && !ferror(f)) return;
     r->write_errno = errno ? errno : EIO;
     snprintf(r->write_file, sizeof r->write_file, "%s", name);
+}
+
+FILE *run_open_log(run_dir *r, const char *name, int append) {
+    char path[2400];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    errno = 0;
+    FILE *f = fopen(path, append ? "a" : "w");
+    if (!f && !r->write_errno) {
+        r->write_errno = errno ? errno : EIO;
+        snprintf(r->write_file, sizeof r->write_file, "%s", name);
+    }
+    return f;
 }
 
 int run_check(const run_dir *r, rlhf_err *err) {

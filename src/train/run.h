@@ -74,6 +74,9 @@ void run_log(run_dir *r, const char *json_line);
 // and the reason, so a full disk does not go on training with its logs lost.
 void run_note_write(run_dir *r, FILE *f, const char *name);
 int run_check(const run_dir *r, rlhf_err *err);
+// Opens dir/name to append (or to write afresh) as another log of the run; a
+// failure is kept as a failed write (run_check stops the run) and gives NULL.
+FILE *run_open_log(run_dir *r, const char *name, int append);
 // Writes summary.json atomically.
 int run_summary(run_dir *r, const char *json, rlhf_err *err);
 void run_close(run_dir *r);
