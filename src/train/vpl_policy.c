@@ -3,6 +3,7 @@
 #include "train/vpl_policy.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,7 +447,8 @@ static int vp_eval(trainer *t, cJSON *j, rlhf_err *err) {
             p.n = 0;
         }
     }
-    if (f) fclose(f);
+    if (f && (ferror(f) | fclose(f)) && rc == 0) // a full disk: the samples are incomplete
+        rc = rlhf_fail(err, "%s: write failed (%s)", path, strerror(errno ? errno : EIO));
     pick_free(&p);
     double all = 0, n = 0;
     cJSON *by = cJSON_CreateObject();
