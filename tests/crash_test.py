@@ -365,6 +365,34 @@ def full_disk(tmp):
     report(not bad, "full_disk_log_write_stops_the_run", "; ".join(bad))
 
 
+def two_in_one(tmp):
+    """A second run into a folder a running one writes is refused, naming the first's pid, even
+    with --overwrite_output_dir (which would have deleted the running run's files), and the first
+    ends unharmed; once it has ended the folder may be reused."""
+    t = trainers(tmp)
+    out = os.path.join(tmp, "two")
+    args = [*t["sft"], "--max_steps", "100000", *common(out, 0)]
+    first = subprocess.Popen([RLHF, *args], cwd=ROOT, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 60
+    while time.time() < deadline and not os.path.exists(os.path.join(out, "metrics.jsonl")):
+        time.sleep(0.05)
+    second = subprocess.run([RLHF, *t["sft"], *common(out, 0), "--overwrite_output_dir"], cwd=ROOT,
+                            text=True, capture_output=True, timeout=120, env=ENV)
+    ctrl = subprocess.run([RLHF, "ctrl", "train", "--algo", "sac", "--env", "pendulum",
+                           "--online_steps", "300", "--quiet", "--output_dir", out, "--resume"],
+                          cwd=ROOT, text=True, capture_output=True, timeout=120, env=ENV)
+    kept = os.path.exists(os.path.join(out, "config.json"))
+    first.send_signal(signal.SIGTERM)
+    _, err1 = first.communicate(timeout=120)
+    third = run(*t["sft"], *common(out, 0), "--overwrite_output_dir", check=False)
+    want = f"is in use by another rlhf process (pid {first.pid},"
+    report(second.returncode == 1 and want in second.stderr and ctrl.returncode == 1 and
+           want in ctrl.stderr and kept and "stopped by signal 15" in err1 and third.returncode == 0,
+           "two_runs_in_one_folder_refused",
+           f"{second.returncode} {second.stderr[-300:]} | {ctrl.returncode} {ctrl.stderr[-200:]} | "
+           f"first: {err1[-200:]} | third {third.returncode} {third.stderr[-200:]}")
+
+
 def reuse(tmp):
     t = trainers(tmp)
     out = os.path.join(tmp, "reuse")
@@ -467,7 +495,7 @@ def main():
     try:
         run("data", "--task", "arith", "--out", os.path.join(tmp, "data"), "--digits", "1",
             "--n_pref", "64", "--n_train", "64", "--n_eval", "8", "--n_prompts", "16")
-        for part in (kill_loops, half_written, finished, nonfinite, full_disk, reuse,
+        for part in (kill_loops, half_written, finished, nonfinite, full_disk, two_in_one, reuse,
                      bad_optimizer, interrupted):
             try:
                 part(tmp, rng) if part is kill_loops else part(tmp)

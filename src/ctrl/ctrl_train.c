@@ -627,6 +627,7 @@ static int prepare_dir_here(const ctrl_train_config *c, int final_ok, char *resu
     tc.resume = 0;
     resume_from[0] = 0;
     if (!c->resume) return run_prepare(&tc, NULL, resume_from, n, err);
+    if (run_lock(c->output_dir, err)) return -1;
     char p[2400];
     remove_stale_tmp(c->output_dir, 1);
     snprintf(p, sizeof p, "%s/checkpoints", c->output_dir);

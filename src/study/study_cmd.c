@@ -11,6 +11,7 @@
 #include "io/file.h"
 #include "study/study.h"
 #include "study/study_ctrl.h"
+#include "train/run.h"
 
 // OUT/figure.svg: the page's first plot, for READMEs and docs
 static int write_figure(const char *out, rlhf_err *err) {
@@ -245,6 +246,7 @@ static int setup_ctx(study_ctx *c, const study_def *d, const study_cmd *o, rlhf_
 
 // results.jsonl of an earlier run is kept unless --overwrite_output_dir
 static int open_results(study_ctx *c, const study_cmd *o, rlhf_err *err) {
+    if (run_lock(c->out, err)) return -1; // one study at a time in a folder
     char path[1200];
     snprintf(path, sizeof path, "%s/results.jsonl", c->out);
     struct stat st;

@@ -4,11 +4,14 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/dist.h"
 #include "io/file.h"
@@ -101,7 +104,7 @@ int run_open(run_dir *r, const char *dir, const char *config_json, int resume_st
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     char path[2200];
     snprintf(path, sizeof path, "%s/checkpoints", dir);
-    if (make_dirs(path, err)) return -1;
+    if (make_dirs(path, err) || run_lock(dir, err)) return -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (config_json && atomic_write_file(path, config_json, strlen(config_json), err)) return -1;
     if (resume_step >= 0) {
@@ -129,6 +132,63 @@ static int is_within(const char *inner, const char *outer) {
     return inner[k] == 0 || inner[k] == '/' || (k == 1 && outer[0] == '/');
 }
 
+// ------------------------------------------------------------------ lock --
+// The folders this process holds (flock on DIR/.rlhf.lock, released by
+// run_close or at exit), by their real paths
+#define MAX_LOCKS 16
+static struct {
+    char dir[PATH_MAX];
+    int fd;
+} g_locks[MAX_LOCKS];
+
+int run_lock(const char *dir, rlhf_err *err) {
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) return 0; // not there yet: run_open locks it when it makes it
+    for (int i = 0; i < MAX_LOCKS; i++)
+        if (g_locks[i].dir[0] && !strcmp(g_locks[i].dir, real)) return 0;
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/.rlhf.lock", real);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) // a read-only folder: the writes that follow will name the problem
+        return 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t k = pread(fd, pid, sizeof pid - 1, 0);
+        pid[k > 0 ? k : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (e != EWOULDBLOCK) return 0; // a file system without locks: no guard
+        return rlhf_fail(err,
+                         "--output_dir %s is in use by another rlhf process (pid %s, %s): two "
+                         "runs in one folder would overwrite each other's checkpoints and logs. "
+                         "Wait for it to end, or choose another folder",
+                         dir, pid[0] ? pid : "?", p);
+    }
+    char pid[32];
+    int k = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)k, 0) != k) {
+        // the lock holds all the same; only the pid in the message is missing
+    }
+    for (int i = 0; i < MAX_LOCKS; i++)
+        if (!g_locks[i].dir[0]) {
+            snprintf(g_locks[i].dir, sizeof g_locks[i].dir, "%s", real);
+            g_locks[i].fd = fd;
+            return 0;
+        }
+    return 0; // more folders than slots: held until the process ends
+}
+
+static void run_unlock(const char *dir) {
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) return;
+    for (int i = 0; i < MAX_LOCKS; i++)
+        if (g_locks[i].dir[0] && !strcmp(g_locks[i].dir, real)) {
+            close(g_locks[i].fd); // releases the flock
+            g_locks[i].dir[0] = 0;
+        }
+}
+
 int run_prepare(const train_config *c, const char *const *extra, char *resume_from, size_t n,
                 rlhf_err *err) {
     resume_from[0] = 0;
@@ -142,6 +202,8 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
         return rlhf_fail(err, "--output_dir %s holds the --model %s: training there would "
                               "overwrite the model it starts from; choose another --output_dir",
                          dir, c->model);
+    // before anything in it is read, removed or replaced
+    if (run_lock(dir, err)) return -1;
     char p[2400];
     remove_stale_tmp(dir, 1);
     snprintf(p, sizeof p, "%s/checkpoints", dir);
@@ -300,6 +362,7 @@ int run_summary(run_dir *r, const char *json, rlhf_err *err) {
 void run_close(run_dir *r) {
     if (r->metrics) fclose(r->metrics);
     r->metrics = NULL;
+    if (r->dir[0]) run_unlock(r->dir);
     rlhf_err err;
     if (tfevents_close(r->tb, &err)) fprintf(stderr, "warning: %s\n", err.msg);
     r->tb = NULL;

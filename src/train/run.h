@@ -59,6 +59,12 @@ int run_prepare_ranks(const train_config *c, const char *const *extra, char *res
 // config_json (the flags as JSON: every trainer passes them here) has
 // "report_to" naming tensorboard, run_enable_tensorboard follows.
 int run_open(run_dir *r, const char *dir, const char *config_json, int resume_step, rlhf_err *err);
+// One process at a time writes a run folder: an flock on DIR/.rlhf.lock (the
+// holder's pid inside), taken by run_prepare when DIR exists and by run_open
+// when it makes it, released by run_close or when the process ends. A folder
+// another process holds is refused, naming it and the pid; this process may
+// take its own folders again.
+int run_lock(const char *dir, rlhf_err *err);
 // Starts a new TensorBoard event file in dir/tensorboard/ (after run_open).
 int run_enable_tensorboard(run_dir *r, rlhf_err *err);
 // Appends one JSON object (text) as a line to metrics.jsonl, flushed. With
