@@ -437,6 +437,19 @@ def checkpoints(tmp, data, text, model):
            and final_bytes(a) == final_bytes(c) and metrics(a) == metrics(c),
            "ckpt/incomplete step-7 skipped, resumed from step 5: identical", p.stderr[-300:])
 
+    # a finished run extended by --resume with more --offline_steps (the warm-up given, so it
+    # stays): bit-identical to the longer run; the same steps again: nothing to do, refused
+    warm = ["--lamo_warmup", "3", "--lamo_text", text, "--lamo_lm_len", "16"]
+    x, y = os.path.join(tmp, "ck-x"), os.path.join(tmp, "ck-y")
+    go(x, "--offline_steps", "12", *warm)
+    go(y, "--offline_steps", "6", *warm)
+    go(y, "--offline_steps", "12", *warm, "--resume")
+    again = go(y, "--offline_steps", "12", *warm, "--resume", check=False)
+    report(final_bytes(x) == final_bytes(y) and metrics(x) == metrics(y) and again.returncode == 1
+           and "is finished at step 12 of 12: nothing to do" in again.stderr,
+           "ckpt/a finished 6-step run extended to 12 by --resume: identical to the 12-step run; "
+           "again: nothing to do", again.stderr[-300:])
+
     n = os.path.join(tmp, "ck-n")  # a NaN gradient at step 8: no update, stopped, step-5 kept
     p = subprocess.run([RLHF, "ctrl", "train", "--algo", "lamo", "--env", "pendulum", "--dataset",
                         data, "--lamo_model", model, "--quiet", "--batch_size", "4", "--lamo_K",

@@ -660,16 +660,11 @@ static int prepare_dir_here(const ctrl_train_config *c, int final_ok, char *resu
 
 // on MPI ranks rank 0 prepares the folder (it may delete an earlier run) and
 // every rank gets the outcome
-static int prepare_run_dir(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
-                           rlhf_err *err) {
+int ctrl_prepare_run_dir(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
+                         rlhf_err *err) {
     int rc = ctrl_dist_writer() ? prepare_dir_here(c, final_ok, resume_from, n, err) : 0;
     ctrl_dist_prepare_result(&rc, resume_from, n, err);
     return rc;
-}
-
-// LaMo's and HNPG's loops: their final checkpoints are not resume points
-int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err) {
-    return prepare_run_dir(c, 0, resume_from, n, err);
 }
 
 // A loop of its own that keeps no checkpoints (none now): --resume is refused, and its
@@ -709,7 +704,7 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     t->ref_expert = isfinite(c->ref_expert_return) ? c->ref_expert_return
                     : t->have_offline              ? t->info.ref_expert_return
                                                    : NAN;
-    if (prepare_run_dir(c, 1, t->resume_from, sizeof t->resume_from, err)) return -1;
+    if (ctrl_prepare_run_dir(c, 1, t->resume_from, sizeof t->resume_from, err)) return -1;
     t->total = c->offline_steps + c->online_steps;
     t->start_steps = c->start_steps >= 0 ? c->start_steps : t->have_offline ? 0 : 1000;
     // the length of IQL's / AWAC's cosine actor schedule: the offline phase when

@@ -66,7 +66,10 @@ void ctrl_stop_signals_catch(ctrl_stop_signals *s);
 void ctrl_stop_signals_restore(const ctrl_stop_signals *s);
 int ctrl_stop_signal(void);
 
-int ctrl_prepare_run_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err);
+// final_ok: a resumable final checkpoint ("resumable" in its state.json) is a resume
+// point, so --resume with more steps extends a finished run (ctrl train, LaMo)
+int ctrl_prepare_run_dir(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
+                         rlhf_err *err);
 
 // A non-finite gradient (ctrl_adam refuses the step; LaMo checks its norm)
 // stops the run before any checkpoint holds the update. ctrl_test_nan_update:

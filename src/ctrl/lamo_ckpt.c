@@ -77,6 +77,8 @@ static void fill_state(const lamo_run *t, int final, cJSON *j) {
     const ctrl_train_config *c = t->c;
     cJSON_AddNumberToObject(j, "step", t->step);
     cJSON_AddStringToObject(j, "phase", final ? "final" : "offline");
+    // every checkpoint holds the whole state: --resume extends a finished run from its final
+    if (final) cJSON_AddBoolToObject(j, "resumable", 1);
     cJSON_AddStringToObject(j, "algo", "lamo");
     cJSON_AddStringToObject(j, "env", c->env);
     cJSON_AddNumberToObject(j, "obs_dim", t->S);

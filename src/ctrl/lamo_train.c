@@ -368,6 +368,12 @@ static int setup(lamo_run *t, rlhf_err *err) {
     if (t->a->lamo_warmup < 0 && t->warm > 2500) t->warm = 2500;
     if (!c->output_dir || !*c->output_dir) return 0; // nothing is written
     if (t->resume_from[0] && lamo_ckpt_resume(t, t->resume_from, err)) return -1;
+    if (t->resume_from[0] && t->step == c->offline_steps)
+        return rlhf_fail(err,
+                         "--resume: %s is finished at step %d of %d: nothing to do; give a "
+                         "larger --offline_steps to extend it (with --lamo_warmup set, so the "
+                         "warm-up stays). Nothing was changed",
+                         c->output_dir, t->step, c->offline_steps);
     if (!ctrl_dist_writer()) { // MPI: rank 0 alone writes the run folder
         snprintf(t->run.dir, sizeof t->run.dir, "%s", c->output_dir);
         return 0;
@@ -561,7 +567,7 @@ static int write_summary(lamo_run *t, const ctrl_train_result *r, double secs, r
 static int prepare_dir(lamo_run *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     if (c->output_dir && *c->output_dir)
-        return ctrl_prepare_run_dir(c, t->resume_from, sizeof t->resume_from, err);
+        return ctrl_prepare_run_dir(c, 1, t->resume_from, sizeof t->resume_from, err);
     if (c->resume) return rlhf_fail(err, "lamo: --resume needs the run's --output_dir");
     return 0;
 }
