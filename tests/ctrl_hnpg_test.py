@@ -413,6 +413,19 @@ def check_ckpt(hidden=0):
                f"same {same} stopped {stopped} refused {bad.returncode} {bad.stderr[-300:]} steps {steps}")
         if hidden == 0:
             check_reach([json.loads(x) for x in open(os.path.join(A, "metrics.jsonl"))], 3)
+            # a finished 900-step run extended to 1500 by --resume: the straight run's final
+            E = os.path.join(tmp, "E")
+            short = [x if x != 1500 else 900 for x in flags]
+            e1 = ctrl("train", *short, "--output_dir", E)
+            e2 = ctrl("train", *flags, "--output_dir", E, "--resume")
+            e3 = ctrl("train", *flags, "--output_dir", E, "--resume")
+            same_e = all(open(os.path.join(A, "checkpoints", "final", f), "rb").read() ==
+                         open(os.path.join(E, "checkpoints", "final", f), "rb").read()
+                         for f in ("agent.safetensors", "state.json")) if e2.returncode == 0 else False
+            report(e1.returncode == 0 and same_e and e3.returncode == 1 and "nothing to do" in e3.stderr,
+                   "ctrl_hnpg a finished 900-step run extended to 1500 by --resume: the straight "
+                   "run's final checkpoint bytes; again: nothing to do",
+                   f"{e1.stderr[-200:]} | {e2.stderr[-300:]} | {e3.stderr[-200:]}")
             # a NaN critic gradient in iteration 4 (RLHF_TEST_NAN_GRAD_STEP): stopped there
             # with step-00000600 kept (900 would be after it); resumed, the straight run's end
             C = os.path.join(tmp, "C")

@@ -353,8 +353,9 @@ def refusals(tmp, medium):
     q = run(*hnpg, "--resume", check=False)
     untouched = untouched and open(os.path.join(h, "metrics.jsonl")).read() == before
     report(p.returncode != 0 and "already holds a run" in p.stderr and q.returncode != 0
-           and "holds a finished run" in q.stderr and untouched,
-           "refused: hnpg into an existing run, and --resume of it finished (untouched)",
+           and "nothing to do" in q.stderr and untouched,
+           "refused: hnpg into an existing run, and --resume of it finished with the same steps "
+           "(untouched)",
            p.stderr[-300:] + q.stderr[-300:])
     p = run(*hnpg, "--overwrite_output_dir", check=False)
     report(p.returncode == 0, "hnpg --overwrite_output_dir replaces the run", p.stderr[-300:])

@@ -86,7 +86,7 @@ void hnpg_config_from_train(const ctrl_train_config *c, hnpg_config *h) {
 // refused unless --resume or --overwrite_output_dir; --resume's newest complete
 // checkpoint into resume_from); no folder: nothing is written
 static int prepare_dir(const ctrl_train_config *c, char *resume_from, size_t n, rlhf_err *err) {
-    if (c->output_dir && *c->output_dir) return ctrl_prepare_run_dir(c, 0, resume_from, n, err);
+    if (c->output_dir && *c->output_dir) return ctrl_prepare_run_dir(c, 1, resume_from, n, err);
     if (c->resume) return rlhf_fail(err, "hnpg: --resume needs the run's --output_dir");
     return 0;
 }

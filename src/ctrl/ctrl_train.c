@@ -601,7 +601,8 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
 // --output_dir: refusal / overwrite as the LM trainers (run_prepare); with
 // --resume our own lookup of the newest complete checkpoint
 // a final checkpoint that can be resumed (written since 2026-12-06: "resumable",
-// and the online buffer past the offline phase); its step in *step
+// and, for the control trainer, the online buffer past the offline phase); its
+// step in *step (HNPG's: its online steps)
 static int final_resumable(const char *dir, int *step) {
     rlhf_err e;
     if (ctrl_checkpoint_complete(dir, &e)) return 0;
@@ -611,10 +612,10 @@ static int final_resumable(const char *dir, int *step) {
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "resumable");
     int ok = cJSON_IsTrue(r);
     *step = (int)ctrl_json_num(j, "step", -1);
-    int off = (int)ctrl_json_num(j, "offline_steps", -1);
+    int off = (int)ctrl_json_num(j, "offline_steps", -1); // the control trainer's and LaMo's
     cJSON_Delete(j);
     snprintf(p, sizeof p, "%s/online_buffer.safetensors", dir);
-    return ok && *step >= 0 && off >= 0 && (*step <= off || access(p, F_OK) == 0);
+    return ok && *step >= 0 && (off < 0 || *step <= off || access(p, F_OK) == 0);
 }
 
 static int prepare_dir_here(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,

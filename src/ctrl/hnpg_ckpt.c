@@ -51,6 +51,8 @@ static void fill_state(const hnpg_run *t, const hnpg_result *r, int final, cJSON
     const hnpg_config *c = t->c;
     cJSON_AddNumberToObject(j, "step", (double)r->online_steps);
     cJSON_AddStringToObject(j, "phase", final ? "final" : "iteration");
+    // a final holds what a step checkpoint does: --resume extends a finished run from it
+    if (final) cJSON_AddBoolToObject(j, "resumable", 1);
     cJSON_AddStringToObject(j, "algo", "hnpg");
     cJSON_AddStringToObject(j, "env", c->env);
     cJSON_AddNumberToObject(j, "obs_dim", t->S);

@@ -21,6 +21,8 @@
 #include "ctrl/hnpg_internal.h"
 #include "io/file.h"
 
+static int run_over(const hnpg_config *c, const hnpg_result *r, int it);
+
 void hnpg_default_config(hnpg_config *c) {
     memset(c, 0, sizeof *c);
     c->hybrid = 1, c->offline_episodes = 1000, c->offline_eps = NAN;
@@ -245,6 +247,13 @@ static int run_setup(hnpg_run *t, hnpg_result *r, rlhf_err *err) {
     if (hnpg_run_nets(t, err) || load_offline(t, err)) return -1;
     int resumed = c->resume_from && *c->resume_from;
     if (resumed && hnpg_ckpt_resume(t, r, c->resume_from, err)) return -1;
+    if (resumed && run_over(c, r, r->iterations))
+        return rlhf_fail(err,
+                         "--resume: %s is finished (iteration %d, %ld online steps%s): nothing to "
+                         "do; give a larger --online_steps (or --hnpg_max_iterations) to extend "
+                         "it. Nothing was changed",
+                         c->output_dir, r->iterations, r->online_steps,
+                         c->stop_when_solved && r->solved ? ", solved" : "");
     if (resumed && !c->quiet && dist_rank() == 0)
         fprintf(stderr, "hnpg: resuming from %s (iteration %d, %ld online steps)\n",
                 c->resume_from, r->iterations, r->online_steps);
