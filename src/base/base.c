@@ -119,3 +119,8 @@ int rlhf_num_threads(void) {
     return 1;
 #endif
 }
+
+int rlhf_test_nan_step(long step) {
+    const char *s = getenv("RLHF_TEST_NAN_GRAD_STEP");
+    return s && *s && atol(s) == step;
+}

@@ -11,6 +11,9 @@
 #include "rlhf_base.h"  // rlhf_err and rlhf_rng (public: include/)
 
 int rlhf_fail(rlhf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// tests: 1 when RLHF_TEST_NAN_GRAD_STEP names this update (1-based), whose
+// gradient the trainers then treat as NaN (the LM optimizer and the control ones)
+int rlhf_test_nan_step(long step);
 // prefix an existing message: "ctx: old message"
 int rlhf_fail_ctx(rlhf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -7,12 +7,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ctrl/ctrl_train.h"
 #include "ctrl/ctrl_train_internal.h"
 #include "ctrl/dataset.h"
 #include "io/file.h"
+#include "train/run.h"
 #include "rlhf.h"
 
 void ctrl_collect_default_config(ctrl_collect_config *c) {
@@ -144,7 +144,7 @@ static int finished_run(const ctrl_collect_config *c, const char *run, ctrl_trai
     snprintf(p, sizeof p, "%s/summary.json", run);
     snprintf(ck, sizeof ck, "%s/checkpoints/final", run);
     rlhf_err e2;
-    if (access(p, F_OK) != 0 || ctrl_checkpoint_complete(ck, &e2) != 0) return 1;
+    if (!path_exists(p) || ctrl_checkpoint_complete(ck, &e2) != 0) return 1;
     snprintf(p, sizeof p, "%s/config.json", run);
     cJSON *was = ctrl_read_json(p, err), *now = cJSON_Parse(c->train.config_json);
     int rc = was && now ? 0 : -1;
@@ -197,18 +197,13 @@ int ctrl_collect(const ctrl_collect_config *c, rlhf_err *err) {
     uint64_t seed = tc.seed;
 
     // 1. train SAC (or, with --resume, go on with it, or take it finished)
-    static const char *run_files[] = {"config.json", "metrics.jsonl", "checkpoints"};
-    for (int i = 0; i < 3 && !c->resume && !c->overwrite_output_dir; i++) {
-        char p[4400];
-        snprintf(p, sizeof p, "%s/%s", run, run_files[i]);
-        if (access(p, F_OK) == 0) {
-            rlhf_fail(err,
-                      "--out %s: %s holds an earlier SAC run: pass --resume to go on with it "
-                      "(a finished one is reused), --overwrite_output_dir to train it again, "
-                      "or choose another --out",
-                      c->out, run);
-            goto done;
-        }
+    if (!c->resume && !c->overwrite_output_dir && run_found(run)) {
+        rlhf_fail(err,
+                  "--out %s: %s holds an earlier SAC run: pass --resume to go on with it (a "
+                  "finished one is reused), --overwrite_output_dir to train it again, or "
+                  "choose another --out",
+                  c->out, run);
+        goto done;
     }
     int fin = c->resume ? finished_run(c, run, &res, err) : 1;
     if (fin < 0 || (fin > 0 && ctrl_train(&tc, &res, err))) goto done;

@@ -59,11 +59,6 @@ int ctrl_stop_signal(void) {
     return stop_signal;
 }
 
-int ctrl_test_nan_update(long update) {
-    const char *s = getenv("RLHF_TEST_NAN_GRAD_STEP");
-    return s && *s && atol(s) == update;
-}
-
 int ctrl_nonfinite_fail(rlhf_err *err, const char *where) {
     return rlhf_fail(err,
                      "%s: a gradient is not finite (NaN or inf), so the weights were not "

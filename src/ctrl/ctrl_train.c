@@ -15,7 +15,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/progress.h"
 #include "ctrl/dataset.h"
@@ -405,17 +404,6 @@ static const ctrl_algo *phase_algo(const trainer *t, int step) {
     return t->c->offline_steps > 0 && step <= t->c->offline_steps ? t->off_algo : t->online_algo;
 }
 
-// the step of a checkpoint's state.json (0 when unreadable: read_state reports it)
-static int peek_step(const char *dir) {
-    char path[4600];
-    snprintf(path, sizeof path, "%s/state.json", dir);
-    rlhf_err e;
-    cJSON *j = ctrl_read_json(path, &e);
-    int step = j ? (int)ctrl_json_num(j, "step", 0) : 0;
-    cJSON_Delete(j);
-    return step;
-}
-
 static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
     t->batch.B = online ? online_batch_rows(t->c) : t->c->batch_size; // allocated for the larger
     if (!online)
@@ -431,7 +419,7 @@ static int update_once(trainer *t, int online, ctrl_metrics *m, rlhf_err *err) {
         t->batch.n_offline = 0;
     m->n = 0;
     long bad = ctrl_adam_nonfinite_steps();
-    int poison = ctrl_test_nan_update(t->updates + 1);
+    int poison = rlhf_test_nan_step(t->updates + 1);
     if (poison) ctrl_adam_poison(1);
     int rc = t->algo->update(t->agent, &t->batch, &t->rng, m, err);
     if (poison) ctrl_adam_poison(0);
@@ -598,99 +586,6 @@ static int check_config(const ctrl_train_config *c, const ctrl_algo *a, rlhf_err
     return run_report_to(c->report_to, NULL, err);
 }
 
-// --output_dir: refusal / overwrite as the LM trainers (run_prepare); with
-// --resume our own lookup of the newest complete checkpoint
-// a final checkpoint that can be resumed (written since 2026-12-06: "resumable",
-// and, for the control trainer, the online buffer past the offline phase); its
-// step in *step (HNPG's: its online steps)
-static int final_resumable(const char *dir, int *step) {
-    rlhf_err e;
-    if (ctrl_checkpoint_complete(dir, &e)) return 0;
-    char p[4600];
-    snprintf(p, sizeof p, "%s/state.json", dir);
-    cJSON *j = ctrl_read_json(p, &e);
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "resumable");
-    int ok = cJSON_IsTrue(r);
-    *step = (int)ctrl_json_num(j, "step", -1);
-    int off = (int)ctrl_json_num(j, "offline_steps", -1); // the control trainer's and LaMo's
-    cJSON_Delete(j);
-    snprintf(p, sizeof p, "%s/online_buffer.safetensors", dir);
-    return ok && *step >= 0 && (off < 0 || *step <= off || access(p, F_OK) == 0);
-}
-
-static int prepare_dir_here(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
-                            rlhf_err *err) {
-    train_config tc;
-    train_default_config(&tc);
-    tc.output_dir = c->output_dir;
-    tc.model = NULL;
-    tc.overwrite_output_dir = c->overwrite_output_dir;
-    tc.resume = 0;
-    resume_from[0] = 0;
-    if (!c->resume) return run_prepare(&tc, NULL, resume_from, n, err);
-    if (run_lock(c->output_dir, err)) return -1;
-    char p[2400];
-    remove_stale_tmp(c->output_dir, 1);
-    snprintf(p, sizeof p, "%s/checkpoints", c->output_dir);
-    remove_stale_tmp(p, 1);
-    int count = 0, *steps = checkpoint_steps(c->output_dir, &count);
-    for (int i = 0; i < count && !resume_from[0]; i++) {
-        snprintf(p, sizeof p, "%s/checkpoints/step-%08d", c->output_dir, steps[i]);
-        rlhf_err e2;
-        if (ctrl_checkpoint_complete(p, &e2) == 0)
-            snprintf(resume_from, n, "%s", p);
-        else
-            fprintf(stderr, "--resume: skipping the incomplete checkpoint %s (%s)\n", p, e2.msg);
-    }
-    free(steps);
-    // a finished run goes on from its final checkpoint (a larger --online_steps or
-    // --offline_steps extends it), unless a step checkpoint is newer (an extension
-    // stopped part way)
-    snprintf(p, sizeof p, "%s/checkpoints/final", c->output_dir);
-    int fstep = -1;
-    if (final_ok && final_resumable(p, &fstep) &&
-        (!resume_from[0] || fstep >= peek_step(resume_from)))
-        snprintf(resume_from, n, "%s", p);
-    if (!resume_from[0]) {
-        if (run_resume_finished(c->output_dir, err)) return -1; // keeps its final checkpoint
-        fprintf(stderr, "--resume: no complete checkpoint in %s/checkpoints; starting afresh\n",
-                c->output_dir);
-    }
-    return 0;
-}
-
-// on MPI ranks rank 0 prepares the folder (it may delete an earlier run) and
-// every rank gets the outcome
-int ctrl_prepare_run_dir(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
-                         rlhf_err *err) {
-    int rc = ctrl_dist_writer() ? prepare_dir_here(c, final_ok, resume_from, n, err) : 0;
-    ctrl_dist_prepare_result(&rc, resume_from, n, err);
-    return rc;
-}
-
-// A loop of its own that keeps no checkpoints (none now): --resume is refused, and its
-// --output_dir as the LM trainers' (run_prepare: a folder holding a run is kept
-// unless --overwrite_output_dir), on rank 0, every rank getting the outcome.
-static int prepare_own_dir(const ctrl_train_config *c, rlhf_err *err) {
-    if (c->resume)
-        return rlhf_fail(err, "--resume: --algo %s keeps no checkpoints to resume from (its "
-                              "runs start afresh)",
-                         c->algo);
-    if (!is_set(c->output_dir)) return 0; // nothing is written
-    char none[8] = "";
-    int rc = 0;
-    if (ctrl_dist_writer()) {
-        train_config tc;
-        train_default_config(&tc);
-        tc.output_dir = c->output_dir;
-        tc.model = NULL;
-        tc.overwrite_output_dir = c->overwrite_output_dir;
-        rc = run_prepare(&tc, NULL, none, sizeof none, err);
-    }
-    ctrl_dist_prepare_result(&rc, none, sizeof none, err);
-    return rc;
-}
-
 static int trainer_setup(trainer *t, rlhf_err *err) {
     const ctrl_train_config *c = t->c;
     if (check_config(c, t->algo, err) || ctrl_dist_check(c, err)) return -1;
@@ -716,7 +611,7 @@ static int trainer_setup(trainer *t, rlhf_err *err) {
     // phase), then from the balance model: -1 (its default) means --offline_steps
     if (t->cfg.famo2o_uniform_steps < 0) t->cfg.famo2o_uniform_steps = c->offline_steps;
     rng_seed(&t->rng, c->seed);
-    t->algo = phase_algo(t, t->resume_from[0] ? peek_step(t->resume_from) : 0);
+    t->algo = phase_algo(t, t->resume_from[0] ? ctrl_checkpoint_step(t->resume_from) : 0);
     if (t->algo->create(&t->cfg, t->env->obs_dim, t->env->act_dim, t->env->act_low,
                         t->env->act_high, &t->rng, &t->agent, err)) {
         t->agent = NULL;
@@ -879,7 +774,7 @@ int ctrl_train(const ctrl_train_config *c, ctrl_train_result *res, rlhf_err *err
     const ctrl_algo *own = c->algo ? ctrl_algo_find(c->algo) : NULL;
     if (own && own->run) // a loop of its own (HNPG, LaMo): on N ranks only if data-parallel;
                          // one that keeps checkpoints (both) prepares --output_dir itself
-        return ctrl_dist_check(c, err) || (!own->own_checkpoints && prepare_own_dir(c, err))
+        return ctrl_dist_check(c, err) || (!own->own_checkpoints && ctrl_prepare_own_dir(c, err))
                    ? -1
                    : own->run(c, res, err);
     ctrl_train_result local;

@@ -66,16 +66,19 @@ void ctrl_stop_signals_catch(ctrl_stop_signals *s);
 void ctrl_stop_signals_restore(const ctrl_stop_signals *s);
 int ctrl_stop_signal(void);
 
+// ctrl/ctrl_run_dir.c: the step in a checkpoint's state.json (0 when unreadable);
+// a loop that keeps no checkpoints prepares --output_dir with
+// ctrl_prepare_own_dir (--resume refused).
+int ctrl_checkpoint_step(const char *dir);
+int ctrl_prepare_own_dir(const ctrl_train_config *c, rlhf_err *err);
 // final_ok: a resumable final checkpoint ("resumable" in its state.json) is a resume
 // point, so --resume with more steps extends a finished run (ctrl train, LaMo)
 int ctrl_prepare_run_dir(const ctrl_train_config *c, int final_ok, char *resume_from, size_t n,
                          rlhf_err *err);
 
 // A non-finite gradient (ctrl_adam refuses the step; LaMo checks its norm)
-// stops the run before any checkpoint holds the update. ctrl_test_nan_update:
-// 1 when RLHF_TEST_NAN_GRAD_STEP names this update (1-based), for tests.
+// stops the run before any checkpoint holds the update (tests: rlhf_test_nan_step).
 // ctrl_nonfinite_fail: the refusal; where names the trainer and its step.
-int ctrl_test_nan_update(long update);
 int ctrl_nonfinite_fail(rlhf_err *err, const char *where);
 
 #endif

@@ -499,7 +499,7 @@ static int iterate(hnpg_run *t, int it, hnpg_result *r, rlhf_err *err) {
     off_rows *o = xcalloc((size_t)t->H, sizeof(off_rows));
     sample_offline(t, episodes, o);
     long bad = ctrl_adam_nonfinite_steps();
-    if (ctrl_test_nan_update(it + 1)) ctrl_adam_poison(1);
+    if (rlhf_test_nan_step(it + 1)) ctrl_adam_poison(1);
     fit_critics(t, o, &lon, &loff);
     ctrl_adam_poison(0);
     if (ctrl_adam_nonfinite_steps() != bad) { // the critics kept their weights

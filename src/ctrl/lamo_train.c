@@ -226,7 +226,7 @@ static double opt_step(lamo_run *t, int step, double *lr_out) {
     float *mp = t->m->params + t->m->n_frozen;
     double norm =
         sqrt(sum_squares(t->net.grads, t->net.n_params) + sum_squares(t->m->grads, (long)nm));
-    if (ctrl_test_nan_update(step + 1)) norm = NAN;
+    if (rlhf_test_nan_step(step + 1)) norm = NAN;
     *lr_out = 0;
     if (!isfinite(norm)) return norm; // no update: the caller stops the run
     if (a->lamo_clip > 0 && norm > a->lamo_clip) {

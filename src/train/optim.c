@@ -133,13 +133,6 @@ long optim_nonfinite_steps(void) {
     return g_nonfinite;
 }
 
-// tests: RLHF_TEST_NAN_GRAD_STEP=N makes the N-th update (1-based, as the
-// trainers count steps) meet a NaN gradient
-static int test_poisoned(const rlhf_optim *o) {
-    const char *s = getenv("RLHF_TEST_NAN_GRAD_STEP");
-    return s && *s && atoi(s) == o->step + 1;
-}
-
 float optim_step(rlhf_optim *o, rlhf_model *m) {
     size_t n = model_n_trainable(m), skip = m->n_frozen, lo, hi;
     RLHF_ASSERT(o->n == n && m->grads);
@@ -160,7 +153,7 @@ float optim_step(rlhf_optim *o, rlhf_model *m) {
     double sq = sum_squares(m->grads + lo, (long)(hi - lo)), t2 = time_now();
     dist_allreduce_sum_f64(&sq, 1);
     double norm = sqrt(sq), reduce_s = t1 - t0 + time_now() - t2;
-    if (test_poisoned(o)) norm = NAN;
+    if (rlhf_test_nan_step(o->step + 1)) norm = NAN; // tests
     if (!isfinite(norm)) { // the same on every rank (summed): none updates
         g_nonfinite++;
         return (float)norm;

@@ -132,6 +132,16 @@ static int is_within(const char *inner, const char *outer) {
     return inner[k] == 0 || inner[k] == '/' || (k == 1 && outer[0] == '/');
 }
 
+const char *run_found(const char *dir) {
+    static const char *run_files[] = {"config.json", "metrics.jsonl", "checkpoints"};
+    for (int i = 0; i < 3; i++) {
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/%s", dir, run_files[i]);
+        if (path_exists(p)) return run_files[i];
+    }
+    return NULL;
+}
+
 // ------------------------------------------------------------------ lock --
 // The folders this process holds (flock on DIR/.rlhf.lock, released by
 // run_close or at exit), by their real paths
@@ -208,12 +218,7 @@ int run_prepare(const train_config *c, const char *const *extra, char *resume_fr
     remove_stale_tmp(dir, 1);
     snprintf(p, sizeof p, "%s/checkpoints", dir);
     remove_stale_tmp(p, 1);
-    static const char *run_files[] = {"config.json", "metrics.jsonl", "checkpoints", NULL};
-    const char *found = NULL;
-    for (int i = 0; run_files[i] && !found; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, run_files[i]);
-        if (path_exists(p)) found = run_files[i];
-    }
+    const char *found = run_found(dir);
     if (found && !c->resume) {
         if (!c->overwrite_output_dir)
             return rlhf_fail(err, "--output_dir %s already holds a run (%s): pass --resume to "

@@ -65,6 +65,9 @@ int run_open(run_dir *r, const char *dir, const char *config_json, int resume_st
 // another process holds is refused, naming it and the pid; this process may
 // take its own folders again.
 int run_lock(const char *dir, rlhf_err *err);
+// The first file of an earlier run in dir (config.json, metrics.jsonl or
+// checkpoints), or NULL: what makes run_prepare refuse the folder.
+const char *run_found(const char *dir);
 // Starts a new TensorBoard event file in dir/tensorboard/ (after run_open).
 int run_enable_tensorboard(run_dir *r, rlhf_err *err);
 // Appends one JSON object (text) as a line to metrics.jsonl, flushed. With
